@@ -1,0 +1,245 @@
+/* The process table and the agent table's slot claims. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shm/shm.h"
+
+static uint32_t nprocs(const struct shm_seg *seg)
+{
+	return shm_hdr(seg)->cfg.max_procs;
+}
+
+static uint32_t new_epoch(struct shm_seg *seg)
+{
+	uint32_t e;
+
+	/* relaxed: the epoch only has to be unique; the own-word CAS publishes it */
+	do
+		e = atomic_fetch_add_explicit(&shm_hdr(seg)->next_epoch, 1, memory_order_relaxed);
+	while (e == 0);
+	return e;
+}
+
+/* Fill a freshly claimed slot's owner fields; the CAS on own made them ours. */
+static void proc_init(struct shm_proc *p, enum shm_role role, uint64_t start_time)
+{
+	p->role = role;
+	p->start_time = start_time;
+	p->core = -1;
+	p->node = -1;
+	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
+	for (unsigned i = 0; i < 8; i++)
+		atomic_store_explicit(&p->reg_intent[i], 0, memory_order_relaxed);
+	atomic_store_explicit(&p->heartbeat_ns, shm_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
+	/* S0: pairs with the acquire loads of state in readers: fields above first. */
+	atomic_store_explicit(&p->state, SHM_PROC_STARTING, memory_order_release);
+}
+
+/*
+ * A slot is claimable when FREE, or EXITED (history kept for tools; a worker slot is
+ * re-claimed by its replacement). A DEAD slot is not: its claims still need repair.
+ */
+static bool is_claimable(uint32_t st)
+{
+	return st == SHM_PROC_FREE || st == SHM_PROC_EXITED;
+}
+
+static int claim_at(struct shm_seg *seg, uint32_t i, enum shm_role role, pid_t pid,
+		    uint64_t start, uint32_t *epoch_out)
+{
+	struct shm_proc *p = shm_proc_at(seg, i);
+	uint64_t cur = atomic_load_explicit(&p->own, memory_order_acquire);
+	uint32_t epoch;
+
+	if (!is_claimable(atomic_load_explicit(&p->state, memory_order_acquire)))
+		return -EBUSY;
+	/* an EXITED slot keeps its old own word until re-claimed; FREE has 0 */
+	epoch = new_epoch(seg);
+	/* C0: the CAS makes the slot ours; pairs with acquire loads of own in shm_tag_is_dead(). */
+	if (!atomic_compare_exchange_strong_explicit(&p->own, &cur,
+						     ((uint64_t)(uint32_t)pid << 32) | epoch,
+						     memory_order_acq_rel, memory_order_acquire))
+		return -EBUSY;
+	/* state could have moved between our load and the CAS only with own moving too */
+	proc_init(p, role, start);
+	*epoch_out = epoch;
+	return 0;
+}
+
+int shm_proc_claim_slot(struct shm_seg *seg, uint32_t slot, enum shm_role role, pid_t pid,
+			uint64_t start_time, uint32_t *epoch_out)
+{
+	if (!seg->writable)
+		return -EROFS;
+	if (slot >= nprocs(seg))
+		return -EINVAL;
+	return claim_at(seg, slot, role, pid, start_time, epoch_out);
+}
+
+int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
+{
+	pid_t pid = getpid();
+	uint64_t start = shm_pid_start_time(pid);
+	uint32_t epoch;
+
+	if (!seg->writable)
+		return -EROFS;
+	for (int pass = 0; pass < (reap ? 2 : 1); pass++) {
+		for (uint32_t i = 0; i < nprocs(seg); i++) {
+			if (claim_at(seg, i, role, pid, start, &epoch) == 0) {
+				seg->self = i;
+				seg->epoch = epoch;
+				seg->tag = SHM_TAG(i, epoch);
+				return 0;
+			}
+		}
+		if (!reap)
+			break;
+		/*
+		 * Table full: clients that died without a supervisor to notice leave RUNNING
+		 * slots behind. Mark them DEAD so the supervisor repairs them; nothing here
+		 * frees a slot whose claims may still need repair.
+		 */
+		for (uint32_t i = 0; i < nprocs(seg); i++) {
+			struct shm_proc *p = shm_proc_at(seg, i);
+			uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+
+			if ((st == SHM_PROC_RUNNING || st == SHM_PROC_STARTING) &&
+			    !shm_proc_is_alive(seg, i))
+				atomic_compare_exchange_strong_explicit(
+					&p->state, &st, SHM_PROC_DEAD, memory_order_acq_rel,
+					memory_order_relaxed);
+		}
+	}
+	return -ENOSPC;
+}
+
+void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st)
+{
+	/* S1: release: whatever the owner wrote before is visible with the new state. */
+	atomic_store_explicit(&shm_proc_at(seg, seg->self)->state, st, memory_order_release);
+}
+
+void shm_proc_release(struct shm_seg *seg)
+{
+	struct shm_proc *p;
+
+	if (seg->self == UINT32_MAX)
+		return;
+	p = shm_proc_at(seg, seg->self);
+	p->last_pid = (uint32_t)getpid();
+	p->last_code = 0;
+	p->last_signal = 0;
+	p->last_reason = SHM_EXIT_NORMAL;
+	p->last_exit_ns = shm_wall_ns();
+	/* R0: release: history fields before the slot reads as exited. */
+	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	seg->self = UINT32_MAX;
+}
+
+void shm_proc_heartbeat(struct shm_seg *seg)
+{
+	/* relaxed: single writer (the owner); readers only compare ages */
+	atomic_store_explicit(&shm_proc_at(seg, seg->self)->heartbeat_ns, shm_now_ns(),
+			      memory_order_relaxed);
+}
+
+bool shm_proc_is_alive(const struct shm_seg *seg, uint32_t slot)
+{
+	const struct shm_proc *p;
+	uint64_t own;
+
+	if (slot >= nprocs(seg))
+		return false;
+	p = shm_proc_at(seg, slot);
+	own = atomic_load_explicit(&p->own, memory_order_acquire);
+	if (!own)
+		return false;
+	return shm_pid_is_alive((pid_t)(own >> 32), p->start_time);
+}
+
+bool shm_tag_is_dead(const struct shm_seg *seg, uint64_t tag, bool probe)
+{
+	uint32_t slot = SHM_TAG_SLOT(tag);
+	const struct shm_proc *p;
+	uint64_t own;
+	uint32_t st;
+
+	if (slot >= nprocs(seg))
+		return true; /* no such slot: nobody can own it */
+	p = shm_proc_at(seg, slot);
+	own = atomic_load_explicit(&p->own, memory_order_acquire);
+	if ((uint32_t)own != SHM_TAG_EPOCH(tag))
+		return true; /* the slot has moved on to another epoch */
+	st = atomic_load_explicit(&p->state, memory_order_acquire);
+	if (st == SHM_PROC_DEAD || st == SHM_PROC_EXITED || st == SHM_PROC_FREE)
+		return true;
+	return probe && !shm_pid_is_alive((pid_t)(own >> 32), p->start_time);
+}
+
+int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
+{
+	const struct shm_cfg *cfg = &shm_hdr(seg)->cfg;
+	uint32_t first, count;
+
+	if (!seg->writable || seg->self == UINT32_MAX)
+		return -EROFS;
+	if (node_hint >= cfg->nnodes)
+		node_hint = 0;
+	/* the hinted node's arena first, then the others */
+	for (uint32_t k = 0; k < cfg->nnodes; k++) {
+		uint32_t node = (node_hint + k) % cfg->nnodes;
+
+		shm_mbox_node_range(cfg, node, &first, &count);
+		for (uint32_t i = first; i < first + count; i++) {
+			struct shm_agent *a = shm_agent_at(seg, i);
+			uint64_t zero = 0;
+
+			if (atomic_load_explicit(&a->ctl, memory_order_relaxed) ||
+			    atomic_load_explicit(&a->state, memory_order_relaxed) != SHM_AGENT_FREE)
+				continue;
+			/* C1: claim; pairs with acquire loads of ctl by repair and tools. */
+			if (!atomic_compare_exchange_strong_explicit(&a->ctl, &zero, seg->tag,
+								     memory_order_acq_rel,
+								     memory_order_relaxed))
+				continue;
+			if (atomic_load_explicit(&a->state, memory_order_acquire) != SHM_AGENT_FREE) {
+				/* lost a race with a free in progress: give it back */
+				atomic_store_explicit(&a->ctl, 0, memory_order_release);
+				continue;
+			}
+			/* relaxed: the slot is ours; the state store below publishes */
+			atomic_fetch_add_explicit(&a->gen, 1, memory_order_relaxed);
+			if (atomic_load_explicit(&a->gen, memory_order_relaxed) == 0)
+				atomic_store_explicit(&a->gen, 1, memory_order_relaxed);
+			a->node = node;
+			atomic_store_explicit(&a->restarts, 0, memory_order_relaxed);
+			atomic_store_explicit(&a->handled, 0, memory_order_relaxed);
+			atomic_store_explicit(&a->redelivered, 0, memory_order_relaxed);
+			atomic_store_explicit(&a->ckpt_len, 0, memory_order_relaxed);
+			atomic_store_explicit(&a->ckpt_seq, 0, memory_order_relaxed);
+			atomic_store_explicit(&a->worker, 0, memory_order_relaxed);
+			memset(a->type, 0, sizeof(a->type));
+			memset(a->name, 0, sizeof(a->name));
+			/* S2: pairs with acquire loads of state: fields above first. */
+			atomic_store_explicit(&a->state, SHM_AGENT_STARTING, memory_order_release);
+			*slot_out = i;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void shm_agent_free(struct shm_seg *seg, uint32_t slot)
+{
+	struct shm_agent *a = shm_agent_at(seg, slot);
+
+	atomic_store_explicit(&a->worker, 0, memory_order_relaxed);
+	/* F0: state FREE before the claim word clears, so an allocator that wins ctl sees it. */
+	atomic_store_explicit(&a->state, SHM_AGENT_FREE, memory_order_release);
+	atomic_store_explicit(&a->ctl, 0, memory_order_release);
+}

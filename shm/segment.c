@@ -1,0 +1,400 @@
+/* The segment: create, publish, attach, validate, detach. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/shm.h"
+
+static const struct {
+	const char *name;
+	int err;
+} verr_tab[SHM_V_COUNT] = {
+	[SHM_V_OK] = { "ok", 0 },
+	[SHM_V_TRUNCATED] = { "truncated", -EBADMSG },
+	[SHM_V_MAGIC] = { "magic", -EPROTO },
+	[SHM_V_VERSION] = { "version", -EPROTONOSUPPORT },
+	[SHM_V_NOT_READY] = { "not-ready", -EAGAIN },
+	[SHM_V_HEADER] = { "header", -EUCLEAN },
+	[SHM_V_REGION_BOUNDS] = { "region-bounds", -ERANGE },
+	[SHM_V_REGION_OVERLAP] = { "region-overlap", -EDOM },
+	[SHM_V_CONFIG] = { "config", -ENOEXEC },
+	[SHM_V_FOREIGN] = { "foreign", -EPERM },
+};
+
+int shm_verr_errno(enum shm_verr v)
+{
+	return (unsigned)v < SHM_V_COUNT ? verr_tab[v].err : -EINVAL;
+}
+
+const char *shm_verr_name(enum shm_verr v)
+{
+	return (unsigned)v < SHM_V_COUNT ? verr_tab[v].name : "unknown";
+}
+
+#define FAIL(v, ...)                                                                       \
+	do {                                                                               \
+		if (errlen)                                                                \
+			snprintf(err, errlen, __VA_ARGS__);                                \
+		return (v);                                                                \
+	} while (0)
+
+/*
+ * Checks in the order a reader can afford them: size before any field, magic before
+ * meaning, version before layout. Copies the header out first so a concurrent writer
+ * cannot change a field between its check and its use.
+ */
+enum shm_verr shm_seg_validate(const void *base, size_t size, char *err, size_t errlen)
+{
+	struct shm_hdr h;
+	struct shm_region expect[SHM_R_COUNT];
+	uint64_t want_size;
+
+	if (!base || size < SHM_HDR_SIZE)
+		FAIL(SHM_V_TRUNCATED, "segment is %zu bytes, smaller than its %u-byte header", size,
+		     SHM_HDR_SIZE);
+	memcpy(&h, base, sizeof(h));
+	if (h.magic != SHM_MAGIC)
+		FAIL(SHM_V_MAGIC, "not a shoal segment (magic %016llx, expected %016llx)",
+		     (unsigned long long)h.magic, (unsigned long long)SHM_MAGIC);
+	if (h.layout_major != SHM_LAYOUT_MAJOR)
+		FAIL(SHM_V_VERSION, "layout %u, this shoal reads %u; use a matching shoal",
+		     h.layout_major, SHM_LAYOUT_MAJOR);
+	if (atomic_load_explicit(&h.ready, memory_order_relaxed) != SHM_READY_WORD)
+		FAIL(SHM_V_NOT_READY, "not ready: its creator has not finished initialising it");
+	if (h.seg_size > size)
+		FAIL(SHM_V_TRUNCATED, "truncated: %zu bytes, but its header says %llu", size,
+		     (unsigned long long)h.seg_size);
+	if (h.seg_size < SHM_HDR_SIZE || h.seg_size % SHM_PAGE)
+		FAIL(SHM_V_HEADER, "recorded size %llu is not a whole number of pages",
+		     (unsigned long long)h.seg_size);
+	if (h.hdr_size != SHM_HDR_SIZE)
+		FAIL(SHM_V_HEADER, "header size %u, expected %u", h.hdr_size, SHM_HDR_SIZE);
+	if (h.nregions != SHM_R_COUNT)
+		FAIL(SHM_V_HEADER, "%u regions, layout %u has %u", h.nregions, SHM_LAYOUT_MAJOR,
+		     SHM_R_COUNT);
+	if (!memchr(h.instance, 0, sizeof(h.instance)))
+		FAIL(SHM_V_HEADER, "instance name is not terminated");
+	for (unsigned i = 0; i < SHM_R_COUNT; i++) {
+		const struct shm_region *r = &h.regions[i];
+
+		if (r->off < SHM_HDR_SIZE || r->off > h.seg_size || r->size > h.seg_size - r->off)
+			FAIL(SHM_V_REGION_BOUNDS,
+			     "region %u [%llu, +%llu) lies outside the %llu-byte segment", i,
+			     (unsigned long long)r->off, (unsigned long long)r->size,
+			     (unsigned long long)h.seg_size);
+		if (r->off % SHM_ALIGN)
+			FAIL(SHM_V_REGION_BOUNDS, "region %u at offset %llu is not %u-byte aligned",
+			     i, (unsigned long long)r->off, SHM_ALIGN);
+	}
+	for (unsigned i = 0; i < SHM_R_COUNT; i++) {
+		for (unsigned j = i + 1; j < SHM_R_COUNT; j++) {
+			const struct shm_region *a = &h.regions[i], *b = &h.regions[j];
+
+			if (a->size && b->size && a->off < b->off + b->size &&
+			    b->off < a->off + a->size)
+				FAIL(SHM_V_REGION_OVERLAP, "regions %u and %u overlap", i, j);
+		}
+	}
+	if (shm_cfg_check(&h.cfg, err, errlen))
+		return SHM_V_CONFIG;
+	want_size = shm_layout_compute(&h.cfg, expect);
+	if (want_size != h.seg_size)
+		FAIL(SHM_V_CONFIG, "configuration implies %llu bytes, header says %llu",
+		     (unsigned long long)want_size, (unsigned long long)h.seg_size);
+	for (unsigned i = 0; i < SHM_R_COUNT; i++)
+		if (expect[i].off != h.regions[i].off || expect[i].size != h.regions[i].size)
+			FAIL(SHM_V_CONFIG, "region %u disagrees with the configuration", i);
+	return SHM_V_OK;
+}
+
+bool shm_is_valid_instance(const char *instance)
+{
+	size_t n = instance ? strlen(instance) : 0;
+
+	if (n == 0 || n >= SHM_INSTANCE_MAX || instance[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = instance[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static struct shm_seg *seg_new(const char *instance)
+{
+	struct shm_seg *seg = calloc(1, sizeof(*seg));
+
+	if (!seg)
+		return NULL;
+	seg->fd = -1;
+	seg->self = UINT32_MAX;
+	snprintf(seg->instance, sizeof(seg->instance), "%s", instance);
+	snprintf(seg->path, sizeof(seg->path), "/shoal.%s", instance);
+	return seg;
+}
+
+int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out,
+		   char *err, size_t errlen)
+{
+	struct shm_region regions[SHM_R_COUNT];
+	struct shm_seg *seg;
+	struct shm_hdr *h;
+	uint64_t size;
+	int ret;
+
+	if (!shm_is_valid_instance(instance))
+		FAIL(-EINVAL, "instance name '%s': use 1..%u of A-Z a-z 0-9 _ . -",
+		     instance ? instance : "", SHM_INSTANCE_MAX - 1);
+	ret = shm_cfg_check(cfg, err, errlen);
+	if (ret)
+		return ret;
+	size = shm_layout_compute(cfg, regions);
+	seg = seg_new(instance);
+	if (!seg)
+		FAIL(-ENOMEM, "out of memory");
+	seg->fd = shm_open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, cfg->mode);
+	if (seg->fd < 0) {
+		ret = -errno;
+		if (ret == -EEXIST)
+			snprintf(err, errlen,
+				 "instance '%s' already exists; stop it, or remove a stale one "
+				 "with 'shoal clean --instance %s'",
+				 instance, instance);
+		else
+			snprintf(err, errlen, "shm_open %s: %s", seg->path, strerror(-ret));
+		goto out_free;
+	}
+	/* shm_open applies the umask; the configured mode is what we promised */
+	if (fchmod(seg->fd, cfg->mode) < 0 || ftruncate(seg->fd, (off_t)size) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "sizing %s to %llu bytes: %s", seg->path,
+			 (unsigned long long)size, strerror(-ret));
+		goto out_unlink;
+	}
+	/* MAP_POPULATE pre-faults: pages are charged here, to the creator's cgroup */
+	seg->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, seg->fd, 0);
+	if (seg->base == MAP_FAILED) {
+		ret = -errno;
+		seg->base = NULL;
+		snprintf(err, errlen, "mapping %llu bytes of %s: %s", (unsigned long long)size,
+			 seg->path, strerror(-ret));
+		goto out_unlink;
+	}
+	seg->size = size;
+	seg->writable = true;
+	seg->creator = true;
+	h = shm_hdr(seg);
+	h->magic = SHM_MAGIC;
+	h->layout_major = SHM_LAYOUT_MAJOR;
+	h->layout_minor = SHM_LAYOUT_MINOR;
+	h->seg_size = size;
+	h->hdr_size = SHM_HDR_SIZE;
+	h->nregions = SHM_R_COUNT;
+	memcpy(h->regions, regions, sizeof(regions));
+	h->creator_pid = (uint32_t)getpid();
+	h->owner_uid = (uint32_t)geteuid();
+	h->creator_start = shm_pid_start_time(getpid());
+	h->created_ns = shm_wall_ns();
+	atomic_store_explicit(&h->sup_pid, h->creator_pid, memory_order_relaxed);
+	atomic_store_explicit(&h->sup_start, h->creator_start, memory_order_relaxed);
+	atomic_store_explicit(&h->heartbeat_ns, shm_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&h->next_epoch, 1, memory_order_relaxed);
+	atomic_store_explicit(&h->state, SHM_INST_STARTING, memory_order_relaxed);
+	snprintf(h->instance, sizeof(h->instance), "%s", instance);
+	h->cfg = *cfg;
+	*out = seg;
+	return 0;
+
+out_unlink:
+	shm_unlink(seg->path);
+	close(seg->fd);
+out_free:
+	free(seg);
+	return ret;
+}
+
+void shm_seg_publish(struct shm_seg *seg)
+{
+	/* P0: pairs with A0 in shm_seg_attach(): every region is filled before ready. */
+	atomic_store_explicit(&shm_hdr(seg)->ready, SHM_READY_WORD, memory_order_release);
+}
+
+/* Wait for the ready word without busy-burning a core: back off up to 1 ms per poll. */
+static bool wait_ready(const struct shm_hdr *h, int timeout_ms)
+{
+	uint64_t deadline = shm_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
+	long delay_ns = 1000;
+
+	for (;;) {
+		/* A0: pairs with P0 in shm_seg_publish(). */
+		if (atomic_load_explicit(&h->ready, memory_order_acquire) == SHM_READY_WORD)
+			return true;
+		if (shm_now_ns() >= deadline)
+			return false;
+		/* the creator offers no event to wait on before the segment exists; back off */
+		struct timespec ts = { 0, delay_ns };
+		nanosleep(&ts, NULL);
+		if (delay_ns < 1000000)
+			delay_ns *= 2;
+	}
+}
+
+int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct shm_seg **out,
+		   char *err, size_t errlen)
+{
+	bool ro = flags & SHM_ATTACH_RO;
+	struct shm_seg *seg;
+	enum shm_verr v;
+	struct stat st;
+	char why[256];
+	int ret;
+
+	if (!shm_is_valid_instance(instance))
+		FAIL(-EINVAL, "instance name '%s': use 1..%u of A-Z a-z 0-9 _ . -",
+		     instance ? instance : "", SHM_INSTANCE_MAX - 1);
+	seg = seg_new(instance);
+	if (!seg)
+		FAIL(-ENOMEM, "out of memory");
+	seg->fd = shm_open(seg->path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+	if (seg->fd < 0) {
+		ret = -errno;
+		if (ret == -ENOENT)
+			snprintf(err, errlen, "instance '%s' is not running (no %s)", instance,
+				 seg->path);
+		else
+			snprintf(err, errlen, "instance '%s': opening %s: %s", instance, seg->path,
+				 strerror(-ret));
+		goto out_free;
+	}
+	if (fstat(seg->fd, &st) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "instance '%s': fstat: %s", instance, strerror(-ret));
+		goto out_close;
+	}
+	if (st.st_uid != geteuid() && !(flags & SHM_ATTACH_ANY_OWNER)) {
+		ret = shm_verr_errno(SHM_V_FOREIGN);
+		snprintf(err, errlen, "instance '%s' belongs to uid %u, not to us (uid %u)",
+			 instance, (unsigned)st.st_uid, (unsigned)geteuid());
+		goto out_close;
+	}
+	/* map only what the file holds: touching a page past its end would be SIGBUS */
+	if ((size_t)st.st_size < SHM_HDR_SIZE) {
+		ret = shm_verr_errno(SHM_V_TRUNCATED);
+		snprintf(err, errlen, "instance '%s': segment is %lld bytes, smaller than its header",
+			 instance, (long long)st.st_size);
+		goto out_close;
+	}
+	seg->size = (size_t)st.st_size;
+	seg->base = mmap(NULL, seg->size, PROT_READ | (ro ? 0 : PROT_WRITE), MAP_SHARED, seg->fd, 0);
+	if (seg->base == MAP_FAILED) {
+		ret = -errno;
+		seg->base = NULL;
+		snprintf(err, errlen, "instance '%s': mmap: %s", instance, strerror(-ret));
+		goto out_close;
+	}
+	seg->writable = !ro;
+	if (!(flags & SHM_ATTACH_NOWAIT) && !(flags & SHM_ATTACH_UNREADY) &&
+	    ((struct shm_hdr *)seg->base)->magic == SHM_MAGIC &&
+	    !wait_ready(shm_hdr(seg), timeout_ms)) {
+		ret = -ETIMEDOUT;
+		snprintf(err, errlen, "instance '%s' did not become ready within %d ms", instance,
+			 timeout_ms);
+		goto out_unmap;
+	}
+	v = shm_seg_validate(seg->base, seg->size, why, sizeof(why));
+	if (v == SHM_V_NOT_READY && (flags & SHM_ATTACH_UNREADY)) {
+		/* validate the rest as if published, on a private copy of the header */
+		struct shm_hdr *copy = malloc(SHM_HDR_SIZE);
+
+		if (!copy) {
+			ret = -ENOMEM;
+			goto out_unmap;
+		}
+		memcpy(copy, seg->base, SHM_HDR_SIZE);
+		atomic_store_explicit(&copy->ready, SHM_READY_WORD, memory_order_relaxed);
+		/* only the header is read by the validator, so a header-sized copy is enough */
+		v = shm_seg_validate(copy, seg->size, why, sizeof(why));
+		free(copy);
+	}
+	if (v != SHM_V_OK) {
+		ret = shm_verr_errno(v);
+		snprintf(err, errlen, "instance '%s': %s", instance, why);
+		goto out_unmap;
+	}
+	/* from here on the mapping is the recorded size: regions were checked against it */
+	*out = seg;
+	return 0;
+
+out_unmap:
+	munmap(seg->base, seg->size);
+out_close:
+	close(seg->fd);
+out_free:
+	free(seg);
+	return ret;
+}
+
+void shm_seg_detach(struct shm_seg *seg)
+{
+	if (!seg)
+		return;
+	if (seg->self != UINT32_MAX && seg->writable)
+		shm_proc_release(seg);
+	if (seg->base)
+		munmap(seg->base, seg->size);
+	if (seg->fd >= 0)
+		close(seg->fd);
+	free(seg);
+}
+
+int shm_seg_unlink(const char *instance)
+{
+	char path[SHM_INSTANCE_MAX + 8];
+
+	if (!shm_is_valid_instance(instance))
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/shoal.%s", instance);
+	return shm_unlink(path) < 0 ? -errno : 0;
+}
+
+enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_after_ns)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	pid_t pid = (pid_t)atomic_load_explicit(&h->sup_pid, memory_order_relaxed);
+	uint64_t start = atomic_load_explicit(&h->sup_start, memory_order_relaxed);
+	uint64_t hb = atomic_load_explicit(&h->heartbeat_ns, memory_order_relaxed);
+	uint64_t now = shm_now_ns();
+
+	if (st == SHM_INST_STOPPED || st == SHM_INST_SUP_DEAD)
+		return SHM_LIVE_STOPPED;
+	if (!shm_pid_is_alive(pid, start))
+		return SHM_LIVE_STALE;
+	if (stale_after_ns && now > hb && now - hb > stale_after_ns)
+		return SHM_LIVE_UNRESPONSIVE;
+	return SHM_LIVE_OK;
+}
+
+const char *shm_liveness_name(enum shm_liveness l)
+{
+	switch (l) {
+	case SHM_LIVE_OK:
+		return "live";
+	case SHM_LIVE_UNRESPONSIVE:
+		return "unresponsive";
+	case SHM_LIVE_STALE:
+		return "stale";
+	case SHM_LIVE_STOPPED:
+		return "stopped";
+	}
+	return "?";
+}

@@ -1,0 +1,192 @@
+/* shm: the segment (create, attach, validate), the process and agent tables. */
+#ifndef SHM_SHM_H
+#define SHM_SHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shm/layout.h"
+
+/* Validation outcomes: each names one way a segment can be unusable. */
+enum shm_verr {
+	SHM_V_OK = 0,
+	SHM_V_TRUNCATED,      /* smaller than its header, or than the size it records */
+	SHM_V_MAGIC,          /* not a shoal segment */
+	SHM_V_VERSION,        /* another major layout version */
+	SHM_V_NOT_READY,      /* the creator has not published it (yet) */
+	SHM_V_HEADER,         /* header fields out of range (sizes, counts, names) */
+	SHM_V_REGION_BOUNDS,  /* a region lies outside the segment or is misaligned */
+	SHM_V_REGION_OVERLAP, /* two regions overlap */
+	SHM_V_CONFIG,         /* regions disagree with the configuration they claim */
+	SHM_V_FOREIGN,        /* owned by another user */
+	SHM_V_COUNT,
+};
+
+/* The errno an shm_verr maps to (negative), e.g. -EBADMSG for a truncated segment. */
+int shm_verr_errno(enum shm_verr v);
+/* A short stable name for an shm_verr ("truncated", "magic", ...). */
+const char *shm_verr_name(enum shm_verr v);
+
+/*
+ * Check that the bytes [base, base + size) are a usable segment. Trusts nothing: every
+ * offset and size is checked against size before it is read. On failure writes a
+ * sentence naming the problem into err (if errlen > 0). Any thread, any process;
+ * reads only, and only inside the given range.
+ */
+enum shm_verr shm_seg_validate(const void *base, size_t size, char *err, size_t errlen);
+
+/* Defaults for a configuration, sized for this machine's demo. */
+void shm_cfg_default(struct shm_cfg *cfg);
+/* Check a configuration's ranges; 0 or -EINVAL with a sentence in err. */
+int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen);
+/*
+ * Compute the region table for cfg. Returns the segment size in bytes, or 0 if cfg is
+ * out of range. Pure function of cfg.
+ */
+uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions[SHM_R_COUNT]);
+
+/* Bytes each sized region needs; pure functions of cfg (defined by the owning module). */
+uint64_t shm_reg_region_size(const struct shm_cfg *cfg);
+uint64_t shm_grp_region_size(const struct shm_cfg *cfg);
+
+/* An attachment to a segment, private to one process. */
+struct shm_seg {
+	uint8_t *base;          /* mapping */
+	size_t size;            /* mapped bytes */
+	int fd;                 /* the shm object, or -1 */
+	bool writable;          /* mapped PROT_WRITE */
+	bool creator;           /* this process created it */
+	uint32_t self;          /* our process slot, or UINT32_MAX */
+	uint32_t epoch;         /* our epoch, valid with self */
+	uint64_t tag;           /* SHM_TAG(self, epoch) */
+	char instance[SHM_INSTANCE_MAX];
+	char path[SHM_INSTANCE_MAX + 8]; /* "/shoal.<instance>" */
+};
+
+/* Flags for shm_seg_attach(). */
+#define SHM_ATTACH_RO 0x1u          /* map read-only (tools) */
+#define SHM_ATTACH_ANY_OWNER 0x2u   /* accept a segment owned by another uid */
+#define SHM_ATTACH_NOWAIT 0x4u      /* do not wait for the ready word */
+#define SHM_ATTACH_UNREADY 0x8u     /* accept a never-published segment (inspect a crash) */
+
+/* Valid instance names: 1..SHM_INSTANCE_MAX-1 of [A-Za-z0-9_.-], not starting with '.'. */
+bool shm_is_valid_instance(const char *instance);
+
+/*
+ * Create /shoal.<instance> (O_EXCL) sized for cfg, pre-faulted, header filled but not
+ * yet published: the caller initialises what it owns, then calls shm_seg_publish().
+ * Returns 0, -EEXIST (an instance of that name exists), -EINVAL, or another -errno;
+ * err gets a sentence. The creator. Any thread.
+ */
+int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out,
+		   char *err, size_t errlen);
+/* Release-store the ready word: from now on attachers may read everything. Creator. */
+void shm_seg_publish(struct shm_seg *seg);
+
+/*
+ * Attach to an existing instance: opens, maps (read-only with SHM_ATTACH_RO), waits up to
+ * timeout_ms for the ready word, validates. Returns 0 or -errno (-ENOENT no such
+ * instance, -EBADMSG/-EPROTO/... per shm_verr_errno, -ETIMEDOUT not ready in time);
+ * err gets a sentence naming the instance and the problem.
+ */
+int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct shm_seg **out,
+		   char *err, size_t errlen);
+/* Unmap and close; releases our process slot first if we hold one. */
+void shm_seg_detach(struct shm_seg *seg);
+/* Remove the shm object's name (mappings stay valid). 0 or -errno. */
+int shm_seg_unlink(const char *instance);
+
+static inline struct shm_hdr *shm_hdr(const struct shm_seg *seg)
+{
+	return (struct shm_hdr *)seg->base;
+}
+
+/* Pointer to a region's first byte; the region table was validated at attach. */
+static inline void *shm_region(const struct shm_seg *seg, enum shm_region_id id)
+{
+	return seg->base + shm_hdr(seg)->regions[id].off;
+}
+
+static inline struct shm_proc *shm_proc_at(const struct shm_seg *seg, uint32_t slot)
+{
+	return (struct shm_proc *)shm_region(seg, SHM_R_PROCS) + slot;
+}
+
+static inline struct shm_agent *shm_agent_at(const struct shm_seg *seg, uint32_t slot)
+{
+	return (struct shm_agent *)shm_region(seg, SHM_R_AGENTS) + slot;
+}
+
+/* Offset of agent slot's mailbox from the segment base (per-node arenas). */
+uint64_t shm_mbox_off(const struct shm_cfg *cfg, const struct shm_region *mbox_region,
+		      uint32_t slot);
+
+static inline void *shm_mbox_at(const struct shm_seg *seg, uint32_t slot)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	return seg->base + shm_mbox_off(&h->cfg, &h->regions[SHM_R_MBOX], slot);
+}
+
+/* NUMA node whose arena holds this agent slot's mailbox, and the slot range of a node. */
+uint32_t shm_mbox_node(const struct shm_cfg *cfg, uint32_t slot);
+void shm_mbox_node_range(const struct shm_cfg *cfg, uint32_t node, uint32_t *first,
+			 uint32_t *count);
+
+/* --- process table --- */
+
+/*
+ * Take a free process slot for the calling process with a fresh epoch; the slot is left
+ * STARTING. Sets seg->self, seg->epoch, seg->tag. Returns 0, -ENOSPC (table full: dead
+ * slots are reclaimed first when reap is true), -EROFS on a read-only attachment.
+ */
+int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap);
+/*
+ * Claim a specific slot for another process (the supervisor, for a worker it forks):
+ * the slot must be FREE or EXITED. Returns 0 and the new epoch, or -EBUSY.
+ */
+int shm_proc_claim_slot(struct shm_seg *seg, uint32_t slot, enum shm_role role, pid_t pid,
+			uint64_t start_time, uint32_t *epoch_out);
+/* Set our slot's state (owner only). */
+void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st);
+/* Release our slot (clean exit, no claims held). */
+void shm_proc_release(struct shm_seg *seg);
+/* Refresh our slot's heartbeat. */
+void shm_proc_heartbeat(struct shm_seg *seg);
+
+/*
+ * Is the process that holds this claim tag gone? Cheap path (no syscall): the slot's
+ * epoch differs or its state is DEAD/EXITED/FREE. With probe, also asks the kernel
+ * (kill(pid, 0) and /proc starttime), for owners the supervisor does not watch.
+ */
+bool shm_tag_is_dead(const struct shm_seg *seg, uint64_t tag, bool probe);
+/* Is the owner of this slot alive right now (asks the kernel)? */
+bool shm_proc_is_alive(const struct shm_seg *seg, uint32_t slot);
+
+/* Free an agent slot index; the agent table's claim protocol (supervisor uses it). */
+int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out);
+void shm_agent_free(struct shm_seg *seg, uint32_t slot);
+
+/* --- instance liveness --- */
+
+enum shm_liveness {
+	SHM_LIVE_OK = 0,        /* supervisor alive, heartbeat fresh */
+	SHM_LIVE_UNRESPONSIVE,  /* supervisor alive, heartbeat older than the limit */
+	SHM_LIVE_STALE,         /* creator/supervisor gone and the segment was not stopped */
+	SHM_LIVE_STOPPED,       /* marked stopped or supervisor-dead: a post-mortem */
+};
+enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_after_ns);
+const char *shm_liveness_name(enum shm_liveness l);
+
+/* --- small helpers --- */
+uint64_t shm_now_ns(void);      /* CLOCK_MONOTONIC */
+uint64_t shm_wall_ns(void);     /* CLOCK_REALTIME */
+uint64_t shm_pid_start_time(pid_t pid); /* /proc/<pid>/stat starttime, 0 if gone */
+bool shm_pid_is_alive(pid_t pid, uint64_t start_time);
+const char *shm_inst_state_name(uint32_t st);
+const char *shm_proc_state_name(uint32_t st);
+const char *shm_role_name(uint32_t role);
+const char *shm_exit_reason_name(uint32_t r);
+
+#endif

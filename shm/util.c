@@ -1,0 +1,132 @@
+/* Small helpers: clocks, process identity, names for states. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/shm.h"
+#include "shoal/shoal.h"
+
+uint64_t shm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t shm_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Field 22 of /proc/<pid>/stat; the comm field (2) may hold spaces and parentheses. */
+uint64_t shm_pid_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long start = 0;
+	ssize_t n;
+	char *p;
+	int fd;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* after ") " come fields 3..: skip 19 fields to reach 22 */
+	p++;
+	for (int field = 2; field < 21 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || sscanf(p + 1, "%llu", &start) != 1)
+		return 0;
+	return start;
+}
+
+bool shm_pid_is_alive(pid_t pid, uint64_t start_time)
+{
+	uint64_t now_start;
+
+	if (pid <= 0)
+		return false;
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	if (!start_time)
+		return true;
+	now_start = shm_pid_start_time(pid);
+	/* a zombie still has its stat; a reused pid has another start time */
+	return now_start == start_time;
+}
+
+const char *shm_inst_state_name(uint32_t st)
+{
+	static const char *n[] = { "?", "starting", "running", "stopping", "stopped",
+				   "supervisor-dead" };
+	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
+}
+
+const char *shm_proc_state_name(uint32_t st)
+{
+	static const char *n[] = { "free", "starting", "running", "stopping", "dead", "exited" };
+	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
+}
+
+const char *shm_role_name(uint32_t role)
+{
+	static const char *n[] = { "-", "supervisor", "worker", "client" };
+	return role < sizeof(n) / sizeof(n[0]) ? n[role] : "?";
+}
+
+const char *shm_exit_reason_name(uint32_t r)
+{
+	static const char *n[] = { "-", "normal", "exit code", "signal", "memory cap", "hang" };
+	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "?";
+}
+
+const char *shoal_version(void)
+{
+	return SHOAL_VERSION_STRING;
+}
+
+const char *shoal_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -EAGAIN:
+		return "would block: mailbox full or claim busy";
+	case -EMSGSIZE:
+		return "message larger than the instance's maximum";
+	case -ENOENT:
+		return "no such name, agent or instance";
+	case -EEXIST:
+		return "name already registered";
+	case -ENOSPC:
+		return "table full";
+	case -ETIMEDOUT:
+		return "timed out";
+	case -EOWNERDEAD:
+		return "the peer died";
+	case -ESTALE:
+		return "stale handle: the agent's slot was reused";
+	case -EINVAL:
+		return "invalid argument";
+	default:
+		return strerror(err < 0 ? -err : err);
+	}
+}

@@ -1,0 +1,492 @@
+/* test_segment: create, attach, validate (each failure its own error), process slots, staleness. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shm/shm.h"
+
+static char inst[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-seg-%d", (int)getpid());
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static struct shm_seg *create_published(void)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL;
+	char err[256];
+
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	return seg;
+}
+
+static void test_segment_create_attach(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro = NULL, *dup = NULL;
+	struct shm_cfg cfg;
+	char err[256];
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(fstat(seg->fd, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 100, &ro, err, sizeof(err)), 0);
+	assert_false(ro->writable);
+	assert_int_equal(shm_hdr(ro)->seg_size, seg->size);
+	assert_int_equal(shm_hdr(ro)->cfg.max_agents, 64);
+	/* a second create of the same name is refused, and names the way out */
+	shm_cfg_default(&cfg);
+	assert_int_equal(shm_seg_create(inst, &cfg, &dup, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "shoal clean"));
+	shm_seg_detach(ro);
+	shm_seg_detach(seg);
+	assert_int_equal(shm_seg_unlink(inst), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "not running"));
+}
+
+static void test_segment_bad_names(void **state)
+{
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	char err[256];
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	assert_int_equal(shm_seg_create("", &cfg, &seg, err, sizeof(err)), -EINVAL);
+	assert_int_equal(shm_seg_create("a/b", &cfg, &seg, err, sizeof(err)), -EINVAL);
+	assert_int_equal(shm_seg_create("..", &cfg, &seg, err, sizeof(err)), -EINVAL);
+	cfg.reg_capacity = 1000; /* not a power of two */
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "power of two"));
+}
+
+/* A private copy of a valid segment, to corrupt one field at a time. */
+static uint8_t *copy_of_valid(size_t *size)
+{
+	struct shm_seg *seg = create_published();
+	uint8_t *buf = malloc(seg->size);
+
+	assert_non_null(buf);
+	memcpy(buf, seg->base, seg->size);
+	*size = seg->size;
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+	return buf;
+}
+
+static void expect_verr(const uint8_t *buf, size_t size, enum shm_verr want, const char *word)
+{
+	char err[256] = "";
+	enum shm_verr v = shm_seg_validate(buf, size, err, sizeof(err));
+
+	if (v != want)
+		fail_msg("validate: got %s (%s), want %s", shm_verr_name(v), err, shm_verr_name(want));
+	if (word && !strstr(err, word))
+		fail_msg("message '%s' does not mention '%s'", err, word);
+}
+
+static void test_segment_validate_ok(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+
+	(void)state;
+	expect_verr(buf, size, SHM_V_OK, NULL);
+	free(buf);
+}
+
+static void test_segment_validate_truncated(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+
+	(void)state;
+	expect_verr(buf, 100, SHM_V_TRUNCATED, "header");
+	expect_verr(buf, size - SHM_PAGE, SHM_V_TRUNCATED, "truncated");
+	expect_verr(NULL, 0, SHM_V_TRUNCATED, NULL);
+	free(buf);
+}
+
+static void test_segment_validate_magic(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+
+	(void)state;
+	((struct shm_hdr *)buf)->magic ^= 1;
+	expect_verr(buf, size, SHM_V_MAGIC, "not a shoal segment");
+	free(buf);
+}
+
+static void test_segment_validate_version(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+
+	(void)state;
+	((struct shm_hdr *)buf)->layout_major = SHM_LAYOUT_MAJOR + 2;
+	expect_verr(buf, size, SHM_V_VERSION, "this shoal reads");
+	free(buf);
+}
+
+static void test_segment_validate_not_ready(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+
+	(void)state;
+	atomic_store(&((struct shm_hdr *)buf)->ready, 0);
+	expect_verr(buf, size, SHM_V_NOT_READY, "not ready");
+	free(buf);
+}
+
+static void test_segment_validate_region_bounds(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+	struct shm_hdr *h = (struct shm_hdr *)buf;
+
+	(void)state;
+	h->regions[SHM_R_MBOX].size = h->seg_size; /* runs past the end */
+	expect_verr(buf, size, SHM_V_REGION_BOUNDS, "outside");
+	h->regions[SHM_R_MBOX].size = 64;
+	h->regions[SHM_R_MBOX].off = UINT64_MAX - 8; /* overflow bait */
+	expect_verr(buf, size, SHM_V_REGION_BOUNDS, "outside");
+	free(buf);
+}
+
+static void test_segment_validate_region_overlap(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+	struct shm_hdr *h = (struct shm_hdr *)buf;
+
+	(void)state;
+	h->regions[SHM_R_AGENTS].off = h->regions[SHM_R_PROCS].off;
+	expect_verr(buf, size, SHM_V_REGION_OVERLAP, "overlap");
+	free(buf);
+}
+
+static void test_segment_validate_config(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+	struct shm_hdr *h = (struct shm_hdr *)buf;
+
+	(void)state;
+	h->cfg.max_agents *= 2; /* regions no longer match what the config implies */
+	expect_verr(buf, size, SHM_V_CONFIG, NULL);
+	h->cfg.max_agents /= 2;
+	h->cfg.reg_capacity = 1000;
+	expect_verr(buf, size, SHM_V_CONFIG, "power of two");
+	free(buf);
+}
+
+static void test_segment_validate_header(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+	struct shm_hdr *h = (struct shm_hdr *)buf;
+
+	(void)state;
+	memset(h->instance, 'x', sizeof(h->instance));
+	expect_verr(buf, size, SHM_V_HEADER, "not terminated");
+	free(buf);
+}
+
+/* The shm object itself truncated under a tool: attach must not touch past its end. */
+static void test_segment_attach_truncated_file(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro = NULL;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(ftruncate(seg->fd, (off_t)(seg->size / 2)), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)),
+			 shm_verr_errno(SHM_V_TRUNCATED));
+	assert_non_null(strstr(err, "truncated"));
+	assert_int_equal(ftruncate(seg->fd, 10), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)),
+			 shm_verr_errno(SHM_V_TRUNCATED));
+	/* detach unmaps the creator's original (now partly unbacked) mapping without touching it */
+	shm_seg_detach(seg);
+}
+
+static void test_segment_attach_foreign_owner(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro = NULL;
+	char err[256];
+
+	(void)state;
+	if (geteuid() != 0) {
+		shm_seg_detach(seg);
+		skip(); /* chown to another uid needs root */
+	}
+	assert_int_equal(fchown(seg->fd, 4242, 4242), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)),
+			 shm_verr_errno(SHM_V_FOREIGN));
+	assert_non_null(strstr(err, "uid 4242"));
+	assert_int_equal(
+		shm_seg_attach(inst, SHM_ATTACH_RO | SHM_ATTACH_ANY_OWNER, 0, &ro, err, sizeof(err)),
+		0);
+	shm_seg_detach(ro);
+	shm_seg_detach(seg);
+}
+
+/* A reader that attaches before publish waits for it; one whose wait runs out says so. */
+static void test_segment_attach_waits_for_ready(void **state)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg, *ro;
+	char err[256];
+	int pfd[2];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 20, &ro, err, sizeof(err)), -ETIMEDOUT);
+	assert_non_null(strstr(err, "ready"));
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+		int ret;
+
+		close(pfd[1]);
+		/* tell the parent we are about to wait, by closing our read end after reading */
+		ret = shm_seg_attach(inst, SHM_ATTACH_RO, 10000, &ro, err, sizeof(err));
+		(void)c;
+		_exit(ret == 0 && atomic_load(&shm_hdr(ro)->ready) == SHM_READY_WORD ? 0 : 1);
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	shm_seg_publish(seg);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	shm_seg_detach(seg);
+}
+
+static void test_segment_proc_claim(void **state)
+{
+	struct shm_seg *seg = create_published(), *other;
+	uint32_t max;
+	char err[256];
+
+	(void)state;
+	max = shm_hdr(seg)->cfg.max_procs;
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
+	assert_int_equal(seg->self, 0);
+	assert_true(seg->epoch > 0);
+	assert_false(shm_tag_is_dead(seg, seg->tag, true));
+	assert_true(shm_proc_is_alive(seg, seg->self));
+	/* fill the table from another attachment; the next claim is -ENOSPC, not an overwrite */
+	for (uint32_t i = 1; i < max; i++) {
+		assert_int_equal(shm_seg_attach(inst, 0, 0, &other, err, sizeof(err)), 0);
+		assert_int_equal(shm_proc_claim(other, SHM_ROLE_CLIENT, false), 0);
+		assert_int_equal(other->self, i);
+		/* leak the attachment deliberately: its slot stays claimed by a live pid */
+		other->self = UINT32_MAX;
+		shm_seg_detach(other);
+	}
+	assert_int_equal(shm_seg_attach(inst, 0, 0, &other, err, sizeof(err)), 0);
+	assert_int_equal(shm_proc_claim(other, SHM_ROLE_CLIENT, true), -ENOSPC);
+	/* a released slot is claimable again, with a new epoch; the old tag reads as dead */
+	{
+		uint64_t old_tag = seg->tag;
+
+		shm_proc_release(seg);
+		assert_true(shm_tag_is_dead(other, old_tag, false));
+		assert_int_equal(shm_proc_claim(other, SHM_ROLE_CLIENT, false), 0);
+		assert_int_equal(other->self, 0);
+		assert_true(other->epoch != SHM_TAG_EPOCH(old_tag));
+	}
+	shm_seg_detach(other);
+	shm_seg_detach(seg);
+}
+
+/* A client that dies holding a slot: its slot is found dead and reaped when the table fills. */
+static void test_segment_proc_dead_client(void **state)
+{
+	struct shm_seg *seg = create_published();
+	uint64_t tag;
+	int pfd[2];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_seg *c;
+		char err[256];
+
+		if (shm_seg_attach(inst, 0, 0, &c, err, sizeof(err)) || shm_proc_claim(c, SHM_ROLE_CLIENT, false))
+			_exit(1);
+		shm_proc_set_state(c, SHM_PROC_RUNNING);
+		if (write(pfd[1], &c->tag, sizeof(c->tag)) != sizeof(c->tag))
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &tag, sizeof(tag)), (ssize_t)sizeof(tag));
+	close(pfd[0]);
+	assert_false(shm_tag_is_dead(seg, tag, true));
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* without a probe nobody has noticed yet; with one, the kernel says it is gone */
+	assert_false(shm_tag_is_dead(seg, tag, false));
+	assert_true(shm_tag_is_dead(seg, tag, true));
+	shm_seg_detach(seg);
+}
+
+/* An instance whose creator died without stopping it is stale; a stopped one is not live. */
+static void test_segment_liveness(void **state)
+{
+	struct shm_seg *ro;
+	char err[256];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_cfg cfg;
+		struct shm_seg *seg;
+
+		shm_cfg_default(&cfg);
+		if (shm_seg_create(inst, &cfg, &seg, err, sizeof(err)))
+			_exit(1);
+		atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+		shm_seg_publish(seg);
+		_exit(0); /* dies without marking it stopped */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)), 0);
+	assert_int_equal(shm_seg_liveness(ro, 0), SHM_LIVE_STALE);
+	shm_seg_detach(ro);
+
+	/* our own live instance */
+	shm_seg_unlink(inst);
+	ro = create_published();
+	atomic_store(&shm_hdr(ro)->state, SHM_INST_RUNNING);
+	assert_int_equal(shm_seg_liveness(ro, 0), SHM_LIVE_OK);
+	atomic_store(&shm_hdr(ro)->heartbeat_ns, 1);
+	assert_int_equal(shm_seg_liveness(ro, 1000000), SHM_LIVE_UNRESPONSIVE);
+	atomic_store(&shm_hdr(ro)->state, SHM_INST_STOPPED);
+	assert_int_equal(shm_seg_liveness(ro, 0), SHM_LIVE_STOPPED);
+	shm_seg_detach(ro);
+}
+
+static int run_shoal(const char *args)
+{
+	char cmd[512];
+	const char *bin = getenv("SHOAL_BIN");
+	int status;
+
+	if (!bin)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "%s %s >/dev/null 2>&1", bin, args);
+	status = system(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* shoal clean: refuses a live instance, removes a stale one, is idempotent. */
+static void test_segment_clean_command(void **state)
+{
+	struct shm_seg *seg;
+	char args[128], err[256];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip();
+	seg = create_published();
+	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+	snprintf(args, sizeof(args), "clean --instance %s", inst);
+	assert_int_equal(run_shoal(args), 2); /* live: refused */
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &seg, err, sizeof(err)), 0);
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_cfg cfg;
+
+		shm_cfg_default(&cfg);
+		if (shm_seg_create(inst, &cfg, &seg, err, sizeof(err)))
+			_exit(1);
+		atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+		shm_seg_publish(seg);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(run_shoal(args), 0); /* stale: removed */
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &seg, err, sizeof(err)), -ENOENT);
+	assert_int_equal(run_shoal(args), 0); /* idempotent */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_segment_create_attach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_magic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_not_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_region_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_region_overlap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_attach_truncated_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_proc_claim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_proc_dead_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_liveness, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_clean_command, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("segment", tests, NULL, NULL);
+}

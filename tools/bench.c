@@ -1,0 +1,233 @@
+/* The benchmark harness. */
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <x86intrin.h>
+
+#include "tools/bench.h"
+
+static double ns_per_tick = 1.0;
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_clock_init(void)
+{
+	uint64_t t0 = bench_now_ns(), c0 = __rdtsc(), t1, c1;
+
+	do
+		t1 = bench_now_ns();
+	while (t1 - t0 < 20000000); /* 20 ms */
+	c1 = __rdtsc();
+	ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
+}
+
+uint64_t bench_ticks(void)
+{
+	unsigned aux;
+
+	return __rdtscp(&aux);
+}
+
+double bench_ticks_to_ns(uint64_t ticks)
+{
+	return (double)ticks * ns_per_tick;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const uint64_t *s, size_t n, double p)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	i = (size_t)ceil(p * (double)n) - 1;
+	if (i >= n)
+		i = n - 1;
+	return (double)s[i];
+}
+
+void bench_row_fill(struct bench_row *row, const char *name, uint64_t *ns, size_t n,
+		    double ops_per_s)
+{
+	double sum = 0;
+
+	memset(row, 0, sizeof(*row));
+	snprintf(row->name, sizeof(row->name), "%s", name);
+	qsort(ns, n, sizeof(*ns), cmp_u64);
+	for (size_t i = 0; i < n; i++)
+		sum += (double)ns[i];
+	row->samples = n;
+	row->p50_ns = pct(ns, n, 0.50);
+	row->p99_ns = pct(ns, n, 0.99);
+	row->p999_ns = pct(ns, n, 0.999);
+	row->mean_ns = n ? sum / (double)n : 0;
+	row->ops_per_s = ops_per_s;
+}
+
+struct bench_row *bench_add_result(struct bench_report *r, const char *name, uint64_t *ns,
+				   size_t n, double ops_per_s, const char *vs)
+{
+	struct bench_row *row;
+
+	if (r->nresults >= BENCH_MAX_ROWS)
+		return NULL;
+	row = &r->results[r->nresults++];
+	bench_row_fill(row, name, ns, n, ops_per_s);
+	if (vs)
+		snprintf(row->vs, sizeof(row->vs), "%s", vs);
+	return row;
+}
+
+struct bench_row *bench_add_baseline(struct bench_report *r, const char *name, uint64_t *ns,
+				     size_t n, double ops_per_s)
+{
+	struct bench_row *row;
+
+	if (r->nbaselines >= BENCH_MAX_ROWS)
+		return NULL;
+	row = &r->baselines[r->nbaselines++];
+	bench_row_fill(row, name, ns, n, ops_per_s);
+	return row;
+}
+
+static const struct bench_row *find_baseline(const struct bench_report *r, const char *name)
+{
+	for (unsigned i = 0; i < r->nbaselines; i++)
+		if (!strcmp(r->baselines[i].name, name))
+			return &r->baselines[i];
+	return NULL;
+}
+
+/* Returns 1 when a target is set and missed, with a description in why. */
+static int missed(const struct bench_report *r, const struct bench_row *row, char *why,
+		  size_t len)
+{
+	const struct bench_row *b = row->vs[0] ? find_baseline(r, row->vs) : NULL;
+	double v = row->target_pct == 99 ? row->p99_ns : row->p50_ns;
+
+	why[0] = 0;
+	if (row->target_ns > 0 && v > row->target_ns) {
+		snprintf(why, len, "p%d %.0f ns > target %.0f ns", row->target_pct ? row->target_pct : 50,
+			 v, row->target_ns);
+		return 1;
+	}
+	if (row->target_ops > 0 && row->ops_per_s < row->target_ops) {
+		snprintf(why, len, "%.3g ops/s < target %.3g", row->ops_per_s, row->target_ops);
+		return 1;
+	}
+	if (row->target_ratio > 0 && b && b->p50_ns > 0 &&
+	    row->p50_ns / b->p50_ns > row->target_ratio) {
+		snprintf(why, len, "p50 %.2fx %s > target %.2fx", row->p50_ns / b->p50_ns, b->name,
+			 row->target_ratio);
+		return 1;
+	}
+	return 0;
+}
+
+static void json_row(const struct bench_row *row, const struct bench_report *r, bool last)
+{
+	const struct bench_row *b = row->vs[0] ? find_baseline(r, row->vs) : NULL;
+
+	printf("    {\"name\": \"%s\", \"p50_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, "
+	       "\"mean_ns\": %.1f, \"ops_per_s\": %.1f, \"samples\": %llu",
+	       row->name, row->p50_ns, row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s,
+	       (unsigned long long)row->samples);
+	if (b && b->p50_ns > 0)
+		printf(", \"vs\": \"%s\", \"p50_ratio\": %.3f, \"p99_ratio\": %.3f", b->name,
+		       row->p50_ns / b->p50_ns, b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0);
+	printf("}%s\n", last ? "" : ",");
+}
+
+int bench_report_print(const struct bench_report *r)
+{
+	char why[128];
+	int nmissed = 0;
+
+	for (unsigned i = 0; i < r->nresults; i++)
+		nmissed += missed(r, &r->results[i], why, sizeof(why));
+	if (r->json) {
+		printf("{\n  \"bench\": \"%s\",\n  \"results\": [\n", r->bench);
+		for (unsigned i = 0; i < r->nresults; i++)
+			json_row(&r->results[i], r, i + 1 == r->nresults);
+		printf("  ],\n  \"baselines\": [\n");
+		for (unsigned i = 0; i < r->nbaselines; i++)
+			json_row(&r->baselines[i], r, i + 1 == r->nbaselines);
+		printf("  ],\n  \"targets_missed\": %d,\n  \"notes\": \"", nmissed);
+		for (const char *p = r->notes; *p; p++)
+			printf(*p == '"' || *p == '\\' ? "\\%c" : *p == '\n' ? "\\n" : "%c", *p);
+		printf("\"\n}\n");
+		return nmissed;
+	}
+	printf("%-22s %10s %10s %10s %10s %14s  %s\n", r->bench, "p50 ns", "p99 ns", "p99.9 ns",
+	       "mean ns", "ops/s", "vs baseline");
+	for (unsigned i = 0; i < r->nresults; i++) {
+		const struct bench_row *row = &r->results[i];
+		const struct bench_row *b = row->vs[0] ? find_baseline(r, row->vs) : NULL;
+		char ratio[96] = "";
+
+		if (b && b->p50_ns > 0)
+			snprintf(ratio, sizeof(ratio), "p50 %.2fx p99 %.2fx %s", row->p50_ns / b->p50_ns,
+				 b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0, b->name);
+		printf("%-22s %10.1f %10.1f %10.1f %10.1f %14.0f  %s", row->name, row->p50_ns,
+		       row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s, ratio);
+		if (missed(r, row, why, sizeof(why)))
+			printf("  MISSED: %s", why);
+		printf("\n");
+	}
+	printf("baselines\n");
+	for (unsigned i = 0; i < r->nbaselines; i++) {
+		const struct bench_row *row = &r->baselines[i];
+
+		printf("%-22s %10.1f %10.1f %10.1f %10.1f %14.0f\n", row->name, row->p50_ns,
+		       row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s);
+	}
+	if (r->notes[0])
+		printf("%s\n", r->notes);
+	printf("targets missed: %d\n", nmissed);
+	return nmissed;
+}
+
+int bench_pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return 0;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+void bench_pick_cpus(int *a, int *b)
+{
+	cpu_set_t set;
+	int found = 0;
+
+	*a = *b = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return;
+	for (int i = 0; i < CPU_SETSIZE && found < 2; i++) {
+		if (!CPU_ISSET(i, &set))
+			continue;
+		if (found++ == 0)
+			*a = *b = i;
+		else
+			*b = i;
+	}
+}

@@ -1,0 +1,93 @@
+/* shoal clean: remove a stale instance. Idempotent; refuses a live instance. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "shm/shm.h"
+#include "tools/tools.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shoal clean [--instance NAME] [--force]\n"
+		   "Removes the segment of an instance whose supervisor is gone (stale) or that\n"
+		   "was stopped and kept. Refuses a live instance. Nothing to remove is success.\n"
+		   "  --force  also remove a segment that fails validation (corrupt, foreign layout)\n");
+}
+
+int cmd_clean(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *instance = tool_default_instance();
+	bool force = false;
+	struct shm_seg *seg;
+	enum shm_liveness l;
+	char err[512];
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			instance = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	ret = shm_seg_attach(instance, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0,
+			     &seg, err, sizeof(err));
+	if (ret == -ENOENT) {
+		printf("instance '%s': nothing to clean\n", instance);
+		return EXIT_OK;
+	}
+	if (ret == -EINVAL) {
+		fprintf(stderr, "shoal clean: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (ret) {
+		if (!force) {
+			fprintf(stderr,
+				"shoal clean: %s\nnot removed: use --force to remove an unreadable "
+				"segment\n",
+				err);
+			return tool_exit_for(ret);
+		}
+		ret = shm_seg_unlink(instance);
+		if (ret && ret != -ENOENT) {
+			fprintf(stderr, "shoal clean: removing '%s': %s\n", instance,
+				strerror(-ret));
+			return EXIT_SYSTEM;
+		}
+		printf("instance '%s': removed an unreadable segment (--force)\n", instance);
+		return EXIT_OK;
+	}
+	l = shm_seg_liveness(seg, 0);
+	if (l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE) {
+		fprintf(stderr,
+			"shoal clean: instance '%s' is live (supervisor pid %u); stop it instead\n",
+			instance, atomic_load(&shm_hdr(seg)->sup_pid));
+		shm_seg_detach(seg);
+		return EXIT_USAGE;
+	}
+	shm_seg_detach(seg);
+	ret = shm_seg_unlink(instance);
+	if (ret && ret != -ENOENT) {
+		fprintf(stderr, "shoal clean: removing '%s': %s\n", instance, strerror(-ret));
+		return EXIT_SYSTEM;
+	}
+	printf("instance '%s': removed %s segment\n", instance, shm_liveness_name(l));
+	return EXIT_OK;
+}

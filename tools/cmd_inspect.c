@@ -1,0 +1,239 @@
+/* shoal inspect: read an instance's segment (read-only) and print what it holds. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/shm.h"
+#include "tools/tools.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shoal inspect [--instance NAME] [--all] [--wait MS]\n"
+		"       shoal inspect --scratch\n"
+		"Attaches read-only and prints the header, the liveness of the supervisor, the\n"
+		"region table, the process table and the agents. Never writes to the segment.\n"
+		"  --all      also list free and exited process slots\n"
+		"  --wait MS  wait up to MS for a starting instance to become ready (default 0)\n"
+		"  --scratch  create a scratch instance, inspect it, and remove it (a self-check)\n");
+}
+
+/* Print a fixed-size char field that the segment may not have terminated. */
+static int field_len(const char *s, size_t cap)
+{
+	const char *z = memchr(s, 0, cap);
+
+	return z ? (int)(z - s) : (int)cap;
+}
+
+static void print_time(const char *label, uint64_t wall_ns)
+{
+	time_t t = (time_t)(wall_ns / 1000000000u);
+	struct tm tm;
+	char buf[64] = "-";
+
+	if (wall_ns && gmtime_r(&t, &tm))
+		strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%-14s %s\n", label, buf);
+}
+
+static const char *region_names[SHM_R_COUNT] = {
+	"processes", "agents", "registry", "groups", "mailboxes", "checkpoints", "telemetry",
+};
+
+static void show_header(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	uint64_t now = shm_now_ns(), hb = atomic_load(&h->heartbeat_ns);
+	enum shm_liveness l = shm_seg_liveness(seg, 3000000000ull);
+
+	printf("instance       %.*s (%s)\n", field_len(h->instance, sizeof(h->instance)),
+	       h->instance, seg->path);
+	printf("layout         %u.%u, %llu bytes\n", h->layout_major, h->layout_minor,
+	       (unsigned long long)h->seg_size);
+	printf("state          %s, %s\n", shm_inst_state_name(atomic_load(&h->state)),
+	       shm_liveness_name(l));
+	printf("supervisor     pid %u, epoch %u, heartbeat %.3f s ago\n", atomic_load(&h->sup_pid),
+	       atomic_load(&h->sup_epoch), now > hb ? (double)(now - hb) / 1e9 : 0.0);
+	printf("creator        pid %u, uid %u\n", h->creator_pid, h->owner_uid);
+	print_time("created", h->created_ns);
+	if (atomic_load(&h->stop_ns))
+		print_time("stopped", atomic_load(&h->stop_ns));
+	printf("config         procs %u, agents %u, registry %u, groups %u x %u, mailbox %u "
+	       "cells, max message %u, nodes %u\n",
+	       h->cfg.max_procs, h->cfg.max_agents, h->cfg.reg_capacity, h->cfg.max_groups,
+	       h->cfg.group_members, h->cfg.mbox_cells, h->cfg.max_msg, h->cfg.nnodes);
+	if (l == SHM_LIVE_STALE)
+		printf("note           the supervisor is gone and the instance was not stopped: "
+		       "stale; remove with 'shoal clean --instance %.*s'\n",
+		       field_len(h->instance, sizeof(h->instance)), h->instance);
+}
+
+static void show_regions(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+
+	printf("\nregions        %-12s %12s %12s\n", "", "offset", "bytes");
+	for (unsigned i = 0; i < SHM_R_COUNT; i++)
+		printf("               %-12s %12llu %12llu\n", region_names[i],
+		       (unsigned long long)h->regions[i].off, (unsigned long long)h->regions[i].size);
+}
+
+static void show_procs(const struct shm_seg *seg, bool all)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	uint64_t now = shm_now_ns();
+
+	printf("\nprocesses\n  %4s %-10s %-8s %7s %6s %5s %4s %8s %9s  %s\n", "slot", "role",
+	       "state", "pid", "epoch", "core", "node", "restarts", "hb-age-ms", "last exit");
+	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {
+		const struct shm_proc *p = shm_proc_at(seg, i);
+		uint32_t st = atomic_load(&p->state);
+		uint64_t own = atomic_load(&p->own), hb = atomic_load(&p->heartbeat_ns);
+		char last[96] = "-";
+
+		if (!all && (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
+			continue;
+		if (p->last_reason)
+			snprintf(last, sizeof(last), "pid %u %s (code %d, signal %d)", p->last_pid,
+				 shm_exit_reason_name(p->last_reason), p->last_code, p->last_signal);
+		printf("  %4u %-10s %-8s %7u %6u %5d %4d %8u %9.1f  %s\n", i, shm_role_name(p->role),
+		       shm_proc_state_name(st), (unsigned)(own >> 32), (unsigned)own, p->core,
+		       p->node, atomic_load(&p->restarts),
+		       now > hb && hb ? (double)(now - hb) / 1e6 : 0.0, last);
+	}
+}
+
+static void show_agents(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	uint32_t shown = 0, total = 0;
+
+	for (uint32_t i = 0; i < h->cfg.max_agents; i++)
+		total += atomic_load(&shm_agent_at(seg, i)->state) != SHM_AGENT_FREE;
+	printf("\nagents         %u of %u slots in use\n", total, h->cfg.max_agents);
+	for (uint32_t i = 0; i < h->cfg.max_agents && shown < 64; i++) {
+		const struct shm_agent *a = shm_agent_at(seg, i);
+		uint32_t st = atomic_load(&a->state);
+
+		if (st == SHM_AGENT_FREE)
+			continue;
+		shown++;
+		printf("  %5u gen %-5u %-12.*s %-24.*s worker %-3d handled %-10llu redelivered %llu\n",
+		       i, atomic_load(&a->gen), field_len(a->type, sizeof(a->type)), a->type,
+		       field_len(a->name, sizeof(a->name)), a->name,
+		       (int)atomic_load(&a->worker) - 1, (unsigned long long)atomic_load(&a->handled),
+		       (unsigned long long)atomic_load(&a->redelivered));
+	}
+	if (shown < total)
+		printf("  ... %u more\n", total - shown);
+}
+
+static int inspect_one(const char *instance, bool all, int wait_ms)
+{
+	unsigned flags = SHM_ATTACH_RO | (wait_ms ? 0 : SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY);
+	struct shm_seg *seg;
+	char err[512];
+	int ret;
+
+	ret = shm_seg_attach(instance, flags, wait_ms, &seg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "shoal inspect: %s\n", err);
+		return tool_exit_for(ret);
+	}
+	if (atomic_load(&shm_hdr(seg)->ready) != SHM_READY_WORD)
+		printf("note           never published: its creator died while initialising it\n");
+	show_header(seg);
+	show_regions(seg);
+	show_procs(seg, all);
+	show_agents(seg);
+	shm_seg_detach(seg);
+	return EXIT_OK;
+}
+
+/* Create a scratch instance, claim a slot in it, inspect it read-only, remove it. */
+static int scratch(bool all)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg;
+	char name[SHM_INSTANCE_MAX], err[512];
+	int ret, rc;
+
+	snprintf(name, sizeof(name), "scratch-%d", (int)getpid());
+	shm_cfg_default(&cfg);
+	ret = shm_seg_create(name, &cfg, &seg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "shoal inspect --scratch: %s\n", err);
+		return tool_exit_for(ret);
+	}
+	shm_seg_publish(seg);
+	ret = shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false);
+	if (ret) {
+		fprintf(stderr, "shoal inspect --scratch: claiming a process slot: %s\n",
+			strerror(-ret));
+		rc = EXIT_SYSTEM;
+		goto out;
+	}
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	atomic_store(&shm_hdr(seg)->sup_epoch, seg->epoch);
+	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+	rc = inspect_one(name, all, 0);
+out:
+	shm_seg_detach(seg);
+	shm_seg_unlink(name);
+	return rc;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "scratch", no_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *instance = tool_default_instance();
+	bool all = false, do_scratch = false;
+	int c, wait_ms = 0;
+	char *end;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:aw:sh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			instance = optarg;
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'w':
+			wait_ms = (int)strtol(optarg, &end, 10);
+			if (*end || wait_ms < 0) {
+				fprintf(stderr, "shoal inspect: --wait takes milliseconds, not '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 's':
+			do_scratch = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shoal inspect: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	return do_scratch ? scratch(all) : inspect_one(instance, all, wait_ms);
+}

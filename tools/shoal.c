@@ -1,0 +1,68 @@
+/* shoal: one command, many subcommands (each in its own file). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/tools.h"
+
+const struct tool_cmd tool_cmds[] = {
+	{ "version", "print the version and the layout version", cmd_version },
+	{ "inspect", "show an instance's segment: header, regions, processes, registry",
+	  cmd_inspect },
+	{ "clean", "remove a stale instance's segment (refuses a live one)", cmd_clean },
+	{ "bench", "run a benchmark: registry, ...", cmd_bench },
+	{ NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shoal COMMAND [OPTIONS]\n\ncommands:\n");
+	for (const struct tool_cmd *c = tool_cmds; c->name; c++)
+		fprintf(f, "  %-10s %s\n", c->name, c->summary);
+	fprintf(f, "\n'shoal COMMAND --help' describes a command's options.\n"
+		   "Every command that touches an instance takes --instance NAME "
+		   "(default: $SHOAL_INSTANCE or 'default').\n");
+}
+
+const char *tool_default_instance(void)
+{
+	const char *e = getenv("SHOAL_INSTANCE");
+
+	return e && *e ? e : "default";
+}
+
+int tool_exit_for(int err)
+{
+	switch (err) {
+	case 0:
+		return EXIT_OK;
+	case -ENOMEM:
+	case -EIO:
+	case -EMFILE:
+	case -ENFILE:
+		return EXIT_SYSTEM;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version"))
+		return cmd_version(1, argv + 1);
+	for (const struct tool_cmd *c = tool_cmds; c->name; c++)
+		if (!strcmp(argv[1], c->name))
+			return c->run(argc - 1, argv + 1);
+	fprintf(stderr, "shoal: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

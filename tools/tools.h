@@ -1,0 +1,39 @@
+/* tools: the shoal command's subcommands and what they share. */
+#ifndef TOOLS_TOOLS_H
+#define TOOLS_TOOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* CLI exit codes (STYLE §2). */
+enum {
+	EXIT_OK = 0,
+	EXIT_CHECK = 1,  /* a check failed: slo-check, stress, bench target */
+	EXIT_USAGE = 2,  /* usage or bad input: bad config, bad segment, unknown instance */
+	EXIT_SYSTEM = 3, /* a system call failed */
+};
+
+/* A subcommand: argv[0] is its name. Returns a CLI exit code. */
+struct tool_cmd {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+/* All subcommands, NULL-terminated (tools/shoal.c). */
+extern const struct tool_cmd tool_cmds[];
+
+int cmd_version(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_clean(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Map an -errno from attaching to a CLI exit code: bad segment or absent instance -> 2. */
+int tool_exit_for(int err);
+
+/* The default instance name, or $SHOAL_INSTANCE. */
+const char *tool_default_instance(void);
+
+#endif
