@@ -30,6 +30,7 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->ckpt_bytes = 256;
 	cfg->nnodes = 1;
 	cfg->mode = 0600;
+	cfg->max_monitors = 4096;
 }
 
 #define CHECK(cond, ...)                                                                   \
@@ -70,6 +71,8 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	CHECK(cfg->ckpt_bytes <= (1u << 20), "checkpoint bytes %u: at most %u", cfg->ckpt_bytes,
 	      1u << 20);
 	CHECK(cfg->nnodes >= 1 && cfg->nnodes <= 64, "nnodes %u: must be 1..64", cfg->nnodes);
+	CHECK(cfg->max_monitors <= (1u << 20), "max_monitors %u: at most %u", cfg->max_monitors,
+	      1u << 20);
 	CHECK((cfg->mode & ~0777u) == 0, "mode %o: only permission bits", cfg->mode);
 	for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
 		CHECK(cfg->reserved[i] == 0, "reserved configuration word %u is not zero", i);
@@ -130,6 +133,7 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_MBOX] = (uint64_t)cfg->nnodes * arena_bytes(cfg);
 	size[SHM_R_CKPT] = (uint64_t)cfg->max_agents * 2 * round_up(cfg->ckpt_bytes, SHM_ALIGN);
 	size[SHM_R_TELEMETRY] = 0;
+	size[SHM_R_MONITORS] = (uint64_t)cfg->max_monitors * sizeof(struct shm_monitor);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */
 		off = round_up(off, i == SHM_R_MBOX ? SHM_PAGE : SHM_ALIGN);

@@ -33,7 +33,8 @@ enum shm_region_id {
 	SHM_R_MBOX = 4,
 	SHM_R_CKPT = 5,
 	SHM_R_TELEMETRY = 6,
-	SHM_R_COUNT = 7,
+	SHM_R_MONITORS = 7,
+	SHM_R_COUNT = 8,
 };
 
 /* Instance states (shm_hdr.state). */
@@ -68,7 +69,8 @@ struct shm_cfg {
 	uint32_t ckpt_bytes;    /* checkpoint record bytes per agent (0: none) */
 	uint32_t nnodes;        /* NUMA nodes the mailbox arena is split over */
 	uint32_t mode;          /* the shm object's file mode */
-	uint32_t reserved[5];   /* zero */
+	uint32_t max_monitors;  /* monitor table entries */
+	uint32_t reserved[4];   /* zero */
 };
 static_assert(sizeof(struct shm_cfg) == 64, "shm_cfg ABI");
 
@@ -213,6 +215,15 @@ static_assert(offsetof(struct shm_agent, type) == 32, "shm_agent ABI");
 #define SHM_MBOX_HDR 256u
 #define SHM_MBOX_CELL 64u
 #define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (8u + SHM_MBOX_CELL))
+
+/* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
+struct shm_monitor {
+	_Atomic uint64_t ctl;     /* 0 free, else claim tag while being set up / torn down */
+	_Atomic uint64_t watcher; /* handle that receives DOWN/UP, 0 when the entry is free */
+	_Atomic uint64_t target;  /* handle watched */
+	_Atomic uint64_t ref;     /* the monitor's reference, echoed in DOWN/UP */
+};
+static_assert(sizeof(struct shm_monitor) == 32, "shm_monitor ABI");
 
 /* Claim tags: (epoch << 16) | process slot; never 0 since epochs start at 1. */
 #define SHM_TAG(slot, epoch) (((uint64_t)(epoch) << 16) | (uint64_t)(slot))

@@ -43,6 +43,7 @@ static void print_time(const char *label, uint64_t wall_ns)
 
 static const char *region_names[SHM_R_COUNT] = {
 	"processes", "agents", "registry", "groups", "mailboxes", "checkpoints", "telemetry",
+	"monitors",
 };
 
 static void show_header(const struct shm_seg *seg)

@@ -1,0 +1,171 @@
+/*
+ * ipc: mailboxes (one per agent slot; many producers in any process, one consumer), wakeups
+ * (spin, then park in io_uring on a futex or an eventfd) and messaging (cast, batch, call,
+ * async call, broadcast).
+ *
+ * Delivery: a send that returns 0 has put the message in the mailbox; FIFO per (sender,
+ * receiver); a full mailbox is -EAGAIN, or a wait up to the timeout. A consumer killed while
+ * handling a message gets it again after restart, flagged IPC_F_REDELIVERED.
+ */
+#ifndef IPC_IPC_H
+#define IPC_IPC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shm/shm.h"
+#include "shoal/shoal.h"
+
+struct io_uring;
+struct io_uring_cqe;
+
+/* Message flags. */
+#define IPC_F_REDELIVERED 0x1u /* the consumer died while handling it before */
+#define IPC_F_CALL 0x2u        /* a call: the receiver must reply with ref */
+#define IPC_F_REPLY 0x4u       /* a reply to the call with the same ref */
+#define IPC_F_SYSTEM 0x8u      /* engine message (DOWN, UP, control); type says which */
+
+/* Engine message types (with IPC_F_SYSTEM). */
+#define IPC_T_DOWN 1u /* payload: struct ipc_down */
+#define IPC_T_UP 2u   /* payload: struct ipc_down (reason 0) */
+
+/* A message as the consumer sees it; data points into the mailbox until consumed. */
+struct ipc_msg {
+	shoal_handle_t from; /* sender (its inbox for clients), SHOAL_HANDLE_NONE if anonymous */
+	uint64_t ref;        /* call/reply reference, 0 for casts */
+	uint32_t type;       /* application type tag */
+	uint32_t flags;      /* IPC_F_* */
+	uint32_t len;        /* payload bytes */
+	const void *data;    /* payload */
+	uint64_t pos;        /* position in the ring (for ipc_mbox_consume) */
+};
+
+/* (Re)initialise agent slot's mailbox to empty. The slot's allocator, before use. */
+void ipc_mbox_init(struct shm_seg *seg, uint32_t slot);
+
+/*
+ * Send one message to `to`. timeout_ms: 0 = -EAGAIN at once when full, < 0 = wait for ever,
+ * > 0 = wait up to that long (-ETIMEDOUT). Returns 0, -EMSGSIZE, -ENOENT (no agent in that
+ * slot), -ESTALE (handle of a reused slot), -EAGAIN, -ETIMEDOUT. Rings the receiver's
+ * worker if it is parked. Any process with a process slot.
+ */
+int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
+	     uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms);
+
+/* One message of a batch. */
+struct ipc_out {
+	shoal_handle_t to;
+	uint32_t type;
+	uint32_t len;
+	const void *data;
+};
+/*
+ * Send n messages (any receivers), one wake per receiving worker at the end. Returns how
+ * many were sent (in order; stops at the first failure) or a negative error if none was.
+ */
+int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
+		   uint32_t n, int timeout_ms);
+
+/* --- consumer side: only the process hosting the agent (its worker, or a client inbox) --- */
+
+/*
+ * At consumer (re)start: finish a commit the previous consumer left half done and arm the
+ * redelivery flag for the message it died handling. Call before the first peek.
+ */
+void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot);
+/* The next message without removing it: 0, or -EAGAIN when empty. Marks it in flight. */
+int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out);
+/* Remove the message last returned by peek (after its callback returned). */
+void ipc_mbox_consume(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *m);
+/*
+ * Selective receive: find the first message matching (flags & IPC_F_REPLY, ref) anywhere in
+ * the mailbox, copy it out (up to cap bytes into buf) and remove it, leaving the others
+ * queued in order. 0, or -EAGAIN if none yet.
+ */
+int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct ipc_msg *out,
+			void *buf, uint32_t cap);
+/* Messages queued (a snapshot; for tools; never disturbs the consumer). */
+uint32_t ipc_mbox_depth(const struct shm_seg *seg, uint32_t slot);
+
+/* Counters a tool can read without disturbing anyone. */
+struct ipc_mbox_stats {
+	uint64_t enqueued, dequeued, full_waits, redelivered, skipped_dead;
+	uint32_t depth, cells_used, cells;
+};
+void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_stats *st);
+
+/*
+ * Repair after process slot `slot` died: turn its half-written messages into skips so no
+ * consumer waits behind them, and advance any tail it left claimed. The supervisor, before
+ * the slot is reused. Returns the number of claims resolved.
+ */
+int ipc_repair_proc(struct shm_seg *seg, uint32_t slot);
+
+/* --- wakeups --- */
+
+enum ipc_wake_mech {
+	IPC_WAKE_AUTO = 0,    /* probe: io_uring futex on 6.7+, else eventfd */
+	IPC_WAKE_FUTEX = 1,   /* io_uring FUTEX_WAIT on the doorbell */
+	IPC_WAKE_EVENTFD = 2, /* io_uring read of an eventfd */
+};
+
+/* One per process that consumes (worker or client): its ring and doorbell. Private. */
+struct ipc_waiter;
+
+/*
+ * Set up the calling process's waiter on its process slot's doorbell. mech AUTO honours
+ * $SHOAL_WAKE=futex|eventfd. Returns 0, or -ENOSYS if a forced mechanism is unsupported.
+ */
+int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out);
+void ipc_waiter_destroy(struct ipc_waiter *w);
+enum ipc_wake_mech ipc_waiter_mech(const struct ipc_waiter *w);
+/* The io_uring the waiter parks in, so a caller can add its own requests (timers, fds). */
+struct io_uring *ipc_waiter_ring(struct ipc_waiter *w);
+
+/*
+ * Spin up to spin_ns checking has_work(arg), then park until rung or timeout_ns passes.
+ * has_work is called after the parked flag is set, so no ring is lost. Returns 1 if work
+ * may be there, 0 on timeout, or -errno. Completions the caller added to the ring are
+ * handed to on_cqe (may be NULL).
+ */
+int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
+		    bool (*has_work)(void *arg), void *arg,
+		    void (*on_cqe)(struct io_uring_cqe *cqe, void *arg));
+
+/* Ring process slot `proc`'s doorbell: a syscall only if it is parked. Producers. */
+void ipc_ring(struct shm_seg *seg, uint32_t proc);
+/* Ring many at once: one io_uring submission for all the parked ones (broadcasts). */
+void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n);
+
+/* --- messaging --- */
+
+/*
+ * A client's inbox: an agent slot of type "client" hosted by the calling process, so it can
+ * receive replies and monitor messages. Any process with a process slot.
+ */
+int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out);
+void ipc_inbox_close(struct shm_seg *seg, shoal_handle_t inbox);
+
+/*
+ * Call: send with IPC_F_CALL and a fresh ref from `inbox`, wait up to timeout_ms for the
+ * reply (other messages in the inbox stay queued). Returns the reply's payload length (may
+ * exceed cap: truncated copy) or -ETIMEDOUT, or a send error. The caller's waiter is used
+ * to park.
+ */
+int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, shoal_handle_t to,
+	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
+	     int timeout_ms);
+/* Async call: send with IPC_F_CALL; the reply arrives later as a message to `from`. */
+int ipc_call_async(struct shm_seg *seg, shoal_handle_t from, shoal_handle_t to, uint32_t type,
+		   const void *data, uint32_t len, uint64_t *ref_out);
+/* Reply to a call message m, from `self`. */
+int ipc_reply(struct shm_seg *seg, shoal_handle_t self, const struct ipc_msg *m, const void *data,
+	      uint32_t len);
+/*
+ * Broadcast to every member of process group `group`: one message each, one wake per
+ * worker (batched in one io_uring submission). Returns members reached, or -errno.
+ */
+int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, uint32_t type,
+		  const void *data, uint32_t len, int timeout_ms);
+
+#endif
