@@ -406,6 +406,7 @@ static int on_agent(struct parse *ps, const char *sec, const char *k, const char
 	} else if (!strcmp(k, "worker")) {
 		uint32_t w;
 
+		a->worker_line = ps->line;
 		if (!strcmp(v, "any"))
 			a->worker = -1;
 		else if (!parse_u32(v, SUP_MAX_WORKERS - 1, &w))
@@ -534,7 +535,7 @@ static int check_whole(struct parse *ps, char *err, size_t errlen)
 		}
 		if (c->workers && a->worker >= (int32_t)c->workers) {
 			snprintf(err, errlen, "%s:%d: [agent %s]: worker %d, but there are %u workers "
-				 "(0..%u)", ps->name, a->line, a->section, a->worker, c->workers,
+				 "(0..%u)", ps->name, a->worker_line, a->section, a->worker, c->workers,
 				 c->workers - 1);
 			return -EINVAL;
 		}

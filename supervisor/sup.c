@@ -814,7 +814,7 @@ static int spawn_agents(struct sup *s)
 
 		if (a->worker >= 0 && (uint32_t)a->worker >= s->n) {
 			fprintf(stderr, "shoal: %s:%d: [agent %s]: worker %d, but there are %u "
-				"workers\n", s->c->source, a->line, a->section, a->worker, s->n);
+				"workers\n", s->c->source, a->worker_line, a->section, a->worker, s->n);
 			return -EINVAL;
 		}
 		for (uint32_t i = 0; i < a->count; i++) {

@@ -38,7 +38,8 @@ struct sup_agent_spec {
 	char pattern[64];   /* printf pattern with one %u/%d (e.g. "tuner-%03u"), or a name */
 	uint32_t count;     /* agents to start */
 	int32_t worker;     /* worker index, -1: spread round robin */
-	int line;           /* the section's line, for messages */
+	int line;           /* line of the section's first key, for messages */
+	int worker_line;    /* line of its worker key */
 };
 
 /*

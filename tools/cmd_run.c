@@ -176,7 +176,7 @@ int cmd_run(int argc, char **argv)
 	for (uint32_t i = 0; i < c->nagents; i++) {
 		if (c->workers && c->agents[i].worker >= (int32_t)c->workers) {
 			fprintf(stderr, "shoal run: %s:%d: [agent %s]: worker %d, but there are %u "
-				"workers\n", c->source, c->agents[i].line, c->agents[i].section,
+				"workers\n", c->source, c->agents[i].worker_line, c->agents[i].section,
 				c->agents[i].worker, c->workers);
 			goto out;
 		}
