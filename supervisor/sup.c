@@ -156,27 +156,33 @@ static int pidfd_kill(int pidfd, int sig)
 
 /* --- the child side of a launch --- */
 
-/* Test hooks, read in the forked child before the worker runs (see tests/). */
-static void child_test_hooks(uint32_t windex)
+/*
+ * Test hooks, read in the forked child before the worker runs (tests/test_supervisor.c):
+ * SHOAL_TEST_WORKER_EXIT="W:CODE": worker W exits with CODE at once, every launch (a crash
+ * loop); SHOAL_TEST_WORKER_ALLOC="W": worker W, on its first launch only, allocates until
+ * its memory cap stops it, and exits as a worker does then (WRK_EXIT_MEMCAP).
+ */
+static void child_test_hooks(struct sup *s, struct sup_worker *w)
 {
 	const char *e = getenv("SHOAL_TEST_WORKER_EXIT");
 	const char *a = getenv("SHOAL_TEST_WORKER_ALLOC");
 
-	/* "W:CODE": worker W exits with CODE at once, every launch (a crash loop) */
 	if (e) {
-		unsigned w, code;
+		unsigned wi, code;
 
-		if (sscanf(e, "%u:%u", &w, &code) == 2 && w == windex)
+		if (sscanf(e, "%u:%u", &wi, &code) == 2 && wi == w->windex)
 			_exit((int)code);
 	}
-	/* "W": worker W allocates until its memory cap stops it */
-	if (a && (unsigned)atoi(a) == windex) {
+	if (a && (unsigned)atoi(a) == w->windex &&
+	    atomic_load_explicit(&wproc(s, w)->restarts, memory_order_relaxed) == 0) {
 		for (;;) {
 			char *p = malloc(1 << 20);
 
 			if (!p)
 				_exit(WRK_EXIT_MEMCAP);
 			memset(p, 1, 1 << 20);
+			/* p escapes: the compiler may not elide an allocation nobody reads */
+			__asm__ volatile("" : : "r"(p) : "memory");
 		}
 	}
 }
@@ -213,7 +219,7 @@ static void __attribute__((noreturn)) child_run(struct sup *s, struct sup_worker
 			strerror(-r));
 		_exit(3);
 	}
-	child_test_hooks(w->windex);
+	child_test_hooks(s, w);
 	_exit(wrk_main(s->seg, &args) & 0xff);
 }
 
