@@ -330,11 +330,11 @@ static void note_reason(struct sup_worker *w, const struct shm_proc *p)
 	char *r = w->reasons[w->nreasons % REASONS_MAX];
 
 	if (p->last_signal)
-		snprintf(r, 64, "pid %u %s (signal %d)", p->last_pid,
-			 shm_exit_reason_name(p->last_reason), p->last_signal);
+		snprintf(r, 64, "pid %u killed by signal %d (%s)", p->last_pid, p->last_signal,
+			 shm_exit_reason_name(p->last_reason));
 	else
-		snprintf(r, 64, "pid %u %s (code %d)", p->last_pid,
-			 shm_exit_reason_name(p->last_reason), p->last_code);
+		snprintf(r, 64, "pid %u exited with code %d (%s)", p->last_pid, p->last_code,
+			 shm_exit_reason_name(p->last_reason));
 	w->nreasons++;
 }
 

@@ -260,7 +260,7 @@ static void test_supervisor_intensity_exceeded(void **state)
 	assert_int_equal(wait_exit(&r), 1);
 	read_err(&r, err, sizeof(err));
 	if (!strstr(err, "worker 1 ") || !strstr(err, "intensity exceeded") ||
-	    !strstr(err, "code 7"))
+	    !strstr(err, "exited with code 7"))
 		fail_msg("stderr: %s", err);
 	/* stopped cleanly: the segment is gone */
 	assert_int_equal(shm_seg_unlink(r.inst), -ENOENT);
