@@ -1,15 +1,11 @@
 /*
- * Weak stand-ins for what other branches implement (registry and group repair, mailbox
- * repair and ringing, the worker), so the supervisor runs and is tested before they are
- * merged. A strong definition anywhere in the link replaces each one. Remove this file
- * once `reg`, `ipc` and `wrk` are merged.
+ * Weak stand-ins for the worker contract (workers/wrk.h, branch `wrk`), so the supervisor
+ * runs and is tested before that branch is merged. A strong definition anywhere in the
+ * link replaces each one. Remove this file once `wrk` is merged.
  */
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,42 +14,6 @@
 #include "supervisor/sup_int.h"
 
 #define WEAK __attribute__((weak))
-
-WEAK int shm_reg_repair(struct shm_seg *seg, uint32_t slot)
-{
-	(void)seg;
-	(void)slot;
-	return 0;
-}
-
-WEAK int shm_grp_repair(struct shm_seg *seg, uint32_t slot)
-{
-	(void)seg;
-	(void)slot;
-	return 0;
-}
-
-WEAK int ipc_repair_proc(struct shm_seg *seg, uint32_t slot)
-{
-	(void)seg;
-	(void)slot;
-	return 0;
-}
-
-WEAK void ipc_ring(struct shm_seg *seg, uint32_t proc)
-{
-	struct shm_proc *p = shm_proc_at(seg, proc);
-
-	/* R0: pairs with the stub worker's acquire load of doorbell before it waits. */
-	atomic_fetch_add_explicit(&p->doorbell, 1, memory_order_release);
-	syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-WEAK void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
-{
-	(void)seg;
-	(void)slot;
-}
 
 WEAK int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 {
@@ -85,8 +45,21 @@ WEAK int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name
 	snprintf(a->name, sizeof(a->name), "%s", name);
 	atomic_store_explicit(&a->worker, proc_slot + 1, memory_order_release);
 	*out = shoal_handle_make(slot, atomic_load_explicit(&a->gen, memory_order_relaxed));
+	r = shm_reg_register(seg, SHM_NS_DEFAULT, name, strlen(name), *out, NULL);
+	if (r) {
+		shm_agent_free(seg, slot);
+		return r;
+	}
 	ipc_ring(seg, proc_slot);
 	return 0;
+}
+
+static bool stub_is_stopping(void *arg)
+{
+	struct shm_proc *p = arg;
+
+	/* A0: pairs with the supervisor's release store of STOPPING (T0 in sup.c). */
+	return atomic_load_explicit(&p->state, memory_order_acquire) == SHM_PROC_STOPPING;
 }
 
 /* The stub worker: claims its slot, starts its agents, signals ready, waits for STOPPING. */
@@ -94,12 +67,16 @@ WEAK int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 {
 	struct shm_proc *p = shm_proc_at(seg, args->proc_slot);
 	uint32_t epoch, n = shm_hdr(seg)->cfg.max_agents;
+	struct timespec ts = { 0, 10000000 };
+	struct ipc_waiter *w;
 	int r = shm_proc_claim_slot(seg, args->proc_slot, SHM_ROLE_WORKER, getpid(),
 				    shm_pid_start_time(getpid()), &epoch);
 
 	if (r)
 		return 3;
 	seg->self = args->proc_slot;
+	if (ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+		w = NULL;
 	seg->epoch = epoch;
 	seg->tag = SHM_TAG(args->proc_slot, epoch);
 	for (uint32_t i = 0; i < n; i++) {
@@ -118,16 +95,15 @@ WEAK int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		(void)!write(args->ready_fd, "r", 1);
 		close(args->ready_fd);
 	}
-	for (;;) {
-		/* A0: pairs with R0 in ipc_ring() and the supervisor's release store of state. */
-		uint32_t bell = atomic_load_explicit(&p->doorbell, memory_order_acquire);
-		struct timespec ts = { 0, 50000000 };
-
-		if (atomic_load_explicit(&p->state, memory_order_acquire) == SHM_PROC_STOPPING)
-			break;
+	while (!stub_is_stopping(p)) {
 		shm_proc_heartbeat(seg);
-		syscall(SYS_futex, &p->doorbell, FUTEX_WAIT, bell, &ts, NULL, 0);
+		if (w)
+			ipc_waiter_wait(w, 0, 100000000u, stub_is_stopping, p, NULL);
+		else
+			nanosleep(&ts, NULL);
 	}
+	if (w)
+		ipc_waiter_destroy(w);
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_agent *a = shm_agent_at(seg, i);
 
