@@ -1,0 +1,133 @@
+/* ipc internals shared by mbox.c, wake.c and msg.c: the mailbox's shared layout. */
+#ifndef IPC_IPC_INT_H
+#define IPC_IPC_INT_H
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "ipc/ipc.h"
+#include "shm/shm.h"
+
+/*
+ * A sequence word (one per 64-byte cell):
+ *   bits  0..37  position mod 2^38 the word is valid for (a lap tag: no ABA)
+ *   bits 38..40  state (IPC_S_*)
+ *   bits 41..51  cells in the message (CLAIMED/READY/PAD/SKIP/TAKEN)
+ *   bits 52..63  process slot of the producer (CLAIMED)
+ */
+#define IPC_POS_BITS 38
+#define IPC_POS_MASK ((UINT64_C(1) << IPC_POS_BITS) - 1)
+#define IPC_S_FREE 0u    /* the cell may be claimed at this position */
+#define IPC_S_CLAIMED 1u /* a producer is writing a message here */
+#define IPC_S_READY 2u   /* a complete message */
+#define IPC_S_PAD 3u     /* filler to the end of the ring */
+#define IPC_S_SKIP 4u    /* a dead producer's claim, turned into filler */
+#define IPC_S_TAKEN 5u   /* a message removed out of order (selective receive) */
+#define IPC_K_MAX 2047u
+#define IPC_OWNER_MAX 4095u
+
+static_assert(SHM_MAX_PROCS - 1 <= IPC_OWNER_MAX, "owner field holds a process slot");
+
+static inline uint64_t ipc_seq_make(uint64_t pos, uint32_t state, uint32_t k, uint32_t owner)
+{
+	return (pos & IPC_POS_MASK) | ((uint64_t)state << 38) | ((uint64_t)k << 41) |
+	       ((uint64_t)owner << 52);
+}
+
+static inline uint64_t ipc_seq_pos(uint64_t s)
+{
+	return s & IPC_POS_MASK;
+}
+
+static inline uint32_t ipc_seq_state(uint64_t s)
+{
+	return (uint32_t)(s >> 38) & 7u;
+}
+
+static inline uint32_t ipc_seq_k(uint64_t s)
+{
+	return (uint32_t)(s >> 41) & IPC_K_MAX;
+}
+
+static inline uint32_t ipc_seq_owner(uint64_t s)
+{
+	return (uint32_t)(s >> 52);
+}
+
+/* The 256-byte mailbox header: producer-written words, then consumer-written words. */
+struct ipc_mbox_hdr {
+	/* producer line: written by producers (and, rarely, repair) */
+	_Atomic uint64_t tail;         /* next position to claim (free-running) */
+	_Atomic uint64_t full_waits;   /* sends that found the mailbox full */
+	_Atomic uint64_t skipped_dead; /* dead producers' claims turned into skips */
+	uint8_t pad0[128 - 24];        /* to the consumer line */
+	/* consumer line: written only by the consumer (and its successor's recovery) */
+	_Atomic uint64_t head;        /* position of the next message to deliver */
+	_Atomic uint64_t freed;       /* cells below this position are free for the next lap */
+	_Atomic uint64_t inflight;    /* position + 1 of the message handed out by peek, 0 none */
+	_Atomic uint64_t redeliver;   /* position + 1 of the message to flag redelivered */
+	_Atomic uint64_t dequeued;    /* messages consumed (taken included) */
+	_Atomic uint64_t redelivered; /* messages handed out again after a consumer died */
+	_Atomic uint64_t passed;      /* message headers passed by head (skips/pads excluded) */
+	_Atomic uint32_t space;       /* futex word: bumped by the consumer for full waiters */
+	_Atomic uint32_t space_waiters; /* producers waiting for space (they write it, rarely) */
+	uint8_t pad1[128 - 64];       /* to 256 */
+};
+static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
+
+/* A message's first 32 bytes, in its first cell. */
+struct ipc_wire {
+	uint64_t from;  /* sender handle */
+	uint64_t ref;   /* call/reply reference */
+	uint32_t type;  /* application type */
+	uint32_t flags; /* IPC_F_* */
+	uint32_t len;   /* payload bytes */
+	uint32_t rsvd;  /* zero */
+};
+static_assert(sizeof(struct ipc_wire) == 32, "message header ABI");
+
+/* A resolved mailbox: pointers and sizes, private to the caller. */
+struct ipc_mbox {
+	struct ipc_mbox_hdr *h;
+	_Atomic uint64_t *seq;
+	uint8_t *cells;
+	uint64_t n;    /* cells */
+	uint64_t mask; /* n - 1 */
+};
+
+static inline void ipc_mbox_resolve(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox *m)
+{
+	const struct shm_hdr *sh = shm_hdr(seg);
+	uint64_t n = sh->cfg.mbox_cells;
+	uint8_t *base;
+
+	/* one arena: skip shm_mbox_off()'s divisions on the hot path */
+	if (sh->cfg.nnodes == 1)
+		base = seg->base + sh->regions[SHM_R_MBOX].off + (uint64_t)slot * SHM_MBOX_STRIDE(n);
+	else
+		base = shm_mbox_at(seg, slot);
+	m->h = (struct ipc_mbox_hdr *)base;
+	m->seq = (_Atomic uint64_t *)(base + SHM_MBOX_HDR);
+	m->cells = base + SHM_MBOX_HDR + n * 8u;
+	m->n = n;
+	m->mask = n - 1;
+}
+
+static inline uint32_t ipc_msg_cells(uint32_t len)
+{
+	return (uint32_t)((sizeof(struct ipc_wire) + len + SHM_MBOX_CELL - 1) / SHM_MBOX_CELL);
+}
+
+/*
+ * Enqueue one message into agent slot's mailbox (no handle check, no wake). Returns 0,
+ * -EAGAIN (full, timeout_ms == 0), -ETIMEDOUT. mbox.c.
+ */
+int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+		 const void *data, int timeout_ms);
+
+/* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
+uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
+
+#endif

@@ -1,0 +1,530 @@
+/*
+ * Mailboxes: a bounded MPSC ring of 64-byte cells per agent slot, in the segment.
+ *
+ * Storage (SHM_MBOX_STRIDE(cells) bytes at shm_mbox_at()): a 256-byte header (struct
+ * ipc_mbox_hdr: the producers' tail on the first 128-byte line, the consumer's head and
+ * bookkeeping on the second), `cells` 8-byte sequence words, then `cells` 64-byte cells.
+ *
+ * A message is a 32-byte wire header (from, ref, type, flags, len) plus the payload,
+ * contiguous over k = ceil((32 + len) / 64) cells; it never wraps: a producer that would
+ * cross the end of the ring first claims the rest of the lap as PAD. Only the sequence word
+ * of a message's first cell carries its state; the words of its other cells stay
+ * FREE(their position) until the consumer frees them for the next lap.
+ *
+ * A sequence word is (position mod 2^38, state, k, owner process slot): FREE(p) means
+ * "position p may be claimed here". Because the position is in the word, a producer that
+ * read an old tail fails its CAS instead of claiming a cell of another lap (no ABA).
+ *
+ * Producer (any process with a process slot):
+ *   1. mbox_intent in its process slot := mailbox + 1 (read by repair after its death);
+ *   2. t := tail; seq[t] must be FREE(t); the last cell it needs, t + k - 1, must be
+ *      FREE(t + k - 1): the consumer frees cells in position order, so the last one free
+ *      means all are (else the ring is full);
+ *   3. CAS seq[t]: FREE(t) -> CLAIMED(t, k, self), then CAS tail: t -> t + k. Anyone who
+ *      finds a claimed, ready, padded or skipped cell at the tail helps move the tail past
+ *      it, so a producer dying between the two CASes blocks nobody;
+ *   4. copy the message, release-store READY(t, k), then ring the host (msg.c).
+ * The producer always tries the tail CAS itself before publishing, so READY implies the
+ * tail is past the message.
+ *
+ * A producer killed between 3 and 4 leaves CLAIMED(t, k, slot). The consumer, meeting it
+ * at its head, checks the owner's process slot: DEAD (marked by the supervisor),
+ * EXITED or FREE means the claim will never complete; it advances the tail past the claim
+ * if needed and turns it into SKIP. ipc_repair_proc() does the same for the mailbox named
+ * by the dead slot's mbox_intent, so the consumer need not wait for its turn. No other
+ * producer's message is touched: claims are disjoint.
+ *
+ * Consumer (the one process hosting the agent): head is its own. peek records the
+ * position of the message it hands out (inflight); consume stores head := pos + k
+ * (release), then frees the k cells in position order (FREE(p + cells)), then records
+ * freed := head. Per-message head update, so delivery is exactly once except for the
+ * message being handled when the consumer died. ipc_mbox_recover() at restart: cells in
+ * [freed, head) are freed (CAS, idempotent), and if inflight still equals the head the
+ * message is handed out again with IPC_F_REDELIVERED.
+ *
+ * Selective receive (ipc_mbox_take_reply) marks a matching READY message TAKEN in place;
+ * the head skips TAKEN, PAD and SKIP cells later, so the others stay queued in order.
+ *
+ * Full: -EAGAIN at once, or the producer waits on the `space` futex word that the
+ * consumer bumps after freeing cells when a waiter has flagged itself. The consumer reads
+ * the flag without a fence, so a wake can be missed; waiters therefore sleep at most 1 ms
+ * at a time and re-check (backpressure latency, never a lost message).
+ *
+ * Tools read head, tail and the sequence words only (ipc_mbox_depth, ipc_mbox_stats).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc/ipc_int.h"
+
+static inline void cpu_relax(void)
+{
+	__builtin_ia32_pause();
+}
+
+static inline uint64_t seq_free(uint64_t pos)
+{
+	return ipc_seq_make(pos, IPC_S_FREE, 0, 0);
+}
+
+static inline bool is_pos(uint64_t s, uint64_t pos)
+{
+	return ipc_seq_pos(s) == (pos & IPC_POS_MASK);
+}
+
+void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
+{
+	struct ipc_mbox m;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	memset((void *)m.h, 0, sizeof(*m.h));
+	for (uint64_t i = 0; i < m.n; i++)
+		/* relaxed: the slot is not published yet; the fence below orders it */
+		atomic_store_explicit(&m.seq[i], seq_free(i), memory_order_relaxed);
+	/* I0: pairs with the acquire load of the agent state by senders (S2 in shm/proc.c). */
+	atomic_thread_fence(memory_order_release);
+}
+
+/* Help move the tail from t past a claimed/ready/padded cell of k cells. */
+static inline void help_tail(struct ipc_mbox *m, uint64_t t, uint32_t k)
+{
+	uint64_t exp = t;
+
+	/* T1: pairs with T0 in try_put(): a producer that sees the new tail sees the claim. */
+	atomic_compare_exchange_strong_explicit(&m->h->tail, &exp, t + k, memory_order_release,
+						memory_order_relaxed);
+}
+
+/* One attempt to enqueue: 0 or -EAGAIN (full). */
+static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w, const void *data,
+		   uint32_t k)
+{
+	for (;;) {
+		/* T0: pairs with T1 in help_tail(): the claim at t - k is visible. */
+		uint64_t t = atomic_load_explicit(&m->h->tail, memory_order_acquire);
+		uint64_t idx = t & m->mask;
+		/* A0: pairs with F0 in free_cells(): the consumer is done with the cell. */
+		uint64_t s = atomic_load_explicit(&m->seq[idx], memory_order_acquire);
+		uint32_t need = k;
+		bool pad = false;
+		uint64_t claim;
+
+		if (s != seq_free(t)) {
+			if (is_pos(s, t) && ipc_seq_state(s) != IPC_S_FREE) {
+				help_tail(m, t, ipc_seq_k(s));
+				continue;
+			}
+			/* relaxed: only compares with t; the loop reloads with acquire */
+			if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
+				continue;
+			return -EAGAIN;
+		}
+		if (idx + k > m->n) {
+			need = (uint32_t)(m->n - idx);
+			pad = true;
+		}
+		if (need > 1) {
+			uint64_t last = t + need - 1;
+
+			/* A1: pairs with F0 in free_cells(), as A0, for the last cell. */
+			if (atomic_load_explicit(&m->seq[last & m->mask], memory_order_acquire) !=
+			    seq_free(last)) {
+				if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
+					continue;
+				return -EAGAIN;
+			}
+		}
+		claim = pad ? ipc_seq_make(t, IPC_S_PAD, need, 0)
+			    : ipc_seq_make(t, IPC_S_CLAIMED, k, self);
+		/* C0: the claim; acquire pairs with F0 (cells free), release with peek's A2. */
+		if (!atomic_compare_exchange_strong_explicit(&m->seq[idx], &s, claim,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
+		help_tail(m, t, need);
+		if (pad)
+			continue;
+		{
+			uint8_t *c = m->cells + idx * SHM_MBOX_CELL;
+
+			memcpy(c, w, sizeof(*w));
+			if (w->len)
+				memcpy(c + sizeof(*w), data, w->len);
+		}
+		/* R0: pairs with A2 in peek_head() and take_reply: payload before READY. */
+		atomic_store_explicit(&m->seq[idx], ipc_seq_make(t, IPC_S_READY, k, 0),
+				      memory_order_release);
+		return 0;
+	}
+}
+
+static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+
+	/* shared futex (no FUTEX_PRIVATE_FLAG): the word is in the segment */
+	syscall(SYS_futex, addr, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
+		 int timeout_ms)
+{
+	struct shm_proc *me = shm_proc_at(seg, seg->self);
+	uint32_t k = ipc_msg_cells(w->len);
+	uint64_t deadline = 0;
+	struct ipc_mbox m;
+	int r;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	/* relaxed: owner-written; read by repair only after our death (ordered by it) */
+	if (atomic_load_explicit(&me->mbox_intent, memory_order_relaxed) != slot + 1u)
+		atomic_store_explicit(&me->mbox_intent, slot + 1u, memory_order_relaxed);
+	r = try_put(seg->self, &m, w, data, k);
+	if (r != -EAGAIN || timeout_ms == 0)
+		return r;
+	/* relaxed: a statistic */
+	atomic_fetch_add_explicit(&m.h->full_waits, 1, memory_order_relaxed);
+	if (timeout_ms > 0)
+		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (unsigned spins = 0;; spins++) {
+		uint64_t now, left = 1000000u;
+		uint32_t v;
+
+		if (spins < 64) {
+			cpu_relax();
+		} else {
+			/* W0: pairs with W1 in consume: a bump after our load ends the wait. */
+			v = atomic_load_explicit(&m.h->space, memory_order_acquire);
+			/* relaxed: a hint for the consumer; lost wakes are bounded by the 1 ms */
+			atomic_store_explicit(&m.h->space_waiters, 1, memory_order_relaxed);
+			r = try_put(seg->self, &m, w, data, k);
+			if (r != -EAGAIN)
+				return r;
+			now = shm_now_ns();
+			if (deadline && now >= deadline)
+				return -ETIMEDOUT;
+			if (deadline && deadline - now < left)
+				left = deadline - now;
+			futex_wait_ms(&m.h->space, v, left);
+			continue;
+		}
+		r = try_put(seg->self, &m, w, data, k);
+		if (r != -EAGAIN)
+			return r;
+		if (deadline && shm_now_ns() >= deadline)
+			return -ETIMEDOUT;
+	}
+}
+
+/* Free cells [p, p + k) for the next lap, in position order (producers rely on it). */
+static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
+{
+	for (uint32_t i = 0; i < k; i++)
+		/* F0: pairs with A0/A1/C0 in try_put(): we are done reading the cell. */
+		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
+				      memory_order_release);
+}
+
+/* Commit the removal of [h, h + k): head first (the commit point), then free, then freed. */
+static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
+{
+	/* H0: pairs with the acquire loads of head by tools and repair. */
+	atomic_store_explicit(&m->h->head, h + k, memory_order_release);
+	free_cells(m, h, k);
+	/* relaxed: consumer-owned; read by its successor after its death */
+	atomic_store_explicit(&m->h->freed, h + k, memory_order_relaxed);
+	/* relaxed: a hint; waiters re-check every 1 ms (see the top of this file) */
+	if (atomic_load_explicit(&m->h->space_waiters, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&m->h->space_waiters, 0, memory_order_relaxed)) {
+		/* W1: pairs with W0 in ipc_mbox_put(): cells freed before the bump. */
+		atomic_fetch_add_explicit(&m->h->space, 1, memory_order_release);
+		syscall(SYS_futex, &m->h->space, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	}
+}
+
+/* Is the producer that owns a CLAIMED cell gone for good? */
+static bool owner_is_dead(const struct shm_seg *seg, uint32_t owner)
+{
+	uint32_t st;
+
+	if (owner >= shm_hdr(seg)->cfg.max_procs)
+		return true;
+	/* A3: pairs with the supervisor's release store of DEAD (after the death). */
+	st = atomic_load_explicit(&shm_proc_at(seg, owner)->state, memory_order_acquire);
+	return st == SHM_PROC_DEAD || st == SHM_PROC_EXITED || st == SHM_PROC_FREE;
+}
+
+/*
+ * Turn a dead producer's claim at position p into SKIP, moving the tail past it first.
+ * Returns true if this call did it.
+ */
+static bool skip_dead_claim(struct ipc_mbox *m, uint64_t p, uint64_t s)
+{
+	help_tail(m, p, ipc_seq_k(s));
+	/* C1: CAS against the (dead) owner's R0 and a racing repair; one of us wins. */
+	if (!atomic_compare_exchange_strong_explicit(&m->seq[p & m->mask], &s,
+						     ipc_seq_make(p, IPC_S_SKIP, ipc_seq_k(s), 0),
+						     memory_order_acq_rel, memory_order_relaxed))
+		return false;
+	/* relaxed: a statistic */
+	atomic_fetch_add_explicit(&m->h->skipped_dead, 1, memory_order_relaxed);
+	return true;
+}
+
+/*
+ * Move the head over cells that carry nothing to deliver (PAD, SKIP, TAKEN, a dead
+ * producer's claim). Returns the head and its sequence word in *sp.
+ */
+static uint64_t skip_head(const struct shm_seg *seg, struct ipc_mbox *m, uint64_t *sp)
+{
+	/* relaxed: head is consumer-owned */
+	uint64_t h = atomic_load_explicit(&m->h->head, memory_order_relaxed);
+
+	for (;;) {
+		/* A2: pairs with R0 in try_put(): a READY message's bytes are visible. */
+		uint64_t s = atomic_load_explicit(&m->seq[h & m->mask], memory_order_acquire);
+		uint32_t st = ipc_seq_state(s), k = ipc_seq_k(s);
+
+		*sp = s;
+		if (!is_pos(s, h) || st == IPC_S_FREE || st == IPC_S_READY || k == 0)
+			return h;
+		if (st == IPC_S_CLAIMED) {
+			if (!owner_is_dead(seg, ipc_seq_owner(s)))
+				return h;
+			if (!skip_dead_claim(m, h, s))
+				continue; /* the owner finished after all, or repair won */
+		}
+		/* PAD, SKIP, TAKEN: a dead padder may have left the tail here */
+		help_tail(m, h, k);
+		advance_head(m, h, k);
+		h += k;
+	}
+}
+
+static void fill_msg(const struct ipc_mbox *m, uint64_t h, struct ipc_msg *out)
+{
+	const uint8_t *c = m->cells + (h & m->mask) * SHM_MBOX_CELL;
+	const struct ipc_wire *w = (const struct ipc_wire *)c;
+
+	out->from = w->from;
+	out->ref = w->ref;
+	out->type = w->type;
+	out->flags = w->flags;
+	out->len = w->len;
+	out->data = c + sizeof(*w);
+	out->pos = h;
+}
+
+int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
+{
+	struct ipc_mbox m;
+	uint64_t h, s;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	h = skip_head(seg, &m, &s);
+	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY)
+		return -EAGAIN;
+	fill_msg(&m, h, out);
+	/* relaxed: consumer-owned; read by the successor after our death */
+	if (atomic_load_explicit(&m.h->inflight, memory_order_relaxed) != h + 1)
+		atomic_store_explicit(&m.h->inflight, h + 1, memory_order_relaxed);
+	if (atomic_load_explicit(&m.h->redeliver, memory_order_relaxed) == h + 1)
+		out->flags |= IPC_F_REDELIVERED;
+	return 0;
+}
+
+void ipc_mbox_consume(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *msg)
+{
+	struct ipc_mbox m;
+	uint64_t h = msg->pos;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	/* relaxed: consumer-owned words */
+	if (atomic_load_explicit(&m.h->redeliver, memory_order_relaxed))
+		atomic_store_explicit(&m.h->redeliver, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->dequeued,
+			      atomic_load_explicit(&m.h->dequeued, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	advance_head(&m, h, ipc_msg_cells(msg->len));
+}
+
+void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
+{
+	struct ipc_mbox m;
+	uint64_t h, f, inf;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	/* relaxed: consumer-owned words, written by our predecessor before it died */
+	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
+	f = atomic_load_explicit(&m.h->freed, memory_order_relaxed);
+	inf = atomic_load_explicit(&m.h->inflight, memory_order_relaxed);
+	/* a commit cut short after the head moved: free what it had not freed yet */
+	for (uint64_t p = f; p != h && p - f <= m.n; p++) {
+		_Atomic uint64_t *sq = &m.seq[p & m.mask];
+		uint64_t s = atomic_load_explicit(sq, memory_order_acquire);
+
+		/* CAS: a producer may already have reclaimed a cell freed before the crash */
+		if (is_pos(s, p))
+			/* F1: as F0 in free_cells(), for the cells the dead consumer left. */
+			atomic_compare_exchange_strong_explicit(sq, &s, seq_free(p + m.n),
+								memory_order_release,
+								memory_order_relaxed);
+	}
+	atomic_store_explicit(&m.h->freed, h, memory_order_relaxed);
+	if (inf == h + 1) {
+		atomic_store_explicit(&m.h->redeliver, h + 1, memory_order_relaxed);
+		atomic_store_explicit(&m.h->redelivered,
+				      atomic_load_explicit(&m.h->redelivered, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&m.h->inflight, 0, memory_order_relaxed);
+}
+
+int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct ipc_msg *out,
+			void *buf, uint32_t cap)
+{
+	struct ipc_mbox m;
+	uint64_t h, s, p, inf;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	h = skip_head(seg, &m, &s);
+	inf = atomic_load_explicit(&m.h->inflight, memory_order_relaxed);
+	for (p = h; p - h < m.n;) {
+		uint32_t st, k;
+
+		/* A4: as A2 in skip_head(): a READY message's bytes are visible. */
+		s = atomic_load_explicit(&m.seq[p & m.mask], memory_order_acquire);
+		st = ipc_seq_state(s);
+		k = ipc_seq_k(s);
+		if (!is_pos(s, p) || st == IPC_S_FREE || k == 0)
+			return -EAGAIN;
+		if (st == IPC_S_READY && p + 1 != inf) {
+			struct ipc_msg msg;
+
+			fill_msg(&m, p, &msg);
+			if ((msg.flags & IPC_F_REPLY) && msg.ref == ref) {
+				*out = msg;
+				if (buf && cap)
+					memcpy(buf, msg.data, msg.len < cap ? msg.len : cap);
+				out->data = buf;
+				/* R1: consumer-owned transition; producers never touch READY. */
+				atomic_store_explicit(&m.seq[p & m.mask],
+						      ipc_seq_make(p, IPC_S_TAKEN, k, 0),
+						      memory_order_release);
+				atomic_store_explicit(
+					&m.h->dequeued,
+					atomic_load_explicit(&m.h->dequeued, memory_order_relaxed) + 1,
+					memory_order_relaxed);
+				if (p == h)
+					skip_head(seg, &m, &s);
+				return 0;
+			}
+		}
+		p += k;
+	}
+	return -EAGAIN;
+}
+
+/* Count READY and CLAIMED messages from head; loads only. */
+static uint32_t count_depth(const struct ipc_mbox *m)
+{
+	/* H1: pairs with H0 in advance_head(). */
+	uint64_t h = atomic_load_explicit(&m->h->head, memory_order_acquire);
+	uint32_t d = 0;
+
+	for (uint64_t p = h; p - h < m->n;) {
+		uint64_t s = atomic_load_explicit(&m->seq[p & m->mask], memory_order_acquire);
+		uint32_t st = ipc_seq_state(s), k = ipc_seq_k(s);
+
+		if (!is_pos(s, p) || st == IPC_S_FREE || k == 0)
+			break;
+		if (st == IPC_S_READY || st == IPC_S_CLAIMED)
+			d++;
+		p += k;
+	}
+	return d;
+}
+
+uint32_t ipc_mbox_depth(const struct shm_seg *seg, uint32_t slot)
+{
+	struct ipc_mbox m;
+
+	if (slot >= shm_hdr(seg)->cfg.max_agents)
+		return 0;
+	ipc_mbox_resolve(seg, slot, &m);
+	return count_depth(&m);
+}
+
+void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_stats *st)
+{
+	struct ipc_mbox m;
+	uint64_t h, t;
+
+	memset(st, 0, sizeof(*st));
+	if (slot >= shm_hdr(seg)->cfg.max_agents)
+		return;
+	ipc_mbox_resolve(seg, slot, &m);
+	/* relaxed: statistics snapshots */
+	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
+	t = atomic_load_explicit(&m.h->tail, memory_order_relaxed);
+	st->depth = count_depth(&m);
+	st->dequeued = atomic_load_explicit(&m.h->dequeued, memory_order_relaxed);
+	st->enqueued = st->dequeued + st->depth;
+	st->full_waits = atomic_load_explicit(&m.h->full_waits, memory_order_relaxed);
+	st->redelivered = atomic_load_explicit(&m.h->redelivered, memory_order_relaxed);
+	st->skipped_dead = atomic_load_explicit(&m.h->skipped_dead, memory_order_relaxed);
+	st->cells = (uint32_t)m.n;
+	st->cells_used = t - h > m.n ? (uint32_t)m.n : (uint32_t)(t - h);
+}
+
+int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
+{
+	const struct shm_cfg *cfg = &shm_hdr(seg)->cfg;
+	struct shm_proc *p;
+	struct ipc_mbox m;
+	uint64_t intent, h, pos;
+	int n = 0;
+
+	if (pslot >= cfg->max_procs)
+		return -EINVAL;
+	p = shm_proc_at(seg, pslot);
+	/* relaxed: the owner is dead; its stores are ordered before the death we noticed */
+	intent = atomic_load_explicit(&p->mbox_intent, memory_order_relaxed);
+	if (!intent || intent > cfg->max_agents)
+		goto out_clear;
+	ipc_mbox_resolve(seg, (uint32_t)(intent - 1), &m);
+	/* H2: pairs with H0 in advance_head(): cells below head are the consumer's. */
+	h = atomic_load_explicit(&m.h->head, memory_order_acquire);
+	for (pos = h; pos - h < m.n;) {
+		uint64_t s = atomic_load_explicit(&m.seq[pos & m.mask], memory_order_acquire);
+		uint32_t st = ipc_seq_state(s), k = ipc_seq_k(s);
+
+		if (!is_pos(s, pos)) {
+			/* the consumer freed it under us: restart from its new head */
+			uint64_t nh = atomic_load_explicit(&m.h->head, memory_order_acquire);
+
+			if (nh == h)
+				break;
+			pos = h = nh;
+			continue;
+		}
+		if (st == IPC_S_FREE || k == 0)
+			break;
+		if (st == IPC_S_CLAIMED && ipc_seq_owner(s) == pslot) {
+			if (skip_dead_claim(&m, pos, s))
+				n++;
+		} else {
+			help_tail(&m, pos, k);
+		}
+		pos += k;
+	}
+out_clear:
+	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
+	return n;
+}

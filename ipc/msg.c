@@ -1,0 +1,283 @@
+/*
+ * Messaging: cast, batched send, call (synchronous and asynchronous), reply, broadcast, and
+ * client inboxes. Built on ipc_mbox_put() (mbox.c) and the doorbells (wake.c).
+ *
+ * A send checks the handle (slot in range, generation equal, slot not FREE), enqueues, then
+ * rings the process hosting the agent (agent.worker - 1). An agent that is DOWN still has
+ * its mailbox: sends queue and are delivered after its restart.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ipc/ipc_int.h"
+#include "shm/registry.h"
+
+/* The registry's group listing; weak so ipc links before the registry lands (-ENOSYS). */
+#pragma weak shm_grp_members
+
+#define IPC_REPLY_TIMEOUT_MS 5000
+#define IPC_CALL_SPIN_NS 20000u
+
+uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot)
+{
+	/* relaxed: a stale host only costs a wasted or late ring; the worker rechecks */
+	uint32_t w = atomic_load_explicit(&shm_agent_at(seg, slot)->worker, memory_order_relaxed);
+
+	return w ? w - 1 : UINT32_MAX;
+}
+
+/* Check a destination handle: 0, -ENOENT or -ESTALE. */
+static int check_to(const struct shm_seg *seg, shoal_handle_t to)
+{
+	uint32_t slot = shoal_handle_slot(to);
+	const struct shm_agent *a;
+
+	if (to == SHOAL_HANDLE_NONE || slot >= shm_hdr(seg)->cfg.max_agents)
+		return -ENOENT;
+	a = shm_agent_at(seg, slot);
+	/* A0: pairs with S2 in shm_agent_alloc(): a live generation's mailbox is initialised. */
+	if (atomic_load_explicit(&a->state, memory_order_acquire) == SHM_AGENT_FREE)
+		return -ENOENT;
+	if (atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(to))
+		return -ESTALE;
+	return 0;
+}
+
+/* Check and enqueue, no ring. */
+static int put_one(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
+		   uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms)
+{
+	struct ipc_wire w = { .from = from, .ref = ref, .type = type, .flags = flags, .len = len };
+	int r;
+
+	if (!seg->writable || seg->self == UINT32_MAX)
+		return -EROFS;
+	if (len > shm_hdr(seg)->cfg.max_msg)
+		return -EMSGSIZE;
+	r = check_to(seg, to);
+	if (r)
+		return r;
+	return ipc_mbox_put(seg, shoal_handle_slot(to), &w, data, timeout_ms);
+}
+
+int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
+	     uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms)
+{
+	int r = put_one(seg, to, from, type, flags & ~IPC_F_REDELIVERED, ref, data, len,
+			timeout_ms);
+
+	if (r == 0) {
+		uint32_t host = ipc_agent_host(seg, shoal_handle_slot(to));
+
+		if (host != UINT32_MAX)
+			ipc_ring(seg, host);
+	}
+	return r;
+}
+
+/* Add proc to a small set; returns the new count. */
+static uint32_t add_host(uint32_t *hosts, uint32_t n, uint32_t cap, uint32_t proc)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (hosts[i] == proc)
+			return n;
+	if (n < cap)
+		hosts[n++] = proc;
+	return n;
+}
+
+#define IPC_HOSTS_MAX 64
+
+int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
+		   uint32_t n, int timeout_ms)
+{
+	uint32_t hosts[IPC_HOSTS_MAX], nh = 0, i;
+	int r = 0;
+
+	for (i = 0; i < n; i++) {
+		uint32_t host;
+
+		r = put_one(seg, msgs[i].to, from, msgs[i].type, 0, 0, msgs[i].data, msgs[i].len,
+			    timeout_ms);
+		if (r)
+			break;
+		host = ipc_agent_host(seg, shoal_handle_slot(msgs[i].to));
+		if (host == UINT32_MAX)
+			continue;
+		if (nh == IPC_HOSTS_MAX) {
+			/* more hosts than the set holds: ring what we have and start over */
+			ipc_ring_many(seg, hosts, nh);
+			nh = 0;
+		}
+		nh = add_host(hosts, nh, IPC_HOSTS_MAX, host);
+	}
+	if (nh)
+		ipc_ring_many(seg, hosts, nh);
+	return i ? (int)i : r;
+}
+
+/* A fresh call reference, unique per process lifetime: (epoch, counter). */
+static uint64_t next_ref(struct shm_seg *seg)
+{
+	static _Atomic uint32_t ctr;
+	/* relaxed: uniqueness only */
+	uint32_t c = atomic_fetch_add_explicit(&ctr, 1, memory_order_relaxed) + 1;
+
+	return ((uint64_t)seg->epoch << 32) | c;
+}
+
+int ipc_call_async(struct shm_seg *seg, shoal_handle_t from, shoal_handle_t to, uint32_t type,
+		   const void *data, uint32_t len, uint64_t *ref_out)
+{
+	uint64_t ref = next_ref(seg);
+	int r = ipc_send(seg, to, from, type, IPC_F_CALL, ref, data, len, 0);
+
+	if (r == 0 && ref_out)
+		*ref_out = ref;
+	return r;
+}
+
+int ipc_reply(struct shm_seg *seg, shoal_handle_t self, const struct ipc_msg *m, const void *data,
+	      uint32_t len)
+{
+	if (!(m->flags & IPC_F_CALL) || m->from == SHOAL_HANDLE_NONE)
+		return -EINVAL;
+	return ipc_send(seg, m->from, self, m->type, IPC_F_REPLY, m->ref, data, len,
+			IPC_REPLY_TIMEOUT_MS);
+}
+
+struct call_wait {
+	struct shm_seg *seg;
+	uint32_t slot;
+	uint64_t ref;
+	void *buf;
+	uint32_t cap;
+	struct ipc_msg got;
+	bool done;
+};
+
+static bool call_has_reply(void *arg)
+{
+	struct call_wait *c = arg;
+
+	if (!c->done &&
+	    ipc_mbox_take_reply(c->seg, c->slot, c->ref, &c->got, c->buf, c->cap) == 0)
+		c->done = true;
+	return c->done;
+}
+
+int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, shoal_handle_t to,
+	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
+	     int timeout_ms)
+{
+	struct call_wait c = { .seg = seg, .slot = shoal_handle_slot(inbox), .buf = reply,
+			       .cap = cap };
+	uint64_t deadline = 0, now;
+	int r;
+
+	if (shoal_handle_slot(inbox) >= shm_hdr(seg)->cfg.max_agents)
+		return -EINVAL;
+	c.ref = next_ref(seg);
+	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, c.ref, data, len, timeout_ms);
+	if (r)
+		return r;
+	if (timeout_ms >= 0)
+		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (;;) {
+		uint64_t left = 0;
+
+		if (call_has_reply(&c))
+			return (int)c.got.len;
+		now = shm_now_ns();
+		if (deadline) {
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			left = deadline - now;
+		}
+		if (w) {
+			r = ipc_waiter_wait(w, IPC_CALL_SPIN_NS, left, call_has_reply, &c, NULL);
+			if (r < 0)
+				return r;
+		} else {
+			__builtin_ia32_pause();
+		}
+	}
+}
+
+#define IPC_BCAST_MAX 1024
+
+int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, uint32_t type,
+		  const void *data, uint32_t len, int timeout_ms)
+{
+	shoal_handle_t members[IPC_BCAST_MAX];
+	uint32_t hosts[IPC_HOSTS_MAX], nh = 0;
+	int n, sent = 0, err = 0;
+
+	if (!shm_grp_members)
+		return -ENOSYS;
+	if (len > shm_hdr(seg)->cfg.max_msg)
+		return -EMSGSIZE;
+	n = shm_grp_members(seg, group, strlen(group), members, IPC_BCAST_MAX);
+	if (n < 0)
+		return n;
+	if (n > IPC_BCAST_MAX)
+		n = IPC_BCAST_MAX;
+	for (int i = 0; i < n; i++) {
+		uint32_t host;
+		int r = put_one(seg, members[i], from, type, 0, 0, data, len, timeout_ms);
+
+		if (r) {
+			err = r; /* a member that went away: the others still get it */
+			continue;
+		}
+		sent++;
+		host = ipc_agent_host(seg, shoal_handle_slot(members[i]));
+		if (host == UINT32_MAX)
+			continue;
+		if (nh == IPC_HOSTS_MAX) {
+			ipc_ring_many(seg, hosts, nh);
+			nh = 0;
+		}
+		nh = add_host(hosts, nh, IPC_HOSTS_MAX, host);
+	}
+	if (nh)
+		ipc_ring_many(seg, hosts, nh);
+	return sent || !err ? sent : err;
+}
+
+int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out)
+{
+	struct shm_agent *a;
+	uint32_t slot;
+	int r;
+
+	if (!seg->writable || seg->self == UINT32_MAX)
+		return -EROFS;
+	r = shm_agent_alloc(seg, 0, &slot);
+	if (r)
+		return r;
+	a = shm_agent_at(seg, slot);
+	ipc_mbox_init(seg, slot);
+	snprintf(a->type, sizeof(a->type), "client");
+	/* relaxed: published by the state store below */
+	atomic_store_explicit(&a->worker, seg->self + 1, memory_order_relaxed);
+	atomic_store_explicit(&a->started_ns, shm_now_ns(), memory_order_relaxed);
+	/* S3: pairs with A0 in check_to(): mailbox and host before RUNNING. */
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	*out = shoal_handle_make(slot, atomic_load_explicit(&a->gen, memory_order_relaxed));
+	return 0;
+}
+
+void ipc_inbox_close(struct shm_seg *seg, shoal_handle_t inbox)
+{
+	uint32_t slot = shoal_handle_slot(inbox);
+	struct shm_agent *a;
+
+	if (slot >= shm_hdr(seg)->cfg.max_agents)
+		return;
+	a = shm_agent_at(seg, slot);
+	if (atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(inbox))
+		return;
+	shm_agent_free(seg, slot);
+}
