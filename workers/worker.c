@@ -148,8 +148,8 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	}
 	wa->running = false;
 	if (intensity_exceeded(w, wa)) {
-		fprintf(stderr, "shoal worker %u: agent '%s' (%s) failed %u times in %u ms; "
-				"removed\n",
+		fprintf(stderr, "shoal worker %u: agent '%s' (%s) failed past its restart "
+				"intensity (%u restarts in %u ms); removed\n",
 			w->self, a->name, a->type,
 			wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX,
 			wa->type->restart_period_ms ? wa->type->restart_period_ms
