@@ -160,7 +160,9 @@ struct shm_proc {
 	uint64_t last_exit_ns;         /* CLOCK_REALTIME of that exit */
 	uint32_t windex;               /* worker index for workers, else 0 */
 	_Atomic uint32_t repair_gen;   /* bumped by the supervisor after each repair */
-	uint8_t pad0[128 - 88];        /* to the intent line */
+	_Atomic uint32_t agents_gen;   /* workers/: bumped when an agent is assigned to this
+					* worker or asked to stop, so its loop rescans */
+	uint8_t pad0[128 - 92];        /* to the intent line */
 	/* intent line: written only by the owner, read by whoever repairs it after death */
 	_Atomic uint64_t mbox_intent;  /* ipc: mailbox (agent slot + 1) being produced into */
 	_Atomic uint64_t reg_intent[8];/* registry: the op in flight, for repair */
@@ -206,10 +208,13 @@ struct shm_agent {
 	_Atomic uint64_t started_ns; /* CLOCK_MONOTONIC of the last (re)start */
 	_Atomic uint32_t ckpt_len;   /* bytes of the last committed checkpoint */
 	_Atomic uint32_t ckpt_seq;   /* even: stable; odd: a commit in progress */
-	uint8_t pad[256 - 160];      /* to 256 */
+	_Atomic uint32_t ckpt_blen[2];/* record length in each checkpoint buffer; the committed
+				       * one is buffer (ckpt_seq >> 1) & 1 */
+	uint8_t pad[256 - 168];      /* to 256 */
 };
 static_assert(sizeof(struct shm_agent) == 256, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, type) == 32, "shm_agent ABI");
+static_assert(offsetof(struct shm_agent, ckpt_blen) == 160, "shm_agent ABI");
 
 /* Bytes of one mailbox: header, 8-byte sequence words and 64-byte cells. */
 #define SHM_MBOX_HDR 256u

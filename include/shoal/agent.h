@@ -1,0 +1,163 @@
+/*
+ * shoal agents: the callback API an agent type implements, and what a callback may do
+ * through its context (send, reply, call, monitor, checkpoint, register, join).
+ *
+ * An agent type is a struct shoal_agent_type registered by name in the process's type
+ * table: built-ins, types registered by the host program, and types loaded from a shared
+ * object (shoal_agent_types_load()). A worker runs every callback of the agents it hosts on
+ * its one thread; callbacks must not block (a blocked callback stalls every agent of its
+ * worker).
+ *
+ * Delivery: every message a send accepted reaches handle/handle_call at least once; a
+ * message whose worker died during its callback is delivered again to the restarted agent
+ * with SHOAL_MSG_REDELIVERED set. While an agent is down its mailbox keeps queuing.
+ */
+#ifndef SHOAL_AGENT_H
+#define SHOAL_AGENT_H
+
+#include <stdint.h>
+
+#include "shoal/shoal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Message flags an agent sees (same bits as the engine's). */
+#define SHOAL_MSG_REDELIVERED 0x1u /* its worker died while handling it before */
+#define SHOAL_MSG_CALL 0x2u        /* a call: handle_call's reply goes back to the caller */
+#define SHOAL_MSG_REPLY 0x4u       /* the reply to an async call; ref says which */
+
+/* A message as handle/handle_call see it; data is valid until the callback returns. */
+struct shoal_msg {
+	shoal_handle_t from; /* sender, SHOAL_HANDLE_NONE if anonymous */
+	uint64_t ref;        /* call/reply reference, 0 for casts */
+	uint32_t type;       /* application type tag */
+	uint32_t flags;      /* SHOAL_MSG_* */
+	uint32_t len;        /* payload bytes */
+	const void *data;    /* payload */
+};
+
+/* DOWN/UP monitor notifications (also the payload of the engine's DOWN/UP messages). */
+#define SHOAL_DOWN_CRASH 1u  /* its worker died (a signal or an exit) */
+#define SHOAL_DOWN_FAILED 2u /* its callback failed past its restart intensity */
+#define SHOAL_DOWN_STOPPED 3u /* stopped on request */
+#define SHOAL_DOWN_ERROR 4u  /* a callback failed; it is being restarted */
+
+struct shoal_down {
+	shoal_handle_t target; /* the monitored agent */
+	uint64_t ref;          /* the monitor's reference (shoal_monitor()) */
+	uint32_t up;           /* 0: DOWN, 1: UP (restarted and running again) */
+	uint32_t reason;       /* SHOAL_DOWN_*, 0 for UP */
+};
+
+/* Reasons given to terminate. */
+#define SHOAL_TERM_STOP 0     /* stopped on request or the worker is shutting down */
+#define SHOAL_TERM_RESTART 1  /* a callback failed: init runs again next */
+#define SHOAL_TERM_FAILED 2   /* failed past its intensity: the agent is removed */
+
+/* What a callback runs against: its agent and its worker. Opaque. */
+struct shoal_ctx;
+
+/*
+ * An agent type. Callbacks return 0, or a negative errno to fail: the agent is then
+ * terminated and restarted alone (its mailbox keeps its queue), at most restart_max times
+ * in restart_period_ms (0, 0: the defaults 3 in 5000 ms); beyond that it is removed and
+ * its monitors get DOWN.
+ */
+struct shoal_agent_type {
+	const char *name;          /* unique in the process, 1..31 bytes */
+	uint32_t ckpt_size;        /* checkpoint record bytes it may commit (0: none) */
+	uint32_t tick_ms;          /* period of tick() (0: no tick) */
+	uint32_t restart_max;      /* restart intensity: at most this many restarts ... */
+	uint32_t restart_period_ms;/* ... in this many ms */
+	/*
+	 * Set up *state. ckpt/ckpt_len: the last committed checkpoint record (NULL, 0 if none)
+	 * so a restarted agent resumes. Required.
+	 */
+	int (*init)(struct shoal_ctx *ctx, const void *ckpt, uint32_t ckpt_len, void **state);
+	/* A cast, an info or an async call's reply. Required. */
+	int (*handle)(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m);
+	/*
+	 * A call: write up to cap reply bytes into reply and set *reply_len; the engine sends
+	 * it. Set *reply_len = SHOAL_REPLY_LATER to reply later with shoal_reply(). NULL: calls
+	 * get an empty reply.
+	 */
+	int (*handle_call)(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m,
+			   void *reply, uint32_t cap, uint32_t *reply_len);
+	/* Free *state. reason: SHOAL_TERM_*. May be NULL. */
+	void (*terminate)(struct shoal_ctx *ctx, void *state, int reason);
+	/* A DOWN or UP about an agent this one monitors. NULL: ignored. */
+	int (*handle_down)(struct shoal_ctx *ctx, void *state, const struct shoal_down *d);
+	/* Every tick_ms. NULL: no tick. */
+	int (*tick)(struct shoal_ctx *ctx, void *state);
+};
+
+#define SHOAL_REPLY_LATER UINT32_MAX
+
+/* --- the type table (per process) --- */
+
+/*
+ * Add a type to this process's table (the pointer is kept: it must outlive its use).
+ * Returns 0, -EEXIST (a type of that name), -EINVAL (bad name, no init/handle), -ENOSPC.
+ * Call before the workers are forked (they inherit the table). Not thread-safe.
+ */
+int shoal_agent_type_register(const struct shoal_agent_type *type);
+/* The type named name, or NULL. */
+const struct shoal_agent_type *shoal_agent_type_find(const char *name);
+
+/*
+ * Load agent types from a shared object. It exports either
+ *   const struct shoal_agent_type *const shoal_agent_types[];  (NULL-terminated), or
+ *   int shoal_agent_types_init(void);  (calls shoal_agent_type_register() itself).
+ * Returns the number of types added or a negative errno (-ENOENT: no such file or neither
+ * symbol; -ELIBBAD: dlopen failed); err gets a sentence.
+ */
+int shoal_agent_types_load(const char *path, char *err, size_t errlen);
+
+/* --- what a callback may do --- */
+
+/* The calling agent's handle. */
+shoal_handle_t shoal_self(const struct shoal_ctx *ctx);
+/* Look a name up in the default namespace: 0 and *out, or -ENOENT. */
+int shoal_lookup(const struct shoal_ctx *ctx, const char *name, shoal_handle_t *out);
+/* Cast (one-way send); never waits: a full mailbox is -EAGAIN. */
+int shoal_cast(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const void *data,
+	       uint32_t len);
+/* Async call: the reply arrives later to handle with SHOAL_MSG_REPLY and *ref_out. */
+int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const void *data,
+		     uint32_t len, uint64_t *ref_out);
+/* Reply to call m (from handle_call with SHOAL_REPLY_LATER, or later with a saved copy). */
+int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data,
+		uint32_t len);
+/* Broadcast to the members of a process group. Returns members reached or -errno. */
+int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
+		    uint32_t len);
+/*
+ * Monitor target: this agent gets DOWN when target crashes or stops and UP when it runs
+ * again. Returns 0 and a reference in *ref_out, -ENOSPC (monitor table full).
+ */
+int shoal_monitor(struct shoal_ctx *ctx, shoal_handle_t target, uint64_t *ref_out);
+/* Remove a monitor made by this agent: 0 or -ENOENT. */
+int shoal_demonitor(struct shoal_ctx *ctx, uint64_t ref);
+/*
+ * Commit a checkpoint record (at most the type's ckpt_size and the instance's checkpoint
+ * bytes): after a restart init receives it. Crash-safe: a worker killed mid-commit leaves
+ * the previous record. Returns 0 or -EMSGSIZE.
+ */
+int shoal_checkpoint(struct shoal_ctx *ctx, const void *data, uint32_t len);
+/* Register another name for this agent (removed when it stops): 0, -EEXIST, -EINVAL. */
+int shoal_register(struct shoal_ctx *ctx, const char *name);
+/* Join / leave a process group (left when it stops). */
+int shoal_join(struct shoal_ctx *ctx, const char *group);
+int shoal_leave(struct shoal_ctx *ctx, const char *group);
+/* Ask for this agent's orderly stop after the current callback (terminate runs). */
+void shoal_stop_self(struct shoal_ctx *ctx);
+/* CLOCK_MONOTONIC nanoseconds (the worker's cached clock for this round). */
+uint64_t shoal_now_ns(const struct shoal_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

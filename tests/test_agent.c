@@ -1,0 +1,325 @@
+/* test_agent: agent types (built-in, registered, dlopen-ed), checkpoints, monitor table, spawn/stop claims. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shm/registry.h"
+#include "shm/shm.h"
+#include "workers/wrk_int.h"
+
+static char inst[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-agent-%d", (int)getpid());
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static struct shm_seg *make_seg(void)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL;
+	char err[256];
+
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	cfg.max_monitors = 64;
+	cfg.ckpt_bytes = 100; /* buffers round up to 128 */
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	return seg;
+}
+
+static void drop_seg(struct shm_seg *seg)
+{
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+}
+
+static int nop_init(struct shoal_ctx *c, const void *k, uint32_t l, void **s)
+{
+	(void)c, (void)k, (void)l;
+	*s = NULL;
+	return 0;
+}
+
+static int nop_handle(struct shoal_ctx *c, void *s, const struct shoal_msg *m)
+{
+	(void)c, (void)s, (void)m;
+	return 0;
+}
+
+static void test_agent_type_table(void **state)
+{
+	static const struct shoal_agent_type mine = { .name = "mine", .init = nop_init,
+						       .handle = nop_handle };
+	static const struct shoal_agent_type other_echo = { .name = "echo", .init = nop_init,
+							     .handle = nop_handle };
+	static const struct shoal_agent_type no_init = { .name = "noinit",
+							  .handle = nop_handle };
+
+	(void)state;
+	for (unsigned i = 0; wrk_builtin_type_names[i]; i++)
+		assert_non_null(shoal_agent_type_find(wrk_builtin_type_names[i]));
+	assert_null(shoal_agent_type_find("nonesuch"));
+	assert_int_equal(shoal_agent_type_register(&mine), 0);
+	assert_int_equal(shoal_agent_type_register(&mine), 0); /* the same one again: no-op */
+	assert_ptr_equal(shoal_agent_type_find("mine"), &mine);
+	assert_int_equal(shoal_agent_type_register(&other_echo), -EEXIST);
+	assert_int_equal(shoal_agent_type_register(&no_init), -EINVAL);
+}
+
+static void test_agent_dlopen(void **state)
+{
+	const char *path = getenv("SHOAL_TEST_PLUGIN");
+	const struct shoal_agent_type *t;
+	struct wrk_agent wa = { .slot = 7, .handle = shoal_handle_make(7, 3) };
+	struct shoal_ctx ctx = { .agent = &wa };
+	struct shoal_msg m = { .data = "hi there", .len = 8, .flags = SHOAL_MSG_CALL };
+	char reply[64], err[256];
+	uint32_t rlen = 0;
+	void *st;
+
+	(void)state;
+	assert_non_null(path);
+	assert_int_equal(shoal_agent_types_load("/nonexistent/x.so", err, sizeof(err)),
+			 -ELIBBAD);
+	assert_non_null(strstr(err, "cannot load"));
+	assert_int_equal(shoal_agent_types_load("libm.so.6", err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "exports neither"));
+	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 1);
+	t = shoal_agent_type_find("upper");
+	assert_non_null(t);
+	wa.type = t;
+	assert_int_equal(t->init(&ctx, NULL, 0, &st), 0);
+	assert_int_equal(t->handle_call(&ctx, st, &m, reply, sizeof(reply), &rlen), 0);
+	assert_int_equal(rlen, strlen("HI THERE@7"));
+	assert_memory_equal(reply, "HI THERE@7", rlen);
+	/* loading it twice adds nothing: its type is already there */
+	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 0);
+}
+
+static void test_agent_ckpt_commit_read(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	char buf[128];
+	uint8_t big[101];
+
+	(void)state;
+	assert_int_equal(wrk_ckpt_read(seg, 3, buf, sizeof(buf)), 0);
+	for (int i = 0; i < 5; i++) {
+		char rec[32];
+		int n = snprintf(rec, sizeof(rec), "record %d", i);
+
+		assert_int_equal(wrk_ckpt_commit(seg, 3, rec, (uint32_t)n), 0);
+		memset(buf, 0, sizeof(buf));
+		assert_int_equal(wrk_ckpt_read(seg, 3, buf, sizeof(buf)), n);
+		assert_string_equal(buf, rec);
+	}
+	memset(big, 1, sizeof(big));
+	assert_int_equal(wrk_ckpt_commit(seg, 3, big, sizeof(big)), -EMSGSIZE);
+	assert_int_equal(wrk_ckpt_commit(seg, 3, big, 100), 0);
+	assert_int_equal(wrk_ckpt_read(seg, 3, buf, sizeof(buf)), 100);
+	/* another slot is untouched */
+	assert_int_equal(wrk_ckpt_read(seg, 4, buf, sizeof(buf)), 0);
+	drop_seg(seg);
+}
+
+/*
+ * A committer killed at random moments: after recovery the record is always one complete
+ * commit (every byte the same value, the length its commit gave).
+ */
+static void test_agent_ckpt_crash_safe(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	uint8_t buf[128];
+
+	(void)state;
+	for (int round = 0; round < 40; round++) {
+		int pfd[2];
+		char c;
+		pid_t pid;
+		int len;
+
+		assert_int_equal(pipe(pfd), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			uint8_t rec[100];
+
+			close(pfd[0]);
+			for (uint32_t i = 1;; i++) {
+				uint32_t n = 1 + i % 100;
+
+				memset(rec, (int)(i & 0xff), n);
+				rec[0] = (uint8_t)n;
+				wrk_ckpt_commit(seg, 5, rec, n);
+				if (i == 1000 && write(pfd[1], "x", 1) != 1)
+					_exit(1);
+			}
+		}
+		close(pfd[1]);
+		assert_int_equal(read(pfd[0], &c, 1), 1); /* it is committing now */
+		for (volatile int spin = 0; spin < (round * 7919) % 200000; spin++)
+			;
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, NULL, 0), pid);
+		close(pfd[0]);
+		wrk_ckpt_recover(seg, 5);
+		assert_int_equal(atomic_load(&shm_agent_at(seg, 5)->ckpt_seq) & 1, 0);
+		len = wrk_ckpt_read(seg, 5, buf, sizeof(buf));
+		assert_true(len >= 1 && len <= 100);
+		assert_int_equal(buf[0], len);
+		for (int i = 2; i < len; i++)
+			assert_int_equal(buf[i], buf[1]);
+	}
+	drop_seg(seg);
+}
+
+/* A commit interrupted after the odd seq: the previous record survives recovery. */
+static void test_agent_ckpt_half_commit(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct shm_agent *a = shm_agent_at(seg, 2);
+	char buf[128];
+	uint32_t seq;
+
+	(void)state;
+	assert_int_equal(wrk_ckpt_commit(seg, 2, "old", 3), 0);
+	/* what a worker killed mid-commit leaves: odd seq, the other buffer half written */
+	seq = atomic_load(&a->ckpt_seq);
+	atomic_store(&a->ckpt_seq, seq + 1);
+	atomic_store(&a->ckpt_blen[((seq >> 1) + 1) & 1], 99);
+	assert_int_equal(wrk_ckpt_read(seg, 2, buf, sizeof(buf)), 3); /* readers see the old */
+	wrk_ckpt_recover(seg, 2);
+	assert_int_equal(wrk_ckpt_read(seg, 2, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "old", 3);
+	assert_int_equal(wrk_ckpt_commit(seg, 2, "new!", 4), 0);
+	assert_int_equal(wrk_ckpt_read(seg, 2, buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "new!", 4);
+	drop_seg(seg);
+}
+
+static void test_agent_monitor_table(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	shoal_handle_t w = shoal_handle_make(1, 1), t = shoal_handle_make(2, 1);
+	struct shm_monitor *mon = shm_region(seg, SHM_R_MONITORS);
+	uint64_t r1, r2, dead_tag;
+	uint32_t n = 0, epoch;
+
+	(void)state;
+	assert_int_equal(wrk_mon_add(seg, w, t, &r1), 0);
+	assert_int_equal(wrk_mon_add(seg, w, t, &r2), 0);
+	assert_true(r1 != r2);
+	assert_int_equal(wrk_mon_remove(seg, w, r1), 0);
+	assert_int_equal(wrk_mon_remove(seg, w, r1), -ENOENT);
+	/* the table fills: -ENOSPC, never an overwrite */
+	for (;;) {
+		uint64_t r;
+		int rc = wrk_mon_add(seg, w, t, &r);
+
+		if (rc) {
+			assert_int_equal(rc, -ENOSPC);
+			break;
+		}
+		n++;
+	}
+	assert_int_equal(n, 63);
+	assert_int_equal(wrk_mon_drop_watcher(seg, w), 64);
+	/* a claim left by a dead process (slot 9, never alive) is undone by repair */
+	assert_int_equal(shm_proc_claim_slot(seg, 9, SHM_ROLE_CLIENT, 1, 0, &epoch), 0);
+	dead_tag = SHM_TAG(9, epoch);
+	atomic_store(&shm_proc_at(seg, 9)->state, SHM_PROC_DEAD);
+	atomic_store(&mon[5].ctl, dead_tag);
+	atomic_store(&mon[5].target, t); /* half set up: no watcher yet */
+	atomic_store(&mon[6].ctl, dead_tag);
+	atomic_store(&mon[6].target, t);
+	atomic_store(&mon[6].ref, 77);
+	atomic_store(&mon[6].watcher, w); /* set up, claim not yet released */
+	assert_int_equal(wrk_mon_repair(seg, 9), 2);
+	assert_int_equal(atomic_load(&mon[5].ctl), 0);
+	assert_int_equal(atomic_load(&mon[5].target), 0);
+	assert_int_equal(atomic_load(&mon[6].ctl), 0);
+	assert_int_equal(wrk_mon_remove(seg, w, 77), 0);
+	drop_seg(seg);
+}
+
+/* Spawn without a running worker, stop it (the stopper finishes it), repair a half spawn. */
+static void test_agent_spawn_stop_repair(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	shoal_handle_t h, found, h2;
+	struct shm_agent *a;
+	uint32_t epoch, slot;
+	uint64_t saved_tag;
+
+	(void)state;
+	assert_int_equal(wrk_agent_spawn(seg, "nonesuch", "x", 1, &h), -EINVAL);
+	assert_int_equal(wrk_agent_spawn(seg, "echo", "e1", 1, &h), 0);
+	a = wrk_agent_get(seg, h);
+	assert_non_null(a);
+	assert_int_equal(atomic_load(&a->state), SHM_AGENT_STARTING);
+	assert_int_equal(atomic_load(&a->worker), 2);
+	assert_string_equal(a->type, "echo");
+	assert_string_equal(a->name, "e1");
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->agents_gen), 1);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e1", 2, &found, NULL), 0);
+	assert_true(found == h);
+	assert_int_equal(wrk_agent_spawn(seg, "echo", "e1", 1, &h2), -EEXIST);
+	/* worker 1 is not running: the stop is finished by the caller */
+	assert_int_equal(wrk_agent_stop(seg, h), 0);
+	assert_null(wrk_agent_get(seg, h));
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e1", 2, &found, NULL), -ENOENT);
+	assert_int_equal(wrk_agent_stop(seg, h), -ENOENT);
+	/* a spawner killed after alloc + register, before the hand-over: repair undoes it */
+	saved_tag = seg->tag;
+	assert_int_equal(shm_proc_claim_slot(seg, 9, SHM_ROLE_CLIENT, 1, 0, &epoch), 0);
+	seg->tag = SHM_TAG(9, epoch);
+	assert_int_equal(shm_agent_alloc(seg, 0, &slot), 0);
+	h2 = wrk_agent_handle(seg, slot);
+	assert_int_equal(shm_reg_register(seg, SHM_NS_DEFAULT, "half", 4, h2, NULL), 0);
+	seg->tag = saved_tag;
+	atomic_store(&shm_proc_at(seg, 9)->state, SHM_PROC_DEAD);
+	assert_int_equal(wrk_repair_proc_claims(seg, 9), 1);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slot)->state), SHM_AGENT_FREE);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slot)->ctl), 0);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "half", 4, &found, NULL), -ENOENT);
+	drop_seg(seg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_agent_type_table),
+		cmocka_unit_test(test_agent_dlopen),
+		cmocka_unit_test_setup_teardown(test_agent_ckpt_commit_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_ckpt_crash_safe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_ckpt_half_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_monitor_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_spawn_stop_repair, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,466 @@
+/* test_worker: wrk_main in forked workers: calls, counts, kill + repair + replacement, restarts, stop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ipc/ipc.h"
+#include "shm/registry.h"
+#include "shm/shm.h"
+#include "workers/wrk_int.h"
+
+#define DEADLINE_MS 10000
+
+static char inst[64];
+static struct shm_seg *seg;
+static struct ipc_waiter *waiter;
+static shoal_handle_t inbox;
+static int note_pipe[2] = { -1, -1 }; /* test agent types write events here */
+
+/* --- test agent types (registered before the workers fork: they inherit the table) --- */
+
+struct tcount {
+	uint64_t count, redelivered;
+};
+
+static int tc_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	struct tcount *s = calloc(1, sizeof(*s));
+
+	(void)ctx;
+	if (ckpt && len == sizeof(*s))
+		memcpy(s, ckpt, sizeof(*s));
+	*state = s;
+	return 0;
+}
+
+static void note(char c)
+{
+	if (write(note_pipe[1], &c, 1) != 1)
+		abort();
+}
+
+/*
+ * "blocker": a counter that, on "block" (not redelivered), notes 'b' and hangs until killed;
+ * on "fail" returns -EIO before counting; terminate notes 't'.
+ */
+static int tc_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct tcount *s = state;
+
+	if (m->len == 5 && !memcmp(m->data, "block", 5) && !(m->flags & SHOAL_MSG_REDELIVERED)) {
+		note('b');
+		for (;;)
+			pause();
+	}
+	if (m->len == 4 && !memcmp(m->data, "fail", 4))
+		return -EIO;
+	s->count++;
+	if (m->flags & SHOAL_MSG_REDELIVERED)
+		s->redelivered++;
+	return shoal_checkpoint(ctx, s, sizeof(*s));
+}
+
+static int tc_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+		   uint32_t cap, uint32_t *rlen)
+{
+	struct tcount *s = state;
+
+	(void)ctx, (void)m, (void)cap;
+	memcpy(reply, s, sizeof(*s));
+	*rlen = sizeof(*s);
+	return 0;
+}
+
+static void tc_term(struct shoal_ctx *ctx, void *state, int reason)
+{
+	(void)ctx;
+	note(reason == SHOAL_TERM_STOP ? 't' : reason == SHOAL_TERM_RESTART ? 'r' : 'f');
+	free(state);
+}
+
+static const struct shoal_agent_type blocker_type = {
+	.name = "blocker",
+	.ckpt_size = sizeof(struct tcount),
+	.init = tc_init,
+	.handle = tc_handle,
+	.handle_call = tc_call,
+	.terminate = tc_term,
+};
+
+/* --- helpers: the test is the supervisor --- */
+
+static int setup(void **state)
+{
+	struct shm_cfg cfg;
+	char err[256];
+
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-wrk-%d", (int)getpid());
+	shm_seg_unlink(inst);
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	cfg.max_monitors = 64;
+	cfg.max_procs = 8;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &waiter), 0);
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	assert_int_equal(pipe2(note_pipe, O_CLOEXEC), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ipc_inbox_close(seg, inbox);
+	ipc_waiter_destroy(waiter);
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+	close(note_pipe[0]);
+	close(note_pipe[1]);
+	return 0;
+}
+
+/* Fork worker on process slot `slot`; return once it wrote its ready byte. */
+static pid_t start_worker(uint32_t slot)
+{
+	struct pollfd pfd;
+	int rp[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe2(rp, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct wrk_args args = { .windex = slot - 1, .proc_slot = slot, .core = -1,
+					 .node = -1, .ready_fd = rp[1] };
+
+		close(rp[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(wrk_main(seg, &args) == 0 ? 0 : 1);
+	}
+	close(rp[1]);
+	pfd.fd = rp[0];
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+	assert_int_equal(read(rp[0], &c, 1), 1);
+	close(rp[0]);
+	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->state), SHM_PROC_RUNNING);
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0;
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+	assert_true(pidfd >= 0);
+	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+	close(pidfd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* What the supervisor does after a worker died, before it forks the replacement. */
+static void repair_worker(uint32_t slot, int status)
+{
+	struct shm_proc *p = shm_proc_at(seg, slot);
+
+	atomic_store(&p->state, SHM_PROC_DEAD);
+	shm_reg_repair(seg, slot);
+	shm_grp_repair(seg, slot);
+	ipc_repair_proc(seg, slot);
+	wrk_repair_worker(seg, slot);
+	p->last_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	atomic_store(&p->state, SHM_PROC_EXITED);
+}
+
+static void stop_worker(uint32_t slot, pid_t pid)
+{
+	int status;
+
+	atomic_store(&shm_proc_at(seg, slot)->state, SHM_PROC_STOPPING);
+	ipc_ring(seg, slot);
+	status = wait_exit(pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	atomic_store(&shm_proc_at(seg, slot)->state, SHM_PROC_EXITED);
+}
+
+static shoal_handle_t spawn(const char *type, const char *name, uint32_t slot)
+{
+	shoal_handle_t h;
+
+	assert_int_equal(wrk_agent_spawn(seg, type, name, slot, &h), 0);
+	return h;
+}
+
+static int call(shoal_handle_t to, const void *data, uint32_t len, void *reply, uint32_t cap)
+{
+	return ipc_call(seg, waiter, inbox, to, 0, data, len, reply, cap, DEADLINE_MS);
+}
+
+static struct tcount call_count(shoal_handle_t h)
+{
+	struct tcount c;
+
+	assert_int_equal(call(h, "?", 1, &c, sizeof(c)), sizeof(c));
+	return c;
+}
+
+static void cast(shoal_handle_t to, const char *s)
+{
+	assert_int_equal(ipc_send(seg, to, inbox, 0, 0, 0, s, (uint32_t)strlen(s), DEADLINE_MS), 0);
+}
+
+static char next_note(void)
+{
+	struct pollfd pfd = { .fd = note_pipe[0], .events = POLLIN };
+	char c = 0;
+
+	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+	assert_int_equal(read(note_pipe[0], &c, 1), 1);
+	return c;
+}
+
+static bool inbox_has_work(void *arg)
+{
+	(void)arg;
+	return ipc_mbox_depth(seg, shoal_handle_slot(inbox)) > 0;
+}
+
+/* The next DOWN/UP message in the inbox (with a failing deadline). */
+static struct shoal_down next_down(void)
+{
+	uint64_t deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
+	struct shoal_down d;
+	struct ipc_msg m;
+
+	while (ipc_mbox_peek(seg, shoal_handle_slot(inbox), &m)) {
+		assert_true(shm_now_ns() < deadline);
+		ipc_waiter_wait(waiter, 0, 50000000ull, inbox_has_work, NULL, NULL);
+	}
+	assert_true(m.flags & IPC_F_SYSTEM);
+	assert_true(m.type == IPC_T_DOWN || m.type == IPC_T_UP);
+	assert_int_equal(m.len, sizeof(d));
+	memcpy(&d, m.data, sizeof(d));
+	ipc_mbox_consume(seg, shoal_handle_slot(inbox), &m);
+	assert_int_equal(d.up, m.type == IPC_T_UP);
+	return d;
+}
+
+static void wait_agent_state(shoal_handle_t h, uint32_t st)
+{
+	uint64_t deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
+
+	while (atomic_load(&shm_agent_at(seg, shoal_handle_slot(h))->state) != st) {
+		assert_true(shm_now_ns() < deadline);
+		sched_yield();
+	}
+}
+
+/* --- tests --- */
+
+static void test_worker_echo_counter(void **state)
+{
+	shoal_handle_t e, c, found;
+	char reply[64];
+	pid_t pid;
+
+	(void)state;
+	e = spawn("echo", "echo1", 1);
+	c = spawn("counter", "count1", 1);
+	pid = start_worker(1);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "echo1", 5, &found, NULL), 0);
+	assert_true(found == e);
+	assert_int_equal(call(e, "hello", 5, reply, sizeof(reply)), 5);
+	assert_memory_equal(reply, "hello", 5);
+	for (int i = 0; i < 100; i++)
+		cast(c, "x");
+	memset(reply, 0, sizeof(reply));
+	assert_true(call(c, "?", 1, reply, sizeof(reply) - 1) > 0);
+	assert_string_equal(reply, "100 0");
+	/* an agent spawned while the worker runs is picked up */
+	e = spawn("echo", "echo2", 1);
+	assert_int_equal(call(e, "late", 4, reply, sizeof(reply)), 4);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(c))->handled), 101);
+	stop_worker(1, pid);
+}
+
+/*
+ * SIGKILL a worker while it is inside a callback with messages queued behind it: after the
+ * repair and a replacement, the agents answer under the same names and handles, every
+ * queued message is delivered, the one in flight flagged redelivered, the counts kept by
+ * the checkpoint, and the monitor got DOWN then UP.
+ */
+static void test_worker_kill_replace(void **state)
+{
+	shoal_handle_t b, e, found;
+	struct shoal_down d;
+	struct tcount cnt;
+	uint64_t ref;
+	char reply[16];
+	pid_t pid;
+
+	(void)state;
+	b = spawn("blocker", "blk", 1);
+	e = spawn("echo", "echo", 1);
+	pid = start_worker(1);
+	assert_int_equal(wrk_mon_add(seg, inbox, b, &ref), 0);
+	for (int i = 0; i < 10; i++)
+		cast(b, "x");
+	cast(b, "block");
+	for (int i = 0; i < 20; i++)
+		cast(b, "y");
+	assert_int_equal(next_note(), 'b'); /* inside the callback now */
+	kill(pid, SIGKILL);
+	repair_worker(1, wait_exit(pid));
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(b))->state),
+			 SHM_AGENT_DOWN);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(b))->restarts), 1);
+	d = next_down();
+	assert_true(d.target == b && d.ref == ref && d.reason == SHOAL_DOWN_CRASH);
+	/* while it is down, sends still queue */
+	cast(b, "z");
+	pid = start_worker(1);
+	d = next_down();
+	assert_true(d.target == b && d.ref == ref && d.up == 1);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "blk", 3, &found, NULL), 0);
+	assert_true(found == b);
+	cnt = call_count(b);
+	assert_int_equal(cnt.count, 10 + 1 + 20 + 1);
+	assert_int_equal(cnt.redelivered, 1);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(b))->redelivered), 1);
+	assert_int_equal(call(e, "again", 5, reply, sizeof(reply)), 5);
+	stop_worker(1, pid);
+	assert_int_equal(next_note(), 't');
+}
+
+/* A callback that fails restarts that agent alone; past its intensity it is removed. */
+static void test_worker_callback_failure(void **state)
+{
+	shoal_handle_t b, e, found;
+	struct shoal_down d;
+	struct tcount cnt;
+	uint64_t ref;
+	char reply[16];
+	pid_t pid;
+
+	(void)state;
+	b = spawn("blocker", "flaky", 1);
+	e = spawn("echo", "bystander", 1);
+	pid = start_worker(1);
+	assert_int_equal(wrk_mon_add(seg, inbox, b, &ref), 0);
+	cast(b, "a");
+	cast(b, "fail");
+	cast(b, "b");
+	cast(b, "c");
+	assert_int_equal(next_note(), 'r'); /* terminate(RESTART) */
+	d = next_down();
+	assert_true(d.target == b && !d.up && d.reason == SHOAL_DOWN_ERROR);
+	d = next_down();
+	assert_true(d.target == b && d.up);
+	cnt = call_count(b); /* the messages queued behind it were kept, state restored */
+	assert_int_equal(cnt.count, 3);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(b))->restarts), 1);
+	assert_int_equal(call(e, "ok", 2, reply, sizeof(reply)), 2);
+	/* three more failures within the period: past 3 restarts in 5 s, it is removed */
+	for (int i = 0; i < 3; i++)
+		cast(b, "fail");
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(next_note(), 'r');
+		assert_int_equal(next_down().reason, SHOAL_DOWN_ERROR);
+		assert_int_equal(next_down().up, 1);
+	}
+	assert_int_equal(next_note(), 'r');
+	d = next_down();
+	assert_true(d.target == b && !d.up && d.reason == SHOAL_DOWN_FAILED);
+	wait_agent_state(b, SHM_AGENT_FREE);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "flaky", 5, &found, NULL), -ENOENT);
+	/* the worker itself never died */
+	assert_int_equal(kill(pid, 0), 0);
+	assert_int_equal(call(e, "ok", 2, reply, sizeof(reply)), 2);
+	stop_worker(1, pid);
+}
+
+/* Stop runs terminate, removes the name and frees the slot; the monitor gets DOWN. */
+static void test_worker_stop_agent(void **state)
+{
+	shoal_handle_t b, found;
+	struct shoal_down d;
+	uint64_t ref;
+	pid_t pid;
+
+	(void)state;
+	b = spawn("blocker", "stopme", 1);
+	pid = start_worker(1);
+	assert_int_equal(wrk_mon_add(seg, inbox, b, &ref), 0);
+	cast(b, "x");
+	assert_int_equal(call_count(b).count, 1);
+	assert_int_equal(wrk_agent_stop(seg, b), 0);
+	assert_int_equal(next_note(), 't');
+	d = next_down();
+	assert_true(d.target == b && d.reason == SHOAL_DOWN_STOPPED);
+	wait_agent_state(b, SHM_AGENT_FREE);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "stopme", 6, &found, NULL), -ENOENT);
+	assert_null(wrk_agent_get(seg, b));
+	/* the slot is reused with a new generation: the old handle is stale */
+	found = spawn("echo", "stopme", 1);
+	assert_true(found != b);
+	stop_worker(1, pid);
+}
+
+/* A type loaded from a shared object before the fork is hosted by the worker. */
+static void test_worker_dlopen_type(void **state)
+{
+	char reply[64], err[256];
+	shoal_handle_t u;
+	pid_t pid;
+	int n;
+
+	(void)state;
+	assert_true(shoal_agent_types_load(getenv("SHOAL_TEST_PLUGIN"), err, sizeof(err)) >= 0);
+	u = spawn("upper", "up", 1);
+	pid = start_worker(1);
+	n = call(u, "abc", 3, reply, sizeof(reply) - 1);
+	assert_true(n > 0);
+	reply[n] = 0;
+	snprintf(err, sizeof(err), "ABC@%u", shoal_handle_slot(u));
+	assert_string_equal(reply, err);
+	stop_worker(1, pid);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_worker_echo_counter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_kill_replace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_callback_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_stop_agent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_dlopen_type, setup, teardown),
+	};
+
+	if (shoal_agent_type_register(&blocker_type)) {
+		fprintf(stderr, "cannot register the test type\n");
+		return 1;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

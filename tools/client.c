@@ -1,0 +1,109 @@
+/* What the client commands share: attach read-write, a client slot, a waiter and an inbox. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shm/registry.h"
+#include "tools/client.h"
+
+/*
+ * Attach to instance as a client: read-write, a client process slot, and (with_inbox) a
+ * waiter and an inbox for replies. Prints one sentence and returns a CLI exit code on
+ * failure. The tool's main thread.
+ */
+int tool_client_open(struct tool_client *cl, const char *cmd, const char *instance,
+		     bool with_inbox)
+{
+	enum shm_liveness l;
+	char err[512];
+	int rc;
+
+	memset(cl, 0, sizeof(*cl));
+	cl->cmd = cmd;
+	rc = shm_seg_attach(instance, 0, 1000, &cl->seg, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "shoal %s: %s\n", cmd, err);
+		return tool_exit_for(rc);
+	}
+	l = shm_seg_liveness(cl->seg, 0);
+	if (l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE) {
+		fprintf(stderr, "shoal %s: instance '%s' is not running (%s)\n", cmd, instance,
+			shm_liveness_name(l));
+		goto out_detach;
+	}
+	rc = shm_proc_claim(cl->seg, SHM_ROLE_CLIENT, true);
+	if (rc) {
+		fprintf(stderr, "shoal %s: instance '%s': no free client slot (%s)\n", cmd,
+			instance, strerror(-rc));
+		shm_seg_detach(cl->seg);
+		return rc == -ENOSPC ? EXIT_SYSTEM : EXIT_USAGE;
+	}
+	shm_proc_set_state(cl->seg, SHM_PROC_RUNNING);
+	if (!with_inbox)
+		return EXIT_OK;
+	rc = ipc_waiter_create(cl->seg, IPC_WAKE_AUTO, &cl->waiter);
+	if (rc) {
+		fprintf(stderr, "shoal %s: cannot set up a wakeup ring: %s\n", cmd, strerror(-rc));
+		shm_seg_detach(cl->seg);
+		return EXIT_SYSTEM;
+	}
+	rc = ipc_inbox_open(cl->seg, &cl->inbox);
+	if (rc) {
+		fprintf(stderr, "shoal %s: cannot open an inbox: %s\n", cmd, strerror(-rc));
+		ipc_waiter_destroy(cl->waiter);
+		shm_seg_detach(cl->seg);
+		return EXIT_SYSTEM;
+	}
+	return EXIT_OK;
+
+out_detach:
+	shm_seg_detach(cl->seg);
+	return EXIT_USAGE;
+}
+
+/* Close the inbox and waiter, release the client slot, detach. */
+void tool_client_close(struct tool_client *cl)
+{
+	if (cl->inbox != SHOAL_HANDLE_NONE)
+		ipc_inbox_close(cl->seg, cl->inbox);
+	if (cl->waiter)
+		ipc_waiter_destroy(cl->waiter);
+	if (cl->seg)
+		shm_seg_detach(cl->seg);
+	memset(cl, 0, sizeof(*cl));
+}
+
+/*
+ * Resolve an agent name in the default namespace. Prints a sentence and returns EXIT_USAGE
+ * if there is none.
+ */
+int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t *out)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > SHOAL_NAME_MAX) {
+		fprintf(stderr, "shoal %s: '%s' is not a valid name (1..%d bytes)\n", cl->cmd,
+			name, SHOAL_NAME_MAX);
+		return EXIT_USAGE;
+	}
+	if (shm_reg_lookup(cl->seg, SHM_NS_DEFAULT, name, len, out, NULL)) {
+		fprintf(stderr, "shoal %s: no agent named '%s' in instance '%s'\n", cl->cmd, name,
+			cl->seg->instance);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* Parse a non-negative decimal option value; -1 if it is not one. */
+long tool_parse_count(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0)
+		return -1;
+	return v;
+}

@@ -1,0 +1,24 @@
+/* tools: the client commands' shared attach/inbox/lookup helpers. */
+#ifndef TOOLS_CLIENT_H
+#define TOOLS_CLIENT_H
+
+#include <stdbool.h>
+
+#include "ipc/ipc.h"
+#include "shm/shm.h"
+#include "tools/tools.h"
+
+struct tool_client {
+	const char *cmd;          /* subcommand name, for messages */
+	struct shm_seg *seg;      /* read-write attachment with a client slot */
+	struct ipc_waiter *waiter;/* with an inbox: where calls park */
+	shoal_handle_t inbox;     /* replies and monitor messages arrive here */
+};
+
+int tool_client_open(struct tool_client *cl, const char *cmd, const char *instance,
+		     bool with_inbox);
+void tool_client_close(struct tool_client *cl);
+int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t *out);
+long tool_parse_count(const char *s);
+
+#endif

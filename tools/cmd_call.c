@@ -1,0 +1,118 @@
+/* shoal call NAME PAYLOAD [--timeout MS]: call an agent and print its reply. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/client.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shoal call NAME PAYLOAD [--timeout MS] [--instance NAME]\n"
+		   "Calls the agent registered as NAME with PAYLOAD and prints its reply. Waits up\n"
+		   "to --timeout ms (default 5000): an agent that is restarting answers once it\n"
+		   "is back, so a restart shows only as latency. Exit 1 on timeout.\n");
+}
+
+/* Print the reply: as text when it is printable, else as hex. */
+static void print_reply(const unsigned char *r, int n)
+{
+	bool text = true;
+
+	for (int i = 0; i < n; i++)
+		if ((r[i] < 0x20 && r[i] != '\n' && r[i] != '\t') || r[i] >= 0x7f)
+			text = false;
+	if (text) {
+		fwrite(r, 1, (size_t)n, stdout);
+	} else {
+		for (int i = 0; i < n; i++)
+			printf("%02x", r[i]);
+	}
+	printf("\n");
+}
+
+int cmd_call(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *instance = tool_default_instance();
+	struct tool_client cl;
+	unsigned char *reply;
+	long timeout = 5000;
+	shoal_handle_t h;
+	uint32_t cap;
+	size_t len;
+	int c, rc, ex;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			instance = optarg;
+			break;
+		case 't':
+			timeout = tool_parse_count(optarg);
+			if (timeout < 0 || timeout > 86400000) {
+				fprintf(stderr, "shoal call: --timeout '%s': not a time in ms\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	len = strlen(argv[optind + 1]);
+	ex = tool_client_open(&cl, "call", instance, true);
+	if (ex)
+		return ex;
+	ex = tool_client_lookup(&cl, argv[optind], &h);
+	if (ex)
+		goto out;
+	cap = shm_hdr(cl.seg)->cfg.max_msg;
+	if (len > cap) {
+		fprintf(stderr, "shoal call: payload of %zu bytes exceeds instance '%s''s maximum "
+				"of %u\n",
+			len, instance, cap);
+		ex = EXIT_USAGE;
+		goto out;
+	}
+	reply = malloc(cap);
+	if (!reply) {
+		fprintf(stderr, "shoal call: out of memory\n");
+		ex = EXIT_SYSTEM;
+		goto out;
+	}
+	rc = ipc_call(cl.seg, cl.waiter, cl.inbox, h, 0, argv[optind + 1], (uint32_t)len, reply,
+		      cap, (int)timeout);
+	if (rc >= 0) {
+		print_reply(reply, rc < (int)cap ? rc : (int)cap);
+	} else if (rc == -ETIMEDOUT) {
+		fprintf(stderr, "shoal call: '%s' did not answer within %ld ms\n", argv[optind],
+			timeout);
+		ex = EXIT_CHECK;
+	} else if (rc == -ENOENT || rc == -ESTALE) {
+		fprintf(stderr, "shoal call: agent '%s' is gone\n", argv[optind]);
+		ex = EXIT_USAGE;
+	} else {
+		fprintf(stderr, "shoal call: '%s': %s\n", argv[optind], strerror(-rc));
+		ex = EXIT_SYSTEM;
+	}
+	free(reply);
+out:
+	tool_client_close(&cl);
+	return ex;
+}

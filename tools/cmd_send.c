@@ -1,0 +1,105 @@
+/* shoal send NAME PAYLOAD [--count N]: cast messages to an agent. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/client.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: shoal send NAME PAYLOAD [--count N] [--timeout MS] [--instance NAME]\n"
+		   "Casts PAYLOAD to the agent registered as NAME, N times (default 1). A full\n"
+		   "mailbox is waited on up to --timeout ms per message (default 5000). While the\n"
+		   "agent is down (its worker restarting) messages queue in its mailbox.\n");
+}
+
+int cmd_send(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *instance = tool_default_instance();
+	long count = 1, timeout = 5000, sent = 0;
+	struct tool_client cl;
+	shoal_handle_t h;
+	size_t len;
+	int c, rc = 0, ex;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "i:n:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			instance = optarg;
+			break;
+		case 'n':
+			count = tool_parse_count(optarg);
+			if (count < 0) {
+				fprintf(stderr, "shoal send: --count '%s': not a count\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 't':
+			timeout = tool_parse_count(optarg);
+			if (timeout < 0 || timeout > 86400000) {
+				fprintf(stderr, "shoal send: --timeout '%s': not a time in ms\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	len = strlen(argv[optind + 1]);
+	ex = tool_client_open(&cl, "send", instance, false);
+	if (ex)
+		return ex;
+	ex = tool_client_lookup(&cl, argv[optind], &h);
+	if (ex)
+		goto out;
+	if (len > shm_hdr(cl.seg)->cfg.max_msg) {
+		fprintf(stderr, "shoal send: payload of %zu bytes exceeds instance '%s''s maximum "
+				"of %u\n",
+			len, instance, shm_hdr(cl.seg)->cfg.max_msg);
+		ex = EXIT_USAGE;
+		goto out;
+	}
+	for (; sent < count; sent++) {
+		rc = ipc_send(cl.seg, h, SHOAL_HANDLE_NONE, 0, 0, 0, argv[optind + 1],
+			      (uint32_t)len, (int)timeout);
+		if (rc)
+			break;
+	}
+	if (rc == 0) {
+		printf("%s: sent %ld\n", argv[optind], sent);
+	} else if (rc == -ETIMEDOUT || rc == -EAGAIN) {
+		fprintf(stderr, "shoal send: '%s': mailbox still full after %ld ms (%ld of %ld "
+				"sent)\n",
+			argv[optind], timeout, sent, count);
+		ex = EXIT_CHECK;
+	} else if (rc == -ENOENT || rc == -ESTALE) {
+		fprintf(stderr, "shoal send: agent '%s' is gone (%ld of %ld sent)\n", argv[optind],
+			sent, count);
+		ex = EXIT_USAGE;
+	} else {
+		fprintf(stderr, "shoal send: '%s': %s (%ld of %ld sent)\n", argv[optind],
+			strerror(-rc), sent, count);
+		ex = EXIT_SYSTEM;
+	}
+out:
+	tool_client_close(&cl);
+	return ex;
+}

@@ -1,0 +1,352 @@
+/*
+ * Agent slots: spawn and stop from any attached process, repair after a death, and the
+ * context API callbacks use (shoal_cast, shoal_monitor, ...).
+ *
+ * shm_agent.ctl says who may change a slot: the tag of the process setting it up (spawn)
+ * or tearing it down (stop), or WRK_CTL_HELD once spawned (its hosting worker owns it).
+ * A process killed while it held the claim leaves its dead tag: wrk_repair_proc_claims()
+ * undoes the spawn or finishes the stop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shm/registry.h"
+#include "workers/wrk_int.h"
+
+void wrk_oom(void)
+{
+	static const char msg[] = "shoal worker: out of memory under its cap; exiting 86\n";
+	ssize_t rc = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+
+	(void)rc;
+	_exit(WRK_EXIT_MEMCAP);
+}
+
+shoal_handle_t wrk_agent_handle(const struct shm_seg *seg, uint32_t slot)
+{
+	struct shm_agent *a = shm_agent_at(seg, slot);
+
+	return shoal_handle_make(slot, atomic_load_explicit(&a->gen, memory_order_acquire));
+}
+
+/* The live agent slot h names, or NULL. Any process. */
+struct shm_agent *wrk_agent_get(const struct shm_seg *seg, shoal_handle_t h)
+{
+	uint32_t slot = shoal_handle_slot(h);
+	struct shm_agent *a;
+
+	if (h == SHOAL_HANDLE_NONE || slot >= shm_hdr(seg)->cfg.max_agents)
+		return NULL;
+	a = shm_agent_at(seg, slot);
+	if (atomic_load_explicit(&a->state, memory_order_acquire) == SHM_AGENT_FREE ||
+	    atomic_load_explicit(&a->gen, memory_order_acquire) != shoal_handle_gen(h))
+		return NULL;
+	return a;
+}
+
+void wrk_poke_worker(struct shm_seg *seg, uint32_t proc_slot)
+{
+	struct shm_proc *p;
+
+	if (proc_slot >= shm_hdr(seg)->cfg.max_procs)
+		return;
+	p = shm_proc_at(seg, proc_slot);
+	/* G0: pairs with G1 in the worker's rescan: agent slot writes before the bump. */
+	atomic_fetch_add_explicit(&p->agents_gen, 1, memory_order_acq_rel);
+	ipc_ring(seg, proc_slot);
+}
+
+/*
+ * Spawn type/name on worker proc_slot. See wrk.h. The caller holds a process slot.
+ */
+int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uint32_t proc_slot,
+		    shoal_handle_t *out)
+{
+	const struct shoal_agent_type *t = shoal_agent_type_find(type);
+	size_t nlen = name ? strlen(name) : 0;
+	struct shm_agent *a;
+	shoal_handle_t h;
+	uint32_t slot, node = 0;
+	int rc;
+
+	if (!seg->writable || seg->self == UINT32_MAX)
+		return -EROFS;
+	if (!t || nlen > SHOAL_NAME_MAX || proc_slot >= shm_hdr(seg)->cfg.max_procs)
+		return -EINVAL;
+	if (shm_proc_at(seg, proc_slot)->node > 0)
+		node = (uint32_t)shm_proc_at(seg, proc_slot)->node;
+	rc = shm_agent_alloc(seg, node, &slot);
+	if (rc)
+		return rc;
+	a = shm_agent_at(seg, slot);
+	h = wrk_agent_handle(seg, slot);
+	ipc_mbox_init(seg, slot);
+	atomic_store_explicit(&a->ckpt_blen[0], 0, memory_order_relaxed);
+	atomic_store_explicit(&a->ckpt_blen[1], 0, memory_order_relaxed);
+	strncpy(a->type, t->name, sizeof(a->type) - 1);
+	if (nlen) {
+		memcpy(a->name, name, nlen);
+		rc = shm_reg_register(seg, SHM_NS_DEFAULT, name, nlen, h, NULL);
+		if (rc)
+			goto out_free;
+	}
+	a->flags = 0;
+	atomic_store_explicit(&a->started_ns, 0, memory_order_relaxed);
+	atomic_store_explicit(&a->worker, proc_slot + 1, memory_order_relaxed);
+	/* H0: pairs with the worker's acquire of ctl: the slot is complete, hand it over. */
+	atomic_store_explicit(&a->ctl, WRK_CTL_HELD, memory_order_release);
+	wrk_poke_worker(seg, proc_slot);
+	*out = h;
+	return 0;
+
+out_free:
+	shm_agent_free(seg, slot);
+	return rc;
+}
+
+/*
+ * The end of a stop, by whoever holds the slot's claim (its worker, the stopper, repair):
+ * names, groups and the monitors it made go, its monitors get DOWN, the slot is freed.
+ */
+void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
+{
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	shoal_handle_t h = wrk_agent_handle(seg, slot);
+
+	atomic_store_explicit(&a->state, SHM_AGENT_STOPPED, memory_order_release);
+	shm_reg_unregister_handle(seg, h);
+	shm_grp_leave_all(seg, h);
+	wrk_mon_drop_watcher(seg, h);
+	wrk_mon_notify(seg, h, 0, reason);
+	wrk_mon_drop_target(seg, h);
+	shm_agent_free(seg, slot);
+}
+
+/* Request h's orderly stop. See wrk.h. */
+int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h)
+{
+	struct shm_agent *a = wrk_agent_get(seg, h);
+	uint32_t st, worker;
+
+	if (seg->self == UINT32_MAX)
+		return -EROFS;
+	if (!a) {
+		uint32_t slot = shoal_handle_slot(h);
+
+		if (h != SHOAL_HANDLE_NONE && slot < shm_hdr(seg)->cfg.max_agents &&
+		    atomic_load_explicit(&shm_agent_at(seg, slot)->state, memory_order_acquire) !=
+			    SHM_AGENT_FREE)
+			return -ESTALE;
+		return -ENOENT;
+	}
+	st = atomic_load_explicit(&a->state, memory_order_acquire);
+	do {
+		if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED)
+			return 0; /* already on its way out */
+		/* T0: pairs with the worker's acquire of state in its rescan. */
+	} while (!atomic_compare_exchange_weak_explicit(&a->state, &st, SHM_AGENT_STOPPING,
+							 memory_order_acq_rel,
+							 memory_order_acquire));
+	worker = atomic_load_explicit(&a->worker, memory_order_acquire);
+	if (worker && shm_proc_is_alive(seg, worker - 1) &&
+	    atomic_load_explicit(&shm_proc_at(seg, worker - 1)->state, memory_order_acquire) ==
+		    SHM_PROC_RUNNING) {
+		wrk_poke_worker(seg, worker - 1);
+		return 0;
+	}
+	/*
+	 * No running worker to run terminate (not started yet, or dead awaiting repair):
+	 * finish the stop here, under our claim so a death midway is repaired.
+	 */
+	{
+		uint64_t held = WRK_CTL_HELD;
+
+		if (!atomic_compare_exchange_strong_explicit(&a->ctl, &held, seg->tag,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			return 0; /* a worker or repair holds it: it will see STOPPING */
+		wrk_agent_finish_stop(seg, shoal_handle_slot(h), SHOAL_DOWN_STOPPED);
+	}
+	return 0;
+}
+
+/* Undo a dead process's half-done spawns and finish its half-done stops. */
+static int repair_agent_claims(struct shm_seg *seg, uint32_t proc_slot)
+{
+	uint32_t n = shm_hdr(seg)->cfg.max_agents;
+	int fixed = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct shm_agent *a = shm_agent_at(seg, i);
+		uint64_t c = atomic_load_explicit(&a->ctl, memory_order_acquire);
+		uint32_t st;
+
+		if (!c || c == WRK_CTL_HELD || SHM_TAG_SLOT(c) != proc_slot ||
+		    !shm_tag_is_dead(seg, c, false))
+			continue;
+		st = atomic_load_explicit(&a->state, memory_order_acquire);
+		if (st == SHM_AGENT_FREE) {
+			/* died between its free's state store and the ctl store */
+			atomic_store_explicit(&a->ctl, 0, memory_order_release);
+		} else if (st == SHM_AGENT_STARTING && !atomic_load_explicit(&a->worker,
+									 memory_order_relaxed)) {
+			/* an interrupted spawn: nobody got the handle; undo it */
+			wrk_agent_finish_stop(seg, i, SHOAL_DOWN_STOPPED);
+		} else {
+			/* an interrupted stop (or a spawn that had only the hand-over left) */
+			if (st == SHM_AGENT_STARTING) {
+				atomic_store_explicit(&a->ctl, WRK_CTL_HELD, memory_order_release);
+				wrk_poke_worker(seg, atomic_load_explicit(&a->worker,
+									  memory_order_relaxed) - 1);
+			} else {
+				wrk_agent_finish_stop(seg, i, SHOAL_DOWN_STOPPED);
+			}
+		}
+		fixed++;
+	}
+	return fixed;
+}
+
+/* See wrk.h. The supervisor, after process slot proc_slot died. */
+int wrk_repair_proc_claims(struct shm_seg *seg, uint32_t proc_slot)
+{
+	int n = wrk_mon_repair(seg, proc_slot);
+
+	return n + repair_agent_claims(seg, proc_slot);
+}
+
+/* See wrk.h. The supervisor, after worker proc_slot died. */
+int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
+{
+	uint32_t n = shm_hdr(seg)->cfg.max_agents;
+	int down = 0;
+
+	wrk_repair_proc_claims(seg, proc_slot);
+	for (uint32_t i = 0; i < n; i++) {
+		struct shm_agent *a = shm_agent_at(seg, i);
+		uint32_t st;
+
+		if (atomic_load_explicit(&a->worker, memory_order_acquire) != proc_slot + 1 ||
+		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD)
+			continue;
+		st = atomic_load_explicit(&a->state, memory_order_acquire);
+		if (st == SHM_AGENT_STOPPING) {
+			/* its stop never ran: finish it (no terminate: the worker is gone) */
+			uint64_t held = WRK_CTL_HELD;
+
+			if (atomic_compare_exchange_strong_explicit(&a->ctl, &held, seg->tag,
+								    memory_order_acq_rel,
+								    memory_order_relaxed))
+				wrk_agent_finish_stop(seg, i, SHOAL_DOWN_CRASH);
+			continue;
+		}
+		if (st != SHM_AGENT_RUNNING && st != SHM_AGENT_STARTING)
+			continue;
+		/* relaxed: the worker is dead; the supervisor is the only writer now */
+		atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
+		/* D0: pairs with the replacement's acquire of state: DOWN means "restart me". */
+		atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
+		wrk_mon_notify(seg, wrk_agent_handle(seg, i), 0, SHOAL_DOWN_CRASH);
+		down++;
+	}
+	return down;
+}
+
+/* --- the context API: called from callbacks, on the worker's thread --- */
+
+shoal_handle_t shoal_self(const struct shoal_ctx *ctx)
+{
+	return ctx->agent->handle;
+}
+
+uint64_t shoal_now_ns(const struct shoal_ctx *ctx)
+{
+	return ctx->now_ns;
+}
+
+int shoal_lookup(const struct shoal_ctx *ctx, const char *name, shoal_handle_t *out)
+{
+	return shm_reg_lookup(ctx->seg, SHM_NS_DEFAULT, name, strlen(name), out, NULL);
+}
+
+int shoal_cast(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const void *data,
+	       uint32_t len)
+{
+	return ipc_send(ctx->seg, to, ctx->agent->handle, type, 0, 0, data, len, 0);
+}
+
+int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const void *data,
+		     uint32_t len, uint64_t *ref_out)
+{
+	return ipc_call_async(ctx->seg, ctx->agent->handle, to, type, data, len, ref_out);
+}
+
+int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data,
+		uint32_t len)
+{
+	struct ipc_msg im;
+
+	memset(&im, 0, sizeof(im));
+	im.from = m->from;
+	im.ref = m->ref;
+	im.type = m->type;
+	im.flags = m->flags;
+	return ipc_reply(ctx->seg, ctx->agent->handle, &im, data, len);
+}
+
+int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
+		    uint32_t len)
+{
+	return ipc_broadcast(ctx->seg, ctx->agent->handle, group, type, data, len, 0);
+}
+
+int shoal_monitor(struct shoal_ctx *ctx, shoal_handle_t target, uint64_t *ref_out)
+{
+	return wrk_mon_add(ctx->seg, ctx->agent->handle, target, ref_out);
+}
+
+int shoal_demonitor(struct shoal_ctx *ctx, uint64_t ref)
+{
+	return wrk_mon_remove(ctx->seg, ctx->agent->handle, ref);
+}
+
+int shoal_checkpoint(struct shoal_ctx *ctx, const void *data, uint32_t len)
+{
+	if (len > ctx->agent->type->ckpt_size)
+		return -EMSGSIZE;
+	return wrk_ckpt_commit(ctx->seg, ctx->agent->slot, data, len);
+}
+
+int shoal_register(struct shoal_ctx *ctx, const char *name)
+{
+	int rc = shm_reg_register(ctx->seg, SHM_NS_DEFAULT, name, strlen(name),
+				  ctx->agent->handle, NULL);
+
+	/* a restarted agent registering its name again finds it still there: fine */
+	if (rc == -EEXIST) {
+		shoal_handle_t cur;
+
+		if (shm_reg_lookup(ctx->seg, SHM_NS_DEFAULT, name, strlen(name), &cur, NULL) ==
+			    0 &&
+		    cur == ctx->agent->handle)
+			return 0;
+	}
+	return rc;
+}
+
+int shoal_join(struct shoal_ctx *ctx, const char *group)
+{
+	return shm_grp_join(ctx->seg, group, strlen(group), ctx->agent->handle);
+}
+
+int shoal_leave(struct shoal_ctx *ctx, const char *group)
+{
+	return shm_grp_leave(ctx->seg, group, strlen(group), ctx->agent->handle);
+}
+
+void shoal_stop_self(struct shoal_ctx *ctx)
+{
+	ctx->agent->stop_requested = true;
+}

@@ -1,0 +1,180 @@
+/*
+ * Monitors: entries in SHM_R_MONITORS (struct shm_monitor). A live entry has ctl 0 and a
+ * non-zero watcher; a free one has both 0. Setting up or tearing down an entry claims ctl
+ * with the caller's tag, so a writer killed midway leaves a claim that wrk_mon_repair()
+ * (the supervisor) resolves: a half-set-up entry (watcher still 0) is freed, any other is
+ * kept as it was.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "workers/wrk_int.h"
+
+static uint32_t nmon(const struct shm_seg *seg)
+{
+	return shm_hdr(seg)->cfg.max_monitors;
+}
+
+static struct shm_monitor *mon_at(const struct shm_seg *seg, uint32_t i)
+{
+	return (struct shm_monitor *)shm_region(seg, SHM_R_MONITORS) + i;
+}
+
+static bool mon_claim(struct shm_seg *seg, struct shm_monitor *m)
+{
+	uint64_t zero = 0;
+
+	/* M0: the claim; pairs with M2 (release of ctl) by the previous claimer. */
+	return atomic_compare_exchange_strong_explicit(&m->ctl, &zero, seg->tag,
+						       memory_order_acq_rel, memory_order_relaxed);
+}
+
+static void mon_unclaim(struct shm_monitor *m)
+{
+	/* M2: pairs with M0: our writes to the entry before the next claimer's. */
+	atomic_store_explicit(&m->ctl, 0, memory_order_release);
+}
+
+static void mon_clear(struct shm_monitor *m)
+{
+	/* M3: pairs with M4 in readers: the entry reads as free before its fields go. */
+	atomic_store_explicit(&m->watcher, 0, memory_order_release);
+	atomic_store_explicit(&m->target, 0, memory_order_relaxed);
+	atomic_store_explicit(&m->ref, 0, memory_order_relaxed);
+}
+
+/*
+ * Add a monitor: watcher gets DOWN/UP about target. Returns 0 and *ref_out, -ENOSPC,
+ * -EINVAL. Any process with a process slot.
+ */
+int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
+		uint64_t *ref_out)
+{
+	static uint32_t counter;
+	uint64_t ref;
+
+	if (seg->self == UINT32_MAX)
+		return -EROFS;
+	if (watcher == SHOAL_HANDLE_NONE || target == SHOAL_HANDLE_NONE)
+		return -EINVAL;
+	ref = ((uint64_t)seg->epoch << 32) | ++counter;
+	for (uint32_t i = 0; i < nmon(seg); i++) {
+		struct shm_monitor *m = mon_at(seg, i);
+
+		if (atomic_load_explicit(&m->watcher, memory_order_relaxed) ||
+		    atomic_load_explicit(&m->ctl, memory_order_relaxed))
+			continue;
+		if (!mon_claim(seg, m))
+			continue;
+		if (atomic_load_explicit(&m->watcher, memory_order_relaxed)) {
+			mon_unclaim(m);
+			continue;
+		}
+		atomic_store_explicit(&m->target, target, memory_order_relaxed);
+		atomic_store_explicit(&m->ref, ref, memory_order_relaxed);
+		/* M1: pairs with M4: target and ref before the entry reads as live. */
+		atomic_store_explicit(&m->watcher, watcher, memory_order_release);
+		mon_unclaim(m);
+		*ref_out = ref;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static int mon_remove_if(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref,
+			 shoal_handle_t target, bool first_only)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < nmon(seg); i++) {
+		struct shm_monitor *m = mon_at(seg, i);
+		/* M4: pairs with M1: a live watcher shows its target and ref. */
+		uint64_t w = atomic_load_explicit(&m->watcher, memory_order_acquire);
+
+		if (!w || (watcher && w != watcher) ||
+		    (ref && atomic_load_explicit(&m->ref, memory_order_relaxed) != ref) ||
+		    (target && atomic_load_explicit(&m->target, memory_order_relaxed) != target))
+			continue;
+		if (!mon_claim(seg, m))
+			continue; /* someone else is tearing it down */
+		if (atomic_load_explicit(&m->watcher, memory_order_relaxed) == w) {
+			mon_clear(m);
+			n++;
+		}
+		mon_unclaim(m);
+		if (first_only && n)
+			break;
+	}
+	return n;
+}
+
+/* Remove watcher's monitor ref. 0 or -ENOENT. Any process with a process slot. */
+int wrk_mon_remove(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref)
+{
+	return mon_remove_if(seg, watcher, ref, 0, true) ? 0 : -ENOENT;
+}
+
+int wrk_mon_drop_watcher(struct shm_seg *seg, shoal_handle_t h)
+{
+	return mon_remove_if(seg, h, 0, 0, false);
+}
+
+int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h)
+{
+	return mon_remove_if(seg, 0, 0, h, false);
+}
+
+/*
+ * Tell every watcher of target that it went down (up == 0) or came back (up == 1). A
+ * watcher that no longer exists loses its entry. Returns messages sent.
+ */
+int wrk_mon_notify(struct shm_seg *seg, shoal_handle_t target, uint32_t up, uint32_t reason)
+{
+	int sent = 0;
+
+	for (uint32_t i = 0; i < nmon(seg); i++) {
+		struct shm_monitor *m = mon_at(seg, i);
+		/* M4 (again): a live watcher shows its target and ref. */
+		uint64_t w = atomic_load_explicit(&m->watcher, memory_order_acquire);
+		struct shoal_down d;
+		int rc;
+
+		if (!w || atomic_load_explicit(&m->target, memory_order_relaxed) != target)
+			continue;
+		memset(&d, 0, sizeof(d));
+		d.target = target;
+		d.ref = atomic_load_explicit(&m->ref, memory_order_relaxed);
+		d.up = up;
+		d.reason = up ? 0 : reason;
+		/* a monitor message is never dropped for a full mailbox: wait a little */
+		rc = ipc_send(seg, w, target, up ? IPC_T_UP : IPC_T_DOWN, IPC_F_SYSTEM, d.ref, &d,
+			      sizeof(d), 1000);
+		if (rc == 0)
+			sent++;
+		else if (rc == -ENOENT || rc == -ESTALE)
+			mon_remove_if(seg, w, d.ref, 0, true);
+	}
+	return sent;
+}
+
+/* Resolve monitor claims of dead process slot proc_slot. The supervisor. */
+int wrk_mon_repair(struct shm_seg *seg, uint32_t proc_slot)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < nmon(seg); i++) {
+		struct shm_monitor *m = mon_at(seg, i);
+		uint64_t c = atomic_load_explicit(&m->ctl, memory_order_acquire);
+
+		if (!c || SHM_TAG_SLOT(c) != proc_slot || !shm_tag_is_dead(seg, c, false))
+			continue;
+		if (!atomic_load_explicit(&m->watcher, memory_order_relaxed)) {
+			atomic_store_explicit(&m->target, 0, memory_order_relaxed);
+			atomic_store_explicit(&m->ref, 0, memory_order_relaxed);
+		}
+		if (atomic_compare_exchange_strong_explicit(&m->ctl, &c, 0, memory_order_acq_rel,
+							    memory_order_relaxed))
+			n++;
+	}
+	return n;
+}

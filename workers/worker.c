@@ -1,0 +1,478 @@
+/*
+ * The worker: one thread, one wait point (its ipc waiter's io_uring). Each round: after
+ * wake, rescan the agent table if told to, start agents that need it, drain every hosted
+ * agent's mailbox (peek, callback, consume), run due ticks, heartbeat; before sleep, spin
+ * briefly and park until rung, a tick is due, or the heartbeat period passes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shm/registry.h"
+#include "workers/wrk_int.h"
+
+#define WRK_BATCH 64u                  /* messages per agent per round: fairness */
+#define WRK_SPIN_NS 20000u             /* spin this long before parking */
+#define WRK_HEARTBEAT_NS 100000000ull  /* park at most this long: heartbeat period */
+
+struct wrk {
+	struct shm_seg *seg;
+	struct ipc_waiter *waiter;
+	struct shm_proc *proc;
+	uint32_t self;
+	uint32_t max_agents;
+	struct wrk_agent **byslot; /* hosted agent per agent slot, or NULL */
+	uint32_t *list;            /* hosted slots, dense */
+	uint32_t n;
+	uint32_t seen_gen;         /* agents_gen at the last rescan */
+	uint32_t npending;         /* hosted agents waiting for (re)start */
+	uint8_t *reply;            /* reply buffer, max_msg bytes */
+	uint8_t *ckpt;             /* checkpoint read buffer */
+	uint64_t now;
+};
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz);
+
+	if (!p)
+		wrk_oom();
+	return p;
+}
+
+static struct shm_agent *slot_of(const struct wrk *w, const struct wrk_agent *wa)
+{
+	return shm_agent_at(w->seg, wa->slot);
+}
+
+static void ctx_for(struct shoal_ctx *ctx, struct wrk *w, struct wrk_agent *wa)
+{
+	ctx->seg = w->seg;
+	ctx->agent = wa;
+	ctx->now_ns = w->now;
+	ctx->msg = NULL;
+}
+
+static void unhost(struct wrk *w, struct wrk_agent *wa)
+{
+	for (uint32_t i = 0; i < w->n; i++) {
+		if (w->list[i] == wa->slot) {
+			w->list[i] = w->list[--w->n];
+			break;
+		}
+	}
+	w->byslot[wa->slot] = NULL;
+	free(wa);
+}
+
+/* Remove an agent for good: terminate (if it ran), names, groups, DOWN, free slot. */
+static void agent_remove(struct wrk *w, struct wrk_agent *wa, int term_reason, uint32_t down)
+{
+	struct shm_agent *a = slot_of(w, wa);
+	uint64_t held = WRK_CTL_HELD;
+	struct shoal_ctx ctx;
+
+	if (wa->running && wa->type && wa->type->terminate) {
+		ctx_for(&ctx, w, wa);
+		wa->type->terminate(&ctx, wa->state, term_reason);
+	}
+	wa->running = false;
+	/* the claim makes a death from here on a half-done stop that repair finishes */
+	if (atomic_compare_exchange_strong_explicit(&a->ctl, &held, w->seg->tag,
+						    memory_order_acq_rel, memory_order_relaxed))
+		wrk_agent_finish_stop(w->seg, wa->slot, down);
+	unhost(w, wa);
+}
+
+/* Record a failure; true if the agent is past its restart intensity. */
+static bool intensity_exceeded(const struct wrk *w, struct wrk_agent *wa)
+{
+	uint32_t max = wa->type && wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX;
+	uint64_t period = (wa->type && wa->type->restart_period_ms ? wa->type->restart_period_ms
+								  : WRK_RESTART_PERIOD_MS) *
+			  1000000ull;
+	uint32_t ring = sizeof(wa->fail_ns) / sizeof(wa->fail_ns[0]);
+	uint32_t recent = 0;
+
+	if (max >= ring)
+		max = ring - 1;
+	wa->fail_ns[wa->nfail++ % ring] = w->now;
+	for (uint32_t i = 0; i < ring && i < wa->nfail; i++)
+		if (w->now - wa->fail_ns[i] <= period)
+			recent++;
+	return recent > max;
+}
+
+/* Run init; on success the agent is RUNNING and its monitors get UP if it was down. */
+static int agent_start(struct wrk *w, struct wrk_agent *wa)
+{
+	struct shm_agent *a = slot_of(w, wa);
+	struct shoal_ctx ctx;
+	uint32_t was = atomic_load_explicit(&a->state, memory_order_acquire);
+	int len, rc;
+
+	len = wrk_ckpt_read(w->seg, wa->slot, w->ckpt, wrk_ckpt_cap(w->seg));
+	if (len < 0)
+		len = 0;
+	if ((uint32_t)len > wa->type->ckpt_size)
+		len = (int)wa->type->ckpt_size;
+	ctx_for(&ctx, w, wa);
+	wa->state = NULL;
+	rc = wa->type->init(&ctx, len ? w->ckpt : NULL, (uint32_t)len, &wa->state);
+	if (rc < 0)
+		return rc;
+	wa->running = true;
+	wa->next_tick_ns = wa->type->tick_ms ? w->now + wa->type->tick_ms * 1000000ull : 0;
+	atomic_store_explicit(&a->started_ns, w->now, memory_order_relaxed);
+	/* A0: pairs with acquire loads of state (tools, tests): started before RUNNING. */
+	uint32_t exp = was;
+	if (!atomic_compare_exchange_strong_explicit(&a->state, &exp, SHM_AGENT_RUNNING,
+						     memory_order_acq_rel, memory_order_acquire))
+		return 0; /* a stop request came in meanwhile: the rescan handles it */
+	if (was == SHM_AGENT_DOWN)
+		wrk_mon_notify(w->seg, wa->handle, 1, 0);
+	return 0;
+}
+
+/* A callback failed (or init did): restart the agent alone, or remove it past intensity. */
+static void agent_failed(struct wrk *w, struct wrk_agent *wa)
+{
+	struct shm_agent *a = slot_of(w, wa);
+	struct shoal_ctx ctx;
+
+	if (wa->running && wa->type->terminate) {
+		ctx_for(&ctx, w, wa);
+		wa->type->terminate(&ctx, wa->state, SHOAL_TERM_RESTART);
+	}
+	wa->running = false;
+	if (intensity_exceeded(w, wa)) {
+		fprintf(stderr, "shoal worker %u: agent '%s' (%s) failed past its restart "
+				"intensity (%u restarts in %u ms); removed\n",
+			w->self, a->name, a->type,
+			wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX,
+			wa->type->restart_period_ms ? wa->type->restart_period_ms
+						    : WRK_RESTART_PERIOD_MS);
+		agent_remove(w, wa, SHOAL_TERM_FAILED, SHOAL_DOWN_FAILED);
+		return;
+	}
+	/* relaxed: this worker is the slot's only writer while it hosts it */
+	atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
+	/* D1: pairs with acquire loads of state: DOWN before the monitors hear of it. */
+	atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
+	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
+	if (agent_start(w, wa) < 0) {
+		w->npending++;
+		return;
+	}
+}
+
+/* Take over agent slot i (assigned to us, spawned): recover its mailbox and checkpoint. */
+static void host(struct wrk *w, uint32_t i)
+{
+	struct shm_agent *a = shm_agent_at(w->seg, i);
+	struct wrk_agent *wa = xcalloc(1, sizeof(*wa));
+
+	wa->slot = i;
+	wa->handle = wrk_agent_handle(w->seg, i);
+	wa->type = shoal_agent_type_find(a->type);
+	w->byslot[i] = wa;
+	w->list[w->n++] = i;
+	ipc_mbox_recover(w->seg, i);
+	wrk_ckpt_recover(w->seg, i);
+	if (!wa->type) {
+		fprintf(stderr, "shoal worker %u: agent '%s': unknown type '%.*s'; removed\n",
+			w->self, a->name, (int)sizeof(a->type), a->type);
+		agent_remove(w, wa, SHOAL_TERM_FAILED, SHOAL_DOWN_FAILED);
+		return;
+	}
+	w->npending++;
+}
+
+/* Start hosted agents that are not running (new, restarted, or whose init failed). */
+static void start_pending(struct wrk *w)
+{
+	w->npending = 0;
+	for (uint32_t k = 0; k < w->n; k++) {
+		struct wrk_agent *wa = w->byslot[w->list[k]];
+		uint32_t n_before = w->n;
+
+		if (wa->running)
+			continue;
+		if (agent_start(w, wa) < 0) {
+			agent_failed(w, wa);
+			if (w->n != n_before)
+				k--; /* removed: list[k] now holds another agent */
+		}
+	}
+}
+
+/*
+ * After wake, when agents_gen moved: pick up agents assigned to us, and stop the ones
+ * asked to stop.
+ */
+static void rescan(struct wrk *w)
+{
+	/* G1: pairs with G0 in wrk_poke_worker(): slot writes visible after the bump. */
+	w->seen_gen = atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire);
+	for (uint32_t i = 0; i < w->max_agents; i++) {
+		struct shm_agent *a = shm_agent_at(w->seg, i);
+		struct wrk_agent *wa = w->byslot[i];
+		uint32_t st;
+
+		if (atomic_load_explicit(&a->worker, memory_order_acquire) != w->self + 1 ||
+		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD) {
+			continue;
+		}
+		st = atomic_load_explicit(&a->state, memory_order_acquire);
+		if (!wa && (st == SHM_AGENT_STARTING || st == SHM_AGENT_DOWN ||
+			    st == SHM_AGENT_RUNNING || st == SHM_AGENT_STOPPING)) {
+			host(w, i);
+			wa = w->byslot[i];
+		}
+		if (wa && st == SHM_AGENT_STOPPING)
+			agent_remove(w, wa, SHOAL_TERM_STOP, SHOAL_DOWN_STOPPED);
+	}
+	if (w->npending)
+		start_pending(w);
+}
+
+static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
+{
+	sm->from = m->from;
+	sm->ref = m->ref;
+	sm->type = m->type;
+	sm->flags = m->flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY);
+	sm->len = m->len;
+	sm->data = m->data;
+}
+
+/* Deliver up to WRK_BATCH messages to one agent. Returns how many were handled. */
+static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
+{
+	struct shm_agent *a = slot_of(w, wa);
+	const struct shoal_agent_type *t = wa->type;
+	struct shoal_ctx ctx;
+	uint32_t k;
+
+	for (k = 0; k < WRK_BATCH && wa->running; k++) {
+		struct ipc_msg m;
+		struct shoal_msg sm;
+		int rc = 0;
+
+		if (ipc_mbox_peek(w->seg, wa->slot, &m))
+			break;
+		to_shoal_msg(&m, &sm);
+		ctx_for(&ctx, w, wa);
+		ctx.msg = &m;
+		if (m.flags & IPC_F_REDELIVERED)
+			/* relaxed: single writer (this worker) */
+			atomic_fetch_add_explicit(&a->redelivered, 1, memory_order_relaxed);
+		if (m.flags & IPC_F_SYSTEM) {
+			if ((m.type == IPC_T_DOWN || m.type == IPC_T_UP) && t->handle_down &&
+			    m.len >= sizeof(struct shoal_down)) {
+				struct shoal_down d;
+
+				memcpy(&d, m.data, sizeof(d));
+				rc = t->handle_down(&ctx, wa->state, &d);
+			}
+		} else if (m.flags & IPC_F_CALL) {
+			uint32_t rlen = 0;
+			uint32_t cap = shm_hdr(w->seg)->cfg.max_msg;
+
+			if (t->handle_call)
+				rc = t->handle_call(&ctx, wa->state, &sm, w->reply, cap, &rlen);
+			if (rc >= 0 && rlen != SHOAL_REPLY_LATER)
+				ipc_reply(w->seg, wa->handle, &m, w->reply, rlen < cap ? rlen : cap);
+		} else {
+			rc = t->handle(&ctx, wa->state, &sm);
+		}
+		/* relaxed: single writer (this worker); tools read a snapshot */
+		atomic_fetch_add_explicit(&a->handled, 1, memory_order_relaxed);
+		ipc_mbox_consume(w->seg, wa->slot, &m);
+		if (rc < 0) {
+			agent_failed(w, wa);
+			return k + 1;
+		}
+		if (wa->stop_requested) {
+			agent_remove(w, wa, SHOAL_TERM_STOP, SHOAL_DOWN_STOPPED);
+			return k + 1;
+		}
+	}
+	return k;
+}
+
+/* Run due ticks; returns the earliest next tick (UINT64_MAX: none). */
+static uint64_t run_ticks(struct wrk *w)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (uint32_t k = 0; k < w->n; k++) {
+		uint32_t slot = w->list[k];
+		struct wrk_agent *wa = w->byslot[slot];
+		struct shoal_ctx ctx;
+
+		if (!wa->running || !wa->next_tick_ns)
+			continue;
+		if (wa->next_tick_ns <= w->now) {
+			wa->next_tick_ns = w->now + wa->type->tick_ms * 1000000ull;
+			ctx_for(&ctx, w, wa);
+			if (wa->type->tick(&ctx, wa->state) < 0) {
+				agent_failed(w, wa);
+				if (w->byslot[slot] != wa) {
+					k--;
+					continue;
+				}
+			} else if (wa->stop_requested) {
+				agent_remove(w, wa, SHOAL_TERM_STOP, SHOAL_DOWN_STOPPED);
+				k--;
+				continue;
+			}
+		}
+		if (wa->running && wa->next_tick_ns < next)
+			next = wa->next_tick_ns;
+	}
+	return next;
+}
+
+static bool is_stopping(const struct wrk *w)
+{
+	return atomic_load_explicit(&w->proc->state, memory_order_acquire) == SHM_PROC_STOPPING;
+}
+
+/* has_work for ipc_waiter_wait: called after the parked flag is set, so no ring is lost. */
+static bool has_work(void *arg)
+{
+	struct wrk *w = arg;
+
+	if (is_stopping(w) || w->npending ||
+	    atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire) != w->seen_gen)
+		return true;
+	for (uint32_t k = 0; k < w->n; k++)
+		if (ipc_mbox_depth(w->seg, w->list[k]))
+			return true;
+	return false;
+}
+
+/* Orderly end: terminate every running agent; they stay assigned, DOWN, for a successor. */
+static void shutdown_agents(struct wrk *w)
+{
+	while (w->n) {
+		struct wrk_agent *wa = w->byslot[w->list[w->n - 1]];
+		struct shm_agent *a = slot_of(w, wa);
+		struct shoal_ctx ctx;
+
+		if (wa->running && wa->type->terminate) {
+			ctx_for(&ctx, w, wa);
+			wa->type->terminate(&ctx, wa->state, SHOAL_TERM_STOP);
+		}
+		wa->running = false;
+		atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
+		unhost(w, wa);
+	}
+}
+
+static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
+{
+	struct shm_proc *p;
+	uint32_t epoch;
+	int rc;
+
+	rc = shm_proc_claim_slot(seg, args->proc_slot, SHM_ROLE_WORKER, getpid(),
+				 shm_pid_start_time(getpid()), &epoch);
+	if (rc)
+		return rc;
+	seg->self = args->proc_slot;
+	seg->epoch = epoch;
+	seg->tag = SHM_TAG(args->proc_slot, epoch);
+	p = shm_proc_at(seg, args->proc_slot);
+	p->core = args->core;
+	p->node = args->node;
+	p->windex = args->windex;
+	return 0;
+}
+
+/* See wrk.h. The worker process. */
+int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
+{
+	const struct shm_cfg *cfg = &shm_hdr(seg)->cfg;
+	struct wrk w;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	rc = claim_self(seg, args);
+	if (rc) {
+		fprintf(stderr, "shoal worker %u: cannot claim process slot %u: %s\n",
+			args->windex, args->proc_slot, strerror(-rc));
+		return rc;
+	}
+	w.seg = seg;
+	w.self = args->proc_slot;
+	w.proc = shm_proc_at(seg, w.self);
+	w.max_agents = cfg->max_agents;
+	w.byslot = xcalloc(cfg->max_agents, sizeof(*w.byslot));
+	w.list = xcalloc(cfg->max_agents, sizeof(*w.list));
+	w.reply = xcalloc(cfg->max_msg, 1);
+	w.ckpt = xcalloc(cfg->ckpt_bytes + 1, 1);
+	wrk_types_init();
+	rc = ipc_waiter_create(seg, IPC_WAKE_AUTO, &w.waiter);
+	if (rc) {
+		fprintf(stderr, "shoal worker %u: cannot set up its wakeup ring: %s\n",
+			args->windex, strerror(-rc));
+		goto out_free;
+	}
+	w.now = shm_now_ns();
+	rescan(&w);
+	shm_proc_heartbeat(seg);
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	if (args->ready_fd >= 0) {
+		ssize_t n = write(args->ready_fd, "r", 1);
+
+		(void)n;
+		close(args->ready_fd);
+	}
+	for (;;) {
+		uint32_t done = 0;
+		uint64_t next_tick, timeout;
+
+		w.now = shm_now_ns();
+		if (is_stopping(&w))
+			break;
+		/* after wake: new or stopping agents first */
+		if (atomic_load_explicit(&w.proc->agents_gen, memory_order_acquire) != w.seen_gen)
+			rescan(&w);
+		if (w.npending)
+			start_pending(&w);
+		for (uint32_t k = 0; k < w.n; k++) {
+			uint32_t slot = w.list[k];
+			struct wrk_agent *wa = w.byslot[slot];
+
+			done += drain(&w, wa);
+			if (w.byslot[slot] != wa)
+				k--; /* removed: list[k] now holds another agent */
+		}
+		next_tick = run_ticks(&w);
+		shm_proc_heartbeat(seg);
+		if (done)
+			continue;
+		/* before sleep: park until rung, the next tick, or the heartbeat period */
+		timeout = WRK_HEARTBEAT_NS;
+		if (next_tick != UINT64_MAX)
+			timeout = next_tick > w.now ? next_tick - w.now : 0;
+		if (timeout > WRK_HEARTBEAT_NS)
+			timeout = WRK_HEARTBEAT_NS;
+		if (timeout)
+			ipc_waiter_wait(w.waiter, WRK_SPIN_NS, timeout, has_work, &w, NULL);
+	}
+	w.now = shm_now_ns();
+	shutdown_agents(&w);
+	ipc_waiter_destroy(w.waiter);
+	rc = 0;
+out_free:
+	free(w.ckpt);
+	free(w.reply);
+	free(w.list);
+	free(w.byslot);
+	return rc;
+}

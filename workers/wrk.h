@@ -1,0 +1,82 @@
+/*
+ * workers: the worker process (event loop over its agents' mailboxes), agent spawn/stop,
+ * and the repair the supervisor runs after a worker or client died. The contract with
+ * supervisor/.
+ */
+#ifndef WORKERS_WRK_H
+#define WORKERS_WRK_H
+
+#include <stdint.h>
+
+#include "shm/shm.h"
+#include "shoal/agent.h"
+
+/* Exit code of a worker whose allocation failed under its memory cap. */
+#define WRK_EXIT_MEMCAP 86
+
+/* What the supervisor tells a worker it forked. */
+struct wrk_args {
+	uint32_t windex;    /* worker index 0..nworkers-1 */
+	uint32_t proc_slot; /* its process slot (claimed again by the worker itself) */
+	int32_t core;       /* core it is pinned to, -1 none (recorded in its slot) */
+	int32_t node;       /* NUMA node, -1 none */
+	int ready_fd;       /* one byte is written here once ready, then closed; -1 none */
+};
+
+/*
+ * The worker: runs in the child the supervisor forked (the segment mapping is inherited,
+ * read-write). Claims args->proc_slot, (re)starts its agents, reports ready, then loops
+ * until its process state becomes SHM_PROC_STOPPING; runs terminate callbacks and returns
+ * 0, or a negative errno if it could not start. Exits the process with WRK_EXIT_MEMCAP
+ * when an allocation fails. The worker process only.
+ */
+int wrk_main(struct shm_seg *seg, const struct wrk_args *args);
+
+/*
+ * After worker proc_slot died (and after shm_reg_repair/ipc_repair_proc): mark its live
+ * agents DOWN (restarts++), send DOWN to their monitors, and undo the dead process's
+ * half-done claims on agent slots and monitor entries (what wrk_repair_proc_claims does).
+ * The replacement worker then restarts them. Returns the number of agents marked DOWN.
+ * The supervisor.
+ */
+int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot);
+
+/*
+ * After any process (client, worker) died: undo its half-done claims on agent slots (an
+ * interrupted spawn or stop: freed, names removed) and on monitor entries, and remove the
+ * monitors whose watcher it hosted. Returns the number of claims resolved. The supervisor,
+ * before the slot is reused.
+ */
+int wrk_repair_proc_claims(struct shm_seg *seg, uint32_t proc_slot);
+
+/*
+ * Spawn an agent of `type` named `name` (registered in SHM_NS_DEFAULT; NULL or "" for no
+ * name) on worker process slot proc_slot: allocates the agent slot and its mailbox, state
+ * STARTING, rings the worker. Returns 0 and the handle, -EINVAL (unknown type or bad name),
+ * -EEXIST (name taken), -ENOSPC, -EROFS (no process slot). The caller must hold a process
+ * slot (supervisor before forking workers, or any attached read-write process).
+ */
+int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uint32_t proc_slot,
+		    shoal_handle_t *out);
+
+/*
+ * Request an orderly stop of agent h: its worker runs terminate, removes its names, groups
+ * and monitors, sends DOWN (stopped) and frees the slot. Returns 0 (requested), -ENOENT
+ * (no such agent), -ESTALE (reused slot). Any process with a process slot. If the agent's
+ * worker is not running, the caller does the stop itself (no terminate).
+ */
+int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h);
+
+/* The agent slot h names, if it is live (not FREE) and of that generation; else NULL. */
+struct shm_agent *wrk_agent_get(const struct shm_seg *seg, shoal_handle_t h);
+
+/*
+ * Read agent slot's last committed checkpoint into buf (cap bytes). Returns its length (0:
+ * none), or -EAGAIN if a commit kept racing. Any process (read-only attachments too).
+ */
+int wrk_ckpt_read(const struct shm_seg *seg, uint32_t slot, void *buf, uint32_t cap);
+
+/* Type names of the built-in agent types, NULL-terminated (for --help and tools). */
+extern const char *const wrk_builtin_type_names[];
+
+#endif

@@ -1,0 +1,73 @@
+/* workers/: what the module's own files share. */
+#ifndef WORKERS_WRK_INT_H
+#define WORKERS_WRK_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ipc/ipc.h"
+#include "workers/wrk.h"
+
+/* shm_agent.ctl of a fully spawned agent: held by whichever worker hosts it. */
+#define WRK_CTL_HELD UINT64_MAX
+
+/* Default per-agent restart intensity: at most 3 restarts in 5 s. */
+#define WRK_RESTART_MAX 3u
+#define WRK_RESTART_PERIOD_MS 5000u
+
+/* One hosted agent, private to its worker. */
+struct wrk_agent {
+	uint32_t slot;
+	shoal_handle_t handle;
+	const struct shoal_agent_type *type;
+	void *state;
+	bool running;         /* init succeeded and terminate has not run */
+	bool stop_requested;  /* shoal_stop_self() */
+	uint64_t next_tick_ns;
+	uint64_t fail_ns[8];  /* times of recent failures (ring), for the intensity */
+	uint32_t nfail;
+};
+
+/* The context a callback gets: its worker and its agent. */
+struct shoal_ctx {
+	struct shm_seg *seg;
+	struct wrk_agent *agent;
+	uint64_t now_ns;
+	const struct ipc_msg *msg; /* the message being handled, NULL outside handle */
+};
+
+/* The built-in types (builtin.c). Registered once per process by wrk_types_init(). */
+extern const struct shoal_agent_type *const wrk_builtin_types[];
+/* Register the built-ins if not yet done. */
+void wrk_types_init(void);
+
+/* Checkpoints (ckpt.c). */
+uint32_t wrk_ckpt_cap(const struct shm_seg *seg);
+int wrk_ckpt_commit(struct shm_seg *seg, uint32_t slot, const void *data, uint32_t len);
+/* At (re)start of the consumer: roll back a commit its previous worker left half done. */
+void wrk_ckpt_recover(struct shm_seg *seg, uint32_t slot);
+
+/* Monitors (monitor.c). */
+int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
+		uint64_t *ref_out);
+int wrk_mon_remove(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref);
+/* Send DOWN (up == 0, with reason) or UP to every monitor of target; returns how many. */
+int wrk_mon_notify(struct shm_seg *seg, shoal_handle_t target, uint32_t up, uint32_t reason);
+/* Remove every monitor whose watcher is h (an agent that stopped). */
+int wrk_mon_drop_watcher(struct shm_seg *seg, shoal_handle_t h);
+/* Remove every monitor of target h (it stopped for good, after DOWN went out). */
+int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h);
+/* Undo monitor-entry claims of a dead process slot. */
+int wrk_mon_repair(struct shm_seg *seg, uint32_t proc_slot);
+
+/* Agent slots (agent.c). */
+shoal_handle_t wrk_agent_handle(const struct shm_seg *seg, uint32_t slot);
+/* Remove names, groups and watcher monitors of a stopping agent, notify DOWN, free. */
+void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason);
+/* Bump a worker's agents_gen and ring it. */
+void wrk_poke_worker(struct shm_seg *seg, uint32_t proc_slot);
+
+/* Allocation failure under the memory cap: exit WRK_EXIT_MEMCAP. */
+void wrk_oom(void) __attribute__((noreturn));
+
+#endif
