@@ -24,6 +24,10 @@ const char sup_default_config[] =
 	"intensity = 10\n"
 	"period = 10\n"
 	"\n"
+	"; the demo: tuners search shared hyperparameters, the coordinator keeps the best\n"
+	"[agent coordinator]\n"
+	"type = coordinator\n"
+	"\n"
 	"[agent tuner]\n"
 	"type = tuner\n"
 	"count = 100\n"
@@ -387,6 +391,21 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 	     sec, k);
 }
 
+static int on_types(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_config *c = ps->c;
+
+	if (strcmp(k, "load"))
+		FAIL(ps, "[%s]: unknown key '%s' (load)", sec, k);
+	if (!*v || strlen(v) >= SUP_PATH_MAX)
+		BADVAL(ps, sec, k, v, "the path of an agent type library (.so)");
+	if (c->nlibs == SUP_MAX_LIBS)
+		FAIL(ps, "[%s]: more than %u libraries", sec, SUP_MAX_LIBS);
+	snprintf(c->libs[c->nlibs], SUP_PATH_MAX, "%s", v);
+	c->lib_lines[c->nlibs++] = ps->line;
+	return 1;
+}
+
 static int on_agent(struct parse *ps, const char *sec, const char *k, const char *v)
 {
 	struct sup_agent_spec *a = ps->agent;
@@ -463,6 +482,8 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 		return on_memory(ps, sec, k, v);
 	if (!strcmp(sec, "segment"))
 		return on_segment(ps, sec, k, v);
+	if (!strcmp(sec, "types"))
+		return on_types(ps, sec, k, v);
 	if (!strncmp(sec, "agent", 5) && (sec[5] == ' ' || sec[5] == 0)) {
 		ps->agent = agent_section(ps, sec);
 		if (!ps->agent)
@@ -471,8 +492,8 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 	}
 	if (!*sec)
 		FAIL(ps, "'%s' outside a section: put it under [instance], [restart], [memory], "
-			 "[segment] or [agent NAME]", k);
-	FAIL(ps, "unknown section [%s] (instance, restart, memory, segment, agent NAME)", sec);
+			 "[segment], [types] or [agent NAME]", k);
+	FAIL(ps, "unknown section [%s] (instance, restart, memory, segment, types, agent NAME)", sec);
 }
 
 /* inih reads one line per call: counting them gives the handler its line number. */

@@ -22,6 +22,7 @@
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
+#include "shoal/agent.h"
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
 
@@ -833,9 +834,17 @@ static int spawn_agents(struct sup *s)
 			sup_agent_name(a, i, name, sizeof(name));
 			r = wrk_agent_spawn(s->seg, a->type, name, 1 + agent_worker(s, a, i, &rr),
 					    &h);
+			if (r == -EINVAL && !shoal_agent_type_find(a->type)) {
+				fprintf(stderr, "shoal: %s:%d: [agent %s]: unknown agent type '%s' "
+					"(built in:", s->c->source, a->line, a->section, a->type);
+				for (const char *const *t = wrk_builtin_type_names; *t; t++)
+					fprintf(stderr, " %s", *t);
+				fprintf(stderr, "; or load a library under [types])\n");
+				return r;
+			}
 			if (r) {
-				fprintf(stderr, "shoal: starting agent '%s' of type '%s': %s\n",
-					name, a->type, strerror(-r));
+				fprintf(stderr, "shoal: %s:%d: [agent %s]: starting agent '%s': %s\n",
+					s->c->source, a->line, a->section, name, strerror(-r));
 				return r;
 			}
 		}
@@ -857,6 +866,23 @@ static int setup_signals(struct sup *s, sigset_t *old)
 	return s->sfd < 0 ? -errno : 0;
 }
 
+/* Agent type libraries named in the config, loaded before any agent is spawned. */
+static int load_types(const struct sup_config *c)
+{
+	char err[256];
+
+	for (uint32_t i = 0; i < c->nlibs; i++) {
+		int r = shoal_agent_types_load(c->libs[i], err, sizeof(err));
+
+		if (r < 0) {
+			fprintf(stderr, "shoal: %s:%d: [types] load = %s: %s\n", c->source,
+				c->lib_lines[i], c->libs[i], err);
+			return r;
+		}
+	}
+	return 0;
+}
+
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 {
 	struct sup s = { .c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd };
@@ -867,6 +893,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	char err[256];
 	int r, ret = 3;
 
+	if (load_types(c))
+		return 2;
 	s.n = c->workers;
 	r = place_workers(&s, &nnodes);
 	if (r) {

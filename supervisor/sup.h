@@ -17,6 +17,7 @@
 #define SUP_MAX_WORKERS 1024u
 #define SUP_MAX_CPUS 1024u
 #define SUP_PATH_MAX 256u
+#define SUP_MAX_LIBS 8u
 
 /* Restart strategies (OTP's names). */
 enum sup_strategy {
@@ -73,6 +74,9 @@ struct sup_config {
 	uint32_t status_interval_ms;    /* status line period, 0 none */
 	struct sup_policy policy;
 	struct shm_cfg shm;             /* segment sizes */
+	uint32_t nlibs;                 /* used entries of libs[] */
+	char libs[SUP_MAX_LIBS][SUP_PATH_MAX]; /* [types] load = PATH: agent type libraries */
+	int lib_lines[SUP_MAX_LIBS];    /* their lines, for messages */
 	uint32_t nagents;               /* used entries of agents[] */
 	struct sup_agent_spec agents[SUP_MAX_AGENT_SPECS];
 	char text[2048];                /* the config text (for the segment header) */

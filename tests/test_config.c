@@ -55,9 +55,10 @@ static void test_config_default_parses(void **state)
 	sup_config_init(&c);
 	assert_int_equal(sup_config_load(&c, NULL, err, sizeof(err)), 0);
 	assert_int_equal(c.workers, 0);
-	assert_int_equal(c.nagents, 1);
-	assert_int_equal(c.agents[0].count, 100);
-	assert_string_equal(c.agents[0].type, "tuner");
+	assert_int_equal(c.nagents, 2);
+	assert_string_equal(c.agents[0].type, "coordinator");
+	assert_int_equal(c.agents[1].count, 100);
+	assert_string_equal(c.agents[1].type, "tuner");
 	assert_int_equal(c.policy.strategy, SUP_ONE_FOR_ONE);
 }
 
@@ -260,23 +261,22 @@ static void test_config_first_error_wins(void **state)
 	expect_error("[instance]\nworkers = x\nbogus = 1\n", 2, "workers = 'x'");
 }
 
-/* The command: a bad line gets file:line on stderr, exit 2, and no instance is created. */
-static void test_config_run_refuses_bad_file(void **state)
+/* Run `shoal run FILE` with text in FILE; expect exit 2, `want` on stderr, no instance. */
+static void run_refuses(const char *text, const char *want)
 {
 	const char *bin = getenv("SHOAL_BIN");
 	int pfd[2], st;
-	char out[512] = "";
-	ssize_t n;
+	char out[1024] = "";
+	ssize_t n, got = 0;
 	pid_t pid;
 	FILE *f;
 
-	(void)state;
 	if (!bin)
 		skip();
 	snprintf(path, sizeof(path), "/tmp/shoal-test-config-%d.ini", (int)getpid());
 	f = fopen(path, "w");
 	assert_non_null(f);
-	fputs("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = echo\ncolour = red\n", f);
+	fputs(text, f);
 	fclose(f);
 	assert_int_equal(pipe(pfd), 0);
 	pid = fork();
@@ -287,15 +287,38 @@ static void test_config_run_refuses_bad_file(void **state)
 		_exit(127);
 	}
 	close(pfd[1]);
-	n = read(pfd[0], out, sizeof(out) - 1);
+	while ((n = read(pfd[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
+		got += n;
 	close(pfd[0]);
-	assert_true(n > 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 2);
-	assert_non_null(strstr(out, ":6: [agent x]: unknown key 'colour'"));
+	if (!strstr(out, want))
+		fail_msg("stderr: %s\nwant: %s", out, want);
 	assert_int_equal(access("/dev/shm/shoal.cfgtest", F_OK), -1);
 	unlink(path);
+}
+
+/* The command: a bad line gets file:line on stderr, exit 2, and no instance is created. */
+static void test_config_run_refuses_bad_file(void **state)
+{
+	(void)state;
+	run_refuses("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = echo\n"
+		    "colour = red\n", ":6: [agent x]: unknown key 'colour'");
+}
+
+static void test_config_run_refuses_unknown_type(void **state)
+{
+	(void)state;
+	run_refuses("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = nosuch\n",
+		    ":5: [agent x]: unknown agent type 'nosuch'");
+}
+
+static void test_config_run_refuses_missing_library(void **state)
+{
+	(void)state;
+	run_refuses("[instance]\nname = cfgtest\nworkers = 1\n[types]\nload = /no/such.so\n",
+		    ":5: [types] load = /no/such.so");
 }
 
 static void test_config_policy_backoff(void **state)
@@ -368,6 +391,8 @@ int main(void)
 		cmocka_unit_test(test_config_backoff_max_below_initial),
 		cmocka_unit_test(test_config_first_error_wins),
 		cmocka_unit_test(test_config_run_refuses_bad_file),
+		cmocka_unit_test(test_config_run_refuses_unknown_type),
+		cmocka_unit_test(test_config_run_refuses_missing_library),
 		cmocka_unit_test(test_config_policy_backoff),
 		cmocka_unit_test(test_config_policy_intensity),
 	};

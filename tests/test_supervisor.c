@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "ipc/ipc.h"
+#include "shm/registry.h"
 #include "shm/shm.h"
 
 #define TIMEOUT_MS 15000
@@ -175,6 +177,50 @@ static void kill_and_wait(pid_t pid)
 	close(fd);
 }
 
+/* A client with an inbox, as the client tools make one. */
+struct client {
+	struct shm_seg *seg;
+	struct ipc_waiter *w;
+	shoal_handle_t inbox;
+};
+
+static void client_open(struct client *c, const char *inst)
+{
+	char err[256];
+
+	assert_int_equal(shm_seg_attach(inst, 0, 1000, &c->seg, err, sizeof(err)), 0);
+	assert_int_equal(shm_proc_claim(c->seg, SHM_ROLE_CLIENT, true), 0);
+	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
+	assert_int_equal(ipc_waiter_create(c->seg, IPC_WAKE_AUTO, &c->w), 0);
+	assert_int_equal(ipc_inbox_open(c->seg, &c->inbox), 0);
+}
+
+static void client_close(struct client *c)
+{
+	ipc_inbox_close(c->seg, c->inbox);
+	ipc_waiter_destroy(c->w);
+	shm_seg_detach(c->seg);
+}
+
+static shoal_handle_t lookup(struct client *c, const char *name)
+{
+	shoal_handle_t h = SHOAL_HANDLE_NONE;
+
+	assert_int_equal(shm_reg_lookup(c->seg, SHM_NS_DEFAULT, name, strlen(name), &h, NULL), 0);
+	return h;
+}
+
+/* An echo agent answers a call with its payload (waits through a restart: a timeout). */
+static void expect_echo(struct client *c, shoal_handle_t h)
+{
+	char reply[16] = "";
+	int n = ipc_call(c->seg, c->w, c->inbox, h, 1, "ping", 4, reply, sizeof(reply),
+			 TIMEOUT_MS);
+
+	assert_int_equal(n, 4);
+	assert_memory_equal(reply, "ping", 4);
+}
+
 static const char *two_workers =
 	"[instance]\nworkers = 2\nplacement = none\n"
 	"[restart]\nintensity = 5\nperiod = 10\n"
@@ -189,10 +235,20 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	struct shm_proc *p;
 	pid_t old, other;
 
+	struct client cl;
+	shoal_handle_t h[10];
+	char name[16];
+
 	(void)state;
 	start(&r, "kill", two_workers, NULL);
 	wait_ready(&r);
 	seg = attach(&r);
+	client_open(&cl, r.inst);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "e-%02d", i);
+		h[i] = lookup(&cl, name);
+		expect_echo(&cl, h[i]);
+	}
 	old = slot_pid(seg, 1);
 	other = slot_pid(seg, 2);
 	assert_true(old > 0);
@@ -214,6 +270,13 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 		if (atomic_load(&a->worker) == 2)
 			WAIT_FOR(atomic_load(&a->state) == SHM_AGENT_RUNNING);
 	}
+	/* same names, same handles, answering again */
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "e-%02d", i);
+		assert_int_equal(lookup(&cl, name), h[i]);
+		expect_echo(&cl, h[i]);
+	}
+	client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
 	assert_int_equal(wait_exit(&r), 0);
@@ -348,28 +411,23 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	cleanup(&r);
 }
 
+static char *asan_allow_null(void);
+static void asan_restore(char *saved);
+
 static void test_supervisor_memory_cap_rlimit(void **state)
 {
 	struct run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
-	char asan[512];
-	const char *old = getenv("ASAN_OPTIONS");
+	char *saved = asan_allow_null();
 
 	(void)state;
-	/* under ASan an allocation past the cap must fail, not abort */
-	snprintf(asan, sizeof(asan), "%s%sallocator_may_return_null=1", old ? old : "",
-		 old && *old ? ":" : "");
-	setenv("ASAN_OPTIONS", asan, 1);
 	setenv("SHOAL_TEST_WORKER_ALLOC", "0", 1);
 	start(&r, "cap", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
 			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 4\n",
 	      NULL);
 	unsetenv("SHOAL_TEST_WORKER_ALLOC");
-	if (old)
-		setenv("ASAN_OPTIONS", old, 1);
-	else
-		unsetenv("ASAN_OPTIONS");
+	asan_restore(saved);
 	wait_ready(&r);
 	seg = attach(&r);
 	p = shm_proc_at(seg, 1);
@@ -380,6 +438,94 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	WAIT_FOR(p->cap_mech == 1);
 	assert_int_equal(p->mem_cap, 192ull << 20);
 	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+/* ASan must let an allocation past the cap fail (the worker then exits 86), not abort. */
+static char *asan_allow_null(void)
+{
+	const char *old = getenv("ASAN_OPTIONS");
+	char *saved = old ? strdup(old) : NULL, buf[512];
+
+	snprintf(buf, sizeof(buf), "%s%sallocator_may_return_null=1", old ? old : "",
+		 old && *old ? ":" : "");
+	setenv("ASAN_OPTIONS", buf, 1);
+	return saved;
+}
+
+static void asan_restore(char *saved)
+{
+	if (saved)
+		setenv("ASAN_OPTIONS", saved, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	free(saved);
+}
+
+/* The hog agent allocates past its worker's cap: the worker exits, recorded "memory cap". */
+static void test_supervisor_memory_cap_hog_agent(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	struct client cl;
+	shoal_handle_t hog;
+	char *saved = asan_allow_null();
+	pid_t old;
+
+	(void)state;
+	start(&r, "hog", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 96M\n"
+			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+			 "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
+	      NULL);
+	asan_restore(saved);
+	wait_ready(&r);
+	seg = attach(&r);
+	p = shm_proc_at(seg, 1);
+	old = slot_pid(seg, 1);
+	client_open(&cl, r.inst);
+	hog = lookup(&cl, "hog");
+	/* 32 x 4 MiB: past the cap part way; the rest (and the redelivery) fit after restart */
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(ipc_send(cl.seg, hog, cl.inbox, 1, 0, 0, "4", 1, TIMEOUT_MS), 0);
+	WAIT_FOR(worker_is_up(seg, 1, old, 1));
+	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
+	assert_int_equal(p->last_code, 86);
+	/* the instance carries on: the echo agent on the replacement answers */
+	expect_echo(&cl, lookup(&cl, "e"));
+	client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+/* [types] load = PATH: a user's agent type library, hosted without rebuilding shoal. */
+static void test_supervisor_loads_type_library(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	struct run r;
+	struct client cl;
+	char cfg[1024], reply[32] = "";
+	int n;
+
+	(void)state;
+	if (!lib)
+		skip();
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+		 "[agent up]\ntype = upper\n", lib);
+	start(&r, "lib", cfg, NULL);
+	wait_ready(&r);
+	client_open(&cl, r.inst);
+	n = ipc_call(cl.seg, cl.w, cl.inbox, lookup(&cl, "up"), 1, "abc", 3, reply,
+		     sizeof(reply) - 1, TIMEOUT_MS);
+	assert_true(n >= 3);
+	assert_memory_equal(reply, "ABC", 3);
+	client_close(&cl);
 	kill(r.pid, SIGTERM);
 	assert_int_equal(wait_exit(&r), 0);
 	cleanup(&r);
@@ -437,6 +583,8 @@ int main(void)
 		cmocka_unit_test(test_supervisor_sigterm_keep),
 		cmocka_unit_test(test_supervisor_killed_leaves_stale_segment),
 		cmocka_unit_test(test_supervisor_memory_cap_rlimit),
+		cmocka_unit_test(test_supervisor_memory_cap_hog_agent),
+		cmocka_unit_test(test_supervisor_loads_type_library),
 		cmocka_unit_test(test_supervisor_dead_client_is_repaired),
 	};
 
