@@ -84,12 +84,17 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
 {
 	pid_t pid = getpid();
 	uint64_t start = shm_pid_start_time(pid);
-	uint32_t epoch;
+	uint32_t epoch, nw = shm_hdr(seg)->cfg.nworkers;
+	/*
+	 * Slots 0..nworkers belong to the supervisor and its workers: a worker's slot reads
+	 * EXITED between a death and the replacement's claim, and a client must not take it.
+	 */
+	uint32_t first = role == SHM_ROLE_CLIENT && nw && nw < nprocs(seg) ? nw + 1 : 0;
 
 	if (!seg->writable)
 		return -EROFS;
 	for (int pass = 0; pass < (reap ? 2 : 1); pass++) {
-		for (uint32_t i = 0; i < nprocs(seg); i++) {
+		for (uint32_t i = first; i < nprocs(seg); i++) {
 			if (claim_at(seg, i, role, pid, start, &epoch) == 0) {
 				seg->self = i;
 				seg->epoch = epoch;
