@@ -36,8 +36,10 @@ struct run {
 	char err[80];
 };
 
-/* The supervisor a failing test may leave behind, for the teardown. */
-static struct run *live;
+/* The supervisor a failing test may leave behind, for the teardown (a copy: the test's
+ * frame is gone by then). */
+static struct run live;
+static bool have_live;
 
 static int pidfd_open_(pid_t pid)
 {
@@ -90,7 +92,8 @@ static void start(struct run *r, const char *name, const char *config, const cha
 	r->ready_rd = pfd[0];
 	r->pidfd = pidfd_open_(r->pid);
 	assert_true(r->pidfd >= 0);
-	live = r;
+	live = *r;
+	have_live = true;
 }
 
 static bool fd_wait(int fd, int timeout_ms)
@@ -116,7 +119,7 @@ static int wait_exit(struct run *r)
 
 	assert_true(fd_wait(r->pidfd, TIMEOUT_MS));
 	assert_int_equal(waitpid(r->pid, &st, 0), r->pid);
-	live = NULL;
+	have_live = false;
 	close(r->pidfd);
 	close(r->ready_rd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
@@ -631,11 +634,13 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	if (live) {
-		kill(live->pid, SIGKILL);
-		waitpid(live->pid, NULL, 0);
-		cleanup(live);
-		live = NULL;
+	if (have_live) {
+		kill(live.pid, SIGKILL);
+		waitpid(live.pid, NULL, 0);
+		close(live.pidfd);
+		close(live.ready_rd);
+		cleanup(&live);
+		have_live = false;
 	}
 	return 0;
 }
