@@ -204,6 +204,7 @@ static void __attribute__((noreturn)) child_run(struct sup *s, struct sup_worker
 	/* the supervisor's death takes its workers with it */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(3);
+	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* a terminal's ^C goes to the supervisor only: it stops the workers in order */
@@ -895,6 +896,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 
 	if (load_types(c))
 		return 2;
+	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
+	signal(SIGPIPE, SIG_IGN);
 	s.n = c->workers;
 	r = place_workers(&s, &nnodes);
 	if (r) {

@@ -14,6 +14,8 @@ static const struct {
 } benches[] = {
 	{ "registry", "registry lookups and register+unregister vs a plain array index",
 	  bench_registry },
+	{ "restart", "SIGKILL a worker with 100 agents: until ready, until all answer again",
+	  bench_restart },
 	{ NULL, NULL, NULL },
 };
 

@@ -1,0 +1,280 @@
+/*
+ * shoal bench restart: with 100 echo agents on one worker, SIGKILL that worker and time
+ * (from the kill) until its replacement is ready (restart_ready) and until every one of
+ * the 100 agents has answered a call sent right after the death (restart_all_answering).
+ * Baselines in the same run: noticing a SIGKILLed child through its pidfd, and a fork whose
+ * child signals back through a pipe, the two costs a restart cannot avoid.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipc/ipc.h"
+#include "shm/registry.h"
+#include "supervisor/sup.h"
+#include "tools/bench.h"
+#include "tools/tools.h"
+
+#define NAGENTS 100
+#define WAIT_NS 5000000000ull
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static bool fd_ready(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, timeout_ms) == 1;
+}
+
+/* Baseline: SIGKILL a paused child and notice it through its pidfd. */
+static int base_pidfd_notice(uint64_t *ns, int n)
+{
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		int fd;
+		uint64_t t0;
+
+		if (pid < 0)
+			return -errno;
+		if (pid == 0) {
+			pause();
+			_exit(0);
+		}
+		fd = pidfd_open_(pid);
+		t0 = bench_now_ns();
+		kill(pid, SIGKILL);
+		if (!fd_ready(fd, 5000))
+			return -ETIMEDOUT;
+		ns[i] = bench_now_ns() - t0;
+		close(fd);
+		waitpid(pid, NULL, 0);
+	}
+	return 0;
+}
+
+/* Baseline: fork a child that reports back through a pipe (a do-nothing "ready"). */
+static int base_fork_ready(uint64_t *ns, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int p[2];
+		char b;
+		uint64_t t0 = bench_now_ns();
+		pid_t pid;
+
+		if (pipe(p) < 0)
+			return -errno;
+		pid = fork();
+		if (pid < 0)
+			return -errno;
+		if (pid == 0) {
+			(void)!write(p[1], "r", 1);
+			_exit(0);
+		}
+		if (read(p[0], &b, 1) != 1)
+			return -EIO;
+		ns[i] = bench_now_ns() - t0;
+		close(p[0]);
+		close(p[1]);
+		waitpid(pid, NULL, 0);
+	}
+	return 0;
+}
+
+struct client {
+	struct shm_seg *seg;
+	shoal_handle_t inbox;
+	shoal_handle_t agents[NAGENTS];
+};
+
+/* Count replies that have arrived in the inbox, consuming them. */
+static uint32_t drain_replies(struct client *cl)
+{
+	uint32_t slot = shoal_handle_slot(cl->inbox), n = 0;
+	struct ipc_msg m;
+
+	while (ipc_mbox_peek(cl->seg, slot, &m) == 0) {
+		if (m.flags & IPC_F_REPLY)
+			n++;
+		ipc_mbox_consume(cl->seg, slot, &m);
+	}
+	return n;
+}
+
+static int call_all(struct client *cl)
+{
+	for (int i = 0; i < NAGENTS; i++) {
+		uint64_t ref;
+		int r = ipc_call_async(cl->seg, cl->inbox, cl->agents[i], 1, "ping", 4, &ref);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* One kill: returns 0 and the two times, or -errno. */
+static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
+{
+	struct shm_proc *p = shm_proc_at(cl->seg, 1);
+	uint64_t own = atomic_load_explicit(&p->own, memory_order_acquire);
+	pid_t pid = (pid_t)(own >> 32);
+	uint32_t epoch = (uint32_t)own, replies = 0;
+	uint64_t t0, now;
+	int fd = pidfd_open_(pid), r;
+
+	if (fd < 0)
+		return -errno;
+	*ready_ns = *all_ns = 0;
+	t0 = bench_now_ns();
+	kill(pid, SIGKILL);
+	/* calls sent once it is dead can only be answered by the replacement */
+	if (!fd_ready(fd, 5000)) {
+		close(fd);
+		return -ETIMEDOUT;
+	}
+	close(fd);
+	r = call_all(cl);
+	if (r)
+		return r;
+	for (;;) {
+		now = bench_now_ns();
+		if (!*ready_ns) {
+			uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
+
+			if ((uint32_t)o != epoch && atomic_load_explicit(&p->state,
+					memory_order_acquire) == SHM_PROC_RUNNING)
+				*ready_ns = now - t0;
+		}
+		replies += drain_replies(cl);
+		if (replies >= NAGENTS && !*all_ns)
+			*all_ns = now - t0;
+		if (*ready_ns && *all_ns)
+			return 0;
+		if (now - t0 > WAIT_NS)
+			return -ETIMEDOUT;
+		sched_yield(); /* the supervisor may share our core */
+	}
+}
+
+static const char *config_fmt =
+	"[instance]\nname = %s\nworkers = 1\ncpus = %d\nstatus_interval = 0\n"
+	"[restart]\nintensity = 1000000\nperiod = 1ms\nbackoff_initial = 0\nbackoff_max = 0\n"
+	"[segment]\nmax_agents = 256\nregistry_capacity = 1024\nmax_procs = 8\n"
+	"[agent e]\ntype = echo\ncount = 100\nname = e-%%03u\nworker = 0\n";
+
+int bench_restart(int argc, char **argv, struct bench_opts *o)
+{
+	int kills = o->quick ? 30 : 200, done = 0, rc = EXIT_SYSTEM, pfd[2];
+	uint64_t *ready = calloc((size_t)kills, sizeof(uint64_t));
+	uint64_t *all = calloc((size_t)kills, sizeof(uint64_t));
+	uint64_t *base = calloc((size_t)kills, sizeof(uint64_t));
+	struct bench_report rep = { .bench = "restart", .json = o->json };
+	struct sup_run_opts ro = { .status = false };
+	struct sup_config *c = calloc(1, sizeof(*c));
+	struct client cl = { 0 };
+	char inst[SHM_INSTANCE_MAX], text[1024], err[512], b[8];
+	struct bench_row *row;
+	pid_t sup;
+	int st;
+
+	(void)argc;
+	(void)argv;
+	if (!ready || !all || !base || !c)
+		goto out_free;
+	snprintf(inst, sizeof(inst), "%s", o->instance ? o->instance : "bench-restart");
+	snprintf(text, sizeof(text), config_fmt, inst, o->cpu_a);
+	sup_config_init(c);
+	if (sup_config_parse_string(c, "<bench>", text, err, sizeof(err))) {
+		fprintf(stderr, "shoal bench restart: %s\n", err);
+		goto out_free;
+	}
+	if (pipe(pfd) < 0)
+		goto out_free;
+	sup = fork();
+	if (sup < 0)
+		goto out_free;
+	if (sup == 0) {
+		/* the bench's death stops the instance in order */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		close(pfd[0]);
+		ro.ready_fd = pfd[1];
+		_exit(sup_run(c, &ro));
+	}
+	close(pfd[1]);
+	if (!fd_ready(pfd[0], 10000) || read(pfd[0], b, sizeof(b)) != 6) {
+		fprintf(stderr, "shoal bench restart: the instance did not become ready\n");
+		goto out_stop;
+	}
+	bench_pin(o->cpu_b);
+	if (shm_seg_attach(inst, 0, 1000, &cl.seg, err, sizeof(err)) ||
+	    shm_proc_claim(cl.seg, SHM_ROLE_CLIENT, true) || ipc_inbox_open(cl.seg, &cl.inbox)) {
+		fprintf(stderr, "shoal bench restart: attaching as a client: %s\n", err);
+		goto out_stop;
+	}
+	shm_proc_set_state(cl.seg, SHM_PROC_RUNNING);
+	for (int i = 0; i < NAGENTS; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "e-%03d", i);
+		if (shm_reg_lookup(cl.seg, SHM_NS_DEFAULT, name, strlen(name), &cl.agents[i],
+				   NULL)) {
+			fprintf(stderr, "shoal bench restart: no agent %s\n", name);
+			goto out_client;
+		}
+	}
+	for (; done < kills; done++) {
+		int r = one_kill(&cl, &ready[done], &all[done]);
+
+		if (r) {
+			fprintf(stderr, "shoal bench restart: kill %d: %s\n", done, strerror(-r));
+			goto out_client;
+		}
+	}
+	if (base_pidfd_notice(base, kills) == 0)
+		bench_add_baseline(&rep, "pidfd_notice", base, (size_t)kills, 0);
+	if (base_fork_ready(base, kills) == 0)
+		bench_add_baseline(&rep, "fork_ready", base, (size_t)kills, 0);
+	row = bench_add_result(&rep, "restart_ready", ready, (size_t)kills, 0, "fork_ready");
+	row->target_ns = 500000;
+	row->target_pct = 50;
+	row = bench_add_result(&rep, "restart_all_answering", all, (size_t)kills, 0,
+			       "pidfd_notice");
+	row->target_ns = 2000000;
+	row->target_pct = 99;
+	snprintf(rep.notes, sizeof(rep.notes),
+		 "%d SIGKILLs of a worker hosting %d echo agents (worker pinned to cpu %d, this "
+		 "client on cpu %d); times from kill(): replacement's slot RUNNING, and all %d "
+		 "calls (sent once the pidfd said dead) answered",
+		 kills, NAGENTS, o->cpu_a, o->cpu_b, NAGENTS);
+	rc = bench_report_print(&rep) && o->check ? EXIT_CHECK : EXIT_OK;
+out_client:
+	if (cl.seg) {
+		if (cl.inbox)
+			ipc_inbox_close(cl.seg, cl.inbox);
+		shm_seg_detach(cl.seg);
+	}
+out_stop:
+	kill(sup, SIGTERM);
+	waitpid(sup, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fprintf(stderr, "shoal bench restart: the supervisor ended with status 0x%x\n", st);
+	close(pfd[0]);
+out_free:
+	free(ready);
+	free(all);
+	free(base);
+	free(c);
+	return rc;
+}
