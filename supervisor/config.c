@@ -54,6 +54,7 @@ void sup_config_init(struct sup_config *c)
 	c->stop_timeout_ms = 5000;
 	c->ready_timeout_ms = 10000;
 	c->status_interval_ms = 5000;
+	c->spare = true;
 	c->policy.strategy = SUP_ONE_FOR_ONE;
 	c->policy.intensity = 10;
 	c->policy.period_ms = 10000;
@@ -286,12 +287,15 @@ static int on_instance(struct parse *ps, const char *sec, const char *k, const c
 	} else if (!strcmp(k, "ready_timeout")) {
 		if (parse_ms(v, &c->ready_timeout_ms) || !c->ready_timeout_ms)
 			BADVAL(ps, sec, k, v, "a positive time in seconds (or NNNms)");
+	} else if (!strcmp(k, "spare")) {
+		if (parse_bool(v, &c->spare))
+			BADVAL(ps, sec, k, v, "true or false");
 	} else if (!strcmp(k, "status_interval")) {
 		if (parse_ms(v, &c->status_interval_ms))
 			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms), 0 for none");
 	} else {
 		FAIL(ps, "[%s]: unknown key '%s' (name, workers, cpus, placement, stop_timeout, "
-			 "ready_timeout, status_interval)", sec, k);
+			 "ready_timeout, status_interval, spare)", sec, k);
 	}
 	return 1;
 }

@@ -82,6 +82,13 @@ struct sup_worker {
 	char reasons[REASONS_MAX][64];
 };
 
+struct sup_spare {
+	pid_t pid;    /* 0: none */
+	int pidfd;
+	int go_wr;    /* write a struct spare_go here to make it a worker */
+	int ready_rd; /* its ready pipe, handed to the worker it becomes */
+};
+
 struct sup {
 	const struct sup_config *c;
 	const struct sup_run_opts *o;
@@ -92,6 +99,7 @@ struct sup {
 	uint32_t n;               /* workers */
 	struct sup_worker *w;
 	struct sup_intensity in;
+	struct sup_spare spare;   /* a warm spare process, forked ahead of need */
 	bool stopping;            /* orderly stop in progress */
 	bool ready_sent;
 	int ready_fd;
@@ -188,18 +196,10 @@ static void child_test_hooks(struct sup *s, struct sup_worker *w)
 	}
 }
 
-static void __attribute__((noreturn)) child_run(struct sup *s, struct sup_worker *w, int wr,
-						pid_t parent)
+/* First steps of every child: die with the supervisor, default signals, own group. */
+static void child_prepare(pid_t parent)
 {
-	struct wrk_args args = {
-		.windex = w->windex,
-		.proc_slot = w->slot,
-		.core = w->place.core,
-		.node = w->place.node,
-		.ready_fd = wr,
-	};
 	sigset_t none;
-	int r;
 
 	/* the supervisor's death takes its workers with it */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -209,6 +209,20 @@ static void __attribute__((noreturn)) child_run(struct sup *s, struct sup_worker
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* a terminal's ^C goes to the supervisor only: it stops the workers in order */
 	setpgid(0, 0);
+}
+
+/* The child becomes worker w: placement, cap, then the worker loop. */
+static void __attribute__((noreturn)) child_become(struct sup *s, struct sup_worker *w, int wr)
+{
+	struct wrk_args args = {
+		.windex = w->windex,
+		.proc_slot = w->slot,
+		.core = w->place.core,
+		.node = w->place.node,
+		.ready_fd = wr,
+	};
+	int r;
+
 	if (s->c->placement == SUP_PLACE_SPREAD && s->topo) {
 		r = sup_place_bind(s->topo, &w->place);
 		if (r)
@@ -223,6 +237,105 @@ static void __attribute__((noreturn)) child_run(struct sup *s, struct sup_worker
 	}
 	child_test_hooks(s, w);
 	_exit(wrk_main(s->seg, &args) & 0xff);
+}
+
+/*
+ * The warm spare: a child forked ahead of need that waits for the supervisor to say which
+ * worker it becomes, so a restart does not wait for fork. It holds no process slot; EOF on
+ * its pipe (the supervisor stopping) ends it.
+ */
+struct spare_go {
+	uint32_t windex;
+	int32_t cap_mech;
+};
+
+static void __attribute__((noreturn)) spare_run(struct sup *s, int go_rd, int ready_wr,
+						pid_t parent)
+{
+	struct spare_go g;
+	struct sup_worker *w;
+
+	child_prepare(parent);
+	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
+		_exit(0);
+	close(go_rd);
+	w = &s->w[g.windex];
+	w->cap_mech = g.cap_mech;
+	child_become(s, w, ready_wr);
+}
+
+static void spare_fork(struct sup *s)
+{
+	int go[2], rd[2];
+	pid_t pid, self = getpid();
+
+	if (!s->c->spare || s->spare.pid || s->stopping)
+		return;
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return;
+	if (pipe2(rd, O_CLOEXEC) < 0)
+		goto out_go;
+	pid = fork();
+	if (pid < 0)
+		goto out_rd;
+	if (pid == 0) {
+		close(go[1]);
+		close(rd[0]);
+		spare_run(s, go[0], rd[1], self);
+	}
+	close(go[0]);
+	close(rd[1]);
+	s->spare.pidfd = pidfd_open_(pid);
+	if (s->spare.pidfd < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(go[1]);
+		close(rd[0]);
+		return;
+	}
+	s->spare.pid = pid;
+	s->spare.go_wr = go[1];
+	s->spare.ready_rd = rd[0];
+	return;
+
+out_rd:
+	close(rd[0]);
+	close(rd[1]);
+out_go:
+	close(go[0]);
+	close(go[1]);
+}
+
+/* End the spare (idle: nothing to stop in order) and collect it. */
+static void spare_drop(struct sup *s)
+{
+	if (!s->spare.pid)
+		return;
+	pidfd_kill(s->spare.pidfd, SIGKILL);
+	waitid((idtype_t)P_PIDFD, (id_t)s->spare.pidfd, NULL, WEXITED);
+	close(s->spare.pidfd);
+	close(s->spare.go_wr);
+	close(s->spare.ready_rd);
+	s->spare.pid = 0;
+}
+
+/* Hand worker w to the spare. false when there is none (or it died): fork instead. */
+static bool spare_take(struct sup *s, struct sup_worker *w)
+{
+	struct spare_go g = { .windex = w->windex, .cap_mech = w->cap_mech };
+
+	if (!s->spare.pid)
+		return false;
+	if (write(s->spare.go_wr, &g, sizeof(g)) != (ssize_t)sizeof(g)) {
+		spare_drop(s);
+		return false;
+	}
+	close(s->spare.go_wr);
+	w->pid = s->spare.pid;
+	w->pidfd = s->spare.pidfd;
+	w->ready_rd = s->spare.ready_rd;
+	s->spare.pid = 0;
+	return true;
 }
 
 /* --- actions --- */
@@ -247,6 +360,8 @@ static void launch(struct sup *s, struct sup_worker *w)
 			w->windex, s->c->cgroup, strerror(-r));
 	w->oom_base = sup_cap_oom_kills(s->c, w->windex, w->cap_mech);
 	p->windex = w->windex;
+	if (spare_take(s, w))
+		goto out_watch;
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		goto out_fail;
 	pid = fork();
@@ -257,7 +372,8 @@ static void launch(struct sup *s, struct sup_worker *w)
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child_run(s, w, fds[1], self);
+		child_prepare(self);
+		child_become(s, w, fds[1]);
 	}
 	close(fds[1]);
 	w->pid = pid;
@@ -271,6 +387,7 @@ static void launch(struct sup *s, struct sup_worker *w)
 		w->ready_rd = -1;
 		goto out_fail;
 	}
+out_watch:
 	arm_poll(s, w->pidfd, UD(K_PID, w->windex, w->gen));
 	arm_poll(s, w->ready_rd, UD(K_READY, w->windex, w->gen));
 	w->deadline_ns = now() + (uint64_t)s->c->ready_timeout_ms * 1000000u;
@@ -314,6 +431,8 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	w->state = W_RUNNING;
 	w->ready_ns = now();
 	w->ever_ready = true;
+	/* off the restart's critical path: the next restart will not wait for a fork */
+	spare_fork(s);
 	if (!s->ready_sent && all_ready(s)) {
 		s->ready_sent = true;
 		/* relaxed: a status word for tools; nothing is published through it */
@@ -414,6 +533,7 @@ static void begin_stop(struct sup *s)
 	if (s->stopping)
 		return;
 	s->stopping = true;
+	spare_drop(s);
 	/* relaxed: a status word for tools */
 	atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_STOPPING, memory_order_relaxed);
 	for (uint32_t i = 0; i < s->n; i++) {
@@ -959,6 +1079,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	for (uint32_t i = 0; i < s.n && !s.stopping; i++)
 		launch(&s, &s.w[i]);
 	r = loop(&s);
+	spare_drop(&s);
 	if (r)
 		s.exit_code = 3;
 	ret = s.exit_code;

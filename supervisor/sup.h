@@ -72,6 +72,7 @@ struct sup_config {
 	uint32_t stop_timeout_ms;       /* orderly stop, then SIGKILL */
 	uint32_t ready_timeout_ms;      /* a worker not ready by then is killed */
 	uint32_t status_interval_ms;    /* status line period, 0 none */
+	bool spare;                     /* keep a pre-forked warm spare for restarts */
 	struct sup_policy policy;
 	struct shm_cfg shm;             /* segment sizes */
 	uint32_t nlibs;                 /* used entries of libs[] */

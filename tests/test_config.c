@@ -76,6 +76,7 @@ static void test_config_full_file(void **state)
 				   "cpus = 0-1\n"
 				   "placement = none\n"
 				   "stop_timeout = 250ms\n"
+				   "spare = no\n"
 				   "[restart]\n"
 				   "strategy = rest_for_one\n"
 				   "intensity = 4\n"
@@ -104,6 +105,7 @@ static void test_config_full_file(void **state)
 	assert_int_equal(c.workers, 3);
 	assert_int_equal(c.placement, SUP_PLACE_NONE);
 	assert_int_equal(c.stop_timeout_ms, 250);
+	assert_false(c.spare);
 	assert_int_equal(c.policy.strategy, SUP_REST_FOR_ONE);
 	assert_int_equal(c.policy.intensity, 4);
 	assert_int_equal(c.policy.period_ms, 2500);
