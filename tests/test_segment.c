@@ -431,7 +431,7 @@ static int run_shoal(const char *args)
 /* shoal clean: refuses a live instance, removes a stale one, is idempotent. */
 static void test_segment_clean_command(void **state)
 {
-	struct shm_seg *seg;
+	struct shm_seg *seg, *created;
 	char args[128], err[256];
 	pid_t pid;
 	int status;
@@ -439,12 +439,13 @@ static void test_segment_clean_command(void **state)
 	(void)state;
 	if (!getenv("SHOAL_BIN"))
 		skip();
-	seg = create_published();
-	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+	created = create_published();
+	atomic_store(&shm_hdr(created)->state, SHM_INST_RUNNING);
 	snprintf(args, sizeof(args), "clean --instance %s", inst);
 	assert_int_equal(run_shoal(args), 2); /* live: refused */
 	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &seg, err, sizeof(err)), 0);
 	shm_seg_detach(seg);
+	shm_seg_detach(created);
 	shm_seg_unlink(inst);
 
 	pid = fork();
