@@ -2,7 +2,7 @@
  * The registry: (namespace, name) -> agent handle + metadata, lock-free, in the segment.
  *
  * Table. A power-of-two number of 128-byte entries in buckets of 8, each bucket with a
- * 64-byte header: a tag word (one byte per entry: 0x80 | 7 hash bits while the entry is
+ * 16-byte header (packed 4 to a line, so the index stays in L2): a tag word (one byte per entry: 0x80 | 7 hash bits while the entry is
  * claimed, 0 when it is free; a hint readers filter with) and an F14-style overflow
  * counter: how many entries whose home bucket is at or before this one live after it. A
  * probe starts at the name's home bucket and stops after the first bucket whose counter
@@ -104,8 +104,7 @@ struct snap {
 
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg)
 {
-	return sizeof(struct shm_reg_hdr) +
-	       (uint64_t)(cfg->reg_capacity / EPB) * sizeof(struct shm_reg_bucket) +
+	return sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cfg->reg_capacity) +
 	       (uint64_t)cfg->reg_capacity * sizeof(struct shm_reg_entry);
 }
 
@@ -119,14 +118,14 @@ static inline int geo_get(const struct shm_seg *seg, struct geo *g)
 	/* tools never trust the segment: the region must hold what the capacity says */
 	if (cap < 2 * EPB || (cap & (cap - 1)) || r->off > seg->size ||
 	    r->size > seg->size - r->off ||
-	    (uint64_t)cap * (sizeof(struct shm_reg_entry) + sizeof(struct shm_reg_bucket) / EPB) +
+	    (uint64_t)cap * sizeof(struct shm_reg_entry) + SHM_REG_BUCKETS_BYTES(cap) +
 			    sizeof(struct shm_reg_hdr) > r->size)
 		return -EUCLEAN;
 	base = seg->base + r->off;
 	g->hdr = (struct shm_reg_hdr *)base;
 	g->b = (struct shm_reg_bucket *)(base + sizeof(struct shm_reg_hdr));
 	g->e = (struct shm_reg_entry *)(base + sizeof(struct shm_reg_hdr) +
-					(uint64_t)(cap / EPB) * sizeof(struct shm_reg_bucket));
+					SHM_REG_BUCKETS_BYTES(cap));
 	g->cap = cap;
 	g->nb = cap / EPB;
 	g->mask = g->nb - 1;
@@ -138,32 +137,70 @@ static inline int geo_get(const struct shm_seg *seg, struct geo *g)
 	return 0;
 }
 
-/* A 64-bit multiply-mix over the name's words: two multiplies per word, one at the end. */
-static inline uint64_t name_hash(uint32_t ns, uint32_t len, const uint64_t *w, uint32_t nw)
+/* Bit 8i+7 set for each zero byte i of v (exact, no false positives). */
+static inline uint64_t zero_bytes(uint64_t v)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len);
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
 
-	for (uint32_t i = 0; i < nw; i++) {
-		h = (h ^ w[i]) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 31;
-	}
-	h *= 0x94d049bb133111ebull;
-	return h ^ (h >> 29);
+	return ~(((v & lo7) + lo7) | v | lo7);
 }
 
+/* Load 1..8 bytes without reading past them (little-endian, zero-padded). */
+static inline uint64_t load_tail(const char *p, size_t n)
+{
+	uint32_t a, b;
+	uint64_t v;
+
+	if (n == 8) {
+		memcpy(&v, p, 8);
+		return v;
+	}
+	if (n >= 4) {
+		memcpy(&a, p, 4);
+		memcpy(&b, p + n - 4, 4);
+		return a | ((uint64_t)b << (8 * (n - 4)));
+	}
+	v = (uint8_t)p[0];
+	if (n > 1)
+		v |= (uint64_t)(uint8_t)p[1] << 8;
+	if (n > 2)
+		v |= (uint64_t)(uint8_t)p[2] << 16;
+	return v;
+}
+
+/*
+ * Validate a name and make its key: words loaded straight from the caller's bytes (fixed
+ * -size loads: no store-to-load forwarding stall), NUL check and a 64-bit multiply-mix
+ * hash in the same pass.
+ */
 static inline int key_make(const struct geo *g, uint32_t ns, const char *name, size_t len,
 			   struct rkey *k)
 {
-	uint64_t h;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros = 0, v;
+	uint32_t nw, i;
+	size_t tail;
 
 	if (!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX)
 		return -EINVAL;
-	if (memchr(name, 0, len))
-		return -EINVAL;
-	k->nw = (uint32_t)(len + 7) / 8;
-	k->w[k->nw - 1] = 0;
-	memcpy(k->w, name, len);
-	h = name_hash(ns, (uint32_t)len, k->w, k->nw);
+	nw = (uint32_t)(len + 7) / 8;
+	for (i = 0; i + 1 < nw; i++) {
+		memcpy(&v, name + 8 * i, 8);
+		zeros |= zero_bytes(v);
+		k->w[i] = v;
+		h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+		h ^= h >> 31;
+	}
+	tail = len - 8 * i;
+	v = load_tail(name + 8 * i, tail);
+	zeros |= zero_bytes(v) & (tail == 8 ? ~0ull : (1ull << (8 * tail)) - 1);
+	k->w[i] = v;
+	h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 31;
+	if (zeros)
+		return -EINVAL; /* a NUL inside the name */
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 29;
+	k->nw = nw;
 	k->key = (h & 0xffffffffull) | ((uint64_t)ns << 32) | ((uint64_t)len << 48);
 	k->home = (uint32_t)(h >> 40) & g->mask;
 	k->tag = (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
@@ -173,10 +210,7 @@ static inline int key_make(const struct geo *g, uint32_t ns, const char *name, s
 /* Bit 8i+7 set for each byte i of word equal to b (exact, no false positives). */
 static inline uint64_t match_bytes(uint64_t word, uint8_t b)
 {
-	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
-	uint64_t x = word ^ (0x0101010101010101ull * b);
-
-	return ~(((x & lo7) + lo7) | x | lo7);
+	return zero_bytes(word ^ (0x0101010101010101ull * b));
 }
 
 static inline uint32_t bucket_of(uint32_t idx)
@@ -285,7 +319,7 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, u
 		/* L3: pairs with the release stores of ctl that publish LIVE. */
 		uint64_t c1 = atomic_load_explicit(&e->ctl, memory_order_acquire);
 		uint32_t st = SHM_REG_CTL_STATE(c1);
-		uint64_t key, h, mw[3] = { 0, 0, 0 };
+		uint64_t key, h, mw[3];
 		uint32_t ml;
 
 		if (st != SHM_REG_LIVE && st != SHM_REG_UPDATING)
