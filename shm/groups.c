@@ -593,3 +593,35 @@ int shm_grp_repair(struct shm_seg *seg, uint32_t slot)
 	}
 	return n;
 }
+
+/* Visit live groups. Any attachment, read-only included. */
+int shm_grp_foreach(const struct shm_seg *seg, shm_grp_visit_fn fn, void *arg)
+{
+	struct ggeo g;
+	int ret;
+
+	if (ggeo_get(seg, &g))
+		return 0;
+	for (uint32_t gi = 0; gi < g.ngroups; gi++) {
+		char name[SHOAL_NAME_MAX + 1];
+		struct gsnap s;
+		uint32_t len, n = 0;
+
+		if (SHM_REG_CTL_STATE(atomic_load_explicit(&grp_at(&g, gi)->ctl,
+							   memory_order_relaxed)) != SHM_REG_LIVE)
+			continue;
+		gsnap_get(grp_at(&g, gi), &s);
+		len = (uint32_t)((s.key >> 48) & 0xffu);
+		if (SHM_REG_CTL_STATE(s.ctl) != SHM_REG_LIVE || len == 0 || len > SHOAL_NAME_MAX)
+			continue; /* never copy past the name, whatever the segment says */
+		memcpy(name, s.w, len);
+		name[len] = 0;
+		for (uint32_t i = 0; i < g.nmembers; i++)
+			/* relaxed: a snapshot count */
+			n += atomic_load_explicit(&grp_members(&g, gi)[i], memory_order_relaxed) != 0;
+		ret = fn(name, n, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
