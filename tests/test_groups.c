@@ -151,6 +151,28 @@ static void test_groups_leave_all(void **state)
 	done_seg(seg);
 }
 
+static void dump_groups(struct shm_seg *seg, const char *name, int k)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const uint8_t *base = seg->base + h->regions[SHM_R_GROUPS].off;
+	uint64_t stride = sizeof(struct shm_grp) + (uint64_t)h->cfg.group_members * 8;
+
+	fprintf(stderr, "proc %d failed leaving %s\n", k, name);
+	for (uint32_t g = 0; g < h->cfg.max_groups; g++) {
+		const struct shm_grp *gr = (const void *)(base + g * stride);
+		const _Atomic uint64_t *m = (const void *)(gr + 1);
+
+		if (!atomic_load(&gr->ctl))
+			continue;
+		fprintf(stderr, "  %u: st %u tag %llx name %s members", g,
+			SHM_REG_CTL_STATE(atomic_load(&gr->ctl)),
+			(unsigned long long)SHM_REG_CTL_TAG(atomic_load(&gr->ctl)), (const char *)gr->name);
+		for (uint32_t i = 0; i < h->cfg.group_members; i++)
+			fprintf(stderr, " %llu", (unsigned long long)atomic_load(&m[i]));
+		fprintf(stderr, "\n");
+	}
+}
+
 /* Two processes create the same groups at once (and join/leave churn): one group each. */
 static void test_groups_concurrent_create(void **state)
 {
@@ -174,13 +196,22 @@ static void test_groups_concurrent_create(void **state)
 			shm_proc_set_state(seg, SHM_PROC_RUNNING);
 			for (int round = 0; round < 2000; round++) {
 				snprintf(name, sizeof(name), "grp-%d", round % 48);
+				uint64_t deadline = shm_now_ns() + 20000000000ull;
+
 				atomic_fetch_add(go, 1);
 				while (atomic_load(go) < 2 * (round + 1))
-					;
-				if (join(seg, name, 100 + (uint64_t)k))
+					if (shm_now_ns() > deadline)
+						_exit(5); /* the other one is stuck or gone */
+				if (join(seg, name, 100 + (uint64_t)k)) {
+					atomic_store(go, 1 << 30); /* release the other one */
 					_exit(3);
-				if (round < 1900 && leave(seg, name, 100 + (uint64_t)k))
+				}
+				if (round < 1900 && leave(seg, name, 100 + (uint64_t)k)) {
+					atomic_store(go, 1 << 30);
+					if (getenv("GRP_DEBUG"))
+						dump_groups(seg, name, k);
 					_exit(4);
+				}
 			}
 			shm_proc_release(seg);
 			_exit(0);
@@ -189,7 +220,8 @@ static void test_groups_concurrent_create(void **state)
 	for (int k = 0; k < 2; k++) {
 		assert_int_equal(waitpid(pid[k], &wst, 0), pid[k]);
 		assert_true(WIFEXITED(wst));
-		assert_int_equal(WEXITSTATUS(wst), 0);
+		if (WEXITSTATUS(wst))
+			fail_msg("creator %d exited %d", k, WEXITSTATUS(wst));
 	}
 	/* the last 100 rounds left both members joined to groups 4..47 (some), each once */
 	{
