@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* zero pages, mapped lazily; only the first bytes are ever written (and re-zeroed) */
-	static uint8_t buf[FUZZ_MAX_SIZE];
+	static _Alignas(4096) uint8_t buf[FUZZ_MAX_SIZE];
 	uint32_t claimed = 0;
 	char err[256];
 	size_t n;

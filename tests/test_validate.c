@@ -30,13 +30,14 @@ static uint64_t next(void)
 /* A valid small segment's header, as the fuzz input format: size prefix + header bytes. */
 static size_t make_seed(uint8_t *in, size_t cap)
 {
+	static _Alignas(64) uint8_t page[SHM_HDR_SIZE];
+	struct shm_hdr *h = (struct shm_hdr *)page;
 	struct shm_cfg cfg;
-	struct shm_hdr *h;
 	uint32_t size;
 
 	assert_true(cap >= 4 + SHM_HDR_SIZE);
 	memset(in, 0, cap);
-	h = (struct shm_hdr *)(in + 4);
+	memset(page, 0, sizeof(page));
 	shm_cfg_default(&cfg);
 	cfg.max_agents = 16;
 	cfg.reg_capacity = 64;
@@ -55,6 +56,7 @@ static size_t make_seed(uint8_t *in, size_t cap)
 	snprintf(h->instance, sizeof(h->instance), "seed");
 	size = (uint32_t)h->seg_size;
 	memcpy(in, &size, 4);
+	memcpy(in + 4, page, SHM_HDR_SIZE);
 	return 4 + SHM_HDR_SIZE;
 }
 
