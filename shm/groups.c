@@ -33,7 +33,7 @@
 #include "shm/shm.h"
 
 /* reg_intent words used by groups (registry re-registration uses 0..5 and 7). */
-#define GRP_INTENT_JOIN 6               /* (group + 1) | (member + 1) << 20 | seq24 << 40 */
+#define GRP_INTENT_JOIN	  6			/* (group + 1) | (member + 1) << 20 | seq24 << 40 */
 #define GRP_INTENT_HANDLE SHM_REG_INTENT_HANDLE /* the handle being joined (op word is 0) */
 
 struct ggeo {
@@ -56,7 +56,8 @@ struct gsnap {
 
 uint64_t shm_grp_region_size(const struct shm_cfg *cfg)
 {
-	return (uint64_t)cfg->max_groups * (sizeof(struct shm_grp) + (uint64_t)cfg->group_members * 8);
+	return (uint64_t)cfg->max_groups *
+	       (sizeof(struct shm_grp) + (uint64_t)cfg->group_members * 8);
 }
 
 static int ggeo_get(const struct shm_seg *seg, struct ggeo *g)
@@ -188,9 +189,9 @@ static void grp_delete_finish(const struct shm_seg *seg, const struct ggeo *g, u
 		if (!members_empty(g, gi))
 			return;
 		/* GD1: seq_cst: as GD0 in grp_try_delete(). */
-		if (!atomic_compare_exchange_strong_explicit(&gr->ctl, &c,
-							     SHM_REG_CTL(SHM_REG_DELETING, seg->tag),
-							     memory_order_seq_cst, memory_order_relaxed))
+		if (!atomic_compare_exchange_strong_explicit(
+			    &gr->ctl, &c, SHM_REG_CTL(SHM_REG_DELETING, seg->tag),
+			    memory_order_seq_cst, memory_order_relaxed))
 			return;
 	}
 }
@@ -236,8 +237,7 @@ static bool claim_dead(const struct shm_seg *seg, uint64_t c)
  * revert to LIVE (a member joined meanwhile): leave and members count it (with
  * deleting); join must wait for it instead.
  */
-static uint32_t grp_find(const struct ggeo *g, const struct gkey *k, uint64_t *ctl,
-			 bool deleting)
+static uint32_t grp_find(const struct ggeo *g, const struct gkey *k, uint64_t *ctl, bool deleting)
 {
 	for (uint32_t i = 0; i < g->ngroups; i++) {
 		const struct shm_grp *gr = grp_at(g, i);
@@ -273,7 +273,8 @@ static int grp_create(struct shm_seg *seg, const struct ggeo *g, const struct gk
 	for (uint32_t pass = 0; pass < 2 && gi == UINT32_MAX; pass++) {
 		for (uint32_t i = 0; i < g->ngroups; i++) {
 			c = atomic_load_explicit(&grp_at(g, i)->ctl, memory_order_relaxed);
-			if (c && pass == 1 && SHM_REG_CTL_STATE(c) != SHM_REG_LIVE && claim_dead(seg, c)) {
+			if (c && pass == 1 && SHM_REG_CTL_STATE(c) != SHM_REG_LIVE &&
+			    claim_dead(seg, c)) {
 				grp_take_over(seg, g, i, c);
 				c = atomic_load_explicit(&grp_at(g, i)->ctl, memory_order_relaxed);
 			}
@@ -335,7 +336,8 @@ static int grp_create(struct shm_seg *seg, const struct ggeo *g, const struct gk
 			}
 			/* GA0: seq_cst: part of the scan's order. */
 			if (!atomic_compare_exchange_strong_explicit(
-				    &o->ctl, &os.ctl, SHM_REG_CTL(SHM_REG_ABORTED, SHM_REG_CTL_TAG(os.ctl)),
+				    &o->ctl, &os.ctl,
+				    SHM_REG_CTL(SHM_REG_ABORTED, SHM_REG_CTL_TAG(os.ctl)),
 				    memory_order_seq_cst, memory_order_seq_cst))
 				goto again;
 			break;
@@ -407,7 +409,8 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 
 		gi = grp_find(&g, &k, &c, true);
 		if (gi != UINT32_MAX && SHM_REG_CTL_STATE(c) == SHM_REG_DELETING) {
-			/* wait for the deletion to finish or revert (resolve it if its owner died) */
+			/* wait for the deletion to finish or revert (resolve it if its owner died)
+			 */
 			if (claim_dead(seg, c))
 				grp_take_over(seg, &g, gi, c);
 			else if (spins & 15)
@@ -441,7 +444,8 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 		if (free_slot == UINT32_MAX)
 			return -ENOSPC;
 		/* relaxed: owner-written intent; the seq_cst CAS below orders it before */
-		atomic_store_explicit(&p->reg_intent[GRP_INTENT_HANDLE], handle, memory_order_relaxed);
+		atomic_store_explicit(&p->reg_intent[GRP_INTENT_HANDLE], handle,
+				      memory_order_relaxed);
 		atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN],
 				      (gi + 1) | ((uint64_t)(free_slot + 1) << 20) |
 					      ((SHM_REG_CTL_TAG(c) & 0xffffffull) << 40),
@@ -450,7 +454,8 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 		if (!atomic_compare_exchange_strong_explicit(&m[free_slot], &zero, handle,
 							     memory_order_seq_cst,
 							     memory_order_relaxed)) {
-			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0, memory_order_relaxed);
+			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0,
+					      memory_order_relaxed);
 			continue;
 		}
 		/* J1: seq_cst. */
@@ -471,15 +476,15 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 				atomic_compare_exchange_strong_explicit(
 					&m[i], &h, 0, memory_order_seq_cst, memory_order_relaxed);
 			}
-			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0, memory_order_relaxed);
+			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0,
+					      memory_order_relaxed);
 			return 0;
 		}
 		{
 			uint64_t h = handle;
 
-			atomic_compare_exchange_strong_explicit(&m[free_slot], &h, 0,
-								memory_order_seq_cst,
-								memory_order_relaxed);
+			atomic_compare_exchange_strong_explicit(
+				&m[free_slot], &h, 0, memory_order_seq_cst, memory_order_relaxed);
 		}
 		atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0, memory_order_relaxed);
 	}
@@ -520,8 +525,8 @@ int shm_grp_leave(struct shm_seg *seg, const char *name, size_t len, shoal_handl
 }
 
 /* Copy members. Any attachment. */
-int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len,
-		    shoal_handle_t *out, uint32_t max)
+int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len, shoal_handle_t *out,
+		    uint32_t max)
 {
 	struct ggeo g;
 	struct gkey k;
@@ -562,7 +567,8 @@ int shm_grp_leave_all(struct shm_seg *seg, shoal_handle_t handle)
 		uint64_t c = atomic_load_explicit(&grp_at(&g, gi)->ctl, memory_order_acquire);
 		int here = 0;
 
-		if (SHM_REG_CTL_STATE(c) != SHM_REG_LIVE && SHM_REG_CTL_STATE(c) != SHM_REG_DELETING)
+		if (SHM_REG_CTL_STATE(c) != SHM_REG_LIVE &&
+		    SHM_REG_CTL_STATE(c) != SHM_REG_DELETING)
 			continue;
 		for (uint32_t i = 0; i < g.nmembers; i++) {
 			uint64_t h = handle;
@@ -663,7 +669,8 @@ int shm_grp_foreach(const struct shm_seg *seg, shm_grp_visit_fn fn, void *arg)
 		name[len] = 0;
 		for (uint32_t i = 0; i < g.nmembers; i++)
 			/* relaxed: a snapshot count */
-			n += atomic_load_explicit(&grp_members(&g, gi)[i], memory_order_relaxed) != 0;
+			n += atomic_load_explicit(&grp_members(&g, gi)[i], memory_order_relaxed) !=
+			     0;
 		ret = fn(name, n, arg);
 		if (ret)
 			return ret;

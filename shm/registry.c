@@ -2,10 +2,10 @@
  * The registry: (namespace, name) -> agent handle + metadata, lock-free, in the segment.
  *
  * Table. A power-of-two number of 128-byte entries in buckets of 8, each bucket with a
- * 16-byte header (packed 4 to a line, so the index stays in L2): a tag word (one byte per entry: 0x80 | 7 hash bits while the entry is
- * claimed, 0 when it is free; a hint readers filter with) and an F14-style overflow
- * counter: how many entries whose home bucket is at or before this one live after it. A
- * probe starts at the name's home bucket and stops after the first bucket whose counter
+ * 16-byte header (packed 4 to a line, so the index stays in L2): a tag word (one byte per entry:
+ * 0x80 | 7 hash bits while the entry is claimed, 0 when it is free; a hint readers filter with) and
+ * an F14-style overflow counter: how many entries whose home bucket is at or before this one live
+ * after it. A probe starts at the name's home bucket and stops after the first bucket whose counter
  * is 0. A new entry takes the first free entry from its home on and increments the
  * counters of the buckets it passed. Deletion empties the entry at once and decrements
  * them again: there are no tombstones, a freed entry is reused by the next insert.
@@ -69,10 +69,10 @@
 
 void (*shm_reg_test_hook)(int step);
 
-#define STEP(n)                                                                            \
-	do {                                                                               \
-		if (__builtin_expect(shm_reg_test_hook != NULL, 0))                        \
-			shm_reg_test_hook(n);                                              \
+#define STEP(n)                                                                                    \
+	do {                                                                                       \
+		if (__builtin_expect(shm_reg_test_hook != NULL, 0))                                \
+			shm_reg_test_hook(n);                                                      \
 	} while (0)
 
 /* The table's geometry, from the (validated) header; checked again on every call. */
@@ -80,9 +80,9 @@ struct geo {
 	struct shm_reg_hdr *hdr;
 	struct shm_reg_bucket *b;
 	struct shm_reg_entry *e;
-	uint32_t cap;   /* entries */
-	uint32_t nb;    /* buckets */
-	uint32_t mask;  /* nb - 1 */
+	uint32_t cap;  /* entries */
+	uint32_t nb;   /* buckets */
+	uint32_t mask; /* nb - 1 */
 	uint32_t nprocs;
 };
 
@@ -119,7 +119,8 @@ static inline int geo_get(const struct shm_seg *seg, struct geo *g)
 	if (cap < 2 * EPB || (cap & (cap - 1)) || r->off > seg->size ||
 	    r->size > seg->size - r->off ||
 	    (uint64_t)cap * sizeof(struct shm_reg_entry) + SHM_REG_BUCKETS_BYTES(cap) +
-			    sizeof(struct shm_reg_hdr) > r->size)
+			    sizeof(struct shm_reg_hdr) >
+		    r->size)
 		return -EUCLEAN;
 	base = seg->base + r->off;
 	g->hdr = (struct shm_reg_hdr *)base;
@@ -272,8 +273,8 @@ static inline bool snap_is(const struct snap *s, const struct rkey *k)
  * Read the new handle/meta of an update from the intent line of the tag's slot, if it
  * names entry idx. Returns true with a consistent copy.
  */
-static bool intent_read(const struct shm_seg *seg, const struct geo *g, uint64_t tag,
-			uint32_t idx, uint64_t *handle, uint64_t meta[3], uint32_t *metalen)
+static bool intent_read(const struct shm_seg *seg, const struct geo *g, uint64_t tag, uint32_t idx,
+			uint64_t *handle, uint64_t meta[3], uint32_t *metalen)
 {
 	uint32_t slot = SHM_TAG_SLOT(tag);
 	const struct shm_proc *p;
@@ -372,7 +373,8 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 	for (uint32_t d = 0; d < g.nb; d++) {
 		const struct shm_reg_bucket *b = &g.b[bi];
 		/* L5: pairs with the tag RMWs: a hint; ctl is re-checked per entry. */
-		uint64_t m = match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k.tag);
+		uint64_t m =
+			match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k.tag);
 
 		while (m) {
 			uint32_t i = (uint32_t)__builtin_ctzll(m) >> 3;
@@ -463,8 +465,9 @@ static void intent_begin(struct shm_proc *p, shoal_handle_t handle, const uint64
 static void intent_arm(struct shm_proc *p, uint32_t idx)
 {
 	/* relaxed: owner-private counter */
-	uint64_t n = atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_COUNT],
-					  memory_order_relaxed) + 1;
+	uint64_t n =
+		atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_COUNT], memory_order_relaxed) +
+		1;
 
 	atomic_store_explicit(&p->reg_intent[SHM_REG_INTENT_COUNT], n, memory_order_relaxed);
 	/* I1: pairs with I0 in intent_read() and in take_over(): words before the op. */
@@ -493,10 +496,10 @@ static void update_finish(struct shm_seg *seg, const struct geo *g, uint32_t idx
 	key = atomic_load_explicit(&e->key, memory_order_relaxed);
 	atomic_store_explicit(&e->key, (key & SHM_REG_KEY_MATCH) | ((uint64_t)ml << 56),
 			      memory_order_relaxed);
-	atomic_store_explicit(&e->handle,
-			      atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_HANDLE],
-						   memory_order_relaxed),
-			      memory_order_relaxed);
+	atomic_store_explicit(
+		&e->handle,
+		atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_HANDLE], memory_order_relaxed),
+		memory_order_relaxed);
 	STEP(SHM_REG_STEP_REWRITING);
 	for (int i = 0; i < 3; i++)
 		atomic_store_explicit(&e->meta[i],
@@ -525,9 +528,8 @@ static bool take_over(struct shm_seg *seg, const struct geo *g, uint32_t idx, ui
 	case SHM_REG_DELETING:
 		mine = SHM_REG_CTL(st == SHM_REG_DELETING ? st : SHM_REG_RESERVED, my_tag(seg));
 		/* C1: acq_rel: the dead owner's stores before our undo (pairs with its claim). */
-		if (!atomic_compare_exchange_strong_explicit(&e->ctl, &c, mine,
-							     memory_order_acq_rel,
-							     memory_order_acquire))
+		if (!atomic_compare_exchange_strong_explicit(
+			    &e->ctl, &c, mine, memory_order_acq_rel, memory_order_acquire))
 			return true;
 		entry_undo(g, idx);
 		break;
@@ -545,16 +547,15 @@ static bool take_over(struct shm_seg *seg, const struct geo *g, uint32_t idx, ui
 			h = atomic_load_explicit(&e->handle, memory_order_relaxed);
 			for (int i = 0; i < 3; i++)
 				mw[i] = atomic_load_explicit(&e->meta[i], memory_order_relaxed);
-			ml = SHM_REG_KEY_METALEN(atomic_load_explicit(&e->key,
-								      memory_order_relaxed));
+			ml = SHM_REG_KEY_METALEN(
+				atomic_load_explicit(&e->key, memory_order_relaxed));
 		}
 		intent_begin(me, h, mw, ml);
 		intent_arm(me, idx);
 		mine = SHM_REG_CTL(SHM_REG_UPDATING, my_tag(seg));
 		/* C2: as C1. */
-		if (!atomic_compare_exchange_strong_explicit(&e->ctl, &c, mine,
-							     memory_order_acq_rel,
-							     memory_order_acquire)) {
+		if (!atomic_compare_exchange_strong_explicit(
+			    &e->ctl, &c, mine, memory_order_acq_rel, memory_order_acquire)) {
 			intent_clear(me);
 			return true;
 		}
@@ -633,8 +634,8 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
 
 		for (uint32_t d = 0; d < g->nb; d++, bi = (bi + 1) & g->mask) {
 			/* a free entry always has tag byte 0: look at those first */
-			uint64_t m = match_bytes(atomic_load_explicit(&g->b[bi].tags,
-								      memory_order_relaxed), 0);
+			uint64_t m = match_bytes(
+				atomic_load_explicit(&g->b[bi].tags, memory_order_relaxed), 0);
 
 			if (pass == 1)
 				m = 0x8080808080808080ull; /* table looked full: every entry */
@@ -652,9 +653,9 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
 				if (c)
 					continue;
 				/* C0: acq_rel: pairs with F0 (the freer's stores are done). */
-				if (atomic_compare_exchange_strong_explicit(
-					    &e->ctl, &c, mine, memory_order_acq_rel,
-					    memory_order_relaxed))
+				if (atomic_compare_exchange_strong_explicit(&e->ctl, &c, mine,
+									    memory_order_acq_rel,
+									    memory_order_relaxed))
 					return idx;
 			}
 		}
@@ -666,8 +667,7 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
  * The uniqueness scan of a registration at idx (PENDING, our tag): 0 to go on, -EEXIST
  * if another entry of the same name has or may take the name.
  */
-static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rkey *k,
-		       uint32_t idx)
+static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rkey *k, uint32_t idx)
 {
 	uint64_t tag = my_tag(seg);
 	uint32_t bi = k->home;
@@ -725,9 +725,8 @@ static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rk
 	return 0;
 }
 
-static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
-		       const struct rkey *k, shoal_handle_t handle, const uint64_t mw[3],
-		       uint32_t ml)
+static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, const struct rkey *k,
+		       shoal_handle_t handle, const uint64_t mw[3], uint32_t ml)
 {
 	uint64_t tag = my_tag(seg), pend = SHM_REG_CTL(SHM_REG_PENDING, tag), c, s;
 	struct shm_reg_entry *e;
@@ -739,8 +738,10 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 		shoal_handle_t h;
 
 		/* full: a name that is there already is -EEXIST, as with room to spare */
-		return shm_reg_lookup(seg, ns, (const char *)k->w,
-				      SHM_REG_KEY_LEN(k->key), &h, NULL) == 0 ? -EEXIST : -ENOSPC;
+		return shm_reg_lookup(seg, ns, (const char *)k->w, SHM_REG_KEY_LEN(k->key), &h,
+				      NULL) == 0
+			       ? -EEXIST
+			       : -ENOSPC;
 	}
 	e = &g->e[idx];
 	STEP(SHM_REG_STEP_RESERVED);
@@ -760,7 +761,8 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 		/* U0: seq_cst: raised before PENDING; recorded after (crash: high, not low). */
 		atomic_fetch_add_explicit(&g->b[(k->home + d) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
-		atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, d + 1), memory_order_relaxed);
+		atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, d + 1),
+				      memory_order_relaxed);
 		STEP(SHM_REG_STEP_COUNTER);
 	}
 	/*
@@ -775,9 +777,8 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 		STEP(SHM_REG_STEP_SCANNED);
 		c = pend;
 		/* S1: seq_cst: the publication; fails only if someone aborted us (A0). */
-		if (atomic_compare_exchange_strong_explicit(&e->ctl, &c, live_ctl(s),
-							    memory_order_seq_cst,
-							    memory_order_seq_cst)) {
+		if (atomic_compare_exchange_strong_explicit(
+			    &e->ctl, &c, live_ctl(s), memory_order_seq_cst, memory_order_seq_cst)) {
 			STEP(SHM_REG_STEP_LIVE);
 			return 0;
 		}
@@ -1018,8 +1019,8 @@ uint32_t shm_reg_count(const struct shm_seg *seg)
 		return 0;
 	for (uint32_t i = 0; i < g.cap; i++) {
 		/* relaxed: a snapshot count */
-		uint32_t st = SHM_REG_CTL_STATE(atomic_load_explicit(&g.e[i].ctl,
-								     memory_order_relaxed));
+		uint32_t st =
+			SHM_REG_CTL_STATE(atomic_load_explicit(&g.e[i].ctl, memory_order_relaxed));
 
 		n += st == SHM_REG_LIVE || st == SHM_REG_UPDATING;
 	}
@@ -1082,12 +1083,12 @@ int shm_reg_repair(struct shm_seg *seg, uint32_t slot)
 	return n;
 }
 
-#define CHECK_FAIL(...)                                                                    \
-	do {                                                                               \
-		if (errlen)                                                                \
-			snprintf(err, errlen, __VA_ARGS__);                                \
-		ret = -EUCLEAN;                                                            \
-		goto out;                                                                  \
+#define CHECK_FAIL(...)                                                                            \
+	do {                                                                                       \
+		if (errlen)                                                                        \
+			snprintf(err, errlen, __VA_ARGS__);                                        \
+		ret = -EUCLEAN;                                                                    \
+		goto out;                                                                          \
 	} while (0)
 
 /* Check the table's invariants (see registry.h). Any attachment; quiescent tables only
@@ -1122,7 +1123,8 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 			CHECK_FAIL("entry %u: unknown state %u", i, st);
 		if (st != SHM_REG_LIVE && shm_tag_is_dead(seg, SHM_REG_CTL_TAG(c), false))
 			CHECK_FAIL("entry %u: state %u claimed by dead slot %u epoch %u", i, st,
-				   SHM_TAG_SLOT(SHM_REG_CTL_TAG(c)), SHM_TAG_EPOCH(SHM_REG_CTL_TAG(c)));
+				   SHM_TAG_SLOT(SHM_REG_CTL_TAG(c)),
+				   SHM_TAG_EPOCH(SHM_REG_CTL_TAG(c)));
 		entry_snap(&g.e[i], &s);
 		home = SHM_REG_ROUTE_HOME(s.route);
 		prog = SHM_REG_ROUTE_PROG(s.route);
@@ -1144,7 +1146,8 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 				   "from home",
 				   i, name, prog, dist);
 		tb = (uint32_t)(atomic_load_explicit(&g.b[bi].tags, memory_order_relaxed) >>
-				(8 * (i % EPB))) & 0xffu;
+				(8 * (i % EPB))) &
+		     0xffu;
 		if (tb != k.tag)
 			CHECK_FAIL("entry %u ('%s'): tag byte %#x, want %#x", i, name, tb, k.tag);
 		/* duplicates: any other live entry of this name on its chain (every live entry
@@ -1155,15 +1158,17 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 				char name2[SHOAL_NAME_MAX + 1];
 				shoal_handle_t h2;
 
-				if (j == i || SHM_REG_CTL_STATE(atomic_load_explicit(
-						      &g.e[j].ctl, memory_order_relaxed)) != SHM_REG_LIVE)
+				if (j == i ||
+				    SHM_REG_CTL_STATE(atomic_load_explicit(
+					    &g.e[j].ctl, memory_order_relaxed)) != SHM_REG_LIVE)
 					continue;
 				if ((atomic_load_explicit(&g.e[j].key, memory_order_relaxed) &
 				     SHM_REG_KEY_MATCH) != k.key)
 					continue;
 				if (entry_read_live(seg, &g, j, &ns2, name2, &h2, NULL) == 0 &&
 				    ns2 == ns && !strcmp(name, name2))
-					CHECK_FAIL("name '%s' (ns %u) is live twice: entries %u and %u",
+					CHECK_FAIL("name '%s' (ns %u) is live twice: entries %u "
+						   "and %u",
 						   name, ns, i, j);
 			}
 			if (atomic_load_explicit(&g.b[cb].overflow, memory_order_relaxed) == 0)
@@ -1177,8 +1182,8 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 		uint32_t have = atomic_load_explicit(&g.b[b].overflow, memory_order_relaxed);
 
 		if (have < need[b])
-			CHECK_FAIL("bucket %u: overflow counter %u, but %u entries pass it", b, have,
-				   need[b]);
+			CHECK_FAIL("bucket %u: overflow counter %u, but %u entries pass it", b,
+				   have, need[b]);
 	}
 out:
 	free(need);

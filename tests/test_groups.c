@@ -1,4 +1,5 @@
-/* test_groups: process groups: join/leave/members, full group, racing creation, leave_all, repair. */
+/* test_groups: process groups: join/leave/members, full group, racing creation, leave_all, repair.
+ */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -166,7 +167,8 @@ static void dump_groups(struct shm_seg *seg, const char *name, int k)
 			continue;
 		fprintf(stderr, "  %u: st %u tag %llx name %s members", g,
 			SHM_REG_CTL_STATE(atomic_load(&gr->ctl)),
-			(unsigned long long)SHM_REG_CTL_TAG(atomic_load(&gr->ctl)), (const char *)gr->name);
+			(unsigned long long)SHM_REG_CTL_TAG(atomic_load(&gr->ctl)),
+			(const char *)gr->name);
 		for (uint32_t i = 0; i < h->cfg.group_members; i++)
 			fprintf(stderr, " %llu", (unsigned long long)atomic_load(&m[i]));
 		fprintf(stderr, "\n");
@@ -177,8 +179,8 @@ static void dump_groups(struct shm_seg *seg, const char *name, int k)
 static void test_groups_concurrent_create(void **state)
 {
 	struct shm_seg *seg = make_seg(64, 16);
-	_Atomic int *go = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			       -1, 0);
+	_Atomic int *go =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pid_t pid[2];
 	int wst;
 
@@ -227,7 +229,7 @@ static void test_groups_concurrent_create(void **state)
 	{
 		struct ggeo_view {
 			int n;
-		} v = { 0 };
+		} v = {0};
 		const struct shm_hdr *h = shm_hdr(seg);
 		const uint8_t *base = seg->base + h->regions[SHM_R_GROUPS].off;
 		uint64_t stride = sizeof(struct shm_grp) + (uint64_t)h->cfg.group_members * 8;

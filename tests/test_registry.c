@@ -91,7 +91,7 @@ static void assert_check(const struct shm_seg *seg)
 static void test_registry_basic(void **state)
 {
 	struct shm_seg *seg = make_seg(256);
-	struct shm_reg_meta m = { .len = 5 }, out;
+	struct shm_reg_meta m = {.len = 5}, out;
 	shoal_handle_t h;
 
 	(void)state;
@@ -134,8 +134,8 @@ static void test_registry_meta_roundtrip(void **state)
 			m.data[i] = (uint8_t)(i * 7 + len);
 		assert_int_equal(shm_reg_register(seg, 3, name, strlen(name), 100 + len, &m), 0);
 		memset(&out, 0xff, sizeof(out));
-		assert_int_equal(shm_reg_lookup(seg, 3, name, strlen(name), &(shoal_handle_t){ 0 },
-						&out), 0);
+		assert_int_equal(
+			shm_reg_lookup(seg, 3, name, strlen(name), &(shoal_handle_t){0}, &out), 0);
 		assert_int_equal(out.len, len);
 		assert_memory_equal(out.data, m.data, len);
 	}
@@ -221,7 +221,7 @@ static void test_registry_slot_reuse(void **state)
 {
 	struct shm_seg *seg = make_seg(64);
 	struct shm_reg_stats st;
-	uint64_t live[48] = { 0 };
+	uint64_t live[48] = {0};
 	char name[32];
 	unsigned seed = 1;
 
@@ -286,7 +286,7 @@ static int visit_fn(uint32_t ns, const char *name, shoal_handle_t h,
 static void test_registry_foreach_count(void **state)
 {
 	struct shm_seg *seg = make_seg(128);
-	struct visit v = { 0 };
+	struct visit v = {0};
 	char name[32];
 
 	(void)state;
@@ -298,7 +298,7 @@ static void test_registry_foreach_count(void **state)
 	assert_int_equal(shm_reg_foreach(seg, visit_fn, &v), 0);
 	assert_int_equal(v.n, 50);
 	assert_int_equal(v.sum, 50 * 51 / 2);
-	v = (struct visit){ .stop_at = 10 };
+	v = (struct visit){.stop_at = 10};
 	assert_int_equal(shm_reg_foreach(seg, visit_fn, &v), 42);
 	assert_int_equal(v.n, 10);
 	assert_int_equal(shm_reg_unregister_handle(seg, 7), 1);
@@ -349,8 +349,9 @@ static void *race_thread(void *arg)
 		r->wins[i] = reg(&r->seg, 0, name, r->handle) == 0;
 		if (i % 3 == 0 && r->wins[i]) {
 			/* and some unregister/re-register churn the other thread races with */
-			assert_int_equal(shm_reg_reregister(&r->seg, 0, name, strlen(name), r->handle,
-							    NULL), 0);
+			assert_int_equal(
+				shm_reg_reregister(&r->seg, 0, name, strlen(name), r->handle, NULL),
+				0);
 		}
 	}
 	return NULL;
@@ -434,8 +435,8 @@ enum op { OP_REG, OP_UNREG, OP_REREG };
  */
 static uint32_t run_victim(struct shm_seg *seg, enum op op, int step, int nth, uint64_t h)
 {
-	_Atomic uint32_t *slot = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-				      -1, 0);
+	_Atomic uint32_t *slot =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	uint32_t s;
 	pid_t pid;
 	int wst;
@@ -445,7 +446,7 @@ static uint32_t run_victim(struct shm_seg *seg, enum op op, int step, int nth, u
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct shm_reg_meta m = { .len = 3, .data = "new" };
+		struct shm_reg_meta m = {.len = 3, .data = "new"};
 
 		child_claim(seg);
 		atomic_store(slot, seg->self);
@@ -512,8 +513,8 @@ static void test_registry_crash_steps_register(void **state)
 	static const struct {
 		int step, nth;
 	} steps[] = {
-		{ SHM_REG_STEP_RESERVED, 1 }, { SHM_REG_STEP_FILLED, 1 }, { SHM_REG_STEP_COUNTER, 1 },
-		{ SHM_REG_STEP_PENDING, 1 },  { SHM_REG_STEP_SCANNED, 1 }, { SHM_REG_STEP_LIVE, 1 },
+		{SHM_REG_STEP_RESERVED, 1}, {SHM_REG_STEP_FILLED, 1},  {SHM_REG_STEP_COUNTER, 1},
+		{SHM_REG_STEP_PENDING, 1},  {SHM_REG_STEP_SCANNED, 1}, {SHM_REG_STEP_LIVE, 1},
 	};
 
 	(void)state;
@@ -538,7 +539,8 @@ static void test_registry_crash_steps_register(void **state)
 			} else if (variant == 1) {
 				/* another writer meets it: registering the same name */
 				bury(seg, slot, false);
-				assert_int_equal(reg(seg, 0, "victim", 43), live_expected ? -EEXIST : 0);
+				assert_int_equal(reg(seg, 0, "victim", 43),
+						 live_expected ? -EEXIST : 0);
 				assert_int_equal(look(seg, 0, "victim"), live_expected ? 42 : 43);
 				bury(seg, slot, true);
 				assert_check(seg);
@@ -552,7 +554,8 @@ static void test_registry_crash_steps_register(void **state)
 					snprintf(name, sizeof(name), "more-%d", i);
 					ok += reg(seg, 0, name, 700 + (uint64_t)i) == 0;
 				}
-				/* 11 fillers + 5: the dead claim's entry was taken over and reused */
+				/* 11 fillers + 5: the dead claim's entry was taken over and reused
+				 */
 				assert_int_equal(ok, live_expected ? 4 : 5);
 				atomic_store(&shm_proc_at(seg, slot)->state, SHM_PROC_EXITED);
 				assert_check(seg);
@@ -565,8 +568,8 @@ static void test_registry_crash_steps_register(void **state)
 
 static void test_registry_crash_steps_unregister(void **state)
 {
-	static const int steps[] = { SHM_REG_STEP_DELETING, SHM_REG_STEP_UNTAGGED,
-				     SHM_REG_STEP_RECORDED };
+	static const int steps[] = {SHM_REG_STEP_DELETING, SHM_REG_STEP_UNTAGGED,
+				    SHM_REG_STEP_RECORDED};
 
 	(void)state;
 	for (unsigned k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
@@ -595,7 +598,8 @@ static void test_registry_crash_steps_unregister(void **state)
 			check_fillers(seg);
 			assert_int_equal(shm_reg_stats(seg, &st), 0);
 			/* a crash between record and decrement may leave one count high, no more */
-			assert_true(st.overflow_excess <= (steps[k] == SHM_REG_STEP_RECORDED ? 1u : 0u));
+			assert_true(st.overflow_excess <=
+				    (steps[k] == SHM_REG_STEP_RECORDED ? 1u : 0u));
 			done_seg(seg);
 		}
 	}
@@ -603,8 +607,8 @@ static void test_registry_crash_steps_unregister(void **state)
 
 static void test_registry_crash_steps_reregister(void **state)
 {
-	static const int steps[] = { SHM_REG_STEP_INTENT, SHM_REG_STEP_UPDATING,
-				     SHM_REG_STEP_REWRITING };
+	static const int steps[] = {SHM_REG_STEP_INTENT, SHM_REG_STEP_UPDATING,
+				    SHM_REG_STEP_REWRITING};
 
 	(void)state;
 	for (unsigned k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
@@ -635,14 +639,17 @@ static void test_registry_crash_steps_reregister(void **state)
 			} else if (variant == 1) {
 				/* another writer re-registers: it finishes the dead update first */
 				bury(seg, slot, false);
-				assert_int_equal(shm_reg_reregister(seg, 0, "victim", 6, 88, NULL), 0);
+				assert_int_equal(shm_reg_reregister(seg, 0, "victim", 6, 88, NULL),
+						 0);
 				assert_int_equal(look(seg, 0, "victim"), 88);
 				bury(seg, slot, true);
 			} else {
-				/* another writer unregisters with the expectation of the new handle */
+				/* another writer unregisters with the expectation of the new handle
+				 */
 				bury(seg, slot, false);
-				assert_int_equal(shm_reg_unregister(seg, 0, "victim", 6,
-								    claimed ? 77 : 42), 0);
+				assert_int_equal(
+					shm_reg_unregister(seg, 0, "victim", 6, claimed ? 77 : 42),
+					0);
 				assert_int_equal(look(seg, 0, "victim"), 0);
 				bury(seg, slot, true);
 			}
@@ -655,22 +662,22 @@ static void test_registry_crash_steps_reregister(void **state)
 
 /* --- many processes, random operations, random SIGKILLs, checked against a model --- */
 
-#define NWRK 3
-#define NOWN 12
-#define NCON 6
+#define NWRK	       3
+#define NOWN	       12
+#define NCON	       6
 #define OPS_PER_WORKER 1000000
-#define KILLS 60
+#define KILLS	       60
 
 enum { IF_NONE, IF_REG, IF_UNREG, IF_REREG, IF_REGC, IF_UNREGC };
 
 struct wlog {
-	_Atomic uint64_t ops;          /* operations completed (acknowledged) */
-	_Atomic uint64_t next_handle;  /* handle counter */
-	_Atomic uint32_t slot;         /* process slot of the current incarnation */
-	_Atomic uint32_t failed;       /* a model mismatch seen by the worker (line) */
-	_Atomic uint64_t own[NOWN];    /* acknowledged handle of own name i, 0 absent */
-	_Atomic uint64_t con[NCON];    /* handle if we hold contested name i */
-	_Atomic uint32_t if_kind;      /* operation in flight */
+	_Atomic uint64_t ops;	      /* operations completed (acknowledged) */
+	_Atomic uint64_t next_handle; /* handle counter */
+	_Atomic uint32_t slot;	      /* process slot of the current incarnation */
+	_Atomic uint32_t failed;      /* a model mismatch seen by the worker (line) */
+	_Atomic uint64_t own[NOWN];   /* acknowledged handle of own name i, 0 absent */
+	_Atomic uint64_t con[NCON];   /* handle if we hold contested name i */
+	_Atomic uint32_t if_kind;     /* operation in flight */
 	_Atomic uint32_t if_idx;
 	_Atomic uint64_t if_handle;
 	_Atomic uint64_t if_old;
@@ -689,10 +696,10 @@ static void con_name(char *buf, int i)
 	snprintf(buf, 32, "contested-%d", i);
 }
 
-#define WFAIL(l)                                                                           \
-	do {                                                                               \
-		atomic_store(&l->failed, __LINE__);                                        \
-		_exit(3);                                                                  \
+#define WFAIL(l)                                                                                   \
+	do {                                                                                       \
+		atomic_store(&l->failed, __LINE__);                                                \
+		_exit(3);                                                                          \
 	} while (0)
 
 static void worker_run(struct shm_seg *seg, int w)
@@ -902,8 +909,8 @@ static void test_registry_crash_model(void **state)
 	for (int w = 0; w < NWRK; w++) {
 		assert_int_equal(waitpid(pids[w], &wst, 0), pids[w]);
 		if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0)
-			fail_msg("worker %d ended with status %#x (model mismatch at line %u)", w, wst,
-				 atomic_load(&wlogs[w].failed));
+			fail_msg("worker %d ended with status %#x (model mismatch at line %u)", w,
+				 wst, atomic_load(&wlogs[w].failed));
 		atomic_store(&shm_proc_at(seg, atomic_load(&wlogs[w].slot))->state,
 			     SHM_PROC_EXITED);
 	}
@@ -944,7 +951,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry_foreach_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_readonly_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_thread_race, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_registry_crash_steps_register, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_crash_steps_register, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_registry_crash_steps_unregister, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_registry_crash_steps_reregister, setup,

@@ -17,8 +17,8 @@
 #include "tools/bench.h"
 #include "tools/tools.h"
 
-#define NAMES 10000u     /* the measured entries */
-#define CAPACITY 32768u  /* 10,000 + fillers = 50% (16,384) or 90% (29,491) of this */
+#define NAMES	 10000u /* the measured entries */
+#define CAPACITY 32768u /* 10,000 + fillers = 50% (16,384) or 90% (29,491) of this */
 #define NAME_LEN 16
 
 struct names {
@@ -31,10 +31,10 @@ struct shared {
 	_Atomic uint32_t ready;
 	_Atomic uint32_t go;
 	_Atomic uint32_t failed;
-	uint64_t loop_ns[2];   /* each process's tight-loop time */
-	uint64_t loop_ops[2];  /* and its operation count */
-	uint64_t nsamples;     /* samples per process */
-	uint64_t samples[];    /* 2 * nsamples latencies in ns */
+	uint64_t loop_ns[2];  /* each process's tight-loop time */
+	uint64_t loop_ops[2]; /* and its operation count */
+	uint64_t nsamples;    /* samples per process */
+	uint64_t samples[];   /* 2 * nsamples latencies in ns */
 };
 
 static uint64_t xorshift(uint64_t *s)
@@ -102,7 +102,8 @@ static int fill_to(struct shm_seg *seg, uint32_t *nfill, uint32_t target_live)
 
 	while (NAMES + *nfill < target_live) {
 		int n = snprintf(name, sizeof(name), "filler-%u", *nfill);
-		int ret = shm_reg_register(seg, 1, name, (size_t)n, 1000000 + (uint64_t)*nfill, NULL);
+		int ret =
+			shm_reg_register(seg, 1, name, (size_t)n, 1000000 + (uint64_t)*nfill, NULL);
 
 		if (ret)
 			return ret;
@@ -133,8 +134,8 @@ static int two_procs(const struct shm_seg *seg, const struct names *nm, const ui
 		     struct bench_report *r)
 {
 	size_t bytes = sizeof(struct shared) + 2 * nsamples * sizeof(uint64_t);
-	struct shared *sh = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-				 -1, 0);
+	struct shared *sh =
+		mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pid_t pid[2];
 	int ret = 0, wst;
 	uint64_t longest;
@@ -154,7 +155,8 @@ static int two_procs(const struct shm_seg *seg, const struct names *nm, const ui
 			goto out_unmap;
 		}
 		if (pid[k] == 0)
-			lookup_child(seg, nm, idx + k * 7919, sh, k, k ? o->cpu_b : o->cpu_a, nloop);
+			lookup_child(seg, nm, idx + k * 7919, sh, k, k ? o->cpu_b : o->cpu_a,
+				     nloop);
 	}
 	while (atomic_load(&sh->ready) < 2)
 		;
@@ -243,8 +245,8 @@ static int reg_unreg(struct shm_seg *seg, size_t n, struct bench_report *r)
 		shm_reg_unregister(seg, 2, name, (size_t)len, SHOAL_HANDLE_NONE);
 	}
 	t0 = bench_now_ns() - t0;
-	row = bench_add_result(r, "register_unregister", ns, n, (double)n * 1e9 / (double)(t0 ? t0 : 1),
-			       NULL);
+	row = bench_add_result(r, "register_unregister", ns, n,
+			       (double)n * 1e9 / (double)(t0 ? t0 : 1), NULL);
 	if (row) {
 		row->target_ns = 1000;
 		row->target_pct = 99;
@@ -342,7 +344,8 @@ int bench_registry(int argc, char **argv, struct bench_opts *o)
 	snprintf(r.notes, sizeof(r.notes),
 		 "table of %u entries; 10,000 looked-up names + fillers: %u live at 50%% (longest "
 		 "probe %u buckets, longest miss chain %u), %u live at 90%% (longest probe %u, "
-		 "chain %u); register_unregister measured at 90%%; one warm-up pass over the names before each timing; cpus %d,%d; latencies include "
+		 "chain %u); register_unregister measured at 90%%; one warm-up pass over the names "
+		 "before each timing; cpus %d,%d; latencies include "
 		 "the timer (rdtscp pair), as does array_index",
 		 CAPACITY, st50.live, st50.longest_probe, st50.longest_chain, st90.live,
 		 st90.longest_probe, st90.longest_chain, o->cpu_a, o->cpu_b);
