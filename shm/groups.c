@@ -54,6 +54,7 @@ struct gsnap {
 	uint64_t w[8];
 };
 
+/* Bytes of the group region for cfg: per group a header and its member words. Pure. */
 uint64_t shm_grp_region_size(const struct shm_cfg *cfg)
 {
 	return (uint64_t)cfg->max_groups *

@@ -102,6 +102,10 @@ struct snap {
 	uint64_t meta[3];
 };
 
+/*
+ * Bytes of the registry region for cfg: a 64-byte header, the bucket headers (rounded to a
+ * line), the entries. Pure; the layout (shm_layout_compute()) calls it.
+ */
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg)
 {
 	return sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cfg->reg_capacity) +
@@ -355,6 +359,10 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, u
 	}
 }
 
+/*
+ * Look (ns, name) up: 0 with the handle (and meta), -ENOENT, -EINVAL. Lock-free: no
+ * syscall, no store, never waits for a writer. Any attachment (read-only too), any thread.
+ */
 int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
 		   shoal_handle_t *handle, struct shm_reg_meta *meta)
 {

@@ -99,6 +99,7 @@ enum {
 	SHM_REG_INTENT_META = 2,    /* 3 words of new metadata */
 	SHM_REG_INTENT_METALEN = 5, /* its length */
 	SHM_REG_INTENT_COUNT = 7,   /* the owner's op counter (owner-private) */
+	/* word 6: a group join in flight (shm/groups.c), with its handle in word 1 */
 };
 
 /* A process group: a 128-byte header followed by cfg.group_members handle words. */
