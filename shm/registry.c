@@ -83,7 +83,6 @@ struct geo {
 	uint32_t cap;  /* entries */
 	uint32_t nb;   /* buckets */
 	uint32_t mask; /* nb - 1 */
-	uint32_t nprocs;
 };
 
 /* A name made ready for comparison: zero-padded words, hash, key, home, tag byte. */
@@ -134,12 +133,23 @@ static inline int geo_get(const struct shm_seg *seg, struct geo *g)
 	g->cap = cap;
 	g->nb = cap / EPB;
 	g->mask = g->nb - 1;
-	g->nprocs = h->cfg.max_procs;
-	if (g->nprocs > SHM_MAX_PROCS)
-		g->nprocs = SHM_MAX_PROCS;
-	if ((uint64_t)g->nprocs * sizeof(struct shm_proc) > h->regions[SHM_R_PROCS].size)
-		g->nprocs = (uint32_t)(h->regions[SHM_R_PROCS].size / sizeof(struct shm_proc));
 	return 0;
+}
+
+/*
+ * The process slot a claim tag names, or NULL if the (untrusted) table cannot hold it.
+ * Off the lookup fast path: only an UPDATING entry sends a reader here.
+ */
+static const struct shm_proc *tag_proc(const struct shm_seg *seg, uint64_t tag)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_region *r = &h->regions[SHM_R_PROCS];
+	uint64_t slot = SHM_TAG_SLOT(tag);
+
+	if (slot >= h->cfg.max_procs || r->off > seg->size || r->size > seg->size - r->off ||
+	    (slot + 1) * sizeof(struct shm_proc) > r->size)
+		return NULL;
+	return (const struct shm_proc *)(seg->base + r->off) + slot;
 }
 
 /* Bit 8i+7 set for each zero byte i of v (exact, no false positives). */
@@ -280,13 +290,12 @@ static inline bool snap_is(const struct snap *s, const struct rkey *k)
 static bool intent_read(const struct shm_seg *seg, const struct geo *g, uint64_t tag, uint32_t idx,
 			uint64_t *handle, uint64_t meta[3], uint32_t *metalen)
 {
-	uint32_t slot = SHM_TAG_SLOT(tag);
-	const struct shm_proc *p;
+	const struct shm_proc *p = tag_proc(seg, tag);
 	uint64_t op;
 
-	if (slot >= g->nprocs)
+	(void)g;
+	if (!p)
 		return false;
-	p = shm_proc_at(seg, slot);
 	/* I0: pairs with I1 in intent_arm(): the intent's words before its op word. */
 	op = atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_OP], memory_order_acquire);
 	if ((uint32_t)op != idx + 1)
