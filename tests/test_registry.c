@@ -519,7 +519,7 @@ static void test_registry_crash_steps_register(void **state)
 
 	(void)state;
 	for (unsigned k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
-		for (int variant = 0; variant < 3; variant++) {
+		for (int variant = 0; variant < 4; variant++) {
 			struct shm_seg *seg = make_seg(16);
 			bool live_expected = steps[k].step == SHM_REG_STEP_LIVE;
 			uint32_t slot;
@@ -536,6 +536,29 @@ static void test_registry_crash_steps_register(void **state)
 				assert_true(bury(seg, slot, true) >= (live_expected ? 0 : 1));
 				assert_check(seg);
 				assert_int_equal(look(seg, 0, "victim"), live_expected ? 42 : 0);
+			} else if (variant == 3) {
+				/*
+				 * a writer with a larger tag (claimed after the death) meets the
+				 * dead claim: a smaller pending one is probed, found dead and taken
+				 * over
+				 */
+				struct shm_seg late;
+
+				bury(seg, slot, false);
+				memcpy(&late, seg, sizeof(late));
+				late.self = UINT32_MAX;
+				assert_int_equal(shm_proc_claim(&late, SHM_ROLE_CLIENT, false), 0);
+				shm_proc_set_state(&late, SHM_PROC_RUNNING);
+				assert_int_equal(reg(&late, 0, "victim", 44),
+						 live_expected ? -EEXIST : 0);
+				assert_int_equal(look(seg, 0, "victim"), live_expected ? 42 : 44);
+				if (steps[k].step == SHM_REG_STEP_PENDING ||
+				    steps[k].step == SHM_REG_STEP_SCANNED)
+					assert_check(seg); /* resolved by the writer, before any
+							      repair */
+				shm_proc_release(&late);
+				bury(seg, slot, true);
+				assert_check(seg);
 			} else if (variant == 1) {
 				/* another writer meets it: registering the same name */
 				bury(seg, slot, false);
