@@ -9,8 +9,8 @@
  * RESERVED|tag), zero its members, fill the name, store PENDING|tag (seq_cst), scan every
  * header: a LIVE one of the same name wins (withdraw, join it); a PENDING one with a
  * smaller (tag, index) wins unless its owner is dead (withdraw, wait for it); a larger one
- * is CASed ABORTED; last CAS own PENDING -> LIVE|seq. Two creators of one name end with one
- * group.
+ * is CASed ABORTED; a DELETING one may still revert to LIVE, so wait for it too; last CAS
+ * own PENDING -> LIVE|seq. Two creators of one name end with one group.
  *
  * Members are single words: join CASes 0 -> handle, leave CASes handle -> 0. Deletion when
  * the last member leaves: CAS LIVE|seq -> DELETING|tag (seq_cst), scan the members
@@ -33,7 +33,7 @@
 #include "shm/shm.h"
 
 /* reg_intent words used by groups (registry re-registration uses 0..5 and 7). */
-#define GRP_INTENT_JOIN 6               /* (group + 1) | (member + 1) << 20 | seq24 << 40 */
+#define GRP_INTENT_JOIN	  6			/* (group + 1) | (member + 1) << 20 | seq24 << 40 */
 #define GRP_INTENT_HANDLE SHM_REG_INTENT_HANDLE /* the handle being joined (op word is 0) */
 
 struct ggeo {
@@ -54,9 +54,11 @@ struct gsnap {
 	uint64_t w[8];
 };
 
+/* Bytes of the group region for cfg: per group a header and its member words. Pure. */
 uint64_t shm_grp_region_size(const struct shm_cfg *cfg)
 {
-	return (uint64_t)cfg->max_groups * (sizeof(struct shm_grp) + (uint64_t)cfg->group_members * 8);
+	return (uint64_t)cfg->max_groups *
+	       (sizeof(struct shm_grp) + (uint64_t)cfg->group_members * 8);
 }
 
 static int ggeo_get(const struct shm_seg *seg, struct ggeo *g)
@@ -166,17 +168,33 @@ static inline uint64_t grp_live(uint64_t seq)
 	return SHM_REG_CTL(SHM_REG_LIVE, seq & 0x00ffffffffffffffull);
 }
 
-/* A deletion we hold (DELETING, our tag): finish it, or revert if members appeared. */
-static void grp_delete_finish(const struct ggeo *g, uint32_t gi)
+/*
+ * A deletion we hold (DELETING, our tag): finish it, or revert if members appeared; a
+ * member that left during the revert gets the deletion retried, so an empty group does
+ * not linger.
+ */
+static void grp_delete_finish(const struct shm_seg *seg, const struct ggeo *g, uint32_t gi)
 {
 	struct shm_grp *gr = grp_at(g, gi);
 
-	if (members_empty(g, gi)) {
-		grp_undo(g, gi);
-		return;
+	for (;;) {
+		uint64_t c;
+
+		if (members_empty(g, gi)) {
+			grp_undo(g, gi);
+			return;
+		}
+		c = grp_live(grp_seq_bump(gr));
+		/* GL0: seq_cst: back to live, a new seq so joiners that saw DELETING retry. */
+		atomic_store_explicit(&gr->ctl, c, memory_order_seq_cst);
+		if (!members_empty(g, gi))
+			return;
+		/* GD1: seq_cst: as GD0 in grp_try_delete(). */
+		if (!atomic_compare_exchange_strong_explicit(
+			    &gr->ctl, &c, SHM_REG_CTL(SHM_REG_DELETING, seg->tag),
+			    memory_order_seq_cst, memory_order_relaxed))
+			return;
 	}
-	/* GL0: seq_cst: back to live, with a new seq so joiners that saw DELETING retry. */
-	atomic_store_explicit(&gr->ctl, grp_live(grp_seq_bump(gr)), memory_order_seq_cst);
 }
 
 static bool grp_take_over(struct shm_seg *seg, const struct ggeo *g, uint32_t gi, uint64_t c)
@@ -193,7 +211,7 @@ static bool grp_take_over(struct shm_seg *seg, const struct ggeo *g, uint32_t gi
 						     memory_order_acquire))
 		return true;
 	if (st == SHM_REG_DELETING) {
-		grp_delete_finish(g, gi);
+		grp_delete_finish(seg, g, gi);
 	} else {
 		_Atomic uint64_t *m = grp_members(g, gi);
 
@@ -215,18 +233,25 @@ static bool claim_dead(const struct shm_seg *seg, uint64_t c)
 	return SHM_REG_CTL_TAG(c) != seg->tag && shm_tag_is_dead(seg, SHM_REG_CTL_TAG(c), true);
 }
 
-/* Index of the live group named k (and its ctl), or UINT32_MAX. */
-static uint32_t grp_find(const struct ggeo *g, const struct gkey *k, uint64_t *ctl)
+/*
+ * Index of the group named k (and its ctl), or UINT32_MAX. A group being deleted may still
+ * revert to LIVE (a member joined meanwhile): leave and members count it (with
+ * deleting); join must wait for it instead.
+ */
+static uint32_t grp_find(const struct ggeo *g, const struct gkey *k, uint64_t *ctl, bool deleting)
 {
 	for (uint32_t i = 0; i < g->ngroups; i++) {
 		const struct shm_grp *gr = grp_at(g, i);
 		struct gsnap s;
+		uint32_t st;
 
 		/* relaxed pre-filter: the snapshot decides */
 		if (atomic_load_explicit(&gr->key, memory_order_relaxed) != k->key)
 			continue;
 		gsnap_get(gr, &s);
-		if (SHM_REG_CTL_STATE(s.ctl) == SHM_REG_LIVE && gsnap_is(&s, k)) {
+		st = SHM_REG_CTL_STATE(s.ctl);
+		if ((st == SHM_REG_LIVE || (deleting && st == SHM_REG_DELETING)) &&
+		    gsnap_is(&s, k)) {
 			*ctl = s.ctl;
 			return i;
 		}
@@ -249,7 +274,8 @@ static int grp_create(struct shm_seg *seg, const struct ggeo *g, const struct gk
 	for (uint32_t pass = 0; pass < 2 && gi == UINT32_MAX; pass++) {
 		for (uint32_t i = 0; i < g->ngroups; i++) {
 			c = atomic_load_explicit(&grp_at(g, i)->ctl, memory_order_relaxed);
-			if (c && pass == 1 && SHM_REG_CTL_STATE(c) != SHM_REG_LIVE && claim_dead(seg, c)) {
+			if (c && pass == 1 && SHM_REG_CTL_STATE(c) != SHM_REG_LIVE &&
+			    claim_dead(seg, c)) {
 				grp_take_over(seg, g, i, c);
 				c = atomic_load_explicit(&grp_at(g, i)->ctl, memory_order_relaxed);
 			}
@@ -289,6 +315,17 @@ static int grp_create(struct shm_seg *seg, const struct ggeo *g, const struct gk
 		case SHM_REG_LIVE:
 			ret = -EEXIST;
 			break;
+		case SHM_REG_DELETING:
+			/*
+			 * A deletion may still revert to LIVE (a member joined meanwhile): wait
+			 * for it, or a second group of this name could appear.
+			 */
+			if (claim_dead(seg, os.ctl)) {
+				grp_take_over(seg, g, j, os.ctl);
+				goto again;
+			}
+			ret = -EAGAIN;
+			break;
 		case SHM_REG_PENDING:
 			if (prio_less_grp(SHM_REG_CTL_TAG(os.ctl), j, seg->tag, gi)) {
 				if (!claim_dead(seg, os.ctl)) {
@@ -300,7 +337,8 @@ static int grp_create(struct shm_seg *seg, const struct ggeo *g, const struct gk
 			}
 			/* GA0: seq_cst: part of the scan's order. */
 			if (!atomic_compare_exchange_strong_explicit(
-				    &o->ctl, &os.ctl, SHM_REG_CTL(SHM_REG_ABORTED, SHM_REG_CTL_TAG(os.ctl)),
+				    &o->ctl, &os.ctl,
+				    SHM_REG_CTL(SHM_REG_ABORTED, SHM_REG_CTL_TAG(os.ctl)),
 				    memory_order_seq_cst, memory_order_seq_cst))
 				goto again;
 			break;
@@ -330,14 +368,14 @@ static void grp_try_delete(struct shm_seg *seg, const struct ggeo *g, uint32_t g
 {
 	struct shm_grp *gr = grp_at(g, gi);
 
-	if (!members_empty(g, gi))
-		return;
+	if (SHM_REG_CTL_STATE(c) != SHM_REG_LIVE || !members_empty(g, gi))
+		return; /* (a deletion in progress finishes or reverts on its own) */
 	/* GD0: seq_cst: DELETING before the member scan (Dekker with J0/J1). */
 	if (!atomic_compare_exchange_strong_explicit(&gr->ctl, &c,
 						     SHM_REG_CTL(SHM_REG_DELETING, seg->tag),
 						     memory_order_seq_cst, memory_order_relaxed))
 		return;
-	grp_delete_finish(g, gi);
+	grp_delete_finish(seg, g, gi);
 }
 
 static int grp_writer(const struct shm_seg *seg)
@@ -370,7 +408,18 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 		uint32_t gi, free_slot = UINT32_MAX;
 		uint64_t c, zero = 0;
 
-		gi = grp_find(&g, &k, &c);
+		gi = grp_find(&g, &k, &c, true);
+		if (gi != UINT32_MAX && SHM_REG_CTL_STATE(c) == SHM_REG_DELETING) {
+			/* wait for the deletion to finish or revert (resolve it if its owner died)
+			 */
+			if (claim_dead(seg, c))
+				grp_take_over(seg, &g, gi, c);
+			else if (spins & 15)
+				__builtin_ia32_pause();
+			else
+				sched_yield();
+			continue;
+		}
 		if (gi == UINT32_MAX) {
 			ret = grp_create(seg, &g, &k, &gi);
 			if (ret == -EAGAIN) {
@@ -396,7 +445,8 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 		if (free_slot == UINT32_MAX)
 			return -ENOSPC;
 		/* relaxed: owner-written intent; the seq_cst CAS below orders it before */
-		atomic_store_explicit(&p->reg_intent[GRP_INTENT_HANDLE], handle, memory_order_relaxed);
+		atomic_store_explicit(&p->reg_intent[GRP_INTENT_HANDLE], handle,
+				      memory_order_relaxed);
 		atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN],
 				      (gi + 1) | ((uint64_t)(free_slot + 1) << 20) |
 					      ((SHM_REG_CTL_TAG(c) & 0xffffffull) << 40),
@@ -405,7 +455,8 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 		if (!atomic_compare_exchange_strong_explicit(&m[free_slot], &zero, handle,
 							     memory_order_seq_cst,
 							     memory_order_relaxed)) {
-			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0, memory_order_relaxed);
+			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0,
+					      memory_order_relaxed);
 			continue;
 		}
 		/* J1: seq_cst. */
@@ -426,15 +477,15 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 				atomic_compare_exchange_strong_explicit(
 					&m[i], &h, 0, memory_order_seq_cst, memory_order_relaxed);
 			}
-			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0, memory_order_relaxed);
+			atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0,
+					      memory_order_relaxed);
 			return 0;
 		}
 		{
 			uint64_t h = handle;
 
-			atomic_compare_exchange_strong_explicit(&m[free_slot], &h, 0,
-								memory_order_seq_cst,
-								memory_order_relaxed);
+			atomic_compare_exchange_strong_explicit(
+				&m[free_slot], &h, 0, memory_order_seq_cst, memory_order_relaxed);
 		}
 		atomic_store_explicit(&p->reg_intent[GRP_INTENT_JOIN], 0, memory_order_relaxed);
 	}
@@ -456,7 +507,7 @@ int shm_grp_leave(struct shm_seg *seg, const char *name, size_t len, shoal_handl
 		ret = grp_writer(seg);
 	if (ret)
 		return ret;
-	gi = grp_find(&g, &k, &c);
+	gi = grp_find(&g, &k, &c, true);
 	if (gi == UINT32_MAX)
 		return -ENOENT;
 	for (uint32_t i = 0; i < g.nmembers; i++) {
@@ -475,8 +526,8 @@ int shm_grp_leave(struct shm_seg *seg, const char *name, size_t len, shoal_handl
 }
 
 /* Copy members. Any attachment. */
-int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len,
-		    shoal_handle_t *out, uint32_t max)
+int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len, shoal_handle_t *out,
+		    uint32_t max)
 {
 	struct ggeo g;
 	struct gkey k;
@@ -489,7 +540,7 @@ int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len,
 		ret = gkey_make(name, len, &k);
 	if (ret)
 		return ret;
-	gi = grp_find(&g, &k, &c);
+	gi = grp_find(&g, &k, &c, true);
 	if (gi == UINT32_MAX)
 		return -ENOENT;
 	for (uint32_t i = 0; i < g.nmembers; i++) {
@@ -517,7 +568,8 @@ int shm_grp_leave_all(struct shm_seg *seg, shoal_handle_t handle)
 		uint64_t c = atomic_load_explicit(&grp_at(&g, gi)->ctl, memory_order_acquire);
 		int here = 0;
 
-		if (SHM_REG_CTL_STATE(c) != SHM_REG_LIVE)
+		if (SHM_REG_CTL_STATE(c) != SHM_REG_LIVE &&
+		    SHM_REG_CTL_STATE(c) != SHM_REG_DELETING)
 			continue;
 		for (uint32_t i = 0; i < g.nmembers; i++) {
 			uint64_t h = handle;
@@ -592,4 +644,37 @@ int shm_grp_repair(struct shm_seg *seg, uint32_t slot)
 		}
 	}
 	return n;
+}
+
+/* Visit live groups. Any attachment, read-only included. */
+int shm_grp_foreach(const struct shm_seg *seg, shm_grp_visit_fn fn, void *arg)
+{
+	struct ggeo g;
+	int ret;
+
+	if (ggeo_get(seg, &g))
+		return 0;
+	for (uint32_t gi = 0; gi < g.ngroups; gi++) {
+		char name[SHOAL_NAME_MAX + 1];
+		struct gsnap s;
+		uint32_t len, n = 0;
+
+		if (SHM_REG_CTL_STATE(atomic_load_explicit(&grp_at(&g, gi)->ctl,
+							   memory_order_relaxed)) != SHM_REG_LIVE)
+			continue;
+		gsnap_get(grp_at(&g, gi), &s);
+		len = (uint32_t)((s.key >> 48) & 0xffu);
+		if (SHM_REG_CTL_STATE(s.ctl) != SHM_REG_LIVE || len == 0 || len > SHOAL_NAME_MAX)
+			continue; /* never copy past the name, whatever the segment says */
+		memcpy(name, s.w, len);
+		name[len] = 0;
+		for (uint32_t i = 0; i < g.nmembers; i++)
+			/* relaxed: a snapshot count */
+			n += atomic_load_explicit(&grp_members(&g, gi)[i], memory_order_relaxed) !=
+			     0;
+		ret = fn(name, n, arg);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }

@@ -2,10 +2,10 @@
  * The registry: (namespace, name) -> agent handle + metadata, lock-free, in the segment.
  *
  * Table. A power-of-two number of 128-byte entries in buckets of 8, each bucket with a
- * 64-byte header: a tag word (one byte per entry: 0x80 | 7 hash bits while the entry is
- * claimed, 0 when it is free; a hint readers filter with) and an F14-style overflow
- * counter: how many entries whose home bucket is at or before this one live after it. A
- * probe starts at the name's home bucket and stops after the first bucket whose counter
+ * 16-byte header (packed 4 to a line, so the index stays in L2): a tag word (one byte per entry:
+ * 0x80 | 7 hash bits while the entry is claimed, 0 when it is free; a hint readers filter with) and
+ * an F14-style overflow counter: how many entries whose home bucket is at or before this one live
+ * after it. A probe starts at the name's home bucket and stops after the first bucket whose counter
  * is 0. A new entry takes the first free entry from its home on and increments the
  * counters of the buckets it passed. Deletion empties the entry at once and decrements
  * them again: there are no tombstones, a freed entry is reused by the next insert.
@@ -67,15 +67,22 @@
 
 #define EPB SHM_REG_BUCKET_ENTRIES
 
+void (*shm_reg_test_hook)(int step);
+
+#define STEP(n)                                                                                    \
+	do {                                                                                       \
+		if (__builtin_expect(shm_reg_test_hook != NULL, 0))                                \
+			shm_reg_test_hook(n);                                                      \
+	} while (0)
+
 /* The table's geometry, from the (validated) header; checked again on every call. */
 struct geo {
 	struct shm_reg_hdr *hdr;
 	struct shm_reg_bucket *b;
 	struct shm_reg_entry *e;
-	uint32_t cap;   /* entries */
-	uint32_t nb;    /* buckets */
-	uint32_t mask;  /* nb - 1 */
-	uint32_t nprocs;
+	uint32_t cap;  /* entries */
+	uint32_t nb;   /* buckets */
+	uint32_t mask; /* nb - 1 */
 };
 
 /* A name made ready for comparison: zero-padded words, hash, key, home, tag byte. */
@@ -94,10 +101,13 @@ struct snap {
 	uint64_t meta[3];
 };
 
+/*
+ * Bytes of the registry region for cfg: a 64-byte header, the bucket headers (rounded to a
+ * line), the entries. Pure; the layout (shm_layout_compute()) calls it.
+ */
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg)
 {
-	return sizeof(struct shm_reg_hdr) +
-	       (uint64_t)(cfg->reg_capacity / EPB) * sizeof(struct shm_reg_bucket) +
+	return sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cfg->reg_capacity) +
 	       (uint64_t)cfg->reg_capacity * sizeof(struct shm_reg_entry);
 }
 
@@ -111,51 +121,101 @@ static inline int geo_get(const struct shm_seg *seg, struct geo *g)
 	/* tools never trust the segment: the region must hold what the capacity says */
 	if (cap < 2 * EPB || (cap & (cap - 1)) || r->off > seg->size ||
 	    r->size > seg->size - r->off ||
-	    (uint64_t)cap * (sizeof(struct shm_reg_entry) + sizeof(struct shm_reg_bucket) / EPB) +
-			    sizeof(struct shm_reg_hdr) > r->size)
+	    (uint64_t)cap * sizeof(struct shm_reg_entry) + SHM_REG_BUCKETS_BYTES(cap) +
+			    sizeof(struct shm_reg_hdr) >
+		    r->size)
 		return -EUCLEAN;
 	base = seg->base + r->off;
 	g->hdr = (struct shm_reg_hdr *)base;
 	g->b = (struct shm_reg_bucket *)(base + sizeof(struct shm_reg_hdr));
 	g->e = (struct shm_reg_entry *)(base + sizeof(struct shm_reg_hdr) +
-					(uint64_t)(cap / EPB) * sizeof(struct shm_reg_bucket));
+					SHM_REG_BUCKETS_BYTES(cap));
 	g->cap = cap;
 	g->nb = cap / EPB;
 	g->mask = g->nb - 1;
-	g->nprocs = h->cfg.max_procs;
-	if (g->nprocs > SHM_MAX_PROCS)
-		g->nprocs = SHM_MAX_PROCS;
-	if ((uint64_t)g->nprocs * sizeof(struct shm_proc) > h->regions[SHM_R_PROCS].size)
-		g->nprocs = (uint32_t)(h->regions[SHM_R_PROCS].size / sizeof(struct shm_proc));
 	return 0;
 }
 
-/* A 64-bit multiply-mix over the name's words: two multiplies per word, one at the end. */
-static inline uint64_t name_hash(uint32_t ns, uint32_t len, const uint64_t *w, uint32_t nw)
+/*
+ * The process slot a claim tag names, or NULL if the (untrusted) table cannot hold it.
+ * Off the lookup fast path: only an UPDATING entry sends a reader here.
+ */
+static const struct shm_proc *tag_proc(const struct shm_seg *seg, uint64_t tag)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len);
+	const struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_region *r = &h->regions[SHM_R_PROCS];
+	uint64_t slot = SHM_TAG_SLOT(tag);
 
-	for (uint32_t i = 0; i < nw; i++) {
-		h = (h ^ w[i]) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 31;
-	}
-	h *= 0x94d049bb133111ebull;
-	return h ^ (h >> 29);
+	if (slot >= h->cfg.max_procs || r->off > seg->size || r->size > seg->size - r->off ||
+	    (slot + 1) * sizeof(struct shm_proc) > r->size)
+		return NULL;
+	return (const struct shm_proc *)(seg->base + r->off) + slot;
 }
 
+/* Bit 8i+7 set for each zero byte i of v (exact, no false positives). */
+static inline uint64_t zero_bytes(uint64_t v)
+{
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
+
+	return ~(((v & lo7) + lo7) | v | lo7);
+}
+
+/* Load 1..8 bytes without reading past them (little-endian, zero-padded). */
+static inline uint64_t load_tail(const char *p, size_t n)
+{
+	uint32_t a, b;
+	uint64_t v;
+
+	if (n == 8) {
+		memcpy(&v, p, 8);
+		return v;
+	}
+	if (n >= 4) {
+		memcpy(&a, p, 4);
+		memcpy(&b, p + n - 4, 4);
+		return a | ((uint64_t)b << (8 * (n - 4)));
+	}
+	v = (uint8_t)p[0];
+	if (n > 1)
+		v |= (uint64_t)(uint8_t)p[1] << 8;
+	if (n > 2)
+		v |= (uint64_t)(uint8_t)p[2] << 16;
+	return v;
+}
+
+/*
+ * Validate a name and make its key: words loaded straight from the caller's bytes (fixed
+ * -size loads: no store-to-load forwarding stall), NUL check and a 64-bit multiply-mix
+ * hash in the same pass.
+ */
 static inline int key_make(const struct geo *g, uint32_t ns, const char *name, size_t len,
 			   struct rkey *k)
 {
-	uint64_t h;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros = 0, v;
+	uint32_t nw, i;
+	size_t tail;
 
 	if (!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX)
 		return -EINVAL;
-	if (memchr(name, 0, len))
-		return -EINVAL;
-	k->nw = (uint32_t)(len + 7) / 8;
-	k->w[k->nw - 1] = 0;
-	memcpy(k->w, name, len);
-	h = name_hash(ns, (uint32_t)len, k->w, k->nw);
+	nw = (uint32_t)(len + 7) / 8;
+	for (i = 0; i + 1 < nw; i++) {
+		memcpy(&v, name + 8 * i, 8);
+		zeros |= zero_bytes(v);
+		k->w[i] = v;
+		h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+		h ^= h >> 31;
+	}
+	tail = len - 8 * i;
+	v = load_tail(name + 8 * i, tail);
+	zeros |= zero_bytes(v) & (tail == 8 ? ~0ull : (1ull << (8 * tail)) - 1);
+	k->w[i] = v;
+	h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 31;
+	if (zeros)
+		return -EINVAL; /* a NUL inside the name */
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 29;
+	k->nw = nw;
 	k->key = (h & 0xffffffffull) | ((uint64_t)ns << 32) | ((uint64_t)len << 48);
 	k->home = (uint32_t)(h >> 40) & g->mask;
 	k->tag = (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
@@ -165,10 +225,7 @@ static inline int key_make(const struct geo *g, uint32_t ns, const char *name, s
 /* Bit 8i+7 set for each byte i of word equal to b (exact, no false positives). */
 static inline uint64_t match_bytes(uint64_t word, uint8_t b)
 {
-	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
-	uint64_t x = word ^ (0x0101010101010101ull * b);
-
-	return ~(((x & lo7) + lo7) | x | lo7);
+	return zero_bytes(word ^ (0x0101010101010101ull * b));
 }
 
 static inline uint32_t bucket_of(uint32_t idx)
@@ -230,16 +287,15 @@ static inline bool snap_is(const struct snap *s, const struct rkey *k)
  * Read the new handle/meta of an update from the intent line of the tag's slot, if it
  * names entry idx. Returns true with a consistent copy.
  */
-static bool intent_read(const struct shm_seg *seg, const struct geo *g, uint64_t tag,
-			uint32_t idx, uint64_t *handle, uint64_t meta[3], uint32_t *metalen)
+static bool intent_read(const struct shm_seg *seg, const struct geo *g, uint64_t tag, uint32_t idx,
+			uint64_t *handle, uint64_t meta[3], uint32_t *metalen)
 {
-	uint32_t slot = SHM_TAG_SLOT(tag);
-	const struct shm_proc *p;
+	const struct shm_proc *p = tag_proc(seg, tag);
 	uint64_t op;
 
-	if (slot >= g->nprocs)
+	(void)g;
+	if (!p)
 		return false;
-	p = shm_proc_at(seg, slot);
 	/* I0: pairs with I1 in intent_arm(): the intent's words before its op word. */
 	op = atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_OP], memory_order_acquire);
 	if ((uint32_t)op != idx + 1)
@@ -277,7 +333,7 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, u
 		/* L3: pairs with the release stores of ctl that publish LIVE. */
 		uint64_t c1 = atomic_load_explicit(&e->ctl, memory_order_acquire);
 		uint32_t st = SHM_REG_CTL_STATE(c1);
-		uint64_t key, h, mw[3] = { 0, 0, 0 };
+		uint64_t key, h, mw[3];
 		uint32_t ml;
 
 		if (st != SHM_REG_LIVE && st != SHM_REG_UPDATING)
@@ -312,6 +368,10 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, u
 	}
 }
 
+/*
+ * Look (ns, name) up: 0 with the handle (and meta), -ENOENT, -EINVAL. Lock-free: no
+ * syscall, no store, never waits for a writer. Any attachment (read-only too), any thread.
+ */
 int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
 		   shoal_handle_t *handle, struct shm_reg_meta *meta)
 {
@@ -330,7 +390,8 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 	for (uint32_t d = 0; d < g.nb; d++) {
 		const struct shm_reg_bucket *b = &g.b[bi];
 		/* L5: pairs with the tag RMWs: a hint; ctl is re-checked per entry. */
-		uint64_t m = match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k.tag);
+		uint64_t m =
+			match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k.tag);
 
 		while (m) {
 			uint32_t i = (uint32_t)__builtin_ctzll(m) >> 3;
@@ -371,12 +432,14 @@ static void entry_undo(const struct geo *g, uint32_t idx)
 	uint32_t home = SHM_REG_ROUTE_HOME(r) & g->mask, prog = SHM_REG_ROUTE_PROG(r);
 
 	tag_byte_set(&g->b[bucket_of(idx)], idx % EPB, 0);
+	STEP(SHM_REG_STEP_UNTAGGED);
 	if (prog > g->nb)
 		prog = g->nb; /* corrupt progress: never walk past the table */
 	while (prog > 0) {
 		prog--;
 		/* D0: seq_cst: the record reaches memory before the decrement (crash order). */
 		atomic_store_explicit(&e->route, SHM_REG_ROUTE(home, prog), memory_order_seq_cst);
+		STEP(SHM_REG_STEP_RECORDED);
 		atomic_fetch_sub_explicit(&g->b[(home + prog) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
 	}
@@ -419,8 +482,9 @@ static void intent_begin(struct shm_proc *p, shoal_handle_t handle, const uint64
 static void intent_arm(struct shm_proc *p, uint32_t idx)
 {
 	/* relaxed: owner-private counter */
-	uint64_t n = atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_COUNT],
-					  memory_order_relaxed) + 1;
+	uint64_t n =
+		atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_COUNT], memory_order_relaxed) +
+		1;
 
 	atomic_store_explicit(&p->reg_intent[SHM_REG_INTENT_COUNT], n, memory_order_relaxed);
 	/* I1: pairs with I0 in intent_read() and in take_over(): words before the op. */
@@ -449,10 +513,11 @@ static void update_finish(struct shm_seg *seg, const struct geo *g, uint32_t idx
 	key = atomic_load_explicit(&e->key, memory_order_relaxed);
 	atomic_store_explicit(&e->key, (key & SHM_REG_KEY_MATCH) | ((uint64_t)ml << 56),
 			      memory_order_relaxed);
-	atomic_store_explicit(&e->handle,
-			      atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_HANDLE],
-						   memory_order_relaxed),
-			      memory_order_relaxed);
+	atomic_store_explicit(
+		&e->handle,
+		atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_HANDLE], memory_order_relaxed),
+		memory_order_relaxed);
+	STEP(SHM_REG_STEP_REWRITING);
 	for (int i = 0; i < 3; i++)
 		atomic_store_explicit(&e->meta[i],
 				      atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_META + i],
@@ -480,9 +545,8 @@ static bool take_over(struct shm_seg *seg, const struct geo *g, uint32_t idx, ui
 	case SHM_REG_DELETING:
 		mine = SHM_REG_CTL(st == SHM_REG_DELETING ? st : SHM_REG_RESERVED, my_tag(seg));
 		/* C1: acq_rel: the dead owner's stores before our undo (pairs with its claim). */
-		if (!atomic_compare_exchange_strong_explicit(&e->ctl, &c, mine,
-							     memory_order_acq_rel,
-							     memory_order_acquire))
+		if (!atomic_compare_exchange_strong_explicit(
+			    &e->ctl, &c, mine, memory_order_acq_rel, memory_order_acquire))
 			return true;
 		entry_undo(g, idx);
 		break;
@@ -500,16 +564,15 @@ static bool take_over(struct shm_seg *seg, const struct geo *g, uint32_t idx, ui
 			h = atomic_load_explicit(&e->handle, memory_order_relaxed);
 			for (int i = 0; i < 3; i++)
 				mw[i] = atomic_load_explicit(&e->meta[i], memory_order_relaxed);
-			ml = SHM_REG_KEY_METALEN(atomic_load_explicit(&e->key,
-								      memory_order_relaxed));
+			ml = SHM_REG_KEY_METALEN(
+				atomic_load_explicit(&e->key, memory_order_relaxed));
 		}
 		intent_begin(me, h, mw, ml);
 		intent_arm(me, idx);
 		mine = SHM_REG_CTL(SHM_REG_UPDATING, my_tag(seg));
 		/* C2: as C1. */
-		if (!atomic_compare_exchange_strong_explicit(&e->ctl, &c, mine,
-							     memory_order_acq_rel,
-							     memory_order_acquire)) {
+		if (!atomic_compare_exchange_strong_explicit(
+			    &e->ctl, &c, mine, memory_order_acq_rel, memory_order_acquire)) {
 			intent_clear(me);
 			return true;
 		}
@@ -588,8 +651,8 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
 
 		for (uint32_t d = 0; d < g->nb; d++, bi = (bi + 1) & g->mask) {
 			/* a free entry always has tag byte 0: look at those first */
-			uint64_t m = match_bytes(atomic_load_explicit(&g->b[bi].tags,
-								      memory_order_relaxed), 0);
+			uint64_t m = match_bytes(
+				atomic_load_explicit(&g->b[bi].tags, memory_order_relaxed), 0);
 
 			if (pass == 1)
 				m = 0x8080808080808080ull; /* table looked full: every entry */
@@ -607,9 +670,9 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
 				if (c)
 					continue;
 				/* C0: acq_rel: pairs with F0 (the freer's stores are done). */
-				if (atomic_compare_exchange_strong_explicit(
-					    &e->ctl, &c, mine, memory_order_acq_rel,
-					    memory_order_relaxed))
+				if (atomic_compare_exchange_strong_explicit(&e->ctl, &c, mine,
+									    memory_order_acq_rel,
+									    memory_order_relaxed))
 					return idx;
 			}
 		}
@@ -621,8 +684,7 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
  * The uniqueness scan of a registration at idx (PENDING, our tag): 0 to go on, -EEXIST
  * if another entry of the same name has or may take the name.
  */
-static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rkey *k,
-		       uint32_t idx)
+static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rkey *k, uint32_t idx)
 {
 	uint64_t tag = my_tag(seg);
 	uint32_t bi = k->home;
@@ -680,20 +742,26 @@ static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rk
 	return 0;
 }
 
-static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
-		       const struct rkey *k, shoal_handle_t handle, const uint64_t mw[3],
-		       uint32_t ml)
+static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, const struct rkey *k,
+		       shoal_handle_t handle, const uint64_t mw[3], uint32_t ml)
 {
 	uint64_t tag = my_tag(seg), pend = SHM_REG_CTL(SHM_REG_PENDING, tag), c, s;
 	struct shm_reg_entry *e;
 	uint32_t idx, dist;
 	int ret;
 
-	(void)ns;
 	idx = reserve(seg, g, k);
-	if (idx == UINT32_MAX)
-		return -ENOSPC;
+	if (idx == UINT32_MAX) {
+		shoal_handle_t h;
+
+		/* full: a name that is there already is -EEXIST, as with room to spare */
+		return shm_reg_lookup(seg, ns, (const char *)k->w, SHM_REG_KEY_LEN(k->key), &h,
+				      NULL) == 0
+			       ? -EEXIST
+			       : -ENOSPC;
+	}
 	e = &g->e[idx];
+	STEP(SHM_REG_STEP_RESERVED);
 	s = seq_bump(e);
 	/* relaxed: we hold the claim; PENDING (seq_cst, a release) publishes these */
 	atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, 0), memory_order_relaxed);
@@ -704,12 +772,15 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 	for (int i = 0; i < 3; i++)
 		atomic_store_explicit(&e->meta[i], mw[i], memory_order_relaxed);
 	tag_byte_set(&g->b[bucket_of(idx)], idx % EPB, k->tag);
+	STEP(SHM_REG_STEP_FILLED);
 	dist = (bucket_of(idx) - k->home) & g->mask;
 	for (uint32_t d = 0; d < dist; d++) {
 		/* U0: seq_cst: raised before PENDING; recorded after (crash: high, not low). */
 		atomic_fetch_add_explicit(&g->b[(k->home + d) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
-		atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, d + 1), memory_order_relaxed);
+		atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, d + 1),
+				      memory_order_relaxed);
+		STEP(SHM_REG_STEP_COUNTER);
 	}
 	/*
 	 * S0: seq_cst store, then seq_cst loads in unique_scan(): of two registrations of one
@@ -717,14 +788,17 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 	 * PENDING (and its tag byte T0 and counters U0, which precede it).
 	 */
 	atomic_store_explicit(&e->ctl, pend, memory_order_seq_cst);
+	STEP(SHM_REG_STEP_PENDING);
 	ret = unique_scan(seg, g, k, idx);
 	if (ret == 0) {
+		STEP(SHM_REG_STEP_SCANNED);
 		c = pend;
 		/* S1: seq_cst: the publication; fails only if someone aborted us (A0). */
-		if (atomic_compare_exchange_strong_explicit(&e->ctl, &c, live_ctl(s),
-							    memory_order_seq_cst,
-							    memory_order_seq_cst))
+		if (atomic_compare_exchange_strong_explicit(
+			    &e->ctl, &c, live_ctl(s), memory_order_seq_cst, memory_order_seq_cst)) {
+			STEP(SHM_REG_STEP_LIVE);
 			return 0;
+		}
 		ret = -EEXIST;
 	}
 	/* withdraw: back to RESERVED (an aborter's CAS fails on it), then give it all back */
@@ -829,6 +903,7 @@ int shm_reg_unregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 			    memory_order_acq_rel, memory_order_relaxed))
 			break;
 	}
+	STEP(SHM_REG_STEP_DELETING);
 	entry_undo(&g, idx);
 	return 0;
 }
@@ -857,16 +932,19 @@ int shm_reg_reregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 	if (ret)
 		return ret;
 	p = shm_proc_at(seg, seg->self);
-	intent_begin(p, handle, mw, ml);
 	for (;;) {
 		uint64_t c;
 
+		intent_begin(p, handle, mw, ml);
+		/* (find_live() may finish a dead writer's update through our intent line) */
 		idx = find_live(seg, &g, &k, &s);
 		if (idx == UINT32_MAX) {
 			intent_clear(p);
 			return -ENOENT;
 		}
+		intent_begin(p, handle, mw, ml);
 		intent_arm(p, idx);
+		STEP(SHM_REG_STEP_INTENT);
 		c = s.ctl;
 		/* C4: acq_rel: the intent (I1) before the claim; pairs with readers' L3. */
 		if (atomic_compare_exchange_strong_explicit(
@@ -874,6 +952,7 @@ int shm_reg_reregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 			    memory_order_acq_rel, memory_order_relaxed))
 			break;
 	}
+	STEP(SHM_REG_STEP_UPDATING);
 	update_finish(seg, &g, idx);
 	return 0;
 }
@@ -957,8 +1036,8 @@ uint32_t shm_reg_count(const struct shm_seg *seg)
 		return 0;
 	for (uint32_t i = 0; i < g.cap; i++) {
 		/* relaxed: a snapshot count */
-		uint32_t st = SHM_REG_CTL_STATE(atomic_load_explicit(&g.e[i].ctl,
-								     memory_order_relaxed));
+		uint32_t st =
+			SHM_REG_CTL_STATE(atomic_load_explicit(&g.e[i].ctl, memory_order_relaxed));
 
 		n += st == SHM_REG_LIVE || st == SHM_REG_UPDATING;
 	}
@@ -1021,12 +1100,12 @@ int shm_reg_repair(struct shm_seg *seg, uint32_t slot)
 	return n;
 }
 
-#define CHECK_FAIL(...)                                                                    \
-	do {                                                                               \
-		if (errlen)                                                                \
-			snprintf(err, errlen, __VA_ARGS__);                                \
-		ret = -EUCLEAN;                                                            \
-		goto out;                                                                  \
+#define CHECK_FAIL(...)                                                                            \
+	do {                                                                                       \
+		if (errlen)                                                                        \
+			snprintf(err, errlen, __VA_ARGS__);                                        \
+		ret = -EUCLEAN;                                                                    \
+		goto out;                                                                          \
 	} while (0)
 
 /* Check the table's invariants (see registry.h). Any attachment; quiescent tables only
@@ -1061,7 +1140,8 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 			CHECK_FAIL("entry %u: unknown state %u", i, st);
 		if (st != SHM_REG_LIVE && shm_tag_is_dead(seg, SHM_REG_CTL_TAG(c), false))
 			CHECK_FAIL("entry %u: state %u claimed by dead slot %u epoch %u", i, st,
-				   SHM_TAG_SLOT(SHM_REG_CTL_TAG(c)), SHM_TAG_EPOCH(SHM_REG_CTL_TAG(c)));
+				   SHM_TAG_SLOT(SHM_REG_CTL_TAG(c)),
+				   SHM_TAG_EPOCH(SHM_REG_CTL_TAG(c)));
 		entry_snap(&g.e[i], &s);
 		home = SHM_REG_ROUTE_HOME(s.route);
 		prog = SHM_REG_ROUTE_PROG(s.route);
@@ -1083,7 +1163,8 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 				   "from home",
 				   i, name, prog, dist);
 		tb = (uint32_t)(atomic_load_explicit(&g.b[bi].tags, memory_order_relaxed) >>
-				(8 * (i % EPB))) & 0xffu;
+				(8 * (i % EPB))) &
+		     0xffu;
 		if (tb != k.tag)
 			CHECK_FAIL("entry %u ('%s'): tag byte %#x, want %#x", i, name, tb, k.tag);
 		/* duplicates: any other live entry of this name on its chain (every live entry
@@ -1094,15 +1175,17 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 				char name2[SHOAL_NAME_MAX + 1];
 				shoal_handle_t h2;
 
-				if (j == i || SHM_REG_CTL_STATE(atomic_load_explicit(
-						      &g.e[j].ctl, memory_order_relaxed)) != SHM_REG_LIVE)
+				if (j == i ||
+				    SHM_REG_CTL_STATE(atomic_load_explicit(
+					    &g.e[j].ctl, memory_order_relaxed)) != SHM_REG_LIVE)
 					continue;
 				if ((atomic_load_explicit(&g.e[j].key, memory_order_relaxed) &
 				     SHM_REG_KEY_MATCH) != k.key)
 					continue;
 				if (entry_read_live(seg, &g, j, &ns2, name2, &h2, NULL) == 0 &&
 				    ns2 == ns && !strcmp(name, name2))
-					CHECK_FAIL("name '%s' (ns %u) is live twice: entries %u and %u",
+					CHECK_FAIL("name '%s' (ns %u) is live twice: entries %u "
+						   "and %u",
 						   name, ns, i, j);
 			}
 			if (atomic_load_explicit(&g.b[cb].overflow, memory_order_relaxed) == 0)
@@ -1116,8 +1199,8 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 		uint32_t have = atomic_load_explicit(&g.b[b].overflow, memory_order_relaxed);
 
 		if (have < need[b])
-			CHECK_FAIL("bucket %u: overflow counter %u, but %u entries pass it", b, have,
-				   need[b]);
+			CHECK_FAIL("bucket %u: overflow counter %u, but %u entries pass it", b,
+				   have, need[b]);
 	}
 out:
 	free(need);
@@ -1169,4 +1252,17 @@ int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 	}
 	st->overflow_excess = have_sum > need_sum ? (uint32_t)(have_sum - need_sum) : 0;
 	return 0;
+}
+
+/* The home bucket of a name (see registry_int.h). */
+int shm_reg_home(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len)
+{
+	struct geo g;
+	struct rkey k;
+	int ret;
+
+	ret = geo_get(seg, &g);
+	if (!ret)
+		ret = key_make(&g, ns, name, len, &k);
+	return ret ? ret : (int)k.home;
 }

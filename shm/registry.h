@@ -98,6 +98,10 @@ int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len,
 		    shoal_handle_t *out, uint32_t max);
 /* Remove handle from every group (an agent that stopped). Returns how many. */
 int shm_grp_leave_all(struct shm_seg *seg, shoal_handle_t handle);
+/* Visit live groups with their member counts; stop when fn returns non-zero (returned).
+ * Read-only safe. */
+typedef int (*shm_grp_visit_fn)(const char *name, uint32_t nmembers, void *arg);
+int shm_grp_foreach(const struct shm_seg *seg, shm_grp_visit_fn fn, void *arg);
 /* Repair a dead process's group claims, as shm_reg_repair(). */
 int shm_grp_repair(struct shm_seg *seg, uint32_t slot);
 
