@@ -579,6 +579,52 @@ static void test_worker_memcap_exit(void **state)
 	repair_worker(1, status);
 }
 
+/*
+ * The demo population: tuners cast scores to the coordinator (cast), fetch its best at start
+ * (async call), and adopt the best it broadcasts to the group "tuners" (broadcast).
+ */
+static void test_worker_demo_tuners(void **state)
+{
+	struct { double score, x[4]; } best, mine;
+	shoal_handle_t coord, tuners[4], members[8];
+	char reply[256], name[16];
+	uint64_t deadline;
+	pid_t pid;
+
+	(void)state;
+	coord = spawn("coordinator", "coordinator", 1);
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "tuner%d", i);
+		tuners[i] = spawn("tuner", name, 1);
+	}
+	pid = start_worker(1);
+	assert_true(call(coord, "?", 1, reply, sizeof(reply)) > 0);
+	assert_int_equal(shm_grp_members(seg, "tuners", 6, members, 8), 4);
+	/* the coordinator hears scores (casts from the tuners' ticks) */
+	deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
+	while (wrk_ckpt_read(seg, shoal_handle_slot(coord), &best, sizeof(best)) !=
+	       sizeof(best)) {
+		assert_true(shm_now_ns() < deadline);
+		sched_yield();
+	}
+	/* every tuner ends up at least as good as that best: the broadcast reached them all */
+	for (int i = 0; i < 4; i++) {
+		for (;;) {
+			int n = wrk_ckpt_read(seg, shoal_handle_slot(tuners[i]), &mine,
+					      sizeof(mine));
+
+			if (n == sizeof(mine) && mine.score >= best.score)
+				break;
+			assert_true(shm_now_ns() < deadline);
+			sched_yield();
+		}
+	}
+	memset(reply, 0, sizeof(reply));
+	assert_true(call(coord, "?", 1, reply, sizeof(reply) - 1) > 0);
+	assert_non_null(strstr(reply, "best score"));
+	stop_worker(1, pid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +635,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_dlopen_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_client_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_memcap_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_demo_tuners, setup, teardown),
 	};
 
 	if (shoal_agent_type_register(&blocker_type)) {
