@@ -221,8 +221,11 @@ int wrk_repair_proc_claims(struct shm_seg *seg, uint32_t proc_slot)
 int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 {
 	uint32_t n = shm_hdr(seg)->cfg.max_agents;
+	uint8_t *mark = calloc(n, 1);
 	int down = 0;
 
+	if (!mark)
+		return -ENOMEM;
 	wrk_repair_proc_claims(seg, proc_slot);
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_agent *a = shm_agent_at(seg, i);
@@ -248,9 +251,13 @@ int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 		atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
 		/* D0: pairs with the replacement's acquire of state: DOWN means "restart me". */
 		atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
-		wrk_mon_notify(seg, wrk_agent_handle(seg, i), 0, SHOAL_DOWN_CRASH);
+		mark[i] = 1;
 		down++;
 	}
+	/* one pass over the monitor table for all of them */
+	if (down)
+		wrk_mon_notify_marked(seg, mark, 0, SHOAL_DOWN_CRASH);
+	free(mark);
 	return down;
 }
 

@@ -30,6 +30,8 @@ struct wrk {
 	uint32_t npending;         /* hosted agents waiting for (re)start */
 	uint8_t *reply;            /* reply buffer, max_msg bytes */
 	uint8_t *ckpt;             /* checkpoint read buffer */
+	uint8_t *up_mark;          /* agent slots restarted whose monitors await UP */
+	uint32_t nup;
 	uint64_t now;
 };
 
@@ -131,9 +133,22 @@ static int agent_start(struct wrk *w, struct wrk_agent *wa)
 	if (!atomic_compare_exchange_strong_explicit(&a->state, &exp, SHM_AGENT_RUNNING,
 						     memory_order_acq_rel, memory_order_acquire))
 		return 0; /* a stop request came in meanwhile: the rescan handles it */
-	if (was == SHM_AGENT_DOWN)
-		wrk_mon_notify(w->seg, wa->handle, 1, 0);
+	if (was == SHM_AGENT_DOWN && !w->up_mark[wa->slot]) {
+		/* sent by flush_up(): one pass over the monitor table for a whole restart */
+		w->up_mark[wa->slot] = 1;
+		w->nup++;
+	}
 	return 0;
+}
+
+/* Send the UPs agent_start() deferred. */
+static void flush_up(struct wrk *w)
+{
+	if (!w->nup)
+		return;
+	wrk_mon_notify_marked(w->seg, w->up_mark, 1, 0);
+	memset(w->up_mark, 0, w->max_agents);
+	w->nup = 0;
 }
 
 /* A callback failed (or init did): restart the agent alone, or remove it past intensity. */
@@ -162,10 +177,9 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	/* D1: pairs with acquire loads of state: DOWN before the monitors hear of it. */
 	atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
 	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
-	if (agent_start(w, wa) < 0) {
+	if (agent_start(w, wa) < 0)
 		w->npending++;
-		return;
-	}
+	flush_up(w);
 }
 
 /* Take over agent slot i (assigned to us, spawned): recover its mailbox and checkpoint. */
@@ -206,6 +220,7 @@ static void start_pending(struct wrk *w)
 				k--; /* removed: list[k] now holds another agent */
 		}
 	}
+	flush_up(w);
 }
 
 /*
@@ -415,6 +430,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.list = xcalloc(cfg->max_agents, sizeof(*w.list));
 	w.reply = xcalloc(cfg->max_msg, 1);
 	w.ckpt = xcalloc(cfg->ckpt_bytes + 1, 1);
+	w.up_mark = xcalloc(cfg->max_agents, 1);
 	wrk_types_init();
 	rc = ipc_waiter_create(seg, IPC_WAKE_AUTO, &w.waiter);
 	if (rc) {
@@ -470,6 +486,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	ipc_waiter_destroy(w.waiter);
 	rc = 0;
 out_free:
+	free(w.up_mark);
 	free(w.ckpt);
 	free(w.reply);
 	free(w.list);

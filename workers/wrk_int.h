@@ -53,6 +53,9 @@ int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t targ
 int wrk_mon_remove(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref);
 /* Send DOWN (up == 0, with reason) or UP to every monitor of target; returns how many. */
 int wrk_mon_notify(struct shm_seg *seg, shoal_handle_t target, uint32_t up, uint32_t reason);
+/* The same for every agent slot i with mark[i] set (one pass over the table). */
+int wrk_mon_notify_marked(struct shm_seg *seg, const uint8_t *mark, uint32_t up,
+			  uint32_t reason);
 /* Remove every monitor whose watcher is h (an agent that stopped). */
 int wrk_mon_drop_watcher(struct shm_seg *seg, shoal_handle_t h);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */
