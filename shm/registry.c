@@ -67,6 +67,14 @@
 
 #define EPB SHM_REG_BUCKET_ENTRIES
 
+void (*shm_reg_test_hook)(int step);
+
+#define STEP(n)                                                                            \
+	do {                                                                               \
+		if (__builtin_expect(shm_reg_test_hook != NULL, 0))                        \
+			shm_reg_test_hook(n);                                              \
+	} while (0)
+
 /* The table's geometry, from the (validated) header; checked again on every call. */
 struct geo {
 	struct shm_reg_hdr *hdr;
@@ -371,12 +379,14 @@ static void entry_undo(const struct geo *g, uint32_t idx)
 	uint32_t home = SHM_REG_ROUTE_HOME(r) & g->mask, prog = SHM_REG_ROUTE_PROG(r);
 
 	tag_byte_set(&g->b[bucket_of(idx)], idx % EPB, 0);
+	STEP(SHM_REG_STEP_UNTAGGED);
 	if (prog > g->nb)
 		prog = g->nb; /* corrupt progress: never walk past the table */
 	while (prog > 0) {
 		prog--;
 		/* D0: seq_cst: the record reaches memory before the decrement (crash order). */
 		atomic_store_explicit(&e->route, SHM_REG_ROUTE(home, prog), memory_order_seq_cst);
+		STEP(SHM_REG_STEP_RECORDED);
 		atomic_fetch_sub_explicit(&g->b[(home + prog) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
 	}
@@ -453,6 +463,7 @@ static void update_finish(struct shm_seg *seg, const struct geo *g, uint32_t idx
 			      atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_HANDLE],
 						   memory_order_relaxed),
 			      memory_order_relaxed);
+	STEP(SHM_REG_STEP_REWRITING);
 	for (int i = 0; i < 3; i++)
 		atomic_store_explicit(&e->meta[i],
 				      atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_META + i],
@@ -689,11 +700,16 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 	uint32_t idx, dist;
 	int ret;
 
-	(void)ns;
 	idx = reserve(seg, g, k);
-	if (idx == UINT32_MAX)
-		return -ENOSPC;
+	if (idx == UINT32_MAX) {
+		shoal_handle_t h;
+
+		/* full: a name that is there already is -EEXIST, as with room to spare */
+		return shm_reg_lookup(seg, ns, (const char *)k->w,
+				      SHM_REG_KEY_LEN(k->key), &h, NULL) == 0 ? -EEXIST : -ENOSPC;
+	}
 	e = &g->e[idx];
+	STEP(SHM_REG_STEP_RESERVED);
 	s = seq_bump(e);
 	/* relaxed: we hold the claim; PENDING (seq_cst, a release) publishes these */
 	atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, 0), memory_order_relaxed);
@@ -704,12 +720,14 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 	for (int i = 0; i < 3; i++)
 		atomic_store_explicit(&e->meta[i], mw[i], memory_order_relaxed);
 	tag_byte_set(&g->b[bucket_of(idx)], idx % EPB, k->tag);
+	STEP(SHM_REG_STEP_FILLED);
 	dist = (bucket_of(idx) - k->home) & g->mask;
 	for (uint32_t d = 0; d < dist; d++) {
 		/* U0: seq_cst: raised before PENDING; recorded after (crash: high, not low). */
 		atomic_fetch_add_explicit(&g->b[(k->home + d) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
 		atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, d + 1), memory_order_relaxed);
+		STEP(SHM_REG_STEP_COUNTER);
 	}
 	/*
 	 * S0: seq_cst store, then seq_cst loads in unique_scan(): of two registrations of one
@@ -717,14 +735,18 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns,
 	 * PENDING (and its tag byte T0 and counters U0, which precede it).
 	 */
 	atomic_store_explicit(&e->ctl, pend, memory_order_seq_cst);
+	STEP(SHM_REG_STEP_PENDING);
 	ret = unique_scan(seg, g, k, idx);
 	if (ret == 0) {
+		STEP(SHM_REG_STEP_SCANNED);
 		c = pend;
 		/* S1: seq_cst: the publication; fails only if someone aborted us (A0). */
 		if (atomic_compare_exchange_strong_explicit(&e->ctl, &c, live_ctl(s),
 							    memory_order_seq_cst,
-							    memory_order_seq_cst))
+							    memory_order_seq_cst)) {
+			STEP(SHM_REG_STEP_LIVE);
 			return 0;
+		}
 		ret = -EEXIST;
 	}
 	/* withdraw: back to RESERVED (an aborter's CAS fails on it), then give it all back */
@@ -829,6 +851,7 @@ int shm_reg_unregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 			    memory_order_acq_rel, memory_order_relaxed))
 			break;
 	}
+	STEP(SHM_REG_STEP_DELETING);
 	entry_undo(&g, idx);
 	return 0;
 }
@@ -857,16 +880,19 @@ int shm_reg_reregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 	if (ret)
 		return ret;
 	p = shm_proc_at(seg, seg->self);
-	intent_begin(p, handle, mw, ml);
 	for (;;) {
 		uint64_t c;
 
+		intent_begin(p, handle, mw, ml);
+		/* (find_live() may finish a dead writer's update through our intent line) */
 		idx = find_live(seg, &g, &k, &s);
 		if (idx == UINT32_MAX) {
 			intent_clear(p);
 			return -ENOENT;
 		}
+		intent_begin(p, handle, mw, ml);
 		intent_arm(p, idx);
+		STEP(SHM_REG_STEP_INTENT);
 		c = s.ctl;
 		/* C4: acq_rel: the intent (I1) before the claim; pairs with readers' L3. */
 		if (atomic_compare_exchange_strong_explicit(
@@ -874,6 +900,7 @@ int shm_reg_reregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 			    memory_order_acq_rel, memory_order_relaxed))
 			break;
 	}
+	STEP(SHM_REG_STEP_UPDATING);
 	update_finish(seg, &g, idx);
 	return 0;
 }
@@ -1169,4 +1196,17 @@ int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 	}
 	st->overflow_excess = have_sum > need_sum ? (uint32_t)(have_sum - need_sum) : 0;
 	return 0;
+}
+
+/* The home bucket of a name (see registry_int.h). */
+int shm_reg_home(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len)
+{
+	struct geo g;
+	struct rkey k;
+	int ret;
+
+	ret = geo_get(seg, &g);
+	if (!ret)
+		ret = key_make(&g, ns, name, len, &k);
+	return ret ? ret : (int)k.home;
 }

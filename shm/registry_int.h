@@ -13,6 +13,8 @@
 
 #include "shm/layout.h"
 
+struct shm_seg;
+
 #define SHM_REG_BUCKET_ENTRIES 8u
 
 /* Entry and group states: the low 8 bits of a ctl word. */
@@ -102,5 +104,28 @@ struct shm_grp {
 };
 static_assert(sizeof(struct shm_grp) == 128, "shm_grp ABI");
 static_assert(offsetof(struct shm_grp, name) == 32, "shm_grp ABI");
+
+/*
+ * Test hook: when set, writers call it at numbered steps (SHM_REG_STEP_*) so a test can
+ * stop a writer (SIGKILL itself) exactly there. NULL in production: one load per step.
+ */
+enum {
+	SHM_REG_STEP_RESERVED = 1, /* register: entry reserved, nothing written */
+	SHM_REG_STEP_FILLED = 2,   /* register: data and tag byte written */
+	SHM_REG_STEP_COUNTER = 3,  /* register: after each overflow increment (+ record) */
+	SHM_REG_STEP_PENDING = 4,  /* register: PENDING stored, before the scan */
+	SHM_REG_STEP_SCANNED = 5,  /* register: scan done, before the LIVE CAS */
+	SHM_REG_STEP_LIVE = 6,     /* register: LIVE, before returning */
+	SHM_REG_STEP_DELETING = 10,/* unregister: claimed DELETING */
+	SHM_REG_STEP_UNTAGGED = 11,/* undo: tag byte cleared */
+	SHM_REG_STEP_RECORDED = 12,/* undo: progress recorded, counter not yet decremented */
+	SHM_REG_STEP_INTENT = 20,  /* reregister: intent written and armed, not claimed */
+	SHM_REG_STEP_UPDATING = 21,/* reregister: claimed UPDATING */
+	SHM_REG_STEP_REWRITING = 22,/* reregister: seq bumped, handle rewritten, meta not */
+};
+extern void (*shm_reg_test_hook)(int step);
+
+/* The home bucket of (ns, name) in this segment's table, or -errno. Tests and tools. */
+int shm_reg_home(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len);
 
 #endif
