@@ -247,10 +247,14 @@ int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 		}
 		if (st != SHM_AGENT_RUNNING && st != SHM_AGENT_STARTING)
 			continue;
+		/* D0: pairs with the replacement's acquire of state: DOWN means "restart me". A
+		 * stopper's STOPPING that lands first wins; the replacement finishes that stop. */
+		if (!atomic_compare_exchange_strong_explicit(&a->state, &st, SHM_AGENT_DOWN,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
 		/* relaxed: the worker is dead; the supervisor is the only writer now */
 		atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
-		/* D0: pairs with the replacement's acquire of state: DOWN means "restart me". */
-		atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
 		mark[i] = 1;
 		down++;
 	}

@@ -151,6 +151,24 @@ static void flush_up(struct wrk *w)
 	w->nup = 0;
 }
 
+/*
+ * Mark a hosted agent DOWN unless a stop request got there first (a stopper's STOPPING must
+ * never be overwritten). True if it is DOWN now.
+ */
+static bool set_down(struct shm_agent *a)
+{
+	uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
+
+	do {
+		if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED || st == SHM_AGENT_FREE)
+			return false;
+		/* D1: pairs with acquire loads of state: DOWN before the monitors hear of it. */
+	} while (!atomic_compare_exchange_weak_explicit(&a->state, &st, SHM_AGENT_DOWN,
+							 memory_order_acq_rel,
+							 memory_order_acquire));
+	return true;
+}
+
 /* A callback failed (or init did): restart the agent alone, or remove it past intensity. */
 static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 {
@@ -172,10 +190,13 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 		agent_remove(w, wa, SHOAL_TERM_FAILED, SHOAL_DOWN_FAILED);
 		return;
 	}
-	/* relaxed: this worker is the slot's only writer while it hosts it */
+	if (!set_down(a)) {
+		/* asked to stop meanwhile: honour that rather than restart */
+		agent_remove(w, wa, SHOAL_TERM_STOP, SHOAL_DOWN_STOPPED);
+		return;
+	}
+	/* relaxed: this worker is the slot's only writer of restarts while it hosts it */
 	atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
-	/* D1: pairs with acquire loads of state: DOWN before the monitors hear of it. */
-	atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
 	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
 	if (agent_start(w, wa) < 0)
 		w->npending++;
@@ -383,7 +404,8 @@ static void shutdown_agents(struct wrk *w)
 			wa->type->terminate(&ctx, wa->state, SHOAL_TERM_STOP);
 		}
 		wa->running = false;
-		atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
+		/* a pending stop request stays: the successor (or repair) finishes it */
+		set_down(a);
 		unhost(w, wa);
 	}
 }
