@@ -50,14 +50,16 @@ static void mon_clear(struct shm_monitor *m)
 int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
 		uint64_t *ref_out)
 {
-	static uint32_t counter;
+	static _Atomic uint32_t counter;
 	uint64_t ref;
 
 	if (seg->self == UINT32_MAX)
 		return -EROFS;
 	if (watcher == SHOAL_HANDLE_NONE || target == SHOAL_HANDLE_NONE)
 		return -EINVAL;
-	ref = ((uint64_t)seg->epoch << 32) | ++counter;
+	/* relaxed: the counter only has to be unique within this process (epoch: across) */
+	ref = ((uint64_t)seg->epoch << 32) |
+	      (atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) + 1);
 	for (uint32_t i = 0; i < nmon(seg); i++) {
 		struct shm_monitor *m = mon_at(seg, i);
 
