@@ -33,6 +33,7 @@ struct wrk {
 	uint8_t *up_mark;          /* agent slots restarted whose monitors await UP */
 	uint32_t nup;
 	uint64_t now;
+	uint64_t spin_ns;          /* spin before parking ($SHOAL_WORKER_SPIN_NS) */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -460,6 +461,9 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 			args->windex, strerror(-rc));
 		goto out_free;
 	}
+	w.spin_ns = WRK_SPIN_NS;
+	if (getenv("SHOAL_WORKER_SPIN_NS"))
+		w.spin_ns = strtoull(getenv("SHOAL_WORKER_SPIN_NS"), NULL, 10);
 	w.now = shm_now_ns();
 	rescan(&w);
 	shm_proc_heartbeat(seg);
@@ -501,7 +505,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		if (timeout > WRK_HEARTBEAT_NS)
 			timeout = WRK_HEARTBEAT_NS;
 		if (timeout)
-			ipc_waiter_wait(w.waiter, WRK_SPIN_NS, timeout, has_work, &w, NULL);
+			ipc_waiter_wait(w.waiter, w.spin_ns, timeout, has_work, &w, NULL);
 	}
 	w.now = shm_now_ns();
 	shutdown_agents(&w);

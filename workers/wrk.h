@@ -28,7 +28,8 @@ struct wrk_args {
  * read-write). Claims args->proc_slot, (re)starts its agents, reports ready, then loops
  * until its process state becomes SHM_PROC_STOPPING; runs terminate callbacks and returns
  * 0, or a negative errno if it could not start. Exits the process with WRK_EXIT_MEMCAP
- * when an allocation fails. The worker process only.
+ * when an allocation fails. $SHOAL_WORKER_SPIN_NS sets how long it spins before parking
+ * (default 20000). The worker process only.
  */
 int wrk_main(struct shm_seg *seg, const struct wrk_args *args);
 
