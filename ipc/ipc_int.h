@@ -127,6 +127,9 @@ static inline uint32_t ipc_msg_cells(uint32_t len)
 int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
 		 const void *data, int timeout_ms);
 
+/* Wake every parked process (after a repair: a dead producer may have owed a wake). */
+void ipc_wake_parked_all(struct shm_seg *seg);
+
 /* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
 uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 

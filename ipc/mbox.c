@@ -50,6 +50,9 @@
  * the flag without a fence, so a wake can be missed; waiters therefore sleep at most 1 ms
  * at a time and re-check (backpressure latency, never a lost message).
  *
+ * A producer may also die after winning a parked consumer's wake (wake.c) but before its
+ * syscall: repair therefore ends by waking every parked process.
+ *
  * Tools read head, tail and the sequence words only (ipc_mbox_depth, ipc_mbox_stats).
  */
 #include <errno.h>
@@ -526,5 +529,7 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
 	}
 out_clear:
 	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
+	/* it may have died owing a wake (between claim_wake() and its syscall) */
+	ipc_wake_parked_all(seg);
 	return n;
 }

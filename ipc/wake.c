@@ -435,6 +435,25 @@ void ipc_ring(struct shm_seg *seg, uint32_t proc)
 	ring_one(seg, proc);
 }
 
+/*
+ * Wake every parked process. Repair calls it: a producer killed after it won a park's wake
+ * (claim_wake()) but before its syscall would leave that process parked until its timeout.
+ * Spurious wakes are harmless. The supervisor (repair), any thread.
+ */
+void ipc_wake_parked_all(struct shm_seg *seg)
+{
+	uint32_t max = shm_hdr(seg)->cfg.max_procs;
+
+	/* D1 (as in ipc_ring()): the repair's stores before the parked loads. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (uint32_t i = 0; i < max; i++) {
+		struct shm_proc *p = shm_proc_at(seg, i);
+
+		if (atomic_load_explicit(&p->parked, memory_order_relaxed))
+			ring_one(seg, i);
+	}
+}
+
 /* A per-process ring for batched wakes; recreated in a forked child. */
 static struct io_uring wake_ring;
 static pid_t wake_ring_pid;

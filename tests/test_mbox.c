@@ -1,0 +1,732 @@
+/* test_mbox: the MPSC mailbox: order, wrap, stress, crash repair both ends, errors, threads. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "ipc/ipc_int.h"
+#include "tests/ipc_test_util.h"
+
+#define MAX_SENDERS 64
+
+/* Bookkeeping shared by the test's processes (anonymous shared memory). */
+struct book {
+	_Atomic uint64_t acked[MAX_SENDERS]; /* sends that returned 0, per sender */
+	_Atomic uint64_t recv[MAX_SENDERS];  /* messages applied by the consumer, per sender */
+	_Atomic uint32_t slot_of[MAX_SENDERS];
+	_Atomic uint64_t errors;
+	_Atomic uint64_t redelivered;
+	_Atomic uint64_t total;
+	_Atomic uint32_t stop;
+	_Atomic uint32_t ready;
+	_Atomic uint32_t consumer_slot;
+	char why[256];
+};
+
+static struct book *bk;
+
+static void book_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_fetch_add(&bk->errors, 1) == 0) {
+		va_start(ap, fmt);
+		vsnprintf(bk->why, sizeof(bk->why), fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* Payload: sender, sequence, then bytes derived from the sequence. */
+struct pl_head {
+	uint32_t sender;
+	uint32_t len;
+	uint64_t seq;
+};
+
+static uint32_t mixed_len(uint64_t seq)
+{
+	if (seq % 64 == 63)
+		return 1000;
+	return 16 + (uint32_t)((seq * 7919) % 240);
+}
+
+static void make_payload(uint8_t *buf, uint32_t sender, uint64_t seq, uint32_t len)
+{
+	struct pl_head h = { .sender = sender, .len = len, .seq = seq };
+
+	memcpy(buf, &h, sizeof(h));
+	for (uint32_t i = sizeof(h); i < len; i++)
+		buf[i] = (uint8_t)(seq + i);
+}
+
+/* Check a message's payload; returns false (and records why) when it is corrupt. */
+static bool check_payload(const struct ipc_msg *m, struct pl_head *out)
+{
+	const uint8_t *d = m->data;
+
+	if (m->len < sizeof(*out)) {
+		book_error("short message %u", m->len);
+		return false;
+	}
+	memcpy(out, d, sizeof(*out));
+	if (out->len != m->len || out->sender >= MAX_SENDERS) {
+		book_error("bad header: len %u vs %u, sender %u", out->len, m->len, out->sender);
+		return false;
+	}
+	if (m->len > sizeof(*out) && d[m->len - 1] != (uint8_t)(out->seq + m->len - 1)) {
+		book_error("corrupt payload of %u/%llu", out->sender, (unsigned long long)out->seq);
+		return false;
+	}
+	return true;
+}
+
+struct peek_ctx {
+	struct shm_seg *seg;
+	uint32_t slot;
+};
+
+static bool has_msg_or_stop(void *arg)
+{
+	struct peek_ctx *c = arg;
+	struct ipc_msg m;
+
+	return atomic_load(&bk->stop) || ipc_mbox_peek(c->seg, c->slot, &m) == 0;
+}
+
+/*
+ * A consumer process: takes a process slot, becomes the host of `to`, recovers, then
+ * applies messages in per-sender order until `total` were applied or stop is set and the
+ * mailbox is empty. die_at: raise SIGKILL after applying that many (0: never).
+ */
+static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total,
+			  uint64_t die_at)
+{
+	uint32_t slot = shoal_handle_slot(to);
+	struct peek_ctx c = { seg, slot };
+	struct ipc_waiter *w;
+	uint64_t applied = 0;
+
+	it_child_claim(seg);
+	if (ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+		_exit(91);
+	it_host(seg, to, seg->self);
+	atomic_store(&bk->consumer_slot, seg->self);
+	ipc_mbox_recover(seg, slot);
+	atomic_store(&bk->ready, 1);
+	for (;;) {
+		struct ipc_msg m;
+		struct pl_head h;
+		uint64_t want;
+
+		if (total && atomic_load_explicit(&bk->total, memory_order_relaxed) >= total)
+			break;
+		if (ipc_mbox_peek(seg, slot, &m)) {
+			int r;
+
+			if (atomic_load(&bk->stop))
+				break;
+			r = ipc_waiter_wait(w, 20000, 10000000000ull, has_msg_or_stop, &c, NULL);
+			if (r == 0) {
+				book_error("consumer: no message for 10 s");
+				_exit(3);
+			}
+			continue;
+		}
+		if (!check_payload(&m, &h))
+			_exit(4);
+		want = atomic_load_explicit(&bk->recv[h.sender], memory_order_relaxed);
+		if (m.flags & IPC_F_REDELIVERED) {
+			atomic_fetch_add(&bk->redelivered, 1);
+			if (h.seq + 1 == want)
+				goto consume; /* applied before the crash */
+		}
+		if (h.seq != want) {
+			book_error("sender %u: got %llu, want %llu (flags %x)", h.sender,
+				   (unsigned long long)h.seq, (unsigned long long)want, m.flags);
+			_exit(5);
+		}
+		atomic_store_explicit(&bk->recv[h.sender], want + 1, memory_order_release);
+		atomic_fetch_add_explicit(&bk->total, 1, memory_order_release);
+		applied++;
+		if (die_at && applied == die_at)
+			raise(SIGKILL);
+consume:
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	_exit(0);
+}
+
+/* A producer process: sends count messages as `sender`, recording each acknowledged one. */
+static void producer_main(struct shm_seg *seg, shoal_handle_t to, uint32_t sender, uint64_t count,
+			  bool mixed)
+{
+	uint8_t buf[1024];
+
+	it_child_claim(seg);
+	atomic_store(&bk->slot_of[sender], seg->self);
+	for (uint64_t q = 0; q < count; q++) {
+		uint32_t len = mixed ? mixed_len(q) : 16;
+		int r;
+
+		make_payload(buf, sender, q, len);
+		r = ipc_send(seg, to, SHOAL_HANDLE_NONE, 1, 0, 0, buf, len, 10000);
+		if (r) {
+			book_error("producer %u: send %llu: %d", sender, (unsigned long long)q, r);
+			_exit(6);
+		}
+		atomic_store_explicit(&bk->acked[sender], q + 1, memory_order_release);
+	}
+	_exit(0);
+}
+
+static pid_t spawn_consumer(struct shm_seg *seg, shoal_handle_t to, uint64_t total, uint64_t die_at)
+{
+	pid_t pid;
+
+	atomic_store(&bk->ready, 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		consumer_main(seg, to, total, die_at);
+	assert_true(it_wait_u32(&bk->ready, 1, 10000));
+	return pid;
+}
+
+static pid_t spawn_producer(struct shm_seg *seg, shoal_handle_t to, uint32_t sender,
+			    uint64_t count, bool mixed)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		producer_main(seg, to, sender, count, mixed);
+	return pid;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	bk = it_shared(sizeof(*bk));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	munmap(bk, sizeof(*bk));
+	return 0;
+}
+
+static void assert_no_errors(void)
+{
+	if (atomic_load(&bk->errors))
+		fail_msg("%llu errors, first: %s", (unsigned long long)atomic_load(&bk->errors),
+			 bk->why);
+}
+
+/* --- single process --- */
+
+static void test_mbox_order_and_stats(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	struct ipc_mbox_stats st;
+	struct ipc_msg m;
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	for (int i = 0; i < 5; i++) {
+		snprintf(buf, sizeof(buf), "message %d", i);
+		assert_int_equal(ipc_send(seg, a, (shoal_handle_t)77, 9, 0, 100 + i, buf,
+					  (uint32_t)strlen(buf) + 1, 0),
+				 0);
+	}
+	assert_int_equal(ipc_mbox_depth(seg, slot), 5);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		snprintf(buf, sizeof(buf), "message %d", i);
+		assert_string_equal((const char *)m.data, buf);
+		assert_int_equal(m.from, 77);
+		assert_int_equal(m.type, 9);
+		assert_int_equal(m.ref, 100 + i);
+		assert_int_equal(m.flags, 0);
+		/* a second peek without consume hands out the same message */
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_string_equal((const char *)m.data, buf);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	ipc_mbox_stats(seg, slot, &st);
+	assert_int_equal(st.dequeued, 5);
+	assert_int_equal(st.enqueued, 5);
+	assert_int_equal(st.depth, 0);
+	assert_int_equal(st.cells, 256);
+	it_destroy(seg);
+}
+
+/* Many laps of a small ring with sizes that force padding at the end. */
+static void test_mbox_wrap_and_pad(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	uint8_t buf[480];
+	uint64_t sent = 0, got = 0;
+
+	(void)state;
+	while (got < 20000) {
+		struct ipc_msg m;
+		struct pl_head h;
+		uint32_t len = 16 + (uint32_t)((sent * 131) % 464);
+
+		make_payload(buf, 0, sent, len);
+		if (ipc_send(seg, a, 0, 0, 0, 0, buf, len, 0) == 0) {
+			sent++;
+			continue;
+		}
+		/* full: drain one or two */
+		for (int i = 0; i < 2 && ipc_mbox_peek(seg, slot, &m) == 0; i++) {
+			assert_true(check_payload(&m, &h));
+			assert_int_equal(h.seq, got);
+			got++;
+			ipc_mbox_consume(seg, slot, &m);
+		}
+	}
+	assert_no_errors();
+	it_destroy(seg);
+}
+
+/* Selective receive takes a reply out of the middle; the others keep their order. */
+static void test_mbox_take_reply_in_place(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	struct ipc_msg m;
+	char buf[16];
+
+	(void)state;
+	assert_int_equal(ipc_send(seg, a, 0, 1, 0, 0, "one", 4, 0), 0);
+	assert_int_equal(ipc_send(seg, a, 0, 1, IPC_F_REPLY, 42, "reply", 6, 0), 0);
+	assert_int_equal(ipc_send(seg, a, 0, 1, 0, 0, "two", 4, 0), 0);
+	assert_int_equal(ipc_mbox_take_reply(seg, slot, 41, &m, buf, sizeof(buf)), -EAGAIN);
+	assert_int_equal(ipc_mbox_take_reply(seg, slot, 42, &m, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "reply");
+	assert_int_equal(m.len, 6);
+	assert_int_equal(ipc_mbox_depth(seg, slot), 2);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_string_equal((const char *)m.data, "one");
+	ipc_mbox_consume(seg, slot, &m);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_string_equal((const char *)m.data, "two");
+	ipc_mbox_consume(seg, slot, &m);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	/* a reply at the head taken by an inbox that never peeks still frees its cells */
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(ipc_send(seg, a, 0, 1, IPC_F_REPLY, 1000 + i, "r", 2, 0), 0);
+		assert_int_equal(ipc_mbox_take_reply(seg, slot, 1000 + i, &m, buf, sizeof(buf)), 0);
+	}
+	it_destroy(seg);
+}
+
+/* --- errors --- */
+
+static void test_mbox_full_eagain(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	struct ipc_mbox_stats st;
+	struct ipc_msg m;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 16; i++)
+		assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "x", 1, 0), 0);
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "x", 1, 0), -EAGAIN);
+	ipc_mbox_stats(seg, shoal_handle_slot(a), &st);
+	assert_int_equal(st.depth, 16);
+	assert_int_equal(st.cells_used, 16);
+	/* room again after one is consumed */
+	assert_int_equal(ipc_mbox_peek(seg, shoal_handle_slot(a), &m), 0);
+	ipc_mbox_consume(seg, shoal_handle_slot(a), &m);
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "x", 1, 0), 0);
+	it_destroy(seg);
+}
+
+static void test_mbox_full_timeout(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint64_t t0;
+	pid_t pid;
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "x", 1, 0), 0);
+	t0 = shm_now_ns();
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "x", 1, 30), -ETIMEDOUT);
+	assert_true(shm_now_ns() - t0 >= 30000000u);
+	/* a waiting sender gets in once another process consumes */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ipc_msg m;
+
+		it_child_claim(seg);
+		while (!atomic_load(&bk->ready))
+			sched_yield();
+		if (ipc_mbox_peek(seg, shoal_handle_slot(a), &m))
+			_exit(1);
+		ipc_mbox_consume(seg, shoal_handle_slot(a), &m);
+		_exit(0);
+	}
+	atomic_store(&bk->ready, 1);
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "y", 1, 10000), 0);
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+	atomic_store(&bk->ready, 0);
+	it_destroy(seg);
+}
+
+static void test_mbox_oversized(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	static uint8_t big[4097];
+	struct ipc_msg m;
+
+	(void)state;
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, big, 4097, 0), -EMSGSIZE);
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, big, 4096, 0), 0);
+	assert_int_equal(ipc_mbox_peek(seg, shoal_handle_slot(a), &m), 0);
+	assert_int_equal(m.len, 4096);
+	it_destroy(seg);
+}
+
+static void test_mbox_stale_handle(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 256, 4096);
+	shoal_handle_t a = it_agent(seg), b;
+
+	(void)state;
+	shm_agent_free(seg, shoal_handle_slot(a));
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "x", 1, 0), -ENOENT);
+	b = it_agent(seg);
+	assert_int_equal(shoal_handle_slot(b), shoal_handle_slot(a));
+	assert_int_not_equal(b, a);
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "x", 1, 0), -ESTALE);
+	assert_int_equal(ipc_send(seg, b, 0, 0, 0, 0, "x", 1, 0), 0);
+	assert_int_equal(ipc_send(seg, shoal_handle_make(1000000, 1), 0, 0, 0, 0, "x", 1, 0),
+			 -ENOENT);
+	/* a DOWN agent still takes messages: its mailbox outlives its crash */
+	atomic_store(&shm_agent_at(seg, shoal_handle_slot(b))->state, SHM_AGENT_DOWN);
+	assert_int_equal(ipc_send(seg, b, 0, 0, 0, 0, "x", 1, 0), 0);
+	assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(b)), 2);
+	it_destroy(seg);
+}
+
+/* --- many processes --- */
+
+/* 2 producers, 1 consumer, mixed sizes: every message once, in per-sender order. */
+static void test_mbox_stress_2p1c(void **state)
+{
+	uint64_t n = it_env_u64("SHOAL_TEST_MSGS", IT_SANITIZED ? 1000000 : 10000000);
+	struct shm_seg *seg = it_create("mbox", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	pid_t c, p0, p1;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	c = spawn_consumer(seg, a, n, 0);
+	p0 = spawn_producer(seg, a, 0, n / 2, true);
+	p1 = spawn_producer(seg, a, 1, n - n / 2, true);
+	assert_true(it_ok(it_wait_child(p0, 120000)));
+	assert_true(it_ok(it_wait_child(p1, 120000)));
+	assert_true(it_ok(it_wait_child(c, 120000)));
+	assert_no_errors();
+	assert_int_equal(atomic_load(&bk->recv[0]), n / 2);
+	assert_int_equal(atomic_load(&bk->recv[1]), n - n / 2);
+	assert_int_equal(atomic_load(&bk->redelivered), 0);
+	it_destroy(seg);
+}
+
+/*
+ * Producers SIGKILLed at random points while a steady producer and the consumer run:
+ * every acknowledged message arrives, in order, nothing hangs behind a dead claim.
+ */
+static void test_mbox_kill_producers(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 64, 1024);
+	shoal_handle_t a = it_agent(seg);
+	const uint32_t steady = MAX_SENDERS - 1, victims = 16;
+	pid_t c, s;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	srandom((unsigned)getpid());
+	c = spawn_consumer(seg, a, 0, 0);
+	s = spawn_producer(seg, a, steady, IT_SANITIZED ? 50000 : 300000, true);
+	for (uint32_t v = 0; v < victims; v++) {
+		uint64_t at = 1 + (uint64_t)random() % 3000;
+		pid_t p = spawn_producer(seg, a, v, UINT64_MAX / 2, true);
+		int status;
+
+		if (!it_wait_u64(&bk->acked[v], at, 20000))
+			fail_msg("victim %u stuck at %llu (errors: %s)", v,
+				 (unsigned long long)atomic_load(&bk->acked[v]), bk->why);
+		/* a few spins more so the kill lands at varying instructions */
+		for (long i = random() % 20000; i > 0; i--)
+			__builtin_ia32_pause();
+		kill(p, SIGKILL);
+		status = it_wait_child(p, 10000);
+		assert_true(WIFSIGNALED(status));
+		it_repair(seg, atomic_load(&bk->slot_of[v]));
+	}
+	assert_true(it_ok(it_wait_child(s, 60000)));
+	for (uint32_t v = 0; v < victims; v++)
+		assert_true(it_wait_u64(&bk->recv[v], atomic_load(&bk->acked[v]), 20000));
+	assert_true(it_wait_u64(&bk->recv[steady], atomic_load(&bk->acked[steady]), 20000));
+	atomic_store(&bk->stop, 1);
+	ipc_ring(seg, atomic_load(&bk->consumer_slot));
+	assert_true(it_ok(it_wait_child(c, 20000)));
+	assert_no_errors();
+	for (uint32_t v = 0; v < victims; v++) {
+		/* at most the one message in flight when it died got in unacknowledged */
+		assert_true(atomic_load(&bk->recv[v]) <= atomic_load(&bk->acked[v]) + 1);
+	}
+	assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(a)), 0);
+	{
+		struct ipc_mbox_stats st;
+
+		ipc_mbox_stats(seg, shoal_handle_slot(a), &st);
+		print_message("%u producers killed, %llu claims skipped, %llu full waits\n",
+			      victims, (unsigned long long)st.skipped_dead,
+			      (unsigned long long)st.full_waits);
+	}
+	it_destroy(seg);
+}
+
+/*
+ * The consumer SIGKILLed at random points and restarted: nothing queued is lost, a
+ * message seen twice is flagged redelivered, order holds.
+ */
+static void test_mbox_kill_consumer(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 64, 1024);
+	shoal_handle_t a = it_agent(seg);
+	uint64_t per = IT_SANITIZED ? 30000 : 200000;
+	pid_t c, p0, p1;
+	int kills = 0;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	srandom((unsigned)getpid() * 7);
+	c = spawn_consumer(seg, a, 2 * per, 0);
+	p0 = spawn_producer(seg, a, 0, per, true);
+	p1 = spawn_producer(seg, a, 1, per, true);
+	for (int k = 0; k < 15; k++, kills++) {
+		uint64_t at = atomic_load(&bk->total) + 1 + (uint64_t)random() % (per / 20);
+		int status;
+
+		if (!it_wait_u64(&bk->total, at, 20000))
+			break; /* finished already */
+		for (long i = random() % 5000; i > 0; i--)
+			__builtin_ia32_pause();
+		kill(c, SIGKILL);
+		status = it_wait_child(c, 10000);
+		if (WIFEXITED(status)) {
+			kills--;
+			break;
+		}
+		it_repair(seg, atomic_load(&bk->consumer_slot));
+		c = spawn_consumer(seg, a, 2 * per, 0);
+	}
+	assert_true(it_ok(it_wait_child(p0, 60000)));
+	assert_true(it_ok(it_wait_child(p1, 60000)));
+	assert_true(it_ok(it_wait_child(c, 60000)));
+	assert_no_errors();
+	assert_int_equal(atomic_load(&bk->recv[0]), per);
+	assert_int_equal(atomic_load(&bk->recv[1]), per);
+	print_message("consumer killed %d times, %llu messages redelivered\n", kills,
+		      (unsigned long long)atomic_load(&bk->redelivered));
+	it_destroy(seg);
+}
+
+/* A consumer killed inside its callback: the restarted one gets that message, flagged. */
+static void test_mbox_redelivered_flag(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	uint8_t buf[64];
+	int status;
+	pid_t c;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	for (uint64_t q = 0; q < 10; q++) {
+		make_payload(buf, 0, q, 32);
+		assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, buf, 32, 0), 0);
+	}
+	c = spawn_consumer(seg, a, 10, 5); /* dies after applying message 4 */
+	status = it_wait_child(c, 10000);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(atomic_load(&bk->recv[0]), 5);
+	it_repair(seg, atomic_load(&bk->consumer_slot));
+	c = spawn_consumer(seg, a, 10, 0);
+	assert_true(it_ok(it_wait_child(c, 10000)));
+	assert_no_errors();
+	assert_int_equal(atomic_load(&bk->recv[0]), 10);
+	assert_int_equal(atomic_load(&bk->redelivered), 1);
+	{
+		struct ipc_mbox_stats st;
+
+		ipc_mbox_stats(seg, shoal_handle_slot(a), &st);
+		assert_int_equal(st.redelivered, 1);
+	}
+	it_destroy(seg);
+}
+
+/* A claim left by a dead producer: skipped by repair, or by the consumer itself. */
+static void test_mbox_dead_claim(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	struct ipc_mbox_stats st;
+	struct ipc_msg m;
+
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		pid_t pid = fork();
+		int status;
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct ipc_mbox mb;
+			uint64_t t, s;
+
+			it_child_claim(seg);
+			atomic_store(&bk->slot_of[0], seg->self);
+			if (ipc_send(seg, a, 0, 0, 0, 0, "before", 7, 0))
+				_exit(1);
+			/* claim the next cell as ipc_mbox_put() does, then die before READY */
+			atomic_store(&shm_proc_at(seg, seg->self)->mbox_intent, slot + 1);
+			ipc_mbox_resolve(seg, slot, &mb);
+			t = atomic_load(&mb.h->tail);
+			s = atomic_load(&mb.seq[t & mb.mask]);
+			if (!atomic_compare_exchange_strong(
+				    &mb.seq[t & mb.mask], &s,
+				    ipc_seq_make(t, IPC_S_CLAIMED, 1, seg->self)))
+				_exit(2);
+			if (round == 0)
+				atomic_store(&mb.h->tail, t + 1); /* round 1: the tail stays */
+			raise(SIGKILL);
+		}
+		status = it_wait_child(pid, 10000);
+		assert_true(WIFSIGNALED(status));
+		/* a live producer's message behind the dead claim */
+		assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "after", 6, 0), 0);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_string_equal((const char *)m.data, "before");
+		ipc_mbox_consume(seg, slot, &m);
+		/* the claim's owner is not known dead yet: the consumer waits */
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+		if (round == 0) {
+			assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 1);
+		} else {
+			/* marked dead, not repaired: the consumer skips the claim itself */
+			atomic_store(&shm_proc_at(seg, atomic_load(&bk->slot_of[0]))->state,
+				     SHM_PROC_DEAD);
+		}
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_string_equal((const char *)m.data, "after");
+		ipc_mbox_consume(seg, slot, &m);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+		if (round == 1)
+			it_repair(seg, atomic_load(&bk->slot_of[0]));
+	}
+	ipc_mbox_stats(seg, slot, &st);
+	assert_int_equal(st.skipped_dead, 2);
+	it_destroy(seg);
+}
+
+/* --- threads, for ThreadSanitizer --- */
+
+struct thr_arg {
+	struct shm_seg *seg;
+	shoal_handle_t to;
+	uint64_t n;
+	uint32_t sender;
+};
+
+static void *thr_producer(void *p)
+{
+	struct thr_arg *t = p;
+	uint8_t buf[256];
+
+	for (uint64_t q = 0; q < t->n; q++) {
+		uint32_t len = 16 + (uint32_t)(q % 200);
+
+		make_payload(buf, t->sender, q, len);
+		while (ipc_send(t->seg, t->to, 0, 0, 0, 0, buf, len, 0) == -EAGAIN)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void test_mbox_two_threads(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 64, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	struct thr_arg args[2] = { { seg, a, 200000, 0 }, { seg, a, 200000, 1 } };
+	uint64_t next[2] = { 0, 0 }, end = shm_now_ns() + 60000000000ull;
+	pthread_t th[2];
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, thr_producer, &args[i]), 0);
+	while (next[0] + next[1] < 400000) {
+		struct ipc_msg m;
+		struct pl_head h;
+
+		if (ipc_mbox_peek(seg, slot, &m)) {
+			assert_true(shm_now_ns() < end);
+			sched_yield();
+			continue;
+		}
+		assert_true(check_payload(&m, &h));
+		assert_true(h.sender < 2);
+		assert_int_equal(h.seq, next[h.sender]);
+		next[h.sender]++;
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	it_destroy(seg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mbox_order_and_stats),
+		cmocka_unit_test(test_mbox_wrap_and_pad),
+		cmocka_unit_test(test_mbox_take_reply_in_place),
+		cmocka_unit_test(test_mbox_full_eagain),
+		cmocka_unit_test(test_mbox_full_timeout),
+		cmocka_unit_test(test_mbox_oversized),
+		cmocka_unit_test(test_mbox_stale_handle),
+		cmocka_unit_test(test_mbox_dead_claim),
+		cmocka_unit_test(test_mbox_redelivered_flag),
+		cmocka_unit_test(test_mbox_two_threads),
+		cmocka_unit_test(test_mbox_stress_2p1c),
+		cmocka_unit_test(test_mbox_kill_producers),
+		cmocka_unit_test(test_mbox_kill_consumer),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

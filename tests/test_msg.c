@@ -1,0 +1,306 @@
+/* test_msg: call (other messages stay queued), async call, reply, timeouts, batch, broadcast. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "shm/registry.h"
+#include "tests/ipc_test_util.h"
+
+#define T_STOP 99u
+
+/*
+ * Until the registry's groups land (branch reg), a tiny in-process group table stands in.
+ * Weak: the real shm_grp_members()/shm_grp_join() take over when they are linked.
+ */
+static shoal_handle_t stub_members[16];
+static uint32_t stub_n;
+
+__attribute__((weak)) int shm_grp_join(struct shm_seg *seg, const char *name, size_t len,
+				       shoal_handle_t handle)
+{
+	(void)seg;
+	(void)name;
+	(void)len;
+	if (stub_n == 16)
+		return -ENOSPC;
+	stub_members[stub_n++] = handle;
+	return 0;
+}
+
+__attribute__((weak)) int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len,
+					  shoal_handle_t *out, uint32_t max)
+{
+	(void)seg;
+	(void)name;
+	(void)len;
+	for (uint32_t i = 0; i < stub_n && i < max; i++)
+		out[i] = stub_members[i];
+	return (int)stub_n;
+}
+
+struct mbook {
+	_Atomic uint32_t ready;
+	_Atomic uint32_t got[8];
+};
+
+static struct mbook *mb;
+
+struct peek_ctx {
+	struct shm_seg *seg;
+	uint32_t slot;
+};
+
+static bool has_msg(void *arg)
+{
+	struct peek_ctx *c = arg;
+	struct ipc_msg m;
+
+	return ipc_mbox_peek(c->seg, c->slot, &m) == 0;
+}
+
+static bool has_msg2(void *arg)
+{
+	struct peek_ctx *c = arg;
+
+	return has_msg(&c[0]) || has_msg(&c[1]);
+}
+
+/* An echo agent in its own process: answers calls with their payload until T_STOP. */
+static pid_t spawn_echo(struct shm_seg *seg, shoal_handle_t e)
+{
+	pid_t pid;
+
+	atomic_store(&mb->ready, 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct peek_ctx c = { seg, shoal_handle_slot(e) };
+		struct ipc_waiter *w;
+
+		it_child_claim(seg);
+		if (ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+			_exit(2);
+		it_host(seg, e, seg->self);
+		atomic_store(&mb->ready, 1);
+		for (;;) {
+			struct ipc_msg m;
+
+			if (ipc_mbox_peek(seg, c.slot, &m)) {
+				if (ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL) != 1)
+					_exit(3);
+				continue;
+			}
+			if (m.type == T_STOP)
+				_exit(0);
+			if ((m.flags & IPC_F_CALL) && ipc_reply(seg, e, &m, m.data, m.len))
+				_exit(4);
+			ipc_mbox_consume(seg, c.slot, &m);
+		}
+	}
+	assert_true(it_wait_u32(&mb->ready, 1, 10000));
+	return pid;
+}
+
+static void stop_echo(struct shm_seg *seg, shoal_handle_t e, pid_t pid)
+{
+	assert_int_equal(ipc_send(seg, e, 0, T_STOP, 0, 0, NULL, 0, 1000), 0);
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+}
+
+static void test_msg_call_leaves_others_queued(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 256, 4096);
+	shoal_handle_t e = it_agent(seg), inbox;
+	struct ipc_waiter *w;
+	struct ipc_msg m;
+	char reply[32];
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	assert_string_equal(shm_agent_at(seg, shoal_handle_slot(inbox))->type, "client");
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	pid = spawn_echo(seg, e);
+	/* three casts already waiting in the inbox */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ipc_send(seg, inbox, 0, 5, 0, 0, &i, sizeof(i), 0), 0);
+	for (int k = 0; k < 100; k++) {
+		char q[16];
+		int n = snprintf(q, sizeof(q), "ping %d", k) + 1;
+
+		assert_int_equal(ipc_call(seg, w, inbox, e, 1, q, (uint32_t)n, reply, sizeof(reply),
+					  5000),
+				 n);
+		assert_string_equal(reply, q);
+	}
+	/* truncated copy: the return value still says how long the reply was */
+	assert_int_equal(ipc_call(seg, w, inbox, e, 1, "abcdef", 7, reply, 3, 5000), 7);
+	assert_memory_equal(reply, "abc", 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ipc_mbox_peek(seg, shoal_handle_slot(inbox), &m), 0);
+		assert_int_equal(m.type, 5);
+		assert_int_equal(*(const int *)m.data, i);
+		ipc_mbox_consume(seg, shoal_handle_slot(inbox), &m);
+	}
+	assert_int_equal(ipc_mbox_peek(seg, shoal_handle_slot(inbox), &m), -EAGAIN);
+	stop_echo(seg, e, pid);
+	ipc_waiter_destroy(w);
+	ipc_inbox_close(seg, inbox);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(inbox))->state),
+			 SHM_AGENT_FREE);
+	it_destroy(seg);
+}
+
+static void test_msg_call_timeout(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 256, 4096);
+	shoal_handle_t nobody = it_agent(seg), inbox;
+	struct ipc_waiter *w;
+	char reply[8];
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	t0 = shm_now_ns();
+	assert_int_equal(ipc_call(seg, w, inbox, nobody, 1, "x", 1, reply, sizeof(reply), 30),
+			 -ETIMEDOUT);
+	assert_true(shm_now_ns() - t0 >= 30000000u);
+	/* a call to a stale handle fails at once */
+	ipc_inbox_close(seg, inbox);
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	ipc_waiter_destroy(w);
+	it_destroy(seg);
+}
+
+static void test_msg_call_async(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 256, 4096);
+	shoal_handle_t e = it_agent(seg), inbox;
+	struct ipc_waiter *w;
+	uint64_t ref[2];
+	struct peek_ctx c;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	c = (struct peek_ctx){ seg, shoal_handle_slot(inbox) };
+	pid = spawn_echo(seg, e);
+	assert_int_equal(ipc_call_async(seg, inbox, e, 3, "first", 6, &ref[0]), 0);
+	assert_int_equal(ipc_call_async(seg, inbox, e, 3, "second", 7, &ref[1]), 0);
+	assert_int_not_equal(ref[0], ref[1]);
+	for (int i = 0; i < 2; i++) {
+		struct ipc_msg m;
+
+		while (ipc_mbox_peek(seg, c.slot, &m))
+			assert_int_equal(ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL),
+					 1);
+		assert_true(m.flags & IPC_F_REPLY);
+		assert_int_equal(m.ref, ref[i]);
+		assert_int_equal(m.from, e);
+		assert_string_equal((const char *)m.data, i ? "second" : "first");
+		ipc_mbox_consume(seg, c.slot, &m);
+	}
+	stop_echo(seg, e, pid);
+	ipc_waiter_destroy(w);
+	it_destroy(seg);
+}
+
+/* Broadcast to a group whose members live in two parked processes. */
+static void test_msg_broadcast(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 256, 4096);
+	shoal_handle_t h[4];
+	pid_t pid[2];
+
+	(void)state;
+	memset(mb, 0, sizeof(*mb));
+	for (int i = 0; i < 4; i++) {
+		h[i] = it_agent(seg);
+		assert_int_equal(shm_grp_join(seg, "tuners", 6, h[i]), 0);
+	}
+	for (int p = 0; p < 2; p++) {
+		pid[p] = fork();
+		assert_true(pid[p] >= 0);
+		if (pid[p] == 0) {
+			struct peek_ctx c[2] = { { seg, shoal_handle_slot(h[2 * p]) },
+						 { seg, shoal_handle_slot(h[2 * p + 1]) } };
+			struct ipc_waiter *w;
+			uint32_t got = 0;
+
+			it_child_claim(seg);
+			if (ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+				_exit(2);
+			it_host(seg, h[2 * p], seg->self);
+			it_host(seg, h[2 * p + 1], seg->self);
+			atomic_fetch_add(&mb->ready, 1);
+			while (got != 3) {
+				for (int k = 0; k < 2; k++) {
+					struct ipc_msg m;
+
+					if (ipc_mbox_peek(seg, c[k].slot, &m))
+						continue;
+					if (m.len != 4 || memcmp(m.data, "go!", 4))
+						_exit(4);
+					got |= 1u << k;
+					ipc_mbox_consume(seg, c[k].slot, &m);
+				}
+				if (got != 3 &&
+				    ipc_waiter_wait(w, 0, 10000000000ull, has_msg2, c, NULL) != 1)
+					_exit(3);
+			}
+			_exit(0);
+		}
+	}
+	assert_true(it_wait_u32(&mb->ready, 2, 10000));
+	assert_int_equal(ipc_broadcast(seg, 0, "tuners", 1, "go!", 4, 1000), 4);
+	assert_true(it_ok(it_wait_child(pid[0], 10000)));
+	assert_true(it_ok(it_wait_child(pid[1], 10000)));
+	it_destroy(seg);
+}
+
+static void test_msg_batch(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 16, 480);
+	shoal_handle_t a = it_agent(seg), b = it_agent(seg);
+	struct ipc_out out[20];
+	struct ipc_msg m;
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		out[i] = (struct ipc_out){ i % 2 ? b : a, (uint32_t)i, 1, "z" };
+	/* 10 each fit */
+	assert_int_equal(ipc_send_batch(seg, 0, out, 20, 0), 20);
+	assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(a)), 10);
+	assert_int_equal(ipc_mbox_peek(seg, shoal_handle_slot(b), &m), 0);
+	assert_int_equal(m.type, 1);
+	/* a full receiver stops the batch: how many got in is returned */
+	for (int i = 0; i < 20; i++)
+		out[i].to = a;
+	assert_int_equal(ipc_send_batch(seg, 0, out, 20, 0), 6);
+	assert_int_equal(ipc_send_batch(seg, 0, out, 1, 0), -EAGAIN);
+	it_destroy(seg);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	mb = it_shared(sizeof(*mb));
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_msg_call_leaves_others_queued),
+		cmocka_unit_test(test_msg_call_timeout),
+		cmocka_unit_test(test_msg_call_async),
+		cmocka_unit_test(test_msg_broadcast),
+		cmocka_unit_test(test_msg_batch),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
