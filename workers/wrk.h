@@ -68,6 +68,17 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
  */
 int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h);
 
+/*
+ * Monitor target from watcher (an agent, or a client's inbox: ipc_inbox_open()): watcher
+ * gets an IPC_F_SYSTEM message IPC_T_DOWN when target crashes or stops and IPC_T_UP when it
+ * runs again (payload struct shoal_down). Returns 0 and *ref_out, -ENOSPC (table full),
+ * -EINVAL, -EROFS (no process slot). Any process with a process slot.
+ */
+int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
+		uint64_t *ref_out);
+/* Remove watcher's monitor ref: 0 or -ENOENT. */
+int wrk_mon_remove(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref);
+
 /* The agent slot h names, if it is live (not FREE) and of that generation; else NULL. */
 struct shm_agent *wrk_agent_get(const struct shm_seg *seg, shoal_handle_t h);
 

@@ -48,9 +48,6 @@ int wrk_ckpt_commit(struct shm_seg *seg, uint32_t slot, const void *data, uint32
 void wrk_ckpt_recover(struct shm_seg *seg, uint32_t slot);
 
 /* Monitors (monitor.c). */
-int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
-		uint64_t *ref_out);
-int wrk_mon_remove(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref);
 /* Send DOWN (up == 0, with reason) or UP to every monitor of target; returns how many. */
 int wrk_mon_notify(struct shm_seg *seg, shoal_handle_t target, uint32_t up, uint32_t reason);
 /* The same for every agent slot i with mark[i] set (one pass over the table). */
