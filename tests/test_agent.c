@@ -1,4 +1,5 @@
-/* test_agent: agent types (built-in, registered, dlopen-ed), checkpoints, monitor table, spawn/stop claims. */
+/* test_agent: agent types (built-in, registered, dlopen-ed), checkpoints, monitor table, spawn/stop
+ * claims. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -73,12 +74,11 @@ static int nop_handle(struct shoal_ctx *c, void *s, const struct shoal_msg *m)
 
 static void test_agent_type_table(void **state)
 {
-	static const struct shoal_agent_type mine = { .name = "mine", .init = nop_init,
-						       .handle = nop_handle };
-	static const struct shoal_agent_type other_echo = { .name = "echo", .init = nop_init,
-							     .handle = nop_handle };
-	static const struct shoal_agent_type no_init = { .name = "noinit",
-							  .handle = nop_handle };
+	static const struct shoal_agent_type mine = {
+		.name = "mine", .init = nop_init, .handle = nop_handle};
+	static const struct shoal_agent_type other_echo = {
+		.name = "echo", .init = nop_init, .handle = nop_handle};
+	static const struct shoal_agent_type no_init = {.name = "noinit", .handle = nop_handle};
 
 	(void)state;
 	for (unsigned i = 0; wrk_builtin_type_names[i]; i++)
@@ -95,17 +95,16 @@ static void test_agent_dlopen(void **state)
 {
 	const char *path = getenv("SHOAL_TEST_PLUGIN");
 	const struct shoal_agent_type *t;
-	struct wrk_agent wa = { .slot = 7, .handle = shoal_handle_make(7, 3) };
-	struct shoal_ctx ctx = { .agent = &wa };
-	struct shoal_msg m = { .data = "hi there", .len = 8, .flags = SHOAL_MSG_CALL };
+	struct wrk_agent wa = {.slot = 7, .handle = shoal_handle_make(7, 3)};
+	struct shoal_ctx ctx = {.agent = &wa};
+	struct shoal_msg m = {.data = "hi there", .len = 8, .flags = SHOAL_MSG_CALL};
 	char reply[64], err[256];
 	uint32_t rlen = 0;
 	void *st;
 
 	(void)state;
 	assert_non_null(path);
-	assert_int_equal(shoal_agent_types_load("/nonexistent/x.so", err, sizeof(err)),
-			 -ELIBBAD);
+	assert_int_equal(shoal_agent_types_load("/nonexistent/x.so", err, sizeof(err)), -ELIBBAD);
 	assert_non_null(strstr(err, "cannot load"));
 	assert_int_equal(shoal_agent_types_load("libm.so.6", err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "exports neither"));
@@ -334,7 +333,7 @@ static void *ckpt_writer(void *arg)
 /* Two threads (for ThreadSanitizer): a reader never sees a torn record. */
 static void test_agent_ckpt_two_threads(void **state)
 {
-	struct ckpt_race r = { .seg = make_seg() };
+	struct ckpt_race r = {.seg = make_seg()};
 	uint8_t buf[128];
 	pthread_t t;
 	uint32_t reads = 0;
@@ -386,8 +385,10 @@ static void test_agent_monitor_two_threads(void **state)
 	assert_null(r1);
 	assert_null(r2);
 	for (uint32_t i = 0; i < 64; i++)
-		assert_int_equal(atomic_load(&((struct shm_monitor *)shm_region(seg,
-							SHM_R_MONITORS))[i].watcher), 0);
+		assert_int_equal(
+			atomic_load(&((struct shm_monitor *)shm_region(seg, SHM_R_MONITORS))[i]
+					     .watcher),
+			0);
 	drop_seg(seg);
 }
 

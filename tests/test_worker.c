@@ -1,4 +1,5 @@
-/* test_worker: wrk_main in forked workers: calls, counts, kill + repair + replacement, restarts, stop. */
+/* test_worker: wrk_main in forked workers: calls, counts, kill + repair + replacement, restarts,
+ * stop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -29,8 +30,8 @@ static char inst[64];
 static struct shm_seg *seg;
 static struct ipc_waiter *waiter;
 static shoal_handle_t inbox;
-static int note_pipe[2] = { -1, -1 }; /* test agent types write events here */
-static uint64_t child_as_extra; /* non-zero: the worker caps its address space at +this */
+static int note_pipe[2] = {-1, -1}; /* test agent types write events here */
+static uint64_t child_as_extra;	    /* non-zero: the worker caps its address space at +this */
 
 /* --- test agent types (registered before the workers fork: they inherit the table) --- */
 
@@ -152,8 +153,11 @@ static pid_t start_worker(uint32_t slot)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct wrk_args args = { .windex = slot - 1, .proc_slot = slot, .core = -1,
-					 .node = -1, .ready_fd = rp[1] };
+		struct wrk_args args = {.windex = slot - 1,
+					.proc_slot = slot,
+					.core = -1,
+					.node = -1,
+					.ready_fd = rp[1]};
 
 		close(rp[0]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -185,7 +189,7 @@ static pid_t start_worker(uint32_t slot)
 static int wait_exit(pid_t pid)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0;
-	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
 
 	assert_true(pidfd >= 0);
 	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
@@ -248,7 +252,7 @@ static void cast(shoal_handle_t to, const char *s)
 
 static char next_note(void)
 {
-	struct pollfd pfd = { .fd = note_pipe[0], .events = POLLIN };
+	struct pollfd pfd = {.fd = note_pipe[0], .events = POLLIN};
 	char c = 0;
 
 	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
@@ -490,7 +494,7 @@ static int run_tool(char *out, size_t cap, const char *const *args)
 	}
 	close(op[1]);
 	for (;;) {
-		struct pollfd pfd = { .fd = op[0], .events = POLLIN };
+		struct pollfd pfd = {.fd = op[0], .events = POLLIN};
 		ssize_t r;
 
 		assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
@@ -518,39 +522,39 @@ static void test_worker_client_commands(void **state)
 	spawn("counter", "cnt", 1);
 	spawn("blocker", "stuck", 1);
 	pid = start_worker(1);
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){ "spawn", "echo", "e3",
-								       "--worker", "0", NULL }),
+	assert_int_equal(run_tool(out, sizeof(out),
+				  (const char *[]){"spawn", "echo", "e3", "--worker", "0", NULL}),
 			 0);
 	assert_non_null(strstr(out, "spawned echo on worker 0"));
-	assert_int_equal(run_tool(out, sizeof(out),
-				  (const char *[]){ "call", "e3", "hello", NULL }), 0);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "e3", "hello", NULL}),
+			 0);
 	assert_string_equal(out, "hello\n");
 	assert_int_equal(run_tool(out, sizeof(out),
-				  (const char *[]){ "send", "cnt", "x", "--count", "7", NULL }), 0);
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){ "call", "cnt", "?", NULL }),
+				  (const char *[]){"send", "cnt", "x", "--count", "7", NULL}),
 			 0);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "cnt", "?", NULL}), 0);
 	assert_string_equal(out, "7 0\n");
 	/* errors: one sentence, the documented exit codes */
-	assert_int_equal(run_tool(out, sizeof(out),
-				  (const char *[]){ "call", "nosuch", "x", NULL }), 2);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "nosuch", "x", NULL}),
+			 2);
 	assert_non_null(strstr(out, "no agent named 'nosuch'"));
-	assert_int_equal(run_tool(out, sizeof(out),
-				  (const char *[]){ "spawn", "nosuchtype", "n", NULL }), 2);
+	assert_int_equal(
+		run_tool(out, sizeof(out), (const char *[]){"spawn", "nosuchtype", "n", NULL}), 2);
 	assert_non_null(strstr(out, "unknown agent type"));
-	assert_int_equal(run_tool(out, sizeof(out),
-				  (const char *[]){ "spawn", "echo", "e3", NULL }), 2);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"spawn", "echo", "e3", NULL}),
+			 2);
 	assert_non_null(strstr(out, "is taken"));
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), 0);
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){ "stop", "e3", NULL }), 0);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 0);
 	wait_agent_state(h, SHM_AGENT_FREE);
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), -ENOENT);
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){ "stop", "e3", NULL }), 2);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 2);
 	/* a call to an agent whose worker is stuck times out: exit 1 */
-	assert_int_equal(run_tool(out, sizeof(out),
-				  (const char *[]){ "send", "stuck", "block", NULL }), 0);
+	assert_int_equal(
+		run_tool(out, sizeof(out), (const char *[]){"send", "stuck", "block", NULL}), 0);
 	assert_int_equal(next_note(), 'b');
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){ "call", "stuck", "?",
-								       "--timeout", "200", NULL }),
+	assert_int_equal(run_tool(out, sizeof(out),
+				  (const char *[]){"call", "stuck", "?", "--timeout", "200", NULL}),
 			 1);
 	assert_non_null(strstr(out, "did not answer within 200 ms"));
 	kill(pid, SIGKILL);
@@ -585,7 +589,9 @@ static void test_worker_memcap_exit(void **state)
  */
 static void test_worker_demo_tuners(void **state)
 {
-	struct { double score, x[4]; } best, mine;
+	struct {
+		double score, x[4];
+	} best, mine;
 	shoal_handle_t coord, tuners[4], members[8];
 	char reply[256], name[16];
 	uint64_t deadline;
@@ -602,8 +608,7 @@ static void test_worker_demo_tuners(void **state)
 	assert_int_equal(shm_grp_members(seg, "tuners", 6, members, 8), 4);
 	/* the coordinator hears scores (casts from the tuners' ticks) */
 	deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
-	while (wrk_ckpt_read(seg, shoal_handle_slot(coord), &best, sizeof(best)) !=
-	       sizeof(best)) {
+	while (wrk_ckpt_read(seg, shoal_handle_slot(coord), &best, sizeof(best)) != sizeof(best)) {
 		assert_true(shm_now_ns() < deadline);
 		sched_yield();
 	}

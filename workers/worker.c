@@ -13,9 +13,9 @@
 #include "shm/registry.h"
 #include "workers/wrk_int.h"
 
-#define WRK_BATCH 64u                  /* messages per agent per round: fairness */
-#define WRK_SPIN_NS 20000u             /* spin this long before parking */
-#define WRK_HEARTBEAT_NS 100000000ull  /* park at most this long: heartbeat period */
+#define WRK_BATCH	 64u	      /* messages per agent per round: fairness */
+#define WRK_SPIN_NS	 20000u	      /* spin this long before parking */
+#define WRK_HEARTBEAT_NS 100000000ull /* park at most this long: heartbeat period */
 
 struct wrk {
 	struct shm_seg *seg;
@@ -24,16 +24,16 @@ struct wrk {
 	uint32_t self;
 	uint32_t max_agents;
 	struct wrk_agent **byslot; /* hosted agent per agent slot, or NULL */
-	uint32_t *list;            /* hosted slots, dense */
+	uint32_t *list;		   /* hosted slots, dense */
 	uint32_t n;
-	uint32_t seen_gen;         /* agents_gen at the last rescan */
-	uint32_t npending;         /* hosted agents waiting for (re)start */
-	uint8_t *reply;            /* reply buffer, max_msg bytes */
-	uint8_t *ckpt;             /* checkpoint read buffer */
-	uint8_t *up_mark;          /* agent slots restarted whose monitors await UP */
+	uint32_t seen_gen; /* agents_gen at the last rescan */
+	uint32_t npending; /* hosted agents waiting for (re)start */
+	uint8_t *reply;	   /* reply buffer, max_msg bytes */
+	uint8_t *ckpt;	   /* checkpoint read buffer */
+	uint8_t *up_mark;  /* agent slots restarted whose monitors await UP */
 	uint32_t nup;
 	uint64_t now;
-	uint64_t spin_ns;          /* spin before parking ($SHOAL_WORKER_SPIN_NS) */
+	uint64_t spin_ns; /* spin before parking ($SHOAL_WORKER_SPIN_NS) */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -94,7 +94,7 @@ static bool intensity_exceeded(const struct wrk *w, struct wrk_agent *wa)
 {
 	uint32_t max = wa->type && wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX;
 	uint64_t period = (wa->type && wa->type->restart_period_ms ? wa->type->restart_period_ms
-								  : WRK_RESTART_PERIOD_MS) *
+								   : WRK_RESTART_PERIOD_MS) *
 			  1000000ull;
 	uint32_t ring = sizeof(wa->fail_ns) / sizeof(wa->fail_ns[0]);
 	uint32_t recent = 0;
@@ -164,9 +164,8 @@ static bool set_down(struct shm_agent *a)
 		if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED || st == SHM_AGENT_FREE)
 			return false;
 		/* D1: pairs with acquire loads of state: DOWN before the monitors hear of it. */
-	} while (!atomic_compare_exchange_weak_explicit(&a->state, &st, SHM_AGENT_DOWN,
-							 memory_order_acq_rel,
-							 memory_order_acquire));
+	} while (!atomic_compare_exchange_weak_explicit(
+		&a->state, &st, SHM_AGENT_DOWN, memory_order_acq_rel, memory_order_acquire));
 	return true;
 }
 
@@ -182,8 +181,9 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	}
 	wa->running = false;
 	if (intensity_exceeded(w, wa)) {
-		fprintf(stderr, "shoal worker %u: agent '%s' (%s) failed past its restart "
-				"intensity (%u restarts in %u ms); removed\n",
+		fprintf(stderr,
+			"shoal worker %u: agent '%s' (%s) failed past its restart "
+			"intensity (%u restarts in %u ms); removed\n",
 			w->self, a->name, a->type,
 			wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX,
 			wa->type->restart_period_ms ? wa->type->restart_period_ms
@@ -321,7 +321,8 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 			if (t->handle_call)
 				rc = t->handle_call(&ctx, wa->state, &sm, w->reply, cap, &rlen);
 			if (rc >= 0 && rlen != SHOAL_REPLY_LATER)
-				ipc_reply(w->seg, wa->handle, &m, w->reply, rlen < cap ? rlen : cap);
+				ipc_reply(w->seg, wa->handle, &m, w->reply,
+					  rlen < cap ? rlen : cap);
 		} else {
 			rc = t->handle(&ctx, wa->state, &sm);
 		}
@@ -441,8 +442,8 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	memset(&w, 0, sizeof(w));
 	rc = claim_self(seg, args);
 	if (rc) {
-		fprintf(stderr, "shoal worker %u: cannot claim process slot %u: %s\n",
-			args->windex, args->proc_slot, strerror(-rc));
+		fprintf(stderr, "shoal worker %u: cannot claim process slot %u: %s\n", args->windex,
+			args->proc_slot, strerror(-rc));
 		return rc;
 	}
 	w.seg = seg;

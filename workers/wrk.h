@@ -18,9 +18,9 @@
 struct wrk_args {
 	uint32_t windex;    /* worker index 0..nworkers-1 */
 	uint32_t proc_slot; /* its process slot (claimed again by the worker itself) */
-	int32_t core;       /* core it is pinned to, -1 none (recorded in its slot) */
-	int32_t node;       /* NUMA node, -1 none */
-	int ready_fd;       /* one byte is written here once ready, then closed; -1 none */
+	int32_t core;	    /* core it is pinned to, -1 none (recorded in its slot) */
+	int32_t node;	    /* NUMA node, -1 none */
+	int ready_fd;	    /* one byte is written here once ready, then closed; -1 none */
 };
 
 /*
