@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 [ -d build ] || meson setup build >/dev/null
 ninja -C build
-exec build/tools/shoal inspect --scratch "$@"
+exec build/tools/shoal run "$@"

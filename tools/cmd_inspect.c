@@ -56,8 +56,13 @@ static void show_header(const struct shm_seg *seg)
 	       h->instance, seg->path);
 	printf("layout         %u.%u, %llu bytes\n", h->layout_major, h->layout_minor,
 	       (unsigned long long)h->seg_size);
-	printf("state          %s, %s\n", shm_inst_state_name(atomic_load(&h->state)),
-	       shm_liveness_name(l));
+	/* a reader cannot write the segment: a vanished supervisor is computed, not stored */
+	if (l == SHM_LIVE_STALE)
+		printf("state          supervisor-dead (the segment still says %s), %s\n",
+		       shm_inst_state_name(atomic_load(&h->state)), shm_liveness_name(l));
+	else
+		printf("state          %s, %s\n", shm_inst_state_name(atomic_load(&h->state)),
+		       shm_liveness_name(l));
 	printf("supervisor     pid %u, epoch %u, heartbeat %.3f s ago\n", atomic_load(&h->sup_pid),
 	       atomic_load(&h->sup_epoch), now > hb ? (double)(now - hb) / 1e9 : 0.0);
 	printf("creator        pid %u, uid %u\n", h->creator_pid, h->owner_uid);

@@ -7,6 +7,7 @@
 #include "tools/tools.h"
 
 const struct tool_cmd tool_cmds[] = {
+	{ "run", "run an instance: supervisor, workers, agents (from a config)", cmd_run },
 	{ "version", "print the version and the layout version", cmd_version },
 	{ "inspect", "show an instance's segment: header, regions, processes, registry",
 	  cmd_inspect },

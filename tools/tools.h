@@ -29,6 +29,7 @@ int cmd_version(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_clean(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_spawn(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_send(int argc, char **argv);

@@ -1,0 +1,638 @@
+/* The run configuration: an INI file parsed with libinih, and the embedded default. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "shm/shm.h"
+#include "supervisor/sup.h"
+
+const char sup_default_config[] =
+	"; shoal's embedded default: one worker per core and a demo population.\n"
+	"[instance]\n"
+	"name = default\n"
+	"workers = 0\n"
+	"placement = spread\n"
+	"status_interval = 5\n"
+	"\n"
+	"[restart]\n"
+	"strategy = one_for_one\n"
+	"intensity = 10\n"
+	"period = 10\n"
+	"\n"
+	"; the demo: tuners search shared hyperparameters, the coordinator keeps the best\n"
+	"[agent coordinator]\n"
+	"type = coordinator\n"
+	"\n"
+	"[agent tuner]\n"
+	"type = tuner\n"
+	"count = 100\n"
+	"name = tuner-%03u\n";
+
+/* Parser state: the line being read and the first error. */
+struct parse {
+	struct sup_config *c;
+	const char *name;   /* file name for messages */
+	const char *text;   /* string source, or NULL */
+	FILE *file;         /* file source, or NULL */
+	int line;           /* lines handed to inih so far */
+	int err_line;       /* line of the first handler error, 0 none */
+	char err[200];      /* its message */
+	struct sup_agent_spec *agent; /* the [agent] section being read */
+};
+
+void sup_config_init(struct sup_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->source, sizeof(c->source), "<default>");
+	snprintf(c->instance, sizeof(c->instance), "default");
+	c->placement = SUP_PLACE_SPREAD;
+	c->stop_timeout_ms = 5000;
+	c->ready_timeout_ms = 10000;
+	c->status_interval_ms = 5000;
+	c->policy.strategy = SUP_ONE_FOR_ONE;
+	c->policy.intensity = 10;
+	c->policy.period_ms = 10000;
+	c->policy.backoff_initial_ms = 10;
+	c->policy.backoff_max_ms = 2000;
+	c->policy.backoff_factor = 2;
+	c->policy.backoff_first = false;
+	shm_cfg_default(&c->shm);
+}
+
+const char *sup_strategy_name(uint32_t s)
+{
+	switch (s) {
+	case SUP_ONE_FOR_ONE:
+		return "one_for_one";
+	case SUP_ONE_FOR_ALL:
+		return "one_for_all";
+	case SUP_REST_FOR_ONE:
+		return "rest_for_one";
+	}
+	return "?";
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+	int r = parse_u64(s, max, &v);
+
+	if (!r)
+		*out = (uint32_t)v;
+	return r;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on") || !strcmp(s, "1"))
+		*out = true;
+	else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off") || !strcmp(s, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Seconds with an optional fraction ("10", "0.5") or "NNNms", into milliseconds. */
+static int parse_ms(const char *s, uint32_t *out)
+{
+	char *end;
+	double v;
+	size_t n = strlen(s);
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s)
+		return -EINVAL;
+	if (n > 2 && !strcmp(end, "ms"))
+		;
+	else if (!*end || !strcmp(end, "s"))
+		v *= 1000.0;
+	else
+		return -EINVAL;
+	if (v < 0 || v > 86400000.0)
+		return -EINVAL;
+	*out = (uint32_t)(v + 0.5);
+	return 0;
+}
+
+int sup_size_parse(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!*s || *s == '-' || *s == '+' || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 0:
+		break;
+	case 'k': case 'K':
+		mul = 1ull << 10;
+		end++;
+		break;
+	case 'm': case 'M':
+		mul = 1ull << 20;
+		end++;
+		break;
+	case 'g': case 'G':
+		mul = 1ull << 30;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += *end == 'i' && end[1] == 'B' ? 2 : 1;
+	if (*end || v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+int sup_cpulist_parse(const char *s, uint64_t set[SUP_MAX_CPUS / 64])
+{
+	memset(set, 0, SUP_MAX_CPUS / 8);
+	while (*s) {
+		char *end;
+		unsigned long a, b;
+
+		if (!isdigit((unsigned char)*s))
+			return -EINVAL;
+		a = strtoul(s, &end, 10);
+		b = a;
+		if (*end == '-') {
+			if (!isdigit((unsigned char)end[1]))
+				return -EINVAL;
+			b = strtoul(end + 1, &end, 10);
+		}
+		if (a > b || b >= SUP_MAX_CPUS)
+			return -EINVAL;
+		for (unsigned long i = a; i <= b; i++)
+			set[i / 64] |= 1ull << (i % 64);
+		s = end;
+		if (*s == ',')
+			s++;
+		else if (*s)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * A name pattern holds at most one conversion, of u or d with optional 0-padding and
+ * width ("%03u"); "%%" is a literal percent. Returns conversions found, or -EINVAL.
+ */
+static int pattern_check(const char *p)
+{
+	int conv = 0;
+
+	for (; *p; p++) {
+		if (*p != '%')
+			continue;
+		if (p[1] == '%') {
+			p++;
+			continue;
+		}
+		p++;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (*p != 'u' && *p != 'd')
+			return -EINVAL;
+		conv++;
+	}
+	return conv > 1 ? -EINVAL : conv;
+}
+
+int sup_agent_name(const struct sup_agent_spec *s, uint32_t i, char *name, size_t cap)
+{
+	int n;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	n = snprintf(name, cap, s->pattern, i);
+#pragma GCC diagnostic pop
+	if (n < 0 || (size_t)n >= cap || n >= 64)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+#define FAIL(ps, ...)                                                                      \
+	do {                                                                               \
+		if (!(ps)->err_line) {                                                     \
+			(ps)->err_line = (ps)->line;                                       \
+			snprintf((ps)->err, sizeof((ps)->err), __VA_ARGS__);               \
+		}                                                                          \
+		return 0;                                                                  \
+	} while (0)
+
+#define BADVAL(ps, sec, key, val, what)                                                    \
+	FAIL(ps, "[%s] %s = '%s': %s", sec, key, val, what)
+
+static int on_instance(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_config *c = ps->c;
+
+	if (!strcmp(k, "name")) {
+		if (!shm_is_valid_instance(v))
+			BADVAL(ps, sec, k, v, "an instance name is 1..47 of [A-Za-z0-9_.-], "
+						"not starting with '.'");
+		snprintf(c->instance, sizeof(c->instance), "%s", v);
+	} else if (!strcmp(k, "workers")) {
+		if (parse_u32(v, SUP_MAX_WORKERS, &c->workers))
+			BADVAL(ps, sec, k, v, "a worker count 0..1024 (0: one per core)");
+	} else if (!strcmp(k, "cpus")) {
+		uint64_t set[SUP_MAX_CPUS / 64];
+
+		if (strlen(v) >= sizeof(c->cpus) || sup_cpulist_parse(v, set))
+			BADVAL(ps, sec, k, v, "a cpu list such as 0-3,6");
+		snprintf(c->cpus, sizeof(c->cpus), "%s", v);
+	} else if (!strcmp(k, "placement")) {
+		if (!strcmp(v, "spread"))
+			c->placement = SUP_PLACE_SPREAD;
+		else if (!strcmp(v, "none"))
+			c->placement = SUP_PLACE_NONE;
+		else
+			BADVAL(ps, sec, k, v, "spread or none");
+	} else if (!strcmp(k, "stop_timeout")) {
+		if (parse_ms(v, &c->stop_timeout_ms) || !c->stop_timeout_ms)
+			BADVAL(ps, sec, k, v, "a positive time in seconds (or NNNms)");
+	} else if (!strcmp(k, "ready_timeout")) {
+		if (parse_ms(v, &c->ready_timeout_ms) || !c->ready_timeout_ms)
+			BADVAL(ps, sec, k, v, "a positive time in seconds (or NNNms)");
+	} else if (!strcmp(k, "status_interval")) {
+		if (parse_ms(v, &c->status_interval_ms))
+			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms), 0 for none");
+	} else {
+		FAIL(ps, "[%s]: unknown key '%s' (name, workers, cpus, placement, stop_timeout, "
+			 "ready_timeout, status_interval)", sec, k);
+	}
+	return 1;
+}
+
+static int on_restart(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_policy *p = &ps->c->policy;
+
+	if (!strcmp(k, "strategy")) {
+		if (!strcmp(v, "one_for_one"))
+			p->strategy = SUP_ONE_FOR_ONE;
+		else if (!strcmp(v, "one_for_all"))
+			p->strategy = SUP_ONE_FOR_ALL;
+		else if (!strcmp(v, "rest_for_one"))
+			p->strategy = SUP_REST_FOR_ONE;
+		else
+			BADVAL(ps, sec, k, v, "one_for_one, one_for_all or rest_for_one");
+	} else if (!strcmp(k, "intensity")) {
+		if (parse_u32(v, 1000000, &p->intensity))
+			BADVAL(ps, sec, k, v, "a number of restarts 0..1000000");
+	} else if (!strcmp(k, "period")) {
+		if (parse_ms(v, &p->period_ms) || !p->period_ms)
+			BADVAL(ps, sec, k, v, "a positive time in seconds (or NNNms)");
+	} else if (!strcmp(k, "backoff_initial")) {
+		if (parse_ms(v, &p->backoff_initial_ms))
+			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms)");
+	} else if (!strcmp(k, "backoff_max")) {
+		if (parse_ms(v, &p->backoff_max_ms))
+			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms)");
+	} else if (!strcmp(k, "backoff_factor")) {
+		if (parse_u32(v, 100, &p->backoff_factor) || !p->backoff_factor)
+			BADVAL(ps, sec, k, v, "an integer 1..100");
+	} else if (!strcmp(k, "backoff_first")) {
+		if (parse_bool(v, &p->backoff_first))
+			BADVAL(ps, sec, k, v, "true or false");
+	} else {
+		FAIL(ps, "[%s]: unknown key '%s' (strategy, intensity, period, backoff_initial, "
+			 "backoff_max, backoff_factor, backoff_first)", sec, k);
+	}
+	return 1;
+}
+
+static int on_memory(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_config *c = ps->c;
+
+	if (!strcmp(k, "cap")) {
+		if (sup_size_parse(v, &c->mem_cap))
+			BADVAL(ps, sec, k, v, "a size in bytes, K, M or G (0: no cap)");
+	} else if (!strcmp(k, "cgroup")) {
+		if (v[0] != '/' || strlen(v) >= sizeof(c->cgroup) - 32)
+			BADVAL(ps, sec, k, v, "an absolute path of a delegated cgroup v2 directory");
+		snprintf(c->cgroup, sizeof(c->cgroup), "%s", v);
+	} else {
+		FAIL(ps, "[%s]: unknown key '%s' (cap, cgroup)", sec, k);
+	}
+	return 1;
+}
+
+static int on_segment(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} keys[] = {
+		{ "max_procs", offsetof(struct shm_cfg, max_procs) },
+		{ "max_agents", offsetof(struct shm_cfg, max_agents) },
+		{ "registry_capacity", offsetof(struct shm_cfg, reg_capacity) },
+		{ "max_groups", offsetof(struct shm_cfg, max_groups) },
+		{ "group_members", offsetof(struct shm_cfg, group_members) },
+		{ "mailbox_cells", offsetof(struct shm_cfg, mbox_cells) },
+		{ "max_message", offsetof(struct shm_cfg, max_msg) },
+		{ "checkpoint_bytes", offsetof(struct shm_cfg, ckpt_bytes) },
+		{ "max_monitors", offsetof(struct shm_cfg, max_monitors) },
+	};
+	uint32_t val;
+
+	if (!strcmp(k, "mode")) {
+		char *end;
+		unsigned long m = strtoul(v, &end, 8);
+
+		if (!*v || *end || m & ~0777ul)
+			BADVAL(ps, sec, k, v, "an octal file mode such as 0600");
+		ps->c->shm.mode = (uint32_t)m;
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(k, keys[i].key))
+			continue;
+		if (parse_u32(v, UINT32_MAX, &val))
+			BADVAL(ps, sec, k, v, "a non-negative integer");
+		memcpy((char *)&ps->c->shm + keys[i].off, &val, sizeof(val));
+		return 1;
+	}
+	FAIL(ps, "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
+		 "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, mode)",
+	     sec, k);
+}
+
+static int on_types(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_config *c = ps->c;
+
+	if (strcmp(k, "load"))
+		FAIL(ps, "[%s]: unknown key '%s' (load)", sec, k);
+	if (!*v || strlen(v) >= SUP_PATH_MAX)
+		BADVAL(ps, sec, k, v, "the path of an agent type library (.so)");
+	if (c->nlibs == SUP_MAX_LIBS)
+		FAIL(ps, "[%s]: more than %u libraries", sec, SUP_MAX_LIBS);
+	snprintf(c->libs[c->nlibs], SUP_PATH_MAX, "%s", v);
+	c->lib_lines[c->nlibs++] = ps->line;
+	return 1;
+}
+
+static int on_agent(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_agent_spec *a = ps->agent;
+
+	if (!strcmp(k, "type")) {
+		if (!*v || strlen(v) >= sizeof(a->type))
+			BADVAL(ps, sec, k, v, "an agent type name of 1..31 bytes");
+		snprintf(a->type, sizeof(a->type), "%s", v);
+	} else if (!strcmp(k, "count")) {
+		if (parse_u32(v, 1u << 20, &a->count) || !a->count)
+			BADVAL(ps, sec, k, v, "a count 1..1048576");
+	} else if (!strcmp(k, "name")) {
+		if (!*v || strlen(v) >= sizeof(a->pattern) || pattern_check(v) < 0)
+			BADVAL(ps, sec, k, v, "a name, or a pattern with one %u such as "
+						"'tuner-%03u'");
+		snprintf(a->pattern, sizeof(a->pattern), "%s", v);
+	} else if (!strcmp(k, "worker")) {
+		uint32_t w;
+
+		a->worker_line = ps->line;
+		if (!strcmp(v, "any"))
+			a->worker = -1;
+		else if (!parse_u32(v, SUP_MAX_WORKERS - 1, &w))
+			a->worker = (int32_t)w;
+		else
+			BADVAL(ps, sec, k, v, "a worker index or 'any'");
+	} else {
+		FAIL(ps, "[%s]: unknown key '%s' (type, count, name, worker)", sec, k);
+	}
+	return 1;
+}
+
+/* Find or open the spec for section "agent NAME". NULL (and an error) if it cannot be. */
+static struct sup_agent_spec *agent_section(struct parse *ps, const char *sec)
+{
+	struct sup_config *c = ps->c;
+	const char *name = sec + 5;
+	struct sup_agent_spec *a;
+
+	while (*name == ' ')
+		name++;
+	for (uint32_t i = 0; i < c->nagents; i++)
+		if (!strcmp(c->agents[i].section, name))
+			return &c->agents[i];
+	if (!*name || strlen(name) >= sizeof(a->section))
+		FAIL(ps, "[%s]: an agent section is [agent NAME] with a name of 1..63 bytes", sec);
+	if (c->nagents == SUP_MAX_AGENT_SPECS) {
+		if (!ps->err_line) {
+			ps->err_line = ps->line;
+			snprintf(ps->err, sizeof(ps->err), "[%s]: more than %u agent sections", sec,
+				 SUP_MAX_AGENT_SPECS);
+		}
+		return NULL;
+	}
+	a = &c->agents[c->nagents++];
+	memset(a, 0, sizeof(*a));
+	snprintf(a->section, sizeof(a->section), "%s", name);
+	snprintf(a->pattern, sizeof(a->pattern), "%s", name);
+	a->count = 1;
+	a->worker = -1;
+	a->line = ps->line;
+	return a;
+}
+
+static int on_kv(void *user, const char *sec, const char *k, const char *v)
+{
+	struct parse *ps = user;
+
+	if (!strcmp(sec, "instance"))
+		return on_instance(ps, sec, k, v);
+	if (!strcmp(sec, "restart"))
+		return on_restart(ps, sec, k, v);
+	if (!strcmp(sec, "memory"))
+		return on_memory(ps, sec, k, v);
+	if (!strcmp(sec, "segment"))
+		return on_segment(ps, sec, k, v);
+	if (!strcmp(sec, "types"))
+		return on_types(ps, sec, k, v);
+	if (!strncmp(sec, "agent", 5) && (sec[5] == ' ' || sec[5] == 0)) {
+		ps->agent = agent_section(ps, sec);
+		if (!ps->agent)
+			return 0;
+		return on_agent(ps, sec, k, v);
+	}
+	if (!*sec)
+		FAIL(ps, "'%s' outside a section: put it under [instance], [restart], [memory], "
+			 "[segment], [types] or [agent NAME]", k);
+	FAIL(ps, "unknown section [%s] (instance, restart, memory, segment, types, agent NAME)", sec);
+}
+
+/* inih reads one line per call: counting them gives the handler its line number. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parse *ps = stream;
+	char *r;
+
+	if (ps->file) {
+		r = fgets(str, num, ps->file);
+	} else {
+		const char *nl;
+		size_t n;
+
+		if (!*ps->text)
+			return NULL;
+		nl = strchr(ps->text, '\n');
+		n = nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
+		if (n > (size_t)num - 1)
+			n = (size_t)num - 1;
+		memcpy(str, ps->text, n);
+		str[n] = 0;
+		ps->text += n;
+		r = str;
+	}
+	/* count as inih does (one line per call), so its error line and ours agree */
+	if (r)
+		ps->line++;
+	return r;
+}
+
+/* Checks that need the whole file. */
+static int check_whole(struct parse *ps, char *err, size_t errlen)
+{
+	struct sup_config *c = ps->c;
+	uint64_t total = 0;
+	char why[200];
+
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		struct sup_agent_spec *a = &c->agents[i];
+		char name[80];
+		int conv = pattern_check(a->pattern);
+
+		if (!a->type[0]) {
+			snprintf(err, errlen, "%s:%d: [agent %s]: no 'type' key", ps->name, a->line,
+				 a->section);
+			return -EINVAL;
+		}
+		if (conv == 0 && a->count > 1) {
+			snprintf(err, errlen,
+				 "%s:%d: [agent %s]: count %u needs a name pattern with %%u "
+				 "(e.g. '%s-%%03u'), or the names would collide",
+				 ps->name, a->line, a->section, a->count, a->section);
+			return -EINVAL;
+		}
+		if (sup_agent_name(a, a->count - 1, name, sizeof(name))) {
+			snprintf(err, errlen, "%s:%d: [agent %s]: names from '%s' exceed 63 bytes",
+				 ps->name, a->line, a->section, a->pattern);
+			return -EINVAL;
+		}
+		if (c->workers && a->worker >= (int32_t)c->workers) {
+			snprintf(err, errlen, "%s:%d: [agent %s]: worker %d, but there are %u workers "
+				 "(0..%u)", ps->name, a->worker_line, a->section, a->worker, c->workers,
+				 c->workers - 1);
+			return -EINVAL;
+		}
+		total += a->count;
+	}
+	if (total > c->shm.max_agents) {
+		snprintf(err, errlen, "%s: %llu agents configured but [segment] max_agents is %u",
+			 ps->name, (unsigned long long)total, c->shm.max_agents);
+		return -EINVAL;
+	}
+	if (c->policy.backoff_max_ms < c->policy.backoff_initial_ms) {
+		snprintf(err, errlen, "%s: [restart] backoff_max (%u ms) is below backoff_initial "
+			 "(%u ms)", ps->name, c->policy.backoff_max_ms,
+			 c->policy.backoff_initial_ms);
+		return -EINVAL;
+	}
+	if (shm_cfg_check(&c->shm, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: [segment] %s", ps->name, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_run(struct parse *ps, char *err, size_t errlen)
+{
+	int r = ini_parse_stream(read_line, ps, on_kv, ps);
+
+	if (r < 0) {
+		snprintf(err, errlen, "%s: cannot read it", ps->name);
+		return -EIO;
+	}
+	if (r > 0) {
+		if (ps->err_line == r)
+			snprintf(err, errlen, "%s:%d: %s", ps->name, r, ps->err);
+		else
+			snprintf(err, errlen, "%s:%d: syntax error: expected '[section]', "
+				 "'key = value' or a ';' comment", ps->name, r);
+		return -EINVAL;
+	}
+	if (ps->err_line) { /* inih stopped counting: still report ours */
+		snprintf(err, errlen, "%s:%d: %s", ps->name, ps->err_line, ps->err);
+		return -EINVAL;
+	}
+	return check_whole(ps, err, errlen);
+}
+
+int sup_config_parse_string(struct sup_config *c, const char *name, const char *text,
+			    char *err, size_t errlen)
+{
+	struct parse ps = { .c = c, .name = name, .text = text };
+
+	snprintf(c->source, sizeof(c->source), "%s", name);
+	snprintf(c->text, sizeof(c->text), "%s", text);
+	return parse_run(&ps, err, errlen);
+}
+
+int sup_config_load(struct sup_config *c, const char *path, char *err, size_t errlen)
+{
+	struct parse ps = { .c = c };
+	size_t n;
+	int r;
+
+	if (!path)
+		return sup_config_parse_string(c, "<default>", sup_default_config, err, errlen);
+	ps.name = path;
+	ps.file = fopen(path, "r");
+	if (!ps.file) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	snprintf(c->source, sizeof(c->source), "%s", path);
+	n = fread(c->text, 1, sizeof(c->text) - 1, ps.file);
+	c->text[n] = 0;
+	rewind(ps.file);
+	r = parse_run(&ps, err, errlen);
+	fclose(ps.file);
+	return r;
+}

@@ -1,0 +1,998 @@
+/*
+ * The supervisor: creates the segment, forks the workers, watches them through pidfds in
+ * its io_uring (plus a signalfd and a timer), repairs after a death and restarts by the
+ * configured strategy and policy. Per-worker logic is the state x event table `actions`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hwloc.h>
+#include <liburing.h>
+
+#include "ipc/ipc.h"
+#include "shm/registry.h"
+#include "shoal/agent.h"
+#include "supervisor/sup.h"
+#include "supervisor/sup_int.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* A worker's states in the supervisor (not the process slot's state word). */
+enum wstate {
+	W_STARTING = 0, /* forked, not ready yet */
+	W_RUNNING,      /* wrote its ready byte */
+	W_BACKOFF,      /* dead, waiting out its restart delay */
+	W_STOPPING,     /* asked to stop (or killed), waiting for it to exit */
+	W_EXITED,       /* gone, not to be restarted */
+	W_NSTATES,
+};
+
+enum wevent {
+	E_READY = 0, /* its ready pipe delivered a byte */
+	E_DIED,      /* its pidfd became readable */
+	E_TIMER,     /* the supervisor's timer fired: deadlines may have passed */
+	E_STOP,      /* stop it (orderly stop, or a sibling's restart strategy) */
+	E_NEVENTS,
+};
+
+static const char *const wstate_names[W_NSTATES] = {
+	"starting", "running", "backoff", "stopping", "exited",
+};
+
+/* io_uring user_data: kind in the top byte, worker index, launch generation. */
+enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4 };
+#define UD(kind, w, gen) (((uint64_t)(kind) << 56) | ((uint64_t)(w) << 32) | (uint32_t)(gen))
+#define UD_KIND(u) ((uint32_t)((u) >> 56))
+#define UD_W(u) ((uint32_t)(((u) >> 32) & 0xffffffu))
+#define UD_GEN(u) ((uint32_t)(u))
+
+#define TICK_NS 100000000ull /* heartbeat and client scan period */
+#define REASONS_MAX 4u
+
+struct sup_worker {
+	uint32_t state;        /* enum wstate */
+	uint32_t windex;       /* worker index */
+	uint32_t slot;         /* process slot: windex + 1 */
+	uint32_t gen;          /* launches so far; tags io_uring requests */
+	pid_t pid;             /* current (or last) process */
+	int pidfd;             /* -1 when none */
+	int ready_rd;          /* read end of its ready pipe, -1 when none */
+	struct sup_place place;
+	int cap_mech;          /* enum sup_cap_mech */
+	uint64_t oom_base;     /* memory.events oom_kill count at launch */
+	uint64_t ready_ns;     /* when it became ready (monotonic), 0 not yet */
+	uint64_t deadline_ns;  /* starting: ready by; backoff: restart at; stopping: kill at */
+	uint32_t streak;       /* consecutive crashes */
+	bool restart_after_stop; /* stopped by a sibling's strategy: start it again */
+	bool ever_ready;
+	uint32_t nreasons;     /* exits remembered for the intensity message */
+	char reasons[REASONS_MAX][64];
+};
+
+struct sup {
+	const struct sup_config *c;
+	const struct sup_run_opts *o;
+	struct shm_seg *seg;
+	hwloc_topology_t topo;
+	struct io_uring ring;
+	int sfd;                  /* signalfd */
+	uint32_t n;               /* workers */
+	struct sup_worker *w;
+	struct sup_intensity in;
+	bool stopping;            /* orderly stop in progress */
+	bool ready_sent;
+	int ready_fd;
+	int exit_code;
+	uint32_t timer_seq;       /* tags the newest timer request */
+	uint64_t timer_at;        /* deadline of the newest pending timer, 0 none */
+	uint64_t next_tick;
+	uint64_t next_status;
+	uint64_t restarts;        /* total, for the status line */
+};
+
+typedef void (*action_fn)(struct sup *s, struct sup_worker *w);
+
+static void dispatch(struct sup *s, struct sup_worker *w, enum wevent ev);
+
+static struct shm_proc *wproc(struct sup *s, struct sup_worker *w)
+{
+	return shm_proc_at(s->seg, w->slot);
+}
+
+static struct io_uring_sqe *get_sqe(struct sup *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+
+	if (!sqe) {
+		io_uring_submit(&s->ring);
+		sqe = io_uring_get_sqe(&s->ring);
+	}
+	return sqe;
+}
+
+static void arm_poll(struct sup *s, int fd, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+static void arm_timer(struct sup *s, uint64_t at_ns)
+{
+	static struct __kernel_timespec ts[64];
+	struct io_uring_sqe *sqe = get_sqe(s);
+	struct __kernel_timespec *t = &ts[++s->timer_seq % 64];
+
+	/* the timespec must live until the kernel reads it at submit: a small ring of them */
+	t->tv_sec = (long long)(at_ns / 1000000000u);
+	t->tv_nsec = (long long)(at_ns % 1000000000u);
+	io_uring_prep_timeout(sqe, t, 0, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(sqe, UD(K_TIMER, 0, s->timer_seq));
+	s->timer_at = at_ns;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_kill(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* --- the child side of a launch --- */
+
+/*
+ * Test hooks, read in the forked child before the worker runs (tests/test_supervisor.c):
+ * SHOAL_TEST_WORKER_EXIT="W:CODE": worker W exits with CODE at once, every launch (a crash
+ * loop); SHOAL_TEST_WORKER_ALLOC="W": worker W, on its first launch only, allocates until
+ * its memory cap stops it, and exits as a worker does then (WRK_EXIT_MEMCAP).
+ */
+static void child_test_hooks(struct sup *s, struct sup_worker *w)
+{
+	const char *e = getenv("SHOAL_TEST_WORKER_EXIT");
+	const char *a = getenv("SHOAL_TEST_WORKER_ALLOC");
+
+	if (e) {
+		unsigned wi, code;
+
+		if (sscanf(e, "%u:%u", &wi, &code) == 2 && wi == w->windex)
+			_exit((int)code);
+	}
+	if (a && (unsigned)atoi(a) == w->windex &&
+	    atomic_load_explicit(&wproc(s, w)->restarts, memory_order_relaxed) == 0) {
+		for (;;) {
+			char *p = malloc(1 << 20);
+
+			if (!p)
+				_exit(WRK_EXIT_MEMCAP);
+			memset(p, 1, 1 << 20);
+			/* p escapes: the compiler may not elide an allocation nobody reads */
+			__asm__ volatile("" : : "r"(p) : "memory");
+		}
+	}
+}
+
+static void __attribute__((noreturn)) child_run(struct sup *s, struct sup_worker *w, int wr,
+						pid_t parent)
+{
+	struct wrk_args args = {
+		.windex = w->windex,
+		.proc_slot = w->slot,
+		.core = w->place.core,
+		.node = w->place.node,
+		.ready_fd = wr,
+	};
+	sigset_t none;
+	int r;
+
+	/* the supervisor's death takes its workers with it */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(3);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* a terminal's ^C goes to the supervisor only: it stops the workers in order */
+	setpgid(0, 0);
+	if (s->c->placement == SUP_PLACE_SPREAD && s->topo) {
+		r = sup_place_bind(s->topo, &w->place);
+		if (r)
+			fprintf(stderr, "shoal: worker %u: binding to cpu %d node %d: %s\n",
+				w->windex, w->place.core, w->place.node, strerror(-r));
+	}
+	r = sup_cap_apply_child(s->c, w->windex, w->cap_mech);
+	if (r) {
+		fprintf(stderr, "shoal: worker %u: applying its memory cap: %s\n", w->windex,
+			strerror(-r));
+		_exit(3);
+	}
+	child_test_hooks(s, w);
+	_exit(wrk_main(s->seg, &args) & 0xff);
+}
+
+/* --- actions --- */
+
+static uint64_t now(void)
+{
+	return shm_now_ns();
+}
+
+static void launch(struct sup *s, struct sup_worker *w)
+{
+	struct shm_proc *p = wproc(s, w);
+	int fds[2], r;
+	pid_t pid, self = getpid();
+
+	w->gen++;
+	w->ready_ns = 0;
+	r = sup_cap_prepare(s->c, w->windex);
+	w->cap_mech = r < 0 ? SUP_CAP_NONE : r;
+	if (r < 0)
+		fprintf(stderr, "shoal: worker %u: memory cap under %s: %s; running uncapped\n",
+			w->windex, s->c->cgroup, strerror(-r));
+	w->oom_base = sup_cap_oom_kills(s->c, w->windex, w->cap_mech);
+	p->windex = w->windex;
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		goto out_fail;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		goto out_fail;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		child_run(s, w, fds[1], self);
+	}
+	close(fds[1]);
+	w->pid = pid;
+	w->ready_rd = fds[0];
+	w->pidfd = pidfd_open_(pid);
+	if (w->pidfd < 0) {
+		/* cannot watch it: do not leave it running unwatched */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(w->ready_rd);
+		w->ready_rd = -1;
+		goto out_fail;
+	}
+	arm_poll(s, w->pidfd, UD(K_PID, w->windex, w->gen));
+	arm_poll(s, w->ready_rd, UD(K_READY, w->windex, w->gen));
+	w->deadline_ns = now() + (uint64_t)s->c->ready_timeout_ms * 1000000u;
+	w->state = W_STARTING;
+	return;
+
+out_fail:
+	fprintf(stderr, "shoal: worker %u: cannot start it: %s\n", w->windex, strerror(errno));
+	s->exit_code = 3;
+	w->state = W_EXITED;
+	if (!s->stopping) {
+		s->stopping = true;
+		for (uint32_t i = 0; i < s->n; i++)
+			dispatch(s, &s->w[i], E_STOP);
+	}
+}
+
+static bool all_ready(const struct sup *s)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->w[i].state != W_RUNNING)
+			return false;
+	return true;
+}
+
+static void a_none(struct sup *s, struct sup_worker *w)
+{
+	(void)s;
+	(void)w;
+}
+
+static void a_ready(struct sup *s, struct sup_worker *w)
+{
+	struct shm_proc *p = wproc(s, w);
+
+	/* the slot's claim reset these; the supervisor states where it put the worker */
+	p->core = w->place.core;
+	p->node = w->place.node;
+	p->mem_cap = w->cap_mech ? s->c->mem_cap : 0;
+	p->cap_mech = (uint32_t)w->cap_mech;
+	w->state = W_RUNNING;
+	w->ready_ns = now();
+	w->ever_ready = true;
+	if (!s->ready_sent && all_ready(s)) {
+		s->ready_sent = true;
+		/* relaxed: a status word for tools; nothing is published through it */
+		atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_RUNNING,
+				      memory_order_relaxed);
+		if (s->ready_fd >= 0) {
+			(void)!write(s->ready_fd, "ready\n", 6);
+			close(s->ready_fd);
+			s->ready_fd = -1;
+		}
+	}
+}
+
+static void note_reason(struct sup_worker *w, const struct shm_proc *p)
+{
+	char *r = w->reasons[w->nreasons % REASONS_MAX];
+
+	if (p->last_signal)
+		snprintf(r, 64, "pid %u killed by signal %d (%s)", p->last_pid, p->last_signal,
+			 shm_exit_reason_name(p->last_reason));
+	else
+		snprintf(r, 64, "pid %u exited with code %d (%s)", p->last_pid, p->last_code,
+			 shm_exit_reason_name(p->last_reason));
+	w->nreasons++;
+}
+
+/*
+ * Collect the exit status, record it in the process slot, and repair what the dead
+ * process left half done, before anything can claim the slot again.
+ */
+static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
+{
+	struct shm_proc *p = wproc(s, w);
+	siginfo_t si;
+	uint32_t reason;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
+		memset(&si, 0, sizeof(si));
+	p->last_pid = (uint32_t)w->pid;
+	if (si.si_code == CLD_EXITED) {
+		p->last_code = si.si_status;
+		p->last_signal = 0;
+		if (si.si_status == WRK_EXIT_MEMCAP)
+			reason = SHM_EXIT_MEMCAP;
+		else if (si.si_status == 0 && asked_to_stop)
+			reason = SHM_EXIT_NORMAL;
+		else
+			reason = SHM_EXIT_CODE;
+	} else {
+		p->last_code = -1;
+		p->last_signal = si.si_status;
+		reason = SHM_EXIT_SIGNAL;
+	}
+	if (w->cap_mech == SUP_CAP_CGROUP &&
+	    sup_cap_oom_kills(s->c, w->windex, w->cap_mech) > w->oom_base)
+		reason = SHM_EXIT_MEMCAP;
+	p->last_reason = reason;
+	p->last_exit_ns = shm_wall_ns();
+	close(w->pidfd);
+	w->pidfd = -1;
+	if (w->ready_rd >= 0) {
+		close(w->ready_rd);
+		w->ready_rd = -1;
+	}
+	/* D0: release: the exit record before the slot reads DEAD; pairs with shm_tag_is_dead(). */
+	atomic_store_explicit(&p->state, SHM_PROC_DEAD, memory_order_release);
+	shm_reg_repair(s->seg, w->slot);
+	shm_grp_repair(s->seg, w->slot);
+	ipc_repair_proc(s->seg, w->slot);
+	wrk_repair_proc_claims(s->seg, w->slot);
+	wrk_repair_worker(s->seg, w->slot);
+	/* relaxed: only the supervisor writes repair_gen; tools read it as a counter */
+	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
+	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */
+	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	note_reason(w, p);
+}
+
+/* Restart w now or after its backoff; it counts against the intensity. */
+static void schedule_restart(struct sup *s, struct sup_worker *w)
+{
+	uint32_t delay = sup_backoff_ms(&s->c->policy, w->streak);
+
+	/* relaxed: single writer (the supervisor); tools read a counter */
+	atomic_fetch_add_explicit(&wproc(s, w)->restarts, 1, memory_order_relaxed);
+	s->restarts++;
+	if (!delay) {
+		launch(s, w);
+		return;
+	}
+	w->deadline_ns = now() + (uint64_t)delay * 1000000u;
+	w->state = W_BACKOFF;
+}
+
+static void begin_stop(struct sup *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_STOPPING, memory_order_relaxed);
+	for (uint32_t i = 0; i < s->n; i++) {
+		s->w[i].restart_after_stop = false;
+		dispatch(s, &s->w[i], E_STOP);
+	}
+}
+
+static void intensity_exceeded(struct sup *s, struct sup_worker *w)
+{
+	const struct sup_policy *p = &s->c->policy;
+	uint32_t k = w->nreasons < REASONS_MAX ? w->nreasons : REASONS_MAX;
+
+	fprintf(stderr, "shoal: worker %u (process slot %u) crashed more than %u times in %.3f s "
+		"(restart intensity exceeded); stopping the instance. Its last exits:",
+		w->windex, w->slot, p->intensity, p->period_ms / 1000.0);
+	for (uint32_t i = 0; i < k; i++)
+		fprintf(stderr, "%s %s", i ? ";" : "",
+			w->reasons[(w->nreasons - k + i) % REASONS_MAX]);
+	fprintf(stderr, "\n");
+	s->exit_code = 1;
+	w->state = W_EXITED;
+	begin_stop(s);
+}
+
+/* A sibling must stop and come back, by the strategy. */
+static void restart_sibling(struct sup *s, struct sup_worker *o)
+{
+	if (o->state != W_STARTING && o->state != W_RUNNING)
+		return;
+	o->restart_after_stop = true;
+	dispatch(s, o, E_STOP);
+}
+
+static void a_died(struct sup *s, struct sup_worker *w)
+{
+	uint64_t t = now();
+
+	reap(s, w, false);
+	if (w->ready_ns && t - w->ready_ns >= (uint64_t)s->c->policy.period_ms * 1000000u)
+		w->streak = 0; /* it stayed up a whole period: a fresh streak */
+	w->streak++;
+	sup_intensity_note(&s->in, t);
+	if (sup_intensity_is_exceeded(&s->in, &s->c->policy)) {
+		intensity_exceeded(s, w);
+		return;
+	}
+	switch (s->c->policy.strategy) {
+	case SUP_ONE_FOR_ALL:
+		for (uint32_t i = 0; i < s->n; i++)
+			if (i != w->windex)
+				restart_sibling(s, &s->w[i]);
+		break;
+	case SUP_REST_FOR_ONE:
+		for (uint32_t i = w->windex + 1; i < s->n; i++)
+			restart_sibling(s, &s->w[i]);
+		break;
+	default:
+		break;
+	}
+	schedule_restart(s, w);
+}
+
+static void a_died_stopping(struct sup *s, struct sup_worker *w)
+{
+	reap(s, w, true);
+	w->state = W_EXITED;
+	if (w->restart_after_stop && !s->stopping) {
+		w->restart_after_stop = false;
+		/* relaxed: single writer; a counter for tools */
+		atomic_fetch_add_explicit(&wproc(s, w)->restarts, 1, memory_order_relaxed);
+		s->restarts++;
+		launch(s, w);
+	}
+}
+
+static void a_stop_running(struct sup *s, struct sup_worker *w)
+{
+	/* T0: release: pairs with the worker's acquire load of its state after a wake. */
+	atomic_store_explicit(&wproc(s, w)->state, SHM_PROC_STOPPING, memory_order_release);
+	ipc_ring(s->seg, w->slot);
+	w->deadline_ns = now() + (uint64_t)s->c->stop_timeout_ms * 1000000u;
+	w->state = W_STOPPING;
+}
+
+/* Not ready yet: it has run no agent callback worth an orderly stop. */
+static void a_stop_starting(struct sup *s, struct sup_worker *w)
+{
+	pidfd_kill(w->pidfd, SIGKILL);
+	w->deadline_ns = now() + (uint64_t)s->c->stop_timeout_ms * 1000000u;
+	w->state = W_STOPPING;
+}
+
+static void a_stop_backoff(struct sup *s, struct sup_worker *w)
+{
+	if (w->restart_after_stop && !s->stopping) {
+		w->restart_after_stop = false;
+		return; /* it restarts when its backoff ends anyway */
+	}
+	w->state = W_EXITED;
+}
+
+static void a_timer_kill_late(struct sup *s, struct sup_worker *w)
+{
+	(void)s;
+	if (now() < w->deadline_ns)
+		return;
+	fprintf(stderr, "shoal: worker %u (pid %d) missed its %s deadline; killing it\n",
+		w->windex, (int)w->pid, wstate_names[w->state]);
+	pidfd_kill(w->pidfd, SIGKILL);
+	w->deadline_ns = UINT64_MAX; /* the death comes through the pidfd */
+}
+
+static void a_timer_backoff(struct sup *s, struct sup_worker *w)
+{
+	if (now() >= w->deadline_ns)
+		launch(s, w);
+}
+
+/* The per-worker logic: what each event does in each state. */
+static const action_fn actions[W_NSTATES][E_NEVENTS] = {
+	/*                 E_READY   E_DIED           E_TIMER            E_STOP */
+	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting },
+	[W_RUNNING]  = { a_none,  a_died,          a_none,            a_stop_running },
+	[W_BACKOFF]  = { a_none,  a_none,          a_timer_backoff,   a_stop_backoff },
+	[W_STOPPING] = { a_none,  a_died_stopping, a_timer_kill_late, a_none },
+	[W_EXITED]   = { a_none,  a_none,          a_none,            a_none },
+};
+
+static void dispatch(struct sup *s, struct sup_worker *w, enum wevent ev)
+{
+	actions[w->state][ev](s, w);
+}
+
+/* --- instance-wide duties on the timer --- */
+
+/* Clients that died holding a slot are repaired like workers (they are not our children). */
+static void scan_clients(struct sup *s)
+{
+	uint32_t n = shm_hdr(s->seg)->cfg.max_procs;
+
+	for (uint32_t i = s->n + 1; i < n; i++) {
+		struct shm_proc *p = shm_proc_at(s->seg, i);
+		uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+		uint64_t own;
+
+		if (p->role != SHM_ROLE_CLIENT)
+			continue;
+		if (st == SHM_PROC_RUNNING || st == SHM_PROC_STARTING || st == SHM_PROC_STOPPING) {
+			if (shm_proc_is_alive(s->seg, i))
+				continue;
+			/* D1: pairs with C0 in claim_at(): only a slot still in st is marked. */
+			if (!atomic_compare_exchange_strong_explicit(&p->state, &st, SHM_PROC_DEAD,
+								     memory_order_acq_rel,
+								     memory_order_acquire))
+				continue;
+		} else if (st != SHM_PROC_DEAD) {
+			continue;
+		}
+		own = atomic_load_explicit(&p->own, memory_order_acquire);
+		p->last_pid = (uint32_t)(own >> 32);
+		p->last_code = -1;
+		p->last_signal = 0;
+		p->last_reason = SHM_EXIT_SIGNAL; /* not our child: no status; it vanished */
+		p->last_exit_ns = shm_wall_ns();
+		shm_reg_repair(s->seg, i);
+		shm_grp_repair(s->seg, i);
+		ipc_repair_proc(s->seg, i);
+		wrk_repair_proc_claims(s->seg, i);
+		/* relaxed: single writer (the supervisor) */
+		atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
+		/* X1: release: repairs before the slot can be claimed again. */
+		atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	}
+}
+
+static void print_status(struct sup *s)
+{
+	uint32_t up = 0, agents = 0, running = 0;
+	uint64_t handled = 0;
+	const struct shm_cfg *cfg = &shm_hdr(s->seg)->cfg;
+
+	for (uint32_t i = 0; i < s->n; i++)
+		up += s->w[i].state == W_RUNNING;
+	for (uint32_t i = 0; i < cfg->max_agents; i++) {
+		struct shm_agent *a = shm_agent_at(s->seg, i);
+		uint32_t st = atomic_load_explicit(&a->state, memory_order_relaxed);
+
+		if (st == SHM_AGENT_FREE)
+			continue;
+		agents++;
+		running += st == SHM_AGENT_RUNNING;
+		handled += atomic_load_explicit(&a->handled, memory_order_relaxed);
+	}
+	printf("shoal %s: workers %u/%u up, agents %u (%u running), restarts %" PRIu64
+	       ", messages handled %" PRIu64 "\n",
+	       s->c->instance, up, s->n, agents, running, s->restarts, handled);
+	fflush(stdout);
+}
+
+static void tick(struct sup *s)
+{
+	uint64_t t = now();
+	struct shm_hdr *h = shm_hdr(s->seg);
+
+	if (t < s->next_tick)
+		return;
+	s->next_tick = t + TICK_NS;
+	/* relaxed: single writer; readers compare ages */
+	atomic_store_explicit(&h->heartbeat_ns, t, memory_order_relaxed);
+	shm_proc_heartbeat(s->seg);
+	scan_clients(s);
+	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {
+		s->next_status = t + (uint64_t)s->c->status_interval_ms * 1000000u;
+		print_status(s);
+	}
+}
+
+/* The earliest moment something has to happen; a timer request covers it. */
+static void rearm_timer(struct sup *s)
+{
+	uint64_t at = s->next_tick;
+
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct sup_worker *w = &s->w[i];
+
+		if ((w->state == W_STARTING || w->state == W_BACKOFF || w->state == W_STOPPING) &&
+		    w->deadline_ns < at)
+			at = w->deadline_ns;
+	}
+	if (!s->timer_at || at < s->timer_at)
+		arm_timer(s, at);
+}
+
+static void on_signal(struct sup *s)
+{
+	struct signalfd_siginfo si;
+
+	while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			begin_stop(s);
+	arm_poll(s, s->sfd, UD(K_SIG, 0, 0));
+}
+
+static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	uint32_t wi = UD_W(ud);
+	struct sup_worker *w = wi < s->n ? &s->w[wi] : NULL;
+	char b;
+
+	switch (UD_KIND(ud)) {
+	case K_SIG:
+		on_signal(s);
+		break;
+	case K_TIMER:
+		if (UD_GEN(ud) == s->timer_seq)
+			s->timer_at = 0;
+		tick(s);
+		for (uint32_t i = 0; i < s->n; i++)
+			dispatch(s, &s->w[i], E_TIMER);
+		break;
+	case K_PID:
+		if (w && UD_GEN(ud) == w->gen && w->pidfd >= 0)
+			dispatch(s, w, E_DIED);
+		break;
+	case K_READY:
+		/* one byte is the ready signal; EOF means it died first (its pidfd says so) */
+		if (w && UD_GEN(ud) == w->gen && w->ready_rd >= 0 &&
+		    read(w->ready_rd, &b, 1) == 1) {
+			close(w->ready_rd);
+			w->ready_rd = -1;
+			dispatch(s, w, E_READY);
+		}
+		break;
+	}
+}
+
+static bool all_exited(const struct sup *s)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->w[i].state != W_EXITED)
+			return false;
+	return true;
+}
+
+static int loop(struct sup *s)
+{
+	while (!(s->stopping && all_exited(s))) {
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		int r;
+
+		rearm_timer(s);
+		r = io_uring_submit_and_wait(&s->ring, 1);
+		if (r < 0 && r != -EINTR && r != -ETIME) {
+			fprintf(stderr, "shoal: io_uring wait: %s\n", strerror(-r));
+			return -r;
+		}
+		io_uring_for_each_cqe(&s->ring, head, cqe) {
+			on_cqe(s, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&s->ring, seen);
+	}
+	return 0;
+}
+
+/* --- setup --- */
+
+static int place_workers(struct sup *s, uint32_t *nnodes)
+{
+	uint64_t set[SUP_MAX_CPUS / 64];
+	struct sup_core *cores;
+	struct sup_place *pl;
+	int nc, r;
+
+	*nnodes = 1;
+	if (hwloc_topology_init(&s->topo) < 0 || hwloc_topology_load(s->topo) < 0) {
+		s->topo = NULL;
+		return -ENODEV;
+	}
+	if (s->c->cpus[0] && sup_cpulist_parse(s->c->cpus, set))
+		return -EINVAL;
+	cores = calloc(SUP_MAX_CPUS, sizeof(*cores));
+	if (!cores)
+		return -ENOMEM;
+	nc = sup_topo_cores(s->topo, s->c->cpus[0] ? set : NULL, cores, SUP_MAX_CPUS);
+	if (nc < 0) {
+		free(cores);
+		fprintf(stderr, "shoal: no usable core in cpus '%s'\n", s->c->cpus);
+		return -ENOENT;
+	}
+	if (!s->n)
+		s->n = (uint32_t)nc;
+	pl = calloc(s->n, sizeof(*pl));
+	if (!pl) {
+		free(cores);
+		return -ENOMEM;
+	}
+	r = sup_place_compute(cores, (uint32_t)nc, s->n, pl);
+	free(cores);
+	if (r < 0) {
+		free(pl);
+		return r;
+	}
+	*nnodes = (uint32_t)r;
+	s->w = calloc(s->n, sizeof(*s->w));
+	if (!s->w) {
+		free(pl);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < s->n; i++) {
+		s->w[i].place = pl[i];
+		if (s->c->placement == SUP_PLACE_NONE)
+			s->w[i].place.core = -1;
+	}
+	free(pl);
+	return 0;
+}
+
+/* Mailbox arena k lives on the k-th distinct node the workers use. */
+static void bind_arenas(struct sup *s)
+{
+	const struct shm_hdr *h = shm_hdr(s->seg);
+	int nodes[64], k = 0;
+
+	if (h->cfg.nnodes < 2 || !s->topo ||
+	    hwloc_get_nbobjs_by_type(s->topo, HWLOC_OBJ_NUMANODE) < 2)
+		return;
+	for (uint32_t i = 0; i < s->n && k < (int)h->cfg.nnodes; i++) {
+		bool seen = false;
+
+		for (int j = 0; j < k; j++)
+			seen |= nodes[j] == s->w[i].place.node;
+		if (!seen)
+			nodes[k++] = s->w[i].place.node;
+	}
+	for (int a = 0; a < k; a++) {
+		uint32_t first, count;
+		uint64_t off;
+
+		shm_mbox_node_range(&h->cfg, (uint32_t)a, &first, &count);
+		if (!count)
+			continue;
+		off = shm_mbox_off(&h->cfg, &h->regions[SHM_R_MBOX], first);
+		sup_mem_bind_node(s->seg->base + off, count * SHM_MBOX_STRIDE(h->cfg.mbox_cells),
+				  nodes[a]);
+	}
+}
+
+/* Worker index for the i-th agent of a spec (round robin over workers unless pinned). */
+static uint32_t agent_worker(const struct sup *s, const struct sup_agent_spec *a, uint32_t i,
+			     uint32_t *rr)
+{
+	(void)i;
+	if (a->worker >= 0)
+		return (uint32_t)a->worker;
+	return (*rr)++ % s->n;
+}
+
+static int spawn_agents(struct sup *s)
+{
+	uint32_t rr = 0;
+
+	for (uint32_t k = 0; k < s->c->nagents; k++) {
+		const struct sup_agent_spec *a = &s->c->agents[k];
+
+		if (a->worker >= 0 && (uint32_t)a->worker >= s->n) {
+			fprintf(stderr, "shoal: %s:%d: [agent %s]: worker %d, but there are %u "
+				"workers\n", s->c->source, a->worker_line, a->section, a->worker, s->n);
+			return -EINVAL;
+		}
+		for (uint32_t i = 0; i < a->count; i++) {
+			char name[80];
+			shoal_handle_t h;
+			int r;
+
+			sup_agent_name(a, i, name, sizeof(name));
+			r = wrk_agent_spawn(s->seg, a->type, name, 1 + agent_worker(s, a, i, &rr),
+					    &h);
+			if (r == -EINVAL && !shoal_agent_type_find(a->type)) {
+				fprintf(stderr, "shoal: %s:%d: [agent %s]: unknown agent type '%s' "
+					"(built in:", s->c->source, a->line, a->section, a->type);
+				for (const char *const *t = wrk_builtin_type_names; *t; t++)
+					fprintf(stderr, " %s", *t);
+				fprintf(stderr, "; or load a library under [types])\n");
+				return r;
+			}
+			if (r) {
+				fprintf(stderr, "shoal: %s:%d: [agent %s]: starting agent '%s': %s\n",
+					s->c->source, a->line, a->section, name, strerror(-r));
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
+static int setup_signals(struct sup *s, sigset_t *old)
+{
+	sigset_t m;
+
+	sigemptyset(&m);
+	sigaddset(&m, SIGTERM);
+	sigaddset(&m, SIGINT);
+	sigaddset(&m, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &m, old) < 0)
+		return -errno;
+	s->sfd = signalfd(-1, &m, SFD_NONBLOCK | SFD_CLOEXEC);
+	return s->sfd < 0 ? -errno : 0;
+}
+
+/* Agent type libraries named in the config, loaded before any agent is spawned. */
+static int load_types(const struct sup_config *c)
+{
+	char err[256];
+
+	for (uint32_t i = 0; i < c->nlibs; i++) {
+		int r = shoal_agent_types_load(c->libs[i], err, sizeof(err));
+
+		if (r < 0) {
+			fprintf(stderr, "shoal: %s:%d: [types] load = %s: %s\n", c->source,
+				c->lib_lines[i], c->libs[i], err);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
+{
+	struct sup s = { .c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd };
+	struct shm_cfg cfg = c->shm;
+	struct shm_hdr *h;
+	sigset_t oldmask;
+	uint32_t nnodes;
+	char err[256];
+	int r, ret = 3;
+
+	if (load_types(c))
+		return 2;
+	s.n = c->workers;
+	r = place_workers(&s, &nnodes);
+	if (r) {
+		fprintf(stderr, "shoal: placement: %s\n", strerror(-r));
+		ret = r == -EINVAL || r == -ENOENT ? 2 : 3;
+		goto out_topo;
+	}
+	cfg.nworkers = s.n;
+	cfg.nnodes = nnodes;
+	if (cfg.max_procs < s.n + 2) {
+		fprintf(stderr, "shoal: %s: [segment] max_procs %u is too small for %u workers, the "
+			"supervisor and a client; raise it to at least %u\n", c->source,
+			cfg.max_procs, s.n, s.n + 2);
+		ret = 2;
+		goto out_topo;
+	}
+	if (sup_intensity_init(&s.in, &c->policy))
+		goto out_topo;
+	r = setup_signals(&s, &oldmask);
+	if (r)
+		goto out_intensity;
+	r = io_uring_queue_init(64 + 4 * s.n, &s.ring, 0);
+	if (r) {
+		fprintf(stderr, "shoal: io_uring: %s\n", strerror(-r));
+		goto out_signals;
+	}
+	r = shm_seg_create(c->instance, &cfg, &s.seg, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "shoal: %s\n", err);
+		ret = r == -EEXIST || r == -EINVAL ? 2 : 3;
+		goto out_ring;
+	}
+	h = shm_hdr(s.seg);
+	snprintf(h->config_text, sizeof(h->config_text), "%s", c->text);
+	r = shm_proc_claim(s.seg, SHM_ROLE_SUPERVISOR, false);
+	if (r || s.seg->self != 0) {
+		fprintf(stderr, "shoal: cannot take process slot 0\n");
+		goto out_seg;
+	}
+	atomic_store_explicit(&h->sup_epoch, s.seg->epoch, memory_order_relaxed);
+	shm_proc_set_state(s.seg, SHM_PROC_RUNNING);
+	bind_arenas(&s);
+	for (uint32_t i = 0; i < s.n; i++) {
+		s.w[i].windex = i;
+		s.w[i].slot = i + 1;
+		s.w[i].pidfd = -1;
+		s.w[i].ready_rd = -1;
+		s.w[i].state = W_EXITED;
+		shm_proc_at(s.seg, i + 1)->windex = i;
+	}
+	shm_seg_publish(s.seg);
+	if (spawn_agents(&s)) {
+		ret = 2;
+		goto out_seg;
+	}
+	arm_poll(&s, s.sfd, UD(K_SIG, 0, 0));
+	s.next_tick = now();
+	s.next_status = now() + (uint64_t)c->status_interval_ms * 1000000u;
+	for (uint32_t i = 0; i < s.n && !s.stopping; i++)
+		launch(&s, &s.w[i]);
+	r = loop(&s);
+	if (r)
+		s.exit_code = 3;
+	ret = s.exit_code;
+	if (o->status)
+		print_status(&s);
+	atomic_store_explicit(&h->sup_exit_code, (uint32_t)ret, memory_order_relaxed);
+	atomic_store_explicit(&h->stop_ns, shm_wall_ns(), memory_order_relaxed);
+	/* S3: release: the exit record before the instance reads as stopped. */
+	atomic_store_explicit(&h->state, SHM_INST_STOPPED, memory_order_release);
+	shm_proc_release(s.seg);
+	if (!o->keep)
+		shm_seg_unlink(c->instance);
+	shm_seg_detach(s.seg);
+	s.seg = NULL;
+	goto out_ring;
+
+out_seg:
+	/* never started: nothing to keep */
+	for (uint32_t i = 0; i < s.n; i++)
+		if (s.w[i].pidfd >= 0) {
+			pidfd_kill(s.w[i].pidfd, SIGKILL);
+			waitid((idtype_t)P_PIDFD, (id_t)s.w[i].pidfd, NULL, WEXITED);
+		}
+	shm_seg_unlink(c->instance);
+	shm_seg_detach(s.seg);
+out_ring:
+	io_uring_queue_exit(&s.ring);
+out_signals:
+	close(s.sfd);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+out_intensity:
+	sup_intensity_free(&s.in);
+out_topo:
+	if (s.ready_fd >= 0)
+		close(s.ready_fd);
+	free(s.w);
+	if (s.topo)
+		hwloc_topology_destroy(s.topo);
+	return ret;
+}

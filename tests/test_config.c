@@ -1,0 +1,401 @@
+/* test_config: shoal run's config parser: good files, and one test per bad line users hit. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "supervisor/sup.h"
+
+static char path[64];
+
+static int load_text(struct sup_config *c, const char *text, char *err, size_t errlen)
+{
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/tmp/shoal-test-config-%d.ini", (int)getpid());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	sup_config_init(c);
+	return sup_config_load(c, path, err, errlen);
+}
+
+/* The error names the file and the line, then what is wrong. */
+static void expect_error(const char *text, int line, const char *needle)
+{
+	struct sup_config c;
+	char err[512], prefix[96];
+
+	assert_int_equal(load_text(&c, text, err, sizeof(err)), -EINVAL);
+	if (line)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", path);
+	if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, needle)) {
+		fprintf(stderr, "got '%s'\nwant prefix '%s' and '%s'\n", err, prefix, needle);
+		fail();
+	}
+	unlink(path);
+}
+
+static void test_config_default_parses(void **state)
+{
+	struct sup_config c;
+	char err[256] = "";
+
+	(void)state;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_load(&c, NULL, err, sizeof(err)), 0);
+	assert_int_equal(c.workers, 0);
+	assert_int_equal(c.nagents, 2);
+	assert_string_equal(c.agents[0].type, "coordinator");
+	assert_int_equal(c.agents[1].count, 100);
+	assert_string_equal(c.agents[1].type, "tuner");
+	assert_int_equal(c.policy.strategy, SUP_ONE_FOR_ONE);
+}
+
+static void test_config_full_file(void **state)
+{
+	struct sup_config c;
+	char err[256] = "", name[80];
+
+	(void)state;
+	assert_int_equal(load_text(&c,
+				   "; a comment\n"
+				   "[instance]\n"
+				   "name = test-1\n"
+				   "workers = 3\n"
+				   "cpus = 0-1\n"
+				   "placement = none\n"
+				   "stop_timeout = 250ms\n"
+				   "[restart]\n"
+				   "strategy = rest_for_one\n"
+				   "intensity = 4\n"
+				   "period = 2.5\n"
+				   "backoff_initial = 5ms\n"
+				   "backoff_max = 1\n"
+				   "backoff_factor = 3\n"
+				   "backoff_first = yes\n"
+				   "[memory]\n"
+				   "cap = 64M\n"
+				   "[segment]\n"
+				   "max_agents = 256\n"
+				   "mailbox_cells = 128\n"
+				   "max_message = 1024\n"
+				   "mode = 0640\n"
+				   "[agent echo]\n"
+				   "type = echo\n"
+				   "count = 12\n"
+				   "name = echo-%02u\n"
+				   "worker = 2\n"
+				   "[agent single]\n"
+				   "type = counter\n",
+				   err, sizeof(err)),
+			 0);
+	assert_string_equal(c.instance, "test-1");
+	assert_int_equal(c.workers, 3);
+	assert_int_equal(c.placement, SUP_PLACE_NONE);
+	assert_int_equal(c.stop_timeout_ms, 250);
+	assert_int_equal(c.policy.strategy, SUP_REST_FOR_ONE);
+	assert_int_equal(c.policy.intensity, 4);
+	assert_int_equal(c.policy.period_ms, 2500);
+	assert_int_equal(c.policy.backoff_initial_ms, 5);
+	assert_int_equal(c.policy.backoff_max_ms, 1000);
+	assert_int_equal(c.policy.backoff_factor, 3);
+	assert_true(c.policy.backoff_first);
+	assert_int_equal(c.mem_cap, 64ull << 20);
+	assert_int_equal(c.shm.max_agents, 256);
+	assert_int_equal(c.shm.mbox_cells, 128);
+	assert_int_equal(c.shm.mode, 0640);
+	assert_int_equal(c.nagents, 2);
+	assert_int_equal(c.agents[0].worker, 2);
+	assert_int_equal(sup_agent_name(&c.agents[0], 7, name, sizeof(name)), 0);
+	assert_string_equal(name, "echo-07");
+	assert_string_equal(c.agents[1].pattern, "single");
+	assert_int_equal(c.agents[1].count, 1);
+	unlink(path);
+}
+
+static void test_config_missing_file(void **state)
+{
+	struct sup_config c;
+	char err[256];
+
+	(void)state;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_load(&c, "/nonexistent/shoal.ini", err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/shoal.ini"));
+}
+
+static void test_config_unknown_key(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nname = x\nwrokers = 2\n", 3, "unknown key 'wrokers'");
+}
+
+static void test_config_bad_number(void **state)
+{
+	(void)state;
+	expect_error("[instance]\n\nworkers = two\n", 3, "workers = 'two'");
+}
+
+static void test_config_negative_number(void **state)
+{
+	(void)state;
+	expect_error("[restart]\nintensity = -1\n", 2, "intensity = '-1'");
+}
+
+static void test_config_unknown_section(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nname = x\n[restrat]\nstrategy = one_for_all\n", 4,
+		     "unknown section [restrat]");
+}
+
+static void test_config_syntax_error(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nname x\n", 2, "syntax error");
+}
+
+static void test_config_unclosed_section(void **state)
+{
+	(void)state;
+	expect_error("[instance\nname = x\n", 1, "syntax error");
+}
+
+static void test_config_key_outside_section(void **state)
+{
+	(void)state;
+	expect_error("workers = 2\n", 1, "outside a section");
+}
+
+static void test_config_bad_strategy(void **state)
+{
+	(void)state;
+	expect_error("[restart]\nstrategy = one_for_some\n", 2,
+		     "one_for_one, one_for_all or rest_for_one");
+}
+
+static void test_config_bad_size(void **state)
+{
+	(void)state;
+	expect_error("[memory]\ncap = 12Q\n", 2, "cap = '12Q'");
+}
+
+static void test_config_bad_cpus(void **state)
+{
+	(void)state;
+	expect_error("[instance]\ncpus = 3-1\n", 2, "cpu list");
+}
+
+static void test_config_relative_cgroup(void **state)
+{
+	(void)state;
+	expect_error("[memory]\ncgroup = shoal.slice\n", 2, "absolute path");
+}
+
+static void test_config_bad_instance_name(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nname = no/slash\n", 2, "instance name");
+}
+
+static void test_config_agent_without_type(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nworkers = 1\n[agent a]\ncount = 2\nname = a-%u\n", 4,
+		     "no 'type' key");
+}
+
+static void test_config_agent_count_needs_pattern(void **state)
+{
+	(void)state;
+	expect_error("[agent e]\ntype = echo\ncount = 3\nname = e\n", 2, "needs a name pattern");
+}
+
+static void test_config_agent_bad_pattern(void **state)
+{
+	(void)state;
+	expect_error("[agent e]\ntype = echo\nname = e-%s\n", 3, "pattern");
+}
+
+static void test_config_agent_worker_out_of_range(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nworkers = 2\n[agent e]\ntype = echo\nworker = 2\n", 5,
+		     "worker 2, but there are 2 workers");
+}
+
+static void test_config_segment_not_pow2(void **state)
+{
+	(void)state;
+	expect_error("[segment]\nmailbox_cells = 100\n", 0, "power of two");
+}
+
+static void test_config_more_agents_than_slots(void **state)
+{
+	(void)state;
+	expect_error("[segment]\nmax_agents = 10\n[agent e]\ntype = echo\ncount = 11\n"
+		     "name = e%u\n", 0, "max_agents is 10");
+}
+
+static void test_config_backoff_max_below_initial(void **state)
+{
+	(void)state;
+	expect_error("[restart]\nbackoff_initial = 2\nbackoff_max = 1\n", 0, "backoff_max");
+}
+
+static void test_config_first_error_wins(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nworkers = x\nbogus = 1\n", 2, "workers = 'x'");
+}
+
+/* Run `shoal run FILE` with text in FILE; expect exit 2, `want` on stderr, no instance. */
+static void run_refuses(const char *text, const char *want)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	int pfd[2], st;
+	char out[1024] = "";
+	ssize_t n, got = 0;
+	pid_t pid;
+	FILE *f;
+
+	if (!bin)
+		skip();
+	snprintf(path, sizeof(path), "/tmp/shoal-test-config-%d.ini", (int)getpid());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		execl(bin, bin, "run", path, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
+		got += n;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+	if (!strstr(out, want))
+		fail_msg("stderr: %s\nwant: %s", out, want);
+	assert_int_equal(access("/dev/shm/shoal.cfgtest", F_OK), -1);
+	unlink(path);
+}
+
+/* The command: a bad line gets file:line on stderr, exit 2, and no instance is created. */
+static void test_config_run_refuses_bad_file(void **state)
+{
+	(void)state;
+	run_refuses("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = echo\n"
+		    "colour = red\n", ":6: [agent x]: unknown key 'colour'");
+}
+
+static void test_config_run_refuses_unknown_type(void **state)
+{
+	(void)state;
+	run_refuses("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = nosuch\n",
+		    ":5: [agent x]: unknown agent type 'nosuch'");
+}
+
+static void test_config_run_refuses_missing_library(void **state)
+{
+	(void)state;
+	run_refuses("[instance]\nname = cfgtest\nworkers = 1\n[types]\nload = /no/such.so\n",
+		    ":5: [types] load = /no/such.so");
+}
+
+static void test_config_policy_backoff(void **state)
+{
+	struct sup_policy p = { .backoff_initial_ms = 10, .backoff_max_ms = 100,
+				.backoff_factor = 2 };
+
+	(void)state;
+	assert_int_equal(sup_backoff_ms(&p, 1), 0);
+	assert_int_equal(sup_backoff_ms(&p, 2), 10);
+	assert_int_equal(sup_backoff_ms(&p, 3), 20);
+	assert_int_equal(sup_backoff_ms(&p, 5), 80);
+	assert_int_equal(sup_backoff_ms(&p, 6), 100);
+	assert_int_equal(sup_backoff_ms(&p, 60), 100);
+	p.backoff_first = true;
+	assert_int_equal(sup_backoff_ms(&p, 1), 10);
+	assert_int_equal(sup_backoff_ms(&p, 2), 20);
+}
+
+static void test_config_policy_intensity(void **state)
+{
+	struct sup_policy p = { .intensity = 3, .period_ms = 1000 };
+	struct sup_intensity in;
+	uint64_t ms = 1000000;
+
+	(void)state;
+	assert_int_equal(sup_intensity_init(&in, &p), 0);
+	sup_intensity_note(&in, 0);
+	sup_intensity_note(&in, 100 * ms);
+	sup_intensity_note(&in, 200 * ms);
+	assert_false(sup_intensity_is_exceeded(&in, &p));
+	/* a fourth inside the second: over */
+	sup_intensity_note(&in, 900 * ms);
+	assert_true(sup_intensity_is_exceeded(&in, &p));
+	/* the window slides: 100, 200, 900, 1150 spans 1050 ms */
+	sup_intensity_note(&in, 1150 * ms);
+	assert_false(sup_intensity_is_exceeded(&in, &p));
+	sup_intensity_free(&in);
+	p.intensity = 0;
+	assert_int_equal(sup_intensity_init(&in, &p), 0);
+	sup_intensity_note(&in, 5 * ms);
+	assert_true(sup_intensity_is_exceeded(&in, &p));
+	sup_intensity_free(&in);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_default_parses),
+		cmocka_unit_test(test_config_full_file),
+		cmocka_unit_test(test_config_missing_file),
+		cmocka_unit_test(test_config_unknown_key),
+		cmocka_unit_test(test_config_bad_number),
+		cmocka_unit_test(test_config_negative_number),
+		cmocka_unit_test(test_config_unknown_section),
+		cmocka_unit_test(test_config_syntax_error),
+		cmocka_unit_test(test_config_unclosed_section),
+		cmocka_unit_test(test_config_key_outside_section),
+		cmocka_unit_test(test_config_bad_strategy),
+		cmocka_unit_test(test_config_bad_size),
+		cmocka_unit_test(test_config_bad_cpus),
+		cmocka_unit_test(test_config_relative_cgroup),
+		cmocka_unit_test(test_config_bad_instance_name),
+		cmocka_unit_test(test_config_agent_without_type),
+		cmocka_unit_test(test_config_agent_count_needs_pattern),
+		cmocka_unit_test(test_config_agent_bad_pattern),
+		cmocka_unit_test(test_config_agent_worker_out_of_range),
+		cmocka_unit_test(test_config_segment_not_pow2),
+		cmocka_unit_test(test_config_more_agents_than_slots),
+		cmocka_unit_test(test_config_backoff_max_below_initial),
+		cmocka_unit_test(test_config_first_error_wins),
+		cmocka_unit_test(test_config_run_refuses_bad_file),
+		cmocka_unit_test(test_config_run_refuses_unknown_type),
+		cmocka_unit_test(test_config_run_refuses_missing_library),
+		cmocka_unit_test(test_config_policy_backoff),
+		cmocka_unit_test(test_config_policy_intensity),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,592 @@
+/*
+ * test_supervisor: `shoal run` end to end, as a child process with --ready-fd: a SIGKILLed
+ * worker is repaired and replaced, a crash loop exceeds the intensity, SIGTERM stops in
+ * order, a SIGKILLed supervisor takes its workers with it and leaves a stale segment, a
+ * memory cap exit is recorded as such, a dead client is repaired.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ipc/ipc.h"
+#include "shm/registry.h"
+#include "shm/shm.h"
+
+#define TIMEOUT_MS 15000
+
+struct run {
+	pid_t pid;
+	int pidfd;
+	int ready_rd;
+	char inst[40];
+	char cfg[80];
+	char err[80];
+};
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static const char *shoal_bin(void)
+{
+	const char *b = getenv("SHOAL_BIN");
+
+	if (!b)
+		skip();
+	return b;
+}
+
+/* Start `shoal run CFG --instance I --ready-fd N [extra]` with stderr to a file. */
+static void start(struct run *r, const char *name, const char *config, const char *extra)
+{
+	const char *bin = shoal_bin();
+	int pfd[2];
+	FILE *f;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->inst, sizeof(r->inst), "t-%s-%d", name, (int)getpid());
+	snprintf(r->cfg, sizeof(r->cfg), "/tmp/shoal-%s.ini", r->inst);
+	snprintf(r->err, sizeof(r->err), "/tmp/shoal-%s.err", r->inst);
+	shm_seg_unlink(r->inst);
+	f = fopen(r->cfg, "w");
+	assert_non_null(f);
+	fputs(config, f);
+	fclose(f);
+	assert_int_equal(pipe(pfd), 0);
+	r->pid = fork();
+	assert_true(r->pid >= 0);
+	if (r->pid == 0) {
+		char fdarg[16];
+		int e = open(r->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		close(pfd[0]);
+		dup2(e, 2);
+		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+		execl(bin, bin, "run", r->cfg, "--instance", r->inst, "--ready-fd", fdarg,
+		      "--status-interval", "0", extra, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	r->ready_rd = pfd[0];
+	r->pidfd = pidfd_open_(r->pid);
+	assert_true(r->pidfd >= 0);
+}
+
+static bool fd_wait(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, timeout_ms) == 1;
+}
+
+static void wait_ready(struct run *r)
+{
+	char buf[8] = "";
+
+	assert_true(fd_wait(r->ready_rd, TIMEOUT_MS));
+	assert_int_equal(read(r->ready_rd, buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "ready\n", 6);
+}
+
+/* Wait for the supervisor to exit; returns its exit code (-signal if killed). */
+static int wait_exit(struct run *r)
+{
+	int st;
+
+	assert_true(fd_wait(r->pidfd, TIMEOUT_MS));
+	assert_int_equal(waitpid(r->pid, &st, 0), r->pid);
+	close(r->pidfd);
+	close(r->ready_rd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+static void read_err(struct run *r, char *buf, size_t cap)
+{
+	FILE *f = fopen(r->err, "r");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(buf, 1, cap - 1, f);
+		fclose(f);
+	}
+	buf[n] = 0;
+}
+
+static void cleanup(struct run *r)
+{
+	unlink(r->cfg);
+	unlink(r->err);
+	shm_seg_unlink(r->inst);
+}
+
+static struct shm_seg *attach(struct run *r)
+{
+	struct shm_seg *seg;
+	char err[256];
+
+	assert_int_equal(shm_seg_attach(r->inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	return seg;
+}
+
+static pid_t slot_pid(struct shm_seg *seg, uint32_t slot)
+{
+	return (pid_t)(atomic_load(&shm_proc_at(seg, slot)->own) >> 32);
+}
+
+/* A state word with a deadline: poll it, backing off so the watched processes run. */
+#define WAIT_FOR(cond)                                                                     \
+	do {                                                                               \
+		uint64_t dl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;             \
+		while (!(cond)) {                                                          \
+			struct timespec ts_ = { 0, 200000 };                               \
+			if (shm_now_ns() > dl_)                                            \
+				fail_msg("timed out waiting for: %s", #cond);              \
+			nanosleep(&ts_, NULL);                                             \
+		}                                                                          \
+	} while (0)
+
+static bool worker_is_up(struct shm_seg *seg, uint32_t slot, pid_t not_pid, uint32_t restarts)
+{
+	struct shm_proc *p = shm_proc_at(seg, slot);
+
+	return atomic_load(&p->restarts) >= restarts &&
+	       atomic_load(&p->state) == SHM_PROC_RUNNING && slot_pid(seg, slot) != not_pid;
+}
+
+static void kill_and_wait(pid_t pid)
+{
+	int fd = pidfd_open_(pid);
+
+	assert_true(fd >= 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_true(fd_wait(fd, TIMEOUT_MS));
+	close(fd);
+}
+
+/* A client with an inbox, as the client tools make one. */
+struct client {
+	struct shm_seg *seg;
+	struct ipc_waiter *w;
+	shoal_handle_t inbox;
+};
+
+static void client_open(struct client *c, const char *inst)
+{
+	char err[256];
+
+	assert_int_equal(shm_seg_attach(inst, 0, 1000, &c->seg, err, sizeof(err)), 0);
+	assert_int_equal(shm_proc_claim(c->seg, SHM_ROLE_CLIENT, true), 0);
+	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
+	assert_int_equal(ipc_waiter_create(c->seg, IPC_WAKE_AUTO, &c->w), 0);
+	assert_int_equal(ipc_inbox_open(c->seg, &c->inbox), 0);
+}
+
+static void client_close(struct client *c)
+{
+	ipc_inbox_close(c->seg, c->inbox);
+	ipc_waiter_destroy(c->w);
+	shm_seg_detach(c->seg);
+}
+
+static shoal_handle_t lookup(struct client *c, const char *name)
+{
+	shoal_handle_t h = SHOAL_HANDLE_NONE;
+
+	assert_int_equal(shm_reg_lookup(c->seg, SHM_NS_DEFAULT, name, strlen(name), &h, NULL), 0);
+	return h;
+}
+
+/* An echo agent answers a call with its payload (waits through a restart: a timeout). */
+static void expect_echo(struct client *c, shoal_handle_t h)
+{
+	char reply[16] = "";
+	int n = ipc_call(c->seg, c->w, c->inbox, h, 1, "ping", 4, reply, sizeof(reply),
+			 TIMEOUT_MS);
+
+	assert_int_equal(n, 4);
+	assert_memory_equal(reply, "ping", 4);
+}
+
+static const char *two_workers =
+	"[instance]\nworkers = 2\nplacement = none\n"
+	"[restart]\nintensity = 5\nperiod = 10\n"
+	"[segment]\nmax_agents = 64\nregistry_capacity = 256\nmax_procs = 8\n"
+	"[agent e]\ntype = echo\ncount = 10\nname = e-%02u\nworker = 0\n"
+	"[agent c]\ntype = counter\ncount = 2\nname = c-%u\nworker = 1\n";
+
+static void test_supervisor_worker_killed_is_replaced(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	pid_t old, other;
+
+	struct client cl;
+	shoal_handle_t h[10];
+	char name[16];
+
+	(void)state;
+	start(&r, "kill", two_workers, NULL);
+	wait_ready(&r);
+	seg = attach(&r);
+	client_open(&cl, r.inst);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "e-%02d", i);
+		h[i] = lookup(&cl, name);
+		expect_echo(&cl, h[i]);
+	}
+	old = slot_pid(seg, 1);
+	other = slot_pid(seg, 2);
+	assert_true(old > 0);
+	kill_and_wait(old);
+	WAIT_FOR(worker_is_up(seg, 1, old, 1));
+	p = shm_proc_at(seg, 1);
+	assert_int_equal(p->last_pid, (uint32_t)old);
+	assert_int_equal(p->last_signal, SIGKILL);
+	assert_int_equal(p->last_reason, SHM_EXIT_SIGNAL);
+	assert_true(p->last_exit_ns > 0);
+	assert_true(atomic_load(&p->repair_gen) >= 1);
+	/* one_for_one: the other worker was left alone */
+	assert_int_equal(slot_pid(seg, 2), other);
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 2)->restarts), 0);
+	/* its agents were restarted on the replacement, same slots */
+	for (uint32_t i = 0; i < shm_hdr(seg)->cfg.max_agents; i++) {
+		struct shm_agent *a = shm_agent_at(seg, i);
+
+		if (atomic_load(&a->worker) == 2)
+			WAIT_FOR(atomic_load(&a->state) == SHM_AGENT_RUNNING);
+	}
+	/* same names, same handles, answering again */
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "e-%02d", i);
+		assert_int_equal(lookup(&cl, name), h[i]);
+		expect_echo(&cl, h[i]);
+	}
+	client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+static void test_supervisor_one_for_all_restarts_every_worker(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	pid_t old1, old2;
+	char cfg[1024];
+
+	(void)state;
+	snprintf(cfg, sizeof(cfg), "%s[restart]\nstrategy = one_for_all\n", two_workers);
+	start(&r, "all", cfg, NULL);
+	wait_ready(&r);
+	seg = attach(&r);
+	old1 = slot_pid(seg, 1);
+	old2 = slot_pid(seg, 2);
+	kill_and_wait(old1);
+	WAIT_FOR(worker_is_up(seg, 1, old1, 1));
+	WAIT_FOR(worker_is_up(seg, 2, old2, 1));
+	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_NORMAL);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+static void test_supervisor_intensity_exceeded(void **state)
+{
+	struct run r;
+	char err[4096];
+
+	(void)state;
+	setenv("SHOAL_TEST_WORKER_EXIT", "1:7", 1);
+	start(&r, "loop",
+	      "[instance]\nworkers = 2\nplacement = none\n"
+	      "[restart]\nintensity = 3\nperiod = 30\nbackoff_initial = 1ms\nbackoff_max = 4ms\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n",
+	      NULL);
+	unsetenv("SHOAL_TEST_WORKER_EXIT");
+	assert_int_equal(wait_exit(&r), 1);
+	read_err(&r, err, sizeof(err));
+	if (!strstr(err, "worker 1 ") || !strstr(err, "intensity exceeded") ||
+	    !strstr(err, "exited with code 7"))
+		fail_msg("stderr: %s", err);
+	/* stopped cleanly: the segment is gone */
+	assert_int_equal(shm_seg_unlink(r.inst), -ENOENT);
+	cleanup(&r);
+}
+
+static void test_supervisor_sigterm_removes_segment(void **state)
+{
+	struct run r;
+	char path[96];
+
+	(void)state;
+	start(&r, "term", two_workers, NULL);
+	wait_ready(&r);
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", r.inst);
+	assert_int_equal(access(path, F_OK), 0);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	cleanup(&r);
+}
+
+static void test_supervisor_sigterm_keep(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+
+	(void)state;
+	start(&r, "keep", two_workers, "--keep");
+	wait_ready(&r);
+	kill(r.pid, SIGINT);
+	assert_int_equal(wait_exit(&r), 0);
+	seg = attach(&r);
+	assert_int_equal(atomic_load(&shm_hdr(seg)->state), SHM_INST_STOPPED);
+	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STOPPED);
+	for (uint32_t s = 1; s <= 2; s++) {
+		assert_int_equal(atomic_load(&shm_proc_at(seg, s)->state), SHM_PROC_EXITED);
+		assert_int_equal(shm_proc_at(seg, s)->last_reason, SHM_EXIT_NORMAL);
+		assert_int_equal(shm_proc_at(seg, s)->last_code, 0);
+	}
+	shm_seg_detach(seg);
+	cleanup(&r);
+}
+
+static void test_supervisor_killed_leaves_stale_segment(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	int fds[2], st, pfd[2];
+	char out[8192] = "";
+	pid_t pid;
+	ssize_t n, got = 0;
+
+	(void)state;
+	start(&r, "supkill", two_workers, NULL);
+	wait_ready(&r);
+	seg = attach(&r);
+	fds[0] = pidfd_open_(slot_pid(seg, 1));
+	fds[1] = pidfd_open_(slot_pid(seg, 2));
+	assert_true(fds[0] >= 0 && fds[1] >= 0);
+	kill(r.pid, SIGKILL);
+	assert_int_equal(wait_exit(&r), -SIGKILL);
+	/* PR_SET_PDEATHSIG: the workers die with their supervisor */
+	assert_true(fd_wait(fds[0], TIMEOUT_MS));
+	assert_true(fd_wait(fds[1], TIMEOUT_MS));
+	close(fds[0]);
+	close(fds[1]);
+	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STALE);
+	shm_seg_detach(seg);
+	/* the tool says so */
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		execl(shoal_bin(), shoal_bin(), "inspect", "--instance", r.inst, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
+		got += n;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!strstr(out, "supervisor-dead"))
+		fail_msg("inspect said: %s", out);
+	cleanup(&r);
+}
+
+static char *asan_allow_null(void);
+static void asan_restore(char *saved);
+
+static void test_supervisor_memory_cap_rlimit(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	char *saved = asan_allow_null();
+
+	(void)state;
+	setenv("SHOAL_TEST_WORKER_ALLOC", "0", 1);
+	start(&r, "cap", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
+			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 4\n",
+	      NULL);
+	unsetenv("SHOAL_TEST_WORKER_ALLOC");
+	asan_restore(saved);
+	wait_ready(&r);
+	seg = attach(&r);
+	p = shm_proc_at(seg, 1);
+	WAIT_FOR(worker_is_up(seg, 1, 0, 1));
+	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
+	assert_int_equal(p->last_code, 86);
+	assert_string_equal(shm_exit_reason_name(p->last_reason), "memory cap");
+	WAIT_FOR(p->cap_mech == 1);
+	assert_int_equal(p->mem_cap, 192ull << 20);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+/* ASan must let an allocation past the cap fail (the worker then exits 86), not abort. */
+static char *asan_allow_null(void)
+{
+	const char *old = getenv("ASAN_OPTIONS");
+	char *saved = old ? strdup(old) : NULL, buf[512];
+
+	snprintf(buf, sizeof(buf), "%s%sallocator_may_return_null=1", old ? old : "",
+		 old && *old ? ":" : "");
+	setenv("ASAN_OPTIONS", buf, 1);
+	return saved;
+}
+
+static void asan_restore(char *saved)
+{
+	if (saved)
+		setenv("ASAN_OPTIONS", saved, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	free(saved);
+}
+
+/* The hog agent allocates past its worker's cap: the worker exits, recorded "memory cap". */
+static void test_supervisor_memory_cap_hog_agent(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	struct client cl;
+	shoal_handle_t hog;
+	char *saved = asan_allow_null();
+	pid_t old;
+
+	(void)state;
+	start(&r, "hog", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 96M\n"
+			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+			 "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
+	      NULL);
+	asan_restore(saved);
+	wait_ready(&r);
+	seg = attach(&r);
+	p = shm_proc_at(seg, 1);
+	old = slot_pid(seg, 1);
+	client_open(&cl, r.inst);
+	hog = lookup(&cl, "hog");
+	/* 32 x 4 MiB: past the cap part way; the rest (and the redelivery) fit after restart */
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(ipc_send(cl.seg, hog, cl.inbox, 1, 0, 0, "4", 1, TIMEOUT_MS), 0);
+	WAIT_FOR(worker_is_up(seg, 1, old, 1));
+	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
+	assert_int_equal(p->last_code, 86);
+	/* the instance carries on: the echo agent on the replacement answers */
+	expect_echo(&cl, lookup(&cl, "e"));
+	client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+/* [types] load = PATH: a user's agent type library, hosted without rebuilding shoal. */
+static void test_supervisor_loads_type_library(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	struct run r;
+	struct client cl;
+	char cfg[1024], reply[32] = "";
+	int n;
+
+	(void)state;
+	if (!lib)
+		skip();
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+		 "[agent up]\ntype = upper\n", lib);
+	start(&r, "lib", cfg, NULL);
+	wait_ready(&r);
+	client_open(&cl, r.inst);
+	n = ipc_call(cl.seg, cl.w, cl.inbox, lookup(&cl, "up"), 1, "abc", 3, reply,
+		     sizeof(reply) - 1, TIMEOUT_MS);
+	assert_true(n >= 3);
+	assert_memory_equal(reply, "ABC", 3);
+	client_close(&cl);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+static void test_supervisor_dead_client_is_repaired(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	int pfd[2];
+	uint32_t slot = 0;
+	pid_t c;
+
+	(void)state;
+	start(&r, "client", two_workers, NULL);
+	wait_ready(&r);
+	assert_int_equal(pipe(pfd), 0);
+	c = fork();
+	if (c == 0) {
+		struct shm_seg *cs;
+		char err[256];
+
+		if (shm_seg_attach(r.inst, 0, 1000, &cs, err, sizeof(err)) ||
+		    shm_proc_claim(cs, SHM_ROLE_CLIENT, false))
+			_exit(1);
+		shm_proc_set_state(cs, SHM_PROC_RUNNING);
+		(void)!write(pfd[1], &cs->self, sizeof(cs->self));
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	assert_true(fd_wait(pfd[0], TIMEOUT_MS));
+	assert_int_equal(read(pfd[0], &slot, sizeof(slot)), (ssize_t)sizeof(slot));
+	close(pfd[0]);
+	seg = attach(&r);
+	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->state), SHM_PROC_RUNNING);
+	kill_and_wait(c);
+	waitpid(c, NULL, 0);
+	WAIT_FOR(atomic_load(&shm_proc_at(seg, slot)->state) == SHM_PROC_EXITED);
+	assert_true(atomic_load(&shm_proc_at(seg, slot)->repair_gen) >= 1);
+	assert_int_equal(shm_proc_at(seg, slot)->last_pid, (uint32_t)c);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_supervisor_worker_killed_is_replaced),
+		cmocka_unit_test(test_supervisor_one_for_all_restarts_every_worker),
+		cmocka_unit_test(test_supervisor_intensity_exceeded),
+		cmocka_unit_test(test_supervisor_sigterm_removes_segment),
+		cmocka_unit_test(test_supervisor_sigterm_keep),
+		cmocka_unit_test(test_supervisor_killed_leaves_stale_segment),
+		cmocka_unit_test(test_supervisor_memory_cap_rlimit),
+		cmocka_unit_test(test_supervisor_memory_cap_hog_agent),
+		cmocka_unit_test(test_supervisor_loads_type_library),
+		cmocka_unit_test(test_supervisor_dead_client_is_repaired),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,194 @@
+/* shoal run: start an instance (supervisor + workers) from a config file or the default. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shm/shm.h"
+#include "supervisor/sup.h"
+#include "tools/tools.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shoal run [OPTIONS] [CONFIG]\n"
+		"Runs an instance: creates its segment, forks and pins the workers, starts the\n"
+		"configured agents, and supervises them until SIGINT/SIGTERM (orderly stop).\n"
+		"Without CONFIG it runs the embedded default: one worker per core and 100 demo\n"
+		"agents. A bad config line is reported as FILE:LINE and nothing starts (exit 2).\n"
+		"  --instance NAME       instance name (overrides the config's [instance] name)\n"
+		"  --workers N           worker count (0: one per usable core)\n"
+		"  --cpus LIST           restrict workers to these cpus, e.g. 0-3,6\n"
+		"  --keep                keep the segment after the stop, for inspection\n"
+		"  --ready-fd N          write \"ready\\n\" to fd N and close it once every worker\n"
+		"                        and initial agent is ready\n"
+		"  --status-interval S   seconds between status lines (0: none; default 5)\n"
+		"  --check               parse the config, print a summary, start nothing\n"
+		"  --print-default       print the embedded default config\n"
+		"  --help                this text\n"
+		"Exit: 0 after an orderly stop, 1 restart intensity exceeded, 2 bad config or\n"
+		"the instance exists, 3 system failure.\n");
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (!*s || *end || errno || *out > max || *s == '-') {
+		fprintf(stderr, "shoal run: %s takes a number 0..%lu, not '%s'\n", opt, max, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void summary(const struct sup_config *c)
+{
+	printf("config %s: instance %s, workers %u%s, cpus %s, placement %s, memory cap %llu%s\n",
+	       c->source, c->instance, c->workers, c->workers ? "" : " (one per core)",
+	       c->cpus[0] ? c->cpus : "all", c->placement == SUP_PLACE_SPREAD ? "spread" : "none",
+	       (unsigned long long)c->mem_cap,
+	       !c->mem_cap ? "" : c->cgroup[0] ? " (cgroup v2)" : " (rlimit)");
+	printf("restart %s, intensity %u in %u ms, backoff %u..%u ms x%u%s\n",
+	       sup_strategy_name(c->policy.strategy), c->policy.intensity, c->policy.period_ms,
+	       c->policy.backoff_initial_ms, c->policy.backoff_max_ms, c->policy.backoff_factor,
+	       c->policy.backoff_first ? " (also the first)" : "");
+	for (uint32_t i = 0; i < c->nagents; i++)
+		printf("agent %s: %u x %s named %s on worker %d\n", c->agents[i].section,
+		       c->agents[i].count, c->agents[i].type, c->agents[i].pattern,
+		       c->agents[i].worker);
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "status-interval", required_argument, NULL, 's' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "print-default", no_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sup_run_opts o = { .ready_fd = -1, .status = true };
+	struct sup_config *c;
+	const char *instance = NULL, *workers = NULL, *cpus = NULL, *status = NULL;
+	bool check = false;
+	unsigned long v;
+	uint64_t set[SUP_MAX_CPUS / 64];
+	char err[512];
+	int opt, ret;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "i:w:c:kr:s:CPh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			instance = optarg;
+			break;
+		case 'w':
+			workers = optarg;
+			break;
+		case 'c':
+			cpus = optarg;
+			break;
+		case 'k':
+			o.keep = true;
+			break;
+		case 'r':
+			if (parse_uint("--ready-fd", optarg, 65535, &v))
+				return EXIT_USAGE;
+			if (fcntl((int)v, F_GETFD) < 0) {
+				fprintf(stderr, "shoal run: --ready-fd %lu is not an open fd\n", v);
+				return EXIT_USAGE;
+			}
+			o.ready_fd = (int)v;
+			break;
+		case 's':
+			status = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'P':
+			fputs(sup_default_config, stdout);
+			return EXIT_OK;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "shoal run: one config file at most\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return EXIT_SYSTEM;
+	sup_config_init(c);
+	ret = sup_config_load(c, optind < argc ? argv[optind] : NULL, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "shoal run: %s\n", err);
+		ret = ret == -EINVAL || ret == -ENOENT ? EXIT_USAGE : EXIT_SYSTEM;
+		goto out;
+	}
+	ret = EXIT_USAGE;
+	if (instance) {
+		if (!shm_is_valid_instance(instance)) {
+			fprintf(stderr, "shoal run: --instance '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
+				instance, SHM_INSTANCE_MAX - 1);
+			goto out;
+		}
+		snprintf(c->instance, sizeof(c->instance), "%s", instance);
+	}
+	if (workers) {
+		if (parse_uint("--workers", workers, SUP_MAX_WORKERS, &v))
+			goto out;
+		c->workers = (uint32_t)v;
+	}
+	if (cpus) {
+		if (strlen(cpus) >= sizeof(c->cpus) || sup_cpulist_parse(cpus, set)) {
+			fprintf(stderr, "shoal run: --cpus '%s': a cpu list such as 0-3,6\n", cpus);
+			goto out;
+		}
+		snprintf(c->cpus, sizeof(c->cpus), "%s", cpus);
+	}
+	if (status) {
+		char *end;
+		double s = strtod(status, &end);
+
+		if (!*status || *end || s < 0 || s > 86400) {
+			fprintf(stderr, "shoal run: --status-interval takes seconds, not '%s'\n",
+				status);
+			goto out;
+		}
+		c->status_interval_ms = (uint32_t)(s * 1000);
+	}
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		if (c->workers && c->agents[i].worker >= (int32_t)c->workers) {
+			fprintf(stderr, "shoal run: %s:%d: [agent %s]: worker %d, but there are %u "
+				"workers\n", c->source, c->agents[i].worker_line, c->agents[i].section,
+				c->agents[i].worker, c->workers);
+			goto out;
+		}
+	}
+	if (check) {
+		summary(c);
+		ret = EXIT_OK;
+		goto out;
+	}
+	o.status = c->status_interval_ms != 0;
+	ret = sup_run(c, &o);
+out:
+	free(c);
+	return ret;
+}
