@@ -372,8 +372,12 @@ static int coord_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg
 		memcpy(reply, &s->best, (size_t)n);
 	} else {
 		/* a person asking (shoal call coordinator ...): the best, as text */
-		n = snprintf(reply, cap, "best score %.6f at [%.3f %.3f %.3f %.3f]", s->best.score,
-			     s->best.x[0], s->best.x[1], s->best.x[2], s->best.x[3]);
+		if (s->best.score < -1e299)
+			n = snprintf(reply, cap, "no score yet");
+		else
+			n = snprintf(reply, cap, "best score %.6f at [%.3f %.3f %.3f %.3f]",
+				     s->best.score, s->best.x[0], s->best.x[1], s->best.x[2],
+				     s->best.x[3]);
 		if (n < 0)
 			n = 0;
 		if ((uint32_t)n > cap)
