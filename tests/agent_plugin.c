@@ -21,8 +21,8 @@ static int upper_handle(struct shoal_ctx *ctx, void *state, const struct shoal_m
 	return 0;
 }
 
-static int upper_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m,
-		      void *reply, uint32_t cap, uint32_t *reply_len)
+static int upper_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+		      uint32_t cap, uint32_t *reply_len)
 {
 	char *out = reply;
 	uint32_t n = 0;
@@ -49,4 +49,4 @@ static const struct shoal_agent_type upper_type = {
 };
 
 /* What shoal_agent_types_load() looks for. */
-const struct shoal_agent_type *const shoal_agent_types[] = { &upper_type, NULL };
+const struct shoal_agent_type *const shoal_agent_types[] = {&upper_type, NULL};

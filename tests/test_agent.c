@@ -1,4 +1,5 @@
-/* test_agent: agent types (built-in, registered, dlopen-ed), checkpoints, monitor table, spawn/stop claims. */
+/* test_agent: agent types (built-in, registered, dlopen-ed), checkpoints, monitor table, spawn/stop
+ * claims. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,12 +74,11 @@ static int nop_handle(struct shoal_ctx *c, void *s, const struct shoal_msg *m)
 
 static void test_agent_type_table(void **state)
 {
-	static const struct shoal_agent_type mine = { .name = "mine", .init = nop_init,
-						       .handle = nop_handle };
-	static const struct shoal_agent_type other_echo = { .name = "echo", .init = nop_init,
-							     .handle = nop_handle };
-	static const struct shoal_agent_type no_init = { .name = "noinit",
-							  .handle = nop_handle };
+	static const struct shoal_agent_type mine = {
+		.name = "mine", .init = nop_init, .handle = nop_handle};
+	static const struct shoal_agent_type other_echo = {
+		.name = "echo", .init = nop_init, .handle = nop_handle};
+	static const struct shoal_agent_type no_init = {.name = "noinit", .handle = nop_handle};
 
 	(void)state;
 	for (unsigned i = 0; wrk_builtin_type_names[i]; i++)
@@ -94,17 +95,16 @@ static void test_agent_dlopen(void **state)
 {
 	const char *path = getenv("SHOAL_TEST_PLUGIN");
 	const struct shoal_agent_type *t;
-	struct wrk_agent wa = { .slot = 7, .handle = shoal_handle_make(7, 3) };
-	struct shoal_ctx ctx = { .agent = &wa };
-	struct shoal_msg m = { .data = "hi there", .len = 8, .flags = SHOAL_MSG_CALL };
+	struct wrk_agent wa = {.slot = 7, .handle = shoal_handle_make(7, 3)};
+	struct shoal_ctx ctx = {.agent = &wa};
+	struct shoal_msg m = {.data = "hi there", .len = 8, .flags = SHOAL_MSG_CALL};
 	char reply[64], err[256];
 	uint32_t rlen = 0;
 	void *st;
 
 	(void)state;
 	assert_non_null(path);
-	assert_int_equal(shoal_agent_types_load("/nonexistent/x.so", err, sizeof(err)),
-			 -ELIBBAD);
+	assert_int_equal(shoal_agent_types_load("/nonexistent/x.so", err, sizeof(err)), -ELIBBAD);
 	assert_non_null(strstr(err, "cannot load"));
 	assert_int_equal(shoal_agent_types_load("libm.so.6", err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "exports neither"));
@@ -309,6 +309,89 @@ static void test_agent_spawn_stop_repair(void **state)
 	drop_seg(seg);
 }
 
+struct ckpt_race {
+	struct shm_seg *seg;
+	_Atomic uint32_t done;
+};
+
+static void *ckpt_writer(void *arg)
+{
+	struct ckpt_race *r = arg;
+	uint8_t rec[100];
+
+	for (uint32_t i = 1; i <= 20000; i++) {
+		uint32_t n = 1 + i % 100;
+
+		memset(rec, (int)(i & 0xff), n);
+		rec[0] = (uint8_t)n;
+		wrk_ckpt_commit(r->seg, 6, rec, n);
+	}
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+/* Two threads (for ThreadSanitizer): a reader never sees a torn record. */
+static void test_agent_ckpt_two_threads(void **state)
+{
+	struct ckpt_race r = {.seg = make_seg()};
+	uint8_t buf[128];
+	pthread_t t;
+	uint32_t reads = 0;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, ckpt_writer, &r), 0);
+	while (!atomic_load(&r.done)) {
+		int len = wrk_ckpt_read(r.seg, 6, buf, sizeof(buf));
+
+		if (len == -EAGAIN || len == 0)
+			continue;
+		assert_true(len >= 1 && len <= 100);
+		assert_int_equal(buf[0], len);
+		for (int i = 2; i < len; i++)
+			assert_int_equal(buf[i], buf[1]);
+		reads++;
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	drop_seg(r.seg);
+}
+
+static void *mon_churn(void *arg)
+{
+	struct shm_seg *seg = arg;
+	shoal_handle_t w = shoal_handle_make(3, (uint32_t)(uintptr_t)pthread_self() | 1);
+
+	for (int i = 0; i < 5000; i++) {
+		uint64_t ref;
+
+		if (wrk_mon_add(seg, w, shoal_handle_make(4, 1), &ref) == 0)
+			if (wrk_mon_remove(seg, w, ref) != 0)
+				return (void *)1;
+	}
+	return NULL;
+}
+
+/* Two threads adding and removing monitors: every add is removable exactly once. */
+static void test_agent_monitor_two_threads(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	pthread_t t1, t2;
+	void *r1, *r2;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t1, NULL, mon_churn, seg), 0);
+	assert_int_equal(pthread_create(&t2, NULL, mon_churn, seg), 0);
+	assert_int_equal(pthread_join(t1, &r1), 0);
+	assert_int_equal(pthread_join(t2, &r2), 0);
+	assert_null(r1);
+	assert_null(r2);
+	for (uint32_t i = 0; i < 64; i++)
+		assert_int_equal(
+			atomic_load(&((struct shm_monitor *)shm_region(seg, SHM_R_MONITORS))[i]
+					     .watcher),
+			0);
+	drop_seg(seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,7 +400,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_commit_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_crash_safe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_half_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_ckpt_two_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_monitor_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_monitor_two_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_spawn_stop_repair, setup, teardown),
 	};
 

@@ -1,4 +1,5 @@
-/* test_worker: wrk_main in forked workers: calls, counts, kill + repair + replacement, restarts, stop. */
+/* test_worker: wrk_main in forked workers: calls, counts, kill + repair + replacement, restarts,
+ * stop. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,7 +30,8 @@ static char inst[64];
 static struct shm_seg *seg;
 static struct ipc_waiter *waiter;
 static shoal_handle_t inbox;
-static int note_pipe[2] = { -1, -1 }; /* test agent types write events here */
+static int note_pipe[2] = {-1, -1}; /* test agent types write events here */
+static uint64_t child_as_extra;	    /* non-zero: the worker caps its address space at +this */
 
 /* --- test agent types (registered before the workers fork: they inherit the table) --- */
 
@@ -150,11 +153,27 @@ static pid_t start_worker(uint32_t slot)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct wrk_args args = { .windex = slot - 1, .proc_slot = slot, .core = -1,
-					 .node = -1, .ready_fd = rp[1] };
+		struct wrk_args args = {.windex = slot - 1,
+					.proc_slot = slot,
+					.core = -1,
+					.node = -1,
+					.ready_fd = rp[1]};
 
 		close(rp[0]);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (child_as_extra) {
+			/* the rlimit path of a memory cap: current size + the extra */
+			unsigned long pages = 0;
+			FILE *f = fopen("/proc/self/statm", "r");
+			struct rlimit rl;
+
+			if (!f || fscanf(f, "%lu", &pages) != 1)
+				_exit(99);
+			fclose(f);
+			rl.rlim_cur = rl.rlim_max = pages * 4096ull + child_as_extra;
+			if (setrlimit(RLIMIT_AS, &rl))
+				_exit(99);
+		}
 		_exit(wrk_main(seg, &args) == 0 ? 0 : 1);
 	}
 	close(rp[1]);
@@ -170,7 +189,7 @@ static pid_t start_worker(uint32_t slot)
 static int wait_exit(pid_t pid)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0;
-	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
 
 	assert_true(pidfd >= 0);
 	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
@@ -233,7 +252,7 @@ static void cast(shoal_handle_t to, const char *s)
 
 static char next_note(void)
 {
-	struct pollfd pfd = { .fd = note_pipe[0], .events = POLLIN };
+	struct pollfd pfd = {.fd = note_pipe[0], .events = POLLIN};
 	char c = 0;
 
 	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
@@ -448,6 +467,169 @@ static void test_worker_dlopen_type(void **state)
 	stop_worker(1, pid);
 }
 
+/* Run `shoal ARGS...` against the test instance; its output (stdout + stderr) in out. */
+static int run_tool(char *out, size_t cap, const char *const *args)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	char *argv[16];
+	size_t n = 0, got = 0;
+	int op[2], status;
+	pid_t pid;
+
+	assert_non_null(bin);
+	argv[n++] = (char *)bin;
+	for (; *args; args++)
+		argv[n++] = (char *)*args;
+	argv[n++] = (char *)"--instance";
+	argv[n++] = inst;
+	argv[n] = NULL;
+	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(op[1], 1);
+		dup2(op[1], 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	close(op[1]);
+	for (;;) {
+		struct pollfd pfd = {.fd = op[0], .events = POLLIN};
+		ssize_t r;
+
+		assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+		r = read(op[0], out + got, cap - 1 - got);
+		assert_true(r >= 0);
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	out[got] = 0;
+	close(op[0]);
+	status = wait_exit(pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* The client commands against a running worker: spawn, send, call, stop, and their errors. */
+static void test_worker_client_commands(void **state)
+{
+	char out[512];
+	shoal_handle_t h;
+	pid_t pid;
+
+	(void)state;
+	spawn("counter", "cnt", 1);
+	spawn("blocker", "stuck", 1);
+	pid = start_worker(1);
+	assert_int_equal(run_tool(out, sizeof(out),
+				  (const char *[]){"spawn", "echo", "e3", "--worker", "0", NULL}),
+			 0);
+	assert_non_null(strstr(out, "spawned echo on worker 0"));
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "e3", "hello", NULL}),
+			 0);
+	assert_string_equal(out, "hello\n");
+	assert_int_equal(run_tool(out, sizeof(out),
+				  (const char *[]){"send", "cnt", "x", "--count", "7", NULL}),
+			 0);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "cnt", "?", NULL}), 0);
+	assert_string_equal(out, "7 0\n");
+	/* errors: one sentence, the documented exit codes */
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "nosuch", "x", NULL}),
+			 2);
+	assert_non_null(strstr(out, "no agent named 'nosuch'"));
+	assert_int_equal(
+		run_tool(out, sizeof(out), (const char *[]){"spawn", "nosuchtype", "n", NULL}), 2);
+	assert_non_null(strstr(out, "unknown agent type"));
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"spawn", "echo", "e3", NULL}),
+			 2);
+	assert_non_null(strstr(out, "is taken"));
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), 0);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 0);
+	wait_agent_state(h, SHM_AGENT_FREE);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), -ENOENT);
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 2);
+	/* a call to an agent whose worker is stuck times out: exit 1 */
+	assert_int_equal(
+		run_tool(out, sizeof(out), (const char *[]){"send", "stuck", "block", NULL}), 0);
+	assert_int_equal(next_note(), 'b');
+	assert_int_equal(run_tool(out, sizeof(out),
+				  (const char *[]){"call", "stuck", "?", "--timeout", "200", NULL}),
+			 1);
+	assert_non_null(strstr(out, "did not answer within 200 ms"));
+	kill(pid, SIGKILL);
+	repair_worker(1, wait_exit(pid));
+}
+
+/* The rlimit memory cap: an allocation refused under it exits the worker 86. */
+static void test_worker_memcap_exit(void **state)
+{
+	shoal_handle_t hog;
+	pid_t pid;
+	int status;
+
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* ASan reserves terabytes of address space: RLIMIT_AS cannot apply */
+#endif
+	hog = spawn("hog", "hog", 1);
+	child_as_extra = 64ull << 20;
+	pid = start_worker(1);
+	child_as_extra = 0;
+	cast(hog, "256");
+	status = wait_exit(pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), WRK_EXIT_MEMCAP);
+	repair_worker(1, status);
+}
+
+/*
+ * The demo population: tuners cast scores to the coordinator (cast), fetch its best at start
+ * (async call), and adopt the best it broadcasts to the group "tuners" (broadcast).
+ */
+static void test_worker_demo_tuners(void **state)
+{
+	struct {
+		double score, x[4];
+	} best, mine;
+	shoal_handle_t coord, tuners[4], members[8];
+	char reply[256], name[16];
+	uint64_t deadline;
+	pid_t pid;
+
+	(void)state;
+	coord = spawn("coordinator", "coordinator", 1);
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "tuner%d", i);
+		tuners[i] = spawn("tuner", name, 1);
+	}
+	pid = start_worker(1);
+	assert_true(call(coord, "?", 1, reply, sizeof(reply)) > 0);
+	assert_int_equal(shm_grp_members(seg, "tuners", 6, members, 8), 4);
+	/* the coordinator hears scores (casts from the tuners' ticks) */
+	deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
+	while (wrk_ckpt_read(seg, shoal_handle_slot(coord), &best, sizeof(best)) != sizeof(best)) {
+		assert_true(shm_now_ns() < deadline);
+		sched_yield();
+	}
+	/* every tuner ends up at least as good as that best: the broadcast reached them all */
+	for (int i = 0; i < 4; i++) {
+		for (;;) {
+			int n = wrk_ckpt_read(seg, shoal_handle_slot(tuners[i]), &mine,
+					      sizeof(mine));
+
+			if (n == sizeof(mine) && mine.score >= best.score)
+				break;
+			assert_true(shm_now_ns() < deadline);
+			sched_yield();
+		}
+	}
+	memset(reply, 0, sizeof(reply));
+	assert_true(call(coord, "?", 1, reply, sizeof(reply) - 1) > 0);
+	assert_non_null(strstr(reply, "best score"));
+	stop_worker(1, pid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +638,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_callback_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_stop_agent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dlopen_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_client_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_memcap_exit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_demo_tuners, setup, teardown),
 	};
 
 	if (shoal_agent_type_register(&blocker_type)) {

@@ -12,8 +12,7 @@
  * waiter and an inbox for replies. Prints one sentence and returns a CLI exit code on
  * failure. The tool's main thread.
  */
-int tool_client_open(struct tool_client *cl, const char *cmd, const char *instance,
-		     bool with_inbox)
+int tool_client_open(struct tool_client *cl, const char *cmd, const char *instance, bool with_inbox)
 {
 	enum shm_liveness l;
 	char err[512];
@@ -83,8 +82,8 @@ int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t 
 	size_t len = strlen(name);
 
 	if (len == 0 || len > SHOAL_NAME_MAX) {
-		fprintf(stderr, "shoal %s: '%s' is not a valid name (1..%d bytes)\n", cl->cmd,
-			name, SHOAL_NAME_MAX);
+		fprintf(stderr, "shoal %s: '%s' is not a valid name (1..%d bytes)\n", cl->cmd, name,
+			SHOAL_NAME_MAX);
 		return EXIT_USAGE;
 	}
 	if (shm_reg_lookup(cl->seg, SHM_NS_DEFAULT, name, len, out, NULL)) {

@@ -9,10 +9,10 @@
 #include "tools/tools.h"
 
 struct tool_client {
-	const char *cmd;          /* subcommand name, for messages */
-	struct shm_seg *seg;      /* read-write attachment with a client slot */
-	struct ipc_waiter *waiter;/* with an inbox: where calls park */
-	shoal_handle_t inbox;     /* replies and monitor messages arrive here */
+	const char *cmd;	   /* subcommand name, for messages */
+	struct shm_seg *seg;	   /* read-write attachment with a client slot */
+	struct ipc_waiter *waiter; /* with an inbox: where calls park */
+	shoal_handle_t inbox;	   /* replies and monitor messages arrive here */
 };
 
 int tool_client_open(struct tool_client *cl, const char *cmd, const char *instance,

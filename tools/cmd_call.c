@@ -9,10 +9,11 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shoal call NAME PAYLOAD [--timeout MS] [--instance NAME]\n"
-		   "Calls the agent registered as NAME with PAYLOAD and prints its reply. Waits up\n"
-		   "to --timeout ms (default 5000): an agent that is restarting answers once it\n"
-		   "is back, so a restart shows only as latency. Exit 1 on timeout.\n");
+	fprintf(f,
+		"usage: shoal call NAME PAYLOAD [--timeout MS] [--instance NAME]\n"
+		"Calls the agent registered as NAME with PAYLOAD and prints its reply. Waits up\n"
+		"to --timeout ms (default 5000): an agent that is restarting answers once it\n"
+		"is back, so a restart shows only as latency. Exit 1 on timeout.\n");
 }
 
 /* Print the reply: as text when it is printable, else as hex. */
@@ -35,10 +36,10 @@ static void print_reply(const unsigned char *r, int n)
 int cmd_call(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "instance", required_argument, NULL, 'i' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"instance", required_argument, NULL, 'i'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
 	struct tool_client cl;
@@ -84,8 +85,9 @@ int cmd_call(int argc, char **argv)
 		goto out;
 	cap = shm_hdr(cl.seg)->cfg.max_msg;
 	if (len > cap) {
-		fprintf(stderr, "shoal call: payload of %zu bytes exceeds instance '%s''s maximum "
-				"of %u\n",
+		fprintf(stderr,
+			"shoal call: payload of %zu bytes exceeds instance '%s''s maximum "
+			"of %u\n",
 			len, instance, cap);
 		ex = EXIT_USAGE;
 		goto out;

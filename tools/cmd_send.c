@@ -17,11 +17,11 @@ static void usage(FILE *f)
 int cmd_send(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "instance", required_argument, NULL, 'i' },
-		{ "count", required_argument, NULL, 'n' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"instance", required_argument, NULL, 'i'},
+		{"count", required_argument, NULL, 'n'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
 	long count = 1, timeout = 5000, sent = 0;
@@ -71,8 +71,9 @@ int cmd_send(int argc, char **argv)
 	if (ex)
 		goto out;
 	if (len > shm_hdr(cl.seg)->cfg.max_msg) {
-		fprintf(stderr, "shoal send: payload of %zu bytes exceeds instance '%s''s maximum "
-				"of %u\n",
+		fprintf(stderr,
+			"shoal send: payload of %zu bytes exceeds instance '%s''s maximum "
+			"of %u\n",
 			len, instance, shm_hdr(cl.seg)->cfg.max_msg);
 		ex = EXIT_USAGE;
 		goto out;
@@ -86,8 +87,9 @@ int cmd_send(int argc, char **argv)
 	if (rc == 0) {
 		printf("%s: sent %ld\n", argv[optind], sent);
 	} else if (rc == -ETIMEDOUT || rc == -EAGAIN) {
-		fprintf(stderr, "shoal send: '%s': mailbox still full after %ld ms (%ld of %ld "
-				"sent)\n",
+		fprintf(stderr,
+			"shoal send: '%s': mailbox still full after %ld ms (%ld of %ld "
+			"sent)\n",
 			argv[optind], timeout, sent, count);
 		ex = EXIT_CHECK;
 	} else if (rc == -ENOENT || rc == -ESTALE) {

@@ -58,11 +58,11 @@ static int pick_worker(struct shm_seg *seg, long windex, uint32_t *slot_out)
 int cmd_spawn(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "instance", required_argument, NULL, 'i' },
-		{ "worker", required_argument, NULL, 'w' },
-		{ "types", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"instance", required_argument, NULL, 'i'},
+		{"worker", required_argument, NULL, 'w'},
+		{"types", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
 	struct tool_client cl;
@@ -105,8 +105,9 @@ int cmd_spawn(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!shoal_agent_type_find(argv[optind])) {
-		fprintf(stderr, "shoal spawn: unknown agent type '%s' (see shoal spawn --help, or "
-				"load a library with --types)\n",
+		fprintf(stderr,
+			"shoal spawn: unknown agent type '%s' (see shoal spawn --help, or "
+			"load a library with --types)\n",
 			argv[optind]);
 		return EXIT_USAGE;
 	}
@@ -141,8 +142,9 @@ int cmd_spawn(int argc, char **argv)
 		ex = EXIT_USAGE;
 		break;
 	case -ENOSPC:
-		fprintf(stderr, "shoal spawn: instance '%s' is full (no free agent slot or "
-				"registry entry)\n",
+		fprintf(stderr,
+			"shoal spawn: instance '%s' is full (no free agent slot or "
+			"registry entry)\n",
 			instance);
 		ex = EXIT_SYSTEM;
 		break;

@@ -11,15 +11,16 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: shoal stop NAME [--instance NAME]\n"
 		   "Asks the agent registered as NAME to stop: its terminate callback runs, its\n"
-		   "names, groups and monitors are removed, its monitors get DOWN, its slot is freed.\n");
+		   "names, groups and monitors are removed, its monitors get DOWN, its slot is "
+		   "freed.\n");
 }
 
 int cmd_stop(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "instance", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"instance", required_argument, NULL, 'i'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
 	struct tool_client cl;

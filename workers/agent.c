@@ -145,10 +145,9 @@ int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h)
 	do {
 		if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED)
 			return 0; /* already on its way out */
-		/* T0: pairs with the worker's acquire of state in its rescan. */
-	} while (!atomic_compare_exchange_weak_explicit(&a->state, &st, SHM_AGENT_STOPPING,
-							 memory_order_acq_rel,
-							 memory_order_acquire));
+				  /* T0: pairs with the worker's acquire of state in its rescan. */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&a->state, &st, SHM_AGENT_STOPPING, memory_order_acq_rel, memory_order_acquire));
 	worker = atomic_load_explicit(&a->worker, memory_order_acquire);
 	if (worker && shm_proc_is_alive(seg, worker - 1) &&
 	    atomic_load_explicit(&shm_proc_at(seg, worker - 1)->state, memory_order_acquire) ==
@@ -163,9 +162,8 @@ int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h)
 	{
 		uint64_t held = WRK_CTL_HELD;
 
-		if (!atomic_compare_exchange_strong_explicit(&a->ctl, &held, seg->tag,
-							     memory_order_acq_rel,
-							     memory_order_relaxed))
+		if (!atomic_compare_exchange_strong_explicit(
+			    &a->ctl, &held, seg->tag, memory_order_acq_rel, memory_order_relaxed))
 			return 0; /* a worker or repair holds it: it will see STOPPING */
 		wrk_agent_finish_stop(seg, shoal_handle_slot(h), SHOAL_DOWN_STOPPED);
 	}
@@ -190,16 +188,17 @@ static int repair_agent_claims(struct shm_seg *seg, uint32_t proc_slot)
 		if (st == SHM_AGENT_FREE) {
 			/* died between its free's state store and the ctl store */
 			atomic_store_explicit(&a->ctl, 0, memory_order_release);
-		} else if (st == SHM_AGENT_STARTING && !atomic_load_explicit(&a->worker,
-									 memory_order_relaxed)) {
+		} else if (st == SHM_AGENT_STARTING &&
+			   !atomic_load_explicit(&a->worker, memory_order_relaxed)) {
 			/* an interrupted spawn: nobody got the handle; undo it */
 			wrk_agent_finish_stop(seg, i, SHOAL_DOWN_STOPPED);
 		} else {
 			/* an interrupted stop (or a spawn that had only the hand-over left) */
 			if (st == SHM_AGENT_STARTING) {
 				atomic_store_explicit(&a->ctl, WRK_CTL_HELD, memory_order_release);
-				wrk_poke_worker(seg, atomic_load_explicit(&a->worker,
-									  memory_order_relaxed) - 1);
+				wrk_poke_worker(
+					seg,
+					atomic_load_explicit(&a->worker, memory_order_relaxed) - 1);
 			} else {
 				wrk_agent_finish_stop(seg, i, SHOAL_DOWN_STOPPED);
 			}
@@ -221,8 +220,11 @@ int wrk_repair_proc_claims(struct shm_seg *seg, uint32_t proc_slot)
 int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 {
 	uint32_t n = shm_hdr(seg)->cfg.max_agents;
+	uint8_t *mark = calloc(n, 1);
 	int down = 0;
 
+	if (!mark)
+		return -ENOMEM;
 	wrk_repair_proc_claims(seg, proc_slot);
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_agent *a = shm_agent_at(seg, i);
@@ -244,13 +246,21 @@ int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 		}
 		if (st != SHM_AGENT_RUNNING && st != SHM_AGENT_STARTING)
 			continue;
+		/* D0: pairs with the replacement's acquire of state: DOWN means "restart me". A
+		 * stopper's STOPPING that lands first wins; the replacement finishes that stop. */
+		if (!atomic_compare_exchange_strong_explicit(&a->state, &st, SHM_AGENT_DOWN,
+							     memory_order_acq_rel,
+							     memory_order_relaxed))
+			continue;
 		/* relaxed: the worker is dead; the supervisor is the only writer now */
 		atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
-		/* D0: pairs with the replacement's acquire of state: DOWN means "restart me". */
-		atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
-		wrk_mon_notify(seg, wrk_agent_handle(seg, i), 0, SHOAL_DOWN_CRASH);
+		mark[i] = 1;
 		down++;
 	}
+	/* one pass over the monitor table for all of them */
+	if (down)
+		wrk_mon_notify_marked(seg, mark, 0, SHOAL_DOWN_CRASH);
+	free(mark);
 	return down;
 }
 
@@ -283,8 +293,7 @@ int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, co
 	return ipc_call_async(ctx->seg, ctx->agent->handle, to, type, data, len, ref_out);
 }
 
-int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data,
-		uint32_t len)
+int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data, uint32_t len)
 {
 	struct ipc_msg im;
 
@@ -321,15 +330,14 @@ int shoal_checkpoint(struct shoal_ctx *ctx, const void *data, uint32_t len)
 
 int shoal_register(struct shoal_ctx *ctx, const char *name)
 {
-	int rc = shm_reg_register(ctx->seg, SHM_NS_DEFAULT, name, strlen(name),
-				  ctx->agent->handle, NULL);
+	int rc = shm_reg_register(ctx->seg, SHM_NS_DEFAULT, name, strlen(name), ctx->agent->handle,
+				  NULL);
 
 	/* a restarted agent registering its name again finds it still there: fine */
 	if (rc == -EEXIST) {
 		shoal_handle_t cur;
 
-		if (shm_reg_lookup(ctx->seg, SHM_NS_DEFAULT, name, strlen(name), &cur, NULL) ==
-			    0 &&
+		if (shm_reg_lookup(ctx->seg, SHM_NS_DEFAULT, name, strlen(name), &cur, NULL) == 0 &&
 		    cur == ctx->agent->handle)
 			return 0;
 	}

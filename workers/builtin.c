@@ -67,8 +67,7 @@ static int counter_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, v
 	return 0;
 }
 
-static void counter_count(struct shoal_ctx *ctx, struct counter_state *s,
-			  const struct shoal_msg *m)
+static void counter_count(struct shoal_ctx *ctx, struct counter_state *s, const struct shoal_msg *m)
 {
 	s->count++;
 	if (m->flags & SHOAL_MSG_REDELIVERED)
@@ -82,8 +81,8 @@ static int counter_handle(struct shoal_ctx *ctx, void *state, const struct shoal
 	return 0;
 }
 
-static int counter_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m,
-			void *reply, uint32_t cap, uint32_t *reply_len)
+static int counter_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+			uint32_t cap, uint32_t *reply_len)
 {
 	struct counter_state *s = state;
 	int n;
@@ -131,7 +130,7 @@ static int hog_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void 
 static int hog_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
 {
 	struct hog_block *head = state, *b;
-	char num[16] = { 0 };
+	char num[16] = {0};
 	unsigned long mib;
 	size_t bytes;
 
@@ -196,8 +195,8 @@ static int crasher_handle(struct shoal_ctx *ctx, void *state, const struct shoal
 	return 0;
 }
 
-static int crasher_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m,
-			void *reply, uint32_t cap, uint32_t *reply_len)
+static int crasher_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+			uint32_t cap, uint32_t *reply_len)
 {
 	int rc = crasher_handle(ctx, state, m);
 	uint32_t n = m->len < cap ? m->len : cap;
@@ -220,10 +219,10 @@ static const struct shoal_agent_type crasher_type = {
  * the best and broadcasts it to the group "tuners" when it improves. A tuner asks the
  * coordinator for the current best at start (an async call). Both checkpoint their best.
  */
-#define DEMO_DIM 4
+#define DEMO_DIM     4
 #define DEMO_T_SCORE 100u /* tuner -> coordinator: struct demo_point */
-#define DEMO_T_BEST 101u  /* coordinator -> tuners (broadcast): struct demo_point */
-#define DEMO_T_GET 102u   /* call: answers struct demo_point */
+#define DEMO_T_BEST  101u /* coordinator -> tuners (broadcast): struct demo_point */
+#define DEMO_T_GET   102u /* call: answers struct demo_point */
 
 struct demo_point {
 	double score; /* higher is better; the optimum is 0 */
@@ -236,7 +235,7 @@ struct tuner_state {
 	shoal_handle_t coord;
 };
 
-static const double demo_target[DEMO_DIM] = { 0.3, -1.2, 2.5, 0.7 };
+static const double demo_target[DEMO_DIM] = {0.3, -1.2, 2.5, 0.7};
 
 static double demo_score(const double *x)
 {
@@ -361,8 +360,8 @@ static int coord_handle(struct shoal_ctx *ctx, void *state, const struct shoal_m
 	return 0;
 }
 
-static int coord_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m,
-		      void *reply, uint32_t cap, uint32_t *reply_len)
+static int coord_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+		      uint32_t cap, uint32_t *reply_len)
 {
 	struct coord_state *s = state;
 	int n;
@@ -373,8 +372,12 @@ static int coord_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg
 		memcpy(reply, &s->best, (size_t)n);
 	} else {
 		/* a person asking (shoal call coordinator ...): the best, as text */
-		n = snprintf(reply, cap, "best score %.6f at [%.3f %.3f %.3f %.3f]", s->best.score,
-			     s->best.x[0], s->best.x[1], s->best.x[2], s->best.x[3]);
+		if (s->best.score < -1e299)
+			n = snprintf(reply, cap, "no score yet");
+		else
+			n = snprintf(reply, cap, "best score %.6f at [%.3f %.3f %.3f %.3f]",
+				     s->best.score, s->best.x[0], s->best.x[1], s->best.x[2],
+				     s->best.x[3]);
 		if (n < 0)
 			n = 0;
 		if ((uint32_t)n > cap)

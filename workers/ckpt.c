@@ -57,10 +57,10 @@ void wrk_ckpt_recover(struct shm_seg *seg, uint32_t slot)
 	if (seq & 1) {
 		/* the previous record (buffer (seq >> 1) & 1) was never touched */
 		atomic_store_explicit(&a->ckpt_seq, seq - 1, memory_order_release);
-		atomic_store_explicit(&a->ckpt_len,
-				      atomic_load_explicit(&a->ckpt_blen[(seq >> 1) & 1],
-							   memory_order_relaxed),
-				      memory_order_relaxed);
+		atomic_store_explicit(
+			&a->ckpt_len,
+			atomic_load_explicit(&a->ckpt_blen[(seq >> 1) & 1], memory_order_relaxed),
+			memory_order_relaxed);
 	}
 }
 

@@ -50,14 +50,16 @@ static void mon_clear(struct shm_monitor *m)
 int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
 		uint64_t *ref_out)
 {
-	static uint32_t counter;
+	static _Atomic uint32_t counter;
 	uint64_t ref;
 
 	if (seg->self == UINT32_MAX)
 		return -EROFS;
 	if (watcher == SHOAL_HANDLE_NONE || target == SHOAL_HANDLE_NONE)
 		return -EINVAL;
-	ref = ((uint64_t)seg->epoch << 32) | ++counter;
+	/* relaxed: the counter only has to be unique within this process (epoch: across) */
+	ref = ((uint64_t)seg->epoch << 32) |
+	      (atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) + 1);
 	for (uint32_t i = 0; i < nmon(seg); i++) {
 		struct shm_monitor *m = mon_at(seg, i);
 
@@ -124,6 +126,26 @@ int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h)
 	return mon_remove_if(seg, 0, 0, h, false);
 }
 
+/* Send one DOWN/UP for entry m (live watcher w); drops the entry if w is gone. */
+static int mon_send(struct shm_seg *seg, struct shm_monitor *m, uint64_t w, shoal_handle_t target,
+		    uint32_t up, uint32_t reason)
+{
+	struct shoal_down d;
+	int rc;
+
+	memset(&d, 0, sizeof(d));
+	d.target = target;
+	d.ref = atomic_load_explicit(&m->ref, memory_order_relaxed);
+	d.up = up;
+	d.reason = up ? 0 : reason;
+	/* a monitor message is never dropped for a full mailbox: wait a little */
+	rc = ipc_send(seg, w, target, up ? IPC_T_UP : IPC_T_DOWN, IPC_F_SYSTEM, d.ref, &d,
+		      sizeof(d), 1000);
+	if (rc == -ENOENT || rc == -ESTALE)
+		mon_remove_if(seg, w, d.ref, 0, true);
+	return rc == 0;
+}
+
 /*
  * Tell every watcher of target that it went down (up == 0) or came back (up == 1). A
  * watcher that no longer exists loses its entry. Returns messages sent.
@@ -136,23 +158,38 @@ int wrk_mon_notify(struct shm_seg *seg, shoal_handle_t target, uint32_t up, uint
 		struct shm_monitor *m = mon_at(seg, i);
 		/* M4 (again): a live watcher shows its target and ref. */
 		uint64_t w = atomic_load_explicit(&m->watcher, memory_order_acquire);
-		struct shoal_down d;
-		int rc;
 
-		if (!w || atomic_load_explicit(&m->target, memory_order_relaxed) != target)
+		if (w && atomic_load_explicit(&m->target, memory_order_relaxed) == target)
+			sent += mon_send(seg, m, w, target, up, reason);
+	}
+	return sent;
+}
+
+/*
+ * wrk_mon_notify() for many targets in one pass over the table: every agent slot i with
+ * mark[i] set, under its current generation. Returns messages sent.
+ */
+int wrk_mon_notify_marked(struct shm_seg *seg, const uint8_t *mark, uint32_t up, uint32_t reason)
+{
+	uint32_t nagents = shm_hdr(seg)->cfg.max_agents;
+	int sent = 0;
+
+	for (uint32_t i = 0; i < nmon(seg); i++) {
+		struct shm_monitor *m = mon_at(seg, i);
+		/* M4 (again): a live watcher shows its target and ref. */
+		uint64_t w = atomic_load_explicit(&m->watcher, memory_order_acquire);
+		shoal_handle_t t;
+		uint32_t slot;
+
+		if (!w)
 			continue;
-		memset(&d, 0, sizeof(d));
-		d.target = target;
-		d.ref = atomic_load_explicit(&m->ref, memory_order_relaxed);
-		d.up = up;
-		d.reason = up ? 0 : reason;
-		/* a monitor message is never dropped for a full mailbox: wait a little */
-		rc = ipc_send(seg, w, target, up ? IPC_T_UP : IPC_T_DOWN, IPC_F_SYSTEM, d.ref, &d,
-			      sizeof(d), 1000);
-		if (rc == 0)
-			sent++;
-		else if (rc == -ENOENT || rc == -ESTALE)
-			mon_remove_if(seg, w, d.ref, 0, true);
+		t = atomic_load_explicit(&m->target, memory_order_relaxed);
+		slot = shoal_handle_slot(t);
+		if (slot >= nagents || !mark[slot] ||
+		    atomic_load_explicit(&shm_agent_at(seg, slot)->gen, memory_order_acquire) !=
+			    shoal_handle_gen(t))
+			continue;
+		sent += mon_send(seg, m, w, t, up, reason);
 	}
 	return sent;
 }

@@ -101,15 +101,19 @@ int shoal_agent_types_load(const char *path, char *err, size_t errlen)
 		rc = init_fn();
 		if (rc < 0) {
 			if (errlen)
-				snprintf(err, errlen, "agent types '%s': shoal_agent_types_init "
-					 "failed: %s", path, strerror(-rc));
+				snprintf(err, errlen,
+					 "agent types '%s': shoal_agent_types_init "
+					 "failed: %s",
+					 path, strerror(-rc));
 			return rc;
 		}
 		return (int)(ntypes - before);
 	}
 	if (errlen)
-		snprintf(err, errlen, "agent types '%s': exports neither shoal_agent_types nor "
-			 "shoal_agent_types_init", path);
+		snprintf(err, errlen,
+			 "agent types '%s': exports neither shoal_agent_types nor "
+			 "shoal_agent_types_init",
+			 path);
 	dlclose(h);
 	return -ENOENT;
 }

@@ -13,9 +13,9 @@
 #include "shm/registry.h"
 #include "workers/wrk_int.h"
 
-#define WRK_BATCH 64u                  /* messages per agent per round: fairness */
-#define WRK_SPIN_NS 20000u             /* spin this long before parking */
-#define WRK_HEARTBEAT_NS 100000000ull  /* park at most this long: heartbeat period */
+#define WRK_BATCH	 64u	      /* messages per agent per round: fairness */
+#define WRK_SPIN_NS	 20000u	      /* spin this long before parking */
+#define WRK_HEARTBEAT_NS 100000000ull /* park at most this long: heartbeat period */
 
 struct wrk {
 	struct shm_seg *seg;
@@ -24,13 +24,16 @@ struct wrk {
 	uint32_t self;
 	uint32_t max_agents;
 	struct wrk_agent **byslot; /* hosted agent per agent slot, or NULL */
-	uint32_t *list;            /* hosted slots, dense */
+	uint32_t *list;		   /* hosted slots, dense */
 	uint32_t n;
-	uint32_t seen_gen;         /* agents_gen at the last rescan */
-	uint32_t npending;         /* hosted agents waiting for (re)start */
-	uint8_t *reply;            /* reply buffer, max_msg bytes */
-	uint8_t *ckpt;             /* checkpoint read buffer */
+	uint32_t seen_gen; /* agents_gen at the last rescan */
+	uint32_t npending; /* hosted agents waiting for (re)start */
+	uint8_t *reply;	   /* reply buffer, max_msg bytes */
+	uint8_t *ckpt;	   /* checkpoint read buffer */
+	uint8_t *up_mark;  /* agent slots restarted whose monitors await UP */
+	uint32_t nup;
 	uint64_t now;
+	uint64_t spin_ns; /* spin before parking ($SHOAL_WORKER_SPIN_NS) */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -91,7 +94,7 @@ static bool intensity_exceeded(const struct wrk *w, struct wrk_agent *wa)
 {
 	uint32_t max = wa->type && wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX;
 	uint64_t period = (wa->type && wa->type->restart_period_ms ? wa->type->restart_period_ms
-								  : WRK_RESTART_PERIOD_MS) *
+								   : WRK_RESTART_PERIOD_MS) *
 			  1000000ull;
 	uint32_t ring = sizeof(wa->fail_ns) / sizeof(wa->fail_ns[0]);
 	uint32_t recent = 0;
@@ -131,9 +134,39 @@ static int agent_start(struct wrk *w, struct wrk_agent *wa)
 	if (!atomic_compare_exchange_strong_explicit(&a->state, &exp, SHM_AGENT_RUNNING,
 						     memory_order_acq_rel, memory_order_acquire))
 		return 0; /* a stop request came in meanwhile: the rescan handles it */
-	if (was == SHM_AGENT_DOWN)
-		wrk_mon_notify(w->seg, wa->handle, 1, 0);
+	if (was == SHM_AGENT_DOWN && !w->up_mark[wa->slot]) {
+		/* sent by flush_up(): one pass over the monitor table for a whole restart */
+		w->up_mark[wa->slot] = 1;
+		w->nup++;
+	}
 	return 0;
+}
+
+/* Send the UPs agent_start() deferred. */
+static void flush_up(struct wrk *w)
+{
+	if (!w->nup)
+		return;
+	wrk_mon_notify_marked(w->seg, w->up_mark, 1, 0);
+	memset(w->up_mark, 0, w->max_agents);
+	w->nup = 0;
+}
+
+/*
+ * Mark a hosted agent DOWN unless a stop request got there first (a stopper's STOPPING must
+ * never be overwritten). True if it is DOWN now.
+ */
+static bool set_down(struct shm_agent *a)
+{
+	uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
+
+	do {
+		if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED || st == SHM_AGENT_FREE)
+			return false;
+		/* D1: pairs with acquire loads of state: DOWN before the monitors hear of it. */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&a->state, &st, SHM_AGENT_DOWN, memory_order_acq_rel, memory_order_acquire));
+	return true;
 }
 
 /* A callback failed (or init did): restart the agent alone, or remove it past intensity. */
@@ -148,8 +181,9 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	}
 	wa->running = false;
 	if (intensity_exceeded(w, wa)) {
-		fprintf(stderr, "shoal worker %u: agent '%s' (%s) failed past its restart "
-				"intensity (%u restarts in %u ms); removed\n",
+		fprintf(stderr,
+			"shoal worker %u: agent '%s' (%s) failed past its restart "
+			"intensity (%u restarts in %u ms); removed\n",
 			w->self, a->name, a->type,
 			wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX,
 			wa->type->restart_period_ms ? wa->type->restart_period_ms
@@ -157,15 +191,17 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 		agent_remove(w, wa, SHOAL_TERM_FAILED, SHOAL_DOWN_FAILED);
 		return;
 	}
-	/* relaxed: this worker is the slot's only writer while it hosts it */
-	atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
-	/* D1: pairs with acquire loads of state: DOWN before the monitors hear of it. */
-	atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
-	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
-	if (agent_start(w, wa) < 0) {
-		w->npending++;
+	if (!set_down(a)) {
+		/* asked to stop meanwhile: honour that rather than restart */
+		agent_remove(w, wa, SHOAL_TERM_STOP, SHOAL_DOWN_STOPPED);
 		return;
 	}
+	/* relaxed: this worker is the slot's only writer of restarts while it hosts it */
+	atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
+	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
+	if (agent_start(w, wa) < 0)
+		w->npending++;
+	flush_up(w);
 }
 
 /* Take over agent slot i (assigned to us, spawned): recover its mailbox and checkpoint. */
@@ -206,6 +242,7 @@ static void start_pending(struct wrk *w)
 				k--; /* removed: list[k] now holds another agent */
 		}
 	}
+	flush_up(w);
 }
 
 /*
@@ -284,7 +321,8 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 			if (t->handle_call)
 				rc = t->handle_call(&ctx, wa->state, &sm, w->reply, cap, &rlen);
 			if (rc >= 0 && rlen != SHOAL_REPLY_LATER)
-				ipc_reply(w->seg, wa->handle, &m, w->reply, rlen < cap ? rlen : cap);
+				ipc_reply(w->seg, wa->handle, &m, w->reply,
+					  rlen < cap ? rlen : cap);
 		} else {
 			rc = t->handle(&ctx, wa->state, &sm);
 		}
@@ -368,7 +406,8 @@ static void shutdown_agents(struct wrk *w)
 			wa->type->terminate(&ctx, wa->state, SHOAL_TERM_STOP);
 		}
 		wa->running = false;
-		atomic_store_explicit(&a->state, SHM_AGENT_DOWN, memory_order_release);
+		/* a pending stop request stays: the successor (or repair) finishes it */
+		set_down(a);
 		unhost(w, wa);
 	}
 }
@@ -403,8 +442,8 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	memset(&w, 0, sizeof(w));
 	rc = claim_self(seg, args);
 	if (rc) {
-		fprintf(stderr, "shoal worker %u: cannot claim process slot %u: %s\n",
-			args->windex, args->proc_slot, strerror(-rc));
+		fprintf(stderr, "shoal worker %u: cannot claim process slot %u: %s\n", args->windex,
+			args->proc_slot, strerror(-rc));
 		return rc;
 	}
 	w.seg = seg;
@@ -415,6 +454,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.list = xcalloc(cfg->max_agents, sizeof(*w.list));
 	w.reply = xcalloc(cfg->max_msg, 1);
 	w.ckpt = xcalloc(cfg->ckpt_bytes + 1, 1);
+	w.up_mark = xcalloc(cfg->max_agents, 1);
 	wrk_types_init();
 	rc = ipc_waiter_create(seg, IPC_WAKE_AUTO, &w.waiter);
 	if (rc) {
@@ -422,6 +462,9 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 			args->windex, strerror(-rc));
 		goto out_free;
 	}
+	w.spin_ns = WRK_SPIN_NS;
+	if (getenv("SHOAL_WORKER_SPIN_NS"))
+		w.spin_ns = strtoull(getenv("SHOAL_WORKER_SPIN_NS"), NULL, 10);
 	w.now = shm_now_ns();
 	rescan(&w);
 	shm_proc_heartbeat(seg);
@@ -463,13 +506,14 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		if (timeout > WRK_HEARTBEAT_NS)
 			timeout = WRK_HEARTBEAT_NS;
 		if (timeout)
-			ipc_waiter_wait(w.waiter, WRK_SPIN_NS, timeout, has_work, &w, NULL);
+			ipc_waiter_wait(w.waiter, w.spin_ns, timeout, has_work, &w, NULL);
 	}
 	w.now = shm_now_ns();
 	shutdown_agents(&w);
 	ipc_waiter_destroy(w.waiter);
 	rc = 0;
 out_free:
+	free(w.up_mark);
 	free(w.ckpt);
 	free(w.reply);
 	free(w.list);

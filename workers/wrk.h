@@ -18,9 +18,9 @@
 struct wrk_args {
 	uint32_t windex;    /* worker index 0..nworkers-1 */
 	uint32_t proc_slot; /* its process slot (claimed again by the worker itself) */
-	int32_t core;       /* core it is pinned to, -1 none (recorded in its slot) */
-	int32_t node;       /* NUMA node, -1 none */
-	int ready_fd;       /* one byte is written here once ready, then closed; -1 none */
+	int32_t core;	    /* core it is pinned to, -1 none (recorded in its slot) */
+	int32_t node;	    /* NUMA node, -1 none */
+	int ready_fd;	    /* one byte is written here once ready, then closed; -1 none */
 };
 
 /*
@@ -28,7 +28,8 @@ struct wrk_args {
  * read-write). Claims args->proc_slot, (re)starts its agents, reports ready, then loops
  * until its process state becomes SHM_PROC_STOPPING; runs terminate callbacks and returns
  * 0, or a negative errno if it could not start. Exits the process with WRK_EXIT_MEMCAP
- * when an allocation fails. The worker process only.
+ * when an allocation fails. $SHOAL_WORKER_SPIN_NS sets how long it spins before parking
+ * (default 20000). The worker process only.
  */
 int wrk_main(struct shm_seg *seg, const struct wrk_args *args);
 
@@ -66,6 +67,17 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
  * worker is not running, the caller does the stop itself (no terminate).
  */
 int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h);
+
+/*
+ * Monitor target from watcher (an agent, or a client's inbox: ipc_inbox_open()): watcher
+ * gets an IPC_F_SYSTEM message IPC_T_DOWN when target crashes or stops and IPC_T_UP when it
+ * runs again (payload struct shoal_down). Returns 0 and *ref_out, -ENOSPC (table full),
+ * -EINVAL, -EROFS (no process slot). Any process with a process slot.
+ */
+int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
+		uint64_t *ref_out);
+/* Remove watcher's monitor ref: 0 or -ENOENT. */
+int wrk_mon_remove(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref);
 
 /* The agent slot h names, if it is live (not FREE) and of that generation; else NULL. */
 struct shm_agent *wrk_agent_get(const struct shm_seg *seg, shoal_handle_t h);

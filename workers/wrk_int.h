@@ -12,7 +12,7 @@
 #define WRK_CTL_HELD UINT64_MAX
 
 /* Default per-agent restart intensity: at most 3 restarts in 5 s. */
-#define WRK_RESTART_MAX 3u
+#define WRK_RESTART_MAX	      3u
 #define WRK_RESTART_PERIOD_MS 5000u
 
 /* One hosted agent, private to its worker. */
@@ -21,10 +21,10 @@ struct wrk_agent {
 	shoal_handle_t handle;
 	const struct shoal_agent_type *type;
 	void *state;
-	bool running;         /* init succeeded and terminate has not run */
-	bool stop_requested;  /* shoal_stop_self() */
+	bool running;	     /* init succeeded and terminate has not run */
+	bool stop_requested; /* shoal_stop_self() */
 	uint64_t next_tick_ns;
-	uint64_t fail_ns[8];  /* times of recent failures (ring), for the intensity */
+	uint64_t fail_ns[8]; /* times of recent failures (ring), for the intensity */
 	uint32_t nfail;
 };
 
@@ -48,11 +48,10 @@ int wrk_ckpt_commit(struct shm_seg *seg, uint32_t slot, const void *data, uint32
 void wrk_ckpt_recover(struct shm_seg *seg, uint32_t slot);
 
 /* Monitors (monitor.c). */
-int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
-		uint64_t *ref_out);
-int wrk_mon_remove(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref);
 /* Send DOWN (up == 0, with reason) or UP to every monitor of target; returns how many. */
 int wrk_mon_notify(struct shm_seg *seg, shoal_handle_t target, uint32_t up, uint32_t reason);
+/* The same for every agent slot i with mark[i] set (one pass over the table). */
+int wrk_mon_notify_marked(struct shm_seg *seg, const uint8_t *mark, uint32_t up, uint32_t reason);
 /* Remove every monitor whose watcher is h (an agent that stopped). */
 int wrk_mon_drop_watcher(struct shm_seg *seg, shoal_handle_t h);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */

@@ -25,36 +25,36 @@ extern "C" {
 
 /* Message flags an agent sees (same bits as the engine's). */
 #define SHOAL_MSG_REDELIVERED 0x1u /* its worker died while handling it before */
-#define SHOAL_MSG_CALL 0x2u        /* a call: handle_call's reply goes back to the caller */
-#define SHOAL_MSG_REPLY 0x4u       /* the reply to an async call; ref says which */
+#define SHOAL_MSG_CALL	      0x2u /* a call: handle_call's reply goes back to the caller */
+#define SHOAL_MSG_REPLY	      0x4u /* the reply to an async call; ref says which */
 
 /* A message as handle/handle_call see it; data is valid until the callback returns. */
 struct shoal_msg {
 	shoal_handle_t from; /* sender, SHOAL_HANDLE_NONE if anonymous */
-	uint64_t ref;        /* call/reply reference, 0 for casts */
-	uint32_t type;       /* application type tag */
-	uint32_t flags;      /* SHOAL_MSG_* */
-	uint32_t len;        /* payload bytes */
+	uint64_t ref;	     /* call/reply reference, 0 for casts */
+	uint32_t type;	     /* application type tag */
+	uint32_t flags;	     /* SHOAL_MSG_* */
+	uint32_t len;	     /* payload bytes */
 	const void *data;    /* payload */
 };
 
 /* DOWN/UP monitor notifications (also the payload of the engine's DOWN/UP messages). */
-#define SHOAL_DOWN_CRASH 1u  /* its worker died (a signal or an exit) */
-#define SHOAL_DOWN_FAILED 2u /* its callback failed past its restart intensity */
+#define SHOAL_DOWN_CRASH   1u /* its worker died (a signal or an exit) */
+#define SHOAL_DOWN_FAILED  2u /* its callback failed past its restart intensity */
 #define SHOAL_DOWN_STOPPED 3u /* stopped on request */
-#define SHOAL_DOWN_ERROR 4u  /* a callback failed; it is being restarted */
+#define SHOAL_DOWN_ERROR   4u /* a callback failed; it is being restarted */
 
 struct shoal_down {
 	shoal_handle_t target; /* the monitored agent */
-	uint64_t ref;          /* the monitor's reference (shoal_monitor()) */
-	uint32_t up;           /* 0: DOWN, 1: UP (restarted and running again) */
+	uint64_t ref;	       /* the monitor's reference (shoal_monitor()) */
+	uint32_t up;	       /* 0: DOWN, 1: UP (restarted and running again) */
 	uint32_t reason;       /* SHOAL_DOWN_*, 0 for UP */
 };
 
 /* Reasons given to terminate. */
-#define SHOAL_TERM_STOP 0     /* stopped on request or the worker is shutting down */
-#define SHOAL_TERM_RESTART 1  /* a callback failed: init runs again next */
-#define SHOAL_TERM_FAILED 2   /* failed past its intensity: the agent is removed */
+#define SHOAL_TERM_STOP	   0 /* stopped on request or the worker is shutting down */
+#define SHOAL_TERM_RESTART 1 /* a callback failed: init runs again next */
+#define SHOAL_TERM_FAILED  2 /* failed past its intensity: the agent is removed */
 
 /* What a callback runs against: its agent and its worker. Opaque. */
 struct shoal_ctx;
@@ -66,11 +66,11 @@ struct shoal_ctx;
  * its monitors get DOWN.
  */
 struct shoal_agent_type {
-	const char *name;          /* unique in the process, 1..31 bytes */
-	uint32_t ckpt_size;        /* checkpoint record bytes it may commit (0: none) */
-	uint32_t tick_ms;          /* period of tick() (0: no tick) */
-	uint32_t restart_max;      /* restart intensity: at most this many restarts ... */
-	uint32_t restart_period_ms;/* ... in this many ms */
+	const char *name;	    /* unique in the process, 1..31 bytes */
+	uint32_t ckpt_size;	    /* checkpoint record bytes it may commit (0: none) */
+	uint32_t tick_ms;	    /* period of tick() (0: no tick) */
+	uint32_t restart_max;	    /* restart intensity: at most this many restarts ... */
+	uint32_t restart_period_ms; /* ... in this many ms */
 	/*
 	 * Set up *state. ckpt/ckpt_len: the last committed checkpoint record (NULL, 0 if none)
 	 * so a restarted agent resumes. Required.
@@ -128,8 +128,7 @@ int shoal_cast(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const vo
 int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const void *data,
 		     uint32_t len, uint64_t *ref_out);
 /* Reply to call m (from handle_call with SHOAL_REPLY_LATER, or later with a saved copy). */
-int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data,
-		uint32_t len);
+int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data, uint32_t len);
 /* Broadcast to the members of a process group. Returns members reached or -errno. */
 int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
 		    uint32_t len);
