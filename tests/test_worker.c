@@ -104,6 +104,43 @@ static const struct shoal_agent_type blocker_type = {
 	.terminate = tc_term,
 };
 
+/* "later": answers a call only when the next cast arrives (SHOAL_REPLY_LATER, shoal_reply) */
+static int later_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = calloc(1, sizeof(struct shoal_msg));
+	return *state ? 0 : -ENOMEM;
+}
+
+static int later_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct shoal_msg *saved = state;
+
+	(void)m;
+	return saved->ref ? shoal_reply(ctx, saved, "late", 4) : 0;
+}
+
+static int later_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+		      uint32_t cap, uint32_t *rlen)
+{
+	struct shoal_msg *saved = state;
+
+	(void)ctx, (void)reply, (void)cap;
+	*saved = *m;
+	saved->data = NULL; /* the payload is gone once we return */
+	saved->len = 0;
+	*rlen = SHOAL_REPLY_LATER;
+	return 0;
+}
+
+static const struct shoal_agent_type later_type = {
+	.name = "later",
+	.init = later_init,
+	.handle = later_handle,
+	.handle_call = later_call,
+	.terminate = tc_term,
+};
+
 /* --- helpers: the test is the supervisor --- */
 
 static int setup(void **state)
@@ -447,6 +484,32 @@ static void test_worker_stop_agent(void **state)
 	stop_worker(1, pid);
 }
 
+/* A call answered later, from another callback, with shoal_reply(). */
+static void test_worker_reply_later(void **state)
+{
+	uint64_t ref, deadline;
+	struct ipc_msg m;
+	char buf[16];
+	shoal_handle_t l;
+	pid_t pid;
+
+	(void)state;
+	l = spawn("later", "later", 1);
+	pid = start_worker(1);
+	assert_int_equal(ipc_call_async(seg, inbox, l, 7, "q", 1, &ref), 0);
+	cast(l, "go");
+	deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
+	while (ipc_mbox_take_reply(seg, shoal_handle_slot(inbox), ref, &m, buf, sizeof(buf))) {
+		assert_true(shm_now_ns() < deadline);
+		ipc_waiter_wait(waiter, 0, 50000000ull, inbox_has_work, NULL, NULL);
+	}
+	assert_int_equal(m.len, 4);
+	assert_memory_equal(buf, "late", 4);
+	assert_int_equal(m.type, 7);
+	stop_worker(1, pid);
+	assert_int_equal(next_note(), 't');
+}
+
 /* A type loaded from a shared object before the fork is hosted by the worker. */
 static void test_worker_dlopen_type(void **state)
 {
@@ -637,13 +700,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_kill_replace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_callback_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_stop_agent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_reply_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dlopen_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_client_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_memcap_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_demo_tuners, setup, teardown),
 	};
 
-	if (shoal_agent_type_register(&blocker_type)) {
+	if (shoal_agent_type_register(&blocker_type) || shoal_agent_type_register(&later_type)) {
 		fprintf(stderr, "cannot register the test type\n");
 		return 1;
 	}
