@@ -503,7 +503,7 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 	shm_reg_repair(s->seg, w->slot);
 	shm_grp_repair(s->seg, w->slot);
 	ipc_repair_proc(s->seg, w->slot);
-	wrk_repair_proc_claims(s->seg, w->slot);
+	/* also resolves its agent and monitor claims (wrk_repair_proc_claims) */
 	wrk_repair_worker(s->seg, w->slot);
 	/* relaxed: only the supervisor writes repair_gen; tools read it as a counter */
 	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
