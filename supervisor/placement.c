@@ -84,7 +84,7 @@ int sup_topo_cores(struct hwloc_topology *topo, const uint64_t *allowed, struct 
 	for (int i = 0; i < ncores && k < cap; i++) {
 		hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)i);
 		hwloc_obj_t pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, core->cpuset,
-									   HWLOC_OBJ_PU, NULL);
+									  HWLOC_OBJ_PU, NULL);
 		int node = -1;
 
 		/* the first allowed PU of the core stands for it */
@@ -130,7 +130,7 @@ int sup_mem_bind_node(void *addr, size_t len, int node)
 	long page = sysconf(_SC_PAGESIZE);
 	uintptr_t a = ((uintptr_t)addr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
 	uintptr_t e = ((uintptr_t)addr + len) & ~((uintptr_t)page - 1);
-	unsigned long mask[4] = { 0 };
+	unsigned long mask[4] = {0};
 
 	if (node < 0 || node >= 256)
 		return -EINVAL;

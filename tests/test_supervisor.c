@@ -100,7 +100,7 @@ static void start(struct run *r, const char *name, const char *config, const cha
 
 static bool fd_wait(int fd, int timeout_ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 
 	return poll(&p, 1, timeout_ms) == 1;
 }
@@ -161,15 +161,15 @@ static pid_t slot_pid(struct shm_seg *seg, uint32_t slot)
 }
 
 /* A state word with a deadline: poll it, backing off so the watched processes run. */
-#define WAIT_FOR(cond)                                                                     \
-	do {                                                                               \
-		uint64_t dl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;             \
-		while (!(cond)) {                                                          \
-			struct timespec ts_ = { 0, 200000 };                               \
-			if (shm_now_ns() > dl_)                                            \
-				fail_msg("timed out waiting for: %s", #cond);              \
-			nanosleep(&ts_, NULL);                                             \
-		}                                                                          \
+#define WAIT_FOR(cond)                                                                             \
+	do {                                                                                       \
+		uint64_t dl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;                     \
+		while (!(cond)) {                                                                  \
+			struct timespec ts_ = {0, 200000};                                         \
+			if (shm_now_ns() > dl_)                                                    \
+				fail_msg("timed out waiting for: %s", #cond);                      \
+			nanosleep(&ts_, NULL);                                                     \
+		}                                                                                  \
 	} while (0)
 
 /* `shoal inspect --instance inst`'s output. */
@@ -250,8 +250,7 @@ static shoal_handle_t lookup(struct client *c, const char *name)
 static void expect_echo(struct client *c, shoal_handle_t h)
 {
 	char reply[16] = "";
-	int n = ipc_call(c->seg, c->w, c->inbox, h, 1, "ping", 4, reply, sizeof(reply),
-			 TIMEOUT_MS);
+	int n = ipc_call(c->seg, c->w, c->inbox, h, 1, "ping", 4, reply, sizeof(reply), TIMEOUT_MS);
 
 	assert_int_equal(n, 4);
 	assert_memory_equal(reply, "ping", 4);
@@ -477,8 +476,9 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 
 	(void)state;
 	setenv("SHOAL_TEST_WORKER_ALLOC", "0", 1);
-	start(&r, "cap", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
-			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 4\n",
+	start(&r, "cap",
+	      "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 4\n",
 	      NULL);
 	unsetenv("SHOAL_TEST_WORKER_ALLOC");
 	asan_restore(saved);
@@ -542,9 +542,10 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	skip();
 #endif
 	saved = asan_allow_null();
-	start(&r, "hog", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
-			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
-			 "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
+	start(&r, "hog",
+	      "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+	      "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
 	      NULL);
 	asan_restore(saved);
 	wait_ready(&r);
@@ -560,8 +561,8 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	for (int i = 0; i < 64 && !atomic_load(&p->restarts); i++) {
 		char reply[8];
 
-		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply,
-				     sizeof(reply), TIMEOUT_MS) >= 0);
+		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply, sizeof(reply),
+				     TIMEOUT_MS) >= 0);
 	}
 	WAIT_FOR(worker_is_up(seg, 1, old, 1));
 	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
@@ -590,7 +591,8 @@ static void test_supervisor_loads_type_library(void **state)
 	snprintf(cfg, sizeof(cfg),
 		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\n"
 		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
-		 "[agent up]\ntype = upper\n", lib);
+		 "[agent up]\ntype = upper\n",
+		 lib);
 	start(&r, "lib", cfg, NULL);
 	wait_ready(&r);
 	client_open(&cl, r.inst);
@@ -738,8 +740,10 @@ static void test_supervisor_cgroup_files(void **state)
 	/* a cgroup that is not there is an error, never a write elsewhere */
 	snprintf(c.cgroup, sizeof(c.cgroup), "%s/missing", root);
 	assert_true(sup_cap_prepare(&c, 1) < 0);
-	for (const char *const *f = (const char *const[]){ "memory.max", "memory.swap.max",
-			"memory.oom.group", "memory.events", NULL }; *f; f++) {
+	for (const char *const *f =
+		     (const char *const[]){"memory.max", "memory.swap.max", "memory.oom.group",
+					   "memory.events", NULL};
+	     *f; f++) {
 		char path[256];
 
 		snprintf(path, sizeof(path), "%s/%s", dir, *f);
@@ -768,11 +772,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_supervisor_worker_killed_is_replaced, teardown),
-		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker, teardown),
+		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker,
+					  teardown),
 		cmocka_unit_test_teardown(test_supervisor_rest_for_one, teardown),
 		cmocka_unit_test_teardown(test_supervisor_cgroup_files, teardown),
 		cmocka_unit_test_teardown(test_supervisor_intensity_exceeded, teardown),
-		cmocka_unit_test_teardown(test_supervisor_client_never_takes_a_worker_slot, teardown),
+		cmocka_unit_test_teardown(test_supervisor_client_never_takes_a_worker_slot,
+					  teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_removes_segment, teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_keep, teardown),
 		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, teardown),
