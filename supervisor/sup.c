@@ -655,7 +655,8 @@ static void a_timer_backoff(struct sup *s, struct sup_worker *w)
 }
 
 /* The per-worker logic: what each event does in each state. */
-/* clang-format off: the table reads as a table */
+/* The table reads as a table: */
+/* clang-format off */
 static const action_fn actions[W_NSTATES][E_NEVENTS] = {
 	/*                 E_READY   E_DIED           E_TIMER            E_STOP */
 	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting },
