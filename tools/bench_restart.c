@@ -193,7 +193,11 @@ static int run_kills(struct bench_opts *o, bool spare, int kills, uint64_t *read
 
 	if (!c)
 		return -ENOMEM;
-	snprintf(inst, sizeof(inst), "%s", o->instance ? o->instance : "bench-restart");
+	/* a name of our own: other benches may run on this machine at the same time */
+	if (o->instance)
+		snprintf(inst, sizeof(inst), "%s", o->instance);
+	else
+		snprintf(inst, sizeof(inst), "bench-restart-%d", (int)getpid());
 	snprintf(text, sizeof(text), config_fmt, inst, o->cpu_a, spare ? "yes" : "no");
 	sup_config_init(c);
 	if (sup_config_parse_string(c, "<bench>", text, err, sizeof(err))) {
