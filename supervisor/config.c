@@ -45,6 +45,7 @@ struct parse {
 	struct sup_agent_spec *agent; /* the [agent] section being read */
 };
 
+/* See sup.h. Callers: any thread. */
 void sup_config_init(struct sup_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -65,6 +66,7 @@ void sup_config_init(struct sup_config *c)
 	shm_cfg_default(&c->shm);
 }
 
+/* See sup.h. Callers: any thread. */
 const char *sup_strategy_name(uint32_t s)
 {
 	switch (s) {
@@ -139,6 +141,7 @@ static int parse_ms(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_size_parse(const char *s, uint64_t *out)
 {
 	char *end;
@@ -180,6 +183,7 @@ int sup_size_parse(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_cpulist_parse(const char *s, uint64_t set[SUP_MAX_CPUS / 64])
 {
 	memset(set, 0, SUP_MAX_CPUS / 8);
@@ -234,6 +238,7 @@ static int pattern_check(const char *p)
 	return conv > 1 ? -EINVAL : conv;
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_agent_name(const struct sup_agent_spec *s, uint32_t i, char *name, size_t cap)
 {
 	int n;
@@ -625,6 +630,7 @@ static int parse_run(struct parse *ps, char *err, size_t errlen)
 	return check_whole(ps, err, errlen);
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_config_parse_string(struct sup_config *c, const char *name, const char *text, char *err,
 			    size_t errlen)
 {
@@ -635,6 +641,7 @@ int sup_config_parse_string(struct sup_config *c, const char *name, const char *
 	return parse_run(&ps, err, errlen);
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_config_load(struct sup_config *c, const char *path, char *err, size_t errlen)
 {
 	struct parse ps = {.c = c};

@@ -1014,6 +1014,7 @@ static int load_types(const struct sup_config *c)
 	return 0;
 }
 
+/* See sup.h. Callers: the process's only thread. */
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 {
 	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd};

@@ -261,6 +261,7 @@ out_free:
 	return rc;
 }
 
+/* shoal bench restart (see the top of this file). Returns a CLI exit code. The tool. */
 int bench_restart(int argc, char **argv, struct bench_opts *o)
 {
 	int kills = o->quick ? 30 : 200, rc = EXIT_SYSTEM;

@@ -65,6 +65,7 @@ static void summary(const struct sup_config *c)
 		       c->agents[i].worker);
 }
 
+/* shoal run: parse the config and options, then run the supervisor. The tool's main thread. */
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
