@@ -885,7 +885,11 @@ static int place_workers(struct sup *s, uint32_t *nnodes)
 		free(pl);
 		return r;
 	}
-	*nnodes = (uint32_t)r;
+	/* mailbox arena k is NUMA node k: the agent spawner uses the worker's node as its hint */
+	*nnodes = 1;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (pl[i].node >= 0 && (uint32_t)pl[i].node + 1 > *nnodes)
+			*nnodes = (uint32_t)pl[i].node + 1 > 64 ? 64 : (uint32_t)pl[i].node + 1;
 	s->w = calloc(s->n, sizeof(*s->w));
 	if (!s->w) {
 		free(pl);
@@ -900,33 +904,34 @@ static int place_workers(struct sup *s, uint32_t *nnodes)
 	return 0;
 }
 
-/* Mailbox arena k lives on the k-th distinct node the workers use. */
+/* Mailbox arena n holds the mailboxes of agents placed on node n: bind it there. */
 static void bind_arenas(struct sup *s)
 {
 	const struct shm_hdr *h = shm_hdr(s->seg);
-	int nodes[64], k = 0;
+	uint64_t used = 0;
 
 	if (h->cfg.nnodes < 2 || !s->topo ||
 	    hwloc_get_nbobjs_by_type(s->topo, HWLOC_OBJ_NUMANODE) < 2)
 		return;
-	for (uint32_t i = 0; i < s->n && k < (int)h->cfg.nnodes; i++) {
-		bool seen = false;
-
-		for (int j = 0; j < k; j++)
-			seen |= nodes[j] == s->w[i].place.node;
-		if (!seen)
-			nodes[k++] = s->w[i].place.node;
-	}
-	for (int a = 0; a < k; a++) {
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->w[i].place.node >= 0 && s->w[i].place.node < 64)
+			used |= 1ull << s->w[i].place.node;
+	for (uint32_t n = 0; n < h->cfg.nnodes; n++) {
 		uint32_t first, count;
 		uint64_t off;
+		int r;
 
-		shm_mbox_node_range(&h->cfg, (uint32_t)a, &first, &count);
+		if (!(used >> n & 1))
+			continue;
+		shm_mbox_node_range(&h->cfg, n, &first, &count);
 		if (!count)
 			continue;
 		off = shm_mbox_off(&h->cfg, &h->regions[SHM_R_MBOX], first);
-		sup_mem_bind_node(s->seg->base + off, count * SHM_MBOX_STRIDE(h->cfg.mbox_cells),
-				  nodes[a]);
+		r = sup_mem_bind_node(s->seg->base + off,
+				      count * SHM_MBOX_STRIDE(h->cfg.mbox_cells), (int)n);
+		if (r)
+			fprintf(stderr, "shoal: binding the mailboxes of node %u: %s\n", n,
+				strerror(-r));
 	}
 }
 
@@ -1079,6 +1084,9 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		s.w[i].ready_rd = -1;
 		s.w[i].state = W_EXITED;
 		shm_proc_at(s.seg, i + 1)->windex = i;
+		/* before the worker claims it: the agent spawner reads the node as its hint */
+		shm_proc_at(s.seg, i + 1)->core = s.w[i].place.core;
+		shm_proc_at(s.seg, i + 1)->node = s.w[i].place.node;
 	}
 	shm_seg_publish(s.seg);
 	if (spawn_agents(&s)) {
