@@ -33,6 +33,7 @@
 #define T_STOP 0xdeadu
 #define MAX_CHUNKS 8192
 #define CHUNK 1024
+#define BATCH 32 /* messages per ipc_send_batch() in the batched throughput rows */
 
 /* Words the benchmark's processes share (anonymous shared memory), one per 128 bytes. */
 struct bshared {
@@ -303,8 +304,8 @@ static int rtt(struct bench_report *r, struct shm_seg *seg, const char *name, bo
 
 /* Throughput: nprod producers send n messages of len bytes in total; one consumer. */
 static int throughput(struct bench_report *r, struct shm_seg *seg, const char *name,
-		      uint32_t nprod, uint32_t len, uint64_t n, const struct bench_opts *o,
-		      double target)
+		      uint32_t nprod, uint32_t len, uint64_t n, uint32_t batch,
+		      const struct bench_opts *o, double target)
 {
 	shoal_handle_t b = new_agent(seg, seg->self);
 	uint64_t *ns, chunks;
@@ -356,9 +357,12 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 	for (uint32_t p = 0; p < nprod; p++) {
 		prod[p] = fork();
 		if (prod[p] == 0) {
-			uint8_t buf[1024] = { 0 };
+			static uint8_t buf[1024];
 			uint64_t mine = n / nprod + (p == 0 ? n % nprod : 0);
+			struct ipc_out out[BATCH];
 
+			for (uint32_t i = 0; i < BATCH; i++)
+				out[i] = (struct ipc_out){ .to = b, .type = 1, .len = len, .data = buf };
 			if (nprod == 1)
 				bench_pin(o->cpu_a);
 			if (child_claim(seg))
@@ -366,9 +370,18 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 			atomic_fetch_add(&sh->ready, 1);
 			while (!atomic_load(&sh->go))
 				relax();
-			for (uint64_t i = 0; i < mine; i++)
-				if (ipc_send(seg, b, 0, 1, 0, 0, buf, len, -1))
+			for (uint64_t i = 0; i < mine;) {
+				uint32_t nb = mine - i < batch ? (uint32_t)(mine - i) : batch;
+				int sent;
+
+				if (batch == 1)
+					sent = ipc_send(seg, b, 0, 1, 0, 0, buf, len, -1) ? -1 : 1;
+				else
+					sent = ipc_send_batch(seg, 0, out, nb, -1);
+				if (sent <= 0)
 					_exit(3);
+				i += (uint64_t)sent;
+			}
 			_exit(0);
 		}
 	}
@@ -440,23 +453,32 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 
 		for (uint32_t p = 1; p <= 2; p++) {
 			for (int i = 0; i < 3; i++) {
-				char name[32];
+				char name[40];
 				uint64_t n = lens[i] == 1024 ? n_tp / 4 : n_tp;
 				double target = lens[i] == 16 ? (p == 1 ? 20e6 : 10e6) : 0;
 
 				snprintf(name, sizeof(name), "throughput_%up_%u", p, lens[i]);
-				throughput(&rep, seg, name, p, lens[i], n, o, target);
+				throughput(&rep, seg, name, p, lens[i], n, BATCH, o, target);
 			}
+		}
+		/* the same, one ipc_send() per message */
+		for (uint32_t p = 1; p <= 2; p++) {
+			char name[40];
+
+			snprintf(name, sizeof(name), "throughput_%up_16_single", p);
+			throughput(&rep, seg, name, p, 16, n_tp, 1, o, 0);
 		}
 	}
 	me = shm_proc_at(seg, seg->self);
 	snprintf(rep.notes, sizeof(rep.notes),
 		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_park: both sides park "
 		 "(no spin), no timeout linked; throughput rows: p50/p99 are ns per message "
-		 "over chunks of %d, 2-producer runs are not pinned (2 cores, 3 processes)%s",
+		 "over chunks of %d; throughput_* rows send with ipc_send_batch() in runs of %d "
+		 "(*_single: one ipc_send() per message); 2-producer runs are not pinned "
+		 "(2 cores, 3 processes)%s",
 		 o->cpu_a, o->cpu_b,
 		 atomic_load(&me->wake_mech) == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
-		 cfg.mbox_cells, CHUNK, atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
+		 cfg.mbox_cells, CHUNK, BATCH, atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
 	missed = bench_report_print(&rep);
 	shm_seg_detach(seg);
 	shm_seg_unlink(inst);
