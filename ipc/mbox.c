@@ -27,6 +27,13 @@
  * The producer always tries the tail CAS itself before publishing, so READY implies the
  * tail is past the message.
  *
+ * A batch (ipc_send_batch) claims a run of consecutive messages to one mailbox with one
+ * CLAIMED(t, K) word covering all K cells (while they fit before the ring's end): it writes
+ * them, stores READY on each later message's first cell, and READY(t, k0) on the first
+ * one last. The consumer meets them in order; a producer dying before that last store
+ * leaves one claim that repair skips whole (none of the run was acknowledged). Two atomic
+ * read-modify-writes per run instead of per message.
+ *
  * A producer killed between 3 and 4 leaves CLAIMED(t, k, slot). The consumer, meeting it
  * at its head, checks the owner's process slot: DEAD (marked by the supervisor),
  * EXITED or FREE means the claim will never complete; it advances the tail past the claim
