@@ -295,14 +295,11 @@ int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, co
 
 int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data, uint32_t len)
 {
-	struct ipc_msg im;
-
-	memset(&im, 0, sizeof(im));
-	im.from = m->from;
-	im.ref = m->ref;
-	im.type = m->type;
-	im.flags = m->flags;
-	return ipc_reply(ctx->seg, ctx->agent->handle, &im, data, len);
+	if (!(m->flags & SHOAL_MSG_CALL) || m->from == SHOAL_HANDLE_NONE)
+		return -EINVAL;
+	/* as the worker's own replies: a short wait, never a stall of the whole worker */
+	return ipc_send(ctx->seg, m->from, ctx->agent->handle, m->type, IPC_F_REPLY, m->ref, data,
+			len, WRK_REPLY_TIMEOUT_MS);
 }
 
 int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,

@@ -138,9 +138,13 @@ static int mon_send(struct shm_seg *seg, struct shm_monitor *m, uint64_t w, shoa
 	d.ref = atomic_load_explicit(&m->ref, memory_order_relaxed);
 	d.up = up;
 	d.reason = up ? 0 : reason;
-	/* a monitor message is never dropped for a full mailbox: wait a little */
+	/*
+	 * The sender is a worker (one thread for all its agents) or the supervisor in the
+	 * middle of a repair: neither may stall behind a watcher that does not read its
+	 * mailbox. Wait briefly; a watcher whose mailbox stays full misses this one.
+	 */
 	rc = ipc_send(seg, w, target, up ? IPC_T_UP : IPC_T_DOWN, IPC_F_SYSTEM, d.ref, &d,
-		      sizeof(d), 1000);
+		      sizeof(d), WRK_NOTIFY_TIMEOUT_MS);
 	if (rc == -ENOENT || rc == -ESTALE)
 		mon_remove_if(seg, w, d.ref, 0, true);
 	return rc == 0;

@@ -320,9 +320,13 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 
 			if (t->handle_call)
 				rc = t->handle_call(&ctx, wa->state, &sm, w->reply, cap, &rlen);
-			if (rc >= 0 && rlen != SHOAL_REPLY_LATER)
-				ipc_reply(w->seg, wa->handle, &m, w->reply,
-					  rlen < cap ? rlen : cap);
+			/*
+			 * Not ipc_reply(): its long wait on a caller's full inbox would stall
+			 * every agent of this worker; a caller that does not read loses it.
+			 */
+			if (rc >= 0 && rlen != SHOAL_REPLY_LATER && m.from != SHOAL_HANDLE_NONE)
+				ipc_send(w->seg, m.from, wa->handle, m.type, IPC_F_REPLY, m.ref,
+					 w->reply, rlen < cap ? rlen : cap, WRK_REPLY_TIMEOUT_MS);
 		} else {
 			rc = t->handle(&ctx, wa->state, &sm);
 		}

@@ -11,6 +11,10 @@
 /* shm_agent.ctl of a fully spawned agent: held by whichever worker hosts it. */
 #define WRK_CTL_HELD UINT64_MAX
 
+/* How long a worker waits on a full mailbox for a reply or a DOWN/UP before giving up. */
+#define WRK_REPLY_TIMEOUT_MS  100
+#define WRK_NOTIFY_TIMEOUT_MS 10
+
 /* Default per-agent restart intensity: at most 3 restarts in 5 s. */
 #define WRK_RESTART_MAX	      3u
 #define WRK_RESTART_PERIOD_MS 5000u
