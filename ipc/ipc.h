@@ -60,8 +60,10 @@ struct ipc_out {
 	const void *data;
 };
 /*
- * Send n messages (any receivers), one wake per receiving worker at the end. Returns how
- * many were sent (in order; stops at the first failure) or a negative error if none was.
+ * Send n messages (any receivers), one wake per receiving worker at the end (and before any
+ * wait for space). Consecutive messages to the same receiver are claimed together (one
+ * claim per run while they fit). Returns how many were sent (in order; stops at the first
+ * failure) or a negative error if none was.
  */
 int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
 		   uint32_t n, int timeout_ms);
@@ -119,14 +121,17 @@ struct ipc_waiter;
 int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out);
 void ipc_waiter_destroy(struct ipc_waiter *w);
 enum ipc_wake_mech ipc_waiter_mech(const struct ipc_waiter *w);
-/* The io_uring the waiter parks in, so a caller can add its own requests (timers, fds). */
+/*
+ * The io_uring the waiter parks in, so a caller can add its own requests (timers, fds).
+ * user_data values whose top 16 bits are 0x5348 ("SH") are the waiter's own; use others.
+ */
 struct io_uring *ipc_waiter_ring(struct ipc_waiter *w);
 
 /*
- * Spin up to spin_ns checking has_work(arg), then park until rung or timeout_ns passes.
- * has_work is called after the parked flag is set, so no ring is lost. Returns 1 if work
- * may be there, 0 on timeout, or -errno. Completions the caller added to the ring are
- * handed to on_cqe (may be NULL).
+ * Spin up to spin_ns checking has_work(arg), then park until rung or timeout_ns passes
+ * (timeout_ns 0: no limit). has_work is called after the parked flag is set, so no ring is
+ * lost. Returns 1 if work may be there, 0 on timeout, or -errno. Completions the caller
+ * added to the ring are handed to on_cqe (may be NULL); one ends the park (returns 1).
  */
 int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 		    bool (*has_work)(void *arg), void *arg,

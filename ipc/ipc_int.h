@@ -130,6 +130,14 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
 /* Wake every parked process (after a repair: a dead producer may have owed a wake). */
 void ipc_wake_parked_all(struct shm_seg *seg);
 
+/*
+ * Enqueue up to cnt messages into one mailbox with as few claims as possible (one while
+ * they fit before the ring's end). Returns how many were put (>= 1; in order), or -EAGAIN
+ * / -ETIMEDOUT when not even the first fits. mbox.c.
+ */
+int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+		      const void *const *data, uint32_t cnt, int timeout_ms);
+
 /* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
 uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 

@@ -27,6 +27,13 @@
  * The producer always tries the tail CAS itself before publishing, so READY implies the
  * tail is past the message.
  *
+ * A batch (ipc_send_batch) claims a run of consecutive messages to one mailbox with one
+ * CLAIMED(t, K) word covering all K cells (while they fit before the ring's end): it writes
+ * them, stores READY on each later message's first cell, and READY(t, k0) on the first
+ * one last. The consumer meets them in order; a producer dying before that last store
+ * leaves one claim that repair skips whole (none of the run was acknowledged). Two atomic
+ * read-modify-writes per run instead of per message.
+ *
  * A producer killed between 3 and 4 leaves CLAIMED(t, k, slot). The consumer, meeting it
  * at its head, checks the owner's process slot: DEAD (marked by the supervisor),
  * EXITED or FREE means the claim will never complete; it advances the tail past the claim
@@ -103,9 +110,15 @@ static inline void help_tail(struct ipc_mbox *m, uint64_t t, uint32_t k)
 						memory_order_relaxed);
 }
 
-/* One attempt to enqueue: 0 or -EAGAIN (full). */
-static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w, const void *data,
-		   uint32_t k)
+/*
+ * One attempt to enqueue up to cnt messages (a run to this mailbox) with one claim: as many
+ * as fit before the end of the ring and in the free cells. Returns how many (>= 1), or
+ * -EAGAIN (full). The run's later messages get their READY words first and the first
+ * message's word last, so the consumer meets them in order, and a producer dying before
+ * that last store leaves one claim covering them all (skipped whole by repair).
+ */
+static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
+		   const void *const *data, uint32_t cnt)
 {
 	for (;;) {
 		/* T0: pairs with T1 in help_tail(): the claim at t - k is visible. */
@@ -113,8 +126,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w, 
 		uint64_t idx = t & m->mask;
 		/* A0: pairs with F0 in free_cells(): the consumer is done with the cell. */
 		uint64_t s = atomic_load_explicit(&m->seq[idx], memory_order_acquire);
-		uint32_t need = k;
-		bool pad = false;
+		uint32_t k0 = ipc_msg_cells(w[0].len), need = k0, c = 1;
+		bool pad = false, retry = false;
 		uint64_t claim;
 
 		if (s != seq_free(t)) {
@@ -127,23 +140,40 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w, 
 				continue;
 			return -EAGAIN;
 		}
-		if (idx + k > m->n) {
+		if (idx + k0 > m->n) {
 			need = (uint32_t)(m->n - idx);
 			pad = true;
+		} else {
+			while (c < cnt) {
+				uint32_t k = ipc_msg_cells(w[c].len);
+
+				if (idx + need + k > m->n || need + k > IPC_K_MAX)
+					break;
+				need += k;
+				c++;
+			}
 		}
-		if (need > 1) {
+		while (need > 1) {
 			uint64_t last = t + need - 1;
 
 			/* A1: pairs with F0 in free_cells(), as A0, for the last cell. */
-			if (atomic_load_explicit(&m->seq[last & m->mask], memory_order_acquire) !=
-			    seq_free(last)) {
-				if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
-					continue;
+			if (atomic_load_explicit(&m->seq[last & m->mask], memory_order_acquire) ==
+			    seq_free(last))
+				break;
+			if (c == 1 || pad) {
+				if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t) {
+					retry = true;
+					break;
+				}
 				return -EAGAIN;
 			}
+			c--;
+			need -= ipc_msg_cells(w[c].len);
 		}
+		if (retry)
+			continue;
 		claim = pad ? ipc_seq_make(t, IPC_S_PAD, need, 0)
-			    : ipc_seq_make(t, IPC_S_CLAIMED, k, self);
+			    : ipc_seq_make(t, IPC_S_CLAIMED, need, self);
 		/* C0: the claim; acquire pairs with F0 (cells free), release with peek's A2. */
 		if (!atomic_compare_exchange_strong_explicit(&m->seq[idx], &s, claim,
 							     memory_order_acq_rel,
@@ -152,19 +182,29 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w, 
 		help_tail(m, t, need);
 		if (pad)
 			continue;
-		{
-			uint8_t *c = m->cells + idx * SHM_MBOX_CELL;
+		for (uint32_t i = 0, off = 0; i < c; i++) {
+			uint8_t *cell = m->cells + (idx + off) * SHM_MBOX_CELL;
+			uint32_t k = ipc_msg_cells(w[i].len);
 
-			memcpy(c, w, sizeof(*w));
-			if (w->len)
-				memcpy(c + sizeof(*w), data, w->len);
+			memcpy(cell, &w[i], sizeof(w[i]));
+			if (w[i].len)
+				memcpy(cell + sizeof(w[i]), data[i], w[i].len);
+			if (i)
+				/* R1: ordered before R0 below, which the consumer reads first. */
+				atomic_store_explicit(&m->seq[idx + off],
+						      ipc_seq_make(t + off, IPC_S_READY, k, 0),
+						      memory_order_release);
+			off += k;
 		}
-		/* R0: pairs with A2 in peek_head() and take_reply: payload before READY. */
-		atomic_store_explicit(&m->seq[idx], ipc_seq_make(t, IPC_S_READY, k, 0),
+		/* R0: pairs with A2 in skip_head() and A4 in take_reply: payload before READY. */
+		atomic_store_explicit(&m->seq[idx], ipc_seq_make(t, IPC_S_READY, k0, 0),
 				      memory_order_release);
-		return 0;
+		return (int)c;
 	}
 }
+
+/* A full mailbox: spin this long (the consumer is likely running) before sleeping. */
+#define IPC_FULL_SPIN_NS 50000u
 
 static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
 {
@@ -175,11 +215,10 @@ static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
 	syscall(SYS_futex, addr, FUTEX_WAIT, val, &ts, NULL, 0);
 }
 
-int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
-		 int timeout_ms)
+int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+		      const void *const *data, uint32_t cnt, int timeout_ms)
 {
 	struct shm_proc *me = shm_proc_at(seg, seg->self);
-	uint32_t k = ipc_msg_cells(w->len);
 	uint64_t deadline = 0;
 	struct ipc_mbox m;
 	int r;
@@ -188,25 +227,26 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 	/* relaxed: owner-written; read by repair only after our death (ordered by it) */
 	if (atomic_load_explicit(&me->mbox_intent, memory_order_relaxed) != slot + 1u)
 		atomic_store_explicit(&me->mbox_intent, slot + 1u, memory_order_relaxed);
-	r = try_put(seg->self, &m, w, data, k);
+	r = try_put(seg->self, &m, w, data, cnt);
 	if (r != -EAGAIN || timeout_ms == 0)
 		return r;
 	/* relaxed: a statistic */
 	atomic_fetch_add_explicit(&m.h->full_waits, 1, memory_order_relaxed);
 	if (timeout_ms > 0)
 		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	for (unsigned spins = 0;; spins++) {
+	for (uint64_t spin_end = shm_now_ns() + IPC_FULL_SPIN_NS;;) {
 		uint64_t now, left = 1000000u;
 		uint32_t v;
 
-		if (spins < 64) {
-			cpu_relax();
+		if (shm_now_ns() < spin_end) {
+			for (int i = 0; i < 32; i++)
+				cpu_relax();
 		} else {
 			/* W0: pairs with W1 in consume: a bump after our load ends the wait. */
 			v = atomic_load_explicit(&m.h->space, memory_order_acquire);
 			/* relaxed: a hint for the consumer; lost wakes are bounded by the 1 ms */
 			atomic_store_explicit(&m.h->space_waiters, 1, memory_order_relaxed);
-			r = try_put(seg->self, &m, w, data, k);
+			r = try_put(seg->self, &m, w, data, cnt);
 			if (r != -EAGAIN)
 				return r;
 			now = shm_now_ns();
@@ -217,12 +257,20 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 			futex_wait_ms(&m.h->space, v, left);
 			continue;
 		}
-		r = try_put(seg->self, &m, w, data, k);
+		r = try_put(seg->self, &m, w, data, cnt);
 		if (r != -EAGAIN)
 			return r;
 		if (deadline && shm_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
+}
+
+int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
+		 int timeout_ms)
+{
+	int r = ipc_mbox_put_many(seg, slot, w, &data, 1, timeout_ms);
+
+	return r < 0 ? r : 0;
 }
 
 /* Free cells [p, p + k) for the next lap, in position order (producers rely on it). */

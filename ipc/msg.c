@@ -89,31 +89,97 @@ static uint32_t add_host(uint32_t *hosts, uint32_t n, uint32_t cap, uint32_t pro
 
 #define IPC_HOSTS_MAX 64
 
+#define IPC_RUN_MAX 64
+
+/* Hosts a batch has put messages for and not rung yet. */
+struct host_set {
+	uint32_t procs[IPC_HOSTS_MAX];
+	uint32_t n;
+};
+
+static void hosts_ring(struct shm_seg *seg, struct host_set *hs)
+{
+	if (hs->n)
+		ipc_ring_many(seg, hs->procs, hs->n);
+	hs->n = 0;
+}
+
+static void hosts_add(struct shm_seg *seg, struct host_set *hs, uint32_t proc)
+{
+	if (proc == UINT32_MAX)
+		return;
+	if (hs->n == IPC_HOSTS_MAX)
+		hosts_ring(seg, hs); /* more hosts than the set holds: ring these first */
+	hs->n = add_host(hs->procs, hs->n, IPC_HOSTS_MAX, proc);
+}
+
+/*
+ * Put msgs[0..] that go to the same receiver as msgs[0] (a run, up to IPC_RUN_MAX) with as
+ * few claims as possible. Before waiting for space it rings every host it owes a ring (its
+ * consumer may be parked on the messages we already put). Returns how many went in, or a
+ * negative error for msgs[0]; *stopped when it could not put the whole run.
+ */
+static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
+		   uint32_t n, int timeout_ms, struct host_set *hs, bool *stopped)
+{
+	uint32_t run = 0, done = 0, max_msg = shm_hdr(seg)->cfg.max_msg;
+	uint32_t slot = shoal_handle_slot(msgs[0].to);
+	struct ipc_wire w[IPC_RUN_MAX];
+	const void *data[IPC_RUN_MAX];
+	int r;
+
+	if (!seg->writable || seg->self == UINT32_MAX)
+		return -EROFS;
+	r = check_to(seg, msgs[0].to);
+	if (r)
+		return r;
+	while (run < n && run < IPC_RUN_MAX && msgs[run].to == msgs[0].to &&
+	       msgs[run].len <= max_msg) {
+		w[run] = (struct ipc_wire){ .from = from, .type = msgs[run].type,
+					    .len = msgs[run].len };
+		data[run] = msgs[run].data;
+		run++;
+	}
+	if (!run)
+		return -EMSGSIZE;
+	while (done < run) {
+		r = ipc_mbox_put_many(seg, slot, w + done, data + done, run - done, 0);
+		if (r == -EAGAIN && timeout_ms != 0) {
+			if (done)
+				hosts_add(seg, hs, ipc_agent_host(seg, slot));
+			hosts_ring(seg, hs);
+			r = ipc_mbox_put_many(seg, slot, w + done, data + done, run - done,
+					      timeout_ms);
+		}
+		if (r < 0) {
+			*stopped = true;
+			break;
+		}
+		done += (uint32_t)r;
+	}
+	if (done)
+		hosts_add(seg, hs, ipc_agent_host(seg, slot));
+	return done ? (int)done : r;
+}
+
 int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
 		   uint32_t n, int timeout_ms)
 {
-	uint32_t hosts[IPC_HOSTS_MAX], nh = 0, i;
+	struct host_set hs = { .n = 0 };
+	uint32_t i = 0;
 	int r = 0;
 
-	for (i = 0; i < n; i++) {
-		uint32_t host;
+	while (i < n) {
+		bool stopped = false;
 
-		r = put_one(seg, msgs[i].to, from, msgs[i].type, 0, 0, msgs[i].data, msgs[i].len,
-			    timeout_ms);
-		if (r)
+		r = put_run(seg, from, msgs + i, n - i, timeout_ms, &hs, &stopped);
+		if (r <= 0)
 			break;
-		host = ipc_agent_host(seg, shoal_handle_slot(msgs[i].to));
-		if (host == UINT32_MAX)
-			continue;
-		if (nh == IPC_HOSTS_MAX) {
-			/* more hosts than the set holds: ring what we have and start over */
-			ipc_ring_many(seg, hosts, nh);
-			nh = 0;
-		}
-		nh = add_host(hosts, nh, IPC_HOSTS_MAX, host);
+		i += (uint32_t)r;
+		if (stopped)
+			break; /* the run stopped short: full */
 	}
-	if (nh)
-		ipc_ring_many(seg, hosts, nh);
+	hosts_ring(seg, &hs);
 	return i ? (int)i : r;
 }
 
@@ -211,7 +277,7 @@ int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, u
 		  const void *data, uint32_t len, int timeout_ms)
 {
 	shoal_handle_t members[IPC_BCAST_MAX];
-	uint32_t hosts[IPC_HOSTS_MAX], nh = 0;
+	struct host_set hs = { .n = 0 };
 	int n, sent = 0, err = 0;
 
 	if (!shm_grp_members)
@@ -224,25 +290,21 @@ int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, u
 	if (n > IPC_BCAST_MAX)
 		n = IPC_BCAST_MAX;
 	for (int i = 0; i < n; i++) {
-		uint32_t host;
-		int r = put_one(seg, members[i], from, type, 0, 0, data, len, timeout_ms);
+		int r = put_one(seg, members[i], from, type, 0, 0, data, len, 0);
 
+		if (r == -EAGAIN && timeout_ms != 0) {
+			/* ring who we owe before waiting: they may be parked on our messages */
+			hosts_ring(seg, &hs);
+			r = put_one(seg, members[i], from, type, 0, 0, data, len, timeout_ms);
+		}
 		if (r) {
-			err = r; /* a member that went away: the others still get it */
+			err = r; /* a member that went away or stayed full: the others still get it */
 			continue;
 		}
 		sent++;
-		host = ipc_agent_host(seg, shoal_handle_slot(members[i]));
-		if (host == UINT32_MAX)
-			continue;
-		if (nh == IPC_HOSTS_MAX) {
-			ipc_ring_many(seg, hosts, nh);
-			nh = 0;
-		}
-		nh = add_host(hosts, nh, IPC_HOSTS_MAX, host);
+		hosts_add(seg, &hs, ipc_agent_host(seg, shoal_handle_slot(members[i])));
 	}
-	if (nh)
-		ipc_ring_many(seg, hosts, nh);
+	hosts_ring(seg, &hs);
 	return sent || !err ? sent : err;
 }
 

@@ -468,6 +468,10 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 	uint32_t nq = 0, max = shm_hdr(seg)->cfg.max_procs;
 	struct io_uring_sqe *sqe;
 
+	if (n == 1) {
+		ipc_ring(seg, procs[0]);
+		return;
+	}
 	/* D1 (as in ipc_ring()): our messages before the parked loads. */
 	atomic_thread_fence(memory_order_seq_cst);
 	pthread_mutex_lock(&wake_lock);

@@ -38,6 +38,7 @@ static int write_file(const char *dir, const char *file, const char *val)
 	return r;
 }
 
+/* See sup.h. Callers: the supervisor, before each fork. */
 int sup_cap_prepare(const struct sup_config *c, uint32_t windex)
 {
 	char dir[SUP_PATH_MAX + 32], val[32];
@@ -61,6 +62,7 @@ int sup_cap_prepare(const struct sup_config *c, uint32_t windex)
 	return r ? r : SUP_CAP_CGROUP;
 }
 
+/* See sup.h. Callers: the forked child. */
 int sup_cap_apply_child(const struct sup_config *c, uint32_t windex, int mech)
 {
 	char dir[SUP_PATH_MAX + 32];
@@ -80,6 +82,7 @@ int sup_cap_apply_child(const struct sup_config *c, uint32_t windex, int mech)
 	}
 }
 
+/* See sup.h. Callers: the supervisor. */
 uint64_t sup_cap_oom_kills(const struct sup_config *c, uint32_t windex, int mech)
 {
 	char dir[SUP_PATH_MAX + 32], path[SUP_PATH_MAX + 64], line[128];

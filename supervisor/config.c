@@ -36,15 +36,16 @@ const char sup_default_config[] =
 /* Parser state: the line being read and the first error. */
 struct parse {
 	struct sup_config *c;
-	const char *name;   /* file name for messages */
-	const char *text;   /* string source, or NULL */
-	FILE *file;         /* file source, or NULL */
-	int line;           /* lines handed to inih so far */
-	int err_line;       /* line of the first handler error, 0 none */
-	char err[200];      /* its message */
+	const char *name;	      /* file name for messages */
+	const char *text;	      /* string source, or NULL */
+	FILE *file;		      /* file source, or NULL */
+	int line;		      /* lines handed to inih so far */
+	int err_line;		      /* line of the first handler error, 0 none */
+	char err[200];		      /* its message */
 	struct sup_agent_spec *agent; /* the [agent] section being read */
 };
 
+/* See sup.h. Callers: any thread. */
 void sup_config_init(struct sup_config *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -65,6 +66,7 @@ void sup_config_init(struct sup_config *c)
 	shm_cfg_default(&c->shm);
 }
 
+/* See sup.h. Callers: any thread. */
 const char *sup_strategy_name(uint32_t s)
 {
 	switch (s) {
@@ -139,6 +141,7 @@ static int parse_ms(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_size_parse(const char *s, uint64_t *out)
 {
 	char *end;
@@ -154,15 +157,18 @@ int sup_size_parse(const char *s, uint64_t *out)
 	switch (*end) {
 	case 0:
 		break;
-	case 'k': case 'K':
+	case 'k':
+	case 'K':
 		mul = 1ull << 10;
 		end++;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		mul = 1ull << 20;
 		end++;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		mul = 1ull << 30;
 		end++;
 		break;
@@ -177,6 +183,7 @@ int sup_size_parse(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_cpulist_parse(const char *s, uint64_t set[SUP_MAX_CPUS / 64])
 {
 	memset(set, 0, SUP_MAX_CPUS / 8);
@@ -231,6 +238,7 @@ static int pattern_check(const char *p)
 	return conv > 1 ? -EINVAL : conv;
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_agent_name(const struct sup_agent_spec *s, uint32_t i, char *name, size_t cap)
 {
 	int n;
@@ -244,17 +252,16 @@ int sup_agent_name(const struct sup_agent_spec *s, uint32_t i, char *name, size_
 	return 0;
 }
 
-#define FAIL(ps, ...)                                                                      \
-	do {                                                                               \
-		if (!(ps)->err_line) {                                                     \
-			(ps)->err_line = (ps)->line;                                       \
-			snprintf((ps)->err, sizeof((ps)->err), __VA_ARGS__);               \
-		}                                                                          \
-		return 0;                                                                  \
+#define FAIL(ps, ...)                                                                              \
+	do {                                                                                       \
+		if (!(ps)->err_line) {                                                             \
+			(ps)->err_line = (ps)->line;                                               \
+			snprintf((ps)->err, sizeof((ps)->err), __VA_ARGS__);                       \
+		}                                                                                  \
+		return 0;                                                                          \
 	} while (0)
 
-#define BADVAL(ps, sec, key, val, what)                                                    \
-	FAIL(ps, "[%s] %s = '%s': %s", sec, key, val, what)
+#define BADVAL(ps, sec, key, val, what) FAIL(ps, "[%s] %s = '%s': %s", sec, key, val, what)
 
 static int on_instance(struct parse *ps, const char *sec, const char *k, const char *v)
 {
@@ -262,8 +269,9 @@ static int on_instance(struct parse *ps, const char *sec, const char *k, const c
 
 	if (!strcmp(k, "name")) {
 		if (!shm_is_valid_instance(v))
-			BADVAL(ps, sec, k, v, "an instance name is 1..47 of [A-Za-z0-9_.-], "
-						"not starting with '.'");
+			BADVAL(ps, sec, k, v,
+			       "an instance name is 1..47 of [A-Za-z0-9_.-], "
+			       "not starting with '.'");
 		snprintf(c->instance, sizeof(c->instance), "%s", v);
 	} else if (!strcmp(k, "workers")) {
 		if (parse_u32(v, SUP_MAX_WORKERS, &c->workers))
@@ -294,8 +302,10 @@ static int on_instance(struct parse *ps, const char *sec, const char *k, const c
 		if (parse_ms(v, &c->status_interval_ms))
 			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms), 0 for none");
 	} else {
-		FAIL(ps, "[%s]: unknown key '%s' (name, workers, cpus, placement, stop_timeout, "
-			 "ready_timeout, status_interval, spare)", sec, k);
+		FAIL(ps,
+		     "[%s]: unknown key '%s' (name, workers, cpus, placement, stop_timeout, "
+		     "ready_timeout, status_interval, spare)",
+		     sec, k);
 	}
 	return 1;
 }
@@ -332,8 +342,10 @@ static int on_restart(struct parse *ps, const char *sec, const char *k, const ch
 		if (parse_bool(v, &p->backoff_first))
 			BADVAL(ps, sec, k, v, "true or false");
 	} else {
-		FAIL(ps, "[%s]: unknown key '%s' (strategy, intensity, period, backoff_initial, "
-			 "backoff_max, backoff_factor, backoff_first)", sec, k);
+		FAIL(ps,
+		     "[%s]: unknown key '%s' (strategy, intensity, period, backoff_initial, "
+		     "backoff_max, backoff_factor, backoff_first)",
+		     sec, k);
 	}
 	return 1;
 }
@@ -347,7 +359,8 @@ static int on_memory(struct parse *ps, const char *sec, const char *k, const cha
 			BADVAL(ps, sec, k, v, "a size in bytes, K, M or G (0: no cap)");
 	} else if (!strcmp(k, "cgroup")) {
 		if (v[0] != '/' || strlen(v) >= sizeof(c->cgroup) - 32)
-			BADVAL(ps, sec, k, v, "an absolute path of a delegated cgroup v2 directory");
+			BADVAL(ps, sec, k, v,
+			       "an absolute path of a delegated cgroup v2 directory");
 		snprintf(c->cgroup, sizeof(c->cgroup), "%s", v);
 	} else {
 		FAIL(ps, "[%s]: unknown key '%s' (cap, cgroup)", sec, k);
@@ -361,15 +374,15 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 		const char *key;
 		size_t off;
 	} keys[] = {
-		{ "max_procs", offsetof(struct shm_cfg, max_procs) },
-		{ "max_agents", offsetof(struct shm_cfg, max_agents) },
-		{ "registry_capacity", offsetof(struct shm_cfg, reg_capacity) },
-		{ "max_groups", offsetof(struct shm_cfg, max_groups) },
-		{ "group_members", offsetof(struct shm_cfg, group_members) },
-		{ "mailbox_cells", offsetof(struct shm_cfg, mbox_cells) },
-		{ "max_message", offsetof(struct shm_cfg, max_msg) },
-		{ "checkpoint_bytes", offsetof(struct shm_cfg, ckpt_bytes) },
-		{ "max_monitors", offsetof(struct shm_cfg, max_monitors) },
+		{"max_procs", offsetof(struct shm_cfg, max_procs)},
+		{"max_agents", offsetof(struct shm_cfg, max_agents)},
+		{"registry_capacity", offsetof(struct shm_cfg, reg_capacity)},
+		{"max_groups", offsetof(struct shm_cfg, max_groups)},
+		{"group_members", offsetof(struct shm_cfg, group_members)},
+		{"mailbox_cells", offsetof(struct shm_cfg, mbox_cells)},
+		{"max_message", offsetof(struct shm_cfg, max_msg)},
+		{"checkpoint_bytes", offsetof(struct shm_cfg, ckpt_bytes)},
+		{"max_monitors", offsetof(struct shm_cfg, max_monitors)},
 	};
 	uint32_t val;
 
@@ -390,8 +403,9 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 		memcpy((char *)&ps->c->shm + keys[i].off, &val, sizeof(val));
 		return 1;
 	}
-	FAIL(ps, "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
-		 "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, mode)",
+	FAIL(ps,
+	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
+	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, mode)",
 	     sec, k);
 }
 
@@ -423,8 +437,9 @@ static int on_agent(struct parse *ps, const char *sec, const char *k, const char
 			BADVAL(ps, sec, k, v, "a count 1..1048576");
 	} else if (!strcmp(k, "name")) {
 		if (!*v || strlen(v) >= sizeof(a->pattern) || pattern_check(v) < 0)
-			BADVAL(ps, sec, k, v, "a name, or a pattern with one %u such as "
-						"'tuner-%03u'");
+			BADVAL(ps, sec, k, v,
+			       "a name, or a pattern with one %u such as "
+			       "'tuner-%03u'");
 		snprintf(a->pattern, sizeof(a->pattern), "%s", v);
 	} else if (!strcmp(k, "worker")) {
 		uint32_t w;
@@ -495,9 +510,12 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 		return on_agent(ps, sec, k, v);
 	}
 	if (!*sec)
-		FAIL(ps, "'%s' outside a section: put it under [instance], [restart], [memory], "
-			 "[segment], [types] or [agent NAME]", k);
-	FAIL(ps, "unknown section [%s] (instance, restart, memory, segment, types, agent NAME)", sec);
+		FAIL(ps,
+		     "'%s' outside a section: put it under [instance], [restart], [memory], "
+		     "[segment], [types] or [agent NAME]",
+		     k);
+	FAIL(ps, "unknown section [%s] (instance, restart, memory, segment, types, agent NAME)",
+	     sec);
 }
 
 /* inih reads one line per call: counting them gives the handler its line number. */
@@ -559,8 +577,10 @@ static int check_whole(struct parse *ps, char *err, size_t errlen)
 			return -EINVAL;
 		}
 		if (c->workers && a->worker >= (int32_t)c->workers) {
-			snprintf(err, errlen, "%s:%d: [agent %s]: worker %d, but there are %u workers "
-				 "(0..%u)", ps->name, a->worker_line, a->section, a->worker, c->workers,
+			snprintf(err, errlen,
+				 "%s:%d: [agent %s]: worker %d, but there are %u workers "
+				 "(0..%u)",
+				 ps->name, a->worker_line, a->section, a->worker, c->workers,
 				 c->workers - 1);
 			return -EINVAL;
 		}
@@ -572,9 +592,10 @@ static int check_whole(struct parse *ps, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (c->policy.backoff_max_ms < c->policy.backoff_initial_ms) {
-		snprintf(err, errlen, "%s: [restart] backoff_max (%u ms) is below backoff_initial "
-			 "(%u ms)", ps->name, c->policy.backoff_max_ms,
-			 c->policy.backoff_initial_ms);
+		snprintf(err, errlen,
+			 "%s: [restart] backoff_max (%u ms) is below backoff_initial "
+			 "(%u ms)",
+			 ps->name, c->policy.backoff_max_ms, c->policy.backoff_initial_ms);
 		return -EINVAL;
 	}
 	if (shm_cfg_check(&c->shm, why, sizeof(why))) {
@@ -596,8 +617,10 @@ static int parse_run(struct parse *ps, char *err, size_t errlen)
 		if (ps->err_line == r)
 			snprintf(err, errlen, "%s:%d: %s", ps->name, r, ps->err);
 		else
-			snprintf(err, errlen, "%s:%d: syntax error: expected '[section]', "
-				 "'key = value' or a ';' comment", ps->name, r);
+			snprintf(err, errlen,
+				 "%s:%d: syntax error: expected '[section]', "
+				 "'key = value' or a ';' comment",
+				 ps->name, r);
 		return -EINVAL;
 	}
 	if (ps->err_line) { /* inih stopped counting: still report ours */
@@ -607,19 +630,21 @@ static int parse_run(struct parse *ps, char *err, size_t errlen)
 	return check_whole(ps, err, errlen);
 }
 
-int sup_config_parse_string(struct sup_config *c, const char *name, const char *text,
-			    char *err, size_t errlen)
+/* See sup.h. Callers: any thread. */
+int sup_config_parse_string(struct sup_config *c, const char *name, const char *text, char *err,
+			    size_t errlen)
 {
-	struct parse ps = { .c = c, .name = name, .text = text };
+	struct parse ps = {.c = c, .name = name, .text = text};
 
 	snprintf(c->source, sizeof(c->source), "%s", name);
 	snprintf(c->text, sizeof(c->text), "%s", text);
 	return parse_run(&ps, err, errlen);
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_config_load(struct sup_config *c, const char *path, char *err, size_t errlen)
 {
-	struct parse ps = { .c = c };
+	struct parse ps = {.c = c};
 	size_t n;
 	int r;
 

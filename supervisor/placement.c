@@ -21,6 +21,7 @@ static int core_cmp(const void *a, const void *b)
 	return x->cpu < y->cpu ? -1 : x->cpu > y->cpu;
 }
 
+/* See sup.h. Callers: any thread (pure). */
 int sup_place_compute(const struct sup_core *cores, uint32_t ncores, uint32_t n,
 		      struct sup_place *out)
 {
@@ -75,6 +76,7 @@ static bool cpu_allowed(const uint64_t *allowed, int cpu)
 	return allowed[cpu / 64] >> (cpu % 64) & 1;
 }
 
+/* See sup.h. Callers: any thread. */
 int sup_topo_cores(struct hwloc_topology *topo, const uint64_t *allowed, struct sup_core *out,
 		   uint32_t cap)
 {
@@ -84,7 +86,7 @@ int sup_topo_cores(struct hwloc_topology *topo, const uint64_t *allowed, struct 
 	for (int i = 0; i < ncores && k < cap; i++) {
 		hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)i);
 		hwloc_obj_t pu = hwloc_get_next_obj_inside_cpuset_by_type(topo, core->cpuset,
-									   HWLOC_OBJ_PU, NULL);
+									  HWLOC_OBJ_PU, NULL);
 		int node = -1;
 
 		/* the first allowed PU of the core stands for it */
@@ -102,6 +104,7 @@ int sup_topo_cores(struct hwloc_topology *topo, const uint64_t *allowed, struct 
 	return k ? (int)k : -ENOENT;
 }
 
+/* See sup.h. Callers: the forked worker, before it runs agents. */
 int sup_place_bind(struct hwloc_topology *topo, const struct sup_place *p)
 {
 	hwloc_bitmap_t set;
@@ -125,12 +128,13 @@ int sup_place_bind(struct hwloc_topology *topo, const struct sup_place *p)
 	return r;
 }
 
+/* See sup.h. Callers: the supervisor. */
 int sup_mem_bind_node(void *addr, size_t len, int node)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	uintptr_t a = ((uintptr_t)addr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
 	uintptr_t e = ((uintptr_t)addr + len) & ~((uintptr_t)page - 1);
-	unsigned long mask[4] = { 0 };
+	unsigned long mask[4] = {0};
 
 	if (node < 0 || node >= 256)
 		return -EINVAL;

@@ -4,6 +4,7 @@
 
 #include "supervisor/sup.h"
 
+/* See sup.h. Callers: the supervisor. */
 int sup_intensity_init(struct sup_intensity *in, const struct sup_policy *p)
 {
 	in->cap = p->intensity + 1;
@@ -13,12 +14,14 @@ int sup_intensity_init(struct sup_intensity *in, const struct sup_policy *p)
 	return in->t ? 0 : -ENOMEM;
 }
 
+/* See sup.h. Callers: the supervisor. */
 void sup_intensity_free(struct sup_intensity *in)
 {
 	free(in->t);
 	in->t = NULL;
 }
 
+/* See sup.h. Callers: the supervisor. */
 void sup_intensity_note(struct sup_intensity *in, uint64_t now_ns)
 {
 	in->t[in->next] = now_ns;
@@ -27,6 +30,7 @@ void sup_intensity_note(struct sup_intensity *in, uint64_t now_ns)
 		in->n++;
 }
 
+/* See sup.h. Callers: the supervisor. */
 bool sup_intensity_is_exceeded(const struct sup_intensity *in, const struct sup_policy *p)
 {
 	uint64_t newest, oldest;
@@ -39,6 +43,7 @@ bool sup_intensity_is_exceeded(const struct sup_intensity *in, const struct sup_
 	return newest - oldest < (uint64_t)p->period_ms * 1000000u;
 }
 
+/* See sup.h. Callers: any thread (pure). */
 uint32_t sup_backoff_ms(const struct sup_policy *p, uint32_t streak)
 {
 	uint64_t d = p->backoff_initial_ms;

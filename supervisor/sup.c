@@ -33,18 +33,18 @@
 /* A worker's states in the supervisor (not the process slot's state word). */
 enum wstate {
 	W_STARTING = 0, /* forked, not ready yet */
-	W_RUNNING,      /* wrote its ready byte */
-	W_BACKOFF,      /* dead, waiting out its restart delay */
-	W_STOPPING,     /* asked to stop (or killed), waiting for it to exit */
-	W_EXITED,       /* gone, not to be restarted */
+	W_RUNNING,	/* wrote its ready byte */
+	W_BACKOFF,	/* dead, waiting out its restart delay */
+	W_STOPPING,	/* asked to stop (or killed), waiting for it to exit */
+	W_EXITED,	/* gone, not to be restarted */
 	W_NSTATES,
 };
 
 enum wevent {
 	E_READY = 0, /* its ready pipe delivered a byte */
-	E_DIED,      /* its pidfd became readable */
+	E_DIED,	     /* its pidfd became readable */
 	E_TIMER,     /* the supervisor's timer fired: deadlines may have passed */
-	E_STOP,      /* stop it (orderly stop, or a sibling's restart strategy) */
+	E_STOP,	     /* stop it (orderly stop, or a sibling's restart strategy) */
 	E_NEVENTS,
 };
 
@@ -55,35 +55,35 @@ static const char *const wstate_names[W_NSTATES] = {
 /* io_uring user_data: kind in the top byte, worker index, launch generation. */
 enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4 };
 #define UD(kind, w, gen) (((uint64_t)(kind) << 56) | ((uint64_t)(w) << 32) | (uint32_t)(gen))
-#define UD_KIND(u) ((uint32_t)((u) >> 56))
-#define UD_W(u) ((uint32_t)(((u) >> 32) & 0xffffffu))
-#define UD_GEN(u) ((uint32_t)(u))
+#define UD_KIND(u)	 ((uint32_t)((u) >> 56))
+#define UD_W(u)		 ((uint32_t)(((u) >> 32) & 0xffffffu))
+#define UD_GEN(u)	 ((uint32_t)(u))
 
-#define TICK_NS 100000000ull /* heartbeat and client scan period */
+#define TICK_NS	    100000000ull /* heartbeat and client scan period */
 #define REASONS_MAX 4u
 
 struct sup_worker {
-	uint32_t state;        /* enum wstate */
-	uint32_t windex;       /* worker index */
-	uint32_t slot;         /* process slot: windex + 1 */
-	uint32_t gen;          /* launches so far; tags io_uring requests */
-	pid_t pid;             /* current (or last) process */
-	int pidfd;             /* -1 when none */
-	int ready_rd;          /* read end of its ready pipe, -1 when none */
+	uint32_t state;	 /* enum wstate */
+	uint32_t windex; /* worker index */
+	uint32_t slot;	 /* process slot: windex + 1 */
+	uint32_t gen;	 /* launches so far; tags io_uring requests */
+	pid_t pid;	 /* current (or last) process */
+	int pidfd;	 /* -1 when none */
+	int ready_rd;	 /* read end of its ready pipe, -1 when none */
 	struct sup_place place;
-	int cap_mech;          /* enum sup_cap_mech */
-	uint64_t oom_base;     /* memory.events oom_kill count at launch */
-	uint64_t ready_ns;     /* when it became ready (monotonic), 0 not yet */
-	uint64_t deadline_ns;  /* starting: ready by; backoff: restart at; stopping: kill at */
-	uint32_t streak;       /* consecutive crashes */
+	int cap_mech;		 /* enum sup_cap_mech */
+	uint64_t oom_base;	 /* memory.events oom_kill count at launch */
+	uint64_t ready_ns;	 /* when it became ready (monotonic), 0 not yet */
+	uint64_t deadline_ns;	 /* starting: ready by; backoff: restart at; stopping: kill at */
+	uint32_t streak;	 /* consecutive crashes */
 	bool restart_after_stop; /* stopped by a sibling's strategy: start it again */
 	bool ever_ready;
-	uint32_t nreasons;     /* exits remembered for the intensity message */
+	uint32_t nreasons; /* exits remembered for the intensity message */
 	char reasons[REASONS_MAX][64];
 };
 
 struct sup_spare {
-	pid_t pid;    /* 0: none */
+	pid_t pid; /* 0: none */
 	int pidfd;
 	int go_wr;    /* write a struct spare_go here to make it a worker */
 	int ready_rd; /* its ready pipe, handed to the worker it becomes */
@@ -95,20 +95,20 @@ struct sup {
 	struct shm_seg *seg;
 	hwloc_topology_t topo;
 	struct io_uring ring;
-	int sfd;                  /* signalfd */
-	uint32_t n;               /* workers */
+	int sfd;    /* signalfd */
+	uint32_t n; /* workers */
 	struct sup_worker *w;
 	struct sup_intensity in;
-	struct sup_spare spare;   /* a warm spare process, forked ahead of need */
-	bool stopping;            /* orderly stop in progress */
+	struct sup_spare spare; /* a warm spare process, forked ahead of need */
+	bool stopping;		/* orderly stop in progress */
 	bool ready_sent;
 	int ready_fd;
 	int exit_code;
-	uint32_t timer_seq;       /* tags the newest timer request */
-	uint64_t timer_at;        /* deadline of the newest pending timer, 0 none */
+	uint32_t timer_seq; /* tags the newest timer request */
+	uint64_t timer_at;  /* deadline of the newest pending timer, 0 none */
 	uint64_t next_tick;
 	uint64_t next_status;
-	uint64_t restarts;        /* total, for the status line */
+	uint64_t restarts; /* total, for the status line */
 };
 
 typedef void (*action_fn)(struct sup *s, struct sup_worker *w);
@@ -249,8 +249,8 @@ struct spare_go {
 	int32_t cap_mech;
 };
 
-static void __attribute__((noreturn)) spare_run(struct sup *s, int go_rd, int ready_wr,
-						pid_t parent)
+static void __attribute__((noreturn))
+spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 {
 	struct spare_go g;
 	struct sup_worker *w;
@@ -322,7 +322,7 @@ static void spare_drop(struct sup *s)
 /* Hand worker w to the spare. false when there is none (or it died): fork instead. */
 static bool spare_take(struct sup *s, struct sup_worker *w)
 {
-	struct spare_go g = { .windex = w->windex, .cap_mech = w->cap_mech };
+	struct spare_go g = {.windex = w->windex, .cap_mech = w->cap_mech};
 
 	if (!s->spare.pid)
 		return false;
@@ -503,7 +503,7 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 	shm_reg_repair(s->seg, w->slot);
 	shm_grp_repair(s->seg, w->slot);
 	ipc_repair_proc(s->seg, w->slot);
-	wrk_repair_proc_claims(s->seg, w->slot);
+	/* also resolves its agent and monitor claims (wrk_repair_proc_claims) */
 	wrk_repair_worker(s->seg, w->slot);
 	/* relaxed: only the supervisor writes repair_gen; tools read it as a counter */
 	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
@@ -547,7 +547,8 @@ static void intensity_exceeded(struct sup *s, struct sup_worker *w)
 	const struct sup_policy *p = &s->c->policy;
 	uint32_t k = w->nreasons < REASONS_MAX ? w->nreasons : REASONS_MAX;
 
-	fprintf(stderr, "shoal: worker %u (process slot %u) crashed more than %u times in %.3f s "
+	fprintf(stderr,
+		"shoal: worker %u (process slot %u) crashed more than %u times in %.3f s "
 		"(restart intensity exceeded); stopping the instance. Its last exits:",
 		w->windex, w->slot, p->intensity, p->period_ms / 1000.0);
 	for (uint32_t i = 0; i < k; i++)
@@ -641,8 +642,8 @@ static void a_timer_kill_late(struct sup *s, struct sup_worker *w)
 	(void)s;
 	if (now() < w->deadline_ns)
 		return;
-	fprintf(stderr, "shoal: worker %u (pid %d) missed its %s deadline; killing it\n",
-		w->windex, (int)w->pid, wstate_names[w->state]);
+	fprintf(stderr, "shoal: worker %u (pid %d) missed its %s deadline; killing it\n", w->windex,
+		(int)w->pid, wstate_names[w->state]);
 	pidfd_kill(w->pidfd, SIGKILL);
 	w->deadline_ns = UINT64_MAX; /* the death comes through the pidfd */
 }
@@ -654,6 +655,8 @@ static void a_timer_backoff(struct sup *s, struct sup_worker *w)
 }
 
 /* The per-worker logic: what each event does in each state. */
+/* The table reads as a table: */
+/* clang-format off */
 static const action_fn actions[W_NSTATES][E_NEVENTS] = {
 	/*                 E_READY   E_DIED           E_TIMER            E_STOP */
 	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting },
@@ -662,6 +665,7 @@ static const action_fn actions[W_NSTATES][E_NEVENTS] = {
 	[W_STOPPING] = { a_none,  a_died_stopping, a_timer_kill_late, a_none },
 	[W_EXITED]   = { a_none,  a_none,          a_none,            a_none },
 };
+/* clang-format on */
 
 static void dispatch(struct sup *s, struct sup_worker *w, enum wevent ev)
 {
@@ -833,7 +837,8 @@ static int loop(struct sup *s)
 			fprintf(stderr, "shoal: io_uring wait: %s\n", strerror(-r));
 			return -r;
 		}
-		io_uring_for_each_cqe(&s->ring, head, cqe) {
+		io_uring_for_each_cqe(&s->ring, head, cqe)
+		{
 			on_cqe(s, cqe);
 			seen++;
 		}
@@ -880,7 +885,11 @@ static int place_workers(struct sup *s, uint32_t *nnodes)
 		free(pl);
 		return r;
 	}
-	*nnodes = (uint32_t)r;
+	/* mailbox arena k is NUMA node k: the agent spawner uses the worker's node as its hint */
+	*nnodes = 1;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (pl[i].node >= 0 && (uint32_t)pl[i].node + 1 > *nnodes)
+			*nnodes = (uint32_t)pl[i].node + 1 > 64 ? 64 : (uint32_t)pl[i].node + 1;
 	s->w = calloc(s->n, sizeof(*s->w));
 	if (!s->w) {
 		free(pl);
@@ -895,33 +904,34 @@ static int place_workers(struct sup *s, uint32_t *nnodes)
 	return 0;
 }
 
-/* Mailbox arena k lives on the k-th distinct node the workers use. */
+/* Mailbox arena n holds the mailboxes of agents placed on node n: bind it there. */
 static void bind_arenas(struct sup *s)
 {
 	const struct shm_hdr *h = shm_hdr(s->seg);
-	int nodes[64], k = 0;
+	uint64_t used = 0;
 
 	if (h->cfg.nnodes < 2 || !s->topo ||
 	    hwloc_get_nbobjs_by_type(s->topo, HWLOC_OBJ_NUMANODE) < 2)
 		return;
-	for (uint32_t i = 0; i < s->n && k < (int)h->cfg.nnodes; i++) {
-		bool seen = false;
-
-		for (int j = 0; j < k; j++)
-			seen |= nodes[j] == s->w[i].place.node;
-		if (!seen)
-			nodes[k++] = s->w[i].place.node;
-	}
-	for (int a = 0; a < k; a++) {
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->w[i].place.node >= 0 && s->w[i].place.node < 64)
+			used |= 1ull << s->w[i].place.node;
+	for (uint32_t n = 0; n < h->cfg.nnodes; n++) {
 		uint32_t first, count;
 		uint64_t off;
+		int r;
 
-		shm_mbox_node_range(&h->cfg, (uint32_t)a, &first, &count);
+		if (!(used >> n & 1))
+			continue;
+		shm_mbox_node_range(&h->cfg, n, &first, &count);
 		if (!count)
 			continue;
 		off = shm_mbox_off(&h->cfg, &h->regions[SHM_R_MBOX], first);
-		sup_mem_bind_node(s->seg->base + off, count * SHM_MBOX_STRIDE(h->cfg.mbox_cells),
-				  nodes[a]);
+		r = sup_mem_bind_node(s->seg->base + off,
+				      count * SHM_MBOX_STRIDE(h->cfg.mbox_cells), (int)n);
+		if (r)
+			fprintf(stderr, "shoal: binding the mailboxes of node %u: %s\n", n,
+				strerror(-r));
 	}
 }
 
@@ -943,8 +953,10 @@ static int spawn_agents(struct sup *s)
 		const struct sup_agent_spec *a = &s->c->agents[k];
 
 		if (a->worker >= 0 && (uint32_t)a->worker >= s->n) {
-			fprintf(stderr, "shoal: %s:%d: [agent %s]: worker %d, but there are %u "
-				"workers\n", s->c->source, a->worker_line, a->section, a->worker, s->n);
+			fprintf(stderr,
+				"shoal: %s:%d: [agent %s]: worker %d, but there are %u "
+				"workers\n",
+				s->c->source, a->worker_line, a->section, a->worker, s->n);
 			return -EINVAL;
 		}
 		for (uint32_t i = 0; i < a->count; i++) {
@@ -956,15 +968,18 @@ static int spawn_agents(struct sup *s)
 			r = wrk_agent_spawn(s->seg, a->type, name, 1 + agent_worker(s, a, i, &rr),
 					    &h);
 			if (r == -EINVAL && !shoal_agent_type_find(a->type)) {
-				fprintf(stderr, "shoal: %s:%d: [agent %s]: unknown agent type '%s' "
-					"(built in:", s->c->source, a->line, a->section, a->type);
+				fprintf(stderr,
+					"shoal: %s:%d: [agent %s]: unknown agent type '%s' "
+					"(built in:",
+					s->c->source, a->line, a->section, a->type);
 				for (const char *const *t = wrk_builtin_type_names; *t; t++)
 					fprintf(stderr, " %s", *t);
 				fprintf(stderr, "; or load a library under [types])\n");
 				return r;
 			}
 			if (r) {
-				fprintf(stderr, "shoal: %s:%d: [agent %s]: starting agent '%s': %s\n",
+				fprintf(stderr,
+					"shoal: %s:%d: [agent %s]: starting agent '%s': %s\n",
 					s->c->source, a->line, a->section, name, strerror(-r));
 				return r;
 			}
@@ -1004,9 +1019,10 @@ static int load_types(const struct sup_config *c)
 	return 0;
 }
 
+/* See sup.h. Callers: the process's only thread. */
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 {
-	struct sup s = { .c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd };
+	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd};
 	struct shm_cfg cfg = c->shm;
 	struct shm_hdr *h;
 	sigset_t oldmask;
@@ -1028,9 +1044,10 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	cfg.nworkers = s.n;
 	cfg.nnodes = nnodes;
 	if (cfg.max_procs < s.n + 2) {
-		fprintf(stderr, "shoal: %s: [segment] max_procs %u is too small for %u workers, the "
-			"supervisor and a client; raise it to at least %u\n", c->source,
-			cfg.max_procs, s.n, s.n + 2);
+		fprintf(stderr,
+			"shoal: %s: [segment] max_procs %u is too small for %u workers, the "
+			"supervisor and a client; raise it to at least %u\n",
+			c->source, cfg.max_procs, s.n, s.n + 2);
 		ret = 2;
 		goto out_topo;
 	}
@@ -1067,6 +1084,9 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		s.w[i].ready_rd = -1;
 		s.w[i].state = W_EXITED;
 		shm_proc_at(s.seg, i + 1)->windex = i;
+		/* before the worker claims it: the agent spawner reads the node as its hint */
+		shm_proc_at(s.seg, i + 1)->core = s.w[i].place.core;
+		shm_proc_at(s.seg, i + 1)->node = s.w[i].place.node;
 	}
 	shm_seg_publish(s.seg);
 	if (spawn_agents(&s)) {

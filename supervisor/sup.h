@@ -14,15 +14,15 @@
 #include "shm/layout.h"
 
 #define SUP_MAX_AGENT_SPECS 64u
-#define SUP_MAX_WORKERS 1024u
-#define SUP_MAX_CPUS 1024u
-#define SUP_PATH_MAX 256u
-#define SUP_MAX_LIBS 8u
+#define SUP_MAX_WORKERS	    1024u
+#define SUP_MAX_CPUS	    1024u
+#define SUP_PATH_MAX	    256u
+#define SUP_MAX_LIBS	    8u
 
 /* Restart strategies (OTP's names). */
 enum sup_strategy {
-	SUP_ONE_FOR_ONE = 0, /* restart only the worker that died */
-	SUP_ONE_FOR_ALL = 1, /* stop and restart every worker */
+	SUP_ONE_FOR_ONE = 0,  /* restart only the worker that died */
+	SUP_ONE_FOR_ALL = 1,  /* stop and restart every worker */
 	SUP_REST_FOR_ONE = 2, /* stop and restart the dead worker and those started after it */
 };
 
@@ -34,13 +34,13 @@ enum sup_placement {
 
 /* One [agent NAME] section: `count` agents of `type`, named from `pattern`. */
 struct sup_agent_spec {
-	char section[64];   /* the section's NAME, for messages */
+	char section[64]; /* the section's NAME, for messages */
 	char type[SHM_TYPE_MAX];
-	char pattern[64];   /* printf pattern with one %u/%d (e.g. "tuner-%03u"), or a name */
-	uint32_t count;     /* agents to start */
-	int32_t worker;     /* worker index, -1: spread round robin */
-	int line;           /* line of the section's first key, for messages */
-	int worker_line;    /* line of its worker key */
+	char pattern[64]; /* printf pattern with one %u/%d (e.g. "tuner-%03u"), or a name */
+	uint32_t count;	  /* agents to start */
+	int32_t worker;	  /* worker index, -1: spread round robin */
+	int line;	  /* line of the section's first key, for messages */
+	int worker_line;  /* line of its worker key */
 };
 
 /*
@@ -51,36 +51,36 @@ struct sup_agent_spec {
  * worker that stays up for period_ms ends its streak.
  */
 struct sup_policy {
-	uint32_t strategy;           /* enum sup_strategy */
-	uint32_t intensity;          /* R: restarts allowed in a window */
-	uint32_t period_ms;          /* P: the window */
+	uint32_t strategy;	     /* enum sup_strategy */
+	uint32_t intensity;	     /* R: restarts allowed in a window */
+	uint32_t period_ms;	     /* P: the window */
 	uint32_t backoff_initial_ms; /* first delayed restart */
 	uint32_t backoff_max_ms;     /* cap on the delay */
 	uint32_t backoff_factor;     /* growth per consecutive crash */
-	bool backoff_first;          /* delay the first restart of a streak too */
+	bool backoff_first;	     /* delay the first restart of a streak too */
 };
 
 /* Everything `shoal run` is configured with. */
 struct sup_config {
-	char source[SUP_PATH_MAX];      /* file name, or "<default>" */
+	char source[SUP_PATH_MAX]; /* file name, or "<default>" */
 	char instance[SHM_INSTANCE_MAX];
-	uint32_t workers;               /* 0: one per usable core */
-	char cpus[256];                 /* cpu list ("0-3,6"); empty: all */
-	uint32_t placement;             /* enum sup_placement */
-	uint64_t mem_cap;               /* bytes per worker, 0 none */
-	char cgroup[SUP_PATH_MAX];      /* delegated cgroup v2 directory; empty: setrlimit */
-	uint32_t stop_timeout_ms;       /* orderly stop, then SIGKILL */
-	uint32_t ready_timeout_ms;      /* a worker not ready by then is killed */
-	uint32_t status_interval_ms;    /* status line period, 0 none */
-	bool spare;                     /* keep a pre-forked warm spare for restarts */
+	uint32_t workers;	     /* 0: one per usable core */
+	char cpus[256];		     /* cpu list ("0-3,6"); empty: all */
+	uint32_t placement;	     /* enum sup_placement */
+	uint64_t mem_cap;	     /* bytes per worker, 0 none */
+	char cgroup[SUP_PATH_MAX];   /* delegated cgroup v2 directory; empty: setrlimit */
+	uint32_t stop_timeout_ms;    /* orderly stop, then SIGKILL */
+	uint32_t ready_timeout_ms;   /* a worker not ready by then is killed */
+	uint32_t status_interval_ms; /* status line period, 0 none */
+	bool spare;		     /* keep a pre-forked warm spare for restarts */
 	struct sup_policy policy;
-	struct shm_cfg shm;             /* segment sizes */
-	uint32_t nlibs;                 /* used entries of libs[] */
+	struct shm_cfg shm;		       /* segment sizes */
+	uint32_t nlibs;			       /* used entries of libs[] */
 	char libs[SUP_MAX_LIBS][SUP_PATH_MAX]; /* [types] load = PATH: agent type libraries */
-	int lib_lines[SUP_MAX_LIBS];    /* their lines, for messages */
-	uint32_t nagents;               /* used entries of agents[] */
+	int lib_lines[SUP_MAX_LIBS];	       /* their lines, for messages */
+	uint32_t nagents;		       /* used entries of agents[] */
 	struct sup_agent_spec agents[SUP_MAX_AGENT_SPECS];
-	char text[2048];                /* the config text (for the segment header) */
+	char text[2048]; /* the config text (for the segment header) */
 };
 
 /* The embedded default configuration's text. */
@@ -95,8 +95,8 @@ void sup_config_init(struct sup_config *c);
  */
 int sup_config_load(struct sup_config *c, const char *path, char *err, size_t errlen);
 /* Same, from a string; `name` is used in messages. */
-int sup_config_parse_string(struct sup_config *c, const char *name, const char *text,
-			    char *err, size_t errlen);
+int sup_config_parse_string(struct sup_config *c, const char *name, const char *text, char *err,
+			    size_t errlen);
 /* Parse a cpu list "0-3,6" into a bitmap of SUP_MAX_CPUS bits. 0 or -EINVAL. */
 int sup_cpulist_parse(const char *s, uint64_t set[SUP_MAX_CPUS / 64]);
 /* Parse a byte size "512M", "2G", "4096". 0 or -EINVAL. */
@@ -187,9 +187,9 @@ uint32_t sup_backoff_ms(const struct sup_policy *p, uint32_t streak);
 
 /* Options that are not in the config file. */
 struct sup_run_opts {
-	bool keep;            /* keep the segment after an orderly stop */
-	int ready_fd;         /* write "ready\n" here once everything is ready, -1 none */
-	bool status;          /* print a status line every status_interval_ms */
+	bool keep;    /* keep the segment after an orderly stop */
+	int ready_fd; /* write "ready\n" here once everything is ready, -1 none */
+	bool status;  /* print a status line every status_interval_ms */
 };
 
 /*

@@ -133,8 +133,7 @@ static void test_config_missing_file(void **state)
 
 	(void)state;
 	sup_config_init(&c);
-	assert_int_equal(sup_config_load(&c, "/nonexistent/shoal.ini", err, sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(sup_config_load(&c, "/nonexistent/shoal.ini", err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/shoal.ini"));
 }
 
@@ -248,7 +247,8 @@ static void test_config_more_agents_than_slots(void **state)
 {
 	(void)state;
 	expect_error("[segment]\nmax_agents = 10\n[agent e]\ntype = echo\ncount = 11\n"
-		     "name = e%u\n", 0, "max_agents is 10");
+		     "name = e%u\n",
+		     0, "max_agents is 10");
 }
 
 static void test_config_backoff_max_below_initial(void **state)
@@ -306,7 +306,8 @@ static void test_config_run_refuses_bad_file(void **state)
 {
 	(void)state;
 	run_refuses("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = echo\n"
-		    "colour = red\n", ":6: [agent x]: unknown key 'colour'");
+		    "colour = red\n",
+		    ":6: [agent x]: unknown key 'colour'");
 }
 
 static void test_config_run_refuses_unknown_type(void **state)
@@ -325,8 +326,8 @@ static void test_config_run_refuses_missing_library(void **state)
 
 static void test_config_policy_backoff(void **state)
 {
-	struct sup_policy p = { .backoff_initial_ms = 10, .backoff_max_ms = 100,
-				.backoff_factor = 2 };
+	struct sup_policy p = {
+		.backoff_initial_ms = 10, .backoff_max_ms = 100, .backoff_factor = 2};
 
 	(void)state;
 	assert_int_equal(sup_backoff_ms(&p, 1), 0);
@@ -342,7 +343,7 @@ static void test_config_policy_backoff(void **state)
 
 static void test_config_policy_intensity(void **state)
 {
-	struct sup_policy p = { .intensity = 3, .period_ms = 1000 };
+	struct sup_policy p = {.intensity = 3, .period_ms = 1000};
 	struct sup_intensity in;
 	uint64_t ms = 1000000;
 

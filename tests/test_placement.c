@@ -39,7 +39,7 @@ static void test_placement_two_packages_four_nodes(void **state)
 {
 	hwloc_topology_t t = synthetic("pack:2 numa:2 core:4 pu:1");
 	struct sup_place p[20];
-	static const int cpu[] = { 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15 };
+	static const int cpu[] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 	int nodes;
 
 	(void)state;
@@ -65,8 +65,8 @@ static void test_placement_uneven_restricted(void **state)
 	hwloc_topology_t t = synthetic("pack:2 numa:2 core:4 pu:1");
 	uint64_t allowed[SUP_MAX_CPUS / 64];
 	struct sup_place p[7];
-	static const int cpu[] = { 0, 4, 8, 1, 2, 0, 4 };
-	static const int node[] = { 0, 1, 2, 0, 0, 0, 1 };
+	static const int cpu[] = {0, 4, 8, 1, 2, 0, 4};
+	static const int node[] = {0, 1, 2, 0, 0, 0, 1};
 	int nodes;
 
 	(void)state;
@@ -105,7 +105,7 @@ static void test_placement_smt_first_pu(void **state)
 /* The pure function: any input order, sparse node numbers, no cores. */
 static void test_placement_pure_function(void **state)
 {
-	struct sup_core cores[] = { { 9, 7 }, { 3, 2 }, { 1, 2 }, { 8, 7 }, { 5, 2 } };
+	struct sup_core cores[] = {{9, 7}, {3, 2}, {1, 2}, {8, 7}, {5, 2}};
 	struct sup_place p[5];
 
 	(void)state;

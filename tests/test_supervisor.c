@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,6 +23,7 @@
 #include <cmocka.h>
 
 #include "ipc/ipc.h"
+#include "supervisor/sup.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
 
@@ -98,7 +100,7 @@ static void start(struct run *r, const char *name, const char *config, const cha
 
 static bool fd_wait(int fd, int timeout_ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 
 	return poll(&p, 1, timeout_ms) == 1;
 }
@@ -159,16 +161,39 @@ static pid_t slot_pid(struct shm_seg *seg, uint32_t slot)
 }
 
 /* A state word with a deadline: poll it, backing off so the watched processes run. */
-#define WAIT_FOR(cond)                                                                     \
-	do {                                                                               \
-		uint64_t dl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;             \
-		while (!(cond)) {                                                          \
-			struct timespec ts_ = { 0, 200000 };                               \
-			if (shm_now_ns() > dl_)                                            \
-				fail_msg("timed out waiting for: %s", #cond);              \
-			nanosleep(&ts_, NULL);                                             \
-		}                                                                          \
+#define WAIT_FOR(cond)                                                                             \
+	do {                                                                                       \
+		uint64_t dl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;                     \
+		while (!(cond)) {                                                                  \
+			struct timespec ts_ = {0, 200000};                                         \
+			if (shm_now_ns() > dl_)                                                    \
+				fail_msg("timed out waiting for: %s", #cond);                      \
+			nanosleep(&ts_, NULL);                                                     \
+		}                                                                                  \
 	} while (0)
+
+/* `shoal inspect --instance inst`'s output. */
+static void inspect(const char *inst, char *out, size_t cap)
+{
+	int pfd[2], st;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		execl(shoal_bin(), shoal_bin(), "inspect", "--instance", inst, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], out + got, cap - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = 0;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+}
 
 static bool worker_is_up(struct shm_seg *seg, uint32_t slot, pid_t not_pid, uint32_t restarts)
 {
@@ -225,8 +250,7 @@ static shoal_handle_t lookup(struct client *c, const char *name)
 static void expect_echo(struct client *c, shoal_handle_t h)
 {
 	char reply[16] = "";
-	int n = ipc_call(c->seg, c->w, c->inbox, h, 1, "ping", 4, reply, sizeof(reply),
-			 TIMEOUT_MS);
+	int n = ipc_call(c->seg, c->w, c->inbox, h, 1, "ping", 4, reply, sizeof(reply), TIMEOUT_MS);
 
 	assert_int_equal(n, 4);
 	assert_memory_equal(reply, "ping", 4);
@@ -414,10 +438,8 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 {
 	struct run r;
 	struct shm_seg *seg;
-	int fds[2], st, pfd[2];
+	int fds[2];
 	char out[8192] = "";
-	pid_t pid;
-	ssize_t n, got = 0;
 
 	(void)state;
 	start(&r, "supkill", two_workers, NULL);
@@ -436,18 +458,7 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STALE);
 	shm_seg_detach(seg);
 	/* the tool says so */
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		execl(shoal_bin(), shoal_bin(), "inspect", "--instance", r.inst, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while ((n = read(pfd[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
-		got += n;
-	close(pfd[0]);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
+	inspect(r.inst, out, sizeof(out));
 	if (!strstr(out, "supervisor-dead"))
 		fail_msg("inspect said: %s", out);
 	cleanup(&r);
@@ -461,12 +472,13 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	struct run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
-	char *saved = asan_allow_null();
+	char *saved = asan_allow_null(), out[8192];
 
 	(void)state;
 	setenv("SHOAL_TEST_WORKER_ALLOC", "0", 1);
-	start(&r, "cap", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
-			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 4\n",
+	start(&r, "cap",
+	      "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 4\n",
 	      NULL);
 	unsetenv("SHOAL_TEST_WORKER_ALLOC");
 	asan_restore(saved);
@@ -479,6 +491,10 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	assert_string_equal(shm_exit_reason_name(p->last_reason), "memory cap");
 	WAIT_FOR(p->cap_mech == 1);
 	assert_int_equal(p->mem_cap, 192ull << 20);
+	/* the tools show which mechanism caps it */
+	inspect(r.inst, out, sizeof(out));
+	if (!strstr(out, "rlimit 192M") || !strstr(out, "memory cap (code 86"))
+		fail_msg("inspect said: %s", out);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
 	assert_int_equal(wait_exit(&r), 0);
@@ -526,9 +542,10 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	skip();
 #endif
 	saved = asan_allow_null();
-	start(&r, "hog", "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
-			 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
-			 "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
+	start(&r, "hog",
+	      "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+	      "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
 	      NULL);
 	asan_restore(saved);
 	wait_ready(&r);
@@ -544,8 +561,8 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	for (int i = 0; i < 64 && !atomic_load(&p->restarts); i++) {
 		char reply[8];
 
-		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply,
-				     sizeof(reply), TIMEOUT_MS) >= 0);
+		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply, sizeof(reply),
+				     TIMEOUT_MS) >= 0);
 	}
 	WAIT_FOR(worker_is_up(seg, 1, old, 1));
 	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
@@ -574,7 +591,8 @@ static void test_supervisor_loads_type_library(void **state)
 	snprintf(cfg, sizeof(cfg),
 		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\n"
 		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
-		 "[agent up]\ntype = upper\n", lib);
+		 "[agent up]\ntype = upper\n",
+		 lib);
 	start(&r, "lib", cfg, NULL);
 	wait_ready(&r);
 	client_open(&cl, r.inst);
@@ -630,6 +648,111 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 	cleanup(&r);
 }
 
+/* rest_for_one: the dead worker and those started after it restart; earlier ones stay. */
+static void test_supervisor_rest_for_one(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	pid_t p1, p2, p3;
+
+	(void)state;
+	start(&r, "rest",
+	      "[instance]\nworkers = 3\nplacement = none\n[restart]\nstrategy = rest_for_one\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n",
+	      NULL);
+	wait_ready(&r);
+	seg = attach(&r);
+	p1 = slot_pid(seg, 1);
+	p2 = slot_pid(seg, 2);
+	p3 = slot_pid(seg, 3);
+	kill_and_wait(p2);
+	WAIT_FOR(worker_is_up(seg, 2, p2, 1));
+	WAIT_FOR(worker_is_up(seg, 3, p3, 1));
+	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_SIGNAL);
+	assert_int_equal(shm_proc_at(seg, 3)->last_reason, SHM_EXIT_NORMAL);
+	assert_int_equal(slot_pid(seg, 1), p1);
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->restarts), 0);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
+static void touch(const char *dir, const char *file, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void slurp(const char *dir, const char *file, char *buf, size_t cap)
+{
+	char path[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, cap - 1, f);
+	buf[n] = 0;
+	fclose(f);
+}
+
+/*
+ * The cgroup v2 path's file protocol, on a directory standing in for a delegated cgroup
+ * (this machine has no memory controller to give us, and we write to no real cgroup).
+ */
+static void test_supervisor_cgroup_files(void **state)
+{
+	struct sup_config c;
+	char root[64], dir[128], buf[64];
+
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/shoal-cg-%d", (int)getpid());
+	snprintf(dir, sizeof(dir), "%s/worker-1", root);
+	assert_int_equal(mkdir(root, 0700), 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	/* the kernel makes these files in a new cgroup; here we do */
+	touch(dir, "memory.max", "");
+	touch(dir, "memory.swap.max", "");
+	touch(dir, "memory.oom.group", "");
+	touch(dir, "memory.events", "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n");
+	sup_config_init(&c);
+	assert_int_equal(sup_cap_prepare(&c, 1), SUP_CAP_NONE);
+	c.mem_cap = 64ull << 20;
+	assert_int_equal(sup_cap_prepare(&c, 1), SUP_CAP_RLIMIT);
+	snprintf(c.cgroup, sizeof(c.cgroup), "%s", root);
+	assert_int_equal(sup_cap_prepare(&c, 1), SUP_CAP_CGROUP);
+	slurp(dir, "memory.max", buf, sizeof(buf));
+	assert_string_equal(buf, "67108864");
+	slurp(dir, "memory.swap.max", buf, sizeof(buf));
+	assert_string_equal(buf, "0");
+	slurp(dir, "memory.oom.group", buf, sizeof(buf));
+	assert_string_equal(buf, "1");
+	assert_int_equal(sup_cap_oom_kills(&c, 1, SUP_CAP_CGROUP), 2);
+	assert_int_equal(sup_cap_oom_kills(&c, 1, SUP_CAP_RLIMIT), 0);
+	/* a cgroup that is not there is an error, never a write elsewhere */
+	snprintf(c.cgroup, sizeof(c.cgroup), "%s/missing", root);
+	assert_true(sup_cap_prepare(&c, 1) < 0);
+	for (const char *const *f =
+		     (const char *const[]){"memory.max", "memory.swap.max", "memory.oom.group",
+					   "memory.events", NULL};
+	     *f; f++) {
+		char path[256];
+
+		snprintf(path, sizeof(path), "%s/%s", dir, *f);
+		assert_int_equal(unlink(path), 0);
+	}
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(rmdir(root), 0);
+}
+
 /* After a failed test: kill the supervisor it left running (its workers follow it). */
 static int teardown(void **state)
 {
@@ -649,9 +772,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_supervisor_worker_killed_is_replaced, teardown),
-		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker, teardown),
+		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker,
+					  teardown),
+		cmocka_unit_test_teardown(test_supervisor_rest_for_one, teardown),
+		cmocka_unit_test_teardown(test_supervisor_cgroup_files, teardown),
 		cmocka_unit_test_teardown(test_supervisor_intensity_exceeded, teardown),
-		cmocka_unit_test_teardown(test_supervisor_client_never_takes_a_worker_slot, teardown),
+		cmocka_unit_test_teardown(test_supervisor_client_never_takes_a_worker_slot,
+					  teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_removes_segment, teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_keep, teardown),
 		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, teardown),

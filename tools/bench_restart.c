@@ -34,7 +34,7 @@ static int pidfd_open_(pid_t pid)
 
 static bool fd_ready(int fd, int timeout_ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 
 	return poll(&p, 1, timeout_ms) == 1;
 }
@@ -134,7 +134,7 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 	uint32_t epoch = (uint32_t)own, replies = 0;
 	uint64_t t0, now;
 	int fd = pidfd_open_(pid), r;
-	struct timespec nap = { 0, 20000 };
+	struct timespec nap = {0, 20000};
 
 	if (fd < 0)
 		return -errno;
@@ -155,8 +155,9 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 		if (!*ready_ns) {
 			uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
 
-			if ((uint32_t)o != epoch && atomic_load_explicit(&p->state,
-					memory_order_acquire) == SHM_PROC_RUNNING)
+			if ((uint32_t)o != epoch &&
+			    atomic_load_explicit(&p->state, memory_order_acquire) ==
+				    SHM_PROC_RUNNING)
 				*ready_ns = now - t0;
 		}
 		replies += drain_replies(cl);
@@ -183,16 +184,20 @@ static const char *config_fmt =
 /* Start an instance (spare on or off), kill its worker `kills` times, stop it. */
 static int run_kills(struct bench_opts *o, bool spare, int kills, uint64_t *ready, uint64_t *all)
 {
-	struct sup_run_opts ro = { .status = false };
+	struct sup_run_opts ro = {.status = false};
 	struct sup_config *c = calloc(1, sizeof(*c));
-	struct client cl = { 0 };
+	struct client cl = {0};
 	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", b[8];
 	int rc = -EIO, pfd[2], st;
 	pid_t sup;
 
 	if (!c)
 		return -ENOMEM;
-	snprintf(inst, sizeof(inst), "%s", o->instance ? o->instance : "bench-restart");
+	/* a name of our own: other benches may run on this machine at the same time */
+	if (o->instance)
+		snprintf(inst, sizeof(inst), "%s", o->instance);
+	else
+		snprintf(inst, sizeof(inst), "bench-restart-%d", (int)getpid());
 	snprintf(text, sizeof(text), config_fmt, inst, o->cpu_a, spare ? "yes" : "no");
 	sup_config_init(c);
 	if (sup_config_parse_string(c, "<bench>", text, err, sizeof(err))) {
@@ -256,6 +261,7 @@ out_free:
 	return rc;
 }
 
+/* shoal bench restart (see the top of this file). Returns a CLI exit code. The tool. */
 int bench_restart(int argc, char **argv, struct bench_opts *o)
 {
 	int kills = o->quick ? 30 : 200, rc = EXIT_SYSTEM;
@@ -264,7 +270,7 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 	uint64_t *fready = calloc((size_t)kills, sizeof(uint64_t));
 	uint64_t *fall = calloc((size_t)kills, sizeof(uint64_t));
 	uint64_t *base = calloc((size_t)kills, sizeof(uint64_t));
-	struct bench_report rep = { .bench = "restart", .json = o->json };
+	struct bench_report rep = {.bench = "restart", .json = o->json};
 	struct bench_row *row;
 
 	(void)argc;
@@ -292,7 +298,8 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 	snprintf(rep.notes, sizeof(rep.notes),
 		 "%d SIGKILLs of a worker hosting %d echo agents (worker pinned to cpu %d, this "
 		 "client on cpu %d); times from kill(): replacement's slot RUNNING, and all %d "
-		 "calls (sent once the pidfd said dead) answered, seen by polling every 20 us. *_nospare: the same with the "
+		 "calls (sent once the pidfd said dead) answered, seen by polling every 20 us. "
+		 "*_nospare: the same with the "
 		 "warm spare off (fork on the restart path)",
 		 kills, NAGENTS, o->cpu_a, o->cpu_b, NAGENTS);
 	rc = bench_report_print(&rep) && o->check ? EXIT_CHECK : EXIT_OK;

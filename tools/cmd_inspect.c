@@ -96,22 +96,27 @@ static void show_procs(const struct shm_seg *seg, bool all)
 	const struct shm_hdr *h = shm_hdr(seg);
 	uint64_t now = shm_now_ns();
 
-	printf("\nprocesses\n  %4s %-10s %-8s %7s %6s %5s %4s %8s %9s  %s\n", "slot", "role",
-	       "state", "pid", "epoch", "core", "node", "restarts", "hb-age-ms", "last exit");
+	printf("\nprocesses\n  %4s %-10s %-8s %7s %6s %5s %4s %-14s %8s %9s  %s\n", "slot", "role",
+	       "state", "pid", "epoch", "core", "node", "memory cap", "restarts", "hb-age-ms",
+	       "last exit");
 	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {
 		const struct shm_proc *p = shm_proc_at(seg, i);
 		uint32_t st = atomic_load(&p->state);
 		uint64_t own = atomic_load(&p->own), hb = atomic_load(&p->heartbeat_ns);
-		char last[96] = "-";
+		char last[96] = "-", cap[32] = "-";
 
 		if (!all && (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
 			continue;
 		if (p->last_reason)
 			snprintf(last, sizeof(last), "pid %u %s (code %d, signal %d)", p->last_pid,
 				 shm_exit_reason_name(p->last_reason), p->last_code, p->last_signal);
-		printf("  %4u %-10s %-8s %7u %6u %5d %4d %8u %9.1f  %s\n", i, shm_role_name(p->role),
-		       shm_proc_state_name(st), (unsigned)(own >> 32), (unsigned)own, p->core,
-		       p->node, atomic_load(&p->restarts),
+		/* which mechanism enforces the cap: 1 setrlimit, 2 cgroup v2 */
+		if (p->mem_cap && (p->cap_mech == 1 || p->cap_mech == 2))
+			snprintf(cap, sizeof(cap), "%s %lluM", p->cap_mech == 1 ? "rlimit" : "cgroup",
+				 (unsigned long long)(p->mem_cap >> 20));
+		printf("  %4u %-10s %-8s %7u %6u %5d %4d %-14s %8u %9.1f  %s\n", i,
+		       shm_role_name(p->role), shm_proc_state_name(st), (unsigned)(own >> 32),
+		       (unsigned)own, p->core, p->node, cap, atomic_load(&p->restarts),
 		       now > hb && hb ? (double)(now - hb) / 1e6 : 0.0, last);
 	}
 }

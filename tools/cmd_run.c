@@ -22,7 +22,8 @@ static void usage(FILE *f)
 		"  --workers N           worker count (0: one per usable core)\n"
 		"  --cpus LIST           restrict workers to these cpus, e.g. 0-3,6\n"
 		"  --keep                keep the segment after the stop, for inspection\n"
-		"  --ready-fd N          write \"ready\\n\" to fd N and close it once every worker\n"
+		"  --ready-fd N          write \"ready\\n\" to fd N and close it once every "
+		"worker\n"
 		"                        and initial agent is ready\n"
 		"  --status-interval S   seconds between status lines (0: none; default 5)\n"
 		"  --check               parse the config, print a summary, start nothing\n"
@@ -51,7 +52,9 @@ static void summary(const struct sup_config *c)
 	       c->source, c->instance, c->workers, c->workers ? "" : " (one per core)",
 	       c->cpus[0] ? c->cpus : "all", c->placement == SUP_PLACE_SPREAD ? "spread" : "none",
 	       (unsigned long long)c->mem_cap,
-	       !c->mem_cap ? "" : c->cgroup[0] ? " (cgroup v2)" : " (rlimit)");
+	       !c->mem_cap    ? ""
+	       : c->cgroup[0] ? " (cgroup v2)"
+			      : " (rlimit)");
 	printf("restart %s, intensity %u in %u ms, backoff %u..%u ms x%u%s\n",
 	       sup_strategy_name(c->policy.strategy), c->policy.intensity, c->policy.period_ms,
 	       c->policy.backoff_initial_ms, c->policy.backoff_max_ms, c->policy.backoff_factor,
@@ -62,21 +65,22 @@ static void summary(const struct sup_config *c)
 		       c->agents[i].worker);
 }
 
+/* shoal run: parse the config and options, then run the supervisor. The tool's main thread. */
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "instance", required_argument, NULL, 'i' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ "cpus", required_argument, NULL, 'c' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "ready-fd", required_argument, NULL, 'r' },
-		{ "status-interval", required_argument, NULL, 's' },
-		{ "check", no_argument, NULL, 'C' },
-		{ "print-default", no_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"instance", required_argument, NULL, 'i'},
+		{"workers", required_argument, NULL, 'w'},
+		{"cpus", required_argument, NULL, 'c'},
+		{"keep", no_argument, NULL, 'k'},
+		{"ready-fd", required_argument, NULL, 'r'},
+		{"status-interval", required_argument, NULL, 's'},
+		{"check", no_argument, NULL, 'C'},
+		{"print-default", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	struct sup_run_opts o = { .ready_fd = -1, .status = true };
+	struct sup_run_opts o = {.ready_fd = -1, .status = true};
 	struct sup_config *c;
 	const char *instance = NULL, *workers = NULL, *cpus = NULL, *status = NULL;
 	bool check = false;
@@ -144,7 +148,8 @@ int cmd_run(int argc, char **argv)
 	ret = EXIT_USAGE;
 	if (instance) {
 		if (!shm_is_valid_instance(instance)) {
-			fprintf(stderr, "shoal run: --instance '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
+			fprintf(stderr,
+				"shoal run: --instance '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
 				instance, SHM_INSTANCE_MAX - 1);
 			goto out;
 		}
@@ -175,8 +180,10 @@ int cmd_run(int argc, char **argv)
 	}
 	for (uint32_t i = 0; i < c->nagents; i++) {
 		if (c->workers && c->agents[i].worker >= (int32_t)c->workers) {
-			fprintf(stderr, "shoal run: %s:%d: [agent %s]: worker %d, but there are %u "
-				"workers\n", c->source, c->agents[i].worker_line, c->agents[i].section,
+			fprintf(stderr,
+				"shoal run: %s:%d: [agent %s]: worker %d, but there are %u "
+				"workers\n",
+				c->source, c->agents[i].worker_line, c->agents[i].section,
 				c->agents[i].worker, c->workers);
 			goto out;
 		}

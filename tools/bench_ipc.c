@@ -1,0 +1,490 @@
+/*
+ * shoal bench ipc: mailbox round trips (consumer spinning, consumer parked) and throughput
+ * (1 and 2 producers; 16, 64, 1024 bytes) across two processes pinned to two cores, with
+ * the floors measured in the same run on the same cores: a cache-line ping-pong, a raw
+ * futex ping-pong, an io_uring FUTEX_WAIT ping-pong and a pipe ping-pong.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "ipc/ipc.h"
+#include "shm/shm.h"
+#include "tools/bench.h"
+#include "tools/tools.h"
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+
+#define T_STOP 0xdeadu
+#define MAX_CHUNKS 8192
+#define CHUNK 1024
+#define BATCH 32 /* messages per ipc_send_batch() in the batched throughput rows */
+
+/* Words the benchmark's processes share (anonymous shared memory), one per 128 bytes. */
+struct bshared {
+	_Atomic uint32_t ping;
+	uint8_t pad0[124];
+	_Atomic uint32_t pong;
+	uint8_t pad1[124];
+	_Atomic uint32_t ready;
+	_Atomic uint32_t go;
+	_Atomic uint32_t fail;
+	uint32_t nchunks;
+	uint64_t t_start, t_end;
+	uint64_t chunk_ns[MAX_CHUNKS];
+};
+
+static struct bshared *sh;
+
+static inline void relax(void)
+{
+	__builtin_ia32_pause();
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t v)
+{
+	syscall(SYS_futex, w, FUTEX_WAIT, v, NULL, NULL, 0);
+}
+
+static pid_t fork_pinned(int cpu)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		bench_pin(cpu);
+	return pid;
+}
+
+static int reap(pid_t pid)
+{
+	int st = 0;
+
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		return -1;
+	return 0;
+}
+
+/* --- baselines --- */
+
+enum pp_kind { PP_CACHELINE, PP_FUTEX, PP_URING, PP_PIPE };
+
+static void uring_futex_wait(struct io_uring *ring, _Atomic uint32_t *w, uint32_t v)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_cqe *cqe;
+
+	if (!sqe)
+		return;
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_FUTEX_WAIT;
+	sqe->fd = FUTEX2_SIZE_U32;
+	sqe->addr = (uint64_t)(uintptr_t)w;
+	sqe->addr2 = v;
+	sqe->addr3 = 0xffffffffu;
+	io_uring_submit_and_wait(ring, 1);
+	if (io_uring_peek_cqe(ring, &cqe) == 0)
+		io_uring_cqe_seen(ring, cqe);
+}
+
+/* Wait until *w != v by the given mechanism. */
+static void pp_wait(enum pp_kind k, struct io_uring *ring, _Atomic uint32_t *w, uint32_t v)
+{
+	while (atomic_load_explicit(w, memory_order_acquire) == v) {
+		if (k == PP_CACHELINE)
+			relax();
+		else if (k == PP_FUTEX)
+			futex_wait(w, v);
+		else
+			uring_futex_wait(ring, w, v);
+	}
+}
+
+static void pp_post(enum pp_kind k, _Atomic uint32_t *w, uint32_t v)
+{
+	atomic_store_explicit(w, v, memory_order_release);
+	if (k != PP_CACHELINE)
+		futex_wake(w);
+}
+
+/* One ping-pong baseline: n round trips, parent on cpu_a, child on cpu_b. */
+static int pingpong(struct bench_report *r, const char *name, enum pp_kind k, uint32_t n,
+		    const struct bench_opts *o)
+{
+	uint64_t *ns = calloc(n, sizeof(*ns)), t0;
+	struct io_uring ring;
+	int p2c[2], c2p[2];
+	pid_t pid;
+	char b = 0;
+
+	if (!ns)
+		return -ENOMEM;
+	if (k == PP_PIPE && (pipe(p2c) || pipe(c2p)))
+		return -errno;
+	atomic_store(&sh->ping, 0);
+	atomic_store(&sh->pong, 0);
+	pid = fork_pinned(o->cpu_b);
+	if (pid == 0) {
+		if (k == PP_URING && io_uring_queue_init(4, &ring, 0))
+			_exit(2);
+		for (uint32_t i = 1; i <= n + 1000; i++) {
+			if (k == PP_PIPE) {
+				if (read(p2c[0], &b, 1) != 1 || write(c2p[1], &b, 1) != 1)
+					_exit(3);
+				continue;
+			}
+			pp_wait(k, &ring, &sh->ping, i - 1);
+			pp_post(k, &sh->pong, i);
+		}
+		_exit(0);
+	}
+	if (k == PP_URING && io_uring_queue_init(4, &ring, 0))
+		return -ENOSYS;
+	for (uint32_t i = 1; i <= n + 1000; i++) {
+		t0 = bench_ticks();
+		if (k == PP_PIPE) {
+			if (write(p2c[1], &b, 1) != 1 || read(c2p[0], &b, 1) != 1)
+				break;
+		} else {
+			pp_post(k, &sh->ping, i);
+			pp_wait(k, &ring, &sh->pong, i - 1);
+		}
+		if (i > 1000)
+			ns[i - 1001] = (uint64_t)bench_ticks_to_ns(bench_ticks() - t0);
+	}
+	if (reap(pid))
+		fprintf(stderr, "shoal bench ipc: %s child failed\n", name);
+	if (k == PP_URING)
+		io_uring_queue_exit(&ring);
+	if (k == PP_PIPE) {
+		close(p2c[0]), close(p2c[1]), close(c2p[0]), close(c2p[1]);
+	}
+	{
+		double sum = 0;
+
+		for (uint32_t i = 0; i < n; i++)
+			sum += (double)ns[i];
+		bench_add_baseline(r, name, ns, n, sum > 0 ? 1e9 * n / sum : 0);
+	}
+	free(ns);
+	return 0;
+}
+
+/* --- shoal --- */
+
+struct peek_ctx {
+	struct shm_seg *seg;
+	uint32_t slot;
+};
+
+static bool has_msg(void *arg)
+{
+	struct peek_ctx *c = arg;
+	struct ipc_msg m;
+
+	return ipc_mbox_peek(c->seg, c->slot, &m) == 0;
+}
+
+/* Take the next message of slot, spinning (w NULL) or parking. */
+static void next_msg(struct shm_seg *seg, struct ipc_waiter *w, uint32_t slot, struct ipc_msg *m)
+{
+	struct peek_ctx c = { seg, slot };
+
+	while (ipc_mbox_peek(seg, slot, m)) {
+		if (w)
+			ipc_waiter_wait(w, 0, 0, has_msg, &c, NULL);
+		else
+			relax();
+	}
+}
+
+static shoal_handle_t new_agent(struct shm_seg *seg, uint32_t host)
+{
+	struct shm_agent *a;
+	uint32_t slot;
+
+	if (shm_agent_alloc(seg, 0, &slot))
+		return SHOAL_HANDLE_NONE;
+	a = shm_agent_at(seg, slot);
+	ipc_mbox_init(seg, slot);
+	atomic_store_explicit(&a->worker, host + 1, memory_order_relaxed);
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	return shoal_handle_make(slot, atomic_load_explicit(&a->gen, memory_order_relaxed));
+}
+
+static void host_agent(struct shm_seg *seg, shoal_handle_t h)
+{
+	atomic_store_explicit(&shm_agent_at(seg, shoal_handle_slot(h))->worker, seg->self + 1,
+			      memory_order_release);
+}
+
+static int child_claim(struct shm_seg *seg)
+{
+	if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
+		return -1;
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	return 0;
+}
+
+/* Round trips: parent sends to b, the child answers to a; park: both sides park. */
+static int rtt(struct bench_report *r, struct shm_seg *seg, const char *name, bool park,
+	       uint32_t n, const struct bench_opts *o, const char *vs, double ratio)
+{
+	shoal_handle_t a = new_agent(seg, seg->self), b = new_agent(seg, seg->self);
+	uint64_t *ns = calloc(n, sizeof(*ns)), sum = 0;
+	struct ipc_waiter *w = NULL;
+	uint8_t buf[16] = { 0 };
+	struct bench_row *row;
+	struct ipc_msg m;
+	pid_t pid;
+
+	if (!ns || !a || !b)
+		return -ENOMEM;
+	atomic_store(&sh->ready, 0);
+	pid = fork_pinned(o->cpu_b);
+	if (pid == 0) {
+		if (child_claim(seg) || (park && ipc_waiter_create(seg, IPC_WAKE_AUTO, &w)))
+			_exit(2);
+		host_agent(seg, b);
+		atomic_store(&sh->ready, 1);
+		for (;;) {
+			next_msg(seg, w, shoal_handle_slot(b), &m);
+			if (m.type == T_STOP)
+				_exit(0);
+			if (ipc_send(seg, a, b, 1, 0, 0, m.data, m.len, -1))
+				_exit(3);
+			ipc_mbox_consume(seg, shoal_handle_slot(b), &m);
+		}
+	}
+	while (!atomic_load(&sh->ready))
+		relax();
+	if (park && ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+		return -ENOSYS;
+	for (uint32_t i = 0; i < n + 1000; i++) {
+		uint64_t t0 = bench_ticks();
+
+		if (ipc_send(seg, b, a, 1, 0, 0, buf, sizeof(buf), -1))
+			break;
+		next_msg(seg, w, shoal_handle_slot(a), &m);
+		ipc_mbox_consume(seg, shoal_handle_slot(a), &m);
+		if (i >= 1000) {
+			ns[i - 1000] = (uint64_t)bench_ticks_to_ns(bench_ticks() - t0);
+			sum += ns[i - 1000];
+		}
+	}
+	ipc_send(seg, b, a, T_STOP, 0, 0, NULL, 0, -1);
+	reap(pid);
+	if (w)
+		ipc_waiter_destroy(w);
+	row = bench_add_result(r, name, ns, n, sum ? 1e9 * n / (double)sum : 0, vs);
+	if (row)
+		row->target_ratio = ratio;
+	free(ns);
+	return 0;
+}
+
+/* Throughput: nprod producers send n messages of len bytes in total; one consumer. */
+static int throughput(struct bench_report *r, struct shm_seg *seg, const char *name,
+		      uint32_t nprod, uint32_t len, uint64_t n, uint32_t batch,
+		      const struct bench_opts *o, double target)
+{
+	shoal_handle_t b = new_agent(seg, seg->self);
+	uint64_t *ns, chunks;
+	struct bench_row *row;
+	pid_t cons, prod[2];
+	double secs;
+
+	if (!b)
+		return -ENOMEM;
+	atomic_store(&sh->ready, 0);
+	atomic_store(&sh->go, 0);
+	/* 1 producer: consumer on cpu_b, producer on cpu_a; 2: the scheduler places them */
+	cons = fork();
+	if (cons == 0) {
+		struct ipc_waiter *w;
+		uint64_t got = 0, last;
+
+		if (nprod == 1)
+			bench_pin(o->cpu_b);
+		if (child_claim(seg) || ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+			_exit(2);
+		host_agent(seg, b);
+		atomic_store(&sh->ready, 1);
+		while (!atomic_load(&sh->go))
+			relax();
+		last = sh->t_start = bench_now_ns();
+		sh->nchunks = 0;
+		while (got < n) {
+			struct peek_ctx c = { seg, shoal_handle_slot(b) };
+			struct ipc_msg m;
+
+			if (ipc_mbox_peek(seg, c.slot, &m)) {
+				ipc_waiter_wait(w, 200000, 1000000000u, has_msg, &c, NULL);
+				continue;
+			}
+			ipc_mbox_consume(seg, c.slot, &m);
+			if (++got % CHUNK == 0 && sh->nchunks < MAX_CHUNKS) {
+				uint64_t now = bench_now_ns();
+
+				sh->chunk_ns[sh->nchunks++] = (now - last) / CHUNK;
+				last = now;
+			}
+		}
+		sh->t_end = bench_now_ns();
+		_exit(0);
+	}
+	while (!atomic_load(&sh->ready))
+		relax();
+	for (uint32_t p = 0; p < nprod; p++) {
+		prod[p] = fork();
+		if (prod[p] == 0) {
+			static uint8_t buf[1024];
+			uint64_t mine = n / nprod + (p == 0 ? n % nprod : 0);
+			struct ipc_out out[BATCH];
+
+			for (uint32_t i = 0; i < BATCH; i++)
+				out[i] = (struct ipc_out){ .to = b, .type = 1, .len = len, .data = buf };
+			if (nprod == 1)
+				bench_pin(o->cpu_a);
+			if (child_claim(seg))
+				_exit(2);
+			atomic_fetch_add(&sh->ready, 1);
+			while (!atomic_load(&sh->go))
+				relax();
+			for (uint64_t i = 0; i < mine;) {
+				uint32_t nb = mine - i < batch ? (uint32_t)(mine - i) : batch;
+				int sent;
+
+				if (batch == 1)
+					sent = ipc_send(seg, b, 0, 1, 0, 0, buf, len, -1) ? -1 : 1;
+				else
+					sent = ipc_send_batch(seg, 0, out, nb, -1);
+				if (sent <= 0)
+					_exit(3);
+				i += (uint64_t)sent;
+			}
+			_exit(0);
+		}
+	}
+	while (atomic_load(&sh->ready) != 1 + nprod)
+		relax();
+	atomic_store(&sh->go, 1);
+	for (uint32_t p = 0; p < nprod; p++)
+		if (reap(prod[p]))
+			atomic_store(&sh->fail, 1);
+	if (reap(cons))
+		atomic_store(&sh->fail, 1);
+	secs = (double)(sh->t_end - sh->t_start) / 1e9;
+	chunks = sh->nchunks ? sh->nchunks : 1;
+	ns = calloc(chunks, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	memcpy(ns, sh->chunk_ns, sh->nchunks * sizeof(*ns));
+	row = bench_add_result(r, name, ns, sh->nchunks, secs > 0 ? (double)n / secs : 0,
+			       "cacheline_rtt");
+	if (row)
+		row->target_ops = target;
+	free(ns);
+	shm_agent_free(seg, shoal_handle_slot(b));
+	return 0;
+}
+
+int bench_ipc(int argc, char **argv, struct bench_opts *o)
+{
+	struct bench_report rep = { .bench = "ipc", .json = o->json };
+	uint32_t n_spin = o->quick ? 20000 : 200000, n_park = o->quick ? 2000 : 20000;
+	uint64_t n_tp = o->quick ? 1000000 : 10000000;
+	struct shm_seg *seg = NULL;
+	struct shm_cfg cfg;
+	char inst[64], err[256];
+	struct shm_proc *me;
+	int missed;
+
+	(void)argc;
+	(void)argv;
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return EXIT_SYSTEM;
+	snprintf(inst, sizeof(inst), "bench-ipc-%d", (int)getpid());
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	cfg.mbox_cells = 4096;
+	if (shm_seg_create(inst, &cfg, &seg, err, sizeof(err))) {
+		fprintf(stderr, "shoal bench ipc: %s\n", err);
+		return EXIT_SYSTEM;
+	}
+	shm_seg_publish(seg);
+	if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false)) {
+		fprintf(stderr, "shoal bench ipc: no process slot\n");
+		goto out_unlink;
+	}
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	bench_pin(o->cpu_a);
+
+	pingpong(&rep, "cacheline_rtt", PP_CACHELINE, n_spin, o);
+	pingpong(&rep, "futex_rtt", PP_FUTEX, n_park, o);
+	pingpong(&rep, "uring_futex_rtt", PP_URING, n_park, o);
+	pingpong(&rep, "pipe_rtt", PP_PIPE, n_park, o);
+
+	rtt(&rep, seg, "rtt_spin", false, n_spin, o, "cacheline_rtt", 2.0);
+	rtt(&rep, seg, "rtt_park", true, n_park, o, "futex_rtt", 1.3);
+	{
+		static const uint32_t lens[3] = { 16, 64, 1024 };
+
+		for (uint32_t p = 1; p <= 2; p++) {
+			for (int i = 0; i < 3; i++) {
+				char name[40];
+				uint64_t n = lens[i] == 1024 ? n_tp / 4 : n_tp;
+				double target = lens[i] == 16 ? (p == 1 ? 20e6 : 10e6) : 0;
+
+				snprintf(name, sizeof(name), "throughput_%up_%u", p, lens[i]);
+				throughput(&rep, seg, name, p, lens[i], n, BATCH, o, target);
+			}
+		}
+		/* the same, one ipc_send() per message */
+		for (uint32_t p = 1; p <= 2; p++) {
+			char name[40];
+
+			snprintf(name, sizeof(name), "throughput_%up_16_single", p);
+			throughput(&rep, seg, name, p, 16, n_tp, 1, o, 0);
+		}
+	}
+	me = shm_proc_at(seg, seg->self);
+	snprintf(rep.notes, sizeof(rep.notes),
+		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_park: both sides park "
+		 "(no spin), no timeout linked; throughput rows: p50/p99 are ns per message "
+		 "over chunks of %d; throughput_* rows send with ipc_send_batch() in runs of %d "
+		 "(*_single: one ipc_send() per message); 2-producer runs are not pinned "
+		 "(2 cores, 3 processes)%s",
+		 o->cpu_a, o->cpu_b,
+		 atomic_load(&me->wake_mech) == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
+		 cfg.mbox_cells, CHUNK, BATCH, atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
+	missed = bench_report_print(&rep);
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+	return atomic_load(&sh->fail) ? EXIT_SYSTEM : (o->check && missed ? EXIT_CHECK : EXIT_OK);
+out_unlink:
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+	return EXIT_SYSTEM;
+}
