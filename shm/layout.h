@@ -162,7 +162,8 @@ struct shm_proc {
 	_Atomic uint32_t repair_gen;   /* bumped by the supervisor after each repair */
 	_Atomic uint32_t agents_gen;   /* workers/: bumped when an agent is assigned to this
 					* worker or asked to stop, so its loop rescans */
-	uint8_t pad0[128 - 92];        /* to the intent line */
+	uint32_t last_epoch;           /* epoch of the last exited owner (with last_pid) */
+	uint8_t pad0[128 - 96];        /* to the intent line */
 	/* intent line: written only by the owner, read by whoever repairs it after death */
 	_Atomic uint64_t mbox_intent;  /* ipc: mailbox (agent slot + 1) being produced into */
 	_Atomic uint64_t reg_intent[8];/* registry: the op in flight, for repair */

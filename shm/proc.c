@@ -137,6 +137,7 @@ void shm_proc_release(struct shm_seg *seg)
 		return;
 	p = shm_proc_at(seg, seg->self);
 	p->last_pid = (uint32_t)getpid();
+	p->last_epoch = seg->epoch;
 	p->last_code = 0;
 	p->last_signal = 0;
 	p->last_reason = SHM_EXIT_NORMAL;

@@ -468,11 +468,15 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 	struct shm_proc *p = wproc(s, w);
 	siginfo_t si;
 	uint32_t reason;
+	uint64_t own;
 
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
 		memset(&si, 0, sizeof(si));
 	p->last_pid = (uint32_t)w->pid;
+	/* own still names the dead owner, unless it died before claiming the slot */
+	own = atomic_load_explicit(&p->own, memory_order_acquire);
+	p->last_epoch = (pid_t)(own >> 32) == w->pid ? (uint32_t)own : 0;
 	if (si.si_code == CLD_EXITED) {
 		p->last_code = si.si_status;
 		p->last_signal = 0;
@@ -699,6 +703,7 @@ static void scan_clients(struct sup *s)
 		}
 		own = atomic_load_explicit(&p->own, memory_order_acquire);
 		p->last_pid = (uint32_t)(own >> 32);
+		p->last_epoch = (uint32_t)own;
 		p->last_code = -1;
 		p->last_signal = 0;
 		p->last_reason = SHM_EXIT_SIGNAL; /* not our child: no status; it vanished */

@@ -273,6 +273,7 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	struct client cl;
 	shoal_handle_t h[10];
 	char name[16];
+	uint32_t old_epoch;
 
 	(void)state;
 	start(&r, "kill", two_workers, NULL);
@@ -285,12 +286,15 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 		expect_echo(&cl, h[i]);
 	}
 	old = slot_pid(seg, 1);
+	old_epoch = (uint32_t)atomic_load(&shm_proc_at(seg, 1)->own);
 	other = slot_pid(seg, 2);
 	assert_true(old > 0);
 	kill_and_wait(old);
 	WAIT_FOR(worker_is_up(seg, 1, old, 1));
 	p = shm_proc_at(seg, 1);
 	assert_int_equal(p->last_pid, (uint32_t)old);
+	assert_int_equal(p->last_epoch, old_epoch);
+	assert_true((uint32_t)atomic_load(&p->own) != old_epoch);
 	assert_int_equal(p->last_signal, SIGKILL);
 	assert_int_equal(p->last_reason, SHM_EXIT_SIGNAL);
 	assert_true(p->last_exit_ns > 0);

@@ -108,8 +108,9 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		if (!all && (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
 			continue;
 		if (p->last_reason)
-			snprintf(last, sizeof(last), "pid %u %s (code %d, signal %d)", p->last_pid,
-				 shm_exit_reason_name(p->last_reason), p->last_code, p->last_signal);
+			snprintf(last, sizeof(last), "pid %u epoch %u %s (code %d, signal %d)",
+				 p->last_pid, p->last_epoch, shm_exit_reason_name(p->last_reason),
+				 p->last_code, p->last_signal);
 		/* which mechanism enforces the cap: 1 setrlimit, 2 cgroup v2 */
 		if (p->mem_cap && (p->cap_mech == 1 || p->cap_mech == 2))
 			snprintf(cap, sizeof(cap), "%s %lluM", p->cap_mech == 1 ? "rlimit" : "cgroup",
