@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Build shoal with -Werror and run every test (meson test). --sanitize: ASan+UBSan build.
+# Install what is missing, build shoal with -Werror, run every test (meson test), then the
+# libFuzzer target of the segment validator for a bounded number of runs (clang).
+#   --sanitize   the same tests built with AddressSanitizer + UBSan (build-asan/)
+#   --soak       also run the long soak/stress suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 dir=build
 opts=(-Dwerror=true -Dtests=true)
-if [ "${1:-}" = "--sanitize" ]; then
+sanitize=0
+for a in "$@"; do
+	case "$a" in
+	--sanitize) sanitize=1 ;;
+	--soak) opts+=(-Dsoak=true) ;;
+	*) echo "test.sh: unknown option $a" >&2; exit 2 ;;
+	esac
+done
+if [ "$sanitize" = 1 ]; then
 	dir=build-asan
 	opts+=(-Db_sanitize=address,undefined -Db_lundef=false)
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -18,3 +29,13 @@ else
 fi
 ninja -C "$dir"
 meson test -C "$dir" --print-errorlogs --num-processes 2
+if [ "$sanitize" = 0 ]; then
+	# the validator under libFuzzer (clang, ASan+UBSan), bounded
+	if [ -d build-fuzz ]; then
+		CC=clang meson setup --reconfigure build-fuzz -Dfuzz=true -Dtests=false >/dev/null
+	else
+		CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false >/dev/null
+	fi
+	ninja -C build-fuzz fuzz/fuzz_validate
+	meson test -C build-fuzz --print-errorlogs --suite fuzz
+fi

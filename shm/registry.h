@@ -74,6 +74,18 @@ int shm_reg_repair(struct shm_seg *seg, uint32_t slot);
  */
 int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen);
 
+/* A snapshot of the table's shape, for tools and tests (read-only safe). */
+struct shm_reg_stats {
+	uint32_t capacity;      /* entries */
+	uint32_t live;          /* live entries (LIVE or UPDATING) */
+	uint32_t claimed;       /* entries held by a writer right now (or by a dead one) */
+	uint32_t longest_probe; /* buckets a lookup of the worst-placed live entry visits */
+	uint32_t longest_chain; /* buckets a miss visits at worst (overflow runs + 1) */
+	uint32_t overflow_excess; /* counter increments no entry accounts for (crash leftovers) */
+};
+/* Fill *st. Returns 0, or -EUCLEAN if the registry region does not match the header. */
+int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st);
+
 /* --- process groups: named sets of handles, for broadcasts --- */
 
 /* Join handle to group `name` (created on first join). 0, -ENOSPC (no group slot or group
@@ -86,6 +98,10 @@ int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len,
 		    shoal_handle_t *out, uint32_t max);
 /* Remove handle from every group (an agent that stopped). Returns how many. */
 int shm_grp_leave_all(struct shm_seg *seg, shoal_handle_t handle);
+/* Visit live groups with their member counts; stop when fn returns non-zero (returned).
+ * Read-only safe. */
+typedef int (*shm_grp_visit_fn)(const char *name, uint32_t nmembers, void *arg);
+int shm_grp_foreach(const struct shm_seg *seg, shm_grp_visit_fn fn, void *arg);
 /* Repair a dead process's group claims, as shm_reg_repair(). */
 int shm_grp_repair(struct shm_seg *seg, uint32_t slot);
 

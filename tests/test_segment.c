@@ -443,6 +443,7 @@ static void test_segment_clean_command(void **state)
 	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
 	snprintf(args, sizeof(args), "clean --instance %s", inst);
 	assert_int_equal(run_shoal(args), 2); /* live: refused */
+	shm_seg_detach(seg);
 	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &seg, err, sizeof(err)), 0);
 	shm_seg_detach(seg);
 	shm_seg_unlink(inst);

@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shm/registry.h"
+#include "shm/registry_int.h"
 #include "shm/shm.h"
 #include "tools/tools.h"
 
@@ -134,6 +136,83 @@ static void show_agents(const struct shm_seg *seg)
 		printf("  ... %u more\n", total - shown);
 }
 
+#define REG_SHOW 32 /* names listed by inspect */
+
+struct reg_show {
+	uint32_t shown;
+	uint32_t max;
+};
+
+/* Print a name from the segment with anything unprintable replaced: it is not trusted. */
+static void print_name(const char *name, int width)
+{
+	char buf[SHOAL_NAME_MAX + 1];
+	size_t n = strnlen(name, SHOAL_NAME_MAX);
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+	buf[n] = 0;
+	printf("%-*s", width, buf);
+}
+
+static int show_reg_entry(uint32_t ns, const char *name, shoal_handle_t h,
+			  const struct shm_reg_meta *meta, void *arg)
+{
+	struct reg_show *rs = arg;
+
+	printf("  %5u  ", ns);
+	print_name(name, 40);
+	printf(" slot %-7u gen %-6u meta %u bytes\n", shoal_handle_slot(h), shoal_handle_gen(h),
+	       meta ? meta->len : 0);
+	return ++rs->shown >= rs->max;
+}
+
+static int show_group(const char *name, uint32_t n, void *arg)
+{
+	struct reg_show *rs = arg;
+
+	printf("  ");
+	print_name(name, 40);
+	printf(" %u members\n", n);
+	return ++rs->shown >= rs->max;
+}
+
+static void show_registry(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_region *r = &h->regions[SHM_R_REGISTRY];
+	struct reg_show rs = { 0, REG_SHOW };
+	struct shm_reg_stats st;
+
+	if (shm_reg_stats(seg, &st)) {
+		printf("\nregistry       region does not match its configured capacity: not read\n");
+		return;
+	}
+	printf("\nregistry       %u live of %u entries (%.1f%% full), %u claimed by writers\n",
+	       st.live, st.capacity, st.capacity ? 100.0 * st.live / st.capacity : 0.0, st.claimed);
+	printf("               longest probe %u buckets, longest miss chain %u, counter excess %u\n",
+	       st.longest_probe, st.longest_chain, st.overflow_excess);
+	if (r->size >= sizeof(struct shm_reg_hdr)) {
+		const struct shm_reg_hdr *rh = (const void *)(seg->base + r->off);
+
+		printf("               dead claims resolved %llu, registrations aborted %llu, "
+		       "update waits %llu\n",
+		       (unsigned long long)atomic_load(&rh->repaired),
+		       (unsigned long long)atomic_load(&rh->aborted),
+		       (unsigned long long)atomic_load(&rh->waits));
+	}
+	if (st.live) {
+		printf("  %5s  %-40s %s\n", "ns", "name", "handle");
+		shm_reg_foreach(seg, show_reg_entry, &rs);
+		if (rs.shown < st.live)
+			printf("  ... %u more\n", st.live - rs.shown);
+	}
+	rs.shown = 0;
+	printf("\ngroups         (of %u, %u members each)\n", h->cfg.max_groups,
+	       h->cfg.group_members);
+	shm_grp_foreach(seg, show_group, &rs);
+}
+
 static int inspect_one(const char *instance, bool all, int wait_ms)
 {
 	unsigned flags = SHM_ATTACH_RO | (wait_ms ? 0 : SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY);
@@ -152,6 +231,7 @@ static int inspect_one(const char *instance, bool all, int wait_ms)
 	show_regions(seg);
 	show_procs(seg, all);
 	show_agents(seg);
+	show_registry(seg);
 	shm_seg_detach(seg);
 	return EXIT_OK;
 }
@@ -182,6 +262,14 @@ static int scratch(bool all)
 	shm_proc_set_state(seg, SHM_PROC_RUNNING);
 	atomic_store(&shm_hdr(seg)->sup_epoch, seg->epoch);
 	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+	/* something in the registry and the groups, so the self-check reads them too */
+	if (shm_reg_register(seg, SHM_NS_DEFAULT, "scratch.example", 15, shoal_handle_make(0, 1),
+			     NULL) ||
+	    shm_grp_join(seg, "scratch.group", 13, shoal_handle_make(0, 1))) {
+		fprintf(stderr, "shoal inspect --scratch: registering an example name failed\n");
+		rc = EXIT_SYSTEM;
+		goto out;
+	}
 	rc = inspect_one(name, all, 0);
 out:
 	shm_seg_detach(seg);

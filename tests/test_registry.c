@@ -1,0 +1,987 @@
+/* test_registry: the lock-free registry: API, full table, reuse, races, crashes at every step. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shm/registry.h"
+#include "shm/registry_int.h"
+#include "shm/shm.h"
+
+static char inst[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-reg-%d", (int)getpid());
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static struct shm_seg *make_seg(uint32_t cap)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL;
+	char err[256];
+
+	shm_seg_unlink(inst);
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 16;
+	cfg.reg_capacity = cap;
+	cfg.max_groups = 8;
+	cfg.group_members = 8;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	return seg;
+}
+
+static void done_seg(struct shm_seg *seg)
+{
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+}
+
+static int reg(struct shm_seg *seg, uint32_t ns, const char *name, shoal_handle_t h)
+{
+	return shm_reg_register(seg, ns, name, strlen(name), h, NULL);
+}
+
+static int unreg(struct shm_seg *seg, uint32_t ns, const char *name)
+{
+	return shm_reg_unregister(seg, ns, name, strlen(name), SHOAL_HANDLE_NONE);
+}
+
+static shoal_handle_t look(const struct shm_seg *seg, uint32_t ns, const char *name)
+{
+	shoal_handle_t h = 0;
+
+	if (shm_reg_lookup(seg, ns, name, strlen(name), &h, NULL))
+		return 0;
+	return h;
+}
+
+static void assert_check(const struct shm_seg *seg)
+{
+	char err[256] = "";
+
+	if (shm_reg_check(seg, err, sizeof(err)))
+		fail_msg("registry check: %s", err);
+}
+
+static void test_registry_basic(void **state)
+{
+	struct shm_seg *seg = make_seg(256);
+	struct shm_reg_meta m = {.len = 5}, out;
+	shoal_handle_t h;
+
+	(void)state;
+	assert_int_equal(reg(seg, 0, "alpha", 11), 0);
+	assert_int_equal(look(seg, 0, "alpha"), 11);
+	assert_int_equal(look(seg, 0, "beta"), 0);
+	assert_int_equal(shm_reg_lookup(seg, 0, "beta", 4, &h, NULL), -ENOENT);
+	assert_int_equal(reg(seg, 0, "alpha", 12), -EEXIST);
+	assert_int_equal(look(seg, 0, "alpha"), 11);
+	memcpy(m.data, "hello", 5);
+	assert_int_equal(shm_reg_reregister(seg, 0, "alpha", 5, 13, &m), 0);
+	assert_int_equal(shm_reg_lookup(seg, 0, "alpha", 5, &h, &out), 0);
+	assert_int_equal(h, 13);
+	assert_int_equal(out.len, 5);
+	assert_memory_equal(out.data, "hello", 5);
+	assert_int_equal(shm_reg_reregister(seg, 0, "nope", 4, 13, NULL), -ENOENT);
+	assert_int_equal(shm_reg_unregister(seg, 0, "alpha", 5, 99), -ESTALE);
+	assert_int_equal(shm_reg_unregister(seg, 0, "alpha", 5, 13), 0);
+	assert_int_equal(unreg(seg, 0, "alpha"), -ENOENT);
+	assert_int_equal(look(seg, 0, "alpha"), 0);
+	assert_int_equal(reg(seg, 0, "alpha", 14), 0);
+	assert_int_equal(look(seg, 0, "alpha"), 14);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+static void test_registry_meta_roundtrip(void **state)
+{
+	struct shm_seg *seg = make_seg(64);
+	struct shm_reg_meta m, out;
+
+	(void)state;
+	for (uint32_t len = 0; len <= SHOAL_META_MAX; len++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "m%u", len);
+		memset(&m, 0, sizeof(m));
+		m.len = len;
+		for (uint32_t i = 0; i < len; i++)
+			m.data[i] = (uint8_t)(i * 7 + len);
+		assert_int_equal(shm_reg_register(seg, 3, name, strlen(name), 100 + len, &m), 0);
+		memset(&out, 0xff, sizeof(out));
+		assert_int_equal(
+			shm_reg_lookup(seg, 3, name, strlen(name), &(shoal_handle_t){0}, &out), 0);
+		assert_int_equal(out.len, len);
+		assert_memory_equal(out.data, m.data, len);
+	}
+	m.len = SHOAL_META_MAX + 1;
+	assert_int_equal(shm_reg_register(seg, 3, "toolong", 7, 1, &m), -EINVAL);
+	done_seg(seg);
+}
+
+static void test_registry_bad_names(void **state)
+{
+	struct shm_seg *seg = make_seg(64);
+	char n64[65], n63[64];
+	shoal_handle_t h;
+
+	(void)state;
+	memset(n64, 'x', 64);
+	n64[64] = 0;
+	memset(n63, 'y', 63);
+	n63[63] = 0;
+	assert_int_equal(shm_reg_register(seg, 0, "", 0, 1, NULL), -EINVAL);
+	assert_int_equal(shm_reg_register(seg, 0, n64, 64, 1, NULL), -EINVAL);
+	assert_int_equal(shm_reg_register(seg, 0, "a\0b", 3, 1, NULL), -EINVAL);
+	assert_int_equal(shm_reg_register(seg, 0, NULL, 3, 1, NULL), -EINVAL);
+	assert_int_equal(shm_reg_register(seg, SHM_NS_MAX + 1, "a", 1, 1, NULL), -EINVAL);
+	assert_int_equal(shm_reg_register(seg, 0, "a", 1, SHOAL_HANDLE_NONE, NULL), -EINVAL);
+	assert_int_equal(shm_reg_lookup(seg, 0, n64, 64, &h, NULL), -EINVAL);
+	assert_int_equal(shm_reg_lookup(seg, 0, "", 0, &h, NULL), -EINVAL);
+	assert_int_equal(shm_reg_unregister(seg, 0, "a\0b", 3, 0), -EINVAL);
+	/* 63 bytes is fine, and so is every length up to it */
+	assert_int_equal(shm_reg_register(seg, 0, n63, 63, 7, NULL), 0);
+	assert_int_equal(look(seg, 0, n63), 7);
+	assert_int_equal(shm_reg_count(seg), 1);
+	done_seg(seg);
+}
+
+static void test_registry_namespaces(void **state)
+{
+	struct shm_seg *seg = make_seg(64);
+
+	(void)state;
+	assert_int_equal(reg(seg, 0, "same", 1), 0);
+	assert_int_equal(reg(seg, 1, "same", 2), 0);
+	assert_int_equal(reg(seg, SHM_NS_MAX, "same", 3), 0);
+	assert_int_equal(look(seg, 0, "same"), 1);
+	assert_int_equal(look(seg, 1, "same"), 2);
+	assert_int_equal(look(seg, SHM_NS_MAX, "same"), 3);
+	assert_int_equal(look(seg, 2, "same"), 0);
+	assert_int_equal(unreg(seg, 1, "same"), 0);
+	assert_int_equal(look(seg, 0, "same"), 1);
+	assert_int_equal(look(seg, 1, "same"), 0);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+static void test_registry_full_table(void **state)
+{
+	struct shm_seg *seg = make_seg(16);
+	char name[32];
+
+	(void)state;
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "full-%d", i);
+		assert_int_equal(reg(seg, 0, name, 100 + i), 0);
+	}
+	assert_int_equal(reg(seg, 0, "one-more", 999), -ENOSPC);
+	assert_int_equal(reg(seg, 0, "full-3", 999), -EEXIST);
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "full-%d", i);
+		assert_int_equal(look(seg, 0, name), 100 + i);
+	}
+	assert_int_equal(look(seg, 0, "one-more"), 0);
+	assert_int_equal(shm_reg_count(seg), 16);
+	assert_check(seg);
+	/* one freed entry is enough again */
+	assert_int_equal(unreg(seg, 0, "full-7"), 0);
+	assert_int_equal(reg(seg, 0, "one-more", 999), 0);
+	assert_int_equal(look(seg, 0, "one-more"), 999);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+static void test_registry_slot_reuse(void **state)
+{
+	struct shm_seg *seg = make_seg(64);
+	struct shm_reg_stats st;
+	uint64_t live[48] = {0};
+	char name[32];
+	unsigned seed = 1;
+
+	(void)state;
+	/* 100,000 cycles through a 64-entry table kept 75% full */
+	for (int cycle = 0; cycle < 100000; cycle++) {
+		int i = (int)(rand_r(&seed) % 48);
+
+		snprintf(name, sizeof(name), "reuse-%d", i);
+		if (live[i]) {
+			assert_int_equal(unreg(seg, 0, name), 0);
+			live[i] = 0;
+		} else {
+			assert_int_equal(reg(seg, 0, name, (uint64_t)cycle + 1), 0);
+			live[i] = (uint64_t)cycle + 1;
+		}
+		if (cycle % 5000 == 0) {
+			assert_check(seg);
+			assert_int_equal(shm_reg_stats(seg, &st), 0);
+			assert_int_equal(st.overflow_excess, 0);
+		}
+	}
+	for (int i = 0; i < 48; i++) {
+		snprintf(name, sizeof(name), "reuse-%d", i);
+		assert_int_equal(look(seg, 0, name), live[i]);
+	}
+	assert_int_equal(shm_reg_stats(seg, &st), 0);
+	assert_int_equal(st.overflow_excess, 0);
+	assert_int_equal(st.claimed, 0);
+	assert_true(st.longest_chain <= 8); /* 8 buckets: bounded by the table, not history */
+	/* emptied, every counter is back to zero: no tombstones left behind */
+	for (int i = 0; i < 48; i++) {
+		snprintf(name, sizeof(name), "reuse-%d", i);
+		if (live[i])
+			assert_int_equal(unreg(seg, 0, name), 0);
+	}
+	assert_int_equal(shm_reg_stats(seg, &st), 0);
+	assert_int_equal(st.live, 0);
+	assert_int_equal(st.longest_chain, 1);
+	done_seg(seg);
+}
+
+struct visit {
+	int n;
+	uint64_t sum;
+	int stop_at;
+};
+
+static int visit_fn(uint32_t ns, const char *name, shoal_handle_t h,
+		    const struct shm_reg_meta *meta, void *arg)
+{
+	struct visit *v = arg;
+
+	(void)meta;
+	assert_int_equal(ns, 5);
+	assert_int_equal(strncmp(name, "each-", 5), 0);
+	v->n++;
+	v->sum += h;
+	return v->stop_at && v->n == v->stop_at ? 42 : 0;
+}
+
+static void test_registry_foreach_count(void **state)
+{
+	struct shm_seg *seg = make_seg(128);
+	struct visit v = {0};
+	char name[32];
+
+	(void)state;
+	for (int i = 1; i <= 50; i++) {
+		snprintf(name, sizeof(name), "each-%d", i);
+		assert_int_equal(reg(seg, 5, name, (uint64_t)i), 0);
+	}
+	assert_int_equal(shm_reg_count(seg), 50);
+	assert_int_equal(shm_reg_foreach(seg, visit_fn, &v), 0);
+	assert_int_equal(v.n, 50);
+	assert_int_equal(v.sum, 50 * 51 / 2);
+	v = (struct visit){.stop_at = 10};
+	assert_int_equal(shm_reg_foreach(seg, visit_fn, &v), 42);
+	assert_int_equal(v.n, 10);
+	assert_int_equal(shm_reg_unregister_handle(seg, 7), 1);
+	assert_int_equal(shm_reg_count(seg), 49);
+	done_seg(seg);
+}
+
+static void test_registry_readonly_lookup(void **state)
+{
+	struct shm_seg *seg = make_seg(64), *ro = NULL;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(reg(seg, 0, "visible", 77), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 100, &ro, err, sizeof(err)), 0);
+	assert_int_equal(look(ro, 0, "visible"), 77);
+	assert_int_equal(shm_reg_count(ro), 1);
+	assert_int_equal(reg(ro, 0, "nope", 1), -EROFS);
+	assert_check(ro);
+	shm_seg_detach(ro);
+	done_seg(seg);
+}
+
+/* --- two threads racing on one mapping (for ThreadSanitizer) --- */
+
+#define RACE_NAMES 2000
+
+struct racer {
+	struct shm_seg seg; /* a copy of the attachment with its own process slot */
+	shoal_handle_t handle;
+	_Atomic int *go;
+	int wins[RACE_NAMES];
+};
+
+static void *race_thread(void *arg)
+{
+	struct racer *r = arg;
+	char name[32];
+
+	for (int i = 0; i < RACE_NAMES; i++) {
+		snprintf(name, sizeof(name), "race-%d", i);
+		/* step together every 16 names so the registrations really overlap */
+		if (i % 16 == 0) {
+			atomic_fetch_add(r->go, 1);
+			while (atomic_load(r->go) < 2 * (i / 16 + 1))
+				;
+		}
+		r->wins[i] = reg(&r->seg, 0, name, r->handle) == 0;
+		if (i % 3 == 0 && r->wins[i]) {
+			/* and some unregister/re-register churn the other thread races with */
+			assert_int_equal(
+				shm_reg_reregister(&r->seg, 0, name, strlen(name), r->handle, NULL),
+				0);
+		}
+	}
+	return NULL;
+}
+
+static void test_registry_thread_race(void **state)
+{
+	struct shm_seg *seg = make_seg(4096);
+	static struct racer r[2];
+	_Atomic int go = 0;
+	pthread_t t[2];
+	char name[32];
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		memcpy(&r[k].seg, seg, sizeof(*seg));
+		r[k].seg.self = UINT32_MAX;
+		assert_int_equal(shm_proc_claim(&r[k].seg, SHM_ROLE_CLIENT, false), 0);
+		shm_proc_set_state(&r[k].seg, SHM_PROC_RUNNING);
+		r[k].handle = 1000 + (uint64_t)k;
+		r[k].go = &go;
+	}
+	for (int k = 0; k < 2; k++)
+		assert_int_equal(pthread_create(&t[k], NULL, race_thread, &r[k]), 0);
+	for (int k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	for (int i = 0; i < RACE_NAMES; i++) {
+		snprintf(name, sizeof(name), "race-%d", i);
+		if (r[0].wins[i] + r[1].wins[i] != 1)
+			fail_msg("%s: %d winners", name, r[0].wins[i] + r[1].wins[i]);
+		assert_int_equal(look(seg, 0, name), r[0].wins[i] ? 1000 : 1001);
+	}
+	assert_int_equal(shm_reg_count(seg), RACE_NAMES);
+	assert_check(seg);
+	for (int k = 0; k < 2; k++)
+		shm_proc_release(&r[k].seg);
+	done_seg(seg);
+}
+
+/* --- a writer stopped at each step --- */
+
+static int kill_at;
+static int kill_count; /* SHM_REG_STEP_COUNTER: die at this occurrence */
+
+static void kill_hook(int step)
+{
+	if (step == kill_at && --kill_count <= 0)
+		raise(SIGKILL);
+}
+
+/* Make the calling (child) process a writer with its own slot. */
+static void child_claim(struct shm_seg *seg)
+{
+	seg->self = UINT32_MAX;
+	if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
+		_exit(90);
+	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+}
+
+/* What the supervisor does after a death: mark DEAD, repair, mark EXITED. */
+static int bury(struct shm_seg *seg, uint32_t slot, bool repair)
+{
+	struct shm_proc *p = shm_proc_at(seg, slot);
+	int n = 0;
+
+	atomic_store(&p->state, SHM_PROC_DEAD);
+	if (repair) {
+		n = shm_reg_repair(seg, slot);
+		assert_true(n >= 0);
+		assert_true(shm_grp_repair(seg, slot) >= 0);
+		atomic_store(&p->state, SHM_PROC_EXITED);
+	}
+	return n;
+}
+
+enum op { OP_REG, OP_UNREG, OP_REREG };
+
+/*
+ * Fork a writer that does op on "victim" and kills itself at step (occurrence nth). Returns
+ * its slot once it is dead, or UINT32_MAX if it finished without reaching the step.
+ */
+static uint32_t run_victim(struct shm_seg *seg, enum op op, int step, int nth, uint64_t h)
+{
+	_Atomic uint32_t *slot =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint32_t s;
+	pid_t pid;
+	int wst;
+
+	assert_true(slot != MAP_FAILED);
+	atomic_store(slot, UINT32_MAX);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_reg_meta m = {.len = 3, .data = "new"};
+
+		child_claim(seg);
+		atomic_store(slot, seg->self);
+		kill_at = step;
+		kill_count = nth;
+		shm_reg_test_hook = kill_hook;
+		if (op == OP_REG)
+			reg(seg, 0, "victim", h);
+		else if (op == OP_UNREG)
+			unreg(seg, 0, "victim");
+		else
+			shm_reg_reregister(seg, 0, "victim", 6, h, &m);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	s = atomic_load(slot);
+	munmap((void *)slot, 4096);
+	assert_true(s != UINT32_MAX);
+	if (WIFEXITED(wst)) {
+		assert_int_equal(WEXITSTATUS(wst), 0);
+		atomic_store(&shm_proc_at(seg, s)->state, SHM_PROC_EXITED);
+		return UINT32_MAX;
+	}
+	assert_true(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
+	return s;
+}
+
+static char fillers[11][32];
+
+/*
+ * Fill a 16-entry table (2 buckets) so that "victim" lives past its home bucket: its home
+ * bucket full (8 fillers homed there), 3 more elsewhere, 5 entries left.
+ */
+static void fill_around_victim(struct shm_seg *seg)
+{
+	int home = shm_reg_home(seg, 0, "victim", 6), in_home = 0, other = 0, n = 0;
+	char name[32];
+
+	assert_true(home >= 0);
+	for (int i = 0; n < 11; i++) {
+		int hh;
+
+		snprintf(name, sizeof(name), "fill-%d", i);
+		hh = shm_reg_home(seg, 0, name, strlen(name));
+		if (hh == home ? in_home >= 8 : other >= 3)
+			continue;
+		if (hh == home)
+			in_home++;
+		else
+			other++;
+		assert_int_equal(reg(seg, 0, name, 500 + (uint64_t)n), 0);
+		snprintf(fillers[n++], sizeof(fillers[0]), "%s", name);
+	}
+}
+
+static void check_fillers(struct shm_seg *seg)
+{
+	for (int i = 0; i < 11; i++)
+		assert_int_equal(look(seg, 0, fillers[i]), 500 + (uint64_t)i);
+}
+
+static void test_registry_crash_steps_register(void **state)
+{
+	static const struct {
+		int step, nth;
+	} steps[] = {
+		{SHM_REG_STEP_RESERVED, 1}, {SHM_REG_STEP_FILLED, 1},  {SHM_REG_STEP_COUNTER, 1},
+		{SHM_REG_STEP_PENDING, 1},  {SHM_REG_STEP_SCANNED, 1}, {SHM_REG_STEP_LIVE, 1},
+	};
+
+	(void)state;
+	for (unsigned k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		for (int variant = 0; variant < 4; variant++) {
+			struct shm_seg *seg = make_seg(16);
+			bool live_expected = steps[k].step == SHM_REG_STEP_LIVE;
+			uint32_t slot;
+			shoal_handle_t h;
+
+			fill_around_victim(seg);
+			slot = run_victim(seg, OP_REG, steps[k].step, steps[k].nth, 42);
+			assert_true(slot != UINT32_MAX);
+			/* readers are never blocked by the dead claim */
+			h = look(seg, 0, "victim");
+			assert_true(h == 0 || (live_expected && h == 42));
+			if (variant == 0) {
+				/* repair alone */
+				assert_true(bury(seg, slot, true) >= (live_expected ? 0 : 1));
+				assert_check(seg);
+				assert_int_equal(look(seg, 0, "victim"), live_expected ? 42 : 0);
+			} else if (variant == 3) {
+				/*
+				 * a writer with a larger tag (claimed after the death) meets the
+				 * dead claim: a smaller pending one is probed, found dead and taken
+				 * over
+				 */
+				struct shm_seg late;
+
+				bury(seg, slot, false);
+				memcpy(&late, seg, sizeof(late));
+				late.self = UINT32_MAX;
+				assert_int_equal(shm_proc_claim(&late, SHM_ROLE_CLIENT, false), 0);
+				shm_proc_set_state(&late, SHM_PROC_RUNNING);
+				assert_int_equal(reg(&late, 0, "victim", 44),
+						 live_expected ? -EEXIST : 0);
+				assert_int_equal(look(seg, 0, "victim"), live_expected ? 42 : 44);
+				if (steps[k].step == SHM_REG_STEP_PENDING ||
+				    steps[k].step == SHM_REG_STEP_SCANNED)
+					assert_check(seg); /* resolved by the writer, before any
+							      repair */
+				shm_proc_release(&late);
+				bury(seg, slot, true);
+				assert_check(seg);
+			} else if (variant == 1) {
+				/* another writer meets it: registering the same name */
+				bury(seg, slot, false);
+				assert_int_equal(reg(seg, 0, "victim", 43),
+						 live_expected ? -EEXIST : 0);
+				assert_int_equal(look(seg, 0, "victim"), live_expected ? 42 : 43);
+				bury(seg, slot, true);
+				assert_check(seg);
+			} else {
+				/* another writer needs the space: fill the table to the brim */
+				char name[32];
+				int ok = 0;
+
+				bury(seg, slot, false);
+				for (int i = 0; i < 5; i++) {
+					snprintf(name, sizeof(name), "more-%d", i);
+					ok += reg(seg, 0, name, 700 + (uint64_t)i) == 0;
+				}
+				/* 11 fillers + 5: the dead claim's entry was taken over and reused
+				 */
+				assert_int_equal(ok, live_expected ? 4 : 5);
+				atomic_store(&shm_proc_at(seg, slot)->state, SHM_PROC_EXITED);
+				assert_check(seg);
+			}
+			check_fillers(seg);
+			done_seg(seg);
+		}
+	}
+}
+
+static void test_registry_crash_steps_unregister(void **state)
+{
+	static const int steps[] = {SHM_REG_STEP_DELETING, SHM_REG_STEP_UNTAGGED,
+				    SHM_REG_STEP_RECORDED};
+
+	(void)state;
+	for (unsigned k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		for (int variant = 0; variant < 2; variant++) {
+			struct shm_seg *seg = make_seg(16);
+			struct shm_reg_stats st;
+			uint32_t slot;
+
+			fill_around_victim(seg);
+			assert_int_equal(reg(seg, 0, "victim", 42), 0);
+			slot = run_victim(seg, OP_UNREG, steps[k], 1, 0);
+			assert_true(slot != UINT32_MAX);
+			/* the deletion linearised at its claim: readers see it gone */
+			assert_int_equal(look(seg, 0, "victim"), 0);
+			if (variant == 0) {
+				bury(seg, slot, true);
+			} else {
+				bury(seg, slot, false);
+				assert_int_equal(reg(seg, 0, "victim", 43), 0);
+				assert_int_equal(look(seg, 0, "victim"), 43);
+				bury(seg, slot, true);
+				assert_int_equal(unreg(seg, 0, "victim"), 0);
+			}
+			assert_check(seg);
+			assert_int_equal(look(seg, 0, "victim"), 0);
+			check_fillers(seg);
+			assert_int_equal(shm_reg_stats(seg, &st), 0);
+			/* a crash between record and decrement may leave one count high, no more */
+			assert_true(st.overflow_excess <=
+				    (steps[k] == SHM_REG_STEP_RECORDED ? 1u : 0u));
+			done_seg(seg);
+		}
+	}
+}
+
+static void test_registry_crash_steps_reregister(void **state)
+{
+	static const int steps[] = {SHM_REG_STEP_INTENT, SHM_REG_STEP_UPDATING,
+				    SHM_REG_STEP_REWRITING};
+
+	(void)state;
+	for (unsigned k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		for (int variant = 0; variant < 3; variant++) {
+			struct shm_seg *seg = make_seg(16);
+			bool claimed = steps[k] != SHM_REG_STEP_INTENT;
+			struct shm_reg_meta m;
+			shoal_handle_t h;
+			uint32_t slot;
+
+			fill_around_victim(seg);
+			assert_int_equal(reg(seg, 0, "victim", 42), 0);
+			slot = run_victim(seg, OP_REREG, steps[k], 1, 77);
+			assert_true(slot != UINT32_MAX);
+			/* a reader sees the old pair or the new one, whole, and is not blocked */
+			assert_int_equal(shm_reg_lookup(seg, 0, "victim", 6, &h, &m), 0);
+			if (claimed) {
+				assert_int_equal(h, 77);
+				assert_int_equal(m.len, 3);
+				assert_memory_equal(m.data, "new", 3);
+			} else {
+				assert_int_equal(h, 42);
+				assert_int_equal(m.len, 0);
+			}
+			if (variant == 0) {
+				bury(seg, slot, true);
+				assert_int_equal(look(seg, 0, "victim"), claimed ? 77 : 42);
+			} else if (variant == 1) {
+				/* another writer re-registers: it finishes the dead update first */
+				bury(seg, slot, false);
+				assert_int_equal(shm_reg_reregister(seg, 0, "victim", 6, 88, NULL),
+						 0);
+				assert_int_equal(look(seg, 0, "victim"), 88);
+				bury(seg, slot, true);
+			} else {
+				/* another writer unregisters with the expectation of the new handle
+				 */
+				bury(seg, slot, false);
+				assert_int_equal(
+					shm_reg_unregister(seg, 0, "victim", 6, claimed ? 77 : 42),
+					0);
+				assert_int_equal(look(seg, 0, "victim"), 0);
+				bury(seg, slot, true);
+			}
+			assert_check(seg);
+			check_fillers(seg);
+			done_seg(seg);
+		}
+	}
+}
+
+/* --- many processes, random operations, random SIGKILLs, checked against a model --- */
+
+#define NWRK	       3
+#define NOWN	       12
+#define NCON	       6
+#define OPS_PER_WORKER 1000000
+#define KILLS	       60
+
+enum { IF_NONE, IF_REG, IF_UNREG, IF_REREG, IF_REGC, IF_UNREGC };
+
+struct wlog {
+	_Atomic uint64_t ops;	      /* operations completed (acknowledged) */
+	_Atomic uint64_t next_handle; /* handle counter */
+	_Atomic uint32_t slot;	      /* process slot of the current incarnation */
+	_Atomic uint32_t failed;      /* a model mismatch seen by the worker (line) */
+	_Atomic uint64_t own[NOWN];   /* acknowledged handle of own name i, 0 absent */
+	_Atomic uint64_t con[NCON];   /* handle if we hold contested name i */
+	_Atomic uint32_t if_kind;     /* operation in flight */
+	_Atomic uint32_t if_idx;
+	_Atomic uint64_t if_handle;
+	_Atomic uint64_t if_old;
+};
+
+static struct wlog *wlogs;
+static _Atomic uint32_t *stop_all; /* set by the controller: workers may exit */
+
+static void own_name(char *buf, int w, int i)
+{
+	snprintf(buf, 32, "w%d-own-%d", w, i);
+}
+
+static void con_name(char *buf, int i)
+{
+	snprintf(buf, 32, "contested-%d", i);
+}
+
+#define WFAIL(l)                                                                                   \
+	do {                                                                                       \
+		atomic_store(&l->failed, __LINE__);                                                \
+		_exit(3);                                                                          \
+	} while (0)
+
+static void worker_run(struct shm_seg *seg, int w)
+{
+	struct wlog *l = &wlogs[w];
+	unsigned seed = (unsigned)getpid() * 2654435761u;
+	char name[32];
+
+	child_claim(seg);
+	atomic_store(&l->slot, seg->self);
+	while (atomic_load(&l->ops) < OPS_PER_WORKER) {
+		int r = (int)(rand_r(&seed) % 100), i, ret;
+		uint64_t h = ((uint64_t)(w + 1) << 40) | atomic_fetch_add(&l->next_handle, 1);
+		shoal_handle_t got = 0;
+
+		if (r < 60) {
+			i = (int)(rand_r(&seed) % NOWN);
+			own_name(name, w, i);
+			uint64_t cur = atomic_load(&l->own[i]);
+
+			if (r < 20) {
+				ret = shm_reg_lookup(seg, 0, name, strlen(name), &got, NULL);
+				if (cur ? ret || got != cur : ret != -ENOENT)
+					WFAIL(l);
+			} else {
+				int kind = !cur ? IF_REG : r < 40 ? IF_UNREG : IF_REREG;
+
+				atomic_store(&l->if_idx, i);
+				atomic_store(&l->if_handle, h);
+				atomic_store(&l->if_old, cur);
+				atomic_store(&l->if_kind, kind);
+				if (kind == IF_REG) {
+					if (reg(seg, 0, name, h))
+						WFAIL(l);
+					atomic_store(&l->own[i], h);
+				} else if (kind == IF_UNREG) {
+					if (shm_reg_unregister(seg, 0, name, strlen(name), cur))
+						WFAIL(l);
+					atomic_store(&l->own[i], 0);
+				} else {
+					if (shm_reg_reregister(seg, 0, name, strlen(name), h, NULL))
+						WFAIL(l);
+					atomic_store(&l->own[i], h);
+				}
+				atomic_store(&l->if_kind, IF_NONE);
+			}
+		} else {
+			i = (int)(rand_r(&seed) % NCON);
+			con_name(name, i);
+			uint64_t cur = atomic_load(&l->con[i]);
+
+			if (r < 75) {
+				ret = shm_reg_lookup(seg, 0, name, strlen(name), &got, NULL);
+				if (cur && (ret || got != cur))
+					WFAIL(l);
+			} else if (!cur) {
+				atomic_store(&l->if_idx, i);
+				atomic_store(&l->if_handle, h);
+				atomic_store(&l->if_kind, IF_REGC);
+				ret = reg(seg, 0, name, h);
+				if (ret && ret != -EEXIST)
+					WFAIL(l);
+				if (!ret)
+					atomic_store(&l->con[i], h);
+				atomic_store(&l->if_kind, IF_NONE);
+			} else {
+				atomic_store(&l->if_idx, i);
+				atomic_store(&l->if_handle, cur);
+				atomic_store(&l->if_kind, IF_UNREGC);
+				if (shm_reg_unregister(seg, 0, name, strlen(name), cur))
+					WFAIL(l);
+				atomic_store(&l->con[i], 0);
+				atomic_store(&l->if_kind, IF_NONE);
+			}
+		}
+		atomic_fetch_add(&l->ops, 1);
+	}
+	/* done: wait to be told (so an exit is never mistaken for a kill) */
+	while (!atomic_load(stop_all))
+		sched_yield();
+	_exit(0);
+}
+
+static pid_t spawn_worker(struct shm_seg *seg, int w)
+{
+	pid_t pid;
+
+	atomic_store(&wlogs[w].slot, UINT32_MAX);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		worker_run(seg, w);
+	return pid;
+}
+
+/* After repair: settle a dead worker's in-flight op from the table (either outcome). */
+static void settle(struct shm_seg *seg, int w)
+{
+	struct wlog *l = &wlogs[w];
+	uint32_t kind = atomic_load(&l->if_kind), i = atomic_load(&l->if_idx);
+	uint64_t h = atomic_load(&l->if_handle), now;
+	char name[32];
+
+	if (kind == IF_NONE)
+		return;
+	if (kind == IF_REGC || kind == IF_UNREGC) {
+		con_name(name, (int)i);
+		now = look(seg, 0, name);
+		if (kind == IF_REGC)
+			atomic_store(&l->con[i], now == h ? h : 0);
+		else
+			atomic_store(&l->con[i], now == h ? h : 0);
+	} else {
+		uint64_t acked = atomic_load(&l->own[i]), old = atomic_load(&l->if_old), want;
+
+		own_name(name, w, (int)i);
+		now = look(seg, 0, name);
+		want = kind == IF_UNREG ? 0 : h;
+		/* the op happened or not; the model may already hold either value */
+		if (now != want && now != old)
+			fail_msg("worker %d %s: in-flight op %u left %#llx, want %#llx or %#llx "
+				 "(acked %#llx)",
+				 w, name, kind, (unsigned long long)now, (unsigned long long)want,
+				 (unsigned long long)old, (unsigned long long)acked);
+		atomic_store(&l->own[i], now);
+	}
+	atomic_store(&l->if_kind, IF_NONE);
+}
+
+static void check_model(struct shm_seg *seg, int w)
+{
+	char name[32];
+
+	for (int i = 0; i < NOWN; i++) {
+		uint64_t want = atomic_load(&wlogs[w].own[i]), got;
+
+		own_name(name, w, i);
+		got = look(seg, 0, name);
+		if (got != want)
+			fail_msg("worker %d %s: table %#llx, acknowledged %#llx", w, name,
+				 (unsigned long long)got, (unsigned long long)want);
+	}
+}
+
+static bool wait_ops(int w, uint64_t target, uint64_t deadline)
+{
+	while (atomic_load(&wlogs[w].ops) < target) {
+		if (shm_now_ns() > deadline)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+static void test_registry_crash_model(void **state)
+{
+	struct shm_seg *seg = make_seg(128);
+	pid_t pids[NWRK];
+	unsigned seed = 12345;
+	int kills = 0, wst;
+
+	(void)state;
+	wlogs = mmap(NULL, sizeof(struct wlog) * NWRK, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(wlogs != MAP_FAILED);
+	memset(wlogs, 0, sizeof(struct wlog) * NWRK);
+	stop_all = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(stop_all != MAP_FAILED);
+	atomic_store(stop_all, 0);
+	for (int w = 0; w < NWRK; w++)
+		pids[w] = spawn_worker(seg, w);
+	while (kills < KILLS) {
+		int w = (int)(rand_r(&seed) % NWRK);
+		uint64_t ops = atomic_load(&wlogs[w].ops);
+		uint32_t slot;
+
+		if (ops >= OPS_PER_WORKER - 100) {
+			bool all = true;
+
+			for (int v = 0; v < NWRK; v++)
+				all = all && atomic_load(&wlogs[v].ops) >= OPS_PER_WORKER - 100;
+			if (all)
+				break;
+			continue;
+		}
+		/* wait until it is running and has done a random few more operations */
+		if (!wait_ops(w, ops + 1 + rand_r(&seed) % 400, shm_now_ns() + 20000000000ull))
+			fail_msg("worker %d made no progress", w);
+		kill(pids[w], SIGKILL);
+		assert_int_equal(waitpid(pids[w], &wst, 0), pids[w]);
+		if (WIFEXITED(wst))
+			fail_msg("worker %d exited %d (model mismatch at line %u)", w,
+				 WEXITSTATUS(wst), atomic_load(&wlogs[w].failed));
+		slot = atomic_load(&wlogs[w].slot);
+		if (slot != UINT32_MAX) {
+			bury(seg, slot, true);
+		}
+		settle(seg, w);
+		check_model(seg, w);
+		pids[w] = spawn_worker(seg, w);
+		kills++;
+	}
+	for (int w = 0; w < NWRK; w++)
+		if (!wait_ops(w, OPS_PER_WORKER, shm_now_ns() + 30000000000ull))
+			fail_msg("worker %d did not finish", w);
+	atomic_store(stop_all, 1);
+	for (int w = 0; w < NWRK; w++) {
+		assert_int_equal(waitpid(pids[w], &wst, 0), pids[w]);
+		if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0)
+			fail_msg("worker %d ended with status %#x (model mismatch at line %u)", w,
+				 wst, atomic_load(&wlogs[w].failed));
+		atomic_store(&shm_proc_at(seg, atomic_load(&wlogs[w].slot))->state,
+			     SHM_PROC_EXITED);
+	}
+	print_message("kills: %d\n", kills);
+	assert_true(kills >= 10);
+	assert_check(seg);
+	for (int w = 0; w < NWRK; w++)
+		check_model(seg, w);
+	for (int i = 0; i < NCON; i++) {
+		char name[32];
+		uint64_t holder = 0;
+
+		con_name(name, i);
+		for (int w = 0; w < NWRK; w++) {
+			uint64_t c = atomic_load(&wlogs[w].con[i]);
+
+			if (c && holder)
+				fail_msg("%s held by two workers", name);
+			if (c)
+				holder = c;
+		}
+		assert_int_equal(look(seg, 0, name), holder);
+	}
+	munmap(wlogs, sizeof(struct wlog) * NWRK);
+	munmap((void *)stop_all, 4096);
+	done_seg(seg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_registry_basic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_meta_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_namespaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_full_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_slot_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_foreach_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_readonly_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_thread_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_crash_steps_register, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_registry_crash_steps_unregister, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_registry_crash_steps_reregister, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_registry_crash_model, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
