@@ -184,8 +184,9 @@ void ipc_waiter_destroy(struct ipc_waiter *w)
 
 	if (!w)
 		return;
-	p = shm_proc_at(w->seg, w->seg->self);
 	if (w->seg->self != UINT32_MAX) {
+		p = shm_proc_at(w->seg, w->seg->self);
+		/* relaxed: owner-written; producers that read the old value make a spare wake */
 		atomic_store_explicit(&p->wake_mech, 0, memory_order_relaxed);
 		p->eventfd = -1;
 	}

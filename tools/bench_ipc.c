@@ -50,6 +50,7 @@ struct bshared {
 };
 
 static struct bshared *sh;
+static enum ipc_wake_mech park_mech; /* what rtt_park's waiter used */
 
 static inline void relax(void)
 {
@@ -279,6 +280,8 @@ static int rtt(struct bench_report *r, struct shm_seg *seg, const char *name, bo
 		relax();
 	if (park && ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
 		return -ENOSYS;
+	if (w)
+		park_mech = ipc_waiter_mech(w);
 	for (uint32_t i = 0; i < n + 1000; i++) {
 		uint64_t t0 = bench_ticks();
 
@@ -416,7 +419,6 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 	struct shm_seg *seg = NULL;
 	struct shm_cfg cfg;
 	char inst[64], err[256];
-	struct shm_proc *me;
 	int missed;
 
 	(void)argc;
@@ -469,7 +471,6 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 			throughput(&rep, seg, name, p, 16, n_tp, 1, o, 0);
 		}
 	}
-	me = shm_proc_at(seg, seg->self);
 	snprintf(rep.notes, sizeof(rep.notes),
 		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_park: both sides park "
 		 "(no spin), no timeout linked; throughput rows: p50/p99 are ns per message "
@@ -477,7 +478,7 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 		 "(*_single: one ipc_send() per message); 2-producer runs are not pinned "
 		 "(2 cores, 3 processes)%s",
 		 o->cpu_a, o->cpu_b,
-		 atomic_load(&me->wake_mech) == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
+		 park_mech == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
 		 cfg.mbox_cells, CHUNK, BATCH, atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
 	missed = bench_report_print(&rep);
 	shm_seg_detach(seg);
