@@ -4,11 +4,12 @@
  * Table. A power-of-two number of 128-byte entries in buckets of 8, each bucket with a
  * 16-byte header (packed 4 to a line, so the index stays in L2): a tag word (one byte per entry:
  * 0x80 | 7 hash bits while the entry is claimed, 0 when it is free; a hint readers filter with) and
- * an F14-style overflow counter: how many entries whose home bucket is at or before this one live
- * after it. A probe starts at the name's home bucket and stops after the first bucket whose counter
- * is 0. A new entry takes the first free entry from its home on and increments the
- * counters of the buckets it passed. Deletion empties the entry at once and decrements
- * them again: there are no tombstones, a freed entry is reused by the next insert.
+ * an F14-style overflow counter: how many entries passed this bucket (found it full) on
+ * their way to where they live. A probe starts at the name's home bucket, steps by the
+ * name's stride (odd, from its hash: double hashing, no primary clusters) and stops after
+ * the first bucket whose counter is 0. A new entry takes the first free entry along its
+ * sequence and increments the counters of the buckets it passed. Deletion empties the entry at once
+ * and decrements them again: there are no tombstones, a freed entry is reused by the next insert.
  *
  * Entry ctl word: state in the low byte, above it the claim tag SHM_TAG(slot, epoch) of
  * the writer holding it (RESERVED, PENDING, ABORTED, DELETING, UPDATING), or for LIVE the
@@ -88,10 +89,11 @@ struct geo {
 /* A name made ready for comparison: zero-padded words, hash, key, home, tag byte. */
 struct rkey {
 	uint64_t w[8];
-	uint64_t key;  /* without meta length */
-	uint32_t nw;   /* words to compare */
-	uint32_t home; /* home bucket */
-	uint8_t tag;   /* 0x80 | 7 hash bits */
+	uint64_t key;	 /* without meta length */
+	uint32_t nw;	 /* words to compare */
+	uint32_t home;	 /* home bucket */
+	uint32_t stride; /* probe step (odd): from the hash, so names of one home part ways */
+	uint8_t tag;	 /* 0x80 | 7 hash bits */
 };
 
 /* A consistent copy of an entry (for writers and tools). */
@@ -150,6 +152,17 @@ static const struct shm_proc *tag_proc(const struct shm_seg *seg, uint64_t tag)
 	    (slot + 1) * sizeof(struct shm_proc) > r->size)
 		return NULL;
 	return (const struct shm_proc *)(seg->base + r->off) + slot;
+}
+
+/*
+ * A name's probe step: odd, so with a power-of-two bucket count the sequence home,
+ * home + stride, ... visits every bucket once. Taken from the key word's hash bits, so
+ * whoever undoes an entry recomputes it from the entry alone. Double hashing instead of
+ * linear probing: no primary clusters, short chains at 90% occupancy.
+ */
+static inline uint32_t stride_of(const struct geo *g, uint64_t key)
+{
+	return ((uint32_t)(key >> 8) | 1u) & g->mask;
 }
 
 /* Bit 8i+7 set for each zero byte i of v (exact, no false positives). */
@@ -218,6 +231,7 @@ static inline int key_make(const struct geo *g, uint32_t ns, const char *name, s
 	k->nw = nw;
 	k->key = (h & 0xffffffffull) | ((uint64_t)ns << 32) | ((uint64_t)len << 48);
 	k->home = (uint32_t)(h >> 40) & g->mask;
+	k->stride = stride_of(g, k->key);
 	k->tag = (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
 	return 0;
 }
@@ -403,7 +417,7 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 		/* L6: pairs with the counter RMWs made before an entry is published. */
 		if (atomic_load_explicit(&b->overflow, memory_order_acquire) == 0)
 			break;
-		bi = (bi + 1) & g.mask;
+		bi = (bi + k.stride) & g.mask;
 	}
 	return -ENOENT;
 }
@@ -430,6 +444,8 @@ static void entry_undo(const struct geo *g, uint32_t idx)
 	struct shm_reg_entry *e = &g->e[idx];
 	uint64_t r = atomic_load_explicit(&e->route, memory_order_relaxed);
 	uint32_t home = SHM_REG_ROUTE_HOME(r) & g->mask, prog = SHM_REG_ROUTE_PROG(r);
+	/* relaxed: the key was written by the claim holder before any counter moved */
+	uint32_t stride = stride_of(g, atomic_load_explicit(&e->key, memory_order_relaxed));
 
 	tag_byte_set(&g->b[bucket_of(idx)], idx % EPB, 0);
 	STEP(SHM_REG_STEP_UNTAGGED);
@@ -440,7 +456,7 @@ static void entry_undo(const struct geo *g, uint32_t idx)
 		/* D0: seq_cst: the record reaches memory before the decrement (crash order). */
 		atomic_store_explicit(&e->route, SHM_REG_ROUTE(home, prog), memory_order_seq_cst);
 		STEP(SHM_REG_STEP_RECORDED);
-		atomic_fetch_sub_explicit(&g->b[(home + prog) & g->mask].overflow, 1,
+		atomic_fetch_sub_explicit(&g->b[(home + prog * stride) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
 	}
 	atomic_store_explicit(&e->route, SHM_REG_ROUTE(home, 0), memory_order_relaxed);
@@ -641,15 +657,19 @@ static int meta_words(const struct shm_reg_meta *meta, uint64_t mw[3], uint32_t 
 	return 0;
 }
 
-/* Reserve a free entry from k's home on: returns its index, or UINT32_MAX if none. */
-static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct rkey *k)
+/*
+ * Reserve a free entry along k's probe sequence: returns its index (and in *dist how many
+ * buckets it lies past home), or UINT32_MAX if none.
+ */
+static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct rkey *k,
+			uint32_t *dist)
 {
 	uint64_t mine = SHM_REG_CTL(SHM_REG_RESERVED, my_tag(seg));
 
 	for (int pass = 0; pass < 2; pass++) {
 		uint32_t bi = k->home;
 
-		for (uint32_t d = 0; d < g->nb; d++, bi = (bi + 1) & g->mask) {
+		for (uint32_t d = 0; d < g->nb; d++, bi = (bi + k->stride) & g->mask) {
 			/* a free entry always has tag byte 0: look at those first */
 			uint64_t m = match_bytes(
 				atomic_load_explicit(&g->b[bi].tags, memory_order_relaxed), 0);
@@ -672,8 +692,10 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
 				/* C0: acq_rel: pairs with F0 (the freer's stores are done). */
 				if (atomic_compare_exchange_strong_explicit(&e->ctl, &c, mine,
 									    memory_order_acq_rel,
-									    memory_order_relaxed))
+									    memory_order_relaxed)) {
+					*dist = d;
 					return idx;
+				}
 			}
 		}
 	}
@@ -689,7 +711,7 @@ static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rk
 	uint64_t tag = my_tag(seg);
 	uint32_t bi = k->home;
 
-	for (uint32_t d = 0; d < g->nb; d++, bi = (bi + 1) & g->mask) {
+	for (uint32_t d = 0; d < g->nb; d++, bi = (bi + k->stride) & g->mask) {
 		/* L7: seq_cst: see do_register() (T0, S0). */
 		uint64_t m = match_bytes(atomic_load_explicit(&g->b[bi].tags, memory_order_seq_cst),
 					 k->tag);
@@ -750,7 +772,7 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, co
 	uint32_t idx, dist;
 	int ret;
 
-	idx = reserve(seg, g, k);
+	idx = reserve(seg, g, k, &dist);
 	if (idx == UINT32_MAX) {
 		shoal_handle_t h;
 
@@ -773,10 +795,9 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, co
 		atomic_store_explicit(&e->meta[i], mw[i], memory_order_relaxed);
 	tag_byte_set(&g->b[bucket_of(idx)], idx % EPB, k->tag);
 	STEP(SHM_REG_STEP_FILLED);
-	dist = (bucket_of(idx) - k->home) & g->mask;
 	for (uint32_t d = 0; d < dist; d++) {
 		/* U0: seq_cst: raised before PENDING; recorded after (crash: high, not low). */
-		atomic_fetch_add_explicit(&g->b[(k->home + d) & g->mask].overflow, 1,
+		atomic_fetch_add_explicit(&g->b[(k->home + d * k->stride) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
 		atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, d + 1),
 				      memory_order_relaxed);
@@ -844,7 +865,7 @@ static uint32_t find_live(struct shm_seg *seg, const struct geo *g, const struct
 retry:;
 	uint32_t bi = k->home;
 
-	for (uint32_t d = 0; d < g->nb; d++, bi = (bi + 1) & g->mask) {
+	for (uint32_t d = 0; d < g->nb; d++, bi = (bi + k->stride) & g->mask) {
 		/* L9: acquire: pairs with T0 (a hint; ctl decides). */
 		uint64_t m = match_bytes(atomic_load_explicit(&g->b[bi].tags, memory_order_acquire),
 					 k->tag);
@@ -1149,7 +1170,7 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 			CHECK_FAIL("entry %u: route home %u progress %u out of range", i, home,
 				   prog);
 		for (uint32_t d = 0; d < prog; d++)
-			need[(home + d) & g.mask]++;
+			need[(home + d * stride_of(&g, s.key)) & g.mask]++;
 		if (SHM_REG_CTL_STATE(s.ctl) != SHM_REG_LIVE)
 			continue;
 		if (entry_read_live(seg, &g, i, &ns, name, &h, &meta))
@@ -1157,7 +1178,8 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 		if (key_make(&g, ns, name, strlen(name), &k) || k.home != home ||
 		    (s.key & SHM_REG_KEY_MATCH) != k.key)
 			CHECK_FAIL("entry %u ('%s'): key or home does not match its name", i, name);
-		dist = (bi - home) & g.mask;
+		for (dist = 0; dist < g.nb && ((home + dist * k.stride) & g.mask) != bi; dist++)
+			;
 		if (prog != dist)
 			CHECK_FAIL("entry %u ('%s'): holds %u overflow counters, lives %u buckets "
 				   "from home",
@@ -1169,7 +1191,7 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 			CHECK_FAIL("entry %u ('%s'): tag byte %#x, want %#x", i, name, tb, k.tag);
 		/* duplicates: any other live entry of this name on its chain (every live entry
 		 * of the name is on it: each holds its counters, checked below) */
-		for (uint32_t d = 0, cb = home; d < g.nb; d++, cb = (cb + 1) & g.mask) {
+		for (uint32_t d = 0, cb = home; d < g.nb; d++, cb = (cb + k.stride) & g.mask) {
 			for (uint32_t j = cb * EPB; j < cb * EPB + EPB; j++) {
 				uint32_t ns2;
 				char name2[SHOAL_NAME_MAX + 1];
@@ -1211,22 +1233,22 @@ out:
 int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 {
 	uint64_t need_sum = 0, have_sum = 0;
-	uint32_t run = 0;
 	struct geo g;
 
 	memset(st, 0, sizeof(*st));
 	if (geo_get(seg, &g))
 		return -EUCLEAN;
 	st->capacity = g.cap;
+	st->longest_chain = 1;
 	for (uint32_t i = 0; i < g.cap; i++) {
 		uint64_t c = atomic_load_explicit(&g.e[i].ctl, memory_order_relaxed);
-		uint32_t s = SHM_REG_CTL_STATE(c);
-		uint64_t r;
-		uint32_t home, probe;
+		uint32_t s = SHM_REG_CTL_STATE(c), home, stride, probe, chain;
+		uint64_t r, key;
 
 		if (s == SHM_REG_EMPTY)
 			continue;
 		r = atomic_load_explicit(&g.e[i].route, memory_order_relaxed);
+		key = atomic_load_explicit(&g.e[i].key, memory_order_relaxed);
 		need_sum += SHM_REG_ROUTE_PROG(r) < g.nb ? SHM_REG_ROUTE_PROG(r) : 0;
 		if (s != SHM_REG_LIVE && s != SHM_REG_UPDATING) {
 			st->claimed++;
@@ -1234,22 +1256,24 @@ int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 		}
 		st->live++;
 		home = SHM_REG_ROUTE_HOME(r) & g.mask;
-		probe = ((bucket_of(i) - home) & g.mask) + 1;
+		stride = stride_of(&g, key);
+		/* buckets a lookup of this name visits, and a scan of its whole chain */
+		for (probe = 1;
+		     probe < g.nb && ((home + (probe - 1) * stride) & g.mask) != bucket_of(i);
+		     probe++)
+			;
+		for (chain = 1; chain < g.nb; chain++)
+			if (!atomic_load_explicit(
+				    &g.b[(home + (chain - 1) * stride) & g.mask].overflow,
+				    memory_order_relaxed))
+				break;
 		if (probe > st->longest_probe)
 			st->longest_probe = probe;
+		if (chain > st->longest_chain)
+			st->longest_chain = chain;
 	}
-	/* runs of non-zero counters (wrapping): a miss walks one run plus one bucket */
-	for (uint32_t b = 0; b < 2 * g.nb; b++) {
-		uint32_t v = atomic_load_explicit(&g.b[b & g.mask].overflow, memory_order_relaxed);
-
-		if (b < g.nb)
-			have_sum += v;
-		run = v ? run + 1 : 0;
-		if (run >= g.nb)
-			run = g.nb - 1;
-		if (run + 1 > st->longest_chain)
-			st->longest_chain = run + 1;
-	}
+	for (uint32_t b = 0; b < g.nb; b++)
+		have_sum += atomic_load_explicit(&g.b[b].overflow, memory_order_relaxed);
 	st->overflow_excess = have_sum > need_sum ? (uint32_t)(have_sum - need_sum) : 0;
 	return 0;
 }

@@ -80,7 +80,7 @@ struct shm_reg_stats {
 	uint32_t live;          /* live entries (LIVE or UPDATING) */
 	uint32_t claimed;       /* entries held by a writer right now (or by a dead one) */
 	uint32_t longest_probe; /* buckets a lookup of the worst-placed live entry visits */
-	uint32_t longest_chain; /* buckets a miss visits at worst (overflow runs + 1) */
+	uint32_t longest_chain; /* buckets the longest chain scan of a live name visits */
 	uint32_t overflow_excess; /* counter increments no entry accounts for (crash leftovers) */
 };
 /* Fill *st. Returns 0, or -EUCLEAN if the registry region does not match the header. */

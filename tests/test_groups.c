@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -192,6 +193,7 @@ static void test_groups_concurrent_create(void **state)
 		if (pid[k] == 0) {
 			char name[32];
 
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			seg->self = UINT32_MAX;
 			if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
 				_exit(2);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -402,9 +403,10 @@ static void kill_hook(int step)
 		raise(SIGKILL);
 }
 
-/* Make the calling (child) process a writer with its own slot. */
+/* Make the calling (child) process a writer with its own slot; it dies with the test. */
 static void child_claim(struct shm_seg *seg)
 {
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	seg->self = UINT32_MAX;
 	if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
 		_exit(90);
@@ -704,6 +706,7 @@ struct wlog {
 	_Atomic uint32_t if_idx;
 	_Atomic uint64_t if_handle;
 	_Atomic uint64_t if_old;
+	_Atomic uint64_t dbg[3]; /* what a failed check saw: result, got, expected */
 };
 
 static struct wlog *wlogs;
@@ -745,8 +748,12 @@ static void worker_run(struct shm_seg *seg, int w)
 
 			if (r < 20) {
 				ret = shm_reg_lookup(seg, 0, name, strlen(name), &got, NULL);
-				if (cur ? ret || got != cur : ret != -ENOENT)
+				if (cur ? ret || got != cur : ret != -ENOENT) {
+					atomic_store(&l->dbg[0], (uint64_t)(int64_t)ret);
+					atomic_store(&l->dbg[1], got);
+					atomic_store(&l->dbg[2], cur);
 					WFAIL(l);
+				}
 			} else {
 				int kind = !cur ? IF_REG : r < 40 ? IF_UNREG : IF_REREG;
 
@@ -869,7 +876,7 @@ static void check_model(struct shm_seg *seg, int w)
 
 static bool wait_ops(int w, uint64_t target, uint64_t deadline)
 {
-	while (atomic_load(&wlogs[w].ops) < target) {
+	while (atomic_load(&wlogs[w].ops) < target && !atomic_load(&wlogs[w].failed)) {
 		if (shm_now_ns() > deadline)
 			return false;
 		sched_yield();
@@ -910,12 +917,17 @@ static void test_registry_crash_model(void **state)
 		}
 		/* wait until it is running and has done a random few more operations */
 		if (!wait_ops(w, ops + 1 + rand_r(&seed) % 400, shm_now_ns() + 20000000000ull))
-			fail_msg("worker %d made no progress", w);
+			fail_msg("worker %d made no progress (failed at line %u, in flight %u)", w,
+				 atomic_load(&wlogs[w].failed), atomic_load(&wlogs[w].if_kind));
 		kill(pids[w], SIGKILL);
 		assert_int_equal(waitpid(pids[w], &wst, 0), pids[w]);
 		if (WIFEXITED(wst))
-			fail_msg("worker %d exited %d (model mismatch at line %u)", w,
-				 WEXITSTATUS(wst), atomic_load(&wlogs[w].failed));
+			fail_msg(
+				"worker %d exited %d (model mismatch at line %u: %lld %#llx %#llx)",
+				w, WEXITSTATUS(wst), atomic_load(&wlogs[w].failed),
+				(long long)atomic_load(&wlogs[w].dbg[0]),
+				(unsigned long long)atomic_load(&wlogs[w].dbg[1]),
+				(unsigned long long)atomic_load(&wlogs[w].dbg[2]));
 		slot = atomic_load(&wlogs[w].slot);
 		if (slot != UINT32_MAX) {
 			bury(seg, slot, true);
