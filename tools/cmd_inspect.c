@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipc/ipc.h"
 #include "shm/registry.h"
 #include "shm/registry_int.h"
 #include "shm/shm.h"
@@ -96,14 +97,15 @@ static void show_procs(const struct shm_seg *seg, bool all)
 	const struct shm_hdr *h = shm_hdr(seg);
 	uint64_t now = shm_now_ns();
 
-	printf("\nprocesses\n  %4s %-10s %-8s %7s %6s %5s %4s %-14s %8s %9s  %s\n", "slot", "role",
-	       "state", "pid", "epoch", "core", "node", "memory cap", "restarts", "hb-age-ms",
-	       "last exit");
+	printf("\nprocesses      (wakeup: the path a process parks on; * parked now)\n  %4s %-10s %-8s %7s %6s %5s %4s %-14s %-13s %8s %9s  %s\n", "slot",
+	       "role", "state", "pid", "epoch", "core", "node", "memory cap", "wakeup", "restarts",
+	       "hb-age-ms", "last exit");
 	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {
 		const struct shm_proc *p = shm_proc_at(seg, i);
 		uint32_t st = atomic_load(&p->state);
 		uint64_t own = atomic_load(&p->own), hb = atomic_load(&p->heartbeat_ns);
-		char last[96] = "-", cap[32] = "-";
+		char last[96] = "-", cap[32] = "-", wake[24];
+		uint32_t mech = atomic_load(&p->wake_mech);
 
 		if (!all && (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
 			continue;
@@ -115,11 +117,24 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		if (p->mem_cap && (p->cap_mech == 1 || p->cap_mech == 2))
 			snprintf(cap, sizeof(cap), "%s %lluM", p->cap_mech == 1 ? "rlimit" : "cgroup",
 				 (unsigned long long)(p->mem_cap >> 20));
-		printf("  %4u %-10s %-8s %7u %6u %5d %4d %-14s %8u %9.1f  %s\n", i,
+		/* the wakeup path this process parks on, and whether it is parked now */
+		snprintf(wake, sizeof(wake), "%s%s",
+			 mech == IPC_WAKE_FUTEX	  ? "uring-futex"
+			 : mech == IPC_WAKE_EVENTFD ? "uring-eventfd"
+						    : "-",
+			 mech && atomic_load(&p->parked) ? "*" : "");
+		printf("  %4u %-10s %-8s %7u %6u %5d %4d %-14s %-13s %8u %9.1f  %s\n", i,
 		       shm_role_name(p->role), shm_proc_state_name(st), (unsigned)(own >> 32),
-		       (unsigned)own, p->core, p->node, cap, atomic_load(&p->restarts),
+		       (unsigned)own, p->core, p->node, cap, wake, atomic_load(&p->restarts),
 		       now > hb && hb ? (double)(now - hb) / 1e6 : 0.0, last);
 	}
+}
+
+static const char *agent_state_name(uint32_t st)
+{
+	static const char *n[] = { "free", "starting", "running", "down", "stopping", "stopped" };
+
+	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
 }
 
 static void show_agents(const struct shm_seg *seg)
@@ -130,6 +145,8 @@ static void show_agents(const struct shm_seg *seg)
 	for (uint32_t i = 0; i < h->cfg.max_agents; i++)
 		total += atomic_load(&shm_agent_at(seg, i)->state) != SHM_AGENT_FREE;
 	printf("\nagents         %u of %u slots in use\n", total, h->cfg.max_agents);
+	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s\n", "slot", "gen", "state", "type",
+	       "name", "worker", "queued", "handled", "redelivered", "restarts");
 	for (uint32_t i = 0; i < h->cfg.max_agents && shown < 64; i++) {
 		const struct shm_agent *a = shm_agent_at(seg, i);
 		uint32_t st = atomic_load(&a->state);
@@ -137,11 +154,12 @@ static void show_agents(const struct shm_seg *seg)
 		if (st == SHM_AGENT_FREE)
 			continue;
 		shown++;
-		printf("  %5u gen %-5u %-12.*s %-24.*s worker %-3d handled %-10llu redelivered %llu\n",
-		       i, atomic_load(&a->gen), field_len(a->type, sizeof(a->type)), a->type,
-		       field_len(a->name, sizeof(a->name)), a->name,
-		       (int)atomic_load(&a->worker) - 1, (unsigned long long)atomic_load(&a->handled),
-		       (unsigned long long)atomic_load(&a->redelivered));
+		printf("  %5u %-5u %-8s %-12.*s %-24.*s %6d %6u %10llu %11llu %8u\n", i,
+		       atomic_load(&a->gen), agent_state_name(st), field_len(a->type, sizeof(a->type)),
+		       a->type, field_len(a->name, sizeof(a->name)), a->name,
+		       (int)atomic_load(&a->worker) - 1, ipc_mbox_depth(seg, i),
+		       (unsigned long long)atomic_load(&a->handled),
+		       (unsigned long long)atomic_load(&a->redelivered), atomic_load(&a->restarts));
 	}
 	if (shown < total)
 		printf("  ... %u more\n", total - shown);
