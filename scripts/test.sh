@@ -30,6 +30,8 @@ fi
 ninja -C "$dir"
 meson test -C "$dir" --print-errorlogs --num-processes 2
 if [ "$sanitize" = 0 ]; then
+	# meson install gives other programs what they need to build against shoal
+	bash tests/install_check.sh "$dir"
 	# the validator under libFuzzer (clang, ASan+UBSan), bounded
 	if [ -d build-fuzz ]; then
 		CC=clang meson setup --reconfigure build-fuzz -Dfuzz=true -Dtests=false >/dev/null

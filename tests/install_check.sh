@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install a build into a scratch root and build a program against it with pkg-config: the
+# installed headers, libshoal and shoal.pc must be enough. Usage: install_check.sh BUILDDIR
+set -euo pipefail
+build=$1
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+meson install -C "$build" --destdir "$root" --quiet
+pc=$(dirname "$(find "$root" -name shoal.pc | head -n 1)")
+cat >"$root/prog.c" <<'C'
+#include <shoal/shoal.h>
+#include <shoal/agent.h>
+#include <stdio.h>
+#include <string.h>
+int main(void)
+{
+	printf("shoal %s: %s\n", shoal_version(), shoal_strerror(SHOAL_ENOENT));
+	return strcmp(shoal_version(), SHOAL_VERSION_STRING) != 0;
+}
+C
+export PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$root"
+# shellcheck disable=SC2046
+cc -std=gnu11 -Wall -Werror "$root/prog.c" -o "$root/prog" $(pkg-config --cflags --libs shoal)
+LD_LIBRARY_PATH="$(dirname "$(find "$root" -name 'libshoal.so*' | head -n 1)")" "$root/prog"
+"$root/usr/local/bin/shoal" version
+echo "install check: ok"
