@@ -1009,8 +1009,9 @@ static void test_registry_crash_model(void **state)
 				 (unsigned long long)atomic_load(&wlogs[w].dbg[0]),
 				 (unsigned long long)atomic_load(&wlogs[w].dbg[1]),
 				 (unsigned long long)atomic_load(&wlogs[w].dbg[2]));
-		atomic_store(&shm_proc_at(seg, atomic_load(&wlogs[w].slot))->state,
-			     SHM_PROC_EXITED);
+		if (atomic_load(&wlogs[w].slot) != UINT32_MAX)
+			atomic_store(&shm_proc_at(seg, atomic_load(&wlogs[w].slot))->state,
+				     SHM_PROC_EXITED);
 	}
 	print_message("kills: %d\n", kills);
 	assert_true(kills >= 10);
