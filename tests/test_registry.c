@@ -21,6 +21,7 @@
 #include "shm/shm.h"
 
 static char inst[64];
+static pid_t test_pid; /* the test process: forked children exit if it is gone */
 
 static int setup(void **state)
 {
@@ -407,6 +408,8 @@ static void kill_hook(int step)
 static void child_claim(struct shm_seg *seg)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != test_pid)
+		_exit(91); /* the test died before we could ask to follow it */
 	seg->self = UINT32_MAX;
 	if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
 		_exit(90);
@@ -845,8 +848,12 @@ static void worker_run(struct shm_seg *seg, int w)
 		atomic_fetch_add(&l->ops, 1);
 	}
 	/* done: wait to be told (so an exit is never mistaken for a kill) */
-	while (!atomic_load(stop_all))
-		sched_yield();
+	{
+		uint64_t deadline = shm_now_ns() + 120000000000ull;
+
+		while (!atomic_load(stop_all) && shm_now_ns() < deadline)
+			sched_yield();
+	}
 	_exit(0);
 }
 
@@ -1050,6 +1057,7 @@ static void test_registry_crash_model(void **state)
 
 int main(void)
 {
+	test_pid = getpid();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_registry_basic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_meta_roundtrip, setup, teardown),
