@@ -52,19 +52,25 @@ static int claim_at(struct shm_seg *seg, uint32_t i, enum shm_role role, pid_t p
 		    uint64_t start, uint32_t *epoch_out)
 {
 	struct shm_proc *p = shm_proc_at(seg, i);
-	uint64_t cur = atomic_load_explicit(&p->own, memory_order_acquire);
+	uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
 	uint32_t epoch;
 
-	if (!is_claimable(atomic_load_explicit(&p->state, memory_order_acquire)))
+	if (!is_claimable(st))
 		return -EBUSY;
-	/* an EXITED slot keeps its old own word until re-claimed; FREE has 0 */
-	epoch = new_epoch(seg);
-	/* C0: the CAS makes the slot ours; pairs with acquire loads of own in shm_tag_is_dead(). */
-	if (!atomic_compare_exchange_strong_explicit(&p->own, &cur,
-						     ((uint64_t)(uint32_t)pid << 32) | epoch,
+	/*
+	 * C0: the state CAS is the exclusive step: of two claimers that both saw the slot
+	 * FREE/EXITED exactly one moves it on. (Claiming by a CAS on own first let a second
+	 * claimer read the new own with the old state and take the slot too.) Pairs with the
+	 * acquire loads of state in shm_tag_is_dead().
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &st, SHM_PROC_STARTING,
 						     memory_order_acq_rel, memory_order_acquire))
 		return -EBUSY;
-	/* state could have moved between our load and the CAS only with own moving too */
+	/* an EXITED slot keeps its old own word until here; FREE has 0 */
+	epoch = new_epoch(seg);
+	/* C1: release: pairs with acquire loads of own in shm_tag_is_dead(). */
+	atomic_store_explicit(&p->own, ((uint64_t)(uint32_t)pid << 32) | epoch,
+			      memory_order_release);
 	proc_init(p, role, start);
 	*epoch_out = epoch;
 	return 0;

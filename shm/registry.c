@@ -435,11 +435,29 @@ static void tag_byte_set(struct shm_reg_bucket *b, uint32_t slot, uint8_t tag)
 }
 
 /*
+ * Move an entry we hold (state `from`, our tag) to `to`. A claim is only taken from a
+ * writer judged dead, so failing here means that judgement was wrong: counted, and the
+ * entry is left to whoever holds it now. Returns true if we still held it.
+ */
+static bool claim_move(const struct shm_seg *seg, const struct geo *g, struct shm_reg_entry *e,
+		       uint32_t from, uint64_t to)
+{
+	uint64_t c = SHM_REG_CTL(from, my_tag(seg));
+
+	/* M0: seq_cst: as the stores it replaces (publication, withdrawal, release). */
+	if (atomic_compare_exchange_strong_explicit(&e->ctl, &c, to, memory_order_seq_cst,
+						    memory_order_relaxed))
+		return true;
+	atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed);
+	return false;
+}
+
+/*
  * Give back everything an entry we hold (RESERVED or DELETING, our tag) has: its tag
  * byte, its overflow counters (newest first, recording progress before each decrement so
  * a crash leaves counters high, never low), then the entry itself.
  */
-static void entry_undo(const struct geo *g, uint32_t idx)
+static void entry_undo(const struct shm_seg *seg, const struct geo *g, uint32_t idx)
 {
 	struct shm_reg_entry *e = &g->e[idx];
 	uint64_t r = atomic_load_explicit(&e->route, memory_order_relaxed);
@@ -460,8 +478,12 @@ static void entry_undo(const struct geo *g, uint32_t idx)
 					  memory_order_seq_cst);
 	}
 	atomic_store_explicit(&e->route, SHM_REG_ROUTE(home, 0), memory_order_relaxed);
-	/* F0: release: everything above before the entry reads as free (pairs with C0). */
-	atomic_store_explicit(&e->ctl, 0, memory_order_release);
+	/* F0: (in claim_move) everything above before the entry reads as free (pairs with C0). */
+	if (SHM_REG_CTL_STATE(atomic_load_explicit(&e->ctl, memory_order_relaxed)) ==
+	    SHM_REG_DELETING)
+		claim_move(seg, g, e, SHM_REG_DELETING, 0);
+	else
+		claim_move(seg, g, e, SHM_REG_RESERVED, 0);
 }
 
 /* Bump an entry's seq after a claim: pairs with L1/L2 in readers (data after this). */
@@ -540,7 +562,7 @@ static void update_finish(struct shm_seg *seg, const struct geo *g, uint32_t idx
 							   memory_order_relaxed),
 				      memory_order_relaxed);
 	/* P1: release: the new data before LIVE (pairs with L3 in entry_lookup()). */
-	atomic_store_explicit(&e->ctl, live_ctl(s), memory_order_release);
+	claim_move(seg, g, e, SHM_REG_UPDATING, live_ctl(s));
 	intent_clear(p);
 }
 
@@ -564,7 +586,7 @@ static bool take_over(struct shm_seg *seg, const struct geo *g, uint32_t idx, ui
 		if (!atomic_compare_exchange_strong_explicit(
 			    &e->ctl, &c, mine, memory_order_acq_rel, memory_order_acquire))
 			return true;
-		entry_undo(g, idx);
+		entry_undo(seg, g, idx);
 		break;
 	case SHM_REG_UPDATING: {
 		struct shm_proc *me = shm_proc_at(seg, seg->self);
@@ -808,7 +830,8 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, co
 	 * name, the later store in the total order is followed by a scan that sees the other's
 	 * PENDING (and its tag byte T0 and counters U0, which precede it).
 	 */
-	atomic_store_explicit(&e->ctl, pend, memory_order_seq_cst);
+	if (!claim_move(seg, g, e, SHM_REG_RESERVED, pend))
+		return -EEXIST; /* (never: only a dead writer's claim is taken) */
 	STEP(SHM_REG_STEP_PENDING);
 	ret = unique_scan(seg, g, k, idx);
 	if (ret == 0) {
@@ -823,8 +846,19 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, co
 		ret = -EEXIST;
 	}
 	/* withdraw: back to RESERVED (an aborter's CAS fails on it), then give it all back */
-	atomic_store_explicit(&e->ctl, SHM_REG_CTL(SHM_REG_RESERVED, tag), memory_order_seq_cst);
-	entry_undo(g, idx);
+	for (;;) {
+		c = atomic_load_explicit(&e->ctl, memory_order_seq_cst);
+		if (c != pend && c != SHM_REG_CTL(SHM_REG_ABORTED, tag)) {
+			atomic_fetch_add_explicit(&g->hdr->lost, 1, memory_order_relaxed);
+			return ret; /* (never: see claim_move()) */
+		}
+		/* W1: seq_cst: an aborter's CAS (A0) fails on RESERVED. */
+		if (atomic_compare_exchange_strong_explicit(
+			    &e->ctl, &c, SHM_REG_CTL(SHM_REG_RESERVED, tag), memory_order_seq_cst,
+			    memory_order_relaxed))
+			break;
+	}
+	entry_undo(seg, g, idx);
 	return ret;
 }
 
@@ -925,7 +959,7 @@ int shm_reg_unregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 			break;
 	}
 	STEP(SHM_REG_STEP_DELETING);
-	entry_undo(&g, idx);
+	entry_undo(seg, &g, idx);
 	return 0;
 }
 
@@ -1003,7 +1037,7 @@ int shm_reg_unregister_handle(struct shm_seg *seg, shoal_handle_t handle)
 			    &g.e[i].ctl, &c, SHM_REG_CTL(SHM_REG_DELETING, my_tag(seg)),
 			    memory_order_acq_rel, memory_order_relaxed))
 			continue;
-		entry_undo(&g, i);
+		entry_undo(seg, &g, i);
 		n++;
 	}
 	return n;

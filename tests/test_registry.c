@@ -21,6 +21,7 @@
 #include "shm/shm.h"
 
 static char inst[64];
+static pid_t test_pid; /* the test process: forked children exit if it is gone */
 
 static int setup(void **state)
 {
@@ -407,6 +408,8 @@ static void kill_hook(int step)
 static void child_claim(struct shm_seg *seg)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != test_pid)
+		_exit(91); /* the test died before we could ask to follow it */
 	seg->self = UINT32_MAX;
 	if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
 		_exit(90);
@@ -707,6 +710,8 @@ struct wlog {
 	_Atomic uint64_t if_handle;
 	_Atomic uint64_t if_old;
 	_Atomic uint64_t dbg[3]; /* what a failed check saw: result, got, expected */
+	_Atomic uint32_t phase;	 /* where the worker is: 1 claiming, 2 lookup, 3 between ops */
+	char dump[512];		 /* entries of the name at a failed check */
 };
 
 static struct wlog *wlogs;
@@ -728,15 +733,47 @@ static void con_name(char *buf, int i)
 		_exit(3);                                                                          \
 	} while (0)
 
+/* Describe every entry that holds name (test diagnostics). */
+static void dump_name(const struct shm_seg *seg, const char *name, char *out, size_t len)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const uint8_t *base = seg->base + h->regions[SHM_R_REGISTRY].off;
+	uint32_t cap = h->cfg.reg_capacity;
+	const struct shm_reg_entry *e =
+		(const void *)(base + sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cap));
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < cap && n < len; i++) {
+		char nm[65] = "";
+
+		for (int j = 0; j < 8; j++) {
+			uint64_t v = atomic_load(&e[i].name[j]);
+
+			memcpy(nm + 8 * j, &v, 8);
+		}
+		if (strcmp(nm, name))
+			continue;
+		n += (size_t)snprintf(out + n, len - n,
+				      "[%u st %u tag/seq %#llx seq %llu handle %#llx route %#llx] ",
+				      i, SHM_REG_CTL_STATE(atomic_load(&e[i].ctl)),
+				      (unsigned long long)SHM_REG_CTL_TAG(atomic_load(&e[i].ctl)),
+				      (unsigned long long)atomic_load(&e[i].seq),
+				      (unsigned long long)atomic_load(&e[i].handle),
+				      (unsigned long long)atomic_load(&e[i].route));
+	}
+}
+
 static void worker_run(struct shm_seg *seg, int w)
 {
 	struct wlog *l = &wlogs[w];
 	unsigned seed = (unsigned)getpid() * 2654435761u;
 	char name[32];
 
+	atomic_store(&l->phase, 1);
 	child_claim(seg);
 	atomic_store(&l->slot, seg->self);
 	while (atomic_load(&l->ops) < OPS_PER_WORKER) {
+		atomic_store(&l->phase, 3);
 		int r = (int)(rand_r(&seed) % 100), i, ret;
 		uint64_t h = ((uint64_t)(w + 1) << 40) | atomic_fetch_add(&l->next_handle, 1);
 		shoal_handle_t got = 0;
@@ -747,11 +784,13 @@ static void worker_run(struct shm_seg *seg, int w)
 			uint64_t cur = atomic_load(&l->own[i]);
 
 			if (r < 20) {
+				atomic_store(&l->phase, 2);
 				ret = shm_reg_lookup(seg, 0, name, strlen(name), &got, NULL);
 				if (cur ? ret || got != cur : ret != -ENOENT) {
 					atomic_store(&l->dbg[0], (uint64_t)(int64_t)ret);
 					atomic_store(&l->dbg[1], got);
 					atomic_store(&l->dbg[2], cur);
+					dump_name(seg, name, l->dump, sizeof(l->dump));
 					WFAIL(l);
 				}
 			} else {
@@ -782,6 +821,7 @@ static void worker_run(struct shm_seg *seg, int w)
 			uint64_t cur = atomic_load(&l->con[i]);
 
 			if (r < 75) {
+				atomic_store(&l->phase, 2);
 				ret = shm_reg_lookup(seg, 0, name, strlen(name), &got, NULL);
 				if (cur && (ret || got != cur))
 					WFAIL(l);
@@ -808,8 +848,12 @@ static void worker_run(struct shm_seg *seg, int w)
 		atomic_fetch_add(&l->ops, 1);
 	}
 	/* done: wait to be told (so an exit is never mistaken for a kill) */
-	while (!atomic_load(stop_all))
-		sched_yield();
+	{
+		uint64_t deadline = shm_now_ns() + 120000000000ull;
+
+		while (!atomic_load(stop_all) && shm_now_ns() < deadline)
+			sched_yield();
+	}
 	_exit(0);
 }
 
@@ -903,7 +947,7 @@ static void test_registry_crash_model(void **state)
 		pids[w] = spawn_worker(seg, w);
 	while (kills < KILLS) {
 		int w = (int)(rand_r(&seed) % NWRK);
-		uint64_t ops = atomic_load(&wlogs[w].ops);
+		uint64_t ops = atomic_load(&wlogs[w].ops), target;
 		uint32_t slot;
 
 		if (ops >= OPS_PER_WORKER - 100) {
@@ -916,11 +960,33 @@ static void test_registry_crash_model(void **state)
 			continue;
 		}
 		/* wait until it is running and has done a random few more operations */
-		if (!wait_ops(w, ops + 1 + rand_r(&seed) % 400, shm_now_ns() + 20000000000ull))
-			fail_msg("worker %d made no progress (failed at line %u, in flight %u)", w,
-				 atomic_load(&wlogs[w].failed), atomic_load(&wlogs[w].if_kind));
+		target = ops + 1 + rand_r(&seed) % 400;
+		if (!wait_ops(w, target < OPS_PER_WORKER ? target : OPS_PER_WORKER,
+			      shm_now_ns() + 20000000000ull)) {
+			pid_t p = waitpid(pids[w], &wst, WNOHANG);
+
+			fail_msg("worker %d made no progress (failed at line %u, in flight %u, "
+				 "phase "
+				 "%u, ops %llu, slot %u, %s %#x)",
+				 w, atomic_load(&wlogs[w].failed), atomic_load(&wlogs[w].if_kind),
+				 atomic_load(&wlogs[w].phase),
+				 (unsigned long long)atomic_load(&wlogs[w].ops),
+				 atomic_load(&wlogs[w].slot), p == pids[w] ? "exited" : "running",
+				 p == pids[w] ? wst : 0);
+		}
 		kill(pids[w], SIGKILL);
 		assert_int_equal(waitpid(pids[w], &wst, 0), pids[w]);
+		if (WIFEXITED(wst))
+			print_message("slots: %u %u %u\n", atomic_load(&wlogs[0].slot),
+				      atomic_load(&wlogs[1].slot), atomic_load(&wlogs[2].slot));
+		if (WIFEXITED(wst))
+			print_message(
+				"entries: %s lost claims %llu\n", wlogs[w].dump,
+				(unsigned long long)atomic_load(
+					&((const struct shm_reg_hdr
+						   *)(seg->base +
+						      shm_hdr(seg)->regions[SHM_R_REGISTRY].off))
+						 ->lost));
 		if (WIFEXITED(wst))
 			fail_msg(
 				"worker %d exited %d (model mismatch at line %u: %lld %#llx %#llx)",
@@ -944,13 +1010,28 @@ static void test_registry_crash_model(void **state)
 	for (int w = 0; w < NWRK; w++) {
 		assert_int_equal(waitpid(pids[w], &wst, 0), pids[w]);
 		if (!WIFEXITED(wst) || WEXITSTATUS(wst) != 0)
-			fail_msg("worker %d ended with status %#x (model mismatch at line %u)", w,
-				 wst, atomic_load(&wlogs[w].failed));
-		atomic_store(&shm_proc_at(seg, atomic_load(&wlogs[w].slot))->state,
-			     SHM_PROC_EXITED);
+			fail_msg("worker %d ended with status %#x (model mismatch at line %u: %llu "
+				 "%#llx %#llx)",
+				 w, wst, atomic_load(&wlogs[w].failed),
+				 (unsigned long long)atomic_load(&wlogs[w].dbg[0]),
+				 (unsigned long long)atomic_load(&wlogs[w].dbg[1]),
+				 (unsigned long long)atomic_load(&wlogs[w].dbg[2]));
+		if (atomic_load(&wlogs[w].slot) != UINT32_MAX)
+			atomic_store(&shm_proc_at(seg, atomic_load(&wlogs[w].slot))->state,
+				     SHM_PROC_EXITED);
 	}
 	print_message("kills: %d\n", kills);
 	assert_true(kills >= 10);
+	{
+		const struct shm_reg_hdr *rh =
+			(const void *)(seg->base + shm_hdr(seg)->regions[SHM_R_REGISTRY].off);
+
+		print_message("registry: %llu dead claims resolved, %llu aborted, %llu lost\n",
+			      (unsigned long long)atomic_load(&rh->repaired),
+			      (unsigned long long)atomic_load(&rh->aborted),
+			      (unsigned long long)atomic_load(&rh->lost));
+		assert_int_equal(atomic_load(&rh->lost), 0);
+	}
 	assert_check(seg);
 	for (int w = 0; w < NWRK; w++)
 		check_model(seg, w);
@@ -976,6 +1057,7 @@ static void test_registry_crash_model(void **state)
 
 int main(void)
 {
+	test_pid = getpid();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_registry_basic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_meta_roundtrip, setup, teardown),

@@ -343,7 +343,7 @@ int bench_registry(int argc, char **argv, struct bench_opts *o)
 		goto out;
 	snprintf(r.notes, sizeof(r.notes),
 		 "table of %u entries; 10,000 looked-up names + fillers: %u live at 50%% (longest "
-		 "probe %u buckets, longest miss chain %u), %u live at 90%% (longest probe %u, "
+		 "probe %u buckets, longest chain scan %u), %u live at 90%% (longest probe %u, "
 		 "chain %u); register_unregister measured at 90%%; one warm-up pass over the names "
 		 "before each timing; cpus %d,%d; latencies include "
 		 "the timer (rdtscp pair), as does array_index",

@@ -219,7 +219,7 @@ static void show_registry(const struct shm_seg *seg)
 	}
 	printf("\nregistry       %u live of %u entries (%.1f%% full), %u claimed by writers\n",
 	       st.live, st.capacity, st.capacity ? 100.0 * st.live / st.capacity : 0.0, st.claimed);
-	printf("               longest probe %u buckets, longest miss chain %u, counter excess %u\n",
+	printf("               longest probe %u buckets, longest chain scan %u, counter excess %u\n",
 	       st.longest_probe, st.longest_chain, st.overflow_excess);
 	if (r->size >= sizeof(struct shm_reg_hdr)) {
 		const struct shm_reg_hdr *rh = (const void *)(seg->base + r->off);
