@@ -50,12 +50,19 @@
  * message is handed out again with IPC_F_REDELIVERED.
  *
  * Selective receive (ipc_mbox_take_reply) marks a matching READY message TAKEN in place;
- * the head skips TAKEN, PAD and SKIP cells later, so the others stay queued in order.
+ * the head skips TAKEN, PAD and SKIP cells later, so the others stay queued in order. It
+ * also takes, wherever it meets them, replies to synchronous calls (ref marked
+ * IPC_REF_SYNC) other than the one awaited: late replies to calls that timed out and
+ * duplicate replies (a call redelivered after a consumer crash is answered twice). Nobody
+ * will ever ask for them; left READY they would pin the head and fill a client's inbox.
  *
  * Full: -EAGAIN at once, or the producer waits on the `space` futex word that the
- * consumer bumps after freeing cells when a waiter has flagged itself. The consumer reads
- * the flag without a fence, so a wake can be missed; waiters therefore sleep at most 1 ms
- * at a time and re-check (backpressure latency, never a lost message).
+ * consumer bumps after freeing cells when a waiter has flagged itself. A Dekker pair of
+ * seq_cst fences (W2/W3) makes the wake reliable: the waiter stores its flag, fences, then
+ * re-checks the cells; the consumer frees cells, fences, then reads the flag; at least one
+ * of them sees the other's store. A successor consumer's recovery also bumps, for a
+ * consumer that died between freeing and waking; waiters still re-check every
+ * IPC_FULL_RECHECK_NS as a guard.
  *
  * A producer may also die after winning a parked consumer's wake (wake.c) but before its
  * syscall: repair therefore ends by waking every parked process.
@@ -205,6 +212,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 
 /* A full mailbox: spin this long (the consumer is likely running) before sleeping. */
 #define IPC_FULL_SPIN_NS 50000u
+/* A full-mailbox sleep re-checks this often (a guard; wakes do not depend on it). */
+#define IPC_FULL_RECHECK_NS 50000000u
 
 static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
 {
@@ -235,17 +244,21 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 	if (timeout_ms > 0)
 		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (uint64_t spin_end = shm_now_ns() + IPC_FULL_SPIN_NS;;) {
-		uint64_t now, left = 1000000u;
+		uint64_t now, left = IPC_FULL_RECHECK_NS;
 		uint32_t v;
 
 		if (shm_now_ns() < spin_end) {
 			for (int i = 0; i < 32; i++)
 				cpu_relax();
 		} else {
-			/* W0: pairs with W1 in consume: a bump after our load ends the wait. */
+			/* W0: pairs with W1 in wake_space_waiters(): a bump after this load ends
+			 * the futex wait at once. */
 			v = atomic_load_explicit(&m.h->space, memory_order_acquire);
-			/* relaxed: a hint for the consumer; lost wakes are bounded by the 1 ms */
+			/* relaxed: ordered before the re-check below by W3 */
 			atomic_store_explicit(&m.h->space_waiters, 1, memory_order_relaxed);
+			/* W3: pairs with W2 in wake_space_waiters(): the consumer sees our flag,
+			 * or the re-check below sees the cells it freed. */
+			atomic_thread_fence(memory_order_seq_cst);
 			r = try_put(seg->self, &m, w, data, cnt);
 			if (r != -EAGAIN)
 				return r;
@@ -282,6 +295,22 @@ static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 				      memory_order_release);
 }
 
+/* After freeing cells: wake the producers that wait for space, if any flagged itself. */
+static void wake_space_waiters(struct ipc_mbox *m)
+{
+	/* W2: pairs with W3 in ipc_mbox_put_many(): our frees above are visible to a waiter's
+	 * re-check, or its flag is visible to the load below. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed: ordered by W2; the exchange picks one consumer-side waker */
+	if (atomic_load_explicit(&m->h->space_waiters, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&m->h->space_waiters, 0, memory_order_relaxed)) {
+		/* W1: pairs with W0 in ipc_mbox_put_many(): cells freed before the bump. */
+		atomic_fetch_add_explicit(&m->h->space, 1, memory_order_release);
+		/* shared futex (no FUTEX_PRIVATE_FLAG): the word is in the segment */
+		syscall(SYS_futex, &m->h->space, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	}
+}
+
 /* Commit the removal of [h, h + k): head first (the commit point), then free, then freed. */
 static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 {
@@ -290,13 +319,7 @@ static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 	free_cells(m, h, k);
 	/* relaxed: consumer-owned; read by its successor after its death */
 	atomic_store_explicit(&m->h->freed, h + k, memory_order_relaxed);
-	/* relaxed: a hint; waiters re-check every 1 ms (see the top of this file) */
-	if (atomic_load_explicit(&m->h->space_waiters, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&m->h->space_waiters, 0, memory_order_relaxed)) {
-		/* W1: pairs with W0 in ipc_mbox_put(): cells freed before the bump. */
-		atomic_fetch_add_explicit(&m->h->space, 1, memory_order_release);
-		syscall(SYS_futex, &m->h->space, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-	}
+	wake_space_waiters(m);
 }
 
 /* Is the producer that owns a CLAIMED cell gone for good? */
@@ -432,6 +455,8 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 								memory_order_relaxed);
 	}
 	atomic_store_explicit(&m.h->freed, h, memory_order_relaxed);
+	/* our predecessor may have died between freeing cells and waking their waiters */
+	wake_space_waiters(&m);
 	if (inf == h + 1) {
 		atomic_store_explicit(&m.h->redeliver, h + 1, memory_order_relaxed);
 		atomic_store_explicit(&m.h->redelivered,
@@ -441,16 +466,32 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 	atomic_store_explicit(&m.h->inflight, 0, memory_order_relaxed);
 }
 
+/* Consumer-owned removal in place: READY -> TAKEN; the head frees it when it gets there. */
+static void take_in_place(struct ipc_mbox *m, uint64_t p, uint32_t k)
+{
+	/* R2: consumer-owned transition (producers never touch READY); pairs with the acquire
+	 * loads of tools and repair, which may see either word. */
+	atomic_store_explicit(&m->seq[p & m->mask], ipc_seq_make(p, IPC_S_TAKEN, k, 0),
+			      memory_order_release);
+	/* relaxed: consumer-owned counter */
+	atomic_store_explicit(&m->h->dequeued,
+			      atomic_load_explicit(&m->h->dequeued, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct ipc_msg *out,
 			void *buf, uint32_t cap)
 {
 	struct ipc_mbox m;
-	uint64_t h, s, p, inf;
+	uint64_t h, s, p, inf, stale = 0;
+	int r = -EAGAIN;
 
 	ipc_mbox_resolve(seg, slot, &m);
 	h = skip_head(seg, &m, &s);
+	/* relaxed: consumer-owned */
 	inf = atomic_load_explicit(&m.h->inflight, memory_order_relaxed);
 	for (p = h; p - h < m.n;) {
+		struct ipc_msg msg;
 		uint32_t st, k;
 
 		/* A4: as A2 in skip_head(): a READY message's bytes are visible. */
@@ -458,32 +499,36 @@ int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct
 		st = ipc_seq_state(s);
 		k = ipc_seq_k(s);
 		if (!is_pos(s, p) || st == IPC_S_FREE || k == 0)
-			return -EAGAIN;
-		if (st == IPC_S_READY && p + 1 != inf) {
-			struct ipc_msg msg;
-
-			fill_msg(&m, p, &msg);
-			if ((msg.flags & IPC_F_REPLY) && msg.ref == ref) {
-				*out = msg;
-				if (buf && cap)
-					memcpy(buf, msg.data, msg.len < cap ? msg.len : cap);
-				out->data = buf;
-				/* R1: consumer-owned transition; producers never touch READY. */
-				atomic_store_explicit(&m.seq[p & m.mask],
-						      ipc_seq_make(p, IPC_S_TAKEN, k, 0),
-						      memory_order_release);
-				atomic_store_explicit(
-					&m.h->dequeued,
-					atomic_load_explicit(&m.h->dequeued, memory_order_relaxed) + 1,
-					memory_order_relaxed);
-				if (p == h)
-					skip_head(seg, &m, &s);
-				return 0;
-			}
-		}
+			break;
 		p += k;
+		if (st != IPC_S_READY || p - k + 1 == inf)
+			continue;
+		fill_msg(&m, p - k, &msg);
+		if (!(msg.flags & IPC_F_REPLY))
+			continue;
+		if (msg.ref == ref) {
+			*out = msg;
+			if (buf && cap)
+				memcpy(buf, msg.data, msg.len < cap ? msg.len : cap);
+			out->data = buf;
+			take_in_place(&m, p - k, k);
+			r = 0;
+			break;
+		}
+		if (msg.ref & IPC_REF_SYNC) {
+			/* a reply to an ipc_call() that is over: late, or a duplicate */
+			take_in_place(&m, p - k, k);
+			stale++;
+		}
 	}
-	return -EAGAIN;
+	if (stale)
+		/* relaxed: consumer-owned counter */
+		atomic_store_explicit(&m.h->stale,
+				      atomic_load_explicit(&m.h->stale, memory_order_relaxed) + stale,
+				      memory_order_relaxed);
+	if (r == 0 || stale)
+		skip_head(seg, &m, &s); /* free what was taken at the head */
+	return r;
 }
 
 /* Count READY and CLAIMED messages from head; loads only. */
@@ -534,6 +579,7 @@ void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_st
 	st->full_waits = atomic_load_explicit(&m.h->full_waits, memory_order_relaxed);
 	st->redelivered = atomic_load_explicit(&m.h->redelivered, memory_order_relaxed);
 	st->skipped_dead = atomic_load_explicit(&m.h->skipped_dead, memory_order_relaxed);
+	st->stale_replies = atomic_load_explicit(&m.h->stale, memory_order_relaxed);
 	st->cells = (uint32_t)m.n;
 	st->cells_used = t - h > m.n ? (uint32_t)m.n : (uint32_t)(t - h);
 }
