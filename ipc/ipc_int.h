@@ -72,7 +72,9 @@ struct ipc_mbox_hdr {
 	_Atomic uint64_t stale;       /* late or duplicate call replies dropped by take_reply */
 	_Atomic uint32_t space;       /* futex word: bumped by the consumer for full waiters */
 	_Atomic uint32_t space_waiters; /* producers waiting for space (they write it, rarely) */
-	uint8_t pad1[128 - 64];       /* to 256 */
+	_Atomic uint32_t unchecked;   /* frees since the consumer last looked for waiters */
+	uint32_t rsvd;                /* zero */
+	uint8_t pad1[128 - 72];       /* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");

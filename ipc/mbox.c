@@ -60,9 +60,11 @@
  * consumer bumps after freeing cells when a waiter has flagged itself. A Dekker pair of
  * seq_cst fences (W2/W3) makes the wake reliable: the waiter stores its flag, fences, then
  * re-checks the cells; the consumer frees cells, fences, then reads the flag; at least one
- * of them sees the other's store. A successor consumer's recovery also bumps, for a
- * consumer that died between freeing and waking; waiters still re-check every
- * IPC_FULL_RECHECK_NS as a guard.
+ * of them sees the other's store. The consumer does its half once per
+ * IPC_WAKE_CHECK_EVERY messages and whenever it finds the mailbox empty (a fence per
+ * message halved small-message throughput), so a wake may lag that many messages; a
+ * successor consumer's recovery also wakes, and waiters re-check every
+ * IPC_FULL_RECHECK_NS for a consumer that stopped inside that window.
  *
  * A producer may also die after winning a parked consumer's wake (wake.c) but before its
  * syscall: repair therefore ends by waking every parked process.
@@ -210,10 +212,17 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 	}
 }
 
+/* The consumer looks for producers waiting for space once per this many frees. */
+#define IPC_WAKE_CHECK_EVERY 32u
+
 /* A full mailbox: spin this long (the consumer is likely running) before sleeping. */
 #define IPC_FULL_SPIN_NS 50000u
-/* A full-mailbox sleep re-checks this often (a guard; wakes do not depend on it). */
-#define IPC_FULL_RECHECK_NS 50000000u
+/*
+ * A full-mailbox sleep re-checks this often: the wake can lag up to IPC_WAKE_CHECK_EVERY
+ * messages behind the frees, and a consumer that stops (exits, blocks in a callback) in
+ * that window does not wake anyone.
+ */
+#define IPC_FULL_RECHECK_NS 5000000u
 
 static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
 {
@@ -295,7 +304,11 @@ static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 				      memory_order_release);
 }
 
-/* After freeing cells: wake the producers that wait for space, if any flagged itself. */
+/*
+ * After freeing cells: wake the producers that wait for space, if any flagged itself. The
+ * consumer calls it once per IPC_WAKE_CHECK_EVERY messages and whenever peek finds nothing
+ * to deliver, not per message: the seq_cst fence is its cost.
+ */
 static void wake_space_waiters(struct ipc_mbox *m)
 {
 	/* W2: pairs with W3 in ipc_mbox_put_many(): our frees above are visible to a waiter's
@@ -314,12 +327,20 @@ static void wake_space_waiters(struct ipc_mbox *m)
 /* Commit the removal of [h, h + k): head first (the commit point), then free, then freed. */
 static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 {
+	uint32_t u;
+
 	/* H0: pairs with the acquire loads of head by tools and repair. */
 	atomic_store_explicit(&m->h->head, h + k, memory_order_release);
 	free_cells(m, h, k);
 	/* relaxed: consumer-owned; read by its successor after its death */
 	atomic_store_explicit(&m->h->freed, h + k, memory_order_relaxed);
-	wake_space_waiters(m);
+	/* relaxed: consumer-owned counter */
+	u = atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) + 1;
+	if (u >= IPC_WAKE_CHECK_EVERY) {
+		u = 0;
+		wake_space_waiters(m);
+	}
+	atomic_store_explicit(&m->h->unchecked, u, memory_order_relaxed);
 }
 
 /* Is the producer that owns a CLAIMED cell gone for good? */
@@ -406,8 +427,14 @@ int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 
 	ipc_mbox_resolve(seg, slot, &m);
 	h = skip_head(seg, &m, &s);
-	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY)
+	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY) {
+		/* relaxed: consumer-owned counter */
+		if (atomic_load_explicit(&m.h->unchecked, memory_order_relaxed)) {
+			atomic_store_explicit(&m.h->unchecked, 0, memory_order_relaxed);
+			wake_space_waiters(&m); /* idle: no wake may stay owed */
+		}
 		return -EAGAIN;
+	}
 	fill_msg(&m, h, out);
 	/* relaxed: consumer-owned; read by the successor after our death */
 	if (atomic_load_explicit(&m.h->inflight, memory_order_relaxed) != h + 1)
