@@ -524,7 +524,8 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 		 "(*_single: one ipc_send() per message)%s",
 		 o->cpu_a, o->cpu_b,
 		 park_mech == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
-		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH, atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
+		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH,
+		 atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
 	missed = bench_report_print(&rep);
 	shm_seg_detach(seg);
 	shm_seg_unlink(inst);
