@@ -132,23 +132,11 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 	for (;;) {
 		/* T0: pairs with T1 in help_tail(): the claim at t - k is visible. */
 		uint64_t t = atomic_load_explicit(&m->h->tail, memory_order_acquire);
-		uint64_t idx = t & m->mask;
-		/* A0: pairs with F0 in free_cells(): the consumer is done with the cell. */
-		uint64_t s = atomic_load_explicit(&m->seq[idx], memory_order_acquire);
+		uint64_t idx = t & m->mask, s = seq_free(t);
 		uint32_t k0 = ipc_msg_cells(w[0].len), need = k0, c = 1;
 		bool pad = false, retry = false;
 		uint64_t claim;
 
-		if (s != seq_free(t)) {
-			if (is_pos(s, t) && ipc_seq_state(s) != IPC_S_FREE) {
-				help_tail(m, t, ipc_seq_k(s));
-				continue;
-			}
-			/* relaxed: only compares with t; the loop reloads with acquire */
-			if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
-				continue;
-			return -EAGAIN;
-		}
 		if (idx + k0 > m->n) {
 			need = (uint32_t)(m->n - idx);
 			pad = true;
@@ -165,7 +153,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 		while (need > 1) {
 			uint64_t last = t + need - 1;
 
-			/* A1: pairs with F0 in free_cells(), as A0, for the last cell. */
+			/* A1: pairs with F0 in free_cells(): the consumer is done with the last
+			 * cell (so with all: it frees in order; C0 checks the first). */
 			if (atomic_load_explicit(&m->seq[last & m->mask], memory_order_acquire) ==
 			    seq_free(last))
 				break;
@@ -183,11 +172,25 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			continue;
 		claim = pad ? ipc_seq_make(t, IPC_S_PAD, need, 0)
 			    : ipc_seq_make(t, IPC_S_CLAIMED, need, self);
-		/* C0: the claim; acquire pairs with F0 (cells free), release with peek's A2. */
+		/* ask for the first cell's line for writing while the claim's line travels */
+		__builtin_prefetch(m->cells + idx * SHM_MBOX_CELL, 1);
+		/*
+		 * C0: the claim, tried straight away (no load first: one coherence transaction
+		 * instead of two on a line the consumer wrote last). Acquire, on success and on
+		 * failure, pairs with F0 (the cell is free / what took it); release with A2.
+		 */
 		if (!atomic_compare_exchange_strong_explicit(&m->seq[idx], &s, claim,
 							     memory_order_acq_rel,
-							     memory_order_relaxed))
-			continue;
+							     memory_order_acquire)) {
+			if (is_pos(s, t) && ipc_seq_state(s) != IPC_S_FREE) {
+				help_tail(m, t, ipc_seq_k(s));
+				continue;
+			}
+			/* relaxed: only compares with t; the loop reloads with acquire */
+			if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
+				continue;
+			return -EAGAIN; /* the cell still holds the previous lap: full */
+		}
 		help_tail(m, t, need);
 		if (pad)
 			continue;
@@ -299,7 +302,7 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 {
 	for (uint32_t i = 0; i < k; i++)
-		/* F0: pairs with A0/A1/C0 in try_put(): we are done reading the cell. */
+		/* F0: pairs with A1/C0 in try_put(): we are done reading the cell. */
 		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
 				      memory_order_release);
 }
