@@ -82,7 +82,9 @@ void ipc_mbox_consume(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *
 /*
  * Selective receive: find the first message matching (flags & IPC_F_REPLY, ref) anywhere in
  * the mailbox, copy it out (up to cap bytes into buf) and remove it, leaving the others
- * queued in order. 0, or -EAGAIN if none yet.
+ * queued in order. Replies to earlier ipc_call()s (late or duplicate) met on the way are
+ * removed too; replies to ipc_call_async() and all other messages stay. 0, or -EAGAIN if
+ * none yet.
  */
 int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct ipc_msg *out,
 			void *buf, uint32_t cap);
@@ -93,6 +95,7 @@ uint32_t ipc_mbox_depth(const struct shm_seg *seg, uint32_t slot);
 struct ipc_mbox_stats {
 	uint64_t enqueued, dequeued, full_waits, redelivered, skipped_dead;
 	uint32_t depth, cells_used, cells;
+	uint64_t stale_replies; /* late or duplicate ipc_call() replies dropped */
 };
 void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_stats *st);
 

@@ -69,13 +69,23 @@ struct ipc_mbox_hdr {
 	_Atomic uint64_t redeliver;   /* position + 1 of the message to flag redelivered */
 	_Atomic uint64_t dequeued;    /* messages consumed (taken included) */
 	_Atomic uint64_t redelivered; /* messages handed out again after a consumer died */
-	_Atomic uint64_t passed;      /* message headers passed by head (skips/pads excluded) */
+	_Atomic uint64_t stale;       /* late or duplicate call replies dropped by take_reply */
 	_Atomic uint32_t space;       /* futex word: bumped by the consumer for full waiters */
 	_Atomic uint32_t space_waiters; /* producers waiting for space (they write it, rarely) */
-	uint8_t pad1[128 - 64];       /* to 256 */
+	_Atomic uint32_t unchecked;   /* frees since the consumer last looked for waiters */
+	uint32_t rsvd;                /* zero */
+	uint8_t pad1[128 - 72];       /* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
+
+/*
+ * In a call reference: set by ipc_call() (a synchronous call from a client inbox), never by
+ * ipc_call_async(). Such a reply that is not the one being awaited is stale (the call timed
+ * out, or the call message was delivered twice and answered twice): no one will ever take
+ * it, so ipc_mbox_take_reply() drops it instead of letting it fill the inbox.
+ */
+#define IPC_REF_SYNC UINT64_C(0x80000000)
 
 /* A message's first 32 bytes, in its first cell. */
 struct ipc_wire {

@@ -50,12 +50,21 @@
  * message is handed out again with IPC_F_REDELIVERED.
  *
  * Selective receive (ipc_mbox_take_reply) marks a matching READY message TAKEN in place;
- * the head skips TAKEN, PAD and SKIP cells later, so the others stay queued in order.
+ * the head skips TAKEN, PAD and SKIP cells later, so the others stay queued in order. It
+ * also takes, wherever it meets them, replies to synchronous calls (ref marked
+ * IPC_REF_SYNC) other than the one awaited: late replies to calls that timed out and
+ * duplicate replies (a call redelivered after a consumer crash is answered twice). Nobody
+ * will ever ask for them; left READY they would pin the head and fill a client's inbox.
  *
  * Full: -EAGAIN at once, or the producer waits on the `space` futex word that the
- * consumer bumps after freeing cells when a waiter has flagged itself. The consumer reads
- * the flag without a fence, so a wake can be missed; waiters therefore sleep at most 1 ms
- * at a time and re-check (backpressure latency, never a lost message).
+ * consumer bumps after freeing cells when a waiter has flagged itself. A Dekker pair of
+ * seq_cst fences (W2/W3) makes the wake reliable: the waiter stores its flag, fences, then
+ * re-checks the cells; the consumer frees cells, fences, then reads the flag; at least one
+ * of them sees the other's store. The consumer does its half once per
+ * IPC_WAKE_CHECK_EVERY messages and whenever it finds the mailbox empty (a fence per
+ * message halved small-message throughput), so a wake may lag that many messages; a
+ * successor consumer's recovery also wakes, and waiters re-check every
+ * IPC_FULL_RECHECK_NS for a consumer that stopped inside that window.
  *
  * A producer may also die after winning a parked consumer's wake (wake.c) but before its
  * syscall: repair therefore ends by waking every parked process.
@@ -123,23 +132,11 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 	for (;;) {
 		/* T0: pairs with T1 in help_tail(): the claim at t - k is visible. */
 		uint64_t t = atomic_load_explicit(&m->h->tail, memory_order_acquire);
-		uint64_t idx = t & m->mask;
-		/* A0: pairs with F0 in free_cells(): the consumer is done with the cell. */
-		uint64_t s = atomic_load_explicit(&m->seq[idx], memory_order_acquire);
+		uint64_t idx = t & m->mask, s = seq_free(t);
 		uint32_t k0 = ipc_msg_cells(w[0].len), need = k0, c = 1;
 		bool pad = false, retry = false;
 		uint64_t claim;
 
-		if (s != seq_free(t)) {
-			if (is_pos(s, t) && ipc_seq_state(s) != IPC_S_FREE) {
-				help_tail(m, t, ipc_seq_k(s));
-				continue;
-			}
-			/* relaxed: only compares with t; the loop reloads with acquire */
-			if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
-				continue;
-			return -EAGAIN;
-		}
 		if (idx + k0 > m->n) {
 			need = (uint32_t)(m->n - idx);
 			pad = true;
@@ -156,7 +153,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 		while (need > 1) {
 			uint64_t last = t + need - 1;
 
-			/* A1: pairs with F0 in free_cells(), as A0, for the last cell. */
+			/* A1: pairs with F0 in free_cells(): the consumer is done with the last
+			 * cell (so with all: it frees in order; C0 checks the first). */
 			if (atomic_load_explicit(&m->seq[last & m->mask], memory_order_acquire) ==
 			    seq_free(last))
 				break;
@@ -174,11 +172,25 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			continue;
 		claim = pad ? ipc_seq_make(t, IPC_S_PAD, need, 0)
 			    : ipc_seq_make(t, IPC_S_CLAIMED, need, self);
-		/* C0: the claim; acquire pairs with F0 (cells free), release with peek's A2. */
+		/* ask for the first cell's line for writing while the claim's line travels */
+		__builtin_prefetch(m->cells + idx * SHM_MBOX_CELL, 1);
+		/*
+		 * C0: the claim, tried straight away (no load first: one coherence transaction
+		 * instead of two on a line the consumer wrote last). Acquire, on success and on
+		 * failure, pairs with F0 (the cell is free / what took it); release with A2.
+		 */
 		if (!atomic_compare_exchange_strong_explicit(&m->seq[idx], &s, claim,
 							     memory_order_acq_rel,
-							     memory_order_relaxed))
-			continue;
+							     memory_order_acquire)) {
+			if (is_pos(s, t) && ipc_seq_state(s) != IPC_S_FREE) {
+				help_tail(m, t, ipc_seq_k(s));
+				continue;
+			}
+			/* relaxed: only compares with t; the loop reloads with acquire */
+			if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
+				continue;
+			return -EAGAIN; /* the cell still holds the previous lap: full */
+		}
 		help_tail(m, t, need);
 		if (pad)
 			continue;
@@ -203,8 +215,17 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 	}
 }
 
+/* The consumer looks for producers waiting for space once per this many frees. */
+#define IPC_WAKE_CHECK_EVERY 32u
+
 /* A full mailbox: spin this long (the consumer is likely running) before sleeping. */
 #define IPC_FULL_SPIN_NS 50000u
+/*
+ * A full-mailbox sleep re-checks this often: the wake can lag up to IPC_WAKE_CHECK_EVERY
+ * messages behind the frees, and a consumer that stops (exits, blocks in a callback) in
+ * that window does not wake anyone.
+ */
+#define IPC_FULL_RECHECK_NS 5000000u
 
 static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
 {
@@ -235,17 +256,21 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 	if (timeout_ms > 0)
 		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (uint64_t spin_end = shm_now_ns() + IPC_FULL_SPIN_NS;;) {
-		uint64_t now, left = 1000000u;
+		uint64_t now, left = IPC_FULL_RECHECK_NS;
 		uint32_t v;
 
 		if (shm_now_ns() < spin_end) {
 			for (int i = 0; i < 32; i++)
 				cpu_relax();
 		} else {
-			/* W0: pairs with W1 in consume: a bump after our load ends the wait. */
+			/* W0: pairs with W1 in wake_space_waiters(): a bump after this load ends
+			 * the futex wait at once. */
 			v = atomic_load_explicit(&m.h->space, memory_order_acquire);
-			/* relaxed: a hint for the consumer; lost wakes are bounded by the 1 ms */
+			/* relaxed: ordered before the re-check below by W3 */
 			atomic_store_explicit(&m.h->space_waiters, 1, memory_order_relaxed);
+			/* W3: pairs with W2 in wake_space_waiters(): the consumer sees our flag,
+			 * or the re-check below sees the cells it freed. */
+			atomic_thread_fence(memory_order_seq_cst);
 			r = try_put(seg->self, &m, w, data, cnt);
 			if (r != -EAGAIN)
 				return r;
@@ -277,26 +302,48 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 {
 	for (uint32_t i = 0; i < k; i++)
-		/* F0: pairs with A0/A1/C0 in try_put(): we are done reading the cell. */
+		/* F0: pairs with A1/C0 in try_put(): we are done reading the cell. */
 		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
 				      memory_order_release);
+}
+
+/*
+ * After freeing cells: wake the producers that wait for space, if any flagged itself. The
+ * consumer calls it once per IPC_WAKE_CHECK_EVERY messages and whenever peek finds nothing
+ * to deliver, not per message: the seq_cst fence is its cost.
+ */
+static void wake_space_waiters(struct ipc_mbox *m)
+{
+	/* W2: pairs with W3 in ipc_mbox_put_many(): our frees above are visible to a waiter's
+	 * re-check, or its flag is visible to the load below. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed: ordered by W2; the exchange picks one consumer-side waker */
+	if (atomic_load_explicit(&m->h->space_waiters, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&m->h->space_waiters, 0, memory_order_relaxed)) {
+		/* W1: pairs with W0 in ipc_mbox_put_many(): cells freed before the bump. */
+		atomic_fetch_add_explicit(&m->h->space, 1, memory_order_release);
+		/* shared futex (no FUTEX_PRIVATE_FLAG): the word is in the segment */
+		syscall(SYS_futex, &m->h->space, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	}
 }
 
 /* Commit the removal of [h, h + k): head first (the commit point), then free, then freed. */
 static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 {
+	uint32_t u;
+
 	/* H0: pairs with the acquire loads of head by tools and repair. */
 	atomic_store_explicit(&m->h->head, h + k, memory_order_release);
 	free_cells(m, h, k);
 	/* relaxed: consumer-owned; read by its successor after its death */
 	atomic_store_explicit(&m->h->freed, h + k, memory_order_relaxed);
-	/* relaxed: a hint; waiters re-check every 1 ms (see the top of this file) */
-	if (atomic_load_explicit(&m->h->space_waiters, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&m->h->space_waiters, 0, memory_order_relaxed)) {
-		/* W1: pairs with W0 in ipc_mbox_put(): cells freed before the bump. */
-		atomic_fetch_add_explicit(&m->h->space, 1, memory_order_release);
-		syscall(SYS_futex, &m->h->space, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	/* relaxed: consumer-owned counter */
+	u = atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) + 1;
+	if (u >= IPC_WAKE_CHECK_EVERY) {
+		u = 0;
+		wake_space_waiters(m);
 	}
+	atomic_store_explicit(&m->h->unchecked, u, memory_order_relaxed);
 }
 
 /* Is the producer that owns a CLAIMED cell gone for good? */
@@ -383,8 +430,14 @@ int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 
 	ipc_mbox_resolve(seg, slot, &m);
 	h = skip_head(seg, &m, &s);
-	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY)
+	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY) {
+		/* relaxed: consumer-owned counter */
+		if (atomic_load_explicit(&m.h->unchecked, memory_order_relaxed)) {
+			atomic_store_explicit(&m.h->unchecked, 0, memory_order_relaxed);
+			wake_space_waiters(&m); /* idle: no wake may stay owed */
+		}
 		return -EAGAIN;
+	}
 	fill_msg(&m, h, out);
 	/* relaxed: consumer-owned; read by the successor after our death */
 	if (atomic_load_explicit(&m.h->inflight, memory_order_relaxed) != h + 1)
@@ -432,6 +485,8 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 								memory_order_relaxed);
 	}
 	atomic_store_explicit(&m.h->freed, h, memory_order_relaxed);
+	/* our predecessor may have died between freeing cells and waking their waiters */
+	wake_space_waiters(&m);
 	if (inf == h + 1) {
 		atomic_store_explicit(&m.h->redeliver, h + 1, memory_order_relaxed);
 		atomic_store_explicit(&m.h->redelivered,
@@ -441,16 +496,32 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 	atomic_store_explicit(&m.h->inflight, 0, memory_order_relaxed);
 }
 
+/* Consumer-owned removal in place: READY -> TAKEN; the head frees it when it gets there. */
+static void take_in_place(struct ipc_mbox *m, uint64_t p, uint32_t k)
+{
+	/* R2: consumer-owned transition (producers never touch READY); pairs with the acquire
+	 * loads of tools and repair, which may see either word. */
+	atomic_store_explicit(&m->seq[p & m->mask], ipc_seq_make(p, IPC_S_TAKEN, k, 0),
+			      memory_order_release);
+	/* relaxed: consumer-owned counter */
+	atomic_store_explicit(&m->h->dequeued,
+			      atomic_load_explicit(&m->h->dequeued, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct ipc_msg *out,
 			void *buf, uint32_t cap)
 {
 	struct ipc_mbox m;
-	uint64_t h, s, p, inf;
+	uint64_t h, s, p, inf, stale = 0;
+	int r = -EAGAIN;
 
 	ipc_mbox_resolve(seg, slot, &m);
 	h = skip_head(seg, &m, &s);
+	/* relaxed: consumer-owned */
 	inf = atomic_load_explicit(&m.h->inflight, memory_order_relaxed);
 	for (p = h; p - h < m.n;) {
+		struct ipc_msg msg;
 		uint32_t st, k;
 
 		/* A4: as A2 in skip_head(): a READY message's bytes are visible. */
@@ -458,32 +529,36 @@ int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct
 		st = ipc_seq_state(s);
 		k = ipc_seq_k(s);
 		if (!is_pos(s, p) || st == IPC_S_FREE || k == 0)
-			return -EAGAIN;
-		if (st == IPC_S_READY && p + 1 != inf) {
-			struct ipc_msg msg;
-
-			fill_msg(&m, p, &msg);
-			if ((msg.flags & IPC_F_REPLY) && msg.ref == ref) {
-				*out = msg;
-				if (buf && cap)
-					memcpy(buf, msg.data, msg.len < cap ? msg.len : cap);
-				out->data = buf;
-				/* R1: consumer-owned transition; producers never touch READY. */
-				atomic_store_explicit(&m.seq[p & m.mask],
-						      ipc_seq_make(p, IPC_S_TAKEN, k, 0),
-						      memory_order_release);
-				atomic_store_explicit(
-					&m.h->dequeued,
-					atomic_load_explicit(&m.h->dequeued, memory_order_relaxed) + 1,
-					memory_order_relaxed);
-				if (p == h)
-					skip_head(seg, &m, &s);
-				return 0;
-			}
-		}
+			break;
 		p += k;
+		if (st != IPC_S_READY || p - k + 1 == inf)
+			continue;
+		fill_msg(&m, p - k, &msg);
+		if (!(msg.flags & IPC_F_REPLY))
+			continue;
+		if (msg.ref == ref) {
+			*out = msg;
+			if (buf && cap)
+				memcpy(buf, msg.data, msg.len < cap ? msg.len : cap);
+			out->data = buf;
+			take_in_place(&m, p - k, k);
+			r = 0;
+			break;
+		}
+		if (msg.ref & IPC_REF_SYNC) {
+			/* a reply to an ipc_call() that is over: late, or a duplicate */
+			take_in_place(&m, p - k, k);
+			stale++;
+		}
 	}
-	return -EAGAIN;
+	if (stale)
+		/* relaxed: consumer-owned counter */
+		atomic_store_explicit(&m.h->stale,
+				      atomic_load_explicit(&m.h->stale, memory_order_relaxed) + stale,
+				      memory_order_relaxed);
+	if (r == 0 || stale)
+		skip_head(seg, &m, &s); /* free what was taken at the head */
+	return r;
 }
 
 /* Count READY and CLAIMED messages from head; loads only. */
@@ -534,6 +609,7 @@ void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_st
 	st->full_waits = atomic_load_explicit(&m.h->full_waits, memory_order_relaxed);
 	st->redelivered = atomic_load_explicit(&m.h->redelivered, memory_order_relaxed);
 	st->skipped_dead = atomic_load_explicit(&m.h->skipped_dead, memory_order_relaxed);
+	st->stale_replies = atomic_load_explicit(&m.h->stale, memory_order_relaxed);
 	st->cells = (uint32_t)m.n;
 	st->cells_used = t - h > m.n ? (uint32_t)m.n : (uint32_t)(t - h);
 }

@@ -183,20 +183,27 @@ int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 	return i ? (int)i : r;
 }
 
-/* A fresh call reference, unique per process lifetime: (epoch, counter). */
-static uint64_t next_ref(struct shm_seg *seg)
+/*
+ * A fresh call reference, unique per process lifetime: (epoch, 31-bit counter), with
+ * IPC_REF_SYNC set for ipc_call()'s own calls: a reply carrying that mark that is not the
+ * one a call awaits is late or a duplicate, and ipc_mbox_take_reply() drops it.
+ */
+static uint64_t next_ref(struct shm_seg *seg, bool sync)
 {
 	static _Atomic uint32_t ctr;
 	/* relaxed: uniqueness only */
 	uint32_t c = atomic_fetch_add_explicit(&ctr, 1, memory_order_relaxed) + 1;
 
-	return ((uint64_t)seg->epoch << 32) | c;
+	c &= (uint32_t)IPC_REF_SYNC - 1u;
+	if (!c)
+		c = 1; /* after a wrap: 0 means "no ref" */
+	return ((uint64_t)seg->epoch << 32) | c | (sync ? IPC_REF_SYNC : 0);
 }
 
 int ipc_call_async(struct shm_seg *seg, shoal_handle_t from, shoal_handle_t to, uint32_t type,
 		   const void *data, uint32_t len, uint64_t *ref_out)
 {
-	uint64_t ref = next_ref(seg);
+	uint64_t ref = next_ref(seg, false);
 	int r = ipc_send(seg, to, from, type, IPC_F_CALL, ref, data, len, 0);
 
 	if (r == 0 && ref_out)
@@ -244,7 +251,7 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 
 	if (shoal_handle_slot(inbox) >= shm_hdr(seg)->cfg.max_agents)
 		return -EINVAL;
-	c.ref = next_ref(seg);
+	c.ref = next_ref(seg, true);
 	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, c.ref, data, len, timeout_ms);
 	if (r)
 		return r;

@@ -43,6 +43,9 @@ __attribute__((weak)) int shm_grp_members(const struct shm_seg *seg, const char 
 struct mbook {
 	_Atomic uint32_t ready;
 	_Atomic uint32_t got[8];
+	_Atomic uint32_t release; /* late replier: calls it may answer now */
+	_Atomic uint32_t replied; /* late replier: calls it answered */
+	_Atomic uint32_t fail;    /* late replier: why it gave up (0: it did not) */
 };
 
 static struct mbook *mb;
@@ -150,6 +153,124 @@ static void test_msg_call_leaves_others_queued(void **state)
 	ipc_inbox_close(seg, inbox);
 	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(inbox))->state),
 			 SHM_AGENT_FREE);
+	it_destroy(seg);
+}
+
+#define LATE_CELLS 32u
+
+/*
+ * A replier with the habits that fill an inbox: a call whose payload starts with 'L' is
+ * answered only once the caller has given up on it (mb->release counts those), one starting
+ * with 'D' is answered twice (as a call redelivered after a crash is). It replies as a worker
+ * does, waiting at most 100 ms on a full inbox, and counts what it could not deliver.
+ */
+static pid_t spawn_late_echo(struct shm_seg *seg, shoal_handle_t e)
+{
+	pid_t pid;
+
+	atomic_store(&mb->ready, 0);
+	atomic_store(&mb->release, 0);
+	atomic_store(&mb->replied, 0);
+	atomic_store(&mb->fail, 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct peek_ctx c = { seg, shoal_handle_slot(e) };
+		uint32_t late = 0;
+		struct ipc_waiter *w;
+
+		it_child_claim(seg);
+		if (ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+			_exit(2);
+		it_host(seg, e, seg->self);
+		atomic_store(&mb->ready, 1);
+		for (;;) {
+			const char *q;
+			struct ipc_msg m;
+			int copies = 1;
+
+			if (ipc_mbox_peek(seg, c.slot, &m)) {
+				if (ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL) != 1)
+					_exit(3);
+				continue;
+			}
+			if (m.type == T_STOP)
+				_exit(0);
+			q = m.data;
+			if (m.len && q[0] == 'L' && !it_wait_u32(&mb->release, ++late, 10000))
+				_exit(5);
+			if (m.len && q[0] == 'D')
+				copies = 2;
+			for (int i = 0; i < copies; i++)
+				if (ipc_send(seg, m.from, e, m.type, IPC_F_REPLY, m.ref, m.data, m.len,
+					     100))
+					atomic_fetch_add(&mb->fail, 1);
+			atomic_fetch_add(&mb->replied, 1);
+			ipc_mbox_consume(seg, c.slot, &m);
+		}
+	}
+	assert_true(it_wait_u32(&mb->ready, 1, 10000));
+	return pid;
+}
+
+/*
+ * Late replies (to calls that timed out) and duplicate replies must not stay in the
+ * caller's inbox: after calls that time out, more answered-twice calls than the inbox has
+ * cells all succeed, and the inbox ends up (nearly) empty. A reply to an async call is not
+ * such a stale reply: it stays queued through later calls.
+ */
+static void test_msg_call_late_and_duplicate_replies(void **state)
+{
+	struct shm_seg *seg = it_create("msg", LATE_CELLS, 480);
+	shoal_handle_t e = it_agent(seg), inbox;
+	uint32_t islot;
+	struct ipc_mbox_stats st;
+	struct ipc_waiter *w;
+	struct ipc_msg m;
+	uint64_t aref;
+	char reply[32];
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	islot = shoal_handle_slot(inbox);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	pid = spawn_late_echo(seg, e);
+	/* calls that time out; each reply lands in the inbox after the call gave up */
+	for (uint32_t i = 1; i <= 8; i++) {
+		assert_int_equal(ipc_call(seg, w, inbox, e, 1, "L", 2, reply, sizeof(reply), 5),
+				 -ETIMEDOUT);
+		atomic_store(&mb->release, i);
+		assert_true(it_wait_u32(&mb->replied, i, 10000));
+	}
+	/* three times as many calls as the inbox has cells, each answered twice */
+	for (uint32_t k = 0; k < 3 * LATE_CELLS; k++) {
+		char q[16];
+		int n = snprintf(q, sizeof(q), "D%u", k) + 1;
+
+		assert_int_equal(ipc_call(seg, w, inbox, e, 1, q, (uint32_t)n, reply, sizeof(reply),
+					  5000),
+				 n);
+		assert_string_equal(reply, q);
+	}
+	/* an async call's reply stays queued through later calls and is delivered by peek */
+	assert_int_equal(ipc_call_async(seg, inbox, e, 2, "async", 6, &aref), 0);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(ipc_call(seg, w, inbox, e, 1, "D", 2, reply, sizeof(reply), 5000),
+				 2);
+	assert_int_equal(ipc_mbox_peek(seg, islot, &m), 0);
+	assert_true(m.flags & IPC_F_REPLY);
+	assert_int_equal(m.ref, aref);
+	assert_string_equal((const char *)m.data, "async");
+	ipc_mbox_consume(seg, islot, &m);
+	stop_echo(seg, e, pid);
+	assert_int_equal(atomic_load(&mb->fail), 0);
+	ipc_mbox_stats(seg, islot, &st);
+	/* every stale reply but possibly the last duplicate was dropped */
+	assert_true(st.stale_replies >= 8 + 3 * LATE_CELLS + 3 - 1);
+	assert_true(st.depth <= 1);
+	ipc_waiter_destroy(w);
+	ipc_inbox_close(seg, inbox);
 	it_destroy(seg);
 }
 
@@ -297,6 +418,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_msg_call_leaves_others_queued),
 		cmocka_unit_test(test_msg_call_timeout),
+		cmocka_unit_test(test_msg_call_late_and_duplicate_replies),
 		cmocka_unit_test(test_msg_call_async),
 		cmocka_unit_test(test_msg_broadcast),
 		cmocka_unit_test(test_msg_batch),

@@ -127,18 +127,16 @@ static void pp_post(enum pp_kind k, _Atomic uint32_t *w, uint32_t v)
 		futex_wake(w);
 }
 
-/* One ping-pong baseline: n round trips, parent on cpu_a, child on cpu_b. */
-static int pingpong(struct bench_report *r, const char *name, enum pp_kind k, uint32_t n,
-		    const struct bench_opts *o)
+/* One ping-pong baseline: n round trips into ns[], parent on cpu_a, child on cpu_b. */
+static int pingpong(const char *name, enum pp_kind k, uint32_t n, const struct bench_opts *o,
+		    uint64_t *ns)
 {
-	uint64_t *ns = calloc(n, sizeof(*ns)), t0;
 	struct io_uring ring;
 	int p2c[2], c2p[2];
+	uint64_t t0;
 	pid_t pid;
 	char b = 0;
 
-	if (!ns)
-		return -ENOMEM;
 	if (k == PP_PIPE && (pipe(p2c) || pipe(c2p)))
 		return -errno;
 	atomic_store(&sh->ping, 0);
@@ -179,15 +177,16 @@ static int pingpong(struct bench_report *r, const char *name, enum pp_kind k, ui
 	if (k == PP_PIPE) {
 		close(p2c[0]), close(p2c[1]), close(c2p[0]), close(c2p[1]);
 	}
-	{
-		double sum = 0;
-
-		for (uint32_t i = 0; i < n; i++)
-			sum += (double)ns[i];
-		bench_add_baseline(r, name, ns, n, sum > 0 ? 1e9 * n / sum : 0);
-	}
-	free(ns);
 	return 0;
+}
+
+static double rate_of(const uint64_t *ns, uint32_t n)
+{
+	double sum = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		sum += (double)ns[i];
+	return sum > 0 ? 1e9 * n / sum : 0;
 }
 
 /* --- shoal --- */
@@ -246,19 +245,17 @@ static int child_claim(struct shm_seg *seg)
 	return 0;
 }
 
-/* Round trips: parent sends to b, the child answers to a; park: both sides park. */
-static int rtt(struct bench_report *r, struct shm_seg *seg, const char *name, bool park,
-	       uint32_t n, const struct bench_opts *o, const char *vs, double ratio)
+/* n round trips into ns[]: parent sends to b, the child answers to a; park: both park. */
+static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_opts *o,
+	       uint64_t *ns)
 {
 	shoal_handle_t a = new_agent(seg, seg->self), b = new_agent(seg, seg->self);
-	uint64_t *ns = calloc(n, sizeof(*ns)), sum = 0;
 	struct ipc_waiter *w = NULL;
 	uint8_t buf[16] = { 0 };
-	struct bench_row *row;
 	struct ipc_msg m;
 	pid_t pid;
 
-	if (!ns || !a || !b)
+	if (!a || !b)
 		return -ENOMEM;
 	atomic_store(&sh->ready, 0);
 	pid = fork_pinned(o->cpu_b);
@@ -289,20 +286,71 @@ static int rtt(struct bench_report *r, struct shm_seg *seg, const char *name, bo
 			break;
 		next_msg(seg, w, shoal_handle_slot(a), &m);
 		ipc_mbox_consume(seg, shoal_handle_slot(a), &m);
-		if (i >= 1000) {
+		if (i >= 1000)
 			ns[i - 1000] = (uint64_t)bench_ticks_to_ns(bench_ticks() - t0);
-			sum += ns[i - 1000];
-		}
 	}
 	ipc_send(seg, b, a, T_STOP, 0, 0, NULL, 0, -1);
 	reap(pid);
 	if (w)
 		ipc_waiter_destroy(w);
-	row = bench_add_result(r, name, ns, n, sum ? 1e9 * n / (double)sum : 0, vs);
+	shm_agent_free(seg, shoal_handle_slot(a));
+	shm_agent_free(seg, shoal_handle_slot(b));
+	return 0;
+}
+
+/* Rounds that alternate a baseline and the shoal figure compared with it. */
+#define PAIR_ROUNDS 5
+
+/*
+ * A shoal round trip and its floor, measured alternately in PAIR_ROUNDS rounds (n each in
+ * total) so that both see the same placement of the virtual CPUs: a cache-line round trip
+ * between two vCPUs varies several-fold from one moment to the next on this machine.
+ */
+static int rtt_pair(struct bench_report *r, struct shm_seg *seg, const char *base,
+		    enum pp_kind k, const char *name, bool park, uint32_t n,
+		    const struct bench_opts *o, double ratio)
+{
+	uint32_t per = n / PAIR_ROUNDS;
+	uint64_t *bns = calloc(n, sizeof(*bns)), *sns = calloc(n, sizeof(*sns));
+	struct bench_row *row;
+	int err = 0;
+
+	if (!bns || !sns) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	n = per * PAIR_ROUNDS;
+	for (uint32_t i = 0; i < PAIR_ROUNDS && !err; i++) {
+		err = pingpong(base, k, per, o, bns + i * per);
+		if (!err)
+			err = rtt(seg, park, per, o, sns + i * per);
+	}
+	if (err)
+		goto out_free;
+	bench_add_baseline(r, base, bns, n, rate_of(bns, n));
+	row = bench_add_result(r, name, sns, n, rate_of(sns, n), base);
 	if (row)
 		row->target_ratio = ratio;
+out_free:
+	free(bns);
+	free(sns);
+	return err;
+}
+
+/* A baseline measured on its own. */
+static int baseline(struct bench_report *r, const char *name, enum pp_kind k, uint32_t n,
+		    const struct bench_opts *o)
+{
+	uint64_t *ns = calloc(n, sizeof(*ns));
+	int err;
+
+	if (!ns)
+		return -ENOMEM;
+	err = pingpong(name, k, n, o, ns);
+	if (!err)
+		bench_add_baseline(r, name, ns, n, rate_of(ns, n));
 	free(ns);
-	return 0;
+	return err;
 }
 
 /* Throughput: nprod producers send n messages of len bytes in total; one consumer. */
@@ -320,14 +368,13 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 		return -ENOMEM;
 	atomic_store(&sh->ready, 0);
 	atomic_store(&sh->go, 0);
-	/* 1 producer: consumer on cpu_b, producer on cpu_a; 2: the scheduler places them */
+	/* the consumer on cpu_b, the producer(s) on cpu_a (2 cores: 2 producers share one) */
 	cons = fork();
 	if (cons == 0) {
 		struct ipc_waiter *w;
 		uint64_t got = 0, last;
 
-		if (nprod == 1)
-			bench_pin(o->cpu_b);
+		bench_pin(o->cpu_b);
 		if (child_claim(seg) || ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
 			_exit(2);
 		host_agent(seg, b);
@@ -366,8 +413,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 
 			for (uint32_t i = 0; i < BATCH; i++)
 				out[i] = (struct ipc_out){ .to = b, .type = 1, .len = len, .data = buf };
-			if (nprod == 1)
-				bench_pin(o->cpu_a);
+			bench_pin(o->cpu_a);
 			if (child_claim(seg))
 				_exit(2);
 			atomic_fetch_add(&sh->ready, 1);
@@ -443,13 +489,10 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 	shm_proc_set_state(seg, SHM_PROC_RUNNING);
 	bench_pin(o->cpu_a);
 
-	pingpong(&rep, "cacheline_rtt", PP_CACHELINE, n_spin, o);
-	pingpong(&rep, "futex_rtt", PP_FUTEX, n_park, o);
-	pingpong(&rep, "uring_futex_rtt", PP_URING, n_park, o);
-	pingpong(&rep, "pipe_rtt", PP_PIPE, n_park, o);
-
-	rtt(&rep, seg, "rtt_spin", false, n_spin, o, "cacheline_rtt", 2.0);
-	rtt(&rep, seg, "rtt_park", true, n_park, o, "futex_rtt", 1.3);
+	rtt_pair(&rep, seg, "cacheline_rtt", PP_CACHELINE, "rtt_spin", false, n_spin, o, 2.0);
+	rtt_pair(&rep, seg, "futex_rtt", PP_FUTEX, "rtt_park", true, n_park, o, 1.3);
+	baseline(&rep, "uring_futex_rtt", PP_URING, n_park, o);
+	baseline(&rep, "pipe_rtt", PP_PIPE, n_park, o);
 	{
 		static const uint32_t lens[3] = { 16, 64, 1024 };
 
@@ -472,14 +515,17 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 		}
 	}
 	snprintf(rep.notes, sizeof(rep.notes),
-		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_park: both sides park "
-		 "(no spin), no timeout linked; throughput rows: p50/p99 are ns per message "
-		 "over chunks of %d; throughput_* rows send with ipc_send_batch() in runs of %d "
-		 "(*_single: one ipc_send() per message); 2-producer runs are not pinned "
-		 "(2 cores, 3 processes)%s",
+		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_spin/cacheline_rtt and "
+		 "rtt_park/futex_rtt measured alternately in %d rounds; rtt_park: both sides "
+		 "park (no spin), no timeout linked; throughput rows: consumer pinned to cpu %d, "
+		 "producer(s) to cpu %d (2 producers share that core), p50/p99 are ns per "
+		 "message over chunks of %d, ops/s is the total over the whole run; "
+		 "throughput_* rows send with ipc_send_batch() in runs of %d "
+		 "(*_single: one ipc_send() per message)%s",
 		 o->cpu_a, o->cpu_b,
 		 park_mech == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
-		 cfg.mbox_cells, CHUNK, BATCH, atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
+		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH,
+		 atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
 	missed = bench_report_print(&rep);
 	shm_seg_detach(seg);
 	shm_seg_unlink(inst);
