@@ -20,6 +20,7 @@
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
+#include "shm/trace.h"
 #include "supervisor/sup.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
@@ -140,6 +141,7 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 		return -errno;
 	*ready_ns = *all_ns = 0;
 	t0 = bench_now_ns();
+	shm_trace("bench: kill");
 	kill(pid, SIGKILL);
 	/* calls sent once it is dead can only be answered by the replacement */
 	if (!fd_ready(fd, 5000)) {
@@ -147,9 +149,11 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 		return -ETIMEDOUT;
 	}
 	close(fd);
+	shm_trace("bench: pidfd");
 	r = call_all(cl);
 	if (r)
 		return r;
+	shm_trace("bench: called");
 	for (;;) {
 		now = bench_now_ns();
 		if (!*ready_ns) {
@@ -158,13 +162,16 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 			if ((uint32_t)o != epoch &&
 			    atomic_load_explicit(&p->state, memory_order_acquire) ==
 				    SHM_PROC_RUNNING)
-				*ready_ns = now - t0;
+				*ready_ns = now - t0, shm_trace("bench: ready seen");
 		}
 		replies += drain_replies(cl);
 		if (replies >= NAGENTS && !*all_ns)
 			*all_ns = now - t0;
-		if (*ready_ns && *all_ns)
+		if (*ready_ns && *all_ns) {
+			shm_trace("bench: all seen");
+			shm_trace_flush();
 			return 0;
+		}
 		if (now - t0 > WAIT_NS)
 			return -ETIMEDOUT;
 		/*
