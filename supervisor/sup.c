@@ -174,24 +174,21 @@ static void arm_timer(struct sup *s, uint64_t at_ns)
 }
 
 /*
- * Wait (in the ring) for w's process to begin its exit: its death word, which holds its tid
- * and is its robust futex list's entry, gets FUTEX_OWNER_DIED and a wake. No-op if the
- * worker did not register one (the pidfd still tells, later).
+ * Wait (in the ring) for w's process to begin its exit. Its death word is set to its tid
+ * with the waiters bit before it is told to go; the worker makes the word its robust futex
+ * list's entry, and the kernel marks it FUTEX_OWNER_DIED (clearing the tid) and wakes us at
+ * the start of its exit. A process that dies before it registers is told by its pidfd.
  */
 static void arm_dying(struct sup *s, struct sup_worker *w)
 {
 	_Atomic uint32_t *dw = &wproc(s, w)->death_word;
-	uint32_t tid = (uint32_t)w->pid & DW_TID_MASK, v = tid;
+	uint32_t v = ((uint32_t)w->pid & DW_TID_MASK) | DW_WAITERS;
 	struct io_uring_sqe *sqe;
 
 	if (s->no_dying)
 		return;
-	/* R2: pairs with R1 in the worker's death_notice_register(); the kernel wakes a waiter
-	 * only when the waiters bit is set */
-	if (!atomic_compare_exchange_strong_explicit(dw, &v, tid | DW_WAITERS,
-						     memory_order_acq_rel, memory_order_acquire) &&
-	    v != (tid | DW_WAITERS))
-		return;
+	/* R0: release: pairs with R1 in the worker's death_notice_register() */
+	atomic_store_explicit(dw, v, memory_order_release);
 	sqe = get_sqe(s);
 	if (!sqe)
 		return; /* the ring is full even after a submit: the pidfd tells */
@@ -199,7 +196,23 @@ static void arm_dying(struct sup *s, struct sup_worker *w)
 	sqe->opcode = IORING_OP_FUTEX_WAIT;
 	sqe->fd = FUTEX2_SIZE_U32; /* futex2 flags: 32-bit, shared (the word is in the segment) */
 	sqe->addr = (uint64_t)(uintptr_t)dw;
-	sqe->addr2 = tid | DW_WAITERS;
+	sqe->addr2 = v;
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	io_uring_sqe_set_data64(sqe, UD(K_DYING, w->windex, w->gen));
+}
+
+/* A spurious wake: wait again on the word as it is. */
+static void rearm_dying(struct sup *s, struct sup_worker *w, uint32_t v)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+
+	if (!sqe)
+		return;
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_FUTEX_WAIT;
+	sqe->fd = FUTEX2_SIZE_U32;
+	sqe->addr = (uint64_t)(uintptr_t)&wproc(s, w)->death_word;
+	sqe->addr2 = v;
 	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
 	io_uring_sqe_set_data64(sqe, UD(K_DYING, w->windex, w->gen));
 }
@@ -400,12 +413,13 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 	if (!s->spare.pid)
 		return false;
 	pre_bind(s, w, s->spare.pid);
+	w->pid = s->spare.pid;
+	arm_dying(s, w);
 	if (write(s->spare.go_wr, &g, sizeof(g)) != (ssize_t)sizeof(g)) {
 		spare_drop(s);
-		return false;
+		return false; /* its death-word wait completes for a stale gen: ignored */
 	}
 	close(s->spare.go_wr);
-	w->pid = s->spare.pid;
 	w->pidfd = s->spare.pidfd;
 	w->ready_rd = s->spare.ready_rd;
 	s->spare.pid = 0;
@@ -453,6 +467,7 @@ static void launch(struct sup *s, struct sup_worker *w)
 	close(fds[1]);
 	pre_bind(s, w, pid);
 	w->pid = pid;
+	arm_dying(s, w); /* may race with the child's own store: then only the pidfd tells */
 	w->ready_rd = fds[0];
 	w->pidfd = pidfd_open_(pid);
 	if (w->pidfd < 0) {
@@ -469,6 +484,8 @@ out_watch:
 	w->deadline_ns = now() + (uint64_t)s->c->ready_timeout_ms * 1000000u;
 	w->state = W_STARTING;
 	shm_trace("sup: launched");
+	/* the next spare now: its fork overlaps the replacement's start on its own core */
+	spare_fork(s);
 	return;
 
 out_fail:
@@ -508,9 +525,8 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	w->state = W_RUNNING;
 	w->ready_ns = now();
 	w->ever_ready = true;
-	arm_dying(s, w);
 	shm_trace("sup: ready");
-	/* off the restart's critical path: the next restart will not wait for a fork */
+	/* if the fork at launch failed: try again */
 	spare_fork(s);
 	shm_trace("sup: spare forked");
 	shm_trace_flush();
@@ -872,7 +888,7 @@ static void a_timer_backoff(struct sup *s, struct sup_worker *w)
 /* clang-format off */
 static const action_fn actions[W_NSTATES][E_NEVENTS] = {
 	/*                 E_READY   E_DIED           E_TIMER            E_STOP           E_DYING */
-	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting, a_none },
+	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting, a_dying },
 	[W_RUNNING]  = { a_none,  a_died,          a_none,            a_stop_running,  a_dying },
 	[W_BACKOFF]  = { a_none,  a_none,          a_timer_backoff,   a_stop_backoff,  a_none },
 	[W_STOPPING] = { a_none,  a_died_stopping, a_timer_kill_late, a_none,          a_none },
@@ -1010,10 +1026,8 @@ static void on_death_word(struct sup *s, struct sup_worker *w, int res)
 	/* the kernel clears the tid as it sets the owner-died bit */
 	if (v & DW_OWNER_DIED)
 		dispatch(s, w, E_DYING);
-	else if ((v & DW_TID_MASK) != tid)
-		return;
-	else
-		arm_dying(s, w); /* woken for nothing: wait again */
+	else if ((v & DW_TID_MASK) == tid)
+		rearm_dying(s, w, v); /* woken for nothing: wait again */
 }
 
 static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)

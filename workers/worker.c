@@ -436,9 +436,12 @@ static void death_notice_register(struct shm_proc *p)
 	wrk_robust_head.list.next = &wrk_robust_entry;
 	wrk_robust_head.futex_offset = (long)((char *)&p->death_word - (char *)&wrk_robust_entry);
 	wrk_robust_head.list_op_pending = NULL;
-	/* R1: release: pairs with the supervisor's acquire CAS in arm_dying() (after ready). */
-	atomic_store_explicit(&p->death_word, (uint32_t)getpid() & FUTEX_TID_MASK,
-			      memory_order_release);
+	uint32_t tid = (uint32_t)getpid() & FUTEX_TID_MASK;
+
+	/* R1: acquire: pairs with R0 in the supervisor's arm_dying(): it armed the word first */
+	if ((atomic_load_explicit(&p->death_word, memory_order_acquire) & FUTEX_TID_MASK) != tid)
+		/* relaxed: no supervisor waits on it (a test's worker, or a lost race): ours */
+		atomic_store_explicit(&p->death_word, tid, memory_order_relaxed);
 	if (syscall(SYS_set_robust_list, &wrk_robust_head, sizeof(wrk_robust_head)) < 0)
 		atomic_store_explicit(&p->death_word, 0, memory_order_relaxed); /* pidfd only */
 }
