@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -43,6 +44,9 @@
 #define DW_WAITERS   0x80000000u /* FUTEX_WAITERS */
 #define DW_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
 #define DW_TID_MASK  0x3fffffffu /* FUTEX_TID_MASK */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 
 /* A worker's states in the supervisor (not the process slot's state word). */
 enum wstate {
@@ -275,8 +279,15 @@ static void child_prepare(pid_t parent)
 	setpgid(0, 0);
 }
 
+/* What a spare did ahead of need, handed to the worker it becomes. */
+struct spare_prep {
+	uint64_t start_time;	   /* its /proc starttime */
+	struct ipc_waiter *waiter; /* its wakeup ring, not yet on a process slot */
+};
+
 /* The child becomes worker w: placement, cap, then the worker loop. */
-static void __attribute__((noreturn)) child_become(struct sup *s, struct sup_worker *w, int wr)
+static void __attribute__((noreturn))
+child_become(struct sup *s, struct sup_worker *w, int wr, const struct spare_prep *prep)
 {
 	struct wrk_args args = {
 		.windex = w->windex,
@@ -284,6 +295,8 @@ static void __attribute__((noreturn)) child_become(struct sup *s, struct sup_wor
 		.core = w->place.core,
 		.node = w->place.node,
 		.ready_fd = wr,
+		.start_time = prep ? prep->start_time : 0,
+		.waiter = prep ? prep->waiter : NULL,
 	};
 	int r;
 
@@ -315,21 +328,50 @@ struct spare_go {
 	int32_t cap_mech;
 };
 
+/*
+ * Map the segment pages a worker touches as it starts (process and agent tables, mailboxes,
+ * checkpoints, monitors): a fork inherits the shared mapping but none of its page table
+ * entries, and a replacement would take these faults on the restart's critical path.
+ */
+static void spare_prefault(struct sup *s)
+{
+	static const int ids[] = {SHM_R_PROCS, SHM_R_AGENTS, SHM_R_MBOX, SHM_R_CKPT,
+				  SHM_R_MONITORS};
+	const struct shm_hdr *h = shm_hdr(s->seg);
+
+	for (unsigned i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const struct shm_region *r = &h->regions[ids[i]];
+		uintptr_t a = (uintptr_t)s->seg->base + r->off, e = a + r->size;
+
+		if (!r->size || r->off + r->size > s->seg->size)
+			continue;
+		a &= ~(uintptr_t)(SHM_PAGE - 1);
+		/* a read fault maps a shared shmem page writable: nothing to fault again */
+		(void)madvise((void *)a, e - a, MADV_POPULATE_READ);
+	}
+}
+
 static void __attribute__((noreturn))
 spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 {
+	struct spare_prep prep = {0};
 	struct spare_go g;
 	struct sup_worker *w;
 
 	child_prepare(parent);
 	shm_trace_buf.n = 0;
+	/* what does not depend on which worker it becomes, done before it is needed */
+	prep.start_time = shm_pid_start_time(getpid());
+	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
+		prep.waiter = NULL; /* the worker makes its own */
+	spare_prefault(s);
 	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
 		_exit(0);
 	shm_trace("spare: go read");
 	close(go_rd);
 	w = &s->w[g.windex];
 	w->cap_mech = g.cap_mech;
-	child_become(s, w, ready_wr);
+	child_become(s, w, ready_wr, &prep);
 }
 
 static void spare_fork(struct sup *s)
@@ -462,7 +504,7 @@ static void launch(struct sup *s, struct sup_worker *w)
 	if (pid == 0) {
 		close(fds[0]);
 		child_prepare(self);
-		child_become(s, w, fds[1]);
+		child_become(s, w, fds[1], NULL);
 	}
 	close(fds[1]);
 	pre_bind(s, w, pid);
@@ -486,6 +528,8 @@ out_watch:
 	shm_trace("sup: launched");
 	/* the next spare now: its fork overlaps the replacement's start on its own core */
 	spare_fork(s);
+	shm_trace("sup: spare forked at launch");
+	shm_trace_flush();
 	return;
 
 out_fail:

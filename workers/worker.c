@@ -453,7 +453,8 @@ static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 	int rc;
 
 	rc = shm_proc_claim_slot(seg, args->proc_slot, SHM_ROLE_WORKER, getpid(),
-				 shm_pid_start_time(getpid()), &epoch);
+				 args->start_time ? args->start_time : shm_pid_start_time(getpid()),
+				 &epoch);
 	if (rc)
 		return rc;
 	seg->self = args->proc_slot;
@@ -479,6 +480,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	rc = claim_self(seg, args);
 	shm_trace("wrk: claimed");
 	if (rc) {
+		ipc_waiter_destroy(args->waiter);
 		fprintf(stderr, "shoal worker %u: cannot claim process slot %u: %s\n", args->windex,
 			args->proc_slot, strerror(-rc));
 		return rc;
@@ -494,7 +496,16 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.up_mark = xcalloc(cfg->max_agents, 1);
 	wrk_types_init();
 	shm_trace("wrk: alloc");
-	rc = ipc_waiter_create(seg, IPC_WAKE_AUTO, &w.waiter);
+	if (args->waiter) {
+		w.waiter = args->waiter;
+		rc = ipc_waiter_attach(w.waiter);
+		if (rc) {
+			ipc_waiter_destroy(w.waiter);
+			w.waiter = NULL;
+		}
+	} else {
+		rc = ipc_waiter_create(seg, IPC_WAKE_AUTO, &w.waiter);
+	}
 	shm_trace("wrk: waiter");
 	if (rc) {
 		fprintf(stderr, "shoal worker %u: cannot set up its wakeup ring: %s\n",
