@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -193,6 +194,11 @@ static void arm_dying(struct sup *s, struct sup_worker *w)
 		return;
 	/* R0: release: pairs with R1 in the worker's death_notice_register() */
 	atomic_store_explicit(dw, v, memory_order_release);
+	/*
+	 * A wait of an earlier process on this slot that never registered (it died first and
+	 * the pidfd told) would stay queued for ever: end it (its completion has a stale gen).
+	 */
+	syscall(SYS_futex, dw, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 	sqe = get_sqe(s);
 	if (!sqe)
 		return; /* the ring is full even after a submit: the pidfd tells */
