@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,9 +44,6 @@
 #define DW_WAITERS   0x80000000u /* FUTEX_WAITERS */
 #define DW_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
 #define DW_TID_MASK  0x3fffffffu /* FUTEX_TID_MASK */
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
 
 /* A worker's states in the supervisor (not the process slot's state word). */
 enum wstate {
@@ -334,29 +330,6 @@ struct spare_go {
 	int32_t cap_mech;
 };
 
-/*
- * Map the segment pages a worker touches as it starts (process and agent tables, mailboxes,
- * checkpoints, monitors): a fork inherits the shared mapping but none of its page table
- * entries, and a replacement would take these faults on the restart's critical path.
- */
-static void spare_prefault(struct sup *s)
-{
-	static const int ids[] = {SHM_R_PROCS, SHM_R_AGENTS, SHM_R_MBOX, SHM_R_CKPT,
-				  SHM_R_MONITORS};
-	const struct shm_hdr *h = shm_hdr(s->seg);
-
-	for (unsigned i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-		const struct shm_region *r = &h->regions[ids[i]];
-		uintptr_t a = (uintptr_t)s->seg->base + r->off, e = a + r->size;
-
-		if (!r->size || r->off + r->size > s->seg->size)
-			continue;
-		a &= ~(uintptr_t)(SHM_PAGE - 1);
-		/* a read fault maps a shared shmem page writable: nothing to fault again */
-		(void)madvise((void *)a, e - a, MADV_POPULATE_READ);
-	}
-}
-
 static void __attribute__((noreturn))
 spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 {
@@ -370,7 +343,6 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 	prep.start_time = shm_pid_start_time(getpid());
 	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
 		prep.waiter = NULL; /* the worker makes its own */
-	spare_prefault(s);
 	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
 		_exit(0);
 	shm_trace("spare: go read");
