@@ -122,6 +122,13 @@ struct ipc_waiter;
  * $SHOAL_WAKE=futex|eventfd. Returns 0, or -ENOSYS if a forced mechanism is unsupported.
  */
 int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out);
+/*
+ * ipc_waiter_create() in two halves, for a process that claims its slot later (a warm
+ * spare): prepare (probe, ring, eventfd; no slot needed) ahead, attach (publish on the wake
+ * line of seg->self) once it owns the slot. 0 or -errno.
+ */
+int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out);
+int ipc_waiter_attach(struct ipc_waiter *w);
 void ipc_waiter_destroy(struct ipc_waiter *w);
 enum ipc_wake_mech ipc_waiter_mech(const struct ipc_waiter *w);
 /*

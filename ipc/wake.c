@@ -128,18 +128,15 @@ static enum ipc_wake_mech env_mech(void)
 }
 
 /*
- * Set up the calling process's waiter: its ring, and its wake line's mechanism (and
- * eventfd). Returns 0, -ENOSYS (a forced futex path on a kernel without it), -EROFS (no
- * process slot), or -errno. The process that owns seg->self, once (its consumer thread).
+ * The half of ipc_waiter_create() that needs no process slot: probe, ring, eventfd. A
+ * process that will claim a slot later (a warm spare) does it ahead. Returns 0, -ENOSYS (a
+ * forced futex path on a kernel without it), or -errno. The process that will own it.
  */
-int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out)
+int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out)
 {
-	struct shm_proc *p;
 	struct ipc_waiter *w;
 	int r;
 
-	if (seg->self == UINT32_MAX)
-		return -EROFS;
 	if (mech == IPC_WAKE_AUTO)
 		mech = env_mech();
 	if (mech == IPC_WAKE_AUTO)
@@ -162,12 +159,6 @@ int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_w
 			goto out_ring;
 		}
 	}
-	p = shm_proc_at(seg, seg->self);
-	p->eventfd = w->efd;
-	/* relaxed: owner-written; the release store of wake_mech below publishes eventfd */
-	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
-	/* M0: pairs with M1 in ring_one(): eventfd number before the mechanism. */
-	atomic_store_explicit(&p->wake_mech, (uint32_t)mech, memory_order_release);
 	*out = w;
 	return 0;
 out_ring:
@@ -175,6 +166,49 @@ out_ring:
 out_free:
 	free(w);
 	return r;
+}
+
+/*
+ * The other half: publish a prepared waiter's mechanism (and eventfd) on the wake line of
+ * the process slot the caller now owns. Returns 0 or -EROFS (no process slot). Its owner.
+ */
+int ipc_waiter_attach(struct ipc_waiter *w)
+{
+	struct shm_proc *p;
+
+	if (w->seg->self == UINT32_MAX)
+		return -EROFS;
+	p = shm_proc_at(w->seg, w->seg->self);
+	p->eventfd = w->efd;
+	/* relaxed: owner-written; the release store of wake_mech below publishes eventfd */
+	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
+	/* M0: pairs with M1 in ring_one(): eventfd number before the mechanism. */
+	atomic_store_explicit(&p->wake_mech, (uint32_t)w->mech, memory_order_release);
+	return 0;
+}
+
+/*
+ * Set up the calling process's waiter: its ring, and its wake line's mechanism (and
+ * eventfd). Returns 0, -ENOSYS (a forced futex path on a kernel without it), -EROFS (no
+ * process slot), or -errno. The process that owns seg->self, once (its consumer thread).
+ */
+int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out)
+{
+	struct ipc_waiter *w;
+	int r;
+
+	if (seg->self == UINT32_MAX)
+		return -EROFS;
+	r = ipc_waiter_prepare(seg, mech, &w);
+	if (r)
+		return r;
+	r = ipc_waiter_attach(w);
+	if (r) {
+		ipc_waiter_destroy(w);
+		return r;
+	}
+	*out = w;
+	return 0;
 }
 
 /* Tear down a waiter; the process's wake line reads "none" afterwards. Its owner. */

@@ -163,7 +163,10 @@ struct shm_proc {
 	_Atomic uint32_t agents_gen;   /* workers/: bumped when an agent is assigned to this
 					* worker or asked to stop, so its loop rescans */
 	uint32_t last_epoch;           /* epoch of the last exited owner (with last_pid) */
-	uint8_t pad0[128 - 96];        /* to the intent line */
+	_Atomic uint32_t death_word;   /* robust-futex word: a worker's tid, stored by it; the
+					* supervisor sets bit 31 (waiters) and waits on it; the
+					* kernel sets bit 30 (owner died) early in the exit */
+	uint8_t pad0[128 - 100];       /* to the intent line */
 	/* intent line: written only by the owner, read by whoever repairs it after death */
 	_Atomic uint64_t mbox_intent;  /* ipc: mailbox (agent slot + 1) being produced into */
 	_Atomic uint64_t reg_intent[8];/* registry: the op in flight, for repair */
@@ -180,6 +183,7 @@ struct shm_proc {
 static_assert(sizeof(struct shm_proc) == 384, "shm_proc ABI");
 static_assert(offsetof(struct shm_proc, mbox_intent) == 128, "shm_proc intent line");
 static_assert(offsetof(struct shm_proc, doorbell) == 256, "shm_proc wake line");
+static_assert(offsetof(struct shm_proc, death_word) == 96, "shm_proc death word");
 
 /* Agent states (shm_agent.state). */
 enum shm_agent_state {

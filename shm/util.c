@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include "shm/shm.h"
+#include "shm/trace.h"
 #include "shoal/shoal.h"
+
+struct shm_trace_buf shm_trace_buf = {.on = -1};
 
 uint64_t shm_now_ns(void)
 {

@@ -3,6 +3,7 @@
  * synthetic topologies) and the binding calls that apply it.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <numaif.h>
@@ -104,6 +105,19 @@ int sup_topo_cores(struct hwloc_topology *topo, const uint64_t *allowed, struct 
 	return k ? (int)k : -ENOENT;
 }
 
+/*
+ * Already on exactly this cpu (the supervisor's pre_bind)? hwloc's process-wide bind lists
+ * /proc/self/task first, which costs a restart more than this check.
+ */
+static bool is_bound_to(int cpu)
+{
+	cpu_set_t cur;
+
+	if (cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(cur), &cur) < 0)
+		return false;
+	return CPU_COUNT(&cur) == 1 && CPU_ISSET(cpu, &cur);
+}
+
 /* See sup.h. Callers: the forked worker, before it runs agents. */
 int sup_place_bind(struct hwloc_topology *topo, const struct sup_place *p)
 {
@@ -113,7 +127,7 @@ int sup_place_bind(struct hwloc_topology *topo, const struct sup_place *p)
 	set = hwloc_bitmap_alloc();
 	if (!set)
 		return -ENOMEM;
-	if (p->core >= 0) {
+	if (p->core >= 0 && !is_bound_to(p->core)) {
 		hwloc_bitmap_only(set, (unsigned)p->core);
 		if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_PROCESS) < 0)
 			r = -errno;

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
+#include "shm/trace.h"
 #include "shoal/agent.h"
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
@@ -29,6 +32,18 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+#ifndef FUTEX_BITSET_MATCH_ANY
+#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
+#endif
+#define DW_WAITERS   0x80000000u /* FUTEX_WAITERS */
+#define DW_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
+#define DW_TID_MASK  0x3fffffffu /* FUTEX_TID_MASK */
 
 /* A worker's states in the supervisor (not the process slot's state word). */
 enum wstate {
@@ -45,6 +60,7 @@ enum wevent {
 	E_DIED,	     /* its pidfd became readable */
 	E_TIMER,     /* the supervisor's timer fired: deadlines may have passed */
 	E_STOP,	     /* stop it (orderly stop, or a sibling's restart strategy) */
+	E_DYING,     /* its death word says it is exiting (before its pidfd does) */
 	E_NEVENTS,
 };
 
@@ -53,7 +69,7 @@ static const char *const wstate_names[W_NSTATES] = {
 };
 
 /* io_uring user_data: kind in the top byte, worker index, launch generation. */
-enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4 };
+enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4, K_DYING = 5 };
 #define UD(kind, w, gen) (((uint64_t)(kind) << 56) | ((uint64_t)(w) << 32) | (uint32_t)(gen))
 #define UD_KIND(u)	 ((uint32_t)((u) >> 56))
 #define UD_W(u)		 ((uint32_t)(((u) >> 32) & 0xffffffu))
@@ -70,6 +86,10 @@ struct sup_worker {
 	pid_t pid;	 /* current (or last) process */
 	int pidfd;	 /* -1 when none */
 	int ready_rd;	 /* read end of its ready pipe, -1 when none */
+	/* a process replaced on its death notice, still exiting: reaped when its pidfd fires */
+	pid_t zpid;
+	int zpidfd; /* -1 when none */
+	uint32_t zgen;
 	struct sup_place place;
 	int cap_mech;		 /* enum sup_cap_mech */
 	uint64_t oom_base;	 /* memory.events oom_kill count at launch */
@@ -109,6 +129,7 @@ struct sup {
 	uint64_t next_tick;
 	uint64_t next_status;
 	uint64_t restarts; /* total, for the status line */
+	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
 };
 
 typedef void (*action_fn)(struct sup *s, struct sup_worker *w);
@@ -151,6 +172,55 @@ static void arm_timer(struct sup *s, uint64_t at_ns)
 	io_uring_prep_timeout(sqe, t, 0, IORING_TIMEOUT_ABS);
 	io_uring_sqe_set_data64(sqe, UD(K_TIMER, 0, s->timer_seq));
 	s->timer_at = at_ns;
+}
+
+/*
+ * Wait (in the ring) for w's process to begin its exit. Its death word is set to its tid
+ * with the waiters bit before it is told to go; the worker makes the word its robust futex
+ * list's entry, and the kernel marks it FUTEX_OWNER_DIED (clearing the tid) and wakes us at
+ * the start of its exit. A process that dies before it registers is told by its pidfd.
+ */
+static void arm_dying(struct sup *s, struct sup_worker *w)
+{
+	_Atomic uint32_t *dw = &wproc(s, w)->death_word;
+	uint32_t v = ((uint32_t)w->pid & DW_TID_MASK) | DW_WAITERS;
+	struct io_uring_sqe *sqe;
+
+	if (s->no_dying)
+		return;
+	/* R0: release: pairs with R1 in the worker's death_notice_register() */
+	atomic_store_explicit(dw, v, memory_order_release);
+	/*
+	 * A wait of an earlier process on this slot that never registered (it died first and
+	 * the pidfd told) would stay queued for ever: end it (its completion has a stale gen).
+	 */
+	syscall(SYS_futex, dw, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+	sqe = get_sqe(s);
+	if (!sqe)
+		return; /* the ring is full even after a submit: the pidfd tells */
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_FUTEX_WAIT;
+	sqe->fd = FUTEX2_SIZE_U32; /* futex2 flags: 32-bit, shared (the word is in the segment) */
+	sqe->addr = (uint64_t)(uintptr_t)dw;
+	sqe->addr2 = v;
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	io_uring_sqe_set_data64(sqe, UD(K_DYING, w->windex, w->gen));
+}
+
+/* A spurious wake: wait again on the word as it is. */
+static void rearm_dying(struct sup *s, struct sup_worker *w, uint32_t v)
+{
+	struct io_uring_sqe *sqe = get_sqe(s);
+
+	if (!sqe)
+		return;
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_FUTEX_WAIT;
+	sqe->fd = FUTEX2_SIZE_U32;
+	sqe->addr = (uint64_t)(uintptr_t)&wproc(s, w)->death_word;
+	sqe->addr2 = v;
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	io_uring_sqe_set_data64(sqe, UD(K_DYING, w->windex, w->gen));
 }
 
 static int pidfd_open_(pid_t pid)
@@ -211,8 +281,15 @@ static void child_prepare(pid_t parent)
 	setpgid(0, 0);
 }
 
+/* What a spare did ahead of need, handed to the worker it becomes. */
+struct spare_prep {
+	uint64_t start_time;	   /* its /proc starttime */
+	struct ipc_waiter *waiter; /* its wakeup ring, not yet on a process slot */
+};
+
 /* The child becomes worker w: placement, cap, then the worker loop. */
-static void __attribute__((noreturn)) child_become(struct sup *s, struct sup_worker *w, int wr)
+static void __attribute__((noreturn))
+child_become(struct sup *s, struct sup_worker *w, int wr, const struct spare_prep *prep)
 {
 	struct wrk_args args = {
 		.windex = w->windex,
@@ -220,6 +297,8 @@ static void __attribute__((noreturn)) child_become(struct sup *s, struct sup_wor
 		.core = w->place.core,
 		.node = w->place.node,
 		.ready_fd = wr,
+		.start_time = prep ? prep->start_time : 0,
+		.waiter = prep ? prep->waiter : NULL,
 	};
 	int r;
 
@@ -229,6 +308,7 @@ static void __attribute__((noreturn)) child_become(struct sup *s, struct sup_wor
 			fprintf(stderr, "shoal: worker %u: binding to cpu %d node %d: %s\n",
 				w->windex, w->place.core, w->place.node, strerror(-r));
 	}
+	shm_trace("child: bound");
 	r = sup_cap_apply_child(s->c, w->windex, w->cap_mech);
 	if (r) {
 		fprintf(stderr, "shoal: worker %u: applying its memory cap: %s\n", w->windex,
@@ -236,6 +316,7 @@ static void __attribute__((noreturn)) child_become(struct sup *s, struct sup_wor
 		_exit(3);
 	}
 	child_test_hooks(s, w);
+	shm_trace("child: capped");
 	_exit(wrk_main(s->seg, &args) & 0xff);
 }
 
@@ -252,16 +333,23 @@ struct spare_go {
 static void __attribute__((noreturn))
 spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 {
+	struct spare_prep prep = {0};
 	struct spare_go g;
 	struct sup_worker *w;
 
 	child_prepare(parent);
+	shm_trace_buf.n = 0;
+	/* what does not depend on which worker it becomes, done before it is needed */
+	prep.start_time = shm_pid_start_time(getpid());
+	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
+		prep.waiter = NULL; /* the worker makes its own */
 	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
 		_exit(0);
+	shm_trace("spare: go read");
 	close(go_rd);
 	w = &s->w[g.windex];
 	w->cap_mech = g.cap_mech;
-	child_become(s, w, ready_wr);
+	child_become(s, w, ready_wr, &prep);
 }
 
 static void spare_fork(struct sup *s)
@@ -319,6 +407,24 @@ static void spare_drop(struct sup *s)
 	s->spare.pid = 0;
 }
 
+/*
+ * Put the process that becomes worker w on w's core now, from here: a spare asleep on its
+ * pipe is then woken on that core (where it may preempt) instead of waking on ours and
+ * waiting there to be migrated; a new child leaves our core at once. The child binds
+ * itself again (sup_place_bind, also its memory); this is the early half.
+ */
+static void pre_bind(struct sup *s, struct sup_worker *w, pid_t pid)
+{
+	cpu_set_t set;
+
+	if (s->c->placement != SUP_PLACE_SPREAD || !s->topo || w->place.core < 0 ||
+	    w->place.core >= CPU_SETSIZE)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(w->place.core, &set);
+	(void)sched_setaffinity(pid, sizeof(set), &set); /* the child's own bind reports errors */
+}
+
 /* Hand worker w to the spare. false when there is none (or it died): fork instead. */
 static bool spare_take(struct sup *s, struct sup_worker *w)
 {
@@ -326,12 +432,14 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 
 	if (!s->spare.pid)
 		return false;
+	pre_bind(s, w, s->spare.pid);
+	w->pid = s->spare.pid;
+	arm_dying(s, w);
 	if (write(s->spare.go_wr, &g, sizeof(g)) != (ssize_t)sizeof(g)) {
 		spare_drop(s);
-		return false;
+		return false; /* its death-word wait completes for a stale gen: ignored */
 	}
 	close(s->spare.go_wr);
-	w->pid = s->spare.pid;
 	w->pidfd = s->spare.pidfd;
 	w->ready_rd = s->spare.ready_rd;
 	s->spare.pid = 0;
@@ -360,6 +468,7 @@ static void launch(struct sup *s, struct sup_worker *w)
 			w->windex, s->c->cgroup, strerror(-r));
 	w->oom_base = sup_cap_oom_kills(s->c, w->windex, w->cap_mech);
 	p->windex = w->windex;
+	shm_trace("sup: launch prepared");
 	if (spare_take(s, w))
 		goto out_watch;
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -373,10 +482,12 @@ static void launch(struct sup *s, struct sup_worker *w)
 	if (pid == 0) {
 		close(fds[0]);
 		child_prepare(self);
-		child_become(s, w, fds[1]);
+		child_become(s, w, fds[1], NULL);
 	}
 	close(fds[1]);
+	pre_bind(s, w, pid);
 	w->pid = pid;
+	arm_dying(s, w); /* may race with the child's own store: then only the pidfd tells */
 	w->ready_rd = fds[0];
 	w->pidfd = pidfd_open_(pid);
 	if (w->pidfd < 0) {
@@ -392,6 +503,11 @@ out_watch:
 	arm_poll(s, w->ready_rd, UD(K_READY, w->windex, w->gen));
 	w->deadline_ns = now() + (uint64_t)s->c->ready_timeout_ms * 1000000u;
 	w->state = W_STARTING;
+	shm_trace("sup: launched");
+	/* the next spare now: its fork overlaps the replacement's start on its own core */
+	spare_fork(s);
+	shm_trace("sup: spare forked at launch");
+	shm_trace_flush();
 	return;
 
 out_fail:
@@ -431,8 +547,11 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	w->state = W_RUNNING;
 	w->ready_ns = now();
 	w->ever_ready = true;
-	/* off the restart's critical path: the next restart will not wait for a fork */
+	shm_trace("sup: ready");
+	/* if the fork at launch failed: try again */
 	spare_fork(s);
+	shm_trace("sup: spare forked");
+	shm_trace_flush();
 	if (!s->ready_sent && all_ready(s)) {
 		s->ready_sent = true;
 		/* relaxed: a status word for tools; nothing is published through it */
@@ -460,35 +579,29 @@ static void note_reason(struct sup_worker *w, const struct shm_proc *p)
 }
 
 /*
- * Collect the exit status, record it in the process slot, and repair what the dead
- * process left half done, before anything can claim the slot again.
+ * Record an exit of pid (slot epoch `epoch`) in w's slot. `status` is a wait status
+ * (WIFEXITED/WIFSIGNALED encoding), or -1 when unknown.
  */
-static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
+static void record_exit(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t epoch, int status,
+			bool asked_to_stop)
 {
 	struct shm_proc *p = wproc(s, w);
-	siginfo_t si;
 	uint32_t reason;
-	uint64_t own;
 
-	memset(&si, 0, sizeof(si));
-	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
-		memset(&si, 0, sizeof(si));
-	p->last_pid = (uint32_t)w->pid;
-	/* own still names the dead owner, unless it died before claiming the slot */
-	own = atomic_load_explicit(&p->own, memory_order_acquire);
-	p->last_epoch = (pid_t)(own >> 32) == w->pid ? (uint32_t)own : 0;
-	if (si.si_code == CLD_EXITED) {
-		p->last_code = si.si_status;
+	p->last_pid = (uint32_t)pid;
+	p->last_epoch = epoch;
+	if (status >= 0 && WIFEXITED(status)) {
+		p->last_code = WEXITSTATUS(status);
 		p->last_signal = 0;
-		if (si.si_status == WRK_EXIT_MEMCAP)
+		if (p->last_code == WRK_EXIT_MEMCAP)
 			reason = SHM_EXIT_MEMCAP;
-		else if (si.si_status == 0 && asked_to_stop)
+		else if (p->last_code == 0 && asked_to_stop)
 			reason = SHM_EXIT_NORMAL;
 		else
 			reason = SHM_EXIT_CODE;
 	} else {
 		p->last_code = -1;
-		p->last_signal = si.si_status;
+		p->last_signal = status >= 0 ? WTERMSIG(status) : 0;
 		reason = SHM_EXIT_SIGNAL;
 	}
 	if (w->cap_mech == SUP_CAP_CGROUP &&
@@ -496,24 +609,127 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 		reason = SHM_EXIT_MEMCAP;
 	p->last_reason = reason;
 	p->last_exit_ns = shm_wall_ns();
+}
+
+/* A wait status from a waitid siginfo. */
+static int wait_status_of(const siginfo_t *si)
+{
+	if (si->si_code == CLD_EXITED)
+		return (si->si_status & 0xff) << 8;
+	return si->si_status & 0x7f;
+}
+
+/* The slot's owner epoch if pid still owns it (it died after claiming), else 0. */
+static uint32_t owner_epoch(struct sup *s, struct sup_worker *w, pid_t pid)
+{
+	/* own still names the dead owner, unless it died before claiming the slot */
+	uint64_t own = atomic_load_explicit(&wproc(s, w)->own, memory_order_acquire);
+
+	return (pid_t)(own >> 32) == pid ? (uint32_t)own : 0;
+}
+
+/*
+ * Repair what the dead owner of w's slot left half done; afterwards the slot reads EXITED
+ * and can be claimed again. The exit record is written before.
+ */
+static void repair(struct sup *s, struct sup_worker *w)
+{
+	struct shm_proc *p = wproc(s, w);
+
+	/* D0: release: the exit record before the slot reads DEAD; pairs with shm_tag_is_dead(). */
+	atomic_store_explicit(&p->state, SHM_PROC_DEAD, memory_order_release);
+	shm_trace("sup: repair");
+	shm_reg_repair(s->seg, w->slot);
+	shm_trace("sup: reg repaired");
+	shm_grp_repair(s->seg, w->slot);
+	shm_trace("sup: grp repaired");
+	ipc_repair_proc(s->seg, w->slot);
+	shm_trace("sup: ipc repaired");
+	/* also resolves its agent and monitor claims (wrk_repair_proc_claims) */
+	wrk_repair_worker(s->seg, w->slot);
+	shm_trace("sup: wrk repaired");
+	/* relaxed: only the supervisor writes repair_gen; tools read it as a counter */
+	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
+	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */
+	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	note_reason(w, p);
+}
+
+/*
+ * Collect the exit status, record it in the process slot, and repair what the dead
+ * process left half done, before anything can claim the slot again.
+ */
+static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
+{
+	siginfo_t si;
+	uint32_t epoch = owner_epoch(s, w, w->pid);
+
+	shm_trace("sup: reap");
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
+		memset(&si, 0, sizeof(si));
+	record_exit(s, w, w->pid, epoch, si.si_pid ? wait_status_of(&si) : -1, asked_to_stop);
 	close(w->pidfd);
 	w->pidfd = -1;
 	if (w->ready_rd >= 0) {
 		close(w->ready_rd);
 		w->ready_rd = -1;
 	}
-	/* D0: release: the exit record before the slot reads DEAD; pairs with shm_tag_is_dead(). */
-	atomic_store_explicit(&p->state, SHM_PROC_DEAD, memory_order_release);
-	shm_reg_repair(s->seg, w->slot);
-	shm_grp_repair(s->seg, w->slot);
-	ipc_repair_proc(s->seg, w->slot);
-	/* also resolves its agent and monitor claims (wrk_repair_proc_claims) */
-	wrk_repair_worker(s->seg, w->slot);
-	/* relaxed: only the supervisor writes repair_gen; tools read it as a counter */
-	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
-	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */
-	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
-	note_reason(w, p);
+	repair(s, w);
+}
+
+/*
+ * The exit status of a process that has begun to exit, before it can be waited for: the
+ * kernel sets it (the last field of /proc/PID/stat, a wait status) before it tears the
+ * address space down, and so before the robust-futex wake that told us. -1 if unreadable.
+ */
+static int early_status(pid_t pid)
+{
+	char path[32], buf[1024], *q;
+	ssize_t n;
+	int fd, field = 2;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	q = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+	if (!q)
+		return -1;
+	/* fields after the name: 3 (state) .. 52 (exit_code) */
+	while (*q && field < 52) {
+		q = strchr(q + 1, ' ');
+		if (!q)
+			return -1;
+		field++;
+	}
+	return field == 52 ? (int)strtol(q + 1, NULL, 10) : -1;
+}
+
+/*
+ * Collect a process replaced on its death notice, now that it has exited (or wait for that:
+ * it is past the point of running any code). Its record is rewritten with the status
+ * waitid gives, unless a later exit has been recorded since.
+ */
+static void zombie_reap(struct sup *s, struct sup_worker *w)
+{
+	struct shm_proc *p = wproc(s, w);
+	siginfo_t si;
+
+	if (w->zpidfd < 0)
+		return;
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)w->zpidfd, &si, WEXITED) == 0 && si.si_pid &&
+	    p->last_pid == (uint32_t)w->zpid)
+		record_exit(s, w, w->zpid, p->last_epoch, wait_status_of(&si), false);
+	close(w->zpidfd);
+	w->zpidfd = -1;
+	w->zpid = 0;
 }
 
 /* Restart w now or after its backoff; it counts against the intensity. */
@@ -573,11 +789,42 @@ static void restart_sibling(struct sup *s, struct sup_worker *o)
 	dispatch(s, o, E_STOP);
 }
 
+static void died(struct sup *s, struct sup_worker *w);
+
 static void a_died(struct sup *s, struct sup_worker *w)
+{
+	reap(s, w, false);
+	died(s, w);
+}
+
+/*
+ * Its death word says it is exiting: it runs no more code of its own, so repair and restart
+ * now rather than when its exit completes (its pidfd); it is collected then (zombie_reap).
+ */
+static void a_dying(struct sup *s, struct sup_worker *w)
+{
+	pid_t pid = w->pid;
+
+	shm_trace("sup: dying");
+	zombie_reap(s, w); /* an earlier one still exiting: it has had long enough */
+	record_exit(s, w, pid, owner_epoch(s, w, pid), early_status(pid), false);
+	w->zpid = pid;
+	w->zpidfd = w->pidfd;
+	w->zgen = w->gen;
+	w->pidfd = -1;
+	if (w->ready_rd >= 0) {
+		close(w->ready_rd);
+		w->ready_rd = -1;
+	}
+	repair(s, w);
+	died(s, w);
+}
+
+/* After the repair of an unasked-for death: intensity, strategy, restart. */
+static void died(struct sup *s, struct sup_worker *w)
 {
 	uint64_t t = now();
 
-	reap(s, w, false);
 	if (w->ready_ns && t - w->ready_ns >= (uint64_t)s->c->policy.period_ms * 1000000u)
 		w->streak = 0; /* it stayed up a whole period: a fresh streak */
 	w->streak++;
@@ -662,12 +909,12 @@ static void a_timer_backoff(struct sup *s, struct sup_worker *w)
 /* The table reads as a table: */
 /* clang-format off */
 static const action_fn actions[W_NSTATES][E_NEVENTS] = {
-	/*                 E_READY   E_DIED           E_TIMER            E_STOP */
-	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting },
-	[W_RUNNING]  = { a_none,  a_died,          a_none,            a_stop_running },
-	[W_BACKOFF]  = { a_none,  a_none,          a_timer_backoff,   a_stop_backoff },
-	[W_STOPPING] = { a_none,  a_died_stopping, a_timer_kill_late, a_none },
-	[W_EXITED]   = { a_none,  a_none,          a_none,            a_none },
+	/*                 E_READY   E_DIED           E_TIMER            E_STOP           E_DYING */
+	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting, a_dying },
+	[W_RUNNING]  = { a_none,  a_died,          a_none,            a_stop_running,  a_dying },
+	[W_BACKOFF]  = { a_none,  a_none,          a_timer_backoff,   a_stop_backoff,  a_none },
+	[W_STOPPING] = { a_none,  a_died_stopping, a_timer_kill_late, a_none,          a_none },
+	[W_EXITED]   = { a_none,  a_none,          a_none,            a_none,          a_none },
 };
 /* clang-format on */
 
@@ -787,6 +1034,24 @@ static void on_signal(struct sup *s)
 	arm_poll(s, s->sfd, UD(K_SIG, 0, 0));
 }
 
+/* The death-word wait of w's current process completed with res. */
+static void on_death_word(struct sup *s, struct sup_worker *w, int res)
+{
+	/* relaxed: the kernel's wake (or the failed compare) orders it; only its bits matter */
+	uint32_t v = atomic_load_explicit(&wproc(s, w)->death_word, memory_order_relaxed);
+	uint32_t tid = (uint32_t)w->pid & DW_TID_MASK;
+
+	if (res == -EINVAL || res == -ENOSYS || res == -EOPNOTSUPP) {
+		s->no_dying = true; /* no io_uring futex: the pidfd alone tells */
+		return;
+	}
+	/* the kernel clears the tid as it sets the owner-died bit */
+	if (v & DW_OWNER_DIED)
+		dispatch(s, w, E_DYING);
+	else if ((v & DW_TID_MASK) == tid)
+		rearm_dying(s, w, v); /* woken for nothing: wait again */
+}
+
 static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -806,10 +1071,18 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 			dispatch(s, &s->w[i], E_TIMER);
 		break;
 	case K_PID:
+		shm_trace("sup: pid cqe");
 		if (w && UD_GEN(ud) == w->gen && w->pidfd >= 0)
 			dispatch(s, w, E_DIED);
+		else if (w && w->zpidfd >= 0 && UD_GEN(ud) == w->zgen)
+			zombie_reap(s, w);
+		break;
+	case K_DYING:
+		if (w && UD_GEN(ud) == w->gen && w->pidfd >= 0)
+			on_death_word(s, w, cqe->res);
 		break;
 	case K_READY:
+		shm_trace("sup: ready cqe");
 		/* one byte is the ready signal; EOF means it died first (its pidfd says so) */
 		if (w && UD_GEN(ud) == w->gen && w->ready_rd >= 0 &&
 		    read(w->ready_rd, &b, 1) == 1) {
@@ -1087,6 +1360,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		s.w[i].slot = i + 1;
 		s.w[i].pidfd = -1;
 		s.w[i].ready_rd = -1;
+		s.w[i].zpidfd = -1;
 		s.w[i].state = W_EXITED;
 		shm_proc_at(s.seg, i + 1)->windex = i;
 		/* before the worker claims it: the agent spawner reads the node as its hint */
@@ -1105,6 +1379,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		launch(&s, &s.w[i]);
 	r = loop(&s);
 	spare_drop(&s);
+	for (uint32_t i = 0; i < s.n; i++)
+		zombie_reap(&s, &s.w[i]);
 	if (r)
 		s.exit_code = 3;
 	ret = s.exit_code;

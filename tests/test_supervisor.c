@@ -299,6 +299,9 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	assert_int_equal(p->last_reason, SHM_EXIT_SIGNAL);
 	assert_true(p->last_exit_ns > 0);
 	assert_true(atomic_load(&p->repair_gen) >= 1);
+	/* the replacement's death word is armed: its pid, and the waiters bit the kernel needs
+	 * to wake the supervisor when it dies */
+	assert_int_equal(atomic_load(&p->death_word), (uint32_t)slot_pid(seg, 1) | 0x80000000u);
 	/* one_for_one: the other worker was left alone */
 	assert_int_equal(slot_pid(seg, 2), other);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, 2)->restarts), 0);

@@ -5,12 +5,15 @@
  * briefly and park until rung, a tick is due, or the heartbeat period passes.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shm/registry.h"
+#include "shm/trace.h"
 #include "workers/wrk_int.h"
 
 #define WRK_BATCH	 64u	      /* messages per agent per round: fairness */
@@ -416,6 +419,33 @@ static void shutdown_agents(struct wrk *w)
 	}
 }
 
+/*
+ * The death notice: the process slot's death_word, holding our tid, is the one entry of our
+ * robust futex list. When this process exits, however it exits, the kernel marks the word
+ * FUTEX_OWNER_DIED and wakes its waiter (a shared futex wake) at the start of its exit, before
+ * it tears the address space down, which for a worker takes far longer than the rest (about
+ * 0.5 ms here). The supervisor starts the repair then instead of waiting for the pidfd. This
+ * replaces the list glibc registered: workers use no robust pthread mutexes.
+ */
+static struct robust_list_head wrk_robust_head;
+static struct robust_list wrk_robust_entry;
+
+static void death_notice_register(struct shm_proc *p)
+{
+	wrk_robust_entry.next = &wrk_robust_head.list;
+	wrk_robust_head.list.next = &wrk_robust_entry;
+	wrk_robust_head.futex_offset = (long)((char *)&p->death_word - (char *)&wrk_robust_entry);
+	wrk_robust_head.list_op_pending = NULL;
+	uint32_t tid = (uint32_t)getpid() & FUTEX_TID_MASK;
+
+	/* R1: acquire: pairs with R0 in the supervisor's arm_dying(): it armed the word first */
+	if ((atomic_load_explicit(&p->death_word, memory_order_acquire) & FUTEX_TID_MASK) != tid)
+		/* relaxed: no supervisor waits on it (a test's worker, or a lost race): ours */
+		atomic_store_explicit(&p->death_word, tid, memory_order_relaxed);
+	if (syscall(SYS_set_robust_list, &wrk_robust_head, sizeof(wrk_robust_head)) < 0)
+		atomic_store_explicit(&p->death_word, 0, memory_order_relaxed); /* pidfd only */
+}
+
 static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 {
 	struct shm_proc *p;
@@ -423,7 +453,8 @@ static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 	int rc;
 
 	rc = shm_proc_claim_slot(seg, args->proc_slot, SHM_ROLE_WORKER, getpid(),
-				 shm_pid_start_time(getpid()), &epoch);
+				 args->start_time ? args->start_time : shm_pid_start_time(getpid()),
+				 &epoch);
 	if (rc)
 		return rc;
 	seg->self = args->proc_slot;
@@ -433,6 +464,7 @@ static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 	p->core = args->core;
 	p->node = args->node;
 	p->windex = args->windex;
+	death_notice_register(p);
 	return 0;
 }
 
@@ -444,8 +476,11 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	int rc;
 
 	memset(&w, 0, sizeof(w));
+	shm_trace("wrk: main");
 	rc = claim_self(seg, args);
+	shm_trace("wrk: claimed");
 	if (rc) {
+		ipc_waiter_destroy(args->waiter);
 		fprintf(stderr, "shoal worker %u: cannot claim process slot %u: %s\n", args->windex,
 			args->proc_slot, strerror(-rc));
 		return rc;
@@ -460,7 +495,18 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.ckpt = xcalloc(cfg->ckpt_bytes + 1, 1);
 	w.up_mark = xcalloc(cfg->max_agents, 1);
 	wrk_types_init();
-	rc = ipc_waiter_create(seg, IPC_WAKE_AUTO, &w.waiter);
+	shm_trace("wrk: alloc");
+	if (args->waiter) {
+		w.waiter = args->waiter;
+		rc = ipc_waiter_attach(w.waiter);
+		if (rc) {
+			ipc_waiter_destroy(w.waiter);
+			w.waiter = NULL;
+		}
+	} else {
+		rc = ipc_waiter_create(seg, IPC_WAKE_AUTO, &w.waiter);
+	}
+	shm_trace("wrk: waiter");
 	if (rc) {
 		fprintf(stderr, "shoal worker %u: cannot set up its wakeup ring: %s\n",
 			args->windex, strerror(-rc));
@@ -471,13 +517,16 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		w.spin_ns = strtoull(getenv("SHOAL_WORKER_SPIN_NS"), NULL, 10);
 	w.now = shm_now_ns();
 	rescan(&w);
+	shm_trace("wrk: rescanned");
 	shm_proc_heartbeat(seg);
 	shm_proc_set_state(seg, SHM_PROC_RUNNING);
+	shm_trace("wrk: running");
 	if (args->ready_fd >= 0) {
 		ssize_t n = write(args->ready_fd, "r", 1);
 
 		(void)n;
 		close(args->ready_fd);
+		shm_trace("wrk: ready written");
 	}
 	for (;;) {
 		uint32_t done = 0;
@@ -509,6 +558,8 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 			timeout = next_tick > w.now ? next_tick - w.now : 0;
 		if (timeout > WRK_HEARTBEAT_NS)
 			timeout = WRK_HEARTBEAT_NS;
+		shm_trace("wrk: idle");
+		shm_trace_flush();
 		if (timeout)
 			ipc_waiter_wait(w.waiter, w.spin_ns, timeout, has_work, &w, NULL);
 	}
