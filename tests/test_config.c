@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "tests/skip.h"
+
 #include "supervisor/sup.h"
 
 static char path[64];
@@ -274,7 +276,7 @@ static void run_refuses(const char *text, const char *want)
 	FILE *f;
 
 	if (!bin)
-		skip();
+		skip_because("SHOAL_BIN is not set (run through meson test)");
 	snprintf(path, sizeof(path), "/tmp/shoal-test-config-%d.ini", (int)getpid());
 	f = fopen(path, "w");
 	assert_non_null(f);

@@ -725,15 +725,15 @@ static void test_mbox_two_threads(void **state)
 	struct shm_seg *seg = it_create("mbox", 64, 480);
 	shoal_handle_t a = it_agent(seg);
 	uint32_t slot = shoal_handle_slot(a);
-	struct thr_arg args[2] = { { seg, a, 200000, 0 }, { seg, a, 200000, 1 } };
-	uint64_t next[2] = { 0, 0 }, end = shm_now_ns() + 60000000000ull;
+	struct thr_arg args[2] = { { seg, a, 50000, 0 }, { seg, a, 50000, 1 } };
+	uint64_t next[2] = { 0, 0 }, end = shm_now_ns() + 120000000000ull;
 	pthread_t th[2];
 
 	(void)state;
 	memset(bk, 0, sizeof(*bk));
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, thr_producer, &args[i]), 0);
-	while (next[0] + next[1] < 400000) {
+	while (next[0] + next[1] < 100000) {
 		struct ipc_msg m;
 		struct pl_head h;
 

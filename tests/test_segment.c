@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "tests/skip.h"
+
 #include "shm/shm.h"
 
 static char inst[64];
@@ -250,7 +252,7 @@ static void test_segment_attach_foreign_owner(void **state)
 	(void)state;
 	if (geteuid() != 0) {
 		shm_seg_detach(seg);
-		skip(); /* chown to another uid needs root */
+		skip_because("chown to another uid needs root");
 	}
 	assert_int_equal(fchown(seg->fd, 4242, 4242), 0);
 	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)),
@@ -438,7 +440,7 @@ static void test_segment_clean_command(void **state)
 
 	(void)state;
 	if (!getenv("SHOAL_BIN"))
-		skip();
+		skip_because("SHOAL_BIN is not set (run through meson test)");
 	created = create_published();
 	atomic_store(&shm_hdr(created)->state, SHM_INST_RUNNING);
 	snprintf(args, sizeof(args), "clean --instance %s", inst);

@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "tests/skip.h"
+
 #include "ipc/ipc.h"
 #include "supervisor/sup.h"
 #include "shm/registry.h"
@@ -53,7 +55,7 @@ static const char *shoal_bin(void)
 	const char *b = getenv("SHOAL_BIN");
 
 	if (!b)
-		skip();
+		skip_because("SHOAL_BIN is not set (run through meson test)");
 	return b;
 }
 
@@ -546,7 +548,7 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	 * ASan's reserved shadow and allocator regions count as private data, so under
 	 * RLIMIT_DATA every new mapping fails and no worker can allocate at all: skip.
 	 */
-	skip();
+	skip_because("under ASan, RLIMIT_DATA leaves a worker unable to allocate anything");
 #endif
 	saved = asan_allow_null();
 	start(&r, "hog",
@@ -594,7 +596,7 @@ static void test_supervisor_loads_type_library(void **state)
 
 	(void)state;
 	if (!lib)
-		skip();
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
 	snprintf(cfg, sizeof(cfg),
 		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\n"
 		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"

@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "tests/skip.h"
+
 #include "ipc/ipc.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
@@ -633,7 +635,7 @@ static void test_worker_memcap_exit(void **state)
 
 	(void)state;
 #if defined(__SANITIZE_ADDRESS__)
-	skip(); /* ASan reserves terabytes of address space: RLIMIT_AS cannot apply */
+	skip_because("ASan reserves terabytes of address space: RLIMIT_AS cannot apply");
 #endif
 	hog = spawn("hog", "hog", 1);
 	child_as_extra = 64ull << 20;

@@ -6,6 +6,7 @@
  * kept as it was.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "workers/wrk_int.h"
@@ -33,6 +34,37 @@ static void mon_unclaim(struct shm_monitor *m)
 {
 	/* M2: pairs with M0: our writes to the entry before the next claimer's. */
 	atomic_store_explicit(&m->ctl, 0, memory_order_release);
+}
+
+/*
+ * Claim live entry m (watcher w) to tear it down. Another process may hold the claim for
+ * a moment, an adder that found the entry taken included: wait for it rather than skip
+ * the entry (that lost removals), and take over a claim whose owner died. Returns false
+ * if the entry stopped being w's meanwhile.
+ */
+static bool mon_claim_live(struct shm_seg *seg, struct shm_monitor *m, uint64_t w)
+{
+	for (uint32_t spins = 0;; spins++) {
+		uint64_t cur = 0;
+
+		/* M0 (again): the claim. */
+		if (atomic_compare_exchange_strong_explicit(&m->ctl, &cur, seg->tag,
+							    memory_order_acq_rel,
+							    memory_order_relaxed))
+			return true;
+		if (atomic_load_explicit(&m->watcher, memory_order_acquire) != w)
+			return false;
+		/* a claim lasts a few stores; only a long one is worth asking the kernel about */
+		if (spins >= 1000 && spins % 1000 == 0 && shm_tag_is_dead(seg, cur, true) &&
+		    atomic_compare_exchange_strong_explicit(&m->ctl, &cur, seg->tag,
+							    memory_order_acq_rel,
+							    memory_order_relaxed))
+			return true;
+		if (spins >= 100)
+			sched_yield();
+		else
+			__builtin_ia32_pause();
+	}
 }
 
 static void mon_clear(struct shm_monitor *m)
@@ -97,8 +129,8 @@ static int mon_remove_if(struct shm_seg *seg, shoal_handle_t watcher, uint64_t r
 		    (ref && atomic_load_explicit(&m->ref, memory_order_relaxed) != ref) ||
 		    (target && atomic_load_explicit(&m->target, memory_order_relaxed) != target))
 			continue;
-		if (!mon_claim(seg, m))
-			continue; /* someone else is tearing it down */
+		if (!mon_claim_live(seg, m, w))
+			continue; /* someone else tore it down */
 		if (atomic_load_explicit(&m->watcher, memory_order_relaxed) == w) {
 			mon_clear(m);
 			n++;
