@@ -21,23 +21,23 @@ struct io_uring_cqe;
 
 /* Message flags. */
 #define IPC_F_REDELIVERED 0x1u /* the consumer died while handling it before */
-#define IPC_F_CALL 0x2u        /* a call: the receiver must reply with ref */
-#define IPC_F_REPLY 0x4u       /* a reply to the call with the same ref */
-#define IPC_F_SYSTEM 0x8u      /* engine message (DOWN, UP, control); type says which */
+#define IPC_F_CALL	  0x2u /* a call: the receiver must reply with ref */
+#define IPC_F_REPLY	  0x4u /* a reply to the call with the same ref */
+#define IPC_F_SYSTEM	  0x8u /* engine message (DOWN, UP, control); type says which */
 
 /* Engine message types (with IPC_F_SYSTEM). */
 #define IPC_T_DOWN 1u /* payload: struct ipc_down */
-#define IPC_T_UP 2u   /* payload: struct ipc_down (reason 0) */
+#define IPC_T_UP   2u /* payload: struct ipc_down (reason 0) */
 
 /* A message as the consumer sees it; data points into the mailbox until consumed. */
 struct ipc_msg {
 	shoal_handle_t from; /* sender (its inbox for clients), SHOAL_HANDLE_NONE if anonymous */
-	uint64_t ref;        /* call/reply reference, 0 for casts */
-	uint32_t type;       /* application type tag */
-	uint32_t flags;      /* IPC_F_* */
-	uint32_t len;        /* payload bytes */
+	uint64_t ref;	     /* call/reply reference, 0 for casts */
+	uint32_t type;	     /* application type tag */
+	uint32_t flags;	     /* IPC_F_* */
+	uint32_t len;	     /* payload bytes */
 	const void *data;    /* payload */
-	uint64_t pos;        /* position in the ring (for ipc_mbox_consume) */
+	uint64_t pos;	     /* position in the ring (for ipc_mbox_consume) */
 };
 
 /* (Re)initialise agent slot's mailbox to empty. The slot's allocator, before use. */
@@ -65,8 +65,8 @@ struct ipc_out {
  * claim per run while they fit). Returns how many were sent (in order; stops at the first
  * failure) or a negative error if none was.
  */
-int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
-		   uint32_t n, int timeout_ms);
+int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs, uint32_t n,
+		   int timeout_ms);
 
 /* --- consumer side: only the process hosting the agent (its worker, or a client inbox) --- */
 

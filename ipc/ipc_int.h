@@ -16,15 +16,15 @@
  *   bits 41..51  cells in the message (CLAIMED/READY/PAD/SKIP/TAKEN)
  *   bits 52..63  process slot of the producer (CLAIMED)
  */
-#define IPC_POS_BITS 38
-#define IPC_POS_MASK ((UINT64_C(1) << IPC_POS_BITS) - 1)
-#define IPC_S_FREE 0u    /* the cell may be claimed at this position */
+#define IPC_POS_BITS  38
+#define IPC_POS_MASK  ((UINT64_C(1) << IPC_POS_BITS) - 1)
+#define IPC_S_FREE    0u /* the cell may be claimed at this position */
 #define IPC_S_CLAIMED 1u /* a producer is writing a message here */
-#define IPC_S_READY 2u   /* a complete message */
-#define IPC_S_PAD 3u     /* filler to the end of the ring */
-#define IPC_S_SKIP 4u    /* a dead producer's claim, turned into filler */
-#define IPC_S_TAKEN 5u   /* a message removed out of order (selective receive) */
-#define IPC_K_MAX 2047u
+#define IPC_S_READY   2u /* a complete message */
+#define IPC_S_PAD     3u /* filler to the end of the ring */
+#define IPC_S_SKIP    4u /* a dead producer's claim, turned into filler */
+#define IPC_S_TAKEN   5u /* a message removed out of order (selective receive) */
+#define IPC_K_MAX     2047u
 #define IPC_OWNER_MAX 4095u
 
 static_assert(SHM_MAX_PROCS - 1 <= IPC_OWNER_MAX, "owner field holds a process slot");
@@ -58,23 +58,23 @@ static inline uint32_t ipc_seq_owner(uint64_t s)
 /* The 256-byte mailbox header: producer-written words, then consumer-written words. */
 struct ipc_mbox_hdr {
 	/* producer line: written by producers (and, rarely, repair) */
-	_Atomic uint64_t tail;         /* next position to claim (free-running) */
+	_Atomic uint64_t tail;	       /* next position to claim (free-running) */
 	_Atomic uint64_t full_waits;   /* sends that found the mailbox full */
 	_Atomic uint64_t skipped_dead; /* dead producers' claims turned into skips */
-	uint8_t pad0[128 - 24];        /* to the consumer line */
+	uint8_t pad0[128 - 24];	       /* to the consumer line */
 	/* consumer line: written only by the consumer (and its successor's recovery) */
-	_Atomic uint64_t head;        /* position of the next message to deliver */
-	_Atomic uint64_t freed;       /* cells below this position are free for the next lap */
-	_Atomic uint64_t inflight;    /* position + 1 of the message handed out by peek, 0 none */
-	_Atomic uint64_t redeliver;   /* position + 1 of the message to flag redelivered */
-	_Atomic uint64_t dequeued;    /* messages consumed (taken included) */
-	_Atomic uint64_t redelivered; /* messages handed out again after a consumer died */
-	_Atomic uint64_t stale;       /* late or duplicate call replies dropped by take_reply */
-	_Atomic uint32_t space;       /* futex word: bumped by the consumer for full waiters */
+	_Atomic uint64_t head;		/* position of the next message to deliver */
+	_Atomic uint64_t freed;		/* cells below this position are free for the next lap */
+	_Atomic uint64_t inflight;	/* position + 1 of the message handed out by peek, 0 none */
+	_Atomic uint64_t redeliver;	/* position + 1 of the message to flag redelivered */
+	_Atomic uint64_t dequeued;	/* messages consumed (taken included) */
+	_Atomic uint64_t redelivered;	/* messages handed out again after a consumer died */
+	_Atomic uint64_t stale;		/* late or duplicate call replies dropped by take_reply */
+	_Atomic uint32_t space;		/* futex word: bumped by the consumer for full waiters */
 	_Atomic uint32_t space_waiters; /* producers waiting for space (they write it, rarely) */
-	_Atomic uint32_t unchecked;   /* frees since the consumer last looked for waiters */
-	uint32_t rsvd;                /* zero */
-	uint8_t pad1[128 - 72];       /* to 256 */
+	_Atomic uint32_t unchecked;	/* frees since the consumer last looked for waiters */
+	uint32_t rsvd;			/* zero */
+	uint8_t pad1[128 - 72];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
@@ -89,12 +89,12 @@ static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on the
 
 /* A message's first 32 bytes, in its first cell. */
 struct ipc_wire {
-	uint64_t from;  /* sender handle */
-	uint64_t ref;   /* call/reply reference */
-	uint32_t type;  /* application type */
+	uint64_t from;	/* sender handle */
+	uint64_t ref;	/* call/reply reference */
+	uint32_t type;	/* application type */
 	uint32_t flags; /* IPC_F_* */
-	uint32_t len;   /* payload bytes */
-	uint32_t rsvd;  /* zero */
+	uint32_t len;	/* payload bytes */
+	uint32_t rsvd;	/* zero */
 };
 static_assert(sizeof(struct ipc_wire) == 32, "message header ABI");
 
@@ -115,7 +115,8 @@ static inline void ipc_mbox_resolve(const struct shm_seg *seg, uint32_t slot, st
 
 	/* one arena: skip shm_mbox_off()'s divisions on the hot path */
 	if (sh->cfg.nnodes == 1)
-		base = seg->base + sh->regions[SHM_R_MBOX].off + (uint64_t)slot * SHM_MBOX_STRIDE(n);
+		base = seg->base + sh->regions[SHM_R_MBOX].off +
+		       (uint64_t)slot * SHM_MBOX_STRIDE(n);
 	else
 		base = shm_mbox_at(seg, slot);
 	m->h = (struct ipc_mbox_hdr *)base;
@@ -134,8 +135,8 @@ static inline uint32_t ipc_msg_cells(uint32_t len)
  * Enqueue one message into agent slot's mailbox (no handle check, no wake). Returns 0,
  * -EAGAIN (full, timeout_ms == 0), -ETIMEDOUT. mbox.c.
  */
-int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
-		 const void *data, int timeout_ms);
+int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
+		 int timeout_ms);
 
 /* Wake every parked process (after a repair: a dead producer may have owed a wake). */
 void ipc_wake_parked_all(struct shm_seg *seg);

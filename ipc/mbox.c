@@ -179,9 +179,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 		 * instead of two on a line the consumer wrote last). Acquire, on success and on
 		 * failure, pairs with F0 (the cell is free / what took it); release with A2.
 		 */
-		if (!atomic_compare_exchange_strong_explicit(&m->seq[idx], &s, claim,
-							     memory_order_acq_rel,
-							     memory_order_acquire)) {
+		if (!atomic_compare_exchange_strong_explicit(
+			    &m->seq[idx], &s, claim, memory_order_acq_rel, memory_order_acquire)) {
 			if (is_pos(s, t) && ipc_seq_state(s) != IPC_S_FREE) {
 				help_tail(m, t, ipc_seq_k(s));
 				continue;
@@ -229,8 +228,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 
 static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
-			       .tv_nsec = (long)(ns % 1000000000u) };
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+			      .tv_nsec = (long)(ns % 1000000000u)};
 
 	/* shared futex (no FUTEX_PRIVATE_FLAG): the word is in the segment */
 	syscall(SYS_futex, addr, FUTEX_WAIT, val, &ts, NULL, 0);
@@ -489,9 +488,10 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 	wake_space_waiters(&m);
 	if (inf == h + 1) {
 		atomic_store_explicit(&m.h->redeliver, h + 1, memory_order_relaxed);
-		atomic_store_explicit(&m.h->redelivered,
-				      atomic_load_explicit(&m.h->redelivered, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
+		atomic_store_explicit(
+			&m.h->redelivered,
+			atomic_load_explicit(&m.h->redelivered, memory_order_relaxed) + 1,
+			memory_order_relaxed);
 	}
 	atomic_store_explicit(&m.h->inflight, 0, memory_order_relaxed);
 }
@@ -554,7 +554,8 @@ int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct
 	if (stale)
 		/* relaxed: consumer-owned counter */
 		atomic_store_explicit(&m.h->stale,
-				      atomic_load_explicit(&m.h->stale, memory_order_relaxed) + stale,
+				      atomic_load_explicit(&m.h->stale, memory_order_relaxed) +
+					      stale,
 				      memory_order_relaxed);
 	if (r == 0 || stale)
 		skip_head(seg, &m, &s); /* free what was taken at the head */

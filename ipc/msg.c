@@ -17,7 +17,7 @@
 #pragma weak shm_grp_members
 
 #define IPC_REPLY_TIMEOUT_MS 5000
-#define IPC_CALL_SPIN_NS 20000u
+#define IPC_CALL_SPIN_NS     20000u
 
 uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot)
 {
@@ -48,7 +48,7 @@ static int check_to(const struct shm_seg *seg, shoal_handle_t to)
 static int put_one(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
 		   uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms)
 {
-	struct ipc_wire w = { .from = from, .ref = ref, .type = type, .flags = flags, .len = len };
+	struct ipc_wire w = {.from = from, .ref = ref, .type = type, .flags = flags, .len = len};
 	int r;
 
 	if (!seg->writable || seg->self == UINT32_MAX)
@@ -119,8 +119,8 @@ static void hosts_add(struct shm_seg *seg, struct host_set *hs, uint32_t proc)
  * consumer may be parked on the messages we already put). Returns how many went in, or a
  * negative error for msgs[0]; *stopped when it could not put the whole run.
  */
-static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
-		   uint32_t n, int timeout_ms, struct host_set *hs, bool *stopped)
+static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs, uint32_t n,
+		   int timeout_ms, struct host_set *hs, bool *stopped)
 {
 	uint32_t run = 0, done = 0, max_msg = shm_hdr(seg)->cfg.max_msg;
 	uint32_t slot = shoal_handle_slot(msgs[0].to);
@@ -135,8 +135,8 @@ static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 		return r;
 	while (run < n && run < IPC_RUN_MAX && msgs[run].to == msgs[0].to &&
 	       msgs[run].len <= max_msg) {
-		w[run] = (struct ipc_wire){ .from = from, .type = msgs[run].type,
-					    .len = msgs[run].len };
+		w[run] = (struct ipc_wire){
+			.from = from, .type = msgs[run].type, .len = msgs[run].len};
 		data[run] = msgs[run].data;
 		run++;
 	}
@@ -162,10 +162,10 @@ static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 	return done ? (int)done : r;
 }
 
-int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs,
-		   uint32_t n, int timeout_ms)
+int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs, uint32_t n,
+		   int timeout_ms)
 {
-	struct host_set hs = { .n = 0 };
+	struct host_set hs = {.n = 0};
 	uint32_t i = 0;
 	int r = 0;
 
@@ -234,8 +234,7 @@ static bool call_has_reply(void *arg)
 {
 	struct call_wait *c = arg;
 
-	if (!c->done &&
-	    ipc_mbox_take_reply(c->seg, c->slot, c->ref, &c->got, c->buf, c->cap) == 0)
+	if (!c->done && ipc_mbox_take_reply(c->seg, c->slot, c->ref, &c->got, c->buf, c->cap) == 0)
 		c->done = true;
 	return c->done;
 }
@@ -244,8 +243,8 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
 	     int timeout_ms)
 {
-	struct call_wait c = { .seg = seg, .slot = shoal_handle_slot(inbox), .buf = reply,
-			       .cap = cap };
+	struct call_wait c = {
+		.seg = seg, .slot = shoal_handle_slot(inbox), .buf = reply, .cap = cap};
 	uint64_t deadline = 0, now;
 	int r;
 
@@ -284,7 +283,7 @@ int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, u
 		  const void *data, uint32_t len, int timeout_ms)
 {
 	shoal_handle_t members[IPC_BCAST_MAX];
-	struct host_set hs = { .n = 0 };
+	struct host_set hs = {.n = 0};
 	int n, sent = 0, err = 0;
 
 	if (!shm_grp_members)
@@ -305,7 +304,8 @@ int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, u
 			r = put_one(seg, members[i], from, type, 0, 0, data, len, timeout_ms);
 		}
 		if (r) {
-			err = r; /* a member that went away or stayed full: the others still get it */
+			err = r; /* a member that went away or stayed full: the others still get it
+				  */
 			continue;
 		}
 		sent++;

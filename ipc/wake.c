@@ -64,20 +64,20 @@
 #define SYS_pidfd_getfd 438
 #endif
 
-#define IPC_UD_TAG UINT64_C(0x5348000000000000) /* "SH" */
-#define IPC_UD_MASK UINT64_C(0xffff000000000000)
-#define IPC_UD_WAIT UINT64_C(0x0000100000000000)
-#define IPC_UD_TMO UINT64_C(0x0000200000000000)
+#define IPC_UD_TAG    UINT64_C(0x5348000000000000) /* "SH" */
+#define IPC_UD_MASK   UINT64_C(0xffff000000000000)
+#define IPC_UD_WAIT   UINT64_C(0x0000100000000000)
+#define IPC_UD_TMO    UINT64_C(0x0000200000000000)
 #define IPC_UD_CANCEL UINT64_C(0x0000400000000000)
-#define IPC_UD_GEN UINT64_C(0x00000fffffffffff)
+#define IPC_UD_GEN    UINT64_C(0x00000fffffffffff)
 
 struct ipc_waiter {
 	struct shm_seg *seg;
 	struct io_uring ring;
 	enum ipc_wake_mech mech;
-	int efd;              /* eventfd path: our eventfd, else -1 */
-	uint64_t gen;         /* tags this park's requests, so late completions are told apart */
-	uint64_t efd_buf;     /* the eventfd read's target */
+	int efd;	  /* eventfd path: our eventfd, else -1 */
+	uint64_t gen;	  /* tags this park's requests, so late completions are told apart */
+	uint64_t efd_buf; /* the eventfd read's target */
 	struct __kernel_timespec ts;
 };
 
@@ -334,7 +334,8 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 			continue;
 		if (r < 0)
 			goto out_unpark;
-		io_uring_for_each_cqe(&w->ring, head, cqe) {
+		io_uring_for_each_cqe(&w->ring, head, cqe)
+		{
 			n++;
 			ud = cqe->user_data;
 			if ((ud & IPC_UD_MASK) != IPC_UD_TAG) {
@@ -525,8 +526,7 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 		p = shm_proc_at(seg, procs[i]);
 		if (!claim_wake(p))
 			continue;
-		if (atomic_load_explicit(&p->wake_mech, memory_order_acquire) ==
-		    IPC_WAKE_EVENTFD) {
+		if (atomic_load_explicit(&p->wake_mech, memory_order_acquire) == IPC_WAKE_EVENTFD) {
 			wake_eventfd(seg, procs[i], p);
 			continue;
 		}
@@ -544,8 +544,7 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 
 		/* FUTEX_WAKE completes inline: the wait returns at once */
 		io_uring_submit_and_wait(&wake_ring, nq);
-		io_uring_for_each_cqe(&wake_ring, head, cqe)
-			seen++;
+		io_uring_for_each_cqe(&wake_ring, head, cqe) seen++;
 		io_uring_cq_advance(&wake_ring, seen);
 	}
 	pthread_mutex_unlock(&wake_lock);

@@ -30,6 +30,9 @@ fi
 ninja -C "$dir"
 meson test -C "$dir" --print-errorlogs --num-processes 2
 if [ "$sanitize" = 0 ]; then
+	# the layout STYLE.md asks for, as .clang-format states it
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+	echo "clang-format: every C file conforms"
 	# meson install gives other programs what they need to build against shoal
 	bash tests/install_check.sh "$dir"
 	# the validator under libFuzzer (clang, ASan+UBSan), bounded

@@ -33,30 +33,29 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->max_monitors = 4096;
 }
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			if (errlen)                                                        \
-				snprintf(err, errlen, __VA_ARGS__);                        \
-			return -EINVAL;                                                    \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			if (errlen)                                                                \
+				snprintf(err, errlen, __VA_ARGS__);                                \
+			return -EINVAL;                                                            \
+		}                                                                                  \
 	} while (0)
 
 /* Ranges: chosen so every size computation below fits in 64 bits with room to spare. */
 int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 {
-	CHECK(cfg->max_procs >= 2 && cfg->max_procs <= SHM_MAX_PROCS,
-	      "max_procs %u: must be 2..%u", cfg->max_procs, SHM_MAX_PROCS);
-	CHECK(cfg->max_agents >= 1 && cfg->max_agents <= (1u << 20),
-	      "max_agents %u: must be 1..%u", cfg->max_agents, 1u << 20);
+	CHECK(cfg->max_procs >= 2 && cfg->max_procs <= SHM_MAX_PROCS, "max_procs %u: must be 2..%u",
+	      cfg->max_procs, SHM_MAX_PROCS);
+	CHECK(cfg->max_agents >= 1 && cfg->max_agents <= (1u << 20), "max_agents %u: must be 1..%u",
+	      cfg->max_agents, 1u << 20);
 	CHECK(is_pow2(cfg->reg_capacity) && cfg->reg_capacity >= 16 &&
 		      cfg->reg_capacity <= (1u << 24),
-	      "registry capacity %u: must be a power of two, 16..%u", cfg->reg_capacity,
-	      1u << 24);
+	      "registry capacity %u: must be a power of two, 16..%u", cfg->reg_capacity, 1u << 24);
 	CHECK(cfg->max_groups <= (1u << 16), "max_groups %u: at most %u", cfg->max_groups,
 	      1u << 16);
-	CHECK(cfg->group_members <= (1u << 16), "group_members %u: at most %u",
-	      cfg->group_members, 1u << 16);
+	CHECK(cfg->group_members <= (1u << 16), "group_members %u: at most %u", cfg->group_members,
+	      1u << 16);
 	CHECK(is_pow2(cfg->mbox_cells) && cfg->mbox_cells >= 16 && cfg->mbox_cells <= (1u << 20),
 	      "mailbox cells %u: must be a power of two, 16..%u", cfg->mbox_cells, 1u << 20);
 	CHECK(cfg->max_msg >= 16 && cfg->max_msg <= (1u << 16),
@@ -95,8 +94,7 @@ uint32_t shm_mbox_node(const struct shm_cfg *cfg, uint32_t slot)
 	return slot / per_node(cfg);
 }
 
-void shm_mbox_node_range(const struct shm_cfg *cfg, uint32_t node, uint32_t *first,
-			 uint32_t *count)
+void shm_mbox_node_range(const struct shm_cfg *cfg, uint32_t node, uint32_t *first, uint32_t *count)
 {
 	uint32_t pn = per_node(cfg);
 	uint32_t f = node * pn;

@@ -14,14 +14,14 @@
 static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 	      "atomics that are not lock-free do not work across processes");
 
-#define SHM_MAGIC 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
+#define SHM_MAGIC	 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
 #define SHM_LAYOUT_MAJOR 1u
 #define SHM_LAYOUT_MINOR 0u
-#define SHM_READY_WORD 0x52454459u /* "YDER": published, readable */
-#define SHM_HDR_SIZE 4096u
-#define SHM_ALIGN 64u
-#define SHM_PAGE 4096u
-#define SHM_MAX_REGIONS 16u
+#define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
+#define SHM_HDR_SIZE	 4096u
+#define SHM_ALIGN	 64u
+#define SHM_PAGE	 4096u
+#define SHM_MAX_REGIONS	 16u
 #define SHM_INSTANCE_MAX 48u
 
 /* Region ids: index into the header's region table. */
@@ -58,49 +58,49 @@ static_assert(sizeof(struct shm_region) == 16, "shm_region ABI");
  * struct (shm_layout_compute()), so a validator can recompute and compare.
  */
 struct shm_cfg {
-	uint32_t max_procs;     /* process table slots: supervisor + workers + clients */
-	uint32_t max_agents;    /* agent slots (and mailboxes) */
-	uint32_t reg_capacity;  /* registry entries, power of two */
-	uint32_t max_groups;    /* process groups */
+	uint32_t max_procs;	/* process table slots: supervisor + workers + clients */
+	uint32_t max_agents;	/* agent slots (and mailboxes) */
+	uint32_t reg_capacity;	/* registry entries, power of two */
+	uint32_t max_groups;	/* process groups */
 	uint32_t group_members; /* members per group */
-	uint32_t mbox_cells;    /* 64-byte cells per mailbox ring, power of two */
-	uint32_t max_msg;       /* largest payload in bytes */
-	uint32_t nworkers;      /* workers the supervisor runs */
-	uint32_t ckpt_bytes;    /* checkpoint record bytes per agent (0: none) */
-	uint32_t nnodes;        /* NUMA nodes the mailbox arena is split over */
-	uint32_t mode;          /* the shm object's file mode */
-	uint32_t max_monitors;  /* monitor table entries */
-	uint32_t reserved[4];   /* zero */
+	uint32_t mbox_cells;	/* 64-byte cells per mailbox ring, power of two */
+	uint32_t max_msg;	/* largest payload in bytes */
+	uint32_t nworkers;	/* workers the supervisor runs */
+	uint32_t ckpt_bytes;	/* checkpoint record bytes per agent (0: none) */
+	uint32_t nnodes;	/* NUMA nodes the mailbox arena is split over */
+	uint32_t mode;		/* the shm object's file mode */
+	uint32_t max_monitors;	/* monitor table entries */
+	uint32_t reserved[4];	/* zero */
 };
 static_assert(sizeof(struct shm_cfg) == 64, "shm_cfg ABI");
 
 /* The segment header: the first SHM_HDR_SIZE bytes. */
 struct shm_hdr {
-	uint64_t magic;                   /* SHM_MAGIC */
-	uint32_t layout_major;            /* SHM_LAYOUT_MAJOR of the creator */
-	uint32_t layout_minor;            /* SHM_LAYOUT_MINOR of the creator */
-	_Atomic uint32_t ready;           /* SHM_READY_WORD once the creator filled everything */
-	_Atomic uint32_t state;           /* enum shm_inst_state */
-	uint64_t seg_size;                /* total bytes, as created */
-	uint32_t hdr_size;                /* SHM_HDR_SIZE */
-	uint32_t nregions;                /* entries used in regions[] */
+	uint64_t magic;		/* SHM_MAGIC */
+	uint32_t layout_major;	/* SHM_LAYOUT_MAJOR of the creator */
+	uint32_t layout_minor;	/* SHM_LAYOUT_MINOR of the creator */
+	_Atomic uint32_t ready; /* SHM_READY_WORD once the creator filled everything */
+	_Atomic uint32_t state; /* enum shm_inst_state */
+	uint64_t seg_size;	/* total bytes, as created */
+	uint32_t hdr_size;	/* SHM_HDR_SIZE */
+	uint32_t nregions;	/* entries used in regions[] */
 	struct shm_region regions[SHM_MAX_REGIONS]; /* indexed by enum shm_region_id */
-	uint32_t creator_pid;             /* the process that created the segment */
-	uint32_t owner_uid;               /* its effective uid */
-	uint64_t creator_start;           /* its /proc starttime, to tell pid reuse */
-	uint64_t created_ns;              /* CLOCK_REALTIME at creation */
-	_Atomic uint32_t sup_pid;         /* the supervisor (the creator unless handed over) */
-	_Atomic uint32_t sup_epoch;       /* its epoch */
-	_Atomic uint64_t sup_start;       /* its /proc starttime */
-	_Atomic uint64_t heartbeat_ns;    /* CLOCK_MONOTONIC, kept fresh by the supervisor */
-	_Atomic uint32_t next_epoch;      /* epoch counter: every claim of a process slot takes one */
-	uint32_t reserved0;               /* zero */
-	char instance[SHM_INSTANCE_MAX];  /* the instance name, NUL-terminated */
-	struct shm_cfg cfg;               /* the configuration the layout was computed from */
-	_Atomic uint64_t stop_ns;         /* CLOCK_REALTIME when stopped / supervisor found dead */
-	_Atomic uint32_t sup_exit_code;   /* supervisor's exit status when stopped */
-	uint32_t reserved1;               /* zero */
-	char config_text[2048];           /* the run configuration, as text, for post-mortems */
+	uint32_t creator_pid;			    /* the process that created the segment */
+	uint32_t owner_uid;			    /* its effective uid */
+	uint64_t creator_start;			    /* its /proc starttime, to tell pid reuse */
+	uint64_t created_ns;			    /* CLOCK_REALTIME at creation */
+	_Atomic uint32_t sup_pid;      /* the supervisor (the creator unless handed over) */
+	_Atomic uint32_t sup_epoch;    /* its epoch */
+	_Atomic uint64_t sup_start;    /* its /proc starttime */
+	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC, kept fresh by the supervisor */
+	_Atomic uint32_t next_epoch;   /* epoch counter: every claim of a process slot takes one */
+	uint32_t reserved0;	       /* zero */
+	char instance[SHM_INSTANCE_MAX]; /* the instance name, NUL-terminated */
+	struct shm_cfg cfg;		 /* the configuration the layout was computed from */
+	_Atomic uint64_t stop_ns;	 /* CLOCK_REALTIME when stopped / supervisor found dead */
+	_Atomic uint32_t sup_exit_code;	 /* supervisor's exit status when stopped */
+	uint32_t reserved1;		 /* zero */
+	char config_text[2048];		 /* the run configuration, as text, for post-mortems */
 };
 static_assert(offsetof(struct shm_hdr, magic) == 0, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, layout_major) == 8, "shm_hdr ABI");
@@ -130,11 +130,11 @@ enum shm_proc_state {
 /* Why a process last exited (shm_proc.last_reason). */
 enum shm_exit_reason {
 	SHM_EXIT_NONE = 0,
-	SHM_EXIT_NORMAL = 1,   /* exit code 0 after a stop request */
-	SHM_EXIT_CODE = 2,     /* exited with a non-zero code */
-	SHM_EXIT_SIGNAL = 3,   /* killed by a signal */
-	SHM_EXIT_MEMCAP = 4,   /* stopped by its memory cap */
-	SHM_EXIT_HANG = 5,     /* missed its heartbeat and was killed */
+	SHM_EXIT_NORMAL = 1, /* exit code 0 after a stop request */
+	SHM_EXIT_CODE = 2,   /* exited with a non-zero code */
+	SHM_EXIT_SIGNAL = 3, /* killed by a signal */
+	SHM_EXIT_MEMCAP = 4, /* stopped by its memory cap */
+	SHM_EXIT_HANG = 5,   /* missed its heartbeat and was killed */
 };
 
 /*
@@ -143,42 +143,42 @@ enum shm_exit_reason {
  * wake line that producers touch (ipc/).
  */
 struct shm_proc {
-	_Atomic uint64_t own;          /* 0 free, else (pid << 32) | epoch; claimed by CAS */
-	_Atomic uint32_t state;        /* enum shm_proc_state */
-	uint32_t role;                 /* enum shm_role */
-	uint64_t start_time;           /* owner's /proc starttime: tells a reused pid */
+	_Atomic uint64_t own;	       /* 0 free, else (pid << 32) | epoch; claimed by CAS */
+	_Atomic uint32_t state;	       /* enum shm_proc_state */
+	uint32_t role;		       /* enum shm_role */
+	uint64_t start_time;	       /* owner's /proc starttime: tells a reused pid */
 	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC, refreshed by the owner's loop */
-	int32_t core;                  /* pinned core, -1 none */
-	int32_t node;                  /* NUMA node, -1 none */
-	uint64_t mem_cap;              /* memory cap in bytes, 0 none */
-	uint32_t cap_mech;             /* 0 none, 1 rlimit, 2 cgroup v2 */
+	int32_t core;		       /* pinned core, -1 none */
+	int32_t node;		       /* NUMA node, -1 none */
+	uint64_t mem_cap;	       /* memory cap in bytes, 0 none */
+	uint32_t cap_mech;	       /* 0 none, 1 rlimit, 2 cgroup v2 */
 	_Atomic uint32_t restarts;     /* restarts of this worker slot */
-	uint32_t last_pid;             /* pid of the last exited owner */
-	int32_t last_code;             /* its exit code, -1 if signalled */
-	int32_t last_signal;           /* its terminating signal, 0 if none */
-	uint32_t last_reason;          /* enum shm_exit_reason */
-	uint64_t last_exit_ns;         /* CLOCK_REALTIME of that exit */
-	uint32_t windex;               /* worker index for workers, else 0 */
+	uint32_t last_pid;	       /* pid of the last exited owner */
+	int32_t last_code;	       /* its exit code, -1 if signalled */
+	int32_t last_signal;	       /* its terminating signal, 0 if none */
+	uint32_t last_reason;	       /* enum shm_exit_reason */
+	uint64_t last_exit_ns;	       /* CLOCK_REALTIME of that exit */
+	uint32_t windex;	       /* worker index for workers, else 0 */
 	_Atomic uint32_t repair_gen;   /* bumped by the supervisor after each repair */
 	_Atomic uint32_t agents_gen;   /* workers/: bumped when an agent is assigned to this
 					* worker or asked to stop, so its loop rescans */
-	uint32_t last_epoch;           /* epoch of the last exited owner (with last_pid) */
+	uint32_t last_epoch;	       /* epoch of the last exited owner (with last_pid) */
 	_Atomic uint32_t death_word;   /* robust-futex word: a worker's tid, stored by it; the
 					* supervisor sets bit 31 (waiters) and waits on it; the
 					* kernel sets bit 30 (owner died) early in the exit */
 	uint8_t pad0[128 - 100];       /* to the intent line */
 	/* intent line: written only by the owner, read by whoever repairs it after death */
-	_Atomic uint64_t mbox_intent;  /* ipc: mailbox (agent slot + 1) being produced into */
-	_Atomic uint64_t reg_intent[8];/* registry: the op in flight, for repair */
-	_Atomic uint64_t ctl_intent[6];/* supervisor control requests in flight */
-	uint8_t pad2[128 - 120];       /* to the wake line */
+	_Atomic uint64_t mbox_intent;	/* ipc: mailbox (agent slot + 1) being produced into */
+	_Atomic uint64_t reg_intent[8]; /* registry: the op in flight, for repair */
+	_Atomic uint64_t ctl_intent[6]; /* supervisor control requests in flight */
+	uint8_t pad2[128 - 120];	/* to the wake line */
 	/* wake line: written by producers (ring), read by the owner */
-	_Atomic uint32_t doorbell;     /* futex word: bumped on every ring while parked */
-	_Atomic uint32_t parked;       /* 1 while the owner is (about to be) parked */
-	_Atomic uint32_t wake_mech;    /* 0 none, 1 io_uring futex, 2 eventfd */
-	int32_t eventfd;               /* the owner's eventfd number (eventfd path) */
-	_Atomic uint64_t wakes;        /* syscalls made to wake this process */
-	uint8_t pad1[128 - 24];        /* to 384 */
+	_Atomic uint32_t doorbell;  /* futex word: bumped on every ring while parked */
+	_Atomic uint32_t parked;    /* 1 while the owner is (about to be) parked */
+	_Atomic uint32_t wake_mech; /* 0 none, 1 io_uring futex, 2 eventfd */
+	int32_t eventfd;	    /* the owner's eventfd number (eventfd path) */
+	_Atomic uint64_t wakes;	    /* syscalls made to wake this process */
+	uint8_t pad1[128 - 24];	    /* to 384 */
 };
 static_assert(sizeof(struct shm_proc) == 384, "shm_proc ABI");
 static_assert(offsetof(struct shm_proc, mbox_intent) == 128, "shm_proc intent line");
@@ -190,55 +190,55 @@ enum shm_agent_state {
 	SHM_AGENT_FREE = 0,
 	SHM_AGENT_STARTING = 1, /* slot taken, init not yet run */
 	SHM_AGENT_RUNNING = 2,
-	SHM_AGENT_DOWN = 3,     /* its worker died or its callback failed: restart pending */
+	SHM_AGENT_DOWN = 3, /* its worker died or its callback failed: restart pending */
 	SHM_AGENT_STOPPING = 4,
-	SHM_AGENT_STOPPED = 5,  /* terminated; slot not yet freed */
+	SHM_AGENT_STOPPED = 5, /* terminated; slot not yet freed */
 };
 
 #define SHM_TYPE_MAX 32u
 
 /* An agent slot; its mailbox is mailbox number == slot index. */
 struct shm_agent {
-	_Atomic uint64_t ctl;        /* 0 free, else the claim tag of whoever holds the slot */
-	_Atomic uint32_t gen;        /* generation: bumped when the slot is reused */
-	_Atomic uint32_t state;      /* enum shm_agent_state */
-	_Atomic uint32_t worker;     /* hosting process slot + 1, 0 none */
-	uint32_t node;               /* NUMA node of its mailbox arena */
-	_Atomic uint32_t restarts;   /* restarts of this agent */
-	uint32_t flags;              /* spawn flags */
-	char type[SHM_TYPE_MAX];     /* agent type name */
-	char name[64];               /* primary registered name, for tools */
-	_Atomic uint64_t handled;    /* messages handled */
-	_Atomic uint64_t redelivered;/* messages handled again after a crash */
-	_Atomic uint64_t started_ns; /* CLOCK_MONOTONIC of the last (re)start */
-	_Atomic uint32_t ckpt_len;   /* bytes of the last committed checkpoint */
-	_Atomic uint32_t ckpt_seq;   /* even: stable; odd: a commit in progress */
-	_Atomic uint32_t ckpt_blen[2];/* record length in each checkpoint buffer; the committed
-				       * one is buffer (ckpt_seq >> 1) & 1 */
-	uint8_t pad[256 - 168];      /* to 256 */
+	_Atomic uint64_t ctl;	       /* 0 free, else the claim tag of whoever holds the slot */
+	_Atomic uint32_t gen;	       /* generation: bumped when the slot is reused */
+	_Atomic uint32_t state;	       /* enum shm_agent_state */
+	_Atomic uint32_t worker;       /* hosting process slot + 1, 0 none */
+	uint32_t node;		       /* NUMA node of its mailbox arena */
+	_Atomic uint32_t restarts;     /* restarts of this agent */
+	uint32_t flags;		       /* spawn flags */
+	char type[SHM_TYPE_MAX];       /* agent type name */
+	char name[64];		       /* primary registered name, for tools */
+	_Atomic uint64_t handled;      /* messages handled */
+	_Atomic uint64_t redelivered;  /* messages handled again after a crash */
+	_Atomic uint64_t started_ns;   /* CLOCK_MONOTONIC of the last (re)start */
+	_Atomic uint32_t ckpt_len;     /* bytes of the last committed checkpoint */
+	_Atomic uint32_t ckpt_seq;     /* even: stable; odd: a commit in progress */
+	_Atomic uint32_t ckpt_blen[2]; /* record length in each checkpoint buffer; the committed
+					* one is buffer (ckpt_seq >> 1) & 1 */
+	uint8_t pad[256 - 168];	       /* to 256 */
 };
 static_assert(sizeof(struct shm_agent) == 256, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, type) == 32, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, ckpt_blen) == 160, "shm_agent ABI");
 
 /* Bytes of one mailbox: header, 8-byte sequence words and 64-byte cells. */
-#define SHM_MBOX_HDR 256u
-#define SHM_MBOX_CELL 64u
+#define SHM_MBOX_HDR	       256u
+#define SHM_MBOX_CELL	       64u
 #define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (8u + SHM_MBOX_CELL))
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {
-	_Atomic uint64_t ctl;     /* 0 free, else claim tag while being set up / torn down */
+	_Atomic uint64_t ctl;	  /* 0 free, else claim tag while being set up / torn down */
 	_Atomic uint64_t watcher; /* handle that receives DOWN/UP, 0 when the entry is free */
 	_Atomic uint64_t target;  /* handle watched */
-	_Atomic uint64_t ref;     /* the monitor's reference, echoed in DOWN/UP */
+	_Atomic uint64_t ref;	  /* the monitor's reference, echoed in DOWN/UP */
 };
 static_assert(sizeof(struct shm_monitor) == 32, "shm_monitor ABI");
 
 /* Claim tags: (epoch << 16) | process slot; never 0 since epochs start at 1. */
 #define SHM_TAG(slot, epoch) (((uint64_t)(epoch) << 16) | (uint64_t)(slot))
-#define SHM_TAG_SLOT(tag) ((uint32_t)((tag) & 0xffffu))
-#define SHM_TAG_EPOCH(tag) ((uint32_t)((tag) >> 16))
-#define SHM_MAX_PROCS 4096u
+#define SHM_TAG_SLOT(tag)    ((uint32_t)((tag)&0xffffu))
+#define SHM_TAG_EPOCH(tag)   ((uint32_t)((tag) >> 16))
+#define SHM_MAX_PROCS	     4096u
 
 #endif

@@ -48,8 +48,8 @@ static bool is_claimable(uint32_t st)
 	return st == SHM_PROC_FREE || st == SHM_PROC_EXITED;
 }
 
-static int claim_at(struct shm_seg *seg, uint32_t i, enum shm_role role, pid_t pid,
-		    uint64_t start, uint32_t *epoch_out)
+static int claim_at(struct shm_seg *seg, uint32_t i, enum shm_role role, pid_t pid, uint64_t start,
+		    uint32_t *epoch_out)
 {
 	struct shm_proc *p = shm_proc_at(seg, i);
 	uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
@@ -219,7 +219,8 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 								     memory_order_acq_rel,
 								     memory_order_relaxed))
 				continue;
-			if (atomic_load_explicit(&a->state, memory_order_acquire) != SHM_AGENT_FREE) {
+			if (atomic_load_explicit(&a->state, memory_order_acquire) !=
+			    SHM_AGENT_FREE) {
 				/* lost a race with a free in progress: give it back */
 				atomic_store_explicit(&a->ctl, 0, memory_order_release);
 				continue;

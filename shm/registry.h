@@ -16,7 +16,7 @@
 #include "shoal/shoal.h"
 
 /* Namespaces are small integers 0..SHM_NS_MAX. Groups live in their own table. */
-#define SHM_NS_MAX 65535u
+#define SHM_NS_MAX     65535u
 #define SHM_NS_DEFAULT 0u
 
 /* A name's metadata blob: up to SHOAL_META_MAX bytes, len says how many. */
@@ -76,11 +76,11 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen);
 
 /* A snapshot of the table's shape, for tools and tests (read-only safe). */
 struct shm_reg_stats {
-	uint32_t capacity;      /* entries */
-	uint32_t live;          /* live entries (LIVE or UPDATING) */
-	uint32_t claimed;       /* entries held by a writer right now (or by a dead one) */
-	uint32_t longest_probe; /* buckets a lookup of the worst-placed live entry visits */
-	uint32_t longest_chain; /* buckets the longest chain scan of a live name visits */
+	uint32_t capacity;	  /* entries */
+	uint32_t live;		  /* live entries (LIVE or UPDATING) */
+	uint32_t claimed;	  /* entries held by a writer right now (or by a dead one) */
+	uint32_t longest_probe;	  /* buckets a lookup of the worst-placed live entry visits */
+	uint32_t longest_chain;	  /* buckets the longest chain scan of a live name visits */
 	uint32_t overflow_excess; /* counter increments no entry accounts for (crash leftovers) */
 };
 /* Fill *st. Returns 0, or -EUCLEAN if the registry region does not match the header. */
@@ -94,8 +94,8 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 /* Leave. 0 or -ENOENT. The group is deleted when its last member leaves. */
 int shm_grp_leave(struct shm_seg *seg, const char *name, size_t len, shoal_handle_t handle);
 /* Copy up to max members into out; returns the member count (may exceed max) or -ENOENT. */
-int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len,
-		    shoal_handle_t *out, uint32_t max);
+int shm_grp_members(const struct shm_seg *seg, const char *name, size_t len, shoal_handle_t *out,
+		    uint32_t max);
 /* Remove handle from every group (an agent that stopped). Returns how many. */
 int shm_grp_leave_all(struct shm_seg *seg, shoal_handle_t handle);
 /* Visit live groups with their member counts; stop when fn returns non-zero (returned).

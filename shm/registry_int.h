@@ -48,9 +48,9 @@ enum shm_reg_state {
 struct shm_reg_hdr {
 	_Atomic uint64_t repaired; /* dead claims resolved (by writers or repair) */
 	_Atomic uint64_t aborted;  /* pending registrations made to lose */
-	_Atomic uint64_t waits;    /* writer waits on a live writer's update of one entry */
-	_Atomic uint64_t lost;     /* claims a live writer found taken from it (must stay 0) */
-	uint8_t pad[64 - 32];      /* to 64 */
+	_Atomic uint64_t waits;	   /* writer waits on a live writer's update of one entry */
+	_Atomic uint64_t lost;	   /* claims a live writer found taken from it (must stay 0) */
+	uint8_t pad[64 - 32];	   /* to 64 */
 };
 static_assert(sizeof(struct shm_reg_hdr) == 64, "shm_reg_hdr ABI");
 

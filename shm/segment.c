@@ -15,16 +15,16 @@ static const struct {
 	const char *name;
 	int err;
 } verr_tab[SHM_V_COUNT] = {
-	[SHM_V_OK] = { "ok", 0 },
-	[SHM_V_TRUNCATED] = { "truncated", -EBADMSG },
-	[SHM_V_MAGIC] = { "magic", -EPROTO },
-	[SHM_V_VERSION] = { "version", -EPROTONOSUPPORT },
-	[SHM_V_NOT_READY] = { "not-ready", -EAGAIN },
-	[SHM_V_HEADER] = { "header", -EUCLEAN },
-	[SHM_V_REGION_BOUNDS] = { "region-bounds", -ERANGE },
-	[SHM_V_REGION_OVERLAP] = { "region-overlap", -EDOM },
-	[SHM_V_CONFIG] = { "config", -ENOEXEC },
-	[SHM_V_FOREIGN] = { "foreign", -EPERM },
+	[SHM_V_OK] = {"ok", 0},
+	[SHM_V_TRUNCATED] = {"truncated", -EBADMSG},
+	[SHM_V_MAGIC] = {"magic", -EPROTO},
+	[SHM_V_VERSION] = {"version", -EPROTONOSUPPORT},
+	[SHM_V_NOT_READY] = {"not-ready", -EAGAIN},
+	[SHM_V_HEADER] = {"header", -EUCLEAN},
+	[SHM_V_REGION_BOUNDS] = {"region-bounds", -ERANGE},
+	[SHM_V_REGION_OVERLAP] = {"region-overlap", -EDOM},
+	[SHM_V_CONFIG] = {"config", -ENOEXEC},
+	[SHM_V_FOREIGN] = {"foreign", -EPERM},
 };
 
 int shm_verr_errno(enum shm_verr v)
@@ -37,11 +37,11 @@ const char *shm_verr_name(enum shm_verr v)
 	return (unsigned)v < SHM_V_COUNT ? verr_tab[v].name : "unknown";
 }
 
-#define FAIL(v, ...)                                                                       \
-	do {                                                                               \
-		if (errlen)                                                                \
-			snprintf(err, errlen, __VA_ARGS__);                                \
-		return (v);                                                                \
+#define FAIL(v, ...)                                                                               \
+	do {                                                                                       \
+		if (errlen)                                                                        \
+			snprintf(err, errlen, __VA_ARGS__);                                        \
+		return (v);                                                                        \
 	} while (0)
 
 /*
@@ -142,8 +142,8 @@ static struct shm_seg *seg_new(const char *instance)
 	return seg;
 }
 
-int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out,
-		   char *err, size_t errlen)
+int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
+		   size_t errlen)
 {
 	struct shm_region regions[SHM_R_COUNT];
 	struct shm_seg *seg;
@@ -241,7 +241,7 @@ static bool wait_ready(const struct shm_hdr *h, int timeout_ms)
 		if (shm_now_ns() >= deadline)
 			return false;
 		/* the creator offers no event to wait on before the segment exists; back off */
-		struct timespec ts = { 0, delay_ns };
+		struct timespec ts = {0, delay_ns};
 		nanosleep(&ts, NULL);
 		if (delay_ns < 1000000)
 			delay_ns *= 2;
@@ -289,12 +289,14 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 	/* map only what the file holds: touching a page past its end would be SIGBUS */
 	if ((size_t)st.st_size < SHM_HDR_SIZE) {
 		ret = shm_verr_errno(SHM_V_TRUNCATED);
-		snprintf(err, errlen, "instance '%s': segment is %lld bytes, smaller than its header",
-			 instance, (long long)st.st_size);
+		snprintf(err, errlen,
+			 "instance '%s': segment is %lld bytes, smaller than its header", instance,
+			 (long long)st.st_size);
 		goto out_close;
 	}
 	seg->size = (size_t)st.st_size;
-	seg->base = mmap(NULL, seg->size, PROT_READ | (ro ? 0 : PROT_WRITE), MAP_SHARED, seg->fd, 0);
+	seg->base =
+		mmap(NULL, seg->size, PROT_READ | (ro ? 0 : PROT_WRITE), MAP_SHARED, seg->fd, 0);
 	if (seg->base == MAP_FAILED) {
 		ret = -errno;
 		seg->base = NULL;

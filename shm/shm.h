@@ -13,14 +13,14 @@
 enum shm_verr {
 	SHM_V_OK = 0,
 	SHM_V_TRUNCATED,      /* smaller than its header, or than the size it records */
-	SHM_V_MAGIC,          /* not a shoal segment */
-	SHM_V_VERSION,        /* another major layout version */
+	SHM_V_MAGIC,	      /* not a shoal segment */
+	SHM_V_VERSION,	      /* another major layout version */
 	SHM_V_NOT_READY,      /* the creator has not published it (yet) */
-	SHM_V_HEADER,         /* header fields out of range (sizes, counts, names) */
+	SHM_V_HEADER,	      /* header fields out of range (sizes, counts, names) */
 	SHM_V_REGION_BOUNDS,  /* a region lies outside the segment or is misaligned */
 	SHM_V_REGION_OVERLAP, /* two regions overlap */
-	SHM_V_CONFIG,         /* regions disagree with the configuration they claim */
-	SHM_V_FOREIGN,        /* owned by another user */
+	SHM_V_CONFIG,	      /* regions disagree with the configuration they claim */
+	SHM_V_FOREIGN,	      /* owned by another user */
 	SHM_V_COUNT,
 };
 
@@ -53,23 +53,23 @@ uint64_t shm_grp_region_size(const struct shm_cfg *cfg);
 
 /* An attachment to a segment, private to one process. */
 struct shm_seg {
-	uint8_t *base;          /* mapping */
-	size_t size;            /* mapped bytes */
-	int fd;                 /* the shm object, or -1 */
-	bool writable;          /* mapped PROT_WRITE */
-	bool creator;           /* this process created it */
-	uint32_t self;          /* our process slot, or UINT32_MAX */
-	uint32_t epoch;         /* our epoch, valid with self */
-	uint64_t tag;           /* SHM_TAG(self, epoch) */
+	uint8_t *base;	/* mapping */
+	size_t size;	/* mapped bytes */
+	int fd;		/* the shm object, or -1 */
+	bool writable;	/* mapped PROT_WRITE */
+	bool creator;	/* this process created it */
+	uint32_t self;	/* our process slot, or UINT32_MAX */
+	uint32_t epoch; /* our epoch, valid with self */
+	uint64_t tag;	/* SHM_TAG(self, epoch) */
 	char instance[SHM_INSTANCE_MAX];
 	char path[SHM_INSTANCE_MAX + 8]; /* "/shoal.<instance>" */
 };
 
 /* Flags for shm_seg_attach(). */
-#define SHM_ATTACH_RO 0x1u          /* map read-only (tools) */
-#define SHM_ATTACH_ANY_OWNER 0x2u   /* accept a segment owned by another uid */
-#define SHM_ATTACH_NOWAIT 0x4u      /* do not wait for the ready word */
-#define SHM_ATTACH_UNREADY 0x8u     /* accept a never-published segment (inspect a crash) */
+#define SHM_ATTACH_RO	     0x1u /* map read-only (tools) */
+#define SHM_ATTACH_ANY_OWNER 0x2u /* accept a segment owned by another uid */
+#define SHM_ATTACH_NOWAIT    0x4u /* do not wait for the ready word */
+#define SHM_ATTACH_UNREADY   0x8u /* accept a never-published segment (inspect a crash) */
 
 /* Valid instance names: 1..SHM_INSTANCE_MAX-1 of [A-Za-z0-9_.-], not starting with '.'. */
 bool shm_is_valid_instance(const char *instance);
@@ -80,8 +80,8 @@ bool shm_is_valid_instance(const char *instance);
  * Returns 0, -EEXIST (an instance of that name exists), -EINVAL, or another -errno;
  * err gets a sentence. The creator. Any thread.
  */
-int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out,
-		   char *err, size_t errlen);
+int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
+		   size_t errlen);
 /* Release-store the ready word: from now on attachers may read everything. Creator. */
 void shm_seg_publish(struct shm_seg *seg);
 
@@ -171,17 +171,17 @@ void shm_agent_free(struct shm_seg *seg, uint32_t slot);
 /* --- instance liveness --- */
 
 enum shm_liveness {
-	SHM_LIVE_OK = 0,        /* supervisor alive, heartbeat fresh */
-	SHM_LIVE_UNRESPONSIVE,  /* supervisor alive, heartbeat older than the limit */
-	SHM_LIVE_STALE,         /* creator/supervisor gone and the segment was not stopped */
-	SHM_LIVE_STOPPED,       /* marked stopped or supervisor-dead: a post-mortem */
+	SHM_LIVE_OK = 0,       /* supervisor alive, heartbeat fresh */
+	SHM_LIVE_UNRESPONSIVE, /* supervisor alive, heartbeat older than the limit */
+	SHM_LIVE_STALE,	       /* creator/supervisor gone and the segment was not stopped */
+	SHM_LIVE_STOPPED,      /* marked stopped or supervisor-dead: a post-mortem */
 };
 enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_after_ns);
 const char *shm_liveness_name(enum shm_liveness l);
 
 /* --- small helpers --- */
-uint64_t shm_now_ns(void);      /* CLOCK_MONOTONIC */
-uint64_t shm_wall_ns(void);     /* CLOCK_REALTIME */
+uint64_t shm_now_ns(void);		/* CLOCK_MONOTONIC */
+uint64_t shm_wall_ns(void);		/* CLOCK_REALTIME */
 uint64_t shm_pid_start_time(pid_t pid); /* /proc/<pid>/stat starttime, 0 if gone */
 bool shm_pid_is_alive(pid_t pid, uint64_t start_time);
 const char *shm_inst_state_name(uint32_t st);

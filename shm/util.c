@@ -78,26 +78,26 @@ bool shm_pid_is_alive(pid_t pid, uint64_t start_time)
 
 const char *shm_inst_state_name(uint32_t st)
 {
-	static const char *n[] = { "?", "starting", "running", "stopping", "stopped",
-				   "supervisor-dead" };
+	static const char *n[] = {"?",	      "starting", "running",
+				  "stopping", "stopped",  "supervisor-dead"};
 	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
 }
 
 const char *shm_proc_state_name(uint32_t st)
 {
-	static const char *n[] = { "free", "starting", "running", "stopping", "dead", "exited" };
+	static const char *n[] = {"free", "starting", "running", "stopping", "dead", "exited"};
 	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
 }
 
 const char *shm_role_name(uint32_t role)
 {
-	static const char *n[] = { "-", "supervisor", "worker", "client" };
+	static const char *n[] = {"-", "supervisor", "worker", "client"};
 	return role < sizeof(n) / sizeof(n[0]) ? n[role] : "?";
 }
 
 const char *shm_exit_reason_name(uint32_t r)
 {
-	static const char *n[] = { "-", "normal", "exit code", "signal", "memory cap", "hang" };
+	static const char *n[] = {"-", "normal", "exit code", "signal", "memory cap", "hang"};
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "?";
 }
 

@@ -41,9 +41,9 @@
 #ifndef FUTEX_BITSET_MATCH_ANY
 #define FUTEX_BITSET_MATCH_ANY 0xffffffffu
 #endif
-#define DW_WAITERS   0x80000000u /* FUTEX_WAITERS */
+#define DW_WAITERS    0x80000000u /* FUTEX_WAITERS */
 #define DW_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
-#define DW_TID_MASK  0x3fffffffu /* FUTEX_TID_MASK */
+#define DW_TID_MASK   0x3fffffffu /* FUTEX_TID_MASK */
 
 /* A worker's states in the supervisor (not the process slot's state word). */
 enum wstate {

@@ -99,7 +99,7 @@ static inline void *it_shared(size_t size)
 static inline int it_wait_child(pid_t pid, int timeout_ms)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0;
-	struct pollfd p = { .fd = pfd, .events = POLLIN };
+	struct pollfd p = {.fd = pfd, .events = POLLIN};
 
 	if (pfd >= 0) {
 		int r = poll(&p, 1, timeout_ms);

@@ -2,10 +2,10 @@
 #ifndef TESTS_SKIP_H
 #define TESTS_SKIP_H
 
-#define skip_because(reason)                                                               \
-	do {                                                                               \
-		print_message("[  SKIP    ] %s: %s\n", __func__, (reason));                 \
-		skip();                                                                    \
+#define skip_because(reason)                                                                       \
+	do {                                                                                       \
+		print_message("[  SKIP    ] %s: %s\n", __func__, (reason));                        \
+		skip();                                                                            \
 	} while (0)
 
 #endif

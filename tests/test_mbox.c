@@ -55,7 +55,7 @@ static uint32_t mixed_len(uint64_t seq)
 
 static void make_payload(uint8_t *buf, uint32_t sender, uint64_t seq, uint32_t len)
 {
-	struct pl_head h = { .sender = sender, .len = len, .seq = seq };
+	struct pl_head h = {.sender = sender, .len = len, .seq = seq};
 
 	memcpy(buf, &h, sizeof(h));
 	for (uint32_t i = sizeof(h); i < len; i++)
@@ -101,11 +101,10 @@ static bool has_msg_or_stop(void *arg)
  * applies messages in per-sender order until `total` were applied or stop is set and the
  * mailbox is empty. die_at: raise SIGKILL after applying that many (0: never).
  */
-static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total,
-			  uint64_t die_at)
+static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total, uint64_t die_at)
 {
 	uint32_t slot = shoal_handle_slot(to);
-	struct peek_ctx c = { seg, slot };
+	struct peek_ctx c = {seg, slot};
 	struct ipc_waiter *w;
 	uint64_t applied = 0;
 
@@ -138,12 +137,13 @@ static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total
 				tt = atomic_load(&mbx.h->tail);
 				s0 = atomic_load(&mbx.seq[hh & mbx.mask]);
 				s1 = atomic_load(&mbx.seq[(hh + 1) & mbx.mask]);
-				book_error("consumer: no message for 10 s: head %llu tail %llu seq[h] "
-					   "pos %llu st %u k %u own %u; seq[h+1] pos %llu st %u",
-					   (unsigned long long)hh, (unsigned long long)tt,
-					   (unsigned long long)ipc_seq_pos(s0), ipc_seq_state(s0),
-					   ipc_seq_k(s0), ipc_seq_owner(s0),
-					   (unsigned long long)ipc_seq_pos(s1), ipc_seq_state(s1));
+				book_error(
+					"consumer: no message for 10 s: head %llu tail %llu seq[h] "
+					"pos %llu st %u k %u own %u; seq[h+1] pos %llu st %u",
+					(unsigned long long)hh, (unsigned long long)tt,
+					(unsigned long long)ipc_seq_pos(s0), ipc_seq_state(s0),
+					ipc_seq_k(s0), ipc_seq_owner(s0),
+					(unsigned long long)ipc_seq_pos(s1), ipc_seq_state(s1));
 				_exit(3);
 			}
 			continue;
@@ -169,7 +169,7 @@ static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total
 		/* a callback that takes a while, so random kills often land inside one */
 		for (unsigned i = 0; i < callback_spins; i++)
 			__builtin_ia32_pause();
-consume:
+	consume:
 		ipc_mbox_consume(seg, slot, &m);
 	}
 	_exit(0);
@@ -199,12 +199,13 @@ static void producer_main(struct shm_seg *seg, shoal_handle_t to, uint32_t sende
 			uint32_t len = mixed ? mixed_len(q + i) : 16;
 
 			make_payload(buf[i], sender, q + i, len);
-			out[i] = (struct ipc_out){ .to = to, .type = 1, .len = len, .data = buf[i] };
+			out[i] = (struct ipc_out){.to = to, .type = 1, .len = len, .data = buf[i]};
 		}
 		if (batch > 1)
 			r = ipc_send_batch(seg, 0, out, nb, 10000);
 		else
-			r = ipc_send(seg, to, SHOAL_HANDLE_NONE, 1, 0, 0, buf[0], out[0].len, 10000);
+			r = ipc_send(seg, to, SHOAL_HANDLE_NONE, 1, 0, 0, buf[0], out[0].len,
+				     10000);
 		if (r < 0) {
 			book_error("producer %u: send %llu: %d", sender, (unsigned long long)q, r);
 			_exit(6);
@@ -228,8 +229,8 @@ static pid_t spawn_consumer(struct shm_seg *seg, shoal_handle_t to, uint64_t tot
 	return pid;
 }
 
-static pid_t spawn_producer(struct shm_seg *seg, shoal_handle_t to, uint32_t sender,
-			    uint64_t count, bool mixed, uint32_t batch)
+static pid_t spawn_producer(struct shm_seg *seg, shoal_handle_t to, uint32_t sender, uint64_t count,
+			    bool mixed, uint32_t batch)
 {
 	pid_t pid = fork();
 
@@ -725,8 +726,8 @@ static void test_mbox_two_threads(void **state)
 	struct shm_seg *seg = it_create("mbox", 64, 480);
 	shoal_handle_t a = it_agent(seg);
 	uint32_t slot = shoal_handle_slot(a);
-	struct thr_arg args[2] = { { seg, a, 50000, 0 }, { seg, a, 50000, 1 } };
-	uint64_t next[2] = { 0, 0 }, end = shm_now_ns() + 120000000000ull;
+	struct thr_arg args[2] = {{seg, a, 50000, 0}, {seg, a, 50000, 1}};
+	uint64_t next[2] = {0, 0}, end = shm_now_ns() + 120000000000ull;
 	pthread_t th[2];
 
 	(void)state;

@@ -45,7 +45,7 @@ struct mbook {
 	_Atomic uint32_t got[8];
 	_Atomic uint32_t release; /* late replier: calls it may answer now */
 	_Atomic uint32_t replied; /* late replier: calls it answered */
-	_Atomic uint32_t fail;    /* late replier: why it gave up (0: it did not) */
+	_Atomic uint32_t fail;	  /* late replier: why it gave up (0: it did not) */
 };
 
 static struct mbook *mb;
@@ -79,7 +79,7 @@ static pid_t spawn_echo(struct shm_seg *seg, shoal_handle_t e)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct peek_ctx c = { seg, shoal_handle_slot(e) };
+		struct peek_ctx c = {seg, shoal_handle_slot(e)};
 		struct ipc_waiter *w;
 
 		it_child_claim(seg);
@@ -91,7 +91,8 @@ static pid_t spawn_echo(struct shm_seg *seg, shoal_handle_t e)
 			struct ipc_msg m;
 
 			if (ipc_mbox_peek(seg, c.slot, &m)) {
-				if (ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL) != 1)
+				if (ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL) !=
+				    1)
 					_exit(3);
 				continue;
 			}
@@ -133,9 +134,9 @@ static void test_msg_call_leaves_others_queued(void **state)
 		char q[16];
 		int n = snprintf(q, sizeof(q), "ping %d", k) + 1;
 
-		assert_int_equal(ipc_call(seg, w, inbox, e, 1, q, (uint32_t)n, reply, sizeof(reply),
-					  5000),
-				 n);
+		assert_int_equal(
+			ipc_call(seg, w, inbox, e, 1, q, (uint32_t)n, reply, sizeof(reply), 5000),
+			n);
 		assert_string_equal(reply, q);
 	}
 	/* truncated copy: the return value still says how long the reply was */
@@ -175,7 +176,7 @@ static pid_t spawn_late_echo(struct shm_seg *seg, shoal_handle_t e)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct peek_ctx c = { seg, shoal_handle_slot(e) };
+		struct peek_ctx c = {seg, shoal_handle_slot(e)};
 		uint32_t late = 0;
 		struct ipc_waiter *w;
 
@@ -190,7 +191,8 @@ static pid_t spawn_late_echo(struct shm_seg *seg, shoal_handle_t e)
 			int copies = 1;
 
 			if (ipc_mbox_peek(seg, c.slot, &m)) {
-				if (ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL) != 1)
+				if (ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL) !=
+				    1)
 					_exit(3);
 				continue;
 			}
@@ -202,8 +204,8 @@ static pid_t spawn_late_echo(struct shm_seg *seg, shoal_handle_t e)
 			if (m.len && q[0] == 'D')
 				copies = 2;
 			for (int i = 0; i < copies; i++)
-				if (ipc_send(seg, m.from, e, m.type, IPC_F_REPLY, m.ref, m.data, m.len,
-					     100))
+				if (ipc_send(seg, m.from, e, m.type, IPC_F_REPLY, m.ref, m.data,
+					     m.len, 100))
 					atomic_fetch_add(&mb->fail, 1);
 			atomic_fetch_add(&mb->replied, 1);
 			ipc_mbox_consume(seg, c.slot, &m);
@@ -248,9 +250,9 @@ static void test_msg_call_late_and_duplicate_replies(void **state)
 		char q[16];
 		int n = snprintf(q, sizeof(q), "D%u", k) + 1;
 
-		assert_int_equal(ipc_call(seg, w, inbox, e, 1, q, (uint32_t)n, reply, sizeof(reply),
-					  5000),
-				 n);
+		assert_int_equal(
+			ipc_call(seg, w, inbox, e, 1, q, (uint32_t)n, reply, sizeof(reply), 5000),
+			n);
 		assert_string_equal(reply, q);
 	}
 	/* an async call's reply stays queued through later calls and is delivered by peek */
@@ -308,7 +310,7 @@ static void test_msg_call_async(void **state)
 	(void)state;
 	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
 	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
-	c = (struct peek_ctx){ seg, shoal_handle_slot(inbox) };
+	c = (struct peek_ctx){seg, shoal_handle_slot(inbox)};
 	pid = spawn_echo(seg, e);
 	assert_int_equal(ipc_call_async(seg, inbox, e, 3, "first", 6, &ref[0]), 0);
 	assert_int_equal(ipc_call_async(seg, inbox, e, 3, "second", 7, &ref[1]), 0);
@@ -317,8 +319,8 @@ static void test_msg_call_async(void **state)
 		struct ipc_msg m;
 
 		while (ipc_mbox_peek(seg, c.slot, &m))
-			assert_int_equal(ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL),
-					 1);
+			assert_int_equal(
+				ipc_waiter_wait(w, 10000, 10000000000ull, has_msg, &c, NULL), 1);
 		assert_true(m.flags & IPC_F_REPLY);
 		assert_int_equal(m.ref, ref[i]);
 		assert_int_equal(m.from, e);
@@ -347,8 +349,8 @@ static void test_msg_broadcast(void **state)
 		pid[p] = fork();
 		assert_true(pid[p] >= 0);
 		if (pid[p] == 0) {
-			struct peek_ctx c[2] = { { seg, shoal_handle_slot(h[2 * p]) },
-						 { seg, shoal_handle_slot(h[2 * p + 1]) } };
+			struct peek_ctx c[2] = {{seg, shoal_handle_slot(h[2 * p])},
+						{seg, shoal_handle_slot(h[2 * p + 1])}};
 			struct ipc_waiter *w;
 			uint32_t got = 0;
 
@@ -392,7 +394,7 @@ static void test_msg_batch(void **state)
 
 	(void)state;
 	for (int i = 0; i < 20; i++)
-		out[i] = (struct ipc_out){ i % 2 ? b : a, (uint32_t)i, 1, "z" };
+		out[i] = (struct ipc_out){i % 2 ? b : a, (uint32_t)i, 1, "z"};
 	/* 10 each fit */
 	assert_int_equal(ipc_send_batch(seg, 0, out, 20, 0), 20);
 	assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(a)), 10);

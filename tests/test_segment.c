@@ -112,7 +112,8 @@ static void expect_verr(const uint8_t *buf, size_t size, enum shm_verr want, con
 	enum shm_verr v = shm_seg_validate(buf, size, err, sizeof(err));
 
 	if (v != want)
-		fail_msg("validate: got %s (%s), want %s", shm_verr_name(v), err, shm_verr_name(want));
+		fail_msg("validate: got %s (%s), want %s", shm_verr_name(v), err,
+			 shm_verr_name(want));
 	if (word && !strstr(err, word))
 		fail_msg("message '%s' does not mention '%s'", err, word);
 }
@@ -258,9 +259,9 @@ static void test_segment_attach_foreign_owner(void **state)
 	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)),
 			 shm_verr_errno(SHM_V_FOREIGN));
 	assert_non_null(strstr(err, "uid 4242"));
-	assert_int_equal(
-		shm_seg_attach(inst, SHM_ATTACH_RO | SHM_ATTACH_ANY_OWNER, 0, &ro, err, sizeof(err)),
-		0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO | SHM_ATTACH_ANY_OWNER, 0, &ro, err,
+					sizeof(err)),
+			 0);
 	shm_seg_detach(ro);
 	shm_seg_detach(seg);
 }
@@ -278,7 +279,8 @@ static void test_segment_attach_waits_for_ready(void **state)
 	(void)state;
 	shm_cfg_default(&cfg);
 	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
-	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 20, &ro, err, sizeof(err)), -ETIMEDOUT);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 20, &ro, err, sizeof(err)),
+			 -ETIMEDOUT);
 	assert_non_null(strstr(err, "ready"));
 	assert_int_equal(pipe(pfd), 0);
 	pid = fork();
@@ -357,7 +359,8 @@ static void test_segment_proc_dead_client(void **state)
 		struct shm_seg *c;
 		char err[256];
 
-		if (shm_seg_attach(inst, 0, 0, &c, err, sizeof(err)) || shm_proc_claim(c, SHM_ROLE_CLIENT, false))
+		if (shm_seg_attach(inst, 0, 0, &c, err, sizeof(err)) ||
+		    shm_proc_claim(c, SHM_ROLE_CLIENT, false))
 			_exit(1);
 		shm_proc_set_state(c, SHM_PROC_RUNNING);
 		if (write(pfd[1], &c->tag, sizeof(c->tag)) != sizeof(c->tag))
@@ -478,13 +481,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_validate_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_not_ready, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_segment_validate_region_bounds, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_segment_validate_region_overlap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_region_bounds, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_region_overlap, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_header, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_segment_attach_truncated_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_attach_truncated_file, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_dead_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_liveness, setup, teardown),

@@ -80,8 +80,17 @@ static void test_validate_seed_is_valid(void **state)
 static void test_validate_mutations(void **state)
 {
 	static uint8_t seed[4 + SHM_HDR_SIZE], in[4 + SHM_HDR_SIZE];
-	static const uint64_t interesting[] = { 0, 1, 63, 64, 4095, 4096, 0x7fffffff, 0xffffffff,
-						 0x100000000ull, UINT64_MAX, UINT64_MAX - 4095 };
+	static const uint64_t interesting[] = {0,
+					       1,
+					       63,
+					       64,
+					       4095,
+					       4096,
+					       0x7fffffff,
+					       0xffffffff,
+					       0x100000000ull,
+					       UINT64_MAX,
+					       UINT64_MAX - 4095};
 	size_t n = make_seed(seed, sizeof(seed));
 	unsigned iters = 200000;
 	const char *env = getenv("SHOAL_FUZZ_ITERS");
@@ -104,7 +113,8 @@ static void test_validate_mutations(void **state)
 			case 1:
 				off &= ~(size_t)7;
 				if (off + 8 <= n) {
-					uint64_t v = interesting[next() % (sizeof(interesting) / 8)];
+					uint64_t v =
+						interesting[next() % (sizeof(interesting) / 8)];
 
 					memcpy(in + off, &v, 8);
 				}

@@ -41,7 +41,7 @@ static pid_t spawn_parker(struct shm_seg *seg, shoal_handle_t a, enum ipc_wake_m
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct peek_ctx c = { seg, shoal_handle_slot(a) };
+		struct peek_ctx c = {seg, shoal_handle_slot(a)};
 		struct ipc_waiter *w;
 		int r;
 
@@ -177,7 +177,7 @@ static void on_cqe(struct io_uring_cqe *cqe, void *arg)
 static void test_wake_caller_request(void **state)
 {
 	struct shm_seg *seg = it_create("wake", 256, 4096);
-	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 2000000 };
+	struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 2000000};
 	struct io_uring_sqe *sqe;
 	struct ipc_waiter *w;
 
@@ -202,8 +202,8 @@ static void test_wake_caller_request(void **state)
 static void test_wake_ring_many(void **state)
 {
 	struct shm_seg *seg = it_create("wake", 256, 4096);
-	shoal_handle_t h[3] = { it_agent(seg), it_agent(seg), it_agent(seg) };
-	enum ipc_wake_mech mech[3] = { IPC_WAKE_AUTO, IPC_WAKE_AUTO, IPC_WAKE_EVENTFD };
+	shoal_handle_t h[3] = {it_agent(seg), it_agent(seg), it_agent(seg)};
+	enum ipc_wake_mech mech[3] = {IPC_WAKE_AUTO, IPC_WAKE_AUTO, IPC_WAKE_EVENTFD};
 	struct ipc_out out[3];
 	pid_t pid[3];
 
@@ -212,7 +212,7 @@ static void test_wake_ring_many(void **state)
 	for (int i = 0; i < 3; i++) {
 		pid[i] = spawn_parker(seg, h[i], mech[i], i);
 		wait_parked(seg, i);
-		out[i] = (struct ipc_out){ h[i], 0, 2, "m" };
+		out[i] = (struct ipc_out){h[i], 0, 2, "m"};
 	}
 	assert_int_equal(ipc_send_batch(seg, 0, out, 3, 0), 3);
 	for (int i = 0; i < 3; i++) {

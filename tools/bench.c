@@ -80,8 +80,8 @@ void bench_row_fill(struct bench_row *row, const char *name, uint64_t *ns, size_
 	row->ops_per_s = ops_per_s;
 }
 
-struct bench_row *bench_add_result(struct bench_report *r, const char *name, uint64_t *ns,
-				   size_t n, double ops_per_s, const char *vs)
+struct bench_row *bench_add_result(struct bench_report *r, const char *name, uint64_t *ns, size_t n,
+				   double ops_per_s, const char *vs)
 {
 	struct bench_row *row;
 
@@ -115,16 +115,15 @@ static const struct bench_row *find_baseline(const struct bench_report *r, const
 }
 
 /* Returns 1 when a target is set and missed, with a description in why. */
-static int missed(const struct bench_report *r, const struct bench_row *row, char *why,
-		  size_t len)
+static int missed(const struct bench_report *r, const struct bench_row *row, char *why, size_t len)
 {
 	const struct bench_row *b = row->vs[0] ? find_baseline(r, row->vs) : NULL;
 	double v = row->target_pct == 99 ? row->p99_ns : row->p50_ns;
 
 	why[0] = 0;
 	if (row->target_ns > 0 && v > row->target_ns) {
-		snprintf(why, len, "p%d %.0f ns > target %.0f ns", row->target_pct ? row->target_pct : 50,
-			 v, row->target_ns);
+		snprintf(why, len, "p%d %.0f ns > target %.0f ns",
+			 row->target_pct ? row->target_pct : 50, v, row->target_ns);
 		return 1;
 	}
 	if (row->target_ops > 0 && row->ops_per_s < row->target_ops) {
@@ -182,7 +181,8 @@ int bench_report_print(const struct bench_report *r)
 		char ratio[96] = "";
 
 		if (b && b->p50_ns > 0)
-			snprintf(ratio, sizeof(ratio), "p50 %.2fx p99 %.2fx %s", row->p50_ns / b->p50_ns,
+			snprintf(ratio, sizeof(ratio), "p50 %.2fx p99 %.2fx %s",
+				 row->p50_ns / b->p50_ns,
 				 b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0, b->name);
 		printf("%-22s %10.1f %10.1f %10.1f %10.1f %14.0f  %s", row->name, row->p50_ns,
 		       row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s, ratio);

@@ -15,10 +15,10 @@ struct bench_row {
 	double p50_ns, p99_ns, p999_ns, mean_ns, ops_per_s;
 	uint64_t samples;
 	char vs[BENCH_NAME_MAX]; /* baseline to compare with ("" none) */
-	double target_ns;        /* a target on p50/p99 (see target_pct), 0 none */
-	int target_pct;          /* 50 or 99: which percentile target_ns bounds */
-	double target_ops;       /* a floor on ops_per_s, 0 none */
-	double target_ratio;     /* a ceiling on p50 / baseline p50, 0 none */
+	double target_ns;	 /* a target on p50/p99 (see target_pct), 0 none */
+	int target_pct;		 /* 50 or 99: which percentile target_ns bounds */
+	double target_ops;	 /* a floor on ops_per_s, 0 none */
+	double target_ratio;	 /* a ceiling on p50 / baseline p50, 0 none */
 };
 
 struct bench_report {
@@ -33,8 +33,8 @@ struct bench_report {
 /* Options common to every benchmark. */
 struct bench_opts {
 	bool json;
-	bool quick;      /* fewer iterations (CI smoke) */
-	bool check;      /* exit 1 when a target is missed */
+	bool quick;	  /* fewer iterations (CI smoke) */
+	bool check;	  /* exit 1 when a target is missed */
 	int cpu_a, cpu_b; /* the two cores to pin to (-1: first two allowed) */
 	const char *instance;
 };
@@ -46,8 +46,8 @@ struct bench_opts {
  */
 void bench_row_fill(struct bench_row *row, const char *name, uint64_t *ns, size_t n,
 		    double ops_per_s);
-struct bench_row *bench_add_result(struct bench_report *r, const char *name, uint64_t *ns,
-				   size_t n, double ops_per_s, const char *vs);
+struct bench_row *bench_add_result(struct bench_report *r, const char *name, uint64_t *ns, size_t n,
+				   double ops_per_s, const char *vs);
 struct bench_row *bench_add_baseline(struct bench_report *r, const char *name, uint64_t *ns,
 				     size_t n, double ops_per_s);
 /* Print the table (or JSON). Returns the number of targets missed. */

@@ -30,10 +30,10 @@
 #define FUTEX2_SIZE_U32 0x02
 #endif
 
-#define T_STOP 0xdeadu
+#define T_STOP	   0xdeadu
 #define MAX_CHUNKS 8192
-#define CHUNK 1024
-#define BATCH 32 /* messages per ipc_send_batch() in the batched throughput rows */
+#define CHUNK	   1024
+#define BATCH	   32 /* messages per ipc_send_batch() in the batched throughput rows */
 
 /* Words the benchmark's processes share (anonymous shared memory), one per 128 bytes. */
 struct bshared {
@@ -207,7 +207,7 @@ static bool has_msg(void *arg)
 /* Take the next message of slot, spinning (w NULL) or parking. */
 static void next_msg(struct shm_seg *seg, struct ipc_waiter *w, uint32_t slot, struct ipc_msg *m)
 {
-	struct peek_ctx c = { seg, slot };
+	struct peek_ctx c = {seg, slot};
 
 	while (ipc_mbox_peek(seg, slot, m)) {
 		if (w)
@@ -246,12 +246,11 @@ static int child_claim(struct shm_seg *seg)
 }
 
 /* n round trips into ns[]: parent sends to b, the child answers to a; park: both park. */
-static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_opts *o,
-	       uint64_t *ns)
+static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_opts *o, uint64_t *ns)
 {
 	shoal_handle_t a = new_agent(seg, seg->self), b = new_agent(seg, seg->self);
 	struct ipc_waiter *w = NULL;
-	uint8_t buf[16] = { 0 };
+	uint8_t buf[16] = {0};
 	struct ipc_msg m;
 	pid_t pid;
 
@@ -306,9 +305,9 @@ static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_op
  * total) so that both see the same placement of the virtual CPUs: a cache-line round trip
  * between two vCPUs varies several-fold from one moment to the next on this machine.
  */
-static int rtt_pair(struct bench_report *r, struct shm_seg *seg, const char *base,
-		    enum pp_kind k, const char *name, bool park, uint32_t n,
-		    const struct bench_opts *o, double ratio)
+static int rtt_pair(struct bench_report *r, struct shm_seg *seg, const char *base, enum pp_kind k,
+		    const char *name, bool park, uint32_t n, const struct bench_opts *o,
+		    double ratio)
 {
 	uint32_t per = n / PAIR_ROUNDS;
 	uint64_t *bns = calloc(n, sizeof(*bns)), *sns = calloc(n, sizeof(*sns));
@@ -354,9 +353,9 @@ static int baseline(struct bench_report *r, const char *name, enum pp_kind k, ui
 }
 
 /* Throughput: nprod producers send n messages of len bytes in total; one consumer. */
-static int throughput(struct bench_report *r, struct shm_seg *seg, const char *name,
-		      uint32_t nprod, uint32_t len, uint64_t n, uint32_t batch,
-		      const struct bench_opts *o, double target)
+static int throughput(struct bench_report *r, struct shm_seg *seg, const char *name, uint32_t nprod,
+		      uint32_t len, uint64_t n, uint32_t batch, const struct bench_opts *o,
+		      double target)
 {
 	shoal_handle_t b = new_agent(seg, seg->self);
 	uint64_t *ns, chunks;
@@ -384,7 +383,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 		last = sh->t_start = bench_now_ns();
 		sh->nchunks = 0;
 		while (got < n) {
-			struct peek_ctx c = { seg, shoal_handle_slot(b) };
+			struct peek_ctx c = {seg, shoal_handle_slot(b)};
 			struct ipc_msg m;
 
 			if (ipc_mbox_peek(seg, c.slot, &m)) {
@@ -412,7 +411,8 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 			struct ipc_out out[BATCH];
 
 			for (uint32_t i = 0; i < BATCH; i++)
-				out[i] = (struct ipc_out){ .to = b, .type = 1, .len = len, .data = buf };
+				out[i] = (struct ipc_out){
+					.to = b, .type = 1, .len = len, .data = buf};
 			bench_pin(o->cpu_a);
 			if (child_claim(seg))
 				_exit(2);
@@ -459,7 +459,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 
 int bench_ipc(int argc, char **argv, struct bench_opts *o)
 {
-	struct bench_report rep = { .bench = "ipc", .json = o->json };
+	struct bench_report rep = {.bench = "ipc", .json = o->json};
 	uint32_t n_spin = o->quick ? 20000 : 200000, n_park = o->quick ? 2000 : 20000;
 	uint64_t n_tp = o->quick ? 1000000 : 10000000;
 	struct shm_seg *seg = NULL;
@@ -494,7 +494,7 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 	baseline(&rep, "uring_futex_rtt", PP_URING, n_park, o);
 	baseline(&rep, "pipe_rtt", PP_PIPE, n_park, o);
 	{
-		static const uint32_t lens[3] = { 16, 64, 1024 };
+		static const uint32_t lens[3] = {16, 64, 1024};
 
 		for (uint32_t p = 1; p <= 2; p++) {
 			for (int i = 0; i < 3; i++) {
@@ -522,8 +522,7 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 		 "message over chunks of %d, ops/s is the total over the whole run; "
 		 "throughput_* rows send with ipc_send_batch() in runs of %d "
 		 "(*_single: one ipc_send() per message)%s",
-		 o->cpu_a, o->cpu_b,
-		 park_mech == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
+		 o->cpu_a, o->cpu_b, park_mech == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
 		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH,
 		 atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
 	missed = bench_report_print(&rep);

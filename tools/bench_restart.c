@@ -325,7 +325,8 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 	snprintf(rep.notes, sizeof(rep.notes),
 		 "%d SIGKILLs of a worker hosting %d echo agents (worker pinned to cpu %d, this "
 		 "client on cpu %d); times from kill(): replacement's slot RUNNING, and all %d "
-		 "calls (sent once the slot left RUNNING: declared dead) answered, seen by polling every 20 us. "
+		 "calls (sent once the slot left RUNNING: declared dead) answered, seen by polling "
+		 "every 20 us. "
 		 "*_nospare: the same with the "
 		 "warm spare off (fork on the restart path)",
 		 kills, NAGENTS, o->cpu_a, o->cpu_b, NAGENTS);

@@ -12,13 +12,13 @@ static const struct {
 	const char *summary;
 	int (*run)(int argc, char **argv, struct bench_opts *o);
 } benches[] = {
-	{ "ipc", "mailbox round trips and throughput vs cache-line, futex, io_uring, pipe",
-	  bench_ipc },
-	{ "registry", "registry lookups and register+unregister vs a plain array index",
-	  bench_registry },
-	{ "restart", "SIGKILL a worker with 100 agents: until ready, until all answer again",
-	  bench_restart },
-	{ NULL, NULL, NULL },
+	{"ipc", "mailbox round trips and throughput vs cache-line, futex, io_uring, pipe",
+	 bench_ipc},
+	{"registry", "registry lookups and register+unregister vs a plain array index",
+	 bench_registry},
+	{"restart", "SIGKILL a worker with 100 agents: until ready, until all answer again",
+	 bench_restart},
+	{NULL, NULL, NULL},
 };
 
 static void usage(FILE *f)
@@ -37,13 +37,13 @@ static void usage(FILE *f)
 int bench_parse_common(int argc, char **argv, struct bench_opts *o)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "check", no_argument, NULL, 'c' },
-		{ "cpus", required_argument, NULL, 'C' },
-		{ "instance", required_argument, NULL, 'i' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, 'j'},
+		{"quick", no_argument, NULL, 'q'},
+		{"check", no_argument, NULL, 'c'},
+		{"cpus", required_argument, NULL, 'C'},
+		{"instance", required_argument, NULL, 'i'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -61,7 +61,8 @@ int bench_parse_common(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'C':
 			if (sscanf(optarg, "%d,%d", &o->cpu_a, &o->cpu_b) != 2) {
-				fprintf(stderr, "shoal bench: --cpus takes A,B, not '%s'\n", optarg);
+				fprintf(stderr, "shoal bench: --cpus takes A,B, not '%s'\n",
+					optarg);
 				return -1;
 			}
 			break;
@@ -81,7 +82,7 @@ int bench_parse_common(int argc, char **argv, struct bench_opts *o)
 
 int cmd_bench(int argc, char **argv)
 {
-	struct bench_opts o = { .cpu_a = -1, .cpu_b = -1 };
+	struct bench_opts o = {.cpu_a = -1, .cpu_b = -1};
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(argc < 2 ? stderr : stdout);

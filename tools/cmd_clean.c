@@ -12,16 +12,17 @@ static void usage(FILE *f)
 	fprintf(f, "usage: shoal clean [--instance NAME] [--force]\n"
 		   "Removes the segment of an instance whose supervisor is gone (stale) or that\n"
 		   "was stopped and kept. Refuses a live instance. Nothing to remove is success.\n"
-		   "  --force  also remove a segment that fails validation (corrupt, foreign layout)\n");
+		   "  --force  also remove a segment that fails validation (corrupt, foreign "
+		   "layout)\n");
 }
 
 int cmd_clean(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "instance", required_argument, NULL, 'i' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"instance", required_argument, NULL, 'i'},
+		{"force", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
 	bool force = false;

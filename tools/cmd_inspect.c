@@ -22,7 +22,8 @@ static void usage(FILE *f)
 		"region table, the process table and the agents. Never writes to the segment.\n"
 		"  --all      also list free and exited process slots\n"
 		"  --wait MS  wait up to MS for a starting instance to become ready (default 0)\n"
-		"  --scratch  create a scratch instance, inspect it, and remove it (a self-check)\n");
+		"  --scratch  create a scratch instance, inspect it, and remove it (a "
+		"self-check)\n");
 }
 
 /* Print a fixed-size char field that the segment may not have terminated. */
@@ -45,8 +46,8 @@ static void print_time(const char *label, uint64_t wall_ns)
 }
 
 static const char *region_names[SHM_R_COUNT] = {
-	"processes", "agents", "registry", "groups", "mailboxes", "checkpoints", "telemetry",
-	"monitors",
+	"processes", "agents",	    "registry",	 "groups",
+	"mailboxes", "checkpoints", "telemetry", "monitors",
 };
 
 static void show_header(const struct shm_seg *seg)
@@ -89,7 +90,8 @@ static void show_regions(const struct shm_seg *seg)
 	printf("\nregions        %-12s %12s %12s\n", "", "offset", "bytes");
 	for (unsigned i = 0; i < SHM_R_COUNT; i++)
 		printf("               %-12s %12llu %12llu\n", region_names[i],
-		       (unsigned long long)h->regions[i].off, (unsigned long long)h->regions[i].size);
+		       (unsigned long long)h->regions[i].off,
+		       (unsigned long long)h->regions[i].size);
 }
 
 static void show_procs(const struct shm_seg *seg, bool all)
@@ -97,9 +99,10 @@ static void show_procs(const struct shm_seg *seg, bool all)
 	const struct shm_hdr *h = shm_hdr(seg);
 	uint64_t now = shm_now_ns();
 
-	printf("\nprocesses      (wakeup: the path a process parks on; * parked now)\n  %4s %-10s %-8s %7s %6s %5s %4s %-14s %-13s %8s %9s  %s\n", "slot",
-	       "role", "state", "pid", "epoch", "core", "node", "memory cap", "wakeup", "restarts",
-	       "hb-age-ms", "last exit");
+	printf("\nprocesses      (wakeup: the path a process parks on; * parked now)\n  %4s %-10s "
+	       "%-8s %7s %6s %5s %4s %-14s %-13s %8s %9s  %s\n",
+	       "slot", "role", "state", "pid", "epoch", "core", "node", "memory cap", "wakeup",
+	       "restarts", "hb-age-ms", "last exit");
 	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {
 		const struct shm_proc *p = shm_proc_at(seg, i);
 		uint32_t st = atomic_load(&p->state);
@@ -107,7 +110,8 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		char last[96] = "-", cap[32] = "-", wake[24];
 		uint32_t mech = atomic_load(&p->wake_mech);
 
-		if (!all && (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
+		if (!all &&
+		    (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
 			continue;
 		if (p->last_reason)
 			snprintf(last, sizeof(last), "pid %u epoch %u %s (code %d, signal %d)",
@@ -115,11 +119,12 @@ static void show_procs(const struct shm_seg *seg, bool all)
 				 p->last_code, p->last_signal);
 		/* which mechanism enforces the cap: 1 setrlimit, 2 cgroup v2 */
 		if (p->mem_cap && (p->cap_mech == 1 || p->cap_mech == 2))
-			snprintf(cap, sizeof(cap), "%s %lluM", p->cap_mech == 1 ? "rlimit" : "cgroup",
+			snprintf(cap, sizeof(cap), "%s %lluM",
+				 p->cap_mech == 1 ? "rlimit" : "cgroup",
 				 (unsigned long long)(p->mem_cap >> 20));
 		/* the wakeup path this process parks on, and whether it is parked now */
 		snprintf(wake, sizeof(wake), "%s%s",
-			 mech == IPC_WAKE_FUTEX	  ? "uring-futex"
+			 mech == IPC_WAKE_FUTEX	    ? "uring-futex"
 			 : mech == IPC_WAKE_EVENTFD ? "uring-eventfd"
 						    : "-",
 			 mech && atomic_load(&p->parked) ? "*" : "");
@@ -132,7 +137,7 @@ static void show_procs(const struct shm_seg *seg, bool all)
 
 static const char *agent_state_name(uint32_t st)
 {
-	static const char *n[] = { "free", "starting", "running", "down", "stopping", "stopped" };
+	static const char *n[] = {"free", "starting", "running", "down", "stopping", "stopped"};
 
 	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
 }
@@ -145,8 +150,8 @@ static void show_agents(const struct shm_seg *seg)
 	for (uint32_t i = 0; i < h->cfg.max_agents; i++)
 		total += atomic_load(&shm_agent_at(seg, i)->state) != SHM_AGENT_FREE;
 	printf("\nagents         %u of %u slots in use\n", total, h->cfg.max_agents);
-	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s\n", "slot", "gen", "state", "type",
-	       "name", "worker", "queued", "handled", "redelivered", "restarts");
+	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s\n", "slot", "gen", "state",
+	       "type", "name", "worker", "queued", "handled", "redelivered", "restarts");
 	for (uint32_t i = 0; i < h->cfg.max_agents && shown < 64; i++) {
 		const struct shm_agent *a = shm_agent_at(seg, i);
 		uint32_t st = atomic_load(&a->state);
@@ -155,8 +160,9 @@ static void show_agents(const struct shm_seg *seg)
 			continue;
 		shown++;
 		printf("  %5u %-5u %-8s %-12.*s %-24.*s %6d %6u %10llu %11llu %8u\n", i,
-		       atomic_load(&a->gen), agent_state_name(st), field_len(a->type, sizeof(a->type)),
-		       a->type, field_len(a->name, sizeof(a->name)), a->name,
+		       atomic_load(&a->gen), agent_state_name(st),
+		       field_len(a->type, sizeof(a->type)), a->type,
+		       field_len(a->name, sizeof(a->name)), a->name,
 		       (int)atomic_load(&a->worker) - 1, ipc_mbox_depth(seg, i),
 		       (unsigned long long)atomic_load(&a->handled),
 		       (unsigned long long)atomic_load(&a->redelivered), atomic_load(&a->restarts));
@@ -210,16 +216,18 @@ static void show_registry(const struct shm_seg *seg)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
 	const struct shm_region *r = &h->regions[SHM_R_REGISTRY];
-	struct reg_show rs = { 0, REG_SHOW };
+	struct reg_show rs = {0, REG_SHOW};
 	struct shm_reg_stats st;
 
 	if (shm_reg_stats(seg, &st)) {
-		printf("\nregistry       region does not match its configured capacity: not read\n");
+		printf("\nregistry       region does not match its configured capacity: not "
+		       "read\n");
 		return;
 	}
 	printf("\nregistry       %u live of %u entries (%.1f%% full), %u claimed by writers\n",
 	       st.live, st.capacity, st.capacity ? 100.0 * st.live / st.capacity : 0.0, st.claimed);
-	printf("               longest probe %u buckets, longest chain scan %u, counter excess %u\n",
+	printf("               longest probe %u buckets, longest chain scan %u, counter excess "
+	       "%u\n",
 	       st.longest_probe, st.longest_chain, st.overflow_excess);
 	if (r->size >= sizeof(struct shm_reg_hdr)) {
 		const struct shm_reg_hdr *rh = (const void *)(seg->base + r->off);
@@ -309,12 +317,9 @@ out:
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "instance", required_argument, NULL, 'i' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "wait", required_argument, NULL, 'w' },
-		{ "scratch", no_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"instance", required_argument, NULL, 'i'}, {"all", no_argument, NULL, 'a'},
+		{"wait", required_argument, NULL, 'w'},	    {"scratch", no_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
 	bool all = false, do_scratch = false;
@@ -333,7 +338,8 @@ int cmd_inspect(int argc, char **argv)
 		case 'w':
 			wait_ms = (int)strtol(optarg, &end, 10);
 			if (*end || wait_ms < 0) {
-				fprintf(stderr, "shoal inspect: --wait takes milliseconds, not '%s'\n",
+				fprintf(stderr,
+					"shoal inspect: --wait takes milliseconds, not '%s'\n",
 					optarg);
 				return EXIT_USAGE;
 			}

@@ -7,18 +7,17 @@
 #include "tools/tools.h"
 
 const struct tool_cmd tool_cmds[] = {
-	{ "run", "run an instance: supervisor, workers, agents (from a config)", cmd_run },
-	{ "version", "print the version and the layout version", cmd_version },
-	{ "inspect", "show an instance's segment: header, regions, processes, registry",
-	  cmd_inspect },
-	{ "clean", "remove a stale instance's segment (refuses a live one)", cmd_clean },
-	{ "bench", "run a benchmark: registry, ...", cmd_bench },
-	{ "spawn", "start an agent: spawn TYPE NAME [--worker N]", cmd_spawn },
-	{ "stop", "stop an agent: stop NAME", cmd_stop },
-	{ "send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send },
-	{ "call", "call an agent and print the reply: call NAME PAYLOAD [--timeout MS]",
-	  cmd_call },
-	{ NULL, NULL, NULL },
+	{"run", "run an instance: supervisor, workers, agents (from a config)", cmd_run},
+	{"version", "print the version and the layout version", cmd_version},
+	{"inspect", "show an instance's segment: header, regions, processes, registry",
+	 cmd_inspect},
+	{"clean", "remove a stale instance's segment (refuses a live one)", cmd_clean},
+	{"bench", "run a benchmark: registry, ...", cmd_bench},
+	{"spawn", "start an agent: spawn TYPE NAME [--worker N]", cmd_spawn},
+	{"stop", "stop an agent: stop NAME", cmd_stop},
+	{"send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send},
+	{"call", "call an agent and print the reply: call NAME PAYLOAD [--timeout MS]", cmd_call},
+	{NULL, NULL, NULL},
 };
 
 static void usage(FILE *f)

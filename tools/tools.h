@@ -10,8 +10,8 @@
 /* CLI exit codes (STYLE §2). */
 enum {
 	EXIT_OK = 0,
-	EXIT_CHECK = 1,  /* a check failed: slo-check, stress, bench target */
-	EXIT_USAGE = 2,  /* usage or bad input: bad config, bad segment, unknown instance */
+	EXIT_CHECK = 1,	 /* a check failed: slo-check, stress, bench target */
+	EXIT_USAGE = 2,	 /* usage or bad input: bad config, bad segment, unknown instance */
 	EXIT_SYSTEM = 3, /* a system call failed */
 };
 

@@ -48,17 +48,15 @@ static bool mon_claim_live(struct shm_seg *seg, struct shm_monitor *m, uint64_t 
 		uint64_t cur = 0;
 
 		/* M0 (again): the claim. */
-		if (atomic_compare_exchange_strong_explicit(&m->ctl, &cur, seg->tag,
-							    memory_order_acq_rel,
-							    memory_order_relaxed))
+		if (atomic_compare_exchange_strong_explicit(
+			    &m->ctl, &cur, seg->tag, memory_order_acq_rel, memory_order_relaxed))
 			return true;
 		if (atomic_load_explicit(&m->watcher, memory_order_acquire) != w)
 			return false;
 		/* a claim lasts a few stores; only a long one is worth asking the kernel about */
 		if (spins >= 1000 && spins % 1000 == 0 && shm_tag_is_dead(seg, cur, true) &&
-		    atomic_compare_exchange_strong_explicit(&m->ctl, &cur, seg->tag,
-							    memory_order_acq_rel,
-							    memory_order_relaxed))
+		    atomic_compare_exchange_strong_explicit(
+			    &m->ctl, &cur, seg->tag, memory_order_acq_rel, memory_order_relaxed))
 			return true;
 		if (spins >= 100)
 			sched_yield();

@@ -16,13 +16,13 @@
 
 /* What the supervisor tells a worker it forked. */
 struct wrk_args {
-	uint32_t windex;    /* worker index 0..nworkers-1 */
-	uint32_t proc_slot; /* its process slot (claimed again by the worker itself) */
-	int32_t core;	    /* core it is pinned to, -1 none (recorded in its slot) */
-	int32_t node;	    /* NUMA node, -1 none */
-	int ready_fd;	    /* one byte is written here once ready, then closed; -1 none */
-	uint64_t start_time;	    /* its /proc starttime if read ahead (a spare), 0: read it */
-	struct ipc_waiter *waiter;  /* prepared ahead (ipc_waiter_prepare), NULL: create it */
+	uint32_t windex;	   /* worker index 0..nworkers-1 */
+	uint32_t proc_slot;	   /* its process slot (claimed again by the worker itself) */
+	int32_t core;		   /* core it is pinned to, -1 none (recorded in its slot) */
+	int32_t node;		   /* NUMA node, -1 none */
+	int ready_fd;		   /* one byte is written here once ready, then closed; -1 none */
+	uint64_t start_time;	   /* its /proc starttime if read ahead (a spare), 0: read it */
+	struct ipc_waiter *waiter; /* prepared ahead (ipc_waiter_prepare), NULL: create it */
 };
 
 /*

@@ -25,14 +25,14 @@ extern "C" {
  *   -ESTALE     a handle whose slot was reused by another agent
  *   -EINVAL     bad argument (name length, namespace, flags)
  */
-#define SHOAL_EAGAIN (-EAGAIN)
-#define SHOAL_EMSGSIZE (-EMSGSIZE)
-#define SHOAL_ENOENT (-ENOENT)
-#define SHOAL_EEXIST (-EEXIST)
-#define SHOAL_ENOSPC (-ENOSPC)
-#define SHOAL_ETIMEDOUT (-ETIMEDOUT)
+#define SHOAL_EAGAIN	 (-EAGAIN)
+#define SHOAL_EMSGSIZE	 (-EMSGSIZE)
+#define SHOAL_ENOENT	 (-ENOENT)
+#define SHOAL_EEXIST	 (-EEXIST)
+#define SHOAL_ENOSPC	 (-ENOSPC)
+#define SHOAL_ETIMEDOUT	 (-ETIMEDOUT)
 #define SHOAL_EOWNERDEAD (-EOWNERDEAD)
-#define SHOAL_ESTALE (-ESTALE)
+#define SHOAL_ESTALE	 (-ESTALE)
 
 /*
  * An agent handle: slot index in the low 32 bits, generation in the high 32 bits. The
