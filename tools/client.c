@@ -106,3 +106,31 @@ long tool_parse_count(const char *s)
 		return -1;
 	return v;
 }
+
+/*
+ * Parse a --timeout value in ms (0..one day). Prints a sentence naming cmd and returns
+ * EXIT_USAGE if it is not one; 0 otherwise.
+ */
+int tool_parse_timeout(const char *cmd, const char *arg, long *out)
+{
+	long v = tool_parse_count(arg);
+
+	if (v < 0 || v > 86400000) {
+		fprintf(stderr, "shoal %s: --timeout '%s': not a time in ms\n", cmd, arg);
+		return EXIT_USAGE;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A payload the instance accepts? Prints a sentence and returns EXIT_USAGE if not. */
+int tool_client_check_payload(const struct tool_client *cl, size_t len)
+{
+	uint32_t max = shm_hdr(cl->seg)->cfg.max_msg;
+
+	if (len <= max)
+		return 0;
+	fprintf(stderr, "shoal %s: payload of %zu bytes exceeds instance '%s''s maximum of %u\n",
+		cl->cmd, len, cl->seg->instance, max);
+	return EXIT_USAGE;
+}

@@ -20,5 +20,7 @@ int tool_client_open(struct tool_client *cl, const char *cmd, const char *instan
 void tool_client_close(struct tool_client *cl);
 int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t *out);
 long tool_parse_count(const char *s);
+int tool_parse_timeout(const char *cmd, const char *arg, long *out);
+int tool_client_check_payload(const struct tool_client *cl, size_t len);
 
 #endif

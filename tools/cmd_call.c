@@ -57,12 +57,8 @@ int cmd_call(int argc, char **argv)
 			instance = optarg;
 			break;
 		case 't':
-			timeout = tool_parse_count(optarg);
-			if (timeout < 0 || timeout > 86400000) {
-				fprintf(stderr, "shoal call: --timeout '%s': not a time in ms\n",
-					optarg);
+			if (tool_parse_timeout("call", optarg, &timeout))
 				return EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -84,14 +80,9 @@ int cmd_call(int argc, char **argv)
 	if (ex)
 		goto out;
 	cap = shm_hdr(cl.seg)->cfg.max_msg;
-	if (len > cap) {
-		fprintf(stderr,
-			"shoal call: payload of %zu bytes exceeds instance '%s''s maximum "
-			"of %u\n",
-			len, instance, cap);
-		ex = EXIT_USAGE;
+	ex = tool_client_check_payload(&cl, len);
+	if (ex)
 		goto out;
-	}
 	reply = malloc(cap);
 	if (!reply) {
 		fprintf(stderr, "shoal call: out of memory\n");

@@ -44,12 +44,8 @@ int cmd_send(int argc, char **argv)
 			}
 			break;
 		case 't':
-			timeout = tool_parse_count(optarg);
-			if (timeout < 0 || timeout > 86400000) {
-				fprintf(stderr, "shoal send: --timeout '%s': not a time in ms\n",
-					optarg);
+			if (tool_parse_timeout("send", optarg, &timeout))
 				return EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -70,14 +66,9 @@ int cmd_send(int argc, char **argv)
 	ex = tool_client_lookup(&cl, argv[optind], &h);
 	if (ex)
 		goto out;
-	if (len > shm_hdr(cl.seg)->cfg.max_msg) {
-		fprintf(stderr,
-			"shoal send: payload of %zu bytes exceeds instance '%s''s maximum "
-			"of %u\n",
-			len, instance, shm_hdr(cl.seg)->cfg.max_msg);
-		ex = EXIT_USAGE;
+	ex = tool_client_check_payload(&cl, len);
+	if (ex)
 		goto out;
-	}
 	for (; sent < count; sent++) {
 		rc = ipc_send(cl.seg, h, SHOAL_HANDLE_NONE, 0, 0, 0, argv[optind + 1],
 			      (uint32_t)len, (int)timeout);
