@@ -201,9 +201,8 @@ static inline uint64_t load_tail(const char *p, size_t n)
  * -size loads: no store-to-load forwarding stall), NUL check and a 64-bit multiply-mix
  * hash in the same pass.
  */
-static inline __attribute__((always_inline)) int key_make(const struct geo *g, uint32_t ns,
-							   const char *name, size_t len,
-							   struct rkey *k)
+static inline __attribute__((always_inline)) int
+key_make(const struct geo *g, uint32_t ns, const char *name, size_t len, struct rkey *k)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros = 0, v;
 	uint32_t nw, i;
