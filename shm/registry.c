@@ -201,8 +201,8 @@ static inline uint64_t load_tail(const char *p, size_t n)
  * -size loads: no store-to-load forwarding stall), NUL check and a 64-bit multiply-mix
  * hash in the same pass.
  */
-static inline int key_make(const struct geo *g, uint32_t ns, const char *name, size_t len,
-			   struct rkey *k)
+static inline __attribute__((always_inline)) int
+key_make(const struct geo *g, uint32_t ns, const char *name, size_t len, struct rkey *k)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros = 0, v;
 	uint32_t nw, i;
@@ -356,7 +356,10 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, u
 		/* a newer key means the entry was reused after c1: a miss at that moment */
 		if ((key & SHM_REG_KEY_MATCH) != k->key)
 			return 1;
-		for (uint32_t i = 0; i < k->nw; i++)
+		/* every name has a first word; most (<= 16 bytes) need only one more */
+		if (atomic_load_explicit(&e->name[0], memory_order_relaxed) != k->w[0])
+			return 1;
+		for (uint32_t i = 1; i < k->nw; i++)
 			if (atomic_load_explicit(&e->name[i], memory_order_relaxed) != k->w[i])
 				return 1;
 		if (st == SHM_REG_LIVE) {
