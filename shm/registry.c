@@ -865,6 +865,19 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, co
 	return ret;
 }
 
+/* What every writer checks first: the table's geometry, the key, and our process slot. */
+static int writer_prep(struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
+		       struct geo *g, struct rkey *k)
+{
+	int ret = geo_get(seg, g);
+
+	if (!ret)
+		ret = key_make(g, ns, name, len, k);
+	if (!ret)
+		ret = writer_check(seg);
+	return ret;
+}
+
 /*
  * Register (ns, name) -> handle. Writers with a process slot; one thread per attachment.
  * See registry.h.
@@ -878,15 +891,11 @@ int shm_reg_register(struct shm_seg *seg, uint32_t ns, const char *name, size_t 
 	uint32_t ml;
 	int ret;
 
-	ret = geo_get(seg, &g);
-	if (!ret)
-		ret = key_make(&g, ns, name, len, &k);
+	ret = writer_prep(seg, ns, name, len, &g, &k);
 	if (!ret)
 		ret = meta_words(meta, mw, &ml);
 	if (!ret && handle == SHOAL_HANDLE_NONE)
 		ret = -EINVAL;
-	if (!ret)
-		ret = writer_check(seg);
 	if (ret)
 		return ret;
 	return do_register(seg, &g, ns, &k, handle, mw, ml);
@@ -939,11 +948,7 @@ int shm_reg_unregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 	uint32_t idx;
 	int ret;
 
-	ret = geo_get(seg, &g);
-	if (!ret)
-		ret = key_make(&g, ns, name, len, &k);
-	if (!ret)
-		ret = writer_check(seg);
+	ret = writer_prep(seg, ns, name, len, &g, &k);
 	if (ret)
 		return ret;
 	for (;;) {
@@ -978,15 +983,11 @@ int shm_reg_reregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 	uint32_t ml, idx;
 	int ret;
 
-	ret = geo_get(seg, &g);
-	if (!ret)
-		ret = key_make(&g, ns, name, len, &k);
+	ret = writer_prep(seg, ns, name, len, &g, &k);
 	if (!ret)
 		ret = meta_words(meta, mw, &ml);
 	if (!ret && handle == SHOAL_HANDLE_NONE)
 		ret = -EINVAL;
-	if (!ret)
-		ret = writer_check(seg);
 	if (ret)
 		return ret;
 	p = shm_proc_at(seg, seg->self);
