@@ -90,6 +90,8 @@ int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct
 			void *buf, uint32_t cap);
 /* Messages queued (a snapshot; for tools; never disturbs the consumer). */
 uint32_t ipc_mbox_depth(const struct shm_seg *seg, uint32_t slot);
+/* Is a message (or one being written) queued? Stops at the first: the worker's pre-park check. */
+bool ipc_mbox_has_msg(const struct shm_seg *seg, uint32_t slot);
 
 /* Counters a tool can read without disturbing anyone. */
 struct ipc_mbox_stats {

@@ -562,8 +562,8 @@ int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct
 	return r;
 }
 
-/* Count READY and CLAIMED messages from head; loads only. */
-static uint32_t count_depth(const struct ipc_mbox *m)
+/* Count READY and CLAIMED messages from head, stopping at limit; loads only. */
+static uint32_t count_depth(const struct ipc_mbox *m, uint32_t limit)
 {
 	/* H1: pairs with H0 in advance_head(). */
 	uint64_t h = atomic_load_explicit(&m->h->head, memory_order_acquire);
@@ -575,8 +575,8 @@ static uint32_t count_depth(const struct ipc_mbox *m)
 
 		if (!is_pos(s, p) || st == IPC_S_FREE || k == 0)
 			break;
-		if (st == IPC_S_READY || st == IPC_S_CLAIMED)
-			d++;
+		if ((st == IPC_S_READY || st == IPC_S_CLAIMED) && ++d >= limit)
+			break;
 		p += k;
 	}
 	return d;
@@ -589,7 +589,17 @@ uint32_t ipc_mbox_depth(const struct shm_seg *seg, uint32_t slot)
 	if (slot >= shm_hdr(seg)->cfg.max_agents)
 		return 0;
 	ipc_mbox_resolve(seg, slot, &m);
-	return count_depth(&m);
+	return count_depth(&m, UINT32_MAX);
+}
+
+bool ipc_mbox_has_msg(const struct shm_seg *seg, uint32_t slot)
+{
+	struct ipc_mbox m;
+
+	if (slot >= shm_hdr(seg)->cfg.max_agents)
+		return false;
+	ipc_mbox_resolve(seg, slot, &m);
+	return count_depth(&m, 1) != 0;
 }
 
 void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_stats *st)
@@ -604,7 +614,7 @@ void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_st
 	/* relaxed: statistics snapshots */
 	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
 	t = atomic_load_explicit(&m.h->tail, memory_order_relaxed);
-	st->depth = count_depth(&m);
+	st->depth = count_depth(&m, UINT32_MAX);
 	st->dequeued = atomic_load_explicit(&m.h->dequeued, memory_order_relaxed);
 	st->enqueued = st->dequeued + st->depth;
 	st->full_waits = atomic_load_explicit(&m.h->full_waits, memory_order_relaxed);

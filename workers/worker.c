@@ -395,7 +395,7 @@ static bool has_work(void *arg)
 	    atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire) != w->seen_gen)
 		return true;
 	for (uint32_t k = 0; k < w->n; k++)
-		if (ipc_mbox_depth(w->seg, w->list[k]))
+		if (ipc_mbox_has_msg(w->seg, w->list[k]))
 			return true;
 	return false;
 }
