@@ -526,6 +526,8 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 		p = shm_proc_at(seg, procs[i]);
 		if (!claim_wake(p))
 			continue;
+		/* K1: pairs with the release of wake_mech in ipc_waiter_attach(): eventfd is set.
+		 */
 		if (atomic_load_explicit(&p->wake_mech, memory_order_acquire) == IPC_WAKE_EVENTFD) {
 			wake_eventfd(seg, procs[i], p);
 			continue;

@@ -357,6 +357,7 @@ static int grp_create(struct shm_seg *seg, const struct ggeo *g, const struct gk
 		}
 		ret = -EAGAIN;
 	}
+	/* G9: seq_cst, as the PENDING store it undoes: scanners order it against their own. */
 	atomic_store_explicit(&gr->ctl, SHM_REG_CTL(SHM_REG_RESERVED, seg->tag),
 			      memory_order_seq_cst);
 	grp_undo(g, gi);
@@ -466,6 +467,8 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 				uint64_t h = handle;
 
 				if (i == free_slot ||
+				    /* G10: seq_cst member loads and CASes: two joiners of one
+				       handle see each other (Dekker). */
 				    atomic_load_explicit(&m[i], memory_order_seq_cst) != handle)
 					continue;
 				if (i < free_slot) {
@@ -565,6 +568,8 @@ int shm_grp_leave_all(struct shm_seg *seg, shoal_handle_t handle)
 	if (ggeo_get(seg, &g) || grp_writer(seg) || handle == SHOAL_HANDLE_NONE)
 		return 0;
 	for (uint32_t gi = 0; gi < g.ngroups; gi++) {
+		/* G11: pairs with the seq_cst store that made the group LIVE: name, members first.
+		 */
 		uint64_t c = atomic_load_explicit(&grp_at(&g, gi)->ctl, memory_order_acquire);
 		int here = 0;
 
@@ -627,6 +632,7 @@ int shm_grp_repair(struct shm_seg *seg, uint32_t slot)
 							  memory_order_relaxed);
 
 			if (gi < g.ngroups && mi < g.nmembers) {
+				/* G11 (again): the group as its last writer published it. */
 				uint64_t c = atomic_load_explicit(&grp_at(&g, gi)->ctl,
 								  memory_order_acquire);
 

@@ -52,6 +52,7 @@ static int claim_at(struct shm_seg *seg, uint32_t i, enum shm_role role, pid_t p
 		    uint32_t *epoch_out)
 {
 	struct shm_proc *p = shm_proc_at(seg, i);
+	/* S3: pairs with S1/R0 (state release stores): the slot's history before FREE/EXITED. */
 	uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
 	uint32_t epoch;
 
@@ -117,6 +118,8 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
 		 */
 		for (uint32_t i = 0; i < nprocs(seg); i++) {
 			struct shm_proc *p = shm_proc_at(seg, i);
+			/* S3 (again); the CAS below is acq_rel so a racing claim (C0) and this mark
+			 * order. */
 			uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
 
 			if ((st == SHM_PROC_RUNNING || st == SHM_PROC_STARTING) &&
@@ -168,6 +171,7 @@ bool shm_proc_is_alive(const struct shm_seg *seg, uint32_t slot)
 	if (slot >= nprocs(seg))
 		return false;
 	p = shm_proc_at(seg, slot);
+	/* C1 partner: the owner's own word, released after its state CAS. */
 	own = atomic_load_explicit(&p->own, memory_order_acquire);
 	if (!own)
 		return false;

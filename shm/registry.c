@@ -1145,6 +1145,8 @@ int shm_reg_repair(struct shm_seg *seg, uint32_t slot)
 		return -EROFS;
 	for (uint32_t i = 0; i < g.cap; i++) {
 		/* R2: acquire: pairs with the dead owner's claim; its stores before our undo. */
+		/* L11: pairs with the release/acq_rel ctl transitions: the entry's fields as
+		 * published. */
 		uint64_t c = atomic_load_explicit(&g.e[i].ctl, memory_order_acquire);
 		uint32_t st = SHM_REG_CTL_STATE(c);
 

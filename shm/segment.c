@@ -371,6 +371,7 @@ int shm_seg_unlink(const char *instance)
 enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_after_ns)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
+	/* I0: pairs with the supervisor's release of state: stop_ns etc. before STOPPED. */
 	uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
 	pid_t pid = (pid_t)atomic_load_explicit(&h->sup_pid, memory_order_relaxed);
 	uint64_t start = atomic_load_explicit(&h->sup_start, memory_order_relaxed);

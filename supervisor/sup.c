@@ -932,6 +932,7 @@ static void scan_clients(struct sup *s)
 
 	for (uint32_t i = s->n + 1; i < n; i++) {
 		struct shm_proc *p = shm_proc_at(s->seg, i);
+		/* S3 (shm/proc.c): the slot's owner fields before its state. */
 		uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
 		uint64_t own;
 
@@ -948,6 +949,7 @@ static void scan_clients(struct sup *s)
 		} else if (st != SHM_PROC_DEAD) {
 			continue;
 		}
+		/* C1 partner (shm/proc.c): the dead owner's pid and epoch. */
 		own = atomic_load_explicit(&p->own, memory_order_acquire);
 		p->last_pid = (uint32_t)(own >> 32);
 		p->last_epoch = (uint32_t)own;

@@ -28,6 +28,7 @@ shoal_handle_t wrk_agent_handle(const struct shm_seg *seg, uint32_t slot)
 {
 	struct shm_agent *a = shm_agent_at(seg, slot);
 
+	/* A0: pairs with S2 in shm_agent_alloc(): gen is published with the state release. */
 	return shoal_handle_make(slot, atomic_load_explicit(&a->gen, memory_order_acquire));
 }
 
@@ -40,6 +41,7 @@ struct shm_agent *wrk_agent_get(const struct shm_seg *seg, shoal_handle_t h)
 	if (h == SHOAL_HANDLE_NONE || slot >= shm_hdr(seg)->cfg.max_agents)
 		return NULL;
 	a = shm_agent_at(seg, slot);
+	/* A0: state then gen, both published by S2 in shm_agent_alloc(). */
 	if (atomic_load_explicit(&a->state, memory_order_acquire) == SHM_AGENT_FREE ||
 	    atomic_load_explicit(&a->gen, memory_order_acquire) != shoal_handle_gen(h))
 		return NULL;
@@ -136,6 +138,7 @@ int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h)
 		uint32_t slot = shoal_handle_slot(h);
 
 		if (h != SHOAL_HANDLE_NONE && slot < shm_hdr(seg)->cfg.max_agents &&
+		    /* A0: pairs with S2 / F0 (alloc / free). */
 		    atomic_load_explicit(&shm_agent_at(seg, slot)->state, memory_order_acquire) !=
 			    SHM_AGENT_FREE)
 			return -ESTALE;
@@ -178,6 +181,8 @@ static int repair_agent_claims(struct shm_seg *seg, uint32_t proc_slot)
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_agent *a = shm_agent_at(seg, i);
+		/* A1: pairs with the release stores of ctl (C1, WRK_CTL_HELD): the claimer's
+		 * writes. */
 		uint64_t c = atomic_load_explicit(&a->ctl, memory_order_acquire);
 		uint32_t st;
 
@@ -230,6 +235,7 @@ int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 		struct shm_agent *a = shm_agent_at(seg, i);
 		uint32_t st;
 
+		/* A1: worker, ctl and state as the spawner released them. */
 		if (atomic_load_explicit(&a->worker, memory_order_acquire) != proc_slot + 1 ||
 		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD)
 			continue;

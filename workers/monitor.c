@@ -220,6 +220,7 @@ int wrk_mon_notify_marked(struct shm_seg *seg, const uint8_t *mark, uint32_t up,
 		t = atomic_load_explicit(&m->target, memory_order_relaxed);
 		slot = shoal_handle_slot(t);
 		if (slot >= nagents || !mark[slot] ||
+		    /* A0 (agent.c): the target's generation, published with its state. */
 		    atomic_load_explicit(&shm_agent_at(seg, slot)->gen, memory_order_acquire) !=
 			    shoal_handle_gen(t))
 			continue;
