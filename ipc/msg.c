@@ -334,6 +334,7 @@ int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out)
 	atomic_store_explicit(&a->started_ns, shm_now_ns(), memory_order_relaxed);
 	/* S3: pairs with A0 in check_to(): mailbox and host before RUNNING. */
 	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	shm_change_bump(seg);
 	*out = shoal_handle_make(slot, atomic_load_explicit(&a->gen, memory_order_relaxed));
 	return 0;
 }

@@ -73,6 +73,7 @@ static int claim_at(struct shm_seg *seg, uint32_t i, enum shm_role role, pid_t p
 	atomic_store_explicit(&p->own, ((uint64_t)(uint32_t)pid << 32) | epoch,
 			      memory_order_release);
 	proc_init(p, role, start);
+	shm_change_bump(seg);
 	*epoch_out = epoch;
 	return 0;
 }
@@ -123,10 +124,11 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
 			uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
 
 			if ((st == SHM_PROC_RUNNING || st == SHM_PROC_STARTING) &&
-			    !shm_proc_is_alive(seg, i))
-				atomic_compare_exchange_strong_explicit(
-					&p->state, &st, SHM_PROC_DEAD, memory_order_acq_rel,
-					memory_order_relaxed);
+			    !shm_proc_is_alive(seg, i) &&
+			    atomic_compare_exchange_strong_explicit(&p->state, &st, SHM_PROC_DEAD,
+								    memory_order_acq_rel,
+								    memory_order_relaxed))
+				shm_change_bump(seg);
 		}
 	}
 	return -ENOSPC;
@@ -136,6 +138,7 @@ void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st)
 {
 	/* S1: release: whatever the owner wrote before is visible with the new state. */
 	atomic_store_explicit(&shm_proc_at(seg, seg->self)->state, st, memory_order_release);
+	shm_change_bump(seg);
 }
 
 void shm_proc_release(struct shm_seg *seg)
@@ -153,6 +156,7 @@ void shm_proc_release(struct shm_seg *seg)
 	p->last_exit_ns = shm_wall_ns();
 	/* R0: release: history fields before the slot reads as exited. */
 	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	shm_change_bump(seg);
 	seg->self = UINT32_MAX;
 }
 
@@ -244,6 +248,7 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			memset(a->name, 0, sizeof(a->name));
 			/* S2: pairs with acquire loads of state: fields above first. */
 			atomic_store_explicit(&a->state, SHM_AGENT_STARTING, memory_order_release);
+			shm_change_bump(seg);
 			*slot_out = i;
 			return 0;
 		}
@@ -259,4 +264,5 @@ void shm_agent_free(struct shm_seg *seg, uint32_t slot)
 	/* F0: state FREE before the claim word clears, so an allocator that wins ctl sees it. */
 	atomic_store_explicit(&a->state, SHM_AGENT_FREE, memory_order_release);
 	atomic_store_explicit(&a->ctl, 0, memory_order_release);
+	shm_change_bump(seg);
 }

@@ -1,11 +1,14 @@
 /* The segment: create, publish, attach, validate, detach. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -226,25 +229,30 @@ void shm_seg_publish(struct shm_seg *seg)
 {
 	/* P0: pairs with A0 in shm_seg_attach(): every region is filled before ready. */
 	atomic_store_explicit(&shm_hdr(seg)->ready, SHM_READY_WORD, memory_order_release);
+	/* once per segment, so always: attachers may wait on the word (shared futex) */
+	syscall(SYS_futex, &shm_hdr(seg)->ready, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Wait for the ready word without busy-burning a core: back off up to 1 ms per poll. */
-static bool wait_ready(const struct shm_hdr *h, int timeout_ms)
+/* Wait for the ready word: a futex wait on it, woken by shm_seg_publish(). */
+static bool wait_ready(struct shm_hdr *h, int timeout_ms)
 {
 	uint64_t deadline = shm_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000;
-	long delay_ns = 1000;
 
 	for (;;) {
 		/* A0: pairs with P0 in shm_seg_publish(). */
-		if (atomic_load_explicit(&h->ready, memory_order_acquire) == SHM_READY_WORD)
+		uint32_t v = atomic_load_explicit(&h->ready, memory_order_acquire);
+		uint64_t now = shm_now_ns();
+		struct timespec ts;
+
+		if (v == SHM_READY_WORD)
 			return true;
-		if (shm_now_ns() >= deadline)
+		if (now >= deadline)
 			return false;
-		/* the creator offers no event to wait on before the segment exists; back off */
-		struct timespec ts = {0, delay_ns};
-		nanosleep(&ts, NULL);
-		if (delay_ns < 1000000)
-			delay_ns *= 2;
+		ts.tv_sec = (time_t)(deadline / 1000000000u);
+		ts.tv_nsec = (long)(deadline % 1000000000u);
+		/* absolute CLOCK_MONOTONIC; a publish between our load and the wait makes the
+		 * wait return at once (the word differs from v). Shared futex. */
+		syscall(SYS_futex, &h->ready, FUTEX_WAIT_BITSET, v, &ts, NULL, 0xffffffffu);
 	}
 }
 
@@ -351,6 +359,8 @@ void shm_seg_detach(struct shm_seg *seg)
 		return;
 	if (seg->self != UINT32_MAX && seg->writable)
 		shm_proc_release(seg);
+	if (seg->hdr_rw)
+		munmap(seg->hdr_rw, SHM_PAGE);
 	if (seg->base)
 		munmap(seg->base, seg->size);
 	if (seg->fd >= 0)

@@ -63,6 +63,9 @@ struct shm_seg {
 	uint64_t tag;	/* SHM_TAG(self, epoch) */
 	char instance[SHM_INSTANCE_MAX];
 	char path[SHM_INSTANCE_MAX + 8]; /* "/shoal.<instance>" */
+	struct shm_hdr *hdr_rw;		 /* read-only attachments: the header page mapped
+					  * read-write for shm_change_wait(), or NULL */
+	bool hdr_rw_failed;		 /* that mapping was tried and refused */
 };
 
 /* Flags for shm_seg_attach(). */
@@ -167,6 +170,35 @@ bool shm_proc_is_alive(const struct shm_seg *seg, uint32_t slot);
 /* Free an agent slot index; the agent table's claim protocol (supervisor uses it). */
 int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out);
 void shm_agent_free(struct shm_seg *seg, uint32_t slot);
+
+/* --- change events (shm/change.c) --- */
+
+/*
+ * The segment's change counter, for shm_change_wait(): read it BEFORE checking the
+ * condition you wait for, so a change made after the check moves the counter past the
+ * snapshot. Acquire: a snapshot that includes a change sees the store behind it. Any
+ * process, any thread, read-only attachments included.
+ */
+uint32_t shm_change_read(const struct shm_seg *seg);
+/*
+ * Count a change of a word others wait for (after its store): a process slot's state,
+ * exit record or restart count, an agent's state or restart count, the instance state.
+ * One atomic add; a FUTEX_WAKE only while someone waits. Any process with a writable
+ * attachment.
+ */
+void shm_change_bump(struct shm_seg *seg);
+/*
+ * Sleep until the change counter differs from `seen` (a shm_change_read() value) or
+ * CLOCK_MONOTONIC reaches deadline_ns (shm_now_ns() scale). Returns 0 on a change (the
+ * condition may still be false: check it again with a new snapshot), -ETIMEDOUT, or
+ * another -errno from the futex. Use:
+ *	for (;;) { c = shm_change_read(seg); if (cond) break;
+ *		   if (shm_change_wait(seg, c, deadline)) fail; }
+ * Any process, one thread per attachment at a time for a read-only attachment (its
+ * first wait maps the header page read-write, once, to announce itself; without the
+ * permission for that it waits in 1 ms slices).
+ */
+int shm_change_wait(struct shm_seg *seg, uint32_t seen, uint64_t deadline_ns);
 
 /* --- instance liveness --- */
 

@@ -557,6 +557,7 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 		/* relaxed: a status word for tools; nothing is published through it */
 		atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_RUNNING,
 				      memory_order_relaxed);
+		shm_change_bump(s->seg);
 		if (s->ready_fd >= 0) {
 			(void)!write(s->ready_fd, "ready\n", 6);
 			close(s->ready_fd);
@@ -609,6 +610,7 @@ static void record_exit(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t
 		reason = SHM_EXIT_MEMCAP;
 	p->last_reason = reason;
 	p->last_exit_ns = shm_wall_ns();
+	shm_change_bump(s->seg);
 }
 
 /* A wait status from a waitid siginfo. */
@@ -638,6 +640,7 @@ static void repair(struct sup *s, struct sup_worker *w)
 
 	/* D0: release: the exit record before the slot reads DEAD; pairs with shm_tag_is_dead(). */
 	atomic_store_explicit(&p->state, SHM_PROC_DEAD, memory_order_release);
+	shm_change_bump(s->seg);
 	shm_trace("sup: repair");
 	shm_reg_repair(s->seg, w->slot);
 	shm_trace("sup: reg repaired");
@@ -652,6 +655,7 @@ static void repair(struct sup *s, struct sup_worker *w)
 	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
 	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */
 	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	shm_change_bump(s->seg);
 	note_reason(w, p);
 }
 
@@ -739,6 +743,7 @@ static void schedule_restart(struct sup *s, struct sup_worker *w)
 
 	/* relaxed: single writer (the supervisor); tools read a counter */
 	atomic_fetch_add_explicit(&wproc(s, w)->restarts, 1, memory_order_relaxed);
+	shm_change_bump(s->seg);
 	s->restarts++;
 	if (!delay) {
 		launch(s, w);
@@ -756,6 +761,7 @@ static void begin_stop(struct sup *s)
 	spare_drop(s);
 	/* relaxed: a status word for tools */
 	atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_STOPPING, memory_order_relaxed);
+	shm_change_bump(s->seg);
 	for (uint32_t i = 0; i < s->n; i++) {
 		s->w[i].restart_after_stop = false;
 		dispatch(s, &s->w[i], E_STOP);
@@ -857,6 +863,7 @@ static void a_died_stopping(struct sup *s, struct sup_worker *w)
 		w->restart_after_stop = false;
 		/* relaxed: single writer; a counter for tools */
 		atomic_fetch_add_explicit(&wproc(s, w)->restarts, 1, memory_order_relaxed);
+		shm_change_bump(s->seg);
 		s->restarts++;
 		launch(s, w);
 	}
@@ -866,6 +873,7 @@ static void a_stop_running(struct sup *s, struct sup_worker *w)
 {
 	/* T0: release: pairs with the worker's acquire load of its state after a wake. */
 	atomic_store_explicit(&wproc(s, w)->state, SHM_PROC_STOPPING, memory_order_release);
+	shm_change_bump(s->seg);
 	ipc_ring(s->seg, w->slot);
 	w->deadline_ns = now() + (uint64_t)s->c->stop_timeout_ms * 1000000u;
 	w->state = W_STOPPING;
@@ -946,6 +954,7 @@ static void scan_clients(struct sup *s)
 								     memory_order_acq_rel,
 								     memory_order_acquire))
 				continue;
+			shm_change_bump(s->seg);
 		} else if (st != SHM_PROC_DEAD) {
 			continue;
 		}
@@ -965,6 +974,7 @@ static void scan_clients(struct sup *s)
 		atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
 		/* X1: release: repairs before the slot can be claimed again. */
 		atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+		shm_change_bump(s->seg);
 	}
 }
 
@@ -1392,6 +1402,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	atomic_store_explicit(&h->stop_ns, shm_wall_ns(), memory_order_relaxed);
 	/* S3: release: the exit record before the instance reads as stopped. */
 	atomic_store_explicit(&h->state, SHM_INST_STOPPED, memory_order_release);
+	shm_change_bump(s.seg);
 	shm_proc_release(s.seg);
 	if (!o->keep)
 		shm_seg_unlink(c->instance);

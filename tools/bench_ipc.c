@@ -228,6 +228,7 @@ static shoal_handle_t new_agent(struct shm_seg *seg, uint32_t host)
 	ipc_mbox_init(seg, slot);
 	atomic_store_explicit(&a->worker, host + 1, memory_order_relaxed);
 	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	shm_change_bump(seg);
 	return shoal_handle_make(slot, atomic_load_explicit(&a->gen, memory_order_relaxed));
 }
 

@@ -299,6 +299,7 @@ static int scratch(bool all)
 	shm_proc_set_state(seg, SHM_PROC_RUNNING);
 	atomic_store(&shm_hdr(seg)->sup_epoch, seg->epoch);
 	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+	shm_change_bump(seg);
 	/* something in the registry and the groups, so the self-check reads them too */
 	if (shm_reg_register(seg, SHM_NS_DEFAULT, "scratch.example", 15, shoal_handle_make(0, 1),
 			     NULL) ||

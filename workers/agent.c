@@ -118,6 +118,7 @@ void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 	shoal_handle_t h = wrk_agent_handle(seg, slot);
 
 	atomic_store_explicit(&a->state, SHM_AGENT_STOPPED, memory_order_release);
+	shm_change_bump(seg);
 	shm_reg_unregister_handle(seg, h);
 	shm_grp_leave_all(seg, h);
 	wrk_mon_drop_watcher(seg, h);
@@ -151,6 +152,7 @@ int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h)
 				  /* T0: pairs with the worker's acquire of state in its rescan. */
 	} while (!atomic_compare_exchange_weak_explicit(
 		&a->state, &st, SHM_AGENT_STOPPING, memory_order_acq_rel, memory_order_acquire));
+	shm_change_bump(seg);
 	worker = atomic_load_explicit(&a->worker, memory_order_acquire);
 	if (worker && shm_proc_is_alive(seg, worker - 1) &&
 	    atomic_load_explicit(&shm_proc_at(seg, worker - 1)->state, memory_order_acquire) ==
@@ -264,8 +266,10 @@ int wrk_repair_worker(struct shm_seg *seg, uint32_t proc_slot)
 		down++;
 	}
 	/* one pass over the monitor table for all of them */
-	if (down)
+	if (down) {
+		shm_change_bump(seg); /* one for all their DOWN states and restart counts */
 		wrk_mon_notify_marked(seg, mark, 0, SHOAL_DOWN_CRASH);
+	}
 	free(mark);
 	return down;
 }

@@ -137,6 +137,7 @@ static int agent_start(struct wrk *w, struct wrk_agent *wa)
 	if (!atomic_compare_exchange_strong_explicit(&a->state, &exp, SHM_AGENT_RUNNING,
 						     memory_order_acq_rel, memory_order_acquire))
 		return 0; /* a stop request came in meanwhile: the rescan handles it */
+	shm_change_bump(w->seg);
 	if (was == SHM_AGENT_DOWN && !w->up_mark[wa->slot]) {
 		/* sent by flush_up(): one pass over the monitor table for a whole restart */
 		w->up_mark[wa->slot] = 1;
@@ -201,6 +202,7 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	}
 	/* relaxed: this worker is the slot's only writer of restarts while it hosts it */
 	atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
+	shm_change_bump(w->seg);
 	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
 	if (agent_start(w, wa) < 0)
 		w->npending++;
@@ -414,7 +416,8 @@ static void shutdown_agents(struct wrk *w)
 		}
 		wa->running = false;
 		/* a pending stop request stays: the successor (or repair) finishes it */
-		set_down(a);
+		if (set_down(a))
+			shm_change_bump(w->seg);
 		unhost(w, wa);
 	}
 }
