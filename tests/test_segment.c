@@ -1,6 +1,7 @@
 /* test_segment: create, attach, validate (each failure its own error), process slots, staleness. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -304,6 +305,70 @@ static void test_segment_attach_waits_for_ready(void **state)
 	shm_seg_detach(seg);
 }
 
+/*
+ * The change counter: a waiter on a read-only attachment sleeps in the futex until
+ * another process bumps, and a wait with no bump times out at its deadline.
+ */
+static void test_segment_change_wait(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro;
+	uint64_t t0, deadline;
+	uint32_t c;
+	char err[256];
+	pid_t pid;
+	int status;
+
+	(void)state;
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 1000, &ro, err, sizeof(err)), 0);
+	/* no waiter: a bump is a plain add, the waiters bit stays clear */
+	c = shm_change_read(ro);
+	shm_change_bump(seg);
+	assert_int_equal(shm_change_read(ro), c + 2);
+	assert_int_equal(atomic_load(&shm_hdr(seg)->changes) & 1, 0);
+	/* a stale snapshot returns at once */
+	assert_int_equal(shm_change_wait(ro, c, shm_now_ns() + 5000000000ull), 0);
+	/* no bump: -ETIMEDOUT, not before the deadline */
+	c = shm_change_read(ro);
+	t0 = shm_now_ns();
+	assert_int_equal(shm_change_wait(ro, c, t0 + 30000000ull), -ETIMEDOUT);
+	assert_true(shm_now_ns() - t0 >= 30000000ull);
+	/* the read-only waiter announced itself through its read-write header page */
+	assert_non_null(ro->hdr_rw);
+	assert_int_equal(atomic_load(&shm_hdr(seg)->changes) & 1, 1);
+	shm_change_bump(seg); /* clears the bit (and wakes nobody) */
+	assert_int_equal(atomic_load(&shm_hdr(seg)->changes) & 1, 0);
+	/* a bump from another process, made while we sleep, wakes us */
+	c = shm_change_read(ro);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_seg *w;
+		uint64_t dl = shm_now_ns() + 10000000000ull;
+
+		if (shm_seg_attach(inst, 0, 1000, &w, NULL, 0))
+			_exit(2);
+		/* bump only once the parent is (about to be) asleep: its waiters bit is set */
+		while (!(atomic_load(&shm_hdr(w)->changes) & 1)) {
+			if (shm_now_ns() > dl)
+				_exit(3);
+			sched_yield();
+		}
+		shm_change_bump(w);
+		_exit(0);
+	}
+	deadline = shm_now_ns() + 10000000000ull;
+	assert_int_equal(shm_change_wait(ro, c, deadline), 0);
+	assert_true(shm_now_ns() < deadline);
+	assert_int_equal(shm_change_read(ro), c + 2);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* the waking bump cleared the bit: later bumps make no syscall */
+	assert_int_equal(atomic_load(&shm_hdr(seg)->changes) & 1, 0);
+	shm_seg_detach(ro);
+	shm_seg_detach(seg);
+}
+
 static void test_segment_proc_claim(void **state)
 {
 	struct shm_seg *seg = create_published(), *other;
@@ -492,6 +557,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_dead_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_liveness, setup, teardown),
