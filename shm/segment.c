@@ -312,8 +312,10 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 		goto out_close;
 	}
 	seg->writable = !ro;
+	/* a zero magic is a segment being created (the object is zero-filled): wait too */
 	if (!(flags & SHM_ATTACH_NOWAIT) && !(flags & SHM_ATTACH_UNREADY) &&
-	    ((struct shm_hdr *)seg->base)->magic == SHM_MAGIC &&
+	    (((struct shm_hdr *)seg->base)->magic == SHM_MAGIC ||
+	     ((struct shm_hdr *)seg->base)->magic == 0) &&
 	    !wait_ready(shm_hdr(seg), timeout_ms)) {
 		ret = -ETIMEDOUT;
 		snprintf(err, errlen, "instance '%s' did not become ready within %d ms", instance,

@@ -544,6 +544,7 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	p->node = w->place.node;
 	p->mem_cap = w->cap_mech ? s->c->mem_cap : 0;
 	p->cap_mech = (uint32_t)w->cap_mech;
+	shm_change_bump(s->seg);
 	w->state = W_RUNNING;
 	w->ready_ns = now();
 	w->ever_ready = true;

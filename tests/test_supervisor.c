@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -162,17 +163,52 @@ static pid_t slot_pid(struct shm_seg *seg, uint32_t slot)
 	return (pid_t)(atomic_load(&shm_proc_at(seg, slot)->own) >> 32);
 }
 
-/* A state word with a deadline: poll it, backing off so the watched processes run. */
-#define WAIT_FOR(cond)                                                                             \
+/*
+ * A condition on state words of seg, with a deadline: re-checked on every change the
+ * segment announces (shm_change_wait). The counter is read before the condition, so a
+ * change made after the check wakes the wait.
+ */
+#define WAIT_FOR(seg, cond)                                                                        \
 	do {                                                                                       \
 		uint64_t dl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;                     \
-		while (!(cond)) {                                                                  \
-			struct timespec ts_ = {0, 200000};                                         \
-			if (shm_now_ns() > dl_)                                                    \
+		for (;;) {                                                                         \
+			uint32_t c_ = shm_change_read(seg);                                        \
+			if (cond)                                                                  \
+				break;                                                             \
+			if (shm_change_wait(seg, c_, dl_))                                         \
 				fail_msg("timed out waiting for: %s", #cond);                      \
-			nanosleep(&ts_, NULL);                                                     \
 		}                                                                                  \
 	} while (0)
+
+/*
+ * Attach (read-only) to r's segment as soon as it is published, though the instance never
+ * gets ready: the segment's creation and sizing are inotify events in /dev/shm, its
+ * publication a futex wake that shm_seg_attach() waits for.
+ */
+static struct shm_seg *attach_when_created(struct run *r)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	struct shm_seg *seg = NULL;
+	char ev[4096];
+	int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+
+	assert_true(fd >= 0);
+	assert_true(inotify_add_watch(fd, "/dev/shm", IN_CREATE | IN_MODIFY | IN_MOVED_TO) >= 0);
+	for (;;) {
+		uint64_t now = shm_now_ns();
+		int left_ms = now < dl ? (int)((dl - now) / 1000000u) + 1 : 0;
+
+		if (shm_seg_attach(r->inst, SHM_ATTACH_RO, left_ms, &seg, NULL, 0) == 0)
+			break;
+		/* not there yet, or not sized yet: the next event in /dev/shm may be it */
+		if (!fd_wait(fd, left_ms))
+			fail_msg("timed out waiting for instance %s's segment", r->inst);
+		while (read(fd, ev, sizeof(ev)) > 0)
+			;
+	}
+	close(fd);
+	return seg;
+}
 
 /* `shoal inspect --instance inst`'s output. */
 static void inspect(const char *inst, char *out, size_t cap)
@@ -292,7 +328,7 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	other = slot_pid(seg, 2);
 	assert_true(old > 0);
 	kill_and_wait(old);
-	WAIT_FOR(worker_is_up(seg, 1, old, 1));
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
 	p = shm_proc_at(seg, 1);
 	assert_int_equal(p->last_pid, (uint32_t)old);
 	assert_int_equal(p->last_epoch, old_epoch);
@@ -312,7 +348,7 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 		struct shm_agent *a = shm_agent_at(seg, i);
 
 		if (atomic_load(&a->worker) == 2)
-			WAIT_FOR(atomic_load(&a->state) == SHM_AGENT_RUNNING);
+			WAIT_FOR(seg, atomic_load(&a->state) == SHM_AGENT_RUNNING);
 	}
 	/* same names, same handles, answering again */
 	for (int i = 0; i < 10; i++) {
@@ -342,8 +378,8 @@ static void test_supervisor_one_for_all_restarts_every_worker(void **state)
 	old1 = slot_pid(seg, 1);
 	old2 = slot_pid(seg, 2);
 	kill_and_wait(old1);
-	WAIT_FOR(worker_is_up(seg, 1, old1, 1));
-	WAIT_FOR(worker_is_up(seg, 2, old2, 1));
+	WAIT_FOR(seg, worker_is_up(seg, 1, old1, 1));
+	WAIT_FOR(seg, worker_is_up(seg, 2, old2, 1));
 	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_NORMAL);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
@@ -391,9 +427,9 @@ static void test_supervisor_client_never_takes_a_worker_slot(void **state)
 	      NULL);
 	unsetenv("SHOAL_TEST_WORKER_EXIT");
 	/* not ready (worker 1 never is): wait for the segment, then for worker 1's exit */
-	WAIT_FOR(shm_seg_attach(r.inst, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT, 0, &seg, NULL, 0) == 0);
+	seg = attach_when_created(&r);
 	p = shm_proc_at(seg, 2);
-	WAIT_FOR(p->last_reason == SHM_EXIT_CODE && atomic_load(&p->state) == SHM_PROC_EXITED);
+	WAIT_FOR(seg, p->last_reason == SHM_EXIT_CODE && atomic_load(&p->state) == SHM_PROC_EXITED);
 	assert_int_equal(p->last_code, 5);
 	client_open(&cl, r.inst);
 	assert_true(cl.seg->self >= 3);
@@ -494,11 +530,11 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	wait_ready(&r);
 	seg = attach(&r);
 	p = shm_proc_at(seg, 1);
-	WAIT_FOR(worker_is_up(seg, 1, 0, 1));
+	WAIT_FOR(seg, worker_is_up(seg, 1, 0, 1));
 	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
 	assert_int_equal(p->last_code, 86);
 	assert_string_equal(shm_exit_reason_name(p->last_reason), "memory cap");
-	WAIT_FOR(p->cap_mech == 1);
+	WAIT_FOR(seg, p->cap_mech == 1);
 	assert_int_equal(p->mem_cap, 192ull << 20);
 	/* the tools show which mechanism caps it */
 	inspect(r.inst, out, sizeof(out));
@@ -573,7 +609,7 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply, sizeof(reply),
 				     TIMEOUT_MS) >= 0);
 	}
-	WAIT_FOR(worker_is_up(seg, 1, old, 1));
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
 	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
 	assert_int_equal(p->last_code, 86);
 	/* the instance carries on: the echo agent on the replacement answers */
@@ -648,7 +684,7 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->state), SHM_PROC_RUNNING);
 	kill_and_wait(c);
 	waitpid(c, NULL, 0);
-	WAIT_FOR(atomic_load(&shm_proc_at(seg, slot)->state) == SHM_PROC_EXITED);
+	WAIT_FOR(seg, atomic_load(&shm_proc_at(seg, slot)->state) == SHM_PROC_EXITED);
 	assert_true(atomic_load(&shm_proc_at(seg, slot)->repair_gen) >= 1);
 	assert_int_equal(shm_proc_at(seg, slot)->last_pid, (uint32_t)c);
 	shm_seg_detach(seg);
@@ -675,8 +711,8 @@ static void test_supervisor_rest_for_one(void **state)
 	p2 = slot_pid(seg, 2);
 	p3 = slot_pid(seg, 3);
 	kill_and_wait(p2);
-	WAIT_FOR(worker_is_up(seg, 2, p2, 1));
-	WAIT_FOR(worker_is_up(seg, 3, p3, 1));
+	WAIT_FOR(seg, worker_is_up(seg, 2, p2, 1));
+	WAIT_FOR(seg, worker_is_up(seg, 3, p3, 1));
 	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_SIGNAL);
 	assert_int_equal(shm_proc_at(seg, 3)->last_reason, SHM_EXIT_NORMAL);
 	assert_int_equal(slot_pid(seg, 1), p1);
