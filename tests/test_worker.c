@@ -325,13 +325,17 @@ static struct shoal_down next_down(void)
 	return d;
 }
 
+/* An agent's state, waited for on the segment's change counter (read before the check). */
 static void wait_agent_state(shoal_handle_t h, uint32_t st)
 {
 	uint64_t deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
 
-	while (atomic_load(&shm_agent_at(seg, shoal_handle_slot(h))->state) != st) {
-		assert_true(shm_now_ns() < deadline);
-		sched_yield();
+	for (;;) {
+		uint32_t c = shm_change_read(seg);
+
+		if (atomic_load(&shm_agent_at(seg, shoal_handle_slot(h))->state) == st)
+			break;
+		assert_int_equal(shm_change_wait(seg, c, deadline), 0);
 	}
 }
 
