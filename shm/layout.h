@@ -99,14 +99,8 @@ struct shm_hdr {
 	struct shm_cfg cfg;		 /* the configuration the layout was computed from */
 	_Atomic uint64_t stop_ns;	 /* CLOCK_REALTIME when stopped / supervisor found dead */
 	_Atomic uint32_t sup_exit_code;	 /* supervisor's exit status when stopped */
-	/*
-	 * Change counter (since layout minor 1): bit 0 is set while someone waits; bits 31..1
-	 * count, in steps of 2, every change of a process slot's state, exit record or restart
-	 * count, of an agent's state or restart count, and of the instance state. A futex
-	 * word (shared): see shm/change.c for the protocol.
-	 */
-	_Atomic uint32_t changes;
-	char config_text[2048]; /* the run configuration, as text, for post-mortems */
+	_Atomic uint32_t changes;	 /* change count, waiters bit (shm/change.c) */
+	char config_text[2048];		 /* the run configuration, as text, for post-mortems */
 };
 static_assert(offsetof(struct shm_hdr, magic) == 0, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, layout_major) == 8, "shm_hdr ABI");
@@ -114,9 +108,8 @@ static_assert(offsetof(struct shm_hdr, ready) == 16, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, seg_size) == 24, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, regions) == 40, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, cfg) % 8 == 0, "shm_hdr ABI");
-static_assert(offsetof(struct shm_hdr, changes) == 476, "shm_hdr ABI: was reserved1");
-static_assert(sizeof(struct shm_hdr) == 2528, "shm_hdr ABI");
 static_assert(sizeof(struct shm_hdr) <= SHM_HDR_SIZE, "shm_hdr fits its page");
+static_assert(offsetof(struct shm_hdr, changes) == 476, "shm_hdr ABI: was reserved1");
 
 /* Process roles and states (shm_proc). */
 enum shm_role {
