@@ -591,10 +591,15 @@ static void test_worker_client_commands(void **state)
 	spawn("counter", "cnt", 1);
 	spawn("blocker", "stuck", 1);
 	pid = start_worker(1);
-	assert_int_equal(run_tool(out, sizeof(out),
-				  (const char *[]){"spawn", "echo", "e3", "--worker", "0", NULL}),
-			 0);
+	assert_int_equal(
+		run_tool(out, sizeof(out),
+			 (const char *[]){"spawn", "echo", "e3", "--worker", "0", "--wait", NULL}),
+		0);
 	assert_non_null(strstr(out, "spawned echo on worker 0"));
+	assert_non_null(strstr(out, "e3: running"));
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), 0);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(h))->state),
+			 SHM_AGENT_RUNNING);
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "e3", "hello", NULL}),
 			 0);
 	assert_string_equal(out, "hello\n");
@@ -614,8 +619,12 @@ static void test_worker_client_commands(void **state)
 			 2);
 	assert_non_null(strstr(out, "is taken"));
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), 0);
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 0);
-	wait_agent_state(h, SHM_AGENT_FREE);
+	/* --wait returns once the stop is done: the name is free at once */
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", "--wait", NULL}),
+			 0);
+	assert_non_null(strstr(out, "e3: stopped"));
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(h))->state),
+			 SHM_AGENT_FREE);
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), -ENOENT);
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 2);
 	/* a call to an agent whose worker is stuck times out: exit 1 */
@@ -626,6 +635,12 @@ static void test_worker_client_commands(void **state)
 				  (const char *[]){"call", "stuck", "?", "--timeout", "200", NULL}),
 			 1);
 	assert_non_null(strstr(out, "did not answer within 200 ms"));
+	/* and a stop it cannot run: --wait gives up at its timeout, exit 1 */
+	assert_int_equal(
+		run_tool(out, sizeof(out),
+			 (const char *[]){"stop", "stuck", "--wait", "--timeout", "200", NULL}),
+		1);
+	assert_non_null(strstr(out, "did not stop within 200 ms"));
 	kill(pid, SIGKILL);
 	repair_worker(1, wait_exit(pid));
 }

@@ -123,6 +123,28 @@ int tool_parse_timeout(const char *cmd, const char *arg, long *out)
 	return 0;
 }
 
+/*
+ * Wait until cond(seg, h) holds, for at most timeout_ms: on the segment's change counter,
+ * which every writer of a process or agent state bumps (no polling). Returns 0, or
+ * -ETIMEDOUT. The client commands.
+ */
+int tool_client_wait(struct tool_client *cl, tool_cond_fn cond, shoal_handle_t h, long timeout_ms)
+{
+	uint64_t deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+	for (;;) {
+		/* read before the check: a change after it moves the counter past c */
+		uint32_t c = shm_change_read(cl->seg);
+		int rc;
+
+		if (cond(cl->seg, h))
+			return 0;
+		rc = shm_change_wait(cl->seg, c, deadline);
+		if (rc)
+			return rc;
+	}
+}
+
 /* A payload the instance accepts? Prints a sentence and returns EXIT_USAGE if not. */
 int tool_client_check_payload(const struct tool_client *cl, size_t len)
 {

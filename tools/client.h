@@ -23,4 +23,8 @@ long tool_parse_count(const char *s);
 int tool_parse_timeout(const char *cmd, const char *arg, long *out);
 int tool_client_check_payload(const struct tool_client *cl, size_t len);
 
+/* What tool_client_wait() waits for: a condition on the segment's state words. */
+typedef bool (*tool_cond_fn)(const struct shm_seg *seg, shoal_handle_t h);
+int tool_client_wait(struct tool_client *cl, tool_cond_fn cond, shoal_handle_t h, long timeout_ms);
+
 #endif

@@ -9,11 +9,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shoal spawn TYPE NAME [--worker N] [--types LIB.so] [--instance NAME]\n"
+	fprintf(f, "usage: shoal spawn TYPE NAME [--worker N] [--types LIB.so] [--wait [--timeout "
+		   "MS]]\n"
+		   "                   [--instance NAME]\n"
 		   "Starts an agent of TYPE registered as NAME on worker N (default: the running\n"
 		   "worker hosting the fewest agents) and prints its handle.\n"
 		   "  --worker N     worker index (0..workers-1)\n"
 		   "  --types LIB    load agent types from LIB (as the instance's config does)\n"
+		   "  --wait         return once the agent runs (its init callback succeeded)\n"
+		   "  --timeout MS   how long --wait waits (default 5000); exit 1 past it\n"
 		   "built-in types:");
 	for (unsigned i = 0; wrk_builtin_type_names[i]; i++)
 		fprintf(f, " %s", wrk_builtin_type_names[i]);
@@ -55,25 +59,55 @@ static int pick_worker(struct shm_seg *seg, long windex, uint32_t *slot_out)
 	return 0;
 }
 
+/* The agent is up (RUNNING), or has gone (its init failed past its intensity, or stopped). */
+static bool agent_is_settled(const struct shm_seg *seg, shoal_handle_t h)
+{
+	struct shm_agent *a = wrk_agent_get(seg, h);
+
+	/* A0: pairs with the worker's release of RUNNING. */
+	return !a || atomic_load_explicit(&a->state, memory_order_acquire) == SHM_AGENT_RUNNING;
+}
+
+/* --wait: until the agent runs. Returns a CLI exit code. */
+static int wait_running(struct tool_client *cl, const char *name, shoal_handle_t h, long timeout)
+{
+	if (tool_client_wait(cl, agent_is_settled, h, timeout)) {
+		fprintf(stderr, "shoal spawn: agent '%s' was not running within %ld ms\n", name,
+			timeout);
+		return EXIT_CHECK;
+	}
+	if (!wrk_agent_get(cl->seg, h)) {
+		fprintf(stderr,
+			"shoal spawn: agent '%s' went away before it ran (its init failed?)\n",
+			name);
+		return EXIT_CHECK;
+	}
+	printf("%s: running\n", name);
+	return EXIT_OK;
+}
+
 int cmd_spawn(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"instance", required_argument, NULL, 'i'},
 		{"worker", required_argument, NULL, 'w'},
 		{"types", required_argument, NULL, 't'},
+		{"wait", no_argument, NULL, 'W'},
+		{"timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
 	struct tool_client cl;
 	shoal_handle_t h;
-	long windex = -1;
+	long windex = -1, timeout = 5000;
+	bool wait = false;
 	uint32_t slot;
 	char err[512];
 	int c, rc, ex;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:w:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:w:t:WT:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			instance = optarg;
@@ -91,6 +125,13 @@ int cmd_spawn(int argc, char **argv)
 				fprintf(stderr, "shoal spawn: %s\n", err);
 				return EXIT_USAGE;
 			}
+			break;
+		case 'W':
+			wait = true;
+			break;
+		case 'T':
+			if (tool_parse_timeout("spawn", optarg, &timeout))
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			usage(stdout);
@@ -129,7 +170,7 @@ int cmd_spawn(int argc, char **argv)
 	case 0:
 		printf("%s: spawned %s on worker %u, handle %#llx\n", argv[optind + 1],
 		       argv[optind], shm_proc_at(cl.seg, slot)->windex, (unsigned long long)h);
-		ex = EXIT_OK;
+		ex = wait ? wait_running(&cl, argv[optind + 1], h, timeout) : EXIT_OK;
 		break;
 	case -EEXIST:
 		fprintf(stderr, "shoal spawn: the name '%s' is taken in instance '%s'\n",
