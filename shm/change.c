@@ -24,7 +24,8 @@
  * header page again read-write through the shm object's name (the same object, checked
  * by inode). Without write permission on the object (another user's instance), or on a
  * segment older than layout minor 1 (nobody bumps), the wait falls back to FUTEX_WAIT in
- * 1 ms slices: still woken by bumps when another waiter set the bit, otherwise a poll.
+ * 1 ms slices and returns after each (the caller checks its condition again): still woken
+ * early by bumps when another waiter set the bit, otherwise a 1 ms poll.
  *
  * The futex is shared (no FUTEX_PRIVATE_FLAG): waiter and bumpers are different processes.
  */
@@ -156,5 +157,8 @@ int shm_change_wait(struct shm_seg *seg, uint32_t seen, uint64_t deadline_ns)
 			    FUTEX_BITSET_MATCH_ANY);
 		if (r < 0 && errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR)
 			return -errno;
+		/* unannounced, no bump need wake us: let the caller look again each slice */
+		if (!wh && until < deadline_ns)
+			return 0;
 	}
 }

@@ -196,7 +196,7 @@ void shm_change_bump(struct shm_seg *seg);
  *		   if (shm_change_wait(seg, c, deadline)) fail; }
  * Any process, one thread per attachment at a time for a read-only attachment (its
  * first wait maps the header page read-write, once, to announce itself; without the
- * permission for that it waits in 1 ms slices).
+ * permission for that, or on a segment of layout minor 0, it returns 0 every 1 ms: a poll).
  */
 int shm_change_wait(struct shm_seg *seg, uint32_t seen, uint64_t deadline_ns);
 

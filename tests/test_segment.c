@@ -366,6 +366,18 @@ static void test_segment_change_wait(void **state)
 	/* the waking bump cleared the bit: later bumps make no syscall */
 	assert_int_equal(atomic_load(&shm_hdr(seg)->changes) & 1, 0);
 	shm_seg_detach(ro);
+	/* a layout-minor-0 segment (its writers never bump): the wait returns after a 1 ms
+	 * slice, so the caller's condition is looked at again, and never announces itself */
+	shm_hdr(seg)->layout_minor = 0;
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 1000, &ro, err, sizeof(err)), 0);
+	c = shm_change_read(ro);
+	t0 = shm_now_ns();
+	assert_int_equal(shm_change_wait(ro, c, t0 + 10000000000ull), 0);
+	assert_true(shm_now_ns() - t0 < 5000000000ull);
+	assert_null(ro->hdr_rw);
+	assert_int_equal(atomic_load(&shm_hdr(seg)->changes) & 1, 0);
+	assert_int_equal(shm_change_wait(ro, c, shm_now_ns() + 500000ull), -ETIMEDOUT);
+	shm_seg_detach(ro);
 	shm_seg_detach(seg);
 }
 
