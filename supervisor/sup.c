@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -130,6 +132,7 @@ struct sup {
 	uint64_t next_status;
 	uint64_t restarts; /* total, for the status line */
 	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
+	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
 };
 
 typedef void (*action_fn)(struct sup *s, struct sup_worker *w);
@@ -302,6 +305,7 @@ child_become(struct sup *s, struct sup_worker *w, int wr, const struct spare_pre
 	};
 	int r;
 
+	shm_trace("child: become");
 	if (s->c->placement == SUP_PLACE_SPREAD && s->topo) {
 		r = sup_place_bind(s->topo, &w->place);
 		if (r)
@@ -330,6 +334,63 @@ struct spare_go {
 	int32_t cap_mech;
 };
 
+/*
+ * Map the whole segment into the spare's page tables now. fork() copies no page-table
+ * entries of a shared mapping, so a fresh process faults on every page it first touches:
+ * a worker restarting 100 agents touches a few hundred (agent slots, mailbox heads,
+ * checkpoints, monitors), about a microsecond each, on the restart path. Best effort.
+ */
+static void spare_prefault(struct shm_seg *seg)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+	FILE *f;
+	char line[512];
+
+	if (madvise(seg->base, seg->size, MADV_POPULATE_WRITE) < 0) {
+		/* before Linux 5.14: touch a byte per page (reading maps it too, for shmem) */
+		for (size_t off = 0; off < seg->size; off += 4096)
+			(void)*(volatile const uint8_t *)(seg->base + off);
+	}
+	/*
+	 * Our private writable memory (heap, stack, data) is still shared copy-on-write with
+	 * the supervisor: the first write to each page after the go would copy it then.
+	 * Copy them now (a write-populate breaks the sharing).
+	 */
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perm[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perm) == 3 && perm[0] == 'r' &&
+		    perm[1] == 'w' && perm[3] == 'p')
+			(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	}
+	fclose(f);
+	shm_trace("spare: prefaulted");
+}
+
+/* Tell the supervisor's word (and tools) this spare is prepared, unless it was taken. */
+static void spare_mark_ready(struct shm_seg *seg)
+{
+	uint32_t me = (uint32_t)getpid(), v = SHM_SPARE_FORKING;
+
+	/*
+	 * R2: release: pairs with acquire loads in tools: prepared before it says so. The word
+	 * reads FORKING until the supervisor has stored our pid, then our pid; 0 means we were
+	 * taken or dropped meanwhile: leave it.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&shm_hdr(seg)->spare, &v, me | SHM_SPARE_READY,
+						     memory_order_release, memory_order_relaxed) &&
+	    v == me)
+		atomic_compare_exchange_strong_explicit(&shm_hdr(seg)->spare, &v,
+							me | SHM_SPARE_READY, memory_order_release,
+							memory_order_relaxed);
+}
+
 static void __attribute__((noreturn))
 spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 {
@@ -339,10 +400,22 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 
 	child_prepare(parent);
 	shm_trace_buf.n = 0;
+	/*
+	 * Prepare on idle time only: the supervisor's core (where the fork leaves us) runs the
+	 * supervisor and often clients, and a restart that just finished there has replies
+	 * to deliver. spare_take() sets the policy back before the spare becomes a worker.
+	 */
+	if (s->idle_spare) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		(void)sched_setscheduler(0, SCHED_IDLE, &sp);
+	}
 	/* what does not depend on which worker it becomes, done before it is needed */
 	prep.start_time = shm_pid_start_time(getpid());
 	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
 		prep.waiter = NULL; /* the worker makes its own */
+	spare_prefault(s->seg);
+	spare_mark_ready(s->seg);
 	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
 		_exit(0);
 	shm_trace("spare: go read");
@@ -363,6 +436,8 @@ static void spare_fork(struct sup *s)
 		return;
 	if (pipe2(rd, O_CLOEXEC) < 0)
 		goto out_go;
+	/* relaxed: a status word; the child replaces it (R2), we put its pid below */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, SHM_SPARE_FORKING, memory_order_relaxed);
 	pid = fork();
 	if (pid < 0)
 		goto out_rd;
@@ -375,6 +450,8 @@ static void spare_fork(struct sup *s)
 	close(rd[1]);
 	s->spare.pidfd = pidfd_open_(pid);
 	if (s->spare.pidfd < 0) {
+		/* relaxed: a status word for tools */
+		atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(go[1]);
@@ -382,11 +459,20 @@ static void spare_fork(struct sup *s)
 		return;
 	}
 	s->spare.pid = pid;
+	{
+		uint32_t v = SHM_SPARE_FORKING;
+
+		/* relaxed: a status word; fails if the spare is prepared already (R2) */
+		atomic_compare_exchange_strong_explicit(&shm_hdr(s->seg)->spare, &v, (uint32_t)pid,
+							memory_order_relaxed, memory_order_relaxed);
+	}
 	s->spare.go_wr = go[1];
 	s->spare.ready_rd = rd[0];
 	return;
 
 out_rd:
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 	close(rd[0]);
 	close(rd[1]);
 out_go:
@@ -399,6 +485,8 @@ static void spare_drop(struct sup *s)
 {
 	if (!s->spare.pid)
 		return;
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 	pidfd_kill(s->spare.pidfd, SIGKILL);
 	waitid((idtype_t)P_PIDFD, (id_t)s->spare.pidfd, NULL, WEXITED);
 	close(s->spare.pidfd);
@@ -432,6 +520,15 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 
 	if (!s->spare.pid)
 		return false;
+	if (s->idle_spare) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		if (sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp) < 0) {
+			s->idle_spare = false; /* it would run idle-only: fork this time */
+			spare_drop(s);
+			return false;
+		}
+	}
 	pre_bind(s, w, s->spare.pid);
 	w->pid = s->spare.pid;
 	arm_dying(s, w);
@@ -440,6 +537,8 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 		return false; /* its death-word wait completes for a stale gen: ignored */
 	}
 	close(s->spare.go_wr);
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 	w->pidfd = s->spare.pidfd;
 	w->ready_rd = s->spare.ready_rd;
 	s->spare.pid = 0;
@@ -504,9 +603,6 @@ out_watch:
 	w->deadline_ns = now() + (uint64_t)s->c->ready_timeout_ms * 1000000u;
 	w->state = W_STARTING;
 	shm_trace("sup: launched");
-	/* the next spare now: its fork overlaps the replacement's start on its own core */
-	spare_fork(s);
-	shm_trace("sup: spare forked at launch");
 	shm_trace_flush();
 	return;
 
@@ -548,7 +644,10 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	w->ready_ns = now();
 	w->ever_ready = true;
 	shm_trace("sup: ready");
-	/* if the fork at launch failed: try again */
+	/*
+	 * The next spare only now: forking takes a few hundred microseconds of the
+	 * supervisor's core, which a restart in progress needs for its repair and launch.
+	 */
 	spare_fork(s);
 	shm_trace("sup: spare forked");
 	shm_trace_flush();
@@ -798,6 +897,19 @@ static void a_died(struct sup *s, struct sup_worker *w)
 }
 
 /*
+ * A dead worker's exit still has its address space and rings to tear down, on the core its
+ * replacement is about to start on. Lower it to SCHED_IDLE, so that work yields to the
+ * replacement instead of delaying it by hundreds of microseconds. It runs no user code any
+ * more; failing (it is gone already, or we may not) changes nothing but the latency.
+ */
+static void yield_teardown(pid_t pid)
+{
+	struct sched_param sp = {.sched_priority = 0};
+
+	(void)sched_setscheduler(pid, SCHED_IDLE, &sp);
+}
+
+/*
  * Its death word says it is exiting: it runs no more code of its own, so repair and restart
  * now rather than when its exit completes (its pidfd); it is collected then (zombie_reap).
  */
@@ -806,6 +918,7 @@ static void a_dying(struct sup *s, struct sup_worker *w)
 	pid_t pid = w->pid;
 
 	shm_trace("sup: dying");
+	yield_teardown(pid);
 	zombie_reap(s, w); /* an earlier one still exiting: it has had long enough */
 	record_exit(s, w, pid, owner_epoch(s, w, pid), early_status(pid), false);
 	w->zpid = pid;
@@ -1300,6 +1413,19 @@ static int load_types(const struct sup_config *c)
 }
 
 /* See sup.h. Callers: the process's only thread. */
+/*
+ * Whether we may move a SCHED_IDLE child back to SCHED_OTHER: the kernel asks for
+ * CAP_SYS_NICE or an RLIMIT_NICE that allows nice 0 (20 - 0). Root passes.
+ */
+static bool may_unidle(void)
+{
+	struct rlimit rl;
+
+	if (geteuid() == 0)
+		return true;
+	return getrlimit(RLIMIT_NICE, &rl) == 0 && rl.rlim_cur >= 20;
+}
+
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 {
 	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd};
@@ -1314,6 +1440,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		return 2;
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);
+	s.idle_spare = may_unidle();
 	s.n = c->workers;
 	r = place_workers(&s, &nnodes);
 	if (r) {
