@@ -99,6 +99,7 @@ struct sup_worker {
 	uint64_t deadline_ns;	 /* starting: ready by; backoff: restart at; stopping: kill at */
 	uint32_t streak;	 /* consecutive crashes */
 	bool restart_after_stop; /* stopped by a sibling's strategy: start it again */
+	bool prelaunched;	 /* launch_prep() done and a spare woken ahead of the repair */
 	bool ever_ready;
 	uint32_t nreasons; /* exits remembered for the intensity message */
 	char reasons[REASONS_MAX][64];
@@ -389,6 +390,8 @@ static void spare_mark_ready(struct shm_seg *seg)
 		atomic_compare_exchange_strong_explicit(&shm_hdr(seg)->spare, &v,
 							me | SHM_SPARE_READY, memory_order_release,
 							memory_order_relaxed);
+	/* for whoever waits for an instance at rest (the restart benchmark) */
+	syscall(SYS_futex, &shm_hdr(seg)->spare, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 }
 
 static void __attribute__((noreturn))
@@ -552,11 +555,11 @@ static uint64_t now(void)
 	return shm_now_ns();
 }
 
-static void launch(struct sup *s, struct sup_worker *w)
+/* What every launch does first: a new generation, the memory cap, the slot's index. */
+static void launch_prep(struct sup *s, struct sup_worker *w)
 {
 	struct shm_proc *p = wproc(s, w);
-	int fds[2], r;
-	pid_t pid, self = getpid();
+	int r;
 
 	w->gen++;
 	w->ready_ns = 0;
@@ -568,6 +571,34 @@ static void launch(struct sup *s, struct sup_worker *w)
 	w->oom_base = sup_cap_oom_kills(s->c, w->windex, w->cap_mech);
 	p->windex = w->windex;
 	shm_trace("sup: launch prepared");
+}
+
+/*
+ * Wake the spare as worker w before the repair of w's slot, so its wakeup and binding on
+ * its core overlap the repair here; it waits for the slot to become claimable (see
+ * claim_self() in workers/worker.c). Only for a restart that will happen at once.
+ */
+static void prelaunch(struct sup *s, struct sup_worker *w)
+{
+	if (!s->spare.pid || s->stopping)
+		return;
+	launch_prep(s, w);
+	if (spare_take(s, w))
+		w->prelaunched = true;
+	else
+		w->gen--; /* nothing was started under it: launch() takes it again */
+}
+
+static void launch(struct sup *s, struct sup_worker *w)
+{
+	int fds[2];
+	pid_t pid, self = getpid();
+
+	if (w->prelaunched) {
+		w->prelaunched = false;
+		goto out_watch;
+	}
+	launch_prep(s, w);
 	if (spare_take(s, w))
 		goto out_watch;
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -751,6 +782,8 @@ static void repair(struct sup *s, struct sup_worker *w)
 	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
 	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */
 	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	/* a spare woken ahead (prelaunch()) may be waiting to claim the slot */
+	syscall(SYS_futex, &p->state, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 	note_reason(w, p);
 }
 
@@ -888,12 +921,13 @@ static void restart_sibling(struct sup *s, struct sup_worker *o)
 	dispatch(s, o, E_STOP);
 }
 
-static void died(struct sup *s, struct sup_worker *w);
+static bool died_note(struct sup *s, struct sup_worker *w);
+static void died(struct sup *s, struct sup_worker *w, bool exceeded);
 
 static void a_died(struct sup *s, struct sup_worker *w)
 {
 	reap(s, w, false);
-	died(s, w);
+	died(s, w, died_note(s, w));
 }
 
 /*
@@ -916,6 +950,7 @@ static void yield_teardown(pid_t pid)
 static void a_dying(struct sup *s, struct sup_worker *w)
 {
 	pid_t pid = w->pid;
+	bool exceeded;
 
 	shm_trace("sup: dying");
 	yield_teardown(pid);
@@ -929,12 +964,15 @@ static void a_dying(struct sup *s, struct sup_worker *w)
 		close(w->ready_rd);
 		w->ready_rd = -1;
 	}
+	exceeded = died_note(s, w);
+	if (!exceeded && !sup_backoff_ms(&s->c->policy, w->streak))
+		prelaunch(s, w);
 	repair(s, w);
-	died(s, w);
+	died(s, w, exceeded);
 }
 
-/* After the repair of an unasked-for death: intensity, strategy, restart. */
-static void died(struct sup *s, struct sup_worker *w)
+/* Count an unasked-for death against the streak and the intensity; true if exceeded. */
+static bool died_note(struct sup *s, struct sup_worker *w)
 {
 	uint64_t t = now();
 
@@ -942,7 +980,13 @@ static void died(struct sup *s, struct sup_worker *w)
 		w->streak = 0; /* it stayed up a whole period: a fresh streak */
 	w->streak++;
 	sup_intensity_note(&s->in, t);
-	if (sup_intensity_is_exceeded(&s->in, &s->c->policy)) {
+	return sup_intensity_is_exceeded(&s->in, &s->c->policy);
+}
+
+/* After the repair of an unasked-for death (counted by died_note()): strategy, restart. */
+static void died(struct sup *s, struct sup_worker *w, bool exceeded)
+{
+	if (exceeded) {
 		intensity_exceeded(s, w);
 		return;
 	}
@@ -1463,7 +1507,15 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	r = setup_signals(&s, &oldmask);
 	if (r)
 		goto out_intensity;
-	r = io_uring_queue_init(64 + 4 * s.n, &s.ring, 0);
+	/*
+	 * Completions are run by this (only) thread when it waits, and a completion wakes the
+	 * waiter directly: with the default task-work notification, a death notice's wake
+	 * was seen to wait for an unrelated softirq now and then (0.5-1.5 ms).
+	 */
+	r = io_uring_queue_init(64 + 4 * s.n, &s.ring,
+				IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (r == -EINVAL) /* before Linux 6.1 */
+		r = io_uring_queue_init(64 + 4 * s.n, &s.ring, 0);
 	if (r) {
 		fprintf(stderr, "shoal: io_uring: %s\n", strerror(-r));
 		goto out_signals;

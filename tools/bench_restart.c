@@ -6,6 +6,7 @@
  * child signals back through a pipe, the two costs a restart cannot avoid.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -144,7 +145,6 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 	uint32_t epoch = (uint32_t)own, replies = 0;
 	uint64_t t0, now;
 	int fd = pidfd_open_(pid), r;
-	struct timespec nap = {0, 20000};
 
 	if (fd < 0)
 		return -errno;
@@ -154,35 +154,41 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 	 * preparation) is over, as it is when a crash comes out of the blue. Not measured.
 	 */
 	t0 = bench_now_ns();
-	while (cl->spare && !(atomic_load_explicit(&shm_hdr(cl->seg)->spare, memory_order_acquire) &
-			      SHM_SPARE_READY)) {
-		if (bench_now_ns() - t0 > WAIT_NS) {
-			close(fd);
-			return -ETIMEDOUT;
-		}
-		nanosleep(&nap, NULL);
-	}
-	t0 = bench_now_ns();
-	shm_trace("bench: kill");
-	kill(pid, SIGKILL);
-	/*
-	 * Calls sent once the supervisor has declared it dead (its slot no longer RUNNING under
-	 * the old epoch) can only be answered by the replacement. Not its pidfd: the kernel
-	 * tears a dead worker's address space down (about 0.5 ms) before the pidfd says so, and
-	 * the supervisor restarts on an earlier notice; waiting for the pidfd here would hold
-	 * the measurement of a replacement that is already ready.
-	 */
 	for (;;) {
-		uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
+		uint32_t sp = atomic_load_explicit(&shm_hdr(cl->seg)->spare, memory_order_acquire);
+		struct timespec ts = {0, 100000000};
 
-		if ((uint32_t)o != epoch ||
-		    atomic_load_explicit(&p->state, memory_order_acquire) != SHM_PROC_RUNNING)
+		if (!cl->spare || (sp & SHM_SPARE_READY))
 			break;
 		if (bench_now_ns() - t0 > WAIT_NS) {
 			close(fd);
 			return -ETIMEDOUT;
 		}
-		nanosleep(&nap, NULL);
+		/* the spare wakes this word when it has prepared (spare_mark_ready()) */
+		syscall(SYS_futex, &shm_hdr(cl->seg)->spare, FUTEX_WAIT, sp, &ts, NULL, 0);
+	}
+	t0 = bench_now_ns();
+	shm_trace("bench: kill");
+	kill(pid, SIGKILL);
+	/*
+	 * Calls sent once the supervisor has declared it dead and repaired its slot can only be
+	 * answered by the replacement. The supervisor wakes the slot's state word when the
+	 * repair is done (X0 in repair()); wait on it. Not the pidfd: the kernel tears a dead
+	 * worker's address space down (0.5-3 ms here) before the pidfd says so, and the
+	 * supervisor restarts on an earlier notice.
+	 */
+	for (;;) {
+		uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
+		uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+		struct timespec ts = {0, 100000000};
+
+		if ((uint32_t)o != epoch || (st != SHM_PROC_RUNNING && st != SHM_PROC_DEAD))
+			break;
+		if (bench_now_ns() - t0 > WAIT_NS) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		syscall(SYS_futex, &p->state, FUTEX_WAIT, st, &ts, NULL, 0);
 	}
 	shm_trace("bench: declared dead");
 	r = call_all(cl);
@@ -339,7 +345,6 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 	if (!ready || !all || !fready || !fall || !base)
 		goto out_free;
 	bench_pin(o->cpu_b);
-	prctl(PR_SET_TIMERSLACK, 1ul); /* our 20 us naps are the measurement's resolution */
 	if (run_kills(o, true, kills, ready, all) || run_kills(o, false, kills, fready, fall))
 		goto out_free;
 	if (base_pidfd_notice(base, kills) == 0)
@@ -358,11 +363,11 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 			 "pidfd_notice");
 	snprintf(rep.notes, sizeof(rep.notes),
 		 "%d SIGKILLs of a worker hosting %d echo agents (worker pinned to cpu %d, this "
-		 "client on cpu %d); times from kill(): replacement's slot RUNNING, and all %d "
-		 "calls (sent once the slot left RUNNING: declared dead) answered, seen by polling "
-		 "every 20 us. "
-		 "*_nospare: the same with the "
-		 "warm spare off (fork on the restart path)",
+		 "client on cpu %d), each from an instance at rest (warm spare ready); times from "
+		 "kill(): the replacement stamps RUNNING (restart_ready); all %d calls, sent once "
+		 "the supervisor has repaired the dead worker's slot (a futex wake), answered "
+		 "(the client parks on its inbox). *_nospare: the same with the warm spare off "
+		 "(fork on the restart path)",
 		 kills, NAGENTS, o->cpu_a, o->cpu_b, NAGENTS);
 	rc = bench_report_print(&rep) && o->check ? EXIT_CHECK : EXIT_OK;
 out_free:
