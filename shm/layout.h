@@ -101,13 +101,24 @@ struct shm_hdr {
 	_Atomic uint32_t sup_exit_code;	 /* supervisor's exit status when stopped */
 	_Atomic uint32_t changes;	 /* change count, waiters bit (shm/change.c) */
 	char config_text[2048];		 /* the run configuration, as text, for post-mortems */
+	/*
+	 * The supervisor's warm spare: 0 none; SHM_SPARE_FORKING while it is being forked; its
+	 * pid while it prepares; pid | SHM_SPARE_READY once it has (set by the spare itself); 0
+	 * again when taken or dropped. For tools, and for benchmarks that wait for an instance
+	 * at rest.
+	 */
+	_Atomic uint32_t spare;
+	uint32_t reserved2; /* zero */
 };
+#define SHM_SPARE_READY	  0x80000000u
+#define SHM_SPARE_FORKING 1u /* (pid 1 is never a spare) */
 static_assert(offsetof(struct shm_hdr, magic) == 0, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, layout_major) == 8, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, ready) == 16, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, seg_size) == 24, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, regions) == 40, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, cfg) % 8 == 0, "shm_hdr ABI");
+static_assert(offsetof(struct shm_hdr, spare) % 8 == 0, "shm_hdr ABI");
 static_assert(sizeof(struct shm_hdr) <= SHM_HDR_SIZE, "shm_hdr fits its page");
 static_assert(offsetof(struct shm_hdr, changes) == 476, "shm_hdr ABI: was reserved1");
 
@@ -167,7 +178,10 @@ struct shm_proc {
 	_Atomic uint32_t death_word;   /* robust-futex word: a worker's tid, stored by it; the
 					* supervisor sets bit 31 (waiters) and waits on it; the
 					* kernel sets bit 30 (owner died) early in the exit */
-	uint8_t pad0[128 - 100];       /* to the intent line */
+	uint32_t reserved3;	       /* zero */
+	_Atomic uint64_t running_ns;   /* CLOCK_MONOTONIC when the owner went RUNNING (workers:
+					* every agent started), 0 before */
+	uint8_t pad0[128 - 112];       /* to the intent line */
 	/* intent line: written only by the owner, read by whoever repairs it after death */
 	_Atomic uint64_t mbox_intent;	/* ipc: mailbox (agent slot + 1) being produced into */
 	_Atomic uint64_t reg_intent[8]; /* registry: the op in flight, for repair */
@@ -185,6 +199,7 @@ static_assert(sizeof(struct shm_proc) == 384, "shm_proc ABI");
 static_assert(offsetof(struct shm_proc, mbox_intent) == 128, "shm_proc intent line");
 static_assert(offsetof(struct shm_proc, doorbell) == 256, "shm_proc wake line");
 static_assert(offsetof(struct shm_proc, death_word) == 96, "shm_proc death word");
+static_assert(offsetof(struct shm_proc, running_ns) == 104, "shm_proc running_ns");
 
 /* Agent states (shm_agent.state). */
 enum shm_agent_state {

@@ -35,6 +35,7 @@ static void proc_init(struct shm_proc *p, enum shm_role role, uint64_t start_tim
 		atomic_store_explicit(&p->reg_intent[i], 0, memory_order_relaxed);
 	atomic_store_explicit(&p->heartbeat_ns, shm_now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->running_ns, 0, memory_order_relaxed);
 	/* S0: pairs with the acquire loads of state in readers: fields above first. */
 	atomic_store_explicit(&p->state, SHM_PROC_STARTING, memory_order_release);
 }
@@ -136,8 +137,13 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
 
 void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st)
 {
+	struct shm_proc *p = shm_proc_at(seg, seg->self);
+
+	if (st == SHM_PROC_RUNNING)
+		/* relaxed: published by S1 below */
+		atomic_store_explicit(&p->running_ns, shm_now_ns(), memory_order_relaxed);
 	/* S1: release: whatever the owner wrote before is visible with the new state. */
-	atomic_store_explicit(&shm_proc_at(seg, seg->self)->state, st, memory_order_release);
+	atomic_store_explicit(&p->state, st, memory_order_release);
 	shm_change_bump(seg);
 }
 

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -97,6 +99,7 @@ struct sup_worker {
 	uint64_t deadline_ns;	 /* starting: ready by; backoff: restart at; stopping: kill at */
 	uint32_t streak;	 /* consecutive crashes */
 	bool restart_after_stop; /* stopped by a sibling's strategy: start it again */
+	bool prelaunched;	 /* launch_prep() done and a spare woken ahead of the repair */
 	bool ever_ready;
 	uint32_t nreasons; /* exits remembered for the intensity message */
 	char reasons[REASONS_MAX][64];
@@ -130,6 +133,7 @@ struct sup {
 	uint64_t next_status;
 	uint64_t restarts; /* total, for the status line */
 	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
+	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
 };
 
 typedef void (*action_fn)(struct sup *s, struct sup_worker *w);
@@ -302,6 +306,7 @@ child_become(struct sup *s, struct sup_worker *w, int wr, const struct spare_pre
 	};
 	int r;
 
+	shm_trace("child: become");
 	if (s->c->placement == SUP_PLACE_SPREAD && s->topo) {
 		r = sup_place_bind(s->topo, &w->place);
 		if (r)
@@ -330,6 +335,65 @@ struct spare_go {
 	int32_t cap_mech;
 };
 
+/*
+ * Map the whole segment into the spare's page tables now. fork() copies no page-table
+ * entries of a shared mapping, so a fresh process faults on every page it first touches:
+ * a worker restarting 100 agents touches a few hundred (agent slots, mailbox heads,
+ * checkpoints, monitors), about a microsecond each, on the restart path. Best effort.
+ */
+static void spare_prefault(struct shm_seg *seg)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+	FILE *f;
+	char line[512];
+
+	if (madvise(seg->base, seg->size, MADV_POPULATE_WRITE) < 0) {
+		/* before Linux 5.14: touch a byte per page (reading maps it too, for shmem) */
+		for (size_t off = 0; off < seg->size; off += 4096)
+			(void)*(volatile const uint8_t *)(seg->base + off);
+	}
+	/*
+	 * Our private writable memory (heap, stack, data) is still shared copy-on-write with
+	 * the supervisor: the first write to each page after the go would copy it then.
+	 * Copy them now (a write-populate breaks the sharing).
+	 */
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perm[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perm) == 3 && perm[0] == 'r' &&
+		    perm[1] == 'w' && perm[3] == 'p')
+			(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	}
+	fclose(f);
+	shm_trace("spare: prefaulted");
+}
+
+/* Tell the supervisor's word (and tools) this spare is prepared, unless it was taken. */
+static void spare_mark_ready(struct shm_seg *seg)
+{
+	uint32_t me = (uint32_t)getpid(), v = SHM_SPARE_FORKING;
+
+	/*
+	 * R2: release: pairs with acquire loads in tools: prepared before it says so. The word
+	 * reads FORKING until the supervisor has stored our pid, then our pid; 0 means we were
+	 * taken or dropped meanwhile: leave it.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&shm_hdr(seg)->spare, &v, me | SHM_SPARE_READY,
+						     memory_order_release, memory_order_relaxed) &&
+	    v == me)
+		atomic_compare_exchange_strong_explicit(&shm_hdr(seg)->spare, &v,
+							me | SHM_SPARE_READY, memory_order_release,
+							memory_order_relaxed);
+	/* for whoever waits for an instance at rest (the restart benchmark) */
+	syscall(SYS_futex, &shm_hdr(seg)->spare, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
 static void __attribute__((noreturn))
 spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 {
@@ -339,10 +403,22 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 
 	child_prepare(parent);
 	shm_trace_buf.n = 0;
+	/*
+	 * Prepare on idle time only: the supervisor's core (where the fork leaves us) runs the
+	 * supervisor and often clients, and a restart that just finished there has replies
+	 * to deliver. spare_take() sets the policy back before the spare becomes a worker.
+	 */
+	if (s->idle_spare) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		(void)sched_setscheduler(0, SCHED_IDLE, &sp);
+	}
 	/* what does not depend on which worker it becomes, done before it is needed */
 	prep.start_time = shm_pid_start_time(getpid());
 	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
 		prep.waiter = NULL; /* the worker makes its own */
+	spare_prefault(s->seg);
+	spare_mark_ready(s->seg);
 	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
 		_exit(0);
 	shm_trace("spare: go read");
@@ -363,6 +439,8 @@ static void spare_fork(struct sup *s)
 		return;
 	if (pipe2(rd, O_CLOEXEC) < 0)
 		goto out_go;
+	/* relaxed: a status word; the child replaces it (R2), we put its pid below */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, SHM_SPARE_FORKING, memory_order_relaxed);
 	pid = fork();
 	if (pid < 0)
 		goto out_rd;
@@ -375,6 +453,8 @@ static void spare_fork(struct sup *s)
 	close(rd[1]);
 	s->spare.pidfd = pidfd_open_(pid);
 	if (s->spare.pidfd < 0) {
+		/* relaxed: a status word for tools */
+		atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		close(go[1]);
@@ -382,11 +462,20 @@ static void spare_fork(struct sup *s)
 		return;
 	}
 	s->spare.pid = pid;
+	{
+		uint32_t v = SHM_SPARE_FORKING;
+
+		/* relaxed: a status word; fails if the spare is prepared already (R2) */
+		atomic_compare_exchange_strong_explicit(&shm_hdr(s->seg)->spare, &v, (uint32_t)pid,
+							memory_order_relaxed, memory_order_relaxed);
+	}
 	s->spare.go_wr = go[1];
 	s->spare.ready_rd = rd[0];
 	return;
 
 out_rd:
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 	close(rd[0]);
 	close(rd[1]);
 out_go:
@@ -399,6 +488,8 @@ static void spare_drop(struct sup *s)
 {
 	if (!s->spare.pid)
 		return;
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 	pidfd_kill(s->spare.pidfd, SIGKILL);
 	waitid((idtype_t)P_PIDFD, (id_t)s->spare.pidfd, NULL, WEXITED);
 	close(s->spare.pidfd);
@@ -432,6 +523,15 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 
 	if (!s->spare.pid)
 		return false;
+	if (s->idle_spare) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		if (sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp) < 0) {
+			s->idle_spare = false; /* it would run idle-only: fork this time */
+			spare_drop(s);
+			return false;
+		}
+	}
 	pre_bind(s, w, s->spare.pid);
 	w->pid = s->spare.pid;
 	arm_dying(s, w);
@@ -440,6 +540,8 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 		return false; /* its death-word wait completes for a stale gen: ignored */
 	}
 	close(s->spare.go_wr);
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
 	w->pidfd = s->spare.pidfd;
 	w->ready_rd = s->spare.ready_rd;
 	s->spare.pid = 0;
@@ -453,11 +555,11 @@ static uint64_t now(void)
 	return shm_now_ns();
 }
 
-static void launch(struct sup *s, struct sup_worker *w)
+/* What every launch does first: a new generation, the memory cap, the slot's index. */
+static void launch_prep(struct sup *s, struct sup_worker *w)
 {
 	struct shm_proc *p = wproc(s, w);
-	int fds[2], r;
-	pid_t pid, self = getpid();
+	int r;
 
 	w->gen++;
 	w->ready_ns = 0;
@@ -469,6 +571,34 @@ static void launch(struct sup *s, struct sup_worker *w)
 	w->oom_base = sup_cap_oom_kills(s->c, w->windex, w->cap_mech);
 	p->windex = w->windex;
 	shm_trace("sup: launch prepared");
+}
+
+/*
+ * Wake the spare as worker w before the repair of w's slot, so its wakeup and binding on
+ * its core overlap the repair here; it waits for the slot to become claimable (see
+ * claim_self() in workers/worker.c). Only for a restart that will happen at once.
+ */
+static void prelaunch(struct sup *s, struct sup_worker *w)
+{
+	if (!s->spare.pid || s->stopping)
+		return;
+	launch_prep(s, w);
+	if (spare_take(s, w))
+		w->prelaunched = true;
+	else
+		w->gen--; /* nothing was started under it: launch() takes it again */
+}
+
+static void launch(struct sup *s, struct sup_worker *w)
+{
+	int fds[2];
+	pid_t pid, self = getpid();
+
+	if (w->prelaunched) {
+		w->prelaunched = false;
+		goto out_watch;
+	}
+	launch_prep(s, w);
 	if (spare_take(s, w))
 		goto out_watch;
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -504,9 +634,6 @@ out_watch:
 	w->deadline_ns = now() + (uint64_t)s->c->ready_timeout_ms * 1000000u;
 	w->state = W_STARTING;
 	shm_trace("sup: launched");
-	/* the next spare now: its fork overlaps the replacement's start on its own core */
-	spare_fork(s);
-	shm_trace("sup: spare forked at launch");
 	shm_trace_flush();
 	return;
 
@@ -549,7 +676,10 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	w->ready_ns = now();
 	w->ever_ready = true;
 	shm_trace("sup: ready");
-	/* if the fork at launch failed: try again */
+	/*
+	 * The next spare only now: forking takes a few hundred microseconds of the
+	 * supervisor's core, which a restart in progress needs for its repair and launch.
+	 */
 	spare_fork(s);
 	shm_trace("sup: spare forked");
 	shm_trace_flush();
@@ -657,6 +787,8 @@ static void repair(struct sup *s, struct sup_worker *w)
 	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */
 	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
 	shm_change_bump(s->seg);
+	/* a spare woken ahead (prelaunch()) may be waiting to claim the slot */
+	syscall(SYS_futex, &p->state, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
 	note_reason(w, p);
 }
 
@@ -796,12 +928,26 @@ static void restart_sibling(struct sup *s, struct sup_worker *o)
 	dispatch(s, o, E_STOP);
 }
 
-static void died(struct sup *s, struct sup_worker *w);
+static bool died_note(struct sup *s, struct sup_worker *w);
+static void died(struct sup *s, struct sup_worker *w, bool exceeded);
 
 static void a_died(struct sup *s, struct sup_worker *w)
 {
 	reap(s, w, false);
-	died(s, w);
+	died(s, w, died_note(s, w));
+}
+
+/*
+ * A dead worker's exit still has its address space and rings to tear down, on the core its
+ * replacement is about to start on. Lower it to SCHED_IDLE, so that work yields to the
+ * replacement instead of delaying it by hundreds of microseconds. It runs no user code any
+ * more; failing (it is gone already, or we may not) changes nothing but the latency.
+ */
+static void yield_teardown(pid_t pid)
+{
+	struct sched_param sp = {.sched_priority = 0};
+
+	(void)sched_setscheduler(pid, SCHED_IDLE, &sp);
 }
 
 /*
@@ -811,8 +957,10 @@ static void a_died(struct sup *s, struct sup_worker *w)
 static void a_dying(struct sup *s, struct sup_worker *w)
 {
 	pid_t pid = w->pid;
+	bool exceeded;
 
 	shm_trace("sup: dying");
+	yield_teardown(pid);
 	zombie_reap(s, w); /* an earlier one still exiting: it has had long enough */
 	record_exit(s, w, pid, owner_epoch(s, w, pid), early_status(pid), false);
 	w->zpid = pid;
@@ -823,12 +971,15 @@ static void a_dying(struct sup *s, struct sup_worker *w)
 		close(w->ready_rd);
 		w->ready_rd = -1;
 	}
+	exceeded = died_note(s, w);
+	if (!exceeded && !sup_backoff_ms(&s->c->policy, w->streak))
+		prelaunch(s, w);
 	repair(s, w);
-	died(s, w);
+	died(s, w, exceeded);
 }
 
-/* After the repair of an unasked-for death: intensity, strategy, restart. */
-static void died(struct sup *s, struct sup_worker *w)
+/* Count an unasked-for death against the streak and the intensity; true if exceeded. */
+static bool died_note(struct sup *s, struct sup_worker *w)
 {
 	uint64_t t = now();
 
@@ -836,7 +987,13 @@ static void died(struct sup *s, struct sup_worker *w)
 		w->streak = 0; /* it stayed up a whole period: a fresh streak */
 	w->streak++;
 	sup_intensity_note(&s->in, t);
-	if (sup_intensity_is_exceeded(&s->in, &s->c->policy)) {
+	return sup_intensity_is_exceeded(&s->in, &s->c->policy);
+}
+
+/* After the repair of an unasked-for death (counted by died_note()): strategy, restart. */
+static void died(struct sup *s, struct sup_worker *w, bool exceeded)
+{
+	if (exceeded) {
 		intensity_exceeded(s, w);
 		return;
 	}
@@ -1311,6 +1468,19 @@ static int load_types(const struct sup_config *c)
 }
 
 /* See sup.h. Callers: the process's only thread. */
+/*
+ * Whether we may move a SCHED_IDLE child back to SCHED_OTHER: the kernel asks for
+ * CAP_SYS_NICE or an RLIMIT_NICE that allows nice 0 (20 - 0). Root passes.
+ */
+static bool may_unidle(void)
+{
+	struct rlimit rl;
+
+	if (geteuid() == 0)
+		return true;
+	return getrlimit(RLIMIT_NICE, &rl) == 0 && rl.rlim_cur >= 20;
+}
+
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 {
 	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd};
@@ -1325,6 +1495,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		return 2;
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);
+	s.idle_spare = may_unidle();
 	s.n = c->workers;
 	r = place_workers(&s, &nnodes);
 	if (r) {
@@ -1347,7 +1518,15 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	r = setup_signals(&s, &oldmask);
 	if (r)
 		goto out_intensity;
-	r = io_uring_queue_init(64 + 4 * s.n, &s.ring, 0);
+	/*
+	 * Completions are run by this (only) thread when it waits, and a completion wakes the
+	 * waiter directly: with the default task-work notification, a death notice's wake
+	 * was seen to wait for an unrelated softirq now and then (0.5-1.5 ms).
+	 */
+	r = io_uring_queue_init(64 + 4 * s.n, &s.ring,
+				IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (r == -EINVAL) /* before Linux 6.1 */
+		r = io_uring_queue_init(64 + 4 * s.n, &s.ring, 0);
 	if (r) {
 		fprintf(stderr, "shoal: io_uring: %s\n", strerror(-r));
 		goto out_signals;

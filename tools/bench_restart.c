@@ -6,6 +6,7 @@
  * child signals back through a pipe, the two costs a restart cannot avoid.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -96,9 +97,18 @@ static int base_fork_ready(uint64_t *ns, int n)
 
 struct client {
 	struct shm_seg *seg;
+	bool spare; /* the instance keeps a warm spare: each kill waits for it to be ready */
 	shoal_handle_t inbox;
+	struct ipc_waiter *waiter; /* parks on our doorbell while replies are due */
 	shoal_handle_t agents[NAGENTS];
 };
+
+static bool inbox_has_msg(void *arg)
+{
+	struct client *cl = arg;
+
+	return ipc_mbox_has_msg(cl->seg, shoal_handle_slot(cl->inbox));
+}
 
 /* Count replies that have arrived in the inbox, consuming them. */
 static uint32_t drain_replies(struct client *cl)
@@ -135,32 +145,50 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 	uint32_t epoch = (uint32_t)own, replies = 0;
 	uint64_t t0, now;
 	int fd = pidfd_open_(pid), r;
-	struct timespec nap = {0, 20000};
 
 	if (fd < 0)
 		return -errno;
 	*ready_ns = *all_ns = 0;
-	t0 = bench_now_ns();
-	shm_trace("bench: kill");
-	kill(pid, SIGKILL);
 	/*
-	 * Calls sent once the supervisor has declared it dead (its slot no longer RUNNING under
-	 * the old epoch) can only be answered by the replacement. Not its pidfd: the kernel
-	 * tears a dead worker's address space down (about 0.5 ms) before the pidfd says so, and
-	 * the supervisor restarts on an earlier notice; waiting for the pidfd here would hold
-	 * the measurement of a replacement that is already ready.
+	 * An instance at rest: the last restart's follow-up (the next spare's fork and
+	 * preparation) is over, as it is when a crash comes out of the blue. Not measured.
 	 */
+	t0 = bench_now_ns();
 	for (;;) {
-		uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
+		uint32_t sp = atomic_load_explicit(&shm_hdr(cl->seg)->spare, memory_order_acquire);
+		struct timespec ts = {0, 100000000};
 
-		if ((uint32_t)o != epoch ||
-		    atomic_load_explicit(&p->state, memory_order_acquire) != SHM_PROC_RUNNING)
+		if (!cl->spare || (sp & SHM_SPARE_READY))
 			break;
 		if (bench_now_ns() - t0 > WAIT_NS) {
 			close(fd);
 			return -ETIMEDOUT;
 		}
-		nanosleep(&nap, NULL);
+		/* the spare wakes this word when it has prepared (spare_mark_ready()) */
+		syscall(SYS_futex, &shm_hdr(cl->seg)->spare, FUTEX_WAIT, sp, &ts, NULL, 0);
+	}
+	t0 = bench_now_ns();
+	shm_trace("bench: kill");
+	kill(pid, SIGKILL);
+	/*
+	 * Calls sent once the supervisor has declared it dead and repaired its slot can only be
+	 * answered by the replacement. The supervisor wakes the slot's state word when the
+	 * repair is done (X0 in repair()); wait on it. Not the pidfd: the kernel tears a dead
+	 * worker's address space down (0.5-3 ms here) before the pidfd says so, and the
+	 * supervisor restarts on an earlier notice.
+	 */
+	for (;;) {
+		uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
+		uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+		struct timespec ts = {0, 100000000};
+
+		if ((uint32_t)o != epoch || (st != SHM_PROC_RUNNING && st != SHM_PROC_DEAD))
+			break;
+		if (bench_now_ns() - t0 > WAIT_NS) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		syscall(SYS_futex, &p->state, FUTEX_WAIT, st, &ts, NULL, 0);
 	}
 	shm_trace("bench: declared dead");
 	r = call_all(cl);
@@ -169,37 +197,45 @@ static int one_kill(struct client *cl, uint64_t *ready_ns, uint64_t *all_ns)
 		return r;
 	}
 	shm_trace("bench: called");
+	/*
+	 * Park on the inbox until all replies are in (as a caller waiting for answers does); the
+	 * replacement stamps when it went RUNNING, so its ready time needs no watching.
+	 */
 	for (;;) {
-		now = bench_now_ns();
-		if (!*ready_ns) {
-			uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
-
-			if ((uint32_t)o != epoch &&
-			    atomic_load_explicit(&p->state, memory_order_acquire) ==
-				    SHM_PROC_RUNNING)
-				*ready_ns = now - t0, shm_trace("bench: ready seen");
-		}
 		replies += drain_replies(cl);
-		if (replies >= NAGENTS && !*all_ns)
-			*all_ns = now - t0;
-		if (*ready_ns && *all_ns) {
-			shm_trace("bench: all seen");
-			shm_trace_flush();
-			/* the old process is gone before the next kill: one restart at a time */
-			r = fd_ready(fd, 5000) ? 0 : -ETIMEDOUT;
-			close(fd);
-			return r;
-		}
+		now = bench_now_ns();
+		if (replies >= NAGENTS)
+			break;
 		if (now - t0 > WAIT_NS) {
 			close(fd);
 			return -ETIMEDOUT;
 		}
-		/*
-		 * Sleep, do not spin: the supervisor shares our core (two cores: the worker has
-		 * the other), and a spinning client would take half its time slices.
-		 */
-		nanosleep(&nap, NULL);
+		r = ipc_waiter_wait(cl->waiter, 0, WAIT_NS - (now - t0), inbox_has_msg, cl, NULL);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
 	}
+	*all_ns = now - t0;
+	{
+		uint64_t o = atomic_load_explicit(&p->own, memory_order_acquire);
+		/* RN: pairs with the release store of RUNNING: the stamp before it */
+		uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+		uint64_t at = atomic_load_explicit(&p->running_ns, memory_order_relaxed);
+
+		/* answered by the replacement: it is RUNNING under a new epoch, stamped after t0 */
+		if ((uint32_t)o == epoch || st != SHM_PROC_RUNNING || at < t0) {
+			close(fd);
+			return -EPROTO;
+		}
+		*ready_ns = at - t0;
+	}
+	shm_trace("bench: all seen");
+	shm_trace_flush();
+	/* the old process is gone before the next kill: one restart at a time */
+	r = fd_ready(fd, 5000) ? 0 : -ETIMEDOUT;
+	close(fd);
+	return r;
 }
 
 static const char *config_fmt =
@@ -249,11 +285,13 @@ static int run_kills(struct bench_opts *o, bool spare, int kills, uint64_t *read
 		goto out_stop;
 	}
 	if (shm_seg_attach(inst, 0, 1000, &cl.seg, err, sizeof(err)) ||
-	    shm_proc_claim(cl.seg, SHM_ROLE_CLIENT, true) || ipc_inbox_open(cl.seg, &cl.inbox)) {
+	    shm_proc_claim(cl.seg, SHM_ROLE_CLIENT, true) || ipc_inbox_open(cl.seg, &cl.inbox) ||
+	    ipc_waiter_create(cl.seg, IPC_WAKE_AUTO, &cl.waiter)) {
 		fprintf(stderr, "shoal bench restart: attaching as a client: %s\n", err);
 		goto out_stop;
 	}
 	shm_proc_set_state(cl.seg, SHM_PROC_RUNNING);
+	cl.spare = spare;
 	for (int i = 0; i < NAGENTS; i++) {
 		char name[16];
 
@@ -274,6 +312,8 @@ static int run_kills(struct bench_opts *o, bool spare, int kills, uint64_t *read
 	}
 	rc = 0;
 out_client:
+	if (cl.waiter)
+		ipc_waiter_destroy(cl.waiter);
 	if (cl.inbox)
 		ipc_inbox_close(cl.seg, cl.inbox);
 	shm_seg_detach(cl.seg);
@@ -305,7 +345,6 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 	if (!ready || !all || !fready || !fall || !base)
 		goto out_free;
 	bench_pin(o->cpu_b);
-	prctl(PR_SET_TIMERSLACK, 1ul); /* our 20 us naps are the measurement's resolution */
 	if (run_kills(o, true, kills, ready, all) || run_kills(o, false, kills, fready, fall))
 		goto out_free;
 	if (base_pidfd_notice(base, kills) == 0)
@@ -324,11 +363,11 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 			 "pidfd_notice");
 	snprintf(rep.notes, sizeof(rep.notes),
 		 "%d SIGKILLs of a worker hosting %d echo agents (worker pinned to cpu %d, this "
-		 "client on cpu %d); times from kill(): replacement's slot RUNNING, and all %d "
-		 "calls (sent once the slot left RUNNING: declared dead) answered, seen by polling "
-		 "every 20 us. "
-		 "*_nospare: the same with the "
-		 "warm spare off (fork on the restart path)",
+		 "client on cpu %d), each from an instance at rest (warm spare ready); times from "
+		 "kill(): the replacement stamps RUNNING (restart_ready); all %d calls, sent once "
+		 "the supervisor has repaired the dead worker's slot (a futex wake), answered "
+		 "(the client parks on its inbox). *_nospare: the same with the warm spare off "
+		 "(fork on the restart path)",
 		 kills, NAGENTS, o->cpu_a, o->cpu_b, NAGENTS);
 	rc = bench_report_print(&rep) && o->check ? EXIT_CHECK : EXIT_OK;
 out_free:

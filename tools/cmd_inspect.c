@@ -69,6 +69,17 @@ static void show_header(const struct shm_seg *seg)
 		       shm_liveness_name(l));
 	printf("supervisor     pid %u, epoch %u, heartbeat %.3f s ago\n", atomic_load(&h->sup_pid),
 	       atomic_load(&h->sup_epoch), now > hb ? (double)(now - hb) / 1e9 : 0.0);
+	{
+		uint32_t sp = atomic_load(&h->spare);
+
+		if (sp == SHM_SPARE_FORKING)
+			printf("warm spare     being forked\n");
+		else if (sp)
+			printf("warm spare     pid %u, %s\n", sp & ~SHM_SPARE_READY,
+			       sp & SHM_SPARE_READY ? "ready" : "preparing");
+		else
+			printf("warm spare     none\n");
+	}
 	printf("creator        pid %u, uid %u\n", h->creator_pid, h->owner_uid);
 	print_time("created", h->created_ns);
 	if (atomic_load(&h->stop_ns))

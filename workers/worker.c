@@ -455,15 +455,30 @@ static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 	uint32_t epoch;
 	int rc;
 
-	rc = shm_proc_claim_slot(seg, args->proc_slot, SHM_ROLE_WORKER, getpid(),
-				 args->start_time ? args->start_time : shm_pid_start_time(getpid()),
-				 &epoch);
+	uint64_t start = args->start_time ? args->start_time : shm_pid_start_time(getpid());
+	uint64_t deadline = shm_now_ns() + WRK_CLAIM_WAIT_NS;
+
+	p = shm_proc_at(seg, args->proc_slot);
+	for (;;) {
+		/* W0: pairs with X0 in the supervisor's repair(): the state word it wakes on */
+		uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+		struct timespec ts = {0, 50000000};
+
+		rc = shm_proc_claim_slot(seg, args->proc_slot, SHM_ROLE_WORKER, getpid(), start,
+					 &epoch);
+		if (rc != -EBUSY || shm_now_ns() > deadline)
+			break;
+		/*
+		 * Woken ahead of the repair of our slot (a warm spare): the supervisor stores
+		 * EXITED when it is done and wakes this word. A bounded wait per round.
+		 */
+		syscall(SYS_futex, &p->state, FUTEX_WAIT, st, &ts, NULL, 0);
+	}
 	if (rc)
 		return rc;
 	seg->self = args->proc_slot;
 	seg->epoch = epoch;
 	seg->tag = SHM_TAG(args->proc_slot, epoch);
-	p = shm_proc_at(seg, args->proc_slot);
 	p->core = args->core;
 	p->node = args->node;
 	p->windex = args->windex;

@@ -10,6 +10,8 @@
 
 /* shm_agent.ctl of a fully spawned agent: held by whichever worker hosts it. */
 #define WRK_CTL_HELD UINT64_MAX
+/* How long a worker waits for its process slot to be repaired (a spare woken ahead). */
+#define WRK_CLAIM_WAIT_NS 5000000000ull
 
 /* How long a worker waits on a full mailbox for a reply or a DOWN/UP before giving up. */
 #define WRK_REPLY_TIMEOUT_MS  100
