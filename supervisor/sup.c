@@ -345,6 +345,8 @@ struct spare_go {
  * first write would fault (and copy) on whatever path comes next: for the supervisor, its
  * next repair; for a spare, the worker it becomes. Best effort.
  */
+#define OWN_PAGES_MAX (64ul << 20)
+
 static void own_private_pages(void)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
@@ -356,8 +358,13 @@ static void own_private_pages(void)
 		unsigned long lo, hi;
 		char perm[5];
 
+		/*
+		 * Not huge reservations (a sanitizer's shadow memory, NORESERVE arenas): only
+		 * what a process of our size has touched can matter, and populating those would
+		 * commit them whole.
+		 */
 		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perm) == 3 && perm[0] == 'r' &&
-		    perm[1] == 'w' && perm[3] == 'p')
+		    perm[1] == 'w' && perm[3] == 'p' && hi - lo <= OWN_PAGES_MAX)
 			(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 	}
 	fclose(f);
