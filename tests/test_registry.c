@@ -739,15 +739,17 @@ static void dump_name(const struct shm_seg *seg, const char *name, char *out, si
 	const struct shm_hdr *h = shm_hdr(seg);
 	const uint8_t *base = seg->base + h->regions[SHM_R_REGISTRY].off;
 	uint32_t cap = h->cfg.reg_capacity;
-	const struct shm_reg_entry *e =
-		(const void *)(base + sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cap));
+	const struct shm_reg_entry *e = (const void *)(base + SHM_REG_ENTRIES_OFF(cap));
+	const struct shm_reg_ext *x = (const void *)(base + SHM_REG_EXTS_OFF(cap));
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < cap && n < len; i++) {
 		char nm[65] = "";
 
-		for (int j = 0; j < 8; j++) {
-			uint64_t v = atomic_load(&e[i].name[j]);
+		for (uint32_t j = 0; j < 8; j++) {
+			uint64_t v = j < SHM_REG_NAME_HOT_WORDS
+					     ? atomic_load(&e[i].name[j])
+					     : atomic_load(&x[i].name[j - SHM_REG_NAME_HOT_WORDS]);
 
 			memcpy(nm + 8 * j, &v, 8);
 		}
@@ -757,9 +759,9 @@ static void dump_name(const struct shm_seg *seg, const char *name, char *out, si
 				      "[%u st %u tag/seq %#llx seq %llu handle %#llx route %#llx] ",
 				      i, SHM_REG_CTL_STATE(atomic_load(&e[i].ctl)),
 				      (unsigned long long)SHM_REG_CTL_TAG(atomic_load(&e[i].ctl)),
-				      (unsigned long long)atomic_load(&e[i].seq),
+				      (unsigned long long)atomic_load(&x[i].seq),
 				      (unsigned long long)atomic_load(&e[i].handle),
-				      (unsigned long long)atomic_load(&e[i].route));
+				      (unsigned long long)atomic_load(&x[i].route));
 	}
 }
 
