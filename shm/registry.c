@@ -176,16 +176,12 @@ static inline uint64_t zero_bytes(uint64_t v)
 	return ~(((v & lo7) + lo7) | v | lo7);
 }
 
-/* Load 1..8 bytes without reading past them (little-endian, zero-padded). */
-static inline uint64_t load_tail(const char *p, size_t n)
+/* Load 1..7 bytes without reading past them (little-endian, zero-padded). */
+static inline uint64_t load_short(const char *p, size_t n)
 {
 	uint32_t a, b;
 	uint64_t v;
 
-	if (n == 8) {
-		memcpy(&v, p, 8);
-		return v;
-	}
 	if (n >= 4) {
 		memcpy(&a, p, 4);
 		memcpy(&b, p + n - 4, 4);
@@ -199,35 +195,49 @@ static inline uint64_t load_tail(const char *p, size_t n)
 	return v;
 }
 
+static inline uint64_t mix_word(uint64_t h, uint64_t v)
+{
+	h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 31);
+}
+
 /*
  * Validate a name and make its key: words loaded straight from the caller's bytes (fixed
- * -size loads: no store-to-load forwarding stall), NUL check and a 64-bit multiply-mix
- * hash in the same pass.
+ * -size loads: no store-to-load forwarding stall; a name of 8 bytes or more ends with one
+ * 8-byte load overlapping the word before, shifted: no byte loads, no read past the name),
+ * NUL check and a 64-bit multiply-mix hash (one round per word) in the same pass.
  */
 static inline __attribute__((always_inline)) int
 key_make(const struct shm_reg_geo *g, uint32_t ns, const char *name, size_t len, struct rkey *k)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros = 0, v;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros, v;
 	uint32_t nw, i;
-	size_t tail;
 
-	if (!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX)
+	if (__builtin_expect(!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX, 0))
 		return -EINVAL;
 	nw = (uint32_t)(len + 7) / 8;
-	for (i = 0; i + 1 < nw; i++) {
-		memcpy(&v, name + 8 * i, 8);
+	if (len < 8) {
+		v = load_short(name, len);
+		/* the padding bytes are zero too: only the name's own count */
+		zeros = zero_bytes(v) & ((1ull << (8 * len)) - 1);
+		k->w[0] = v;
+		h = mix_word(h, v);
+	} else {
+		zeros = 0;
+		for (i = 0; i + 1 < nw; i++) {
+			memcpy(&v, name + 8 * i, 8);
+			zeros |= zero_bytes(v);
+			k->w[i] = v;
+			h = mix_word(h, v);
+		}
+		/* the last 8 bytes (overlapping word i - 1 unless len is a multiple of 8) */
+		memcpy(&v, name + len - 8, 8);
 		zeros |= zero_bytes(v);
+		v >>= 8 * (8 * nw - len);
 		k->w[i] = v;
-		h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 31;
+		h = mix_word(h, v);
 	}
-	tail = len - 8 * i;
-	v = load_tail(name + 8 * i, tail);
-	zeros |= zero_bytes(v) & (tail == 8 ? ~0ull : (1ull << (8 * tail)) - 1);
-	k->w[i] = v;
-	h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 31;
-	if (zeros)
+	if (__builtin_expect(zeros != 0, 0))
 		return -EINVAL; /* a NUL inside the name */
 	h *= 0x94d049bb133111ebull;
 	h ^= h >> 29;
@@ -354,10 +364,10 @@ static void meta_out(struct shm_reg_meta *meta, const uint64_t words[3], uint32_
 	memcpy(meta->data, words, SHOAL_META_MAX);
 }
 
-/* Look entry idx up for k: 0 found, 1 not this entry. */
-static inline int entry_lookup(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx,
-			       const struct rkey *k, shoal_handle_t *handle,
-			       struct shm_reg_meta *meta)
+/* Look entry idx up for k, every case: 0 found, 1 not this entry. */
+static __attribute__((noinline, cold)) int
+entry_lookup_slow(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx,
+		  const struct rkey *k, shoal_handle_t *handle, struct shm_reg_meta *meta)
 {
 	const struct shm_reg_entry *e = &g->e[idx];
 	uint32_t spins = 0;
@@ -406,44 +416,76 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct shm_reg_g
 }
 
 /*
+ * Look entry idx up for k: 0 found, 1 not this entry. The common case inline (a LIVE
+ * entry, no meta wanted, nothing moving): straight-line loads, one branch on the
+ * comparison; anything else goes to entry_lookup_slow().
+ */
+static inline int entry_lookup(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx,
+			       const struct rkey *k, shoal_handle_t *handle,
+			       struct shm_reg_meta *meta)
+{
+	const struct shm_reg_entry *e = &g->e[idx];
+	/* L3: pairs with the release stores of ctl that publish LIVE. */
+	uint64_t c1 = atomic_load_explicit(&e->ctl, memory_order_acquire), diff, h;
+
+	if (__builtin_expect(SHM_REG_CTL_STATE(c1) != SHM_REG_LIVE || meta, 0))
+		return entry_lookup_slow(seg, g, idx, k, handle, meta);
+	/* a newer key or name means the entry was reused after c1: a miss at that moment */
+	diff = (atomic_load_explicit(&e->key, memory_order_relaxed) & SHM_REG_KEY_MATCH) ^ k->key;
+	diff |= atomic_load_explicit(&e->name[0], memory_order_relaxed) ^ k->w[0];
+	for (uint32_t i = 1; i < k->nw; i++)
+		diff |= atomic_load_explicit(name_word(g, idx, i), memory_order_relaxed) ^ k->w[i];
+	if (diff)
+		return 1;
+	h = atomic_load_explicit(&e->handle, memory_order_relaxed);
+	/* L4: pairs with the writers' claim + release fence: data before re-check. */
+	atomic_thread_fence(memory_order_acquire);
+	if (__builtin_expect(atomic_load_explicit(&e->ctl, memory_order_relaxed) != c1, 0))
+		return entry_lookup_slow(seg, g, idx, k, handle, meta);
+	*handle = h;
+	return 0;
+}
+
+/*
  * Look (ns, name) up: 0 with the handle (and meta), -ENOENT, -EINVAL. Lock-free: no
  * syscall, no store, never waits for a writer. Any attachment (read-only too), any thread.
  */
 int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
 		   shoal_handle_t *handle, struct shm_reg_meta *meta)
 {
-	struct shm_reg_geo g;
+	const struct shm_reg_geo *g = &seg->reg; /* (read in place: no copy) */
 	struct rkey k;
 	uint32_t bi;
 	int ret;
 
-	ret = geo_get(seg, &g);
-	if (ret)
-		return ret;
-	ret = key_make(&g, ns, name, len, &k);
+	if (__builtin_expect(g->cap == 0, 0))
+		return -EUCLEAN;
+	ret = key_make(g, ns, name, len, &k);
 	if (ret)
 		return ret;
 	bi = k.home;
 	/* most names live in their preferred entry (see reserve()): its line and the
 	 * bucket's come in together instead of one after the other */
-	__builtin_prefetch(&g.e[bi * EPB + k.pref]);
-	for (uint32_t d = 0; d < g.nb; d++) {
-		const struct shm_reg_bucket *b = &g.b[bi];
+	__builtin_prefetch(&g->e[bi * EPB + k.pref]);
+	for (uint32_t d = 0; d < g->nb; d++) {
+		const struct shm_reg_bucket *b = &g->b[bi];
 		/* L5: pairs with the tag RMWs: a hint; ctl is re-checked per entry. */
 		uint64_t m =
 			match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k.tag);
 
+		/* the preferred entry first: it is the one prefetched */
+		m = rotr64(m, 8 * k.pref);
 		while (m) {
-			uint32_t i = (uint32_t)__builtin_ctzll(m) >> 3;
+			uint32_t i = (((uint32_t)__builtin_ctzll(m) >> 3) + k.pref) % EPB;
 
 			m &= m - 1;
-			if (entry_lookup(seg, &g, bi * EPB + i, &k, handle, meta) == 0)
+			if (entry_lookup(seg, g, bi * EPB + i, &k, handle, meta) == 0)
 				return 0;
 		}
 		/* L6: pairs with the counter RMWs made before an entry is published. */
 		if (atomic_load_explicit(&b->overflow, memory_order_acquire) == 0)
 			break;
-		bi = (bi + k.stride) & g.mask;
+		bi = (bi + k.stride) & g->mask;
 	}
 	return -ENOENT;
 }
