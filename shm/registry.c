@@ -202,51 +202,85 @@ static inline uint64_t mix_word(uint64_t h, uint64_t v)
 }
 
 /*
- * Validate a name and make its key: words loaded straight from the caller's bytes (fixed
- * -size loads: no store-to-load forwarding stall; a name of 8 bytes or more ends with one
- * 8-byte load overlapping the word before, shifted: no byte loads, no read past the name),
- * NUL check and a 64-bit multiply-mix hash (one round per word) in the same pass.
+ * The words of a name of 1..16 bytes (zero-padded) and its hash state after them: 0, or
+ * -EINVAL for a NUL inside. Loads straight from the caller's bytes, fixed-size (no
+ * store-to-load forwarding stall); 8 bytes or more: the last 8 bytes in one load,
+ * overlapping the first word and shifted, never past the name.
+ */
+static inline __attribute__((always_inline)) int name_short(const char *name, size_t len,
+							    uint64_t *w0, uint64_t *w1, uint64_t *h)
+{
+	uint64_t zeros, t;
+
+	if (len >= 8) {
+		memcpy(w0, name, 8);
+		memcpy(&t, name + len - 8, 8);
+		zeros = zero_bytes(*w0) | zero_bytes(t);
+		*w1 = len > 8 ? t >> (8 * (16 - len)) : 0;
+	} else {
+		*w0 = load_short(name, len);
+		/* the padding bytes are zero too: only the name's own count */
+		zeros = zero_bytes(*w0) & ((1ull << (8 * len)) - 1);
+		*w1 = 0;
+	}
+	*h = mix_word(*h, *w0);
+	if (len > 8)
+		*h = mix_word(*h, *w1);
+	return zeros ? -EINVAL : 0;
+}
+
+/* The key, home, stride, tag byte and preferred entry from a name's hash state. */
+static inline __attribute__((always_inline)) void
+key_finish(const struct shm_reg_geo *g, uint32_t ns, size_t len, uint64_t h, struct rkey *k)
+{
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 29;
+	k->nw = (uint32_t)(len + 7) / 8;
+	k->key = (h & 0xffffffffull) | ((uint64_t)ns << 32) | ((uint64_t)len << 48);
+	k->home = (uint32_t)(h >> 40) & g->mask;
+	k->stride = stride_of(g, k->key);
+	k->tag = (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
+	k->pref = (uint8_t)(h >> 61); /* bits no capacity uses for home */
+}
+
+/* A name's hash state before its words. */
+static inline uint64_t hash_seed(uint32_t ns, size_t len)
+{
+	return 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len);
+}
+
+/*
+ * Validate a name and make its key: the name's words zero-padded, NUL check and a 64-bit
+ * multiply-mix hash (one round per word) in the same pass.
  */
 static inline __attribute__((always_inline)) int
 key_make(const struct shm_reg_geo *g, uint32_t ns, const char *name, size_t len, struct rkey *k)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros, v;
-	uint32_t nw, i;
+	uint64_t h = hash_seed(ns, len), zeros = 0, v;
+	uint32_t nw = (uint32_t)(len + 7) / 8, i;
 
 	if (__builtin_expect(!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX, 0))
 		return -EINVAL;
-	nw = (uint32_t)(len + 7) / 8;
-	if (len < 8) {
-		v = load_short(name, len);
-		/* the padding bytes are zero too: only the name's own count */
-		zeros = zero_bytes(v) & ((1ull << (8 * len)) - 1);
-		k->w[0] = v;
-		h = mix_word(h, v);
+	if (len <= 16) {
+		if (name_short(name, len, &k->w[0], &k->w[1], &h))
+			return -EINVAL;
 	} else {
-		zeros = 0;
 		for (i = 0; i + 1 < nw; i++) {
 			memcpy(&v, name + 8 * i, 8);
 			zeros |= zero_bytes(v);
 			k->w[i] = v;
 			h = mix_word(h, v);
 		}
-		/* the last 8 bytes (overlapping word i - 1 unless len is a multiple of 8) */
+		/* the last 8 bytes, overlapping word i - 1 unless len is a multiple of 8 */
 		memcpy(&v, name + len - 8, 8);
 		zeros |= zero_bytes(v);
 		v >>= 8 * (8 * nw - len);
 		k->w[i] = v;
 		h = mix_word(h, v);
+		if (zeros)
+			return -EINVAL; /* a NUL inside the name */
 	}
-	if (__builtin_expect(zeros != 0, 0))
-		return -EINVAL; /* a NUL inside the name */
-	h *= 0x94d049bb133111ebull;
-	h ^= h >> 29;
-	k->nw = nw;
-	k->key = (h & 0xffffffffull) | ((uint64_t)ns << 32) | ((uint64_t)len << 48);
-	k->home = (uint32_t)(h >> 40) & g->mask;
-	k->stride = stride_of(g, k->key);
-	k->tag = (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
-	k->pref = (uint8_t)(h >> 61); /* bits no capacity uses for home */
+	key_finish(g, ns, len, h, k);
 	return 0;
 }
 
@@ -446,12 +480,10 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct shm_reg_g
 	return 0;
 }
 
-/*
- * Look (ns, name) up: 0 with the handle (and meta), -ENOENT, -EINVAL. Lock-free: no
- * syscall, no store, never waits for a writer. Any attachment (read-only too), any thread.
- */
-int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
-		   shoal_handle_t *handle, struct shm_reg_meta *meta)
+/* Look (ns, name) up, every case (see shm_reg_lookup()). */
+static __attribute__((noinline)) int lookup_any(const struct shm_seg *seg, uint32_t ns,
+						const char *name, size_t len,
+						shoal_handle_t *handle, struct shm_reg_meta *meta)
 {
 	const struct shm_reg_geo *g = &seg->reg; /* (read in place: no copy) */
 	struct rkey k;
@@ -488,6 +520,65 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 		bi = (bi + k.stride) & g->mask;
 	}
 	return -ENOENT;
+}
+
+/*
+ * Look (ns, name) up: 0 with the handle (and meta), -ENOENT, -EINVAL. Lock-free: no
+ * syscall, no store, never waits for a writer. Any attachment (read-only too), any thread.
+ */
+int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
+		   shoal_handle_t *handle, struct shm_reg_meta *meta)
+{
+	const struct shm_reg_geo *g = &seg->reg;
+	const struct shm_reg_entry *e;
+	uint64_t w0, w1, h, m, c1, diff, hv;
+	struct rkey k;
+
+	/*
+	 * The common case inline, in registers: a name of up to 16 bytes, no meta wanted,
+	 * found LIVE in its home bucket. Everything else: lookup_any(), from the start.
+	 */
+	if (__builtin_expect(len - 1 >= 16 || !name || ns > SHM_NS_MAX || !g->cap || meta, 0))
+		return lookup_any(seg, ns, name, len, handle, meta);
+	h = hash_seed(ns, len);
+	if (name_short(name, len, &w0, &w1, &h))
+		return -EINVAL;
+	key_finish(g, ns, len, h, &k);
+	/* most names live in their preferred entry (see reserve()): its line and the
+	 * bucket's come in together instead of one after the other */
+	__builtin_prefetch(&g->e[k.home * EPB + k.pref]);
+	/* L5: as in lookup_any(). */
+	m = match_bytes(atomic_load_explicit(&g->b[k.home].tags, memory_order_acquire), k.tag);
+	/* the preferred entry first: it is the one prefetched */
+	m = rotr64(m, 8 * k.pref);
+	for (; m; m &= m - 1) {
+		e = &g->e[k.home * EPB + (((uint32_t)__builtin_ctzll(m) >> 3) + k.pref) % EPB];
+		/* L3: as in entry_lookup(). */
+		c1 = atomic_load_explicit(&e->ctl, memory_order_acquire);
+		/* the key holds the length: a shorter name's padding words are 0 in both */
+		diff = (atomic_load_explicit(&e->key, memory_order_relaxed) & SHM_REG_KEY_MATCH) ^
+		       k.key;
+		diff |= atomic_load_explicit(&e->name[0], memory_order_relaxed) ^ w0;
+		diff |= atomic_load_explicit(&e->name[1], memory_order_relaxed) ^ w1;
+		if (diff)
+			continue;
+		if (__builtin_expect(SHM_REG_CTL_STATE(c1) != SHM_REG_LIVE, 0)) {
+			if (SHM_REG_CTL_STATE(c1) == SHM_REG_UPDATING)
+				break; /* the update's intent: lookup_any() */
+			continue;
+		}
+		hv = atomic_load_explicit(&e->handle, memory_order_relaxed);
+		/* L4: as in entry_lookup(). */
+		atomic_thread_fence(memory_order_acquire);
+		if (__builtin_expect(atomic_load_explicit(&e->ctl, memory_order_relaxed) != c1, 0))
+			break; /* moved under us: lookup_any() */
+		*handle = hv;
+		return 0;
+	}
+	/* L6: as in lookup_any(). */
+	if (!m && atomic_load_explicit(&g->b[k.home].overflow, memory_order_acquire) == 0)
+		return -ENOENT;
+	return lookup_any(seg, ns, name, len, handle, meta);
 }
 
 /* --- writers --- */
