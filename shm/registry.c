@@ -480,6 +480,39 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct shm_reg_g
 	return 0;
 }
 
+/*
+ * Probe k's sequence from its d0-th bucket on (see shm_reg_lookup()): 0 found, -ENOENT.
+ * d0 1: the fast path found nothing in the home bucket and its counter was not 0.
+ */
+static __attribute__((noinline)) int probe(const struct shm_seg *seg, const struct shm_reg_geo *g,
+					   const struct rkey *k, uint32_t d0,
+					   shoal_handle_t *handle, struct shm_reg_meta *meta)
+{
+	uint32_t bi = (k->home + d0 * k->stride) & g->mask;
+
+	for (uint32_t d = d0; d < g->nb; d++) {
+		const struct shm_reg_bucket *b = &g->b[bi];
+		/* L5: pairs with the tag RMWs: a hint; ctl is re-checked per entry. */
+		uint64_t m =
+			match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k->tag);
+
+		/* the preferred entry first: it is the one prefetched */
+		m = rotr64(m, 8 * k->pref);
+		while (m) {
+			uint32_t i = (((uint32_t)__builtin_ctzll(m) >> 3) + k->pref) % EPB;
+
+			m &= m - 1;
+			if (entry_lookup(seg, g, bi * EPB + i, k, handle, meta) == 0)
+				return 0;
+		}
+		/* L6: pairs with the counter RMWs made before an entry is published. */
+		if (atomic_load_explicit(&b->overflow, memory_order_acquire) == 0)
+			break;
+		bi = (bi + k->stride) & g->mask;
+	}
+	return -ENOENT;
+}
+
 /* Look (ns, name) up, every case (see shm_reg_lookup()). */
 static __attribute__((noinline)) int lookup_any(const struct shm_seg *seg, uint32_t ns,
 						const char *name, size_t len,
@@ -487,7 +520,6 @@ static __attribute__((noinline)) int lookup_any(const struct shm_seg *seg, uint3
 {
 	const struct shm_reg_geo *g = &seg->reg; /* (read in place: no copy) */
 	struct rkey k;
-	uint32_t bi;
 	int ret;
 
 	if (__builtin_expect(g->cap == 0, 0))
@@ -495,31 +527,24 @@ static __attribute__((noinline)) int lookup_any(const struct shm_seg *seg, uint3
 	ret = key_make(g, ns, name, len, &k);
 	if (ret)
 		return ret;
-	bi = k.home;
 	/* most names live in their preferred entry (see reserve()): its line and the
 	 * bucket's come in together instead of one after the other */
-	__builtin_prefetch(&g->e[bi * EPB + k.pref]);
-	for (uint32_t d = 0; d < g->nb; d++) {
-		const struct shm_reg_bucket *b = &g->b[bi];
-		/* L5: pairs with the tag RMWs: a hint; ctl is re-checked per entry. */
-		uint64_t m =
-			match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k.tag);
+	__builtin_prefetch(&g->e[k.home * EPB + k.pref]);
+	return probe(seg, g, &k, 0, handle, meta);
+}
 
-		/* the preferred entry first: it is the one prefetched */
-		m = rotr64(m, 8 * k.pref);
-		while (m) {
-			uint32_t i = (((uint32_t)__builtin_ctzll(m) >> 3) + k.pref) % EPB;
+/*
+ * The fast path's way on past the home bucket: the key made again (the fast path kept its
+ * parts in registers), the probe from the second bucket.
+ */
+static __attribute__((noinline)) int probe_on(const struct shm_seg *seg, uint32_t ns,
+					      const char *name, size_t len, shoal_handle_t *handle)
+{
+	struct rkey k;
 
-			m &= m - 1;
-			if (entry_lookup(seg, g, bi * EPB + i, &k, handle, meta) == 0)
-				return 0;
-		}
-		/* L6: pairs with the counter RMWs made before an entry is published. */
-		if (atomic_load_explicit(&b->overflow, memory_order_acquire) == 0)
-			break;
-		bi = (bi + k.stride) & g->mask;
-	}
-	return -ENOENT;
+	if (key_make(&seg->reg, ns, name, len, &k))
+		return -EINVAL;
+	return probe(seg, &seg->reg, &k, 1, handle, NULL);
 }
 
 /*
@@ -547,7 +572,7 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 	/* most names live in their preferred entry (see reserve()): its line and the
 	 * bucket's come in together instead of one after the other */
 	__builtin_prefetch(&g->e[k.home * EPB + k.pref]);
-	/* L5: as in lookup_any(). */
+	/* L5: as in probe(). */
 	m = match_bytes(atomic_load_explicit(&g->b[k.home].tags, memory_order_acquire), k.tag);
 	/* the preferred entry first: it is the one prefetched */
 	m = rotr64(m, 8 * k.pref);
@@ -575,10 +600,12 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 		*handle = hv;
 		return 0;
 	}
-	/* L6: as in lookup_any(). */
-	if (!m && atomic_load_explicit(&g->b[k.home].overflow, memory_order_acquire) == 0)
+	if (m) /* stopped on an entry in motion: the general path from the home bucket */
+		return lookup_any(seg, ns, name, len, handle, meta);
+	/* L6: as in probe(). */
+	if (atomic_load_explicit(&g->b[k.home].overflow, memory_order_acquire) == 0)
 		return -ENOENT;
-	return lookup_any(seg, ns, name, len, handle, meta);
+	return probe_on(seg, ns, name, len, handle);
 }
 
 /* --- writers --- */
