@@ -173,6 +173,142 @@ static void test_registry_bad_names(void **state)
 	done_seg(seg);
 }
 
+/* Name i of length len: bytes from a pattern, the last one varied by i. */
+static void len_name(char *buf, uint32_t len, uint32_t i)
+{
+	for (uint32_t j = 0; j < len; j++)
+		buf[j] = (char)('a' + (j * 7 + len) % 26);
+	buf[len - 1] = (char)('A' + i);
+	buf[len] = 0;
+}
+
+static int lens_visit(uint32_t ns, const char *name, shoal_handle_t h,
+		      const struct shm_reg_meta *meta, void *arg)
+{
+	char want[SHOAL_NAME_MAX + 1];
+	uint32_t len = (uint32_t)(h >> 8), i = (uint32_t)(h & 0xff);
+
+	(void)meta;
+	assert_int_equal(ns, 4);
+	len_name(want, len, i);
+	assert_string_equal(name, want);
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * Every name length, with names that share all but their last byte, across the word
+ * boundaries the lookup paths split on (8, 16 and the 40 bytes an entry line holds), in a
+ * table full enough that some live past their home bucket.
+ */
+static void test_registry_name_lengths(void **state)
+{
+	struct shm_seg *seg = make_seg(256);
+	char name[SHOAL_NAME_MAX + 2];
+	struct shm_reg_meta m = {.len = 9}, out;
+	struct shm_reg_stats st;
+	shoal_handle_t h;
+	int n = 0;
+
+	(void)state;
+	memcpy(m.data, "metadata!", 9);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++)
+		for (uint32_t i = 0; i < 3; i++) {
+			len_name(name, len, i);
+			assert_int_equal(shm_reg_register(seg, 4, name, len, len << 8 | i, &m), 0);
+		}
+	assert_int_equal(shm_reg_stats(seg, &st), 0);
+	assert_true(st.longest_probe > 1);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++) {
+		for (uint32_t i = 0; i < 3; i++) {
+			len_name(name, len, i);
+			assert_int_equal(look(seg, 4, name), len << 8 | i);
+			assert_int_equal(look(seg, 5, name), 0);
+			memset(&out, 0, sizeof(out));
+			assert_int_equal(shm_reg_lookup(seg, 4, name, len, &h, &out), 0);
+			assert_int_equal(h, len << 8 | i);
+			assert_int_equal(out.len, 9);
+			assert_memory_equal(out.data, "metadata!", 9);
+		}
+		/* one more or one less byte, or another last byte: not registered */
+		len_name(name, len, 3);
+		assert_int_equal(look(seg, 4, name), 0);
+		len_name(name, len, 0);
+		name[len] = 'z';
+		name[len + 1] = 0;
+		if (len < SHOAL_NAME_MAX)
+			assert_int_equal(look(seg, 4, name), 0);
+		if (len > 1) {
+			name[len - 1] = 0;
+			assert_int_not_equal(look(seg, 4, name), len << 8);
+		}
+	}
+	assert_int_equal(shm_reg_foreach(seg, lens_visit, &n), 0);
+	assert_int_equal(n, 3 * SHOAL_NAME_MAX);
+	assert_check(seg);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++)
+		for (uint32_t i = 0; i < 3; i++) {
+			len_name(name, len, i);
+			assert_int_equal(unreg(seg, 4, name), 0);
+			assert_int_equal(look(seg, 4, name), 0);
+		}
+	assert_int_equal(shm_reg_count(seg), 0);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+/* The name word holding byte `byte` of the live entry that maps to h. */
+static _Atomic uint64_t *entry_name_word(const struct shm_seg *seg, shoal_handle_t h, uint32_t byte)
+{
+	const struct shm_hdr *hd = shm_hdr(seg);
+	uint8_t *base = seg->base + hd->regions[SHM_R_REGISTRY].off;
+	uint32_t cap = hd->cfg.reg_capacity, w = byte / 8;
+	struct shm_reg_entry *e = (void *)(base + SHM_REG_ENTRIES_OFF(cap));
+	struct shm_reg_ext *x = (void *)(base + SHM_REG_EXTS_OFF(cap));
+
+	for (uint32_t i = 0; i < cap; i++)
+		if (SHM_REG_CTL_STATE(atomic_load(&e[i].ctl)) == SHM_REG_LIVE &&
+		    atomic_load(&e[i].handle) == h)
+			return w < SHM_REG_NAME_HOT_WORDS ? &e[i].name[w]
+							  : &x[i].name[w - SHM_REG_NAME_HOT_WORDS];
+	return NULL;
+}
+
+/*
+ * A lookup compares the whole name, not only its hash: an entry whose stored name differs
+ * from the one asked for in any word (first, middle, last, in the entry's line or in its
+ * extension) is not found, by every lookup path.
+ */
+static void test_registry_name_compared(void **state)
+{
+	static const uint32_t lens[] = {3, 8, 12, 16, 24, 40, 41, 50, 63};
+	struct shm_seg *seg = make_seg(64);
+	char name[SHOAL_NAME_MAX + 1];
+	struct shm_reg_meta out;
+	shoal_handle_t h;
+
+	(void)state;
+	for (uint32_t t = 0; t < sizeof(lens) / sizeof(lens[0]); t++) {
+		uint32_t len = lens[t];
+
+		len_name(name, len, 0);
+		assert_int_equal(reg(seg, 6, name, 1000 + len), 0);
+		for (uint32_t byte = 0; byte < len; byte += 7) {
+			_Atomic uint64_t *w = entry_name_word(seg, 1000 + len, byte);
+			uint64_t v;
+
+			assert_non_null(w);
+			v = atomic_load(w);
+			atomic_store(w, v ^ (0x01ull << (8 * (byte % 8))));
+			assert_int_equal(shm_reg_lookup(seg, 6, name, len, &h, NULL), -ENOENT);
+			assert_int_equal(shm_reg_lookup(seg, 6, name, len, &h, &out), -ENOENT);
+			atomic_store(w, v);
+			assert_int_equal(look(seg, 6, name), 1000 + len);
+		}
+	}
+	done_seg(seg);
+}
+
 static void test_registry_namespaces(void **state)
 {
 	struct shm_seg *seg = make_seg(64);
@@ -1064,6 +1200,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry_basic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_meta_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_name_lengths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_name_compared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_full_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_slot_reuse, setup, teardown),
