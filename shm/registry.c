@@ -561,7 +561,8 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 
 	/*
 	 * The common case inline, in registers: a name of up to 16 bytes, no meta wanted,
-	 * found LIVE in its home bucket. Everything else: lookup_any(), from the start.
+	 * found LIVE in its home bucket. A name past its home bucket: probe_on(). Anything
+	 * else (long names, meta, an entry in motion): lookup_any(), from the start.
 	 */
 	if (__builtin_expect(len - 1 >= 16 || !name || ns > SHM_NS_MAX || !g->cap || meta, 0))
 		return lookup_any(seg, ns, name, len, handle, meta);
