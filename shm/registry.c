@@ -202,31 +202,41 @@ static inline uint64_t mix_word(uint64_t h, uint64_t v)
 }
 
 /*
- * The words of a name of 1..16 bytes (zero-padded) and its hash state after them: 0, or
- * -EINVAL for a NUL inside. Loads straight from the caller's bytes, fixed-size (no
- * store-to-load forwarding stall); 8 bytes or more: the last 8 bytes in one load,
- * overlapping the first word and shifted, never past the name.
+ * The words of a name of 1..16 bytes (zero-padded) and its hash state after them. Loads
+ * straight from the caller's bytes, fixed-size (no store-to-load forwarding stall); 8
+ * bytes or more: the last 8 bytes in one load, overlapping the first word and shifted,
+ * never past the name. No NUL check: name_nul().
  */
-static inline __attribute__((always_inline)) int name_short(const char *name, size_t len,
-							    uint64_t *w0, uint64_t *w1, uint64_t *h)
+static inline __attribute__((always_inline)) void
+name_short(const char *name, size_t len, uint64_t *w0, uint64_t *w1, uint64_t *h)
 {
-	uint64_t zeros, t;
+	uint64_t t;
 
 	if (len >= 8) {
 		memcpy(w0, name, 8);
 		memcpy(&t, name + len - 8, 8);
-		zeros = zero_bytes(*w0) | zero_bytes(t);
 		*w1 = len > 8 ? t >> (8 * (16 - len)) : 0;
 	} else {
 		*w0 = load_short(name, len);
-		/* the padding bytes are zero too: only the name's own count */
-		zeros = zero_bytes(*w0) & ((1ull << (8 * len)) - 1);
 		*w1 = 0;
 	}
 	*h = mix_word(*h, *w0);
 	if (len > 8)
 		*h = mix_word(*h, *w1);
-	return zeros ? -EINVAL : 0;
+}
+
+/* Does a name of 1..16 bytes (words from name_short()) hold a NUL? */
+static inline bool name_nul(uint64_t w0, uint64_t w1, size_t len)
+{
+	uint64_t z;
+
+	/* only the name's own bytes count: the padding is zero */
+	if (len < 8)
+		return (zero_bytes(w0) & ((1ull << (8 * len)) - 1)) != 0;
+	z = zero_bytes(w0);
+	if (len > 8)
+		z |= zero_bytes(w1) & (len == 16 ? ~0ull : (1ull << (8 * (len - 8))) - 1);
+	return z != 0;
 }
 
 /* The key, home, stride, tag byte and preferred entry from a name's hash state. */
@@ -262,7 +272,8 @@ key_make(const struct shm_reg_geo *g, uint32_t ns, const char *name, size_t len,
 	if (__builtin_expect(!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX, 0))
 		return -EINVAL;
 	if (len <= 16) {
-		if (name_short(name, len, &k->w[0], &k->w[1], &h))
+		name_short(name, len, &k->w[0], &k->w[1], &h);
+		if (name_nul(k->w[0], k->w[1], len))
 			return -EINVAL;
 	} else {
 		for (i = 0; i + 1 < nw; i++) {
@@ -567,8 +578,11 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 	if (__builtin_expect(len - 1 >= 16 || !name || ns > SHM_NS_MAX || !g->cap || meta, 0))
 		return lookup_any(seg, ns, name, len, handle, meta);
 	h = hash_seed(ns, len);
-	if (name_short(name, len, &w0, &w1, &h))
-		return -EINVAL;
+	/*
+	 * No NUL check before the search: a name with a NUL inside matches no entry (every
+	 * stored name was checked), so only a miss needs it, to say -EINVAL instead.
+	 */
+	name_short(name, len, &w0, &w1, &h);
 	key_finish(g, ns, len, h, &k);
 	/* most names live in their preferred entry (see reserve()): its line and the
 	 * bucket's come in together instead of one after the other */
@@ -603,6 +617,8 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 	}
 	if (m) /* stopped on an entry in motion: the general path from the home bucket */
 		return lookup_any(seg, ns, name, len, handle, meta);
+	if (name_nul(w0, w1, len))
+		return -EINVAL;
 	/* L6: as in probe(). */
 	if (atomic_load_explicit(&g->b[k.home].overflow, memory_order_acquire) == 0)
 		return -ENOENT;

@@ -166,6 +166,14 @@ static void test_registry_bad_names(void **state)
 	assert_int_equal(shm_reg_lookup(seg, 0, n64, 64, &h, NULL), -EINVAL);
 	assert_int_equal(shm_reg_lookup(seg, 0, "", 0, &h, NULL), -EINVAL);
 	assert_int_equal(shm_reg_unregister(seg, 0, "a\0b", 3, 0), -EINVAL);
+	/* a NUL anywhere inside, at every length: a lookup says -EINVAL, not -ENOENT */
+	assert_int_equal(shm_reg_lookup(seg, 0, "a\0b", 3, &h, NULL), -EINVAL);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++)
+		for (uint32_t at = 0; at < len; at++) {
+			memset(n64, 'n', len);
+			n64[at] = 0;
+			assert_int_equal(shm_reg_lookup(seg, 0, n64, len, &h, NULL), -EINVAL);
+		}
 	/* 63 bytes is fine, and so is every length up to it */
 	assert_int_equal(shm_reg_register(seg, 0, n63, 63, 7, NULL), 0);
 	assert_int_equal(look(seg, 0, n63), 7);
