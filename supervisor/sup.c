@@ -432,6 +432,13 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
 		prep.waiter = NULL; /* the worker makes its own */
 	spare_prefault(s->seg);
+	if (s->idle_spare) {
+		/* prepared: back to a normal policy before saying so (may_unidle() allows it) */
+		struct sched_param sp = {.sched_priority = 0};
+
+		if (sched_setscheduler(0, SCHED_OTHER, &sp) < 0)
+			_exit(0); /* an idle-only worker would be worse than a fork */
+	}
 	spare_mark_ready(s->seg);
 	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
 		_exit(0);
@@ -536,25 +543,26 @@ static void pre_bind(struct sup *s, struct sup_worker *w, pid_t pid)
 static bool spare_take(struct sup *s, struct sup_worker *w)
 {
 	struct spare_go g = {.windex = w->windex, .cap_mech = w->cap_mech};
+	/* relaxed: R2 told the spare's own state; only whether it is still preparing matters */
+	uint32_t word = atomic_load_explicit(&shm_hdr(s->seg)->spare, memory_order_relaxed);
 
 	if (!s->spare.pid)
 		return false;
-	if (s->idle_spare) {
+	if (s->idle_spare && !(word & SHM_SPARE_READY)) {
+		/* still preparing at SCHED_IDLE (it sets itself back when done): now, at once */
 		struct sched_param sp = {.sched_priority = 0};
 
-		if (sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp) < 0) {
-			s->idle_spare = false; /* it would run idle-only: fork this time */
-			spare_drop(s);
-			return false;
-		}
+		(void)sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp);
 	}
 	pre_bind(s, w, s->spare.pid);
-	w->pid = s->spare.pid;
-	arm_dying(s, w);
 	if (write(s->spare.go_wr, &g, sizeof(g)) != (ssize_t)sizeof(g)) {
 		spare_drop(s);
-		return false; /* its death-word wait completes for a stale gen: ignored */
+		return false;
 	}
+	/* after the go: the spare needs tens of microseconds to run; its death word is ours
+	 * to arm until it registers (R0/R1 accept either order, the tid is its pid) */
+	w->pid = s->spare.pid;
+	arm_dying(s, w);
 	close(s->spare.go_wr);
 	/* relaxed: a status word for tools */
 	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
