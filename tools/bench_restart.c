@@ -137,8 +137,8 @@ static void __attribute__((noreturn)) robust_child(struct robust_words *rw, bool
  */
 static int base_robust_notice(uint64_t *ns, int n, bool uring, int cpu)
 {
-	struct robust_words *rw = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct robust_words *rw =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	int ret = 0;
 
 	if (rw == MAP_FAILED)
