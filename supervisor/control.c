@@ -428,8 +428,14 @@ int sup_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox
 	shoal_handle_t to;
 	int n;
 
+	enum shm_liveness l = shm_seg_liveness(seg, 0);
+
 	if (h->layout_minor < 2)
 		return -ENOTCONN;
+	if (l == SHM_LIVE_STALE)
+		return -EOWNERDEAD;
+	if (l == SHM_LIVE_STOPPED)
+		return -ESHUTDOWN;
 	/* P1: pairs with P0 in sup_ctl_open(). */
 	to = atomic_load_explicit(&h->ctl_inbox, memory_order_acquire);
 	if (to == SHOAL_HANDLE_NONE) {
@@ -443,8 +449,7 @@ int sup_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox
 	n = ipc_call(seg, w, inbox, to, SUP_CTL_MSG, req, sizeof(*req), rep, sizeof(*rep),
 		     timeout_ms);
 	if (n == -ETIMEDOUT || n == -ENOENT || n == -ESTALE) {
-		enum shm_liveness l = shm_seg_liveness(seg, 0);
-
+		l = shm_seg_liveness(seg, 0);
 		if (l == SHM_LIVE_STALE)
 			return -EOWNERDEAD;
 		if (l == SHM_LIVE_STOPPED || n != -ETIMEDOUT)
