@@ -53,6 +53,7 @@ struct sup_ctl {
 	uint32_t *load;	   /* scratch: agents per worker */
 	bool polled;	   /* no io_uring futex wait: served from the tick */
 	bool armed;	   /* a FUTEX_WAIT is queued or in flight */
+	bool closing;	   /* sup_ctl_close(): refuse everything */
 };
 
 const char *sup_ctl_op_name(uint32_t op)
@@ -113,6 +114,8 @@ out_free:
 	return r;
 }
 
+static void drain(struct sup_ctl *ctl);
+
 /* See sup.h. The supervisor, as it stops. */
 void sup_ctl_close(struct sup_ctl *ctl)
 {
@@ -121,6 +124,8 @@ void sup_ctl_close(struct sup_ctl *ctl)
 	if (!ctl)
 		return;
 	p = self_proc(ctl);
+	ctl->closing = true;
+	drain(ctl); /* what is queued gets an answer (-ESHUTDOWN) rather than a timeout */
 	/* relaxed: requesters that still find the handle get -ENOENT/-ESTALE from the send */
 	atomic_store_explicit(&shm_hdr(ctl->seg)->ctl_inbox, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
@@ -149,7 +154,7 @@ static bool is_stopping(const struct sup_ctl *ctl)
 	/* relaxed: a status word; a request racing the stop is refused or served, both fine */
 	uint32_t st = atomic_load_explicit(&shm_hdr(ctl->seg)->state, memory_order_relaxed);
 
-	return st == SHM_INST_STOPPING || st == SHM_INST_STOPPED;
+	return ctl->closing || st == SHM_INST_STOPPING || st == SHM_INST_STOPPED;
 }
 
 /* Count the live agents of each worker into ctl->load. */
@@ -414,8 +419,24 @@ void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, in
 /* See sup.h. The supervisor's thread, on its periodic tick. */
 void sup_ctl_tick(struct sup_ctl *ctl)
 {
-	if (ctl && ctl->polled)
+	struct shm_proc *p;
+
+	if (!ctl)
+		return;
+	if (ctl->polled) {
 		drain(ctl);
+		return;
+	}
+	/*
+	 * A safety net for a producer killed between its publish and its ring (or after it
+	 * took the wake, before its syscall: parked then reads 0 and nobody else rings): mark
+	 * us parked again and look. The queued wait stays; a ring from now on ends it.
+	 */
+	p = self_proc(ctl);
+	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
+	/* D0: pairs with D1 in ipc_ring(), as in sup_ctl_on_wake(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	drain(ctl);
 }
 
 /* --- the client side --- */

@@ -283,7 +283,10 @@ void sup_ctl_close(struct sup_ctl *ctl);
  * thread (the ring's single issuer).
  */
 void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, int res);
-/* The periodic tick: serve what is queued when there is no futex wait to do it. */
+/*
+ * The periodic tick: serve what is queued when there is no futex wait to do it, and (a
+ * safety net) what a producer killed before its ring left unannounced.
+ */
 void sup_ctl_tick(struct sup_ctl *ctl);
 
 /*
