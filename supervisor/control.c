@@ -21,6 +21,7 @@
  * no requester can stall the supervisor's restart path.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,23 +278,31 @@ static int do_stop(struct sup_ctl *ctl, const struct sup_ctl_req *q, struct sup_
 
 /*
  * Is the requester gone? Its inbox slot is no longer its own, or the process holding the
- * inbox (its claim tag is the inbox's ctl) has died.
+ * inbox (its claim tag is the inbox's ctl) has died: its slot says so, or the kernel does.
+ * kill(pid, 0) rather than shm_tag_is_dead()'s probe, which reads /proc (10 us here): a
+ * reused pid only means a dead requester is served, its answer freed with its inbox.
  */
 static bool requester_is_gone(const struct sup_ctl *ctl, shoal_handle_t from)
 {
 	struct shm_agent *a = wrk_agent_get(ctl->seg, from);
-	uint64_t c;
+	uint64_t c, own;
 
 	if (!a)
 		return true;
 	/* A1: pairs with C1 in shm_agent_alloc(): the holder's tag */
 	c = atomic_load_explicit(&a->ctl, memory_order_acquire);
-	return c && c != UINT64_MAX && shm_tag_is_dead(ctl->seg, c, true);
+	if (!c || c == UINT64_MAX)
+		return false; /* an agent's, hosted by a worker we watch */
+	if (shm_tag_is_dead(ctl->seg, c, false))
+		return true;
+	/* C1 partner (shm/proc.c): the owner word of the holder's slot */
+	own = atomic_load_explicit(&shm_proc_at(ctl->seg, SHM_TAG_SLOT(c))->own,
+				   memory_order_acquire);
+	return kill((pid_t)(own >> 32), 0) < 0 && errno == ESRCH;
 }
 
-static void count(struct sup_ctl *ctl, _Atomic uint64_t *ctr)
+static void count(_Atomic uint64_t *ctr)
 {
-	(void)ctl;
 	/* relaxed: a statistic; single writer (the supervisor) */
 	atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
 }
@@ -309,7 +318,7 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 
 	if (!(m->flags & IPC_F_CALL) || m->from == SHOAL_HANDLE_NONE || (m->flags & IPC_F_REPLY) ||
 	    requester_is_gone(ctl, m->from)) {
-		count(ctl, &h->ctl_dropped);
+		count(&h->ctl_dropped);
 		return;
 	}
 	if (m->type == SUP_CTL_MSG && m->len == sizeof(q)) {
@@ -333,12 +342,12 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 	r = ipc_send(ctl->seg, m->from, ctl->inbox, SUP_CTL_MSG, IPC_F_REPLY, m->ref, &rep,
 		     sizeof(rep), 0);
 	if (r) {
-		count(ctl, &h->ctl_dropped);
+		count(&h->ctl_dropped);
 		return;
 	}
-	count(ctl, &h->ctl_served);
+	count(&h->ctl_served);
 	if (rep.rc)
-		count(ctl, &h->ctl_refused);
+		count(&h->ctl_refused);
 }
 
 /* Serve every queued request. */
