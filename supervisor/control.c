@@ -338,16 +338,23 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 			rep.rc = do_stop(ctl, &q, &rep);
 		atomic_store_explicit(&p->ctl_intent[CI_OP], 0, memory_order_relaxed);
 	}
+	/*
+	 * Counted before the answer goes out: a requester that reads the counters after its
+	 * answer sees its own request in them (the reply's release publishes the increments).
+	 */
+	count(&h->ctl_served);
+	if (rep.rc)
+		count(&h->ctl_refused);
 	/* never wait for room: a requester that lets its inbox fill up loses its answer */
 	r = ipc_send(ctl->seg, m->from, ctl->inbox, SUP_CTL_MSG, IPC_F_REPLY, m->ref, &rep,
 		     sizeof(rep), 0);
 	if (r) {
+		/* relaxed: single writer (the supervisor); statistics */
+		atomic_fetch_sub_explicit(&h->ctl_served, 1, memory_order_relaxed);
+		if (rep.rc)
+			atomic_fetch_sub_explicit(&h->ctl_refused, 1, memory_order_relaxed);
 		count(&h->ctl_dropped);
-		return;
 	}
-	count(&h->ctl_served);
-	if (rep.rc)
-		count(&h->ctl_refused);
 }
 
 /* Serve every queued request. */
