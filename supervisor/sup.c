@@ -131,9 +131,10 @@ struct sup {
 	uint64_t timer_at;  /* deadline of the newest pending timer, 0 none */
 	uint64_t next_tick;
 	uint64_t next_status;
-	uint64_t restarts;   /* total, for the status line */
-	bool no_dying;	     /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
-	bool idle_spare;     /* spares prepare at SCHED_IDLE (we may set them back) */
+	uint64_t restarts; /* total, for the status line */
+	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
+	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
+
 	struct sup_ctl *ctl; /* the control inbox: spawn/stop requests (control.c) */
 };
 
