@@ -15,9 +15,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 	      "atomics that are not lock-free do not work across processes");
 
 #define SHM_MAGIC	 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
-#define SHM_LAYOUT_MAJOR 1u
-#define SHM_LAYOUT_MINOR 2u	     /* 1: shm_hdr.changes; 2: shm_hdr.ctl_* */
-#define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
+#define SHM_LAYOUT_MAJOR 2u		       /* 2: 64-byte registry entries */
+#define SHM_LAYOUT_MINOR 2u		       /* 1: shm_hdr.changes; 2: shm_hdr.ctl_* */
+#define SHM_READY_WORD	 0x52454459u	       /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
 #define SHM_PAGE	 4096u

@@ -1,15 +1,21 @@
 /*
  * The registry: (namespace, name) -> agent handle + metadata, lock-free, in the segment.
  *
- * Table. A power-of-two number of 128-byte entries in buckets of 8, each bucket with a
- * 16-byte header (packed 4 to a line, so the index stays in L2): a tag word (one byte per entry:
- * 0x80 | 7 hash bits while the entry is claimed, 0 when it is free; a hint readers filter with) and
- * an F14-style overflow counter: how many entries passed this bucket (found it full) on
- * their way to where they live. A probe starts at the name's home bucket, steps by the
- * name's stride (odd, from its hash: double hashing, no primary clusters) and stops after
- * the first bucket whose counter is 0. A new entry takes the first free entry along its
- * sequence and increments the counters of the buckets it passed. Deletion empties the entry at once
- * and decrements them again: there are no tombstones, a freed entry is reused by the next insert.
+ * Table. A power-of-two number of entries in buckets of 8, each bucket with a 16-byte
+ * header (packed 4 to a line, so the index stays in L2): a tag word (one byte per entry:
+ * 0x80 | 7 hash bits while the entry is claimed, 0 when it is free; a hint readers filter
+ * with) and an F14-style overflow counter: how many entries passed this bucket (found it
+ * full) on their way to where they live. A probe starts at the name's home bucket, steps by
+ * the name's stride (odd, from its hash: double hashing, no primary clusters) and stops
+ * after the first bucket whose counter is 0. A new entry takes the first free entry along
+ * its sequence (in its home bucket the name's preferred entry first, which a lookup
+ * prefetches while it reads the bucket header) and increments the counters of the buckets
+ * it passed. Deletion empties the entry at once and decrements them again: there are no
+ * tombstones, a freed entry is reused by the next insert.
+ *
+ * An entry is one 64-byte line with what a lookup reads (ctl, key, handle, the first 40
+ * bytes of the name); its extension, a line in a parallel array, holds seq, route, meta
+ * and the rest of a long name. Both are the entry's data, under the same ctl.
  *
  * Entry ctl word: state in the low byte, above it the claim tag SHM_TAG(slot, epoch) of
  * the writer holding it (RESERVED, PENDING, ABORTED, DELETING, UPDATING), or for LIVE the
@@ -76,16 +82,6 @@ void (*shm_reg_test_hook)(int step);
 			shm_reg_test_hook(n);                                                      \
 	} while (0)
 
-/* The table's geometry, from the (validated) header; checked again on every call. */
-struct geo {
-	struct shm_reg_hdr *hdr;
-	struct shm_reg_bucket *b;
-	struct shm_reg_entry *e;
-	uint32_t cap;  /* entries */
-	uint32_t nb;   /* buckets */
-	uint32_t mask; /* nb - 1 */
-};
-
 /* A name made ready for comparison: zero-padded words, hash, key, home, tag byte. */
 struct rkey {
 	uint64_t w[8];
@@ -94,6 +90,7 @@ struct rkey {
 	uint32_t home;	 /* home bucket */
 	uint32_t stride; /* probe step (odd): from the hash, so names of one home part ways */
 	uint8_t tag;	 /* 0x80 | 7 hash bits */
+	uint8_t pref;	 /* the entry of the home bucket a registration takes if it is free */
 };
 
 /* A consistent copy of an entry (for writers and tools). */
@@ -105,37 +102,43 @@ struct snap {
 
 /*
  * Bytes of the registry region for cfg: a 64-byte header, the bucket headers (rounded to a
- * line), the entries. Pure; the layout (shm_layout_compute()) calls it.
+ * line), the entries, their extensions. Pure; the layout (shm_layout_compute()) calls it.
  */
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg)
 {
-	return sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cfg->reg_capacity) +
-	       (uint64_t)cfg->reg_capacity * sizeof(struct shm_reg_entry);
+	return SHM_REG_EXTS_OFF(cfg->reg_capacity) +
+	       (uint64_t)cfg->reg_capacity * sizeof(struct shm_reg_ext);
 }
 
-static inline int geo_get(const struct shm_seg *seg, struct geo *g)
+/* Compute the registry's geometry once (see shm.h). The segment's creator and attachers. */
+void shm_reg_geo_init(struct shm_seg *seg)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
 	const struct shm_region *r = &h->regions[SHM_R_REGISTRY];
+	struct shm_reg_geo *g = &seg->reg;
 	uint32_t cap = h->cfg.reg_capacity;
 	uint8_t *base;
 
-	/* tools never trust the segment: the region must hold what the capacity says */
+	memset(g, 0, sizeof(*g));
+	/* never trust the segment: the region must hold what the capacity says */
 	if (cap < 2 * EPB || (cap & (cap - 1)) || r->off > seg->size ||
-	    r->size > seg->size - r->off ||
-	    (uint64_t)cap * sizeof(struct shm_reg_entry) + SHM_REG_BUCKETS_BYTES(cap) +
-			    sizeof(struct shm_reg_hdr) >
-		    r->size)
-		return -EUCLEAN;
+	    r->size > seg->size - r->off || shm_reg_region_size(&h->cfg) > r->size)
+		return;
 	base = seg->base + r->off;
 	g->hdr = (struct shm_reg_hdr *)base;
 	g->b = (struct shm_reg_bucket *)(base + sizeof(struct shm_reg_hdr));
-	g->e = (struct shm_reg_entry *)(base + sizeof(struct shm_reg_hdr) +
-					SHM_REG_BUCKETS_BYTES(cap));
-	g->cap = cap;
+	g->e = (struct shm_reg_entry *)(base + SHM_REG_ENTRIES_OFF(cap));
+	g->x = (struct shm_reg_ext *)(base + SHM_REG_EXTS_OFF(cap));
 	g->nb = cap / EPB;
 	g->mask = g->nb - 1;
-	return 0;
+	g->cap = cap;
+}
+
+/* The cached geometry: 0, or -EUCLEAN if the region did not match at attach. */
+static inline int geo_get(const struct shm_seg *seg, struct shm_reg_geo *g)
+{
+	*g = seg->reg;
+	return g->cap ? 0 : -EUCLEAN;
 }
 
 /*
@@ -160,7 +163,7 @@ static const struct shm_proc *tag_proc(const struct shm_seg *seg, uint64_t tag)
  * whoever undoes an entry recomputes it from the entry alone. Double hashing instead of
  * linear probing: no primary clusters, short chains at 90% occupancy.
  */
-static inline uint32_t stride_of(const struct geo *g, uint64_t key)
+static inline uint32_t stride_of(const struct shm_reg_geo *g, uint64_t key)
 {
 	return ((uint32_t)(key >> 8) | 1u) & g->mask;
 }
@@ -173,16 +176,12 @@ static inline uint64_t zero_bytes(uint64_t v)
 	return ~(((v & lo7) + lo7) | v | lo7);
 }
 
-/* Load 1..8 bytes without reading past them (little-endian, zero-padded). */
-static inline uint64_t load_tail(const char *p, size_t n)
+/* Load 1..7 bytes without reading past them (little-endian, zero-padded). */
+static inline uint64_t load_short(const char *p, size_t n)
 {
 	uint32_t a, b;
 	uint64_t v;
 
-	if (n == 8) {
-		memcpy(&v, p, 8);
-		return v;
-	}
 	if (n >= 4) {
 		memcpy(&a, p, 4);
 		memcpy(&b, p + n - 4, 4);
@@ -196,43 +195,103 @@ static inline uint64_t load_tail(const char *p, size_t n)
 	return v;
 }
 
-/*
- * Validate a name and make its key: words loaded straight from the caller's bytes (fixed
- * -size loads: no store-to-load forwarding stall), NUL check and a 64-bit multiply-mix
- * hash in the same pass.
- */
-static inline __attribute__((always_inline)) int
-key_make(const struct geo *g, uint32_t ns, const char *name, size_t len, struct rkey *k)
+static inline uint64_t mix_word(uint64_t h, uint64_t v)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len), zeros = 0, v;
-	uint32_t nw, i;
-	size_t tail;
-
-	if (!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX)
-		return -EINVAL;
-	nw = (uint32_t)(len + 7) / 8;
-	for (i = 0; i + 1 < nw; i++) {
-		memcpy(&v, name + 8 * i, 8);
-		zeros |= zero_bytes(v);
-		k->w[i] = v;
-		h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-		h ^= h >> 31;
-	}
-	tail = len - 8 * i;
-	v = load_tail(name + 8 * i, tail);
-	zeros |= zero_bytes(v) & (tail == 8 ? ~0ull : (1ull << (8 * tail)) - 1);
-	k->w[i] = v;
 	h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 31;
-	if (zeros)
-		return -EINVAL; /* a NUL inside the name */
+	return h ^ (h >> 31);
+}
+
+/*
+ * The words of a name of 1..16 bytes (zero-padded) and its hash state after them. Loads
+ * straight from the caller's bytes, fixed-size (no store-to-load forwarding stall); 8
+ * bytes or more: the last 8 bytes in one load, overlapping the first word and shifted,
+ * never past the name. No NUL check: name_nul().
+ */
+static inline __attribute__((always_inline)) void
+name_short(const char *name, size_t len, uint64_t *w0, uint64_t *w1, uint64_t *h)
+{
+	uint64_t t;
+
+	if (len >= 8) {
+		memcpy(w0, name, 8);
+		memcpy(&t, name + len - 8, 8);
+		*w1 = len > 8 ? t >> (8 * (16 - len)) : 0;
+	} else {
+		*w0 = load_short(name, len);
+		*w1 = 0;
+	}
+	*h = mix_word(*h, *w0);
+	if (len > 8)
+		*h = mix_word(*h, *w1);
+}
+
+/* Does a name of 1..16 bytes (words from name_short()) hold a NUL? */
+static inline bool name_nul(uint64_t w0, uint64_t w1, size_t len)
+{
+	uint64_t z;
+
+	/* only the name's own bytes count: the padding is zero */
+	if (len < 8)
+		return (zero_bytes(w0) & ((1ull << (8 * len)) - 1)) != 0;
+	z = zero_bytes(w0);
+	if (len > 8)
+		z |= zero_bytes(w1) & (len == 16 ? ~0ull : (1ull << (8 * (len - 8))) - 1);
+	return z != 0;
+}
+
+/* The key, home, stride, tag byte and preferred entry from a name's hash state. */
+static inline __attribute__((always_inline)) void
+key_finish(const struct shm_reg_geo *g, uint32_t ns, size_t len, uint64_t h, struct rkey *k)
+{
 	h *= 0x94d049bb133111ebull;
 	h ^= h >> 29;
-	k->nw = nw;
+	k->nw = (uint32_t)(len + 7) / 8;
 	k->key = (h & 0xffffffffull) | ((uint64_t)ns << 32) | ((uint64_t)len << 48);
 	k->home = (uint32_t)(h >> 40) & g->mask;
 	k->stride = stride_of(g, k->key);
 	k->tag = (uint8_t)(0x80u | ((h >> 32) & 0x7fu));
+	k->pref = (uint8_t)(h >> 61); /* bits no capacity uses for home */
+}
+
+/* A name's hash state before its words. */
+static inline uint64_t hash_seed(uint32_t ns, size_t len)
+{
+	return 0x9e3779b97f4a7c15ull ^ ((uint64_t)ns << 8 | len);
+}
+
+/*
+ * Validate a name and make its key: the name's words zero-padded, NUL check and a 64-bit
+ * multiply-mix hash (one round per word) in the same pass.
+ */
+static inline __attribute__((always_inline)) int
+key_make(const struct shm_reg_geo *g, uint32_t ns, const char *name, size_t len, struct rkey *k)
+{
+	uint64_t h = hash_seed(ns, len), zeros = 0, v;
+	uint32_t nw = (uint32_t)(len + 7) / 8, i;
+
+	if (__builtin_expect(!name || len == 0 || len > SHOAL_NAME_MAX || ns > SHM_NS_MAX, 0))
+		return -EINVAL;
+	if (len <= 16) {
+		name_short(name, len, &k->w[0], &k->w[1], &h);
+		if (name_nul(k->w[0], k->w[1], len))
+			return -EINVAL;
+	} else {
+		for (i = 0; i + 1 < nw; i++) {
+			memcpy(&v, name + 8 * i, 8);
+			zeros |= zero_bytes(v);
+			k->w[i] = v;
+			h = mix_word(h, v);
+		}
+		/* the last 8 bytes, overlapping word i - 1 unless len is a multiple of 8 */
+		memcpy(&v, name + len - 8, 8);
+		zeros |= zero_bytes(v);
+		v >>= 8 * (8 * nw - len);
+		k->w[i] = v;
+		h = mix_word(h, v);
+		if (zeros)
+			return -EINVAL; /* a NUL inside the name */
+	}
+	key_finish(g, ns, len, h, k);
 	return 0;
 }
 
@@ -240,6 +299,11 @@ key_make(const struct geo *g, uint32_t ns, const char *name, size_t len, struct 
 static inline uint64_t match_bytes(uint64_t word, uint8_t b)
 {
 	return zero_bytes(word ^ (0x0101010101010101ull * b));
+}
+
+static inline uint64_t rotr64(uint64_t v, uint32_t n)
+{
+	return (v >> (n & 63)) | (v << ((64 - n) & 63));
 }
 
 static inline uint32_t bucket_of(uint32_t idx)
@@ -261,24 +325,34 @@ static inline bool prio_less(uint64_t tag_a, uint32_t idx_a, uint64_t tag_b, uin
 	return tag_a < tag_b || (tag_a == tag_b && idx_a < idx_b);
 }
 
-static void entry_snap(const struct shm_reg_entry *e, struct snap *s)
+/* Word i (0..7) of entry idx's name: the first SHM_REG_NAME_HOT_WORDS in the entry. */
+static inline _Atomic uint64_t *name_word(const struct shm_reg_geo *g, uint32_t idx, uint32_t i)
 {
+	return i < SHM_REG_NAME_HOT_WORDS ? &g->e[idx].name[i]
+					  : &g->x[idx].name[i - SHM_REG_NAME_HOT_WORDS];
+}
+
+static void entry_snap(const struct shm_reg_geo *g, uint32_t idx, struct snap *s)
+{
+	const struct shm_reg_entry *e = &g->e[idx];
+	const struct shm_reg_ext *x = &g->x[idx];
+
 	for (;;) {
 		/* L0: seq_cst: the uniqueness scan's loads (Dekker with S0 in do_register()). */
 		uint64_t c1 = atomic_load_explicit(&e->ctl, memory_order_seq_cst);
 		/* L1: pairs with the release fence after the seq bump in the claimers. */
-		uint64_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+		uint64_t s1 = atomic_load_explicit(&x->seq, memory_order_acquire);
 
 		s->key = atomic_load_explicit(&e->key, memory_order_relaxed);
 		s->handle = atomic_load_explicit(&e->handle, memory_order_relaxed);
-		s->route = atomic_load_explicit(&e->route, memory_order_relaxed);
-		for (int i = 0; i < 8; i++)
-			s->w[i] = atomic_load_explicit(&e->name[i], memory_order_relaxed);
+		s->route = atomic_load_explicit(&x->route, memory_order_relaxed);
+		for (uint32_t i = 0; i < 8; i++)
+			s->w[i] = atomic_load_explicit(name_word(g, idx, i), memory_order_relaxed);
 		for (int i = 0; i < 3; i++)
-			s->meta[i] = atomic_load_explicit(&e->meta[i], memory_order_relaxed);
+			s->meta[i] = atomic_load_explicit(&x->meta[i], memory_order_relaxed);
 		/* L2: pairs with the writers' release fences: data read before the re-check. */
 		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&e->seq, memory_order_relaxed) == s1 &&
+		if (atomic_load_explicit(&x->seq, memory_order_relaxed) == s1 &&
 		    atomic_load_explicit(&e->ctl, memory_order_relaxed) == c1) {
 			s->ctl = c1;
 			s->seq = s1;
@@ -301,8 +375,8 @@ static inline bool snap_is(const struct snap *s, const struct rkey *k)
  * Read the new handle/meta of an update from the intent line of the tag's slot, if it
  * names entry idx. Returns true with a consistent copy.
  */
-static bool intent_read(const struct shm_seg *seg, const struct geo *g, uint64_t tag, uint32_t idx,
-			uint64_t *handle, uint64_t meta[3], uint32_t *metalen)
+static bool intent_read(const struct shm_seg *seg, const struct shm_reg_geo *g, uint64_t tag,
+			uint32_t idx, uint64_t *handle, uint64_t meta[3], uint32_t *metalen)
 {
 	const struct shm_proc *p = tag_proc(seg, tag);
 	uint64_t op;
@@ -335,10 +409,10 @@ static void meta_out(struct shm_reg_meta *meta, const uint64_t words[3], uint32_
 	memcpy(meta->data, words, SHOAL_META_MAX);
 }
 
-/* Look entry idx up for k: 0 found, 1 not this entry. */
-static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, uint32_t idx,
-			       const struct rkey *k, shoal_handle_t *handle,
-			       struct shm_reg_meta *meta)
+/* Look entry idx up for k, every case: 0 found, 1 not this entry. */
+static __attribute__((noinline, cold)) int
+entry_lookup_slow(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx,
+		  const struct rkey *k, shoal_handle_t *handle, struct shm_reg_meta *meta)
 {
 	const struct shm_reg_entry *e = &g->e[idx];
 	uint32_t spins = 0;
@@ -360,14 +434,15 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, u
 		if (atomic_load_explicit(&e->name[0], memory_order_relaxed) != k->w[0])
 			return 1;
 		for (uint32_t i = 1; i < k->nw; i++)
-			if (atomic_load_explicit(&e->name[i], memory_order_relaxed) != k->w[i])
+			if (atomic_load_explicit(name_word(g, idx, i), memory_order_relaxed) !=
+			    k->w[i])
 				return 1;
 		if (st == SHM_REG_LIVE) {
 			h = atomic_load_explicit(&e->handle, memory_order_relaxed);
 			ml = SHM_REG_KEY_METALEN(key);
 			if (meta)
 				for (int i = 0; i < 3; i++)
-					mw[i] = atomic_load_explicit(&e->meta[i],
+					mw[i] = atomic_load_explicit(&g->x[idx].meta[i],
 								     memory_order_relaxed);
 		} else if (!intent_read(seg, g, SHM_REG_CTL_TAG(c1), idx, &h, mw, &ml)) {
 			/* an intent that never matches is corruption: stop spinning on it */
@@ -386,43 +461,168 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct geo *g, u
 }
 
 /*
+ * Look entry idx up for k: 0 found, 1 not this entry. The common case inline (a LIVE
+ * entry, no meta wanted, nothing moving): straight-line loads, one branch on the
+ * comparison; anything else goes to entry_lookup_slow().
+ */
+static inline int entry_lookup(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx,
+			       const struct rkey *k, shoal_handle_t *handle,
+			       struct shm_reg_meta *meta)
+{
+	const struct shm_reg_entry *e = &g->e[idx];
+	/* L3: pairs with the release stores of ctl that publish LIVE. */
+	uint64_t c1 = atomic_load_explicit(&e->ctl, memory_order_acquire), diff, h;
+
+	if (__builtin_expect(SHM_REG_CTL_STATE(c1) != SHM_REG_LIVE || meta, 0))
+		return entry_lookup_slow(seg, g, idx, k, handle, meta);
+	/* a newer key or name means the entry was reused after c1: a miss at that moment */
+	diff = (atomic_load_explicit(&e->key, memory_order_relaxed) & SHM_REG_KEY_MATCH) ^ k->key;
+	diff |= atomic_load_explicit(&e->name[0], memory_order_relaxed) ^ k->w[0];
+	for (uint32_t i = 1; i < k->nw; i++)
+		diff |= atomic_load_explicit(name_word(g, idx, i), memory_order_relaxed) ^ k->w[i];
+	if (diff)
+		return 1;
+	h = atomic_load_explicit(&e->handle, memory_order_relaxed);
+	/* L4: pairs with the writers' claim + release fence: data before re-check. */
+	atomic_thread_fence(memory_order_acquire);
+	if (__builtin_expect(atomic_load_explicit(&e->ctl, memory_order_relaxed) != c1, 0))
+		return entry_lookup_slow(seg, g, idx, k, handle, meta);
+	*handle = h;
+	return 0;
+}
+
+/*
+ * Probe k's sequence from its d0-th bucket on (see shm_reg_lookup()): 0 found, -ENOENT.
+ * d0 1: the fast path found nothing in the home bucket and its counter was not 0.
+ */
+static __attribute__((noinline)) int probe(const struct shm_seg *seg, const struct shm_reg_geo *g,
+					   const struct rkey *k, uint32_t d0,
+					   shoal_handle_t *handle, struct shm_reg_meta *meta)
+{
+	uint32_t bi = (k->home + d0 * k->stride) & g->mask;
+
+	for (uint32_t d = d0; d < g->nb; d++) {
+		const struct shm_reg_bucket *b = &g->b[bi];
+		/* L5: pairs with the tag RMWs: a hint; ctl is re-checked per entry. */
+		uint64_t m =
+			match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k->tag);
+
+		/* the preferred entry first: it is the one prefetched */
+		m = rotr64(m, 8 * k->pref);
+		while (m) {
+			uint32_t i = (((uint32_t)__builtin_ctzll(m) >> 3) + k->pref) % EPB;
+
+			m &= m - 1;
+			if (entry_lookup(seg, g, bi * EPB + i, k, handle, meta) == 0)
+				return 0;
+		}
+		/* L6: pairs with the counter RMWs made before an entry is published. */
+		if (atomic_load_explicit(&b->overflow, memory_order_acquire) == 0)
+			break;
+		bi = (bi + k->stride) & g->mask;
+	}
+	return -ENOENT;
+}
+
+/* Look (ns, name) up, every case (see shm_reg_lookup()). */
+static __attribute__((noinline)) int lookup_any(const struct shm_seg *seg, uint32_t ns,
+						const char *name, size_t len,
+						shoal_handle_t *handle, struct shm_reg_meta *meta)
+{
+	const struct shm_reg_geo *g = &seg->reg; /* (read in place: no copy) */
+	struct rkey k;
+	int ret;
+
+	if (__builtin_expect(g->cap == 0, 0))
+		return -EUCLEAN;
+	ret = key_make(g, ns, name, len, &k);
+	if (ret)
+		return ret;
+	/* most names live in their preferred entry (see reserve()): its line and the
+	 * bucket's come in together instead of one after the other */
+	__builtin_prefetch(&g->e[k.home * EPB + k.pref]);
+	return probe(seg, g, &k, 0, handle, meta);
+}
+
+/*
+ * The fast path's way on past the home bucket: the key made again (the fast path kept its
+ * parts in registers), the probe from the second bucket.
+ */
+static __attribute__((noinline)) int probe_on(const struct shm_seg *seg, uint32_t ns,
+					      const char *name, size_t len, shoal_handle_t *handle)
+{
+	struct rkey k;
+
+	if (key_make(&seg->reg, ns, name, len, &k))
+		return -EINVAL;
+	return probe(seg, &seg->reg, &k, 1, handle, NULL);
+}
+
+/*
  * Look (ns, name) up: 0 with the handle (and meta), -ENOENT, -EINVAL. Lock-free: no
  * syscall, no store, never waits for a writer. Any attachment (read-only too), any thread.
  */
 int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
 		   shoal_handle_t *handle, struct shm_reg_meta *meta)
 {
-	struct geo g;
+	const struct shm_reg_geo *g = &seg->reg;
+	const struct shm_reg_entry *e;
+	uint64_t w0, w1, h, m, c1, diff, hv;
 	struct rkey k;
-	uint32_t bi;
-	int ret;
 
-	ret = geo_get(seg, &g);
-	if (ret)
-		return ret;
-	ret = key_make(&g, ns, name, len, &k);
-	if (ret)
-		return ret;
-	bi = k.home;
-	for (uint32_t d = 0; d < g.nb; d++) {
-		const struct shm_reg_bucket *b = &g.b[bi];
-		/* L5: pairs with the tag RMWs: a hint; ctl is re-checked per entry. */
-		uint64_t m =
-			match_bytes(atomic_load_explicit(&b->tags, memory_order_acquire), k.tag);
-
-		while (m) {
-			uint32_t i = (uint32_t)__builtin_ctzll(m) >> 3;
-
-			m &= m - 1;
-			if (entry_lookup(seg, &g, bi * EPB + i, &k, handle, meta) == 0)
-				return 0;
+	/*
+	 * The common case inline, in registers: a name of up to 16 bytes, no meta wanted,
+	 * found LIVE in its home bucket. A name past its home bucket: probe_on(). Anything
+	 * else (long names, meta, an entry in motion): lookup_any(), from the start.
+	 */
+	if (__builtin_expect(len - 1 >= 16 || !name || ns > SHM_NS_MAX || !g->cap || meta, 0))
+		return lookup_any(seg, ns, name, len, handle, meta);
+	h = hash_seed(ns, len);
+	/*
+	 * No NUL check before the search: a name with a NUL inside matches no entry (every
+	 * stored name was checked), so only a miss needs it, to say -EINVAL instead.
+	 */
+	name_short(name, len, &w0, &w1, &h);
+	key_finish(g, ns, len, h, &k);
+	/* most names live in their preferred entry (see reserve()): its line and the
+	 * bucket's come in together instead of one after the other */
+	__builtin_prefetch(&g->e[k.home * EPB + k.pref]);
+	/* L5: as in probe(). */
+	m = match_bytes(atomic_load_explicit(&g->b[k.home].tags, memory_order_acquire), k.tag);
+	/* the preferred entry first: it is the one prefetched */
+	m = rotr64(m, 8 * k.pref);
+	for (; m; m &= m - 1) {
+		e = &g->e[k.home * EPB + (((uint32_t)__builtin_ctzll(m) >> 3) + k.pref) % EPB];
+		/* L3: as in entry_lookup(). */
+		c1 = atomic_load_explicit(&e->ctl, memory_order_acquire);
+		/* the key holds the length: a shorter name's padding words are 0 in both */
+		diff = (atomic_load_explicit(&e->key, memory_order_relaxed) & SHM_REG_KEY_MATCH) ^
+		       k.key;
+		diff |= atomic_load_explicit(&e->name[0], memory_order_relaxed) ^ w0;
+		diff |= atomic_load_explicit(&e->name[1], memory_order_relaxed) ^ w1;
+		if (diff)
+			continue;
+		if (__builtin_expect(SHM_REG_CTL_STATE(c1) != SHM_REG_LIVE, 0)) {
+			if (SHM_REG_CTL_STATE(c1) == SHM_REG_UPDATING)
+				break; /* the update's intent: lookup_any() */
+			continue;
 		}
-		/* L6: pairs with the counter RMWs made before an entry is published. */
-		if (atomic_load_explicit(&b->overflow, memory_order_acquire) == 0)
-			break;
-		bi = (bi + k.stride) & g.mask;
+		hv = atomic_load_explicit(&e->handle, memory_order_relaxed);
+		/* L4: as in entry_lookup(). */
+		atomic_thread_fence(memory_order_acquire);
+		if (__builtin_expect(atomic_load_explicit(&e->ctl, memory_order_relaxed) != c1, 0))
+			break; /* moved under us: lookup_any() */
+		*handle = hv;
+		return 0;
 	}
-	return -ENOENT;
+	if (m) /* stopped on an entry in motion: the general path from the home bucket */
+		return lookup_any(seg, ns, name, len, handle, meta);
+	if (name_nul(w0, w1, len))
+		return -EINVAL;
+	/* L6: as in probe(). */
+	if (atomic_load_explicit(&g->b[k.home].overflow, memory_order_acquire) == 0)
+		return -ENOENT;
+	return probe_on(seg, ns, name, len, handle);
 }
 
 /* --- writers --- */
@@ -442,8 +642,8 @@ static void tag_byte_set(struct shm_reg_bucket *b, uint32_t slot, uint8_t tag)
  * writer judged dead, so failing here means that judgement was wrong: counted, and the
  * entry is left to whoever holds it now. Returns true if we still held it.
  */
-static bool claim_move(const struct shm_seg *seg, const struct geo *g, struct shm_reg_entry *e,
-		       uint32_t from, uint64_t to)
+static bool claim_move(const struct shm_seg *seg, const struct shm_reg_geo *g,
+		       struct shm_reg_entry *e, uint32_t from, uint64_t to)
 {
 	uint64_t c = SHM_REG_CTL(from, my_tag(seg));
 
@@ -460,10 +660,11 @@ static bool claim_move(const struct shm_seg *seg, const struct geo *g, struct sh
  * byte, its overflow counters (newest first, recording progress before each decrement so
  * a crash leaves counters high, never low), then the entry itself.
  */
-static void entry_undo(const struct shm_seg *seg, const struct geo *g, uint32_t idx)
+static void entry_undo(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx)
 {
 	struct shm_reg_entry *e = &g->e[idx];
-	uint64_t r = atomic_load_explicit(&e->route, memory_order_relaxed);
+	struct shm_reg_ext *x = &g->x[idx];
+	uint64_t r = atomic_load_explicit(&x->route, memory_order_relaxed);
 	uint32_t home = SHM_REG_ROUTE_HOME(r) & g->mask, prog = SHM_REG_ROUTE_PROG(r);
 	/* relaxed: the key was written by the claim holder before any counter moved */
 	uint32_t stride = stride_of(g, atomic_load_explicit(&e->key, memory_order_relaxed));
@@ -475,12 +676,12 @@ static void entry_undo(const struct shm_seg *seg, const struct geo *g, uint32_t 
 	while (prog > 0) {
 		prog--;
 		/* D0: seq_cst: the record reaches memory before the decrement (crash order). */
-		atomic_store_explicit(&e->route, SHM_REG_ROUTE(home, prog), memory_order_seq_cst);
+		atomic_store_explicit(&x->route, SHM_REG_ROUTE(home, prog), memory_order_seq_cst);
 		STEP(SHM_REG_STEP_RECORDED);
 		atomic_fetch_sub_explicit(&g->b[(home + prog * stride) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
 	}
-	atomic_store_explicit(&e->route, SHM_REG_ROUTE(home, 0), memory_order_relaxed);
+	atomic_store_explicit(&x->route, SHM_REG_ROUTE(home, 0), memory_order_relaxed);
 	/* F0: (in claim_move) everything above before the entry reads as free (pairs with C0). */
 	if (SHM_REG_CTL_STATE(atomic_load_explicit(&e->ctl, memory_order_relaxed)) ==
 	    SHM_REG_DELETING)
@@ -490,12 +691,12 @@ static void entry_undo(const struct shm_seg *seg, const struct geo *g, uint32_t 
 }
 
 /* Bump an entry's seq after a claim: pairs with L1/L2 in readers (data after this). */
-static uint64_t seq_bump(struct shm_reg_entry *e)
+static uint64_t seq_bump(struct shm_reg_ext *x)
 {
 	/* relaxed: single writer (the claim holder); the fence orders the data after it */
-	uint64_t s = atomic_load_explicit(&e->seq, memory_order_relaxed) + 1;
+	uint64_t s = atomic_load_explicit(&x->seq, memory_order_relaxed) + 1;
 
-	atomic_store_explicit(&e->seq, s, memory_order_relaxed);
+	atomic_store_explicit(&x->seq, s, memory_order_relaxed);
 	/* W0: pairs with L2/L4: a reader that sees data written after this sees the bump. */
 	atomic_thread_fence(memory_order_release);
 	return s;
@@ -540,11 +741,11 @@ static void intent_clear(struct shm_proc *p)
 }
 
 /* Finish an update of entry idx (we hold UPDATING) from our own intent line. */
-static void update_finish(struct shm_seg *seg, const struct geo *g, uint32_t idx)
+static void update_finish(struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx)
 {
 	struct shm_proc *p = shm_proc_at(seg, seg->self);
 	struct shm_reg_entry *e = &g->e[idx];
-	uint64_t s = seq_bump(e), key;
+	uint64_t s = seq_bump(&g->x[idx]), key;
 	uint32_t ml;
 
 	ml = (uint32_t)atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_METALEN],
@@ -560,7 +761,7 @@ static void update_finish(struct shm_seg *seg, const struct geo *g, uint32_t idx
 		memory_order_relaxed);
 	STEP(SHM_REG_STEP_REWRITING);
 	for (int i = 0; i < 3; i++)
-		atomic_store_explicit(&e->meta[i],
+		atomic_store_explicit(&g->x[idx].meta[i],
 				      atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_META + i],
 							   memory_order_relaxed),
 				      memory_order_relaxed);
@@ -573,7 +774,7 @@ static void update_finish(struct shm_seg *seg, const struct geo *g, uint32_t idx
  * Entry idx holds claim c whose owner is dead: take it over (CAS in our tag) and resolve
  * it. Returns true if the claim is gone (resolved by us or by someone else meanwhile).
  */
-static bool take_over(struct shm_seg *seg, const struct geo *g, uint32_t idx, uint64_t c)
+static bool take_over(struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx, uint64_t c)
 {
 	struct shm_reg_entry *e = &g->e[idx];
 	uint32_t st = SHM_REG_CTL_STATE(c);
@@ -604,7 +805,8 @@ static bool take_over(struct shm_seg *seg, const struct geo *g, uint32_t idx, ui
 			/* no matching intent (corrupt): republish what the entry holds */
 			h = atomic_load_explicit(&e->handle, memory_order_relaxed);
 			for (int i = 0; i < 3; i++)
-				mw[i] = atomic_load_explicit(&e->meta[i], memory_order_relaxed);
+				mw[i] = atomic_load_explicit(&g->x[idx].meta[i],
+							     memory_order_relaxed);
 			ml = SHM_REG_KEY_METALEN(
 				atomic_load_explicit(&e->key, memory_order_relaxed));
 		}
@@ -641,7 +843,7 @@ static bool claim_is_dead(const struct shm_seg *seg, uint64_t c)
  * Wait for a live writer's claim on entry idx to move on; resolve it if the writer is
  * dead. Called only by writers, only for UPDATING (a few stores long).
  */
-static void claim_wait(struct shm_seg *seg, const struct geo *g, uint32_t idx, uint64_t c)
+static void claim_wait(struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx, uint64_t c)
 {
 	struct shm_reg_entry *e = &g->e[idx];
 
@@ -686,7 +888,7 @@ static int meta_words(const struct shm_reg_meta *meta, uint64_t mw[3], uint32_t 
  * Reserve a free entry along k's probe sequence: returns its index (and in *dist how many
  * buckets it lies past home), or UINT32_MAX if none.
  */
-static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct rkey *k,
+static uint32_t reserve(struct shm_seg *seg, const struct shm_reg_geo *g, const struct rkey *k,
 			uint32_t *dist)
 {
 	uint64_t mine = SHM_REG_CTL(SHM_REG_RESERVED, my_tag(seg));
@@ -701,8 +903,12 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
 
 			if (pass == 1)
 				m = 0x8080808080808080ull; /* table looked full: every entry */
+			/* from the name's preferred entry on: a lookup prefetches that one */
+			m = rotr64(m, 8 * k->pref);
 			while (m) {
-				uint32_t idx = bi * EPB + ((uint32_t)__builtin_ctzll(m) >> 3);
+				uint32_t idx =
+					bi * EPB +
+					((((uint32_t)__builtin_ctzll(m) >> 3) + k->pref) % EPB);
 				struct shm_reg_entry *e = &g->e[idx];
 				uint64_t c = atomic_load_explicit(&e->ctl, memory_order_relaxed);
 
@@ -731,7 +937,8 @@ static uint32_t reserve(struct shm_seg *seg, const struct geo *g, const struct r
  * The uniqueness scan of a registration at idx (PENDING, our tag): 0 to go on, -EEXIST
  * if another entry of the same name has or may take the name.
  */
-static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rkey *k, uint32_t idx)
+static int unique_scan(struct shm_seg *seg, const struct shm_reg_geo *g, const struct rkey *k,
+		       uint32_t idx)
 {
 	uint64_t tag = my_tag(seg);
 	uint32_t bi = k->home;
@@ -749,7 +956,7 @@ static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rk
 			if (j == idx)
 				continue;
 		again:
-			entry_snap(&g->e[j], &s);
+			entry_snap(g, j, &s);
 			switch (SHM_REG_CTL_STATE(s.ctl)) {
 			case SHM_REG_LIVE:
 			case SHM_REG_UPDATING:
@@ -789,11 +996,13 @@ static int unique_scan(struct shm_seg *seg, const struct geo *g, const struct rk
 	return 0;
 }
 
-static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, const struct rkey *k,
-		       shoal_handle_t handle, const uint64_t mw[3], uint32_t ml)
+static int do_register(struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t ns,
+		       const struct rkey *k, shoal_handle_t handle, const uint64_t mw[3],
+		       uint32_t ml)
 {
 	uint64_t tag = my_tag(seg), pend = SHM_REG_CTL(SHM_REG_PENDING, tag), c, s;
 	struct shm_reg_entry *e;
+	struct shm_reg_ext *x;
 	uint32_t idx, dist;
 	int ret;
 
@@ -808,23 +1017,25 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, co
 			       : -ENOSPC;
 	}
 	e = &g->e[idx];
+	x = &g->x[idx];
 	STEP(SHM_REG_STEP_RESERVED);
-	s = seq_bump(e);
+	s = seq_bump(x);
 	/* relaxed: we hold the claim; PENDING (seq_cst, a release) publishes these */
-	atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, 0), memory_order_relaxed);
+	atomic_store_explicit(&x->route, SHM_REG_ROUTE(k->home, 0), memory_order_relaxed);
 	atomic_store_explicit(&e->key, k->key | ((uint64_t)ml << 56), memory_order_relaxed);
 	atomic_store_explicit(&e->handle, handle, memory_order_relaxed);
 	for (uint32_t i = 0; i < 8; i++)
-		atomic_store_explicit(&e->name[i], i < k->nw ? k->w[i] : 0, memory_order_relaxed);
+		atomic_store_explicit(name_word(g, idx, i), i < k->nw ? k->w[i] : 0,
+				      memory_order_relaxed);
 	for (int i = 0; i < 3; i++)
-		atomic_store_explicit(&e->meta[i], mw[i], memory_order_relaxed);
+		atomic_store_explicit(&x->meta[i], mw[i], memory_order_relaxed);
 	tag_byte_set(&g->b[bucket_of(idx)], idx % EPB, k->tag);
 	STEP(SHM_REG_STEP_FILLED);
 	for (uint32_t d = 0; d < dist; d++) {
 		/* U0: seq_cst: raised before PENDING; recorded after (crash: high, not low). */
 		atomic_fetch_add_explicit(&g->b[(k->home + d * k->stride) & g->mask].overflow, 1,
 					  memory_order_seq_cst);
-		atomic_store_explicit(&e->route, SHM_REG_ROUTE(k->home, d + 1),
+		atomic_store_explicit(&x->route, SHM_REG_ROUTE(k->home, d + 1),
 				      memory_order_relaxed);
 		STEP(SHM_REG_STEP_COUNTER);
 	}
@@ -867,7 +1078,7 @@ static int do_register(struct shm_seg *seg, const struct geo *g, uint32_t ns, co
 
 /* What every writer checks first: the table's geometry, the key, and our process slot. */
 static int writer_prep(struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
-		       struct geo *g, struct rkey *k)
+		       struct shm_reg_geo *g, struct rkey *k)
 {
 	int ret = geo_get(seg, g);
 
@@ -886,7 +1097,7 @@ int shm_reg_register(struct shm_seg *seg, uint32_t ns, const char *name, size_t 
 		     shoal_handle_t handle, const struct shm_reg_meta *meta)
 {
 	uint64_t mw[3];
-	struct geo g;
+	struct shm_reg_geo g;
 	struct rkey k;
 	uint32_t ml;
 	int ret;
@@ -905,7 +1116,7 @@ int shm_reg_register(struct shm_seg *seg, uint32_t ns, const char *name, size_t 
  * Find k's live entry for a writer: returns its index and a snapshot, or UINT32_MAX.
  * Waits out (or resolves) an UPDATING claim on it.
  */
-static uint32_t find_live(struct shm_seg *seg, const struct geo *g, const struct rkey *k,
+static uint32_t find_live(struct shm_seg *seg, const struct shm_reg_geo *g, const struct rkey *k,
 			  struct snap *s)
 {
 retry:;
@@ -921,7 +1132,7 @@ retry:;
 			uint32_t st;
 
 			m &= m - 1;
-			entry_snap(&g->e[j], s);
+			entry_snap(g, j, s);
 			st = SHM_REG_CTL_STATE(s->ctl);
 			if ((st != SHM_REG_LIVE && st != SHM_REG_UPDATING) || !snap_is(s, k))
 				continue;
@@ -942,7 +1153,7 @@ retry:;
 int shm_reg_unregister(struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
 		       shoal_handle_t expect)
 {
-	struct geo g;
+	struct shm_reg_geo g;
 	struct rkey k;
 	struct snap s;
 	uint32_t idx;
@@ -977,7 +1188,7 @@ int shm_reg_reregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 {
 	struct shm_proc *p;
 	uint64_t mw[3];
-	struct geo g;
+	struct shm_reg_geo g;
 	struct rkey k;
 	struct snap s;
 	uint32_t ml, idx;
@@ -1019,7 +1230,7 @@ int shm_reg_reregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 /* Remove every live entry that maps to handle. Writers. Returns how many. */
 int shm_reg_unregister_handle(struct shm_seg *seg, shoal_handle_t handle)
 {
-	struct geo g;
+	struct shm_reg_geo g;
 	int n = 0;
 
 	if (geo_get(seg, &g) || writer_check(seg) || handle == SHOAL_HANDLE_NONE)
@@ -1032,7 +1243,7 @@ int shm_reg_unregister_handle(struct shm_seg *seg, shoal_handle_t handle)
 		if (SHM_REG_CTL_STATE(atomic_load_explicit(&g.e[i].ctl, memory_order_relaxed)) !=
 		    SHM_REG_LIVE)
 			continue;
-		entry_snap(&g.e[i], &s);
+		entry_snap(&g, i, &s);
 		if (SHM_REG_CTL_STATE(s.ctl) != SHM_REG_LIVE || s.handle != handle)
 			continue;
 		c = s.ctl;
@@ -1048,7 +1259,7 @@ int shm_reg_unregister_handle(struct shm_seg *seg, shoal_handle_t handle)
 }
 
 /* A live entry's contents for tools: 0 and filled, or 1 if not live. */
-static int entry_read_live(const struct shm_seg *seg, const struct geo *g, uint32_t idx,
+static int entry_read_live(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32_t idx,
 			   uint32_t *ns, char *name, shoal_handle_t *handle,
 			   struct shm_reg_meta *meta)
 {
@@ -1057,7 +1268,7 @@ static int entry_read_live(const struct shm_seg *seg, const struct geo *g, uint3
 		uint64_t h, mw[3];
 		uint32_t st, len, ml;
 
-		entry_snap(&g->e[idx], &s);
+		entry_snap(g, idx, &s);
 		st = SHM_REG_CTL_STATE(s.ctl);
 		if (st != SHM_REG_LIVE && st != SHM_REG_UPDATING)
 			return 1;
@@ -1088,7 +1299,7 @@ static int entry_read_live(const struct shm_seg *seg, const struct geo *g, uint3
 /* Live entries right now. Any attachment. */
 uint32_t shm_reg_count(const struct shm_seg *seg)
 {
-	struct geo g;
+	struct shm_reg_geo g;
 	uint32_t n = 0;
 
 	if (geo_get(seg, &g))
@@ -1106,7 +1317,7 @@ uint32_t shm_reg_count(const struct shm_seg *seg)
 /* Visit live entries. Any attachment, read-only included. */
 int shm_reg_foreach(const struct shm_seg *seg, shm_reg_visit_fn fn, void *arg)
 {
-	struct geo g;
+	struct shm_reg_geo g;
 	int ret;
 
 	if (geo_get(seg, &g))
@@ -1136,7 +1347,7 @@ int shm_reg_foreach(const struct shm_seg *seg, shm_reg_visit_fn fn, void *arg)
  */
 int shm_reg_repair(struct shm_seg *seg, uint32_t slot)
 {
-	struct geo g;
+	struct shm_reg_geo g;
 	int n = 0;
 
 	if (geo_get(seg, &g))
@@ -1174,7 +1385,7 @@ int shm_reg_repair(struct shm_seg *seg, uint32_t slot)
 int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 {
 	uint32_t *need = NULL;
-	struct geo g;
+	struct shm_reg_geo g;
 	int ret = 0;
 
 	if (geo_get(seg, &g)) {
@@ -1203,7 +1414,7 @@ int shm_reg_check(const struct shm_seg *seg, char *err, size_t errlen)
 			CHECK_FAIL("entry %u: state %u claimed by dead slot %u epoch %u", i, st,
 				   SHM_TAG_SLOT(SHM_REG_CTL_TAG(c)),
 				   SHM_TAG_EPOCH(SHM_REG_CTL_TAG(c)));
-		entry_snap(&g.e[i], &s);
+		entry_snap(&g, i, &s);
 		home = SHM_REG_ROUTE_HOME(s.route);
 		prog = SHM_REG_ROUTE_PROG(s.route);
 		if (home >= g.nb || prog >= g.nb)
@@ -1273,7 +1484,7 @@ out:
 int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 {
 	uint64_t need_sum = 0, have_sum = 0;
-	struct geo g;
+	struct shm_reg_geo g;
 
 	memset(st, 0, sizeof(*st));
 	if (geo_get(seg, &g))
@@ -1287,7 +1498,7 @@ int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 
 		if (s == SHM_REG_EMPTY)
 			continue;
-		r = atomic_load_explicit(&g.e[i].route, memory_order_relaxed);
+		r = atomic_load_explicit(&g.x[i].route, memory_order_relaxed);
 		key = atomic_load_explicit(&g.e[i].key, memory_order_relaxed);
 		need_sum += SHM_REG_ROUTE_PROG(r) < g.nb ? SHM_REG_ROUTE_PROG(r) : 0;
 		if (s != SHM_REG_LIVE && s != SHM_REG_UPDATING) {
@@ -1321,7 +1532,7 @@ int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 /* The home bucket of a name (see registry_int.h). */
 int shm_reg_home(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len)
 {
-	struct geo g;
+	struct shm_reg_geo g;
 	struct rkey k;
 	int ret;
 

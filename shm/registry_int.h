@@ -73,22 +73,43 @@ static_assert(offsetof(struct shm_reg_bucket, overflow) == 8, "shm_reg_bucket AB
 	((((uint64_t)(cap) / SHM_REG_BUCKET_ENTRIES * sizeof(struct shm_reg_bucket)) + 63) & ~63ull)
 
 /*
- * An entry: 128 bytes. What a lookup of a name of up to 32 bytes reads (ctl, key, handle,
- * the first four name words) is in the first 64.
+ * An entry: one 64-byte line holding everything a lookup of a name of up to
+ * SHM_REG_NAME_HOT bytes reads (ctl, key, handle, the name's first five words), so the
+ * lines lookups touch are half the table. The rest is in the entry's extension.
  */
+#define SHM_REG_NAME_HOT_WORDS 5u
+#define SHM_REG_NAME_HOT       (8u * SHM_REG_NAME_HOT_WORDS)
 struct shm_reg_entry {
-	_Atomic uint64_t ctl;	  /* state | tag (claimed) or seq (live) */
+	_Atomic uint64_t ctl;	 /* state | tag (claimed) or seq (live) */
+	_Atomic uint64_t key;	 /* hash, namespace, lengths (SHM_REG_KEY_*) */
+	_Atomic uint64_t handle; /* the agent handle */
+	_Atomic uint64_t name[SHM_REG_NAME_HOT_WORDS]; /* name bytes 0..39, zero-padded */
+};
+static_assert(sizeof(struct shm_reg_entry) == 64, "shm_reg_entry ABI");
+static_assert(offsetof(struct shm_reg_entry, key) == 8, "shm_reg_entry ABI");
+static_assert(offsetof(struct shm_reg_entry, handle) == 16, "shm_reg_entry ABI");
+static_assert(offsetof(struct shm_reg_entry, name) == 24, "shm_reg_entry ABI");
+
+/*
+ * An entry's extension: 64 bytes in a parallel array (entry i's is extension i), written
+ * only by the holder of the entry's claim, like the entry's own data words; covered by
+ * the entry's ctl for readers.
+ */
+struct shm_reg_ext {
 	_Atomic uint64_t seq;	  /* bumped by every claim that rewrites data: a generation */
-	_Atomic uint64_t key;	  /* hash, namespace, lengths (SHM_REG_KEY_*) */
-	_Atomic uint64_t handle;  /* the agent handle */
-	_Atomic uint64_t name[8]; /* the name, zero-padded to whole words */
 	_Atomic uint64_t route;	  /* home bucket and overflow-counter progress */
 	_Atomic uint64_t meta[3]; /* metadata bytes (length in key) */
+	_Atomic uint64_t name[8 - SHM_REG_NAME_HOT_WORDS]; /* name bytes 40..63, zero-padded */
 };
-static_assert(sizeof(struct shm_reg_entry) == 128, "shm_reg_entry ABI");
-static_assert(offsetof(struct shm_reg_entry, handle) == 24, "shm_reg_entry ABI");
-static_assert(offsetof(struct shm_reg_entry, name) == 32, "shm_reg_entry ABI");
-static_assert(offsetof(struct shm_reg_entry, route) == 96, "shm_reg_entry ABI");
+static_assert(sizeof(struct shm_reg_ext) == 64, "shm_reg_ext ABI");
+static_assert(offsetof(struct shm_reg_ext, route) == 8, "shm_reg_ext ABI");
+static_assert(offsetof(struct shm_reg_ext, meta) == 16, "shm_reg_ext ABI");
+static_assert(offsetof(struct shm_reg_ext, name) == 40, "shm_reg_ext ABI");
+
+/* Offsets in the registry region: the header, the buckets, the entries, the extensions. */
+#define SHM_REG_ENTRIES_OFF(cap) (sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cap))
+#define SHM_REG_EXTS_OFF(cap)                                                                      \
+	(SHM_REG_ENTRIES_OFF(cap) + (uint64_t)(cap) * sizeof(struct shm_reg_entry))
 
 /*
  * The intent line's registry words (shm_proc.reg_intent[]): what a re-registration is

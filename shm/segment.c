@@ -214,6 +214,7 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 	atomic_store_explicit(&h->state, SHM_INST_STARTING, memory_order_relaxed);
 	snprintf(h->instance, sizeof(h->instance), "%s", instance);
 	h->cfg = *cfg;
+	shm_reg_geo_init(seg);
 	*out = seg;
 	return 0;
 
@@ -343,6 +344,7 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 		goto out_unmap;
 	}
 	/* from here on the mapping is the recorded size: regions were checked against it */
+	shm_reg_geo_init(seg);
 	*out = seg;
 	return 0;
 

@@ -51,6 +51,27 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg);
 uint64_t shm_grp_region_size(const struct shm_cfg *cfg);
 
+struct shm_reg_hdr;
+struct shm_reg_bucket;
+struct shm_reg_entry;
+struct shm_reg_ext;
+
+/*
+ * The registry's geometry, computed once when the segment is created or attached (after
+ * the region table was validated; shm_reg_geo_init()). The registry uses this copy on
+ * every call: no re-validation per lookup, and a header changed later cannot move its
+ * bounds. cap 0: the region does not match the capacity (calls return -EUCLEAN).
+ */
+struct shm_reg_geo {
+	struct shm_reg_hdr *hdr;
+	struct shm_reg_bucket *b; /* bucket headers */
+	struct shm_reg_entry *e;  /* entries (what a lookup reads) */
+	struct shm_reg_ext *x;	  /* their extensions (what writers and meta readers add) */
+	uint32_t cap;		  /* entries, a power of two, or 0 */
+	uint32_t nb;		  /* buckets */
+	uint32_t mask;		  /* nb - 1 */
+};
+
 /* An attachment to a segment, private to one process. */
 struct shm_seg {
 	uint8_t *base;	/* mapping */
@@ -66,7 +87,12 @@ struct shm_seg {
 	struct shm_hdr *hdr_rw;		 /* read-only attachments: the header page mapped
 					  * read-write for shm_change_wait(), or NULL */
 	bool hdr_rw_failed;		 /* that mapping was tried and refused */
+	struct shm_reg_geo reg;		 /* the registry's geometry (process-local copy) */
 };
+
+/* Fill seg->reg from the (validated) header; cap 0 if the region cannot hold the table.
+ * shm_seg_create() and shm_seg_attach() call it. */
+void shm_reg_geo_init(struct shm_seg *seg);
 
 /* Flags for shm_seg_attach(). */
 #define SHM_ATTACH_RO	     0x1u /* map read-only (tools) */

@@ -3,6 +3,7 @@
  * synthetic topologies) and the binding calls that apply it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,18 +122,23 @@ static bool is_bound_to(int cpu)
 /* See sup.h. Callers: the forked worker, before it runs agents. */
 int sup_place_bind(struct hwloc_topology *topo, const struct sup_place *p)
 {
+	bool cpu = p->core >= 0 && !is_bound_to(p->core);
+	bool mem = p->node >= 0 && hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) > 1;
 	hwloc_bitmap_t set;
 	int r = 0;
 
+	/* a warm spare is usually bound already, on one node: no allocation on its way up */
+	if (!cpu && !mem)
+		return 0;
 	set = hwloc_bitmap_alloc();
 	if (!set)
 		return -ENOMEM;
-	if (p->core >= 0 && !is_bound_to(p->core)) {
+	if (cpu) {
 		hwloc_bitmap_only(set, (unsigned)p->core);
 		if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_PROCESS) < 0)
 			r = -errno;
 	}
-	if (!r && p->node >= 0 && hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE) > 1) {
+	if (!r && mem) {
 		hwloc_bitmap_only(set, (unsigned)p->node);
 		if (hwloc_set_membind(topo, set, HWLOC_MEMBIND_BIND,
 				      HWLOC_MEMBIND_PROCESS | HWLOC_MEMBIND_BYNODESET) < 0)

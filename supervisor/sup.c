@@ -342,34 +342,51 @@ struct spare_go {
 #endif
 
 /*
- * Break the copy-on-write sharing of the spare's private writable memory (heap, stack,
- * data) with the supervisor now, so the worker it becomes does not copy those pages one
- * fault at a time on the restart path. Not the segment: mapping all of it ahead made
- * rescans faster (150 -> 20 us for 100 agents) but every exit longer (more to tear down),
- * and the restart tail worse. Best effort.
+ * Make this process's private writable memory (heap, stack, data) its own and mapped
+ * writable now: after a fork it is shared copy-on-write with the other side, and each
+ * first write would fault (and copy) on whatever path comes next: for the supervisor, its
+ * next repair; for a spare, the worker it becomes. Best effort.
  */
-static void spare_prefault(void)
+#define OWN_PAGES_MAX (64ul << 20)
+
+static void own_private_pages(void)
 {
-	FILE *f;
+	FILE *f = fopen("/proc/self/maps", "re");
 	char line[512];
 
-	/*
-	 * Our private writable memory (heap, stack, data) is still shared copy-on-write with
-	 * the supervisor: the first write to each page after the go would copy it then.
-	 * Copy them now (a write-populate breaks the sharing).
-	 */
-	f = fopen("/proc/self/maps", "re");
 	if (!f)
 		return;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 		char perm[5];
 
+		/*
+		 * Not huge reservations (a sanitizer's shadow memory, NORESERVE arenas): only
+		 * what a process of our size has touched can matter, and populating those would
+		 * commit them whole.
+		 */
 		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perm) == 3 && perm[0] == 'r' &&
-		    perm[1] == 'w' && perm[3] == 'p')
+		    perm[1] == 'w' && perm[3] == 'p' && hi - lo <= OWN_PAGES_MAX)
 			(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 	}
 	fclose(f);
+}
+
+/*
+ * Map the segment into the spare's page tables now. fork() copies no page-table entries
+ * of a shared mapping, so a fresh process faults on every page it first touches: a worker
+ * restarting 100 agents touches a few hundred (agent slots, mailbox heads and cells,
+ * checkpoints, monitors), about a microsecond each, on the restart path (rescan of 100
+ * agents: 150-210 us without, 20-40 us with). Best effort.
+ */
+static void spare_prefault(struct shm_seg *seg)
+{
+	if (madvise(seg->base, seg->size, MADV_POPULATE_WRITE) < 0) {
+		/* before Linux 5.14: touch a byte per page (reading maps it too, for shmem) */
+		for (size_t off = 0; off < seg->size; off += 4096)
+			(void)*(volatile const uint8_t *)(seg->base + off);
+	}
+	own_private_pages();
 	shm_trace("spare: prefaulted");
 }
 
@@ -416,7 +433,14 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 	prep.start_time = shm_pid_start_time(getpid());
 	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
 		prep.waiter = NULL; /* the worker makes its own */
-	spare_prefault();
+	spare_prefault(s->seg);
+	if (s->idle_spare) {
+		/* prepared: back to a normal policy before saying so (may_unidle() allows it) */
+		struct sched_param sp = {.sched_priority = 0};
+
+		if (sched_setscheduler(0, SCHED_OTHER, &sp) < 0)
+			_exit(0); /* an idle-only worker would be worse than a fork */
+	}
 	spare_mark_ready(s->seg);
 	if (read(go_rd, &g, sizeof(g)) != (ssize_t)sizeof(g) || g.windex >= s->n)
 		_exit(0);
@@ -450,6 +474,8 @@ static void spare_fork(struct sup *s)
 	}
 	close(go[0]);
 	close(rd[1]);
+	/* our copies of what the fork made copy-on-write, now, not during the next repair */
+	own_private_pages();
 	s->spare.pidfd = pidfd_open_(pid);
 	if (s->spare.pidfd < 0) {
 		/* relaxed: a status word for tools */
@@ -519,25 +545,26 @@ static void pre_bind(struct sup *s, struct sup_worker *w, pid_t pid)
 static bool spare_take(struct sup *s, struct sup_worker *w)
 {
 	struct spare_go g = {.windex = w->windex, .cap_mech = w->cap_mech};
+	/* relaxed: R2 told the spare's own state; only whether it is still preparing matters */
+	uint32_t word = atomic_load_explicit(&shm_hdr(s->seg)->spare, memory_order_relaxed);
 
 	if (!s->spare.pid)
 		return false;
-	if (s->idle_spare) {
+	if (s->idle_spare && !(word & SHM_SPARE_READY)) {
+		/* still preparing at SCHED_IDLE (it sets itself back when done): now, at once */
 		struct sched_param sp = {.sched_priority = 0};
 
-		if (sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp) < 0) {
-			s->idle_spare = false; /* it would run idle-only: fork this time */
-			spare_drop(s);
-			return false;
-		}
+		(void)sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp);
 	}
 	pre_bind(s, w, s->spare.pid);
-	w->pid = s->spare.pid;
-	arm_dying(s, w);
 	if (write(s->spare.go_wr, &g, sizeof(g)) != (ssize_t)sizeof(g)) {
 		spare_drop(s);
-		return false; /* its death-word wait completes for a stale gen: ignored */
+		return false;
 	}
+	/* after the go: the spare needs tens of microseconds to run; its death word is ours
+	 * to arm until it registers (R0/R1 accept either order, the tid is its pid) */
+	w->pid = s->spare.pid;
+	arm_dying(s, w);
 	close(s->spare.go_wr);
 	/* relaxed: a status word for tools */
 	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
@@ -713,8 +740,19 @@ static void note_reason(struct sup_worker *w, const struct shm_proc *p)
  * Record an exit of pid (slot epoch `epoch`) in w's slot. `status` is a wait status
  * (WIFEXITED/WIFSIGNALED encoding), or -1 when unknown.
  */
+/* Whether w's cgroup counted an OOM kill since its launch (the cap stopped it). */
+static bool cap_oom(struct sup *s, struct sup_worker *w)
+{
+	return w->cap_mech == SUP_CAP_CGROUP &&
+	       sup_cap_oom_kills(s->c, w->windex, w->cap_mech) > w->oom_base;
+}
+
+/*
+ * oom: 1 or 0 if the caller established whether the memory cap ended it (before a new
+ * launch reset the cgroup's baseline), -1 to look now.
+ */
 static void record_exit(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t epoch, int status,
-			bool asked_to_stop)
+			bool asked_to_stop, int oom)
 {
 	struct shm_proc *p = wproc(s, w);
 	uint32_t reason;
@@ -735,8 +773,7 @@ static void record_exit(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t
 		p->last_signal = status >= 0 ? WTERMSIG(status) : 0;
 		reason = SHM_EXIT_SIGNAL;
 	}
-	if (w->cap_mech == SUP_CAP_CGROUP &&
-	    sup_cap_oom_kills(s->c, w->windex, w->cap_mech) > w->oom_base)
+	if (oom < 0 ? cap_oom(s, w) : oom)
 		reason = SHM_EXIT_MEMCAP;
 	p->last_reason = reason;
 	p->last_exit_ns = shm_wall_ns();
@@ -804,7 +841,7 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
 		memset(&si, 0, sizeof(si));
-	record_exit(s, w, w->pid, epoch, si.si_pid ? wait_status_of(&si) : -1, asked_to_stop);
+	record_exit(s, w, w->pid, epoch, si.si_pid ? wait_status_of(&si) : -1, asked_to_stop, -1);
 	close(w->pidfd);
 	w->pidfd = -1;
 	if (w->ready_rd >= 0) {
@@ -862,7 +899,9 @@ static void zombie_reap(struct sup *s, struct sup_worker *w)
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->zpidfd, &si, WEXITED) == 0 && si.si_pid &&
 	    p->last_pid == (uint32_t)w->zpid)
-		record_exit(s, w, w->zpid, p->last_epoch, wait_status_of(&si), false);
+		/* its launch's cgroup baseline is gone: keep what the death notice found */
+		record_exit(s, w, w->zpid, p->last_epoch, wait_status_of(&si), false,
+			    p->last_reason == SHM_EXIT_MEMCAP);
 	close(w->zpidfd);
 	w->zpidfd = -1;
 	w->zpid = 0;
@@ -956,23 +995,25 @@ static void yield_teardown(pid_t pid)
 static void a_dying(struct sup *s, struct sup_worker *w)
 {
 	pid_t pid = w->pid;
+	uint32_t epoch = owner_epoch(s, w, pid);
+	int ready_rd = w->ready_rd, oom = cap_oom(s, w);
 	bool exceeded;
 
 	shm_trace("sup: dying");
 	yield_teardown(pid);
 	zombie_reap(s, w); /* an earlier one still exiting: it has had long enough */
-	record_exit(s, w, pid, owner_epoch(s, w, pid), early_status(pid), false);
 	w->zpid = pid;
 	w->zpidfd = w->pidfd;
 	w->zgen = w->gen;
 	w->pidfd = -1;
-	if (w->ready_rd >= 0) {
-		close(w->ready_rd);
-		w->ready_rd = -1;
-	}
+	w->ready_rd = -1;
+	/* the spare first: it wakes on its core while we record and repair here */
 	exceeded = died_note(s, w);
 	if (!exceeded && !sup_backoff_ms(&s->c->policy, w->streak))
 		prelaunch(s, w);
+	if (ready_rd >= 0)
+		close(ready_rd);
+	record_exit(s, w, pid, epoch, early_status(pid), false, oom);
 	repair(s, w);
 	died(s, w, exceeded);
 }

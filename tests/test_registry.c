@@ -166,10 +166,154 @@ static void test_registry_bad_names(void **state)
 	assert_int_equal(shm_reg_lookup(seg, 0, n64, 64, &h, NULL), -EINVAL);
 	assert_int_equal(shm_reg_lookup(seg, 0, "", 0, &h, NULL), -EINVAL);
 	assert_int_equal(shm_reg_unregister(seg, 0, "a\0b", 3, 0), -EINVAL);
+	/* a NUL anywhere inside, at every length: a lookup says -EINVAL, not -ENOENT */
+	assert_int_equal(shm_reg_lookup(seg, 0, "a\0b", 3, &h, NULL), -EINVAL);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++)
+		for (uint32_t at = 0; at < len; at++) {
+			memset(n64, 'n', len);
+			n64[at] = 0;
+			assert_int_equal(shm_reg_lookup(seg, 0, n64, len, &h, NULL), -EINVAL);
+		}
 	/* 63 bytes is fine, and so is every length up to it */
 	assert_int_equal(shm_reg_register(seg, 0, n63, 63, 7, NULL), 0);
 	assert_int_equal(look(seg, 0, n63), 7);
 	assert_int_equal(shm_reg_count(seg), 1);
+	done_seg(seg);
+}
+
+/* Name i of length len: bytes from a pattern, the last one varied by i. */
+static void len_name(char *buf, uint32_t len, uint32_t i)
+{
+	for (uint32_t j = 0; j < len; j++)
+		buf[j] = (char)('a' + (j * 7 + len) % 26);
+	buf[len - 1] = (char)('A' + i);
+	buf[len] = 0;
+}
+
+static int lens_visit(uint32_t ns, const char *name, shoal_handle_t h,
+		      const struct shm_reg_meta *meta, void *arg)
+{
+	char want[SHOAL_NAME_MAX + 1];
+	uint32_t len = (uint32_t)(h >> 8), i = (uint32_t)(h & 0xff);
+
+	(void)meta;
+	assert_int_equal(ns, 4);
+	len_name(want, len, i);
+	assert_string_equal(name, want);
+	(*(int *)arg)++;
+	return 0;
+}
+
+/*
+ * Every name length, with names that share all but their last byte, across the word
+ * boundaries the lookup paths split on (8, 16 and the 40 bytes an entry line holds), in a
+ * table full enough that some live past their home bucket.
+ */
+static void test_registry_name_lengths(void **state)
+{
+	struct shm_seg *seg = make_seg(256);
+	char name[SHOAL_NAME_MAX + 2];
+	struct shm_reg_meta m = {.len = 9}, out;
+	struct shm_reg_stats st;
+	shoal_handle_t h;
+	int n = 0;
+
+	(void)state;
+	memcpy(m.data, "metadata!", 9);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++)
+		for (uint32_t i = 0; i < 3; i++) {
+			len_name(name, len, i);
+			assert_int_equal(shm_reg_register(seg, 4, name, len, len << 8 | i, &m), 0);
+		}
+	assert_int_equal(shm_reg_stats(seg, &st), 0);
+	assert_true(st.longest_probe > 1);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++) {
+		for (uint32_t i = 0; i < 3; i++) {
+			len_name(name, len, i);
+			assert_int_equal(look(seg, 4, name), len << 8 | i);
+			assert_int_equal(look(seg, 5, name), 0);
+			memset(&out, 0, sizeof(out));
+			assert_int_equal(shm_reg_lookup(seg, 4, name, len, &h, &out), 0);
+			assert_int_equal(h, len << 8 | i);
+			assert_int_equal(out.len, 9);
+			assert_memory_equal(out.data, "metadata!", 9);
+		}
+		/* one more or one less byte, or another last byte: not registered */
+		len_name(name, len, 3);
+		assert_int_equal(look(seg, 4, name), 0);
+		len_name(name, len, 0);
+		name[len] = 'z';
+		name[len + 1] = 0;
+		if (len < SHOAL_NAME_MAX)
+			assert_int_equal(look(seg, 4, name), 0);
+		if (len > 1) {
+			name[len - 1] = 0;
+			assert_int_not_equal(look(seg, 4, name), len << 8);
+		}
+	}
+	assert_int_equal(shm_reg_foreach(seg, lens_visit, &n), 0);
+	assert_int_equal(n, 3 * SHOAL_NAME_MAX);
+	assert_check(seg);
+	for (uint32_t len = 1; len <= SHOAL_NAME_MAX; len++)
+		for (uint32_t i = 0; i < 3; i++) {
+			len_name(name, len, i);
+			assert_int_equal(unreg(seg, 4, name), 0);
+			assert_int_equal(look(seg, 4, name), 0);
+		}
+	assert_int_equal(shm_reg_count(seg), 0);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+/* The name word holding byte `byte` of the live entry that maps to h. */
+static _Atomic uint64_t *entry_name_word(const struct shm_seg *seg, shoal_handle_t h, uint32_t byte)
+{
+	const struct shm_hdr *hd = shm_hdr(seg);
+	uint8_t *base = seg->base + hd->regions[SHM_R_REGISTRY].off;
+	uint32_t cap = hd->cfg.reg_capacity, w = byte / 8;
+	struct shm_reg_entry *e = (void *)(base + SHM_REG_ENTRIES_OFF(cap));
+	struct shm_reg_ext *x = (void *)(base + SHM_REG_EXTS_OFF(cap));
+
+	for (uint32_t i = 0; i < cap; i++)
+		if (SHM_REG_CTL_STATE(atomic_load(&e[i].ctl)) == SHM_REG_LIVE &&
+		    atomic_load(&e[i].handle) == h)
+			return w < SHM_REG_NAME_HOT_WORDS ? &e[i].name[w]
+							  : &x[i].name[w - SHM_REG_NAME_HOT_WORDS];
+	return NULL;
+}
+
+/*
+ * A lookup compares the whole name, not only its hash: an entry whose stored name differs
+ * from the one asked for in any word (first, middle, last, in the entry's line or in its
+ * extension) is not found, by every lookup path.
+ */
+static void test_registry_name_compared(void **state)
+{
+	static const uint32_t lens[] = {3, 8, 12, 16, 24, 40, 41, 50, 63};
+	struct shm_seg *seg = make_seg(64);
+	char name[SHOAL_NAME_MAX + 1];
+	struct shm_reg_meta out;
+	shoal_handle_t h;
+
+	(void)state;
+	for (uint32_t t = 0; t < sizeof(lens) / sizeof(lens[0]); t++) {
+		uint32_t len = lens[t];
+
+		len_name(name, len, 0);
+		assert_int_equal(reg(seg, 6, name, 1000 + len), 0);
+		for (uint32_t byte = 0; byte < len; byte += 7) {
+			_Atomic uint64_t *w = entry_name_word(seg, 1000 + len, byte);
+			uint64_t v;
+
+			assert_non_null(w);
+			v = atomic_load(w);
+			atomic_store(w, v ^ (0x01ull << (8 * (byte % 8))));
+			assert_int_equal(shm_reg_lookup(seg, 6, name, len, &h, NULL), -ENOENT);
+			assert_int_equal(shm_reg_lookup(seg, 6, name, len, &h, &out), -ENOENT);
+			atomic_store(w, v);
+			assert_int_equal(look(seg, 6, name), 1000 + len);
+		}
+	}
 	done_seg(seg);
 }
 
@@ -739,15 +883,17 @@ static void dump_name(const struct shm_seg *seg, const char *name, char *out, si
 	const struct shm_hdr *h = shm_hdr(seg);
 	const uint8_t *base = seg->base + h->regions[SHM_R_REGISTRY].off;
 	uint32_t cap = h->cfg.reg_capacity;
-	const struct shm_reg_entry *e =
-		(const void *)(base + sizeof(struct shm_reg_hdr) + SHM_REG_BUCKETS_BYTES(cap));
+	const struct shm_reg_entry *e = (const void *)(base + SHM_REG_ENTRIES_OFF(cap));
+	const struct shm_reg_ext *x = (const void *)(base + SHM_REG_EXTS_OFF(cap));
 	size_t n = 0;
 
 	for (uint32_t i = 0; i < cap && n < len; i++) {
 		char nm[65] = "";
 
-		for (int j = 0; j < 8; j++) {
-			uint64_t v = atomic_load(&e[i].name[j]);
+		for (uint32_t j = 0; j < 8; j++) {
+			uint64_t v = j < SHM_REG_NAME_HOT_WORDS
+					     ? atomic_load(&e[i].name[j])
+					     : atomic_load(&x[i].name[j - SHM_REG_NAME_HOT_WORDS]);
 
 			memcpy(nm + 8 * j, &v, 8);
 		}
@@ -757,9 +903,9 @@ static void dump_name(const struct shm_seg *seg, const char *name, char *out, si
 				      "[%u st %u tag/seq %#llx seq %llu handle %#llx route %#llx] ",
 				      i, SHM_REG_CTL_STATE(atomic_load(&e[i].ctl)),
 				      (unsigned long long)SHM_REG_CTL_TAG(atomic_load(&e[i].ctl)),
-				      (unsigned long long)atomic_load(&e[i].seq),
+				      (unsigned long long)atomic_load(&x[i].seq),
 				      (unsigned long long)atomic_load(&e[i].handle),
-				      (unsigned long long)atomic_load(&e[i].route));
+				      (unsigned long long)atomic_load(&x[i].route));
 	}
 }
 
@@ -1062,6 +1208,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry_basic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_meta_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_name_lengths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_name_compared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_namespaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_full_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_slot_reuse, setup, teardown),

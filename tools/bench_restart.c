@@ -2,8 +2,10 @@
  * shoal bench restart: with 100 echo agents on one worker, SIGKILL that worker and time
  * (from the kill) until its replacement is ready (restart_ready) and until every one of
  * the 100 agents has answered a call sent right after the death (restart_all_answering).
- * Baselines in the same run: noticing a SIGKILLed child through its pidfd, and a fork whose
- * child signals back through a pipe, the two costs a restart cannot avoid.
+ * Baselines in the same run, each killing a child on the worker's core: noticing its death
+ * through its pidfd, and through the kernel's owner-died wake of a robust futex it holds
+ * (the supervisor's first notice), with the child paused and parked in an io_uring
+ * FUTEX_WAIT as an idle worker is; and a fork whose child signals back through a pipe.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -13,11 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <liburing.h>
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
@@ -42,7 +47,7 @@ static bool fd_ready(int fd, int timeout_ms)
 }
 
 /* Baseline: SIGKILL a paused child and notice it through its pidfd. */
-static int base_pidfd_notice(uint64_t *ns, int n)
+static int base_pidfd_notice(uint64_t *ns, int n, int cpu)
 {
 	for (int i = 0; i < n; i++) {
 		pid_t pid = fork();
@@ -52,6 +57,7 @@ static int base_pidfd_notice(uint64_t *ns, int n)
 		if (pid < 0)
 			return -errno;
 		if (pid == 0) {
+			bench_pin(cpu);
 			pause();
 			_exit(0);
 		}
@@ -65,6 +71,111 @@ static int base_pidfd_notice(uint64_t *ns, int n)
 		waitpid(pid, NULL, 0);
 	}
 	return 0;
+}
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+
+/* Words shared with a robust-notice child: its death word and a word it parks on. */
+struct robust_words {
+	_Atomic uint32_t death;
+	_Atomic uint32_t park;
+	_Atomic uint32_t armed;
+};
+
+static struct robust_list_head base_robust_head;
+static struct robust_list base_robust_entry;
+
+/* The child: register the death word as a held robust futex, then park (uring or pause). */
+static void __attribute__((noreturn)) robust_child(struct robust_words *rw, bool uring)
+{
+	struct io_uring ring;
+	struct io_uring_sqe *sqe;
+
+	base_robust_entry.next = &base_robust_head.list;
+	base_robust_head.list.next = &base_robust_entry;
+	base_robust_head.futex_offset = (long)((char *)&rw->death - (char *)&base_robust_entry);
+	atomic_store(&rw->death, (uint32_t)getpid() | FUTEX_WAITERS);
+	if (syscall(SYS_set_robust_list, &base_robust_head, sizeof(base_robust_head)) < 0)
+		_exit(1);
+	if (uring) {
+		if (io_uring_queue_init(8, &ring, 0))
+			_exit(1);
+		sqe = io_uring_get_sqe(&ring);
+		if (!sqe)
+			_exit(1);
+		memset(sqe, 0, sizeof(*sqe));
+		sqe->opcode = IORING_OP_FUTEX_WAIT;
+		sqe->fd = FUTEX2_SIZE_U32;
+		sqe->addr = (uint64_t)(uintptr_t)&rw->park;
+		sqe->addr2 = 0;
+		sqe->addr3 = 0xffffffffu;
+		io_uring_submit(&ring);
+	}
+	atomic_store(&rw->armed, 1);
+	syscall(SYS_futex, &rw->armed, FUTEX_WAKE, 1, NULL, NULL, 0);
+	for (;;) {
+		if (uring) {
+			struct io_uring_cqe *cqe;
+
+			io_uring_wait_cqe(&ring, &cqe);
+		} else {
+			pause();
+		}
+	}
+}
+
+/*
+ * Baseline: SIGKILL a child that holds a robust futex (as a worker holds its death word)
+ * and notice its death through the kernel's owner-died wake, the supervisor's first
+ * notice. uring: the child is parked in an io_uring FUTEX_WAIT, as an idle worker is;
+ * else in pause().
+ */
+static int base_robust_notice(uint64_t *ns, int n, bool uring, int cpu)
+{
+	struct robust_words *rw = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int ret = 0;
+
+	if (rw == MAP_FAILED)
+		return -errno;
+	for (int i = 0; i < n && !ret; i++) {
+		struct timespec ts = {5, 0};
+		uint64_t t0;
+		uint32_t v;
+		pid_t pid;
+
+		atomic_store(&rw->armed, 0);
+		atomic_store(&rw->death, 0);
+		pid = fork();
+		if (pid < 0) {
+			ret = -errno;
+			break;
+		}
+		if (pid == 0) {
+			bench_pin(cpu);
+			robust_child(rw, uring);
+		}
+		while (!atomic_load(&rw->armed))
+			syscall(SYS_futex, &rw->armed, FUTEX_WAIT, 0, &ts, NULL, 0);
+		t0 = bench_now_ns();
+		kill(pid, SIGKILL);
+		while (!((v = atomic_load(&rw->death)) & FUTEX_OWNER_DIED)) {
+			if (bench_now_ns() - t0 > WAIT_NS) {
+				ret = -ETIMEDOUT;
+				break;
+			}
+			syscall(SYS_futex, &rw->death, FUTEX_WAIT, v, &ts, NULL, 0);
+		}
+		ns[i] = bench_now_ns() - t0;
+		waitpid(pid, NULL, 0);
+	}
+	munmap(rw, 4096);
+	return ret;
 }
 
 /* Baseline: fork a child that reports back through a pipe (a do-nothing "ready"). */
@@ -347,8 +458,12 @@ int bench_restart(int argc, char **argv, struct bench_opts *o)
 	bench_pin(o->cpu_b);
 	if (run_kills(o, true, kills, ready, all) || run_kills(o, false, kills, fready, fall))
 		goto out_free;
-	if (base_pidfd_notice(base, kills) == 0)
+	if (base_pidfd_notice(base, kills, o->cpu_a) == 0)
 		bench_add_baseline(&rep, "pidfd_notice", base, (size_t)kills, 0);
+	if (base_robust_notice(base, kills, false, o->cpu_a) == 0)
+		bench_add_baseline(&rep, "robust_notice", base, (size_t)kills, 0);
+	if (base_robust_notice(base, kills, true, o->cpu_a) == 0)
+		bench_add_baseline(&rep, "robust_notice_uring", base, (size_t)kills, 0);
 	if (base_fork_ready(base, kills) == 0)
 		bench_add_baseline(&rep, "fork_ready", base, (size_t)kills, 0);
 	row = bench_add_result(&rep, "restart_ready", ready, (size_t)kills, 0, "fork_ready");

@@ -441,10 +441,17 @@ static void death_notice_register(struct shm_proc *p)
 	wrk_robust_head.list_op_pending = NULL;
 	uint32_t tid = (uint32_t)getpid() & FUTEX_TID_MASK;
 
-	/* R1: acquire: pairs with R0 in the supervisor's arm_dying(): it armed the word first */
-	if ((atomic_load_explicit(&p->death_word, memory_order_acquire) & FUTEX_TID_MASK) != tid)
-		/* relaxed: no supervisor waits on it (a test's worker, or a lost race): ours */
-		atomic_store_explicit(&p->death_word, tid, memory_order_relaxed);
+	/* R1: acquire: pairs with R0 in the supervisor's arm_dying(): it may have armed it */
+	uint32_t cur = atomic_load_explicit(&p->death_word, memory_order_acquire);
+
+	/*
+	 * Not armed for us (a test's worker, or the supervisor not there yet): take it with a
+	 * CAS, so an arming that lands meanwhile (our tid plus its waiters bit) is kept, not
+	 * overwritten without the bit the kernel needs to wake the supervisor.
+	 */
+	if ((cur & FUTEX_TID_MASK) != tid)
+		atomic_compare_exchange_strong_explicit(&p->death_word, &cur, tid,
+							memory_order_relaxed, memory_order_relaxed);
 	if (syscall(SYS_set_robust_list, &wrk_robust_head, sizeof(wrk_robust_head)) < 0)
 		atomic_store_explicit(&p->death_word, 0, memory_order_relaxed); /* pidfd only */
 }
