@@ -456,6 +456,7 @@ static void test_control_requester_killed_after_send(void **state)
 static void test_control_spawn_during_restart(void **state)
 {
 	struct sup_ctl_reply rep;
+	shoal_handle_t h, e0;
 	struct client c;
 	struct run r;
 	pid_t old;
@@ -480,11 +481,20 @@ static void test_control_spawn_during_restart(void **state)
 				atomic_load(&shm_proc_at(c.seg, 1)->restarts) == 1);
 	assert_int_equal(ctl_spawn(&c, "echo", "onrestart", SUP_CTL_WORKER, 0, &rep), 0);
 	assert_int_equal(rep.windex, 0);
+	h = rep.handle;
 	assert_true(atomic_load(&shm_proc_at(c.seg, 1)->state) != SHM_PROC_RUNNING);
-	assert_true(agent_is(c.seg, rep.handle, SHM_AGENT_STARTING));
-	WAIT_FOR(c.seg, agent_is(c.seg, rep.handle, SHM_AGENT_RUNNING));
+	assert_true(agent_is(c.seg, h, SHM_AGENT_STARTING));
+	/* a stop of an agent of that worker (DOWN): no worker to run terminate, so the
+	 * supervisor finishes it itself, at once */
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "e0", 2, &e0, NULL), 0);
+	assert_true(agent_is(c.seg, e0, SHM_AGENT_DOWN));
+	assert_int_equal(ctl_stop(&c, "e0", 0, &rep), 0);
+	assert_null(wrk_agent_get(c.seg, e0));
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "e0", 2, &e0, NULL), -ENOENT);
+	assert_true(atomic_load(&shm_proc_at(c.seg, 1)->state) != SHM_PROC_RUNNING);
+	WAIT_FOR(c.seg, agent_is(c.seg, h, SHM_AGENT_RUNNING));
 	assert_true(slot_pid(c.seg, 1) != old);
-	expect_echo(&c, rep.handle);
+	expect_echo(&c, h);
 	client_close(&c);
 	stop_run(&r);
 }
@@ -553,7 +563,7 @@ static void test_control_supervisor_silent_or_dead(void **state)
 	struct sup_ctl_reply rep;
 	struct client c;
 	struct run r;
-	char out[1024];
+	char out[8192];
 	int op[2], st;
 	pid_t tool;
 	size_t got = 0;
@@ -607,6 +617,10 @@ static void test_control_supervisor_silent_or_dead(void **state)
 	/* and a new request is refused at once */
 	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), -EOWNERDEAD);
 	client_close(&c);
+	/* the post-mortem shows the control inbox as the supervisor left it */
+	assert_int_equal(run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	if (!strstr(out, "supervisor-dead") || !strstr(out, "control        inbox agent slot"))
+		fail_msg("inspect said: %s", out);
 	cleanup(&r);
 }
 
