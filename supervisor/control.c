@@ -57,6 +57,7 @@ struct sup_ctl {
 	bool closing;	   /* sup_ctl_close(): refuse everything */
 };
 
+/* See sup.h. Any thread. */
 const char *sup_ctl_op_name(uint32_t op)
 {
 	return op == SUP_CTL_SPAWN ? "spawn" : op == SUP_CTL_STOP ? "stop" : "?";

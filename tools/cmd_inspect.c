@@ -11,6 +11,7 @@
 #include "shm/registry.h"
 #include "shm/registry_int.h"
 #include "shm/shm.h"
+#include "supervisor/sup.h"
 #include "tools/tools.h"
 
 static void usage(FILE *f)
