@@ -76,9 +76,7 @@ static void show_control(const struct shm_seg *seg, enum shm_liveness l)
 	if (op && l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE)
 		printf("note           the supervisor died serving a %s request from inbox slot "
 		       "%u; an agent slot it held shows as starting or stopping\n",
-		       op == 1	 ? "spawn"
-		       : op == 2 ? "stop"
-				 : "control",
+		       sup_ctl_op_name((uint32_t)op),
 		       shoal_handle_slot(atomic_load(&sp->ctl_intent[1])));
 }
 
