@@ -55,6 +55,7 @@ struct sup_ctl {
 	bool polled;	   /* no io_uring futex wait: served from the tick */
 	bool armed;	   /* a FUTEX_WAIT is queued or in flight */
 	bool closing;	   /* sup_ctl_close(): refuse everything */
+	bool test_die;	   /* $SHOAL_TEST_CTL_DIE: SIGKILL ourselves before the first answer */
 };
 
 /* See sup.h. Any thread. */
@@ -87,6 +88,8 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 		memcpy(ctl->node_of, node_of, nworkers * sizeof(*node_of));
 	ctl->seg = seg;
 	ctl->nworkers = nworkers;
+	/* test hook (tests/test_control.c): a supervisor killed with a request done, unanswered */
+	ctl->test_die = getenv("SHOAL_TEST_CTL_DIE") != NULL;
 	r = ipc_inbox_open(seg, &ctl->inbox);
 	if (r)
 		goto out_free;
@@ -337,8 +340,10 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 			rep.rc = do_spawn(ctl, &q, &rep);
 		else if (q.op == SUP_CTL_STOP)
 			rep.rc = do_stop(ctl, &q, &rep);
-		atomic_store_explicit(&p->ctl_intent[CI_OP], 0, memory_order_relaxed);
+		atomic_store_explicit(&p->ctl_intent[CI_AGENT], rep.handle, memory_order_relaxed);
 	}
+	if (ctl->test_die)
+		raise(SIGKILL);
 	/*
 	 * Counted before the answer goes out: a requester that reads the counters after its
 	 * answer sees its own request in them (the reply's release publishes the increments).
@@ -349,6 +354,8 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 	/* never wait for room: a requester that lets its inbox fill up loses its answer */
 	r = ipc_send(ctl->seg, m->from, ctl->inbox, SUP_CTL_MSG, IPC_F_REPLY, m->ref, &rep,
 		     sizeof(rep), 0);
+	/* relaxed: as the intent's other words */
+	atomic_store_explicit(&p->ctl_intent[CI_OP], 0, memory_order_relaxed);
 	if (r) {
 		/* relaxed: single writer (the supervisor); statistics */
 		atomic_fetch_sub_explicit(&h->ctl_served, 1, memory_order_relaxed);

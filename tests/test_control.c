@@ -624,6 +624,68 @@ static void test_control_supervisor_silent_or_dead(void **state)
 	cleanup(&r);
 }
 
+/*
+ * A supervisor killed after it did a spawn and before it answered (a test hook kills it
+ * there): the waiting command says it died; the post-mortem names the request in flight and
+ * the agent slot, whose spawn was complete (handed to its worker).
+ */
+static void test_control_supervisor_killed_before_answer(void **state)
+{
+	struct shm_seg *seg;
+	struct run r;
+	char out[8192];
+	int op[2], st;
+	size_t got = 0;
+	shoal_handle_t h;
+	pid_t tool;
+
+	(void)state;
+	setenv("SHOAL_TEST_CTL_DIE", "1", 1);
+	start(&r, "die", two_workers);
+	unsetenv("SHOAL_TEST_CTL_DIE");
+	wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
+	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
+	tool = fork();
+	assert_true(tool >= 0);
+	if (tool == 0) {
+		dup2(op[1], 1);
+		dup2(op[1], 2);
+		execl(shoal_bin(), shoal_bin(), "spawn", "echo", "z", "--worker", "1", "--timeout",
+		      "1000", "--instance", r.inst, (char *)NULL);
+		_exit(127);
+	}
+	close(op[1]);
+	assert_int_equal(wait_exit(&r), -SIGKILL);
+	for (;;) {
+		ssize_t k;
+
+		assert_true(fd_wait(op[0], TIMEOUT_MS));
+		k = read(op[0], out + got, sizeof(out) - 1 - got);
+		assert_true(k >= 0);
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	out[got] = 0;
+	close(op[0]);
+	assert_int_equal(waitpid(tool, &st, 0), tool);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 3);
+	if (!strstr(out, "the supervisor died before answering"))
+		fail_msg("shoal spawn said: %s", out);
+	/* the spawn itself was done: the name is there, the slot handed to worker 1 */
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "z", 1, &h, NULL), 0);
+	assert_int_equal(atomic_load(&wrk_agent_get(seg, h)->worker), 1 + 2);
+	assert_int_equal(atomic_load(&wrk_agent_get(seg, h)->ctl), UINT64_MAX);
+	assert_int_equal(run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	if (!strstr(out, "the supervisor died serving a spawn request") ||
+	    !strstr(out, "maybe half done"))
+		fail_msg("inspect said: %s", out);
+	shm_seg_detach(seg);
+	cleanup(&r);
+}
+
 /* The commands: spawn (hints, --wait), stop (--wait), their errors, and inspect's counter. */
 static void test_control_commands(void **state)
 {
@@ -729,6 +791,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_control_requester_killed_after_send, teardown),
 		cmocka_unit_test_teardown(test_control_spawn_during_restart, teardown),
 		cmocka_unit_test_teardown(test_control_supervisor_silent_or_dead, teardown),
+		cmocka_unit_test_teardown(test_control_supervisor_killed_before_answer, teardown),
 		cmocka_unit_test_teardown(test_control_commands, teardown),
 	};
 

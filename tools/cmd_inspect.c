@@ -56,7 +56,7 @@ static void show_control(const struct shm_seg *seg, enum shm_liveness l)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
 	const struct shm_proc *sp = shm_proc_at(seg, 0);
-	uint64_t inbox, op;
+	uint64_t inbox, op, agent;
 
 	if (h->layout_minor < 2) {
 		printf("control        none (layout minor %u)\n", h->layout_minor);
@@ -73,11 +73,16 @@ static void show_control(const struct shm_seg *seg, enum shm_liveness l)
 	       (unsigned long long)atomic_load(&h->ctl_dropped));
 	/* a request in flight means something only once the supervisor is gone */
 	op = atomic_load(&sp->ctl_intent[0]);
-	if (op && l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE)
-		printf("note           the supervisor died serving a %s request from inbox slot "
-		       "%u; an agent slot it held shows as starting or stopping\n",
-		       sup_ctl_op_name((uint32_t)op),
-		       shoal_handle_slot(atomic_load(&sp->ctl_intent[1])));
+	if (!op || l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE)
+		return;
+	agent = atomic_load(&sp->ctl_intent[3]);
+	printf("note           the supervisor died serving a %s request from inbox slot %u, ",
+	       sup_ctl_op_name((uint32_t)op), shoal_handle_slot(atomic_load(&sp->ctl_intent[1])));
+	if (agent)
+		printf("agent slot %u (gen %u): unanswered, maybe half done\n",
+		       shoal_handle_slot(agent), shoal_handle_gen(agent));
+	else
+		printf("unanswered; an agent slot it held reads starting or stopping\n");
 }
 
 static void show_header(const struct shm_seg *seg)
