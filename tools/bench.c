@@ -20,10 +20,33 @@ uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* /proc/stat's aggregate cpu line: steal and total jiffies; 0 and 0 if unreadable. */
+static void cpu_jiffies(uint64_t *steal, uint64_t *total)
+{
+	unsigned long long v[8] = {0};
+	FILE *f = fopen("/proc/stat", "re");
+
+	*steal = *total = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &v[6], &v[7]) == 8) {
+		for (int i = 0; i < 8; i++)
+			*total += v[i];
+		*steal = v[7];
+	}
+	fclose(f);
+}
+
+static uint64_t steal0, total0;
+
 void bench_clock_init(void)
 {
-	uint64_t t0 = bench_now_ns(), c0 = __rdtsc(), t1, c1;
+	uint64_t t0, c0, t1, c1;
 
+	cpu_jiffies(&steal0, &total0);
+	t0 = bench_now_ns();
+	c0 = __rdtsc();
 	do
 		t1 = bench_now_ns();
 	while (t1 - t0 < 20000000); /* 20 ms */
@@ -153,8 +176,20 @@ static void json_row(const struct bench_row *row, const struct bench_report *r, 
 	printf("}%s\n", last ? "" : ",");
 }
 
+/* Percent of this VM's CPU time the host took (steal) since bench_clock_init(), or -1. */
+static double steal_pct(void)
+{
+	uint64_t st, tot;
+
+	cpu_jiffies(&st, &tot);
+	if (!total0 || tot <= total0)
+		return -1;
+	return 100.0 * (double)(st - steal0) / (double)(tot - total0);
+}
+
 int bench_report_print(const struct bench_report *r)
 {
+	double steal = steal_pct();
 	char why[128];
 	int nmissed = 0;
 
@@ -167,7 +202,9 @@ int bench_report_print(const struct bench_report *r)
 		printf("  ],\n  \"baselines\": [\n");
 		for (unsigned i = 0; i < r->nbaselines; i++)
 			json_row(&r->baselines[i], r, i + 1 == r->nbaselines);
-		printf("  ],\n  \"targets_missed\": %d,\n  \"notes\": \"", nmissed);
+		printf("  ],\n  \"targets_missed\": %d,\n  \"host_steal_pct\": %.1f,\n"
+		       "  \"notes\": \"",
+		       nmissed, steal);
 		for (const char *p = r->notes; *p; p++)
 			printf(*p == '"' || *p == '\\' ? "\\%c" : *p == '\n' ? "\\n" : "%c", *p);
 		printf("\"\n}\n");
@@ -199,6 +236,10 @@ int bench_report_print(const struct bench_report *r)
 	}
 	if (r->notes[0])
 		printf("%s\n", r->notes);
+	if (steal >= 0)
+		printf("host steal during the run: %.1f%% of this VM's CPU time (a busy host "
+		       "stretches the tails)\n",
+		       steal);
 	printf("targets missed: %d\n", nmissed);
 	return nmissed;
 }

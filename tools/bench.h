@@ -53,7 +53,10 @@ struct bench_row *bench_add_baseline(struct bench_report *r, const char *name, u
 /* Print the table (or JSON). Returns the number of targets missed. */
 int bench_report_print(const struct bench_report *r);
 
-/* A cycle counter calibrated to ns: cheap enough to time one short operation. */
+/*
+ * A cycle counter calibrated to ns: cheap enough to time one short operation. Also marks the
+ * start of the run for the host-steal figure bench_report_print() prints.
+ */
 void bench_clock_init(void);
 uint64_t bench_ticks(void);
 double bench_ticks_to_ns(uint64_t ticks);
