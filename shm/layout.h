@@ -16,7 +16,7 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 
 #define SHM_MAGIC	 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
 #define SHM_LAYOUT_MAJOR 2u		       /* 2: 64-byte registry entries */
-#define SHM_LAYOUT_MINOR 1u		       /* 1: shm_hdr.changes */
+#define SHM_LAYOUT_MINOR 2u		       /* 1: shm_hdr.changes; 2: shm_hdr.ctl_* */
 #define SHM_READY_WORD	 0x52454459u	       /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -109,6 +109,11 @@ struct shm_hdr {
 	 */
 	_Atomic uint32_t spare;
 	uint32_t reserved2; /* zero */
+	/* control requests (supervisor/control.c), layout minor 2; written by the supervisor */
+	_Atomic uint64_t ctl_inbox;   /* handle of its control inbox, 0 while it serves none */
+	_Atomic uint64_t ctl_served;  /* requests answered (with success or an error) */
+	_Atomic uint64_t ctl_refused; /* of those, answered with an error */
+	_Atomic uint64_t ctl_dropped; /* not answered: malformed, or the requester was gone */
 };
 #define SHM_SPARE_READY	  0x80000000u
 #define SHM_SPARE_FORKING 1u /* (pid 1 is never a spare) */
@@ -119,6 +124,9 @@ static_assert(offsetof(struct shm_hdr, seg_size) == 24, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, regions) == 40, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, cfg) % 8 == 0, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, spare) % 8 == 0, "shm_hdr ABI");
+static_assert(offsetof(struct shm_hdr, ctl_inbox) % 8 == 0, "shm_hdr ABI");
+static_assert(offsetof(struct shm_hdr, ctl_dropped) == offsetof(struct shm_hdr, ctl_inbox) + 24,
+	      "shm_hdr ABI");
 static_assert(sizeof(struct shm_hdr) <= SHM_HDR_SIZE, "shm_hdr fits its page");
 static_assert(offsetof(struct shm_hdr, changes) == 476, "shm_hdr ABI: was reserved1");
 

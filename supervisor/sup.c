@@ -71,7 +71,7 @@ static const char *const wstate_names[W_NSTATES] = {
 };
 
 /* io_uring user_data: kind in the top byte, worker index, launch generation. */
-enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4, K_DYING = 5 };
+enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4, K_DYING = 5, K_CTL = 6 };
 #define UD(kind, w, gen) (((uint64_t)(kind) << 56) | ((uint64_t)(w) << 32) | (uint32_t)(gen))
 #define UD_KIND(u)	 ((uint32_t)((u) >> 56))
 #define UD_W(u)		 ((uint32_t)(((u) >> 32) & 0xffffffu))
@@ -134,6 +134,8 @@ struct sup {
 	uint64_t restarts; /* total, for the status line */
 	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
 	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
+
+	struct sup_ctl *ctl; /* the control inbox: spawn/stop requests (control.c) */
 };
 
 typedef void (*action_fn)(struct sup *s, struct sup_worker *w);
@@ -1210,6 +1212,7 @@ static void tick(struct sup *s)
 	atomic_store_explicit(&h->heartbeat_ns, t, memory_order_relaxed);
 	shm_proc_heartbeat(s->seg);
 	scan_clients(s);
+	sup_ctl_tick(s->ctl);
 	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {
 		s->next_status = t + (uint64_t)s->c->status_interval_ms * 1000000u;
 		print_status(s);
@@ -1288,6 +1291,9 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 	case K_DYING:
 		if (w && UD_GEN(ud) == w->gen && w->pidfd >= 0)
 			on_death_word(s, w, cqe->res);
+		break;
+	case K_CTL:
+		sup_ctl_on_wake(s->ctl, &s->ring, UD(K_CTL, 0, 0), cqe->res);
 		break;
 	case K_READY:
 		shm_trace("sup: ready cqe");
@@ -1505,6 +1511,23 @@ static int load_types(const struct sup_config *c)
 	return 0;
 }
 
+/* Open the control inbox (spawn/stop requests) and queue its first wait in the ring. */
+static int open_ctl(struct sup *s)
+{
+	int32_t *nodes = calloc(s->n ? s->n : 1, sizeof(*nodes));
+	int r;
+
+	if (!nodes)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < s->n; i++)
+		nodes[i] = s->w[i].place.node;
+	r = sup_ctl_open(s->seg, nodes, s->n, &s->ctl);
+	free(nodes);
+	if (!r)
+		sup_ctl_on_wake(s->ctl, &s->ring, UD(K_CTL, 0, 0), 0);
+	return r;
+}
+
 /* See sup.h. Callers: the process's only thread. */
 /*
  * Whether we may move a SCHED_IDLE child back to SCHED_OTHER: the kernel asks for
@@ -1602,12 +1625,19 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		ret = 2;
 		goto out_seg;
 	}
+	r = open_ctl(&s);
+	if (r) {
+		fprintf(stderr, "shoal: opening the control inbox: %s\n", strerror(-r));
+		goto out_seg;
+	}
 	arm_poll(&s, s.sfd, UD(K_SIG, 0, 0));
 	s.next_tick = now();
 	s.next_status = now() + (uint64_t)c->status_interval_ms * 1000000u;
 	for (uint32_t i = 0; i < s.n && !s.stopping; i++)
 		launch(&s, &s.w[i]);
 	r = loop(&s);
+	sup_ctl_close(s.ctl);
+	s.ctl = NULL;
 	spare_drop(&s);
 	for (uint32_t i = 0; i < s.n; i++)
 		zombie_reap(&s, &s.w[i]);

@@ -312,6 +312,90 @@ static void test_agent_spawn_stop_repair(void **state)
 	drop_seg(seg);
 }
 
+/*
+ * The supervisor spawns for control requests under its own tag (slot 0). Killed midway, it
+ * leaves claims that a post-mortem repair resolves like any spawner's: once slot 0 reads
+ * DEAD, an interrupted spawn is undone and one with only the hand-over left is handed over.
+ */
+static void test_agent_supervisor_spawn_repair(void **state)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL;
+	shoal_handle_t found;
+	uint32_t slots[2], st;
+	uint64_t own, tag;
+	int pfd[2], status;
+	char err[256];
+	pid_t pid;
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	cfg.max_procs = 8;
+	cfg.nworkers = 2;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		shoal_handle_t h;
+		uint32_t s[2];
+
+		/* the "supervisor": slot 0, two spawns it never finishes */
+		if (shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false) || seg->self != 0)
+			_exit(1);
+		shm_proc_set_state(seg, SHM_PROC_RUNNING);
+		if (shm_agent_alloc(seg, 0, &s[0]) || shm_agent_alloc(seg, 0, &s[1]))
+			_exit(2);
+		h = wrk_agent_handle(seg, s[0]);
+		if (shm_reg_register(seg, SHM_NS_DEFAULT, "half", 4, h, NULL))
+			_exit(3);
+		/* the second got as far as its worker (worker 0, process slot 1) */
+		strcpy(shm_agent_at(seg, s[1])->type, "echo");
+		h = wrk_agent_handle(seg, s[1]);
+		if (shm_reg_register(seg, SHM_NS_DEFAULT, "almost", 6, h, NULL))
+			_exit(4);
+		atomic_store(&shm_agent_at(seg, s[1])->worker, 2);
+		if (write(pfd[1], s, sizeof(s)) != (ssize_t)sizeof(s))
+			_exit(5);
+		raise(SIGKILL);
+		_exit(6);
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], slots, sizeof(slots)), (ssize_t)sizeof(slots));
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	/* the repairer of the post-mortem: another process slot */
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
+	assert_true(seg->self != 0);
+	own = atomic_load(&shm_proc_at(seg, 0)->own);
+	tag = SHM_TAG(0, (uint32_t)own);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slots[0])->ctl), tag);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slots[1])->ctl), tag);
+	/* slot 0 still reads RUNNING: only the kernel knows it is gone */
+	assert_false(shm_tag_is_dead(seg, tag, false));
+	assert_true(shm_tag_is_dead(seg, tag, true));
+	/* nothing is repaired before the slot is marked dead */
+	assert_int_equal(wrk_repair_proc_claims(seg, 0), 0);
+	st = SHM_PROC_RUNNING;
+	assert_true(
+		atomic_compare_exchange_strong(&shm_proc_at(seg, 0)->state, &st, SHM_PROC_DEAD));
+	assert_int_equal(wrk_repair_proc_claims(seg, 0), 2);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slots[0])->state), SHM_AGENT_FREE);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slots[0])->ctl), 0);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "half", 4, &found, NULL), -ENOENT);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slots[1])->state), SHM_AGENT_STARTING);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, slots[1])->ctl), WRK_CTL_HELD);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "almost", 6, &found, NULL), 0);
+	assert_true(found == wrk_agent_handle(seg, slots[1]));
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->agents_gen), 1);
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+}
+
 struct ckpt_race {
 	struct shm_seg *seg;
 	_Atomic uint32_t done;
@@ -407,6 +491,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_monitor_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_monitor_two_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_spawn_stop_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_supervisor_spawn_repair, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

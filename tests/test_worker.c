@@ -580,26 +580,20 @@ static int run_tool(char *out, size_t cap, const char *const *args)
 	return WEXITSTATUS(status);
 }
 
-/* The client commands against a running worker: spawn, send, call, stop, and their errors. */
+/*
+ * The client commands against a running worker: send, call, and their errors. (spawn and
+ * stop are requests to the supervisor: tests/test_control.c runs them against `shoal run`.)
+ */
 static void test_worker_client_commands(void **state)
 {
 	char out[512];
-	shoal_handle_t h;
 	pid_t pid;
 
 	(void)state;
 	spawn("counter", "cnt", 1);
 	spawn("blocker", "stuck", 1);
+	spawn("echo", "e3", 1);
 	pid = start_worker(1);
-	assert_int_equal(
-		run_tool(out, sizeof(out),
-			 (const char *[]){"spawn", "echo", "e3", "--worker", "0", "--wait", NULL}),
-		0);
-	assert_non_null(strstr(out, "spawned echo on worker 0"));
-	assert_non_null(strstr(out, "e3: running"));
-	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), 0);
-	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(h))->state),
-			 SHM_AGENT_RUNNING);
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "e3", "hello", NULL}),
 			 0);
 	assert_string_equal(out, "hello\n");
@@ -612,21 +606,10 @@ static void test_worker_client_commands(void **state)
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "nosuch", "x", NULL}),
 			 2);
 	assert_non_null(strstr(out, "no agent named 'nosuch'"));
-	assert_int_equal(
-		run_tool(out, sizeof(out), (const char *[]){"spawn", "nosuchtype", "n", NULL}), 2);
-	assert_non_null(strstr(out, "unknown agent type"));
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"spawn", "echo", "e3", NULL}),
+	/* spawn and stop ask the supervisor: this instance has none serving */
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"spawn", "echo", "e4", NULL}),
 			 2);
-	assert_non_null(strstr(out, "is taken"));
-	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), 0);
-	/* --wait returns once the stop is done: the name is free at once */
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", "--wait", NULL}),
-			 0);
-	assert_non_null(strstr(out, "e3: stopped"));
-	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(h))->state),
-			 SHM_AGENT_FREE);
-	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), -ENOENT);
-	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 2);
+	assert_non_null(strstr(out, "serves no control requests"));
 	/* a call to an agent whose worker is stuck times out: exit 1 */
 	assert_int_equal(
 		run_tool(out, sizeof(out), (const char *[]){"send", "stuck", "block", NULL}), 0);
@@ -635,12 +618,6 @@ static void test_worker_client_commands(void **state)
 				  (const char *[]){"call", "stuck", "?", "--timeout", "200", NULL}),
 			 1);
 	assert_non_null(strstr(out, "did not answer within 200 ms"));
-	/* and a stop it cannot run: --wait gives up at its timeout, exit 1 */
-	assert_int_equal(
-		run_tool(out, sizeof(out),
-			 (const char *[]){"stop", "stuck", "--wait", "--timeout", "200", NULL}),
-		1);
-	assert_non_null(strstr(out, "did not stop within 200 ms"));
 	kill(pid, SIGKILL);
 	repair_worker(1, wait_exit(pid));
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "shm/registry.h"
+#include "supervisor/sup.h"
 #include "tools/client.h"
 
 /*
@@ -155,4 +156,49 @@ int tool_client_check_payload(const struct tool_client *cl, size_t len)
 	fprintf(stderr, "shoal %s: payload of %zu bytes exceeds instance '%s''s maximum of %u\n",
 		cl->cmd, len, cl->seg->instance, max);
 	return EXIT_USAGE;
+}
+
+/* See client.h. The client commands (spawn, stop). */
+int tool_client_ctl(struct tool_client *cl, const struct sup_ctl_req *req,
+		    struct sup_ctl_reply *rep, long timeout_ms)
+{
+	const char *inst = cl->seg->instance;
+	int rc = sup_ctl_call(cl->seg, cl->waiter, cl->inbox, req, rep, (int)timeout_ms);
+
+	switch (rc) {
+	case 0:
+		return EXIT_OK;
+	case -ENOTCONN:
+		fprintf(stderr,
+			"shoal %s: instance '%s': its supervisor serves no control requests (not "
+			"yet running, or a shoal older than this one)\n",
+			cl->cmd, inst);
+		return EXIT_USAGE;
+	case -ESHUTDOWN:
+		fprintf(stderr, "shoal %s: instance '%s' is stopping\n", cl->cmd, inst);
+		return EXIT_USAGE;
+	case -EOWNERDEAD:
+		fprintf(stderr,
+			"shoal %s: instance '%s': the supervisor died before answering; see "
+			"'shoal inspect --instance %s'\n",
+			cl->cmd, inst, inst);
+		return EXIT_SYSTEM;
+	case -ETIMEDOUT:
+		fprintf(stderr,
+			"shoal %s: instance '%s': the supervisor (pid %u) did not answer within "
+			"%ld "
+			"ms (the request may still be carried out)\n",
+			cl->cmd, inst, atomic_load(&shm_hdr(cl->seg)->sup_pid), timeout_ms);
+		return EXIT_SYSTEM;
+	case -EMSGSIZE:
+		fprintf(stderr,
+			"shoal %s: instance '%s': its max message (%u bytes) is smaller than a "
+			"control request (%zu bytes)\n",
+			cl->cmd, inst, shm_hdr(cl->seg)->cfg.max_msg, sizeof(struct sup_ctl_req));
+		return EXIT_USAGE;
+	default:
+		fprintf(stderr, "shoal %s: instance '%s': asking the supervisor: %s\n", cl->cmd,
+			inst, strerror(-rc));
+		return EXIT_SYSTEM;
+	}
 }

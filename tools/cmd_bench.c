@@ -12,6 +12,8 @@ static const struct {
 	const char *summary;
 	int (*run)(int argc, char **argv, struct bench_opts *o);
 } benches[] = {
+	{"control", "spawn/stop requests to the supervisor vs a call to a parked worker",
+	 bench_control},
 	{"ipc", "mailbox round trips and throughput vs cache-line, futex, io_uring, pipe",
 	 bench_ipc},
 	{"registry", "registry lookups and register+unregister vs a plain array index",

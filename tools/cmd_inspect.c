@@ -11,6 +11,7 @@
 #include "shm/registry.h"
 #include "shm/registry_int.h"
 #include "shm/shm.h"
+#include "supervisor/sup.h"
 #include "tools/tools.h"
 
 static void usage(FILE *f)
@@ -50,6 +51,40 @@ static const char *region_names[SHM_R_COUNT] = {
 	"mailboxes", "checkpoints", "telemetry", "monitors",
 };
 
+/* The supervisor's control inbox (spawn/stop requests) and what it served. */
+static void show_control(const struct shm_seg *seg, enum shm_liveness l)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_proc *sp = shm_proc_at(seg, 0);
+	uint64_t inbox, op, agent;
+
+	if (h->layout_minor < 2) {
+		printf("control        none (layout minor %u)\n", h->layout_minor);
+		return;
+	}
+	inbox = atomic_load(&h->ctl_inbox);
+	if (inbox)
+		printf("control        inbox agent slot %u; ", shoal_handle_slot(inbox));
+	else
+		printf("control        not serving; ");
+	printf("requests served %llu (refused %llu), dropped %llu\n",
+	       (unsigned long long)atomic_load(&h->ctl_served),
+	       (unsigned long long)atomic_load(&h->ctl_refused),
+	       (unsigned long long)atomic_load(&h->ctl_dropped));
+	/* a request in flight means something only once the supervisor is gone */
+	op = atomic_load(&sp->ctl_intent[0]);
+	if (!op || l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE)
+		return;
+	agent = atomic_load(&sp->ctl_intent[3]);
+	printf("note           the supervisor died serving a %s request from inbox slot %u, ",
+	       sup_ctl_op_name((uint32_t)op), shoal_handle_slot(atomic_load(&sp->ctl_intent[1])));
+	if (agent)
+		printf("agent slot %u (gen %u): unanswered, maybe half done\n",
+		       shoal_handle_slot(agent), shoal_handle_gen(agent));
+	else
+		printf("unanswered; an agent slot it held reads starting or stopping\n");
+}
+
 static void show_header(const struct shm_seg *seg)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
@@ -80,6 +115,7 @@ static void show_header(const struct shm_seg *seg)
 		else
 			printf("warm spare     none\n");
 	}
+	show_control(seg, l);
 	printf("creator        pid %u, uid %u\n", h->creator_pid, h->owner_uid);
 	print_time("created", h->created_ns);
 	if (atomic_load(&h->stop_ns))

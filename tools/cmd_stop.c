@@ -1,20 +1,22 @@
-/* shoal stop NAME: orderly stop of an agent (terminate, names and groups removed). */
+/* shoal stop NAME: orderly stop of an agent (asked of the supervisor). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "supervisor/sup.h"
 #include "tools/client.h"
 #include "workers/wrk.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shoal stop NAME [--wait [--timeout MS]] [--instance NAME]\n"
-		   "Asks the agent registered as NAME to stop: its terminate callback runs, its\n"
-		   "names, groups and monitors are removed, its monitors get DOWN, its slot is "
-		   "freed.\n"
+	fprintf(f, "usage: shoal stop NAME [--wait] [--timeout MS] [--instance NAME]\n"
+		   "Asks the instance's supervisor to stop the agent registered as NAME: its\n"
+		   "terminate callback runs, its names, groups and monitors are removed, its\n"
+		   "monitors get DOWN, its slot is freed.\n"
 		   "  --wait        return once the stop is done (its name is free again)\n"
-		   "  --timeout MS  how long --wait waits (default 5000); exit 1 past it\n");
+		   "  --timeout MS  how long to wait for the supervisor's answer, and with --wait\n"
+		   "                for the stop (default 5000); exit 1 past the latter\n");
 }
 
 /* The stop is done: the slot is free, or already another agent's. */
@@ -33,11 +35,13 @@ int cmd_stop(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
+	struct sup_ctl_req q = {.op = SUP_CTL_STOP};
+	struct sup_ctl_reply rep;
 	struct tool_client cl;
-	shoal_handle_t h;
+	const char *name;
 	long timeout = 5000;
 	bool wait = false;
-	int c, rc, ex;
+	int c, ex;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "i:wt:h", opts, NULL)) != -1) {
@@ -64,28 +68,54 @@ int cmd_stop(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	ex = tool_client_open(&cl, "stop", instance, false);
+	name = argv[optind];
+	if (!*name || strlen(name) > SHOAL_NAME_MAX) {
+		fprintf(stderr, "shoal stop: '%s' is not a valid name (1..%d bytes)\n", name,
+			SHOAL_NAME_MAX);
+		return EXIT_USAGE;
+	}
+	memcpy(q.name, name, strlen(name) + 1);
+	ex = tool_client_open(&cl, "stop", instance, true);
 	if (ex)
 		return ex;
-	ex = tool_client_lookup(&cl, argv[optind], &h);
+	ex = tool_client_ctl(&cl, &q, &rep, timeout);
 	if (ex)
 		goto out;
-	rc = wrk_agent_stop(cl.seg, h);
-	if (rc == 0 && wait) {
-		if (tool_client_wait(&cl, agent_is_gone, h, timeout) == 0) {
-			printf("%s: stopped\n", argv[optind]);
+	switch (rep.rc) {
+	case 0:
+	case -EALREADY:
+		if (!wait) {
+			printf("%s: %s\n", name, rep.rc ? "already stopping" : "stop requested");
+			break;
+		}
+		if (tool_client_wait(&cl, agent_is_gone, rep.handle, timeout) == 0) {
+			printf("%s: stopped\n", name);
 		} else {
-			fprintf(stderr, "shoal stop: agent '%s' did not stop within %ld ms\n",
-				argv[optind], timeout);
+			fprintf(stderr, "shoal stop: agent '%s' did not stop within %ld ms\n", name,
+				timeout);
 			ex = EXIT_CHECK;
 		}
-	} else if (rc == 0) {
-		printf("%s: stop requested\n", argv[optind]);
-	} else if (rc == -ENOENT || rc == -ESTALE) {
-		fprintf(stderr, "shoal stop: agent '%s' is already gone\n", argv[optind]);
+		break;
+	case -ENOENT:
+	case -ESTALE:
+		fprintf(stderr, "shoal stop: no agent named '%s' in instance '%s'\n", name,
+			instance);
 		ex = EXIT_USAGE;
-	} else {
-		fprintf(stderr, "shoal stop: %s\n", strerror(-rc));
+		break;
+	case -EPERM:
+		fprintf(stderr,
+			"shoal stop: '%s' in instance '%s' is not an agent a worker hosts (a "
+			"client's inbox?)\n",
+			name, instance);
+		ex = EXIT_USAGE;
+		break;
+	case -ESHUTDOWN:
+		fprintf(stderr, "shoal stop: instance '%s' is stopping\n", instance);
+		ex = EXIT_USAGE;
+		break;
+	default:
+		fprintf(stderr, "shoal stop: instance '%s': the supervisor refused: %s\n", instance,
+			strerror(-rep.rc));
 		ex = EXIT_SYSTEM;
 	}
 out:

@@ -1,0 +1,509 @@
+/*
+ * Control requests: spawn and stop, asked of the supervisor by any attached process (see
+ * sup.h). The supervisor hosts an inbox (an agent slot, type "control", in no registry
+ * namespace) whose handle it publishes in the header (shm_hdr.ctl_inbox). Requesters
+ * ipc_call() it; the supervisor serves between the other events of its io_uring loop.
+ *
+ * Wakeup: the supervisor's process slot stays marked parked, so every producer that puts a
+ * request in the inbox rings its doorbell (ipc_ring(): a CAS of parked 1 -> 0, a doorbell
+ * increment, a futex wake). The supervisor keeps one io_uring FUTEX_WAIT on its doorbell
+ * queued; when it completes, it marks itself parked again, reads the doorbell, drains the
+ * inbox and queues the next wait on the value it read: the Dekker protocol of ipc/wake.c,
+ * with the drain as the has_work() check. A request published after the drain rings a
+ * doorbell that no longer holds the value read, and the wait completes at once (-EAGAIN).
+ *
+ * Crash safety: the supervisor spawns and stops under its own claim tag, as any process
+ * does (workers/agent.c); a supervisor killed midway leaves an agent slot tagged with its
+ * dead (slot 0, epoch) for a post-mortem, and the request in flight in its slot's intent
+ * line (ctl_intent: op, requester, reference). A requester that died before its request was
+ * served gets nothing: the request is dropped unserved; one that dies after is answered into
+ * an inbox its repair then frees. Replies never wait for room (a full inbox drops them), so
+ * no requester can stall the supervisor's restart path.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <liburing.h>
+
+#include "ipc/ipc.h"
+#include "shm/registry.h"
+#include "supervisor/sup.h"
+#include "supervisor/sup_int.h"
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+#ifndef FUTEX_BITSET_MATCH_ANY
+#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
+#endif
+
+/* Index of ctl_intent words (the supervisor's process slot, intent line). */
+enum { CI_OP = 0, CI_FROM = 1, CI_REF = 2, CI_AGENT = 3 };
+
+struct sup_ctl {
+	struct shm_seg *seg;
+	shoal_handle_t inbox;
+	uint32_t slot;	   /* the inbox's agent slot */
+	uint32_t nworkers; /* worker i is process slot i + 1 */
+	int32_t *node_of;  /* worker index -> NUMA node, -1 unknown */
+	uint32_t *load;	   /* scratch: agents per worker */
+	bool polled;	   /* no io_uring futex wait: served from the tick */
+	bool armed;	   /* a FUTEX_WAIT is queued or in flight */
+	bool closing;	   /* sup_ctl_close(): refuse everything */
+	bool test_die;	   /* $SHOAL_TEST_CTL_DIE: SIGKILL ourselves before the first answer */
+};
+
+/* See sup.h. Any thread. */
+const char *sup_ctl_op_name(uint32_t op)
+{
+	return op == SUP_CTL_SPAWN ? "spawn" : op == SUP_CTL_STOP ? "stop" : "?";
+}
+
+static struct shm_proc *self_proc(const struct sup_ctl *ctl)
+{
+	return shm_proc_at(ctl->seg, ctl->seg->self);
+}
+
+/* See sup.h. The supervisor, once, before it launches its workers. */
+int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
+		 struct sup_ctl **out)
+{
+	struct sup_ctl *ctl = calloc(1, sizeof(*ctl));
+	struct shm_agent *a;
+	struct shm_proc *p;
+	int r = -ENOMEM;
+
+	if (!ctl)
+		return -ENOMEM;
+	ctl->node_of = calloc(nworkers ? nworkers : 1, sizeof(*ctl->node_of));
+	ctl->load = calloc(nworkers ? nworkers : 1, sizeof(*ctl->load));
+	if (!ctl->node_of || !ctl->load)
+		goto out_free;
+	if (nworkers)
+		memcpy(ctl->node_of, node_of, nworkers * sizeof(*node_of));
+	ctl->seg = seg;
+	ctl->nworkers = nworkers;
+	/* test hook (tests/test_control.c): a supervisor killed with a request done, unanswered */
+	ctl->test_die = getenv("SHOAL_TEST_CTL_DIE") != NULL;
+	r = ipc_inbox_open(seg, &ctl->inbox);
+	if (r)
+		goto out_free;
+	ctl->slot = shoal_handle_slot(ctl->inbox);
+	a = shm_agent_at(seg, ctl->slot);
+	/* for tools only (the inbox is in no namespace); the slot is ours, no reader relies */
+	memset(a->type, 0, sizeof(a->type));
+	strcpy(a->type, "control");
+	memset(a->name, 0, sizeof(a->name));
+	strcpy(a->name, "(supervisor)");
+	p = shm_proc_at(seg, seg->self);
+	for (unsigned i = 0; i < 6; i++)
+		/* relaxed: owner-written; read by post-mortem tools only */
+		atomic_store_explicit(&p->ctl_intent[i], 0, memory_order_relaxed);
+	/* relaxed: producers take the futex path for any mechanism but eventfd */
+	atomic_store_explicit(&p->wake_mech, IPC_WAKE_FUTEX, memory_order_relaxed);
+	/* P0: release: pairs with P1 in sup_ctl_call(): the inbox is ready before it is found. */
+	atomic_store_explicit(&shm_hdr(seg)->ctl_inbox, ctl->inbox, memory_order_release);
+	shm_change_bump(seg);
+	*out = ctl;
+	return 0;
+
+out_free:
+	free(ctl->node_of);
+	free(ctl->load);
+	free(ctl);
+	return r;
+}
+
+static void drain(struct sup_ctl *ctl);
+
+/* See sup.h. The supervisor, as it stops. */
+void sup_ctl_close(struct sup_ctl *ctl)
+{
+	struct shm_proc *p;
+
+	if (!ctl)
+		return;
+	p = self_proc(ctl);
+	ctl->closing = true;
+	drain(ctl); /* what is queued gets an answer (-ESHUTDOWN) rather than a timeout */
+	/* relaxed: requesters that still find the handle get -ENOENT/-ESTALE from the send */
+	atomic_store_explicit(&shm_hdr(ctl->seg)->ctl_inbox, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->wake_mech, 0, memory_order_relaxed);
+	ipc_inbox_close(ctl->seg, ctl->inbox);
+	free(ctl->node_of);
+	free(ctl->load);
+	free(ctl);
+}
+
+/* --- serving --- */
+
+/* Is s a NUL-terminated string within cap bytes? Its length in *len. */
+static bool is_terminated(const char *s, size_t cap, size_t *len)
+{
+	const char *z = memchr(s, 0, cap);
+
+	if (!z)
+		return false;
+	*len = (size_t)(z - s);
+	return true;
+}
+
+static bool is_stopping(const struct sup_ctl *ctl)
+{
+	/* relaxed: a status word; a request racing the stop is refused or served, both fine */
+	uint32_t st = atomic_load_explicit(&shm_hdr(ctl->seg)->state, memory_order_relaxed);
+
+	return ctl->closing || st == SHM_INST_STOPPING || st == SHM_INST_STOPPED;
+}
+
+/* Count the live agents of each worker into ctl->load. */
+static void count_load(struct sup_ctl *ctl)
+{
+	uint32_t n = shm_hdr(ctl->seg)->cfg.max_agents;
+
+	memset(ctl->load, 0, ctl->nworkers * sizeof(*ctl->load));
+	for (uint32_t i = 0; i < n; i++) {
+		/* relaxed: a load estimate */
+		uint32_t w = atomic_load_explicit(&shm_agent_at(ctl->seg, i)->worker,
+						  memory_order_relaxed);
+
+		if (w >= 2 && w - 2 < ctl->nworkers)
+			ctl->load[w - 2]++;
+	}
+}
+
+static bool worker_is_running(const struct sup_ctl *ctl, uint32_t windex)
+{
+	/* relaxed: a preference only; an agent on a worker being restarted starts with it */
+	return atomic_load_explicit(&shm_proc_at(ctl->seg, windex + 1)->state,
+				    memory_order_relaxed) == SHM_PROC_RUNNING;
+}
+
+/*
+ * The worker a spawn goes to: the hinted one, or the least loaded (running ones first) of
+ * all or of a node's. 0 and *windex, -ENXIO (no such worker or none on the node), -EINVAL.
+ */
+static int pick_worker(struct sup_ctl *ctl, const struct sup_ctl_req *q, uint32_t *windex)
+{
+	uint32_t best = UINT32_MAX;
+	bool best_running = false;
+
+	if (q->hint == SUP_CTL_WORKER) {
+		if (q->where < 0 || (uint32_t)q->where >= ctl->nworkers)
+			return -ENXIO;
+		*windex = (uint32_t)q->where;
+		return 0;
+	}
+	if (q->hint != SUP_CTL_ANY && q->hint != SUP_CTL_NODE)
+		return -EINVAL;
+	if (q->hint == SUP_CTL_NODE && q->where < 0)
+		return -EINVAL;
+	count_load(ctl);
+	for (uint32_t i = 0; i < ctl->nworkers; i++) {
+		bool running = worker_is_running(ctl, i);
+
+		if (q->hint == SUP_CTL_NODE && ctl->node_of[i] != q->where)
+			continue;
+		if (best == UINT32_MAX || (running && !best_running) ||
+		    (running == best_running && ctl->load[i] < ctl->load[best])) {
+			best = i;
+			best_running = running;
+		}
+	}
+	if (best == UINT32_MAX)
+		return -ENXIO;
+	*windex = best;
+	return 0;
+}
+
+static int do_spawn(struct sup_ctl *ctl, const struct sup_ctl_req *q, struct sup_ctl_reply *rep)
+{
+	size_t tlen, nlen;
+	shoal_handle_t h;
+	uint32_t windex;
+	int r;
+
+	if (!is_terminated(q->type, sizeof(q->type), &tlen) ||
+	    !is_terminated(q->name, sizeof(q->name), &nlen))
+		return -EPROTO;
+	if (!tlen || !shoal_agent_type_find(q->type))
+		return -ENOENT;
+	if (nlen > SHOAL_NAME_MAX)
+		return -EINVAL;
+	r = pick_worker(ctl, q, &windex);
+	if (r)
+		return r;
+	rep->windex = (int32_t)windex;
+	rep->node = ctl->node_of[windex];
+	r = wrk_agent_spawn(ctl->seg, q->type, nlen ? q->name : NULL, windex + 1, &h);
+	if (r)
+		return r;
+	rep->handle = h;
+	return 0;
+}
+
+static int do_stop(struct sup_ctl *ctl, const struct sup_ctl_req *q, struct sup_ctl_reply *rep)
+{
+	shoal_handle_t h = q->handle;
+	struct shm_agent *a;
+	uint32_t host, st;
+	size_t nlen;
+
+	if (h == SHOAL_HANDLE_NONE) {
+		if (!is_terminated(q->name, sizeof(q->name), &nlen))
+			return -EPROTO;
+		if (!nlen || nlen > SHOAL_NAME_MAX)
+			return -EINVAL;
+		if (shm_reg_lookup(ctl->seg, SHM_NS_DEFAULT, q->name, nlen, &h, NULL))
+			return -ENOENT;
+	}
+	rep->handle = h;
+	a = wrk_agent_get(ctl->seg, h);
+	if (!a)
+		return wrk_agent_stop(ctl->seg, h); /* -ENOENT or -ESTALE, as it tells them */
+	/* A0: pairs with the spawner's release of ctl (H0): worker is the hosting slot */
+	host = atomic_load_explicit(&a->worker, memory_order_acquire);
+	if (host < 2 || host - 2 >= ctl->nworkers)
+		return -EPERM; /* a client's inbox, or ours */
+	rep->windex = (int32_t)(host - 2);
+	rep->node = ctl->node_of[host - 2];
+	/* T1: pairs with T0 in wrk_agent_stop(): a stop already requested */
+	st = atomic_load_explicit(&a->state, memory_order_acquire);
+	if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED)
+		return -EALREADY;
+	return wrk_agent_stop(ctl->seg, h);
+}
+
+/*
+ * Is the requester gone? Its inbox slot is no longer its own, or the process holding the
+ * inbox (its claim tag is the inbox's ctl) has died: its slot says so, or the kernel does.
+ * kill(pid, 0) rather than shm_tag_is_dead()'s probe, which reads /proc (10 us here): a
+ * reused pid only means a dead requester is served, its answer freed with its inbox.
+ */
+static bool requester_is_gone(const struct sup_ctl *ctl, shoal_handle_t from)
+{
+	struct shm_agent *a = wrk_agent_get(ctl->seg, from);
+	uint64_t c, own;
+
+	if (!a)
+		return true;
+	/* A1: pairs with C1 in shm_agent_alloc(): the holder's tag */
+	c = atomic_load_explicit(&a->ctl, memory_order_acquire);
+	if (!c || c == UINT64_MAX)
+		return false; /* an agent's, hosted by a worker we watch */
+	if (shm_tag_is_dead(ctl->seg, c, false))
+		return true;
+	/* C1 partner (shm/proc.c): the owner word of the holder's slot */
+	own = atomic_load_explicit(&shm_proc_at(ctl->seg, SHM_TAG_SLOT(c))->own,
+				   memory_order_acquire);
+	return kill((pid_t)(own >> 32), 0) < 0 && errno == ESRCH;
+}
+
+static void count(_Atomic uint64_t *ctr)
+{
+	/* relaxed: a statistic; single writer (the supervisor) */
+	atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
+}
+
+/* Serve one request message m (peeked); the caller consumes it. */
+static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
+{
+	struct shm_hdr *h = shm_hdr(ctl->seg);
+	struct shm_proc *p = self_proc(ctl);
+	struct sup_ctl_reply rep = {.rc = -EPROTO, .windex = -1, .node = -1};
+	struct sup_ctl_req q;
+	int r;
+
+	if (!(m->flags & IPC_F_CALL) || m->from == SHOAL_HANDLE_NONE || (m->flags & IPC_F_REPLY) ||
+	    requester_is_gone(ctl, m->from)) {
+		count(&h->ctl_dropped);
+		return;
+	}
+	if (m->type == SUP_CTL_MSG && m->len == sizeof(q)) {
+		memcpy(&q, m->data, sizeof(q));
+		/* relaxed: the intent line is read by post-mortem tools only (after our death) */
+		atomic_store_explicit(&p->ctl_intent[CI_FROM], m->from, memory_order_relaxed);
+		atomic_store_explicit(&p->ctl_intent[CI_REF], m->ref, memory_order_relaxed);
+		atomic_store_explicit(&p->ctl_intent[CI_AGENT], q.handle, memory_order_relaxed);
+		atomic_store_explicit(&p->ctl_intent[CI_OP], q.op, memory_order_relaxed);
+		if (is_stopping(ctl))
+			rep.rc = -ESHUTDOWN;
+		else if (q.flags)
+			rep.rc = -EPROTO;
+		else if (q.op == SUP_CTL_SPAWN)
+			rep.rc = do_spawn(ctl, &q, &rep);
+		else if (q.op == SUP_CTL_STOP)
+			rep.rc = do_stop(ctl, &q, &rep);
+		atomic_store_explicit(&p->ctl_intent[CI_AGENT], rep.handle, memory_order_relaxed);
+	}
+	if (ctl->test_die)
+		raise(SIGKILL);
+	/*
+	 * Counted before the answer goes out: a requester that reads the counters after its
+	 * answer sees its own request in them (the reply's release publishes the increments).
+	 */
+	count(&h->ctl_served);
+	if (rep.rc)
+		count(&h->ctl_refused);
+	/* never wait for room: a requester that lets its inbox fill up loses its answer */
+	r = ipc_send(ctl->seg, m->from, ctl->inbox, SUP_CTL_MSG, IPC_F_REPLY, m->ref, &rep,
+		     sizeof(rep), 0);
+	/* relaxed: as the intent's other words */
+	atomic_store_explicit(&p->ctl_intent[CI_OP], 0, memory_order_relaxed);
+	if (r) {
+		/* relaxed: single writer (the supervisor); statistics */
+		atomic_fetch_sub_explicit(&h->ctl_served, 1, memory_order_relaxed);
+		if (rep.rc)
+			atomic_fetch_sub_explicit(&h->ctl_refused, 1, memory_order_relaxed);
+		count(&h->ctl_dropped);
+	}
+}
+
+/* Serve every queued request. */
+static void drain(struct sup_ctl *ctl)
+{
+	struct ipc_msg m;
+	uint32_t n = 0;
+
+	while (ipc_mbox_peek(ctl->seg, ctl->slot, &m) == 0) {
+		serve_one(ctl, &m);
+		ipc_mbox_consume(ctl->seg, ctl->slot, &m);
+		n++;
+	}
+	if (n) {
+		struct shm_agent *a = shm_agent_at(ctl->seg, ctl->slot);
+
+		/* relaxed: a statistic (inspect's "handled"); single writer */
+		atomic_fetch_add_explicit(&a->handled, n, memory_order_relaxed);
+		shm_change_bump(ctl->seg); /* for whoever waits on the counters */
+	}
+}
+
+static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (!sqe) {
+		io_uring_submit(ring);
+		sqe = io_uring_get_sqe(ring);
+	}
+	return sqe;
+}
+
+/* See sup.h. The supervisor's thread. */
+void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, int res)
+{
+	struct shm_proc *p;
+	struct io_uring_sqe *sqe;
+	uint32_t d;
+
+	if (!ctl)
+		return;
+	p = self_proc(ctl);
+	ctl->armed = false;
+	if (res == -EINVAL || res == -ENOSYS || res == -EOPNOTSUPP) {
+		/* no io_uring futex wait here: no producer need ring us; the tick serves */
+		ctl->polled = true;
+		/* relaxed: producers that read the old values make one spare syscall */
+		atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
+		atomic_store_explicit(&p->wake_mech, 0, memory_order_relaxed);
+	}
+	if (ctl->polled) {
+		drain(ctl);
+		return;
+	}
+	/* relaxed + the fence: the store half of the Dekker pair (ipc/wake.c) */
+	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
+	/* D0: pairs with D1 in ipc_ring(): parked store before the inbox loads of the drain. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* D2: pairs with D3 in claim_wake() (ipc/wake.c): a ring after this read is seen. */
+	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
+	drain(ctl);
+	sqe = get_sqe(ring);
+	if (!sqe) {
+		ctl->polled = true; /* the ring is full even after a submit: the tick serves */
+		return;
+	}
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_FUTEX_WAIT;
+	sqe->fd = FUTEX2_SIZE_U32; /* futex2 flags: 32-bit, shared (the word is in the segment) */
+	sqe->addr = (uint64_t)(uintptr_t)&p->doorbell;
+	sqe->addr2 = d;
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	io_uring_sqe_set_data64(sqe, ud);
+	ctl->armed = true;
+}
+
+/* See sup.h. The supervisor's thread, on its periodic tick. */
+void sup_ctl_tick(struct sup_ctl *ctl)
+{
+	struct shm_proc *p;
+
+	if (!ctl)
+		return;
+	if (ctl->polled) {
+		drain(ctl);
+		return;
+	}
+	/*
+	 * A safety net for a producer killed between its publish and its ring (or after it
+	 * took the wake, before its syscall: parked then reads 0 and nobody else rings): mark
+	 * us parked again and look. The queued wait stays; a ring from now on ends it.
+	 */
+	p = self_proc(ctl);
+	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
+	/* D0: pairs with D1 in ipc_ring(), as in sup_ctl_on_wake(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	drain(ctl);
+}
+
+/* --- the client side --- */
+
+/* See sup.h. Any process with a process slot, an inbox and its waiter. */
+int sup_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox,
+		 const struct sup_ctl_req *req, struct sup_ctl_reply *rep, int timeout_ms)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	shoal_handle_t to;
+	int n;
+
+	enum shm_liveness l = shm_seg_liveness(seg, 0);
+
+	if (h->layout_minor < 2)
+		return -ENOTCONN;
+	if (l == SHM_LIVE_STALE)
+		return -EOWNERDEAD;
+	if (l == SHM_LIVE_STOPPED)
+		return -ESHUTDOWN;
+	/* P1: pairs with P0 in sup_ctl_open(). */
+	to = atomic_load_explicit(&h->ctl_inbox, memory_order_acquire);
+	if (to == SHOAL_HANDLE_NONE) {
+		/* relaxed: a status word */
+		uint32_t st = atomic_load_explicit(&h->state, memory_order_relaxed);
+
+		return st == SHM_INST_STOPPING || st == SHM_INST_STOPPED ? -ESHUTDOWN : -ENOTCONN;
+	}
+	if (h->cfg.max_msg < sizeof(*req))
+		return -EMSGSIZE;
+	n = ipc_call(seg, w, inbox, to, SUP_CTL_MSG, req, sizeof(*req), rep, sizeof(*rep),
+		     timeout_ms);
+	if (n == -ETIMEDOUT || n == -ENOENT || n == -ESTALE) {
+		l = shm_seg_liveness(seg, 0);
+		if (l == SHM_LIVE_STALE)
+			return -EOWNERDEAD;
+		if (l == SHM_LIVE_STOPPED || n != -ETIMEDOUT)
+			return -ESHUTDOWN; /* the inbox went away: the supervisor is stopping */
+		return -ETIMEDOUT;
+	}
+	if (n < 0)
+		return n;
+	if (n != (int)sizeof(*rep))
+		return -EPROTO;
+	return 0;
+}
