@@ -77,8 +77,9 @@ enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4, K_DYING = 5, K_CTL = 6 };
 #define UD_W(u)		 ((uint32_t)(((u) >> 32) & 0xffffffu))
 #define UD_GEN(u)	 ((uint32_t)(u))
 
-#define TICK_NS	    100000000ull /* heartbeat and client scan period */
-#define REASONS_MAX 4u
+#define TICK_NS	       100000000ull /* heartbeat and client scan period */
+#define SPARE_DELAY_NS 5000000ull   /* from a worker ready to the next spare fork */
+#define REASONS_MAX    4u
 
 struct sup_worker {
 	uint32_t state;	 /* enum wstate */
@@ -134,6 +135,7 @@ struct sup {
 	uint64_t restarts; /* total, for the status line */
 	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
 	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
+	uint64_t spare_at; /* when to fork the next spare (monotonic ns), 0: not due */
 
 	struct sup_ctl *ctl; /* the control inbox: spawn/stop requests (control.c) */
 };
@@ -703,11 +705,12 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	w->ever_ready = true;
 	shm_trace("sup: ready");
 	/*
-	 * The next spare only now: forking takes a few hundred microseconds of the
-	 * supervisor's core, which a restart in progress needs for its repair and launch.
+	 * The next spare a little later: its fork and preparation take the supervisor's core
+	 * for a while, which the restart's aftermath (replies to the callers that waited,
+	 * redeliveries) needs first.
 	 */
-	spare_fork(s);
-	shm_trace("sup: spare forked");
+	if (!s->spare.pid && !s->spare_at)
+		s->spare_at = now() + SPARE_DELAY_NS;
 	shm_trace_flush();
 	if (!s->ready_sent && all_ready(s)) {
 		s->ready_sent = true;
@@ -1224,6 +1227,8 @@ static void rearm_timer(struct sup *s)
 {
 	uint64_t at = s->next_tick;
 
+	if (s->spare_at && s->spare_at < at)
+		at = s->spare_at;
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct sup_worker *w = &s->w[i];
 
@@ -1277,6 +1282,11 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 	case K_TIMER:
 		if (UD_GEN(ud) == s->timer_seq)
 			s->timer_at = 0;
+		if (s->spare_at && now() >= s->spare_at) {
+			s->spare_at = 0;
+			spare_fork(s);
+			shm_trace("sup: spare forked");
+		}
 		tick(s);
 		for (uint32_t i = 0; i < s->n; i++)
 			dispatch(s, &s->w[i], E_TIMER);
