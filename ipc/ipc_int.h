@@ -73,11 +73,16 @@ struct ipc_mbox_hdr {
 	_Atomic uint32_t space;		/* futex word: bumped by the consumer for full waiters */
 	_Atomic uint32_t space_waiters; /* producers waiting for space (they write it, rarely) */
 	_Atomic uint32_t unchecked;	/* frees since the consumer last looked for waiters */
+	_Atomic uint32_t polls;		/* empty peeks since the consumer last read the sequence
+					 * words (layout 2) */
+	_Atomic uint32_t recheck;	/* set by repair and recovery: read the sequence words at
+					 * the next empty peek (layout 2) */
 	uint32_t rsvd;			/* zero */
-	uint8_t pad1[128 - 72];		/* to 256 */
+	uint8_t pad1[128 - 80];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
+static_assert(offsetof(struct ipc_mbox_hdr, recheck) == 200, "mailbox header ABI");
 
 /*
  * In a call reference: set by ipc_call() (a synchronous call from a client inbox), never by
@@ -102,6 +107,7 @@ static_assert(sizeof(struct ipc_wire) == 32, "message header ABI");
 struct ipc_mbox {
 	struct ipc_mbox_hdr *h;
 	_Atomic uint64_t *seq;
+	_Atomic uint64_t *pub; /* publish words: a copy of a cell's READY/PAD/TAKEN word */
 	uint8_t *cells;
 	uint64_t n;    /* cells */
 	uint64_t mask; /* n - 1 */
@@ -121,7 +127,8 @@ static inline void ipc_mbox_resolve(const struct shm_seg *seg, uint32_t slot, st
 		base = shm_mbox_at(seg, slot);
 	m->h = (struct ipc_mbox_hdr *)base;
 	m->seq = (_Atomic uint64_t *)(base + SHM_MBOX_HDR);
-	m->cells = base + SHM_MBOX_HDR + n * 8u;
+	m->pub = m->seq + n;
+	m->cells = base + SHM_MBOX_HDR + n * 16u;
 	m->n = n;
 	m->mask = n - 1;
 }

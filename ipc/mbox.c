@@ -3,7 +3,8 @@
  *
  * Storage (SHM_MBOX_STRIDE(cells) bytes at shm_mbox_at()): a 256-byte header (struct
  * ipc_mbox_hdr: the producers' tail on the first 128-byte line, the consumer's head and
- * bookkeeping on the second), `cells` 8-byte sequence words, then `cells` 64-byte cells.
+ * bookkeeping on the second), `cells` 8-byte sequence words, `cells` 8-byte publish words
+ * (layout 2), then `cells` 64-byte cells.
  *
  * A message is a 32-byte wire header (from, ref, type, flags, len) plus the payload,
  * contiguous over k = ceil((32 + len) / 64) cells; it never wraps: a producer that would
@@ -23,9 +24,26 @@
  *   3. CAS seq[t]: FREE(t) -> CLAIMED(t, k, self), then CAS tail: t -> t + k. Anyone who
  *      finds a claimed, ready, padded or skipped cell at the tail helps move the tail past
  *      it, so a producer dying between the two CASes blocks nobody;
- *   4. copy the message, release-store READY(t, k), then ring the host (msg.c).
+ *   4. copy the message, release-store READY(t, k), then the same word into pub[t] (the
+ *      publish word), then ring the host (msg.c).
  * The producer always tries the tail CAS itself before publishing, so READY implies the
  * tail is past the message.
+ *
+ * Publish words: the consumer's fast path. A consumer spinning on the sequence word at its
+ * head would pull that line to itself between a producer's claim and its READY, and every
+ * claim would pay a coherence round trip for it (measured: the spinning round trip was about
+ * 1.9x a cache-line ping-pong). The pub line is written by producers once per message and
+ * read by the consumer, like the ping-pong's line; the sequence words become nearly
+ * producer-private (the consumer reads them on its slow path, frees them a line at a time).
+ * pub[p] holds a copy of seq[p] once it is READY (or PAD, or TAKEN by the consumer), 0
+ * else; it is stored after READY, so a message taken by its publish word already reads
+ * READY and its cell's FREE is never overwritten by a late READY. The consumer clears
+ * pub[p] before it frees seq[p]; a late PAD or READY copy that lands after that clear holds
+ * an old position, which never matches a head. Peek reads pub[head] only; it reads the
+ * sequence words (skip_head: PAD, SKIP, TAKEN, dead claims, a READY whose producer died
+ * before its copy) when pub names something else than READY, when repair or recovery set
+ * `recheck`, and once per IPC_SEQ_POLL_EVERY empty peeks. So a claim whose producer died
+ * is skipped by the consumer within that many peeks, or at once after repair.
  *
  * A batch (ipc_send_batch) claims a run of consecutive messages to one mailbox with one
  * CLAIMED(t, K) word covering all K cells (while they fit before the ring's end): it writes
@@ -43,8 +61,13 @@
  *
  * Consumer (the one process hosting the agent): head is its own. peek records the
  * position of the message it hands out (inflight); consume stores head := pos + k
- * (release), then frees the k cells in position order (FREE(p + cells)), then records
- * freed := head. Per-message head update, so delivery is exactly once except for the
+ * (release). It frees consumed cells in position order (FREE(p + cells)) and then records
+ * freed: at once when the next message is already published (a backlog: producers may be
+ * short of room), else a whole line of sequence words at a time once the head has left it
+ * (when it finds the mailbox empty, or once IPC_FREE_LAG cells wait), so that its stores do
+ * not land on the line the next claim goes to. At most IPC_FREE_LINE - 1 consumed cells stay
+ * unfreed while it is idle, too few to keep a message of at most half the ring from
+ * fitting. Per-message head update, so delivery is exactly once except for the
  * message being handled when the consumer died. ipc_mbox_recover() at restart: cells in
  * [freed, head) are freed (CAS, idempotent), and if inflight still equals the head the
  * message is handed out again with IPC_F_REDELIVERED.
@@ -70,6 +93,8 @@
  * syscall: repair therefore ends by waking every parked process.
  *
  * Tools read head, tail and the sequence words only (ipc_mbox_depth, ipc_mbox_stats).
+ * ipc_mbox_has_msg() also reads the sequence words: a worker that asks it before parking
+ * sees a READY message even if its producer died before the publish word.
  */
 #include <errno.h>
 #include <limits.h>
@@ -102,9 +127,11 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 
 	ipc_mbox_resolve(seg, slot, &m);
 	memset((void *)m.h, 0, sizeof(*m.h));
-	for (uint64_t i = 0; i < m.n; i++)
+	for (uint64_t i = 0; i < m.n; i++) {
 		/* relaxed: the slot is not published yet; the fence below orders it */
 		atomic_store_explicit(&m.seq[i], seq_free(i), memory_order_relaxed);
+		atomic_store_explicit(&m.pub[i], 0, memory_order_relaxed);
+	}
 	/* I0: pairs with the acquire load of the agent state by senders (S2 in shm/proc.c). */
 	atomic_thread_fence(memory_order_release);
 }
@@ -172,8 +199,6 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			continue;
 		claim = pad ? ipc_seq_make(t, IPC_S_PAD, need, 0)
 			    : ipc_seq_make(t, IPC_S_CLAIMED, need, self);
-		/* ask for the first cell's line for writing while the claim's line travels */
-		__builtin_prefetch(m->cells + idx * SHM_MBOX_CELL, 1);
 		/*
 		 * C0: the claim, tried straight away (no load first: one coherence transaction
 		 * instead of two on a line the consumer wrote last). Acquire, on success and on
@@ -191,8 +216,11 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			return -EAGAIN; /* the cell still holds the previous lap: full */
 		}
 		help_tail(m, t, need);
-		if (pad)
+		if (pad) {
+			/* P0 (as below): the consumer sees the filler without the sequence word */
+			atomic_store_explicit(&m->pub[idx], claim, memory_order_release);
 			continue;
+		}
 		for (uint32_t i = 0, off = 0; i < c; i++) {
 			uint8_t *cell = m->cells + (idx + off) * SHM_MBOX_CELL;
 			uint32_t k = ipc_msg_cells(w[i].len);
@@ -200,15 +228,25 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			memcpy(cell, &w[i], sizeof(w[i]));
 			if (w[i].len)
 				memcpy(cell + sizeof(w[i]), data[i], w[i].len);
-			if (i)
+			if (i) {
+				uint64_t r = ipc_seq_make(t + off, IPC_S_READY, k, 0);
+
 				/* R1: ordered before R0 below, which the consumer reads first. */
-				atomic_store_explicit(&m->seq[idx + off],
-						      ipc_seq_make(t + off, IPC_S_READY, k, 0),
-						      memory_order_release);
+				atomic_store_explicit(&m->seq[idx + off], r, memory_order_release);
+				/* P1: as P0 below, for a later message of the run */
+				atomic_store_explicit(&m->pub[idx + off], r, memory_order_release);
+			}
 			off += k;
 		}
 		/* R0: pairs with A2 in skip_head() and A4 in take_reply: payload before READY. */
 		atomic_store_explicit(&m->seq[idx], ipc_seq_make(t, IPC_S_READY, k0, 0),
+				      memory_order_release);
+		/*
+		 * P0: pairs with P2 in ipc_mbox_peek(): payload and READY before the publish
+		 * word. After R0, so a consumer that takes the message by its publish word and
+		 * frees its cell never has its FREE overwritten by our late READY.
+		 */
+		atomic_store_explicit(&m->pub[idx], ipc_seq_make(t, IPC_S_READY, k0, 0),
 				      memory_order_release);
 		return (int)c;
 	}
@@ -216,6 +254,13 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 
 /* The consumer looks for producers waiting for space once per this many frees. */
 #define IPC_WAKE_CHECK_EVERY 32u
+
+/* Sequence (and publish) words per 64-byte line: the consumer frees a line at a time. */
+#define IPC_FREE_LINE 8u
+/* A consumer that is never idle frees once this many consumed cells wait. */
+#define IPC_FREE_LAG 16u
+/* An empty peek reads the sequence words once per this many (see ipc_mbox_peek()). */
+#define IPC_SEQ_POLL_EVERY 256u
 
 /* A full mailbox: spin this long (the consumer is likely running) before sleeping. */
 #define IPC_FULL_SPIN_NS 50000u
@@ -300,10 +345,13 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 /* Free cells [p, p + k) for the next lap, in position order (producers rely on it). */
 static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 {
-	for (uint32_t i = 0; i < k; i++)
+	for (uint32_t i = 0; i < k; i++) {
+		/* relaxed: consumer-owned until the FREE below; F0 orders it before */
+		atomic_store_explicit(&m->pub[(p + i) & m->mask], 0, memory_order_relaxed);
 		/* F0: pairs with A1/C0 in try_put(): we are done reading the cell. */
 		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
 				      memory_order_release);
+	}
 }
 
 /*
@@ -326,23 +374,68 @@ static void wake_space_waiters(struct ipc_mbox *m)
 	}
 }
 
-/* Commit the removal of [h, h + k): head first (the commit point), then free, then freed. */
+/*
+ * Free the consumed cells [freed, to) for the next lap, in position order, and record freed;
+ * then, once per IPC_WAKE_CHECK_EVERY messages, wake producers waiting for space.
+ */
+static void free_to(struct ipc_mbox *m, uint64_t to)
+{
+	/* relaxed: consumer-owned words */
+	uint64_t f = atomic_load_explicit(&m->h->freed, memory_order_relaxed);
+
+	if (to - f - 1 >= m->n) /* to <= f: nothing (to - f > n never happens) */
+		return;
+	free_cells(m, f, (uint32_t)(to - f));
+	/* relaxed: consumer-owned; read by its successor after its death */
+	atomic_store_explicit(&m->h->freed, to, memory_order_relaxed);
+	if (atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) >= IPC_WAKE_CHECK_EVERY) {
+		atomic_store_explicit(&m->h->unchecked, 0, memory_order_relaxed);
+		wake_space_waiters(m);
+	}
+}
+
+/*
+ * Commit the removal of [h, h + k): the head is the commit point. With a backlog (the next
+ * message is already published) the cells are freed at once: producers are ahead of us and
+ * may be short of room. Else they are freed later, whole lines of sequence and publish words
+ * at a time (consumer_idle(), or here once IPC_FREE_LAG cells wait): a producer that claims
+ * the next cell right behind us then does not find the line just written by us.
+ */
 static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 {
-	uint32_t u;
+	/* relaxed: consumer-owned words */
+	uint64_t f = atomic_load_explicit(&m->h->freed, memory_order_relaxed), p;
 
 	/* H0: pairs with the acquire loads of head by tools and repair. */
 	atomic_store_explicit(&m->h->head, h + k, memory_order_release);
-	free_cells(m, h, k);
-	/* relaxed: consumer-owned; read by its successor after its death */
-	atomic_store_explicit(&m->h->freed, h + k, memory_order_relaxed);
 	/* relaxed: consumer-owned counter */
-	u = atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) + 1;
-	if (u >= IPC_WAKE_CHECK_EVERY) {
-		u = 0;
-		wake_space_waiters(m);
+	atomic_store_explicit(&m->h->unchecked,
+			      atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	/* relaxed: only compared; a backlog means producers are ahead, maybe waiting */
+	p = atomic_load_explicit(&m->pub[(h + k) & m->mask], memory_order_relaxed);
+	if (is_pos(p, h + k) && ipc_seq_state(p) == IPC_S_READY)
+		free_to(m, h + k);
+	else if (h + k - f >= IPC_FREE_LAG)
+		free_to(m, (h + k) & ~(uint64_t)(IPC_FREE_LINE - 1));
+}
+
+/*
+ * The consumer found nothing to deliver: free what it consumed (the whole lines behind the
+ * head, or everything when all), then wake producers waiting for space if a free since the
+ * last look may concern them. At most IPC_FREE_LINE - 1 cells stay unfreed: never enough
+ * to keep a message of at most half the ring (shm_cfg_validate()) from fitting.
+ */
+static void consumer_idle(struct ipc_mbox *m, bool all)
+{
+	/* relaxed: consumer-owned words */
+	uint64_t h = atomic_load_explicit(&m->h->head, memory_order_relaxed);
+
+	free_to(m, all ? h : h & ~(uint64_t)(IPC_FREE_LINE - 1));
+	if (atomic_load_explicit(&m->h->unchecked, memory_order_relaxed)) {
+		atomic_store_explicit(&m->h->unchecked, 0, memory_order_relaxed);
+		wake_space_waiters(m); /* idle: no wake may stay owed */
 	}
-	atomic_store_explicit(&m->h->unchecked, u, memory_order_relaxed);
 }
 
 /* Is the producer that owns a CLAIMED cell gone for good? */
@@ -422,20 +515,62 @@ static void fill_msg(const struct ipc_mbox *m, uint64_t h, struct ipc_msg *out)
 	out->pos = h;
 }
 
+/*
+ * Does this empty peek read the sequence words? p is the publish word at the head h. Yes when
+ * it names filler or a taken message there, when repair or recovery asked for it, and once
+ * per IPC_SEQ_POLL_EVERY empty peeks (a claim whose producer died before publishing, or a
+ * padder that died before its publish word); else the producer's line is left alone.
+ */
+static bool seq_poll_due(struct ipc_mbox *m, uint64_t p, uint64_t h)
+{
+	/* relaxed: consumer-owned counter */
+	uint32_t u = atomic_load_explicit(&m->h->polls, memory_order_relaxed) + 1;
+
+	if (is_pos(p, h) && ipc_seq_state(p) != IPC_S_FREE)
+		u = IPC_SEQ_POLL_EVERY;
+	/*
+	 * Relaxed load: a hint, read on every empty peek from our own line. The exchange
+	 * (Q1: pairs with Q0 in ipc_repair_proc(): the skip it made is visible to the reads
+	 * that follow) takes the request whole: a repair that sets it again meanwhile is not
+	 * lost.
+	 */
+	if (atomic_load_explicit(&m->h->recheck, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&m->h->recheck, 0, memory_order_acquire))
+		u = IPC_SEQ_POLL_EVERY;
+	if (u >= IPC_SEQ_POLL_EVERY)
+		u = 0;
+	atomic_store_explicit(&m->h->polls, u, memory_order_relaxed);
+	return u == 0;
+}
+
+/*
+ * The fast path reads only the publish word at the head: producers write it after the
+ * message and its READY sequence word, and the consumer clears it when it frees the cell. A
+ * spinning consumer thus reads a line that producers write once per message, not the line
+ * they claim in (each read there would cost the next claim a coherence round trip).
+ */
 int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 {
 	struct ipc_mbox m;
-	uint64_t h, s;
+	uint64_t h, s, p;
 
 	ipc_mbox_resolve(seg, slot, &m);
-	h = skip_head(seg, &m, &s);
-	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY) {
-		/* relaxed: consumer-owned counter */
-		if (atomic_load_explicit(&m.h->unchecked, memory_order_relaxed)) {
-			atomic_store_explicit(&m.h->unchecked, 0, memory_order_relaxed);
-			wake_space_waiters(&m); /* idle: no wake may stay owed */
+	/* relaxed: head is consumer-owned */
+	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
+	/* fetch the cell while the publish word's line travels: two misses overlap */
+	__builtin_prefetch(m.cells + (h & m.mask) * SHM_MBOX_CELL);
+	/* P2: pairs with P0/P1 in try_put(): the message's bytes and READY are visible. */
+	p = atomic_load_explicit(&m.pub[h & m.mask], memory_order_acquire);
+	if (!is_pos(p, h) || ipc_seq_state(p) != IPC_S_READY) {
+		if (!seq_poll_due(&m, p, h)) {
+			consumer_idle(&m, false);
+			return -EAGAIN;
 		}
-		return -EAGAIN;
+		h = skip_head(seg, &m, &s);
+		if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY) {
+			consumer_idle(&m, true);
+			return -EAGAIN;
+		}
 	}
 	fill_msg(&m, h, out);
 	/* relaxed: consumer-owned; read by the successor after our death */
@@ -477,13 +612,19 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 		uint64_t s = atomic_load_explicit(sq, memory_order_acquire);
 
 		/* CAS: a producer may already have reclaimed a cell freed before the crash */
-		if (is_pos(s, p))
+		if (is_pos(s, p)) {
+			/* relaxed: published by the release CAS below (as in free_cells()) */
+			atomic_store_explicit(&m.pub[p & m.mask], 0, memory_order_relaxed);
 			/* F1: as F0 in free_cells(), for the cells the dead consumer left. */
 			atomic_compare_exchange_strong_explicit(sq, &s, seq_free(p + m.n),
 								memory_order_release,
 								memory_order_relaxed);
+		}
 	}
 	atomic_store_explicit(&m.h->freed, h, memory_order_relaxed);
+	/* relaxed: read by this consumer. The first empty peek reads the sequence words: a
+	 * claim may have died meanwhile */
+	atomic_store_explicit(&m.h->recheck, 1, memory_order_relaxed);
 	/* our predecessor may have died between freeing cells and waking their waiters */
 	wake_space_waiters(&m);
 	if (inf == h + 1) {
@@ -503,6 +644,10 @@ static void take_in_place(struct ipc_mbox *m, uint64_t p, uint32_t k)
 	 * loads of tools and repair, which may see either word. */
 	atomic_store_explicit(&m->seq[p & m->mask], ipc_seq_make(p, IPC_S_TAKEN, k, 0),
 			      memory_order_release);
+	/* relaxed: only the consumer reads publish words; the peek's fast path then goes to the
+	 * sequence words, which skip it */
+	atomic_store_explicit(&m->pub[p & m->mask], ipc_seq_make(p, IPC_S_TAKEN, k, 0),
+			      memory_order_relaxed);
 	/* relaxed: consumer-owned counter */
 	atomic_store_explicit(&m->h->dequeued,
 			      atomic_load_explicit(&m->h->dequeued, memory_order_relaxed) + 1,
@@ -559,6 +704,8 @@ int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct
 				      memory_order_relaxed);
 	if (r == 0 || stale)
 		skip_head(seg, &m, &s); /* free what was taken at the head */
+	if (r)
+		consumer_idle(&m, true);
 	return r;
 }
 
@@ -666,6 +813,9 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
 		}
 		pos += k;
 	}
+	/* Q0: pairs with Q1 in seq_poll_due(): our skips before the request to look. A parked
+	 * consumer is woken below, after it. */
+	atomic_store_explicit(&m.h->recheck, 1, memory_order_release);
 out_clear:
 	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
 	/* it may have died owing a wake (between claim_wake() and its syscall) */

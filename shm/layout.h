@@ -15,7 +15,7 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 	      "atomics that are not lock-free do not work across processes");
 
 #define SHM_MAGIC	 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
-#define SHM_LAYOUT_MAJOR 1u
+#define SHM_LAYOUT_MAJOR 2u
 #define SHM_LAYOUT_MINOR 0u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
@@ -221,10 +221,13 @@ static_assert(sizeof(struct shm_agent) == 256, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, type) == 32, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, ckpt_blen) == 160, "shm_agent ABI");
 
-/* Bytes of one mailbox: header, 8-byte sequence words and 64-byte cells. */
+/*
+ * Bytes of one mailbox: header, 8-byte sequence words, 8-byte publish words (layout 2) and
+ * 64-byte cells.
+ */
 #define SHM_MBOX_HDR	       256u
 #define SHM_MBOX_CELL	       64u
-#define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (8u + SHM_MBOX_CELL))
+#define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (16u + SHM_MBOX_CELL))
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {
