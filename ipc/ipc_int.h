@@ -99,15 +99,31 @@ struct ipc_wire {
 	uint32_t type;	/* application type */
 	uint32_t flags; /* IPC_F_* */
 	uint32_t len;	/* payload bytes */
-	uint32_t rsvd;	/* zero */
+	uint32_t stamp; /* layout 2: in a cell, the cell's stamp; a producer copies the header
+			 * without it and stores the stamp last */
 };
 static_assert(sizeof(struct ipc_wire) == 32, "message header ABI");
+static_assert(offsetof(struct ipc_wire, stamp) == 28, "message header ABI");
+
+/*
+ * A cell's stamp (layout 2), bytes 28..31 of every cell: 0, or (position mod 2^30, state)
+ * of the message, filler or taken message that starts there, stored after its sequence
+ * word says so. The consumer clears the stamp of every cell it frees, so a stamp that
+ * matches the head's position was written for it (see mbox.c).
+ */
+#define IPC_ST_READY 1u
+#define IPC_ST_PAD   2u
+#define IPC_ST_TAKEN 3u
+
+static inline uint32_t ipc_stamp_make(uint64_t pos, uint32_t st)
+{
+	return (uint32_t)((pos & 0x3fffffffu) << 2) | st;
+}
 
 /* A resolved mailbox: pointers and sizes, private to the caller. */
 struct ipc_mbox {
 	struct ipc_mbox_hdr *h;
 	_Atomic uint64_t *seq;
-	_Atomic uint64_t *pub; /* publish words: a copy of a cell's READY/PAD/TAKEN word */
 	uint8_t *cells;
 	uint64_t n;    /* cells */
 	uint64_t mask; /* n - 1 */
@@ -127,10 +143,16 @@ static inline void ipc_mbox_resolve(const struct shm_seg *seg, uint32_t slot, st
 		base = shm_mbox_at(seg, slot);
 	m->h = (struct ipc_mbox_hdr *)base;
 	m->seq = (_Atomic uint64_t *)(base + SHM_MBOX_HDR);
-	m->pub = m->seq + n;
-	m->cells = base + SHM_MBOX_HDR + n * 16u;
+	m->cells = base + SHM_MBOX_HDR + n * 8u;
 	m->n = n;
 	m->mask = n - 1;
+}
+
+/* The stamp of the cell at position pos. */
+static inline _Atomic uint32_t *ipc_stamp_at(const struct ipc_mbox *m, uint64_t pos)
+{
+	return (_Atomic uint32_t *)(m->cells + (pos & m->mask) * SHM_MBOX_CELL +
+				    offsetof(struct ipc_wire, stamp));
 }
 
 static inline uint32_t ipc_msg_cells(uint32_t len)

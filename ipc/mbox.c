@@ -3,8 +3,7 @@
  *
  * Storage (SHM_MBOX_STRIDE(cells) bytes at shm_mbox_at()): a 256-byte header (struct
  * ipc_mbox_hdr: the producers' tail on the first 128-byte line, the consumer's head and
- * bookkeeping on the second), `cells` 8-byte sequence words, `cells` 8-byte publish words
- * (layout 2), then `cells` 64-byte cells.
+ * bookkeeping on the second), `cells` 8-byte sequence words, then `cells` 64-byte cells.
  *
  * A message is a 32-byte wire header (from, ref, type, flags, len) plus the payload,
  * contiguous over k = ceil((32 + len) / 64) cells; it never wraps: a producer that would
@@ -24,26 +23,32 @@
  *   3. CAS seq[t]: FREE(t) -> CLAIMED(t, k, self), then CAS tail: t -> t + k. Anyone who
  *      finds a claimed, ready, padded or skipped cell at the tail helps move the tail past
  *      it, so a producer dying between the two CASes blocks nobody;
- *   4. copy the message, release-store READY(t, k), then the same word into pub[t] (the
- *      publish word), then ring the host (msg.c).
+ *   4. copy the message (its header but bytes 28..31), release-store READY(t, k), then
+ *      the cell's stamp (below), then ring the host (msg.c).
  * The producer always tries the tail CAS itself before publishing, so READY implies the
  * tail is past the message.
  *
- * Publish words: the consumer's fast path. A consumer spinning on the sequence word at its
- * head would pull that line to itself between a producer's claim and its READY, and every
- * claim would pay a coherence round trip for it (measured: the spinning round trip was about
- * 1.9x a cache-line ping-pong). The pub line is written by producers once per message and
- * read by the consumer, like the ping-pong's line; the sequence words become nearly
- * producer-private (the consumer reads them on its slow path, frees them a line at a time).
- * pub[p] holds a copy of seq[p] once it is READY (or PAD, or TAKEN by the consumer), 0
- * else; it is stored after READY, so a message taken by its publish word already reads
- * READY and its cell's FREE is never overwritten by a late READY. The consumer clears
- * pub[p] before it frees seq[p]; a late PAD or READY copy that lands after that clear holds
- * an old position, which never matches a head. Peek reads pub[head] only; it reads the
- * sequence words (skip_head: PAD, SKIP, TAKEN, dead claims, a READY whose producer died
- * before its copy) when pub names something else than READY, when repair or recovery set
- * `recheck`, and once per IPC_SEQ_POLL_EVERY empty peeks. So a claim whose producer died
- * is skipped by the consumer within that many peeks, or at once after repair.
+ * Stamps (layout 2): the consumer's fast path. A consumer spinning on the sequence word at
+ * its head pulls that line to itself between a producer's claim and its READY, and its
+ * per-message FREE lands on the line of the next claim, so every claim paid a coherence
+ * round trip, and the message itself was a second line (the spinning round trip was about
+ * 2x a cache-line ping-pong). Bytes 28..31 of every cell are its stamp: 0, or
+ * ipc_stamp_make(position, READY / PAD / TAKEN) of what starts in that cell, stored by the
+ * producer after READY (PAD: after its claim), and by the consumer for TAKEN. Peek reads
+ * the stamp of the head's cell: one line, written by the producer once per message and
+ * carrying the message, as in a cache-line ping-pong; the sequence words become nearly
+ * producer-private (read by the consumer on its slow path, freed a line at a time).
+ * - A stamp is stored after READY, so a message taken by its stamp already reads READY and
+ *   the FREE that the consumer stores later is never overwritten by a late READY.
+ * - The consumer clears the stamp of every cell it frees, before its FREE: a stamp seen at
+ *   the head was stored for that position in this lap (payload bytes of an older lap and
+ *   old stamps are gone). A late stamp that lands after the clear names an old position,
+ *   which never matches a head (positions mod 2^30; a lap is at most 2^20 cells).
+ * - Peek reads the sequence words (skip_head: PAD, SKIP, TAKEN, dead claims, a READY whose
+ *   producer died before its stamp) when the stamp names filler or a taken message, when
+ *   repair or recovery set the header's `recheck` word, and once per IPC_SEQ_POLL_EVERY
+ *   empty peeks. So a claim whose producer died is skipped by the consumer within that
+ *   many peeks, or at the next one after repair.
  *
  * A batch (ipc_send_batch) claims a run of consecutive messages to one mailbox with one
  * CLAIMED(t, K) word covering all K cells (while they fit before the ring's end): it writes
@@ -62,7 +67,7 @@
  * Consumer (the one process hosting the agent): head is its own. peek records the
  * position of the message it hands out (inflight); consume stores head := pos + k
  * (release). It frees consumed cells in position order (FREE(p + cells)) and then records
- * freed: at once when the next message is already published (a backlog: producers may be
+ * freed: at once when the next message is already stamped (a backlog: producers may be
  * short of room), else a whole line of sequence words at a time once the head has left it
  * (when it finds the mailbox empty, or once IPC_FREE_LAG cells wait), so that its stores do
  * not land on the line the next claim goes to. At most IPC_FREE_LINE - 1 consumed cells stay
@@ -94,7 +99,7 @@
  *
  * Tools read head, tail and the sequence words only (ipc_mbox_depth, ipc_mbox_stats).
  * ipc_mbox_has_msg() also reads the sequence words: a worker that asks it before parking
- * sees a READY message even if its producer died before the publish word.
+ * sees a READY message even if its producer died before its stamp.
  */
 #include <errno.h>
 #include <limits.h>
@@ -130,10 +135,27 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 	for (uint64_t i = 0; i < m.n; i++) {
 		/* relaxed: the slot is not published yet; the fence below orders it */
 		atomic_store_explicit(&m.seq[i], seq_free(i), memory_order_relaxed);
-		atomic_store_explicit(&m.pub[i], 0, memory_order_relaxed);
+		atomic_store_explicit(ipc_stamp_at(&m, i), 0, memory_order_relaxed);
 	}
 	/* I0: pairs with the acquire load of the agent state by senders (S2 in shm/proc.c). */
 	atomic_thread_fence(memory_order_release);
+}
+
+/*
+ * memcpy() for a payload: small ones (the latency case) without a library call, as two
+ * fixed-size copies that may overlap.
+ */
+static inline void copy_payload(uint8_t *dst, const uint8_t *src, uint32_t len)
+{
+	if (len >= 16 && len <= 32) {
+		memcpy(dst, src, 16);
+		memcpy(dst + len - 16, src + len - 16, 16);
+	} else if (len >= 8 && len < 16) {
+		memcpy(dst, src, 8);
+		memcpy(dst + len - 8, src + len - 8, 8);
+	} else if (len) {
+		memcpy(dst, src, len);
+	}
 }
 
 /* Help move the tail from t past a claimed/ready/padded cell of k cells. */
@@ -218,23 +240,26 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 		help_tail(m, t, need);
 		if (pad) {
 			/* P0 (as below): the consumer sees the filler without the sequence word */
-			atomic_store_explicit(&m->pub[idx], claim, memory_order_release);
+			atomic_store_explicit(ipc_stamp_at(m, t), ipc_stamp_make(t, IPC_ST_PAD),
+					      memory_order_release);
 			continue;
 		}
 		for (uint32_t i = 0, off = 0; i < c; i++) {
 			uint8_t *cell = m->cells + (idx + off) * SHM_MBOX_CELL;
 			uint32_t k = ipc_msg_cells(w[i].len);
 
-			memcpy(cell, &w[i], sizeof(w[i]));
-			if (w[i].len)
-				memcpy(cell + sizeof(w[i]), data[i], w[i].len);
+			/* the header but its stamp, which is stored last */
+			memcpy(cell, &w[i], offsetof(struct ipc_wire, stamp));
+			copy_payload(cell + sizeof(w[i]), data[i], w[i].len);
 			if (i) {
 				uint64_t r = ipc_seq_make(t + off, IPC_S_READY, k, 0);
 
 				/* R1: ordered before R0 below, which the consumer reads first. */
 				atomic_store_explicit(&m->seq[idx + off], r, memory_order_release);
 				/* P1: as P0 below, for a later message of the run */
-				atomic_store_explicit(&m->pub[idx + off], r, memory_order_release);
+				atomic_store_explicit(ipc_stamp_at(m, t + off),
+						      ipc_stamp_make(t + off, IPC_ST_READY),
+						      memory_order_release);
 			}
 			off += k;
 		}
@@ -242,11 +267,11 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 		atomic_store_explicit(&m->seq[idx], ipc_seq_make(t, IPC_S_READY, k0, 0),
 				      memory_order_release);
 		/*
-		 * P0: pairs with P2 in ipc_mbox_peek(): payload and READY before the publish
-		 * word. After R0, so a consumer that takes the message by its publish word and
-		 * frees its cell never has its FREE overwritten by our late READY.
+		 * P0: pairs with P2 in ipc_mbox_peek(): payload and READY before the stamp.
+		 * After R0, so a consumer that takes the message by its stamp and frees its
+		 * cell never has its FREE overwritten by our late READY.
 		 */
-		atomic_store_explicit(&m->pub[idx], ipc_seq_make(t, IPC_S_READY, k0, 0),
+		atomic_store_explicit(ipc_stamp_at(m, t), ipc_stamp_make(t, IPC_ST_READY),
 				      memory_order_release);
 		return (int)c;
 	}
@@ -255,7 +280,7 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 /* The consumer looks for producers waiting for space once per this many frees. */
 #define IPC_WAKE_CHECK_EVERY 32u
 
-/* Sequence (and publish) words per 64-byte line: the consumer frees a line at a time. */
+/* Sequence words per 64-byte line: the consumer frees a line of them at a time. */
 #define IPC_FREE_LINE 8u
 /* A consumer that is never idle frees once this many consumed cells wait. */
 #define IPC_FREE_LAG 16u
@@ -347,7 +372,7 @@ static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 {
 	for (uint32_t i = 0; i < k; i++) {
 		/* relaxed: consumer-owned until the FREE below; F0 orders it before */
-		atomic_store_explicit(&m->pub[(p + i) & m->mask], 0, memory_order_relaxed);
+		atomic_store_explicit(ipc_stamp_at(m, p + i), 0, memory_order_relaxed);
 		/* F0: pairs with A1/C0 in try_put(): we are done reading the cell. */
 		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
 				      memory_order_release);
@@ -396,15 +421,16 @@ static void free_to(struct ipc_mbox *m, uint64_t to)
 
 /*
  * Commit the removal of [h, h + k): the head is the commit point. With a backlog (the next
- * message is already published) the cells are freed at once: producers are ahead of us and
- * may be short of room. Else they are freed later, whole lines of sequence and publish words
+ * message is already stamped) the cells are freed at once: producers are ahead of us and
+ * may be short of room. Else they are freed later, whole lines of sequence words
  * at a time (consumer_idle(), or here once IPC_FREE_LAG cells wait): a producer that claims
  * the next cell right behind us then does not find the line just written by us.
  */
 static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 {
 	/* relaxed: consumer-owned words */
-	uint64_t f = atomic_load_explicit(&m->h->freed, memory_order_relaxed), p;
+	uint64_t f = atomic_load_explicit(&m->h->freed, memory_order_relaxed);
+	uint32_t st;
 
 	/* H0: pairs with the acquire loads of head by tools and repair. */
 	atomic_store_explicit(&m->h->head, h + k, memory_order_release);
@@ -413,8 +439,8 @@ static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 			      atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
 	/* relaxed: only compared; a backlog means producers are ahead, maybe waiting */
-	p = atomic_load_explicit(&m->pub[(h + k) & m->mask], memory_order_relaxed);
-	if (is_pos(p, h + k) && ipc_seq_state(p) == IPC_S_READY)
+	st = atomic_load_explicit(ipc_stamp_at(m, h + k), memory_order_relaxed);
+	if (st == ipc_stamp_make(h + k, IPC_ST_READY))
 		free_to(m, h + k);
 	else if (h + k - f >= IPC_FREE_LAG)
 		free_to(m, (h + k) & ~(uint64_t)(IPC_FREE_LINE - 1));
@@ -516,18 +542,18 @@ static void fill_msg(const struct ipc_mbox *m, uint64_t h, struct ipc_msg *out)
 }
 
 /*
- * Does this empty peek read the sequence words? p is the publish word at the head h. Yes when
- * it names filler or a taken message there, when repair or recovery asked for it, and once
- * per IPC_SEQ_POLL_EVERY empty peeks (a claim whose producer died before publishing, or a
- * padder that died before its publish word); else the producer's line is left alone.
+ * Does this empty peek read the sequence words? st is the stamp of the cell at the head h.
+ * Yes when it names filler or a taken message there, when repair or recovery asked for it,
+ * and once per IPC_SEQ_POLL_EVERY empty peeks (a claim whose producer died before its
+ * stamp); else the line of sequence words producers claim in is left alone.
  */
-static bool seq_poll_due(struct ipc_mbox *m, uint64_t p, uint64_t h)
+static bool seq_poll_due(struct ipc_mbox *m, uint32_t st, uint64_t h)
 {
 	/* relaxed: consumer-owned counter */
 	uint32_t u = atomic_load_explicit(&m->h->polls, memory_order_relaxed) + 1;
 
-	if (is_pos(p, h) && ipc_seq_state(p) != IPC_S_FREE)
-		u = IPC_SEQ_POLL_EVERY;
+	if (st && (st & ~3u) == ipc_stamp_make(h, 0))
+		u = IPC_SEQ_POLL_EVERY; /* PAD or TAKEN at the head */
 	/*
 	 * Relaxed load: a hint, read on every empty peek from our own line. The exchange
 	 * (Q1: pairs with Q0 in ipc_repair_proc(): the skip it made is visible to the reads
@@ -544,25 +570,25 @@ static bool seq_poll_due(struct ipc_mbox *m, uint64_t p, uint64_t h)
 }
 
 /*
- * The fast path reads only the publish word at the head: producers write it after the
- * message and its READY sequence word, and the consumer clears it when it frees the cell. A
- * spinning consumer thus reads a line that producers write once per message, not the line
- * they claim in (each read there would cost the next claim a coherence round trip).
+ * The fast path reads only the head cell's stamp: its producer stores it after the message
+ * and its READY sequence word, in the line that carries the message. A spinning consumer
+ * thus reads one line that the producer writes once per message, as in a cache-line
+ * ping-pong, and leaves alone the line of sequence words producers claim in (each read
+ * there would cost the next claim a coherence round trip).
  */
 int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 {
 	struct ipc_mbox m;
-	uint64_t h, s, p;
+	uint64_t h, s;
+	uint32_t st;
 
 	ipc_mbox_resolve(seg, slot, &m);
 	/* relaxed: head is consumer-owned */
 	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
-	/* fetch the cell while the publish word's line travels: two misses overlap */
-	__builtin_prefetch(m.cells + (h & m.mask) * SHM_MBOX_CELL);
 	/* P2: pairs with P0/P1 in try_put(): the message's bytes and READY are visible. */
-	p = atomic_load_explicit(&m.pub[h & m.mask], memory_order_acquire);
-	if (!is_pos(p, h) || ipc_seq_state(p) != IPC_S_READY) {
-		if (!seq_poll_due(&m, p, h)) {
+	st = atomic_load_explicit(ipc_stamp_at(&m, h), memory_order_acquire);
+	if (st != ipc_stamp_make(h, IPC_ST_READY)) {
+		if (!seq_poll_due(&m, st, h)) {
 			consumer_idle(&m, false);
 			return -EAGAIN;
 		}
@@ -614,7 +640,7 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 		/* CAS: a producer may already have reclaimed a cell freed before the crash */
 		if (is_pos(s, p)) {
 			/* relaxed: published by the release CAS below (as in free_cells()) */
-			atomic_store_explicit(&m.pub[p & m.mask], 0, memory_order_relaxed);
+			atomic_store_explicit(ipc_stamp_at(&m, p), 0, memory_order_relaxed);
 			/* F1: as F0 in free_cells(), for the cells the dead consumer left. */
 			atomic_compare_exchange_strong_explicit(sq, &s, seq_free(p + m.n),
 								memory_order_release,
@@ -644,9 +670,9 @@ static void take_in_place(struct ipc_mbox *m, uint64_t p, uint32_t k)
 	 * loads of tools and repair, which may see either word. */
 	atomic_store_explicit(&m->seq[p & m->mask], ipc_seq_make(p, IPC_S_TAKEN, k, 0),
 			      memory_order_release);
-	/* relaxed: only the consumer reads publish words; the peek's fast path then goes to the
+	/* relaxed: only the consumer reads stamps; the peek's fast path then goes to the
 	 * sequence words, which skip it */
-	atomic_store_explicit(&m->pub[p & m->mask], ipc_seq_make(p, IPC_S_TAKEN, k, 0),
+	atomic_store_explicit(ipc_stamp_at(m, p), ipc_stamp_make(p, IPC_ST_TAKEN),
 			      memory_order_relaxed);
 	/* relaxed: consumer-owned counter */
 	atomic_store_explicit(&m->h->dequeued,

@@ -222,12 +222,12 @@ static_assert(offsetof(struct shm_agent, type) == 32, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, ckpt_blen) == 160, "shm_agent ABI");
 
 /*
- * Bytes of one mailbox: header, 8-byte sequence words, 8-byte publish words (layout 2) and
- * 64-byte cells.
+ * Bytes of one mailbox: header, 8-byte sequence words and 64-byte cells. Layout 2: bytes
+ * 28..31 of every cell are its stamp (ipc/ipc_int.h).
  */
 #define SHM_MBOX_HDR	       256u
 #define SHM_MBOX_CELL	       64u
-#define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (16u + SHM_MBOX_CELL))
+#define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (8u + SHM_MBOX_CELL))
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {
