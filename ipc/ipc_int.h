@@ -108,8 +108,8 @@ static_assert(offsetof(struct ipc_wire, stamp) == 28, "message header ABI");
 /*
  * A cell's stamp (layout 2), bytes 28..31 of every cell: 0, or (position mod 2^30, state)
  * of the message, filler or taken message that starts there, stored after its sequence
- * word says so. The consumer clears the stamp of every cell it frees, so a stamp that
- * matches the head's position was written for it (see mbox.c).
+ * word says so. The consumer clears a freed cell's word unless it names that very position,
+ * so a stamp that matches the head's position was written for it (see mbox.c).
  */
 #define IPC_ST_READY 1u
 #define IPC_ST_PAD   2u

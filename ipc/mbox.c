@@ -40,10 +40,12 @@
  * producer-private (read by the consumer on its slow path, freed a line at a time).
  * - A stamp is stored after READY, so a message taken by its stamp already reads READY and
  *   the FREE that the consumer stores later is never overwritten by a late READY.
- * - The consumer clears the stamp of every cell it frees, before its FREE: a stamp seen at
- *   the head was stored for that position in this lap (payload bytes of an older lap and
- *   old stamps are gone). A late stamp that lands after the clear names an old position,
- *   which never matches a head (positions mod 2^30; a lap is at most 2^20 cells).
+ * - The consumer clears, before its FREE, the stamp word of every cell it frees unless it
+ *   holds a stamp of that very position (a first cell, which is thus not written by the
+ *   consumer): a stamp seen at the head was stored for that position in this lap (payload
+ *   bytes of an older lap are gone, and an old stamp names an older position). Positions
+ *   are mod 2^30, a lap at most 2^20 cells, and a cell that is not a first cell in a lap is
+ *   cleared that lap. A late stamp that lands after the clear names an old position too.
  * - Peek reads the sequence words (skip_head: PAD, SKIP, TAKEN, dead claims, a READY whose
  *   producer died before its stamp) when the stamp names filler or a taken message, when
  *   repair or recovery set the header's `recheck` word, and once per IPC_SEQ_POLL_EVERY
@@ -371,8 +373,16 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 {
 	for (uint32_t i = 0; i < k; i++) {
-		/* relaxed: consumer-owned until the FREE below; F0 orders it before */
-		atomic_store_explicit(ipc_stamp_at(m, p + i), 0, memory_order_relaxed);
+		_Atomic uint32_t *sp = ipc_stamp_at(m, p + i);
+
+		/*
+		 * Relaxed: consumer-owned until the FREE below; F0 orders it before. A stamp
+		 * that names this very position (a message's or filler's first cell) never
+		 * matches a later head and stays: no store to the line of a one-cell message.
+		 */
+		if ((atomic_load_explicit(sp, memory_order_relaxed) & ~3u) !=
+		    ipc_stamp_make(p + i, 0))
+			atomic_store_explicit(sp, 0, memory_order_relaxed);
 		/* F0: pairs with A1/C0 in try_put(): we are done reading the cell. */
 		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
 				      memory_order_release);
