@@ -46,6 +46,9 @@
  *   bytes of an older lap are gone, and an old stamp names an older position). Positions
  *   are mod 2^30, a lap at most 2^20 cells, and a cell that is not a first cell in a lap is
  *   cleared that lap. A late stamp that lands after the clear names an old position too.
+ *   Frees under a backlog (below) do not clear: the consumer would write lines of later
+ *   cells that it may never have read. They record dirty_to first, and for a lap after
+ *   them (head < dirty_to + cells) peek reads the sequence words instead of the stamp.
  * - Peek reads the sequence words (skip_head: PAD, SKIP, TAKEN, dead claims, a READY whose
  *   producer died before its stamp) when the stamp names filler or a taken message, when
  *   repair or recovery set the header's `recheck` word, and once per IPC_SEQ_POLL_EVERY
@@ -370,7 +373,7 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 }
 
 /* Free cells [p, p + k) for the next lap, in position order (producers rely on it). */
-static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
+static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k, bool clean)
 {
 	for (uint32_t i = 0; i < k; i++) {
 		_Atomic uint32_t *sp = ipc_stamp_at(m, p + i);
@@ -380,8 +383,8 @@ static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 		 * that names this very position (a message's or filler's first cell) never
 		 * matches a later head and stays: no store to the line of a one-cell message.
 		 */
-		if ((atomic_load_explicit(sp, memory_order_relaxed) & ~3u) !=
-		    ipc_stamp_make(p + i, 0))
+		if (clean && (atomic_load_explicit(sp, memory_order_relaxed) & ~3u) !=
+				     ipc_stamp_make(p + i, 0))
 			atomic_store_explicit(sp, 0, memory_order_relaxed);
 		/* F0: pairs with A1/C0 in try_put(): we are done reading the cell. */
 		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
@@ -413,14 +416,17 @@ static void wake_space_waiters(struct ipc_mbox *m)
  * Free the consumed cells [freed, to) for the next lap, in position order, and record freed;
  * then, once per IPC_WAKE_CHECK_EVERY messages, wake producers waiting for space.
  */
-static void free_to(struct ipc_mbox *m, uint64_t to)
+static void free_to(struct ipc_mbox *m, uint64_t to, bool clean)
 {
 	/* relaxed: consumer-owned words */
 	uint64_t f = atomic_load_explicit(&m->h->freed, memory_order_relaxed);
 
 	if (to - f - 1 >= m->n) /* to <= f: nothing (to - f > n never happens) */
 		return;
-	free_cells(m, f, (uint32_t)(to - f));
+	if (!clean)
+		/* relaxed: consumer-owned; stored before the FREEs: a successor reads it */
+		atomic_store_explicit(&m->h->dirty_to, to, memory_order_relaxed);
+	free_cells(m, f, (uint32_t)(to - f), clean);
 	/* relaxed: consumer-owned; read by its successor after its death */
 	atomic_store_explicit(&m->h->freed, to, memory_order_relaxed);
 	if (atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) >= IPC_WAKE_CHECK_EVERY) {
@@ -451,9 +457,9 @@ static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 	/* relaxed: only compared; a backlog means producers are ahead, maybe waiting */
 	st = atomic_load_explicit(ipc_stamp_at(m, h + k), memory_order_relaxed);
 	if (st == ipc_stamp_make(h + k, IPC_ST_READY))
-		free_to(m, h + k);
+		free_to(m, h + k, false);
 	else if (h + k - f >= IPC_FREE_LAG)
-		free_to(m, (h + k) & ~(uint64_t)(IPC_FREE_LINE - 1));
+		free_to(m, (h + k) & ~(uint64_t)(IPC_FREE_LINE - 1), true);
 }
 
 /*
@@ -467,7 +473,7 @@ static void consumer_idle(struct ipc_mbox *m, bool all)
 	/* relaxed: consumer-owned words */
 	uint64_t h = atomic_load_explicit(&m->h->head, memory_order_relaxed);
 
-	free_to(m, all ? h : h & ~(uint64_t)(IPC_FREE_LINE - 1));
+	free_to(m, all ? h : h & ~(uint64_t)(IPC_FREE_LINE - 1), true);
 	if (atomic_load_explicit(&m->h->unchecked, memory_order_relaxed)) {
 		atomic_store_explicit(&m->h->unchecked, 0, memory_order_relaxed);
 		wake_space_waiters(m); /* idle: no wake may stay owed */
@@ -589,25 +595,32 @@ static bool seq_poll_due(struct ipc_mbox *m, uint32_t st, uint64_t h)
 int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 {
 	struct ipc_mbox m;
-	uint64_t h, s;
+	uint64_t h, s, d;
 	uint32_t st;
 
 	ipc_mbox_resolve(seg, slot, &m);
 	/* relaxed: head is consumer-owned */
 	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
-	/* P2: pairs with P0/P1 in try_put(): the message's bytes and READY are visible. */
-	st = atomic_load_explicit(ipc_stamp_at(&m, h), memory_order_acquire);
-	if (st != ipc_stamp_make(h, IPC_ST_READY)) {
+	/* relaxed: consumer-owned. 0: nothing was freed dirty. */
+	d = atomic_load_explicit(&m.h->dirty_to, memory_order_relaxed);
+	if (!d || h >= d + m.n) {
+		/* P2: pairs with P0/P1 in try_put(): the message's bytes and READY are
+		 * visible. */
+		st = atomic_load_explicit(ipc_stamp_at(&m, h), memory_order_acquire);
+		if (st == ipc_stamp_make(h, IPC_ST_READY))
+			goto deliver;
 		if (!seq_poll_due(&m, st, h)) {
 			consumer_idle(&m, false);
 			return -EAGAIN;
 		}
-		h = skip_head(seg, &m, &s);
-		if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY) {
-			consumer_idle(&m, true);
-			return -EAGAIN;
-		}
 	}
+	/* the sequence words; always for a cell freed dirty (its stamp word may be anything) */
+	h = skip_head(seg, &m, &s);
+	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY) {
+		consumer_idle(&m, true);
+		return -EAGAIN;
+	}
+deliver:
 	fill_msg(&m, h, out);
 	/* relaxed: consumer-owned; read by the successor after our death */
 	if (atomic_load_explicit(&m.h->inflight, memory_order_relaxed) != h + 1)
