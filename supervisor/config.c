@@ -63,6 +63,7 @@ void sup_config_init(struct sup_config *c)
 	c->policy.backoff_max_ms = 2000;
 	c->policy.backoff_factor = 2;
 	c->policy.backoff_first = false;
+	c->policy.hang_ms = 10000;
 	shm_cfg_default(&c->shm);
 }
 
@@ -341,10 +342,13 @@ static int on_restart(struct parse *ps, const char *sec, const char *k, const ch
 	} else if (!strcmp(k, "backoff_first")) {
 		if (parse_bool(v, &p->backoff_first))
 			BADVAL(ps, sec, k, v, "true or false");
+	} else if (!strcmp(k, "hang_timeout")) {
+		if (parse_ms(v, &p->hang_ms) || (p->hang_ms && p->hang_ms < 200))
+			BADVAL(ps, sec, k, v, "0 (off) or a time of at least 200ms");
 	} else {
 		FAIL(ps,
 		     "[%s]: unknown key '%s' (strategy, intensity, period, backoff_initial, "
-		     "backoff_max, backoff_factor, backoff_first)",
+		     "backoff_max, backoff_factor, backoff_first, hang_timeout)",
 		     sec, k);
 	}
 	return 1;

@@ -101,6 +101,7 @@ struct sup_worker {
 	uint32_t streak;	 /* consecutive crashes */
 	bool restart_after_stop; /* stopped by a sibling's strategy: start it again */
 	bool prelaunched;	 /* launch_prep() done and a spare woken ahead of the repair */
+	bool hung;		 /* killed by us for a stale heartbeat: its exit reads "hang" */
 	bool ever_ready;
 	uint32_t nreasons; /* exits remembered for the intensity message */
 	char reasons[REASONS_MAX][64];
@@ -198,6 +199,7 @@ static void arm_dying(struct sup *s, struct sup_worker *w)
 		return;
 	/* R0: release: pairs with R1 in the worker's death_notice_register() */
 	atomic_store_explicit(dw, v, memory_order_release);
+	shm_change_bump(s->seg); /* a forked worker may be RUNNING before we get here */
 	/*
 	 * A wait of an earlier process on this slot that never registered (it died first and
 	 * the pidfd told) would stay queued for ever: end it (its completion has a stale gen).
@@ -778,6 +780,8 @@ static void record_exit(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t
 	}
 	if (oom < 0 ? cap_oom(s, w) : oom)
 		reason = SHM_EXIT_MEMCAP;
+	else if (w->hung && !asked_to_stop)
+		reason = SHM_EXIT_HANG;
 	p->last_reason = reason;
 	p->last_exit_ns = shm_wall_ns();
 	shm_change_bump(s->seg);
@@ -845,6 +849,7 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
 		memset(&si, 0, sizeof(si));
 	record_exit(s, w, w->pid, epoch, si.si_pid ? wait_status_of(&si) : -1, asked_to_stop, -1);
+	w->hung = false; /* recorded: the flag was that process's */
 	close(w->pidfd);
 	w->pidfd = -1;
 	if (w->ready_rd >= 0) {
@@ -901,10 +906,16 @@ static void zombie_reap(struct sup *s, struct sup_worker *w)
 		return;
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->zpidfd, &si, WEXITED) == 0 && si.si_pid &&
-	    p->last_pid == (uint32_t)w->zpid)
+	    p->last_pid == (uint32_t)w->zpid) {
+		uint32_t was = p->last_reason;
+
 		/* its launch's cgroup baseline is gone: keep what the death notice found */
 		record_exit(s, w, w->zpid, p->last_epoch, wait_status_of(&si), false,
-			    p->last_reason == SHM_EXIT_MEMCAP);
+			    was == SHM_EXIT_MEMCAP);
+		/* nor may it forget that we killed it for a hang */
+		if (was == SHM_EXIT_HANG && p->last_reason == SHM_EXIT_SIGNAL)
+			p->last_reason = SHM_EXIT_HANG;
+	}
 	close(w->zpidfd);
 	w->zpidfd = -1;
 	w->zpid = 0;
@@ -1017,6 +1028,7 @@ static void a_dying(struct sup *s, struct sup_worker *w)
 	if (ready_rd >= 0)
 		close(ready_rd);
 	record_exit(s, w, pid, epoch, early_status(pid), false, oom);
+	w->hung = false; /* recorded: the flag was that process's */
 	repair(s, w);
 	died(s, w, exceeded);
 }
@@ -1203,6 +1215,34 @@ static void print_status(struct sup *s)
 	fflush(stdout);
 }
 
+/*
+ * Kill running workers whose heartbeat is older than the hang timeout: a callback that never
+ * returns holds its whole worker. Their exit is recorded as "hang" and restarted like a crash
+ * (the message it was handling is redelivered, flagged, to the replacement).
+ */
+static void check_hangs(struct sup *s, uint64_t t)
+{
+	uint64_t limit = (uint64_t)s->c->policy.hang_ms * 1000000u;
+
+	if (!limit || s->stopping)
+		return;
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct sup_worker *w = &s->w[i];
+		/* relaxed: a timestamp the worker refreshes; only its age matters */
+		uint64_t hb =
+			atomic_load_explicit(&wproc(s, w)->heartbeat_ns, memory_order_relaxed);
+
+		if (w->state != W_RUNNING || w->pidfd < 0 || w->hung || t < hb || t - hb <= limit)
+			continue;
+		w->hung = true;
+		fprintf(stderr,
+			"shoal: worker %u (pid %d): no heartbeat for %.1f s (hang timeout %.1f s); "
+			"killing it\n",
+			w->windex, (int)w->pid, (double)(t - hb) / 1e9, (double)limit / 1e9);
+		pidfd_kill(w->pidfd, SIGKILL);
+	}
+}
+
 static void tick(struct sup *s)
 {
 	uint64_t t = now();
@@ -1215,6 +1255,7 @@ static void tick(struct sup *s)
 	atomic_store_explicit(&h->heartbeat_ns, t, memory_order_relaxed);
 	shm_proc_heartbeat(s->seg);
 	scan_clients(s);
+	check_hangs(s, t);
 	sup_ctl_tick(s->ctl);
 	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {
 		s->next_status = t + (uint64_t)s->c->status_interval_ms * 1000000u;

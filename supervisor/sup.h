@@ -59,6 +59,8 @@ struct sup_policy {
 	uint32_t backoff_max_ms;     /* cap on the delay */
 	uint32_t backoff_factor;     /* growth per consecutive crash */
 	bool backoff_first;	     /* delay the first restart of a streak too */
+	uint32_t hang_ms;	     /* a running worker whose heartbeat is older is killed
+				      * and restarted (reason "hang"); 0: never */
 };
 
 /* Everything `shoal run` is configured with. */

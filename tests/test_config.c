@@ -87,6 +87,7 @@ static void test_config_full_file(void **state)
 				   "backoff_max = 1\n"
 				   "backoff_factor = 3\n"
 				   "backoff_first = yes\n"
+				   "hang_timeout = 2.5\n"
 				   "[memory]\n"
 				   "cap = 64M\n"
 				   "[segment]\n"
@@ -115,6 +116,7 @@ static void test_config_full_file(void **state)
 	assert_int_equal(c.policy.backoff_max_ms, 1000);
 	assert_int_equal(c.policy.backoff_factor, 3);
 	assert_true(c.policy.backoff_first);
+	assert_int_equal(c.policy.hang_ms, 2500);
 	assert_int_equal(c.mem_cap, 64ull << 20);
 	assert_int_equal(c.shm.max_agents, 256);
 	assert_int_equal(c.shm.mbox_cells, 128);
@@ -187,6 +189,13 @@ static void test_config_bad_strategy(void **state)
 	(void)state;
 	expect_error("[restart]\nstrategy = one_for_some\n", 2,
 		     "one_for_one, one_for_all or rest_for_one");
+}
+
+static void test_config_bad_hang_timeout(void **state)
+{
+	(void)state;
+	/* shorter than a few heartbeats (100 ms) would kill healthy workers */
+	expect_error("[restart]\nhang_timeout = 50ms\n", 2, "0 (off) or a time of at least 200ms");
 }
 
 static void test_config_bad_size(void **state)
@@ -383,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_config_unclosed_section),
 		cmocka_unit_test(test_config_key_outside_section),
 		cmocka_unit_test(test_config_bad_strategy),
+		cmocka_unit_test(test_config_bad_hang_timeout),
 		cmocka_unit_test(test_config_bad_size),
 		cmocka_unit_test(test_config_bad_cpus),
 		cmocka_unit_test(test_config_relative_cgroup),

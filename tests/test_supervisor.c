@@ -337,9 +337,12 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	assert_int_equal(p->last_reason, SHM_EXIT_SIGNAL);
 	assert_true(p->last_exit_ns > 0);
 	assert_true(atomic_load(&p->repair_gen) >= 1);
-	/* the replacement's death word is armed: its pid, and the waiters bit the kernel needs
-	 * to wake the supervisor when it dies */
-	assert_int_equal(atomic_load(&p->death_word), (uint32_t)slot_pid(seg, 1) | 0x80000000u);
+	/*
+	 * the replacement's death word is armed: its pid, and the waiters bit the kernel needs
+	 * to wake the supervisor when it dies (a forked replacement can be RUNNING before the
+	 * supervisor, back from fork(), arms it)
+	 */
+	WAIT_FOR(seg, atomic_load(&p->death_word) == ((uint32_t)slot_pid(seg, 1) | 0x80000000u));
 	/* one_for_one: the other worker was left alone */
 	assert_int_equal(slot_pid(seg, 2), other);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, 2)->restarts), 0);
@@ -621,6 +624,51 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	cleanup(&r);
 }
 
+/*
+ * A callback that never returns: the worker's heartbeat goes stale, the supervisor kills it
+ * (reason "hang") and restarts it; the call that hung it is redelivered to the replacement,
+ * which answers it, and the other agent answers again.
+ */
+static void test_supervisor_hang_is_killed(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	struct client cl;
+	char reply[8] = "", err[4096];
+	pid_t old;
+
+	(void)state;
+	start(&r, "hang",
+	      "[instance]\nworkers = 1\nplacement = none\n[restart]\nhang_timeout = 300ms\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+	      "[agent c]\ntype = crasher\n[agent e]\ntype = echo\n",
+	      NULL);
+	wait_ready(&r);
+	seg = attach(&r);
+	p = shm_proc_at(seg, 1);
+	old = slot_pid(seg, 1);
+	client_open(&cl, r.inst);
+	assert_int_equal(ipc_call(cl.seg, cl.w, cl.inbox, lookup(&cl, "c"), 1, "hang", 4, reply,
+				  sizeof(reply), TIMEOUT_MS),
+			 4);
+	assert_memory_equal(reply, "hang", 4);
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	assert_int_equal(p->last_pid, (uint32_t)old);
+	assert_int_equal(p->last_reason, SHM_EXIT_HANG);
+	assert_int_equal(p->last_signal, SIGKILL);
+	assert_string_equal(shm_exit_reason_name(p->last_reason), "hang");
+	expect_echo(&cl, lookup(&cl, "e"));
+	read_err(&r, err, sizeof(err));
+	if (!strstr(err, "no heartbeat for"))
+		fail_msg("the supervisor said: %s", err);
+	client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
 /* [types] load = PATH: a user's agent type library, hosted without rebuilding shoal. */
 static void test_supervisor_loads_type_library(void **state)
 {
@@ -829,6 +877,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_hog_agent, teardown),
+		cmocka_unit_test_teardown(test_supervisor_hang_is_killed, teardown),
 		cmocka_unit_test_teardown(test_supervisor_loads_type_library, teardown),
 		cmocka_unit_test_teardown(test_supervisor_dead_client_is_repaired, teardown),
 	};

@@ -55,10 +55,11 @@ static void summary(const struct sup_config *c)
 	       !c->mem_cap    ? ""
 	       : c->cgroup[0] ? " (cgroup v2)"
 			      : " (rlimit)");
-	printf("restart %s, intensity %u in %u ms, backoff %u..%u ms x%u%s\n",
+	printf("restart %s, intensity %u in %u ms, backoff %u..%u ms x%u%s, hang timeout %u ms%s\n",
 	       sup_strategy_name(c->policy.strategy), c->policy.intensity, c->policy.period_ms,
 	       c->policy.backoff_initial_ms, c->policy.backoff_max_ms, c->policy.backoff_factor,
-	       c->policy.backoff_first ? " (also the first)" : "");
+	       c->policy.backoff_first ? " (also the first)" : "", c->policy.hang_ms,
+	       c->policy.hang_ms ? "" : " (off)");
 	for (uint32_t i = 0; i < c->nagents; i++)
 		printf("agent %s: %u x %s named %s on worker %d\n", c->agents[i].section,
 		       c->agents[i].count, c->agents[i].type, c->agents[i].pattern,

@@ -181,7 +181,8 @@ static const struct shoal_agent_type hog_type = {
 
 /*
  * --- crasher: a message "segv" raises SIGSEGV (the worker dies), "fail" returns -EIO (the
- * agent alone is restarted), "exit" exits the worker with code 1; anything else is counted.
+ * agent alone is restarted), "exit" exits the worker with code 1, "hang" never returns
+ * (unless it is a redelivery); anything else is counted.
  */
 static int crasher_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
 {
@@ -192,6 +193,10 @@ static int crasher_handle(struct shoal_ctx *ctx, void *state, const struct shoal
 		return -EIO;
 	if (m->len >= 4 && !memcmp(m->data, "exit", 4))
 		_exit(1);
+	/* a callback that never returns (once: redelivered, it is counted) */
+	if (m->len >= 4 && !memcmp(m->data, "hang", 4) && !(m->flags & SHOAL_MSG_REDELIVERED))
+		for (;;)
+			pause();
 	return 0;
 }
 
