@@ -38,7 +38,11 @@ struct ipc_msg {
 	uint32_t len;	     /* payload bytes */
 	const void *data;    /* payload */
 	uint64_t pos;	     /* position in the ring (for ipc_mbox_consume) */
+	uint32_t attempts;   /* with IPC_F_REDELIVERED: consumers that died handling it */
 };
+
+/* A message whose consumer died this many times handling it is dropped, not delivered. */
+#define IPC_POISON_MAX 3u
 
 /* (Re)initialise agent slot's mailbox to empty. The slot's allocator, before use. */
 void ipc_mbox_init(struct shm_seg *seg, uint32_t slot);
@@ -80,6 +84,12 @@ int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out);
 /* Remove the message last returned by peek (after its callback returned). */
 void ipc_mbox_consume(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *m);
 /*
+ * Consume a message peeked with attempts >= IPC_POISON_MAX without handling it: it has
+ * killed its consumer that often (a crash or a hang each time). Counted in the stats.
+ * The consumer.
+ */
+void ipc_mbox_drop_poison(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *m);
+/*
  * Selective receive: find the first message matching (flags & IPC_F_REPLY, ref) anywhere in
  * the mailbox, copy it out (up to cap bytes into buf) and remove it, leaving the others
  * queued in order. Replies to earlier ipc_call()s (late or duplicate) met on the way are
@@ -98,6 +108,7 @@ struct ipc_mbox_stats {
 	uint64_t enqueued, dequeued, full_waits, redelivered, skipped_dead;
 	uint32_t depth, cells_used, cells;
 	uint64_t stale_replies; /* late or duplicate ipc_call() replies dropped */
+	uint64_t poisoned;	/* messages dropped after IPC_POISON_MAX consumer deaths */
 };
 void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_stats *st);
 

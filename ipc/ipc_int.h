@@ -77,15 +77,20 @@ struct ipc_mbox_hdr {
 					 * words (layout 2) */
 	_Atomic uint32_t recheck;	/* set by repair and recovery: read the sequence words at
 					 * the next empty peek (layout 2) */
-	uint32_t rsvd;			/* zero */
+	_Atomic uint32_t attempts;	/* consumers that died handling the message at redeliver
+					 * - 1 (layout minor 3) */
 	_Atomic uint64_t dirty_to;	/* layout 2: cells below this position were freed without
 					 * clearing their stamp words (see mbox.c) */
-	uint8_t pad1[128 - 88];		/* to 256 */
+	_Atomic uint64_t poisoned;	/* messages dropped after killing their consumer
+					 * IPC_POISON_MAX times (layout minor 3) */
+	uint8_t pad1[128 - 96];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
 static_assert(offsetof(struct ipc_mbox_hdr, recheck) == 200, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, dirty_to) == 208, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 204, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 216, "mailbox header ABI");
 
 /*
  * In a call reference: set by ipc_call() (a synchronous call from a client inbox), never by

@@ -555,6 +555,7 @@ static void fill_msg(const struct ipc_mbox *m, uint64_t h, struct ipc_msg *out)
 	out->len = w->len;
 	out->data = c + sizeof(*w);
 	out->pos = h;
+	out->attempts = 0;
 }
 
 /*
@@ -625,8 +626,11 @@ deliver:
 	/* relaxed: consumer-owned; read by the successor after our death */
 	if (atomic_load_explicit(&m.h->inflight, memory_order_relaxed) != h + 1)
 		atomic_store_explicit(&m.h->inflight, h + 1, memory_order_relaxed);
-	if (atomic_load_explicit(&m.h->redeliver, memory_order_relaxed) == h + 1)
+	if (atomic_load_explicit(&m.h->redeliver, memory_order_relaxed) == h + 1) {
 		out->flags |= IPC_F_REDELIVERED;
+		/* relaxed: consumer-owned, written by recovery before this consumer ran */
+		out->attempts = atomic_load_explicit(&m.h->attempts, memory_order_relaxed);
+	}
 	return 0;
 }
 
@@ -677,6 +681,13 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 	/* our predecessor may have died between freeing cells and waking their waiters */
 	wake_space_waiters(&m);
 	if (inf == h + 1) {
+		/* the same message again (its previous redelivery killed us too): one more */
+		uint32_t att =
+			atomic_load_explicit(&m.h->redeliver, memory_order_relaxed) == h + 1
+				? atomic_load_explicit(&m.h->attempts, memory_order_relaxed) + 1
+				: 1;
+
+		atomic_store_explicit(&m.h->attempts, att, memory_order_relaxed);
 		atomic_store_explicit(&m.h->redeliver, h + 1, memory_order_relaxed);
 		atomic_store_explicit(
 			&m.h->redelivered,
@@ -684,6 +695,18 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 			memory_order_relaxed);
 	}
 	atomic_store_explicit(&m.h->inflight, 0, memory_order_relaxed);
+}
+
+void ipc_mbox_drop_poison(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *m)
+{
+	struct ipc_mbox mb;
+
+	ipc_mbox_resolve(seg, slot, &mb);
+	/* relaxed: consumer-owned counter; a death before the consume below drops it again */
+	atomic_store_explicit(&mb.h->poisoned,
+			      atomic_load_explicit(&mb.h->poisoned, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	ipc_mbox_consume(seg, slot, m);
 }
 
 /* Consumer-owned removal in place: READY -> TAKEN; the head frees it when it gets there. */
@@ -817,6 +840,7 @@ void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_st
 	st->redelivered = atomic_load_explicit(&m.h->redelivered, memory_order_relaxed);
 	st->skipped_dead = atomic_load_explicit(&m.h->skipped_dead, memory_order_relaxed);
 	st->stale_replies = atomic_load_explicit(&m.h->stale, memory_order_relaxed);
+	st->poisoned = atomic_load_explicit(&m.h->poisoned, memory_order_relaxed);
 	st->cells = (uint32_t)m.n;
 	st->cells_used = t - h > m.n ? (uint32_t)m.n : (uint32_t)(t - h);
 }

@@ -16,7 +16,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 
 #define SHM_MAGIC	 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
 #define SHM_LAYOUT_MAJOR 3u /* 2: 64-byte registry entries; 3: mailbox cell stamps */
-#define SHM_LAYOUT_MINOR 2u /* additions (kept across majors): 1 shm_hdr.changes, 2 ctl_* */
+#define SHM_LAYOUT_MINOR                                                                           \
+	3u /* additions (kept across majors): 1 shm_hdr.changes, 2 ctl_*,                          \
+	    * 3 mailbox attempts/poisoned */
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u

@@ -669,6 +669,63 @@ static void test_supervisor_hang_is_killed(void **state)
 	cleanup(&r);
 }
 
+/*
+ * A poison message: a cast that crashes its worker every time it is handled. It is
+ * redelivered (flagged) to each replacement until IPC_POISON_MAX workers died on it, then
+ * dropped and counted; the agent carries on and answers.
+ */
+static void test_supervisor_poison_message_dropped(void **state)
+{
+	struct run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	struct client cl;
+	struct ipc_mbox_stats st;
+	shoal_handle_t c;
+	/* room for three crash reports when the workers run under ASan */
+	static char err[1 << 16];
+	char reply[8] = "";
+
+	(void)state;
+	start(&r, "poison",
+	      "[instance]\nworkers = 1\nplacement = none\n[restart]\nintensity = 10\nperiod = 30\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+	      "[agent c]\ntype = crasher\n",
+	      NULL);
+	wait_ready(&r);
+	seg = attach(&r);
+	p = shm_proc_at(seg, 1);
+	client_open(&cl, r.inst);
+	c = lookup(&cl, "c");
+	assert_int_equal(ipc_send(cl.seg, c, cl.inbox, 1, 0, 0, "segv", 4, TIMEOUT_MS), 0);
+	/* answered only once the poison is gone: calls queue behind it */
+	assert_int_equal(
+		ipc_call(cl.seg, cl.w, cl.inbox, c, 1, "ping", 4, reply, sizeof(reply), TIMEOUT_MS),
+		4);
+	assert_memory_equal(reply, "ping", 4);
+	assert_int_equal(atomic_load(&p->restarts), IPC_POISON_MAX);
+	ipc_mbox_stats(seg, shoal_handle_slot(c), &st);
+	assert_int_equal(st.poisoned, 1);
+	assert_int_equal(st.redelivered, IPC_POISON_MAX);
+	read_err(&r, err, sizeof(err));
+	if (!strstr(err, "dropped a message"))
+		fail_msg("the instance said: %s", err);
+	/* the tools show it: the agent's line in inspect ends with its poisoned count */
+	inspect(r.inst, err, sizeof(err));
+	{
+		char *line = strstr(err, " crasher ");
+		char *end = line ? strchr(line, '\n') : NULL;
+
+		if (!line || !end || end - line < 3 || memcmp(end - 2, " 1", 2))
+			fail_msg("inspect said: %s", err);
+	}
+	client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(wait_exit(&r), 0);
+	cleanup(&r);
+}
+
 /* [types] load = PATH: a user's agent type library, hosted without rebuilding shoal. */
 static void test_supervisor_loads_type_library(void **state)
 {
@@ -878,6 +935,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_hog_agent, teardown),
 		cmocka_unit_test_teardown(test_supervisor_hang_is_killed, teardown),
+		cmocka_unit_test_teardown(test_supervisor_poison_message_dropped, teardown),
 		cmocka_unit_test_teardown(test_supervisor_loads_type_library, teardown),
 		cmocka_unit_test_teardown(test_supervisor_dead_client_is_repaired, teardown),
 	};

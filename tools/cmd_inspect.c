@@ -197,22 +197,26 @@ static void show_agents(const struct shm_seg *seg)
 	for (uint32_t i = 0; i < h->cfg.max_agents; i++)
 		total += atomic_load(&shm_agent_at(seg, i)->state) != SHM_AGENT_FREE;
 	printf("\nagents         %u of %u slots in use\n", total, h->cfg.max_agents);
-	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s\n", "slot", "gen", "state",
-	       "type", "name", "worker", "queued", "handled", "redelivered", "restarts");
+	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s %8s\n", "slot", "gen", "state",
+	       "type", "name", "worker", "queued", "handled", "redelivered", "restarts",
+	       "poisoned");
 	for (uint32_t i = 0; i < h->cfg.max_agents && shown < 64; i++) {
 		const struct shm_agent *a = shm_agent_at(seg, i);
 		uint32_t st = atomic_load(&a->state);
+		struct ipc_mbox_stats ms;
 
 		if (st == SHM_AGENT_FREE)
 			continue;
 		shown++;
-		printf("  %5u %-5u %-8s %-12.*s %-24.*s %6d %6u %10llu %11llu %8u\n", i,
+		ipc_mbox_stats(seg, i, &ms);
+		printf("  %5u %-5u %-8s %-12.*s %-24.*s %6d %6u %10llu %11llu %8u %8llu\n", i,
 		       atomic_load(&a->gen), agent_state_name(st),
 		       field_len(a->type, sizeof(a->type)), a->type,
 		       field_len(a->name, sizeof(a->name)), a->name,
 		       (int)atomic_load(&a->worker) - 1, ipc_mbox_depth(seg, i),
 		       (unsigned long long)atomic_load(&a->handled),
-		       (unsigned long long)atomic_load(&a->redelivered), atomic_load(&a->restarts));
+		       (unsigned long long)atomic_load(&a->redelivered), atomic_load(&a->restarts),
+		       (unsigned long long)ms.poisoned);
 	}
 	if (shown < total)
 		printf("  ... %u more\n", total - shown);

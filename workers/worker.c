@@ -305,6 +305,15 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 
 		if (ipc_mbox_peek(w->seg, wa->slot, &m))
 			break;
+		if ((m.flags & IPC_F_REDELIVERED) && m.attempts >= IPC_POISON_MAX) {
+			fprintf(stderr,
+				"shoal worker %u: agent '%s': dropped a message (type %u from "
+				"%#llx) "
+				"that ended its worker %u times\n",
+				w->self, a->name, m.type, (unsigned long long)m.from, m.attempts);
+			ipc_mbox_drop_poison(w->seg, wa->slot, &m);
+			continue;
+		}
 		to_shoal_msg(&m, &sm);
 		ctx_for(&ctx, w, wa);
 		ctx.msg = &m;
