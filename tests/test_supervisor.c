@@ -30,126 +30,15 @@
 #include "shm/registry.h"
 #include "shm/shm.h"
 
-#define TIMEOUT_MS 15000
+#include "tests/run_test_util.h"
 
-struct run {
-	pid_t pid;
-	int pidfd;
-	int ready_rd;
-	char inst[40];
-	char cfg[80];
-	char err[80];
-};
-
-/* The supervisor a failing test may leave behind, for the teardown (a copy: the test's
- * frame is gone by then). */
-static struct run live;
-static bool have_live;
-
-static int pidfd_open_(pid_t pid)
+/* Start `shoal run` with config (and extra, or NULL) as instance t-NAME-PID (see rt_start()). */
+static void start(struct rt_run *r, const char *name, const char *config, const char *extra)
 {
-	return (int)syscall(SYS_pidfd_open, pid, 0);
+	rt_start(r, "t-", name, config, extra);
 }
 
-static const char *shoal_bin(void)
-{
-	const char *b = getenv("SHOAL_BIN");
-
-	if (!b)
-		skip_because("SHOAL_BIN is not set (run through meson test)");
-	return b;
-}
-
-/* Start `shoal run CFG --instance I --ready-fd N [extra]` with stderr to a file. */
-static void start(struct run *r, const char *name, const char *config, const char *extra)
-{
-	const char *bin = shoal_bin();
-	int pfd[2];
-	FILE *f;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(r->inst, sizeof(r->inst), "t-%s-%d", name, (int)getpid());
-	snprintf(r->cfg, sizeof(r->cfg), "/tmp/shoal-%s.ini", r->inst);
-	snprintf(r->err, sizeof(r->err), "/tmp/shoal-%s.err", r->inst);
-	shm_seg_unlink(r->inst);
-	f = fopen(r->cfg, "w");
-	assert_non_null(f);
-	fputs(config, f);
-	fclose(f);
-	assert_int_equal(pipe(pfd), 0);
-	r->pid = fork();
-	assert_true(r->pid >= 0);
-	if (r->pid == 0) {
-		char fdarg[16];
-		int e = open(r->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		close(pfd[0]);
-		dup2(e, 2);
-		/* stdout is the test runner's: a supervisor left behind must not hold it */
-		e = open("/dev/null", O_WRONLY);
-		dup2(e, 1);
-		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
-		execl(bin, bin, "run", r->cfg, "--instance", r->inst, "--ready-fd", fdarg,
-		      "--status-interval", "0", extra, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	r->ready_rd = pfd[0];
-	r->pidfd = pidfd_open_(r->pid);
-	assert_true(r->pidfd >= 0);
-	live = *r;
-	have_live = true;
-}
-
-static bool fd_wait(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	return poll(&p, 1, timeout_ms) == 1;
-}
-
-static void wait_ready(struct run *r)
-{
-	char buf[8] = "";
-
-	assert_true(fd_wait(r->ready_rd, TIMEOUT_MS));
-	assert_int_equal(read(r->ready_rd, buf, sizeof(buf)), 6);
-	assert_memory_equal(buf, "ready\n", 6);
-}
-
-/* Wait for the supervisor to exit; returns its exit code (-signal if killed). */
-static int wait_exit(struct run *r)
-{
-	int st;
-
-	assert_true(fd_wait(r->pidfd, TIMEOUT_MS));
-	assert_int_equal(waitpid(r->pid, &st, 0), r->pid);
-	have_live = false;
-	close(r->pidfd);
-	close(r->ready_rd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-}
-
-static void read_err(struct run *r, char *buf, size_t cap)
-{
-	FILE *f = fopen(r->err, "r");
-	size_t n = 0;
-
-	if (f) {
-		n = fread(buf, 1, cap - 1, f);
-		fclose(f);
-	}
-	buf[n] = 0;
-}
-
-static void cleanup(struct run *r)
-{
-	unlink(r->cfg);
-	unlink(r->err);
-	shm_seg_unlink(r->inst);
-}
-
-static struct shm_seg *attach(struct run *r)
+static struct shm_seg *attach(struct rt_run *r)
 {
 	struct shm_seg *seg;
 	char err[256];
@@ -158,34 +47,12 @@ static struct shm_seg *attach(struct run *r)
 	return seg;
 }
 
-static pid_t slot_pid(struct shm_seg *seg, uint32_t slot)
-{
-	return (pid_t)(atomic_load(&shm_proc_at(seg, slot)->own) >> 32);
-}
-
-/*
- * A condition on state words of seg, with a deadline: re-checked on every change the
- * segment announces (shm_change_wait). The counter is read before the condition, so a
- * change made after the check wakes the wait.
- */
-#define WAIT_FOR(seg, cond)                                                                        \
-	do {                                                                                       \
-		uint64_t dl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;                     \
-		for (;;) {                                                                         \
-			uint32_t c_ = shm_change_read(seg);                                        \
-			if (cond)                                                                  \
-				break;                                                             \
-			if (shm_change_wait(seg, c_, dl_))                                         \
-				fail_msg("timed out waiting for: %s", #cond);                      \
-		}                                                                                  \
-	} while (0)
-
 /*
  * Attach (read-only) to r's segment as soon as it is published, though the instance never
  * gets ready: the segment's creation and sizing are inotify events in /dev/shm, its
  * publication a futex wake that shm_seg_attach() waits for.
  */
-static struct shm_seg *attach_when_created(struct run *r)
+static struct shm_seg *attach_when_created(struct rt_run *r)
 {
 	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
 	struct shm_seg *seg = NULL;
@@ -201,7 +68,7 @@ static struct shm_seg *attach_when_created(struct run *r)
 		if (shm_seg_attach(r->inst, SHM_ATTACH_RO, left_ms, &seg, NULL, 0) == 0)
 			break;
 		/* not there yet, or not sized yet: the next event in /dev/shm may be it */
-		if (!fd_wait(fd, left_ms))
+		if (!rt_fd_wait(fd, left_ms))
 			fail_msg("timed out waiting for instance %s's segment", r->inst);
 		while (read(fd, ev, sizeof(ev)) > 0)
 			;
@@ -222,7 +89,7 @@ static void inspect(const char *inst, char *out, size_t cap)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		dup2(pfd[1], 1);
-		execl(shoal_bin(), shoal_bin(), "inspect", "--instance", inst, (char *)NULL);
+		execl(rt_shoal_bin(), rt_shoal_bin(), "inspect", "--instance", inst, (char *)NULL);
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -238,60 +105,15 @@ static bool worker_is_up(struct shm_seg *seg, uint32_t slot, pid_t not_pid, uint
 	struct shm_proc *p = shm_proc_at(seg, slot);
 
 	return atomic_load(&p->restarts) >= restarts &&
-	       atomic_load(&p->state) == SHM_PROC_RUNNING && slot_pid(seg, slot) != not_pid;
+	       atomic_load(&p->state) == SHM_PROC_RUNNING && rt_slot_pid(seg, slot) != not_pid;
 }
 
-static void kill_and_wait(pid_t pid)
-{
-	int fd = pidfd_open_(pid);
-
-	assert_true(fd >= 0);
-	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_true(fd_wait(fd, TIMEOUT_MS));
-	close(fd);
-}
-
-/* A client with an inbox, as the client tools make one. */
-struct client {
-	struct shm_seg *seg;
-	struct ipc_waiter *w;
-	shoal_handle_t inbox;
-};
-
-static void client_open(struct client *c, const char *inst)
-{
-	char err[256];
-
-	assert_int_equal(shm_seg_attach(inst, 0, 1000, &c->seg, err, sizeof(err)), 0);
-	assert_int_equal(shm_proc_claim(c->seg, SHM_ROLE_CLIENT, true), 0);
-	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
-	assert_int_equal(ipc_waiter_create(c->seg, IPC_WAKE_AUTO, &c->w), 0);
-	assert_int_equal(ipc_inbox_open(c->seg, &c->inbox), 0);
-}
-
-static void client_close(struct client *c)
-{
-	ipc_inbox_close(c->seg, c->inbox);
-	ipc_waiter_destroy(c->w);
-	shm_seg_detach(c->seg);
-}
-
-static shoal_handle_t lookup(struct client *c, const char *name)
+static shoal_handle_t lookup(struct rt_client *c, const char *name)
 {
 	shoal_handle_t h = SHOAL_HANDLE_NONE;
 
 	assert_int_equal(shm_reg_lookup(c->seg, SHM_NS_DEFAULT, name, strlen(name), &h, NULL), 0);
 	return h;
-}
-
-/* An echo agent answers a call with its payload (waits through a restart: a timeout). */
-static void expect_echo(struct client *c, shoal_handle_t h)
-{
-	char reply[16] = "";
-	int n = ipc_call(c->seg, c->w, c->inbox, h, 1, "ping", 4, reply, sizeof(reply), TIMEOUT_MS);
-
-	assert_int_equal(n, 4);
-	assert_memory_equal(reply, "ping", 4);
 }
 
 static const char *two_workers =
@@ -303,31 +125,31 @@ static const char *two_workers =
 
 static void test_supervisor_worker_killed_is_replaced(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
 	pid_t old, other;
 
-	struct client cl;
+	struct rt_client cl;
 	shoal_handle_t h[10];
 	char name[16];
 	uint32_t old_epoch;
 
 	(void)state;
 	start(&r, "kill", two_workers, NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
-	client_open(&cl, r.inst);
+	rt_client_open(&cl, r.inst);
 	for (int i = 0; i < 10; i++) {
 		snprintf(name, sizeof(name), "e-%02d", i);
 		h[i] = lookup(&cl, name);
-		expect_echo(&cl, h[i]);
+		rt_expect_echo(&cl, h[i]);
 	}
-	old = slot_pid(seg, 1);
+	old = rt_slot_pid(seg, 1);
 	old_epoch = (uint32_t)atomic_load(&shm_proc_at(seg, 1)->own);
-	other = slot_pid(seg, 2);
+	other = rt_slot_pid(seg, 2);
 	assert_true(old > 0);
-	kill_and_wait(old);
+	rt_kill_and_wait(old);
 	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
 	p = shm_proc_at(seg, 1);
 	assert_int_equal(p->last_pid, (uint32_t)old);
@@ -342,9 +164,9 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	 * to wake the supervisor when it dies (a forked replacement can be RUNNING before the
 	 * supervisor, back from fork(), arms it)
 	 */
-	WAIT_FOR(seg, atomic_load(&p->death_word) == ((uint32_t)slot_pid(seg, 1) | 0x80000000u));
+	WAIT_FOR(seg, atomic_load(&p->death_word) == ((uint32_t)rt_slot_pid(seg, 1) | 0x80000000u));
 	/* one_for_one: the other worker was left alone */
-	assert_int_equal(slot_pid(seg, 2), other);
+	assert_int_equal(rt_slot_pid(seg, 2), other);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, 2)->restarts), 0);
 	/* its agents were restarted on the replacement, same slots */
 	for (uint32_t i = 0; i < shm_hdr(seg)->cfg.max_agents; i++) {
@@ -357,18 +179,18 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	for (int i = 0; i < 10; i++) {
 		snprintf(name, sizeof(name), "e-%02d", i);
 		assert_int_equal(lookup(&cl, name), h[i]);
-		expect_echo(&cl, h[i]);
+		rt_expect_echo(&cl, h[i]);
 	}
-	client_close(&cl);
+	rt_client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 static void test_supervisor_one_for_all_restarts_every_worker(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	pid_t old1, old2;
 	char cfg[1024];
@@ -376,23 +198,23 @@ static void test_supervisor_one_for_all_restarts_every_worker(void **state)
 	(void)state;
 	snprintf(cfg, sizeof(cfg), "%s[restart]\nstrategy = one_for_all\n", two_workers);
 	start(&r, "all", cfg, NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
-	old1 = slot_pid(seg, 1);
-	old2 = slot_pid(seg, 2);
-	kill_and_wait(old1);
+	old1 = rt_slot_pid(seg, 1);
+	old2 = rt_slot_pid(seg, 2);
+	rt_kill_and_wait(old1);
 	WAIT_FOR(seg, worker_is_up(seg, 1, old1, 1));
 	WAIT_FOR(seg, worker_is_up(seg, 2, old2, 1));
 	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_NORMAL);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 static void test_supervisor_intensity_exceeded(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	char err[4096];
 
 	(void)state;
@@ -403,22 +225,22 @@ static void test_supervisor_intensity_exceeded(void **state)
 	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n",
 	      NULL);
 	unsetenv("SHOAL_TEST_WORKER_EXIT");
-	assert_int_equal(wait_exit(&r), 1);
-	read_err(&r, err, sizeof(err));
+	assert_int_equal(rt_wait_exit(&r), 1);
+	rt_read_err(&r, err, sizeof(err));
 	if (!strstr(err, "worker 1 ") || !strstr(err, "intensity exceeded") ||
 	    !strstr(err, "exited with code 7"))
 		fail_msg("stderr: %s", err);
 	/* stopped cleanly: the segment is gone */
 	assert_int_equal(shm_seg_unlink(r.inst), -ENOENT);
-	cleanup(&r);
+	rt_cleanup(&r);
 }
 
 /* A worker slot waiting out its backoff reads EXITED: a client must not take it. */
 static void test_supervisor_client_never_takes_a_worker_slot(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
-	struct client cl;
+	struct rt_client cl;
 	struct shm_proc *p;
 
 	(void)state;
@@ -434,42 +256,42 @@ static void test_supervisor_client_never_takes_a_worker_slot(void **state)
 	p = shm_proc_at(seg, 2);
 	WAIT_FOR(seg, p->last_reason == SHM_EXIT_CODE && atomic_load(&p->state) == SHM_PROC_EXITED);
 	assert_int_equal(p->last_code, 5);
-	client_open(&cl, r.inst);
+	rt_client_open(&cl, r.inst);
 	assert_true(cl.seg->self >= 3);
-	client_close(&cl);
+	rt_client_close(&cl);
 	assert_int_equal(atomic_load(&p->state), SHM_PROC_EXITED);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 static void test_supervisor_sigterm_removes_segment(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	char path[96];
 
 	(void)state;
 	start(&r, "term", two_workers, NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", r.inst);
 	assert_int_equal(access(path, F_OK), 0);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
+	assert_int_equal(rt_wait_exit(&r), 0);
 	assert_int_equal(access(path, F_OK), -1);
-	cleanup(&r);
+	rt_cleanup(&r);
 }
 
 static void test_supervisor_sigterm_keep(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 
 	(void)state;
 	start(&r, "keep", two_workers, "--keep");
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	kill(r.pid, SIGINT);
-	assert_int_equal(wait_exit(&r), 0);
+	assert_int_equal(rt_wait_exit(&r), 0);
 	seg = attach(&r);
 	assert_int_equal(atomic_load(&shm_hdr(seg)->state), SHM_INST_STOPPED);
 	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STOPPED);
@@ -479,28 +301,28 @@ static void test_supervisor_sigterm_keep(void **state)
 		assert_int_equal(shm_proc_at(seg, s)->last_code, 0);
 	}
 	shm_seg_detach(seg);
-	cleanup(&r);
+	rt_cleanup(&r);
 }
 
 static void test_supervisor_killed_leaves_stale_segment(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	int fds[2];
 	char out[8192] = "";
 
 	(void)state;
 	start(&r, "supkill", two_workers, NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
-	fds[0] = pidfd_open_(slot_pid(seg, 1));
-	fds[1] = pidfd_open_(slot_pid(seg, 2));
+	fds[0] = rt_pidfd_open(rt_slot_pid(seg, 1));
+	fds[1] = rt_pidfd_open(rt_slot_pid(seg, 2));
 	assert_true(fds[0] >= 0 && fds[1] >= 0);
 	kill(r.pid, SIGKILL);
-	assert_int_equal(wait_exit(&r), -SIGKILL);
+	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
 	/* PR_SET_PDEATHSIG: the workers die with their supervisor */
-	assert_true(fd_wait(fds[0], TIMEOUT_MS));
-	assert_true(fd_wait(fds[1], TIMEOUT_MS));
+	assert_true(rt_fd_wait(fds[0], TIMEOUT_MS));
+	assert_true(rt_fd_wait(fds[1], TIMEOUT_MS));
 	close(fds[0]);
 	close(fds[1]);
 	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STALE);
@@ -509,7 +331,7 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	inspect(r.inst, out, sizeof(out));
 	if (!strstr(out, "supervisor-dead"))
 		fail_msg("inspect said: %s", out);
-	cleanup(&r);
+	rt_cleanup(&r);
 }
 
 static char *asan_allow_null(void);
@@ -517,7 +339,7 @@ static void asan_restore(char *saved);
 
 static void test_supervisor_memory_cap_rlimit(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
 	char *saved = asan_allow_null(), out[8192];
@@ -530,7 +352,7 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	      NULL);
 	unsetenv("SHOAL_TEST_WORKER_ALLOC");
 	asan_restore(saved);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
 	p = shm_proc_at(seg, 1);
 	WAIT_FOR(seg, worker_is_up(seg, 1, 0, 1));
@@ -545,8 +367,8 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 		fail_msg("inspect said: %s", out);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 /* ASan must let an allocation past the cap fail (the worker then exits 86), not abort. */
@@ -573,10 +395,10 @@ static void asan_restore(char *saved)
 /* The hog agent allocates past its worker's cap: the worker exits, recorded "memory cap". */
 static void test_supervisor_memory_cap_hog_agent(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
-	struct client cl;
+	struct rt_client cl;
 	shoal_handle_t hog;
 	char *saved;
 	pid_t old;
@@ -596,11 +418,11 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	      "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
 	      NULL);
 	asan_restore(saved);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
 	p = shm_proc_at(seg, 1);
-	old = slot_pid(seg, 1);
-	client_open(&cl, r.inst);
+	old = rt_slot_pid(seg, 1);
+	rt_client_open(&cl, r.inst);
 	hog = lookup(&cl, "hog");
 	/*
 	 * 16 MiB per call until the worker dies under its cap. The call that crossed it is
@@ -616,12 +438,12 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
 	assert_int_equal(p->last_code, 86);
 	/* the instance carries on: the echo agent on the replacement answers */
-	expect_echo(&cl, lookup(&cl, "e"));
-	client_close(&cl);
+	rt_expect_echo(&cl, lookup(&cl, "e"));
+	rt_client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 /*
@@ -631,10 +453,10 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
  */
 static void test_supervisor_hang_is_killed(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
-	struct client cl;
+	struct rt_client cl;
 	char reply[8] = "", err[4096];
 	pid_t old;
 
@@ -644,11 +466,11 @@ static void test_supervisor_hang_is_killed(void **state)
 	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
 	      "[agent c]\ntype = crasher\n[agent e]\ntype = echo\n",
 	      NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
 	p = shm_proc_at(seg, 1);
-	old = slot_pid(seg, 1);
-	client_open(&cl, r.inst);
+	old = rt_slot_pid(seg, 1);
+	rt_client_open(&cl, r.inst);
 	assert_int_equal(ipc_call(cl.seg, cl.w, cl.inbox, lookup(&cl, "c"), 1, "hang", 4, reply,
 				  sizeof(reply), TIMEOUT_MS),
 			 4);
@@ -658,15 +480,15 @@ static void test_supervisor_hang_is_killed(void **state)
 	assert_int_equal(p->last_reason, SHM_EXIT_HANG);
 	assert_int_equal(p->last_signal, SIGKILL);
 	assert_string_equal(shm_exit_reason_name(p->last_reason), "hang");
-	expect_echo(&cl, lookup(&cl, "e"));
-	read_err(&r, err, sizeof(err));
+	rt_expect_echo(&cl, lookup(&cl, "e"));
+	rt_read_err(&r, err, sizeof(err));
 	if (!strstr(err, "no heartbeat for"))
 		fail_msg("the supervisor said: %s", err);
-	client_close(&cl);
+	rt_client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 /*
@@ -676,10 +498,10 @@ static void test_supervisor_hang_is_killed(void **state)
  */
 static void test_supervisor_poison_message_dropped(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
-	struct client cl;
+	struct rt_client cl;
 	struct ipc_mbox_stats st;
 	shoal_handle_t c;
 	/* room for three crash reports when the workers run under ASan */
@@ -692,10 +514,10 @@ static void test_supervisor_poison_message_dropped(void **state)
 	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
 	      "[agent c]\ntype = crasher\n",
 	      NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
 	p = shm_proc_at(seg, 1);
-	client_open(&cl, r.inst);
+	rt_client_open(&cl, r.inst);
 	c = lookup(&cl, "c");
 	assert_int_equal(ipc_send(cl.seg, c, cl.inbox, 1, 0, 0, "segv", 4, TIMEOUT_MS), 0);
 	/* answered only once the poison is gone: calls queue behind it */
@@ -707,7 +529,7 @@ static void test_supervisor_poison_message_dropped(void **state)
 	ipc_mbox_stats(seg, shoal_handle_slot(c), &st);
 	assert_int_equal(st.poisoned, 1);
 	assert_int_equal(st.redelivered, IPC_POISON_MAX);
-	read_err(&r, err, sizeof(err));
+	rt_read_err(&r, err, sizeof(err));
 	if (!strstr(err, "dropped a message"))
 		fail_msg("the instance said: %s", err);
 	/* the tools show it: the agent's line in inspect ends with its poisoned count */
@@ -719,19 +541,19 @@ static void test_supervisor_poison_message_dropped(void **state)
 		if (!line || !end || end - line < 3 || memcmp(end - 2, " 1", 2))
 			fail_msg("inspect said: %s", err);
 	}
-	client_close(&cl);
+	rt_client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 /* [types] load = PATH: a user's agent type library, hosted without rebuilding shoal. */
 static void test_supervisor_loads_type_library(void **state)
 {
 	const char *lib = getenv("SHOAL_TEST_PLUGIN");
-	struct run r;
-	struct client cl;
+	struct rt_run r;
+	struct rt_client cl;
 	char cfg[1024], reply[32] = "";
 	int n;
 
@@ -744,21 +566,21 @@ static void test_supervisor_loads_type_library(void **state)
 		 "[agent up]\ntype = upper\n",
 		 lib);
 	start(&r, "lib", cfg, NULL);
-	wait_ready(&r);
-	client_open(&cl, r.inst);
+	rt_wait_ready(&r);
+	rt_client_open(&cl, r.inst);
 	n = ipc_call(cl.seg, cl.w, cl.inbox, lookup(&cl, "up"), 1, "abc", 3, reply,
 		     sizeof(reply) - 1, TIMEOUT_MS);
 	assert_true(n >= 3);
 	assert_memory_equal(reply, "ABC", 3);
-	client_close(&cl);
+	rt_client_close(&cl);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 static void test_supervisor_dead_client_is_repaired(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	int pfd[2];
 	uint32_t slot = 0;
@@ -766,7 +588,7 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 
 	(void)state;
 	start(&r, "client", two_workers, NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	assert_int_equal(pipe(pfd), 0);
 	c = fork();
 	if (c == 0) {
@@ -782,26 +604,26 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 		_exit(0);
 	}
 	close(pfd[1]);
-	assert_true(fd_wait(pfd[0], TIMEOUT_MS));
+	assert_true(rt_fd_wait(pfd[0], TIMEOUT_MS));
 	assert_int_equal(read(pfd[0], &slot, sizeof(slot)), (ssize_t)sizeof(slot));
 	close(pfd[0]);
 	seg = attach(&r);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->state), SHM_PROC_RUNNING);
-	kill_and_wait(c);
+	rt_kill_and_wait(c);
 	waitpid(c, NULL, 0);
 	WAIT_FOR(seg, atomic_load(&shm_proc_at(seg, slot)->state) == SHM_PROC_EXITED);
 	assert_true(atomic_load(&shm_proc_at(seg, slot)->repair_gen) >= 1);
 	assert_int_equal(shm_proc_at(seg, slot)->last_pid, (uint32_t)c);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 /* rest_for_one: the dead worker and those started after it restart; earlier ones stay. */
 static void test_supervisor_rest_for_one(void **state)
 {
-	struct run r;
+	struct rt_run r;
 	struct shm_seg *seg;
 	pid_t p1, p2, p3;
 
@@ -810,22 +632,22 @@ static void test_supervisor_rest_for_one(void **state)
 	      "[instance]\nworkers = 3\nplacement = none\n[restart]\nstrategy = rest_for_one\n"
 	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n",
 	      NULL);
-	wait_ready(&r);
+	rt_wait_ready(&r);
 	seg = attach(&r);
-	p1 = slot_pid(seg, 1);
-	p2 = slot_pid(seg, 2);
-	p3 = slot_pid(seg, 3);
-	kill_and_wait(p2);
+	p1 = rt_slot_pid(seg, 1);
+	p2 = rt_slot_pid(seg, 2);
+	p3 = rt_slot_pid(seg, 3);
+	rt_kill_and_wait(p2);
 	WAIT_FOR(seg, worker_is_up(seg, 2, p2, 1));
 	WAIT_FOR(seg, worker_is_up(seg, 3, p3, 1));
 	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_SIGNAL);
 	assert_int_equal(shm_proc_at(seg, 3)->last_reason, SHM_EXIT_NORMAL);
-	assert_int_equal(slot_pid(seg, 1), p1);
+	assert_int_equal(rt_slot_pid(seg, 1), p1);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->restarts), 0);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
-	assert_int_equal(wait_exit(&r), 0);
-	cleanup(&r);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
 }
 
 static void touch(const char *dir, const char *file, const char *text)
@@ -903,41 +725,26 @@ static void test_supervisor_cgroup_files(void **state)
 	assert_int_equal(rmdir(root), 0);
 }
 
-/* After a failed test: kill the supervisor it left running (its workers follow it). */
-static int teardown(void **state)
-{
-	(void)state;
-	if (have_live) {
-		kill(live.pid, SIGKILL);
-		waitpid(live.pid, NULL, 0);
-		close(live.pidfd);
-		close(live.ready_rd);
-		cleanup(&live);
-		have_live = false;
-	}
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_supervisor_worker_killed_is_replaced, teardown),
+		cmocka_unit_test_teardown(test_supervisor_worker_killed_is_replaced, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker,
-					  teardown),
-		cmocka_unit_test_teardown(test_supervisor_rest_for_one, teardown),
-		cmocka_unit_test_teardown(test_supervisor_cgroup_files, teardown),
-		cmocka_unit_test_teardown(test_supervisor_intensity_exceeded, teardown),
+					  rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_rest_for_one, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_cgroup_files, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_intensity_exceeded, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_client_never_takes_a_worker_slot,
-					  teardown),
-		cmocka_unit_test_teardown(test_supervisor_sigterm_removes_segment, teardown),
-		cmocka_unit_test_teardown(test_supervisor_sigterm_keep, teardown),
-		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, teardown),
-		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, teardown),
-		cmocka_unit_test_teardown(test_supervisor_memory_cap_hog_agent, teardown),
-		cmocka_unit_test_teardown(test_supervisor_hang_is_killed, teardown),
-		cmocka_unit_test_teardown(test_supervisor_poison_message_dropped, teardown),
-		cmocka_unit_test_teardown(test_supervisor_loads_type_library, teardown),
-		cmocka_unit_test_teardown(test_supervisor_dead_client_is_repaired, teardown),
+					  rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_sigterm_removes_segment, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_sigterm_keep, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_memory_cap_hog_agent, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_hang_is_killed, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_poison_message_dropped, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_loads_type_library, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_dead_client_is_repaired, rt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
