@@ -73,24 +73,16 @@ struct ipc_mbox_hdr {
 	_Atomic uint32_t space;		/* futex word: bumped by the consumer for full waiters */
 	_Atomic uint32_t space_waiters; /* producers waiting for space (they write it, rarely) */
 	_Atomic uint32_t unchecked;	/* frees since the consumer last looked for waiters */
-	_Atomic uint32_t polls;		/* empty peeks since the consumer last read the sequence
-					 * words (layout 2) */
-	_Atomic uint32_t recheck;	/* set by repair and recovery: read the sequence words at
-					 * the next empty peek (layout 2) */
 	_Atomic uint32_t attempts;	/* consumers that died handling the message at redeliver
 					 * - 1 (layout minor 3) */
-	_Atomic uint64_t dirty_to;	/* layout 2: cells below this position were freed without
-					 * clearing their stamp words (see mbox.c) */
 	_Atomic uint64_t poisoned;	/* messages dropped after killing their consumer
 					 * IPC_POISON_MAX times (layout minor 3) */
-	uint8_t pad1[128 - 96];		/* to 256 */
+	uint8_t pad1[128 - 80];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
-static_assert(offsetof(struct ipc_mbox_hdr, recheck) == 200, "mailbox header ABI");
-static_assert(offsetof(struct ipc_mbox_hdr, dirty_to) == 208, "mailbox header ABI");
-static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 204, "mailbox header ABI");
-static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 216, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 196, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 200, "mailbox header ABI");
 
 /*
  * In a call reference: set by ipc_call() (a synchronous call from a client inbox), never by
@@ -107,26 +99,9 @@ struct ipc_wire {
 	uint32_t type;	/* application type */
 	uint32_t flags; /* IPC_F_* */
 	uint32_t len;	/* payload bytes */
-	uint32_t stamp; /* layout 2: in a cell, the cell's stamp; a producer copies the header
-			 * without it and stores the stamp last */
+	uint32_t rsvd;	/* zero */
 };
 static_assert(sizeof(struct ipc_wire) == 32, "message header ABI");
-static_assert(offsetof(struct ipc_wire, stamp) == 28, "message header ABI");
-
-/*
- * A cell's stamp (layout 2), bytes 28..31 of every cell: 0, or (position mod 2^30, state)
- * of the message, filler or taken message that starts there, stored after its sequence
- * word says so. The consumer clears a freed cell's word unless it names that very position,
- * so a stamp that matches the head's position was written for it (see mbox.c).
- */
-#define IPC_ST_READY 1u
-#define IPC_ST_PAD   2u
-#define IPC_ST_TAKEN 3u
-
-static inline uint32_t ipc_stamp_make(uint64_t pos, uint32_t st)
-{
-	return (uint32_t)((pos & 0x3fffffffu) << 2) | st;
-}
 
 /* A resolved mailbox: pointers and sizes, private to the caller. */
 struct ipc_mbox {
@@ -154,13 +129,6 @@ static inline void ipc_mbox_resolve(const struct shm_seg *seg, uint32_t slot, st
 	m->cells = base + SHM_MBOX_HDR + n * 8u;
 	m->n = n;
 	m->mask = n - 1;
-}
-
-/* The stamp of the cell at position pos. */
-static inline _Atomic uint32_t *ipc_stamp_at(const struct ipc_mbox *m, uint64_t pos)
-{
-	return (_Atomic uint32_t *)(m->cells + (pos & m->mask) * SHM_MBOX_CELL +
-				    offsetof(struct ipc_wire, stamp));
 }
 
 static inline uint32_t ipc_msg_cells(uint32_t len)

@@ -23,37 +23,9 @@
  *   3. CAS seq[t]: FREE(t) -> CLAIMED(t, k, self), then CAS tail: t -> t + k. Anyone who
  *      finds a claimed, ready, padded or skipped cell at the tail helps move the tail past
  *      it, so a producer dying between the two CASes blocks nobody;
- *   4. copy the message (its header but bytes 28..31), release-store READY(t, k), then
- *      the cell's stamp (below), then ring the host (msg.c).
+ *   4. copy the message, release-store READY(t, k), then ring the host (msg.c).
  * The producer always tries the tail CAS itself before publishing, so READY implies the
  * tail is past the message.
- *
- * Stamps (layout 2): the consumer's fast path. A consumer spinning on the sequence word at
- * its head pulls that line to itself between a producer's claim and its READY, and its
- * per-message FREE lands on the line of the next claim, so every claim paid a coherence
- * round trip, and the message itself was a second line (the spinning round trip was about
- * 2x a cache-line ping-pong). Bytes 28..31 of every cell are its stamp: 0, or
- * ipc_stamp_make(position, READY / PAD / TAKEN) of what starts in that cell, stored by the
- * producer after READY (PAD: after its claim), and by the consumer for TAKEN. Peek reads
- * the stamp of the head's cell: one line, written by the producer once per message and
- * carrying the message, as in a cache-line ping-pong; the sequence words become nearly
- * producer-private (read by the consumer on its slow path, freed a line at a time).
- * - A stamp is stored after READY, so a message taken by its stamp already reads READY and
- *   the FREE that the consumer stores later is never overwritten by a late READY.
- * - The consumer clears, before its FREE, the stamp word of every cell it frees unless it
- *   holds a stamp of that very position (a first cell, which is thus not written by the
- *   consumer): a stamp seen at the head was stored for that position in this lap (payload
- *   bytes of an older lap are gone, and an old stamp names an older position). Positions
- *   are mod 2^30, a lap at most 2^20 cells, and a cell that is not a first cell in a lap is
- *   cleared that lap. A late stamp that lands after the clear names an old position too.
- *   Frees under a backlog (below) do not clear: the consumer would write lines of later
- *   cells that it may never have read. They record dirty_to first, and for a lap after
- *   them (head < dirty_to + cells) peek reads the sequence words instead of the stamp.
- * - Peek reads the sequence words (skip_head: PAD, SKIP, TAKEN, dead claims, a READY whose
- *   producer died before its stamp) when the stamp names filler or a taken message, when
- *   repair or recovery set the header's `recheck` word, and once per IPC_SEQ_POLL_EVERY
- *   empty peeks. So a claim whose producer died is skipped by the consumer within that
- *   many peeks, or at the next one after repair.
  *
  * A batch (ipc_send_batch) claims a run of consecutive messages to one mailbox with one
  * CLAIMED(t, K) word covering all K cells (while they fit before the ring's end): it writes
@@ -71,13 +43,8 @@
  *
  * Consumer (the one process hosting the agent): head is its own. peek records the
  * position of the message it hands out (inflight); consume stores head := pos + k
- * (release). It frees consumed cells in position order (FREE(p + cells)) and then records
- * freed: at once when the next message is already stamped (a backlog: producers may be
- * short of room), else a whole line of sequence words at a time once the head has left it
- * (when it finds the mailbox empty, or once IPC_FREE_LAG cells wait), so that its stores do
- * not land on the line the next claim goes to. At most IPC_FREE_LINE - 1 consumed cells stay
- * unfreed while it is idle, too few to keep a message of at most half the ring from
- * fitting. Per-message head update, so delivery is exactly once except for the
+ * (release), then frees the k cells in position order (FREE(p + cells)), then records
+ * freed := head. Per-message head update, so delivery is exactly once except for the
  * message being handled when the consumer died. ipc_mbox_recover() at restart: cells in
  * [freed, head) are freed (CAS, idempotent), and if inflight still equals the head the
  * message is handed out again with IPC_F_REDELIVERED.
@@ -103,8 +70,6 @@
  * syscall: repair therefore ends by waking every parked process.
  *
  * Tools read head, tail and the sequence words only (ipc_mbox_depth, ipc_mbox_stats).
- * ipc_mbox_has_msg() also reads the sequence words: a worker that asks it before parking
- * sees a READY message even if its producer died before its stamp.
  */
 #include <errno.h>
 #include <limits.h>
@@ -137,30 +102,11 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 
 	ipc_mbox_resolve(seg, slot, &m);
 	memset((void *)m.h, 0, sizeof(*m.h));
-	for (uint64_t i = 0; i < m.n; i++) {
+	for (uint64_t i = 0; i < m.n; i++)
 		/* relaxed: the slot is not published yet; the fence below orders it */
 		atomic_store_explicit(&m.seq[i], seq_free(i), memory_order_relaxed);
-		atomic_store_explicit(ipc_stamp_at(&m, i), 0, memory_order_relaxed);
-	}
 	/* I0: pairs with the acquire load of the agent state by senders (S2 in shm/proc.c). */
 	atomic_thread_fence(memory_order_release);
-}
-
-/*
- * memcpy() for a payload: small ones (the latency case) without a library call, as two
- * fixed-size copies that may overlap.
- */
-static inline void copy_payload(uint8_t *dst, const uint8_t *src, uint32_t len)
-{
-	if (len >= 16 && len <= 32) {
-		memcpy(dst, src, 16);
-		memcpy(dst + len - 16, src + len - 16, 16);
-	} else if (len >= 8 && len < 16) {
-		memcpy(dst, src, 8);
-		memcpy(dst + len - 8, src + len - 8, 8);
-	} else if (len) {
-		memcpy(dst, src, len);
-	}
 }
 
 /* Help move the tail from t past a claimed/ready/padded cell of k cells. */
@@ -226,6 +172,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			continue;
 		claim = pad ? ipc_seq_make(t, IPC_S_PAD, need, 0)
 			    : ipc_seq_make(t, IPC_S_CLAIMED, need, self);
+		/* ask for the first cell's line for writing while the claim's line travels */
+		__builtin_prefetch(m->cells + idx * SHM_MBOX_CELL, 1);
 		/*
 		 * C0: the claim, tried straight away (no load first: one coherence transaction
 		 * instead of two on a line the consumer wrote last). Acquire, on success and on
@@ -243,40 +191,24 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			return -EAGAIN; /* the cell still holds the previous lap: full */
 		}
 		help_tail(m, t, need);
-		if (pad) {
-			/* P0 (as below): the consumer sees the filler without the sequence word */
-			atomic_store_explicit(ipc_stamp_at(m, t), ipc_stamp_make(t, IPC_ST_PAD),
-					      memory_order_release);
+		if (pad)
 			continue;
-		}
 		for (uint32_t i = 0, off = 0; i < c; i++) {
 			uint8_t *cell = m->cells + (idx + off) * SHM_MBOX_CELL;
 			uint32_t k = ipc_msg_cells(w[i].len);
 
-			/* the header but its stamp, which is stored last */
-			memcpy(cell, &w[i], offsetof(struct ipc_wire, stamp));
-			copy_payload(cell + sizeof(w[i]), data[i], w[i].len);
-			if (i) {
-				uint64_t r = ipc_seq_make(t + off, IPC_S_READY, k, 0);
-
+			memcpy(cell, &w[i], sizeof(w[i]));
+			if (w[i].len)
+				memcpy(cell + sizeof(w[i]), data[i], w[i].len);
+			if (i)
 				/* R1: ordered before R0 below, which the consumer reads first. */
-				atomic_store_explicit(&m->seq[idx + off], r, memory_order_release);
-				/* P1: as P0 below, for a later message of the run */
-				atomic_store_explicit(ipc_stamp_at(m, t + off),
-						      ipc_stamp_make(t + off, IPC_ST_READY),
+				atomic_store_explicit(&m->seq[idx + off],
+						      ipc_seq_make(t + off, IPC_S_READY, k, 0),
 						      memory_order_release);
-			}
 			off += k;
 		}
 		/* R0: pairs with A2 in skip_head() and A4 in take_reply: payload before READY. */
 		atomic_store_explicit(&m->seq[idx], ipc_seq_make(t, IPC_S_READY, k0, 0),
-				      memory_order_release);
-		/*
-		 * P0: pairs with P2 in ipc_mbox_peek(): payload and READY before the stamp.
-		 * After R0, so a consumer that takes the message by its stamp and frees its
-		 * cell never has its FREE overwritten by our late READY.
-		 */
-		atomic_store_explicit(ipc_stamp_at(m, t), ipc_stamp_make(t, IPC_ST_READY),
 				      memory_order_release);
 		return (int)c;
 	}
@@ -284,13 +216,6 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 
 /* The consumer looks for producers waiting for space once per this many frees. */
 #define IPC_WAKE_CHECK_EVERY 32u
-
-/* Sequence words per 64-byte line: the consumer frees a line of them at a time. */
-#define IPC_FREE_LINE 8u
-/* A consumer that is never idle frees once this many consumed cells wait. */
-#define IPC_FREE_LAG 16u
-/* An empty peek reads the sequence words once per this many (see ipc_mbox_peek()). */
-#define IPC_SEQ_POLL_EVERY 256u
 
 /* A full mailbox: spin this long (the consumer is likely running) before sleeping. */
 #define IPC_FULL_SPIN_NS 50000u
@@ -373,23 +298,12 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, c
 }
 
 /* Free cells [p, p + k) for the next lap, in position order (producers rely on it). */
-static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k, bool clean)
+static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
 {
-	for (uint32_t i = 0; i < k; i++) {
-		_Atomic uint32_t *sp = ipc_stamp_at(m, p + i);
-
-		/*
-		 * Relaxed: consumer-owned until the FREE below; F0 orders it before. A stamp
-		 * that names this very position (a message's or filler's first cell) never
-		 * matches a later head and stays: no store to the line of a one-cell message.
-		 */
-		if (clean && (atomic_load_explicit(sp, memory_order_relaxed) & ~3u) !=
-				     ipc_stamp_make(p + i, 0))
-			atomic_store_explicit(sp, 0, memory_order_relaxed);
+	for (uint32_t i = 0; i < k; i++)
 		/* F0: pairs with A1/C0 in try_put(): we are done reading the cell. */
 		atomic_store_explicit(&m->seq[(p + i) & m->mask], seq_free(p + i + m->n),
 				      memory_order_release);
-	}
 }
 
 /*
@@ -412,72 +326,23 @@ static void wake_space_waiters(struct ipc_mbox *m)
 	}
 }
 
-/*
- * Free the consumed cells [freed, to) for the next lap, in position order, and record freed;
- * then, once per IPC_WAKE_CHECK_EVERY messages, wake producers waiting for space.
- */
-static void free_to(struct ipc_mbox *m, uint64_t to, bool clean)
-{
-	/* relaxed: consumer-owned words */
-	uint64_t f = atomic_load_explicit(&m->h->freed, memory_order_relaxed);
-
-	if (to - f - 1 >= m->n) /* to <= f: nothing (to - f > n never happens) */
-		return;
-	if (!clean)
-		/* relaxed: consumer-owned; stored before the FREEs: a successor reads it */
-		atomic_store_explicit(&m->h->dirty_to, to, memory_order_relaxed);
-	free_cells(m, f, (uint32_t)(to - f), clean);
-	/* relaxed: consumer-owned; read by its successor after its death */
-	atomic_store_explicit(&m->h->freed, to, memory_order_relaxed);
-	if (atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) >= IPC_WAKE_CHECK_EVERY) {
-		atomic_store_explicit(&m->h->unchecked, 0, memory_order_relaxed);
-		wake_space_waiters(m);
-	}
-}
-
-/*
- * Commit the removal of [h, h + k): the head is the commit point. With a backlog (the next
- * message is already stamped) the cells are freed at once: producers are ahead of us and
- * may be short of room. Else they are freed later, whole lines of sequence words
- * at a time (consumer_idle(), or here once IPC_FREE_LAG cells wait): a producer that claims
- * the next cell right behind us then does not find the line just written by us.
- */
+/* Commit the removal of [h, h + k): head first (the commit point), then free, then freed. */
 static void advance_head(struct ipc_mbox *m, uint64_t h, uint32_t k)
 {
-	/* relaxed: consumer-owned words */
-	uint64_t f = atomic_load_explicit(&m->h->freed, memory_order_relaxed);
-	uint32_t st;
+	uint32_t u;
 
 	/* H0: pairs with the acquire loads of head by tools and repair. */
 	atomic_store_explicit(&m->h->head, h + k, memory_order_release);
+	free_cells(m, h, k);
+	/* relaxed: consumer-owned; read by its successor after its death */
+	atomic_store_explicit(&m->h->freed, h + k, memory_order_relaxed);
 	/* relaxed: consumer-owned counter */
-	atomic_store_explicit(&m->h->unchecked,
-			      atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	/* relaxed: only compared; a backlog means producers are ahead, maybe waiting */
-	st = atomic_load_explicit(ipc_stamp_at(m, h + k), memory_order_relaxed);
-	if (st == ipc_stamp_make(h + k, IPC_ST_READY))
-		free_to(m, h + k, false);
-	else if (h + k - f >= IPC_FREE_LAG)
-		free_to(m, (h + k) & ~(uint64_t)(IPC_FREE_LINE - 1), true);
-}
-
-/*
- * The consumer found nothing to deliver: free what it consumed (the whole lines behind the
- * head, or everything when all), then wake producers waiting for space if a free since the
- * last look may concern them. At most IPC_FREE_LINE - 1 cells stay unfreed: never enough
- * to keep a message of at most half the ring (shm_cfg_validate()) from fitting.
- */
-static void consumer_idle(struct ipc_mbox *m, bool all)
-{
-	/* relaxed: consumer-owned words */
-	uint64_t h = atomic_load_explicit(&m->h->head, memory_order_relaxed);
-
-	free_to(m, all ? h : h & ~(uint64_t)(IPC_FREE_LINE - 1), true);
-	if (atomic_load_explicit(&m->h->unchecked, memory_order_relaxed)) {
-		atomic_store_explicit(&m->h->unchecked, 0, memory_order_relaxed);
-		wake_space_waiters(m); /* idle: no wake may stay owed */
+	u = atomic_load_explicit(&m->h->unchecked, memory_order_relaxed) + 1;
+	if (u >= IPC_WAKE_CHECK_EVERY) {
+		u = 0;
+		wake_space_waiters(m);
 	}
+	atomic_store_explicit(&m->h->unchecked, u, memory_order_relaxed);
 }
 
 /* Is the producer that owns a CLAIMED cell gone for good? */
@@ -558,70 +423,21 @@ static void fill_msg(const struct ipc_mbox *m, uint64_t h, struct ipc_msg *out)
 	out->attempts = 0;
 }
 
-/*
- * Does this empty peek read the sequence words? st is the stamp of the cell at the head h.
- * Yes when it names filler or a taken message there, when repair or recovery asked for it,
- * and once per IPC_SEQ_POLL_EVERY empty peeks (a claim whose producer died before its
- * stamp); else the line of sequence words producers claim in is left alone.
- */
-static bool seq_poll_due(struct ipc_mbox *m, uint32_t st, uint64_t h)
-{
-	/* relaxed: consumer-owned counter */
-	uint32_t u = atomic_load_explicit(&m->h->polls, memory_order_relaxed) + 1;
-
-	if (st && (st & ~3u) == ipc_stamp_make(h, 0))
-		u = IPC_SEQ_POLL_EVERY; /* PAD or TAKEN at the head */
-	/*
-	 * Relaxed load: a hint, read on every empty peek from our own line. The exchange
-	 * (Q1: pairs with Q0 in ipc_repair_proc(): the skip it made is visible to the reads
-	 * that follow) takes the request whole: a repair that sets it again meanwhile is not
-	 * lost.
-	 */
-	if (atomic_load_explicit(&m->h->recheck, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&m->h->recheck, 0, memory_order_acquire))
-		u = IPC_SEQ_POLL_EVERY;
-	if (u >= IPC_SEQ_POLL_EVERY)
-		u = 0;
-	atomic_store_explicit(&m->h->polls, u, memory_order_relaxed);
-	return u == 0;
-}
-
-/*
- * The fast path reads only the head cell's stamp: its producer stores it after the message
- * and its READY sequence word, in the line that carries the message. A spinning consumer
- * thus reads one line that the producer writes once per message, as in a cache-line
- * ping-pong, and leaves alone the line of sequence words producers claim in (each read
- * there would cost the next claim a coherence round trip).
- */
 int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 {
 	struct ipc_mbox m;
-	uint64_t h, s, d;
-	uint32_t st;
+	uint64_t h, s;
 
 	ipc_mbox_resolve(seg, slot, &m);
-	/* relaxed: head is consumer-owned */
-	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
-	/* relaxed: consumer-owned. 0: nothing was freed dirty. */
-	d = atomic_load_explicit(&m.h->dirty_to, memory_order_relaxed);
-	if (!d || h >= d + m.n) {
-		/* P2: pairs with P0/P1 in try_put(): the message's bytes and READY are
-		 * visible. */
-		st = atomic_load_explicit(ipc_stamp_at(&m, h), memory_order_acquire);
-		if (st == ipc_stamp_make(h, IPC_ST_READY))
-			goto deliver;
-		if (!seq_poll_due(&m, st, h)) {
-			consumer_idle(&m, false);
-			return -EAGAIN;
-		}
-	}
-	/* the sequence words; always for a cell freed dirty (its stamp word may be anything) */
 	h = skip_head(seg, &m, &s);
 	if (!is_pos(s, h) || ipc_seq_state(s) != IPC_S_READY) {
-		consumer_idle(&m, true);
+		/* relaxed: consumer-owned counter */
+		if (atomic_load_explicit(&m.h->unchecked, memory_order_relaxed)) {
+			atomic_store_explicit(&m.h->unchecked, 0, memory_order_relaxed);
+			wake_space_waiters(&m); /* idle: no wake may stay owed */
+		}
 		return -EAGAIN;
 	}
-deliver:
 	fill_msg(&m, h, out);
 	/* relaxed: consumer-owned; read by the successor after our death */
 	if (atomic_load_explicit(&m.h->inflight, memory_order_relaxed) != h + 1)
@@ -665,19 +481,13 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 		uint64_t s = atomic_load_explicit(sq, memory_order_acquire);
 
 		/* CAS: a producer may already have reclaimed a cell freed before the crash */
-		if (is_pos(s, p)) {
-			/* relaxed: published by the release CAS below (as in free_cells()) */
-			atomic_store_explicit(ipc_stamp_at(&m, p), 0, memory_order_relaxed);
+		if (is_pos(s, p))
 			/* F1: as F0 in free_cells(), for the cells the dead consumer left. */
 			atomic_compare_exchange_strong_explicit(sq, &s, seq_free(p + m.n),
 								memory_order_release,
 								memory_order_relaxed);
-		}
 	}
 	atomic_store_explicit(&m.h->freed, h, memory_order_relaxed);
-	/* relaxed: read by this consumer. The first empty peek reads the sequence words: a
-	 * claim may have died meanwhile */
-	atomic_store_explicit(&m.h->recheck, 1, memory_order_relaxed);
 	/* our predecessor may have died between freeing cells and waking their waiters */
 	wake_space_waiters(&m);
 	if (inf == h + 1) {
@@ -716,10 +526,6 @@ static void take_in_place(struct ipc_mbox *m, uint64_t p, uint32_t k)
 	 * loads of tools and repair, which may see either word. */
 	atomic_store_explicit(&m->seq[p & m->mask], ipc_seq_make(p, IPC_S_TAKEN, k, 0),
 			      memory_order_release);
-	/* relaxed: only the consumer reads stamps; the peek's fast path then goes to the
-	 * sequence words, which skip it */
-	atomic_store_explicit(ipc_stamp_at(m, p), ipc_stamp_make(p, IPC_ST_TAKEN),
-			      memory_order_relaxed);
 	/* relaxed: consumer-owned counter */
 	atomic_store_explicit(&m->h->dequeued,
 			      atomic_load_explicit(&m->h->dequeued, memory_order_relaxed) + 1,
@@ -776,8 +582,6 @@ int ipc_mbox_take_reply(struct shm_seg *seg, uint32_t slot, uint64_t ref, struct
 				      memory_order_relaxed);
 	if (r == 0 || stale)
 		skip_head(seg, &m, &s); /* free what was taken at the head */
-	if (r)
-		consumer_idle(&m, true);
 	return r;
 }
 
@@ -886,9 +690,6 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
 		}
 		pos += k;
 	}
-	/* Q0: pairs with Q1 in seq_poll_due(): our skips before the request to look. A parked
-	 * consumer is woken below, after it. */
-	atomic_store_explicit(&m.h->recheck, 1, memory_order_release);
 out_clear:
 	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
 	/* it may have died owing a wake (between claim_wake() and its syscall) */

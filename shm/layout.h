@@ -15,10 +15,8 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 	      "atomics that are not lock-free do not work across processes");
 
 #define SHM_MAGIC	 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
-#define SHM_LAYOUT_MAJOR 3u /* 2: 64-byte registry entries; 3: mailbox cell stamps */
-#define SHM_LAYOUT_MINOR                                                                           \
-	3u /* additions (kept across majors): 1 shm_hdr.changes, 2 ctl_*,                          \
-	    * 3 mailbox attempts/poisoned */
+#define SHM_LAYOUT_MAJOR 2u		       /* 2: 64-byte registry entries */
+#define SHM_LAYOUT_MINOR 3u	     /* 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned */
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -247,10 +245,7 @@ static_assert(sizeof(struct shm_agent) == 256, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, type) == 32, "shm_agent ABI");
 static_assert(offsetof(struct shm_agent, ckpt_blen) == 160, "shm_agent ABI");
 
-/*
- * Bytes of one mailbox: header, 8-byte sequence words and 64-byte cells. Layout 2: bytes
- * 28..31 of every cell are its stamp (ipc/ipc_int.h).
- */
+/* Bytes of one mailbox: header, 8-byte sequence words and 64-byte cells. */
 #define SHM_MBOX_HDR	       256u
 #define SHM_MBOX_CELL	       64u
 #define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (8u + SHM_MBOX_CELL))
