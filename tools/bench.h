@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define BENCH_NAME_MAX 48
 #define BENCH_MAX_ROWS 32
@@ -74,5 +75,14 @@ int bench_control(int argc, char **argv, struct bench_opts *o);
 int bench_ipc(int argc, char **argv, struct bench_opts *o);
 int bench_registry(int argc, char **argv, struct bench_opts *o);
 int bench_restart(int argc, char **argv, struct bench_opts *o);
+
+/*
+ * A benchmark's own instance from config `text`: `shoal run` in a forked child that gets
+ * SIGTERM when the benchmark dies, waited for until every worker and agent is ready (10 s).
+ * Its pid, or -1 with the reason on stderr. bench_sup_stop(): SIGTERM, reap, 0 if it
+ * stopped cleanly (else says so). The benchmark's main thread.
+ */
+pid_t bench_sup_start(const char *bench, const char *text);
+int bench_sup_stop(const char *bench, pid_t sup);
 
 #endif

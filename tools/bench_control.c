@@ -7,13 +7,10 @@
  * supervisor (wrk_agent_spawn from the client, no round trip).
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ipc/ipc.h"
@@ -138,53 +135,29 @@ static int base_direct(struct cl *c, int round, uint64_t *ns)
 /* shoal bench control (see the top of this file). Returns a CLI exit code. The tool. */
 int bench_control(int argc, char **argv, struct bench_opts *o)
 {
-	int rounds = o->quick ? 2 : 10, n = rounds * BATCH, rc = EXIT_SYSTEM, pfd[2], st;
+	int rounds = o->quick ? 2 : 10, n = rounds * BATCH, rc = EXIT_SYSTEM;
 	uint64_t *spawn = calloc((size_t)n, 8), *stop = calloc((size_t)n, 8);
 	uint64_t *run = calloc((size_t)n, 8), *call = calloc((size_t)n, 8);
 	uint64_t *direct = calloc((size_t)n, 8);
 	struct bench_report rep = {.bench = "control", .json = o->json};
-	struct sup_run_opts ro = {.status = false};
-	struct sup_config *cfg = calloc(1, sizeof(*cfg));
-	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", b[8];
+	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "";
 	shoal_handle_t echo;
 	struct cl c = {0};
 	pid_t sup = -1;
 
 	(void)argc;
 	(void)argv;
-	if (!spawn || !stop || !run || !call || !direct || !cfg)
+	if (!spawn || !stop || !run || !call || !direct)
 		goto out_free;
 	if (o->instance)
 		snprintf(inst, sizeof(inst), "%s", o->instance);
 	else
 		snprintf(inst, sizeof(inst), "bench-control-%d", (int)getpid());
 	snprintf(text, sizeof(text), config_fmt, inst, o->cpu_a);
-	sup_config_init(cfg);
-	if (sup_config_parse_string(cfg, "<bench>", text, err, sizeof(err))) {
-		fprintf(stderr, "shoal bench control: %s\n", err);
-		goto out_free;
-	}
-	if (pipe(pfd) < 0)
-		goto out_free;
-	sup = fork();
+	sup = bench_sup_start("control", text);
 	if (sup < 0)
 		goto out_free;
-	if (sup == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		ro.ready_fd = pfd[1];
-		_exit(sup_run(cfg, &ro));
-	}
-	close(pfd[1]);
 	bench_pin(o->cpu_b);
-	{
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-
-		if (poll(&p, 1, 10000) != 1 || read(pfd[0], b, sizeof(b)) != 6) {
-			fprintf(stderr, "shoal bench control: the instance did not become ready\n");
-			goto out_stop;
-		}
-	}
 	if (shm_seg_attach(inst, 0, 1000, &c.seg, err, sizeof(err)) ||
 	    shm_proc_claim(c.seg, SHM_ROLE_CLIENT, true) ||
 	    ipc_waiter_create(c.seg, IPC_WAKE_AUTO, &c.w) || ipc_inbox_open(c.seg, &c.inbox) ||
@@ -236,16 +209,12 @@ out_client:
 		ipc_waiter_destroy(c.w);
 	if (c.seg)
 		shm_seg_detach(c.seg);
-out_stop:
-	kill(sup, SIGTERM);
-	waitpid(sup, &st, 0);
-	close(pfd[0]);
+	bench_sup_stop("control", sup);
 out_free:
 	free(spawn);
 	free(stop);
 	free(run);
 	free(call);
 	free(direct);
-	free(cfg);
 	return rc;
 }

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -358,43 +357,20 @@ static const char *config_fmt =
 /* Start an instance (spare on or off), kill its worker `kills` times, stop it. */
 static int run_kills(struct bench_opts *o, bool spare, int kills, uint64_t *ready, uint64_t *all)
 {
-	struct sup_run_opts ro = {.status = false};
-	struct sup_config *c = calloc(1, sizeof(*c));
 	struct client cl = {0};
-	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", b[8];
-	int rc = -EIO, pfd[2], st;
+	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "";
+	int rc = -EIO;
 	pid_t sup;
 
-	if (!c)
-		return -ENOMEM;
 	/* a name of our own: other benches may run on this machine at the same time */
 	if (o->instance)
 		snprintf(inst, sizeof(inst), "%s", o->instance);
 	else
 		snprintf(inst, sizeof(inst), "bench-restart-%d", (int)getpid());
 	snprintf(text, sizeof(text), config_fmt, inst, o->cpu_a, spare ? "yes" : "no");
-	sup_config_init(c);
-	if (sup_config_parse_string(c, "<bench>", text, err, sizeof(err))) {
-		fprintf(stderr, "shoal bench restart: %s\n", err);
-		goto out_free;
-	}
-	if (pipe(pfd) < 0)
-		goto out_free;
-	sup = fork();
+	sup = bench_sup_start("restart", text);
 	if (sup < 0)
-		goto out_free;
-	if (sup == 0) {
-		/* the bench's death stops the instance in order */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		close(pfd[0]);
-		ro.ready_fd = pfd[1];
-		_exit(sup_run(c, &ro));
-	}
-	close(pfd[1]);
-	if (!fd_ready(pfd[0], 10000) || read(pfd[0], b, sizeof(b)) != 6) {
-		fprintf(stderr, "shoal bench restart: the instance did not become ready\n");
-		goto out_stop;
-	}
+		return -EIO;
 	if (shm_seg_attach(inst, 0, 1000, &cl.seg, err, sizeof(err)) ||
 	    shm_proc_claim(cl.seg, SHM_ROLE_CLIENT, true) || ipc_inbox_open(cl.seg, &cl.inbox) ||
 	    ipc_waiter_create(cl.seg, IPC_WAKE_AUTO, &cl.waiter)) {
@@ -429,13 +405,7 @@ out_client:
 		ipc_inbox_close(cl.seg, cl.inbox);
 	shm_seg_detach(cl.seg);
 out_stop:
-	kill(sup, SIGTERM);
-	waitpid(sup, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
-		fprintf(stderr, "shoal bench restart: the supervisor ended with status 0x%x\n", st);
-	close(pfd[0]);
-out_free:
-	free(c);
+	bench_sup_stop("restart", sup);
 	return rc;
 }
 
