@@ -44,19 +44,7 @@
 #include <liburing.h>
 
 #include "ipc/ipc_int.h"
-
-#ifndef IORING_OP_FUTEX_WAIT
-#define IORING_OP_FUTEX_WAIT 51
-#endif
-#ifndef IORING_OP_FUTEX_WAKE
-#define IORING_OP_FUTEX_WAKE 52
-#endif
-#ifndef FUTEX2_SIZE_U32
-#define FUTEX2_SIZE_U32 0x02
-#endif
-#ifndef FUTEX_BITSET_MATCH_ANY
-#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
-#endif
+#include "ipc/uring_futex.h"
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -102,16 +90,6 @@ static bool has_uring_futex(void)
 		io_uring_free_probe(probe);
 	cached = ok;
 	return ok;
-}
-
-static void prep_futex(struct io_uring_sqe *sqe, uint8_t op, _Atomic uint32_t *word, uint64_t val)
-{
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = op;
-	sqe->fd = FUTEX2_SIZE_U32; /* futex2 flags: 32-bit word, shared */
-	sqe->addr = (uint64_t)(uintptr_t)word;
-	sqe->addr2 = val;
-	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
 }
 
 static enum ipc_wake_mech env_mech(void)
@@ -242,34 +220,23 @@ struct io_uring *ipc_waiter_ring(struct ipc_waiter *w)
 	return &w->ring;
 }
 
-static struct io_uring_sqe *get_sqe(struct io_uring *ring)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	if (!sqe) {
-		io_uring_submit(ring);
-		sqe = io_uring_get_sqe(ring);
-	}
-	return sqe;
-}
-
 /* Queue this park's request (and its link timeout). Returns 0 or -errno. */
 static int queue_park(struct ipc_waiter *w, uint32_t d, uint64_t timeout_ns)
 {
 	struct shm_proc *p = shm_proc_at(w->seg, w->seg->self);
-	struct io_uring_sqe *sqe = get_sqe(&w->ring);
+	struct io_uring_sqe *sqe = ipc_uring_sqe(&w->ring);
 
 	if (!sqe)
 		return -EBUSY;
 	if (w->mech == IPC_WAKE_FUTEX) {
-		prep_futex(sqe, IORING_OP_FUTEX_WAIT, &p->doorbell, d);
+		ipc_prep_futex(sqe, IORING_OP_FUTEX_WAIT, &p->doorbell, d);
 	} else {
 		io_uring_prep_read(sqe, w->efd, &w->efd_buf, sizeof(w->efd_buf), 0);
 	}
 	sqe->user_data = IPC_UD_TAG | IPC_UD_WAIT | w->gen;
 	if (timeout_ns) {
 		sqe->flags |= IOSQE_IO_LINK;
-		sqe = get_sqe(&w->ring);
+		sqe = ipc_uring_sqe(&w->ring);
 		if (!sqe)
 			return -EBUSY;
 		w->ts.tv_sec = (long long)(timeout_ns / 1000000000u);
@@ -357,7 +324,7 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 		io_uring_cq_advance(&w->ring, n);
 		if (other && !wait_done && !cancelled) {
 			/* the caller's request completed: stop parking, let it run */
-			struct io_uring_sqe *sqe = get_sqe(&w->ring);
+			struct io_uring_sqe *sqe = ipc_uring_sqe(&w->ring);
 
 			if (sqe) {
 				io_uring_prep_cancel64(sqe, IPC_UD_TAG | IPC_UD_WAIT | w->gen, 0);
@@ -536,7 +503,7 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 			syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 			continue;
 		}
-		prep_futex(sqe, IORING_OP_FUTEX_WAKE, &p->doorbell, INT_MAX);
+		ipc_prep_futex(sqe, IORING_OP_FUTEX_WAKE, &p->doorbell, INT_MAX);
 		sqe->user_data = procs[i];
 		nq++;
 	}

@@ -28,19 +28,10 @@
 #include <liburing.h>
 
 #include "ipc/ipc.h"
+#include "ipc/uring_futex.h"
 #include "shm/registry.h"
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
-
-#ifndef IORING_OP_FUTEX_WAIT
-#define IORING_OP_FUTEX_WAIT 51
-#endif
-#ifndef FUTEX2_SIZE_U32
-#define FUTEX2_SIZE_U32 0x02
-#endif
-#ifndef FUTEX_BITSET_MATCH_ANY
-#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
-#endif
 
 /* Index of ctl_intent words (the supervisor's process slot, intent line). */
 enum { CI_OP = 0, CI_FROM = 1, CI_REF = 2, CI_AGENT = 3 };
@@ -385,17 +376,6 @@ static void drain(struct sup_ctl *ctl)
 	}
 }
 
-static struct io_uring_sqe *get_sqe(struct io_uring *ring)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-	if (!sqe) {
-		io_uring_submit(ring);
-		sqe = io_uring_get_sqe(ring);
-	}
-	return sqe;
-}
-
 /* See sup.h. The supervisor's thread. */
 void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, int res)
 {
@@ -425,17 +405,12 @@ void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, in
 	/* D2: pairs with D3 in claim_wake() (ipc/wake.c): a ring after this read is seen. */
 	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	drain(ctl);
-	sqe = get_sqe(ring);
+	sqe = ipc_uring_sqe(ring);
 	if (!sqe) {
 		ctl->polled = true; /* the ring is full even after a submit: the tick serves */
 		return;
 	}
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = IORING_OP_FUTEX_WAIT;
-	sqe->fd = FUTEX2_SIZE_U32; /* futex2 flags: 32-bit, shared (the word is in the segment) */
-	sqe->addr = (uint64_t)(uintptr_t)&p->doorbell;
-	sqe->addr2 = d;
-	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	ipc_prep_futex(sqe, IORING_OP_FUTEX_WAIT, &p->doorbell, d);
 	io_uring_sqe_set_data64(sqe, ud);
 	ctl->armed = true;
 }

@@ -25,6 +25,7 @@
 #include <liburing.h>
 
 #include "ipc/ipc.h"
+#include "ipc/uring_futex.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "shoal/agent.h"
@@ -33,15 +34,6 @@
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
-#endif
-#ifndef IORING_OP_FUTEX_WAIT
-#define IORING_OP_FUTEX_WAIT 51
-#endif
-#ifndef FUTEX2_SIZE_U32
-#define FUTEX2_SIZE_U32 0x02
-#endif
-#ifndef FUTEX_BITSET_MATCH_ANY
-#define FUTEX_BITSET_MATCH_ANY 0xffffffffu
 #endif
 #define DW_WAITERS    0x80000000u /* FUTEX_WAITERS */
 #define DW_OWNER_DIED 0x40000000u /* FUTEX_OWNER_DIED */
@@ -150,20 +142,9 @@ static struct shm_proc *wproc(struct sup *s, struct sup_worker *w)
 	return shm_proc_at(s->seg, w->slot);
 }
 
-static struct io_uring_sqe *get_sqe(struct sup *s)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-
-	if (!sqe) {
-		io_uring_submit(&s->ring);
-		sqe = io_uring_get_sqe(&s->ring);
-	}
-	return sqe;
-}
-
 static void arm_poll(struct sup *s, int fd, uint64_t ud)
 {
-	struct io_uring_sqe *sqe = get_sqe(s);
+	struct io_uring_sqe *sqe = ipc_uring_sqe(&s->ring);
 
 	io_uring_prep_poll_add(sqe, fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, ud);
@@ -172,7 +153,7 @@ static void arm_poll(struct sup *s, int fd, uint64_t ud)
 static void arm_timer(struct sup *s, uint64_t at_ns)
 {
 	static struct __kernel_timespec ts[64];
-	struct io_uring_sqe *sqe = get_sqe(s);
+	struct io_uring_sqe *sqe = ipc_uring_sqe(&s->ring);
 	struct __kernel_timespec *t = &ts[++s->timer_seq % 64];
 
 	/* the timespec must live until the kernel reads it at submit: a small ring of them */
@@ -181,6 +162,20 @@ static void arm_timer(struct sup *s, uint64_t at_ns)
 	io_uring_prep_timeout(sqe, t, 0, IORING_TIMEOUT_ABS);
 	io_uring_sqe_set_data64(sqe, UD(K_TIMER, 0, s->timer_seq));
 	s->timer_at = at_ns;
+}
+
+/*
+ * Wait in the ring for w's death word to leave v (the kernel sets owner-died early in the
+ * exit). If the ring is full even after a submit, the pidfd tells instead.
+ */
+static void wait_dying(struct sup *s, struct sup_worker *w, uint32_t v)
+{
+	struct io_uring_sqe *sqe = ipc_uring_sqe(&s->ring);
+
+	if (!sqe)
+		return;
+	ipc_prep_futex(sqe, IORING_OP_FUTEX_WAIT, &wproc(s, w)->death_word, v);
+	io_uring_sqe_set_data64(sqe, UD(K_DYING, w->windex, w->gen));
 }
 
 /*
@@ -193,7 +188,6 @@ static void arm_dying(struct sup *s, struct sup_worker *w)
 {
 	_Atomic uint32_t *dw = &wproc(s, w)->death_word;
 	uint32_t v = ((uint32_t)w->pid & DW_TID_MASK) | DW_WAITERS;
-	struct io_uring_sqe *sqe;
 
 	if (s->no_dying)
 		return;
@@ -205,32 +199,7 @@ static void arm_dying(struct sup *s, struct sup_worker *w)
 	 * the pidfd told) would stay queued for ever: end it (its completion has a stale gen).
 	 */
 	syscall(SYS_futex, dw, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
-	sqe = get_sqe(s);
-	if (!sqe)
-		return; /* the ring is full even after a submit: the pidfd tells */
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = IORING_OP_FUTEX_WAIT;
-	sqe->fd = FUTEX2_SIZE_U32; /* futex2 flags: 32-bit, shared (the word is in the segment) */
-	sqe->addr = (uint64_t)(uintptr_t)dw;
-	sqe->addr2 = v;
-	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
-	io_uring_sqe_set_data64(sqe, UD(K_DYING, w->windex, w->gen));
-}
-
-/* A spurious wake: wait again on the word as it is. */
-static void rearm_dying(struct sup *s, struct sup_worker *w, uint32_t v)
-{
-	struct io_uring_sqe *sqe = get_sqe(s);
-
-	if (!sqe)
-		return;
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = IORING_OP_FUTEX_WAIT;
-	sqe->fd = FUTEX2_SIZE_U32;
-	sqe->addr = (uint64_t)(uintptr_t)&wproc(s, w)->death_word;
-	sqe->addr2 = v;
-	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
-	io_uring_sqe_set_data64(sqe, UD(K_DYING, w->windex, w->gen));
+	wait_dying(s, w, v);
 }
 
 static int pidfd_open_(pid_t pid)
@@ -1306,7 +1275,7 @@ static void on_death_word(struct sup *s, struct sup_worker *w, int res)
 	if (v & DW_OWNER_DIED)
 		dispatch(s, w, E_DYING);
 	else if ((v & DW_TID_MASK) == tid)
-		rearm_dying(s, w, v); /* woken for nothing: wait again */
+		wait_dying(s, w, v); /* woken for nothing: wait again */
 }
 
 static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
