@@ -95,6 +95,7 @@ struct sup_worker {
 	bool prelaunched;	 /* launch_prep() done and a spare woken ahead of the repair */
 	bool hung;		 /* killed by us for a stale heartbeat: its exit reads "hang" */
 	bool ever_ready;
+	bool boosted;	   /* pid was started at SCHED_FIFO (boost()), not yet set back */
 	uint32_t nreasons; /* exits remembered for the intensity message */
 	char reasons[REASONS_MAX][64];
 };
@@ -128,6 +129,7 @@ struct sup {
 	uint64_t restarts; /* total, for the status line */
 	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
 	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
+	bool boost;	   /* a spare taking over starts at SCHED_FIFO (until it fails) */
 	uint64_t spare_at; /* when to fork the next spare (monotonic ns), 0: not due */
 
 	struct sup_ctl *ctl; /* the control inbox: spawn/stop requests (control.c) */
@@ -264,6 +266,7 @@ static void child_prepare(pid_t parent)
 struct spare_prep {
 	uint64_t start_time;	   /* its /proc starttime */
 	struct ipc_waiter *waiter; /* its wakeup ring, not yet on a process slot */
+	bool boosted;		   /* started at SCHED_FIFO (boost()) */
 };
 
 /* The child becomes worker w: placement, cap, then the worker loop. */
@@ -278,6 +281,7 @@ child_become(struct sup *s, struct sup_worker *w, int wr, const struct spare_pre
 		.ready_fd = wr,
 		.start_time = prep ? prep->start_time : 0,
 		.waiter = prep ? prep->waiter : NULL,
+		.boosted = prep && prep->boosted,
 	};
 	int r;
 
@@ -308,6 +312,7 @@ child_become(struct sup *s, struct sup_worker *w, int wr, const struct spare_pre
 struct spare_go {
 	uint32_t windex;
 	int32_t cap_mech;
+	uint32_t boosted; /* we set it to SCHED_FIFO: it goes back to SCHED_OTHER once started */
 };
 
 #ifndef MADV_POPULATE_WRITE
@@ -421,6 +426,7 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 	close(go_rd);
 	w = &s->w[g.windex];
 	w->cap_mech = g.cap_mech;
+	prep.boosted = g.boosted != 0;
 	child_become(s, w, ready_wr, &prep);
 }
 
@@ -514,6 +520,30 @@ static void pre_bind(struct sup *s, struct sup_worker *w, pid_t pid)
 	(void)sched_setaffinity(pid, sizeof(set), &set); /* the child's own bind reports errors */
 }
 
+/*
+ * Start the spare taking over at SCHED_FIFO (the lowest real-time priority), until its
+ * predecessor's exit completes (zombie_reap() sets it back to SCHED_OTHER; the worker does
+ * it itself after WRK_BOOST_MAX_NS at the latest). Its dead predecessor is still
+ * tearing down its address space on the same core, at SCHED_IDLE (yield_teardown()), and
+ * that was not enough: when anything preempted the replacement (a kworker), the fair
+ * scheduler could pick the dying process next (it lags behind in virtual time) and let it
+ * run its whole exit (milliseconds here) before the replacement got the core back. A fair
+ * task cannot preempt a real-time one. Needs CAP_SYS_NICE or RLIMIT_RTPRIO; without, once
+ * refused, never tried again. Returns whether it is boosted.
+ */
+static bool boost(struct sup *s, pid_t pid)
+{
+	struct sched_param sp = {.sched_priority = 1};
+
+	if (!s->boost)
+		return false;
+	if (sched_setscheduler(pid, SCHED_FIFO, &sp) == 0)
+		return true;
+	if (errno == EPERM)
+		s->boost = false;
+	return false;
+}
+
 /* Hand worker w to the spare. false when there is none (or it died): fork instead. */
 static bool spare_take(struct sup *s, struct sup_worker *w)
 {
@@ -530,6 +560,8 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 		(void)sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp);
 	}
 	pre_bind(s, w, s->spare.pid);
+	g.boosted = boost(s, s->spare.pid);
+	w->boosted = g.boosted;
 	if (write(s->spare.go_wr, &g, sizeof(g)) != (ssize_t)sizeof(g)) {
 		spare_drop(s);
 		return false;
@@ -888,6 +920,14 @@ static void zombie_reap(struct sup *s, struct sup_worker *w)
 	close(w->zpidfd);
 	w->zpidfd = -1;
 	w->zpid = 0;
+	/* its replacement no longer shares the core with it: fair scheduling again */
+	if (w->boosted) {
+		struct sched_param sp = {.sched_priority = 0};
+
+		w->boosted = false;
+		(void)sched_setscheduler(w->pid, SCHED_OTHER, &sp); /* gone already: fine */
+		shm_change_bump(s->seg); /* for whoever waits to see it (the tests) */
+	}
 }
 
 /* Restart w now or after its backoff; it counts against the intensity. */
@@ -984,7 +1024,8 @@ static void a_dying(struct sup *s, struct sup_worker *w)
 
 	shm_trace("sup: dying");
 	yield_teardown(pid);
-	zombie_reap(s, w); /* an earlier one still exiting: it has had long enough */
+	w->boosted = false; /* that process's, and SCHED_IDLE now */
+	zombie_reap(s, w);  /* an earlier one still exiting: it has had long enough */
 	w->zpid = pid;
 	w->zpidfd = w->pidfd;
 	w->zgen = w->gen;
@@ -1577,6 +1618,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);
 	s.idle_spare = may_unidle();
+	s.boost = true;
 	s.n = c->workers;
 	r = place_workers(&s, &nnodes);
 	if (r) {

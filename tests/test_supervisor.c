@@ -6,8 +6,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,6 +118,23 @@ static shoal_handle_t lookup(struct rt_client *c, const char *name)
 	return h;
 }
 
+/* Wait until the supervisor's warm spare is prepared (its own futex word); its pid. */
+static pid_t wait_spare_ready(struct shm_seg *seg)
+{
+	_Atomic uint32_t *w = &shm_hdr(seg)->spare;
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	uint32_t v;
+
+	while (!((v = atomic_load(w)) & SHM_SPARE_READY)) {
+		struct timespec ts = {0, 100000000};
+
+		if (shm_now_ns() > dl)
+			fail_msg("timed out waiting for the warm spare");
+		syscall(SYS_futex, w, FUTEX_WAIT, v, &ts, NULL, 0);
+	}
+	return (pid_t)(v & ~SHM_SPARE_READY);
+}
+
 static const char *two_workers =
 	"[instance]\nworkers = 2\nplacement = none\n"
 	"[restart]\nintensity = 5\nperiod = 10\n"
@@ -128,7 +147,7 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	struct rt_run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
-	pid_t old, other;
+	pid_t old, other, spare;
 
 	struct rt_client cl;
 	shoal_handle_t h[10];
@@ -149,8 +168,11 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	old_epoch = (uint32_t)atomic_load(&shm_proc_at(seg, 1)->own);
 	other = rt_slot_pid(seg, 2);
 	assert_true(old > 0);
+	spare = wait_spare_ready(seg);
 	rt_kill_and_wait(old);
 	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	/* the warm spare took over */
+	assert_int_equal(rt_slot_pid(seg, 1), spare);
 	p = shm_proc_at(seg, 1);
 	assert_int_equal(p->last_pid, (uint32_t)old);
 	assert_int_equal(p->last_epoch, old_epoch);
@@ -165,6 +187,12 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	 * supervisor, back from fork(), arms it)
 	 */
 	WAIT_FOR(seg, atomic_load(&p->death_word) == ((uint32_t)rt_slot_pid(seg, 1) | 0x80000000u));
+	/*
+	 * a spare that took over starts at SCHED_FIFO while its predecessor tears down on the
+	 * same core; once that exit is complete (rt_kill_and_wait saw it) the supervisor sets
+	 * it back: no worker is left real-time
+	 */
+	WAIT_FOR(seg, sched_getscheduler(rt_slot_pid(seg, 1)) == SCHED_OTHER);
 	/* one_for_one: the other worker was left alone */
 	assert_int_equal(rt_slot_pid(seg, 2), other);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, 2)->restarts), 0);

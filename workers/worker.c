@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct wrk {
 	uint32_t nup;
 	uint64_t now;
 	uint64_t spin_ns; /* spin before parking ($SHOAL_WORKER_SPIN_NS) */
+	bool boosted;	  /* still at the start-up SCHED_FIFO (unboost()) */
+	uint64_t boost_t0;
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -502,6 +505,26 @@ static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 	return 0;
 }
 
+/*
+ * A worker the supervisor started at SCHED_FIFO (a spare taking over, see boost() in
+ * sup.c) is set back to SCHED_OTHER by the supervisor when its predecessor's exit has
+ * completed; if that never comes (a supervisor that died meanwhile), it does it itself
+ * after WRK_BOOST_MAX_NS (1 s). Not at its first idle moment: the predecessor may still be
+ * exiting on this core then, and the fair scheduler could hand it the core for the rest
+ * of its exit (see boost()).
+ */
+#define WRK_BOOST_MAX_NS 1000000000ull
+
+static void unboost(struct wrk *w)
+{
+	struct sched_param sp = {.sched_priority = 0};
+
+	w->boosted = false;
+	if (sched_getscheduler(0) == SCHED_FIFO && sched_setscheduler(0, SCHED_OTHER, &sp) < 0)
+		fprintf(stderr, "shoal worker %u: leaving its start-up priority: %s\n", w->self,
+			strerror(errno));
+}
+
 /* See wrk.h. The worker process. */
 int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 {
@@ -550,6 +573,8 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	if (getenv("SHOAL_WORKER_SPIN_NS"))
 		w.spin_ns = strtoull(getenv("SHOAL_WORKER_SPIN_NS"), NULL, 10);
 	w.now = shm_now_ns();
+	w.boosted = args->boosted;
+	w.boost_t0 = w.now;
 	rescan(&w);
 	shm_trace("wrk: rescanned");
 	shm_proc_heartbeat(seg);
@@ -567,6 +592,8 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		uint64_t next_tick, timeout;
 
 		w.now = shm_now_ns();
+		if (w.boosted && w.now - w.boost_t0 >= WRK_BOOST_MAX_NS)
+			unboost(&w);
 		if (is_stopping(&w))
 			break;
 		/* after wake: new or stopping agents first */

@@ -23,6 +23,8 @@ struct wrk_args {
 	int ready_fd;		   /* one byte is written here once ready, then closed; -1 none */
 	uint64_t start_time;	   /* its /proc starttime if read ahead (a spare), 0: read it */
 	struct ipc_waiter *waiter; /* prepared ahead (ipc_waiter_prepare), NULL: create it */
+	bool boosted;		   /* started at SCHED_FIFO by the supervisor: back to SCHED_OTHER
+				    * once started (see wrk_main) */
 };
 
 /*
