@@ -24,6 +24,9 @@ struct io_uring_cqe;
 #define IPC_F_CALL	  0x2u /* a call: the receiver must reply with ref */
 #define IPC_F_REPLY	  0x4u /* a reply to the call with the same ref */
 #define IPC_F_SYSTEM	  0x8u /* engine message (DOWN, UP, control); type says which */
+#define IPC_F_ERROR                                                                                \
+	0x10u /* with IPC_F_REPLY: the call failed; type is the errno, no                          \
+	       * payload (ipc_reply_error) */
 
 /* Engine message types (with IPC_F_SYSTEM). */
 #define IPC_T_DOWN 1u /* payload: struct ipc_down */
@@ -177,12 +180,20 @@ void ipc_inbox_close(struct shm_seg *seg, shoal_handle_t inbox);
 /*
  * Call: send with IPC_F_CALL and a fresh ref from `inbox`, wait up to timeout_ms for the
  * reply (other messages in the inbox stay queued). Returns the reply's payload length (may
- * exceed cap: truncated copy) or -ETIMEDOUT, or a send error. The caller's waiter is used
+ * exceed cap: truncated copy) or -ETIMEDOUT, or a send error, or the error the receiving
+ * side answered with (an error reply: -ECANCELED when the call was dropped as a poison
+ * message, the handler's own error when handle_call failed). The caller's waiter is used
  * to park.
  */
 int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, shoal_handle_t to,
 	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
 	     int timeout_ms);
+/*
+ * Answer call m with an error instead of a reply: IPC_F_REPLY | IPC_F_ERROR, the positive
+ * errno in the type, no payload. Does not wait on a full inbox (a caller that does not read
+ * loses it). No-op (0) for a message that is not a call or has no sender.
+ */
+int ipc_reply_error(struct shm_seg *seg, shoal_handle_t self, const struct ipc_msg *m, int err);
 /* Async call: send with IPC_F_CALL; the reply arrives later as a message to `from`. */
 int ipc_call_async(struct shm_seg *seg, shoal_handle_t from, shoal_handle_t to, uint32_t type,
 		   const void *data, uint32_t len, uint64_t *ref_out);

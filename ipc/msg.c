@@ -220,6 +220,16 @@ int ipc_reply(struct shm_seg *seg, shoal_handle_t self, const struct ipc_msg *m,
 			IPC_REPLY_TIMEOUT_MS);
 }
 
+int ipc_reply_error(struct shm_seg *seg, shoal_handle_t self, const struct ipc_msg *m, int err)
+{
+	if (!(m->flags & IPC_F_CALL) || m->from == SHOAL_HANDLE_NONE)
+		return 0;
+	if (err < 0)
+		err = -err;
+	return ipc_send(seg, m->from, self, err ? (uint32_t)err : EIO, IPC_F_REPLY | IPC_F_ERROR,
+			m->ref, NULL, 0, 0);
+}
+
 struct call_wait {
 	struct shm_seg *seg;
 	uint32_t slot;
@@ -259,8 +269,11 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	for (;;) {
 		uint64_t left = 0;
 
-		if (call_has_reply(&c))
+		if (call_has_reply(&c)) {
+			if (c.got.flags & IPC_F_ERROR)
+				return c.got.type && c.got.type < 4096 ? -(int)c.got.type : -EIO;
 			return (int)c.got.len;
+		}
 		now = shm_now_ns();
 		if (deadline) {
 			if (now >= deadline)

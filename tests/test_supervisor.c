@@ -569,6 +569,16 @@ static void test_supervisor_poison_message_dropped(void **state)
 		if (!line || !end || end - line < 3 || memcmp(end - 2, " 1", 2))
 			fail_msg("inspect said: %s", err);
 	}
+	/* a poisonous call: its caller hears it was dropped instead of waiting out its timeout */
+	assert_int_equal(
+		ipc_call(cl.seg, cl.w, cl.inbox, c, 1, "segv", 4, reply, sizeof(reply), TIMEOUT_MS),
+		-ECANCELED);
+	assert_int_equal(atomic_load(&p->restarts), 2 * IPC_POISON_MAX);
+	/* a handler that fails: its error comes back (the agent alone is restarted) */
+	assert_int_equal(
+		ipc_call(cl.seg, cl.w, cl.inbox, c, 1, "fail", 4, reply, sizeof(reply), TIMEOUT_MS),
+		-EIO);
+	assert_int_equal(atomic_load(&p->restarts), 2 * IPC_POISON_MAX);
 	rt_client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);

@@ -97,6 +97,12 @@ int cmd_call(int argc, char **argv)
 		fprintf(stderr, "shoal call: '%s' did not answer within %ld ms\n", argv[optind],
 			timeout);
 		ex = EXIT_CHECK;
+	} else if (rc == -ECANCELED) {
+		fprintf(stderr,
+			"shoal call: '%s' dropped the call: it ended its worker %u times (a poison "
+			"message)\n",
+			argv[optind], IPC_POISON_MAX);
+		ex = EXIT_CHECK;
 	} else if (rc == -ENOENT || rc == -ESTALE) {
 		fprintf(stderr, "shoal call: agent '%s' is gone\n", argv[optind]);
 		ex = EXIT_USAGE;

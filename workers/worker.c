@@ -283,12 +283,17 @@ static void rescan(struct wrk *w)
 		start_pending(w);
 }
 
+static_assert(SHOAL_MSG_REDELIVERED == IPC_F_REDELIVERED && SHOAL_MSG_CALL == IPC_F_CALL &&
+		      SHOAL_MSG_REPLY == IPC_F_REPLY && SHOAL_MSG_ERROR == IPC_F_ERROR,
+	      "an agent's message flags are the engine's bits");
+
 static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
 {
 	sm->from = m->from;
 	sm->ref = m->ref;
 	sm->type = m->type;
-	sm->flags = m->flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY);
+	sm->flags = m->flags &
+		    (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY | SHOAL_MSG_ERROR);
 	sm->len = m->len;
 	sm->data = m->data;
 }
@@ -314,6 +319,8 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 				"%#llx) "
 				"that ended its worker %u times\n",
 				w->self, a->name, m.type, (unsigned long long)m.from, m.attempts);
+			/* a caller hears why instead of waiting out its timeout */
+			ipc_reply_error(w->seg, wa->handle, &m, ECANCELED);
 			ipc_mbox_drop_poison(w->seg, wa->slot, &m);
 			continue;
 		}
@@ -344,6 +351,8 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 			if (rc >= 0 && rlen != SHOAL_REPLY_LATER && m.from != SHOAL_HANDLE_NONE)
 				ipc_send(w->seg, m.from, wa->handle, m.type, IPC_F_REPLY, m.ref,
 					 w->reply, rlen < cap ? rlen : cap, WRK_REPLY_TIMEOUT_MS);
+			else if (rc < 0)
+				ipc_reply_error(w->seg, wa->handle, &m, rc);
 		} else {
 			rc = t->handle(&ctx, wa->state, &sm);
 		}

@@ -27,6 +27,10 @@ extern "C" {
 #define SHOAL_MSG_REDELIVERED 0x1u /* its worker died while handling it before */
 #define SHOAL_MSG_CALL	      0x2u /* a call: handle_call's reply goes back to the caller */
 #define SHOAL_MSG_REPLY	      0x4u /* the reply to an async call; ref says which */
+#define SHOAL_MSG_ERROR                                                                            \
+	0x10u /* with SHOAL_MSG_REPLY: the call failed, type is the                                \
+	       * errno, no payload (dropped as a poison message:                                   \
+	       * ECANCELED; handle_call failed: its error) */
 
 /* A message as handle/handle_call see it; data is valid until the callback returns. */
 struct shoal_msg {
