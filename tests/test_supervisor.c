@@ -193,6 +193,28 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	 * it back: no worker is left real-time
 	 */
 	WAIT_FOR(seg, sched_getscheduler(rt_slot_pid(seg, 1)) == SCHED_OTHER);
+	/* and inspect names a worker left at SCHED_FIFO (here set by hand, if we may) */
+	{
+		struct sched_param sp = {.sched_priority = 1};
+		pid_t wp = rt_slot_pid(seg, 1);
+		static char out[1 << 15];
+		char want[64];
+
+		if (sched_setscheduler(wp, SCHED_FIFO, &sp) == 0) {
+			inspect(r.inst, out, sizeof(out));
+			sp.sched_priority = 0;
+			assert_int_equal(sched_setscheduler(wp, SCHED_OTHER, &sp), 0);
+			snprintf(want, sizeof(want), "worker slot 1 (pid %d) runs at SCHED_FIFO",
+				 (int)wp);
+			if (!strstr(out, want))
+				fail_msg("inspect said: %s", out);
+			inspect(r.inst, out, sizeof(out));
+			assert_null(strstr(out, "runs at SCHED_FIFO"));
+		} else {
+			fprintf(stderr, "inspect's SCHED_FIFO note not checked: %s\n",
+				strerror(errno));
+		}
+	}
 	/* one_for_one: the other worker was left alone */
 	assert_int_equal(rt_slot_pid(seg, 2), other);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, 2)->restarts), 0);

@@ -1,6 +1,7 @@
 /* shoal inspect: read an instance's segment (read-only) and print what it holds. */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,17 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		       shm_role_name(p->role), shm_proc_state_name(st), (unsigned)(own >> 32),
 		       (unsigned)own, p->core, p->node, cap, wake, atomic_load(&p->restarts),
 		       now > hb && hb ? (double)(now - hb) / 1e6 : 0.0, last);
+	}
+	/* a replacement still at its start-up priority (boost() in supervisor/sup.c) */
+	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {
+		const struct shm_proc *p = shm_proc_at(seg, i);
+		pid_t pid = (pid_t)(atomic_load(&p->own) >> 32);
+
+		if (p->role == SHM_ROLE_WORKER && atomic_load(&p->state) == SHM_PROC_RUNNING &&
+		    pid > 0 && sched_getscheduler(pid) == SCHED_FIFO)
+			printf("note           worker slot %u (pid %d) runs at SCHED_FIFO: its "
+			       "predecessor's exit is still completing\n",
+			       i, (int)pid);
 	}
 }
 
