@@ -593,6 +593,7 @@ static void test_worker_client_commands(void **state)
 	spawn("counter", "cnt", 1);
 	spawn("blocker", "stuck", 1);
 	spawn("echo", "e3", 1);
+	spawn("crasher", "cr", 1);
 	pid = start_worker(1);
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "e3", "hello", NULL}),
 			 0);
@@ -606,6 +607,11 @@ static void test_worker_client_commands(void **state)
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "nosuch", "x", NULL}),
 			 2);
 	assert_non_null(strstr(out, "no agent named 'nosuch'"));
+	/* a handle_call that fails: its error, at once (not a timeout), exit 3 */
+	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "cr", "fail", NULL}),
+			 3);
+	if (!strstr(out, "'cr': Input/output error"))
+		fail_msg("shoal call said: %s", out);
 	/* spawn and stop ask the supervisor: this instance has none serving */
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"spawn", "echo", "e4", NULL}),
 			 2);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/registry.h"
 #include "tools/client.h"
 
 static void usage(FILE *f)
@@ -31,6 +32,18 @@ static void print_reply(const unsigned char *r, int n)
 			printf("%02x", r[i]);
 	}
 	printf("\n");
+}
+
+/*
+ * Whether name still names agent h: then an -ENOENT or -ESTALE came from its handle_call
+ * (an error reply), not from a handle that went away.
+ */
+static bool still_named(const struct tool_client *cl, const char *name, shoal_handle_t h)
+{
+	shoal_handle_t now = SHOAL_HANDLE_NONE;
+
+	return shm_reg_lookup(cl->seg, SHM_NS_DEFAULT, name, strlen(name), &now, NULL) == 0 &&
+	       now == h;
 }
 
 int cmd_call(int argc, char **argv)
@@ -103,7 +116,7 @@ int cmd_call(int argc, char **argv)
 			"message)\n",
 			argv[optind], IPC_POISON_MAX);
 		ex = EXIT_CHECK;
-	} else if (rc == -ENOENT || rc == -ESTALE) {
+	} else if ((rc == -ENOENT || rc == -ESTALE) && !still_named(&cl, argv[optind], h)) {
 		fprintf(stderr, "shoal call: agent '%s' is gone\n", argv[optind]);
 		ex = EXIT_USAGE;
 	} else {
