@@ -95,6 +95,37 @@ int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t 
 	return EXIT_OK;
 }
 
+int tool_client_args(const char *cmd, int argc, char **argv, const struct option *opts,
+		     const char *shortopts, int timeout_val, int npos, void (*usage)(FILE *),
+		     tool_opt_fn other, void *ctx, struct tool_args *a)
+{
+	int c, r;
+
+	a->instance = tool_default_instance();
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+		if (c == 'i') {
+			a->instance = optarg;
+		} else if (c == timeout_val) {
+			if (tool_parse_timeout(cmd, optarg, &a->timeout_ms))
+				return EXIT_USAGE;
+		} else if (c == 'h') {
+			usage(stdout);
+			return EXIT_OK;
+		} else if (c == '?' || !other) {
+			usage(stderr);
+			return EXIT_USAGE;
+		} else if ((r = other(c, optarg, ctx)) >= 0) {
+			return r;
+		}
+	}
+	if (argc - optind != npos) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
 /* Parse a non-negative decimal option value; -1 if it is not one. */
 long tool_parse_count(const char *s)
 {

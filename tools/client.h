@@ -2,7 +2,9 @@
 #ifndef TOOLS_CLIENT_H
 #define TOOLS_CLIENT_H
 
+#include <getopt.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "ipc/ipc.h"
 #include "shm/shm.h"
@@ -20,6 +22,26 @@ int tool_client_open(struct tool_client *cl, const char *cmd, const char *instan
 void tool_client_close(struct tool_client *cl);
 int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t *out);
 long tool_parse_count(const char *s);
+
+/* The options every client command takes. */
+struct tool_args {
+	const char *instance; /* --instance NAME; tool_default_instance() if not given */
+	long timeout_ms;      /* --timeout MS; the caller's default if not given */
+};
+
+/* A client command's own option: returns -1 to go on, or the exit code to return. */
+typedef int (*tool_opt_fn)(int c, const char *arg, void *ctx);
+
+/*
+ * A client command's option loop. opts must hold "instance" ('i'), "timeout" (whose val is
+ * timeout_val) and "help" ('h'), which go into *a (usage(stdout) and EXIT_OK for --help);
+ * any other option goes to other(c, optarg, ctx). Then exactly npos positional arguments,
+ * from argv[optind]. Returns -1 to go on, else the exit code to return (usage printed to
+ * stderr where due).
+ */
+int tool_client_args(const char *cmd, int argc, char **argv, const struct option *opts,
+		     const char *shortopts, int timeout_val, int npos, void (*usage)(FILE *),
+		     tool_opt_fn other, void *ctx, struct tool_args *a);
 int tool_parse_timeout(const char *cmd, const char *arg, long *out);
 int tool_client_check_payload(const struct tool_client *cl, size_t len);
 

@@ -54,39 +54,19 @@ int cmd_call(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *instance = tool_default_instance();
+	struct tool_args a = {.timeout_ms = 5000};
 	struct tool_client cl;
 	unsigned char *reply;
-	long timeout = 5000;
 	shoal_handle_t h;
 	uint32_t cap;
 	size_t len;
-	int c, rc, ex;
+	int rc, ex;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:t:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			instance = optarg;
-			break;
-		case 't':
-			if (tool_parse_timeout("call", optarg, &timeout))
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	ex = tool_client_args("call", argc, argv, opts, "i:t:h", 't', 2, usage, NULL, NULL, &a);
+	if (ex >= 0)
+		return ex;
 	len = strlen(argv[optind + 1]);
-	ex = tool_client_open(&cl, "call", instance, true);
+	ex = tool_client_open(&cl, "call", a.instance, true);
 	if (ex)
 		return ex;
 	ex = tool_client_lookup(&cl, argv[optind], &h);
@@ -103,12 +83,12 @@ int cmd_call(int argc, char **argv)
 		goto out;
 	}
 	rc = ipc_call(cl.seg, cl.waiter, cl.inbox, h, 0, argv[optind + 1], (uint32_t)len, reply,
-		      cap, (int)timeout);
+		      cap, (int)a.timeout_ms);
 	if (rc >= 0) {
 		print_reply(reply, rc < (int)cap ? rc : (int)cap);
 	} else if (rc == -ETIMEDOUT) {
 		fprintf(stderr, "shoal call: '%s' did not answer within %ld ms\n", argv[optind],
-			timeout);
+			a.timeout_ms);
 		ex = EXIT_CHECK;
 	} else if (rc == -ECANCELED) {
 		fprintf(stderr,

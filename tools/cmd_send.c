@@ -14,6 +14,20 @@ static void usage(FILE *f)
 		   "agent is down (its worker restarting) messages queue in its mailbox.\n");
 }
 
+/* --count N */
+static int count_opt(int c, const char *arg, void *ctx)
+{
+	long *count = ctx;
+
+	(void)c;
+	*count = tool_parse_count(arg);
+	if (*count < 0) {
+		fprintf(stderr, "shoal send: --count '%s': not a count\n", arg);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
 int cmd_send(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -23,44 +37,19 @@ int cmd_send(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *instance = tool_default_instance();
-	long count = 1, timeout = 5000, sent = 0;
+	struct tool_args a = {.timeout_ms = 5000};
+	long count = 1, sent = 0;
 	struct tool_client cl;
 	shoal_handle_t h;
 	size_t len;
-	int c, rc = 0, ex;
+	int rc = 0, ex;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:n:t:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			instance = optarg;
-			break;
-		case 'n':
-			count = tool_parse_count(optarg);
-			if (count < 0) {
-				fprintf(stderr, "shoal send: --count '%s': not a count\n", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 't':
-			if (tool_parse_timeout("send", optarg, &timeout))
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	ex = tool_client_args("send", argc, argv, opts, "i:n:t:h", 't', 2, usage, count_opt, &count,
+			      &a);
+	if (ex >= 0)
+		return ex;
 	len = strlen(argv[optind + 1]);
-	ex = tool_client_open(&cl, "send", instance, false);
+	ex = tool_client_open(&cl, "send", a.instance, false);
 	if (ex)
 		return ex;
 	ex = tool_client_lookup(&cl, argv[optind], &h);
@@ -71,7 +60,7 @@ int cmd_send(int argc, char **argv)
 		goto out;
 	for (; sent < count; sent++) {
 		rc = ipc_send(cl.seg, h, SHOAL_HANDLE_NONE, 0, 0, 0, argv[optind + 1],
-			      (uint32_t)len, (int)timeout);
+			      (uint32_t)len, (int)a.timeout_ms);
 		if (rc)
 			break;
 	}
@@ -81,7 +70,7 @@ int cmd_send(int argc, char **argv)
 		fprintf(stderr,
 			"shoal send: '%s': mailbox still full after %ld ms (%ld of %ld "
 			"sent)\n",
-			argv[optind], timeout, sent, count);
+			argv[optind], a.timeout_ms, sent, count);
 		ex = EXIT_CHECK;
 	} else if (rc == -ENOENT || rc == -ESTALE) {
 		fprintf(stderr, "shoal send: agent '%s' is gone (%ld of %ld sent)\n", argv[optind],

@@ -113,6 +113,44 @@ static bool put_field(char *dst, size_t cap, const char *s)
 	return true;
 }
 
+/* spawn's own options: the request's placement hint, and --wait. */
+struct spawn_opts {
+	struct sup_ctl_req q;
+	bool wait;
+};
+
+static int spawn_opt(int c, const char *arg, void *ctx)
+{
+	struct spawn_opts *so = ctx;
+	long v;
+
+	switch (c) {
+	case 'w':
+	case 'n':
+		v = tool_parse_count(arg);
+		if (v < 0 || v > INT32_MAX || so->q.hint != SUP_CTL_ANY) {
+			fprintf(stderr, "shoal spawn: --%s '%s': %s\n",
+				c == 'w' ? "worker" : "node", arg,
+				so->q.hint != SUP_CTL_ANY ? "give one of --worker and --node"
+				: c == 'w'		  ? "not a worker index"
+							  : "not a NUMA node number");
+			return EXIT_USAGE;
+		}
+		so->q.hint = c == 'w' ? SUP_CTL_WORKER : SUP_CTL_NODE;
+		so->q.where = (int32_t)v;
+		return -1;
+	case 't':
+		fprintf(stderr, "shoal spawn: --types is ignored: the instance's supervisor "
+				"knows the types its config loads ([types])\n");
+		return -1;
+	case 'W':
+		so->wait = true;
+		return -1;
+	default:
+		return EXIT_USAGE;
+	}
+}
+
 int cmd_spawn(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -125,67 +163,29 @@ int cmd_spawn(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *instance = tool_default_instance(), *type, *name;
-	struct sup_ctl_req q = {.op = SUP_CTL_SPAWN, .hint = SUP_CTL_ANY};
+	struct spawn_opts so = {.q = {.op = SUP_CTL_SPAWN, .hint = SUP_CTL_ANY}};
+	struct tool_args a = {.timeout_ms = 5000};
+	const char *instance, *type, *name;
 	struct sup_ctl_reply rep;
 	struct tool_client cl;
-	long v, timeout = 5000;
-	bool wait = false;
-	int c, ex;
+	long timeout;
+	int ex;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:w:n:t:WT:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			instance = optarg;
-			break;
-		case 'w':
-		case 'n':
-			v = tool_parse_count(optarg);
-			if (v < 0 || v > INT32_MAX || q.hint != SUP_CTL_ANY) {
-				fprintf(stderr, "shoal spawn: --%s '%s': %s\n",
-					c == 'w' ? "worker" : "node", optarg,
-					q.hint != SUP_CTL_ANY ? "give one of --worker and --node"
-					: c == 'w'	      ? "not a worker index"
-							      : "not a NUMA node number");
-				return EXIT_USAGE;
-			}
-			q.hint = c == 'w' ? SUP_CTL_WORKER : SUP_CTL_NODE;
-			q.where = (int32_t)v;
-			break;
-		case 't':
-			fprintf(stderr,
-				"shoal spawn: --types is ignored: the instance's supervisor "
-				"knows the types its config loads ([types])\n");
-			break;
-		case 'W':
-			wait = true;
-			break;
-		case 'T':
-			if (tool_parse_timeout("spawn", optarg, &timeout))
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	ex = tool_client_args("spawn", argc, argv, opts, "i:w:n:t:WT:h", 'T', 2, usage, spawn_opt,
+			      &so, &a);
+	if (ex >= 0)
+		return ex;
+	instance = a.instance;
+	timeout = a.timeout_ms;
 	type = argv[optind];
 	name = argv[optind + 1];
-	if (!put_field(q.type, sizeof(q.type), type)) {
+	if (!put_field(so.q.type, sizeof(so.q.type), type)) {
 		fprintf(stderr,
 			"shoal spawn: unknown agent type '%s' (type names are 1..%u bytes)\n", type,
 			SHM_TYPE_MAX - 1);
 		return EXIT_USAGE;
 	}
-	if (!*name || !put_field(q.name, sizeof(q.name), name)) {
+	if (!*name || !put_field(so.q.name, sizeof(so.q.name), name)) {
 		fprintf(stderr, "shoal spawn: '%s' is not a valid agent name (1..%d bytes)\n", name,
 			SHOAL_NAME_MAX);
 		return EXIT_USAGE;
@@ -193,17 +193,17 @@ int cmd_spawn(int argc, char **argv)
 	ex = tool_client_open(&cl, "spawn", instance, true);
 	if (ex)
 		return ex;
-	ex = tool_client_ctl(&cl, &q, &rep, timeout);
+	ex = tool_client_ctl(&cl, &so.q, &rep, timeout);
 	if (ex)
 		goto out;
 	if (rep.rc) {
-		ex = refused(instance, type, name, &q, &rep);
+		ex = refused(instance, type, name, &so.q, &rep);
 		goto out;
 	}
 	printf("%s: spawned %s on worker %d, handle %#llx\n", name, type, rep.windex,
 	       (unsigned long long)rep.handle);
 	fflush(stdout);
-	if (wait)
+	if (so.wait)
 		ex = wait_running(&cl, name, rep.handle, timeout);
 out:
 	tool_client_close(&cl);

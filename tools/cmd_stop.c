@@ -25,6 +25,14 @@ static bool agent_is_gone(const struct shm_seg *seg, shoal_handle_t h)
 	return wrk_agent_get(seg, h) == NULL;
 }
 
+/* --wait */
+static int wait_opt(int c, const char *arg, void *ctx)
+{
+	(void)c, (void)arg;
+	*(bool *)ctx = true;
+	return -1;
+}
+
 int cmd_stop(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -34,40 +42,21 @@ int cmd_stop(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *instance = tool_default_instance();
 	struct sup_ctl_req q = {.op = SUP_CTL_STOP};
+	struct tool_args a = {.timeout_ms = 5000};
+	const char *instance, *name;
 	struct sup_ctl_reply rep;
 	struct tool_client cl;
-	const char *name;
-	long timeout = 5000;
+	long timeout;
 	bool wait = false;
-	int c, ex;
+	int ex;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:wt:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			instance = optarg;
-			break;
-		case 'w':
-			wait = true;
-			break;
-		case 't':
-			if (tool_parse_timeout("stop", optarg, &timeout))
-				return EXIT_USAGE;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		default:
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (argc - optind != 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	ex = tool_client_args("stop", argc, argv, opts, "i:wt:h", 't', 1, usage, wait_opt, &wait,
+			      &a);
+	if (ex >= 0)
+		return ex;
+	instance = a.instance;
+	timeout = a.timeout_ms;
 	name = argv[optind];
 	if (!*name || strlen(name) > SHOAL_NAME_MAX) {
 		fprintf(stderr, "shoal stop: '%s' is not a valid name (1..%d bytes)\n", name,
