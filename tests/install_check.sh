@@ -10,12 +10,18 @@ pc=$(dirname "$(find "$root" -name shoal.pc | head -n 1)")
 cat >"$root/prog.c" <<'C'
 #include <shoal/shoal.h>
 #include <shoal/agent.h>
+#include <shoal/client.h>
 #include <stdio.h>
 #include <string.h>
 int main(void)
 {
-	printf("shoal %s: %s\n", shoal_version(), shoal_strerror(SHOAL_ENOENT));
-	return strcmp(shoal_version(), SHOAL_VERSION_STRING) != 0;
+	struct shoal_client *c;
+	char err[256] = "";
+	int rc = shoal_client_open("install-check-no-such-instance", &c, err, sizeof(err));
+
+	printf("shoal %s: %s; a client of no instance: %d (%s)\n", shoal_version(),
+	       shoal_strerror(SHOAL_ENOENT), rc, err);
+	return strcmp(shoal_version(), SHOAL_VERSION_STRING) != 0 || rc != SHOAL_ENOENT;
 }
 C
 export PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$root"

@@ -106,6 +106,37 @@ static const struct shoal_agent_type blocker_type = {
 	.terminate = tc_term,
 };
 
+/*
+ * "fanout": a cast whose payload is a handle makes it send that agent a batch of three
+ * messages with shoal_send_batch(); a short batch fails the callback.
+ */
+static int fan_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = NULL;
+	return 0;
+}
+
+static int fan_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct shoal_out out[3];
+	shoal_handle_t to;
+
+	(void)state;
+	if (m->len != sizeof(to))
+		return 0;
+	memcpy(&to, m->data, sizeof(to));
+	for (int i = 0; i < 3; i++)
+		out[i] = (struct shoal_out){.to = to, .type = 1, .len = 1, .data = "f"};
+	return shoal_send_batch(ctx, out, 3) == 3 ? 0 : -EIO;
+}
+
+static const struct shoal_agent_type fanout_type = {
+	.name = "fanout",
+	.init = fan_init,
+	.handle = fan_handle,
+};
+
 /* "later": answers a call only when the next cast arrives (SHOAL_REPLY_LATER, shoal_reply) */
 static int later_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
 {
@@ -516,6 +547,26 @@ static void test_worker_reply_later(void **state)
 	assert_int_equal(next_note(), 't');
 }
 
+/* An agent sends a batch from its callback: all of it arrives. */
+static void test_worker_agent_send_batch(void **state)
+{
+	shoal_handle_t f, b;
+	pid_t pid;
+
+	(void)state;
+	b = spawn("blocker", "sink", 1);
+	f = spawn("fanout", "fan", 1);
+	pid = start_worker(1);
+	assert_int_equal(ipc_send(seg, f, inbox, 0, 0, 0, &b, sizeof(b), DEADLINE_MS), 0);
+	assert_int_equal(ipc_send(seg, f, inbox, 0, 0, 0, &b, sizeof(b), DEADLINE_MS), 0);
+	/* the batches are queued before the call: one worker, agents drained in turn */
+	for (uint64_t deadline = shm_now_ns() + DEADLINE_MS * 1000000ull; call_count(b).count < 6;)
+		assert_true(shm_now_ns() < deadline);
+	assert_int_equal(call_count(b).count, 6);
+	stop_worker(1, pid);
+	assert_int_equal(next_note(), 't');
+}
+
 /* A type loaded from a shared object before the fork is hosted by the worker. */
 static void test_worker_dlopen_type(void **state)
 {
@@ -705,13 +756,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_callback_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_stop_agent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_reply_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_agent_send_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dlopen_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_client_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_memcap_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_demo_tuners, setup, teardown),
 	};
 
-	if (shoal_agent_type_register(&blocker_type) || shoal_agent_type_register(&later_type)) {
+	if (shoal_agent_type_register(&blocker_type) || shoal_agent_type_register(&later_type) ||
+	    shoal_agent_type_register(&fanout_type)) {
 		fprintf(stderr, "cannot register the test type\n");
 		return 1;
 	}

@@ -312,6 +312,11 @@ int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *da
 			len, WRK_REPLY_TIMEOUT_MS);
 }
 
+int shoal_send_batch(struct shoal_ctx *ctx, const struct shoal_out *msgs, uint32_t n)
+{
+	return wrk_send_batch(ctx->seg, ctx->agent->handle, msgs, n, 0);
+}
+
 int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
 		    uint32_t len)
 {

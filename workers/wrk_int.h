@@ -60,6 +60,13 @@ int wrk_mon_notify(struct shm_seg *seg, shoal_handle_t target, uint32_t up, uint
 int wrk_mon_notify_marked(struct shm_seg *seg, const uint8_t *mark, uint32_t up, uint32_t reason);
 /* Remove every monitor whose watcher is h (an agent that stopped). */
 int wrk_mon_drop_watcher(struct shm_seg *seg, shoal_handle_t h);
+/*
+ * ipc_send_batch() for public batch entries (struct shoal_out), in chunks: shoal_send_batch()
+ * and shoal_client_send_batch(). Returns how many were sent, or -errno if none was.
+ */
+struct shoal_out;
+int wrk_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct shoal_out *msgs,
+		   uint32_t n, int timeout_ms);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */
 int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h);
 /* Undo monitor-entry claims of a dead process slot. */

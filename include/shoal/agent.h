@@ -23,38 +23,6 @@
 extern "C" {
 #endif
 
-/* Message flags an agent sees (same bits as the engine's). */
-#define SHOAL_MSG_REDELIVERED 0x1u /* its worker died while handling it before */
-#define SHOAL_MSG_CALL	      0x2u /* a call: handle_call's reply goes back to the caller */
-#define SHOAL_MSG_REPLY	      0x4u /* the reply to an async call; ref says which */
-#define SHOAL_MSG_ERROR                                                                            \
-	0x10u /* with SHOAL_MSG_REPLY: the call failed, type is the                                \
-	       * errno, no payload (dropped as a poison message:                                   \
-	       * ECANCELED; handle_call failed: its error) */
-
-/* A message as handle/handle_call see it; data is valid until the callback returns. */
-struct shoal_msg {
-	shoal_handle_t from; /* sender, SHOAL_HANDLE_NONE if anonymous */
-	uint64_t ref;	     /* call/reply reference, 0 for casts */
-	uint32_t type;	     /* application type tag */
-	uint32_t flags;	     /* SHOAL_MSG_* */
-	uint32_t len;	     /* payload bytes */
-	const void *data;    /* payload */
-};
-
-/* DOWN/UP monitor notifications (also the payload of the engine's DOWN/UP messages). */
-#define SHOAL_DOWN_CRASH   1u /* its worker died (a signal or an exit) */
-#define SHOAL_DOWN_FAILED  2u /* its callback failed past its restart intensity */
-#define SHOAL_DOWN_STOPPED 3u /* stopped on request */
-#define SHOAL_DOWN_ERROR   4u /* a callback failed; it is being restarted */
-
-struct shoal_down {
-	shoal_handle_t target; /* the monitored agent */
-	uint64_t ref;	       /* the monitor's reference (shoal_monitor()) */
-	uint32_t up;	       /* 0: DOWN, 1: UP (restarted and running again) */
-	uint32_t reason;       /* SHOAL_DOWN_*, 0 for UP */
-};
-
 /* Reasons given to terminate. */
 #define SHOAL_TERM_STOP	   0 /* stopped on request or the worker is shutting down */
 #define SHOAL_TERM_RESTART 1 /* a callback failed: init runs again next */
@@ -133,6 +101,12 @@ int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, co
 		     uint32_t len, uint64_t *ref_out);
 /* Reply to call m (from handle_call with SHOAL_REPLY_LATER, or later with a saved copy). */
 int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data, uint32_t len);
+/*
+ * Send a batch (any receivers, in order); never waits: stops at the first full mailbox.
+ * Consecutive messages to one receiver are claimed together, and each receiving worker is
+ * woken once. Returns how many were sent, or a negative errno if none was.
+ */
+int shoal_send_batch(struct shoal_ctx *ctx, const struct shoal_out *msgs, uint32_t n);
 /* Broadcast to the members of a process group. Returns members reached or -errno. */
 int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
 		    uint32_t len);

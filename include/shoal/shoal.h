@@ -63,6 +63,52 @@ static inline uint32_t shoal_handle_gen(shoal_handle_t h)
 /* Registry entries carry a fixed metadata blob of up to this many bytes. */
 #define SHOAL_META_MAX 24
 
+/*
+ * Message flags a receiver sees (an agent's callbacks, a client's shoal_client_recv()).
+ * SHOAL_MSG_ERROR: with SHOAL_MSG_REPLY, the call failed; type is the errno and there is no
+ * payload (ECANCELED: dropped as a poison message; else handle_call's own error).
+ */
+#define SHOAL_MSG_REDELIVERED 0x1u  /* its worker died while handling it before */
+#define SHOAL_MSG_CALL	      0x2u  /* a call: handle_call's reply goes back to the caller */
+#define SHOAL_MSG_REPLY	      0x4u  /* the reply to an async call; ref says which */
+#define SHOAL_MSG_SYSTEM      0x8u  /* from the engine: type is SHOAL_T_DOWN or SHOAL_T_UP */
+#define SHOAL_MSG_ERROR	      0x10u /* see above */
+
+/* Engine message types (with SHOAL_MSG_SYSTEM); the payload is a struct shoal_down. */
+#define SHOAL_T_DOWN 1u
+#define SHOAL_T_UP   2u
+
+/* A message as a receiver sees it. */
+struct shoal_msg {
+	shoal_handle_t from; /* sender, SHOAL_HANDLE_NONE if anonymous */
+	uint64_t ref;	     /* call/reply reference, 0 for casts */
+	uint32_t type;	     /* application type tag */
+	uint32_t flags;	     /* SHOAL_MSG_* */
+	uint32_t len;	     /* payload bytes */
+	const void *data;    /* payload */
+};
+
+/* One message of a batched send (shoal_send_batch(), shoal_client_send_batch()). */
+struct shoal_out {
+	shoal_handle_t to;
+	uint32_t type;
+	uint32_t len;
+	const void *data;
+};
+
+/* DOWN/UP monitor notifications (also the payload of the engine's DOWN/UP messages). */
+#define SHOAL_DOWN_CRASH   1u /* its worker died (a signal or an exit) */
+#define SHOAL_DOWN_FAILED  2u /* its callback failed past its restart intensity */
+#define SHOAL_DOWN_STOPPED 3u /* stopped on request */
+#define SHOAL_DOWN_ERROR   4u /* a callback failed; it is being restarted */
+
+struct shoal_down {
+	shoal_handle_t target; /* the monitored agent */
+	uint64_t ref;	       /* the monitor's reference (shoal_monitor()) */
+	uint32_t up;	       /* 0: DOWN, 1: UP (restarted and running again) */
+	uint32_t reason;       /* SHOAL_DOWN_*, 0 for UP */
+};
+
 /* Return a static English description of a shoal error code (negative errno). */
 const char *shoal_strerror(int err);
 

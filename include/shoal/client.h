@@ -1,0 +1,109 @@
+/*
+ * shoal clients: a program that is not an agent (a script's helper, a service front end, a
+ * test driver) attaches to a running instance and messages its agents: look names up,
+ * cast, send batches, call with a timeout, call asynchronously, broadcast to a process
+ * group, monitor agents, and receive what comes back in its inbox.
+ *
+ * A client holds a process slot of the instance (so the supervisor repairs what it leaves
+ * half done if it dies) and an inbox: an agent slot hosted by the client itself, where
+ * replies, async replies, DOWN/UP notices and casts addressed to it arrive. One
+ * struct shoal_client per process; its calls are not thread-safe (one thread at a time).
+ *
+ * While an agent is down (its worker restarting), sends to it queue in its mailbox and a
+ * call waits up to its timeout: a restart shows to a client only as latency.
+ *
+ * Every call returns 0 (or a count, or a length) or a negative errno; see shoal.h for the
+ * codes shoal gives a meaning.
+ */
+#ifndef SHOAL_CLIENT_H
+#define SHOAL_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shoal/shoal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* An attachment to one instance: process slot, wakeup ring and inbox. Opaque. */
+struct shoal_client;
+
+/*
+ * Attach to the running instance `instance` (NULL: "default", or $SHOAL_INSTANCE) as a
+ * client. Returns 0 and *out, or a negative errno with a sentence in err (may be NULL):
+ * -ENOENT no such instance, -EOWNERDEAD its supervisor is gone or it is stopped, -ENOSPC
+ * no free process or agent slot, -EACCES not allowed, -EPROTO a layout this library does
+ * not read.
+ */
+int shoal_client_open(const char *instance, struct shoal_client **out, char *err, size_t errlen);
+/* Close the inbox, release the process slot, detach. NULL is a no-op. */
+void shoal_client_close(struct shoal_client *c);
+/* The client's inbox: the `from` of what it sends, where replies and notices arrive. */
+shoal_handle_t shoal_client_inbox(const struct shoal_client *c);
+
+/* Look a name up in the default namespace: 0 and *out, -ENOENT, -EINVAL (bad name). */
+int shoal_client_lookup(struct shoal_client *c, const char *name, shoal_handle_t *out);
+
+/*
+ * Cast (one-way send) to `to`. timeout_ms: how long a full mailbox is waited on (0: -EAGAIN
+ * at once, < 0: for ever; else -ETIMEDOUT). -EMSGSIZE past the instance's maximum,
+ * -ENOENT / -ESTALE for a handle whose agent is gone.
+ */
+int shoal_client_cast(struct shoal_client *c, shoal_handle_t to, uint32_t type, const void *data,
+		      uint32_t len, int timeout_ms);
+/*
+ * Send a batch (any receivers, in order): consecutive messages to one receiver are claimed
+ * together and each receiving worker is woken once. Returns how many were sent (it stops at
+ * the first that fails), or a negative errno if none was.
+ */
+int shoal_client_send_batch(struct shoal_client *c, const struct shoal_out *msgs, uint32_t n,
+			    int timeout_ms);
+/*
+ * Call: send to `to` and wait up to timeout_ms (< 0: for ever) for its reply, whose first
+ * cap bytes are copied into reply. Returns the reply's length (may exceed cap), or
+ * -ETIMEDOUT, a send error, or the error the agent answered with (-ECANCELED: the call was
+ * dropped as a poison message, after it ended its worker 3 times; else handle_call's own).
+ * Other messages arriving meanwhile stay queued in the inbox.
+ */
+int shoal_client_call(struct shoal_client *c, shoal_handle_t to, uint32_t type, const void *data,
+		      uint32_t len, void *reply, uint32_t cap, int timeout_ms);
+/*
+ * Async call: send and return at once with the call's reference in *ref_out; the reply
+ * arrives in the inbox (shoal_client_recv(): SHOAL_MSG_REPLY, same ref).
+ */
+int shoal_client_call_async(struct shoal_client *c, shoal_handle_t to, uint32_t type,
+			    const void *data, uint32_t len, uint64_t *ref_out);
+/*
+ * Broadcast one message to every member of process group `group`, one wake per worker in
+ * one io_uring submission. Returns the members reached, or a negative errno (-ENOENT: no
+ * such group).
+ */
+int shoal_client_broadcast(struct shoal_client *c, const char *group, uint32_t type,
+			   const void *data, uint32_t len, int timeout_ms);
+
+/*
+ * Monitor `target`: the inbox gets a DOWN notice (SHOAL_MSG_SYSTEM, type SHOAL_T_DOWN,
+ * payload struct shoal_down) when it crashes or stops, and an UP notice when it has been
+ * restarted. Returns 0 and the monitor's reference in *ref_out, or -ENOENT / -ESTALE (no
+ * such agent), -ENOSPC (the monitor table is full).
+ */
+int shoal_client_monitor(struct shoal_client *c, shoal_handle_t target, uint64_t *ref_out);
+/* Remove a monitor: 0 or -ENOENT. */
+int shoal_client_demonitor(struct shoal_client *c, uint64_t ref);
+
+/*
+ * Take the next message of the inbox (async replies, notices, casts to the inbox), waiting
+ * up to timeout_ms (0: -EAGAIN at once if none, < 0: for ever; else -ETIMEDOUT). Its first
+ * cap payload bytes are copied into buf and out->data points there; out->len is the
+ * message's length (may exceed cap).
+ */
+int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, uint32_t cap,
+		      int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,235 @@
+/*
+ * The public client API (include/shoal/client.h): an attachment with a client process slot,
+ * a waiter and an inbox, over the engine's messaging (ipc/) and monitors (monitor.c). The
+ * `shoal` client commands do the same through tools/client.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shm/registry.h"
+#include "shoal/client.h"
+#include "workers/wrk_int.h"
+
+static_assert(sizeof(struct shoal_out) == sizeof(struct ipc_out) &&
+		      offsetof(struct shoal_out, to) == offsetof(struct ipc_out, to) &&
+		      offsetof(struct shoal_out, type) == offsetof(struct ipc_out, type) &&
+		      offsetof(struct shoal_out, len) == offsetof(struct ipc_out, len) &&
+		      offsetof(struct shoal_out, data) == offsetof(struct ipc_out, data),
+	      "a public batch entry is the engine's");
+static_assert(SHOAL_T_DOWN == IPC_T_DOWN && SHOAL_T_UP == IPC_T_UP,
+	      "the public notice types are the engine's");
+
+struct shoal_client {
+	struct shm_seg *seg;
+	struct ipc_waiter *waiter;
+	shoal_handle_t inbox;
+};
+
+/* The spin before a client parks: short, a client's core usually has other work. */
+#define CLIENT_SPIN_NS 20000u
+
+int wrk_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct shoal_out *msgs,
+		   uint32_t n, int timeout_ms)
+{
+	struct ipc_out out[64];
+	uint32_t done = 0;
+
+	while (done < n) {
+		uint32_t k = n - done < 64 ? n - done : 64;
+		int r;
+
+		for (uint32_t i = 0; i < k; i++)
+			out[i] = (struct ipc_out){.to = msgs[done + i].to,
+						  .type = msgs[done + i].type,
+						  .len = msgs[done + i].len,
+						  .data = msgs[done + i].data};
+		r = ipc_send_batch(seg, from, out, k, timeout_ms);
+		if (r < 0)
+			return done ? (int)done : r;
+		done += (uint32_t)r;
+		if ((uint32_t)r < k)
+			break;
+	}
+	return (int)done;
+}
+
+static void say(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+{
+	if (err && errlen)
+		snprintf(err, errlen, fmt, a, b);
+}
+
+int shoal_client_open(const char *instance, struct shoal_client **out, char *err, size_t errlen)
+{
+	struct shoal_client *c;
+	enum shm_liveness l;
+	char why[512] = "";
+	int rc;
+
+	*out = NULL;
+	if (!instance) {
+		instance = getenv("SHOAL_INSTANCE");
+		if (!instance || !*instance)
+			instance = "default";
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	rc = shm_seg_attach(instance, 0, 1000, &c->seg, why, sizeof(why));
+	if (rc) {
+		say(err, errlen, "%s%s", why, "");
+		free(c);
+		return rc;
+	}
+	l = shm_seg_liveness(c->seg, 0);
+	if (l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE) {
+		say(err, errlen, "instance '%s' is not running (%s)", instance,
+		    shm_liveness_name(l));
+		rc = -EOWNERDEAD;
+		goto fail;
+	}
+	rc = shm_proc_claim(c->seg, SHM_ROLE_CLIENT, true);
+	if (rc) {
+		say(err, errlen, "instance '%s': no free process slot (%s)", instance,
+		    strerror(-rc));
+		goto fail;
+	}
+	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
+	rc = ipc_waiter_create(c->seg, IPC_WAKE_AUTO, &c->waiter);
+	if (rc) {
+		say(err, errlen, "instance '%s': cannot set up a wakeup ring (%s)", instance,
+		    strerror(-rc));
+		goto fail;
+	}
+	rc = ipc_inbox_open(c->seg, &c->inbox);
+	if (rc) {
+		say(err, errlen, "instance '%s': cannot open an inbox (%s)", instance,
+		    strerror(-rc));
+		goto fail;
+	}
+	*out = c;
+	return 0;
+
+fail:
+	shoal_client_close(c);
+	return rc;
+}
+
+void shoal_client_close(struct shoal_client *c)
+{
+	if (!c)
+		return;
+	if (c->inbox != SHOAL_HANDLE_NONE) {
+		/* its monitors go with it: nobody would read their notices */
+		wrk_mon_drop_watcher(c->seg, c->inbox);
+		ipc_inbox_close(c->seg, c->inbox);
+	}
+	if (c->waiter)
+		ipc_waiter_destroy(c->waiter);
+	shm_seg_detach(c->seg);
+	free(c);
+}
+
+shoal_handle_t shoal_client_inbox(const struct shoal_client *c)
+{
+	return c->inbox;
+}
+
+int shoal_client_lookup(struct shoal_client *c, const char *name, shoal_handle_t *out)
+{
+	if (!name)
+		return -EINVAL;
+	return shm_reg_lookup(c->seg, SHM_NS_DEFAULT, name, strlen(name), out, NULL);
+}
+
+int shoal_client_cast(struct shoal_client *c, shoal_handle_t to, uint32_t type, const void *data,
+		      uint32_t len, int timeout_ms)
+{
+	return ipc_send(c->seg, to, c->inbox, type, 0, 0, data, len, timeout_ms);
+}
+
+int shoal_client_send_batch(struct shoal_client *c, const struct shoal_out *msgs, uint32_t n,
+			    int timeout_ms)
+{
+	return wrk_send_batch(c->seg, c->inbox, msgs, n, timeout_ms);
+}
+
+int shoal_client_call(struct shoal_client *c, shoal_handle_t to, uint32_t type, const void *data,
+		      uint32_t len, void *reply, uint32_t cap, int timeout_ms)
+{
+	return ipc_call(c->seg, c->waiter, c->inbox, to, type, data, len, reply, cap, timeout_ms);
+}
+
+int shoal_client_call_async(struct shoal_client *c, shoal_handle_t to, uint32_t type,
+			    const void *data, uint32_t len, uint64_t *ref_out)
+{
+	return ipc_call_async(c->seg, c->inbox, to, type, data, len, ref_out);
+}
+
+int shoal_client_broadcast(struct shoal_client *c, const char *group, uint32_t type,
+			   const void *data, uint32_t len, int timeout_ms)
+{
+	return ipc_broadcast(c->seg, c->inbox, group, type, data, len, timeout_ms);
+}
+
+int shoal_client_monitor(struct shoal_client *c, shoal_handle_t target, uint64_t *ref_out)
+{
+	return wrk_mon_add(c->seg, c->inbox, target, ref_out);
+}
+
+int shoal_client_demonitor(struct shoal_client *c, uint64_t ref)
+{
+	return wrk_mon_remove(c->seg, c->inbox, ref);
+}
+
+struct recv_wait {
+	struct shm_seg *seg;
+	uint32_t slot;
+};
+
+static bool inbox_has_msg(void *arg)
+{
+	struct recv_wait *r = arg;
+
+	return ipc_mbox_has_msg(r->seg, r->slot);
+}
+
+int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, uint32_t cap,
+		      int timeout_ms)
+{
+	struct recv_wait rw = {.seg = c->seg, .slot = shoal_handle_slot(c->inbox)};
+	uint64_t deadline = timeout_ms > 0 ? shm_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
+	struct ipc_msg m;
+
+	for (;;) {
+		uint64_t left = 0, now;
+		int r;
+
+		if (ipc_mbox_peek(c->seg, rw.slot, &m) == 0)
+			break;
+		if (timeout_ms == 0)
+			return -EAGAIN;
+		now = shm_now_ns();
+		if (deadline) {
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			left = deadline - now;
+		}
+		r = ipc_waiter_wait(c->waiter, CLIENT_SPIN_NS, left, inbox_has_msg, &rw, NULL);
+		if (r < 0)
+			return r;
+	}
+	out->from = m.from;
+	out->ref = m.ref;
+	out->type = m.type;
+	out->flags = m.flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY |
+				SHOAL_MSG_SYSTEM | SHOAL_MSG_ERROR);
+	out->len = m.len;
+	if (cap && m.len)
+		memcpy(buf, m.data, m.len < cap ? m.len : cap);
+	out->data = buf;
+	ipc_mbox_consume(c->seg, rw.slot, &m);
+	return 0;
+}
