@@ -211,12 +211,66 @@ static void test_client_broadcast_and_monitor(void **state)
 	stop();
 }
 
+/* Spawn and stop through the supervisor, with their refusals. */
+static void test_client_spawn_stop(void **state)
+{
+	struct shoal_client *c;
+	shoal_handle_t h = SHOAL_HANDLE_NONE, again = SHOAL_HANDLE_NONE;
+	struct shoal_down d;
+	struct shoal_msg m;
+	char buf[64];
+	uint64_t mref = 0;
+	int32_t worker = -2;
+
+	(void)state;
+	start();
+	assert_int_equal(shoal_client_open(run.inst, &c, NULL, 0), 0);
+	assert_int_equal(
+		shoal_client_spawn(c, "echo", "e2", SHOAL_WHERE_WORKER, 0, &h, &worker, TIMEOUT_MS),
+		0);
+	assert_true(h != SHOAL_HANDLE_NONE);
+	assert_int_equal(worker, 0);
+	assert_int_equal(shoal_client_lookup(c, "e2", &again), 0);
+	assert_true(again == h);
+	/* its init runs next: a call waits for it */
+	assert_int_equal(shoal_client_call(c, h, 1, "new", 3, buf, sizeof(buf), TIMEOUT_MS), 3);
+	assert_memory_equal(buf, "new", 3);
+	/* refusals, each its own errno */
+	assert_int_equal(
+		shoal_client_spawn(c, "echo", "e2", SHOAL_WHERE_ANY, 0, NULL, NULL, TIMEOUT_MS),
+		-EEXIST);
+	assert_int_equal(shoal_client_spawn(c, "no-such-type", "e3", SHOAL_WHERE_ANY, 0, NULL, NULL,
+					    TIMEOUT_MS),
+			 -ENOENT);
+	assert_int_equal(
+		shoal_client_spawn(c, "echo", "e3", SHOAL_WHERE_WORKER, 7, NULL, NULL, TIMEOUT_MS),
+		-ENXIO);
+	assert_int_equal(
+		shoal_client_spawn(c, "echo", "", SHOAL_WHERE_ANY, 0, NULL, NULL, TIMEOUT_MS),
+		-EINVAL);
+	/* stop: its monitors get DOWN (stopped), the name goes */
+	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
+	assert_int_equal(shoal_client_stop(c, "e2", SHOAL_HANDLE_NONE, TIMEOUT_MS), 0);
+	assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS), 0);
+	assert_true(m.flags & SHOAL_MSG_SYSTEM);
+	assert_int_equal(m.type, SHOAL_T_DOWN);
+	memcpy(&d, m.data, sizeof(d));
+	assert_true(d.target == h && d.ref == mref);
+	assert_int_equal(d.reason, SHOAL_DOWN_STOPPED);
+	assert_int_equal(shoal_client_lookup(c, "e2", &again), -ENOENT);
+	assert_int_equal(shoal_client_stop(c, "e2", SHOAL_HANDLE_NONE, TIMEOUT_MS), -ENOENT);
+	assert_int_equal(shoal_client_stop(c, NULL, shoal_client_inbox(c), TIMEOUT_MS), -EPERM);
+	shoal_client_close(c);
+	stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_client_open_errors),
 		cmocka_unit_test_teardown(test_client_messaging, rt_teardown),
 		cmocka_unit_test_teardown(test_client_broadcast_and_monitor, rt_teardown),
+		cmocka_unit_test_teardown(test_client_spawn_stop, rt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 
 #include "shm/registry.h"
 #include "shoal/client.h"
+#include "supervisor/sup.h"
 #include "workers/wrk_int.h"
 
 static_assert(sizeof(struct shoal_out) == sizeof(struct ipc_out) &&
@@ -20,6 +21,9 @@ static_assert(sizeof(struct shoal_out) == sizeof(struct ipc_out) &&
 	      "a public batch entry is the engine's");
 static_assert(SHOAL_T_DOWN == IPC_T_DOWN && SHOAL_T_UP == IPC_T_UP,
 	      "the public notice types are the engine's");
+static_assert(SHOAL_WHERE_ANY == SUP_CTL_ANY && SHOAL_WHERE_WORKER == SUP_CTL_WORKER &&
+		      SHOAL_WHERE_NODE == SUP_CTL_NODE,
+	      "the public placement hints are the control requests'");
 
 struct shoal_client {
 	struct shm_seg *seg;
@@ -182,6 +186,54 @@ int shoal_client_monitor(struct shoal_client *c, shoal_handle_t target, uint64_t
 int shoal_client_demonitor(struct shoal_client *c, uint64_t ref)
 {
 	return wrk_mon_remove(c->seg, c->inbox, ref);
+}
+
+/* Copy s into a fixed request field; false if it does not fit. */
+static bool put_field(char *dst, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= cap)
+		return false;
+	memcpy(dst, s, n + 1);
+	return true;
+}
+
+int shoal_client_spawn(struct shoal_client *c, const char *type, const char *name, uint32_t hint,
+		       int32_t where, shoal_handle_t *out, int32_t *worker, int timeout_ms)
+{
+	struct sup_ctl_req q = {.op = SUP_CTL_SPAWN, .hint = hint, .where = where};
+	struct sup_ctl_reply rep;
+	int rc;
+
+	if (!type || !name || !*name || !put_field(q.type, sizeof(q.type), type) ||
+	    strlen(name) > SHOAL_NAME_MAX || !put_field(q.name, sizeof(q.name), name))
+		return !type || strlen(type) >= sizeof(q.type) ? -ENOENT : -EINVAL;
+	rc = sup_ctl_call(c->seg, c->waiter, c->inbox, &q, &rep, timeout_ms);
+	if (rc)
+		return rc;
+	if (rep.rc)
+		return rep.rc;
+	if (out)
+		*out = rep.handle;
+	if (worker)
+		*worker = rep.windex;
+	return 0;
+}
+
+int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h, int timeout_ms)
+{
+	struct sup_ctl_req q = {.op = SUP_CTL_STOP, .handle = name ? 0 : h};
+	struct sup_ctl_reply rep;
+	int rc;
+
+	if (name &&
+	    (!*name || strlen(name) > SHOAL_NAME_MAX || !put_field(q.name, sizeof(q.name), name)))
+		return -EINVAL;
+	if (!name && h == SHOAL_HANDLE_NONE)
+		return -EINVAL;
+	rc = sup_ctl_call(c->seg, c->waiter, c->inbox, &q, &rep, timeout_ms);
+	return rc ? rc : rep.rc;
 }
 
 struct recv_wait {

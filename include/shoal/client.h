@@ -93,6 +93,31 @@ int shoal_client_monitor(struct shoal_client *c, shoal_handle_t target, uint64_t
 /* Remove a monitor: 0 or -ENOENT. */
 int shoal_client_demonitor(struct shoal_client *c, uint64_t ref);
 
+/* Where a spawned agent goes (shoal_client_spawn()). */
+#define SHOAL_WHERE_ANY	   0u /* the least loaded running worker */
+#define SHOAL_WHERE_WORKER 1u /* worker index `where` (running, or being restarted) */
+#define SHOAL_WHERE_NODE   2u /* the least loaded worker on NUMA node `where` */
+
+/*
+ * Ask the instance's supervisor to start an agent of `type` registered as `name`, placed by
+ * (hint, where), waiting up to timeout_ms for its answer. Returns 0 with the agent's handle
+ * in *out (and its worker index in *worker, may be NULL) once the supervisor has spawned it
+ * (its init runs next on that worker; monitor or call it to know it runs), or a negative
+ * errno: the supervisor's verdict (-ENOENT no such type, -EEXIST name taken, -EINVAL bad
+ * name or hint, -ENXIO no such worker or node, -ENOSPC tables full, -ESHUTDOWN instance
+ * stopping), or -ENOTCONN (no supervisor serving requests), -EOWNERDEAD (it died before
+ * answering), -ETIMEDOUT (no answer yet: the spawn may still happen).
+ */
+int shoal_client_spawn(struct shoal_client *c, const char *type, const char *name, uint32_t hint,
+		       int32_t where, shoal_handle_t *out, int32_t *worker, int timeout_ms);
+/*
+ * Ask for an orderly stop of the agent registered as name (or of handle h when name is
+ * NULL): its terminate runs, its names, groups and monitors go, its monitors get DOWN.
+ * Returns 0 once requested, or -EALREADY (already stopping), -ENOENT, -ESTALE, -EPERM (not
+ * an agent a worker hosts), or an error as for shoal_client_spawn().
+ */
+int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h, int timeout_ms);
+
 /*
  * Take the next message of the inbox (async replies, notices, casts to the inbox), waiting
  * up to timeout_ms (0: -EAGAIN at once if none, < 0: for ever; else -ETIMEDOUT). Its first
