@@ -246,5 +246,7 @@ const char *shm_inst_state_name(uint32_t st);
 const char *shm_proc_state_name(uint32_t st);
 const char *shm_role_name(uint32_t role);
 const char *shm_exit_reason_name(uint32_t r);
+/* Copy string s, NUL included, into a fixed field of cap bytes; false if it does not fit. */
+bool shm_put_field(char *dst, size_t cap, const char *s);
 
 #endif

@@ -30,6 +30,16 @@ uint64_t shm_wall_ns(void)
 }
 
 /* Field 22 of /proc/<pid>/stat; the comm field (2) may hold spaces and parentheses. */
+bool shm_put_field(char *dst, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= cap)
+		return false;
+	memcpy(dst, s, n + 1);
+	return true;
+}
+
 uint64_t shm_pid_start_time(pid_t pid)
 {
 	char path[64], buf[1024];

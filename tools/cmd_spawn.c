@@ -102,17 +102,6 @@ static int refused(const char *inst, const char *type, const char *name,
 	}
 }
 
-/* Copy s into a fixed request field; false if it does not fit. */
-static bool put_field(char *dst, size_t cap, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n >= cap)
-		return false;
-	memcpy(dst, s, n + 1);
-	return true;
-}
-
 /* spawn's own options: the request's placement hint, and --wait. */
 struct spawn_opts {
 	struct sup_ctl_req q;
@@ -179,13 +168,13 @@ int cmd_spawn(int argc, char **argv)
 	timeout = a.timeout_ms;
 	type = argv[optind];
 	name = argv[optind + 1];
-	if (!put_field(so.q.type, sizeof(so.q.type), type)) {
+	if (!shm_put_field(so.q.type, sizeof(so.q.type), type)) {
 		fprintf(stderr,
 			"shoal spawn: unknown agent type '%s' (type names are 1..%u bytes)\n", type,
 			SHM_TYPE_MAX - 1);
 		return EXIT_USAGE;
 	}
-	if (!*name || !put_field(so.q.name, sizeof(so.q.name), name)) {
+	if (!*name || !shm_put_field(so.q.name, sizeof(so.q.name), name)) {
 		fprintf(stderr, "shoal spawn: '%s' is not a valid agent name (1..%d bytes)\n", name,
 			SHOAL_NAME_MAX);
 		return EXIT_USAGE;

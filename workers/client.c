@@ -188,17 +188,6 @@ int shoal_client_demonitor(struct shoal_client *c, uint64_t ref)
 	return wrk_mon_remove(c->seg, c->inbox, ref);
 }
 
-/* Copy s into a fixed request field; false if it does not fit. */
-static bool put_field(char *dst, size_t cap, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n >= cap)
-		return false;
-	memcpy(dst, s, n + 1);
-	return true;
-}
-
 int shoal_client_spawn(struct shoal_client *c, const char *type, const char *name, uint32_t hint,
 		       int32_t where, shoal_handle_t *out, int32_t *worker, int timeout_ms)
 {
@@ -206,8 +195,8 @@ int shoal_client_spawn(struct shoal_client *c, const char *type, const char *nam
 	struct sup_ctl_reply rep;
 	int rc;
 
-	if (!type || !name || !*name || !put_field(q.type, sizeof(q.type), type) ||
-	    strlen(name) > SHOAL_NAME_MAX || !put_field(q.name, sizeof(q.name), name))
+	if (!type || !name || !*name || !shm_put_field(q.type, sizeof(q.type), type) ||
+	    strlen(name) > SHOAL_NAME_MAX || !shm_put_field(q.name, sizeof(q.name), name))
 		return !type || strlen(type) >= sizeof(q.type) ? -ENOENT : -EINVAL;
 	rc = sup_ctl_call(c->seg, c->waiter, c->inbox, &q, &rep, timeout_ms);
 	if (rc)
@@ -227,8 +216,8 @@ int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h
 	struct sup_ctl_reply rep;
 	int rc;
 
-	if (name &&
-	    (!*name || strlen(name) > SHOAL_NAME_MAX || !put_field(q.name, sizeof(q.name), name)))
+	if (name && (!*name || strlen(name) > SHOAL_NAME_MAX ||
+		     !shm_put_field(q.name, sizeof(q.name), name)))
 		return -EINVAL;
 	if (!name && h == SHOAL_HANDLE_NONE)
 		return -EINVAL;
