@@ -247,4 +247,68 @@ static inline void rt_expect_echo(struct rt_client *c, shoal_handle_t h)
 	assert_memory_equal(reply, "ping", 4);
 }
 
+/*
+ * Start `shoal ARGS... --instance inst` with its stdout and stderr to a pipe; returns its pid,
+ * the pipe's read end in *fd (for rt_tool_finish()).
+ */
+static inline pid_t rt_tool_start(const char *inst, const char *const *args, int *fd)
+{
+	const char *bin = rt_shoal_bin();
+	char *argv[16];
+	size_t n = 0;
+	int op[2];
+	pid_t pid;
+
+	argv[n++] = (char *)bin;
+	for (; *args; args++)
+		argv[n++] = (char *)*args;
+	argv[n++] = (char *)"--instance";
+	argv[n++] = (char *)inst;
+	argv[n] = NULL;
+	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(op[1], 1);
+		dup2(op[1], 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	close(op[1]);
+	*fd = op[0];
+	return pid;
+}
+
+/* Read a started tool's output (stdout + stderr) into out until it closes; its exit code. */
+static inline int rt_tool_finish(pid_t pid, int fd, char *out, size_t cap)
+{
+	size_t got = 0;
+	int st;
+
+	for (;;) {
+		ssize_t k;
+
+		assert_true(rt_fd_wait(fd, TIMEOUT_MS));
+		k = read(fd, out + got, cap - 1 - got);
+		assert_true(k >= 0);
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	out[got] = 0;
+	close(fd);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Run `shoal ARGS... --instance inst`; its exit code, its output (stdout + stderr) in out. */
+static inline int rt_run_tool(const char *inst, char *out, size_t cap, const char *const *args)
+{
+	int fd;
+	pid_t pid = rt_tool_start(inst, args, &fd);
+
+	return rt_tool_finish(pid, fd, out, cap);
+}
+
 #endif

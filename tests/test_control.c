@@ -353,70 +353,6 @@ static void wait_queued(struct shm_seg *seg, uint32_t slot, uint32_t n)
 }
 
 /*
- * Start `shoal ARGS... --instance inst` with its stdout and stderr to a pipe; returns its pid,
- * the pipe's read end in *fd (for tool_finish()).
- */
-static pid_t tool_start(const char *inst, const char *const *args, int *fd)
-{
-	const char *bin = rt_shoal_bin();
-	char *argv[16];
-	size_t n = 0;
-	int op[2];
-	pid_t pid;
-
-	argv[n++] = (char *)bin;
-	for (; *args; args++)
-		argv[n++] = (char *)*args;
-	argv[n++] = (char *)"--instance";
-	argv[n++] = (char *)inst;
-	argv[n] = NULL;
-	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(op[1], 1);
-		dup2(op[1], 2);
-		execv(bin, argv);
-		_exit(127);
-	}
-	close(op[1]);
-	*fd = op[0];
-	return pid;
-}
-
-/* Read a started tool's output (stdout + stderr) into out until it closes; its exit code. */
-static int tool_finish(pid_t pid, int fd, char *out, size_t cap)
-{
-	size_t got = 0;
-	int st;
-
-	for (;;) {
-		ssize_t k;
-
-		assert_true(rt_fd_wait(fd, TIMEOUT_MS));
-		k = read(fd, out + got, cap - 1 - got);
-		assert_true(k >= 0);
-		if (k == 0)
-			break;
-		got += (size_t)k;
-	}
-	out[got] = 0;
-	close(fd);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st));
-	return WEXITSTATUS(st);
-}
-
-/* Run `shoal ARGS... --instance inst`; its exit code, its output (stdout + stderr) in out. */
-static int run_tool(const char *inst, char *out, size_t cap, const char *const *args)
-{
-	int fd;
-	pid_t pid = tool_start(inst, args, &fd);
-
-	return tool_finish(pid, fd, out, cap);
-}
-
-/*
  * A supervisor that does not answer (stopped): the call times out, saying so. One killed
  * with a request in its inbox: the waiting client says it died.
  */
@@ -437,27 +373,29 @@ static void test_control_supervisor_silent_or_dead(void **state)
 	rt_client_open(&c, r.inst);
 	assert_int_equal(kill(r.pid, SIGSTOP), 0);
 	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, 200), -ETIMEDOUT);
-	assert_int_equal(run_tool(r.inst, out, sizeof(out),
-				  (const char *[]){"spawn", "echo", "y", "--timeout", "200", NULL}),
-			 3);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out),
+			    (const char *[]){"spawn", "echo", "y", "--timeout", "200", NULL}),
+		3);
 	if (!strstr(out, "did not answer within 200 ms"))
 		fail_msg("shoal spawn said: %s", out);
 	/* a spawn waiting for its answer when the supervisor is killed */
 	ctl_slot = shoal_handle_slot(atomic_load(&shm_hdr(c.seg)->ctl_inbox));
 	queued = ipc_mbox_depth(c.seg, ctl_slot); /* the two above, never served */
-	tool = tool_start(r.inst, (const char *[]){"spawn", "echo", "z", "--timeout", "1000", NULL},
-			  &fd);
+	tool = rt_tool_start(
+		r.inst, (const char *[]){"spawn", "echo", "z", "--timeout", "1000", NULL}, &fd);
 	wait_queued(c.seg, ctl_slot, queued + 1);
 	assert_int_equal(kill(r.pid, SIGKILL), 0);
 	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
-	assert_int_equal(tool_finish(tool, fd, out, sizeof(out)), 3);
+	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 3);
 	if (!strstr(out, "the supervisor died before answering"))
 		fail_msg("shoal spawn said: %s", out);
 	/* and a new request is refused at once */
 	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), -EOWNERDEAD);
 	rt_client_close(&c);
 	/* the post-mortem shows the control inbox as the supervisor left it */
-	assert_int_equal(run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}),
+			 0);
 	if (!strstr(out, "supervisor-dead") || !strstr(out, "control        inbox agent slot"))
 		fail_msg("inspect said: %s", out);
 	rt_cleanup(&r);
@@ -483,19 +421,20 @@ static void test_control_supervisor_killed_before_answer(void **state)
 	unsetenv("SHOAL_TEST_CTL_DIE");
 	rt_wait_ready(&r);
 	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
-	tool = tool_start(
+	tool = rt_tool_start(
 		r.inst,
 		(const char *[]){"spawn", "echo", "z", "--worker", "1", "--timeout", "1000", NULL},
 		&fd);
 	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
-	assert_int_equal(tool_finish(tool, fd, out, sizeof(out)), 3);
+	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 3);
 	if (!strstr(out, "the supervisor died before answering"))
 		fail_msg("shoal spawn said: %s", out);
 	/* the spawn itself was done: the name is there, the slot handed to worker 1 */
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "z", 1, &h, NULL), 0);
 	assert_int_equal(atomic_load(&wrk_agent_get(seg, h)->worker), 1 + 2);
 	assert_int_equal(atomic_load(&wrk_agent_get(seg, h)->ctl), UINT64_MAX);
-	assert_int_equal(run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}),
+			 0);
 	if (!strstr(out, "the supervisor died serving a spawn request") ||
 	    !strstr(out, "maybe half done"))
 		fail_msg("inspect said: %s", out);
@@ -515,69 +454,71 @@ static void test_control_commands(void **state)
 	start(&r, "cli", two_workers);
 	rt_wait_ready(&r);
 	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
-	assert_int_equal(
-		run_tool(r.inst, out, sizeof(out),
-			 (const char *[]){"spawn", "echo", "e3", "--worker", "1", "--wait", NULL}),
-		0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"spawn", "echo", "e3", "--worker", "1",
+						      "--wait", NULL}),
+			 0);
 	if (!strstr(out, "spawned echo on worker 1") || !strstr(out, "e3: running"))
 		fail_msg("shoal spawn said: %s", out);
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), 0);
 	assert_int_equal(atomic_load(&wrk_agent_get(seg, h)->state), SHM_AGENT_RUNNING);
-	assert_int_equal(
-		run_tool(r.inst, out, sizeof(out), (const char *[]){"call", "e3", "hello", NULL}),
-		0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"call", "e3", "hello", NULL}),
+			 0);
 	assert_string_equal(out, "hello\n");
 	if (shm_proc_at(seg, 1)->node >= 0) {
 		char node[16];
 
 		snprintf(node, sizeof(node), "%d", shm_proc_at(seg, 1)->node);
 		assert_int_equal(
-			run_tool(r.inst, out, sizeof(out),
-				 (const char *[]){"spawn", "echo", "e4", "--node", node, NULL}),
+			rt_run_tool(r.inst, out, sizeof(out),
+				    (const char *[]){"spawn", "echo", "e4", "--node", node, NULL}),
 			0);
 		assert_int_equal(
-			run_tool(r.inst, out, sizeof(out),
-				 (const char *[]){"spawn", "echo", "e5", "--node", "63", NULL}),
+			rt_run_tool(r.inst, out, sizeof(out),
+				    (const char *[]){"spawn", "echo", "e5", "--node", "63", NULL}),
 			2);
 		if (!strstr(out, "no worker on NUMA node 63"))
 			fail_msg("shoal spawn said: %s", out);
 	}
 	/* errors: one sentence each, the documented exit codes */
-	assert_int_equal(run_tool(r.inst, out, sizeof(out),
-				  (const char *[]){"spawn", "nosuchtype", "n", NULL}),
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"spawn", "nosuchtype", "n", NULL}),
 			 2);
 	assert_non_null(strstr(out, "unknown agent type"));
-	assert_int_equal(
-		run_tool(r.inst, out, sizeof(out), (const char *[]){"spawn", "echo", "e3", NULL}),
-		2);
-	assert_non_null(strstr(out, "is taken"));
-	assert_int_equal(run_tool(r.inst, out, sizeof(out),
-				  (const char *[]){"spawn", "echo", "e6", "--worker", "5", NULL}),
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"spawn", "echo", "e3", NULL}),
 			 2);
+	assert_non_null(strstr(out, "is taken"));
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out),
+			    (const char *[]){"spawn", "echo", "e6", "--worker", "5", NULL}),
+		2);
 	assert_non_null(strstr(out, "has no worker 5"));
 	/* --wait returns once the stop is done: the name is free at once */
-	assert_int_equal(
-		run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e3", "--wait", NULL}),
-		0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"stop", "e3", "--wait", NULL}),
+			 0);
 	assert_non_null(strstr(out, "e3: stopped"));
 	assert_null(wrk_agent_get(seg, h));
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e3", 2, &h, NULL), -ENOENT);
-	assert_int_equal(run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e3", NULL}),
-			 2);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e3", NULL}), 2);
 	assert_non_null(strstr(out, "no agent named 'e3'"));
 	/* a stop its worker cannot run (stopped): --wait gives up at its timeout, exit 1 */
 	assert_int_equal(kill(rt_slot_pid(seg, 1), SIGSTOP), 0);
 	assert_int_equal(
-		run_tool(r.inst, out, sizeof(out),
-			 (const char *[]){"stop", "e0", "--wait", "--timeout", "200", NULL}),
+		rt_run_tool(r.inst, out, sizeof(out),
+			    (const char *[]){"stop", "e0", "--wait", "--timeout", "200", NULL}),
 		1);
 	assert_non_null(strstr(out, "did not stop within 200 ms"));
-	assert_int_equal(run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e0", NULL}),
-			 0);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e0", NULL}), 0);
 	assert_non_null(strstr(out, "e0: already stopping"));
 	assert_int_equal(kill(rt_slot_pid(seg, 1), SIGCONT), 0);
 	/* inspect shows what the control inbox served */
-	assert_int_equal(run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}),
+			 0);
 	if (!strstr(out, "control        inbox agent slot") || !strstr(out, "requests served"))
 		fail_msg("inspect said: %s", out);
 	shm_seg_detach(seg);

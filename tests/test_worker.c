@@ -26,6 +26,8 @@
 #include "shm/shm.h"
 #include "workers/wrk_int.h"
 
+#include "tests/run_test_util.h"
+
 #define DEADLINE_MS 10000
 
 static char inst[64];
@@ -587,48 +589,10 @@ static void test_worker_dlopen_type(void **state)
 	stop_worker(1, pid);
 }
 
-/* Run `shoal ARGS...` against the test instance; its output (stdout + stderr) in out. */
+/* Run `shoal ARGS... --instance inst` (tests/run_test_util.h); its exit code and output. */
 static int run_tool(char *out, size_t cap, const char *const *args)
 {
-	const char *bin = getenv("SHOAL_BIN");
-	char *argv[16];
-	size_t n = 0, got = 0;
-	int op[2], status;
-	pid_t pid;
-
-	assert_non_null(bin);
-	argv[n++] = (char *)bin;
-	for (; *args; args++)
-		argv[n++] = (char *)*args;
-	argv[n++] = (char *)"--instance";
-	argv[n++] = inst;
-	argv[n] = NULL;
-	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(op[1], 1);
-		dup2(op[1], 2);
-		execv(bin, argv);
-		_exit(127);
-	}
-	close(op[1]);
-	for (;;) {
-		struct pollfd pfd = {.fd = op[0], .events = POLLIN};
-		ssize_t r;
-
-		assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
-		r = read(op[0], out + got, cap - 1 - got);
-		assert_true(r >= 0);
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	out[got] = 0;
-	close(op[0]);
-	status = wait_exit(pid);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
+	return rt_run_tool(inst, out, cap, args);
 }
 
 /*
