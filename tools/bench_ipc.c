@@ -19,16 +19,10 @@
 #include <liburing.h>
 
 #include "ipc/ipc.h"
+#include "ipc/uring_futex.h"
 #include "shm/shm.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
-
-#ifndef IORING_OP_FUTEX_WAIT
-#define IORING_OP_FUTEX_WAIT 51
-#endif
-#ifndef FUTEX2_SIZE_U32
-#define FUTEX2_SIZE_U32 0x02
-#endif
 
 #define T_STOP	   0xdeadu
 #define MAX_CHUNKS 8192
@@ -96,12 +90,7 @@ static void uring_futex_wait(struct io_uring *ring, _Atomic uint32_t *w, uint32_
 
 	if (!sqe)
 		return;
-	memset(sqe, 0, sizeof(*sqe));
-	sqe->opcode = IORING_OP_FUTEX_WAIT;
-	sqe->fd = FUTEX2_SIZE_U32;
-	sqe->addr = (uint64_t)(uintptr_t)w;
-	sqe->addr2 = v;
-	sqe->addr3 = 0xffffffffu;
+	ipc_prep_futex(sqe, IORING_OP_FUTEX_WAIT, w, v);
 	io_uring_submit_and_wait(ring, 1);
 	if (io_uring_peek_cqe(ring, &cqe) == 0)
 		io_uring_cqe_seen(ring, cqe);

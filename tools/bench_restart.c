@@ -24,6 +24,7 @@
 #include <liburing.h>
 
 #include "ipc/ipc.h"
+#include "ipc/uring_futex.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "supervisor/sup.h"
@@ -72,13 +73,6 @@ static int base_pidfd_notice(uint64_t *ns, int n, int cpu)
 	return 0;
 }
 
-#ifndef IORING_OP_FUTEX_WAIT
-#define IORING_OP_FUTEX_WAIT 51
-#endif
-#ifndef FUTEX2_SIZE_U32
-#define FUTEX2_SIZE_U32 0x02
-#endif
-
 /* Words shared with a robust-notice child: its death word and a word it parks on. */
 struct robust_words {
 	_Atomic uint32_t death;
@@ -107,12 +101,7 @@ static void __attribute__((noreturn)) robust_child(struct robust_words *rw, bool
 		sqe = io_uring_get_sqe(&ring);
 		if (!sqe)
 			_exit(1);
-		memset(sqe, 0, sizeof(*sqe));
-		sqe->opcode = IORING_OP_FUTEX_WAIT;
-		sqe->fd = FUTEX2_SIZE_U32;
-		sqe->addr = (uint64_t)(uintptr_t)&rw->park;
-		sqe->addr2 = 0;
-		sqe->addr3 = 0xffffffffu;
+		ipc_prep_futex(sqe, IORING_OP_FUTEX_WAIT, &rw->park, 0);
 		io_uring_submit(&ring);
 	}
 	atomic_store(&rw->armed, 1);
