@@ -525,6 +525,64 @@ static void test_control_commands(void **state)
 	rt_stop(&r);
 }
 
+/* Read a started tool's output until `want` appears (or fail); the bytes read so far in out. */
+static void tool_read_until(int fd, char *out, size_t cap, const char *want)
+{
+	size_t got = 0;
+
+	out[0] = 0;
+	while (!strstr(out, want)) {
+		ssize_t k;
+
+		if (!rt_fd_wait(fd, TIMEOUT_MS))
+			fail_msg("waited for '%s', got: %s", want, out);
+		k = read(fd, out + got, cap - 1 - got);
+		if (k <= 0)
+			fail_msg("the tool ended before '%s': %s", want, out);
+		got += (size_t)k;
+		out[got] = 0;
+	}
+}
+
+/* shoal monitor: DOWN then UP across a worker crash, then DOWN (stopped) on a stop. */
+static void test_control_monitor_command(void **state)
+{
+	struct shm_seg *seg;
+	struct rt_run r;
+	char out[4096], err[256];
+	pid_t tool;
+	int fd;
+
+	(void)state;
+	start(&r, "mon", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	tool = rt_tool_start(
+		r.inst,
+		(const char *[]){"monitor", "e0", "--count", "3", "--timeout", "10000", NULL}, &fd);
+	tool_read_until(fd, out, sizeof(out), "watching e0");
+	rt_kill_and_wait(rt_slot_pid(seg, 1));
+	tool_read_until(fd, out, sizeof(out), "e0: up");
+	assert_non_null(strstr(out, "e0: down (crash"));
+	assert_true(strstr(out, "e0: down") < strstr(out, "e0: up"));
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e0", NULL}), 0);
+	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 0);
+	if (!strstr(out, "e0: down (stopped)"))
+		fail_msg("shoal monitor said: %s", out);
+	/* errors: no such name, no name at all */
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"monitor", "nosuch", NULL}),
+		2);
+	assert_non_null(strstr(out, "'nosuch': no agent of that name"));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"monitor", NULL}),
+			 2);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +595,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_control_supervisor_killed_before_answer,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
+		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

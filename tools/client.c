@@ -119,7 +119,7 @@ int tool_client_args(const char *cmd, int argc, char **argv, const struct option
 			return r;
 		}
 	}
-	if (argc - optind != npos) {
+	if (npos >= 0 ? argc - optind != npos : argc - optind < -npos) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}

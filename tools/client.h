@@ -35,9 +35,9 @@ typedef int (*tool_opt_fn)(int c, const char *arg, void *ctx);
 /*
  * A client command's option loop. opts must hold "instance" ('i'), "timeout" (whose val is
  * timeout_val) and "help" ('h'), which go into *a (usage(stdout) and EXIT_OK for --help);
- * any other option goes to other(c, optarg, ctx). Then exactly npos positional arguments,
- * from argv[optind]. Returns -1 to go on, else the exit code to return (usage printed to
- * stderr where due).
+ * any other option goes to other(c, optarg, ctx). Then exactly npos positional arguments
+ * (npos < 0: at least -npos), from argv[optind]. Returns -1 to go on, else the exit code to return
+ * (usage printed to stderr where due).
  */
 int tool_client_args(const char *cmd, int argc, char **argv, const struct option *opts,
 		     const char *shortopts, int timeout_val, int npos, void (*usage)(FILE *),

@@ -18,6 +18,7 @@ const struct tool_cmd tool_cmds[] = {
 	{"stop", "ask the supervisor to stop an agent: stop NAME", cmd_stop},
 	{"send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send},
 	{"call", "call an agent and print the reply: call NAME PAYLOAD [--timeout MS]", cmd_call},
+	{"monitor", "print agents' DOWN and UP notices: monitor NAME... [--count N]", cmd_monitor},
 	{NULL, NULL, NULL},
 };
 

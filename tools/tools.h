@@ -34,6 +34,7 @@ int cmd_spawn(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_call(int argc, char **argv);
+int cmd_monitor(int argc, char **argv);
 
 /* Map an -errno from attaching to a CLI exit code: bad segment or absent instance -> 2. */
 int tool_exit_for(int err);
