@@ -126,6 +126,16 @@ int tool_client_args(const char *cmd, int argc, char **argv, const struct option
 	return -1;
 }
 
+int tool_opt_count(const char *cmd, const char *arg, long *out)
+{
+	*out = tool_parse_count(arg);
+	if (*out < 0) {
+		fprintf(stderr, "shoal %s: --count '%s': not a count\n", cmd, arg);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
 /* Parse a non-negative decimal option value; -1 if it is not one. */
 long tool_parse_count(const char *s)
 {

@@ -22,6 +22,8 @@ int tool_client_open(struct tool_client *cl, const char *cmd, const char *instan
 void tool_client_close(struct tool_client *cl);
 int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t *out);
 long tool_parse_count(const char *s);
+/* --count N for command cmd into *out: -1 to go on, or EXIT_USAGE (said) if not a count. */
+int tool_opt_count(const char *cmd, const char *arg, long *out);
 
 /* The options every client command takes. */
 struct tool_args {

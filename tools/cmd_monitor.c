@@ -39,15 +39,8 @@ static const char *reason_name(uint32_t r)
 /* --count N */
 static int count_opt(int c, const char *arg, void *ctx)
 {
-	long *count = ctx;
-
 	(void)c;
-	*count = tool_parse_count(arg);
-	if (*count < 0) {
-		fprintf(stderr, "shoal monitor: --count '%s': not a count\n", arg);
-		return EXIT_USAGE;
-	}
-	return -1;
+	return tool_opt_count("monitor", arg, ctx);
 }
 
 int cmd_monitor(int argc, char **argv)

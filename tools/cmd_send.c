@@ -17,15 +17,8 @@ static void usage(FILE *f)
 /* --count N */
 static int count_opt(int c, const char *arg, void *ctx)
 {
-	long *count = ctx;
-
 	(void)c;
-	*count = tool_parse_count(arg);
-	if (*count < 0) {
-		fprintf(stderr, "shoal send: --count '%s': not a count\n", arg);
-		return EXIT_USAGE;
-	}
-	return -1;
+	return tool_opt_count("send", arg, ctx);
 }
 
 int cmd_send(int argc, char **argv)
