@@ -394,7 +394,8 @@ enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_aft
 
 	if (st == SHM_INST_STOPPED || st == SHM_INST_SUP_DEAD)
 		return SHM_LIVE_STOPPED;
-	if (!shm_pid_is_alive(pid, start))
+	/* a zombie supervisor (its parent has not reaped it yet) is as dead as a reaped one */
+	if (!shm_pid_is_alive(pid, start) || shm_pid_is_zombie(pid))
 		return SHM_LIVE_STALE;
 	if (stale_after_ns && now > hb && now - hb > stale_after_ns)
 		return SHM_LIVE_UNRESPONSIVE;

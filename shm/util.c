@@ -29,7 +29,6 @@ uint64_t shm_wall_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Field 22 of /proc/<pid>/stat; the comm field (2) may hold spaces and parentheses. */
 bool shm_put_field(char *dst, size_t cap, const char *s)
 {
 	size_t n = strlen(s);
@@ -40,7 +39,11 @@ bool shm_put_field(char *dst, size_t cap, const char *s)
 	return true;
 }
 
-uint64_t shm_pid_start_time(pid_t pid)
+/*
+ * Field 22 of /proc/<pid>/stat (its start time), and field 3 (its state) in *state if not
+ * NULL; 0 if there is none. The comm field (2) may hold spaces and parentheses.
+ */
+static uint64_t pid_stat(pid_t pid, char *state)
 {
 	char path[64], buf[1024];
 	unsigned long long start = 0;
@@ -48,6 +51,8 @@ uint64_t shm_pid_start_time(pid_t pid)
 	char *p;
 	int fd;
 
+	if (state)
+		*state = 0;
 	if (pid <= 0)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -62,6 +67,8 @@ uint64_t shm_pid_start_time(pid_t pid)
 	p = strrchr(buf, ')');
 	if (!p)
 		return 0;
+	if (state && p[1] == ' ')
+		*state = p[2];
 	/* after ") " come fields 3..: skip 19 fields to reach 22 */
 	p++;
 	for (int field = 2; field < 21 && p; field++)
@@ -69,6 +76,18 @@ uint64_t shm_pid_start_time(pid_t pid)
 	if (!p || sscanf(p + 1, "%llu", &start) != 1)
 		return 0;
 	return start;
+}
+
+uint64_t shm_pid_start_time(pid_t pid)
+{
+	return pid_stat(pid, NULL);
+}
+
+bool shm_pid_is_zombie(pid_t pid)
+{
+	char st;
+
+	return pid_stat(pid, &st) && (st == 'Z' || st == 'X');
 }
 
 bool shm_pid_is_alive(pid_t pid, uint64_t start_time)
