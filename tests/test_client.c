@@ -151,8 +151,24 @@ static void test_client_messaging(void **state)
 	assert_int_equal(shoal_client_cast(c, shoal_handle_make(31, 77), 1, "x", 1, 0), -ENOENT);
 	batch[0].to = shoal_handle_make(31, 77);
 	assert_int_equal(shoal_client_send_batch(c, batch, 3, 0), -ENOENT);
+
+	/* the instance stops: a monitor hears DOWN (stopped), then the wait ends */
+	assert_int_equal(shoal_client_monitor(c, echo, &ref), 0);
+	kill(run.pid, SIGTERM);
+	assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS), 0);
+	assert_true(m.flags & SHOAL_MSG_SYSTEM);
+	assert_int_equal(m.type, SHOAL_T_DOWN);
+	{
+		struct shoal_down d;
+
+		memcpy(&d, m.data, sizeof(d));
+		assert_true(d.target == echo && d.ref == ref);
+		assert_int_equal(d.reason, SHOAL_DOWN_STOPPED);
+	}
+	assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS), -ESHUTDOWN);
+	assert_int_equal(rt_wait_exit(&run), 0);
+	rt_cleanup(&run);
 	shoal_client_close(c);
-	stop();
 }
 
 /* Broadcast to a process group; monitors: DOWN then UP in the inbox across a worker crash. */
@@ -260,8 +276,12 @@ static void test_client_spawn_stop(void **state)
 	assert_int_equal(shoal_client_lookup(c, "e2", &again), -ENOENT);
 	assert_int_equal(shoal_client_stop(c, "e2", SHOAL_HANDLE_NONE, TIMEOUT_MS), -ENOENT);
 	assert_int_equal(shoal_client_stop(c, NULL, shoal_client_inbox(c), TIMEOUT_MS), -EPERM);
+	/* the supervisor killed: a waiting client is told, not left waiting for ever */
+	assert_int_equal(kill(run.pid, SIGKILL), 0);
+	assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), -1), -EOWNERDEAD);
+	assert_int_equal(rt_wait_exit(&run), -SIGKILL);
+	rt_cleanup(&run);
 	shoal_client_close(c);
-	stop();
 }
 
 int main(void)

@@ -561,6 +561,16 @@ static void test_control_monitor_command(void **state)
 		r.inst,
 		(const char *[]){"monitor", "e0", "--count", "3", "--timeout", "10000", NULL}, &fd);
 	tool_read_until(fd, out, sizeof(out), "watching e0");
+	/* inspect lists the monitor */
+	{
+		static char ins[1 << 15];
+
+		assert_int_equal(
+			rt_run_tool(r.inst, ins, sizeof(ins), (const char *[]){"inspect", NULL}),
+			0);
+		if (!strstr(ins, "monitors       1 of") || !strstr(ins, "watches e0"))
+			fail_msg("inspect said: %s", ins);
+	}
 	rt_kill_and_wait(rt_slot_pid(seg, 1));
 	tool_read_until(fd, out, sizeof(out), "e0: up");
 	assert_non_null(strstr(out, "e0: down (crash"));
@@ -570,6 +580,11 @@ static void test_control_monitor_command(void **state)
 	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 0);
 	if (!strstr(out, "e0: down (stopped)"))
 		fail_msg("shoal monitor said: %s", out);
+	/* its monitors went with its inbox */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}),
+			 0);
+	if (!strstr(out, "monitors       0 of"))
+		fail_msg("inspect said: %s", out);
 	/* errors: no such name, no name at all */
 	assert_int_equal(
 		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"monitor", "nosuch", NULL}),

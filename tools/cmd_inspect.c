@@ -194,6 +194,55 @@ static void show_procs(const struct shm_seg *seg, bool all)
 	}
 }
 
+/* "name" of the agent a handle names, or "slot N" (its name field; "?" if out of range). */
+static void handle_label(const struct shm_seg *seg, shoal_handle_t h, char *out, size_t cap)
+{
+	uint32_t slot = shoal_handle_slot(h);
+	const struct shm_agent *a;
+	int n;
+
+	if (slot >= shm_hdr(seg)->cfg.max_agents) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	a = shm_agent_at(seg, slot);
+	n = field_len(a->name, sizeof(a->name));
+	if (n && atomic_load(&a->gen) == shoal_handle_gen(h))
+		snprintf(out, cap, "%.*s", n, a->name);
+	else
+		snprintf(out, cap, "slot %u", slot);
+}
+
+/* The monitor table: who gets DOWN/UP about whom. */
+static void show_monitors(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_monitor *mt = shm_region(seg, SHM_R_MONITORS);
+	uint32_t live = 0, claimed = 0, shown = 0;
+
+	for (uint32_t i = 0; i < h->cfg.max_monitors; i++) {
+		live += atomic_load(&mt[i].watcher) != 0;
+		claimed += atomic_load(&mt[i].ctl) != 0;
+	}
+	printf("\nmonitors       %u of %u entries in use, %u claimed by writers\n", live,
+	       h->cfg.max_monitors, claimed);
+	for (uint32_t i = 0; i < h->cfg.max_monitors && shown < 32; i++) {
+		/* acquire: pairs with the release of watcher that publishes the entry */
+		uint64_t w = atomic_load_explicit(&mt[i].watcher, memory_order_acquire);
+		char wl[64], tl[64];
+
+		if (!w)
+			continue;
+		shown++;
+		handle_label(seg, w, wl, sizeof(wl));
+		handle_label(seg, atomic_load(&mt[i].target), tl, sizeof(tl));
+		printf("  %-24s watches %-24s ref %llu\n", wl, tl,
+		       (unsigned long long)atomic_load(&mt[i].ref));
+	}
+	if (shown < live)
+		printf("  ... %u more\n", live - shown);
+}
+
 static const char *agent_state_name(uint32_t st)
 {
 	static const char *n[] = {"free", "starting", "running", "down", "stopping", "stopped"};
@@ -331,6 +380,7 @@ static int inspect_one(const char *instance, bool all, int wait_ms)
 	show_regions(seg);
 	show_procs(seg, all);
 	show_agents(seg);
+	show_monitors(seg);
 	show_registry(seg);
 	shm_seg_detach(seg);
 	return EXIT_OK;

@@ -15,7 +15,8 @@ static void usage(FILE *f)
 		"usage: shoal monitor NAME... [--count N] [--timeout MS] [--instance NAME]\n"
 		"Monitors the agents registered as NAME... and prints a line per notice, as it\n"
 		"comes: 'NAME: down (REASON)' when one crashes, fails or stops, 'NAME: up' when\n"
-		"it runs again after a restart. Prints 'watching NAME (handle H)' for each first.\n"
+		"it runs again after a restart. Prints 'watching NAME (handle H)' for each first,\n"
+		"and ends (exit 0) when the instance stops.\n"
 		"  --count N     exit 0 after N notices (default: run until interrupted)\n"
 		"  --timeout MS  exit 1 if no notice came for MS ms (default: wait for ever)\n");
 }
@@ -99,6 +100,12 @@ int cmd_monitor(int argc, char **argv)
 		if (rc == -ETIMEDOUT) {
 			fprintf(stderr, "shoal monitor: no notice within %ld ms\n", a.timeout_ms);
 			ex = EXIT_CHECK;
+			break;
+		}
+		if (rc == -ESHUTDOWN || rc == -EOWNERDEAD) {
+			printf("instance '%s' %s\n", a.instance,
+			       rc == -ESHUTDOWN ? "stopped" : "lost its supervisor");
+			ex = rc == -ESHUTDOWN ? EXIT_OK : EXIT_CHECK;
 			break;
 		}
 		if (rc) {

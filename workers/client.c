@@ -33,6 +33,8 @@ struct shoal_client {
 
 /* The spin before a client parks: short, a client's core usually has other work. */
 #define CLIENT_SPIN_NS 20000u
+/* shoal_client_recv() looks at the instance's liveness after this long without a message. */
+#define CLIENT_LIVENESS_NS 500000000u
 
 int wrk_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct shoal_out *msgs,
 		   uint32_t n, int timeout_ms)
@@ -245,7 +247,8 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 	struct ipc_msg m;
 
 	for (;;) {
-		uint64_t left = 0, now;
+		uint64_t left = CLIENT_LIVENESS_NS, now;
+		enum shm_liveness l;
 		int r;
 
 		if (ipc_mbox_peek(c->seg, rw.slot, &m) == 0)
@@ -256,11 +259,27 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 		if (deadline) {
 			if (now >= deadline)
 				return -ETIMEDOUT;
-			left = deadline - now;
+			if (deadline - now < left)
+				left = deadline - now;
 		}
 		r = ipc_waiter_wait(c->waiter, CLIENT_SPIN_NS, left, inbox_has_msg, &rw, NULL);
 		if (r < 0)
 			return r;
+		/*
+		 * A quiet stretch: an instance that stopped, or whose supervisor died, sends
+		 * nothing more. What is queued is still delivered first.
+		 */
+		if (r != 0 || ipc_mbox_has_msg(c->seg, rw.slot))
+			continue;
+		l = shm_seg_liveness(c->seg, 0);
+		/* relaxed: which of the two ends it was; liveness read it with acquire */
+		if (l == SHM_LIVE_STALE ||
+		    (l == SHM_LIVE_STOPPED &&
+		     atomic_load_explicit(&shm_hdr(c->seg)->state, memory_order_relaxed) ==
+			     SHM_INST_SUP_DEAD))
+			return -EOWNERDEAD;
+		if (l == SHM_LIVE_STOPPED)
+			return -ESHUTDOWN;
 	}
 	out->from = m.from;
 	out->ref = m.ref;

@@ -427,6 +427,10 @@ static bool has_work(void *arg)
 /* Orderly end: terminate every running agent; they stay assigned, DOWN, for a successor. */
 static void shutdown_agents(struct wrk *w)
 {
+	uint32_t ndown = 0;
+
+	/* up_mark is free here (flush_up() ran): it marks the agents whose monitors get DOWN */
+	memset(w->up_mark, 0, w->max_agents);
 	while (w->n) {
 		struct wrk_agent *wa = w->byslot[w->list[w->n - 1]];
 		struct shm_agent *a = slot_of(w, wa);
@@ -438,10 +442,21 @@ static void shutdown_agents(struct wrk *w)
 		}
 		wa->running = false;
 		/* a pending stop request stays: the successor (or repair) finishes it */
-		if (set_down(a))
+		if (set_down(a)) {
 			shm_change_bump(w->seg);
+			w->up_mark[wa->slot] = 1;
+			ndown++;
+		}
 		unhost(w, wa);
 	}
+	/*
+	 * One pass over the monitor table: their monitors hear the agents stopped (the
+	 * instance stopping, or this worker stopped for a sibling's restart: an UP follows
+	 * when they run again, as after a crash).
+	 */
+	if (ndown)
+		wrk_mon_notify_marked(w->seg, w->up_mark, 0, SHOAL_DOWN_STOPPED);
+	memset(w->up_mark, 0, w->max_agents);
 }
 
 /*

@@ -122,7 +122,9 @@ int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h
  * Take the next message of the inbox (async replies, notices, casts to the inbox), waiting
  * up to timeout_ms (0: -EAGAIN at once if none, < 0: for ever; else -ETIMEDOUT). Its first
  * cap payload bytes are copied into buf and out->data points there; out->len is the
- * message's length (may exceed cap).
+ * message's length (may exceed cap). A wait also ends, once the inbox is empty, when the
+ * instance has stopped (-ESHUTDOWN) or its supervisor is gone (-EOWNERDEAD): nothing more
+ * will come (it looks every half second).
  */
 int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, uint32_t cap,
 		      int timeout_ms);
