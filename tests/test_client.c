@@ -199,6 +199,27 @@ static void test_client_broadcast_and_monitor(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(count_of(c, cnt[i]), 1);
 	assert_int_equal(shoal_client_broadcast(c, "nogroup", 1, "b", 1, 0), -ENOENT);
+	/* the client joins: it is listed, and a broadcast reaches its inbox too */
+	{
+		shoal_handle_t mem[8];
+		int nm, self = 0;
+
+		assert_int_equal(shoal_client_join(c, "g"), 0);
+		nm = shoal_client_members(c, "g", mem, 8);
+		assert_int_equal(nm, 4);
+		for (int i = 0; i < nm; i++)
+			self += mem[i] == shoal_client_inbox(c);
+		assert_int_equal(self, 1);
+		assert_int_equal(shoal_client_broadcast(c, "g", 5, "c", 1, TIMEOUT_MS), 4);
+		assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS), 0);
+		assert_int_equal(m.type, 5);
+		assert_int_equal(m.len, 1);
+		assert_memory_equal(m.data, "c", 1);
+		assert_int_equal(shoal_client_leave(c, "g"), 0);
+		assert_int_equal(shoal_client_leave(c, "g"), -ENOENT);
+		assert_int_equal(shoal_client_members(c, "g", mem, 8), 3);
+		assert_int_equal(shoal_client_members(c, "nogroup", mem, 8), -ENOENT);
+	}
 
 	/* monitor the echo, crash its worker: DOWN (crash) then UP, both naming it */
 	echo = must_lookup(c, "echo");

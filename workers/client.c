@@ -128,8 +128,9 @@ void shoal_client_close(struct shoal_client *c)
 	if (!c)
 		return;
 	if (c->inbox != SHOAL_HANDLE_NONE) {
-		/* its monitors go with it: nobody would read their notices */
+		/* its monitors and memberships go with it: nobody would read what comes */
 		wrk_mon_drop_watcher(c->seg, c->inbox);
+		shm_grp_leave_all(c->seg, c->inbox);
 		ipc_inbox_close(c->seg, c->inbox);
 	}
 	if (c->waiter)
@@ -178,6 +179,28 @@ int shoal_client_broadcast(struct shoal_client *c, const char *group, uint32_t t
 			   const void *data, uint32_t len, int timeout_ms)
 {
 	return ipc_broadcast(c->seg, c->inbox, group, type, data, len, timeout_ms);
+}
+
+int shoal_client_join(struct shoal_client *c, const char *group)
+{
+	if (!group)
+		return -EINVAL;
+	return shm_grp_join(c->seg, group, strlen(group), c->inbox);
+}
+
+int shoal_client_leave(struct shoal_client *c, const char *group)
+{
+	if (!group)
+		return -EINVAL;
+	return shm_grp_leave(c->seg, group, strlen(group), c->inbox);
+}
+
+int shoal_client_members(struct shoal_client *c, const char *group, shoal_handle_t *out,
+			 uint32_t max)
+{
+	if (!group)
+		return -EINVAL;
+	return shm_grp_members(c->seg, group, strlen(group), out, max);
 }
 
 int shoal_client_monitor(struct shoal_client *c, shoal_handle_t target, uint64_t *ref_out)

@@ -84,6 +84,21 @@ int shoal_client_broadcast(struct shoal_client *c, const char *group, uint32_t t
 			   const void *data, uint32_t len, int timeout_ms);
 
 /*
+ * Process groups: the client's inbox joins or leaves group `group` (it then receives the
+ * group's broadcasts); a group is created on its first join and deleted with its last
+ * member. 0, -ENOSPC (no group slot, or the group is full), -EINVAL (bad name); leave:
+ * -ENOENT if not a member. The inbox leaves every group when the client closes.
+ */
+int shoal_client_join(struct shoal_client *c, const char *group);
+int shoal_client_leave(struct shoal_client *c, const char *group);
+/*
+ * The members of group `group`: up to max handles into out. Returns the member count (may
+ * exceed max) or -ENOENT (no such group).
+ */
+int shoal_client_members(struct shoal_client *c, const char *group, shoal_handle_t *out,
+			 uint32_t max);
+
+/*
  * Monitor `target`: the inbox gets a DOWN notice (SHOAL_MSG_SYSTEM, type SHOAL_T_DOWN,
  * payload struct shoal_down) when it crashes or stops, and an UP notice when it has been
  * restarted. Returns 0 and the monitor's reference in *ref_out, or -ENOENT / -ESTALE (no
