@@ -521,9 +521,10 @@ static void pre_bind(struct sup *s, struct sup_worker *w, pid_t pid)
 }
 
 /*
- * Start the spare taking over at SCHED_FIFO (the lowest real-time priority), until its
- * predecessor's exit completes (zombie_reap() sets it back to SCHED_OTHER; the worker does
- * it itself after WRK_BOOST_MAX_NS at the latest). Its dead predecessor is still
+ * Start the spare taking over (or a process forked to replace a worker still exiting) at
+ * SCHED_FIFO (the lowest real-time priority), until its predecessor's exit completes
+ * (zombie_reap() sets it back to SCHED_OTHER; the worker does it itself after
+ * WRK_BOOST_MAX_NS at the latest). Its dead predecessor is still
  * tearing down its address space on the same core, at SCHED_IDLE (yield_teardown()), and
  * that was not enough: when anything preempted the replacement (a kworker), the fair
  * scheduler could pick the dying process next (it lags behind in virtual time) and let it
@@ -622,6 +623,8 @@ static void prelaunch(struct sup *s, struct sup_worker *w)
 
 static void launch(struct sup *s, struct sup_worker *w)
 {
+	/* a predecessor still exiting on that core: start at SCHED_FIFO too (see boost()) */
+	struct spare_prep fp = {.boosted = s->boost && w->zpidfd >= 0};
 	int fds[2];
 	pid_t pid, self = getpid();
 
@@ -643,10 +646,11 @@ static void launch(struct sup *s, struct sup_worker *w)
 	if (pid == 0) {
 		close(fds[0]);
 		child_prepare(self);
-		child_become(s, w, fds[1], NULL);
+		child_become(s, w, fds[1], fp.boosted ? &fp : NULL);
 	}
 	close(fds[1]);
 	pre_bind(s, w, pid);
+	w->boosted = fp.boosted && boost(s, pid);
 	w->pid = pid;
 	arm_dying(s, w); /* may race with the child's own store: then only the pidfd tells */
 	w->ready_rd = fds[0];

@@ -238,6 +238,34 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	rt_cleanup(&r);
 }
 
+/*
+ * Without a warm spare the replacement is forked; it too starts at SCHED_FIFO while its
+ * predecessor exits, and is set back once that exit is complete.
+ */
+static void test_supervisor_forked_replacement_back_to_fair(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	pid_t old;
+
+	(void)state;
+	start(&r, "fork",
+	      "[instance]\nworkers = 1\nplacement = none\nspare = no\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+	      "[agent e]\ntype = echo\nname = e\n",
+	      NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	old = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(old);
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	WAIT_FOR(seg, sched_getscheduler(rt_slot_pid(seg, 1)) == SCHED_OTHER);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
 static void test_supervisor_one_for_all_restarts_every_worker(void **state)
 {
 	struct rt_run r;
@@ -789,6 +817,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_supervisor_worker_killed_is_replaced, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_forked_replacement_back_to_fair,
+					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_rest_for_one, rt_teardown),
