@@ -395,7 +395,7 @@ enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_aft
 	if (st == SHM_INST_STOPPED || st == SHM_INST_SUP_DEAD)
 		return SHM_LIVE_STOPPED;
 	/* a zombie supervisor (its parent has not reaped it yet) is as dead as a reaped one */
-	if (!shm_pid_is_alive(pid, start) || shm_pid_is_zombie(pid))
+	if (!shm_pid_is_running(pid, start))
 		return SHM_LIVE_STALE;
 	if (stale_after_ns && now > hb && now - hb > stale_after_ns)
 		return SHM_LIVE_UNRESPONSIVE;

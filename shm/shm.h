@@ -242,7 +242,8 @@ uint64_t shm_now_ns(void);			       /* CLOCK_MONOTONIC */
 uint64_t shm_wall_ns(void);			       /* CLOCK_REALTIME */
 uint64_t shm_pid_start_time(pid_t pid);		       /* /proc/<pid>/stat starttime, 0 if gone */
 bool shm_pid_is_alive(pid_t pid, uint64_t start_time); /* a zombie counts as alive */
-bool shm_pid_is_zombie(pid_t pid);		       /* exited, not yet reaped by its parent */
+/* Alive and not a zombie (exited, not yet reaped by its parent): it can still run code. */
+bool shm_pid_is_running(pid_t pid, uint64_t start_time);
 const char *shm_inst_state_name(uint32_t st);
 const char *shm_proc_state_name(uint32_t st);
 const char *shm_role_name(uint32_t role);

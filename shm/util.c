@@ -83,11 +83,18 @@ uint64_t shm_pid_start_time(pid_t pid)
 	return pid_stat(pid, NULL);
 }
 
-bool shm_pid_is_zombie(pid_t pid)
+bool shm_pid_is_running(pid_t pid, uint64_t start_time)
 {
+	uint64_t now_start;
 	char st;
 
-	return pid_stat(pid, &st) && (st == 'Z' || st == 'X');
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return false;
+	/* one read: the same process (start time) and not exited (a zombie, 'Z', or 'X') */
+	now_start = pid_stat(pid, &st);
+	if (start_time && now_start != start_time)
+		return false;
+	return st != 'Z' && st != 'X';
 }
 
 bool shm_pid_is_alive(pid_t pid, uint64_t start_time)

@@ -429,8 +429,8 @@ static void shutdown_agents(struct wrk *w)
 {
 	uint32_t ndown = 0;
 
-	/* up_mark is free here (flush_up() ran): it marks the agents whose monitors get DOWN */
-	memset(w->up_mark, 0, w->max_agents);
+	/* UPs still owed go out first; up_mark then marks the agents whose monitors get DOWN */
+	flush_up(w);
 	while (w->n) {
 		struct wrk_agent *wa = w->byslot[w->list[w->n - 1]];
 		struct shm_agent *a = slot_of(w, wa);
