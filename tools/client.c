@@ -115,7 +115,7 @@ int tool_client_args(const char *cmd, int argc, char **argv, const struct option
 		} else if (c == '?' || !other) {
 			usage(stderr);
 			return EXIT_USAGE;
-		} else if ((r = other(c, optarg, ctx)) >= 0) {
+		} else if ((r = other(cmd, c, optarg, ctx)) >= 0) {
 			return r;
 		}
 	}
@@ -126,8 +126,11 @@ int tool_client_args(const char *cmd, int argc, char **argv, const struct option
 	return -1;
 }
 
-int tool_opt_count(const char *cmd, const char *arg, long *out)
+int tool_count_opt(const char *cmd, int c, const char *arg, void *ctx)
 {
+	long *out = ctx;
+
+	(void)c;
 	*out = tool_parse_count(arg);
 	if (*out < 0) {
 		fprintf(stderr, "shoal %s: --count '%s': not a count\n", cmd, arg);

@@ -22,8 +22,6 @@ int tool_client_open(struct tool_client *cl, const char *cmd, const char *instan
 void tool_client_close(struct tool_client *cl);
 int tool_client_lookup(struct tool_client *cl, const char *name, shoal_handle_t *out);
 long tool_parse_count(const char *s);
-/* --count N for command cmd into *out: -1 to go on, or EXIT_USAGE (said) if not a count. */
-int tool_opt_count(const char *cmd, const char *arg, long *out);
 
 /* The options every client command takes. */
 struct tool_args {
@@ -32,7 +30,9 @@ struct tool_args {
 };
 
 /* A client command's own option: returns -1 to go on, or the exit code to return. */
-typedef int (*tool_opt_fn)(int c, const char *arg, void *ctx);
+typedef int (*tool_opt_fn)(const char *cmd, int c, const char *arg, void *ctx);
+/* A tool_opt_fn for --count N alone: into *(long *)ctx; EXIT_USAGE (said) if not a count. */
+int tool_count_opt(const char *cmd, int c, const char *arg, void *ctx);
 
 /*
  * A client command's option loop. opts must hold "instance" ('i'), "timeout" (whose val is

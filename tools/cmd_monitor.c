@@ -37,13 +37,6 @@ static const char *reason_name(uint32_t r)
 	}
 }
 
-/* --count N */
-static int count_opt(int c, const char *arg, void *ctx)
-{
-	(void)c;
-	return tool_opt_count("monitor", arg, ctx);
-}
-
 int cmd_monitor(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -61,8 +54,8 @@ int cmd_monitor(int argc, char **argv)
 	long count = 0, seen = 0;
 	int ex, n, rc;
 
-	ex = tool_client_args("monitor", argc, argv, opts, "i:n:t:h", 't', -1, usage, count_opt,
-			      &count, &a);
+	ex = tool_client_args("monitor", argc, argv, opts, "i:n:t:h", 't', -1, usage,
+			      tool_count_opt, &count, &a);
 	if (ex >= 0)
 		return ex;
 	n = argc - optind;

@@ -14,13 +14,6 @@ static void usage(FILE *f)
 		   "agent is down (its worker restarting) messages queue in its mailbox.\n");
 }
 
-/* --count N */
-static int count_opt(int c, const char *arg, void *ctx)
-{
-	(void)c;
-	return tool_opt_count("send", arg, ctx);
-}
-
 int cmd_send(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -37,8 +30,8 @@ int cmd_send(int argc, char **argv)
 	size_t len;
 	int rc = 0, ex;
 
-	ex = tool_client_args("send", argc, argv, opts, "i:n:t:h", 't', 2, usage, count_opt, &count,
-			      &a);
+	ex = tool_client_args("send", argc, argv, opts, "i:n:t:h", 't', 2, usage, tool_count_opt,
+			      &count, &a);
 	if (ex >= 0)
 		return ex;
 	len = strlen(argv[optind + 1]);

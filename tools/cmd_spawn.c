@@ -108,7 +108,7 @@ struct spawn_opts {
 	bool wait;
 };
 
-static int spawn_opt(int c, const char *arg, void *ctx)
+static int spawn_opt(const char *cmd, int c, const char *arg, void *ctx)
 {
 	struct spawn_opts *so = ctx;
 	long v;
@@ -118,7 +118,7 @@ static int spawn_opt(int c, const char *arg, void *ctx)
 	case 'n':
 		v = tool_parse_count(arg);
 		if (v < 0 || v > INT32_MAX || so->q.hint != SUP_CTL_ANY) {
-			fprintf(stderr, "shoal spawn: --%s '%s': %s\n",
+			fprintf(stderr, "shoal %s: --%s '%s': %s\n", cmd,
 				c == 'w' ? "worker" : "node", arg,
 				so->q.hint != SUP_CTL_ANY ? "give one of --worker and --node"
 				: c == 'w'		  ? "not a worker index"
@@ -129,8 +129,11 @@ static int spawn_opt(int c, const char *arg, void *ctx)
 		so->q.where = (int32_t)v;
 		return -1;
 	case 't':
-		fprintf(stderr, "shoal spawn: --types is ignored: the instance's supervisor "
-				"knows the types its config loads ([types])\n");
+		fprintf(stderr,
+			"shoal %s: --types is ignored: the instance's supervisor knows the types "
+			"its "
+			"config loads ([types])\n",
+			cmd);
 		return -1;
 	case 'W':
 		so->wait = true;

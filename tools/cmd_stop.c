@@ -26,9 +26,9 @@ static bool agent_is_gone(const struct shm_seg *seg, shoal_handle_t h)
 }
 
 /* --wait */
-static int wait_opt(int c, const char *arg, void *ctx)
+static int wait_opt(const char *cmd, int c, const char *arg, void *ctx)
 {
-	(void)c, (void)arg;
+	(void)cmd, (void)c, (void)arg;
 	*(bool *)ctx = true;
 	return -1;
 }
