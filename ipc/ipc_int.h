@@ -77,12 +77,17 @@ struct ipc_mbox_hdr {
 					 * - 1 (layout minor 3) */
 	_Atomic uint64_t poisoned;	/* messages dropped after killing their consumer
 					 * IPC_POISON_MAX times (layout minor 3) */
-	uint8_t pad1[128 - 80];		/* to 256 */
+	_Atomic uint32_t polls;		/* empty peeks since the last read of the sequence words
+					 * (layout minor 4) */
+	_Atomic uint32_t recheck;	/* set by repair and recovery: the next empty peek reads
+					 * the sequence words (layout minor 4) */
+	uint8_t pad1[128 - 88];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
 static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 196, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 200, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, recheck) == 212, "mailbox header ABI");
 
 /*
  * In a call reference: set by ipc_call() (a synchronous call from a client inbox), never by
@@ -99,9 +104,39 @@ struct ipc_wire {
 	uint32_t type;	/* application type */
 	uint32_t flags; /* IPC_F_* */
 	uint32_t len;	/* payload bytes */
-	uint32_t rsvd;	/* zero */
+	uint32_t stamp; /* in a cell: the cell's stamp (layout 3), stored last; else zero */
 };
 static_assert(sizeof(struct ipc_wire) == 32, "message header ABI");
+static_assert(offsetof(struct ipc_wire, stamp) == 28, "message header ABI");
+
+/*
+ * A cell's stamp (layout 3): bytes 28..31 of every cell. 0, or ipc_stamp_make(position,
+ * state) of the message, filler or taken message that starts in that cell. The consumer's
+ * fast path reads it instead of the sequence word (see ipc/mbox.c for why it can be
+ * trusted).
+ */
+/*
+ * In a cell's header flags (never in a delivered message's): some later cell of this
+ * message holds, where its stamp word would be, payload bytes that read as a READY stamp
+ * of that cell in some lap; the consumer zeroes those words before it lets the cells go.
+ */
+#define IPC_F_SCRUB 0x80000000u
+
+#define IPC_ST_READY 1u
+#define IPC_ST_PAD   2u
+#define IPC_ST_TAKEN 3u
+#define IPC_ST_MASK  3u
+
+static inline uint32_t ipc_stamp_make(uint64_t pos, uint32_t st)
+{
+	return (uint32_t)((pos & 0x3fffffffu) << 2) | st;
+}
+
+/* Would v, in the stamp word of the cell of position pos, read as READY in some lap? */
+static inline bool ipc_stamp_forgeable(uint32_t v, uint64_t pos, uint64_t mask)
+{
+	return (v & IPC_ST_MASK) == IPC_ST_READY && (((v >> 2) - (uint32_t)pos) & mask) == 0;
+}
 
 /* A resolved mailbox: pointers and sizes, private to the caller. */
 struct ipc_mbox {
@@ -129,6 +164,13 @@ static inline void ipc_mbox_resolve(const struct shm_seg *seg, uint32_t slot, st
 	m->cells = base + SHM_MBOX_HDR + n * 8u;
 	m->n = n;
 	m->mask = n - 1;
+}
+
+/* The stamp word of the cell of position pos. */
+static inline _Atomic uint32_t *ipc_stamp_at(const struct ipc_mbox *m, uint64_t pos)
+{
+	return (_Atomic uint32_t *)(m->cells + (pos & m->mask) * SHM_MBOX_CELL +
+				    offsetof(struct ipc_wire, stamp));
 }
 
 static inline uint32_t ipc_msg_cells(uint32_t len)

@@ -14,9 +14,15 @@
 static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 	      "atomics that are not lock-free do not work across processes");
 
-#define SHM_MAGIC	 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
-#define SHM_LAYOUT_MAJOR 2u		       /* 2: 64-byte registry entries */
-#define SHM_LAYOUT_MINOR 3u	     /* 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned */
+#define SHM_MAGIC 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
+/*
+ * Major 2: 64-byte registry entries; 3: mailbox cell stamps (a producer that does not write
+ * them leaves its messages unseen by a parked consumer, so older builds must not attach).
+ * Minors keep counting across majors (a major-3 segment has every feature of minors 1..4):
+ * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck.
+ */
+#define SHM_LAYOUT_MAJOR 3u
+#define SHM_LAYOUT_MINOR 4u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u

@@ -22,7 +22,7 @@ struct book {
 	_Atomic uint32_t stop;
 	_Atomic uint32_t ready;
 	_Atomic uint32_t consumer_slot;
-	char why[256];
+	char why[512];
 };
 
 static struct book *bk;
@@ -37,6 +37,34 @@ static void book_error(const char *fmt, ...)
 		vsnprintf(bk->why, sizeof(bk->why), fmt, ap);
 		va_end(ap);
 	}
+}
+
+/*
+ * Record why (fmt) plus the mailbox's state as its consumer and producers see it: the
+ * words a hang needs (head, tail, freed, the sequence words and stamps at the head and at
+ * the tail, whether the consumer is parked).
+ */
+static void book_stuck(struct shm_seg *seg, uint32_t slot, const char *what)
+{
+	struct ipc_mbox m;
+	uint64_t h, t, f, sh, st;
+	uint32_t c = atomic_load(&bk->consumer_slot);
+
+	ipc_mbox_resolve(seg, slot, &m);
+	h = atomic_load(&m.h->head);
+	t = atomic_load(&m.h->tail);
+	f = atomic_load(&m.h->freed);
+	sh = atomic_load(&m.seq[h & m.mask]);
+	st = atomic_load(&m.seq[t & m.mask]);
+	book_error("%s: head %llu tail %llu freed %llu polls %u recheck %u; seq[h] pos %llu st %u "
+		   "k %u own %u stamp %#x (ready %#x); seq[t] pos %llu st %u k %u; consumer "
+		   "parked %u",
+		   what, (unsigned long long)h, (unsigned long long)t, (unsigned long long)f,
+		   atomic_load(&m.h->polls), atomic_load(&m.h->recheck),
+		   (unsigned long long)ipc_seq_pos(sh), ipc_seq_state(sh), ipc_seq_k(sh),
+		   ipc_seq_owner(sh), atomic_load(ipc_stamp_at(&m, h)),
+		   ipc_stamp_make(h, IPC_ST_READY), (unsigned long long)ipc_seq_pos(st),
+		   ipc_seq_state(st), ipc_seq_k(st), atomic_load(&shm_proc_at(seg, c)->parked));
 }
 
 /* Payload: sender, sequence, then bytes derived from the sequence. */
@@ -129,21 +157,7 @@ static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total
 				break;
 			r = ipc_waiter_wait(w, 20000, 10000000000ull, has_msg_or_stop, &c, NULL);
 			if (r == 0) {
-				struct ipc_mbox mbx;
-				uint64_t hh, tt, s0, s1;
-
-				ipc_mbox_resolve(seg, slot, &mbx);
-				hh = atomic_load(&mbx.h->head);
-				tt = atomic_load(&mbx.h->tail);
-				s0 = atomic_load(&mbx.seq[hh & mbx.mask]);
-				s1 = atomic_load(&mbx.seq[(hh + 1) & mbx.mask]);
-				book_error(
-					"consumer: no message for 10 s: head %llu tail %llu seq[h] "
-					"pos %llu st %u k %u own %u; seq[h+1] pos %llu st %u",
-					(unsigned long long)hh, (unsigned long long)tt,
-					(unsigned long long)ipc_seq_pos(s0), ipc_seq_state(s0),
-					ipc_seq_k(s0), ipc_seq_owner(s0),
-					(unsigned long long)ipc_seq_pos(s1), ipc_seq_state(s1));
+				book_stuck(seg, slot, "consumer: no message for 10 s");
 				_exit(3);
 			}
 			continue;
@@ -206,6 +220,14 @@ static void producer_main(struct shm_seg *seg, shoal_handle_t to, uint32_t sende
 		else
 			r = ipc_send(seg, to, SHOAL_HANDLE_NONE, 1, 0, 0, buf[0], out[0].len,
 				     10000);
+		if (r == -ETIMEDOUT) {
+			char what[64];
+
+			snprintf(what, sizeof(what), "producer %u: send %llu timed out", sender,
+				 (unsigned long long)q);
+			book_stuck(seg, shoal_handle_slot(to), what);
+			_exit(6);
+		}
 		if (r < 0) {
 			book_error("producer %u: send %llu: %d", sender, (unsigned long long)q, r);
 			_exit(6);
@@ -369,6 +391,47 @@ static void test_mbox_take_reply_in_place(void **state)
 }
 
 /* --- errors --- */
+
+/*
+ * Payload bytes where a later lap's first cell keeps its stamp word must not pass for a
+ * stamp: a 2-cell message whose payload holds, in its second cell's stamp word, the very
+ * stamp that cell's next-lap position would carry. Once the ring has come round to it, the
+ * consumer must find nothing there (the free cleared the word), then the real message.
+ */
+static void test_mbox_stamp_not_forged(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	uint8_t big[64];
+	uint32_t forged = ipc_stamp_make(16 + 1, IPC_ST_READY);
+	struct ipc_msg m;
+
+	(void)state;
+	memset(big, 0xab, sizeof(big));
+	/* cell 1's bytes 28..31 are payload bytes 64 + 28 - 32 = 60..63 */
+	memcpy(big + 60, &forged, sizeof(forged));
+	assert_int_equal(ipc_msg_cells(sizeof(big)), 2);
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, big, sizeof(big), 0), 0);
+	for (int i = 2; i < 16; i++)
+		assert_int_equal(ipc_send(seg, a, 0, 7, 0, 0, "x", 1, 0), 0);
+	for (int i = 0; i < 15; i++) {
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	/* position 16 (cell 0), then the head at 17: cell 1, never claimed in this lap */
+	assert_int_equal(ipc_send(seg, a, 0, 8, 0, 0, "y", 1, 0), 0);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_int_equal(m.type, 8);
+	ipc_mbox_consume(seg, slot, &m);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	assert_int_equal(ipc_send(seg, a, 0, 9, 0, 0, "z", 1, 0), 0);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_int_equal(m.type, 9);
+	assert_int_equal(m.pos, 17);
+	it_destroy(seg);
+}
 
 static void test_mbox_full_eagain(void **state)
 {
@@ -633,6 +696,51 @@ static void test_mbox_redelivered_flag(void **state)
 	it_destroy(seg);
 }
 
+/*
+ * A dead producer's claim over 2 cells, its second cell's stamp word holding bytes that
+ * read as that cell's READY stamp a lap later: skipping the claim zeroes them, so the head
+ * finds nothing there when the ring comes round.
+ */
+static void test_mbox_dead_claim_stamp(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	struct ipc_msg m;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ipc_mbox mb;
+		uint64_t s = ipc_seq_make(0, IPC_S_FREE, 0, 0);
+
+		it_child_claim(seg);
+		atomic_store(&bk->slot_of[0], seg->self);
+		atomic_store(&shm_proc_at(seg, seg->self)->mbox_intent, slot + 1);
+		ipc_mbox_resolve(seg, slot, &mb);
+		if (!atomic_compare_exchange_strong(&mb.seq[0], &s,
+						    ipc_seq_make(0, IPC_S_CLAIMED, 2, seg->self)))
+			_exit(2);
+		atomic_store(&mb.h->tail, 2);
+		atomic_store(ipc_stamp_at(&mb, 1), ipc_stamp_make(16 + 1, IPC_ST_READY));
+		raise(SIGKILL);
+	}
+	assert_true(WIFSIGNALED(it_wait_child(pid, 10000)));
+	assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 1);
+	for (int i = 2; i < 17; i++) {
+		assert_int_equal(ipc_send(seg, a, 0, (uint32_t)i, 0, 0, "x", 1, 0), 0);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_int_equal(m.type, i);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	/* the head is at 17: cell 1, unclaimed in this lap */
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	it_destroy(seg);
+}
+
 /* A claim left by a dead producer: skipped by repair, or by the consumer itself. */
 static void test_mbox_dead_claim(void **state)
 {
@@ -681,9 +789,12 @@ static void test_mbox_dead_claim(void **state)
 		if (round == 0) {
 			assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 1);
 		} else {
-			/* marked dead, not repaired: the consumer skips the claim itself */
+			/* marked dead, not repaired: the consumer skips the claim itself, at its
+			 * next read of the sequence words (one per 256 empty peeks) */
 			atomic_store(&shm_proc_at(seg, atomic_load(&bk->slot_of[0]))->state,
 				     SHM_PROC_DEAD);
+			for (int i = 0; i < 256 && ipc_mbox_peek(seg, slot, &m); i++)
+				;
 		}
 		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
 		assert_string_equal((const char *)m.data, "after");
@@ -760,11 +871,13 @@ int main(void)
 		cmocka_unit_test(test_mbox_order_and_stats),
 		cmocka_unit_test(test_mbox_wrap_and_pad),
 		cmocka_unit_test(test_mbox_take_reply_in_place),
+		cmocka_unit_test(test_mbox_stamp_not_forged),
 		cmocka_unit_test(test_mbox_full_eagain),
 		cmocka_unit_test(test_mbox_full_timeout),
 		cmocka_unit_test(test_mbox_oversized),
 		cmocka_unit_test(test_mbox_stale_handle),
 		cmocka_unit_test(test_mbox_dead_claim),
+		cmocka_unit_test(test_mbox_dead_claim_stamp),
 		cmocka_unit_test(test_mbox_redelivered_flag),
 		cmocka_unit_test(test_mbox_two_threads),
 		cmocka_unit_test(test_mbox_stress_2p1c),
@@ -772,5 +885,8 @@ int main(void)
 		cmocka_unit_test(test_mbox_kill_consumer),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (soaks of one test) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
