@@ -10,14 +10,25 @@
 #ifndef SHM_REGISTRY_H
 #define SHM_REGISTRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "shm/shm.h"
 #include "shoal/shoal.h"
 
-/* Namespaces are small integers 0..SHM_NS_MAX. Groups live in their own table. */
-#define SHM_NS_MAX     65535u
-#define SHM_NS_DEFAULT 0u
+/*
+ * Namespaces are small integers 0..SHM_NS_MAX, or short names (shm_ns_get()) that stand
+ * for numbers from SHM_NS_NAMED_FIRST up: numbered namespaces are 0..SHM_NS_NAMED_FIRST-1.
+ * The top two are reserved for the names themselves. Groups live in their own table.
+ */
+#define SHM_NS_MAX	   65535u
+#define SHM_NS_DEFAULT	   0u
+#define SHM_NS_NAMED_FIRST 32768u
+#define SHM_NS_NUMBERS	   65534u /* reserved: "<number>" -> number, meta the name */
+#define SHM_NS_NAMES	   65535u /* reserved: name -> number */
+#define SHM_NS_NAMED_LAST  (SHM_NS_NUMBERS - 1u)
+/* A namespace name is 1..SHM_NS_NAME_MAX bytes, no NUL inside. */
+#define SHM_NS_NAME_MAX 15u
 
 /* A name's metadata blob: up to SHOAL_META_MAX bytes, len says how many. */
 struct shm_reg_meta {
@@ -53,6 +64,18 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 		   shoal_handle_t *handle, struct shm_reg_meta *meta);
 /* Remove every live entry that maps to handle (an agent that stopped). Returns how many. */
 int shm_reg_unregister_handle(struct shm_seg *seg, shoal_handle_t handle);
+
+/*
+ * The namespace named name: its number in *ns, creating it if create (a number no other
+ * name holds; two processes creating the same name at once get the same number). Returns
+ * 0; -ENOENT (no such name and !create); -EINVAL (bad name); -ENOSPC (table full, or every
+ * named number taken); -EROFS (create without a process slot). Lock-free: two registry
+ * entries, the number's claim and then the name; a writer killed between them leaves the
+ * number taken and unnamed (skipped by later creations), never a name without a number.
+ */
+int shm_ns_get(struct shm_seg *seg, const char *name, size_t len, bool create, uint32_t *ns);
+/* The name of namespace ns into buf (NUL-terminated): its length, or -ENOENT if unnamed. */
+int shm_ns_name(const struct shm_seg *seg, uint32_t ns, char *buf, size_t cap);
 
 /* Live entries right now (a snapshot count). */
 uint32_t shm_reg_count(const struct shm_seg *seg);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1201,6 +1202,174 @@ static void test_registry_crash_model(void **state)
 	done_seg(seg);
 }
 
+/* --- named namespaces (shm/ns.c) --- */
+
+/* A child's exit status within ms, or -1 (the child is killed then). */
+static int reap_within(pid_t pid, int ms)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0), st = -1;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	assert_true(fd >= 0);
+	if (poll(&p, 1, ms) != 1)
+		kill(pid, SIGKILL);
+	if (waitpid(pid, &st, 0) != pid)
+		st = -1;
+	close(fd);
+	return st;
+}
+
+static void test_registry_ns_names(void **state)
+{
+	struct shm_seg *seg = make_seg(64);
+	uint32_t a, b, again;
+	char buf[32];
+
+	(void)state;
+	assert_int_equal(shm_ns_get(seg, "tuners", 6, false, &a), -ENOENT);
+	assert_int_equal(shm_ns_get(seg, "tuners", 6, true, &a), 0);
+	assert_true(a >= SHM_NS_NAMED_FIRST && a <= SHM_NS_NAMED_LAST);
+	assert_int_equal(shm_ns_get(seg, "tuners", 6, false, &again), 0);
+	assert_int_equal(again, a);
+	assert_int_equal(shm_ns_get(seg, "tuners", 6, true, &again), 0);
+	assert_int_equal(again, a);
+	assert_int_equal(shm_ns_get(seg, "workers", 7, true, &b), 0);
+	assert_true(b != a);
+	/* the same name in two named namespaces and the default one: three entries */
+	assert_int_equal(reg(seg, a, "x", 1), 0);
+	assert_int_equal(reg(seg, b, "x", 2), 0);
+	assert_int_equal(reg(seg, SHM_NS_DEFAULT, "x", 3), 0);
+	assert_int_equal(look(seg, a, "x"), 1);
+	assert_int_equal(look(seg, b, "x"), 2);
+	assert_int_equal(look(seg, SHM_NS_DEFAULT, "x"), 3);
+	/* back from the number, for tools */
+	assert_int_equal(shm_ns_name(seg, a, buf, sizeof(buf)), 6);
+	assert_string_equal(buf, "tuners");
+	assert_int_equal(shm_ns_name(seg, b, buf, sizeof(buf)), 7);
+	assert_string_equal(buf, "workers");
+	assert_int_equal(shm_ns_name(seg, b, buf, 7), -ENOSPC);
+	assert_int_equal(shm_ns_name(seg, 5, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(shm_ns_name(seg, a == SHM_NS_NAMED_LAST ? a - 1 : a + 1, buf, sizeof(buf)),
+			 b == (a == SHM_NS_NAMED_LAST ? a - 1 : a + 1) ? 7 : -ENOENT);
+	/* bad names */
+	assert_int_equal(shm_ns_get(seg, "", 0, true, &a), -EINVAL);
+	assert_int_equal(shm_ns_get(seg, "sixteen-bytes-xx", 16, true, &a), -EINVAL);
+	assert_int_equal(shm_ns_get(seg, "a\0b", 3, true, &a), -EINVAL);
+	assert_int_equal(shm_ns_get(seg, NULL, 3, true, &a), -EINVAL);
+	assert_int_equal(shm_ns_get(seg, "fifteen-bytes-x", 15, true, &a), 0);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+/* A table with no room for the number's claim: -ENOSPC, and nothing half made. */
+static void test_registry_ns_full(void **state)
+{
+	struct shm_seg *seg = make_seg(16);
+	uint32_t ns;
+	char name[16];
+	int i, r = 0;
+
+	(void)state;
+	for (i = 0; r == 0 && i < 64; i++) {
+		snprintf(name, sizeof(name), "ns%d", i);
+		r = shm_ns_get(seg, name, strlen(name), true, &ns);
+	}
+	assert_int_equal(r, -ENOSPC);
+	/* each named namespace takes two entries: 8 fit in 16; the failed one left none */
+	assert_int_equal(i - 1, 8);
+	assert_int_equal(shm_reg_count(seg), 16);
+	assert_int_equal(shm_ns_get(seg, name, strlen(name), false, &ns), -ENOENT);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+/*
+ * A creator killed after taking a number, before naming it: the number stays taken and
+ * unnamed (no tool shows a name for it), and creating the name again picks another one.
+ */
+static void test_registry_ns_dead_creator(void **state)
+{
+	struct shm_seg *seg = make_seg(64);
+	struct shm_reg_meta m = {.len = 5, .data = "probe"};
+	uint32_t first, ns;
+	char key[16], buf[32];
+
+	(void)state;
+	/* the number "probe" tries first: create it, note it, start again */
+	assert_int_equal(shm_ns_get(seg, "probe", 5, true, &first), 0);
+	done_seg(seg);
+	seg = make_seg(64);
+	snprintf(key, sizeof(key), "%u", first);
+	assert_int_equal(shm_reg_register(seg, SHM_NS_NUMBERS, key, strlen(key), first, &m), 0);
+	assert_int_equal(shm_ns_name(seg, first, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(shm_ns_get(seg, "probe", 5, false, &ns), -ENOENT);
+	assert_int_equal(shm_ns_get(seg, "probe", 5, true, &ns), 0);
+	assert_true(ns != first);
+	assert_int_equal(shm_ns_name(seg, ns, buf, sizeof(buf)), 5);
+	assert_check(seg);
+	done_seg(seg);
+}
+
+#define NS_RACE_NAMES 40
+
+/*
+ * Two processes create the same names at once, in the same order (so they race on most of
+ * them): every name ends with one number, the same in both, no two names share one, and
+ * the losers gave their numbers back.
+ */
+static void test_registry_ns_race(void **state)
+{
+	struct shm_seg *seg = make_seg(512);
+	_Atomic uint32_t(*got)[NS_RACE_NAMES] =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	_Atomic uint32_t *go;
+	pid_t pid[2];
+	char name[16];
+
+	(void)state;
+	assert_true(got != MAP_FAILED);
+	go = (_Atomic uint32_t *)&got[2][0];
+	for (int c = 0; c < 2; c++) {
+		pid[c] = fork();
+		assert_true(pid[c] >= 0);
+		if (pid[c] == 0) {
+			child_claim(seg);
+			atomic_fetch_add(go, 1);
+			while (atomic_load(go) < 2)
+				;
+			for (int j = 0; j < NS_RACE_NAMES; j++) {
+				uint32_t ns;
+
+				snprintf(name, sizeof(name), "race%d", j);
+				if (shm_ns_get(seg, name, strlen(name), true, &ns))
+					_exit(2);
+				atomic_store(&got[c][j], ns);
+			}
+			_exit(0);
+		}
+	}
+	for (int c = 0; c < 2; c++) {
+		int st = reap_within(pid[c], 20000);
+
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	for (int i = 0; i < NS_RACE_NAMES; i++) {
+		uint32_t ns;
+
+		assert_int_equal(atomic_load(&got[0][i]), atomic_load(&got[1][i]));
+		for (int j = 0; j < i; j++)
+			assert_true(atomic_load(&got[0][i]) != atomic_load(&got[0][j]));
+		snprintf(name, sizeof(name), "race%d", i);
+		assert_int_equal(shm_ns_get(seg, name, strlen(name), false, &ns), 0);
+		assert_int_equal(ns, atomic_load(&got[0][i]));
+	}
+	/* numbers given back by the losers of a race: exactly two entries per name */
+	assert_int_equal(shm_reg_count(seg), 2 * NS_RACE_NAMES);
+	munmap((void *)got, 4096);
+	assert_check(seg);
+	done_seg(seg);
+}
+
 int main(void)
 {
 	test_pid = getpid();
@@ -1223,6 +1392,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry_crash_steps_reregister, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_registry_crash_model, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_ns_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_ns_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_ns_dead_creator, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_ns_race, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

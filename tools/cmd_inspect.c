@@ -288,6 +288,8 @@ static void show_agents(const struct shm_seg *seg)
 struct reg_show {
 	uint32_t shown;
 	uint32_t max;
+	const struct shm_seg *seg;
+	uint32_t ns_named; /* entries of the reserved namespaces (namespace names) */
 };
 
 /* Print a name from the segment with anything unprintable replaced: it is not trusted. */
@@ -306,9 +308,22 @@ static int show_reg_entry(uint32_t ns, const char *name, shoal_handle_t h,
 			  const struct shm_reg_meta *meta, void *arg)
 {
 	struct reg_show *rs = arg;
+	char nsn[SHM_NS_NAME_MAX + 1];
 
+	if (ns == SHM_NS_NAMES || ns == SHM_NS_NUMBERS) {
+		rs->ns_named += ns == SHM_NS_NAMES;
+		return 0; /* namespace names: counted, shown as the namespaces of entries */
+	}
 	printf("  %5u  ", ns);
-	print_name(name, 40);
+	if (shm_ns_name(rs->seg, ns, nsn, sizeof(nsn)) > 0) {
+		char full[SHM_NS_NAME_MAX + 1 + SHOAL_NAME_MAX + 1];
+
+		/* a named namespace: "name:entry"; print_name() cuts at SHOAL_NAME_MAX */
+		snprintf(full, sizeof(full), "%s:%s", nsn, name);
+		print_name(full, 40);
+	} else {
+		print_name(name, 40);
+	}
 	printf(" slot %-7u gen %-6u meta %u bytes\n", shoal_handle_slot(h), shoal_handle_gen(h),
 	       meta ? meta->len : 0);
 	return ++rs->shown >= rs->max;
@@ -328,7 +343,7 @@ static void show_registry(const struct shm_seg *seg)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
 	const struct shm_region *r = &h->regions[SHM_R_REGISTRY];
-	struct reg_show rs = {0, REG_SHOW};
+	struct reg_show rs = {0, REG_SHOW, seg, 0};
 	struct shm_reg_stats st;
 
 	if (shm_reg_stats(seg, &st)) {
@@ -352,9 +367,12 @@ static void show_registry(const struct shm_seg *seg)
 	}
 	if (st.live) {
 		printf("  %5s  %-40s %s\n", "ns", "name", "handle");
-		shm_reg_foreach(seg, show_reg_entry, &rs);
-		if (rs.shown < st.live)
-			printf("  ... %u more\n", st.live - rs.shown);
+		if (shm_reg_foreach(seg, show_reg_entry, &rs))
+			printf("  ... the first %u shown of %u live entries\n", rs.shown, st.live);
+		if (rs.ns_named)
+			printf("  %u named namespaces (their names are shown before the "
+			       "entries')\n",
+			       rs.ns_named);
 	}
 	rs.shown = 0;
 	printf("\ngroups         (of %u, %u members each)\n", h->cfg.max_groups,
