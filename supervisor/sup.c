@@ -247,13 +247,50 @@ static void child_test_hooks(struct sup *s, struct sup_worker *w)
 	}
 }
 
-/* First steps of every child: die with the supervisor, default signals, own group. */
-static void child_prepare(pid_t parent)
+/* A child's parent-death signal, and its exit code when the signal came. */
+#define SUP_PDEATH_SIG		 (SIGRTMIN + 1)
+#define SUP_EXIT_SUPERVISOR_DEAD 87
+
+/* The segment a child marks supervisor-dead when its supervisor dies. */
+static struct shm_seg *pdeath_seg;
+
+/*
+ * The supervisor died (PR_SET_PDEATHSIG): mark the instance supervisor-dead unless it had
+ * stopped, then exit. The state word is what every tool and client reads first, so the
+ * segment left for post-mortem says what happened. Async-signal-safe: a lock-free CAS.
+ */
+static void on_supervisor_death(int sig)
 {
+	struct shm_seg *seg = pdeath_seg;
+
+	(void)sig;
+	if (seg) {
+		struct shm_hdr *h = shm_hdr(seg);
+		/* relaxed: the CAS below decides */
+		uint32_t st = atomic_load_explicit(&h->state, memory_order_relaxed);
+
+		while (st != SHM_INST_STOPPED && st != SHM_INST_SUP_DEAD &&
+		       !atomic_compare_exchange_weak_explicit(&h->state, &st, SHM_INST_SUP_DEAD,
+							      memory_order_release,
+							      memory_order_relaxed))
+			;
+		/* whoever waits for a change of state (shm_change_wait()) */
+		shm_change_bump(seg);
+	}
+	_exit(SUP_EXIT_SUPERVISOR_DEAD);
+}
+
+/* First steps of every child: die with the supervisor, default signals, own group. */
+static void child_prepare(struct shm_seg *seg, pid_t parent)
+{
+	struct sigaction sa = {.sa_handler = on_supervisor_death};
 	sigset_t none;
 
-	/* the supervisor's death takes its workers with it */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+	pdeath_seg = seg;
+	/* the supervisor's death takes its workers with it, marking the segment on the way */
+	sigfillset(&sa.sa_mask);
+	if (sigaction(SUP_PDEATH_SIG, &sa, NULL) < 0 ||
+	    prctl(PR_SET_PDEATHSIG, SUP_PDEATH_SIG) < 0 || getppid() != parent)
 		_exit(3);
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);
@@ -395,7 +432,7 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 	struct spare_go g;
 	struct sup_worker *w;
 
-	child_prepare(parent);
+	child_prepare(s->seg, parent);
 	shm_trace_buf.n = 0;
 	/*
 	 * Prepare on idle time only: the supervisor's core (where the fork leaves us) runs the
@@ -645,7 +682,7 @@ static void launch(struct sup *s, struct sup_worker *w)
 	}
 	if (pid == 0) {
 		close(fds[0]);
-		child_prepare(self);
+		child_prepare(s->seg, self);
 		child_become(s, w, fds[1], fp.boosted ? &fp : NULL);
 	}
 	close(fds[1]);

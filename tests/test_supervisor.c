@@ -403,7 +403,9 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	assert_true(rt_fd_wait(fds[1], TIMEOUT_MS));
 	close(fds[0]);
 	close(fds[1]);
-	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STALE);
+	/* ... marking the segment supervisor-dead on their way out */
+	assert_int_equal(atomic_load(&shm_hdr(seg)->state), SHM_INST_SUP_DEAD);
+	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STOPPED);
 	shm_seg_detach(seg);
 	/* the tool says so */
 	inspect(r.inst, out, sizeof(out));

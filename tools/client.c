@@ -29,7 +29,9 @@ int tool_client_open(struct tool_client *cl, const char *cmd, const char *instan
 	l = shm_seg_liveness(cl->seg, 0);
 	if (l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE) {
 		fprintf(stderr, "shoal %s: instance '%s' is not running (%s)\n", cmd, instance,
-			shm_liveness_name(l));
+			l == SHM_LIVE_STOPPED
+				? shm_inst_state_name(atomic_load(&shm_hdr(cl->seg)->state))
+				: shm_liveness_name(l));
 		goto out_detach;
 	}
 	rc = shm_proc_claim(cl->seg, SHM_ROLE_CLIENT, true);

@@ -125,7 +125,11 @@ static void show_header(const struct shm_seg *seg)
 	       "cells, max message %u, nodes %u\n",
 	       h->cfg.max_procs, h->cfg.max_agents, h->cfg.reg_capacity, h->cfg.max_groups,
 	       h->cfg.group_members, h->cfg.mbox_cells, h->cfg.max_msg, h->cfg.nnodes);
-	if (l == SHM_LIVE_STALE)
+	if (atomic_load(&h->state) == SHM_INST_SUP_DEAD)
+		printf("note           the supervisor died; its workers marked the segment as they "
+		       "exited; remove with 'shoal clean --instance %.*s'\n",
+		       field_len(h->instance, sizeof(h->instance)), h->instance);
+	else if (l == SHM_LIVE_STALE)
 		printf("note           the supervisor is gone and the instance was not stopped: "
 		       "stale; remove with 'shoal clean --instance %.*s'\n",
 		       field_len(h->instance, sizeof(h->instance)), h->instance);
