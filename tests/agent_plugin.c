@@ -1,10 +1,14 @@
 /*
  * An agent type library for the tests: built as a loadable module, loaded with
  * shoal_agent_types_load(). Type "upper" answers a call with its payload upper-cased and
- * the slot of its own handle (shoal_self(), resolved from the host at load time).
+ * the slot of its own handle (shoal_self(), resolved from the host at load time), and
+ * notes its terminate in a file when asked (upper_terminate()).
  */
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shoal/agent.h"
 
@@ -41,11 +45,36 @@ static int upper_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg
 	return 0;
 }
 
+/*
+ * With SHOAL_TEST_TERMINATE_LOG set, append "terminate <slot> <reason>" to that file: the
+ * tests read it to see that an orderly stop ran every agent's terminate. One write(2) of
+ * one short line with O_APPEND: lines from several workers do not interleave.
+ */
+static void upper_terminate(struct shoal_ctx *ctx, void *state, int reason)
+{
+	const char *path = getenv("SHOAL_TEST_TERMINATE_LOG");
+	char line[64];
+	int fd, n;
+
+	(void)state;
+	if (!path)
+		return;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "terminate %u %d\n", shoal_handle_slot(shoal_self(ctx)),
+		     reason);
+	if (n > 0 && write(fd, line, (size_t)n) != n)
+		n = -1;
+	close(fd);
+}
+
 static const struct shoal_agent_type upper_type = {
 	.name = "upper",
 	.init = upper_init,
 	.handle = upper_handle,
 	.handle_call = upper_call,
+	.terminate = upper_terminate,
 };
 
 /* What shoal_agent_types_load() looks for. */

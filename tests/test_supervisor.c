@@ -31,6 +31,7 @@
 #include "supervisor/sup.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
+#include "shoal/agent.h"
 
 #include "tests/run_test_util.h"
 
@@ -357,6 +358,73 @@ static void test_supervisor_sigterm_removes_segment(void **state)
 	kill(r.pid, SIGTERM);
 	assert_int_equal(rt_wait_exit(&r), 0);
 	assert_int_equal(access(path, F_OK), -1);
+	rt_cleanup(&r);
+}
+
+/*
+ * SIGTERM is an orderly stop: every agent's terminate runs (SHOAL_TERM_STOP) before its
+ * worker exits, on every worker, and then the segment goes.
+ */
+static void test_supervisor_sigterm_runs_terminate(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	char cfg[1024], log[96], path[96], buf[4096] = "", line[32];
+	uint32_t slots[8], n = 0;
+	struct shm_seg *seg;
+	struct rt_run r;
+	ssize_t len;
+	int fd;
+
+	(void)state;
+	if (!lib)
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
+	snprintf(log, sizeof(log), "/tmp/shoal-test-term-%d.log", (int)getpid());
+	unlink(log);
+	setenv("SHOAL_TEST_TERMINATE_LOG", log, 1);
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 2\nplacement = none\n[types]\nload = %s\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n"
+		 "[agent a]\ntype = upper\ncount = 3\nname = a-%%u\nworker = 0\n"
+		 "[agent b]\ntype = upper\ncount = 3\nname = b-%%u\nworker = 1\n",
+		 lib);
+	start(&r, "termcb", cfg, NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	for (uint32_t i = 0; i < 6; i++) {
+		shoal_handle_t h;
+
+		snprintf(line, sizeof(line), "%c-%u", i < 3 ? 'a' : 'b', i % 3);
+		assert_int_equal(shm_reg_lookup(seg, 0, line, strlen(line), &h, NULL), 0);
+		slots[i] = shoal_handle_slot(h);
+	}
+	shm_seg_detach(seg);
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", r.inst);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	unsetenv("SHOAL_TEST_TERMINATE_LOG");
+	assert_int_equal(access(path, F_OK), -1);
+	fd = open(log, O_RDONLY);
+	assert_true(fd >= 0);
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	unlink(log);
+	assert_true(len > 0);
+	/* one line per agent, each with reason SHOAL_TERM_STOP, nothing else */
+	for (char *p = buf; *p; n++) {
+		unsigned slot;
+		int reason, used = 0;
+
+		if (sscanf(p, "terminate %u %d\n%n", &slot, &reason, &used) != 2 || !used)
+			fail_msg("terminate log: %s", buf);
+		assert_int_equal(reason, SHOAL_TERM_STOP);
+		for (uint32_t i = 0; i < 6; i++)
+			if (slots[i] == slot)
+				slots[i] = UINT32_MAX; /* seen once */
+		p += used;
+	}
+	assert_int_equal(n, 6);
+	for (uint32_t i = 0; i < 6; i++)
+		assert_int_equal(slots[i], UINT32_MAX);
 	rt_cleanup(&r);
 }
 
@@ -829,6 +897,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_client_never_takes_a_worker_slot,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_removes_segment, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_sigterm_runs_terminate, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_keep, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, rt_teardown),
