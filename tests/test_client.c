@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,7 +172,36 @@ static void test_client_messaging(void **state)
 	shoal_client_close(c);
 }
 
-/* Broadcast to a process group; monitors: DOWN then UP in the inbox across a worker crash. */
+#define QUEUED 50 /* casts queued for an agent whose worker is stopped, then killed */
+
+/* Until process pid is stopped (state T in /proc/pid/stat), or fail after TIMEOUT_MS. */
+static void wait_stopped(pid_t pid)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	char path[64], st[512];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
+		char *paren;
+
+		if (f)
+			fclose(f);
+		st[n] = 0;
+		paren = strrchr(st, ')');
+		if (paren && paren[1] == ' ' && paren[2] == 'T')
+			return;
+		if (shm_now_ns() > dl)
+			fail_msg("process %d did not stop: %s", (int)pid, st);
+		sched_yield();
+	}
+}
+
+/*
+ * Broadcast to a process group; monitors: DOWN then UP in the inbox across a worker crash,
+ * with casts queued for one of its agents while it was down, all delivered afterwards.
+ */
 static void test_client_broadcast_and_monitor(void **state)
 {
 	struct shoal_client *c;
@@ -180,6 +210,7 @@ static void test_client_broadcast_and_monitor(void **state)
 	struct shoal_down d;
 	struct shoal_msg m;
 	char name[16], buf[64], err[256];
+	unsigned long long before;
 	uint64_t mref = 0;
 	pid_t worker;
 
@@ -221,11 +252,21 @@ static void test_client_broadcast_and_monitor(void **state)
 		assert_int_equal(shoal_client_members(c, "nogroup", mem, 8), -ENOENT);
 	}
 
-	/* monitor the echo, crash its worker: DOWN (crash) then UP, both naming it */
+	/*
+	 * monitor the echo, stop its worker, queue casts for a counter while it cannot run,
+	 * then crash it: DOWN (crash) then UP, both naming it, and every queued cast handled
+	 * once by the replacement
+	 */
 	echo = must_lookup(c, "echo");
 	assert_int_equal(shoal_client_monitor(c, echo, &mref), 0);
 	worker = (pid_t)(atomic_load(&shm_proc_at(seg, 1)->own) >> 32);
 	assert_true(worker > 0);
+	before = count_of(c, cnt[0]);
+	assert_int_equal(kill(worker, SIGSTOP), 0);
+	wait_stopped(worker);
+	for (int i = 0; i < QUEUED; i++)
+		assert_int_equal(shoal_client_cast(c, cnt[0], 1, "q", 1, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(cnt[0])), QUEUED);
 	rt_kill_and_wait(worker);
 	assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS), 0);
 	assert_true(m.flags & SHOAL_MSG_SYSTEM);
@@ -241,6 +282,18 @@ static void test_client_broadcast_and_monitor(void **state)
 	assert_true(d.target == echo && d.ref == mref && d.up == 1);
 	/* and it answers again under the same handle */
 	assert_int_equal(shoal_client_call(c, echo, 1, "back", 4, buf, sizeof(buf), TIMEOUT_MS), 4);
+	/* the counter: what it had counted (its checkpoint) and every queued cast, none twice */
+	{
+		int n = shoal_client_call(c, cnt[0], 0, "?", 1, buf, sizeof(buf) - 1, TIMEOUT_MS);
+		unsigned long long count = 0, redelivered = 1;
+
+		assert_true(n > 0);
+		buf[n] = 0;
+		assert_int_equal(sscanf(buf, "%llu %llu", &count, &redelivered), 2);
+		assert_int_equal(count, before + QUEUED);
+		assert_int_equal(redelivered, 0);
+		assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(cnt[0])), 0);
+	}
 	assert_int_equal(shoal_client_demonitor(c, mref), 0);
 	assert_int_equal(shoal_client_demonitor(c, mref), -ENOENT);
 	shm_seg_detach(seg);
