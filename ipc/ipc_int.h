@@ -79,8 +79,9 @@ struct ipc_mbox_hdr {
 					 * IPC_POISON_MAX times (layout minor 3) */
 	_Atomic uint32_t polls;		/* empty peeks since the last read of the sequence words
 					 * (layout minor 4) */
-	_Atomic uint32_t recheck;	/* set by repair and recovery: the next empty peek reads
-					 * the sequence words (layout minor 4) */
+	_Atomic uint32_t recheck;	/* 0, or a position (mod 2^32) set by repair and recovery:
+					 * empty peeks read the sequence words until the head is
+					 * there (layout minor 4) */
 	uint8_t pad1[128 - 88];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");

@@ -56,8 +56,9 @@
  *   written by the consumer (it need not even read them).
  * - A header is copied without its stamp word; a payload never covers a first cell's.
  * Peek reads the sequence words (skip_head: PAD, SKIP, TAKEN, dead claims, a READY whose
- * stamp is not yet visible) when the stamp names filler or a taken message, when repair or
- * recovery set the header's recheck word, and once per IPC_SEQ_POLL_EVERY empty peeks.
+ * stamp is not yet visible) when the stamp names filler or a taken message, while the head
+ * is before the position repair (the end of a claim it skipped) or recovery (the tail) put
+ * in the header's recheck word, and once per IPC_SEQ_POLL_EVERY empty peeks.
  *
  * A batch (ipc_send_batch) claims a run of consecutive messages to one mailbox with one
  * CLAIMED(t, K) word covering all K cells (while they fit before the ring's end): it writes
@@ -529,6 +530,24 @@ static void consumer_idle(struct ipc_mbox *m, bool all)
 	}
 }
 
+/*
+ * Ask the consumer to read the sequence words at every empty peek until its head reaches
+ * end (mod 2^32; the header's recheck word): repair after skipping a dead claim that ends
+ * there, recovery for whatever is queued. Keeps the farthest request.
+ */
+static void recheck_until(struct ipc_mbox *m, uint64_t end)
+{
+	uint32_t x = (uint32_t)end ? (uint32_t)end : 1u; /* 0 is "none"; one more poll */
+	uint32_t cur = atomic_load_explicit(&m->h->recheck, memory_order_relaxed);
+
+	do {
+		if (cur && (int32_t)(x - cur) <= 0)
+			return;
+		/* Q0: release: pairs with Q1 in seq_poll_due(): our skip before the request */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&m->h->recheck, &cur, x, memory_order_release, memory_order_relaxed));
+}
+
 /* Is the producer that owns a CLAIMED cell gone for good? */
 static bool owner_is_dead(const struct shm_seg *seg, uint32_t owner)
 {
@@ -623,14 +642,21 @@ static bool seq_poll_due(struct ipc_mbox *m, uint32_t st, uint64_t h)
 	if (st && (st & ~IPC_ST_MASK) == ipc_stamp_make(h, 0))
 		u = IPC_SEQ_POLL_EVERY; /* PAD or TAKEN at the head */
 	/*
-	 * Relaxed load: a hint, read on every empty peek from our own line. The exchange
-	 * (Q1: pairs with Q0 in ipc_repair_proc(): the skip it made is visible to the reads
-	 * that follow) takes the request whole: a repair that sets it again meanwhile is not
-	 * lost.
+	 * recheck: read the sequence words on every empty peek while the head is before the
+	 * position it names (mod 2^32), then clear it. Not once: an empty peek at a live
+	 * producer's claim in front of a skipped one must not use the request up. Q1: pairs
+	 * with Q0 in recheck_until(): the skip it made is visible to the reads that follow.
+	 * The CAS clears only the value read: a repair that moves it meanwhile is not lost.
 	 */
-	if (atomic_load_explicit(&m->h->recheck, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&m->h->recheck, 0, memory_order_acquire))
-		u = IPC_SEQ_POLL_EVERY;
+	uint32_t rc = atomic_load_explicit(&m->h->recheck, memory_order_acquire);
+
+	if (rc) {
+		if ((int32_t)((uint32_t)h - rc) < 0)
+			u = IPC_SEQ_POLL_EVERY;
+		else
+			atomic_compare_exchange_strong_explicit(
+				&m->h->recheck, &rc, 0, memory_order_relaxed, memory_order_relaxed);
+	}
 	if (u >= IPC_SEQ_POLL_EVERY)
 		u = 0;
 	atomic_store_explicit(&m->h->polls, u, memory_order_relaxed);
@@ -716,8 +742,9 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 		}
 	}
 	atomic_store_explicit(&m.h->freed, h, memory_order_relaxed);
-	/* the first empty peek reads the sequence words: a claim may have died meanwhile */
-	atomic_store_explicit(&m.h->recheck, 1, memory_order_relaxed);
+	/* empty peeks read the sequence words until the head is past what is queued now: a
+	 * claim may have died meanwhile */
+	recheck_until(&m, atomic_load_explicit(&m.h->tail, memory_order_acquire));
 	/* our predecessor may have died between freeing cells and waking their waiters */
 	wake_space_waiters(&m);
 	if (inf == h + 1) {
@@ -920,9 +947,9 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
 		if (st == IPC_S_CLAIMED && ipc_seq_owner(s) == pslot) {
 			if (skip_dead_claim(&m, pos, s)) {
 				n++;
-				/* Q0: pairs with Q1 in seq_poll_due(): the consumer reads the
-				 * sequence words at its next empty peek, not in a while */
-				atomic_store_explicit(&m.h->recheck, 1, memory_order_release);
+				/* the consumer's empty peeks read the sequence words until it is
+				 * past the skip, not once in a while */
+				recheck_until(&m, pos + k);
 			}
 		} else {
 			help_tail(&m, pos, k);

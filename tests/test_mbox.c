@@ -741,6 +741,70 @@ static void test_mbox_dead_claim_stamp(void **state)
 	it_destroy(seg);
 }
 
+/*
+ * A dead claim repaired while the head is still before it, behind a live producer's claim:
+ * the consumer's empty peeks at that live claim must not use up repair's request to read
+ * the sequence words. Once the head reaches the skipped claim, the message after it is
+ * delivered at the next peek (a consumer parked on peek would otherwise sleep with a full
+ * mailbox, its producers waiting for room and nobody ringing).
+ */
+static void test_mbox_skip_behind_live_claim(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	struct ipc_wire hw = {.type = 5};
+	struct ipc_mbox mb;
+	struct ipc_msg m;
+	uint64_t s = ipc_seq_make(0, IPC_S_FREE, 0, 0);
+	pid_t pid;
+
+	(void)state;
+	ipc_mbox_resolve(seg, slot, &mb);
+	/* position 0: our own claim, in progress */
+	assert_true(atomic_compare_exchange_strong(&mb.seq[0], &s,
+						   ipc_seq_make(0, IPC_S_CLAIMED, 1, seg->self)));
+	atomic_store(&mb.h->tail, 1);
+	/* position 1: a producer that dies holding its claim */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		uint64_t f = ipc_seq_make(1, IPC_S_FREE, 0, 0);
+
+		it_child_claim(seg);
+		atomic_store(&bk->slot_of[0], seg->self);
+		atomic_store(&shm_proc_at(seg, seg->self)->mbox_intent, slot + 1);
+		if (!atomic_compare_exchange_strong(&mb.seq[1], &f,
+						    ipc_seq_make(1, IPC_S_CLAIMED, 1, seg->self)))
+			_exit(2);
+		atomic_store(&mb.h->tail, 2);
+		raise(SIGKILL);
+	}
+	assert_true(WIFSIGNALED(it_wait_child(pid, 10000)));
+	assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 1);
+	/* position 2: a complete message */
+	assert_int_equal(ipc_send(seg, a, 0, 7, 0, 0, "m", 1, 0), 0);
+	/* the head waits at the live claim; its empty peeks come and go */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	/* the claim at 0 completes */
+	memcpy(mb.cells, &hw, offsetof(struct ipc_wire, stamp));
+	atomic_store(ipc_stamp_at(&mb, 0), ipc_stamp_make(0, IPC_ST_READY));
+	s = ipc_seq_make(0, IPC_S_CLAIMED, 1, seg->self);
+	assert_true(
+		atomic_compare_exchange_strong(&mb.seq[0], &s, ipc_seq_make(0, IPC_S_READY, 1, 0)));
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_int_equal(m.type, 5);
+	ipc_mbox_consume(seg, slot, &m);
+	/* the head is at the skipped claim: the message behind it, at once */
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_int_equal(m.type, 7);
+	assert_int_equal(m.pos, 2);
+	ipc_mbox_consume(seg, slot, &m);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	it_destroy(seg);
+}
+
 /* A claim left by a dead producer: skipped by repair, or by the consumer itself. */
 static void test_mbox_dead_claim(void **state)
 {
@@ -878,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_mbox_stale_handle),
 		cmocka_unit_test(test_mbox_dead_claim),
 		cmocka_unit_test(test_mbox_dead_claim_stamp),
+		cmocka_unit_test(test_mbox_skip_behind_live_claim),
 		cmocka_unit_test(test_mbox_redelivered_flag),
 		cmocka_unit_test(test_mbox_two_threads),
 		cmocka_unit_test(test_mbox_stress_2p1c),
