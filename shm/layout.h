@@ -19,10 +19,11 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * Major 2: 64-byte registry entries; 3: mailbox cell stamps (a producer that does not write
  * them leaves its messages unseen by a parked consumer, so older builds must not attach).
  * Minors keep counting across majors (a major-3 segment has every feature of minors 1..4):
- * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck.
+ * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck, 5 the
+ * exit log.
  */
 #define SHM_LAYOUT_MAJOR 3u
-#define SHM_LAYOUT_MINOR 4u
+#define SHM_LAYOUT_MINOR 5u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -42,6 +43,28 @@ enum shm_region_id {
 	SHM_R_MONITORS = 7,
 	SHM_R_COUNT = 8,
 };
+
+/* Exits the segment's header keeps (shm_hdr.exit_log). */
+#define SHM_EXIT_LOG 16u
+
+/*
+ * One exit, as recorded in the exit log: seq is 2n + 1 while record n is being written and
+ * 2n + 2 once it is complete (a reader copies it between two equal reads of seq).
+ */
+struct shm_exit_rec {
+	_Atomic uint64_t seq;
+	uint64_t time_ns;  /* CLOCK_REALTIME of the exit (as last_exit_ns) */
+	uint32_t slot;	   /* process slot */
+	uint32_t pid;	   /* the owner that exited */
+	uint32_t epoch;	   /* its epoch */
+	int32_t code;	   /* exit code, -1 if signalled */
+	int32_t signal;	   /* terminating signal, 0 if none */
+	uint32_t reason;   /* enum shm_exit_reason */
+	uint32_t role;	   /* enum shm_role */
+	uint32_t restarts; /* the slot's restart count at the time */
+	uint8_t pad[64 - 48];
+};
+static_assert(sizeof(struct shm_exit_rec) == 64, "exit record ABI");
 
 /* Instance states (shm_hdr.state). */
 enum shm_inst_state {
@@ -120,7 +143,15 @@ struct shm_hdr {
 	_Atomic uint64_t ctl_served;  /* requests answered (with success or an error) */
 	_Atomic uint64_t ctl_refused; /* of those, answered with an error */
 	_Atomic uint64_t ctl_dropped; /* not answered: malformed, or the requester was gone */
+	/*
+	 * The exit log (layout minor 5): every exit of a process slot's owner, the last
+	 * SHM_EXIT_LOG of them kept (record n at exit_log[n % SHM_EXIT_LOG]); a process slot
+	 * keeps only its last. Written by shm_exit_record(), read by shm_exit_log_read().
+	 */
+	_Atomic uint64_t exit_next; /* exits recorded so far */
+	struct shm_exit_rec exit_log[SHM_EXIT_LOG];
 };
+static_assert(offsetof(struct shm_hdr, exit_log) % 8 == 0, "shm_hdr ABI: exit records");
 #define SHM_SPARE_READY	  0x80000000u
 #define SHM_SPARE_FORKING 1u /* (pid 1 is never a spare) */
 static_assert(offsetof(struct shm_hdr, magic) == 0, "shm_hdr ABI");

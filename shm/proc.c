@@ -160,6 +160,7 @@ void shm_proc_release(struct shm_seg *seg)
 	p->last_signal = 0;
 	p->last_reason = SHM_EXIT_NORMAL;
 	p->last_exit_ns = shm_wall_ns();
+	shm_exit_record(seg, seg->self);
 	/* R0: release: history fields before the slot reads as exited. */
 	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
 	shm_change_bump(seg);
@@ -271,4 +272,100 @@ void shm_agent_free(struct shm_seg *seg, uint32_t slot)
 	atomic_store_explicit(&a->state, SHM_AGENT_FREE, memory_order_release);
 	atomic_store_explicit(&a->ctl, 0, memory_order_release);
 	shm_change_bump(seg);
+}
+
+/* Fill record r (its seq odd: being written) from slot's last_* fields, then seq := even. */
+static void exit_fill(struct shm_exit_rec *r, const struct shm_proc *p, uint32_t slot,
+		      uint64_t done)
+{
+	/* E0: the odd seq before the fields (pairs with E2 in shm_exit_log_read()) */
+	atomic_thread_fence(memory_order_release);
+	r->time_ns = p->last_exit_ns;
+	r->slot = slot;
+	r->pid = p->last_pid;
+	r->epoch = p->last_epoch;
+	r->code = p->last_code;
+	r->signal = p->last_signal;
+	r->reason = p->last_reason;
+	r->role = p->role;
+	/* relaxed: a counter the supervisor keeps */
+	r->restarts = atomic_load_explicit(&p->restarts, memory_order_relaxed);
+	/* E1: the fields before the even seq (pairs with E3 in shm_exit_log_read()) */
+	atomic_store_explicit(&r->seq, done, memory_order_release);
+}
+
+void shm_exit_record(struct shm_seg *seg, uint32_t slot)
+{
+	struct shm_hdr *h = shm_hdr(seg);
+	struct shm_exit_rec *r;
+	uint64_t n;
+
+	if (h->layout_minor < 5 || slot >= h->cfg.max_procs)
+		return;
+	/* relaxed: the count only hands out record numbers; seq orders each record */
+	n = atomic_fetch_add_explicit(&h->exit_next, 1, memory_order_relaxed);
+	r = &h->exit_log[n % SHM_EXIT_LOG];
+	atomic_store_explicit(&r->seq, 2 * n + 1, memory_order_relaxed);
+	exit_fill(r, shm_proc_at(seg, slot), slot, 2 * n + 2);
+}
+
+void shm_exit_update(struct shm_seg *seg, uint32_t slot)
+{
+	struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_proc *p;
+	uint64_t next;
+
+	if (h->layout_minor < 5 || slot >= h->cfg.max_procs)
+		return;
+	p = shm_proc_at(seg, slot);
+	next = atomic_load_explicit(&h->exit_next, memory_order_acquire);
+	for (uint64_t n = next; n > 0 && next - n < SHM_EXIT_LOG; n--) {
+		struct shm_exit_rec *r = &h->exit_log[(n - 1) % SHM_EXIT_LOG];
+		uint64_t done = 2 * (n - 1) + 2;
+
+		/* E3 as in shm_exit_log_read(): a complete record */
+		if (atomic_load_explicit(&r->seq, memory_order_acquire) != done ||
+		    r->slot != slot || r->pid != p->last_pid || r->epoch != p->last_epoch)
+			continue;
+		/* take it back for writing; a wrap that reuses it meanwhile wins */
+		if (!atomic_compare_exchange_strong_explicit(
+			    &r->seq, &done, done - 1, memory_order_relaxed, memory_order_relaxed))
+			break;
+		exit_fill(r, p, slot, done);
+		return;
+	}
+	shm_exit_record(seg, slot);
+}
+
+uint32_t shm_exit_log_read(const struct shm_seg *seg, struct shm_exit_rec *out, uint32_t max,
+			   uint64_t *total)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	uint64_t next;
+	uint32_t got = 0;
+
+	if (total)
+		*total = 0;
+	if (h->layout_minor < 5)
+		return 0;
+	next = atomic_load_explicit(&h->exit_next, memory_order_acquire);
+	if (total)
+		*total = next;
+	for (uint64_t n = next; n > 0 && next - n < SHM_EXIT_LOG && got < max; n--) {
+		const struct shm_exit_rec *r = &h->exit_log[(n - 1) % SHM_EXIT_LOG];
+		/* E3: pairs with E1: a complete record's fields are visible */
+		uint64_t s0 = atomic_load_explicit(&r->seq, memory_order_acquire);
+		struct shm_exit_rec c;
+
+		if (s0 != 2 * (n - 1) + 2)
+			continue; /* still being written, or already overwritten */
+		memcpy(&c, (const void *)r, sizeof(c));
+		/* E2: pairs with E0: a rewrite that began during the copy shows in seq */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&r->seq, memory_order_relaxed) != s0)
+			continue;
+		atomic_store_explicit(&c.seq, s0, memory_order_relaxed);
+		out[got++] = c;
+	}
+	return got;
 }

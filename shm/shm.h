@@ -181,6 +181,24 @@ int shm_proc_claim_slot(struct shm_seg *seg, uint32_t slot, enum shm_role role, 
 void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st);
 /* Release our slot (clean exit, no claims held). */
 void shm_proc_release(struct shm_seg *seg);
+/*
+ * Append the exit just noted in process slot `slot` (its last_* fields) to the segment's
+ * exit log. Lock-free: any process that notes an exit (the supervisor, a process releasing
+ * its own slot). No-op on a segment older than layout minor 5.
+ */
+void shm_exit_record(struct shm_seg *seg, uint32_t slot);
+/*
+ * The exit of slot's owner already recorded, noted again (the supervisor learns a status
+ * late): rewrite its record in place if it is still in the log, else record it.
+ */
+void shm_exit_update(struct shm_seg *seg, uint32_t slot);
+/*
+ * Copy up to max of the most recent exits, newest first, into out; returns how many, and
+ * in *total (if not NULL) how many were ever recorded. Read-only safe; a record being
+ * overwritten while read is skipped.
+ */
+uint32_t shm_exit_log_read(const struct shm_seg *seg, struct shm_exit_rec *out, uint32_t max,
+			   uint64_t *total);
 /* Refresh our slot's heartbeat. */
 void shm_proc_heartbeat(struct shm_seg *seg);
 

@@ -799,7 +799,7 @@ static bool cap_oom(struct sup *s, struct sup_worker *w)
  * launch reset the cgroup's baseline), -1 to look now.
  */
 static void record_exit(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t epoch, int status,
-			bool asked_to_stop, int oom)
+			bool asked_to_stop, int oom, bool again)
 {
 	struct shm_proc *p = wproc(s, w);
 	uint32_t reason;
@@ -826,6 +826,10 @@ static void record_exit(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t
 		reason = SHM_EXIT_HANG;
 	p->last_reason = reason;
 	p->last_exit_ns = shm_wall_ns();
+	if (again)
+		shm_exit_update(s->seg, w->slot); /* the same exit, now with its status */
+	else
+		shm_exit_record(s->seg, w->slot);
 	shm_change_bump(s->seg);
 }
 
@@ -890,7 +894,8 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
 		memset(&si, 0, sizeof(si));
-	record_exit(s, w, w->pid, epoch, si.si_pid ? wait_status_of(&si) : -1, asked_to_stop, -1);
+	record_exit(s, w, w->pid, epoch, si.si_pid ? wait_status_of(&si) : -1, asked_to_stop, -1,
+		    false);
 	w->hung = false; /* recorded: the flag was that process's */
 	close(w->pidfd);
 	w->pidfd = -1;
@@ -953,7 +958,7 @@ static void zombie_reap(struct sup *s, struct sup_worker *w)
 
 		/* its launch's cgroup baseline is gone: keep what the death notice found */
 		record_exit(s, w, w->zpid, p->last_epoch, wait_status_of(&si), false,
-			    was == SHM_EXIT_MEMCAP);
+			    was == SHM_EXIT_MEMCAP, true);
 		/* nor may it forget that we killed it for a hang */
 		if (was == SHM_EXIT_HANG && p->last_reason == SHM_EXIT_SIGNAL)
 			p->last_reason = SHM_EXIT_HANG;
@@ -1078,7 +1083,7 @@ static void a_dying(struct sup *s, struct sup_worker *w)
 		prelaunch(s, w);
 	if (ready_rd >= 0)
 		close(ready_rd);
-	record_exit(s, w, pid, epoch, early_status(pid), false, oom);
+	record_exit(s, w, pid, epoch, early_status(pid), false, oom, false);
 	w->hung = false; /* recorded: the flag was that process's */
 	repair(s, w);
 	died(s, w, exceeded);
@@ -1230,6 +1235,7 @@ static void scan_clients(struct sup *s)
 		p->last_signal = 0;
 		p->last_reason = SHM_EXIT_SIGNAL; /* not our child: no status; it vanished */
 		p->last_exit_ns = shm_wall_ns();
+		shm_exit_record(s->seg, i);
 		shm_reg_repair(s->seg, i);
 		shm_grp_repair(s->seg, i);
 		ipc_repair_proc(s->seg, i);

@@ -419,6 +419,64 @@ static void test_segment_proc_claim(void **state)
 	shm_seg_detach(seg);
 }
 
+/*
+ * The exit log keeps every exit of the last SHM_EXIT_LOG, newest first, with what the slot
+ * noted; a release of one's own slot is an exit too.
+ */
+static void test_segment_exit_log(void **state)
+{
+	struct shm_seg *seg = create_published();
+	struct shm_exit_rec r[SHM_EXIT_LOG + 4];
+	struct shm_proc *p;
+	uint64_t total;
+	uint32_t n;
+
+	(void)state;
+	assert_int_equal(shm_exit_log_read(seg, r, SHM_EXIT_LOG, &total), 0);
+	assert_int_equal(total, 0);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
+	p = shm_proc_at(seg, 3);
+	p->role = SHM_ROLE_WORKER;
+	for (uint32_t i = 0; i < SHM_EXIT_LOG + 9; i++) {
+		p->last_pid = 1000 + i;
+		p->last_epoch = 7;
+		p->last_code = -1;
+		p->last_signal = 9;
+		p->last_reason = SHM_EXIT_SIGNAL;
+		p->last_exit_ns = 5000 + i;
+		shm_exit_record(seg, 3);
+	}
+	n = shm_exit_log_read(seg, r, SHM_EXIT_LOG + 4, &total);
+	assert_int_equal(total, SHM_EXIT_LOG + 9);
+	assert_int_equal(n, SHM_EXIT_LOG);
+	for (uint32_t i = 0; i < n; i++) {
+		assert_int_equal(r[i].pid, 1000 + SHM_EXIT_LOG + 8 - i); /* newest first */
+		assert_int_equal(r[i].time_ns, 5000 + SHM_EXIT_LOG + 8 - i);
+		assert_int_equal(r[i].slot, 3);
+		assert_int_equal(r[i].role, SHM_ROLE_WORKER);
+		assert_int_equal(r[i].signal, 9);
+		assert_int_equal(r[i].reason, SHM_EXIT_SIGNAL);
+	}
+	assert_int_equal(shm_exit_log_read(seg, r, 2, NULL), 2);
+	assert_int_equal(r[1].pid, 1000 + SHM_EXIT_LOG + 7);
+	/* releasing our own slot records a normal exit */
+	shm_proc_release(seg);
+	n = shm_exit_log_read(seg, r, 1, &total);
+	assert_int_equal(n, 1);
+	assert_int_equal(total, SHM_EXIT_LOG + 10);
+	assert_int_equal(r[0].pid, (uint32_t)getpid());
+	assert_int_equal(r[0].reason, SHM_EXIT_NORMAL);
+	assert_int_equal(r[0].role, SHM_ROLE_CLIENT);
+	/* a segment of an older minor has no log: nothing read, nothing written */
+	shm_hdr(seg)->layout_minor = 4;
+	shm_exit_record(seg, 3);
+	assert_int_equal(shm_exit_log_read(seg, r, 1, &total), 0);
+	assert_int_equal(total, 0);
+	shm_hdr(seg)->layout_minor = SHM_LAYOUT_MINOR;
+	assert_int_equal(atomic_load(&shm_hdr(seg)->exit_next), SHM_EXIT_LOG + 10);
+	shm_seg_detach(seg);
+}
+
 /* A client that dies holding a slot: its slot is found dead and reaped when the table fills. */
 static void test_segment_proc_dead_client(void **state)
 {
@@ -571,6 +629,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_claim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_exit_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_dead_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_liveness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_clean_command, setup, teardown),

@@ -182,6 +182,17 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	assert_int_equal(p->last_reason, SHM_EXIT_SIGNAL);
 	assert_true(p->last_exit_ns > 0);
 	assert_true(atomic_load(&p->repair_gen) >= 1);
+	/* and the segment's exit log has it */
+	{
+		struct shm_exit_rec ex[SHM_EXIT_LOG];
+		uint32_t n = shm_exit_log_read(seg, ex, SHM_EXIT_LOG, NULL), found = 0;
+
+		for (uint32_t i = 0; i < n; i++)
+			found += ex[i].slot == 1 && ex[i].pid == (uint32_t)old &&
+				 ex[i].epoch == old_epoch && ex[i].signal == SIGKILL &&
+				 ex[i].reason == SHM_EXIT_SIGNAL && ex[i].role == SHM_ROLE_WORKER;
+		assert_int_equal(found, 1);
+	}
 	/*
 	 * the replacement's death word is armed: its pid, and the waiters bit the kernel needs
 	 * to wake the supervisor when it dies (a forked replacement can be RUNNING before the

@@ -198,6 +198,32 @@ static void show_procs(const struct shm_seg *seg, bool all)
 	}
 }
 
+/* The exit log: every exit of a process slot's owner, newest first (the last SHM_EXIT_LOG). */
+static void show_exits(const struct shm_seg *seg)
+{
+	struct shm_exit_rec r[SHM_EXIT_LOG];
+	uint64_t total;
+	uint32_t n = shm_exit_log_read(seg, r, SHM_EXIT_LOG, &total);
+
+	if (shm_hdr(seg)->layout_minor < 5)
+		return;
+	printf("\nexits          %llu recorded (newest first; the last %u are kept)\n",
+	       (unsigned long long)total, SHM_EXIT_LOG);
+	for (uint32_t i = 0; i < n; i++) {
+		time_t t = (time_t)(r[i].time_ns / 1000000000u);
+		struct tm tm;
+		char when[40] = "-";
+
+		if (r[i].time_ns && gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		printf("  %s.%03uZ slot %-3u %-10s pid %-7u epoch %-5u %-10s code %d, signal %d; "
+		       "restarts %u\n",
+		       when, (unsigned)(r[i].time_ns / 1000000u % 1000u), r[i].slot,
+		       shm_role_name(r[i].role), r[i].pid, r[i].epoch,
+		       shm_exit_reason_name(r[i].reason), r[i].code, r[i].signal, r[i].restarts);
+	}
+}
+
 /* "name" of the agent a handle names, or "slot N" (its name field; "?" if out of range). */
 static void handle_label(const struct shm_seg *seg, shoal_handle_t h, char *out, size_t cap)
 {
@@ -401,6 +427,7 @@ static int inspect_one(const char *instance, bool all, int wait_ms)
 	show_header(seg);
 	show_regions(seg);
 	show_procs(seg, all);
+	show_exits(seg);
 	show_agents(seg);
 	show_monitors(seg);
 	show_registry(seg);
