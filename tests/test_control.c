@@ -523,6 +523,21 @@ static void test_control_commands(void **state)
 		fail_msg("inspect said: %s", out);
 	shm_seg_detach(seg);
 	rt_stop(&r);
+	/* the instance is gone: every client command says so and fails */
+	{
+		static const char *const cmds[][4] = {{"send", "e3", "x", NULL},
+						      {"call", "e3", "x", NULL},
+						      {"spawn", "echo", "e5", NULL},
+						      {"stop", "e3", NULL, NULL}};
+		char want[128];
+
+		snprintf(want, sizeof(want), "instance '%s' is not running", r.inst);
+		for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
+			assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), cmds[k]), 2);
+			if (!strstr(out, want))
+				fail_msg("shoal %s said: %s", cmds[k][0], out);
+		}
+	}
 }
 
 /* Read a started tool's output until `want` appears (or fail); the bytes read so far in out. */
