@@ -4,6 +4,7 @@
  * the slot of its own handle (shoal_self(), resolved from the host at load time), and
  * notes its terminate in a file when asked (upper_terminate()).
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,5 +78,81 @@ static const struct shoal_agent_type upper_type = {
 	.terminate = upper_terminate,
 };
 
+/*
+ * Type "spawner": a cast "spawn NAME" asks the supervisor for an echo agent NAME, "stop
+ * NAME" for its stop (shoal_spawn_async(), shoal_stop_async()); the answers come back to
+ * handle. A call answers "<answers> <last rc> <last handle's slot> <refs matched>".
+ */
+struct spawner {
+	uint64_t ref;	  /* the request in flight */
+	uint32_t answers; /* answers received */
+	uint32_t matched; /* of those, with the reference of the request in flight */
+	int32_t rc;	  /* the last answer's verdict */
+	uint32_t slot;	  /* the last answer's handle's slot */
+};
+
+static int spawner_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = calloc(1, sizeof(struct spawner));
+	return *state ? 0 : -ENOMEM;
+}
+
+static int spawner_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct spawner *s = state;
+	char name[SHOAL_NAME_MAX + 1];
+	uint32_t n;
+
+	if (m->flags & SHOAL_MSG_REPLY) {
+		struct shoal_ctl_result r;
+
+		if (m->type != SHOAL_T_CTL || m->len != sizeof(r))
+			return 0;
+		memcpy(&r, m->data, sizeof(r));
+		s->answers++;
+		s->matched += m->ref == s->ref;
+		s->rc = r.rc;
+		s->slot = shoal_handle_slot(r.handle);
+		return 0;
+	}
+	if (m->len < 6 || m->len - 6 > SHOAL_NAME_MAX)
+		return 0;
+	n = m->len - 6;
+	memcpy(name, (const char *)m->data + 6, n);
+	name[n] = 0;
+	/* a request that could not go out is noted as its answer would be */
+	if (!memcmp(m->data, "spawn ", 6))
+		s->rc = shoal_spawn_async(ctx, "echo", name, SHOAL_WHERE_ANY, 0, &s->ref);
+	else if (!memcmp(m->data, "stop  ", 6))
+		s->rc = shoal_stop_async(ctx, name, SHOAL_HANDLE_NONE, &s->ref);
+	return 0;
+}
+
+static int spawner_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+			uint32_t cap, uint32_t *reply_len)
+{
+	struct spawner *s = state;
+	int n = snprintf(reply, cap, "%u %d %u %u", s->answers, s->rc, s->slot, s->matched);
+
+	(void)ctx, (void)m;
+	*reply_len = n < 0 ? 0 : (uint32_t)n < cap ? (uint32_t)n : cap;
+	return 0;
+}
+
+static void spawner_terminate(struct shoal_ctx *ctx, void *state, int reason)
+{
+	(void)ctx, (void)reason;
+	free(state);
+}
+
+static const struct shoal_agent_type spawner_type = {
+	.name = "spawner",
+	.init = spawner_init,
+	.handle = spawner_handle,
+	.handle_call = spawner_call,
+	.terminate = spawner_terminate,
+};
+
 /* What shoal_agent_types_load() looks for. */
-const struct shoal_agent_type *const shoal_agent_types[] = {&upper_type, NULL};
+const struct shoal_agent_type *const shoal_agent_types[] = {&upper_type, &spawner_type, NULL};

@@ -211,6 +211,7 @@ static void test_client_broadcast_and_monitor(void **state)
 	struct shoal_msg m;
 	char name[16], buf[64], err[256];
 	unsigned long long before;
+	uint32_t depth0;
 	uint64_t mref = 0;
 	pid_t worker;
 
@@ -264,9 +265,12 @@ static void test_client_broadcast_and_monitor(void **state)
 	before = count_of(c, cnt[0]);
 	assert_int_equal(kill(worker, SIGSTOP), 0);
 	wait_stopped(worker);
+	/* the count call's message may still be there: answered, not yet consumed */
+	depth0 = ipc_mbox_depth(seg, shoal_handle_slot(cnt[0]));
+	assert_true(depth0 <= 1);
 	for (int i = 0; i < QUEUED; i++)
 		assert_int_equal(shoal_client_cast(c, cnt[0], 1, "q", 1, TIMEOUT_MS), 0);
-	assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(cnt[0])), QUEUED);
+	assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(cnt[0])), depth0 + QUEUED);
 	rt_kill_and_wait(worker);
 	assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS), 0);
 	assert_true(m.flags & SHOAL_MSG_SYSTEM);
@@ -292,7 +296,6 @@ static void test_client_broadcast_and_monitor(void **state)
 		assert_int_equal(sscanf(buf, "%llu %llu", &count, &redelivered), 2);
 		assert_int_equal(count, before + QUEUED);
 		assert_int_equal(redelivered, 0);
-		assert_int_equal(ipc_mbox_depth(seg, shoal_handle_slot(cnt[0])), 0);
 	}
 	assert_int_equal(shoal_client_demonitor(c, mref), 0);
 	assert_int_equal(shoal_client_demonitor(c, mref), -ENOENT);

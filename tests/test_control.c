@@ -613,10 +613,93 @@ static void test_control_monitor_command(void **state)
 	rt_cleanup(&r);
 }
 
+/* The spawner agent's account: answers received, last verdict, last handle's slot, matched. */
+struct spawner_view {
+	unsigned answers, slot, matched;
+	int rc;
+};
+
+static struct spawner_view spawner_ask(struct rt_client *c, shoal_handle_t sp)
+{
+	struct spawner_view v = {0};
+	char out[64] = "";
+	int n = ipc_call(c->seg, c->w, c->inbox, sp, 1, "?", 1, out, sizeof(out) - 1, TIMEOUT_MS);
+
+	assert_true(n > 0);
+	out[n] = 0;
+	assert_int_equal(sscanf(out, "%u %d %u %u", &v.answers, &v.rc, &v.slot, &v.matched), 4);
+	return v;
+}
+
+/* Until the spawner has had `answers` answers (each ask is a call: an event, not a nap). */
+static struct spawner_view spawner_wait(struct rt_client *c, shoal_handle_t sp, unsigned answers)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	struct spawner_view v;
+
+	while ((v = spawner_ask(c, sp)).answers < answers) {
+		if (shm_now_ns() > dl)
+			fail_msg("the spawner has %u answers, not %u", v.answers, answers);
+		sched_yield();
+	}
+	return v;
+}
+
+/*
+ * An agent spawns and stops another through the supervisor (shoal_spawn_async(),
+ * shoal_stop_async()): the answers come back to it as replies with its references.
+ */
+static void test_control_agent_spawns_and_stops(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	struct spawner_view v;
+	struct rt_client c;
+	struct rt_run r;
+	shoal_handle_t sp, e7;
+	char cfg[1024];
+
+	(void)state;
+	if (!lib)
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 2\nplacement = none\n[types]\nload = %s\n"
+		 "[segment]\nmax_agents = 32\nregistry_capacity = 128\nmax_procs = 8\n"
+		 "[agent s]\ntype = spawner\nname = sp\nworker = 0\n"
+		 "[agent e]\ntype = echo\nname = e0\nworker = 1\n",
+		 lib);
+	start(&r, "agentctl", cfg);
+	rt_wait_ready(&r);
+	rt_client_open(&c, r.inst);
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "sp", 2, &sp, NULL), 0);
+	/* spawn: the new agent runs, answers calls, and the spawner got its handle */
+	assert_int_equal(ipc_send(c.seg, sp, c.inbox, 1, 0, 0, "spawn e7", 8, TIMEOUT_MS), 0);
+	WAIT_FOR(c.seg, shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "e7", 2, &e7, NULL) == 0 &&
+				atomic_load(&wrk_agent_get(c.seg, e7)->state) == SHM_AGENT_RUNNING);
+	rt_expect_echo(&c, e7);
+	v = spawner_wait(&c, sp, 1);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.slot, shoal_handle_slot(e7));
+	assert_int_equal(v.matched, 1);
+	/* stop it */
+	assert_int_equal(ipc_send(c.seg, sp, c.inbox, 1, 0, 0, "stop  e7", 8, TIMEOUT_MS), 0);
+	WAIT_FOR(c.seg, shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "e7", 2, &e7, NULL) == -ENOENT);
+	v = spawner_wait(&c, sp, 2);
+	assert_int_equal(v.rc, 0);
+	assert_int_equal(v.matched, 2);
+	/* a refusal comes back the same way: the name is taken */
+	assert_int_equal(ipc_send(c.seg, sp, c.inbox, 1, 0, 0, "spawn e0", 8, TIMEOUT_MS), 0);
+	v = spawner_wait(&c, sp, 3);
+	assert_int_equal(v.rc, -EEXIST);
+	assert_int_equal(v.matched, 3);
+	rt_client_close(&c);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_control_spawn_and_stop, rt_teardown),
+		cmocka_unit_test_teardown(test_control_agent_spawns_and_stops, rt_teardown),
 		cmocka_unit_test_teardown(test_control_refusals, rt_teardown),
 		cmocka_unit_test_teardown(test_control_refused_while_stopping, rt_teardown),
 		cmocka_unit_test_teardown(test_control_requester_killed_after_send, rt_teardown),

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "shm/registry.h"
+#include "supervisor/sup.h"
 #include "workers/wrk_int.h"
 
 void wrk_oom(void)
@@ -301,6 +302,45 @@ int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, co
 		     uint32_t len, uint64_t *ref_out)
 {
 	return ipc_call_async(ctx->seg, ctx->agent->handle, to, type, data, len, ref_out);
+}
+
+/* A control request to the supervisor, as an async call from this agent. */
+static int ctl_async(struct shoal_ctx *ctx, const struct sup_ctl_req *q, uint64_t *ref_out)
+{
+	/* P1 (supervisor/control.c): the published inbox's mailbox is initialised */
+	shoal_handle_t to =
+		atomic_load_explicit(&shm_hdr(ctx->seg)->ctl_inbox, memory_order_acquire);
+
+	if (to == SHOAL_HANDLE_NONE)
+		return -ENOTCONN;
+	return ipc_call_async(ctx->seg, ctx->agent->handle, to, SUP_CTL_MSG, q, sizeof(*q),
+			      ref_out);
+}
+
+int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name, uint32_t hint,
+		      int32_t where, uint64_t *ref_out)
+{
+	struct sup_ctl_req q = {.op = SUP_CTL_SPAWN, .hint = hint, .where = where};
+
+	if (!type || strlen(type) >= sizeof(q.type))
+		return -ENOENT;
+	if (!name || !*name || strlen(name) > SHOAL_NAME_MAX ||
+	    !shm_put_field(q.type, sizeof(q.type), type) ||
+	    !shm_put_field(q.name, sizeof(q.name), name))
+		return -EINVAL;
+	return ctl_async(ctx, &q, ref_out);
+}
+
+int shoal_stop_async(struct shoal_ctx *ctx, const char *name, shoal_handle_t h, uint64_t *ref_out)
+{
+	struct sup_ctl_req q = {.op = SUP_CTL_STOP, .handle = name ? 0 : h};
+
+	if (name && (!*name || strlen(name) > SHOAL_NAME_MAX ||
+		     !shm_put_field(q.name, sizeof(q.name), name)))
+		return -EINVAL;
+	if (!name && h == SHOAL_HANDLE_NONE)
+		return -EINVAL;
+	return ctl_async(ctx, &q, ref_out);
 }
 
 int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data, uint32_t len)

@@ -21,6 +21,13 @@ static_assert(sizeof(struct shoal_out) == sizeof(struct ipc_out) &&
 	      "a public batch entry is the engine's");
 static_assert(SHOAL_T_DOWN == IPC_T_DOWN && SHOAL_T_UP == IPC_T_UP,
 	      "the public notice types are the engine's");
+static_assert(SHOAL_T_CTL == SUP_CTL_MSG &&
+		      sizeof(struct shoal_ctl_result) == sizeof(struct sup_ctl_reply) &&
+		      offsetof(struct shoal_ctl_result, handle) ==
+			      offsetof(struct sup_ctl_reply, handle) &&
+		      offsetof(struct shoal_ctl_result, node) ==
+			      offsetof(struct sup_ctl_reply, node),
+	      "an agent reads the supervisor's control answer as struct shoal_ctl_result");
 static_assert(SHOAL_WHERE_ANY == SUP_CTL_ANY && SHOAL_WHERE_WORKER == SUP_CTL_WORKER &&
 		      SHOAL_WHERE_NODE == SUP_CTL_NODE,
 	      "the public placement hints are the control requests'");

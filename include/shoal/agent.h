@@ -128,6 +128,18 @@ int shoal_register(struct shoal_ctx *ctx, const char *name);
 /* Join / leave a process group (left when it stops). */
 int shoal_join(struct shoal_ctx *ctx, const char *group);
 int shoal_leave(struct shoal_ctx *ctx, const char *group);
+/*
+ * Ask the supervisor to start an agent of `type` registered as `name`, placed by (hint,
+ * where) as shoal_client_spawn(); or to stop the agent registered as name (or handle h when
+ * name is NULL) as shoal_client_stop(). Never waits: 0 and the request's reference in
+ * *ref_out; the answer comes later to handle() as a message with SHOAL_MSG_REPLY, that
+ * reference, type SHOAL_T_CTL and a struct shoal_ctl_result. Or -EINVAL (bad name),
+ * -ENOENT (type name too long), -ENOTCONN (no supervisor serving requests), -EAGAIN (its
+ * inbox is full).
+ */
+int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name, uint32_t hint,
+		      int32_t where, uint64_t *ref_out);
+int shoal_stop_async(struct shoal_ctx *ctx, const char *name, shoal_handle_t h, uint64_t *ref_out);
 /* Ask for this agent's orderly stop after the current callback (terminate runs). */
 void shoal_stop_self(struct shoal_ctx *ctx);
 /* CLOCK_MONOTONIC nanoseconds (the worker's cached clock for this round). */

@@ -108,11 +108,6 @@ int shoal_client_monitor(struct shoal_client *c, shoal_handle_t target, uint64_t
 /* Remove a monitor: 0 or -ENOENT. */
 int shoal_client_demonitor(struct shoal_client *c, uint64_t ref);
 
-/* Where a spawned agent goes (shoal_client_spawn()). */
-#define SHOAL_WHERE_ANY	   0u /* the least loaded running worker */
-#define SHOAL_WHERE_WORKER 1u /* worker index `where` (running, or being restarted) */
-#define SHOAL_WHERE_NODE   2u /* the least loaded worker on NUMA node `where` */
-
 /*
  * Ask the instance's supervisor to start an agent of `type` registered as `name`, placed by
  * (hint, where), waiting up to timeout_ms for its answer. Returns 0 with the agent's handle

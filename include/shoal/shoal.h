@@ -78,6 +78,24 @@ static inline uint32_t shoal_handle_gen(shoal_handle_t h)
 #define SHOAL_T_DOWN 1u
 #define SHOAL_T_UP   2u
 
+/* Where a spawned agent goes (shoal_client_spawn(), shoal_spawn_async()). */
+#define SHOAL_WHERE_ANY	   0u /* the least loaded running worker */
+#define SHOAL_WHERE_WORKER 1u /* worker index `where` (running, or being restarted) */
+#define SHOAL_WHERE_NODE   2u /* the least loaded worker on NUMA node `where` */
+
+/*
+ * The answer to an agent's shoal_spawn_async() or shoal_stop_async(): a message with
+ * SHOAL_MSG_REPLY, the request's reference, type SHOAL_T_CTL and this payload.
+ */
+#define SHOAL_T_CTL 0x4c544353u
+struct shoal_ctl_result {
+	int32_t rc;	       /* 0, or the supervisor's verdict (as shoal_client_spawn/stop) */
+	int32_t worker;	       /* the worker chosen (spawn) or hosting the agent (stop), -1 none */
+	shoal_handle_t handle; /* the agent's handle, SHOAL_HANDLE_NONE none */
+	int32_t node;	       /* that worker's NUMA node, -1 unknown */
+	uint32_t rsvd;	       /* zero */
+};
+
 /* A message as a receiver sees it. */
 struct shoal_msg {
 	shoal_handle_t from; /* sender, SHOAL_HANDLE_NONE if anonymous */
