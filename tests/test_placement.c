@@ -80,6 +80,36 @@ static void test_placement_uneven_restricted(void **state)
 	hwloc_topology_destroy(t);
 }
 
+/*
+ * A topology uneven in itself (not by a cpu restriction of ours): two packages with a node
+ * each, the first with 3 cores, the second with 1 (hwloc_topology_restrict() removes the
+ * others from the topology). Round robin over the nodes while both have cores, then the
+ * bigger node's rest, then around again.
+ */
+static void test_placement_uneven_topology(void **state)
+{
+	hwloc_topology_t t = synthetic("pack:2 numa:1 core:3 pu:1");
+	hwloc_bitmap_t keep = hwloc_bitmap_alloc();
+	struct sup_place p[6];
+	static const int cpu[] = {0, 3, 1, 2, 0, 3};
+	static const int node[] = {0, 1, 0, 0, 0, 1};
+	int nodes;
+
+	(void)state;
+	hwloc_bitmap_set_range(keep, 0, 3);
+	assert_int_equal(hwloc_topology_restrict(t, keep, 0), 0);
+	hwloc_bitmap_free(keep);
+	assert_int_equal(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_CORE), 4);
+	assert_int_equal(hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE), 2);
+	place(t, NULL, 6, p, &nodes);
+	assert_int_equal(nodes, 2);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(p[i].core, cpu[i]);
+		assert_int_equal(p[i].node, node[i]);
+	}
+	hwloc_topology_destroy(t);
+}
+
 /* SMT: one worker per core, on the core's first PU; a restriction picks an allowed PU. */
 static void test_placement_smt_first_pu(void **state)
 {
@@ -169,6 +199,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_placement_two_packages_four_nodes),
 		cmocka_unit_test(test_placement_uneven_restricted),
+		cmocka_unit_test(test_placement_uneven_topology),
 		cmocka_unit_test(test_placement_smt_first_pu),
 		cmocka_unit_test(test_placement_pure_function),
 		cmocka_unit_test(test_placement_cpus_outside_topology),
