@@ -3,15 +3,19 @@
 # libFuzzer target of the segment validator for a bounded number of runs (clang).
 #   --sanitize   the same tests built with AddressSanitizer + UBSan (build-asan/)
 #   --soak       also run the long soak/stress suite
+#   --qemu       also run the tests that need what this machine lacks (several NUMA nodes)
+#                in a 2-node qemu guest (scripts/qemu-guest.sh; installs qemu and a kernel)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 dir=build
 opts=(-Dwerror=true -Dtests=true)
 sanitize=0
+qemu=0
 for a in "$@"; do
 	case "$a" in
 	--sanitize) sanitize=1 ;;
+	--qemu) qemu=1 ;;
 	--soak) opts+=(-Dsoak=true) ;;
 	*) echo "test.sh: unknown option $a" >&2; exit 2 ;;
 	esac
@@ -43,4 +47,37 @@ if [ "$sanitize" = 0 ]; then
 	fi
 	ninja -C build-fuzz fuzz/fuzz_validate
 	meson test -C build-fuzz --print-errorlogs --suite fuzz
+fi
+if [ "$qemu" = 1 ]; then
+	# a Debian kernel and qemu; the kernel package is unpacked here, never installed
+	missing=()
+	for p in qemu-system-x86 busybox-static cpio; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	if [ "${#missing[@]}" -gt 0 ]; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+	fi
+	mkdir -p build-qemu
+	if ! ls build-qemu/kernel/boot/vmlinuz-* >/dev/null 2>&1; then
+		kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
+			awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+		if [ -z "$kpkg" ]; then
+			apt-get update -qq
+			kpkg=$(apt-cache depends linux-image-amd64 |
+				awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+		fi
+		(cd build-qemu && apt-get download -qq "$kpkg")
+		dpkg-deb -x build-qemu/"$kpkg"_*.deb build-qemu/kernel
+	fi
+	guest=$PWD/build-qemu/guest
+	rm -rf "$guest"
+	mkdir -p "$guest/tools" "$guest/tests"
+	cp "$dir/tools/shoal" "$guest/tools/"
+	cp "$dir/tests/test_numa" "$guest/tests/"
+	echo "qemu: test_numa in a 2-node guest"
+	bash scripts/qemu-guest.sh --kernel "$(ls build-qemu/kernel/boot/vmlinuz-* | head -1)" \
+		--nodes 2 --cpus 4 --timeout 900 -- "$guest" \
+		"SHOAL_BIN=$guest/tools/shoal $guest/tests/test_numa"
 fi
