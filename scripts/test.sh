@@ -3,8 +3,9 @@
 # libFuzzer target of the segment validator for a bounded number of runs (clang).
 #   --sanitize   the same tests built with AddressSanitizer + UBSan (build-asan/)
 #   --soak       also run the long soak/stress suite
-#   --qemu       also run the tests that need what this machine lacks (several NUMA nodes)
-#                in a 2-node qemu guest (scripts/qemu-guest.sh; installs qemu and a kernel)
+#   --qemu       also run the tests that need what this machine lacks (several NUMA nodes, a
+#                cgroup v2 memory controller) in a 2-node qemu guest (scripts/qemu-guest.sh;
+#                installs qemu and unpacks a Debian kernel into build-qemu/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -75,9 +76,15 @@ if [ "$qemu" = 1 ]; then
 	rm -rf "$guest"
 	mkdir -p "$guest/tools" "$guest/tests"
 	cp "$dir/tools/shoal" "$guest/tools/"
-	cp "$dir/tests/test_numa" "$guest/tests/"
-	echo "qemu: test_numa in a 2-node guest"
+	cp "$dir/tests/test_numa" "$dir/tests/test_supervisor" "$guest/tests/"
+	# the guest's cgroup v2 has a memory controller: a delegated cgroup for the cap test
+	cg=/sys/fs/cgroup/shoal-test
+	echo "qemu: test_numa and the cgroup v2 memory cap in a 2-node guest"
 	bash scripts/qemu-guest.sh --kernel "$(ls build-qemu/kernel/boot/vmlinuz-* | head -1)" \
 		--nodes 2 --cpus 4 --timeout 900 -- "$guest" \
-		"SHOAL_BIN=$guest/tools/shoal $guest/tests/test_numa"
+		"set -e; export SHOAL_BIN=$guest/tools/shoal; $guest/tests/test_numa;" \
+		"mkdir $cg; echo +memory >/sys/fs/cgroup/cgroup.subtree_control;" \
+		"echo +memory >$cg/cgroup.subtree_control;" \
+		"SHOAL_TEST_CGROUP=$cg SHOAL_TEST_ONLY=test_supervisor_memory_cap_cgroup" \
+		"$guest/tests/test_supervisor"
 fi

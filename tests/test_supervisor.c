@@ -552,6 +552,59 @@ static void asan_restore(char *saved)
 }
 
 /* The hog agent allocates past its worker's cap: the worker exits, recorded "memory cap". */
+/*
+ * The cgroup v2 cap, for real: a worker whose agent allocates past memory.max is killed by
+ * the kernel's OOM killer, recorded as "memory cap" (memory.events), and replaced. Needs a
+ * delegated cgroup v2 directory with the memory controller enabled for its children, named
+ * by SHOAL_TEST_CGROUP: this machine has none (no memory controller), and
+ * `scripts/test.sh --qemu` makes one in its guest.
+ */
+static void test_supervisor_memory_cap_cgroup(void **state)
+{
+	const char *cg = getenv("SHOAL_TEST_CGROUP");
+	struct rt_run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	struct rt_client cl;
+	shoal_handle_t hog;
+	char cfg[1024];
+	pid_t old;
+
+	(void)state;
+	if (!cg)
+		skip_because("SHOAL_TEST_CGROUP names no delegated cgroup v2 directory "
+			     "(scripts/test.sh --qemu runs this in a guest that has one)");
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 96M\ncgroup = %s\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+		 "[agent hog]\ntype = hog\n[agent e]\ntype = echo\n",
+		 cg);
+	start(&r, "cgcap", cfg, NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	p = shm_proc_at(seg, 1);
+	assert_int_equal(p->cap_mech, 2); /* cgroup v2, as inspect shows it */
+	old = rt_slot_pid(seg, 1);
+	rt_client_open(&cl, r.inst);
+	hog = lookup(&cl, "hog");
+	/* 16 MiB per call until the kernel kills the worker at its memory.max */
+	for (int i = 0; i < 64 && !atomic_load(&p->restarts); i++) {
+		char reply[8];
+
+		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply, sizeof(reply),
+				     TIMEOUT_MS) >= 0);
+	}
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
+	assert_int_equal(p->last_signal, SIGKILL);
+	rt_expect_echo(&cl, lookup(&cl, "e"));
+	rt_client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
 static void test_supervisor_memory_cap_hog_agent(void **state)
 {
 	struct rt_run r;
@@ -913,11 +966,15 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_hog_agent, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_memory_cap_cgroup, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_hang_is_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_poison_message_dropped, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_loads_type_library, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_dead_client_is_repaired, rt_teardown),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (the qemu guest's pick) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
