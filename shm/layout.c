@@ -130,7 +130,7 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_GROUPS] = shm_grp_region_size(cfg);
 	size[SHM_R_MBOX] = (uint64_t)cfg->nnodes * arena_bytes(cfg);
 	size[SHM_R_CKPT] = (uint64_t)cfg->max_agents * 2 * round_up(cfg->ckpt_bytes, SHM_ALIGN);
-	size[SHM_R_TELEMETRY] = 0;
+	size[SHM_R_TELEMETRY] = (uint64_t)cfg->max_procs * sizeof(struct shm_telem);
 	size[SHM_R_MONITORS] = (uint64_t)cfg->max_monitors * sizeof(struct shm_monitor);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */

@@ -20,10 +20,10 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * them leaves its messages unseen by a parked consumer, so older builds must not attach).
  * Minors keep counting across majors (a major-3 segment has every feature of minors 1..4):
  * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck, 5 the
- * exit log.
+ * exit log, 6 the telemetry region (struct shm_telem per process slot).
  */
 #define SHM_LAYOUT_MAJOR 3u
-#define SHM_LAYOUT_MINOR 5u
+#define SHM_LAYOUT_MINOR 6u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -286,6 +286,28 @@ static_assert(offsetof(struct shm_agent, ckpt_blen) == 160, "shm_agent ABI");
 #define SHM_MBOX_HDR	       256u
 #define SHM_MBOX_CELL	       64u
 #define SHM_MBOX_STRIDE(cells) (SHM_MBOX_HDR + (uint64_t)(cells) * (8u + SHM_MBOX_CELL))
+
+/*
+ * Telemetry (layout minor 6): one block per process slot in the telemetry region, written by
+ * the slot's worker from its own counters at least once per SHM_TELEM_FLUSH_NS of its loop
+ * and a last time when it stops (final = 1). seq is odd while a flush writes it (a reader
+ * copies the block between two equal even reads). Counters are since the owner started.
+ */
+#define SHM_TELEM_BUCKETS  16u
+#define SHM_TELEM_FLUSH_NS 1000000000ull
+struct shm_telem {
+	_Atomic uint64_t seq;
+	uint64_t flushed_ns; /* CLOCK_MONOTONIC of this flush */
+	uint32_t pid;	     /* the owner that wrote it */
+	uint32_t final;	     /* 1: written as the owner stopped in order */
+	uint64_t handled;    /* messages its agents' callbacks were given */
+	uint64_t rounds;     /* loop rounds that handled something */
+	uint64_t parks;	     /* times it waited (spin, then park) with nothing to do */
+	uint64_t flushes;    /* flushes so far, this one included */
+	uint64_t batch[SHM_TELEM_BUCKETS]; /* busy rounds by messages handled: [2^i, 2^(i+1)) */
+	uint8_t pad[256 - 56 - 8 * SHM_TELEM_BUCKETS];
+};
+static_assert(sizeof(struct shm_telem) == 256, "telemetry block ABI");
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {

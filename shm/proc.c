@@ -369,3 +369,52 @@ uint32_t shm_exit_log_read(const struct shm_seg *seg, struct shm_exit_rec *out, 
 	}
 	return got;
 }
+
+static struct shm_telem *telem_at(const struct shm_seg *seg, uint32_t slot)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_region *r = &h->regions[SHM_R_TELEMETRY];
+
+	if (h->layout_minor < 6 || slot >= h->cfg.max_procs ||
+	    r->size < (uint64_t)(slot + 1) * sizeof(struct shm_telem))
+		return NULL;
+	return (struct shm_telem *)(seg->base + r->off) + slot;
+}
+
+void shm_telem_flush(struct shm_seg *seg, uint32_t slot, const struct shm_telem *t)
+{
+	struct shm_telem *d = telem_at(seg, slot);
+	/* relaxed: the owner is the only writer */
+	uint64_t s;
+
+	if (!d)
+		return;
+	s = atomic_load_explicit(&d->seq, memory_order_relaxed);
+	atomic_store_explicit(&d->seq, s | 1, memory_order_relaxed);
+	/* T0: the odd seq before the fields (pairs with T2 in shm_telem_read()) */
+	atomic_thread_fence(memory_order_release);
+	memcpy((uint8_t *)d + sizeof(d->seq), (const uint8_t *)t + sizeof(t->seq),
+	       sizeof(*d) - sizeof(d->seq));
+	/* T1: the fields before the even seq (pairs with T3) */
+	atomic_store_explicit(&d->seq, (s | 1) + 1, memory_order_release);
+}
+
+int shm_telem_read(const struct shm_seg *seg, uint32_t slot, struct shm_telem *out)
+{
+	const struct shm_telem *d = telem_at(seg, slot);
+	uint64_t s0;
+
+	if (!d)
+		return -ENOENT;
+	/* T3: pairs with T1: a complete flush's fields are visible */
+	s0 = atomic_load_explicit(&d->seq, memory_order_acquire);
+	if (s0 & 1)
+		return -EAGAIN;
+	memcpy(out, (const void *)d, sizeof(*out));
+	/* T2: pairs with T0: a flush that began during the copy shows in seq */
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&d->seq, memory_order_relaxed) != s0)
+		return -EAGAIN;
+	atomic_store_explicit(&out->seq, s0, memory_order_relaxed);
+	return 0;
+}

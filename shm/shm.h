@@ -182,6 +182,13 @@ void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st);
 /* Release our slot (clean exit, no claims held). */
 void shm_proc_release(struct shm_seg *seg);
 /*
+ * Write process slot `slot`'s telemetry block from t (its seq ignored): the slot's owner.
+ * Read one (read-only safe): 0, or -EAGAIN if a flush was under way, -ENOENT if the segment
+ * has none (an older minor) or the slot is out of range.
+ */
+void shm_telem_flush(struct shm_seg *seg, uint32_t slot, const struct shm_telem *t);
+int shm_telem_read(const struct shm_seg *seg, uint32_t slot, struct shm_telem *out);
+/*
  * Append the exit just noted in process slot `slot` (its last_* fields) to the segment's
  * exit log. Lock-free: any process that notes an exit (the supervisor, a process releasing
  * its own slot). No-op on a segment older than layout minor 5.

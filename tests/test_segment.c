@@ -477,6 +477,36 @@ static void test_segment_exit_log(void **state)
 	shm_seg_detach(seg);
 }
 
+/* A telemetry block per process slot: written whole, read whole; none past the table. */
+static void test_segment_telemetry(void **state)
+{
+	struct shm_seg *seg = create_published();
+	struct shm_telem t = {.pid = 42, .handled = 1000, .rounds = 7, .flushes = 1, .final = 1},
+			 out;
+	uint32_t max = shm_hdr(seg)->cfg.max_procs;
+
+	(void)state;
+	assert_int_equal(shm_hdr(seg)->regions[SHM_R_TELEMETRY].size,
+			 (uint64_t)max * sizeof(struct shm_telem));
+	assert_int_equal(shm_telem_read(seg, 2, &out), 0);
+	assert_int_equal(out.flushes, 0); /* never flushed */
+	t.batch[3] = 5;
+	shm_telem_flush(seg, 2, &t);
+	assert_int_equal(shm_telem_read(seg, 2, &out), 0);
+	assert_int_equal(out.pid, 42);
+	assert_int_equal(out.handled, 1000);
+	assert_int_equal(out.batch[3], 5);
+	assert_int_equal(out.final, 1);
+	assert_int_equal(atomic_load(&out.seq) % 2, 0);
+	assert_int_equal(shm_telem_read(seg, 1, &out), 0);
+	assert_int_equal(out.handled, 0); /* its neighbours untouched */
+	assert_int_equal(shm_telem_read(seg, max, &out), -ENOENT);
+	shm_hdr(seg)->layout_minor = 5;
+	assert_int_equal(shm_telem_read(seg, 2, &out), -ENOENT);
+	shm_hdr(seg)->layout_minor = SHM_LAYOUT_MINOR;
+	shm_seg_detach(seg);
+}
+
 /* A client that dies holding a slot: its slot is found dead and reaped when the table fills. */
 static void test_segment_proc_dead_client(void **state)
 {
@@ -630,6 +660,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_exit_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_telemetry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_dead_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_liveness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_clean_command, setup, teardown),

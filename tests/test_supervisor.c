@@ -444,18 +444,42 @@ static void test_supervisor_sigterm_keep(void **state)
 	struct rt_run r;
 	struct shm_seg *seg;
 
+	struct rt_client cl;
+	shoal_handle_t e;
+	pid_t pid[3];
+
 	(void)state;
 	start(&r, "keep", two_workers, "--keep");
 	rt_wait_ready(&r);
+	seg = attach(&r);
+	pid[1] = rt_slot_pid(seg, 1);
+	pid[2] = rt_slot_pid(seg, 2);
+	shm_seg_detach(seg);
+	/* work for worker 0 just before the stop: 100 casts, then a call (all handled) */
+	rt_client_open(&cl, r.inst);
+	e = lookup(&cl, "e-00");
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(ipc_send(cl.seg, e, cl.inbox, 1, 0, 0, "x", 1, TIMEOUT_MS), 0);
+	rt_expect_echo(&cl, e);
+	rt_client_close(&cl);
 	kill(r.pid, SIGINT);
 	assert_int_equal(rt_wait_exit(&r), 0);
 	seg = attach(&r);
 	assert_int_equal(atomic_load(&shm_hdr(seg)->state), SHM_INST_STOPPED);
 	assert_int_equal(shm_seg_liveness(seg, 0), SHM_LIVE_STOPPED);
 	for (uint32_t s = 1; s <= 2; s++) {
+		struct shm_telem t;
+
 		assert_int_equal(atomic_load(&shm_proc_at(seg, s)->state), SHM_PROC_EXITED);
 		assert_int_equal(shm_proc_at(seg, s)->last_reason, SHM_EXIT_NORMAL);
 		assert_int_equal(shm_proc_at(seg, s)->last_code, 0);
+		/* the final telemetry flush: well inside the periodic one's second */
+		assert_int_equal(shm_telem_read(seg, s, &t), 0);
+		assert_int_equal(t.final, 1);
+		assert_int_equal(t.pid, (uint32_t)pid[s]);
+		assert_true(t.flushes >= 1);
+		if (s == 1)
+			assert_true(t.handled >= 101 && t.rounds >= 1);
 	}
 	shm_seg_detach(seg);
 	rt_cleanup(&r);

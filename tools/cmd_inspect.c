@@ -198,6 +198,45 @@ static void show_procs(const struct shm_seg *seg, bool all)
 	}
 }
 
+/* The workers' telemetry blocks (struct shm_telem), as last flushed. */
+static void show_telemetry(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	uint64_t now = shm_now_ns();
+	bool head = false;
+
+	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {
+		struct shm_telem t;
+		uint64_t busy = 0, half = 0;
+		uint32_t p50 = 0;
+
+		if (shm_telem_read(seg, i, &t) || !t.flushes)
+			continue;
+		if (!head) {
+			printf("\ntelemetry      (per worker, as last flushed; batch: messages per "
+			       "busy "
+			       "round)\n  %4s %7s %12s %10s %10s %8s %9s %9s\n",
+			       "slot", "pid", "handled", "rounds", "parks", "flushes", "age-ms",
+			       "batch-p50");
+			head = true;
+		}
+		for (uint32_t b = 0; b < SHM_TELEM_BUCKETS; b++)
+			busy += t.batch[b];
+		for (uint32_t b = 0; b < SHM_TELEM_BUCKETS && busy; b++) {
+			half += t.batch[b];
+			if (2 * half >= busy) {
+				p50 = 1u << b;
+				break;
+			}
+		}
+		printf("  %4u %7u %12llu %10llu %10llu %8llu %9.1f %8s%u%s\n", i, t.pid,
+		       (unsigned long long)t.handled, (unsigned long long)t.rounds,
+		       (unsigned long long)t.parks, (unsigned long long)t.flushes,
+		       now > t.flushed_ns ? (double)(now - t.flushed_ns) / 1e6 : 0.0,
+		       p50 ? ">=" : "", p50, t.final ? " (final)" : "");
+	}
+}
+
 /* The exit log: every exit of a process slot's owner, newest first (the last SHM_EXIT_LOG). */
 static void show_exits(const struct shm_seg *seg)
 {
@@ -427,6 +466,7 @@ static int inspect_one(const char *instance, bool all, int wait_ms)
 	show_header(seg);
 	show_regions(seg);
 	show_procs(seg, all);
+	show_telemetry(seg);
 	show_exits(seg);
 	show_agents(seg);
 	show_monitors(seg);

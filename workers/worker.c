@@ -40,7 +40,28 @@ struct wrk {
 	uint64_t spin_ns; /* spin before parking ($SHOAL_WORKER_SPIN_NS) */
 	bool boosted;	  /* still at the start-up SCHED_FIFO (unboost()) */
 	uint64_t boost_t0;
+	struct shm_telem tl; /* our telemetry, flushed to the segment (telem_flush()) */
 };
+
+/* Copy our telemetry into the segment; final: the last time, as we stop in order. */
+static void telem_flush(struct wrk *w, bool final)
+{
+	w->tl.flushed_ns = w->now;
+	w->tl.pid = (uint32_t)getpid();
+	w->tl.final = final;
+	w->tl.flushes++;
+	shm_telem_flush(w->seg, w->self, &w->tl);
+}
+
+/* A loop round handled n messages (n > 0). */
+static void telem_round(struct wrk *w, uint32_t n)
+{
+	uint32_t b = 31u - (uint32_t)__builtin_clz(n);
+
+	w->tl.handled += n;
+	w->tl.rounds++;
+	w->tl.batch[b < SHM_TELEM_BUCKETS ? b : SHM_TELEM_BUCKETS - 1]++;
+}
 
 static void *xcalloc(size_t n, size_t sz)
 {
@@ -637,6 +658,10 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		next_tick = run_ticks(&w);
 		shm_proc_heartbeat(seg);
 		if (done)
+			telem_round(&w, done);
+		if (w.now - w.tl.flushed_ns >= SHM_TELEM_FLUSH_NS)
+			telem_flush(&w, false);
+		if (done)
 			continue;
 		/* before sleep: park until rung, the next tick, or the heartbeat period */
 		timeout = WRK_HEARTBEAT_NS;
@@ -646,11 +671,14 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 			timeout = WRK_HEARTBEAT_NS;
 		shm_trace("wrk: idle");
 		shm_trace_flush();
-		if (timeout)
+		if (timeout) {
+			w.tl.parks++;
 			ipc_waiter_wait(w.waiter, w.spin_ns, timeout, has_work, &w, NULL);
+		}
 	}
 	w.now = shm_now_ns();
 	shutdown_agents(&w);
+	telem_flush(&w, true);
 	ipc_waiter_destroy(w.waiter);
 	rc = 0;
 out_free:
