@@ -577,6 +577,45 @@ static void asan_restore(char *saved)
 
 /* The hog agent allocates past its worker's cap: the worker exits, recorded "memory cap". */
 /*
+ * Drive instance r's "hog" agent (one worker, a memory cap of mechanism mech: 1 rlimit, 2
+ * cgroup v2) 16 MiB per call until its worker dies under the cap and is replaced: recorded
+ * as "memory cap", with exit code `code` (>= 0) or signal `sig`; then the echo agent "e"
+ * on the replacement answers. A call that crossed the cap is redelivered to the fresh
+ * replacement, which has room, and answers.
+ */
+static void hog_past_cap(struct rt_run *r, uint32_t mech, int code, int sig)
+{
+	struct shm_seg *seg = attach(r);
+	struct shm_proc *p = shm_proc_at(seg, 1);
+	pid_t old = rt_slot_pid(seg, 1);
+	struct rt_client cl;
+	shoal_handle_t hog;
+
+	assert_int_equal(p->cap_mech, mech);
+	rt_client_open(&cl, r->inst);
+	hog = lookup(&cl, "hog");
+	for (int i = 0; i < 64 && !atomic_load(&p->restarts); i++) {
+		char reply[8];
+
+		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply, sizeof(reply),
+				     TIMEOUT_MS) >= 0);
+	}
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
+	if (code >= 0)
+		assert_int_equal(p->last_code, code);
+	else
+		assert_int_equal(p->last_signal, sig);
+	/* the instance carries on */
+	rt_expect_echo(&cl, lookup(&cl, "e"));
+	rt_client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r->pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(r), 0);
+	rt_cleanup(r);
+}
+
+/*
  * The cgroup v2 cap, for real: a worker whose agent allocates past memory.max is killed by
  * the kernel's OOM killer, recorded as "memory cap" (memory.events), and replaced. Needs a
  * delegated cgroup v2 directory with the memory controller enabled for its children, named
@@ -587,12 +626,7 @@ static void test_supervisor_memory_cap_cgroup(void **state)
 {
 	const char *cg = getenv("SHOAL_TEST_CGROUP");
 	struct rt_run r;
-	struct shm_seg *seg;
-	struct shm_proc *p;
-	struct rt_client cl;
-	shoal_handle_t hog;
 	char cfg[1024];
-	pid_t old;
 
 	(void)state;
 	if (!cg)
@@ -605,39 +639,14 @@ static void test_supervisor_memory_cap_cgroup(void **state)
 		 cg);
 	start(&r, "cgcap", cfg, NULL);
 	rt_wait_ready(&r);
-	seg = attach(&r);
-	p = shm_proc_at(seg, 1);
-	assert_int_equal(p->cap_mech, 2); /* cgroup v2, as inspect shows it */
-	old = rt_slot_pid(seg, 1);
-	rt_client_open(&cl, r.inst);
-	hog = lookup(&cl, "hog");
-	/* 16 MiB per call until the kernel kills the worker at its memory.max */
-	for (int i = 0; i < 64 && !atomic_load(&p->restarts); i++) {
-		char reply[8];
-
-		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply, sizeof(reply),
-				     TIMEOUT_MS) >= 0);
-	}
-	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
-	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
-	assert_int_equal(p->last_signal, SIGKILL);
-	rt_expect_echo(&cl, lookup(&cl, "e"));
-	rt_client_close(&cl);
-	shm_seg_detach(seg);
-	kill(r.pid, SIGTERM);
-	assert_int_equal(rt_wait_exit(&r), 0);
-	rt_cleanup(&r);
+	/* the kernel's OOM killer ends it: SIGKILL, told apart by memory.events */
+	hog_past_cap(&r, 2, -1, SIGKILL);
 }
 
 static void test_supervisor_memory_cap_hog_agent(void **state)
 {
 	struct rt_run r;
-	struct shm_seg *seg;
-	struct shm_proc *p;
-	struct rt_client cl;
-	shoal_handle_t hog;
 	char *saved;
-	pid_t old;
 
 	(void)state;
 #ifdef __SANITIZE_ADDRESS__
@@ -655,31 +664,8 @@ static void test_supervisor_memory_cap_hog_agent(void **state)
 	      NULL);
 	asan_restore(saved);
 	rt_wait_ready(&r);
-	seg = attach(&r);
-	p = shm_proc_at(seg, 1);
-	old = rt_slot_pid(seg, 1);
-	rt_client_open(&cl, r.inst);
-	hog = lookup(&cl, "hog");
-	/*
-	 * 16 MiB per call until the worker dies under its cap. The call that crossed it is
-	 * redelivered to the fresh replacement, which has room, and answers.
-	 */
-	for (int i = 0; i < 64 && !atomic_load(&p->restarts); i++) {
-		char reply[8];
-
-		assert_true(ipc_call(cl.seg, cl.w, cl.inbox, hog, 1, "16", 2, reply, sizeof(reply),
-				     TIMEOUT_MS) >= 0);
-	}
-	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
-	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
-	assert_int_equal(p->last_code, 86);
-	/* the instance carries on: the echo agent on the replacement answers */
-	rt_expect_echo(&cl, lookup(&cl, "e"));
-	rt_client_close(&cl);
-	shm_seg_detach(seg);
-	kill(r.pid, SIGTERM);
-	assert_int_equal(rt_wait_exit(&r), 0);
-	rt_cleanup(&r);
+	/* an allocation failure under RLIMIT_DATA: the worker exits WRK_EXIT_MEMCAP (86) */
+	hog_past_cap(&r, 1, 86, 0);
 }
 
 /*
