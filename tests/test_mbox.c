@@ -697,6 +697,36 @@ static void test_mbox_redelivered_flag(void **state)
 }
 
 /*
+ * A producer process that claims k cells at position pos of slot's mailbox (moving the
+ * tail past them), writes `stamp` (if not 0) into the stamp word of the claim's cell
+ * `stamp_cell`, and is SIGKILLed holding the claim. Its process slot is in bk->slot_of[0].
+ */
+static void die_holding_claim(struct shm_seg *seg, uint32_t slot, uint64_t pos, uint32_t k,
+			      uint64_t stamp_cell, uint32_t stamp)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ipc_mbox mb;
+		uint64_t s = ipc_seq_make(pos, IPC_S_FREE, 0, 0);
+
+		it_child_claim(seg);
+		atomic_store(&bk->slot_of[0], seg->self);
+		atomic_store(&shm_proc_at(seg, seg->self)->mbox_intent, slot + 1);
+		ipc_mbox_resolve(seg, slot, &mb);
+		if (!atomic_compare_exchange_strong(&mb.seq[pos & mb.mask], &s,
+						    ipc_seq_make(pos, IPC_S_CLAIMED, k, seg->self)))
+			_exit(2);
+		atomic_store(&mb.h->tail, pos + k);
+		if (stamp)
+			atomic_store(ipc_stamp_at(&mb, stamp_cell), stamp);
+		raise(SIGKILL);
+	}
+	assert_true(WIFSIGNALED(it_wait_child(pid, 10000)));
+}
+
+/*
  * A dead producer's claim over 2 cells, its second cell's stamp word holding bytes that
  * read as that cell's READY stamp a lap later: skipping the claim zeroes them, so the head
  * finds nothing there when the ring comes round.
@@ -707,27 +737,9 @@ static void test_mbox_dead_claim_stamp(void **state)
 	shoal_handle_t a = it_agent(seg);
 	uint32_t slot = shoal_handle_slot(a);
 	struct ipc_msg m;
-	pid_t pid;
 
 	(void)state;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct ipc_mbox mb;
-		uint64_t s = ipc_seq_make(0, IPC_S_FREE, 0, 0);
-
-		it_child_claim(seg);
-		atomic_store(&bk->slot_of[0], seg->self);
-		atomic_store(&shm_proc_at(seg, seg->self)->mbox_intent, slot + 1);
-		ipc_mbox_resolve(seg, slot, &mb);
-		if (!atomic_compare_exchange_strong(&mb.seq[0], &s,
-						    ipc_seq_make(0, IPC_S_CLAIMED, 2, seg->self)))
-			_exit(2);
-		atomic_store(&mb.h->tail, 2);
-		atomic_store(ipc_stamp_at(&mb, 1), ipc_stamp_make(16 + 1, IPC_ST_READY));
-		raise(SIGKILL);
-	}
-	assert_true(WIFSIGNALED(it_wait_child(pid, 10000)));
+	die_holding_claim(seg, slot, 0, 2, 1, ipc_stamp_make(16 + 1, IPC_ST_READY));
 	assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 1);
 	for (int i = 2; i < 17; i++) {
 		assert_int_equal(ipc_send(seg, a, 0, (uint32_t)i, 0, 0, "x", 1, 0), 0);
@@ -757,7 +769,6 @@ static void test_mbox_skip_behind_live_claim(void **state)
 	struct ipc_mbox mb;
 	struct ipc_msg m;
 	uint64_t s = ipc_seq_make(0, IPC_S_FREE, 0, 0);
-	pid_t pid;
 
 	(void)state;
 	ipc_mbox_resolve(seg, slot, &mb);
@@ -766,21 +777,7 @@ static void test_mbox_skip_behind_live_claim(void **state)
 						   ipc_seq_make(0, IPC_S_CLAIMED, 1, seg->self)));
 	atomic_store(&mb.h->tail, 1);
 	/* position 1: a producer that dies holding its claim */
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		uint64_t f = ipc_seq_make(1, IPC_S_FREE, 0, 0);
-
-		it_child_claim(seg);
-		atomic_store(&bk->slot_of[0], seg->self);
-		atomic_store(&shm_proc_at(seg, seg->self)->mbox_intent, slot + 1);
-		if (!atomic_compare_exchange_strong(&mb.seq[1], &f,
-						    ipc_seq_make(1, IPC_S_CLAIMED, 1, seg->self)))
-			_exit(2);
-		atomic_store(&mb.h->tail, 2);
-		raise(SIGKILL);
-	}
-	assert_true(WIFSIGNALED(it_wait_child(pid, 10000)));
+	die_holding_claim(seg, slot, 1, 1, 0, 0);
 	assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 1);
 	/* position 2: a complete message */
 	assert_int_equal(ipc_send(seg, a, 0, 7, 0, 0, "m", 1, 0), 0);
