@@ -305,6 +305,7 @@ void shm_exit_record(struct shm_seg *seg, uint32_t slot)
 	/* relaxed: the count only hands out record numbers; seq orders each record */
 	n = atomic_fetch_add_explicit(&h->exit_next, 1, memory_order_relaxed);
 	r = &h->exit_log[n % SHM_EXIT_LOG];
+	/* relaxed: E0 in exit_fill() orders it before the fields */
 	atomic_store_explicit(&r->seq, 2 * n + 1, memory_order_relaxed);
 	exit_fill(r, shm_proc_at(seg, slot), slot, 2 * n + 2);
 }
@@ -384,11 +385,12 @@ static struct shm_telem *telem_at(const struct shm_seg *seg, uint32_t slot)
 void shm_telem_flush(struct shm_seg *seg, uint32_t slot, const struct shm_telem *t)
 {
 	struct shm_telem *d = telem_at(seg, slot);
-	/* relaxed: the owner is the only writer */
 	uint64_t s;
 
 	if (!d)
 		return;
+	/* relaxed: the owner is the only writer; T0 orders the odd seq before the fields (an
+	 * owner killed mid-flush leaves it odd: readers skip the block until the next flush) */
 	s = atomic_load_explicit(&d->seq, memory_order_relaxed);
 	atomic_store_explicit(&d->seq, s | 1, memory_order_relaxed);
 	/* T0: the odd seq before the fields (pairs with T2 in shm_telem_read()) */

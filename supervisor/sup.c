@@ -266,7 +266,8 @@ static void on_supervisor_death(int sig)
 	(void)sig;
 	if (seg) {
 		struct shm_hdr *h = shm_hdr(seg);
-		/* relaxed: the CAS below decides */
+		/* relaxed: the CAS below decides; release there pairs with I0 in
+		 * shm_seg_liveness() (nothing else to publish, but readers take it so) */
 		uint32_t st = atomic_load_explicit(&h->state, memory_order_relaxed);
 
 		while (st != SHM_INST_STOPPED && st != SHM_INST_SUP_DEAD &&
