@@ -200,4 +200,8 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 /* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
 uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 
+/* Tests only: called at fixed points of the mailbox code (NULL: not). */
+#define IPC_HOOK_PAD_STAMPED 1 /* a producer stamped filler, before publishing it */
+extern void (*ipc_mbox_test_hook)(int point);
+
 #endif

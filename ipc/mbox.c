@@ -103,6 +103,10 @@
  * successor consumer's recovery also wakes, and waiters re-check every
  * IPC_FULL_RECHECK_NS for a consumer that stopped inside that window.
  *
+ * A producer that published filler and then finds no room rings the host before it
+ * returns -EAGAIN or waits (ring_after_pad()): the consumer may have parked while that
+ * filler was a live claim at its head, and with the mailbox full no other put will ring.
+ *
  * A producer may also die after winning a parked consumer's wake (wake.c) but before its
  * syscall: repair therefore ends by waking every parked process.
  *
@@ -117,6 +121,8 @@
 #include <unistd.h>
 
 #include "ipc/ipc_int.h"
+
+void (*ipc_mbox_test_hook)(int point);
 
 static inline void cpu_relax(void)
 {
@@ -216,7 +222,7 @@ static inline void publish(struct ipc_mbox *m, uint64_t t, uint64_t claim, uint6
  * that last store leaves one claim covering them all (skipped whole by repair).
  */
 static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
-		   const void *const *data, uint32_t cnt)
+		   const void *const *data, uint32_t cnt, bool *padded)
 {
 	for (;;) {
 		/* T0: pairs with T1 in help_tail(): the claim at t - k is visible. */
@@ -283,7 +289,10 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 			/* P2: pairs with P3 in ipc_mbox_peek(): filler, read the sequence words */
 			atomic_store_explicit(ipc_stamp_at(m, t), ipc_stamp_make(t, IPC_ST_PAD),
 					      memory_order_release);
+			if (__builtin_expect(ipc_mbox_test_hook != NULL, 0))
+				ipc_mbox_test_hook(IPC_HOOK_PAD_STAMPED);
 			publish(m, t, claim, ipc_seq_make(t, IPC_S_PAD, need, 0));
+			*padded = true;
 			continue;
 		}
 		for (uint32_t i = 0, off = 0; i < c; i++) {
@@ -370,11 +379,30 @@ static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
 	syscall(SYS_futex, addr, FUTEX_WAIT, val, &ts, NULL, 0);
 }
 
+/*
+ * We published filler and then found no room: ring the mailbox's host. It may have parked
+ * while the filler was still a claim at its head (nothing to deliver behind a live claim),
+ * and the messages queued behind the filler rang while it was so; with the mailbox full,
+ * nobody else will put, so nobody else will ring.
+ */
+static void ring_after_pad(struct shm_seg *seg, uint32_t slot, bool *padded)
+{
+	uint32_t host;
+
+	if (!*padded)
+		return;
+	*padded = false;
+	host = ipc_agent_host(seg, slot);
+	if (host != UINT32_MAX)
+		ipc_ring(seg, host);
+}
+
 int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
 		      const void *const *data, uint32_t cnt, int timeout_ms)
 {
 	struct shm_proc *me = shm_proc_at(seg, seg->self);
 	uint64_t deadline = 0;
+	bool padded = false;
 	struct ipc_mbox m;
 	int r;
 
@@ -382,7 +410,9 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 	/* relaxed: owner-written; read by repair only after our death (ordered by it) */
 	if (atomic_load_explicit(&me->mbox_intent, memory_order_relaxed) != slot + 1u)
 		atomic_store_explicit(&me->mbox_intent, slot + 1u, memory_order_relaxed);
-	r = try_put(seg->self, &m, w, data, cnt);
+	r = try_put(seg->self, &m, w, data, cnt, &padded);
+	if (r == -EAGAIN)
+		ring_after_pad(seg, slot, &padded);
 	if (r != -EAGAIN || timeout_ms == 0)
 		return r;
 	/* relaxed: a statistic */
@@ -405,9 +435,10 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 			/* W3: pairs with W2 in wake_space_waiters(): the consumer sees our flag,
 			 * or the re-check below sees the cells it freed. */
 			atomic_thread_fence(memory_order_seq_cst);
-			r = try_put(seg->self, &m, w, data, cnt);
+			r = try_put(seg->self, &m, w, data, cnt, &padded);
 			if (r != -EAGAIN)
 				return r;
+			ring_after_pad(seg, slot, &padded);
 			now = shm_now_ns();
 			if (deadline && now >= deadline)
 				return -ETIMEDOUT;
@@ -416,9 +447,10 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 			futex_wait_ms(&m.h->space, v, left);
 			continue;
 		}
-		r = try_put(seg->self, &m, w, data, cnt);
+		r = try_put(seg->self, &m, w, data, cnt, &padded);
 		if (r != -EAGAIN)
 			return r;
+		ring_after_pad(seg, slot, &padded);
 		if (deadline && shm_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}

@@ -22,6 +22,8 @@ struct book {
 	_Atomic uint32_t stop;
 	_Atomic uint32_t ready;
 	_Atomic uint32_t consumer_slot;
+	_Atomic uint32_t at_pad; /* test_mbox_pad_then_full: the producer stamped filler */
+	_Atomic uint32_t go;	 /* ... and may publish it */
 	char why[512];
 };
 
@@ -753,6 +755,86 @@ static void test_mbox_dead_claim_stamp(void **state)
 	it_destroy(seg);
 }
 
+/* Send sender's next message of len bytes (its per-sender sequence in *seq). */
+static int send_seq(struct shm_seg *seg, shoal_handle_t to, uint32_t sender, uint64_t *seq,
+		    uint32_t len, int timeout_ms)
+{
+	uint8_t buf[256];
+	int r;
+
+	make_payload(buf, sender, *seq, len);
+	r = ipc_send(seg, to, SHOAL_HANDLE_NONE, 1, 0, 0, buf, len, timeout_ms);
+	if (r == 0)
+		(*seq)++;
+	return r;
+}
+
+/* The producer's hook: stop between stamping filler and publishing it, until told. */
+static void pad_hook(int point)
+{
+	uint64_t dl = shm_now_ns() + 10000000000ull;
+
+	if (point != IPC_HOOK_PAD_STAMPED)
+		return;
+	atomic_store(&bk->at_pad, 1);
+	while (!atomic_load(&bk->go))
+		if (shm_now_ns() > dl)
+			_exit(7);
+}
+
+/*
+ * Filler whose producer is slow to publish it: the consumer parks at it (a live claim at
+ * its head), other producers fill the ring behind it and wait for room. When the filler's
+ * producer publishes it and finds no room either, it must ring the consumer, or all of
+ * them wait for ever (found by the 2-producer stress: 'producer 0 timed out ... seq[h] PAD,
+ * consumer parked').
+ */
+static void test_mbox_pad_then_full(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint64_t seq0 = 0;
+	uint32_t cslot;
+	pid_t c, p;
+	int r;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	c = spawn_consumer(seg, a, 0, 0);
+	cslot = atomic_load(&bk->consumer_slot);
+	/* the tail to cell 14: a 3-cell message will need filler to the end of the ring */
+	for (int i = 0; i < 14; i++)
+		assert_int_equal(send_seq(seg, a, 0, &seq0, 16, 1000), 0);
+	assert_true(it_wait_u64(&bk->recv[0], 14, 10000));
+	p = fork();
+	assert_true(p >= 0);
+	if (p == 0) {
+		uint64_t seq1 = 0;
+
+		it_child_claim(seg);
+		ipc_mbox_test_hook = pad_hook;
+		_exit(send_seq(seg, a, 1, &seq1, 100, 5000) == 0 ? 0 : 1);
+	}
+	assert_true(it_wait_u32(&bk->at_pad, 1, 10000));
+	/* 14 messages behind the filler, then the ring is full */
+	for (r = 0; r == 0;)
+		r = send_seq(seg, a, 0, &seq0, 16, 0);
+	assert_int_equal(r, -EAGAIN);
+	assert_int_equal(seq0, 28);
+	/* the consumer parks: nothing to deliver behind a live claim at its head */
+	assert_true(it_wait_u32(&shm_proc_at(seg, cslot)->parked, 1, 10000));
+	atomic_store(&bk->go, 1);
+	/* the filler is published, its producer's message waits for room: all arrive */
+	assert_true(it_ok(it_wait_child(p, 10000)));
+	assert_true(it_wait_u64(&bk->recv[0], 28, 10000));
+	assert_true(it_wait_u64(&bk->recv[1], 1, 10000));
+	atomic_store(&bk->stop, 1);
+	ipc_ring(seg, cslot);
+	assert_true(it_ok(it_wait_child(c, 10000)));
+	assert_no_errors();
+	it_destroy(seg);
+}
+
 /*
  * A dead claim repaired while the head is still before it, behind a live producer's claim:
  * the consumer's empty peeks at that live claim must not use up repair's request to read
@@ -940,6 +1022,7 @@ int main(void)
 		cmocka_unit_test(test_mbox_dead_claim),
 		cmocka_unit_test(test_mbox_dead_claim_stamp),
 		cmocka_unit_test(test_mbox_skip_behind_live_claim),
+		cmocka_unit_test(test_mbox_pad_then_full),
 		cmocka_unit_test(test_mbox_redelivered_flag),
 		cmocka_unit_test(test_mbox_two_threads),
 		cmocka_unit_test(test_mbox_stress_2p1c),
