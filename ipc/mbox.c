@@ -775,8 +775,9 @@ void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot)
 	}
 	atomic_store_explicit(&m.h->freed, h, memory_order_relaxed);
 	/* empty peeks read the sequence words until the head is past what is queued now: a
-	 * claim may have died meanwhile */
-	recheck_until(&m, atomic_load_explicit(&m.h->tail, memory_order_acquire));
+	 * claim may have died meanwhile (relaxed: the tail only bounds the request; the
+	 * sequence words themselves are read with acquire) */
+	recheck_until(&m, atomic_load_explicit(&m.h->tail, memory_order_relaxed));
 	/* our predecessor may have died between freeing cells and waking their waiters */
 	wake_space_waiters(&m);
 	if (inf == h + 1) {

@@ -81,9 +81,7 @@ int shm_ns_get(struct shm_seg *seg, const char *name, size_t len, bool create, u
 		}
 		/* a racing creator named it first (or the table is full): give the number back */
 		shm_reg_unregister(seg, SHM_NS_NUMBERS, key, kl, num);
-		if (r == -EEXIST)
-			return ns_lookup(seg, name, len, ns) == 0 ? 0 : -EAGAIN;
-		return r;
+		return r == -EEXIST ? ns_lookup(seg, name, len, ns) : r;
 	}
 	return -ENOSPC;
 }
@@ -92,6 +90,7 @@ int shm_ns_name(const struct shm_seg *seg, uint32_t ns, char *buf, size_t cap)
 {
 	struct shm_reg_meta meta;
 	shoal_handle_t h;
+	uint32_t back;
 	char key[16];
 	size_t kl;
 
@@ -102,12 +101,8 @@ int shm_ns_name(const struct shm_seg *seg, uint32_t ns, char *buf, size_t cap)
 	    meta.len > SHM_NS_NAME_MAX)
 		return -ENOENT;
 	/* the number claimed but not (yet, or ever) named: not a name */
-	{
-		uint32_t back;
-
-		if (ns_lookup(seg, (const char *)meta.data, meta.len, &back) || back != ns)
-			return -ENOENT;
-	}
+	if (ns_lookup(seg, (const char *)meta.data, meta.len, &back) || back != ns)
+		return -ENOENT;
 	if (meta.len >= cap)
 		return -ENOSPC;
 	memcpy(buf, meta.data, meta.len);

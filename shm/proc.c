@@ -319,7 +319,8 @@ void shm_exit_update(struct shm_seg *seg, uint32_t slot)
 	if (h->layout_minor < 5 || slot >= h->cfg.max_procs)
 		return;
 	p = shm_proc_at(seg, slot);
-	next = atomic_load_explicit(&h->exit_next, memory_order_acquire);
+	/* relaxed: only bounds the scan; each record's seq (E1/E3) orders its fields */
+	next = atomic_load_explicit(&h->exit_next, memory_order_relaxed);
 	for (uint64_t n = next; n > 0 && next - n < SHM_EXIT_LOG; n--) {
 		struct shm_exit_rec *r = &h->exit_log[(n - 1) % SHM_EXIT_LOG];
 		uint64_t done = 2 * (n - 1) + 2;
@@ -349,7 +350,8 @@ uint32_t shm_exit_log_read(const struct shm_seg *seg, struct shm_exit_rec *out, 
 		*total = 0;
 	if (h->layout_minor < 5)
 		return 0;
-	next = atomic_load_explicit(&h->exit_next, memory_order_acquire);
+	/* relaxed: only bounds the scan; each record's seq (E1/E3) orders its fields */
+	next = atomic_load_explicit(&h->exit_next, memory_order_relaxed);
 	if (total)
 		*total = next;
 	for (uint64_t n = next; n > 0 && next - n < SHM_EXIT_LOG && got < max; n--) {

@@ -402,6 +402,18 @@ enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_aft
 	return SHM_LIVE_OK;
 }
 
+int shm_seg_gone(const struct shm_seg *seg, enum shm_liveness l)
+{
+	if (l == SHM_LIVE_STALE)
+		return -EOWNERDEAD;
+	if (l != SHM_LIVE_STOPPED)
+		return 0;
+	/* relaxed: which of the two ends it was; liveness read the state word with acquire */
+	return atomic_load_explicit(&shm_hdr(seg)->state, memory_order_relaxed) == SHM_INST_SUP_DEAD
+		       ? -EOWNERDEAD
+		       : -ESHUTDOWN;
+}
+
 const char *shm_liveness_name(enum shm_liveness l)
 {
 	switch (l) {

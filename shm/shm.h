@@ -260,6 +260,12 @@ enum shm_liveness {
 	SHM_LIVE_STOPPED,      /* marked stopped or supervisor-dead: a post-mortem */
 };
 enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_after_ns);
+/*
+ * Is the instance gone, by liveness l (from shm_seg_liveness())? -EOWNERDEAD when its
+ * supervisor died (stale, or marked supervisor-dead by its workers), -ESHUTDOWN when it
+ * stopped in order, 0 while it runs.
+ */
+int shm_seg_gone(const struct shm_seg *seg, enum shm_liveness l);
 const char *shm_liveness_name(enum shm_liveness l);
 
 /* --- small helpers --- */

@@ -440,22 +440,6 @@ void sup_ctl_tick(struct sup_ctl *ctl)
 
 /* --- the client side --- */
 
-/*
- * Is the supervisor gone, by liveness l? -EOWNERDEAD when it died (the segment stale, or
- * marked supervisor-dead by its workers), -ESHUTDOWN when it stopped, else 0.
- */
-static int sup_gone(const struct shm_seg *seg, enum shm_liveness l)
-{
-	if (l == SHM_LIVE_STALE)
-		return -EOWNERDEAD;
-	if (l != SHM_LIVE_STOPPED)
-		return 0;
-	/* relaxed: which end it was; liveness read the state word with acquire */
-	return atomic_load_explicit(&shm_hdr(seg)->state, memory_order_relaxed) == SHM_INST_SUP_DEAD
-		       ? -EOWNERDEAD
-		       : -ESHUTDOWN;
-}
-
 /* See sup.h. Any process with a process slot, an inbox and its waiter. */
 int sup_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox,
 		 const struct sup_ctl_req *req, struct sup_ctl_reply *rep, int timeout_ms)
@@ -468,8 +452,9 @@ int sup_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox
 
 	if (h->layout_minor < 2)
 		return -ENOTCONN;
-	if (sup_gone(seg, l))
-		return sup_gone(seg, l);
+	n = shm_seg_gone(seg, l);
+	if (n)
+		return n;
 	/* P1: pairs with P0 in sup_ctl_open(). */
 	to = atomic_load_explicit(&h->ctl_inbox, memory_order_acquire);
 	if (to == SHOAL_HANDLE_NONE) {
@@ -483,9 +468,10 @@ int sup_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox
 	n = ipc_call(seg, w, inbox, to, SUP_CTL_MSG, req, sizeof(*req), rep, sizeof(*rep),
 		     timeout_ms);
 	if (n == -ETIMEDOUT || n == -ENOENT || n == -ESTALE) {
-		l = shm_seg_liveness(seg, 0);
-		if (sup_gone(seg, l))
-			return sup_gone(seg, l);
+		int gone = shm_seg_gone(seg, shm_seg_liveness(seg, 0));
+
+		if (gone)
+			return gone;
 		if (n != -ETIMEDOUT)
 			return -ESHUTDOWN; /* the inbox went away: the supervisor is stopping */
 		return -ETIMEDOUT;

@@ -278,7 +278,7 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 
 	for (;;) {
 		uint64_t left = CLIENT_LIVENESS_NS, now;
-		enum shm_liveness l;
+		int gone;
 		int r;
 
 		if (ipc_mbox_peek(c->seg, rw.slot, &m) == 0)
@@ -301,15 +301,9 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 		 */
 		if (r != 0 || ipc_mbox_has_msg(c->seg, rw.slot))
 			continue;
-		l = shm_seg_liveness(c->seg, 0);
-		/* relaxed: which of the two ends it was; liveness read it with acquire */
-		if (l == SHM_LIVE_STALE ||
-		    (l == SHM_LIVE_STOPPED &&
-		     atomic_load_explicit(&shm_hdr(c->seg)->state, memory_order_relaxed) ==
-			     SHM_INST_SUP_DEAD))
-			return -EOWNERDEAD;
-		if (l == SHM_LIVE_STOPPED)
-			return -ESHUTDOWN;
+		gone = shm_seg_gone(c->seg, shm_seg_liveness(c->seg, 0));
+		if (gone)
+			return gone;
 	}
 	out->from = m.from;
 	out->ref = m.ref;
