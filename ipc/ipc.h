@@ -84,6 +84,11 @@ int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 void ipc_mbox_recover(struct shm_seg *seg, uint32_t slot);
 /* The next message without removing it: 0, or -EAGAIN when empty. Marks it in flight. */
 int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out);
+/*
+ * ipc_mbox_peek() for a consumer that spins: up to `spins` reads of the head's stamp (a
+ * pause between them) until a message is there, then a peek. 0, or -EAGAIN still empty.
+ */
+int ipc_mbox_peek_spin(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out, uint32_t spins);
 /* Remove the message last returned by peek (after its callback returned). */
 void ipc_mbox_consume(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *m);
 /*

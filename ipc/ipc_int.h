@@ -186,6 +186,17 @@ static inline uint32_t ipc_msg_cells(uint32_t len)
 int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
 		 int timeout_ms);
 
+/* Payloads up to this many bytes fit a message in one cell (with its header). */
+#define IPC_SMALL_MAX (SHM_MBOX_CELL - 32u)
+
+/*
+ * One message of at most IPC_SMALL_MAX bytes, one attempt, no wait: 0, or -EAGAIN when the
+ * attempt lost a race or found the tail's cell not free (full, or a claim to help past);
+ * ipc_mbox_put() then does all of it. The fast path of ipc_send(). mbox.c.
+ */
+int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+		       const void *data);
+
 /* Wake every parked process (after a repair: a dead producer may have owed a wake). */
 void ipc_wake_parked_all(struct shm_seg *seg);
 

@@ -27,7 +27,16 @@
  *      stamp (below), then CAS seq[t]: CLAIMED(t, k, self) -> READY(t, k), then ring the
  *      host (msg.c).
  * The producer always tries the tail CAS itself before publishing, so READY implies the
- * tail is past the message.
+ * tail is past the message; except on the one-cell path (ipc_mbox_put_small()), below.
+ *
+ * A lagging tail: ipc_mbox_put_small() moves the tail after the stamp (a locked instruction
+ * fewer before it), so the consumer may take the message, and free its cell, while the tail
+ * still names it. A producer then finds FREE(t + cells) at the tail t: one lap ahead,
+ * which only a consumed position can hold (the cell of a full ring holds the previous
+ * lap). It moves the tail one cell (that path only writes one-cell messages; filler and
+ * runs still move the tail before their stamps) and claims again. Nothing else trusts the
+ * tail to be ahead of the head: repair and tools walk from the head, recovery only bounds
+ * a recheck with it, and ipc_mbox_stats() counts a lagging tail as no cell used.
  *
  * Stamps: the consumer's fast path. Spinning on the sequence word at its head, the consumer
  * pulled that line to itself between a producer's claim and its READY, and the message was
@@ -279,6 +288,12 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 				help_tail(m, t, ipc_seq_k(s));
 				continue;
 			}
+			if (s == seq_free(t + m->n)) {
+				/* a one-cell message consumed and freed before its producer
+				 * moved the tail past it: move it (a lagging tail, see the top) */
+				help_tail(m, t, 1);
+				continue;
+			}
 			/* relaxed: only compares with t; the loop reloads with acquire */
 			if (atomic_load_explicit(&m->h->tail, memory_order_relaxed) != t)
 				continue;
@@ -454,6 +469,69 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 		if (deadline && shm_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
+}
+
+/* Copy len <= 32 bytes with at most two overlapping moves per size class (no call). */
+static inline void copy_small(uint8_t *dst, const uint8_t *src, uint32_t len)
+{
+	if (len >= 16) {
+		memcpy(dst, src, 16);
+		memcpy(dst + len - 16, src + len - 16, 16);
+	} else if (len >= 8) {
+		memcpy(dst, src, 8);
+		memcpy(dst + len - 8, src + len - 8, 8);
+	} else if (len >= 4) {
+		memcpy(dst, src, 4);
+		memcpy(dst + len - 4, src + len - 4, 4);
+	} else if (len) {
+		dst[0] = src[0];
+		dst[len / 2] = src[len / 2];
+		dst[len - 1] = src[len - 1];
+	}
+}
+
+/*
+ * try_put() for one message of one cell, straight through: the same claim, tail, copy,
+ * stamp and publish (steps 2 to 4 at the top), without the loops that runs, filler and
+ * multi-cell messages need. A spinning round trip is mostly this path and the consumer's
+ * peek: measured against try_put() alternately, 5 to 18 ns less per round trip.
+ */
+int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+		       const void *data)
+{
+	struct shm_proc *me = shm_proc_at(seg, seg->self);
+	struct ipc_wire *c;
+	struct ipc_mbox m;
+	uint64_t t, s, claim;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	/* relaxed: as in ipc_mbox_put_many() */
+	if (atomic_load_explicit(&me->mbox_intent, memory_order_relaxed) != slot + 1u)
+		atomic_store_explicit(&me->mbox_intent, slot + 1u, memory_order_relaxed);
+	/* T0, as in try_put() */
+	t = atomic_load_explicit(&m.h->tail, memory_order_acquire);
+	s = seq_free(t);
+	claim = ipc_seq_make(t, IPC_S_CLAIMED, 1, seg->self);
+	/* C0, as in try_put(); a lost race, a full ring or a cell to help past: the caller
+	 * takes the general path */
+	if (!atomic_compare_exchange_strong_explicit(&m.seq[t & m.mask], &s, claim,
+						     memory_order_acq_rel, memory_order_acquire))
+		return -EAGAIN;
+	c = (struct ipc_wire *)(m.cells + (t & m.mask) * SHM_MBOX_CELL);
+	c->from = w->from;
+	c->ref = w->ref;
+	c->type = w->type;
+	c->flags = w->flags & ~IPC_F_SCRUB; /* one cell: nothing to scrub */
+	c->len = w->len;
+	copy_small((uint8_t *)(c + 1), data, w->len);
+	/* P0, as in try_put() */
+	atomic_store_explicit(ipc_stamp_at(&m, t), ipc_stamp_make(t, IPC_ST_READY),
+			      memory_order_release);
+	/* the tail after the stamp, not before: one locked instruction fewer between the
+	 * consumer and the message (see "A lagging tail" at the top) */
+	help_tail(&m, t, 1);
+	publish(&m, t, claim, ipc_seq_make(t, IPC_S_READY, 1, 0));
+	return 0;
 }
 
 int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
@@ -695,6 +773,21 @@ static bool seq_poll_due(struct ipc_mbox *m, uint32_t st, uint64_t h)
 	return u == 0;
 }
 
+/* Hand out the message at h: fill *out and record it in flight. */
+static inline int deliver(struct ipc_mbox *m, uint64_t h, struct ipc_msg *out)
+{
+	fill_msg(m, h, out);
+	/* relaxed: consumer-owned; read by the successor after our death */
+	if (atomic_load_explicit(&m->h->inflight, memory_order_relaxed) != h + 1)
+		atomic_store_explicit(&m->h->inflight, h + 1, memory_order_relaxed);
+	if (atomic_load_explicit(&m->h->redeliver, memory_order_relaxed) == h + 1) {
+		out->flags |= IPC_F_REDELIVERED;
+		/* relaxed: consumer-owned, written by recovery before this consumer ran */
+		out->attempts = atomic_load_explicit(&m->h->attempts, memory_order_relaxed);
+	}
+	return 0;
+}
+
 /*
  * The fast path reads only the stamp of the head's cell (see the stamp rules at the top):
  * one line, which the producer writes once per message and which carries the message.
@@ -711,7 +804,7 @@ int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 	/* P3: pairs with P0/P1/P2 in try_put(): the message's bytes are visible. */
 	st = atomic_load_explicit(ipc_stamp_at(&m, h), memory_order_acquire);
 	if (st == ipc_stamp_make(h, IPC_ST_READY))
-		goto deliver;
+		return deliver(&m, h, out);
 	if (!seq_poll_due(&m, st, h)) {
 		consumer_idle(&m, false);
 		return -EAGAIN;
@@ -721,17 +814,34 @@ int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 		consumer_idle(&m, true);
 		return -EAGAIN;
 	}
-deliver:
-	fill_msg(&m, h, out);
-	/* relaxed: consumer-owned; read by the successor after our death */
-	if (atomic_load_explicit(&m.h->inflight, memory_order_relaxed) != h + 1)
-		atomic_store_explicit(&m.h->inflight, h + 1, memory_order_relaxed);
-	if (atomic_load_explicit(&m.h->redeliver, memory_order_relaxed) == h + 1) {
-		out->flags |= IPC_F_REDELIVERED;
-		/* relaxed: consumer-owned, written by recovery before this consumer ran */
-		out->attempts = atomic_load_explicit(&m.h->attempts, memory_order_relaxed);
+	return deliver(&m, h, out);
+}
+
+/*
+ * Spin on the head's stamp alone, a pause between reads, up to `spins` reads; then one
+ * ipc_mbox_peek(), which does the rest (filler, repair, frees). One loop on one word: the
+ * arrival costs one mispredicted branch, not one in peek and another in a caller's loop
+ * around it (measured alternately against such a loop: 1 to 10 ns less per round trip).
+ */
+int ipc_mbox_peek_spin(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out, uint32_t spins)
+{
+	struct ipc_mbox m;
+	_Atomic uint32_t *sp;
+	uint32_t want;
+	uint64_t h;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	/* relaxed: head is consumer-owned */
+	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
+	sp = ipc_stamp_at(&m, h);
+	want = ipc_stamp_make(h, IPC_ST_READY);
+	for (uint32_t i = 0; i < spins; i++) {
+		/* P3, as in ipc_mbox_peek() */
+		if (atomic_load_explicit(sp, memory_order_acquire) == want)
+			return deliver(&m, h, out);
+		cpu_relax();
 	}
-	return 0;
+	return ipc_mbox_peek(seg, slot, out);
 }
 
 void ipc_mbox_consume(struct shm_seg *seg, uint32_t slot, const struct ipc_msg *msg)
@@ -941,7 +1051,11 @@ void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_st
 	st->stale_replies = atomic_load_explicit(&m.h->stale, memory_order_relaxed);
 	st->poisoned = atomic_load_explicit(&m.h->poisoned, memory_order_relaxed);
 	st->cells = (uint32_t)m.n;
-	st->cells_used = t - h > m.n ? (uint32_t)m.n : (uint32_t)(t - h);
+	/* a lagging tail (see the top) may trail the head by one message */
+	if ((int64_t)(t - h) <= 0)
+		st->cells_used = 0;
+	else
+		st->cells_used = t - h > m.n ? (uint32_t)m.n : (uint32_t)(t - h);
 }
 
 int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)

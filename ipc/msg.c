@@ -58,6 +58,8 @@ static int put_one(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, 
 	r = check_to(seg, to);
 	if (r)
 		return r;
+	if (len <= IPC_SMALL_MAX && ipc_mbox_put_small(seg, shoal_handle_slot(to), &w, data) == 0)
+		return 0;
 	return ipc_mbox_put(seg, shoal_handle_slot(to), &w, data, timeout_ms);
 }
 

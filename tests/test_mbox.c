@@ -327,6 +327,108 @@ static void test_mbox_order_and_stats(void **state)
 	it_destroy(seg);
 }
 
+/*
+ * A lagging tail: the one-cell path moves the tail after its stamp, so the consumer may
+ * take and free the message first. The next producer finds the tail's cell a lap ahead; it
+ * must move the tail and put its message, not call the mailbox full, and the stats must not
+ * count the lag as used cells.
+ */
+static void test_mbox_lagging_tail(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	struct ipc_mbox_stats st;
+	struct ipc_mbox mb;
+	struct ipc_msg m;
+
+	(void)state;
+	ipc_mbox_resolve(seg, slot, &mb);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(ipc_send(seg, a, 0, (uint32_t)i, 0, 0, "x", 1, 0), 0);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	/* the empty peek frees the first line of cells: position 7's cell is FREE(7 + 16) */
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	assert_true(atomic_load(&mb.seq[7]) == ipc_seq_make(7 + 16, IPC_S_FREE, 0, 0));
+	/* the producer of position 7 had not moved the tail yet */
+	atomic_store(&mb.h->tail, 7);
+	ipc_mbox_stats(seg, slot, &st);
+	assert_int_equal(st.cells_used, 0);
+	assert_int_equal(ipc_send(seg, a, 0, 99, 0, 0, "y", 1, 0), 0);
+	assert_int_equal(atomic_load(&mb.h->tail), 9);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_int_equal(m.type, 99);
+	assert_int_equal(m.pos, 8);
+	ipc_mbox_consume(seg, slot, &m);
+	/* a message of more than one cell takes the general path: the same */
+	atomic_store(&mb.h->tail, 8);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	{
+		char big[100] = "big";
+
+		assert_int_equal(ipc_send(seg, a, 0, 100, 0, 0, big, sizeof(big), 0), 0);
+	}
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_int_equal(m.type, 100);
+	assert_int_equal(m.pos, 9);
+	ipc_mbox_consume(seg, slot, &m);
+	it_destroy(seg);
+}
+
+/*
+ * ipc_mbox_peek_spin(): empty after its spins; a message sent by another process while it
+ * spins; filler at the head, which only the full peek behind the spin skips.
+ */
+static void test_mbox_peek_spin(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t a = it_agent(seg);
+	uint32_t slot = shoal_handle_slot(a);
+	uint8_t big[460] = {0};
+	struct ipc_msg m;
+	pid_t pid;
+
+	(void)state;
+	it_host(seg, a, seg->self);
+	assert_int_equal(ipc_mbox_peek_spin(seg, slot, &m, 100), -EAGAIN);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		it_child_claim(seg);
+		_exit(ipc_send(seg, a, 0, 5, 0, 0, "hello", 6, 1000) ? 1 : 0);
+	}
+	{
+		uint64_t deadline = shm_now_ns() + 10000000000ull;
+		int r;
+
+		while ((r = ipc_mbox_peek_spin(seg, slot, &m, 1000)) == -EAGAIN &&
+		       shm_now_ns() < deadline)
+			;
+		assert_int_equal(r, 0);
+	}
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+	assert_int_equal(m.type, 5);
+	assert_string_equal((const char *)m.data, "hello");
+	ipc_mbox_consume(seg, slot, &m);
+	/* 8 cells at position 1 fit; the next 8 do not fit before the end: filler at 9 */
+	assert_int_equal(ipc_send(seg, a, 0, 6, 0, 0, big, sizeof(big), 0), 0);
+	assert_int_equal(ipc_mbox_peek_spin(seg, slot, &m, 10), 0);
+	assert_int_equal(m.type, 6);
+	ipc_mbox_consume(seg, slot, &m);
+	/* the empty peek frees the consumed cells (lazily freed until then) */
+	assert_int_equal(ipc_mbox_peek_spin(seg, slot, &m, 10), -EAGAIN);
+	assert_int_equal(ipc_send(seg, a, 0, 7, 0, 0, big, sizeof(big), 0), 0);
+	assert_int_equal(ipc_mbox_peek_spin(seg, slot, &m, 10), 0);
+	assert_int_equal(m.type, 7);
+	assert_int_equal(m.pos, 16);
+	ipc_mbox_consume(seg, slot, &m);
+	assert_int_equal(ipc_mbox_peek_spin(seg, slot, &m, 10), -EAGAIN);
+	it_destroy(seg);
+}
+
 /* Many laps of a small ring with sizes that force padding at the end. */
 static void test_mbox_wrap_and_pad(void **state)
 {
@@ -1012,6 +1114,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mbox_order_and_stats),
+		cmocka_unit_test(test_mbox_lagging_tail),
+		cmocka_unit_test(test_mbox_peek_spin),
 		cmocka_unit_test(test_mbox_wrap_and_pad),
 		cmocka_unit_test(test_mbox_take_reply_in_place),
 		cmocka_unit_test(test_mbox_stamp_not_forged),

@@ -198,12 +198,13 @@ static void next_msg(struct shm_seg *seg, struct ipc_waiter *w, uint32_t slot, s
 {
 	struct peek_ctx c = {seg, slot};
 
-	while (ipc_mbox_peek(seg, slot, m)) {
-		if (w)
-			ipc_waiter_wait(w, 0, 0, has_msg, &c, NULL);
-		else
-			relax();
+	if (!w) {
+		while (ipc_mbox_peek_spin(seg, slot, m, 64))
+			;
+		return;
 	}
+	while (ipc_mbox_peek(seg, slot, m))
+		ipc_waiter_wait(w, 0, 0, has_msg, &c, NULL);
 }
 
 static shoal_handle_t new_agent(struct shm_seg *seg, uint32_t host)
