@@ -510,7 +510,8 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 		}
 	}
 	snprintf(rep.notes, sizeof(rep.notes),
-		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_spin/cacheline_rtt and "
+		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_spin: the consumer spins in "
+		 "ipc_mbox_peek_spin(); rtt_spin/cacheline_rtt and "
 		 "rtt_park/futex_rtt measured alternately in %d rounds; rtt_park: both sides "
 		 "park (no spin), no timeout linked; throughput rows: consumer pinned to cpu %d, "
 		 "producer(s) to cpu %d (2 producers share that core), p50/p99 are ns per "
