@@ -491,10 +491,11 @@ static inline void copy_small(uint8_t *dst, const uint8_t *src, uint32_t len)
 }
 
 /*
- * try_put() for one message of one cell, straight through: the same claim, tail, copy,
- * stamp and publish (steps 2 to 4 at the top), without the loops that runs, filler and
- * multi-cell messages need. A spinning round trip is mostly this path and the consumer's
- * peek: measured against try_put() alternately, 5 to 18 ns less per round trip.
+ * try_put() for one message of one cell, straight through: the same claim, copy, stamp and
+ * publish (steps 2 to 4 at the top), without the loops that runs, filler and multi-cell
+ * messages need, and with the tail moved after the stamp (a lagging tail, at the top). A
+ * spinning round trip is mostly this path and the consumer's peek: measured against
+ * try_put() alternately, 5 to 18 ns less per round trip.
  */
 int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
 		       const void *data)
