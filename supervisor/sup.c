@@ -1339,13 +1339,44 @@ static void rearm_timer(struct sup *s)
 		arm_timer(s, at);
 }
 
+/*
+ * Signals the supervisor reads from its signalfd. SIGINT, SIGTERM and SIGQUIT stop the
+ * instance in order; SIGUSR1 prints the status line now; SIGCHLD is only a wake. Every other
+ * asynchronous signal whose default action would end the process (and so skip the orderly
+ * stop: terminate callbacks, final telemetry, the segment's removal) is logged and ignored:
+ * SIGHUP has no log file to reopen (shoal writes to its stdout and stderr). Only SIGKILL can
+ * end a supervisor out of order. Fault signals (SIGSEGV, SIGBUS, ...) keep their defaults.
+ */
+static const int sup_stray_signals[] = {SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+					SIGIO,	SIGPWR,	 SIGXCPU, SIGXFSZ, SIGSTKFLT};
+
 static void on_signal(struct sup *s)
 {
 	struct signalfd_siginfo si;
 
-	while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+	while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		int sig = (int)si.ssi_signo;
+
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
 			begin_stop(s);
+		} else if (sig == SIGCHLD) {
+			continue;
+		} else if (sig == SIGUSR1) {
+			fprintf(stderr,
+				"shoal: received SIGUSR1 from pid %u: status line follows\n",
+				si.ssi_pid);
+			print_status(s);
+		} else if (sigabbrev_np(sig)) {
+			fprintf(stderr, "shoal: received SIG%s from pid %u: ignored%s\n",
+				sigabbrev_np(sig), si.ssi_pid,
+				sig == SIGHUP ? " (no log file to reopen: shoal writes to stdout "
+						"and stderr)"
+					      : "");
+		} else {
+			fprintf(stderr, "shoal: received signal %d from pid %u: ignored\n", sig,
+				si.ssi_pid);
+		}
+	}
 	arm_poll(s, s->sfd, UD(K_SIG, 0, 0));
 }
 
@@ -1597,6 +1628,12 @@ static int setup_signals(struct sup *s, sigset_t *old)
 	sigaddset(&m, SIGTERM);
 	sigaddset(&m, SIGINT);
 	sigaddset(&m, SIGCHLD);
+	sigaddset(&m, SIGQUIT);
+	for (size_t i = 0; i < sizeof(sup_stray_signals) / sizeof(sup_stray_signals[0]); i++)
+		sigaddset(&m, sup_stray_signals[i]);
+	/* glibc refuses the real-time signals it keeps for itself; the rest are ours */
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(&m, sig);
 	if (sigprocmask(SIG_BLOCK, &m, old) < 0)
 		return -errno;
 	s->sfd = signalfd(-1, &m, SFD_NONBLOCK | SFD_CLOEXEC);

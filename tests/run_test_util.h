@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -143,6 +144,45 @@ static inline void rt_read_err(struct rt_run *r, char *buf, size_t cap)
 		fclose(f);
 	}
 	buf[n] = 0;
+}
+
+/*
+ * Wait until the run's stderr contains needle (inotify on the file: woken by each write);
+ * fails the test after TIMEOUT_MS or if the run exits first.
+ */
+static inline void rt_wait_err(struct rt_run *r, const char *needle)
+{
+	static char buf[65536];
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+
+	assert_true(in >= 0);
+	assert_true(inotify_add_watch(in, r->err, IN_MODIFY) >= 0);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = in, .events = POLLIN},
+				      {.fd = r->pidfd, .events = POLLIN}};
+		char ev[4096];
+		uint64_t t;
+
+		rt_read_err(r, buf, sizeof(buf));
+		if (strstr(buf, needle))
+			break;
+		t = shm_now_ns();
+		if (t >= dl)
+			fail_msg("no '%s' in the run's stderr within %d ms; it holds: %s", needle,
+				 TIMEOUT_MS, buf);
+		assert_true(poll(p, 2, (int)((dl - t) / 1000000u) + 1) >= 0);
+		if (p[1].revents & POLLIN) {
+			rt_read_err(r, buf, sizeof(buf));
+			if (!strstr(buf, needle))
+				fail_msg("the run exited before '%s' was in its stderr: %s", needle,
+					 buf);
+			break;
+		}
+		while (read(in, ev, sizeof(ev)) > 0)
+			;
+	}
+	close(in);
 }
 
 /* Remove the run's config file, stderr file and segment. */

@@ -373,6 +373,36 @@ static void test_supervisor_sigterm_removes_segment(void **state)
 }
 
 /*
+ * Signals whose default action would kill the supervisor without its orderly stop are
+ * handled: each is logged by name and the instance goes on; SIGUSR1 prints the status line.
+ * SIGQUIT, like SIGTERM, stops in order.
+ */
+static void test_supervisor_stray_signals_handled(void **state)
+{
+	static const int sigs[] = {SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+				   SIGIO,  SIGPWR,  SIGXCPU, SIGXFSZ, SIGSTKFLT};
+	char want[64];
+	struct rt_run r;
+
+	(void)state;
+	start(&r, "sigs", two_workers, NULL);
+	rt_wait_ready(&r);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		assert_int_equal(kill(r.pid, sigs[i]), 0);
+		snprintf(want, sizeof(want), "received SIG%s", sigabbrev_np(sigs[i]));
+		rt_wait_err(&r, want);
+	}
+	/* a real-time signal, too: their default action is to terminate */
+	assert_int_equal(kill(r.pid, SIGRTMIN + 5), 0);
+	snprintf(want, sizeof(want), "received signal %d", SIGRTMIN + 5);
+	rt_wait_err(&r, want);
+	assert_false(rt_fd_wait(r.pidfd, 0));
+	kill(r.pid, SIGQUIT);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
+/*
  * SIGTERM is an orderly stop: every agent's terminate runs (SHOAL_TERM_STOP) before its
  * worker exits, on every worker, and then the segment goes.
  */
@@ -973,6 +1003,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_sigterm_removes_segment, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_runs_terminate, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_sigterm_keep, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_stray_signals_handled, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_hog_agent, rt_teardown),
