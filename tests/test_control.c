@@ -607,6 +607,11 @@ static void test_control_monitor_command(void **state)
 	assert_non_null(strstr(out, "'nosuch': no agent of that name"));
 	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"monitor", NULL}),
 			 2);
+	/* --count 0 would wait for nothing forever: refused (a timeout fails rt_run_tool) */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"monitor", "e0", "--count", "0", NULL}),
+			 2);
+	assert_non_null(strstr(out, "--count 0"));
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
 	assert_int_equal(rt_wait_exit(&r), 0);

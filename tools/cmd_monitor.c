@@ -51,13 +51,19 @@ int cmd_monitor(int argc, char **argv)
 	uint64_t ref[MONITOR_MAX];
 	struct shoal_client *c;
 	char err[512], buf[64];
-	long count = 0, seen = 0;
+	long count = -1, seen = 0; /* -1: until interrupted */
 	int ex, n, rc;
 
 	ex = tool_client_args("monitor", argc, argv, opts, "i:n:t:h", 't', -1, usage,
 			      tool_count_opt, &count, &a);
 	if (ex >= 0)
 		return ex;
+	if (count == 0) {
+		fprintf(stderr,
+			"shoal monitor: --count 0 would wait for no notice; give at least 1, "
+			"or leave it out to watch until interrupted\n");
+		return EXIT_USAGE;
+	}
 	n = argc - optind;
 	if (n > MONITOR_MAX) {
 		fprintf(stderr, "shoal monitor: at most %d names\n", MONITOR_MAX);
@@ -84,7 +90,7 @@ int cmd_monitor(int argc, char **argv)
 	}
 	fflush(stdout);
 	ex = EXIT_OK;
-	while (!count || seen < count) {
+	while (count < 0 || seen < count) {
 		struct shoal_down d;
 		struct shoal_msg m;
 		const char *name = "?";
