@@ -275,6 +275,8 @@ uint64_t shm_pid_start_time(pid_t pid);		       /* /proc/<pid>/stat starttime, 0
 bool shm_pid_is_alive(pid_t pid, uint64_t start_time); /* a zombie counts as alive */
 /* Alive and not a zombie (exited, not yet reaped by its parent): it can still run code. */
 bool shm_pid_is_running(pid_t pid, uint64_t start_time);
+/* Its state letter in /proc/<pid>/stat ('R', 'S', 'T' stopped, 'Z' zombie, ...); 0 if gone. */
+char shm_pid_state(pid_t pid);
 const char *shm_inst_state_name(uint32_t st);
 const char *shm_proc_state_name(uint32_t st);
 const char *shm_role_name(uint32_t role);

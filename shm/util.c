@@ -97,6 +97,15 @@ bool shm_pid_is_running(pid_t pid, uint64_t start_time)
 	return st != 'Z' && st != 'X';
 }
 
+/* See shm.h. Any process may call it. */
+char shm_pid_state(pid_t pid)
+{
+	char st;
+
+	pid_stat(pid, &st);
+	return st;
+}
+
 bool shm_pid_is_alive(pid_t pid, uint64_t start_time)
 {
 	uint64_t now_start;

@@ -63,15 +63,16 @@ static const char *const wstate_names[W_NSTATES] = {
 };
 
 /* io_uring user_data: kind in the top byte, worker index, launch generation. */
-enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4, K_DYING = 5, K_CTL = 6 };
+enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4, K_DYING = 5, K_CTL = 6, K_SPARE = 7 };
 #define UD(kind, w, gen) (((uint64_t)(kind) << 56) | ((uint64_t)(w) << 32) | (uint32_t)(gen))
 #define UD_KIND(u)	 ((uint32_t)((u) >> 56))
 #define UD_W(u)		 ((uint32_t)(((u) >> 32) & 0xffffffu))
 #define UD_GEN(u)	 ((uint32_t)(u))
 
-#define TICK_NS	       100000000ull /* heartbeat and client scan period */
-#define SPARE_DELAY_NS 5000000ull   /* from a worker ready to the next spare fork */
-#define REASONS_MAX    4u
+#define TICK_NS		  100000000ull /* heartbeat and client scan period */
+#define SPARE_DELAY_NS	  5000000ull   /* from a worker ready to the next spare fork */
+#define SPARE_BACKOFF_MAX 8u	       /* spares dying in a row: the delay doubles up to 256x */
+#define REASONS_MAX	  4u
 
 struct sup_worker {
 	uint32_t state;	 /* enum wstate */
@@ -103,8 +104,10 @@ struct sup_worker {
 struct sup_spare {
 	pid_t pid; /* 0: none */
 	int pidfd;
-	int go_wr;    /* write a struct spare_go here to make it a worker */
-	int ready_rd; /* its ready pipe, handed to the worker it becomes */
+	int go_wr;	 /* write a struct spare_go here to make it a worker */
+	int ready_rd;	 /* its ready pipe, handed to the worker it becomes */
+	uint32_t gen;	 /* tags the watch on its pidfd; bumped when it is taken or dropped */
+	uint32_t deaths; /* spares that died (or were dropped as stopped) since one was taken */
 };
 
 struct sup {
@@ -513,6 +516,8 @@ static void spare_fork(struct sup *s)
 	}
 	s->spare.go_wr = go[1];
 	s->spare.ready_rd = rd[0];
+	/* watched like a worker: a spare that dies while it waits is reaped and replaced */
+	arm_poll(s, s->spare.pidfd, UD(K_SPARE, 0, ++s->spare.gen));
 	return;
 
 out_rd:
@@ -538,6 +543,44 @@ static void spare_drop(struct sup *s)
 	close(s->spare.go_wr);
 	close(s->spare.ready_rd);
 	s->spare.pid = 0;
+	s->spare.gen++; /* its pidfd watch, if it completes, is stale */
+}
+
+/*
+ * Fork the next spare later: SPARE_DELAY_NS after a normal hand-over, doubling with each
+ * spare that died or was dropped in a row (a spare killed as soon as it is forked must not
+ * keep the supervisor forking).
+ */
+static void spare_schedule(struct sup *s)
+{
+	uint32_t k = s->spare.deaths < SPARE_BACKOFF_MAX ? s->spare.deaths : SPARE_BACKOFF_MAX;
+
+	if (!s->spare.pid && !s->spare_at && !s->stopping && s->c->spare)
+		s->spare_at = shm_now_ns() + (SPARE_DELAY_NS << k);
+}
+
+/* The spare's pidfd fired while it was still our spare: it died waiting. Reap, replace. */
+static void spare_died(struct sup *s)
+{
+	siginfo_t si = {0};
+	pid_t pid = s->spare.pid;
+
+	waitid((idtype_t)P_PIDFD, (id_t)s->spare.pidfd, &si, WEXITED | WNOHANG);
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&shm_hdr(s->seg)->spare, 0, memory_order_relaxed);
+	close(s->spare.pidfd);
+	close(s->spare.go_wr);
+	close(s->spare.ready_rd);
+	s->spare.pid = 0;
+	s->spare.gen++;
+	s->spare.deaths++;
+	if (si.si_code == CLD_EXITED)
+		fprintf(stderr, "shoal: warm spare (pid %d) exited with code %d; forking another\n",
+			(int)pid, si.si_status);
+	else
+		fprintf(stderr, "shoal: warm spare (pid %d) killed by signal %d; forking another\n",
+			(int)pid, si.si_status);
+	spare_schedule(s);
 }
 
 /*
@@ -590,8 +633,23 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 	/* relaxed: R2 told the spare's own state; only whether it is still preparing matters */
 	uint32_t word = atomic_load_explicit(&shm_hdr(s->seg)->spare, memory_order_relaxed);
 
+	char st;
+
 	if (!s->spare.pid)
 		return false;
+	/*
+	 * A spare that is stopped (SIGSTOP, a debugger) or already dead would hold the worker's
+	 * agents unreachable until ready_timeout and then cost a second death: one read of its
+	 * /proc state (microseconds) decides, and a bad spare costs no more than a cold fork.
+	 */
+	st = shm_pid_state(s->spare.pid);
+	if (st == 0 || st == 'T' || st == 't' || st == 'Z' || st == 'X') {
+		fprintf(stderr, "shoal: warm spare (pid %d) is %s; dropped, worker %u is forked\n",
+			(int)s->spare.pid, st == 'T' || st == 't' ? "stopped" : "dead", w->windex);
+		spare_drop(s);
+		s->spare.deaths++;
+		return false;
+	}
 	if (s->idle_spare && !(word & SHM_SPARE_READY)) {
 		/* still preparing at SCHED_IDLE (it sets itself back when done): now, at once */
 		struct sched_param sp = {.sched_priority = 0};
@@ -615,6 +673,8 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 	w->pidfd = s->spare.pidfd;
 	w->ready_rd = s->spare.ready_rd;
 	s->spare.pid = 0;
+	s->spare.gen++; /* its watch completes when the worker it became dies: stale then */
+	s->spare.deaths = 0;
 	return true;
 }
 
@@ -754,8 +814,7 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	 * for a while, which the restart's aftermath (replies to the callers that waited,
 	 * redeliveries) needs first.
 	 */
-	if (!s->spare.pid && !s->spare_at)
-		s->spare_at = now() + SPARE_DELAY_NS;
+	spare_schedule(s);
 	shm_trace_flush();
 	if (!s->ready_sent && all_ready(s)) {
 		s->ready_sent = true;
@@ -1434,6 +1493,10 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 		break;
 	case K_CTL:
 		sup_ctl_on_wake(s->ctl, &s->ring, UD(K_CTL, 0, 0), cqe->res);
+		break;
+	case K_SPARE:
+		if (s->spare.pid && UD_GEN(ud) == s->spare.gen)
+			spare_died(s);
 		break;
 	case K_READY:
 		shm_trace("sup: ready cqe");

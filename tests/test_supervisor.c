@@ -250,6 +250,130 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	rt_cleanup(&r);
 }
 
+/* Wait until the warm spare is prepared and is not pid `not`; its pid. */
+static pid_t wait_other_spare(struct shm_seg *seg, pid_t not )
+{
+	_Atomic uint32_t *w = &shm_hdr(seg)->spare;
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	uint32_t v;
+
+	while (!((v = atomic_load(w)) & SHM_SPARE_READY) || (pid_t)(v & ~SHM_SPARE_READY) == not ) {
+		struct timespec ts = {0, 100000000};
+
+		if (shm_now_ns() > dl)
+			fail_msg("timed out waiting for a warm spare other than pid %d (word %#x)",
+				 (int)not, v);
+		syscall(SYS_futex, w, FUTEX_WAIT, v, &ts, NULL, 0);
+	}
+	return (pid_t)(v & ~SHM_SPARE_READY);
+}
+
+/*
+ * A warm spare killed while it waits is reaped (no zombie), replaced by a new one, and the
+ * next restart uses that one; the header never names the dead one once it is replaced.
+ */
+static void test_supervisor_spare_killed_is_replaced(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	pid_t spare, next, old;
+	char path[64];
+
+	(void)state;
+	start(&r, "sparekill", two_workers, NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	spare = wait_spare_ready(seg);
+	rt_kill_and_wait(spare); /* our pidfd fires when it exits: a zombie until reaped */
+	next = wait_other_spare(seg, spare);
+	/* the supervisor reaped the old one: its /proc entry is gone */
+	snprintf(path, sizeof(path), "/proc/%d", (int)spare);
+	WAIT_FOR(seg, access(path, F_OK) != 0);
+	rt_wait_err(&r, "warm spare");
+	/* the next restart takes the new spare */
+	old = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(old);
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	assert_int_equal(rt_slot_pid(seg, 1), next);
+	/* the spare's death is no worker's: nothing counted against the restart intensity */
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->restarts), 1);
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 2)->restarts), 0);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
+/*
+ * A stopped warm spare (SIGSTOP) is not handed a worker: the supervisor finds it stopped at
+ * hand-over, drops it and forks the replacement, so the restart costs no more than a cold
+ * fork and no second death is counted (ready_timeout is longer than the test's wait).
+ */
+static void test_supervisor_stopped_spare_not_used(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	struct shm_proc *p;
+	pid_t spare, old;
+
+	(void)state;
+	start(&r, "sparestop",
+	      "[instance]\nworkers = 2\nplacement = none\nready_timeout = 60\n"
+	      "[restart]\nintensity = 5\nperiod = 10\n"
+	      "[segment]\nmax_agents = 64\nregistry_capacity = 256\nmax_procs = 8\n"
+	      "[agent e]\ntype = echo\ncount = 10\nname = e-%02u\nworker = 0\n",
+	      NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	spare = wait_spare_ready(seg);
+	assert_int_equal(kill(spare, SIGSTOP), 0);
+	/* stopped for sure before the worker dies: /proc says 'T' */
+	{
+		char path[64], buf[512], *q;
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)spare);
+		for (;;) {
+			ssize_t n;
+
+			fd = open(path, O_RDONLY);
+			assert_true(fd >= 0);
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+			assert_true(n > 0);
+			buf[n] = 0;
+			q = strrchr(buf, ')');
+			if (q && q[2] == 'T')
+				break;
+			sched_yield();
+		}
+	}
+	{
+		static char out[1 << 15];
+		char want[96];
+
+		inspect(r.inst, out, sizeof(out));
+		snprintf(want, sizeof(want), "warm spare     pid %d, ready, but stopped",
+			 (int)spare);
+		if (!strstr(out, want))
+			fail_msg("inspect said: %s", out);
+	}
+	old = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(old);
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	assert_true(rt_slot_pid(seg, 1) != spare);
+	p = shm_proc_at(seg, 1);
+	assert_int_equal(atomic_load(&p->restarts), 1);
+	assert_int_equal(p->last_pid, (uint32_t)old);
+	rt_wait_err(&r, "stopped");
+	/* the stopped spare was dropped and another prepared */
+	wait_other_spare(seg, spare);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
 /*
  * Without a warm spare the replacement is forked; it too starts at SCHED_FIFO while its
  * predecessor exits, and is set back once that exit is complete.
@@ -991,6 +1115,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_supervisor_worker_killed_is_replaced, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_spare_killed_is_replaced, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_stopped_spare_not_used, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_forked_replacement_back_to_fair,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker,

@@ -110,10 +110,17 @@ static void show_header(const struct shm_seg *seg)
 
 		if (sp == SHM_SPARE_FORKING)
 			printf("warm spare     being forked\n");
-		else if (sp)
-			printf("warm spare     pid %u, %s\n", sp & ~SHM_SPARE_READY,
-			       sp & SHM_SPARE_READY ? "ready" : "preparing");
-		else
+		else if (sp) {
+			/* what the word says, checked against the process itself */
+			char st = shm_pid_state((pid_t)(sp & ~SHM_SPARE_READY));
+
+			printf("warm spare     pid %u, %s%s\n", sp & ~SHM_SPARE_READY,
+			       sp & SHM_SPARE_READY ? "ready" : "preparing",
+			       st == 0 || st == 'Z' || st == 'X' ? ", but dead (not replaced yet)"
+			       : st == 'T' || st == 't'
+				       ? ", but stopped (the next restart drops it and forks)"
+				       : "");
+		} else
 			printf("warm spare     none\n");
 	}
 	show_control(seg, l);
