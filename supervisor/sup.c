@@ -657,7 +657,8 @@ static bool spare_take(struct sup *s, struct sup_worker *w)
 		(void)sched_setscheduler(s->spare.pid, SCHED_OTHER, &sp);
 	}
 	pre_bind(s, w, s->spare.pid);
-	g.boosted = boost(s, s->spare.pid);
+	/* only while a predecessor still exits on that core (zombie_reap() ends it) */
+	g.boosted = w->zpidfd >= 0 && boost(s, s->spare.pid);
 	w->boosted = g.boosted;
 	if (write(s->spare.go_wr, &g, sizeof(g)) != (ssize_t)sizeof(g)) {
 		spare_drop(s);

@@ -375,6 +375,39 @@ static void test_supervisor_stopped_spare_not_used(void **state)
 }
 
 /*
+ * A restart after a backoff (here the first of a streak, with backoff_first) finds its
+ * predecessor long gone: the spare taking over is not boosted to SCHED_FIFO, which is only
+ * for sharing the core with a predecessor still exiting (it kept the boost for a second).
+ */
+static void test_supervisor_no_boost_after_backoff(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	pid_t spare, old;
+
+	(void)state;
+	start(&r, "noboost",
+	      "[instance]\nworkers = 1\nplacement = none\n"
+	      "[restart]\nintensity = 5\nperiod = 10\nbackoff_first = yes\n"
+	      "backoff_initial = 200ms\n"
+	      "[segment]\nmax_agents = 64\nregistry_capacity = 256\nmax_procs = 8\n"
+	      "[agent e]\ntype = echo\ncount = 2\nname = e-%02u\nworker = 0\n",
+	      NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	spare = wait_spare_ready(seg);
+	old = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(old);
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	assert_int_equal(rt_slot_pid(seg, 1), spare);
+	assert_int_equal(sched_getscheduler(spare), SCHED_OTHER);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
+/*
  * Without a warm spare the replacement is forked; it too starts at SCHED_FIFO while its
  * predecessor exits, and is set back once that exit is complete.
  */
@@ -1117,6 +1150,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_worker_killed_is_replaced, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_spare_killed_is_replaced, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_stopped_spare_not_used, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_no_boost_after_backoff, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_forked_replacement_back_to_fair,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_one_for_all_restarts_every_worker,
