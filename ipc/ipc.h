@@ -194,6 +194,14 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
 	     int timeout_ms);
 /*
+ * An agent removed for good (stopped, or failed past its restart intensity): answer every
+ * call still queued in its mailbox with error err (a caller hears it at once instead of
+ * waiting out its timeout) and drop the rest. Returns how many calls were answered. Only
+ * the process finishing the stop, after the agent's state is STOPPED.
+ */
+int ipc_refuse_queued(struct shm_seg *seg, shoal_handle_t self, int err);
+
+/*
  * Answer call m with an error instead of a reply: IPC_F_REPLY | IPC_F_ERROR, the positive
  * errno in the type, no payload. Does not wait on a full inbox (a caller that does not read
  * loses it). No-op (0) for a message that is not a call or has no sender.

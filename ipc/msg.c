@@ -44,6 +44,17 @@ static int check_to(const struct shm_seg *seg, shoal_handle_t to)
 	return 0;
 }
 
+/* Whether the agent `to` named is stopped for good (or its slot went to another). */
+static bool is_removed(const struct shm_seg *seg, shoal_handle_t to)
+{
+	const struct shm_agent *a = shm_agent_at(seg, shoal_handle_slot(to));
+	/* relaxed: K0's fence orders it (see ipc_call()) */
+	uint32_t st = atomic_load_explicit(&a->state, memory_order_relaxed);
+
+	return st == SHM_AGENT_STOPPED || st == SHM_AGENT_FREE ||
+	       atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(to);
+}
+
 /* Check and enqueue, no ring. */
 static int put_one(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
 		   uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms)
@@ -243,6 +254,31 @@ int ipc_reply_error(struct shm_seg *seg, shoal_handle_t self, const struct ipc_m
 			m->ref, NULL, 0, 0);
 }
 
+/*
+ * See ipc.h. Whoever finishes the agent's stop, holding its claim (no one else consumes its
+ * mailbox any more), after storing STOPPED.
+ */
+int ipc_refuse_queued(struct shm_seg *seg, shoal_handle_t self, int err)
+{
+	uint32_t slot = shoal_handle_slot(self);
+	uint64_t cells = shm_hdr(seg)->cfg.mbox_cells;
+	int answered = 0;
+
+	/* K1: pairs with K0 in ipc_call(): STOPPED before our look at the mailbox. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (uint64_t i = 0; i < cells; i++) {
+		struct ipc_msg m;
+
+		if (ipc_mbox_peek(seg, slot, &m))
+			break;
+		if ((m.flags & IPC_F_CALL) && m.from != SHOAL_HANDLE_NONE &&
+		    ipc_reply_error(seg, self, &m, err) == 0)
+			answered++;
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	return answered;
+}
+
 struct call_wait {
 	struct shm_seg *seg;
 	uint32_t slot;
@@ -277,6 +313,14 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, c.ref, data, len, timeout_ms);
 	if (r)
 		return r;
+	/*
+	 * K0: pairs with K1 in ipc_refuse_queued(): our call's publication before our look at
+	 * the callee's state, its STOPPED before its look at the mailbox. Either it finds the
+	 * call and answers -ENOENT, or we find it removed here and return at once.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (is_removed(seg, to))
+		return -ENOENT;
 	if (timeout_ms >= 0)
 		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
@@ -295,6 +339,12 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 		}
 		if (w) {
 			r = ipc_waiter_wait(w, IPC_CALL_SPIN_NS, left, call_has_reply, &c, NULL);
+			if (r == -EOWNERDEAD) {
+				/* the supervisor exited: stopped in order, or died */
+				int gone = shm_seg_gone(seg, shm_seg_liveness(seg, 0));
+
+				return gone ? gone : r;
+			}
 			if (r < 0)
 				return r;
 		} else {

@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@
 #define IPC_UD_WAIT   UINT64_C(0x0000100000000000)
 #define IPC_UD_TMO    UINT64_C(0x0000200000000000)
 #define IPC_UD_CANCEL UINT64_C(0x0000400000000000)
+#define IPC_UD_PIDFD  UINT64_C(0x0000800000000000)
 #define IPC_UD_GEN    UINT64_C(0x00000fffffffffff)
 
 struct ipc_waiter {
@@ -67,6 +69,8 @@ struct ipc_waiter {
 	uint64_t gen;	  /* tags this park's requests, so late completions are told apart */
 	uint64_t efd_buf; /* the eventfd read's target */
 	struct __kernel_timespec ts;
+	int sup_pidfd; /* clients: the supervisor's pidfd, polled in the ring; -1 none */
+	bool sup_gone; /* that poll completed: the supervisor has exited */
 };
 
 static inline void cpu_relax(void)
@@ -127,6 +131,7 @@ int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_
 	w->seg = seg;
 	w->mech = mech;
 	w->efd = -1;
+	w->sup_pidfd = -1;
 	r = io_uring_queue_init(64, &w->ring, 0);
 	if (r < 0)
 		goto out_free;
@@ -147,8 +152,48 @@ out_free:
 }
 
 /*
+ * A client's waiter watches the supervisor: a poll on its pidfd stays queued in the ring,
+ * and its completion ends any park with -EOWNERDEAD (ipc_waiter_wait()), so a call or a
+ * control request waiting on a supervisor that died (or whose workers can no longer answer)
+ * fails at once instead of at its timeout. Workers need none: they die with it. A
+ * supervisor already gone (or its pid reused: another start time) counts as exited.
+ */
+static void watch_supervisor(struct ipc_waiter *w)
+{
+	const struct shm_hdr *h = shm_hdr(w->seg);
+	/* relaxed: set before the segment was published (or by an adoption, before RUNNING) */
+	pid_t pid = (pid_t)atomic_load_explicit(&h->sup_pid, memory_order_relaxed);
+	uint64_t start = atomic_load_explicit(&h->sup_start, memory_order_relaxed);
+	struct io_uring_sqe *sqe;
+	int fd;
+
+	if (pid <= 0 || pid == getpid())
+		return;
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0 || (start && shm_pid_start_time(pid) != start)) {
+		if (fd >= 0)
+			close(fd);
+		w->sup_gone = errno == ESRCH || fd >= 0;
+		return;
+	}
+	sqe = ipc_uring_sqe(&w->ring);
+	if (!sqe) {
+		close(fd);
+		return;
+	}
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	sqe->user_data = IPC_UD_TAG | IPC_UD_PIDFD;
+	if (io_uring_submit(&w->ring) < 0) {
+		close(fd);
+		return;
+	}
+	w->sup_pidfd = fd;
+}
+
+/*
  * The other half: publish a prepared waiter's mechanism (and eventfd) on the wake line of
- * the process slot the caller now owns. Returns 0 or -EROFS (no process slot). Its owner.
+ * the process slot the caller now owns; a client's also starts watching the supervisor.
+ * Returns 0 or -EROFS (no process slot). Its owner.
  */
 int ipc_waiter_attach(struct ipc_waiter *w)
 {
@@ -157,6 +202,8 @@ int ipc_waiter_attach(struct ipc_waiter *w)
 	if (w->seg->self == UINT32_MAX)
 		return -EROFS;
 	p = shm_proc_at(w->seg, w->seg->self);
+	if (p->role == SHM_ROLE_CLIENT && w->sup_pidfd < 0)
+		watch_supervisor(w);
 	p->eventfd = w->efd;
 	/* relaxed: owner-written; the release store of wake_mech below publishes eventfd */
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
@@ -205,6 +252,8 @@ void ipc_waiter_destroy(struct ipc_waiter *w)
 	io_uring_queue_exit(&w->ring);
 	if (w->efd >= 0)
 		close(w->efd);
+	if (w->sup_pidfd >= 0)
+		close(w->sup_pidfd);
 	free(w);
 }
 
@@ -265,6 +314,8 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 
 	if (has_work(arg))
 		return 1;
+	if (w->sup_gone)
+		return -EOWNERDEAD;
 	if (spin_ns) {
 		start = shm_now_ns();
 		do {
@@ -311,6 +362,12 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 				other = true;
 				continue;
 			}
+			if (ud & IPC_UD_PIDFD) {
+				/* the supervisor exited: end this park like a request of ours */
+				w->sup_gone = true;
+				other = true;
+				continue;
+			}
 			if ((ud & IPC_UD_GEN) != w->gen)
 				continue; /* a late completion of an earlier park */
 			if (ud & IPC_UD_WAIT) {
@@ -335,7 +392,7 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 		}
 	}
 	ret = timed_out && !other ? 0 : 1;
-	r = 0;
+	r = w->sup_gone && ret == 1 && !has_work(arg) ? -EOWNERDEAD : 0;
 out_unpark:
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
 	return r < 0 ? r : ret;

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -183,6 +184,20 @@ static inline void rt_wait_err(struct rt_run *r, const char *needle)
 			;
 	}
 	close(in);
+}
+
+/* Wait until pid's state letter in /proc/PID/stat is want ('T': stopped by SIGSTOP). */
+static inline void rt_wait_pid_state(pid_t pid, char want)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	char st;
+
+	while ((st = shm_pid_state(pid)) != want) {
+		if (shm_now_ns() > dl)
+			fail_msg("pid %d: state '%c', not '%c', after %d ms", (int)pid,
+				 st ? st : '-', want, TIMEOUT_MS);
+		sched_yield();
+	}
 }
 
 /* Remove the run's config file, stderr file and segment. */

@@ -347,7 +347,7 @@ static void wait_queued(struct shm_seg *seg, uint32_t slot, uint32_t n)
 
 	while (ipc_mbox_depth(seg, slot) < n) {
 		if (shm_now_ns() > dl)
-			fail_msg("the request never reached the control inbox");
+			fail_msg("no %u messages queued for agent slot %u", n, slot);
 		sched_yield();
 	}
 }
@@ -423,7 +423,7 @@ static void test_control_supervisor_killed_before_answer(void **state)
 	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
 	tool = rt_tool_start(
 		r.inst,
-		(const char *[]){"spawn", "echo", "z", "--worker", "1", "--timeout", "1000", NULL},
+		(const char *[]){"spawn", "echo", "z", "--worker", "1", "--timeout", "60000", NULL},
 		&fd);
 	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
 	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 3);
@@ -438,6 +438,78 @@ static void test_control_supervisor_killed_before_answer(void **state)
 	if (!strstr(out, "the supervisor died serving a spawn request") ||
 	    !strstr(out, "maybe half done"))
 		fail_msg("inspect said: %s", out);
+	shm_seg_detach(seg);
+	rt_cleanup(&r);
+}
+
+/*
+ * A call queued to an agent that is then removed (stopped while its worker is held, then
+ * the worker killed: repair finishes the stop) fails at once, not at its 60 s timeout: the
+ * remover answers every queued call with -ENOENT.
+ */
+static void test_control_call_fails_when_callee_removed(void **state)
+{
+	struct shm_seg *seg;
+	struct rt_run r;
+	char out[8192];
+	shoal_handle_t h;
+	pid_t tool, wpid;
+	int fd;
+
+	(void)state;
+	start(&r, "gone", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e0", 2, &h, NULL), 0);
+	wpid = rt_slot_pid(seg, 1);
+	assert_int_equal(kill(wpid, SIGSTOP), 0);
+	rt_wait_pid_state(wpid, 'T');
+	tool = rt_tool_start(
+		r.inst, (const char *[]){"call", "e0", "ping", "--timeout", "60000", NULL}, &fd);
+	wait_queued(seg, shoal_handle_slot(h), 1);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e0", NULL}), 0);
+	assert_int_equal(kill(wpid, SIGKILL), 0);
+	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 2);
+	if (!strstr(out, "agent 'e0' is gone"))
+		fail_msg("shoal call said: %s", out);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
+/*
+ * A call waiting on an agent whose worker cannot answer fails at once when the supervisor
+ * is SIGKILLed (the worker is held stopped, so nothing marks the segment: the client's own
+ * watch on the supervisor tells), not at its 60 s timeout.
+ */
+static void test_control_call_fails_when_supervisor_dies(void **state)
+{
+	struct shm_seg *seg;
+	struct rt_run r;
+	char out[8192];
+	shoal_handle_t h;
+	pid_t tool, wpid;
+	int fd;
+
+	(void)state;
+	start(&r, "supdie", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e0", 2, &h, NULL), 0);
+	wpid = rt_slot_pid(seg, 1);
+	assert_int_equal(kill(wpid, SIGSTOP), 0);
+	rt_wait_pid_state(wpid, 'T');
+	tool = rt_tool_start(
+		r.inst, (const char *[]){"call", "e0", "ping", "--timeout", "60000", NULL}, &fd);
+	wait_queued(seg, shoal_handle_slot(h), 1);
+	kill(r.pid, SIGKILL);
+	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
+	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 3);
+	if (!strstr(out, "the supervisor died"))
+		fail_msg("shoal call said: %s", out);
+	kill(wpid, SIGKILL);
 	shm_seg_detach(seg);
 	rt_cleanup(&r);
 }
@@ -714,7 +786,13 @@ int main(void)
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
+		cmocka_unit_test_teardown(test_control_call_fails_when_callee_removed, rt_teardown),
+		cmocka_unit_test_teardown(test_control_call_fails_when_supervisor_dies,
+					  rt_teardown),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

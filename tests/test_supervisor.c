@@ -327,27 +327,8 @@ static void test_supervisor_stopped_spare_not_used(void **state)
 	seg = attach(&r);
 	spare = wait_spare_ready(seg);
 	assert_int_equal(kill(spare, SIGSTOP), 0);
-	/* stopped for sure before the worker dies: /proc says 'T' */
-	{
-		char path[64], buf[512], *q;
-		int fd;
-
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)spare);
-		for (;;) {
-			ssize_t n;
-
-			fd = open(path, O_RDONLY);
-			assert_true(fd >= 0);
-			n = read(fd, buf, sizeof(buf) - 1);
-			close(fd);
-			assert_true(n > 0);
-			buf[n] = 0;
-			q = strrchr(buf, ')');
-			if (q && q[2] == 'T')
-				break;
-			sched_yield();
-		}
-	}
+	/* stopped for sure before the worker dies */
+	rt_wait_pid_state(spare, 'T');
 	{
 		static char out[1 << 15];
 		char want[96];

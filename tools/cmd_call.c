@@ -96,6 +96,11 @@ int cmd_call(int argc, char **argv)
 			"message)\n",
 			argv[optind], IPC_POISON_MAX);
 		ex = EXIT_CHECK;
+	} else if (rc == -EOWNERDEAD || rc == -ESHUTDOWN) {
+		fprintf(stderr, "shoal call: '%s' did not answer: %s\n", argv[optind],
+			rc == -EOWNERDEAD ? "the supervisor died (its workers exit with it)"
+					  : "the instance stopped");
+		ex = EXIT_SYSTEM;
 	} else if ((rc == -ENOENT || rc == -ESTALE) && !still_named(&cl, argv[optind], h)) {
 		fprintf(stderr, "shoal call: agent '%s' is gone\n", argv[optind]);
 		ex = EXIT_USAGE;

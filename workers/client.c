@@ -293,6 +293,11 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 				left = deadline - now;
 		}
 		r = ipc_waiter_wait(c->waiter, CLIENT_SPIN_NS, left, inbox_has_msg, &rw, NULL);
+		if (r == -EOWNERDEAD) {
+			/* the supervisor exited: nothing more will come; which way it ended */
+			gone = shm_seg_gone(c->seg, shm_seg_liveness(c->seg, 0));
+			return gone ? gone : r;
+		}
 		if (r < 0)
 			return r;
 		/*
