@@ -984,6 +984,7 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 	struct shm_seg *seg;
 	int pfd[2];
 	uint32_t slot = 0;
+	shoal_handle_t inbox[2], members[4];
 	pid_t c;
 
 	(void)state;
@@ -995,23 +996,37 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 		struct shm_seg *cs;
 		char err[256];
 
+		shoal_handle_t ib[2];
+
 		if (shm_seg_attach(r.inst, 0, 1000, &cs, err, sizeof(err)) ||
 		    shm_proc_claim(cs, SHM_ROLE_CLIENT, false))
 			_exit(1);
 		shm_proc_set_state(cs, SHM_PROC_RUNNING);
+		/* two inboxes, one in a group: what a dead client held must come back */
+		if (ipc_inbox_open(cs, &ib[0]) || ipc_inbox_open(cs, &ib[1]) ||
+		    shm_grp_join(cs, "watchers", 8, ib[1]))
+			_exit(1);
 		(void)!write(pfd[1], &cs->self, sizeof(cs->self));
+		(void)!write(pfd[1], ib, sizeof(ib));
 		pause();
 		_exit(0);
 	}
 	close(pfd[1]);
 	assert_true(rt_fd_wait(pfd[0], TIMEOUT_MS));
 	assert_int_equal(read(pfd[0], &slot, sizeof(slot)), (ssize_t)sizeof(slot));
+	assert_int_equal(read(pfd[0], inbox, sizeof(inbox)), (ssize_t)sizeof(inbox));
 	close(pfd[0]);
 	seg = attach(&r);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->state), SHM_PROC_RUNNING);
+	assert_int_equal(shm_grp_members(seg, "watchers", 8, members, 4), 1);
 	rt_kill_and_wait(c);
 	waitpid(c, NULL, 0);
 	WAIT_FOR(seg, atomic_load(&shm_proc_at(seg, slot)->state) == SHM_PROC_EXITED);
+	/* its inboxes' agent slots are free again, and it left its group */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(inbox[i]))->state),
+				 SHM_AGENT_FREE);
+	assert_int_equal(shm_grp_members(seg, "watchers", 8, members, 4), -ENOENT);
 	assert_true(atomic_load(&shm_proc_at(seg, slot)->repair_gen) >= 1);
 	assert_int_equal(shm_proc_at(seg, slot)->last_pid, (uint32_t)c);
 	shm_seg_detach(seg);
