@@ -1759,7 +1759,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	struct shm_hdr *h;
 	sigset_t oldmask;
 	uint32_t nnodes;
-	char err[256];
+	char err[512];
+	bool adopted = false;
 	int r, ret = 3;
 
 	if (load_types(c))
@@ -1804,6 +1805,11 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		goto out_signals;
 	}
 	r = shm_seg_create(c->instance, &cfg, &s.seg, err, sizeof(err));
+	if (r == -EEXIST) {
+		/* a segment of this name: a dead supervisor's is adopted (adopt.c) */
+		r = sup_adopt(c->instance, &cfg, &s.seg, err, sizeof(err));
+		adopted = r == 0;
+	}
 	if (r) {
 		fprintf(stderr, "shoal: %s\n", err);
 		ret = r == -EEXIST || r == -EINVAL ? 2 : 3;
@@ -1815,6 +1821,13 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	if (r || s.seg->self != 0) {
 		fprintf(stderr, "shoal: cannot take process slot 0\n");
 		goto out_seg;
+	}
+	if (adopted) {
+		/* relaxed: status words; clients that attach from here on watch this pid */
+		atomic_store_explicit(&h->sup_start, shm_pid_start_time(getpid()),
+				      memory_order_relaxed);
+		atomic_store_explicit(&h->sup_pid, (uint32_t)getpid(), memory_order_relaxed);
+		atomic_store_explicit(&h->spare, 0, memory_order_relaxed);
 	}
 	atomic_store_explicit(&h->sup_epoch, s.seg->epoch, memory_order_relaxed);
 	shm_proc_set_state(s.seg, SHM_PROC_RUNNING);
@@ -1831,8 +1844,9 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		shm_proc_at(s.seg, i + 1)->core = s.w[i].place.core;
 		shm_proc_at(s.seg, i + 1)->node = s.w[i].place.node;
 	}
-	shm_seg_publish(s.seg);
-	if (spawn_agents(&s)) {
+	if (!adopted)
+		shm_seg_publish(s.seg);
+	if (!adopted && spawn_agents(&s)) {
 		ret = 2;
 		goto out_seg;
 	}
@@ -1870,13 +1884,14 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	goto out_ring;
 
 out_seg:
-	/* never started: nothing to keep */
+	/* never started: nothing to keep, unless it was adopted (the next run adopts it) */
 	for (uint32_t i = 0; i < s.n; i++)
 		if (s.w[i].pidfd >= 0) {
 			pidfd_kill(s.w[i].pidfd, SIGKILL);
 			waitid((idtype_t)P_PIDFD, (id_t)s.w[i].pidfd, NULL, WEXITED);
 		}
-	shm_seg_unlink(c->instance);
+	if (!adopted)
+		shm_seg_unlink(c->instance);
 	shm_seg_detach(s.seg);
 out_ring:
 	io_uring_queue_exit(&s.ring);

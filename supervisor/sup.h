@@ -196,6 +196,19 @@ struct sup_run_opts {
 };
 
 /*
+ * Take over the segment of instance `instance` whose supervisor died (adopt.c): checks that
+ * it is dead and that cfg (the configuration's sizes) matches the segment's, ends what is
+ * left of its workers, repairs the dead supervisor's and workers' process slots (their
+ * agents DOWN, to be restarted by new workers), and returns the segment mapped read-write
+ * in *out, its state STARTING. -EEXIST (running, or stopped in order), -EINVAL (another
+ * geometry), -ETIMEDOUT (a worker that would not die) or an attach error, with a sentence
+ * in err. The supervisor's only thread, before it claims process slot 0.
+ */
+struct shm_seg;
+int sup_adopt(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
+	      size_t errlen);
+
+/*
  * Run an instance until SIGTERM/SIGINT or until the restart intensity is exceeded.
  * Returns 0 after an orderly stop, 1 when the intensity was exceeded (a message naming
  * the worker and its exit reasons went to stderr), 2 for a configuration the machine

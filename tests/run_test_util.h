@@ -70,8 +70,8 @@ static inline bool rt_fd_wait(int fd, int timeout_ms)
  * a file; I is prefix + name + our pid, CFG holds config. extra may be NULL. Records the run
  * in rt_live for rt_teardown().
  */
-static inline void rt_start(struct rt_run *r, const char *prefix, const char *name,
-			    const char *config, const char *extra)
+static inline void rt_start_on(struct rt_run *r, const char *prefix, const char *name,
+			       const char *config, const char *extra, bool fresh)
 {
 	const char *bin = rt_shoal_bin();
 	int pfd[2];
@@ -81,7 +81,8 @@ static inline void rt_start(struct rt_run *r, const char *prefix, const char *na
 	snprintf(r->inst, sizeof(r->inst), "%s%s-%d", prefix, name, (int)getpid());
 	snprintf(r->cfg, sizeof(r->cfg), "/tmp/shoal-%s.ini", r->inst);
 	snprintf(r->err, sizeof(r->err), "/tmp/shoal-%s.err", r->inst);
-	shm_seg_unlink(r->inst);
+	if (fresh)
+		shm_seg_unlink(r->inst);
 	f = fopen(r->cfg, "w");
 	assert_non_null(f);
 	fputs(config, f);
@@ -109,6 +110,13 @@ static inline void rt_start(struct rt_run *r, const char *prefix, const char *na
 	assert_true(r->pidfd >= 0);
 	rt_live = *r;
 	rt_have_live = true;
+}
+
+/* rt_start_on() on a fresh instance: a segment left by an earlier run is removed first. */
+static inline void rt_start(struct rt_run *r, const char *prefix, const char *name,
+			    const char *config, const char *extra)
+{
+	rt_start_on(r, prefix, name, config, extra, true);
 }
 
 /* Wait for the run's "ready\n" on its ready pipe. */

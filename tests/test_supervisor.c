@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/inotify.h>
 #include <sys/syscall.h>
@@ -685,6 +687,129 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	rt_cleanup(&r);
 }
 
+/*
+ * A supervisor SIGKILLed under a steady flow of casts: `shoal run` on the same config adopts
+ * its segment (same handles and names, queued messages, checkpoints) and restarts the
+ * workers and their agents as if each had crashed. The counter agent checkpoints its count
+ * with every message: after the adoption it has counted every acknowledged cast (those
+ * queued while no worker ran included), at most once more for a redelivered one.
+ */
+static void test_supervisor_adopts_dead_supervisors_segment(void **state)
+{
+	static const char *cfg = "[instance]\nworkers = 2\nplacement = none\n"
+				 "[segment]\nmax_agents = 64\nregistry_capacity = 256\n"
+				 "max_procs = 8\n"
+				 "[agent c]\ntype = counter\ncount = 1\nname = c-%u\nworker = 1\n"
+				 "[agent e]\ntype = echo\ncount = 2\nname = e-%u\nworker = 0\n";
+	const uint64_t total = 20000;
+	_Atomic uint64_t *acked = mmap(NULL, sizeof(*acked), PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct rt_client cl;
+	struct rt_run r;
+	shoal_handle_t hc, he;
+	uint64_t count, redelivered;
+	char reply[64] = "";
+	pid_t flow;
+	int n, st;
+
+	(void)state;
+	assert_true(acked != MAP_FAILED);
+	start(&r, "adopt", cfg, NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&cl, r.inst);
+	hc = lookup(&cl, "c-0");
+	he = lookup(&cl, "e-0");
+	flow = fork();
+	assert_true(flow >= 0);
+	if (flow == 0) {
+		struct rt_client fc;
+		uint64_t dl = shm_now_ns() + 60000000000ull;
+
+		rt_client_open(&fc, r.inst);
+		for (uint64_t i = 0; i < total;) {
+			int rc = ipc_send(fc.seg, hc, SHOAL_HANDLE_NONE, 1, 0, 0, "x", 1, 0);
+
+			if (rc == -EAGAIN) {
+				/* full while no worker runs: the adopted instance drains it */
+				if (shm_now_ns() > dl)
+					_exit(2);
+				sched_yield();
+				continue;
+			}
+			if (rc)
+				_exit(3);
+			atomic_store(acked, ++i);
+		}
+		_exit(0);
+	}
+	/* mid-flow: the supervisor dies (and its workers with it) */
+	{
+		uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+
+		while (atomic_load(acked) < total / 4) {
+			if (shm_now_ns() > dl)
+				fail_msg("the flow of casts did not start");
+			sched_yield();
+		}
+	}
+	kill(r.pid, SIGKILL);
+	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
+	rt_client_close(&cl);
+	/* the same config, the same instance: adopted, not refused */
+	rt_start_on(&r, "t-", "adopt", cfg, NULL, false);
+	rt_wait_ready(&r);
+	rt_wait_err(&r, "adopted");
+	assert_int_equal(waitpid(flow, &st, 0), flow);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	rt_client_open(&cl, r.inst);
+	/* the same handles */
+	assert_int_equal(lookup(&cl, "c-0"), hc);
+	assert_int_equal(lookup(&cl, "e-0"), he);
+	rt_expect_echo(&cl, he);
+	/* a call queues behind every cast: its answer counts them all */
+	n = ipc_call(cl.seg, cl.w, cl.inbox, hc, 1, "?", 1, reply, sizeof(reply) - 1, TIMEOUT_MS);
+	assert_true(n > 0);
+	reply[n] = 0;
+	assert_int_equal(sscanf(reply, "%" SCNu64 " %" SCNu64, &count, &redelivered), 2);
+	if (count < total || count > total + redelivered)
+		fail_msg("counted %" PRIu64 " of %" PRIu64 " acknowledged casts (%" PRIu64
+			 " redelivered)",
+			 count, total, redelivered);
+	print_message("adopted: %" PRIu64 " acknowledged casts counted as %" PRIu64 " (%" PRIu64
+		      " redelivered)\n",
+		      total, count, redelivered);
+	rt_client_close(&cl);
+	munmap(acked, sizeof(*acked));
+	rt_stop(&r);
+}
+
+/*
+ * A dead supervisor's segment is adopted only by a configuration of the same geometry: another
+ * one is refused (exit 2, naming the key and both values) and the segment is left as it was.
+ */
+static void test_supervisor_adopt_refuses_other_geometry(void **state)
+{
+	static const char *other = "[instance]\nworkers = 2\nplacement = none\n"
+				   "[segment]\nmax_agents = 32\nregistry_capacity = 128\n"
+				   "max_procs = 8\n";
+	struct rt_run r;
+	char out[8192], path[96];
+
+	(void)state;
+	start(&r, "adoptgeo", two_workers, NULL);
+	rt_wait_ready(&r);
+	kill(r.pid, SIGKILL);
+	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
+	rt_start_on(&r, "t-", "adoptgeo", other, NULL, false);
+	assert_int_equal(rt_wait_exit(&r), 2);
+	rt_read_err(&r, out, sizeof(out));
+	if (!strstr(out, "max_agents = 64 where this configuration has 32"))
+		fail_msg("run said: %s", out);
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", r.inst);
+	assert_int_equal(access(path, F_OK), 0);
+	rt_cleanup(&r);
+}
+
 static char *asan_allow_null(void);
 static void asan_restore(char *saved);
 
@@ -1024,8 +1149,9 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 	WAIT_FOR(seg, atomic_load(&shm_proc_at(seg, slot)->state) == SHM_PROC_EXITED);
 	/* its inboxes' agent slots are free again, and it left its group */
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(inbox[i]))->state),
-				 SHM_AGENT_FREE);
+		assert_int_equal(
+			atomic_load(&shm_agent_at(seg, shoal_handle_slot(inbox[i]))->state),
+			SHM_AGENT_FREE);
 	assert_int_equal(shm_grp_members(seg, "watchers", 8, members, 4), -ENOENT);
 	assert_true(atomic_load(&shm_proc_at(seg, slot)->repair_gen) >= 1);
 	assert_int_equal(shm_proc_at(seg, slot)->last_pid, (uint32_t)c);
@@ -1161,6 +1287,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_sigterm_keep, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_stray_signals_handled, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_killed_leaves_stale_segment, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_adopt_refuses_other_geometry,
+					  rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_adopts_dead_supervisors_segment,
+					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_rlimit, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_hog_agent, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_memory_cap_cgroup, rt_teardown),

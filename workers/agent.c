@@ -120,9 +120,12 @@ void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 
 	atomic_store_explicit(&a->state, SHM_AGENT_STOPPED, memory_order_release);
 	shm_change_bump(seg);
-	/* its callers hear it now, not at their timeouts (as a gen_server:call's monitor) */
-	ipc_refuse_queued(seg, h, ENOENT);
 	shm_reg_unregister_handle(seg, h);
+	/*
+	 * Its callers hear it now, not at their timeouts (as a gen_server:call's monitor does),
+	 * after its names are gone: a caller told -ENOENT finds the name free.
+	 */
+	ipc_refuse_queued(seg, h, ENOENT);
 	shm_grp_leave_all(seg, h);
 	wrk_mon_drop_watcher(seg, h);
 	wrk_mon_notify(seg, h, 0, reason);
