@@ -1,10 +1,15 @@
 /* The run configuration: an INI file parsed with libinih, and the embedded default. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -33,6 +38,9 @@ const char sup_default_config[] =
 	"count = 100\n"
 	"name = tuner-%03u\n";
 
+#define MAX_SECTIONS (SUP_MAX_AGENT_SPECS + 16) /* section headers remembered */
+#define MAX_SEC_KEYS 24				/* keys remembered per section */
+
 /* Parser state: the line being read and the first error. */
 struct parse {
 	struct sup_config *c;
@@ -40,9 +48,21 @@ struct parse {
 	const char *text;	      /* string source, or NULL */
 	FILE *file;		      /* file source, or NULL */
 	int line;		      /* lines handed to inih so far */
+	bool indented;		      /* the line being parsed starts with blanks */
 	int err_line;		      /* line of the first handler error, 0 none */
 	char err[200];		      /* its message */
+	char why[96];		      /* a value's specific fault, for BADVAL; "" none */
 	struct sup_agent_spec *agent; /* the [agent] section being read */
+	uint32_t nsecs;		      /* used entries of secs[] */
+	struct {
+		char name[72]; /* canonical section name ("agent NAME" with one blank) */
+		int line;      /* its header's line */
+	} secs[MAX_SECTIONS];  /* every section header read so far */
+	uint32_t nkeys;	       /* used entries of keys[] */
+	struct {
+		char key[32]; /* a key set in the current section */
+		int line;     /* where */
+	} keys[MAX_SEC_KEYS];
 };
 
 /* See sup.h. Callers: any thread. */
@@ -81,25 +101,66 @@ const char *sup_strategy_name(uint32_t s)
 	return "?";
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+/*
+ * A leading zero reads as octal to some people and decimal to others ("010"), and strtoull's
+ * base 0 took "0x10" too: integers are plain decimal. Says why in ps->why when it refuses
+ * a number for its leading zero, so the message can name both readings.
+ */
+static bool is_leading_zero(struct parse *ps, const char *s, size_t ndigits)
 {
-	char *end;
+	unsigned long long dec, oct;
+	bool octal = true;
+
+	if (s[0] != '0')
+		return false;
+	if (s[1] == 'x' || s[1] == 'X') {
+		errno = 0;
+		dec = strtoull(s + 2, NULL, 16);
+		if (s[2] && !s[2 + strspn(s + 2, "0123456789abcdefABCDEF")] && !errno)
+			snprintf(ps->why, sizeof(ps->why), "hexadecimal is not allowed; write %llu",
+				 dec);
+		return true;
+	}
+	if (ndigits < 2)
+		return false;
+	for (size_t i = 0; i < ndigits; i++)
+		octal &= s[i] <= '7';
+	errno = 0;
+	dec = strtoull(s, NULL, 10);
+	oct = strtoull(s, NULL, 8);
+	if (errno)
+		return true;
+	if (octal && oct != dec)
+		snprintf(ps->why, sizeof(ps->why),
+			 "leading zeros are not allowed; write %llu (or %llu if octal was meant)",
+			 dec, oct);
+	else
+		snprintf(ps->why, sizeof(ps->why), "leading zeros are not allowed; write %llu",
+			 dec);
+	return true;
+}
+
+static int parse_u64(struct parse *ps, const char *s, uint64_t max, uint64_t *out)
+{
+	size_t n = strspn(s, "0123456789");
 	unsigned long long v;
 
-	if (!*s || *s == '-' || *s == '+')
+	if (!n || (s[n] && !(n == 1 && (s[1] == 'x' || s[1] == 'X'))))
+		return -EINVAL;
+	if (is_leading_zero(ps, s, n))
 		return -EINVAL;
 	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || v > max)
+	v = strtoull(s, NULL, 10);
+	if (errno || v > max)
 		return -EINVAL;
 	*out = v;
 	return 0;
 }
 
-static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+static int parse_u32(struct parse *ps, const char *s, uint32_t max, uint32_t *out)
 {
 	uint64_t v;
-	int r = parse_u64(s, max, &v);
+	int r = parse_u64(ps, s, max, &v);
 
 	if (!r)
 		*out = (uint32_t)v;
@@ -117,28 +178,46 @@ static int parse_bool(const char *s, bool *out)
 	return 0;
 }
 
-/* Seconds with an optional fraction ("10", "0.5") or "NNNms", into milliseconds. */
-static int parse_ms(const char *s, uint32_t *out)
+/*
+ * Seconds with an optional fraction ("10", "0.5", "2s") or "NNNms", into milliseconds. Only
+ * decimal digits and one point: strtod alone also took "nan", "inf" and hex floats, and NaN
+ * slipped through every range check. A nonzero time that rounds to 0 ms is refused, since 0
+ * means "off" for several keys ("0.1ms" silently turned hang detection off).
+ */
+static int parse_ms(struct parse *ps, const char *s, uint32_t *out)
 {
-	char *end;
+	size_t ni = strspn(s, "0123456789"), nf = 0;
+	const char *end = s + ni;
 	double v;
-	size_t n = strlen(s);
 
-	if (!*s || *s == '-' || *s == '+')
+	if (*end == '.') {
+		nf = strspn(end + 1, "0123456789");
+		if (!nf)
+			return -EINVAL;
+		end += 1 + nf;
+	}
+	if (!ni && !nf)
 		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s)
+	if (ni > 1 && s[0] == '0') {
+		snprintf(ps->why, sizeof(ps->why),
+			 "leading zeros are not allowed; write the number without them");
 		return -EINVAL;
-	if (n > 2 && !strcmp(end, "ms"))
+	}
+	v = strtod(s, NULL);
+	if (!strcmp(end, "ms"))
 		;
 	else if (!*end || !strcmp(end, "s"))
 		v *= 1000.0;
 	else
 		return -EINVAL;
-	if (v < 0 || v > 86400000.0)
+	if (!(v >= 0 && v <= 86400000.0))
 		return -EINVAL;
 	*out = (uint32_t)(v + 0.5);
+	if (v > 0 && !*out) {
+		snprintf(ps->why, sizeof(ps->why),
+			 "it rounds to 0 ms, which means off; write 0 if that is meant");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -262,7 +341,8 @@ int sup_agent_name(const struct sup_agent_spec *s, uint32_t i, char *name, size_
 		return 0;                                                                          \
 	} while (0)
 
-#define BADVAL(ps, sec, key, val, what) FAIL(ps, "[%s] %s = '%s': %s", sec, key, val, what)
+#define BADVAL(ps, sec, key, val, what)                                                            \
+	FAIL(ps, "[%s] %s = '%s': %s", sec, key, val, (ps)->why[0] ? (ps)->why : (what))
 
 static int on_instance(struct parse *ps, const char *sec, const char *k, const char *v)
 {
@@ -275,7 +355,7 @@ static int on_instance(struct parse *ps, const char *sec, const char *k, const c
 			       "not starting with '.'");
 		snprintf(c->instance, sizeof(c->instance), "%s", v);
 	} else if (!strcmp(k, "workers")) {
-		if (parse_u32(v, SUP_MAX_WORKERS, &c->workers))
+		if (parse_u32(ps, v, SUP_MAX_WORKERS, &c->workers))
 			BADVAL(ps, sec, k, v, "a worker count 0..1024 (0: one per core)");
 	} else if (!strcmp(k, "cpus")) {
 		uint64_t set[SUP_MAX_CPUS / 64];
@@ -291,16 +371,16 @@ static int on_instance(struct parse *ps, const char *sec, const char *k, const c
 		else
 			BADVAL(ps, sec, k, v, "spread or none");
 	} else if (!strcmp(k, "stop_timeout")) {
-		if (parse_ms(v, &c->stop_timeout_ms) || !c->stop_timeout_ms)
+		if (parse_ms(ps, v, &c->stop_timeout_ms) || !c->stop_timeout_ms)
 			BADVAL(ps, sec, k, v, "a positive time in seconds (or NNNms)");
 	} else if (!strcmp(k, "ready_timeout")) {
-		if (parse_ms(v, &c->ready_timeout_ms) || !c->ready_timeout_ms)
+		if (parse_ms(ps, v, &c->ready_timeout_ms) || !c->ready_timeout_ms)
 			BADVAL(ps, sec, k, v, "a positive time in seconds (or NNNms)");
 	} else if (!strcmp(k, "spare")) {
 		if (parse_bool(v, &c->spare))
 			BADVAL(ps, sec, k, v, "true or false");
 	} else if (!strcmp(k, "status_interval")) {
-		if (parse_ms(v, &c->status_interval_ms))
+		if (parse_ms(ps, v, &c->status_interval_ms))
 			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms), 0 for none");
 	} else {
 		FAIL(ps,
@@ -325,25 +405,25 @@ static int on_restart(struct parse *ps, const char *sec, const char *k, const ch
 		else
 			BADVAL(ps, sec, k, v, "one_for_one, one_for_all or rest_for_one");
 	} else if (!strcmp(k, "intensity")) {
-		if (parse_u32(v, 1000000, &p->intensity))
+		if (parse_u32(ps, v, 1000000, &p->intensity))
 			BADVAL(ps, sec, k, v, "a number of restarts 0..1000000");
 	} else if (!strcmp(k, "period")) {
-		if (parse_ms(v, &p->period_ms) || !p->period_ms)
+		if (parse_ms(ps, v, &p->period_ms) || !p->period_ms)
 			BADVAL(ps, sec, k, v, "a positive time in seconds (or NNNms)");
 	} else if (!strcmp(k, "backoff_initial")) {
-		if (parse_ms(v, &p->backoff_initial_ms))
+		if (parse_ms(ps, v, &p->backoff_initial_ms))
 			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms)");
 	} else if (!strcmp(k, "backoff_max")) {
-		if (parse_ms(v, &p->backoff_max_ms))
+		if (parse_ms(ps, v, &p->backoff_max_ms))
 			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms)");
 	} else if (!strcmp(k, "backoff_factor")) {
-		if (parse_u32(v, 100, &p->backoff_factor) || !p->backoff_factor)
+		if (parse_u32(ps, v, 100, &p->backoff_factor) || !p->backoff_factor)
 			BADVAL(ps, sec, k, v, "an integer 1..100");
 	} else if (!strcmp(k, "backoff_first")) {
 		if (parse_bool(v, &p->backoff_first))
 			BADVAL(ps, sec, k, v, "true or false");
 	} else if (!strcmp(k, "hang_timeout")) {
-		if (parse_ms(v, &p->hang_ms) || (p->hang_ms && p->hang_ms < 200))
+		if (parse_ms(ps, v, &p->hang_ms) || (p->hang_ms && p->hang_ms < 200))
 			BADVAL(ps, sec, k, v, "0 (off) or a time of at least 200ms");
 	} else {
 		FAIL(ps,
@@ -391,25 +471,32 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 	uint32_t val;
 
 	if (!strcmp(k, "mode")) {
-		char *end;
-		unsigned long m = strtoul(v, &end, 8);
+		size_t n = strspn(v, "01234567");
 
-		if (!*v || *end || m & ~0777ul)
+		/* octal digits only: strtoul also took "-0" and blanks */
+		if (!(n == 3 || (n == 4 && v[0] == '0')) || v[n])
 			BADVAL(ps, sec, k, v, "an octal file mode such as 0600");
-		ps->c->shm.mode = (uint32_t)m;
+		ps->c->shm.mode = (uint32_t)strtoul(v, NULL, 8);
+		ps->c->mode_line = ps->line;
+		return 1;
+	}
+	if (!strcmp(k, "shared_with_group")) {
+		if (parse_bool(v, &ps->c->shared_with_group))
+			BADVAL(ps, sec, k, v, "yes or no");
 		return 1;
 	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(k, keys[i].key))
 			continue;
-		if (parse_u32(v, UINT32_MAX, &val))
+		if (parse_u32(ps, v, UINT32_MAX, &val))
 			BADVAL(ps, sec, k, v, "a non-negative integer");
 		memcpy((char *)&ps->c->shm + keys[i].off, &val, sizeof(val));
 		return 1;
 	}
 	FAIL(ps,
 	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
-	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, mode)",
+	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, mode, "
+	     "shared_with_group)",
 	     sec, k);
 }
 
@@ -437,7 +524,7 @@ static int on_agent(struct parse *ps, const char *sec, const char *k, const char
 			BADVAL(ps, sec, k, v, "an agent type name of 1..31 bytes");
 		snprintf(a->type, sizeof(a->type), "%s", v);
 	} else if (!strcmp(k, "count")) {
-		if (parse_u32(v, 1u << 20, &a->count) || !a->count)
+		if (parse_u32(ps, v, 1u << 20, &a->count) || !a->count)
 			BADVAL(ps, sec, k, v, "a count 1..1048576");
 	} else if (!strcmp(k, "name")) {
 		if (!*v || strlen(v) >= sizeof(a->pattern) || pattern_check(v) < 0)
@@ -451,7 +538,7 @@ static int on_agent(struct parse *ps, const char *sec, const char *k, const char
 		a->worker_line = ps->line;
 		if (!strcmp(v, "any"))
 			a->worker = -1;
-		else if (!parse_u32(v, SUP_MAX_WORKERS - 1, &w))
+		else if (!parse_u32(ps, v, SUP_MAX_WORKERS - 1, &w))
 			a->worker = (int32_t)w;
 		else
 			BADVAL(ps, sec, k, v, "a worker index or 'any'");
@@ -493,10 +580,47 @@ static struct sup_agent_spec *agent_section(struct parse *ps, const char *sec)
 	return a;
 }
 
+/*
+ * A key set twice in one section: the second used to win silently. [types] load is a list
+ * and repeats. inih (built with multi-line entries, as Debian's is) hands an indented line
+ * over as a second value of the key before it: say so, as that is what the user sees.
+ */
+static bool is_key_repeated(struct parse *ps, const char *sec, const char *k)
+{
+	if (!strcmp(sec, "types") && !strcmp(k, "load"))
+		return false;
+	for (uint32_t i = 0; i < ps->nkeys; i++) {
+		if (strcmp(ps->keys[i].key, k))
+			continue;
+		if (!ps->err_line) {
+			ps->err_line = ps->line;
+			if (ps->indented)
+				snprintf(ps->err, sizeof(ps->err),
+					 "[%s]: an indented line continues the value of '%s' "
+					 "(line %d); remove the indentation",
+					 sec, k, ps->keys[i].line);
+			else
+				snprintf(ps->err, sizeof(ps->err),
+					 "[%s]: '%s' is set again (first at line %d); keep one",
+					 sec, k, ps->keys[i].line);
+		}
+		return true;
+	}
+	/* a longer key is unknown in every section, and is refused as that */
+	if (ps->nkeys < MAX_SEC_KEYS && strlen(k) < sizeof(ps->keys[0].key)) {
+		snprintf(ps->keys[ps->nkeys].key, sizeof(ps->keys[0].key), "%s", k);
+		ps->keys[ps->nkeys++].line = ps->line;
+	}
+	return false;
+}
+
 static int on_kv(void *user, const char *sec, const char *k, const char *v)
 {
 	struct parse *ps = user;
 
+	ps->why[0] = 0;
+	if (is_key_repeated(ps, sec, k))
+		return 0;
 	if (!strcmp(sec, "instance"))
 		return on_instance(ps, sec, k, v);
 	if (!strcmp(sec, "restart"))
@@ -522,33 +646,127 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 	     sec);
 }
 
-/* inih reads one line per call: counting them gives the handler its line number. */
+static void fail_at(struct parse *ps, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Record the first error, at a line the reader names (FAIL takes the current one). */
+static void fail_at(struct parse *ps, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ps->err_line)
+		return;
+	ps->err_line = line;
+	va_start(ap, fmt);
+	vsnprintf(ps->err, sizeof(ps->err), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A section header's name as inih reads it ("[ name ]" keeps its blanks; a ';' after a blank
+ * starts a comment), with the blanks after "agent" folded to one, since agent_section()
+ * skips them: "[agent a]" and "[agent  a]" are one section. False if the line is no header.
+ */
+static bool header_name(const char *line, char *out, size_t cap)
+{
+	const char *p = line, *e;
+	size_t n;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p++ != '[')
+		return false;
+	for (e = p; *e && *e != ']'; e++)
+		if (*e == ';' && e > p && isspace((unsigned char)e[-1]))
+			return false;
+	if (*e != ']')
+		return false;
+	n = (size_t)(e - p);
+	if (n > 5 && !strncmp(p, "agent ", 6)) {
+		const char *q = p + 5;
+
+		while (*q == ' ')
+			q++;
+		snprintf(out, cap, "agent %.*s", (int)(e - q), q);
+	} else {
+		snprintf(out, cap, "%.*s", (int)n, p);
+	}
+	return true;
+}
+
+/* A section may appear once: two [instance] sections used to merge, the last key winning. */
+static bool is_section_repeated(struct parse *ps, const char *line)
+{
+	char name[sizeof(ps->secs[0].name)];
+
+	if (!header_name(line, name, sizeof(name)))
+		return false;
+	ps->nkeys = 0;
+	for (uint32_t i = 0; i < ps->nsecs; i++) {
+		if (strcmp(ps->secs[i].name, name))
+			continue;
+		fail_at(ps, ps->line,
+			"[%s] appears again (first at line %d): a section may appear once; "
+			"merge them",
+			name, ps->secs[i].line);
+		return true;
+	}
+	if (ps->nsecs == MAX_SECTIONS) {
+		fail_at(ps, ps->line, "more than %u sections", MAX_SECTIONS);
+		return true;
+	}
+	snprintf(ps->secs[ps->nsecs].name, sizeof(ps->secs[0].name), "%s", name);
+	ps->secs[ps->nsecs++].line = ps->line;
+	return false;
+}
+
+/*
+ * inih reads one line per call: counting them gives the handler its line number. inih gives
+ * a buffer of num bytes (INI_MAX_LINE, 200 as Debian builds it) and parses what does not fit
+ * as a line of its own: a long comment's tail could set a key, and every later line number
+ * was off. Such a line is refused here, with its number, and parsing stops (NULL reads as
+ * the end). Refusing, rather than moving to a parser without the limit: no key of a shoal
+ * config needs that much but a [types] load path of more than about 190 bytes (a symlink
+ * shortens it), and this keeps the parser the distribution ships, and its syntax.
+ */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct parse *ps = stream;
-	char *r;
+	size_t n, max = (size_t)num - 2; /* a line's bytes without its '\n' */
 
 	if (ps->file) {
-		r = fgets(str, num, ps->file);
+		if (!fgets(str, num, ps->file))
+			return NULL;
+		n = strlen(str);
+		if (n && str[n - 1] == '\n')
+			n--;
 	} else {
 		const char *nl;
-		size_t n;
 
 		if (!*ps->text)
 			return NULL;
 		nl = strchr(ps->text, '\n');
-		n = nl ? (size_t)(nl - ps->text) + 1 : strlen(ps->text);
-		if (n > (size_t)num - 1)
-			n = (size_t)num - 1;
-		memcpy(str, ps->text, n);
-		str[n] = 0;
-		ps->text += n;
-		r = str;
+		n = nl ? (size_t)(nl - ps->text) : strlen(ps->text);
+		if (n <= max) {
+			memcpy(str, ps->text, n + (nl ? 1 : 0));
+			str[n + (nl ? 1 : 0)] = 0;
+			ps->text += n + (nl ? 1 : 0);
+		}
 	}
 	/* count as inih does (one line per call), so its error line and ours agree */
-	if (r)
-		ps->line++;
-	return r;
+	ps->line++;
+	if (n > max) {
+		fail_at(ps, ps->line,
+			"the line is longer than %zu bytes, the most the parser reads; shorten it "
+			"(a long comment: split it over several lines)",
+			max);
+		return NULL;
+	}
+	ps->indented = *str == ' ' || *str == '\t';
+	/* after a key, inih reads an indented line as that key's continuation, even "  [x]" */
+	if (!(ps->indented && ps->nkeys) && is_section_repeated(ps, str))
+		return NULL;
+	return str;
 }
 
 /* Checks that need the whole file. */
@@ -602,6 +820,33 @@ static int check_whole(struct parse *ps, char *err, size_t errlen)
 			 ps->name, c->policy.backoff_max_ms, c->policy.backoff_initial_ms);
 		return -EINVAL;
 	}
+	/*
+	 * The segment holds the process table and every mailbox: whoever may write it may
+	 * forge messages and claim or free any slot. Other users never; the group only when
+	 * the file says so in so many words.
+	 */
+	if (c->shm.mode & 0007) {
+		snprintf(err, errlen,
+			 "%s:%d: [segment] mode = '%04o': other users could rewrite the process "
+			 "table; use 0600 (or 0660 with shared_with_group = yes)",
+			 ps->name, c->mode_line, c->shm.mode);
+		return -EINVAL;
+	}
+	if (c->shm.mode & 0070 && !c->shared_with_group) {
+		snprintf(err, errlen,
+			 "%s:%d: [segment] mode = '%04o': group members could rewrite the process "
+			 "table; add shared_with_group = yes to [segment] if that is meant, or use "
+			 "0600",
+			 ps->name, c->mode_line, c->shm.mode);
+		return -EINVAL;
+	}
+	if ((c->shm.mode & 0600) != 0600) {
+		snprintf(err, errlen,
+			 "%s:%d: [segment] mode = '%04o': the owner needs read and write (0600) "
+			 "for its own tools to attach",
+			 ps->name, c->mode_line, c->shm.mode);
+		return -EINVAL;
+	}
 	if (shm_cfg_check(&c->shm, why, sizeof(why))) {
 		snprintf(err, errlen, "%s: [segment] %s", ps->name, why);
 		return -EINVAL;
@@ -645,20 +890,60 @@ int sup_config_parse_string(struct sup_config *c, const char *name, const char *
 	return parse_run(&ps, err, errlen);
 }
 
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
 /* See sup.h. Callers: any thread. */
 int sup_config_load(struct sup_config *c, const char *path, char *err, size_t errlen)
 {
 	struct parse ps = {.c = c};
+	struct stat st;
 	size_t n;
-	int r;
+	int fd, r;
 
 	if (!path)
 		return sup_config_parse_string(c, "<default>", sup_default_config, err, errlen);
 	ps.name = path;
-	ps.file = fopen(path, "r");
+	/*
+	 * Non-blocking, so a FIFO with no writer does not hang `shoal run --check`; then only a
+	 * regular file: a directory read as an empty config, and /dev/zero or a FIFO never
+	 * ends.
+	 */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s, not a config file: give the path of a regular file",
+			 path, file_kind(st.st_mode));
+		close(fd);
+		return -EINVAL;
+	}
+	ps.file = fdopen(fd, "r");
 	if (!ps.file) {
 		r = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		close(fd);
 		return r;
 	}
 	snprintf(c->source, sizeof(c->source), "%s", path);

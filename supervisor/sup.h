@@ -78,6 +78,8 @@ struct sup_config {
 	bool spare;		     /* keep a pre-forked warm spare for restarts */
 	struct sup_policy policy;
 	struct shm_cfg shm;		       /* segment sizes */
+	bool shared_with_group;		       /* [segment] opt-in: mode may grant the group */
+	int mode_line;			       /* line of [segment] mode, 0 none */
 	uint32_t nlibs;			       /* used entries of libs[] */
 	char libs[SUP_MAX_LIBS][SUP_PATH_MAX]; /* [types] load = PATH: agent type libraries */
 	int lib_lines[SUP_MAX_LIBS];	       /* their lines, for messages */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +96,7 @@ static void test_config_full_file(void **state)
 				   "mailbox_cells = 128\n"
 				   "max_message = 1024\n"
 				   "mode = 0640\n"
+				   "shared_with_group = yes\n"
 				   "[agent echo]\n"
 				   "type = echo\n"
 				   "count = 12\n"
@@ -274,6 +276,168 @@ static void test_config_first_error_wins(void **state)
 	expect_error("[instance]\nworkers = x\nbogus = 1\n", 2, "workers = 'x'");
 }
 
+/*
+ * libinih hands the reader 200-byte buffers: a longer line used to be cut and its rest
+ * parsed as a line of its own, so a long comment could set a key. Now the line is refused.
+ */
+static void test_config_long_line_refused(void **state)
+{
+	char text[512];
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof(text), "[instance]\nname = x\n; ");
+	memset(text + n, 'a', 199 - 2);
+	n += 199 - 2;
+	snprintf(text + n, sizeof(text) - (size_t)n, "workers = 7\nworkers = 8\n");
+	expect_error(text, 3, "longer than 198 bytes");
+}
+
+/* A line of 198 bytes (the most the parser holds) still parses. */
+static void test_config_longest_line_parses(void **state)
+{
+	struct sup_config c;
+	char text[512], err[256] = "";
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof(text), "[instance]\n; ");
+	memset(text + n, 'a', 198 - 2);
+	n += 198 - 2;
+	snprintf(text + n, sizeof(text) - (size_t)n, "\nworkers = 3\n");
+	assert_int_equal(load_text(&c, text, err, sizeof(err)), 0);
+	assert_int_equal(c.workers, 3);
+	unlink(path);
+}
+
+/* The same limit holds for a config given as a string, and for a last line without '\n'. */
+static void test_config_long_line_in_string(void **state)
+{
+	struct sup_config c;
+	char text[512], err[256] = "";
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof(text), "[instance]\nname = ");
+	memset(text + n, 'b', 250);
+	text[n + 250] = 0;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_parse_string(&c, "s.ini", text, err, sizeof(err)), -EINVAL);
+	if (strncmp(err, "s.ini:2: ", 9) || !strstr(err, "longer than 198 bytes"))
+		fail_msg("got '%s'", err);
+}
+
+/* strtod takes "nan": NaN passed the range check and became a random hang timeout. */
+static void test_config_hang_timeout_nan(void **state)
+{
+	(void)state;
+	expect_error("[restart]\nhang_timeout = nan\n", 2, "hang_timeout = 'nan'");
+	expect_error("[restart]\nhang_timeout = inf\n", 2, "hang_timeout = 'inf'");
+	expect_error("[restart]\nperiod = 0x10\n", 2, "period = '0x10'");
+}
+
+/* 0.1ms rounded to 0, which means "off": a typo silently disabled hang detection. */
+static void test_config_hang_timeout_sub_ms(void **state)
+{
+	(void)state;
+	expect_error("[restart]\nhang_timeout = 0.1ms\n", 2, "hang_timeout = '0.1ms'");
+	expect_error("[instance]\nstatus_interval = 0.0001\n", 2, "rounds to 0 ms");
+}
+
+/* strtoull base 0 read "010" as 8 and "0x10" as 16. */
+static void test_config_leading_zero_refused(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nworkers = 010\n", 2,
+		     "workers = '010': leading zeros are not allowed; write 10 (or 8 if octal "
+		     "was meant)");
+	expect_error("[segment]\nmax_agents = 0x100\n", 2, "max_agents = '0x100'");
+	expect_error("[restart]\nhang_timeout = 05\n", 2, "leading zeros");
+}
+
+/* A world-writable segment lets any user rewrite the process table. */
+static void test_config_mode_other_bits_refused(void **state)
+{
+	(void)state;
+	expect_error("[segment]\nmode = 0666\n", 2, "mode = '0666'");
+	expect_error("[segment]\nshared_with_group = yes\nmode = 0604\n", 3, "other users");
+}
+
+/* Group bits need the explicit opt-in, wherever it is written in the section. */
+static void test_config_mode_group_needs_opt_in(void **state)
+{
+	struct sup_config c;
+	char err[256] = "";
+
+	(void)state;
+	expect_error("[segment]\nmode = 0660\n", 2, "shared_with_group = yes");
+	assert_int_equal(load_text(&c, "[segment]\nmode = 0660\nshared_with_group = yes\n", err,
+				   sizeof(err)),
+			 0);
+	assert_int_equal(c.shm.mode, 0660);
+	unlink(path);
+	expect_error("[segment]\nmode = 0400\n", 2, "owner");
+	expect_error("[segment]\nmode = -0\n", 2, "octal file mode");
+}
+
+/* Two [instance] sections used to merge silently. */
+static void test_config_duplicate_section(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nname = a\n[restart]\nintensity = 1\n[instance]\nworkers = 1\n", 5,
+		     "[instance] appears again (first at line 1)");
+	/* empty, and back to back */
+	expect_error("[memory]\n[memory]\n", 2, "[memory] appears again (first at line 1)");
+	/* agent sections compare by NAME as the parser reads it */
+	expect_error("[agent a]\ntype = echo\n[agent   a]\ntype = echo\n", 3,
+		     "[agent a] appears again (first at line 1)");
+}
+
+static void test_config_duplicate_key(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nworkers = 1\nname = a\nworkers = 2\n", 4,
+		     "'workers' is set again (first at line 2)");
+	expect_error("[agent a]\ntype = echo\ntype = counter\n", 3,
+		     "'type' is set again (first at line 2)");
+	/* inih reads an indented line as the continuation of the key before it */
+	expect_error("[instance]\nname = a\n  workers = 2\n", 3, "indented");
+}
+
+/* [types] load = PATH is the one key meant to repeat. */
+static void test_config_types_load_repeats(void **state)
+{
+	struct sup_config c;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(load_text(&c, "[types]\nload = /a.so\nload = /b.so\n", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.nlibs, 2);
+	assert_int_equal(c.lib_lines[1], 3);
+	unlink(path);
+}
+
+/* Not a regular file: refused at once, and a FIFO with no writer does not hang the reader. */
+static void test_config_not_a_regular_file(void **state)
+{
+	struct sup_config c;
+	char err[256], fifo[64];
+
+	(void)state;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_load(&c, "/tmp", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "/tmp: a directory"));
+	assert_int_equal(sup_config_load(&c, "/dev/zero", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "/dev/zero: a character device"));
+	snprintf(fifo, sizeof(fifo), "/tmp/shoal-test-fifo-%d", (int)getpid());
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(sup_config_load(&c, fifo, err, sizeof(err)), -EINVAL);
+	unlink(fifo);
+	assert_non_null(strstr(err, ": a FIFO"));
+	assert_non_null(strstr(err, "regular file"));
+}
+
 /* Run `shoal run FILE` with text in FILE; expect exit 2, `want` on stderr, no instance. */
 static void run_refuses(const char *text, const char *want)
 {
@@ -405,6 +569,18 @@ int main(void)
 		cmocka_unit_test(test_config_more_agents_than_slots),
 		cmocka_unit_test(test_config_backoff_max_below_initial),
 		cmocka_unit_test(test_config_first_error_wins),
+		cmocka_unit_test(test_config_long_line_refused),
+		cmocka_unit_test(test_config_longest_line_parses),
+		cmocka_unit_test(test_config_long_line_in_string),
+		cmocka_unit_test(test_config_hang_timeout_nan),
+		cmocka_unit_test(test_config_hang_timeout_sub_ms),
+		cmocka_unit_test(test_config_leading_zero_refused),
+		cmocka_unit_test(test_config_mode_other_bits_refused),
+		cmocka_unit_test(test_config_mode_group_needs_opt_in),
+		cmocka_unit_test(test_config_duplicate_section),
+		cmocka_unit_test(test_config_duplicate_key),
+		cmocka_unit_test(test_config_types_load_repeats),
+		cmocka_unit_test(test_config_not_a_regular_file),
 		cmocka_unit_test(test_config_run_refuses_bad_file),
 		cmocka_unit_test(test_config_run_refuses_unknown_type),
 		cmocka_unit_test(test_config_run_refuses_missing_library),
