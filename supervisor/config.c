@@ -8,13 +8,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
+#include <hwloc.h>
 #include <ini.h>
 
 #include "shm/shm.h"
+#include "shoal/agent.h"
 #include "supervisor/sup.h"
+#include "workers/wrk.h"
 
 const char sup_default_config[] =
 	"; shoal's embedded default: one worker per core and a demo population.\n"
@@ -363,6 +370,7 @@ static int on_instance(struct parse *ps, const char *sec, const char *k, const c
 		if (strlen(v) >= sizeof(c->cpus) || sup_cpulist_parse(v, set))
 			BADVAL(ps, sec, k, v, "a cpu list such as 0-3,6");
 		snprintf(c->cpus, sizeof(c->cpus), "%s", v);
+		c->cpus_line = ps->line;
 	} else if (!strcmp(k, "placement")) {
 		if (!strcmp(v, "spread"))
 			c->placement = SUP_PLACE_SPREAD;
@@ -446,6 +454,7 @@ static int on_memory(struct parse *ps, const char *sec, const char *k, const cha
 			BADVAL(ps, sec, k, v,
 			       "an absolute path of a delegated cgroup v2 directory");
 		snprintf(c->cgroup, sizeof(c->cgroup), "%s", v);
+		c->cgroup_line = ps->line;
 	} else {
 		FAIL(ps, "[%s]: unknown key '%s' (cap, cgroup)", sec, k);
 	}
@@ -485,18 +494,28 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 			BADVAL(ps, sec, k, v, "yes or no");
 		return 1;
 	}
+	if (!strcmp(k, "max_size")) {
+		if (sup_size_parse(v, &ps->c->seg_max) || !ps->c->seg_max)
+			BADVAL(ps, sec, k, v, "a positive size in bytes, K, M or G");
+		ps->c->seg_max_line = ps->line;
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(k, keys[i].key))
 			continue;
 		if (parse_u32(ps, v, UINT32_MAX, &val))
 			BADVAL(ps, sec, k, v, "a non-negative integer");
 		memcpy((char *)&ps->c->shm + keys[i].off, &val, sizeof(val));
+		if (!strcmp(k, "max_procs"))
+			ps->c->max_procs_line = ps->line;
+		else if (!strcmp(k, "max_agents"))
+			ps->c->max_agents_line = ps->line;
 		return 1;
 	}
 	FAIL(ps,
 	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
 	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, mode, "
-	     "shared_with_group)",
+	     "shared_with_group, max_size)",
 	     sec, k);
 }
 
@@ -769,20 +788,33 @@ static char *read_line(char *str, int num, void *stream)
 	return str;
 }
 
-/* Checks that need the whole file. */
-static int check_whole(struct parse *ps, char *err, size_t errlen)
+/* "file:line", or "file" when line is 0 (a default, or not from the file). */
+static const char *at(char *buf, size_t cap, const char *name, int line)
 {
-	struct sup_config *c = ps->c;
+	if (line)
+		snprintf(buf, cap, "%s:%d", name, line);
+	else
+		snprintf(buf, cap, "%s", name);
+	return buf;
+}
+
+/*
+ * Checks that need the whole file, and nothing of the machine. After parsing, and again in
+ * sup_config_check(), as the command line may have changed the config since. `name` is the
+ * file name for messages.
+ */
+static int check_whole(const struct sup_config *c, const char *name, char *err, size_t errlen)
+{
 	uint64_t total = 0;
-	char why[200];
+	char why[200], where[SUP_PATH_MAX + 16];
 
 	for (uint32_t i = 0; i < c->nagents; i++) {
-		struct sup_agent_spec *a = &c->agents[i];
-		char name[80];
+		const struct sup_agent_spec *a = &c->agents[i];
+		char aname[80];
 		int conv = pattern_check(a->pattern);
 
 		if (!a->type[0]) {
-			snprintf(err, errlen, "%s:%d: [agent %s]: no 'type' key", ps->name, a->line,
+			snprintf(err, errlen, "%s:%d: [agent %s]: no 'type' key", name, a->line,
 				 a->section);
 			return -EINVAL;
 		}
@@ -790,34 +822,39 @@ static int check_whole(struct parse *ps, char *err, size_t errlen)
 			snprintf(err, errlen,
 				 "%s:%d: [agent %s]: count %u needs a name pattern with %%u "
 				 "(e.g. '%s-%%03u'), or the names would collide",
-				 ps->name, a->line, a->section, a->count, a->section);
+				 name, a->line, a->section, a->count, a->section);
 			return -EINVAL;
 		}
-		if (sup_agent_name(a, a->count - 1, name, sizeof(name))) {
+		if (sup_agent_name(a, a->count - 1, aname, sizeof(aname))) {
 			snprintf(err, errlen, "%s:%d: [agent %s]: names from '%s' exceed 63 bytes",
-				 ps->name, a->line, a->section, a->pattern);
+				 name, a->line, a->section, a->pattern);
 			return -EINVAL;
 		}
 		if (c->workers && a->worker >= (int32_t)c->workers) {
 			snprintf(err, errlen,
 				 "%s:%d: [agent %s]: worker %d, but there are %u workers "
 				 "(0..%u)",
-				 ps->name, a->worker_line, a->section, a->worker, c->workers,
+				 name, a->worker_line, a->section, a->worker, c->workers,
 				 c->workers - 1);
 			return -EINVAL;
 		}
 		total += a->count;
 	}
-	if (total > c->shm.max_agents) {
-		snprintf(err, errlen, "%s: %llu agents configured but [segment] max_agents is %u",
-			 ps->name, (unsigned long long)total, c->shm.max_agents);
+	/* the supervisor's control inbox is an agent slot too (sup_ctl_open()) */
+	if (total + 1 > c->shm.max_agents) {
+		snprintf(
+			err, errlen,
+			"%s: [segment] max_agents is %u, but %llu agents are configured and the "
+			"supervisor's control inbox takes one more slot; raise it to at least %llu",
+			at(where, sizeof(where), name, c->max_agents_line), c->shm.max_agents,
+			(unsigned long long)total, (unsigned long long)total + 1);
 		return -EINVAL;
 	}
 	if (c->policy.backoff_max_ms < c->policy.backoff_initial_ms) {
 		snprintf(err, errlen,
 			 "%s: [restart] backoff_max (%u ms) is below backoff_initial "
 			 "(%u ms)",
-			 ps->name, c->policy.backoff_max_ms, c->policy.backoff_initial_ms);
+			 name, c->policy.backoff_max_ms, c->policy.backoff_initial_ms);
 		return -EINVAL;
 	}
 	/*
@@ -829,7 +866,7 @@ static int check_whole(struct parse *ps, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "%s:%d: [segment] mode = '%04o': other users could rewrite the process "
 			 "table; use 0600 (or 0660 with shared_with_group = yes)",
-			 ps->name, c->mode_line, c->shm.mode);
+			 name, c->mode_line, c->shm.mode);
 		return -EINVAL;
 	}
 	if (c->shm.mode & 0070 && !c->shared_with_group) {
@@ -837,18 +874,18 @@ static int check_whole(struct parse *ps, char *err, size_t errlen)
 			 "%s:%d: [segment] mode = '%04o': group members could rewrite the process "
 			 "table; add shared_with_group = yes to [segment] if that is meant, or use "
 			 "0600",
-			 ps->name, c->mode_line, c->shm.mode);
+			 name, c->mode_line, c->shm.mode);
 		return -EINVAL;
 	}
 	if ((c->shm.mode & 0600) != 0600) {
 		snprintf(err, errlen,
 			 "%s:%d: [segment] mode = '%04o': the owner needs read and write (0600) "
 			 "for its own tools to attach",
-			 ps->name, c->mode_line, c->shm.mode);
+			 name, c->mode_line, c->shm.mode);
 		return -EINVAL;
 	}
 	if (shm_cfg_check(&c->shm, why, sizeof(why))) {
-		snprintf(err, errlen, "%s: [segment] %s", ps->name, why);
+		snprintf(err, errlen, "%s: [segment] %s", name, why);
 		return -EINVAL;
 	}
 	return 0;
@@ -876,7 +913,7 @@ static int parse_run(struct parse *ps, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:%d: %s", ps->name, ps->err_line, ps->err);
 		return -EINVAL;
 	}
-	return check_whole(ps, err, errlen);
+	return check_whole(ps->c, ps->name, err, errlen);
 }
 
 /* See sup.h. Callers: any thread. */
@@ -952,5 +989,280 @@ int sup_config_load(struct sup_config *c, const char *path, char *err, size_t er
 	rewind(ps.file);
 	r = parse_run(&ps, err, errlen);
 	fclose(ps.file);
+	return r;
+}
+
+/* See sup.h. Callers: any thread. */
+const char *sup_size_format(uint64_t b, char *buf, size_t cap)
+{
+	static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	double v = (double)b;
+	unsigned u = 0;
+
+	if (b < 1024) {
+		snprintf(buf, cap, "%llu bytes", (unsigned long long)b);
+		return buf;
+	}
+	v /= 1024;
+	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+/*
+ * Load the [types] libraries, as sup_run() needs them, and check every [agent] type is
+ * known. dlopen RTLD_NOLOAD tells a library already loaded (by an earlier check in this
+ * process): loading it again would register its types twice (-EEXIST).
+ */
+static int check_types(const struct sup_config *c, char *err, size_t errlen)
+{
+	char why[256];
+
+	for (uint32_t i = 0; i < c->nlibs; i++) {
+		void *h = dlopen(c->libs[i], RTLD_NOW | RTLD_NOLOAD);
+		int r;
+
+		if (h) {
+			dlclose(h);
+			continue;
+		}
+		r = shoal_agent_types_load(c->libs[i], why, sizeof(why));
+		if (r < 0) {
+			snprintf(err, errlen, "%s:%d: [types] load = %s: %s", c->source,
+				 c->lib_lines[i], c->libs[i], why);
+			return -EINVAL;
+		}
+	}
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		const struct sup_agent_spec *a = &c->agents[i];
+		size_t n;
+
+		if (shoal_agent_type_find(a->type))
+			continue;
+		n = (size_t)snprintf(err, errlen,
+				     "%s:%d: [agent %s]: unknown agent type '%s' (built in:",
+				     c->source, a->line, a->section, a->type);
+		for (const char *const *t = wrk_builtin_type_names; *t && n < errlen; t++)
+			n += (size_t)snprintf(err + n, errlen - n, " %s", *t);
+		if (n < errlen)
+			snprintf(err + n, errlen - n, "; or load a library under [types])");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The cgroup must be a directory in a cgroup v2 filesystem: elsewhere (cgroup = /tmp/x) the
+ * workers' memory.max could not be written, and they ran uncapped with a warning per launch.
+ */
+static int check_cgroup(const struct sup_config *c, char *err, size_t errlen)
+{
+	char where[SUP_PATH_MAX + 16];
+	struct statfs fs;
+	struct stat st;
+
+	if (!c->cgroup[0])
+		return 0;
+	at(where, sizeof(where), c->source, c->cgroup_line);
+	if (statfs(c->cgroup, &fs) < 0 || stat(c->cgroup, &st) < 0) {
+		snprintf(err, errlen,
+			 "%s: [memory] cgroup = '%s': %s; give a delegated cgroup v2 directory",
+			 where, c->cgroup, strerror(errno));
+		return -EINVAL;
+	}
+	if (fs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen,
+			 "%s: [memory] cgroup = '%s': not in a cgroup v2 filesystem (or not a "
+			 "directory); give a delegated directory under the cgroup2 mount, usually "
+			 "/sys/fs/cgroup",
+			 where, c->cgroup);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The cpus exist, and the workers as sup_run() counts and places them (one per usable core
+ * when workers is 0, over the NUMA nodes as place_workers() in sup.c does) fit max_procs and
+ * every pinned agent's worker index. Writes the worker and node counts.
+ */
+static int check_workers(const struct sup_config *c, struct sup_config_facts *f, uint32_t *nnodes,
+			 char *err, size_t errlen)
+{
+	uint64_t set[SUP_MAX_CPUS / 64];
+	char where[SUP_PATH_MAX + 16], list[256];
+	hwloc_topology_t topo;
+	hwloc_const_bitmap_t have;
+	struct sup_core *cores = NULL;
+	struct sup_place *pl = NULL;
+	int nc, r = -EINVAL;
+	uint32_t n;
+
+	*nnodes = 1;
+	if (c->cpus[0] && sup_cpulist_parse(c->cpus, set)) {
+		snprintf(err, errlen, "%s: cpus '%s': a cpu list such as 0-3,6", c->source,
+			 c->cpus);
+		return -EINVAL;
+	}
+	if (hwloc_topology_init(&topo) < 0)
+		goto out_nomem;
+	if (hwloc_topology_load(topo) < 0) {
+		snprintf(err, errlen, "%s: cannot read this machine's topology (hwloc)", c->source);
+		goto out_topo;
+	}
+	/* hwloc leaves out the cpus this process may not use (cgroup cpuset) */
+	have = hwloc_topology_get_topology_cpuset(topo);
+	hwloc_bitmap_list_snprintf(list, sizeof(list), have);
+	for (unsigned i = 0; c->cpus[0] && i < SUP_MAX_CPUS; i++) {
+		if (!(set[i / 64] >> (i % 64) & 1) || hwloc_bitmap_isset(have, i))
+			continue;
+		if (c->cpus_line)
+			snprintf(err, errlen,
+				 "%s:%d: [instance] cpus = '%s': cpu %u does not exist here, or is "
+				 "not allowed to this process (usable: %s)",
+				 c->source, c->cpus_line, c->cpus, i, list);
+		else
+			snprintf(err, errlen,
+				 "--cpus '%s': cpu %u does not exist here, or is not allowed to "
+				 "this process (usable: %s)",
+				 c->cpus, i, list);
+		goto out_topo;
+	}
+	cores = calloc(SUP_MAX_CPUS, sizeof(*cores));
+	if (!cores)
+		goto out_nomem;
+	nc = sup_topo_cores(topo, c->cpus[0] ? set : NULL, cores, SUP_MAX_CPUS);
+	if (nc < 0) {
+		snprintf(err, errlen, "%s: no usable core in cpus '%s' (usable: %s)", c->source,
+			 c->cpus, list);
+		goto out_topo;
+	}
+	n = c->workers ? c->workers : (uint32_t)nc;
+	f->workers = n;
+	if (c->shm.max_procs < n + 2) {
+		snprintf(err, errlen,
+			 "%s: [segment] max_procs = %u: too small for %u workers%s, the supervisor "
+			 "and a client; raise it to at least %u",
+			 at(where, sizeof(where), c->source, c->max_procs_line), c->shm.max_procs,
+			 n, c->workers ? "" : " (one per usable core)", n + 2);
+		goto out_topo;
+	}
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		const struct sup_agent_spec *a = &c->agents[i];
+
+		if (a->worker < 0 || (uint32_t)a->worker < n)
+			continue;
+		snprintf(err, errlen,
+			 "%s:%d: [agent %s]: worker %d, but there are %u workers (0..%u)",
+			 c->source, a->worker_line, a->section, a->worker, n, n - 1);
+		goto out_topo;
+	}
+	pl = calloc(n, sizeof(*pl));
+	if (!pl)
+		goto out_nomem;
+	if (sup_place_compute(cores, (uint32_t)nc, n, pl) < 0) {
+		snprintf(err, errlen, "%s: no usable core to place the workers on", c->source);
+		goto out_topo;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (pl[i].node >= 0 && (uint32_t)pl[i].node + 1 > *nnodes)
+			*nnodes = (uint32_t)pl[i].node + 1 > 64 ? 64 : (uint32_t)pl[i].node + 1;
+	r = 0;
+	goto out_topo;
+
+out_nomem:
+	snprintf(err, errlen, "%s: out of memory", c->source);
+	r = -ENOMEM;
+out_topo:
+	free(pl);
+	free(cores);
+	if (topo)
+		hwloc_topology_destroy(topo);
+	return r;
+}
+
+/*
+ * The segment's size against its ceiling and /dev/shm. The default ceiling is half the RAM:
+ * the segment is created with MAP_POPULATE, so every byte of it is resident from the start
+ * (tmpfs pages, swapped only under pressure), and past half the RAM the workers, their
+ * agents and the rest of the machine are short of memory. A fixed figure would be too small
+ * for large machines or meaningless for small ones. A larger segment is one key away.
+ */
+static int check_segment(const struct sup_config *c, struct sup_config_facts *f, uint32_t nnodes,
+			 char *err, size_t errlen)
+{
+	struct shm_region regions[SHM_R_COUNT];
+	struct shm_cfg cfg = c->shm;
+	char why[200], a[32], b[32];
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	struct statvfs vfs;
+
+	cfg.nworkers = f->workers;
+	cfg.nnodes = nnodes;
+	if (shm_cfg_check(&cfg, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: [segment] %s", c->source, why);
+		return -EINVAL;
+	}
+	f->seg_size = shm_layout_compute(&cfg, regions);
+	f->seg_max = c->seg_max;
+	if (!f->seg_max && pages > 0 && psz > 0)
+		f->seg_max = (uint64_t)pages * (uint64_t)psz / 2;
+	if (f->seg_max && f->seg_size > f->seg_max) {
+		if (c->seg_max_line)
+			snprintf(err, errlen,
+				 "%s:%d: [segment] max_size = %s: the segment would be %s, above "
+				 "[segment] max_size; lower max_agents, mailbox_cells or the other "
+				 "[segment] sizes, or raise max_size",
+				 c->source, c->seg_max_line,
+				 sup_size_format(f->seg_max, a, sizeof(a)),
+				 sup_size_format(f->seg_size, b, sizeof(b)));
+		else
+			snprintf(
+				err, errlen,
+				"%s: the segment would be %s, above [segment] max_size (%s, half "
+				"this machine's RAM); lower max_agents, mailbox_cells or the other "
+				"[segment] sizes, or set max_size",
+				c->source, sup_size_format(f->seg_size, b, sizeof(b)),
+				sup_size_format(f->seg_max, a, sizeof(a)));
+		return -EINVAL;
+	}
+	/* shm_open() objects live in /dev/shm: what is free there now is what it can take */
+	if (statvfs("/dev/shm", &vfs) < 0)
+		return 0;
+	f->shm_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (f->seg_size > f->shm_free) {
+		snprintf(err, errlen,
+			 "%s: the segment would be %s, more than the %s free in /dev/shm; free "
+			 "space there, or lower max_agents, mailbox_cells or the other [segment] "
+			 "sizes",
+			 c->source, sup_size_format(f->seg_size, b, sizeof(b)),
+			 sup_size_format(f->shm_free, a, sizeof(a)));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* See sup.h. Callers: the tool's main thread. */
+int sup_config_check(const struct sup_config *c, struct sup_config_facts *facts, char *err,
+		     size_t errlen)
+{
+	struct sup_config_facts f = {0};
+	uint32_t nnodes;
+	int r;
+
+	r = check_whole(c, c->source, err, errlen);
+	if (!r)
+		r = check_types(c, err, errlen);
+	if (!r)
+		r = check_cgroup(c, err, errlen);
+	if (!r)
+		r = check_workers(c, &f, &nnodes, err, errlen);
+	if (!r)
+		r = check_segment(c, &f, nnodes, err, errlen);
+	if (facts)
+		*facts = f;
 	return r;
 }

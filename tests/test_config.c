@@ -261,7 +261,7 @@ static void test_config_more_agents_than_slots(void **state)
 	(void)state;
 	expect_error("[segment]\nmax_agents = 10\n[agent e]\ntype = echo\ncount = 11\n"
 		     "name = e%u\n",
-		     0, "max_agents is 10");
+		     2, "max_agents is 10");
 }
 
 static void test_config_backoff_max_below_initial(void **state)
@@ -438,6 +438,218 @@ static void test_config_not_a_regular_file(void **state)
 	assert_non_null(strstr(err, "regular file"));
 }
 
+/* The file loads, and the checks `run` and `--check` share refuse it with file:line. */
+static void expect_check_error(const char *text, int line, const char *needle)
+{
+	struct sup_config c;
+	char err[512], prefix[96];
+
+	if (load_text(&c, text, err, sizeof(err)))
+		fail_msg("load: %s", err);
+	assert_int_equal(sup_config_check(&c, NULL, err, sizeof(err)), -EINVAL);
+	if (line)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", path);
+	if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, needle))
+		fail_msg("got '%s'\nwant prefix '%s' and '%s'", err, prefix, needle);
+	unlink(path);
+}
+
+/* `shoal run ARGS... FILE` with text in FILE: its exit status, stderr+stdout in out. */
+static int run_tool(const char *text, const char *opt, char *out, size_t cap)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	int pfd[2], st;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid;
+	FILE *f;
+
+	if (!bin)
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	snprintf(path, sizeof(path), "/tmp/shoal-test-config-%d.ini", (int)getpid());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		if (opt)
+			execl(bin, bin, "run", opt, path, (char *)NULL);
+		else
+			execl(bin, bin, "run", path, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (got < cap - 1 && (n = read(pfd[0], out + got, cap - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	unlink(path);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* --check and run refuse it alike: exit 2 and the same message, and no instance. */
+static void both_refuse(const char *text, const char *want)
+{
+	char out[2048];
+
+	assert_int_equal(run_tool(text, "--check", out, sizeof(out)), 2);
+	if (!strstr(out, want))
+		fail_msg("--check said: %s\nwant: %s", out, want);
+	assert_int_equal(run_tool(text, NULL, out, sizeof(out)), 2);
+	if (!strstr(out, want))
+		fail_msg("run said: %s\nwant: %s", out, want);
+	assert_int_equal(access("/dev/shm/shoal.cfgtest", F_OK), -1);
+}
+
+/* The embedded default passes the checks here (if this machine's cores fit its max_procs). */
+static void test_config_check_default_passes(void **state)
+{
+	struct sup_config c;
+	struct sup_config_facts f;
+	char err[512] = "";
+	int r;
+
+	(void)state;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_load(&c, NULL, err, sizeof(err)), 0);
+	r = sup_config_check(&c, &f, err, sizeof(err));
+	if (r && strstr(err, "max_procs"))
+		skip_because("more cores than the default max_procs allows");
+	if (r)
+		fail_msg("%s", err);
+	assert_true(f.workers >= 1);
+	assert_true(f.seg_size > 0 && f.seg_size <= f.seg_max);
+}
+
+/* --print-default prints a config that parses and passes --check. */
+static void test_config_print_default_checks(void **state)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	char cmd[512], out[4096];
+	FILE *p;
+	size_t n;
+	int r;
+
+	(void)state;
+	if (!bin)
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	snprintf(cmd, sizeof(cmd), "%s run --print-default", bin);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	assert_int_equal(pclose(p), 0);
+	assert_true(n > 0);
+	{
+		char text[4096];
+
+		memcpy(text, out, n + 1);
+		r = run_tool(text, "--check", out, sizeof(out));
+	}
+	if (r == 2 && strstr(out, "max_procs"))
+		skip_because("more cores than the default max_procs allows");
+	if (r)
+		fail_msg("exit %d: %s", r, out);
+	assert_non_null(strstr(out, "agent tuner: 100 x tuner"));
+}
+
+/* A cpu that is not there: placement used to drop it, or fail at start with no line. */
+static void test_config_check_cpus_missing(void **state)
+{
+	(void)state;
+	if (sysconf(_SC_NPROCESSORS_CONF) > 1023)
+		skip_because("this machine has a cpu 1023");
+	expect_check_error("[instance]\nworkers = 1\ncpus = 0,1023\n", 3,
+			   "[instance] cpus = '0,1023': cpu 1023 does not exist here");
+}
+
+/* A cgroup outside cgroup v2 used to run uncapped, with a warning per launch. */
+static void test_config_check_cgroup_not_v2(void **state)
+{
+	(void)state;
+	expect_check_error("[memory]\ncap = 64M\ncgroup = /tmp\n", 3,
+			   "[memory] cgroup = '/tmp': not in a cgroup v2 filesystem");
+	expect_check_error("[memory]\ncap = 64M\ncgroup = /no/such/cgroup\n", 3,
+			   "[memory] cgroup = '/no/such/cgroup': No such file or directory");
+}
+
+/* max_procs must hold the workers, the supervisor and a client: run exited 2 at start. */
+static void test_config_check_max_procs(void **state)
+{
+	(void)state;
+	expect_check_error("[instance]\nworkers = 4\n[segment]\nmax_procs = 5\n", 4,
+			   "[segment] max_procs = 5: too small for 4 workers");
+	both_refuse("[instance]\nname = cfgtest\nworkers = 4\n[segment]\nmax_procs = 5\n",
+		    ":5: [segment] max_procs = 5: too small for 4 workers");
+}
+
+/* The supervisor's control inbox takes an agent slot: run exited 3 at start. */
+static void test_config_check_control_inbox_slot(void **state)
+{
+	(void)state;
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[segment]\nmax_agents = 2\n"
+		    "[agent e]\ntype = echo\ncount = 2\nname = e%u\n",
+		    ":5: [segment] max_agents is 2");
+}
+
+/* Agent types and libraries: --check used to pass what run refused. */
+static void test_config_check_types(void **state)
+{
+	(void)state;
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = nosuch\n",
+		    ":5: [agent x]: unknown agent type 'nosuch'");
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[types]\nload = /no/such.so\n",
+		    ":5: [types] load = /no/such.so");
+}
+
+/* A segment over [segment] max_size (default: half the RAM) is a bad config. */
+static void test_config_check_segment_too_big(void **state)
+{
+	(void)state;
+	/* a million agents with 64 MiB mailboxes: 64 TiB */
+	expect_check_error("[instance]\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+			   "mailbox_cells = 1048576\n",
+			   0, "TiB");
+	expect_check_error("[instance]\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+			   "mailbox_cells = 1048576\n",
+			   0, "above [segment] max_size");
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+		    "mailbox_cells = 1048576\n",
+		    "above [segment] max_size");
+	/* a ceiling set above it: then /dev/shm's free space is what stops it */
+	expect_check_error("[instance]\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+			   "mailbox_cells = 1048576\nmax_size = 1000000G\n",
+			   0, "free in /dev/shm");
+	expect_error("[segment]\nmax_size = 0\n", 2, "max_size = '0'");
+}
+
+/* A small ceiling is kept to, with both sizes in the message. */
+static void test_config_check_segment_max_size(void **state)
+{
+	struct sup_config c;
+	struct sup_config_facts f;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(load_text(&c, "[instance]\nworkers = 1\n[segment]\nmax_size = 1M\n", err,
+				   sizeof(err)),
+			 0);
+	unlink(path);
+	assert_int_equal(sup_config_check(&c, &f, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":4: [segment] max_size = 1.0 MiB"));
+	assert_int_equal(f.seg_max, 1u << 20);
+	assert_true(f.seg_size > f.seg_max);
+}
+
 /* Run `shoal run FILE` with text in FILE; expect exit 2, `want` on stderr, no instance. */
 static void run_refuses(const char *text, const char *want)
 {
@@ -581,6 +793,15 @@ int main(void)
 		cmocka_unit_test(test_config_duplicate_key),
 		cmocka_unit_test(test_config_types_load_repeats),
 		cmocka_unit_test(test_config_not_a_regular_file),
+		cmocka_unit_test(test_config_check_default_passes),
+		cmocka_unit_test(test_config_print_default_checks),
+		cmocka_unit_test(test_config_check_cpus_missing),
+		cmocka_unit_test(test_config_check_cgroup_not_v2),
+		cmocka_unit_test(test_config_check_max_procs),
+		cmocka_unit_test(test_config_check_control_inbox_slot),
+		cmocka_unit_test(test_config_check_types),
+		cmocka_unit_test(test_config_check_segment_too_big),
+		cmocka_unit_test(test_config_check_segment_max_size),
 		cmocka_unit_test(test_config_run_refuses_bad_file),
 		cmocka_unit_test(test_config_run_refuses_unknown_type),
 		cmocka_unit_test(test_config_run_refuses_missing_library),
