@@ -510,6 +510,8 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 			ps->c->max_procs_line = ps->line;
 		else if (!strcmp(k, "max_agents"))
 			ps->c->max_agents_line = ps->line;
+		else if (!strcmp(k, "registry_capacity"))
+			ps->c->reg_capacity_line = ps->line;
 		return 1;
 	}
 	FAIL(ps,
@@ -848,6 +850,16 @@ static int check_whole(const struct sup_config *c, const char *name, char *err, 
 			"supervisor's control inbox takes one more slot; raise it to at least %llu",
 			at(where, sizeof(where), name, c->max_agents_line), c->shm.max_agents,
 			(unsigned long long)total, (unsigned long long)total + 1);
+		return -EINVAL;
+	}
+	/* each agent registers its name at start; the registry takes no more than its capacity */
+	if (total > c->shm.reg_capacity) {
+		snprintf(
+			err, errlen,
+			"%s: [segment] registry_capacity = %u: the %llu agents configured register "
+			"a name each; raise it to a power of two of at least %llu",
+			at(where, sizeof(where), name, c->reg_capacity_line), c->shm.reg_capacity,
+			(unsigned long long)total, (unsigned long long)total);
 		return -EINVAL;
 	}
 	if (c->policy.backoff_max_ms < c->policy.backoff_initial_ms) {

@@ -84,6 +84,7 @@ struct sup_config {
 	int mode_line;			       /* line of [segment] mode, 0 none */
 	int max_procs_line;		       /* line of [segment] max_procs, 0 none */
 	int max_agents_line;		       /* line of [segment] max_agents, 0 none */
+	int reg_capacity_line;		       /* line of [segment] registry_capacity, 0 none */
 	uint64_t seg_max;		       /* [segment] max_size in bytes, 0: half the RAM */
 	int seg_max_line;		       /* its line, 0 none */
 	uint32_t nlibs;			       /* used entries of libs[] */

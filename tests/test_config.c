@@ -496,6 +496,15 @@ static int run_tool(const char *text, const char *opt, char *out, size_t cap)
 	return WEXITSTATUS(st);
 }
 
+/* Every configured agent registers its name: run failed at start with ENOSPC past capacity. */
+static void test_config_registry_holds_agents(void **state)
+{
+	(void)state;
+	expect_error("[segment]\nregistry_capacity = 16\n[agent e]\ntype = echo\ncount = 17\n"
+		     "name = e%u\n",
+		     2, "[segment] registry_capacity = 16: the 17 agents configured register");
+}
+
 /* --check and run refuse it alike: exit 2 and the same message, and no instance. */
 static void both_refuse(const char *text, const char *want)
 {
@@ -793,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_config_duplicate_key),
 		cmocka_unit_test(test_config_types_load_repeats),
 		cmocka_unit_test(test_config_not_a_regular_file),
+		cmocka_unit_test(test_config_registry_holds_agents),
 		cmocka_unit_test(test_config_check_default_passes),
 		cmocka_unit_test(test_config_print_default_checks),
 		cmocka_unit_test(test_config_check_cpus_missing),
