@@ -1106,7 +1106,7 @@ static int check_workers(const struct sup_config *c, struct sup_config_facts *f,
 {
 	uint64_t set[SUP_MAX_CPUS / 64];
 	char where[SUP_PATH_MAX + 16], list[256];
-	hwloc_topology_t topo;
+	hwloc_topology_t topo = NULL;
 	hwloc_const_bitmap_t have;
 	struct sup_core *cores = NULL;
 	struct sup_place *pl = NULL;
@@ -1119,11 +1119,14 @@ static int check_workers(const struct sup_config *c, struct sup_config_facts *f,
 			 c->cpus);
 		return -EINVAL;
 	}
-	if (hwloc_topology_init(&topo) < 0)
+	if (hwloc_topology_init(&topo) < 0) {
+		topo = NULL; /* nothing to destroy */
 		goto out_nomem;
+	}
 	if (hwloc_topology_load(topo) < 0) {
 		snprintf(err, errlen, "%s: cannot read this machine's topology (hwloc)", c->source);
-		goto out_topo;
+		r = -ENODEV;
+		goto out_free;
 	}
 	/* hwloc leaves out the cpus this process may not use (cgroup cpuset) */
 	have = hwloc_topology_get_topology_cpuset(topo);
@@ -1141,7 +1144,7 @@ static int check_workers(const struct sup_config *c, struct sup_config_facts *f,
 				 "--cpus '%s': cpu %u does not exist here, or is not allowed to "
 				 "this process (usable: %s)",
 				 c->cpus, i, list);
-		goto out_topo;
+		goto out_free;
 	}
 	cores = calloc(SUP_MAX_CPUS, sizeof(*cores));
 	if (!cores)
@@ -1150,7 +1153,7 @@ static int check_workers(const struct sup_config *c, struct sup_config_facts *f,
 	if (nc < 0) {
 		snprintf(err, errlen, "%s: no usable core in cpus '%s' (usable: %s)", c->source,
 			 c->cpus, list);
-		goto out_topo;
+		goto out_free;
 	}
 	n = c->workers ? c->workers : (uint32_t)nc;
 	f->workers = n;
@@ -1160,7 +1163,7 @@ static int check_workers(const struct sup_config *c, struct sup_config_facts *f,
 			 "and a client; raise it to at least %u",
 			 at(where, sizeof(where), c->source, c->max_procs_line), c->shm.max_procs,
 			 n, c->workers ? "" : " (one per usable core)", n + 2);
-		goto out_topo;
+		goto out_free;
 	}
 	for (uint32_t i = 0; i < c->nagents; i++) {
 		const struct sup_agent_spec *a = &c->agents[i];
@@ -1170,25 +1173,25 @@ static int check_workers(const struct sup_config *c, struct sup_config_facts *f,
 		snprintf(err, errlen,
 			 "%s:%d: [agent %s]: worker %d, but there are %u workers (0..%u)",
 			 c->source, a->worker_line, a->section, a->worker, n, n - 1);
-		goto out_topo;
+		goto out_free;
 	}
 	pl = calloc(n, sizeof(*pl));
 	if (!pl)
 		goto out_nomem;
 	if (sup_place_compute(cores, (uint32_t)nc, n, pl) < 0) {
 		snprintf(err, errlen, "%s: no usable core to place the workers on", c->source);
-		goto out_topo;
+		goto out_free;
 	}
 	for (uint32_t i = 0; i < n; i++)
 		if (pl[i].node >= 0 && (uint32_t)pl[i].node + 1 > *nnodes)
 			*nnodes = (uint32_t)pl[i].node + 1 > 64 ? 64 : (uint32_t)pl[i].node + 1;
 	r = 0;
-	goto out_topo;
+	goto out_free;
 
 out_nomem:
 	snprintf(err, errlen, "%s: out of memory", c->source);
 	r = -ENOMEM;
-out_topo:
+out_free:
 	free(pl);
 	free(cores);
 	if (topo)

@@ -1645,9 +1645,10 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	int r, ret = 3;
 
 	/* the checks `shoal run --check` makes (and it loads the [types] libraries) */
-	if (sup_config_check(c, NULL, err, sizeof(err))) {
+	r = sup_config_check(c, NULL, err, sizeof(err));
+	if (r) {
 		fprintf(stderr, "shoal: %s\n", err);
-		return 2;
+		return r == -EINVAL ? 2 : 3;
 	}
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);

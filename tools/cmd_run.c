@@ -191,8 +191,10 @@ int cmd_run(int argc, char **argv)
 	if (check) {
 		struct sup_config_facts f;
 
-		if (sup_config_check(c, &f, err, sizeof(err))) {
+		ret = sup_config_check(c, &f, err, sizeof(err));
+		if (ret) {
 			fprintf(stderr, "shoal run: %s\n", err);
+			ret = ret == -EINVAL ? EXIT_USAGE : EXIT_SYSTEM;
 			goto out;
 		}
 		summary(c, &f);
