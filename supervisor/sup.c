@@ -1704,23 +1704,6 @@ static int setup_signals(struct sup *s, sigset_t *old)
 	return s->sfd < 0 ? -errno : 0;
 }
 
-/* Agent type libraries named in the config, loaded before any agent is spawned. */
-static int load_types(const struct sup_config *c)
-{
-	char err[256];
-
-	for (uint32_t i = 0; i < c->nlibs; i++) {
-		int r = shoal_agent_types_load(c->libs[i], err, sizeof(err));
-
-		if (r < 0) {
-			fprintf(stderr, "shoal: %s:%d: [types] load = %s: %s\n", c->source,
-				c->lib_lines[i], c->libs[i], err);
-			return r;
-		}
-	}
-	return 0;
-}
-
 /* Open the control inbox (spawn/stop requests) and queue its first wait in the ring. */
 static int open_ctl(struct sup *s)
 {
@@ -1763,8 +1746,12 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	bool adopted = false;
 	int r, ret = 3;
 
-	if (load_types(c))
-		return 2;
+	/* the checks `shoal run --check` makes (and it loads the [types] libraries) */
+	r = sup_config_check(c, NULL, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "shoal: %s\n", err);
+		return r == -EINVAL ? 2 : 3;
+	}
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);
 	s.idle_spare = may_unidle();
@@ -1776,16 +1763,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		ret = r == -EINVAL || r == -ENOENT ? 2 : 3;
 		goto out_topo;
 	}
-	cfg.nworkers = s.n;
+	cfg.nworkers = s.n; /* sup_config_check() checked max_procs against this count */
 	cfg.nnodes = nnodes;
-	if (cfg.max_procs < s.n + 2) {
-		fprintf(stderr,
-			"shoal: %s: [segment] max_procs %u is too small for %u workers, the "
-			"supervisor and a client; raise it to at least %u\n",
-			c->source, cfg.max_procs, s.n, s.n + 2);
-		ret = 2;
-		goto out_topo;
-	}
 	if (sup_intensity_init(&s.in, &c->policy))
 		goto out_topo;
 	r = setup_signals(&s, &oldmask);

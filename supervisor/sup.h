@@ -69,15 +69,24 @@ struct sup_config {
 	char instance[SHM_INSTANCE_MAX];
 	uint32_t workers;	     /* 0: one per usable core */
 	char cpus[256];		     /* cpu list ("0-3,6"); empty: all */
+	int cpus_line;		     /* its line, 0: not from the file (--cpus or none) */
 	uint32_t placement;	     /* enum sup_placement */
 	uint64_t mem_cap;	     /* bytes per worker, 0 none */
 	char cgroup[SUP_PATH_MAX];   /* delegated cgroup v2 directory; empty: setrlimit */
+	int cgroup_line;	     /* its line */
 	uint32_t stop_timeout_ms;    /* orderly stop, then SIGKILL */
 	uint32_t ready_timeout_ms;   /* a worker not ready by then is killed */
 	uint32_t status_interval_ms; /* status line period, 0 none */
 	bool spare;		     /* keep a pre-forked warm spare for restarts */
 	struct sup_policy policy;
 	struct shm_cfg shm;		       /* segment sizes */
+	bool shared_with_group;		       /* [segment] opt-in: mode may grant the group */
+	int mode_line;			       /* line of [segment] mode, 0 none */
+	int max_procs_line;		       /* line of [segment] max_procs, 0 none */
+	int max_agents_line;		       /* line of [segment] max_agents, 0 none */
+	int reg_capacity_line;		       /* line of [segment] registry_capacity, 0 none */
+	uint64_t seg_max;		       /* [segment] max_size in bytes, 0: half the RAM */
+	int seg_max_line;		       /* its line, 0 none */
 	uint32_t nlibs;			       /* used entries of libs[] */
 	char libs[SUP_MAX_LIBS][SUP_PATH_MAX]; /* [types] load = PATH: agent type libraries */
 	int lib_lines[SUP_MAX_LIBS];	       /* their lines, for messages */
@@ -100,10 +109,36 @@ int sup_config_load(struct sup_config *c, const char *path, char *err, size_t er
 /* Same, from a string; `name` is used in messages. */
 int sup_config_parse_string(struct sup_config *c, const char *name, const char *text, char *err,
 			    size_t errlen);
+
+/* What sup_config_check() worked out about a config on this machine. */
+struct sup_config_facts {
+	uint32_t workers;  /* workers it would run (the configured count, or the usable cores) */
+	uint64_t seg_size; /* bytes of the segment it would create */
+	uint64_t seg_max;  /* the ceiling: [segment] max_size, or half the RAM */
+	uint64_t shm_free; /* bytes free in /dev/shm now */
+};
+
+/*
+ * The checks `shoal run` and `shoal run --check` both make, after the file is parsed and
+ * the command line applied, so a config that passes --check does not fail at start for a
+ * config reason: the whole-file checks again (options may change workers), then against
+ * this machine: the cpus exist, the workers (counted as run counts them) fit max_procs,
+ * the agents and the control inbox fit max_agents, each agent type is known, the cgroup is
+ * in a cgroup v2 filesystem, and the segment fits [segment] max_size and /dev/shm's free
+ * space. It loads the [types] libraries into this process, as run does, to know their
+ * types (a library already loaded is not loaded again). Returns 0, -EINVAL (a bad config)
+ * with "file:line: message" (or "file: message") in err, or -ENOMEM / -ENODEV (hwloc cannot
+ * read the machine) with a message too; facts (may be NULL) is filled as far as the checks
+ * got. The tool's main thread (the type table is not thread-safe).
+ */
+int sup_config_check(const struct sup_config *c, struct sup_config_facts *facts, char *err,
+		     size_t errlen);
 /* Parse a cpu list "0-3,6" into a bitmap of SUP_MAX_CPUS bits. 0 or -EINVAL. */
 int sup_cpulist_parse(const char *s, uint64_t set[SUP_MAX_CPUS / 64]);
 /* Parse a byte size "512M", "2G", "4096". 0 or -EINVAL. */
 int sup_size_parse(const char *s, uint64_t *out);
+/* Format a byte count in binary units with one decimal ("64.0 TiB", "512 bytes"); buf. */
+const char *sup_size_format(uint64_t b, char *buf, size_t cap);
 /* Format agent number i of spec into name (its pattern). 0 or -ENAMETOOLONG. */
 int sup_agent_name(const struct sup_agent_spec *s, uint32_t i, char *name, size_t cap);
 const char *sup_strategy_name(uint32_t s);

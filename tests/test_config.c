@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +96,7 @@ static void test_config_full_file(void **state)
 				   "mailbox_cells = 128\n"
 				   "max_message = 1024\n"
 				   "mode = 0640\n"
+				   "shared_with_group = yes\n"
 				   "[agent echo]\n"
 				   "type = echo\n"
 				   "count = 12\n"
@@ -259,7 +261,7 @@ static void test_config_more_agents_than_slots(void **state)
 	(void)state;
 	expect_error("[segment]\nmax_agents = 10\n[agent e]\ntype = echo\ncount = 11\n"
 		     "name = e%u\n",
-		     0, "max_agents is 10");
+		     2, "max_agents is 10");
 }
 
 static void test_config_backoff_max_below_initial(void **state)
@@ -272,6 +274,389 @@ static void test_config_first_error_wins(void **state)
 {
 	(void)state;
 	expect_error("[instance]\nworkers = x\nbogus = 1\n", 2, "workers = 'x'");
+}
+
+/*
+ * libinih hands the reader 200-byte buffers: a longer line used to be cut and its rest
+ * parsed as a line of its own, so a long comment could set a key. Now the line is refused.
+ */
+static void test_config_long_line_refused(void **state)
+{
+	char text[512];
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof(text), "[instance]\nname = x\n; ");
+	memset(text + n, 'a', 199 - 2);
+	n += 199 - 2;
+	snprintf(text + n, sizeof(text) - (size_t)n, "workers = 7\nworkers = 8\n");
+	expect_error(text, 3, "longer than 198 bytes");
+}
+
+/* A line of 198 bytes (the most the parser holds) still parses. */
+static void test_config_longest_line_parses(void **state)
+{
+	struct sup_config c;
+	char text[512], err[256] = "";
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof(text), "[instance]\n; ");
+	memset(text + n, 'a', 198 - 2);
+	n += 198 - 2;
+	snprintf(text + n, sizeof(text) - (size_t)n, "\nworkers = 3\n");
+	assert_int_equal(load_text(&c, text, err, sizeof(err)), 0);
+	assert_int_equal(c.workers, 3);
+	unlink(path);
+}
+
+/* The same limit holds for a config given as a string, and for a last line without '\n'. */
+static void test_config_long_line_in_string(void **state)
+{
+	struct sup_config c;
+	char text[512], err[256] = "";
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof(text), "[instance]\nname = ");
+	memset(text + n, 'b', 250);
+	text[n + 250] = 0;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_parse_string(&c, "s.ini", text, err, sizeof(err)), -EINVAL);
+	if (strncmp(err, "s.ini:2: ", 9) || !strstr(err, "longer than 198 bytes"))
+		fail_msg("got '%s'", err);
+}
+
+/* strtod takes "nan": NaN passed the range check and became a random hang timeout. */
+static void test_config_hang_timeout_nan(void **state)
+{
+	(void)state;
+	expect_error("[restart]\nhang_timeout = nan\n", 2, "hang_timeout = 'nan'");
+	expect_error("[restart]\nhang_timeout = inf\n", 2, "hang_timeout = 'inf'");
+	expect_error("[restart]\nperiod = 0x10\n", 2, "period = '0x10'");
+}
+
+/* 0.1ms rounded to 0, which means "off": a typo silently disabled hang detection. */
+static void test_config_hang_timeout_sub_ms(void **state)
+{
+	(void)state;
+	expect_error("[restart]\nhang_timeout = 0.1ms\n", 2, "hang_timeout = '0.1ms'");
+	expect_error("[instance]\nstatus_interval = 0.0001\n", 2, "rounds to 0 ms");
+}
+
+/* strtoull base 0 read "010" as 8 and "0x10" as 16. */
+static void test_config_leading_zero_refused(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nworkers = 010\n", 2,
+		     "workers = '010': leading zeros are not allowed; write 10 (or 8 if octal "
+		     "was meant)");
+	expect_error("[segment]\nmax_agents = 0x100\n", 2, "max_agents = '0x100'");
+	expect_error("[restart]\nhang_timeout = 05\n", 2, "leading zeros");
+}
+
+/* A world-writable segment lets any user rewrite the process table. */
+static void test_config_mode_other_bits_refused(void **state)
+{
+	(void)state;
+	expect_error("[segment]\nmode = 0666\n", 2, "mode = '0666'");
+	expect_error("[segment]\nshared_with_group = yes\nmode = 0604\n", 3, "other users");
+}
+
+/* Group bits need the explicit opt-in, wherever it is written in the section. */
+static void test_config_mode_group_needs_opt_in(void **state)
+{
+	struct sup_config c;
+	char err[256] = "";
+
+	(void)state;
+	expect_error("[segment]\nmode = 0660\n", 2, "shared_with_group = yes");
+	assert_int_equal(load_text(&c, "[segment]\nmode = 0660\nshared_with_group = yes\n", err,
+				   sizeof(err)),
+			 0);
+	assert_int_equal(c.shm.mode, 0660);
+	unlink(path);
+	expect_error("[segment]\nmode = 0400\n", 2, "owner");
+	expect_error("[segment]\nmode = -0\n", 2, "octal file mode");
+}
+
+/* Two [instance] sections used to merge silently. */
+static void test_config_duplicate_section(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nname = a\n[restart]\nintensity = 1\n[instance]\nworkers = 1\n", 5,
+		     "[instance] appears again (first at line 1)");
+	/* empty, and back to back */
+	expect_error("[memory]\n[memory]\n", 2, "[memory] appears again (first at line 1)");
+	/* agent sections compare by NAME as the parser reads it */
+	expect_error("[agent a]\ntype = echo\n[agent   a]\ntype = echo\n", 3,
+		     "[agent a] appears again (first at line 1)");
+}
+
+static void test_config_duplicate_key(void **state)
+{
+	(void)state;
+	expect_error("[instance]\nworkers = 1\nname = a\nworkers = 2\n", 4,
+		     "'workers' is set again (first at line 2)");
+	expect_error("[agent a]\ntype = echo\ntype = counter\n", 3,
+		     "'type' is set again (first at line 2)");
+	/* inih reads an indented line as the continuation of the key before it */
+	expect_error("[instance]\nname = a\n  workers = 2\n", 3, "indented");
+}
+
+/* [types] load = PATH is the one key meant to repeat. */
+static void test_config_types_load_repeats(void **state)
+{
+	struct sup_config c;
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(load_text(&c, "[types]\nload = /a.so\nload = /b.so\n", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.nlibs, 2);
+	assert_int_equal(c.lib_lines[1], 3);
+	unlink(path);
+}
+
+/* Not a regular file: refused at once, and a FIFO with no writer does not hang the reader. */
+static void test_config_not_a_regular_file(void **state)
+{
+	struct sup_config c;
+	char err[256], fifo[64];
+
+	(void)state;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_load(&c, "/tmp", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "/tmp: a directory"));
+	assert_int_equal(sup_config_load(&c, "/dev/zero", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "/dev/zero: a character device"));
+	snprintf(fifo, sizeof(fifo), "/tmp/shoal-test-fifo-%d", (int)getpid());
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(sup_config_load(&c, fifo, err, sizeof(err)), -EINVAL);
+	unlink(fifo);
+	assert_non_null(strstr(err, ": a FIFO"));
+	assert_non_null(strstr(err, "regular file"));
+}
+
+/* The file loads, and the checks `run` and `--check` share refuse it with file:line. */
+static void expect_check_error(const char *text, int line, const char *needle)
+{
+	struct sup_config c;
+	char err[512], prefix[96];
+
+	if (load_text(&c, text, err, sizeof(err)))
+		fail_msg("load: %s", err);
+	assert_int_equal(sup_config_check(&c, NULL, err, sizeof(err)), -EINVAL);
+	if (line)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", path);
+	if (strncmp(err, prefix, strlen(prefix)) || !strstr(err, needle))
+		fail_msg("got '%s'\nwant prefix '%s' and '%s'", err, prefix, needle);
+	unlink(path);
+}
+
+/* `shoal run ARGS... FILE` with text in FILE: its exit status, stderr+stdout in out. */
+static int run_tool(const char *text, const char *opt, char *out, size_t cap)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	int pfd[2], st;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid;
+	FILE *f;
+
+	if (!bin)
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	snprintf(path, sizeof(path), "/tmp/shoal-test-config-%d.ini", (int)getpid());
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		dup2(pfd[1], 2);
+		if (opt)
+			execl(bin, bin, "run", opt, path, (char *)NULL);
+		else
+			execl(bin, bin, "run", path, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (got < cap - 1 && (n = read(pfd[0], out + got, cap - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	unlink(path);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Every configured agent registers its name: run failed at start with ENOSPC past capacity. */
+static void test_config_registry_holds_agents(void **state)
+{
+	(void)state;
+	expect_error("[segment]\nregistry_capacity = 16\n[agent e]\ntype = echo\ncount = 17\n"
+		     "name = e%u\n",
+		     2, "[segment] registry_capacity = 16: the 17 agents configured register");
+}
+
+/* --check and run refuse it alike: exit 2 and the same message, and no instance. */
+static void both_refuse(const char *text, const char *want)
+{
+	char out[2048];
+
+	assert_int_equal(run_tool(text, "--check", out, sizeof(out)), 2);
+	if (!strstr(out, want))
+		fail_msg("--check said: %s\nwant: %s", out, want);
+	assert_int_equal(run_tool(text, NULL, out, sizeof(out)), 2);
+	if (!strstr(out, want))
+		fail_msg("run said: %s\nwant: %s", out, want);
+	assert_int_equal(access("/dev/shm/shoal.cfgtest", F_OK), -1);
+}
+
+/* The embedded default passes the checks here (if this machine's cores fit its max_procs). */
+static void test_config_check_default_passes(void **state)
+{
+	struct sup_config c;
+	struct sup_config_facts f;
+	char err[512] = "";
+	int r;
+
+	(void)state;
+	sup_config_init(&c);
+	assert_int_equal(sup_config_load(&c, NULL, err, sizeof(err)), 0);
+	r = sup_config_check(&c, &f, err, sizeof(err));
+	if (r && strstr(err, "max_procs"))
+		skip_because("more cores than the default max_procs allows");
+	if (r)
+		fail_msg("%s", err);
+	assert_true(f.workers >= 1);
+	assert_true(f.seg_size > 0 && f.seg_size <= f.seg_max);
+}
+
+/* --print-default prints a config that parses and passes --check. */
+static void test_config_print_default_checks(void **state)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	char cmd[512], out[4096];
+	FILE *p;
+	size_t n;
+	int r;
+
+	(void)state;
+	if (!bin)
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	snprintf(cmd, sizeof(cmd), "%s run --print-default", bin);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	assert_int_equal(pclose(p), 0);
+	assert_true(n > 0);
+	{
+		char text[4096];
+
+		memcpy(text, out, n + 1);
+		r = run_tool(text, "--check", out, sizeof(out));
+	}
+	if (r == 2 && strstr(out, "max_procs"))
+		skip_because("more cores than the default max_procs allows");
+	if (r)
+		fail_msg("exit %d: %s", r, out);
+	assert_non_null(strstr(out, "agent tuner: 100 x tuner"));
+}
+
+/* A cpu that is not there: placement used to drop it, or fail at start with no line. */
+static void test_config_check_cpus_missing(void **state)
+{
+	(void)state;
+	if (sysconf(_SC_NPROCESSORS_CONF) > 1023)
+		skip_because("this machine has a cpu 1023");
+	expect_check_error("[instance]\nworkers = 1\ncpus = 0,1023\n", 3,
+			   "[instance] cpus = '0,1023': cpu 1023 does not exist here");
+}
+
+/* A cgroup outside cgroup v2 used to run uncapped, with a warning per launch. */
+static void test_config_check_cgroup_not_v2(void **state)
+{
+	(void)state;
+	expect_check_error("[memory]\ncap = 64M\ncgroup = /tmp\n", 3,
+			   "[memory] cgroup = '/tmp': not in a cgroup v2 filesystem");
+	expect_check_error("[memory]\ncap = 64M\ncgroup = /no/such/cgroup\n", 3,
+			   "[memory] cgroup = '/no/such/cgroup': No such file or directory");
+}
+
+/* max_procs must hold the workers, the supervisor and a client: run exited 2 at start. */
+static void test_config_check_max_procs(void **state)
+{
+	(void)state;
+	expect_check_error("[instance]\nworkers = 4\n[segment]\nmax_procs = 5\n", 4,
+			   "[segment] max_procs = 5: too small for 4 workers");
+	both_refuse("[instance]\nname = cfgtest\nworkers = 4\n[segment]\nmax_procs = 5\n",
+		    ":5: [segment] max_procs = 5: too small for 4 workers");
+}
+
+/* The supervisor's control inbox takes an agent slot: run exited 3 at start. */
+static void test_config_check_control_inbox_slot(void **state)
+{
+	(void)state;
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[segment]\nmax_agents = 2\n"
+		    "[agent e]\ntype = echo\ncount = 2\nname = e%u\n",
+		    ":5: [segment] max_agents is 2");
+}
+
+/* Agent types and libraries: --check used to pass what run refused. */
+static void test_config_check_types(void **state)
+{
+	(void)state;
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[agent x]\ntype = nosuch\n",
+		    ":5: [agent x]: unknown agent type 'nosuch'");
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[types]\nload = /no/such.so\n",
+		    ":5: [types] load = /no/such.so");
+}
+
+/* A segment over [segment] max_size (default: half the RAM) is a bad config. */
+static void test_config_check_segment_too_big(void **state)
+{
+	(void)state;
+	/* a million agents with 64 MiB mailboxes: 64 TiB */
+	expect_check_error("[instance]\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+			   "mailbox_cells = 1048576\n",
+			   0, "TiB");
+	expect_check_error("[instance]\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+			   "mailbox_cells = 1048576\n",
+			   0, "above [segment] max_size");
+	both_refuse("[instance]\nname = cfgtest\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+		    "mailbox_cells = 1048576\n",
+		    "above [segment] max_size");
+	/* a ceiling set above it: then /dev/shm's free space is what stops it */
+	expect_check_error("[instance]\nworkers = 1\n[segment]\nmax_agents = 1048576\n"
+			   "mailbox_cells = 1048576\nmax_size = 1000000G\n",
+			   0, "free in /dev/shm");
+	expect_error("[segment]\nmax_size = 0\n", 2, "max_size = '0'");
+}
+
+/* A small ceiling is kept to, with both sizes in the message. */
+static void test_config_check_segment_max_size(void **state)
+{
+	struct sup_config c;
+	struct sup_config_facts f;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(load_text(&c, "[instance]\nworkers = 1\n[segment]\nmax_size = 1M\n", err,
+				   sizeof(err)),
+			 0);
+	unlink(path);
+	assert_int_equal(sup_config_check(&c, &f, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, ":4: [segment] max_size = 1.0 MiB"));
+	assert_int_equal(f.seg_max, 1u << 20);
+	assert_true(f.seg_size > f.seg_max);
 }
 
 /* Run `shoal run FILE` with text in FILE; expect exit 2, `want` on stderr, no instance. */
@@ -405,6 +790,28 @@ int main(void)
 		cmocka_unit_test(test_config_more_agents_than_slots),
 		cmocka_unit_test(test_config_backoff_max_below_initial),
 		cmocka_unit_test(test_config_first_error_wins),
+		cmocka_unit_test(test_config_long_line_refused),
+		cmocka_unit_test(test_config_longest_line_parses),
+		cmocka_unit_test(test_config_long_line_in_string),
+		cmocka_unit_test(test_config_hang_timeout_nan),
+		cmocka_unit_test(test_config_hang_timeout_sub_ms),
+		cmocka_unit_test(test_config_leading_zero_refused),
+		cmocka_unit_test(test_config_mode_other_bits_refused),
+		cmocka_unit_test(test_config_mode_group_needs_opt_in),
+		cmocka_unit_test(test_config_duplicate_section),
+		cmocka_unit_test(test_config_duplicate_key),
+		cmocka_unit_test(test_config_types_load_repeats),
+		cmocka_unit_test(test_config_not_a_regular_file),
+		cmocka_unit_test(test_config_registry_holds_agents),
+		cmocka_unit_test(test_config_check_default_passes),
+		cmocka_unit_test(test_config_print_default_checks),
+		cmocka_unit_test(test_config_check_cpus_missing),
+		cmocka_unit_test(test_config_check_cgroup_not_v2),
+		cmocka_unit_test(test_config_check_max_procs),
+		cmocka_unit_test(test_config_check_control_inbox_slot),
+		cmocka_unit_test(test_config_check_types),
+		cmocka_unit_test(test_config_check_segment_too_big),
+		cmocka_unit_test(test_config_check_segment_max_size),
 		cmocka_unit_test(test_config_run_refuses_bad_file),
 		cmocka_unit_test(test_config_run_refuses_unknown_type),
 		cmocka_unit_test(test_config_run_refuses_missing_library),

@@ -426,7 +426,10 @@ static void test_supervisor_one_for_all_restarts_every_worker(void **state)
 	char cfg[1024];
 
 	(void)state;
-	snprintf(cfg, sizeof(cfg), "%s[restart]\nstrategy = one_for_all\n", two_workers);
+	/* two_workers with its [restart] section saying one_for_all (a section appears once) */
+	snprintf(cfg, sizeof(cfg), "%.*sstrategy = one_for_all\n%s",
+		 (int)(strstr(two_workers, "[restart]\n") + 10 - two_workers), two_workers,
+		 strstr(two_workers, "[restart]\n") + 10);
 	start(&r, "all", cfg, NULL);
 	rt_wait_ready(&r);
 	seg = attach(&r);

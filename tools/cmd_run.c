@@ -26,7 +26,8 @@ static void usage(FILE *f)
 		"worker\n"
 		"                        and initial agent is ready\n"
 		"  --status-interval S   seconds between status lines (0: none; default 5)\n"
-		"  --check               parse the config, print a summary, start nothing\n"
+		"  --check               make every check run makes (config, cpus, agent types,\n"
+		"                        cgroup, segment size), print a summary, start nothing\n"
 		"  --print-default       print the embedded default config\n"
 		"  --help                this text\n"
 		"Exit: 0 after an orderly stop, 1 restart intensity exceeded, 2 bad config or\n"
@@ -46,8 +47,10 @@ static int parse_uint(const char *opt, const char *s, unsigned long max, unsigne
 	return 0;
 }
 
-static void summary(const struct sup_config *c)
+static void summary(const struct sup_config *c, const struct sup_config_facts *f)
 {
+	char a[32], b[32], d[32];
+
 	printf("config %s: instance %s, workers %u%s, cpus %s, placement %s, memory cap %llu%s\n",
 	       c->source, c->instance, c->workers, c->workers ? "" : " (one per core)",
 	       c->cpus[0] ? c->cpus : "all", c->placement == SUP_PLACE_SPREAD ? "spread" : "none",
@@ -60,6 +63,10 @@ static void summary(const struct sup_config *c)
 	       c->policy.backoff_initial_ms, c->policy.backoff_max_ms, c->policy.backoff_factor,
 	       c->policy.backoff_first ? " (also the first)" : "", c->policy.hang_ms,
 	       c->policy.hang_ms ? "" : " (off)");
+	printf("segment %s (max_size %s%s, %s free in /dev/shm), %u workers here\n",
+	       sup_size_format(f->seg_size, a, sizeof(a)),
+	       sup_size_format(f->seg_max, b, sizeof(b)), c->seg_max ? "" : ": half the RAM",
+	       sup_size_format(f->shm_free, d, sizeof(d)), f->workers);
 	for (uint32_t i = 0; i < c->nagents; i++)
 		printf("agent %s: %u x %s named %s on worker %d\n", c->agents[i].section,
 		       c->agents[i].count, c->agents[i].type, c->agents[i].pattern,
@@ -167,30 +174,30 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 		snprintf(c->cpus, sizeof(c->cpus), "%s", cpus);
+		c->cpus_line = 0; /* messages name --cpus, not the file's line */
 	}
 	if (status) {
 		char *end;
 		double s = strtod(status, &end);
 
-		if (!*status || *end || s < 0 || s > 86400) {
+		if (!*status || *end || !(s >= 0 && s <= 86400)) { /* NaN fails both */
 			fprintf(stderr, "shoal run: --status-interval takes seconds, not '%s'\n",
 				status);
 			goto out;
 		}
 		c->status_interval_ms = (uint32_t)(s * 1000);
 	}
-	for (uint32_t i = 0; i < c->nagents; i++) {
-		if (c->workers && c->agents[i].worker >= (int32_t)c->workers) {
-			fprintf(stderr,
-				"shoal run: %s:%d: [agent %s]: worker %d, but there are %u "
-				"workers\n",
-				c->source, c->agents[i].worker_line, c->agents[i].section,
-				c->agents[i].worker, c->workers);
+	/* the checks sup_run() makes first, so what passes here does not fail there */
+	if (check) {
+		struct sup_config_facts f;
+
+		ret = sup_config_check(c, &f, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "shoal run: %s\n", err);
+			ret = ret == -EINVAL ? EXIT_USAGE : EXIT_SYSTEM;
 			goto out;
 		}
-	}
-	if (check) {
-		summary(c);
+		summary(c, &f);
 		ret = EXIT_OK;
 		goto out;
 	}
