@@ -620,6 +620,23 @@ static void test_config_check_types(void **state)
 		    ":5: [types] load = /no/such.so");
 }
 
+/*
+ * A library whose registration aborts is loaded in a child first: --check and run report
+ * the crash with its config line (exit 2) instead of dying of it.
+ */
+static void test_config_check_crashing_plugin(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_CRASH_PLUGIN");
+	char text[512];
+
+	(void)state;
+	if (!lib)
+		skip_because("SHOAL_TEST_CRASH_PLUGIN is not set (run through meson test)");
+	snprintf(text, sizeof(text),
+		 "[instance]\nname = cfgtest\nworkers = 1\n[types]\nload = %s\n", lib);
+	both_refuse(text, "crashed while loading it (signal 6");
+}
+
 /* A segment over [segment] max_size (default: half the RAM) is a bad config. */
 static void test_config_check_segment_too_big(void **state)
 {
@@ -810,6 +827,7 @@ int main(void)
 		cmocka_unit_test(test_config_check_max_procs),
 		cmocka_unit_test(test_config_check_control_inbox_slot),
 		cmocka_unit_test(test_config_check_types),
+		cmocka_unit_test(test_config_check_crashing_plugin),
 		cmocka_unit_test(test_config_check_segment_too_big),
 		cmocka_unit_test(test_config_check_segment_max_size),
 		cmocka_unit_test(test_config_run_refuses_bad_file),
