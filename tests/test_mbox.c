@@ -127,6 +127,20 @@ static bool has_msg_or_stop(void *arg)
 }
 
 /*
+ * Messages applied, from the per-sender counts: the truth the redelivery check reads. The
+ * separate total (for the parent's kill points) lags it by one when a consumer is killed
+ * between the two stores, and a successor that waited for it would wait for ever.
+ */
+static uint64_t applied_total(void)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < MAX_SENDERS; i++)
+		n += atomic_load_explicit(&bk->recv[i], memory_order_relaxed);
+	return n;
+}
+
+/*
  * A consumer process: takes a process slot, becomes the host of `to`, recovers, then
  * applies messages in per-sender order until `total` were applied or stop is set and the
  * mailbox is empty. die_at: raise SIGKILL after applying that many (0: never).
@@ -150,7 +164,7 @@ static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total
 		struct pl_head h;
 		uint64_t want;
 
-		if (total && atomic_load_explicit(&bk->total, memory_order_relaxed) >= total)
+		if (total && applied_total() >= total)
 			break;
 		if (ipc_mbox_peek(seg, slot, &m)) {
 			int r;
