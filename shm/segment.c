@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,6 +133,9 @@ bool shm_is_valid_instance(const char *instance)
 	return true;
 }
 
+/* Where glibc's shm_open() keeps its objects: create works on the directory itself. */
+#define SHM_DIR "/dev/shm"
+
 static struct shm_seg *seg_new(const char *instance)
 {
 	struct shm_seg *seg = calloc(1, sizeof(*seg));
@@ -145,6 +149,74 @@ static struct shm_seg *seg_new(const char *instance)
 	return seg;
 }
 
+/*
+ * Reserve size bytes for the (still nameless) file fd: every page allocated now, so no
+ * access through a mapping can ever find a page the filesystem cannot back (SIGBUS). A
+ * segment bigger than the free space is refused up front, naming both sizes; a reservation
+ * that fails anyway (another file took the space meanwhile, a memory cgroup limit) says the
+ * same. 0 or -errno.
+ */
+static int reserve(int fd, const char *instance, uint64_t size, char *err, size_t errlen)
+{
+	unsigned long long avail = 0;
+	struct statvfs vfs;
+	bool limited;
+	int ret;
+
+	/* a tmpfs without a size limit reports 0 blocks: nothing to compare with */
+	limited = fstatvfs(fd, &vfs) == 0 && vfs.f_blocks;
+	if (limited) {
+		avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+		if (size > avail)
+			FAIL(-ENOSPC,
+			     "instance '%s': the segment needs %llu bytes (%.1f MiB) but " SHM_DIR
+			     " has %llu bytes (%.1f MiB) free; free space there ('shoal clean' "
+			     "removes stale instances) or configure a smaller [segment]",
+			     instance, (unsigned long long)size, (double)size / 1048576.0, avail,
+			     (double)avail / 1048576.0);
+	}
+	ret = posix_fallocate(fd, 0, (off_t)size);
+	if (ret == ENOSPC || ret == ENOMEM)
+		FAIL(-ENOSPC,
+		     "instance '%s': reserving %llu bytes (%.1f MiB) for the segment in " SHM_DIR
+		     " failed: %s (%llu bytes were free when checked); free space there or "
+		     "configure a smaller [segment]",
+		     instance, (unsigned long long)size, (double)size / 1048576.0, strerror(ret),
+		     avail);
+	if (ret)
+		FAIL(-ret, "instance '%s': reserving %llu bytes in " SHM_DIR ": %s", instance,
+		     (unsigned long long)size, strerror(ret));
+	return 0;
+}
+
+/*
+ * Give the nameless file seg->fd its name: link() never replaces, so this is where a name
+ * already taken is found. 0, -EEXIST or another -errno with a sentence in err.
+ */
+static int link_name(struct shm_seg *seg, char *err, size_t errlen)
+{
+	char from[64], to[sizeof(SHM_DIR) + sizeof(seg->path)];
+	int ret;
+
+	snprintf(from, sizeof(from), "/proc/self/fd/%d", seg->fd);
+	snprintf(to, sizeof(to), SHM_DIR "%s", seg->path);
+	if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	ret = -errno;
+	if (ret == -EEXIST)
+		FAIL(ret,
+		     "instance '%s' already exists; stop it, or remove a stale one with 'shoal "
+		     "clean --instance %s'",
+		     seg->instance, seg->instance);
+	FAIL(ret, "instance '%s': naming its segment %s: %s", seg->instance, to, strerror(-ret));
+}
+
+/*
+ * The file is made nameless (O_TMPFILE), reserved and filled, and only then linked under
+ * its name: a creator that fails, or is killed at any instruction before the link, leaves
+ * nothing behind (the kernel frees a nameless file with its last descriptor), and no reader
+ * ever sees a name whose pages are not all there.
+ */
 int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
 		   size_t errlen)
 {
@@ -164,33 +236,31 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 	seg = seg_new(instance);
 	if (!seg)
 		FAIL(-ENOMEM, "out of memory");
-	seg->fd = shm_open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, cfg->mode);
+	seg->fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, cfg->mode);
 	if (seg->fd < 0) {
 		ret = -errno;
-		if (ret == -EEXIST)
-			snprintf(err, errlen,
-				 "instance '%s' already exists; stop it, or remove a stale one "
-				 "with 'shoal clean --instance %s'",
-				 instance, instance);
-		else
-			snprintf(err, errlen, "shm_open %s: %s", seg->path, strerror(-ret));
+		snprintf(err, errlen, "instance '%s': creating its segment in " SHM_DIR ": %s",
+			 instance, strerror(-ret));
 		goto out_free;
 	}
-	/* shm_open applies the umask; the configured mode is what we promised */
-	if (fchmod(seg->fd, cfg->mode) < 0 || ftruncate(seg->fd, (off_t)size) < 0) {
+	/* open applies the umask; the configured mode is what we promised */
+	if (fchmod(seg->fd, cfg->mode) < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "sizing %s to %llu bytes: %s", seg->path,
-			 (unsigned long long)size, strerror(-ret));
-		goto out_unlink;
+		snprintf(err, errlen, "instance '%s': fchmod: %s", instance, strerror(-ret));
+		goto out_close;
 	}
-	/* MAP_POPULATE pre-faults: pages are charged here, to the creator's cgroup */
+	ret = reserve(seg->fd, instance, size, err, errlen);
+	if (ret)
+		goto out_close;
+	/* the pages are charged at the reservation, to the creator's cgroup; MAP_POPULATE
+	 * only fills the page tables */
 	seg->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, seg->fd, 0);
 	if (seg->base == MAP_FAILED) {
 		ret = -errno;
 		seg->base = NULL;
 		snprintf(err, errlen, "mapping %llu bytes of %s: %s", (unsigned long long)size,
 			 seg->path, strerror(-ret));
-		goto out_unlink;
+		goto out_close;
 	}
 	seg->size = size;
 	seg->writable = true;
@@ -215,11 +285,15 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 	snprintf(h->instance, sizeof(h->instance), "%s", instance);
 	h->cfg = *cfg;
 	shm_reg_geo_init(seg);
+	ret = link_name(seg, err, errlen);
+	if (ret)
+		goto out_unmap;
 	*out = seg;
 	return 0;
 
-out_unlink:
-	shm_unlink(seg->path);
+out_unmap:
+	munmap(seg->base, seg->size);
+out_close:
 	close(seg->fd);
 out_free:
 	free(seg);

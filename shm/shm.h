@@ -104,10 +104,12 @@ void shm_reg_geo_init(struct shm_seg *seg);
 bool shm_is_valid_instance(const char *instance);
 
 /*
- * Create /shoal.<instance> (O_EXCL) sized for cfg, pre-faulted, header filled but not
- * yet published: the caller initialises what it owns, then calls shm_seg_publish().
- * Returns 0, -EEXIST (an instance of that name exists), -EINVAL, or another -errno;
- * err gets a sentence. The creator. Any thread.
+ * Create /shoal.<instance> sized for cfg, every page reserved (posix_fallocate) and mapped,
+ * header filled but not yet published: the caller initialises what it owns, then calls
+ * shm_seg_publish(). The name appears only once all of that succeeded. Returns 0, -EEXIST
+ * (an instance of that name exists), -EINVAL, -ENOSPC (/dev/shm cannot hold it: err names
+ * both sizes; no file is left), or another -errno; err gets a sentence. The creator. Any
+ * thread.
  */
 int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
 		   size_t errlen);

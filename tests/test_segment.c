@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +25,125 @@
 #include "shm/shm.h"
 
 static char inst[64];
+
+#define TIMEOUT_MS 15000
+
+/* The segment's file, as the kernel names it (glibc's shm_open() lives in /dev/shm). */
+static void seg_file(char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/dev/shm/shoal.%s", inst);
+}
+
+/*
+ * In a forked child (cmocka's asserts would unwind into the child's copy of the runner): a
+ * failed check says why on stderr and makes the child exit 1.
+ */
+#define CHILD_CHECK(cond, ...)                                                                     \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			return 1;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/*
+ * Wait up to timeout_ms for child pid: its exit code, -signal if a signal ended it, or -1000
+ * if it did not end in time (it is killed then). Safe in a forked child (no cmocka).
+ */
+static int child_wait(pid_t pid, int timeout_ms)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), st, ready = 0;
+
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+		ready = poll(&p, 1, timeout_ms) == 1;
+		close(pidfd);
+	}
+	if (!ready)
+		kill(pid, SIGKILL);
+	if (waitpid(pid, &st, 0) != pid)
+		return -2000;
+	if (!ready)
+		return -1000;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+/*
+ * Run `$SHOAL_BIN args...` with stdout and stderr into out (NUL-terminated); its exit code,
+ * -signal, -1000 if it had to be killed after TIMEOUT_MS, -1 without SHOAL_BIN. No cmocka:
+ * usable in a forked child.
+ */
+__attribute__((unused)) static int tool_run(char *out, size_t cap, const char *const *args)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	char *argv[16];
+	size_t n = 0, got = 0;
+	int op[2];
+	pid_t pid;
+
+	if (!bin || pipe2(op, O_CLOEXEC))
+		return -1;
+	argv[n++] = (char *)bin;
+	for (; *args && n < 15; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(op[1], 1);
+		dup2(op[1], 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	close(op[1]);
+	for (;;) {
+		struct pollfd p = {.fd = op[0], .events = POLLIN};
+		ssize_t k;
+
+		if (poll(&p, 1, TIMEOUT_MS) != 1)
+			break; /* a hung tool: child_wait() kills it */
+		k = read(op[0], out + got, cap - 1 - got);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	out[got] = 0;
+	close(op[0]);
+	return child_wait(pid, TIMEOUT_MS);
+}
+
+/*
+ * Run fn in a forked child that has its own mount namespace with a 4 MiB tmpfs on /dev/shm:
+ * a full /dev/shm without filling the machine's. Skips if the namespace or the mount is not
+ * permitted; fails if fn returns nonzero or the child dies of a signal.
+ */
+static void in_small_shm(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int rc;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) < 0)
+			_exit(77);
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=4m,mode=1777") < 0)
+			_exit(78);
+		_exit(fn());
+	}
+	rc = child_wait(pid, 2 * TIMEOUT_MS);
+	if (rc == 77)
+		skip_because("unshare(CLONE_NEWNS) is not permitted: no private /dev/shm to fill");
+	if (rc == 78)
+		skip_because("cannot mount a private tmpfs on /dev/shm (needs CAP_SYS_ADMIN)");
+	if (rc != 0)
+		fail_msg("the child in a 4 MiB /dev/shm %s %d (its stderr says why)",
+			 rc < 0 ? "died of signal" : "exited", rc < 0 ? -rc : rc);
+}
 
 static int setup(void **state)
 {
@@ -91,6 +213,58 @@ static void test_segment_bad_names(void **state)
 	cfg.reg_capacity = 1000; /* not a power of two */
 	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "power of two"));
+}
+
+/*
+ * A /dev/shm too small for the segment: create fails with -ENOSPC naming both sizes, before
+ * any reader could see the name, and leaves no file and no used space behind.
+ */
+static int create_too_big_child(void)
+{
+	struct shm_region regions[SHM_R_COUNT];
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL;
+	struct statvfs vfs;
+	struct stat st;
+	char err[512], need[32], have[32], path[128];
+	unsigned long long size, free_bytes;
+	int ret;
+
+	seg_file(path, sizeof(path));
+	shm_cfg_default(&cfg);
+	size = shm_layout_compute(&cfg, regions);
+	CHILD_CHECK(statvfs("/dev/shm", &vfs) == 0, "statvfs: %s", strerror(errno));
+	free_bytes = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+	CHILD_CHECK(size > free_bytes, "the default segment (%llu bytes) fits in %llu", size,
+		    free_bytes);
+	snprintf(need, sizeof(need), "%llu", size);
+	snprintf(have, sizeof(have), "%llu", free_bytes);
+	ret = shm_seg_create(inst, &cfg, &seg, err, sizeof(err));
+	CHILD_CHECK(ret == -ENOSPC, "create returned %d (%s), want -ENOSPC", ret, err);
+	CHILD_CHECK(strstr(err, need) && strstr(err, have), "'%s' does not name %s and %s", err,
+		    need, have);
+	CHILD_CHECK(lstat(path, &st) < 0 && errno == ENOENT, "%s is left behind", path);
+	CHILD_CHECK(statvfs("/dev/shm", &vfs) == 0 && vfs.f_bfree == vfs.f_blocks,
+		    "%llu blocks of /dev/shm are still in use",
+		    (unsigned long long)(vfs.f_blocks - vfs.f_bfree));
+	/* one that fits is created there, fully backed */
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	cfg.max_monitors = 64;
+	ret = shm_seg_create(inst, &cfg, &seg, err, sizeof(err));
+	CHILD_CHECK(ret == 0, "a small segment: %d (%s)", ret, err);
+	CHILD_CHECK(fstat(seg->fd, &st) == 0 && (unsigned long long)st.st_blocks * 512 >= seg->size,
+		    "%llu of %zu bytes backed", (unsigned long long)st.st_blocks * 512, seg->size);
+	shm_seg_publish(seg);
+	shm_seg_detach(seg);
+	CHILD_CHECK(shm_seg_unlink(inst) == 0, "unlink");
+	return 0;
+}
+
+static void test_segment_create_no_space(void **state)
+{
+	(void)state;
+	in_small_shm(create_too_big_child);
 }
 
 /* A private copy of a valid segment, to corrupt one field at a time. */
@@ -641,6 +815,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_segment_create_attach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_create_no_space, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_magic, setup, teardown),
