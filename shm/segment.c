@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ static const struct {
 	[SHM_V_REGION_OVERLAP] = {"region-overlap", -EDOM},
 	[SHM_V_CONFIG] = {"config", -ENOEXEC},
 	[SHM_V_FOREIGN] = {"foreign", -EPERM},
+	[SHM_V_SPARSE] = {"sparse", -EFAULT},
 };
 
 int shm_verr_errno(enum shm_verr v)
@@ -331,10 +334,28 @@ static bool wait_ready(struct shm_hdr *h, int timeout_ms)
 	}
 }
 
+/* A private copy of the header, read from the file (never through the mapping). */
+static int read_hdr(int fd, struct shm_hdr *copy)
+{
+	ssize_t n = pread(fd, copy, SHM_HDR_SIZE, 0);
+
+	if (n < 0)
+		return -errno;
+	return n == SHM_HDR_SIZE ? 0 : -EBADMSG;
+}
+
+/*
+ * The header is checked on a copy read with pread(): a read of a hole returns zeros where a
+ * load through the mapping would be a SIGBUS on a full filesystem, and a writer cannot change
+ * a field between its check and its use. A file with fewer bytes allocated than its size is
+ * refused: shoal's creator reserves every page, and a reader (or a worker) touching a hole of
+ * such a file on a full /dev/shm would die of SIGBUS.
+ */
 int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct shm_seg **out,
 		   char *err, size_t errlen)
 {
 	bool ro = flags & SHM_ATTACH_RO;
+	struct shm_hdr *copy = NULL;
 	struct shm_seg *seg;
 	enum shm_verr v;
 	struct stat st;
@@ -377,6 +398,22 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 			 (long long)st.st_size);
 		goto out_close;
 	}
+	if ((unsigned long long)st.st_blocks * 512 < (unsigned long long)st.st_size) {
+		ret = shm_verr_errno(SHM_V_SPARSE);
+		snprintf(err, errlen,
+			 "instance '%s': only %llu of the segment's %lld bytes are backed by "
+			 "memory (a sparse file, not made by shoal): reading the rest could crash; "
+			 "remove it with 'shoal clean --force --instance %s'",
+			 instance, (unsigned long long)st.st_blocks * 512, (long long)st.st_size,
+			 instance);
+		goto out_close;
+	}
+	copy = malloc(SHM_HDR_SIZE);
+	if (!copy) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out_close;
+	}
 	seg->size = (size_t)st.st_size;
 	seg->base =
 		mmap(NULL, seg->size, PROT_READ | (ro ? 0 : PROT_WRITE), MAP_SHARED, seg->fd, 0);
@@ -387,44 +424,45 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 		goto out_close;
 	}
 	seg->writable = !ro;
+	ret = read_hdr(seg->fd, copy);
+	if (ret)
+		goto out_read;
 	/* a zero magic is a segment being created (the object is zero-filled): wait too */
 	if (!(flags & SHM_ATTACH_NOWAIT) && !(flags & SHM_ATTACH_UNREADY) &&
-	    (((struct shm_hdr *)seg->base)->magic == SHM_MAGIC ||
-	     ((struct shm_hdr *)seg->base)->magic == 0) &&
-	    !wait_ready(shm_hdr(seg), timeout_ms)) {
-		ret = -ETIMEDOUT;
-		snprintf(err, errlen, "instance '%s' did not become ready within %d ms", instance,
-			 timeout_ms);
-		goto out_unmap;
-	}
-	v = shm_seg_validate(seg->base, seg->size, why, sizeof(why));
-	if (v == SHM_V_NOT_READY && (flags & SHM_ATTACH_UNREADY)) {
-		/* validate the rest as if published, on a private copy of the header */
-		struct shm_hdr *copy = malloc(SHM_HDR_SIZE);
-
-		if (!copy) {
-			ret = -ENOMEM;
+	    (copy->magic == SHM_MAGIC || copy->magic == 0)) {
+		if (!wait_ready(shm_hdr(seg), timeout_ms)) {
+			ret = -ETIMEDOUT;
+			snprintf(err, errlen, "instance '%s' did not become ready within %d ms",
+				 instance, timeout_ms);
 			goto out_unmap;
 		}
-		memcpy(copy, seg->base, SHM_HDR_SIZE);
-		atomic_store_explicit(&copy->ready, SHM_READY_WORD, memory_order_relaxed);
-		/* only the header is read by the validator, so a header-sized copy is enough */
-		v = shm_seg_validate(copy, seg->size, why, sizeof(why));
-		free(copy);
+		/* A0 made the creator's header visible in the page cache pread reads */
+		ret = read_hdr(seg->fd, copy);
+		if (ret)
+			goto out_read;
 	}
+	/* validate an unpublished one (UNREADY) as if published: the copy is ours to change */
+	if (flags & SHM_ATTACH_UNREADY)
+		atomic_store_explicit(&copy->ready, SHM_READY_WORD, memory_order_relaxed);
+	/* only the header is read by the validator, so a header-sized copy is enough */
+	v = shm_seg_validate(copy, seg->size, why, sizeof(why));
 	if (v != SHM_V_OK) {
 		ret = shm_verr_errno(v);
 		snprintf(err, errlen, "instance '%s': %s", instance, why);
 		goto out_unmap;
 	}
+	free(copy);
 	/* from here on the mapping is the recorded size: regions were checked against it */
 	shm_reg_geo_init(seg);
 	*out = seg;
 	return 0;
 
+out_read:
+	snprintf(err, errlen, "instance '%s': reading its header: %s", instance, strerror(-ret));
 out_unmap:
 	munmap(seg->base, seg->size);
 out_close:
+	free(copy);
 	close(seg->fd);
 out_free:
 	free(seg);
@@ -444,6 +482,58 @@ void shm_seg_detach(struct shm_seg *seg)
 	if (seg->fd >= 0)
 		close(seg->fd);
 	free(seg);
+}
+
+/*
+ * The guard's state. One guard at a time (tools are single-threaded): the handler compares
+ * the fault's address with the range and jumps back into shm_seg_guard().
+ */
+static sigjmp_buf guard_jmp;
+static const uint8_t *guard_lo, *guard_hi;
+static volatile sig_atomic_t guard_on;
+static const uint8_t *volatile guard_addr;
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+	const uint8_t *a = si->si_addr;
+
+	(void)uc;
+	if (guard_on && a >= guard_lo && a < guard_hi) {
+		guard_on = 0;
+		guard_addr = a;
+		siglongjmp(guard_jmp, 1);
+	}
+	/* not a read of the guarded mapping: the default action, when the fault repeats */
+	signal(sig, SIG_DFL);
+}
+
+/*
+ * The jump abandons fn wherever it was: fn must hold nothing a jump would leak or leave
+ * locked (a reader printing what it reads is fine: stdio's lock is recursive and is not
+ * taken at all by a single-threaded process).
+ */
+int shm_seg_guard(const struct shm_seg *seg, int (*fn)(const struct shm_seg *seg, void *arg),
+		  void *arg, uint64_t *bad_off)
+{
+	struct sigaction sa = {.sa_sigaction = guard_handler, .sa_flags = SA_SIGINFO}, old;
+	volatile int ret;
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &old) < 0)
+		return -errno;
+	guard_lo = seg->base;
+	guard_hi = seg->base + seg->size;
+	if (sigsetjmp(guard_jmp, 1)) {
+		ret = -EFAULT;
+		if (bad_off)
+			*bad_off = (uint64_t)(guard_addr - guard_lo);
+	} else {
+		guard_on = 1;
+		ret = fn(seg, arg);
+		guard_on = 0;
+	}
+	sigaction(SIGBUS, &old, NULL);
+	return ret;
 }
 
 int shm_seg_unlink(const char *instance)

@@ -21,6 +21,7 @@ enum shm_verr {
 	SHM_V_REGION_OVERLAP, /* two regions overlap */
 	SHM_V_CONFIG,	      /* regions disagree with the configuration they claim */
 	SHM_V_FOREIGN,	      /* owned by another user */
+	SHM_V_SPARSE,	      /* holes: pages a full filesystem cannot back */
 	SHM_V_COUNT,
 };
 
@@ -126,6 +127,15 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 		   char *err, size_t errlen);
 /* Unmap and close; releases our process slot first if we hold one. */
 void shm_seg_detach(struct shm_seg *seg);
+/*
+ * Call fn(seg, arg) with a SIGBUS on seg's mapping (a page its file cannot back: truncated
+ * under us, or a hole on a full filesystem) turned into a return of -EFAULT, the byte offset
+ * of the faulting read in *bad_off (if not NULL); otherwise fn's return. A SIGBUS anywhere
+ * else keeps its default action. Installs a SIGBUS handler for the call and restores the
+ * previous one: for tools that read a segment, single-threaded; not reentrant.
+ */
+int shm_seg_guard(const struct shm_seg *seg, int (*fn)(const struct shm_seg *seg, void *arg),
+		  void *arg, uint64_t *bad_off);
 /* Remove the shm object's name (mappings stay valid). 0 or -errno. */
 int shm_seg_unlink(const char *instance);
 

@@ -76,7 +76,7 @@ static int child_wait(pid_t pid, int timeout_ms)
  * -signal, -1000 if it had to be killed after TIMEOUT_MS, -1 without SHOAL_BIN. No cmocka:
  * usable in a forked child.
  */
-__attribute__((unused)) static int tool_run(char *out, size_t cap, const char *const *args)
+static int tool_run(char *out, size_t cap, const char *const *args)
 {
 	const char *bin = getenv("SHOAL_BIN");
 	char *argv[16];
@@ -265,6 +265,106 @@ static void test_segment_create_no_space(void **state)
 {
 	(void)state;
 	in_small_shm(create_too_big_child);
+}
+
+/* A valid header of a default-sized segment, made in the real /dev/shm before a fork. */
+static uint8_t big_hdr[SHM_HDR_SIZE];
+
+static void make_big_hdr(void)
+{
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	char err[256];
+
+	shm_cfg_default(&cfg);
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+	memcpy(big_hdr, seg->base, sizeof(big_hdr));
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+}
+
+/*
+ * A file made by hand in a 4 MiB /dev/shm: full-size but sparse (ftruncate), a valid header,
+ * then the rest of the space taken by another file, so reading any hole is a SIGBUS. Attach
+ * and the tools must say what is wrong, not die.
+ */
+static int sparse_file_child(void)
+{
+	const struct shm_hdr *h = (const struct shm_hdr *)big_hdr;
+	char path[128], out[4096];
+	const char *inspect[] = {"inspect", "--instance", inst, NULL};
+	const char *clean[] = {"clean", "--instance", inst, NULL};
+	struct shm_seg *seg = NULL;
+	struct statvfs vfs;
+	char err[512];
+	int fd, filler, ret;
+
+	seg_file(path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHILD_CHECK(fd >= 0, "creating %s: %s", path, strerror(errno));
+	CHILD_CHECK(ftruncate(fd, (off_t)h->seg_size) == 0, "ftruncate: %s", strerror(errno));
+	CHILD_CHECK(pwrite(fd, big_hdr, sizeof(big_hdr), 0) == (ssize_t)sizeof(big_hdr), "pwrite");
+	CHILD_CHECK(statvfs("/dev/shm", &vfs) == 0, "statvfs");
+	CHILD_CHECK(h->seg_size > (uint64_t)vfs.f_blocks * vfs.f_frsize, "the file fits");
+	filler = open("/dev/shm/filler", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHILD_CHECK(filler >= 0, "creating a filler: %s", strerror(errno));
+	ret = posix_fallocate(filler, 0, (off_t)(vfs.f_bavail * vfs.f_frsize));
+	CHILD_CHECK(ret == 0, "filling /dev/shm: %s", strerror(ret));
+	ret = tool_run(out, sizeof(out), inspect);
+	CHILD_CHECK(ret == 2, "shoal inspect: %d, want 2; said: %s", ret, out);
+	CHILD_CHECK(strstr(out, "backed"), "shoal inspect said: %s", out);
+	ret = tool_run(out, sizeof(out), clean);
+	CHILD_CHECK(ret == 2, "shoal clean: %d, want 2; said: %s", ret, out);
+	ret = shm_seg_attach(inst, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0, &seg,
+			     err, sizeof(err));
+	CHILD_CHECK(ret == shm_verr_errno(SHM_V_SPARSE), "attach: %d (%s)", ret, err);
+	CHILD_CHECK(strstr(err, inst) && strstr(err, "backed"), "message: %s", err);
+	close(filler);
+	close(fd);
+	return 0;
+}
+
+static void test_segment_sparse_file_full_fs(void **state)
+{
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	make_big_hdr();
+	in_small_shm(sparse_file_child);
+}
+
+static int read_last_page(const struct shm_seg *seg, void *arg)
+{
+	*(volatile uint8_t *)arg = seg->base[seg->size - 1];
+	return 7;
+}
+
+/*
+ * A page that cannot be backed (here: the file truncated under the mapping) read through a
+ * guard is an error with the page's offset, not a SIGBUS; a read that works returns fn's
+ * value; the process's own SIGBUS disposition is back afterwards.
+ */
+static void test_segment_guard_sigbus(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro;
+	struct sigaction before, after;
+	uint64_t off = 0;
+	uint8_t sink;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)), 0);
+	assert_int_equal(sigaction(SIGBUS, NULL, &before), 0);
+	assert_int_equal(shm_seg_guard(ro, read_last_page, &sink, &off), 7);
+	assert_int_equal(ftruncate(seg->fd, SHM_PAGE), 0);
+	assert_int_equal(shm_seg_guard(ro, read_last_page, &sink, &off), -EFAULT);
+	assert_int_equal(off, ro->size - 1);
+	assert_int_equal(sigaction(SIGBUS, NULL, &after), 0);
+	assert_true(after.sa_handler == before.sa_handler);
+	shm_seg_detach(ro);
+	shm_seg_detach(seg);
 }
 
 /* A private copy of a valid segment, to corrupt one field at a time. */
@@ -816,6 +916,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_create_attach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_create_no_space, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_sparse_file_full_fs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_guard_sigbus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_magic, setup, teardown),

@@ -16,6 +16,12 @@ static void usage(FILE *f)
 		   "layout)\n");
 }
 
+static int read_liveness(const struct shm_seg *seg, void *arg)
+{
+	*(enum shm_liveness *)arg = shm_seg_liveness(seg, 0);
+	return 0;
+}
+
 int cmd_clean(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -75,7 +81,30 @@ int cmd_clean(int argc, char **argv)
 		printf("instance '%s': removed an unreadable segment (--force)\n", instance);
 		return EXIT_OK;
 	}
-	l = shm_seg_liveness(seg, 0);
+	/* the liveness read goes through the mapping: a page that cannot be backed is an
+	 * unreadable segment, not a SIGBUS */
+	ret = shm_seg_guard(seg, read_liveness, &l, NULL);
+	if (ret) {
+		shm_seg_detach(seg);
+		if (!force) {
+			fprintf(stderr,
+				"shoal clean: instance '%s': its segment cannot be read "
+				"(truncated, "
+				"or a hole a full /dev/shm cannot back)\nnot removed: use --force "
+				"to "
+				"remove an unreadable segment\n",
+				instance);
+			return EXIT_USAGE;
+		}
+		ret = shm_seg_unlink(instance);
+		if (ret && ret != -ENOENT) {
+			fprintf(stderr, "shoal clean: removing '%s': %s\n", instance,
+				strerror(-ret));
+			return EXIT_SYSTEM;
+		}
+		printf("instance '%s': removed an unreadable segment (--force)\n", instance);
+		return EXIT_OK;
+	}
 	if (l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE) {
 		fprintf(stderr,
 			"shoal clean: instance '%s' is live (supervisor pid %u); stop it instead\n",
