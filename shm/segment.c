@@ -334,6 +334,63 @@ static bool wait_ready(struct shm_hdr *h, int timeout_ms)
 	}
 }
 
+static const char *file_type(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFSOCK:
+		return "a socket";
+	case S_IFLNK:
+		return "a symbolic link";
+	}
+	return "not a regular file";
+}
+
+/*
+ * Open an instance's file for a look (path "/shoal.<instance>"): O_NONBLOCK, so a FIFO
+ * planted there by anyone cannot hang the open (shm_open() adds O_NOFOLLOW: a symbolic link
+ * is refused), then anything but a regular file is refused on the descriptor itself, so it
+ * is the file we opened that was checked. Its stat in *st. A descriptor, or -errno with a
+ * sentence in err (-ENOENT: nothing there; -EPERM: not a regular file).
+ */
+static int open_seg_file(const char *path, int oflag, const char *instance, struct stat *st,
+			 char *err, size_t errlen)
+{
+	int fd = shm_open(path, oflag | O_NONBLOCK | O_CLOEXEC, 0), ret;
+
+	if (fd < 0) {
+		ret = -errno;
+		if (ret == -ENOENT)
+			FAIL(ret, "instance '%s' is not running (no %s)", instance, path);
+		if (ret == -ELOOP)
+			FAIL(shm_verr_errno(SHM_V_FOREIGN),
+			     "instance '%s': " SHM_DIR "%s is a symbolic link, not a segment; "
+			     "remove it with 'shoal clean --force --instance %s'",
+			     instance, path, instance);
+		FAIL(ret, "instance '%s': opening %s: %s", instance, path, strerror(-ret));
+	}
+	if (fstat(fd, st) < 0) {
+		ret = -errno;
+		close(fd);
+		FAIL(ret, "instance '%s': fstat: %s", instance, strerror(-ret));
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		FAIL(shm_verr_errno(SHM_V_FOREIGN),
+		     "instance '%s': " SHM_DIR "%s is %s owned by uid %u, not a segment; remove "
+		     "it with 'shoal clean --force --instance %s'",
+		     instance, path, file_type(st->st_mode), (unsigned)st->st_uid, instance);
+	}
+	return fd;
+}
+
 /* A private copy of the header, read from the file (never through the mapping). */
 static int read_hdr(int fd, struct shm_hdr *copy)
 {
@@ -368,21 +425,10 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 	seg = seg_new(instance);
 	if (!seg)
 		FAIL(-ENOMEM, "out of memory");
-	seg->fd = shm_open(seg->path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+	seg->fd = open_seg_file(seg->path, (ro ? O_RDONLY : O_RDWR), instance, &st, err, errlen);
 	if (seg->fd < 0) {
-		ret = -errno;
-		if (ret == -ENOENT)
-			snprintf(err, errlen, "instance '%s' is not running (no %s)", instance,
-				 seg->path);
-		else
-			snprintf(err, errlen, "instance '%s': opening %s: %s", instance, seg->path,
-				 strerror(-ret));
+		ret = seg->fd;
 		goto out_free;
-	}
-	if (fstat(seg->fd, &st) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "instance '%s': fstat: %s", instance, strerror(-ret));
-		goto out_close;
 	}
 	if (st.st_uid != geteuid() && !(flags & SHM_ATTACH_ANY_OWNER)) {
 		ret = shm_verr_errno(SHM_V_FOREIGN);

@@ -541,6 +541,71 @@ static void test_segment_attach_foreign_owner(void **state)
 	shm_seg_detach(seg);
 }
 
+/* In a child that becomes nobody (65534): plant a FIFO at the instance's name. */
+static void plant_fifo_as_nobody(void)
+{
+	char path[128];
+	pid_t pid;
+	int rc;
+
+	seg_file(path, sizeof(path));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		_exit(mkfifo(path, 0666) ? 3 : 0);
+	}
+	rc = child_wait(pid, TIMEOUT_MS);
+	assert_int_equal(rc, 0);
+}
+
+static int attach_fifo_child(void)
+{
+	struct shm_seg *seg;
+	char err[256];
+	int ret = shm_seg_attach(inst, SHM_ATTACH_RO | SHM_ATTACH_ANY_OWNER | SHM_ATTACH_NOWAIT, 0,
+				 &seg, err, sizeof(err));
+
+	CHILD_CHECK(ret == shm_verr_errno(SHM_V_FOREIGN), "attach: %d (%s)", ret, err);
+	CHILD_CHECK(strstr(err, "FIFO") && strstr(err, "65534"), "message: %s", err);
+	return 0;
+}
+
+/*
+ * Another user plants a FIFO at the name: root's attach, inspect and clean must not hang in
+ * open() but refuse it, naming what it is and whose; clean --force removes it.
+ */
+static void test_segment_fifo_planted(void **state)
+{
+	const char *inspect[] = {"inspect", "--instance", inst, NULL};
+	const char *clean[] = {"clean", "--instance", inst, NULL};
+	const char *force[] = {"clean", "--force", "--instance", inst, NULL};
+	char out[4096], path[128];
+	struct stat st;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip_because("planting a file as another uid needs root");
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	seg_file(path, sizeof(path));
+	plant_fifo_as_nobody();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(attach_fifo_child());
+	assert_int_equal(child_wait(pid, TIMEOUT_MS), 0);
+	assert_int_equal(tool_run(out, sizeof(out), inspect), 2);
+	assert_non_null(strstr(out, "FIFO"));
+	assert_int_equal(tool_run(out, sizeof(out), clean), 2);
+	assert_non_null(strstr(out, "FIFO"));
+	assert_int_equal(lstat(path, &st), 0); /* refused: still there */
+	assert_int_equal(tool_run(out, sizeof(out), force), 0);
+	assert_int_equal(lstat(path, &st), -1);
+}
+
 /* A reader that attaches before publish waits for it; one whose wait runs out says so. */
 static void test_segment_attach_waits_for_ready(void **state)
 {
@@ -932,6 +997,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_attach_truncated_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_fifo_planted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),
