@@ -31,6 +31,7 @@ static const struct {
 	[SHM_V_REGION_OVERLAP] = {"region-overlap", -EDOM},
 	[SHM_V_CONFIG] = {"config", -ENOEXEC},
 	[SHM_V_FOREIGN] = {"foreign", -EPERM},
+	[SHM_V_NAME] = {"name", -ENXIO},
 	[SHM_V_SPARSE] = {"sparse", -EFAULT},
 };
 
@@ -495,6 +496,17 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 	if (v != SHM_V_OK) {
 		ret = shm_verr_errno(v);
 		snprintf(err, errlen, "instance '%s': %s", instance, why);
+		goto out_unmap;
+	}
+	/* validated: the name is terminated. A file copied or linked under another name is
+	 * not that instance: its supervisor, clients and clean all go by the header's name */
+	if (strcmp(copy->instance, instance)) {
+		ret = shm_verr_errno(SHM_V_NAME);
+		snprintf(err, errlen,
+			 "instance '%s': its segment %s belongs to instance '%.*s' (a copy or a "
+			 "rename); it is not instance '%s'",
+			 instance, seg->path, (int)sizeof(copy->instance), copy->instance,
+			 instance);
 		goto out_unmap;
 	}
 	free(copy);

@@ -21,6 +21,7 @@ enum shm_verr {
 	SHM_V_REGION_OVERLAP, /* two regions overlap */
 	SHM_V_CONFIG,	      /* regions disagree with the configuration they claim */
 	SHM_V_FOREIGN,	      /* owned by another user */
+	SHM_V_NAME,	      /* the header names another instance than the file name */
 	SHM_V_SPARSE,	      /* holes: pages a full filesystem cannot back */
 	SHM_V_COUNT,
 };

@@ -606,6 +606,28 @@ static void test_segment_fifo_planted(void **state)
 	assert_int_equal(lstat(path, &st), -1);
 }
 
+/* A segment copied (here: linked) under another name is not that instance: attach says so. */
+static void test_segment_name_mismatch(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro = NULL;
+	char other[80], from[128], to[160], err[256];
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s-b", inst);
+	seg_file(from, sizeof(from));
+	snprintf(to, sizeof(to), "/dev/shm/shoal.%s", other);
+	unlink(to);
+	assert_int_equal(link(from, to), 0);
+	assert_int_equal(shm_seg_attach(other, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)),
+			 shm_verr_errno(SHM_V_NAME));
+	assert_non_null(strstr(err, inst));
+	assert_non_null(strstr(err, other));
+	assert_int_equal(unlink(to), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)), 0);
+	shm_seg_detach(ro);
+	shm_seg_detach(seg);
+}
+
 /* A reader that attaches before publish waits for it; one whose wait runs out says so. */
 static void test_segment_attach_waits_for_ready(void **state)
 {
@@ -998,6 +1020,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_fifo_planted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_name_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),
