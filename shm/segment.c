@@ -604,6 +604,46 @@ int shm_seg_unlink(const char *instance)
 	return shm_unlink(path) < 0 ? -errno : 0;
 }
 
+/*
+ * Linux has no unlink by descriptor: compare the name's identity (lstat: a link planted
+ * there is itself, not what it points to) with the one we were given right before the
+ * unlink. What remains is the window between the two calls, instead of the whole time since
+ * the file was opened or judged.
+ */
+int shm_seg_unlink_if(const char *instance, dev_t dev, ino_t ino)
+{
+	char path[sizeof(SHM_DIR) + SHM_INSTANCE_MAX + 8];
+	struct stat now;
+
+	if (!shm_is_valid_instance(instance))
+		return -EINVAL;
+	snprintf(path, sizeof(path), SHM_DIR "/shoal.%s", instance);
+	if (lstat(path, &now) < 0)
+		return -errno;
+	if (now.st_dev != dev || now.st_ino != ino)
+		return -ESTALE;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+int shm_seg_stat(const char *instance, struct stat *st)
+{
+	char path[sizeof(SHM_DIR) + SHM_INSTANCE_MAX + 8];
+
+	if (!shm_is_valid_instance(instance))
+		return -EINVAL;
+	snprintf(path, sizeof(path), SHM_DIR "/shoal.%s", instance);
+	return lstat(path, st) < 0 ? -errno : 0;
+}
+
+int shm_seg_remove(const struct shm_seg *seg)
+{
+	struct stat mine;
+
+	if (fstat(seg->fd, &mine) < 0)
+		return -errno;
+	return shm_seg_unlink_if(seg->instance, mine.st_dev, mine.st_ino);
+}
+
 enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_after_ns)
 {
 	const struct shm_hdr *h = shm_hdr(seg);

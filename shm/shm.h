@@ -137,8 +137,27 @@ void shm_seg_detach(struct shm_seg *seg);
  */
 int shm_seg_guard(const struct shm_seg *seg, int (*fn)(const struct shm_seg *seg, void *arg),
 		  void *arg, uint64_t *bad_off);
-/* Remove the shm object's name (mappings stay valid). 0 or -errno. */
+/*
+ * Remove the shm object's name, whatever file it names now (mappings stay valid). 0 or
+ * -errno. For tests and scratch names only: an instance's name may have been taken by a new
+ * instance since it was opened; remove with shm_seg_remove() or shm_seg_unlink_if().
+ */
 int shm_seg_unlink(const char *instance);
+/*
+ * Remove seg's name only if it still names seg's own file (device and inode of seg->fd):
+ * an instance stopping after another took its name leaves the other's segment alone.
+ * 0, -ESTALE (the name is another file's now; left alone), -ENOENT, or another -errno.
+ * Any process holding the attachment (the supervisor, clean).
+ */
+int shm_seg_remove(const struct shm_seg *seg);
+/*
+ * Remove /shoal.<instance> only if it is still the file (dev, ino) a tool judged (lstat
+ * before it looked). 0, -ESTALE, -ENOENT, -EINVAL or another -errno.
+ */
+int shm_seg_unlink_if(const char *instance, dev_t dev, ino_t ino);
+struct stat;
+/* lstat of /shoal.<instance>, for shm_seg_unlink_if(). 0, -ENOENT, -EINVAL or -errno. */
+int shm_seg_stat(const char *instance, struct stat *st);
 
 static inline struct shm_hdr *shm_hdr(const struct shm_seg *seg)
 {

@@ -1762,8 +1762,12 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	atomic_store_explicit(&h->state, SHM_INST_STOPPED, memory_order_release);
 	shm_change_bump(s.seg);
 	shm_proc_release(s.seg);
-	if (!o->keep)
-		shm_seg_unlink(c->instance);
+	/* our own file only: a new instance may have taken the name since */
+	if (!o->keep && shm_seg_remove(s.seg) == -ESTALE)
+		fprintf(stderr,
+			"shoal: instance '%s': its name now belongs to a new instance; left "
+			"that one alone\n",
+			c->instance);
 	shm_seg_detach(s.seg);
 	s.seg = NULL;
 	goto out_ring;
@@ -1775,7 +1779,7 @@ out_seg:
 			pidfd_kill(s.w[i].pidfd, SIGKILL);
 			waitid((idtype_t)P_PIDFD, (id_t)s.w[i].pidfd, NULL, WEXITED);
 		}
-	shm_seg_unlink(c->instance);
+	shm_seg_remove(s.seg);
 	shm_seg_detach(s.seg);
 out_ring:
 	io_uring_queue_exit(&s.ring);

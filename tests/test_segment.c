@@ -628,6 +628,42 @@ static void test_segment_name_mismatch(void **state)
 	shm_seg_detach(seg);
 }
 
+/*
+ * Names are not identities: instance A's segment is moved aside and instance B takes the name
+ * (as a restart does after A's name was removed); removing A, by its descriptor or by the
+ * identity a tool saw, must leave B's file alone.
+ */
+static void test_segment_remove_only_own(void **state)
+{
+	struct shm_seg *a = create_published(), *b;
+	struct shm_cfg cfg;
+	struct stat sa, sb, now;
+	char path[128], moved[160], err[256];
+
+	(void)state;
+	seg_file(path, sizeof(path));
+	snprintf(moved, sizeof(moved), "%s-moved", path);
+	assert_int_equal(fstat(a->fd, &sa), 0);
+	assert_int_equal(rename(path, moved), 0);
+	shm_cfg_default(&cfg);
+	assert_int_equal(shm_seg_create(inst, &cfg, &b, err, sizeof(err)), 0);
+	assert_int_equal(fstat(b->fd, &sb), 0);
+	assert_int_equal(shm_seg_remove(a), -ESTALE);
+	assert_int_equal(shm_seg_unlink_if(inst, sa.st_dev, sa.st_ino), -ESTALE);
+	assert_int_equal(lstat(path, &now), 0);
+	assert_true(now.st_ino == sb.st_ino && now.st_dev == sb.st_dev);
+	/* its own file goes; a second remove finds nothing */
+	assert_int_equal(shm_seg_remove(b), 0);
+	assert_int_equal(lstat(path, &now), -1);
+	assert_int_equal(shm_seg_remove(b), -ENOENT);
+	/* the identity a tool saw, still in place, is removed */
+	assert_int_equal(rename(moved, path), 0);
+	assert_int_equal(shm_seg_unlink_if(inst, sa.st_dev, sa.st_ino), 0);
+	assert_int_equal(lstat(path, &now), -1);
+	shm_seg_detach(b);
+	shm_seg_detach(a);
+}
+
 /* A reader that attaches before publish waits for it; one whose wait runs out says so. */
 static void test_segment_attach_waits_for_ready(void **state)
 {
@@ -1021,6 +1057,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_fifo_planted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_name_mismatch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_remove_only_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "shm/shm.h"
 #include "tools/tools.h"
@@ -14,6 +15,34 @@ static void usage(FILE *f)
 		   "was stopped and kept. Refuses a live instance. Nothing to remove is success.\n"
 		   "  --force  also remove a segment that fails validation (corrupt, foreign "
 		   "layout)\n");
+}
+
+/* Say what a removal did; a CLI exit code. */
+static int report_removal(const char *instance, int ret, const char *what)
+{
+	if (ret == -ESTALE) {
+		printf("instance '%s': not removed: its name was taken by a new instance since it "
+		       "was looked at (the %s one is gone)\n",
+		       instance, what);
+		return EXIT_OK;
+	}
+	if (ret == -ENOENT) {
+		printf("instance '%s': nothing to clean (removed meanwhile)\n", instance);
+		return EXIT_OK;
+	}
+	if (ret) {
+		fprintf(stderr, "shoal clean: removing '%s': %s\n", instance, strerror(-ret));
+		return EXIT_SYSTEM;
+	}
+	printf("instance '%s': removed %s segment\n", instance, what);
+	return EXIT_OK;
+}
+
+/* Remove the file judged unreadable: the one seen before attaching, if still in place. */
+static int remove_seen(const char *instance, const struct stat *seen, const char *what)
+{
+	return report_removal(instance, shm_seg_unlink_if(instance, seen->st_dev, seen->st_ino),
+			      what);
 }
 
 static int read_liveness(const struct shm_seg *seg, void *arg)
@@ -34,6 +63,7 @@ int cmd_clean(int argc, char **argv)
 	bool force = false;
 	struct shm_seg *seg;
 	enum shm_liveness l;
+	struct stat seen;
 	char err[512];
 	int c, ret;
 
@@ -54,6 +84,17 @@ int cmd_clean(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	/* the identity of what we judge: removed only if the name still names it */
+	ret = shm_seg_stat(instance, &seen);
+	if (ret == -ENOENT) {
+		printf("instance '%s': nothing to clean\n", instance);
+		return EXIT_OK;
+	}
+	if (ret == -EINVAL) {
+		fprintf(stderr, "shoal clean: instance name '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
+			instance, SHM_INSTANCE_MAX - 1);
+		return EXIT_USAGE;
+	}
 	ret = shm_seg_attach(instance, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0,
 			     &seg, err, sizeof(err));
 	if (ret == -ENOENT) {
@@ -72,14 +113,7 @@ int cmd_clean(int argc, char **argv)
 				err);
 			return tool_exit_for(ret);
 		}
-		ret = shm_seg_unlink(instance);
-		if (ret && ret != -ENOENT) {
-			fprintf(stderr, "shoal clean: removing '%s': %s\n", instance,
-				strerror(-ret));
-			return EXIT_SYSTEM;
-		}
-		printf("instance '%s': removed an unreadable segment (--force)\n", instance);
-		return EXIT_OK;
+		return remove_seen(instance, &seen, "an unreadable segment (--force)");
 	}
 	/* the liveness read goes through the mapping: a page that cannot be backed is an
 	 * unreadable segment, not a SIGBUS */
@@ -96,14 +130,7 @@ int cmd_clean(int argc, char **argv)
 				instance);
 			return EXIT_USAGE;
 		}
-		ret = shm_seg_unlink(instance);
-		if (ret && ret != -ENOENT) {
-			fprintf(stderr, "shoal clean: removing '%s': %s\n", instance,
-				strerror(-ret));
-			return EXIT_SYSTEM;
-		}
-		printf("instance '%s': removed an unreadable segment (--force)\n", instance);
-		return EXIT_OK;
+		return remove_seen(instance, &seen, "an unreadable segment (--force)");
 	}
 	if (l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE) {
 		fprintf(stderr,
@@ -112,12 +139,8 @@ int cmd_clean(int argc, char **argv)
 		shm_seg_detach(seg);
 		return EXIT_USAGE;
 	}
+	/* the file we attached to and judged, not whatever the name names by now */
+	ret = shm_seg_remove(seg);
 	shm_seg_detach(seg);
-	ret = shm_seg_unlink(instance);
-	if (ret && ret != -ENOENT) {
-		fprintf(stderr, "shoal clean: removing '%s': %s\n", instance, strerror(-ret));
-		return EXIT_SYSTEM;
-	}
-	printf("instance '%s': removed %s segment\n", instance, shm_liveness_name(l));
-	return EXIT_OK;
+	return report_removal(instance, ret, shm_liveness_name(l));
 }

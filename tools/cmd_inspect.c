@@ -531,8 +531,8 @@ static int scratch(bool all)
 	}
 	rc = inspect_one(name, all, 0);
 out:
+	shm_seg_remove(seg);
 	shm_seg_detach(seg);
-	shm_seg_unlink(name);
 	return rc;
 }
 
