@@ -193,6 +193,46 @@ static int reserve(int fd, const char *instance, uint64_t size, char *err, size_
 	return 0;
 }
 
+static int open_seg_file(const char *path, int oflag, const char *instance, struct stat *st,
+			 char *err, size_t errlen);
+
+/*
+ * The creation lock: an OFD write lock on the whole file, taken while the file is still
+ * nameless and dropped by shm_seg_publish(). The kernel drops it too when the creator dies
+ * (its last descriptor closes), so a named, unpublished file that nobody holds locked has a
+ * dead creator, whatever instruction a SIGKILL hit: before the link there is no name, after
+ * it the lock is held until publish or death. A pid in the header could not say that before
+ * the header is written, nor tell a reused pid without more reads.
+ */
+static int creation_lock(int fd, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET};
+
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* Does someone hold fd's file's creation lock? 1 yes, 0 no, or -errno. */
+static int is_creation_locked(int fd)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return -errno;
+	return fl.l_type != F_UNLCK;
+}
+
+/*
+ * What an unpublished file's header says of its creator, for messages: " (pid N)" or "". The
+ * header is filled before the name appears, but an older shoal's file may be all zeros.
+ */
+static void creator_of(const struct shm_hdr *h, char *buf, size_t cap)
+{
+	if (h->magic == SHM_MAGIC && h->creator_pid)
+		snprintf(buf, cap, ", pid %u,", h->creator_pid);
+	else
+		buf[0] = 0;
+}
+
 /*
  * Give the nameless file seg->fd its name: link() never replaces, so this is where a name
  * already taken is found. 0, -EEXIST or another -errno with a sentence in err.
@@ -253,6 +293,12 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 		snprintf(err, errlen, "instance '%s': fchmod: %s", instance, strerror(-ret));
 		goto out_close;
 	}
+	ret = creation_lock(seg->fd, F_WRLCK);
+	if (ret) {
+		snprintf(err, errlen, "instance '%s': locking its new segment: %s", instance,
+			 strerror(-ret));
+		goto out_close;
+	}
 	ret = reserve(seg->fd, instance, size, err, errlen);
 	if (ret)
 		goto out_close;
@@ -290,6 +336,19 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 	h->cfg = *cfg;
 	shm_reg_geo_init(seg);
 	ret = link_name(seg, err, errlen);
+	if (ret == -EEXIST) {
+		char why[256];
+		int r = shm_seg_remove_abandoned(instance, why, sizeof(why));
+
+		if (r == 0) {
+			/* one retry: a new creator that won the name meanwhile is -EEXIST */
+			ret = link_name(seg, err, errlen);
+			if (!ret)
+				snprintf(err, errlen, "replaced %s", why);
+		} else if (r != -EBUSY && r != -ENOENT) {
+			snprintf(err, errlen, "%s", why);
+		}
+	}
 	if (ret)
 		goto out_unmap;
 	*out = seg;
@@ -310,6 +369,8 @@ void shm_seg_publish(struct shm_seg *seg)
 	atomic_store_explicit(&shm_hdr(seg)->ready, SHM_READY_WORD, memory_order_release);
 	/* once per segment, so always: attachers may wait on the word (shared futex) */
 	syscall(SYS_futex, &shm_hdr(seg)->ready, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	/* after ready: a reader that finds the lock free reads the word as published */
+	creation_lock(seg->fd, F_UNLCK);
 }
 
 /* Wait for the ready word: a futex wait on it, woken by shm_seg_publish(). */
@@ -477,6 +538,17 @@ int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct 
 	/* a zero magic is a segment being created (the object is zero-filled): wait too */
 	if (!(flags & SHM_ATTACH_NOWAIT) && !(flags & SHM_ATTACH_UNREADY) &&
 	    (copy->magic == SHM_MAGIC || copy->magic == 0)) {
+		/* unpublished and nobody holds the creation lock: waiting cannot help */
+		if (atomic_load_explicit(&copy->ready, memory_order_relaxed) != SHM_READY_WORD &&
+		    is_creation_locked(seg->fd) == 0 && read_hdr(seg->fd, copy) == 0 &&
+		    atomic_load_explicit(&copy->ready, memory_order_relaxed) != SHM_READY_WORD) {
+			ret = -EOWNERDEAD;
+			snprintf(err, errlen,
+				 "instance '%s' was never published: its creator died while "
+				 "creating it; 'shoal run' replaces it, 'shoal clean' removes it",
+				 instance);
+			goto out_unmap;
+		}
 		if (!wait_ready(shm_hdr(seg), timeout_ms)) {
 			ret = -ETIMEDOUT;
 			snprintf(err, errlen, "instance '%s' did not become ready within %d ms",
@@ -642,6 +714,77 @@ int shm_seg_remove(const struct shm_seg *seg)
 	if (fstat(seg->fd, &mine) < 0)
 		return -errno;
 	return shm_seg_unlink_if(seg->instance, mine.st_dev, mine.st_ino);
+}
+
+/*
+ * The lock is looked at before the ready word: a creator publishes, then unlocks, so a free
+ * lock read first means the word read next is final.
+ */
+int shm_seg_remove_abandoned(const char *instance, char *err, size_t errlen)
+{
+	char path[SHM_INSTANCE_MAX + 8], who[32];
+	struct shm_hdr *h;
+	struct stat st;
+	ssize_t n;
+	int fd, ret;
+
+	if (!shm_is_valid_instance(instance))
+		FAIL(-EINVAL, "instance name '%s': use 1..%u of A-Z a-z 0-9 _ . -", instance,
+		     SHM_INSTANCE_MAX - 1);
+	snprintf(path, sizeof(path), "/shoal.%s", instance);
+	fd = open_seg_file(path, O_RDONLY, instance, &st, err, errlen);
+	if (fd < 0)
+		return fd;
+	h = calloc(1, SHM_HDR_SIZE);
+	if (!h) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	ret = is_creation_locked(fd);
+	n = pread(fd, h, SHM_HDR_SIZE, 0);
+	if (ret >= 0 && n < 0)
+		ret = -errno;
+	if (ret < 0) {
+		snprintf(err, errlen, "instance '%s': looking at %s: %s", instance, path,
+			 strerror(-ret));
+		goto out_free;
+	}
+	/* relaxed: a private copy, read by pread after the lock was looked at */
+	if (atomic_load_explicit(&h->ready, memory_order_relaxed) == SHM_READY_WORD) {
+		ret = -EBUSY; /* published: live, stale or stopped, not half-created */
+		goto out_free;
+	}
+	creator_of(h, who, sizeof(who));
+	if (ret) {
+		ret = -EINPROGRESS;
+		snprintf(err, errlen,
+			 "instance '%s' is being created by a live process%s not yet published; "
+			 "wait for it, or stop it",
+			 instance, who[0] ? who : "");
+		goto out_free;
+	}
+	if (st.st_uid != geteuid()) {
+		ret = shm_verr_errno(SHM_V_FOREIGN);
+		snprintf(err, errlen,
+			 "instance '%s': a half-created segment of uid %u, not ours (uid %u); its "
+			 "owner or root can remove it with 'shoal clean --force --instance %s'",
+			 instance, (unsigned)st.st_uid, (unsigned)geteuid(), instance);
+		goto out_free;
+	}
+	ret = shm_seg_unlink_if(instance, st.st_dev, st.st_ino);
+	if (ret)
+		snprintf(err, errlen, "instance '%s': removing its half-created segment: %s",
+			 instance, strerror(-ret));
+	else
+		snprintf(err, errlen,
+			 "a half-created segment of instance '%s' (its creator%s died before "
+			 "publishing it)",
+			 instance, who[0] ? who : "");
+out_free:
+	free(h);
+out_close:
+	close(fd);
+	return ret;
 }
 
 enum shm_liveness shm_seg_liveness(const struct shm_seg *seg, uint64_t stale_after_ns)

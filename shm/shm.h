@@ -109,13 +109,18 @@ bool shm_is_valid_instance(const char *instance);
  * Create /shoal.<instance> sized for cfg, every page reserved (posix_fallocate) and mapped,
  * header filled but not yet published: the caller initialises what it owns, then calls
  * shm_seg_publish(). The name appears only once all of that succeeded. Returns 0, -EEXIST
- * (an instance of that name exists), -EINVAL, -ENOSPC (/dev/shm cannot hold it: err names
- * both sizes; no file is left), or another -errno; err gets a sentence. The creator. Any
- * thread.
+ * (an instance of that name exists, or is being created by a live process), -EINVAL, -ENOSPC
+ * (/dev/shm cannot hold it: err names both sizes; no file is left), or another -errno; err gets a
+ * sentence. A name held by a half-created segment whose creator died is taken over: 0, with a note
+ * in err saying so. The creator. Any thread.
  */
 int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
 		   size_t errlen);
-/* Release-store the ready word: from now on attachers may read everything. Creator. */
+/*
+ * Release-store the ready word: from now on attachers may read everything. Drops the
+ * creation lock shm_seg_create() took (a file unpublished and unlocked has a dead creator).
+ * Creator.
+ */
 void shm_seg_publish(struct shm_seg *seg);
 
 /*
@@ -155,6 +160,15 @@ int shm_seg_remove(const struct shm_seg *seg);
  * before it looked). 0, -ESTALE, -ENOENT, -EINVAL or another -errno.
  */
 int shm_seg_unlink_if(const char *instance, dev_t dev, ino_t ino);
+/*
+ * Remove /shoal.<instance> if it is a half-created segment whose creator died: unpublished
+ * (never made ready) and nobody holds its creation lock (also a zero-filled file an older
+ * shoal left). 0 removed (err: a phrase naming what, "a half-created segment of ..."),
+ * -EBUSY published (not half-created: use liveness), -EINPROGRESS its creator is alive (err
+ * says so), -ENOENT, -EPERM another user's or not a regular file, or another -errno.
+ * shm_seg_create() calls it on a name that is taken; shoal clean before anything else.
+ */
+int shm_seg_remove_abandoned(const char *instance, char *err, size_t errlen);
 struct stat;
 /* lstat of /shoal.<instance>, for shm_seg_unlink_if(). 0, -ENOENT, -EINVAL or -errno. */
 int shm_seg_stat(const char *instance, struct stat *st);

@@ -1702,12 +1702,15 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		fprintf(stderr, "shoal: io_uring: %s\n", strerror(-r));
 		goto out_signals;
 	}
+	err[0] = 0;
 	r = shm_seg_create(c->instance, &cfg, &s.seg, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "shoal: %s\n", err);
 		ret = r == -EEXIST || r == -EINVAL ? 2 : 3;
 		goto out_ring;
 	}
+	if (err[0]) /* a half-created segment of a dead creator, replaced */
+		fprintf(stderr, "shoal: %s\n", err);
 	h = shm_hdr(s.seg);
 	snprintf(h->config_text, sizeof(h->config_text), "%s", c->text);
 	r = shm_proc_claim(s.seg, SHM_ROLE_SUPERVISOR, false);

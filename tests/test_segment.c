@@ -664,6 +664,86 @@ static void test_segment_remove_only_own(void **state)
 	shm_seg_detach(a);
 }
 
+/* A child creates the segment and is killed before it publishes it: a half-created one. */
+static void create_and_die(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_cfg cfg;
+		struct shm_seg *seg;
+		char err[256];
+
+		shm_cfg_default(&cfg);
+		cfg.max_agents = 64;
+		if (shm_seg_create(inst, &cfg, &seg, err, sizeof(err)))
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	assert_int_equal(child_wait(pid, TIMEOUT_MS), -SIGKILL);
+}
+
+/*
+ * A segment whose creator died before publishing it is recognisable as such: attach fails at
+ * once instead of waiting, a new create replaces it, clean removes it without --force and
+ * says what it removed, also a zero-filled one (what an older shoal left); one whose creator
+ * lives (it holds the creation lock) is left alone by both.
+ */
+static void test_segment_half_created(void **state)
+{
+	const char *clean[] = {"clean", "--instance", inst, NULL};
+	struct shm_seg *seg, *live;
+	struct shm_cfg cfg;
+	char err[256], out[4096], path[128];
+	uint64_t t0;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	seg_file(path, sizeof(path));
+	shm_cfg_default(&cfg);
+	/* killed after the name appeared: a waiting attach is told at once */
+	create_and_die();
+	t0 = shm_now_ns();
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 5000, &seg, err, sizeof(err)),
+			 -EOWNERDEAD);
+	assert_true(shm_now_ns() - t0 < 2000000000ull);
+	assert_non_null(strstr(err, "died"));
+	/* ... create replaces it, and says so */
+	err[0] = 0;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "half-created"));
+	shm_seg_publish(seg);
+	assert_int_equal(shm_seg_remove(seg), 0);
+	shm_seg_detach(seg);
+	/* ... clean removes it without --force */
+	create_and_die();
+	assert_int_equal(tool_run(out, sizeof(out), clean), 0);
+	assert_non_null(strstr(out, "half-created"));
+	assert_int_equal(lstat(path, &st), -1);
+	/* a zero-filled file, as an older shoal killed while creating left it */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fallocate(fd, 0, 1 << 20), 0);
+	close(fd);
+	assert_int_equal(tool_run(out, sizeof(out), clean), 0);
+	assert_non_null(strstr(out, "half-created"));
+	assert_int_equal(lstat(path, &st), -1);
+	/* a creator that lives (this process, not yet published): neither replaced nor removed */
+	assert_int_equal(shm_seg_create(inst, &cfg, &live, err, sizeof(err)), 0);
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "being created"));
+	assert_int_equal(tool_run(out, sizeof(out), clean), 2);
+	assert_non_null(strstr(out, "being created"));
+	assert_int_equal(lstat(path, &st), 0);
+	shm_seg_publish(live);
+	shm_seg_detach(live);
+}
+
 /* A reader that attaches before publish waits for it; one whose wait runs out says so. */
 static void test_segment_attach_waits_for_ready(void **state)
 {
@@ -1058,6 +1138,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_fifo_planted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_name_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_remove_only_own, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_half_created, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),

@@ -12,7 +12,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: shoal clean [--instance NAME] [--force]\n"
 		   "Removes the segment of an instance whose supervisor is gone (stale) or that\n"
-		   "was stopped and kept. Refuses a live instance. Nothing to remove is success.\n"
+		   "was stopped and kept, or that its creator left half-created (it died before\n"
+		   "publishing it). Refuses a live instance, and one being created. Nothing to\n"
+		   "remove is success.\n"
 		   "  --force  also remove a segment that fails validation (corrupt, foreign "
 		   "layout)\n");
 }
@@ -93,6 +95,16 @@ int cmd_clean(int argc, char **argv)
 	if (ret == -EINVAL) {
 		fprintf(stderr, "shoal clean: instance name '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
 			instance, SHM_INSTANCE_MAX - 1);
+		return EXIT_USAGE;
+	}
+	/* a creator that died before publishing: recognisable without reading further */
+	ret = shm_seg_remove_abandoned(instance, err, sizeof(err));
+	if (ret == 0) {
+		printf("instance '%s': removed %s\n", instance, err);
+		return EXIT_OK;
+	}
+	if (ret == -EINPROGRESS) {
+		fprintf(stderr, "shoal clean: %s; not removed\n", err);
 		return EXIT_USAGE;
 	}
 	ret = shm_seg_attach(instance, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0,
