@@ -367,6 +367,37 @@ static void test_segment_guard_sigbus(void **state)
 	shm_seg_detach(seg);
 }
 
+/* `shoal run` with the default segment in a 4 MiB /dev/shm: exit 3, both sizes named. */
+static int run_too_big_child(void)
+{
+	char cfg_path[128], out[8192], path[128];
+	const char *run[] = {"run", cfg_path, "--instance", inst, "--status-interval", "0", NULL};
+	struct stat st;
+	FILE *f;
+	int ret;
+
+	seg_file(path, sizeof(path));
+	snprintf(cfg_path, sizeof(cfg_path), "/tmp/shoal-%s.ini", inst);
+	f = fopen(cfg_path, "w");
+	CHILD_CHECK(f, "writing %s", cfg_path);
+	fputs("[instance]\nworkers = 1\nplacement = none\n", f);
+	fclose(f);
+	ret = tool_run(out, sizeof(out), run);
+	unlink(cfg_path);
+	CHILD_CHECK(ret == 3, "shoal run: %d, want 3; said: %s", ret, out);
+	CHILD_CHECK(strstr(out, "needs") && strstr(out, "free"), "shoal run said: %s", out);
+	CHILD_CHECK(lstat(path, &st) < 0 && errno == ENOENT, "%s is left behind", path);
+	return 0;
+}
+
+static void test_segment_run_no_space(void **state)
+{
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	in_small_shm(run_too_big_child);
+}
+
 /* A private copy of a valid segment, to corrupt one field at a time. */
 static uint8_t *copy_of_valid(size_t *size)
 {
@@ -1119,6 +1150,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_create_attach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_create_no_space, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_run_no_space, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_sparse_file_full_fs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_guard_sigbus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_ok, setup, teardown),
