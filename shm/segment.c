@@ -180,13 +180,18 @@ static int reserve(int fd, const char *instance, uint64_t size, char *err, size_
 			     (double)avail / 1048576.0);
 	}
 	ret = posix_fallocate(fd, 0, (off_t)size);
-	if (ret == ENOSPC || ret == ENOMEM)
+	if ((ret == ENOSPC || ret == ENOMEM) && limited)
 		FAIL(-ENOSPC,
 		     "instance '%s': reserving %llu bytes (%.1f MiB) for the segment in " SHM_DIR
 		     " failed: %s (%llu bytes were free when checked); free space there or "
 		     "configure a smaller [segment]",
 		     instance, (unsigned long long)size, (double)size / 1048576.0, strerror(ret),
 		     avail);
+	if (ret == ENOSPC || ret == ENOMEM)
+		FAIL(-ENOSPC,
+		     "instance '%s': reserving %llu bytes (%.1f MiB) for the segment in " SHM_DIR
+		     " failed: %s; free memory or configure a smaller [segment]",
+		     instance, (unsigned long long)size, (double)size / 1048576.0, strerror(ret));
 	if (ret)
 		FAIL(-ret, "instance '%s': reserving %llu bytes in " SHM_DIR ": %s", instance,
 		     (unsigned long long)size, strerror(ret));
@@ -248,11 +253,31 @@ static int link_name(struct shm_seg *seg, char *err, size_t errlen)
 		return 0;
 	ret = -errno;
 	if (ret == -EEXIST)
-		FAIL(ret,
+		return ret; /* name_taken() says why */
+	FAIL(ret, "instance '%s': naming its segment %s: %s", seg->instance, to, strerror(-ret));
+}
+
+/*
+ * The name is taken. By a half-created segment whose creator died: remove it, 0 with a note
+ * ("replaced ...") in note. Gone meanwhile: 0. Otherwise -EEXIST with a sentence in err.
+ */
+static int name_taken(const char *instance, char *note, size_t notelen, char *err, size_t errlen)
+{
+	char why[256];
+	int r = shm_seg_remove_abandoned(instance, why, sizeof(why));
+
+	if (r == 0) {
+		snprintf(note, notelen, "replaced %s", why);
+		return 0;
+	}
+	if (r == -ENOENT)
+		return 0;
+	if (r == -EBUSY)
+		FAIL(-EEXIST,
 		     "instance '%s' already exists; stop it, or remove a stale one with 'shoal "
 		     "clean --instance %s'",
-		     seg->instance, seg->instance);
-	FAIL(ret, "instance '%s': naming its segment %s: %s", seg->instance, to, strerror(-ret));
+		     instance, instance);
+	FAIL(-EEXIST, "%s", why);
 }
 
 /*
@@ -267,6 +292,8 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 	struct shm_region regions[SHM_R_COUNT];
 	struct shm_seg *seg;
 	struct shm_hdr *h;
+	char note[320] = "";
+	struct stat st;
 	uint64_t size;
 	int ret;
 
@@ -277,6 +304,12 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 	if (ret)
 		return ret;
 	size = shm_layout_compute(cfg, regions);
+	/* a name already taken is said before anything is reserved (link says it again) */
+	if (shm_seg_stat(instance, &st) == 0) {
+		ret = name_taken(instance, note, sizeof(note), err, errlen);
+		if (ret)
+			return ret;
+	}
 	seg = seg_new(instance);
 	if (!seg)
 		FAIL(-ENOMEM, "out of memory");
@@ -337,20 +370,20 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 	shm_reg_geo_init(seg);
 	ret = link_name(seg, err, errlen);
 	if (ret == -EEXIST) {
-		char why[256];
-		int r = shm_seg_remove_abandoned(instance, why, sizeof(why));
-
-		if (r == 0) {
-			/* one retry: a new creator that won the name meanwhile is -EEXIST */
+		/* taken meanwhile; one retry: a creator that wins the name again is -EEXIST */
+		ret = name_taken(instance, note, sizeof(note), err, errlen);
+		if (!ret)
 			ret = link_name(seg, err, errlen);
-			if (!ret)
-				snprintf(err, errlen, "replaced %s", why);
-		} else if (r != -EBUSY && r != -ENOENT) {
-			snprintf(err, errlen, "%s", why);
-		}
+		if (ret == -EEXIST)
+			snprintf(err, errlen,
+				 "instance '%s' already exists (it was created just now); stop it, "
+				 "or remove a stale one with 'shoal clean --instance %s'",
+				 instance, instance);
 	}
 	if (ret)
 		goto out_unmap;
+	if (errlen)
+		snprintf(err, errlen, "%s", note);
 	*out = seg;
 	return 0;
 

@@ -223,7 +223,7 @@ static int create_too_big_child(void)
 {
 	struct shm_region regions[SHM_R_COUNT];
 	struct shm_cfg cfg;
-	struct shm_seg *seg = NULL;
+	struct shm_seg *seg = NULL, *other = NULL;
 	struct statvfs vfs;
 	struct stat st;
 	char err[512], need[32], have[32], path[128];
@@ -256,6 +256,10 @@ static int create_too_big_child(void)
 	CHILD_CHECK(fstat(seg->fd, &st) == 0 && (unsigned long long)st.st_blocks * 512 >= seg->size,
 		    "%llu of %zu bytes backed", (unsigned long long)st.st_blocks * 512, seg->size);
 	shm_seg_publish(seg);
+	/* a taken name is said first: not "no space" for what could never be created */
+	shm_cfg_default(&cfg);
+	ret = shm_seg_create(inst, &cfg, &other, err, sizeof(err));
+	CHILD_CHECK(ret == -EEXIST && strstr(err, "already exists"), "create: %d (%s)", ret, err);
 	shm_seg_detach(seg);
 	CHILD_CHECK(shm_seg_unlink(inst) == 0, "unlink");
 	return 0;
