@@ -749,6 +749,13 @@ int shm_seg_remove(const struct shm_seg *seg)
 	return shm_seg_unlink_if(seg->instance, mine.st_dev, mine.st_ino);
 }
 
+static bool is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	return n == 0 || (b[0] == 0 && !memcmp(b, b + 1, n - 1));
+}
+
 /*
  * The lock is looked at before the ready word: a creator publishes, then unlocks, so a free
  * lock read first means the word read next is final.
@@ -786,6 +793,20 @@ int shm_seg_remove_abandoned(const char *instance, char *err, size_t errlen)
 	if (atomic_load_explicit(&h->ready, memory_order_relaxed) == SHM_READY_WORD) {
 		ret = -EBUSY; /* published: live, stale or stopped, not half-created */
 		goto out_free;
+	}
+	/*
+	 * What a creator leaves before publishing: a full header but for the ready word, or,
+	 * from an older shoal killed before it wrote one, zeros. Anything else is corrupt and
+	 * is for clean --force, not for a silent removal.
+	 */
+	if (!is_zero(h, SHM_HDR_SIZE)) {
+		atomic_store_explicit(&h->ready, SHM_READY_WORD, memory_order_relaxed);
+		if (shm_seg_validate(h, (size_t)st.st_size, NULL, 0) != SHM_V_OK ||
+		    strcmp(h->instance, instance)) {
+			ret = -EBUSY;
+			goto out_free;
+		}
+		atomic_store_explicit(&h->ready, 0, memory_order_relaxed);
 	}
 	creator_of(h, who, sizeof(who));
 	if (ret) {

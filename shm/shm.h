@@ -164,9 +164,10 @@ int shm_seg_unlink_if(const char *instance, dev_t dev, ino_t ino);
  * Remove /shoal.<instance> if it is a half-created segment whose creator died: unpublished
  * (never made ready) and nobody holds its creation lock (also a zero-filled file an older
  * shoal left). 0 removed (err: a phrase naming what, "a half-created segment of ..."),
- * -EBUSY published (not half-created: use liveness), -EINPROGRESS its creator is alive (err
- * says so), -ENOENT, -EPERM another user's or not a regular file, or another -errno.
- * shm_seg_create() calls it on a name that is taken; shoal clean before anything else.
+ * -EBUSY not half-created (published: use liveness; or corrupt: attach says how),
+ * -EINPROGRESS its creator is alive (err says so), -ENOENT, -EPERM another user's or not a regular
+ * file, or another -errno. shm_seg_create() calls it on a name that is taken; shoal clean before
+ * anything else.
  */
 int shm_seg_remove_abandoned(const char *instance, char *err, size_t errlen);
 struct stat;

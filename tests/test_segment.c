@@ -768,6 +768,16 @@ static void test_segment_half_created(void **state)
 	assert_int_equal(tool_run(out, sizeof(out), clean), 0);
 	assert_non_null(strstr(out, "half-created"));
 	assert_int_equal(lstat(path, &st), -1);
+	/* not all zeros and not a valid header: corrupt, not half-created; kept without --force */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fallocate(fd, 0, 1 << 20), 0);
+	assert_int_equal(pwrite(fd, "x", 1, 100), 1);
+	close(fd);
+	assert_int_equal(tool_run(out, sizeof(out), clean), 2);
+	assert_null(strstr(out, "half-created"));
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(unlink(path), 0);
 	/* a creator that lives (this process, not yet published): neither replaced nor removed */
 	assert_int_equal(shm_seg_create(inst, &cfg, &live, err, sizeof(err)), 0);
 	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), -EEXIST);

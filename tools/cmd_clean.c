@@ -23,8 +23,8 @@ static void usage(FILE *f)
 static int report_removal(const char *instance, int ret, const char *what)
 {
 	if (ret == -ESTALE) {
-		printf("instance '%s': not removed: its name was taken by a new instance since it "
-		       "was looked at (the %s one is gone)\n",
+		printf("instance '%s': not removed: since the %s segment was looked at, its name "
+		       "was taken by another file (a new instance); left that alone\n",
 		       instance, what);
 		return EXIT_OK;
 	}
@@ -36,7 +36,7 @@ static int report_removal(const char *instance, int ret, const char *what)
 		fprintf(stderr, "shoal clean: removing '%s': %s\n", instance, strerror(-ret));
 		return EXIT_SYSTEM;
 	}
-	printf("instance '%s': removed %s segment\n", instance, what);
+	printf("instance '%s': removed the %s segment\n", instance, what);
 	return EXIT_OK;
 }
 
@@ -125,7 +125,7 @@ int cmd_clean(int argc, char **argv)
 				err);
 			return tool_exit_for(ret);
 		}
-		return remove_seen(instance, &seen, "an unreadable segment (--force)");
+		return remove_seen(instance, &seen, "unreadable (--force)");
 	}
 	/* the liveness read goes through the mapping: a page that cannot be backed is an
 	 * unreadable segment, not a SIGBUS */
@@ -142,7 +142,7 @@ int cmd_clean(int argc, char **argv)
 				instance);
 			return EXIT_USAGE;
 		}
-		return remove_seen(instance, &seen, "an unreadable segment (--force)");
+		return remove_seen(instance, &seen, "unreadable (--force)");
 	}
 	if (l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE) {
 		fprintf(stderr,
