@@ -124,10 +124,13 @@ int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_s
 void shm_seg_publish(struct shm_seg *seg);
 
 /*
- * Attach to an existing instance: opens, maps (read-only with SHM_ATTACH_RO), waits up to
- * timeout_ms for the ready word, validates. Returns 0 or -errno (-ENOENT no such
- * instance, -EBADMSG/-EPROTO/... per shm_verr_errno, -ETIMEDOUT not ready in time);
- * err gets a sentence naming the instance and the problem.
+ * Attach to an existing instance: opens (never blocks: O_NONBLOCK), maps (read-only with
+ * SHM_ATTACH_RO), waits up to timeout_ms for the ready word, validates a copy of the header
+ * read with pread(). Returns 0 or -errno (-ENOENT no such instance, -EBADMSG/-EPROTO/... per
+ * shm_verr_errno: -EPERM another user's or not a regular file, -EFAULT a sparse file,
+ * -ENXIO a header naming another instance; -ETIMEDOUT not ready in time, -EOWNERDEAD never
+ * published and its creator is dead); err gets a sentence naming the instance and the
+ * problem.
  */
 int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct shm_seg **out,
 		   char *err, size_t errlen);
