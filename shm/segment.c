@@ -252,6 +252,12 @@ static int link_name(struct shm_seg *seg, char *err, size_t errlen)
 	if (linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0)
 		return 0;
 	ret = -errno;
+	/* no /proc (a bare container): by the descriptor itself, which takes
+	 * CAP_DAC_READ_SEARCH before Linux 6.10; the /proc error stands if that fails too */
+	if (ret == -ENOENT && linkat(seg->fd, "", AT_FDCWD, to, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (ret == -ENOENT && errno == EEXIST)
+		ret = -EEXIST;
 	if (ret == -EEXIST)
 		return ret; /* name_taken() says why */
 	FAIL(ret, "instance '%s': naming its segment %s: %s", seg->instance, to, strerror(-ret));

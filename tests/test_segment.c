@@ -265,6 +265,39 @@ static int create_too_big_child(void)
 	return 0;
 }
 
+/* Without /proc (a tmpfs mounted over it here) create still names its file. */
+static int create_without_proc_child(void)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL;
+	char err[512], path[128];
+	struct stat st;
+	int ret;
+
+	seg_file(path, sizeof(path));
+	CHILD_CHECK(mount("tmpfs", "/proc", "tmpfs", 0, "size=1m") == 0, "hiding /proc: %s",
+		    strerror(errno));
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	cfg.max_monitors = 64;
+	ret = shm_seg_create(inst, &cfg, &seg, err, sizeof(err));
+	CHILD_CHECK(ret == 0, "create without /proc: %d (%s)", ret, err);
+	CHILD_CHECK(lstat(path, &st) == 0, "%s is not there", path);
+	shm_seg_publish(seg);
+	CHILD_CHECK(shm_seg_remove(seg) == 0, "remove");
+	shm_seg_detach(seg);
+	return 0;
+}
+
+static void test_segment_create_without_proc(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip_because("linking a nameless file without /proc needs CAP_DAC_READ_SEARCH");
+	in_small_shm(create_without_proc_child);
+}
+
 static void test_segment_create_no_space(void **state)
 {
 	(void)state;
@@ -1165,6 +1198,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_create_no_space, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_run_no_space, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_create_without_proc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_sparse_file_full_fs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_guard_sigbus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_ok, setup, teardown),
