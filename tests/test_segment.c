@@ -155,8 +155,15 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	char other[96];
+
 	(void)state;
 	shm_seg_unlink(inst);
+	/* what a failed test_segment_name_mismatch or remove_only_own leaves */
+	snprintf(other, sizeof(other), "%s-b", inst);
+	shm_seg_unlink(other);
+	snprintf(other, sizeof(other), "/dev/shm/shoal.%s-moved", inst);
+	unlink(other);
 	return 0;
 }
 
