@@ -21,6 +21,8 @@ enum shm_verr {
 	SHM_V_REGION_OVERLAP, /* two regions overlap */
 	SHM_V_CONFIG,	      /* regions disagree with the configuration they claim */
 	SHM_V_FOREIGN,	      /* owned by another user */
+	SHM_V_NAME,	      /* the header names another instance than the file name */
+	SHM_V_SPARSE,	      /* holes: pages a full filesystem cannot back */
 	SHM_V_COUNT,
 };
 
@@ -104,28 +106,76 @@ void shm_reg_geo_init(struct shm_seg *seg);
 bool shm_is_valid_instance(const char *instance);
 
 /*
- * Create /shoal.<instance> (O_EXCL) sized for cfg, pre-faulted, header filled but not
- * yet published: the caller initialises what it owns, then calls shm_seg_publish().
- * Returns 0, -EEXIST (an instance of that name exists), -EINVAL, or another -errno;
- * err gets a sentence. The creator. Any thread.
+ * Create /shoal.<instance> sized for cfg, every page reserved (posix_fallocate) and mapped,
+ * header filled but not yet published: the caller initialises what it owns, then calls
+ * shm_seg_publish(). The name appears only once all of that succeeded. Returns 0, -EEXIST
+ * (an instance of that name exists, or is being created by a live process), -EINVAL, -ENOSPC
+ * (/dev/shm cannot hold it: err names both sizes; no file is left), or another -errno; err gets a
+ * sentence. A name held by a half-created segment whose creator died is taken over: 0, with a note
+ * in err saying so. The creator. Any thread.
  */
 int shm_seg_create(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
 		   size_t errlen);
-/* Release-store the ready word: from now on attachers may read everything. Creator. */
+/*
+ * Release-store the ready word: from now on attachers may read everything. Drops the
+ * creation lock shm_seg_create() took (a file unpublished and unlocked has a dead creator).
+ * Creator.
+ */
 void shm_seg_publish(struct shm_seg *seg);
 
 /*
- * Attach to an existing instance: opens, maps (read-only with SHM_ATTACH_RO), waits up to
- * timeout_ms for the ready word, validates. Returns 0 or -errno (-ENOENT no such
- * instance, -EBADMSG/-EPROTO/... per shm_verr_errno, -ETIMEDOUT not ready in time);
- * err gets a sentence naming the instance and the problem.
+ * Attach to an existing instance: opens (never blocks: O_NONBLOCK), maps (read-only with
+ * SHM_ATTACH_RO), waits up to timeout_ms for the ready word, validates a copy of the header
+ * read with pread(). Returns 0 or -errno (-ENOENT no such instance, -EBADMSG/-EPROTO/... per
+ * shm_verr_errno: -EPERM another user's or not a regular file, -EFAULT a sparse file,
+ * -ENXIO a header naming another instance; -ETIMEDOUT not ready in time, -EOWNERDEAD never
+ * published and its creator is dead); err gets a sentence naming the instance and the
+ * problem.
  */
 int shm_seg_attach(const char *instance, unsigned flags, int timeout_ms, struct shm_seg **out,
 		   char *err, size_t errlen);
 /* Unmap and close; releases our process slot first if we hold one. */
 void shm_seg_detach(struct shm_seg *seg);
-/* Remove the shm object's name (mappings stay valid). 0 or -errno. */
+/*
+ * Call fn(seg, arg) with a SIGBUS on seg's mapping (a page its file cannot back: truncated
+ * under us, or a hole on a full filesystem) turned into a return of -EFAULT, the byte offset
+ * of the faulting read in *bad_off (if not NULL); otherwise fn's return. A SIGBUS anywhere
+ * else keeps its default action. Installs a SIGBUS handler for the call and restores the
+ * previous one: for tools that read a segment, single-threaded; not reentrant.
+ */
+int shm_seg_guard(const struct shm_seg *seg, int (*fn)(const struct shm_seg *seg, void *arg),
+		  void *arg, uint64_t *bad_off);
+/*
+ * Remove the shm object's name, whatever file it names now (mappings stay valid). 0 or
+ * -errno. For tests and scratch names only: an instance's name may have been taken by a new
+ * instance since it was opened; remove with shm_seg_remove() or shm_seg_unlink_if().
+ */
 int shm_seg_unlink(const char *instance);
+/*
+ * Remove seg's name only if it still names seg's own file (device and inode of seg->fd):
+ * an instance stopping after another took its name leaves the other's segment alone.
+ * 0, -ESTALE (the name is another file's now; left alone), -ENOENT, or another -errno.
+ * Any process holding the attachment (the supervisor, clean).
+ */
+int shm_seg_remove(const struct shm_seg *seg);
+/*
+ * Remove /shoal.<instance> only if it is still the file (dev, ino) a tool judged (lstat
+ * before it looked). 0, -ESTALE, -ENOENT, -EINVAL or another -errno.
+ */
+int shm_seg_unlink_if(const char *instance, dev_t dev, ino_t ino);
+/*
+ * Remove /shoal.<instance> if it is a half-created segment whose creator died: unpublished
+ * (never made ready) and nobody holds its creation lock (also a zero-filled file an older
+ * shoal left). 0 removed (err: a phrase naming what, "a half-created segment of ..."),
+ * -EBUSY not half-created (published: use liveness; or corrupt: attach says how),
+ * -EINPROGRESS its creator is alive (err says so), -ENOENT, -EPERM another user's or not a regular
+ * file, or another -errno. shm_seg_create() calls it on a name that is taken; shoal clean before
+ * anything else.
+ */
+int shm_seg_remove_abandoned(const char *instance, char *err, size_t errlen);
+struct stat;
+/* lstat of /shoal.<instance>, for shm_seg_unlink_if(). 0, -ENOENT, -EINVAL or -errno. */
+int shm_seg_stat(const char *instance, struct stat *st);
 
 static inline struct shm_hdr *shm_hdr(const struct shm_seg *seg)
 {

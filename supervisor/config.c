@@ -1348,7 +1348,7 @@ static int check_segment(const struct sup_config *c, struct sup_config_facts *f,
 			 "sizes",
 			 c->source, sup_size_format(f->seg_size, b, sizeof(b)),
 			 sup_size_format(f->shm_free, a, sizeof(a)));
-		return -EINVAL;
+		return -ENOSPC; /* bad config for --check; at start, a system failure */
 	}
 	return 0;
 }

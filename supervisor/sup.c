@@ -1783,6 +1783,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		fprintf(stderr, "shoal: io_uring: %s\n", strerror(-r));
 		goto out_signals;
 	}
+	err[0] = 0;
 	r = shm_seg_create(c->instance, &cfg, &s.seg, err, sizeof(err));
 	if (r == -EEXIST) {
 		/* a segment of this name: a dead supervisor's is adopted (adopt.c) */
@@ -1794,6 +1795,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		ret = r == -EEXIST || r == -EINVAL ? 2 : 3;
 		goto out_ring;
 	}
+	if (err[0]) /* a half-created segment of a dead creator, replaced */
+		fprintf(stderr, "shoal: %s\n", err);
 	h = shm_hdr(s.seg);
 	snprintf(h->config_text, sizeof(h->config_text), "%s", c->text);
 	r = shm_proc_claim(s.seg, SHM_ROLE_SUPERVISOR, false);
@@ -1856,8 +1859,12 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	atomic_store_explicit(&h->state, SHM_INST_STOPPED, memory_order_release);
 	shm_change_bump(s.seg);
 	shm_proc_release(s.seg);
-	if (!o->keep)
-		shm_seg_unlink(c->instance);
+	/* our own file only: a new instance may have taken the name since */
+	if (!o->keep && shm_seg_remove(s.seg) == -ESTALE)
+		fprintf(stderr,
+			"shoal: instance '%s': its name now belongs to a new instance; left "
+			"that one alone\n",
+			c->instance);
 	shm_seg_detach(s.seg);
 	s.seg = NULL;
 	goto out_ring;
@@ -1870,7 +1877,7 @@ out_seg:
 			waitid((idtype_t)P_PIDFD, (id_t)s.w[i].pidfd, NULL, WEXITED);
 		}
 	if (!adopted)
-		shm_seg_unlink(c->instance);
+		shm_seg_remove(s.seg);
 	shm_seg_detach(s.seg);
 out_ring:
 	io_uring_queue_exit(&s.ring);

@@ -126,8 +126,10 @@ struct sup_config_facts {
  * the agents and the control inbox fit max_agents, each agent type is known, the cgroup is
  * in a cgroup v2 filesystem, and the segment fits [segment] max_size and /dev/shm's free
  * space. It loads the [types] libraries into this process, as run does, to know their
- * types (a library already loaded is not loaded again). Returns 0, -EINVAL (a bad config)
- * with "file:line: message" (or "file: message") in err, or -ENOMEM / -ENODEV (hwloc cannot
+ * types (a library already loaded is not loaded again; each is loaded in a child process
+ * first). Returns 0, -EINVAL (a bad config) with "file:line: message" (or "file: message")
+ * in err, -ENOSPC (the segment is larger than /dev/shm's free space: a bad config for
+ * --check, a system failure at start), or -ENOMEM / -ENODEV (hwloc cannot
  * read the machine) with a message too; facts (may be NULL) is filled as far as the checks
  * got. The tool's main thread (the type table is not thread-safe).
  */

@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +26,125 @@
 
 static char inst[64];
 
+#define TIMEOUT_MS 15000
+
+/* The segment's file, as the kernel names it (glibc's shm_open() lives in /dev/shm). */
+static void seg_file(char *buf, size_t cap)
+{
+	snprintf(buf, cap, "/dev/shm/shoal.%s", inst);
+}
+
+/*
+ * In a forked child (cmocka's asserts would unwind into the child's copy of the runner): a
+ * failed check says why on stderr and makes the child exit 1.
+ */
+#define CHILD_CHECK(cond, ...)                                                                     \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+			return 1;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/*
+ * Wait up to timeout_ms for child pid: its exit code, -signal if a signal ended it, or -1000
+ * if it did not end in time (it is killed then). Safe in a forked child (no cmocka).
+ */
+static int child_wait(pid_t pid, int timeout_ms)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), st, ready = 0;
+
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+
+		ready = poll(&p, 1, timeout_ms) == 1;
+		close(pidfd);
+	}
+	if (!ready)
+		kill(pid, SIGKILL);
+	if (waitpid(pid, &st, 0) != pid)
+		return -2000;
+	if (!ready)
+		return -1000;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+/*
+ * Run `$SHOAL_BIN args...` with stdout and stderr into out (NUL-terminated); its exit code,
+ * -signal, -1000 if it had to be killed after TIMEOUT_MS, -1 without SHOAL_BIN. No cmocka:
+ * usable in a forked child.
+ */
+static int tool_run(char *out, size_t cap, const char *const *args)
+{
+	const char *bin = getenv("SHOAL_BIN");
+	char *argv[16];
+	size_t n = 0, got = 0;
+	int op[2];
+	pid_t pid;
+
+	if (!bin || pipe2(op, O_CLOEXEC))
+		return -1;
+	argv[n++] = (char *)bin;
+	for (; *args && n < 15; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(op[1], 1);
+		dup2(op[1], 2);
+		execv(bin, argv);
+		_exit(127);
+	}
+	close(op[1]);
+	for (;;) {
+		struct pollfd p = {.fd = op[0], .events = POLLIN};
+		ssize_t k;
+
+		if (poll(&p, 1, TIMEOUT_MS) != 1)
+			break; /* a hung tool: child_wait() kills it */
+		k = read(op[0], out + got, cap - 1 - got);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	out[got] = 0;
+	close(op[0]);
+	return child_wait(pid, TIMEOUT_MS);
+}
+
+/*
+ * Run fn in a forked child that has its own mount namespace with a 4 MiB tmpfs on /dev/shm:
+ * a full /dev/shm without filling the machine's. Skips if the namespace or the mount is not
+ * permitted; fails if fn returns nonzero or the child dies of a signal.
+ */
+static void in_small_shm(int (*fn)(void))
+{
+	pid_t pid = fork();
+	int rc;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) < 0)
+			_exit(77);
+		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=4m,mode=1777") < 0)
+			_exit(78);
+		_exit(fn());
+	}
+	rc = child_wait(pid, 2 * TIMEOUT_MS);
+	if (rc == 77)
+		skip_because("unshare(CLONE_NEWNS) is not permitted: no private /dev/shm to fill");
+	if (rc == 78)
+		skip_because("cannot mount a private tmpfs on /dev/shm (needs CAP_SYS_ADMIN)");
+	if (rc != 0)
+		fail_msg("the child in a 4 MiB /dev/shm %s %d (its stderr says why)",
+			 rc < 0 ? "died of signal" : "exited", rc < 0 ? -rc : rc);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -33,8 +155,15 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	char other[96];
+
 	(void)state;
 	shm_seg_unlink(inst);
+	/* what a failed test_segment_name_mismatch or remove_only_own leaves */
+	snprintf(other, sizeof(other), "%s-b", inst);
+	shm_seg_unlink(other);
+	snprintf(other, sizeof(other), "/dev/shm/shoal.%s-moved", inst);
+	unlink(other);
 	return 0;
 }
 
@@ -91,6 +220,229 @@ static void test_segment_bad_names(void **state)
 	cfg.reg_capacity = 1000; /* not a power of two */
 	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "power of two"));
+}
+
+/*
+ * A /dev/shm too small for the segment: create fails with -ENOSPC naming both sizes, before
+ * any reader could see the name, and leaves no file and no used space behind.
+ */
+static int create_too_big_child(void)
+{
+	struct shm_region regions[SHM_R_COUNT];
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL, *other = NULL;
+	struct statvfs vfs;
+	struct stat st;
+	char err[512], need[32], have[32], path[128];
+	unsigned long long size, free_bytes;
+	int ret;
+
+	seg_file(path, sizeof(path));
+	shm_cfg_default(&cfg);
+	size = shm_layout_compute(&cfg, regions);
+	CHILD_CHECK(statvfs("/dev/shm", &vfs) == 0, "statvfs: %s", strerror(errno));
+	free_bytes = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+	CHILD_CHECK(size > free_bytes, "the default segment (%llu bytes) fits in %llu", size,
+		    free_bytes);
+	snprintf(need, sizeof(need), "%llu", size);
+	snprintf(have, sizeof(have), "%llu", free_bytes);
+	ret = shm_seg_create(inst, &cfg, &seg, err, sizeof(err));
+	CHILD_CHECK(ret == -ENOSPC, "create returned %d (%s), want -ENOSPC", ret, err);
+	CHILD_CHECK(strstr(err, need) && strstr(err, have), "'%s' does not name %s and %s", err,
+		    need, have);
+	CHILD_CHECK(lstat(path, &st) < 0 && errno == ENOENT, "%s is left behind", path);
+	CHILD_CHECK(statvfs("/dev/shm", &vfs) == 0 && vfs.f_bfree == vfs.f_blocks,
+		    "%llu blocks of /dev/shm are still in use",
+		    (unsigned long long)(vfs.f_blocks - vfs.f_bfree));
+	/* one that fits is created there, fully backed */
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	cfg.max_monitors = 64;
+	ret = shm_seg_create(inst, &cfg, &seg, err, sizeof(err));
+	CHILD_CHECK(ret == 0, "a small segment: %d (%s)", ret, err);
+	CHILD_CHECK(fstat(seg->fd, &st) == 0 && (unsigned long long)st.st_blocks * 512 >= seg->size,
+		    "%llu of %zu bytes backed", (unsigned long long)st.st_blocks * 512, seg->size);
+	shm_seg_publish(seg);
+	/* a taken name is said first: not "no space" for what could never be created */
+	shm_cfg_default(&cfg);
+	ret = shm_seg_create(inst, &cfg, &other, err, sizeof(err));
+	CHILD_CHECK(ret == -EEXIST && strstr(err, "already exists"), "create: %d (%s)", ret, err);
+	shm_seg_detach(seg);
+	CHILD_CHECK(shm_seg_unlink(inst) == 0, "unlink");
+	return 0;
+}
+
+/* Without /proc (a tmpfs mounted over it here) create still names its file. */
+static int create_without_proc_child(void)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg = NULL;
+	char err[512], path[128];
+	struct stat st;
+	int ret;
+
+	seg_file(path, sizeof(path));
+	CHILD_CHECK(mount("tmpfs", "/proc", "tmpfs", 0, "size=1m") == 0, "hiding /proc: %s",
+		    strerror(errno));
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	cfg.max_monitors = 64;
+	ret = shm_seg_create(inst, &cfg, &seg, err, sizeof(err));
+	CHILD_CHECK(ret == 0, "create without /proc: %d (%s)", ret, err);
+	CHILD_CHECK(lstat(path, &st) == 0, "%s is not there", path);
+	shm_seg_publish(seg);
+	CHILD_CHECK(shm_seg_remove(seg) == 0, "remove");
+	shm_seg_detach(seg);
+	return 0;
+}
+
+static void test_segment_create_without_proc(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip_because("linking a nameless file without /proc needs CAP_DAC_READ_SEARCH");
+	in_small_shm(create_without_proc_child);
+}
+
+static void test_segment_create_no_space(void **state)
+{
+	(void)state;
+	in_small_shm(create_too_big_child);
+}
+
+/* A valid header of a default-sized segment, made in the real /dev/shm before a fork. */
+static uint8_t big_hdr[SHM_HDR_SIZE];
+
+static void make_big_hdr(void)
+{
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	char err[256];
+
+	shm_cfg_default(&cfg);
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	atomic_store(&shm_hdr(seg)->state, SHM_INST_RUNNING);
+	memcpy(big_hdr, seg->base, sizeof(big_hdr));
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+}
+
+/*
+ * A file made by hand in a 4 MiB /dev/shm: full-size but sparse (ftruncate), a valid header,
+ * then the rest of the space taken by another file, so reading any hole is a SIGBUS. Attach
+ * and the tools must say what is wrong, not die.
+ */
+static int sparse_file_child(void)
+{
+	const struct shm_hdr *h = (const struct shm_hdr *)big_hdr;
+	char path[128], out[4096];
+	const char *inspect[] = {"inspect", "--instance", inst, NULL};
+	const char *clean[] = {"clean", "--instance", inst, NULL};
+	struct shm_seg *seg = NULL;
+	struct statvfs vfs;
+	char err[512];
+	int fd, filler, ret;
+
+	seg_file(path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHILD_CHECK(fd >= 0, "creating %s: %s", path, strerror(errno));
+	CHILD_CHECK(ftruncate(fd, (off_t)h->seg_size) == 0, "ftruncate: %s", strerror(errno));
+	CHILD_CHECK(pwrite(fd, big_hdr, sizeof(big_hdr), 0) == (ssize_t)sizeof(big_hdr), "pwrite");
+	CHILD_CHECK(statvfs("/dev/shm", &vfs) == 0, "statvfs");
+	CHILD_CHECK(h->seg_size > (uint64_t)vfs.f_blocks * vfs.f_frsize, "the file fits");
+	filler = open("/dev/shm/filler", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHILD_CHECK(filler >= 0, "creating a filler: %s", strerror(errno));
+	ret = posix_fallocate(filler, 0, (off_t)(vfs.f_bavail * vfs.f_frsize));
+	CHILD_CHECK(ret == 0, "filling /dev/shm: %s", strerror(ret));
+	ret = tool_run(out, sizeof(out), inspect);
+	CHILD_CHECK(ret == 2, "shoal inspect: %d, want 2; said: %s", ret, out);
+	CHILD_CHECK(strstr(out, "backed"), "shoal inspect said: %s", out);
+	ret = tool_run(out, sizeof(out), clean);
+	CHILD_CHECK(ret == 2, "shoal clean: %d, want 2; said: %s", ret, out);
+	ret = shm_seg_attach(inst, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0, &seg,
+			     err, sizeof(err));
+	CHILD_CHECK(ret == shm_verr_errno(SHM_V_SPARSE), "attach: %d (%s)", ret, err);
+	CHILD_CHECK(strstr(err, inst) && strstr(err, "backed"), "message: %s", err);
+	close(filler);
+	close(fd);
+	return 0;
+}
+
+static void test_segment_sparse_file_full_fs(void **state)
+{
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	make_big_hdr();
+	in_small_shm(sparse_file_child);
+}
+
+static int read_last_page(const struct shm_seg *seg, void *arg)
+{
+	*(volatile uint8_t *)arg = seg->base[seg->size - 1];
+	return 7;
+}
+
+/*
+ * A page that cannot be backed (here: the file truncated under the mapping) read through a
+ * guard is an error with the page's offset, not a SIGBUS; a read that works returns fn's
+ * value; the process's own SIGBUS disposition is back afterwards.
+ */
+static void test_segment_guard_sigbus(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro;
+	struct sigaction before, after;
+	uint64_t off = 0;
+	uint8_t sink;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)), 0);
+	assert_int_equal(sigaction(SIGBUS, NULL, &before), 0);
+	assert_int_equal(shm_seg_guard(ro, read_last_page, &sink, &off), 7);
+	assert_int_equal(ftruncate(seg->fd, SHM_PAGE), 0);
+	assert_int_equal(shm_seg_guard(ro, read_last_page, &sink, &off), -EFAULT);
+	assert_int_equal(off, ro->size - 1);
+	assert_int_equal(sigaction(SIGBUS, NULL, &after), 0);
+	assert_true(after.sa_handler == before.sa_handler);
+	shm_seg_detach(ro);
+	shm_seg_detach(seg);
+}
+
+/* `shoal run` with the default segment in a 4 MiB /dev/shm: exit 3, both sizes named. */
+static int run_too_big_child(void)
+{
+	char cfg_path[128], out[8192], path[128];
+	const char *run[] = {"run", cfg_path, "--instance", inst, "--status-interval", "0", NULL};
+	struct stat st;
+	FILE *f;
+	int ret;
+
+	seg_file(path, sizeof(path));
+	snprintf(cfg_path, sizeof(cfg_path), "/tmp/shoal-%s.ini", inst);
+	f = fopen(cfg_path, "w");
+	CHILD_CHECK(f, "writing %s", cfg_path);
+	fputs("[instance]\nworkers = 1\nplacement = none\n", f);
+	fclose(f);
+	ret = tool_run(out, sizeof(out), run);
+	unlink(cfg_path);
+	CHILD_CHECK(ret == 3, "shoal run: %d, want 3; said: %s", ret, out);
+	/* run's config check says it first (the same sizes as create's "needs ... free") */
+	CHILD_CHECK(strstr(out, "free in /dev/shm") ||
+			    (strstr(out, "needs") && strstr(out, "free")),
+		    "shoal run said: %s", out);
+	CHILD_CHECK(lstat(path, &st) < 0 && errno == ENOENT, "%s is left behind", path);
+	return 0;
+}
+
+static void test_segment_run_no_space(void **state)
+{
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	in_small_shm(run_too_big_child);
 }
 
 /* A private copy of a valid segment, to corrupt one field at a time. */
@@ -265,6 +617,219 @@ static void test_segment_attach_foreign_owner(void **state)
 			 0);
 	shm_seg_detach(ro);
 	shm_seg_detach(seg);
+}
+
+/* In a child that becomes nobody (65534): plant a FIFO at the instance's name. */
+static void plant_fifo_as_nobody(void)
+{
+	char path[128];
+	pid_t pid;
+	int rc;
+
+	seg_file(path, sizeof(path));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(2);
+		_exit(mkfifo(path, 0666) ? 3 : 0);
+	}
+	rc = child_wait(pid, TIMEOUT_MS);
+	assert_int_equal(rc, 0);
+}
+
+static int attach_fifo_child(void)
+{
+	struct shm_seg *seg;
+	char err[256];
+	int ret = shm_seg_attach(inst, SHM_ATTACH_RO | SHM_ATTACH_ANY_OWNER | SHM_ATTACH_NOWAIT, 0,
+				 &seg, err, sizeof(err));
+
+	CHILD_CHECK(ret == shm_verr_errno(SHM_V_FOREIGN), "attach: %d (%s)", ret, err);
+	CHILD_CHECK(strstr(err, "FIFO") && strstr(err, "65534"), "message: %s", err);
+	return 0;
+}
+
+/*
+ * Another user plants a FIFO at the name: root's attach, inspect and clean must not hang in
+ * open() but refuse it, naming what it is and whose; clean --force removes it.
+ */
+static void test_segment_fifo_planted(void **state)
+{
+	const char *inspect[] = {"inspect", "--instance", inst, NULL};
+	const char *clean[] = {"clean", "--instance", inst, NULL};
+	const char *force[] = {"clean", "--force", "--instance", inst, NULL};
+	char out[4096], path[128];
+	struct stat st;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip_because("planting a file as another uid needs root");
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	seg_file(path, sizeof(path));
+	plant_fifo_as_nobody();
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(attach_fifo_child());
+	assert_int_equal(child_wait(pid, TIMEOUT_MS), 0);
+	assert_int_equal(tool_run(out, sizeof(out), inspect), 2);
+	assert_non_null(strstr(out, "FIFO"));
+	assert_int_equal(tool_run(out, sizeof(out), clean), 2);
+	assert_non_null(strstr(out, "FIFO"));
+	assert_int_equal(lstat(path, &st), 0); /* refused: still there */
+	assert_int_equal(tool_run(out, sizeof(out), force), 0);
+	assert_int_equal(lstat(path, &st), -1);
+}
+
+/* A segment copied (here: linked) under another name is not that instance: attach says so. */
+static void test_segment_name_mismatch(void **state)
+{
+	struct shm_seg *seg = create_published(), *ro = NULL;
+	char other[80], from[128], to[160], err[256];
+
+	(void)state;
+	snprintf(other, sizeof(other), "%s-b", inst);
+	seg_file(from, sizeof(from));
+	snprintf(to, sizeof(to), "/dev/shm/shoal.%s", other);
+	unlink(to);
+	assert_int_equal(link(from, to), 0);
+	assert_int_equal(shm_seg_attach(other, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)),
+			 shm_verr_errno(SHM_V_NAME));
+	assert_non_null(strstr(err, inst));
+	assert_non_null(strstr(err, other));
+	assert_int_equal(unlink(to), 0);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &ro, err, sizeof(err)), 0);
+	shm_seg_detach(ro);
+	shm_seg_detach(seg);
+}
+
+/*
+ * Names are not identities: instance A's segment is moved aside and instance B takes the name
+ * (as a restart does after A's name was removed); removing A, by its descriptor or by the
+ * identity a tool saw, must leave B's file alone.
+ */
+static void test_segment_remove_only_own(void **state)
+{
+	struct shm_seg *a = create_published(), *b;
+	struct shm_cfg cfg;
+	struct stat sa, sb, now;
+	char path[128], moved[160], err[256];
+
+	(void)state;
+	seg_file(path, sizeof(path));
+	snprintf(moved, sizeof(moved), "%s-moved", path);
+	assert_int_equal(fstat(a->fd, &sa), 0);
+	assert_int_equal(rename(path, moved), 0);
+	shm_cfg_default(&cfg);
+	assert_int_equal(shm_seg_create(inst, &cfg, &b, err, sizeof(err)), 0);
+	assert_int_equal(fstat(b->fd, &sb), 0);
+	assert_int_equal(shm_seg_remove(a), -ESTALE);
+	assert_int_equal(shm_seg_unlink_if(inst, sa.st_dev, sa.st_ino), -ESTALE);
+	assert_int_equal(lstat(path, &now), 0);
+	assert_true(now.st_ino == sb.st_ino && now.st_dev == sb.st_dev);
+	/* its own file goes; a second remove finds nothing */
+	assert_int_equal(shm_seg_remove(b), 0);
+	assert_int_equal(lstat(path, &now), -1);
+	assert_int_equal(shm_seg_remove(b), -ENOENT);
+	/* the identity a tool saw, still in place, is removed */
+	assert_int_equal(rename(moved, path), 0);
+	assert_int_equal(shm_seg_unlink_if(inst, sa.st_dev, sa.st_ino), 0);
+	assert_int_equal(lstat(path, &now), -1);
+	shm_seg_detach(b);
+	shm_seg_detach(a);
+}
+
+/* A child creates the segment and is killed before it publishes it: a half-created one. */
+static void create_and_die(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_cfg cfg;
+		struct shm_seg *seg;
+		char err[256];
+
+		shm_cfg_default(&cfg);
+		cfg.max_agents = 64;
+		if (shm_seg_create(inst, &cfg, &seg, err, sizeof(err)))
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	assert_int_equal(child_wait(pid, TIMEOUT_MS), -SIGKILL);
+}
+
+/*
+ * A segment whose creator died before publishing it is recognisable as such: attach fails at
+ * once instead of waiting, a new create replaces it, clean removes it without --force and
+ * says what it removed, also a zero-filled one (what an older shoal left); one whose creator
+ * lives (it holds the creation lock) is left alone by both.
+ */
+static void test_segment_half_created(void **state)
+{
+	const char *clean[] = {"clean", "--instance", inst, NULL};
+	struct shm_seg *seg, *live;
+	struct shm_cfg cfg;
+	char err[256], out[4096], path[128];
+	uint64_t t0;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	if (!getenv("SHOAL_BIN"))
+		skip_because("SHOAL_BIN is not set (run through meson test)");
+	seg_file(path, sizeof(path));
+	shm_cfg_default(&cfg);
+	/* killed after the name appeared: a waiting attach is told at once */
+	create_and_die();
+	t0 = shm_now_ns();
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 5000, &seg, err, sizeof(err)),
+			 -EOWNERDEAD);
+	assert_true(shm_now_ns() - t0 < 2000000000ull);
+	assert_non_null(strstr(err, "died"));
+	/* ... create replaces it, and says so */
+	err[0] = 0;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "half-created"));
+	shm_seg_publish(seg);
+	assert_int_equal(shm_seg_remove(seg), 0);
+	shm_seg_detach(seg);
+	/* ... clean removes it without --force */
+	create_and_die();
+	assert_int_equal(tool_run(out, sizeof(out), clean), 0);
+	assert_non_null(strstr(out, "half-created"));
+	assert_int_equal(lstat(path, &st), -1);
+	/* a zero-filled file, as an older shoal killed while creating left it */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fallocate(fd, 0, 1 << 20), 0);
+	close(fd);
+	assert_int_equal(tool_run(out, sizeof(out), clean), 0);
+	assert_non_null(strstr(out, "half-created"));
+	assert_int_equal(lstat(path, &st), -1);
+	/* not all zeros and not a valid header: corrupt, not half-created; kept without --force */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fallocate(fd, 0, 1 << 20), 0);
+	assert_int_equal(pwrite(fd, "x", 1, 100), 1);
+	close(fd);
+	assert_int_equal(tool_run(out, sizeof(out), clean), 2);
+	assert_null(strstr(out, "half-created"));
+	assert_int_equal(lstat(path, &st), 0);
+	assert_int_equal(unlink(path), 0);
+	/* a creator that lives (this process, not yet published): neither replaced nor removed */
+	assert_int_equal(shm_seg_create(inst, &cfg, &live, err, sizeof(err)), 0);
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "being created"));
+	assert_int_equal(tool_run(out, sizeof(out), clean), 2);
+	assert_non_null(strstr(out, "being created"));
+	assert_int_equal(lstat(path, &st), 0);
+	shm_seg_publish(live);
+	shm_seg_detach(live);
 }
 
 /* A reader that attaches before publish waits for it; one whose wait runs out says so. */
@@ -641,6 +1206,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_segment_create_attach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_bad_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_create_no_space, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_run_no_space, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_create_without_proc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_sparse_file_full_fs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_guard_sigbus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_magic, setup, teardown),
@@ -655,6 +1225,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_attach_truncated_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_fifo_planted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_name_mismatch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_remove_only_own, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_half_created, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_waits_for_ready, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_change_wait, setup, teardown),

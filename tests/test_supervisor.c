@@ -1269,6 +1269,45 @@ static void test_supervisor_cgroup_files(void **state)
 	assert_int_equal(rmdir(root), 0);
 }
 
+/*
+ * Names are not identities: while instance A runs, its file is moved aside and a new instance
+ * B takes the name; A stopping must remove only its own file, leave B's, and say so.
+ */
+static void test_supervisor_stop_leaves_a_new_instance_alone(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *b;
+	struct shm_cfg cfg;
+	struct stat sb, now;
+	char path[128], moved[160], err[4096];
+
+	(void)state;
+	start(&r, "rename",
+	      "[instance]\nworkers = 1\nplacement = none\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n",
+	      NULL);
+	rt_wait_ready(&r);
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", r.inst);
+	snprintf(moved, sizeof(moved), "%s-moved", path);
+	assert_int_equal(rename(path, moved), 0);
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	assert_int_equal(shm_seg_create(r.inst, &cfg, &b, err, sizeof(err)), 0);
+	shm_seg_publish(b);
+	assert_int_equal(fstat(b->fd, &sb), 0);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	assert_int_equal(lstat(path, &now), 0);
+	assert_true(now.st_dev == sb.st_dev && now.st_ino == sb.st_ino);
+	rt_read_err(&r, err, sizeof(err));
+	if (!strstr(err, "new instance"))
+		fail_msg("stderr: %s", err);
+	assert_int_equal(unlink(moved), 0);
+	shm_seg_detach(b);
+	rt_cleanup(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1301,6 +1340,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_poison_message_dropped, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_loads_type_library, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_dead_client_is_repaired, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_stop_leaves_a_new_instance_alone,
+					  rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (the qemu guest's pick) */

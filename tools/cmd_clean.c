@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "shm/shm.h"
 #include "tools/tools.h"
@@ -11,9 +12,45 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: shoal clean [--instance NAME] [--force]\n"
 		   "Removes the segment of an instance whose supervisor is gone (stale) or that\n"
-		   "was stopped and kept. Refuses a live instance. Nothing to remove is success.\n"
+		   "was stopped and kept, or that its creator left half-created (it died before\n"
+		   "publishing it). Refuses a live instance, and one being created. Nothing to\n"
+		   "remove is success.\n"
 		   "  --force  also remove a segment that fails validation (corrupt, foreign "
 		   "layout)\n");
+}
+
+/* Say what a removal did; a CLI exit code. */
+static int report_removal(const char *instance, int ret, const char *what)
+{
+	if (ret == -ESTALE) {
+		printf("instance '%s': not removed: since the %s segment was looked at, its name "
+		       "was taken by another file (a new instance); left that alone\n",
+		       instance, what);
+		return EXIT_OK;
+	}
+	if (ret == -ENOENT) {
+		printf("instance '%s': nothing to clean (removed meanwhile)\n", instance);
+		return EXIT_OK;
+	}
+	if (ret) {
+		fprintf(stderr, "shoal clean: removing '%s': %s\n", instance, strerror(-ret));
+		return EXIT_SYSTEM;
+	}
+	printf("instance '%s': removed the %s segment\n", instance, what);
+	return EXIT_OK;
+}
+
+/* Remove the file judged unreadable: the one seen before attaching, if still in place. */
+static int remove_seen(const char *instance, const struct stat *seen, const char *what)
+{
+	return report_removal(instance, shm_seg_unlink_if(instance, seen->st_dev, seen->st_ino),
+			      what);
+}
+
+static int read_liveness(const struct shm_seg *seg, void *arg)
+{
+	*(enum shm_liveness *)arg = shm_seg_liveness(seg, 0);
+	return 0;
 }
 
 int cmd_clean(int argc, char **argv)
@@ -28,6 +65,7 @@ int cmd_clean(int argc, char **argv)
 	bool force = false;
 	struct shm_seg *seg;
 	enum shm_liveness l;
+	struct stat seen;
 	char err[512];
 	int c, ret;
 
@@ -48,6 +86,27 @@ int cmd_clean(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	/* the identity of what we judge: removed only if the name still names it */
+	ret = shm_seg_stat(instance, &seen);
+	if (ret == -ENOENT) {
+		printf("instance '%s': nothing to clean\n", instance);
+		return EXIT_OK;
+	}
+	if (ret == -EINVAL) {
+		fprintf(stderr, "shoal clean: instance name '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
+			instance, SHM_INSTANCE_MAX - 1);
+		return EXIT_USAGE;
+	}
+	/* a creator that died before publishing: recognisable without reading further */
+	ret = shm_seg_remove_abandoned(instance, err, sizeof(err));
+	if (ret == 0) {
+		printf("instance '%s': removed %s\n", instance, err);
+		return EXIT_OK;
+	}
+	if (ret == -EINPROGRESS) {
+		fprintf(stderr, "shoal clean: %s; not removed\n", err);
+		return EXIT_USAGE;
+	}
 	ret = shm_seg_attach(instance, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0,
 			     &seg, err, sizeof(err));
 	if (ret == -ENOENT) {
@@ -66,16 +125,25 @@ int cmd_clean(int argc, char **argv)
 				err);
 			return tool_exit_for(ret);
 		}
-		ret = shm_seg_unlink(instance);
-		if (ret && ret != -ENOENT) {
-			fprintf(stderr, "shoal clean: removing '%s': %s\n", instance,
-				strerror(-ret));
-			return EXIT_SYSTEM;
-		}
-		printf("instance '%s': removed an unreadable segment (--force)\n", instance);
-		return EXIT_OK;
+		return remove_seen(instance, &seen, "unreadable (--force)");
 	}
-	l = shm_seg_liveness(seg, 0);
+	/* the liveness read goes through the mapping: a page that cannot be backed is an
+	 * unreadable segment, not a SIGBUS */
+	ret = shm_seg_guard(seg, read_liveness, &l, NULL);
+	if (ret) {
+		shm_seg_detach(seg);
+		if (!force) {
+			fprintf(stderr,
+				"shoal clean: instance '%s': its segment cannot be read "
+				"(truncated, "
+				"or a hole a full /dev/shm cannot back)\nnot removed: use --force "
+				"to "
+				"remove an unreadable segment\n",
+				instance);
+			return EXIT_USAGE;
+		}
+		return remove_seen(instance, &seen, "unreadable (--force)");
+	}
 	if (l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE) {
 		fprintf(stderr,
 			"shoal clean: instance '%s' is live (supervisor pid %u); stop it instead\n",
@@ -83,12 +151,8 @@ int cmd_clean(int argc, char **argv)
 		shm_seg_detach(seg);
 		return EXIT_USAGE;
 	}
+	/* the file we attached to and judged, not whatever the name names by now */
+	ret = shm_seg_remove(seg);
 	shm_seg_detach(seg);
-	ret = shm_seg_unlink(instance);
-	if (ret && ret != -ENOENT) {
-		fprintf(stderr, "shoal clean: removing '%s': %s\n", instance, strerror(-ret));
-		return EXIT_SYSTEM;
-	}
-	printf("instance '%s': removed %s segment\n", instance, shm_liveness_name(l));
-	return EXIT_OK;
+	return report_removal(instance, ret, shm_liveness_name(l));
 }

@@ -456,18 +456,11 @@ static void show_registry(const struct shm_seg *seg)
 	shm_grp_foreach(seg, show_group, &rs);
 }
 
-static int inspect_one(const char *instance, bool all, int wait_ms)
+/* Everything inspect prints; reads the segment, so shm_seg_guard() runs it. */
+static int show_all(const struct shm_seg *seg, void *arg)
 {
-	unsigned flags = SHM_ATTACH_RO | (wait_ms ? 0 : SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY);
-	struct shm_seg *seg;
-	char err[512];
-	int ret;
+	bool all = *(bool *)arg;
 
-	ret = shm_seg_attach(instance, flags, wait_ms, &seg, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "shoal inspect: %s\n", err);
-		return tool_exit_for(ret);
-	}
 	if (atomic_load(&shm_hdr(seg)->ready) != SHM_READY_WORD)
 		printf("note           never published: its creator died while initialising it\n");
 	show_header(seg);
@@ -478,8 +471,34 @@ static int inspect_one(const char *instance, bool all, int wait_ms)
 	show_agents(seg);
 	show_monitors(seg);
 	show_registry(seg);
+	return 0;
+}
+
+static int inspect_one(const char *instance, bool all, int wait_ms)
+{
+	unsigned flags = SHM_ATTACH_RO | (wait_ms ? 0 : SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY);
+	struct shm_seg *seg;
+	uint64_t bad = 0;
+	char err[512];
+	int ret;
+
+	ret = shm_seg_attach(instance, flags, wait_ms, &seg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "shoal inspect: %s\n", err);
+		return tool_exit_for(ret);
+	}
+	/* a page the file cannot back (truncated under us, a hole on a full /dev/shm) is an
+	 * error, not a SIGBUS: no file in /dev/shm can crash inspect */
+	ret = shm_seg_guard(seg, show_all, &all, &bad);
+	fflush(stdout);
+	if (ret == -EFAULT)
+		fprintf(stderr,
+			"shoal inspect: instance '%s': byte %llu of its segment cannot be read "
+			"(the file was truncated, or has a hole a full /dev/shm cannot back); the "
+			"output above is incomplete\n",
+			instance, (unsigned long long)bad);
 	shm_seg_detach(seg);
-	return EXIT_OK;
+	return ret ? EXIT_USAGE : EXIT_OK;
 }
 
 /* Create a scratch instance, claim a slot in it, inspect it read-only, remove it. */
@@ -519,8 +538,8 @@ static int scratch(bool all)
 	}
 	rc = inspect_one(name, all, 0);
 out:
+	shm_seg_remove(seg);
 	shm_seg_detach(seg);
-	shm_seg_unlink(name);
 	return rc;
 }
 

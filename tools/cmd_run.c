@@ -194,7 +194,8 @@ int cmd_run(int argc, char **argv)
 		ret = sup_config_check(c, &f, err, sizeof(err));
 		if (ret) {
 			fprintf(stderr, "shoal run: %s\n", err);
-			ret = ret == -EINVAL ? EXIT_USAGE : EXIT_SYSTEM;
+			/* too big for /dev/shm's free space: a bad config here, at start exit 3 */
+			ret = ret == -EINVAL || ret == -ENOSPC ? EXIT_USAGE : EXIT_SYSTEM;
 			goto out;
 		}
 		summary(c, &f);
