@@ -184,6 +184,18 @@ enum shm_proc_state {
 	SHM_PROC_EXITED = 5,   /* gone, repaired; a worker slot keeps its history here */
 };
 
+/*
+ * Besides those states, a process slot's state word may hold a hold word for a few
+ * instructions: bit 31 set, the holder's pid in bits 0..27 (pid_max is at most 2^22), and in
+ * bits 28..30 the state a reaper gives back if it finds the slot not dead after all (0 for a
+ * claimer's hold). Whoever finds the holder dead resolves it (shm/proc.c, top comment).
+ */
+#define SHM_PROC_HELD 0x80000000u
+#define SHM_PROC_HOLD(prev, pid)                                                                   \
+	(SHM_PROC_HELD | ((uint32_t)(prev) << 28) | ((uint32_t)(pid)&0x0fffffffu))
+#define SHM_PROC_HOLD_PID(st)  ((int32_t)((st)&0x0fffffffu))
+#define SHM_PROC_HOLD_PREV(st) (((st) >> 28) & 7u)
+
 /* Why a process last exited (shm_proc.last_reason). */
 enum shm_exit_reason {
 	SHM_EXIT_NONE = 0,

@@ -122,6 +122,10 @@ const char *shm_inst_state_name(uint32_t st)
 const char *shm_proc_state_name(uint32_t st)
 {
 	static const char *n[] = {"free", "starting", "running", "stopping", "dead", "exited"};
+
+	/* a hold word (shm/proc.c): a claim, or a reaper's mark, in progress */
+	if (st & SHM_PROC_HELD)
+		return SHM_PROC_HOLD_PREV(st) ? "reaping" : "claiming";
 	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
 }
 
