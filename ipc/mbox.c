@@ -159,7 +159,12 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 		atomic_store_explicit(&m.seq[i], seq_free(i), memory_order_relaxed);
 		atomic_store_explicit(ipc_stamp_at(&m, i), 0, memory_order_relaxed);
 	}
-	/* I0: pairs with the acquire load of the agent state by senders (S2 in shm/proc.c). */
+	/*
+	 * I0: the init before whichever release store next hands the slot out: H0 (ctl :=
+	 * WRK_CTL_HELD, wrk_agent_spawn()) to its worker, S3 (RUNNING, ipc_inbox_open()) to
+	 * senders' A0 in check_to(). Not S2: the slot read STARTING before this init (see
+	 * S2 in shm/proc.c for why no writer reaches the mailbox in between).
+	 */
 	atomic_thread_fence(memory_order_release);
 }
 

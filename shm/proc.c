@@ -44,7 +44,8 @@
  *   H0  reaper's hold CAS (acq_rel) <- S0/S1/K1 of whoever stored s; -> K0 of other reapers
  *   H1  reaper's own re-check     ordered by H0
  *   H2  DEAD                      release -> D1, shm_tag_is_dead()
- * Agent slots, the exit log (E0-E3) and telemetry (T0-T3) have their own labels below.
+ * Agent slots (AC0, S2, F0), the exit log (E0-E3) and telemetry (T0-T3) have their own
+ * labels below.
  */
 #include <errno.h>
 #include <signal.h>
@@ -396,7 +397,8 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			if (atomic_load_explicit(&a->ctl, memory_order_relaxed) ||
 			    atomic_load_explicit(&a->state, memory_order_relaxed) != SHM_AGENT_FREE)
 				continue;
-			/* C1: claim; pairs with acquire loads of ctl by repair and tools. */
+			/* AC0: claim; pairs with acquire loads of ctl by repair (A1 in
+			 * workers/agent.c) and control (A1 in supervisor/control.c). */
 			if (!atomic_compare_exchange_strong_explicit(&a->ctl, &zero, seg->tag,
 								     memory_order_acq_rel,
 								     memory_order_relaxed))
@@ -420,7 +422,20 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			atomic_store_explicit(&a->worker, 0, memory_order_relaxed);
 			memset(a->type, 0, sizeof(a->type));
 			memset(a->name, 0, sizeof(a->name));
-			/* S2: pairs with acquire loads of state: fields above first. */
+			/*
+			 * S2: release: pairs with the acquire loads of state (A0 in check_to(),
+			 * ipc/msg.c, and in workers/agent.c): gen and the fields above before
+			 * STARTING, so whoever reads STARTING reads the new gen and turns an
+			 * older handle away (-ESTALE). The mailbox is initialised after this
+			 * (wrk_agent_spawn(), ipc_inbox_open()), and no writer reaches it in
+			 * between: the new handle is handed out only after the init (registry,
+			 * return value, the inbox's RUNNING), older handles fail that gen check
+			 * (direct sends, broadcasts over a stale group list), and the repair of
+			 * a producer that died in the previous incarnation's ring writes only
+			 * words the init then resets (tests/test_mbox.c, test_mbox_slot_window).
+			 * A sender that passed its check before the slot was freed is another
+			 * matter: no order here stops it.
+			 */
 			atomic_store_explicit(&a->state, SHM_AGENT_STARTING, memory_order_release);
 			shm_change_bump(seg);
 			*slot_out = i;
