@@ -199,11 +199,13 @@ enum shm_proc_state {
 /* Why a process last exited (shm_proc.last_reason). */
 enum shm_exit_reason {
 	SHM_EXIT_NONE = 0,
-	SHM_EXIT_NORMAL = 1, /* exit code 0 after a stop request */
-	SHM_EXIT_CODE = 2,   /* exited with a non-zero code */
-	SHM_EXIT_SIGNAL = 3, /* killed by a signal */
-	SHM_EXIT_MEMCAP = 4, /* stopped by its memory cap */
-	SHM_EXIT_HANG = 5,   /* missed its heartbeat and was killed */
+	SHM_EXIT_NORMAL = 1,   /* exit code 0 after a stop request */
+	SHM_EXIT_CODE = 2,     /* exited with a non-zero code */
+	SHM_EXIT_SIGNAL = 3,   /* killed by a signal */
+	SHM_EXIT_MEMCAP = 4,   /* stopped by its memory cap */
+	SHM_EXIT_HANG = 5,     /* missed its heartbeat and was killed */
+	SHM_EXIT_VANISHED = 6, /* gone with no status to know (a client: not the supervisor's
+				* child); code -1, signal 0 mean unknown */
 };
 
 /*

@@ -137,7 +137,8 @@ const char *shm_role_name(uint32_t role)
 
 const char *shm_exit_reason_name(uint32_t r)
 {
-	static const char *n[] = {"-", "normal", "exit code", "signal", "memory cap", "hang"};
+	static const char *n[] = {"-",		"normal", "exit code", "signal",
+				  "memory cap", "hang",	  "vanished"};
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "?";
 }
 

@@ -1228,7 +1228,7 @@ static void scan_clients(struct sup *s)
 		p->last_epoch = (uint32_t)own;
 		p->last_code = -1;
 		p->last_signal = 0;
-		p->last_reason = SHM_EXIT_SIGNAL; /* not our child: no status; it vanished */
+		p->last_reason = SHM_EXIT_VANISHED; /* not our child: no status to know */
 		p->last_exit_ns = shm_wall_ns();
 		shm_exit_record(s->seg, i);
 		shm_reg_repair(s->seg, i);
