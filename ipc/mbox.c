@@ -159,7 +159,12 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 		atomic_store_explicit(&m.seq[i], seq_free(i), memory_order_relaxed);
 		atomic_store_explicit(ipc_stamp_at(&m, i), 0, memory_order_relaxed);
 	}
-	/* I0: pairs with the acquire load of the agent state by senders (S2 in shm/proc.c). */
+	/*
+	 * I0: the init before whichever release store next hands the slot out: H0 (ctl :=
+	 * WRK_CTL_HELD, wrk_agent_spawn()) to its worker, S3 (RUNNING, ipc_inbox_open()) to
+	 * senders' A0 in check_to(). Not S2: the slot read STARTING before this init (see
+	 * S2 in shm/proc.c for why no writer reaches the mailbox in between).
+	 */
 	atomic_thread_fence(memory_order_release);
 }
 
@@ -218,7 +223,7 @@ static bool wants_scrub(const struct ipc_mbox *m, uint64_t p, uint32_t k)
  */
 static inline void publish(struct ipc_mbox *m, uint64_t t, uint64_t claim, uint64_t to)
 {
-	/* R0: pairs with A2 in skip_head() and A4 in take_reply: payload before READY. */
+	/* R0: pairs with A2 in skip_head() and A4 in ipc_mbox_take_reply(): payload first. */
 	atomic_compare_exchange_strong_explicit(&m->seq[t & m->mask], &claim, to,
 						memory_order_release, memory_order_relaxed);
 }
@@ -666,7 +671,8 @@ static bool owner_is_dead(const struct shm_seg *seg, uint32_t owner)
 
 	if (owner >= shm_hdr(seg)->cfg.max_procs)
 		return true;
-	/* A3: pairs with the supervisor's release store of DEAD (after the death). */
+	/* A3: pairs with the release stores of DEAD (D0 in the supervisor's repair(), H2 in
+	 * shm_proc_reap()): made only once the owner is known gone. */
 	st = atomic_load_explicit(&shm_proc_at(seg, owner)->state, memory_order_acquire);
 	return st == SHM_PROC_DEAD || st == SHM_PROC_EXITED || st == SHM_PROC_FREE;
 }
@@ -702,7 +708,7 @@ static uint64_t skip_head(const struct shm_seg *seg, struct ipc_mbox *m, uint64_
 
 		/* fetch the cell while the sequence word's line travels: two misses overlap */
 		__builtin_prefetch(m->cells + (h & m->mask) * SHM_MBOX_CELL);
-		/* A2: pairs with R0 in try_put(): a READY message's bytes are visible. */
+		/* A2: pairs with R0 in publish(): a READY message's bytes are visible. */
 		s = atomic_load_explicit(&m->seq[h & m->mask], memory_order_acquire);
 		uint32_t st = ipc_seq_state(s), k = ipc_seq_k(s);
 

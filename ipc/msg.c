@@ -36,7 +36,12 @@ static int check_to(const struct shm_seg *seg, shoal_handle_t to)
 	if (to == SHOAL_HANDLE_NONE || slot >= shm_hdr(seg)->cfg.max_agents)
 		return -ENOENT;
 	a = shm_agent_at(seg, slot);
-	/* A0: pairs with S2 in shm_agent_alloc(): a live generation's mailbox is initialised. */
+	/*
+	 * A0: pairs with S2 in shm_agent_alloc() (the new gen comes with STARTING: an older
+	 * handle is turned away below) and with S3 in ipc_inbox_open() or the worker's
+	 * RUNNING (the mailbox was initialised before). A handle of a STARTING agent
+	 * comes from its spawner, after the init (I0).
+	 */
 	if (atomic_load_explicit(&a->state, memory_order_acquire) == SHM_AGENT_FREE)
 		return -ENOENT;
 	if (atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(to))

@@ -330,7 +330,7 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
 	/* D0: pairs with D1 in ipc_ring(): parked store before the has_work loads. */
 	atomic_thread_fence(memory_order_seq_cst);
-	/* D2: pairs with the release increment D3 in ring_one(): its message is visible. */
+	/* D2: pairs with the release increment D3 in claim_wake(): its message is visible. */
 	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	if (has_work(arg)) {
 		atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
@@ -477,7 +477,7 @@ static void ring_one(struct shm_seg *seg, uint32_t proc)
 
 	if (!claim_wake(p))
 		return;
-	/* M1: pairs with M0 in ipc_waiter_create(). */
+	/* M1: pairs with M0 in ipc_waiter_attach(): eventfd number before the mechanism. */
 	mech = atomic_load_explicit(&p->wake_mech, memory_order_acquire);
 	if (mech == IPC_WAKE_EVENTFD)
 		wake_eventfd(seg, proc, p);
@@ -550,8 +550,7 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 		p = shm_proc_at(seg, procs[i]);
 		if (!claim_wake(p))
 			continue;
-		/* K1: pairs with the release of wake_mech in ipc_waiter_attach(): eventfd is set.
-		 */
+		/* M1 (as in ring_one()): pairs with M0 in ipc_waiter_attach(): eventfd is set. */
 		if (atomic_load_explicit(&p->wake_mech, memory_order_acquire) == IPC_WAKE_EVENTFD) {
 			wake_eventfd(seg, procs[i], p);
 			continue;

@@ -148,7 +148,7 @@ static void grp_undo(const struct ggeo *g, uint32_t gi)
 	struct shm_grp *gr = grp_at(g, gi);
 
 	atomic_store_explicit(&gr->key, 0, memory_order_relaxed);
-	/* GF0: release: pairs with the reservers' C-acquire. */
+	/* GF0: release: pairs with GC0 in the reservers' CAS: the header is empty. */
 	atomic_store_explicit(&gr->ctl, 0, memory_order_release);
 }
 

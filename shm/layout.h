@@ -184,14 +184,28 @@ enum shm_proc_state {
 	SHM_PROC_EXITED = 5,   /* gone, repaired; a worker slot keeps its history here */
 };
 
+/*
+ * Besides those states, a process slot's state word may hold a hold word for a few
+ * instructions: bit 31 set, the holder's pid in bits 0..27 (pid_max is at most 2^22), and in
+ * bits 28..30 the state a reaper gives back if it finds the slot not dead after all (0 for a
+ * claimer's hold). Whoever finds the holder dead resolves it (shm/proc.c, top comment).
+ */
+#define SHM_PROC_HELD 0x80000000u
+#define SHM_PROC_HOLD(prev, pid)                                                                   \
+	(SHM_PROC_HELD | ((uint32_t)(prev) << 28) | ((uint32_t)(pid)&0x0fffffffu))
+#define SHM_PROC_HOLD_PID(st)  ((int32_t)((st)&0x0fffffffu))
+#define SHM_PROC_HOLD_PREV(st) (((st) >> 28) & 7u)
+
 /* Why a process last exited (shm_proc.last_reason). */
 enum shm_exit_reason {
 	SHM_EXIT_NONE = 0,
-	SHM_EXIT_NORMAL = 1, /* exit code 0 after a stop request */
-	SHM_EXIT_CODE = 2,   /* exited with a non-zero code */
-	SHM_EXIT_SIGNAL = 3, /* killed by a signal */
-	SHM_EXIT_MEMCAP = 4, /* stopped by its memory cap */
-	SHM_EXIT_HANG = 5,   /* missed its heartbeat and was killed */
+	SHM_EXIT_NORMAL = 1,   /* exit code 0 after a stop request */
+	SHM_EXIT_CODE = 2,     /* exited with a non-zero code */
+	SHM_EXIT_SIGNAL = 3,   /* killed by a signal */
+	SHM_EXIT_MEMCAP = 4,   /* stopped by its memory cap */
+	SHM_EXIT_HANG = 5,     /* missed its heartbeat and was killed */
+	SHM_EXIT_VANISHED = 6, /* gone with no status to know (a client: not the supervisor's
+				* child); code -1, signal 0 mean unknown */
 };
 
 /*

@@ -1,4 +1,52 @@
-/* The process table and the agent table's slot claims. */
+/*
+ * The process table and the agent table's slot claims.
+ *
+ * Claiming a process slot. Any process may be SIGKILLed at any instruction; a reaper (a
+ * claimer over a full table, the supervisor's client scan) must never take a slot whose
+ * claimer lives, and a claimer that dies at any step must leave a slot that becomes
+ * claimable again. So at every step the slot's state word names a process whose death
+ * can be checked:
+ *
+ *   FREE/EXITED --C0--> HOLD(0, claimer) --S0--> STARTING --S1--> RUNNING, STOPPING
+ *
+ * C0 is the one exclusive step and carries the claimer's pid in the CAS word itself (a hold
+ * word, shm/layout.h). Only then does the claimer store own (pid, epoch: C1), its start
+ * time and the owner fields; S0 publishes them with STARTING. Nothing of a claim is visible
+ * before S0 (no tag is handed out), so a claimer found dead while it holds the slot left
+ * nothing to repair. (Storing the owner after a CAS straight to STARTING let a reaper judge
+ * a live claimer by the previous owner's own word, or by its own pid with the previous
+ * start time, and mark it DEAD under it: two owners.)
+ *
+ * Reaping, shm_proc_reap(), one slot at a time:
+ *   HOLD(0, c), c gone                       --K1--> EXITED (claimable at once)
+ *   s = STARTING/RUNNING/STOPPING, owner gone --H0--> HOLD(s, reaper) --H2--> DEAD
+ *   HOLD(s, r), r gone                       --K1--> DEAD if the owner is gone, else s
+ * An owner is judged by own and start_time, published before s (S0/S1; K0 acquires them).
+ * A whole cycle can run between a reaper's judgement and its CAS (the owner releases or
+ * is repaired, a new owner claims and publishes the same s), so H0 only takes the state
+ * word, and H1 then checks that own is still the owner judged; if not, the reaper gives
+ * s back. Every move away from a hold is a CAS on that hold word, whose pid names the one
+ * process whose death was checked; the supervisor repairs DEAD slots, then stores EXITED.
+ *
+ * A holder is judged by its pid alone (no room for a start time in the word; a zombie is
+ * gone): a pid reused meanwhile keeps the hold until that process exits too. Left open: a
+ * holder's pid reused by a new holder of the same slot between a reaper's check and its
+ * CAS, which needs the pid space to wrap in that window.
+ *
+ * Labels (this file; D0/D1/X0/X1 are the supervisor's, supervisor/sup.c):
+ *   C0  claimer's hold CAS        release -> K0; acquire as C2
+ *   C1  claimer's own store       release -> own loads in shm_tag_is_dead(), shm_proc_reap()
+ *   C2  claimer's state load      acquire <- R0, K1, X0, X1 (history, repairs)
+ *   S0  STARTING, S1 later states release -> K0, D1, other acquire loads of state
+ *   R0  EXITED on release         release -> C2
+ *   K0  reaper's state load       acquire <- C0, H0, S0, S1, K1
+ *   K1  a dead holder's hold moved on (acq_rel) -> C2, K0, D1
+ *   H0  reaper's hold CAS (acq_rel) <- S0/S1/K1 of whoever stored s; -> K0 of other reapers
+ *   H1  reaper's own re-check     ordered by H0
+ *   H2  DEAD                      release -> D1, shm_tag_is_dead()
+ * Agent slots (AC0, S2, F0), the exit log (E0-E3) and telemetry (T0-T3) have their own
+ * labels below.
+ */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -6,6 +54,14 @@
 #include <unistd.h>
 
 #include "shm/shm.h"
+
+void (*shm_proc_test_hook)(int step);
+
+#define STEP(n)                                                                                    \
+	do {                                                                                       \
+		if (__builtin_expect(shm_proc_test_hook != NULL, 0))                               \
+			shm_proc_test_hook(n);                                                     \
+	} while (0)
 
 static uint32_t nprocs(const struct shm_seg *seg)
 {
@@ -16,14 +72,14 @@ static uint32_t new_epoch(struct shm_seg *seg)
 {
 	uint32_t e;
 
-	/* relaxed: the epoch only has to be unique; the own-word CAS publishes it */
+	/* relaxed: the epoch only has to be unique; C1 publishes it */
 	do
 		e = atomic_fetch_add_explicit(&shm_hdr(seg)->next_epoch, 1, memory_order_relaxed);
 	while (e == 0);
 	return e;
 }
 
-/* Fill a freshly claimed slot's owner fields; the CAS on own made them ours. */
+/* Fill a freshly claimed slot's owner fields; C0 made the slot ours, S0 publishes them. */
 static void proc_init(struct shm_proc *p, enum shm_role role, uint64_t start_time)
 {
 	p->role = role;
@@ -36,7 +92,11 @@ static void proc_init(struct shm_proc *p, enum shm_role role, uint64_t start_tim
 	atomic_store_explicit(&p->heartbeat_ns, shm_now_ns(), memory_order_relaxed);
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->running_ns, 0, memory_order_relaxed);
-	/* S0: pairs with the acquire loads of state in readers: fields above first. */
+	STEP(SHM_PROC_STEP_FILLED);
+	/*
+	 * S0: release: pairs with K0 in shm_proc_reap() and the other acquire loads of state:
+	 * own, start_time and the fields above before the slot reads as claimed.
+	 */
 	atomic_store_explicit(&p->state, SHM_PROC_STARTING, memory_order_release);
 }
 
@@ -49,32 +109,45 @@ static bool is_claimable(uint32_t st)
 	return st == SHM_PROC_FREE || st == SHM_PROC_EXITED;
 }
 
+/* A slot whose owner has published itself (S0) and not yet left. */
+static bool is_published(uint32_t st)
+{
+	return st == SHM_PROC_STARTING || st == SHM_PROC_RUNNING || st == SHM_PROC_STOPPING;
+}
+
 static int claim_at(struct shm_seg *seg, uint32_t i, enum shm_role role, pid_t pid, uint64_t start,
 		    uint32_t *epoch_out)
 {
 	struct shm_proc *p = shm_proc_at(seg, i);
-	/* S3: pairs with S1/R0 (state release stores): the slot's history before FREE/EXITED. */
+	/* C2: pairs with R0, K1 and the supervisor's X0/X1: the history before FREE/EXITED. */
 	uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
 	uint32_t epoch;
 
 	if (!is_claimable(st))
 		return -EBUSY;
 	/*
-	 * C0: the state CAS is the exclusive step: of two claimers that both saw the slot
-	 * FREE/EXITED exactly one moves it on. (Claiming by a CAS on own first let a second
-	 * claimer read the new own with the old state and take the slot too.) Pairs with the
-	 * acquire loads of state in shm_tag_is_dead().
+	 * C0: the one exclusive step, and it names us: of two claimers that both saw the slot
+	 * FREE/EXITED exactly one moves it on, to a hold word carrying its pid, so from this
+	 * instruction on a reaper can tell whether the claimer lives. acq_rel: acquire as C2;
+	 * release pairs with K0 in shm_proc_reap().
 	 */
-	if (!atomic_compare_exchange_strong_explicit(&p->state, &st, SHM_PROC_STARTING,
-						     memory_order_acq_rel, memory_order_acquire))
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &st, SHM_PROC_HOLD(0, pid),
+						     memory_order_acq_rel, memory_order_relaxed))
 		return -EBUSY;
+	STEP(SHM_PROC_STEP_HELD);
 	/* an EXITED slot keeps its old own word until here; FREE has 0 */
 	epoch = new_epoch(seg);
-	/* C1: release: pairs with acquire loads of own in shm_tag_is_dead(). */
+	/*
+	 * C1: release: pairs with the acquire loads of own in shm_tag_is_dead() and
+	 * shm_proc_reap(): whoever reads the new epoch reads the slot held (C0), not the
+	 * FREE/EXITED it was.
+	 */
 	atomic_store_explicit(&p->own, ((uint64_t)(uint32_t)pid << 32) | epoch,
 			      memory_order_release);
+	STEP(SHM_PROC_STEP_OWN);
 	proc_init(p, role, start);
 	shm_change_bump(seg);
+	STEP(SHM_PROC_STEP_PUBLISHED);
 	*epoch_out = epoch;
 	return 0;
 }
@@ -96,7 +169,8 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
 	uint32_t epoch, nw = shm_hdr(seg)->cfg.nworkers;
 	/*
 	 * Slots 0..nworkers belong to the supervisor and its workers: a worker's slot reads
-	 * EXITED between a death and the replacement's claim, and a client must not take it.
+	 * EXITED between a death and the replacement's claim, and a client must not take it
+	 * (nor reap it: the supervisor watches its workers itself).
 	 */
 	uint32_t first = role == SHM_ROLE_CLIENT && nw && nw < nprocs(seg) ? nw + 1 : 0;
 
@@ -114,25 +188,113 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
 		if (!reap)
 			break;
 		/*
-		 * Table full: clients that died without a supervisor to notice leave RUNNING
-		 * slots behind. Mark them DEAD so the supervisor repairs them; nothing here
-		 * frees a slot whose claims may still need repair.
+		 * Table full: clients that died without a supervisor to notice leave their slots
+		 * behind. A claimer that died before publishing leaves nothing to repair and its
+		 * slot is free at once; a dead owner's slot is marked DEAD for the supervisor's
+		 * repair (nothing here frees a slot whose claims may still need repair).
 		 */
-		for (uint32_t i = 0; i < nprocs(seg); i++) {
-			struct shm_proc *p = shm_proc_at(seg, i);
-			/* S3 (again); the CAS below is acq_rel so a racing claim (C0) and this mark
-			 * order. */
-			uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
-
-			if ((st == SHM_PROC_RUNNING || st == SHM_PROC_STARTING) &&
-			    !shm_proc_is_alive(seg, i) &&
-			    atomic_compare_exchange_strong_explicit(&p->state, &st, SHM_PROC_DEAD,
-								    memory_order_acq_rel,
-								    memory_order_relaxed))
-				shm_change_bump(seg);
-		}
+		for (uint32_t i = first; i < nprocs(seg); i++)
+			shm_proc_reap(seg, i);
 	}
 	return -ENOSPC;
+}
+
+/*
+ * Is the process named in hold word st gone? By its pid alone (see the top comment); a
+ * zombie counts as gone: it runs no more code.
+ */
+static bool is_holder_gone(uint32_t st)
+{
+	return !shm_pid_is_running((pid_t)SHM_PROC_HOLD_PID(st), 0);
+}
+
+/* Is the published owner `own` of p gone? start_time is the one S0 published with own. */
+static bool is_owner_gone(const struct shm_proc *p, uint64_t own)
+{
+	return !shm_pid_is_alive((pid_t)(own >> 32), p->start_time);
+}
+
+/* A hold whose holder is gone: free it (a claimer's), or finish or undo a reaper's. */
+static int reap_hold(struct shm_seg *seg, struct shm_proc *p, uint32_t st)
+{
+	uint32_t to;
+
+	if (!is_holder_gone(st))
+		return 0;
+	if (!SHM_PROC_HOLD_PREV(st)) {
+		to = SHM_PROC_EXITED; /* a claimer died before S0: it published nothing */
+	} else {
+		/*
+		 * A reaper died holding. relaxed: K0 read its hold, an RMW in the release
+		 * sequence of the S0/S1 that published the owner now in own (the word cannot
+		 * move while held).
+		 */
+		uint64_t own = atomic_load_explicit(&p->own, memory_order_relaxed);
+
+		to = is_owner_gone(p, own) ? SHM_PROC_DEAD : SHM_PROC_HOLD_PREV(st);
+	}
+	/*
+	 * K1: only the hold judged moves. acq_rel: release pairs with C2 (a freed slot's
+	 * history) and with K0 of other reapers (a state given back still publishes its owner).
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &st, to, memory_order_acq_rel,
+						     memory_order_relaxed))
+		return 0;
+	shm_change_bump(seg);
+	return to == SHM_PROC_DEAD || to == SHM_PROC_EXITED;
+}
+
+int shm_proc_reap(struct shm_seg *seg, uint32_t slot)
+{
+	struct shm_proc *p;
+	uint32_t st, hold;
+	uint64_t own;
+
+	if (!seg->writable)
+		return -EROFS;
+	if (slot >= nprocs(seg))
+		return -EINVAL;
+	p = shm_proc_at(seg, slot);
+	/*
+	 * Read own before state: H1 compares the own word against this value, so an owner
+	 * judged with a start time that is not its own (a new claim ran between the loads)
+	 * fails that check instead of being marked. acquire: pairs with C1.
+	 */
+	own = atomic_load_explicit(&p->own, memory_order_acquire);
+	/* K0: pairs with C0/H0 (a hold and its pid) and S0/S1 (own and start_time before st) */
+	st = atomic_load_explicit(&p->state, memory_order_acquire);
+	if (st & SHM_PROC_HELD)
+		return reap_hold(seg, p, st);
+	if (!is_published(st) || !is_owner_gone(p, own))
+		return 0;
+	hold = SHM_PROC_HOLD(st, getpid());
+	STEP(SHM_PROC_STEP_REAP_JUDGED);
+	/*
+	 * H0: take the state word, only while it still reads st. acq_rel: acquire pairs with
+	 * the S0/S1 (or a K1/H1 give-back) that stored st, so H1 reads the own word of whoever
+	 * that was; release pairs with K0 of other reapers.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &st, hold, memory_order_acq_rel,
+						     memory_order_relaxed))
+		return 0;
+	STEP(SHM_PROC_STEP_REAP_HELD);
+	/* H1: relaxed: ordered by H0. Another own: a new owner published st again since. */
+	if (atomic_load_explicit(&p->own, memory_order_relaxed) != own) {
+		/* give its state back (release, as K1); a state it stored itself stands */
+		atomic_compare_exchange_strong_explicit(&p->state, &hold, st, memory_order_release,
+							memory_order_relaxed);
+		return 0;
+	}
+	/*
+	 * H2: release: pairs with the acquire loads of state in the supervisor's client scan
+	 * and shm_tag_is_dead(): the slot reads DEAD once its owner is known gone, and only
+	 * then. A CAS: the supervisor's own repair (D0) may have marked it meanwhile.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&p->state, &hold, SHM_PROC_DEAD,
+						     memory_order_release, memory_order_relaxed))
+		return 0;
+	shm_change_bump(seg);
+	return 1;
 }
 
 void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st)
@@ -178,12 +340,17 @@ bool shm_proc_is_alive(const struct shm_seg *seg, uint32_t slot)
 {
 	const struct shm_proc *p;
 	uint64_t own;
+	uint32_t st;
 
 	if (slot >= nprocs(seg))
 		return false;
 	p = shm_proc_at(seg, slot);
-	/* C1 partner: the owner's own word, released after its state CAS. */
+	/* acquire: pairs with C1, as in shm_proc_reap() */
 	own = atomic_load_explicit(&p->own, memory_order_acquire);
+	/* K0 as in shm_proc_reap(): a claim in progress is judged by its holder */
+	st = atomic_load_explicit(&p->state, memory_order_acquire);
+	if (st & SHM_PROC_HELD)
+		return !is_holder_gone(st);
 	if (!own)
 		return false;
 	return shm_pid_is_alive((pid_t)(own >> 32), p->start_time);
@@ -199,6 +366,7 @@ bool shm_tag_is_dead(const struct shm_seg *seg, uint64_t tag, bool probe)
 	if (slot >= nprocs(seg))
 		return true; /* no such slot: nobody can own it */
 	p = shm_proc_at(seg, slot);
+	/* acquire: pairs with C1: a new epoch comes with the slot held, not FREE/EXITED */
 	own = atomic_load_explicit(&p->own, memory_order_acquire);
 	if ((uint32_t)own != SHM_TAG_EPOCH(tag))
 		return true; /* the slot has moved on to another epoch */
@@ -229,7 +397,8 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			if (atomic_load_explicit(&a->ctl, memory_order_relaxed) ||
 			    atomic_load_explicit(&a->state, memory_order_relaxed) != SHM_AGENT_FREE)
 				continue;
-			/* C1: claim; pairs with acquire loads of ctl by repair and tools. */
+			/* AC0: claim; pairs with acquire loads of ctl by repair (A1 in
+			 * workers/agent.c) and control (A1 in supervisor/control.c). */
 			if (!atomic_compare_exchange_strong_explicit(&a->ctl, &zero, seg->tag,
 								     memory_order_acq_rel,
 								     memory_order_relaxed))
@@ -253,7 +422,20 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			atomic_store_explicit(&a->worker, 0, memory_order_relaxed);
 			memset(a->type, 0, sizeof(a->type));
 			memset(a->name, 0, sizeof(a->name));
-			/* S2: pairs with acquire loads of state: fields above first. */
+			/*
+			 * S2: release: pairs with the acquire loads of state (A0 in check_to(),
+			 * ipc/msg.c, and in workers/agent.c): gen and the fields above before
+			 * STARTING, so whoever reads STARTING reads the new gen and turns an
+			 * older handle away (-ESTALE). The mailbox is initialised after this
+			 * (wrk_agent_spawn(), ipc_inbox_open()), and no writer reaches it in
+			 * between: the new handle is handed out only after the init (registry,
+			 * return value, the inbox's RUNNING), older handles fail that gen check
+			 * (direct sends, broadcasts over a stale group list), and the repair of
+			 * a producer that died in the previous incarnation's ring writes only
+			 * words the init then resets (tests/test_mbox.c, test_mbox_slot_window).
+			 * A sender that passed its check before the slot was freed is another
+			 * matter: no order here stops it.
+			 */
 			atomic_store_explicit(&a->state, SHM_AGENT_STARTING, memory_order_release);
 			shm_change_bump(seg);
 			*slot_out = i;

@@ -1171,7 +1171,7 @@ int shm_reg_unregister(struct shm_seg *seg, uint32_t ns, const char *name, size_
 		if (expect != SHOAL_HANDLE_NONE && s.handle != expect)
 			return -ESTALE;
 		c = s.ctl;
-		/* C3: acq_rel: the linearisation point; pairs with P0/P1 and readers' L4. */
+		/* C3: acq_rel: the linearisation point; pairs with S1/P1 (LIVE) and readers' L4. */
 		if (atomic_compare_exchange_strong_explicit(
 			    &g.e[idx].ctl, &c, SHM_REG_CTL(SHM_REG_DELETING, my_tag(seg)),
 			    memory_order_acq_rel, memory_order_relaxed))

@@ -217,8 +217,9 @@ void shm_mbox_node_range(const struct shm_cfg *cfg, uint32_t node, uint32_t *fir
 
 /*
  * Take a free process slot for the calling process with a fresh epoch; the slot is left
- * STARTING. Sets seg->self, seg->epoch, seg->tag. Returns 0, -ENOSPC (table full: dead
- * slots are reclaimed first when reap is true), -EROFS on a read-only attachment.
+ * STARTING. Sets seg->self, seg->epoch, seg->tag. Returns 0, -ENOSPC (table full; with
+ * reap, shm_proc_reap() runs over the table first: a dead claimer's slot is taken at once,
+ * a dead owner's waits for the supervisor's repair), -EROFS on a read-only attachment.
  */
 int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap);
 /*
@@ -227,6 +228,29 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap);
  */
 int shm_proc_claim_slot(struct shm_seg *seg, uint32_t slot, enum shm_role role, pid_t pid,
 			uint64_t start_time, uint32_t *epoch_out);
+/*
+ * Judge process slot `slot` once and, if whoever holds it is gone, move it on: a claimer
+ * that died before publishing its claim leaves the slot EXITED (nothing to repair); a dead
+ * owner's slot is marked DEAD for the supervisor's repair; a reaper that died mid-mark is
+ * finished (or undone, if the owner it judged was replaced by a live one). Never takes a
+ * slot whose claimer or owner lives. Returns 1 if this call marked or freed the slot, 0 if
+ * not, -EINVAL (no such slot), -EROFS. Any process with a writable attachment: a claimer
+ * over a full table (shm_proc_claim() with reap), the supervisor's client scan.
+ */
+int shm_proc_reap(struct shm_seg *seg, uint32_t slot);
+/*
+ * Test hook: when set, a claimer (and a reaper) calls it at numbered steps (SHM_PROC_STEP_*)
+ * so a test can stop or kill it exactly there. NULL in production: one load per step.
+ */
+enum {
+	SHM_PROC_STEP_HELD = 1,	       /* claim: the exclusive step done, nothing else written */
+	SHM_PROC_STEP_OWN = 2,	       /* claim: the own word stored */
+	SHM_PROC_STEP_FILLED = 3,      /* claim: owner fields filled, STARTING not yet published */
+	SHM_PROC_STEP_PUBLISHED = 4,   /* claim: STARTING published, before returning */
+	SHM_PROC_STEP_REAP_JUDGED = 9, /* reap: the owner judged gone, its state not yet held */
+	SHM_PROC_STEP_REAP_HELD = 10,  /* reap: the state word held, DEAD not yet stored */
+};
+extern void (*shm_proc_test_hook)(int step);
 /* Set our slot's state (owner only). */
 void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st);
 /* Release our slot (clean exit, no claims held). */

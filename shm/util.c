@@ -131,6 +131,10 @@ const char *shm_inst_state_name(uint32_t st)
 const char *shm_proc_state_name(uint32_t st)
 {
 	static const char *n[] = {"free", "starting", "running", "stopping", "dead", "exited"};
+
+	/* a hold word (shm/proc.c): a claim, or a reaper's mark, in progress */
+	if (st & SHM_PROC_HELD)
+		return SHM_PROC_HOLD_PREV(st) ? "reaping" : "claiming";
 	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
 }
 
@@ -142,7 +146,8 @@ const char *shm_role_name(uint32_t role)
 
 const char *shm_exit_reason_name(uint32_t r)
 {
-	static const char *n[] = {"-", "normal", "exit code", "signal", "memory cap", "hang"};
+	static const char *n[] = {"-",		"normal", "exit code", "signal",
+				  "memory cap", "hang",	  "vanished"};
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "?";
 }
 

@@ -98,7 +98,7 @@ static int adopt_end_owner(struct shm_seg *seg, uint32_t i)
 
 /*
  * Repair process slot i of the dead instance as the supervisor repairs a dead process:
- * DEAD, its exit recorded (not our child: no status; recorded as vanished), its claims
+ * DEAD (also one a claimer died holding), its exit recorded as vanished, its claims
  * resolved (registry, groups, mailboxes, agent and monitor claims), and for a worker its
  * agents marked DOWN for the replacement; then EXITED, claimable.
  */
@@ -120,7 +120,7 @@ static void adopt_repair_slot(struct shm_seg *seg, uint32_t i, bool worker)
 	p->last_epoch = (uint32_t)own;
 	p->last_code = -1;
 	p->last_signal = 0;
-	p->last_reason = SHM_EXIT_SIGNAL;
+	p->last_reason = SHM_EXIT_VANISHED; /* not our child: no status to know */
 	p->last_exit_ns = shm_wall_ns();
 	shm_exit_record(seg, i);
 	shm_reg_repair(seg, i);

@@ -284,7 +284,7 @@ static bool requester_is_gone(const struct sup_ctl *ctl, shoal_handle_t from)
 
 	if (!a)
 		return true;
-	/* A1: pairs with C1 in shm_agent_alloc(): the holder's tag */
+	/* A1: pairs with AC0 in shm_agent_alloc(): the holder's tag */
 	c = atomic_load_explicit(&a->ctl, memory_order_acquire);
 	if (!c || c == UINT64_MAX)
 		return false; /* an agent's, hosted by a worker we watch */

@@ -1270,31 +1270,25 @@ static void scan_clients(struct sup *s)
 
 	for (uint32_t i = s->n + 1; i < n; i++) {
 		struct shm_proc *p = shm_proc_at(s->seg, i);
-		/* S3 (shm/proc.c): the slot's owner fields before its state. */
-		uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
+		uint32_t st;
 		uint64_t own;
 
-		if (p->role != SHM_ROLE_CLIENT)
+		/*
+		 * Marks a dead owner's slot DEAD, frees a dead claimer's (its role may not be
+		 * written yet), never touches a live one's (shm/proc.c).
+		 */
+		shm_proc_reap(s->seg, i);
+		/* D1: pairs with H2/K1 in shm/proc.c: DEAD once the owner is known gone */
+		st = atomic_load_explicit(&p->state, memory_order_acquire);
+		if (st != SHM_PROC_DEAD || p->role != SHM_ROLE_CLIENT)
 			continue;
-		if (st == SHM_PROC_RUNNING || st == SHM_PROC_STARTING || st == SHM_PROC_STOPPING) {
-			if (shm_proc_is_alive(s->seg, i))
-				continue;
-			/* D1: pairs with C0 in claim_at(): only a slot still in st is marked. */
-			if (!atomic_compare_exchange_strong_explicit(&p->state, &st, SHM_PROC_DEAD,
-								     memory_order_acq_rel,
-								     memory_order_acquire))
-				continue;
-			shm_change_bump(s->seg);
-		} else if (st != SHM_PROC_DEAD) {
-			continue;
-		}
-		/* C1 partner (shm/proc.c): the dead owner's pid and epoch. */
-		own = atomic_load_explicit(&p->own, memory_order_acquire);
+		/* relaxed: D1 ordered it; the word cannot move while the slot reads DEAD */
+		own = atomic_load_explicit(&p->own, memory_order_relaxed);
 		p->last_pid = (uint32_t)(own >> 32);
 		p->last_epoch = (uint32_t)own;
 		p->last_code = -1;
 		p->last_signal = 0;
-		p->last_reason = SHM_EXIT_SIGNAL; /* not our child: no status; it vanished */
+		p->last_reason = SHM_EXIT_VANISHED; /* not our child: no status to know */
 		p->last_exit_ns = shm_wall_ns();
 		shm_exit_record(s->seg, i);
 		shm_reg_repair(s->seg, i);

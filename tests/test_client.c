@@ -361,6 +361,74 @@ static void test_client_spawn_stop(void **state)
 	shoal_client_close(c);
 }
 
+/*
+ * A client SIGKILLed while attached: the supervisor's client scan records its exit, and
+ * since a client is not the supervisor's child its status cannot be known: the record
+ * says "vanished", never a made-up signal (it said "signal", signal 0), and so does
+ * `shoal inspect`.
+ */
+static void test_client_killed_vanished(void **state)
+{
+	struct shm_exit_rec r[SHM_EXIT_LOG];
+	struct shm_seg *seg;
+	char err[256], out[16384], want[64];
+	const char *inspect[] = {"inspect", NULL};
+	const struct shm_exit_rec *rec = NULL;
+	int pfd[2], st;
+	char one;
+	pid_t pid;
+
+	(void)state;
+	start();
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shoal_client *c;
+
+		close(pfd[0]);
+		if (shoal_client_open(run.inst, &c, NULL, 0))
+			_exit(1);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &one, 1), 1);
+	close(pfd[0]);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(shm_seg_attach(run.inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	for (uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u; !rec;) {
+		uint32_t c = shm_change_read(seg);
+		uint32_t n = shm_exit_log_read(seg, r, SHM_EXIT_LOG, NULL);
+
+		for (uint32_t i = 0; i < n && !rec; i++)
+			if (r[i].pid == (uint32_t)pid)
+				rec = &r[i];
+		if (!rec && shm_change_wait(seg, c, dl))
+			fail_msg("the killed client's exit was never recorded");
+	}
+	assert_int_equal(rec->role, SHM_ROLE_CLIENT);
+	assert_string_equal(shm_exit_reason_name(rec->reason), "vanished");
+	assert_int_equal(rec->signal, 0);
+	/* shoal inspect's exit log line for it: no status, and no signal made up */
+	assert_int_equal(rt_run_tool(run.inst, out, sizeof(out), inspect), 0);
+	snprintf(want, sizeof(want), "pid %-7u", (unsigned)pid);
+	assert_non_null(strstr(out, want));
+	{
+		char *line = strstr(out, want), *end = strchr(line, '\n');
+
+		if (end)
+			*end = 0;
+		if (!strstr(line, "vanished") || strstr(line, "signal"))
+			fail_msg("inspect says: %s", line);
+	}
+	shm_seg_detach(seg);
+	stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +436,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_client_messaging, rt_teardown),
 		cmocka_unit_test_teardown(test_client_broadcast_and_monitor, rt_teardown),
 		cmocka_unit_test_teardown(test_client_spawn_stop, rt_teardown),
+		cmocka_unit_test_teardown(test_client_killed_vanished, rt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "ipc/ipc_int.h"
+#include "shm/registry.h"
 #include "tests/ipc_test_util.h"
 
 #define MAX_SENDERS 64
@@ -871,6 +872,56 @@ static void test_mbox_dead_claim_stamp(void **state)
 	it_destroy(seg);
 }
 
+/*
+ * The window between an agent slot reading STARTING (S2 in shm_agent_alloc()) and its
+ * mailbox's init: a send with the previous incarnation's handle and a broadcast over a
+ * group that still lists that handle are turned away and write nothing (the slot's new
+ * generation is published with STARTING); the supervisor's repair of a producer that died
+ * holding a claim in the previous incarnation's ring does write there, and the init that
+ * follows resets all of it: the new incarnation starts empty and takes messages.
+ */
+static void test_mbox_slot_window(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t old = it_agent(seg), now;
+	uint32_t slot = shoal_handle_slot(old), again, dead;
+	uint64_t len = SHM_MBOX_STRIDE(16);
+	uint8_t *box = shm_mbox_at(seg, slot), *before = malloc(len);
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	struct ipc_msg m;
+
+	(void)state;
+	assert_non_null(before);
+	assert_int_equal(shm_grp_join(seg, "win", 3, old), 0);
+	assert_int_equal(ipc_send(seg, old, 0, 1, 0, 0, "a", 1, 0), 0);
+	die_holding_claim(seg, slot, 1, 1, 0, 0);
+	dead = atomic_load(&bk->slot_of[0]);
+	/* freed (its group membership left behind) and allocated again: the window opens */
+	shm_agent_free(seg, slot);
+	assert_int_equal(shm_agent_alloc(seg, 0, &again), 0);
+	assert_int_equal(again, slot);
+	assert_int_equal(atomic_load(&a->state), SHM_AGENT_STARTING);
+	memcpy(before, box, len);
+	assert_int_equal(ipc_send(seg, old, 0, 2, 0, 0, "b", 1, 0), -ESTALE);
+	assert_int_equal(ipc_broadcast(seg, 0, "win", 3, "c", 1, 0), -ESTALE);
+	assert_memory_equal(before, box, len);
+	/* the repair walks the ring the dead producer named: the previous incarnation's */
+	assert_int_equal(it_repair(seg, dead), 1);
+	assert_memory_not_equal(before, box, len);
+	ipc_mbox_init(seg, slot);
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	now = shoal_handle_make(slot, atomic_load(&a->gen));
+	assert_int_not_equal(now, old);
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	assert_int_equal(ipc_send(seg, now, 0, 4, 0, 0, "d", 1, 0), 0);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+	assert_int_equal(m.type, 4);
+	ipc_mbox_consume(seg, slot, &m);
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	free(before);
+	it_destroy(seg);
+}
+
 /* Send sender's next message of len bytes (its per-sender sequence in *seq). */
 static int send_seq(struct shm_seg *seg, shoal_handle_t to, uint32_t sender, uint64_t *seq,
 		    uint32_t len, int timeout_ms)
@@ -1139,6 +1190,7 @@ int main(void)
 		cmocka_unit_test(test_mbox_stale_handle),
 		cmocka_unit_test(test_mbox_dead_claim),
 		cmocka_unit_test(test_mbox_dead_claim_stamp),
+		cmocka_unit_test(test_mbox_slot_window),
 		cmocka_unit_test(test_mbox_skip_behind_live_claim),
 		cmocka_unit_test(test_mbox_pad_then_full),
 		cmocka_unit_test(test_mbox_redelivered_flag),

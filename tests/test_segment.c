@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -1110,6 +1111,315 @@ static void test_segment_proc_dead_client(void **state)
 	shm_seg_detach(seg);
 }
 
+/* --- a claimer paused or killed at each step of its claim while a reaper runs --- */
+
+struct claim_ctl {
+	_Atomic uint32_t reached; /* the step the claimer paused at */
+	_Atomic uint32_t go;	  /* set by the test: the claimer goes on */
+};
+
+static struct claim_ctl *cctl;
+static int claim_step;
+static bool claim_kill;
+
+static void claim_hook(int step)
+{
+	uint64_t end = shm_now_ns() + 10000000000ull;
+
+	if (step != claim_step)
+		return;
+	if (claim_kill)
+		raise(SIGKILL);
+	atomic_store(&cctl->reached, (uint32_t)step);
+	while (!atomic_load(&cctl->go)) {
+		if (shm_now_ns() > end)
+			_exit(92); /* the test never let us go on */
+		sched_yield();
+	}
+}
+
+/* Wait for a child's exit through its pidfd, up to 10 s (then kill it); its status. */
+static int wait_child(pid_t pid)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0;
+	struct pollfd p = {.fd = pfd, .events = POLLIN};
+
+	assert_true(pfd >= 0);
+	if (poll(&p, 1, 10000) != 1) {
+		kill(pid, SIGKILL);
+		fail_msg("child %d did not exit within 10 s", (int)pid);
+	}
+	close(pfd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static bool wait_reached(uint32_t step)
+{
+	uint64_t end = shm_now_ns() + 10000000000ull;
+
+	while (atomic_load(&cctl->reached) != step) {
+		if (shm_now_ns() > end)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+static struct shm_seg *attach_rw(void)
+{
+	struct shm_seg *s = NULL;
+	char err[256];
+
+	assert_int_equal(shm_seg_attach(inst, 0, 0, &s, err, sizeof(err)), 0);
+	return s;
+}
+
+/* Is a slot in this state held by some live process (claimed, or being claimed)? */
+static bool is_taken(uint32_t st)
+{
+	return st != SHM_PROC_FREE && st != SHM_PROC_EXITED && st != SHM_PROC_DEAD;
+}
+
+/*
+ * The victim slot, its last owner dead, is claimable again within a few rounds of reaping
+ * (the test plays the supervisor: DEAD -> EXITED). Done in a child that then releases it
+ * and exits, so the next claim finds an EXITED slot whose own word names a dead process.
+ */
+static void reclaim_victim(uint32_t victim)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_seg *r = attach_rw();
+
+		for (int round = 0; round < 3; round++) {
+			int rc = shm_proc_claim(r, SHM_ROLE_CLIENT, true);
+			struct shm_proc *p = shm_proc_at(r, victim);
+
+			if (rc == 0) {
+				if (r->self != victim)
+					_exit(3);
+				shm_proc_release(r);
+				_exit(0);
+			}
+			if (atomic_load(&p->state) == SHM_PROC_DEAD)
+				atomic_store(&p->state,
+					     SHM_PROC_EXITED); /* the supervisor's repair */
+		}
+		_exit(4);
+	}
+	assert_int_equal(wait_child(pid), 0);
+}
+
+/*
+ * A claimer paused at each step of its claim keeps its slot while another claimer reaps a
+ * full table: the reaper neither marks it dead nor takes it, and the claimer goes on as the
+ * slot's only owner. A claimer killed at each step leaves a slot that reaping (and the
+ * supervisor's repair) makes claimable again.
+ */
+static void test_segment_proc_claim_crash_steps(void **state)
+{
+	static const int steps[] = {SHM_PROC_STEP_HELD, SHM_PROC_STEP_OWN, SHM_PROC_STEP_FILLED,
+				    SHM_PROC_STEP_PUBLISHED};
+	struct shm_seg *seg, *r, *fill[2];
+	struct shm_cfg cfg;
+	char err[256];
+	const uint32_t victim = 3;
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 4;
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	cctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(cctl != MAP_FAILED);
+	/* slots 0..2 held by this (live) process: only the victim slot is left */
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
+	for (int i = 0; i < 2; i++) {
+		fill[i] = attach_rw();
+		assert_int_equal(shm_proc_claim(fill[i], SHM_ROLE_CLIENT, false), 0);
+	}
+	r = attach_rw();
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+			struct shm_proc *p = shm_proc_at(seg, victim);
+			int status;
+			pid_t pid;
+
+			atomic_store(&cctl->reached, 0);
+			atomic_store(&cctl->go, 0);
+			claim_step = steps[i];
+			claim_kill = k == 1;
+			pid = fork();
+			assert_true(pid >= 0);
+			if (pid == 0) {
+				struct shm_seg *c;
+				uint64_t own;
+
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				c = attach_rw();
+				shm_proc_test_hook = claim_hook;
+				if (shm_proc_claim(c, SHM_ROLE_CLIENT, false) || c->self != victim)
+					_exit(1);
+				shm_proc_test_hook = NULL;
+				/* still the owner after the reaper ran: own and state are ours */
+				own = atomic_load(&p->own);
+				if ((pid_t)(own >> 32) != getpid() || (uint32_t)own != c->epoch ||
+				    atomic_load(&p->state) != SHM_PROC_STARTING)
+					_exit(2);
+				shm_proc_set_state(c, SHM_PROC_RUNNING);
+				_exit(0); /* dies holding the slot */
+			}
+			if (!claim_kill) {
+				if (!wait_reached((uint32_t)steps[i])) {
+					kill(pid, SIGKILL);
+					fail_msg("claimer never reached step %d", steps[i]);
+				}
+				/* the table is full: the reaper finds nothing dead to take */
+				assert_int_equal(shm_proc_claim(r, SHM_ROLE_CLIENT, true), -ENOSPC);
+				/* nor does the supervisor's client scan */
+				assert_int_equal(shm_proc_reap(r, victim), 0);
+				if (!is_taken(atomic_load(&p->state))) {
+					kill(pid, SIGKILL);
+					fail_msg("step %d: a live claimer's slot reads %s",
+						 steps[i],
+						 shm_proc_state_name(atomic_load(&p->state)));
+				}
+				atomic_store(&cctl->go, 1);
+				status = wait_child(pid);
+				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+					fail_msg("step %d: the claimer lost its slot (status %#x)",
+						 steps[i], status);
+				assert_int_equal(atomic_load(&p->state), SHM_PROC_RUNNING);
+			} else {
+				status = wait_child(pid);
+				assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+			}
+			reclaim_victim(victim);
+			/* as if its last owner had started long before any claimer here */
+			p->start_time = 1;
+		}
+	}
+	munmap(cctl, 4096);
+	shm_seg_detach(r);
+	for (int i = 0; i < 2; i++)
+		shm_seg_detach(fill[i]);
+	shm_seg_detach(seg);
+}
+
+/* A child that claims the victim slot, publishes it RUNNING and dies holding it. */
+static void dead_owner(uint32_t victim)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_seg *c = attach_rw();
+
+		if (shm_proc_claim(c, SHM_ROLE_CLIENT, false) || c->self != victim)
+			_exit(1);
+		shm_proc_set_state(c, SHM_PROC_RUNNING);
+		_exit(0);
+	}
+	assert_int_equal(wait_child(pid), 0);
+}
+
+/* Fork a reaper of the victim slot that pauses (or dies) at step; it exits with the result. */
+static pid_t start_reaper(uint32_t victim, int step, bool die)
+{
+	pid_t pid;
+
+	atomic_store(&cctl->reached, 0);
+	atomic_store(&cctl->go, 0);
+	claim_step = step;
+	claim_kill = die;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shm_seg *c;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		c = attach_rw();
+		shm_proc_test_hook = claim_hook;
+		_exit(shm_proc_reap(c, victim) == 1 ? 10 : 11);
+	}
+	return pid;
+}
+
+/*
+ * A reaper that dies holding a dead owner's slot leaves it to the next reaper, which marks
+ * it DEAD. A reaper paused after judging an owner dead, while the slot is repaired and
+ * claimed by a live owner that publishes the same state, gives that state back instead
+ * of marking the live owner dead.
+ */
+static void test_segment_proc_reap_crash_steps(void **state)
+{
+	struct shm_seg *seg, *m, *fill[2];
+	const uint32_t victim = 3;
+	struct shm_proc *p;
+	struct shm_cfg cfg;
+	char err[256];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 4;
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	cctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(cctl != MAP_FAILED);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
+	for (int i = 0; i < 2; i++) {
+		fill[i] = attach_rw();
+		assert_int_equal(shm_proc_claim(fill[i], SHM_ROLE_CLIENT, false), 0);
+	}
+	p = shm_proc_at(seg, victim);
+
+	/* a reaper killed holding the slot: the hold names it; the next reaper finishes */
+	dead_owner(victim);
+	pid = start_reaper(victim, SHM_PROC_STEP_REAP_HELD, true);
+	status = wait_child(pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_string_equal(shm_proc_state_name(atomic_load(&p->state)), "reaping");
+	assert_int_equal(shm_proc_reap(seg, victim), 1);
+	assert_int_equal(atomic_load(&p->state), SHM_PROC_DEAD);
+	atomic_store(&p->state, SHM_PROC_EXITED); /* the supervisor's repair */
+
+	/* a reaper paused between its judgement and its hold while the slot changes hands */
+	dead_owner(victim);
+	pid = start_reaper(victim, SHM_PROC_STEP_REAP_JUDGED, false);
+	if (!wait_reached(SHM_PROC_STEP_REAP_JUDGED)) {
+		kill(pid, SIGKILL);
+		fail_msg("reaper never reached its judgement");
+	}
+	assert_int_equal(shm_proc_reap(seg, victim), 1); /* another reaper marks it */
+	atomic_store(&p->state, SHM_PROC_EXITED);	 /* the supervisor's repair */
+	m = attach_rw();
+	assert_int_equal(shm_proc_claim(m, SHM_ROLE_CLIENT, false), 0);
+	assert_int_equal(m->self, victim);
+	shm_proc_set_state(m, SHM_PROC_RUNNING); /* the state the paused reaper judged */
+	atomic_store(&cctl->go, 1);
+	status = wait_child(pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 11); /* it marked nothing */
+	assert_int_equal(atomic_load(&p->state), SHM_PROC_RUNNING);
+	assert_int_equal(atomic_load(&p->own), ((uint64_t)(uint32_t)getpid() << 32) | m->epoch);
+	assert_false(shm_tag_is_dead(seg, m->tag, true));
+
+	shm_seg_detach(m);
+	munmap(cctl, 4096);
+	for (int i = 0; i < 2; i++)
+		shm_seg_detach(fill[i]);
+	shm_seg_detach(seg);
+}
+
 /* An instance whose creator died without stopping it is stale; a stopped one is not live. */
 static void test_segment_liveness(void **state)
 {
@@ -1236,6 +1546,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_exit_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_telemetry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_dead_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_proc_claim_crash_steps, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_segment_proc_reap_crash_steps, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_liveness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_clean_command, setup, teardown),
 	};

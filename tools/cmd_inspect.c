@@ -172,7 +172,10 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		if (!all &&
 		    (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
 			continue;
-		if (p->last_reason)
+		if (p->last_reason == SHM_EXIT_VANISHED)
+			snprintf(last, sizeof(last), "pid %u epoch %u vanished (status unknown)",
+				 p->last_pid, p->last_epoch);
+		else if (p->last_reason)
 			snprintf(last, sizeof(last), "pid %u epoch %u %s (code %d, signal %d)",
 				 p->last_pid, p->last_epoch, shm_exit_reason_name(p->last_reason),
 				 p->last_code, p->last_signal);
@@ -258,15 +261,19 @@ static void show_exits(const struct shm_seg *seg)
 	for (uint32_t i = 0; i < n; i++) {
 		time_t t = (time_t)(r[i].time_ns / 1000000000u);
 		struct tm tm;
-		char when[40] = "-";
+		char when[40] = "-", status[48];
 
 		if (r[i].time_ns && gmtime_r(&t, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-		printf("  %s.%03uZ slot %-3u %-10s pid %-7u epoch %-5u %-10s code %d, signal %d; "
-		       "restarts %u\n",
+		if (r[i].reason == SHM_EXIT_VANISHED)
+			snprintf(status, sizeof(status), "status unknown");
+		else
+			snprintf(status, sizeof(status), "code %d, signal %d", r[i].code,
+				 r[i].signal);
+		printf("  %s.%03uZ slot %-3u %-10s pid %-7u epoch %-5u %-10s %s; restarts %u\n",
 		       when, (unsigned)(r[i].time_ns / 1000000u % 1000u), r[i].slot,
 		       shm_role_name(r[i].role), r[i].pid, r[i].epoch,
-		       shm_exit_reason_name(r[i].reason), r[i].code, r[i].signal, r[i].restarts);
+		       shm_exit_reason_name(r[i].reason), status, r[i].restarts);
 	}
 }
 

@@ -189,7 +189,7 @@ static int repair_agent_claims(struct shm_seg *seg, uint32_t proc_slot)
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_agent *a = shm_agent_at(seg, i);
-		/* A1: pairs with the release stores of ctl (C1, WRK_CTL_HELD): the claimer's
+		/* A1: pairs with the release stores of ctl (AC0, WRK_CTL_HELD): the claimer's
 		 * writes. */
 		uint64_t c = atomic_load_explicit(&a->ctl, memory_order_acquire);
 		uint32_t st;
