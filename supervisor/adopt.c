@@ -97,44 +97,53 @@ static int adopt_end_owner(struct shm_seg *seg, uint32_t i)
 }
 
 /*
+ * See sup.h. The supervisor (its client scan, and adoption): slot reads DEAD and its owner,
+ * not the supervisor's child, is gone with no status to know.
+ */
+void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
+{
+	struct shm_proc *p = shm_proc_at(seg, slot);
+	/* relaxed: the slot reads DEAD (its reader acquired that), so own cannot move */
+	uint64_t own = atomic_load_explicit(&p->own, memory_order_relaxed);
+
+	p->last_pid = (uint32_t)(own >> 32);
+	p->last_epoch = (uint32_t)own;
+	p->last_code = -1;
+	p->last_signal = 0;
+	p->last_reason = SHM_EXIT_VANISHED;
+	p->last_exit_ns = shm_wall_ns();
+	shm_exit_record(seg, slot);
+	shm_reg_repair(seg, slot);
+	shm_grp_repair(seg, slot);
+	ipc_repair_proc(seg, slot);
+	if (worker)
+		wrk_repair_worker(seg, slot);
+	else
+		wrk_repair_proc_claims(seg, slot);
+	/* relaxed: only the supervisor counts repairs; tools read it as a counter */
+	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
+	/* X1: release: the repairs before the slot can be claimed again (claim_at acquires). */
+	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
+	shm_change_bump(seg);
+}
+
+/*
  * Repair process slot i of the dead instance as the supervisor repairs a dead process:
- * DEAD (also one a claimer died holding), its exit recorded as vanished, its claims
- * resolved (registry, groups, mailboxes, agent and monitor claims), and for a worker its
- * agents marked DOWN for the replacement; then EXITED, claimable.
+ * DEAD (also one a claimer died holding), then sup_repair_vanished(); a worker's agents are
+ * marked DOWN for its replacement.
  */
 static void adopt_repair_slot(struct shm_seg *seg, uint32_t i, bool worker)
 {
 	struct shm_proc *p = shm_proc_at(seg, i);
 	/* S3 (shm/proc.c): the slot's owner fields before its state. */
 	uint32_t st = atomic_load_explicit(&p->state, memory_order_acquire);
-	uint64_t own;
 
 	if (st == SHM_PROC_FREE || st == SHM_PROC_EXITED)
 		return;
 	/* D0 as in the supervisor's repair: release, the slot reads DEAD before repairs. */
 	atomic_store_explicit(&p->state, SHM_PROC_DEAD, memory_order_release);
 	shm_change_bump(seg);
-	/* relaxed: the owner is dead; its identity is history */
-	own = atomic_load_explicit(&p->own, memory_order_relaxed);
-	p->last_pid = (uint32_t)(own >> 32);
-	p->last_epoch = (uint32_t)own;
-	p->last_code = -1;
-	p->last_signal = 0;
-	p->last_reason = SHM_EXIT_VANISHED; /* not our child: no status to know */
-	p->last_exit_ns = shm_wall_ns();
-	shm_exit_record(seg, i);
-	shm_reg_repair(seg, i);
-	shm_grp_repair(seg, i);
-	ipc_repair_proc(seg, i);
-	if (worker)
-		wrk_repair_worker(seg, i);
-	else
-		wrk_repair_proc_claims(seg, i);
-	/* relaxed: counted by the supervisor alone; tools read it as a counter */
-	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
-	/* X0 as in the supervisor's repair: the repairs before the slot can be claimed. */
-	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
-	shm_change_bump(seg);
+	sup_repair_vanished(seg, i, worker);
 }
 
 /* See sup.h. The supervisor's only thread, before it claims a process slot. */

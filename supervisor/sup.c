@@ -1271,7 +1271,6 @@ static void scan_clients(struct sup *s)
 	for (uint32_t i = s->n + 1; i < n; i++) {
 		struct shm_proc *p = shm_proc_at(s->seg, i);
 		uint32_t st;
-		uint64_t own;
 
 		/*
 		 * Marks a dead owner's slot DEAD, frees a dead claimer's (its role may not be
@@ -1282,24 +1281,7 @@ static void scan_clients(struct sup *s)
 		st = atomic_load_explicit(&p->state, memory_order_acquire);
 		if (st != SHM_PROC_DEAD || p->role != SHM_ROLE_CLIENT)
 			continue;
-		/* relaxed: D1 ordered it; the word cannot move while the slot reads DEAD */
-		own = atomic_load_explicit(&p->own, memory_order_relaxed);
-		p->last_pid = (uint32_t)(own >> 32);
-		p->last_epoch = (uint32_t)own;
-		p->last_code = -1;
-		p->last_signal = 0;
-		p->last_reason = SHM_EXIT_VANISHED; /* not our child: no status to know */
-		p->last_exit_ns = shm_wall_ns();
-		shm_exit_record(s->seg, i);
-		shm_reg_repair(s->seg, i);
-		shm_grp_repair(s->seg, i);
-		ipc_repair_proc(s->seg, i);
-		wrk_repair_proc_claims(s->seg, i);
-		/* relaxed: single writer (the supervisor) */
-		atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
-		/* X1: release: repairs before the slot can be claimed again. */
-		atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
-		shm_change_bump(s->seg);
+		sup_repair_vanished(s->seg, i, false);
 	}
 }
 

@@ -241,7 +241,15 @@ struct sup_run_opts {
  * geometry), -ETIMEDOUT (a worker that would not die) or an attach error, with a sentence
  * in err. The supervisor's only thread, before it claims process slot 0.
  */
+/*
+ * Repair process slot `slot`, which reads DEAD, whose owner (not the supervisor's child) is
+ * gone with no status to know: its exit recorded as vanished, its claims resolved
+ * (registry, groups, mailboxes, agent and monitor claims; for a worker, its agents marked
+ * DOWN for a replacement), then EXITED. The supervisor's only thread (client scan, adoption).
+ */
 struct shm_seg;
+void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker);
+
 int sup_adopt(const char *instance, const struct shm_cfg *cfg, struct shm_seg **out, char *err,
 	      size_t errlen);
 

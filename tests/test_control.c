@@ -442,6 +442,31 @@ static void test_control_supervisor_killed_before_answer(void **state)
 	rt_cleanup(&r);
 }
 
+/* An instance whose e0 has a `shoal call` queued that its worker, held stopped, cannot answer. */
+struct held_call {
+	struct rt_run r;
+	struct shm_seg *seg;
+	pid_t tool, wpid;
+	int fd;
+};
+
+static void held_call_start(struct held_call *hc, const char *name)
+{
+	shoal_handle_t h;
+
+	start(&hc->r, name, two_workers);
+	rt_wait_ready(&hc->r);
+	assert_int_equal(shm_seg_attach(hc->r.inst, SHM_ATTACH_RO, 1000, &hc->seg, NULL, 0), 0);
+	assert_int_equal(shm_reg_lookup(hc->seg, SHM_NS_DEFAULT, "e0", 2, &h, NULL), 0);
+	hc->wpid = rt_slot_pid(hc->seg, 1);
+	assert_int_equal(kill(hc->wpid, SIGSTOP), 0);
+	rt_wait_pid_state(hc->wpid, 'T');
+	hc->tool = rt_tool_start(hc->r.inst,
+				 (const char *[]){"call", "e0", "ping", "--timeout", "60000", NULL},
+				 &hc->fd);
+	wait_queued(hc->seg, shoal_handle_slot(h), 1);
+}
+
 /*
  * A call queued to an agent that is then removed (stopped while its worker is held, then
  * the worker killed: repair finishes the stop) fails at once, not at its 60 s timeout: the
@@ -449,34 +474,21 @@ static void test_control_supervisor_killed_before_answer(void **state)
  */
 static void test_control_call_fails_when_callee_removed(void **state)
 {
-	struct shm_seg *seg;
-	struct rt_run r;
+	struct held_call hc;
 	char out[8192];
-	shoal_handle_t h;
-	pid_t tool, wpid;
-	int fd;
 
 	(void)state;
-	start(&r, "gone", two_workers);
-	rt_wait_ready(&r);
-	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
-	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e0", 2, &h, NULL), 0);
-	wpid = rt_slot_pid(seg, 1);
-	assert_int_equal(kill(wpid, SIGSTOP), 0);
-	rt_wait_pid_state(wpid, 'T');
-	tool = rt_tool_start(
-		r.inst, (const char *[]){"call", "e0", "ping", "--timeout", "60000", NULL}, &fd);
-	wait_queued(seg, shoal_handle_slot(h), 1);
+	held_call_start(&hc, "gone");
 	assert_int_equal(
-		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"stop", "e0", NULL}), 0);
-	assert_int_equal(kill(wpid, SIGKILL), 0);
-	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 2);
+		rt_run_tool(hc.r.inst, out, sizeof(out), (const char *[]){"stop", "e0", NULL}), 0);
+	assert_int_equal(kill(hc.wpid, SIGKILL), 0);
+	assert_int_equal(rt_tool_finish(hc.tool, hc.fd, out, sizeof(out)), 2);
 	if (!strstr(out, "agent 'e0' is gone"))
 		fail_msg("shoal call said: %s", out);
-	shm_seg_detach(seg);
-	kill(r.pid, SIGTERM);
-	assert_int_equal(rt_wait_exit(&r), 0);
-	rt_cleanup(&r);
+	shm_seg_detach(hc.seg);
+	kill(hc.r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&hc.r), 0);
+	rt_cleanup(&hc.r);
 }
 
 /*
@@ -486,32 +498,19 @@ static void test_control_call_fails_when_callee_removed(void **state)
  */
 static void test_control_call_fails_when_supervisor_dies(void **state)
 {
-	struct shm_seg *seg;
-	struct rt_run r;
+	struct held_call hc;
 	char out[8192];
-	shoal_handle_t h;
-	pid_t tool, wpid;
-	int fd;
 
 	(void)state;
-	start(&r, "supdie", two_workers);
-	rt_wait_ready(&r);
-	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
-	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "e0", 2, &h, NULL), 0);
-	wpid = rt_slot_pid(seg, 1);
-	assert_int_equal(kill(wpid, SIGSTOP), 0);
-	rt_wait_pid_state(wpid, 'T');
-	tool = rt_tool_start(
-		r.inst, (const char *[]){"call", "e0", "ping", "--timeout", "60000", NULL}, &fd);
-	wait_queued(seg, shoal_handle_slot(h), 1);
-	kill(r.pid, SIGKILL);
-	assert_int_equal(rt_wait_exit(&r), -SIGKILL);
-	assert_int_equal(rt_tool_finish(tool, fd, out, sizeof(out)), 3);
+	held_call_start(&hc, "supdie");
+	kill(hc.r.pid, SIGKILL);
+	assert_int_equal(rt_wait_exit(&hc.r), -SIGKILL);
+	assert_int_equal(rt_tool_finish(hc.tool, hc.fd, out, sizeof(out)), 3);
 	if (!strstr(out, "the supervisor died"))
 		fail_msg("shoal call said: %s", out);
-	kill(wpid, SIGKILL);
-	shm_seg_detach(seg);
-	rt_cleanup(&r);
+	kill(hc.wpid, SIGKILL);
+	shm_seg_detach(hc.seg);
+	rt_cleanup(&hc.r);
 }
 
 /* The commands: spawn (hints, --wait), stop (--wait), their errors, and inspect's counter. */
