@@ -687,6 +687,10 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	inspect(r.inst, out, sizeof(out));
 	if (!strstr(out, "supervisor-dead"))
 		fail_msg("inspect said: %s", out);
+	/* clean throws it away and says what: two_workers has 12 agents (10 echo, 2 counters) */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"clean", NULL}), 0);
+	if (!strstr(out, "threw away 12 agents, 0 queued messages"))
+		fail_msg("clean said: %s", out);
 	rt_cleanup(&r);
 }
 

@@ -1,10 +1,12 @@
 /* shoal clean: remove a stale instance. Idempotent; refuses a live instance. */
 #include <errno.h>
+#include <inttypes.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ipc/ipc.h"
 #include "shm/shm.h"
 #include "tools/tools.h"
 
@@ -13,8 +15,10 @@ static void usage(FILE *f)
 	fprintf(f, "usage: shoal clean [--instance NAME] [--force]\n"
 		   "Removes the segment of an instance whose supervisor is gone (stale) or that\n"
 		   "was stopped and kept, or that its creator left half-created (it died before\n"
-		   "publishing it). Refuses a live instance, and one being created. Nothing to\n"
-		   "remove is success.\n"
+		   "publishing it), and says what it threw away (agents, queued messages,\n"
+		   "checkpoints). To keep those, run the instance again on its configuration\n"
+		   "instead: 'shoal run' adopts a dead supervisor's segment. Refuses a live\n"
+		   "instance, and one being created. Nothing to remove is success.\n"
 		   "  --force  also remove a segment that fails validation (corrupt, foreign "
 		   "layout)\n");
 }
@@ -47,9 +51,37 @@ static int remove_seen(const char *instance, const struct stat *seen, const char
 			      what);
 }
 
-static int read_liveness(const struct shm_seg *seg, void *arg)
+/* What a removal throws away, read (through the guard) before it. */
+struct contents {
+	enum shm_liveness l;
+	uint32_t state; /* enum shm_inst_state */
+	uint32_t agents, checkpoints;
+	uint64_t queued;
+};
+
+static int read_contents(const struct shm_seg *seg, void *arg)
 {
-	*(enum shm_liveness *)arg = shm_seg_liveness(seg, 0);
+	struct contents *c = arg;
+	const struct shm_hdr *h = shm_hdr(seg);
+
+	c->l = shm_seg_liveness(seg, 0);
+	c->state = atomic_load(&h->state);
+	if (!atomic_load(&h->ready))
+		return 0; /* never published: nothing in it was anyone's */
+	for (uint32_t i = 0; i < h->cfg.max_agents; i++) {
+		const struct shm_agent *a = shm_agent_at(seg, i);
+		uint32_t st = atomic_load(&a->state);
+
+		if (st == SHM_AGENT_FREE || st == SHM_AGENT_STOPPED)
+			continue;
+		c->queued += ipc_mbox_depth(seg, i);
+		/* inboxes (the supervisor's control inbox, clients') are no agents */
+		if (!strncmp(a->type, "control", sizeof(a->type)) ||
+		    !strncmp(a->type, "client", sizeof(a->type)))
+			continue;
+		c->agents++;
+		c->checkpoints += atomic_load(&a->ckpt_len) != 0;
+	}
 	return 0;
 }
 
@@ -64,10 +96,11 @@ int cmd_clean(int argc, char **argv)
 	const char *instance = tool_default_instance();
 	bool force = false;
 	struct shm_seg *seg;
+	struct contents what = {0};
 	enum shm_liveness l;
 	struct stat seen;
 	char err[512];
-	int c, ret;
+	int c, ret, ex;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "i:fh", opts, NULL)) != -1) {
@@ -127,9 +160,10 @@ int cmd_clean(int argc, char **argv)
 		}
 		return remove_seen(instance, &seen, "unreadable (--force)");
 	}
-	/* the liveness read goes through the mapping: a page that cannot be backed is an
-	 * unreadable segment, not a SIGBUS */
-	ret = shm_seg_guard(seg, read_liveness, &l, NULL);
+	/* these reads go through the mapping: a page that cannot be backed is an unreadable
+	 * segment, not a SIGBUS */
+	ret = shm_seg_guard(seg, read_contents, &what, NULL);
+	l = what.l;
 	if (ret) {
 		shm_seg_detach(seg);
 		if (!force) {
@@ -154,5 +188,11 @@ int cmd_clean(int argc, char **argv)
 	/* the file we attached to and judged, not whatever the name names by now */
 	ret = shm_seg_remove(seg);
 	shm_seg_detach(seg);
-	return report_removal(instance, ret, shm_liveness_name(l));
+	ex = report_removal(instance, ret,
+			    what.state == SHM_INST_SUP_DEAD ? "supervisor-dead"
+							    : shm_liveness_name(l));
+	if (!ret && what.agents)
+		printf("threw away %u agents, %" PRIu64 " queued messages, %u checkpoints\n",
+		       what.agents, what.queued, what.checkpoints);
+	return ex;
 }
