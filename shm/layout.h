@@ -20,10 +20,12 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * them leaves its messages unseen by a parked consumer, so older builds must not attach).
  * Minors keep counting across majors (a major-3 segment has every feature of minors 1..4):
  * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck, 5 the
- * exit log, 6 the telemetry region (struct shm_telem per process slot).
+ * exit log, 6 the telemetry region (struct shm_telem per process slot), 7 process claims
+ * hold the slot's state word with the claimer's pid (SHM_PROC_HOLD) and the exit reason
+ * SHM_EXIT_VANISHED (an older reader shows both as "?").
  */
 #define SHM_LAYOUT_MAJOR 3u
-#define SHM_LAYOUT_MINOR 6u
+#define SHM_LAYOUT_MINOR 7u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u

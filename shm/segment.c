@@ -404,7 +404,7 @@ out_free:
 
 void shm_seg_publish(struct shm_seg *seg)
 {
-	/* P0: pairs with A0 in shm_seg_attach(): every region is filled before ready. */
+	/* P0: pairs with A0 in wait_ready(): every region is filled before ready. */
 	atomic_store_explicit(&shm_hdr(seg)->ready, SHM_READY_WORD, memory_order_release);
 	/* once per segment, so always: attachers may wait on the word (shared futex) */
 	syscall(SYS_futex, &shm_hdr(seg)->ready, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
