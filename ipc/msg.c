@@ -396,6 +396,26 @@ int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, u
 	return sent || !err ? sent : err;
 }
 
+/*
+ * Clients' inboxes in the agent table now. A scan (inboxes open rarely): two clients opening
+ * at once may both pass the budget's last place, so it is a bound to within the number of
+ * concurrent openers, with no shared counter for a dead client to leave wrong.
+ */
+static uint32_t inboxes_in_use(const struct shm_seg *seg)
+{
+	uint32_t n = 0, max = shm_hdr(seg)->cfg.max_agents;
+
+	for (uint32_t i = 0; i < max; i++) {
+		const struct shm_agent *a = shm_agent_at(seg, i);
+
+		/* relaxed: a count; a slot changing under it moves it by one */
+		if (atomic_load_explicit(&a->state, memory_order_relaxed) != SHM_AGENT_FREE &&
+		    !strncmp(a->type, "client", sizeof(a->type)))
+			n++;
+	}
+	return n;
+}
+
 int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out)
 {
 	struct shm_agent *a;
@@ -404,6 +424,9 @@ int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out)
 
 	if (!seg->writable || seg->self == UINT32_MAX)
 		return -EROFS;
+	if (shm_proc_at(seg, seg->self)->role == SHM_ROLE_CLIENT &&
+	    inboxes_in_use(seg) >= shm_cfg_inbox_budget(&shm_hdr(seg)->cfg))
+		return -ENOSPC;
 	r = shm_agent_alloc(seg, 0, &slot);
 	if (r)
 		return r;

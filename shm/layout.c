@@ -73,6 +73,8 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	CHECK(cfg->max_monitors <= (1u << 20), "max_monitors %u: at most %u", cfg->max_monitors,
 	      1u << 20);
 	CHECK((cfg->mode & ~0777u) == 0, "mode %o: only permission bits", cfg->mode);
+	CHECK(cfg->max_inboxes <= cfg->max_agents, "client_inboxes %u: at most max_agents (%u)",
+	      cfg->max_inboxes, cfg->max_agents);
 	for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
 		CHECK(cfg->reserved[i] == 0, "reserved configuration word %u is not zero", i);
 	return 0;
@@ -140,4 +142,12 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 		off += size[i];
 	}
 	return round_up(off, SHM_PAGE);
+}
+
+/* See shm.h. Any process. */
+uint32_t shm_cfg_inbox_budget(const struct shm_cfg *cfg)
+{
+	if (cfg->max_inboxes)
+		return cfg->max_inboxes;
+	return cfg->max_agents / 4 ? cfg->max_agents / 4 : 1;
 }

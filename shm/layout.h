@@ -101,7 +101,9 @@ struct shm_cfg {
 	uint32_t nnodes;	/* NUMA nodes the mailbox arena is split over */
 	uint32_t mode;		/* the shm object's file mode */
 	uint32_t max_monitors;	/* monitor table entries */
-	uint32_t reserved[4];	/* zero */
+	uint32_t max_inboxes; /* agent slots clients' inboxes may hold (0: a quarter of max_agents)
+			       */
+	uint32_t reserved[3]; /* zero */
 };
 static_assert(sizeof(struct shm_cfg) == 64, "shm_cfg ABI");
 

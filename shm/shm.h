@@ -48,6 +48,11 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen);
  * out of range. Pure function of cfg.
  */
 uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions[SHM_R_COUNT]);
+/*
+ * How many agent slots clients' inboxes may hold at once: [segment] client_inboxes, else a
+ * quarter of max_agents (at least 1), so clients can never take the room agents need.
+ */
+uint32_t shm_cfg_inbox_budget(const struct shm_cfg *cfg);
 
 /* Bytes each sized region needs; pure functions of cfg (defined by the owning module). */
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg);

@@ -480,6 +480,7 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 		{"max_message", offsetof(struct shm_cfg, max_msg)},
 		{"checkpoint_bytes", offsetof(struct shm_cfg, ckpt_bytes)},
 		{"max_monitors", offsetof(struct shm_cfg, max_monitors)},
+		{"client_inboxes", offsetof(struct shm_cfg, max_inboxes)},
 	};
 	uint32_t val;
 
@@ -520,7 +521,8 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 	}
 	FAIL(ps,
 	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
-	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, mode, "
+	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, "
+	     "client_inboxes, mode, "
 	     "shared_with_group, max_size)",
 	     sec, k);
 }

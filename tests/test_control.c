@@ -513,6 +513,62 @@ static void test_control_call_fails_when_supervisor_dies(void **state)
 	rt_cleanup(&hc.r);
 }
 
+/*
+ * Clients' inboxes have their own budget in the agent table ([segment] client_inboxes,
+ * default a quarter of max_agents): clients that fill it are refused (-ENOSPC) while agents
+ * can still be spawned; before, enough clients took every agent slot.
+ */
+static void test_control_client_inbox_budget(void **state)
+{
+	struct rt_client cl[16];
+	struct rt_run r;
+	char out[8192];
+	int opened = 0, rc = 0;
+
+	(void)state;
+	start(&r, "inboxes",
+	      "[instance]\nworkers = 2\nplacement = none\n"
+	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 32\n"
+	      "[agent e]\ntype = echo\nname = e0\nworker = 0\n");
+	rt_wait_ready(&r);
+	for (; opened < 16; opened++) {
+		char err[256];
+
+		assert_int_equal(shm_seg_attach(r.inst, 0, 1000, &cl[opened].seg, err, sizeof(err)),
+				 0);
+		assert_int_equal(shm_proc_claim(cl[opened].seg, SHM_ROLE_CLIENT, true), 0);
+		shm_proc_set_state(cl[opened].seg, SHM_PROC_RUNNING);
+		rc = ipc_inbox_open(cl[opened].seg, &cl[opened].inbox);
+		if (rc) {
+			shm_seg_detach(cl[opened].seg);
+			break;
+		}
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(opened, 4); /* 16 / 4 */
+	/* a tool that needs an inbox says why it cannot have one */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"spawn", "echo", "late", NULL}),
+			 3);
+	if (!strstr(out, "no room for another client inbox (4 in use: [segment] client_inboxes)"))
+		fail_msg("spawn said: %s", out);
+	/* agents keep their room: 16 slots, e0 and the control inbox, 4 inboxes: 10 more */
+	{
+		uint32_t got[16], n = 0;
+
+		while (n < 16 && shm_agent_alloc(cl[0].seg, 0, &got[n]) == 0)
+			n++;
+		assert_int_equal(n, 10);
+		while (n)
+			shm_agent_free(cl[0].seg, got[--n]);
+	}
+	for (int i = 0; i < opened; i++) {
+		ipc_inbox_close(cl[i].seg, cl[i].inbox);
+		shm_seg_detach(cl[i].seg);
+	}
+	rt_stop(&r);
+}
+
 /* The commands: spawn (hints, --wait), stop (--wait), their errors, and inspect's counter. */
 static void test_control_commands(void **state)
 {
@@ -785,6 +841,7 @@ int main(void)
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
+		cmocka_unit_test_teardown(test_control_client_inbox_budget, rt_teardown),
 		cmocka_unit_test_teardown(test_control_call_fails_when_callee_removed, rt_teardown),
 		cmocka_unit_test_teardown(test_control_call_fails_when_supervisor_dies,
 					  rt_teardown),

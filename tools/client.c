@@ -52,7 +52,15 @@ int tool_client_open(struct tool_client *cl, const char *cmd, const char *instan
 	}
 	rc = ipc_inbox_open(cl->seg, &cl->inbox);
 	if (rc) {
-		fprintf(stderr, "shoal %s: cannot open an inbox: %s\n", cmd, strerror(-rc));
+		if (rc == -ENOSPC)
+			fprintf(stderr,
+				"shoal %s: instance '%s': no room for another client inbox (%u in "
+				"use: [segment] client_inboxes); wait for a client to close, or "
+				"raise "
+				"it\n",
+				cmd, instance, shm_cfg_inbox_budget(&shm_hdr(cl->seg)->cfg));
+		else
+			fprintf(stderr, "shoal %s: cannot open an inbox: %s\n", cmd, strerror(-rc));
 		ipc_waiter_destroy(cl->waiter);
 		shm_seg_detach(cl->seg);
 		return EXIT_SYSTEM;

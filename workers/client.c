@@ -118,8 +118,14 @@ int shoal_client_open(const char *instance, struct shoal_client **out, char *err
 	}
 	rc = ipc_inbox_open(c->seg, &c->inbox);
 	if (rc) {
-		say(err, errlen, "instance '%s': cannot open an inbox (%s)", instance,
-		    strerror(-rc));
+		if (rc == -ENOSPC && err && errlen)
+			snprintf(err, errlen,
+				 "instance '%s': no room for another client inbox (%u in use: "
+				 "[segment] client_inboxes)",
+				 instance, shm_cfg_inbox_budget(&shm_hdr(c->seg)->cfg));
+		else
+			say(err, errlen, "instance '%s': cannot open an inbox (%s)", instance,
+			    strerror(-rc));
 		goto fail;
 	}
 	*out = c;
