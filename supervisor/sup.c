@@ -1264,7 +1264,11 @@ static void dispatch(struct sup *s, struct sup_worker *w, enum wevent ev)
 /* --- instance-wide duties on the timer --- */
 
 /* Clients that died holding a slot are repaired like workers (they are not our children). */
-static void scan_clients(struct sup *s)
+/*
+ * Judge the client slots (judge: each live one costs a /proc read, so only periodically)
+ * and repair those marked DEAD, by us or by a claimer that found the table full.
+ */
+static void scan_clients(struct sup *s, bool judge)
 {
 	uint32_t n = shm_hdr(s->seg)->cfg.max_procs;
 
@@ -1276,7 +1280,8 @@ static void scan_clients(struct sup *s)
 		 * Marks a dead owner's slot DEAD, frees a dead claimer's (its role may not be
 		 * written yet), never touches a live one's (shm/proc.c).
 		 */
-		shm_proc_reap(s->seg, i);
+		if (judge)
+			shm_proc_reap(s->seg, i);
 		/* D1: pairs with H2/K1 in shm/proc.c: DEAD once the owner is known gone */
 		st = atomic_load_explicit(&p->state, memory_order_acquire);
 		if (st != SHM_PROC_DEAD || p->role != SHM_ROLE_CLIENT)
@@ -1348,7 +1353,7 @@ static void tick(struct sup *s)
 	/* relaxed: single writer; readers compare ages */
 	atomic_store_explicit(&h->heartbeat_ns, t, memory_order_relaxed);
 	shm_proc_heartbeat(s->seg);
-	scan_clients(s);
+	scan_clients(s, true);
 	check_hangs(s, t);
 	sup_ctl_tick(s->ctl);
 	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {
@@ -1470,6 +1475,8 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 		break;
 	case K_CTL:
 		sup_ctl_on_wake(s->ctl, &s->ring, UD(K_CTL, 0, 0), cqe->res);
+		/* a client that found the table full of dead clients rings us: repair now */
+		scan_clients(s, false);
 		break;
 	case K_SPARE:
 		if (s->spare.pid && UD_GEN(ud) == s->spare.gen)

@@ -569,6 +569,60 @@ static void test_control_client_inbox_budget(void **state)
 	rt_stop(&r);
 }
 
+/*
+ * A client table full of dead clients is reclaimed at once for a new client: the claimer
+ * marks them, rings the supervisor, and waits for its repair, instead of failing until
+ * the supervisor's next periodic scan happened to run.
+ */
+static void test_control_dead_clients_reclaimed_at_once(void **state)
+{
+	struct rt_run r;
+	char out[8192];
+	pid_t kids[2];
+	int pfd[2];
+
+	(void)state;
+	/* the supervisor, 2 workers, 2 client slots */
+	start(&r, "reclaim",
+	      "[instance]\nworkers = 2\nplacement = none\n"
+	      "[segment]\nmax_agents = 32\nregistry_capacity = 128\nmax_procs = 5\n"
+	      "[agent e]\ntype = echo\nname = e0\nworker = 0\n");
+	rt_wait_ready(&r);
+	assert_int_equal(pipe(pfd), 0);
+	for (int i = 0; i < 2; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0) {
+			struct shm_seg *cs;
+
+			if (shm_seg_attach(r.inst, 0, 1000, &cs, NULL, 0) ||
+			    shm_proc_claim(cs, SHM_ROLE_CLIENT, false))
+				_exit(1);
+			shm_proc_set_state(cs, SHM_PROC_RUNNING);
+			(void)!write(pfd[1], "x", 1);
+			pause();
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		char b;
+
+		assert_true(rt_fd_wait(pfd[0], TIMEOUT_MS));
+		assert_int_equal(read(pfd[0], &b, 1), 1);
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	/* both die; a tool right after them finds the table full of dead clients */
+	for (int i = 0; i < 2; i++) {
+		rt_kill_and_wait(kids[i]);
+		waitpid(kids[i], NULL, 0);
+	}
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"send", "e0", "x", NULL}),
+		0);
+	rt_stop(&r);
+}
+
 /* The commands: spawn (hints, --wait), stop (--wait), their errors, and inspect's counter. */
 static void test_control_commands(void **state)
 {
@@ -842,6 +896,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
 		cmocka_unit_test_teardown(test_control_client_inbox_budget, rt_teardown),
+		cmocka_unit_test_teardown(test_control_dead_clients_reclaimed_at_once, rt_teardown),
 		cmocka_unit_test_teardown(test_control_call_fails_when_callee_removed, rt_teardown),
 		cmocka_unit_test_teardown(test_control_call_fails_when_supervisor_dies,
 					  rt_teardown),

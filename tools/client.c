@@ -7,6 +7,7 @@
 #include "shm/registry.h"
 #include "supervisor/sup.h"
 #include "tools/client.h"
+#include "workers/wrk.h"
 
 /*
  * Attach to instance as a client: read-write, a client process slot, and (with_inbox) a
@@ -34,7 +35,17 @@ int tool_client_open(struct tool_client *cl, const char *cmd, const char *instan
 				: shm_liveness_name(l));
 		goto out_detach;
 	}
-	rc = shm_proc_claim(cl->seg, SHM_ROLE_CLIENT, true);
+	rc = wrk_client_claim(cl->seg);
+	if (rc == -ENOSPC) {
+		fprintf(stderr,
+			"shoal %s: instance '%s': no free client slot: all %u process slots "
+			"are taken by the supervisor, %u workers and live clients; raise "
+			"[segment] max_procs\n",
+			cmd, instance, shm_hdr(cl->seg)->cfg.max_procs,
+			shm_hdr(cl->seg)->cfg.nworkers);
+		shm_seg_detach(cl->seg);
+		return EXIT_SYSTEM;
+	}
 	if (rc) {
 		fprintf(stderr, "shoal %s: instance '%s': no free client slot (%s)\n", cmd,
 			instance, strerror(-rc));

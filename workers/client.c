@@ -74,6 +74,38 @@ static void say(char *err, size_t errlen, const char *fmt, const char *a, const 
 		snprintf(err, errlen, fmt, a, b);
 }
 
+#define CLIENT_RECLAIM_MS 1000 /* a full table of dead clients: wait this long for repair */
+
+/* Is some process slot DEAD: a dead client the supervisor has yet to repair? */
+static bool has_dead_slot(const struct shm_seg *seg)
+{
+	for (uint32_t i = 0; i < shm_hdr(seg)->cfg.max_procs; i++)
+		/* relaxed: a hint; the claim itself decides */
+		if (atomic_load_explicit(&shm_proc_at(seg, i)->state, memory_order_relaxed) ==
+		    SHM_PROC_DEAD)
+			return true;
+	return false;
+}
+
+/* See wrk.h. Any process attached read-write, before it has a slot. */
+int wrk_client_claim(struct shm_seg *seg)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)CLIENT_RECLAIM_MS * 1000000u;
+
+	for (;;) {
+		/* read before the claim: a repair after it moves the counter past seen */
+		uint32_t seen = shm_change_read(seg);
+		int rc = shm_proc_claim(seg, SHM_ROLE_CLIENT, true);
+
+		if (rc != -ENOSPC || !has_dead_slot(seg))
+			return rc;
+		/* its reap marked dead clients: the supervisor repairs them when rung */
+		ipc_ring(seg, 0);
+		if (shm_change_wait(seg, seen, dl))
+			return -ENOSPC;
+	}
+}
+
 int shoal_client_open(const char *instance, struct shoal_client **out, char *err, size_t errlen)
 {
 	struct shoal_client *c;
@@ -103,7 +135,7 @@ int shoal_client_open(const char *instance, struct shoal_client **out, char *err
 		rc = -EOWNERDEAD;
 		goto fail;
 	}
-	rc = shm_proc_claim(c->seg, SHM_ROLE_CLIENT, true);
+	rc = wrk_client_claim(c->seg);
 	if (rc) {
 		say(err, errlen, "instance '%s': no free process slot (%s)", instance,
 		    strerror(-rc));

@@ -38,6 +38,14 @@ struct wrk_args {
 int wrk_main(struct shm_seg *seg, const struct wrk_args *args);
 
 /*
+ * Claim a client process slot. A table full of clients that died unnoticed is not a refusal
+ * yet: the claim's reap marks them DEAD, the supervisor is rung to repair them at once
+ * (instead of at its next periodic scan), and the claim is retried as slots come free, for
+ * up to a second. Returns 0 (seg->self set), -ENOSPC, or -EROFS.
+ */
+int wrk_client_claim(struct shm_seg *seg);
+
+/*
  * After worker proc_slot died (and after shm_reg_repair/ipc_repair_proc): mark its live
  * agents DOWN (restarts++), send DOWN to their monitors, and undo the dead process's
  * half-done claims on agent slots and monitor entries (what wrk_repair_proc_claims does).
