@@ -8,6 +8,8 @@
 #include <time.h>
 #include <x86intrin.h>
 
+#include <jansson.h>
+
 #include "tools/bench.h"
 
 static double ns_per_tick = 1.0;
@@ -162,18 +164,51 @@ static int missed(const struct bench_report *r, const struct bench_row *row, cha
 	return 0;
 }
 
-static void json_row(const struct bench_row *row, const struct bench_report *r, bool last)
+/* A number, or null for NaN and infinities (JSON has none; jansson refuses them). */
+static json_t *json_num(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+static json_t *json_row(const struct bench_row *row, const struct bench_report *r)
 {
 	const struct bench_row *b = row->vs[0] ? find_baseline(r, row->vs) : NULL;
+	json_t *o = json_object();
 
-	printf("    {\"name\": \"%s\", \"p50_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, "
-	       "\"mean_ns\": %.1f, \"ops_per_s\": %.1f, \"samples\": %llu",
-	       row->name, row->p50_ns, row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s,
-	       (unsigned long long)row->samples);
-	if (b && b->p50_ns > 0)
-		printf(", \"vs\": \"%s\", \"p50_ratio\": %.3f, \"p99_ratio\": %.3f", b->name,
-		       row->p50_ns / b->p50_ns, b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0);
-	printf("}%s\n", last ? "" : ",");
+	json_object_set_new(o, "name", json_string(row->name));
+	json_object_set_new(o, "p50_ns", json_num(row->p50_ns));
+	json_object_set_new(o, "p99_ns", json_num(row->p99_ns));
+	json_object_set_new(o, "p999_ns", json_num(row->p999_ns));
+	json_object_set_new(o, "mean_ns", json_num(row->mean_ns));
+	json_object_set_new(o, "ops_per_s", json_num(row->ops_per_s));
+	json_object_set_new(o, "samples", json_integer((json_int_t)row->samples));
+	if (b && b->p50_ns > 0) {
+		json_object_set_new(o, "vs", json_string(b->name));
+		json_object_set_new(o, "p50_ratio", json_num(row->p50_ns / b->p50_ns));
+		json_object_set_new(o, "p99_ratio",
+				    json_num(b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0));
+	}
+	return o;
+}
+
+/* The report as one JSON object (jansson: escaping and number formatting are its job). */
+static void json_report(const struct bench_report *r, int nmissed, double steal)
+{
+	json_t *o = json_object(), *res = json_array(), *base = json_array();
+
+	for (unsigned i = 0; i < r->nresults; i++)
+		json_array_append_new(res, json_row(&r->results[i], r));
+	for (unsigned i = 0; i < r->nbaselines; i++)
+		json_array_append_new(base, json_row(&r->baselines[i], r));
+	json_object_set_new(o, "bench", json_string(r->bench));
+	json_object_set_new(o, "results", res);
+	json_object_set_new(o, "baselines", base);
+	json_object_set_new(o, "targets_missed", json_integer(nmissed));
+	json_object_set_new(o, "host_steal_pct", steal >= 0 ? json_num(steal) : json_null());
+	json_object_set_new(o, "notes", json_string(r->notes));
+	json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+	printf("\n");
+	json_decref(o);
 }
 
 /* Percent of this VM's CPU time the host took (steal) since bench_clock_init(), or -1. */
@@ -196,18 +231,7 @@ int bench_report_print(const struct bench_report *r)
 	for (unsigned i = 0; i < r->nresults; i++)
 		nmissed += missed(r, &r->results[i], why, sizeof(why));
 	if (r->json) {
-		printf("{\n  \"bench\": \"%s\",\n  \"results\": [\n", r->bench);
-		for (unsigned i = 0; i < r->nresults; i++)
-			json_row(&r->results[i], r, i + 1 == r->nresults);
-		printf("  ],\n  \"baselines\": [\n");
-		for (unsigned i = 0; i < r->nbaselines; i++)
-			json_row(&r->baselines[i], r, i + 1 == r->nbaselines);
-		printf("  ],\n  \"targets_missed\": %d,\n  \"host_steal_pct\": %.1f,\n"
-		       "  \"notes\": \"",
-		       nmissed, steal);
-		for (const char *p = r->notes; *p; p++)
-			printf(*p == '"' || *p == '\\' ? "\\%c" : *p == '\n' ? "\\n" : "%c", *p);
-		printf("\"\n}\n");
+		json_report(r, nmissed, steal);
 		return nmissed;
 	}
 	printf("%-22s %10s %10s %10s %10s %14s  %s\n", r->bench, "p50 ns", "p99 ns", "p99.9 ns",

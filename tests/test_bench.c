@@ -1,0 +1,74 @@
+/* The benchmark report's JSON: valid for any row name and any value (jansson parses it back). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "tools/bench.h"
+
+/* Print r as JSON into a buffer (stdout redirected to a temporary file) and parse it back. */
+static json_t *report_json(const struct bench_report *r)
+{
+	char path[] = "/tmp/shoal-test-bench-XXXXXX";
+	int fd = mkstemp(path), saved = dup(1);
+	json_error_t e;
+	json_t *j;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stdout);
+	assert_true(dup2(fd, 1) == 1);
+	bench_report_print(r);
+	fflush(stdout);
+	assert_true(dup2(saved, 1) == 1);
+	close(saved);
+	j = json_load_file(path, 0, &e);
+	unlink(path);
+	close(fd);
+	if (!j)
+		fail_msg("not JSON: line %d: %s", e.line, e.text);
+	return j;
+}
+
+/* A row name with a quote and a backslash, a NaN and an infinity: still JSON, values null. */
+static void test_bench_json_escapes_and_nan(void **state)
+{
+	static struct bench_report r;
+	uint64_t ns[4] = {10, 20, 30, 40};
+	json_t *j, *row;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.bench = "test";
+	r.json = true;
+	bench_add_baseline(&r, "base", ns, 4, 1e6);
+	bench_add_result(&r, "a \"quoted\\\" row", ns, 4, NAN, "base");
+	r.results[0].mean_ns = INFINITY;
+	snprintf(r.notes, sizeof(r.notes), "a note with \"quotes\"\nand a line");
+	j = report_json(&r);
+	row = json_array_get(json_object_get(j, "results"), 0);
+	assert_non_null(row);
+	assert_string_equal(json_string_value(json_object_get(row, "name")), "a \"quoted\\\" row");
+	assert_true(json_is_null(json_object_get(row, "ops_per_s")));
+	assert_true(json_is_null(json_object_get(row, "mean_ns")));
+	assert_true(json_is_number(json_object_get(row, "p50_ns")));
+	assert_string_equal(json_string_value(json_object_get(row, "vs")), "base");
+	assert_string_equal(json_string_value(json_object_get(j, "notes")),
+			    "a note with \"quotes\"\nand a line");
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bench_json_escapes_and_nan),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
