@@ -274,7 +274,12 @@ int sup_size_parse(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* See sup.h. Callers: any thread. */
+/*
+ * See sup.h. Callers: any thread. Written here rather than hwloc_bitmap_list_sscanf(): that
+ * one is lenient where a config must not be (Debian's hwloc 2.9 reads "0x3" as cpu 3,
+ * "0-3x" as 0-3, "3-1" as no cpu and "0-" as an infinite set, all without an error), and
+ * a typo in cpus would silently run the workers elsewhere. test_config_bad_cpus holds it.
+ */
 int sup_cpulist_parse(const char *s, uint64_t set[SUP_MAX_CPUS / 64])
 {
 	memset(set, 0, SUP_MAX_CPUS / 8);

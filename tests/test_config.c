@@ -206,10 +206,18 @@ static void test_config_bad_size(void **state)
 	expect_error("[memory]\ncap = 12Q\n", 2, "cap = '12Q'");
 }
 
+/*
+ * Refused, each: hwloc_bitmap_list_sscanf() (Debian's hwloc 2.9) would accept them, reading
+ * "0x3" as cpu 3, "0-3x" as 0-3, "3-1" as no cpu and "0-" as every cpu there will ever be.
+ */
 static void test_config_bad_cpus(void **state)
 {
 	(void)state;
 	expect_error("[instance]\ncpus = 3-1\n", 2, "cpu list");
+	expect_error("[instance]\ncpus = 0x3\n", 2, "cpu list");
+	expect_error("[instance]\ncpus = 0-3x\n", 2, "cpu list");
+	expect_error("[instance]\ncpus = 0-\n", 2, "cpu list");
+	expect_error("[instance]\ncpus = -1\n", 2, "cpu list");
 }
 
 static void test_config_relative_cgroup(void **state)
