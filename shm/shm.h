@@ -356,6 +356,14 @@ bool shm_pid_is_alive(pid_t pid, uint64_t start_time); /* a zombie counts as ali
 bool shm_pid_is_running(pid_t pid, uint64_t start_time);
 /* Its state letter in /proc/<pid>/stat ('R', 'S', 'T' stopped, 'Z' zombie, ...); 0 if gone. */
 char shm_pid_state(pid_t pid);
+/* What shoal reads of /proc/<pid>/stat. */
+struct shm_pid_stat {
+	char state;	     /* field 3: 'R', 'S', 'T' stopped, 'Z' zombie, ... */
+	uint64_t start_time; /* field 22, in clock ticks since boot: tells a reused pid */
+	int exit_code;	     /* field 52: its wait status once it exits (0 before); -1 unshown */
+};
+/* Read it: 0, -ESRCH (no such process), -EPROTO (unreadable), -errno. Any process. */
+int shm_pid_stat_read(pid_t pid, struct shm_pid_stat *out);
 const char *shm_inst_state_name(uint32_t st);
 const char *shm_proc_state_name(uint32_t st);
 const char *shm_role_name(uint32_t role);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,43 +40,56 @@ bool shm_put_field(char *dst, size_t cap, const char *s)
 	return true;
 }
 
-/*
- * Field 22 of /proc/<pid>/stat (its start time), and field 3 (its state) in *state if not
- * NULL; 0 if there is none. The comm field (2) may hold spaces and parentheses.
- */
-static uint64_t pid_stat(pid_t pid, char *state)
+/* See shm.h. Any process: the one parser of /proc/<pid>/stat in shoal. */
+int shm_pid_stat_read(pid_t pid, struct shm_pid_stat *out)
 {
 	char path[64], buf[1024];
 	unsigned long long start = 0;
 	ssize_t n;
 	char *p;
-	int fd;
+	int fd, field;
 
-	if (state)
-		*state = 0;
+	memset(out, 0, sizeof(*out));
+	out->exit_code = -1;
 	if (pid <= 0)
-		return 0;
+		return -ESRCH;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return errno == ENOENT ? -ESRCH : -errno;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -ESRCH; /* gone between the open and the read */
 	buf[n] = 0;
+	/* the comm field (2) may hold spaces and parentheses: fields 3.. follow the last ')' */
 	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	if (state && p[1] == ' ')
-		*state = p[2];
-	/* after ") " come fields 3..: skip 19 fields to reach 22 */
+	if (!p || p[1] != ' ')
+		return -EPROTO;
+	out->state = p[2];
+	/* p at the space before field 3; each strchr moves to the space before the next one */
 	p++;
-	for (int field = 2; field < 21 && p; field++)
+	for (field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p || sscanf(p + 1, "%llu", &start) != 1)
-		return 0;
-	return start;
+		return -EPROTO;
+	out->start_time = start;
+	for (; field < 52 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (p && field == 52)
+		out->exit_code = (int)strtol(p + 1, NULL, 10);
+	return 0;
+}
+
+/* Field 22 (start time) and field 3 (state) in *state if not NULL; 0 if there is none. */
+static uint64_t pid_stat(pid_t pid, char *state)
+{
+	struct shm_pid_stat st;
+	int r = shm_pid_stat_read(pid, &st);
+
+	if (state)
+		*state = r ? 0 : st.state;
+	return r ? 0 : st.start_time;
 }
 
 uint64_t shm_pid_start_time(pid_t pid)

@@ -974,30 +974,9 @@ static void reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
  */
 static int early_status(pid_t pid)
 {
-	char path[32], buf[1024], *q;
-	ssize_t n;
-	int fd, field = 2;
+	struct shm_pid_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	q = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
-	if (!q)
-		return -1;
-	/* fields after the name: 3 (state) .. 52 (exit_code) */
-	while (*q && field < 52) {
-		q = strchr(q + 1, ' ');
-		if (!q)
-			return -1;
-		field++;
-	}
-	return field == 52 ? (int)strtol(q + 1, NULL, 10) : -1;
+	return shm_pid_stat_read(pid, &st) ? -1 : st.exit_code;
 }
 
 /*

@@ -174,30 +174,6 @@ static void test_client_messaging(void **state)
 
 #define QUEUED 50 /* casts queued for an agent whose worker is stopped, then killed */
 
-/* Until process pid is stopped (state T in /proc/pid/stat), or fail after TIMEOUT_MS. */
-static void wait_stopped(pid_t pid)
-{
-	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
-	char path[64], st[512];
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (;;) {
-		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
-		char *paren;
-
-		if (f)
-			fclose(f);
-		st[n] = 0;
-		paren = strrchr(st, ')');
-		if (paren && paren[1] == ' ' && paren[2] == 'T')
-			return;
-		if (shm_now_ns() > dl)
-			fail_msg("process %d did not stop: %s", (int)pid, st);
-		sched_yield();
-	}
-}
-
 /*
  * Broadcast to a process group; monitors: DOWN then UP in the inbox across a worker crash,
  * with casts queued for one of its agents while it was down, all delivered afterwards.
@@ -264,7 +240,7 @@ static void test_client_broadcast_and_monitor(void **state)
 	assert_true(worker > 0);
 	before = count_of(c, cnt[0]);
 	assert_int_equal(kill(worker, SIGSTOP), 0);
-	wait_stopped(worker);
+	rt_wait_pid_state(worker, 'T');
 	/* the count call's message may still be there: answered, not yet consumed */
 	depth0 = ipc_mbox_depth(seg, shoal_handle_slot(cnt[0]));
 	assert_true(depth0 <= 1);

@@ -1511,9 +1511,68 @@ static void test_segment_clean_command(void **state)
 	assert_int_equal(run_shoal(args), 0); /* idempotent */
 }
 
+/*
+ * The one /proc/<pid>/stat parser: a command name with spaces and parentheses, a stopped
+ * process, a zombie's exit status, a process that is gone.
+ */
+static void test_segment_pid_stat(void **state)
+{
+	struct shm_pid_stat st;
+	int up[2], go[2], status;
+	pid_t c;
+	char b;
+
+	(void)state;
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(go), 0);
+	c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		prctl(PR_SET_NAME, "a) b (c) ");
+		(void)!write(up[1], "x", 1);
+		(void)!read(go[0], &b, 1); /* until the parent lets it go */
+		_exit(7);
+	}
+	assert_int_equal(read(up[0], &b, 1), 1);
+	assert_int_equal(shm_pid_stat_read(c, &st), 0);
+	assert_true(st.state == 'S' || st.state == 'R');
+	assert_int_equal(st.start_time, shm_pid_start_time(c));
+	assert_true(st.start_time > 0);
+	assert_int_equal(st.exit_code, 0);
+	assert_int_equal(kill(c, SIGSTOP), 0);
+	{
+		uint64_t dl = shm_now_ns() + 15000000000ull;
+
+		while (shm_pid_state(c) != 'T') {
+			if (shm_now_ns() > dl)
+				fail_msg("pid %d never read as stopped", (int)c);
+			sched_yield();
+		}
+	}
+	assert_int_equal(kill(c, SIGCONT), 0);
+	assert_int_equal(write(go[1], "x", 1), 1);
+	/* a zombie until we reap it: its exit status is there */
+	{
+		siginfo_t si;
+
+		assert_int_equal(waitid(P_PID, (id_t)c, &si, WEXITED | WNOWAIT), 0);
+	}
+	assert_int_equal(shm_pid_stat_read(c, &st), 0);
+	assert_int_equal(st.state, 'Z');
+	assert_int_equal(st.exit_code, 7 << 8);
+	assert_int_equal(waitpid(c, &status, 0), c);
+	assert_int_equal(shm_pid_stat_read(c, &st), -ESRCH);
+	assert_int_equal(st.exit_code, -1);
+	close(up[0]);
+	close(up[1]);
+	close(go[0]);
+	close(go[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_segment_pid_stat),
 		cmocka_unit_test_setup_teardown(test_segment_create_attach, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_bad_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_create_no_space, setup, teardown),
