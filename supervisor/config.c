@@ -1,6 +1,5 @@
 /* The run configuration: an INI file parsed with libinih, and the embedded default. */
 #include <ctype.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1036,113 +1035,34 @@ const char *sup_size_format(uint64_t b, char *buf, size_t cap)
 }
 
 /*
- * Load the [types] libraries, as sup_run() needs them, and check every [agent] type is
- * known. dlopen RTLD_NOLOAD tells a library already loaded (by an earlier check in this
- * process): loading it again would register its types twice (-EEXIST).
+ * Declare each [types] library (wrk_types_declare()): it is loaded in a child process to
+ * learn its type names, never here, so neither `--check` nor the supervisor runs a
+ * library's code; the workers load it themselves. Then every [agent] type must be known.
  */
-/*
- * Load an agent type library in a child process first: its constructors and registration
- * are code shoal does not control, and one that aborts, crashes or hangs must not take down
- * `--check` or the supervisor. 0 when the child loaded it; else a sentence in why.
- */
-#define SUP_TYPES_PROBE_MS 10000 /* a library whose loading takes longer is killed */
-
-static int probe_types(const char *lib, char *why, size_t whylen)
-{
-	struct pollfd pf;
-	char msg[256] = "";
-	ssize_t got = 0;
-	int fds[2], st = 0, pidfd, r;
-	pid_t pid;
-
-	if (pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		return r;
-	}
-	if (pid == 0) {
-		char e[256] = "";
-
-		close(fds[0]);
-		if (shoal_agent_types_load(lib, e, sizeof(e)) < 0) {
-			(void)!write(fds[1], e, strlen(e));
-			_exit(1);
-		}
-		_exit(0);
-	}
-	close(fds[1]);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	pf = (struct pollfd){.fd = pidfd, .events = POLLIN};
-	if (pidfd >= 0 && poll(&pf, 1, SUP_TYPES_PROBE_MS) != 1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		close(pidfd);
-		close(fds[0]);
-		snprintf(why, whylen, "loading it did not finish within %d s (killed)",
-			 SUP_TYPES_PROBE_MS / 1000);
-		return -ETIMEDOUT;
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	while (got < (ssize_t)sizeof(msg) - 1) {
-		ssize_t k = read(fds[0], msg + got, sizeof(msg) - 1 - (size_t)got);
-
-		if (k <= 0)
-			break;
-		got += k;
-	}
-	msg[got] = 0;
-	close(fds[0]);
-	if (waitpid(pid, &st, 0) != pid)
-		return -ECHILD;
-	if (WIFSIGNALED(st)) {
-		snprintf(why, whylen, "crashed while loading it (signal %d: %s)", WTERMSIG(st),
-			 strsignal(WTERMSIG(st)));
-		return -ELIBBAD;
-	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		snprintf(why, whylen, "%s", msg[0] ? msg : "loading it failed");
-		return -ELIBBAD;
-	}
-	return 0;
-}
+static_assert(SUP_MAX_LIBS <= WRK_MAX_LIBS, "every [types] line can be declared");
 
 static int check_types(const struct sup_config *c, char *err, size_t errlen)
 {
 	char why[256];
 
+	/* the libraries of this config only (a process may check several configs) */
+	wrk_types_forget();
 	for (uint32_t i = 0; i < c->nlibs; i++) {
-		void *h = dlopen(c->libs[i], RTLD_NOW | RTLD_NOLOAD);
-		int r;
+		int r = wrk_types_declare(c->libs[i], why, sizeof(why));
 
-		if (h) {
-			dlclose(h);
-			continue;
-		}
-		r = probe_types(c->libs[i], why, sizeof(why));
-		if (r == -ELIBBAD || r == -ETIMEDOUT) {
+		if (r == -ELIBBAD || r == -ETIMEDOUT || r == -EEXIST || r == -ENAMETOOLONG) {
 			snprintf(err, errlen, "%s:%d: [types] load = %s: %s", c->source,
 				 c->lib_lines[i], c->libs[i], why);
 			return -EINVAL;
 		}
 		if (r)
 			return r; /* no fork, no pipe: a system failure */
-		r = shoal_agent_types_load(c->libs[i], why, sizeof(why));
-		if (r < 0) {
-			snprintf(err, errlen, "%s:%d: [types] load = %s: %s", c->source,
-				 c->lib_lines[i], c->libs[i], why);
-			return -EINVAL;
-		}
 	}
 	for (uint32_t i = 0; i < c->nagents; i++) {
 		const struct sup_agent_spec *a = &c->agents[i];
 		size_t n;
 
-		if (shoal_agent_type_find(a->type))
+		if (wrk_type_is_known(a->type))
 			continue;
 		n = (size_t)snprintf(err, errlen,
 				     "%s:%d: [agent %s]: unknown agent type '%s' (built in:",

@@ -223,7 +223,7 @@ static int do_spawn(struct sup_ctl *ctl, const struct sup_ctl_req *q, struct sup
 	if (!is_terminated(q->type, sizeof(q->type), &tlen) ||
 	    !is_terminated(q->name, sizeof(q->name), &nlen))
 		return -EPROTO;
-	if (!tlen || !shoal_agent_type_find(q->type))
+	if (!tlen || !wrk_type_is_known(q->type))
 		return -ENOENT;
 	if (nlen > SHOAL_NAME_MAX)
 		return -EINVAL;

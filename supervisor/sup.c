@@ -450,6 +450,8 @@ spare_run(struct sup *s, int go_rd, int ready_wr, pid_t parent)
 	}
 	/* what does not depend on which worker it becomes, done before it is needed */
 	prep.start_time = shm_pid_start_time(getpid());
+	/* the [types] libraries (the supervisor never loads them): not on the restart path */
+	wrk_types_load_libs();
 	if (ipc_waiter_prepare(s->seg, IPC_WAKE_AUTO, &prep.waiter))
 		prep.waiter = NULL; /* the worker makes its own */
 	spare_prefault(s->seg);
@@ -1625,7 +1627,7 @@ static int spawn_agents(struct sup *s)
 			sup_agent_name(a, i, name, sizeof(name));
 			r = wrk_agent_spawn(s->seg, a->type, name, 1 + agent_worker(s, a, i, &rr),
 					    &h);
-			if (r == -EINVAL && !shoal_agent_type_find(a->type)) {
+			if (r == -EINVAL && !wrk_type_is_known(a->type)) {
 				fprintf(stderr,
 					"shoal: %s:%d: [agent %s]: unknown agent type '%s' "
 					"(built in:",

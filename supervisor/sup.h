@@ -125,13 +125,13 @@ struct sup_config_facts {
  * this machine: the cpus exist, the workers (counted as run counts them) fit max_procs,
  * the agents and the control inbox fit max_agents, each agent type is known, the cgroup is
  * in a cgroup v2 filesystem, and the segment fits [segment] max_size and /dev/shm's free
- * space. It loads the [types] libraries into this process, as run does, to know their
- * types (a library already loaded is not loaded again; each is loaded in a child process
- * first). Returns 0, -EINVAL (a bad config) with "file:line: message" (or "file: message")
- * in err, -ENOSPC (the segment is larger than /dev/shm's free space: a bad config for
- * --check, a system failure at start), or -ENOMEM / -ENODEV (hwloc cannot
- * read the machine) with a message too; facts (may be NULL) is filled as far as the checks
- * got. The tool's main thread (the type table is not thread-safe).
+ * space. It learns the type names of each [types] library by loading it in a child
+ * process (wrk_types_declare()), never in this one: the workers load them. Returns 0,
+ * -EINVAL (a bad config) with "file:line: message" (or "file: message") in err, -ENOSPC
+ * (the segment is larger than /dev/shm's free space: a bad config for --check, a system
+ * failure at start), or -ENOMEM / -ENODEV (hwloc cannot read the machine) with a message
+ * too; facts (may be NULL) is filled as far as the checks got. The tool's main thread
+ * (the type tables are not thread-safe).
  */
 int sup_config_check(const struct sup_config *c, struct sup_config_facts *facts, char *err,
 		     size_t errlen);

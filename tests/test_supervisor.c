@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -1081,13 +1082,48 @@ static void test_supervisor_poison_message_dropped(void **state)
 }
 
 /* [types] load = PATH: a user's agent type library, hosted without rebuilding shoal. */
+/* Whether process pid has the file at path mapped (its /proc/PID/maps names it). */
+static bool maps_file(pid_t pid, const char *path)
+{
+	char name[64], line[1024], real[PATH_MAX];
+	bool found = false;
+	FILE *f;
+
+	assert_non_null(realpath(path, real));
+	snprintf(name, sizeof(name), "/proc/%d/maps", (int)pid);
+	f = fopen(name, "re");
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, real) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Call the agent named name with payload and expect reply back (its first strlen bytes). */
+static void expect_call(struct rt_client *cl, const char *name, const char *payload,
+			const char *reply)
+{
+	char got[32] = "";
+	int n = ipc_call(cl->seg, cl->w, cl->inbox, lookup(cl, name), 1, payload,
+			 (uint32_t)strlen(payload), got, sizeof(got) - 1, TIMEOUT_MS);
+
+	assert_true(n >= (int)strlen(reply));
+	assert_memory_equal(got, reply, strlen(reply));
+}
+
+/*
+ * A [types] library's code never runs in the supervisor: it is not mapped there, while the
+ * worker, the warm spare that replaces it and a type spawned at run time have its types.
+ */
 static void test_supervisor_loads_type_library(void **state)
 {
 	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	const char *spawn[] = {"spawn", "spawner", "sp", "--wait", NULL};
+	struct shm_seg *seg;
 	struct rt_run r;
 	struct rt_client cl;
-	char cfg[1024], reply[32] = "";
-	int n;
+	char cfg[1024], out[512];
+	pid_t old, spare;
 
 	(void)state;
 	if (!lib)
@@ -1099,15 +1135,88 @@ static void test_supervisor_loads_type_library(void **state)
 		 lib);
 	start(&r, "lib", cfg, NULL);
 	rt_wait_ready(&r);
+	seg = attach(&r);
 	rt_client_open(&cl, r.inst);
-	n = ipc_call(cl.seg, cl.w, cl.inbox, lookup(&cl, "up"), 1, "abc", 3, reply,
-		     sizeof(reply) - 1, TIMEOUT_MS);
-	assert_true(n >= 3);
-	assert_memory_equal(reply, "ABC", 3);
+	expect_call(&cl, "up", "abc", "ABC");
+	old = rt_slot_pid(seg, 1);
+	assert_true(maps_file(old, lib));
+	assert_false(maps_file(r.pid, lib));
+	/* the spare loaded it while it prepared, and takes over with the type */
+	spare = wait_spare_ready(seg);
+	assert_true(maps_file(spare, lib));
+	rt_kill_and_wait(old);
+	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
+	assert_int_equal(rt_slot_pid(seg, 1), spare);
+	expect_call(&cl, "up", "xyz", "XYZ");
+	/* the supervisor knows the library's type names without loading it */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), spawn), 0);
+	lookup(&cl, "sp");
+	assert_false(maps_file(r.pid, lib));
 	rt_client_close(&cl);
+	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
 	assert_int_equal(rt_wait_exit(&r), 0);
 	rt_cleanup(&r);
+}
+
+/*
+ * A library that loads in the check but fails in the worker (mode: "abort" or "error")
+ * fails the agents of its type alone, with an error naming the type and the library: the
+ * worker does not die, its other agents answer, the supervisor runs on.
+ */
+static void fragile_run(const char *mode)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	const char *frag = getenv("SHOAL_TEST_FRAGILE_PLUGIN");
+	struct shm_seg *seg;
+	struct rt_run r;
+	struct rt_client cl;
+	char cfg[1024], line[512];
+	static char err[65536];
+	shoal_handle_t h;
+
+	if (!lib || !frag)
+		skip_because("SHOAL_TEST_PLUGIN or SHOAL_TEST_FRAGILE_PLUGIN is not set (run "
+			     "through meson test)");
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\nload = %s\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+		 "[agent f]\ntype = fragile\n[agent up]\ntype = upper\n[agent e]\ntype = echo\n",
+		 frag, lib);
+	assert_int_equal(setenv("SHOAL_TEST_FRAGILE", mode, 1), 0);
+	start(&r, mode, cfg, NULL);
+	unsetenv("SHOAL_TEST_FRAGILE");
+	rt_wait_ready(&r);
+	snprintf(line, sizeof(line), "type 'fragile' of library '%s'", frag);
+	rt_wait_err(&r, line);
+	seg = attach(&r);
+	rt_client_open(&cl, r.inst);
+	expect_call(&cl, "up", "abc", "ABC");
+	rt_expect_echo(&cl, lookup(&cl, "e"));
+	WAIT_FOR(seg, shm_reg_lookup(seg, SHM_NS_DEFAULT, "f", 1, &h, NULL) == -ENOENT);
+	/* the worker that met the failure is the first one, never restarted */
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->restarts), 0);
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->state), SHM_PROC_RUNNING);
+	rt_read_err(&r, err, sizeof(err));
+	assert_non_null(strstr(err, "agent 'f'"));
+	assert_null(strstr(err, "agent 'up'"));
+	rt_client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
+static void test_supervisor_type_library_crashing_in_workers(void **state)
+{
+	(void)state;
+	fragile_run("abort");
+}
+
+static void test_supervisor_type_library_failing_in_workers(void **state)
+{
+	(void)state;
+	fragile_run("error");
 }
 
 static void test_supervisor_dead_client_is_repaired(void **state)
@@ -1343,6 +1452,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_hang_is_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_poison_message_dropped, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_loads_type_library, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_type_library_crashing_in_workers,
+					  rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_type_library_failing_in_workers,
+					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_dead_client_is_repaired, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_stop_leaves_a_new_instance_alone,
 					  rt_teardown),

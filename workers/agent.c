@@ -67,7 +67,6 @@ void wrk_poke_worker(struct shm_seg *seg, uint32_t proc_slot)
 int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uint32_t proc_slot,
 		    shoal_handle_t *out)
 {
-	const struct shoal_agent_type *t = shoal_agent_type_find(type);
 	size_t nlen = name ? strlen(name) : 0;
 	struct shm_agent *a;
 	shoal_handle_t h;
@@ -76,7 +75,9 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 
 	if (!seg->writable || seg->self == UINT32_MAX)
 		return -EROFS;
-	if (!t || nlen > SHOAL_NAME_MAX || proc_slot >= shm_hdr(seg)->cfg.max_procs)
+	/* by name: the supervisor knows a [types] library's types but never loads it */
+	if (!wrk_type_is_known(type) || nlen > SHOAL_NAME_MAX ||
+	    proc_slot >= shm_hdr(seg)->cfg.max_procs)
 		return -EINVAL;
 	if (shm_proc_at(seg, proc_slot)->node > 0)
 		node = (uint32_t)shm_proc_at(seg, proc_slot)->node;
@@ -88,7 +89,7 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	ipc_mbox_init(seg, slot);
 	atomic_store_explicit(&a->ckpt_blen[0], 0, memory_order_relaxed);
 	atomic_store_explicit(&a->ckpt_blen[1], 0, memory_order_relaxed);
-	strncpy(a->type, t->name, sizeof(a->type) - 1);
+	strncpy(a->type, type, sizeof(a->type) - 1);
 	if (nlen) {
 		memcpy(a->name, name, nlen);
 		rc = shm_reg_register(seg, SHM_NS_DEFAULT, name, nlen, h, NULL);

@@ -247,8 +247,15 @@ static void host(struct wrk *w, uint32_t i)
 	ipc_mbox_recover(w->seg, i);
 	wrk_ckpt_recover(w->seg, i);
 	if (!wa->type) {
-		fprintf(stderr, "shoal worker %u: agent '%s': unknown type '%.*s'; removed\n",
-			w->self, a->name, (int)sizeof(a->type), a->type);
+		char why[640];
+
+		if (wrk_type_failure(a->type, why, sizeof(why)))
+			fprintf(stderr, "shoal worker %u: agent '%s': %s; removed\n", w->self,
+				a->name, why);
+		else
+			fprintf(stderr,
+				"shoal worker %u: agent '%s': unknown type '%.*s'; removed\n",
+				w->self, a->name, (int)sizeof(a->type), a->type);
 		agent_remove(w, wa, SHOAL_TERM_FAILED, SHOAL_DOWN_FAILED);
 		return;
 	}
@@ -580,6 +587,11 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 
 	memset(&w, 0, sizeof(w));
 	shm_trace("wrk: main");
+	/*
+	 * The [types] libraries, before the claim: the supervisor never loads them, and a
+	 * spare has loaded them already. One that fails here fails its agents (host()).
+	 */
+	wrk_types_load_libs();
 	rc = claim_self(seg, args);
 	shm_trace("wrk: claimed");
 	if (rc) {

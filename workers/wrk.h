@@ -6,6 +6,8 @@
 #ifndef WORKERS_WRK_H
 #define WORKERS_WRK_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shm/shm.h"
@@ -29,7 +31,8 @@ struct wrk_args {
 
 /*
  * The worker: runs in the child the supervisor forked (the segment mapping is inherited,
- * read-write). Claims args->proc_slot, (re)starts its agents, reports ready, then loops
+ * read-write). Loads the declared [types] libraries not loaded yet (wrk_types_load_libs()),
+ * claims args->proc_slot, (re)starts its agents, reports ready, then loops
  * until its process state becomes SHM_PROC_STOPPING; runs terminate callbacks and returns
  * 0, or a negative errno if it could not start. Exits the process with WRK_EXIT_MEMCAP
  * when an allocation fails. $SHOAL_WORKER_SPIN_NS sets how long it spins before parking
@@ -99,6 +102,40 @@ struct shm_agent *wrk_agent_get(const struct shm_seg *seg, shoal_handle_t h);
  * none), or -EAGAIN if a commit kept racing. Any process (read-only attachments too).
  */
 int wrk_ckpt_read(const struct shm_seg *seg, uint32_t slot, void *buf, uint32_t cap);
+
+/* How many [types] libraries a process can declare (wrk_types_declare()). */
+#define WRK_MAX_LIBS 8u
+
+/*
+ * Declare the agent type library at path for this process and the workers it forks: load
+ * it in a child process (never here: its code must not run in the supervisor), learn the
+ * names of the types it registers, and remember them, so wrk_type_is_known() knows them and
+ * wrk_types_load_libs() loads the library in each worker. A path declared before is probed
+ * again and its names replaced. Returns 0; -ELIBBAD (it failed or crashed in its child),
+ * -ETIMEDOUT (it took over 10 s: killed), -EEXIST (a type of another declared library has
+ * one of its names), -ENOSPC (more than WRK_MAX_LIBS), -ENAMETOOLONG, each with a sentence
+ * in why; another -errno when no child could be made. The supervisor's main thread (and
+ * `shoal run --check`'s), before it forks workers; not thread-safe.
+ */
+int wrk_types_declare(const char *path, char *why, size_t whylen);
+
+/* Forget every declared library (not the types loaded here). Before forking workers. */
+void wrk_types_forget(void);
+
+/*
+ * Whether name is an agent type here: built in, registered in this process, or a type of a
+ * declared library (loaded or not). Any thread of a process that does not change its type
+ * tables meanwhile.
+ */
+bool wrk_type_is_known(const char *name);
+
+/*
+ * Load the declared libraries not yet tried in this process, each in a child process first
+ * (one that fails or crashes there is not loaded here, and the agents of its types fail
+ * alone, with its reason). Idempotent. Returns how many libraries failed. A worker process
+ * before it claims its slot, or a warm spare while it prepares; single-threaded.
+ */
+int wrk_types_load_libs(void);
 
 /* Type names of the built-in agent types, NULL-terminated (for --help and tools). */
 extern const char *const wrk_builtin_type_names[];

@@ -46,6 +46,11 @@ struct shoal_ctx {
 extern const struct shoal_agent_type *const wrk_builtin_types[];
 /* Register the built-ins if not yet done. */
 void wrk_types_init(void);
+/*
+ * If name is a type of a declared library (wrk_types_declare()), write why it is not in
+ * this worker's table (its library failed here, with the reason) to buf and return true.
+ */
+bool wrk_type_failure(const char *name, char *buf, size_t cap);
 
 /* Checkpoints (ckpt.c). */
 uint32_t wrk_ckpt_cap(const struct shm_seg *seg);
