@@ -130,9 +130,12 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t slot);
 /* --- wakeups --- */
 
 enum ipc_wake_mech {
-	IPC_WAKE_AUTO = 0,    /* probe: io_uring futex on 6.7+, else eventfd */
-	IPC_WAKE_FUTEX = 1,   /* io_uring FUTEX_WAIT on the doorbell */
-	IPC_WAKE_EVENTFD = 2, /* io_uring read of an eventfd */
+	IPC_WAKE_AUTO = 0,  /* probe: io_uring futex on 6.7+, else the FIFO */
+	IPC_WAKE_FUTEX = 1, /* io_uring FUTEX_WAIT on the doorbell */
+	IPC_WAKE_FIFO = 2,  /* io_uring read of a FIFO in /dev/shm (see ipc/wake.c) */
+	/* the fd path's first name (SHOAL_WAKE=eventfd): an eventfd taken with pidfd_getfd(),
+	 * which Yama refuses; a FIFO now */
+	IPC_WAKE_EVENTFD = IPC_WAKE_FIFO,
 };
 
 /* One per process that consumes (worker or client): its ring and doorbell. Private. */
@@ -140,12 +143,13 @@ struct ipc_waiter;
 
 /*
  * Set up the calling process's waiter on its process slot's doorbell. mech AUTO honours
- * $SHOAL_WAKE=futex|eventfd. Returns 0, or -ENOSYS if a forced mechanism is unsupported.
+ * $SHOAL_WAKE=futex|fifo (eventfd: the same as fifo). Returns 0, or -ENOSYS if a forced
+ * mechanism is unsupported. One waiter per process and instance (the FIFO is named by pid).
  */
 int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out);
 /*
  * ipc_waiter_create() in two halves, for a process that claims its slot later (a warm
- * spare): prepare (probe, ring, eventfd; no slot needed) ahead, attach (publish on the wake
+ * spare): prepare (probe, ring, FIFO; no slot needed) ahead, attach (publish on the wake
  * line of seg->self) once it owns the slot. 0 or -errno.
  */
 int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out);

@@ -2,12 +2,13 @@
  * Wakeups: spin, then park in io_uring; producers make a syscall only for a parked process.
  *
  * Each process slot has a wake line (struct shm_proc: doorbell, parked, wake_mech,
- * eventfd). The protocol, between a waiter W and producers P:
+ * eventfd: the fd path's descriptor, for producers in the owner's process). The protocol,
+ * between a waiter W and producers P:
  *
  *   W: parked := 1; fence(seq_cst); d := doorbell; if has_work() { parked := 0; return }
- *      park: io_uring FUTEX_WAIT(doorbell, d) or an io_uring read of W's eventfd.
+ *      park: io_uring FUTEX_WAIT(doorbell, d) or an io_uring read of W's FIFO.
  *   P: publish the message; fence(seq_cst); if parked and CAS parked 1 -> 0:
- *      doorbell += 1; FUTEX_WAKE(doorbell) or write(2) to W's eventfd.
+ *      doorbell += 1; FUTEX_WAKE(doorbell) or write(2) to W's FIFO.
  *
  * The two fences make a Dekker pair: either W's has_work() sees the message, or P sees
  * parked == 1. The CAS lets one producer per park make the syscall; a producer that loses
@@ -21,24 +22,56 @@
  * word is in the segment), addr = the word, addr2 = expected value (wait) or count (wake),
  * addr3 = FUTEX_BITSET_MATCH_ANY. A wait has no timeout field, so a LINK_TIMEOUT follows it.
  *
- * The eventfd path: the waiter's eventfd is EFD_NONBLOCK (io_uring polls it rather than
- * punting the read to a worker thread). A producer in another process reaches it with
- * pidfd_open(pid) + pidfd_getfd(pidfd, fd) (Linux 5.6+; needs ptrace-attach rights over
- * the waiter: same uid, or root), cached per process slot and keyed by the slot's owner
- * word, so a restarted owner is noticed. Opening /proc/<pid>/fd/<n> does not work for an
- * eventfd (anonymous inode). Producers wake eventfd waiters with write(2).
+ * The fd path (IPC_WAKE_FIFO, also called eventfd: SHOAL_WAKE=eventfd, the path of every
+ * kernel before 6.7, Debian 12's 6.1 among them): each waiter makes a FIFO,
+ * /dev/shm/shoal.<instance>:wake.<pid> (':' is never in an instance name, so it never
+ * meets a segment's name), with the segment's mode and group, and parks on an io_uring read
+ * of it (O_NONBLOCK: io_uring polls it rather than punting the read to a worker thread). A
+ * producer in another process opens it by that name once per owner of the slot (cached,
+ * keyed by the slot's owner word, so a restarted owner is noticed) and wakes it with a
+ * one-byte write(2). Why a FIFO: whoever may open the segment may open the FIFO, and nobody
+ * else; the open needs no ptrace rights over the waiter. Until this, producers took the
+ * waiter's eventfd with pidfd_getfd(), which needs ptrace-attach rights: Yama's
+ * ptrace_scope = 1 (Debian's default on many hosts) refuses it to anyone but an ancestor,
+ * so a worker could not wake its sibling and the wake was lost until the park's timeout; a
+ * non-dumpable waiter or a producer of another uid (a group-shared segment) lost it too.
+ * Cost: a one-byte FIFO write took about 100 ns more than an eventfd write (400 vs 300 ns
+ * on the development VM), and `shoal bench ipc` with SHOAL_WAKE=eventfd put rtt_park at a
+ * median 1.18x futex_rtt against 1.13x with the eventfd (6 alternating rounds each, 1.06x
+ * to 1.32x: within that VM's noise). The alternatives: a wake through an abstract unix
+ * datagram socket cost about 2 us per send, and anyone in the network namespace could send
+ * one; one handed out by the supervisor (SCM_RIGHTS) needs a supervisor serving every
+ * producer, which tests and tools without one do not have.
+ *
+ * Both ends open the FIFO read-write (Linux allows it), so a write never meets a FIFO
+ * without reader (no SIGPIPE for a producer whose waiter died) and the waiter's read never
+ * sees end-of-file. A full FIFO (EAGAIN) is a waiter with bytes to read: it will wake.
+ * Extra bytes (a repair's spare wake) end the next park early, which is harmless. The
+ * waiter removes its FIFO when it is destroyed; one left by a killed process is removed by
+ * the next waiter that starts (of any instance: its pid no longer exists).
+ *
+ * If the waiter cannot make its FIFO (the name is taken by another user's file in the
+ * sticky /dev/shm, no room for an inode, ...) it says so once on stderr and parks for at
+ * most IPC_POLL_MS at a time: it finds its work late but never loses a wake. A producer
+ * that cannot open a waiter's FIFO (EACCES: the segment's mode does not let it in; EMFILE)
+ * says so once per process on stderr, naming the FIFO and the cause: that waiter finds the
+ * message at its next wake or the end of its park.
  *
  * io_uring user_data values with the top 16 bits IPC_UD_TAG are the waiter's own; any
  * other value added by the caller is handed to its on_cqe callback.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,9 +82,13 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
+
+/* Where the FIFOs are: beside the segments (glibc's shm_open() directory). */
+#define IPC_FIFO_DIR "/dev/shm"
+/* "/dev/shm/shoal.<instance>:wake.<pid>" */
+#define IPC_FIFO_PATH_MAX (sizeof(IPC_FIFO_DIR "/shoal.:wake.") + SHM_INSTANCE_MAX + 12)
+/* A waiter without its FIFO parks at most this long: no wake can reach it. */
+#define IPC_POLL_MS 10u
 
 #define IPC_UD_TAG    UINT64_C(0x5348000000000000) /* "SH" */
 #define IPC_UD_MASK   UINT64_C(0xffff000000000000)
@@ -65,9 +102,12 @@ struct ipc_waiter {
 	struct shm_seg *seg;
 	struct io_uring ring;
 	enum ipc_wake_mech mech;
-	int efd;	  /* eventfd path: our eventfd, else -1 */
-	uint64_t gen;	  /* tags this park's requests, so late completions are told apart */
-	uint64_t efd_buf; /* the eventfd read's target */
+	int fd;		    /* fd path: our FIFO (read-write), -1 none (then we poll) */
+	pid_t fifo_pid;	    /* the process that made the FIFO (a forked child does not own it) */
+	bool poll_deadline; /* this park's poll is the caller's timeout, not IPC_POLL_MS */
+	uint64_t gen;	    /* tags this park's requests, so late completions are told apart */
+	uint8_t fd_buf[64]; /* the FIFO read's target: one byte per wake */
+	char fifo[IPC_FIFO_PATH_MAX];
 	struct __kernel_timespec ts;
 	int sup_pidfd; /* clients: the supervisor's pidfd, polled in the ring; -1 none */
 	bool sup_gone; /* that poll completed: the supervisor has exited */
@@ -104,13 +144,118 @@ static enum ipc_wake_mech env_mech(void)
 		return IPC_WAKE_AUTO;
 	if (!strcmp(e, "futex"))
 		return IPC_WAKE_FUTEX;
-	if (!strcmp(e, "eventfd"))
-		return IPC_WAKE_EVENTFD;
+	if (!strcmp(e, "eventfd") || !strcmp(e, "fifo"))
+		return IPC_WAKE_FIFO;
 	return IPC_WAKE_AUTO;
 }
 
+/* The FIFO path of process pid's waiter on instance. */
+static void fifo_path(char *buf, size_t n, const char *instance, pid_t pid)
+{
+	snprintf(buf, n, IPC_FIFO_DIR "/shoal.%s:wake.%d", instance, (int)pid);
+}
+
 /*
- * The half of ipc_waiter_create() that needs no process slot: probe, ring, eventfd. A
+ * Remove the wake FIFOs whose process no longer exists (killed before ipc_waiter_destroy()),
+ * of any instance: an instance that is gone has no waiter left to remove them. One whose
+ * pid was reused stays until that process's own waiter replaces it or a later sweep. Another
+ * user's we may not remove: left alone.
+ */
+static void sweep_dead_fifos(void)
+{
+	static const char tag[] = ":wake.";
+	struct dirent *de;
+	DIR *d = opendir(IPC_FIFO_DIR);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		const char *num;
+		char *end;
+		long pid;
+
+		/* "shoal.<instance>:wake.<pid>"; ':' is in no instance name, so it is the tag */
+		if (strncmp(de->d_name, "shoal.", 6) || !(num = strstr(de->d_name, tag)))
+			continue;
+		num += sizeof(tag) - 1;
+		errno = 0;
+		pid = strtol(num, &end, 10);
+		if (errno || *end || end == num || *num < '1' || *num > '9' || pid > INT_MAX)
+			continue;
+		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+/*
+ * Make our FIFO with the segment's mode and group (whoever may open the segment may wake
+ * us) and open it read-write. A file of that name is a dead process's (our pid is ours):
+ * replaced. Returns the descriptor or -errno; a taken name another user's is -EEXIST.
+ */
+static int fifo_make(struct shm_seg *seg, const char *path)
+{
+	mode_t mode = 0600;
+	struct stat st, sst;
+	int fd, r;
+
+	if (seg->fd >= 0 && fstat(seg->fd, &sst) == 0)
+		mode = (sst.st_mode & 0660) | 0600;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	/* 0600 first: no one else opens it before its mode and group are the segment's */
+	if (mkfifo(path, 0600) < 0)
+		return -errno;
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		r = -errno;
+		goto out_unlink;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_uid != geteuid()) {
+		r = -EEXIST; /* replaced under us: not ours */
+		close(fd);
+		return r;
+	}
+	/* a group-shared segment: its group may wake us (fails unless we are in it: then only
+	 * our uid can, as with the segment) */
+	if (seg->fd >= 0 && st.st_gid != sst.st_gid)
+		(void)fchown(fd, (uid_t)-1, sst.st_gid);
+	if (fchmod(fd, mode) < 0) {
+		r = -errno;
+		close(fd);
+		goto out_unlink;
+	}
+	return fd;
+out_unlink:
+	unlink(path);
+	return r;
+}
+
+/* Set up the fd path's FIFO; without one, say why once and poll instead (see the top). */
+static void fifo_setup(struct ipc_waiter *w)
+{
+	int r;
+
+	w->fifo_pid = getpid();
+	fifo_path(w->fifo, sizeof(w->fifo), w->seg->instance, w->fifo_pid);
+	sweep_dead_fifos();
+	r = fifo_make(w->seg, w->fifo);
+	if (r >= 0) {
+		w->fd = r;
+		return;
+	}
+	fprintf(stderr,
+		"shoal: pid %d: cannot make its wake FIFO %s: %s%s; it looks for work every %u "
+		"ms instead of sleeping until woken\n",
+		(int)w->fifo_pid, w->fifo, strerror(-r),
+		r == -EEXIST || r == -EPERM ? " (another user's file has that name: remove it)"
+					    : "",
+		IPC_POLL_MS);
+	w->fifo[0] = 0;
+}
+
+/*
+ * The half of ipc_waiter_create() that needs no process slot: probe, ring, FIFO. A
  * process that will claim a slot later (a warm spare) does it ahead. Returns 0, -ENOSYS (a
  * forced futex path on a kernel without it), or -errno. The process that will own it.
  */
@@ -122,7 +267,7 @@ int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_
 	if (mech == IPC_WAKE_AUTO)
 		mech = env_mech();
 	if (mech == IPC_WAKE_AUTO)
-		mech = has_uring_futex() ? IPC_WAKE_FUTEX : IPC_WAKE_EVENTFD;
+		mech = has_uring_futex() ? IPC_WAKE_FUTEX : IPC_WAKE_FIFO;
 	if (mech == IPC_WAKE_FUTEX && !has_uring_futex())
 		return -ENOSYS;
 	w = calloc(1, sizeof(*w));
@@ -130,22 +275,15 @@ int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_
 		return -ENOMEM;
 	w->seg = seg;
 	w->mech = mech;
-	w->efd = -1;
+	w->fd = -1;
 	w->sup_pidfd = -1;
 	r = io_uring_queue_init(64, &w->ring, 0);
 	if (r < 0)
 		goto out_free;
-	if (mech == IPC_WAKE_EVENTFD) {
-		w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (w->efd < 0) {
-			r = -errno;
-			goto out_ring;
-		}
-	}
+	if (mech == IPC_WAKE_FIFO)
+		fifo_setup(w);
 	*out = w;
 	return 0;
-out_ring:
-	io_uring_queue_exit(&w->ring);
 out_free:
 	free(w);
 	return r;
@@ -191,7 +329,7 @@ static void watch_supervisor(struct ipc_waiter *w)
 }
 
 /*
- * The other half: publish a prepared waiter's mechanism (and eventfd) on the wake line of
+ * The other half: publish a prepared waiter's mechanism (and FIFO) on the wake line of
  * the process slot the caller now owns; a client's also starts watching the supervisor.
  * Returns 0 or -EROFS (no process slot). Its owner.
  */
@@ -204,17 +342,17 @@ int ipc_waiter_attach(struct ipc_waiter *w)
 	p = shm_proc_at(w->seg, w->seg->self);
 	if (p->role == SHM_ROLE_CLIENT && w->sup_pidfd < 0)
 		watch_supervisor(w);
-	p->eventfd = w->efd;
+	p->eventfd = w->fd; /* for producers in this process */
 	/* relaxed: owner-written; the release store of wake_mech below publishes eventfd */
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
-	/* M0: pairs with M1 in ring_one(): eventfd number before the mechanism. */
+	/* M0: pairs with M1 in ring_one(): FIFO fd number before the mechanism. */
 	atomic_store_explicit(&p->wake_mech, (uint32_t)w->mech, memory_order_release);
 	return 0;
 }
 
 /*
  * Set up the calling process's waiter: its ring, and its wake line's mechanism (and
- * eventfd). Returns 0, -ENOSYS (a forced futex path on a kernel without it), -EROFS (no
+ * FIFO). Returns 0, -ENOSYS (a forced futex path on a kernel without it), -EROFS (no
  * process slot), or -errno. The process that owns seg->self, once (its consumer thread).
  */
 int ipc_waiter_create(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_waiter **out)
@@ -250,8 +388,11 @@ void ipc_waiter_destroy(struct ipc_waiter *w)
 		p->eventfd = -1;
 	}
 	io_uring_queue_exit(&w->ring);
-	if (w->efd >= 0)
-		close(w->efd);
+	if (w->fd >= 0)
+		close(w->fd);
+	/* a forked child's copy is its parent's FIFO: not the child's to remove */
+	if (w->fifo[0] && w->fifo_pid == getpid())
+		unlink(w->fifo);
 	if (w->sup_pidfd >= 0)
 		close(w->sup_pidfd);
 	free(w);
@@ -269,7 +410,10 @@ struct io_uring *ipc_waiter_ring(struct ipc_waiter *w)
 	return &w->ring;
 }
 
-/* Queue this park's request (and its link timeout). Returns 0 or -errno. */
+/*
+ * Queue this park's request (and its link timeout). Returns 1 (a link timeout queued), 0
+ * (none), or -errno.
+ */
 static int queue_park(struct ipc_waiter *w, uint32_t d, uint64_t timeout_ns)
 {
 	struct shm_proc *p = shm_proc_at(w->seg, w->seg->self);
@@ -277,10 +421,23 @@ static int queue_park(struct ipc_waiter *w, uint32_t d, uint64_t timeout_ns)
 
 	if (!sqe)
 		return -EBUSY;
+	w->poll_deadline = false;
 	if (w->mech == IPC_WAKE_FUTEX) {
 		ipc_prep_futex(sqe, IORING_OP_FUTEX_WAIT, &p->doorbell, d);
+	} else if (w->fd >= 0) {
+		io_uring_prep_read(sqe, w->fd, w->fd_buf, sizeof(w->fd_buf), 0);
 	} else {
-		io_uring_prep_read(sqe, w->efd, &w->efd_buf, sizeof(w->efd_buf), 0);
+		/* no FIFO: nothing can wake us; the park is a timeout, IPC_POLL_MS at most */
+		uint64_t poll_ns = IPC_POLL_MS * UINT64_C(1000000);
+
+		w->poll_deadline = timeout_ns && timeout_ns <= poll_ns;
+		if (!w->poll_deadline)
+			timeout_ns = poll_ns;
+		w->ts.tv_sec = (long long)(timeout_ns / 1000000000u);
+		w->ts.tv_nsec = (long long)(timeout_ns % 1000000000u);
+		io_uring_prep_timeout(sqe, &w->ts, 0, 0);
+		sqe->user_data = IPC_UD_TAG | IPC_UD_WAIT | w->gen;
+		return 0;
 	}
 	sqe->user_data = IPC_UD_TAG | IPC_UD_WAIT | w->gen;
 	if (timeout_ns) {
@@ -292,6 +449,7 @@ static int queue_park(struct ipc_waiter *w, uint32_t d, uint64_t timeout_ns)
 		w->ts.tv_nsec = (long long)(timeout_ns % 1000000000u);
 		io_uring_prep_link_timeout(sqe, &w->ts, 0);
 		sqe->user_data = IPC_UD_TAG | IPC_UD_TMO | w->gen;
+		return 1;
 	}
 	return 0;
 }
@@ -340,7 +498,7 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 	r = queue_park(w, d, timeout_ns);
 	if (r < 0)
 		goto out_unpark;
-	tmo_done = !timeout_ns;
+	tmo_done = r == 0;
 	r = io_uring_submit(&w->ring);
 	if (r < 0)
 		goto out_unpark;
@@ -374,6 +532,9 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 				wait_done = true;
 				if (cqe->res == -ECANCELED && !cancelled)
 					timed_out = true;
+				/* a poll without FIFO: its end is a timeout only at the deadline */
+				if (cqe->res == -ETIME && w->poll_deadline)
+					timed_out = true;
 			} else if (ud & IPC_UD_TMO) {
 				tmo_done = true;
 			}
@@ -400,45 +561,71 @@ out_unpark:
 
 /* --- producers --- */
 
-struct efd_cache {
+struct fd_cache {
 	uint64_t own; /* the slot's owner word the fd belongs to */
 	int fd;
 };
-static struct efd_cache *efd_cache;
-static pthread_mutex_t efd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fd_cache *fd_cache;
+static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool open_fail_told; /* relaxed: only keeps a second message out */
 
-/* Our descriptor for process slot proc's eventfd, or -1. */
-static int peer_eventfd(struct shm_seg *seg, uint32_t proc, struct shm_proc *p)
+/* Open the FIFO of the waiter owning a slot (own word own), or -1: said once, on stderr. */
+static int fifo_open_peer(struct shm_seg *seg, uint32_t proc, uint64_t own)
+{
+	char path[IPC_FIFO_PATH_MAX];
+	struct stat st;
+	int fd, err;
+
+	fifo_path(path, sizeof(path), seg->instance, (pid_t)(own >> 32));
+	/* read-write: a FIFO whose waiter died has a reader still, no SIGPIPE (see the top) */
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+		return fd;
+	err = fd >= 0 ? EINVAL : errno;
+	if (fd >= 0)
+		close(fd);
+	/* gone: the owner is exiting (a new one makes its own) */
+	if (err == ENOENT &&
+	    (atomic_load_explicit(&shm_proc_at(seg, proc)->own, memory_order_relaxed) != own ||
+	     kill((pid_t)(own >> 32), 0) < 0))
+		return -1;
+	if (!atomic_exchange_explicit(&open_fail_told, true, memory_order_relaxed))
+		fprintf(stderr,
+			"shoal: pid %d: cannot open %s to wake process slot %u (pid %d): %s; "
+			"that process finds the message when its park ends (further failures "
+			"are not reported)\n",
+			(int)getpid(), path, proc, (int)(own >> 32),
+			err == EINVAL ? "not a FIFO" : strerror(err));
+	return -1;
+}
+
+/* Our descriptor for process slot proc's FIFO, or -1. */
+static int peer_fd(struct shm_seg *seg, uint32_t proc, struct shm_proc *p)
 {
 	uint64_t own = atomic_load_explicit(&p->own, memory_order_acquire);
-	int fd = -1, pidfd;
+	int fd = -1;
 
-	pthread_mutex_lock(&efd_lock);
-	if (!efd_cache) {
-		efd_cache = calloc(SHM_MAX_PROCS, sizeof(*efd_cache));
-		if (!efd_cache)
+	pthread_mutex_lock(&fd_lock);
+	if (!fd_cache) {
+		fd_cache = calloc(SHM_MAX_PROCS, sizeof(*fd_cache));
+		if (!fd_cache)
 			goto out_unlock;
 	}
-	if (efd_cache[proc].own == own && efd_cache[proc].fd >= 0) {
-		fd = efd_cache[proc].fd;
+	if (fd_cache[proc].own == own && fd_cache[proc].fd >= 0) {
+		fd = fd_cache[proc].fd;
 		goto out_unlock;
 	}
-	if (efd_cache[proc].own && efd_cache[proc].fd >= 0)
-		close(efd_cache[proc].fd);
-	efd_cache[proc].own = own;
-	efd_cache[proc].fd = -1;
-	if ((pid_t)(own >> 32) == getpid() && seg->self == proc) {
-		fd = dup(p->eventfd);
-	} else {
-		pidfd = (int)syscall(SYS_pidfd_open, (pid_t)(own >> 32), 0);
-		if (pidfd < 0)
-			goto out_unlock;
-		fd = (int)syscall(SYS_pidfd_getfd, pidfd, p->eventfd, 0);
-		close(pidfd);
-	}
-	efd_cache[proc].fd = fd;
+	if (fd_cache[proc].own && fd_cache[proc].fd >= 0)
+		close(fd_cache[proc].fd);
+	fd_cache[proc].own = own;
+	if ((pid_t)(own >> 32) == getpid() && seg->self == proc)
+		fd = p->eventfd >= 0 ? dup(p->eventfd) : -1;
+	else
+		fd = fifo_open_peer(seg, proc, own);
+	/* a failure is not cached: the next wake tries again */
+	fd_cache[proc].fd = fd;
 out_unlock:
-	pthread_mutex_unlock(&efd_lock);
+	pthread_mutex_unlock(&fd_lock);
 	return fd;
 }
 
@@ -460,13 +647,13 @@ static bool claim_wake(struct shm_proc *p)
 	return true;
 }
 
-static void wake_eventfd(struct shm_seg *seg, uint32_t proc, struct shm_proc *p)
+static void wake_fifo(struct shm_seg *seg, uint32_t proc, struct shm_proc *p)
 {
-	uint64_t one = 1;
-	int fd = peer_eventfd(seg, proc, p);
+	uint8_t one = 1;
+	int fd = peer_fd(seg, proc, p);
 
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
-		/* the peer is gone or its counter is saturated: either way it will look */
+	if (fd >= 0 && write(fd, &one, 1) < 0) {
+		/* EAGAIN: the FIFO is full of wakes, so it will look */
 	}
 }
 
@@ -477,10 +664,10 @@ static void ring_one(struct shm_seg *seg, uint32_t proc)
 
 	if (!claim_wake(p))
 		return;
-	/* M1: pairs with M0 in ipc_waiter_attach(): eventfd number before the mechanism. */
+	/* M1: pairs with M0 in ipc_waiter_attach(): FIFO fd number before the mechanism. */
 	mech = atomic_load_explicit(&p->wake_mech, memory_order_acquire);
-	if (mech == IPC_WAKE_EVENTFD)
-		wake_eventfd(seg, proc, p);
+	if (mech == IPC_WAKE_FIFO)
+		wake_fifo(seg, proc, p);
 	else
 		syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
@@ -521,7 +708,7 @@ static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * Ring many: one io_uring submission of FUTEX_WAKE requests for the parked futex waiters
- * among procs, write(2) for eventfd waiters. Producers, any thread.
+ * among procs, write(2) for FIFO waiters. Producers, any thread.
  */
 void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 {
@@ -550,9 +737,9 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 		p = shm_proc_at(seg, procs[i]);
 		if (!claim_wake(p))
 			continue;
-		/* M1 (as in ring_one()): pairs with M0 in ipc_waiter_attach(): eventfd is set. */
-		if (atomic_load_explicit(&p->wake_mech, memory_order_acquire) == IPC_WAKE_EVENTFD) {
-			wake_eventfd(seg, procs[i], p);
+		/* M1 (as in ring_one()): pairs with M0 in ipc_waiter_attach(): FIFO fd is set. */
+		if (atomic_load_explicit(&p->wake_mech, memory_order_acquire) == IPC_WAKE_FIFO) {
+			wake_fifo(seg, procs[i], p);
 			continue;
 		}
 		if (!wake_ring_pid || !(sqe = io_uring_get_sqe(&wake_ring))) {

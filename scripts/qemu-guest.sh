@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boot a small qemu guest (software emulation: KVM hangs on the development VM) with NUMA
 # nodes, run CMD in it as root, and exit with CMD's status. What the host cannot show:
-# several NUMA nodes, a cgroup v2 memory controller.
+# several NUMA nodes, a cgroup v2 memory controller, the Yama LSM (Debian's kernel has it).
 #   qemu-guest.sh --kernel VMLINUZ [--nodes N] [--cpus C] [--mem 2G] [--timeout S] -- DIR CMD...
 # DIR is copied into the guest's initramfs at the same absolute path, with the shared
 # libraries its ELF files need (ldd; not what they dlopen); CMD runs by sh in DIR. The guest

@@ -4,7 +4,8 @@
 #   --sanitize   the same tests built with AddressSanitizer + UBSan (build-asan/)
 #   --soak       also run the long soak/stress suite
 #   --qemu       also run the tests that need what this machine lacks (several NUMA nodes, a
-#                cgroup v2 memory controller) in a 2-node qemu guest (scripts/qemu-guest.sh;
+#                cgroup v2 memory controller, Yama and Debian 12's kernel without io_uring
+#                futex, so the fd wake path) in a 2-node qemu guest (scripts/qemu-guest.sh;
 #                installs qemu and unpacks a Debian kernel into build-qemu/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,15 +77,22 @@ if [ "$qemu" = 1 ]; then
 	rm -rf "$guest"
 	mkdir -p "$guest/tools" "$guest/tests"
 	cp "$dir/tools/shoal" "$guest/tools/"
-	cp "$dir/tests/test_numa" "$dir/tests/test_supervisor" "$guest/tests/"
+	cp "$dir/tests/test_numa" "$dir/tests/test_supervisor" "$dir/tests/test_wake" "$guest/tests/"
 	# the guest's cgroup v2 has a memory controller: a delegated cgroup for the cap test
 	cg=/sys/fs/cgroup/shoal-test
-	echo "qemu: test_numa and the cgroup v2 memory cap in a 2-node guest"
+	# test_wake runs with Yama's ptrace_scope at 1 (a non-ancestor producer must still wake
+	# a waiter), each test in its own process: on this 6.1 kernel, shm_seg_create() in a
+	# process that has torn down an io_uring ring can fail with EINTR (posix_fallocate on
+	# tmpfs sees the ring's late task_work notification as a pending signal)
+	echo "qemu: test_numa, the cgroup v2 memory cap, test_wake under Yama in a 2-node guest"
 	bash scripts/qemu-guest.sh --kernel "$(ls build-qemu/kernel/boot/vmlinuz-* | head -1)" \
 		--nodes 2 --cpus 4 --timeout 900 -- "$guest" \
 		"set -e; export SHOAL_BIN=$guest/tools/shoal; $guest/tests/test_numa;" \
 		"mkdir $cg; echo +memory >/sys/fs/cgroup/cgroup.subtree_control;" \
 		"echo +memory >$cg/cgroup.subtree_control;" \
 		"SHOAL_TEST_CGROUP=$cg SHOAL_TEST_ONLY=test_supervisor_memory_cap_cgroup" \
-		"$guest/tests/test_supervisor"
+		"$guest/tests/test_supervisor;" \
+		"echo 1 >/proc/sys/kernel/yama/ptrace_scope;" \
+		"for t in \$($guest/tests/test_wake --list); do" \
+		"SHOAL_TEST_ONLY=\$t $guest/tests/test_wake; done"
 fi

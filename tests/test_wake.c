@@ -2,6 +2,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -31,11 +34,50 @@ static bool has_msg(void *arg)
 	return ipc_mbox_peek(c->seg, c->slot, &m) == 0;
 }
 
+/* The uid the tests that need a non-root process become (nobody). */
+#define NOBODY 65534
+
+/*
+ * In a child holding a process slot: become NOBODY, and dumpable again if asked (a uid
+ * change clears it, and a non-dumpable process refuses ptrace access on its own, Yama or
+ * not). Exits 91 if the uid cannot be dropped.
+ */
+static void child_become_nobody(bool dumpable)
+{
+	if (setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY))
+		_exit(91);
+	if (dumpable && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+		_exit(91);
+}
+
+/*
+ * How a parker runs: as the test's uid; as NOBODY, dumpable or not; as NOBODY dumpable with
+ * its FIFO's name taken by another user's file.
+ */
+enum parker_uid { AS_SELF, AS_NOBODY, AS_NOBODY_UNDUMPABLE, AS_NOBODY_NAME_TAKEN };
+
+/*
+ * In a child: another user's regular file takes the name of our wake FIFO, in the sticky
+ * /dev/shm (so we cannot remove it once we are NOBODY). Exits 93 if it cannot.
+ */
+static void child_take_fifo_name(struct shm_seg *seg)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s:wake.%d", seg->instance, (int)getpid());
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 || fchown(fd, NOBODY - 1, NOBODY - 1))
+		_exit(93);
+	close(fd);
+}
+
 /*
  * A child that hosts agent `a`, parks without spinning and reports: 1 woken with the
  * message there, 2 woken without it, 3 timed out, 4 error.
  */
-static pid_t spawn_parker(struct shm_seg *seg, shoal_handle_t a, enum ipc_wake_mech mech, int i)
+static pid_t spawn_parker_as(struct shm_seg *seg, shoal_handle_t a, enum ipc_wake_mech mech, int i,
+			     enum parker_uid as)
 {
 	pid_t pid = fork();
 
@@ -46,6 +88,10 @@ static pid_t spawn_parker(struct shm_seg *seg, shoal_handle_t a, enum ipc_wake_m
 		int r;
 
 		it_child_claim(seg);
+		if (as == AS_NOBODY_NAME_TAKEN)
+			child_take_fifo_name(seg);
+		if (as != AS_SELF)
+			child_become_nobody(as != AS_NOBODY_UNDUMPABLE);
 		if (ipc_waiter_create(seg, mech, &w))
 			_exit(77);
 		atomic_store(&wb->mech[i], ipc_waiter_mech(w));
@@ -57,6 +103,11 @@ static pid_t spawn_parker(struct shm_seg *seg, shoal_handle_t a, enum ipc_wake_m
 		_exit(0);
 	}
 	return pid;
+}
+
+static pid_t spawn_parker(struct shm_seg *seg, shoal_handle_t a, enum ipc_wake_mech mech, int i)
+{
+	return spawn_parker_as(seg, a, mech, i, AS_SELF);
 }
 
 /* Wait until child i has parked (its wake line says so). */
@@ -85,6 +136,14 @@ static void wake_one(enum ipc_wake_mech mech)
 	int st;
 
 	memset(wb, 0, sizeof(*wb));
+	if (mech == IPC_WAKE_FUTEX) {
+		struct ipc_waiter *w;
+
+		/* the child would exit before parking: wait_parked() would wait in vain */
+		if (ipc_waiter_prepare(seg, mech, &w) == -ENOSYS)
+			skip_because("the io_uring futex path needs Linux 6.7+");
+		ipc_waiter_destroy(w);
+	}
 	pid = spawn_parker(seg, a, mech, 0);
 	slot = wait_parked(seg, 0);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->wake_mech), mech);
@@ -242,6 +301,168 @@ static void test_wake_env_forces(void **state)
 	it_destroy(seg);
 }
 
+/* Yama's ptrace_scope as it was before a test raised it, or -1 (untouched). */
+static int yama_saved = -1;
+#define YAMA_SCOPE "/proc/sys/kernel/yama/ptrace_scope"
+
+/* Yama's ptrace_scope, or -1 (no Yama in this kernel, or unreadable). */
+static int yama_scope(void)
+{
+	FILE *f = fopen(YAMA_SCOPE, "r");
+	int v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static bool yama_set(int v)
+{
+	FILE *f = fopen(YAMA_SCOPE, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%d\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* Every path out of a test that raised ptrace_scope (a failed assert too) puts it back. */
+static int yama_restore(void **state)
+{
+	(void)state;
+	if (yama_saved >= 0 && !yama_set(yama_saved))
+		fprintf(stderr, "test_wake: could not restore %s to %d\n", YAMA_SCOPE, yama_saved);
+	yama_saved = -1;
+	return 0;
+}
+
+/*
+ * A parked fd-path waiter running as NOBODY is woken by a producer that is not its ancestor,
+ * also running as NOBODY (root's CAP_SYS_PTRACE would pass any ptrace check). The waiter is
+ * made dumpable or not (as), so the only thing refusing ptrace access is Yama (AS_NOBODY) or
+ * the waiter's non-dumpable state (AS_NOBODY_UNDUMPABLE): a wake that needs ptrace rights
+ * over the waiter (pidfd_getfd) is lost there, and the waiter times out.
+ */
+static void wake_from_stranger(enum parker_uid as)
+{
+	struct shm_seg *seg = it_create("wake", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	pid_t waiter, producer;
+	int st;
+
+	memset(wb, 0, sizeof(*wb));
+	waiter = spawn_parker_as(seg, a, IPC_WAKE_EVENTFD, 0, as);
+	wait_parked(seg, 0);
+	producer = fork();
+	assert_true(producer >= 0);
+	if (producer == 0) {
+		it_child_claim(seg);
+		child_become_nobody(true);
+		_exit(ipc_send(seg, a, 0, 0, 0, 0, "wake up", 8, 0) == 0 ? 0 : 92);
+	}
+	st = it_wait_child(producer, 10000);
+	assert_true(it_ok(st));
+	st = it_wait_child(waiter, 15000);
+	assert_true(it_ok(st));
+	/* 3: the wake was lost and the waiter's 10 s park timed out */
+	assert_int_equal(atomic_load(&wb->result[0]), 1);
+	it_destroy(seg);
+}
+
+/* Under Yama ptrace_scope >= 1 (Debian's default on many hosts), a sibling wakes the waiter. */
+static void test_wake_eventfd_yama_sibling(void **state)
+{
+	int scope = yama_scope();
+
+	(void)state;
+	if (scope < 0)
+		skip_because("no Yama in this kernel (" YAMA_SCOPE " is absent); "
+			     "scripts/test.sh --qemu runs this test in a guest that has it");
+	if (geteuid() != 0)
+		skip_because("needs root: to run the waiter and producer as another uid and to "
+			     "set ptrace_scope");
+	if (scope == 0) {
+		if (!yama_set(1))
+			skip_because("cannot set " YAMA_SCOPE " to 1");
+		yama_saved = 0;
+	}
+	wake_from_stranger(AS_NOBODY);
+}
+
+/*
+ * A non-dumpable waiter (any kernel, Yama or not: ptrace access to it needs CAP_SYS_PTRACE)
+ * is woken by a producer of its uid that is not its ancestor.
+ */
+static void test_wake_eventfd_undumpable_waiter(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip_because("needs root: to run the waiter and producer as another uid");
+	wake_from_stranger(AS_NOBODY_UNDUMPABLE);
+}
+
+/*
+ * A waiter that cannot make its FIFO (another user's file has its name) still gets its
+ * message within its poll interval, not at the end of its 10 s park; it says why on stderr.
+ */
+static void test_wake_fifo_name_taken(void **state)
+{
+	struct shm_seg *seg;
+	shoal_handle_t a;
+	char path[128];
+	pid_t pid;
+	int st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip_because("needs root: to make a file owned by another uid");
+	seg = it_create("wake", 256, 4096);
+	a = it_agent(seg);
+	memset(wb, 0, sizeof(*wb));
+	pid = spawn_parker_as(seg, a, IPC_WAKE_FIFO, 0, AS_NOBODY_NAME_TAKEN);
+	wait_parked(seg, 0);
+	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "wake up", 8, 0), 0);
+	st = it_wait_child(pid, 15000);
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s:wake.%d", seg->instance, (int)pid);
+	unlink(path);
+	assert_true(it_ok(st));
+	assert_int_equal(atomic_load(&wb->result[0]), 1);
+	it_destroy(seg);
+}
+
+/* A waiter's FIFO is gone after its destroy, and a killed waiter's after the next start. */
+static void test_wake_fifo_removed(void **state)
+{
+	struct shm_seg *seg = it_create("wake", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	struct ipc_waiter *w;
+	char path[128];
+	struct stat st;
+	pid_t pid;
+
+	(void)state;
+	memset(wb, 0, sizeof(*wb));
+	pid = spawn_parker(seg, a, IPC_WAKE_FIFO, 0);
+	wait_parked(seg, 0);
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s:wake.%d", seg->instance, (int)pid);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	kill(pid, SIGKILL);
+	assert_false(it_ok(it_wait_child(pid, 10000)));
+	assert_int_equal(stat(path, &st), 0); /* killed: nobody removed it yet */
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_FIFO, &w), 0);
+	assert_int_equal(stat(path, &st), -1); /* the next waiter to start did */
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s:wake.%d", seg->instance, (int)getpid());
+	assert_int_equal(stat(path, &st), 0);
+	ipc_waiter_destroy(w);
+	assert_int_equal(stat(path, &st), -1);
+	it_destroy(seg);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -249,11 +470,15 @@ static int setup(void **state)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wake_futex),
 		cmocka_unit_test(test_wake_eventfd),
+		cmocka_unit_test_teardown(test_wake_eventfd_yama_sibling, yama_restore),
+		cmocka_unit_test(test_wake_eventfd_undumpable_waiter),
+		cmocka_unit_test(test_wake_fifo_name_taken),
+		cmocka_unit_test(test_wake_fifo_removed),
 		cmocka_unit_test(test_wake_no_syscall_unparked),
 		cmocka_unit_test(test_wake_timeout_futex),
 		cmocka_unit_test(test_wake_timeout_eventfd),
@@ -262,5 +487,14 @@ int main(void)
 		cmocka_unit_test(test_wake_env_forces),
 	};
 
+	/* --list: the test names, one a line (the qemu guest runs each in its own process) */
+	if (argc > 1 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+			printf("%s\n", tests[i].name);
+		return 0;
+	}
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
