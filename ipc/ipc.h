@@ -177,6 +177,13 @@ void ipc_ring(struct shm_seg *seg, uint32_t proc);
 /* Ring many at once: one io_uring submission for all the parked ones (broadcasts). */
 void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n);
 
+/*
+ * Remove the wake FIFOs (/dev/shm/shoal.<instance>:wake.<pid>) of processes that are gone,
+ * any instance's: killed processes leave theirs. A waiter does it as it starts; `shoal
+ * clean` and a stopping supervisor too. Another user's files are left alone. Any process.
+ */
+void ipc_wake_sweep(void);
+
 /* --- messaging --- */
 
 /*

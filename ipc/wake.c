@@ -161,7 +161,7 @@ static void fifo_path(char *buf, size_t n, const char *instance, pid_t pid)
  * pid was reused stays until that process's own waiter replaces it or a later sweep. Another
  * user's we may not remove: left alone.
  */
-static void sweep_dead_fifos(void)
+void ipc_wake_sweep(void)
 {
 	static const char tag[] = ":wake.";
 	struct dirent *de;
@@ -182,7 +182,8 @@ static void sweep_dead_fifos(void)
 		pid = strtol(num, &end, 10);
 		if (errno || *end || end == num || *num < '1' || *num > '9' || pid > INT_MAX)
 			continue;
-		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		/* gone, or a zombie (its parent died too and nobody reaped it): no more waits */
+		if (!shm_pid_is_running((pid_t)pid, 0))
 			(void)unlinkat(dirfd(d), de->d_name, 0);
 	}
 	closedir(d);
@@ -238,7 +239,7 @@ static void fifo_setup(struct ipc_waiter *w)
 
 	w->fifo_pid = getpid();
 	fifo_path(w->fifo, sizeof(w->fifo), w->seg->instance, w->fifo_pid);
-	sweep_dead_fifos();
+	ipc_wake_sweep();
 	r = fifo_make(w->seg, w->fifo);
 	if (r >= 0) {
 		w->fd = r;

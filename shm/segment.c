@@ -179,7 +179,14 @@ static int reserve(int fd, const char *instance, uint64_t size, char *err, size_
 			     instance, (unsigned long long)size, (double)size / 1048576.0, avail,
 			     (double)avail / 1048576.0);
 	}
-	ret = posix_fallocate(fd, 0, (off_t)size);
+	/*
+	 * tmpfs gives up a large fallocate with EINTR when a signal (or, seen on Linux 6.1, the
+	 * task work of an io_uring just torn down) is pending; what it reserved stays, so
+	 * asking again goes on from there.
+	 */
+	do
+		ret = posix_fallocate(fd, 0, (off_t)size);
+	while (ret == EINTR);
 	if ((ret == ENOSPC || ret == ENOMEM) && limited)
 		FAIL(-ENOSPC,
 		     "instance '%s': reserving %llu bytes (%.1f MiB) for the segment in " SHM_DIR

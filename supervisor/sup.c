@@ -1829,6 +1829,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 			"shoal: instance '%s': its name now belongs to a new instance; left "
 			"that one alone\n",
 			c->instance);
+	/* wake FIFOs of workers that were killed (an orderly exit removes its own) */
+	ipc_wake_sweep();
 	shm_seg_detach(s.seg);
 	s.seg = NULL;
 	goto out_ring;

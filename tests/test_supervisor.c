@@ -4,6 +4,7 @@
  * order, a SIGKILLed supervisor takes its workers with it and leaves a stale segment, a
  * memory cap exit is recorded as such, a dead client is repaired.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -500,19 +501,40 @@ static void test_supervisor_client_never_takes_a_worker_slot(void **state)
 	rt_cleanup(&r);
 }
 
+/* The number of wake FIFOs (the fd wake path's) of instance inst in /dev/shm. */
+static int count_wake_fifos(const char *inst)
+{
+	char prefix[96];
+	struct dirent *de;
+	DIR *d = opendir("/dev/shm");
+	int n = 0;
+
+	assert_non_null(d);
+	snprintf(prefix, sizeof(prefix), "shoal.%s:wake.", inst);
+	while ((de = readdir(d)))
+		n += !strncmp(de->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
+/* An orderly stop removes the segment, and the wake FIFOs of the instance's processes. */
 static void test_supervisor_sigterm_removes_segment(void **state)
 {
 	struct rt_run r;
 	char path[96];
 
 	(void)state;
+	setenv("SHOAL_WAKE", "fifo", 1);
 	start(&r, "term", two_workers, NULL);
+	unsetenv("SHOAL_WAKE");
 	rt_wait_ready(&r);
 	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", r.inst);
 	assert_int_equal(access(path, F_OK), 0);
+	assert_true(count_wake_fifos(r.inst) >= 2); /* the workers' */
 	kill(r.pid, SIGTERM);
 	assert_int_equal(rt_wait_exit(&r), 0);
 	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(count_wake_fifos(r.inst), 0);
 	rt_cleanup(&r);
 }
 
@@ -667,7 +689,9 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	char out[8192] = "";
 
 	(void)state;
+	setenv("SHOAL_WAKE", "fifo", 1);
 	start(&r, "supkill", two_workers, NULL);
+	unsetenv("SHOAL_WAKE");
 	rt_wait_ready(&r);
 	seg = attach(&r);
 	fds[0] = rt_pidfd_open(rt_slot_pid(seg, 1));
@@ -692,6 +716,8 @@ static void test_supervisor_killed_leaves_stale_segment(void **state)
 	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"clean", NULL}), 0);
 	if (!strstr(out, "threw away 12 agents, 0 queued messages"))
 		fail_msg("clean said: %s", out);
+	/* and the wake FIFOs its killed workers left */
+	assert_int_equal(count_wake_fifos(r.inst), 0);
 	rt_cleanup(&r);
 }
 

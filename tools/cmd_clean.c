@@ -194,5 +194,7 @@ int cmd_clean(int argc, char **argv)
 	if (!ret && what.agents)
 		printf("threw away %u agents, %" PRIu64 " queued messages, %u checkpoints\n",
 		       what.agents, what.queued, what.checkpoints);
+	/* the wake FIFOs its killed processes left behind */
+	ipc_wake_sweep();
 	return ex;
 }

@@ -187,7 +187,7 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		/* the wakeup path this process parks on, and whether it is parked now */
 		snprintf(wake, sizeof(wake), "%s%s",
 			 mech == IPC_WAKE_FUTEX	    ? "uring-futex"
-			 : mech == IPC_WAKE_EVENTFD ? "uring-eventfd"
+			 : mech == IPC_WAKE_EVENTFD ? "uring-fifo"
 						    : "-",
 			 mech && atomic_load(&p->parked) ? "*" : "");
 		printf("  %4u %-10s %-8s %7u %6u %5d %4d %-14s %-13s %8u %9.1f  %s\n", i,
