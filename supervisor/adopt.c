@@ -64,7 +64,7 @@ static uint32_t cfg_field(const struct shm_cfg *c, size_t off)
 
 /*
  * Make sure the process that owned slot i is gone: a worker of the dead supervisor that is
- * still there (stopped, or slow to exit) is SIGKILLed and waited for. 0, or -ETIMEDOUT.
+ * still there (stopped, or slow to exit) is SIGKILLed and waited for. 0, or -EBUSY.
  */
 static int adopt_end_owner(struct shm_seg *seg, uint32_t i)
 {
@@ -93,7 +93,7 @@ static int adopt_end_owner(struct shm_seg *seg, uint32_t i)
 	pf = (struct pollfd){.fd = fd, .events = POLLIN};
 	r = poll(&pf, 1, ADOPT_KILL_WAIT_MS);
 	close(fd);
-	return r == 1 ? 0 : -ETIMEDOUT;
+	return r == 1 ? 0 : -EBUSY; /* a system failure, not a timed-out check */
 }
 
 /*

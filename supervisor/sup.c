@@ -124,7 +124,7 @@ struct sup {
 	bool stopping;		/* orderly stop in progress */
 	bool ready_sent;
 	int ready_fd;
-	int exit_code;
+	int result;	    /* sup_run()'s: 0, SUP_RUN_INTENSITY or -errno */
 	uint32_t timer_seq; /* tags the newest timer request */
 	uint64_t timer_at;  /* deadline of the newest pending timer, 0 none */
 	uint64_t next_tick;
@@ -775,7 +775,7 @@ out_watch:
 
 out_fail:
 	fprintf(stderr, "shoal: worker %u: cannot start it: %s\n", w->windex, strerror(errno));
-	s->exit_code = 3;
+	s->result = errno ? -errno : -EIO;
 	w->state = W_EXITED;
 	if (!s->stopping) {
 		s->stopping = true;
@@ -1063,7 +1063,7 @@ static void intensity_exceeded(struct sup *s, struct sup_worker *w)
 		fprintf(stderr, "%s %s", i ? ";" : "",
 			w->reasons[(w->nreasons - k + i) % REASONS_MAX]);
 	fprintf(stderr, "\n");
-	s->exit_code = 1;
+	s->result = SUP_RUN_INTENSITY;
 	w->state = W_EXITED;
 	begin_stop(s);
 }
@@ -1708,13 +1708,13 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	uint32_t nnodes;
 	char err[512];
 	bool adopted = false;
-	int r, ret = 3;
+	int r, ret = -ENOMEM;
 
 	/* the checks `shoal run --check` makes (and it loads the [types] libraries) */
 	r = sup_config_check(c, NULL, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "shoal: %s\n", err);
-		return r == -EINVAL ? 2 : 3;
+		return r;
 	}
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);
@@ -1724,16 +1724,18 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	r = place_workers(&s, &nnodes);
 	if (r) {
 		fprintf(stderr, "shoal: placement: %s\n", strerror(-r));
-		ret = r == -EINVAL || r == -ENOENT ? 2 : 3;
+		ret = r;
 		goto out_topo;
 	}
 	cfg.nworkers = s.n; /* sup_config_check() checked max_procs against this count */
 	cfg.nnodes = nnodes;
 	if (sup_intensity_init(&s.in, &c->policy))
-		goto out_topo;
+		goto out_topo; /* ret: -ENOMEM */
 	r = setup_signals(&s, &oldmask);
-	if (r)
+	if (r) {
+		ret = r;
 		goto out_intensity;
+	}
 	/*
 	 * Completions are run by this (only) thread when it waits, and a completion wakes the
 	 * waiter directly: with the default task-work notification, a death notice's wake
@@ -1745,6 +1747,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		r = io_uring_queue_init(64 + 4 * s.n, &s.ring, 0);
 	if (r) {
 		fprintf(stderr, "shoal: io_uring: %s\n", strerror(-r));
+		ret = r;
 		goto out_signals;
 	}
 	err[0] = 0;
@@ -1756,7 +1759,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	}
 	if (r) {
 		fprintf(stderr, "shoal: %s\n", err);
-		ret = r == -EEXIST || r == -EINVAL ? 2 : 3;
+		ret = r;
 		goto out_ring;
 	}
 	if (err[0]) /* a half-created segment of a dead creator, replaced */
@@ -1766,6 +1769,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	r = shm_proc_claim(s.seg, SHM_ROLE_SUPERVISOR, false);
 	if (r || s.seg->self != 0) {
 		fprintf(stderr, "shoal: cannot take process slot 0\n");
+		ret = r ? r : -EBUSY;
 		goto out_seg;
 	}
 	if (adopted) {
@@ -1792,13 +1796,17 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	}
 	if (!adopted)
 		shm_seg_publish(s.seg);
-	if (!adopted && spawn_agents(&s)) {
-		ret = 2;
-		goto out_seg;
+	if (!adopted) {
+		r = spawn_agents(&s);
+		if (r) {
+			ret = r < 0 ? r : -EINVAL;
+			goto out_seg;
+		}
 	}
 	r = open_ctl(&s);
 	if (r) {
 		fprintf(stderr, "shoal: opening the control inbox: %s\n", strerror(-r));
+		ret = r;
 		goto out_seg;
 	}
 	arm_poll(&s, s.sfd, UD(K_SIG, 0, 0));
@@ -1812,11 +1820,12 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	spare_drop(&s);
 	for (uint32_t i = 0; i < s.n; i++)
 		zombie_reap(&s, &s.w[i]);
-	if (r)
-		s.exit_code = 3;
-	ret = s.exit_code;
+	if (r && !s.result)
+		s.result = -r; /* loop() returns a positive errno */
+	ret = s.result;
 	if (o->status)
 		print_status(&s);
+	/* relaxed: published by S3's release below */
 	atomic_store_explicit(&h->sup_exit_code, (uint32_t)ret, memory_order_relaxed);
 	atomic_store_explicit(&h->stop_ns, shm_wall_ns(), memory_order_relaxed);
 	/* S3: release: the exit record before the instance reads as stopped. */

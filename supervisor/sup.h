@@ -238,7 +238,7 @@ struct sup_run_opts {
  * left of its workers, repairs the dead supervisor's and workers' process slots (their
  * agents DOWN, to be restarted by new workers), and returns the segment mapped read-write
  * in *out, its state STARTING. -EEXIST (running, or stopped in order), -EINVAL (another
- * geometry), -ETIMEDOUT (a worker that would not die) or an attach error, with a sentence
+ * geometry), -EBUSY (a worker that would not die) or an attach error, with a sentence
  * in err. The supervisor's only thread, before it claims process slot 0.
  */
 /*
@@ -254,12 +254,15 @@ int sup_adopt(const char *instance, const struct shm_cfg *cfg, struct shm_seg **
 	      size_t errlen);
 
 /*
- * Run an instance until SIGTERM/SIGINT or until the restart intensity is exceeded.
- * Returns 0 after an orderly stop, 1 when the intensity was exceeded (a message naming
- * the worker and its exit reasons went to stderr), 2 for a configuration the machine
- * cannot run (e.g. the instance exists), 3 on a system failure. Must be called from the
+ * Run an instance until SIGTERM/SIGINT/SIGQUIT or until the restart intensity is exceeded.
+ * Returns 0 after an orderly stop, SUP_RUN_INTENSITY when the intensity was exceeded (a
+ * message naming the worker and its exit reasons went to stderr; the stop was orderly too),
+ * or -errno when it could not run or went on (-EINVAL a configuration the machine cannot
+ * run, -EEXIST an instance that exists, -ENOSPC no room in /dev/shm, ...; a sentence went
+ * to stderr). The tool maps it to an exit code (tools/exit.c). Must be called from the
  * process's only thread (it blocks signals and forks).
  */
+#define SUP_RUN_INTENSITY 1
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o);
 
 /* --- control requests: spawn and stop, served by the supervisor (supervisor/control.c) --- */

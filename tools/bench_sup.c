@@ -12,6 +12,7 @@
 
 #include "supervisor/sup.h"
 #include "tools/bench.h"
+#include "tools/tools.h"
 
 /* See bench.h. The benchmark's main thread. */
 pid_t bench_sup_start(const char *bench, const char *text)
@@ -38,7 +39,11 @@ pid_t bench_sup_start(const char *bench, const char *text)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		close(pfd[0]);
 		ro.ready_fd = pfd[1];
-		_exit(sup_run(c, &ro));
+		{
+			int r = sup_run(c, &ro);
+
+			_exit(r == SUP_RUN_INTENSITY ? EXIT_CHECK : tool_exit_for(r));
+		}
 	}
 	close(pfd[1]);
 	p.fd = pfd[0];

@@ -150,7 +150,7 @@ int cmd_run(int argc, char **argv)
 	ret = sup_config_load(c, optind < argc ? argv[optind] : NULL, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "shoal run: %s\n", err);
-		ret = ret == -EINVAL || ret == -ENOENT ? EXIT_USAGE : EXIT_SYSTEM;
+		ret = tool_exit_for(ret);
 		goto out;
 	}
 	ret = EXIT_USAGE;
@@ -204,6 +204,7 @@ int cmd_run(int argc, char **argv)
 	}
 	o.status = c->status_interval_ms != 0;
 	ret = sup_run(c, &o);
+	ret = ret == SUP_RUN_INTENSITY ? EXIT_CHECK : tool_exit_for(ret);
 out:
 	free(c);
 	return ret;

@@ -39,21 +39,6 @@ const char *tool_default_instance(void)
 	return e && *e ? e : "default";
 }
 
-int tool_exit_for(int err)
-{
-	switch (err) {
-	case 0:
-		return EXIT_OK;
-	case -ENOMEM:
-	case -EIO:
-	case -EMFILE:
-	case -ENFILE:
-		return EXIT_SYSTEM;
-	default:
-		return EXIT_USAGE;
-	}
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 2) {

@@ -36,7 +36,7 @@ int cmd_send(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 
-/* Map an -errno from attaching to a CLI exit code: bad segment or absent instance -> 2. */
+/* Map an -errno to the command's exit code: the one table, in tools/exit.c. */
 int tool_exit_for(int err);
 
 /* The default instance name, or $SHOAL_INSTANCE. */
