@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 dir=build
-opts=(-Dwerror=true -Dtests=true)
+opts=(-Dwerror=true -Dtests=true -Dtest_hooks=true)
 sanitize=0
 qemu=0
 for a in "$@"; do

@@ -80,7 +80,9 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 	ctl->seg = seg;
 	ctl->nworkers = nworkers;
 	/* test hook (tests/test_control.c): a supervisor killed with a request done, unanswered */
+#ifdef SHOAL_TEST_HOOKS
 	ctl->test_die = getenv("SHOAL_TEST_CTL_DIE") != NULL;
+#endif
 	r = ipc_inbox_open(seg, &ctl->inbox);
 	if (r)
 		goto out_free;

@@ -227,6 +227,9 @@ static int pidfd_kill(int pidfd, int sig)
  */
 static void child_test_hooks(struct sup *s, struct sup_worker *w)
 {
+#ifndef SHOAL_TEST_HOOKS
+	(void)s, (void)w; /* compiled out: -Dtest_hooks=true builds them in */
+#else
 	const char *e = getenv("SHOAL_TEST_WORKER_EXIT");
 	const char *a = getenv("SHOAL_TEST_WORKER_ALLOC");
 
@@ -248,6 +251,7 @@ static void child_test_hooks(struct sup *s, struct sup_worker *w)
 			__asm__ volatile("" : : "r"(p) : "memory");
 		}
 	}
+#endif
 }
 
 /* A child's parent-death signal, and its exit code when the signal came. */

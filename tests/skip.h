@@ -8,4 +8,12 @@
 		skip();                                                                            \
 	} while (0)
 
+/* Tests that drive the SHOAL_TEST_* fault-injection hooks skip in a build without them. */
+#ifdef SHOAL_TEST_HOOKS
+#define need_test_hooks() ((void)0)
+#else
+#define need_test_hooks()                                                                          \
+	skip_because("built without -Dtest_hooks=true: the SHOAL_TEST_* hooks are compiled out")
+#endif
+
 #endif

@@ -416,6 +416,7 @@ static void test_control_supervisor_killed_before_answer(void **state)
 	int fd;
 
 	(void)state;
+	need_test_hooks();
 	setenv("SHOAL_TEST_CTL_DIE", "1", 1);
 	start(&r, "die", two_workers);
 	unsetenv("SHOAL_TEST_CTL_DIE");

@@ -453,6 +453,7 @@ static void test_supervisor_intensity_exceeded(void **state)
 	char err[4096];
 
 	(void)state;
+	need_test_hooks();
 	setenv("SHOAL_TEST_WORKER_EXIT", "1:7", 1);
 	start(&r, "loop",
 	      "[instance]\nworkers = 2\nplacement = none\n"
@@ -479,6 +480,7 @@ static void test_supervisor_client_never_takes_a_worker_slot(void **state)
 	struct shm_proc *p;
 
 	(void)state;
+	need_test_hooks();
 	setenv("SHOAL_TEST_WORKER_EXIT", "1:5", 1);
 	start(&r, "slot",
 	      "[instance]\nworkers = 2\nplacement = none\n"
@@ -855,6 +857,7 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	char *saved = asan_allow_null(), out[8192];
 
 	(void)state;
+	need_test_hooks();
 	setenv("SHOAL_TEST_WORKER_ALLOC", "0", 1);
 	start(&r, "cap",
 	      "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
