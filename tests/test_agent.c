@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "tests/support.h"
 #include "tests/skip.h"
 
 #include "shm/registry.h"
@@ -40,25 +41,18 @@ static int teardown(void **state)
 static struct shm_seg *make_seg(void)
 {
 	struct shm_cfg cfg;
-	struct shm_seg *seg = NULL;
-	char err[256];
 
 	shm_cfg_default(&cfg);
 	cfg.max_agents = 64;
 	cfg.reg_capacity = 256;
 	cfg.max_monitors = 64;
 	cfg.ckpt_bytes = 100; /* buffers round up to 128 */
-	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
-	shm_seg_publish(seg);
-	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
-	shm_proc_set_state(seg, SHM_PROC_RUNNING);
-	return seg;
+	return ts_seg_make(inst, &cfg, SHM_ROLE_SUPERVISOR);
 }
 
 static void drop_seg(struct shm_seg *seg)
 {
-	shm_seg_detach(seg);
-	shm_seg_unlink(inst);
+	ts_seg_drop(seg, inst);
 }
 
 static int nop_init(struct shoal_ctx *c, const void *k, uint32_t l, void **s)

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "tests/support.h"
 #include "shm/registry.h"
 #include "shm/registry_int.h"
 #include "shm/shm.h"
@@ -39,26 +40,18 @@ static int teardown(void **state)
 static struct shm_seg *make_seg(uint32_t groups, uint32_t members)
 {
 	struct shm_cfg cfg;
-	struct shm_seg *seg = NULL;
-	char err[256];
 
-	shm_seg_unlink(inst);
 	shm_cfg_default(&cfg);
 	cfg.max_agents = 16;
 	cfg.reg_capacity = 64;
 	cfg.max_groups = groups;
 	cfg.group_members = members;
-	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
-	shm_seg_publish(seg);
-	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
-	shm_proc_set_state(seg, SHM_PROC_RUNNING);
-	return seg;
+	return ts_seg_make(inst, &cfg, SHM_ROLE_SUPERVISOR);
 }
 
 static void done_seg(struct shm_seg *seg)
 {
-	shm_seg_detach(seg);
-	shm_seg_unlink(inst);
+	ts_seg_drop(seg, inst);
 }
 
 static int join(struct shm_seg *seg, const char *g, shoal_handle_t h)
