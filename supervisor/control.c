@@ -50,10 +50,6 @@ struct sup_ctl {
 };
 
 /* See sup.h. Any thread. */
-const char *sup_ctl_op_name(uint32_t op)
-{
-	return op == SUP_CTL_SPAWN ? "spawn" : op == SUP_CTL_STOP ? "stop" : "?";
-}
 
 static struct shm_proc *self_proc(const struct sup_ctl *ctl)
 {
@@ -99,7 +95,7 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 		atomic_store_explicit(&p->ctl_intent[i], 0, memory_order_relaxed);
 	/* relaxed: producers take the futex path for any mechanism but eventfd */
 	atomic_store_explicit(&p->wake_mech, IPC_WAKE_FUTEX, memory_order_relaxed);
-	/* P0: release: pairs with P1 in sup_ctl_call(): the inbox is ready before it is found. */
+	/* P0: release: pairs with P1 in ipc_ctl_call(): the inbox is ready before it is found. */
 	atomic_store_explicit(&shm_hdr(seg)->ctl_inbox, ctl->inbox, memory_order_release);
 	shm_change_bump(seg);
 	*out = ctl;
@@ -182,26 +178,26 @@ static bool worker_is_running(const struct sup_ctl *ctl, uint32_t windex)
  * The worker a spawn goes to: the hinted one, or the least loaded (running ones first) of
  * all or of a node's. 0 and *windex, -ENXIO (no such worker or none on the node), -EINVAL.
  */
-static int pick_worker(struct sup_ctl *ctl, const struct sup_ctl_req *q, uint32_t *windex)
+static int pick_worker(struct sup_ctl *ctl, const struct ipc_ctl_req *q, uint32_t *windex)
 {
 	uint32_t best = UINT32_MAX;
 	bool best_running = false;
 
-	if (q->hint == SUP_CTL_WORKER) {
+	if (q->hint == IPC_CTL_WORKER) {
 		if (q->where < 0 || (uint32_t)q->where >= ctl->nworkers)
 			return -ENXIO;
 		*windex = (uint32_t)q->where;
 		return 0;
 	}
-	if (q->hint != SUP_CTL_ANY && q->hint != SUP_CTL_NODE)
+	if (q->hint != IPC_CTL_ANY && q->hint != IPC_CTL_NODE)
 		return -EINVAL;
-	if (q->hint == SUP_CTL_NODE && q->where < 0)
+	if (q->hint == IPC_CTL_NODE && q->where < 0)
 		return -EINVAL;
 	count_load(ctl);
 	for (uint32_t i = 0; i < ctl->nworkers; i++) {
 		bool running = worker_is_running(ctl, i);
 
-		if (q->hint == SUP_CTL_NODE && ctl->node_of[i] != q->where)
+		if (q->hint == IPC_CTL_NODE && ctl->node_of[i] != q->where)
 			continue;
 		if (best == UINT32_MAX || (running && !best_running) ||
 		    (running == best_running && ctl->load[i] < ctl->load[best])) {
@@ -215,7 +211,7 @@ static int pick_worker(struct sup_ctl *ctl, const struct sup_ctl_req *q, uint32_
 	return 0;
 }
 
-static int do_spawn(struct sup_ctl *ctl, const struct sup_ctl_req *q, struct sup_ctl_reply *rep)
+static int do_spawn(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_ctl_reply *rep)
 {
 	size_t tlen, nlen;
 	shoal_handle_t h;
@@ -241,7 +237,7 @@ static int do_spawn(struct sup_ctl *ctl, const struct sup_ctl_req *q, struct sup
 	return 0;
 }
 
-static int do_stop(struct sup_ctl *ctl, const struct sup_ctl_req *q, struct sup_ctl_reply *rep)
+static int do_stop(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_ctl_reply *rep)
 {
 	shoal_handle_t h = q->handle;
 	struct shm_agent *a;
@@ -309,8 +305,8 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 {
 	struct shm_hdr *h = shm_hdr(ctl->seg);
 	struct shm_proc *p = self_proc(ctl);
-	struct sup_ctl_reply rep = {.rc = -EPROTO, .windex = -1, .node = -1};
-	struct sup_ctl_req q;
+	struct ipc_ctl_reply rep = {.rc = -EPROTO, .windex = -1, .node = -1};
+	struct ipc_ctl_req q;
 	int r;
 
 	if (!(m->flags & IPC_F_CALL) || m->from == SHOAL_HANDLE_NONE || (m->flags & IPC_F_REPLY) ||
@@ -318,7 +314,7 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 		count(&h->ctl_dropped);
 		return;
 	}
-	if (m->type == SUP_CTL_MSG && m->len == sizeof(q)) {
+	if (m->type == IPC_CTL_MSG && m->len == sizeof(q)) {
 		memcpy(&q, m->data, sizeof(q));
 		/* relaxed: the intent line is read by post-mortem tools only (after our death) */
 		atomic_store_explicit(&p->ctl_intent[CI_FROM], m->from, memory_order_relaxed);
@@ -329,9 +325,9 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 			rep.rc = -ESHUTDOWN;
 		else if (q.flags)
 			rep.rc = -EPROTO;
-		else if (q.op == SUP_CTL_SPAWN)
+		else if (q.op == IPC_CTL_SPAWN)
 			rep.rc = do_spawn(ctl, &q, &rep);
-		else if (q.op == SUP_CTL_STOP)
+		else if (q.op == IPC_CTL_STOP)
 			rep.rc = do_stop(ctl, &q, &rep);
 		atomic_store_explicit(&p->ctl_intent[CI_AGENT], rep.handle, memory_order_relaxed);
 	}
@@ -345,7 +341,7 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 	if (rep.rc)
 		count(&h->ctl_refused);
 	/* never wait for room: a requester that lets its inbox fill up loses its answer */
-	r = ipc_send(ctl->seg, m->from, ctl->inbox, SUP_CTL_MSG, IPC_F_REPLY, m->ref, &rep,
+	r = ipc_send(ctl->seg, m->from, ctl->inbox, IPC_CTL_MSG, IPC_F_REPLY, m->ref, &rep,
 		     sizeof(rep), 0);
 	/* relaxed: as the intent's other words */
 	atomic_store_explicit(&p->ctl_intent[CI_OP], 0, memory_order_relaxed);
@@ -438,49 +434,4 @@ void sup_ctl_tick(struct sup_ctl *ctl)
 	/* D0: pairs with D1 in ipc_ring(), as in sup_ctl_on_wake(). */
 	atomic_thread_fence(memory_order_seq_cst);
 	drain(ctl);
-}
-
-/* --- the client side --- */
-
-/* See sup.h. Any process with a process slot, an inbox and its waiter. */
-int sup_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox,
-		 const struct sup_ctl_req *req, struct sup_ctl_reply *rep, int timeout_ms)
-{
-	const struct shm_hdr *h = shm_hdr(seg);
-	shoal_handle_t to;
-	int n;
-
-	enum shm_liveness l = shm_seg_liveness(seg, 0);
-
-	if (h->layout_minor < 2)
-		return -ENOTCONN;
-	n = shm_seg_gone(seg, l);
-	if (n)
-		return n;
-	/* P1: pairs with P0 in sup_ctl_open(). */
-	to = atomic_load_explicit(&h->ctl_inbox, memory_order_acquire);
-	if (to == SHOAL_HANDLE_NONE) {
-		/* relaxed: a status word */
-		uint32_t st = atomic_load_explicit(&h->state, memory_order_relaxed);
-
-		return st == SHM_INST_STOPPING || st == SHM_INST_STOPPED ? -ESHUTDOWN : -ENOTCONN;
-	}
-	if (h->cfg.max_msg < sizeof(*req))
-		return -EMSGSIZE;
-	n = ipc_call(seg, w, inbox, to, SUP_CTL_MSG, req, sizeof(*req), rep, sizeof(*rep),
-		     timeout_ms);
-	if (n == -ETIMEDOUT || n == -ENOENT || n == -ESTALE) {
-		int gone = shm_seg_gone(seg, shm_seg_liveness(seg, 0));
-
-		if (gone)
-			return gone;
-		if (n != -ETIMEDOUT)
-			return -ESHUTDOWN; /* the inbox went away: the supervisor is stopping */
-		return -ETIMEDOUT;
-	}
-	if (n < 0)
-		return n;
-	if (n != (int)sizeof(*rep))
-		return -EPROTO;
-	return 0;
 }

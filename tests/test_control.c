@@ -37,10 +37,10 @@ static void start(struct rt_run *r, const char *name, const char *config)
 	rt_start(r, "t-ctl-", name, config, NULL);
 }
 
-static struct sup_ctl_req spawn_req(const char *type, const char *name, uint32_t hint,
+static struct ipc_ctl_req spawn_req(const char *type, const char *name, uint32_t hint,
 				    int32_t where)
 {
-	struct sup_ctl_req q = {.op = SUP_CTL_SPAWN, .hint = hint, .where = where};
+	struct ipc_ctl_req q = {.op = IPC_CTL_SPAWN, .hint = hint, .where = where};
 
 	snprintf(q.type, sizeof(q.type), "%s", type);
 	snprintf(q.name, sizeof(q.name), "%s", name);
@@ -49,21 +49,21 @@ static struct sup_ctl_req spawn_req(const char *type, const char *name, uint32_t
 
 /* Ask for a spawn; returns the verdict, fills *rep. The call itself must be answered. */
 static int ctl_spawn(struct rt_client *c, const char *type, const char *name, uint32_t hint,
-		     int32_t where, struct sup_ctl_reply *rep)
+		     int32_t where, struct ipc_ctl_reply *rep)
 {
-	struct sup_ctl_req q = spawn_req(type, name, hint, where);
+	struct ipc_ctl_req q = spawn_req(type, name, hint, where);
 
-	assert_int_equal(sup_ctl_call(c->seg, c->w, c->inbox, &q, rep, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_ctl_call(c->seg, c->w, c->inbox, &q, rep, TIMEOUT_MS), 0);
 	return rep->rc;
 }
 
 static int ctl_stop(struct rt_client *c, const char *name, shoal_handle_t h,
-		    struct sup_ctl_reply *rep)
+		    struct ipc_ctl_reply *rep)
 {
-	struct sup_ctl_req q = {.op = SUP_CTL_STOP, .handle = h};
+	struct ipc_ctl_req q = {.op = IPC_CTL_STOP, .handle = h};
 
 	snprintf(q.name, sizeof(q.name), "%s", name);
-	assert_int_equal(sup_ctl_call(c->seg, c->w, c->inbox, &q, rep, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_ctl_call(c->seg, c->w, c->inbox, &q, rep, TIMEOUT_MS), 0);
 	return rep->rc;
 }
 
@@ -91,7 +91,7 @@ static const char *two_workers = "[instance]\nworkers = 2\nplacement = none\n"
 /* Spawn with a worker hint and with a node hint; stop; the counters in the header. */
 static void test_control_spawn_and_stop(void **state)
 {
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_reply rep;
 	struct rt_client c;
 	struct rt_run r;
 	shoal_handle_t h, found;
@@ -103,7 +103,7 @@ static void test_control_spawn_and_stop(void **state)
 	rt_client_open(&c, r.inst);
 	assert_true(atomic_load(&shm_hdr(c.seg)->ctl_inbox) != 0);
 	/* worker hint */
-	assert_int_equal(ctl_spawn(&c, "echo", "w1", SUP_CTL_WORKER, 1, &rep), 0);
+	assert_int_equal(ctl_spawn(&c, "echo", "w1", IPC_CTL_WORKER, 1, &rep), 0);
 	assert_int_equal(rep.windex, 1);
 	h = rep.handle;
 	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "w1", 2, &found, NULL), 0);
@@ -114,16 +114,16 @@ static void test_control_spawn_and_stop(void **state)
 	/* node hint: the node the workers were placed on */
 	node = shm_proc_at(c.seg, 1)->node;
 	if (node >= 0) {
-		assert_int_equal(ctl_spawn(&c, "echo", "n1", SUP_CTL_NODE, node, &rep), 0);
+		assert_int_equal(ctl_spawn(&c, "echo", "n1", IPC_CTL_NODE, node, &rep), 0);
 		assert_int_equal(rep.node, node);
 		/* the least loaded: worker 0 hosts e0 already, worker 1 hosts w1: a tie, or 1 */
 		assert_true(rep.windex == 0 || rep.windex == 1);
 		WAIT_FOR(c.seg, agent_is(c.seg, rep.handle, SHM_AGENT_RUNNING));
 		rt_expect_echo(&c, rep.handle);
-		assert_int_equal(ctl_spawn(&c, "echo", "n2", SUP_CTL_NODE, node + 1, &rep), -ENXIO);
+		assert_int_equal(ctl_spawn(&c, "echo", "n2", IPC_CTL_NODE, node + 1, &rep), -ENXIO);
 	}
 	/* no hint: the least loaded running worker (worker 0 has e0, worker 1 has w1 (+n1)) */
-	assert_int_equal(ctl_spawn(&c, "echo", "a1", SUP_CTL_ANY, 0, &rep), 0);
+	assert_int_equal(ctl_spawn(&c, "echo", "a1", IPC_CTL_ANY, 0, &rep), 0);
 	assert_true(rep.windex == 0 || rep.windex == 1);
 	/* stop by name: the name is free once the stop is done */
 	assert_int_equal(ctl_stop(&c, "w1", 0, &rep), 0);
@@ -144,8 +144,8 @@ static void test_control_spawn_and_stop(void **state)
 /* Every refusal, each with its errno. */
 static void test_control_refusals(void **state)
 {
-	struct sup_ctl_reply rep;
-	struct sup_ctl_req q;
+	struct ipc_ctl_reply rep;
+	struct ipc_ctl_req q;
 	struct rt_client c;
 	struct rt_run r;
 	shoal_handle_t e0, ctl_inbox;
@@ -161,24 +161,24 @@ static void test_control_refusals(void **state)
 	rt_wait_ready(&r);
 	rt_client_open(&c, r.inst);
 	refused = atomic_load(&shm_hdr(c.seg)->ctl_refused);
-	assert_int_equal(ctl_spawn(&c, "nonesuch", "x", SUP_CTL_ANY, 0, &rep), -ENOENT);
-	assert_int_equal(ctl_spawn(&c, "echo", "e0", SUP_CTL_ANY, 0, &rep), -EEXIST);
-	assert_int_equal(ctl_spawn(&c, "echo", "x", SUP_CTL_WORKER, 2, &rep), -ENXIO);
-	assert_int_equal(ctl_spawn(&c, "echo", "x", SUP_CTL_WORKER, -1, &rep), -ENXIO);
+	assert_int_equal(ctl_spawn(&c, "nonesuch", "x", IPC_CTL_ANY, 0, &rep), -ENOENT);
+	assert_int_equal(ctl_spawn(&c, "echo", "e0", IPC_CTL_ANY, 0, &rep), -EEXIST);
+	assert_int_equal(ctl_spawn(&c, "echo", "x", IPC_CTL_WORKER, 2, &rep), -ENXIO);
+	assert_int_equal(ctl_spawn(&c, "echo", "x", IPC_CTL_WORKER, -1, &rep), -ENXIO);
 	assert_int_equal(ctl_spawn(&c, "echo", "x", 7, 0, &rep), -EINVAL);
-	assert_int_equal(ctl_spawn(&c, "echo", "x", SUP_CTL_NODE, -1, &rep), -EINVAL);
+	assert_int_equal(ctl_spawn(&c, "echo", "x", IPC_CTL_NODE, -1, &rep), -EINVAL);
 	/* malformed: an unterminated name, flags set, an unknown op, a foreign message */
-	q = spawn_req("echo", "x", SUP_CTL_ANY, 0);
+	q = spawn_req("echo", "x", IPC_CTL_ANY, 0);
 	memset(q.name, 'n', sizeof(q.name));
-	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), 0);
 	assert_int_equal(rep.rc, -EPROTO);
-	q = spawn_req("echo", "x", SUP_CTL_ANY, 0);
+	q = spawn_req("echo", "x", IPC_CTL_ANY, 0);
 	q.flags = 1;
-	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), 0);
 	assert_int_equal(rep.rc, -EPROTO);
 	q.flags = 0;
 	q.op = 99;
-	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), 0);
 	assert_int_equal(rep.rc, -EPROTO);
 	ctl_inbox = atomic_load(&shm_hdr(c.seg)->ctl_inbox);
 	n = ipc_call(c.seg, c.w, c.inbox, ctl_inbox, 1, "hello", 5, reply, sizeof(reply),
@@ -207,7 +207,7 @@ static void test_control_refusals(void **state)
 
 		snprintf(name, sizeof(name), "f%d", i);
 		assert_true(i < 8);
-		if (ctl_spawn(&c, "echo", name, SUP_CTL_ANY, 0, &rep) == -ENOSPC)
+		if (ctl_spawn(&c, "echo", name, IPC_CTL_ANY, 0, &rep) == -ENOSPC)
 			break;
 		assert_int_equal(rep.rc, 0);
 	}
@@ -220,7 +220,7 @@ static void test_control_refusals(void **state)
 /* A stopping instance refuses: its worker is held (SIGSTOP) so the stop lasts. */
 static void test_control_refused_while_stopping(void **state)
 {
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_reply rep;
 	struct rt_client c;
 	struct rt_run r;
 
@@ -233,7 +233,7 @@ static void test_control_refused_while_stopping(void **state)
 	assert_int_equal(kill(rt_slot_pid(c.seg, 1), SIGSTOP), 0);
 	assert_int_equal(kill(r.pid, SIGTERM), 0);
 	WAIT_FOR(c.seg, atomic_load(&shm_hdr(c.seg)->state) == SHM_INST_STOPPING);
-	assert_int_equal(ctl_spawn(&c, "echo", "late", SUP_CTL_ANY, 0, &rep), -ESHUTDOWN);
+	assert_int_equal(ctl_spawn(&c, "echo", "late", IPC_CTL_ANY, 0, &rep), -ESHUTDOWN);
 	rt_client_close(&c);
 	/* the held worker is killed at its stop deadline */
 	assert_int_equal(rt_wait_exit(&r), 0);
@@ -246,7 +246,7 @@ static void test_control_refused_while_stopping(void **state)
  */
 static void test_control_requester_killed_after_send(void **state)
 {
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_reply rep;
 	struct shm_seg *seg;
 	struct rt_client c;
 	struct rt_run r;
@@ -265,14 +265,14 @@ static void test_control_requester_killed_after_send(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct sup_ctl_req q = spawn_req("echo", "orphan", SUP_CTL_ANY, 0);
+		struct ipc_ctl_req q = spawn_req("echo", "orphan", IPC_CTL_ANY, 0);
 		struct rt_client k;
 		uint64_t ref;
 
 		rt_client_open(&k, r.inst);
 		(void)!write(pfd[1], &k.seg->self, sizeof(k.seg->self));
 		if (ipc_call_async(k.seg, k.inbox, atomic_load(&shm_hdr(k.seg)->ctl_inbox),
-				   SUP_CTL_MSG, &q, sizeof(q), &ref))
+				   IPC_CTL_MSG, &q, sizeof(q), &ref))
 			_exit(1);
 		raise(SIGKILL);
 		_exit(2);
@@ -290,7 +290,7 @@ static void test_control_requester_killed_after_send(void **state)
 	assert_int_equal(agents_in_use(seg), before);
 	/* the supervisor carries on serving */
 	rt_client_open(&c, r.inst);
-	assert_int_equal(ctl_spawn(&c, "echo", "after", SUP_CTL_ANY, 0, &rep), 0);
+	assert_int_equal(ctl_spawn(&c, "echo", "after", IPC_CTL_ANY, 0, &rep), 0);
 	WAIT_FOR(c.seg, agent_is(c.seg, rep.handle, SHM_AGENT_RUNNING));
 	rt_expect_echo(&c, rep.handle);
 	rt_client_close(&c);
@@ -301,7 +301,7 @@ static void test_control_requester_killed_after_send(void **state)
 /* A spawn onto a worker that is being restarted (in its backoff): it runs on the replacement. */
 static void test_control_spawn_during_restart(void **state)
 {
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_reply rep;
 	shoal_handle_t h, e0;
 	struct rt_client c;
 	struct rt_run r;
@@ -320,7 +320,7 @@ static void test_control_spawn_during_restart(void **state)
 	/* repaired, waiting out its backoff */
 	WAIT_FOR(c.seg, atomic_load(&shm_proc_at(c.seg, 1)->state) == SHM_PROC_EXITED &&
 				atomic_load(&shm_proc_at(c.seg, 1)->restarts) == 1);
-	assert_int_equal(ctl_spawn(&c, "echo", "onrestart", SUP_CTL_WORKER, 0, &rep), 0);
+	assert_int_equal(ctl_spawn(&c, "echo", "onrestart", IPC_CTL_WORKER, 0, &rep), 0);
 	assert_int_equal(rep.windex, 0);
 	h = rep.handle;
 	assert_true(atomic_load(&shm_proc_at(c.seg, 1)->state) != SHM_PROC_RUNNING);
@@ -358,8 +358,8 @@ static void wait_queued(struct shm_seg *seg, uint32_t slot, uint32_t n)
  */
 static void test_control_supervisor_silent_or_dead(void **state)
 {
-	struct sup_ctl_req q = spawn_req("echo", "x", SUP_CTL_ANY, 0);
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_req q = spawn_req("echo", "x", IPC_CTL_ANY, 0);
+	struct ipc_ctl_reply rep;
 	struct rt_client c;
 	struct rt_run r;
 	char out[8192];
@@ -372,7 +372,7 @@ static void test_control_supervisor_silent_or_dead(void **state)
 	rt_wait_ready(&r);
 	rt_client_open(&c, r.inst);
 	assert_int_equal(kill(r.pid, SIGSTOP), 0);
-	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, 200), -ETIMEDOUT);
+	assert_int_equal(ipc_ctl_call(c.seg, c.w, c.inbox, &q, &rep, 200), -ETIMEDOUT);
 	assert_int_equal(
 		rt_run_tool(r.inst, out, sizeof(out),
 			    (const char *[]){"spawn", "echo", "y", "--timeout", "200", NULL}),
@@ -391,7 +391,7 @@ static void test_control_supervisor_silent_or_dead(void **state)
 	if (!strstr(out, "the supervisor died before answering"))
 		fail_msg("shoal spawn said: %s", out);
 	/* and a new request is refused at once */
-	assert_int_equal(sup_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), -EOWNERDEAD);
+	assert_int_equal(ipc_ctl_call(c.seg, c.w, c.inbox, &q, &rep, TIMEOUT_MS), -EOWNERDEAD);
 	rt_client_close(&c);
 	/* the post-mortem shows the control inbox as the supervisor left it */
 	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}),

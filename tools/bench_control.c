@@ -35,14 +35,14 @@ struct cl {
 	shoal_handle_t inbox;
 };
 
-static int ctl(struct cl *c, uint32_t op, const char *name, struct sup_ctl_reply *rep)
+static int ctl(struct cl *c, uint32_t op, const char *name, struct ipc_ctl_reply *rep)
 {
-	struct sup_ctl_req q = {.op = op};
+	struct ipc_ctl_req q = {.op = op};
 	int r;
 
 	snprintf(q.type, sizeof(q.type), "echo");
 	snprintf(q.name, sizeof(q.name), "%s", name);
-	r = sup_ctl_call(c->seg, c->w, c->inbox, &q, rep, TIMEOUT);
+	r = ipc_ctl_call(c->seg, c->w, c->inbox, &q, rep, TIMEOUT);
 	return r ? r : rep->rc;
 }
 
@@ -68,7 +68,7 @@ static int wait_for(struct cl *c, shoal_handle_t h, bool running)
 static int batch(struct cl *c, int round, uint64_t *spawn, uint64_t *stop, uint64_t *running)
 {
 	shoal_handle_t h[BATCH];
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_reply rep;
 	char name[32];
 
 	for (int i = 0; i < BATCH; i++) {
@@ -76,7 +76,7 @@ static int batch(struct cl *c, int round, uint64_t *spawn, uint64_t *stop, uint6
 		int r;
 
 		snprintf(name, sizeof(name), "b%d-%d", round, i);
-		r = ctl(c, SUP_CTL_SPAWN, name, &rep);
+		r = ctl(c, IPC_CTL_SPAWN, name, &rep);
 		if (r)
 			return r;
 		spawn[i] = bench_now_ns() - t0;
@@ -96,7 +96,7 @@ static int batch(struct cl *c, int round, uint64_t *spawn, uint64_t *stop, uint6
 		int r;
 
 		snprintf(name, sizeof(name), "b%d-%d", round, i);
-		r = ctl(c, SUP_CTL_STOP, name, &rep);
+		r = ctl(c, IPC_CTL_STOP, name, &rep);
 		if (r)
 			return r;
 		stop[i] = bench_now_ns() - t0;

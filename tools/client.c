@@ -224,11 +224,11 @@ int tool_client_check_payload(const struct tool_client *cl, size_t len)
 }
 
 /* See client.h. The client commands (spawn, stop). */
-int tool_client_ctl(struct tool_client *cl, const struct sup_ctl_req *req,
-		    struct sup_ctl_reply *rep, long timeout_ms)
+int tool_client_ctl(struct tool_client *cl, const struct ipc_ctl_req *req,
+		    struct ipc_ctl_reply *rep, long timeout_ms)
 {
 	const char *inst = cl->seg->instance;
-	int rc = sup_ctl_call(cl->seg, cl->waiter, cl->inbox, req, rep, (int)timeout_ms);
+	int rc = ipc_ctl_call(cl->seg, cl->waiter, cl->inbox, req, rep, (int)timeout_ms);
 
 	switch (rc) {
 	case 0:
@@ -259,7 +259,7 @@ int tool_client_ctl(struct tool_client *cl, const struct sup_ctl_req *req,
 		fprintf(stderr,
 			"shoal %s: instance '%s': its max message (%u bytes) is smaller than a "
 			"control request (%zu bytes)\n",
-			cl->cmd, inst, shm_hdr(cl->seg)->cfg.max_msg, sizeof(struct sup_ctl_req));
+			cl->cmd, inst, shm_hdr(cl->seg)->cfg.max_msg, sizeof(struct ipc_ctl_req));
 		return EXIT_USAGE;
 	default:
 		fprintf(stderr, "shoal %s: instance '%s': asking the supervisor: %s\n", cl->cmd,

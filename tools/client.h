@@ -47,15 +47,15 @@ int tool_client_args(const char *cmd, int argc, char **argv, const struct option
 int tool_parse_timeout(const char *cmd, const char *arg, long *out);
 int tool_client_check_payload(const struct tool_client *cl, size_t len);
 
-struct sup_ctl_req;
-struct sup_ctl_reply;
+struct ipc_ctl_req;
+struct ipc_ctl_reply;
 /*
  * Send a control request to the instance's supervisor and wait up to timeout_ms for its
  * answer. Returns EXIT_OK with *rep filled (its verdict in rep->rc), or prints a sentence
  * (supervisor not serving, stopping, dead, not answering) and returns a CLI exit code.
  */
-int tool_client_ctl(struct tool_client *cl, const struct sup_ctl_req *req,
-		    struct sup_ctl_reply *rep, long timeout_ms);
+int tool_client_ctl(struct tool_client *cl, const struct ipc_ctl_req *req,
+		    struct ipc_ctl_reply *rep, long timeout_ms);
 
 /* What tool_client_wait() waits for: a condition on the segment's state words. */
 typedef bool (*tool_cond_fn)(const struct shm_seg *seg, shoal_handle_t h);

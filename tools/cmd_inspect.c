@@ -78,7 +78,7 @@ static void show_control(const struct shm_seg *seg, enum shm_liveness l)
 		return;
 	agent = atomic_load(&sp->ctl_intent[3]);
 	printf("note           the supervisor died serving a %s request from inbox slot %u, ",
-	       sup_ctl_op_name((uint32_t)op), shoal_handle_slot(atomic_load(&sp->ctl_intent[1])));
+	       ipc_ctl_op_name((uint32_t)op), shoal_handle_slot(atomic_load(&sp->ctl_intent[1])));
 	if (agent)
 		printf("agent slot %u (gen %u): unanswered, maybe half done\n",
 		       shoal_handle_slot(agent), shoal_handle_gen(agent));

@@ -58,7 +58,7 @@ static int wait_running(struct tool_client *cl, const char *name, shoal_handle_t
 
 /* A refusal from the supervisor, in one sentence. Returns a CLI exit code. */
 static int refused(const char *inst, const char *type, const char *name,
-		   const struct sup_ctl_req *q, const struct sup_ctl_reply *rep)
+		   const struct ipc_ctl_req *q, const struct ipc_ctl_reply *rep)
 {
 	switch (rep->rc) {
 	case -ENOENT:
@@ -76,11 +76,11 @@ static int refused(const char *inst, const char *type, const char *name,
 			SHOAL_NAME_MAX);
 		return EXIT_USAGE;
 	case -ENXIO:
-		if (q->hint == SUP_CTL_NODE)
+		if (q->hint == IPC_CTL_NODE)
 			fprintf(stderr,
 				"shoal spawn: instance '%s' has no worker on NUMA node %d\n", inst,
 				q->where);
-		else if (q->hint == SUP_CTL_WORKER)
+		else if (q->hint == IPC_CTL_WORKER)
 			fprintf(stderr, "shoal spawn: instance '%s' has no worker %d\n", inst,
 				q->where);
 		else
@@ -104,7 +104,7 @@ static int refused(const char *inst, const char *type, const char *name,
 
 /* spawn's own options: the request's placement hint, and --wait. */
 struct spawn_opts {
-	struct sup_ctl_req q;
+	struct ipc_ctl_req q;
 	bool wait;
 };
 
@@ -117,15 +117,15 @@ static int spawn_opt(const char *cmd, int c, const char *arg, void *ctx)
 	case 'w':
 	case 'n':
 		v = tool_parse_count(arg);
-		if (v < 0 || v > INT32_MAX || so->q.hint != SUP_CTL_ANY) {
+		if (v < 0 || v > INT32_MAX || so->q.hint != IPC_CTL_ANY) {
 			fprintf(stderr, "shoal %s: --%s '%s': %s\n", cmd,
 				c == 'w' ? "worker" : "node", arg,
-				so->q.hint != SUP_CTL_ANY ? "give one of --worker and --node"
+				so->q.hint != IPC_CTL_ANY ? "give one of --worker and --node"
 				: c == 'w'		  ? "not a worker index"
 							  : "not a NUMA node number");
 			return EXIT_USAGE;
 		}
-		so->q.hint = c == 'w' ? SUP_CTL_WORKER : SUP_CTL_NODE;
+		so->q.hint = c == 'w' ? IPC_CTL_WORKER : IPC_CTL_NODE;
 		so->q.where = (int32_t)v;
 		return -1;
 	case 't':
@@ -155,10 +155,10 @@ int cmd_spawn(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct spawn_opts so = {.q = {.op = SUP_CTL_SPAWN, .hint = SUP_CTL_ANY}};
+	struct spawn_opts so = {.q = {.op = IPC_CTL_SPAWN, .hint = IPC_CTL_ANY}};
 	struct tool_args a = {.timeout_ms = 5000};
 	const char *instance, *type, *name;
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_reply rep;
 	struct tool_client cl;
 	long timeout;
 	int ex;

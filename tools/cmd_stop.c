@@ -42,10 +42,10 @@ int cmd_stop(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct sup_ctl_req q = {.op = SUP_CTL_STOP};
+	struct ipc_ctl_req q = {.op = IPC_CTL_STOP};
 	struct tool_args a = {.timeout_ms = 5000};
 	const char *instance, *name;
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_reply rep;
 	struct tool_client cl;
 	long timeout;
 	bool wait = false;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "shm/registry.h"
-#include "supervisor/sup.h"
+#include "ipc/ctl.h"
 #include "workers/wrk_int.h"
 
 void wrk_oom(void)
@@ -311,7 +311,7 @@ int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, co
 }
 
 /* A control request to the supervisor, as an async call from this agent. */
-static int ctl_async(struct shoal_ctx *ctx, const struct sup_ctl_req *q, uint64_t *ref_out)
+static int ctl_async(struct shoal_ctx *ctx, const struct ipc_ctl_req *q, uint64_t *ref_out)
 {
 	/* P1 (supervisor/control.c): the published inbox's mailbox is initialised */
 	shoal_handle_t to =
@@ -319,14 +319,14 @@ static int ctl_async(struct shoal_ctx *ctx, const struct sup_ctl_req *q, uint64_
 
 	if (to == SHOAL_HANDLE_NONE)
 		return -ENOTCONN;
-	return ipc_call_async(ctx->seg, ctx->agent->handle, to, SUP_CTL_MSG, q, sizeof(*q),
+	return ipc_call_async(ctx->seg, ctx->agent->handle, to, IPC_CTL_MSG, q, sizeof(*q),
 			      ref_out);
 }
 
 int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name, uint32_t hint,
 		      int32_t where, uint64_t *ref_out)
 {
-	struct sup_ctl_req q = {.op = SUP_CTL_SPAWN, .hint = hint, .where = where};
+	struct ipc_ctl_req q = {.op = IPC_CTL_SPAWN, .hint = hint, .where = where};
 
 	if (!type || strlen(type) >= sizeof(q.type))
 		return -ENOENT;
@@ -339,7 +339,7 @@ int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name,
 
 int shoal_stop_async(struct shoal_ctx *ctx, const char *name, shoal_handle_t h, uint64_t *ref_out)
 {
-	struct sup_ctl_req q = {.op = SUP_CTL_STOP, .handle = name ? 0 : h};
+	struct ipc_ctl_req q = {.op = IPC_CTL_STOP, .handle = name ? 0 : h};
 
 	if (name && (!*name || strlen(name) > SHOAL_NAME_MAX ||
 		     !shm_put_field(q.name, sizeof(q.name), name)))

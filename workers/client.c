@@ -10,7 +10,7 @@
 
 #include "shm/registry.h"
 #include "shoal/client.h"
-#include "supervisor/sup.h"
+#include "ipc/ctl.h"
 #include "workers/wrk_int.h"
 
 static_assert(sizeof(struct shoal_out) == sizeof(struct ipc_out) &&
@@ -21,15 +21,15 @@ static_assert(sizeof(struct shoal_out) == sizeof(struct ipc_out) &&
 	      "a public batch entry is the engine's");
 static_assert(SHOAL_T_DOWN == IPC_T_DOWN && SHOAL_T_UP == IPC_T_UP,
 	      "the public notice types are the engine's");
-static_assert(SHOAL_T_CTL == SUP_CTL_MSG &&
-		      sizeof(struct shoal_ctl_result) == sizeof(struct sup_ctl_reply) &&
+static_assert(SHOAL_T_CTL == IPC_CTL_MSG &&
+		      sizeof(struct shoal_ctl_result) == sizeof(struct ipc_ctl_reply) &&
 		      offsetof(struct shoal_ctl_result, handle) ==
-			      offsetof(struct sup_ctl_reply, handle) &&
+			      offsetof(struct ipc_ctl_reply, handle) &&
 		      offsetof(struct shoal_ctl_result, node) ==
-			      offsetof(struct sup_ctl_reply, node),
+			      offsetof(struct ipc_ctl_reply, node),
 	      "an agent reads the supervisor's control answer as struct shoal_ctl_result");
-static_assert(SHOAL_WHERE_ANY == SUP_CTL_ANY && SHOAL_WHERE_WORKER == SUP_CTL_WORKER &&
-		      SHOAL_WHERE_NODE == SUP_CTL_NODE,
+static_assert(SHOAL_WHERE_ANY == IPC_CTL_ANY && SHOAL_WHERE_WORKER == IPC_CTL_WORKER &&
+		      SHOAL_WHERE_NODE == IPC_CTL_NODE,
 	      "the public placement hints are the control requests'");
 
 struct shoal_client {
@@ -261,14 +261,14 @@ int shoal_client_demonitor(struct shoal_client *c, uint64_t ref)
 int shoal_client_spawn(struct shoal_client *c, const char *type, const char *name, uint32_t hint,
 		       int32_t where, shoal_handle_t *out, int32_t *worker, int timeout_ms)
 {
-	struct sup_ctl_req q = {.op = SUP_CTL_SPAWN, .hint = hint, .where = where};
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_req q = {.op = IPC_CTL_SPAWN, .hint = hint, .where = where};
+	struct ipc_ctl_reply rep;
 	int rc;
 
 	if (!type || !name || !*name || !shm_put_field(q.type, sizeof(q.type), type) ||
 	    strlen(name) > SHOAL_NAME_MAX || !shm_put_field(q.name, sizeof(q.name), name))
 		return !type || strlen(type) >= sizeof(q.type) ? -ENOENT : -EINVAL;
-	rc = sup_ctl_call(c->seg, c->waiter, c->inbox, &q, &rep, timeout_ms);
+	rc = ipc_ctl_call(c->seg, c->waiter, c->inbox, &q, &rep, timeout_ms);
 	if (rc)
 		return rc;
 	if (rep.rc)
@@ -282,8 +282,8 @@ int shoal_client_spawn(struct shoal_client *c, const char *type, const char *nam
 
 int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h, int timeout_ms)
 {
-	struct sup_ctl_req q = {.op = SUP_CTL_STOP, .handle = name ? 0 : h};
-	struct sup_ctl_reply rep;
+	struct ipc_ctl_req q = {.op = IPC_CTL_STOP, .handle = name ? 0 : h};
+	struct ipc_ctl_reply rep;
 	int rc;
 
 	if (name && (!*name || strlen(name) > SHOAL_NAME_MAX ||
@@ -291,7 +291,7 @@ int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h
 		return -EINVAL;
 	if (!name && h == SHOAL_HANDLE_NONE)
 		return -EINVAL;
-	rc = sup_ctl_call(c->seg, c->waiter, c->inbox, &q, &rep, timeout_ms);
+	rc = ipc_ctl_call(c->seg, c->waiter, c->inbox, &q, &rep, timeout_ms);
 	return rc ? rc : rep.rc;
 }
 
