@@ -1,5 +1,6 @@
 /* test_agent: agent types (built-in, registered, dlopen-ed), checkpoints, monitor table, spawn/stop
  * claims. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "tests/agent_abi1.h"
 #include "tests/support.h"
 #include "tests/skip.h"
 
@@ -82,7 +84,8 @@ static void test_agent_type_table(void **state)
 	assert_null(shoal_agent_type_find("nonesuch"));
 	assert_int_equal(shoal_agent_type_register(&mine), 0);
 	assert_int_equal(shoal_agent_type_register(&mine), 0); /* the same one again: no-op */
-	assert_ptr_equal(shoal_agent_type_find("mine"), &mine);
+	assert_non_null(shoal_agent_type_find("mine"));
+	assert_ptr_equal(shoal_agent_type_find("mine")->init, nop_init);
 	assert_int_equal(shoal_agent_type_register(&other_echo), -EEXIST);
 	assert_int_equal(shoal_agent_type_register(&no_init), -EINVAL);
 }
@@ -116,6 +119,152 @@ static void test_agent_dlopen(void **state)
 	assert_memory_equal(reply, "HI THERE@7", rlen);
 	/* loading it twice adds nothing: its type is already there */
 	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 0);
+}
+
+#define STR_(x) #x
+#define STR(x)	STR_(x)
+
+/*
+ * A plugin built against today's header, with the old spelling (a table named
+ * shoal_agent_types): the header's macro exported it under this version's name, so shoal
+ * read it as this version, and keeps its own copy of each struct.
+ */
+static void test_agent_abi_current_plugin(void **state)
+{
+	const char *path = getenv("SHOAL_TEST_PLUGIN");
+	const struct shoal_agent_type *const *tab;
+	const struct shoal_agent_type *t;
+	char err[256];
+	void *h;
+
+	(void)state;
+	if (!path)
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
+	/* the macro names the table after the header's version */
+	assert_string_equal(STR(shoal_agent_types),
+			    "shoal_agent_types_v" STR(SHOAL_AGENT_ABI_VERSION));
+	assert_true(shoal_agent_types_load(path, err, sizeof(err)) >= 0);
+	h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	assert_non_null(h);
+	assert_null(dlsym(h, "shoal_agent_types"));
+	tab = dlsym(h, STR(shoal_agent_types));
+	assert_non_null(tab);
+	t = shoal_agent_type_find("upper");
+	assert_non_null(t);
+	assert_ptr_not_equal(t, tab[0]);
+	assert_ptr_equal(t->handle_call, tab[0]->handle_call);
+	assert_int_equal(t->flags, 0);
+	dlclose(h);
+}
+
+/*
+ * A plugin built before versioning (agent_abi1.h: the old struct, the old table name) still
+ * loads and answers; shoal copied its struct, so the version 2 field it lacks reads 0 where
+ * the plugin's memory holds the fence.
+ */
+static void test_agent_abi1_plugin_loads(void **state)
+{
+	const char *path = getenv("SHOAL_TEST_ABI1_PLUGIN");
+	const struct shoal_agent_type_abi1 *const *tab;
+	const struct shoal_agent_type *t;
+	const struct shoal_agent_type_abi1_fenced *fenced;
+	struct wrk_agent wa = {.slot = 5, .handle = shoal_handle_make(5, 1)};
+	struct shoal_ctx ctx = {.agent = &wa};
+	struct shoal_msg m = {.data = "old one", .len = 7, .flags = SHOAL_MSG_CALL};
+	char reply[64], err[256] = "";
+	uint32_t rlen = 0;
+	void *h, *st;
+
+	(void)state;
+	if (!path)
+		skip_because("SHOAL_TEST_ABI1_PLUGIN is not set (run through meson test)");
+	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 1);
+	h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	assert_non_null(h);
+	tab = dlsym(h, "shoal_agent_types");
+	assert_non_null(tab);
+	fenced = (const struct shoal_agent_type_abi1_fenced *)tab[0];
+	/* past the plugin's struct: what reading it as today's struct would have seen */
+	assert_int_equal(fenced->after[0], ABI1_FENCE);
+	t = shoal_agent_type_find("old_upper");
+	assert_non_null(t);
+	assert_ptr_not_equal(t, tab[0]);
+	assert_int_equal(t->flags, 0);
+	assert_null(t->tick);
+	assert_ptr_equal(t->handle_call, tab[0]->handle_call);
+	wa.type = t;
+	assert_int_equal(t->init(&ctx, NULL, 0, &st), 0);
+	assert_int_equal(t->handle_call(&ctx, st, &m, reply, sizeof(reply), &rlen), 0);
+	assert_int_equal(rlen, strlen("OLD ONE@5"));
+	assert_memory_equal(reply, "OLD ONE@5", rlen);
+	dlclose(h);
+}
+
+/*
+ * The registration function of plugins built before versioning, called with a version 1
+ * struct (a shoal_agent_types_init() of that time), copies that struct only; today's
+ * spelling registers today's struct, whose flags this shoal checks.
+ */
+static void test_agent_abi1_register(void **state)
+{
+	static const struct shoal_agent_type_abi1_fenced old = {
+		.t = {.name = "abi1reg", .init = nop_init, .handle = nop_handle, .tick_ms = 7},
+		.after = {ABI1_FENCE, ABI1_FENCE, ABI1_FENCE, ABI1_FENCE},
+	};
+	static const struct shoal_agent_type flagged = {
+		.name = "flagged", .init = nop_init, .handle = nop_handle, .flags = 1u << 31};
+	const struct shoal_agent_type *t;
+
+	(void)state;
+	assert_int_equal((shoal_agent_type_register)((const struct shoal_agent_type *)&old.t), 0);
+	t = shoal_agent_type_find("abi1reg");
+	assert_non_null(t);
+	assert_int_equal(t->tick_ms, 7);
+	assert_ptr_equal(t->init, nop_init);
+	assert_int_equal(t->flags, 0);
+	/* the same struct again: a no-op, as before versioning */
+	assert_int_equal((shoal_agent_type_register)((const struct shoal_agent_type *)&old.t), 0);
+	/* a flag this shoal does not know: refused, not silently dropped */
+	assert_int_equal(shoal_agent_type_register(&flagged), -EPROTONOSUPPORT);
+	assert_null(shoal_agent_type_find("flagged"));
+}
+
+/*
+ * A type of an agent ABI newer than this shoal's is refused, with a sentence naming the
+ * type and both versions: registered directly, from a plugin's table or its init function,
+ * and when a supervisor declares such a library (its probe child says why).
+ */
+static void test_agent_abi_future_refused(void **state)
+{
+	const char *tpath = getenv("SHOAL_TEST_FUTURE_PLUGIN");
+	const char *ipath = getenv("SHOAL_TEST_FUTURE_INIT_PLUGIN");
+	static const struct shoal_agent_type later = {
+		.name = "later", .init = nop_init, .handle = nop_handle};
+	const char *want = "type 'future' is built for agent ABI version 3; this shoal supports "
+			   "versions 1 to " STR(SHOAL_AGENT_ABI_VERSION);
+	char err[512] = "";
+
+	(void)state;
+	if (!tpath || !ipath)
+		skip_because("SHOAL_TEST_FUTURE_PLUGIN or SHOAL_TEST_FUTURE_INIT_PLUGIN is not set "
+			     "(run through meson test)");
+	assert_int_equal(shoal_agent_type_register_abi(&later, SHOAL_AGENT_ABI_VERSION + 1),
+			 -EPROTONOSUPPORT);
+	assert_int_equal(shoal_agent_type_register_abi(&later, 0), -EINVAL);
+	assert_null(shoal_agent_type_find("later"));
+	assert_int_equal(shoal_agent_types_load(tpath, err, sizeof(err)), -EPROTONOSUPPORT);
+	if (!strstr(err, want) || !strstr(err, tpath))
+		fail_msg("table plugin: %s", err);
+	memset(err, 0, sizeof(err));
+	assert_int_equal(shoal_agent_types_load(ipath, err, sizeof(err)), -EPROTONOSUPPORT);
+	if (!strstr(err, want) || !strstr(err, ipath))
+		fail_msg("init plugin: %s", err);
+	assert_null(shoal_agent_type_find("future"));
+	memset(err, 0, sizeof(err));
+	assert_int_equal(wrk_types_declare(tpath, err, sizeof(err)), -ELIBBAD);
+	if (!strstr(err, want))
+		fail_msg("declare: %s", err);
+	assert_false(wrk_type_is_known("future"));
 }
 
 static void test_agent_ckpt_commit_read(void **state)
@@ -479,6 +628,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_type_table),
 		cmocka_unit_test(test_agent_dlopen),
+		cmocka_unit_test(test_agent_abi_current_plugin),
+		cmocka_unit_test(test_agent_abi1_plugin_loads),
+		cmocka_unit_test(test_agent_abi1_register),
+		cmocka_unit_test(test_agent_abi_future_refused),
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_commit_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_crash_safe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_half_commit, setup, teardown),

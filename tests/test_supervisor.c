@@ -1189,6 +1189,44 @@ static void test_supervisor_loads_type_library(void **state)
 }
 
 /*
+ * A library built before the agent-type ABI was versioned (version 1 struct, old table name)
+ * still loads in a running instance, beside one built against today's header, and the
+ * agents of both answer.
+ */
+static void test_supervisor_loads_abi1_type_library(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	const char *old = getenv("SHOAL_TEST_ABI1_PLUGIN");
+	struct shm_seg *seg;
+	struct rt_run r;
+	struct rt_client cl;
+	char cfg[1024];
+
+	(void)state;
+	if (!lib || !old)
+		skip_because("SHOAL_TEST_PLUGIN or SHOAL_TEST_ABI1_PLUGIN is not set (run through "
+			     "meson test)");
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\nload = %s\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+		 "[agent old]\ntype = old_upper\n[agent up]\ntype = upper\n",
+		 old, lib);
+	start(&r, "abi1", cfg, NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	rt_client_open(&cl, r.inst);
+	expect_call(&cl, "old", "abc", "ABC@");
+	expect_call(&cl, "up", "abc", "ABC@");
+	assert_true(maps_file(rt_slot_pid(seg, 1), old));
+	assert_false(maps_file(r.pid, old));
+	rt_client_close(&cl);
+	shm_seg_detach(seg);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
+/*
  * A library that loads in the check but fails in the worker (mode: "abort" or "error")
  * fails the agents of its type alone, with an error naming the type and the library: the
  * worker does not die, its other agents answer, the supervisor runs on.
@@ -1481,6 +1519,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_supervisor_hang_is_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_poison_message_dropped, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_loads_type_library, rt_teardown),
+		cmocka_unit_test_teardown(test_supervisor_loads_abi1_type_library, rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_type_library_crashing_in_workers,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_supervisor_type_library_failing_in_workers,

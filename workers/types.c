@@ -3,11 +3,13 @@
  * the [types] libraries the supervisor knows by their type names only (it never loads
  * one: their code runs in workers, and first in a child of whoever loads them).
  */
+#include <assert.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,10 +22,43 @@
 #define WRK_MAX_TYPES 128u
 /* a library whose loading (in its child) takes longer is killed and counts as failed */
 #define WRK_TYPES_PROBE_MS 10000
+/* table symbols of this many versions past ours are looked for, to refuse them by name */
+#define WRK_ABI_LOOKAHEAD 32u
 
-static const struct shoal_agent_type *types[WRK_MAX_TYPES];
+/* The flags (struct shoal_agent_type.flags) this shoal knows: none yet. */
+#define WRK_AGENT_FLAGS_KNOWN 0u
+
+/* How many bytes of struct shoal_agent_type each agent ABI version has (index: version). */
+#define ABI_END(field)                                                                             \
+	(offsetof(struct shoal_agent_type, field) + sizeof(((struct shoal_agent_type *)0)->field))
+static const size_t abi_size[] = {
+	[1] = ABI_END(tick),
+	[2] = ABI_END(flags),
+};
+static_assert(sizeof(abi_size) / sizeof(abi_size[0]) == SHOAL_AGENT_ABI_VERSION + 1,
+	      "a new agent ABI version needs its size here");
+static_assert(ABI_END(flags) <= sizeof(struct shoal_agent_type), "the newest version is whole");
+
+/*
+ * A registered type: shoal's own full-size copy (what shoal_agent_type_find() returns and
+ * workers call through), so no later code reads past the end of a plugin's older struct.
+ */
+struct wrk_type {
+	struct shoal_agent_type t;	    /* the copy, fields of later versions zero */
+	const struct shoal_agent_type *src; /* what was registered: the same again is a no-op */
+	uint32_t abi;			    /* the version it was registered as */
+};
+
+static struct wrk_type types[WRK_MAX_TYPES];
 static uint32_t ntypes;
 static bool builtins_done;
+/* the sentence of the last refused registration, for shoal_agent_types_load() */
+static char reg_why[256];
+/* the first refusal since shoal_agent_types_load() reset first_rc (an init may go on) */
+static int first_rc;
+static char first_why[sizeof(reg_why)];
+
+static int type_add(const struct shoal_agent_type *type, uint32_t abi);
 
 void wrk_types_init(void)
 {
@@ -31,7 +66,7 @@ void wrk_types_init(void)
 		return;
 	builtins_done = true;
 	for (unsigned i = 0; wrk_builtin_types[i] && ntypes < WRK_MAX_TYPES; i++)
-		types[ntypes++] = wrk_builtin_types[i];
+		(void)type_add(wrk_builtin_types[i], SHOAL_AGENT_ABI_VERSION);
 }
 
 static bool is_valid_type_name(const char *name)
@@ -45,21 +80,91 @@ static bool is_valid_type_name(const char *name)
 }
 
 /*
- * Add a type to this process's table. Returns 0, -EEXIST, -EINVAL, -ENOSPC. Any thread
- * of a process before it forks workers; not thread-safe.
+ * The sentence for a type of an agent ABI newer than ours. Reads nothing of the struct but
+ * name, the first field of every version.
  */
-int shoal_agent_type_register(const struct shoal_agent_type *type)
+static void say_too_new(const char *name, uint32_t abi)
 {
-	if (!type || !is_valid_type_name(type->name) || !type->init || !type->handle)
+	snprintf(reg_why, sizeof(reg_why),
+		 "type '%.*s' is built for agent ABI version %u; this shoal supports versions 1 "
+		 "to %u: rebuild the library against this shoal's shoal/agent.h, or use a newer "
+		 "shoal",
+		 (int)SHM_TYPE_MAX, name ? name : "(null)", abi, SHOAL_AGENT_ABI_VERSION);
+}
+
+/* Copy type, laid out as version abi, into the table. -errno and reg_why as register's. */
+static int type_add(const struct shoal_agent_type *type, uint32_t abi)
+{
+	struct shoal_agent_type t;
+
+	reg_why[0] = 0;
+	if (!type || !abi) {
+		snprintf(reg_why, sizeof(reg_why), "%s", !type ? "no type" : "agent ABI version 0");
 		return -EINVAL;
-	wrk_types_init();
+	}
+	if (abi > SHOAL_AGENT_ABI_VERSION) {
+		say_too_new(type->name, abi);
+		return -EPROTONOSUPPORT;
+	}
+	/* the fields its version has, and zero (not set) for those it lacks */
+	memset(&t, 0, sizeof(t));
+	memcpy(&t, type, abi_size[abi]);
+	if (!is_valid_type_name(t.name) || !t.init || !t.handle) {
+		snprintf(reg_why, sizeof(reg_why),
+			 "type '%.*s': invalid (a name of 1 to %u bytes, init and handle are "
+			 "required)",
+			 (int)SHM_TYPE_MAX, t.name ? t.name : "(null)", SHM_TYPE_MAX - 1);
+		return -EINVAL;
+	}
+	if (t.flags & ~WRK_AGENT_FLAGS_KNOWN) {
+		snprintf(reg_why, sizeof(reg_why),
+			 "type '%s': flags %#x unknown to this shoal (it knows %#x): use a newer "
+			 "shoal",
+			 t.name, t.flags & ~WRK_AGENT_FLAGS_KNOWN, WRK_AGENT_FLAGS_KNOWN);
+		return -EPROTONOSUPPORT;
+	}
 	for (uint32_t i = 0; i < ntypes; i++)
-		if (!strcmp(types[i]->name, type->name))
-			return types[i] == type ? 0 : -EEXIST;
-	if (ntypes == WRK_MAX_TYPES)
+		if (!strcmp(types[i].t.name, t.name)) {
+			if (types[i].src == type && types[i].abi == abi)
+				return 0;
+			snprintf(reg_why, sizeof(reg_why), "type '%s': a type of that name exists",
+				 t.name);
+			return -EEXIST;
+		}
+	if (ntypes == WRK_MAX_TYPES) {
+		snprintf(reg_why, sizeof(reg_why), "type '%s': more than %u types", t.name,
+			 WRK_MAX_TYPES);
 		return -ENOSPC;
-	types[ntypes++] = type;
+	}
+	types[ntypes++] = (struct wrk_type){.t = t, .src = type, .abi = abi};
 	return 0;
+}
+
+/*
+ * Add a type laid out as agent ABI version abi_version to this process's table (a copy).
+ * Returns 0, -EEXIST, -EINVAL, -EPROTONOSUPPORT, -ENOSPC. Any thread of a process before it
+ * forks workers; not thread-safe.
+ */
+int shoal_agent_type_register_abi(const struct shoal_agent_type *type, uint32_t abi_version)
+{
+	int rc;
+
+	wrk_types_init();
+	rc = type_add(type, abi_version);
+	if (rc && !first_rc) {
+		first_rc = rc;
+		memcpy(first_why, reg_why, sizeof(first_why));
+	}
+	return rc;
+}
+
+/*
+ * The registration of plugins and programs built before the agent ABI was versioned: their
+ * struct is version 1. As shoal_agent_type_register_abi(). Not thread-safe.
+ */
+int(shoal_agent_type_register)(const struct shoal_agent_type *type)
+{
+	return shoal_agent_type_register_abi(type, 1);
 }
 
 /* The type named name (built-ins included), or NULL. Any thread. */
@@ -69,20 +174,32 @@ const struct shoal_agent_type *shoal_agent_type_find(const char *name)
 	if (!name)
 		return NULL;
 	for (uint32_t i = 0; i < ntypes; i++)
-		if (!strncmp(types[i]->name, name, SHM_TYPE_MAX))
-			return types[i];
+		if (!strncmp(types[i].t.name, name, SHM_TYPE_MAX))
+			return &types[i].t;
 	return NULL;
 }
 
+/* The table symbol of agent ABI version abi: version 1's has no suffix. */
+static void table_symbol(uint32_t abi, char *buf, size_t cap)
+{
+	if (abi == 1)
+		snprintf(buf, cap, "shoal_agent_types");
+	else
+		snprintf(buf, cap, "shoal_agent_types_v%u", abi);
+}
+
 /*
- * dlopen path and register what it exports (shoal_agent_types[] or shoal_agent_types_init).
- * The handle stays open for the life of the process. Returns types added or -errno.
+ * dlopen path and register what it exports: the table of the newest agent ABI version we
+ * know (shoal_agent_types_v<N> ... shoal_agent_types for version 1), else
+ * shoal_agent_types_init; a table of a newer version only is refused by name. The handle
+ * stays open for the life of the process. Returns types added or -errno.
  */
 int shoal_agent_types_load(const char *path, char *err, size_t errlen)
 {
-	const struct shoal_agent_type *const *tab;
+	const struct shoal_agent_type *const *tab = NULL;
 	int (*init_fn)(void);
-	uint32_t before;
+	uint32_t before, abi;
+	char sym[64];
 	void *h;
 	int rc;
 
@@ -94,41 +211,69 @@ int shoal_agent_types_load(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "agent types '%s': cannot load: %s", path, dlerror());
 		return -ELIBBAD;
 	}
-	tab = (const struct shoal_agent_type *const *)dlsym(h, "shoal_agent_types");
+	/* the newest we know first: a library may export older tables for older shoals */
+	for (abi = SHOAL_AGENT_ABI_VERSION; abi >= 1; abi--) {
+		table_symbol(abi, sym, sizeof(sym));
+		tab = (const struct shoal_agent_type *const *)dlsym(h, sym);
+		if (tab)
+			break;
+	}
 	if (tab) {
 		for (unsigned i = 0; tab[i]; i++) {
-			rc = shoal_agent_type_register(tab[i]);
+			rc = shoal_agent_type_register_abi(tab[i], abi);
 			if (rc) {
 				if (errlen)
-					snprintf(err, errlen, "agent types '%s': type '%s': %s",
-						 path, tab[i]->name ? tab[i]->name : "(null)",
-						 rc == -EEXIST ? "a type of that name exists"
-							       : "invalid (name, init, handle)");
-				return rc;
+					snprintf(err, errlen, "agent types '%s': %s", path,
+						 reg_why);
+				goto out_forget;
 			}
 		}
 		return (int)(ntypes - before);
 	}
 	*(void **)&init_fn = dlsym(h, "shoal_agent_types_init");
 	if (init_fn) {
+		first_rc = 0;
 		rc = init_fn();
+		/*
+		 * A version refusal fails the load even if init went on: the library was built
+		 * for another shoal, and its other types are no more to be trusted.
+		 */
+		if (rc >= 0 && first_rc == -EPROTONOSUPPORT)
+			rc = first_rc;
 		if (rc < 0) {
-			if (errlen)
+			if (errlen && first_rc)
+				snprintf(err, errlen, "agent types '%s': %s", path, first_why);
+			else if (errlen)
 				snprintf(err, errlen,
-					 "agent types '%s': shoal_agent_types_init "
-					 "failed: %s",
+					 "agent types '%s': shoal_agent_types_init failed: %s",
 					 path, strerror(-rc));
-			return rc;
+			goto out_forget;
 		}
 		return (int)(ntypes - before);
 	}
+	for (abi = SHOAL_AGENT_ABI_VERSION + 1; abi <= SHOAL_AGENT_ABI_VERSION + WRK_ABI_LOOKAHEAD;
+	     abi++) {
+		table_symbol(abi, sym, sizeof(sym));
+		tab = (const struct shoal_agent_type *const *)dlsym(h, sym);
+		if (tab) {
+			say_too_new(tab[0] ? tab[0]->name : NULL, abi);
+			if (errlen)
+				snprintf(err, errlen, "agent types '%s': %s", path, reg_why);
+			return -EPROTONOSUPPORT;
+		}
+	}
 	if (errlen)
 		snprintf(err, errlen,
-			 "agent types '%s': exports neither shoal_agent_types nor "
-			 "shoal_agent_types_init",
-			 path);
+			 "agent types '%s': exports neither a type table (shoal_agent_types_v%u "
+			 "... shoal_agent_types) nor shoal_agent_types_init",
+			 path, SHOAL_AGENT_ABI_VERSION);
 	dlclose(h);
 	return -ENOENT;
+
+out_forget:
+	/* a library that failed adds none of its types (its handle stays: code may be live) */
+	ntypes = before;
+	return rc;
 }
 
 /* A [types] library declared by the supervisor, and how loading it went in this process. */
@@ -205,7 +350,7 @@ static int probe(const char *path, struct wrk_lib *out, char *why, size_t whylen
 		for (uint32_t i = before; i < ntypes; i++) {
 			char rec[SHM_TYPE_MAX] = "";
 
-			memcpy(rec, types[i]->name, strlen(types[i]->name));
+			memcpy(rec, types[i].t.name, strlen(types[i].t.name));
 			(void)!write(fds[1], rec, sizeof(rec));
 		}
 		_exit(0);

@@ -8,6 +8,26 @@
  * its one thread; callbacks must not block (a blocked callback stalls every agent of its
  * worker).
  *
+ * The agent-type ABI. A plugin hands shoal pointers to its own struct shoal_agent_type, laid
+ * out by the agent.h it was built against; a shoal built later has a larger struct, and must
+ * never read past the end of the plugin's. So every struct reaches shoal with the version of
+ * this header it was built for (SHOAL_AGENT_ABI_VERSION), and shoal copies it into its own
+ * full-size struct, zero-filling the fields that version does not have (a zero field means
+ * "not set": the default or no callback). Nothing to remember: the header's macros carry the
+ * version (shoal_agent_type_register() and the table name shoal_agent_types below).
+ *   - Version 1: the fields up to tick, from before versioning. Plugins built then call
+ *     the function shoal_agent_type_register() or export the table shoal_agent_types[];
+ *     both keep meaning version 1.
+ *   - Version 2: adds flags.
+ * How versions evolve: a new version only appends fields (so every version starts with the
+ * fields of the ones before it, name first; a field's zero keeps the older behaviour), gets
+ * the next number, and its table symbol shoal_agent_types_v<N> (SHOAL_AGENT_ABI_VERSION and
+ * the shoal_agent_types macro move together). A shoal accepts every version up to its own,
+ * and refuses a type of a newer one with an error naming the type and both versions
+ * (rebuild the plugin against the running shoal's agent.h, or upgrade shoal). A plugin that
+ * must also load in an older shoal can export an older version's table too, under that
+ * version's symbol: the newest one the shoal knows is used.
+ *
  * Delivery: every message a send accepted reaches handle/handle_call at least once; a
  * message whose worker died during its callback is delivered again to the restarted agent
  * with SHOAL_MSG_REDELIVERED set. While an agent is down its mailbox keeps queuing.
@@ -63,27 +83,59 @@ struct shoal_agent_type {
 	int (*handle_down)(struct shoal_ctx *ctx, void *state, const struct shoal_down *d);
 	/* Every tick_ms. NULL: no tick. */
 	int (*tick)(struct shoal_ctx *ctx, void *state);
+	/* --- ABI version 2 --- */
+	/*
+	 * Optional behaviours, SHOAL_AGENT_F_*: none are defined by this version, so 0. A type
+	 * that sets a flag its shoal does not know is refused (it would lose the behaviour).
+	 */
+	uint32_t flags;
 };
+
+/* The agent-type ABI version this header describes (see the top of this file). */
+#define SHOAL_AGENT_ABI_VERSION 2
 
 #define SHOAL_REPLY_LATER UINT32_MAX
 
 /* --- the type table (per process) --- */
 
 /*
- * Add a type to this process's table (the pointer is kept: it must outlive its use).
- * Returns 0, -EEXIST (a type of that name), -EINVAL (bad name, no init/handle), -ENOSPC.
- * Call before the workers are forked (they inherit the table). Not thread-safe.
+ * Add a type, laid out as agent ABI version abi_version, to this process's table: shoal
+ * copies the struct (fields of later versions zero), so it need not outlive the call, but
+ * its name and callbacks must outlive their use. Registering the same struct again is a
+ * no-op. Returns 0, -EEXIST (a type of that name), -EINVAL (bad name, no init/handle,
+ * version 0), -EPROTONOSUPPORT (a version newer than this shoal's, or a flag it does not
+ * know), -ENOSPC. Call before the workers are forked (they inherit the table). Not
+ * thread-safe. Call it through shoal_agent_type_register(), which passes this header's
+ * version.
  */
-int shoal_agent_type_register(const struct shoal_agent_type *type);
-/* The type named name, or NULL. */
+int shoal_agent_type_register_abi(const struct shoal_agent_type *type, uint32_t abi_version);
+/*
+ * The entry point of plugins built before versioning: registers a version 1 struct. The
+ * macro below hides it from code built against this header.
+ */
+int(shoal_agent_type_register)(const struct shoal_agent_type *type);
+#define shoal_agent_type_register(type)                                                            \
+	shoal_agent_type_register_abi((type), SHOAL_AGENT_ABI_VERSION)
+/* The type named name (shoal's full-size copy of it), or NULL. */
 const struct shoal_agent_type *shoal_agent_type_find(const char *name);
 
 /*
- * Load agent types from a shared object. It exports either
- *   const struct shoal_agent_type *const shoal_agent_types[];  (NULL-terminated), or
- *   int shoal_agent_types_init(void);  (calls shoal_agent_type_register() itself).
- * Returns the number of types added or a negative errno (-ENOENT: no such file or neither
- * symbol; -ELIBBAD: dlopen failed); err gets a sentence.
+ * What a plugin exports: the table of its types,
+ *   const struct shoal_agent_type *const shoal_agent_types[] = {&a, &b, NULL};
+ * (this macro gives the table the symbol name of this header's version: a table exported
+ * as plain "shoal_agent_types" is read as version 1), or
+ *   int shoal_agent_types_init(void);
+ * which calls shoal_agent_type_register() itself (the version travels with each call).
+ */
+#define shoal_agent_types shoal_agent_types_v2
+
+/*
+ * Load agent types from a shared object that exports a table (shoal_agent_types_v<N> for
+ * the versions this shoal knows, newest first, then the version 1 shoal_agent_types) or
+ * shoal_agent_types_init. Returns the number of types added or a negative errno (-ENOENT:
+ * neither symbol; -ELIBBAD: dlopen failed; -EPROTONOSUPPORT: a type of a newer agent ABI
+ * than this shoal's; another from registration or the init function); err gets a sentence
+ * naming the library and the type.
  */
 int shoal_agent_types_load(const char *path, char *err, size_t errlen);
 
