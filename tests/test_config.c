@@ -689,39 +689,12 @@ static void test_config_check_segment_max_size(void **state)
 /* Run `shoal run FILE` with text in FILE; expect exit 2, `want` on stderr, no instance. */
 static void run_refuses(const char *text, const char *want)
 {
-	const char *bin = getenv("SHOAL_BIN");
-	int pfd[2], st;
-	char out[1024] = "";
-	ssize_t n, got = 0;
-	pid_t pid;
-	FILE *f;
+	char out[1024];
 
-	if (!bin)
-		skip_because("SHOAL_BIN is not set (run through meson test)");
-	snprintf(path, sizeof(path), "/tmp/shoal-test-config-%d.ini", (int)getpid());
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	assert_int_equal(pipe(pfd), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(pfd[1], 2);
-		execl(bin, bin, "run", path, (char *)NULL);
-		_exit(127);
-	}
-	close(pfd[1]);
-	while ((n = read(pfd[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0)
-		got += n;
-	close(pfd[0]);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_int_equal(run_tool(text, NULL, out, sizeof(out)), 2);
 	if (!strstr(out, want))
-		fail_msg("stderr: %s\nwant: %s", out, want);
+		fail_msg("run said: %s\nwant: %s", out, want);
 	assert_int_equal(access("/dev/shm/shoal.cfgtest", F_OK), -1);
-	unlink(path);
 }
 
 /* The command: a bad line gets file:line on stderr, exit 2, and no instance is created. */

@@ -1214,6 +1214,32 @@ static void reclaim_victim(uint32_t victim)
 }
 
 /*
+ * A 4-slot process table whose slots 0..2 this (live) process holds, through seg and the
+ * two attachments put in fill: only slot 3, the victim, is left. Maps cctl.
+ */
+static struct shm_seg *table_but_victim(struct shm_seg *fill[2])
+{
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	char err[256];
+
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 4;
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	cctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(cctl != MAP_FAILED);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
+	for (int i = 0; i < 2; i++) {
+		fill[i] = attach_rw();
+		assert_int_equal(shm_proc_claim(fill[i], SHM_ROLE_CLIENT, false), 0);
+	}
+	return seg;
+}
+
+/*
  * A claimer paused at each step of its claim keeps its slot while another claimer reaps a
  * full table: the reaper neither marks it dead nor takes it, and the claimer goes on as the
  * slot's only owner. A claimer killed at each step leaves a slot that reaping (and the
@@ -1224,25 +1250,10 @@ static void test_segment_proc_claim_crash_steps(void **state)
 	static const int steps[] = {SHM_PROC_STEP_HELD, SHM_PROC_STEP_OWN, SHM_PROC_STEP_FILLED,
 				    SHM_PROC_STEP_PUBLISHED};
 	struct shm_seg *seg, *r, *fill[2];
-	struct shm_cfg cfg;
-	char err[256];
 	const uint32_t victim = 3;
 
 	(void)state;
-	shm_cfg_default(&cfg);
-	cfg.max_procs = 4;
-	cfg.max_agents = 64;
-	cfg.reg_capacity = 256;
-	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
-	shm_seg_publish(seg);
-	cctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(cctl != MAP_FAILED);
-	/* slots 0..2 held by this (live) process: only the victim slot is left */
-	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
-	for (int i = 0; i < 2; i++) {
-		fill[i] = attach_rw();
-		assert_int_equal(shm_proc_claim(fill[i], SHM_ROLE_CLIENT, false), 0);
-	}
+	seg = table_but_victim(fill);
 	r = attach_rw();
 	for (int k = 0; k < 2; k++) {
 		for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
@@ -1361,25 +1372,11 @@ static void test_segment_proc_reap_crash_steps(void **state)
 	struct shm_seg *seg, *m, *fill[2];
 	const uint32_t victim = 3;
 	struct shm_proc *p;
-	struct shm_cfg cfg;
-	char err[256];
 	int status;
 	pid_t pid;
 
 	(void)state;
-	shm_cfg_default(&cfg);
-	cfg.max_procs = 4;
-	cfg.max_agents = 64;
-	cfg.reg_capacity = 256;
-	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
-	shm_seg_publish(seg);
-	cctl = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(cctl != MAP_FAILED);
-	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
-	for (int i = 0; i < 2; i++) {
-		fill[i] = attach_rw();
-		assert_int_equal(shm_proc_claim(fill[i], SHM_ROLE_CLIENT, false), 0);
-	}
+	seg = table_but_victim(fill);
 	p = shm_proc_at(seg, victim);
 
 	/* a reaper killed holding the slot: the hold names it; the next reaper finishes */
