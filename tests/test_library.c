@@ -1,0 +1,142 @@
+/*
+ * test_library: the installed library's surface. libshoal.so exports the shoal_* API and
+ * nothing else, its soname carries the API's major version, and a program linked against it
+ * (this test is, instead of the internal static library) can load an agent type library.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "tests/skip.h"
+
+#include "shoal/agent.h"
+#include "shoal/shoal.h"
+
+/* The environment variable meson test sets to name, or skip the test. */
+static const char *env_or_skip(const char *name)
+{
+	const char *v = getenv(name);
+
+	if (!v)
+		skip_because("a variable meson test sets is missing (run through meson test)");
+	return v;
+}
+
+/* Open `cmd` (a binutils tool run on the built library) for reading. */
+static FILE *tool_open(const char *cmd)
+{
+	FILE *f = popen(cmd, "r");
+
+	assert_non_null(f);
+	return f;
+}
+
+/* Close what tool_open() opened; fail the test unless the tool exited 0. */
+static void tool_close(FILE *f, const char *cmd)
+{
+	int st = pclose(f);
+
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+		skip_because("binutils (nm, readelf) are not installed");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("'%s' failed (status 0x%x)", cmd, st);
+}
+
+/*
+ * Every symbol libshoal.so defines for others is a shoal_* function, or the name of a
+ * version node of its version script (SHOAL_<api>, an absolute symbol): the modules'
+ * internals (shm_*, ipc_*, sup_*, wrk_*) stay inside, free to change without an ABI break.
+ */
+static void test_library_exports_only_api(void **state)
+{
+	const char *lib = env_or_skip("SHOAL_TEST_LIB");
+	char cmd[4096], line[512], bad[2048] = "";
+	unsigned nbad = 0, napi = 0;
+	size_t used = 0;
+	FILE *f;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "nm -D --defined-only --format=posix '%s'", lib);
+	f = tool_open(cmd);
+	while (fgets(line, sizeof(line), f)) {
+		char name[256], type;
+
+		if (sscanf(line, "%255s %c", name, &type) != 2)
+			continue;
+		/* newer nm writes name@@VERSION: the name is what a program links to */
+		name[strcspn(name, "@")] = '\0';
+		if (strncmp(name, "shoal_", 6) == 0) {
+			napi++;
+			continue;
+		}
+		if (type == 'A' && strncmp(name, "SHOAL_", 6) == 0)
+			continue;
+		nbad++;
+		if (used + strlen(name) + 2 < sizeof(bad) && nbad <= 20)
+			used += (size_t)snprintf(bad + used, sizeof(bad) - used, " %s", name);
+	}
+	tool_close(f, cmd);
+	if (nbad)
+		fail_msg("%s exports %u symbols outside the shoal_* API (first ones:%s); give them "
+			 "a shoal_ name and declare them in include/shoal/ if they are API, "
+			 "else they stay internal (libshoal.map)",
+			 lib, nbad, bad);
+	/* an empty list would pass the loop: the API must be there */
+	assert_true(napi > 30);
+}
+
+/* The soname is libshoal.so.<API major>, the number meson.build declares. */
+static void test_library_soname_is_api_major(void **state)
+{
+	const char *lib = env_or_skip("SHOAL_TEST_LIB");
+	const char *major = env_or_skip("SHOAL_TEST_API_MAJOR");
+	char cmd[4096], line[512], want[64], got[128] = "";
+	FILE *f;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "readelf -d '%s'", lib);
+	f = tool_open(cmd);
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "(SONAME)");
+
+		if (p && (p = strchr(p, '[')) != NULL)
+			sscanf(p + 1, "%127[^]]", got);
+	}
+	tool_close(f, cmd);
+	snprintf(want, sizeof(want), "libshoal.so.%s", major);
+	assert_string_equal(got, want);
+}
+
+/*
+ * An agent type library resolves shoal_* (shoal_agent_type_register(), shoal_self(), ...)
+ * from the process that loads it: here from libshoal.so, which this program is linked to.
+ */
+static void test_library_plugin_resolves_api(void **state)
+{
+	const char *plugin = env_or_skip("SHOAL_TEST_PLUGIN");
+	char err[256] = "";
+	int rc;
+
+	(void)state;
+	rc = shoal_agent_types_load(plugin, err, sizeof(err));
+	if (rc < 1)
+		fail_msg("loading %s through libshoal.so: %d (%s)", plugin, rc, err);
+	assert_non_null(shoal_agent_type_find("upper"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_library_exports_only_api),
+		cmocka_unit_test(test_library_soname_is_api_major),
+		cmocka_unit_test(test_library_plugin_resolves_api),
+	};
+
+	return cmocka_run_group_tests_name("library", tests, NULL, NULL);
+}
