@@ -111,6 +111,38 @@ static void test_library_soname_is_api_major(void **state)
 	tool_close(f, cmd);
 	snprintf(want, sizeof(want), "libshoal.so.%s", major);
 	assert_string_equal(got, want);
+	/* and version.h says the same to programs built against it */
+	assert_int_equal(SHOAL_API_MAJOR, atoi(major));
+}
+
+/* The library's version is meson.build's project version, in the header and at run time. */
+static void test_library_version_is_project_version(void **state)
+{
+	const char *want = env_or_skip("SHOAL_TEST_PROJECT_VERSION");
+
+	(void)state;
+	assert_string_equal(SHOAL_VERSION_STRING, want);
+	assert_string_equal(shoal_version(), want);
+}
+
+/* `shoal version` prints the project version and the segment layout, in its usual form. */
+static void test_library_version_command(void **state)
+{
+	const char *bin = env_or_skip("SHOAL_BIN");
+	const char *pv = env_or_skip("SHOAL_TEST_PROJECT_VERSION");
+	char cmd[4096], got[256] = "", want[256];
+	FILE *f;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "'%s' version", bin);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	if (!fgets(got, sizeof(got), f))
+		got[0] = '\0';
+	assert_int_equal(pclose(f), 0);
+	snprintf(want, sizeof(want), "shoal %s (segment layout %u.%u)\n", pv, SHOAL_LAYOUT_MAJOR,
+		 SHOAL_LAYOUT_MINOR);
+	assert_string_equal(got, want);
 }
 
 /*
@@ -135,6 +167,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_library_exports_only_api),
 		cmocka_unit_test(test_library_soname_is_api_major),
+		cmocka_unit_test(test_library_version_is_project_version),
+		cmocka_unit_test(test_library_version_command),
 		cmocka_unit_test(test_library_plugin_resolves_api),
 	};
 
