@@ -3,8 +3,11 @@
  * nothing else, its soname carries the API's major version, and a program linked against it
  * (this test is, instead of the internal static library) can load an agent type library.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +94,118 @@ static void test_library_exports_only_api(void **state)
 	assert_true(napi > 30);
 }
 
+/* A set of symbol names, small enough for the API. */
+struct names {
+	unsigned n;
+	char v[256][64];
+};
+
+static bool names_has(const struct names *s, const char *name)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i], name))
+			return true;
+	return false;
+}
+
+static void names_add(struct names *s, const char *name)
+{
+	assert_true(s->n < sizeof(s->v) / sizeof(s->v[0]));
+	if (!names_has(s, name))
+		snprintf(s->v[s->n++], sizeof(s->v[0]), "%s", name);
+}
+
+/* The shoal_* functions lib exports (nm's type T). */
+static void names_exported(const char *lib, struct names *out)
+{
+	char cmd[4096], line[512];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "nm -D --defined-only --format=posix '%s'", lib);
+	f = tool_open(cmd);
+	while (fgets(line, sizeof(line), f)) {
+		char name[256], type;
+
+		if (sscanf(line, "%255s %c", name, &type) != 2)
+			continue;
+		name[strcspn(name, "@")] = '\0';
+		if (type == 'T' && strncmp(name, "shoal_", 6) == 0)
+			names_add(out, name);
+	}
+	tool_close(f, cmd);
+}
+
+/*
+ * The functions the headers in dir declare: a line at column 0 that is not static (the
+ * inline helpers) and names shoal_<x> right before its first '('. Struct members and
+ * comments are indented, so they do not count.
+ */
+static void names_declared(const char *dir, struct names *out)
+{
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		fail_msg("cannot open the public headers' directory %s", dir);
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		char path[4096], line[512];
+		FILE *f;
+
+		if (len < 3 || strcmp(e->d_name + len - 2, ".h") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f)) {
+			char *paren = strchr(line, '(');
+			char *id = paren;
+
+			if (!islower((unsigned char)line[0]) || !strncmp(line, "static", 6) ||
+			    !paren)
+				continue;
+			while (id > line && (isalnum((unsigned char)id[-1]) || id[-1] == '_'))
+				id--;
+			*paren = '\0';
+			if (!strncmp(id, "shoal_", 6))
+				names_add(out, id);
+		}
+		fclose(f);
+	}
+	closedir(d);
+}
+
+/*
+ * The shoal_* functions exported are exactly those include/shoal/ declares: none is
+ * promised and missing, and no internal helper leaks out under a shoal_ name.
+ */
+static void test_library_exports_match_headers(void **state)
+{
+	const char *lib = env_or_skip("SHOAL_TEST_LIB");
+	const char *dir = env_or_skip("SHOAL_TEST_HEADERS");
+	static struct names exported, declared;
+	unsigned nbad = 0;
+
+	(void)state;
+	names_exported(lib, &exported);
+	names_declared(dir, &declared);
+	for (unsigned i = 0; i < declared.n; i++)
+		if (!names_has(&exported, declared.v[i])) {
+			print_error("%s is declared in %s but libshoal.so does not export it\n",
+				    declared.v[i], dir);
+			nbad++;
+		}
+	for (unsigned i = 0; i < exported.n; i++)
+		if (!names_has(&declared, exported.v[i])) {
+			print_error("libshoal.so exports %s, which no header in %s declares: "
+				    "declare it there, or rename it with its module's prefix\n",
+				    exported.v[i], dir);
+			nbad++;
+		}
+	assert_int_equal(nbad, 0);
+	assert_true(declared.n > 30);
+}
+
 /* The soname is libshoal.so.<API major>, the number meson.build declares. */
 static void test_library_soname_is_api_major(void **state)
 {
@@ -166,6 +281,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_library_exports_only_api),
+		cmocka_unit_test(test_library_exports_match_headers),
 		cmocka_unit_test(test_library_soname_is_api_major),
 		cmocka_unit_test(test_library_version_is_project_version),
 		cmocka_unit_test(test_library_version_command),
