@@ -31,6 +31,14 @@ static const char *env_or_skip(const char *name)
 	return v;
 }
 
+/* The binutils tool meson found for the build's target (a cross file's), else name. */
+static const char *tool_path(const char *var, const char *name)
+{
+	const char *v = getenv(var);
+
+	return v && *v ? v : name;
+}
+
 /* Open `cmd` (a binutils tool run on the built library) for reading. */
 static FILE *tool_open(const char *cmd)
 {
@@ -65,7 +73,8 @@ static void test_library_exports_only_api(void **state)
 	FILE *f;
 
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "nm -D --defined-only --format=posix '%s'", lib);
+	snprintf(cmd, sizeof(cmd), "'%s' -D --defined-only --format=posix '%s'",
+		 tool_path("SHOAL_TEST_NM", "nm"), lib);
 	f = tool_open(cmd);
 	while (fgets(line, sizeof(line), f)) {
 		char name[256], type;
@@ -121,7 +130,8 @@ static void names_exported(const char *lib, struct names *out)
 	char cmd[4096], line[512];
 	FILE *f;
 
-	snprintf(cmd, sizeof(cmd), "nm -D --defined-only --format=posix '%s'", lib);
+	snprintf(cmd, sizeof(cmd), "'%s' -D --defined-only --format=posix '%s'",
+		 tool_path("SHOAL_TEST_NM", "nm"), lib);
 	f = tool_open(cmd);
 	while (fgets(line, sizeof(line), f)) {
 		char name[256], type;
@@ -215,7 +225,7 @@ static void test_library_soname_is_api_major(void **state)
 	FILE *f;
 
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "readelf -d '%s'", lib);
+	snprintf(cmd, sizeof(cmd), "'%s' -d '%s'", tool_path("SHOAL_TEST_READELF", "readelf"), lib);
 	f = tool_open(cmd);
 	while (fgets(line, sizeof(line), f)) {
 		const char *p = strstr(line, "(SONAME)");
