@@ -21,12 +21,21 @@ int main(void)
 
 	printf("shoal %s: %s; a client of no instance: %d (%s)\n", shoal_version(),
 	       shoal_strerror(SHOAL_ENOENT), rc, err);
+	/* what the installed `shoal version` must print, from the installed version.h */
+	printf("shoal %s (segment layout %u.%u)\n", SHOAL_VERSION_STRING, SHOAL_LAYOUT_MAJOR,
+	       SHOAL_LAYOUT_MINOR);
 	return strcmp(shoal_version(), SHOAL_VERSION_STRING) != 0 || rc != SHOAL_ENOENT;
 }
 C
 export PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$root"
 # shellcheck disable=SC2046
 cc -std=gnu11 -Wall -Werror "$root/prog.c" -o "$root/prog" $(pkg-config --cflags --libs shoal)
-LD_LIBRARY_PATH="$(dirname "$(find "$root" -name 'libshoal.so*' | head -n 1)")" "$root/prog"
-"$root/usr/local/bin/shoal" version
+out=$(LD_LIBRARY_PATH="$(dirname "$(find "$root" -name 'libshoal.so*' | head -n 1)")" "$root/prog")
+echo "$out"
+version=$("$root/usr/local/bin/shoal" version)
+echo "$version"
+if [ "$version" != "$(tail -n 1 <<<"$out")" ]; then
+	echo "install check: the installed shoal and include/shoal/version.h disagree" >&2
+	exit 1
+fi
 echo "install check: ok"

@@ -7,11 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shoal/version.h" /* SHOAL_VERSION_STRING, SHOAL_API_*, SHOAL_LAYOUT_* */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define SHOAL_VERSION_STRING "0.1.0"
 
 /*
  * Errors: every action returns 0 or a negative errno. The ones shoal gives a meaning:
