@@ -219,13 +219,12 @@ void sup_child_launch_prep(struct sup *s, struct sup_worker *w)
 
 /*
  * Start worker w: the spare woken ahead (sup_spare_prelaunch()), else the spare, else a fork;
- * then watch its pidfd and ready pipe. A failure stops the instance (w EXITED, every worker
- * stopped). Supervisor thread only.
+ * then watch its pidfd and ready pipe. Returns 0, or -errno when it could not start one (said
+ * on stderr; the caller's state machine stops the instance). Supervisor thread only.
  */
-void sup_child_launch(struct sup *s, struct sup_worker *w)
+int sup_child_launch(struct sup *s, struct sup_worker *w)
 {
-	/* a predecessor still exiting on that core: start at SCHED_FIFO too (see sup_child_boost())
-	 */
+	/* a predecessor still exiting on that core: SCHED_FIFO too (see sup_child_boost()) */
 	struct spare_prep fp = {.boosted = s->boost && w->zpidfd >= 0};
 	int fds[2];
 	pid_t pid, self = getpid();
@@ -269,20 +268,13 @@ out_watch:
 	sup_arm_poll(s, w->pidfd, UD(K_PID, w->windex, w->gen));
 	sup_arm_poll(s, w->ready_rd, UD(K_READY, w->windex, w->gen));
 	w->deadline_ns = sup_now() + (uint64_t)s->c->ready_timeout_ms * 1000000u;
-	w->state = W_STARTING;
 	shm_trace("sup: launched");
 	shm_trace_flush();
-	return;
+	return 0;
 
 out_fail:
 	fprintf(stderr, "shoal: worker %u: cannot start it: %s\n", w->windex, strerror(errno));
-	s->result = errno ? -errno : -EIO;
-	w->state = W_EXITED;
-	if (!s->stopping) {
-		s->stopping = true;
-		for (uint32_t i = 0; i < s->n; i++)
-			sup_worker_dispatch(s, &s->w[i], E_STOP);
-	}
+	return errno ? -errno : -EIO;
 }
 
 /*
@@ -320,7 +312,7 @@ void sup_slot_repair(struct sup *s, struct sup_worker *w)
  * Collect the exit status, record it in the process slot, and repair what the dead
  * process left half done, before anything can claim the slot again.
  */
-void sup_child_reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
+void sup_child_reap(struct sup *s, struct sup_worker *w, bool asked_to_stop, bool hung)
 {
 	siginfo_t si;
 	uint32_t epoch = sup_exit_owner_epoch(s, w, w->pid);
@@ -330,8 +322,7 @@ void sup_child_reap(struct sup *s, struct sup_worker *w, bool asked_to_stop)
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
 		memset(&si, 0, sizeof(si));
 	sup_exit_record(s, w, w->pid, epoch, si.si_pid ? sup_exit_wait_status(&si) : -1,
-			asked_to_stop, -1, false);
-	w->hung = false; /* recorded: the flag was that process's */
+			asked_to_stop, hung, -1, false);
 	close(w->pidfd);
 	w->pidfd = -1;
 	if (w->ready_rd >= 0) {
@@ -360,7 +351,7 @@ void sup_zombie_reap(struct sup *s, struct sup_worker *w)
 
 		/* its launch's cgroup baseline is gone: keep what the death notice found */
 		sup_exit_record(s, w, w->zpid, p->last_epoch, sup_exit_wait_status(&si), false,
-				was == SHM_EXIT_MEMCAP, true);
+				w->state == SUP_W_HUNG, was == SHM_EXIT_MEMCAP, true);
 		/* nor may it forget that we killed it for a hang */
 		if (was == SHM_EXIT_HANG && p->last_reason == SHM_EXIT_SIGNAL)
 			p->last_reason = SHM_EXIT_HANG;

@@ -68,7 +68,7 @@ void sup_status_print(struct sup *s)
 	const struct shm_cfg *cfg = &shm_hdr(s->seg)->cfg;
 
 	for (uint32_t i = 0; i < s->n; i++)
-		up += s->w[i].state == W_RUNNING;
+		up += s->w[i].state == SUP_W_RUNNING || s->w[i].state == SUP_W_HUNG;
 	for (uint32_t i = 0; i < cfg->max_agents; i++) {
 		struct shm_agent *a = shm_agent_at(s->seg, i);
 		uint32_t st = atomic_load_explicit(&a->state, memory_order_relaxed);
@@ -102,14 +102,13 @@ static void check_hangs(struct sup *s, uint64_t t)
 		uint64_t hb =
 			atomic_load_explicit(&sup_wproc(s, w)->heartbeat_ns, memory_order_relaxed);
 
-		if (w->state != W_RUNNING || w->pidfd < 0 || w->hung || t < hb || t - hb <= limit)
+		if (w->state != SUP_W_RUNNING || w->pidfd < 0 || t < hb || t - hb <= limit)
 			continue;
-		w->hung = true;
 		fprintf(stderr,
 			"shoal: worker %u (pid %d): no heartbeat for %.1f s (hang timeout %.1f s); "
 			"killing it\n",
 			w->windex, (int)w->pid, (double)(t - hb) / 1e9, (double)limit / 1e9);
-		sup_pidfd_kill(w->pidfd, SIGKILL);
+		sup_worker_post(s, w, SUP_E_HANG); /* HUNG: killed, its exit reads "hang" */
 	}
 }
 

@@ -59,7 +59,7 @@ bool sup_exit_is_oom(struct sup *s, struct sup_worker *w)
  * baseline), -1 to look now. again: the same exit, now with its status.
  */
 void sup_exit_record(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t epoch, int status,
-		     bool asked_to_stop, int oom, bool again)
+		     bool asked_to_stop, bool hung, int oom, bool again)
 {
 	struct shm_proc *p = sup_wproc(s, w);
 	uint32_t reason;
@@ -82,7 +82,7 @@ void sup_exit_record(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t ep
 	}
 	if (oom < 0 ? sup_exit_is_oom(s, w) : oom)
 		reason = SHM_EXIT_MEMCAP;
-	else if (w->hung && !asked_to_stop)
+	else if (hung && !asked_to_stop)
 		reason = SHM_EXIT_HANG;
 	p->last_reason = reason;
 	p->last_exit_ns = shm_wall_ns();

@@ -103,7 +103,8 @@ static void rearm_timer(struct sup *s)
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct sup_worker *w = &s->w[i];
 
-		if ((w->state == W_STARTING || w->state == W_BACKOFF || w->state == W_STOPPING) &&
+		if ((w->state == SUP_W_STARTING || w->state == SUP_W_BACKOFF ||
+		     w->state == SUP_W_STOPPING || w->state == SUP_W_CYCLING) &&
 		    w->deadline_ns < at)
 			at = w->deadline_ns;
 	}
@@ -165,7 +166,7 @@ static void on_death_word(struct sup *s, struct sup_worker *w, int res)
 	}
 	/* the kernel clears the tid as it sets the owner-died bit */
 	if (v & DW_OWNER_DIED)
-		sup_worker_dispatch(s, w, E_DYING);
+		sup_worker_post(s, w, SUP_E_DYING);
 	else if ((v & DW_TID_MASK) == tid)
 		wait_dying(s, w, v); /* woken for nothing: wait again */
 }
@@ -191,12 +192,12 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 		}
 		sup_duty_tick(s);
 		for (uint32_t i = 0; i < s->n; i++)
-			sup_worker_dispatch(s, &s->w[i], E_TIMER);
+			sup_worker_post(s, &s->w[i], SUP_E_TIMER);
 		break;
 	case K_PID:
 		shm_trace("sup: pid cqe");
 		if (w && UD_GEN(ud) == w->gen && w->pidfd >= 0)
-			sup_worker_dispatch(s, w, E_DIED);
+			sup_worker_post(s, w, SUP_E_DIED);
 		else if (w && w->zpidfd >= 0 && UD_GEN(ud) == w->zgen)
 			sup_zombie_reap(s, w);
 		break;
@@ -220,7 +221,7 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 		    read(w->ready_rd, &b, 1) == 1) {
 			close(w->ready_rd);
 			w->ready_rd = -1;
-			sup_worker_dispatch(s, w, E_READY);
+			sup_worker_post(s, w, SUP_E_READY);
 		}
 		break;
 	}
@@ -229,7 +230,7 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 static bool all_exited(const struct sup *s)
 {
 	for (uint32_t i = 0; i < s->n; i++)
-		if (s->w[i].state != W_EXITED)
+		if (s->w[i].state != SUP_W_EXITED)
 			return false;
 	return true;
 }

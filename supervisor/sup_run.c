@@ -76,7 +76,10 @@ static int place_workers(struct sup *s, uint32_t *nnodes)
 		if (pl[i].node >= 0 && (uint32_t)pl[i].node + 1 > *nnodes)
 			*nnodes = (uint32_t)pl[i].node + 1 > 64 ? 64 : (uint32_t)pl[i].node + 1;
 	s->w = calloc(s->n, sizeof(*s->w));
-	if (!s->w) {
+	/* the bound on queued worker events: struct sup_wqueue */
+	s->q.cap = 2 * s->n + 2;
+	s->q.ev = calloc(s->q.cap, sizeof(*s->q.ev));
+	if (!s->w || !s->q.ev) {
 		free(pl);
 		return -ENOMEM;
 	}
@@ -293,7 +296,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		s.w[i].pidfd = -1;
 		s.w[i].ready_rd = -1;
 		s.w[i].zpidfd = -1;
-		s.w[i].state = W_EXITED;
+		s.w[i].state = SUP_W_EXITED;
 		shm_proc_at(s.seg, i + 1)->windex = i;
 		/* before the worker claims it: the agent spawner reads the node as its hint */
 		shm_proc_at(s.seg, i + 1)->core = s.w[i].place.core;
@@ -318,7 +321,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	s.next_tick = sup_now();
 	s.next_status = sup_now() + (uint64_t)c->status_interval_ms * 1000000u;
 	for (uint32_t i = 0; i < s.n && !s.stopping; i++)
-		sup_child_launch(&s, &s.w[i]);
+		sup_worker_post(&s, &s.w[i], SUP_E_START);
 	r = sup_loop_run(&s);
 	sup_ctl_close(s.ctl);
 	s.ctl = NULL;
@@ -370,6 +373,7 @@ out_topo:
 	if (s.ready_fd >= 0)
 		close(s.ready_fd);
 	free(s.w);
+	free(s.q.ev);
 	if (s.topo)
 		hwloc_topology_destroy(s.topo);
 	return ret;

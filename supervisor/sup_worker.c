@@ -1,5 +1,53 @@
 /*
- * The worker state machine: what each event does to a worker in each state.
+ * The worker state machine. Each worker is in one state, named after what it is doing:
+ *
+ *   STARTING  launched (forked, or a spare handed over), waiting for its ready byte
+ *   RUNNING   ready, working
+ *   HUNG      killed by us for a stale heartbeat, waiting for the death (recorded "hang")
+ *   BACKOFF   dead, waiting out its restart delay
+ *   STOPPING  asked to stop (or killed before it was ready), waiting for it to exit
+ *   CYCLING   the same, for a sibling's restart strategy: started again once it has exited
+ *   EXITED    gone, not to be restarted (before its first start, too)
+ *
+ * HUNG and CYCLING were side flags (hung, restart_after_stop). Three other flags stay in
+ * struct sup_worker because they describe another process than the worker's current one,
+ * whose life overlaps any of its states, and would double the table if they were states:
+ * zpid/zpidfd (the predecessor replaced on its death notice, still exiting: reaped when its
+ * pidfd fires), boosted (the replacement runs at SCHED_FIFO while that predecessor exits)
+ * and prelaunched (a spare woken as this worker ahead of the repair, taken by the launch in
+ * the same step).
+ *
+ * Events: START (instance start), READY (its ready pipe), DIED (its pidfd), DYING (its
+ * death word: exiting, before the pidfd says so), TIMER (a deadline may have passed), STOP
+ * (orderly stop), CYCLE (stop and start again: one_for_all/rest_for_one), HANG (heartbeat
+ * too old), LAUNCH_FAILED (the launch the step asked for failed; applied at once).
+ *
+ * The table (sup_worker_step(); "crash" is the rule below, "if due" needs the deadline):
+ *
+ *            START    READY    DIED          DYING         TIMER          STOP      CYCLE    HANG
+ *  STARTING  -        RUNNING  crash         crash(notice) kill if due    STOPPING  CYCLING  -
+ *                     +ready   +reap                       (stays)        +kill     +kill
+ *  RUNNING   -        -        crash         crash(notice) -              STOPPING  CYCLING  HUNG
+ *                              +reap                                      +ask      +ask     +kill
+ *  HUNG      -        -        crash         crash(notice) -              STOPPING  CYCLING  -
+ *                              +reap "hang"  "hang"                       +ask      +ask
+ *  BACKOFF   -        -        -             -             STARTING       EXITED    -        -
+ *                                                          +launch if due
+ *  STOPPING  -        -        EXITED +reap  -             kill if due    -         -        -
+ *  CYCLING   -        -        STARTING      -             kill if due    STOPPING  -        -
+ *                              +reap +launch (EXITED if the instance stops)
+ *  EXITED    STARTING -        -             -             -              -         -        -
+ *            +launch
+ *
+ * crash: an unasked-for death, counted against the streak and the restart intensity
+ * (the facts say how that came out): intensity exceeded: EXITED, give up (the instance
+ * stops); else the strategy's siblings get CYCLE, the restart is counted and the worker
+ * goes to BACKOFF (a delay) or STARTING (launched now; after a death notice the spare is
+ * woken before the repair). LAUNCH_FAILED from STARTING: EXITED, every worker gets STOP.
+ *
+ * The step is pure (the unit test drives it without forking); sup_worker_post() applies
+ * its actions. Actions never deliver events themselves: they queue them, and the queue
+ * is drained by the outermost post, one event at a time, so no handler runs inside another.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,24 +78,178 @@
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
 
-static const char *const wstate_names[W_NSTATES] = {
-	"starting", "running", "backoff", "stopping", "exited",
+/* How a cell's entry depends on the facts. */
+enum { R_ALWAYS = 0, R_IF_DUE, R_CRASH, R_CYCLED };
+
+struct sup_wcell {
+	uint8_t rule;	  /* R_*: R_ALWAYS takes next/actions as they are */
+	uint8_t next;	  /* enum sup_wstate */
+	uint16_t actions; /* SUP_A_* */
 };
 
-typedef void (*action_fn)(struct sup *s, struct sup_worker *w);
+/* The per-worker logic: what each event does in each state (SUP_W_NSTATES: stays). */
+/* clang-format off */
+#define C(n, a)  {R_ALWAYS, SUP_W_##n, (a)}
+#define DUE(a)   {R_IF_DUE, SUP_W_NSTATES, (a)} /* stays; acts once the deadline is due */
+#define CRASH(a) {R_CRASH, SUP_W_NSTATES, (a)}	/* the crash rule, with these first */
+#define NONE     {R_ALWAYS, SUP_W_NSTATES, 0}	/* stays, does nothing */
+static const struct sup_wcell table[SUP_W_NSTATES][SUP_E_NEVENTS] = {
+	[SUP_W_STARTING] = {
+		[SUP_E_START] = NONE,
+		[SUP_E_READY] = C(RUNNING, SUP_A_READY),
+		[SUP_E_DIED] = CRASH(SUP_A_REAP),
+		[SUP_E_DYING] = CRASH(SUP_A_NOTICE),
+		[SUP_E_TIMER] = DUE(SUP_A_KILL_LATE),
+		[SUP_E_STOP] = C(STOPPING, SUP_A_KILL),
+		[SUP_E_CYCLE] = C(CYCLING, SUP_A_KILL),
+		[SUP_E_HANG] = NONE,
+		[SUP_E_LAUNCH_FAILED] = C(EXITED, SUP_A_ABORT),
+	},
+	[SUP_W_RUNNING] = {
+		[SUP_E_START] = NONE,
+		[SUP_E_READY] = NONE,
+		[SUP_E_DIED] = CRASH(SUP_A_REAP),
+		[SUP_E_DYING] = CRASH(SUP_A_NOTICE),
+		[SUP_E_TIMER] = NONE,
+		[SUP_E_STOP] = C(STOPPING, SUP_A_ASK_STOP),
+		[SUP_E_CYCLE] = C(CYCLING, SUP_A_ASK_STOP),
+		[SUP_E_HANG] = C(HUNG, SUP_A_KILL_HUNG),
+		[SUP_E_LAUNCH_FAILED] = NONE,
+	},
+	[SUP_W_HUNG] = {
+		[SUP_E_START] = NONE,
+		[SUP_E_READY] = NONE,
+		[SUP_E_DIED] = CRASH(SUP_A_REAP),
+		[SUP_E_DYING] = CRASH(SUP_A_NOTICE),
+		[SUP_E_TIMER] = NONE,
+		[SUP_E_STOP] = C(STOPPING, SUP_A_ASK_STOP),
+		[SUP_E_CYCLE] = C(CYCLING, SUP_A_ASK_STOP),
+		[SUP_E_HANG] = NONE,
+		[SUP_E_LAUNCH_FAILED] = NONE,
+	},
+	[SUP_W_BACKOFF] = {
+		[SUP_E_START] = NONE,
+		[SUP_E_READY] = NONE,
+		[SUP_E_DIED] = NONE,
+		[SUP_E_DYING] = NONE,
+		[SUP_E_TIMER] = {R_IF_DUE, SUP_W_STARTING, SUP_A_LAUNCH},
+		[SUP_E_STOP] = C(EXITED, 0),
+		[SUP_E_CYCLE] = NONE, /* it restarts when its backoff ends anyway */
+		[SUP_E_HANG] = NONE,
+		[SUP_E_LAUNCH_FAILED] = NONE,
+	},
+	[SUP_W_STOPPING] = {
+		[SUP_E_START] = NONE,
+		[SUP_E_READY] = NONE,
+		[SUP_E_DIED] = C(EXITED, SUP_A_REAP_STOPPED),
+		[SUP_E_DYING] = NONE,
+		[SUP_E_TIMER] = DUE(SUP_A_KILL_LATE),
+		[SUP_E_STOP] = NONE,
+		[SUP_E_CYCLE] = NONE,
+		[SUP_E_HANG] = NONE,
+		[SUP_E_LAUNCH_FAILED] = NONE,
+	},
+	[SUP_W_CYCLING] = {
+		[SUP_E_START] = NONE,
+		[SUP_E_READY] = NONE,
+		[SUP_E_DIED] = {R_CYCLED, SUP_W_STARTING,
+				SUP_A_REAP_STOPPED | SUP_A_COUNT_RESTART | SUP_A_LAUNCH},
+		[SUP_E_DYING] = NONE,
+		[SUP_E_TIMER] = DUE(SUP_A_KILL_LATE),
+		[SUP_E_STOP] = C(STOPPING, 0),
+		[SUP_E_CYCLE] = NONE,
+		[SUP_E_HANG] = NONE,
+		[SUP_E_LAUNCH_FAILED] = NONE,
+	},
+	[SUP_W_EXITED] = {
+		[SUP_E_START] = C(STARTING, SUP_A_LAUNCH),
+		[SUP_E_READY] = NONE,
+		[SUP_E_DIED] = NONE,
+		[SUP_E_DYING] = NONE,
+		[SUP_E_TIMER] = NONE,
+		[SUP_E_STOP] = NONE,
+		[SUP_E_CYCLE] = NONE,
+		[SUP_E_HANG] = NONE,
+		[SUP_E_LAUNCH_FAILED] = NONE,
+	},
+};
+/* clang-format on */
+
+#undef C
+#undef DUE
+#undef CRASH
+#undef NONE
+
+static const char *const wstate_names[SUP_W_NSTATES] = {
+	"starting", "running", "hung", "backoff", "stopping", "cycling", "exited",
+};
+
+/* See sup_int.h. Pure. */
+const char *sup_wstate_name(enum sup_wstate st)
+{
+	return st < SUP_W_NSTATES ? wstate_names[st] : "?";
+}
+
+/* See sup_int.h. Pure. */
+bool sup_wevent_is_crash(enum sup_wstate st, enum sup_wevent ev)
+{
+	return st < SUP_W_NSTATES && ev < SUP_E_NEVENTS && table[st][ev].rule == R_CRASH;
+}
+
+/* See sup_int.h. Pure: the test drives it without a supervisor. */
+struct sup_wstep sup_worker_step(enum sup_wstate st, enum sup_wevent ev, const struct sup_wfacts *f)
+{
+	struct sup_wstep out = {.next = st, .actions = 0};
+	struct sup_wcell c;
+
+	if (st >= SUP_W_NSTATES || ev >= SUP_E_NEVENTS)
+		return out;
+	c = table[st][ev];
+	switch (c.rule) {
+	case R_IF_DUE:
+		if (!f->due)
+			return out;
+		break;
+	case R_CYCLED:
+		/* stopped for a sibling's strategy, but the instance stops meanwhile: no restart */
+		if (f->stopping)
+			return (struct sup_wstep){SUP_W_EXITED, SUP_A_REAP_STOPPED};
+		break;
+	case R_CRASH:
+		if (f->exceeded)
+			return (struct sup_wstep){SUP_W_EXITED, c.actions | SUP_A_GIVE_UP};
+		c.actions |= SUP_A_STRATEGY | SUP_A_COUNT_RESTART;
+		if (f->backoff) {
+			c.next = SUP_W_BACKOFF;
+			c.actions |= SUP_A_BACKOFF;
+		} else {
+			c.next = SUP_W_STARTING;
+			c.actions |= SUP_A_LAUNCH;
+			/* the spare first: it wakes on its core while we record and repair here */
+			if (c.actions & SUP_A_NOTICE)
+				c.actions |= SUP_A_PRELAUNCH;
+		}
+		break;
+	default:
+		break;
+	}
+	if (c.next < SUP_W_NSTATES)
+		out.next = (enum sup_wstate)c.next;
+	out.actions = c.actions;
+	return out;
+}
+
+static bool is_up(enum sup_wstate st)
+{
+	return st == SUP_W_RUNNING || st == SUP_W_HUNG;
+}
 
 static bool all_ready(const struct sup *s)
 {
 	for (uint32_t i = 0; i < s->n; i++)
-		if (s->w[i].state != W_RUNNING)
+		if (!is_up(s->w[i].state))
 			return false;
 	return true;
-}
-
-static void a_none(struct sup *s, struct sup_worker *w)
-{
-	(void)s;
-	(void)w;
 }
 
 static void a_ready(struct sup *s, struct sup_worker *w)
@@ -60,7 +262,6 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	p->mem_cap = w->cap_mech ? s->c->mem_cap : 0;
 	p->cap_mech = (uint32_t)w->cap_mech;
 	shm_change_bump(s->seg);
-	w->state = W_RUNNING;
 	w->ready_ns = sup_now();
 	w->ever_ready = true;
 	shm_trace("sup: ready");
@@ -85,24 +286,30 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	}
 }
 
-/* Restart w now or after its backoff; it counts against the intensity. */
-static void schedule_restart(struct sup *s, struct sup_worker *w)
+/* A restart, counted for tools and the status line (not against the intensity). */
+static void count_restart(struct sup *s, struct sup_worker *w)
 {
-	uint32_t delay = sup_backoff_ms(&s->c->policy, w->streak);
-
 	/* relaxed: single writer (the supervisor); tools read a counter */
 	atomic_fetch_add_explicit(&sup_wproc(s, w)->restarts, 1, memory_order_relaxed);
 	shm_change_bump(s->seg);
 	s->restarts++;
-	if (!delay) {
-		sup_child_launch(s, w);
-		return;
-	}
-	w->deadline_ns = sup_now() + (uint64_t)delay * 1000000u;
-	w->state = W_BACKOFF;
 }
 
-/* Begin the orderly stop of the instance (once): drop the spare, stop every worker. */
+/* Queue ev for w; sup_worker_post() drains. See the bound at sup_run()'s allocation. */
+static void enqueue(struct sup *s, struct sup_worker *w, enum sup_wevent ev)
+{
+	struct sup_wqueue *q = &s->q;
+
+	if (q->tail - q->head >= q->cap) {
+		/* the bound in sup_int.h is wrong: a bug, not a condition to live with */
+		fprintf(stderr, "shoal: supervisor event queue full (%u); aborting\n", q->cap);
+		abort();
+	}
+	q->ev[q->tail % q->cap] = (struct sup_wqev){.windex = w->windex, .ev = (uint32_t)ev};
+	q->tail++;
+}
+
+/* See sup_int.h. */
 void sup_stop_begin(struct sup *s)
 {
 	if (s->stopping)
@@ -112,13 +319,11 @@ void sup_stop_begin(struct sup *s)
 	/* relaxed: a status word for tools */
 	atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_STOPPING, memory_order_relaxed);
 	shm_change_bump(s->seg);
-	for (uint32_t i = 0; i < s->n; i++) {
-		s->w[i].restart_after_stop = false;
-		sup_worker_dispatch(s, &s->w[i], E_STOP);
-	}
+	for (uint32_t i = 0; i < s->n; i++)
+		sup_worker_post(s, &s->w[i], SUP_E_STOP);
 }
 
-static void intensity_exceeded(struct sup *s, struct sup_worker *w)
+static void a_give_up(struct sup *s, struct sup_worker *w)
 {
 	const struct sup_policy *p = &s->c->policy;
 	uint32_t k = w->nreasons < REASONS_MAX ? w->nreasons : REASONS_MAX;
@@ -132,26 +337,25 @@ static void intensity_exceeded(struct sup *s, struct sup_worker *w)
 			w->reasons[(w->nreasons - k + i) % REASONS_MAX]);
 	fprintf(stderr, "\n");
 	s->result = SUP_RUN_INTENSITY;
-	w->state = W_EXITED;
 	sup_stop_begin(s);
 }
 
-/* A sibling must stop and come back, by the strategy. */
-static void restart_sibling(struct sup *s, struct sup_worker *o)
+/* The siblings the strategy restarts with w get CYCLE (only STARTING/RUNNING/HUNG act). */
+static void a_strategy(struct sup *s, struct sup_worker *w)
 {
-	if (o->state != W_STARTING && o->state != W_RUNNING)
-		return;
-	o->restart_after_stop = true;
-	sup_worker_dispatch(s, o, E_STOP);
-}
-
-static bool died_note(struct sup *s, struct sup_worker *w);
-static void died(struct sup *s, struct sup_worker *w, bool exceeded);
-
-static void a_died(struct sup *s, struct sup_worker *w)
-{
-	sup_child_reap(s, w, false);
-	died(s, w, died_note(s, w));
+	switch (s->c->policy.strategy) {
+	case SUP_ONE_FOR_ALL:
+		for (uint32_t i = 0; i < s->n; i++)
+			if (i != w->windex)
+				enqueue(s, &s->w[i], SUP_E_CYCLE);
+		break;
+	case SUP_REST_FOR_ONE:
+		for (uint32_t i = w->windex + 1; i < s->n; i++)
+			enqueue(s, &s->w[i], SUP_E_CYCLE);
+		break;
+	default:
+		break;
+	}
 }
 
 /*
@@ -168,15 +372,15 @@ static void yield_teardown(pid_t pid)
 }
 
 /*
- * Its death word says it is exiting: it runs no more code of its own, so repair and restart
- * now rather than when its exit completes (its pidfd); it is collected then (zombie_reap).
+ * Its death word says it is exiting: it runs no more code of its own, so repair (and, by
+ * the step, restart) now rather than when its exit completes (its pidfd); it is collected
+ * then (sup_zombie_reap). prelaunch: wake the spare as w before the repair.
  */
-static void a_dying(struct sup *s, struct sup_worker *w)
+static void a_notice(struct sup *s, struct sup_worker *w, bool hung, bool prelaunch)
 {
 	pid_t pid = w->pid;
 	uint32_t epoch = sup_exit_owner_epoch(s, w, pid);
 	int ready_rd = w->ready_rd, oom = sup_exit_is_oom(s, w);
-	bool exceeded;
 
 	shm_trace("sup: dying");
 	yield_teardown(pid);
@@ -188,15 +392,12 @@ static void a_dying(struct sup *s, struct sup_worker *w)
 	w->pidfd = -1;
 	w->ready_rd = -1;
 	/* the spare first: it wakes on its core while we record and repair here */
-	exceeded = died_note(s, w);
-	if (!exceeded && !sup_backoff_ms(&s->c->policy, w->streak))
+	if (prelaunch)
 		sup_spare_prelaunch(s, w);
 	if (ready_rd >= 0)
 		close(ready_rd);
-	sup_exit_record(s, w, pid, epoch, sup_exit_early_status(pid), false, oom, false);
-	w->hung = false; /* recorded: the flag was that process's */
+	sup_exit_record(s, w, pid, epoch, sup_exit_early_status(pid), false, hung, oom, false);
 	sup_slot_repair(s, w);
-	died(s, w, exceeded);
 }
 
 /* Count an unasked-for death against the streak and the intensity; true if exceeded. */
@@ -211,102 +412,109 @@ static bool died_note(struct sup *s, struct sup_worker *w)
 	return sup_intensity_is_exceeded(&s->in, &s->c->policy);
 }
 
-/* After the repair of an unasked-for death (counted by died_note()): strategy, restart. */
-static void died(struct sup *s, struct sup_worker *w, bool exceeded)
-{
-	if (exceeded) {
-		intensity_exceeded(s, w);
-		return;
-	}
-	switch (s->c->policy.strategy) {
-	case SUP_ONE_FOR_ALL:
-		for (uint32_t i = 0; i < s->n; i++)
-			if (i != w->windex)
-				restart_sibling(s, &s->w[i]);
-		break;
-	case SUP_REST_FOR_ONE:
-		for (uint32_t i = w->windex + 1; i < s->n; i++)
-			restart_sibling(s, &s->w[i]);
-		break;
-	default:
-		break;
-	}
-	schedule_restart(s, w);
-}
-
-static void a_died_stopping(struct sup *s, struct sup_worker *w)
-{
-	sup_child_reap(s, w, true);
-	w->state = W_EXITED;
-	if (w->restart_after_stop && !s->stopping) {
-		w->restart_after_stop = false;
-		/* relaxed: single writer; a counter for tools */
-		atomic_fetch_add_explicit(&sup_wproc(s, w)->restarts, 1, memory_order_relaxed);
-		shm_change_bump(s->seg);
-		s->restarts++;
-		sup_child_launch(s, w);
-	}
-}
-
-static void a_stop_running(struct sup *s, struct sup_worker *w)
+static void a_ask_stop(struct sup *s, struct sup_worker *w)
 {
 	/* T0: release: pairs with the worker's acquire load of its state after a wake. */
 	atomic_store_explicit(&sup_wproc(s, w)->state, SHM_PROC_STOPPING, memory_order_release);
 	shm_change_bump(s->seg);
 	ipc_ring(s->seg, w->slot);
 	w->deadline_ns = sup_now() + (uint64_t)s->c->stop_timeout_ms * 1000000u;
-	w->state = W_STOPPING;
 }
 
 /* Not ready yet: it has run no agent callback worth an orderly stop. */
-static void a_stop_starting(struct sup *s, struct sup_worker *w)
+static void a_kill(struct sup *s, struct sup_worker *w)
 {
 	sup_pidfd_kill(w->pidfd, SIGKILL);
 	w->deadline_ns = sup_now() + (uint64_t)s->c->stop_timeout_ms * 1000000u;
-	w->state = W_STOPPING;
 }
 
-static void a_stop_backoff(struct sup *s, struct sup_worker *w)
+static void a_kill_late(struct sup_worker *w)
 {
-	if (w->restart_after_stop && !s->stopping) {
-		w->restart_after_stop = false;
-		return; /* it restarts when its backoff ends anyway */
-	}
-	w->state = W_EXITED;
-}
-
-static void a_timer_kill_late(struct sup *s, struct sup_worker *w)
-{
-	(void)s;
-	if (sup_now() < w->deadline_ns)
-		return;
 	fprintf(stderr, "shoal: worker %u (pid %d) missed its %s deadline; killing it\n", w->windex,
-		(int)w->pid, wstate_names[w->state]);
+		(int)w->pid, w->state == SUP_W_STARTING ? "starting" : "stopping");
 	sup_pidfd_kill(w->pidfd, SIGKILL);
 	w->deadline_ns = UINT64_MAX; /* the death comes through the pidfd */
 }
 
-static void a_timer_backoff(struct sup *s, struct sup_worker *w)
+/* Launch failed (sup_child_launch() said why): every worker stops, the run fails. */
+static void a_abort(struct sup *s, int err)
 {
-	if (sup_now() >= w->deadline_ns)
-		sup_child_launch(s, w);
+	s->result = err;
+	if (!s->stopping) {
+		s->stopping = true;
+		for (uint32_t i = 0; i < s->n; i++)
+			enqueue(s, &s->w[i], SUP_E_STOP);
+	}
 }
 
-/* The per-worker logic: what each event does in each state. */
-/* The table reads as a table: */
-/* clang-format off */
-static const action_fn actions[W_NSTATES][E_NEVENTS] = {
-	/*                 E_READY   E_DIED           E_TIMER            E_STOP           E_DYING */
-	[W_STARTING] = { a_ready, a_died,          a_timer_kill_late, a_stop_starting, a_dying },
-	[W_RUNNING]  = { a_none,  a_died,          a_none,            a_stop_running,  a_dying },
-	[W_BACKOFF]  = { a_none,  a_none,          a_timer_backoff,   a_stop_backoff,  a_none },
-	[W_STOPPING] = { a_none,  a_died_stopping, a_timer_kill_late, a_none,          a_none },
-	[W_EXITED]   = { a_none,  a_none,          a_none,            a_none,          a_none },
-};
-/* clang-format on */
-
-/* Deliver event ev to worker w: the action its state's row names. Supervisor thread only. */
-void sup_worker_dispatch(struct sup *s, struct sup_worker *w, enum wevent ev)
+/* Deliver one event: the facts the table needs, the step, its actions in their order. */
+static void deliver(struct sup *s, struct sup_worker *w, enum sup_wevent ev)
 {
-	actions[w->state][ev](s, w);
+	enum sup_wstate was = (enum sup_wstate)w->state;
+	struct sup_wfacts f = {.stopping = s->stopping};
+	struct sup_wstep st;
+	uint32_t a;
+	int r;
+
+	if (sup_wevent_is_crash(was, ev)) {
+		f.exceeded = died_note(s, w);
+		f.backoff = sup_backoff_ms(&s->c->policy, w->streak) != 0;
+	}
+	/* a clock read only where the cell asks (the timer visits every worker) */
+	if (table[was][ev].rule == R_IF_DUE)
+		f.due = sup_now() >= w->deadline_ns;
+	st = sup_worker_step(was, ev, &f);
+	a = st.actions;
+	w->state = st.next;
+	if (a & SUP_A_REAP)
+		sup_child_reap(s, w, false, was == SUP_W_HUNG);
+	if (a & SUP_A_REAP_STOPPED)
+		sup_child_reap(s, w, true, false);
+	if (a & SUP_A_NOTICE)
+		a_notice(s, w, was == SUP_W_HUNG, a & SUP_A_PRELAUNCH);
+	if (a & SUP_A_READY)
+		a_ready(s, w);
+	if (a & SUP_A_GIVE_UP)
+		a_give_up(s, w);
+	if (a & SUP_A_STRATEGY)
+		a_strategy(s, w);
+	if (a & SUP_A_COUNT_RESTART)
+		count_restart(s, w);
+	if (a & SUP_A_BACKOFF)
+		w->deadline_ns =
+			sup_now() + (uint64_t)sup_backoff_ms(&s->c->policy, w->streak) * 1000000u;
+	if (a & SUP_A_ASK_STOP)
+		a_ask_stop(s, w);
+	if (a & SUP_A_KILL)
+		a_kill(s, w);
+	if (a & SUP_A_KILL_LATE)
+		a_kill_late(w);
+	if (a & SUP_A_KILL_HUNG)
+		sup_pidfd_kill(w->pidfd, SIGKILL);
+	if (a & SUP_A_LAUNCH) {
+		r = sup_child_launch(s, w);
+		if (r) {
+			/* the table's LAUNCH_FAILED row, at once: nothing may see it STARTING */
+			st = sup_worker_step((enum sup_wstate)w->state, SUP_E_LAUNCH_FAILED, &f);
+			w->state = st.next;
+			if (st.actions & SUP_A_ABORT)
+				a_abort(s, r);
+		}
+	}
+}
+
+/* See sup_int.h. */
+void sup_worker_post(struct sup *s, struct sup_worker *w, enum sup_wevent ev)
+{
+	enqueue(s, w, ev);
+	if (s->q.draining)
+		return; /* an action queued it: the outer post delivers it after this one */
+	s->q.draining = true;
+	while (s->q.head != s->q.tail) {
+		struct sup_wqev e = s->q.ev[s->q.head % s->q.cap];
+
+		s->q.head++;
+		deliver(s, &s->w[e.windex], (enum sup_wevent)e.ev);
+	}
+	s->q.draining = false;
 }
