@@ -49,6 +49,7 @@
  * its actions. Actions never deliver events themselves: they queue them, and the queue
  * is drained by the outermost post, one event at a time, so no handler runs inside another.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -86,6 +87,7 @@ struct sup_wcell {
 	uint8_t next;	  /* enum sup_wstate */
 	uint16_t actions; /* SUP_A_* */
 };
+static_assert(SUP_A_ABORT <= UINT16_MAX, "every SUP_A_* bit fits a cell's actions");
 
 /* The per-worker logic: what each event does in each state (SUP_W_NSTATES: stays). */
 /* clang-format off */
