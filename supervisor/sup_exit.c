@@ -1,0 +1,123 @@
+/*
+ * The exit log: what a worker's exit is recorded as in its process slot (code, signal,
+ * reason) and remembered for the restart-intensity message.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hwloc.h>
+#include <liburing.h>
+
+#include "ipc/ipc.h"
+#include "ipc/uring_futex.h"
+#include "shm/registry.h"
+#include "shm/trace.h"
+#include "shoal/agent.h"
+#include "supervisor/sup.h"
+#include "supervisor/sup_int.h"
+
+/* Remember the slot's last exit in w's ring of reasons (for the intensity message). */
+void sup_exit_note_reason(struct sup_worker *w, const struct shm_proc *p)
+{
+	char *r = w->reasons[w->nreasons % REASONS_MAX];
+
+	if (p->last_signal)
+		snprintf(r, 64, "pid %u killed by signal %d (%s)", p->last_pid, p->last_signal,
+			 shm_exit_reason_name(p->last_reason));
+	else
+		snprintf(r, 64, "pid %u exited with code %d (%s)", p->last_pid, p->last_code,
+			 shm_exit_reason_name(p->last_reason));
+	w->nreasons++;
+}
+
+/* Whether w's cgroup counted an OOM kill since its launch (the cap stopped it). */
+bool sup_exit_is_oom(struct sup *s, struct sup_worker *w)
+{
+	return w->cap_mech == SUP_CAP_CGROUP &&
+	       sup_cap_oom_kills(s->c, w->windex, w->cap_mech) > w->oom_base;
+}
+
+/*
+ * Record an exit of pid (slot epoch `epoch`) in w's slot. `status` is a wait status
+ * (WIFEXITED/WIFSIGNALED encoding), or -1 when unknown. oom: 1 or 0 if the caller
+ * established whether the memory cap ended it (before a new launch reset the cgroup's
+ * baseline), -1 to look now. again: the same exit, now with its status.
+ */
+void sup_exit_record(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t epoch, int status,
+		     bool asked_to_stop, bool hung, int oom, bool again)
+{
+	struct shm_proc *p = sup_wproc(s, w);
+	uint32_t reason;
+
+	p->last_pid = (uint32_t)pid;
+	p->last_epoch = epoch;
+	if (status >= 0 && WIFEXITED(status)) {
+		p->last_code = WEXITSTATUS(status);
+		p->last_signal = 0;
+		if (p->last_code == WRK_EXIT_MEMCAP)
+			reason = SHM_EXIT_MEMCAP;
+		else if (p->last_code == 0 && asked_to_stop)
+			reason = SHM_EXIT_NORMAL;
+		else
+			reason = SHM_EXIT_CODE;
+	} else {
+		p->last_code = -1;
+		p->last_signal = status >= 0 ? WTERMSIG(status) : 0;
+		reason = SHM_EXIT_SIGNAL;
+	}
+	if (oom < 0 ? sup_exit_is_oom(s, w) : oom)
+		reason = SHM_EXIT_MEMCAP;
+	else if (hung && !asked_to_stop)
+		reason = SHM_EXIT_HANG;
+	p->last_reason = reason;
+	p->last_exit_ns = shm_wall_ns();
+	if (again)
+		shm_exit_update(s->seg, w->slot); /* the same exit, now with its status */
+	else
+		shm_exit_record(s->seg, w->slot);
+	shm_change_bump(s->seg);
+}
+
+/* A wait status from a waitid siginfo. */
+int sup_exit_wait_status(const siginfo_t *si)
+{
+	if (si->si_code == CLD_EXITED)
+		return (si->si_status & 0xff) << 8;
+	return si->si_status & 0x7f;
+}
+
+/* The slot's owner epoch if pid still owns it (it died after claiming), else 0. */
+uint32_t sup_exit_owner_epoch(struct sup *s, struct sup_worker *w, pid_t pid)
+{
+	/* own still names the dead owner, unless it died before claiming the slot */
+	uint64_t own = atomic_load_explicit(&sup_wproc(s, w)->own, memory_order_acquire);
+
+	return (pid_t)(own >> 32) == pid ? (uint32_t)own : 0;
+}
+
+/*
+ * The exit status of a process that has begun to exit, before it can be waited for: the
+ * kernel sets it (the last field of /proc/PID/stat, a wait status) before it tears the
+ * address space down, and so before the robust-futex wake that told us. -1 if unreadable.
+ */
+int sup_exit_early_status(pid_t pid)
+{
+	struct shm_pid_stat st;
+
+	return shm_pid_stat_read(pid, &st) ? -1 : st.exit_code;
+}
