@@ -33,7 +33,7 @@
  * holder's pid reused by a new holder of the same slot between a reaper's check and its
  * CAS, which needs the pid space to wrap in that window.
  *
- * Labels (this file; D0/D1/X0/X1 are the supervisor's, supervisor/sup.c):
+ * Labels (this file; D0/D1/X0/X1 are the supervisor's, supervisor/sup_child.c):
  *   C0  claimer's hold CAS        release -> K0; acquire as C2
  *   C1  claimer's own store       release -> own loads in shm_tag_is_dead(), shm_proc_reap()
  *   C2  claimer's state load      acquire <- R0, K1, X0, X1 (history, repairs)

@@ -1108,7 +1108,7 @@ static int check_cgroup(const struct sup_config *c, char *err, size_t errlen)
 
 /*
  * The cpus exist, and the workers as sup_run() counts and places them (one per usable core
- * when workers is 0, over the NUMA nodes as place_workers() in sup.c does) fit max_procs and
+ * when workers is 0, over the NUMA nodes as place_workers() in sup_run.c does) fit max_procs and
  * every pinned agent's worker index. Writes the worker and node counts.
  */
 static int check_workers(const struct sup_config *c, struct sup_config_facts *f, uint32_t *nnodes,

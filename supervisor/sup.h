@@ -223,7 +223,7 @@ bool sup_intensity_is_exceeded(const struct sup_intensity *in, const struct sup_
  */
 uint32_t sup_backoff_ms(const struct sup_policy *p, uint32_t streak);
 
-/* --- the supervisor (supervisor/sup.c) --- */
+/* --- the supervisor (supervisor/sup_*.c) --- */
 
 /* Options that are not in the config file. */
 struct sup_run_opts {
