@@ -560,11 +560,11 @@ static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 
 /*
  * A worker the supervisor started at SCHED_FIFO (a spare taking over, see sup_child_boost()
- * in supervisor/sup_child.c) is set back to SCHED_OTHER by the supervisor when its predecessor's exit has
- * completed; if that never comes (a supervisor that died meanwhile), it does it itself
- * after WRK_BOOST_MAX_NS (1 s). Not at its first idle moment: the predecessor may still be
- * exiting on this core then, and the fair scheduler could hand it the core for the rest
- * of its exit (see boost()).
+ * in supervisor/sup_child.c) is set back to SCHED_OTHER by the supervisor when its
+ * predecessor's exit has completed; if that never comes (a supervisor that died
+ * meanwhile), it does it itself after WRK_BOOST_MAX_NS (1 s). Not at its first idle moment:
+ * the predecessor may still be exiting on this core then, and the fair scheduler could
+ * hand it the core for the rest of its exit (see sup_child_boost()).
  */
 #define WRK_BOOST_MAX_NS 1000000000ull
 
