@@ -195,7 +195,7 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		       (unsigned)own, p->core, p->node, cap, wake, atomic_load(&p->restarts),
 		       now > hb && hb ? (double)(now - hb) / 1e6 : 0.0, last);
 	}
-	/* a replacement still at its start-up priority (sup_child_boost() in supervisor/sup_child.c) */
+	/* a replacement still at its start-up priority (sup_child_boost(), supervisor/) */
 	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {
 		const struct shm_proc *p = shm_proc_at(seg, i);
 		pid_t pid = (pid_t)(atomic_load(&p->own) >> 32);
