@@ -8,13 +8,11 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ipc/ipc_int.h"
 #include "shm/registry.h"
-
-/* The registry's group listing; weak so ipc links before the registry lands (-ENOSYS). */
-#pragma weak shm_grp_members
 
 #define IPC_REPLY_TIMEOUT_MS 5000
 #define IPC_CALL_SPIN_NS     20000u
@@ -358,24 +356,45 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	}
 }
 
-#define IPC_BCAST_MAX 1024
+/*
+ * The members of a group, in a buffer that lives with the calling thread and grows to the
+ * segment's group_members once: a broadcast from an agent's callback allocates nothing
+ * after its first. -ENOMEM if it cannot grow.
+ */
+static int group_members(struct shm_seg *seg, const char *group, shoal_handle_t **out)
+{
+	static __thread shoal_handle_t *buf;
+	static __thread uint32_t cap;
+	uint32_t want = shm_hdr(seg)->cfg.group_members;
+	int n;
+
+	if (want > cap) {
+		shoal_handle_t *b = realloc(buf, (size_t)want * sizeof(*b));
+
+		if (!b)
+			return -ENOMEM;
+		buf = b;
+		cap = want;
+	}
+	n = shm_grp_members(seg, group, strlen(group), buf, cap);
+	if (n > (int)cap)
+		n = (int)cap; /* joined meanwhile past group_members: cannot be */
+	*out = buf;
+	return n;
+}
 
 int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, uint32_t type,
 		  const void *data, uint32_t len, int timeout_ms)
 {
-	shoal_handle_t members[IPC_BCAST_MAX];
+	shoal_handle_t *members;
 	struct host_set hs = {.n = 0};
 	int n, sent = 0, err = 0;
 
-	if (!shm_grp_members)
-		return -ENOSYS;
 	if (len > shm_hdr(seg)->cfg.max_msg)
 		return -EMSGSIZE;
-	n = shm_grp_members(seg, group, strlen(group), members, IPC_BCAST_MAX);
+	n = group_members(seg, group, &members);
 	if (n < 0)
 		return n;
-	if (n > IPC_BCAST_MAX)
-		n = IPC_BCAST_MAX;
 	for (int i = 0; i < n; i++) {
 		int r = put_one(seg, members[i], from, type, 0, 0, data, len, 0);
 

@@ -5,6 +5,7 @@
 
 #include <cmocka.h>
 
+#include "tests/support.h"
 #include "shm/registry.h"
 #include "tests/ipc_test_util.h"
 
@@ -385,6 +386,34 @@ static void test_msg_broadcast(void **state)
 	it_destroy(seg);
 }
 
+/* A broadcast reaches every member of a group of any size the configuration allows. */
+static void test_msg_broadcast_large_group(void **state)
+{
+	enum { N = 1500 };
+	struct shm_cfg cfg;
+	struct shm_seg *seg;
+	char inst[64];
+
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-msgbig-%d", (int)getpid());
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 2048;
+	cfg.reg_capacity = 4096;
+	cfg.group_members = 2048;
+	cfg.mbox_cells = 16;
+	cfg.max_msg = 480;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_CLIENT);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(shm_grp_join(seg, "all", 3, it_agent(seg)), 0);
+	assert_int_equal(ipc_broadcast(seg, 0, "all", 1, "go!", 4, 0), N);
+	for (uint32_t i = 0, got = 0; i < cfg.max_agents; i++) {
+		got += ipc_mbox_depth(seg, i);
+		if (i + 1 == cfg.max_agents)
+			assert_int_equal(got, N);
+	}
+	ts_seg_drop(seg, inst);
+}
+
 static void test_msg_batch(void **state)
 {
 	struct shm_seg *seg = it_create("msg", 16, 480);
@@ -423,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_msg_call_late_and_duplicate_replies),
 		cmocka_unit_test(test_msg_call_async),
 		cmocka_unit_test(test_msg_broadcast),
+		cmocka_unit_test(test_msg_broadcast_large_group),
 		cmocka_unit_test(test_msg_batch),
 	};
 
