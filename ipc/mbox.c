@@ -124,7 +124,7 @@
  * that checked its handle (check_to() in msg.c: generation G, slot not FREE) before the
  * free may still be on its way, stopped between the check and the tail, or between the
  * tail and its claim; so may the supervisor's repair of a producer that died in the
- * previous ring (ipc_repair_proc(), walking the ring mbox_intent names). Two rules keep
+ * previous ring (ipc_repair_proc(), walking the ring mbox_intent names). Three rules keep
  * their words out of the new ring and the message out of the new incarnation:
  * - Positions go on. A ring used before starts again two laps past the previous
  *   incarnation's tail (or head, if a lagging tail trails it), rounded up to a lap. No
@@ -144,16 +144,25 @@
  *   word the init stored after the new generation (I1), or a later one: it sees that
  *   generation. A stale producer that reads the new tail therefore claims, sees, and
  *   abandons; one that read the old tail fails its claim, rereads the tail, and does so.
- * Still open: a claim that succeeded in the previous ring before the init reset its word,
- *   and checked the generation before the reallocation, goes on writing its cells after
- *   the init; should the new ring claim them meanwhile, the two messages mix. Closing it
- *   needs the init to wait for such claims (or the new ring to step around their cells).
+ * - The init waits out claims being written. A claim that succeeded in the previous ring
+ *   before the reallocation, its generation check passed, goes on writing its cells (and,
+ *   in a batch, the later messages' sequence words) until it publishes. So the init
+ *   replaces each sequence word with a CAS against the word it read, in position order
+ *   (a claim's first cell before the cells it writes after it): a claim made on the word
+ *   meanwhile fails the init's CAS, one made after fails its own; a CLAIMED word whose
+ *   owner still runs is waited for until it leaves CLAIMED (I2: its bytes before ours).
+ *   A dead or zombie owner writes no more and is not waited for; a live one is, for at
+ *   most IPC_INIT_WAIT_NS in all: the one case left open is a sender stopped (SIGSTOP, a
+ *   debugger) that long inside a claim of a ring being initialised again, whose later
+ *   writes may then land in the new ring. It costs the init a CAS per cell (4096 cells:
+ *   6 -> 17 us, measured), not the send path.
  *
  * Tools read head, tail and the sequence words only (ipc_mbox_depth, ipc_mbox_stats).
  */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -178,18 +187,87 @@ static inline bool is_pos(uint64_t s, uint64_t pos)
 	return ipc_seq_pos(s) == (pos & IPC_POS_MASK);
 }
 
+/* How long an init waits for claims of the previous ring still being written, at most. */
+#define IPC_INIT_WAIT_NS 1000000000u
+/* Re-reads of such a claim's word (a pause each) before the init asks if its owner lives. */
+#define IPC_INIT_SPINS 1000u
+
+static bool owner_is_dead(const struct shm_seg *seg, uint32_t owner);
+
+/*
+ * Has the producer owning a claim in a ring being initialised again stopped writing for
+ * good? Dead as the consumer judges it, or its process gone or a zombie (it runs no more
+ * code; the supervisor may not have marked it yet, and may be the one waiting here). A
+ * stopped or descheduled process still counts as writing.
+ */
+static bool is_claimer_gone(const struct shm_seg *seg, uint32_t owner)
+{
+	const struct shm_proc *p;
+	uint64_t own;
+
+	if (owner_is_dead(seg, owner))
+		return true;
+	p = shm_proc_at(seg, owner);
+	/* acquire: pairs with C1 in shm/proc.c, as in shm_proc_is_alive() */
+	own = atomic_load_explicit(&p->own, memory_order_acquire);
+	return !shm_pid_is_running((pid_t)(own >> 32), p->start_time);
+}
+
+/*
+ * Replace the sequence word of cell i by `to`, the new ring's, for ipc_mbox_init(). A CAS
+ * against the word read: a claim on it made since fails the CAS (and is looked at), one
+ * made after it fails itself. A claim of the previous ring whose owner still runs is
+ * waited for (until *deadline, which the first such wait sets): it writes its cells, this
+ * one and those after it, until it publishes.
+ */
+static void reset_word(const struct shm_seg *seg, struct ipc_mbox *m, uint64_t i, uint64_t to,
+		       uint64_t *deadline)
+{
+	/*
+	 * I2: acquire: pairs with R0 in publish() of a claim we wait out (READY, PAD, or the
+	 * SKIP of abandon_claim()): its stores into its cells and its R1 words come before our
+	 * CASes on those words, our zeroing of their stamps and the new ring's first user (I0).
+	 */
+	uint64_t s = atomic_load_explicit(&m->seq[i], memory_order_acquire);
+	uint32_t spins = 0;
+
+	for (;;) {
+		if (ipc_seq_state(s) == IPC_S_CLAIMED &&
+		    (spins < IPC_INIT_SPINS || !is_claimer_gone(seg, ipc_seq_owner(s)))) {
+			uint64_t now = spins < IPC_INIT_SPINS ? 0 : shm_now_ns();
+
+			if (!*deadline && now)
+				*deadline = now + IPC_INIT_WAIT_NS;
+			if (!now || now < *deadline) {
+				if (spins++ < IPC_INIT_SPINS)
+					cpu_relax();
+				else
+					sched_yield();
+				/* I2, again */
+				s = atomic_load_explicit(&m->seq[i], memory_order_acquire);
+				continue;
+			}
+		}
+		/* acquire, as I2 (C11 asks the same on success); the new word is ordered by the
+		 * fences I1 before and I0 after */
+		if (atomic_compare_exchange_weak_explicit(&m->seq[i], &s, to, memory_order_acquire,
+							  memory_order_acquire))
+			return;
+	}
+}
+
 void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 {
 	struct ipc_mbox m;
-	uint64_t base = 0;
+	uint64_t base = 0, deadline = 0;
 
 	ipc_mbox_resolve(seg, slot, &m);
 	/*
 	 * A ring used before continues its positions (see "Re-initialisation" at the top):
 	 * from two laps past the previous incarnation's tail or head, rounded to a lap, so
 	 * that nothing a stale sender or repair read of the previous ring (a tail, FREE(t))
-	 * matches a word of the new one. A word whose cell 1 is 0 was never initialised
-	 * (cell 1 always holds a nonzero position): no handle ever named this mailbox,
+	 * matches a word of the new one. A mailbox whose cell 1 holds the word 0 was never
+	 * initialised (that cell's positions are never 0 mod 2^38): no handle ever named it,
 	 * positions start at 0. relaxed: only their size matters; they are the previous
 	 * incarnation's final values (its consumer is gone), or less while a stale sender
 	 * still moves the tail, which stays below the bound (see the top).
@@ -213,9 +291,10 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 	/* relaxed: published as the words below (I0) */
 	atomic_store_explicit(&m.h->head, base, memory_order_relaxed);
 	atomic_store_explicit(&m.h->freed, base, memory_order_relaxed);
+	/* in position order: a claim's first cell comes before the later cells it writes */
 	for (uint64_t i = 0; i < m.n; i++) {
-		/* relaxed: the slot is not published yet; I1 and the fence below order it */
-		atomic_store_explicit(&m.seq[i], seq_free(base + i), memory_order_relaxed);
+		reset_word(seg, &m, i, seq_free(base + i), &deadline);
+		/* relaxed: the slot is not published yet; the fence below orders it */
 		atomic_store_explicit(ipc_stamp_at(&m, i), 0, memory_order_relaxed);
 	}
 	/*

@@ -1181,6 +1181,168 @@ static void test_mbox_repair_races_reinit(void **state)
 	it_destroy(seg);
 }
 
+/* The page of addr, protected or given back. */
+static void page_protect(const void *addr, int prot)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	if (mprotect((void *)((uintptr_t)addr & ~(psz - 1)), psz, prot))
+		_exit(97);
+}
+
+/* test_mbox_reinit_waits_live_claim: the cell whose page the stopped sender faults on. */
+static const void *held_cell;
+
+/* The sender's stop, in its own process: until the test says go. */
+static void held_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE), at = (uintptr_t)si->si_addr;
+	uintptr_t page = (uintptr_t)held_cell & ~(psz - 1);
+	uint64_t dl = shm_now_ns() + 10000000000ull;
+
+	(void)sig;
+	(void)uc;
+	if (at < page || at >= page + psz)
+		_exit(98);
+	atomic_store(&bk->at_pad, 1);
+	while (!atomic_load(&bk->go))
+		if (shm_now_ns() > dl)
+			_exit(7);
+	page_protect(held_cell, PROT_READ | PROT_WRITE);
+}
+
+struct init_arg {
+	struct shm_seg *seg;
+	uint32_t slot;
+	_Atomic uint32_t done;
+};
+
+static void *init_thread(void *p)
+{
+	struct init_arg *ia = p;
+
+	ipc_mbox_init(ia->seg, ia->slot);
+	atomic_store(&ia->done, 1);
+	return NULL;
+}
+
+/*
+ * Send and take count one-cell messages through the new incarnation `now` one at a time
+ * (past every cell of the ring when count exceeds it): each arrives, in order, alone.
+ */
+static void assert_ring_takes(struct shm_seg *seg, shoal_handle_t now, uint64_t count)
+{
+	uint32_t slot = shoal_handle_slot(now);
+	struct ipc_msg m;
+
+	for (uint64_t i = 0; i < count; i++) {
+		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, i, "f", 2, 0), 0);
+		assert_int_equal(ipc_mbox_depth(seg, slot), 1);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_int_equal(m.type, T_FRESH);
+		assert_int_equal(m.ref, i);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+}
+
+/*
+ * A sender whose claim in the previous incarnation's ring was made (and its generation
+ * checked) before the slot was freed, and which is still writing the claim's cells when
+ * the slot's mailbox is initialised again. Its batch of two messages holds one claim and
+ * stores the second message's sequence word while it holds it. The init must wait for the
+ * claim before it hands those cells to the new ring (it has not returned 300 ms later), go
+ * on once the sender publishes, and leave a ring that takes messages for laps.
+ */
+static void test_mbox_reinit_waits_live_claim(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 4096, 1024);
+	shoal_handle_t old = it_agent(seg), now;
+	uint32_t slot = shoal_handle_slot(old), again;
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	struct init_arg ia = {.seg = seg, .slot = slot};
+	struct ipc_mbox_stats st;
+	struct ipc_mbox mb;
+	struct ipc_msg m;
+	pthread_t th;
+	pid_t pid;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	ipc_mbox_resolve(seg, slot, &mb);
+	for (int i = 0; i < 1026; i++) {
+		assert_int_equal(ipc_send(seg, old, 0, T_STALE, 0, 0, "o", 1, 0), 0);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	/* its cells are on a page of their own, away from the tail and sequence words */
+	held_cell = mb.cells + (1026 & mb.mask) * SHM_MBOX_CELL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sigaction sa = {.sa_sigaction = held_handler, .sa_flags = SA_SIGINFO};
+		struct ipc_out out[2] = {{.to = old, .type = T_STALE, .len = 8, .data = "s1"},
+					 {.to = old, .type = T_STALE, .len = 8, .data = "s2"}};
+
+		it_child_claim(seg);
+		sigaction(SIGSEGV, &sa, NULL);
+		page_protect(held_cell, PROT_NONE);
+		_exit(ipc_send_batch(seg, 0, out, 2, 0) == 2 ? 0 : 1);
+	}
+	assert_true(it_wait_u32(&bk->at_pad, 1, 10000));
+	/* the sender holds its claim at 1026; the slot is freed and allocated again */
+	assert_int_equal(ipc_seq_state(atomic_load(&mb.seq[1026])), IPC_S_CLAIMED);
+	shm_agent_free(seg, slot);
+	assert_int_equal(shm_agent_alloc(seg, 0, &again), 0);
+	assert_int_equal(again, slot);
+	assert_int_equal(pthread_create(&th, NULL, init_thread, &ia), 0);
+	assert_false(it_wait_u32(&ia.done, 1, 300));
+	atomic_store(&bk->go, 1);
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+	assert_true(it_wait_u32(&ia.done, 1, 10000));
+	pthread_join(th, NULL);
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	now = shoal_handle_make(slot, atomic_load(&a->gen));
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	assert_ring_takes(seg, now, 2 * 4096 + 3);
+	ipc_mbox_stats(seg, slot, &st);
+	assert_int_equal(st.dequeued, 2 * 4096 + 3);
+	assert_int_equal(st.cells_used, 0);
+	it_destroy(seg);
+}
+
+/*
+ * The same with a sender that died holding its claim (not repaired yet): nothing will
+ * write those cells any more, and the init does not wait for it.
+ */
+static void test_mbox_reinit_dead_claim(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t old = it_agent(seg), now;
+	uint32_t slot = shoal_handle_slot(old), again;
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	uint64_t t0;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	assert_int_equal(ipc_send(seg, old, 0, T_STALE, 0, 0, "o", 1, 0), 0);
+	die_holding_claim(seg, slot, 1, 2, 0, 0);
+	shm_agent_free(seg, slot);
+	assert_int_equal(shm_agent_alloc(seg, 0, &again), 0);
+	assert_int_equal(again, slot);
+	t0 = shm_now_ns();
+	ipc_mbox_init(seg, slot);
+	assert_true(shm_now_ns() - t0 < 500000000ull);
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	now = shoal_handle_make(slot, atomic_load(&a->gen));
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	assert_ring_takes(seg, now, 40);
+	/* its repair, later, finds nothing of it in the new ring */
+	assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 0);
+	assert_ring_takes(seg, now, 40);
+	it_destroy(seg);
+}
+
 /* Send sender's next message of len bytes (its per-sender sequence in *seq). */
 static int send_seq(struct shm_seg *seg, shoal_handle_t to, uint32_t sender, uint64_t *seq,
 		    uint32_t len, int timeout_ms)
@@ -1454,6 +1616,8 @@ int main(void)
 		cmocka_unit_test(test_mbox_stale_sender_large),
 		cmocka_unit_test(test_mbox_stale_sender_batch),
 		cmocka_unit_test(test_mbox_repair_races_reinit),
+		cmocka_unit_test(test_mbox_reinit_waits_live_claim),
+		cmocka_unit_test(test_mbox_reinit_dead_claim),
 		cmocka_unit_test(test_mbox_skip_behind_live_claim),
 		cmocka_unit_test(test_mbox_pad_then_full),
 		cmocka_unit_test(test_mbox_redelivered_flag),
