@@ -1033,8 +1033,8 @@ static void stale_send_case(enum stale_path path, enum stale_stop where)
 		break;
 	default:
 		for (int i = 0; i < 2; i++)
-			out[i] =
-				(struct ipc_out){.to = old, .type = T_STALE, .len = 5, .data = "s"};
+			out[i] = (struct ipc_out){
+				.to = old, .type = T_STALE, .len = 5, .data = "stale"};
 		r = ipc_send_batch(seg, 0, out, 2, 0);
 		break;
 	}
@@ -1067,8 +1067,8 @@ static void stale_send_case(enum stale_path path, enum stale_stop where)
 		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, n, "f", 2, 0), 0);
 		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, n + 1, big, sizeof(big), 0), 0);
 		for (int i = 0; i < 3; i++)
-			out[i] =
-				(struct ipc_out){.to = now, .type = T_FRESH, .len = 8, .data = "b"};
+			out[i] = (struct ipc_out){
+				.to = now, .type = T_FRESH, .len = 8, .data = "batched"};
 		assert_int_equal(ipc_send_batch(seg, 0, out, 3, 0), 3);
 		assert_int_equal(ipc_mbox_depth(seg, slot), 5);
 		for (uint32_t i = 0; i < 5; i++) {
@@ -1281,8 +1281,8 @@ static void test_mbox_reinit_waits_live_claim(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct sigaction sa = {.sa_sigaction = held_handler, .sa_flags = SA_SIGINFO};
-		struct ipc_out out[2] = {{.to = old, .type = T_STALE, .len = 8, .data = "s1"},
-					 {.to = old, .type = T_STALE, .len = 8, .data = "s2"}};
+		struct ipc_out out[2] = {{.to = old, .type = T_STALE, .len = 8, .data = "stale 1"},
+					 {.to = old, .type = T_STALE, .len = 8, .data = "stale 2"}};
 
 		it_child_claim(seg);
 		sigaction(SIGSEGV, &sa, NULL);
