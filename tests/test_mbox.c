@@ -1,4 +1,4 @@
-/* test_mbox: the MPSC mailbox: order, wrap, stress, crash repair both ends, errors, threads. */
+/* test_mbox: the MPSC mailbox: order, wrap, stress, crash repair, re-init, errors, threads. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
