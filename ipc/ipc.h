@@ -47,7 +47,12 @@ struct ipc_msg {
 /* A message whose consumer died this many times handling it is dropped, not delivered. */
 #define IPC_POISON_MAX 3u
 
-/* (Re)initialise agent slot's mailbox to empty. The slot's allocator, before use. */
+/*
+ * (Re)initialise agent slot's mailbox to empty. The slot's allocator, before use. A mailbox
+ * used before continues its positions, so that nothing a sender of the previous incarnation
+ * prepared matches the new ring, and waits (at most 1 s) for that incarnation's claims still
+ * being written by live senders (see "Re-initialisation" in ipc/mbox.c).
+ */
 void ipc_mbox_init(struct shm_seg *seg, uint32_t slot);
 
 /*

@@ -85,6 +85,7 @@ struct ipc_mbox_hdr {
 	uint8_t pad1[128 - 88];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, tail) == 0, "ipc_mbox_init() keeps it apart");
 static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on their own line");
 static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 196, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 200, "mailbox header ABI");
@@ -180,21 +181,24 @@ static inline uint32_t ipc_msg_cells(uint32_t len)
 }
 
 /*
- * Enqueue one message into agent slot's mailbox (no handle check, no wake). Returns 0,
- * -EAGAIN (full, timeout_ms == 0), -ETIMEDOUT. mbox.c.
+ * Enqueue one message into agent slot's mailbox (no wake). gen: the generation of the
+ * destination handle, which check_to() (msg.c) found current; a claim made once the slot
+ * has another is abandoned (-ESTALE; see "Re-initialisation" in mbox.c). Returns 0,
+ * -EAGAIN (full, timeout_ms == 0), -ETIMEDOUT, -ESTALE. mbox.c.
  */
-int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
-		 int timeout_ms);
+int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
+		 const void *data, int timeout_ms);
 
 /* Payloads up to this many bytes fit a message in one cell (with its header). */
 #define IPC_SMALL_MAX (SHM_MBOX_CELL - 32u)
 
 /*
- * One message of at most IPC_SMALL_MAX bytes, one attempt, no wait: 0, or -EAGAIN when the
- * attempt lost a race or found the tail's cell not free (full, or a claim to help past);
- * ipc_mbox_put() then does all of it. The fast path of ipc_send(). mbox.c.
+ * One message of at most IPC_SMALL_MAX bytes, one attempt, no wait: 0, -ESTALE (gen as in
+ * ipc_mbox_put()), or -EAGAIN when the attempt lost a race or found the tail's cell not
+ * free (full, or a claim to help past); ipc_mbox_put() then does all of it. The fast path
+ * of ipc_send(). mbox.c.
  */
-int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		       const void *data);
 
 /* Wake every parked process (after a repair: a dead producer may have owed a wake). */
@@ -203,9 +207,9 @@ void ipc_wake_parked_all(struct shm_seg *seg);
 /*
  * Enqueue up to cnt messages into one mailbox with as few claims as possible (one while
  * they fit before the ring's end). Returns how many were put (>= 1; in order), or -EAGAIN
- * / -ETIMEDOUT when not even the first fits. mbox.c.
+ * / -ETIMEDOUT when not even the first fits, or -ESTALE (gen as in ipc_mbox_put()). mbox.c.
  */
-int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		      const void *const *data, uint32_t cnt, int timeout_ms);
 
 /* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
@@ -213,6 +217,7 @@ uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 
 /* Tests only: called at fixed points of the mailbox code (NULL: not). */
 #define IPC_HOOK_PAD_STAMPED 1 /* a producer stamped filler, before publishing it */
+#define IPC_HOOK_REPAIR_READ 2 /* repair read a sequence word, before acting on it */
 extern void (*ipc_mbox_test_hook)(int point);
 
 #endif

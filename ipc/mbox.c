@@ -119,11 +119,50 @@
  * A producer may also die after winning a parked consumer's wake (wake.c) but before its
  * syscall: repair therefore ends by waking every parked process.
  *
+ * Re-initialisation. An agent slot is freed and allocated again (a new generation, S2 in
+ * shm/proc.c), and ipc_mbox_init() resets its mailbox for the new incarnation. A sender
+ * that checked its handle (check_to() in msg.c: generation G, slot not FREE) before the
+ * free may still be on its way, stopped between the check and the tail, or between the
+ * tail and its claim; so may the supervisor's repair of a producer that died in the
+ * previous ring (ipc_repair_proc(), walking the ring mbox_intent names). Three rules keep
+ * their words out of the new ring and the message out of the new incarnation:
+ * - Positions go on. A ring used before starts again two laps past the previous
+ *   incarnation's tail (or head, if a lagging tail trails it), rounded up to a lap. No
+ *   word or tail of the previous ring names a position that far: its highest is the
+ *   FREE(p + cells) its consumer stored for a cell below its head, and a tail moves at
+ *   most one message past a FREE word. So every compare-and-swap prepared from the
+ *   previous ring (FREE(t) at a claim, t at a tail move, a claim word at repair's skip)
+ *   fails in the new one, instead of claiming a cell out of turn or moving the new tail
+ *   past a cell nobody claimed. (A tail compares whole; a sequence word's position
+ *   is mod 2^38, which the new ring would have to run through meanwhile: the bound the
+ *   ring already sets any slow producer.) A mailbox never initialised starts at 0.
+ * - A claim checks the generation. Right after its claim CAS the producer reads the
+ *   slot's generation again (G0, is_stale_claim(): one load of the line check_to() just
+ *   read, no fence). If it is not its handle's, it writes nothing into the cells, moves
+ *   the tail past the claim and turns it into SKIP, as repair does a dead claim
+ *   (abandon_claim()), and the send fails with -ESTALE. A claim in the new ring read a
+ *   word the init stored after the new generation (I1), or a later one: it sees that
+ *   generation. A stale producer that reads the new tail therefore claims, sees, and
+ *   abandons; one that read the old tail fails its claim, rereads the tail, and does so.
+ * - The init waits out claims being written. A claim that succeeded in the previous ring
+ *   before the reallocation, its generation check passed, goes on writing its cells (and,
+ *   in a batch, the later messages' sequence words) until it publishes. So the init
+ *   replaces each sequence word with a CAS against the word it read, in position order
+ *   (a claim's first cell before the cells it writes after it): a claim made on the word
+ *   meanwhile fails the init's CAS, one made after fails its own; a CLAIMED word whose
+ *   owner still runs is waited for until it leaves CLAIMED (I2: its bytes before ours).
+ *   A dead or zombie owner writes no more and is not waited for; a live one is, for at
+ *   most IPC_INIT_WAIT_NS in all: the one case left open is a sender stopped (SIGSTOP, a
+ *   debugger) that long inside a claim of a ring being initialised again, whose later
+ *   writes may then land in the new ring. It costs the init a CAS per cell (4096 cells:
+ *   6 -> 17 us, measured), not the send path.
+ *
  * Tools read head, tail and the sequence words only (ipc_mbox_depth, ipc_mbox_stats).
  */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -148,15 +187,114 @@ static inline bool is_pos(uint64_t s, uint64_t pos)
 	return ipc_seq_pos(s) == (pos & IPC_POS_MASK);
 }
 
+/* How long an init waits for claims of the previous ring still being written, at most. */
+#define IPC_INIT_WAIT_NS 1000000000u
+/* Re-reads of such a claim's word (a pause each) before the init asks if its owner lives. */
+#define IPC_INIT_SPINS 1000u
+
+static bool owner_is_dead(const struct shm_seg *seg, uint32_t owner);
+
+/*
+ * Has the producer owning a claim in a ring being initialised again stopped writing for
+ * good? Dead as the consumer judges it, or its process gone or a zombie (it runs no more
+ * code; the supervisor may not have marked it yet, and may be the one waiting here). A
+ * stopped or descheduled process still counts as writing.
+ */
+static bool is_claimer_gone(const struct shm_seg *seg, uint32_t owner)
+{
+	const struct shm_proc *p;
+	uint64_t own;
+
+	if (owner_is_dead(seg, owner))
+		return true;
+	p = shm_proc_at(seg, owner);
+	/* acquire: pairs with C1 in shm/proc.c, as in shm_proc_is_alive() */
+	own = atomic_load_explicit(&p->own, memory_order_acquire);
+	return !shm_pid_is_running((pid_t)(own >> 32), p->start_time);
+}
+
+/*
+ * Replace the sequence word of cell i by `to`, the new ring's, for ipc_mbox_init(). A CAS
+ * against the word read: a claim on it made since fails the CAS (and is looked at), one
+ * made after it fails itself. A claim of the previous ring whose owner still runs is
+ * waited for (until *deadline, which the first such wait sets): it writes its cells, this
+ * one and those after it, until it publishes.
+ */
+static void reset_word(const struct shm_seg *seg, struct ipc_mbox *m, uint64_t i, uint64_t to,
+		       uint64_t *deadline)
+{
+	/*
+	 * I2: acquire: pairs with R0 in publish() of a claim we wait out (READY, PAD, or the
+	 * SKIP of abandon_claim()): its stores into its cells and its R1 words come before our
+	 * CASes on those words, our zeroing of their stamps and the new ring's first user (I0).
+	 */
+	uint64_t s = atomic_load_explicit(&m->seq[i], memory_order_acquire);
+	uint32_t spins = 0;
+
+	for (;;) {
+		if (ipc_seq_state(s) == IPC_S_CLAIMED &&
+		    (spins < IPC_INIT_SPINS || !is_claimer_gone(seg, ipc_seq_owner(s)))) {
+			uint64_t now = spins < IPC_INIT_SPINS ? 0 : shm_now_ns();
+
+			if (!*deadline && now)
+				*deadline = now + IPC_INIT_WAIT_NS;
+			if (!now || now < *deadline) {
+				if (spins++ < IPC_INIT_SPINS)
+					cpu_relax();
+				else
+					sched_yield();
+				/* I2, again */
+				s = atomic_load_explicit(&m->seq[i], memory_order_acquire);
+				continue;
+			}
+		}
+		/* acquire, as I2 (C11 asks the same on success); the new word is ordered by the
+		 * fences I1 before and I0 after */
+		if (atomic_compare_exchange_weak_explicit(&m->seq[i], &s, to, memory_order_acquire,
+							  memory_order_acquire))
+			return;
+	}
+}
+
 void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 {
 	struct ipc_mbox m;
+	uint64_t base = 0, deadline = 0;
 
 	ipc_mbox_resolve(seg, slot, &m);
-	memset((void *)m.h, 0, sizeof(*m.h));
+	/*
+	 * A ring used before continues its positions (see "Re-initialisation" at the top):
+	 * from two laps past the previous incarnation's tail or head, rounded to a lap, so
+	 * that nothing a stale sender or repair read of the previous ring (a tail, FREE(t))
+	 * matches a word of the new one. A mailbox whose cell 1 holds the word 0 was never
+	 * initialised (that cell's positions are never 0 mod 2^38): no handle ever named it,
+	 * positions start at 0. relaxed: only their size matters; they are the previous
+	 * incarnation's final values (its consumer is gone), or less while a stale sender
+	 * still moves the tail, which stays below the bound (see the top).
+	 */
+	if (atomic_load_explicit(&m.seq[1], memory_order_relaxed)) {
+		uint64_t t = atomic_load_explicit(&m.h->tail, memory_order_relaxed);
+		uint64_t h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
+		uint64_t hi = (int64_t)(h - t) > 0 ? h : t;
+
+		base = ((hi + m.mask) & ~m.mask) + 2 * m.n;
+	}
+	/*
+	 * I1: release: pairs with G0 in is_stale_claim() (through C0's acquire, which reads
+	 * one of the words stored below or a later one): the slot's new generation
+	 * (shm_agent_alloc(), before S2, before this init) before any word of the new ring.
+	 */
+	atomic_thread_fence(memory_order_release);
+	/* the tail first (never 0 for a moment): a stale tail CAS fails from here on */
+	atomic_store_explicit(&m.h->tail, base, memory_order_relaxed);
+	memset((uint8_t *)m.h + sizeof(m.h->tail), 0, sizeof(*m.h) - sizeof(m.h->tail));
+	/* relaxed: published as the words below (I0) */
+	atomic_store_explicit(&m.h->head, base, memory_order_relaxed);
+	atomic_store_explicit(&m.h->freed, base, memory_order_relaxed);
+	/* in position order: a claim's first cell comes before the later cells it writes */
 	for (uint64_t i = 0; i < m.n; i++) {
+		reset_word(seg, &m, i, seq_free(base + i), &deadline);
 		/* relaxed: the slot is not published yet; the fence below orders it */
-		atomic_store_explicit(&m.seq[i], seq_free(i), memory_order_relaxed);
 		atomic_store_explicit(ipc_stamp_at(&m, i), 0, memory_order_relaxed);
 	}
 	/*
@@ -228,15 +366,55 @@ static inline void publish(struct ipc_mbox *m, uint64_t t, uint64_t claim, uint6
 						memory_order_release, memory_order_relaxed);
 }
 
+static void recheck_until(struct ipc_mbox *m, uint64_t end);
+
+/*
+ * Right after a claim: is the agent slot another incarnation than the one the sender's
+ * handle (generation gen) named? Then the claim is in a ring initialised after the sender
+ * checked the handle (or in the previous one, its slot already reallocated) and must not
+ * carry the message. One load, of the line check_to() read just before (no fence, no
+ * miss): the single-send path pays a compare.
+ */
+static inline bool is_stale_claim(const _Atomic uint32_t *genp, uint32_t gen)
+{
+	/*
+	 * G0: pairs with I1 in ipc_mbox_init(). relaxed: ordered after C0's acquire. A claim
+	 * in a re-initialised ring read a word the init stored after I1, or a later one stored
+	 * by someone ordered after the init (its consumer, or a producer whose own C0 read
+	 * such a word): either way the generation the allocator stored before I1 is visible.
+	 */
+	return atomic_load_explicit(genp, memory_order_relaxed) != gen;
+}
+
+/*
+ * Give up the claim at t (claim word `claim`) made with a stale handle, writing nothing in
+ * its cells: move the tail past it and turn it into SKIP, as repair does a dead producer's
+ * claim, so the consumer and other producers step over it. Returns -ESTALE.
+ */
+static int abandon_claim(struct ipc_mbox *m, uint64_t t, uint64_t claim)
+{
+	uint32_t k = ipc_seq_k(claim);
+
+	help_tail(m, t, k);
+	/* a CAS: in the previous ring, the init may have reset the word under us already */
+	publish(m, t, claim, ipc_seq_make(t, IPC_S_SKIP, k, 0));
+	/* no stamp names the skip: the consumer's empty peeks read the sequence words until
+	 * it is past it */
+	recheck_until(m, t + k);
+	return -ESTALE;
+}
+
 /*
  * One attempt to enqueue up to cnt messages (a run to this mailbox) with one claim: as many
  * as fit before the end of the ring and in the free cells. Returns how many (>= 1), or
- * -EAGAIN (full). The run's later messages get their READY words first and the first
- * message's word last, so the consumer meets them in order, and a producer dying before
- * that last store leaves one claim covering them all (skipped whole by repair).
+ * -EAGAIN (full), or -ESTALE (the slot's generation *genp was not gen at the claim: it is
+ * abandoned, nothing written). The run's later messages get their READY words first and
+ * the first message's word last, so the consumer meets them in order, and a producer
+ * dying before that last store leaves one claim covering them all (skipped whole by
+ * repair).
  */
-static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
-		   const void *const *data, uint32_t cnt, bool *padded)
+static int try_put(uint32_t self, struct ipc_mbox *m, const _Atomic uint32_t *genp, uint32_t gen,
+		   const struct ipc_wire *w, const void *const *data, uint32_t cnt, bool *padded)
 {
 	for (;;) {
 		/* T0: pairs with T1 in help_tail(): the claim at t - k is visible. */
@@ -304,6 +482,8 @@ static int try_put(uint32_t self, struct ipc_mbox *m, const struct ipc_wire *w,
 				continue;
 			return -EAGAIN; /* the cell still holds the previous lap: full */
 		}
+		if (__builtin_expect(is_stale_claim(genp, gen), 0))
+			return abandon_claim(m, t, claim);
 		help_tail(m, t, need);
 		if (pad) {
 			/* P2: pairs with P3 in ipc_mbox_peek(): filler, read the sequence words */
@@ -405,21 +585,38 @@ static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
  * and the messages queued behind the filler rang while it was so; with the mailbox full,
  * nobody else will put, so nobody else will ring.
  */
-static void ring_after_pad(struct shm_seg *seg, uint32_t slot, bool *padded)
+static void ring_host(struct shm_seg *seg, uint32_t slot)
 {
-	uint32_t host;
+	uint32_t host = ipc_agent_host(seg, slot);
 
-	if (!*padded)
-		return;
-	*padded = false;
-	host = ipc_agent_host(seg, slot);
 	if (host != UINT32_MAX)
 		ipc_ring(seg, host);
 }
 
-int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+static void ring_after_pad(struct shm_seg *seg, uint32_t slot, bool *padded)
+{
+	if (!*padded)
+		return;
+	*padded = false;
+	ring_host(seg, slot);
+}
+
+/*
+ * A claim abandoned (-ESTALE): ring the host for the same reason as after filler. Its
+ * consumer may have parked at the claim while it was live, and the messages behind it rang
+ * then; the skip itself rings nobody.
+ */
+static int ring_after_stale(struct shm_seg *seg, uint32_t slot, int r)
+{
+	if (r == -ESTALE)
+		ring_host(seg, slot);
+	return r;
+}
+
+int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		      const void *const *data, uint32_t cnt, int timeout_ms)
 {
+	const _Atomic uint32_t *genp = &shm_agent_at(seg, slot)->gen;
 	struct shm_proc *me = shm_proc_at(seg, seg->self);
 	uint64_t deadline = 0;
 	bool padded = false;
@@ -430,11 +627,11 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 	/* relaxed: owner-written; read by repair only after our death (ordered by it) */
 	if (atomic_load_explicit(&me->mbox_intent, memory_order_relaxed) != slot + 1u)
 		atomic_store_explicit(&me->mbox_intent, slot + 1u, memory_order_relaxed);
-	r = try_put(seg->self, &m, w, data, cnt, &padded);
+	r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
 	if (r == -EAGAIN)
 		ring_after_pad(seg, slot, &padded);
 	if (r != -EAGAIN || timeout_ms == 0)
-		return r;
+		return ring_after_stale(seg, slot, r);
 	/* relaxed: a statistic */
 	atomic_fetch_add_explicit(&m.h->full_waits, 1, memory_order_relaxed);
 	if (timeout_ms > 0)
@@ -455,9 +652,9 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 			/* W3: pairs with W2 in wake_space_waiters(): the consumer sees our flag,
 			 * or the re-check below sees the cells it freed. */
 			atomic_thread_fence(memory_order_seq_cst);
-			r = try_put(seg->self, &m, w, data, cnt, &padded);
+			r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
 			if (r != -EAGAIN)
-				return r;
+				return ring_after_stale(seg, slot, r);
 			ring_after_pad(seg, slot, &padded);
 			now = shm_now_ns();
 			if (deadline && now >= deadline)
@@ -467,9 +664,9 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, const struct ipc_wire 
 			futex_wait_ms(&m.h->space, v, left);
 			continue;
 		}
-		r = try_put(seg->self, &m, w, data, cnt, &padded);
+		r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
 		if (r != -EAGAIN)
-			return r;
+			return ring_after_stale(seg, slot, r);
 		ring_after_pad(seg, slot, &padded);
 		if (deadline && shm_now_ns() >= deadline)
 			return -ETIMEDOUT;
@@ -502,9 +699,11 @@ static inline void copy_small(uint8_t *dst, const uint8_t *src, uint32_t len)
  * spinning round trip is mostly this path and the consumer's peek: measured against
  * try_put() alternately, 5 to 18 ns less per round trip.
  */
-int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w,
+int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		       const void *data)
 {
+	/* its address before the claim: after it, one load (the CAS reloads nothing) */
+	const _Atomic uint32_t *genp = &shm_agent_at(seg, slot)->gen;
 	struct shm_proc *me = shm_proc_at(seg, seg->self);
 	struct ipc_wire *c;
 	struct ipc_mbox m;
@@ -523,6 +722,8 @@ int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, const struct ipc_wire
 	if (!atomic_compare_exchange_strong_explicit(&m.seq[t & m.mask], &s, claim,
 						     memory_order_acq_rel, memory_order_acquire))
 		return -EAGAIN;
+	if (__builtin_expect(is_stale_claim(genp, gen), 0))
+		return ring_after_stale(seg, slot, abandon_claim(&m, t, claim));
 	c = (struct ipc_wire *)(m.cells + (t & m.mask) * SHM_MBOX_CELL);
 	c->from = w->from;
 	c->ref = w->ref;
@@ -540,10 +741,10 @@ int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, const struct ipc_wire
 	return 0;
 }
 
-int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, const struct ipc_wire *w, const void *data,
-		 int timeout_ms)
+int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
+		 const void *data, int timeout_ms)
 {
-	int r = ipc_mbox_put_many(seg, slot, w, &data, 1, timeout_ms);
+	int r = ipc_mbox_put_many(seg, slot, gen, w, &data, 1, timeout_ms);
 
 	return r < 0 ? r : 0;
 }
@@ -1087,6 +1288,8 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
 		uint64_t s = atomic_load_explicit(&m.seq[pos & m.mask], memory_order_acquire);
 		uint32_t st = ipc_seq_state(s), k = ipc_seq_k(s);
 
+		if (__builtin_expect(ipc_mbox_test_hook != NULL, 0))
+			ipc_mbox_test_hook(IPC_HOOK_REPAIR_READ);
 		if (!is_pos(s, pos)) {
 			/* the consumer freed it under us: restart from its new head */
 			uint64_t nh = atomic_load_explicit(&m.h->head, memory_order_acquire);

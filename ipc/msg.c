@@ -38,7 +38,9 @@ static int check_to(const struct shm_seg *seg, shoal_handle_t to)
 	 * A0: pairs with S2 in shm_agent_alloc() (the new gen comes with STARTING: an older
 	 * handle is turned away below) and with S3 in ipc_inbox_open() or the worker's
 	 * RUNNING (the mailbox was initialised before). A handle of a STARTING agent
-	 * comes from its spawner, after the init (I0).
+	 * comes from its spawner, after the init (I0). A sender that passes here and is
+	 * then overtaken by the slot's free and reallocation is turned away at its claim
+	 * (G0 in ipc/mbox.c, "Re-initialisation").
 	 */
 	if (atomic_load_explicit(&a->state, memory_order_acquire) == SHM_AGENT_FREE)
 		return -ENOENT;
@@ -72,9 +74,13 @@ static int put_one(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, 
 	r = check_to(seg, to);
 	if (r)
 		return r;
-	if (len <= IPC_SMALL_MAX && ipc_mbox_put_small(seg, shoal_handle_slot(to), &w, data) == 0)
-		return 0;
-	return ipc_mbox_put(seg, shoal_handle_slot(to), &w, data, timeout_ms);
+	/* the handle's gen goes along: the claim re-checks it (G0 in mbox.c) */
+	if (len <= IPC_SMALL_MAX) {
+		r = ipc_mbox_put_small(seg, shoal_handle_slot(to), shoal_handle_gen(to), &w, data);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return ipc_mbox_put(seg, shoal_handle_slot(to), shoal_handle_gen(to), &w, data, timeout_ms);
 }
 
 int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
@@ -150,7 +156,7 @@ static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 		   int timeout_ms, struct host_set *hs, bool *stopped)
 {
 	uint32_t run = 0, done = 0, max_msg = shm_hdr(seg)->cfg.max_msg;
-	uint32_t slot = shoal_handle_slot(msgs[0].to);
+	uint32_t slot = shoal_handle_slot(msgs[0].to), gen = shoal_handle_gen(msgs[0].to);
 	struct ipc_wire w[IPC_RUN_MAX];
 	const void *data[IPC_RUN_MAX];
 	int r;
@@ -170,12 +176,12 @@ static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 	if (!run)
 		return -EMSGSIZE;
 	while (done < run) {
-		r = ipc_mbox_put_many(seg, slot, w + done, data + done, run - done, 0);
+		r = ipc_mbox_put_many(seg, slot, gen, w + done, data + done, run - done, 0);
 		if (r == -EAGAIN && timeout_ms != 0) {
 			if (done)
 				hosts_add(seg, hs, ipc_agent_host(seg, slot));
 			hosts_ring(seg, hs);
-			r = ipc_mbox_put_many(seg, slot, w + done, data + done, run - done,
+			r = ipc_mbox_put_many(seg, slot, gen, w + done, data + done, run - done,
 					      timeout_ms);
 		}
 		if (r < 0) {

@@ -433,8 +433,10 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			 * (direct sends, broadcasts over a stale group list), and the repair of
 			 * a producer that died in the previous incarnation's ring writes only
 			 * words the init then resets (tests/test_mbox.c, test_mbox_slot_window).
-			 * A sender that passed its check before the slot was freed is another
-			 * matter: no order here stops it.
+			 * A sender that passed its check before the slot was freed is not stopped
+			 * by any order here: the mailbox turns it away at its claim, whose
+			 * generation check pairs with the init (G0/I1), and the init waits out a
+			 * claim it made in the previous ring ("Re-initialisation" in ipc/mbox.c).
 			 */
 			atomic_store_explicit(&a->state, SHM_AGENT_STARTING, memory_order_release);
 			shm_change_bump(seg);

@@ -1,4 +1,4 @@
-/* test_mbox: the MPSC mailbox: order, wrap, stress, crash repair both ends, errors, threads. */
+/* test_mbox: the MPSC mailbox: order, wrap, stress, crash repair, re-init, errors, threads. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -922,6 +922,427 @@ static void test_mbox_slot_window(void **state)
 	it_destroy(seg);
 }
 
+/*
+ * A stale sender's stop: the sender's thread faults on one protected page of the mailbox
+ * (its first access there: the tail, or the sequence word it claims or checks) and the
+ * SIGSEGV handler frees the agent slot, allocates it again and initialises its mailbox
+ * (what another process could do while the sender was descheduled), then lets the faulting
+ * instruction run again. The stop is at an instruction of the library's own code, which
+ * needs no hook on the send path.
+ */
+static struct {
+	struct shm_seg *seg;
+	uint32_t slot;	/* the agent slot to free and allocate again */
+	uintptr_t page; /* the protected page */
+	uintptr_t at;	/* the address the sender faulted on */
+	uint32_t again; /* the slot the allocation returned */
+	int hits;	/* stops so far */
+	int alloc_err;	/* shm_agent_alloc()'s result */
+} stop;
+
+static void reincarnate(struct shm_seg *seg, uint32_t slot, uint32_t *again, int *err)
+{
+	struct shm_agent *a = shm_agent_at(seg, slot);
+
+	shm_agent_free(seg, slot);
+	*err = shm_agent_alloc(seg, 0, again);
+	if (*err || *again != slot)
+		return;
+	ipc_mbox_init(seg, slot);
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+}
+
+static void stop_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t at = (uintptr_t)si->si_addr, psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	(void)sig;
+	(void)uc;
+	if (at < stop.page || at >= stop.page + psz)
+		_exit(98); /* a fault of its own, not our stop */
+	mprotect((void *)stop.page, psz, PROT_READ | PROT_WRITE);
+	stop.at = at;
+	stop.hits++;
+	reincarnate(stop.seg, stop.slot, &stop.again, &stop.alloc_err);
+}
+
+/* Arm a stop at the first access to the page holding addr. */
+static void stop_arm(struct shm_seg *seg, uint32_t slot, const void *addr)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+	struct sigaction sa = {.sa_sigaction = stop_handler, .sa_flags = SA_SIGINFO};
+
+	memset(&stop, 0, sizeof(stop));
+	stop.seg = seg;
+	stop.slot = slot;
+	stop.page = (uintptr_t)addr & ~(psz - 1);
+	assert_int_equal(sigaction(SIGSEGV, &sa, NULL), 0);
+	assert_int_equal(mprotect((void *)stop.page, psz, PROT_NONE), 0);
+}
+
+#define T_STALE 666u
+#define T_FRESH 7u
+
+enum stale_path { STALE_SMALL, STALE_LARGE, STALE_BATCH };
+enum stale_stop { STOP_CHECKED, STOP_TAIL_READ };
+
+/*
+ * One stale send: a sender whose handle passed check_to() (gen G) stops, the agent slot is
+ * freed, allocated again (G + 1) and its mailbox initialised, and the sender goes on:
+ * STOP_CHECKED before it reads the tail, STOP_TAIL_READ after (at its claim, or at its
+ * look at the last cell it needs). The message was meant for the previous agent: the send
+ * must fail with -ESTALE, and the new incarnation must not see it: its mailbox empty, then
+ * taking fresh messages of every kind (one cell, several, a batch) in order, with the depth
+ * and the statistics they imply.
+ */
+static void stale_send_case(enum stale_path path, enum stale_stop where)
+{
+	struct shm_seg *seg = it_create("mbox", 4096, 1024);
+	shoal_handle_t old = it_agent(seg), now;
+	uint32_t slot = shoal_handle_slot(old), n = 0;
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	static uint8_t big[200];
+	struct ipc_mbox_stats st;
+	struct ipc_out out[3];
+	struct ipc_mbox mb;
+	struct ipc_msg m;
+	uint64_t t;
+	int r;
+
+	ipc_mbox_resolve(seg, slot, &mb);
+	/* the previous incarnation's ring: 1024 messages through it, 2 still queued */
+	for (int i = 0; i < 1026; i++)
+		assert_int_equal(ipc_send(seg, old, 0, T_STALE, 0, 0, "o", 1, 0), 0);
+	for (int i = 0; i < 1024; i++) {
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	/* a tail whose sequence words are not on the tail's page */
+	t = atomic_load(&mb.h->tail);
+	assert_int_equal(t, 1026);
+	if (where == STOP_CHECKED)
+		stop_arm(seg, slot, &mb.h->tail);
+	else
+		stop_arm(seg, slot, &mb.seq[t & mb.mask]);
+	switch (path) {
+	case STALE_SMALL:
+		r = ipc_send(seg, old, 0, T_STALE, 0, 0, "stale", 6, 0);
+		break;
+	case STALE_LARGE:
+		r = ipc_send(seg, old, 0, T_STALE, 0, 0, big, sizeof(big), 0);
+		break;
+	default:
+		for (int i = 0; i < 2; i++)
+			out[i] = (struct ipc_out){
+				.to = old, .type = T_STALE, .len = 5, .data = "stale"};
+		r = ipc_send_batch(seg, 0, out, 2, 0);
+		break;
+	}
+	signal(SIGSEGV, SIG_DFL);
+	assert_int_equal(stop.hits, 1);
+	assert_int_equal(stop.alloc_err, 0);
+	assert_int_equal(stop.again, slot);
+	/* the stop was where it was meant to be */
+	if (where == STOP_CHECKED)
+		assert_true(stop.at == (uintptr_t)&mb.h->tail);
+	else
+		assert_true(stop.at >= (uintptr_t)&mb.seq[t & mb.mask] &&
+			    stop.at < (uintptr_t)&mb.seq[(t & mb.mask) + 4]);
+	assert_int_equal(r, -ESTALE);
+	now = shoal_handle_make(slot, atomic_load(&a->gen));
+	assert_int_not_equal(now, old);
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	/* the new incarnation's ring, one cell at a time past where the stale one aimed */
+	for (; n < 1100; n++) {
+		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, n, "f", 2, 0), 0);
+		assert_int_equal(ipc_mbox_depth(seg, slot), 1);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_int_equal(m.type, T_FRESH);
+		assert_int_equal(m.ref, n);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	/* then every kind of send */
+	for (int lap = 0; lap < 1100; lap++) {
+		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, n, "f", 2, 0), 0);
+		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, n + 1, big, sizeof(big), 0), 0);
+		for (int i = 0; i < 3; i++)
+			out[i] = (struct ipc_out){
+				.to = now, .type = T_FRESH, .len = 8, .data = "batched"};
+		assert_int_equal(ipc_send_batch(seg, 0, out, 3, 0), 3);
+		assert_int_equal(ipc_mbox_depth(seg, slot), 5);
+		for (uint32_t i = 0; i < 5; i++) {
+			assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+			assert_int_equal(m.type, T_FRESH);
+			if (i < 2)
+				assert_int_equal(m.ref, n + i);
+			ipc_mbox_consume(seg, slot, &m);
+		}
+		n += 5;
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	}
+	ipc_mbox_stats(seg, slot, &st);
+	assert_int_equal(st.depth, 0);
+	assert_int_equal(st.dequeued, n);
+	assert_int_equal(st.enqueued, n);
+	assert_int_equal(st.cells_used, 0);
+	assert_int_equal(st.skipped_dead, 0);
+	it_destroy(seg);
+}
+
+/* A stale sender on the one-cell path (ipc_mbox_put_small()), both stops. */
+static void test_mbox_stale_sender_small(void **state)
+{
+	(void)state;
+	stale_send_case(STALE_SMALL, STOP_CHECKED);
+	stale_send_case(STALE_SMALL, STOP_TAIL_READ);
+}
+
+/* A stale sender of a message of several cells (the general path, try_put()). */
+static void test_mbox_stale_sender_large(void **state)
+{
+	(void)state;
+	stale_send_case(STALE_LARGE, STOP_CHECKED);
+	stale_send_case(STALE_LARGE, STOP_TAIL_READ);
+}
+
+/* A stale sender of a batch (ipc_send_batch(): one claim for the run). */
+static void test_mbox_stale_sender_batch(void **state)
+{
+	(void)state;
+	stale_send_case(STALE_BATCH, STOP_CHECKED);
+	stale_send_case(STALE_BATCH, STOP_TAIL_READ);
+}
+
+/* test_mbox_repair_races_reinit: the agent slot the repair's hook reincarnates. */
+static struct {
+	struct shm_seg *seg;
+	uint32_t slot, again;
+	int hits, err;
+} rep;
+
+/* Repair's hook: at its first look at a sequence word, free, allocate and init the slot. */
+static void repair_hook(int point)
+{
+	if (point != IPC_HOOK_REPAIR_READ || rep.hits++)
+		return;
+	reincarnate(rep.seg, rep.slot, &rep.again, &rep.err);
+}
+
+/*
+ * The supervisor's repair of a producer that died holding a claim in an agent's mailbox,
+ * racing the slot's free, allocation and mailbox init: it read a word of the previous
+ * incarnation's ring (a message at the head, which it helps the tail past) before the
+ * init and acts on it after. Nothing it read there may match the new ring: the new tail
+ * must not move past a cell nobody claimed (the next message would never be delivered),
+ * and the new incarnation takes messages as a fresh one does, for laps.
+ */
+static void test_mbox_repair_races_reinit(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t old = it_agent(seg), now;
+	uint32_t slot = shoal_handle_slot(old), dead;
+	struct ipc_mbox_stats st;
+	struct ipc_msg m;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	assert_int_equal(ipc_send(seg, old, 0, T_STALE, 0, 0, "o", 1, 0), 0);
+	die_holding_claim(seg, slot, 1, 1, 0, 0);
+	dead = atomic_load(&bk->slot_of[0]);
+	memset(&rep, 0, sizeof(rep));
+	rep.seg = seg;
+	rep.slot = slot;
+	ipc_mbox_test_hook = repair_hook;
+	/* its claim went with the previous incarnation's ring: nothing left to skip */
+	assert_int_equal(it_repair(seg, dead), 0);
+	ipc_mbox_test_hook = NULL;
+	assert_true(rep.hits >= 1);
+	assert_int_equal(rep.err, 0);
+	assert_int_equal(rep.again, slot);
+	now = shoal_handle_make(slot, atomic_load(&shm_agent_at(seg, slot)->gen));
+	assert_int_not_equal(now, old);
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	for (uint64_t i = 0; i < 40; i++) {
+		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, i, "f", 2, 0), 0);
+		assert_int_equal(ipc_mbox_depth(seg, slot), 1);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_int_equal(m.type, T_FRESH);
+		assert_int_equal(m.ref, i);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+	ipc_mbox_stats(seg, slot, &st);
+	assert_int_equal(st.depth, 0);
+	assert_int_equal(st.dequeued, 40);
+	assert_int_equal(st.cells_used, 0);
+	assert_int_equal(st.skipped_dead, 0);
+	it_destroy(seg);
+}
+
+/* The page of addr, protected or given back. */
+static void page_protect(const void *addr, int prot)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	if (mprotect((void *)((uintptr_t)addr & ~(psz - 1)), psz, prot))
+		_exit(97);
+}
+
+/* test_mbox_reinit_waits_live_claim: the cell whose page the stopped sender faults on. */
+static const void *held_cell;
+
+/* The sender's stop, in its own process: until the test says go. */
+static void held_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t psz = (uintptr_t)sysconf(_SC_PAGESIZE), at = (uintptr_t)si->si_addr;
+	uintptr_t page = (uintptr_t)held_cell & ~(psz - 1);
+	uint64_t dl = shm_now_ns() + 10000000000ull;
+
+	(void)sig;
+	(void)uc;
+	if (at < page || at >= page + psz)
+		_exit(98);
+	atomic_store(&bk->at_pad, 1);
+	while (!atomic_load(&bk->go))
+		if (shm_now_ns() > dl)
+			_exit(7);
+	page_protect(held_cell, PROT_READ | PROT_WRITE);
+}
+
+struct init_arg {
+	struct shm_seg *seg;
+	uint32_t slot;
+	_Atomic uint32_t done;
+};
+
+static void *init_thread(void *p)
+{
+	struct init_arg *ia = p;
+
+	ipc_mbox_init(ia->seg, ia->slot);
+	atomic_store(&ia->done, 1);
+	return NULL;
+}
+
+/*
+ * Send and take count one-cell messages through the new incarnation `now` one at a time
+ * (past every cell of the ring when count exceeds it): each arrives, in order, alone.
+ */
+static void assert_ring_takes(struct shm_seg *seg, shoal_handle_t now, uint64_t count)
+{
+	uint32_t slot = shoal_handle_slot(now);
+	struct ipc_msg m;
+
+	for (uint64_t i = 0; i < count; i++) {
+		assert_int_equal(ipc_send(seg, now, 0, T_FRESH, 0, i, "f", 2, 0), 0);
+		assert_int_equal(ipc_mbox_depth(seg, slot), 1);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		assert_int_equal(m.type, T_FRESH);
+		assert_int_equal(m.ref, i);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	assert_int_equal(ipc_mbox_peek(seg, slot, &m), -EAGAIN);
+}
+
+/*
+ * A sender whose claim in the previous incarnation's ring was made (and its generation
+ * checked) before the slot was freed, and which is still writing the claim's cells when
+ * the slot's mailbox is initialised again. Its batch of two messages holds one claim and
+ * stores the second message's sequence word while it holds it. The init must wait for the
+ * claim before it hands those cells to the new ring (it has not returned 300 ms later), go
+ * on once the sender publishes, and leave a ring that takes messages for laps.
+ */
+static void test_mbox_reinit_waits_live_claim(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 4096, 1024);
+	shoal_handle_t old = it_agent(seg), now;
+	uint32_t slot = shoal_handle_slot(old), again;
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	struct init_arg ia = {.seg = seg, .slot = slot};
+	struct ipc_mbox_stats st;
+	struct ipc_mbox mb;
+	struct ipc_msg m;
+	pthread_t th;
+	pid_t pid;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	ipc_mbox_resolve(seg, slot, &mb);
+	for (int i = 0; i < 1026; i++) {
+		assert_int_equal(ipc_send(seg, old, 0, T_STALE, 0, 0, "o", 1, 0), 0);
+		assert_int_equal(ipc_mbox_peek(seg, slot, &m), 0);
+		ipc_mbox_consume(seg, slot, &m);
+	}
+	/* its cells are on a page of their own, away from the tail and sequence words */
+	held_cell = mb.cells + (1026 & mb.mask) * SHM_MBOX_CELL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sigaction sa = {.sa_sigaction = held_handler, .sa_flags = SA_SIGINFO};
+		struct ipc_out out[2] = {{.to = old, .type = T_STALE, .len = 8, .data = "stale 1"},
+					 {.to = old, .type = T_STALE, .len = 8, .data = "stale 2"}};
+
+		it_child_claim(seg);
+		sigaction(SIGSEGV, &sa, NULL);
+		page_protect(held_cell, PROT_NONE);
+		_exit(ipc_send_batch(seg, 0, out, 2, 0) == 2 ? 0 : 1);
+	}
+	assert_true(it_wait_u32(&bk->at_pad, 1, 10000));
+	/* the sender holds its claim at 1026; the slot is freed and allocated again */
+	assert_int_equal(ipc_seq_state(atomic_load(&mb.seq[1026])), IPC_S_CLAIMED);
+	shm_agent_free(seg, slot);
+	assert_int_equal(shm_agent_alloc(seg, 0, &again), 0);
+	assert_int_equal(again, slot);
+	assert_int_equal(pthread_create(&th, NULL, init_thread, &ia), 0);
+	assert_false(it_wait_u32(&ia.done, 1, 300));
+	atomic_store(&bk->go, 1);
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+	assert_true(it_wait_u32(&ia.done, 1, 10000));
+	pthread_join(th, NULL);
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	now = shoal_handle_make(slot, atomic_load(&a->gen));
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	assert_ring_takes(seg, now, 2 * 4096 + 3);
+	ipc_mbox_stats(seg, slot, &st);
+	assert_int_equal(st.dequeued, 2 * 4096 + 3);
+	assert_int_equal(st.cells_used, 0);
+	it_destroy(seg);
+}
+
+/*
+ * The same with a sender that died holding its claim (not repaired yet): nothing will
+ * write those cells any more, and the init does not wait for it.
+ */
+static void test_mbox_reinit_dead_claim(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 480);
+	shoal_handle_t old = it_agent(seg), now;
+	uint32_t slot = shoal_handle_slot(old), again;
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	uint64_t t0;
+
+	(void)state;
+	memset(bk, 0, sizeof(*bk));
+	assert_int_equal(ipc_send(seg, old, 0, T_STALE, 0, 0, "o", 1, 0), 0);
+	die_holding_claim(seg, slot, 1, 2, 0, 0);
+	shm_agent_free(seg, slot);
+	assert_int_equal(shm_agent_alloc(seg, 0, &again), 0);
+	assert_int_equal(again, slot);
+	t0 = shm_now_ns();
+	ipc_mbox_init(seg, slot);
+	assert_true(shm_now_ns() - t0 < 500000000ull);
+	atomic_store_explicit(&a->state, SHM_AGENT_RUNNING, memory_order_release);
+	now = shoal_handle_make(slot, atomic_load(&a->gen));
+	assert_int_equal(ipc_mbox_depth(seg, slot), 0);
+	assert_ring_takes(seg, now, 40);
+	/* its repair, later, finds nothing of it in the new ring */
+	assert_int_equal(it_repair(seg, atomic_load(&bk->slot_of[0])), 0);
+	assert_ring_takes(seg, now, 40);
+	it_destroy(seg);
+}
+
 /* Send sender's next message of len bytes (its per-sender sequence in *seq). */
 static int send_seq(struct shm_seg *seg, shoal_handle_t to, uint32_t sender, uint64_t *seq,
 		    uint32_t len, int timeout_ms)
@@ -1191,6 +1612,12 @@ int main(void)
 		cmocka_unit_test(test_mbox_dead_claim),
 		cmocka_unit_test(test_mbox_dead_claim_stamp),
 		cmocka_unit_test(test_mbox_slot_window),
+		cmocka_unit_test(test_mbox_stale_sender_small),
+		cmocka_unit_test(test_mbox_stale_sender_large),
+		cmocka_unit_test(test_mbox_stale_sender_batch),
+		cmocka_unit_test(test_mbox_repair_races_reinit),
+		cmocka_unit_test(test_mbox_reinit_waits_live_claim),
+		cmocka_unit_test(test_mbox_reinit_dead_claim),
 		cmocka_unit_test(test_mbox_skip_behind_live_claim),
 		cmocka_unit_test(test_mbox_pad_then_full),
 		cmocka_unit_test(test_mbox_redelivered_flag),
