@@ -2,6 +2,9 @@
 # Install what is missing, build shoal with -Werror, run every test (meson test), then the
 # libFuzzer target of the segment validator for a bounded number of runs (clang).
 #   --sanitize   the same tests built with AddressSanitizer + UBSan (build-asan/)
+#   --tsan       only the tests where threads share one segment mapping, built with
+#                ThreadSanitizer (build-tsan/, clang: gcc refuses atomic_thread_fence under
+#                -fsanitize=thread; suite 'tsan', suppressions in tests/tsan.supp)
 #   --soak       also run the long soak/stress suite
 #   --qemu       also run the tests that need what this machine lacks (several NUMA nodes, a
 #                cgroup v2 memory controller, Yama and Debian 12's kernel without io_uring
@@ -13,10 +16,12 @@ bash scripts/deps.sh
 dir=build
 opts=(-Dwerror=true -Dtests=true -Dtest_hooks=true)
 sanitize=0
+tsan=0
 qemu=0
 for a in "$@"; do
 	case "$a" in
 	--sanitize) sanitize=1 ;;
+	--tsan) tsan=1 ;;
 	--qemu) qemu=1 ;;
 	--soak) opts+=(-Dsoak=true) ;;
 	*) echo "test.sh: unknown option $a" >&2; exit 2 ;;
@@ -28,14 +33,25 @@ if [ "$sanitize" = 1 ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
+suite=()
+if [ "$tsan" = 1 ]; then
+	if [ "$sanitize" = 1 ]; then
+		echo "test.sh: --sanitize and --tsan are separate builds; give one at a time" >&2
+		exit 2
+	fi
+	dir=build-tsan
+	export CC=clang
+	opts+=(-Db_sanitize=thread -Db_lundef=false)
+	suite=(--suite tsan)
+fi
 if [ -d "$dir" ]; then
 	meson setup --reconfigure "$dir" "${opts[@]}" >/dev/null
 else
 	meson setup "$dir" "${opts[@]}" >/dev/null
 fi
 ninja -C "$dir"
-meson test -C "$dir" --print-errorlogs --num-processes 2
-if [ "$sanitize" = 0 ]; then
+meson test -C "$dir" --print-errorlogs --num-processes 2 "${suite[@]}"
+if [ "$sanitize" = 0 ] && [ "$tsan" = 0 ]; then
 	# the layout STYLE.md asks for, as .clang-format states it
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 	echo "clang-format: every C file conforms"

@@ -30,6 +30,7 @@
 
 #include "shm/registry.h"
 #include "shm/registry_int.h"
+#include "shm/seqlock.h"
 #include "shm/shm.h"
 
 /* reg_intent words used by groups (registry re-registration uses 0..5 and 7). */
@@ -109,15 +110,14 @@ static void gsnap_get(const struct shm_grp *gr, struct gsnap *s)
 	for (;;) {
 		/* G0: seq_cst: the creation scan's loads (Dekker with G1 in grp_create()). */
 		uint64_t c1 = atomic_load_explicit(&gr->ctl, memory_order_seq_cst);
-		/* G2: pairs with the release fence after the seq bump (GW0). */
-		uint64_t s1 = atomic_load_explicit(&gr->seq, memory_order_acquire);
+		/* G2: SQ3 (shm/seqlock.h): pairs with GW0 and the claimers' releases. */
+		uint64_t s1 = shm_seq_read_begin(&gr->seq);
 
 		s->key = atomic_load_explicit(&gr->key, memory_order_relaxed);
 		for (int i = 0; i < 8; i++)
 			s->w[i] = atomic_load_explicit(&gr->name[i], memory_order_relaxed);
-		/* G3: data before the re-check (pairs with GW0). */
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&gr->seq, memory_order_relaxed) == s1 &&
+		/* G3: SQ2: data before the re-check of seq and ctl (pairs with GW0). */
+		if (shm_seq_read_end(&gr->seq) == s1 &&
 		    atomic_load_explicit(&gr->ctl, memory_order_relaxed) == c1) {
 			s->ctl = c1;
 			s->seq = s1;
@@ -154,12 +154,11 @@ static void grp_undo(const struct ggeo *g, uint32_t gi)
 
 static uint64_t grp_seq_bump(struct shm_grp *gr)
 {
-	/* relaxed: the claim holder is the only writer */
+	/* relaxed: the claim holder is the only writer; it reads its own last store */
 	uint64_t s = atomic_load_explicit(&gr->seq, memory_order_relaxed) + 1;
 
-	atomic_store_explicit(&gr->seq, s, memory_order_relaxed);
-	/* GW0: pairs with G2/G3. */
-	atomic_thread_fence(memory_order_release);
+	/* GW0: SQ0 (shm/seqlock.h): pairs with G2/G3. */
+	shm_seq_write_mark(&gr->seq, s);
 	return s;
 }
 

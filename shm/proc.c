@@ -44,8 +44,8 @@
  *   H0  reaper's hold CAS (acq_rel) <- S0/S1/K1 of whoever stored s; -> K0 of other reapers
  *   H1  reaper's own re-check     ordered by H0
  *   H2  DEAD                      release -> D1, shm_tag_is_dead()
- * Agent slots (AC0, S2, F0), the exit log (E0-E3) and telemetry (T0-T3) have their own
- * labels below.
+ * Agent slots (AC0, S2, F0) have their own labels below; the exit log and telemetry are
+ * seqlocks (SQ0-SQ3 in shm/seqlock.h).
  */
 #include <errno.h>
 #include <signal.h>
@@ -53,7 +53,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shm/seqlock.h"
 #include "shm/shm.h"
+
+/*
+ * The bodies the seq words of exit records and telemetry blocks guard: everything after seq
+ * (their first word), copied as whole 8-byte words by shm/seqlock.h.
+ */
+#define EXIT_BODY(r)	 ((char *)(r) + sizeof(uint64_t))
+#define EXIT_BODY_BYTES	 (sizeof(struct shm_exit_rec) - sizeof(uint64_t))
+#define TELEM_BODY(t)	 ((char *)(t) + sizeof(uint64_t))
+#define TELEM_BODY_BYTES (sizeof(struct shm_telem) - sizeof(uint64_t))
+static_assert(offsetof(struct shm_exit_rec, time_ns) == 8 && EXIT_BODY_BYTES % 8 == 0,
+	      "exit record body: whole words after seq");
+static_assert(offsetof(struct shm_telem, flushed_ns) == 8 && TELEM_BODY_BYTES % 8 == 0,
+	      "telemetry body: whole words after seq");
 
 void (*shm_proc_test_hook)(int step);
 
@@ -458,24 +472,28 @@ void shm_agent_free(struct shm_seg *seg, uint32_t slot)
 	shm_change_bump(seg);
 }
 
-/* Fill record r (its seq odd: being written) from slot's last_* fields, then seq := even. */
+/*
+ * Fill record r (its seq already odd: being written) from slot's last_* fields, then
+ * seq := done. The body is written whole, one relaxed word at a time (shm/seqlock.h).
+ */
 static void exit_fill(struct shm_exit_rec *r, const struct shm_proc *p, uint32_t slot,
 		      uint64_t done)
 {
-	/* E0: the odd seq before the fields (pairs with E2 in shm_exit_log_read()) */
-	atomic_thread_fence(memory_order_release);
-	r->time_ns = p->last_exit_ns;
-	r->slot = slot;
-	r->pid = p->last_pid;
-	r->epoch = p->last_epoch;
-	r->code = p->last_code;
-	r->signal = p->last_signal;
-	r->reason = p->last_reason;
-	r->role = p->role;
-	/* relaxed: a counter the supervisor keeps */
-	r->restarts = atomic_load_explicit(&p->restarts, memory_order_relaxed);
-	/* E1: the fields before the even seq (pairs with E3 in shm_exit_log_read()) */
-	atomic_store_explicit(&r->seq, done, memory_order_release);
+	struct shm_exit_rec c = {
+		.time_ns = p->last_exit_ns,
+		.slot = slot,
+		.pid = p->last_pid,
+		.epoch = p->last_epoch,
+		.code = p->last_code,
+		.signal = p->last_signal,
+		.reason = p->last_reason,
+		.role = p->role,
+		/* relaxed: a counter the supervisor keeps */
+		.restarts = atomic_load_explicit(&p->restarts, memory_order_relaxed),
+	};
+
+	shm_seq_store_body(EXIT_BODY(r), EXIT_BODY(&c), EXIT_BODY_BYTES);
+	shm_seq_write_end(&r->seq, done);
 }
 
 void shm_exit_record(struct shm_seg *seg, uint32_t slot)
@@ -489,8 +507,7 @@ void shm_exit_record(struct shm_seg *seg, uint32_t slot)
 	/* relaxed: the count only hands out record numbers; seq orders each record */
 	n = atomic_fetch_add_explicit(&h->exit_next, 1, memory_order_relaxed);
 	r = &h->exit_log[n % SHM_EXIT_LOG];
-	/* relaxed: E0 in exit_fill() orders it before the fields */
-	atomic_store_explicit(&r->seq, 2 * n + 1, memory_order_relaxed);
+	shm_seq_write_mark(&r->seq, 2 * n + 1);
 	exit_fill(r, shm_proc_at(seg, slot), slot, 2 * n + 2);
 }
 
@@ -503,20 +520,27 @@ void shm_exit_update(struct shm_seg *seg, uint32_t slot)
 	if (h->layout_minor < 5 || slot >= h->cfg.max_procs)
 		return;
 	p = shm_proc_at(seg, slot);
-	/* relaxed: only bounds the scan; each record's seq (E1/E3) orders its fields */
+	/* relaxed: only bounds the scan; each record's seq (a seqlock) orders its fields */
 	next = atomic_load_explicit(&h->exit_next, memory_order_relaxed);
 	for (uint64_t n = next; n > 0 && next - n < SHM_EXIT_LOG; n--) {
 		struct shm_exit_rec *r = &h->exit_log[(n - 1) % SHM_EXIT_LOG];
 		uint64_t done = 2 * (n - 1) + 2;
 
-		/* E3 as in shm_exit_log_read(): a complete record */
-		if (atomic_load_explicit(&r->seq, memory_order_acquire) != done ||
-		    r->slot != slot || r->pid != p->last_pid || r->epoch != p->last_epoch)
+		struct shm_exit_rec c;
+
+		/* a complete record of this exit (a copy, as shm_exit_log_read() takes) */
+		if (shm_seq_read_begin(&r->seq) != done)
+			continue;
+		shm_seq_load_body(EXIT_BODY(&c), EXIT_BODY(r), EXIT_BODY_BYTES);
+		if (shm_seq_read_end(&r->seq) != done || c.slot != slot || c.pid != p->last_pid ||
+		    c.epoch != p->last_epoch)
 			continue;
 		/* take it back for writing; a wrap that reuses it meanwhile wins */
 		if (!atomic_compare_exchange_strong_explicit(
 			    &r->seq, &done, done - 1, memory_order_relaxed, memory_order_relaxed))
 			break;
+		/* SQ0 of shm/seqlock.h for the odd value the CAS stored */
+		atomic_thread_fence(memory_order_release);
 		exit_fill(r, p, slot, done);
 		return;
 	}
@@ -534,22 +558,19 @@ uint32_t shm_exit_log_read(const struct shm_seg *seg, struct shm_exit_rec *out, 
 		*total = 0;
 	if (h->layout_minor < 5)
 		return 0;
-	/* relaxed: only bounds the scan; each record's seq (E1/E3) orders its fields */
+	/* relaxed: only bounds the scan; each record's seq (a seqlock) orders its fields */
 	next = atomic_load_explicit(&h->exit_next, memory_order_relaxed);
 	if (total)
 		*total = next;
 	for (uint64_t n = next; n > 0 && next - n < SHM_EXIT_LOG && got < max; n--) {
 		const struct shm_exit_rec *r = &h->exit_log[(n - 1) % SHM_EXIT_LOG];
-		/* E3: pairs with E1: a complete record's fields are visible */
-		uint64_t s0 = atomic_load_explicit(&r->seq, memory_order_acquire);
+		uint64_t s0 = shm_seq_read_begin(&r->seq);
 		struct shm_exit_rec c;
 
 		if (s0 != 2 * (n - 1) + 2)
 			continue; /* still being written, or already overwritten */
-		memcpy(&c, (const void *)r, sizeof(c));
-		/* E2: pairs with E0: a rewrite that began during the copy shows in seq */
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&r->seq, memory_order_relaxed) != s0)
+		shm_seq_load_body(EXIT_BODY(&c), EXIT_BODY(r), EXIT_BODY_BYTES);
+		if (shm_seq_read_end(&r->seq) != s0)
 			continue;
 		atomic_store_explicit(&c.seq, s0, memory_order_relaxed);
 		out[got++] = c;
@@ -575,16 +596,11 @@ void shm_telem_flush(struct shm_seg *seg, uint32_t slot, const struct shm_telem 
 
 	if (!d)
 		return;
-	/* relaxed: the owner is the only writer; T0 orders the odd seq before the fields (an
-	 * owner killed mid-flush leaves it odd: readers skip the block until the next flush) */
-	s = atomic_load_explicit(&d->seq, memory_order_relaxed);
-	atomic_store_explicit(&d->seq, s | 1, memory_order_relaxed);
-	/* T0: the odd seq before the fields (pairs with T2 in shm_telem_read()) */
-	atomic_thread_fence(memory_order_release);
-	memcpy((uint8_t *)d + sizeof(d->seq), (const uint8_t *)t + sizeof(t->seq),
-	       sizeof(*d) - sizeof(d->seq));
-	/* T1: the fields before the even seq (pairs with T3) */
-	atomic_store_explicit(&d->seq, (s | 1) + 1, memory_order_release);
+	/* the owner is the only writer (an owner killed mid-flush leaves seq odd: readers skip
+	 * the block until the next flush) */
+	s = shm_seq_write_begin(&d->seq);
+	shm_seq_store_body(TELEM_BODY(d), TELEM_BODY(t), TELEM_BODY_BYTES);
+	shm_seq_write_end(&d->seq, s + 1);
 }
 
 int shm_telem_read(const struct shm_seg *seg, uint32_t slot, struct shm_telem *out)
@@ -594,14 +610,11 @@ int shm_telem_read(const struct shm_seg *seg, uint32_t slot, struct shm_telem *o
 
 	if (!d)
 		return -ENOENT;
-	/* T3: pairs with T1: a complete flush's fields are visible */
-	s0 = atomic_load_explicit(&d->seq, memory_order_acquire);
+	s0 = shm_seq_read_begin(&d->seq);
 	if (s0 & 1)
 		return -EAGAIN;
-	memcpy(out, (const void *)d, sizeof(*out));
-	/* T2: pairs with T0: a flush that began during the copy shows in seq */
-	atomic_thread_fence(memory_order_acquire);
-	if (atomic_load_explicit(&d->seq, memory_order_relaxed) != s0)
+	shm_seq_load_body(TELEM_BODY(out), TELEM_BODY(d), TELEM_BODY_BYTES);
+	if (shm_seq_read_retry(&d->seq, s0))
 		return -EAGAIN;
 	atomic_store_explicit(&out->seq, s0, memory_order_relaxed);
 	return 0;

@@ -24,7 +24,8 @@
  * claim. seq is bumped at every claim that rewrites data.
  *
  * Lookups (no syscall, no store): load ctl (acquire), compare key and name, read handle
- * and meta, acquire fence, re-load ctl; the same value means the copy is consistent.
+ * and meta, acquire fence, re-load ctl (a seqlock over ctl, shm/seqlock.h); the same value
+ * means the copy is consistent.
  * While an entry is UPDATING its data is being rewritten, so a reader takes the new
  * handle/meta from the updater's intent line instead (written before the claim; checked
  * by its own op word and by ctl). A reader never waits for a writer, dead or alive.
@@ -70,6 +71,7 @@
 
 #include "shm/registry.h"
 #include "shm/registry_int.h"
+#include "shm/seqlock.h"
 #include "shm/shm.h"
 
 #define EPB SHM_REG_BUCKET_ENTRIES
@@ -340,8 +342,9 @@ static void entry_snap(const struct shm_reg_geo *g, uint32_t idx, struct snap *s
 	for (;;) {
 		/* L0: seq_cst: the uniqueness scan's loads (Dekker with S0 in do_register()). */
 		uint64_t c1 = atomic_load_explicit(&e->ctl, memory_order_seq_cst);
-		/* L1: pairs with the release fence after the seq bump in the claimers. */
-		uint64_t s1 = atomic_load_explicit(&x->seq, memory_order_acquire);
+		/* L1: SQ3 (shm/seqlock.h): pairs with W0 in seq_bump() and the claimers' releases.
+		 */
+		uint64_t s1 = shm_seq_read_begin(&x->seq);
 
 		s->key = atomic_load_explicit(&e->key, memory_order_relaxed);
 		s->handle = atomic_load_explicit(&e->handle, memory_order_relaxed);
@@ -350,9 +353,8 @@ static void entry_snap(const struct shm_reg_geo *g, uint32_t idx, struct snap *s
 			s->w[i] = atomic_load_explicit(name_word(g, idx, i), memory_order_relaxed);
 		for (int i = 0; i < 3; i++)
 			s->meta[i] = atomic_load_explicit(&x->meta[i], memory_order_relaxed);
-		/* L2: pairs with the writers' release fences: data read before the re-check. */
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&x->seq, memory_order_relaxed) == s1 &&
+		/* L2: SQ2: pairs with W0: data read before the re-check of seq and ctl. */
+		if (shm_seq_read_end(&x->seq) == s1 &&
 		    atomic_load_explicit(&e->ctl, memory_order_relaxed) == c1) {
 			s->ctl = c1;
 			s->seq = s1;
@@ -396,9 +398,8 @@ static bool intent_read(const struct shm_seg *seg, const struct shm_reg_geo *g, 
 						  memory_order_relaxed);
 	if (*metalen > SHOAL_META_MAX)
 		*metalen = SHOAL_META_MAX;
-	/* I2: pairs with I3 in intent_begin(): words read before the op word's re-check. */
-	atomic_thread_fence(memory_order_acquire);
-	return atomic_load_explicit(&p->reg_intent[SHM_REG_INTENT_OP], memory_order_relaxed) == op;
+	/* I2: SQ2: pairs with I3 in intent_begin(): words read before the op word's re-check. */
+	return shm_seq_read_end(&p->reg_intent[SHM_REG_INTENT_OP]) == op;
 }
 
 static void meta_out(struct shm_reg_meta *meta, const uint64_t words[3], uint32_t len)
@@ -450,9 +451,8 @@ entry_lookup_slow(const struct shm_seg *seg, const struct shm_reg_geo *g, uint32
 				return 1;
 			continue;
 		}
-		/* L4: pairs with the writers' claim + release fence: data before re-check. */
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&e->ctl, memory_order_relaxed) != c1)
+		/* L4: SQ2 over ctl: pairs with the writers' claim + W0: data before re-check. */
+		if (shm_seq_read_end(&e->ctl) != c1)
 			continue;
 		*handle = h;
 		meta_out(meta, mw, ml);
@@ -483,9 +483,8 @@ static inline int entry_lookup(const struct shm_seg *seg, const struct shm_reg_g
 	if (diff)
 		return 1;
 	h = atomic_load_explicit(&e->handle, memory_order_relaxed);
-	/* L4: pairs with the writers' claim + release fence: data before re-check. */
-	atomic_thread_fence(memory_order_acquire);
-	if (__builtin_expect(atomic_load_explicit(&e->ctl, memory_order_relaxed) != c1, 0))
+	/* L4: SQ2 over ctl: pairs with the writers' claim + W0: data before re-check. */
+	if (__builtin_expect(shm_seq_read_end(&e->ctl) != c1, 0))
 		return entry_lookup_slow(seg, g, idx, k, handle, meta);
 	*handle = h;
 	return 0;
@@ -609,8 +608,7 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 		}
 		hv = atomic_load_explicit(&e->handle, memory_order_relaxed);
 		/* L4: as in entry_lookup(). */
-		atomic_thread_fence(memory_order_acquire);
-		if (__builtin_expect(atomic_load_explicit(&e->ctl, memory_order_relaxed) != c1, 0))
+		if (__builtin_expect(shm_seq_read_end(&e->ctl) != c1, 0))
 			break; /* moved under us: lookup_any() */
 		*handle = hv;
 		return 0;
@@ -693,12 +691,12 @@ static void entry_undo(const struct shm_seg *seg, const struct shm_reg_geo *g, u
 /* Bump an entry's seq after a claim: pairs with L1/L2 in readers (data after this). */
 static uint64_t seq_bump(struct shm_reg_ext *x)
 {
-	/* relaxed: single writer (the claim holder); the fence orders the data after it */
+	/* relaxed: single writer (the claim holder) reads its own last store */
 	uint64_t s = atomic_load_explicit(&x->seq, memory_order_relaxed) + 1;
 
-	atomic_store_explicit(&x->seq, s, memory_order_relaxed);
-	/* W0: pairs with L2/L4: a reader that sees data written after this sees the bump. */
-	atomic_thread_fence(memory_order_release);
+	/* W0: SQ0 (shm/seqlock.h): pairs with L2/L4: a reader that sees data written after
+	 * this sees the bump. */
+	shm_seq_write_mark(&x->seq, s);
 	return s;
 }
 
@@ -710,10 +708,8 @@ static inline uint64_t live_ctl(uint64_t seq)
 static void intent_begin(struct shm_proc *p, shoal_handle_t handle, const uint64_t mw[3],
 			 uint32_t ml)
 {
-	/* relaxed: single writer (the owner); the fence orders the words after the 0 */
-	atomic_store_explicit(&p->reg_intent[SHM_REG_INTENT_OP], 0, memory_order_relaxed);
-	/* I3: pairs with I2 in intent_read(). */
-	atomic_thread_fence(memory_order_release);
+	/* I3: SQ0 (shm/seqlock.h): single writer (the owner); pairs with I2 in intent_read(). */
+	shm_seq_write_mark(&p->reg_intent[SHM_REG_INTENT_OP], 0);
 	atomic_store_explicit(&p->reg_intent[SHM_REG_INTENT_HANDLE], handle, memory_order_relaxed);
 	for (int i = 0; i < 3; i++)
 		atomic_store_explicit(&p->reg_intent[SHM_REG_INTENT_META + i], mw[i],
@@ -1281,9 +1277,9 @@ static int entry_read_live(const struct shm_seg *seg, const struct shm_reg_geo *
 		if (st == SHM_REG_UPDATING) {
 			if (!intent_read(seg, g, SHM_REG_CTL_TAG(s.ctl), idx, &h, mw, &ml))
 				continue;
-			/* L11: pairs with I1/C4: the intent belonged to this claim. */
-			atomic_thread_fence(memory_order_acquire);
-			if (atomic_load_explicit(&g->e[idx].ctl, memory_order_relaxed) != s.ctl)
+			/* L11: SQ2 over ctl: pairs with I1/C4: the intent belonged to this claim.
+			 */
+			if (shm_seq_read_end(&g->e[idx].ctl) != s.ctl)
 				continue;
 		}
 		memcpy(name, s.w, len);

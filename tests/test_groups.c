@@ -1,6 +1,7 @@
 /* test_groups: process groups: join/leave/members, full group, racing creation, leave_all, repair.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -321,6 +322,91 @@ static void test_groups_repair(void **state)
 	done_seg(seg);
 }
 
+/* --- threads sharing one mapping, for ThreadSanitizer (scripts/test.sh --tsan) --- */
+
+#define NAME_READS  20000u
+#define NAME_ROUNDS 2000u
+
+struct name_race {
+	struct shm_seg seg;    /* a copy of the attachment with its own process slot */
+	_Atomic uint32_t go;   /* the reader is ready: start writing */
+	_Atomic uint32_t stop; /* the reader is done: stop writing */
+	_Atomic uint64_t last; /* rounds the writer completed */
+	char names[2][SHOAL_NAME_MAX + 1];
+};
+
+/* One group header, its name alternately all 'A's and all 'B's (created, emptied, reused). */
+static void *name_writer(void *arg)
+{
+	struct name_race *r = arg;
+
+	while (!atomic_load(&r->go))
+		;
+	for (uint64_t k = 1; !atomic_load(&r->stop); k++) {
+		const char *n = r->names[k % 2];
+
+		if (join(&r->seg, n, 7) || leave(&r->seg, n, 7))
+			return (void *)1;
+		atomic_store(&r->last, k);
+	}
+	return NULL;
+}
+
+static int name_visit(const char *name, uint32_t nmembers, void *arg)
+{
+	struct name_race *r = arg;
+
+	if (strcmp(name, r->names[0]) && strcmp(name, r->names[1]))
+		fail_msg("foreach: a group no one created: '%s'", name);
+	if (nmembers > 1)
+		fail_msg("foreach: '%s' has %u members, at most 1 joined", name, nmembers);
+	return 0;
+}
+
+/*
+ * A writer thread creates and empties a group of one name, then of another, over the same
+ * mapping as a reader thread's foreach and member lookups (one group slot: every creation
+ * rewrites the same header): the reader never sees a name mixed from the two.
+ */
+static void test_groups_name_threads(void **state)
+{
+	struct shm_seg *seg = make_seg(1, 4);
+	static struct name_race r;
+	shoal_handle_t out[4];
+	pthread_t t;
+	void *res;
+	uint32_t i;
+
+	(void)state;
+	memcpy(&r.seg, seg, sizeof(*seg));
+	r.seg.self = UINT32_MAX;
+	atomic_store(&r.go, 0);
+	atomic_store(&r.stop, 0);
+	atomic_store(&r.last, 0);
+	memset(r.names[0], 'A', SHOAL_NAME_MAX);
+	memset(r.names[1], 'B', SHOAL_NAME_MAX);
+	assert_int_equal(shm_proc_claim(&r.seg, SHM_ROLE_CLIENT, false), 0);
+	shm_proc_set_state(&r.seg, SHM_PROC_RUNNING);
+	assert_int_equal(pthread_create(&t, NULL, name_writer, &r), 0);
+	atomic_store(&r.go, 1);
+	/* read only once the writer writes, until both did enough (one may start first) */
+	while (atomic_load(&r.last) < 1)
+		;
+	for (i = 0; i < NAME_READS || atomic_load(&r.last) < NAME_ROUNDS; i++) {
+		int n = members(seg, r.names[i % 2], out, 4);
+
+		assert_true(n == -ENOENT || (n >= 0 && n <= 1));
+		assert_int_equal(shm_grp_foreach(seg, name_visit, &r), 0);
+	}
+	atomic_store(&r.stop, 1);
+	assert_int_equal(pthread_join(t, &res), 0);
+	assert_null(res);
+	print_message("groups: %llu writer rounds during %u reads\n",
+		      (unsigned long long)atomic_load(&r.last), i);
+	shm_proc_release(&r.seg);
+	done_seg(seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,7 +415,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_groups_leave_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups_concurrent_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_groups_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_groups_name_threads, setup, teardown),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -531,6 +531,124 @@ static void test_registry_thread_race(void **state)
 	done_seg(seg);
 }
 
+/* A name past the entry's hot words: its bytes 40..59 live in the extension. */
+#define LONG_NAME   "seqlock-body-name-long-enough-to-reach-the-ext-words-0123456"
+#define BODY_READS  50000u
+#define BODY_ROUNDS 2000u
+
+struct body_race {
+	struct shm_seg seg;    /* a copy of the attachment with its own process slot */
+	_Atomic uint32_t go;   /* the reader is reading: start writing */
+	_Atomic uint32_t stop; /* the reader is done: stop writing */
+	_Atomic uint64_t last; /* the last round the writer completed */
+};
+
+/* The metadata round k writes: 1 + k % SHOAL_META_MAX bytes, each k's low byte. */
+static void body_meta(uint64_t k, struct shm_reg_meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->len = 1 + (uint32_t)(k % SHOAL_META_MAX);
+	memset(m->data, (int)(k & 0xff), m->len);
+}
+
+static void *body_writer(void *arg)
+{
+	struct body_race *r = arg;
+	struct shm_reg_meta m;
+
+	while (!atomic_load(&r->go))
+		;
+	for (uint64_t k = 2; !atomic_load(&r->stop); k++) {
+		body_meta(k, &m);
+		shm_reg_reregister(&r->seg, 0, "torn", 4, k, &m);
+		if (k % 2)
+			shm_reg_unregister(&r->seg, 0, LONG_NAME, strlen(LONG_NAME), k - 1);
+		else
+			shm_reg_register(&r->seg, 0, LONG_NAME, strlen(LONG_NAME), k, &m);
+		atomic_store(&r->last, k);
+	}
+	return NULL;
+}
+
+/* An entry's handle and metadata must come from one round: metadata says which. */
+static bool body_whole(shoal_handle_t h, const struct shm_reg_meta *m)
+{
+	struct shm_reg_meta want;
+
+	body_meta(h, &want);
+	return m->len == want.len && !memcmp(m->data, want.data, SHOAL_META_MAX);
+}
+
+static int body_visit(uint32_t ns, const char *name, shoal_handle_t h, const struct shm_reg_meta *m,
+		      void *arg)
+{
+	(void)ns;
+	if (strcmp(name, "torn") && strcmp(name, LONG_NAME))
+		fail_msg("foreach: a name no one registered: '%s'", name);
+	if (!body_whole(h, m))
+		fail_msg("foreach: '%s' handle %llu with metadata of another round", name,
+			 (unsigned long long)h);
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+/*
+ * A writer thread re-registers and registers/unregisters over the same mapping as a reader
+ * thread's lookups and foreach: the reader never sees one round's handle with another's
+ * metadata, nor a name that was never registered.
+ */
+static void test_registry_body_threads(void **state)
+{
+	struct shm_seg *seg = make_seg(64);
+	static struct body_race r;
+	struct shm_reg_meta m;
+	uint64_t seen = 0, last;
+	shoal_handle_t h;
+	uint32_t i;
+	pthread_t t;
+	int ret;
+
+	(void)state;
+	memcpy(&r.seg, seg, sizeof(*seg));
+	r.seg.self = UINT32_MAX;
+	atomic_store(&r.go, 0);
+	atomic_store(&r.stop, 0);
+	atomic_store(&r.last, 1);
+	assert_int_equal(shm_proc_claim(&r.seg, SHM_ROLE_CLIENT, false), 0);
+	shm_proc_set_state(&r.seg, SHM_PROC_RUNNING);
+	body_meta(1, &m);
+	assert_int_equal(shm_reg_register(seg, 0, "torn", 4, 1, &m), 0);
+	assert_int_equal(pthread_create(&t, NULL, body_writer, &r), 0);
+	atomic_store(&r.go, 1);
+	/* read only once the writer writes, until both did enough (one may start first) */
+	while (atomic_load(&r.last) < 2)
+		;
+	for (i = 0; i < BODY_READS || atomic_load(&r.last) < BODY_ROUNDS; i++) {
+		assert_int_equal(shm_reg_lookup(seg, 0, "torn", 4, &h, &m), 0);
+		if (!body_whole(h, &m))
+			fail_msg("lookup: handle %llu with metadata of another round",
+				 (unsigned long long)h);
+		ret = shm_reg_lookup(seg, 0, LONG_NAME, strlen(LONG_NAME), &h, &m);
+		if (ret == 0 && !body_whole(h, &m))
+			fail_msg("lookup: long name, handle %llu with metadata of another round",
+				 (unsigned long long)h);
+		assert_true(ret == 0 || ret == -ENOENT);
+		if (i % 16 == 0)
+			assert_int_equal(shm_reg_foreach(seg, body_visit, &seen), 0);
+	}
+	atomic_store(&r.stop, 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	last = atomic_load(&r.last);
+	assert_int_equal(look(seg, 0, "torn"), last);
+	assert_int_equal(look(seg, 0, LONG_NAME), last % 2 ? 0 : last);
+	assert_true(seen > 0);
+	assert_check(seg);
+	print_message("registry: %llu writer rounds during %u reads\n", (unsigned long long)last,
+		      i);
+	shm_proc_release(&r.seg);
+	done_seg(seg);
+}
+
 /* --- a writer stopped at each step --- */
 
 static int kill_at;
@@ -1378,6 +1496,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry_foreach_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_readonly_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_thread_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_body_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry_crash_steps_register, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_registry_crash_steps_unregister, setup,
@@ -1391,5 +1510,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry_ns_race, setup, teardown),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -1043,6 +1044,134 @@ static void test_segment_exit_log(void **state)
 	shm_seg_detach(seg);
 }
 
+/* --- threads sharing one mapping, for ThreadSanitizer (scripts/test.sh --tsan) --- */
+
+#define SEQ_ROUNDS 20000u
+
+struct seq_race {
+	struct shm_seg *seg; /* one mapping, shared by both threads */
+	_Atomic uint32_t done;
+};
+
+/* Exit records of slot 3 whose every field is the round number. */
+static void *exit_log_writer(void *arg)
+{
+	struct seq_race *r = arg;
+	struct shm_proc *p = shm_proc_at(r->seg, 3);
+
+	for (uint32_t k = 1; k <= SEQ_ROUNDS; k++) {
+		p->last_pid = k;
+		p->last_epoch = k;
+		p->last_code = (int32_t)k;
+		p->last_signal = (int32_t)k;
+		p->last_reason = k;
+		p->last_exit_ns = k;
+		shm_exit_record(r->seg, 3);
+		if (k % 3 == 0)
+			shm_exit_update(r->seg, 3); /* rewrites the newest record in place */
+	}
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+/* A record whose fields are not all one round's is torn. */
+static void assert_exit_rec_whole(const struct shm_exit_rec *e)
+{
+	if (e->pid != e->time_ns || e->epoch != e->pid || (uint32_t)e->code != e->pid ||
+	    (uint32_t)e->signal != e->pid || e->reason != e->pid || e->slot != 3)
+		fail_msg("torn exit record: time %llu pid %u epoch %u code %d signal %d reason %u",
+			 (unsigned long long)e->time_ns, e->pid, e->epoch, e->code, e->signal,
+			 e->reason);
+}
+
+/* A writer thread and a reader thread over one mapping: the reader never sees a torn record. */
+static void test_segment_exit_log_threads(void **state)
+{
+	struct seq_race r = {.seg = create_published()};
+	struct shm_exit_rec e[SHM_EXIT_LOG];
+	pthread_t t;
+	uint64_t reads = 0, total;
+	uint32_t n;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, exit_log_writer, &r), 0);
+	while (!atomic_load(&r.done)) {
+		n = shm_exit_log_read(r.seg, e, SHM_EXIT_LOG, NULL);
+		for (uint32_t i = 0; i < n; i++)
+			assert_exit_rec_whole(&e[i]);
+		reads += n;
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	n = shm_exit_log_read(r.seg, e, SHM_EXIT_LOG, &total);
+	assert_int_equal(n, SHM_EXIT_LOG);
+	assert_int_equal(total, SEQ_ROUNDS);
+	assert_int_equal(e[0].pid, SEQ_ROUNDS);
+	for (uint32_t i = 0; i < n; i++)
+		assert_exit_rec_whole(&e[i]);
+	print_message("exit log: %llu records read while written\n", (unsigned long long)reads);
+	shm_seg_detach(r.seg);
+}
+
+/* Telemetry flushes of slot 2 whose every field is the round number. */
+static void *telem_writer(void *arg)
+{
+	struct seq_race *r = arg;
+	struct shm_telem t;
+
+	for (uint32_t k = 1; k <= SEQ_ROUNDS; k++) {
+		memset(&t, 0, sizeof(t));
+		t.flushed_ns = t.handled = t.rounds = t.parks = t.flushes = k;
+		t.pid = t.final = k;
+		for (uint32_t i = 0; i < SHM_TELEM_BUCKETS; i++)
+			t.batch[i] = k;
+		shm_telem_flush(r->seg, 2, &t);
+	}
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+/* A block whose fields are not all one flush's is torn (0: never flushed). */
+static void assert_telem_whole(const struct shm_telem *t)
+{
+	uint64_t k = t->flushes;
+	bool whole = t->flushed_ns == k && t->handled == k && t->rounds == k && t->parks == k &&
+		     t->pid == k && t->final == k;
+
+	for (uint32_t i = 0; i < SHM_TELEM_BUCKETS; i++)
+		whole = whole && t->batch[i] == k;
+	if (!whole)
+		fail_msg("torn telemetry block: flushes %llu, handled %llu, batch[15] %llu",
+			 (unsigned long long)k, (unsigned long long)t->handled,
+			 (unsigned long long)t->batch[SHM_TELEM_BUCKETS - 1]);
+}
+
+/* A flushing thread and a reading thread over one mapping: no torn block is ever read. */
+static void test_segment_telemetry_threads(void **state)
+{
+	struct seq_race r = {.seg = create_published()};
+	struct shm_telem out;
+	pthread_t t;
+	uint64_t reads = 0;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, telem_writer, &r), 0);
+	while (!atomic_load(&r.done)) {
+		int ret = shm_telem_read(r.seg, 2, &out);
+
+		if (ret == -EAGAIN)
+			continue;
+		assert_int_equal(ret, 0);
+		assert_telem_whole(&out);
+		reads++;
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(shm_telem_read(r.seg, 2, &out), 0);
+	assert_telem_whole(&out);
+	assert_int_equal(out.flushes, SEQ_ROUNDS);
+	print_message("telemetry: %llu blocks read while flushed\n", (unsigned long long)reads);
+	shm_seg_detach(r.seg);
+}
+
 /* A telemetry block per process slot: written whole, read whole; none past the table. */
 static void test_segment_telemetry(void **state)
 {
@@ -1601,6 +1730,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_proc_claim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_exit_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_telemetry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_exit_log_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_telemetry_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_dead_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_claim_crash_steps, setup,
 						teardown),
@@ -1610,5 +1741,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_clean_command, setup, teardown),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests_name("segment", tests, NULL, NULL);
 }

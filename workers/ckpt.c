@@ -3,10 +3,13 @@
  * (ckpt_seq >> 1) & 1, of ckpt_blen[that] bytes. A commit writes the other buffer and its
  * length while ckpt_seq is odd, then makes ckpt_seq even again: a worker killed mid-commit
  * leaves the previous record and its length untouched. One writer per slot (its worker).
+ * It is the seqlock of shm/seqlock.h over a 32-bit word and two buffers (K0-K3 below are its
+ * SQ0-SQ3); the buffers are read and written as relaxed atomic words like any seqlock body.
  */
 #include <errno.h>
 #include <string.h>
 
+#include "shm/seqlock.h"
 #include "workers/wrk_int.h"
 
 static uint64_t buf_bytes(const struct shm_seg *seg)
@@ -17,6 +20,37 @@ static uint64_t buf_bytes(const struct shm_seg *seg)
 static uint8_t *buf_at(const struct shm_seg *seg, uint32_t slot, uint32_t b)
 {
 	return (uint8_t *)shm_region(seg, SHM_R_CKPT) + ((uint64_t)slot * 2 + b) * buf_bytes(seg);
+}
+
+/*
+ * Copy len bytes into the shared buffer dst as whole relaxed words; the last word is padded
+ * with zeros (a buffer is SHM_ALIGN-aligned and holds the record rounded up to SHM_ALIGN).
+ */
+static void buf_store(uint8_t *dst, const void *src, uint32_t len)
+{
+	uint32_t whole = len & ~7u;
+
+	shm_seq_store_body(dst, src, whole);
+	if (len > whole) {
+		uint64_t w = 0;
+
+		memcpy(&w, (const uint8_t *)src + whole, len - whole);
+		shm_seq_store_body(dst + whole, &w, sizeof(w));
+	}
+}
+
+/* Copy len bytes out of the shared buffer src as whole relaxed words (see buf_store()). */
+static void buf_load(void *dst, const uint8_t *src, uint32_t len)
+{
+	uint32_t whole = len & ~7u;
+
+	shm_seq_load_body(dst, src, whole);
+	if (len > whole) {
+		uint64_t w;
+
+		shm_seq_load_body(&w, src + whole, sizeof(w));
+		memcpy((uint8_t *)dst + whole, &w, len - whole);
+	}
 }
 
 /* Largest record a commit accepts (the instance's checkpoint bytes). */
@@ -39,7 +73,7 @@ int wrk_ckpt_commit(struct shm_seg *seg, uint32_t slot, const void *data, uint32
 	atomic_store_explicit(&a->ckpt_seq, seq + 1, memory_order_relaxed);
 	/* K0: pairs with K2 in wrk_ckpt_read(): odd seq before the buffer is overwritten. */
 	atomic_thread_fence(memory_order_release);
-	memcpy(buf_at(seg, slot, b), data, len);
+	buf_store(buf_at(seg, slot, b), data, len);
 	atomic_store_explicit(&a->ckpt_blen[b], len, memory_order_relaxed);
 	/* K1: pairs with K3 in wrk_ckpt_read(): buffer and length before the flip. */
 	atomic_store_explicit(&a->ckpt_seq, seq + 2, memory_order_release);
@@ -88,7 +122,7 @@ int wrk_ckpt_read(const struct shm_seg *seg, uint32_t slot, void *buf, uint32_t 
 			return 0;
 		if (len > wrk_ckpt_cap(seg))
 			len = wrk_ckpt_cap(seg); /* never trust the segment */
-		memcpy(buf, buf_at(seg, slot, b), len < cap ? len : cap);
+		buf_load(buf, buf_at(seg, slot, b), len < cap ? len : cap);
 		/* K2: pairs with K0: the copy is done before we re-read seq. */
 		atomic_thread_fence(memory_order_acquire);
 		s2 = atomic_load_explicit(&((struct shm_agent *)a)->ckpt_seq, memory_order_relaxed);
