@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ipc/ipc.h"
+#include "shm/cpu.h"
 #include "shm/shm.h"
 
 /*

@@ -174,7 +174,7 @@ void (*ipc_mbox_test_hook)(int point);
 
 static inline void cpu_relax(void)
 {
-	__builtin_ia32_pause();
+	shm_cpu_relax();
 }
 
 static inline uint64_t seq_free(uint64_t pos)

@@ -357,7 +357,7 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 			if (r < 0)
 				return r;
 		} else {
-			__builtin_ia32_pause();
+			shm_cpu_relax();
 		}
 	}
 }

@@ -115,7 +115,7 @@ struct ipc_waiter {
 
 static inline void cpu_relax(void)
 {
-	__builtin_ia32_pause();
+	shm_cpu_relax();
 }
 
 /* Does the running kernel do FUTEX_WAIT and FUTEX_WAKE through io_uring? Cached. */

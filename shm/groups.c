@@ -28,6 +28,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "shm/cpu.h"
 #include "shm/registry.h"
 #include "shm/registry_int.h"
 #include "shm/seqlock.h"
@@ -415,7 +416,7 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 			if (claim_dead(seg, c))
 				grp_take_over(seg, &g, gi, c);
 			else if (spins & 15)
-				__builtin_ia32_pause();
+				shm_cpu_relax();
 			else
 				sched_yield();
 			continue;
@@ -424,7 +425,7 @@ int shm_grp_join(struct shm_seg *seg, const char *name, size_t len, shoal_handle
 			ret = grp_create(seg, &g, &k, &gi);
 			if (ret == -EAGAIN) {
 				if (spins & 15)
-					__builtin_ia32_pause();
+					shm_cpu_relax();
 				else
 					sched_yield();
 				continue;

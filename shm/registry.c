@@ -69,6 +69,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/cpu.h"
 #include "shm/registry.h"
 #include "shm/registry_int.h"
 #include "shm/seqlock.h"
@@ -855,7 +856,7 @@ static void claim_wait(struct shm_seg *seg, const struct shm_reg_geo *g, uint32_
 			}
 			sched_yield();
 		} else {
-			__builtin_ia32_pause();
+			shm_cpu_relax();
 		}
 	}
 }

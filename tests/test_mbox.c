@@ -199,7 +199,7 @@ static void consumer_main(struct shm_seg *seg, shoal_handle_t to, uint64_t total
 			raise(SIGKILL);
 		/* a callback that takes a while, so random kills often land inside one */
 		for (unsigned i = 0; i < callback_spins; i++)
-			__builtin_ia32_pause();
+			shm_cpu_relax();
 	consume:
 		ipc_mbox_consume(seg, slot, &m);
 	}
@@ -696,7 +696,7 @@ static void test_mbox_kill_producers(void **state)
 				 (unsigned long long)atomic_load(&bk->acked[v]), bk->why);
 		/* a few spins more so the kill lands at varying instructions */
 		for (long i = random() % 20000; i > 0; i--)
-			__builtin_ia32_pause();
+			shm_cpu_relax();
 		kill(p, SIGKILL);
 		status = it_wait_child(p, 10000);
 		assert_true(WIFSIGNALED(status));
@@ -756,7 +756,7 @@ static void test_mbox_kill_consumer(void **state)
 			fail_msg("consumer stuck at %llu: %s",
 				 (unsigned long long)atomic_load(&bk->total), bk->why);
 		for (long i = random() % 5000; i > 0; i--)
-			__builtin_ia32_pause();
+			shm_cpu_relax();
 		kill(c, SIGKILL);
 		status = it_wait_child(c, 10000);
 		if (WIFEXITED(status)) {

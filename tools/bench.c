@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <x86intrin.h>
 
 #include <jansson.h>
 
+#include "shm/cpu.h"
 #include "tools/bench.h"
 
 static double ns_per_tick = 1.0;
@@ -48,19 +48,17 @@ void bench_clock_init(void)
 
 	cpu_jiffies(&steal0, &total0);
 	t0 = bench_now_ns();
-	c0 = __rdtsc();
+	c0 = shm_cpu_ticks();
 	do
 		t1 = bench_now_ns();
 	while (t1 - t0 < 20000000); /* 20 ms */
-	c1 = __rdtsc();
+	c1 = shm_cpu_ticks();
 	ns_per_tick = (double)(t1 - t0) / (double)(c1 - c0);
 }
 
 uint64_t bench_ticks(void)
 {
-	unsigned aux;
-
-	return __rdtscp(&aux);
+	return shm_cpu_ticks_ordered();
 }
 
 double bench_ticks_to_ns(uint64_t ticks)

@@ -55,8 +55,10 @@ struct bench_row *bench_add_baseline(struct bench_report *r, const char *name, u
 int bench_report_print(const struct bench_report *r);
 
 /*
- * A cycle counter calibrated to ns: cheap enough to time one short operation. Also marks the
- * start of the run for the host-steal figure bench_report_print() prints.
+ * A cycle counter calibrated to ns: cheap enough to time one short operation (shm/cpu.h's:
+ * rdtscp on x86; on arm64 the generic timer, whose tick is 1 ns to 40 ns depending on the
+ * machine, so a single short sample there can be coarse). Also marks the start of the run for
+ * the host-steal figure bench_report_print() prints.
  */
 void bench_clock_init(void);
 uint64_t bench_ticks(void);

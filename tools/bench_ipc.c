@@ -20,6 +20,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/cpu.h"
 #include "shm/shm.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
@@ -48,7 +49,7 @@ static enum ipc_wake_mech park_mech; /* what rtt_park's waiter used */
 
 static inline void relax(void)
 {
-	__builtin_ia32_pause();
+	shm_cpu_relax();
 }
 
 static void futex_wake(_Atomic uint32_t *w)

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <string.h>
 
+#include "shm/cpu.h"
 #include "workers/wrk_int.h"
 
 static uint32_t nmon(const struct shm_seg *seg)
@@ -61,7 +62,7 @@ static bool mon_claim_live(struct shm_seg *seg, struct shm_monitor *m, uint64_t 
 		if (spins >= 100)
 			sched_yield();
 		else
-			__builtin_ia32_pause();
+			shm_cpu_relax();
 	}
 }
 
