@@ -1487,6 +1487,15 @@ int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st)
 	if (geo_get(seg, &g))
 		return -EUCLEAN;
 	st->capacity = g.cap;
+	{
+		const struct shm_reg_hdr *rh = g.hdr;
+
+		/* relaxed: counters; a snapshot for tools */
+		st->repaired = atomic_load_explicit(&rh->repaired, memory_order_relaxed);
+		st->aborted = atomic_load_explicit(&rh->aborted, memory_order_relaxed);
+		st->waits = atomic_load_explicit(&rh->waits, memory_order_relaxed);
+		st->lost = atomic_load_explicit(&rh->lost, memory_order_relaxed);
+	}
 	st->longest_chain = 1;
 	for (uint32_t i = 0; i < g.cap; i++) {
 		uint64_t c = atomic_load_explicit(&g.e[i].ctl, memory_order_relaxed);

@@ -105,6 +105,10 @@ struct shm_reg_stats {
 	uint32_t longest_probe;	  /* buckets a lookup of the worst-placed live entry visits */
 	uint32_t longest_chain;	  /* buckets the longest chain scan of a live name visits */
 	uint32_t overflow_excess; /* counter increments no entry accounts for (crash leftovers) */
+	uint64_t repaired;	  /* dead claims resolved (by writers or repair), since creation */
+	uint64_t aborted;	  /* pending registrations made to lose */
+	uint64_t waits;		  /* writer waits on a live writer's update of one entry */
+	uint64_t lost;		  /* claims a live writer found taken from it (must stay 0) */
 };
 /* Fill *st. Returns 0, or -EUCLEAN if the registry region does not match the header. */
 int shm_reg_stats(const struct shm_seg *seg, struct shm_reg_stats *st);

@@ -1283,12 +1283,19 @@ static void test_registry_crash_model(void **state)
 	{
 		const struct shm_reg_hdr *rh =
 			(const void *)(seg->base + shm_hdr(seg)->regions[SHM_R_REGISTRY].off);
+		struct shm_reg_stats st;
 
 		print_message("registry: %llu dead claims resolved, %llu aborted, %llu lost\n",
 			      (unsigned long long)atomic_load(&rh->repaired),
 			      (unsigned long long)atomic_load(&rh->aborted),
 			      (unsigned long long)atomic_load(&rh->lost));
 		assert_int_equal(atomic_load(&rh->lost), 0);
+		/* the statistics tools read say the same, without the registry's internals */
+		assert_int_equal(shm_reg_stats(seg, &st), 0);
+		assert_int_equal(st.repaired, atomic_load(&rh->repaired));
+		assert_int_equal(st.aborted, atomic_load(&rh->aborted));
+		assert_int_equal(st.lost, 0);
+		assert_true(st.repaired > 0);
 	}
 	assert_check(seg);
 	for (int w = 0; w < NWRK; w++)

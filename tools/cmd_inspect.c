@@ -10,7 +10,6 @@
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
-#include "shm/registry_int.h"
 #include "shm/shm.h"
 #include "supervisor/sup.h"
 #include "tools/tools.h"
@@ -425,7 +424,6 @@ static int show_group(const char *name, uint32_t n, void *arg)
 static void show_registry(const struct shm_seg *seg)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
-	const struct shm_region *r = &h->regions[SHM_R_REGISTRY];
 	struct reg_show rs = {0, REG_SHOW, seg, 0};
 	struct shm_reg_stats st;
 
@@ -439,15 +437,15 @@ static void show_registry(const struct shm_seg *seg)
 	printf("               longest probe %u buckets, longest chain scan %u, counter excess "
 	       "%u\n",
 	       st.longest_probe, st.longest_chain, st.overflow_excess);
-	if (r->size >= sizeof(struct shm_reg_hdr)) {
-		const struct shm_reg_hdr *rh = (const void *)(seg->base + r->off);
-
-		printf("               dead claims resolved %llu, registrations aborted %llu, "
-		       "update waits %llu\n",
-		       (unsigned long long)atomic_load(&rh->repaired),
-		       (unsigned long long)atomic_load(&rh->aborted),
-		       (unsigned long long)atomic_load(&rh->waits));
-	}
+	printf("               dead claims resolved %llu, registrations aborted %llu, "
+	       "update waits %llu\n",
+	       (unsigned long long)st.repaired, (unsigned long long)st.aborted,
+	       (unsigned long long)st.waits);
+	if (st.lost)
+		printf("               %llu claims a live writer found taken from it: a bug, "
+		       "please "
+		       "report it\n",
+		       (unsigned long long)st.lost);
 	if (st.live) {
 		printf("  %5s  %-40s %s\n", "ns", "name", "handle");
 		if (shm_reg_foreach(seg, show_reg_entry, &rs))
