@@ -16,82 +16,31 @@
  */
 int tool_client_open(struct tool_client *cl, const char *cmd, const char *instance, bool with_inbox)
 {
-	enum shm_liveness l;
+	struct wrk_client_parts parts;
 	char err[512];
 	int rc;
 
 	memset(cl, 0, sizeof(*cl));
 	cl->cmd = cmd;
-	rc = shm_seg_attach(instance, 0, 1000, &cl->seg, err, sizeof(err));
+	/* the client API's attach (workers/client.c), its sentences said as the tool's */
+	rc = wrk_client_attach(instance, with_inbox, &parts, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "shoal %s: %s\n", cmd, err);
-		return tool_exit_for(rc);
+		/* an instance that is not running is an unknown one to a command: usage */
+		return rc == -ESHUTDOWN || rc == -EOWNERDEAD ? EXIT_USAGE : tool_exit_for(rc);
 	}
-	l = shm_seg_liveness(cl->seg, 0);
-	if (l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE) {
-		fprintf(stderr, "shoal %s: instance '%s' is not running (%s)\n", cmd, instance,
-			l == SHM_LIVE_STOPPED
-				? shm_inst_state_name(atomic_load(&shm_hdr(cl->seg)->state))
-				: shm_liveness_name(l));
-		goto out_detach;
-	}
-	rc = wrk_client_claim(cl->seg);
-	if (rc == -ENOSPC) {
-		fprintf(stderr,
-			"shoal %s: instance '%s': no free client slot: all %u process slots "
-			"are taken by the supervisor, %u workers and live clients; raise "
-			"[segment] max_procs\n",
-			cmd, instance, shm_hdr(cl->seg)->cfg.max_procs,
-			shm_hdr(cl->seg)->cfg.nworkers);
-		shm_seg_detach(cl->seg);
-		return EXIT_SYSTEM;
-	}
-	if (rc) {
-		fprintf(stderr, "shoal %s: instance '%s': no free client slot (%s)\n", cmd,
-			instance, strerror(-rc));
-		shm_seg_detach(cl->seg);
-		return rc == -ENOSPC ? EXIT_SYSTEM : EXIT_USAGE;
-	}
-	shm_proc_set_state(cl->seg, SHM_PROC_RUNNING);
-	if (!with_inbox)
-		return EXIT_OK;
-	rc = ipc_waiter_create(cl->seg, IPC_WAKE_AUTO, &cl->waiter);
-	if (rc) {
-		fprintf(stderr, "shoal %s: cannot set up a wakeup ring: %s\n", cmd, strerror(-rc));
-		shm_seg_detach(cl->seg);
-		return EXIT_SYSTEM;
-	}
-	rc = ipc_inbox_open(cl->seg, &cl->inbox);
-	if (rc) {
-		if (rc == -ENOSPC)
-			fprintf(stderr,
-				"shoal %s: instance '%s': no room for another client inbox (%u in "
-				"use: [segment] client_inboxes); wait for a client to close, or "
-				"raise "
-				"it\n",
-				cmd, instance, shm_cfg_inbox_budget(&shm_hdr(cl->seg)->cfg));
-		else
-			fprintf(stderr, "shoal %s: cannot open an inbox: %s\n", cmd, strerror(-rc));
-		ipc_waiter_destroy(cl->waiter);
-		shm_seg_detach(cl->seg);
-		return EXIT_SYSTEM;
-	}
+	cl->seg = parts.seg;
+	cl->waiter = parts.waiter;
+	cl->inbox = parts.inbox;
 	return EXIT_OK;
-
-out_detach:
-	shm_seg_detach(cl->seg);
-	return EXIT_USAGE;
 }
 
 /* Close the inbox and waiter, release the client slot, detach. */
 void tool_client_close(struct tool_client *cl)
 {
-	if (cl->inbox != SHOAL_HANDLE_NONE)
-		ipc_inbox_close(cl->seg, cl->inbox);
-	if (cl->waiter)
-		ipc_waiter_destroy(cl->waiter);
-	if (cl->seg)
-		shm_seg_detach(cl->seg);
+	struct wrk_client_parts parts = {.seg = cl->seg, .waiter = cl->waiter, .inbox = cl->inbox};
+
+	wrk_client_detach(&parts);
 	memset(cl, 0, sizeof(*cl));
 }
 

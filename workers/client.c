@@ -4,6 +4,7 @@
  * `shoal` client commands do the same through tools/client.c.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,10 +69,17 @@ int wrk_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct shoal_
 	return (int)done;
 }
 
-static void say(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+/* A sentence into err, if the caller gave room for one. */
+static void __attribute__((format(printf, 3, 4)))
+say(char *err, size_t errlen, const char *fmt, ...)
 {
-	if (err && errlen)
-		snprintf(err, errlen, fmt, a, b);
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }
 
 #define CLIENT_RECLAIM_MS 1000 /* a full table of dead clients: wait this long for repair */
@@ -106,11 +114,94 @@ int wrk_client_claim(struct shm_seg *seg)
 	}
 }
 
+/* See wrk.h. Any thread of a process not yet attached as a client of that instance. */
+int wrk_client_attach(const char *instance, bool with_inbox, struct wrk_client_parts *out,
+		      char *err, size_t errlen)
+{
+	enum shm_liveness l;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->inbox = SHOAL_HANDLE_NONE;
+	rc = shm_seg_attach(instance, 0, 1000, &out->seg, err, errlen);
+	if (rc)
+		return rc;
+	l = shm_seg_liveness(out->seg, 0);
+	if (l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE) {
+		/* relaxed: a status word, read for the sentence */
+		uint32_t st = atomic_load_explicit(&shm_hdr(out->seg)->state, memory_order_relaxed);
+
+		say(err, errlen, "instance '%s' is not running (%s)", instance,
+		    l == SHM_LIVE_STOPPED ? shm_inst_state_name(st) : shm_liveness_name(l));
+		rc = l == SHM_LIVE_STOPPED && st != SHM_INST_SUP_DEAD ? -ESHUTDOWN : -EOWNERDEAD;
+		goto out_detach;
+	}
+	rc = wrk_client_claim(out->seg);
+	if (rc == -ENOSPC) {
+		say(err, errlen,
+		    "instance '%s': no free client slot: all %u process slots are taken by the "
+		    "supervisor, %u workers and live clients; raise [segment] max_procs",
+		    instance, shm_hdr(out->seg)->cfg.max_procs, shm_hdr(out->seg)->cfg.nworkers);
+		goto out_detach;
+	}
+	if (rc) {
+		say(err, errlen, "instance '%s': no free client slot (%s)", instance,
+		    strerror(-rc));
+		goto out_detach;
+	}
+	shm_proc_set_state(out->seg, SHM_PROC_RUNNING);
+	if (!with_inbox)
+		return 0;
+	rc = ipc_waiter_create(out->seg, IPC_WAKE_AUTO, &out->waiter);
+	if (rc) {
+		say(err, errlen, "instance '%s': cannot set up a wakeup ring (%s)", instance,
+		    strerror(-rc));
+		goto out_detach;
+	}
+	rc = ipc_inbox_open(out->seg, &out->inbox);
+	if (rc) {
+		if (rc == -ENOSPC)
+			say(err, errlen,
+			    "instance '%s': no room for another client inbox (%u in use: [segment] "
+			    "client_inboxes); wait for a client to close, or raise it",
+			    instance, shm_cfg_inbox_budget(&shm_hdr(out->seg)->cfg));
+		else
+			say(err, errlen, "instance '%s': cannot open an inbox (%s)", instance,
+			    strerror(-rc));
+		goto out_waiter;
+	}
+	return 0;
+
+out_waiter:
+	ipc_waiter_destroy(out->waiter);
+out_detach:
+	shm_seg_detach(out->seg);
+	memset(out, 0, sizeof(*out));
+	out->inbox = SHOAL_HANDLE_NONE;
+	return rc;
+}
+
+/* See wrk.h. The process that attached. */
+void wrk_client_detach(struct wrk_client_parts *p)
+{
+	if (p->inbox != SHOAL_HANDLE_NONE && p->seg) {
+		/* its monitors and memberships go with it: nobody would read what comes */
+		wrk_mon_drop_watcher(p->seg, p->inbox);
+		shm_grp_leave_all(p->seg, p->inbox);
+		ipc_inbox_close(p->seg, p->inbox);
+	}
+	if (p->waiter)
+		ipc_waiter_destroy(p->waiter);
+	if (p->seg)
+		shm_seg_detach(p->seg);
+	memset(p, 0, sizeof(*p));
+	p->inbox = SHOAL_HANDLE_NONE;
+}
+
 int shoal_client_open(const char *instance, struct shoal_client **out, char *err, size_t errlen)
 {
+	struct wrk_client_parts parts;
 	struct shoal_client *c;
-	enum shm_liveness l;
-	char why[512] = "";
 	int rc;
 
 	*out = NULL;
@@ -122,65 +213,26 @@ int shoal_client_open(const char *instance, struct shoal_client **out, char *err
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	rc = shm_seg_attach(instance, 0, 1000, &c->seg, why, sizeof(why));
+	rc = wrk_client_attach(instance, true, &parts, err, errlen);
 	if (rc) {
-		say(err, errlen, "%s%s", why, "");
 		free(c);
 		return rc;
 	}
-	l = shm_seg_liveness(c->seg, 0);
-	if (l != SHM_LIVE_OK && l != SHM_LIVE_UNRESPONSIVE) {
-		say(err, errlen, "instance '%s' is not running (%s)", instance,
-		    shm_liveness_name(l));
-		rc = -EOWNERDEAD;
-		goto fail;
-	}
-	rc = wrk_client_claim(c->seg);
-	if (rc) {
-		say(err, errlen, "instance '%s': no free process slot (%s)", instance,
-		    strerror(-rc));
-		goto fail;
-	}
-	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
-	rc = ipc_waiter_create(c->seg, IPC_WAKE_AUTO, &c->waiter);
-	if (rc) {
-		say(err, errlen, "instance '%s': cannot set up a wakeup ring (%s)", instance,
-		    strerror(-rc));
-		goto fail;
-	}
-	rc = ipc_inbox_open(c->seg, &c->inbox);
-	if (rc) {
-		if (rc == -ENOSPC && err && errlen)
-			snprintf(err, errlen,
-				 "instance '%s': no room for another client inbox (%u in use: "
-				 "[segment] client_inboxes)",
-				 instance, shm_cfg_inbox_budget(&shm_hdr(c->seg)->cfg));
-		else
-			say(err, errlen, "instance '%s': cannot open an inbox (%s)", instance,
-			    strerror(-rc));
-		goto fail;
-	}
+	c->seg = parts.seg;
+	c->waiter = parts.waiter;
+	c->inbox = parts.inbox;
 	*out = c;
 	return 0;
-
-fail:
-	shoal_client_close(c);
-	return rc;
 }
 
 void shoal_client_close(struct shoal_client *c)
 {
+	struct wrk_client_parts parts;
+
 	if (!c)
 		return;
-	if (c->inbox != SHOAL_HANDLE_NONE) {
-		/* its monitors and memberships go with it: nobody would read what comes */
-		wrk_mon_drop_watcher(c->seg, c->inbox);
-		shm_grp_leave_all(c->seg, c->inbox);
-		ipc_inbox_close(c->seg, c->inbox);
-	}
-	if (c->waiter)
-		ipc_waiter_destroy(c->waiter);
-	shm_seg_detach(c->seg);
+	parts = (struct wrk_client_parts){.seg = c->seg, .waiter = c->waiter, .inbox = c->inbox};
+	wrk_client_detach(&parts);
 	free(c);
 }
 

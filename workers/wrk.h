@@ -48,6 +48,25 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args);
  */
 int wrk_client_claim(struct shm_seg *seg);
 
+/* What a client attachment holds: the segment, and with an inbox its waiter. */
+struct wrk_client_parts {
+	struct shm_seg *seg;	   /* read-write, with a client process slot */
+	struct ipc_waiter *waiter; /* NULL without an inbox */
+	shoal_handle_t inbox;	   /* SHOAL_HANDLE_NONE without one */
+};
+
+/*
+ * Attach to instance as a client, the one way the client API and the tools do it: the
+ * segment read-write, a client process slot (wrk_client_claim()), and with_inbox a waiter
+ * and an inbox. Returns 0, or -errno with one sentence in err (may be NULL): an attach error
+ * (-ENOENT no such instance, a validator's code), -ESHUTDOWN (stopped in order),
+ * -EOWNERDEAD (its supervisor died), -ENOSPC (no client slot, or no room for an inbox).
+ */
+int wrk_client_attach(const char *instance, bool with_inbox, struct wrk_client_parts *out,
+		      char *err, size_t errlen);
+/* Undo wrk_client_attach(): the inbox (its monitors and groups) and waiter go, detach. */
+void wrk_client_detach(struct wrk_client_parts *p);
+
 /*
  * After worker proc_slot died (and after shm_reg_repair/ipc_repair_proc): mark its live
  * agents DOWN (restarts++), send DOWN to their monitors, and undo the dead process's
