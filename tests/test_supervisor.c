@@ -854,10 +854,11 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	struct rt_run r;
 	struct shm_seg *seg;
 	struct shm_proc *p;
-	char *saved = asan_allow_null(), out[8192];
+	char *saved, out[8192];
 
 	(void)state;
-	need_test_hooks();
+	need_test_hooks(); /* before anything it would have to undo */
+	saved = asan_allow_null();
 	setenv("SHOAL_TEST_WORKER_ALLOC", "0", 1);
 	start(&r, "cap",
 	      "[instance]\nworkers = 1\nplacement = none\n[memory]\ncap = 192M\n"
