@@ -71,6 +71,7 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	struct shm_agent *a;
 	shoal_handle_t h;
 	uint32_t slot, node = 0;
+	int32_t pnode;
 	int rc;
 
 	if (!seg->writable || seg->self == UINT32_MAX)
@@ -79,8 +80,10 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	if (!wrk_type_is_known(type) || nlen > SHOAL_NAME_MAX ||
 	    proc_slot >= shm_hdr(seg)->cfg.max_procs)
 		return -EINVAL;
-	if (shm_proc_at(seg, proc_slot)->node > 0)
-		node = (uint32_t)shm_proc_at(seg, proc_slot)->node;
+	/* relaxed: a placement hint; a stale node only places the mailbox less well */
+	pnode = atomic_load_explicit(&shm_proc_at(seg, proc_slot)->node, memory_order_relaxed);
+	if (pnode > 0)
+		node = (uint32_t)pnode;
 	rc = shm_agent_alloc(seg, node, &slot);
 	if (rc)
 		return rc;
