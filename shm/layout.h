@@ -293,17 +293,23 @@ enum shm_agent_state {
 
 #define SHM_TYPE_MAX 32u
 
-/* An agent slot; its mailbox is mailbox number == slot index. */
+/*
+ * An agent slot; its mailbox is mailbox number == slot index. node, flags, type and name are
+ * plain: written by the claimer in shm_agent_alloc_named() (shm/proc.c) before its release
+ * store S2 of state and never after, so a reader that acquired state (A0 in ipc/msg.c, the
+ * worker's acquire of ctl) reads them whole; a tool that reads a slot being claimed may see
+ * the previous owner's bytes for an instant (it prints at most the field's length).
+ */
 struct shm_agent {
 	_Atomic uint64_t ctl;	       /* 0 free, else the claim tag of whoever holds the slot */
 	_Atomic uint32_t gen;	       /* generation: bumped when the slot is reused */
 	_Atomic uint32_t state;	       /* enum shm_agent_state */
 	_Atomic uint32_t worker;       /* hosting process slot + 1, 0 none */
-	uint32_t node;		       /* NUMA node of its mailbox arena */
+	uint32_t node;		       /* NUMA node of its mailbox arena; before S2 only */
 	_Atomic uint32_t restarts;     /* restarts of this agent */
-	uint32_t flags;		       /* spawn flags */
-	char type[SHM_TYPE_MAX];       /* agent type name */
-	char name[64];		       /* primary registered name, for tools */
+	uint32_t flags;		       /* spawn flags; before S2 only */
+	char type[SHM_TYPE_MAX];       /* agent type name; before S2 only */
+	char name[64];		       /* primary registered name, for tools; before S2 only */
 	_Atomic uint64_t handled;      /* messages handled */
 	_Atomic uint64_t redelivered;  /* messages handled again after a crash */
 	_Atomic uint64_t started_ns;   /* CLOCK_MONOTONIC of the last (re)start */

@@ -394,6 +394,12 @@ bool shm_tag_is_dead(const struct shm_seg *seg, uint64_t tag, bool probe)
 
 int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 {
+	return shm_agent_alloc_named(seg, node_hint, NULL, NULL, 0, slot_out);
+}
+
+int shm_agent_alloc_named(struct shm_seg *seg, uint32_t node_hint, const char *type,
+			  const char *name, size_t nlen, uint32_t *slot_out)
+{
 	const struct shm_cfg *cfg = &shm_hdr(seg)->cfg;
 	uint32_t first, count;
 
@@ -436,8 +442,15 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			atomic_store_explicit(&a->ckpt_len, 0, memory_order_relaxed);
 			atomic_store_explicit(&a->ckpt_seq, 0, memory_order_relaxed);
 			atomic_store_explicit(&a->worker, 0, memory_order_relaxed);
+			a->flags = 0;
 			memset(a->type, 0, sizeof(a->type));
 			memset(a->name, 0, sizeof(a->name));
+			/* type, name, node and flags are written here only: S2 publishes them */
+			if (type)
+				strncpy(a->type, type, sizeof(a->type) - 1);
+			if (nlen)
+				memcpy(a->name, name,
+				       nlen < sizeof(a->name) ? nlen : sizeof(a->name) - 1);
 			/*
 			 * S2: release: pairs with the acquire loads of state (A0 in check_to(),
 			 * ipc/msg.c, and in workers/agent.c): gen and the fields above before

@@ -84,7 +84,7 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	pnode = atomic_load_explicit(&shm_proc_at(seg, proc_slot)->node, memory_order_relaxed);
 	if (pnode > 0)
 		node = (uint32_t)pnode;
-	rc = shm_agent_alloc(seg, node, &slot);
+	rc = shm_agent_alloc_named(seg, node, type, name, nlen, &slot);
 	if (rc)
 		return rc;
 	a = shm_agent_at(seg, slot);
@@ -92,14 +92,11 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	ipc_mbox_init(seg, slot);
 	atomic_store_explicit(&a->ckpt_blen[0], 0, memory_order_relaxed);
 	atomic_store_explicit(&a->ckpt_blen[1], 0, memory_order_relaxed);
-	strncpy(a->type, type, sizeof(a->type) - 1);
 	if (nlen) {
-		memcpy(a->name, name, nlen);
 		rc = shm_reg_register(seg, SHM_NS_DEFAULT, name, nlen, h, NULL);
 		if (rc)
 			goto out_free;
 	}
-	a->flags = 0;
 	atomic_store_explicit(&a->started_ns, 0, memory_order_relaxed);
 	atomic_store_explicit(&a->worker, proc_slot + 1, memory_order_relaxed);
 	/* H0: pairs with the worker's acquire of ctl: the slot is complete, hand it over. */
