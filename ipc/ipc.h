@@ -196,6 +196,12 @@ void ipc_wake_sweep(void);
  * receive replies and monitor messages. Any process with a process slot.
  */
 int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out);
+/*
+ * ipc_inbox_open() with the slot's type and name for tools (the supervisor's control inbox:
+ * "control"), written before the slot is published (shm_agent_alloc_named()). name may be
+ * NULL.
+ */
+int ipc_inbox_open_as(struct shm_seg *seg, const char *type, const char *name, shoal_handle_t *out);
 void ipc_inbox_close(struct shm_seg *seg, shoal_handle_t inbox);
 
 /*

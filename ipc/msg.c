@@ -443,6 +443,11 @@ static uint32_t inboxes_in_use(const struct shm_seg *seg)
 
 int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out)
 {
+	return ipc_inbox_open_as(seg, "client", NULL, out);
+}
+
+int ipc_inbox_open_as(struct shm_seg *seg, const char *type, const char *name, shoal_handle_t *out)
+{
 	struct shm_agent *a;
 	uint32_t slot;
 	int r;
@@ -452,12 +457,11 @@ int ipc_inbox_open(struct shm_seg *seg, shoal_handle_t *out)
 	if (shm_proc_at(seg, seg->self)->role == SHM_ROLE_CLIENT &&
 	    inboxes_in_use(seg) >= shm_cfg_inbox_budget(&shm_hdr(seg)->cfg))
 		return -ENOSPC;
-	r = shm_agent_alloc(seg, 0, &slot);
+	r = shm_agent_alloc_named(seg, 0, type, name, name ? strlen(name) : 0, &slot);
 	if (r)
 		return r;
 	a = shm_agent_at(seg, slot);
 	ipc_mbox_init(seg, slot);
-	snprintf(a->type, sizeof(a->type), "client");
 	/* relaxed: published by the state store below */
 	atomic_store_explicit(&a->worker, seg->self + 1, memory_order_relaxed);
 	atomic_store_explicit(&a->started_ns, shm_now_ns(), memory_order_relaxed);

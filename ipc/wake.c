@@ -343,7 +343,8 @@ int ipc_waiter_attach(struct ipc_waiter *w)
 	p = shm_proc_at(w->seg, w->seg->self);
 	if (p->role == SHM_ROLE_CLIENT && w->sup_pidfd < 0)
 		watch_supervisor(w);
-	p->eventfd = w->fd; /* for producers in this process */
+	/* for producers in this process; relaxed: published by M0 below, read by the owner */
+	atomic_store_explicit(&p->eventfd, w->fd, memory_order_relaxed);
 	/* relaxed: owner-written; the release store of wake_mech below publishes eventfd */
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
 	/* M0: pairs with M1 in ring_one(): FIFO fd number before the mechanism. */
@@ -386,7 +387,8 @@ void ipc_waiter_destroy(struct ipc_waiter *w)
 		p = shm_proc_at(w->seg, w->seg->self);
 		/* relaxed: owner-written; producers that read the old value make a spare wake */
 		atomic_store_explicit(&p->wake_mech, 0, memory_order_relaxed);
-		p->eventfd = -1;
+		/* relaxed: only this process reads it (its own producers) */
+		atomic_store_explicit(&p->eventfd, -1, memory_order_relaxed);
 	}
 	io_uring_queue_exit(&w->ring);
 	if (w->fd >= 0)
@@ -619,10 +621,13 @@ static int peer_fd(struct shm_seg *seg, uint32_t proc, struct shm_proc *p)
 	if (fd_cache[proc].own && fd_cache[proc].fd >= 0)
 		close(fd_cache[proc].fd);
 	fd_cache[proc].own = own;
-	if ((pid_t)(own >> 32) == getpid() && seg->self == proc)
-		fd = p->eventfd >= 0 ? dup(p->eventfd) : -1;
-	else
+	if ((pid_t)(own >> 32) == getpid() && seg->self == proc) {
+		/* relaxed: this process stored it (ipc_waiter_attach()) */
+		fd = atomic_load_explicit(&p->eventfd, memory_order_relaxed);
+		fd = fd >= 0 ? dup(fd) : -1;
+	} else {
 		fd = fifo_open_peer(seg, proc, own);
+	}
 	/* a failure is not cached: the next wake tries again */
 	fd_cache[proc].fd = fd;
 out_unlock:

@@ -216,28 +216,37 @@ enum shm_exit_reason {
  * A process slot: three 128-byte lines. The first is written by the owner and the
  * supervisor, the second holds the owner's intents (repair reads them), the third is the
  * wake line that producers touch (ipc/).
+ *
+ * Memory ordering: role and start_time are written by the claimer in proc_init() (shm/proc.c)
+ * before its release store S0 of state, and never after, so they are plain; a reader orders
+ * them by an acquire load of state (K0 and others). Every other field written while the slot
+ * is published is _Atomic: core, node, mem_cap, cap_mech, windex and the last_* exit fields
+ * are status words for tools, the control path and the spawner, stored and loaded relaxed
+ * (no order with anything else; a reader may see a mix of two exits for an instant, the exit
+ * log's seqlock gives a consistent copy); eventfd is published by M0 (wake_mech, ipc/wake.c).
  */
 struct shm_proc {
 	_Atomic uint64_t own;	       /* 0 free, else (pid << 32) | epoch; claimed by CAS */
 	_Atomic uint32_t state;	       /* enum shm_proc_state */
-	uint32_t role;		       /* enum shm_role */
-	uint64_t start_time;	       /* owner's /proc starttime: tells a reused pid */
+	uint32_t role;		       /* enum shm_role; plain: written before S0 only */
+	uint64_t start_time;	       /* owner's /proc starttime: tells a reused pid; plain:
+					* written before S0 only */
 	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC, refreshed by the owner's loop */
-	int32_t core;		       /* pinned core, -1 none */
-	int32_t node;		       /* NUMA node, -1 none */
-	uint64_t mem_cap;	       /* memory cap in bytes, 0 none */
-	uint32_t cap_mech;	       /* 0 none, 1 rlimit, 2 cgroup v2 */
+	_Atomic int32_t core;	       /* pinned core, -1 none */
+	_Atomic int32_t node;	       /* NUMA node, -1 none */
+	_Atomic uint64_t mem_cap;      /* memory cap in bytes, 0 none */
+	_Atomic uint32_t cap_mech;     /* 0 none, 1 rlimit, 2 cgroup v2 */
 	_Atomic uint32_t restarts;     /* restarts of this worker slot */
-	uint32_t last_pid;	       /* pid of the last exited owner */
-	int32_t last_code;	       /* its exit code, -1 if signalled */
-	int32_t last_signal;	       /* its terminating signal, 0 if none */
-	uint32_t last_reason;	       /* enum shm_exit_reason */
-	uint64_t last_exit_ns;	       /* CLOCK_REALTIME of that exit */
-	uint32_t windex;	       /* worker index for workers, else 0 */
+	_Atomic uint32_t last_pid;     /* pid of the last exited owner */
+	_Atomic int32_t last_code;     /* its exit code, -1 if signalled */
+	_Atomic int32_t last_signal;   /* its terminating signal, 0 if none */
+	_Atomic uint32_t last_reason;  /* enum shm_exit_reason */
+	_Atomic uint64_t last_exit_ns; /* CLOCK_REALTIME of that exit */
+	_Atomic uint32_t windex;       /* worker index for workers, else 0 */
 	_Atomic uint32_t repair_gen;   /* bumped by the supervisor after each repair */
 	_Atomic uint32_t agents_gen;   /* workers/: bumped when an agent is assigned to this
 					* worker or asked to stop, so its loop rescans */
-	uint32_t last_epoch;	       /* epoch of the last exited owner (with last_pid) */
+	_Atomic uint32_t last_epoch;   /* epoch of the last exited owner (with last_pid) */
 	_Atomic uint32_t death_word;   /* robust-futex word: a worker's tid, stored by it; the
 					* supervisor sets bit 31 (waiters) and waits on it; the
 					* kernel sets bit 30 (owner died) early in the exit */
@@ -254,7 +263,7 @@ struct shm_proc {
 	_Atomic uint32_t doorbell;  /* futex word: bumped on every ring while parked */
 	_Atomic uint32_t parked;    /* 1 while the owner is (about to be) parked */
 	_Atomic uint32_t wake_mech; /* 0 none, 1 io_uring futex, 2 eventfd */
-	int32_t eventfd;	    /* the owner's eventfd number (eventfd path) */
+	_Atomic int32_t eventfd;    /* the owner's eventfd number (eventfd path), before M0 */
 	_Atomic uint64_t wakes;	    /* syscalls made to wake this process */
 	uint8_t pad1[128 - 24];	    /* to 384 */
 };
@@ -263,6 +272,14 @@ static_assert(offsetof(struct shm_proc, mbox_intent) == 128, "shm_proc intent li
 static_assert(offsetof(struct shm_proc, doorbell) == 256, "shm_proc wake line");
 static_assert(offsetof(struct shm_proc, death_word) == 96, "shm_proc death word");
 static_assert(offsetof(struct shm_proc, running_ns) == 104, "shm_proc running_ns");
+/* _Atomic kept each field's width: the offsets tools of the same major read are unchanged */
+static_assert(offsetof(struct shm_proc, core) == 32 && offsetof(struct shm_proc, mem_cap) == 40 &&
+		      offsetof(struct shm_proc, last_pid) == 56 &&
+		      offsetof(struct shm_proc, last_exit_ns) == 72 &&
+		      offsetof(struct shm_proc, windex) == 80 &&
+		      offsetof(struct shm_proc, last_epoch) == 92 &&
+		      offsetof(struct shm_proc, eventfd) == 268,
+	      "shm_proc ABI: status words");
 
 /* Agent states (shm_agent.state). */
 enum shm_agent_state {
@@ -276,17 +293,23 @@ enum shm_agent_state {
 
 #define SHM_TYPE_MAX 32u
 
-/* An agent slot; its mailbox is mailbox number == slot index. */
+/*
+ * An agent slot; its mailbox is mailbox number == slot index. node, flags, type and name are
+ * plain: written by the claimer in shm_agent_alloc_named() (shm/proc.c) before its release
+ * store S2 of state and never after, so a reader that acquired state (A0 in ipc/msg.c, the
+ * worker's acquire of ctl) reads them whole; a tool that reads a slot being claimed may see
+ * the previous owner's bytes for an instant (it prints at most the field's length).
+ */
 struct shm_agent {
 	_Atomic uint64_t ctl;	       /* 0 free, else the claim tag of whoever holds the slot */
 	_Atomic uint32_t gen;	       /* generation: bumped when the slot is reused */
 	_Atomic uint32_t state;	       /* enum shm_agent_state */
 	_Atomic uint32_t worker;       /* hosting process slot + 1, 0 none */
-	uint32_t node;		       /* NUMA node of its mailbox arena */
+	uint32_t node;		       /* NUMA node of its mailbox arena; before S2 only */
 	_Atomic uint32_t restarts;     /* restarts of this agent */
-	uint32_t flags;		       /* spawn flags */
-	char type[SHM_TYPE_MAX];       /* agent type name */
-	char name[64];		       /* primary registered name, for tools */
+	uint32_t flags;		       /* spawn flags; before S2 only */
+	char type[SHM_TYPE_MAX];       /* agent type name; before S2 only */
+	char name[64];		       /* primary registered name, for tools; before S2 only */
 	_Atomic uint64_t handled;      /* messages handled */
 	_Atomic uint64_t redelivered;  /* messages handled again after a crash */
 	_Atomic uint64_t started_ns;   /* CLOCK_MONOTONIC of the last (re)start */

@@ -98,8 +98,9 @@ static void proc_init(struct shm_proc *p, enum shm_role role, uint64_t start_tim
 {
 	p->role = role;
 	p->start_time = start_time;
-	p->core = -1;
-	p->node = -1;
+	/* relaxed: S0 publishes them; the supervisor sets them later (sup_worker.c, a_ready()) */
+	atomic_store_explicit(&p->core, -1, memory_order_relaxed);
+	atomic_store_explicit(&p->node, -1, memory_order_relaxed);
 	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
 	for (unsigned i = 0; i < 8; i++)
 		atomic_store_explicit(&p->reg_intent[i], 0, memory_order_relaxed);
@@ -330,12 +331,13 @@ void shm_proc_release(struct shm_seg *seg)
 	if (seg->self == UINT32_MAX)
 		return;
 	p = shm_proc_at(seg, seg->self);
-	p->last_pid = (uint32_t)getpid();
-	p->last_epoch = seg->epoch;
-	p->last_code = 0;
-	p->last_signal = 0;
-	p->last_reason = SHM_EXIT_NORMAL;
-	p->last_exit_ns = shm_wall_ns();
+	/* relaxed: the owner's history for tools; R0 below publishes it with EXITED */
+	atomic_store_explicit(&p->last_pid, (uint32_t)getpid(), memory_order_relaxed);
+	atomic_store_explicit(&p->last_epoch, seg->epoch, memory_order_relaxed);
+	atomic_store_explicit(&p->last_code, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->last_signal, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->last_reason, SHM_EXIT_NORMAL, memory_order_relaxed);
+	atomic_store_explicit(&p->last_exit_ns, shm_wall_ns(), memory_order_relaxed);
 	shm_exit_record(seg, seg->self);
 	/* R0: release: history fields before the slot reads as exited. */
 	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
@@ -392,6 +394,12 @@ bool shm_tag_is_dead(const struct shm_seg *seg, uint64_t tag, bool probe)
 
 int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 {
+	return shm_agent_alloc_named(seg, node_hint, NULL, NULL, 0, slot_out);
+}
+
+int shm_agent_alloc_named(struct shm_seg *seg, uint32_t node_hint, const char *type,
+			  const char *name, size_t nlen, uint32_t *slot_out)
+{
 	const struct shm_cfg *cfg = &shm_hdr(seg)->cfg;
 	uint32_t first, count;
 
@@ -434,8 +442,15 @@ int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
 			atomic_store_explicit(&a->ckpt_len, 0, memory_order_relaxed);
 			atomic_store_explicit(&a->ckpt_seq, 0, memory_order_relaxed);
 			atomic_store_explicit(&a->worker, 0, memory_order_relaxed);
+			a->flags = 0;
 			memset(a->type, 0, sizeof(a->type));
 			memset(a->name, 0, sizeof(a->name));
+			/* type, name, node and flags are written here only: S2 publishes them */
+			if (type)
+				strncpy(a->type, type, sizeof(a->type) - 1);
+			if (nlen)
+				memcpy(a->name, name,
+				       nlen < sizeof(a->name) ? nlen : sizeof(a->name) - 1);
 			/*
 			 * S2: release: pairs with the acquire loads of state (A0 in check_to(),
 			 * ipc/msg.c, and in workers/agent.c): gen and the fields above before
@@ -479,14 +494,16 @@ void shm_agent_free(struct shm_seg *seg, uint32_t slot)
 static void exit_fill(struct shm_exit_rec *r, const struct shm_proc *p, uint32_t slot,
 		      uint64_t done)
 {
+	/* relaxed: written by whoever records the exit, before this; the record's seq orders the
+	 * copy */
 	struct shm_exit_rec c = {
-		.time_ns = p->last_exit_ns,
+		.time_ns = atomic_load_explicit(&p->last_exit_ns, memory_order_relaxed),
 		.slot = slot,
-		.pid = p->last_pid,
-		.epoch = p->last_epoch,
-		.code = p->last_code,
-		.signal = p->last_signal,
-		.reason = p->last_reason,
+		.pid = atomic_load_explicit(&p->last_pid, memory_order_relaxed),
+		.epoch = atomic_load_explicit(&p->last_epoch, memory_order_relaxed),
+		.code = atomic_load_explicit(&p->last_code, memory_order_relaxed),
+		.signal = atomic_load_explicit(&p->last_signal, memory_order_relaxed),
+		.reason = atomic_load_explicit(&p->last_reason, memory_order_relaxed),
 		.role = p->role,
 		/* relaxed: a counter the supervisor keeps */
 		.restarts = atomic_load_explicit(&p->restarts, memory_order_relaxed),
@@ -532,8 +549,10 @@ void shm_exit_update(struct shm_seg *seg, uint32_t slot)
 		if (shm_seq_read_begin(&r->seq) != done)
 			continue;
 		shm_seq_load_body(EXIT_BODY(&c), EXIT_BODY(r), EXIT_BODY_BYTES);
-		if (shm_seq_read_end(&r->seq) != done || c.slot != slot || c.pid != p->last_pid ||
-		    c.epoch != p->last_epoch)
+		/* relaxed: the caller (the supervisor) wrote last_pid/last_epoch itself */
+		if (shm_seq_read_end(&r->seq) != done || c.slot != slot ||
+		    c.pid != atomic_load_explicit(&p->last_pid, memory_order_relaxed) ||
+		    c.epoch != atomic_load_explicit(&p->last_epoch, memory_order_relaxed))
 			continue;
 		/* take it back for writing; a wrap that reuses it meanwhile wins */
 		if (!atomic_compare_exchange_strong_explicit(

@@ -299,6 +299,13 @@ bool shm_proc_is_alive(const struct shm_seg *seg, uint32_t slot);
 
 /* Free an agent slot index; the agent table's claim protocol (supervisor uses it). */
 int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out);
+/*
+ * shm_agent_alloc() that also writes the slot's type (NUL-terminated, cut to
+ * SHM_TYPE_MAX - 1 bytes) and name (nlen bytes, cut to 63), for tools, before S2 publishes
+ * the slot: nobody writes them after. type may be NULL, name NULL with nlen 0.
+ */
+int shm_agent_alloc_named(struct shm_seg *seg, uint32_t node_hint, const char *type,
+			  const char *name, size_t nlen, uint32_t *slot_out);
 void shm_agent_free(struct shm_seg *seg, uint32_t slot);
 
 /* --- change events (shm/change.c) --- */

@@ -106,12 +106,13 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 	/* relaxed: the slot reads DEAD (its reader acquired that), so own cannot move */
 	uint64_t own = atomic_load_explicit(&p->own, memory_order_relaxed);
 
-	p->last_pid = (uint32_t)(own >> 32);
-	p->last_epoch = (uint32_t)own;
-	p->last_code = -1;
-	p->last_signal = 0;
-	p->last_reason = SHM_EXIT_VANISHED;
-	p->last_exit_ns = shm_wall_ns();
+	/* relaxed: a status for tools, as in sup_exit_record() */
+	atomic_store_explicit(&p->last_pid, (uint32_t)(own >> 32), memory_order_relaxed);
+	atomic_store_explicit(&p->last_epoch, (uint32_t)own, memory_order_relaxed);
+	atomic_store_explicit(&p->last_code, -1, memory_order_relaxed);
+	atomic_store_explicit(&p->last_signal, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->last_reason, SHM_EXIT_VANISHED, memory_order_relaxed);
+	atomic_store_explicit(&p->last_exit_ns, shm_wall_ns(), memory_order_relaxed);
 	shm_exit_record(seg, slot);
 	shm_reg_repair(seg, slot);
 	shm_grp_repair(seg, slot);

@@ -61,7 +61,6 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 		 struct sup_ctl **out)
 {
 	struct sup_ctl *ctl = calloc(1, sizeof(*ctl));
-	struct shm_agent *a;
 	struct shm_proc *p;
 	int r = -ENOMEM;
 
@@ -79,16 +78,11 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 #ifdef SHOAL_TEST_HOOKS
 	ctl->test_die = getenv("SHOAL_TEST_CTL_DIE") != NULL;
 #endif
-	r = ipc_inbox_open(seg, &ctl->inbox);
+	/* type and name for tools only (the inbox is in no namespace) */
+	r = ipc_inbox_open_as(seg, "control", "(supervisor)", &ctl->inbox);
 	if (r)
 		goto out_free;
 	ctl->slot = shoal_handle_slot(ctl->inbox);
-	a = shm_agent_at(seg, ctl->slot);
-	/* for tools only (the inbox is in no namespace); the slot is ours, no reader relies */
-	memset(a->type, 0, sizeof(a->type));
-	strcpy(a->type, "control");
-	memset(a->name, 0, sizeof(a->name));
-	strcpy(a->name, "(supervisor)");
 	p = shm_proc_at(seg, seg->self);
 	for (unsigned i = 0; i < 6; i++)
 		/* relaxed: owner-written; read by post-mortem tools only */

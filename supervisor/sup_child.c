@@ -213,7 +213,8 @@ void sup_child_launch_prep(struct sup *s, struct sup_worker *w)
 		fprintf(stderr, "shoal: worker %u: memory cap under %s: %s; running uncapped\n",
 			w->windex, s->c->cgroup, strerror(-r));
 	w->oom_base = sup_cap_oom_kills(s->c, w->windex, w->cap_mech);
-	p->windex = w->windex;
+	/* relaxed: a status word for tools */
+	atomic_store_explicit(&p->windex, w->windex, memory_order_relaxed);
 	shm_trace("sup: launch prepared");
 }
 
@@ -346,15 +347,18 @@ void sup_zombie_reap(struct sup *s, struct sup_worker *w)
 		return;
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)w->zpidfd, &si, WEXITED) == 0 && si.si_pid &&
-	    p->last_pid == (uint32_t)w->zpid) {
-		uint32_t was = p->last_reason;
+	    atomic_load_explicit(&p->last_pid, memory_order_relaxed) == (uint32_t)w->zpid) {
+		uint32_t was = atomic_load_explicit(&p->last_reason, memory_order_relaxed);
 
 		/* its launch's cgroup baseline is gone: keep what the death notice found */
-		sup_exit_record(s, w, w->zpid, p->last_epoch, sup_exit_wait_status(&si), false,
-				w->state == SUP_W_HUNG, was == SHM_EXIT_MEMCAP, true);
+		sup_exit_record(s, w, w->zpid,
+				atomic_load_explicit(&p->last_epoch, memory_order_relaxed),
+				sup_exit_wait_status(&si), false, w->state == SUP_W_HUNG,
+				was == SHM_EXIT_MEMCAP, true);
 		/* nor may it forget that we killed it for a hang */
-		if (was == SHM_EXIT_HANG && p->last_reason == SHM_EXIT_SIGNAL)
-			p->last_reason = SHM_EXIT_HANG;
+		if (was == SHM_EXIT_HANG &&
+		    atomic_load_explicit(&p->last_reason, memory_order_relaxed) == SHM_EXIT_SIGNAL)
+			atomic_store_explicit(&p->last_reason, SHM_EXIT_HANG, memory_order_relaxed);
 	}
 	close(w->zpidfd);
 	w->zpidfd = -1;

@@ -35,13 +35,18 @@
 void sup_exit_note_reason(struct sup_worker *w, const struct shm_proc *p)
 {
 	char *r = w->reasons[w->nreasons % REASONS_MAX];
+	/* relaxed: the supervisor wrote these itself (sup_exit_record()) */
+	uint32_t pid = atomic_load_explicit(&p->last_pid, memory_order_relaxed);
+	int32_t code = atomic_load_explicit(&p->last_code, memory_order_relaxed);
+	int32_t sig = atomic_load_explicit(&p->last_signal, memory_order_relaxed);
+	uint32_t reason = atomic_load_explicit(&p->last_reason, memory_order_relaxed);
 
-	if (p->last_signal)
-		snprintf(r, 64, "pid %u killed by signal %d (%s)", p->last_pid, p->last_signal,
-			 shm_exit_reason_name(p->last_reason));
+	if (sig)
+		snprintf(r, 64, "pid %u killed by signal %d (%s)", pid, sig,
+			 shm_exit_reason_name(reason));
 	else
-		snprintf(r, 64, "pid %u exited with code %d (%s)", p->last_pid, p->last_code,
-			 shm_exit_reason_name(p->last_reason));
+		snprintf(r, 64, "pid %u exited with code %d (%s)", pid, code,
+			 shm_exit_reason_name(reason));
 	w->nreasons++;
 }
 
@@ -64,28 +69,35 @@ void sup_exit_record(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t ep
 	struct shm_proc *p = sup_wproc(s, w);
 	uint32_t reason;
 
-	p->last_pid = (uint32_t)pid;
-	p->last_epoch = epoch;
+	/*
+	 * relaxed: a status for tools (cmd_inspect.c); the exit log's seq orders its own copy
+	 * (shm_exit_record()), a reader of these fields may see a mix of two exits for an instant
+	 */
+	atomic_store_explicit(&p->last_pid, (uint32_t)pid, memory_order_relaxed);
+	atomic_store_explicit(&p->last_epoch, epoch, memory_order_relaxed);
 	if (status >= 0 && WIFEXITED(status)) {
-		p->last_code = WEXITSTATUS(status);
-		p->last_signal = 0;
-		if (p->last_code == WRK_EXIT_MEMCAP)
+		int32_t code = WEXITSTATUS(status);
+
+		atomic_store_explicit(&p->last_code, code, memory_order_relaxed);
+		atomic_store_explicit(&p->last_signal, 0, memory_order_relaxed);
+		if (code == WRK_EXIT_MEMCAP)
 			reason = SHM_EXIT_MEMCAP;
-		else if (p->last_code == 0 && asked_to_stop)
+		else if (code == 0 && asked_to_stop)
 			reason = SHM_EXIT_NORMAL;
 		else
 			reason = SHM_EXIT_CODE;
 	} else {
-		p->last_code = -1;
-		p->last_signal = status >= 0 ? WTERMSIG(status) : 0;
+		atomic_store_explicit(&p->last_code, -1, memory_order_relaxed);
+		atomic_store_explicit(&p->last_signal, status >= 0 ? WTERMSIG(status) : 0,
+				      memory_order_relaxed);
 		reason = SHM_EXIT_SIGNAL;
 	}
 	if (oom < 0 ? sup_exit_is_oom(s, w) : oom)
 		reason = SHM_EXIT_MEMCAP;
 	else if (hung && !asked_to_stop)
 		reason = SHM_EXIT_HANG;
-	p->last_reason = reason;
-	p->last_exit_ns = shm_wall_ns();
+	atomic_store_explicit(&p->last_reason, reason, memory_order_relaxed);
+	atomic_store_explicit(&p->last_exit_ns, shm_wall_ns(), memory_order_relaxed);
 	if (again)
 		shm_exit_update(s->seg, w->slot); /* the same exit, now with its status */
 	else

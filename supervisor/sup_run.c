@@ -297,10 +297,16 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		s.w[i].ready_rd = -1;
 		s.w[i].zpidfd = -1;
 		s.w[i].state = SUP_W_EXITED;
-		shm_proc_at(s.seg, i + 1)->windex = i;
-		/* before the worker claims it: the agent spawner reads the node as its hint */
-		shm_proc_at(s.seg, i + 1)->core = s.w[i].place.core;
-		shm_proc_at(s.seg, i + 1)->node = s.w[i].place.node;
+		/*
+		 * relaxed (these three): status words for tools and the spawner's hint, no order
+		 * with anything else. Before the worker claims it: the agent spawner reads the
+		 * node.
+		 */
+		atomic_store_explicit(&shm_proc_at(s.seg, i + 1)->windex, i, memory_order_relaxed);
+		atomic_store_explicit(&shm_proc_at(s.seg, i + 1)->core, s.w[i].place.core,
+				      memory_order_relaxed);
+		atomic_store_explicit(&shm_proc_at(s.seg, i + 1)->node, s.w[i].place.node,
+				      memory_order_relaxed);
 	}
 	if (!adopted)
 		shm_seg_publish(s.seg);

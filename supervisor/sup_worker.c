@@ -258,11 +258,14 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 {
 	struct shm_proc *p = sup_wproc(s, w);
 
-	/* the slot's claim reset these; the supervisor states where it put the worker */
-	p->core = w->place.core;
-	p->node = w->place.node;
-	p->mem_cap = w->cap_mech ? s->c->mem_cap : 0;
-	p->cap_mech = (uint32_t)w->cap_mech;
+	/*
+	 * The slot's claim reset these; the supervisor states where it put the worker. relaxed:
+	 * status words for tools, the control path and the spawner; no order with others.
+	 */
+	atomic_store_explicit(&p->core, w->place.core, memory_order_relaxed);
+	atomic_store_explicit(&p->node, w->place.node, memory_order_relaxed);
+	atomic_store_explicit(&p->mem_cap, w->cap_mech ? s->c->mem_cap : 0, memory_order_relaxed);
+	atomic_store_explicit(&p->cap_mech, (uint32_t)w->cap_mech, memory_order_relaxed);
 	shm_change_bump(s->seg);
 	w->ready_ns = sup_now();
 	w->ever_ready = true;

@@ -413,6 +413,41 @@ static void test_agent_monitor_table(void **state)
 	drop_seg(seg);
 }
 
+/*
+ * An agent slot's type, name and flags are written before S2 publishes it (nobody writes them
+ * after): the slot reads STARTING with them in place, each cut to its field, and a reused slot
+ * starts with its own.
+ */
+static void test_agent_alloc_named_before_publish(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	char longtype[SHM_TYPE_MAX + 8], longname[80];
+	struct shm_agent *a;
+	uint32_t slot;
+
+	(void)state;
+	memset(longtype, 't', sizeof(longtype) - 1);
+	longtype[sizeof(longtype) - 1] = '\0';
+	memset(longname, 'n', sizeof(longname));
+	assert_int_equal(shm_agent_alloc_named(seg, 0, longtype, longname, sizeof(longname), &slot),
+			 0);
+	a = shm_agent_at(seg, slot);
+	assert_int_equal(atomic_load(&a->state), SHM_AGENT_STARTING);
+	assert_int_equal(strnlen(a->type, sizeof(a->type)), SHM_TYPE_MAX - 1);
+	assert_int_equal(strnlen(a->name, sizeof(a->name)), sizeof(a->name) - 1);
+	assert_int_equal(a->name[0], 'n');
+	a->flags = 5; /* as a previous owner may have left it */
+	shm_agent_free(seg, slot);
+	assert_int_equal(shm_agent_alloc_named(seg, 0, "echo", NULL, 0, &slot), 0);
+	a = shm_agent_at(seg, slot);
+	assert_int_equal(atomic_load(&a->state), SHM_AGENT_STARTING);
+	assert_string_equal(a->type, "echo");
+	assert_string_equal(a->name, "");
+	assert_int_equal(a->flags, 0);
+	shm_agent_free(seg, slot);
+	drop_seg(seg);
+}
+
 /* Spawn without a running worker, stop it (the stopper finishes it), repair a half spawn. */
 static void test_agent_spawn_stop_repair(void **state)
 {
@@ -491,13 +526,14 @@ static void test_agent_supervisor_spawn_repair(void **state)
 		if (shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false) || seg->self != 0)
 			_exit(1);
 		shm_proc_set_state(seg, SHM_PROC_RUNNING);
-		if (shm_agent_alloc(seg, 0, &s[0]) || shm_agent_alloc(seg, 0, &s[1]))
+		/* the second's type written at its claim, as wrk_agent_spawn() does */
+		if (shm_agent_alloc(seg, 0, &s[0]) ||
+		    shm_agent_alloc_named(seg, 0, "echo", NULL, 0, &s[1]))
 			_exit(2);
 		h = wrk_agent_handle(seg, s[0]);
 		if (shm_reg_register(seg, SHM_NS_DEFAULT, "half", 4, h, NULL))
 			_exit(3);
 		/* the second got as far as its worker (worker 0, process slot 1) */
-		strcpy(shm_agent_at(seg, s[1])->type, "echo");
 		h = wrk_agent_handle(seg, s[1]);
 		if (shm_reg_register(seg, SHM_NS_DEFAULT, "almost", 6, h, NULL))
 			_exit(4);
@@ -638,6 +674,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_two_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_monitor_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_monitor_two_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_agent_alloc_named_before_publish, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_agent_spawn_stop_repair, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_supervisor_spawn_repair, setup,
 						teardown),

@@ -112,7 +112,7 @@ static void test_control_spawn_and_stop(void **state)
 	WAIT_FOR(c.seg, agent_is(c.seg, h, SHM_AGENT_RUNNING));
 	rt_expect_echo(&c, h);
 	/* node hint: the node the workers were placed on */
-	node = shm_proc_at(c.seg, 1)->node;
+	node = atomic_load_explicit(&shm_proc_at(c.seg, 1)->node, memory_order_relaxed);
 	if (node >= 0) {
 		assert_int_equal(ctl_spawn(&c, "echo", "n1", IPC_CTL_NODE, node, &rep), 0);
 		assert_int_equal(rep.node, node);
@@ -648,10 +648,11 @@ static void test_control_commands(void **state)
 				     (const char *[]){"call", "e3", "hello", NULL}),
 			 0);
 	assert_string_equal(out, "hello\n");
-	if (shm_proc_at(seg, 1)->node >= 0) {
+	if (atomic_load_explicit(&shm_proc_at(seg, 1)->node, memory_order_relaxed) >= 0) {
 		char node[16];
 
-		snprintf(node, sizeof(node), "%d", shm_proc_at(seg, 1)->node);
+		snprintf(node, sizeof(node), "%d",
+			 atomic_load_explicit(&shm_proc_at(seg, 1)->node, memory_order_relaxed));
 		assert_int_equal(
 			rt_run_tool(r.inst, out, sizeof(out),
 				    (const char *[]){"spawn", "echo", "e4", "--node", node, NULL}),

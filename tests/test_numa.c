@@ -63,13 +63,15 @@ static void test_numa_workers_and_mailboxes_on_their_nodes(void **state)
 		pid_t pid = (pid_t)(atomic_load(&p->own) >> 32);
 		cpu_set_t set;
 
-		node[w] = p->node;
+		node[w] = atomic_load_explicit(&p->node, memory_order_relaxed);
 		assert_true(node[w] >= 0);
 		/* bound to one core, of its node */
 		assert_int_equal(sched_getaffinity(pid, sizeof(set), &set), 0);
 		assert_int_equal(CPU_COUNT(&set), 1);
-		assert_true(CPU_ISSET(p->core, &set));
-		assert_int_equal(numa_node_of_cpu(p->core), node[w]);
+		assert_true(CPU_ISSET(atomic_load_explicit(&p->core, memory_order_relaxed), &set));
+		assert_int_equal(
+			numa_node_of_cpu(atomic_load_explicit(&p->core, memory_order_relaxed)),
+			node[w]);
 	}
 	/* spread: one worker per node */
 	assert_true(node[1] != node[2]);

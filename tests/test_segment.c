@@ -1005,12 +1005,12 @@ static void test_segment_exit_log(void **state)
 	p = shm_proc_at(seg, 3);
 	p->role = SHM_ROLE_WORKER;
 	for (uint32_t i = 0; i < SHM_EXIT_LOG + 9; i++) {
-		p->last_pid = 1000 + i;
-		p->last_epoch = 7;
-		p->last_code = -1;
-		p->last_signal = 9;
-		p->last_reason = SHM_EXIT_SIGNAL;
-		p->last_exit_ns = 5000 + i;
+		atomic_store_explicit(&p->last_pid, 1000 + i, memory_order_relaxed);
+		atomic_store_explicit(&p->last_epoch, 7, memory_order_relaxed);
+		atomic_store_explicit(&p->last_code, -1, memory_order_relaxed);
+		atomic_store_explicit(&p->last_signal, 9, memory_order_relaxed);
+		atomic_store_explicit(&p->last_reason, SHM_EXIT_SIGNAL, memory_order_relaxed);
+		atomic_store_explicit(&p->last_exit_ns, 5000 + i, memory_order_relaxed);
 		shm_exit_record(seg, 3);
 	}
 	n = shm_exit_log_read(seg, r, SHM_EXIT_LOG + 4, &total);
@@ -1060,12 +1060,12 @@ static void *exit_log_writer(void *arg)
 	struct shm_proc *p = shm_proc_at(r->seg, 3);
 
 	for (uint32_t k = 1; k <= SEQ_ROUNDS; k++) {
-		p->last_pid = k;
-		p->last_epoch = k;
-		p->last_code = (int32_t)k;
-		p->last_signal = (int32_t)k;
-		p->last_reason = k;
-		p->last_exit_ns = k;
+		atomic_store_explicit(&p->last_pid, k, memory_order_relaxed);
+		atomic_store_explicit(&p->last_epoch, k, memory_order_relaxed);
+		atomic_store_explicit(&p->last_code, (int32_t)k, memory_order_relaxed);
+		atomic_store_explicit(&p->last_signal, (int32_t)k, memory_order_relaxed);
+		atomic_store_explicit(&p->last_reason, k, memory_order_relaxed);
+		atomic_store_explicit(&p->last_exit_ns, k, memory_order_relaxed);
 		shm_exit_record(r->seg, 3);
 		if (k % 3 == 0)
 			shm_exit_update(r->seg, 3); /* rewrites the newest record in place */

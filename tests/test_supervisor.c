@@ -179,12 +179,13 @@ static void test_supervisor_worker_killed_is_replaced(void **state)
 	/* the warm spare took over */
 	assert_int_equal(rt_slot_pid(seg, 1), spare);
 	p = shm_proc_at(seg, 1);
-	assert_int_equal(p->last_pid, (uint32_t)old);
-	assert_int_equal(p->last_epoch, old_epoch);
+	assert_int_equal(atomic_load_explicit(&p->last_pid, memory_order_relaxed), (uint32_t)old);
+	assert_int_equal(atomic_load_explicit(&p->last_epoch, memory_order_relaxed), old_epoch);
 	assert_true((uint32_t)atomic_load(&p->own) != old_epoch);
-	assert_int_equal(p->last_signal, SIGKILL);
-	assert_int_equal(p->last_reason, SHM_EXIT_SIGNAL);
-	assert_true(p->last_exit_ns > 0);
+	assert_int_equal(atomic_load_explicit(&p->last_signal, memory_order_relaxed), SIGKILL);
+	assert_int_equal(atomic_load_explicit(&p->last_reason, memory_order_relaxed),
+			 SHM_EXIT_SIGNAL);
+	assert_true(atomic_load_explicit(&p->last_exit_ns, memory_order_relaxed) > 0);
 	assert_true(atomic_load(&p->repair_gen) >= 1);
 	/* and the segment's exit log has it */
 	{
@@ -349,7 +350,7 @@ static void test_supervisor_stopped_spare_not_used(void **state)
 	assert_true(rt_slot_pid(seg, 1) != spare);
 	p = shm_proc_at(seg, 1);
 	assert_int_equal(atomic_load(&p->restarts), 1);
-	assert_int_equal(p->last_pid, (uint32_t)old);
+	assert_int_equal(atomic_load_explicit(&p->last_pid, memory_order_relaxed), (uint32_t)old);
 	rt_wait_err(&r, "stopped");
 	/* the stopped spare was dropped and another prepared */
 	wait_other_spare(seg, spare);
@@ -440,7 +441,9 @@ static void test_supervisor_one_for_all_restarts_every_worker(void **state)
 	rt_kill_and_wait(old1);
 	WAIT_FOR(seg, worker_is_up(seg, 1, old1, 1));
 	WAIT_FOR(seg, worker_is_up(seg, 2, old2, 1));
-	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_NORMAL);
+	assert_int_equal(
+		atomic_load_explicit(&shm_proc_at(seg, 2)->last_reason, memory_order_relaxed),
+		SHM_EXIT_NORMAL);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
 	assert_int_equal(rt_wait_exit(&r), 0);
@@ -491,8 +494,10 @@ static void test_supervisor_client_never_takes_a_worker_slot(void **state)
 	/* not ready (worker 1 never is): wait for the segment, then for worker 1's exit */
 	seg = attach_when_created(&r);
 	p = shm_proc_at(seg, 2);
-	WAIT_FOR(seg, p->last_reason == SHM_EXIT_CODE && atomic_load(&p->state) == SHM_PROC_EXITED);
-	assert_int_equal(p->last_code, 5);
+	WAIT_FOR(seg,
+		 atomic_load_explicit(&p->last_reason, memory_order_relaxed) == SHM_EXIT_CODE &&
+			 atomic_load(&p->state) == SHM_PROC_EXITED);
+	assert_int_equal(atomic_load_explicit(&p->last_code, memory_order_relaxed), 5);
 	rt_client_open(&cl, r.inst);
 	assert_true(cl.seg->self >= 3);
 	rt_client_close(&cl);
@@ -669,8 +674,12 @@ static void test_supervisor_sigterm_keep(void **state)
 		struct shm_telem t;
 
 		assert_int_equal(atomic_load(&shm_proc_at(seg, s)->state), SHM_PROC_EXITED);
-		assert_int_equal(shm_proc_at(seg, s)->last_reason, SHM_EXIT_NORMAL);
-		assert_int_equal(shm_proc_at(seg, s)->last_code, 0);
+		assert_int_equal(atomic_load_explicit(&shm_proc_at(seg, s)->last_reason,
+						      memory_order_relaxed),
+				 SHM_EXIT_NORMAL);
+		assert_int_equal(
+			atomic_load_explicit(&shm_proc_at(seg, s)->last_code, memory_order_relaxed),
+			0);
 		/* the final telemetry flush: well inside the periodic one's second */
 		assert_int_equal(shm_telem_read(seg, s, &t), 0);
 		assert_int_equal(t.final, 1);
@@ -870,11 +879,14 @@ static void test_supervisor_memory_cap_rlimit(void **state)
 	seg = attach(&r);
 	p = shm_proc_at(seg, 1);
 	WAIT_FOR(seg, worker_is_up(seg, 1, 0, 1));
-	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
-	assert_int_equal(p->last_code, 86);
-	assert_string_equal(shm_exit_reason_name(p->last_reason), "memory cap");
-	WAIT_FOR(seg, p->cap_mech == 1);
-	assert_int_equal(p->mem_cap, 192ull << 20);
+	assert_int_equal(atomic_load_explicit(&p->last_reason, memory_order_relaxed),
+			 SHM_EXIT_MEMCAP);
+	assert_int_equal(atomic_load_explicit(&p->last_code, memory_order_relaxed), 86);
+	assert_string_equal(
+		shm_exit_reason_name(atomic_load_explicit(&p->last_reason, memory_order_relaxed)),
+		"memory cap");
+	WAIT_FOR(seg, atomic_load_explicit(&p->cap_mech, memory_order_relaxed) == 1);
+	assert_int_equal(atomic_load_explicit(&p->mem_cap, memory_order_relaxed), 192ull << 20);
 	/* the tools show which mechanism caps it */
 	inspect(r.inst, out, sizeof(out));
 	if (!strstr(out, "rlimit 192M") || !strstr(out, "memory cap (code 86"))
@@ -922,7 +934,7 @@ static void hog_past_cap(struct rt_run *r, uint32_t mech, int code, int sig)
 	struct rt_client cl;
 	shoal_handle_t hog;
 
-	assert_int_equal(p->cap_mech, mech);
+	assert_int_equal(atomic_load_explicit(&p->cap_mech, memory_order_relaxed), mech);
 	rt_client_open(&cl, r->inst);
 	hog = lookup(&cl, "hog");
 	for (int i = 0; i < 64 && !atomic_load(&p->restarts); i++) {
@@ -932,11 +944,12 @@ static void hog_past_cap(struct rt_run *r, uint32_t mech, int code, int sig)
 				     TIMEOUT_MS) >= 0);
 	}
 	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
-	assert_int_equal(p->last_reason, SHM_EXIT_MEMCAP);
+	assert_int_equal(atomic_load_explicit(&p->last_reason, memory_order_relaxed),
+			 SHM_EXIT_MEMCAP);
 	if (code >= 0)
-		assert_int_equal(p->last_code, code);
+		assert_int_equal(atomic_load_explicit(&p->last_code, memory_order_relaxed), code);
 	else
-		assert_int_equal(p->last_signal, sig);
+		assert_int_equal(atomic_load_explicit(&p->last_signal, memory_order_relaxed), sig);
 	/* the instance carries on */
 	rt_expect_echo(&cl, lookup(&cl, "e"));
 	rt_client_close(&cl);
@@ -1029,10 +1042,13 @@ static void test_supervisor_hang_is_killed(void **state)
 			 4);
 	assert_memory_equal(reply, "hang", 4);
 	WAIT_FOR(seg, worker_is_up(seg, 1, old, 1));
-	assert_int_equal(p->last_pid, (uint32_t)old);
-	assert_int_equal(p->last_reason, SHM_EXIT_HANG);
-	assert_int_equal(p->last_signal, SIGKILL);
-	assert_string_equal(shm_exit_reason_name(p->last_reason), "hang");
+	assert_int_equal(atomic_load_explicit(&p->last_pid, memory_order_relaxed), (uint32_t)old);
+	assert_int_equal(atomic_load_explicit(&p->last_reason, memory_order_relaxed),
+			 SHM_EXIT_HANG);
+	assert_int_equal(atomic_load_explicit(&p->last_signal, memory_order_relaxed), SIGKILL);
+	assert_string_equal(
+		shm_exit_reason_name(atomic_load_explicit(&p->last_reason, memory_order_relaxed)),
+		"hang");
 	rt_expect_echo(&cl, lookup(&cl, "e"));
 	rt_read_err(&r, err, sizeof(err));
 	if (!strstr(err, "no heartbeat for"))
@@ -1338,7 +1354,9 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 			SHM_AGENT_FREE);
 	assert_int_equal(shm_grp_members(seg, "watchers", 8, members, 4), -ENOENT);
 	assert_true(atomic_load(&shm_proc_at(seg, slot)->repair_gen) >= 1);
-	assert_int_equal(shm_proc_at(seg, slot)->last_pid, (uint32_t)c);
+	assert_int_equal(
+		atomic_load_explicit(&shm_proc_at(seg, slot)->last_pid, memory_order_relaxed),
+		(uint32_t)c);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
 	assert_int_equal(rt_wait_exit(&r), 0);
@@ -1365,8 +1383,12 @@ static void test_supervisor_rest_for_one(void **state)
 	rt_kill_and_wait(p2);
 	WAIT_FOR(seg, worker_is_up(seg, 2, p2, 1));
 	WAIT_FOR(seg, worker_is_up(seg, 3, p3, 1));
-	assert_int_equal(shm_proc_at(seg, 2)->last_reason, SHM_EXIT_SIGNAL);
-	assert_int_equal(shm_proc_at(seg, 3)->last_reason, SHM_EXIT_NORMAL);
+	assert_int_equal(
+		atomic_load_explicit(&shm_proc_at(seg, 2)->last_reason, memory_order_relaxed),
+		SHM_EXIT_SIGNAL);
+	assert_int_equal(
+		atomic_load_explicit(&shm_proc_at(seg, 3)->last_reason, memory_order_relaxed),
+		SHM_EXIT_NORMAL);
 	assert_int_equal(rt_slot_pid(seg, 1), p1);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->restarts), 0);
 	shm_seg_detach(seg);

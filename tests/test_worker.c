@@ -280,7 +280,8 @@ static void repair_worker(uint32_t slot, int status)
 	shm_grp_repair(seg, slot);
 	ipc_repair_proc(seg, slot);
 	wrk_repair_worker(seg, slot);
-	p->last_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	atomic_store_explicit(&p->last_signal, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+			      memory_order_relaxed);
 	atomic_store(&p->state, SHM_PROC_EXITED);
 }
 

@@ -171,18 +171,25 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		if (!all &&
 		    (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
 			continue;
-		if (p->last_reason == SHM_EXIT_VANISHED)
+		/* relaxed: status words for a person; a row may mix two exits for an instant */
+		uint32_t reason = atomic_load_explicit(&p->last_reason, memory_order_relaxed);
+		uint32_t lpid = atomic_load_explicit(&p->last_pid, memory_order_relaxed);
+		uint32_t lepoch = atomic_load_explicit(&p->last_epoch, memory_order_relaxed);
+		uint64_t mem_cap = atomic_load_explicit(&p->mem_cap, memory_order_relaxed);
+		uint32_t cap_mech = atomic_load_explicit(&p->cap_mech, memory_order_relaxed);
+
+		if (reason == SHM_EXIT_VANISHED)
 			snprintf(last, sizeof(last), "pid %u epoch %u vanished (status unknown)",
-				 p->last_pid, p->last_epoch);
-		else if (p->last_reason)
+				 lpid, lepoch);
+		else if (reason)
 			snprintf(last, sizeof(last), "pid %u epoch %u %s (code %d, signal %d)",
-				 p->last_pid, p->last_epoch, shm_exit_reason_name(p->last_reason),
-				 p->last_code, p->last_signal);
+				 lpid, lepoch, shm_exit_reason_name(reason),
+				 atomic_load_explicit(&p->last_code, memory_order_relaxed),
+				 atomic_load_explicit(&p->last_signal, memory_order_relaxed));
 		/* which mechanism enforces the cap: 1 setrlimit, 2 cgroup v2 */
-		if (p->mem_cap && (p->cap_mech == 1 || p->cap_mech == 2))
-			snprintf(cap, sizeof(cap), "%s %lluM",
-				 p->cap_mech == 1 ? "rlimit" : "cgroup",
-				 (unsigned long long)(p->mem_cap >> 20));
+		if (mem_cap && (cap_mech == 1 || cap_mech == 2))
+			snprintf(cap, sizeof(cap), "%s %lluM", cap_mech == 1 ? "rlimit" : "cgroup",
+				 (unsigned long long)(mem_cap >> 20));
 		/* the wakeup path this process parks on, and whether it is parked now */
 		snprintf(wake, sizeof(wake), "%s%s",
 			 mech == IPC_WAKE_FUTEX	    ? "uring-futex"
@@ -191,8 +198,10 @@ static void show_procs(const struct shm_seg *seg, bool all)
 			 mech && atomic_load(&p->parked) ? "*" : "");
 		printf("  %4u %-10s %-8s %7u %6u %5d %4d %-14s %-13s %8u %9.1f  %s\n", i,
 		       shm_role_name(p->role), shm_proc_state_name(st), (unsigned)(own >> 32),
-		       (unsigned)own, p->core, p->node, cap, wake, atomic_load(&p->restarts),
-		       now > hb && hb ? (double)(now - hb) / 1e6 : 0.0, last);
+		       (unsigned)own, atomic_load_explicit(&p->core, memory_order_relaxed),
+		       atomic_load_explicit(&p->node, memory_order_relaxed), cap, wake,
+		       atomic_load(&p->restarts), now > hb && hb ? (double)(now - hb) / 1e6 : 0.0,
+		       last);
 	}
 	/* a replacement still at its start-up priority (sup_child_boost(), supervisor/) */
 	for (uint32_t i = 0; i < h->cfg.max_procs; i++) {

@@ -71,6 +71,7 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	struct shm_agent *a;
 	shoal_handle_t h;
 	uint32_t slot, node = 0;
+	int32_t pnode;
 	int rc;
 
 	if (!seg->writable || seg->self == UINT32_MAX)
@@ -79,9 +80,11 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	if (!wrk_type_is_known(type) || nlen > SHOAL_NAME_MAX ||
 	    proc_slot >= shm_hdr(seg)->cfg.max_procs)
 		return -EINVAL;
-	if (shm_proc_at(seg, proc_slot)->node > 0)
-		node = (uint32_t)shm_proc_at(seg, proc_slot)->node;
-	rc = shm_agent_alloc(seg, node, &slot);
+	/* relaxed: a placement hint; a stale node only places the mailbox less well */
+	pnode = atomic_load_explicit(&shm_proc_at(seg, proc_slot)->node, memory_order_relaxed);
+	if (pnode > 0)
+		node = (uint32_t)pnode;
+	rc = shm_agent_alloc_named(seg, node, type, name, nlen, &slot);
 	if (rc)
 		return rc;
 	a = shm_agent_at(seg, slot);
@@ -89,14 +92,11 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	ipc_mbox_init(seg, slot);
 	atomic_store_explicit(&a->ckpt_blen[0], 0, memory_order_relaxed);
 	atomic_store_explicit(&a->ckpt_blen[1], 0, memory_order_relaxed);
-	strncpy(a->type, type, sizeof(a->type) - 1);
 	if (nlen) {
-		memcpy(a->name, name, nlen);
 		rc = shm_reg_register(seg, SHM_NS_DEFAULT, name, nlen, h, NULL);
 		if (rc)
 			goto out_free;
 	}
-	a->flags = 0;
 	atomic_store_explicit(&a->started_ns, 0, memory_order_relaxed);
 	atomic_store_explicit(&a->worker, proc_slot + 1, memory_order_relaxed);
 	/* H0: pairs with the worker's acquire of ctl: the slot is complete, hand it over. */

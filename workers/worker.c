@@ -551,9 +551,10 @@ static int claim_self(struct shm_seg *seg, const struct wrk_args *args)
 	seg->self = args->proc_slot;
 	seg->epoch = epoch;
 	seg->tag = SHM_TAG(args->proc_slot, epoch);
-	p->core = args->core;
-	p->node = args->node;
-	p->windex = args->windex;
+	/* relaxed: status words for tools and the spawner's node hint; no order with others */
+	atomic_store_explicit(&p->core, args->core, memory_order_relaxed);
+	atomic_store_explicit(&p->node, args->node, memory_order_relaxed);
+	atomic_store_explicit(&p->windex, args->windex, memory_order_relaxed);
 	death_notice_register(p);
 	return 0;
 }
