@@ -1316,6 +1316,6 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
 out_clear:
 	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
 	/* it may have died owing a wake (between claim_wake() and its syscall) */
-	ipc_wake_parked_all(seg);
+	ipc_wake_repair(seg, pslot);
 	return n;
 }

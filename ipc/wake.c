@@ -666,16 +666,31 @@ static void wake_fifo(struct shm_seg *seg, uint32_t proc, struct shm_proc *p)
 static void ring_one(struct shm_seg *seg, uint32_t proc)
 {
 	struct shm_proc *p = shm_proc_at(seg, proc);
+	_Atomic uint32_t *intent = seg->self < shm_hdr(seg)->cfg.max_procs
+					   ? &shm_proc_at(seg, seg->self)->wake_intent
+					   : NULL;
 	uint32_t mech;
 
-	if (!claim_wake(p))
+	/*
+	 * Owned from claim_wake() to the syscall: a waker killed in between leaves the waiter
+	 * asleep with its parked flag cleared, and the repair of the waker's slot reads whom it
+	 * owed (ipc_wake_repair()). relaxed: the owner's own word, read only after its death.
+	 */
+	if (intent)
+		atomic_store_explicit(intent, proc + 1, memory_order_relaxed);
+	if (!claim_wake(p)) {
+		if (intent)
+			atomic_store_explicit(intent, 0, memory_order_relaxed);
 		return;
+	}
 	/* M1: pairs with M0 in ipc_waiter_attach(): FIFO fd number before the mechanism. */
 	mech = atomic_load_explicit(&p->wake_mech, memory_order_acquire);
 	if (mech == IPC_WAKE_FIFO)
 		wake_fifo(seg, proc, p);
 	else
 		syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	if (intent)
+		atomic_store_explicit(intent, 0, memory_order_relaxed);
 }
 
 /* Ring one process's doorbell: a syscall only if it is parked. Producers, any thread. */
@@ -693,6 +708,28 @@ void ipc_ring(struct shm_seg *seg, uint32_t proc)
  * (claim_wake()) but before its syscall would leave that process parked until its timeout.
  * Spurious wakes are harmless. The supervisor (repair), any thread.
  */
+/* See ipc_int.h. The repairer of a dead process slot. */
+void ipc_wake_repair(struct shm_seg *seg, uint32_t dead)
+{
+	struct shm_proc *d = shm_proc_at(seg, dead);
+	/* relaxed: the dead owner's own word; its death and our repair order it */
+	uint32_t owed = atomic_load_explicit(&d->wake_intent, memory_order_relaxed);
+
+	if (owed && owed - 1 < shm_hdr(seg)->cfg.max_procs) {
+		struct shm_proc *p = shm_proc_at(seg, owed - 1);
+		/* M1 as in ring_one(): the FIFO's number before the mechanism */
+		uint32_t mech = atomic_load_explicit(&p->wake_mech, memory_order_acquire);
+
+		/* the syscall it died before: a spurious wake if it had made it after all */
+		if (mech == IPC_WAKE_FIFO)
+			wake_fifo(seg, owed - 1, p);
+		else if (mech)
+			syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+		atomic_store_explicit(&d->wake_intent, 0, memory_order_relaxed);
+	}
+	ipc_wake_parked_all(seg);
+}
+
 void ipc_wake_parked_all(struct shm_seg *seg)
 {
 	uint32_t max = shm_hdr(seg)->cfg.max_procs;

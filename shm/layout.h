@@ -250,7 +250,8 @@ struct shm_proc {
 	_Atomic uint32_t death_word;   /* robust-futex word: a worker's tid, stored by it; the
 					* supervisor sets bit 31 (waiters) and waits on it; the
 					* kernel sets bit 30 (owner died) early in the exit */
-	uint32_t reserved3;	       /* zero */
+	_Atomic uint32_t wake_intent;  /* ipc: process slot + 1 whose wake this owner won and
+					* has not made yet (claim_wake() to its syscall) */
 	_Atomic uint64_t running_ns;   /* CLOCK_MONOTONIC when the owner went RUNNING (workers:
 					* every agent started), 0 before */
 	uint8_t pad0[128 - 112];       /* to the intent line */

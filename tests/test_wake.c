@@ -11,6 +11,7 @@
 #include "tests/skip.h"
 #include <liburing.h>
 
+#include "ipc/ipc_int.h"
 #include "tests/ipc_test_util.h"
 
 struct wbook {
@@ -169,6 +170,74 @@ static void test_wake_eventfd(void **state)
 {
 	(void)state;
 	wake_one(IPC_WAKE_EVENTFD);
+}
+
+/*
+ * A producer killed after it won a parked waiter's wake (claim_wake(): parked 1 -> 0, the
+ * doorbell bumped) but before its syscall: the repair of its slot (ipc_wake_repair()) must
+ * still wake the waiter, whose parked flag that producer had cleared.
+ */
+static void wake_after_dead_waker(enum ipc_wake_mech mech)
+{
+	struct shm_seg *seg = it_create("wake", 256, 4096);
+	shoal_handle_t a = it_agent(seg);
+	struct ipc_wire wire = {.from = 0, .type = 0, .len = 8};
+	struct shm_proc *p;
+	uint32_t slot, one = 1;
+	pid_t pid;
+	int st;
+
+	memset(wb, 0, sizeof(*wb));
+	if (mech == IPC_WAKE_FUTEX) {
+		struct ipc_waiter *w;
+
+		if (ipc_waiter_prepare(seg, mech, &w) == -ENOSYS)
+			skip_because("the io_uring futex path needs Linux 6.7+");
+		ipc_waiter_destroy(w);
+	}
+	pid = spawn_parker(seg, a, mech, 0);
+	slot = wait_parked(seg, 0);
+	p = shm_proc_at(seg, slot);
+	/* asleep in its io_uring for real, not between its parked store and the syscall */
+	{
+		uint64_t dl = shm_now_ns() + 10000000000ull;
+
+		while (shm_pid_state(pid) != 'S') {
+			assert_true(shm_now_ns() < dl);
+			sched_yield();
+		}
+	}
+	/* the dead producer's message, published, never rung */
+	assert_int_equal(
+		ipc_mbox_put(seg, shoal_handle_slot(a), shoal_handle_gen(a), &wire, "wake up", 0),
+		0);
+	/*
+	 * ... and its half of the wake, as ring_one() does it in the producer's own slot (this
+	 * process's, standing for the dead one): the intent, the won park, the doorbell; then
+	 * it "died" before its syscall
+	 */
+	atomic_store(&shm_proc_at(seg, seg->self)->wake_intent, slot + 1);
+	assert_true(atomic_compare_exchange_strong(&p->parked, &one, 0));
+	atomic_fetch_add(&p->doorbell, 1);
+	/* the repair of the dead producer's slot ends with this */
+	ipc_wake_repair(seg, seg->self);
+	assert_int_equal(atomic_load(&shm_proc_at(seg, seg->self)->wake_intent), 0);
+	st = it_wait_child(pid, 5000); /* the parker's own timeout is 10 s */
+	assert_true(it_ok(st));
+	assert_int_equal(atomic_load(&wb->result[0]), 1);
+	it_destroy(seg);
+}
+
+static void test_wake_after_dead_waker_futex(void **state)
+{
+	(void)state;
+	wake_after_dead_waker(IPC_WAKE_FUTEX);
+}
+
+static void test_wake_after_dead_waker_fifo(void **state)
+{
+	(void)state;
+	wake_after_dead_waker(IPC_WAKE_FIFO);
 }
 
 /* No syscall while the consumer is not parked. */
@@ -479,6 +548,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wake_eventfd_undumpable_waiter),
 		cmocka_unit_test(test_wake_fifo_name_taken),
 		cmocka_unit_test(test_wake_fifo_removed),
+		cmocka_unit_test(test_wake_after_dead_waker_futex),
+		cmocka_unit_test(test_wake_after_dead_waker_fifo),
 		cmocka_unit_test(test_wake_no_syscall_unparked),
 		cmocka_unit_test(test_wake_timeout_futex),
 		cmocka_unit_test(test_wake_timeout_eventfd),
