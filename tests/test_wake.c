@@ -128,6 +128,28 @@ static uint32_t wait_parked(struct shm_seg *seg, int i)
 	return slot;
 }
 
+/*
+ * A parker (child 0) hosting `a` on wakeup path mech, parked; its slot in *slot. Skips the
+ * test where the kernel lacks that path (the child would exit before parking, and
+ * wait_parked() would wait in vain).
+ */
+static pid_t spawn_parked(struct shm_seg *seg, shoal_handle_t a, enum ipc_wake_mech mech,
+			  uint32_t *slot)
+{
+	pid_t pid;
+
+	if (mech == IPC_WAKE_FUTEX) {
+		struct ipc_waiter *w;
+
+		if (ipc_waiter_prepare(seg, mech, &w) == -ENOSYS)
+			skip_because("the io_uring futex path needs Linux 6.7+");
+		ipc_waiter_destroy(w);
+	}
+	pid = spawn_parker(seg, a, mech, 0);
+	*slot = wait_parked(seg, 0);
+	return pid;
+}
+
 static void wake_one(enum ipc_wake_mech mech)
 {
 	struct shm_seg *seg = it_create("wake", 256, 4096);
@@ -137,16 +159,7 @@ static void wake_one(enum ipc_wake_mech mech)
 	int st;
 
 	memset(wb, 0, sizeof(*wb));
-	if (mech == IPC_WAKE_FUTEX) {
-		struct ipc_waiter *w;
-
-		/* the child would exit before parking: wait_parked() would wait in vain */
-		if (ipc_waiter_prepare(seg, mech, &w) == -ENOSYS)
-			skip_because("the io_uring futex path needs Linux 6.7+");
-		ipc_waiter_destroy(w);
-	}
-	pid = spawn_parker(seg, a, mech, 0);
-	slot = wait_parked(seg, 0);
+	pid = spawn_parked(seg, a, mech, &slot);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->wake_mech), mech);
 	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "wake up", 8, 0), 0);
 	st = it_wait_child(pid, 10000);
@@ -188,15 +201,7 @@ static void wake_after_dead_waker(enum ipc_wake_mech mech)
 	int st;
 
 	memset(wb, 0, sizeof(*wb));
-	if (mech == IPC_WAKE_FUTEX) {
-		struct ipc_waiter *w;
-
-		if (ipc_waiter_prepare(seg, mech, &w) == -ENOSYS)
-			skip_because("the io_uring futex path needs Linux 6.7+");
-		ipc_waiter_destroy(w);
-	}
-	pid = spawn_parker(seg, a, mech, 0);
-	slot = wait_parked(seg, 0);
+	pid = spawn_parked(seg, a, mech, &slot);
 	p = shm_proc_at(seg, slot);
 	/* asleep in its io_uring for real, not between its parked store and the syscall */
 	{
