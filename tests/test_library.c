@@ -59,20 +59,13 @@ static void tool_close(FILE *f, const char *cmd)
 		fail_msg("'%s' failed (status 0x%x)", cmd, st);
 }
 
-/*
- * Every symbol libshoal.so defines for others is a shoal_* function, or the name of a
- * version node of its version script (SHOAL_<api>, an absolute symbol): the modules'
- * internals (shm_*, ipc_*, sup_*, wrk_*) stay inside, free to change without an ABI break.
- */
-static void test_library_exports_only_api(void **state)
+/* Call fn(name, nm type, arg) for each symbol lib defines for others (nm -D). */
+static void each_export(const char *lib, void (*fn)(const char *name, char type, void *arg),
+			void *arg)
 {
-	const char *lib = env_or_skip("SHOAL_TEST_LIB");
-	char cmd[4096], line[512], bad[2048] = "";
-	unsigned nbad = 0, napi = 0;
-	size_t used = 0;
+	char cmd[4096], line[512];
 	FILE *f;
 
-	(void)state;
 	snprintf(cmd, sizeof(cmd), "'%s' -D --defined-only --format=posix '%s'",
 		 tool_path("SHOAL_TEST_NM", "nm"), lib);
 	f = tool_open(cmd);
@@ -83,24 +76,54 @@ static void test_library_exports_only_api(void **state)
 			continue;
 		/* newer nm writes name@@VERSION: the name is what a program links to */
 		name[strcspn(name, "@")] = '\0';
-		if (strncmp(name, "shoal_", 6) == 0) {
-			napi++;
-			continue;
-		}
-		if (type == 'A' && strncmp(name, "SHOAL_", 6) == 0)
-			continue;
-		nbad++;
-		if (used + strlen(name) + 2 < sizeof(bad) && nbad <= 20)
-			used += (size_t)snprintf(bad + used, sizeof(bad) - used, " %s", name);
+		fn(name, type, arg);
 	}
 	tool_close(f, cmd);
-	if (nbad)
+}
+
+/* What test_library_exports_only_api() found. */
+struct api_scan {
+	unsigned nbad, napi;
+	size_t used;
+	char bad[2048];
+};
+
+static void scan_api(const char *name, char type, void *arg)
+{
+	struct api_scan *a = arg;
+
+	if (strncmp(name, "shoal_", 6) == 0) {
+		a->napi++;
+		return;
+	}
+	if (type == 'A' && strncmp(name, "SHOAL_", 6) == 0)
+		return;
+	a->nbad++;
+	if (a->used + strlen(name) + 2 < sizeof(a->bad) && a->nbad <= 20)
+		a->used +=
+			(size_t)snprintf(a->bad + a->used, sizeof(a->bad) - a->used, " %s", name);
+}
+
+/*
+ * Every symbol libshoal.so defines for others is a shoal_* function, or the name of a
+ * version node of its version script (SHOAL_<api>, an absolute symbol): the modules'
+ * internals (shm_*, ipc_*, sup_*, wrk_*) stay inside, free to change without an ABI break.
+ */
+static void test_library_exports_only_api(void **state)
+{
+	const char *lib = env_or_skip("SHOAL_TEST_LIB");
+	static struct api_scan a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	each_export(lib, scan_api, &a);
+	if (a.nbad)
 		fail_msg("%s exports %u symbols outside the shoal_* API (first ones:%s); give them "
 			 "a shoal_ name and declare them in include/shoal/ if they are API, "
 			 "else they stay internal (libshoal.map)",
-			 lib, nbad, bad);
+			 lib, a.nbad, a.bad);
 	/* an empty list would pass the loop: the API must be there */
-	assert_true(napi > 30);
+	assert_true(a.napi > 30);
 }
 
 /* A set of symbol names, small enough for the API. */
@@ -124,25 +147,16 @@ static void names_add(struct names *s, const char *name)
 		snprintf(s->v[s->n++], sizeof(s->v[0]), "%s", name);
 }
 
+static void add_api_function(const char *name, char type, void *arg)
+{
+	if (type == 'T' && strncmp(name, "shoal_", 6) == 0)
+		names_add(arg, name);
+}
+
 /* The shoal_* functions lib exports (nm's type T). */
 static void names_exported(const char *lib, struct names *out)
 {
-	char cmd[4096], line[512];
-	FILE *f;
-
-	snprintf(cmd, sizeof(cmd), "'%s' -D --defined-only --format=posix '%s'",
-		 tool_path("SHOAL_TEST_NM", "nm"), lib);
-	f = tool_open(cmd);
-	while (fgets(line, sizeof(line), f)) {
-		char name[256], type;
-
-		if (sscanf(line, "%255s %c", name, &type) != 2)
-			continue;
-		name[strcspn(name, "@")] = '\0';
-		if (type == 'T' && strncmp(name, "shoal_", 6) == 0)
-			names_add(out, name);
-	}
-	tool_close(f, cmd);
+	each_export(lib, add_api_function, out);
 }
 
 /*
