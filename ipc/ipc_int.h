@@ -202,12 +202,10 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct 
 int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		       const void *data);
 
-/* Wake every parked process (after a repair: a dead producer may have owed a wake). */
-void ipc_wake_parked_all(struct shm_seg *seg);
 /*
  * After process slot `dead` died: make the wake it owed (it won a waiter's wake in
  * claim_wake() and died before the syscall; its wake_intent says whom), then
- * ipc_wake_parked_all(). The repairer of that slot.
+ * wakes every process whose parked flag is set. The repairer of that slot.
  */
 void ipc_wake_repair(struct shm_seg *seg, uint32_t dead);
 

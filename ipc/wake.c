@@ -708,6 +708,8 @@ void ipc_ring(struct shm_seg *seg, uint32_t proc)
  * (claim_wake()) but before its syscall would leave that process parked until its timeout.
  * Spurious wakes are harmless. The supervisor (repair), any thread.
  */
+static void ipc_wake_parked_all(struct shm_seg *seg);
+
 /* See ipc_int.h. The repairer of a dead process slot. */
 void ipc_wake_repair(struct shm_seg *seg, uint32_t dead)
 {
@@ -730,7 +732,7 @@ void ipc_wake_repair(struct shm_seg *seg, uint32_t dead)
 	ipc_wake_parked_all(seg);
 }
 
-void ipc_wake_parked_all(struct shm_seg *seg)
+static void ipc_wake_parked_all(struct shm_seg *seg)
 {
 	uint32_t max = shm_hdr(seg)->cfg.max_procs;
 
