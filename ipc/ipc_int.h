@@ -204,8 +204,11 @@ int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const s
 
 /*
  * After process slot `dead` died: make the wake it owed (it won a waiter's wake in
- * claim_wake() and died before the syscall; its wake_intent says whom), then
+ * claim_wake() and died before the syscall; its wake_intent says whom, or
+ * IPC_WAKE_OWES_MANY: a batch, and every waiter gets a spurious wake), then
  * wakes every process whose parked flag is set. The repairer of that slot.
+ * One word per process: of two threads ringing at once, the one that finishes first
+ * clears it, and a death then costs the other's waiter a wait until its park times out.
  */
 void ipc_wake_repair(struct shm_seg *seg, uint32_t dead);
 
@@ -224,5 +227,12 @@ uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 #define IPC_HOOK_PAD_STAMPED 1 /* a producer stamped filler, before publishing it */
 #define IPC_HOOK_REPAIR_READ 2 /* repair read a sequence word, before acting on it */
 extern void (*ipc_mbox_test_hook)(int point);
+
+/* shm_proc.wake_intent while ipc_ring_many() runs: it may owe wakes to several slots. */
+#define IPC_WAKE_OWES_MANY UINT32_MAX
+
+/* Tests only (SHOAL_TEST_HOOKS builds): called at fixed points of the wake code. wake.c. */
+#define IPC_WAKE_HOOK_MANY_CLAIMED 1 /* ipc_ring_many() won a wake, before its syscall */
+extern void (*ipc_wake_test_hook)(int point);
 
 #endif

@@ -663,13 +663,25 @@ static void wake_fifo(struct shm_seg *seg, uint32_t proc, struct shm_proc *p)
 	}
 }
 
+/* The syscall of a won wake (or a spurious one: harmless) of process slot proc. */
+static void wake_syscall(struct shm_seg *seg, uint32_t proc)
+{
+	struct shm_proc *p = shm_proc_at(seg, proc);
+	/* M1 as in ring_one(): the FIFO's number before the mechanism */
+	uint32_t mech = atomic_load_explicit(&p->wake_mech, memory_order_acquire);
+
+	if (mech == IPC_WAKE_FIFO)
+		wake_fifo(seg, proc, p);
+	else if (mech)
+		syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
 static void ring_one(struct shm_seg *seg, uint32_t proc)
 {
 	struct shm_proc *p = shm_proc_at(seg, proc);
 	_Atomic uint32_t *intent = seg->self < shm_hdr(seg)->cfg.max_procs
 					   ? &shm_proc_at(seg, seg->self)->wake_intent
 					   : NULL;
-	uint32_t mech;
 
 	/*
 	 * Owned from claim_wake() to the syscall: a waker killed in between leaves the waiter
@@ -683,12 +695,7 @@ static void ring_one(struct shm_seg *seg, uint32_t proc)
 			atomic_store_explicit(intent, 0, memory_order_relaxed);
 		return;
 	}
-	/* M1: pairs with M0 in ipc_waiter_attach(): FIFO fd number before the mechanism. */
-	mech = atomic_load_explicit(&p->wake_mech, memory_order_acquire);
-	if (mech == IPC_WAKE_FIFO)
-		wake_fifo(seg, proc, p);
-	else
-		syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+	wake_syscall(seg, proc);
 	if (intent)
 		atomic_store_explicit(intent, 0, memory_order_relaxed);
 }
@@ -714,21 +721,20 @@ static void ipc_wake_parked_all(struct shm_seg *seg);
 void ipc_wake_repair(struct shm_seg *seg, uint32_t dead)
 {
 	struct shm_proc *d = shm_proc_at(seg, dead);
+	uint32_t max = shm_hdr(seg)->cfg.max_procs;
 	/* relaxed: the dead owner's own word; its death and our repair order it */
 	uint32_t owed = atomic_load_explicit(&d->wake_intent, memory_order_relaxed);
 
-	if (owed && owed - 1 < shm_hdr(seg)->cfg.max_procs) {
-		struct shm_proc *p = shm_proc_at(seg, owed - 1);
-		/* M1 as in ring_one(): the FIFO's number before the mechanism */
-		uint32_t mech = atomic_load_explicit(&p->wake_mech, memory_order_acquire);
-
-		/* the syscall it died before: a spurious wake if it had made it after all */
-		if (mech == IPC_WAKE_FIFO)
-			wake_fifo(seg, owed - 1, p);
-		else if (mech)
-			syscall(SYS_futex, &p->doorbell, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-		atomic_store_explicit(&d->wake_intent, 0, memory_order_relaxed);
+	/* the syscalls it died before: spurious wakes if it had made them after all */
+	if (owed == IPC_WAKE_OWES_MANY) {
+		/* which of its batch it had woken is not recorded: every waiter there is */
+		for (uint32_t i = 0; i < max; i++)
+			if (i != dead)
+				wake_syscall(seg, i);
+	} else if (owed && owed - 1 < max) {
+		wake_syscall(seg, owed - 1);
 	}
+	atomic_store_explicit(&d->wake_intent, 0, memory_order_relaxed);
 	ipc_wake_parked_all(seg);
 }
 
@@ -746,6 +752,9 @@ static void ipc_wake_parked_all(struct shm_seg *seg)
 	}
 }
 
+/* See ipc_int.h. */
+void (*ipc_wake_test_hook)(int point);
+
 /* A per-process ring for batched wakes; recreated in a forked child. */
 static struct io_uring wake_ring;
 static pid_t wake_ring_pid;
@@ -758,12 +767,21 @@ static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 {
 	uint32_t nq = 0, max = shm_hdr(seg)->cfg.max_procs;
+	_Atomic uint32_t *intent =
+		seg->self < max ? &shm_proc_at(seg, seg->self)->wake_intent : NULL;
 	struct io_uring_sqe *sqe;
 
 	if (n == 1) {
 		ipc_ring(seg, procs[0]);
 		return;
 	}
+	/*
+	 * Owed from the first claim_wake() to the last syscall, as in ring_one(); which of the
+	 * batch are still owed is not recorded (the repair wakes every waiter). relaxed: as
+	 * there.
+	 */
+	if (intent)
+		atomic_store_explicit(intent, IPC_WAKE_OWES_MANY, memory_order_relaxed);
 	/* D1 (as in ipc_ring()): our messages before the parked loads. */
 	atomic_thread_fence(memory_order_seq_cst);
 	pthread_mutex_lock(&wake_lock);
@@ -782,6 +800,10 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 		p = shm_proc_at(seg, procs[i]);
 		if (!claim_wake(p))
 			continue;
+#ifdef SHOAL_TEST_HOOKS
+		if (__builtin_expect(ipc_wake_test_hook != NULL, 0))
+			ipc_wake_test_hook(IPC_WAKE_HOOK_MANY_CLAIMED);
+#endif
 		/* M1 (as in ring_one()): pairs with M0 in ipc_waiter_attach(): FIFO fd is set. */
 		if (atomic_load_explicit(&p->wake_mech, memory_order_acquire) == IPC_WAKE_FIFO) {
 			wake_fifo(seg, procs[i], p);
@@ -805,4 +827,6 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 		io_uring_cq_advance(&wake_ring, seen);
 	}
 	pthread_mutex_unlock(&wake_lock);
+	if (intent)
+		atomic_store_explicit(intent, 0, memory_order_relaxed);
 }

@@ -251,7 +251,8 @@ struct shm_proc {
 					* supervisor sets bit 31 (waiters) and waits on it; the
 					* kernel sets bit 30 (owner died) early in the exit */
 	_Atomic uint32_t wake_intent;  /* ipc: process slot + 1 whose wake this owner won and
-					* has not made yet (claim_wake() to its syscall) */
+					* has not made yet (claim_wake() to its syscall);
+					* UINT32_MAX: a batch of wakes (ipc_ring_many()) */
 	_Atomic uint64_t running_ns;   /* CLOCK_MONOTONIC when the owner went RUNNING (workers:
 					* every agent started), 0 before */
 	uint8_t pad0[128 - 112];       /* to the intent line */

@@ -355,6 +355,76 @@ static void test_wake_ring_many(void **state)
 	it_destroy(seg);
 }
 
+/* Die at the second wake won: one syscall made (FIFO) or queued (io_uring), one not. */
+static void die_at_second_wake(int point)
+{
+	static int won;
+
+	if (point == IPC_WAKE_HOOK_MANY_CLAIMED && ++won == 2)
+		raise(SIGKILL);
+}
+
+/*
+ * A batched waker (ipc_ring_many()) killed after it won several parked waiters' wakes but
+ * before its syscalls: the repair of its slot must wake every one of them, as
+ * wake_after_dead_waker() checks for a single wake. Both parkers wait on wakeup path m.
+ */
+static void wake_after_dead_many_waker(enum ipc_wake_mech m)
+{
+	struct shm_seg *seg = it_create("wake", 256, 4096);
+	shoal_handle_t h[2] = {it_agent(seg), it_agent(seg)};
+	pid_t pid[2], waker;
+	uint32_t slot[2];
+	_Atomic uint32_t *waker_slot = it_shared(sizeof(*waker_slot));
+	int st;
+
+	need_test_hooks();
+	memset(wb, 0, sizeof(*wb));
+	pid[0] = spawn_parked(seg, h[0], m, &slot[0]);
+	pid[1] = spawn_parker(seg, h[1], m, 1);
+	slot[1] = wait_parked(seg, 1);
+	waker = fork();
+	assert_true(waker >= 0);
+	if (waker == 0) {
+		struct ipc_wire wire = {.from = 0, .type = 0, .len = 8};
+
+		it_child_claim(seg);
+		atomic_store(waker_slot, seg->self + 1);
+		/* the messages, published; the wakes won, then death before the syscalls */
+		for (int i = 0; i < 2; i++)
+			if (ipc_mbox_put(seg, shoal_handle_slot(h[i]), shoal_handle_gen(h[i]),
+					 &wire, "wake up", 0))
+				_exit(2);
+		ipc_wake_test_hook = die_at_second_wake;
+		ipc_ring_many(seg, slot, 2);
+		_exit(3); /* the hook did not fire */
+	}
+	st = it_wait_child(waker, 10000);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(atomic_load(&shm_proc_at(seg, slot[i])->parked), 0);
+	ipc_wake_repair(seg, atomic_load(waker_slot) - 1);
+	for (int i = 0; i < 2; i++) {
+		/* the parkers' own timeout is 10 s */
+		assert_true(it_ok(it_wait_child(pid[i], 5000)));
+		assert_int_equal(atomic_load(&wb->result[i]), 1);
+	}
+	munmap(waker_slot, sizeof(*waker_slot));
+	it_destroy(seg);
+}
+
+static void test_wake_after_dead_many_waker_futex(void **state)
+{
+	(void)state;
+	wake_after_dead_many_waker(IPC_WAKE_FUTEX);
+}
+
+static void test_wake_after_dead_many_waker_fifo(void **state)
+{
+	(void)state;
+	wake_after_dead_many_waker(IPC_WAKE_FIFO);
+}
+
 /* SHOAL_WAKE forces the mechanism AUTO picks. */
 static void test_wake_env_forces(void **state)
 {
@@ -555,6 +625,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wake_fifo_removed),
 		cmocka_unit_test(test_wake_after_dead_waker_futex),
 		cmocka_unit_test(test_wake_after_dead_waker_fifo),
+		cmocka_unit_test(test_wake_after_dead_many_waker_futex),
+		cmocka_unit_test(test_wake_after_dead_many_waker_fifo),
 		cmocka_unit_test(test_wake_no_syscall_unparked),
 		cmocka_unit_test(test_wake_timeout_futex),
 		cmocka_unit_test(test_wake_timeout_eventfd),
