@@ -17,14 +17,16 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
 #define SHM_MAGIC 0x47455331414f4853ull /* "SHOA1SEG" little-endian */
 /*
  * Major 2: 64-byte registry entries; 3: mailbox cell stamps (a producer that does not write
- * them leaves its messages unseen by a parked consumer, so older builds must not attach).
+ * them leaves its messages unseen by a parked consumer, so older builds must not attach);
+ * 4: struct shm_cfg grows to 128 bytes (the coordination regions' sizes), moving the header
+ * fields after it.
  * Minors keep counting across majors (a major-3 segment has every feature of minors 1..4):
  * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck, 5 the
  * exit log, 6 the telemetry region (struct shm_telem per process slot), 7 process claims
  * hold the slot's state word with the claimer's pid (SHM_PROC_HOLD) and the exit reason
  * SHM_EXIT_VANISHED (an older reader shows both as "?").
  */
-#define SHM_LAYOUT_MAJOR 3u
+#define SHM_LAYOUT_MAJOR 4u
 #define SHM_LAYOUT_MINOR 7u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
@@ -103,9 +105,9 @@ struct shm_cfg {
 	uint32_t max_monitors;	/* monitor table entries */
 	uint32_t max_inboxes; /* agent slots clients' inboxes may hold (0: a quarter of max_agents)
 			       */
-	uint32_t reserved[3]; /* zero */
+	uint32_t reserved[19]; /* zero: room for the coordination layer's sizes */
 };
-static_assert(sizeof(struct shm_cfg) == 64, "shm_cfg ABI");
+static_assert(sizeof(struct shm_cfg) == 128, "shm_cfg ABI");
 
 /* The segment header: the first SHM_HDR_SIZE bytes. */
 struct shm_hdr {
@@ -169,7 +171,7 @@ static_assert(offsetof(struct shm_hdr, ctl_inbox) % 8 == 0, "shm_hdr ABI");
 static_assert(offsetof(struct shm_hdr, ctl_dropped) == offsetof(struct shm_hdr, ctl_inbox) + 24,
 	      "shm_hdr ABI");
 static_assert(sizeof(struct shm_hdr) <= SHM_HDR_SIZE, "shm_hdr fits its page");
-static_assert(offsetof(struct shm_hdr, changes) == 476, "shm_hdr ABI: was reserved1");
+static_assert(offsetof(struct shm_hdr, changes) == 540, "shm_hdr ABI: changes");
 
 /* Process roles and states (shm_proc). */
 enum shm_role {
