@@ -31,6 +31,8 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->nnodes = 1;
 	cfg->mode = 0600;
 	cfg->max_monitors = 4096;
+	cfg->max_pools = 16;
+	cfg->pool_members = 64;
 }
 
 #define CHECK(cond, ...)                                                                           \
@@ -75,8 +77,14 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	CHECK((cfg->mode & ~0777u) == 0, "mode %o: only permission bits", cfg->mode);
 	CHECK(cfg->max_inboxes <= cfg->max_agents, "client_inboxes %u: at most max_agents (%u)",
 	      cfg->max_inboxes, cfg->max_agents);
+	CHECK(cfg->max_pools <= 4096, "pools %u: at most 4096", cfg->max_pools);
+	CHECK(cfg->pool_members <= 65536, "pool_members %u: at most 65536", cfg->pool_members);
+	CHECK(!cfg->max_pools || cfg->pool_members,
+	      "pool_members is 0 but pools is %u: give each pool room for members", cfg->max_pools);
 	for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
 		CHECK(cfg->reserved[i] == 0, "reserved configuration word %u is not zero", i);
+	for (unsigned i = 0; i < sizeof(cfg->reserved2) / sizeof(cfg->reserved2[0]); i++)
+		CHECK(cfg->reserved2[i] == 0, "reserved configuration word %u is not zero", i + 5);
 	return 0;
 }
 
@@ -134,6 +142,7 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_CKPT] = (uint64_t)cfg->max_agents * 2 * round_up(cfg->ckpt_bytes, SHM_ALIGN);
 	size[SHM_R_TELEMETRY] = (uint64_t)cfg->max_procs * sizeof(struct shm_telem);
 	size[SHM_R_MONITORS] = (uint64_t)cfg->max_monitors * sizeof(struct shm_monitor);
+	size[SHM_R_POOLS] = shm_pool_region_size(cfg);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */
 		off = round_up(off, i == SHM_R_MBOX ? SHM_PAGE : SHM_ALIGN);

@@ -45,7 +45,8 @@ enum shm_region_id {
 	SHM_R_CKPT = 5,
 	SHM_R_TELEMETRY = 6,
 	SHM_R_MONITORS = 7,
-	SHM_R_COUNT = 8,
+	SHM_R_POOLS = 8,
+	SHM_R_COUNT = 9,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -103,9 +104,12 @@ struct shm_cfg {
 	uint32_t nnodes;	/* NUMA nodes the mailbox arena is split over */
 	uint32_t mode;		/* the shm object's file mode */
 	uint32_t max_monitors;	/* monitor table entries */
-	uint32_t max_inboxes; /* agent slots clients' inboxes may hold (0: a quarter of max_agents)
-			       */
-	uint32_t reserved[19]; /* zero: room for the coordination layer's sizes */
+	uint32_t max_inboxes;  /* agent slots clients' inboxes may hold (0: a quarter of max_agents)
+				*/
+	uint32_t reserved[3];  /* zero */
+	uint32_t max_pools;    /* agent pools (shm/pool.c) */
+	uint32_t pool_members; /* members (and queued checkouts) per pool */
+	uint32_t reserved2[14]; /* zero: room for the coordination layer's sizes */
 };
 static_assert(sizeof(struct shm_cfg) == 128, "shm_cfg ABI");
 

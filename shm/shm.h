@@ -57,6 +57,7 @@ uint32_t shm_cfg_inbox_budget(const struct shm_cfg *cfg);
 /* Bytes each sized region needs; pure functions of cfg (defined by the owning module). */
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg);
 uint64_t shm_grp_region_size(const struct shm_cfg *cfg);
+uint64_t shm_pool_region_size(const struct shm_cfg *cfg);
 
 struct shm_reg_hdr;
 struct shm_reg_bucket;
