@@ -284,7 +284,8 @@ static void test_view_snapshot_shows_tables(void **state)
 
 /*
  * Fixed-size fields the segment did not terminate, holding bytes that are not printable:
- * the snapshot cuts each at its field's size and shows '?' for them.
+ * the snapshot cuts each at its field's size and shows '?' for them, and `shoal inspect`
+ * prints the agent's row bounded (no byte of the next field, no escape character).
  */
 static void test_view_garbage_name_bounded(void **state)
 {
@@ -293,6 +294,8 @@ static void test_view_garbage_name_bounded(void **state)
 	struct shm_agent *sa;
 	shoal_handle_t h;
 	struct shm_view *v;
+	char want_type[SHM_TYPE_MAX + 2], want_name[80], out[16384];
+	const char *line;
 
 	(void)state;
 	play_supervisor(seg);
@@ -313,8 +316,17 @@ static void test_view_garbage_name_bounded(void **state)
 	assert_int_equal(strlen(a->name), sizeof(sa->name));
 	assert_memory_equal(a->name, "??xx", 4);
 	assert_int_equal(strspn(a->name + 2, "x"), sizeof(sa->name) - 2);
+	snprintf(want_name, sizeof(want_name), " %s ", a->name);
 	shm_view_free(v);
 
+	/* inspect prints both whole and bounded: the type then a blank, the name then a blank */
+	memset(want_type, 'T', SHM_TYPE_MAX);
+	want_type[SHM_TYPE_MAX] = ' ';
+	want_type[SHM_TYPE_MAX + 1] = 0;
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	line = strstr(out, want_type);
+	if (!line || !strstr(line, want_name) || strchr(out, 0x1b) || strchr(out, (char)0xff))
+		fail_msg("inspect said: %s", out);
 	ts_seg_drop(seg, inst);
 }
 
