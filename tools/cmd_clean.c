@@ -8,6 +8,7 @@
 
 #include "ipc/ipc.h"
 #include "shm/shm.h"
+#include "shm/view.h"
 #include "tools/tools.h"
 
 static void usage(FILE *f)
@@ -53,6 +54,7 @@ static int remove_seen(const char *instance, const struct stat *seen, const char
 
 /* What a removal throws away, read (through the guard) before it. */
 struct contents {
+	struct shm_view *v; /* the snapshot it is counted from */
 	enum shm_liveness l;
 	uint32_t state; /* enum shm_inst_state */
 	uint32_t agents, checkpoints;
@@ -62,25 +64,31 @@ struct contents {
 static int read_contents(const struct shm_seg *seg, void *arg)
 {
 	struct contents *c = arg;
-	const struct shm_hdr *h = shm_hdr(seg);
+	int ret;
 
-	c->l = shm_seg_liveness(seg, 0);
-	c->state = atomic_load(&h->state);
-	if (!atomic_load(&h->ready))
+	ret = shm_view_create(seg, &c->v);
+	if (ret)
+		return ret;
+	/* liveness without a heartbeat limit: gone or not is all clean asks */
+	ret = shm_view_take(seg, 0, c->v);
+	if (ret)
+		return ret;
+	c->l = c->v->hdr.liveness;
+	c->state = c->v->hdr.state;
+	if (!c->v->hdr.published)
 		return 0; /* never published: nothing in it was anyone's */
-	for (uint32_t i = 0; i < h->cfg.max_agents; i++) {
-		const struct shm_agent *a = shm_agent_at(seg, i);
-		uint32_t st = atomic_load(&a->state);
+	for (uint32_t i = 0; i < c->v->nagents; i++) {
+		const struct shm_view_agent *a = &c->v->agents[i];
 
-		if (st == SHM_AGENT_FREE || st == SHM_AGENT_STOPPED)
+		if (a->state == SHM_AGENT_STOPPED)
 			continue;
-		c->queued += ipc_mbox_depth(seg, i);
+		/* mailboxes are no table: ipc/ reads them */
+		c->queued += ipc_mbox_depth(seg, a->slot);
 		/* inboxes (the supervisor's control inbox, clients') are no agents */
-		if (!strncmp(a->type, "control", sizeof(a->type)) ||
-		    !strncmp(a->type, "client", sizeof(a->type)))
+		if (!strcmp(a->type, "control") || !strcmp(a->type, "client"))
 			continue;
 		c->agents++;
-		c->checkpoints += atomic_load(&a->ckpt_len) != 0;
+		c->checkpoints += a->ckpt_len != 0;
 	}
 	return 0;
 }
@@ -163,17 +171,19 @@ int cmd_clean(int argc, char **argv)
 	/* these reads go through the mapping: a page that cannot be backed is an unreadable
 	 * segment, not a SIGBUS */
 	ret = shm_seg_guard(seg, read_contents, &what, NULL);
+	shm_view_free(what.v);
 	l = what.l;
 	if (ret) {
 		shm_seg_detach(seg);
 		if (!force) {
 			fprintf(stderr,
-				"shoal clean: instance '%s': its segment cannot be read "
-				"(truncated, "
-				"or a hole a full /dev/shm cannot back)\nnot removed: use --force "
-				"to "
-				"remove an unreadable segment\n",
-				instance);
+				"shoal clean: instance '%s': its segment cannot be read (%s)\nnot "
+				"removed: use --force to remove an unreadable segment\n",
+				instance,
+				ret == -EUCLEAN ? "its region table does not fit it"
+				: ret == -EFAULT
+					? "truncated, or a hole a full /dev/shm cannot back"
+					: strerror(-ret));
 			return EXIT_USAGE;
 		}
 		return remove_seen(instance, &seen, "unreadable (--force)");

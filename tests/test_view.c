@@ -1,0 +1,560 @@
+/* test_view: the read-only snapshot tools print from (shm/view.h): its rows, its bounds,
+ * its reuse across refreshes, and a process table changing while it is read. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/skip.h"
+#include "tests/support.h"
+#include "tests/run_test_util.h"
+#include "tests/ipc_test_util.h"
+#include "shm/registry.h"
+#include "shm/shm.h"
+#include "shm/view.h"
+
+static char inst[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-view-%d", (int)getpid());
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+static struct shm_seg *make_seg(void)
+{
+	struct shm_cfg cfg;
+
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 8;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	cfg.max_groups = 8;
+	cfg.group_members = 8;
+	cfg.max_monitors = 16;
+	return ts_seg_make(inst, &cfg, SHM_ROLE_SUPERVISOR);
+}
+
+/* The header as a running supervisor (this process) keeps it. */
+static void play_supervisor(struct shm_seg *seg)
+{
+	struct shm_hdr *h = shm_hdr(seg);
+
+	atomic_store(&h->sup_pid, (uint32_t)getpid());
+	atomic_store(&h->sup_start, shm_pid_start_time(getpid()));
+	atomic_store(&h->sup_epoch, seg->epoch);
+	atomic_store(&h->heartbeat_ns, shm_now_ns());
+	atomic_store(&h->state, SHM_INST_RUNNING);
+}
+
+/* An agent slot named (type, name), RUNNING on process slot worker. */
+static shoal_handle_t add_agent(struct shm_seg *seg, const char *type, const char *name,
+				uint32_t worker)
+{
+	struct shm_agent *a;
+	uint32_t slot;
+
+	assert_int_equal(shm_agent_alloc_named(seg, 0, type, name, strlen(name), &slot), 0);
+	a = shm_agent_at(seg, slot);
+	atomic_store(&a->worker, worker + 1);
+	atomic_store(&a->state, SHM_AGENT_RUNNING);
+	return shoal_handle_make(slot, atomic_load(&a->gen));
+}
+
+/* Process slot `slot` claimed for pid as role, in state st; its epoch. */
+static uint32_t add_proc(struct shm_seg *seg, uint32_t slot, enum shm_role role, pid_t pid,
+			 uint32_t st)
+{
+	uint32_t epoch;
+
+	assert_int_equal(shm_proc_claim_slot(seg, slot, role, pid, 0, &epoch), 0);
+	atomic_store(&shm_proc_at(seg, slot)->state, st);
+	return epoch;
+}
+
+static const struct shm_view_name *find_name(const struct shm_view *v, const char *name)
+{
+	for (uint32_t i = 0; i < v->nnames; i++)
+		if (!strcmp(v->names[i].name, name))
+			return &v->names[i];
+	return NULL;
+}
+
+static struct shm_view *take(struct shm_seg *seg)
+{
+	struct shm_view *v = NULL;
+
+	assert_int_equal(shm_view_create(seg, &v), 0);
+	assert_int_equal(shm_view_take(seg, 3000000000ull, v), 0);
+	assert_int_equal(v->parts, SHM_VIEW_PART_ALL);
+	return v;
+}
+
+/*
+ * Everything put in the segment appears in the snapshot with its values: header, process
+ * claims, an exit, telemetry, agents with names, registry names (one in a named namespace),
+ * a group, a monitor, the control counters.
+ */
+static void test_view_snapshot_shows_tables(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct shm_hdr *h = shm_hdr(seg);
+	struct shm_reg_meta meta = {.len = 4, .data = "meta"};
+	struct shm_telem t = {0};
+	struct shm_monitor *mt = shm_region(seg, SHM_R_MONITORS);
+	const struct shm_view_proc *p;
+	const struct shm_view_agent *a;
+	const struct shm_view_name *n;
+	shoal_handle_t ha, hb;
+	struct shm_proc *sp;
+	struct shm_view *v;
+	uint32_t e3, e5, ns;
+
+	(void)state;
+	play_supervisor(seg);
+	atomic_store(&h->ctl_inbox, shoal_handle_make(1, 1));
+	atomic_store(&h->ctl_served, 5);
+	atomic_store(&h->ctl_refused, 1);
+	atomic_store(&h->ctl_dropped, 2);
+	/* a worker in slot 3 with a memory cap and a core, and its telemetry */
+	e3 = add_proc(seg, 3, SHM_ROLE_WORKER, getpid(), SHM_PROC_RUNNING);
+	sp = shm_proc_at(seg, 3);
+	atomic_store(&sp->core, 1);
+	atomic_store(&sp->node, 0);
+	atomic_store(&sp->mem_cap, 64ull << 20);
+	atomic_store(&sp->cap_mech, 1);
+	atomic_store(&sp->restarts, 2);
+	atomic_store(&sp->windex, 1);
+	t.pid = (uint32_t)getpid();
+	t.handled = 42;
+	t.rounds = 10;
+	t.flushes = 1;
+	t.batch[2] = 10;
+	shm_telem_flush(seg, 3, &t);
+	/* an exit in slot 5, recorded in the exit log */
+	e5 = add_proc(seg, 5, SHM_ROLE_WORKER, 4242, SHM_PROC_RUNNING);
+	sp = shm_proc_at(seg, 5);
+	atomic_store(&sp->last_pid, 4242);
+	atomic_store(&sp->last_epoch, e5);
+	atomic_store(&sp->last_code, 3);
+	atomic_store(&sp->last_signal, 0);
+	atomic_store(&sp->last_reason, SHM_EXIT_CODE);
+	atomic_store(&sp->last_exit_ns, shm_wall_ns());
+	shm_exit_record(seg, 5);
+	atomic_store(&sp->state, SHM_PROC_EXITED);
+	/* agents, names, a group, a monitor */
+	ha = add_agent(seg, "upper", "alpha", 3);
+	hb = add_agent(seg, "echo", "beta", 3);
+	atomic_store(&shm_agent_at(seg, shoal_handle_slot(ha))->handled, 7);
+	atomic_store(&shm_agent_at(seg, shoal_handle_slot(ha))->redelivered, 2);
+	atomic_store(&shm_agent_at(seg, shoal_handle_slot(ha))->restarts, 1);
+	atomic_store(&shm_agent_at(seg, shoal_handle_slot(ha))->ckpt_len, 12);
+	assert_int_equal(shm_reg_register(seg, SHM_NS_DEFAULT, "alpha", 5, ha, &meta), 0);
+	assert_int_equal(shm_ns_get(seg, "app", 3, true, &ns), 0);
+	assert_int_equal(shm_reg_register(seg, ns, "beta", 4, hb, NULL), 0);
+	assert_int_equal(shm_grp_join(seg, "pool", 4, ha), 0);
+	assert_int_equal(shm_grp_join(seg, "pool", 4, hb), 0);
+	atomic_store(&mt[2].target, hb);
+	atomic_store(&mt[2].ref, 99);
+	atomic_store(&mt[2].watcher, ha);
+
+	v = take(seg);
+	/* header */
+	assert_string_equal(v->hdr.instance, inst);
+	assert_true(v->hdr.published);
+	assert_int_equal(v->hdr.layout_major, SHM_LAYOUT_MAJOR);
+	assert_int_equal(v->hdr.layout_minor, SHM_LAYOUT_MINOR);
+	assert_int_equal(v->hdr.seg_size, h->seg_size);
+	assert_int_equal(v->hdr.creator_pid, getpid());
+	assert_int_equal(v->hdr.state, SHM_INST_RUNNING);
+	assert_int_equal(v->hdr.liveness, SHM_LIVE_OK);
+	assert_int_equal(v->hdr.sup_pid, getpid());
+	assert_int_equal(v->hdr.sup_epoch, seg->epoch);
+	assert_true(v->hdr.has_control);
+	assert_int_equal(v->hdr.ctl_inbox, shoal_handle_make(1, 1));
+	assert_int_equal(v->hdr.ctl_served, 5);
+	assert_int_equal(v->hdr.ctl_refused, 1);
+	assert_int_equal(v->hdr.ctl_dropped, 2);
+	assert_int_equal(v->cfg.max_procs, 8);
+	assert_int_equal(v->regions[SHM_R_AGENTS].off, h->regions[SHM_R_AGENTS].off);
+	/* process rows: ours (slot 0), the worker, the exited one, a free one */
+	assert_int_equal(v->nprocs, 8);
+	p = &v->procs[0];
+	assert_int_equal(p->role, SHM_ROLE_SUPERVISOR);
+	assert_int_equal(p->state, SHM_PROC_RUNNING);
+	assert_int_equal(p->pid, getpid());
+	assert_int_equal(p->epoch, seg->epoch);
+	p = &v->procs[3];
+	assert_int_equal(p->slot, 3);
+	assert_false(p->held || p->torn);
+	assert_int_equal(p->role, SHM_ROLE_WORKER);
+	assert_int_equal(p->epoch, e3);
+	assert_int_equal(p->core, 1);
+	assert_int_equal(p->mem_cap, 64ull << 20);
+	assert_int_equal(p->cap_mech, 1);
+	assert_int_equal(p->restarts, 2);
+	assert_int_equal(p->windex, 1);
+	assert_true(p->heartbeat_ns != 0 && p->hb_age_ns < 60000000000ull);
+	assert_int_equal(p->telem_ret, 0);
+	assert_int_equal(p->telem.handled, 42);
+	assert_int_equal(p->telem.batch[2], 10);
+	p = &v->procs[5];
+	assert_int_equal(p->state, SHM_PROC_EXITED);
+	assert_int_equal(p->pid, 4242);
+	assert_int_equal(p->last_reason, SHM_EXIT_CODE);
+	assert_int_equal(p->last_code, 3);
+	assert_int_equal(p->last_epoch, e5);
+	assert_int_equal(v->procs[6].state, SHM_PROC_FREE);
+	assert_int_equal(v->procs[6].pid, 0);
+	assert_int_equal(v->procs[6].telem_ret, 0);
+	assert_int_equal(v->procs[6].telem.flushes, 0); /* never flushed */
+	/* the exit log */
+	assert_true(v->has_exit_log);
+	assert_int_equal(v->exits_total, 1);
+	assert_int_equal(v->nexits, 1);
+	assert_int_equal(v->exits[0].slot, 5);
+	assert_int_equal(v->exits[0].pid, 4242);
+	assert_int_equal(v->exits[0].epoch, e5);
+	assert_int_equal(v->exits[0].reason, SHM_EXIT_CODE);
+	/* agents */
+	assert_int_equal(v->nagents, 2);
+	a = shm_view_agent_find(v, shoal_handle_slot(ha));
+	assert_non_null(a);
+	assert_int_equal(a->gen, shoal_handle_gen(ha));
+	assert_int_equal(a->state, SHM_AGENT_RUNNING);
+	assert_int_equal(a->worker, 3);
+	assert_string_equal(a->type, "upper");
+	assert_string_equal(a->name, "alpha");
+	assert_int_equal(a->handled, 7);
+	assert_int_equal(a->redelivered, 2);
+	assert_int_equal(a->restarts, 1);
+	assert_int_equal(a->ckpt_len, 12);
+	a = shm_view_agent_find(v, shoal_handle_slot(hb));
+	assert_non_null(a);
+	assert_string_equal(a->name, "beta");
+	assert_null(shm_view_agent_find(v, 15));
+	/* monitors */
+	assert_int_equal(v->nmonitors, 1);
+	assert_int_equal(v->monitors[0].index, 2);
+	assert_int_equal(v->monitors[0].watcher, ha);
+	assert_int_equal(v->monitors[0].target, hb);
+	assert_int_equal(v->monitors[0].ref, 99);
+	/* registry: statistics and names */
+	assert_int_equal(v->reg_ret, 0);
+	assert_int_equal(v->reg.capacity, 64);
+	assert_int_equal(v->reg.live, 4); /* alpha, beta, and "app" twice (name and number) */
+	assert_int_equal(v->ns_named, 1);
+	assert_false(v->names_cut);
+	n = find_name(v, "alpha");
+	assert_non_null(n);
+	assert_int_equal(n->ns, SHM_NS_DEFAULT);
+	assert_string_equal(n->ns_name, "");
+	assert_int_equal(n->handle, ha);
+	assert_int_equal(n->meta_len, 4);
+	n = find_name(v, "beta");
+	assert_non_null(n);
+	assert_int_equal(n->ns, ns);
+	assert_string_equal(n->ns_name, "app");
+	assert_int_equal(n->handle, hb);
+	/* groups */
+	assert_int_equal(v->ngroups, 1);
+	assert_string_equal(v->groups[0].name, "pool");
+	assert_int_equal(v->groups[0].members, 2);
+	shm_view_free(v);
+	ts_seg_drop(seg, inst);
+}
+
+/*
+ * Fixed-size fields the segment did not terminate, holding bytes that are not printable:
+ * the snapshot cuts each at its field's size and shows '?' for them, and `shoal inspect`
+ * prints the agent's row bounded (no byte of the next field, no escape character).
+ */
+static void test_view_garbage_name_bounded(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	const struct shm_view_agent *a;
+	struct shm_agent *sa;
+	shoal_handle_t h;
+	struct shm_view *v;
+	char want_type[SHM_TYPE_MAX + 2], want_name[80], out[16384];
+	const char *line;
+
+	(void)state;
+	play_supervisor(seg);
+	h = add_agent(seg, "t", "n", 0);
+	sa = shm_agent_at(seg, shoal_handle_slot(h));
+	/* type runs into name, name into handled: nothing in either is terminated */
+	memset(sa->type, 'T', sizeof(sa->type));
+	memset(sa->name, 'x', sizeof(sa->name));
+	sa->name[0] = 0x1b;
+	sa->name[1] = (char)0xff;
+	atomic_store(&sa->handled, 0x4141414141414141ull);
+
+	v = take(seg);
+	a = shm_view_agent_find(v, shoal_handle_slot(h));
+	assert_non_null(a);
+	assert_int_equal(strlen(a->type), SHM_TYPE_MAX);
+	assert_int_equal(strspn(a->type, "T"), SHM_TYPE_MAX);
+	assert_int_equal(strlen(a->name), sizeof(sa->name));
+	assert_memory_equal(a->name, "??xx", 4);
+	assert_int_equal(strspn(a->name + 2, "x"), sizeof(sa->name) - 2);
+	snprintf(want_name, sizeof(want_name), " %s ", a->name);
+	shm_view_free(v);
+
+	/* inspect prints both whole and bounded: the type then a blank, the name then a blank */
+	memset(want_type, 'T', SHM_TYPE_MAX);
+	want_type[SHM_TYPE_MAX] = ' ';
+	want_type[SHM_TYPE_MAX + 1] = 0;
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	line = strstr(out, want_type);
+	if (!line || !strstr(line, want_name) || strchr(out, 0x1b) || strchr(out, (char)0xff))
+		fail_msg("inspect said: %s", out);
+	ts_seg_drop(seg, inst);
+}
+
+/* A second take into the same memory shows what changed since the first. */
+static void test_view_refresh_reuses_memory(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct shm_view_proc *procs;
+	struct shm_view_agent *agents;
+	shoal_handle_t ha, hb;
+	struct shm_view *v;
+
+	(void)state;
+	play_supervisor(seg);
+	ha = add_agent(seg, "upper", "alpha", 0);
+	hb = add_agent(seg, "upper", "beta", 0);
+	assert_int_equal(shm_grp_join(seg, "pool", 4, ha), 0);
+	v = take(seg);
+	procs = v->procs;
+	agents = v->agents;
+	assert_int_equal(v->nagents, 2);
+	assert_int_equal(v->procs[2].state, SHM_PROC_FREE);
+	assert_int_equal(v->reg.live, 0);
+	assert_int_equal(v->ngroups, 1);
+	assert_int_equal(v->nexits, 0);
+
+	/* beta stops, a process comes and goes, a name and a second group appear */
+	shm_agent_free(seg, shoal_handle_slot(hb));
+	add_proc(seg, 2, SHM_ROLE_CLIENT, 777, SHM_PROC_RUNNING);
+	atomic_store(&shm_proc_at(seg, 2)->last_pid, 777);
+	atomic_store(&shm_proc_at(seg, 2)->last_reason, SHM_EXIT_VANISHED);
+	shm_exit_record(seg, 2);
+	atomic_store(&shm_proc_at(seg, 2)->state, SHM_PROC_EXITED);
+	assert_int_equal(shm_reg_register(seg, SHM_NS_DEFAULT, "alpha", 5, ha, NULL), 0);
+	assert_int_equal(shm_grp_join(seg, "other", 5, ha), 0);
+	atomic_store(&shm_hdr(seg)->state, SHM_INST_STOPPING);
+
+	assert_int_equal(shm_view_take(seg, 3000000000ull, v), 0);
+	assert_ptr_equal(v->procs, procs);
+	assert_ptr_equal(v->agents, agents);
+	assert_int_equal(v->hdr.state, SHM_INST_STOPPING);
+	assert_int_equal(v->nagents, 1);
+	assert_int_equal(v->agents[0].slot, shoal_handle_slot(ha));
+	assert_null(shm_view_agent_find(v, shoal_handle_slot(hb)));
+	assert_int_equal(v->procs[2].state, SHM_PROC_EXITED);
+	assert_int_equal(v->procs[2].role, SHM_ROLE_CLIENT);
+	assert_int_equal(v->procs[2].last_reason, SHM_EXIT_VANISHED);
+	assert_int_equal(v->nexits, 1);
+	assert_int_equal(v->exits[0].pid, 777);
+	assert_int_equal(v->reg.live, 1);
+	assert_int_equal(v->nnames, 1);
+	assert_string_equal(v->names[0].name, "alpha");
+	assert_int_equal(v->ngroups, 2);
+	shm_view_free(v);
+	ts_seg_drop(seg, inst);
+}
+
+/* A view made for one geometry is refused by a segment of another: its arrays do not fit. */
+static void test_view_other_geometry_refused(void **state)
+{
+	struct shm_seg *seg = make_seg(), *other;
+	struct shm_cfg cfg;
+	struct shm_view *v = NULL;
+	char other_inst[80];
+
+	(void)state;
+	assert_int_equal(shm_view_create(seg, &v), 0);
+	snprintf(other_inst, sizeof(other_inst), "%s-big", inst);
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 16;
+	cfg.max_agents = 32;
+	cfg.reg_capacity = 64;
+	cfg.max_groups = 8;
+	cfg.group_members = 8;
+	cfg.max_monitors = 16;
+	other = ts_seg_make(other_inst, &cfg, SHM_ROLE_SUPERVISOR);
+	assert_int_equal(shm_view_take(other, 0, v), -EINVAL);
+	assert_int_equal(shm_view_take(seg, 0, v), 0);
+	ts_seg_drop(other, other_inst);
+	shm_view_free(v);
+	ts_seg_drop(seg, inst);
+}
+
+/* Shared between the test and its claiming child. */
+struct churn {
+	_Atomic uint32_t stop;
+	_Atomic uint64_t cycles;
+};
+
+/*
+ * The child: claim a process slot (as worker and client in turn), mark it with windex =
+ * epoch * 2 + (worker), go RUNNING, release it; over and over until told to stop.
+ */
+static void churn_child(struct churn *c)
+{
+	struct shm_seg *seg;
+	char err[256];
+
+	if (shm_seg_attach(inst, 0, 0, &seg, err, sizeof(err)))
+		_exit(91);
+	for (uint64_t i = 0; !atomic_load(&c->stop); i++) {
+		bool worker = i & 1;
+		struct shm_proc *p;
+
+		if (shm_proc_claim(seg, worker ? SHM_ROLE_WORKER : SHM_ROLE_CLIENT, false))
+			_exit(92);
+		p = shm_proc_at(seg, seg->self);
+		atomic_store_explicit(&p->windex, seg->epoch * 2 + worker, memory_order_relaxed);
+		shm_proc_set_state(seg, SHM_PROC_RUNNING);
+		shm_proc_release(seg);
+		atomic_store(&c->cycles, i + 1);
+	}
+	shm_seg_detach(seg);
+	_exit(0);
+}
+
+/* Check one row of the child's slot against what the child writes; false if it broke. */
+static bool row_ok(const struct shm_view_proc *r, pid_t child, char *why, size_t cap)
+{
+	if (r->torn)
+		return true; /* a marker: kept changing; nothing to hold it to */
+	if (r->held) {
+		if (r->holder != child)
+			return snprintf(why, cap, "held by %d", r->holder), false;
+		return true;
+	}
+	switch (r->state) {
+	case SHM_PROC_FREE:
+		if (r->pid || r->epoch)
+			return snprintf(why, cap, "free with own %u/%u", r->pid, r->epoch), false;
+		return true;
+	case SHM_PROC_STARTING:
+		if (r->pid != (uint32_t)child || !r->epoch ||
+		    (r->role != SHM_ROLE_WORKER && r->role != SHM_ROLE_CLIENT))
+			return snprintf(why, cap, "starting: pid %u epoch %u role %u", r->pid,
+					r->epoch, r->role),
+			       false;
+		return true;
+	case SHM_PROC_RUNNING:
+		if (r->pid != (uint32_t)child ||
+		    r->windex != r->epoch * 2 + (r->role == SHM_ROLE_WORKER))
+			return snprintf(why, cap, "running: pid %u epoch %u role %u windex %u",
+					r->pid, r->epoch, r->role, r->windex),
+			       false;
+		return true;
+	case SHM_PROC_EXITED:
+		if (r->last_pid != (uint32_t)child || r->last_epoch != r->epoch ||
+		    r->last_reason != SHM_EXIT_NORMAL || r->pid != (uint32_t)child)
+			return snprintf(why, cap,
+					"exited: epoch %u, last pid %u epoch %u reason %u",
+					r->epoch, r->last_pid, r->last_epoch, r->last_reason),
+			       false;
+		return true;
+	default:
+		return snprintf(why, cap, "state %u", r->state_word), false;
+	}
+}
+
+/*
+ * A child claims and releases process slots while we take snapshots: no take fails or
+ * crashes, and every row is self-consistent (own, state, role and the fields the child wrote
+ * with them belong to one claim). Both RUNNING and EXITED rows must have been seen, or the
+ * test proved nothing.
+ */
+static void test_view_concurrent_claims(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct churn *c = it_shared(sizeof(*c));
+	uint64_t deadline = shm_now_ns() + 20000000000ull;
+	uint32_t running = 0, exited = 0, torn = 0, takes = 0;
+	struct shm_view *v = NULL;
+	char why[128];
+	pid_t child;
+
+	(void)state;
+	assert_int_equal(shm_view_create(seg, &v), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		churn_child(c);
+	while (takes < 2000 || running < 20 || exited < 20) {
+		if (shm_now_ns() > deadline) {
+			atomic_store(&c->stop, 1);
+			it_wait_child(child, TIMEOUT_MS);
+			fail_msg("in 20 s: %u takes, %u running rows, %u exited, %u torn; the "
+				 "child made %llu cycles",
+				 takes, running, exited, torn,
+				 (unsigned long long)atomic_load(&c->cycles));
+		}
+		assert_int_equal(shm_view_take(seg, 0, v), 0);
+		takes++;
+		for (uint32_t i = 1; i < v->nprocs; i++) {
+			const struct shm_view_proc *r = &v->procs[i];
+
+			if (!row_ok(r, child, why, sizeof(why))) {
+				atomic_store(&c->stop, 1);
+				it_wait_child(child, TIMEOUT_MS);
+				fail_msg("take %u, slot %u: %s", takes, i, why);
+			}
+			running += !r->torn && !r->held && r->state == SHM_PROC_RUNNING;
+			exited += !r->torn && !r->held && r->state == SHM_PROC_EXITED;
+			torn += r->torn;
+		}
+		for (uint32_t i = 0; i < v->nexits; i++)
+			if (v->exits[i].pid != (uint32_t)child ||
+			    v->exits[i].reason != SHM_EXIT_NORMAL)
+				fail_msg("exit record: pid %u reason %u", v->exits[i].pid,
+					 v->exits[i].reason);
+	}
+	atomic_store(&c->stop, 1);
+	assert_true(it_ok(it_wait_child(child, TIMEOUT_MS)));
+	shm_view_free(v);
+	munmap(c, sizeof(*c));
+	ts_seg_drop(seg, inst);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_view_snapshot_shows_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_garbage_name_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_refresh_reuses_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_other_geometry_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_concurrent_claims, setup, teardown),
+	};
+
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
