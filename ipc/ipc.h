@@ -216,6 +216,18 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
 	     int timeout_ms);
 /*
+ * A fresh reference for a request whose answer comes as a reply to our inbox (sync: only a
+ * blocking wait takes it, and a late one is dropped as ipc_call()'s are). Any thread.
+ */
+uint64_t ipc_ref_new(struct shm_seg *seg, bool sync);
+/*
+ * Wait up to timeout_ms (< 0: for ever) for the reply carrying ref in inbox, as ipc_call()
+ * does after its send: its payload length, the error it carries, -ETIMEDOUT, or the
+ * supervisor's exit (-EOWNERDEAD, -ESHUTDOWN).
+ */
+int ipc_wait_reply(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, uint64_t ref,
+		   void *reply, uint32_t cap, int timeout_ms);
+/*
  * An agent removed for good (stopped, or failed past its restart intensity): answer every
  * call still queued in its mailbox with error err (a caller hears it at once instead of
  * waiting out its timeout) and drop the rest. Returns how many calls were answered. Only

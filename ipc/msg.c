@@ -311,15 +311,13 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
 	     int timeout_ms)
 {
-	struct call_wait c = {
-		.seg = seg, .slot = shoal_handle_slot(inbox), .buf = reply, .cap = cap};
-	uint64_t deadline = 0, now;
+	uint64_t ref;
 	int r;
 
 	if (shoal_handle_slot(inbox) >= shm_hdr(seg)->cfg.max_agents)
 		return -EINVAL;
-	c.ref = next_ref(seg, true);
-	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, c.ref, data, len, timeout_ms);
+	ref = next_ref(seg, true);
+	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, ref, data, len, timeout_ms);
 	if (r)
 		return r;
 	/*
@@ -330,6 +328,24 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	atomic_thread_fence(memory_order_seq_cst);
 	if (is_removed(seg, to))
 		return -ENOENT;
+	return ipc_wait_reply(seg, w, inbox, ref, reply, cap, timeout_ms);
+}
+
+uint64_t ipc_ref_new(struct shm_seg *seg, bool sync)
+{
+	return next_ref(seg, sync);
+}
+
+int ipc_wait_reply(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, uint64_t ref,
+		   void *reply, uint32_t cap, int timeout_ms)
+{
+	struct call_wait c = {
+		.seg = seg, .slot = shoal_handle_slot(inbox), .ref = ref, .buf = reply, .cap = cap};
+	uint64_t deadline = 0, now;
+	int r;
+
+	if (shoal_handle_slot(inbox) >= shm_hdr(seg)->cfg.max_agents)
+		return -EINVAL;
 	if (timeout_ms >= 0)
 		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
