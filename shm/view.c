@@ -351,6 +351,26 @@ static int group_visit(const char *name, uint32_t n, void *arg)
 	return 0;
 }
 
+/* Live pools, their counts read relaxed (a pool's counts are not consistent either). */
+static void take_pools(const struct shm_seg *seg, struct shm_view *v)
+{
+	v->npools = 0;
+	for (uint32_t id = 0; id < v->cfg.max_pools; id++) {
+		struct shm_pool_info in;
+
+		if (shm_pool_read(seg, id, &in) || in.state != SHM_POOL_LIVE)
+			continue;
+		if (v->npools < SHM_VIEW_POOLS) {
+			struct shm_pool_info *o = &v->pools[v->npools];
+
+			*o = in;
+			copy_field(o->name, in.name, sizeof(o->name) - 1);
+			copy_field(o->type, in.type, sizeof(o->type) - 1);
+		}
+		v->npools++;
+	}
+}
+
 /* See view.h. */
 int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm_view *v)
 {
@@ -378,6 +398,8 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	v->ngroups = 0;
 	shm_grp_foreach(seg, group_visit, v);
 	v->parts |= SHM_VIEW_PART_GROUPS;
+	take_pools(seg, v);
+	v->parts |= SHM_VIEW_PART_POOLS;
 	return 0;
 }
 

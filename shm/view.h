@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/pool.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
 #include "shoal/shoal.h"
@@ -40,6 +41,7 @@
 #define SHM_VIEW_RETRIES  4u  /* reads of a changing row before it is kept torn */
 #define SHM_VIEW_NAMES	  32u /* registry entries listed (all are counted in reg) */
 #define SHM_VIEW_GROUPS	  32u /* groups listed (all are counted in ngroups) */
+#define SHM_VIEW_POOLS	  32u /* pools listed (all are counted in npools) */
 #define SHM_VIEW_AGE_NONE 0u  /* an age of a time never set, or in the future */
 
 /* Sections a take filled, in the order it reads them (shm_view.parts). */
@@ -51,7 +53,8 @@ enum {
 	SHM_VIEW_PART_MONITORS = 1u << 4,
 	SHM_VIEW_PART_REGISTRY = 1u << 5, /* statistics and the first names */
 	SHM_VIEW_PART_GROUPS = 1u << 6,
-	SHM_VIEW_PART_ALL = (1u << 7) - 1,
+	SHM_VIEW_PART_POOLS = 1u << 7,
+	SHM_VIEW_PART_ALL = (1u << 8) - 1,
 };
 
 /* The header: identity (fixed at creation) and status words, as of the take. */
@@ -171,6 +174,8 @@ struct shm_view {
 	uint32_t ns_named; /* entries naming namespaces (counted, not listed) */
 	struct shm_view_group groups[SHM_VIEW_GROUPS];
 	uint32_t ngroups; /* live groups, all counted; the first SHM_VIEW_GROUPS listed */
+	struct shm_pool_info pools[SHM_VIEW_POOLS]; /* live pools (shm_pool_read()), names cut */
+	uint32_t npools; /* live pools, all counted; the first SHM_VIEW_POOLS listed */
 };
 
 /*

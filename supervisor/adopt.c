@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "shm/pool.h"
 #include "shm/registry.h"
 #include "supervisor/sup.h"
 #include "workers/wrk.h"
@@ -121,6 +122,8 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 		wrk_repair_worker(seg, slot);
 	else
 		wrk_repair_proc_claims(seg, slot);
+	/* what it checked out goes to the pools' next waiters; a pool it was creating goes */
+	shm_pool_repair(seg, slot, wrk_pool_notify, seg);
 	/* relaxed: only the supervisor counts repairs; tools read it as a counter */
 	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
 	/* X1: release: the repairs before the slot can be claimed again (claim_at acquires). */

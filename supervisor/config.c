@@ -581,6 +581,52 @@ static int on_agent(struct parse *ps, const char *sec, const char *k, const char
 	return 1;
 }
 
+/* Find or open the spec for section "pool NAME". NULL (and an error) if it cannot be. */
+static struct sup_pool_spec *pool_section(struct parse *ps, const char *sec)
+{
+	struct sup_config *c = ps->c;
+	const char *name = sec + 4;
+	struct sup_pool_spec *p;
+
+	while (*name == ' ')
+		name++;
+	for (uint32_t i = 0; i < c->npools; i++)
+		if (!strcmp(c->pools[i].name, name))
+			return &c->pools[i];
+	if (!*name || strlen(name) >= sizeof(p->name))
+		FAIL(ps, "[%s]: a pool section is [pool NAME] with a name of 1..47 bytes", sec);
+	if (c->npools == SUP_MAX_POOL_SPECS)
+		FAIL(ps, "[%s]: more than %u pool sections", sec, SUP_MAX_POOL_SPECS);
+	p = &c->pools[c->npools++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->size = 1;
+	p->line = ps->line;
+	return p;
+}
+
+static int on_pool(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_pool_spec *p = pool_section(ps, sec);
+
+	if (!p)
+		return 0;
+	if (!strcmp(k, "type")) {
+		if (!*v || strlen(v) >= sizeof(p->type))
+			BADVAL(ps, sec, k, v, "an agent type name of 1..31 bytes");
+		snprintf(p->type, sizeof(p->type), "%s", v);
+	} else if (!strcmp(k, "size")) {
+		if (parse_u32(ps, v, 1u << 16, &p->size) || !p->size)
+			BADVAL(ps, sec, k, v, "a count 1..65536");
+	} else if (!strcmp(k, "overflow")) {
+		if (parse_u32(ps, v, 1u << 16, &p->overflow))
+			BADVAL(ps, sec, k, v, "a count 0..65536");
+	} else {
+		FAIL(ps, "[%s]: unknown key '%s' (type, size, overflow)", sec, k);
+	}
+	return 1;
+}
+
 /* Find or open the spec for section "agent NAME". NULL (and an error) if it cannot be. */
 static struct sup_agent_spec *agent_section(struct parse *ps, const char *sec)
 {
@@ -670,12 +716,16 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 			return 0;
 		return on_agent(ps, sec, k, v);
 	}
+	if (!strncmp(sec, "pool", 4) && (sec[4] == ' ' || sec[4] == 0))
+		return on_pool(ps, sec, k, v);
 	if (!*sec)
 		FAIL(ps,
 		     "'%s' outside a section: put it under [instance], [restart], [memory], "
-		     "[segment], [types] or [agent NAME]",
+		     "[segment], [types], [agent NAME] or [pool NAME]",
 		     k);
-	FAIL(ps, "unknown section [%s] (instance, restart, memory, segment, types, agent NAME)",
+	FAIL(ps,
+	     "unknown section [%s] (instance, restart, memory, segment, types, agent NAME, pool "
+	     "NAME)",
 	     sec);
 }
 
@@ -822,6 +872,27 @@ static int check_whole(const struct sup_config *c, const char *name, char *err, 
 	uint64_t total = 0;
 	char why[200], where[SUP_PATH_MAX + 16];
 
+	for (uint32_t i = 0; i < c->npools; i++) {
+		const struct sup_pool_spec *p = &c->pools[i];
+
+		if (!p->type[0]) {
+			snprintf(err, errlen, "%s:%d: [pool %s]: no 'type' key", name, p->line,
+				 p->name);
+			return -EINVAL;
+		}
+		if ((uint64_t)p->size + p->overflow > c->shm.pool_members) {
+			snprintf(err, errlen,
+				 "%s:%d: [pool %s]: size %u + overflow %u exceed [segment] "
+				 "pool_members (%u); raise pool_members",
+				 name, p->line, p->name, p->size, p->overflow, c->shm.pool_members);
+			return -EINVAL;
+		}
+	}
+	if (c->npools > c->shm.max_pools) {
+		snprintf(err, errlen, "%s: %u [pool] sections but [segment] pools is %u; raise it",
+			 name, c->npools, c->shm.max_pools);
+		return -EINVAL;
+	}
 	for (uint32_t i = 0; i < c->nagents; i++) {
 		const struct sup_agent_spec *a = &c->agents[i];
 		char aname[80];
@@ -1059,6 +1130,15 @@ static int check_types(const struct sup_config *c, char *err, size_t errlen)
 		}
 		if (r)
 			return r; /* no fork, no pipe: a system failure */
+	}
+	for (uint32_t i = 0; i < c->npools; i++) {
+		const struct sup_pool_spec *p = &c->pools[i];
+
+		if (wrk_type_is_known(p->type))
+			continue;
+		snprintf(err, errlen, "%s:%d: [pool %s]: unknown agent type '%s'", c->source,
+			 p->line, p->name, p->type);
+		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < c->nagents; i++) {
 		const struct sup_agent_spec *a = &c->agents[i];

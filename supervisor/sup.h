@@ -44,6 +44,16 @@ struct sup_agent_spec {
 	int worker_line;  /* line of its worker key */
 };
 
+/* One [pool NAME] section: a pool of `size` agents of `type`, `overflow` more on demand. */
+struct sup_pool_spec {
+	char name[48]; /* the pool's (and section's) NAME */
+	char type[SHM_TYPE_MAX];
+	uint32_t size;	   /* agents spawned at start (default 1) */
+	uint32_t overflow; /* more spawned while checkouts wait (default 0) */
+	int line;	   /* line of the section's first key */
+};
+#define SUP_MAX_POOL_SPECS 64u
+
 /*
  * The restart policy, stated: at most `intensity` restarts in any `period_ms` window over
  * the whole supervisor, else stop everything and exit non-zero. Between consecutive
@@ -92,6 +102,8 @@ struct sup_config {
 	int lib_lines[SUP_MAX_LIBS];	       /* their lines, for messages */
 	uint32_t nagents;		       /* used entries of agents[] */
 	struct sup_agent_spec agents[SUP_MAX_AGENT_SPECS];
+	uint32_t npools; /* used entries of pools[] */
+	struct sup_pool_spec pools[SUP_MAX_POOL_SPECS];
 	char text[2048]; /* the config text (for the segment header) */
 };
 

@@ -26,6 +26,7 @@
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
 #include "shm/registry.h"
+#include "shm/pool.h"
 #include "shm/trace.h"
 #include "shoal/agent.h"
 #include "supervisor/sup.h"
@@ -299,6 +300,8 @@ void sup_slot_repair(struct sup *s, struct sup_worker *w)
 	/* also resolves its agent and monitor claims (wrk_repair_proc_claims) */
 	wrk_repair_worker(s->seg, w->slot);
 	shm_trace("sup: wrk repaired");
+	/* what its agents checked out goes to the pools' next waiters */
+	shm_pool_repair(s->seg, w->slot, wrk_pool_notify, s->seg);
 	/* relaxed: only the supervisor writes repair_gen; tools read it as a counter */
 	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
 	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */

@@ -130,6 +130,7 @@ void sup_duty_tick(struct sup *s)
 	sup_clients_scan(s, true);
 	check_hangs(s, t);
 	sup_ctl_tick(s->ctl);
+	sup_pools_serve(s);
 	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {
 		s->next_status = t + (uint64_t)s->c->status_interval_ms * 1000000u;
 		sup_status_print(s);

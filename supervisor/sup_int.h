@@ -2,7 +2,8 @@
  * supervisor: what its own .c files share. The supervisor (sup_run.c) is split by concern:
  * the event loop (sup_loop.c), the worker state machine (sup_worker.c), the warm spare
  * (sup_spare.c), child processes and reaping (sup_child.c), the exit log (sup_exit.c) and
- * the periodic duties (sup_duty.c). All of it runs on the supervisor's only thread.
+ * the periodic duties (sup_duty.c), agent pools (sup_pool.c). All of it runs on the supervisor's
+ * only thread.
  */
 #ifndef SUP_SUP_INT_H
 #define SUP_SUP_INT_H
@@ -181,6 +182,7 @@ struct sup {
 	uint64_t spare_at; /* when to fork the next spare (monotonic ns), 0: not due */
 
 	struct sup_ctl *ctl; /* the control inbox: spawn/stop requests (control.c) */
+	uint32_t pool_rr;    /* round robin of pool members over workers (sup_pool.c) */
 	struct sup_wqueue q; /* worker events queued by actions (sup_worker_post()) */
 };
 
@@ -268,5 +270,9 @@ int sup_exit_early_status(pid_t pid);
 void sup_clients_scan(struct sup *s, bool judge);
 void sup_status_print(struct sup *s);
 void sup_duty_tick(struct sup *s);
+
+/* sup_pool.c */
+int sup_pools_start(struct sup *s);
+void sup_pools_serve(struct sup *s);
 
 #endif

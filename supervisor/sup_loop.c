@@ -207,6 +207,7 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 		break;
 	case K_CTL:
 		sup_ctl_on_wake(s->ctl, &s->ring, UD(K_CTL, 0, 0), cqe->res);
+		sup_pools_serve(s); /* a queued checkout may want overflow members */
 		/* a client that found the table full of dead clients rings us: repair now */
 		sup_clients_scan(s, false);
 		break;

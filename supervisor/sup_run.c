@@ -312,6 +312,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		shm_seg_publish(s.seg);
 	if (!adopted) {
 		r = spawn_agents(&s);
+		if (!r)
+			r = sup_pools_start(&s);
 		if (r) {
 			ret = r < 0 ? r : -EINVAL;
 			goto out_seg;

@@ -143,6 +143,36 @@ static void test_config_missing_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/shoal.ini"));
 }
 
+/* [pool NAME]: parsed, and each fault named at its line. */
+static void test_config_pools(void **state)
+{
+	struct sup_config c;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(load_text(&c,
+				   "[pool workers]\ntype = echo\nsize = 4\noverflow = 2\n"
+				   "[pool  other]\ntype = tuner\n",
+				   err, sizeof(err)),
+			 0);
+	assert_int_equal(c.npools, 2);
+	assert_string_equal(c.pools[0].name, "workers");
+	assert_string_equal(c.pools[0].type, "echo");
+	assert_int_equal(c.pools[0].size, 4);
+	assert_int_equal(c.pools[0].overflow, 2);
+	assert_string_equal(c.pools[1].name, "other");
+	assert_int_equal(c.pools[1].size, 1); /* the default */
+	unlink(path);
+	expect_error("[pool p]\nsize = 2\n", 2, "[pool p]: no 'type' key");
+	expect_error("[pool p]\ntype = echo\nsize = 0\n", 3, "size = '0'");
+	expect_error("[pool p]\ntype = echo\ncolour = red\n", 3, "unknown key 'colour'");
+	expect_error("[segment]\npool_members = 4\n[pool p]\ntype = echo\nsize = 4\n"
+		     "overflow = 1\n",
+		     4, "exceed [segment] pool_members (4)");
+	expect_error("[segment]\npools = 1\n[pool a]\ntype = echo\n[pool b]\ntype = echo\n", 0,
+		     "2 [pool] sections but [segment] pools is 1");
+}
+
 static void test_config_unknown_key(void **state)
 {
 	(void)state;
@@ -769,6 +799,7 @@ int main(void)
 		cmocka_unit_test(test_config_default_parses),
 		cmocka_unit_test(test_config_full_file),
 		cmocka_unit_test(test_config_missing_file),
+		cmocka_unit_test(test_config_pools),
 		cmocka_unit_test(test_config_unknown_key),
 		cmocka_unit_test(test_config_bad_number),
 		cmocka_unit_test(test_config_negative_number),

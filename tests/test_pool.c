@@ -17,10 +17,14 @@
 
 #include <cmocka.h>
 
+#include "tests/skip.h"
 #include "tests/support.h"
+#include "tests/run_test_util.h"
 #include "shm/pool.h"
 #include "shm/shm.h"
+#include "shoal/client.h"
 #include "shoal/shoal.h"
+#include "workers/wrk.h"
 
 static char inst[64];
 static struct shm_seg *seg;
@@ -527,6 +531,148 @@ static void test_pool_race_checkin_queue(void **state)
 	assert_int_equal(in.checkouts, NPROC * ROUNDS);
 }
 
+/* --- with a running instance: the supervisor's and the clients' parts --- */
+
+static const char run_cfg[] = "[instance]\nworkers = 2\n"
+			      "[pool p]\ntype = echo\nsize = 2\noverflow = 1\n";
+
+static struct shm_pool_info run_pool(struct shm_seg *s, const char *name)
+{
+	struct shm_pool_info in;
+	uint32_t id;
+
+	assert_int_equal(shm_pool_find(s, name, &id), 0);
+	assert_int_equal(shm_pool_read(s, id, &in), 0);
+	return in;
+}
+
+/* Configured pool: members at start, a third checkout gets an overflow member, which retires
+ * when checked in with nobody waiting. */
+static void test_pool_run_configured_overflow(void **state)
+{
+	struct shoal_client *c;
+	shoal_handle_t h[3];
+	struct shm_seg *s;
+	struct rt_run r;
+	char err[256];
+
+	(void)state;
+	rt_start(&r, "t-pool", "ov", run_cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(shoal_client_open(r.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &s, err, sizeof(err)), 0);
+	assert_int_equal(run_pool(s, "p").members, 2);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(shoal_client_pool_checkout(c, "p", 0, &h[i]), 0);
+	assert_true(h[0] != h[1]);
+	/* none free: the supervisor starts the overflow member and it comes to us */
+	assert_int_equal(shoal_client_pool_checkout(c, "p", TIMEOUT_MS, &h[2]), 0);
+	assert_true(h[2] != h[0] && h[2] != h[1]);
+	assert_int_equal(run_pool(s, "p").members, 3);
+	/* at size + overflow: a fourth waits its timeout out */
+	{
+		shoal_handle_t x = 0;
+
+		assert_int_equal(shoal_client_pool_checkout(c, "p", 50, &x), -ETIMEDOUT);
+		assert_true(x == 0);
+		assert_int_equal(run_pool(s, "p").waiting, 0);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(shoal_client_pool_checkin(c, "p", h[i]), 0);
+	/* the overflow member retires: stopped by the supervisor */
+	WAIT_FOR(s, run_pool(s, "p").members == 2);
+	WAIT_FOR(s, wrk_agent_get(s, h[2]) == NULL);
+	shm_seg_detach(s);
+	shoal_client_close(c);
+	rt_stop(&r);
+}
+
+/*
+ * A client that dies holding agents: the supervisor's repair of its slot hands them to the
+ * next waiter, long before that waiter's timeout; a client that closes returns them too.
+ */
+static void test_pool_run_holder_dies(void **state)
+{
+	static const char cfg[] = "[instance]\nworkers = 2\n[pool p]\ntype = echo\nsize = 2\n";
+	struct shoal_client *c, *c2;
+	shoal_handle_t h, h2;
+	struct rt_run r;
+	char err[256];
+	int pfd[2];
+	uint64_t t0;
+	pid_t pid;
+
+	(void)state;
+	rt_start(&r, "t-pool", "die", cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shoal_client *cc;
+		shoal_handle_t a, b;
+
+		if (shoal_client_open(r.inst, &cc, err, sizeof(err)) ||
+		    shoal_client_pool_checkout(cc, "p", 0, &a) ||
+		    shoal_client_pool_checkout(cc, "p", 0, &b))
+			_exit(1);
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(2);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	assert_true(rt_fd_wait(pfd[0], TIMEOUT_MS));
+	close(pfd[0]);
+	assert_int_equal(shoal_client_open(r.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_pool_checkout(c, "p", 0, &h), -ETIMEDOUT);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	t0 = shm_now_ns();
+	assert_int_equal(shoal_client_pool_checkout(c, "p", 10000, &h), 0);
+	/* the client scan runs every 100 ms: well under the 10 s timeout */
+	assert_true(shm_now_ns() - t0 < 5000000000ull);
+	/* closing returns what it holds: a second client gets both at once */
+	assert_int_equal(shoal_client_pool_checkout(c, "p", TIMEOUT_MS, &h2), 0);
+	shoal_client_close(c);
+	assert_int_equal(shoal_client_open(r.inst, &c2, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_pool_checkout(c2, "p", 0, &h), 0);
+	assert_int_equal(shoal_client_pool_checkout(c2, "p", 0, &h2), 0);
+	shoal_client_close(c2);
+	rt_stop(&r);
+}
+
+/* The command: create at run time, list, check out and in. */
+static void test_pool_run_cli(void **state)
+{
+	static const char cfg[] = "[instance]\nworkers = 1\n";
+	const char *create[] = {"pool", "create", "extra", "echo", "2", "1", NULL};
+	const char *list[] = {"pool", "list", NULL};
+	const char *co[] = {"pool", "checkout", "extra", NULL};
+	const char *co_none[] = {"pool", "checkout", "nope", NULL};
+	const char *bad[] = {"pool", "create", "x", "echo", "0", NULL};
+	char out[4096];
+	struct rt_run r;
+
+	(void)state;
+	rt_start(&r, "t-pool", "cli", cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), create), 0);
+	assert_non_null(strstr(out, "extra: pool of 2 echo agents (+1 overflow)"));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), create), 2);
+	assert_non_null(strstr(out, "has a pool 'extra' already"));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), list), 0);
+	assert_non_null(strstr(out, "extra"));
+	assert_non_null(strstr(out, "2/2+1"));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), co), 0);
+	assert_non_null(strstr(out, "extra: checked out 0x"));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), co_none), 2);
+	assert_non_null(strstr(out, "has no pool 'nope'"));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), bad), 2);
+	assert_non_null(strstr(out, "SIZE must be at least 1"));
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -542,6 +688,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pool_killed_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_killed_granting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_race_checkin_queue, setup, teardown),
+		cmocka_unit_test_teardown(test_pool_run_configured_overflow, rt_teardown),
+		cmocka_unit_test_teardown(test_pool_run_holder_dies, rt_teardown),
+		cmocka_unit_test_teardown(test_pool_run_cli, rt_teardown),
 	};
 
 	if (getenv("SHOAL_TEST_ONLY"))

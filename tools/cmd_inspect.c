@@ -446,6 +446,8 @@ static void show_all(const struct inspect *in, const char *path)
 		show_monitors(v);
 	if (parts & SHM_VIEW_PART_REGISTRY)
 		show_registry(v, parts & SHM_VIEW_PART_GROUPS);
+	if (parts & SHM_VIEW_PART_POOLS)
+		tool_show_pools(v);
 }
 
 static int inspect_one(const char *instance, bool all, int wait_ms)

@@ -19,6 +19,8 @@ const struct tool_cmd tool_cmds[] = {
 	{"send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send},
 	{"call", "call an agent and print the reply: call NAME PAYLOAD [--timeout MS]", cmd_call},
 	{"monitor", "print agents' DOWN and UP notices: monitor NAME... [--count N]", cmd_monitor},
+	{"pool", "agent pools: pool list | create NAME TYPE SIZE [OVERFLOW] | checkout NAME",
+	 cmd_pool},
 	{NULL, NULL, NULL},
 };
 

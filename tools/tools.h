@@ -35,6 +35,11 @@ int cmd_stop(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
+int cmd_pool(int argc, char **argv);
+
+struct shm_view;
+/* Print a snapshot's pools (inspect, pool list): tools/cmd_pool.c. */
+void tool_show_pools(const struct shm_view *v);
 
 /* Map an -errno to the command's exit code: the one table, in tools/exit.c. */
 int tool_exit_for(int err);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shm/pool.h"
 #include "shm/registry.h"
 #include "ipc/ctl.h"
 #include "workers/wrk_int.h"
@@ -128,6 +129,8 @@ void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 	 */
 	ipc_refuse_queued(seg, h, ENOENT);
 	shm_grp_leave_all(seg, h);
+	/* what it checked out goes back to its pools (to the next waiter) */
+	shm_pool_release_holder(seg, h, wrk_pool_notify, seg);
 	wrk_mon_drop_watcher(seg, h);
 	wrk_mon_notify(seg, h, 0, reason);
 	wrk_mon_drop_target(seg, h);

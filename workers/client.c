@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/pool.h"
 #include "shm/registry.h"
 #include "shoal/client.h"
 #include "ipc/ctl.h"
@@ -184,6 +185,10 @@ out_detach:
 /* See wrk.h. The process that attached. */
 void wrk_client_detach(struct wrk_client_parts *p)
 {
+	if (p->seg && p->seg->writable && p->seg->self != UINT32_MAX) {
+		/* the agents it checked out go back to their pools (to the next waiter) */
+		shm_pool_repair(p->seg, p->seg->self, wrk_pool_notify, p->seg);
+	}
 	if (p->inbox != SHOAL_HANDLE_NONE && p->seg) {
 		/* its monitors and memberships go with it: nobody would read what comes */
 		wrk_mon_drop_watcher(p->seg, p->inbox);
@@ -330,6 +335,62 @@ int shoal_client_spawn(struct shoal_client *c, const char *type, const char *nam
 	if (worker)
 		*worker = rep.windex;
 	return 0;
+}
+
+int shoal_client_pool_create(struct shoal_client *c, const char *pool, const char *type,
+			     uint32_t size, uint32_t overflow, int timeout_ms)
+{
+	shoal_handle_t *got;
+	uint32_t id, n = 0;
+	int rc;
+
+	if (!pool || !*pool || strlen(pool) > SHOAL_POOL_NAME_MAX || !type)
+		return -EINVAL;
+	got = calloc(size ? size : 1, sizeof(*got));
+	if (!got)
+		return -ENOMEM;
+	/* SETUP and ours until published: a death of ours frees it (shm_pool_repair()) */
+	rc = shm_pool_create(c->seg, pool, type, size, overflow, &id);
+	if (rc) {
+		if (rc == -EINVAL && size + (uint64_t)overflow > shm_hdr(c->seg)->cfg.pool_members)
+			rc = -ENOSPC;
+		goto out;
+	}
+	for (n = 0; n < size; n++) {
+		char name[SHOAL_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%s.%u", pool, n);
+		rc = shoal_client_spawn(c, type, name, SHOAL_WHERE_ANY, 0, &got[n], NULL,
+					timeout_ms);
+		if (rc)
+			break;
+		rc = shm_pool_add(c->seg, id, got[n], false);
+		if (rc) {
+			n++;
+			break;
+		}
+	}
+	if (rc) {
+		shm_pool_abandon(c->seg, id);
+		while (n--)
+			shoal_client_stop(c, NULL, got[n], timeout_ms);
+		goto out;
+	}
+	shm_pool_publish(c->seg, id);
+out:
+	free(got);
+	return rc;
+}
+
+int shoal_client_pool_checkout(struct shoal_client *c, const char *pool, int timeout_ms,
+			       shoal_handle_t *agent)
+{
+	return wrk_pool_client_checkout(c->seg, c->waiter, c->inbox, pool, timeout_ms, agent);
+}
+
+int shoal_client_pool_checkin(struct shoal_client *c, const char *pool, shoal_handle_t agent)
+{
+	return wrk_pool_checkin(c->seg, pool, agent);
 }
 
 int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h, int timeout_ms)

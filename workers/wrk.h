@@ -159,4 +159,19 @@ int wrk_types_load_libs(void);
 /* Type names of the built-in agent types, NULL-terminated (for --help and tools). */
 extern const char *const wrk_builtin_type_names[];
 
+/* --- agent pools (workers/pool.c over shm/pool.c) --- */
+struct shm_pool_note;
+/*
+ * Tell a pool's waiter what was decided (shm_pool_notify_fn; arg is the segment): a grant
+ * or a timeout, as a reply to its checkout's reference. Never waits for room.
+ */
+int wrk_pool_notify(void *seg, const struct shm_pool_note *n);
+/*
+ * A client's blocking checkout from inbox, parking on w: as shoal_client_pool_checkout().
+ */
+int wrk_pool_client_checkout(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox,
+			     const char *pool, int timeout_ms, shoal_handle_t *agent);
+/* Check in agent to pool (our process holds it): as shoal_client_pool_checkin(). */
+int wrk_pool_checkin(struct shm_seg *seg, const char *pool, shoal_handle_t agent);
+
 #endif

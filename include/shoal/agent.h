@@ -175,6 +175,19 @@ int shoal_demonitor(struct shoal_ctx *ctx, uint64_t ref);
  * the previous record. Returns 0 or -EMSGSIZE.
  */
 int shoal_checkpoint(struct shoal_ctx *ctx, const void *data, uint32_t len);
+/*
+ * Check out an agent of pool `pool` (its members are pre-spawned agents of one type, see
+ * [pool NAME] in the configuration). Never waits: 0 and *agent if one was free; 1 if none
+ * was: the checkout is queued (first come, first served) and its answer comes later as a
+ * message with SHOAL_MSG_REPLY and *ref_out (see SHOAL_T_POOL), or an ETIMEDOUT error reply
+ * once timeout_ms (< 0: none) passed, checked on the supervisor's 100 ms tick. -ENOENT no
+ * such pool, -ENOSPC its queue is full. What this agent holds returns to the pool when it
+ * stops or its worker dies.
+ */
+int shoal_pool_checkout(struct shoal_ctx *ctx, const char *pool, int timeout_ms,
+			shoal_handle_t *agent, uint64_t *ref_out);
+/* Return a checked-out agent: 0, -ENOENT (not of that pool), -EPERM (not ours). */
+int shoal_pool_checkin(struct shoal_ctx *ctx, const char *pool, shoal_handle_t agent);
 /* Register another name for this agent (removed when it stops): 0, -EEXIST, -EINVAL. */
 int shoal_register(struct shoal_ctx *ctx, const char *name);
 /* Join / leave a process group (left when it stops). */

@@ -143,4 +143,24 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 }
 #endif
 
+/*
+ * Agent pools. Create pool `pool` of `size` agents of `type` spawned now, and up to
+ * `overflow` more spawned by the supervisor while checkouts wait (retired when idle again):
+ * 0, -EEXIST, -ENOSPC (no free pool, or the members do not fit [segment] pool_members), a
+ * spawn's error (the agents spawned so far are stopped). A client that dies while creating
+ * leaves no pool.
+ */
+int shoal_client_pool_create(struct shoal_client *c, const char *pool, const char *type,
+			     uint32_t size, uint32_t overflow, int timeout_ms);
+/*
+ * Check out an agent of pool `pool`, waiting up to timeout_ms (< 0: for ever) in first-come
+ * order while none is free: 0 and *agent, -ETIMEDOUT, -ENOENT no such pool, -ENOSPC the
+ * queue is full, or the supervisor's exit. What the client holds returns to the pool when it
+ * closes or dies.
+ */
+int shoal_client_pool_checkout(struct shoal_client *c, const char *pool, int timeout_ms,
+			       shoal_handle_t *agent);
+/* Return a checked-out agent: 0, -ENOENT (not of that pool), -EPERM (not ours). */
+int shoal_client_pool_checkin(struct shoal_client *c, const char *pool, shoal_handle_t agent);
+
 #endif

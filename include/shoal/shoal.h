@@ -96,6 +96,19 @@ struct shoal_ctl_result {
 	uint32_t rsvd;	       /* zero */
 };
 
+/*
+ * Agent pools: a queued checkout's answer is a message with SHOAL_MSG_REPLY, the checkout's
+ * reference and type SHOAL_T_POOL, carrying this payload; or SHOAL_MSG_REPLY |
+ * SHOAL_MSG_ERROR with type ETIMEDOUT when its timeout passed first.
+ */
+#define SHOAL_T_POOL	    0x4c4f4f50u /* "POOL" */
+#define SHOAL_POOL_NAME_MAX 47		/* a pool's name: 1..47 bytes */
+
+struct shoal_pool_grant {
+	shoal_handle_t agent; /* the agent checked out: check it in when done */
+	uint64_t rsvd;	      /* zero */
+};
+
 /* A message as a receiver sees it. */
 struct shoal_msg {
 	shoal_handle_t from; /* sender, SHOAL_HANDLE_NONE if anonymous */
