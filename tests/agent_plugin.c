@@ -122,5 +122,80 @@ static const struct shoal_agent_type spawner_type = {
 	.terminate = spawner_terminate,
 };
 
+/*
+ * Type "pooler": a cast "out POOL" checks an agent of POOL out (shoal_pool_checkout(),
+ * timeout 2 s: the grant or the timeout comes back to handle), "in POOL" checks it in. A
+ * call answers "<grants> <timeouts> <held handle's slot or -1> <last rc>".
+ */
+struct pooler {
+	uint64_t ref;	     /* the queued checkout */
+	shoal_handle_t held; /* what we hold, 0 none */
+	uint32_t grants, timeouts;
+	int32_t rc;
+};
+
+static int pooler_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = calloc(1, sizeof(struct pooler));
+	return *state ? 0 : -ENOMEM;
+}
+
+static int pooler_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct pooler *p = state;
+	char pool[SHOAL_POOL_NAME_MAX + 1];
+	uint32_t n;
+
+	if (m->flags & SHOAL_MSG_REPLY) {
+		struct shoal_pool_grant g;
+
+		if (m->ref != p->ref)
+			return 0;
+		if (m->flags & SHOAL_MSG_ERROR) {
+			p->timeouts += m->type == ETIMEDOUT;
+		} else if (m->type == SHOAL_T_POOL && m->len == sizeof(g)) {
+			memcpy(&g, m->data, sizeof(g));
+			p->held = g.agent;
+			p->grants++;
+		}
+		return 0;
+	}
+	if (m->len < 4 || m->len - 4 > SHOAL_POOL_NAME_MAX)
+		return 0;
+	n = m->len - 4;
+	memcpy(pool, (const char *)m->data + 4, n);
+	pool[n] = 0;
+	if (!memcmp(m->data, "out ", 4)) {
+		p->rc = shoal_pool_checkout(ctx, pool, 2000, &p->held, &p->ref);
+		p->grants += p->rc == 0;
+	} else if (!memcmp(m->data, "in  ", 4) && p->held) {
+		p->rc = shoal_pool_checkin(ctx, pool, p->held);
+		p->held = 0;
+	}
+	return 0;
+}
+
+static int pooler_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+		       uint32_t cap, uint32_t *reply_len)
+{
+	struct pooler *p = state;
+	int n = snprintf(reply, cap, "%u %u %d %d", p->grants, p->timeouts,
+			 p->held ? (int)shoal_handle_slot(p->held) : -1, p->rc);
+
+	(void)ctx, (void)m;
+	*reply_len = n < 0 ? 0 : (uint32_t)n < cap ? (uint32_t)n : cap;
+	return 0;
+}
+
+static const struct shoal_agent_type pooler_type = {
+	.name = "pooler",
+	.init = pooler_init,
+	.handle = pooler_handle,
+	.handle_call = pooler_call,
+	.terminate = spawner_terminate, /* frees the state */
+};
+
 /* What shoal_agent_types_load() looks for. */
-const struct shoal_agent_type *const shoal_agent_types[] = {&upper_type, &spawner_type, NULL};
+const struct shoal_agent_type *const shoal_agent_types[] = {&upper_type, &spawner_type,
+							    &pooler_type, NULL};

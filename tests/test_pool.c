@@ -673,6 +673,84 @@ static void test_pool_run_cli(void **state)
 	rt_stop(&r);
 }
 
+/* The pooler agent's account (tests/agent_plugin.c). */
+struct pooler_view {
+	unsigned grants, timeouts;
+	int held_slot, rc;
+};
+
+static struct pooler_view pooler_ask(struct shoal_client *c, shoal_handle_t a)
+{
+	struct pooler_view v = {0};
+	char out[64] = "";
+	int n = shoal_client_call(c, a, 1, "?", 1, out, sizeof(out) - 1, TIMEOUT_MS);
+
+	assert_true(n > 0);
+	out[n] = 0;
+	assert_int_equal(sscanf(out, "%u %u %d %d", &v.grants, &v.timeouts, &v.held_slot, &v.rc),
+			 4);
+	return v;
+}
+
+/* Until the pooler has had `grants` grants and `timeouts` timeouts (each ask is a call). */
+static struct pooler_view pooler_wait(struct shoal_client *c, shoal_handle_t a, unsigned grants,
+				      unsigned timeouts)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	struct pooler_view v;
+
+	while ((v = pooler_ask(c, a)).grants < grants || v.timeouts < timeouts)
+		if (shm_now_ns() > dl)
+			fail_msg("the pooler has %u grants, %u timeouts; not %u, %u", v.grants,
+				 v.timeouts, grants, timeouts);
+	return v;
+}
+
+/*
+ * An agent's checkout from its callback: queued while a client holds the only member, its
+ * grant arrives as a reply when the client checks in; a second one times out (the
+ * supervisor's tick); the agent's stop returns what it held.
+ */
+static void test_pool_run_agent_checkout(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	struct shoal_client *c;
+	shoal_handle_t mine, pooler, got;
+	struct pooler_view v;
+	struct rt_run r;
+	char cfg[1024], err[256];
+
+	(void)state;
+	if (!lib)
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 2\n[types]\nload = %s\n[pool p]\ntype = echo\n"
+		 "[agent pooler]\ntype = pooler\n",
+		 lib);
+	rt_start(&r, "t-pool", "agent", cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(shoal_client_open(r.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_lookup(c, "pooler", &pooler), 0);
+	assert_int_equal(shoal_client_pool_checkout(c, "p", 0, &mine), 0);
+	assert_int_equal(shoal_client_cast(c, pooler, 1, "out p", 5, TIMEOUT_MS), 0);
+	v = pooler_ask(c, pooler); /* after the cast: handled in order */
+	assert_int_equal(v.rc, 1); /* queued */
+	assert_int_equal(v.grants, 0);
+	assert_int_equal(shoal_client_pool_checkin(c, "p", mine), 0);
+	v = pooler_wait(c, pooler, 1, 0);
+	assert_int_equal(v.held_slot, (int)shoal_handle_slot(mine));
+	/* it holds the only one: ours times out, and so does its second checkout */
+	assert_int_equal(shoal_client_pool_checkout(c, "p", 0, &got), -ETIMEDOUT);
+	assert_int_equal(shoal_client_cast(c, pooler, 1, "out p", 5, TIMEOUT_MS), 0);
+	v = pooler_wait(c, pooler, 1, 1);
+	/* its stop returns the member */
+	assert_int_equal(shoal_client_stop(c, "pooler", SHOAL_HANDLE_NONE, TIMEOUT_MS), 0);
+	assert_int_equal(shoal_client_pool_checkout(c, "p", TIMEOUT_MS, &got), 0);
+	assert_true(got == mine);
+	shoal_client_close(c);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -691,6 +769,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_pool_run_configured_overflow, rt_teardown),
 		cmocka_unit_test_teardown(test_pool_run_holder_dies, rt_teardown),
 		cmocka_unit_test_teardown(test_pool_run_cli, rt_teardown),
+		cmocka_unit_test_teardown(test_pool_run_agent_checkout, rt_teardown),
 	};
 
 	if (getenv("SHOAL_TEST_ONLY"))
