@@ -877,6 +877,72 @@ uint64_t shm_pool_retired(struct shm_seg *seg, uint32_t id)
 	return agent;
 }
 
+/* Is agent handle h's incarnation over (its slot freed, or reused by another)? */
+static bool agent_is_gone(const struct shm_seg *seg, uint64_t h)
+{
+	uint32_t slot = shoal_handle_slot(h);
+	const struct shm_agent *a;
+	uint32_t st;
+
+	if (slot >= shm_hdr(seg)->cfg.max_agents)
+		return true;
+	a = shm_agent_at(seg, slot);
+	/* acquire: pairs with the release of FREE/STOPPED by whoever ended it */
+	st = atomic_load_explicit(&((struct shm_agent *)a)->state, memory_order_acquire);
+	return ld(&((struct shm_agent *)a)->gen) != shoal_handle_gen(h) || st == SHM_AGENT_FREE ||
+	       st == SHM_AGENT_STOPPED;
+}
+
+int shm_pool_next_gone(struct shm_seg *seg, uint32_t id, uint32_t *member, uint64_t *old)
+{
+	uint32_t n;
+	int r = -ENOENT;
+
+	if (!pool_live(seg, id))
+		return -ENOENT;
+	n = atomic_load_explicit(&pool_at(seg, id)->nmembers, memory_order_acquire);
+	for (uint32_t i = 0; i < n && r; i++) {
+		struct shm_pool_member *m = member_at(seg, id, i);
+		uint64_t a = ld(&m->agent), h = atomic_load(&m->holder);
+
+		if (!a || (h != SHM_POOL_IDLE && h != SHM_POOL_RETIRING) || !agent_is_gone(seg, a))
+			continue;
+		if (ld(&m->flags) & MEMBER_OVERFLOW) {
+			lock(seg, id);
+			/* nobody takes a gone agent: still ours to drop */
+			if (ld(&m->agent) == a)
+				st(&m->agent, 0);
+			unlock(seg, id);
+			continue;
+		}
+		*member = i;
+		*old = a;
+		r = 0;
+	}
+	return r;
+}
+
+int shm_pool_replace(struct shm_seg *seg, uint32_t id, uint32_t member, uint64_t old,
+		     uint64_t agent, shm_pool_notify_fn fn, void *arg)
+{
+	struct shm_pool_member *m;
+	int r = -ESTALE;
+
+	if (!pool_live(seg, id) || member >= cap(seg))
+		return -ENOENT;
+	m = member_at(seg, id, member);
+	lock(seg, id);
+	if (ld(&m->agent) == old) {
+		st(&m->who, 0);
+		/* P4 as in shm_pool_add(): the member's fields before its agent */
+		atomic_store_explicit(&m->agent, agent, memory_order_release);
+		dispatch(seg, id, fn, arg);
+		r = 0;
+	}
+	unlock(seg, id);
+	return r;
+}
+
 /* --- tools --- */
 
 int shm_pool_read(const struct shm_seg *seg, uint32_t id, struct shm_pool_info *out)

@@ -147,6 +147,16 @@ uint32_t shm_pool_take_want(struct shm_seg *seg, uint32_t id);
 int shm_pool_add_overflow(struct shm_seg *seg, uint32_t id, uint64_t agent, shm_pool_notify_fn fn,
 			  void *arg);
 uint64_t shm_pool_retired(struct shm_seg *seg, uint32_t id);
+/*
+ * For the supervisor: a member at rest whose agent is gone for good (stopped, or removed past
+ * its restart intensity: its slot freed or reused) and nobody holds. Returns its index and
+ * agent, or -ENOENT. An overflow member is dropped here instead (-ENOENT after it).
+ * shm_pool_replace() puts `agent` in its place if it is still that one (0, or -ESTALE) and
+ * hands it to a waiter.
+ */
+int shm_pool_next_gone(struct shm_seg *seg, uint32_t id, uint32_t *member, uint64_t *old);
+int shm_pool_replace(struct shm_seg *seg, uint32_t id, uint32_t member, uint64_t old,
+		     uint64_t agent, shm_pool_notify_fn fn, void *arg);
 
 /*
  * Test hook: called at numbered steps of locked sections so a test can kill the caller

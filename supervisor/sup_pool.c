@@ -53,6 +53,31 @@ int sup_pools_start(struct sup *s)
 }
 
 /*
+ * Members whose agents are gone for good (stopped, or removed past their restart intensity)
+ * get a new agent of the pool's type under the same name; a spawn that fails is tried again
+ * on the next tick.
+ */
+static void replace_gone(struct sup *s, uint32_t id, const struct shm_pool_info *in)
+{
+	uint32_t member;
+	uint64_t old;
+
+	while (shm_pool_next_gone(s->seg, id, &member, &old) == 0) {
+		shoal_handle_t h;
+		int r = spawn_member(s, in->name, in->type, member, &h);
+
+		if (r) {
+			if (r != -EEXIST) /* its name not free yet: the next tick */
+				fprintf(stderr, "shoal: pool %s: replacing member %u: %s\n",
+					in->name, member, strerror(-r));
+			return;
+		}
+		if (shm_pool_replace(s->seg, id, member, old, h, wrk_pool_notify, s->seg))
+			wrk_agent_stop(s->seg, h); /* replaced meanwhile: not needed */
+	}
+}
+
+/*
  * See sup_int.h. On every tick and every wake of the control inbox (a checkout that queued
  * rings us for overflow): timeouts and undelivered grants, overflow spawns, retirements.
  */
@@ -85,5 +110,6 @@ void sup_pools_serve(struct sup *s)
 		}
 		while ((old = shm_pool_retired(s->seg, id)) != 0)
 			wrk_agent_stop(s->seg, old);
+		replace_gone(s, id, &in);
 	}
 }

@@ -751,6 +751,33 @@ static void test_pool_run_agent_checkout(void **state)
 	rt_stop(&r);
 }
 
+/* A member stopped for good is replaced by a new agent under its name, and handed out. */
+static void test_pool_run_member_replaced(void **state)
+{
+	static const char cfg[] = "[instance]\nworkers = 1\n[pool p]\ntype = echo\nsize = 2\n";
+	struct shoal_client *c;
+	shoal_handle_t a, b, old, n1, n2;
+	struct rt_run r;
+	char err[256];
+
+	(void)state;
+	rt_start(&r, "t-pool", "repl", cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(shoal_client_open(r.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_lookup(c, "p.0", &old), 0);
+	assert_int_equal(shoal_client_stop(c, "p.0", SHOAL_HANDLE_NONE, TIMEOUT_MS), 0);
+	/* both members come out: the other one and p.0's replacement (the tick's work) */
+	assert_int_equal(shoal_client_pool_checkout(c, "p", TIMEOUT_MS, &a), 0);
+	assert_int_equal(shoal_client_pool_checkout(c, "p", TIMEOUT_MS, &b), 0);
+	assert_true(a != old && b != old && a != b);
+	assert_int_equal(shoal_client_lookup(c, "p.0", &n1), 0);
+	assert_true(n1 == a || n1 == b);
+	assert_int_equal(shoal_client_lookup(c, "p.1", &n2), 0);
+	assert_true(n2 == a || n2 == b);
+	shoal_client_close(c);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -770,6 +797,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_pool_run_holder_dies, rt_teardown),
 		cmocka_unit_test_teardown(test_pool_run_cli, rt_teardown),
 		cmocka_unit_test_teardown(test_pool_run_agent_checkout, rt_teardown),
+		cmocka_unit_test_teardown(test_pool_run_member_replaced, rt_teardown),
 	};
 
 	if (getenv("SHOAL_TEST_ONLY"))
