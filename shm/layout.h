@@ -22,10 +22,11 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck, 5 the
  * exit log, 6 the telemetry region (struct shm_telem per process slot), 7 process claims
  * hold the slot's state word with the claimer's pid (SHM_PROC_HOLD) and the exit reason
- * SHM_EXIT_VANISHED (an older reader shows both as "?").
+ * SHM_EXIT_VANISHED (an older reader shows both as "?"), 8 the coordination variables region
+ * (SHM_R_VARS, shm/var_int.h) sized by shm_cfg.max_vars and var_bytes (reserved words before).
  */
 #define SHM_LAYOUT_MAJOR 3u
-#define SHM_LAYOUT_MINOR 7u
+#define SHM_LAYOUT_MINOR 8u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -43,7 +44,8 @@ enum shm_region_id {
 	SHM_R_CKPT = 5,
 	SHM_R_TELEMETRY = 6,
 	SHM_R_MONITORS = 7,
-	SHM_R_COUNT = 8,
+	SHM_R_VARS = 8, /* coordination variables (layout minor 8) */
+	SHM_R_COUNT = 9,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -103,8 +105,11 @@ struct shm_cfg {
 	uint32_t max_monitors;	/* monitor table entries */
 	uint32_t max_inboxes; /* agent slots clients' inboxes may hold (0: a quarter of max_agents)
 			       */
-	uint32_t reserved[3]; /* zero */
+	uint32_t max_vars;    /* coordination variables (layout minor 8; 0: none) */
+	uint32_t var_bytes;   /* largest blob a variable holds: a multiple of 8, 8..4096 */
+	uint32_t reserved[1]; /* zero */
 };
+static_assert(offsetof(struct shm_cfg, max_vars) == 52, "shm_cfg ABI: was reserved[0]");
 static_assert(sizeof(struct shm_cfg) == 64, "shm_cfg ABI");
 
 /* The segment header: the first SHM_HDR_SIZE bytes. */
