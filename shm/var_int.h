@@ -75,7 +75,8 @@ struct shm_var {
 	_Atomic uint64_t notify;   /* publications so far (bumped after each pub store) */
 	_Atomic uint64_t meta;	   /* SHM_VAR_META(type, namespace, name length) */
 	_Atomic uint64_t creating; /* a creator's tag until its name is registered, then 0 */
-	uint64_t reserved[2];	   /* zero */
+	_Atomic uint64_t gen;	   /* generation of the last creation (the id's high half) */
+	uint64_t reserved;	   /* zero */
 	_Atomic uint64_t name[8];  /* the name, zero-padded (for lists and repair) */
 };
 static_assert(sizeof(struct shm_var) == 128, "shm_var ABI");

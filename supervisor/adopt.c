@@ -31,6 +31,7 @@
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
+#include "shm/var.h"
 #include "supervisor/sup.h"
 #include "workers/wrk.h"
 
@@ -116,6 +117,7 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 	shm_exit_record(seg, slot);
 	shm_reg_repair(seg, slot);
 	shm_grp_repair(seg, slot);
+	shm_var_repair(seg, slot);
 	ipc_repair_proc(seg, slot);
 	if (worker)
 		wrk_repair_worker(seg, slot);
