@@ -569,6 +569,13 @@ static int lock_var(struct shm_seg *seg, struct shm_var *v, uint64_t deadline, u
 int shm_var_update(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n, uint64_t writer,
 		   uint64_t *cur, uint32_t *bad)
 {
+	return shm_var_update_wait(seg, ops, n, writer, SHM_VAR_WAIT_NS, cur, bad);
+}
+
+/* See shm/var.h. A process with a slot; one writing thread per slot. */
+int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n,
+			uint64_t writer, uint64_t wait_ns, uint64_t *cur, uint32_t *bad)
+{
 	struct shm_var *v[SHM_VAR_MANY];
 	uint64_t old[SHM_VAR_MANY];
 	uint32_t ord[SHM_VAR_MANY];
@@ -611,7 +618,7 @@ int shm_var_update(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n
 		    SHM_VAR_ID_INDEX(ops[ord[k + 1]].id) == SHM_VAR_ID_INDEX(ops[i].id))
 			return -EINVAL;
 	}
-	deadline = shm_now_ns() + SHM_VAR_WAIT_NS;
+	deadline = shm_now_ns() + wait_ns;
 again:
 	for (taken = 0; taken < n; taken++) {
 		r = lock_var(seg, v[ord[taken]], deadline, &dead);

@@ -98,6 +98,11 @@ int shm_var_read_many(const struct shm_seg *seg, const uint64_t *ids, uint32_t n
 int shm_var_update(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n, uint64_t writer,
 		   uint64_t *cur, uint32_t *bad);
 #define SHM_VAR_WAIT_NS 2000000ull
+/* shm_var_update() waiting up to wait_ns (not SHM_VAR_WAIT_NS) for a live writer. */
+int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n,
+			uint64_t writer, uint64_t wait_ns, uint64_t *cur, uint32_t *bad);
+/* What an agent's callback waits at most: it never blocks its worker longer. */
+#define SHM_VAR_WAIT_AGENT_NS 20000ull
 
 /* A variable's name, namespace and type: 0, or -ENOENT. name gets NUL-terminated. */
 int shm_var_info(const struct shm_seg *seg, uint64_t id, uint32_t *ns, char *name, size_t cap,

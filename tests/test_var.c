@@ -27,6 +27,8 @@
 #include "shm/shm.h"
 #include "shm/var.h"
 #include "shm/var_int.h"
+#include "shoal/agent.h"
+#include "workers/wrk_int.h"
 
 #define NVARS  32u
 #define VBYTES 64u
@@ -319,6 +321,92 @@ static void test_var_batch(void **state)
 	assert_int_equal(shm_var_read_many(seg, ids, SHM_VAR_MANY + 1, out), -EINVAL);
 	assert_int_equal(shm_var_update(seg, ops, SHM_VAR_MANY + 1, 0, NULL, NULL), -EINVAL);
 	assert_check(seg);
+	done_seg(seg);
+}
+
+static void child_claim(struct shm_seg *seg);
+
+/*
+ * The agents' API over shm/var.c: the agent is the writer; a batch and compare-and-set; and
+ * a callback never waits on a live writer's lock for more than a moment (-EAGAIN).
+ */
+static void test_var_agent_api(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct wrk_agent wa = {.slot = 3, .handle = shoal_handle_make(3, 1)};
+	struct shoal_ctx ctx = {.seg = seg, .agent = &wa};
+	struct shoal_var_value val = {0}, many[2];
+	shoal_var_t lr, bs, got;
+	uint64_t cur = 0, t0;
+	double x = 0.5;
+	int64_t n = 64;
+	int pfd[2], gfd[2];
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(shoal_var_create(&ctx, "lr", SHOAL_VAR_DOUBLE, &lr), 0);
+	assert_int_equal(shoal_var_create(&ctx, "bs", SHOAL_VAR_INT, &bs), 0);
+	assert_int_equal(shoal_var_create(&ctx, "lr", SHOAL_VAR_INT, &got), -EEXIST);
+	assert_int_equal(got, lr);
+	assert_int_equal(shoal_var_lookup(&ctx, "bs", &got), 0);
+	assert_int_equal(got, bs);
+	assert_int_equal(shoal_var_set_double(&ctx, lr, 0.25), 0);
+	assert_int_equal(shoal_var_read_name(&ctx, "lr", &val), 0);
+	assert_true(val.type == SHOAL_VAR_DOUBLE && val.num.d == 0.25 && val.version == 1);
+	assert_int_equal(val.writer, wa.handle);
+	assert_int_equal(shoal_var_set_int(&ctx, lr, 1), -EPROTOTYPE);
+	{
+		struct shoal_var_set sets[2] = {
+			{.var = lr, .type = SHOAL_VAR_DOUBLE, .len = 8, .data = &x, .expect = 1},
+			{.var = bs, .type = SHOAL_VAR_INT, .len = 8, .data = &n, .expect = 0},
+		};
+		shoal_var_t both[2] = {lr, bs};
+
+		assert_int_equal(shoal_var_update(&ctx, sets, 2, &cur), 0);
+		assert_int_equal(shoal_var_update(&ctx, sets, 2, &cur), -EBUSY);
+		assert_int_equal(cur, 2);
+		memset(many, 0, sizeof(many));
+		assert_int_equal(shoal_var_read_many(&ctx, both, 2, many), 0);
+		assert_true(many[0].num.d == 0.5 && many[0].version == 2);
+		assert_true(many[1].num.i == 64 && many[1].version == 1);
+	}
+	/* a live writer holds bs: the callback is told -EAGAIN at once, not made to wait */
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(pipe(gfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		child_claim(seg);
+		(void)!write(pfd[1], &seg->tag, sizeof(seg->tag));
+		(void)!read(gfd[0], &c, 1); /* until the test is done with us */
+		_exit(0);
+	}
+	{
+		uint64_t tag = 0;
+		struct shm_var *v;
+
+		assert_int_equal(read(pfd[0], &tag, sizeof(tag)), (ssize_t)sizeof(tag));
+		v = (struct shm_var *)((uint8_t *)shm_region(seg, SHM_R_VARS) +
+				       SHM_VAR_VARS_OFF(shm_hdr(seg)->cfg.max_procs, VBYTES) +
+				       SHM_VAR_ID_INDEX(bs) * SHM_VAR_STRIDE(VBYTES));
+		atomic_store(&v->lock, tag);
+		t0 = shm_now_ns();
+		assert_int_equal(shoal_var_set_int(&ctx, bs, 1), -EAGAIN);
+		assert_true(shm_now_ns() - t0 < 5000000); /* 20 us budget, with room for a VM */
+		/* readers are not held up by it */
+		assert_int_equal(shoal_var_read(&ctx, bs, &val), 0);
+		assert_int_equal(val.num.i, 64);
+		atomic_store(&v->lock, 0);
+	}
+	assert_int_equal(write(gfd[1], "x", 1), 1);
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+	close(pfd[0]);
+	close(pfd[1]);
+	close(gfd[0]);
+	close(gfd[1]);
+	assert_int_equal(shoal_var_set_int(&ctx, bs, 1), 0);
 	done_seg(seg);
 }
 
@@ -922,6 +1010,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_var_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_cas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_var_agent_api, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_single, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_helper, setup, teardown),
