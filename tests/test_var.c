@@ -22,6 +22,7 @@
 
 #include "tests/ipc_test_util.h"
 #include "tests/skip.h"
+#include "tests/run_test_util.h"
 #include "tests/support.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
@@ -1003,6 +1004,87 @@ static void test_var_batch_threads(void **state)
 	done_seg(seg);
 }
 
+/* --- the command line, against a running instance --- */
+
+static const char *cli_config = "[instance]\nworkers = 1\nplacement = none\n"
+				"[segment]\nmax_agents = 16\nregistry_capacity = 128\n"
+				"max_procs = 8\nvariables = 4\nvariable_bytes = 16\n"
+				"[agent e]\ntype = echo\nname = e0\n";
+
+/* Run `shoal var ARGS...` on r's instance; its exit code, its output in out. */
+static int var_tool(struct rt_run *r, char *out, size_t cap, const char *const *args)
+{
+	const char *argv[16] = {"var"};
+	size_t n = 1;
+
+	for (; *args; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	return rt_run_tool(r->inst, out, cap, argv);
+}
+
+static void expect_tool(struct rt_run *r, const char *const *args, int want, const char *needle)
+{
+	char out[4096];
+	int ex = var_tool(r, out, sizeof(out), args);
+
+	if (ex != want || !strstr(out, needle))
+		fail_msg("shoal var %s %s: exit %d (want %d), said: '%s' (want '%s')", args[0],
+			 args[1] ? args[1] : "", ex, want, out, needle);
+}
+
+/*
+ * shoal var set (one batch; a first set creates, typed by the value), get (one or several),
+ * list, and each error with its exit code and a sentence naming the fix.
+ */
+static void test_var_cli(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	struct shm_var_val v[2];
+	uint64_t ids[2];
+	char err[256];
+
+	(void)state;
+	rt_start(&r, "t-var-", "cli", cli_config, NULL);
+	rt_wait_ready(&r);
+	expect_tool(&r, (const char *[]){"set", "lr", "0.001", "bs", "-64", NULL}, 0,
+		    "bs = -64  (int, version 1");
+	expect_tool(&r, (const char *[]){"get", "lr", NULL}, 0, "lr = 0.001  (double, version 1");
+	/* the batch's variables from another process: both at once */
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	assert_int_equal(shm_var_lookup(seg, 0, "lr", 2, &ids[0]), 0);
+	assert_int_equal(shm_var_lookup(seg, 0, "bs", 2, &ids[1]), 0);
+	memset(v, 0, sizeof(v));
+	assert_int_equal(shm_var_read_many(seg, ids, 2, v), 0);
+	assert_true(v[0].num.d == 0.001 && v[1].num.i == -64);
+	/* an existing variable's value is read as its type; one update for both */
+	expect_tool(&r, (const char *[]){"set", "lr", "1", "bs", "65", NULL}, 0,
+		    "lr = 1  (double, version 2");
+	expect_tool(&r, (const char *[]){"get", "lr", "bs", NULL}, 0, "bs = 65  (int, version 2");
+	expect_tool(&r, (const char *[]){"set", "note", "hi there", NULL}, 0,
+		    "note = \"hi there\"  (blob, version 1");
+	expect_tool(&r, (const char *[]){"list", NULL}, 0, "3 of 4 variables");
+	/* errors: nothing changes */
+	expect_tool(&r, (const char *[]){"get", "nope", NULL}, 2, "no variable named 'nope'");
+	expect_tool(&r, (const char *[]){"get", "e0", NULL}, 2, "'e0' is an agent's name");
+	expect_tool(&r, (const char *[]){"set", "e0", "1", NULL}, 2, "'e0' is an agent's name");
+	expect_tool(&r, (const char *[]){"set", "bs", "1.5", NULL}, 2,
+		    "'bs' is an int variable; '1.5' is not an integer");
+	expect_tool(&r, (const char *[]){"set", "note", "0123456789abcdefX", NULL}, 2,
+		    "a value of 17 bytes; variables of instance");
+	expect_tool(&r, (const char *[]){"set", "note", "0123456789abcdefX", NULL}, 2,
+		    "at most 16 ([segment] variable_bytes)");
+	expect_tool(&r, (const char *[]){"set", "lr", "2", "lr", "3", NULL}, 2, "named twice");
+	expect_tool(&r, (const char *[]){"set", "lr", NULL}, 2, "NAME VALUE pairs");
+	expect_tool(&r, (const char *[]){"set", "x1", "1", "x2", "2", NULL}, 3,
+		    "raise [segment] variables");
+	expect_tool(&r, (const char *[]){"frob", NULL}, 2, "unknown subcommand 'frob'");
+	expect_tool(&r, (const char *[]){"get", "lr", "bs", NULL}, 0, "lr = 1  (double, version 2");
+	shm_seg_detach(seg);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1017,6 +1099,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_var_crash_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_torn_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_batch_threads, setup, teardown),
+		cmocka_unit_test_teardown(test_var_cli, rt_teardown),
 	};
 
 	test_pid = getpid();

@@ -19,6 +19,7 @@ const struct tool_cmd tool_cmds[] = {
 	{"send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send},
 	{"call", "call an agent and print the reply: call NAME PAYLOAD [--timeout MS]", cmd_call},
 	{"monitor", "print agents' DOWN and UP notices: monitor NAME... [--count N]", cmd_monitor},
+	{"var", "coordination variables: var get NAME... | set NAME VALUE... | list", cmd_var},
 	{NULL, NULL, NULL},
 };
 

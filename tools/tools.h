@@ -35,6 +35,7 @@ int cmd_stop(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
+int cmd_var(int argc, char **argv);
 
 /* Map an -errno to the command's exit code: the one table, in tools/exit.c. */
 int tool_exit_for(int err);
