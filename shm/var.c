@@ -308,16 +308,40 @@ static int read_once(const struct vgeo *g, struct shm_var *v, uint64_t id, struc
 	return r;
 }
 
+/*
+ * Read v until one attempt is consistent. A retry is a writer's doing, so it ends when the
+ * writer moves on; the same pub and lock word over many retries is a corrupt variable
+ * (-EUCLEAN), never an endless loop.
+ */
 static int read_var(const struct vgeo *g, uint64_t id, struct shm_var_val *out, struct obs *o)
 {
 	struct shm_var *v = var_of(g, id);
+	uint64_t last_pub = 0, last_lock = 0;
+	uint32_t stuck = 0;
 	int r;
 
 	if (!v)
 		return -ENOENT;
 	out->type = var_type(v);
-	while ((r = read_once(g, v, id, out, o)) == -EAGAIN)
+	while ((r = read_once(g, v, id, out, o)) == -EAGAIN) {
+		/* relaxed: only compared, for the corruption bound */
+		uint64_t p = atomic_load_explicit(&v->pub, memory_order_relaxed);
+		uint64_t l = atomic_load_explicit(&v->lock, memory_order_relaxed);
+
+		if (p == last_pub && l == last_lock) {
+			if (++stuck > 100000)
+				return -EUCLEAN;
+		} else {
+			stuck = 0;
+			last_pub = p;
+			last_lock = l;
+		}
 		shm_cpu_relax();
+	}
+	/* relaxed: the slot still holds the variable the id names (a freed one is not it) */
+	if (!r && atomic_load_explicit(&v->ctl, memory_order_relaxed) !=
+			  SHM_VAR_CTL(SHM_VAR_LIVE, SHM_VAR_ID_GEN(id)))
+		return -ENOENT;
 	return r;
 }
 
@@ -524,7 +548,9 @@ static int resolve_dead(struct shm_seg *seg, const struct vgeo *g, struct shm_va
 			      memory_order_seq_cst);
 	if (done)
 		atomic_fetch_add_explicit(&vhdr(g)->forward, 1, memory_order_relaxed);
-	return done;
+	/* v still held by the dead tag is not in its committed batch: nothing of v to keep */
+	if (atomic_load_explicit(&v->lock, memory_order_seq_cst) != dead)
+		return done;
 
 roll_back:
 	zero = dead;
@@ -632,6 +658,8 @@ again:
 		if (r == -EAGAIN)
 			return r;
 		resolve_dead(seg, &g, v[ord[taken]], dead);
+		if (shm_now_ns() > deadline)
+			return -EAGAIN; /* dead locks others keep resolving: try again */
 		goto again;
 	}
 	for (uint32_t i = 0; i < n; i++) {

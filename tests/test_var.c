@@ -411,6 +411,49 @@ static void test_var_agent_api(void **state)
 	done_seg(seg);
 }
 
+static struct shm_var *var_ptr(const struct shm_seg *seg, uint64_t id)
+{
+	const struct shm_cfg *cfg = &shm_hdr(seg)->cfg;
+
+	return (struct shm_var *)((uint8_t *)shm_region(seg, SHM_R_VARS) +
+				  SHM_VAR_VARS_OFF(cfg->max_procs, cfg->var_bytes) +
+				  SHM_VAR_ID_INDEX(id) * SHM_VAR_STRIDE(cfg->var_bytes));
+}
+
+/*
+ * A corrupt variable never hangs a reader or a writer: a buffer that disagrees with the
+ * published word is -EUCLEAN; a lock of a dead tag whose committed record does not name the
+ * variable is released by the next writer.
+ */
+static void test_var_corrupt(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	uint64_t id = mk(seg, "c", SHM_VAR_INT), dead = SHM_TAG(7, 12345);
+	struct shm_var *v = var_ptr(seg, id);
+	struct shm_var_buf *b = (struct shm_var_buf *)(v + 1);
+	const struct shm_cfg *cfg = &shm_hdr(seg)->cfg;
+	struct shm_var_rec *rec =
+		(struct shm_var_rec *)((uint8_t *)shm_region(seg, SHM_R_VARS) + SHM_VAR_RECS_OFF +
+				       7 * SHM_VAR_REC_BYTES(cfg->var_bytes));
+	struct shm_var_val val = {0};
+
+	(void)state;
+	atomic_store(&b->version, 5);
+	assert_int_equal(shm_var_read(seg, id, &val), -EUCLEAN);
+	atomic_store(&b->version, 0);
+	assert_int_equal(get_int(seg, id, NULL), 0);
+	/* slot 7 never ran epoch 12345: its tag is dead; its record claims a batch without c */
+	atomic_store(&rec->tag, dead);
+	atomic_store(&rec->count, 0);
+	atomic_store(&rec->ctl, SHM_VAR_REC_CTL(1, SHM_VAR_REC_COMMITTED));
+	atomic_store(&v->lock, dead);
+	assert_int_equal(get_int(seg, id, NULL), 0); /* readers: the buffer's value */
+	assert_int_equal(set_int(seg, id, 3, SHM_VAR_ANY, NULL), 0);
+	assert_int_equal(get_int(seg, id, NULL), 3);
+	assert_int_equal(atomic_load(&v->lock), 0);
+	done_seg(seg);
+}
+
 /* --- writers killed at each step --- */
 
 static int kill_at;
@@ -1107,6 +1150,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_var_cas, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_agent_api, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_var_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_single, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_helper, setup, teardown),
