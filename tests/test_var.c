@@ -1108,6 +1108,15 @@ static void test_var_cli(void **state)
 	expect_tool(&r, (const char *[]){"set", "note", "hi there", NULL}, 0,
 		    "note = \"hi there\"  (blob, version 1");
 	expect_tool(&r, (const char *[]){"list", NULL}, 0, "3 of 4 variables");
+	{
+		char out[16384];
+
+		assert_int_equal(
+			rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"inspect", NULL}),
+			0);
+		assert_non_null(strstr(out, "3 of 4, blobs up to 16 bytes"));
+		assert_non_null(strstr(out, " variable "));
+	}
 	/* errors: nothing changes */
 	expect_tool(&r, (const char *[]){"get", "nope", NULL}, 2, "no variable named 'nope'");
 	expect_tool(&r, (const char *[]){"get", "e0", NULL}, 2, "'e0' is an agent's name");

@@ -10,6 +10,8 @@
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
+#include "shm/var.h"
+#include "shm/var_int.h"
 #include "shm/shm.h"
 #include "supervisor/sup.h"
 #include "tools/tools.h"
@@ -415,8 +417,11 @@ static int show_reg_entry(uint32_t ns, const char *name, shoal_handle_t h,
 	} else {
 		print_name(name, 40);
 	}
-	printf(" slot %-7u gen %-6u meta %u bytes\n", shoal_handle_slot(h), shoal_handle_gen(h),
-	       meta ? meta->len : 0);
+	if (SHM_VAR_ID_IS_VAR(h))
+		printf(" variable %-3u gen %u\n", SHM_VAR_ID_INDEX(h), SHM_VAR_ID_GEN(h));
+	else
+		printf(" slot %-7u gen %-6u meta %u bytes\n", shoal_handle_slot(h),
+		       shoal_handle_gen(h), meta ? meta->len : 0);
 	return ++rs->shown >= rs->max;
 }
 
@@ -470,6 +475,29 @@ static void show_registry(const struct shm_seg *seg)
 	shm_grp_foreach(seg, show_group, &rs);
 }
 
+/* The variables region's counters (shoal var list shows the variables themselves). */
+static void show_vars(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	struct shm_var_stats st;
+
+	if (shm_var_stats(seg, &st)) {
+		printf("\nvariables      region does not match its configuration: not read\n");
+		return;
+	}
+	if (!st.capacity) {
+		printf("\nvariables      none ([segment] variables = 0, or layout minor %u)\n",
+		       h->layout_minor);
+		return;
+	}
+	printf("\nvariables      %u of %u, blobs up to %u bytes, %u locked by a writer now\n",
+	       st.live, st.capacity, h->cfg.var_bytes, st.locked);
+	printf("               dead writers: %llu batches rolled forward, %llu locks released, "
+	       "%llu unnamed variables freed\n",
+	       (unsigned long long)st.forward, (unsigned long long)st.back,
+	       (unsigned long long)st.freed);
+}
+
 /* Everything inspect prints; reads the segment, so shm_seg_guard() runs it. */
 static int show_all(const struct shm_seg *seg, void *arg)
 {
@@ -485,6 +513,7 @@ static int show_all(const struct shm_seg *seg, void *arg)
 	show_agents(seg);
 	show_monitors(seg);
 	show_registry(seg);
+	show_vars(seg);
 	return 0;
 }
 
