@@ -921,9 +921,7 @@ uint64_t shm_var_notify_seq(const struct shm_seg *seg, uint64_t id)
 /* See shm/var.h. The supervisor (or a test standing in for it), with a process slot. */
 int shm_var_repair(struct shm_seg *seg, uint32_t slot)
 {
-	struct shm_var_rec *rec;
 	struct vgeo g;
-	uint64_t rc;
 	int n = 0;
 
 	if (vgeo(seg, &g) || slot >= g.nprocs)
@@ -935,13 +933,15 @@ int shm_var_repair(struct shm_seg *seg, uint32_t slot)
 		uint64_t l;
 
 		if (SHM_VAR_CTL_STATE(c) == SHM_VAR_CLAIMED &&
-		    SHM_TAG_SLOT(SHM_VAR_CTL_HI(c)) == slot) {
+		    SHM_TAG_SLOT(SHM_VAR_CTL_HI(c)) == slot &&
+		    shm_tag_is_dead(seg, SHM_VAR_CTL_HI(c), false)) {
 			var_free(v);
 			atomic_fetch_add_explicit(&vhdr(&g)->freed, 1, memory_order_relaxed);
 			n++;
 			continue;
 		}
-		if (SHM_VAR_CTL_STATE(c) == SHM_VAR_LIVE && cr && SHM_TAG_SLOT(cr) == slot) {
+		if (SHM_VAR_CTL_STATE(c) == SHM_VAR_LIVE && cr && SHM_TAG_SLOT(cr) == slot &&
+		    shm_tag_is_dead(seg, cr, false)) {
 			uint64_t id = SHM_VAR_ID(i, (uint32_t)SHM_VAR_CTL_HI(c)), got = 0;
 			char name[SHOAL_NAME_MAX + 1];
 			uint32_t ns;
@@ -960,17 +960,18 @@ int shm_var_repair(struct shm_seg *seg, uint32_t slot)
 		 * 0 only when someone else moved the lock on meanwhile: a few rounds at most */
 		for (int k = 0; k < 8; k++) {
 			l = atomic_load_explicit(&v->lock, memory_order_seq_cst);
-			if (!l || SHM_TAG_SLOT(l) != slot)
+			/* never a live owner's: the slot may have one again (a second pass) */
+			if (!l || SHM_TAG_SLOT(l) != slot || !shm_tag_is_dead(seg, l, false))
 				break;
 			n += resolve_dead(seg, &g, v, l);
 		}
 	}
-	rec = rec_at(&g, slot);
-	rc = atomic_load_explicit(&rec->ctl, memory_order_relaxed);
-	/* RC2: the dead slot's record means nothing now (its next owner counts on from here) */
-	atomic_store_explicit(&rec->ctl,
-			      SHM_VAR_REC_CTL(SHM_VAR_REC_COUNTER(rc) + 1, SHM_VAR_REC_IDLE),
-			      memory_order_seq_cst);
+	/*
+	 * The dead slot's record stays as it is: a committed batch this call could not finish
+	 * (no slot of our own to finish it with) is still read from it, and finished by the next
+	 * writer or repair that meets its locks. Readers match a record by its tag, so a record
+	 * no lock names is inert; the slot's next owner writes over it.
+	 */
 	return n;
 }
 

@@ -117,10 +117,14 @@ uint32_t shm_var_bytes(const struct shm_seg *seg);
 uint64_t shm_var_notify_seq(const struct shm_seg *seg, uint64_t id);
 
 /*
- * Finish or undo every variable claim of process slot `slot` (which must be dead: the
+ * Finish or undo every variable claim a dead owner of process slot `slot` left (the
  * supervisor, after noticing the death, before the slot is reused): a committed batch is
  * rolled forward, an uncommitted one's locks released, a variable created but not named
- * freed; then its commit record cleared. Returns the number of claims resolved.
+ * freed. Claims of a live owner of the slot are left alone, so a second pass over every slot
+ * is safe. A caller without a process slot of its own (seg->self: the supervisor adopting a
+ * dead one's segment, before it claims slot 0) cannot roll a batch forward: it leaves it
+ * (readers see its values all the same) for a pass made with a slot. Returns the number of
+ * claims resolved.
  */
 int shm_var_repair(struct shm_seg *seg, uint32_t slot);
 /* No lock or creation claim held by a dead process. 0 or -EUCLEAN with a sentence in err. */

@@ -53,6 +53,8 @@ static const struct {
 	{"[segment] checkpoint_bytes", offsetof(struct shm_cfg, ckpt_bytes)},
 	{"NUMA nodes", offsetof(struct shm_cfg, nnodes)},
 	{"[segment] max_monitors", offsetof(struct shm_cfg, max_monitors)},
+	{"[segment] variables", offsetof(struct shm_cfg, max_vars)},
+	{"[segment] variable_bytes", offsetof(struct shm_cfg, var_bytes)},
 };
 
 static uint32_t cfg_field(const struct shm_cfg *c, size_t off)

@@ -717,6 +717,44 @@ static void test_var_crash_helper(void **state)
 	done_seg(seg);
 }
 
+/*
+ * A repair by a process without a slot of its own (the supervisor adopting a dead one's
+ * segment repairs before it claims slot 0) cannot finish a committed batch: it leaves it for
+ * later, and readers still see the new values; a repair with a slot then finishes it.
+ */
+static void test_var_repair_without_slot(void **state)
+{
+	struct shm_seg *seg = make_seg(), noslot;
+	uint64_t ids[BATCH];
+	uint32_t slot;
+
+	(void)state;
+	need_test_hooks();
+	for (uint32_t k = 0; k < BATCH; k++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "a%u", k);
+		ids[k] = mk(seg, name, SHM_VAR_INT);
+	}
+	slot = run_victim(seg, ids, BATCH, 5, SHM_VAR_STEP_COMMITTED, 1);
+	assert_true(slot != UINT32_MAX);
+	atomic_store(&shm_proc_at(seg, slot)->state, SHM_PROC_DEAD);
+	memcpy(&noslot, seg, sizeof(noslot));
+	noslot.self = UINT32_MAX;
+	shm_var_repair(&noslot, slot);
+	atomic_store(&shm_proc_at(seg, slot)->state, SHM_PROC_EXITED);
+	expect_all(seg, ids, BATCH, 5, 1, "after a repair without a slot");
+	/* the supervisor, once it holds its slot, repairs every slot again */
+	for (uint32_t s = 0; s < shm_hdr(seg)->cfg.max_procs; s++)
+		if (s != seg->self)
+			shm_var_repair(seg, s);
+	assert_check(seg);
+	expect_all(seg, ids, BATCH, 5, 1, "after the second repair");
+	assert_int_equal(set_all(seg, ids, BATCH, 6), 0);
+	expect_all(seg, ids, BATCH, 6, 2, "the next writer");
+	done_seg(seg);
+}
+
 /* A creator killed before or after its variable goes live: repair frees it; the name is free. */
 static void test_var_crash_create(void **state)
 {
@@ -1163,6 +1201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_single, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_helper, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_var_repair_without_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_torn_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_batch_threads, setup, teardown),
