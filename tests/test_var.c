@@ -29,6 +29,7 @@
 #include "shm/var.h"
 #include "shm/var_int.h"
 #include "shoal/agent.h"
+#include "shoal/client.h"
 #include "workers/wrk_int.h"
 
 #define NVARS  32u
@@ -1175,6 +1176,84 @@ static void test_var_cli(void **state)
 	rt_stop(&r);
 }
 
+static int list_count(const char *name, shoal_var_t var, uint32_t type, void *arg)
+{
+	(void)var;
+	if (!strcmp(name, "lr") && type == SHOAL_VAR_DOUBLE)
+		++*(int *)arg;
+	return 0;
+}
+
+/*
+ * The clients' API against a running instance: the inbox is the writer, a batch and its
+ * compare-and-set, a list; an update waits for a live writer up to its timeout only.
+ */
+static void test_var_client_api(void **state)
+{
+	struct shoal_client *c = NULL;
+	struct shoal_var_value val = {0}, many[2];
+	shoal_var_t lr, bs, both[2];
+	uint64_t cur = 0, t0;
+	double x = 0.5;
+	int64_t n = 32;
+	struct rt_run r;
+	char err[256];
+	int seen = 0;
+
+	(void)state;
+	rt_start(&r, "t-var-", "capi", cli_config, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(shoal_client_open(r.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_var_create(c, "lr", SHOAL_VAR_DOUBLE, &lr), 0);
+	assert_int_equal(shoal_client_var_create(c, "bs", SHOAL_VAR_INT, &bs), 0);
+	assert_int_equal(shoal_client_var_create(c, "e0", SHOAL_VAR_INT, &both[0]), -EEXIST);
+	assert_int_equal(both[0], 0); /* an agent's name */
+	assert_int_equal(shoal_client_var_lookup(c, "e0", &both[0]), -ENOENT);
+	{
+		struct shoal_var_set sets[2] = {
+			{.var = lr, .type = SHOAL_VAR_DOUBLE, .len = 8, .data = &x, .expect = 0},
+			{.var = bs, .type = SHOAL_VAR_INT, .len = 8, .data = &n, .expect = 0},
+		};
+
+		assert_int_equal(shoal_client_var_update(c, sets, 2, &cur, 1000), 0);
+		assert_int_equal(shoal_client_var_update(c, sets, 2, &cur, 1000), -EBUSY);
+		assert_int_equal(cur, 1);
+		both[0] = lr;
+		both[1] = bs;
+		memset(many, 0, sizeof(many));
+		assert_int_equal(shoal_client_var_read_many(c, both, 2, many), 0);
+		assert_true(many[0].num.d == 0.5 && many[1].num.i == 32);
+		assert_int_equal(many[0].writer, shoal_client_inbox(c));
+		assert_int_equal(shoal_client_var_read_name(c, "bs", &val), 0);
+		assert_true(val.num.i == 32 && val.version == 1);
+		assert_int_equal(shoal_client_var_list(c, list_count, &seen), 0);
+		assert_int_equal(seen, 1);
+		/* the supervisor (alive) holds lr's lock: a timeout, not a hang, and nothing set */
+		{
+			struct shm_seg *seg;
+			struct shm_var *v;
+			uint64_t tag;
+
+			assert_int_equal(shm_seg_attach(r.inst, 0, 1000, &seg, err, sizeof(err)),
+					 0);
+			tag = SHM_TAG(0, atomic_load(&shm_hdr(seg)->sup_epoch));
+			v = var_ptr(seg, lr);
+			atomic_store(&v->lock, tag);
+			sets[0].expect = SHOAL_VAR_ANY;
+			t0 = shm_now_ns();
+			assert_int_equal(shoal_client_var_update(c, sets, 1, NULL, 50), -ETIMEDOUT);
+			assert_true(shm_now_ns() - t0 >= 50000000ull);
+			assert_int_equal(shoal_client_var_update(c, sets, 1, NULL, 0), -EAGAIN);
+			atomic_store(&v->lock, 0);
+			shm_seg_detach(seg);
+		}
+		assert_int_equal(shoal_client_var_read(c, lr, &val), 0);
+		assert_int_equal(val.version, 1);
+	}
+	shoal_client_close(c);
+	rt_stop(&r);
+}
+
 /* shoal bench coord runs its rows (a smoke run: the figures are the README's). */
 static void test_var_bench_smoke(void **state)
 {
@@ -1206,6 +1285,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_var_torn_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_batch_threads, setup, teardown),
 		cmocka_unit_test_teardown(test_var_cli, rt_teardown),
+		cmocka_unit_test_teardown(test_var_client_api, rt_teardown),
 		cmocka_unit_test(test_var_bench_smoke),
 	};
 
