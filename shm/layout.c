@@ -33,6 +33,8 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->max_monitors = 4096;
 	cfg->max_pools = 16;
 	cfg->pool_members = 64;
+	cfg->max_vars = 1024;
+	cfg->var_bytes = 256;
 }
 
 #define CHECK(cond, ...)                                                                           \
@@ -81,6 +83,11 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	CHECK(cfg->pool_members <= 65536, "pool_members %u: at most 65536", cfg->pool_members);
 	CHECK(!cfg->max_pools || cfg->pool_members,
 	      "pool_members is 0 but pools is %u: give each pool room for members", cfg->max_pools);
+	CHECK(cfg->max_vars <= SHM_VAR_MAX, "variables %u: at most %u", cfg->max_vars, SHM_VAR_MAX);
+	CHECK(cfg->var_bytes % 8 == 0, "variable_bytes %u: must be a multiple of 8",
+	      cfg->var_bytes);
+	CHECK(cfg->var_bytes >= 8 && cfg->var_bytes <= SHM_VAR_BYTES_MAX,
+	      "variable_bytes %u: must be 8..%u", cfg->var_bytes, SHM_VAR_BYTES_MAX);
 	for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
 		CHECK(cfg->reserved[i] == 0, "reserved configuration word %u is not zero", i);
 	for (unsigned i = 0; i < sizeof(cfg->reserved2) / sizeof(cfg->reserved2[0]); i++)
@@ -143,6 +150,7 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_TELEMETRY] = (uint64_t)cfg->max_procs * sizeof(struct shm_telem);
 	size[SHM_R_MONITORS] = (uint64_t)cfg->max_monitors * sizeof(struct shm_monitor);
 	size[SHM_R_POOLS] = shm_pool_region_size(cfg);
+	size[SHM_R_VARS] = shm_var_region_size(cfg);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */
 		off = round_up(off, i == SHM_R_MBOX ? SHM_PAGE : SHM_ALIGN);

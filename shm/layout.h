@@ -24,10 +24,13 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * 1 shm_hdr.changes, 2 ctl_*, 3 mailbox attempts/poisoned, 4 mailbox polls/recheck, 5 the
  * exit log, 6 the telemetry region (struct shm_telem per process slot), 7 process claims
  * hold the slot's state word with the claimer's pid (SHM_PROC_HOLD) and the exit reason
- * SHM_EXIT_VANISHED (an older reader shows both as "?").
+ * SHM_EXIT_VANISHED (an older reader shows both as "?"), 8 the agent pools region (SHM_R_POOLS,
+ * shm/pool.c: max_pools, pool_members) and the coordination variables region (SHM_R_VARS,
+ * shm/var_int.h: max_vars, var_bytes). New regions change the region count, which the
+ * validator checks, so a reader of an older layout refuses such a segment anyway.
  */
 #define SHM_LAYOUT_MAJOR 4u
-#define SHM_LAYOUT_MINOR 7u
+#define SHM_LAYOUT_MINOR 8u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -45,8 +48,9 @@ enum shm_region_id {
 	SHM_R_CKPT = 5,
 	SHM_R_TELEMETRY = 6,
 	SHM_R_MONITORS = 7,
-	SHM_R_POOLS = 8,
-	SHM_R_COUNT = 9,
+	SHM_R_POOLS = 8, /* agent pools (layout 4) */
+	SHM_R_VARS = 9,	 /* coordination variables (layout minor 8) */
+	SHM_R_COUNT = 10,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -104,13 +108,16 @@ struct shm_cfg {
 	uint32_t nnodes;	/* NUMA nodes the mailbox arena is split over */
 	uint32_t mode;		/* the shm object's file mode */
 	uint32_t max_monitors;	/* monitor table entries */
-	uint32_t max_inboxes;  /* agent slots clients' inboxes may hold (0: a quarter of max_agents)
-				*/
-	uint32_t reserved[3];  /* zero */
-	uint32_t max_pools;    /* agent pools (shm/pool.c) */
-	uint32_t pool_members; /* members (and queued checkouts) per pool */
+	uint32_t max_inboxes;	/* agent slots clients' inboxes may hold (0: a quarter of
+				 * max_agents) */
+	uint32_t max_vars;	/* coordination variables (layout minor 8; 0: none) */
+	uint32_t var_bytes;	/* largest blob a variable holds: a multiple of 8, 8..4096 */
+	uint32_t reserved[1];	/* zero */
+	uint32_t max_pools;	/* agent pools (shm/pool.c) */
+	uint32_t pool_members;	/* members (and queued checkouts) per pool */
 	uint32_t reserved2[14]; /* zero: room for the coordination layer's sizes */
 };
+static_assert(offsetof(struct shm_cfg, max_vars) == 52, "shm_cfg ABI");
 static_assert(sizeof(struct shm_cfg) == 128, "shm_cfg ABI");
 
 /* The segment header: the first SHM_HDR_SIZE bytes. */

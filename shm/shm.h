@@ -58,6 +58,11 @@ uint32_t shm_cfg_inbox_budget(const struct shm_cfg *cfg);
 uint64_t shm_reg_region_size(const struct shm_cfg *cfg);
 uint64_t shm_grp_region_size(const struct shm_cfg *cfg);
 uint64_t shm_pool_region_size(const struct shm_cfg *cfg);
+/* Coordination variables (shm/var.c): the commit records and the variables; 0 if none. */
+uint64_t shm_var_region_size(const struct shm_cfg *cfg);
+/* Bounds of [segment] variables and variable_bytes (shm_cfg.max_vars, var_bytes). */
+#define SHM_VAR_MAX	  (1u << 20)
+#define SHM_VAR_BYTES_MAX 4096u
 
 struct shm_reg_hdr;
 struct shm_reg_bucket;

@@ -193,6 +193,10 @@ const char *shoal_strerror(int err)
 		return "stale handle: the agent's slot was reused";
 	case -EINVAL:
 		return "invalid argument";
+	case -EBUSY:
+		return "compare-and-set lost: the variable's version moved";
+	case -EPROTOTYPE:
+		return "a value of another type than the variable's";
 	default:
 		return strerror(err < 0 ? -err : err);
 	}

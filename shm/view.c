@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/var_int.h"
 #include "shm/view.h"
 
 /* Copy a fixed-size field of cap bytes the segment may not have terminated: at most cap
@@ -320,6 +321,9 @@ static int name_visit(uint32_t ns, const char *name, shoal_handle_t h,
 	copy_field(r->name, name, SHOAL_NAME_MAX);
 	r->handle = h;
 	r->meta_len = meta ? meta->len : 0;
+	r->is_var = SHM_VAR_ID_IS_VAR(h);
+	r->var_index = r->is_var ? SHM_VAR_ID_INDEX(h) : 0;
+	r->var_gen = r->is_var ? SHM_VAR_ID_GEN(h) : 0;
 	return ++v->nnames >= SHM_VIEW_NAMES;
 }
 
@@ -400,6 +404,9 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	v->parts |= SHM_VIEW_PART_GROUPS;
 	take_pools(seg, v);
 	v->parts |= SHM_VIEW_PART_POOLS;
+	memset(&v->vars, 0, sizeof(v->vars));
+	v->vars_ret = shm_var_stats(seg, &v->vars);
+	v->parts |= SHM_VIEW_PART_VARS;
 	return 0;
 }
 

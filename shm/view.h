@@ -35,6 +35,7 @@
 
 #include "shm/pool.h"
 #include "shm/registry.h"
+#include "shm/var.h"
 #include "shm/shm.h"
 #include "shoal/shoal.h"
 
@@ -54,7 +55,8 @@ enum {
 	SHM_VIEW_PART_REGISTRY = 1u << 5, /* statistics and the first names */
 	SHM_VIEW_PART_GROUPS = 1u << 6,
 	SHM_VIEW_PART_POOLS = 1u << 7,
-	SHM_VIEW_PART_ALL = (1u << 8) - 1,
+	SHM_VIEW_PART_VARS = 1u << 8,
+	SHM_VIEW_PART_ALL = (1u << 9) - 1,
 };
 
 /* The header: identity (fixed at creation) and status words, as of the take. */
@@ -137,8 +139,10 @@ struct shm_view_name {
 	uint32_t ns;
 	char ns_name[SHM_NS_NAME_MAX + 1]; /* "" for a numbered namespace */
 	char name[SHOAL_NAME_MAX + 1];
-	shoal_handle_t handle;
+	shoal_handle_t handle; /* an agent's handle, or a variable's id (is_var) */
 	uint32_t meta_len;
+	bool is_var; /* the name is a coordination variable's (shm/var.h) */
+	uint32_t var_index, var_gen;
 };
 
 struct shm_view_group {
@@ -176,6 +180,8 @@ struct shm_view {
 	uint32_t ngroups; /* live groups, all counted; the first SHM_VIEW_GROUPS listed */
 	struct shm_pool_info pools[SHM_VIEW_POOLS]; /* live pools (shm_pool_read()), names cut */
 	uint32_t npools; /* live pools, all counted; the first SHM_VIEW_POOLS listed */
+	int vars_ret;	 /* 0, or -EUCLEAN: the variables region does not match (vars unset) */
+	struct shm_var_stats vars; /* the variables region's counters (shm_var_stats()) */
 };
 
 /*

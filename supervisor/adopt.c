@@ -32,6 +32,7 @@
 #include "ipc/ipc.h"
 #include "shm/pool.h"
 #include "shm/registry.h"
+#include "shm/var.h"
 #include "supervisor/sup.h"
 #include "workers/wrk.h"
 
@@ -53,6 +54,8 @@ static const struct {
 	{"[segment] checkpoint_bytes", offsetof(struct shm_cfg, ckpt_bytes)},
 	{"NUMA nodes", offsetof(struct shm_cfg, nnodes)},
 	{"[segment] max_monitors", offsetof(struct shm_cfg, max_monitors)},
+	{"[segment] variables", offsetof(struct shm_cfg, max_vars)},
+	{"[segment] variable_bytes", offsetof(struct shm_cfg, var_bytes)},
 };
 
 static uint32_t cfg_field(const struct shm_cfg *c, size_t off)
@@ -117,6 +120,7 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 	shm_exit_record(seg, slot);
 	shm_reg_repair(seg, slot);
 	shm_grp_repair(seg, slot);
+	shm_var_repair(seg, slot);
 	ipc_repair_proc(seg, slot);
 	if (worker)
 		wrk_repair_worker(seg, slot);

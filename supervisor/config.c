@@ -505,6 +505,19 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 			BADVAL(ps, sec, k, v, "yes or no");
 		return 1;
 	}
+	if (!strcmp(k, "variables")) {
+		if (parse_u32(ps, v, SHM_VAR_MAX, &ps->c->shm.max_vars))
+			BADVAL(ps, sec, k, v, "a count 0..1048576 (0: no variables)");
+		return 1;
+	}
+	if (!strcmp(k, "variable_bytes")) {
+		if (parse_u32(ps, v, SHM_VAR_BYTES_MAX, &val) || val < 8 || val % 8)
+			BADVAL(ps, sec, k, v,
+			       "a blob size in bytes, a multiple of 8 from 8 to 4096 (such as "
+			       "256)");
+		ps->c->shm.var_bytes = val;
+		return 1;
+	}
 	if (!strcmp(k, "max_size")) {
 		if (sup_size_parse(v, &ps->c->seg_max) || !ps->c->seg_max)
 			BADVAL(ps, sec, k, v, "a positive size in bytes, K, M or G");
@@ -528,7 +541,7 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 	FAIL(ps,
 	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
 	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, "
-	     "client_inboxes, pools, pool_members, mode, "
+	     "client_inboxes, variables, variable_bytes, pools, pool_members, mode, "
 	     "shared_with_group, max_size)",
 	     sec, k);
 }

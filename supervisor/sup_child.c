@@ -27,6 +27,7 @@
 #include "ipc/uring_futex.h"
 #include "shm/registry.h"
 #include "shm/pool.h"
+#include "shm/var.h"
 #include "shm/trace.h"
 #include "shoal/agent.h"
 #include "supervisor/sup.h"
@@ -295,6 +296,8 @@ void sup_slot_repair(struct sup *s, struct sup_worker *w)
 	shm_trace("sup: reg repaired");
 	shm_grp_repair(s->seg, w->slot);
 	shm_trace("sup: grp repaired");
+	shm_var_repair(s->seg, w->slot);
+	shm_trace("sup: var repaired");
 	ipc_repair_proc(s->seg, w->slot);
 	shm_trace("sup: ipc repaired");
 	/* also resolves its agent and monitor claims (wrk_repair_proc_claims) */

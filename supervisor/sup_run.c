@@ -28,6 +28,7 @@
 #include "ipc/uring_futex.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
+#include "shm/var.h"
 #include "shoal/agent.h"
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
@@ -288,6 +289,11 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		atomic_store_explicit(&h->spare, 0, memory_order_relaxed);
 	}
 	atomic_store_explicit(&h->sup_epoch, s.seg->epoch, memory_order_relaxed);
+	if (adopted) {
+		/* the batches of variables adoption's repair could not finish without a slot */
+		for (uint32_t i = 1; i < h->cfg.max_procs; i++)
+			shm_var_repair(s.seg, i);
+	}
 	shm_proc_set_state(s.seg, SHM_PROC_RUNNING);
 	bind_arenas(&s);
 	for (uint32_t i = 0; i < s.n; i++) {

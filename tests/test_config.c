@@ -294,6 +294,30 @@ static void test_config_segment_not_pow2(void **state)
 	expect_error("[segment]\nmailbox_cells = 100\n", 0, "power of two");
 }
 
+/* [segment] variables and variable_bytes: set the variables region; bad values named. */
+static void test_config_segment_variables(void **state)
+{
+	struct sup_config c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(load_text(&c, "[segment]\nvariables = 64\nvariable_bytes = 512\n", err,
+				   sizeof(err)),
+			 0);
+	assert_int_equal(c.shm.max_vars, 64);
+	assert_int_equal(c.shm.var_bytes, 512);
+	unlink(path);
+	assert_int_equal(load_text(&c, "[segment]\nvariables = 0\n", err, sizeof(err)), 0);
+	assert_int_equal(c.shm.max_vars, 0);
+	unlink(path);
+	expect_error("[segment]\nvariable_bytes = 100\n", 2,
+		     "variable_bytes = '100': a blob size in bytes, a multiple of 8");
+	expect_error("[segment]\nvariable_bytes = 8192\n", 2, "from 8 to 4096");
+	expect_error("[segment]\nvariable_bytes = 0\n", 2, "variable_bytes = '0'");
+	expect_error("[segment]\nvariables = 2000000\n", 2, "variables = '2000000'");
+	expect_error("[segment]\nvariables = -1\n", 2, "variables = '-1'");
+}
+
 static void test_config_more_agents_than_slots(void **state)
 {
 	(void)state;
@@ -818,6 +842,7 @@ int main(void)
 		cmocka_unit_test(test_config_agent_bad_pattern),
 		cmocka_unit_test(test_config_agent_worker_out_of_range),
 		cmocka_unit_test(test_config_segment_not_pow2),
+		cmocka_unit_test(test_config_segment_variables),
 		cmocka_unit_test(test_config_more_agents_than_slots),
 		cmocka_unit_test(test_config_backoff_max_below_initial),
 		cmocka_unit_test(test_config_first_error_wins),

@@ -570,6 +570,44 @@ static void test_segment_validate_config(void **state)
 	free(buf);
 }
 
+/*
+ * The variables region (layout minor 8): sized from [segment] variables and variable_bytes,
+ * and checked like the others: a region that disagrees with them, or a blob size that is not
+ * a multiple of 8 within range, is refused.
+ */
+static void test_segment_validate_vars(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+	struct shm_hdr *h = (struct shm_hdr *)buf;
+	struct shm_cfg cfg;
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	assert_true(cfg.max_vars >= 1024 && cfg.var_bytes == 256);
+	assert_true(h->layout_minor >= 8);
+	assert_true(h->cfg.max_vars > 0);
+	assert_int_equal(h->regions[SHM_R_VARS].size, shm_var_region_size(&h->cfg));
+	assert_true(h->regions[SHM_R_VARS].size >= (uint64_t)h->cfg.max_vars * h->cfg.var_bytes);
+	h->regions[SHM_R_VARS].size -= 64;
+	{
+		char want[16];
+
+		snprintf(want, sizeof(want), "region %d", SHM_R_VARS);
+		expect_verr(buf, size, SHM_V_CONFIG, want);
+	}
+	h->regions[SHM_R_VARS].size += 64;
+	expect_verr(buf, size, SHM_V_OK, NULL);
+	h->cfg.var_bytes = 100;
+	expect_verr(buf, size, SHM_V_CONFIG, "multiple of 8");
+	h->cfg.var_bytes = 8192;
+	expect_verr(buf, size, SHM_V_CONFIG, "variable_bytes");
+	h->cfg.var_bytes = 256;
+	h->cfg.max_vars = (1u << 20) + 1;
+	expect_verr(buf, size, SHM_V_CONFIG, "variables");
+	free(buf);
+}
+
 static void test_segment_validate_header(void **state)
 {
 	size_t size;
@@ -1717,6 +1755,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_vars, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_truncated_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_attach_foreign_owner, setup, teardown),

@@ -35,6 +35,8 @@
 #include "supervisor/sup.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
+#include "shm/var.h"
+#include "shm/var_int.h"
 #include "shoal/agent.h"
 
 #include "tests/run_test_util.h"
@@ -1322,6 +1324,7 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 		char err[256];
 
 		shoal_handle_t ib[2];
+		uint64_t vid;
 
 		if (shm_seg_attach(r.inst, 0, 1000, &cs, err, sizeof(err)) ||
 		    shm_proc_claim(cs, SHM_ROLE_CLIENT, false))
@@ -1331,6 +1334,20 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 		if (ipc_inbox_open(cs, &ib[0]) || ipc_inbox_open(cs, &ib[1]) ||
 		    shm_grp_join(cs, "watchers", 8, ib[1]))
 			_exit(1);
+		/* and a variable's lock, as a writer killed mid-update holds it */
+		if (shm_var_create(cs, 0, "held", 4, SHM_VAR_INT, &vid))
+			_exit(1);
+		{
+			const struct shm_hdr *h = shm_hdr(cs);
+			struct shm_var *v =
+				(struct shm_var *)((uint8_t *)shm_region(cs, SHM_R_VARS) +
+						   SHM_VAR_VARS_OFF(h->cfg.max_procs,
+								    h->cfg.var_bytes) +
+						   SHM_VAR_ID_INDEX(vid) *
+							   SHM_VAR_STRIDE(h->cfg.var_bytes));
+
+			atomic_store(&v->lock, cs->tag);
+		}
 		(void)!write(pfd[1], &cs->self, sizeof(cs->self));
 		(void)!write(pfd[1], ib, sizeof(ib));
 		pause();
@@ -1353,6 +1370,17 @@ static void test_supervisor_dead_client_is_repaired(void **state)
 			atomic_load(&shm_agent_at(seg, shoal_handle_slot(inbox[i]))->state),
 			SHM_AGENT_FREE);
 	assert_int_equal(shm_grp_members(seg, "watchers", 8, members, 4), -ENOENT);
+	/* its variable lock is released (an uncommitted update: the value stays) */
+	{
+		struct shm_var_stats vst;
+		char err[256];
+
+		assert_int_equal(shm_var_stats(seg, &vst), 0);
+		assert_int_equal(vst.live, 1);
+		assert_int_equal(vst.locked, 0);
+		assert_int_equal(vst.back, 1);
+		assert_int_equal(shm_var_check(seg, err, sizeof(err)), 0);
+	}
 	assert_true(atomic_load(&shm_proc_at(seg, slot)->repair_gen) >= 1);
 	assert_int_equal(
 		atomic_load_explicit(&shm_proc_at(seg, slot)->last_pid, memory_order_relaxed),

@@ -13,10 +13,10 @@
 /* 2 for usage, bad config, unknown instance, a bad, foreign or truncated segment. */
 static void test_tools_exit_usage(void **state)
 {
-	static const int usage[] = {EINVAL,  ENOENT,	      EEXIST,	ESTALE,	 EBADMSG,
-				    EPROTO,  EPROTONOSUPPORT, EUCLEAN,	ERANGE,	 EDOM,
-				    ENOEXEC, EPERM,	      EACCES,	ENXIO,	 EFAULT,
-				    ELIBBAD, ENAMETOOLONG,    EMSGSIZE, ENOTDIR, EISDIR};
+	static const int usage[] = {
+		EINVAL,	 ENOENT,  EEXIST,	ESTALE,	  EBADMSG, EPROTO, EPROTONOSUPPORT,
+		EUCLEAN, ERANGE,  EDOM,		ENOEXEC,  EPERM,   EACCES, ENXIO,
+		EFAULT,	 ELIBBAD, ENAMETOOLONG, EMSGSIZE, ENOTDIR, EISDIR, EPROTOTYPE};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(usage) / sizeof(usage[0]); i++)
@@ -25,12 +25,16 @@ static void test_tools_exit_usage(void **state)
 				 tool_exit_for(-usage[i]), EXIT_USAGE);
 }
 
-/* 1 for a check that failed: a timed-out wait, a call dropped as a poison message. */
+/*
+ * 1 for a check that failed: a timed-out wait, a call dropped as a poison message, a lost
+ * compare-and-set.
+ */
 static void test_tools_exit_check(void **state)
 {
 	(void)state;
 	assert_int_equal(tool_exit_for(-ETIMEDOUT), EXIT_CHECK);
 	assert_int_equal(tool_exit_for(-ECANCELED), EXIT_CHECK);
+	assert_int_equal(tool_exit_for(-EBUSY), EXIT_CHECK);
 }
 
 /* 3 for a system failure, and for any errno the table does not list. */

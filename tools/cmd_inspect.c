@@ -11,6 +11,7 @@
 #include "ipc/ipc.h"
 #include "shm/registry.h" /* --scratch registers an example name */
 #include "shm/shm.h"
+#include "shm/var.h"
 #include "shm/view.h"
 #include "supervisor/sup.h"
 #include "tools/tools.h"
@@ -41,7 +42,7 @@ static void print_time(const char *label, uint64_t wall_ns)
 
 static const char *region_names[SHM_R_COUNT] = {
 	"processes",   "agents",    "registry", "groups", "mailboxes",
-	"checkpoints", "telemetry", "monitors", "pools",
+	"checkpoints", "telemetry", "monitors", "pools",  "variables",
 };
 
 #define AGENTS_SHOWN   64 /* agent rows listed */
@@ -374,9 +375,13 @@ static void show_registry(const struct shm_view *v, bool groups)
 			/* a named namespace: "name:entry", cut at SHOAL_NAME_MAX */
 			snprintf(full, sizeof(full), "%s%s%s", n->ns_name, n->ns_name[0] ? ":" : "",
 				 n->name);
-			printf("  %5u  %-40.*s slot %-7u gen %-6u meta %u bytes\n", n->ns,
-			       SHOAL_NAME_MAX, full, shoal_handle_slot(n->handle),
-			       shoal_handle_gen(n->handle), n->meta_len);
+			if (n->is_var)
+				printf("  %5u  %-40.*s variable %-3u gen %u\n", n->ns,
+				       SHOAL_NAME_MAX, full, n->var_index, n->var_gen);
+			else
+				printf("  %5u  %-40.*s slot %-7u gen %-6u meta %u bytes\n", n->ns,
+				       SHOAL_NAME_MAX, full, shoal_handle_slot(n->handle),
+				       shoal_handle_gen(n->handle), n->meta_len);
 		}
 		if (v->names_cut)
 			printf("  ... the first %u shown of %u live entries\n", v->nnames,
@@ -422,6 +427,27 @@ static int take_all(const struct shm_seg *seg, void *arg)
 	return 0;
 }
 
+/* The variables region's counters (shoal var list shows the variables themselves). */
+static void show_vars(const struct shm_view *v)
+{
+	const struct shm_var_stats *st = &v->vars;
+
+	if (v->vars_ret) {
+		printf("\nvariables      region does not match its configuration: not read\n");
+		return;
+	}
+	if (!st->capacity) {
+		printf("\nvariables      none ([segment] variables = 0)\n");
+		return;
+	}
+	printf("\nvariables      %u of %u, blobs up to %u bytes, %u locked by a writer now\n",
+	       st->live, st->capacity, v->cfg.var_bytes, st->locked);
+	printf("               dead writers: %llu batches rolled forward, %llu locks released, "
+	       "%llu unnamed variables freed\n",
+	       (unsigned long long)st->forward, (unsigned long long)st->back,
+	       (unsigned long long)st->freed);
+}
+
 /* Print the sections of the snapshot that are whole (all of them unless a read faulted). */
 static void show_all(const struct inspect *in, const char *path)
 {
@@ -448,6 +474,8 @@ static void show_all(const struct inspect *in, const char *path)
 		show_registry(v, parts & SHM_VIEW_PART_GROUPS);
 	if (parts & SHM_VIEW_PART_POOLS)
 		tool_show_pools(v);
+	if (parts & SHM_VIEW_PART_VARS)
+		show_vars(v);
 }
 
 static int inspect_one(const char *instance, bool all, int wait_ms)

@@ -2,10 +2,11 @@
  * The one mapping from an -errno to the shoal command's exit code, for every subcommand:
  *   0  ok;
  *   1  a check failed: a wait that timed out (-ETIMEDOUT), a call dropped as a poison
- *      message (-ECANCELED); commands also return it for an agent's error reply and a
- *      missed benchmark target, which no errno tells apart;
- *   2  usage or bad input: a bad argument or config (-EINVAL, -ENAMETOOLONG, -EMSGSIZE,
- *      -ELIBBAD a type library that does not load), an unknown instance or agent
+ *      message (-ECANCELED), a compare-and-set that lost (-EBUSY); commands also return it for an
+ * agent's error reply and a missed benchmark target, which no errno tells apart; 2  usage or bad
+ * input: a bad argument or config (-EINVAL, -ENAMETOOLONG, -EMSGSIZE, -ELIBBAD a type library that
+ * does not load, -EPROTOTYPE a value of another type than its variable's), an unknown instance or
+ * agent
  *      (-ENOENT, -ESTALE), one that exists already (-EEXIST), a bad, foreign or truncated
  *      segment (the validator's -EBADMSG, -EPROTO, -EPROTONOSUPPORT, -EUCLEAN, -ERANGE,
  *      -EDOM, -ENOEXEC, -EPERM/-EACCES not ours, -ENXIO another instance's name, -EFAULT
@@ -24,11 +25,13 @@ int tool_exit_for(int err)
 		return EXIT_OK;
 	case ETIMEDOUT:
 	case ECANCELED:
+	case EBUSY:
 		return EXIT_CHECK;
 	case EINVAL:
 	case ENAMETOOLONG:
 	case EMSGSIZE:
 	case ELIBBAD:
+	case EPROTOTYPE:
 	case ENOENT:
 	case ESTALE:
 	case EEXIST:

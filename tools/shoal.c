@@ -21,6 +21,7 @@ const struct tool_cmd tool_cmds[] = {
 	{"monitor", "print agents' DOWN and UP notices: monitor NAME... [--count N]", cmd_monitor},
 	{"pool", "agent pools: pool list | create NAME TYPE SIZE [OVERFLOW] | checkout NAME",
 	 cmd_pool},
+	{"var", "coordination variables: var get NAME... | set NAME VALUE... | list", cmd_var},
 	{NULL, NULL, NULL},
 };
 

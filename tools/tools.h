@@ -40,6 +40,7 @@ int cmd_pool(int argc, char **argv);
 struct shm_view;
 /* Print a snapshot's pools (inspect, pool list): tools/cmd_pool.c. */
 void tool_show_pools(const struct shm_view *v);
+int cmd_var(int argc, char **argv);
 
 /* Map an -errno to the command's exit code: the one table, in tools/exit.c. */
 int tool_exit_for(int err);

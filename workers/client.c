@@ -4,6 +4,7 @@
  * `shoal` client commands do the same through tools/client.c.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "shm/pool.h"
 #include "shm/registry.h"
+#include "shm/var.h"
 #include "shoal/client.h"
 #include "ipc/ctl.h"
 #include "workers/wrk_int.h"
@@ -472,4 +474,83 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 	out->data = buf;
 	ipc_mbox_consume(c->seg, rw.slot, &m);
 	return 0;
+}
+
+/* --- coordination variables (thin over workers/var.c and shm/var.c) --- */
+
+int shoal_client_var_create(struct shoal_client *c, const char *name, uint32_t type,
+			    shoal_var_t *out)
+{
+	return wrk_var_create(c->seg, name, type, out);
+}
+
+int shoal_client_var_lookup(struct shoal_client *c, const char *name, shoal_var_t *out)
+{
+	return wrk_var_lookup(c->seg, name, out);
+}
+
+int shoal_client_var_read(struct shoal_client *c, shoal_var_t var, struct shoal_var_value *out)
+{
+	return wrk_var_read(c->seg, var, out);
+}
+
+int shoal_client_var_read_name(struct shoal_client *c, const char *name,
+			       struct shoal_var_value *out)
+{
+	shoal_var_t var;
+	int r = wrk_var_lookup(c->seg, name, &var);
+
+	return r ? r : wrk_var_read(c->seg, var, out);
+}
+
+int shoal_client_var_read_many(struct shoal_client *c, const shoal_var_t *vars, uint32_t n,
+			       struct shoal_var_value *out)
+{
+	return wrk_var_read_many(c->seg, vars, n, out);
+}
+
+int shoal_client_var_update(struct shoal_client *c, const struct shoal_var_set *sets, uint32_t n,
+			    uint64_t *cur, int timeout_ms)
+{
+	uint64_t end = timeout_ms < 0 ? UINT64_MAX : shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+	for (;;) {
+		uint64_t now = shm_now_ns(), wait = SHM_VAR_WAIT_NS;
+		int r;
+
+		if (end - now < wait && end > now)
+			wait = end - now;
+		r = wrk_var_update(c->seg, sets, n, c->inbox, now < end ? wait : 0, cur);
+		if (r != -EAGAIN)
+			return r;
+		/* a live writer kept one of them: it is running, let it finish */
+		if (shm_now_ns() >= end)
+			return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+		sched_yield();
+	}
+}
+
+struct var_list {
+	int (*fn)(const char *name, shoal_var_t var, uint32_t type, void *arg);
+	void *arg;
+};
+
+static int var_list_visit(uint64_t id, uint32_t ns, const char *name, uint32_t type, void *arg)
+{
+	struct var_list *l = arg;
+
+	if (ns != SHM_NS_DEFAULT)
+		return 0;
+	return l->fn(name, id, type, l->arg);
+}
+
+int shoal_client_var_list(struct shoal_client *c,
+			  int (*fn)(const char *name, shoal_var_t var, uint32_t type, void *arg),
+			  void *arg)
+{
+	struct var_list l = {.fn = fn, .arg = arg};
+
+	if (!fn)
+		return -EINVAL;
+	return shm_var_foreach(c->seg, var_list_visit, &l);
 }

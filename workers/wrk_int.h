@@ -52,6 +52,19 @@ void wrk_types_init(void);
  */
 bool wrk_type_failure(const char *name, char *buf, size_t cap);
 
+/*
+ * Coordination variables (var.c): the public API's conversions, shared by the agents'
+ * shoal_var_* and the clients' shoal_client_var_* (names in the default namespace; writer:
+ * the agent's handle or the client's inbox; wait_ns: the longest wait for a live writer).
+ */
+int wrk_var_create(struct shm_seg *seg, const char *name, uint32_t type, shoal_var_t *out);
+int wrk_var_lookup(const struct shm_seg *seg, const char *name, shoal_var_t *out);
+int wrk_var_read(const struct shm_seg *seg, shoal_var_t var, struct shoal_var_value *out);
+int wrk_var_read_many(const struct shm_seg *seg, const shoal_var_t *vars, uint32_t n,
+		      struct shoal_var_value *out);
+int wrk_var_update(struct shm_seg *seg, const struct shoal_var_set *sets, uint32_t n,
+		   uint64_t writer, uint64_t wait_ns, uint64_t *cur);
+
 /* Checkpoints (ckpt.c). */
 uint32_t wrk_ckpt_cap(const struct shm_seg *seg);
 int wrk_ckpt_commit(struct shm_seg *seg, uint32_t slot, const void *data, uint32_t len);

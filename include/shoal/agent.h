@@ -205,6 +205,37 @@ int shoal_leave(struct shoal_ctx *ctx, const char *group);
 int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name, uint32_t hint,
 		      int32_t where, uint64_t *ref_out);
 int shoal_stop_async(struct shoal_ctx *ctx, const char *name, shoal_handle_t h, uint64_t *ref_out);
+/*
+ * Coordination variables (shoal.h says what they promise). None of these waits: reads are
+ * lock-free, and an update finds its variables' locks free, or held by a dead writer (whose
+ * update it finishes or undoes on the spot), or returns -EAGAIN after at most 20 us of a
+ * live writer holding one (try again in a later callback).
+ *
+ * Create variable `name` of `type` (value 0 or empty, version 0): 0 and *out; -EEXIST if
+ * the name is taken (by a variable: its handle in *out; by an agent: *out 0); -ENOSPC (no
+ * free variable); -EINVAL (bad name or type); -ENOENT (the instance has no variables).
+ */
+int shoal_var_create(struct shoal_ctx *ctx, const char *name, uint32_t type, shoal_var_t *out);
+/* Resolve a variable's name once: 0 and *out, or -ENOENT (none, or the name is an agent's). */
+int shoal_var_lookup(const struct shoal_ctx *ctx, const char *name, shoal_var_t *out);
+/* Read a variable: 0; -ENOENT; -EMSGSIZE (a blob larger than out->cap; out->len says). */
+int shoal_var_read(const struct shoal_ctx *ctx, shoal_var_t var, struct shoal_var_value *out);
+/* Read by name: a registry lookup, then the read. */
+int shoal_var_read_name(const struct shoal_ctx *ctx, const char *name, struct shoal_var_value *out);
+/* Read n (1..SHOAL_VAR_MANY) variables as of one instant: of any update, all or none. */
+int shoal_var_read_many(const struct shoal_ctx *ctx, const shoal_var_t *vars, uint32_t n,
+			struct shoal_var_value *out);
+/*
+ * Update n (1..SHOAL_VAR_MANY, distinct) variables at once, each one version step, this
+ * agent as the writer. 0; -EBUSY (a set's expect is not its variable's version: nothing
+ * changed; the current version in *cur if not NULL); -ENOENT, -EPROTOTYPE, -EMSGSIZE,
+ * -EINVAL (see shoal.h); -EAGAIN (see above).
+ */
+int shoal_var_update(struct shoal_ctx *ctx, const struct shoal_var_set *sets, uint32_t n,
+		     uint64_t *cur);
+/* One number, no compare-and-set: shoal_var_update() of one set. */
+int shoal_var_set_int(struct shoal_ctx *ctx, shoal_var_t var, int64_t value);
+int shoal_var_set_double(struct shoal_ctx *ctx, shoal_var_t var, double value);
 /* Ask for this agent's orderly stop after the current callback (terminate runs). */
 void shoal_stop_self(struct shoal_ctx *ctx);
 /* CLOCK_MONOTONIC nanoseconds (the worker's cached clock for this round). */

@@ -139,6 +139,43 @@ int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h
 int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, uint32_t cap,
 		      int timeout_ms);
 
+/*
+ * Coordination variables (shoal.h says what they promise), as the agents' shoal_var_*
+ * (agent.h), with the client's inbox as the writer. Reads never wait.
+ *
+ * Create variable `name` of `type` (value 0 or empty, version 0): 0 and *out; -EEXIST if
+ * the name is taken (by a variable: its handle in *out; by an agent: *out 0); -ENOSPC;
+ * -EINVAL; -ENOENT (the instance has no variables).
+ */
+int shoal_client_var_create(struct shoal_client *c, const char *name, uint32_t type,
+			    shoal_var_t *out);
+/* Resolve a variable's name: 0 and *out, or -ENOENT (none, or the name is an agent's). */
+int shoal_client_var_lookup(struct shoal_client *c, const char *name, shoal_var_t *out);
+/* Read a variable: 0; -ENOENT; -EMSGSIZE (a blob larger than out->cap; out->len says). */
+int shoal_client_var_read(struct shoal_client *c, shoal_var_t var, struct shoal_var_value *out);
+/* Read by name: a registry lookup, then the read. */
+int shoal_client_var_read_name(struct shoal_client *c, const char *name,
+			       struct shoal_var_value *out);
+/* Read n (1..SHOAL_VAR_MANY) variables as of one instant: of any update, all or none. */
+int shoal_client_var_read_many(struct shoal_client *c, const shoal_var_t *vars, uint32_t n,
+			       struct shoal_var_value *out);
+/*
+ * Update n (1..SHOAL_VAR_MANY, distinct) variables at once, each one version step. While a
+ * live writer holds one of them, waits up to timeout_ms (< 0: for ever) for it. 0; -EBUSY
+ * (a set's expect is not its variable's version: nothing changed; the current version in
+ * *cur if not NULL); -ENOENT, -EPROTOTYPE, -EMSGSIZE, -EINVAL (see shoal.h); -ETIMEDOUT
+ * (-EAGAIN with timeout_ms 0).
+ */
+int shoal_client_var_update(struct shoal_client *c, const struct shoal_var_set *sets, uint32_t n,
+			    uint64_t *cur, int timeout_ms);
+/*
+ * Visit the instance's variables: fn(name, var, type, arg) for each; stops when fn returns
+ * non-zero, and returns that; else 0.
+ */
+int shoal_client_var_list(struct shoal_client *c,
+			  int (*fn)(const char *name, shoal_var_t var, uint32_t type, void *arg),
+			  void *arg);
+
 #ifdef __cplusplus
 }
 #endif

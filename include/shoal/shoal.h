@@ -140,6 +140,55 @@ struct shoal_down {
 	uint32_t reason;       /* SHOAL_DOWN_*, 0 for UP */
 };
 
+/*
+ * Coordination variables: named values in the instance's segment, each an int64, a double or
+ * a blob of up to the instance's variable_bytes, with a version (0 when created, one more
+ * per update) and its last writer's handle, claim tag and CLOCK_REALTIME time. A variable's
+ * name lives in the registry's default namespace like an agent's: one name is either.
+ * Agents use shoal_var_* (agent.h), clients shoal_client_var_* (client.h). Reads never wait
+ * and never write; an update of several variables is atomic (a read of several sees all of
+ * it or none of it); a writer killed at any instruction leaves each variable at its old or
+ * its new value. Errors besides those above: -EBUSY (compare-and-set: the version moved),
+ * -EPROTOTYPE (a value of another type than the variable's), -EMSGSIZE (a blob larger than
+ * the instance's variable_bytes, or larger than the reader's buffer).
+ */
+#define SHOAL_VAR_INT	 1u /* int64_t */
+#define SHOAL_VAR_DOUBLE 2u /* double */
+#define SHOAL_VAR_BLOB	 3u /* bytes */
+/* An update's expect for "whatever the version": no compare-and-set. */
+#define SHOAL_VAR_ANY UINT64_MAX
+/* Variables one update or one read of several may name. */
+#define SHOAL_VAR_MANY 16u
+
+/* A variable resolved by name once (shoal_var_lookup()): reads through it skip the registry. */
+typedef uint64_t shoal_var_t;
+
+/* A variable's value as read. Set buf and cap first to read a blob. */
+struct shoal_var_value {
+	uint32_t type;	       /* SHOAL_VAR_* */
+	uint32_t len;	       /* value bytes (8 for a number; a blob's may exceed cap) */
+	uint64_t version;      /* 0 when created, one more per update */
+	shoal_handle_t writer; /* the last writer: an agent or a client's inbox, 0 none */
+	uint64_t writer_tag;   /* its process slot and epoch (slot in the low 16 bits) */
+	uint64_t time_ns;      /* CLOCK_REALTIME of that write */
+	union {
+		int64_t i; /* SHOAL_VAR_INT */
+		double d;  /* SHOAL_VAR_DOUBLE */
+	} num;
+	void *buf;     /* blob: where to copy it (yours) */
+	uint32_t cap;  /* bytes at buf */
+	uint32_t rsvd; /* zero */
+};
+
+/* One variable of an update. */
+struct shoal_var_set {
+	shoal_var_t var;  /* the variable */
+	uint32_t type;	  /* SHOAL_VAR_*: must be the variable's */
+	uint32_t len;	  /* bytes at data: 8 for a number, 0..variable_bytes for a blob */
+	const void *data; /* the value: an int64_t, a double or the blob's bytes */
+	uint64_t expect;  /* compare-and-set: the version it must still have, or SHOAL_VAR_ANY */
+};
+
 /* Return a static English description of a shoal error code (negative errno). */
 const char *shoal_strerror(int err);
 

@@ -1,0 +1,162 @@
+/*
+ * Coordination variables: named int64, double or blob values in the segment (region
+ * SHM_R_VARS), each with a version and its last writer's handle, claim tag and time.
+ *
+ * Reads are lock-free and never torn, make no syscall and no store: any attachment,
+ * read-only included, any thread. Writers (a process slot, seg->self; one writing thread
+ * per process slot, as for the registry) lock the variables of an update with their claim
+ * tag; a writer killed at any instruction leaves every variable of its update at the old
+ * value or the new one, never between, and never locked for good (shm/var.c, top comment).
+ */
+#ifndef SHM_VAR_H
+#define SHM_VAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/shm.h"
+
+/* Types (the public SHOAL_VAR_* have the same values). */
+enum shm_var_type {
+	SHM_VAR_INT = 1,    /* int64_t */
+	SHM_VAR_DOUBLE = 2, /* double */
+	SHM_VAR_BLOB = 3,   /* 0..cfg.var_bytes bytes */
+};
+
+/* Any version: an update without a compare-and-set. */
+#define SHM_VAR_ANY UINT64_MAX
+/* Variables an update or a read of several may name at once. */
+#define SHM_VAR_MANY 16u
+
+/* One variable of an update: what to install, and the version it must still have. */
+struct shm_var_op {
+	uint64_t id;	  /* the variable (from shm_var_create() / shm_var_lookup()) */
+	uint32_t type;	  /* enum shm_var_type: must be the variable's */
+	uint32_t len;	  /* bytes at data: 8 for a number, 0..var_bytes for a blob */
+	const void *data; /* the value (an int64_t or a double for a number) */
+	uint64_t expect;  /* compare-and-set: the version it must have, SHM_VAR_ANY none */
+};
+
+/* A value as read. */
+struct shm_var_val {
+	uint32_t type;	  /* enum shm_var_type */
+	uint32_t len;	  /* value bytes (8 for a number) */
+	uint64_t version; /* 0 when created, one more for every update that changed it */
+	uint64_t writer;  /* the last writer's handle (0 none, or the creator's) */
+	uint64_t wtag;	  /* the last writer's claim tag (process slot and epoch) */
+	uint64_t time_ns; /* CLOCK_REALTIME of that write */
+	union {
+		int64_t i; /* SHM_VAR_INT */
+		double d;  /* SHM_VAR_DOUBLE */
+	} num;
+	void *buf;    /* blob: where to copy it (the caller's; may be NULL with cap 0) */
+	uint32_t cap; /* bytes at buf */
+};
+
+/*
+ * Create variable name in registry namespace ns, of type, value zero (empty blob) at
+ * version 0, and register its name. 0 and *id; -EEXIST if the name is taken (by a variable:
+ * its id in *id; by an agent: *id 0); -ENOSPC (no free variable, or the registry is full);
+ * -EINVAL (bad name, namespace or type); -EROFS (no process slot); -ENODEV (the segment has
+ * no variables). Any process with a slot; one writing thread per slot.
+ */
+int shm_var_create(struct shm_seg *seg, uint32_t ns, const char *name, size_t len, uint32_t type,
+		   uint64_t *id);
+/* The variable named name in ns: 0 and *id, or -ENOENT (none, or the name is an agent's). */
+int shm_var_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
+		   uint64_t *id);
+/*
+ * Read a variable into *out (out->buf/cap say where a blob goes). 0; -ENOENT (no such
+ * variable: the id is not a live one); -EMSGSIZE (a blob larger than out->cap: out->len
+ * says how large, nothing copied). Lock-free: a reader never waits and never writes.
+ */
+int shm_var_read(const struct shm_seg *seg, uint64_t id, struct shm_var_val *out);
+/* shm_var_lookup() then shm_var_read(). */
+int shm_var_read_name(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
+		      struct shm_var_val *out);
+/*
+ * Read n (1..SHM_VAR_MANY) variables as of one instant: of any update, out shows all of its
+ * variables or none. Returns as shm_var_read() (the first error), or -EINVAL for n, or
+ * -EAGAIN if updates kept coming for longer than a few hundred attempts.
+ */
+int shm_var_read_many(const struct shm_seg *seg, const uint64_t *ids, uint32_t n,
+		      struct shm_var_val *out);
+/*
+ * Update n (1..SHM_VAR_MANY, distinct) variables as one: each takes one version step, and
+ * readers see all the new values or none. writer is recorded as the writer's handle. 0;
+ * -EBUSY (an op's expect differs from its variable's version: nothing changed, that
+ * variable's current version in *cur if not NULL, its index among ops in *bad if not NULL);
+ * -ENOENT (an id that is no live variable); -EPROTOTYPE (an op's type is not its
+ * variable's); -EMSGSIZE (a blob larger than var_bytes, or a number not 8 bytes); -EINVAL
+ * (n, or the same variable twice); -EAGAIN (a live writer held one of them for longer than
+ * SHM_VAR_WAIT_NS: nothing changed, try again); -EROFS (no process slot). *bad names the
+ * op of -ENOENT, -EPROTOTYPE and -EMSGSIZE too. Never waits for a dead writer: its
+ * update is finished or undone on the spot. Any process with a slot; one writing thread per
+ * slot.
+ */
+int shm_var_update(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n, uint64_t writer,
+		   uint64_t *cur, uint32_t *bad);
+#define SHM_VAR_WAIT_NS 2000000ull
+/* shm_var_update() waiting up to wait_ns (not SHM_VAR_WAIT_NS) for a live writer. */
+int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n,
+			uint64_t writer, uint64_t wait_ns, uint64_t *cur, uint32_t *bad);
+/* What an agent's callback waits at most: it never blocks its worker longer. */
+#define SHM_VAR_WAIT_AGENT_NS 20000ull
+
+/* A variable's name, namespace and type: 0, or -ENOENT. name gets NUL-terminated. */
+int shm_var_info(const struct shm_seg *seg, uint64_t id, uint32_t *ns, char *name, size_t cap,
+		 uint32_t *type);
+/* Visit live variables (id, ns, name, type); stop when fn returns non-zero (returned). */
+typedef int (*shm_var_visit_fn)(uint64_t id, uint32_t ns, const char *name, uint32_t type,
+				void *arg);
+int shm_var_foreach(const struct shm_seg *seg, shm_var_visit_fn fn, void *arg);
+/* The largest blob a variable of this segment holds (cfg.var_bytes), 0 without variables. */
+uint32_t shm_var_bytes(const struct shm_seg *seg);
+/* Publications of the variable so far (for notifications to come), or 0. */
+uint64_t shm_var_notify_seq(const struct shm_seg *seg, uint64_t id);
+
+/*
+ * Finish or undo every variable claim a dead owner of process slot `slot` left (the
+ * supervisor, after noticing the death, before the slot is reused): a committed batch is
+ * rolled forward, an uncommitted one's locks released, a variable created but not named
+ * freed. Claims of a live owner of the slot are left alone, so a second pass over every slot
+ * is safe. A caller without a process slot of its own (seg->self: the supervisor adopting a
+ * dead one's segment, before it claims slot 0) cannot roll a batch forward: it leaves it
+ * (readers see its values all the same) for a pass made with a slot. Returns the number of
+ * claims resolved.
+ */
+int shm_var_repair(struct shm_seg *seg, uint32_t slot);
+/* No lock or creation claim held by a dead process. 0 or -EUCLEAN with a sentence in err. */
+int shm_var_check(const struct shm_seg *seg, char *err, size_t errlen);
+
+/* Counters of the region (read-only safe). */
+struct shm_var_stats {
+	uint32_t capacity; /* variables */
+	uint32_t live;	   /* created */
+	uint32_t locked;   /* locked by a writer right now (or by a dead one) */
+	uint64_t forward;  /* dead writers' committed batches rolled forward */
+	uint64_t back;	   /* dead writers' uncommitted locks released */
+	uint64_t freed;	   /* dead creators' unnamed variables freed */
+};
+int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st);
+
+/*
+ * Test hook: when set (a build with -Dtest_hooks=true), writers call it at numbered steps so
+ * a test can kill a writer exactly there. Compiled out otherwise.
+ */
+enum {
+	SHM_VAR_STEP_CLAIMED = 1,    /* create: slot claimed, not filled */
+	SHM_VAR_STEP_LIVE = 2,	     /* create: slot LIVE, name not registered */
+	SHM_VAR_STEP_LOCKED = 10,    /* update: after each lock taken */
+	SHM_VAR_STEP_WRITING = 11,   /* update: record WRITING, entries partly written */
+	SHM_VAR_STEP_COMMITTED = 12, /* update: record COMMITTED, nothing applied */
+	SHM_VAR_STEP_BUFFER = 13,    /* update: a new value half written into its buffer */
+	SHM_VAR_STEP_APPLIED = 14,   /* update: after each variable published, lock still held */
+	SHM_VAR_STEP_UNLOCKED = 15,  /* update: after each lock released */
+	SHM_VAR_STEP_DONE = 16,	     /* update: record back to IDLE */
+	SHM_VAR_STEP_HELPING = 20,   /* a dead writer's batch copied, before taking its locks */
+};
+extern void (*shm_var_test_hook)(int step);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * Coordination variables for agents (shoal_var_*, include/shoal/agent.h) and the
+ * conversions the client side (workers/client.c) shares: thin over shm/var.c.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "shm/registry.h"
+#include "shm/var.h"
+#include "workers/wrk_int.h"
+
+static_assert(SHOAL_VAR_INT == SHM_VAR_INT && SHOAL_VAR_DOUBLE == SHM_VAR_DOUBLE &&
+		      SHOAL_VAR_BLOB == SHM_VAR_BLOB,
+	      "the public variable types are shm/var.h's");
+static_assert(SHOAL_VAR_ANY == SHM_VAR_ANY && SHOAL_VAR_MANY == SHM_VAR_MANY,
+	      "the public variable limits are shm/var.h's");
+
+static void val_in(const struct shoal_var_value *o, struct shm_var_val *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->buf = o->buf;
+	v->cap = o->buf ? o->cap : 0;
+}
+
+static void val_out(const struct shm_var_val *v, struct shoal_var_value *o)
+{
+	o->type = v->type;
+	o->len = v->len;
+	o->version = v->version;
+	o->writer = v->writer;
+	o->writer_tag = v->wtag;
+	o->time_ns = v->time_ns;
+	memcpy(&o->num, &v->num, sizeof(o->num));
+}
+
+/* See wrk_int.h. Any thread of a process attached to seg. */
+int wrk_var_create(struct shm_seg *seg, const char *name, uint32_t type, shoal_var_t *out)
+{
+	uint64_t id = 0;
+	int r;
+
+	if (!name || !out)
+		return -EINVAL;
+	r = shm_var_create(seg, SHM_NS_DEFAULT, name, strlen(name), type, &id);
+	*out = id;
+	return r == -ENODEV ? -ENOENT : r;
+}
+
+/* See wrk_int.h. */
+int wrk_var_lookup(const struct shm_seg *seg, const char *name, shoal_var_t *out)
+{
+	if (!name || !out)
+		return -EINVAL;
+	return shm_var_lookup(seg, SHM_NS_DEFAULT, name, strlen(name), out);
+}
+
+/* See wrk_int.h. */
+int wrk_var_read(const struct shm_seg *seg, shoal_var_t var, struct shoal_var_value *out)
+{
+	struct shm_var_val v;
+	int r;
+
+	val_in(out, &v);
+	r = shm_var_read(seg, var, &v);
+	if (!r || r == -EMSGSIZE)
+		val_out(&v, out);
+	return r;
+}
+
+/* See wrk_int.h. */
+int wrk_var_read_many(const struct shm_seg *seg, const shoal_var_t *vars, uint32_t n,
+		      struct shoal_var_value *out)
+{
+	struct shm_var_val v[SHM_VAR_MANY];
+	int r;
+
+	if (n < 1 || n > SHM_VAR_MANY || !vars || !out)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++)
+		val_in(&out[i], &v[i]);
+	r = shm_var_read_many(seg, vars, n, v);
+	if (!r || r == -EMSGSIZE)
+		for (uint32_t i = 0; i < n; i++)
+			val_out(&v[i], &out[i]);
+	return r;
+}
+
+/* See wrk_int.h. */
+int wrk_var_update(struct shm_seg *seg, const struct shoal_var_set *sets, uint32_t n,
+		   uint64_t writer, uint64_t wait_ns, uint64_t *cur)
+{
+	struct shm_var_op ops[SHM_VAR_MANY];
+
+	if (n < 1 || n > SHM_VAR_MANY || !sets)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++)
+		ops[i] = (struct shm_var_op){.id = sets[i].var,
+					     .type = sets[i].type,
+					     .len = sets[i].len,
+					     .data = sets[i].data,
+					     .expect = sets[i].expect};
+	return shm_var_update_wait(seg, ops, n, writer, wait_ns, cur, NULL);
+}
+
+/* --- the agents' API: from callbacks, on the worker's thread; none of it waits --- */
+
+int shoal_var_create(struct shoal_ctx *ctx, const char *name, uint32_t type, shoal_var_t *out)
+{
+	return wrk_var_create(ctx->seg, name, type, out);
+}
+
+int shoal_var_lookup(const struct shoal_ctx *ctx, const char *name, shoal_var_t *out)
+{
+	return wrk_var_lookup(ctx->seg, name, out);
+}
+
+int shoal_var_read(const struct shoal_ctx *ctx, shoal_var_t var, struct shoal_var_value *out)
+{
+	return wrk_var_read(ctx->seg, var, out);
+}
+
+int shoal_var_read_name(const struct shoal_ctx *ctx, const char *name, struct shoal_var_value *out)
+{
+	shoal_var_t var;
+	int r = wrk_var_lookup(ctx->seg, name, &var);
+
+	return r ? r : wrk_var_read(ctx->seg, var, out);
+}
+
+int shoal_var_read_many(const struct shoal_ctx *ctx, const shoal_var_t *vars, uint32_t n,
+			struct shoal_var_value *out)
+{
+	return wrk_var_read_many(ctx->seg, vars, n, out);
+}
+
+int shoal_var_update(struct shoal_ctx *ctx, const struct shoal_var_set *sets, uint32_t n,
+		     uint64_t *cur)
+{
+	return wrk_var_update(ctx->seg, sets, n, ctx->agent->handle, SHM_VAR_WAIT_AGENT_NS, cur);
+}
+
+int shoal_var_set_int(struct shoal_ctx *ctx, shoal_var_t var, int64_t value)
+{
+	struct shoal_var_set s = {.var = var,
+				  .type = SHOAL_VAR_INT,
+				  .len = 8,
+				  .data = &value,
+				  .expect = SHOAL_VAR_ANY};
+
+	return shoal_var_update(ctx, &s, 1, NULL);
+}
+
+int shoal_var_set_double(struct shoal_ctx *ctx, shoal_var_t var, double value)
+{
+	struct shoal_var_set s = {.var = var,
+				  .type = SHOAL_VAR_DOUBLE,
+				  .len = 8,
+				  .data = &value,
+				  .expect = SHOAL_VAR_ANY};
+
+	return shoal_var_update(ctx, &s, 1, NULL);
+}
