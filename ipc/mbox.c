@@ -210,7 +210,9 @@ static bool is_claimer_gone(const struct shm_seg *seg, uint32_t owner)
 	p = shm_proc_at(seg, owner);
 	/* acquire: pairs with C1 in shm/proc.c, as in shm_proc_is_alive() */
 	own = atomic_load_explicit(&p->own, memory_order_acquire);
-	return !shm_pid_is_running((pid_t)(own >> 32), p->start_time);
+	/* relaxed: judged with own, as in shm_proc_is_alive() (shm/proc.c) */
+	return !shm_pid_is_running((pid_t)(own >> 32),
+				   atomic_load_explicit(&p->start_time, memory_order_relaxed));
 }
 
 /*

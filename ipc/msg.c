@@ -454,7 +454,9 @@ int ipc_inbox_open_as(struct shm_seg *seg, const char *type, const char *name, s
 
 	if (!seg->writable || seg->self == UINT32_MAX)
 		return -EROFS;
-	if (shm_proc_at(seg, seg->self)->role == SHM_ROLE_CLIENT &&
+	/* relaxed: our own slot's, stored by our claim */
+	if (atomic_load_explicit(&shm_proc_at(seg, seg->self)->role, memory_order_relaxed) ==
+		    SHM_ROLE_CLIENT &&
 	    inboxes_in_use(seg) >= shm_cfg_inbox_budget(&shm_hdr(seg)->cfg))
 		return -ENOSPC;
 	r = shm_agent_alloc_named(seg, 0, type, name, name ? strlen(name) : 0, &slot);

@@ -341,7 +341,9 @@ int ipc_waiter_attach(struct ipc_waiter *w)
 	if (w->seg->self == UINT32_MAX)
 		return -EROFS;
 	p = shm_proc_at(w->seg, w->seg->self);
-	if (p->role == SHM_ROLE_CLIENT && w->sup_pidfd < 0)
+	/* relaxed: our own slot's, stored by our claim */
+	if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_CLIENT &&
+	    w->sup_pidfd < 0)
 		watch_supervisor(w);
 	/* for producers in this process; relaxed: published by M0 below, read by the owner */
 	atomic_store_explicit(&p->eventfd, w->fd, memory_order_relaxed);

@@ -167,9 +167,12 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		uint64_t own = atomic_load(&p->own), hb = atomic_load(&p->heartbeat_ns);
 		char last[96] = "-", cap[32] = "-", wake[24];
 		uint32_t mech = atomic_load(&p->wake_mech);
+		/* relaxed: a slot changing hands may show the previous owner's role for an instant
+		 */
+		uint32_t role = atomic_load_explicit(&p->role, memory_order_relaxed);
 
 		if (!all &&
-		    (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && p->role == SHM_ROLE_CLIENT)))
+		    (st == SHM_PROC_FREE || (st == SHM_PROC_EXITED && role == SHM_ROLE_CLIENT)))
 			continue;
 		/* relaxed: status words for a person; a row may mix two exits for an instant */
 		uint32_t reason = atomic_load_explicit(&p->last_reason, memory_order_relaxed);
@@ -197,7 +200,7 @@ static void show_procs(const struct shm_seg *seg, bool all)
 						    : "-",
 			 mech && atomic_load(&p->parked) ? "*" : "");
 		printf("  %4u %-10s %-8s %7u %6u %5d %4d %-14s %-13s %8u %9.1f  %s\n", i,
-		       shm_role_name(p->role), shm_proc_state_name(st), (unsigned)(own >> 32),
+		       shm_role_name(role), shm_proc_state_name(st), (unsigned)(own >> 32),
 		       (unsigned)own, atomic_load_explicit(&p->core, memory_order_relaxed),
 		       atomic_load_explicit(&p->node, memory_order_relaxed), cap, wake,
 		       atomic_load(&p->restarts), now > hb && hb ? (double)(now - hb) / 1e6 : 0.0,
@@ -208,8 +211,10 @@ static void show_procs(const struct shm_seg *seg, bool all)
 		const struct shm_proc *p = shm_proc_at(seg, i);
 		pid_t pid = (pid_t)(atomic_load(&p->own) >> 32);
 
-		if (p->role == SHM_ROLE_WORKER && atomic_load(&p->state) == SHM_PROC_RUNNING &&
-		    pid > 0 && sched_getscheduler(pid) == SCHED_FIFO)
+		/* relaxed: as above */
+		if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_WORKER &&
+		    atomic_load(&p->state) == SHM_PROC_RUNNING && pid > 0 &&
+		    sched_getscheduler(pid) == SCHED_FIFO)
 			printf("note           worker slot %u (pid %d) runs at SCHED_FIFO: its "
 			       "predecessor's exit is still completing\n",
 			       i, (int)pid);
