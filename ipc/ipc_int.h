@@ -225,4 +225,8 @@ uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 #define IPC_HOOK_REPAIR_READ 2 /* repair read a sequence word, before acting on it */
 extern void (*ipc_mbox_test_hook)(int point);
 
+/* Tests only: called at fixed points of the wake code (NULL: not). wake.c. */
+#define IPC_HOOK_PARKED 1 /* a waiter stored its parked flag (D0), before its has_work check */
+extern void (*ipc_wake_test_hook)(int point);
+
 #endif

@@ -5,7 +5,7 @@
  * eventfd: the fd path's descriptor, for producers in the owner's process). The protocol,
  * between a waiter W and producers P:
  *
- *   W: parked := 1; fence(seq_cst); d := doorbell; if has_work() { parked := 0; return }
+ *   W: d := doorbell; parked := 1; fence(seq_cst); if has_work() { parked := 0; return }
  *      park: io_uring FUTEX_WAIT(doorbell, d) or an io_uring read of W's FIFO.
  *   P: publish the message; fence(seq_cst); if parked and CAS parked 1 -> 0:
  *      doorbell += 1; FUTEX_WAKE(doorbell) or write(2) to W's FIFO.
@@ -13,9 +13,14 @@
  * The two fences make a Dekker pair: either W's has_work() sees the message, or P sees
  * parked == 1. The CAS lets one producer per park make the syscall; a producer that loses
  * it published before its fence, and W re-checks has_work() before it parks again, which
- * (same Dekker argument against the parked store of that next park) sees the message. A
- * doorbell bumped between W's read of d and its FUTEX_WAIT makes the wait complete at once
- * with -EAGAIN, so no ring is lost.
+ * (same Dekker argument against the parked store of that next park) sees the message.
+ * W reads d before it stores parked: a producer can take a park's wake only after that
+ * store, so its bump comes after d and the FUTEX_WAIT completes at once with -EAGAIN if the
+ * FUTEX_WAKE came first; no ring is lost. (d read after the store let a ring that came late,
+ * its message already consumed, take the wake of a park that then slept on the bumped
+ * value with parked == 0, so that every later producer skipped its ring: a lost wake,
+ * tests/test_wake.c, test_wake_late_ring_ends_park.) The FIFO path keeps its bytes, so
+ * the order does not matter there.
  *
  * FUTEX_WAIT/WAKE through io_uring (opcodes 51/52, Linux 6.7+) are probed at start. The
  * SQEs are filled by hand: fd = FUTEX2_SIZE_U32 (a shared futex: never FUTEX2_PRIVATE, the
@@ -112,6 +117,8 @@ struct ipc_waiter {
 	int sup_pidfd; /* clients: the supervisor's pidfd, polled in the ring; -1 none */
 	bool sup_gone; /* that poll completed: the supervisor has exited */
 };
+
+void (*ipc_wake_test_hook)(int point);
 
 static inline void cpu_relax(void)
 {
@@ -489,12 +496,19 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 			}
 		} while (shm_now_ns() - start < spin_ns);
 	}
+	/*
+	 * Before the parked store: whoever takes this park's wake (claim_wake(), after that
+	 * store) bumps the doorbell past d, so the wait below cannot sleep through it (see the
+	 * top). D2: acquire: pairs with the release increment D3 in claim_wake(): the message
+	 * of a ring that ended an earlier park is visible to has_work.
+	 */
+	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	/* relaxed + the fence: the store half of the Dekker pair (see the top) */
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
 	/* D0: pairs with D1 in ipc_ring(): parked store before the has_work loads. */
 	atomic_thread_fence(memory_order_seq_cst);
-	/* D2: pairs with the release increment D3 in claim_wake(): its message is visible. */
-	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
+	if (__builtin_expect(ipc_wake_test_hook != NULL, 0))
+		ipc_wake_test_hook(IPC_HOOK_PARKED);
 	if (has_work(arg)) {
 		atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
 		return 1;
