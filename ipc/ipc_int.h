@@ -91,6 +91,9 @@ static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on the
 static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 196, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 200, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, recheck) == 212, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, pad0) == 24 &&
+		      offsetof(struct ipc_mbox_hdr, pad1) == 216,
+	      "a new mailbox header word: ipc_mbox_init() resets each word by name");
 
 /*
  * In a call reference: set by ipc_call() (a synchronous call from a client inbox), never by
