@@ -675,7 +675,8 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const st
 			/* relaxed: ordered before the re-check below by W3 */
 			atomic_store_explicit(&m.h->space_waiters, 1, memory_order_relaxed);
 			/* W3: pairs with W2 in wake_space_waiters(): the consumer sees our flag,
-			 * or the re-check below sees the cells it freed. */
+			 * or the re-check below sees the cells it freed. A fence over atomics only
+			 * (see W2): nothing for ThreadSanitizer to miss. */
 			atomic_thread_fence(memory_order_seq_cst);
 			r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
 			if (r != -EAGAIN)
@@ -790,8 +791,14 @@ static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
  */
 static void wake_space_waiters(struct ipc_mbox *m)
 {
-	/* W2: pairs with W3 in ipc_mbox_put_many(): our frees above are visible to a waiter's
-	 * re-check, or its flag is visible to the load below. */
+	/*
+	 * W2: pairs with W3 in ipc_mbox_put_many(): our frees above are visible to a waiter's
+	 * re-check, or its flag is visible to the load below. A Dekker pair: as seq_cst
+	 * accesses it would need every FREE store (F0, one per cell, an xchg each on x86) and
+	 * the waiter's claim loads seq_cst, where this fence is paid once per
+	 * IPC_WAKE_CHECK_EVERY messages. Its accesses are all atomic (sequence words,
+	 * space_waiters), so ThreadSanitizer's not modelling the fence loses nothing.
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* relaxed: ordered by W2; the exchange picks one consumer-side waker */
 	if (atomic_load_explicit(&m->h->space_waiters, memory_order_relaxed) &&

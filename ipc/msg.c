@@ -98,7 +98,8 @@ int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32
 		 * trip, measured alternately.
 		 */
 		if (host < shm_hdr(seg)->cfg.max_procs) {
-			/* D1, as in ipc_ring(): our message before the parked load. */
+			/* D1, as in ipc_ring(): our message before the parked load (a fence over
+			 * atomics only: see ipc/wake.c) */
 			atomic_thread_fence(memory_order_seq_cst);
 			/* relaxed: ordered by the fence; ipc_ring() elects the waker */
 			if (atomic_load_explicit(&shm_proc_at(seg, host)->parked,
@@ -273,7 +274,14 @@ int ipc_refuse_queued(struct shm_seg *seg, shoal_handle_t self, int err)
 	uint64_t cells = shm_hdr(seg)->cfg.mbox_cells;
 	int answered = 0;
 
-	/* K1: pairs with K0 in ipc_call(): STOPPED before our look at the mailbox. */
+	/*
+	 * K1: pairs with K0 in ipc_call(): STOPPED before our look at the mailbox. A Dekker
+	 * pair, so a seq_cst fence: as seq_cst accesses it would need the STOPPED store and the
+	 * peek's loads here, and every send's publication and is_removed()'s loads there, all
+	 * seq_cst: a cost on every send and peek for what only a call and a stop need. It
+	 * orders atomic accesses only (state, the mailbox's words; the message bytes have
+	 * their own release/acquire), so ThreadSanitizer's not modelling it loses nothing.
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (uint64_t i = 0; i < cells; i++) {
 		struct ipc_msg m;
@@ -325,7 +333,8 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	/*
 	 * K0: pairs with K1 in ipc_refuse_queued(): our call's publication before our look at
 	 * the callee's state, its STOPPED before its look at the mailbox. Either it finds the
-	 * call and answers -ENOENT, or we find it removed here and return at once.
+	 * call and answers -ENOENT, or we find it removed here and return at once. A fence,
+	 * over atomics only, for the reasons at K1.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (is_removed(seg, to))

@@ -22,6 +22,22 @@
  * tests/test_wake.c, test_wake_late_ring_ends_park.) The FIFO path keeps its bytes, so
  * the order does not matter there.
  *
+ * Why fences and not seq_cst accesses. A Dekker pair needs each side's store and its later
+ * load of the other variable in one total order: seq_cst on both accesses of both sides, or
+ * a seq_cst fence between relaxed ones. The accesses here are many and spread out: W's
+ * loads are whatever has_work() reads (a mailbox's stamp and sequence words, the control
+ * inbox), and P's store is whichever store publishes its message (a stamp, a READY or PAD
+ * word, a tail move, repair's skip). Making all of those seq_cst would put the protocol in
+ * every publishing store of ipc/mbox.c (one missed and a wake is lost, silently), cost an
+ * xchg per message on x86 where a batch (ipc_ring_many()) now pays one fence for all its
+ * messages, and make seq_cst the consumer's peek loads, which also serve spinning. So D0
+ * and D1 stay fences. They order only atomic accesses (parked, the doorbell, the words
+ * has_work() and the publication use; message bytes are ordered by the mailbox's own
+ * release/acquire pairs), so ThreadSanitizer, which does not model fences, reports no false
+ * race for want of them: it reports a race only where a plain access is involved. What it
+ * cannot check is the Dekker property itself (store buffering): a lost wake is a timeout,
+ * which test_wake_park_ring_threads and test_wake_late_ring_ends_park look for.
+ *
  * FUTEX_WAIT/WAKE through io_uring (opcodes 51/52, Linux 6.7+) are probed at start. The
  * SQEs are filled by hand: fd = FUTEX2_SIZE_U32 (a shared futex: never FUTEX2_PRIVATE, the
  * word is in the segment), addr = the word, addr2 = expected value (wait) or count (wake),
@@ -505,7 +521,11 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	/* relaxed + the fence: the store half of the Dekker pair (see the top) */
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
-	/* D0: pairs with D1 in ipc_ring(): parked store before the has_work loads. */
+	/*
+	 * D0: pairs with D1 in ipc_ring(): parked store before the has_work loads. A fence:
+	 * it orders only atomic accesses, so ThreadSanitizer's not modelling it loses nothing
+	 * (see the top for why not seq_cst accesses).
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (__builtin_expect(ipc_wake_test_hook != NULL, 0))
 		ipc_wake_test_hook(IPC_HOOK_PARKED);
@@ -714,7 +734,10 @@ void ipc_ring(struct shm_seg *seg, uint32_t proc)
 {
 	if (proc >= shm_hdr(seg)->cfg.max_procs)
 		return;
-	/* D1: pairs with D0 in ipc_waiter_wait(): our message before the parked load. */
+	/*
+	 * D1: pairs with D0 in ipc_waiter_wait(): our message before the parked load. A fence,
+	 * over atomic accesses only (see the top): nothing for ThreadSanitizer to miss.
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	ring_one(seg, proc);
 }
@@ -752,7 +775,7 @@ static void ipc_wake_parked_all(struct shm_seg *seg)
 {
 	uint32_t max = shm_hdr(seg)->cfg.max_procs;
 
-	/* D1 (as in ipc_ring()): the repair's stores before the parked loads. */
+	/* D1 (as in ipc_ring()): the repair's stores before the parked loads; atomics only. */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (uint32_t i = 0; i < max; i++) {
 		struct shm_proc *p = shm_proc_at(seg, i);
@@ -780,7 +803,7 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 		ipc_ring(seg, procs[0]);
 		return;
 	}
-	/* D1 (as in ipc_ring()): our messages before the parked loads. */
+	/* D1 (as in ipc_ring()): our messages before the parked loads; one fence per batch. */
 	atomic_thread_fence(memory_order_seq_cst);
 	pthread_mutex_lock(&wake_lock);
 	if (wake_ring_pid != getpid()) {

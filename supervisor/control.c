@@ -399,7 +399,8 @@ void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, in
 	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	/* relaxed + the fence: the store half of the Dekker pair (ipc/wake.c) */
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
-	/* D0: pairs with D1 in ipc_ring(): parked store before the inbox loads of the drain. */
+	/* D0: pairs with D1 in ipc_ring(): parked store before the inbox loads of the drain;
+	 * a fence over atomics only, as in ipc/wake.c (which says why) */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (__builtin_expect(ipc_wake_test_hook != NULL, 0))
 		ipc_wake_test_hook(IPC_HOOK_PARKED);
