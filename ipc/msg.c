@@ -442,8 +442,13 @@ static uint32_t inboxes_in_use(const struct shm_seg *seg)
 	for (uint32_t i = 0; i < max; i++) {
 		const struct shm_agent *a = shm_agent_at(seg, i);
 
-		/* relaxed: a count; a slot changing under it moves it by one */
-		if (atomic_load_explicit(&a->state, memory_order_relaxed) != SHM_AGENT_FREE &&
+		/*
+		 * acquire: pairs with S2 in shm_agent_alloc_named(): the type written before it
+		 * (relaxed let a scan read the type of a slot being allocated meanwhile without
+		 * that order: test_msg_call_stop_threads, under ThreadSanitizer). Still a count:
+		 * a slot freed and allocated again during the scan moves it by one.
+		 */
+		if (atomic_load_explicit(&a->state, memory_order_acquire) != SHM_AGENT_FREE &&
 		    !strncmp(a->type, "client", sizeof(a->type)))
 			n++;
 	}
