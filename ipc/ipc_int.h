@@ -226,6 +226,7 @@ uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 /* Tests only: called at fixed points of the mailbox code (NULL: not). */
 #define IPC_HOOK_PAD_STAMPED 1 /* a producer stamped filler, before publishing it */
 #define IPC_HOOK_REPAIR_READ 2 /* repair read a sequence word, before acting on it */
+#define IPC_HOOK_CALL_SENT   3 /* ipc_call() sent its call, before its look at the callee (K0) */
 extern void (*ipc_mbox_test_hook)(int point);
 
 /* Tests only: called at fixed points of the wake code (NULL: not). wake.c. */

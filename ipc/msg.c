@@ -53,8 +53,12 @@ static int check_to(const struct shm_seg *seg, shoal_handle_t to)
 static bool is_removed(const struct shm_seg *seg, shoal_handle_t to)
 {
 	const struct shm_agent *a = shm_agent_at(seg, shoal_handle_slot(to));
-	/* relaxed: K0's fence orders it (see ipc_call()) */
-	uint32_t st = atomic_load_explicit(&a->state, memory_order_relaxed);
+	/*
+	 * K0's fence orders it (see ipc_call()). acquire: pairs with the release store of
+	 * STOPPED (wrk_agent_finish_stop()): a reply the callee sent before it stopped is
+	 * visible to ipc_call()'s last look for one.
+	 */
+	uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
 
 	return st == SHM_AGENT_STOPPED || st == SHM_AGENT_FREE ||
 	       atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(to);
@@ -330,6 +334,8 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, c.ref, data, len, timeout_ms);
 	if (r)
 		return r;
+	if (__builtin_expect(ipc_mbox_test_hook != NULL, 0))
+		ipc_mbox_test_hook(IPC_HOOK_CALL_SENT);
 	/*
 	 * K0: pairs with K1 in ipc_refuse_queued(): our call's publication before our look at
 	 * the callee's state, its STOPPED before its look at the mailbox. Either it finds the
@@ -337,7 +343,11 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	 * over atomics only, for the reasons at K1.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (is_removed(seg, to))
+	/*
+	 * Removed, but it may have answered before it stopped: a handled call returns its
+	 * answer, not -ENOENT (and its reply is not left to be dropped as stale).
+	 */
+	if (is_removed(seg, to) && !call_has_reply(&c))
 		return -ENOENT;
 	if (timeout_ms >= 0)
 		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;

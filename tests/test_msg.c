@@ -9,6 +9,7 @@
 #include "tests/support.h"
 #include "shm/registry.h"
 #include "tests/ipc_test_util.h"
+#include "ipc/ipc_int.h"
 
 #define T_STOP 99u
 
@@ -445,6 +446,57 @@ static int setup(void **state)
 	return 0;
 }
 
+static struct {
+	struct shm_seg *seg;
+	shoal_handle_t callee;
+	int replied;
+} ans;
+
+/* The callee, between the call's send and the caller's look at it: answer, then stop. */
+static void answer_then_stop(int point)
+{
+	uint32_t slot = shoal_handle_slot(ans.callee);
+	struct ipc_msg m;
+
+	if (point != IPC_HOOK_CALL_SENT || ipc_mbox_peek(ans.seg, slot, &m))
+		return;
+	ans.replied = ipc_reply(ans.seg, ans.callee, &m, "pong", 5) == 0;
+	ipc_mbox_consume(ans.seg, slot, &m);
+	atomic_store_explicit(&shm_agent_at(ans.seg, slot)->state, SHM_AGENT_STOPPED,
+			      memory_order_release);
+	ipc_refuse_queued(ans.seg, ans.callee, ENOENT);
+}
+
+/*
+ * A callee that answers a call and then stops, before the caller looks at its state (K0):
+ * the caller gets the answer, not -ENOENT (the call was handled; its reply must not be
+ * dropped as stale). test_msg_call_stop_threads met this.
+ */
+static void test_msg_call_answered_then_stopped(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 256, 4096);
+	shoal_handle_t inbox;
+	struct ipc_waiter *w;
+	char buf[16] = "";
+	int r;
+
+	(void)state;
+	ans.seg = seg;
+	ans.callee = it_agent(seg);
+	ans.replied = 0;
+	it_host(seg, ans.callee, seg->self);
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	ipc_mbox_test_hook = answer_then_stop;
+	r = ipc_call(seg, w, inbox, ans.callee, 1, "ping", 5, buf, sizeof(buf), 1000);
+	ipc_mbox_test_hook = NULL;
+	assert_true(ans.replied);
+	assert_int_equal(r, 5);
+	assert_string_equal(buf, "pong");
+	ipc_waiter_destroy(w);
+	it_destroy(seg);
+}
+
 /* --- a call against the callee's stop, threads of one mapping (for ThreadSanitizer) --- */
 
 #define CS_ROUNDS 30
@@ -572,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_msg_broadcast),
 		cmocka_unit_test(test_msg_broadcast_large_group),
 		cmocka_unit_test(test_msg_batch),
+		cmocka_unit_test(test_msg_call_answered_then_stopped),
 		cmocka_unit_test(test_msg_call_stop_threads),
 	};
 
