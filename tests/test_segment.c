@@ -1733,9 +1733,10 @@ static void *pt_tool(void *arg)
  * the supervisor's client scan do: no slot has two owners, a live owner is never judged
  * dead, every state word is valid, and every claimer that died after publishing is found
  * DEAD once. For ThreadSanitizer, which sees no race between processes: the claim's
- * own/state/start_time, the hold word and the repair's exit record. Not covered here (they
- * need a process that dies): a reaper dying while holding (K1's give-back), and a claimer
- * judged by a start time of another process (test_segment_proc_*_crash_steps fork those).
+ * own/state/start_time, the hold word and the repair's exit record. Not covered here: a
+ * reaper dying while it holds a slot (K1's give-back: a reaper's hold names this live
+ * pid), and an owner's pid reused by another process, told apart by its start time
+ * (test_segment_proc_*_crash_steps fork those).
  */
 static void test_segment_proc_claim_threads(void **state)
 {
