@@ -48,7 +48,8 @@ struct ipc_msg {
 #define IPC_POISON_MAX 3u
 
 /*
- * (Re)initialise agent slot's mailbox to empty. The slot's allocator, before use. A mailbox
+ * (Re)initialise agent slot's mailbox to empty. The slot's allocator, before use; it then
+ * hands the slot out with a release store (H0 or S3), which publishes the init. A mailbox
  * used before continues its positions, so that nothing a sender of the previous incarnation
  * prepared matches the new ring, and waits (at most 1 s) for that incarnation's claims still
  * being written by live senders (see "Re-initialisation" in ipc/mbox.c).

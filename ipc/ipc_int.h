@@ -91,6 +91,9 @@ static_assert(offsetof(struct ipc_mbox_hdr, head) == 128, "consumer words on the
 static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 196, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 200, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, recheck) == 212, "mailbox header ABI");
+static_assert(offsetof(struct ipc_mbox_hdr, pad0) == 24 &&
+		      offsetof(struct ipc_mbox_hdr, pad1) == 216,
+	      "a new mailbox header word: ipc_mbox_init() resets each word by name");
 
 /*
  * In a call reference: set by ipc_call() (a synchronous call from a client inbox), never by
@@ -226,13 +229,17 @@ uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 /* Tests only: called at fixed points of the mailbox code (NULL: not). */
 #define IPC_HOOK_PAD_STAMPED 1 /* a producer stamped filler, before publishing it */
 #define IPC_HOOK_REPAIR_READ 2 /* repair read a sequence word, before acting on it */
+#define IPC_HOOK_CALL_SENT   3 /* ipc_call() sent its call, before its look at the callee (K0) */
 extern void (*ipc_mbox_test_hook)(int point);
 
 /* shm_proc.wake_intent while ipc_ring_many() runs: it may owe wakes to several slots. */
 #define IPC_WAKE_OWES_MANY UINT32_MAX
 
-/* Tests only (SHOAL_TEST_HOOKS builds): called at fixed points of the wake code. wake.c. */
-#define IPC_WAKE_HOOK_MANY_CLAIMED 1 /* ipc_ring_many() won a wake, before its syscall */
+/* Tests only: called at fixed points of the wake code (NULL: not). wake.c. */
+#define IPC_WAKE_HOOK_MANY_CLAIMED                                                                 \
+	1		  /* ipc_ring_many() won a wake, before its syscall                        \
+			   * (SHOAL_TEST_HOOKS builds only) */
+#define IPC_HOOK_PARKED 2 /* a waiter stored its parked flag (D0), before its has_work check */
 extern void (*ipc_wake_test_hook)(int point);
 
 #endif

@@ -210,7 +210,9 @@ static bool is_claimer_gone(const struct shm_seg *seg, uint32_t owner)
 	p = shm_proc_at(seg, owner);
 	/* acquire: pairs with C1 in shm/proc.c, as in shm_proc_is_alive() */
 	own = atomic_load_explicit(&p->own, memory_order_acquire);
-	return !shm_pid_is_running((pid_t)(own >> 32), p->start_time);
+	/* relaxed: judged with own, as in shm_proc_is_alive() (shm/proc.c) */
+	return !shm_pid_is_running((pid_t)(own >> 32),
+				   atomic_load_explicit(&p->start_time, memory_order_relaxed));
 }
 
 /*
@@ -248,9 +250,15 @@ static void reset_word(const struct shm_seg *seg, struct ipc_mbox *m, uint64_t i
 				continue;
 			}
 		}
-		/* acquire, as I2 (C11 asks the same on success); the new word is ordered by the
-		 * fences I1 before and I0 after */
-		if (atomic_compare_exchange_weak_explicit(&m->seq[i], &s, to, memory_order_acquire,
+		/*
+		 * I1: acq_rel: acquire as I2; release pairs with G0 in is_stale_claim() (through
+		 * C0's acquire, which reads this word or a later one stored by someone ordered
+		 * after it): the slot's new generation (shm_agent_alloc(), before S2, before this
+		 * init) and the header's words stored before, ahead of the word. (It was a release
+		 * fence before the first store; the same locked instruction on x86, a cold path
+		 * elsewhere, and ThreadSanitizer models it.)
+		 */
+		if (atomic_compare_exchange_weak_explicit(&m->seq[i], &s, to, memory_order_acq_rel,
 							  memory_order_acquire))
 			return;
 	}
@@ -280,30 +288,46 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 		base = ((hi + m.mask) & ~m.mask) + 2 * m.n;
 	}
 	/*
-	 * I1: release: pairs with G0 in is_stale_claim() (through C0's acquire, which reads
-	 * one of the words stored below or a later one): the slot's new generation
-	 * (shm_agent_alloc(), before S2, before this init) before any word of the new ring.
+	 * The tail first (never 0 for a moment): a stale tail CAS fails from here on. relaxed:
+	 * a stale producer acts on the tail only through a claim of a word below (I1).
 	 */
-	atomic_thread_fence(memory_order_release);
-	/* the tail first (never 0 for a moment): a stale tail CAS fails from here on */
 	atomic_store_explicit(&m.h->tail, base, memory_order_relaxed);
-	memset((uint8_t *)m.h + sizeof(m.h->tail), 0, sizeof(*m.h) - sizeof(m.h->tail));
-	/* relaxed: published as the words below (I0) */
+	/*
+	 * The rest of the header, word by word (relaxed; I1 and I0 publish them): a stale
+	 * sender may still count a full wait or flag itself waiting for space here, so these
+	 * are atomic stores, not a memset (test_mbox_reinit_threads: ThreadSanitizer reported
+	 * the memset against such a sender's full_waits).
+	 */
+	atomic_store_explicit(&m.h->full_waits, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->skipped_dead, 0, memory_order_relaxed);
 	atomic_store_explicit(&m.h->head, base, memory_order_relaxed);
 	atomic_store_explicit(&m.h->freed, base, memory_order_relaxed);
+	atomic_store_explicit(&m.h->inflight, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->redeliver, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->dequeued, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->redelivered, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->stale, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->space, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->space_waiters, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->unchecked, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->attempts, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->poisoned, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->polls, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->recheck, 0, memory_order_relaxed);
 	/* in position order: a claim's first cell comes before the later cells it writes */
 	for (uint64_t i = 0; i < m.n; i++) {
 		reset_word(seg, &m, i, seq_free(base + i), &deadline);
-		/* relaxed: the slot is not published yet; the fence below orders it */
+		/* relaxed: the slot is not published yet (I0) */
 		atomic_store_explicit(ipc_stamp_at(&m, i), 0, memory_order_relaxed);
 	}
 	/*
-	 * I0: the init before whichever release store next hands the slot out: H0 (ctl :=
-	 * WRK_CTL_HELD, wrk_agent_spawn()) to its worker, S3 (RUNNING, ipc_inbox_open()) to
-	 * senders' A0 in check_to(). Not S2: the slot read STARTING before this init (see
-	 * S2 in shm/proc.c for why no writer reaches the mailbox in between).
+	 * I0: no fence here. The caller hands the slot out with a release store after this
+	 * init, which orders all of it before: H0 (ctl := WRK_CTL_HELD, wrk_agent_spawn()) to
+	 * its worker, S3 (RUNNING, ipc_inbox_open()) to senders' A0 in check_to(). Not S2:
+	 * the slot read STARTING before this init (see S2 in shm/proc.c for why no writer
+	 * reaches the mailbox in between). (A release fence here added nothing to those
+	 * release stores, and ThreadSanitizer does not model fences.)
 	 */
-	atomic_thread_fence(memory_order_release);
 }
 
 /* Help move the tail from t past a claimed/ready/padded cell of k cells. */
@@ -379,9 +403,10 @@ static inline bool is_stale_claim(const _Atomic uint32_t *genp, uint32_t gen)
 {
 	/*
 	 * G0: pairs with I1 in ipc_mbox_init(). relaxed: ordered after C0's acquire. A claim
-	 * in a re-initialised ring read a word the init stored after I1, or a later one stored
-	 * by someone ordered after the init (its consumer, or a producer whose own C0 read
-	 * such a word): either way the generation the allocator stored before I1 is visible.
+	 * in a re-initialised ring read a word the init stored by its release CAS I1, or a
+	 * later one stored by someone ordered after the init (its consumer, or a producer whose
+	 * own C0 read such a word): either way the generation the allocator stored before the
+	 * init is visible.
 	 */
 	return atomic_load_explicit(genp, memory_order_relaxed) != gen;
 }
@@ -650,7 +675,8 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const st
 			/* relaxed: ordered before the re-check below by W3 */
 			atomic_store_explicit(&m.h->space_waiters, 1, memory_order_relaxed);
 			/* W3: pairs with W2 in wake_space_waiters(): the consumer sees our flag,
-			 * or the re-check below sees the cells it freed. */
+			 * or the re-check below sees the cells it freed. A fence over atomics only
+			 * (see W2): nothing for ThreadSanitizer to miss. */
 			atomic_thread_fence(memory_order_seq_cst);
 			r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
 			if (r != -EAGAIN)
@@ -765,8 +791,14 @@ static void free_cells(struct ipc_mbox *m, uint64_t p, uint32_t k)
  */
 static void wake_space_waiters(struct ipc_mbox *m)
 {
-	/* W2: pairs with W3 in ipc_mbox_put_many(): our frees above are visible to a waiter's
-	 * re-check, or its flag is visible to the load below. */
+	/*
+	 * W2: pairs with W3 in ipc_mbox_put_many(): our frees above are visible to a waiter's
+	 * re-check, or its flag is visible to the load below. A Dekker pair: as seq_cst
+	 * accesses it would need every FREE store (F0, one per cell, an xchg each on x86) and
+	 * the waiter's claim loads seq_cst, where this fence is paid once per
+	 * IPC_WAKE_CHECK_EVERY messages. Its accesses are all atomic (sequence words,
+	 * space_waiters), so ThreadSanitizer's not modelling the fence loses nothing.
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* relaxed: ordered by W2; the exchange picks one consumer-side waker */
 	if (atomic_load_explicit(&m->h->space_waiters, memory_order_relaxed) &&

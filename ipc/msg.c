@@ -53,8 +53,12 @@ static int check_to(const struct shm_seg *seg, shoal_handle_t to)
 static bool is_removed(const struct shm_seg *seg, shoal_handle_t to)
 {
 	const struct shm_agent *a = shm_agent_at(seg, shoal_handle_slot(to));
-	/* relaxed: K0's fence orders it (see ipc_call()) */
-	uint32_t st = atomic_load_explicit(&a->state, memory_order_relaxed);
+	/*
+	 * K0's fence orders it (see ipc_call()). acquire: pairs with the release store of
+	 * STOPPED (wrk_agent_finish_stop()): a reply the callee sent before it stopped is
+	 * visible to ipc_call()'s last look for one.
+	 */
+	uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
 
 	return st == SHM_AGENT_STOPPED || st == SHM_AGENT_FREE ||
 	       atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(to);
@@ -98,7 +102,8 @@ int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32
 		 * trip, measured alternately.
 		 */
 		if (host < shm_hdr(seg)->cfg.max_procs) {
-			/* D1, as in ipc_ring(): our message before the parked load. */
+			/* D1, as in ipc_ring(): our message before the parked load (a fence over
+			 * atomics only: see ipc/wake.c) */
 			atomic_thread_fence(memory_order_seq_cst);
 			/* relaxed: ordered by the fence; ipc_ring() elects the waker */
 			if (atomic_load_explicit(&shm_proc_at(seg, host)->parked,
@@ -273,7 +278,14 @@ int ipc_refuse_queued(struct shm_seg *seg, shoal_handle_t self, int err)
 	uint64_t cells = shm_hdr(seg)->cfg.mbox_cells;
 	int answered = 0;
 
-	/* K1: pairs with K0 in ipc_call(): STOPPED before our look at the mailbox. */
+	/*
+	 * K1: pairs with K0 in ipc_call(): STOPPED before our look at the mailbox. A Dekker
+	 * pair, so a seq_cst fence: as seq_cst accesses it would need the STOPPED store and the
+	 * peek's loads here, and every send's publication and is_removed()'s loads there, all
+	 * seq_cst: a cost on every send and peek for what only a call and a stop need. It
+	 * orders atomic accesses only (state, the mailbox's words; the message bytes have
+	 * their own release/acquire), so ThreadSanitizer's not modelling it loses nothing.
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (uint64_t i = 0; i < cells; i++) {
 		struct ipc_msg m;
@@ -320,14 +332,24 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, ref, data, len, timeout_ms);
 	if (r)
 		return r;
+	if (__builtin_expect(ipc_mbox_test_hook != NULL, 0))
+		ipc_mbox_test_hook(IPC_HOOK_CALL_SENT);
 	/*
 	 * K0: pairs with K1 in ipc_refuse_queued(): our call's publication before our look at
 	 * the callee's state, its STOPPED before its look at the mailbox. Either it finds the
-	 * call and answers -ENOENT, or we find it removed here and return at once.
+	 * call and answers -ENOENT, or we find it removed here and return at once. A fence,
+	 * over atomics only, for the reasons at K1.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (is_removed(seg, to))
-		return -ENOENT;
+	/*
+	 * Removed, but it may have answered before it stopped: a handled call returns its
+	 * answer, not -ENOENT (and its reply is not left to be dropped as stale).
+	 */
+	if (is_removed(seg, to)) {
+		/* one look, no wait: the answer, or -ETIMEDOUT for none */
+		r = ipc_wait_reply(seg, NULL, inbox, ref, reply, cap, 0);
+		return r == -ETIMEDOUT ? -ENOENT : r;
+	}
 	return ipc_wait_reply(seg, w, inbox, ref, reply, cap, timeout_ms);
 }
 
@@ -449,8 +471,13 @@ static uint32_t inboxes_in_use(const struct shm_seg *seg)
 	for (uint32_t i = 0; i < max; i++) {
 		const struct shm_agent *a = shm_agent_at(seg, i);
 
-		/* relaxed: a count; a slot changing under it moves it by one */
-		if (atomic_load_explicit(&a->state, memory_order_relaxed) != SHM_AGENT_FREE &&
+		/*
+		 * acquire: pairs with S2 in shm_agent_alloc_named(): the type written before it
+		 * (relaxed let a scan read the type of a slot being allocated meanwhile without
+		 * that order: test_msg_call_stop_threads, under ThreadSanitizer). Still a count:
+		 * a slot freed and allocated again during the scan moves it by one.
+		 */
+		if (atomic_load_explicit(&a->state, memory_order_acquire) != SHM_AGENT_FREE &&
 		    !strncmp(a->type, "client", sizeof(a->type)))
 			n++;
 	}
@@ -470,7 +497,9 @@ int ipc_inbox_open_as(struct shm_seg *seg, const char *type, const char *name, s
 
 	if (!seg->writable || seg->self == UINT32_MAX)
 		return -EROFS;
-	if (shm_proc_at(seg, seg->self)->role == SHM_ROLE_CLIENT &&
+	/* relaxed: our own slot's, stored by our claim */
+	if (atomic_load_explicit(&shm_proc_at(seg, seg->self)->role, memory_order_relaxed) ==
+		    SHM_ROLE_CLIENT &&
 	    inboxes_in_use(seg) >= shm_cfg_inbox_budget(&shm_hdr(seg)->cfg))
 		return -ENOSPC;
 	r = shm_agent_alloc_named(seg, 0, type, name, name ? strlen(name) : 0, &slot);

@@ -5,7 +5,7 @@
  * eventfd: the fd path's descriptor, for producers in the owner's process). The protocol,
  * between a waiter W and producers P:
  *
- *   W: parked := 1; fence(seq_cst); d := doorbell; if has_work() { parked := 0; return }
+ *   W: d := doorbell; parked := 1; fence(seq_cst); if has_work() { parked := 0; return }
  *      park: io_uring FUTEX_WAIT(doorbell, d) or an io_uring read of W's FIFO.
  *   P: publish the message; fence(seq_cst); if parked and CAS parked 1 -> 0:
  *      doorbell += 1; FUTEX_WAKE(doorbell) or write(2) to W's FIFO.
@@ -13,9 +13,30 @@
  * The two fences make a Dekker pair: either W's has_work() sees the message, or P sees
  * parked == 1. The CAS lets one producer per park make the syscall; a producer that loses
  * it published before its fence, and W re-checks has_work() before it parks again, which
- * (same Dekker argument against the parked store of that next park) sees the message. A
- * doorbell bumped between W's read of d and its FUTEX_WAIT makes the wait complete at once
- * with -EAGAIN, so no ring is lost.
+ * (same Dekker argument against the parked store of that next park) sees the message.
+ * W reads d before it stores parked: a producer can take a park's wake only after that
+ * store, so its bump comes after d and the FUTEX_WAIT completes at once with -EAGAIN if the
+ * FUTEX_WAKE came first; no ring is lost. (d read after the store let a ring that came late,
+ * its message already consumed, take the wake of a park that then slept on the bumped
+ * value with parked == 0, so that every later producer skipped its ring: a lost wake,
+ * tests/test_wake.c, test_wake_late_ring_ends_park.) The FIFO path keeps its bytes, so
+ * the order does not matter there.
+ *
+ * Why fences and not seq_cst accesses. A Dekker pair needs each side's store and its later
+ * load of the other variable in one total order: seq_cst on both accesses of both sides, or
+ * a seq_cst fence between relaxed ones. The accesses here are many and spread out: W's
+ * loads are whatever has_work() reads (a mailbox's stamp and sequence words, the control
+ * inbox), and P's store is whichever store publishes its message (a stamp, a READY or PAD
+ * word, a tail move, repair's skip). Making all of those seq_cst would put the protocol in
+ * every publishing store of ipc/mbox.c (one missed and a wake is lost, silently), cost an
+ * xchg per message on x86 where a batch (ipc_ring_many()) now pays one fence for all its
+ * messages, and make seq_cst the consumer's peek loads, which also serve spinning. So D0
+ * and D1 stay fences. They order only atomic accesses (parked, the doorbell, the words
+ * has_work() and the publication use; message bytes are ordered by the mailbox's own
+ * release/acquire pairs), so ThreadSanitizer, which does not model fences, reports no false
+ * race for want of them: it reports a race only where a plain access is involved. What it
+ * cannot check is the Dekker property itself (store buffering): a lost wake is a timeout,
+ * which test_wake_park_ring_threads and test_wake_late_ring_ends_park look for.
  *
  * FUTEX_WAIT/WAKE through io_uring (opcodes 51/52, Linux 6.7+) are probed at start. The
  * SQEs are filled by hand: fd = FUTEX2_SIZE_U32 (a shared futex: never FUTEX2_PRIVATE, the
@@ -112,6 +133,8 @@ struct ipc_waiter {
 	int sup_pidfd; /* clients: the supervisor's pidfd, polled in the ring; -1 none */
 	bool sup_gone; /* that poll completed: the supervisor has exited */
 };
+
+void (*ipc_wake_test_hook)(int point);
 
 static inline void cpu_relax(void)
 {
@@ -341,7 +364,9 @@ int ipc_waiter_attach(struct ipc_waiter *w)
 	if (w->seg->self == UINT32_MAX)
 		return -EROFS;
 	p = shm_proc_at(w->seg, w->seg->self);
-	if (p->role == SHM_ROLE_CLIENT && w->sup_pidfd < 0)
+	/* relaxed: our own slot's, stored by our claim */
+	if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_CLIENT &&
+	    w->sup_pidfd < 0)
 		watch_supervisor(w);
 	/* for producers in this process; relaxed: published by M0 below, read by the owner */
 	atomic_store_explicit(&p->eventfd, w->fd, memory_order_relaxed);
@@ -487,12 +512,23 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 			}
 		} while (shm_now_ns() - start < spin_ns);
 	}
+	/*
+	 * Before the parked store: whoever takes this park's wake (claim_wake(), after that
+	 * store) bumps the doorbell past d, so the wait below cannot sleep through it (see the
+	 * top). D2: acquire: pairs with the release increment D3 in claim_wake(): the message
+	 * of a ring that ended an earlier park is visible to has_work.
+	 */
+	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	/* relaxed + the fence: the store half of the Dekker pair (see the top) */
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
-	/* D0: pairs with D1 in ipc_ring(): parked store before the has_work loads. */
+	/*
+	 * D0: pairs with D1 in ipc_ring(): parked store before the has_work loads. A fence:
+	 * it orders only atomic accesses, so ThreadSanitizer's not modelling it loses nothing
+	 * (see the top for why not seq_cst accesses).
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	/* D2: pairs with the release increment D3 in claim_wake(): its message is visible. */
-	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
+	if (__builtin_expect(ipc_wake_test_hook != NULL, 0))
+		ipc_wake_test_hook(IPC_HOOK_PARKED);
 	if (has_work(arg)) {
 		atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
 		return 1;
@@ -705,7 +741,10 @@ void ipc_ring(struct shm_seg *seg, uint32_t proc)
 {
 	if (proc >= shm_hdr(seg)->cfg.max_procs)
 		return;
-	/* D1: pairs with D0 in ipc_waiter_wait(): our message before the parked load. */
+	/*
+	 * D1: pairs with D0 in ipc_waiter_wait(): our message before the parked load. A fence,
+	 * over atomic accesses only (see the top): nothing for ThreadSanitizer to miss.
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	ring_one(seg, proc);
 }
@@ -742,7 +781,7 @@ static void ipc_wake_parked_all(struct shm_seg *seg)
 {
 	uint32_t max = shm_hdr(seg)->cfg.max_procs;
 
-	/* D1 (as in ipc_ring()): the repair's stores before the parked loads. */
+	/* D1 (as in ipc_ring()): the repair's stores before the parked loads; atomics only. */
 	atomic_thread_fence(memory_order_seq_cst);
 	for (uint32_t i = 0; i < max; i++) {
 		struct shm_proc *p = shm_proc_at(seg, i);
@@ -751,9 +790,6 @@ static void ipc_wake_parked_all(struct shm_seg *seg)
 			ring_one(seg, i);
 	}
 }
-
-/* See ipc_int.h. */
-void (*ipc_wake_test_hook)(int point);
 
 /* A per-process ring for batched wakes; recreated in a forked child. */
 static struct io_uring wake_ring;
@@ -782,7 +818,7 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 	 */
 	if (intent)
 		atomic_store_explicit(intent, IPC_WAKE_OWES_MANY, memory_order_relaxed);
-	/* D1 (as in ipc_ring()): our messages before the parked loads. */
+	/* D1 (as in ipc_ring()): our messages before the parked loads; one fence per batch. */
 	atomic_thread_fence(memory_order_seq_cst);
 	pthread_mutex_lock(&wake_lock);
 	if (wake_ring_pid != getpid()) {

@@ -231,8 +231,12 @@ enum shm_exit_reason {
  * wake line that producers touch (ipc/).
  *
  * Memory ordering: role and start_time are written by the claimer in proc_init() (shm/proc.c)
- * before its release store S0 of state, and never after, so they are plain; a reader orders
- * them by an acquire load of state (K0 and others). Every other field written while the slot
+ * before its release store S0 of state, and a reader that acquired state (K0 and others) reads
+ * the values S0 published. They are relaxed _Atomic all the same: a reaper or a tool reads
+ * them without keeping the slot from changing hands, so its read may meet the next
+ * claimer's store (a reaper judging the last owner while it releases and another claims;
+ * tests/test_segment.c, test_segment_proc_claim_threads, found that race under
+ * ThreadSanitizer when start_time was plain). Every other field written while the slot
  * is published is _Atomic: core, node, mem_cap, cap_mech, windex and the last_* exit fields
  * are status words for tools, the control path and the spawner, stored and loaded relaxed
  * (no order with anything else; a reader may see a mix of two exits for an instant, the exit
@@ -241,9 +245,9 @@ enum shm_exit_reason {
 struct shm_proc {
 	_Atomic uint64_t own;	       /* 0 free, else (pid << 32) | epoch; claimed by CAS */
 	_Atomic uint32_t state;	       /* enum shm_proc_state */
-	uint32_t role;		       /* enum shm_role; plain: written before S0 only */
-	uint64_t start_time;	       /* owner's /proc starttime: tells a reused pid; plain:
-					* written before S0 only */
+	_Atomic uint32_t role;	       /* enum shm_role; written before S0 only */
+	_Atomic uint64_t start_time;   /* owner's /proc starttime: tells a reused pid; written
+					* before S0 only */
 	_Atomic uint64_t heartbeat_ns; /* CLOCK_MONOTONIC, refreshed by the owner's loop */
 	_Atomic int32_t core;	       /* pinned core, -1 none */
 	_Atomic int32_t node;	       /* NUMA node, -1 none */

@@ -96,8 +96,12 @@ static uint32_t new_epoch(struct shm_seg *seg)
 /* Fill a freshly claimed slot's owner fields; C0 made the slot ours, S0 publishes them. */
 static void proc_init(struct shm_proc *p, enum shm_role role, uint64_t start_time)
 {
-	p->role = role;
-	p->start_time = start_time;
+	/*
+	 * relaxed: S0 publishes them; atomic because a reaper or tool that judged the slot's
+	 * previous owner may still read them (shm/layout.h)
+	 */
+	atomic_store_explicit(&p->role, role, memory_order_relaxed);
+	atomic_store_explicit(&p->start_time, start_time, memory_order_relaxed);
 	/* relaxed: S0 publishes them; the supervisor sets them later (sup_worker.c, a_ready()) */
 	atomic_store_explicit(&p->core, -1, memory_order_relaxed);
 	atomic_store_explicit(&p->node, -1, memory_order_relaxed);
@@ -223,10 +227,20 @@ static bool is_holder_gone(uint32_t st)
 	return !shm_pid_is_running((pid_t)SHM_PROC_HOLD_PID(st), 0);
 }
 
+/*
+ * The start time published with the owner the caller's acquire load of state read (S0).
+ * relaxed: that load orders it; a claim of the slot since may store another (the caller's
+ * later checks of own and state tell).
+ */
+static uint64_t owner_start(const struct shm_proc *p)
+{
+	return atomic_load_explicit(&p->start_time, memory_order_relaxed);
+}
+
 /* Is the published owner `own` of p gone? start_time is the one S0 published with own. */
 static bool is_owner_gone(const struct shm_proc *p, uint64_t own)
 {
-	return !shm_pid_is_alive((pid_t)(own >> 32), p->start_time);
+	return !shm_pid_is_alive((pid_t)(own >> 32), owner_start(p));
 }
 
 /* A hold whose holder is gone: free it (a claimer's), or finish or undo a reaper's. */
@@ -369,7 +383,7 @@ bool shm_proc_is_alive(const struct shm_seg *seg, uint32_t slot)
 		return !is_holder_gone(st);
 	if (!own)
 		return false;
-	return shm_pid_is_alive((pid_t)(own >> 32), p->start_time);
+	return shm_pid_is_alive((pid_t)(own >> 32), owner_start(p));
 }
 
 bool shm_tag_is_dead(const struct shm_seg *seg, uint64_t tag, bool probe)
@@ -389,7 +403,7 @@ bool shm_tag_is_dead(const struct shm_seg *seg, uint64_t tag, bool probe)
 	st = atomic_load_explicit(&p->state, memory_order_acquire);
 	if (st == SHM_PROC_DEAD || st == SHM_PROC_EXITED || st == SHM_PROC_FREE)
 		return true;
-	return probe && !shm_pid_is_alive((pid_t)(own >> 32), p->start_time);
+	return probe && !shm_pid_is_alive((pid_t)(own >> 32), owner_start(p));
 }
 
 int shm_agent_alloc(struct shm_seg *seg, uint32_t node_hint, uint32_t *slot_out)
@@ -504,7 +518,8 @@ static void exit_fill(struct shm_exit_rec *r, const struct shm_proc *p, uint32_t
 		.code = atomic_load_explicit(&p->last_code, memory_order_relaxed),
 		.signal = atomic_load_explicit(&p->last_signal, memory_order_relaxed),
 		.reason = atomic_load_explicit(&p->last_reason, memory_order_relaxed),
-		.role = p->role,
+		/* relaxed: the exited owner's, stored before its S0 */
+		.role = atomic_load_explicit(&p->role, memory_order_relaxed),
 		/* relaxed: a counter the supervisor keeps */
 		.restarts = atomic_load_explicit(&p->restarts, memory_order_relaxed),
 	};

@@ -123,9 +123,9 @@ static uint64_t age(uint64_t now, uint64_t t)
 /* One read of process slot i's fields into r, between the identity reads (own, state). */
 static void proc_fields(const struct shm_proc *p, struct shm_view_proc *r)
 {
-	/* role is plain, written before S0 only: ordered by the acquire of state that preceded;
-	 * a claimer rewriting it meanwhile changes own, and the caller's re-read sees that */
-	r->role = __atomic_load_n(&p->role, __ATOMIC_RELAXED);
+	/* relaxed: written before S0 only, after the acquire of state that preceded; a claimer
+	 * rewriting it meanwhile changes own, and the caller's re-read sees that */
+	r->role = atomic_load_explicit(&p->role, memory_order_relaxed);
 	/* relaxed: status words for a person (shm_proc's comment) */
 	r->core = atomic_load_explicit(&p->core, memory_order_relaxed);
 	r->node = atomic_load_explicit(&p->node, memory_order_relaxed);

@@ -75,17 +75,19 @@ static int adopt_end_owner(struct shm_seg *seg, uint32_t i)
 	struct shm_proc *p = shm_proc_at(seg, i);
 	/* relaxed: the dead supervisor's world is at rest; we only need the owner's identity */
 	pid_t pid = (pid_t)(atomic_load_explicit(&p->own, memory_order_relaxed) >> 32);
+	/* relaxed: as own */
+	uint64_t start = atomic_load_explicit(&p->start_time, memory_order_relaxed);
 	struct pollfd pf;
 	int fd, r;
 
 	/* a zombie (its parent, the dead supervisor, could not reap it) runs no code */
-	if (!shm_pid_is_running(pid, p->start_time))
+	if (!shm_pid_is_running(pid, start))
 		return 0;
 	fd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (fd < 0)
 		return 0; /* gone since */
 	/* the pidfd holds this process: the same one the slot names, or none */
-	if (!shm_pid_is_running(pid, p->start_time)) {
+	if (!shm_pid_is_running(pid, start)) {
 		close(fd);
 		return 0;
 	}

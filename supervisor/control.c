@@ -28,6 +28,7 @@
 #include <liburing.h>
 
 #include "ipc/ipc.h"
+#include "ipc/ipc_int.h"
 #include "ipc/uring_futex.h"
 #include "shm/registry.h"
 #include "supervisor/sup.h"
@@ -390,12 +391,19 @@ void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, in
 		drain(ctl);
 		return;
 	}
+	/*
+	 * D2: pairs with D3 in claim_wake() (ipc/wake.c). Before the parked store, as in
+	 * ipc_waiter_wait(): whoever takes this wait's wake bumps the doorbell past d, so the
+	 * FUTEX_WAIT armed below ends at once instead of sleeping with parked clear.
+	 */
+	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	/* relaxed + the fence: the store half of the Dekker pair (ipc/wake.c) */
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
-	/* D0: pairs with D1 in ipc_ring(): parked store before the inbox loads of the drain. */
+	/* D0: pairs with D1 in ipc_ring(): parked store before the inbox loads of the drain;
+	 * a fence over atomics only, as in ipc/wake.c (which says why) */
 	atomic_thread_fence(memory_order_seq_cst);
-	/* D2: pairs with D3 in claim_wake() (ipc/wake.c): a ring after this read is seen. */
-	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
+	if (__builtin_expect(ipc_wake_test_hook != NULL, 0))
+		ipc_wake_test_hook(IPC_HOOK_PARKED);
 	drain(ctl);
 	sqe = ipc_uring_sqe(ring);
 	if (!sqe) {

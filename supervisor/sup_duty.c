@@ -54,7 +54,9 @@ void sup_clients_scan(struct sup *s, bool judge)
 			shm_proc_reap(s->seg, i);
 		/* D1: pairs with H2/K1 in shm/proc.c: DEAD once the owner is known gone */
 		st = atomic_load_explicit(&p->state, memory_order_acquire);
-		if (st != SHM_PROC_DEAD || p->role != SHM_ROLE_CLIENT)
+		/* relaxed: ordered by D1 (stored before the owner's S0) */
+		if (st != SHM_PROC_DEAD ||
+		    atomic_load_explicit(&p->role, memory_order_relaxed) != SHM_ROLE_CLIENT)
 			continue;
 		sup_repair_vanished(s->seg, i, false);
 	}

@@ -31,6 +31,10 @@
 
 #include "tests/run_test_util.h"
 
+#include <liburing.h>
+
+#include "ipc/ipc_int.h"
+
 /* Start `shoal run` with config as instance t-ctl-NAME-PID (see rt_start()). */
 static void start(struct rt_run *r, const char *name, const char *config)
 {
@@ -883,9 +887,74 @@ static void test_control_agent_spawns_and_stops(void **state)
 	rt_stop(&r);
 }
 
+static struct shm_seg *late_seg;
+
+/* A ring that comes late (its request already served) at the start of the wait. */
+static void late_ring(int point)
+{
+	if (point == IPC_HOOK_PARKED)
+		ipc_ring(late_seg, late_seg->self);
+}
+
+/*
+ * The supervisor's control wait (sup_ctl_on_wake()) is a park like a worker's: a ring that
+ * takes its wake right after it marks itself parked must end the FUTEX_WAIT it then arms,
+ * not leave it asleep on the bumped doorbell with parked clear (later requests would wait
+ * for the supervisor's tick). Runs the control inbox in this process, without `shoal run`.
+ */
+static void test_control_late_ring_ends_wait(void **state)
+{
+	struct shm_seg *seg = NULL;
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = {.tv_sec = 1};
+	struct ipc_waiter *probe;
+	struct io_uring ring;
+	struct sup_ctl *ctl;
+	struct shm_cfg cfg;
+	char inst[64], err[256];
+	int r;
+
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-ctl-late-%d", (int)getpid());
+	shm_seg_unlink(inst);
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 32;
+	cfg.reg_capacity = 128;
+	cfg.max_procs = 8;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
+	if (ipc_waiter_prepare(seg, IPC_WAKE_FUTEX, &probe) == -ENOSYS) {
+		shm_seg_detach(seg);
+		shm_seg_unlink(inst);
+		skip_because("the io_uring futex path needs Linux 6.7+");
+	}
+	ipc_waiter_destroy(probe);
+	assert_int_equal(sup_ctl_open(seg, NULL, 0, &ctl), 0);
+	assert_int_equal(io_uring_queue_init(8, &ring, 0), 0);
+	late_seg = seg;
+	ipc_wake_test_hook = late_ring;
+	sup_ctl_on_wake(ctl, &ring, 42, 0);
+	ipc_wake_test_hook = NULL;
+	/* the late ring took the wait's wake */
+	assert_int_equal(atomic_load(&shm_proc_at(seg, seg->self)->wakes), 1);
+	assert_true(io_uring_submit(&ring) >= 0);
+	r = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+	if (r)
+		fail_msg("the control wait whose wake a late ring took still slept after 1 s (%s)",
+			 strerror(-r));
+	assert_int_equal(cqe->user_data, 42);
+	io_uring_cqe_seen(&ring, cqe);
+	sup_ctl_close(ctl);
+	io_uring_queue_exit(&ring);
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_control_late_ring_ends_wait),
 		cmocka_unit_test_teardown(test_control_spawn_and_stop, rt_teardown),
 		cmocka_unit_test_teardown(test_control_agent_spawns_and_stops, rt_teardown),
 		cmocka_unit_test_teardown(test_control_refusals, rt_teardown),

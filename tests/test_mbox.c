@@ -1596,6 +1596,92 @@ static void test_mbox_two_threads(void **state)
 	it_destroy(seg);
 }
 
+/* A stale sender thread while the mailbox's slot is freed, allocated and initialised again. */
+struct reinit_sender {
+	struct shm_seg seg; /* a copy of the attachment with its own process slot */
+	uint32_t slot;
+	_Atomic uint32_t stop;
+	_Atomic uint64_t sent, refused;
+	_Atomic int err; /* an unexpected result, 0 none */
+};
+
+static void *reinit_send(void *arg)
+{
+	struct reinit_sender *s = arg;
+	struct shm_agent *a = shm_agent_at(&s->seg, s->slot);
+
+	while (!atomic_load(&s->stop)) {
+		/* the handle of whichever incarnation is there now: stale by the send, often */
+		uint32_t gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
+		shoal_handle_t h = shoal_handle_make(s->slot, gen);
+		/* a full mailbox waits (1 ms) for space: the space words in the header */
+		int r = ipc_send(&s->seg, h, 0, 0, 0, gen, "reinit", 7, 1);
+
+		if (r == 0)
+			atomic_fetch_add(&s->sent, 1);
+		else if (r == -ESTALE || r == -ENOENT || r == -ETIMEDOUT || r == -EAGAIN)
+			atomic_fetch_add(&s->refused, 1);
+		else {
+			atomic_store(&s->err, r);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A sender thread with whatever handle the slot has at the moment while the main thread,
+ * its consumer, takes a few messages, then frees, allocates and initialises the slot again
+ * (ipc_mbox_init(): I1, I0): every message delivered was sent with the
+ * handle of the incarnation that receives it. For ThreadSanitizer: the init's stores
+ * against a stale sender's claim, its tail moves and its wait for space.
+ */
+static void test_mbox_reinit_threads(void **state)
+{
+	struct shm_seg *seg = it_create("mbox", 16, 256);
+	shoal_handle_t h = it_agent(seg);
+	struct reinit_sender s = {.seg = *seg, .slot = shoal_handle_slot(h)};
+	uint64_t got = 0;
+	pthread_t t;
+
+	(void)state;
+	s.seg.self = UINT32_MAX;
+	assert_int_equal(shm_proc_claim(&s.seg, SHM_ROLE_CLIENT, false), 0);
+	assert_int_equal(pthread_create(&t, NULL, reinit_send, &s), 0);
+	for (int round = 0; round < 2000; round++) {
+		struct shm_agent *a = shm_agent_at(seg, s.slot);
+		uint32_t gen = atomic_load(&a->gen), again = 0;
+		uint64_t tries = atomic_load(&s.sent) + atomic_load(&s.refused);
+		uint64_t end = shm_now_ns() + 10000000000ull;
+		struct ipc_msg m;
+		int err = 0;
+
+		/* the sender's next send, so each incarnation meets one */
+		while (atomic_load(&s.sent) + atomic_load(&s.refused) == tries &&
+		       !atomic_load(&s.err))
+			assert_true(shm_now_ns() < end);
+		for (int i = 0; i < 4 && ipc_mbox_peek(seg, s.slot, &m) == 0; i++) {
+			if (m.ref != gen)
+				fail_msg("round %d: a message sent to generation %llu reached "
+					 "generation %u",
+					 round, (unsigned long long)m.ref, gen);
+			ipc_mbox_consume(seg, s.slot, &m);
+			got++;
+		}
+		reincarnate(seg, s.slot, &again, &err);
+		assert_int_equal(err, 0);
+		assert_int_equal(again, s.slot);
+	}
+	atomic_store(&s.stop, 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&s.err), 0);
+	print_message("reinit: %llu sent, %llu refused, %llu delivered\n",
+		      (unsigned long long)atomic_load(&s.sent),
+		      (unsigned long long)atomic_load(&s.refused), (unsigned long long)got);
+	shm_proc_release(&s.seg);
+	it_destroy(seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1622,6 +1708,7 @@ int main(void)
 		cmocka_unit_test(test_mbox_pad_then_full),
 		cmocka_unit_test(test_mbox_redelivered_flag),
 		cmocka_unit_test(test_mbox_two_threads),
+		cmocka_unit_test(test_mbox_reinit_threads),
 		cmocka_unit_test(test_mbox_stress_2p1c),
 		cmocka_unit_test(test_mbox_kill_producers),
 		cmocka_unit_test(test_mbox_kill_consumer),

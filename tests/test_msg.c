@@ -1,4 +1,5 @@
 /* test_msg: call (other messages stay queued), async call, reply, timeouts, batch, broadcast. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include "tests/support.h"
 #include "shm/registry.h"
 #include "tests/ipc_test_util.h"
+#include "ipc/ipc_int.h"
 
 #define T_STOP 99u
 
@@ -444,6 +446,174 @@ static int setup(void **state)
 	return 0;
 }
 
+static struct {
+	struct shm_seg *seg;
+	shoal_handle_t callee;
+	int replied;
+} ans;
+
+/* The callee, between the call's send and the caller's look at it: answer, then stop. */
+static void answer_then_stop(int point)
+{
+	uint32_t slot = shoal_handle_slot(ans.callee);
+	struct ipc_msg m;
+
+	if (point != IPC_HOOK_CALL_SENT || ipc_mbox_peek(ans.seg, slot, &m))
+		return;
+	ans.replied = ipc_reply(ans.seg, ans.callee, &m, "pong", 5) == 0;
+	ipc_mbox_consume(ans.seg, slot, &m);
+	atomic_store_explicit(&shm_agent_at(ans.seg, slot)->state, SHM_AGENT_STOPPED,
+			      memory_order_release);
+	ipc_refuse_queued(ans.seg, ans.callee, ENOENT);
+}
+
+/*
+ * A callee that answers a call and then stops, before the caller looks at its state (K0):
+ * the caller gets the answer, not -ENOENT (the call was handled; its reply must not be
+ * dropped as stale). test_msg_call_stop_threads met this.
+ */
+static void test_msg_call_answered_then_stopped(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 256, 4096);
+	shoal_handle_t inbox;
+	struct ipc_waiter *w;
+	char buf[16] = "";
+	int r;
+
+	(void)state;
+	ans.seg = seg;
+	ans.callee = it_agent(seg);
+	ans.replied = 0;
+	it_host(seg, ans.callee, seg->self);
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	ipc_mbox_test_hook = answer_then_stop;
+	r = ipc_call(seg, w, inbox, ans.callee, 1, "ping", 5, buf, sizeof(buf), 1000);
+	ipc_mbox_test_hook = NULL;
+	assert_true(ans.replied);
+	assert_int_equal(r, 5);
+	assert_string_equal(buf, "pong");
+	ipc_waiter_destroy(w);
+	it_destroy(seg);
+}
+
+/* --- a call against the callee's stop, threads of one mapping (for ThreadSanitizer) --- */
+
+#define CS_ROUNDS 30
+
+struct call_stop {
+	struct shm_seg seg;	     /* the caller's attachment copy, its own process slot */
+	_Atomic uint64_t callee;     /* this round's callee */
+	_Atomic uint32_t round_go;   /* rounds whose callee is set */
+	_Atomic uint32_t round_done; /* rounds the caller saw end in -ENOENT */
+	_Atomic int err;	     /* what went wrong, 0 nothing */
+	uint64_t answered, refused;  /* the caller's: replies, -ENOENT */
+};
+
+static void *cs_caller(void *arg)
+{
+	struct call_stop *cs = arg;
+	struct ipc_waiter *w;
+	shoal_handle_t inbox;
+	char reply[16];
+	int r;
+
+	r = ipc_inbox_open(&cs->seg, &inbox);
+	if (!r)
+		r = ipc_waiter_create(&cs->seg, IPC_WAKE_AUTO, &w);
+	if (r) {
+		atomic_store(&cs->err, r);
+		return NULL;
+	}
+	for (uint32_t round = 0; round < CS_ROUNDS && !atomic_load(&cs->err); round++) {
+		uint64_t end = shm_now_ns() + 10000000000ull;
+		shoal_handle_t to;
+
+		while (atomic_load(&cs->round_go) != round + 1)
+			if (shm_now_ns() > end || atomic_load(&cs->err))
+				goto out;
+		to = atomic_load(&cs->callee);
+		/* calls until the stop turns one away: answered by the refusal or by K0 */
+		for (;;) {
+			r = ipc_call(&cs->seg, w, inbox, to, 1, "ping", 5, reply, sizeof(reply),
+				     10000);
+			if (r == 5) {
+				cs->answered++;
+				continue;
+			}
+			if (r == -ENOENT)
+				cs->refused++;
+			else
+				atomic_store(&cs->err, r < 0 ? r : -EBADMSG);
+			break;
+		}
+		atomic_fetch_add(&cs->round_done, 1);
+	}
+out:
+	ipc_waiter_destroy(w);
+	return NULL;
+}
+
+/*
+ * A caller thread calls an agent whose host, the main thread, answers a few calls and then
+ * stops it as wrk_agent_finish_stop() does (STOPPED, then ipc_refuse_queued()): every call
+ * is answered, by the agent or by the refusal, or finds the agent removed at once (the
+ * Dekker pair K0/K1 in ipc/msg.c); none waits for its 10 s timeout. For ThreadSanitizer:
+ * the call's message, its reply and the refusal across threads.
+ */
+static void test_msg_call_stop_threads(void **state)
+{
+	struct shm_seg *seg = it_create("msg", 256, 4096);
+	struct call_stop *cs = calloc(1, sizeof(*cs));
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(cs);
+	cs->seg = *seg;
+	cs->seg.self = UINT32_MAX;
+	assert_int_equal(shm_proc_claim(&cs->seg, SHM_ROLE_CLIENT, false), 0);
+	shm_proc_set_state(&cs->seg, SHM_PROC_RUNNING);
+	assert_int_equal(pthread_create(&t, NULL, cs_caller, cs), 0);
+	for (uint32_t round = 0; round < CS_ROUNDS && !atomic_load(&cs->err); round++) {
+		shoal_handle_t e = it_agent(seg);
+		uint32_t slot = shoal_handle_slot(e), served = 0;
+		uint64_t end = shm_now_ns() + 10000000000ull;
+
+		it_host(seg, e, seg->self);
+		atomic_store(&cs->callee, e);
+		atomic_store(&cs->round_go, round + 1);
+		/* serve round % 4 calls, then stop */
+		while (served < round % 4 && !atomic_load(&cs->err)) {
+			struct ipc_msg m;
+
+			assert_true(shm_now_ns() < end);
+			if (ipc_mbox_peek(seg, slot, &m)) {
+				sched_yield();
+				continue;
+			}
+			assert_int_equal(ipc_reply(seg, e, &m, m.data, m.len), 0);
+			ipc_mbox_consume(seg, slot, &m);
+			served++;
+		}
+		atomic_store_explicit(&shm_agent_at(seg, slot)->state, SHM_AGENT_STOPPED,
+				      memory_order_release);
+		ipc_refuse_queued(seg, e, ENOENT);
+		while (atomic_load(&cs->round_done) == round && !atomic_load(&cs->err))
+			assert_true(shm_now_ns() < end);
+	}
+	assert_int_equal(pthread_join(t, NULL), 0);
+	if (atomic_load(&cs->err))
+		fail_msg("caller: %s", strerror(-atomic_load(&cs->err)));
+	assert_int_equal(cs->refused, CS_ROUNDS);
+	assert_int_equal(cs->answered,
+			 CS_ROUNDS / 4 * 6 + (CS_ROUNDS % 4) * (CS_ROUNDS % 4 - 1) / 2);
+	print_message("call against stop: %llu answered, %llu refused\n",
+		      (unsigned long long)cs->answered, (unsigned long long)cs->refused);
+	shm_proc_release(&cs->seg);
+	free(cs);
+	it_destroy(seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,7 +624,12 @@ int main(void)
 		cmocka_unit_test(test_msg_broadcast),
 		cmocka_unit_test(test_msg_broadcast_large_group),
 		cmocka_unit_test(test_msg_batch),
+		cmocka_unit_test(test_msg_call_answered_then_stopped),
+		cmocka_unit_test(test_msg_call_stop_threads),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (the tsan suite: *thread*) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -25,6 +25,7 @@
 #include "tests/skip.h"
 
 #include "shm/shm.h"
+#include "supervisor/sup.h"
 
 static char inst[64];
 
@@ -1041,7 +1042,7 @@ static void test_segment_exit_log(void **state)
 	assert_int_equal(total, 0);
 	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_CLIENT, false), 0);
 	p = shm_proc_at(seg, 3);
-	p->role = SHM_ROLE_WORKER;
+	atomic_store(&p->role, SHM_ROLE_WORKER);
 	for (uint32_t i = 0; i < SHM_EXIT_LOG + 9; i++) {
 		atomic_store_explicit(&p->last_pid, 1000 + i, memory_order_relaxed);
 		atomic_store_explicit(&p->last_epoch, 7, memory_order_relaxed);
@@ -1479,7 +1480,7 @@ static void test_segment_proc_claim_crash_steps(void **state)
 			}
 			reclaim_victim(victim);
 			/* as if its last owner had started long before any claimer here */
-			p->start_time = 1;
+			atomic_store(&p->start_time, 1);
 		}
 	}
 	munmap(cctl, 4096);
@@ -1582,6 +1583,262 @@ static void test_segment_proc_reap_crash_steps(void **state)
 	for (int i = 0; i < 2; i++)
 		shm_seg_detach(fill[i]);
 	shm_seg_detach(seg);
+}
+
+/* --- claimers, dying claimers, reapers and the repair: threads of one mapping --- */
+
+/*
+ * What the threads of test_segment_proc_claim_threads share. Threads share a pid, and a
+ * slot's claimer and owner are judged by pid (and start time): so every live claimer is
+ * this process, and a claimer "dies" by stopping at a step of its claim (pthread_exit() in
+ * the test hook) after claiming in the name of a pid that is gone (a reaped child's): what
+ * a SIGKILL leaves, with the one difference that the thread's earlier stores stay in
+ * ThreadSanitizer's history. Marks: who the test believes holds each slot.
+ */
+#define PT_SLOTS     6u
+#define PT_LIVE	     2 /* live claimer threads */
+#define PT_ROUNDS    300
+#define PT_DEAD_MARK 0x100u /* a dying claimer's mark: PT_DEAD_MARK | its step */
+struct proc_threads {
+	struct shm_seg *seg;		 /* the one mapping */
+	pid_t gone;			 /* a pid no process has: dying claimers claim as it */
+	_Atomic uint32_t mark[PT_SLOTS]; /* 0, 1 + a live claimer's number, or a dead mark */
+	_Atomic uint32_t live_done;	 /* live claimers finished */
+	_Atomic uint32_t failed;	 /* 1: why[] says what went wrong */
+	_Atomic uint64_t died_published; /* dying claimers that died after publishing */
+	_Atomic uint64_t dead_marked;	 /* slots the supervisor found DEAD and repaired */
+	char why[256];			 /* written by the first failure only */
+};
+
+static struct proc_threads *pt;
+static _Thread_local int pt_die_at;	 /* the step this thread dies at, 0 none */
+static _Thread_local uint32_t pt_trying; /* the slot this dying claimer tries */
+
+static void pt_fail(const char *fmt, ...)
+{
+	va_list ap;
+	uint32_t zero = 0;
+
+	if (!atomic_compare_exchange_strong(&pt->failed, &zero, 1))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(pt->why, sizeof(pt->why), fmt, ap);
+	va_end(ap);
+}
+
+/* A mark a new claimer may replace: nobody's, or a dead claimer's (its slot was reaped). */
+static void pt_take_mark(uint32_t slot, uint32_t mine)
+{
+	uint32_t prev = atomic_exchange(&pt->mark[slot], mine);
+
+	if (prev && !(prev & PT_DEAD_MARK))
+		pt_fail("slot %u claimed (mark %#x) while live claimer %u still owned it", slot,
+			mine, prev - 1);
+}
+
+/* The hook of a dying claimer: after C0, mark the slot; at its step, die there. */
+static void pt_hook(int step)
+{
+	if (!pt_die_at)
+		return;
+	if (step == SHM_PROC_STEP_HELD)
+		pt_take_mark(pt_trying, PT_DEAD_MARK | (uint32_t)pt_die_at);
+	if (step != pt_die_at)
+		return;
+	if (step == SHM_PROC_STEP_PUBLISHED)
+		atomic_fetch_add(&pt->died_published, 1);
+	pthread_exit(NULL);
+}
+
+static void *pt_dying(void *arg)
+{
+	struct shm_seg seg = *pt->seg;
+	uint32_t epoch;
+
+	pt_die_at = (int)(intptr_t)arg;
+	for (pt_trying = 0; pt_trying < PT_SLOTS; pt_trying++)
+		if (shm_proc_claim_slot(&seg, pt_trying, SHM_ROLE_CLIENT, pt->gone, 12345,
+					&epoch) == 0)
+			pt_fail("claimer dying at step %d claimed slot %u and lived", pt_die_at,
+				pt_trying);
+	return NULL; /* the table was full: nothing claimed */
+}
+
+/* A live owner's checks: its own word and state are its own, and nobody thinks it dead. */
+static void pt_check_owned(struct shm_seg *seg, uint32_t me, uint32_t want)
+{
+	struct shm_proc *p = shm_proc_at(seg, seg->self);
+	uint64_t own = atomic_load(&p->own);
+	uint32_t st = atomic_load(&p->state);
+
+	if (own != (((uint64_t)(uint32_t)getpid() << 32) | seg->epoch) || st != want ||
+	    shm_tag_is_dead(seg, seg->tag, true) || atomic_load(&pt->mark[seg->self]) != me)
+		pt_fail("live claimer %u lost slot %u: state %s (want %s), own %#llx, mark %#x",
+			me - 1, seg->self, shm_proc_state_name(st), shm_proc_state_name(want),
+			(unsigned long long)own, atomic_load(&pt->mark[seg->self]));
+}
+
+static void *pt_live(void *arg)
+{
+	struct shm_seg seg = *pt->seg; /* its own attachment state, the shared mapping */
+	uint32_t me = 1 + (uint32_t)(uintptr_t)arg;
+	uint64_t end = shm_now_ns() + 120000000000ull;
+
+	for (int round = 0; round < PT_ROUNDS && !atomic_load(&pt->failed);) {
+		int r = shm_proc_claim(&seg, SHM_ROLE_CLIENT, true);
+
+		if (r == -ENOSPC) {
+			if (shm_now_ns() > end) {
+				pt_fail("live claimer %u: the table stayed full for 120 s", me - 1);
+				break;
+			}
+			sched_yield();
+			continue;
+		}
+		if (r) {
+			pt_fail("live claimer %u: claim: %s", me - 1, strerror(-r));
+			break;
+		}
+		pt_take_mark(seg.self, me);
+		pt_check_owned(&seg, me, SHM_PROC_STARTING);
+		shm_proc_set_state(&seg, SHM_PROC_RUNNING);
+		sched_yield(); /* let reapers judge it */
+		pt_check_owned(&seg, me, SHM_PROC_RUNNING);
+		atomic_store(&pt->mark[seg.self], 0);
+		shm_proc_release(&seg);
+		round++;
+	}
+	atomic_fetch_add(&pt->live_done, 1);
+	return NULL;
+}
+
+/* A valid state word: a state, or a hold by this process or by the gone pid. */
+static bool pt_is_valid(uint32_t st)
+{
+	pid_t h = SHM_PROC_HOLD_PID(st);
+
+	if (!(st & SHM_PROC_HELD))
+		return st <= SHM_PROC_EXITED;
+	return SHM_PROC_HOLD_PREV(st) <= SHM_PROC_STOPPING && (h == getpid() || h == pt->gone);
+}
+
+/*
+ * A tool and the supervisor's client scan: judge, reap and read every slot; the supervisor
+ * (repair: its one thread) also repairs DEAD slots.
+ */
+static void pt_scan(struct shm_seg *seg, bool repair)
+{
+	for (uint32_t i = 0; i < PT_SLOTS; i++) {
+		struct shm_proc *p = shm_proc_at(seg, i);
+		uint32_t st, m;
+
+		shm_proc_reap(seg, i);
+		(void)shm_proc_is_alive(seg, i);
+		(void)shm_tag_is_dead(seg, SHM_TAG(i, (uint32_t)atomic_load(&p->own)), true);
+		/* D1 in sup_clients_scan() */
+		st = atomic_load_explicit(&p->state, memory_order_acquire);
+		if (!pt_is_valid(st))
+			pt_fail("slot %u: state word %#x", i, st);
+		if (st != SHM_PROC_DEAD || !repair)
+			continue;
+		/* only a claimer that died after publishing its claim is found DEAD */
+		m = atomic_load(&pt->mark[i]);
+		if (m != (PT_DEAD_MARK | SHM_PROC_STEP_PUBLISHED))
+			pt_fail("slot %u marked DEAD; its claimer (mark %#x) was not", i, m);
+		atomic_store(&pt->mark[i], 0);
+		atomic_fetch_add(&pt->dead_marked, 1);
+		sup_repair_vanished(seg, i, false);
+	}
+}
+
+static void *pt_tool(void *arg)
+{
+	struct shm_seg seg = *pt->seg;
+	struct shm_exit_rec e[8];
+
+	(void)arg;
+	while (atomic_load(&pt->live_done) < PT_LIVE) {
+		pt_scan(&seg, false);
+		shm_exit_log_read(&seg, e, 8, NULL);
+		sched_yield();
+	}
+	return NULL;
+}
+
+/*
+ * Threads of one process on one mapping claim and release process slots (claimers that reap
+ * a full table), die at each step of a claim, and judge, reap and repair slots as tools and
+ * the supervisor's client scan do: no slot has two owners, a live owner is never judged
+ * dead, every state word is valid, and every claimer that died after publishing is found
+ * DEAD once. For ThreadSanitizer, which sees no race between processes: the claim's
+ * own/state/start_time, the hold word and the repair's exit record. Not covered here: a
+ * reaper dying while it holds a slot (K1's give-back: a reaper's hold names this live
+ * pid), and an owner's pid reused by another process, told apart by its start time
+ * (test_segment_proc_*_crash_steps fork those).
+ */
+static void test_segment_proc_claim_threads(void **state)
+{
+	static const int steps[] = {SHM_PROC_STEP_HELD, SHM_PROC_STEP_OWN, SHM_PROC_STEP_FILLED,
+				    SHM_PROC_STEP_PUBLISHED};
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	pthread_t live[PT_LIVE], tool;
+	char err[256];
+	pid_t pid;
+
+	(void)state;
+	pt = calloc(1, sizeof(*pt));
+	assert_non_null(pt);
+	shm_cfg_default(&cfg);
+	cfg.max_procs = PT_SLOTS;
+	cfg.max_agents = 64;
+	cfg.reg_capacity = 256;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	pt->seg = seg;
+	/* a pid that is gone: a child's, reaped */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(wait_child(pid), 0);
+	pt->gone = pid;
+	shm_proc_test_hook = pt_hook;
+	for (int i = 0; i < PT_LIVE; i++)
+		assert_int_equal(pthread_create(&live[i], NULL, pt_live, (void *)(uintptr_t)i), 0);
+	assert_int_equal(pthread_create(&tool, NULL, pt_tool, NULL), 0);
+	/* the supervisor: a dying claimer at a time, each step in turn, and the client scan */
+	for (unsigned n = 0; atomic_load(&pt->live_done) < PT_LIVE; n++) {
+		pthread_t t;
+		int step = steps[n % 4];
+
+		assert_int_equal(pthread_create(&t, NULL, pt_dying, (void *)(intptr_t)step), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+		pt_scan(seg, true);
+	}
+	for (int i = 0; i < PT_LIVE; i++)
+		assert_int_equal(pthread_join(live[i], NULL), 0);
+	assert_int_equal(pthread_join(tool, NULL), 0);
+	shm_proc_test_hook = NULL;
+	if (atomic_load(&pt->failed))
+		fail_msg("%s", pt->why);
+	/* what is left of the dead: reaped, repaired; then nothing is owned */
+	pt_scan(seg, true);
+	pt_scan(seg, true);
+	for (uint32_t i = 0; i < PT_SLOTS; i++) {
+		uint32_t st = atomic_load(&shm_proc_at(seg, i)->state);
+
+		if (st != SHM_PROC_FREE && st != SHM_PROC_EXITED)
+			fail_msg("slot %u reads %s after every claimer left", i,
+				 shm_proc_state_name(st));
+	}
+	assert_int_equal(atomic_load(&pt->failed), 0);
+	assert_int_equal(atomic_load(&pt->dead_marked), atomic_load(&pt->died_published));
+	print_message("process claims: %llu claimers died after publishing, each found dead\n",
+		      (unsigned long long)atomic_load(&pt->died_published));
+	shm_seg_detach(seg);
+	free(pt);
+	pt = NULL;
 }
 
 /* An instance whose creator died without stopping it is stale; a stopped one is not live. */
@@ -1776,6 +2033,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_proc_reap_crash_steps, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_segment_proc_claim_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_liveness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_clean_command, setup, teardown),
 	};

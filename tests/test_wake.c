@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
@@ -355,6 +356,230 @@ static void test_wake_ring_many(void **state)
 	it_destroy(seg);
 }
 
+/* --- park and ring between threads of one mapping (for ThreadSanitizer) --- */
+
+#define WT_PRODUCERS 2
+#define WT_MSGS	     3000 /* per producer and consumer */
+
+/* A message of producer `from`, its seq-th to this consumer; len bytes, each filled. */
+struct wt_msg {
+	uint32_t from;
+	uint32_t seq;
+	uint8_t fill[40];
+};
+
+static _Atomic uint32_t wt_done; /* consumer threads finished */
+
+struct wt_consumer {
+	struct shm_seg seg; /* a copy of the attachment, with its own process slot */
+	shoal_handle_t a;   /* the agent it hosts */
+	enum ipc_wake_mech mech;
+	int result; /* 0, or what went wrong: -ETIMEDOUT a lost wake, -EBADMSG order */
+	uint32_t got;
+	uint64_t parks;
+};
+
+struct wt_producer {
+	struct shm_seg seg; /* as the consumer's */
+	uint32_t me;
+	struct wt_consumer *c;
+	uint32_t nc;
+	int result;
+};
+
+/* A copy of seg's attachment for a thread, with a process slot of its own (pid: ours). */
+static void wt_attach(struct shm_seg *copy, const struct shm_seg *seg)
+{
+	*copy = *seg;
+	copy->self = UINT32_MAX;
+	assert_int_equal(shm_proc_claim(copy, SHM_ROLE_CLIENT, false), 0);
+	shm_proc_set_state(copy, SHM_PROC_RUNNING);
+}
+
+static void *wt_consume(void *arg)
+{
+	struct wt_consumer *c = arg;
+	struct peek_ctx pc = {&c->seg, shoal_handle_slot(c->a)};
+	uint32_t next[WT_PRODUCERS] = {0};
+	struct ipc_waiter *w;
+
+	c->result = ipc_waiter_create(&c->seg, c->mech, &w);
+	if (c->result) {
+		atomic_fetch_add(&wt_done, 1);
+		return NULL;
+	}
+	while (c->got < WT_PRODUCERS * WT_MSGS) {
+		struct ipc_msg m;
+		struct wt_msg b;
+
+		/* no spin: park whenever the mailbox is empty */
+		if (ipc_mbox_peek(&c->seg, pc.slot, &m)) {
+			int r = ipc_waiter_wait(w, 0, 10000000000ull, has_msg, &pc, NULL);
+
+			c->parks++;
+			if (r != 1) {
+				c->result = r ? r : -ETIMEDOUT;
+				break;
+			}
+			continue;
+		}
+		memcpy(&b, m.data, sizeof(b));
+		if (m.len != sizeof(b) || b.from >= WT_PRODUCERS || b.seq != next[b.from]++ ||
+		    b.fill[0] != (uint8_t)b.seq || b.fill[39] != (uint8_t)b.seq) {
+			c->result = -EBADMSG;
+			break;
+		}
+		ipc_mbox_consume(&c->seg, pc.slot, &m);
+		c->got++;
+	}
+	ipc_waiter_destroy(w);
+	atomic_fetch_add(&wt_done, 1);
+	return NULL;
+}
+
+/*
+ * Every consumer's messages, in order: one ipc_send() at a time (its inline check of the
+ * parked flag, ipc_ring()), or one batch to all (ipc_send_batch(): ipc_ring_many()), each
+ * waiting for space when a mailbox is full.
+ */
+static void *wt_produce(void *arg)
+{
+	struct wt_producer *p = arg;
+	struct wt_msg b[4];
+	struct ipc_out out[4];
+
+	for (uint32_t i = 0; i < WT_MSGS && !p->result; i++) {
+		for (uint32_t k = 0; k < p->nc; k++) {
+			b[k] = (struct wt_msg){.from = p->me, .seq = i};
+			memset(b[k].fill, (uint8_t)i, sizeof(b[k].fill));
+			out[k] = (struct ipc_out){p->c[k].a, 0, sizeof(b[k]), &b[k]};
+		}
+		if (i % 2) {
+			int r = ipc_send_batch(&p->seg, 0, out, p->nc, 10000);
+
+			p->result = r == (int)p->nc ? 0 : r < 0 ? r : -EIO;
+		} else {
+			for (uint32_t k = 0; k < p->nc && !p->result; k++)
+				p->result = ipc_send(&p->seg, out[k].to, 0, 0, 0, 0, out[k].data,
+						     out[k].len, 10000);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Consumer threads that park as soon as their mailbox is empty (one on the io_uring futex
+ * path where the kernel has it, one on the FIFO path; a FIFO is named by pid, so one per
+ * process) and producer threads that send to them, in small mailboxes (full waits), over
+ * one mapping while the main thread runs the repair's wake of every parked process: no
+ * wake is lost (a park that ends by its 10 s timeout fails the test), every message
+ * arrives once and in order. For ThreadSanitizer: the doorbell, the parked flag and the
+ * mailboxes' space words, ordered by the Dekker fences D0/D1 and W2/W3. A lost wake from
+ * a missing fence is not something ThreadSanitizer reports (it does not model store
+ * buffering); the timeout is what would catch that, rarely.
+ */
+static void test_wake_park_ring_threads(void **state)
+{
+	struct shm_seg *seg = it_create("wake", 16, 256);
+	struct wt_consumer c[2] = {{.mech = IPC_WAKE_FIFO}, {.mech = IPC_WAKE_FUTEX}};
+	struct wt_producer p[WT_PRODUCERS];
+	pthread_t ct[2], pt[WT_PRODUCERS];
+	uint32_t nc = 1;
+	struct ipc_waiter *probe;
+	struct ipc_mbox_stats st;
+
+	(void)state;
+	atomic_store(&wt_done, 0);
+	if (ipc_waiter_prepare(seg, IPC_WAKE_FUTEX, &probe) == 0) {
+		ipc_waiter_destroy(probe);
+		nc = 2;
+	}
+	for (uint32_t k = 0; k < nc; k++) {
+		wt_attach(&c[k].seg, seg);
+		c[k].a = it_agent(seg);
+		it_host(seg, c[k].a, c[k].seg.self);
+		assert_int_equal(pthread_create(&ct[k], NULL, wt_consume, &c[k]), 0);
+	}
+	for (uint32_t i = 0; i < WT_PRODUCERS; i++) {
+		p[i] = (struct wt_producer){.me = i, .c = c, .nc = nc};
+		wt_attach(&p[i].seg, seg);
+		assert_int_equal(pthread_create(&pt[i], NULL, wt_produce, &p[i]), 0);
+	}
+	/*
+	 * The repair's wake of every parked process (ipc_wake_parked_all()), for a slot that
+	 * owed none, once a millisecond (pacing, not a wait) until the consumers are done.
+	 */
+	for (uint64_t end = shm_now_ns() + 60000000000ull;
+	     atomic_load(&wt_done) < nc && shm_now_ns() < end; usleep(1000))
+		ipc_wake_repair(seg, seg->self);
+	for (uint32_t i = 0; i < WT_PRODUCERS; i++)
+		assert_int_equal(pthread_join(pt[i], NULL), 0);
+	for (uint32_t k = 0; k < nc; k++)
+		assert_int_equal(pthread_join(ct[k], NULL), 0);
+	for (uint32_t i = 0; i < WT_PRODUCERS; i++)
+		if (p[i].result)
+			fail_msg("producer %u: %s (consumers: %d after %u messages, %d after %u)",
+				 i, strerror(-p[i].result), c[0].result, c[0].got, c[1].result,
+				 c[1].got);
+	for (uint32_t k = 0; k < nc; k++) {
+		if (c[k].result)
+			fail_msg("%s consumer: %s after %u messages",
+				 c[k].mech == IPC_WAKE_FUTEX ? "futex" : "fifo",
+				 strerror(-c[k].result), c[k].got);
+		assert_int_equal(c[k].got, WT_PRODUCERS * WT_MSGS);
+		ipc_mbox_stats(seg, shoal_handle_slot(c[k].a), &st);
+		print_message(
+			"%s consumer: %llu parks, %llu wakes, %llu sends waited for space\n",
+			c[k].mech == IPC_WAKE_FUTEX ? "futex" : "fifo",
+			(unsigned long long)c[k].parks,
+			(unsigned long long)atomic_load(&shm_proc_at(seg, c[k].seg.self)->wakes),
+			(unsigned long long)st.full_waits);
+	}
+	it_destroy(seg);
+}
+
+static struct shm_seg *late_seg;
+
+/* A ring that comes late: its message was consumed before this park began. */
+static void late_ring(int point)
+{
+	if (point == IPC_HOOK_PARKED)
+		ipc_ring(late_seg, late_seg->self);
+}
+
+/*
+ * A producer rings a waiter whose park has just begun (its parked flag stored), for a
+ * message the waiter consumed before it parked: the ring takes that park's wake (parked
+ * 1 -> 0, the doorbell bumped). The park must then end at once, a spurious wake, not sleep
+ * with its parked flag clear: every later producer would skip its ring, and its messages
+ * would wait for the park's timeout (a lost wake; test_wake_park_ring_threads met it).
+ */
+static void test_wake_late_ring_ends_park(void **state)
+{
+	struct shm_seg *seg = it_create("wake", 256, 4096);
+	struct ipc_waiter *w;
+	uint64_t t0;
+	int r;
+
+	(void)state;
+	r = ipc_waiter_create(seg, IPC_WAKE_FUTEX, &w);
+	if (r == -ENOSYS)
+		skip_because("the io_uring futex path needs Linux 6.7+");
+	assert_int_equal(r, 0);
+	late_seg = seg;
+	ipc_wake_test_hook = late_ring;
+	t0 = shm_now_ns();
+	r = ipc_waiter_wait(w, 0, 2000000000u, never, NULL, NULL);
+	ipc_wake_test_hook = NULL;
+	assert_int_equal(atomic_load(&shm_proc_at(seg, seg->self)->wakes), 1);
+	if (r != 1 || shm_now_ns() - t0 > 1000000000u)
+		fail_msg("the park whose wake a late ring took slept %llu ms (returned %d), its "
+			 "parked flag clear",
+			 (unsigned long long)((shm_now_ns() - t0) / 1000000u), r);
+	ipc_waiter_destroy(w);
+	it_destroy(seg);
+}
+
 /* Die at the second wake won: one syscall made (FIFO) or queued (io_uring), one not. */
 static void die_at_second_wake(int point)
 {
@@ -633,6 +858,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wake_caller_request),
 		cmocka_unit_test(test_wake_ring_many),
 		cmocka_unit_test(test_wake_env_forces),
+		cmocka_unit_test(test_wake_late_ring_ends_park),
+		cmocka_unit_test(test_wake_park_ring_threads),
 	};
 
 	/* --list: the test names, one a line (the qemu guest runs each in its own process) */
