@@ -31,6 +31,7 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->nnodes = 1;
 	cfg->mode = 0600;
 	cfg->max_monitors = 4096;
+	cfg->max_rounds = 64;
 }
 
 #define CHECK(cond, ...)                                                                           \
@@ -73,6 +74,8 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	CHECK(cfg->max_monitors <= (1u << 20), "max_monitors %u: at most %u", cfg->max_monitors,
 	      1u << 20);
 	CHECK((cfg->mode & ~0777u) == 0, "mode %o: only permission bits", cfg->mode);
+	CHECK(cfg->max_rounds <= SHM_ROUND_MAX, "rounds %u: at most %u", cfg->max_rounds,
+	      SHM_ROUND_MAX);
 	CHECK(cfg->max_inboxes <= cfg->max_agents, "client_inboxes %u: at most max_agents (%u)",
 	      cfg->max_inboxes, cfg->max_agents);
 	for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
@@ -134,6 +137,8 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_CKPT] = (uint64_t)cfg->max_agents * 2 * round_up(cfg->ckpt_bytes, SHM_ALIGN);
 	size[SHM_R_TELEMETRY] = (uint64_t)cfg->max_procs * sizeof(struct shm_telem);
 	size[SHM_R_MONITORS] = (uint64_t)cfg->max_monitors * sizeof(struct shm_monitor);
+	size[8] = 0; /* the variables region, not defined in this layout yet */
+	size[SHM_R_ROUNDS] = (uint64_t)cfg->max_rounds * SHM_ROUND_STRIDE(cfg->group_members);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */
 		off = round_up(off, i == SHM_R_MBOX ? SHM_PAGE : SHM_ALIGN);

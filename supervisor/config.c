@@ -60,7 +60,7 @@ struct parse {
 	int line;		      /* lines handed to inih so far */
 	bool indented;		      /* the line being parsed starts with blanks */
 	int err_line;		      /* line of the first handler error, 0 none */
-	char err[200];		      /* its message */
+	char err[256];		      /* its message */
 	char why[96];		      /* a value's specific fault, for BADVAL; "" none */
 	struct sup_agent_spec *agent; /* the [agent] section being read */
 	uint32_t nsecs;		      /* used entries of secs[] */
@@ -485,6 +485,7 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 		{"checkpoint_bytes", offsetof(struct shm_cfg, ckpt_bytes)},
 		{"max_monitors", offsetof(struct shm_cfg, max_monitors)},
 		{"client_inboxes", offsetof(struct shm_cfg, max_inboxes)},
+		{"rounds", offsetof(struct shm_cfg, max_rounds)},
 	};
 	uint32_t val;
 
@@ -526,7 +527,7 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 	FAIL(ps,
 	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
 	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, "
-	     "client_inboxes, mode, "
+	     "client_inboxes, rounds, mode, "
 	     "shared_with_group, max_size)",
 	     sec, k);
 }

@@ -47,8 +47,8 @@ static void print_time(const char *label, uint64_t wall_ns)
 }
 
 static const char *region_names[SHM_R_COUNT] = {
-	"processes", "agents",	    "registry",	 "groups",
-	"mailboxes", "checkpoints", "telemetry", "monitors",
+	"processes",   "agents",    "registry", "groups",    "mailboxes",
+	"checkpoints", "telemetry", "monitors", "variables", "rounds",
 };
 
 /* The supervisor's control inbox (spawn/stop requests) and what it served. */

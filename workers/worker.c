@@ -313,7 +313,7 @@ static void rescan(struct wrk *w)
 
 static_assert(SHOAL_MSG_REDELIVERED == IPC_F_REDELIVERED && SHOAL_MSG_CALL == IPC_F_CALL &&
 		      SHOAL_MSG_REPLY == IPC_F_REPLY && SHOAL_MSG_SYSTEM == IPC_F_SYSTEM &&
-		      SHOAL_MSG_ERROR == IPC_F_ERROR,
+		      SHOAL_MSG_ERROR == IPC_F_ERROR && SHOAL_MSG_ROUND == IPC_F_ROUND,
 	      "an agent's message flags are the engine's bits");
 
 static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
@@ -321,8 +321,8 @@ static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
 	sm->from = m->from;
 	sm->ref = m->ref;
 	sm->type = m->type;
-	sm->flags = m->flags &
-		    (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY | SHOAL_MSG_ERROR);
+	sm->flags = m->flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY |
+				SHOAL_MSG_ERROR | SHOAL_MSG_ROUND);
 	sm->len = m->len;
 	sm->data = m->data;
 }
@@ -350,6 +350,8 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 				w->self, a->name, m.type, (unsigned long long)m.from, m.attempts);
 			/* a caller hears why instead of waiting out its timeout */
 			ipc_reply_error(w->seg, wa->handle, &m, ECANCELED);
+			if (m.flags & IPC_F_ROUND)
+				ipc_round_answer(w->seg, m.ref, true);
 			ipc_mbox_drop_poison(w->seg, wa->slot, &m);
 			continue;
 		}
@@ -385,6 +387,13 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 		} else {
 			rc = t->handle(&ctx, wa->state, &sm);
 		}
+		/*
+		 * A round's answer once the handler returned, before the consume: killed in
+		 * between, the message comes again and its second answer changes nothing. A
+		 * handler that failed answers dead (its agent is restarted).
+		 */
+		if (m.flags & IPC_F_ROUND)
+			ipc_round_answer(w->seg, m.ref, rc < 0);
 		/* relaxed: single writer (this worker); tools read a snapshot */
 		atomic_fetch_add_explicit(&a->handled, 1, memory_order_relaxed);
 		ipc_mbox_consume(w->seg, wa->slot, &m);

@@ -73,6 +73,7 @@ static inline uint32_t shoal_handle_gen(shoal_handle_t h)
 #define SHOAL_MSG_REPLY	      0x4u  /* the reply to an async call; ref says which */
 #define SHOAL_MSG_SYSTEM      0x8u  /* from the engine: type is SHOAL_T_DOWN or SHOAL_T_UP */
 #define SHOAL_MSG_ERROR	      0x10u /* see above */
+#define SHOAL_MSG_ROUND	      0x20u /* a broadcast with acks: acked when the handler returns */
 
 /* Engine message types (with SHOAL_MSG_SYSTEM); the payload is a struct shoal_down. */
 #define SHOAL_T_DOWN 1u
