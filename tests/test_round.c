@@ -252,6 +252,347 @@ static void test_round_record_owner_killed(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/*
+ * A redelivered round message answers again and counts once: the consumer answered, then was
+ * killed before its consume; its successor gets the message flagged redelivered.
+ */
+static void test_round_redelivered_counts_once(void **state)
+{
+	struct shm_seg *seg = make("redeliver", 64, 4, 64);
+	_Atomic uint32_t *shared = it_shared(sizeof(*shared));
+	shoal_handle_t a, b, inbox;
+	struct ipc_round r;
+	struct ipc_msg m;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	a = it_agent(seg);
+	b = it_agent(seg);
+	it_host(seg, a, seg->self);
+	it_host(seg, b, seg->self);
+	assert_int_equal(shm_grp_join(seg, "g", 1, a), 0);
+	assert_int_equal(shm_grp_join(seg, "g", 1, b), 0);
+	assert_int_equal(
+		ipc_round_start(seg, inbox, "g", 5, "x", 1, shm_now_ns() + 1000000000u, 0, 0, &r),
+		0);
+	assert_int_equal(r.members, 2);
+	assert_int_equal(r.sent, 2);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ipc_msg cm;
+
+		it_child_claim(seg);
+		atomic_store(shared, seg->self + 1);
+		if (ipc_mbox_peek(seg, shoal_handle_slot(a), &cm) || !(cm.flags & IPC_F_ROUND) ||
+		    ipc_round_answer(seg, cm.ref, false) != 0)
+			_exit(6);
+		_exit(0); /* killed before the consume */
+	}
+	assert_true(it_ok(it_wait_child(pid, TIMEOUT_MS)));
+	it_repair(seg, atomic_load(shared) - 1);
+	/* we are the restarted consumer */
+	ipc_mbox_recover(seg, shoal_handle_slot(a));
+	assert_int_equal(ipc_mbox_peek(seg, shoal_handle_slot(a), &m), 0);
+	assert_true(m.flags & IPC_F_REDELIVERED);
+	assert_true(m.flags & IPC_F_ROUND);
+	assert_int_equal(ipc_round_answer(seg, m.ref, false), 0);
+	ipc_mbox_consume(seg, shoal_handle_slot(a), &m);
+	assert_false(ipc_round_is_complete(seg, &r));
+	assert_int_equal(ipc_round_member(seg, &r, 0, NULL) + ipc_round_member(seg, &r, 1, NULL),
+			 SHM_ROUND_M_ACKED);
+	assert_int_equal(ipc_mbox_peek(seg, shoal_handle_slot(b), &m), 0);
+	assert_int_equal(ipc_round_answer(seg, m.ref, false), 1);
+	ipc_mbox_consume(seg, shoal_handle_slot(b), &m);
+	assert_true(ipc_round_is_complete(seg, &r));
+	ipc_round_end(seg, &r);
+	assert_int_equal(shm_round_in_use(seg), 0);
+	munmap(shared, sizeof(*shared));
+	ts_seg_drop(seg, inst);
+}
+
+#define BIG 1500u
+
+/*
+ * A group past 1,024 members (group_members 2,048): one message each through the mailboxes,
+ * answered by a consumer in another process; the last answer wakes us, parked.
+ */
+static void test_round_large_group(void **state)
+{
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	struct ipc_waiter *w;
+	shoal_handle_t inbox, *h = calloc(BIG, sizeof(*h));
+	_Atomic uint32_t *ready = it_shared(sizeof(*ready));
+	struct ipc_round r;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(h);
+	snprintf(inst, sizeof(inst), "t-round-big-%d", (int)getpid());
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 2048;
+	cfg.reg_capacity = 256;
+	cfg.max_procs = 16;
+	cfg.max_groups = 4;
+	cfg.group_members = 2048;
+	cfg.mbox_cells = 16;
+	cfg.max_msg = 256;
+	cfg.max_rounds = 2;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_CLIENT);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	assert_int_equal(ipc_inbox_open(seg, &inbox), 0);
+	for (uint32_t i = 0; i < BIG; i++) {
+		h[i] = it_agent(seg);
+		assert_int_equal(shm_grp_join(seg, "big", 3, h[i]), 0);
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+		uint32_t left = BIG;
+
+		it_child_claim(seg);
+		for (uint32_t i = 0; i < BIG; i++)
+			it_host(seg, h[i], seg->self);
+		/* consume until every member answered: the parent starts once we host them */
+		atomic_store(ready, 1);
+		while (left && shm_now_ns() < end) {
+			for (uint32_t i = 0; i < BIG; i++) {
+				struct ipc_msg m;
+
+				if (ipc_mbox_peek(seg, shoal_handle_slot(h[i]), &m))
+					continue;
+				if (m.flags & IPC_F_ROUND)
+					ipc_round_answer(seg, m.ref, false);
+				ipc_mbox_consume(seg, shoal_handle_slot(h[i]), &m);
+				left--;
+			}
+			sched_yield();
+		}
+		_exit(left ? 7 : 0);
+	}
+	/* the consumer hosts every member before the round starts */
+	assert_true(it_wait_u32(ready, 1, TIMEOUT_MS));
+	assert_int_equal(ipc_round_start(seg, inbox, "big", 9, "big", 3,
+					 shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u, 0, 1000,
+					 &r),
+			 0);
+	assert_int_equal(r.members, BIG);
+	assert_int_equal(r.sent, BIG);
+	assert_int_equal(ipc_round_wait(seg, w, &r), 0);
+	for (uint32_t i = 0; i < BIG; i++)
+		assert_int_equal(ipc_round_member(seg, &r, i, NULL), SHM_ROUND_M_ACKED);
+	ipc_round_end(seg, &r);
+	assert_true(it_ok(it_wait_child(pid, TIMEOUT_MS)));
+	ipc_waiter_destroy(w);
+	munmap(ready, sizeof(*ready));
+	free(h);
+	ts_seg_drop(seg, inst);
+}
+
+/* --- through `shoal run` and the client API --- */
+
+static const char *run_cfg = "[instance]\nworkers = 2\nplacement = none\n"
+			     "[restart]\nintensity = 5\nperiod = 10\n"
+			     "[segment]\nmax_agents = 64\nregistry_capacity = 256\nmax_procs = 16\n"
+			     "rounds = 4\n"
+			     "[agent a]\ntype = echo\ncount = 4\nname = a-%u\nworker = 0\n"
+			     "[agent b]\ntype = echo\ncount = 4\nname = b-%u\nworker = 1\n";
+
+/* An instance with members a-0..3 on worker 0 and b-0..3 on worker 1 in group "g". */
+struct run {
+	struct rt_run r;
+	struct rt_client cl;
+	struct shoal_client *c;
+	shoal_handle_t a[4], b[4];
+};
+
+static void run_up(struct run *x, const char *name)
+{
+	char err[256], n[16];
+
+	rt_start(&x->r, "t-", name, run_cfg, NULL);
+	rt_wait_ready(&x->r);
+	rt_client_open(&x->cl, x->r.inst);
+	assert_int_equal(shoal_client_open(x->r.inst, &x->c, err, sizeof(err)), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(n, sizeof(n), "a-%d", i);
+		assert_int_equal(shoal_client_lookup(x->c, n, &x->a[i]), 0);
+		assert_int_equal(shm_grp_join(x->cl.seg, "g", 1, x->a[i]), 0);
+		snprintf(n, sizeof(n), "b-%d", i);
+		assert_int_equal(shoal_client_lookup(x->c, n, &x->b[i]), 0);
+		assert_int_equal(shm_grp_join(x->cl.seg, "g", 1, x->b[i]), 0);
+	}
+}
+
+static void run_down(struct run *x)
+{
+	shoal_client_close(x->c);
+	rt_client_close(&x->cl);
+	rt_stop(&x->r);
+}
+
+/* The state res lists for handle h (fails if h is not listed). */
+static uint32_t state_of(const struct shoal_round_result *res, shoal_handle_t h)
+{
+	for (uint32_t i = 0; i < res->members && i < res->cap; i++)
+		if (res->member[i].handle == h)
+			return res->member[i].state;
+	fail_msg("handle %#llx is not in the result", (unsigned long long)h);
+	return UINT32_MAX;
+}
+
+/* Every member, on two workers, acknowledges: 0, all listed acked. */
+static void test_round_client_all_ack(void **state)
+{
+	struct shoal_round_member mem[16];
+	struct shoal_round_result res = {.member = mem, .cap = 16};
+	struct run x;
+
+	(void)state;
+	run_up(&x, "rall");
+	for (int k = 0; k < 20; k++) {
+		assert_int_equal(
+			shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, TIMEOUT_MS, &res), 0);
+		assert_int_equal(res.members, 8);
+		assert_int_equal(res.acked, 8);
+		assert_int_equal(res.dead + res.absent, 0);
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(state_of(&res, x.a[i]), SHOAL_ROUND_ACKED);
+			assert_int_equal(state_of(&res, x.b[i]), SHOAL_ROUND_ACKED);
+		}
+	}
+	/* every record was freed */
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	assert_int_equal(shoal_client_broadcast_acked(x.c, "nosuch", 7, "hi", 2, 100, &res),
+			 -ENOENT);
+	assert_int_equal(shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 0, &res), -EINVAL);
+	run_down(&x);
+}
+
+/* A member that never answers (an inbox nobody reads): -ETIMEDOUT, listed absent. */
+static void test_round_client_absent(void **state)
+{
+	struct shoal_round_member mem[16];
+	struct shoal_round_result res = {.member = mem, .cap = 16};
+	struct run x;
+
+	(void)state;
+	run_up(&x, "rabs");
+	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
+	assert_int_equal(shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 300, &res), -ETIMEDOUT);
+	assert_int_equal(res.members, 9);
+	assert_int_equal(res.acked, 8);
+	assert_int_equal(res.absent, 1);
+	assert_int_equal(res.dead, 0);
+	assert_int_equal(state_of(&res, x.cl.inbox), SHOAL_ROUND_ABSENT);
+	assert_true(res.elapsed_ns >= 300000000u);
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	run_down(&x);
+}
+
+/*
+ * Worker 1 SIGKILLed mid-round (stopped first, so its members cannot answer before): its
+ * members count as dead at once, and the round ends long before its timeout.
+ */
+static void test_round_client_worker_killed(void **state)
+{
+	struct shoal_round_member mem[16];
+	struct shoal_round_result res = {.member = mem, .cap = 16};
+	pid_t w1, killer;
+	struct run x;
+	int rc;
+
+	(void)state;
+	run_up(&x, "rkill");
+	w1 = rt_slot_pid(x.cl.seg, 2);
+	assert_true(w1 > 0);
+	assert_int_equal(kill(w1, SIGSTOP), 0);
+	rt_wait_pid_state(w1, 'T');
+	killer = fork();
+	assert_true(killer >= 0);
+	if (killer == 0) {
+		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+
+		/* the round is out once its record is claimed and worker 0's acks came */
+		while (shm_round_in_use(x.cl.seg) == 0)
+			if (shm_now_ns() > end)
+				_exit(8);
+		kill(w1, SIGKILL);
+		_exit(0);
+	}
+	rc = shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 10000, &res);
+	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));
+	assert_int_equal(rc, 0);
+	assert_int_equal(res.members, 8);
+	assert_int_equal(res.acked, 4);
+	assert_int_equal(res.dead, 4);
+	assert_int_equal(res.absent, 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(state_of(&res, x.a[i]), SHOAL_ROUND_ACKED);
+		assert_int_equal(state_of(&res, x.b[i]), SHOAL_ROUND_DEAD);
+	}
+	/* its DOWN ended the wait, not the 10 s timeout */
+	assert_true(res.elapsed_ns < 5000000000u);
+	print_message("round with a worker killed: %.1f ms\n", (double)res.elapsed_ns / 1e6);
+	/* the restarted worker's members ack again */
+	WAIT_FOR(x.cl.seg,
+		 rt_slot_pid(x.cl.seg, 2) != w1 && rt_slot_pid(x.cl.seg, 2) > 0 &&
+			 atomic_load(&shm_proc_at(x.cl.seg, 2)->state) == SHM_PROC_RUNNING);
+	assert_int_equal(shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, TIMEOUT_MS, &res), 0);
+	assert_int_equal(res.acked, 8);
+	run_down(&x);
+}
+
+/*
+ * A client killed while it waits for its round: the repair of its slot frees the record; the
+ * table can be filled to its last record again and emptied.
+ */
+static void test_round_client_owner_killed(void **state)
+{
+	struct run x;
+	uint32_t slot[4], gen[4], s, g;
+	pid_t owner;
+
+	(void)state;
+	run_up(&x, "rown");
+	/* our second inbox never reads: the owner's round stays open */
+	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
+	owner = fork();
+	assert_true(owner >= 0);
+	if (owner == 0) {
+		struct shoal_client *c;
+		struct shoal_round_result res = {0};
+
+		if (shoal_client_open(x.r.inst, &c, NULL, 0))
+			_exit(9);
+		shoal_client_broadcast_acked(c, "g", 7, "hi", 2, 60000, &res);
+		_exit(10);
+	}
+	for (uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	     shm_round_in_use(x.cl.seg) == 0;)
+		assert_true(shm_now_ns() < end);
+	rt_kill_and_wait(owner);
+	waitpid(owner, NULL, 0);
+	WAIT_FOR(x.cl.seg, shm_round_in_use(x.cl.seg) == 0);
+	/* nothing leaked: every record can be claimed, then the table is full */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(shm_round_claim(x.cl.seg, &slot[i], &gen[i]), 0);
+	assert_int_equal(shm_round_claim(x.cl.seg, &s, &g), -ENOSPC);
+	{
+		struct shoal_round_result res = {0};
+
+		assert_int_equal(shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 100, &res),
+				 -ENOSPC);
+	}
+	for (int i = 0; i < 4; i++)
+		shm_round_free(x.cl.seg, slot[i], gen[i]);
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	run_down(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,7 +602,13 @@ int main(void)
 		cmocka_unit_test(test_round_record_table_full),
 		cmocka_unit_test(test_round_record_answerer_killed),
 		cmocka_unit_test(test_round_record_owner_killed),
+		cmocka_unit_test(test_round_redelivered_counts_once),
+		cmocka_unit_test(test_round_large_group),
+		cmocka_unit_test_teardown(test_round_client_all_ack, rt_teardown),
+		cmocka_unit_test_teardown(test_round_client_absent, rt_teardown),
+		cmocka_unit_test_teardown(test_round_client_worker_killed, rt_teardown),
+		cmocka_unit_test_teardown(test_round_client_owner_killed, rt_teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, rt_teardown);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

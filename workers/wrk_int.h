@@ -72,6 +72,10 @@ int wrk_mon_drop_watcher(struct shm_seg *seg, shoal_handle_t h);
 struct shoal_out;
 int wrk_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct shoal_out *msgs,
 		   uint32_t n, int timeout_ms);
+/* Fill res (counts and res->member) from round r: its owner, before ipc_round_end(). */
+struct shoal_round_result;
+void wrk_round_tally(struct shm_seg *seg, const struct ipc_round *r,
+		     struct shoal_round_result *res);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */
 int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h);
 /* Undo monitor-entry claims of a dead process slot. */
