@@ -409,11 +409,11 @@ struct run {
 	shoal_handle_t a[4], b[4];
 };
 
-static void run_up(struct run *x, const char *name)
+static void run_up_with(struct run *x, const char *name, const char *cfg)
 {
 	char err[256], n[16];
 
-	rt_start(&x->r, "t-", name, run_cfg, NULL);
+	rt_start(&x->r, "t-", name, cfg, NULL);
 	rt_wait_ready(&x->r);
 	rt_client_open(&x->cl, x->r.inst);
 	assert_int_equal(shoal_client_open(x->r.inst, &x->c, err, sizeof(err)), 0);
@@ -425,6 +425,11 @@ static void run_up(struct run *x, const char *name)
 		assert_int_equal(shoal_client_lookup(x->c, n, &x->b[i]), 0);
 		assert_int_equal(shm_grp_join(x->cl.seg, "g", 1, x->b[i]), 0);
 	}
+}
+
+static void run_up(struct run *x, const char *name)
+{
+	run_up_with(x, name, run_cfg);
 }
 
 static void run_down(struct run *x)
@@ -593,6 +598,102 @@ static void test_round_client_owner_killed(void **state)
 	run_down(&x);
 }
 
+/* --- an agent's rounds: shoal_broadcast_acked(), the result as a message --- */
+
+/*
+ * run_cfg plus the test plugin's "rounder" agent on worker 0 (it starts a round when called
+ * and answers the call with the round's result). Skips without the plugin.
+ */
+static void run_up_rounder(struct run *x, const char *name, shoal_handle_t *rounder)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	static char cfg[1024];
+
+	if (!lib)
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
+	snprintf(cfg, sizeof(cfg),
+		 "%s[types]\nload = %s\n[agent r]\ntype = rounder\nname = r\n"
+		 "worker = 0\n",
+		 run_cfg, lib);
+	run_up_with(x, name, cfg);
+	assert_int_equal(shoal_client_lookup(x->c, "r", rounder), 0);
+}
+
+/* Ask the rounder for a round to "g" with timeout_ms; its result. */
+static struct shoal_round_done agent_round(struct run *x, shoal_handle_t rounder, int timeout_ms)
+{
+	struct shoal_round_done d;
+	char req[32];
+	int n = snprintf(req, sizeof(req), "%d g", timeout_ms);
+
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(
+		shoal_client_call(x->c, rounder, 1, req, (uint32_t)n, &d, sizeof(d), TIMEOUT_MS),
+		(int)sizeof(d));
+	return d;
+}
+
+/* An agent's round: every member acks; one that never answers is absent at the deadline. */
+static void test_round_agent_result(void **state)
+{
+	shoal_handle_t rounder;
+	struct shoal_round_done d;
+	struct run x;
+
+	(void)state;
+	run_up_rounder(&x, "ragent", &rounder);
+	for (int k = 0; k < 5; k++) {
+		d = agent_round(&x, rounder, TIMEOUT_MS);
+		assert_int_equal(d.members, 8);
+		assert_int_equal(d.acked, 8);
+		assert_int_equal(d.dead + d.absent, 0);
+		assert_true(d.ref != 0);
+	}
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
+	d = agent_round(&x, rounder, 300);
+	assert_int_equal(d.members, 9);
+	assert_int_equal(d.acked, 8);
+	assert_int_equal(d.absent, 1);
+	assert_true(d.elapsed_ns >= 300000000u);
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	run_down(&x);
+}
+
+/* An agent's round with worker 1 SIGKILLed mid-round: the result comes at once, 4 dead. */
+static void test_round_agent_worker_killed(void **state)
+{
+	shoal_handle_t rounder;
+	struct shoal_round_done d;
+	pid_t w1, killer;
+	struct run x;
+
+	(void)state;
+	run_up_rounder(&x, "ragkill", &rounder);
+	w1 = rt_slot_pid(x.cl.seg, 2);
+	assert_true(w1 > 0);
+	assert_int_equal(kill(w1, SIGSTOP), 0);
+	rt_wait_pid_state(w1, 'T');
+	killer = fork();
+	assert_true(killer >= 0);
+	if (killer == 0) {
+		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+
+		while (shm_round_in_use(x.cl.seg) == 0)
+			if (shm_now_ns() > end)
+				_exit(8);
+		kill(w1, SIGKILL);
+		_exit(0);
+	}
+	d = agent_round(&x, rounder, 10000);
+	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));
+	assert_int_equal(d.members, 8);
+	assert_int_equal(d.acked, 4);
+	assert_int_equal(d.dead, 4);
+	assert_true(d.elapsed_ns < 5000000000u);
+	run_down(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +709,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_round_client_absent, rt_teardown),
 		cmocka_unit_test_teardown(test_round_client_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_round_client_owner_killed, rt_teardown),
+		cmocka_unit_test_teardown(test_round_agent_result, rt_teardown),
+		cmocka_unit_test_teardown(test_round_agent_worker_killed, rt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

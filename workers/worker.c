@@ -368,6 +368,12 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 
 				memcpy(&d, m.data, sizeof(d));
 				rc = t->handle_down(&ctx, wa->state, &d);
+			} else if (m.type == IPC_T_ROUND &&
+				   m.len >= sizeof(struct shoal_round_done)) {
+				/* the result of a round it started: to handle, marked as the
+				 * engine's */
+				sm.flags |= SHOAL_MSG_SYSTEM;
+				rc = t->handle(&ctx, wa->state, &sm);
 			}
 		} else if (m.flags & IPC_F_CALL) {
 			uint32_t rlen = 0;
@@ -453,7 +459,8 @@ static bool has_work(void *arg)
 	struct wrk *w = arg;
 
 	if (is_stopping(w) || w->npending ||
-	    atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire) != w->seen_gen)
+	    atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire) != w->seen_gen ||
+	    wrk_rounds_any_done(w->seg))
 		return true;
 	for (uint32_t k = 0; k < w->n; k++)
 		if (ipc_mbox_has_msg(w->seg, w->list[k]))
@@ -657,7 +664,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	}
 	for (;;) {
 		uint32_t done = 0;
-		uint64_t next_tick, timeout;
+		uint64_t next_tick, next_round, timeout;
 
 		w.now = shm_now_ns();
 		if (w.boosted && w.now - w.boost_t0 >= WRK_BOOST_MAX_NS)
@@ -678,6 +685,10 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 				k--; /* removed: list[k] now holds another agent */
 		}
 		next_tick = run_ticks(&w);
+		/* rounds our agents started: results posted now are drained next round */
+		done += wrk_rounds_poll(seg, w.now, &next_round);
+		if (next_round < next_tick)
+			next_tick = next_round;
 		shm_proc_heartbeat(seg);
 		if (done)
 			telem_round(&w, done);
