@@ -501,5 +501,15 @@ void ipc_inbox_close(struct shm_seg *seg, shoal_handle_t inbox)
 	a = shm_agent_at(seg, slot);
 	if (atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(inbox))
 		return;
+	/* rounds it is a member of need not wait for it: it will never answer */
+	for (uint64_t i = 0, cells = shm_hdr(seg)->cfg.mbox_cells; i < cells; i++) {
+		struct ipc_msg m;
+
+		if (ipc_mbox_peek(seg, slot, &m))
+			break;
+		if (m.flags & IPC_F_ROUND)
+			ipc_round_answer(seg, m.ref, true);
+		ipc_mbox_consume(seg, slot, &m);
+	}
 	shm_agent_free(seg, slot);
 }

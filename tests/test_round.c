@@ -312,6 +312,28 @@ static void test_round_redelivered_counts_once(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/* A member inbox closed mid-round counts as dead at once: its queued message answers so. */
+static void test_round_member_inbox_closed(void **state)
+{
+	struct shm_seg *seg = make("closed", 64, 4, 64);
+	shoal_handle_t owner, member;
+	struct ipc_round r;
+
+	(void)state;
+	assert_int_equal(ipc_inbox_open(seg, &owner), 0);
+	assert_int_equal(ipc_inbox_open(seg, &member), 0);
+	assert_int_equal(shm_grp_join(seg, "g", 1, member), 0);
+	assert_int_equal(ipc_round_start(seg, owner, "g", 5, "x", 1, shm_now_ns() + 1000000000u, 0,
+					 0, &r),
+			 0);
+	assert_false(ipc_round_is_complete(seg, &r));
+	ipc_inbox_close(seg, member);
+	assert_true(ipc_round_is_complete(seg, &r));
+	assert_int_equal(ipc_round_member(seg, &r, 0, NULL), SHM_ROUND_M_DEAD);
+	ipc_round_end(seg, &r);
+	ts_seg_drop(seg, inst);
+}
+
 #define BIG 1500u
 
 /*
@@ -704,6 +726,7 @@ int main(void)
 		cmocka_unit_test(test_round_record_answerer_killed),
 		cmocka_unit_test(test_round_record_owner_killed),
 		cmocka_unit_test(test_round_redelivered_counts_once),
+		cmocka_unit_test(test_round_member_inbox_closed),
 		cmocka_unit_test(test_round_large_group),
 		cmocka_unit_test_teardown(test_round_client_all_ack, rt_teardown),
 		cmocka_unit_test_teardown(test_round_client_absent, rt_teardown),
