@@ -323,9 +323,9 @@ static void test_round_member_inbox_closed(void **state)
 	assert_int_equal(ipc_inbox_open(seg, &owner), 0);
 	assert_int_equal(ipc_inbox_open(seg, &member), 0);
 	assert_int_equal(shm_grp_join(seg, "g", 1, member), 0);
-	assert_int_equal(ipc_round_start(seg, owner, "g", 5, "x", 1, shm_now_ns() + 1000000000u, 0,
-					 0, &r),
-			 0);
+	assert_int_equal(
+		ipc_round_start(seg, owner, "g", 5, "x", 1, shm_now_ns() + 1000000000u, 0, 0, &r),
+		0);
 	assert_false(ipc_round_is_complete(seg, &r));
 	ipc_inbox_close(seg, member);
 	assert_true(ipc_round_is_complete(seg, &r));
@@ -620,6 +620,38 @@ static void test_round_client_owner_killed(void **state)
 	run_down(&x);
 }
 
+/* shoal broadcast --ack: the tally, the absent member's handle, exit 0 / 1 / 2. */
+static void test_round_tool(void **state)
+{
+	const char *all[] = {"broadcast", "g", "7", "hi", "--ack", NULL};
+	const char *shortw[] = {"broadcast", "g", "7", "hi", "--ack", "--timeout", "200", NULL};
+	const char *plain[] = {"broadcast", "g", "7", "hi", NULL};
+	const char *nogroup[] = {"broadcast", "nosuch", "7", "hi", "--ack", NULL};
+	const char *badtype[] = {"broadcast", "g", "x7", "hi", "--ack", NULL};
+	char out[2048], hex[24];
+	struct run x;
+
+	(void)state;
+	run_up(&x, "rtool");
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), all), 0);
+	assert_non_null(strstr(out, "g: 8 members: 8 acked, 0 dead, 0 absent"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), plain), 0);
+	assert_non_null(strstr(out, "g: sent to 8 members"));
+	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), shortw), 1);
+	assert_non_null(strstr(out, "g: 9 members: 8 acked, 0 dead, 1 absent"));
+	assert_non_null(strstr(out, "(timed out)"));
+	snprintf(hex, sizeof(hex), "%#018llx", (unsigned long long)x.cl.inbox);
+	assert_non_null(strstr(out, hex));
+	assert_non_null(strstr(out, "absent"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), nogroup), 2);
+	assert_non_null(strstr(out, "no group 'nosuch'"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badtype), 2);
+	assert_non_null(strstr(out, "TYPE 'x7'"));
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	run_down(&x);
+}
+
 /* --- an agent's rounds: shoal_broadcast_acked(), the result as a message --- */
 
 /*
@@ -732,6 +764,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_round_client_absent, rt_teardown),
 		cmocka_unit_test_teardown(test_round_client_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_round_client_owner_killed, rt_teardown),
+		cmocka_unit_test_teardown(test_round_tool, rt_teardown),
 		cmocka_unit_test_teardown(test_round_agent_result, rt_teardown),
 		cmocka_unit_test_teardown(test_round_agent_worker_killed, rt_teardown),
 	};
