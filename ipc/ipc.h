@@ -240,6 +240,18 @@ int ipc_call_async(struct shm_seg *seg, shoal_handle_t from, shoal_handle_t to, 
 int ipc_reply(struct shm_seg *seg, shoal_handle_t self, const struct ipc_msg *m, const void *data,
 	      uint32_t len);
 /*
+ * Send one message to each of to[0..n) (the fan-out of ipc_broadcast() and of rounds): one put
+ * each, no wait at first; before waiting on a full mailbox (timeout_ms != 0) it rings every
+ * worker it owes a wake; one wake per receiving worker at the end. With IPC_F_ROUND in flags
+ * message i carries ref + i, else every message carries ref. failed (may be NULL) is told of
+ * each receiver the message could not be put for. Returns how many were sent, or the last
+ * error if none was. Any process with a process slot.
+ */
+int ipc_fanout(struct shm_seg *seg, shoal_handle_t from, const shoal_handle_t *to, uint32_t n,
+	       uint32_t type, uint32_t flags, uint64_t ref, const void *data, uint32_t len,
+	       int timeout_ms, void (*failed)(void *arg, uint32_t i, int err), void *arg);
+
+/*
  * Broadcast to every member of process group `group`: one message each, one wake per
  * worker (batched in one io_uring submission). Returns members reached, or -errno.
  */

@@ -217,18 +217,6 @@ void ipc_wake_repair(struct shm_seg *seg, uint32_t dead);
 int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		      const void *const *data, uint32_t cnt, int timeout_ms);
 
-/*
- * Send one message to each of to[0..n) (the fan-out of ipc_broadcast() and of rounds): one put
- * each, no wait at first; before waiting on a full mailbox (timeout_ms != 0) it rings every
- * worker it owes a wake; one wake per receiving worker at the end. With IPC_F_ROUND in flags
- * message i carries ref + i, else every message carries ref. failed (may be NULL) is told of
- * each receiver the message could not be put for. Returns how many were sent, or the last
- * error if none was. msg.c.
- */
-int ipc_fanout(struct shm_seg *seg, shoal_handle_t from, const shoal_handle_t *to, uint32_t n,
-	       uint32_t type, uint32_t flags, uint64_t ref, const void *data, uint32_t len,
-	       int timeout_ms, void (*failed)(void *arg, uint32_t i, int err), void *arg);
-
 /* After process slot `dead` died: its rounds freed, its members' answers made. round.c. */
 void ipc_round_repair(struct shm_seg *seg, uint32_t dead);
 

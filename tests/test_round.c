@@ -652,6 +652,22 @@ static void test_round_tool(void **state)
 	run_down(&x);
 }
 
+/* shoal bench coord --quick --json: its rows are there (a smoke run; no target checked). */
+static void test_round_bench_smoke(void **state)
+{
+	const char *args[] = {"bench", "coord", "--quick", "--json", NULL};
+	static char out[16384];
+	char name[48];
+
+	(void)state;
+	snprintf(name, sizeof(name), "t-round-bench-%d", (int)getpid());
+	assert_int_equal(rt_run_tool(name, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "\"broadcast_100\""));
+	assert_non_null(strstr(out, "\"broadcast_100_replies\""));
+	assert_non_null(strstr(out, "\"fanin_record_100\""));
+	assert_non_null(strstr(out, "\"fanout_100\""));
+}
+
 /* --- an agent's rounds: shoal_broadcast_acked(), the result as a message --- */
 
 /*
@@ -765,6 +781,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_round_client_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_round_client_owner_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_round_tool, rt_teardown),
+		cmocka_unit_test(test_round_bench_smoke),
 		cmocka_unit_test_teardown(test_round_agent_result, rt_teardown),
 		cmocka_unit_test_teardown(test_round_agent_worker_killed, rt_teardown),
 	};

@@ -74,6 +74,7 @@ void bench_pick_cpus(int *a, int *b);
 int bench_parse_common(int argc, char **argv, struct bench_opts *o);
 
 int bench_control(int argc, char **argv, struct bench_opts *o);
+int bench_coord(int argc, char **argv, struct bench_opts *o);
 int bench_ipc(int argc, char **argv, struct bench_opts *o);
 int bench_registry(int argc, char **argv, struct bench_opts *o);
 int bench_restart(int argc, char **argv, struct bench_opts *o);

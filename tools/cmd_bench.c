@@ -14,6 +14,8 @@ static const struct {
 } benches[] = {
 	{"control", "spawn/stop requests to the supervisor vs a call to a parked worker",
 	 bench_control},
+	{"coord", "broadcast with acknowledgements to 100 agents: round record vs replies",
+	 bench_coord},
 	{"ipc", "mailbox round trips and throughput vs cache-line, futex, io_uring, pipe",
 	 bench_ipc},
 	{"registry", "registry lookups and register+unregister vs a plain array index",
