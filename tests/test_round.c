@@ -5,6 +5,7 @@
  * (every member acks, one never does, a worker SIGKILLed mid-round, a client owner killed).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -168,6 +169,65 @@ static void test_round_record_table_full(void **state)
 	/* a segment configured without rounds: every claim is -ENOSPC */
 	seg = make("none", 64, 0, 64);
 	assert_int_equal(shm_round_claim(seg, &s, &g), -ENOSPC);
+	ts_seg_drop(seg, inst);
+}
+
+struct answerer {
+	struct shm_seg *seg;
+	uint32_t slot, gen, first, step, n;
+	int completions;
+};
+
+static void *answer_some(void *arg)
+{
+	struct answerer *an = arg;
+
+	for (uint32_t i = an->first; i < an->n; i += an->step)
+		/* each member twice: a duplicate must not count */
+		for (int k = 0; k < 2; k++)
+			an->completions +=
+				shm_round_answer(an->seg, an->slot, an->gen, i, false) == 1;
+	return NULL;
+}
+
+/*
+ * Two threads answer the interleaved halves of a 1,000-member round at once (and each
+ * member twice): exactly one answer completes it, every member is acked. For TSan.
+ */
+static void test_round_record_two_threads(void **state)
+{
+	struct shm_seg *seg = make("threads", 1000, 2, 64);
+	shoal_handle_t *h = calloc(1000, sizeof(*h));
+	struct answerer an[2];
+	pthread_t t[2];
+	uint32_t slot, gen;
+
+	(void)state;
+	assert_non_null(h);
+	fake_members(h, 1000);
+	for (int round = 0; round < 20; round++) {
+		assert_int_equal(shm_round_claim(seg, &slot, &gen), 0);
+		shm_round_publish(seg, slot, gen, SHOAL_HANDLE_NONE, h, 1000,
+				  shm_now_ns() + 1000000000u, 0);
+		for (int i = 0; i < 2; i++) {
+			an[i] = (struct answerer){.seg = seg,
+						  .slot = slot,
+						  .gen = gen,
+						  .first = (uint32_t)i,
+						  .step = 2,
+						  .n = 1000};
+			assert_int_equal(pthread_create(&t[i], NULL, answer_some, &an[i]), 0);
+		}
+		for (int i = 0; i < 2; i++)
+			pthread_join(t[i], NULL);
+		assert_int_equal(an[0].completions + an[1].completions, 1);
+		assert_true(shm_round_is_complete(seg, slot, gen));
+		for (uint32_t i = 0; i < 1000; i++)
+			assert_int_equal(shm_round_member(seg, slot, gen, i, NULL),
+					 SHM_ROUND_M_ACKED);
+		shm_round_free(seg, slot, gen);
+	}
+	free(h);
 	ts_seg_drop(seg, inst);
 }
 
@@ -771,6 +831,7 @@ int main(void)
 		cmocka_unit_test(test_round_record_large),
 		cmocka_unit_test(test_round_record_late_answer),
 		cmocka_unit_test(test_round_record_table_full),
+		cmocka_unit_test(test_round_record_two_threads),
 		cmocka_unit_test(test_round_record_answerer_killed),
 		cmocka_unit_test(test_round_record_owner_killed),
 		cmocka_unit_test(test_round_redelivered_counts_once),
