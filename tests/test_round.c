@@ -847,5 +847,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_round_agent_worker_killed, rt_teardown),
 	};
 
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
