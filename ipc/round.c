@@ -259,12 +259,12 @@ void ipc_round_repair(struct shm_seg *seg, uint32_t dead)
 		ctl = atomic_load_explicit(&r->ctl, memory_order_acquire);
 		if (!ctl)
 			continue;
-		gen = atomic_load_explicit(&r->gen, memory_order_relaxed);
 		if (SHM_TAG_SLOT(ctl) == dead) {
 			/* its owner is dead: nobody waits for this round any more */
-			shm_round_free(seg, s, gen);
+			shm_round_free_dead(seg, s, ctl);
 			continue;
 		}
+		gen = atomic_load_explicit(&r->gen, memory_order_relaxed);
 		/* R0 as in shm/round.c: the fields after the published state */
 		if (atomic_load_explicit(&r->state, memory_order_acquire) != SHM_ROUND_ACTIVE)
 			continue;

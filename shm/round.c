@@ -108,16 +108,20 @@ int shm_round_claim(struct shm_seg *seg, uint32_t *slot_out, uint32_t *gen_out)
 	for (uint32_t k = 0; k < max; k++) {
 		uint32_t slot = (start + k) % max;
 		struct shm_round *r = shm_round_at(seg, slot);
-		uint64_t zero = 0;
+		/* relaxed: a look before the CAS */
+		uint64_t cur = atomic_load_explicit(&r->ctl, memory_order_relaxed);
 		uint32_t gen;
 
-		/* relaxed: a look before the CAS */
-		if (atomic_load_explicit(&r->ctl, memory_order_relaxed))
-			continue;
-		/* C0: acquire: pairs with F0 in shm_round_free(): the last round's words are done.
+		/*
+		 * A free record, or one whose owner's claim is dead (its slot moved to another
+		 * epoch or is no longer running: it exited without ending its rounds, or awaits
+		 * repair), which is taken over like a free one.
 		 */
+		if (cur && !shm_tag_is_dead(seg, cur, false))
+			continue;
+		/* C0: acquire: pairs with F0/F1 (free): the last round's words are done. */
 		if (!atomic_compare_exchange_strong_explicit(
-			    &r->ctl, &zero, seg->tag, memory_order_acquire, memory_order_relaxed))
+			    &r->ctl, &cur, seg->tag, memory_order_acquire, memory_order_relaxed))
 			continue;
 		/* relaxed: ordered for readers by P0's release in shm_round_publish() */
 		gen = atomic_fetch_add_explicit(&r->gen, 1, memory_order_relaxed) + 1;
@@ -336,6 +340,21 @@ void shm_round_free(struct shm_seg *seg, uint32_t slot, uint32_t gen)
 	atomic_store_explicit(&r->state, SHM_ROUND_FREE, memory_order_relaxed);
 	/* F0: release: pairs with C0 in shm_round_claim(). */
 	atomic_store_explicit(&r->ctl, 0, memory_order_release);
+}
+
+/* See round.h. The repairer of the dead slot whose claim tag is `tag`. */
+void shm_round_free_dead(struct shm_seg *seg, uint32_t slot, uint64_t tag)
+{
+	struct shm_round *r = shm_round_at(seg, slot);
+
+	/*
+	 * F1: release, as F0. A CAS: a claimer may have taken the record over meanwhile (its
+	 * owner's claim is dead), and its claim stays. The state is left to the next claim:
+	 * answers and repairs check the generation, and a free record is one whose ctl is 0.
+	 */
+	if (r)
+		atomic_compare_exchange_strong_explicit(&r->ctl, &tag, 0, memory_order_release,
+							memory_order_relaxed);
 }
 
 /* See round.h. */

@@ -21,9 +21,10 @@ enum shm_round_mstate {
 
 /*
  * Take a free round record for the calling process (its claim tag: a dead owner's record is
- * freed by the repair of its slot). Returns 0 with the record's slot and new generation, or
- * -ENOSPC (every record in use, or the segment has none: [segment] rounds = 0), -EROFS.
- * Any process with a process slot; the record stays PREP until shm_round_publish().
+ * freed by the repair of its slot, and a record whose owner's claim is dead, its slot
+ * released or DEAD, is taken over like a free one). Returns 0 with the record's slot and new
+ * generation, or -ENOSPC (every record in use, or the segment has none: [segment] rounds = 0),
+ * -EROFS. Any process with a process slot; the record stays PREP until shm_round_publish().
  */
 int shm_round_claim(struct shm_seg *seg, uint32_t *slot_out, uint32_t *gen_out);
 /*
@@ -52,8 +53,13 @@ uint32_t shm_round_member(const struct shm_seg *seg, uint32_t slot, uint32_t gen
  * have been woken: the caller wakes it; a second wake is harmless), else 0.
  */
 int shm_round_settle(struct shm_seg *seg, uint32_t slot, uint32_t gen);
-/* Free round (slot, gen): its owner when done, or the repair of the owner's slot. */
+/* Free round (slot, gen): its owner when done. */
 void shm_round_free(struct shm_seg *seg, uint32_t slot, uint32_t gen);
+/*
+ * Free the record in slot if its owner's claim tag is still tag (a dead owner's): the repair
+ * of the owner's slot. A record already taken over by a claimer stays its.
+ */
+void shm_round_free_dead(struct shm_seg *seg, uint32_t slot, uint64_t tag);
 /* The record in slot (NULL out of range or none): for the repair's and tools' scans. */
 struct shm_round *shm_round_at(const struct shm_seg *seg, uint32_t slot);
 /* Records in use (claimed), for tests and tools. Read-only safe. */

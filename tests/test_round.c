@@ -172,6 +172,39 @@ static void test_round_record_table_full(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/*
+ * Records left claimed by an owner whose process slot was released (it exited without
+ * ending its rounds, and no repair ran) are taken by the next claims: a claim with a stale
+ * epoch is dead.
+ */
+static void test_round_record_released_owner(void **state)
+{
+	struct shm_seg *seg = make("released", 64, 3, 64);
+	uint32_t slot[3], gen[3], s, g;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		it_child_claim(seg);
+		for (int i = 0; i < 3; i++)
+			if (shm_round_claim(seg, &slot[i], &gen[i]))
+				_exit(4);
+		shm_proc_release(seg);
+		_exit(0);
+	}
+	assert_true(it_ok(it_wait_child(pid, TIMEOUT_MS)));
+	assert_int_equal(shm_round_in_use(seg), 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(shm_round_claim(seg, &slot[i], &gen[i]), 0);
+	assert_int_equal(shm_round_claim(seg, &s, &g), -ENOSPC);
+	for (int i = 0; i < 3; i++)
+		shm_round_free(seg, slot[i], gen[i]);
+	assert_int_equal(shm_round_in_use(seg), 0);
+	ts_seg_drop(seg, inst);
+}
+
 struct answerer {
 	struct shm_seg *seg;
 	uint32_t slot, gen, first, step, n;
@@ -832,6 +865,7 @@ int main(void)
 		cmocka_unit_test(test_round_record_late_answer),
 		cmocka_unit_test(test_round_record_table_full),
 		cmocka_unit_test(test_round_record_two_threads),
+		cmocka_unit_test(test_round_record_released_owner),
 		cmocka_unit_test(test_round_record_answerer_killed),
 		cmocka_unit_test(test_round_record_owner_killed),
 		cmocka_unit_test(test_round_redelivered_counts_once),

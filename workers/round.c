@@ -110,3 +110,11 @@ uint32_t wrk_rounds_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadl
 	*next_deadline = next;
 	return posted;
 }
+
+/* See wrk_int.h. The worker's thread, as it stops in order. */
+void wrk_rounds_end_all(struct shm_seg *seg)
+{
+	for (uint32_t i = 0; i < nrounds; i++)
+		ipc_round_end(seg, &rounds[i].r);
+	nrounds = 0;
+}

@@ -711,6 +711,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	}
 	w.now = shm_now_ns();
 	shutdown_agents(&w);
+	wrk_rounds_end_all(seg);
 	telem_flush(&w, true);
 	ipc_waiter_destroy(w.waiter);
 	rc = 0;

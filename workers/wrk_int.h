@@ -85,6 +85,8 @@ bool wrk_rounds_any_done(const struct shm_seg *seg);
  * gets the earliest deadline of those still open (UINT64_MAX: none).
  */
 uint32_t wrk_rounds_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadline);
+/* The worker stops in order: free the records of its agents' open rounds (no result). */
+void wrk_rounds_end_all(struct shm_seg *seg);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */
 int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h);
 /* Undo monitor-entry claims of a dead process slot. */
