@@ -721,6 +721,8 @@ static void test_round_tool(void **state)
 	const char *plain[] = {"broadcast", "g", "7", "hi", NULL};
 	const char *nogroup[] = {"broadcast", "nosuch", "7", "hi", "--ack", NULL};
 	const char *badtype[] = {"broadcast", "g", "x7", "hi", "--ack", NULL};
+	const char *inspect[] = {"inspect", NULL};
+	static char big[65536];
 	char out[2048], hex[24];
 	struct run x;
 
@@ -742,6 +744,8 @@ static void test_round_tool(void **state)
 	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badtype), 2);
 	assert_non_null(strstr(out, "TYPE 'x7'"));
 	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	assert_int_equal(rt_run_tool(x.r.inst, big, sizeof(big), inspect), 0);
+	assert_non_null(strstr(big, "rounds         0 of 4 records in use"));
 	run_down(&x);
 }
 

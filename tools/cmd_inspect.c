@@ -10,6 +10,7 @@
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
+#include "shm/round.h"
 #include "shm/shm.h"
 #include "supervisor/sup.h"
 #include "tools/tools.h"
@@ -131,6 +132,9 @@ static void show_header(const struct shm_seg *seg)
 	       "cells, max message %u, nodes %u\n",
 	       h->cfg.max_procs, h->cfg.max_agents, h->cfg.reg_capacity, h->cfg.max_groups,
 	       h->cfg.group_members, h->cfg.mbox_cells, h->cfg.max_msg, h->cfg.nnodes);
+	/* broadcasts with acknowledgements in flight (their records' owner words) */
+	printf("rounds         %u of %u records in use\n", shm_round_in_use(seg),
+	       h->cfg.max_rounds);
 	if (atomic_load(&h->state) == SHM_INST_SUP_DEAD)
 		printf("note           the supervisor died; its workers marked the segment as they "
 		       "exited; remove with 'shoal clean --instance %.*s'\n",
