@@ -27,10 +27,14 @@ struct io_uring_cqe;
 #define IPC_F_ERROR                                                                                \
 	0x10u /* with IPC_F_REPLY: the call failed; type is the errno, no                          \
 	       * payload (ipc_reply_error) */
+/* A broadcast with acknowledgements: ref names the round and member (shm_round_ref()); the
+ * receiver answers with ipc_round_answer(). */
+#define IPC_F_ROUND 0x20u
 
 /* Engine message types (with IPC_F_SYSTEM). */
-#define IPC_T_DOWN 1u /* payload: struct ipc_down */
-#define IPC_T_UP   2u /* payload: struct ipc_down (reason 0) */
+#define IPC_T_DOWN  1u /* payload: struct ipc_down */
+#define IPC_T_UP    2u /* payload: struct ipc_down (reason 0) */
+#define IPC_T_ROUND 3u /* payload: struct shoal_round_done (an agent's round ended) */
 
 /* A message as the consumer sees it; data points into the mailbox until consumed. */
 struct ipc_msg {
@@ -249,10 +253,67 @@ int ipc_call_async(struct shm_seg *seg, shoal_handle_t from, shoal_handle_t to, 
 int ipc_reply(struct shm_seg *seg, shoal_handle_t self, const struct ipc_msg *m, const void *data,
 	      uint32_t len);
 /*
+ * Send one message to each of to[0..n) (the fan-out of ipc_broadcast() and of rounds): one put
+ * each, no wait at first; before waiting on a full mailbox (timeout_ms != 0) it rings every
+ * worker it owes a wake; one wake per receiving worker at the end. With IPC_F_ROUND in flags
+ * message i carries ref + i, else every message carries ref. failed (may be NULL) is told of
+ * each receiver the message could not be put for. Returns how many were sent, or the last
+ * error if none was. Any process with a process slot.
+ */
+int ipc_fanout(struct shm_seg *seg, shoal_handle_t from, const shoal_handle_t *to, uint32_t n,
+	       uint32_t type, uint32_t flags, uint64_t ref, const void *data, uint32_t len,
+	       int timeout_ms, void (*failed)(void *arg, uint32_t i, int err), void *arg);
+
+/*
  * Broadcast to every member of process group `group`: one message each, one wake per
  * worker (batched in one io_uring submission). Returns members reached, or -errno.
  */
 int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, uint32_t type,
 		  const void *data, uint32_t len, int timeout_ms);
+
+/* --- broadcast with acknowledgements (ipc/round.c) --- */
+
+/* A round as its owner knows it. */
+struct ipc_round {
+	uint32_t slot;	      /* its round record; UINT32_MAX: none (a group of no members) */
+	uint32_t gen;	      /* the record's generation for this round */
+	uint32_t members;     /* members at the start */
+	uint32_t sent;	      /* messages put (the others count as dead at once) */
+	uint64_t start_ns;    /* CLOCK_MONOTONIC */
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
+};
+
+/*
+ * Start a round: take group's members (sorted by hosting worker, so each worker's answers
+ * land in the same words), claim a round record for them, owned by the calling process and
+ * naming `owner` (the handle whose process is woken when it completes), and send each member
+ * the message flagged IPC_F_ROUND, one wake per worker. A member the message cannot be put
+ * for (gone, or its mailbox full past send_timeout_ms) counts as dead at once. Returns 0
+ * and *out, or -EMSGSIZE, -ENOENT (no such group), -ENOSPC (every round record in use),
+ * -EROFS. Any process with a process slot.
+ */
+int ipc_round_start(struct shm_seg *seg, shoal_handle_t owner, const char *group, uint32_t type,
+		    const void *data, uint32_t len, uint64_t deadline_ns, uint64_t user_ref,
+		    int send_timeout_ms, struct ipc_round *out);
+/*
+ * A member's answer to the round message with reference ref (a message flagged
+ * IPC_F_ROUND): acked once its handler returned, or dead (its handler failed, it was
+ * dropped or refused). The last answer wakes the round's owner. Returns 1 if it completed
+ * the round, 0 if not, -ESTALE for a late or duplicate answer (counted once: the member's
+ * bit decides). The member's consumer (its worker, a client's recv), any process.
+ */
+int ipc_round_answer(struct shm_seg *seg, uint64_t ref, bool dead);
+/* Has every member answered or died? The owner. */
+bool ipc_round_is_complete(const struct shm_seg *seg, const struct ipc_round *r);
+/*
+ * Wait, parked in w, until the round completes or its deadline passes: 0 complete,
+ * -ETIMEDOUT, -EOWNERDEAD / -ESHUTDOWN (the instance went away). The owner (a client).
+ */
+int ipc_round_wait(struct shm_seg *seg, struct ipc_waiter *w, const struct ipc_round *r);
+/* Member idx's handle (may be NULL) and state (enum shm_round_mstate in shm/round.h). */
+uint32_t ipc_round_member(const struct shm_seg *seg, const struct ipc_round *r, uint32_t idx,
+			  shoal_handle_t *handle);
+/* Free the round's record: late answers are then ignored. The owner, once it has read it. */
+void ipc_round_end(struct shm_seg *seg, const struct ipc_round *r);
 
 #endif

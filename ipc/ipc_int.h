@@ -223,6 +223,9 @@ void ipc_wake_repair(struct shm_seg *seg, uint32_t dead);
 int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		      const void *const *data, uint32_t cnt, int timeout_ms);
 
+/* After process slot `dead` died: its rounds freed, its members' answers made. round.c. */
+void ipc_round_repair(struct shm_seg *seg, uint32_t dead);
+
 /* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
 uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 

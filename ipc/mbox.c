@@ -1347,6 +1347,8 @@ int ipc_repair_proc(struct shm_seg *seg, uint32_t pslot)
 	}
 out_clear:
 	atomic_store_explicit(&p->mbox_intent, 0, memory_order_relaxed);
+	/* its rounds freed, its members' answers made dead: no round waits for it */
+	ipc_round_repair(seg, pslot);
 	/* it may have died owing a wake (between claim_wake() and its syscall) */
 	ipc_wake_repair(seg, pslot);
 	return n;

@@ -295,6 +295,8 @@ int ipc_refuse_queued(struct shm_seg *seg, shoal_handle_t self, int err)
 		if ((m.flags & IPC_F_CALL) && m.from != SHOAL_HANDLE_NONE &&
 		    ipc_reply_error(seg, self, &m, err) == 0)
 			answered++;
+		if (m.flags & IPC_F_ROUND)
+			ipc_round_answer(seg, m.ref, true); /* a round need not wait for it */
 		ipc_mbox_consume(seg, slot, &m);
 	}
 	return answered;
@@ -427,36 +429,53 @@ static int group_members(struct shm_seg *seg, const char *group, shoal_handle_t 
 	return n;
 }
 
+/* See ipc_int.h. Any process with a process slot. */
+int ipc_fanout(struct shm_seg *seg, shoal_handle_t from, const shoal_handle_t *to, uint32_t n,
+	       uint32_t type, uint32_t flags, uint64_t ref, const void *data, uint32_t len,
+	       int timeout_ms, void (*failed)(void *arg, uint32_t i, int err), void *arg)
+{
+	struct host_set hs = {.n = 0};
+	uint32_t step = flags & IPC_F_ROUND ? 1 : 0;
+	int sent = 0, err = 0;
+
+	if (len > shm_hdr(seg)->cfg.max_msg)
+		return -EMSGSIZE;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t r_i = ref + (uint64_t)i * step;
+		int r = put_one(seg, to[i], from, type, flags, r_i, data, len, 0);
+
+		if (r == -EAGAIN && timeout_ms != 0) {
+			/* ring who we owe before waiting: they may be parked on our messages */
+			hosts_ring(seg, &hs);
+			r = put_one(seg, to[i], from, type, flags, r_i, data, len, timeout_ms);
+		}
+		if (r) {
+			err = r; /* a member that went away or stayed full: the others still get it
+				  */
+			if (failed)
+				failed(arg, i, r);
+			continue;
+		}
+		sent++;
+		hosts_add(seg, &hs, ipc_agent_host(seg, shoal_handle_slot(to[i])));
+	}
+	hosts_ring(seg, &hs);
+	return sent || !err ? sent : err;
+}
+
 int ipc_broadcast(struct shm_seg *seg, shoal_handle_t from, const char *group, uint32_t type,
 		  const void *data, uint32_t len, int timeout_ms)
 {
 	shoal_handle_t *members;
-	struct host_set hs = {.n = 0};
-	int n, sent = 0, err = 0;
+	int n;
 
 	if (len > shm_hdr(seg)->cfg.max_msg)
 		return -EMSGSIZE;
 	n = group_members(seg, group, &members);
 	if (n < 0)
 		return n;
-	for (int i = 0; i < n; i++) {
-		int r = put_one(seg, members[i], from, type, 0, 0, data, len, 0);
-
-		if (r == -EAGAIN && timeout_ms != 0) {
-			/* ring who we owe before waiting: they may be parked on our messages */
-			hosts_ring(seg, &hs);
-			r = put_one(seg, members[i], from, type, 0, 0, data, len, timeout_ms);
-		}
-		if (r) {
-			err = r; /* a member that went away or stayed full: the others still get it
-				  */
-			continue;
-		}
-		sent++;
-		hosts_add(seg, &hs, ipc_agent_host(seg, shoal_handle_slot(members[i])));
-	}
-	hosts_ring(seg, &hs);
-	return sent || !err ? sent : err;
+	return ipc_fanout(seg, from, members, (uint32_t)n, type, 0, 0, data, len, timeout_ms, NULL,
+			  NULL);
 }
 
 /*
@@ -527,5 +546,15 @@ void ipc_inbox_close(struct shm_seg *seg, shoal_handle_t inbox)
 	a = shm_agent_at(seg, slot);
 	if (atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(inbox))
 		return;
+	/* rounds it is a member of need not wait for it: it will never answer */
+	for (uint64_t i = 0, cells = shm_hdr(seg)->cfg.mbox_cells; i < cells; i++) {
+		struct ipc_msg m;
+
+		if (ipc_mbox_peek(seg, slot, &m))
+			break;
+		if (m.flags & IPC_F_ROUND)
+			ipc_round_answer(seg, m.ref, true);
+		ipc_mbox_consume(seg, slot, &m);
+	}
 	shm_agent_free(seg, slot);
 }

@@ -35,6 +35,7 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->pool_members = 64;
 	cfg->max_vars = 1024;
 	cfg->var_bytes = 256;
+	cfg->max_rounds = 64;
 }
 
 #define CHECK(cond, ...)                                                                           \
@@ -77,6 +78,8 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	CHECK(cfg->max_monitors <= (1u << 20), "max_monitors %u: at most %u", cfg->max_monitors,
 	      1u << 20);
 	CHECK((cfg->mode & ~0777u) == 0, "mode %o: only permission bits", cfg->mode);
+	CHECK(cfg->max_rounds <= SHM_ROUND_MAX, "rounds %u: at most %u", cfg->max_rounds,
+	      SHM_ROUND_MAX);
 	CHECK(cfg->max_inboxes <= cfg->max_agents, "client_inboxes %u: at most max_agents (%u)",
 	      cfg->max_inboxes, cfg->max_agents);
 	CHECK(cfg->max_pools <= 4096, "pools %u: at most 4096", cfg->max_pools);
@@ -88,10 +91,8 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	      cfg->var_bytes);
 	CHECK(cfg->var_bytes >= 8 && cfg->var_bytes <= SHM_VAR_BYTES_MAX,
 	      "variable_bytes %u: must be 8..%u", cfg->var_bytes, SHM_VAR_BYTES_MAX);
-	for (unsigned i = 0; i < sizeof(cfg->reserved) / sizeof(cfg->reserved[0]); i++)
-		CHECK(cfg->reserved[i] == 0, "reserved configuration word %u is not zero", i);
 	for (unsigned i = 0; i < sizeof(cfg->reserved2) / sizeof(cfg->reserved2[0]); i++)
-		CHECK(cfg->reserved2[i] == 0, "reserved configuration word %u is not zero", i + 5);
+		CHECK(cfg->reserved2[i] == 0, "reserved configuration word %u is not zero", i);
 	return 0;
 }
 
@@ -151,6 +152,7 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_MONITORS] = (uint64_t)cfg->max_monitors * sizeof(struct shm_monitor);
 	size[SHM_R_POOLS] = shm_pool_region_size(cfg);
 	size[SHM_R_VARS] = shm_var_region_size(cfg);
+	size[SHM_R_ROUNDS] = (uint64_t)cfg->max_rounds * SHM_ROUND_STRIDE(cfg->group_members);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */
 		off = round_up(off, i == SHM_R_MBOX ? SHM_PAGE : SHM_ALIGN);

@@ -27,7 +27,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * SHM_EXIT_VANISHED (an older reader shows both as "?"), 8 the agent pools region (SHM_R_POOLS,
  * shm/pool.c: max_pools, pool_members) and the coordination variables region (SHM_R_VARS,
  * shm/var_int.h: max_vars, var_bytes). New regions change the region count, which the
- * validator checks, so a reader of an older layout refuses such a segment anyway.
+ * validator checks, so a reader of an older layout refuses such a segment anyway. Also in
+ * minor 8: the rounds region (SHM_R_ROUNDS: round records of broadcasts with
+ * acknowledgements, struct shm_round; shm_cfg.max_rounds).
  */
 #define SHM_LAYOUT_MAJOR 4u
 #define SHM_LAYOUT_MINOR 8u
@@ -48,9 +50,10 @@ enum shm_region_id {
 	SHM_R_CKPT = 5,
 	SHM_R_TELEMETRY = 6,
 	SHM_R_MONITORS = 7,
-	SHM_R_POOLS = 8, /* agent pools (layout 4) */
-	SHM_R_VARS = 9,	 /* coordination variables (layout minor 8) */
-	SHM_R_COUNT = 10,
+	SHM_R_POOLS = 8,   /* agent pools (layout 4) */
+	SHM_R_VARS = 9,	   /* coordination variables (layout minor 8) */
+	SHM_R_ROUNDS = 10, /* round records: broadcasts with acknowledgements (layout minor 8) */
+	SHM_R_COUNT = 11,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -112,12 +115,14 @@ struct shm_cfg {
 				 * max_agents) */
 	uint32_t max_vars;	/* coordination variables (layout minor 8; 0: none) */
 	uint32_t var_bytes;	/* largest blob a variable holds: a multiple of 8, 8..4096 */
-	uint32_t reserved[1];	/* zero */
+	uint32_t max_rounds;	/* round records (broadcasts with acknowledgements); 0: none */
 	uint32_t max_pools;	/* agent pools (shm/pool.c) */
 	uint32_t pool_members;	/* members (and queued checkouts) per pool */
 	uint32_t reserved2[14]; /* zero: room for the coordination layer's sizes */
 };
-static_assert(offsetof(struct shm_cfg, max_vars) == 52, "shm_cfg ABI");
+static_assert(offsetof(struct shm_cfg, max_vars) == 52 &&
+		      offsetof(struct shm_cfg, max_rounds) == 60,
+	      "shm_cfg ABI");
 static_assert(sizeof(struct shm_cfg) == 128, "shm_cfg ABI");
 
 /* The segment header: the first SHM_HDR_SIZE bytes. */
@@ -377,6 +382,60 @@ struct shm_monitor {
 	_Atomic uint64_t ref;	  /* the monitor's reference, echoed in DOWN/UP */
 };
 static_assert(sizeof(struct shm_monitor) == 32, "shm_monitor ABI");
+
+/*
+ * A round record (layout minor 8): one broadcast with acknowledgements in flight. The
+ * rounds region holds shm_cfg.max_rounds of them, each SHM_ROUND_STRIDE(group_members)
+ * bytes: this 64-byte head, then the members' handles (group_members words), then the
+ * answer tree (SHM_ROUND_TREE_WORDS(group_members) words).
+ *
+ * Every word of the tree is tagged: (round generation << 32) | 32 bits, so a late answer to
+ * an earlier round of the same record (its generation is in the message's ref) can never set
+ * a bit of a later one. Level 0 holds two bits per member, 16 members a word: bit 2k
+ * "answered", bit 2k + 1 "dead", set together by one CAS (the first answer decides what a
+ * member did). Level l + 1 has one bit per full word of level l, up to one top word; a round
+ * is complete when its top word is full. Setting a bit is idempotent (a duplicate answer
+ * changes nothing), and so is setting a parent's bit for a full child: a process killed
+ * between the two is finished by the repair of its slot, which a count could not do
+ * (whether the dead process had decremented is not knowable).
+ *
+ * ctl, gen and state are written by the owner (claim, publish, free) and by the repair of
+ * the owner's slot; owner, members, start_ns, deadline_ns and the handles are written by the
+ * owner before it publishes SHM_ROUND_ACTIVE (release) and read after an acquire of state,
+ * relaxed atomics because a record is reused (a reader checks gen around them).
+ */
+struct shm_round {
+	_Atomic uint64_t ctl;	      /* 0 free, else the owner's claim tag (SHM_TAG) */
+	_Atomic uint32_t gen;	      /* bumped by every claim; in refs and in word tags */
+	_Atomic uint32_t state;	      /* enum shm_round_state */
+	_Atomic uint64_t owner;	      /* handle whose process is woken when the round completes */
+	_Atomic uint32_t members;     /* member count */
+	_Atomic uint32_t completed;   /* 1 once the top word filled (for tools) */
+	_Atomic uint64_t start_ns;    /* CLOCK_MONOTONIC at the start */
+	_Atomic uint64_t deadline_ns; /* CLOCK_MONOTONIC when the owner stops waiting */
+	_Atomic uint64_t user_ref;    /* the owner's reference for the round (agents) */
+	uint8_t pad[64 - 56];
+};
+static_assert(sizeof(struct shm_round) == 64, "shm_round ABI");
+static_assert(offsetof(struct shm_round, deadline_ns) == 40, "shm_round ABI");
+
+enum shm_round_state {
+	SHM_ROUND_FREE = 0,   /* no round (ctl may be held by a claimer preparing it) */
+	SHM_ROUND_PREP = 1,   /* claimed, being filled */
+	SHM_ROUND_ACTIVE = 2, /* published: messages out, answers counted */
+};
+
+/*
+ * Words of a round's level 0 (16 members a word) and of its whole tree: with group_members
+ * at most 65536, level 0 has at most 4096 words, level 1 128, levels 2 and 3 at most 5.
+ */
+#define SHM_ROUND_LEAF_WORDS(g) (((uint64_t)(g) + 15u) / 16u)
+#define SHM_ROUND_TREE_WORDS(g)                                                                    \
+	(SHM_ROUND_LEAF_WORDS(g) + (SHM_ROUND_LEAF_WORDS(g) + 31u) / 32u + 5u)
+/* Bytes of one round record for group_members g: 64-byte aligned. */
+#define SHM_ROUND_STRIDE(g)                                                                        \
+	((64u + 8u * ((uint64_t)(g) + SHM_ROUND_TREE_WORDS(g)) + 63u) / 64u * 64u)
+#define SHM_ROUND_MAX 65536u /* max_rounds: a round's slot is 16 bits of its ref */
 
 /* Claim tags: (epoch << 16) | process slot; never 0 since epochs start at 1. */
 #define SHM_TAG(slot, epoch) (((uint64_t)(epoch) << 16) | (uint64_t)(slot))

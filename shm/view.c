@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/round.h"
 #include "shm/var_int.h"
 #include "shm/view.h"
 
@@ -404,6 +405,7 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	v->parts |= SHM_VIEW_PART_GROUPS;
 	take_pools(seg, v);
 	v->parts |= SHM_VIEW_PART_POOLS;
+	v->rounds_in_use = shm_round_in_use(seg);
 	memset(&v->vars, 0, sizeof(v->vars));
 	v->vars_ret = shm_var_stats(seg, &v->vars);
 	v->parts |= SHM_VIEW_PART_VARS;

@@ -179,8 +179,9 @@ struct shm_view {
 	struct shm_view_group groups[SHM_VIEW_GROUPS];
 	uint32_t ngroups; /* live groups, all counted; the first SHM_VIEW_GROUPS listed */
 	struct shm_pool_info pools[SHM_VIEW_POOLS]; /* live pools (shm_pool_read()), names cut */
-	uint32_t npools; /* live pools, all counted; the first SHM_VIEW_POOLS listed */
-	int vars_ret;	 /* 0, or -EUCLEAN: the variables region does not match (vars unset) */
+	uint32_t npools;	/* live pools, all counted; the first SHM_VIEW_POOLS listed */
+	uint32_t rounds_in_use; /* round records held (shm_round_in_use()) */
+	int vars_ret; /* 0, or -EUCLEAN: the variables region does not match (vars unset) */
 	struct shm_var_stats vars; /* the variables region's counters (shm_var_stats()) */
 };
 

@@ -487,6 +487,7 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 		{"client_inboxes", offsetof(struct shm_cfg, max_inboxes)},
 		{"pools", offsetof(struct shm_cfg, max_pools)},
 		{"pool_members", offsetof(struct shm_cfg, pool_members)},
+		{"rounds", offsetof(struct shm_cfg, max_rounds)},
 	};
 	uint32_t val;
 
@@ -541,7 +542,7 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 	FAIL(ps,
 	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
 	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, "
-	     "client_inboxes, variables, variable_bytes, pools, pool_members, mode, "
+	     "client_inboxes, variables, variable_bytes, pools, pool_members, rounds, mode, "
 	     "shared_with_group, max_size)",
 	     sec, k);
 }

@@ -196,6 +196,69 @@ static const struct shoal_agent_type pooler_type = {
 	.terminate = spawner_terminate, /* frees the state */
 };
 
+/*
+ * Type "rounder": a call "<timeout ms> <group>" starts a broadcast with acknowledgements
+ * (shoal_broadcast_acked(), message type 77) and is answered when the round's result comes
+ * back to handle: the reply is that struct shoal_round_done. A call that cannot start one
+ * is answered with the error. Other messages (it may be a member itself) are ignored.
+ */
+struct rounder {
+	struct shoal_msg call; /* the call waiting for its round's result (data unused) */
+	uint64_t ref;	       /* that round's reference */
+	int pending;
+};
+
+static int rounder_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = calloc(1, sizeof(struct rounder));
+	return *state ? 0 : -ENOMEM;
+}
+
+static int rounder_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct rounder *s = state;
+
+	if ((m->flags & SHOAL_MSG_SYSTEM) && m->type == SHOAL_T_ROUND && s->pending &&
+	    m->ref == s->ref && m->len == sizeof(struct shoal_round_done)) {
+		s->pending = 0;
+		shoal_reply(ctx, &s->call, m->data, m->len);
+	}
+	return 0;
+}
+
+static int rounder_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+			uint32_t cap, uint32_t *reply_len)
+{
+	struct rounder *s = state;
+	char buf[80];
+	int timeout, off = 0, rc;
+
+	(void)reply, (void)cap;
+	if (m->len >= sizeof(buf) || s->pending)
+		return -EINVAL;
+	memcpy(buf, m->data, m->len);
+	buf[m->len] = 0;
+	if (sscanf(buf, "%d %n", &timeout, &off) != 1 || !off)
+		return -EINVAL;
+	rc = shoal_broadcast_acked(ctx, buf + off, 77, "r", 1, timeout, &s->ref);
+	if (rc < 0)
+		return rc;
+	s->call = *m;
+	s->call.data = NULL;
+	s->pending = 1;
+	*reply_len = SHOAL_REPLY_LATER;
+	return 0;
+}
+
+static const struct shoal_agent_type rounder_type = {
+	.name = "rounder",
+	.init = rounder_init,
+	.handle = rounder_handle,
+	.handle_call = rounder_call,
+	.terminate = spawner_terminate,
+};
+
 /* What shoal_agent_types_load() looks for. */
 const struct shoal_agent_type *const shoal_agent_types[] = {&upper_type, &spawner_type,
-							    &pooler_type, NULL};
+							    &pooler_type, &rounder_type, NULL};

@@ -318,6 +318,20 @@ static void test_config_segment_variables(void **state)
 	expect_error("[segment]\nvariables = -1\n", 2, "variables = '-1'");
 }
 
+/* [segment] rounds: the round records of broadcasts with acknowledgements, in range. */
+static void test_config_segment_rounds(void **state)
+{
+	struct sup_config c;
+	char err[256];
+
+	(void)state;
+	expect_error("[segment]\nrounds = 70000\n", 0, "rounds 70000: at most 65536");
+	assert_int_equal(load_text(&c, "[segment]\nrounds = 12\n", err, sizeof(err)), 0);
+	assert_int_equal(c.shm.max_rounds, 12);
+	assert_int_equal(load_text(&c, "[segment]\n", err, sizeof(err)), 0);
+	assert_int_equal(c.shm.max_rounds, 64);
+}
+
 static void test_config_more_agents_than_slots(void **state)
 {
 	(void)state;
@@ -843,6 +857,7 @@ int main(void)
 		cmocka_unit_test(test_config_agent_worker_out_of_range),
 		cmocka_unit_test(test_config_segment_not_pow2),
 		cmocka_unit_test(test_config_segment_variables),
+		cmocka_unit_test(test_config_segment_rounds),
 		cmocka_unit_test(test_config_more_agents_than_slots),
 		cmocka_unit_test(test_config_backoff_max_below_initial),
 		cmocka_unit_test(test_config_first_error_wins),

@@ -28,7 +28,7 @@ struct bench_report {
 	struct bench_row baselines[BENCH_MAX_ROWS];
 	unsigned nresults, nbaselines;
 	bool json;
-	char notes[1024]; /* free text printed after the table (and as "notes" in JSON) */
+	char notes[2048]; /* free text printed after the table (and as "notes" in JSON) */
 };
 
 /* Options common to every benchmark. */
@@ -75,6 +75,8 @@ int bench_parse_common(int argc, char **argv, struct bench_opts *o);
 
 int bench_control(int argc, char **argv, struct bench_opts *o);
 int bench_coord(int argc, char **argv, struct bench_opts *o);
+/* bench coord's variables part (bench_coord_vars.c): rows into r, its notes set; 0/-errno. */
+int bench_coord_vars(struct bench_opts *o, struct bench_report *r);
 int bench_ipc(int argc, char **argv, struct bench_opts *o);
 int bench_registry(int argc, char **argv, struct bench_opts *o);
 int bench_restart(int argc, char **argv, struct bench_opts *o);

@@ -1,252 +1,280 @@
 /*
- * shoal bench coord: coordination variables. A read through a resolved handle, a read by
- * name, the same read while another process updates the variable on the other core, and an
- * update, against a registry lookup of the same name timed the same way in the same run.
- * Runs on a scratch segment it creates and removes (no instance: the rounds of the issue's
- * other rows need agents, and come with them).
+ * shoal bench coord: broadcast with acknowledgements to 100 echo agents spread over two
+ * workers, back to back (workers awake): broadcast_100, a round whose answers are counted in
+ * its round record (the one wake of the client when the last answer lands), and
+ * broadcast_100_replies, the same fan-out as calls whose 100 replies come back as messages
+ * to the client's inbox (the design not taken, measured beside it). Baselines in the same
+ * run: the fan-out alone (fanout_100: a plain broadcast, nothing waited for) and one call
+ * round trip to one echo agent (call_1).
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "ipc/ipc.h"
 #include "shm/registry.h"
-#include "shm/shm.h"
-#include "shm/var.h"
+#include "shm/round.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
 
-#define NVARS 1000u /* variables, each with its name in the registry */
-
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
+#define NMEMBERS  100
+#define WAIT_NS	  5000000000ull
+#define T_PAYLOAD 7u
 
 struct coord {
 	struct shm_seg *seg;
-	uint64_t ids[NVARS];
-	char names[NVARS][16];
-	uint8_t lens[NVARS];
-	uint32_t *idx; /* random variable indices, one per sample */
-	uint64_t *ns;  /* samples */
-	size_t n;
+	struct ipc_waiter *waiter;
+	shoal_handle_t inbox;
+	shoal_handle_t members[NMEMBERS];
 };
 
-/* What each timed operation is: one of these on variable k. */
-enum op { OP_LOOKUP, OP_READ, OP_READ_NAME, OP_UPDATE };
-
-static int do_op(struct coord *c, enum op op, uint32_t k, uint64_t *sink)
+/* One round counted in its record. */
+static int one_round(struct coord *c, uint64_t *ns)
 {
-	struct shm_var_val v = {0};
-	shoal_handle_t h;
-	int64_t x;
-	int r;
+	uint64_t t0 = bench_now_ns();
+	struct ipc_round r;
+	int rc;
 
-	switch (op) {
-	case OP_LOOKUP:
-		r = shm_reg_lookup(c->seg, 0, c->names[k], c->lens[k], &h, NULL);
-		*sink += h;
-		return r;
-	case OP_READ:
-		r = shm_var_read(c->seg, c->ids[k], &v);
-		*sink += (uint64_t)v.num.i;
-		return r;
-	case OP_READ_NAME:
-		r = shm_var_read_name(c->seg, 0, c->names[k], c->lens[k], &v);
-		*sink += (uint64_t)v.num.i;
-		return r;
-	case OP_UPDATE:
-		x = (int64_t)*sink;
-		*sink += 1;
-		{
-			struct shm_var_op o = {.id = c->ids[k],
-					       .type = SHM_VAR_INT,
-					       .len = 8,
-					       .data = &x,
-					       .expect = SHM_VAR_ANY};
-
-			return shm_var_update(c->seg, &o, 1, 0, NULL, NULL);
-		}
-	}
-	return -EINVAL;
+	rc = ipc_round_start(c->seg, c->inbox, "b100", T_PAYLOAD, "x", 1, shm_now_ns() + WAIT_NS, 0,
+			     1000, &r);
+	if (rc)
+		return rc;
+	rc = ipc_round_wait(c->seg, c->waiter, &r);
+	*ns = bench_now_ns() - t0;
+	if (rc == 0)
+		for (uint32_t i = 0; i < r.members; i++)
+			if (ipc_round_member(c->seg, &r, i, NULL) != SHM_ROUND_M_ACKED)
+				rc = -EPROTO;
+	ipc_round_end(c->seg, &r);
+	return rc ? rc : r.members == NMEMBERS ? 0 : -EPROTO;
 }
 
-/* Time n single operations (samples) and as many in a tight loop (ops/s). */
-static int time_op(struct coord *c, enum op op, bool one_var, double *ops_s)
+struct replies {
+	struct coord *c;
+	uint64_t ref;
+	uint32_t got;
+};
+
+/* Take every reply to ref queued in the inbox; true once all are in. */
+static bool take_replies(void *arg)
 {
-	uint64_t sink = 1, t0;
+	struct replies *rp = arg;
+	uint32_t slot = shoal_handle_slot(rp->c->inbox);
+	struct ipc_msg m;
 
-	/* warm up: every variable and name touched once */
-	for (uint32_t k = 0; k < NVARS; k++)
-		if (do_op(c, op, k, &sink))
-			return -EIO;
-	for (size_t i = 0; i < c->n; i++) {
-		uint32_t k = one_var ? 0 : c->idx[i];
-		uint64_t a = bench_ticks(), b;
-		int r = do_op(c, op, k, &sink);
-
-		b = bench_ticks();
-		if (r)
-			return -EIO;
-		c->ns[i] = (uint64_t)bench_ticks_to_ns(b - a);
+	while (rp->got < NMEMBERS && ipc_mbox_peek(rp->c->seg, slot, &m) == 0) {
+		rp->got += (m.flags & IPC_F_REPLY) && m.ref == rp->ref;
+		ipc_mbox_consume(rp->c->seg, slot, &m);
 	}
-	t0 = bench_now_ns();
-	for (size_t i = 0; i < c->n; i++)
-		do_op(c, op, one_var ? 0 : c->idx[i], &sink);
-	t0 = bench_now_ns() - t0;
-	*ops_s = sink ? (double)c->n * 1e9 / (double)(t0 ? t0 : 1) : 0;
+	return rp->got == NMEMBERS;
+}
+
+/* The same fan-out as calls; the fan-in as 100 reply messages. */
+static int one_replies(struct coord *c, uint64_t ref, uint64_t *ns)
+{
+	struct replies rp = {.c = c, .ref = ref};
+	uint64_t t0 = bench_now_ns();
+	int rc;
+
+	rc = ipc_fanout(c->seg, c->inbox, c->members, NMEMBERS, T_PAYLOAD, IPC_F_CALL, ref, "x", 1,
+			1000, NULL, NULL);
+	if (rc != NMEMBERS)
+		return rc < 0 ? rc : -EPROTO;
+	while (!take_replies(&rp)) {
+		rc = ipc_waiter_wait(c->waiter, 20000, WAIT_NS, take_replies, &rp, NULL);
+		if (rc <= 0)
+			return rc < 0 ? rc : -ETIMEDOUT;
+	}
+	*ns = bench_now_ns() - t0;
 	return 0;
 }
 
-/* A writer on the other core: updates variable 0 until told to stop. */
-static pid_t start_writer(struct coord *c, int cpu, _Atomic uint32_t *stop)
+/*
+ * The fan-in alone, in this process (no scheduling in it): 100 answers into a round record
+ * and the owner's completion check, against 100 replies put into the inbox and taken out.
+ */
+static int fanin_record(struct coord *c, uint64_t *ns)
 {
-	pid_t pid = fork();
+	uint64_t t0 = bench_now_ns();
+	uint32_t slot, gen;
+	int rc = shm_round_claim(c->seg, &slot, &gen), last = 0;
 
-	if (pid != 0)
-		return pid;
-	bench_pin(cpu);
-	c->seg->self = UINT32_MAX;
-	if (shm_proc_claim(c->seg, SHM_ROLE_CLIENT, false))
-		_exit(1);
-	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
-	for (int64_t x = 1; !atomic_load_explicit(stop, memory_order_relaxed); x++) {
-		struct shm_var_op o = {.id = c->ids[0],
-				       .type = SHM_VAR_INT,
-				       .len = 8,
-				       .data = &x,
-				       .expect = SHM_VAR_ANY};
-
-		if (shm_var_update(c->seg, &o, 1, 0, NULL, NULL))
-			_exit(2);
-	}
-	shm_proc_release(c->seg);
-	_exit(0);
+	if (rc)
+		return rc;
+	shm_round_publish(c->seg, slot, gen, SHOAL_HANDLE_NONE, c->members, NMEMBERS,
+			  shm_now_ns() + WAIT_NS, 0);
+	for (uint32_t i = 0; i < NMEMBERS; i++)
+		last = shm_round_answer(c->seg, slot, gen, i, false);
+	rc = last == 1 && shm_round_is_complete(c->seg, slot, gen) ? 0 : -EPROTO;
+	shm_round_free(c->seg, slot, gen);
+	*ns = bench_now_ns() - t0;
+	return rc;
 }
 
-static struct bench_row *row(struct bench_report *r, const char *name, struct coord *c, double ops,
-			     double target_p99)
+static int fanin_replies(struct coord *c, uint64_t ref, uint64_t *ns)
 {
-	struct bench_row *w = bench_add_result(r, name, c->ns, c->n, ops, "registry_lookup");
+	struct replies rp = {.c = c, .ref = ref};
+	uint64_t t0 = bench_now_ns();
 
-	if (w && target_p99 > 0) {
-		w->target_ns = target_p99;
-		w->target_pct = 99;
+	for (uint32_t i = 0; i < NMEMBERS; i++) {
+		int rc = ipc_send(c->seg, c->inbox, c->members[i], T_PAYLOAD, IPC_F_REPLY, ref,
+				  NULL, 0, 0);
+
+		if (rc)
+			return rc;
 	}
-	return w;
+	if (!take_replies(&rp))
+		return -EPROTO;
+	*ns = bench_now_ns() - t0;
+	return 0;
 }
 
-/* shoal bench coord. Returns a CLI exit code. */
+static const char *config_fmt =
+	"[instance]\nname = %s\nworkers = 2\nplacement = none\nstatus_interval = 0\n"
+	"[segment]\nmax_agents = 256\nregistry_capacity = 1024\nmax_procs = 8\n"
+	"[agent a]\ntype = echo\ncount = 50\nname = a-%%02u\nworker = 0\n"
+	"[agent b]\ntype = echo\ncount = 50\nname = b-%%02u\nworker = 1\n";
+
+/* The rounds' rows into rep (see the top of this file); its notes appended. 0 or -errno. */
+static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
+{
+	int n = o->quick ? 300 : 3000, rc = -ENOMEM, r = 0;
+	uint64_t *a = calloc((size_t)n, sizeof(uint64_t)), *b = calloc((size_t)n, sizeof(uint64_t));
+	uint64_t *f = calloc((size_t)n, sizeof(uint64_t)), *k = calloc((size_t)n, sizeof(uint64_t));
+	uint64_t *fr = calloc((size_t)n, sizeof(uint64_t)),
+		 *fp = calloc((size_t)n, sizeof(uint64_t));
+	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", reply[8];
+	struct coord c = {0};
+	struct bench_row *row;
+	uint64_t t0;
+	pid_t sup;
+
+	if (!a || !b || !f || !k || !fr || !fp)
+		goto out_free;
+	if (o->instance)
+		snprintf(inst, sizeof(inst), "%s", o->instance);
+	else
+		snprintf(inst, sizeof(inst), "bench-coord-%d", (int)getpid());
+	snprintf(text, sizeof(text), config_fmt, inst);
+	sup = bench_sup_start("coord", text);
+	rc = -ECHILD;
+	if (sup < 0)
+		goto out_free;
+	if (shm_seg_attach(inst, 0, 1000, &c.seg, err, sizeof(err)) ||
+	    shm_proc_claim(c.seg, SHM_ROLE_CLIENT, true) || ipc_inbox_open(c.seg, &c.inbox) ||
+	    ipc_waiter_create(c.seg, IPC_WAKE_AUTO, &c.waiter)) {
+		fprintf(stderr, "shoal bench coord: attaching as a client: %s\n", err);
+		goto out_stop;
+	}
+	shm_proc_set_state(c.seg, SHM_PROC_RUNNING);
+	for (int i = 0; i < NMEMBERS; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "%c-%02d", i < 50 ? 'a' : 'b', i % 50);
+		if (shm_reg_lookup(c.seg, SHM_NS_DEFAULT, name, strlen(name), &c.members[i],
+				   NULL) ||
+		    shm_grp_join(c.seg, "b100", 4, c.members[i])) {
+			fprintf(stderr, "shoal bench coord: agent %s: not there or not joined\n",
+				name);
+			goto out_client;
+		}
+	}
+	/*
+	 * Alternated, and each iteration starting with the next kind, so drift on the machine
+	 * and the state the previous operation left the workers in touch each row alike.
+	 */
+	for (int i = 0; i < n && !r; i++) {
+		for (int j = 0; j < 4 && !r; j++) {
+			switch ((i + j) % 4) {
+			case 0:
+				r = one_round(&c, &a[i]);
+				break;
+			case 1:
+				r = one_replies(&c, ((uint64_t)getpid() << 32) | (uint32_t)(i + 1),
+						&b[i]);
+				break;
+			case 2:
+				t0 = bench_now_ns();
+				r = ipc_broadcast(c.seg, c.inbox, "b100", T_PAYLOAD, "x", 1, 1000);
+				f[i] = bench_now_ns() - t0;
+				r = r == NMEMBERS ? 0 : r < 0 ? r : -EPROTO;
+				break;
+			default:
+				t0 = bench_now_ns();
+				r = ipc_call(c.seg, c.waiter, c.inbox, c.members[i % NMEMBERS], 1,
+					     "x", 1, reply, sizeof(reply), 5000);
+				k[i] = bench_now_ns() - t0;
+				r = r == 1 ? 0 : r < 0 ? r : -EPROTO;
+			}
+		}
+	}
+	for (int i = 0; i < n && !r; i++) {
+		r = fanin_record(&c, &fr[i]);
+		if (!r)
+			r = fanin_replies(
+				&c, ((uint64_t)getpid() << 32) | 0x40000000u | (uint32_t)i, &fp[i]);
+	}
+	if (r) {
+		fprintf(stderr, "shoal bench coord: %s\n", strerror(-r));
+		rc = r;
+		goto out_client;
+	}
+	bench_add_baseline(rep, "fanout_100", f, (size_t)n, 0);
+	bench_add_baseline(rep, "call_1", k, (size_t)n, 0);
+	row = bench_add_result(rep, "broadcast_100", a, (size_t)n, 0, "call_1");
+	row->target_ns = 25000;
+	row->target_pct = 99;
+	bench_add_result(rep, "broadcast_100_replies", b, (size_t)n, 0, "call_1");
+	bench_add_result(rep, "fanin_record_100", fr, (size_t)n, 0, "");
+	bench_add_result(rep, "fanin_replies_100", fp, (size_t)n, 0, "");
+	snprintf(rep->notes + strlen(rep->notes), sizeof(rep->notes) - strlen(rep->notes),
+		 "%s%d rounds each, alternated, to %d echo agents (50 on each of 2 workers) from a "
+		 "client that parks after a 20 us spin: broadcast_100 counts the answers in the "
+		 "round record (one wake of the client by the last), broadcast_100_replies as %d "
+		 "reply messages to its inbox. fanin_*_100: the fan-in alone, in this process (100 "
+		 "answers into a record vs 100 replies put and taken). fanout_100: the plain "
+		 "broadcast alone (no waiting); call_1: one call to one echo agent",
+		 rep->notes[0] ? ". " : "", n, NMEMBERS, NMEMBERS);
+	rc = 0;
+out_client:
+	if (c.waiter)
+		ipc_waiter_destroy(c.waiter);
+	if (c.inbox)
+		ipc_inbox_close(c.seg, c.inbox);
+	if (c.seg)
+		shm_seg_detach(c.seg);
+out_stop:
+	bench_sup_stop("coord", sup);
+out_free:
+	free(a);
+	free(b);
+	free(f);
+	free(k);
+	free(fr);
+	free(fp);
+	return rc;
+}
+
+/*
+ * shoal bench coord: the variables' rows (bench_coord_vars.c, a scratch segment), then the
+ * rounds' (an instance with 100 agents), in one report. Returns a CLI exit code. The tool.
+ */
 int bench_coord(int argc, char **argv, struct bench_opts *o)
 {
-	static struct bench_report r;
-	static struct coord c;
-	_Atomic uint32_t *stop = NULL;
-	struct shm_cfg cfg;
-	char inst[SHM_INSTANCE_MAX], err[256];
-	uint64_t seed = 0x9e3779b97f4a7c15ull;
-	double ops;
-	pid_t writer = -1;
-	int ret, rc = EXIT_SYSTEM, missed, wst;
+	static struct bench_report rep;
+	int r;
 
 	(void)argc;
 	(void)argv;
-	memset(&r, 0, sizeof(r));
-	r.bench = "coord";
-	r.json = o->json;
-	c.n = o->quick ? 100000 : 1000000;
-	snprintf(inst, sizeof(inst), "bench-coord-%d", (int)getpid());
-	shm_cfg_default(&cfg);
-	cfg.max_agents = 64;
-	cfg.max_vars = 2 * NVARS;
-	ret = shm_seg_create(inst, &cfg, &c.seg, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "shoal bench coord: %s\n", err);
-		return tool_exit_for(ret);
-	}
-	shm_seg_publish(c.seg);
-	ret = shm_proc_claim(c.seg, SHM_ROLE_CLIENT, false);
-	if (ret)
-		goto out;
-	shm_proc_set_state(c.seg, SHM_PROC_RUNNING);
-	bench_pin(o->cpu_a);
-	c.idx = malloc(c.n * sizeof(*c.idx));
-	c.ns = malloc(c.n * sizeof(*c.ns));
-	stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (!c.idx || !c.ns || stop == MAP_FAILED) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	/* mapped before any timing: a first-touch fault is not a read's */
-	memset(c.ns, 0, c.n * sizeof(*c.ns));
-	for (size_t i = 0; i < c.n; i++)
-		c.idx[i] = (uint32_t)(xorshift(&seed) % NVARS);
-	for (uint32_t k = 0; k < NVARS; k++) {
-		c.lens[k] = (uint8_t)snprintf(c.names[k], sizeof(c.names[k]), "param-%04u", k);
-		ret = shm_var_create(c.seg, 0, c.names[k], c.lens[k], SHM_VAR_INT, &c.ids[k]);
-		if (ret)
-			goto out;
-	}
-	ret = time_op(&c, OP_LOOKUP, false, &ops);
-	if (ret)
-		goto out;
-	bench_add_baseline(&r, "registry_lookup", c.ns, c.n, ops);
-	ret = time_op(&c, OP_READ, false, &ops);
-	if (ret)
-		goto out;
-	row(&r, "variable_read", &c, ops, 100);
-	ret = time_op(&c, OP_READ_NAME, false, &ops);
-	if (ret)
-		goto out;
-	row(&r, "variable_read_name", &c, ops, 0);
-	ret = time_op(&c, OP_UPDATE, false, &ops);
-	if (ret)
-		goto out;
-	row(&r, "variable_update", &c, ops, 0);
-	if (o->cpu_b != o->cpu_a) {
-		atomic_store(stop, 0);
-		writer = start_writer(&c, o->cpu_b, stop);
-		if (writer < 0) {
-			ret = -errno;
-			goto out;
-		}
-		ret = time_op(&c, OP_READ, true, &ops);
-		atomic_store(stop, 1);
-		if (waitpid(writer, &wst, 0) != writer || !WIFEXITED(wst) || WEXITSTATUS(wst))
-			ret = ret ? ret : -EIO;
-		if (ret)
-			goto out;
-		row(&r, "variable_read_written", &c, ops, 0);
-	}
-	snprintf(r.notes, sizeof(r.notes),
-		 "%u int64 variables, their names in the registry; random variable per sample; "
-		 "variable_read through a resolved handle (the issue's target: p99 <= 100 ns), "
-		 "variable_read_name a registry lookup and the read; variable_read_written reads "
-		 "one variable while a process on cpu %d updates it back to back; cpus %d,%d; "
-		 "latencies include the timer (rdtscp pair), as does registry_lookup",
-		 NVARS, o->cpu_b, o->cpu_a, o->cpu_b);
-	missed = bench_report_print(&r);
-	rc = o->check && missed ? EXIT_CHECK : EXIT_OK;
-out:
-	if (ret)
-		fprintf(stderr, "shoal bench coord: %s\n", strerror(-ret));
-	if (stop && stop != MAP_FAILED)
-		munmap((void *)stop, 4096);
-	free(c.idx);
-	free(c.ns);
-	c.idx = NULL;
-	c.ns = NULL;
-	shm_seg_detach(c.seg);
-	shm_seg_unlink(inst);
-	return rc;
+	memset(&rep, 0, sizeof(rep));
+	rep.bench = "coord";
+	rep.json = o->json;
+	r = bench_coord_vars(o, &rep);
+	if (!r)
+		r = coord_rounds(o, &rep);
+	if (r)
+		return tool_exit_for(r);
+	return bench_report_print(&rep) && o->check ? EXIT_CHECK : EXIT_OK;
 }

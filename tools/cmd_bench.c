@@ -14,7 +14,9 @@ static const struct {
 } benches[] = {
 	{"control", "spawn/stop requests to the supervisor vs a call to a parked worker",
 	 bench_control},
-	{"coord", "coordination variables: read (by handle, by name), update vs a registry lookup",
+	{"coord",
+	 "coordination: variables (read, update) vs a registry lookup; broadcast with "
+	 "acknowledgements to 100 agents (round record vs replies)",
 	 bench_coord},
 	{"ipc", "mailbox round trips and throughput vs cache-line, futex, io_uring, pipe",
 	 bench_ipc},

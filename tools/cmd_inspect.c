@@ -41,8 +41,8 @@ static void print_time(const char *label, uint64_t wall_ns)
 }
 
 static const char *region_names[SHM_R_COUNT] = {
-	"processes",   "agents",    "registry", "groups", "mailboxes",
-	"checkpoints", "telemetry", "monitors", "pools",  "variables",
+	"processes", "agents",	 "registry", "groups",	  "mailboxes", "checkpoints",
+	"telemetry", "monitors", "pools",    "variables", "rounds",
 };
 
 #define AGENTS_SHOWN   64 /* agent rows listed */
@@ -136,6 +136,8 @@ static void show_header(const struct shm_view *v, const char *path)
 	       "cells, max message %u, nodes %u\n",
 	       cfg->max_procs, cfg->max_agents, cfg->reg_capacity, cfg->max_groups,
 	       cfg->group_members, cfg->mbox_cells, cfg->max_msg, cfg->nnodes);
+	/* broadcasts with acknowledgements in flight (their records' owner words) */
+	printf("rounds         %u of %u records in use\n", v->rounds_in_use, cfg->max_rounds);
 	if (h->state == SHM_INST_SUP_DEAD)
 		printf("note           the supervisor died; its workers marked the segment as they "
 		       "exited; remove with 'shoal clean --instance %s'\n",

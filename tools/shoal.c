@@ -17,6 +17,8 @@ const struct tool_cmd tool_cmds[] = {
 	 cmd_spawn},
 	{"stop", "ask the supervisor to stop an agent: stop NAME", cmd_stop},
 	{"send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send},
+	{"broadcast", "send to a group: broadcast GROUP TYPE PAYLOAD [--ack] (wait for acks)",
+	 cmd_broadcast},
 	{"call", "call an agent and print the reply: call NAME PAYLOAD [--timeout MS]", cmd_call},
 	{"monitor", "print agents' DOWN and UP notices: monitor NAME... [--count N]", cmd_monitor},
 	{"pool", "agent pools: pool list | create NAME TYPE SIZE [OVERFLOW] | checkout NAME",

@@ -13,6 +13,7 @@
 #include "shm/pool.h"
 #include "shm/registry.h"
 #include "shm/var.h"
+#include "shm/round.h"
 #include "shoal/client.h"
 #include "ipc/ctl.h"
 #include "workers/wrk_int.h"
@@ -285,6 +286,50 @@ int shoal_client_broadcast(struct shoal_client *c, const char *group, uint32_t t
 	return ipc_broadcast(c->seg, c->inbox, group, type, data, len, timeout_ms);
 }
 
+static_assert(SHOAL_ROUND_ABSENT == SHM_ROUND_M_ABSENT && SHOAL_ROUND_ACKED == SHM_ROUND_M_ACKED &&
+		      SHOAL_ROUND_DEAD == SHM_ROUND_M_DEAD,
+	      "a member's public state is the round record's");
+
+/* Fill res from round r (the owner, before it frees r). */
+void wrk_round_tally(struct shm_seg *seg, const struct ipc_round *r, struct shoal_round_result *res)
+{
+	res->members = r->members;
+	res->acked = res->dead = res->absent = 0;
+	for (uint32_t i = 0; i < r->members; i++) {
+		shoal_handle_t h;
+		uint32_t st = ipc_round_member(seg, r, i, &h);
+
+		if (st == SHM_ROUND_M_ACKED)
+			res->acked++;
+		else if (st == SHM_ROUND_M_DEAD)
+			res->dead++;
+		else
+			res->absent++;
+		if (res->member && i < res->cap)
+			res->member[i] = (struct shoal_round_member){.handle = h, .state = st};
+	}
+}
+
+int shoal_client_broadcast_acked(struct shoal_client *c, const char *group, uint32_t type,
+				 const void *data, uint32_t len, int timeout_ms,
+				 struct shoal_round_result *res)
+{
+	struct ipc_round r;
+	int rc, wr;
+
+	if (!c || !group || !res || timeout_ms <= 0 || (res->cap && !res->member))
+		return -EINVAL;
+	rc = ipc_round_start(c->seg, c->inbox, group, type, data, len,
+			     shm_now_ns() + (uint64_t)timeout_ms * 1000000u, 0, timeout_ms, &r);
+	if (rc)
+		return rc;
+	wr = ipc_round_wait(c->seg, c->waiter, &r);
+	wrk_round_tally(c->seg, &r, res);
+	res->elapsed_ns = shm_now_ns() - r.start_ns;
+	ipc_round_end(c->seg, &r);
+	return wr;
+}
+
 int shoal_client_join(struct shoal_client *c, const char *group)
 {
 	if (!group)
@@ -467,11 +512,14 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 	out->ref = m.ref;
 	out->type = m.type;
 	out->flags = m.flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY |
-				SHOAL_MSG_SYSTEM | SHOAL_MSG_ERROR);
+				SHOAL_MSG_SYSTEM | SHOAL_MSG_ERROR | SHOAL_MSG_ROUND);
 	out->len = m.len;
 	if (cap && m.len)
 		memcpy(buf, m.data, m.len < cap ? m.len : cap);
 	out->data = buf;
+	/* a round's message is acknowledged once it is the caller's */
+	if (m.flags & IPC_F_ROUND)
+		ipc_round_answer(c->seg, m.ref, false);
 	ipc_mbox_consume(c->seg, rw.slot, &m);
 	return 0;
 }

@@ -313,7 +313,7 @@ static void rescan(struct wrk *w)
 
 static_assert(SHOAL_MSG_REDELIVERED == IPC_F_REDELIVERED && SHOAL_MSG_CALL == IPC_F_CALL &&
 		      SHOAL_MSG_REPLY == IPC_F_REPLY && SHOAL_MSG_SYSTEM == IPC_F_SYSTEM &&
-		      SHOAL_MSG_ERROR == IPC_F_ERROR,
+		      SHOAL_MSG_ERROR == IPC_F_ERROR && SHOAL_MSG_ROUND == IPC_F_ROUND,
 	      "an agent's message flags are the engine's bits");
 
 static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
@@ -321,8 +321,8 @@ static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
 	sm->from = m->from;
 	sm->ref = m->ref;
 	sm->type = m->type;
-	sm->flags = m->flags &
-		    (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY | SHOAL_MSG_ERROR);
+	sm->flags = m->flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY |
+				SHOAL_MSG_ERROR | SHOAL_MSG_ROUND);
 	sm->len = m->len;
 	sm->data = m->data;
 }
@@ -350,6 +350,8 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 				w->self, a->name, m.type, (unsigned long long)m.from, m.attempts);
 			/* a caller hears why instead of waiting out its timeout */
 			ipc_reply_error(w->seg, wa->handle, &m, ECANCELED);
+			if (m.flags & IPC_F_ROUND)
+				ipc_round_answer(w->seg, m.ref, true);
 			ipc_mbox_drop_poison(w->seg, wa->slot, &m);
 			continue;
 		}
@@ -366,6 +368,12 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 
 				memcpy(&d, m.data, sizeof(d));
 				rc = t->handle_down(&ctx, wa->state, &d);
+			} else if (m.type == IPC_T_ROUND &&
+				   m.len >= sizeof(struct shoal_round_done)) {
+				/* the result of a round it started: to handle, marked as the
+				 * engine's */
+				sm.flags |= SHOAL_MSG_SYSTEM;
+				rc = t->handle(&ctx, wa->state, &sm);
 			}
 		} else if (m.flags & IPC_F_CALL) {
 			uint32_t rlen = 0;
@@ -385,6 +393,13 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 		} else {
 			rc = t->handle(&ctx, wa->state, &sm);
 		}
+		/*
+		 * A round's answer once the handler returned, before the consume: killed in
+		 * between, the message comes again and its second answer changes nothing. A
+		 * handler that failed answers dead (its agent is restarted).
+		 */
+		if (m.flags & IPC_F_ROUND)
+			ipc_round_answer(w->seg, m.ref, rc < 0);
 		/* relaxed: single writer (this worker); tools read a snapshot */
 		atomic_fetch_add_explicit(&a->handled, 1, memory_order_relaxed);
 		ipc_mbox_consume(w->seg, wa->slot, &m);
@@ -444,7 +459,8 @@ static bool has_work(void *arg)
 	struct wrk *w = arg;
 
 	if (is_stopping(w) || w->npending ||
-	    atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire) != w->seen_gen)
+	    atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire) != w->seen_gen ||
+	    wrk_rounds_any_done(w->seg))
 		return true;
 	for (uint32_t k = 0; k < w->n; k++)
 		if (ipc_mbox_has_msg(w->seg, w->list[k]))
@@ -648,7 +664,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	}
 	for (;;) {
 		uint32_t done = 0;
-		uint64_t next_tick, timeout;
+		uint64_t next_tick, next_round, timeout;
 
 		w.now = shm_now_ns();
 		if (w.boosted && w.now - w.boost_t0 >= WRK_BOOST_MAX_NS)
@@ -669,6 +685,10 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 				k--; /* removed: list[k] now holds another agent */
 		}
 		next_tick = run_ticks(&w);
+		/* rounds our agents started: results posted now are drained next round */
+		done += wrk_rounds_poll(seg, w.now, &next_round);
+		if (next_round < next_tick)
+			next_tick = next_round;
 		shm_proc_heartbeat(seg);
 		if (done)
 			telem_round(&w, done);
@@ -691,6 +711,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	}
 	w.now = shm_now_ns();
 	shutdown_agents(&w);
+	wrk_rounds_end_all(seg);
 	telem_flush(&w, true);
 	ipc_waiter_destroy(w.waiter);
 	rc = 0;

@@ -85,6 +85,21 @@ int wrk_mon_drop_watcher(struct shm_seg *seg, shoal_handle_t h);
 struct shoal_out;
 int wrk_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct shoal_out *msgs,
 		   uint32_t n, int timeout_ms);
+/* Fill res (counts and res->member) from round r: its owner, before ipc_round_end(). */
+struct shoal_round_result;
+void wrk_round_tally(struct shm_seg *seg, const struct ipc_round *r,
+		     struct shoal_round_result *res);
+/* Rounds this worker's agents started (round.c). */
+/* Has one of them completed (its result is to be posted)? has_work's check. */
+bool wrk_rounds_any_done(const struct shm_seg *seg);
+/*
+ * Post the result of each round that completed or whose deadline passed by now to its
+ * agent (SHOAL_T_ROUND) and free its record. Returns how many were posted; *next_deadline
+ * gets the earliest deadline of those still open (UINT64_MAX: none).
+ */
+uint32_t wrk_rounds_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadline);
+/* The worker stops in order: free the records of its agents' open rounds (no result). */
+void wrk_rounds_end_all(struct shm_seg *seg);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */
 int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h);
 /* Undo monitor-entry claims of a dead process slot. */

@@ -163,6 +163,18 @@ int shoal_send_batch(struct shoal_ctx *ctx, const struct shoal_out *msgs, uint32
 int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
 		    uint32_t len);
 /*
+ * Broadcast with acknowledgements, never waiting: send to every member of `group` (one wake
+ * per worker) and return at once with the round's reference in *ref_out. The result comes
+ * later to handle() as a message with SHOAL_MSG_SYSTEM, type SHOAL_T_ROUND, that reference
+ * as ref and a struct shoal_round_done: when every member has answered (its handler
+ * returned) or died, or when timeout_ms (> 0) has passed. A member that dies, stops or whose
+ * mailbox is full counts as dead at once. If this agent's worker dies, its rounds end with
+ * it (no result comes). Returns 0, or -EINVAL, -ENOENT (no such group), -ENOSPC (every round
+ * record is in use), -EMSGSIZE, -ENOMEM.
+ */
+int shoal_broadcast_acked(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
+			  uint32_t len, int timeout_ms, uint64_t *ref_out);
+/*
  * Monitor target: this agent gets DOWN when target crashes or stops and UP when it runs
  * again. Returns 0 and a reference in *ref_out, -ENOSPC (monitor table full).
  */

@@ -83,6 +83,36 @@ int shoal_client_call_async(struct shoal_client *c, shoal_handle_t to, uint32_t 
 int shoal_client_broadcast(struct shoal_client *c, const char *group, uint32_t type,
 			   const void *data, uint32_t len, int timeout_ms);
 
+/* The result of a broadcast with acknowledgements. */
+struct shoal_round_result {
+	uint32_t members;		   /* members of the group at the start */
+	uint32_t acked;			   /* acknowledged: their handler returned */
+	uint32_t dead;			   /* died, stopped or unreachable during the round */
+	uint32_t absent;		   /* no answer by the deadline */
+	uint64_t elapsed_ns;		   /* from the start to the end of the wait */
+	struct shoal_round_member *member; /* in: the caller's array of cap entries, or NULL;
+					    * out: the first min(members, cap) members */
+	uint32_t cap;			   /* in: entries in member */
+	uint32_t rsvd;			   /* zero */
+};
+
+/*
+ * Broadcast with acknowledgements: send one message to every member of process group
+ * `group` (one wake per worker) and wait until every member has answered or timeout_ms
+ * (> 0) passes. A member answers when its handler has returned (a client inbox when
+ * shoal_client_recv() takes the message); a member that dies, stops or cannot be reached
+ * counts as dead at once, so a worker killed mid-round ends the wait for its members, not
+ * the timeout. Fills *res (counts, and each member's handle and state into res->member).
+ * Returns 0 when every member answered, -ETIMEDOUT when some had not by the deadline (res
+ * lists them as absent), or -EINVAL (timeout_ms <= 0, NULL arguments), -ENOENT (no such
+ * group), -ENOSPC (every round record is in use: raise [segment] rounds), -EMSGSIZE,
+ * -ESHUTDOWN / -EOWNERDEAD (the instance went away). The client's own inbox, if a member,
+ * counts as absent: it does not read while it waits.
+ */
+int shoal_client_broadcast_acked(struct shoal_client *c, const char *group, uint32_t type,
+				 const void *data, uint32_t len, int timeout_ms,
+				 struct shoal_round_result *res);
+
 /*
  * Process groups: the client's inbox joins or leaves group `group` (it then receives the
  * group's broadcasts); a group is created on its first join and deleted with its last

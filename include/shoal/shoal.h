@@ -73,10 +73,43 @@ static inline uint32_t shoal_handle_gen(shoal_handle_t h)
 #define SHOAL_MSG_REPLY	      0x4u  /* the reply to an async call; ref says which */
 #define SHOAL_MSG_SYSTEM      0x8u  /* from the engine: type is SHOAL_T_DOWN or SHOAL_T_UP */
 #define SHOAL_MSG_ERROR	      0x10u /* see above */
+#define SHOAL_MSG_ROUND	      0x20u /* a broadcast with acks: acked when the handler returns */
 
 /* Engine message types (with SHOAL_MSG_SYSTEM); the payload is a struct shoal_down. */
 #define SHOAL_T_DOWN 1u
 #define SHOAL_T_UP   2u
+
+/*
+ * Broadcast with acknowledgements (shoal_client_broadcast_acked(), shoal_broadcast_acked()):
+ * every member of a group gets the message (flagged SHOAL_MSG_ROUND) and is acknowledged
+ * when its handler returns. What each member did:
+ */
+#define SHOAL_ROUND_ABSENT 0u /* no answer by the deadline */
+#define SHOAL_ROUND_ACKED  1u /* its handler returned */
+#define SHOAL_ROUND_DEAD                                                                           \
+	2u /* it died (its worker, or its handler failed), stopped, or could                       \
+	    * not be reached: counted at once, not at the timeout */
+
+/* One member of a round, as the result lists it. */
+struct shoal_round_member {
+	shoal_handle_t handle;
+	uint32_t state; /* SHOAL_ROUND_* */
+	uint32_t rsvd;	/* zero */
+};
+
+/*
+ * An agent's round ended: a message with SHOAL_MSG_SYSTEM, type SHOAL_T_ROUND and this
+ * payload, to the agent that started it.
+ */
+#define SHOAL_T_ROUND 3u
+struct shoal_round_done {
+	uint64_t ref;	     /* the round's reference (shoal_broadcast_acked()'s *ref_out) */
+	uint32_t members;    /* members at the start */
+	uint32_t acked;	     /* of those, acknowledged */
+	uint32_t dead;	     /* died, stopped or unreachable */
+	uint32_t absent;     /* no answer by the deadline */
+	uint64_t elapsed_ns; /* from the start to the last answer or the deadline */
+};
 
 /* Where a spawned agent goes (shoal_client_spawn(), shoal_spawn_async()). */
 #define SHOAL_WHERE_ANY	   0u /* the least loaded running worker */
