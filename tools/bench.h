@@ -77,6 +77,8 @@ int bench_control(int argc, char **argv, struct bench_opts *o);
 int bench_coord(int argc, char **argv, struct bench_opts *o);
 /* bench coord's variables part (bench_coord_vars.c): rows into r, its notes set; 0/-errno. */
 int bench_coord_vars(struct bench_opts *o, struct bench_report *r);
+/* bench coord's pool rows (bench_coord_pool.c): rows into r, notes appended; 0/-errno. */
+int bench_coord_pool(struct bench_opts *o, struct bench_report *r);
 int bench_ipc(int argc, char **argv, struct bench_opts *o);
 int bench_registry(int argc, char **argv, struct bench_opts *o);
 int bench_restart(int argc, char **argv, struct bench_opts *o);

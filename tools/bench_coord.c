@@ -273,6 +273,8 @@ int bench_coord(int argc, char **argv, struct bench_opts *o)
 	rep.json = o->json;
 	r = bench_coord_vars(o, &rep);
 	if (!r)
+		r = bench_coord_pool(o, &rep);
+	if (!r)
 		r = coord_rounds(o, &rep);
 	if (r)
 		return tool_exit_for(r);
