@@ -582,8 +582,14 @@ static int lock_var(struct shm_seg *seg, struct shm_var *v, uint64_t deadline, u
 			return -EDEADLK;
 		}
 		if (spins % 64 == 63) {
-			if (shm_now_ns() > deadline)
+			/* past the deadline: a holder only the kernel can tell dead is not "live" */
+			if (shm_now_ns() > deadline) {
+				if (shm_tag_is_dead(seg, l, true)) {
+					*dead = l;
+					return -EDEADLK;
+				}
 				return -EAGAIN;
+			}
 			sched_yield();
 		} else {
 			shm_cpu_relax();
@@ -607,7 +613,7 @@ int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint3
 	uint32_t ord[SHM_VAR_MANY];
 	uint64_t deadline, now, dead, cnt;
 	struct shm_var_rec *rec;
-	uint32_t taken;
+	uint32_t taken, late = 0;
 	struct vgeo g;
 	int r = vgeo(seg, &g);
 
@@ -658,8 +664,10 @@ again:
 		if (r == -EAGAIN)
 			return r;
 		resolve_dead(seg, &g, v[ord[taken]], dead);
-		if (shm_now_ns() > deadline)
-			return -EAGAIN; /* dead locks others keep resolving: try again */
+		/* past the deadline, one more try per variable: a dead lock resolved is progress,
+		 * but dead locks that keep coming (others dying as fast) end it: try again later */
+		if (shm_now_ns() > deadline && ++late > n)
+			return -EAGAIN;
 		goto again;
 	}
 	for (uint32_t i = 0; i < n; i++) {

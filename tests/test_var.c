@@ -660,6 +660,30 @@ static void test_var_crash_steps_batch(void **state)
  * A writer that finishes a dead writer's committed batch dies too, at each step of that:
  * the values stay new for readers, and a third writer (or the repair of both) finishes.
  */
+/*
+ * A writer that dies holding a variable's lock is judged dead before any deadline: an update
+ * with no wait at all (an agent's in a loaded machine, whose 20 us pass in one yield) still
+ * resolves the dead lock instead of reporting a live holder (-EAGAIN). Before the fix the
+ * kernel was asked only every 256 spins, after the deadline's check.
+ */
+static void test_var_dead_lock_zero_wait(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	uint64_t id = mk(seg, "held", SHM_VAR_INT), cur = 0;
+	int64_t v = 7;
+	struct shm_var_op op = {
+		.id = id, .type = SHM_VAR_INT, .len = 8, .data = &v, .expect = SHM_VAR_ANY};
+	struct shm_var_val out = {0};
+
+	(void)state;
+	need_test_hooks();
+	assert_true(run_victim(seg, &id, 1, 5, SHM_VAR_STEP_LOCKED, 1) != UINT32_MAX);
+	assert_int_equal(shm_var_update_wait(seg, &op, 1, 0, 0, &cur, NULL), 0);
+	assert_int_equal(shm_var_read(seg, id, &out), 0);
+	assert_int_equal(out.num.i, 7);
+	done_seg(seg);
+}
+
 static void test_var_crash_helper(void **state)
 {
 	static const struct crash_case helper_cases[] = {
@@ -1280,6 +1304,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_single, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_steps_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_helper, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_var_dead_lock_zero_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_repair_without_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_crash_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_var_torn_processes, setup, teardown),
