@@ -39,14 +39,21 @@ const char sup_default_config[] =
 	"intensity = 10\n"
 	"period = 10\n"
 	"\n"
-	"; the demo: tuners search shared hyperparameters, the coordinator keeps the best\n"
+	"; the demo: tuners search shared hyperparameters (the variables best.*), the\n"
+	"; coordinator keeps the best and announces it with acknowledged broadcasts, and\n"
+	"; tuners draw evaluators from a pool\n"
 	"[agent coordinator]\n"
 	"type = coordinator\n"
 	"\n"
 	"[agent tuner]\n"
 	"type = tuner\n"
 	"count = 100\n"
-	"name = tuner-%03u\n";
+	"name = tuner-%03u\n"
+	"\n"
+	"[pool evaluators]\n"
+	"type = echo\n"
+	"size = 4\n"
+	"overflow = 4\n";
 
 #define MAX_SECTIONS (SUP_MAX_AGENT_SPECS + 16) /* section headers remembered */
 #define MAX_SEC_KEYS 24				/* keys remembered per section */

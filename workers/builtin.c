@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shm/pool.h"
 #include "workers/wrk_int.h"
 
 /* --- echo: a call is answered with its payload; casts are ignored --- */
@@ -220,14 +221,27 @@ static const struct shoal_agent_type crasher_type = {
 
 /*
  * --- the demo: tuners search a hyperparameter vector; each tick a tuner tries a step near
- * the best vector it knows and casts its score to the coordinator; the coordinator keeps
- * the best and broadcasts it to the group "tuners" when it improves. A tuner asks the
- * coordinator for the current best at start (an async call). Both checkpoint their best.
+ * the best vector it knows and casts its score to the coordinator. The coordinator keeps the
+ * best and, when it improves, publishes it as coordination variables (best.score and
+ * best.x0..x3, one atomic update: a tuner reads all five or none of a change) and announces
+ * it with a broadcast with acknowledgements to the group "tuners" (it learns who took it).
+ * Each tick a tuner also reads the variables (the newest best, whoever wrote it) and draws an
+ * evaluator from the pool "evaluators" (checked in again when done; a queued checkout's grant
+ * comes as a reply). Both checkpoint their best. Every 5 s the coordinator prints what the
+ * coordination did: rounds per second and their p99, pool checkouts, the variables' version.
  */
-#define DEMO_DIM     4
-#define DEMO_T_SCORE 100u /* tuner -> coordinator: struct demo_point */
-#define DEMO_T_BEST  101u /* coordinator -> tuners (broadcast): struct demo_point */
-#define DEMO_T_GET   102u /* call: answers struct demo_point */
+#define DEMO_DIM      4
+#define DEMO_T_SCORE  100u /* tuner -> coordinator: struct demo_point */
+#define DEMO_T_BEST   101u /* coordinator -> tuners (acknowledged broadcast): struct demo_point */
+#define DEMO_T_GET    102u /* call: answers struct demo_point */
+#define DEMO_T_EVAL   103u /* tuner -> evaluator (pooled): struct demo_point */
+#define DEMO_POOL     "evaluators"
+#define DEMO_NVARS    (1 + DEMO_DIM)
+#define DEMO_LAT      256 /* round latencies kept for the p99 */
+#define DEMO_PRINT_NS 5000000000ull
+
+static const char *const demo_var_names[DEMO_NVARS] = {"best.score", "best.x0", "best.x1",
+						       "best.x2", "best.x3"};
 
 struct demo_point {
 	double score; /* higher is better; the optimum is 0 */
@@ -238,6 +252,10 @@ struct tuner_state {
 	struct demo_point best;
 	uint64_t rng;
 	shoal_handle_t coord;
+	shoal_var_t vars[DEMO_NVARS]; /* resolved once the coordinator made them */
+	bool have_vars;
+	uint64_t pool_ref;   /* a queued checkout's reference, 0 none */
+	shoal_handle_t held; /* an evaluator checked out, 0 none */
 };
 
 static const double demo_target[DEMO_DIM] = {0.3, -1.2, 2.5, 0.7};
@@ -281,6 +299,14 @@ static int tuner_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, voi
 	return 0;
 }
 
+static void tuner_take(struct shoal_ctx *ctx, struct tuner_state *s, const struct demo_point *p)
+{
+	if (p->score > s->best.score) {
+		s->best = *p;
+		shoal_checkpoint(ctx, &s->best, sizeof(s->best));
+	}
+}
+
 static void tuner_adopt(struct shoal_ctx *ctx, struct tuner_state *s, const struct shoal_msg *m)
 {
 	struct demo_point p;
@@ -288,16 +314,58 @@ static void tuner_adopt(struct shoal_ctx *ctx, struct tuner_state *s, const stru
 	if (m->len != sizeof(p))
 		return;
 	memcpy(&p, m->data, sizeof(p));
-	if (p.score > s->best.score) {
-		s->best = p;
-		shoal_checkpoint(ctx, &s->best, sizeof(s->best));
+	tuner_take(ctx, s, &p);
+}
+
+/* The best as the variables say, all five of one update (read as of one instant). */
+static void tuner_read_vars(struct shoal_ctx *ctx, struct tuner_state *s)
+{
+	struct shoal_var_value v[DEMO_NVARS];
+	struct demo_point p;
+
+	if (!s->have_vars) {
+		for (int i = 0; i < DEMO_NVARS; i++)
+			if (shoal_var_lookup(ctx, demo_var_names[i], &s->vars[i]))
+				return;
+		s->have_vars = true;
+	}
+	memset(v, 0, sizeof(v));
+	if (shoal_var_read_many(ctx, s->vars, DEMO_NVARS, v) || !v[0].version)
+		return;
+	p.score = v[0].num.d;
+	for (int i = 0; i < DEMO_DIM; i++)
+		p.x[i] = v[1 + i].num.d;
+	tuner_take(ctx, s, &p);
+}
+
+/* An evaluator from the pool: score our point with it (a cast), then give it back. */
+static void tuner_evaluate(struct shoal_ctx *ctx, struct tuner_state *s)
+{
+	if (s->held) {
+		shoal_cast(ctx, s->held, DEMO_T_EVAL, &s->best, sizeof(s->best));
+		shoal_pool_checkin(ctx, DEMO_POOL, s->held);
+		s->held = 0;
 	}
 }
 
 static int tuner_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
 {
+	struct tuner_state *s = state;
+
+	if ((m->flags & SHOAL_MSG_REPLY) && s->pool_ref && m->ref == s->pool_ref) {
+		struct shoal_pool_grant g;
+
+		s->pool_ref = 0;
+		if (!(m->flags & SHOAL_MSG_ERROR) && m->type == SHOAL_T_POOL &&
+		    m->len == sizeof(g)) {
+			memcpy(&g, m->data, sizeof(g));
+			s->held = g.agent;
+			tuner_evaluate(ctx, s);
+		}
+		return 0;
+	}
 	if (m->type == DEMO_T_BEST || (m->flags & SHOAL_MSG_REPLY))
-		tuner_adopt(ctx, state, m);
+		tuner_adopt(ctx, s, m);
 	return 0;
 }
 
@@ -306,17 +374,20 @@ static int tuner_tick(struct shoal_ctx *ctx, void *state)
 	struct tuner_state *s = state;
 	struct demo_point p;
 
+	tuner_read_vars(ctx, s);
 	for (int i = 0; i < DEMO_DIM; i++)
 		p.x[i] = s->best.x[i] + rng_unit(&s->rng) * 0.2;
 	p.score = demo_score(p.x);
-	if (p.score > s->best.score) {
-		s->best = p;
-		shoal_checkpoint(ctx, &s->best, sizeof(s->best));
-	}
+	tuner_take(ctx, s, &p);
 	if (s->coord == SHOAL_HANDLE_NONE)
 		shoal_lookup(ctx, "coordinator", &s->coord);
 	if (s->coord != SHOAL_HANDLE_NONE)
 		shoal_cast(ctx, s->coord, DEMO_T_SCORE, &s->best, sizeof(s->best));
+	/* one evaluation at a time: a checkout still queued is left to come */
+	if (!s->pool_ref && !s->held &&
+	    shoal_pool_checkout(ctx, DEMO_POOL, 1000, &s->held, &s->pool_ref) != 1)
+		s->pool_ref = 0;
+	tuner_evaluate(ctx, s);
 	return 0;
 }
 
@@ -332,21 +403,44 @@ static const struct shoal_agent_type tuner_type = {
 
 struct coord_state {
 	struct demo_point best;
-	uint32_t improved; /* since the last broadcast */
+	uint32_t improved; /* since the last publication */
+	shoal_var_t vars[DEMO_NVARS];
+	bool have_vars;
+	uint64_t round_ref;		      /* the round in flight, 0 none */
+	uint64_t rounds, acked, dead, absent; /* rounds finished since the last print */
+	uint64_t lat[DEMO_LAT];		      /* their latencies (ns), the newest DEMO_LAT */
+	uint32_t nlat;
+	uint64_t next_print_ns, last_print_ns, checkouts_then, version;
 };
 
 static int coord_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
 {
 	struct coord_state *s = calloc(1, sizeof(*s));
 
-	(void)ctx;
 	if (!s)
 		return -ENOMEM;
 	s->best.score = -1e300;
 	if (ckpt && len == sizeof(s->best))
 		memcpy(&s->best, ckpt, sizeof(s->best));
+	s->last_print_ns = shoal_now_ns(ctx);
+	s->next_print_ns = s->last_print_ns + DEMO_PRINT_NS;
 	*state = s;
 	return 0;
+}
+
+/* The five variables, made (or found) once: an instance without variables has none. */
+static bool coord_vars(struct shoal_ctx *ctx, struct coord_state *s)
+{
+	if (s->have_vars)
+		return true;
+	for (int i = 0; i < DEMO_NVARS; i++) {
+		int r = shoal_var_create(ctx, demo_var_names[i], SHOAL_VAR_DOUBLE, &s->vars[i]);
+
+		if (r && !(r == -EEXIST && s->vars[i]))
+			return false;
+	}
+	s->have_vars = true;
+	return true;
 }
 
 static int coord_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
@@ -354,6 +448,21 @@ static int coord_handle(struct shoal_ctx *ctx, void *state, const struct shoal_m
 	struct coord_state *s = state;
 	struct demo_point p;
 
+	if ((m->flags & SHOAL_MSG_SYSTEM) && m->type == SHOAL_T_ROUND &&
+	    m->len == sizeof(struct shoal_round_done)) {
+		struct shoal_round_done d;
+
+		memcpy(&d, m->data, sizeof(d));
+		if (d.ref != s->round_ref)
+			return 0;
+		s->round_ref = 0;
+		s->rounds++;
+		s->acked += d.acked;
+		s->dead += d.dead;
+		s->absent += d.absent;
+		s->lat[s->nlat++ % DEMO_LAT] = d.elapsed_ns;
+		return 0;
+	}
 	if (m->type != DEMO_T_SCORE || m->len != sizeof(p))
 		return 0;
 	memcpy(&p, m->data, sizeof(p));
@@ -392,14 +501,67 @@ static int coord_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Every DEMO_PRINT_NS: what the coordination did since the last print, on stdout. */
+static void coord_print(struct shoal_ctx *ctx, struct coord_state *s, uint64_t now)
+{
+	uint64_t lat[DEMO_LAT], p99 = 0, checkouts = 0;
+	uint32_t n = s->nlat < DEMO_LAT ? s->nlat : DEMO_LAT, id;
+	double secs = (double)(now - s->last_print_ns) / 1e9;
+	struct shm_pool_info in;
+
+	if (n) {
+		memcpy(lat, s->lat, n * sizeof(lat[0]));
+		qsort(lat, n, sizeof(lat[0]), cmp_u64);
+		p99 = lat[(n * 99 + 99) / 100 - 1];
+	}
+	if (shm_pool_find(ctx->seg, DEMO_POOL, &id) == 0 && shm_pool_read(ctx->seg, id, &in) == 0)
+		checkouts = in.checkouts;
+	printf("shoal demo: acknowledged broadcasts %.1f/s, p99 %.0f us (%llu acked, %llu dead, "
+	       "%llu absent); pool %s %.0f checkouts/s; best %.5f, variables best.* at version "
+	       "%llu\n",
+	       secs > 0 ? (double)s->rounds / secs : 0.0, (double)p99 / 1e3,
+	       (unsigned long long)s->acked, (unsigned long long)s->dead,
+	       (unsigned long long)s->absent, DEMO_POOL,
+	       secs > 0 ? (double)(checkouts - s->checkouts_then) / secs : 0.0, s->best.score,
+	       (unsigned long long)s->version);
+	fflush(stdout);
+	s->checkouts_then = checkouts;
+	s->rounds = s->acked = s->dead = s->absent = 0;
+	s->nlat = 0;
+	s->last_print_ns = now;
+	s->next_print_ns = now + DEMO_PRINT_NS;
+}
+
 static int coord_tick(struct shoal_ctx *ctx, void *state)
 {
 	struct coord_state *s = state;
+	uint64_t now = shoal_now_ns(ctx);
 
-	if (s->improved) {
-		s->improved = 0;
-		shoal_broadcast(ctx, "tuners", DEMO_T_BEST, &s->best, sizeof(s->best));
+	if (s->improved && !s->round_ref && coord_vars(ctx, s)) {
+		struct shoal_var_set set[DEMO_NVARS];
+		const double *val[DEMO_NVARS] = {&s->best.score, &s->best.x[0], &s->best.x[1],
+						 &s->best.x[2], &s->best.x[3]};
+
+		for (int i = 0; i < DEMO_NVARS; i++)
+			set[i] = (struct shoal_var_set){s->vars[i], SHOAL_VAR_DOUBLE, 8, val[i],
+							SHOAL_VAR_ANY};
+		/* one update of all five: a reader sees the new best whole or not at all */
+		if (shoal_var_update(ctx, set, DEMO_NVARS, NULL) == 0) {
+			s->improved = 0;
+			s->version++;
+			shoal_broadcast_acked(ctx, "tuners", DEMO_T_BEST, &s->best, sizeof(s->best),
+					      1000, &s->round_ref);
+		}
 	}
+	if (now >= s->next_print_ns)
+		coord_print(ctx, s, now);
 	return 0;
 }
 
