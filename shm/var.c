@@ -582,7 +582,7 @@ static int lock_var(struct shm_seg *seg, struct shm_var *v, uint64_t deadline, u
 			return -EDEADLK;
 		}
 		if (spins % 64 == 63) {
-			/* past the deadline: a holder only the kernel can tell dead is not "live" */
+			/* past the deadline: a holder the kernel calls dead is not "live" */
 			if (shm_now_ns() > deadline) {
 				if (shm_tag_is_dead(seg, l, true)) {
 					*dead = l;
