@@ -379,6 +379,7 @@ struct shm_pid_stat {
 int shm_pid_stat_read(pid_t pid, struct shm_pid_stat *out);
 const char *shm_inst_state_name(uint32_t st);
 const char *shm_proc_state_name(uint32_t st);
+const char *shm_agent_state_name(uint32_t st); /* enum shm_agent_state */
 const char *shm_role_name(uint32_t role);
 const char *shm_exit_reason_name(uint32_t r);
 /* Copy string s, NUL included, into a fixed field of cap bytes; false if it does not fit. */

@@ -152,6 +152,13 @@ const char *shm_proc_state_name(uint32_t st)
 	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
 }
 
+const char *shm_agent_state_name(uint32_t st)
+{
+	static const char *n[] = {"free", "starting", "running", "down", "stopping", "stopped"};
+
+	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
+}
+
 const char *shm_role_name(uint32_t role)
 {
 	static const char *n[] = {"-", "supervisor", "worker", "client"};

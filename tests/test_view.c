@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "tests/skip.h"
 #include "tests/support.h"
@@ -543,6 +544,126 @@ static void test_view_concurrent_claims(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/* The JSON object's member at a dotted path ("header.liveness"), or fail. */
+static json_t *jget(json_t *o, const char *path)
+{
+	char key[64];
+	const char *dot;
+
+	while ((dot = strchr(path, '.'))) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		o = json_object_get(o, key);
+		if (!o)
+			fail_msg("inspect --json: no '%s'", key);
+		path = dot + 1;
+	}
+	o = json_object_get(o, path);
+	if (!o)
+		fail_msg("inspect --json: no '%s'", path);
+	return o;
+}
+
+/* The array element whose string member key is value, or NULL. */
+static json_t *jfind(json_t *a, const char *key, const char *value)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(a, i, e)
+	{
+		json_t *k = json_object_get(e, key);
+
+		if (k && json_is_string(k) && !strcmp(json_string_value(k), value))
+			return e;
+	}
+	return NULL;
+}
+
+/*
+ * shoal inspect --json against a running instance, field by field against what the test
+ * did: three echo agents spawned, calls answered by one, its worker killed and restarted.
+ */
+static void test_view_inspect_json_running(void **state)
+{
+	static const char cfg[] = "[instance]\nworkers = 2\nplacement = none\n"
+				  "[agent e]\ntype = echo\ncount = 3\nname = e%u\n";
+	const char *args[] = {"inspect", "--json", NULL};
+	static char out[1 << 18];
+	struct rt_client c;
+	struct rt_run r;
+	shoal_handle_t h;
+	json_error_t jerr;
+	json_t *root, *agents, *e0, *procs, *w;
+	uint32_t host;
+	size_t i;
+	pid_t victim;
+
+	(void)state;
+	rt_start(&r, "t-view", "json", cfg, NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&c, r.inst);
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "e0", 2, &h, NULL), 0);
+	for (int k = 0; k < 5; k++)
+		rt_expect_echo(&c, h);
+	host = atomic_load(&shm_agent_at(c.seg, shoal_handle_slot(h))->worker) - 1;
+	victim = rt_slot_pid(c.seg, host);
+	assert_true(victim > 0);
+	kill(victim, SIGKILL);
+	WAIT_FOR(c.seg, atomic_load(&shm_proc_at(c.seg, host)->restarts) >= 1 &&
+				atomic_load(&shm_proc_at(c.seg, host)->state) == SHM_PROC_RUNNING);
+	rt_expect_echo(&c, h); /* the restarted agent answers: 6 handled at least */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), args), 0);
+	root = json_loads(out, 0, &jerr);
+	if (!root)
+		fail_msg("inspect --json is not JSON: %s at line %d: %.200s", jerr.text, jerr.line,
+			 out);
+	assert_string_equal(json_string_value(jget(root, "schema")), "shoal.inspect/1");
+	assert_true(json_is_true(jget(root, "complete")));
+	assert_string_equal(json_string_value(jget(root, "header.instance")), r.inst);
+	assert_string_equal(json_string_value(jget(root, "header.state")), "running");
+	assert_int_equal(json_integer_value(jget(root, "config.max_agents")),
+			 shm_hdr(c.seg)->cfg.max_agents);
+	agents = jget(root, "agents");
+	for (int k = 0; k < 3; k++) {
+		char name[8];
+		json_t *a;
+
+		snprintf(name, sizeof(name), "e%d", k);
+		a = jfind(agents, "name", name);
+		if (!a)
+			fail_msg("inspect --json: no agent %s", name);
+		assert_string_equal(json_string_value(json_object_get(a, "type")), "echo");
+		assert_string_equal(json_string_value(json_object_get(a, "state")), "running");
+	}
+	e0 = jfind(agents, "name", "e0");
+	assert_int_equal(json_integer_value(json_object_get(e0, "handle")), (json_int_t)h);
+	assert_true(json_integer_value(json_object_get(e0, "handled")) >= 6);
+	assert_int_equal(json_integer_value(json_object_get(e0, "restarts")), 1);
+	assert_int_equal(json_integer_value(json_object_get(e0, "worker")), (json_int_t)host);
+	assert_int_equal(json_integer_value(json_object_get(e0, "queued")), 0);
+	/* the killed worker: one restart, its last exit a SIGKILL */
+	procs = jget(root, "processes");
+	w = NULL;
+	json_array_foreach(procs, i, w)
+	{
+		if (json_integer_value(json_object_get(w, "slot")) == (json_int_t)host)
+			break;
+		w = NULL;
+	}
+	assert_non_null(w);
+	assert_string_equal(json_string_value(json_object_get(w, "role")), "worker");
+	assert_string_equal(json_string_value(json_object_get(w, "state")), "running");
+	assert_int_equal(json_integer_value(json_object_get(w, "restarts")), 1);
+	assert_string_equal(json_string_value(jget(w, "last_exit.reason")), "signal");
+	assert_int_equal(json_integer_value(jget(w, "last_exit.signal")), SIGKILL);
+	assert_int_equal(json_integer_value(jget(w, "last_exit.pid")), victim);
+	assert_true(json_integer_value(jget(root, "exits_total")) >= 1);
+	assert_non_null(jfind(jget(root, "names"), "name", "e2"));
+	json_decref(root);
+	rt_client_close(&c);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +672,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_view_refresh_reuses_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_other_geometry_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_concurrent_claims, setup, teardown),
+		cmocka_unit_test_teardown(test_view_inspect_json_running, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */

@@ -19,12 +19,15 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: shoal inspect [--instance NAME] [--all] [--wait MS]\n"
-		"       shoal inspect --scratch\n"
+		"usage: shoal inspect [--instance NAME] [--all] [--wait MS] [--json]\n"
+		"       shoal inspect --scratch [--json]\n"
 		"Attaches read-only and prints the header, the liveness of the supervisor, the\n"
 		"region table, the process table and the agents. Never writes to the segment.\n"
 		"  --all      also list free and exited process slots\n"
 		"  --wait MS  wait up to MS for a starting instance to become ready (default 0)\n"
+		"  --json     one JSON object instead (schema shoal.inspect/1, "
+		"docs/inspect-json.md):\n"
+		"             every process slot, agent, name, group and pool, not the first few\n"
 		"  --scratch  create a scratch instance, inspect it, and remove it (a "
 		"self-check)\n");
 }
@@ -51,12 +54,10 @@ static const char *region_names[SHM_R_COUNT] = {
 /* What inspect prints: the snapshot, and the mailbox counters of the agents it lists. */
 struct inspect {
 	bool all;
+	bool json;
 	struct shm_view *v;
-	uint32_t nmbox; /* agent rows whose mailbox was read (a fault may stop it short) */
-	struct {
-		uint32_t depth;
-		uint64_t poisoned;
-	} mbox[AGENTS_SHOWN];
+	uint32_t nmbox;		/* agent rows whose mailbox was read (a fault may stop it short) */
+	struct tool_mbox *mbox; /* max_agents of them (--json lists every agent) */
 };
 
 /* The supervisor's control inbox (spawn/stop requests) and what it served. */
@@ -310,13 +311,6 @@ static void show_monitors(const struct shm_view *v)
 		printf("  ... %u more\n", v->nmonitors - shown);
 }
 
-static const char *agent_state_name(uint32_t st)
-{
-	static const char *n[] = {"free", "starting", "running", "down", "stopping", "stopped"};
-
-	return st < sizeof(n) / sizeof(n[0]) ? n[st] : "?";
-}
-
 static void show_agents(const struct inspect *in)
 {
 	const struct shm_view *v = in->v;
@@ -336,8 +330,8 @@ static void show_agents(const struct inspect *in)
 				 (unsigned long long)in->mbox[i].poisoned);
 		}
 		printf("  %5u %-5u %-8s %-12s %-24s %6d %6s %10llu %11llu %8u %8s\n", a->slot,
-		       a->gen, a->torn ? "changing" : agent_state_name(a->state), a->type, a->name,
-		       a->worker, queued, (unsigned long long)a->handled,
+		       a->gen, a->torn ? "changing" : shm_agent_state_name(a->state), a->type,
+		       a->name, a->worker, queued, (unsigned long long)a->handled,
 		       (unsigned long long)a->redelivered, a->restarts, poisoned);
 	}
 	if (v->nagents > AGENTS_SHOWN)
@@ -415,10 +409,17 @@ static int take_all(const struct shm_seg *seg, void *arg)
 		if (ret)
 			return ret;
 	}
+	if (!in->mbox) {
+		in->mbox = calloc(in->v->cfg.max_agents ? in->v->cfg.max_agents : 1,
+				  sizeof(*in->mbox));
+		if (!in->mbox)
+			return -ENOMEM;
+	}
 	ret = shm_view_take(seg, 3000000000ull, in->v);
 	if (ret)
 		return ret;
-	for (in->nmbox = 0; in->nmbox < in->v->nagents && in->nmbox < AGENTS_SHOWN; in->nmbox++) {
+	for (in->nmbox = 0; in->nmbox < in->v->nagents && (in->json || in->nmbox < AGENTS_SHOWN);
+	     in->nmbox++) {
 		struct ipc_mbox_stats ms;
 		uint32_t slot = in->v->agents[in->nmbox].slot;
 
@@ -480,10 +481,10 @@ static void show_all(const struct inspect *in, const char *path)
 		show_vars(v);
 }
 
-static int inspect_one(const char *instance, bool all, int wait_ms)
+static int inspect_one(const char *instance, bool all, bool json, int wait_ms)
 {
 	unsigned flags = SHM_ATTACH_RO | (wait_ms ? 0 : SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY);
-	struct inspect in = {.all = all};
+	struct inspect in = {.all = all, .json = json};
 	struct shm_seg *seg;
 	uint64_t bad = 0;
 	char err[512];
@@ -498,7 +499,9 @@ static int inspect_one(const char *instance, bool all, int wait_ms)
 	 * error, not a SIGBUS: no file in /dev/shm can crash inspect; the printing after it
 	 * reads the snapshot only */
 	ret = shm_seg_guard(seg, take_all, &in, &bad);
-	if (in.v)
+	if (in.v && json && !ret)
+		ret = tool_inspect_json(in.v, seg->path, in.mbox, in.nmbox, stdout);
+	else if (in.v && !json)
 		show_all(&in, seg->path);
 	fflush(stdout);
 	if (ret == -EFAULT)
@@ -518,13 +521,16 @@ static int inspect_one(const char *instance, bool all, int wait_ms)
 			"shoal inspect: instance '%s': its header changed while it was read "
 			"(%s); run inspect again\n",
 			instance, strerror(-ret));
+	else if (ret == -ENOMEM)
+		fprintf(stderr, "shoal inspect: out of memory\n");
 	shm_view_free(in.v);
+	free(in.mbox);
 	shm_seg_detach(seg);
-	return ret ? EXIT_USAGE : EXIT_OK;
+	return ret == -ENOMEM ? EXIT_SYSTEM : ret ? EXIT_USAGE : EXIT_OK;
 }
 
 /* Create a scratch instance, claim a slot in it, inspect it read-only, remove it. */
-static int scratch(bool all)
+static int scratch(bool all, bool json)
 {
 	struct shm_cfg cfg;
 	struct shm_seg *seg;
@@ -558,7 +564,7 @@ static int scratch(bool all)
 		rc = EXIT_SYSTEM;
 		goto out;
 	}
-	rc = inspect_one(name, all, 0);
+	rc = inspect_one(name, all, json, 0);
 out:
 	shm_seg_remove(seg);
 	shm_seg_detach(seg);
@@ -568,17 +574,21 @@ out:
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"instance", required_argument, NULL, 'i'}, {"all", no_argument, NULL, 'a'},
-		{"wait", required_argument, NULL, 'w'},	    {"scratch", no_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+		{"instance", required_argument, NULL, 'i'},
+		{"all", no_argument, NULL, 'a'},
+		{"wait", required_argument, NULL, 'w'},
+		{"scratch", no_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance();
-	bool all = false, do_scratch = false;
+	bool all = false, do_scratch = false, json = false;
 	int c, wait_ms = 0;
 	char *end;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:aw:sh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:aw:sjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			instance = optarg;
@@ -598,6 +608,9 @@ int cmd_inspect(int argc, char **argv)
 		case 's':
 			do_scratch = true;
 			break;
+		case 'j':
+			json = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -610,5 +623,5 @@ int cmd_inspect(int argc, char **argv)
 		fprintf(stderr, "shoal inspect: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	return do_scratch ? scratch(all) : inspect_one(instance, all, wait_ms);
+	return do_scratch ? scratch(all, json) : inspect_one(instance, all, json, wait_ms);
 }

@@ -41,6 +41,19 @@ int cmd_pool(int argc, char **argv);
 struct shm_view;
 /* Print a snapshot's pools (inspect, pool list): tools/cmd_pool.c. */
 void tool_show_pools(const struct shm_view *v);
+
+/* An agent's mailbox counters, read beside a snapshot (ipc/ has them, not the view). */
+struct tool_mbox {
+	uint32_t depth;
+	uint64_t poisoned;
+};
+/*
+ * Write snapshot v as one JSON object (schema "shoal.inspect/1", docs/inspect-json.md) to
+ * out; mb[i] are the mailbox counters of v->agents[i] for i < nmb. 0, or -ENOMEM.
+ * tools/inspect_json.c.
+ */
+int tool_inspect_json(const struct shm_view *v, const char *path, const struct tool_mbox *mb,
+		      uint32_t nmb, FILE *out);
 int cmd_var(int argc, char **argv);
 
 /* Map an -errno to the command's exit code: the one table, in tools/exit.c. */
