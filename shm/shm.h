@@ -371,9 +371,11 @@ bool shm_pid_is_running(pid_t pid, uint64_t start_time);
 char shm_pid_state(pid_t pid);
 /* What shoal reads of /proc/<pid>/stat. */
 struct shm_pid_stat {
-	char state;	     /* field 3: 'R', 'S', 'T' stopped, 'Z' zombie, ... */
-	uint64_t start_time; /* field 22, in clock ticks since boot: tells a reused pid */
-	int exit_code;	     /* field 52: its wait status once it exits (0 before); -1 unshown */
+	char state;	       /* field 3: 'R', 'S', 'T' stopped, 'Z' zombie, ... */
+	uint64_t start_time;   /* field 22, in clock ticks since boot: tells a reused pid */
+	int exit_code;	       /* field 52: its wait status once it exits (0 before); -1 unshown */
+	uint64_t utime, stime; /* fields 14, 15: CPU time in user and kernel mode, clock ticks */
+	uint64_t rss_pages;    /* field 24: resident set size, pages */
 };
 /* Read it: 0, -ESRCH (no such process), -EPROTO (unreadable), -errno. Any process. */
 int shm_pid_stat_read(pid_t pid, struct shm_pid_stat *out);

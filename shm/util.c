@@ -69,13 +69,22 @@ int shm_pid_stat_read(pid_t pid, struct shm_pid_stat *out)
 	out->state = p[2];
 	/* p at the space before field 3; each strchr moves to the space before the next one */
 	p++;
-	for (field = 3; field < 22 && p; field++)
+	for (field = 3; field < 22 && p; field++) {
 		p = strchr(p + 1, ' ');
+		/* p is at the space before field + 1 */
+		if (p && field + 1 == 14)
+			out->utime = strtoull(p + 1, NULL, 10);
+		else if (p && field + 1 == 15)
+			out->stime = strtoull(p + 1, NULL, 10);
+	}
 	if (!p || sscanf(p + 1, "%llu", &start) != 1)
 		return -EPROTO;
 	out->start_time = start;
-	for (; field < 52 && p; field++)
+	for (; field < 52 && p; field++) {
 		p = strchr(p + 1, ' ');
+		if (p && field + 1 == 24)
+			out->rss_pages = strtoull(p + 1, NULL, 10);
+	}
 	if (p && field == 52)
 		out->exit_code = (int)strtol(p + 1, NULL, 10);
 	return 0;

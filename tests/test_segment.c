@@ -1960,6 +1960,20 @@ static void test_segment_pid_stat(void **state)
 	assert_int_equal(st.start_time, shm_pid_start_time(c));
 	assert_true(st.start_time > 0);
 	assert_int_equal(st.exit_code, 0);
+	/* a child that has run: pages resident; our own CPU time grows with work */
+	assert_true(st.rss_pages > 0);
+	{
+		struct shm_pid_stat me0, me1;
+		volatile uint64_t x = 0;
+
+		assert_int_equal(shm_pid_stat_read(getpid(), &me0), 0);
+		while (shm_pid_stat_read(getpid(), &me1) == 0 &&
+		       me1.utime + me1.stime <= me0.utime + me0.stime + 1)
+			for (int i = 0; i < 1000000; i++)
+				x += (uint64_t)i;
+		assert_true(me1.utime + me1.stime > me0.utime + me0.stime + 1);
+		assert_true(me1.rss_pages > 0);
+	}
 	assert_int_equal(kill(c, SIGSTOP), 0);
 	{
 		uint64_t dl = shm_now_ns() + 15000000000ull;
