@@ -625,6 +625,79 @@ static void test_alloc_agent_result(void **state)
 	run_down(&x);
 }
 
+/* The line `shoal allocate` prints for handle h (fails if none). */
+static const char *line_of(const char *out, shoal_handle_t h)
+{
+	char hex[24];
+	const char *p;
+
+	snprintf(hex, sizeof(hex), "%#018llx", (unsigned long long)h);
+	p = strstr(out, hex);
+	if (!p)
+		fail_msg("no line for %s in:\n%s", hex, out);
+	return p;
+}
+
+/* Does the line at p (up to its newline) contain needle? */
+static bool line_has(const char *p, const char *needle)
+{
+	const char *nl = strchr(p, '\n'), *f = strstr(p, needle);
+
+	return f && (!nl || f < nl);
+}
+
+/*
+ * shoal allocate: the table (each member's state, demand and share), exit 0; max-min by
+ * --policy; a member that never answers: exit 1, listed absent; bad input: exit 2, said.
+ */
+static void test_alloc_tool(void **state)
+{
+	const char *prop[] = {"allocate", "g", "slots", "18", NULL};
+	const char *mm[] = {"allocate", "g", "slots", "18", "--policy", "maxmin", NULL};
+	const char *shortw[] = {"allocate", "g", "slots", "18", "--timeout", "200", NULL};
+	const char *badpol[] = {"allocate", "g", "slots", "18", "--policy", "fair", NULL};
+	const char *nogroup[] = {"allocate", "nosuch", "slots", "18", NULL};
+	const char *badcap[] = {"allocate", "g", "slots", "many", NULL};
+	const char *badcap2[] = {"allocate", "g", "slots", "18x", NULL};
+	const char *badres[] = {"allocate", "g", "a-name-longer-than-31-bytes-xxxxx", "18", NULL};
+	static char out[8192];
+	const char *l;
+	struct run x;
+
+	(void)state;
+	run_up(&x, "atool");
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), prop), 0);
+	assert_non_null(strstr(out, "slots for g: capacity 18, proportional: 8 members: 8 "
+				    "reported, 0 dead, 0 absent, 0 without a demand; demand 36, "
+				    "allocated 18"));
+	l = line_of(out, x.b[3]);
+	assert_true(line_has(l, "b-3"));
+	assert_true(line_has(l, "reported"));
+	assert_true(line_has(l, "           8            4"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), mm), 0);
+	assert_non_null(strstr(out, "capacity 18, maxmin:"));
+	assert_true(line_has(line_of(out, x.a[2]), "           3            3"));
+	assert_true(line_has(line_of(out, x.b[3]), "           8            2"));
+	/* the tool's own inbox is not in the group; our raw inbox is, and never answers */
+	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), shortw), 1);
+	assert_non_null(strstr(out, "9 members: 8 reported, 0 dead, 1 absent"));
+	assert_non_null(strstr(out, "(timed out)"));
+	assert_true(line_has(line_of(out, x.cl.inbox), "absent"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badpol), 2);
+	assert_non_null(strstr(out, "--policy 'fair': not a policy; use proportional or maxmin"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), nogroup), 2);
+	assert_non_null(strstr(out, "no group 'nosuch'"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badcap), 2);
+	assert_non_null(strstr(out, "CAPACITY 'many': not a number of units"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badcap2), 2);
+	assert_non_null(strstr(out, "CAPACITY '18x'"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badres), 2);
+	assert_non_null(strstr(out, "a name of 1..31 bytes"));
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	run_down(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -638,6 +711,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_alloc_client_absent, rt_teardown),
 		cmocka_unit_test_teardown(test_alloc_client_member, rt_teardown),
 		cmocka_unit_test_teardown(test_alloc_agent_result, rt_teardown),
+		cmocka_unit_test_teardown(test_alloc_tool, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */

@@ -100,14 +100,6 @@ bool wrk_rounds_any_done(const struct shm_seg *seg);
 uint32_t wrk_rounds_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadline);
 /* The worker stops in order: free the records of its agents' open rounds (no result). */
 void wrk_rounds_end_all(struct shm_seg *seg);
-/*
- * An allocation round run to its end by a client's thread (alloc.c): shoal_client_allocate()
- * and `shoal allocate`, with the client's segment, waiter and inbox (owner).
- */
-struct shoal_alloc_result;
-int wrk_alloc_run(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t owner,
-		  const char *group, const char *resource, uint64_t capacity,
-		  shoal_alloc_policy_fn policy, int timeout_ms, struct shoal_alloc_result *res);
 /* A client inbox's answer to ask m with demand: shoal_client_alloc_demand(). */
 int wrk_alloc_answer(struct shm_seg *seg, const struct shoal_msg *m, uint64_t demand);
 /* Allocation rounds this worker's agents started (alloc.c), as the rounds above. */
