@@ -356,10 +356,29 @@ static void check_got(struct run *x, shoal_handle_t h, unsigned shares, unsigned
 	assert_int_equal(ref_ok, 1);
 }
 
+/* A policy of the caller's: everything to the last member. */
+static int all_to_last(uint64_t capacity, const uint64_t *demand, uint32_t n, uint64_t *share)
+{
+	(void)demand;
+	for (uint32_t i = 0; i < n; i++)
+		share[i] = i + 1 == n ? capacity : 0;
+	return 0;
+}
+
+/* A policy that hands out more than there is: refused. */
+static int too_generous(uint64_t capacity, const uint64_t *demand, uint32_t n, uint64_t *share)
+{
+	(void)demand;
+	for (uint32_t i = 0; i < n; i++)
+		share[i] = capacity;
+	return 0;
+}
+
 /*
  * Demanders on two workers: proportional, then max-min, shares exact (the round's order is
- * by worker: a-0..3 then b-0..3, which decides ties) and received by each member; the echo
- * agent handles the ask without a demand and is left out.
+ * by worker: a-0..3 then b-0..3, which decides ties) and received by each member; a policy
+ * of the caller's, and one that hands out too much (refused); the echo agent handles the
+ * ask without a demand and is left out.
  */
 static void test_alloc_client_two_workers(void **state)
 {
@@ -399,6 +418,18 @@ static void test_alloc_client_two_workers(void **state)
 		assert_int_equal(entry_of(mem, 8, h)->share, mm[i]);
 		check_got(&x, h, 2, mm[i]);
 	}
+	/* the caller's policy; one whose shares pass the capacity is refused, nothing sent */
+	assert_int_equal(
+		shoal_client_allocate(x.c, "g", "slots", 18, all_to_last, TIMEOUT_MS, &res), 0);
+	assert_int_equal(entry_of(mem, 8, x.b[3])->share, 18);
+	assert_int_equal(entry_of(mem, 8, x.a[0])->share, 0);
+	check_got(&x, x.b[3], 3, 18);
+	assert_int_equal(
+		shoal_client_allocate(x.c, "g", "slots", 18, too_generous, TIMEOUT_MS, &res),
+		-ERANGE);
+	assert_int_equal(res.reported, 8);
+	assert_int_equal(res.delivered + res.allocated, 0);
+	check_got(&x, x.b[3], 3, 18);
 	/* an agent that handles the ask without a demand is left out */
 	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.e), 0);
 	assert_int_equal(shoal_client_allocate(x.c, "g", "slots", 100, NULL, TIMEOUT_MS, &res), 0);
