@@ -29,6 +29,7 @@
 #include "tests/ipc_test_util.h"
 #include "tests/run_test_util.h"
 #include "tests/support.h"
+#include "workers/wrk_int.h"
 
 /* --- the policies --- */
 
@@ -260,6 +261,43 @@ static void test_alloc_record_values_threads(void **state)
 		shm_round_free(seg, slot, gen);
 	}
 	free(h);
+	ts_seg_drop(seg, inst);
+}
+
+/*
+ * shoal_alloc_demand() from a handler: the demand lands in the round; a redelivered ask
+ * (its worker died after the demand, before the answer) reports again without an error, so
+ * a handler returning what it says does not fail, and the first demand stays; a second
+ * report in one delivery is -EALREADY; a message that is not an ask is -EINVAL.
+ */
+static void test_alloc_demand_redelivered(void **state)
+{
+	struct shm_seg *seg = make("demand", 64, 1);
+	struct wrk_agent wa = {.slot = 0, .handle = shoal_handle_make(0, 1)};
+	struct shoal_ctx ctx = {.seg = seg, .agent = &wa};
+	struct shoal_msg m = {.type = SHOAL_T_ALLOC_ASK, .flags = SHOAL_MSG_ROUND};
+	shoal_handle_t h[2];
+	uint32_t slot, gen, v;
+
+	(void)state;
+	fake_members(h, 2);
+	assert_int_equal(shm_round_claim(seg, &slot, &gen), 0);
+	shm_round_publish(seg, slot, gen, SHOAL_HANDLE_NONE, h, 2, shm_now_ns() + 1000000000u, 0);
+	m.ref = shm_round_ref(slot, gen, 1);
+	assert_int_equal(shoal_alloc_demand(&ctx, &m, SHOAL_ALLOC_DEMAND_MAX + 1ull), -ERANGE);
+	assert_int_equal(shoal_alloc_demand(&ctx, &m, 5), 0);
+	assert_int_equal(shoal_alloc_demand(&ctx, &m, 6), -EALREADY);
+	m.flags |= SHOAL_MSG_REDELIVERED;
+	assert_int_equal(shoal_alloc_demand(&ctx, &m, 7), 0);
+	assert_int_equal(shm_round_answer(seg, slot, gen, 1, false), 0);
+	assert_true(shm_round_value(seg, slot, gen, 1, &v));
+	assert_int_equal(v, 5);
+	m.type = 77;
+	assert_int_equal(shoal_alloc_demand(&ctx, &m, 5), -EINVAL);
+	m.type = SHOAL_T_ALLOC_ASK;
+	m.flags = 0;
+	assert_int_equal(shoal_alloc_demand(&ctx, &m, 5), -EINVAL);
+	shm_round_free(seg, slot, gen);
 	ts_seg_drop(seg, inst);
 }
 
@@ -752,6 +790,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_policy_find),
 		cmocka_unit_test(test_alloc_record_values),
 		cmocka_unit_test(test_alloc_record_values_threads),
+		cmocka_unit_test(test_alloc_demand_redelivered),
 		cmocka_unit_test_teardown(test_alloc_client_two_workers, rt_teardown),
 		cmocka_unit_test_teardown(test_alloc_client_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_alloc_client_absent, rt_teardown),

@@ -351,12 +351,21 @@ int wrk_alloc_run(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t owne
 /* See agent.h. A worker's thread, from a callback. */
 int shoal_alloc_demand(struct shoal_ctx *ctx, const struct shoal_msg *m, uint64_t demand)
 {
+	int rc;
+
 	if (!ctx || !m || !(m->flags & SHOAL_MSG_ROUND) || m->type != SHOAL_T_ALLOC_ASK)
 		return -EINVAL;
 	if (demand > SHOAL_ALLOC_DEMAND_MAX)
 		return -ERANGE;
 	/* the worker answers when handle() returns, which publishes it */
-	return ipc_round_set_value(ctx->seg, m->ref, (uint32_t)demand);
+	rc = ipc_round_set_value(ctx->seg, m->ref, (uint32_t)demand);
+	/*
+	 * A redelivered ask whose first delivery reported: the first demand stands, and the
+	 * handler doing again what it did must not fail for it (it would be restarted).
+	 */
+	if (rc == -EALREADY && (m->flags & SHOAL_MSG_REDELIVERED))
+		rc = 0;
+	return rc;
 }
 
 /* See wrk_int.h. A client's thread. */

@@ -210,7 +210,9 @@ struct shoal_alloc_done {
  * SHOAL_T_ALLOC_ASK, flagged SHOAL_MSG_ROUND), from handle() while it handles m: the answer
  * goes when handle() returns (an agent that returns without reporting is left out, and one
  * whose handle fails counts as dead). 0, -EINVAL (not an ask), -ERANGE, -EALREADY (reported
- * already: the first demand stays, also across a redelivery), -ESTALE (the round is over).
+ * already in this delivery: the first demand stays; a redelivered ask, whose first delivery
+ * reported before its worker died, gets 0 and keeps that first demand), -ESTALE (the round
+ * is over).
  */
 int shoal_alloc_demand(struct shoal_ctx *ctx, const struct shoal_msg *m, uint64_t demand);
 /*
