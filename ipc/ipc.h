@@ -303,6 +303,12 @@ int ipc_round_start(struct shm_seg *seg, shoal_handle_t owner, const char *group
  * bit decides). The member's consumer (its worker, a client's recv), any process.
  */
 int ipc_round_answer(struct shm_seg *seg, uint64_t ref, bool dead);
+/*
+ * Attach value (< SHM_ROUND_NO_VALUE) to the answer to the round message with reference ref,
+ * before ipc_round_answer() (shm_round_set_value()): 0, -EALREADY (the first value stays),
+ * -ESTALE, -EINVAL. The member's consumer.
+ */
+int ipc_round_set_value(struct shm_seg *seg, uint64_t ref, uint32_t value);
 /* Has every member answered or died? The owner. */
 bool ipc_round_is_complete(const struct shm_seg *seg, const struct ipc_round *r);
 /*
@@ -313,6 +319,9 @@ int ipc_round_wait(struct shm_seg *seg, struct ipc_waiter *w, const struct ipc_r
 /* Member idx's handle (may be NULL) and state (enum shm_round_mstate in shm/round.h). */
 uint32_t ipc_round_member(const struct shm_seg *seg, const struct ipc_round *r, uint32_t idx,
 			  shoal_handle_t *handle);
+/* Member idx's value: true and *value if it answered (not dead) with one. The owner. */
+bool ipc_round_value(const struct shm_seg *seg, const struct ipc_round *r, uint32_t idx,
+		     uint32_t *value);
 /* Free the round's record: late answers are then ignored. The owner, once it has read it. */
 void ipc_round_end(struct shm_seg *seg, const struct ipc_round *r);
 

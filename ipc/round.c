@@ -42,6 +42,13 @@ int ipc_round_answer(struct shm_seg *seg, uint64_t ref, bool dead)
 	return r;
 }
 
+/* See ipc.h. The member's consumer, before ipc_round_answer(). */
+int ipc_round_set_value(struct shm_seg *seg, uint64_t ref, uint32_t value)
+{
+	return shm_round_set_value(seg, (uint32_t)(ref >> 16) & 0xffffu, (uint32_t)(ref >> 32),
+				   (uint32_t)ref & 0xffffu, value);
+}
+
 /* A member's handle paired with its hosting worker, for the sort. */
 struct by_host {
 	uint32_t host;
@@ -215,6 +222,13 @@ uint32_t ipc_round_member(const struct shm_seg *seg, const struct ipc_round *r, 
 		return SHM_ROUND_M_ABSENT;
 	}
 	return shm_round_member(seg, r->slot, r->gen, idx, handle);
+}
+
+/* See ipc.h. */
+bool ipc_round_value(const struct shm_seg *seg, const struct ipc_round *r, uint32_t idx,
+		     uint32_t *value)
+{
+	return r->slot != UINT32_MAX && shm_round_value(seg, r->slot, r->gen, idx, value);
 }
 
 /* See ipc.h. */

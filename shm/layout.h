@@ -387,7 +387,8 @@ static_assert(sizeof(struct shm_monitor) == 32, "shm_monitor ABI");
  * A round record (layout minor 8): one broadcast with acknowledgements in flight. The
  * rounds region holds shm_cfg.max_rounds of them, each SHM_ROUND_STRIDE(group_members)
  * bytes: this 64-byte head, then the members' handles (group_members words), then the
- * answer tree (SHM_ROUND_TREE_WORDS(group_members) words).
+ * answer tree (SHM_ROUND_TREE_WORDS(group_members) words), then one value word per member
+ * (group_members words: what a member answered with, e.g. its demand in an allocation).
  *
  * Every word of the tree is tagged: (round generation << 32) | 32 bits, so a late answer to
  * an earlier round of the same record (its generation is in the message's ref) can never set
@@ -398,6 +399,10 @@ static_assert(sizeof(struct shm_monitor) == 32, "shm_monitor ABI");
  * changes nothing), and so is setting a parent's bit for a full child: a process killed
  * between the two is finished by the repair of its slot, which a count could not do
  * (whether the dead process had decremented is not knowable).
+ *
+ * A value word is tagged like the tree's: (generation << 32) | value, SHM_ROUND_NO_VALUE in
+ * the low half until the member's answerer sets it once (by CAS, so only the first value of
+ * the round's generation lands), before it sets the member's answered bit, which publishes it.
  *
  * ctl, gen and state are written by the owner (claim, publish, free) and by the repair of
  * the owner's slot; owner, members, start_ns, deadline_ns and the handles are written by the
@@ -432,10 +437,13 @@ enum shm_round_state {
 #define SHM_ROUND_LEAF_WORDS(g) (((uint64_t)(g) + 15u) / 16u)
 #define SHM_ROUND_TREE_WORDS(g)                                                                    \
 	(SHM_ROUND_LEAF_WORDS(g) + (SHM_ROUND_LEAF_WORDS(g) + 31u) / 32u + 5u)
-/* Bytes of one round record for group_members g: 64-byte aligned. */
+/* Bytes of one round record for group_members g (handles, tree, values): 64-byte aligned. */
 #define SHM_ROUND_STRIDE(g)                                                                        \
-	((64u + 8u * ((uint64_t)(g) + SHM_ROUND_TREE_WORDS(g)) + 63u) / 64u * 64u)
+	((64u + 8u * (2u * (uint64_t)(g) + SHM_ROUND_TREE_WORDS(g)) + 63u) / 64u * 64u)
 #define SHM_ROUND_MAX 65536u /* max_rounds: a round's slot is 16 bits of its ref */
+
+/* A value word's low half before its member answered with a value. */
+#define SHM_ROUND_NO_VALUE 0xffffffffu
 
 /* Claim tags: (epoch << 16) | process slot; never 0 since epochs start at 1. */
 #define SHM_TAG(slot, epoch) (((uint64_t)(epoch) << 16) | (uint64_t)(slot))

@@ -92,6 +92,11 @@ static _Atomic uint64_t *tree_words(const struct shm_seg *seg, struct shm_round 
 	return handles_of(seg, r) + shm_hdr(seg)->cfg.group_members;
 }
 
+static _Atomic uint64_t *value_words(const struct shm_seg *seg, struct shm_round *r)
+{
+	return tree_words(seg, r) + SHM_ROUND_TREE_WORDS(shm_hdr(seg)->cfg.group_members);
+}
+
 /* See round.h. Any process with a process slot. */
 int shm_round_claim(struct shm_seg *seg, uint32_t *slot_out, uint32_t *gen_out)
 {
@@ -142,13 +147,16 @@ void shm_round_publish(struct shm_seg *seg, uint32_t slot, uint32_t gen, shoal_h
 {
 	struct shm_round *r = shm_round_at(seg, slot);
 	_Atomic uint64_t *h = handles_of(seg, r), *tw = tree_words(seg, r);
+	_Atomic uint64_t *vw = value_words(seg, r);
 	uint64_t tag = (uint64_t)gen << 32;
 	struct tree t;
 
 	tree_of(n, &t);
 	/* relaxed, all: published by P0 below */
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		atomic_store_explicit(&h[i], members[i], memory_order_relaxed);
+		atomic_store_explicit(&vw[i], tag | SHM_ROUND_NO_VALUE, memory_order_relaxed);
+	}
 	for (uint32_t l = 0; l < t.levels; l++)
 		for (uint32_t j = 0; j < t.words[l]; j++)
 			atomic_store_explicit(&tw[t.off[l] + j], tag, memory_order_relaxed);
@@ -248,6 +256,60 @@ int shm_round_answer(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t 
 		/* relaxed: for tools; the top word is what waiters read */
 		atomic_store_explicit(&r->completed, 1, memory_order_relaxed);
 	return rc;
+}
+
+/* See round.h. The member's answerer, before shm_round_answer(). */
+int shm_round_set_value(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx,
+			uint32_t value)
+{
+	struct shm_round *r = shm_round_at(seg, slot);
+	uint64_t expect = ((uint64_t)gen << 32) | SHM_ROUND_NO_VALUE, leaf;
+	uint32_t n;
+
+	if (!r)
+		return -EINVAL;
+	n = active_members(seg, r, gen);
+	if (!n)
+		return -ESTALE;
+	if (idx >= n || value == SHM_ROUND_NO_VALUE)
+		return -EINVAL;
+	/* relaxed: a member answers from one process at a time; its own bit, read back */
+	leaf = atomic_load_explicit(&tree_words(seg, r)[idx / 16u], memory_order_relaxed);
+	if (TAG_OF(leaf) != gen)
+		return -ESTALE;
+	if (BITS_OF(leaf) & (1u << (2u * (idx % 16u))))
+		return -EALREADY; /* answered: what it answered with is what was published */
+	/*
+	 * V0: relaxed: published by A0 of this member's answer, which this thread makes after
+	 * it. A CAS from this generation's empty value: a late value of an earlier round of the
+	 * record (another tag) never lands, and of two values the first stays.
+	 */
+	if (atomic_compare_exchange_strong_explicit(&value_words(seg, r)[idx], &expect,
+						    ((uint64_t)gen << 32) | value,
+						    memory_order_relaxed, memory_order_relaxed))
+		return 0;
+	return TAG_OF(expect) == gen ? -EALREADY : -ESTALE;
+}
+
+/* See round.h. Any process; the owner, once the round is over. */
+bool shm_round_value(const struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx,
+		     uint32_t *value)
+{
+	struct shm_round *r = shm_round_at(seg, slot);
+	uint64_t a, v;
+
+	if (!r || idx >= active_members(seg, r, gen))
+		return false;
+	/* V1: acquire: pairs with A0 of the member's answer: the value set before it (V0). */
+	a = atomic_load_explicit(&tree_words(seg, r)[idx / 16u], memory_order_acquire);
+	if (TAG_OF(a) != gen || ((BITS_OF(a) >> (2u * (idx % 16u))) & 3u) != 1u)
+		return false; /* no answer, or dead */
+	/* relaxed: ordered by V1 */
+	v = atomic_load_explicit(&value_words(seg, r)[idx], memory_order_relaxed);
+	if (TAG_OF(v) != gen || BITS_OF(v) == SHM_ROUND_NO_VALUE)
+		return false;
+	*value = BITS_OF(v);
+	return true;
 }
 
 /* See round.h. Any process. */

@@ -42,6 +42,21 @@ void shm_round_publish(struct shm_seg *seg, uint32_t slot, uint32_t gen, shoal_h
  * -EINVAL for an index or slot out of range. Any process.
  */
 int shm_round_answer(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx, bool dead);
+/*
+ * Attach value (< SHM_ROUND_NO_VALUE) to member idx's answer to round (slot, gen): an
+ * allocation's demand. Call before shm_round_answer() for that member, from the same thread
+ * (the answer publishes it). The first value stays: returns 0, -EALREADY (a value was set,
+ * or the member answered already: a redelivered message changes nothing), -ESTALE (the
+ * round is over or the record was reused), -EINVAL (index, slot or value out of range).
+ */
+int shm_round_set_value(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx,
+			uint32_t value);
+/*
+ * Member idx's value: true and *value if it answered (not dead) with one, else false. The
+ * owner (or anyone), typically once the round is over.
+ */
+bool shm_round_value(const struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx,
+		     uint32_t *value);
 /* Has every member of round (slot, gen) answered or died? Any process. */
 bool shm_round_is_complete(const struct shm_seg *seg, uint32_t slot, uint32_t gen);
 /* Member idx of round (slot, gen): its handle (may be NULL) and enum shm_round_mstate. */

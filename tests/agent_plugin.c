@@ -259,6 +259,116 @@ static const struct shoal_agent_type rounder_type = {
 	.terminate = spawner_terminate,
 };
 
+/*
+ * Type "demander": a member of allocation rounds, and their initiator when called.
+ *   cast "demand N": report demand N to the next asks (N < 0: handle asks without a demand);
+ *   an ask (SHOAL_T_ALLOC_ASK): counted, answered with the demand (shoal_alloc_demand());
+ *   a share (SHOAL_T_ALLOC): counted, kept;
+ *   call "state": answered "<asks> <shares> <last share> <share's ref is the last ask's>";
+ *   call "alloc <timeout ms> <capacity> <policy> <group>": starts an allocation round
+ *   (shoal_allocate()) and is answered with its result (struct shoal_alloc_done and its
+ *   members) when it comes back, or with "error <rc>" if it cannot start.
+ */
+struct demander {
+	int64_t demand;	       /* what it reports; < 0: nothing */
+	uint32_t asks, shares; /* asks handled, shares received */
+	uint64_t share;	       /* the last share */
+	uint64_t ask_ref;      /* the last ask's ref */
+	int ref_ok;	       /* the last share named the last ask */
+	struct shoal_msg call; /* the call waiting for its allocation's result (data unused) */
+	uint64_t ref;	       /* that allocation's reference */
+	int pending;
+};
+
+static int demander_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	struct demander *d = calloc(1, sizeof(*d));
+
+	(void)ctx, (void)ckpt, (void)len;
+	if (!d)
+		return -ENOMEM;
+	d->demand = -1;
+	*state = d;
+	return 0;
+}
+
+static int demander_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct demander *d = state;
+	struct shoal_alloc_share sh;
+	char buf[32];
+
+	if ((m->flags & SHOAL_MSG_REPLY) && m->type == SHOAL_T_ALLOC_DONE && d->pending &&
+	    m->ref == d->ref && m->len >= sizeof(struct shoal_alloc_done)) {
+		d->pending = 0;
+		shoal_reply(ctx, &d->call, m->data, m->len);
+		return 0;
+	}
+	if (m->type == SHOAL_T_ALLOC_ASK && (m->flags & SHOAL_MSG_ROUND)) {
+		d->asks++;
+		d->ask_ref = m->ref;
+		if (d->demand >= 0)
+			return shoal_alloc_demand(ctx, m, (uint64_t)d->demand);
+		return 0;
+	}
+	if (m->type == SHOAL_T_ALLOC && m->len == sizeof(sh)) {
+		memcpy(&sh, m->data, sizeof(sh));
+		d->shares++;
+		d->share = sh.share;
+		d->ref_ok = sh.ref == d->ask_ref;
+		return 0;
+	}
+	if (m->len > 7 && m->len < sizeof(buf) && !memcmp(m->data, "demand ", 7)) {
+		memcpy(buf, m->data, m->len);
+		buf[m->len] = 0;
+		d->demand = strtoll(buf + 7, NULL, 10);
+	}
+	return 0;
+}
+
+static int demander_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+			 uint32_t cap, uint32_t *reply_len)
+{
+	struct demander *d = state;
+	char buf[128], policy[32], group[64];
+	unsigned long long capacity;
+	int timeout, n, rc;
+
+	if (m->len == 5 && !memcmp(m->data, "state", 5)) {
+		n = snprintf(reply, cap, "%u %u %llu %d", d->asks, d->shares,
+			     (unsigned long long)d->share, d->ref_ok);
+		*reply_len = n < 0 ? 0 : (uint32_t)n < cap ? (uint32_t)n : cap;
+		return 0;
+	}
+	if (m->len >= sizeof(buf) || d->pending)
+		return -EINVAL;
+	memcpy(buf, m->data, m->len);
+	buf[m->len] = 0;
+	if (sscanf(buf, "alloc %d %llu %31s %63s", &timeout, &capacity, policy, group) != 4)
+		return -EINVAL;
+	rc = shoal_allocate(ctx, group, "slots", capacity, shoal_alloc_policy_find(policy), timeout,
+			    &d->ref);
+	if (rc < 0) {
+		/* answered, not failed: a failed callback would restart it, losing its demand */
+		n = snprintf(reply, cap, "error %d", rc);
+		*reply_len = n < 0 ? 0 : (uint32_t)n < cap ? (uint32_t)n : cap;
+		return 0;
+	}
+	d->call = *m;
+	d->call.data = NULL;
+	d->pending = 1;
+	*reply_len = SHOAL_REPLY_LATER;
+	return 0;
+}
+
+static const struct shoal_agent_type demander_type = {
+	.name = "demander",
+	.init = demander_init,
+	.handle = demander_handle,
+	.handle_call = demander_call,
+	.terminate = spawner_terminate,
+};
+
 /* What shoal_agent_types_load() looks for. */
-const struct shoal_agent_type *const shoal_agent_types[] = {&upper_type, &spawner_type,
-							    &pooler_type, &rounder_type, NULL};
+const struct shoal_agent_type *const shoal_agent_types[] = {
+	&upper_type, &spawner_type, &pooler_type, &rounder_type, &demander_type, NULL};

@@ -1,11 +1,15 @@
 /*
- * shoal bench coord: broadcast with acknowledgements to 100 echo agents spread over two
+ * shoal bench coord: broadcast with acknowledgements to 100 agents (echo's, answering an
+ * allocation's ask with a demand too) spread over two
  * workers, back to back (workers awake): broadcast_100, a round whose answers are counted in
  * its round record (the one wake of the client when the last answer lands), and
  * broadcast_100_replies, the same fan-out as calls whose 100 replies come back as messages
- * to the client's inbox (the design not taken, measured beside it). Baselines in the same
- * run: the fan-out alone (fanout_100: a plain broadcast, nothing waited for) and one call
- * round trip to one echo agent (call_1).
+ * to the client's inbox (the design not taken, measured beside it). allocation_100: an
+ * allocation round over the same agents (each reports a demand of 1..8 units, the capacity
+ * is about half their sum, proportional shares sent back in one batch), against its floor
+ * round_floor_100 (broadcast_100's samples: the same fan-out and fan-in with empty
+ * callbacks). Baselines in the same run: the fan-out alone (fanout_100: a plain broadcast,
+ * nothing waited for) and one call round trip to one echo agent (call_1).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,12 +20,15 @@
 #include "ipc/ipc.h"
 #include "shm/registry.h"
 #include "shm/round.h"
+#include "shoal/client.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
+#include "workers/wrk.h"
 
 #define NMEMBERS  100
 #define WAIT_NS	  5000000000ull
 #define T_PAYLOAD 7u
+#define CAPACITY  225u /* about half the demands' sum (1..8 each, 4.5 on average) */
 
 struct coord {
 	struct shm_seg *seg;
@@ -50,6 +57,62 @@ static int one_round(struct coord *c, uint64_t *ns)
 	ipc_round_end(c->seg, &r);
 	return rc ? rc : r.members == NMEMBERS ? 0 : -EPROTO;
 }
+
+/* One allocation round: every member reports, every share is sent. */
+static int one_alloc(struct coord *c, uint64_t *ns)
+{
+	struct shoal_alloc_result res = {0};
+	uint64_t t0 = bench_now_ns();
+	int rc;
+
+	rc = wrk_alloc_run(c->seg, c->waiter, c->inbox, "b100", "slots", CAPACITY,
+			   shoal_alloc_proportional, (int)(WAIT_NS / 1000000u), &res);
+	*ns = bench_now_ns() - t0;
+	if (rc)
+		return rc;
+	return res.reported == NMEMBERS && res.delivered == NMEMBERS && res.allocated == CAPACITY
+		       ? 0
+		       : -EPROTO;
+}
+
+/*
+ * The benchmark's agents: a call is answered with its payload, a cast ignored (as echo), and
+ * an allocation's ask answered with a demand of 1..8 units (from the agent's slot).
+ * Registered in this process before the instance is forked, so its workers have the type.
+ */
+static int bdemand_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = NULL;
+	return 0;
+}
+
+static int bdemand_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	(void)state;
+	/* a redelivered ask is -EALREADY: its first demand stands, nothing to fail for */
+	if (m->type == SHOAL_T_ALLOC_ASK && (m->flags & SHOAL_MSG_ROUND))
+		shoal_alloc_demand(ctx, m, shoal_handle_slot(shoal_self(ctx)) % 8u + 1u);
+	return 0;
+}
+
+static int bdemand_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+			uint32_t cap, uint32_t *reply_len)
+{
+	uint32_t n = m->len < cap ? m->len : cap;
+
+	(void)ctx, (void)state;
+	memcpy(reply, m->data, n);
+	*reply_len = n;
+	return 0;
+}
+
+static const struct shoal_agent_type bdemand_type = {
+	.name = "bench_demand",
+	.init = bdemand_init,
+	.handle = bdemand_handle,
+	.handle_call = bdemand_call,
+};
 
 struct replies {
 	struct coord *c;
@@ -134,8 +197,8 @@ static int fanin_replies(struct coord *c, uint64_t ref, uint64_t *ns)
 static const char *config_fmt =
 	"[instance]\nname = %s\nworkers = 2\nplacement = none\nstatus_interval = 0\n"
 	"[segment]\nmax_agents = 256\nregistry_capacity = 1024\nmax_procs = 8\n"
-	"[agent a]\ntype = echo\ncount = 50\nname = a-%%02u\nworker = 0\n"
-	"[agent b]\ntype = echo\ncount = 50\nname = b-%%02u\nworker = 1\n";
+	"[agent a]\ntype = bench_demand\ncount = 50\nname = a-%%02u\nworker = 0\n"
+	"[agent b]\ntype = bench_demand\ncount = 50\nname = b-%%02u\nworker = 1\n";
 
 /* The rounds' rows into rep (see the top of this file); its notes appended. 0 or -errno. */
 static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
@@ -145,14 +208,23 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 	uint64_t *f = calloc((size_t)n, sizeof(uint64_t)), *k = calloc((size_t)n, sizeof(uint64_t));
 	uint64_t *fr = calloc((size_t)n, sizeof(uint64_t)),
 		 *fp = calloc((size_t)n, sizeof(uint64_t));
+	uint64_t *al = calloc((size_t)n, sizeof(uint64_t)),
+		 *fl = calloc((size_t)n, sizeof(uint64_t));
 	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", reply[8];
 	struct coord c = {0};
 	struct bench_row *row;
 	uint64_t t0;
 	pid_t sup;
 
-	if (!a || !b || !f || !k || !fr || !fp)
+	if (!a || !b || !f || !k || !fr || !fp || !al || !fl)
 		goto out_free;
+	/* the agents' type, inherited by the instance's workers (a second run: a no-op) */
+	rc = shoal_agent_type_register(&bdemand_type);
+	if (rc) {
+		fprintf(stderr, "shoal bench coord: type 'bench_demand': %s\n", strerror(-rc));
+		goto out_free;
+	}
+	rc = -ENOMEM;
 	if (o->instance)
 		snprintf(inst, sizeof(inst), "%s", o->instance);
 	else
@@ -186,14 +258,17 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 	 * and the state the previous operation left the workers in touch each row alike.
 	 */
 	for (int i = 0; i < n && !r; i++) {
-		for (int j = 0; j < 4 && !r; j++) {
-			switch ((i + j) % 4) {
+		for (int j = 0; j < 5 && !r; j++) {
+			switch ((i + j) % 5) {
 			case 0:
 				r = one_round(&c, &a[i]);
 				break;
 			case 1:
 				r = one_replies(&c, ((uint64_t)getpid() << 32) | (uint32_t)(i + 1),
 						&b[i]);
+				break;
+			case 4:
+				r = one_alloc(&c, &al[i]);
 				break;
 			case 2:
 				t0 = bench_now_ns();
@@ -223,20 +298,28 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 	}
 	bench_add_baseline(rep, "fanout_100", f, (size_t)n, 0);
 	bench_add_baseline(rep, "call_1", k, (size_t)n, 0);
+	/* a copy: filling a row sorts its samples */
+	memcpy(fl, a, (size_t)n * sizeof(*fl));
+	bench_add_baseline(rep, "round_floor_100", fl, (size_t)n, 0);
 	row = bench_add_result(rep, "broadcast_100", a, (size_t)n, 0, "call_1");
 	row->target_ns = 25000;
 	row->target_pct = 99;
 	bench_add_result(rep, "broadcast_100_replies", b, (size_t)n, 0, "call_1");
+	bench_add_result(rep, "allocation_100", al, (size_t)n, 0, "round_floor_100");
 	bench_add_result(rep, "fanin_record_100", fr, (size_t)n, 0, "");
 	bench_add_result(rep, "fanin_replies_100", fp, (size_t)n, 0, "");
 	snprintf(rep->notes + strlen(rep->notes), sizeof(rep->notes) - strlen(rep->notes),
-		 "%s%d rounds each, alternated, to %d echo agents (50 on each of 2 workers) from a "
+		 "%s%d rounds each, alternated, to %d echo-like agents (50 on each of 2 workers) "
+		 "from a "
 		 "client that parks after a 20 us spin: broadcast_100 counts the answers in the "
 		 "round record (one wake of the client by the last), broadcast_100_replies as %d "
 		 "reply messages to its inbox. fanin_*_100: the fan-in alone, in this process (100 "
 		 "answers into a record vs 100 replies put and taken). fanout_100: the plain "
-		 "broadcast alone (no waiting); call_1: one call to one echo agent",
-		 rep->notes[0] ? ". " : "", n, NMEMBERS, NMEMBERS);
+		 "broadcast alone (no waiting); call_1: one call to one echo agent. "
+		 "allocation_100: an allocation round to the same agents (demands of 1..8 units, "
+		 "capacity %u, proportional), until every share is sent; round_floor_100: "
+		 "broadcast_100's samples, its floor",
+		 rep->notes[0] ? ". " : "", n, NMEMBERS, NMEMBERS, CAPACITY);
 	rc = 0;
 out_client:
 	if (c.waiter)
@@ -254,6 +337,8 @@ out_free:
 	free(k);
 	free(fr);
 	free(fp);
+	free(al);
+	free(fl);
 	return rc;
 }
 

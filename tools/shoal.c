@@ -24,6 +24,8 @@ const struct tool_cmd tool_cmds[] = {
 	{"pool", "agent pools: pool list | create NAME TYPE SIZE [OVERFLOW] | checkout NAME",
 	 cmd_pool},
 	{"var", "coordination variables: var get NAME... | set NAME VALUE... | list", cmd_var},
+	{"allocate", "divide a resource among a group: allocate GROUP RESOURCE CAPACITY",
+	 cmd_allocate},
 	{NULL, NULL, NULL},
 };
 

@@ -330,6 +330,23 @@ int shoal_client_broadcast_acked(struct shoal_client *c, const char *group, uint
 	return wr;
 }
 
+int shoal_client_allocate(struct shoal_client *c, const char *group, const char *resource,
+			  uint64_t capacity, shoal_alloc_policy_fn policy, int timeout_ms,
+			  struct shoal_alloc_result *res)
+{
+	if (!c)
+		return -EINVAL;
+	return wrk_alloc_run(c->seg, c->waiter, c->inbox, group, resource, capacity, policy,
+			     timeout_ms, res);
+}
+
+int shoal_client_alloc_demand(struct shoal_client *c, const struct shoal_msg *m, uint64_t demand)
+{
+	if (!c)
+		return -EINVAL;
+	return wrk_alloc_answer(c->seg, m, demand);
+}
+
 int shoal_client_join(struct shoal_client *c, const char *group)
 {
 	if (!group)
@@ -517,8 +534,11 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 	if (cap && m.len)
 		memcpy(buf, m.data, m.len < cap ? m.len : cap);
 	out->data = buf;
-	/* a round's message is acknowledged once it is the caller's */
-	if (m.flags & IPC_F_ROUND)
+	/*
+	 * A round's message is acknowledged once it is the caller's; an allocation's ask is
+	 * answered by the caller with its demand (shoal_client_alloc_demand()).
+	 */
+	if ((m.flags & IPC_F_ROUND) && m.type != SHOAL_T_ALLOC_ASK)
 		ipc_round_answer(c->seg, m.ref, false);
 	ipc_mbox_consume(c->seg, rw.slot, &m);
 	return 0;

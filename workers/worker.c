@@ -460,7 +460,7 @@ static bool has_work(void *arg)
 
 	if (is_stopping(w) || w->npending ||
 	    atomic_load_explicit(&w->proc->agents_gen, memory_order_acquire) != w->seen_gen ||
-	    wrk_rounds_any_done(w->seg))
+	    wrk_rounds_any_done(w->seg) || wrk_allocs_any_done(w->seg))
 		return true;
 	for (uint32_t k = 0; k < w->n; k++)
 		if (ipc_mbox_has_msg(w->seg, w->list[k]))
@@ -664,7 +664,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	}
 	for (;;) {
 		uint32_t done = 0;
-		uint64_t next_tick, next_round, timeout;
+		uint64_t next_tick, next_round, next_alloc, timeout;
 
 		w.now = shm_now_ns();
 		if (w.boosted && w.now - w.boost_t0 >= WRK_BOOST_MAX_NS)
@@ -689,6 +689,9 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		done += wrk_rounds_poll(seg, w.now, &next_round);
 		if (next_round < next_tick)
 			next_tick = next_round;
+		done += wrk_allocs_poll(seg, w.now, &next_alloc);
+		if (next_alloc < next_tick)
+			next_tick = next_alloc;
 		shm_proc_heartbeat(seg);
 		if (done)
 			telem_round(&w, done);
@@ -712,6 +715,7 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.now = shm_now_ns();
 	shutdown_agents(&w);
 	wrk_rounds_end_all(seg);
+	wrk_allocs_end_all(seg);
 	telem_flush(&w, true);
 	ipc_waiter_destroy(w.waiter);
 	rc = 0;

@@ -174,4 +174,15 @@ int wrk_pool_client_checkout(struct shm_seg *seg, struct ipc_waiter *w, shoal_ha
 /* Check in agent to pool (our process holds it): as shoal_client_pool_checkin(). */
 int wrk_pool_checkin(struct shm_seg *seg, const char *pool, shoal_handle_t agent);
 
+/*
+ * An allocation round run to its end by a client's thread (alloc.c): shoal_client_allocate()
+ * and `shoal allocate`, with the client's segment, waiter and inbox (owner). As
+ * shoal_client_allocate() (client.h).
+ */
+struct ipc_waiter;
+struct shoal_alloc_result;
+int wrk_alloc_run(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t owner,
+		  const char *group, const char *resource, uint64_t capacity,
+		  shoal_alloc_policy_fn policy, int timeout_ms, struct shoal_alloc_result *res);
+
 #endif

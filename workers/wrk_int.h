@@ -100,6 +100,12 @@ bool wrk_rounds_any_done(const struct shm_seg *seg);
 uint32_t wrk_rounds_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadline);
 /* The worker stops in order: free the records of its agents' open rounds (no result). */
 void wrk_rounds_end_all(struct shm_seg *seg);
+/* A client inbox's answer to ask m with demand: shoal_client_alloc_demand(). */
+int wrk_alloc_answer(struct shm_seg *seg, const struct shoal_msg *m, uint64_t demand);
+/* Allocation rounds this worker's agents started (alloc.c), as the rounds above. */
+bool wrk_allocs_any_done(const struct shm_seg *seg);
+uint32_t wrk_allocs_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadline);
+void wrk_allocs_end_all(struct shm_seg *seg);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */
 int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h);
 /* Undo monitor-entry claims of a dead process slot. */

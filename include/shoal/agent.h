@@ -175,6 +175,47 @@ int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, con
 int shoal_broadcast_acked(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
 			  uint32_t len, int timeout_ms, uint64_t *ref_out);
 /*
+ * Allocation round, never waiting: ask every member of `group` for its demand for
+ * `resource` (one broadcast) and return at once with the round's reference in *ref_out.
+ * When every member has answered or died, or timeout_ms (> 0) passed, this agent's worker
+ * divides capacity among the members that reported with policy (NULL: proportional), sends
+ * each its share (SHOAL_T_ALLOC, a struct shoal_alloc_share) and this agent the result: a
+ * message with SHOAL_MSG_REPLY, that reference, type SHOAL_T_ALLOC_DONE and a struct
+ * shoal_alloc_done followed by its `listed` members. If this agent's worker dies, its
+ * rounds end with it (no result, no shares). Returns 0, or -EINVAL, -ENOENT (no such group),
+ * -ENOSPC (every round record is in use), -ENOMEM.
+ */
+int shoal_allocate(struct shoal_ctx *ctx, const char *group, const char *resource,
+		   uint64_t capacity, shoal_alloc_policy_fn policy, int timeout_ms,
+		   uint64_t *ref_out);
+/* The result of an agent's allocation round, followed by `listed` struct shoal_alloc_member. */
+struct shoal_alloc_done {
+	uint64_t ref;	     /* the round's reference (shoal_allocate()'s *ref_out) */
+	int32_t rc;	     /* 0 every member answered, -ETIMEDOUT some did not, else the
+			      * policy's error (no share sent) */
+	uint32_t members;    /* members at the start */
+	uint32_t reported;   /* reported a demand */
+	uint32_t dead;	     /* left out: died, stopped or unreachable */
+	uint32_t absent;     /* left out: no answer by the deadline */
+	uint32_t nodemand;   /* left out: answered without a demand */
+	uint32_t delivered;  /* share messages put */
+	uint32_t listed;     /* members that follow (as many as fit the instance's max_msg) */
+	uint64_t capacity;   /* what was divided */
+	uint64_t demand;     /* the reported demands' sum */
+	uint64_t allocated;  /* the shares' sum */
+	uint64_t elapsed_ns; /* from the start to the shares' delivery */
+};
+/*
+ * Report this agent's demand (0..SHOAL_ALLOC_DEMAND_MAX) for an allocation ask m (type
+ * SHOAL_T_ALLOC_ASK, flagged SHOAL_MSG_ROUND), from handle() while it handles m: the answer
+ * goes when handle() returns (an agent that returns without reporting is left out, and one
+ * whose handle fails counts as dead). 0, -EINVAL (not an ask), -ERANGE, -EALREADY (reported
+ * already in this delivery: the first demand stays; a redelivered ask, whose first delivery
+ * reported before its worker died, gets 0 and keeps that first demand), -ESTALE (the round
+ * is over).
+ */
+int shoal_alloc_demand(struct shoal_ctx *ctx, const struct shoal_msg *m, uint64_t demand);
+/*
  * Monitor target: this agent gets DOWN when target crashes or stops and UP when it runs
  * again. Returns 0 and a reference in *ref_out, -ENOSPC (monitor table full).
  */

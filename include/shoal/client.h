@@ -113,6 +113,47 @@ int shoal_client_broadcast_acked(struct shoal_client *c, const char *group, uint
 				 const void *data, uint32_t len, int timeout_ms,
 				 struct shoal_round_result *res);
 
+/* The result of an allocation round (shoal_client_allocate()). */
+struct shoal_alloc_result {
+	uint32_t members;		   /* members of the group at the start */
+	uint32_t reported;		   /* reported a demand: their shares were computed */
+	uint32_t dead;			   /* died, stopped or unreachable: left out */
+	uint32_t absent;		   /* no answer by the deadline: left out */
+	uint32_t nodemand;		   /* answered without a demand: left out */
+	uint32_t delivered;		   /* share messages put in the members' mailboxes */
+	uint64_t capacity;		   /* what was divided */
+	uint64_t demand;		   /* the reported demands' sum */
+	uint64_t allocated;		   /* the shares' sum (at most capacity) */
+	uint64_t elapsed_ns;		   /* from the start to the shares' delivery */
+	struct shoal_alloc_member *member; /* in: the caller's array of cap entries, or NULL;
+					    * out: the first min(members, cap) members */
+	uint32_t cap;			   /* in: entries in member */
+	uint32_t rsvd;			   /* zero */
+};
+
+/*
+ * Allocation round: ask every member of process group `group` for its demand for
+ * `resource` (1..SHOAL_ALLOC_NAME_MAX bytes) in one broadcast, wait until every member has
+ * answered or died or timeout_ms (> 0) passes, divide capacity among the members that
+ * reported with policy (NULL: shoal_alloc_proportional), and send each of them its share
+ * (one batched send, one wake per worker; a member whose mailbox is full then is listed
+ * undelivered). Fills *res. Returns 0 when every member answered, -ETIMEDOUT when some had
+ * not (they are left out, the others' shares computed and sent all the same), or -EINVAL,
+ * -ENOENT (no such group), -ENOSPC (every round record in use), the policy's error (no share
+ * sent), -ESHUTDOWN / -EOWNERDEAD (the instance went away). The client's own inbox, if a
+ * member, is absent: it does not read while it waits.
+ */
+int shoal_client_allocate(struct shoal_client *c, const char *group, const char *resource,
+			  uint64_t capacity, shoal_alloc_policy_fn policy, int timeout_ms,
+			  struct shoal_alloc_result *res);
+/*
+ * Answer an allocation ask m that shoal_client_recv() returned (type SHOAL_T_ALLOC_ASK,
+ * flagged SHOAL_MSG_ROUND) with demand (0..SHOAL_ALLOC_DEMAND_MAX). The inbox answers asks
+ * only so: one it took and never answers is absent at the round's timeout. 0, -EINVAL (not
+ * an ask), -ERANGE, -EALREADY (answered already), -ESTALE (the round is over).
+ */
+int shoal_client_alloc_demand(struct shoal_client *c, const struct shoal_msg *m, uint64_t demand);
+
 /*
  * Process groups: the client's inbox joins or leaves group `group` (it then receives the
  * group's broadcasts); a group is created on its first join and deleted with its last

@@ -142,6 +142,77 @@ struct shoal_pool_grant {
 	uint64_t rsvd;	      /* zero */
 };
 
+/*
+ * Resource allocation rounds (shoal_client_allocate(), shoal_allocate()): every member of a
+ * group gets an ask (type SHOAL_T_ALLOC_ASK, flagged SHOAL_MSG_ROUND, a struct
+ * shoal_alloc_ask) and reports its demand for the named resource with shoal_alloc_demand()
+ * from handle() (a client inbox: shoal_client_alloc_demand() once shoal_client_recv() took
+ * the ask). When every member has answered or died, or at the timeout, the initiator's
+ * policy divides the capacity among the members that reported a demand, and each of them
+ * gets its share as a message of type SHOAL_T_ALLOC (a struct shoal_alloc_share) from the
+ * initiator. A member that died, did not answer in time or answered without a demand is
+ * left out: the others' shares are computed without it.
+ */
+#define SHOAL_T_ALLOC_ASK      0x4b534141u /* "AASK": the round's message to each member */
+#define SHOAL_T_ALLOC	       0x434f4c41u /* "ALOC": a member's share */
+#define SHOAL_T_ALLOC_DONE     0x454e4f44u /* "DONE": an agent's allocation ended (a reply) */
+#define SHOAL_ALLOC_NAME_MAX   31	   /* a resource's name: 1..31 bytes */
+#define SHOAL_ALLOC_DEMAND_MAX 0xfffffffeu /* a demand: 0..this many units */
+
+/* The ask each member gets. */
+struct shoal_alloc_ask {
+	char resource[SHOAL_ALLOC_NAME_MAX + 1]; /* NUL-terminated */
+	uint64_t capacity;			 /* units being divided */
+};
+
+/* A member's share. */
+struct shoal_alloc_share {
+	char resource[SHOAL_ALLOC_NAME_MAX + 1]; /* NUL-terminated */
+	uint64_t ref;				 /* the ref of the ask this member answered */
+	uint64_t share;				 /* units granted to it */
+	uint64_t demand;			 /* what it reported */
+	uint64_t capacity;			 /* what was divided */
+};
+
+/* What a member did in an allocation round (the first three as SHOAL_ROUND_*). */
+#define SHOAL_ALLOC_ABSENT   0u /* no answer by the deadline: left out */
+#define SHOAL_ALLOC_REPORTED 1u /* reported a demand: it has a share */
+#define SHOAL_ALLOC_DEAD     2u /* died, stopped, failed or unreachable: left out */
+#define SHOAL_ALLOC_NODEMAND 3u /* handled the ask without reporting a demand: left out */
+
+/* One member of an allocation, as its result lists it. */
+struct shoal_alloc_member {
+	shoal_handle_t handle;
+	uint64_t demand;    /* reported (0 unless SHOAL_ALLOC_REPORTED) */
+	uint64_t share;	    /* granted (0 unless SHOAL_ALLOC_REPORTED) */
+	uint32_t state;	    /* SHOAL_ALLOC_* */
+	uint32_t delivered; /* 1: its share message was put in its mailbox */
+};
+
+/*
+ * An allocation policy: divide capacity among n demands, writing share[0..n). A pure
+ * function: the same input gives the same shares. Returns 0 or a negative errno; the engine
+ * refuses shares that add up to more than capacity (-ERANGE). Runs in the initiator's process
+ * (a client, or the worker of the initiating agent: it must not block).
+ */
+typedef int (*shoal_alloc_policy_fn)(uint64_t capacity, const uint64_t *demand, uint32_t n,
+				     uint64_t *share);
+/*
+ * Proportional: when the demands add up to at most capacity, each gets its demand; else
+ * share_i = floor(capacity * demand_i / total), and the units the floors leave go one each
+ * to the largest remainders (ties: the lower index first). 0.
+ */
+int shoal_alloc_proportional(uint64_t capacity, const uint64_t *demand, uint32_t n,
+			     uint64_t *share);
+/*
+ * Max-min fair (water-filling): each gets min(demand, level) for the highest level the
+ * capacity covers; the units left below the next whole level go one each to the unsatisfied
+ * members, the lower index first. No share exceeds its demand. 0.
+ */
+int shoal_alloc_maxmin(uint64_t capacity, const uint64_t *demand, uint32_t n, uint64_t *share);
+/* A built-in policy by name: "proportional" or "maxmin"; NULL for another name. */
+shoal_alloc_policy_fn shoal_alloc_policy_find(const char *name);
+
 /* A message as a receiver sees it. */
 struct shoal_msg {
 	shoal_handle_t from; /* sender, SHOAL_HANDLE_NONE if anonymous */
