@@ -19,6 +19,9 @@
  *     the function shoal_agent_type_register() or export the table shoal_agent_types[];
  *     both keep meaning version 1.
  *   - Version 2: adds flags.
+ *   - Version 3: adds vote (consensus proposals). A type without it (every type of versions
+ *     1 and 2, and a version 3 type that leaves it NULL) votes yes: like a member of a
+ *     broadcast with acknowledgements, it consents once its worker has the proposal.
  * How versions evolve: a new version only appends fields (so every version starts with the
  * fields of the ones before it, name first; a field's zero keeps the older behaviour), gets
  * the next number, and its table symbol shoal_agent_types_v<N> (SHOAL_AGENT_ABI_VERSION and
@@ -89,10 +92,20 @@ struct shoal_agent_type {
 	 * that sets a flag its shoal does not know is refused (it would lose the behaviour).
 	 */
 	uint32_t flags;
+	/* --- ABI version 3 --- */
+	/*
+	 * A proposal to change a variable (shoal_client_propose(), shoal_propose()) to which
+	 * this agent's group was asked: return 1 for yes, 0 for no; a negative errno counts as
+	 * no (the agent is not restarted for it). reason (reason_cap bytes, at least 1) may get
+	 * a NUL-terminated sentence saying why; shoal does not carry it back to the proposer
+	 * yet. Runs on the worker's thread like every callback: it must not block. NULL: yes.
+	 */
+	int (*vote)(struct shoal_ctx *ctx, void *state, const struct shoal_proposal *p,
+		    char *reason, uint32_t reason_cap);
 };
 
 /* The agent-type ABI version this header describes (see the top of this file). */
-#define SHOAL_AGENT_ABI_VERSION 2
+#define SHOAL_AGENT_ABI_VERSION 3
 
 #define SHOAL_REPLY_LATER UINT32_MAX
 
@@ -127,7 +140,7 @@ const struct shoal_agent_type *shoal_agent_type_find(const char *name);
  *   int shoal_agent_types_init(void);
  * which calls shoal_agent_type_register() itself (the version travels with each call).
  */
-#define shoal_agent_types shoal_agent_types_v2
+#define shoal_agent_types shoal_agent_types_v3
 
 /*
  * Load agent types from a shared object that exports a table (shoal_agent_types_v<N> for
