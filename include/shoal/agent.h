@@ -188,6 +188,23 @@ int shoal_broadcast(struct shoal_ctx *ctx, const char *group, uint32_t type, con
 int shoal_broadcast_acked(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
 			  uint32_t len, int timeout_ms, uint64_t *ref_out);
 /*
+ * Propose value (type SHOAL_VAR_*, len bytes at data: 8 for a number) for variable `var`,
+ * voted on by every member of `group` under rule (SHOAL_RULE_MAJORITY, _UNANIMOUS, or
+ * _QUORUM with quorum yes votes), never waiting: each member's vote callback answers (a type
+ * without one, a client's inbox: yes), and once every member answered or died, or
+ * timeout_ms (> 0) passed, the value is committed if the rule holds, by compare-and-set on
+ * the variable's version at this call. The outcome comes later to handle() as a message with
+ * SHOAL_MSG_SYSTEM, type SHOAL_T_PROPOSAL, ref *ref_out and a struct shoal_proposal_result.
+ * Returns 0; -EBUSY at once if another proposal on the variable is open (read the variable
+ * for its version); -ENOENT (no such variable or group), -EPROTOTYPE (not the variable's
+ * type), -EMSGSIZE, -EINVAL, -ENOSPC (every round record in use), -ENOMEM. If this agent's
+ * worker dies, its open proposals end with it: the variable keeps its old value or has the
+ * new one, and its claim is freed by the repair.
+ */
+int shoal_propose(struct shoal_ctx *ctx, const char *var, uint32_t type, const void *data,
+		  uint32_t len, const char *group, uint32_t rule, uint32_t quorum, int timeout_ms,
+		  uint64_t *ref_out);
+/*
  * Monitor target: this agent gets DOWN when target crashes or stops and UP when it runs
  * again. Returns 0 and a reference in *ref_out, -ENOSPC (monitor table full).
  */
