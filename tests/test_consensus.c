@@ -551,6 +551,45 @@ static void test_consensus_agent(void **state)
 	run_down(&x);
 }
 
+/* shoal propose: the outcome and tally; exit 0 committed, 1 rejected, 2 bad input. */
+static void test_consensus_tool(void **state)
+{
+	const char *ok[] = {"propose", "lr", "25", "--group", "g", NULL};
+	const char *unan[] = {"propose", "lr", "30", "--group", "g", "--rule", "unanimous", NULL};
+	const char *quorum[] = {"propose", "lr", "30", "--group", "g", "--rule", "quorum:5", NULL};
+	const char *badrule[] = {"propose", "lr", "1", "--group", "g", "--rule", "most", NULL};
+	const char *badval[] = {"propose", "lr", "x1", "--group", "g", NULL};
+	const char *nogroup[] = {"propose", "lr", "1", "--group", "nog", NULL};
+	const char *novar[] = {"propose", "nosuch", "1", "--group", "g", NULL};
+	const char *nogrp[] = {"propose", "lr", "1", NULL};
+	char out[2048];
+	uint64_t ver;
+	struct run x;
+
+	(void)state;
+	run_up(&x, "ctool");
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), ok), 0);
+	assert_non_null(strstr(out, "lr: committed: 8 members: 5 yes, 3 no, 0 dead, 0 absent"));
+	assert_non_null(strstr(out, "version 1"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), unan), 1);
+	assert_non_null(strstr(out, "lr: rejected: 8 members: 5 yes, 3 no"));
+	assert_int_equal(lr_value(&x, &ver), 25);
+	assert_int_equal(ver, 1);
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), quorum), 0);
+	assert_int_equal(lr_value(&x, &ver), 30);
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badrule), 2);
+	assert_non_null(strstr(out, "quorum:N"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), badval), 2);
+	assert_non_null(strstr(out, "not an integer"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), nogroup), 2);
+	assert_non_null(strstr(out, "no group 'nog'"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), novar), 2);
+	assert_non_null(strstr(out, "no variable 'nosuch'"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), nogrp), 2);
+	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	run_down(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -561,6 +600,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_consensus_proposer_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_voter_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_agent, rt_teardown),
+		cmocka_unit_test_teardown(test_consensus_tool, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */

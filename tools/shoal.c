@@ -23,6 +23,9 @@ const struct tool_cmd tool_cmds[] = {
 	{"monitor", "print agents' DOWN and UP notices: monitor NAME... [--count N]", cmd_monitor},
 	{"pool", "agent pools: pool list | create NAME TYPE SIZE [OVERFLOW] | checkout NAME",
 	 cmd_pool},
+	{"propose",
+	 "consensus: propose VARIABLE VALUE --group G [--rule majority|unanimous|quorum:N]",
+	 cmd_propose},
 	{"var", "coordination variables: var get NAME... | set NAME VALUE... | list", cmd_var},
 	{NULL, NULL, NULL},
 };
