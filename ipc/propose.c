@@ -176,6 +176,12 @@ int ipc_propose_finish(struct shm_seg *seg, struct ipc_proposal *p, uint64_t wai
 		res->rc = -ETIMEDOUT;
 	}
 	res->elapsed_ns = now - p->r.start_ns;
+	/*
+	 * Hook for consensus event subscribers (variable subscriptions are not merged yet):
+	 * here, once decided and before the claim goes, notify the subscribers of p->var with
+	 * "reached" (COMMITTED) or "rejected" and the value; a committed value also reaches the
+	 * variable's own subscribers through its update.
+	 */
 	ipc_propose_abort(seg, p);
 	return 0;
 }
