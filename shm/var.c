@@ -1108,6 +1108,7 @@ int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st)
 {
 	struct vgeo g;
 	int r = vgeo(seg, &g);
+	uint64_t p;
 
 	memset(st, 0, sizeof(*st));
 	if (r)
@@ -1121,6 +1122,12 @@ int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st)
 			st->live++;
 		if (atomic_load_explicit(&v->lock, memory_order_relaxed))
 			st->locked++;
+		/* relaxed: a count; a claim word names its round, judged read-only */
+		p = atomic_load_explicit(&v->proposal, memory_order_relaxed);
+		if (p && is_proposal_stale(seg, p, false))
+			st->stale++;
+		else if (p)
+			st->proposing++;
 	}
 	st->forward = atomic_load_explicit(&vhdr(&g)->forward, memory_order_relaxed);
 	st->back = atomic_load_explicit(&vhdr(&g)->back, memory_order_relaxed);

@@ -147,12 +147,14 @@ int shm_var_check(const struct shm_seg *seg, char *err, size_t errlen);
 
 /* Counters of the region (read-only safe). */
 struct shm_var_stats {
-	uint32_t capacity; /* variables */
-	uint32_t live;	   /* created */
-	uint32_t locked;   /* locked by a writer right now (or by a dead one) */
-	uint64_t forward;  /* dead writers' committed batches rolled forward */
-	uint64_t back;	   /* dead writers' uncommitted locks released */
-	uint64_t freed;	   /* dead creators' unnamed variables freed */
+	uint32_t capacity;  /* variables */
+	uint32_t live;	    /* created */
+	uint32_t locked;    /* locked by a writer right now (or by a dead one) */
+	uint64_t forward;   /* dead writers' committed batches rolled forward */
+	uint64_t back;	    /* dead writers' uncommitted locks released */
+	uint64_t freed;	    /* dead creators' unnamed variables freed */
+	uint32_t proposing; /* with an open consensus proposal (a live round holds the claim) */
+	uint32_t stale;	    /* with a claim of a proposer that is gone (the repair clears it) */
 };
 int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st);
 

@@ -354,10 +354,26 @@ static pid_t child_propose(struct run *x, int64_t value, int timeout_ms, int ste
 }
 
 /*
- * Two proposals on one variable: while the first is open (its round waits for a member that
- * does not answer), the second is refused at once with -EBUSY and the version both started
- * from; the first commits at its deadline (8 of 9 yes). Then a plain update during a round
- * makes that round's commit a conflict: the value stays the plain update's.
+ * Our client's inbox, a member of "g", takes the proposal waiting in it (shoal_client_recv()):
+ * a client inbox votes yes on receipt, and this was the round's last vote.
+ */
+static void inbox_votes(struct run *x)
+{
+	struct shoal_msg m;
+	char buf[512];
+
+	assert_int_equal(shoal_client_recv(x->c, &m, buf, sizeof(buf), TIMEOUT_MS), 0);
+	assert_true(m.flags & SHOAL_MSG_SYSTEM);
+	assert_true(m.flags & SHOAL_MSG_ROUND);
+	assert_int_equal(m.type, SHOAL_T_VOTE);
+}
+
+/*
+ * Two proposals on one variable: while the first is open (its round waits for our inbox's
+ * vote), the second is refused at once with -EBUSY and the version both started from, and
+ * the tools show the open one; our inbox then votes yes and the first commits (8 of 9 yes).
+ * Then a plain update during a round makes that round's commit a conflict: the value stays
+ * the plain update's.
  */
 static void test_consensus_concurrent(void **state)
 {
@@ -368,8 +384,8 @@ static void test_consensus_concurrent(void **state)
 
 	(void)state;
 	run_up(&x, "cconc");
-	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
-	pid = child_propose(&x, 10, 1500, 0);
+	assert_int_equal(shoal_client_join(x.c, "g"), 0);
+	pid = child_propose(&x, 10, TIMEOUT_MS, 0);
 	wait_claimed(x.cl.seg, x.lr);
 	t0 = shm_now_ns();
 	assert_int_equal(propose(&x, "lr", 20, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS, &res), -EBUSY);
@@ -378,13 +394,25 @@ static void test_consensus_concurrent(void **state)
 	assert_int_equal(res.outcome, SHOAL_PROPOSAL_CONFLICT);
 	assert_int_equal(res.version, 0);
 	assert_int_equal(res.yes + res.no, 0);
+	/* the tools show it open */
+	{
+		const char *list[] = {"var", "list", NULL};
+		const char *insp[] = {"inspect", NULL};
+		static char out[65536];
+
+		assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), list), 0);
+		assert_non_null(strstr(out, "[proposal open] lr"));
+		assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), insp), 0);
+		assert_non_null(strstr(out, "consensus proposals: 1 open, 0 claims"));
+	}
+	inbox_votes(&x);
 	assert_true(it_ok(it_wait_child(pid, TIMEOUT_MS)));
 	assert_int_equal(lr_value(&x, &ver), 10);
 	assert_int_equal(ver, 1);
 	assert_int_equal(shm_var_proposal(x.cl.seg, x.lr), 0);
 
 	/* a plain update during the round: the proposal's compare-and-set loses */
-	pid = child_propose(&x, 30, 1500, 0);
+	pid = child_propose(&x, 30, TIMEOUT_MS, 0);
 	wait_claimed(x.cl.seg, x.lr);
 	{
 		int64_t v = 77;
@@ -393,10 +421,12 @@ static void test_consensus_concurrent(void **state)
 
 		assert_int_equal(shoal_client_var_update(x.c, &set, 1, NULL, 1000), 0);
 	}
+	inbox_votes(&x);
 	assert_int_equal(it_wait_child(pid, TIMEOUT_MS), 10 << 8);
 	assert_int_equal(lr_value(&x, &ver), 77);
 	assert_int_equal(ver, 2);
 	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	assert_int_equal(shm_var_proposal(x.cl.seg, x.lr), 0);
 	run_down(&x);
 }
 
@@ -539,15 +569,52 @@ static void test_consensus_agent(void **state)
 	assert_int_equal(r.rc, -ECANCELED);
 	assert_int_equal(lr_value(&x, NULL), 25);
 
-	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
-	pid = child_propose(&x, 10, 1500, 0);
+	assert_int_equal(shoal_client_join(x.c, "g"), 0);
+	pid = child_propose(&x, 10, TIMEOUT_MS, 0);
 	wait_claimed(x.cl.seg, x.lr);
 	r = agent_propose(&x, 30, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS);
 	assert_int_equal(r.rc, -EBUSY);
+	inbox_votes(&x);
 	assert_true(it_ok(it_wait_child(pid, TIMEOUT_MS)));
 	assert_int_equal(lr_value(&x, &ver), 10);
 	assert_int_equal(ver, 2);
 	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
+	run_down(&x);
+}
+
+/*
+ * The worker of an agent proposer SIGKILLed mid-round: the repair of its slot frees the
+ * proposal's claim and round record, the value is the old one, and the next proposal (once
+ * the worker is back) commits.
+ */
+static void test_consensus_agent_worker_killed(void **state)
+{
+	struct shoal_proposal_result res;
+	char err[256], req[64];
+	uint64_t ref, ver;
+	struct run x;
+	pid_t w0;
+	int n;
+
+	(void)state;
+	run_up(&x, "cakill");
+	assert_int_equal(shoal_client_join(x.c, "g"), 0);
+	n = snprintf(req, sizeof(req), "P 60000 g lr 10 %u 0", SHOAL_RULE_MAJORITY);
+	assert_int_equal(shoal_client_call_async(x.c, x.rounder, 1, req, (uint32_t)n, &ref), 0);
+	wait_claimed(x.cl.seg, x.lr);
+	w0 = rt_slot_pid(x.cl.seg, 1);
+	assert_true(w0 > 0);
+	rt_kill_and_wait(w0);
+	WAIT_FOR(x.cl.seg, shm_round_in_use(x.cl.seg) == 0 && !shm_var_proposal(x.cl.seg, x.lr));
+	assert_int_equal(shm_var_check(x.cl.seg, err, sizeof(err)), 0);
+	assert_int_equal(lr_value(&x, &ver), 0);
+	assert_int_equal(ver, 0);
+	assert_int_equal(shoal_client_leave(x.c, "g"), 0);
+	WAIT_FOR(x.cl.seg,
+		 rt_slot_pid(x.cl.seg, 1) != w0 && rt_slot_pid(x.cl.seg, 1) > 0 &&
+			 atomic_load(&shm_proc_at(x.cl.seg, 1)->state) == SHM_PROC_RUNNING);
+	assert_int_equal(propose(&x, "lr", 20, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS, &res), 0);
+	assert_int_equal(res.version, 1);
 	run_down(&x);
 }
 
@@ -600,6 +667,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_consensus_proposer_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_voter_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_agent, rt_teardown),
+		cmocka_unit_test_teardown(test_consensus_agent_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_tool, rt_teardown),
 	};
 

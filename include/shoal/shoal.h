@@ -231,6 +231,13 @@ struct shoal_var_set {
 #define SHOAL_RULE_UNANIMOUS 2u /* every member votes yes */
 #define SHOAL_RULE_QUORUM    3u /* at least `quorum` members vote yes */
 
+/*
+ * A proposal as a client inbox of the group receives it (shoal_client_recv()): flagged
+ * SHOAL_MSG_SYSTEM | SHOAL_MSG_ROUND, this type, an engine-internal payload. Taking it is
+ * the inbox's vote: yes.
+ */
+#define SHOAL_T_VOTE 0x45544f56u /* "VOTE" */
+
 /* What a member's vote callback is asked (struct shoal_agent_type.vote, ABI version 3). */
 struct shoal_proposal {
 	shoal_var_t var;	 /* the variable */
