@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -163,6 +164,81 @@ static void test_consensus_record_threads(void **state)
 		assert_int_equal(yes + no + dead, 64);
 		shm_round_free(seg, slot, gen);
 	}
+	ts_seg_drop(seg, inst);
+}
+
+/* A child that takes a round record and the proposal claim on var, then dies (SIGKILL). */
+static uint32_t child_claims_and_dies(struct shm_seg *seg, uint64_t var, uint64_t *ref)
+{
+	_Atomic uint64_t *shared = it_shared(2 * sizeof(*shared));
+	uint32_t slot;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		uint64_t ver, held;
+		uint32_t s, g;
+
+		it_child_claim(seg);
+		if (shm_round_claim(seg, &s, &g) ||
+		    shm_var_propose_claim(seg, var, shm_round_ref(s, g, 0), &ver, &held))
+			_exit(4);
+		atomic_store(&shared[0], seg->self + 1);
+		atomic_store(&shared[1], shm_round_ref(s, g, 0));
+		raise(SIGKILL);
+		_exit(5);
+	}
+	it_wait_child(pid, TIMEOUT_MS);
+	assert_int_not_equal(atomic_load(&shared[0]), 0);
+	slot = (uint32_t)atomic_load(&shared[0]) - 1;
+	*ref = atomic_load(&shared[1]);
+	munmap(shared, 2 * sizeof(*shared));
+	return slot;
+}
+
+/*
+ * A proposer that died holding a variable's proposal claim, before any repair: the next
+ * proposer finds the claim's owner dead, clears it and takes it; a live holder refuses the
+ * one after (-EBUSY, its ref and the version). And the repair of a dead proposer's slot
+ * clears its claim (shm_var_check() finds nothing left).
+ */
+static void test_consensus_record_stale_claim(void **state)
+{
+	struct shm_seg *seg = make("stale", 64);
+	uint64_t var, ref, ver, held, mine, other;
+	uint32_t s, g, s2, g2, dead;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(shm_var_create(seg, 0, "x", 1, SHM_VAR_INT, &var), 0);
+	dead = child_claims_and_dies(seg, var, &ref);
+	(void)dead;
+	assert_int_equal(shm_round_claim(seg, &s, &g), 0);
+	mine = shm_round_ref(s, g, 0);
+	assert_int_equal(shm_var_propose_claim(seg, var, mine, &ver, &held), 0);
+	assert_int_equal(ver, 0);
+	assert_int_equal(shm_var_proposal(seg, var), mine);
+	assert_int_equal(shm_round_claim(seg, &s2, &g2), 0);
+	other = shm_round_ref(s2, g2, 0);
+	assert_int_equal(shm_var_propose_claim(seg, var, other, &ver, &held), -EBUSY);
+	assert_int_equal(held, mine);
+	shm_var_propose_release(seg, var, other); /* not its claim: changes nothing */
+	assert_int_equal(shm_var_proposal(seg, var), mine);
+	shm_var_propose_release(seg, var, mine);
+	assert_int_equal(shm_var_proposal(seg, var), 0);
+	shm_round_free(seg, s, g);
+	shm_round_free(seg, s2, g2);
+	it_repair(seg, dead);
+
+	/* the repair of a dead proposer's slot clears its claim */
+	dead = child_claims_and_dies(seg, var, &ref);
+	assert_int_equal(shm_var_check(seg, err, sizeof(err)), -EUCLEAN);
+	atomic_store(&shm_proc_at(seg, dead)->state, SHM_PROC_DEAD);
+	assert_true(shm_var_repair(seg, dead) >= 1);
+	assert_int_equal(shm_var_check(seg, err, sizeof(err)), 0);
+	assert_int_equal(shm_var_proposal(seg, var), 0);
+	it_repair(seg, dead);
+	assert_int_equal(shm_round_in_use(seg), 0);
 	ts_seg_drop(seg, inst);
 }
 
@@ -662,6 +738,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_consensus_record_votes),
 		cmocka_unit_test(test_consensus_record_threads),
+		cmocka_unit_test(test_consensus_record_stale_claim),
 		cmocka_unit_test_teardown(test_consensus_rules, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_concurrent, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_proposer_killed, rt_teardown),
