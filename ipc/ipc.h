@@ -35,6 +35,10 @@ struct io_uring_cqe;
 #define IPC_T_DOWN  1u /* payload: struct ipc_down */
 #define IPC_T_UP    2u /* payload: struct ipc_down (reason 0) */
 #define IPC_T_ROUND 3u /* payload: struct shoal_round_done (an agent's round ended) */
+/* with IPC_F_ROUND: a consensus proposal to vote on (payload: struct ipc_vote_msg) */
+#define IPC_T_VOTE 0x45544f56u /* "VOTE" */
+/* payload: struct shoal_proposal_result (an agent's proposal ended) */
+#define IPC_T_PROPOSAL 0x50525053u
 
 /* A message as the consumer sees it; data points into the mailbox until consumed. */
 struct ipc_msg {
@@ -296,6 +300,24 @@ int ipc_round_start(struct shm_seg *seg, shoal_handle_t owner, const char *group
 		    const void *data, uint32_t len, uint64_t deadline_ns, uint64_t user_ref,
 		    int send_timeout_ms, struct ipc_round *out);
 /*
+ * ipc_round_start() with more say: `flags` added to IPC_F_ROUND on every message, the round
+ * record's kind (enum shm_round_kind), and claimed (may be NULL), called once the record is
+ * claimed and before it is published and anything is sent: a nonzero return frees the record
+ * and is returned (a proposal takes its variable's claim there, and writes the version it
+ * read into the message data points to). A group of no members claims nothing and does not
+ * call it.
+ */
+int ipc_round_start_kind(struct shm_seg *seg, shoal_handle_t owner, const char *group,
+			 uint32_t type, uint32_t flags, const void *data, uint32_t len,
+			 uint64_t deadline_ns, uint64_t user_ref, int send_timeout_ms,
+			 uint32_t kind, int (*claimed)(void *arg, uint32_t slot, uint32_t gen),
+			 void *arg, struct ipc_round *out);
+/*
+ * A member's vote on the proposal with reference ref (a message of type IPC_T_VOTE): yes or
+ * no, in one CAS. The last answer wakes the owner. Returns as ipc_round_answer().
+ */
+int ipc_round_vote(struct shm_seg *seg, uint64_t ref, bool yes);
+/*
  * A member's answer to the round message with reference ref (a message flagged
  * IPC_F_ROUND): acked once its handler returned, or dead (its handler failed, it was
  * dropped or refused). The last answer wakes the round's owner. Returns 1 if it completed
@@ -324,5 +346,58 @@ bool ipc_round_value(const struct shm_seg *seg, const struct ipc_round *r, uint3
 		     uint32_t *value);
 /* Free the round's record: late answers are then ignored. The owner, once it has read it. */
 void ipc_round_end(struct shm_seg *seg, const struct ipc_round *r);
+
+/* --- consensus proposals (ipc/propose.c) --- */
+
+/* What a proposal's members get (IPC_T_VOTE), the value after it. */
+struct ipc_vote_msg {
+	uint64_t var;		       /* the variable's id */
+	uint64_t version;	       /* its version the proposal started from */
+	uint64_t proposer;	       /* the proposer's handle */
+	uint32_t rule;		       /* SHOAL_RULE_* */
+	uint32_t quorum;	       /* SHOAL_RULE_QUORUM's count */
+	uint32_t type;		       /* SHOAL_VAR_* */
+	uint32_t len;		       /* value bytes after this header */
+	char name[SHOAL_NAME_MAX + 1]; /* the variable's name */
+};
+
+/* A proposal as its owner knows it. */
+struct ipc_proposal {
+	struct ipc_round r;
+	uint64_t var;		 /* the variable */
+	uint64_t base;		 /* its version at the claim: the commit's compare-and-set */
+	uint64_t claim;		 /* the claim word's value (the round's ref), 0 none */
+	shoal_handle_t proposer; /* the writer the commit records */
+	uint32_t rule;
+	uint32_t quorum;
+	uint32_t type;
+	uint32_t len;
+	const void *value; /* the caller's: it outlives the proposal */
+};
+
+/*
+ * Start a proposal: variable `var` (by name, default namespace) to value (type, len, data),
+ * voted on by group's members under rule (SHOAL_RULE_*, quorum for QUORUM) until
+ * deadline_ns. Claims a round record (a VOTE round), then the variable's proposal claim
+ * (reading its version), then sends each member an IPC_T_VOTE message. buf (at least
+ * sizeof(struct ipc_vote_msg) + len bytes) holds the message. Returns 0 and *out (a group of
+ * no members: out->r.slot UINT32_MAX), -EBUSY (another proposal is open on it: *version its
+ * version), -ENOENT (no such variable or group), -EPROTOTYPE, -EMSGSIZE, -EINVAL, -ENOSPC.
+ * Any process with a slot.
+ */
+int ipc_propose_start(struct shm_seg *seg, shoal_handle_t owner, const char *var, uint32_t type,
+		      const void *data, uint32_t len, const char *group, uint32_t rule,
+		      uint32_t quorum, uint64_t deadline_ns, uint64_t user_ref, int send_timeout_ms,
+		      void *buf, uint64_t *version, struct ipc_proposal *out);
+/*
+ * Decide proposal p now (complete, or its deadline passed): tally, commit if the rule holds
+ * (compare-and-set on p->base, waiting up to wait_ns for a live writer), release the claim
+ * and the round record, fill *res. Returns 0 decided, -EAGAIN (a live writer held the
+ * variable: nothing released, decide again later). The owner.
+ */
+int ipc_propose_finish(struct shm_seg *seg, struct ipc_proposal *p, uint64_t wait_ns,
+		       struct shoal_proposal_result *res);
+/* Drop proposal p undecided (its owner stops): the claim, then the record. */
+void ipc_propose_abort(struct shm_seg *seg, struct ipc_proposal *p);
 
 #endif

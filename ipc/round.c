@@ -49,6 +49,17 @@ int ipc_round_set_value(struct shm_seg *seg, uint64_t ref, uint32_t value)
 				   (uint32_t)ref & 0xffffu, value);
 }
 
+/* See ipc.h. Any process. */
+int ipc_round_vote(struct shm_seg *seg, uint64_t ref, bool yes)
+{
+	uint32_t slot = (uint32_t)(ref >> 16) & 0xffffu;
+	int r = shm_round_vote(seg, slot, (uint32_t)(ref >> 32), (uint32_t)ref & 0xffffu, yes);
+
+	if (r == 1)
+		wake_owner(seg, slot);
+	return r;
+}
+
 /* A member's handle paired with its hosting worker, for the sort. */
 struct by_host {
 	uint32_t host;
@@ -135,6 +146,17 @@ int ipc_round_start(struct shm_seg *seg, shoal_handle_t owner, const char *group
 		    const void *data, uint32_t len, uint64_t deadline_ns, uint64_t user_ref,
 		    int send_timeout_ms, struct ipc_round *out)
 {
+	return ipc_round_start_kind(seg, owner, group, type, 0, data, len, deadline_ns, user_ref,
+				    send_timeout_ms, SHM_ROUND_ACK, NULL, NULL, out);
+}
+
+/* See ipc.h. */
+int ipc_round_start_kind(struct shm_seg *seg, shoal_handle_t owner, const char *group,
+			 uint32_t type, uint32_t flags, const void *data, uint32_t len,
+			 uint64_t deadline_ns, uint64_t user_ref, int send_timeout_ms,
+			 uint32_t kind, int (*claimed)(void *arg, uint32_t slot, uint32_t gen),
+			 void *arg, struct ipc_round *out)
+{
 	struct start_ctx c = {.seg = seg, .r = out};
 	shoal_handle_t *members;
 	int n, r;
@@ -157,9 +179,18 @@ int ipc_round_start(struct shm_seg *seg, shoal_handle_t owner, const char *group
 		out->slot = UINT32_MAX;
 		return r;
 	}
+	if (claimed) {
+		r = claimed(arg, out->slot, out->gen);
+		if (r) {
+			shm_round_free(seg, out->slot, out->gen);
+			out->slot = UINT32_MAX;
+			return r;
+		}
+	}
+	shm_round_set_kind(seg, out->slot, out->gen, kind);
 	shm_round_publish(seg, out->slot, out->gen, owner, members, (uint32_t)n, deadline_ns,
 			  user_ref);
-	r = ipc_fanout(seg, owner, members, (uint32_t)n, type, IPC_F_ROUND,
+	r = ipc_fanout(seg, owner, members, (uint32_t)n, type, IPC_F_ROUND | flags,
 		       shm_round_ref(out->slot, out->gen, 0), data, len, send_timeout_ms,
 		       start_failed, &c);
 	out->sent = r > 0 ? (uint32_t)r : 0;

@@ -419,10 +419,24 @@ struct shm_round {
 	_Atomic uint64_t start_ns;    /* CLOCK_MONOTONIC at the start */
 	_Atomic uint64_t deadline_ns; /* CLOCK_MONOTONIC when the owner stops waiting */
 	_Atomic uint64_t user_ref;    /* the owner's reference for the round (agents) */
-	uint8_t pad[64 - 56];
+	_Atomic uint32_t kind;	      /* enum shm_round_kind (was padding: 0, ACK, before) */
+	uint32_t pad;		      /* zero */
 };
 static_assert(sizeof(struct shm_round) == 64, "shm_round ABI");
 static_assert(offsetof(struct shm_round, deadline_ns) == 40, "shm_round ABI");
+
+/*
+ * What a round's level-0 bits mean. ACK: bit 2k "answered", bit 2k + 1 "dead". VOTE (a
+ * consensus proposal): bit 2k "answered", bit 2k + 1 "voted yes", so a vote is still one
+ * CAS that decides both; a member answered dead also has SHM_ROUND_H_DEAD set in its handle
+ * word, before its answer (the tally reads it only for an answer without yes).
+ */
+enum shm_round_kind {
+	SHM_ROUND_ACK = 0,
+	SHM_ROUND_VOTE = 1,
+};
+/* In a VOTE round's handle word of a member answered dead (no agent slot has bit 31). */
+#define SHM_ROUND_H_DEAD 0x80000000ull
 
 enum shm_round_state {
 	SHM_ROUND_FREE = 0,   /* no round (ctl may be held by a claimer preparing it) */

@@ -133,11 +133,22 @@ int shm_round_claim(struct shm_seg *seg, uint32_t *slot_out, uint32_t *gen_out)
 		if (!gen)
 			gen = atomic_fetch_add_explicit(&r->gen, 1, memory_order_relaxed) + 1;
 		atomic_store_explicit(&r->state, SHM_ROUND_PREP, memory_order_relaxed);
+		atomic_store_explicit(&r->kind, SHM_ROUND_ACK, memory_order_relaxed);
 		*slot_out = slot;
 		*gen_out = gen;
 		return 0;
 	}
 	return -ENOSPC;
+}
+
+/* See round.h. The claimer, before shm_round_publish(). */
+void shm_round_set_kind(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t kind)
+{
+	struct shm_round *r = shm_round_at(seg, slot);
+
+	/* relaxed: published by P0 in shm_round_publish() */
+	if (r && atomic_load_explicit(&r->gen, memory_order_relaxed) == gen)
+		atomic_store_explicit(&r->kind, kind, memory_order_relaxed);
 }
 
 /* See round.h. The claimer. */
@@ -225,13 +236,21 @@ static int propagate(const struct tree *t, _Atomic uint64_t *tw, uint32_t gen, u
 	return 1;
 }
 
-/* See round.h. Any process. */
-int shm_round_answer(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx, bool dead)
+/* What an answer says (answer()). */
+enum {
+	ANS_ACK = 0,  /* acked; in a VOTE round, yes (a member without a vote consents) */
+	ANS_DEAD = 1, /* died, failed, unreachable */
+	ANS_YES = 2,  /* voted yes (an ACK round: acked) */
+	ANS_NO = 3,   /* voted no (an ACK round: acked) */
+};
+
+/* Member idx's answer `what` to round (slot, gen): as shm_round_answer(). */
+static int answer(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx, uint32_t what)
 {
 	struct shm_round *r = shm_round_at(seg, slot);
 	_Atomic uint64_t *tw;
 	struct tree t;
-	uint32_t n, bit;
+	uint32_t n, bit, set;
 	int rc;
 
 	if (!r)
@@ -243,10 +262,31 @@ int shm_round_answer(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t 
 		return -EINVAL;
 	tree_of(n, &t);
 	tw = tree_words(seg, r);
-	/* answered, and dead with it, in one CAS: the first answer decides */
 	bit = 1u << (2u * (idx % 16u));
-	rc = word_set(&tw[idx / 16u], gen, bit, dead ? bit | bit << 1 : bit, ANSWERED_BITS,
-		      full_mask(&t, 0, idx / 16u));
+	/* relaxed: written before P0, which active_members() acquired (R0) */
+	if (atomic_load_explicit(&r->kind, memory_order_relaxed) == SHM_ROUND_VOTE) {
+		if (what == ANS_DEAD) {
+			/* relaxed: a look; the CAS below decides */
+			uint64_t w = atomic_load_explicit(&tw[idx / 16u], memory_order_relaxed);
+
+			if (TAG_OF(w) != gen)
+				return -ESTALE;
+			if (BITS_OF(w) & bit)
+				return 0; /* voted already: the vote stands */
+			/*
+			 * relaxed: released with the answer by A0 below, so whoever sees the answer
+			 * (the tally, after A1) sees the flag. A vote landing between the look and
+			 * the CAS keeps its yes; a no would be listed dead (both count as not yes).
+			 */
+			atomic_fetch_or_explicit(&handles_of(seg, r)[idx], SHM_ROUND_H_DEAD,
+						 memory_order_relaxed);
+		}
+		set = what == ANS_ACK || what == ANS_YES ? bit | bit << 1 : bit;
+	} else {
+		set = what == ANS_DEAD ? bit | bit << 1 : bit;
+	}
+	/* answered, and dead or yes with it, in one CAS: the first answer decides */
+	rc = word_set(&tw[idx / 16u], gen, bit, set, ANSWERED_BITS, full_mask(&t, 0, idx / 16u));
 	if (rc <= 0)
 		return rc;
 	if (__builtin_expect(shm_round_test_hook != NULL, 0))
@@ -313,6 +353,18 @@ bool shm_round_value(const struct shm_seg *seg, uint32_t slot, uint32_t gen, uin
 }
 
 /* See round.h. Any process. */
+int shm_round_answer(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx, bool dead)
+{
+	return answer(seg, slot, gen, idx, dead ? ANS_DEAD : ANS_ACK);
+}
+
+/* See round.h. Any process. */
+int shm_round_vote(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx, bool yes)
+{
+	return answer(seg, slot, gen, idx, yes ? ANS_YES : ANS_NO);
+}
+
+/* See round.h. Any process. */
 bool shm_round_is_complete(const struct shm_seg *seg, uint32_t slot, uint32_t gen)
 {
 	struct shm_round *r = shm_round_at(seg, slot);
@@ -338,7 +390,7 @@ uint32_t shm_round_member(const struct shm_seg *seg, uint32_t slot, uint32_t gen
 {
 	struct shm_round *r = shm_round_at(seg, slot);
 	uint32_t n, b;
-	uint64_t a;
+	uint64_t a, h;
 
 	if (handle)
 		*handle = SHOAL_HANDLE_NONE;
@@ -347,14 +399,22 @@ uint32_t shm_round_member(const struct shm_seg *seg, uint32_t slot, uint32_t gen
 	n = active_members(seg, r, gen);
 	if (idx >= n)
 		return SHM_ROUND_M_ABSENT;
+	/* relaxed: published by P0 (R0 acquired it); the dead flag comes with its answer */
+	h = atomic_load_explicit(&handles_of(seg, r)[idx], memory_order_relaxed);
 	if (handle)
-		/* relaxed: published by P0 (R0 acquired it) */
-		*handle = atomic_load_explicit(&handles_of(seg, r)[idx], memory_order_relaxed);
+		*handle = h & ~SHM_ROUND_H_DEAD;
 	/* relaxed: both bits come in one word */
 	a = atomic_load_explicit(&tree_words(seg, r)[idx / 16u], memory_order_relaxed);
 	b = BITS_OF(a) >> (2u * (idx % 16u));
 	if (TAG_OF(a) != gen || !(b & 1u))
 		return SHM_ROUND_M_ABSENT;
+	if (atomic_load_explicit(&r->kind, memory_order_relaxed) == SHM_ROUND_VOTE) {
+		if (b & 2u)
+			return SHM_ROUND_M_YES;
+		/* relaxed: set before the answer's A0, which the caller's A1 acquired */
+		h = atomic_load_explicit(&handles_of(seg, r)[idx], memory_order_relaxed);
+		return h & SHM_ROUND_H_DEAD ? SHM_ROUND_M_DEAD : SHM_ROUND_M_NO;
+	}
 	return b & 2u ? SHM_ROUND_M_DEAD : SHM_ROUND_M_ACKED;
 }
 

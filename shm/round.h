@@ -17,6 +17,8 @@ enum shm_round_mstate {
 	SHM_ROUND_M_ABSENT = 0, /* no answer (yet) */
 	SHM_ROUND_M_ACKED = 1,	/* its handler returned */
 	SHM_ROUND_M_DEAD = 2,	/* died, stopped or could not be reached during the round */
+	SHM_ROUND_M_YES = 3,	/* a VOTE round's member voted yes */
+	SHM_ROUND_M_NO = 4,	/* a VOTE round's member voted no */
 };
 
 /*
@@ -34,6 +36,11 @@ int shm_round_claim(struct shm_seg *seg, uint32_t *slot_out, uint32_t *gen_out);
 void shm_round_publish(struct shm_seg *seg, uint32_t slot, uint32_t gen, shoal_handle_t owner,
 		       const shoal_handle_t *members, uint32_t n, uint64_t deadline_ns,
 		       uint64_t user_ref);
+/*
+ * Make claimed round (slot, gen) a VOTE round (enum shm_round_kind: its bits mean answered
+ * and yes). The claimer, between shm_round_claim() and shm_round_publish().
+ */
+void shm_round_set_kind(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t kind);
 /*
  * Record member idx's answer to round (slot, gen): acked, or dead (dead set). Idempotent: a
  * second answer of the same member changes nothing (the first decides). Returns 1 if this
@@ -57,6 +64,12 @@ int shm_round_set_value(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32
  */
 bool shm_round_value(const struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx,
 		     uint32_t *value);
+/*
+ * Record member idx's vote in a VOTE round (slot, gen): yes or no, in the one CAS that marks
+ * it answered. In a VOTE round shm_round_answer() counts an ack (dead false) as yes: a member
+ * that has no vote consents. Returns as shm_round_answer(). Any process.
+ */
+int shm_round_vote(struct shm_seg *seg, uint32_t slot, uint32_t gen, uint32_t idx, bool yes);
 /* Has every member of round (slot, gen) answered or died? Any process. */
 bool shm_round_is_complete(const struct shm_seg *seg, uint32_t slot, uint32_t gen);
 /* Member idx of round (slot, gen): its handle (may be NULL) and enum shm_round_mstate. */

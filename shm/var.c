@@ -76,6 +76,7 @@
 
 #include "shm/cpu.h"
 #include "shm/registry.h"
+#include "shm/round.h"
 #include "shm/var.h"
 #include "shm/var_int.h"
 
@@ -822,6 +823,7 @@ int shm_var_create(struct shm_seg *seg, uint32_t ns, const char *name, size_t le
 	words_store(v->name, zero, sizeof(zero));
 	words_store(v->name, name, (uint32_t)len);
 	atomic_store_explicit(&v->lock, 0, memory_order_relaxed);
+	atomic_store_explicit(&v->proposal, 0, memory_order_relaxed);
 	atomic_store_explicit(&v->pub, SHM_VAR_PUB(0, 0), memory_order_relaxed);
 	b = buf_at(&g, v, 0);
 	atomic_store_explicit(&b->version, 0, memory_order_relaxed);
@@ -926,6 +928,87 @@ uint64_t shm_var_notify_seq(const struct shm_seg *seg, uint64_t id)
 	return atomic_load_explicit(&v->notify, memory_order_relaxed);
 }
 
+/*
+ * Is proposal claim p (a round's ref) no longer an open proposal's: its round record free,
+ * claimed again since (another generation), or owned by a dead process? The record is
+ * claimed before the variable and freed after it, so a live proposal's record is its own.
+ */
+static bool is_proposal_stale(const struct shm_seg *seg, uint64_t p, bool probe)
+{
+	struct shm_round *r = shm_round_at(seg, (uint32_t)(p >> 16) & 0xffffu);
+	uint64_t ctl;
+
+	if (!r)
+		return true;
+	/* acquire: as C0 in shm_round_claim(): the claim before its generation */
+	ctl = atomic_load_explicit(&r->ctl, memory_order_acquire);
+	return !ctl || atomic_load_explicit(&r->gen, memory_order_relaxed) != (uint32_t)(p >> 32) ||
+	       shm_tag_is_dead(seg, ctl, probe);
+}
+
+/* See shm/var.h. A process with a slot. */
+int shm_var_propose_claim(struct shm_seg *seg, uint64_t id, uint64_t ref, uint64_t *version,
+			  uint64_t *held)
+{
+	struct shm_var *v;
+	struct vgeo g;
+	uint64_t cur;
+
+	*held = 0;
+	if (vgeo(seg, &g) || !(v = var_of(&g, id)))
+		return -ENOENT;
+	for (int k = 0; k < 64; k++) {
+		cur = 0;
+		/*
+		 * PC0: seq_cst, as the update protocol's control words: the version read below
+		 * is at or after the claim, so a commit by compare-and-set on it fails if another
+		 * proposal committed in between.
+		 */
+		if (atomic_compare_exchange_strong_explicit(
+			    &v->proposal, &cur, ref, memory_order_seq_cst, memory_order_seq_cst)) {
+			*version = SHM_VAR_PUB_VERSION(
+				atomic_load_explicit(&v->pub, memory_order_seq_cst));
+			return 0;
+		}
+		if (!is_proposal_stale(seg, cur, true)) {
+			*held = cur;
+			*version = SHM_VAR_PUB_VERSION(
+				atomic_load_explicit(&v->pub, memory_order_seq_cst));
+			return -EBUSY;
+		}
+		/* a dead or finished proposer's claim: clear it (a CAS: another may have) */
+		atomic_compare_exchange_strong_explicit(&v->proposal, &cur, 0, memory_order_seq_cst,
+							memory_order_relaxed);
+	}
+	return -EBUSY;
+}
+
+/* See shm/var.h. The claim's owner. */
+void shm_var_propose_release(struct shm_seg *seg, uint64_t id, uint64_t ref)
+{
+	struct shm_var *v;
+	struct vgeo g;
+
+	if (vgeo(seg, &g) || !(v = var_of(&g, id)))
+		return;
+	/* PC1: seq_cst: after our commit (V1), before our round record is freed */
+	atomic_compare_exchange_strong_explicit(&v->proposal, &ref, 0, memory_order_seq_cst,
+						memory_order_relaxed);
+}
+
+/* See shm/var.h. Any attachment. */
+uint64_t shm_var_proposal(const struct shm_seg *seg, uint64_t id)
+{
+	struct shm_var *v;
+	struct vgeo g;
+	uint64_t p;
+
+	if (vgeo(seg, &g) || !(v = var_of(&g, id)))
+		return 0;
+	p = atomic_load_explicit(&v->proposal, memory_order_seq_cst);
+	return p && !is_proposal_stale(seg, p, false) ? p : 0;
+}
+
 /* See shm/var.h. The supervisor (or a test standing in for it), with a process slot. */
 int shm_var_repair(struct shm_seg *seg, uint32_t slot)
 {
@@ -964,6 +1047,12 @@ int shm_var_repair(struct shm_seg *seg, uint32_t slot)
 			}
 			n++;
 		}
+		/* a proposal whose round's owner is dead (this slot, or one repaired before) */
+		l = atomic_load_explicit(&v->proposal, memory_order_seq_cst);
+		if (l && SHM_VAR_CTL_STATE(c) == SHM_VAR_LIVE && is_proposal_stale(seg, l, false) &&
+		    atomic_compare_exchange_strong_explicit(
+			    &v->proposal, &l, 0, memory_order_seq_cst, memory_order_relaxed))
+			n++;
 		/* a lock of the dead slot (its own, or one it took over); resolve_dead() returns
 		 * 0 only when someone else moved the lock on meanwhile: a few rounds at most */
 		for (int k = 0; k < 8; k++) {
@@ -1012,6 +1101,12 @@ int shm_var_check(const struct shm_seg *seg, char *err, size_t errlen)
 				 SHM_TAG_SLOT(l));
 			return -EUCLEAN;
 		}
+		l = atomic_load_explicit(&v->proposal, memory_order_seq_cst);
+		if (l && is_proposal_stale(seg, l, true)) {
+			snprintf(err, errlen,
+				 "variable %u: a proposal claim of a round that is over", i);
+			return -EUCLEAN;
+		}
 	}
 	return 0;
 }
@@ -1021,6 +1116,7 @@ int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st)
 {
 	struct vgeo g;
 	int r = vgeo(seg, &g);
+	uint64_t p;
 
 	memset(st, 0, sizeof(*st));
 	if (r)
@@ -1034,6 +1130,12 @@ int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st)
 			st->live++;
 		if (atomic_load_explicit(&v->lock, memory_order_relaxed))
 			st->locked++;
+		/* relaxed: a count; a claim word names its round, judged read-only */
+		p = atomic_load_explicit(&v->proposal, memory_order_relaxed);
+		if (p && is_proposal_stale(seg, p, false))
+			st->stale++;
+		else if (p)
+			st->proposing++;
 	}
 	st->forward = atomic_load_explicit(&vhdr(&g)->forward, memory_order_relaxed);
 	st->back = atomic_load_explicit(&vhdr(&g)->back, memory_order_relaxed);

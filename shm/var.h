@@ -117,14 +117,29 @@ uint32_t shm_var_bytes(const struct shm_seg *seg);
 uint64_t shm_var_notify_seq(const struct shm_seg *seg, uint64_t id);
 
 /*
+ * Consensus proposals' claim on variable id (one open proposal per variable): take it for
+ * the round whose ref (shm_round_ref(slot, gen, 0)) is ref, a round record the caller has
+ * claimed. 0 and the variable's version in *version (the proposal commits by compare-and-set
+ * on it); -EBUSY if another proposal holds it (its round ref in *held, the variable's version
+ * in *version); -ENOENT (no such variable). A claim whose round is over or whose owner died
+ * is cleared on the way. Any process with a slot.
+ */
+int shm_var_propose_claim(struct shm_seg *seg, uint64_t id, uint64_t ref, uint64_t *version,
+			  uint64_t *held);
+/* Drop the claim of round ref on variable id, if it still holds it. Its owner, when done. */
+void shm_var_propose_release(struct shm_seg *seg, uint64_t id, uint64_t ref);
+/* The round ref of variable id's open proposal, or 0 (none, or a stale claim). Read-only. */
+uint64_t shm_var_proposal(const struct shm_seg *seg, uint64_t id);
+
+/*
  * Finish or undo every variable claim a dead owner of process slot `slot` left (the
  * supervisor, after noticing the death, before the slot is reused): a committed batch is
  * rolled forward, an uncommitted one's locks released, a variable created but not named
- * freed. Claims of a live owner of the slot are left alone, so a second pass over every slot
- * is safe. A caller without a process slot of its own (seg->self: the supervisor adopting a
- * dead one's segment, before it claims slot 0) cannot roll a batch forward: it leaves it
- * (readers see its values all the same) for a pass made with a slot. Returns the number of
- * claims resolved.
+ * freed; a consensus proposal's claim whose round's owner is dead is cleared. Claims of a
+ * live owner of the slot are left alone, so a second pass over every slot is safe. A caller without
+ * a process slot of its own (seg->self: the supervisor adopting a dead one's segment, before it
+ * claims slot 0) cannot roll a batch forward: it leaves it (readers see its values all the same)
+ * for a pass made with a slot. Returns the number of claims resolved.
  */
 int shm_var_repair(struct shm_seg *seg, uint32_t slot);
 /* No lock or creation claim held by a dead process. 0 or -EUCLEAN with a sentence in err. */
@@ -132,12 +147,14 @@ int shm_var_check(const struct shm_seg *seg, char *err, size_t errlen);
 
 /* Counters of the region (read-only safe). */
 struct shm_var_stats {
-	uint32_t capacity; /* variables */
-	uint32_t live;	   /* created */
-	uint32_t locked;   /* locked by a writer right now (or by a dead one) */
-	uint64_t forward;  /* dead writers' committed batches rolled forward */
-	uint64_t back;	   /* dead writers' uncommitted locks released */
-	uint64_t freed;	   /* dead creators' unnamed variables freed */
+	uint32_t capacity;  /* variables */
+	uint32_t live;	    /* created */
+	uint32_t locked;    /* locked by a writer right now (or by a dead one) */
+	uint64_t forward;   /* dead writers' committed batches rolled forward */
+	uint64_t back;	    /* dead writers' uncommitted locks released */
+	uint64_t freed;	    /* dead creators' unnamed variables freed */
+	uint32_t proposing; /* with an open consensus proposal (a live round holds the claim) */
+	uint32_t stale;	    /* with a claim of a proposer that is gone (the repair clears it) */
 };
 int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st);
 

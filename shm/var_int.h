@@ -66,7 +66,11 @@ static_assert(sizeof(struct shm_var_hdr) == 64, "shm_var_hdr ABI");
  * A variable's control line and name line. ctl, meta and name are written by the creator
  * while it holds the slot CLAIMED, before the release store that makes it LIVE, and never
  * after; pub and lock are the update protocol's words; notify counts publications (for the
- * subscriptions to come: a notifier compares it with what it last sent).
+ * subscriptions to come: a notifier compares it with what it last sent). proposal (a word
+ * that was reserved, zero) is the consensus proposals' claim: 0 -> a round's ref
+ * (shm_round_ref(slot, gen, 0), never 0) by CAS, so one proposal at a time is open on a
+ * variable; its owner is the round record's, and a claim whose record was freed, reused or
+ * is owned by a dead process is stale: whoever finds it so clears it (shm/var.c).
  */
 struct shm_var {
 	_Atomic uint64_t ctl;	   /* SHM_VAR_CTL(state, tag or generation) */
@@ -76,7 +80,7 @@ struct shm_var {
 	_Atomic uint64_t meta;	   /* SHM_VAR_META(type, namespace, name length) */
 	_Atomic uint64_t creating; /* a creator's tag until its name is registered, then 0 */
 	_Atomic uint64_t gen;	   /* generation of the last creation (the id's high half) */
-	uint64_t reserved;	   /* zero */
+	_Atomic uint64_t proposal; /* 0, or the round ref of the open consensus proposal */
 	_Atomic uint64_t name[8];  /* the name, zero-padded (for lists and repair) */
 };
 static_assert(sizeof(struct shm_var) == 128, "shm_var ABI");

@@ -224,6 +224,47 @@ static int rounder_handle(struct shoal_ctx *ctx, void *state, const struct shoal
 		s->pending = 0;
 		shoal_reply(ctx, &s->call, m->data, m->len);
 	}
+	if ((m->flags & SHOAL_MSG_SYSTEM) && m->type == SHOAL_T_PROPOSAL && s->pending &&
+	    m->ref == s->ref && m->len == sizeof(struct shoal_proposal_result)) {
+		s->pending = 0;
+		shoal_reply(ctx, &s->call, m->data, m->len);
+	}
+	return 0;
+}
+
+/*
+ * A rounder's call "P <timeout ms> <group> <variable> <int value> <rule> <quorum>": propose
+ * (shoal_propose()) and answer with the struct shoal_proposal_result that comes back; one
+ * that cannot start is answered at once with outcome 0 and rc its error.
+ */
+static int rounder_propose(struct shoal_ctx *ctx, struct rounder *s, const struct shoal_msg *m,
+			   const char *buf, void *reply, uint32_t cap, uint32_t *reply_len)
+{
+	char group[64], var[64];
+	long long value;
+	unsigned rule, quorum;
+	int timeout, rc;
+	int64_t v;
+
+	if (sscanf(buf, "P %d %63s %63s %lld %u %u", &timeout, group, var, &value, &rule,
+		   &quorum) != 6)
+		return -EINVAL;
+	v = (int64_t)value;
+	rc = shoal_propose(ctx, var, SHOAL_VAR_INT, &v, sizeof(v), group, rule, quorum, timeout,
+			   &s->ref);
+	if (rc < 0) {
+		struct shoal_proposal_result r = {.rc = rc};
+
+		if (cap < sizeof(r))
+			return -EMSGSIZE;
+		memcpy(reply, &r, sizeof(r));
+		*reply_len = sizeof(r);
+		return 0;
+	}
+	s->call = *m;
+	s->call.data = NULL;
+	s->pending = 1;
+	*reply_len = SHOAL_REPLY_LATER;
 	return 0;
 }
 
@@ -239,6 +280,8 @@ static int rounder_call(struct shoal_ctx *ctx, void *state, const struct shoal_m
 		return -EINVAL;
 	memcpy(buf, m->data, m->len);
 	buf[m->len] = 0;
+	if (buf[0] == 'P')
+		return rounder_propose(ctx, s, m, buf, reply, cap, reply_len);
 	if (sscanf(buf, "%d %n", &timeout, &off) != 1 || !off)
 		return -EINVAL;
 	rc = shoal_broadcast_acked(ctx, buf + off, 77, "r", 1, timeout, &s->ref);
@@ -369,6 +412,69 @@ static const struct shoal_agent_type demander_type = {
 	.terminate = spawner_terminate,
 };
 
+/*
+ * Type "voter" (agent ABI version 3): an agent registered as "v-<i>" votes yes on an int
+ * value at most 10 * i (so a proposal of 25 gets yes from v-3 and up), yes on a value of
+ * another type, and no on anything proposed for a variable whose name starts with "nay"
+ * (with a reason). Its casts and calls are ignored.
+ */
+struct voter {
+	int idx; /* i of its name v-<i>, -1 until looked up */
+};
+
+static int voter_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	struct voter *v = calloc(1, sizeof(*v));
+
+	(void)ctx, (void)ckpt, (void)len;
+	if (!v)
+		return -ENOMEM;
+	v->idx = -1;
+	*state = v;
+	return 0;
+}
+
+static int voter_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	(void)ctx, (void)state, (void)m;
+	return 0;
+}
+
+static int voter_vote(struct shoal_ctx *ctx, void *state, const struct shoal_proposal *p,
+		      char *reason, uint32_t cap)
+{
+	struct voter *v = state;
+	int64_t value;
+
+	if (!strncmp(p->name, "nay", 3)) {
+		snprintf(reason, cap, "variables named nay* are not to change");
+		return 0;
+	}
+	if (p->type != SHOAL_VAR_INT || p->len != sizeof(value))
+		return 1;
+	for (int i = 0; v->idx < 0 && i < 64; i++) {
+		char name[16];
+		shoal_handle_t h;
+
+		snprintf(name, sizeof(name), "v-%d", i);
+		if (!shoal_lookup(ctx, name, &h) && h == shoal_self(ctx))
+			v->idx = i;
+	}
+	memcpy(&value, p->data, sizeof(value));
+	if (v->idx >= 0 && value <= 10 * (int64_t)v->idx)
+		return 1;
+	snprintf(reason, cap, "%lld is more than %d", (long long)value, 10 * v->idx);
+	return 0;
+}
+
+static const struct shoal_agent_type voter_type = {
+	.name = "voter",
+	.init = voter_init,
+	.handle = voter_handle,
+	.terminate = spawner_terminate, /* frees the state */
+	.vote = voter_vote,
+};
+
 /* What shoal_agent_types_load() looks for. */
 const struct shoal_agent_type *const shoal_agent_types[] = {
-	&upper_type, &spawner_type, &pooler_type, &rounder_type, &demander_type, NULL};
+	&upper_type, &spawner_type, &pooler_type, &rounder_type, &demander_type, &voter_type, NULL};

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tests/agent_abi1.h"
+#include "tests/agent_abi2.h"
 #include "tests/support.h"
 #include "tests/skip.h"
 
@@ -108,8 +109,8 @@ static void test_agent_dlopen(void **state)
 	assert_non_null(strstr(err, "cannot load"));
 	assert_int_equal(shoal_agent_types_load("libm.so.6", err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "exports neither"));
-	/* upper, spawner, pooler, rounder, demander */
-	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 5);
+	/* upper, spawner, pooler, rounder, demander, voter */
+	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 6);
 	assert_non_null(shoal_agent_type_find("spawner"));
 	t = shoal_agent_type_find("upper");
 	assert_non_null(t);
@@ -191,6 +192,7 @@ static void test_agent_abi1_plugin_loads(void **state)
 	assert_non_null(t);
 	assert_ptr_not_equal(t, tab[0]);
 	assert_int_equal(t->flags, 0);
+	assert_null(t->vote);
 	assert_null(t->tick);
 	assert_ptr_equal(t->handle_call, tab[0]->handle_call);
 	wa.type = t;
@@ -199,6 +201,79 @@ static void test_agent_abi1_plugin_loads(void **state)
 	assert_int_equal(rlen, strlen("OLD ONE@5"));
 	assert_memory_equal(reply, "OLD ONE@5", rlen);
 	dlclose(h);
+}
+
+/*
+ * A plugin built against agent ABI version 2 (agent_abi2.h: flags, no vote; its table
+ * shoal_agent_types_v2) loads and answers; shoal copied its struct, so version 3's vote reads
+ * NULL (the type votes yes) where the plugin's memory holds the fence.
+ */
+static void test_agent_abi2_plugin_loads(void **state)
+{
+	const char *path = getenv("SHOAL_TEST_ABI2_PLUGIN");
+	const struct shoal_agent_type_abi2 *const *tab;
+	const struct shoal_agent_type_abi2_fenced *fenced;
+	const struct shoal_agent_type *t;
+	struct wrk_agent wa = {.slot = 6, .handle = shoal_handle_make(6, 1)};
+	struct shoal_ctx ctx = {.agent = &wa};
+	struct shoal_msg m = {.data = "two", .len = 3, .flags = SHOAL_MSG_CALL};
+	char reply[64], err[256] = "";
+	uint32_t rlen = 0;
+	void *h, *st;
+
+	(void)state;
+	if (!path)
+		skip_because("SHOAL_TEST_ABI2_PLUGIN is not set (run through meson test)");
+	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 1);
+	h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	assert_non_null(h);
+	assert_null(dlsym(h, "shoal_agent_types_v3"));
+	tab = dlsym(h, "shoal_agent_types_v2");
+	assert_non_null(tab);
+	fenced = (const struct shoal_agent_type_abi2_fenced *)tab[0];
+	assert_true(fenced->after[0] == ABI2_FENCE);
+	t = shoal_agent_type_find("v2_upper");
+	assert_non_null(t);
+	assert_ptr_not_equal(t, (const void *)tab[0]);
+	assert_null(t->vote);
+	assert_int_equal(t->flags, 0);
+	wa.type = t;
+	assert_int_equal(t->init(&ctx, NULL, 0, &st), 0);
+	assert_int_equal(t->handle_call(&ctx, st, &m, reply, sizeof(reply), &rlen), 0);
+	assert_int_equal(rlen, strlen("TWO@6"));
+	assert_memory_equal(reply, "TWO@6", rlen);
+	dlclose(h);
+}
+
+static int yes_vote(struct shoal_ctx *ctx, void *st, const struct shoal_proposal *p, char *reason,
+		    uint32_t cap)
+{
+	(void)ctx, (void)st, (void)p, (void)reason, (void)cap;
+	return 1;
+}
+
+/*
+ * A version 3 struct keeps its vote; the same struct registered as version 2 (what a plugin
+ * of that version hands over) has none, and one of version 1 neither.
+ */
+static void test_agent_abi3_vote(void **state)
+{
+	static const struct shoal_agent_type v3 = {
+		.name = "voter3", .init = nop_init, .handle = nop_handle, .vote = yes_vote};
+	static const struct shoal_agent_type as2 = {
+		.name = "voter2", .init = nop_init, .handle = nop_handle, .vote = yes_vote};
+	const struct shoal_agent_type *t;
+
+	(void)state;
+	assert_int_equal(SHOAL_AGENT_ABI_VERSION, 3);
+	assert_int_equal(shoal_agent_type_register(&v3), 0);
+	t = shoal_agent_type_find("voter3");
+	assert_non_null(t);
+	assert_ptr_equal(t->vote, yes_vote);
+	assert_int_equal(shoal_agent_type_register_abi(&as2, 2), 0);
+	t = shoal_agent_type_find("voter2");
+	assert_non_null(t);
+	assert_null(t->vote);
 }
 
 /*
@@ -241,7 +316,7 @@ static void test_agent_abi_future_refused(void **state)
 	const char *ipath = getenv("SHOAL_TEST_FUTURE_INIT_PLUGIN");
 	static const struct shoal_agent_type later = {
 		.name = "later", .init = nop_init, .handle = nop_handle};
-	const char *want = "type 'future' is built for agent ABI version 3; this shoal supports "
+	const char *want = "type 'future' is built for agent ABI version 4; this shoal supports "
 			   "versions 1 to " STR(SHOAL_AGENT_ABI_VERSION);
 	char err[512] = "";
 
@@ -668,6 +743,8 @@ int main(void)
 		cmocka_unit_test(test_agent_abi_current_plugin),
 		cmocka_unit_test(test_agent_abi1_plugin_loads),
 		cmocka_unit_test(test_agent_abi1_register),
+		cmocka_unit_test(test_agent_abi2_plugin_loads),
+		cmocka_unit_test(test_agent_abi3_vote),
 		cmocka_unit_test(test_agent_abi_future_refused),
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_commit_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_ckpt_crash_safe, setup, teardown),

@@ -763,6 +763,8 @@ static void test_round_bench_smoke(void **state)
 	assert_non_null(strstr(out, "\"broadcast_100_replies\""));
 	assert_non_null(strstr(out, "\"fanin_record_100\""));
 	assert_non_null(strstr(out, "\"fanout_100\""));
+	assert_non_null(strstr(out, "\"consensus_100\""));
+	assert_non_null(strstr(out, "\"round_floor_100\""));
 }
 
 /* --- an agent's rounds: shoal_broadcast_acked(), the result as a message --- */

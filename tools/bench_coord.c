@@ -8,8 +8,9 @@
  * allocation round over the same agents (each reports a demand of 1..8 units, the capacity
  * is about half their sum, proportional shares sent back in one batch), against its floor
  * round_floor_100 (broadcast_100's samples: the same fan-out and fan-in with empty
- * callbacks). Baselines in the same run: the fan-out alone (fanout_100: a plain broadcast,
- * nothing waited for) and one call round trip to one echo agent (call_1).
+ * callbacks). consensus_100: a consensus proposal to the same agents, against the same floor.
+ * Baselines in the same run: the fan-out alone (fanout_100: a plain broadcast, nothing waited
+ * for) and one call round trip to one echo agent (call_1).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "ipc/ipc.h"
 #include "shm/registry.h"
 #include "shm/round.h"
+#include "shm/var.h"
 #include "shoal/client.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
@@ -73,6 +75,36 @@ static int one_alloc(struct coord *c, uint64_t *ns)
 	return res.reported == NMEMBERS && res.delivered == NMEMBERS && res.allocated == CAPACITY
 		       ? 0
 		       : -EPROTO;
+}
+
+/*
+ * One consensus proposal on variable c100 (value v) to the same 100 agents: their type has no
+ * vote callback, so each votes yes as its worker takes the message (no handler runs), and
+ * the proposer commits by compare-and-set: the round plus the tally and one variable update.
+ */
+static int one_proposal(struct coord *c, int64_t v, uint64_t *ns)
+{
+	static uint64_t buf[(sizeof(struct ipc_vote_msg) + 8) / 8 + 1];
+	struct shoal_proposal_result res;
+	uint64_t t0 = bench_now_ns(), version;
+	struct ipc_proposal p;
+	int rc;
+
+	rc = ipc_propose_start(c->seg, c->inbox, "c100", SHOAL_VAR_INT, &v, sizeof(v), "b100",
+			       SHOAL_RULE_MAJORITY, 0, shm_now_ns() + WAIT_NS, 0, 1000, buf,
+			       &version, &p);
+	if (rc)
+		return rc;
+	rc = ipc_round_wait(c->seg, c->waiter, &p.r);
+	if (rc) {
+		ipc_propose_abort(c->seg, &p);
+		return rc;
+	}
+	rc = ipc_propose_finish(c->seg, &p, SHM_VAR_WAIT_NS, &res);
+	*ns = bench_now_ns() - t0;
+	if (rc)
+		return rc;
+	return res.outcome == SHOAL_PROPOSAL_COMMITTED && res.yes == NMEMBERS ? 0 : -EPROTO;
 }
 
 /*
@@ -210,13 +242,15 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 		 *fp = calloc((size_t)n, sizeof(uint64_t));
 	uint64_t *al = calloc((size_t)n, sizeof(uint64_t)),
 		 *fl = calloc((size_t)n, sizeof(uint64_t));
+	uint64_t *cp = calloc((size_t)n, sizeof(uint64_t));
+	uint64_t var;
 	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", reply[8];
 	struct coord c = {0};
 	struct bench_row *row;
 	uint64_t t0;
 	pid_t sup;
 
-	if (!a || !b || !f || !k || !fr || !fp || !al || !fl)
+	if (!a || !b || !f || !k || !fr || !fp || !al || !fl || !cp)
 		goto out_free;
 	/* the agents' type, inherited by the instance's workers (a second run: a no-op) */
 	rc = shoal_agent_type_register(&bdemand_type);
@@ -253,13 +287,22 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 			goto out_client;
 		}
 	}
+	r = shm_var_create(c.seg, SHM_NS_DEFAULT, "c100", 4, SHM_VAR_INT, &var);
+	if (r) {
+		fprintf(stderr, "shoal bench coord: variable c100: %s\n", strerror(-r));
+		rc = r;
+		goto out_client;
+	}
 	/*
 	 * Alternated, and each iteration starting with the next kind, so drift on the machine
 	 * and the state the previous operation left the workers in touch each row alike.
 	 */
 	for (int i = 0; i < n && !r; i++) {
-		for (int j = 0; j < 5 && !r; j++) {
-			switch ((i + j) % 5) {
+		for (int j = 0; j < 6 && !r; j++) {
+			switch ((i + j) % 6) {
+			case 5:
+				r = one_proposal(&c, i, &cp[i]);
+				break;
 			case 0:
 				r = one_round(&c, &a[i]);
 				break;
@@ -301,6 +344,9 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 	/* a copy: filling a row sorts its samples */
 	memcpy(fl, a, (size_t)n * sizeof(*fl));
 	bench_add_baseline(rep, "round_floor_100", fl, (size_t)n, 0);
+	row = bench_add_result(rep, "consensus_100", cp, (size_t)n, 0, "round_floor_100");
+	row->target_ns = 40000;
+	row->target_pct = 99;
 	row = bench_add_result(rep, "broadcast_100", a, (size_t)n, 0, "call_1");
 	row->target_ns = 25000;
 	row->target_pct = 99;
@@ -308,18 +354,21 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 	bench_add_result(rep, "allocation_100", al, (size_t)n, 0, "round_floor_100");
 	bench_add_result(rep, "fanin_record_100", fr, (size_t)n, 0, "");
 	bench_add_result(rep, "fanin_replies_100", fp, (size_t)n, 0, "");
-	snprintf(rep->notes + strlen(rep->notes), sizeof(rep->notes) - strlen(rep->notes),
-		 "%s%d rounds each, alternated, to %d echo-like agents (50 on each of 2 workers) "
-		 "from a "
-		 "client that parks after a 20 us spin: broadcast_100 counts the answers in the "
-		 "round record (one wake of the client by the last), broadcast_100_replies as %d "
-		 "reply messages to its inbox. fanin_*_100: the fan-in alone, in this process (100 "
-		 "answers into a record vs 100 replies put and taken). fanout_100: the plain "
-		 "broadcast alone (no waiting); call_1: one call to one echo agent. "
-		 "allocation_100: an allocation round to the same agents (demands of 1..8 units, "
-		 "capacity %u, proportional), until every share is sent; round_floor_100: "
-		 "broadcast_100's samples, its floor",
-		 rep->notes[0] ? ". " : "", n, NMEMBERS, NMEMBERS, CAPACITY);
+	snprintf(
+		rep->notes + strlen(rep->notes), sizeof(rep->notes) - strlen(rep->notes),
+		"%s%d rounds each, alternated, to %d echo-like agents (50 on each of 2 workers) "
+		"from a "
+		"client that parks after a 20 us spin: broadcast_100 counts the answers in the "
+		"round record (one wake of the client by the last), broadcast_100_replies as %d "
+		"reply messages to its inbox. fanin_*_100: the fan-in alone, in this process (100 "
+		"answers into a record vs 100 replies put and taken). fanout_100: the plain "
+		"broadcast alone (no waiting); call_1: one call to one echo agent. "
+		"allocation_100: an allocation round to the same agents (demands of 1..8 units, "
+		"capacity %u, proportional), until every share is sent; round_floor_100: "
+		"broadcast_100's samples, its floor. consensus_100: a majority proposal on one int "
+		"variable to the same agents (their type has no vote callback: yes), committed by "
+		"compare-and-set, against the same floor",
+		rep->notes[0] ? ". " : "", n, NMEMBERS, NMEMBERS, CAPACITY);
 	rc = 0;
 out_client:
 	if (c.waiter)
@@ -338,6 +387,7 @@ out_free:
 	free(fr);
 	free(fp);
 	free(al);
+	free(cp);
 	free(fl);
 	return rc;
 }

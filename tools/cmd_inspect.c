@@ -449,6 +449,9 @@ static void show_vars(const struct shm_view *v)
 	       "%llu unnamed variables freed\n",
 	       (unsigned long long)st->forward, (unsigned long long)st->back,
 	       (unsigned long long)st->freed);
+	printf("               consensus proposals: %u open, %u claims of gone proposers awaiting "
+	       "repair (shoal var list names them)\n",
+	       st->proposing, st->stale);
 }
 
 /* Print the sections of the snapshot that are whole (all of them unless a read faulted). */

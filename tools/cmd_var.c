@@ -386,6 +386,8 @@ static int list_visit(uint64_t id, uint32_t ns, const char *name, uint32_t type,
 	(void)type;
 	if (shm_var_read(cl->seg, id, &v))
 		return 0; /* gone meanwhile */
+	if (shm_var_proposal(cl->seg, id))
+		printf("[proposal open] ");
 	if (ns == SHM_NS_DEFAULT)
 		print_var(cl, name, &v);
 	else if (shm_ns_name(cl->seg, ns, nsname, sizeof(nsname)) >= 0)

@@ -347,6 +347,50 @@ int shoal_client_alloc_demand(struct shoal_client *c, const struct shoal_msg *m,
 	return wrk_alloc_answer(c->seg, m, demand);
 }
 
+int shoal_client_propose(struct shoal_client *c, const char *var, uint32_t type, const void *data,
+			 uint32_t len, const char *group, uint32_t rule, uint32_t quorum,
+			 int timeout_ms, struct shoal_proposal_result *res)
+{
+	struct ipc_proposal p;
+	uint64_t version = 0;
+	void *buf;
+	int rc;
+
+	if (!c || !var || !group || !res || timeout_ms <= 0 || len > SHM_VAR_BYTES_MAX)
+		return -EINVAL;
+	memset(res, 0, sizeof(*res));
+	buf = malloc(sizeof(struct ipc_vote_msg) + len);
+	if (!buf)
+		return -ENOMEM;
+	rc = ipc_propose_start(c->seg, c->inbox, var, type, data, len, group, rule, quorum,
+			       shm_now_ns() + (uint64_t)timeout_ms * 1000000u, 0, timeout_ms, buf,
+			       &version, &p);
+	if (rc == -EBUSY) {
+		res->outcome = SHOAL_PROPOSAL_CONFLICT;
+		res->rc = rc;
+		res->version = version;
+	}
+	if (rc)
+		goto out_free;
+	rc = ipc_round_wait(c->seg, c->waiter, &p.r);
+	if (rc && rc != -ETIMEDOUT) {
+		/* the instance went away: nothing to commit to */
+		ipc_propose_abort(c->seg, &p);
+		goto out_free;
+	}
+	rc = ipc_propose_finish(c->seg, &p, SHM_VAR_WAIT_NS, res);
+	if (rc == -EAGAIN) {
+		/* a live writer held the variable past the wait: the round is over all the same */
+		ipc_propose_abort(c->seg, &p);
+		res->outcome = SHOAL_PROPOSAL_CONFLICT;
+		res->rc = -EBUSY;
+	}
+	rc = res->rc;
+out_free:
+	free(buf);
+	return rc;
+}
+
 int shoal_client_join(struct shoal_client *c, const char *group)
 {
 	if (!group)

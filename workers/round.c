@@ -10,13 +10,15 @@
 #include <string.h>
 
 #include "shm/round.h"
+#include "shm/var.h"
 #include "shoal/client.h"
 #include "workers/wrk_int.h"
 
 struct wround {
 	struct ipc_round r;
-	shoal_handle_t agent; /* who started it, and gets the result */
-	uint64_t ref;	      /* its reference, in the result */
+	shoal_handle_t agent;	   /* who started it, and gets the result */
+	uint64_t ref;		   /* its reference, in the result */
+	struct ipc_proposal *prop; /* a proposal's (r unused then), NULL for a broadcast */
 };
 
 /* The worker is one thread: its rounds are this process's. */
@@ -26,14 +28,12 @@ static uint32_t no_record_refs; /* refs of rounds without a record (no members) 
 
 static_assert(IPC_T_ROUND == SHOAL_T_ROUND, "the public round notice type is the engine's");
 
-int shoal_broadcast_acked(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
-			  uint32_t len, int timeout_ms, uint64_t *ref_out)
-{
-	struct wround *wr;
-	int rc;
+static_assert(IPC_T_PROPOSAL == SHOAL_T_PROPOSAL,
+	      "the public proposal notice type is the engine's");
 
-	if (!ctx || !group || timeout_ms <= 0)
-		return -EINVAL;
+/* Room for one more round in rounds[]: 0 or -ENOMEM. */
+static int rounds_grow(void)
+{
 	if (nrounds == caprounds) {
 		uint32_t cap = caprounds ? 2 * caprounds : 16;
 		struct wround *n = realloc(rounds, cap * sizeof(*n));
@@ -43,21 +43,116 @@ int shoal_broadcast_acked(struct shoal_ctx *ctx, const char *group, uint32_t typ
 		rounds = n;
 		caprounds = cap;
 	}
+	return 0;
+}
+
+/* The round's own ref, or one made up for a round without a record (no members). */
+static uint64_t ref_of(const struct ipc_round *r)
+{
+	if (r->slot != UINT32_MAX)
+		return shm_round_ref(r->slot, r->gen, 0);
+	return ((uint64_t)++no_record_refs << 32) | 0xffff0000u;
+}
+
+int shoal_broadcast_acked(struct shoal_ctx *ctx, const char *group, uint32_t type, const void *data,
+			  uint32_t len, int timeout_ms, uint64_t *ref_out)
+{
+	struct wround *wr;
+	int rc;
+
+	if (!ctx || !group || timeout_ms <= 0)
+		return -EINVAL;
+	rc = rounds_grow();
+	if (rc)
+		return rc;
 	wr = &rounds[nrounds];
+	wr->prop = NULL;
 	/* no wait for a full mailbox in a callback: that member counts as unreachable */
 	rc = ipc_round_start(ctx->seg, ctx->agent->handle, group, type, data, len,
 			     shm_now_ns() + (uint64_t)timeout_ms * 1000000u, 0, 0, &wr->r);
 	if (rc)
 		return rc;
 	wr->agent = ctx->agent->handle;
-	if (wr->r.slot != UINT32_MAX)
-		wr->ref = shm_round_ref(wr->r.slot, wr->r.gen, 0);
-	else
-		wr->ref = ((uint64_t)++no_record_refs << 32) | 0xffff0000u;
+	wr->ref = ref_of(&wr->r);
 	nrounds++;
 	if (ref_out)
 		*ref_out = wr->ref;
 	return 0;
+}
+
+/* A proposal's state and the copies it needs past the callback that made it. */
+struct wprop {
+	struct ipc_proposal p;
+	struct shoal_proposal_result res; /* its outcome, once decided */
+	bool decided;
+	uint64_t value[]; /* the value, then the members' message (8-aligned) */
+};
+
+int shoal_propose(struct shoal_ctx *ctx, const char *var, uint32_t type, const void *data,
+		  uint32_t len, const char *group, uint32_t rule, uint32_t quorum, int timeout_ms,
+		  uint64_t *ref_out)
+{
+	struct wround *wr;
+	struct wprop *wp;
+	uint64_t version;
+	int rc;
+
+	if (!ctx || !var || !group || timeout_ms <= 0 || len > SHM_VAR_BYTES_MAX || (len && !data))
+		return -EINVAL;
+	rc = rounds_grow();
+	if (rc)
+		return rc;
+	wp = malloc(sizeof(*wp) + 2u * len + sizeof(struct ipc_vote_msg) + 8u);
+	if (!wp)
+		return -ENOMEM;
+	if (len)
+		memcpy(wp->value, data, len);
+	/* no wait for a full mailbox in a callback: that member counts as unreachable */
+	wp->decided = false;
+	rc = ipc_propose_start(ctx->seg, ctx->agent->handle, var, type, wp->value, len, group, rule,
+			       quorum, shm_now_ns() + (uint64_t)timeout_ms * 1000000u, 0, 0,
+			       (uint8_t *)wp->value + ((len + 7u) & ~7u), &version, &wp->p);
+	if (rc) {
+		free(wp);
+		return rc;
+	}
+	wr = &rounds[nrounds++];
+	wr->prop = &wp->p;
+	wr->r = wp->p.r;
+	wr->agent = ctx->agent->handle;
+	wr->ref = ref_of(&wp->p.r);
+	if (ref_out)
+		*ref_out = wr->ref;
+	return 0;
+}
+
+/* See wrk_int.h. The worker's thread. */
+int wrk_vote(struct shoal_ctx *ctx, struct wrk_agent *wa, const struct ipc_msg *m)
+{
+	struct ipc_vote_msg vm;
+	struct shoal_proposal p;
+	char reason[128] = "";
+	int rc;
+
+	if (!wa->type->vote)
+		return 1;
+	if (m->len < sizeof(vm))
+		return 0;
+	memcpy(&vm, m->data, sizeof(vm));
+	if (vm.len > m->len - sizeof(vm))
+		return 0;
+	vm.name[sizeof(vm.name) - 1] = 0;
+	p = (struct shoal_proposal){.var = vm.var,
+				    .name = vm.name,
+				    .type = vm.type,
+				    .len = vm.len,
+				    .data = (const uint8_t *)m->data + sizeof(vm),
+				    .version = vm.version,
+				    .proposer = vm.proposer,
+				    .rule = vm.rule,
+				    .quorum = vm.quorum};
+	rc = wa->type->vote(ctx, wa->state, &p, reason, sizeof(reason));
+	return rc == 1;
 }
 
 /* See wrk_int.h. The worker's thread. */
@@ -67,6 +162,30 @@ bool wrk_rounds_any_done(const struct shm_seg *seg)
 		if (ipc_round_is_complete(seg, &rounds[i].r))
 			return true;
 	return false;
+}
+
+/*
+ * Decide proposal wr (complete or past its deadline) and post its outcome to its agent. 1
+ * done (posted, or the agent is gone), 0 not yet (a live writer holds the variable, or the
+ * agent's mailbox is full: the next poll tries again, without deciding twice).
+ */
+static int prop_post(struct shm_seg *seg, struct wround *wr)
+{
+	struct wprop *wp = (struct wprop *)wr->prop;
+	int rc;
+
+	if (!wp->decided) {
+		rc = ipc_propose_finish(seg, &wp->p, SHM_VAR_WAIT_AGENT_NS, &wp->res);
+		if (rc == -EAGAIN)
+			return 0;
+		wp->res.ref = wr->ref;
+		wp->decided = true;
+		/* the record is free: the round reads as complete from now on */
+		wr->r.slot = UINT32_MAX;
+	}
+	rc = ipc_send(seg, wr->agent, SHOAL_HANDLE_NONE, IPC_T_PROPOSAL, IPC_F_SYSTEM, wr->ref,
+		      &wp->res, sizeof(wp->res), 0);
+	return rc != -EAGAIN;
 }
 
 /* See wrk_int.h. The worker's thread. */
@@ -85,6 +204,17 @@ uint32_t wrk_rounds_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadl
 			if (wr->r.deadline_ns < next)
 				next = wr->r.deadline_ns;
 			i++;
+			continue;
+		}
+		if (wr->prop) {
+			if (!prop_post(seg, wr)) {
+				next = now;
+				i++;
+				continue;
+			}
+			posted++;
+			free(wr->prop);
+			rounds[i] = rounds[--nrounds];
 			continue;
 		}
 		wrk_round_tally(seg, &wr->r, &res);
@@ -114,7 +244,15 @@ uint32_t wrk_rounds_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadl
 /* See wrk_int.h. The worker's thread, as it stops in order. */
 void wrk_rounds_end_all(struct shm_seg *seg)
 {
-	for (uint32_t i = 0; i < nrounds; i++)
+	for (uint32_t i = 0; i < nrounds; i++) {
+		if (rounds[i].prop) {
+			/* its claim before its record (the order ipc/propose.c relies on) */
+			if (!((struct wprop *)rounds[i].prop)->decided)
+				ipc_propose_abort(seg, rounds[i].prop);
+			free(rounds[i].prop);
+			continue;
+		}
 		ipc_round_end(seg, &rounds[i].r);
+	}
 	nrounds = 0;
 }

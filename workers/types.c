@@ -34,10 +34,11 @@
 static const size_t abi_size[] = {
 	[1] = ABI_END(tick),
 	[2] = ABI_END(flags),
+	[3] = ABI_END(vote),
 };
 static_assert(sizeof(abi_size) / sizeof(abi_size[0]) == SHOAL_AGENT_ABI_VERSION + 1,
 	      "a new agent ABI version needs its size here");
-static_assert(ABI_END(flags) <= sizeof(struct shoal_agent_type), "the newest version is whole");
+static_assert(ABI_END(vote) == sizeof(struct shoal_agent_type), "the newest version is whole");
 
 /*
  * A registered type: shoal's own full-size copy (what shoal_agent_type_find() returns and

@@ -338,7 +338,7 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 	for (k = 0; k < WRK_BATCH && wa->running; k++) {
 		struct ipc_msg m;
 		struct shoal_msg sm;
-		int rc = 0;
+		int rc = 0, vote = -1;
 
 		if (ipc_mbox_peek(w->seg, wa->slot, &m))
 			break;
@@ -374,6 +374,14 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 				 * engine's */
 				sm.flags |= SHOAL_MSG_SYSTEM;
 				rc = t->handle(&ctx, wa->state, &sm);
+			} else if (m.type == IPC_T_PROPOSAL &&
+				   m.len >= sizeof(struct shoal_proposal_result)) {
+				/* the outcome of a proposal it made */
+				sm.flags |= SHOAL_MSG_SYSTEM;
+				rc = t->handle(&ctx, wa->state, &sm);
+			} else if (m.type == IPC_T_VOTE && (m.flags & IPC_F_ROUND)) {
+				/* a proposal to vote on: its vote callback, or yes without one */
+				vote = wrk_vote(&ctx, wa, &m);
 			}
 		} else if (m.flags & IPC_F_CALL) {
 			uint32_t rlen = 0;
@@ -398,7 +406,9 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 		 * between, the message comes again and its second answer changes nothing. A
 		 * handler that failed answers dead (its agent is restarted).
 		 */
-		if (m.flags & IPC_F_ROUND)
+		if ((m.flags & IPC_F_ROUND) && vote >= 0)
+			ipc_round_vote(w->seg, m.ref, vote == 1);
+		else if (m.flags & IPC_F_ROUND)
 			ipc_round_answer(w->seg, m.ref, rc < 0);
 		/* relaxed: single writer (this worker); tools read a snapshot */
 		atomic_fetch_add_explicit(&a->handled, 1, memory_order_relaxed);

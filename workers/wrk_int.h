@@ -106,6 +106,12 @@ int wrk_alloc_answer(struct shm_seg *seg, const struct shoal_msg *m, uint64_t de
 bool wrk_allocs_any_done(const struct shm_seg *seg);
 uint32_t wrk_allocs_poll(struct shm_seg *seg, uint64_t now, uint64_t *next_deadline);
 void wrk_allocs_end_all(struct shm_seg *seg);
+/*
+ * Agent wa's vote on the proposal in round message m (IPC_T_VOTE): its type's vote callback
+ * (1 yes; 0, an error or a malformed message: no), or 1 for a type without one. The worker.
+ */
+struct wrk_agent;
+int wrk_vote(struct shoal_ctx *ctx, struct wrk_agent *wa, const struct ipc_msg *m);
 /* Remove every monitor of target h (it stopped for good, after DOWN went out). */
 int wrk_mon_drop_target(struct shm_seg *seg, shoal_handle_t h);
 /* Undo monitor-entry claims of a dead process slot. */

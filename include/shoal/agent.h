@@ -19,6 +19,9 @@
  *     the function shoal_agent_type_register() or export the table shoal_agent_types[];
  *     both keep meaning version 1.
  *   - Version 2: adds flags.
+ *   - Version 3: adds vote (consensus proposals). A type without it (every type of versions
+ *     1 and 2, and a version 3 type that leaves it NULL) votes yes: like a member of a
+ *     broadcast with acknowledgements, it consents once its worker has the proposal.
  * How versions evolve: a new version only appends fields (so every version starts with the
  * fields of the ones before it, name first; a field's zero keeps the older behaviour), gets
  * the next number, and its table symbol shoal_agent_types_v<N> (SHOAL_AGENT_ABI_VERSION and
@@ -89,10 +92,20 @@ struct shoal_agent_type {
 	 * that sets a flag its shoal does not know is refused (it would lose the behaviour).
 	 */
 	uint32_t flags;
+	/* --- ABI version 3 --- */
+	/*
+	 * A proposal to change a variable (shoal_client_propose(), shoal_propose()) to which
+	 * this agent's group was asked: return 1 for yes, 0 for no; a negative errno counts as
+	 * no (the agent is not restarted for it). reason (reason_cap bytes, at least 1) may get
+	 * a NUL-terminated sentence saying why; shoal does not carry it back to the proposer
+	 * yet. Runs on the worker's thread like every callback: it must not block. NULL: yes.
+	 */
+	int (*vote)(struct shoal_ctx *ctx, void *state, const struct shoal_proposal *p,
+		    char *reason, uint32_t reason_cap);
 };
 
 /* The agent-type ABI version this header describes (see the top of this file). */
-#define SHOAL_AGENT_ABI_VERSION 2
+#define SHOAL_AGENT_ABI_VERSION 3
 
 #define SHOAL_REPLY_LATER UINT32_MAX
 
@@ -127,7 +140,7 @@ const struct shoal_agent_type *shoal_agent_type_find(const char *name);
  *   int shoal_agent_types_init(void);
  * which calls shoal_agent_type_register() itself (the version travels with each call).
  */
-#define shoal_agent_types shoal_agent_types_v2
+#define shoal_agent_types shoal_agent_types_v3
 
 /*
  * Load agent types from a shared object that exports a table (shoal_agent_types_v<N> for
@@ -215,6 +228,23 @@ struct shoal_alloc_done {
  * is over).
  */
 int shoal_alloc_demand(struct shoal_ctx *ctx, const struct shoal_msg *m, uint64_t demand);
+/*
+ * Propose value (type SHOAL_VAR_*, len bytes at data: 8 for a number) for variable `var`,
+ * voted on by every member of `group` under rule (SHOAL_RULE_MAJORITY, _UNANIMOUS, or
+ * _QUORUM with quorum yes votes), never waiting: each member's vote callback answers (a type
+ * without one, a client's inbox: yes), and once every member answered or died, or
+ * timeout_ms (> 0) passed, the value is committed if the rule holds, by compare-and-set on
+ * the variable's version at this call. The outcome comes later to handle() as a message with
+ * SHOAL_MSG_SYSTEM, type SHOAL_T_PROPOSAL, ref *ref_out and a struct shoal_proposal_result.
+ * Returns 0; -EBUSY at once if another proposal on the variable is open (read the variable
+ * for its version); -ENOENT (no such variable or group), -EPROTOTYPE (not the variable's
+ * type), -EMSGSIZE, -EINVAL, -ENOSPC (every round record in use), -ENOMEM. If this agent's
+ * worker dies, its open proposals end with it: the variable keeps its old value or has the
+ * new one, and its claim is freed by the repair.
+ */
+int shoal_propose(struct shoal_ctx *ctx, const char *var, uint32_t type, const void *data,
+		  uint32_t len, const char *group, uint32_t rule, uint32_t quorum, int timeout_ms,
+		  uint64_t *ref_out);
 /*
  * Monitor target: this agent gets DOWN when target crashes or stops and UP when it runs
  * again. Returns 0 and a reference in *ref_out, -ENOSPC (monitor table full).

@@ -155,6 +155,28 @@ int shoal_client_allocate(struct shoal_client *c, const char *group, const char 
 int shoal_client_alloc_demand(struct shoal_client *c, const struct shoal_msg *m, uint64_t demand);
 
 /*
+ * Consensus proposal: propose value (type SHOAL_VAR_*, len bytes at data: 8 for a number)
+ * for variable `var` to every member of process group `group`, and wait until every member
+ * has voted or died, or timeout_ms (> 0) passes. Each agent member's vote callback answers
+ * (a type without one, and a client inbox when shoal_client_recv() takes the proposal: yes);
+ * a member that dies or cannot be reached counts as dead at once. If rule holds
+ * (SHOAL_RULE_MAJORITY: more than half of the members at the start voted yes;
+ * SHOAL_RULE_UNANIMOUS: all; SHOAL_RULE_QUORUM: at least quorum), the value is committed by
+ * compare-and-set on the variable's version at the start. Fills *res (outcome, tally, the
+ * version). Returns 0 committed; -ECANCELED rejected (every member answered, the rule
+ * failed: the variable is unchanged); -ETIMEDOUT (the deadline came with the rule unmet);
+ * -EBUSY a conflict: another proposal on the variable was open (refused at once, before any
+ * vote) or the variable was updated during the round; res->version is the variable's version
+ * found. Or, with nothing started: -EINVAL, -ENOENT (no such variable or group), -EPROTOTYPE
+ * (value not of the variable's type), -EMSGSIZE, -ENOSPC (every round record in use),
+ * -ESHUTDOWN / -EOWNERDEAD. A proposer killed at any instruction leaves the variable at its
+ * old value or the new one; the repair of its slot frees its claim and round.
+ */
+int shoal_client_propose(struct shoal_client *c, const char *var, uint32_t type, const void *data,
+			 uint32_t len, const char *group, uint32_t rule, uint32_t quorum,
+			 int timeout_ms, struct shoal_proposal_result *res);
+
+/*
  * Process groups: the client's inbox joins or leaves group `group` (it then receives the
  * group's broadcasts); a group is created on its first join and deleted with its last
  * member. 0, -ENOSPC (no group slot, or the group is full), -EINVAL (bad name); leave:

@@ -293,6 +293,63 @@ struct shoal_var_set {
 	uint64_t expect;  /* compare-and-set: the version it must still have, or SHOAL_VAR_ANY */
 };
 
+/*
+ * Consensus proposals (shoal_client_propose(), shoal_propose()): a new value for a variable,
+ * voted on by every member of a process group, committed by compare-and-set on the version
+ * the proposal started from if the rule holds.
+ */
+#define SHOAL_RULE_MAJORITY  1u /* more than half of the members at the start vote yes */
+#define SHOAL_RULE_UNANIMOUS 2u /* every member votes yes */
+#define SHOAL_RULE_QUORUM    3u /* at least `quorum` members vote yes */
+
+/*
+ * A proposal as a client inbox of the group receives it (shoal_client_recv()): flagged
+ * SHOAL_MSG_SYSTEM | SHOAL_MSG_ROUND, this type, an engine-internal payload. Taking it is
+ * the inbox's vote: yes.
+ */
+#define SHOAL_T_VOTE 0x45544f56u /* "VOTE" */
+
+/* What a member's vote callback is asked (struct shoal_agent_type.vote, ABI version 3). */
+struct shoal_proposal {
+	shoal_var_t var;	 /* the variable */
+	const char *name;	 /* its name (NUL-terminated) */
+	uint32_t type;		 /* SHOAL_VAR_*: the variable's */
+	uint32_t len;		 /* bytes at data: 8 for a number */
+	const void *data;	 /* the proposed value: an int64_t, a double or a blob's bytes */
+	uint64_t version;	 /* the variable's version the value would replace */
+	shoal_handle_t proposer; /* an agent, or a client's inbox */
+	uint32_t rule;		 /* SHOAL_RULE_* */
+	uint32_t quorum;	 /* with SHOAL_RULE_QUORUM: yes votes needed */
+};
+
+/* How a proposal ended (struct shoal_proposal_result.outcome). */
+#define SHOAL_PROPOSAL_COMMITTED 1u /* the rule held: the value is the variable's */
+#define SHOAL_PROPOSAL_REJECTED	 2u /* every member answered (or died) and the rule failed */
+#define SHOAL_PROPOSAL_TIMEDOUT	 3u /* the deadline came first and the rule did not hold */
+#define SHOAL_PROPOSAL_CONFLICT                                                                    \
+	4u /* another proposal on the variable was open, or the variable moved                     \
+	    * during the round: nothing changed; version is the one found */
+
+/*
+ * A proposal's outcome: what shoal_client_propose() fills, and the payload of the message
+ * an agent's shoal_propose() gets (SHOAL_MSG_SYSTEM, type SHOAL_T_PROPOSAL, ref its ref).
+ */
+#define SHOAL_T_PROPOSAL 0x50525053u /* "SPRP" */
+struct shoal_proposal_result {
+	uint64_t ref;	     /* the proposal's reference (shoal_propose()'s *ref_out) */
+	uint32_t outcome;    /* SHOAL_PROPOSAL_* */
+	int32_t rc;	     /* 0, -ECANCELED, -ETIMEDOUT or -EBUSY: the outcome as an errno */
+	uint32_t members;    /* members of the group at the start */
+	uint32_t yes;	     /* voted yes */
+	uint32_t no;	     /* voted no (a vote callback's error counts as no) */
+	uint32_t dead;	     /* died, stopped or unreachable during the round */
+	uint32_t absent;     /* no answer by the deadline */
+	uint32_t rsvd;	     /* zero */
+	uint64_t version;    /* committed: the new version; conflict: the variable's, or the
+			      * version the open proposal started from; else the unchanged one */
+	uint64_t elapsed_ns; /* from the start to the decision */
+};
+
 /* Return a static English description of a shoal error code (negative errno). */
 const char *shoal_strerror(int err);
 
