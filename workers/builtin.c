@@ -227,8 +227,12 @@ static const struct shoal_agent_type crasher_type = {
  * it with a broadcast with acknowledgements to the group "tuners" (it learns who took it).
  * Each tick a tuner also reads the variables (the newest best, whoever wrote it) and draws an
  * evaluator from the pool "evaluators" (checked in again when done; a queued checkout's grant
- * comes as a reply). Both checkpoint their best. Every 5 s the coordinator prints what the
- * coordination did: rounds per second and their p99, pool checkouts, the variables' version.
+ * comes as a reply). Every 5 s the coordinator proposes a new learning rate (the variable
+ * lr) by consensus (majority; a tuner votes no on a rate outside [1e-4, 0.5]), and every 3 s
+ * divides 64 compute slots among the tuners by an allocation round (max-min fair; each tuner
+ * reports a demand of 1..8). Both checkpoint their best. Every 5 s the coordinator prints
+ * what the coordination did: rounds per second and their p99 for each kind, pool checkouts,
+ * the variables' version.
  */
 #define DEMO_DIM      4
 #define DEMO_T_SCORE  100u /* tuner -> coordinator: struct demo_point */
@@ -239,6 +243,7 @@ static const struct shoal_agent_type crasher_type = {
 #define DEMO_NVARS    (1 + DEMO_DIM)
 #define DEMO_LAT      256 /* round latencies kept for the p99 */
 #define DEMO_PRINT_NS 5000000000ull
+#define DEMO_SLOTS    64u /* compute slots the allocation rounds divide */
 
 static const char *const demo_var_names[DEMO_NVARS] = {"best.score", "best.x0", "best.x1",
 						       "best.x2", "best.x3"};
@@ -256,6 +261,7 @@ struct tuner_state {
 	bool have_vars;
 	uint64_t pool_ref;   /* a queued checkout's reference, 0 none */
 	shoal_handle_t held; /* an evaluator checked out, 0 none */
+	uint64_t slots;	     /* compute slots of the last allocation round */
 };
 
 static const double demo_target[DEMO_DIM] = {0.3, -1.2, 2.5, 0.7};
@@ -364,8 +370,36 @@ static int tuner_handle(struct shoal_ctx *ctx, void *state, const struct shoal_m
 		}
 		return 0;
 	}
+	if (m->type == SHOAL_T_ALLOC_ASK && (m->flags & SHOAL_MSG_ROUND)) {
+		/* a demand of 1..8 slots (a redelivered ask keeps the first: -EALREADY) */
+		shoal_alloc_demand(ctx, m, 1 + (uint64_t)(rng_unit(&s->rng) * 3.5 + 3.5));
+		return 0;
+	}
+	if (m->type == SHOAL_T_ALLOC && m->len == sizeof(struct shoal_alloc_share)) {
+		struct shoal_alloc_share sh;
+
+		memcpy(&sh, m->data, sizeof(sh));
+		s->slots = sh.share;
+		return 0;
+	}
 	if (m->type == DEMO_T_BEST || (m->flags & SHOAL_MSG_REPLY))
 		tuner_adopt(ctx, s, m);
+	return 0;
+}
+
+/* A proposed learning rate: yes inside [1e-4, 0.5], else no with the reason. */
+static int tuner_vote(struct shoal_ctx *ctx, void *state, const struct shoal_proposal *p,
+		      char *reason, uint32_t reason_cap)
+{
+	double lr;
+
+	(void)ctx, (void)state;
+	if (p->type != SHOAL_VAR_DOUBLE || p->len != sizeof(lr))
+		return 1; /* not a rate: not ours to judge */
+	memcpy(&lr, p->data, sizeof(lr));
+	if (lr >= 1e-4 && lr <= 0.5)
+		return 1;
+	snprintf(reason, reason_cap, "rate %g outside [1e-4, 0.5]", lr);
 	return 0;
 }
 
@@ -399,6 +433,7 @@ static const struct shoal_agent_type tuner_type = {
 	.handle = tuner_handle,
 	.terminate = free_state,
 	.tick = tuner_tick,
+	.vote = tuner_vote,
 };
 
 struct coord_state {
@@ -411,6 +446,14 @@ struct coord_state {
 	uint64_t lat[DEMO_LAT];		      /* their latencies (ns), the newest DEMO_LAT */
 	uint32_t nlat;
 	uint64_t next_print_ns, last_print_ns, checkouts_then, version;
+	shoal_var_t lr; /* the learning rate proposals change */
+	bool have_lr;
+	uint64_t prop_ref; /* the proposal in flight, 0 none */
+	uint64_t committed, rejected, plat[DEMO_LAT];
+	uint32_t nplat;
+	uint64_t alloc_ref; /* the allocation round in flight, 0 none */
+	uint64_t allocs, alat[DEMO_LAT], slots_given;
+	uint32_t nalat, ticks;
 };
 
 static int coord_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
@@ -463,6 +506,34 @@ static int coord_handle(struct shoal_ctx *ctx, void *state, const struct shoal_m
 		s->lat[s->nlat++ % DEMO_LAT] = d.elapsed_ns;
 		return 0;
 	}
+	if ((m->flags & SHOAL_MSG_SYSTEM) && m->type == SHOAL_T_PROPOSAL &&
+	    m->len == sizeof(struct shoal_proposal_result)) {
+		struct shoal_proposal_result r;
+
+		memcpy(&r, m->data, sizeof(r));
+		if (r.ref != s->prop_ref)
+			return 0;
+		s->prop_ref = 0;
+		if (r.outcome == SHOAL_PROPOSAL_COMMITTED)
+			s->committed++;
+		else
+			s->rejected++;
+		s->plat[s->nplat++ % DEMO_LAT] = r.elapsed_ns;
+		return 0;
+	}
+	if ((m->flags & SHOAL_MSG_REPLY) && m->type == SHOAL_T_ALLOC_DONE &&
+	    m->len >= sizeof(struct shoal_alloc_done)) {
+		struct shoal_alloc_done d;
+
+		memcpy(&d, m->data, sizeof(d));
+		if (d.ref != s->alloc_ref)
+			return 0;
+		s->alloc_ref = 0;
+		s->allocs++;
+		s->slots_given = d.allocated;
+		s->alat[s->nalat++ % DEMO_LAT] = d.elapsed_ns;
+		return 0;
+	}
 	if (m->type != DEMO_T_SCORE || m->len != sizeof(p))
 		return 0;
 	memcpy(&p, m->data, sizeof(p));
@@ -508,19 +579,27 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The p99 of the newest min(n, DEMO_LAT) latencies in lat (ns), 0 if none. */
+static uint64_t p99_of(const uint64_t *lat, uint32_t n)
+{
+	uint64_t v[DEMO_LAT];
+
+	n = n < DEMO_LAT ? n : DEMO_LAT;
+	if (!n)
+		return 0;
+	memcpy(v, lat, n * sizeof(v[0]));
+	qsort(v, n, sizeof(v[0]), cmp_u64);
+	return v[(n * 99 + 99) / 100 - 1];
+}
+
 /* Every DEMO_PRINT_NS: what the coordination did since the last print, on stdout. */
 static void coord_print(struct shoal_ctx *ctx, struct coord_state *s, uint64_t now)
 {
-	uint64_t lat[DEMO_LAT], p99 = 0, checkouts = 0;
-	uint32_t n = s->nlat < DEMO_LAT ? s->nlat : DEMO_LAT, id;
+	uint64_t p99 = p99_of(s->lat, s->nlat), checkouts = 0;
 	double secs = (double)(now - s->last_print_ns) / 1e9;
 	struct shm_pool_info in;
+	uint32_t id;
 
-	if (n) {
-		memcpy(lat, s->lat, n * sizeof(lat[0]));
-		qsort(lat, n, sizeof(lat[0]), cmp_u64);
-		p99 = lat[(n * 99 + 99) / 100 - 1];
-	}
 	if (shm_pool_find(ctx->seg, DEMO_POOL, &id) == 0 && shm_pool_read(ctx->seg, id, &in) == 0)
 		checkouts = in.checkouts;
 	printf("shoal demo: acknowledged broadcasts %.1f/s, p99 %.0f us (%llu acked, %llu dead, "
@@ -531,7 +610,16 @@ static void coord_print(struct shoal_ctx *ctx, struct coord_state *s, uint64_t n
 	       (unsigned long long)s->absent, DEMO_POOL,
 	       secs > 0 ? (double)(checkouts - s->checkouts_then) / secs : 0.0, s->best.score,
 	       (unsigned long long)s->version);
+	printf("shoal demo: consensus on lr %.1f/s, p99 %.0f us (%llu committed, %llu rejected); "
+	       "allocation of %u slots %.1f/s, p99 %.0f us (%llu given last)\n",
+	       secs > 0 ? (double)(s->committed + s->rejected) / secs : 0.0,
+	       (double)p99_of(s->plat, s->nplat) / 1e3, (unsigned long long)s->committed,
+	       (unsigned long long)s->rejected, DEMO_SLOTS,
+	       secs > 0 ? (double)s->allocs / secs : 0.0, (double)p99_of(s->alat, s->nalat) / 1e3,
+	       (unsigned long long)s->slots_given);
 	fflush(stdout);
+	s->committed = s->rejected = s->allocs = 0;
+	s->nplat = s->nalat = 0;
 	s->checkouts_then = checkouts;
 	s->rounds = s->acked = s->dead = s->absent = 0;
 	s->nlat = 0;
@@ -560,6 +648,28 @@ static int coord_tick(struct shoal_ctx *ctx, void *state)
 					      1000, &s->round_ref);
 		}
 	}
+	s->ticks++;
+	/* every 5 s: a new learning rate, by consensus (a rate out of range gets voted down) */
+	if (s->ticks % 5 == 0 && !s->prop_ref) {
+		struct shoal_var_value cur = {0};
+		double lr;
+
+		if (!s->have_lr) {
+			int r = shoal_var_create(ctx, "lr", SHOAL_VAR_DOUBLE, &s->lr);
+
+			s->have_lr = r == 0 || (r == -EEXIST && s->lr);
+		}
+		if (s->have_lr && shoal_var_read(ctx, s->lr, &cur) == 0) {
+			lr = cur.version ? cur.num.d : 0.01;
+			lr *= 0.3 + (double)(s->ticks % 7) * 0.4; /* 0.3x .. 2.7x */
+			shoal_propose(ctx, "lr", SHOAL_VAR_DOUBLE, &lr, sizeof(lr), "tuners",
+				      SHOAL_RULE_MAJORITY, 0, 1000, &s->prop_ref);
+		}
+	}
+	/* every 3 s: compute slots shared out, max-min fair */
+	if (s->ticks % 3 == 0 && !s->alloc_ref)
+		shoal_allocate(ctx, "tuners", "slots", DEMO_SLOTS, shoal_alloc_maxmin, 1000,
+			       &s->alloc_ref);
 	if (now >= s->next_print_ns)
 		coord_print(ctx, s, now);
 	return 0;
