@@ -297,6 +297,8 @@ void sup_slot_repair(struct sup *s, struct sup_worker *w)
 	shm_grp_repair(s->seg, w->slot);
 	shm_trace("sup: grp repaired");
 	shm_var_repair(s->seg, w->slot);
+	/* its subscriptions' leftovers; what its updates owed subscribers is sent again */
+	wrk_var_sub_repair(s->seg, w->slot);
 	shm_trace("sup: var repaired");
 	ipc_repair_proc(s->seg, w->slot);
 	shm_trace("sup: ipc repaired");

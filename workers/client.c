@@ -196,6 +196,7 @@ void wrk_client_detach(struct wrk_client_parts *p)
 		/* its monitors and memberships go with it: nobody would read what comes */
 		wrk_mon_drop_watcher(p->seg, p->inbox);
 		shm_grp_leave_all(p->seg, p->inbox);
+		shm_var_sub_drop_who(p->seg, p->inbox);
 		ipc_inbox_close(p->seg, p->inbox);
 	}
 	if (p->waiter)
@@ -520,6 +521,9 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 	/* a round's message is acknowledged once it is the caller's */
 	if (m.flags & IPC_F_ROUND)
 		ipc_round_answer(c->seg, m.ref, false);
+	/* the next update notifies again; before the caller reads the value (N2, shm/varsub.c) */
+	if ((m.flags & IPC_F_SYSTEM) && m.type == IPC_T_VAR)
+		shm_var_sub_taken(c->seg, m.ref);
 	ipc_mbox_consume(c->seg, rw.slot, &m);
 	return 0;
 }
@@ -590,6 +594,19 @@ static int var_list_visit(uint64_t id, uint32_t ns, const char *name, uint32_t t
 	if (ns != SHM_NS_DEFAULT)
 		return 0;
 	return l->fn(name, id, type, l->arg);
+}
+
+int shoal_client_var_subscribe(struct shoal_client *c, const char *name, uint32_t flags,
+			       uint64_t *ref)
+{
+	if (c->inbox == SHOAL_HANDLE_NONE)
+		return -EROFS;
+	return wrk_var_subscribe(c->seg, c->inbox, c->seg->tag, name, flags, ref);
+}
+
+int shoal_client_var_unsubscribe(struct shoal_client *c, uint64_t ref)
+{
+	return shm_var_sub_del(c->seg, ref, c->inbox);
 }
 
 int shoal_client_var_list(struct shoal_client *c,
