@@ -20,6 +20,8 @@
 #include <cmocka.h>
 
 #include "ipc/ipc.h"
+#include "tests/skip.h"
+#include "tests/run_test_util.h"
 #include "tests/support.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
@@ -390,6 +392,78 @@ static void test_varsub_writer_dies(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/* --- shoal var watch, against a running instance --- */
+
+static const char *cli_config = "[instance]\nworkers = 1\nplacement = none\n"
+				"[segment]\nmax_agents = 16\nregistry_capacity = 128\n"
+				"max_procs = 8\nvariables = 4\nvariable_bytes = 16\n"
+				"subscriptions = 8\n";
+
+/* Wait (failing after TIMEOUT_MS) until the table has `live` subscriptions, `queued` queued. */
+static void wait_subs(struct shm_seg *seg, uint32_t live, uint32_t queued)
+{
+	uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	struct shm_var_sub_stats st;
+
+	for (;;) {
+		assert_int_equal(shm_var_sub_stats(seg, &st), 0);
+		if (st.live == live && st.queued == queued)
+			return;
+		if (shm_now_ns() > end)
+			fail_msg("subscriptions: %u live, %u queued; want %u, %u", st.live,
+				 st.queued, live, queued);
+		usleep(1000);
+	}
+}
+
+static void test_varsub_cli_watch(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	char out[4096], err[256];
+	pid_t pid;
+	int fd;
+
+	(void)state;
+	rt_start(&r, "t-varsub-", "cli", cli_config, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"var", "set", "w", "1", NULL}),
+			 0);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	pid = rt_tool_start(
+		r.inst,
+		(const char *[]){"var", "watch", "w", "--count", "2", "--timeout", "10000", NULL},
+		&fd);
+	wait_subs(seg, 1, 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"var", "set", "w", "2", NULL}),
+			 0);
+	/* taken by the watcher (so the next one is not coalesced into it) */
+	wait_subs(seg, 1, 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"var", "set", "w", "3", NULL}),
+			 0);
+	assert_int_equal(rt_tool_finish(pid, fd, out, sizeof(out)), 0);
+	if (!strstr(out, "w = 2  (version 2") || !strstr(out, "w = 3  (version 3") ||
+	    strstr(out, "w = 1"))
+		fail_msg("shoal var watch said: '%s'", out);
+	/* its subscription went with it */
+	wait_subs(seg, 0, 0);
+	/* nothing within the timeout: 1; no such variable: 2 */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"var", "watch", "--prefix", "w", "--timeout",
+						      "200", NULL}),
+			 1);
+	assert_non_null(strstr(out, "no change within 200 ms"));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"var", "watch", "nope", NULL}),
+			 2);
+	assert_non_null(strstr(out, "'nope': no variable of that name"));
+	shm_seg_detach(seg);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_varsub_lagging, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_varsub_subscriber_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_varsub_writer_dies, setup, teardown),
+		cmocka_unit_test_teardown(test_varsub_cli_watch, rt_teardown),
 	};
 
 	test_pid = getpid();
