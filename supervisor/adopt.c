@@ -124,9 +124,9 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 	shm_reg_repair(seg, slot);
 	shm_grp_repair(seg, slot);
 	shm_var_repair(seg, slot);
+	ipc_repair_proc(seg, slot);
 	/* its subscriptions (a client's inboxes'), and what its updates owed subscribers */
 	wrk_var_sub_repair(seg, slot);
-	ipc_repair_proc(seg, slot);
 	if (worker)
 		wrk_repair_worker(seg, slot);
 	else

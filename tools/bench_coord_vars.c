@@ -4,7 +4,9 @@
  * name, the same read while another process updates the variable on the other core, and an
  * update, against a registry lookup of the same name timed the same way in the same run.
  * Runs on a scratch segment it creates and removes (no instance: the rounds of the issue's
- * other rows need agents, and come with them).
+ * other rows need agents, and come with them). variable_update_100: an update and its
+ * notification to each of 100 subscribed client inboxes (this process's), against the same
+ * update of a variable nobody subscribed to (variable_update_nosubs) in the same run.
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,11 +19,14 @@
 
 #include "shm/registry.h"
 #include "shm/shm.h"
+#include "ipc/ipc.h"
 #include "shm/var.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
+#include "workers/wrk.h"
 
 #define NVARS 1000u /* variables, each with its name in the registry */
+#define NSUBS 100u  /* subscribers of variable_update_100 */
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -38,8 +43,9 @@ struct coord {
 	uint64_t ids[NVARS];
 	char names[NVARS][16];
 	uint8_t lens[NVARS];
-	uint32_t *idx; /* random variable indices, one per sample */
-	uint64_t *ns;  /* samples */
+	shoal_handle_t subs[NSUBS]; /* client inboxes subscribed to variable 1 */
+	uint32_t *idx;		    /* random variable indices, one per sample */
+	uint64_t *ns;		    /* samples */
 	size_t n;
 };
 
@@ -135,6 +141,57 @@ static pid_t start_writer(struct coord *c, int cpu, _Atomic uint32_t *stop)
 	_exit(0);
 }
 
+/* Take every subscriber's notification, as its consumer would (not timed). */
+static int drain_subs(struct coord *c)
+{
+	int got = 0;
+
+	for (uint32_t i = 0; i < NSUBS; i++) {
+		uint32_t slot = shoal_handle_slot(c->subs[i]);
+		struct ipc_msg m;
+
+		while (!ipc_mbox_peek(c->seg, slot, &m)) {
+			shm_var_sub_taken(c->seg, m.ref);
+			ipc_mbox_consume(c->seg, slot, &m);
+			got++;
+		}
+	}
+	return got;
+}
+
+/*
+ * Time n updates of variable k with their notifications (wrk_var_notify(), as every API
+ * update does); drain: each subscriber takes its notification between samples, so every
+ * update sends one to each. Fails (-EIO) if a drained update did not reach all of them.
+ */
+static int time_notified(struct coord *c, uint32_t k, size_t n, bool drain, double *ops_s)
+{
+	uint64_t busy = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t x = (int64_t)i;
+		struct shm_var_op o = {.id = c->ids[k],
+				       .type = SHM_VAR_INT,
+				       .len = 8,
+				       .data = &x,
+				       .expect = SHM_VAR_ANY};
+		uint64_t a = bench_ticks(), b;
+		int r = shm_var_update(c->seg, &o, 1, 0, NULL, NULL);
+
+		if (!r)
+			wrk_var_notify(c->seg, &c->ids[k], 1, 0);
+		b = bench_ticks();
+		if (r)
+			return -EIO;
+		c->ns[i] = (uint64_t)bench_ticks_to_ns(b - a);
+		busy += c->ns[i];
+		if (drain && drain_subs(c) != (int)NSUBS)
+			return -EIO;
+	}
+	*ops_s = busy ? (double)n * 1e9 / (double)busy : 0;
+	return 0;
+}
+
 static struct bench_row *row(struct bench_report *r, const char *name, struct coord *c, double ops,
 			     double target_p99)
 {
@@ -162,7 +219,8 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 	c.n = o->quick ? 100000 : 1000000;
 	snprintf(inst, sizeof(inst), "bench-coord-%d", (int)getpid());
 	shm_cfg_default(&cfg);
-	cfg.max_agents = 64;
+	cfg.max_agents = 64 + 2 * NSUBS;
+	cfg.max_inboxes = NSUBS + 16; /* the subscribers' inboxes */
 	cfg.max_vars = 2 * NVARS;
 	ret = shm_seg_create(inst, &cfg, &c.seg, err, sizeof(err));
 	if (ret) {
@@ -223,13 +281,57 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 			goto out;
 		row(rp, "variable_read_written", &c, ops, 0);
 	}
+	/* NSUBS inboxes subscribed to variable 1; variable 2 has none (the baseline) */
+	for (uint32_t i = 0; i < NSUBS; i++) {
+		uint64_t ref;
+
+		ret = ipc_inbox_open(c.seg, &c.subs[i]);
+		if (!ret)
+			ret = shm_var_sub_add(c.seg, c.subs[i], c.seg->tag, c.ids[1], 0, NULL, 0,
+					      &ref);
+		if (ret)
+			goto out;
+	}
+	{
+		size_t all = c.n;
+
+		c.n = o->quick ? 2000 : 20000;
+		ret = time_notified(&c, 2, c.n, false, &ops);
+		if (!ret)
+			bench_add_baseline(rp, "variable_update_nosubs", c.ns, c.n, ops);
+		if (!ret)
+			ret = time_notified(&c, 1, c.n, true, &ops);
+		if (!ret) {
+			struct bench_row *w = bench_add_result(rp, "variable_update_100", c.ns, c.n,
+							       ops, "variable_update_nosubs");
+
+			if (w) {
+				w->target_ns = 25000;
+				w->target_pct = 99;
+			}
+		}
+		/* subscribers that never read: every update after the first coalesces */
+		if (!ret)
+			ret = time_notified(&c, 1, c.n, false, &ops);
+		if (!ret)
+			bench_add_result(rp, "variable_update_100_lagging", c.ns, c.n, ops,
+					 "variable_update_nosubs");
+		c.n = all;
+		if (ret)
+			goto out;
+	}
 	snprintf(rp->notes, sizeof(rp->notes),
 		 "%u int64 variables, their names in the registry; random variable per sample; "
 		 "variable_read through a resolved handle (the issue's target: p99 <= 100 ns), "
 		 "variable_read_name a registry lookup and the read; variable_read_written reads "
 		 "one variable while a process on cpu %d updates it back to back; cpus %d,%d; "
-		 "latencies include the timer (rdtscp pair), as does registry_lookup",
-		 NVARS, o->cpu_b, o->cpu_a, o->cpu_b);
+		 "latencies include the timer (rdtscp pair), as does registry_lookup; "
+		 "variable_update_100: the writer's update call with its notification to each of "
+		 "%u subscribed inboxes (taken between samples, so each update sends %u; one "
+		 "batched send, its wake skipped: the inboxes' host is not parked), _lagging the "
+		 "same with subscribers that never read (coalesced), against "
+		 "variable_update_nosubs, the same update of a variable nobody subscribed to",
+		 NVARS, o->cpu_b, o->cpu_a, o->cpu_b, NSUBS, NSUBS);
 out:
 	if (ret)
 		fprintf(stderr, "shoal bench coord: variables: %s\n", strerror(-ret));
