@@ -27,6 +27,7 @@
 #include "shm/shm.h"
 #include "shm/var.h"
 #include "shm/var_int.h"
+#include "shoal/client.h"
 #include "shoal/shoal.h"
 #include "workers/wrk.h"
 #include "workers/wrk_int.h"
@@ -464,6 +465,70 @@ static void test_varsub_cli_watch(void **state)
 	rt_stop(&r);
 }
 
+/* --- an agent subscriber (the test plugin's varwatcher) --- */
+
+/* Call the varwatcher: its reply as a string. */
+static void watcher_call(struct shoal_client *c, shoal_handle_t h, const char *req, char *out,
+			 size_t cap)
+{
+	int n = shoal_client_call(c, h, 1, req, (uint32_t)strlen(req), out, (uint32_t)cap - 1,
+				  TIMEOUT_MS);
+
+	assert_true(n >= 0);
+	out[n] = 0;
+}
+
+static void test_varsub_agent(void **state)
+{
+	const char *lib = getenv("SHOAL_TEST_PLUGIN");
+	static char cfg[1024];
+	struct shoal_client *c;
+	struct shm_seg *seg;
+	shoal_handle_t h;
+	shoal_var_t t;
+	struct rt_run r;
+	char out[128], err[256];
+	uint64_t end;
+	int64_t v = 5;
+	struct shoal_var_set s = {
+		.var = 0, .type = SHOAL_VAR_INT, .len = 8, .data = &v, .expect = SHOAL_VAR_ANY};
+
+	(void)state;
+	if (!lib)
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
+	snprintf(cfg, sizeof(cfg), "%s[types]\nload = %s\n[agent v]\ntype = varwatcher\nname = v\n",
+		 cli_config, lib);
+	rt_start(&r, "t-varsub-", "agent", cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(shoal_client_open(r.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_lookup(c, "v", &h), 0);
+	assert_int_equal(shoal_client_var_create(c, "t", SHOAL_VAR_INT, &t), 0);
+	watcher_call(c, h, "sub nope", out, sizeof(out));
+	assert_string_equal(out, "-2"); /* -ENOENT */
+	watcher_call(c, h, "sub t", out, sizeof(out));
+	assert_string_equal(out, "0");
+	wait_subs(seg, 1, 0);
+	s.var = t;
+	assert_int_equal(shoal_client_var_update(c, &s, 1, NULL, TIMEOUT_MS), 0);
+	/* its handle() got the notification and read the value */
+	end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	for (;;) {
+		watcher_call(c, h, "get", out, sizeof(out));
+		if (!strcmp(out, "1 5 1"))
+			break;
+		if (shm_now_ns() > end)
+			fail_msg("varwatcher: '%s', want '1 5 1'", out);
+		usleep(1000);
+	}
+	/* stopped: its subscription goes with it */
+	assert_int_equal(shoal_client_stop(c, NULL, h, TIMEOUT_MS), 0);
+	wait_subs(seg, 0, 0);
+	shm_seg_detach(seg);
+	shoal_client_close(c);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +538,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_varsub_subscriber_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_varsub_writer_dies, setup, teardown),
 		cmocka_unit_test_teardown(test_varsub_cli_watch, rt_teardown),
+		cmocka_unit_test_teardown(test_varsub_agent, rt_teardown),
 	};
 
 	test_pid = getpid();
