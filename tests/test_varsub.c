@@ -5,6 +5,7 @@
  * their update and their notifications.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -393,6 +394,86 @@ static void test_varsub_writer_dies(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/* --- a writer and a subscriber as two threads (for ThreadSanitizer too) --- */
+
+#define THR_UPDATES 100000
+
+struct thr {
+	struct shm_seg *seg;
+	uint64_t x;
+	shoal_handle_t s, w;
+	_Atomic int done;
+	uint32_t max_depth;
+};
+
+static void *thr_writer(void *arg)
+{
+	struct thr *t = arg;
+
+	for (int i = 1; i <= THR_UPDATES; i++) {
+		uint32_t d;
+
+		if (set(t->seg, t->w, &t->x, 1, i))
+			break;
+		d = depth(t->seg, t->s);
+		if (d > t->max_depth)
+			t->max_depth = d;
+	}
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
+/*
+ * The subscriber takes notifications and reads the value while the writer updates: its
+ * mailbox never holds more than two of them, and once the writer stopped and the mailbox is
+ * empty, the last value it read is the writer's last (either the last update sent a
+ * notification, or the read after the last one saw it: N0/N2).
+ */
+static void test_varsub_threads(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct thr t = {.seg = seg, .x = mk(seg, "x"), .s = inbox(seg), .w = inbox(seg)};
+	struct shoal_var_value v = {0};
+	struct shoal_var_note n;
+	pthread_t th;
+	uint64_t r, ref;
+	int64_t last = 0;
+	uint32_t taken = 0;
+
+	(void)state;
+	assert_int_equal(wrk_var_subscribe(seg, t.s, 0, "x", 0, &r), 0);
+	assert_int_equal(pthread_create(&th, NULL, thr_writer, &t), 0);
+	for (;;) {
+		int done = atomic_load(&t.done);
+
+		if (take(seg, t.s, &n, &ref) == 0) {
+			taken++;
+			assert_int_equal(wrk_var_read(seg, t.x, &v), 0);
+			assert_true(v.version >= n.version);
+			last = v.num.i;
+			continue;
+		}
+		if (done)
+			break;
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(take(seg, t.s, &n, &ref), -EAGAIN);
+	assert_int_equal(last, THR_UPDATES);
+	assert_true(t.max_depth <= 2);
+	assert_true(taken >= 1);
+	{
+		struct shm_var_sub_stats st;
+
+		assert_int_equal(shm_var_sub_stats(seg, &st), 0);
+		print_message("threads: %u notifications taken for %d updates (%llu sent, %llu "
+			      "coalesced)\n",
+			      taken, THR_UPDATES, (unsigned long long)st.notes,
+			      (unsigned long long)st.coalesced);
+		assert_int_equal(st.notes, taken);
+	}
+	ts_seg_drop(seg, inst);
+}
+
 /* --- shoal var watch, against a running instance --- */
 
 static const char *cli_config = "[instance]\nworkers = 1\nplacement = none\n"
@@ -449,8 +530,17 @@ static void test_varsub_cli_watch(void **state)
 	if (!strstr(out, "w = 2  (version 2") || !strstr(out, "w = 3  (version 3") ||
 	    strstr(out, "w = 1"))
 		fail_msg("shoal var watch said: '%s'", out);
-	/* its subscription went with it */
+	/* its subscription went with it; inspect counts what was sent */
 	wait_subs(seg, 0, 0);
+	{
+		char big[16384];
+
+		assert_int_equal(
+			rt_run_tool(r.inst, big, sizeof(big), (const char *[]){"inspect", NULL}),
+			0);
+		if (!strstr(big, "subscriptions  0 of 8") || !strstr(big, "notifications: 2 sent"))
+			fail_msg("shoal inspect said: '%s'", big);
+	}
 	/* nothing within the timeout: 1; no such variable: 2 */
 	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
 				     (const char *[]){"var", "watch", "--prefix", "w", "--timeout",
@@ -537,10 +627,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_varsub_lagging, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_varsub_subscriber_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_varsub_writer_dies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_varsub_threads, setup, teardown),
 		cmocka_unit_test_teardown(test_varsub_cli_watch, rt_teardown),
 		cmocka_unit_test_teardown(test_varsub_agent, rt_teardown),
 	};
 
 	test_pid = getpid();
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
