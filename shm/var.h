@@ -193,11 +193,12 @@ void shm_var_sub_taken(struct shm_seg *seg, uint64_t ref);
  */
 int shm_var_sub_repair(struct shm_seg *seg, uint32_t slot);
 /*
- * The re-sends after slot's death: entries owed a notification, and entries of variables
- * whose current value slot's dead owner wrote that were not told of it. As
- * shm_var_sub_collect().
+ * The re-sends after slot's death (who 0): entries owed a notification, and entries of
+ * variables whose current value slot's dead owner wrote that were not told of it. Or (who
+ * not 0, slot ignored) the entries of subscriber who owed one: its consumer catching up once
+ * its mailbox has room. As shm_var_sub_collect().
  */
-int shm_var_sub_collect_owed(struct shm_seg *seg, uint32_t slot, uint32_t *cursor,
+int shm_var_sub_collect_owed(struct shm_seg *seg, uint32_t slot, uint64_t who, uint32_t *cursor,
 			     struct shm_var_note *out, uint32_t cap);
 /* The subscription table's counters (read-only safe). */
 struct shm_var_sub_stats {

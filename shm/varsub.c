@@ -42,6 +42,10 @@
  * from the one its last notification named. Prefix subscriptions get no re-send (which of
  * the many variables under the prefix it wrote is not recorded): they catch up at the next
  * update under the prefix. What is always guaranteed: the newest value is readable.
+ *
+ * Owed notifications (a full mailbox refused them) go out with the next update; a client's
+ * recv that finds its inbox empty also sends its own owed ones to itself
+ * (shm_var_sub_collect_owed() with who), so a client catches up without waiting for one.
  */
 #include <errno.h>
 #include <string.h>
@@ -439,7 +443,7 @@ int shm_var_sub_repair(struct shm_seg *seg, uint32_t slot)
 }
 
 /* See shm/var.h. The supervisor, after shm_var_sub_repair(). */
-int shm_var_sub_collect_owed(struct shm_seg *seg, uint32_t slot, uint32_t *cursor,
+int shm_var_sub_collect_owed(struct shm_seg *seg, uint32_t slot, uint64_t who, uint32_t *cursor,
 			     struct shm_var_note *out, uint32_t cap)
 {
 	struct shm_var_geo g;
@@ -457,7 +461,12 @@ int shm_var_sub_collect_owed(struct shm_seg *seg, uint32_t slot, uint32_t *curso
 			continue;
 		p = atomic_load_explicit(&s->pending, memory_order_seq_cst);
 		var = atomic_load_explicit(&s->var, memory_order_relaxed);
-		if (SHM_VAR_PEND_STATE(p) == SHM_VAR_PEND_IDLE) {
+		if (who) {
+			/* relaxed: written before S1, which the ctl load acquired */
+			if (atomic_load_explicit(&s->who, memory_order_relaxed) != who ||
+			    SHM_VAR_PEND_STATE(p) != SHM_VAR_PEND_OWED)
+				continue;
+		} else if (SHM_VAR_PEND_STATE(p) == SHM_VAR_PEND_IDLE) {
 			/* a dead writer's update it was never told of */
 			if (!var)
 				continue;

@@ -614,6 +614,34 @@ static void test_varsub_agent(void **state)
 	/* stopped: its subscription goes with it */
 	assert_int_equal(shoal_client_stop(c, NULL, h, TIMEOUT_MS), 0);
 	wait_subs(seg, 0, 0);
+	/*
+	 * A client whose inbox was full when the update came: the notification is owed, and its
+	 * recv sends it once the inbox is empty, with no further update.
+	 */
+	{
+		struct shoal_msg m;
+		struct shoal_var_note n;
+		uint64_t ref;
+		uint32_t fill = 0;
+
+		assert_int_equal(shoal_client_var_subscribe(c, "t", 0, &ref), 0);
+		while (shoal_client_cast(c, shoal_client_inbox(c), 9, "fill", 4, 0) == 0)
+			fill++;
+		assert_true(fill > 0);
+		v = 6;
+		assert_int_equal(shoal_client_var_update(c, &s, 1, NULL, TIMEOUT_MS), 0);
+		wait_subs(seg, 1, 0); /* owed, not queued */
+		for (uint32_t i = 0; i < fill; i++) {
+			assert_int_equal(shoal_client_recv(c, &m, &n, sizeof(n), TIMEOUT_MS), 0);
+			assert_int_equal(m.type, 9);
+		}
+		assert_int_equal(shoal_client_recv(c, &m, &n, sizeof(n), 0), 0);
+		assert_true(m.flags & SHOAL_MSG_SYSTEM);
+		assert_int_equal(m.type, SHOAL_T_VAR);
+		assert_int_equal(m.ref, ref);
+		assert_int_equal(n.version, 2);
+		assert_int_equal(shoal_client_recv(c, &m, &n, sizeof(n), 0), -EAGAIN);
+	}
 	shm_seg_detach(seg);
 	shoal_client_close(c);
 	rt_stop(&r);

@@ -41,6 +41,7 @@ struct shoal_client {
 	struct shm_seg *seg;
 	struct ipc_waiter *waiter;
 	shoal_handle_t inbox;
+	uint32_t subs; /* variable subscriptions made (recv catches up on owed notifications) */
 };
 
 /* The spin before a client parks: short, a client's core usually has other work. */
@@ -482,6 +483,9 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 
 		if (ipc_mbox_peek(c->seg, rw.slot, &m) == 0)
 			break;
+		/* empty: notifications a full inbox refused us can come now */
+		if (c->subs && wrk_var_catch_up(c->seg, c->inbox) > 0)
+			continue;
 		if (timeout_ms == 0)
 			return -EAGAIN;
 		now = shm_now_ns();
@@ -599,9 +603,13 @@ static int var_list_visit(uint64_t id, uint32_t ns, const char *name, uint32_t t
 int shoal_client_var_subscribe(struct shoal_client *c, const char *name, uint32_t flags,
 			       uint64_t *ref)
 {
+	int r;
+
 	if (c->inbox == SHOAL_HANDLE_NONE)
 		return -EROFS;
-	return wrk_var_subscribe(c->seg, c->inbox, c->seg->tag, name, flags, ref);
+	r = wrk_var_subscribe(c->seg, c->inbox, c->seg->tag, name, flags, ref);
+	c->subs += !r;
+	return r;
 }
 
 int shoal_client_var_unsubscribe(struct shoal_client *c, uint64_t ref)

@@ -115,7 +115,7 @@ int wrk_var_update(struct shm_seg *seg, const struct shoal_var_set *sets, uint32
 
 /* Send what collect (an update's, or a repair's re-sends) hands out, chunk by chunk. */
 static int notify_each(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uint64_t writer,
-		       uint32_t dead_slot)
+		       uint32_t dead_slot, uint64_t who)
 {
 	struct shm_var_note notes[WRK_NOTE_CHUNK];
 	struct shoal_var_note pay[WRK_NOTE_CHUNK];
@@ -127,7 +127,7 @@ static int notify_each(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uin
 	for (;;) {
 		int k = ids ? shm_var_sub_collect(seg, ids, n, writer, &cursor, notes,
 						  WRK_NOTE_CHUNK)
-			    : shm_var_sub_collect_owed(seg, dead_slot, &cursor, notes,
+			    : shm_var_sub_collect_owed(seg, dead_slot, who, &cursor, notes,
 						       WRK_NOTE_CHUNK);
 
 		if (k <= 0)
@@ -156,14 +156,20 @@ static int notify_each(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uin
 /* See wrk.h. The writer, right after its update. */
 int wrk_var_notify(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uint64_t writer)
 {
-	return notify_each(seg, ids, n, writer, 0);
+	return notify_each(seg, ids, n, writer, 0, 0);
 }
 
 /* See wrk.h. The supervisor. */
 int wrk_var_sub_repair(struct shm_seg *seg, uint32_t slot)
 {
 	shm_var_sub_repair(seg, slot);
-	return notify_each(seg, NULL, 0, SHOAL_HANDLE_NONE, slot);
+	return notify_each(seg, NULL, 0, SHOAL_HANDLE_NONE, slot, 0);
+}
+
+/* See wrk_int.h. The subscriber's consumer. */
+int wrk_var_catch_up(struct shm_seg *seg, uint64_t who)
+{
+	return notify_each(seg, NULL, 0, SHOAL_HANDLE_NONE, 0, who);
 }
 
 /* See wrk_int.h. */

@@ -70,6 +70,8 @@ int wrk_var_update(struct shm_seg *seg, const struct shoal_var_set *sets, uint32
  */
 int wrk_var_subscribe(struct shm_seg *seg, uint64_t who, uint64_t host, const char *name,
 		      uint32_t flags, uint64_t *ref);
+/* Send who the notifications a full mailbox refused it (now that it has room). How many. */
+int wrk_var_catch_up(struct shm_seg *seg, uint64_t who);
 
 /* Checkpoints (ckpt.c). */
 uint32_t wrk_ckpt_cap(const struct shm_seg *seg);
