@@ -192,6 +192,94 @@ static int time_notified(struct coord *c, uint32_t k, size_t n, bool drain, doub
 	return 0;
 }
 
+/* Between the writer and the subscribers' process of variable_update_100_seen. */
+struct seen {
+	_Atomic uint32_t ready;	 /* 1: subscribed; 2: failed */
+	_Atomic uint32_t stop;	 /* the writer is done */
+	_Atomic uint64_t rounds; /* updates every subscriber has taken */
+	_Atomic uint64_t t_last; /* bench_ticks() when the last of a round was taken */
+};
+
+/*
+ * A process on another cpu hosting NSUBS inboxes subscribed to variable k, spinning over
+ * them: it takes each notification as a consumer does and, once all NSUBS of an update are
+ * taken, stamps the time.
+ */
+static pid_t start_subscribers(struct coord *c, uint32_t k, int cpu, struct seen *sh)
+{
+	shoal_handle_t in[NSUBS];
+	uint32_t got = 0;
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	bench_pin(cpu);
+	c->seg->self = UINT32_MAX;
+	if (shm_proc_claim(c->seg, SHM_ROLE_CLIENT, false))
+		goto fail;
+	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
+	for (uint32_t i = 0; i < NSUBS; i++) {
+		uint64_t ref;
+
+		if (ipc_inbox_open(c->seg, &in[i]) ||
+		    shm_var_sub_add(c->seg, in[i], c->seg->tag, c->ids[k], 0, NULL, 0, &ref))
+			goto fail;
+	}
+	atomic_store(&sh->ready, 1);
+	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+		for (uint32_t i = 0; i < NSUBS; i++) {
+			struct ipc_msg m;
+
+			if (ipc_mbox_peek(c->seg, shoal_handle_slot(in[i]), &m))
+				continue;
+			shm_var_sub_taken(c->seg, m.ref);
+			ipc_mbox_consume(c->seg, shoal_handle_slot(in[i]), &m);
+			got++;
+		}
+		if (got >= NSUBS) {
+			got -= NSUBS;
+			atomic_store(&sh->t_last, bench_ticks());
+			atomic_fetch_add(&sh->rounds, 1);
+		}
+	}
+	shm_proc_release(c->seg);
+	_exit(0);
+fail:
+	atomic_store(&sh->ready, 2);
+	_exit(1);
+}
+
+/*
+ * Time n updates of variable k whose NSUBS subscribers are another process's: each sample
+ * from before the update to when the last subscriber took its notification (the next
+ * update waits for that). -ETIMEDOUT if a round does not complete within a second.
+ */
+static int time_seen(struct coord *c, uint32_t k, size_t n, struct seen *sh, double *ops_s)
+{
+	uint64_t busy = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t x = (int64_t)i;
+		struct shm_var_op o = {.id = c->ids[k],
+				       .type = SHM_VAR_INT,
+				       .len = 8,
+				       .data = &x,
+				       .expect = SHM_VAR_ANY};
+		uint64_t a = bench_ticks(), end = bench_now_ns() + 1000000000ull;
+
+		if (shm_var_update(c->seg, &o, 1, 0, NULL, NULL))
+			return -EIO;
+		wrk_var_notify(c->seg, &c->ids[k], 1, 0);
+		while (atomic_load(&sh->rounds) != i + 1)
+			if (bench_now_ns() > end)
+				return -ETIMEDOUT;
+		c->ns[i] = (uint64_t)bench_ticks_to_ns(atomic_load(&sh->t_last) - a);
+		busy += c->ns[i];
+	}
+	*ops_s = busy ? (double)n * 1e9 / (double)busy : 0;
+	return 0;
+}
+
 static struct bench_row *row(struct bench_report *r, const char *name, struct coord *c, double ops,
 			     double target_p99)
 {
@@ -219,8 +307,8 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 	c.n = o->quick ? 100000 : 1000000;
 	snprintf(inst, sizeof(inst), "bench-coord-%d", (int)getpid());
 	shm_cfg_default(&cfg);
-	cfg.max_agents = 64 + 2 * NSUBS;
-	cfg.max_inboxes = NSUBS + 16; /* the subscribers' inboxes */
+	cfg.max_agents = 64 + 3 * NSUBS;
+	cfg.max_inboxes = 2 * NSUBS + 16; /* the subscribers' inboxes */
 	cfg.max_vars = 2 * NVARS;
 	ret = shm_seg_create(inst, &cfg, &c.seg, err, sizeof(err));
 	if (ret) {
@@ -316,6 +404,30 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 		if (!ret)
 			bench_add_result(rp, "variable_update_100_lagging", c.ns, c.n, ops,
 					 "variable_update_nosubs");
+		if (!ret && o->cpu_b != o->cpu_a) {
+			struct seen *sh = (struct seen *)stop + 1; /* the shared page, past stop */
+			pid_t subs;
+
+			memset(sh, 0, sizeof(*sh));
+			subs = start_subscribers(&c, 3, o->cpu_b, sh);
+			if (subs < 0) {
+				ret = -errno;
+			} else {
+				uint64_t end = bench_now_ns() + 5000000000ull;
+
+				while (atomic_load(&sh->ready) == 0 && bench_now_ns() < end)
+					;
+				ret = atomic_load(&sh->ready) == 1 ? time_seen(&c, 3, c.n, sh, &ops)
+								   : -EIO;
+				atomic_store(&sh->stop, 1);
+				if (waitpid(subs, &wst, 0) != subs || !WIFEXITED(wst) ||
+				    WEXITSTATUS(wst))
+					ret = ret ? ret : -EIO;
+			}
+			if (!ret)
+				bench_add_result(rp, "variable_update_100_seen", c.ns, c.n, ops,
+						 "variable_update_nosubs");
+		}
 		c.n = all;
 		if (ret)
 			goto out;
@@ -329,9 +441,11 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 		 "variable_update_100: the writer's update call with its notification to each of "
 		 "%u subscribed inboxes (taken between samples, so each update sends %u; one "
 		 "batched send, its wake skipped: the inboxes' host is not parked), _lagging the "
-		 "same with subscribers that never read (coalesced), against "
-		 "variable_update_nosubs, the same update of a variable nobody subscribed to",
-		 NVARS, o->cpu_b, o->cpu_a, o->cpu_b, NSUBS, NSUBS);
+		 "same with subscribers that never read (coalesced), _seen from before the "
+		 "update until the last of %u inboxes spun over by a process on cpu %d took its "
+		 "notification; against variable_update_nosubs, the same update of a variable "
+		 "nobody subscribed to",
+		 NVARS, o->cpu_b, o->cpu_a, o->cpu_b, NSUBS, NSUBS, NSUBS, o->cpu_b);
 out:
 	if (ret)
 		fprintf(stderr, "shoal bench coord: variables: %s\n", strerror(-ret));
