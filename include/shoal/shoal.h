@@ -204,7 +204,9 @@ struct shoal_down {
 #define SHOAL_T_VAR	     4u
 #define SHOAL_VAR_SUB_PREFIX 0x1u /* subscribe to every variable whose name starts so */
 struct shoal_var_note {
-	uint64_t var;	  /* the variable (shoal_var_t) that changed: the first of the update */
+	uint64_t var;	  /* the variable (shoal_var_t) that changed: the first of the update;
+			   * 0 when a prefix subscription's refused notification is sent late
+			   * (read every variable under the prefix) */
 	uint64_t version; /* its version when the notification was sent (read for the newest) */
 	uint64_t writer;  /* the writer's handle (0: a re-send after its death) */
 	uint64_t sub;	  /* the subscription's reference (also the message's ref) */
