@@ -35,6 +35,7 @@ struct io_uring_cqe;
 #define IPC_T_DOWN  1u /* payload: struct ipc_down */
 #define IPC_T_UP    2u /* payload: struct ipc_down (reason 0) */
 #define IPC_T_ROUND 3u /* payload: struct shoal_round_done (an agent's round ended) */
+#define IPC_T_VAR   4u /* payload: struct shoal_var_note (a subscribed variable changed) */
 /* with IPC_F_ROUND: a consensus proposal to vote on (payload: struct ipc_vote_msg) */
 #define IPC_T_VOTE 0x45544f56u /* "VOTE" */
 /* payload: struct shoal_proposal_result (an agent's proposal ended) */
@@ -88,6 +89,25 @@ struct ipc_out {
  */
 int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out *msgs, uint32_t n,
 		   int timeout_ms);
+
+/* One message of ipc_send_each(): a batch message with its own flags and reference. */
+struct ipc_out_ref {
+	shoal_handle_t to;
+	uint64_t ref;
+	uint32_t type;
+	uint32_t flags;
+	uint32_t len;
+	const void *data;
+};
+/*
+ * Send n messages without ever waiting (engine notifications): consecutive messages to the
+ * same receiver are claimed together (one claim per run while they fit), one wake per
+ * receiving worker at the end. A receiver that cannot take its message (full, gone) does
+ * not stop the others: errs[i] (if errs is not NULL) gets each message's outcome, 0 or
+ * -errno. Returns how many were sent. Any process with a process slot.
+ */
+int ipc_send_each(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out_ref *msgs,
+		  uint32_t n, int *errs);
 
 /* --- consumer side: only the process hosting the agent (its worker, or a client inbox) --- */
 

@@ -221,6 +221,55 @@ int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 	return i ? (int)i : r;
 }
 
+/* See ipc.h. Any process with a process slot. */
+int ipc_send_each(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out_ref *msgs,
+		  uint32_t n, int *errs)
+{
+	uint32_t max_msg = shm_hdr(seg)->cfg.max_msg;
+	struct host_set hs = {.n = 0};
+	struct ipc_wire w[IPC_RUN_MAX];
+	const void *data[IPC_RUN_MAX];
+	uint32_t i = 0;
+	int sent = 0;
+
+	while (i < n) {
+		shoal_handle_t to = msgs[i].to;
+		uint32_t run = 0, done = 0;
+		int r = seg->writable && seg->self != UINT32_MAX ? check_to(seg, to) : -EROFS;
+
+		while (i + run < n && run < IPC_RUN_MAX && msgs[i + run].to == to) {
+			const struct ipc_out_ref *m = &msgs[i + run];
+
+			w[run] = (struct ipc_wire){.from = from,
+						   .ref = m->ref,
+						   .type = m->type,
+						   .flags = m->flags & ~IPC_F_REDELIVERED,
+						   .len = m->len};
+			data[run] = m->data;
+			if (m->len > max_msg)
+				r = -EMSGSIZE;
+			run++;
+		}
+		while (!r && done < run) {
+			/* one claim while they fit before the ring's end, so maybe two */
+			r = ipc_mbox_put_many(seg, shoal_handle_slot(to), shoal_handle_gen(to),
+					      w + done, data + done, run - done, 0);
+			if (r > 0) {
+				done += (uint32_t)r;
+				r = 0;
+			}
+		}
+		if (done)
+			hosts_add(seg, &hs, ipc_agent_host(seg, shoal_handle_slot(to)));
+		for (uint32_t k = 0; errs && k < run; k++)
+			errs[i + k] = k < done ? 0 : r;
+		sent += (int)done;
+		i += run;
+	}
+	hosts_ring(seg, &hs);
+	return sent;
+}
+
 /*
  * A fresh call reference, unique per process lifetime: (epoch, 31-bit counter), with
  * IPC_REF_SYNC set for ipc_call()'s own calls: a reply carrying that mark that is not the

@@ -36,6 +36,7 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->max_vars = 1024;
 	cfg->var_bytes = 256;
 	cfg->max_rounds = 64;
+	cfg->max_subs = 1024;
 }
 
 #define CHECK(cond, ...)                                                                           \
@@ -91,6 +92,8 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	      cfg->var_bytes);
 	CHECK(cfg->var_bytes >= 8 && cfg->var_bytes <= SHM_VAR_BYTES_MAX,
 	      "variable_bytes %u: must be 8..%u", cfg->var_bytes, SHM_VAR_BYTES_MAX);
+	CHECK(cfg->max_subs <= SHM_VAR_SUB_MAX, "subscriptions %u: at most %u", cfg->max_subs,
+	      SHM_VAR_SUB_MAX);
 	for (unsigned i = 0; i < sizeof(cfg->reserved2) / sizeof(cfg->reserved2[0]); i++)
 		CHECK(cfg->reserved2[i] == 0, "reserved configuration word %u is not zero", i);
 	return 0;

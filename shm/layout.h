@@ -29,10 +29,12 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * shm/var_int.h: max_vars, var_bytes). New regions change the region count, which the
  * validator checks, so a reader of an older layout refuses such a segment anyway. Also in
  * minor 8: the rounds region (SHM_R_ROUNDS: round records of broadcasts with
- * acknowledgements, struct shm_round; shm_cfg.max_rounds).
+ * acknowledgements, struct shm_round; shm_cfg.max_rounds). 9 subscriptions to coordination
+ * variables: a table after the variables in SHM_R_VARS (shm_cfg.max_subs, once reserved2[0],
+ * so a minor-8 segment reads as one with none; shm/var_int.h) and the variable's subs word.
  */
 #define SHM_LAYOUT_MAJOR 4u
-#define SHM_LAYOUT_MINOR 8u
+#define SHM_LAYOUT_MINOR 9u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -118,10 +120,12 @@ struct shm_cfg {
 	uint32_t max_rounds;	/* round records (broadcasts with acknowledgements); 0: none */
 	uint32_t max_pools;	/* agent pools (shm/pool.c) */
 	uint32_t pool_members;	/* members (and queued checkouts) per pool */
-	uint32_t reserved2[14]; /* zero: room for the coordination layer's sizes */
+	uint32_t max_subs;	/* variable subscriptions (layout minor 9; 0: none) */
+	uint32_t reserved2[13]; /* zero: room for the coordination layer's sizes */
 };
 static_assert(offsetof(struct shm_cfg, max_vars) == 52 &&
-		      offsetof(struct shm_cfg, max_rounds) == 60,
+		      offsetof(struct shm_cfg, max_rounds) == 60 &&
+		      offsetof(struct shm_cfg, max_subs) == 72,
 	      "shm_cfg ABI");
 static_assert(sizeof(struct shm_cfg) == 128, "shm_cfg ABI");
 

@@ -63,6 +63,7 @@ uint64_t shm_var_region_size(const struct shm_cfg *cfg);
 /* Bounds of [segment] variables and variable_bytes (shm_cfg.max_vars, var_bytes). */
 #define SHM_VAR_MAX	  (1u << 20)
 #define SHM_VAR_BYTES_MAX 4096u
+#define SHM_VAR_SUB_MAX	  (1u << 20)
 
 struct shm_reg_hdr;
 struct shm_reg_bucket;

@@ -97,29 +97,19 @@ static_assert((unsigned)SHM_VAR_INT == 1 && (unsigned)SHM_VAR_BLOB == 3, "public
 
 /*
  * Bytes of the variables region for cfg: the header, a commit record per process slot, the
- * variables. 0 without variables. Pure; the layout (shm_layout_compute()) calls it.
+ * variables, the subscriptions. 0 without variables (then no subscriptions either). Pure;
+ * the layout (shm_layout_compute()) calls it.
  */
 uint64_t shm_var_region_size(const struct shm_cfg *cfg)
 {
 	if (!cfg->max_vars)
 		return 0;
-	return SHM_VAR_VARS_OFF(cfg->max_procs, cfg->var_bytes) +
-	       (uint64_t)cfg->max_vars * SHM_VAR_STRIDE(cfg->var_bytes);
+	return SHM_VAR_SUBS_OFF(cfg->max_procs, cfg->var_bytes, cfg->max_vars) +
+	       (uint64_t)cfg->max_subs * sizeof(struct shm_var_sub);
 }
 
-/* The region's geometry, from the header each call (checked, never trusted). */
-struct vgeo {
-	uint8_t *base;
-	uint32_t nvars;
-	uint32_t vb; /* var_bytes */
-	uint32_t nprocs;
-	uint64_t stride;
-	uint64_t bufb;
-	uint64_t recb;
-	uint64_t entb;
-};
-
-static int vgeo(const struct shm_seg *seg, struct vgeo *g)
+/* See var_int.h. Any process attached. */
+int shm_var_geo(const struct shm_seg *seg, struct shm_var_geo *g)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
 	const struct shm_region *r = &h->regions[SHM_R_VARS];
@@ -127,15 +117,18 @@ static int vgeo(const struct shm_seg *seg, struct vgeo *g)
 
 	if (h->layout_minor < 8 || !cfg.max_vars)
 		return -ENODEV;
+	if (h->layout_minor < 9)
+		cfg.max_subs = 0; /* reserved, zero, before subscriptions */
 	if (cfg.max_vars > SHM_VAR_MAX || cfg.var_bytes % 8 || cfg.var_bytes < 8 ||
 	    cfg.var_bytes > SHM_VAR_BYTES_MAX || cfg.max_procs > SHM_MAX_PROCS ||
-	    r->off > seg->size || r->size > seg->size - r->off ||
+	    cfg.max_subs > SHM_VAR_SUB_MAX || r->off > seg->size || r->size > seg->size - r->off ||
 	    shm_var_region_size(&cfg) > r->size)
 		return -EUCLEAN;
 	g->base = seg->base + r->off;
 	g->nvars = cfg.max_vars;
 	g->vb = cfg.var_bytes;
 	g->nprocs = cfg.max_procs;
+	g->nsubs = cfg.max_subs;
 	g->stride = SHM_VAR_STRIDE(g->vb);
 	g->bufb = SHM_VAR_BUF_BYTES(g->vb);
 	g->recb = SHM_VAR_REC_BYTES(g->vb);
@@ -143,33 +136,33 @@ static int vgeo(const struct shm_seg *seg, struct vgeo *g)
 	return 0;
 }
 
-static struct shm_var_hdr *vhdr(const struct vgeo *g)
+static struct shm_var_hdr *vhdr(const struct shm_var_geo *g)
 {
 	return (struct shm_var_hdr *)g->base;
 }
 
-static struct shm_var *var_at(const struct vgeo *g, uint32_t i)
+static struct shm_var *var_at(const struct shm_var_geo *g, uint32_t i)
 {
 	return (struct shm_var *)(g->base + SHM_VAR_VARS_OFF(g->nprocs, g->vb) + i * g->stride);
 }
 
-static struct shm_var_buf *buf_at(const struct vgeo *g, struct shm_var *v, uint32_t b)
+static struct shm_var_buf *buf_at(const struct shm_var_geo *g, struct shm_var *v, uint32_t b)
 {
 	return (struct shm_var_buf *)((uint8_t *)v + sizeof(*v) + (b & 1) * g->bufb);
 }
 
-static struct shm_var_rec *rec_at(const struct vgeo *g, uint32_t slot)
+static struct shm_var_rec *rec_at(const struct shm_var_geo *g, uint32_t slot)
 {
 	return (struct shm_var_rec *)(g->base + SHM_VAR_RECS_OFF + (uint64_t)slot * g->recb);
 }
 
-static struct shm_var_ent *ent_at(const struct vgeo *g, struct shm_var_rec *r, uint32_t i)
+static struct shm_var_ent *ent_at(const struct shm_var_geo *g, struct shm_var_rec *r, uint32_t i)
 {
 	return (struct shm_var_ent *)((uint8_t *)(r + 1) + i * g->entb);
 }
 
-/* The live variable id names, or NULL. */
-static struct shm_var *var_of(const struct vgeo *g, uint64_t id)
+/* See var_int.h. */
+struct shm_var *shm_var_of(const struct shm_var_geo *g, uint64_t id)
 {
 	struct shm_var *v;
 
@@ -243,8 +236,8 @@ struct obs {
  * One attempt to read v: 0 (out filled, *o what decided it), -EAGAIN (a writer moved it
  * during the copy: try again), -EMSGSIZE (a blob larger than out->cap; out->len says).
  */
-static int read_once(const struct vgeo *g, struct shm_var *v, uint64_t id, struct shm_var_val *out,
-		     struct obs *o)
+static int read_once(const struct shm_var_geo *g, struct shm_var *v, uint64_t id,
+		     struct shm_var_val *out, struct obs *o)
 {
 	struct shm_var_buf *b;
 	uint64_t p, l, len;
@@ -314,9 +307,10 @@ static int read_once(const struct vgeo *g, struct shm_var *v, uint64_t id, struc
  * writer moves on; the same pub and lock word over many retries is a corrupt variable
  * (-EUCLEAN), never an endless loop.
  */
-static int read_var(const struct vgeo *g, uint64_t id, struct shm_var_val *out, struct obs *o)
+static int read_var(const struct shm_var_geo *g, uint64_t id, struct shm_var_val *out,
+		    struct obs *o)
 {
-	struct shm_var *v = var_of(g, id);
+	struct shm_var *v = shm_var_of(g, id);
 	uint64_t last_pub = 0, last_lock = 0;
 	uint32_t stuck = 0;
 	int r;
@@ -349,9 +343,9 @@ static int read_var(const struct vgeo *g, uint64_t id, struct shm_var_val *out, 
 /* See shm/var.h. Any attachment, any thread. */
 int shm_var_read(const struct shm_seg *seg, uint64_t id, struct shm_var_val *out)
 {
-	struct vgeo g;
+	struct shm_var_geo g;
 	struct obs o;
-	int r = vgeo(seg, &g);
+	int r = shm_var_geo(seg, &g);
 
 	if (r)
 		return r == -ENODEV ? -ENOENT : r;
@@ -388,8 +382,8 @@ int shm_var_read_many(const struct shm_seg *seg, const uint64_t *ids, uint32_t n
 		      struct shm_var_val *out)
 {
 	struct obs o[SHM_VAR_MANY];
-	struct vgeo g;
-	int r = vgeo(seg, &g);
+	struct shm_var_geo g;
+	int r = shm_var_geo(seg, &g);
 
 	if (r)
 		return r == -ENODEV ? -ENOENT : r;
@@ -430,7 +424,7 @@ int shm_var_read_many(const struct shm_seg *seg, const uint64_t *ids, uint32_t n
  * Install a value into v, whose lock the caller holds and whose pub is old: the other
  * buffer, then pub. The single-variable commit point, and a batch's install step.
  */
-static void install(const struct vgeo *g, struct shm_var *v, uint64_t old, uint32_t len,
+static void install(const struct shm_var_geo *g, struct shm_var *v, uint64_t old, uint32_t len,
 		    const void *data, const _Atomic uint64_t *sdata, uint64_t writer, uint64_t wtag,
 		    uint64_t time_ns)
 {
@@ -469,7 +463,8 @@ static void unlock(struct shm_var *v)
  * resolved something, 0 if someone else had. The caller holds no lock (its record is free
  * to use) and has a process slot.
  */
-static int resolve_dead(struct shm_seg *seg, const struct vgeo *g, struct shm_var *v, uint64_t dead)
+static int resolve_dead(struct shm_seg *seg, const struct shm_var_geo *g, struct shm_var *v,
+			uint64_t dead)
 {
 	struct shm_var_rec *dr, *own = rec_at(g, seg->self);
 	uint64_t rc, cnt, n, zero;
@@ -526,7 +521,8 @@ static int resolve_dead(struct shm_seg *seg, const struct vgeo *g, struct shm_va
 	STEP(SHM_VAR_STEP_HELPING);
 	for (uint32_t i = 0; i < cnt; i++) {
 		struct shm_var_ent *e = ent_at(g, own, i);
-		struct shm_var *w = var_of(g, atomic_load_explicit(&e->id, memory_order_relaxed));
+		struct shm_var *w =
+			shm_var_of(g, atomic_load_explicit(&e->id, memory_order_relaxed));
 		uint64_t old = atomic_load_explicit(&e->old, memory_order_relaxed);
 		uint64_t len = atomic_load_explicit(&e->len, memory_order_relaxed);
 		uint64_t expect = dead;
@@ -615,8 +611,8 @@ int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint3
 	uint64_t deadline, now, dead, cnt;
 	struct shm_var_rec *rec;
 	uint32_t taken, late = 0;
-	struct vgeo g;
-	int r = vgeo(seg, &g);
+	struct shm_var_geo g;
+	int r = shm_var_geo(seg, &g);
 
 	if (r)
 		return r == -ENODEV ? -ENOENT : r;
@@ -629,7 +625,7 @@ int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint3
 
 		if (bad)
 			*bad = i;
-		v[i] = var_of(&g, ops[i].id);
+		v[i] = shm_var_of(&g, ops[i].id);
 		if (!v[i])
 			return -ENOENT;
 		if (ops[i].type != var_type(v[i]))
@@ -747,7 +743,7 @@ static void var_free(struct shm_var *v)
 }
 
 /* Claim a free variable slot (or one a dead creator left CLAIMED). Its index, or -ENOSPC. */
-static int var_claim(struct shm_seg *seg, const struct vgeo *g, uint32_t hint)
+static int var_claim(struct shm_seg *seg, const struct shm_var_geo *g, uint32_t hint)
 {
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint32_t k = 0; k < g->nvars; k++) {
@@ -788,8 +784,8 @@ int shm_var_create(struct shm_seg *seg, uint32_t ns, const char *name, size_t le
 	struct shm_var_buf *b;
 	struct shm_var *v;
 	uint64_t gen, nid, zero[8] = {0};
-	struct vgeo g;
-	int r = vgeo(seg, &g), i;
+	struct shm_var_geo g;
+	int r = shm_var_geo(seg, &g), i;
 
 	*id = 0;
 	if (r)
@@ -869,11 +865,11 @@ int shm_var_info(const struct shm_seg *seg, uint64_t id, uint32_t *ns, char *nam
 		 uint32_t *type)
 {
 	struct shm_var *v;
-	struct vgeo g;
+	struct shm_var_geo g;
 
-	if (vgeo(seg, &g))
+	if (shm_var_geo(seg, &g))
 		return -ENOENT;
-	v = var_of(&g, id);
+	v = shm_var_of(&g, id);
 	if (!v)
 		return -ENOENT;
 	var_name(v, ns, name, cap);
@@ -885,9 +881,9 @@ int shm_var_info(const struct shm_seg *seg, uint64_t id, uint32_t *ns, char *nam
 /* See shm/var.h. Any attachment. */
 int shm_var_foreach(const struct shm_seg *seg, shm_var_visit_fn fn, void *arg)
 {
-	struct vgeo g;
+	struct shm_var_geo g;
 
-	if (vgeo(seg, &g))
+	if (shm_var_geo(seg, &g))
 		return 0;
 	for (uint32_t i = 0; i < g.nvars; i++) {
 		struct shm_var *v = var_at(&g, i);
@@ -911,18 +907,18 @@ int shm_var_foreach(const struct shm_seg *seg, shm_var_visit_fn fn, void *arg)
 /* See shm/var.h. */
 uint32_t shm_var_bytes(const struct shm_seg *seg)
 {
-	struct vgeo g;
+	struct shm_var_geo g;
 
-	return vgeo(seg, &g) ? 0 : g.vb;
+	return shm_var_geo(seg, &g) ? 0 : g.vb;
 }
 
 /* See shm/var.h. */
 uint64_t shm_var_notify_seq(const struct shm_seg *seg, uint64_t id)
 {
 	struct shm_var *v;
-	struct vgeo g;
+	struct shm_var_geo g;
 
-	if (vgeo(seg, &g) || !(v = var_of(&g, id)))
+	if (shm_var_geo(seg, &g) || !(v = shm_var_of(&g, id)))
 		return 0;
 	/* relaxed: a count; the value is read through shm_var_read() */
 	return atomic_load_explicit(&v->notify, memory_order_relaxed);
@@ -951,11 +947,11 @@ int shm_var_propose_claim(struct shm_seg *seg, uint64_t id, uint64_t ref, uint64
 			  uint64_t *held)
 {
 	struct shm_var *v;
-	struct vgeo g;
+	struct shm_var_geo g;
 	uint64_t cur;
 
 	*held = 0;
-	if (vgeo(seg, &g) || !(v = var_of(&g, id)))
+	if (shm_var_geo(seg, &g) || !(v = shm_var_of(&g, id)))
 		return -ENOENT;
 	for (int k = 0; k < 64; k++) {
 		cur = 0;
@@ -987,9 +983,9 @@ int shm_var_propose_claim(struct shm_seg *seg, uint64_t id, uint64_t ref, uint64
 void shm_var_propose_release(struct shm_seg *seg, uint64_t id, uint64_t ref)
 {
 	struct shm_var *v;
-	struct vgeo g;
+	struct shm_var_geo g;
 
-	if (vgeo(seg, &g) || !(v = var_of(&g, id)))
+	if (shm_var_geo(seg, &g) || !(v = shm_var_of(&g, id)))
 		return;
 	/* PC1: seq_cst: after our commit (V1), before our round record is freed */
 	atomic_compare_exchange_strong_explicit(&v->proposal, &ref, 0, memory_order_seq_cst,
@@ -1000,10 +996,10 @@ void shm_var_propose_release(struct shm_seg *seg, uint64_t id, uint64_t ref)
 uint64_t shm_var_proposal(const struct shm_seg *seg, uint64_t id)
 {
 	struct shm_var *v;
-	struct vgeo g;
+	struct shm_var_geo g;
 	uint64_t p;
 
-	if (vgeo(seg, &g) || !(v = var_of(&g, id)))
+	if (shm_var_geo(seg, &g) || !(v = shm_var_of(&g, id)))
 		return 0;
 	p = atomic_load_explicit(&v->proposal, memory_order_seq_cst);
 	return p && !is_proposal_stale(seg, p, false) ? p : 0;
@@ -1012,10 +1008,10 @@ uint64_t shm_var_proposal(const struct shm_seg *seg, uint64_t id)
 /* See shm/var.h. The supervisor (or a test standing in for it), with a process slot. */
 int shm_var_repair(struct shm_seg *seg, uint32_t slot)
 {
-	struct vgeo g;
+	struct shm_var_geo g;
 	int n = 0;
 
-	if (vgeo(seg, &g) || slot >= g.nprocs)
+	if (shm_var_geo(seg, &g) || slot >= g.nprocs)
 		return 0;
 	for (uint32_t i = 0; i < g.nvars; i++) {
 		struct shm_var *v = var_at(&g, i);
@@ -1075,9 +1071,9 @@ int shm_var_repair(struct shm_seg *seg, uint32_t slot)
 /* See shm/var.h. */
 int shm_var_check(const struct shm_seg *seg, char *err, size_t errlen)
 {
-	struct vgeo g;
+	struct shm_var_geo g;
 
-	if (vgeo(seg, &g))
+	if (shm_var_geo(seg, &g))
 		return 0;
 	for (uint32_t i = 0; i < g.nvars; i++) {
 		struct shm_var *v = var_at(&g, i);
@@ -1114,8 +1110,8 @@ int shm_var_check(const struct shm_seg *seg, char *err, size_t errlen)
 /* See shm/var.h. */
 int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st)
 {
-	struct vgeo g;
-	int r = vgeo(seg, &g);
+	struct shm_var_geo g;
+	int r = shm_var_geo(seg, &g);
 	uint64_t p;
 
 	memset(st, 0, sizeof(*st));
@@ -1141,4 +1137,45 @@ int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st)
 	st->back = atomic_load_explicit(&vhdr(&g)->back, memory_order_relaxed);
 	st->freed = atomic_load_explicit(&vhdr(&g)->freed, memory_order_relaxed);
 	return 0;
+}
+
+/* See var_int.h. */
+uint64_t shm_var_version_of(const struct shm_var_geo *g, uint64_t id)
+{
+	struct shm_var *v = shm_var_of(g, id);
+
+	/* seq_cst: as RD0 (a notifier's load after the pub store it follows) */
+	return v ? SHM_VAR_PUB_VERSION(atomic_load_explicit(&v->pub, memory_order_seq_cst)) : 0;
+}
+
+/* See var_int.h. */
+void shm_var_name_of(const struct shm_var *v, uint32_t *ns, char *name, size_t cap)
+{
+	var_name(v, ns, name, cap);
+}
+
+/* See var_int.h. */
+uint64_t shm_var_last_wtag(const struct shm_var_geo *g, uint64_t id)
+{
+	struct shm_var *v = shm_var_of(g, id);
+	uint64_t p;
+
+	if (!v)
+		return 0;
+	p = atomic_load_explicit(&v->pub, memory_order_seq_cst);
+	/* relaxed: a hint for repair (who wrote last); a racing update only moves it on */
+	return atomic_load_explicit(&buf_at(g, v, SHM_VAR_PUB_BUF(p))->wtag, memory_order_relaxed);
+}
+
+/* See var_int.h. */
+struct shm_var *shm_var_slot(const struct shm_var_geo *g, uint32_t index, uint64_t *id)
+{
+	struct shm_var *v = var_at(g, index);
+	/* CR1: pairs with CR0 */
+	uint64_t c = atomic_load_explicit(&v->ctl, memory_order_acquire);
+
+	if (SHM_VAR_CTL_STATE(c) != SHM_VAR_LIVE)
+		return NULL;
+	*id = SHM_VAR_ID(index, (uint32_t)SHM_VAR_CTL_HI(c));
+	return v;
 }

@@ -159,6 +159,77 @@ struct shm_var_stats {
 int shm_var_stats(const struct shm_seg *seg, struct shm_var_stats *st);
 
 /*
+ * Subscriptions (shm/varsub.c has the protocol): a subscriber (an agent's or a client inbox's
+ * handle) gets one notification after each update of a variable it subscribed to (or of one
+ * whose name starts with its prefix), coalesced while one is still in its mailbox. This layer
+ * decides who gets one; workers/var.c sends them.
+ */
+/* A notification to send. */
+struct shm_var_note {
+	uint64_t who;	  /* the subscriber */
+	uint64_t sub;	  /* the subscription's reference (shm_var_sub_add()) */
+	uint64_t var;	  /* the variable (the first of the update the subscription covers) */
+	uint64_t version; /* its version when collected */
+	uint64_t writer;  /* the update's writer (0: a repair's re-send) */
+	uint32_t count;	  /* variables of the update it covers */
+	uint32_t rsvd;	  /* zero */
+};
+/*
+ * Subscribe who to variable var (var != 0, prefix NULL) or to the names in namespace ns that
+ * start with prefix (var 0, len 1..64 bytes). host: the claim tag of the client process
+ * whose inbox who is (the subscription dies with it), 0 for an agent. 0 and *ref; -ENOSPC
+ * (table full: [segment] subscriptions), -ENOENT (var is no live variable), -EINVAL, -EROFS
+ * (no process slot), -ENODEV (no subscriptions in this segment). Any process with a slot.
+ */
+int shm_var_sub_add(struct shm_seg *seg, uint64_t who, uint64_t host, uint64_t var, uint32_t ns,
+		    const char *prefix, size_t len, uint64_t *ref);
+/* Remove subscription ref (if who is not 0: only if it is who's). 0 or -ENOENT. */
+int shm_var_sub_del(struct shm_seg *seg, uint64_t ref, uint64_t who);
+/* Remove every subscription of who (an agent stopping, an inbox closing). Returns how many. */
+int shm_var_sub_drop_who(struct shm_seg *seg, uint64_t who);
+/*
+ * After an update of ids[0..n): the notifications to send, from entry *cursor on (start at
+ * 0), at most cap into out; *cursor moves past the entries looked at (UINT32_MAX or the
+ * table's end: done). Each returned entry is held SENDING under our tag: pass every one to
+ * shm_var_sub_sent() once its put was tried. Never waits. The writer, right after its update.
+ */
+int shm_var_sub_collect(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uint64_t writer,
+			uint32_t *cursor, struct shm_var_note *out, uint32_t cap);
+/* The put of n came back err (0 sent, -EAGAIN full: owed, -ENOENT/-ESTALE: subscriber gone). */
+void shm_var_sub_sent(struct shm_seg *seg, const struct shm_var_note *n, int err);
+/*
+ * The subscriber's consumer took the notification of subscription ref: the next update
+ * sends another. Before the handler reads the value.
+ */
+void shm_var_sub_taken(struct shm_seg *seg, uint64_t ref);
+/*
+ * After process slot `slot` died: free the subscriptions it was making and those of its
+ * client inboxes; its notifications taken but not put become owed. Returns how many
+ * entries changed. The supervisor, before the slot is reused; then
+ * shm_var_sub_collect_owed() for the re-sends.
+ */
+int shm_var_sub_repair(struct shm_seg *seg, uint32_t slot);
+/*
+ * The re-sends after slot's death (who 0): entries owed a notification, and entries of
+ * variables whose current value slot's dead owner wrote that were not told of it. Or (who
+ * not 0, slot ignored) the entries of subscriber who owed one: its consumer catching up once
+ * its mailbox has room. As shm_var_sub_collect().
+ */
+int shm_var_sub_collect_owed(struct shm_seg *seg, uint32_t slot, uint64_t who, uint32_t *cursor,
+			     struct shm_var_note *out, uint32_t cap);
+/* The subscription table's counters (read-only safe). */
+struct shm_var_sub_stats {
+	uint32_t capacity;  /* entries ([segment] subscriptions) */
+	uint32_t live;	    /* subscriptions now */
+	uint32_t queued;    /* of those, with a notification in the subscriber's mailbox */
+	uint32_t owed_now;  /* of those, owed one a full mailbox refused */
+	uint64_t notes;	    /* notifications sent */
+	uint64_t coalesced; /* updates a pending notification already covered */
+	uint64_t owed;	    /* notifications a full mailbox refused (re-sent later) */
+};
+int shm_var_sub_stats(const struct shm_seg *seg, struct shm_var_sub_stats *st);
+
+/*
  * Test hook: when set (a build with -Dtest_hooks=true), writers call it at numbered steps so
  * a test can kill a writer exactly there. Compiled out otherwise.
  */

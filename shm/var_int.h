@@ -1,9 +1,11 @@
 /*
  * The coordination variables' shared layout (an ABI, like shm/layout.h): the region
- * SHM_R_VARS (layout minor 8). shm/var.c's top comment has the protocol.
+ * SHM_R_VARS (layout minor 8). shm/var.c's top comment has the protocol; shm/varsub.c's the
+ * subscriptions'.
  *
  * Region: a 64-byte header, then one commit record per process slot (cfg.max_procs), then
- * the variables (cfg.max_vars), each a control line, a name line and two value buffers.
+ * the variables (cfg.max_vars), each a control line, a name line and two value buffers, then
+ * (layout minor 9) the subscriptions (cfg.max_subs), 128 bytes each.
  */
 #ifndef SHM_VAR_INT_H
 #define SHM_VAR_INT_H
@@ -14,6 +16,7 @@
 #include <stdint.h>
 
 #include "shm/layout.h"
+#include "shm/shm.h"
 
 /* Variables one batch (one commit record) may change at once. */
 #define SHM_VAR_BATCH_MAX 16u
@@ -55,22 +58,28 @@ enum shm_var_state {
 
 /* The region's first 64 bytes: counters for tools and tests. Zero at creation. */
 struct shm_var_hdr {
-	_Atomic uint64_t forward; /* dead writers' committed batches rolled forward */
-	_Atomic uint64_t back;	  /* dead writers' uncommitted locks released (rolled back) */
-	_Atomic uint64_t freed;	  /* dead creators' unnamed variables freed */
-	uint8_t pad[64 - 24];	  /* to 64 */
+	_Atomic uint64_t forward;   /* dead writers' committed batches rolled forward */
+	_Atomic uint64_t back;	    /* dead writers' uncommitted locks released (rolled back) */
+	_Atomic uint64_t freed;	    /* dead creators' unnamed variables freed */
+	_Atomic uint32_t prefixes;  /* live prefix subscriptions (a hint: never too low) */
+	uint32_t reserved;	    /* zero */
+	_Atomic uint64_t sub_hwm;   /* subscription entries ever used: scans stop there */
+	_Atomic uint64_t notes;	    /* notifications sent */
+	_Atomic uint64_t coalesced; /* updates a pending notification already covered */
+	_Atomic uint64_t owed;	    /* notifications a full mailbox refused (sent later) */
 };
 static_assert(sizeof(struct shm_var_hdr) == 64, "shm_var_hdr ABI");
 
 /*
  * A variable's control line and name line. ctl, meta and name are written by the creator
  * while it holds the slot CLAIMED, before the release store that makes it LIVE, and never
- * after; pub and lock are the update protocol's words; notify counts publications (for the
- * subscriptions to come: a notifier compares it with what it last sent). proposal (a word
- * that was reserved, zero) is the consensus proposals' claim: 0 -> a round's ref
- * (shm_round_ref(slot, gen, 0), never 0) by CAS, so one proposal at a time is open on a
- * variable; its owner is the round record's, and a claim whose record was freed, reused or
- * is owned by a dead process is stale: whoever finds it so clears it (shm/var.c).
+ * after; pub and lock are the update protocol's words; notify counts publications; subs
+ * counts the subscriptions naming the variable (a hint for writers, never too low: see
+ * shm/varsub.c). proposal (a word that was reserved, zero) is the consensus proposals'
+ * claim: 0 -> a round's ref (shm_round_ref(slot, gen, 0), never 0) by CAS, so one proposal
+ * at a time is open on a variable; its owner is the round record's, and a claim whose record
+ * was freed, reused or is owned by a dead process is stale: whoever finds it so clears it
+ * (shm/var.c). gen and subs share what was one word (a generation is 32 bits).
  */
 struct shm_var {
 	_Atomic uint64_t ctl;	   /* SHM_VAR_CTL(state, tag or generation) */
@@ -79,7 +88,8 @@ struct shm_var {
 	_Atomic uint64_t notify;   /* publications so far (bumped after each pub store) */
 	_Atomic uint64_t meta;	   /* SHM_VAR_META(type, namespace, name length) */
 	_Atomic uint64_t creating; /* a creator's tag until its name is registered, then 0 */
-	_Atomic uint64_t gen;	   /* generation of the last creation (the id's high half) */
+	_Atomic uint32_t gen;	   /* generation of the last creation (the id's high half) */
+	_Atomic uint32_t subs;	   /* subscriptions naming it (layout minor 9; was zero) */
 	_Atomic uint64_t proposal; /* 0, or the round ref of the open consensus proposal */
 	_Atomic uint64_t name[8];  /* the name, zero-padded (for lists and repair) */
 };
@@ -141,5 +151,79 @@ static_assert(sizeof(struct shm_var_ent) == 24, "shm_var_ent ABI");
 /* Offsets in the region: the header, the records, the variables. */
 #define SHM_VAR_RECS_OFF	    sizeof(struct shm_var_hdr)
 #define SHM_VAR_VARS_OFF(procs, vb) (SHM_VAR_RECS_OFF + (uint64_t)(procs)*SHM_VAR_REC_BYTES(vb))
+
+/*
+ * A subscription (layout minor 9): an entry of the table after the variables. ctl is 0
+ * (free), SUB_CTL(CLAIMED, tag) while its subscriber's process fills it, SUB_CTL(LIVE, gen)
+ * once it counts; the fields below ctl are written only while CLAIMED. pending says whether
+ * the subscriber has a notification coming (shm/varsub.c).
+ */
+enum shm_var_sub_state {
+	SHM_VAR_SUB_FREE = 0,
+	SHM_VAR_SUB_CLAIMED = 1, /* tag above: being filled */
+	SHM_VAR_SUB_LIVE = 2,	 /* generation above: notified */
+};
+/* pending: the state in the low 2 bits, a notifier's claim tag above while it sends. */
+enum shm_var_sub_pending {
+	SHM_VAR_PEND_IDLE = 0,	  /* no notification in its mailbox: the next update sends one */
+	SHM_VAR_PEND_QUEUED = 1,  /* one is in its mailbox: updates coalesce into it */
+	SHM_VAR_PEND_OWED = 2,	  /* a full mailbox refused one: the next update sends it */
+	SHM_VAR_PEND_SENDING = 3, /* a notifier (tag above) is putting one */
+};
+#define SHM_VAR_PEND(st, tag)	(((uint64_t)(tag) << 2) | (uint64_t)(st))
+#define SHM_VAR_PEND_STATE(p)	((uint32_t)((p)&3u))
+#define SHM_VAR_PEND_TAG(p)	((p) >> 2)
+#define SHM_VAR_SUB_CTL(st, hi) (((uint64_t)(hi) << 8) | (uint64_t)(st))
+#define SHM_VAR_SUB_STATE(c)	((uint32_t)((c)&0xffu))
+#define SHM_VAR_SUB_HI(c)	((c) >> 8)
+/* A subscription's reference: index and generation, as a variable's id is built. */
+#define SHM_VAR_SUB_REF(index, gen) (((uint64_t)(gen) << 32) | (uint64_t)(index))
+#define SHM_VAR_SUB_REF_INDEX(r)    ((uint32_t)(r))
+#define SHM_VAR_SUB_REF_GEN(r)	    ((uint32_t)((r) >> 32))
+/* meta of a prefix subscription: namespace | prefix length << 16; 0 for one variable */
+#define SHM_VAR_SUB_META(ns, len) ((uint64_t)(ns) | ((uint64_t)(len) << 16) | (1ull << 40))
+#define SHM_VAR_SUB_IS_PREFIX(m)  (((m) >> 40) & 1u)
+#define SHM_VAR_SUB_META_NS(m)	  ((uint32_t)((m)&0xffffu))
+#define SHM_VAR_SUB_META_LEN(m)	  ((uint32_t)(((m) >> 16) & 0xffu))
+struct shm_var_sub {
+	_Atomic uint64_t ctl;	    /* SHM_VAR_SUB_CTL(state, tag or generation) */
+	_Atomic uint64_t var;	    /* the variable's id; 0 for a prefix subscription */
+	_Atomic uint64_t who;	    /* the subscriber: an agent's or a client inbox's handle */
+	_Atomic uint64_t host;	    /* a client inbox's process claim tag (dies with it); 0 */
+	_Atomic uint64_t pending;   /* SHM_VAR_PEND(state, tag) */
+	_Atomic uint64_t seen;	    /* the version its last notification named */
+	_Atomic uint64_t meta;	    /* SHM_VAR_SUB_META(ns, len) of a prefix; 0 */
+	_Atomic uint64_t gen;	    /* generation of the last subscription here */
+	_Atomic uint64_t prefix[8]; /* a prefix subscription's name prefix, zero-padded */
+};
+static_assert(sizeof(struct shm_var_sub) == 128, "shm_var_sub ABI");
+static_assert(offsetof(struct shm_var_sub, prefix) == 64, "shm_var_sub ABI: prefix line");
+#define SHM_VAR_SUBS_OFF(procs, vb, nvars)                                                         \
+	(SHM_VAR_VARS_OFF(procs, vb) + (uint64_t)(nvars)*SHM_VAR_STRIDE(vb))
+
+/* The region's geometry, from the header each call (checked, never trusted). */
+struct shm_var_geo {
+	uint8_t *base;
+	uint32_t nvars;
+	uint32_t vb; /* var_bytes */
+	uint32_t nprocs;
+	uint32_t nsubs; /* subscription entries (0: none) */
+	uint64_t stride;
+	uint64_t bufb;
+	uint64_t recb;
+	uint64_t entb;
+};
+/* The geometry of seg's region: 0, -ENODEV (no variables) or -EUCLEAN. shm/var.c. */
+int shm_var_geo(const struct shm_seg *seg, struct shm_var_geo *g);
+/* The live variable id names, or NULL. */
+struct shm_var *shm_var_of(const struct shm_var_geo *g, uint64_t id);
+/* The version id has now (0 if it is not live). */
+uint64_t shm_var_version_of(const struct shm_var_geo *g, uint64_t id);
+/* A live variable's namespace and name (NUL-terminated, cut to cap - 1). */
+void shm_var_name_of(const struct shm_var *v, uint32_t *ns, char *name, size_t cap);
+/* The claim tag of the writer of id's current value (0 if it is not live). */
+uint64_t shm_var_last_wtag(const struct shm_var_geo *g, uint64_t id);
+/* Variable index if it is live (and its id in *id), else NULL. */
+struct shm_var *shm_var_slot(const struct shm_var_geo *g, uint32_t index, uint64_t *id);
 
 #endif

@@ -408,6 +408,8 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	v->rounds_in_use = shm_round_in_use(seg);
 	memset(&v->vars, 0, sizeof(v->vars));
 	v->vars_ret = shm_var_stats(seg, &v->vars);
+	if (!v->vars_ret)
+		shm_var_sub_stats(seg, &v->subs);
 	v->parts |= SHM_VIEW_PART_VARS;
 	return 0;
 }

@@ -182,7 +182,8 @@ struct shm_view {
 	uint32_t npools;	/* live pools, all counted; the first SHM_VIEW_POOLS listed */
 	uint32_t rounds_in_use; /* round records held (shm_round_in_use()) */
 	int vars_ret; /* 0, or -EUCLEAN: the variables region does not match (vars unset) */
-	struct shm_var_stats vars; /* the variables region's counters (shm_var_stats()) */
+	struct shm_var_stats vars;     /* the variables region's counters (shm_var_stats()) */
+	struct shm_var_sub_stats subs; /* its subscriptions' (shm_var_sub_stats()) */
 };
 
 /*

@@ -56,6 +56,7 @@ static const struct {
 	{"[segment] max_monitors", offsetof(struct shm_cfg, max_monitors)},
 	{"[segment] variables", offsetof(struct shm_cfg, max_vars)},
 	{"[segment] variable_bytes", offsetof(struct shm_cfg, var_bytes)},
+	{"[segment] subscriptions", offsetof(struct shm_cfg, max_subs)},
 };
 
 static uint32_t cfg_field(const struct shm_cfg *c, size_t off)
@@ -124,6 +125,8 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 	shm_grp_repair(seg, slot);
 	shm_var_repair(seg, slot);
 	ipc_repair_proc(seg, slot);
+	/* its subscriptions (a client's inboxes'), and what its updates owed subscribers */
+	wrk_var_sub_repair(seg, slot);
 	if (worker)
 		wrk_repair_worker(seg, slot);
 	else

@@ -495,6 +495,7 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 		{"pools", offsetof(struct shm_cfg, max_pools)},
 		{"pool_members", offsetof(struct shm_cfg, pool_members)},
 		{"rounds", offsetof(struct shm_cfg, max_rounds)},
+		{"subscriptions", offsetof(struct shm_cfg, max_subs)},
 	};
 	uint32_t val;
 

@@ -300,6 +300,8 @@ void sup_slot_repair(struct sup *s, struct sup_worker *w)
 	shm_trace("sup: var repaired");
 	ipc_repair_proc(s->seg, w->slot);
 	shm_trace("sup: ipc repaired");
+	/* its subscriptions' leftovers; what its updates owed subscribers is sent again */
+	wrk_var_sub_repair(s->seg, w->slot);
 	/* also resolves its agent and monitor claims (wrk_repair_proc_claims) */
 	wrk_repair_worker(s->seg, w->slot);
 	shm_trace("sup: wrk repaired");

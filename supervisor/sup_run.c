@@ -291,8 +291,10 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	atomic_store_explicit(&h->sup_epoch, s.seg->epoch, memory_order_relaxed);
 	if (adopted) {
 		/* the batches of variables adoption's repair could not finish without a slot */
-		for (uint32_t i = 1; i < h->cfg.max_procs; i++)
+		for (uint32_t i = 1; i < h->cfg.max_procs; i++) {
 			shm_var_repair(s.seg, i);
+			wrk_var_sub_repair(s.seg, i);
+		}
 	}
 	shm_proc_set_state(s.seg, SHM_PROC_RUNNING);
 	bind_arenas(&s);

@@ -475,6 +475,71 @@ static const struct shoal_agent_type voter_type = {
 	.vote = voter_vote,
 };
 
+/*
+ * Type "varwatcher": a call "sub NAME" subscribes it to variable NAME (answered "<rc>"); on
+ * each notification (SHOAL_T_VAR) it reads the variable, as a subscriber does. A call "get"
+ * answers "<notifications> <last value> <last version>".
+ */
+struct varwatcher {
+	uint32_t notes;
+	int64_t value;
+	uint64_t version;
+};
+
+static int varwatcher_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = calloc(1, sizeof(struct varwatcher));
+	return *state ? 0 : -ENOMEM;
+}
+
+static int varwatcher_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	struct varwatcher *s = state;
+	struct shoal_var_note n;
+	struct shoal_var_value v = {0};
+
+	if (!(m->flags & SHOAL_MSG_SYSTEM) || m->type != SHOAL_T_VAR || m->len != sizeof(n))
+		return 0;
+	memcpy(&n, m->data, sizeof(n));
+	s->notes++;
+	if (shoal_var_read(ctx, n.var, &v) == 0) {
+		s->value = v.num.i;
+		s->version = v.version;
+	}
+	return 0;
+}
+
+static int varwatcher_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m,
+			   void *reply, uint32_t cap, uint32_t *reply_len)
+{
+	struct varwatcher *s = state;
+	char buf[80];
+	uint64_t ref;
+	int n;
+
+	if (m->len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, m->data, m->len);
+	buf[m->len] = 0;
+	if (!strncmp(buf, "sub ", 4))
+		n = snprintf(reply, cap, "%d", shoal_var_subscribe(ctx, buf + 4, 0, &ref));
+	else
+		n = snprintf(reply, cap, "%u %lld %llu", s->notes, (long long)s->value,
+			     (unsigned long long)s->version);
+	*reply_len = n < 0 ? 0 : (uint32_t)n < cap ? (uint32_t)n : cap;
+	return 0;
+}
+
+static const struct shoal_agent_type varwatcher_type = {
+	.name = "varwatcher",
+	.init = varwatcher_init,
+	.handle = varwatcher_handle,
+	.handle_call = varwatcher_call,
+	.terminate = spawner_terminate, /* frees the state */
+};
+
 /* What shoal_agent_types_load() looks for. */
 const struct shoal_agent_type *const shoal_agent_types[] = {
-	&upper_type, &spawner_type, &pooler_type, &rounder_type, &demander_type, &voter_type, NULL};
+	&upper_type,	&spawner_type, &pooler_type,	 &rounder_type,
+	&demander_type, &voter_type,   &varwatcher_type, NULL};

@@ -1289,6 +1289,8 @@ static void test_var_bench_smoke(void **state)
 			 0);
 	assert_non_null(strstr(out, "\"variable_read\""));
 	assert_non_null(strstr(out, "\"variable_update\""));
+	assert_non_null(strstr(out, "\"variable_update_100\""));
+	assert_non_null(strstr(out, "\"variable_update_nosubs\""));
 	assert_non_null(strstr(out, "\"registry_lookup\""));
 }
 

@@ -4,7 +4,9 @@
  * name, the same read while another process updates the variable on the other core, and an
  * update, against a registry lookup of the same name timed the same way in the same run.
  * Runs on a scratch segment it creates and removes (no instance: the rounds of the issue's
- * other rows need agents, and come with them).
+ * other rows need agents, and come with them). variable_update_100: an update and its
+ * notification to each of 100 subscribed client inboxes (this process's), against the same
+ * update of a variable nobody subscribed to (variable_update_nosubs) in the same run.
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,11 +19,14 @@
 
 #include "shm/registry.h"
 #include "shm/shm.h"
+#include "ipc/ipc.h"
 #include "shm/var.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
+#include "workers/wrk.h"
 
 #define NVARS 1000u /* variables, each with its name in the registry */
+#define NSUBS 100u  /* subscribers of variable_update_100 */
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -38,8 +43,9 @@ struct coord {
 	uint64_t ids[NVARS];
 	char names[NVARS][16];
 	uint8_t lens[NVARS];
-	uint32_t *idx; /* random variable indices, one per sample */
-	uint64_t *ns;  /* samples */
+	shoal_handle_t subs[NSUBS]; /* client inboxes subscribed to variable 1 */
+	uint32_t *idx;		    /* random variable indices, one per sample */
+	uint64_t *ns;		    /* samples */
 	size_t n;
 };
 
@@ -135,6 +141,145 @@ static pid_t start_writer(struct coord *c, int cpu, _Atomic uint32_t *stop)
 	_exit(0);
 }
 
+/* Take every subscriber's notification, as its consumer would (not timed). */
+static int drain_subs(struct coord *c)
+{
+	int got = 0;
+
+	for (uint32_t i = 0; i < NSUBS; i++) {
+		uint32_t slot = shoal_handle_slot(c->subs[i]);
+		struct ipc_msg m;
+
+		while (!ipc_mbox_peek(c->seg, slot, &m)) {
+			shm_var_sub_taken(c->seg, m.ref);
+			ipc_mbox_consume(c->seg, slot, &m);
+			got++;
+		}
+	}
+	return got;
+}
+
+/*
+ * Time n updates of variable k with their notifications (wrk_var_notify(), as every API
+ * update does); drain: each subscriber takes its notification between samples, so every
+ * update sends one to each. Fails (-EIO) if a drained update did not reach all of them.
+ */
+static int time_notified(struct coord *c, uint32_t k, size_t n, bool drain, double *ops_s)
+{
+	uint64_t busy = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t x = (int64_t)i;
+		struct shm_var_op o = {.id = c->ids[k],
+				       .type = SHM_VAR_INT,
+				       .len = 8,
+				       .data = &x,
+				       .expect = SHM_VAR_ANY};
+		uint64_t a = bench_ticks(), b;
+		int r = shm_var_update(c->seg, &o, 1, 0, NULL, NULL);
+
+		if (!r)
+			wrk_var_notify(c->seg, &c->ids[k], 1, 0);
+		b = bench_ticks();
+		if (r)
+			return -EIO;
+		c->ns[i] = (uint64_t)bench_ticks_to_ns(b - a);
+		busy += c->ns[i];
+		if (drain && drain_subs(c) != (int)NSUBS)
+			return -EIO;
+	}
+	*ops_s = busy ? (double)n * 1e9 / (double)busy : 0;
+	return 0;
+}
+
+/* Between the writer and the subscribers' process of variable_update_100_seen. */
+struct seen {
+	_Atomic uint32_t ready;	 /* 1: subscribed; 2: failed */
+	_Atomic uint32_t stop;	 /* the writer is done */
+	_Atomic uint64_t rounds; /* updates every subscriber has taken */
+	_Atomic uint64_t t_last; /* bench_ticks() when the last of a round was taken */
+};
+
+/*
+ * A process on another cpu hosting NSUBS inboxes subscribed to variable k, spinning over
+ * them: it takes each notification as a consumer does and, once all NSUBS of an update are
+ * taken, stamps the time.
+ */
+static pid_t start_subscribers(struct coord *c, uint32_t k, int cpu, struct seen *sh)
+{
+	shoal_handle_t in[NSUBS];
+	uint32_t got = 0;
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	bench_pin(cpu);
+	c->seg->self = UINT32_MAX;
+	if (shm_proc_claim(c->seg, SHM_ROLE_CLIENT, false))
+		goto fail;
+	shm_proc_set_state(c->seg, SHM_PROC_RUNNING);
+	for (uint32_t i = 0; i < NSUBS; i++) {
+		uint64_t ref;
+
+		if (ipc_inbox_open(c->seg, &in[i]) ||
+		    shm_var_sub_add(c->seg, in[i], c->seg->tag, c->ids[k], 0, NULL, 0, &ref))
+			goto fail;
+	}
+	atomic_store(&sh->ready, 1);
+	while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+		for (uint32_t i = 0; i < NSUBS; i++) {
+			struct ipc_msg m;
+
+			if (ipc_mbox_peek(c->seg, shoal_handle_slot(in[i]), &m))
+				continue;
+			shm_var_sub_taken(c->seg, m.ref);
+			ipc_mbox_consume(c->seg, shoal_handle_slot(in[i]), &m);
+			got++;
+		}
+		if (got >= NSUBS) {
+			got -= NSUBS;
+			atomic_store(&sh->t_last, bench_ticks());
+			atomic_fetch_add(&sh->rounds, 1);
+		}
+	}
+	shm_proc_release(c->seg);
+	_exit(0);
+fail:
+	atomic_store(&sh->ready, 2);
+	_exit(1);
+}
+
+/*
+ * Time n updates of variable k whose NSUBS subscribers are another process's: each sample
+ * from before the update to when the last subscriber took its notification (the next
+ * update waits for that). -ETIMEDOUT if a round does not complete within a second.
+ */
+static int time_seen(struct coord *c, uint32_t k, size_t n, struct seen *sh, double *ops_s)
+{
+	uint64_t busy = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int64_t x = (int64_t)i;
+		struct shm_var_op o = {.id = c->ids[k],
+				       .type = SHM_VAR_INT,
+				       .len = 8,
+				       .data = &x,
+				       .expect = SHM_VAR_ANY};
+		uint64_t a = bench_ticks(), end = bench_now_ns() + 1000000000ull;
+
+		if (shm_var_update(c->seg, &o, 1, 0, NULL, NULL))
+			return -EIO;
+		wrk_var_notify(c->seg, &c->ids[k], 1, 0);
+		while (atomic_load(&sh->rounds) != i + 1)
+			if (bench_now_ns() > end)
+				return -ETIMEDOUT;
+		c->ns[i] = (uint64_t)bench_ticks_to_ns(atomic_load(&sh->t_last) - a);
+		busy += c->ns[i];
+	}
+	*ops_s = busy ? (double)n * 1e9 / (double)busy : 0;
+	return 0;
+}
+
 static struct bench_row *row(struct bench_report *r, const char *name, struct coord *c, double ops,
 			     double target_p99)
 {
@@ -162,7 +307,8 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 	c.n = o->quick ? 100000 : 1000000;
 	snprintf(inst, sizeof(inst), "bench-coord-%d", (int)getpid());
 	shm_cfg_default(&cfg);
-	cfg.max_agents = 64;
+	cfg.max_agents = 64 + 3 * NSUBS;
+	cfg.max_inboxes = 2 * NSUBS + 16; /* the subscribers' inboxes */
 	cfg.max_vars = 2 * NVARS;
 	ret = shm_seg_create(inst, &cfg, &c.seg, err, sizeof(err));
 	if (ret) {
@@ -223,13 +369,83 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 			goto out;
 		row(rp, "variable_read_written", &c, ops, 0);
 	}
+	/* NSUBS inboxes subscribed to variable 1; variable 2 has none (the baseline) */
+	for (uint32_t i = 0; i < NSUBS; i++) {
+		uint64_t ref;
+
+		ret = ipc_inbox_open(c.seg, &c.subs[i]);
+		if (!ret)
+			ret = shm_var_sub_add(c.seg, c.subs[i], c.seg->tag, c.ids[1], 0, NULL, 0,
+					      &ref);
+		if (ret)
+			goto out;
+	}
+	{
+		size_t all = c.n;
+
+		c.n = o->quick ? 2000 : 20000;
+		ret = time_notified(&c, 2, c.n, false, &ops);
+		if (!ret)
+			bench_add_baseline(rp, "variable_update_nosubs", c.ns, c.n, ops);
+		if (!ret)
+			ret = time_notified(&c, 1, c.n, true, &ops);
+		if (!ret) {
+			struct bench_row *w = bench_add_result(rp, "variable_update_100", c.ns, c.n,
+							       ops, "variable_update_nosubs");
+
+			if (w) {
+				w->target_ns = 25000;
+				w->target_pct = 99;
+			}
+		}
+		/* subscribers that never read: every update after the first coalesces */
+		if (!ret)
+			ret = time_notified(&c, 1, c.n, false, &ops);
+		if (!ret)
+			bench_add_result(rp, "variable_update_100_lagging", c.ns, c.n, ops,
+					 "variable_update_nosubs");
+		if (!ret && o->cpu_b != o->cpu_a) {
+			struct seen *sh = (struct seen *)stop + 1; /* the shared page, past stop */
+			pid_t subs;
+
+			memset(sh, 0, sizeof(*sh));
+			subs = start_subscribers(&c, 3, o->cpu_b, sh);
+			if (subs < 0) {
+				ret = -errno;
+			} else {
+				uint64_t end = bench_now_ns() + 5000000000ull;
+
+				while (atomic_load(&sh->ready) == 0 && bench_now_ns() < end)
+					;
+				ret = atomic_load(&sh->ready) == 1 ? time_seen(&c, 3, c.n, sh, &ops)
+								   : -EIO;
+				atomic_store(&sh->stop, 1);
+				if (waitpid(subs, &wst, 0) != subs || !WIFEXITED(wst) ||
+				    WEXITSTATUS(wst))
+					ret = ret ? ret : -EIO;
+			}
+			if (!ret)
+				bench_add_result(rp, "variable_update_100_seen", c.ns, c.n, ops,
+						 "variable_update_nosubs");
+		}
+		c.n = all;
+		if (ret)
+			goto out;
+	}
 	snprintf(rp->notes, sizeof(rp->notes),
 		 "%u int64 variables, their names in the registry; random variable per sample; "
 		 "variable_read through a resolved handle (the issue's target: p99 <= 100 ns), "
 		 "variable_read_name a registry lookup and the read; variable_read_written reads "
 		 "one variable while a process on cpu %d updates it back to back; cpus %d,%d; "
-		 "latencies include the timer (rdtscp pair), as does registry_lookup",
-		 NVARS, o->cpu_b, o->cpu_a, o->cpu_b);
+		 "latencies include the timer (rdtscp pair), as does registry_lookup; "
+		 "variable_update_100: the writer's update call with its notification to each of "
+		 "%u subscribed inboxes (taken between samples, so each update sends %u; one "
+		 "batched send, its wake skipped: the inboxes' host is not parked), _lagging the "
+		 "same with subscribers that never read (coalesced), _seen from before the "
+		 "update until the last of %u inboxes spun over by a process on cpu %d took its "
+		 "notification; against variable_update_nosubs, the same update of a variable "
+		 "nobody subscribed to",
+		 NVARS, o->cpu_b, o->cpu_a, o->cpu_b, NSUBS, NSUBS, NSUBS, o->cpu_b);
 out:
 	if (ret)
 		fprintf(stderr, "shoal bench coord: variables: %s\n", strerror(-ret));

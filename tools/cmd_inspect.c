@@ -452,6 +452,16 @@ static void show_vars(const struct shm_view *v)
 	printf("               consensus proposals: %u open, %u claims of gone proposers awaiting "
 	       "repair (shoal var list names them)\n",
 	       st->proposing, st->stale);
+	if (!v->subs.capacity) {
+		printf("subscriptions  none ([segment] subscriptions = 0)\n");
+		return;
+	}
+	printf("subscriptions  %u of %u, %u with a notification unread, %u owed one\n",
+	       v->subs.live, v->subs.capacity, v->subs.queued, v->subs.owed_now);
+	printf("               notifications: %llu sent, %llu updates coalesced, %llu refused by a "
+	       "full mailbox\n",
+	       (unsigned long long)v->subs.notes, (unsigned long long)v->subs.coalesced,
+	       (unsigned long long)v->subs.owed);
 }
 
 /* Print the sections of the snapshot that are whole (all of them unless a read faulted). */

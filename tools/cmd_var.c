@@ -1,6 +1,7 @@
 /*
- * shoal var get NAME... | set NAME VALUE [NAME VALUE...] | list: an instance's coordination
- * variables (shm/var.c), through a client slot like the other client commands.
+ * shoal var get NAME... | set NAME VALUE [NAME VALUE...] | list | watch NAME...: an instance's
+ * coordination variables (shm/var.c), through a client slot like the other client commands;
+ * watch through a client's inbox and subscriptions (shm/varsub.c), as shoal monitor.
  */
 #include <errno.h>
 #include <math.h>
@@ -11,7 +12,9 @@
 
 #include "shm/registry.h"
 #include "shm/var.h"
+#include "shoal/client.h"
 #include "tools/client.h"
+#include "workers/wrk.h"
 
 static void usage(FILE *f)
 {
@@ -19,13 +22,19 @@ static void usage(FILE *f)
 		"usage: shoal var get NAME... [--instance NAME]\n"
 		"       shoal var set NAME VALUE [NAME VALUE...] [--timeout MS] [--instance NAME]\n"
 		"       shoal var list [--instance NAME]\n"
+		"       shoal var watch [NAME...] [--prefix P] [--count N] [--timeout MS]\n"
+		"                       [--instance NAME]\n"
 		"get prints variables (several: as of one instant). set changes them as one\n"
 		"update: readers see all of the new values or none. A variable that does not\n"
 		"exist yet is created by set, typed by its value: an integer is an int64, another\n"
 		"number a double, anything else a blob of its bytes (created first, at version\n"
 		"0, then set). An existing variable's value is read as its type. A writer holding\n"
 		"one of them is waited on up to --timeout ms (default 5000). Options may come\n"
-		"anywhere; values may be negative numbers; '--' ends the options.\n");
+		"anywhere; values may be negative numbers; '--' ends the options.\n"
+		"watch prints each change of the variables named, or of those whose name starts\n"
+		"with P, as it comes (changes that come faster than it prints are coalesced: it\n"
+		"prints the newest value). It exits 0 after N changes, 1 if none came within\n"
+		"--timeout ms (default: wait for ever).\n");
 }
 
 static const char *type_name(uint32_t t)
@@ -366,6 +375,8 @@ static int set(struct tool_client *cl, const struct var_args *a)
 			a->pos[2 * (bad < (uint32_t)n ? bad : 0)], shoal_strerror(rc));
 		return tool_exit_for(rc);
 	}
+	/* its subscribers hear of it (shoal var watch, agents, clients) */
+	wrk_var_notify(cl->seg, ids, (uint32_t)n, 0);
 	for (int i = 0; i < n; i++) {
 		static uint8_t buf[SHM_VAR_BYTES_MAX];
 		struct shm_var_val v = {.buf = buf, .cap = sizeof(buf)};
@@ -411,6 +422,207 @@ static int list(struct tool_client *cl, const struct var_args *a)
 	return EXIT_OK;
 }
 
+/* What watch has printed: each variable's last version (prefix watches print what moved). */
+#define WATCH_MAX 256
+struct watch {
+	struct shoal_client *c;
+	const char *prefix;
+	uint64_t var[WATCH_MAX];
+	uint64_t version[WATCH_MAX];
+	char name[WATCH_MAX][SHOAL_NAME_MAX + 1];
+	int n;
+	long printed;
+	long count;
+	bool quiet; /* record versions, print nothing (at the start) */
+};
+
+/* Print var if it moved past what was printed of it. */
+static void watch_print(struct watch *w, uint64_t var, const char *name)
+{
+	static uint8_t buf[SHM_VAR_BYTES_MAX];
+	struct shoal_var_value v = {.buf = buf, .cap = sizeof(buf)};
+	struct shm_var_val sv;
+	int i;
+
+	if (w->count >= 0 && w->printed >= w->count)
+		return;
+	if (shoal_client_var_read(w->c, var, &v))
+		return; /* gone meanwhile */
+	for (i = 0; i < w->n && w->var[i] != var; i++)
+		;
+	if (i == w->n) {
+		if (w->n == WATCH_MAX)
+			i = WATCH_MAX - 1; /* forget the last: it may print twice, never lose one */
+		else
+			w->n++;
+		w->var[i] = var;
+		w->version[i] = UINT64_MAX;
+		snprintf(w->name[i], sizeof(w->name[i]), "%s", name);
+	}
+	if (w->version[i] == v.version)
+		return;
+	w->version[i] = v.version;
+	if (w->quiet)
+		return;
+	sv = (struct shm_var_val){.type = v.type,
+				  .len = v.len < v.cap ? v.len : v.cap,
+				  .buf = buf,
+				  .cap = v.cap,
+				  .num = {.i = v.num.i}};
+	printf("%s = ", w->name[i]);
+	print_value(&sv);
+	printf("  (version %llu, writer ", (unsigned long long)v.version);
+	if (v.writer)
+		printf("agent %u.%u, ", shoal_handle_slot(v.writer), shoal_handle_gen(v.writer));
+	printf("process slot %u)\n", SHM_TAG_SLOT(v.writer_tag));
+	fflush(stdout);
+	w->printed++;
+}
+
+static int watch_prefix_visit(const char *name, shoal_var_t var, uint32_t type, void *arg)
+{
+	struct watch *w = arg;
+
+	(void)type;
+	if (!strncmp(name, w->prefix, strlen(w->prefix)))
+		watch_print(w, var, name);
+	return 0;
+}
+
+static int watch(int argc, char **argv)
+{
+	const char *instance = tool_default_instance(), *names[SHM_VAR_MANY];
+	static struct watch w;
+	uint64_t refs[SHM_VAR_MANY + 1];
+	long timeout_ms = -1;
+	char err[256];
+	int n = 0, ex = EXIT_OK, rc;
+
+	w.prefix = NULL;
+	w.count = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (!strcmp(s, "--instance") || !strcmp(s, "--timeout") || !strcmp(s, "--count") ||
+		    !strcmp(s, "--prefix")) {
+			if (!val) {
+				fprintf(stderr, "shoal var watch: '%s' needs a value\n", s);
+				return EXIT_USAGE;
+			}
+			i++;
+			if (s[2] == 'i') {
+				instance = val;
+			} else if (s[2] == 't') {
+				if (tool_parse_timeout("var watch", val, &timeout_ms))
+					return EXIT_USAGE;
+			} else if (s[2] == 'c') {
+				w.count = tool_parse_count(val);
+				if (w.count < 1) {
+					fprintf(stderr,
+						"shoal var watch: --count '%s': give a number of "
+						"changes, at least 1\n",
+						val);
+					return EXIT_USAGE;
+				}
+			} else {
+				if (check_name("watch", val))
+					return EXIT_USAGE;
+				w.prefix = val;
+			}
+			continue;
+		}
+		if (s[0] == '-' && s[1] == '-') {
+			fprintf(stderr, "shoal var watch: unknown option '%s'\n", s);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		if (n == (int)SHM_VAR_MANY) {
+			fprintf(stderr, "shoal var watch: at most %u names\n", SHM_VAR_MANY);
+			return EXIT_USAGE;
+		}
+		if (check_name("watch", s))
+			return EXIT_USAGE;
+		names[n++] = s;
+	}
+	if (!n && !w.prefix) {
+		fprintf(stderr, "shoal var watch: name a variable or give --prefix P\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	rc = shoal_client_open(instance, &w.c, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "shoal var watch: %s\n", err);
+		return tool_exit_for(rc);
+	}
+	for (int i = 0; i <= n; i++) {
+		if (i == n && !w.prefix)
+			break;
+		rc = shoal_client_var_subscribe(w.c, i < n ? names[i] : w.prefix,
+						i < n ? 0 : SHOAL_VAR_SUB_PREFIX, &refs[i]);
+		if (rc) {
+			fprintf(stderr, "shoal var watch: '%s': %s\n", i < n ? names[i] : w.prefix,
+				rc == -ENOENT ? "no variable of that name (or the instance has no "
+						"variables)"
+				: rc == -ENOSPC
+					? "no free subscription: raise [segment] subscriptions"
+					: strerror(-rc));
+			shoal_client_close(w.c);
+			return rc == -ENOENT ? EXIT_USAGE : EXIT_SYSTEM;
+		}
+		printf("watching %s%s\n", i < n ? names[i] : w.prefix, i < n ? "" : "*");
+	}
+	/* what is there now is not a change: only what moves from here on prints */
+	w.quiet = true;
+	for (int i = 0; i < n; i++) {
+		shoal_var_t var;
+
+		if (!shoal_client_var_lookup(w.c, names[i], &var))
+			watch_print(&w, var, names[i]);
+	}
+	if (w.prefix)
+		shoal_client_var_list(w.c, watch_prefix_visit, &w);
+	w.quiet = false;
+	fflush(stdout);
+	while (w.count < 0 || w.printed < w.count) {
+		uint8_t buf[256];
+		struct shoal_var_note note;
+		struct shoal_msg m;
+
+		rc = shoal_client_recv(w.c, &m, buf, sizeof(buf), (int)timeout_ms);
+		if (rc == -ETIMEDOUT) {
+			fprintf(stderr, "shoal var watch: no change within %ld ms\n", timeout_ms);
+			ex = EXIT_CHECK;
+			break;
+		}
+		if (rc == -ESHUTDOWN || rc == -EOWNERDEAD) {
+			printf("instance '%s' %s\n", instance,
+			       rc == -ESHUTDOWN ? "stopped" : "lost its supervisor");
+			ex = rc == -ESHUTDOWN ? EXIT_OK : EXIT_CHECK;
+			break;
+		}
+		if (rc) {
+			fprintf(stderr, "shoal var watch: %s\n", strerror(-rc));
+			ex = EXIT_SYSTEM;
+			break;
+		}
+		if (!(m.flags & SHOAL_MSG_SYSTEM) || m.type != SHOAL_T_VAR || m.len < sizeof(note))
+			continue; /* not a notification: someone cast to our inbox */
+		memcpy(&note, m.data, sizeof(note));
+		for (int i = 0; i < n; i++)
+			if (refs[i] == note.sub)
+				watch_print(&w, note.var, names[i]);
+		if (w.prefix && refs[n] == note.sub)
+			/* coalesced: every variable under the prefix that moved */
+			shoal_client_var_list(w.c, watch_prefix_visit, &w);
+	}
+	shoal_client_close(w.c);
+	return ex;
+}
+
 int cmd_var(int argc, char **argv)
 {
 	struct tool_client cl;
@@ -422,8 +634,11 @@ int cmd_var(int argc, char **argv)
 		usage(sub ? stdout : stderr);
 		return sub ? EXIT_OK : EXIT_USAGE;
 	}
+	if (!strcmp(sub, "watch"))
+		return watch(argc - 1, argv + 1);
 	if (strcmp(sub, "get") && strcmp(sub, "set") && strcmp(sub, "list")) {
-		fprintf(stderr, "shoal var: unknown subcommand '%s' (get, set, list)\n", sub);
+		fprintf(stderr, "shoal var: unknown subcommand '%s' (get, set, list, watch)\n",
+			sub);
 		usage(stderr);
 		return EXIT_USAGE;
 	}

@@ -96,6 +96,7 @@ static json_t *config(const struct shm_cfg *c, int *bad)
 	put(o, "rounds", u64(c->max_rounds), bad);
 	put(o, "pools", u64(c->max_pools), bad);
 	put(o, "pool_members", u64(c->pool_members), bad);
+	put(o, "subscriptions", u64(c->max_subs), bad);
 	return o;
 }
 
@@ -285,6 +286,13 @@ static json_t *build(const struct shm_view *v, const char *path, const struct to
 			      "freed", (json_int_t)v->vars.freed),
 		    bad);
 	put(root, "rounds", json_pack("{s:I}", "in_use", (json_int_t)v->rounds_in_use), bad);
+	put(root, "subscriptions",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "capacity", (json_int_t)v->subs.capacity,
+		      "live", (json_int_t)v->subs.live, "unread", (json_int_t)v->subs.queued,
+		      "owed_now", (json_int_t)v->subs.owed_now, "sent", (json_int_t)v->subs.notes,
+		      "coalesced", (json_int_t)v->subs.coalesced, "refused",
+		      (json_int_t)v->subs.owed),
+	    bad);
 	return root;
 }
 

@@ -14,6 +14,7 @@
 
 #include "shm/pool.h"
 #include "shm/registry.h"
+#include "shm/var.h"
 #include "ipc/ctl.h"
 #include "workers/wrk_int.h"
 
@@ -129,6 +130,8 @@ void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 	 */
 	ipc_refuse_queued(seg, h, ENOENT);
 	shm_grp_leave_all(seg, h);
+	/* its subscriptions: nobody would read their notifications */
+	shm_var_sub_drop_who(seg, h);
 	/* what it checked out goes back to its pools (to the next waiter) */
 	shm_pool_release_holder(seg, h, wrk_pool_notify, seg);
 	wrk_mon_drop_watcher(seg, h);

@@ -41,6 +41,7 @@ struct shoal_client {
 	struct shm_seg *seg;
 	struct ipc_waiter *waiter;
 	shoal_handle_t inbox;
+	uint32_t subs; /* variable subscriptions made (recv catches up on owed notifications) */
 };
 
 /* The spin before a client parks: short, a client's core usually has other work. */
@@ -196,6 +197,7 @@ void wrk_client_detach(struct wrk_client_parts *p)
 		/* its monitors and memberships go with it: nobody would read what comes */
 		wrk_mon_drop_watcher(p->seg, p->inbox);
 		shm_grp_leave_all(p->seg, p->inbox);
+		shm_var_sub_drop_who(p->seg, p->inbox);
 		ipc_inbox_close(p->seg, p->inbox);
 	}
 	if (p->waiter)
@@ -542,6 +544,9 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 
 		if (ipc_mbox_peek(c->seg, rw.slot, &m) == 0)
 			break;
+		/* empty: notifications a full inbox refused us can come now */
+		if (c->subs && wrk_var_catch_up(c->seg, c->inbox) > 0)
+			continue;
 		if (timeout_ms == 0)
 			return -EAGAIN;
 		now = shm_now_ns();
@@ -584,6 +589,9 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 	 */
 	if ((m.flags & IPC_F_ROUND) && m.type != SHOAL_T_ALLOC_ASK)
 		ipc_round_answer(c->seg, m.ref, false);
+	/* the next update notifies again; before the caller reads the value (N2, shm/varsub.c) */
+	if ((m.flags & IPC_F_SYSTEM) && m.type == IPC_T_VAR)
+		shm_var_sub_taken(c->seg, m.ref);
 	ipc_mbox_consume(c->seg, rw.slot, &m);
 	return 0;
 }
@@ -654,6 +662,23 @@ static int var_list_visit(uint64_t id, uint32_t ns, const char *name, uint32_t t
 	if (ns != SHM_NS_DEFAULT)
 		return 0;
 	return l->fn(name, id, type, l->arg);
+}
+
+int shoal_client_var_subscribe(struct shoal_client *c, const char *name, uint32_t flags,
+			       uint64_t *ref)
+{
+	int r;
+
+	if (c->inbox == SHOAL_HANDLE_NONE)
+		return -EROFS;
+	r = wrk_var_subscribe(c->seg, c->inbox, c->seg->tag, name, flags, ref);
+	c->subs += !r;
+	return r;
+}
+
+int shoal_client_var_unsubscribe(struct shoal_client *c, uint64_t ref)
+{
+	return shm_var_sub_del(c->seg, ref, c->inbox);
 }
 
 int shoal_client_var_list(struct shoal_client *c,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "ipc/ipc.h"
 #include "shm/registry.h"
 #include "shm/var.h"
 #include "workers/wrk_int.h"
@@ -90,16 +91,108 @@ int wrk_var_update(struct shm_seg *seg, const struct shoal_var_set *sets, uint32
 		   uint64_t writer, uint64_t wait_ns, uint64_t *cur)
 {
 	struct shm_var_op ops[SHM_VAR_MANY];
+	uint64_t ids[SHM_VAR_MANY];
+	int r;
 
 	if (n < 1 || n > SHM_VAR_MANY || !sets)
 		return -EINVAL;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		ops[i] = (struct shm_var_op){.id = sets[i].var,
 					     .type = sets[i].type,
 					     .len = sets[i].len,
 					     .data = sets[i].data,
 					     .expect = sets[i].expect};
-	return shm_var_update_wait(seg, ops, n, writer, wait_ns, cur, NULL);
+		ids[i] = sets[i].var;
+	}
+	r = shm_var_update_wait(seg, ops, n, writer, wait_ns, cur, NULL);
+	if (!r)
+		wrk_var_notify(seg, ids, n, writer);
+	return r;
+}
+
+/* Notifications per collect: one batched send (one wake per worker) each. */
+#define WRK_NOTE_CHUNK 128
+
+/* Send what collect (an update's, or a repair's re-sends) hands out, chunk by chunk. */
+static int notify_each(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uint64_t writer,
+		       uint32_t dead_slot, uint64_t who)
+{
+	struct shm_var_note notes[WRK_NOTE_CHUNK];
+	struct shoal_var_note pay[WRK_NOTE_CHUNK];
+	struct ipc_out_ref out[WRK_NOTE_CHUNK];
+	int errs[WRK_NOTE_CHUNK];
+	uint32_t cursor = 0;
+	int sent = 0;
+
+	for (;;) {
+		int k = ids ? shm_var_sub_collect(seg, ids, n, writer, &cursor, notes,
+						  WRK_NOTE_CHUNK)
+			    : shm_var_sub_collect_owed(seg, dead_slot, who, &cursor, notes,
+						       WRK_NOTE_CHUNK);
+
+		if (k <= 0)
+			return sent;
+		for (int i = 0; i < k; i++) {
+			pay[i] = (struct shoal_var_note){.var = notes[i].var,
+							 .version = notes[i].version,
+							 .writer = notes[i].writer,
+							 .sub = notes[i].sub,
+							 .count = notes[i].count};
+			out[i] = (struct ipc_out_ref){.to = notes[i].who,
+						      .ref = notes[i].sub,
+						      .type = IPC_T_VAR,
+						      .flags = IPC_F_SYSTEM,
+						      .len = sizeof(pay[i]),
+						      .data = &pay[i]};
+		}
+		sent += ipc_send_each(seg, writer, out, (uint32_t)k, errs);
+		for (int i = 0; i < k; i++)
+			shm_var_sub_sent(seg, &notes[i], errs[i]);
+		if (k < WRK_NOTE_CHUNK)
+			return sent;
+	}
+}
+
+/* See wrk.h. The writer, right after its update. */
+int wrk_var_notify(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uint64_t writer)
+{
+	return notify_each(seg, ids, n, writer, 0, 0);
+}
+
+/* See wrk.h. The supervisor. */
+int wrk_var_sub_repair(struct shm_seg *seg, uint32_t slot)
+{
+	shm_var_sub_repair(seg, slot);
+	return notify_each(seg, NULL, 0, SHOAL_HANDLE_NONE, slot, 0);
+}
+
+/* See wrk_int.h. The subscriber's consumer. */
+int wrk_var_catch_up(struct shm_seg *seg, uint64_t who)
+{
+	return notify_each(seg, NULL, 0, SHOAL_HANDLE_NONE, 0, who);
+}
+
+/* See wrk_int.h. */
+int wrk_var_subscribe(struct shm_seg *seg, uint64_t who, uint64_t host, const char *name,
+		      uint32_t flags, uint64_t *ref)
+{
+	shoal_var_t var = 0;
+	size_t len;
+	int r;
+
+	if (!name || !ref || (flags & ~SHOAL_VAR_SUB_PREFIX))
+		return -EINVAL;
+	len = strlen(name);
+	if (len < 1 || len > SHOAL_NAME_MAX)
+		return -EINVAL;
+	if (!(flags & SHOAL_VAR_SUB_PREFIX)) {
+		r = wrk_var_lookup(seg, name, &var);
+		if (r)
+			return r;
+	}
+	r = shm_var_sub_add(seg, who, host, var, SHM_NS_DEFAULT,
+			    flags & SHOAL_VAR_SUB_PREFIX ? name : NULL, len, ref);
+	return r == -ENODEV ? -ENOENT : r;
 }
 
 /* --- the agents' API: from callbacks, on the worker's thread; none of it waits --- */
@@ -159,4 +252,14 @@ int shoal_var_set_double(struct shoal_ctx *ctx, shoal_var_t var, double value)
 				  .expect = SHOAL_VAR_ANY};
 
 	return shoal_var_update(ctx, &s, 1, NULL);
+}
+
+int shoal_var_subscribe(struct shoal_ctx *ctx, const char *name, uint32_t flags, uint64_t *ref)
+{
+	return wrk_var_subscribe(ctx->seg, ctx->agent->handle, 0, name, flags, ref);
+}
+
+int shoal_var_unsubscribe(struct shoal_ctx *ctx, uint64_t ref)
+{
+	return shm_var_sub_del(ctx->seg, ref, ctx->agent->handle);
 }

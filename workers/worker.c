@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "shm/registry.h"
+#include "shm/var.h"
 #include "shm/trace.h"
 #include "workers/wrk_int.h"
 
@@ -368,6 +369,11 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 
 				memcpy(&d, m.data, sizeof(d));
 				rc = t->handle_down(&ctx, wa->state, &d);
+			} else if (m.type == IPC_T_VAR && m.len >= sizeof(struct shoal_var_note)) {
+				/* the next update notifies again; before handle() reads (N2) */
+				shm_var_sub_taken(w->seg, m.ref);
+				sm.flags |= SHOAL_MSG_SYSTEM;
+				rc = t->handle(&ctx, wa->state, &sm);
 			} else if (m.type == IPC_T_ROUND &&
 				   m.len >= sizeof(struct shoal_round_done)) {
 				/* the result of a round it started: to handle, marked as the

@@ -166,6 +166,20 @@ struct shm_pool_note;
  * or a timeout, as a reply to its checkout's reference. Never waits for room.
  */
 int wrk_pool_notify(void *seg, const struct shm_pool_note *n);
+
+/*
+ * Notify the subscribers of ids[0..n) after an update (workers/var.c): one message per
+ * subscription not already holding one, one wake per worker; never waits. Returns how many
+ * were sent. The writer, right after its update.
+ */
+int wrk_var_notify(struct shm_seg *seg, const uint64_t *ids, uint32_t n, uint64_t writer);
+/*
+ * After process slot `slot` died (after shm_var_repair()): its subscriptions' leftovers
+ * (shm_var_sub_repair()) and the notifications it owed, re-sent. Returns the re-sends. The
+ * supervisor, before the slot is reused (with a slot of its own, or the re-sends wait for
+ * the next update).
+ */
+int wrk_var_sub_repair(struct shm_seg *seg, uint32_t slot);
 /*
  * A client's blocking checkout from inbox, parking on w: as shoal_client_pool_checkout().
  */

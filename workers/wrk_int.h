@@ -64,6 +64,14 @@ int wrk_var_read_many(const struct shm_seg *seg, const shoal_var_t *vars, uint32
 		      struct shoal_var_value *out);
 int wrk_var_update(struct shm_seg *seg, const struct shoal_var_set *sets, uint32_t n,
 		   uint64_t writer, uint64_t wait_ns, uint64_t *cur);
+/*
+ * Subscribe who (an agent, or a client's inbox with host its process's claim tag) to name, or
+ * to the names starting with it (SHOAL_VAR_SUB_PREFIX in flags): 0 and *ref, or -errno.
+ */
+int wrk_var_subscribe(struct shm_seg *seg, uint64_t who, uint64_t host, const char *name,
+		      uint32_t flags, uint64_t *ref);
+/* Send who the notifications a full mailbox refused it (now that it has room). How many. */
+int wrk_var_catch_up(struct shm_seg *seg, uint64_t who);
 
 /* Checkpoints (ckpt.c). */
 uint32_t wrk_ckpt_cap(const struct shm_seg *seg);

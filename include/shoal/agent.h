@@ -319,6 +319,17 @@ int shoal_var_update(struct shoal_ctx *ctx, const struct shoal_var_set *sets, ui
 /* One number, no compare-and-set: shoal_var_update() of one set. */
 int shoal_var_set_int(struct shoal_ctx *ctx, shoal_var_t var, int64_t value);
 int shoal_var_set_double(struct shoal_ctx *ctx, shoal_var_t var, double value);
+/*
+ * Subscribe this agent to variable `name` (flags 0) or to every variable whose name starts
+ * with `name` (SHOAL_VAR_SUB_PREFIX; also those created later): after each update handle()
+ * gets a SHOAL_T_VAR message (shoal.h), coalesced while one is unread. 0 and *ref; -ENOENT (no
+ * such variable, or the instance has no variables or subscriptions), -ENOSPC (no free entry:
+ * [segment] subscriptions), -EINVAL. The subscription ends with shoal_var_unsubscribe() or
+ * when the agent stops (not when its worker restarts it).
+ */
+int shoal_var_subscribe(struct shoal_ctx *ctx, const char *name, uint32_t flags, uint64_t *ref);
+/* End subscription ref (this agent's): 0 or -ENOENT. */
+int shoal_var_unsubscribe(struct shoal_ctx *ctx, uint64_t ref);
 /* Ask for this agent's orderly stop after the current callback (terminate runs). */
 void shoal_stop_self(struct shoal_ctx *ctx);
 /* CLOCK_MONOTONIC nanoseconds (the worker's cached clock for this round). */

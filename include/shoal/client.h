@@ -268,6 +268,17 @@ int shoal_client_var_update(struct shoal_client *c, const struct shoal_var_set *
 int shoal_client_var_list(struct shoal_client *c,
 			  int (*fn)(const char *name, shoal_var_t var, uint32_t type, void *arg),
 			  void *arg);
+/*
+ * Subscribe the client's inbox to variable `name` (flags 0) or to every variable whose name
+ * starts with `name` (SHOAL_VAR_SUB_PREFIX): after each update shoal_client_recv() gets a
+ * SHOAL_T_VAR message (shoal.h), coalesced while one is unread. 0 and *ref; errors as
+ * shoal_var_subscribe(), or -EROFS (a client without an inbox). Ends with
+ * shoal_client_var_unsubscribe(), shoal_client_close() or the client's death.
+ */
+int shoal_client_var_subscribe(struct shoal_client *c, const char *name, uint32_t flags,
+			       uint64_t *ref);
+/* End subscription ref (this client's): 0 or -ENOENT. */
+int shoal_client_var_unsubscribe(struct shoal_client *c, uint64_t ref);
 
 #ifdef __cplusplus
 }

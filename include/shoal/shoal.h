@@ -264,6 +264,27 @@ struct shoal_down {
 /* Variables one update or one read of several may name. */
 #define SHOAL_VAR_MANY 16u
 
+/*
+ * Subscriptions (shoal_var_subscribe(), shoal_client_var_subscribe()): after each update of a
+ * subscribed variable (or of one whose name starts with a subscribed prefix) the subscriber
+ * gets a message with SHOAL_MSG_SYSTEM, type SHOAL_T_VAR, the subscription's reference as ref
+ * and a struct shoal_var_note. While one is still unread, later updates add none: it means
+ * "read the variable", and a read then gets the newest value. An update of several variables
+ * sends one per subscription.
+ */
+#define SHOAL_T_VAR	     4u
+#define SHOAL_VAR_SUB_PREFIX 0x1u /* subscribe to every variable whose name starts so */
+struct shoal_var_note {
+	uint64_t var;	  /* the variable (shoal_var_t) that changed: the first of the update;
+			   * 0 when a prefix subscription's refused notification is sent late
+			   * (read every variable under the prefix) */
+	uint64_t version; /* its version when the notification was sent (read for the newest) */
+	uint64_t writer;  /* the writer's handle (0: a re-send after its death) */
+	uint64_t sub;	  /* the subscription's reference (also the message's ref) */
+	uint32_t count;	  /* variables of the update the subscription covers */
+	uint32_t rsvd;	  /* zero */
+};
+
 /* A variable resolved by name once (shoal_var_lookup()): reads through it skip the registry. */
 typedef uint64_t shoal_var_t;
 
