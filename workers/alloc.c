@@ -65,7 +65,8 @@ int shoal_alloc_proportional(uint64_t capacity, const uint64_t *demand, uint32_t
 		return -EINVAL;
 	total = total_of(demand, n);
 	if (total <= capacity) {
-		memcpy(share, demand, (size_t)n * sizeof(*share));
+		if (n) /* no members: no arrays to copy (NULL is allowed then) */
+			memcpy(share, demand, (size_t)n * sizeof(*share));
 		return 0;
 	}
 	r = malloc((size_t)n * sizeof(*r));
@@ -125,7 +126,8 @@ int shoal_alloc_maxmin(uint64_t capacity, const uint64_t *demand, uint32_t n, ui
 	if (n && (!demand || !share))
 		return -EINVAL;
 	if (total_of(demand, n) <= capacity) {
-		memcpy(share, demand, (size_t)n * sizeof(*share));
+		if (n) /* no members: no arrays to copy (NULL is allowed then) */
+			memcpy(share, demand, (size_t)n * sizeof(*share));
 		return 0;
 	}
 	o = malloc((size_t)n * sizeof(*o));
