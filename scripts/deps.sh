@@ -4,7 +4,8 @@
 #             cross compiler and, through multiarch, the arm64 builds of the libraries
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config liburing-dev libnuma-dev libhwloc-dev
-	libcmocka-dev libinih-dev libjansson-dev clang libclang-rt-14-dev clang-format git)
+	libcmocka-dev libinih-dev libjansson-dev libncurses-dev tmux clang libclang-rt-14-dev
+	clang-format git)
 arm64=0
 for a in "$@"; do
 	case "$a" in
@@ -14,7 +15,7 @@ for a in "$@"; do
 done
 if [ "$arm64" = 1 ]; then
 	pkgs=(gcc-aarch64-linux-gnu liburing-dev:arm64 libnuma-dev:arm64 libhwloc-dev:arm64
-		libinih-dev:arm64 libjansson-dev:arm64 libcmocka-dev:arm64)
+		libinih-dev:arm64 libjansson-dev:arm64 libcmocka-dev:arm64 libncurses-dev:arm64)
 	if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 		echo "adding the arm64 architecture to dpkg (multiarch)"
 		dpkg --add-architecture arm64

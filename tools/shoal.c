@@ -11,6 +11,7 @@ const struct tool_cmd tool_cmds[] = {
 	{"version", "print the version and the layout version", cmd_version},
 	{"inspect", "show an instance's segment: header, regions, processes, registry",
 	 cmd_inspect},
+	{"top", "a live view of an instance: workers, agents, pools, exits (q quits)", cmd_top},
 	{"clean", "remove a stale instance's segment (refuses a live one)", cmd_clean},
 	{"bench", "run a benchmark: registry, ...", cmd_bench},
 	{"spawn", "ask the supervisor to start an agent: spawn TYPE NAME [--worker N | --node N]",
