@@ -264,6 +264,43 @@ void ipc_round_repair(struct shm_seg *seg, uint32_t dead);
 /* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
 uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
 
+/*
+ * The asymmetric wake pair (ipc/wake.c, "The asymmetric pair"): IPC_ASYM_ON once this
+ * process registered for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), so that a parking
+ * process's barrier reaches its threads; IPC_ASYM_OFF where it cannot (or SHOAL_MEMBARRIER=
+ * off); IPC_ASYM_UNKNOWN until its first ring (and again in a forked child). wake.c.
+ */
+#define IPC_ASYM_UNKNOWN 0
+#define IPC_ASYM_ON	 1
+#define IPC_ASYM_OFF	 2
+extern _Atomic int ipc_asym_state;
+
+/* D1's slow path: decide ipc_asym_state if unknown, then fence unless it is on. wake.c. */
+void ipc_ring_fence_slow(void);
+
+/*
+ * D1, a sender's half of the wake's Dekker pair: its publication before its loads of the
+ * host and the host's parked flag. Registered (IPC_ASYM_ON): only the compiler is kept from
+ * moving the loads up; a parker's membarrier() does the CPU's part (see ipc/wake.c). Else
+ * a seq_cst fence. Any thread.
+ */
+static inline void ipc_ring_fence(void)
+{
+	/* relaxed: a process-local mode word; every value it takes is safe to act on */
+	if (__builtin_expect(
+		    atomic_load_explicit(&ipc_asym_state, memory_order_relaxed) == IPC_ASYM_ON, 1))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		ipc_ring_fence_slow();
+}
+
+/*
+ * Whether w's parks issue the parker's membarrier() (false for w NULL) and, in *sender if
+ * not NULL, whether this process's rings skip the fence (deciding it now if not yet). Tests
+ * and tools; any thread. wake.c.
+ */
+bool ipc_wake_is_asym(const struct ipc_waiter *w, bool *sender);
+
 /* Tests only: called at fixed points of the mailbox code (NULL: not). */
 #define IPC_HOOK_PAD_STAMPED 1 /* a producer stamped filler, before publishing it */
 #define IPC_HOOK_REPAIR_READ 2 /* repair read a sequence word, before acting on it */
