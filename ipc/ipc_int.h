@@ -295,6 +295,18 @@ static inline void ipc_ring_fence(void)
 }
 
 /*
+ * The parker's half of the asymmetric pair, for a process that parks outside
+ * ipc_waiter_wait() (the supervisor's control wait): ipc_park_wants_barrier() once (the
+ * kernel has the command, SHOAL_MEMBARRIER is not off), then ipc_park_barrier() after each
+ * parked store, before its look for work. It returns false if the call failed (a wake a
+ * producer skipped its fence for may then be missed: bound the sleep). Counted in
+ * ipc_park_barriers (this process's; a statistic for tests). wake.c.
+ */
+bool ipc_park_wants_barrier(void);
+bool ipc_park_barrier(void);
+extern _Atomic uint64_t ipc_park_barriers;
+
+/*
  * Whether w's parks issue the parker's membarrier() (false for w NULL) and, in *sender if
  * not NULL, whether this process's rings skip the fence (deciding it now if not yet). Tests
  * and tools; any thread. wake.c.

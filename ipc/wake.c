@@ -63,8 +63,10 @@
  * is allowed membarrier(2) alike, which the same binary on the same kernel is, and a
  * seccomp policy that allows it to some processes of one instance and not others is not
  * supported. Should the barrier fail at a park, that park is at most IPC_POLL_MS long (a
- * wake it misses is found then), and says so once. D1 in ipc_ring_many() and in repair's
- * ipc_wake_parked_all() use the same helper; the mailbox's own W2/W3 pair is unchanged.
+ * wake it misses is found then), and says so once. Every parker does the same: the
+ * supervisor's control wait (supervisor/control.c) calls ipc_park_barrier() after its
+ * parked stores too (its tick finds what a failed barrier missed). D1 in ipc_ring_many() and in
+ * repair's ipc_wake_parked_all() use the same helper; the mailbox's own W2/W3 pair is unchanged.
  * Measured on the 2-vCPU development VM: the call costs about 1 us, 6 us when it must
  * interrupt a CPU running a registered process, against a park's 50 us round trip
  * (rtt_park/futex_rtt: median 1.00x over 12 runs, 1.07x for the fenced build alternated
@@ -231,18 +233,22 @@ void ipc_ring_fence_slow(void)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
-/*
- * W's half of the asymmetric pair: after the parked store, a full barrier on every CPU
- * running a registered producer. false if it failed (then the park is capped).
- */
-static bool park_barrier(struct ipc_waiter *w)
+_Atomic uint64_t ipc_park_barriers;
+
+/* See ipc_int.h. */
+bool ipc_park_wants_barrier(void)
+{
+	return has_global_membarrier();
+}
+
+/* See ipc_int.h. */
+bool ipc_park_barrier(void)
 {
 	static atomic_bool told; /* relaxed: only keeps a second message out */
-	int r;
+	int r = membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0);
 
-	if (!w->asym)
-		return true;
-	r = membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0);
+	/* relaxed: a statistic */
+	atomic_fetch_add_explicit(&ipc_park_barriers, 1, memory_order_relaxed);
 	if (r == 0)
 		return true;
 	if (!atomic_exchange_explicit(&told, true, memory_order_relaxed))
@@ -252,6 +258,15 @@ static bool park_barrier(struct ipc_waiter *w)
 			"the fence for is found then\n",
 			(int)getpid(), strerror(errno), IPC_POLL_MS);
 	return false;
+}
+
+/*
+ * W's half of the asymmetric pair: after the parked store, a full barrier on every CPU
+ * running a registered producer. false if it failed (then the park is capped).
+ */
+static bool park_barrier(struct ipc_waiter *w)
+{
+	return !w->asym || ipc_park_barrier();
 }
 
 /* Whether this process's waiters issue the parker's barrier, and its sends skip the fence. */
@@ -430,7 +445,7 @@ int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_
 		return -ENOMEM;
 	w->seg = seg;
 	w->mech = mech;
-	w->asym = has_global_membarrier();
+	w->asym = ipc_park_wants_barrier();
 	w->fd = -1;
 	w->sup_pidfd = -1;
 	r = io_uring_queue_init(64, &w->ring, 0);
