@@ -185,9 +185,44 @@ static inline uint32_t ipc_msg_cells(uint32_t len)
 }
 
 /*
+ * A send's destination, resolved once from its handle (check_to() in msg.c checks it;
+ * ipc_dest_at() does not): every layer below takes this and none decodes the handle, finds
+ * the agent slot or lays out the mailbox again. Private to the sending thread.
+ */
+struct ipc_dest {
+	struct ipc_mbox m;	   /* the agent's mailbox */
+	const struct shm_agent *a; /* its agent slot: generation (G0), host (worker) */
+	struct shm_proc *me;	   /* the sender's process slot (mbox_intent) */
+	uint32_t slot;		   /* agent slot */
+	uint32_t gen;		   /* the handle's generation, current when checked */
+};
+
+/* Fill d for agent slot `slot` named with generation gen, unchecked (its callers check). */
+static inline void ipc_dest_at(const struct shm_seg *seg, uint32_t slot, uint32_t gen,
+			       struct ipc_dest *d)
+{
+	ipc_mbox_resolve(seg, slot, &d->m);
+	d->a = shm_agent_at(seg, slot);
+	d->me = seg->self < shm_hdr(seg)->cfg.max_procs ? shm_proc_at(seg, seg->self) : NULL;
+	d->slot = slot;
+	d->gen = gen;
+}
+
+/*
+ * The process slot hosting d's agent now, or UINT32_MAX: one relaxed load of the line the
+ * handle's check read (a stale host only costs a wasted or late ring; the worker rechecks).
+ */
+static inline uint32_t ipc_dest_host(const struct ipc_dest *d)
+{
+	uint32_t w = atomic_load_explicit(&d->a->worker, memory_order_relaxed);
+
+	return w ? w - 1 : UINT32_MAX;
+}
+
+/*
  * Enqueue one message into agent slot's mailbox (no wake). gen: the generation of the
- * destination handle, which check_to() (msg.c) found current; a claim made once the slot
- * has another is abandoned (-ESTALE; see "Re-initialisation" in mbox.c). Returns 0,
+ * destination handle, which check_to() (msg.c) found current; a claim made once the
+ * slot has another is abandoned (-ESTALE; see "Re-initialisation" in mbox.c). Returns 0,
  * -EAGAIN (full, timeout_ms == 0), -ETIMEDOUT, -ESTALE. mbox.c.
  */
 int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
@@ -197,12 +232,12 @@ int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct 
 #define IPC_SMALL_MAX (SHM_MBOX_CELL - 32u)
 
 /*
- * One message of at most IPC_SMALL_MAX bytes, one attempt, no wait: 0, -ESTALE (gen as in
- * ipc_mbox_put()), or -EAGAIN when the attempt lost a race or found the tail's cell not
- * free (full, or a claim to help past); ipc_mbox_put() then does all of it. The fast path
- * of ipc_send(). mbox.c.
+ * One message of at most IPC_SMALL_MAX bytes to d, one attempt, no wait: 0, -ESTALE (as in
+ * ipc_mbox_put()), or -EAGAIN when the attempt lost a race or found the tail's cell not free
+ * (full, or a claim to help past); ipc_mbox_put_many() then does all of it. The fast path of
+ * ipc_send(). mbox.c.
  */
-int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
+int ipc_mbox_put_small(struct shm_seg *seg, struct ipc_dest *d, const struct ipc_wire *w,
 		       const void *data);
 
 /*
@@ -216,11 +251,11 @@ int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const s
 void ipc_wake_repair(struct shm_seg *seg, uint32_t dead);
 
 /*
- * Enqueue up to cnt messages into one mailbox with as few claims as possible (one while
- * they fit before the ring's end). Returns how many were put (>= 1; in order), or -EAGAIN
- * / -ETIMEDOUT when not even the first fits, or -ESTALE (gen as in ipc_mbox_put()). mbox.c.
+ * Enqueue up to cnt messages into d's mailbox with as few claims as possible (one while they
+ * fit before the ring's end). Returns how many were put (>= 1; in order), or -EAGAIN /
+ * -ETIMEDOUT when not even the first fits, or -ESTALE (as in ipc_mbox_put()). mbox.c.
  */
-int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
+int ipc_mbox_put_many(struct shm_seg *seg, struct ipc_dest *d, const struct ipc_wire *w,
 		      const void *const *data, uint32_t cnt, int timeout_ms);
 
 /* After process slot `dead` died: its rounds freed, its members' answers made. round.c. */
@@ -228,6 +263,55 @@ void ipc_round_repair(struct shm_seg *seg, uint32_t dead);
 
 /* Which process slot hosts agent slot (its worker), or UINT32_MAX. msg.c. */
 uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot);
+
+/*
+ * The asymmetric wake pair (ipc/wake.c, "The asymmetric pair"): IPC_ASYM_ON once this
+ * process registered for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), so that a parking
+ * process's barrier reaches its threads; IPC_ASYM_OFF where it cannot (or SHOAL_MEMBARRIER=
+ * off); IPC_ASYM_UNKNOWN until its first ring (and again in a forked child). wake.c.
+ */
+#define IPC_ASYM_UNKNOWN 0
+#define IPC_ASYM_ON	 1
+#define IPC_ASYM_OFF	 2
+extern _Atomic int ipc_asym_state;
+
+/* D1's slow path: decide ipc_asym_state if unknown, then fence unless it is on. wake.c. */
+void ipc_ring_fence_slow(void);
+
+/*
+ * D1, a sender's half of the wake's Dekker pair: its publication before its loads of the
+ * host and the host's parked flag. Registered (IPC_ASYM_ON): only the compiler is kept from
+ * moving the loads up; a parker's membarrier() does the CPU's part (see ipc/wake.c). Else
+ * a seq_cst fence. Any thread.
+ */
+static inline void ipc_ring_fence(void)
+{
+	/* relaxed: a process-local mode word; every value it takes is safe to act on */
+	if (__builtin_expect(
+		    atomic_load_explicit(&ipc_asym_state, memory_order_relaxed) == IPC_ASYM_ON, 1))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		ipc_ring_fence_slow();
+}
+
+/*
+ * The parker's half of the asymmetric pair, for a process that parks outside
+ * ipc_waiter_wait() (the supervisor's control wait): ipc_park_wants_barrier() once (the
+ * kernel has the command, SHOAL_MEMBARRIER is not off), then ipc_park_barrier() after each
+ * parked store, before its look for work. It returns false if the call failed (a wake a
+ * producer skipped its fence for may then be missed: bound the sleep). Counted in
+ * ipc_park_barriers (this process's; a statistic for tests). wake.c.
+ */
+bool ipc_park_wants_barrier(void);
+bool ipc_park_barrier(void);
+extern _Atomic uint64_t ipc_park_barriers;
+
+/*
+ * Whether w's parks issue the parker's membarrier() (false for w NULL) and, in *sender if
+ * not NULL, whether this process's rings skip the fence (deciding it now if not yet). Tests
+ * and tools; any thread. wake.c.
+ */
+bool ipc_wake_is_asym(const struct ipc_waiter *w, bool *sender);
 
 /* Tests only: called at fixed points of the mailbox code (NULL: not). */
 #define IPC_HOOK_PAD_STAMPED 1 /* a producer stamped filler, before publishing it */

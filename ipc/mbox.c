@@ -610,20 +610,20 @@ static void futex_wait_ms(_Atomic uint32_t *addr, uint32_t val, uint64_t ns)
  * and the messages queued behind the filler rang while it was so; with the mailbox full,
  * nobody else will put, so nobody else will ring.
  */
-static void ring_host(struct shm_seg *seg, uint32_t slot)
+static void ring_host(struct shm_seg *seg, const struct ipc_dest *d)
 {
-	uint32_t host = ipc_agent_host(seg, slot);
+	uint32_t host = ipc_dest_host(d);
 
 	if (host != UINT32_MAX)
 		ipc_ring(seg, host);
 }
 
-static void ring_after_pad(struct shm_seg *seg, uint32_t slot, bool *padded)
+static void ring_after_pad(struct shm_seg *seg, const struct ipc_dest *d, bool *padded)
 {
 	if (!*padded)
 		return;
 	*padded = false;
-	ring_host(seg, slot);
+	ring_host(seg, d);
 }
 
 /*
@@ -631,34 +631,39 @@ static void ring_after_pad(struct shm_seg *seg, uint32_t slot, bool *padded)
  * consumer may have parked at the claim while it was live, and the messages behind it rang
  * then; the skip itself rings nobody.
  */
-static int ring_after_stale(struct shm_seg *seg, uint32_t slot, int r)
+static int ring_after_stale(struct shm_seg *seg, const struct ipc_dest *d, int r)
 {
 	if (r == -ESTALE)
-		ring_host(seg, slot);
+		ring_host(seg, d);
 	return r;
 }
 
-int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
+/* Name the mailbox we put to in our process slot (mbox_intent), for repair after our death. */
+static inline void set_intent(const struct ipc_dest *d)
+{
+	/* relaxed: owner-written; read by repair only after our death (ordered by it) */
+	if (atomic_load_explicit(&d->me->mbox_intent, memory_order_relaxed) != d->slot + 1u)
+		atomic_store_explicit(&d->me->mbox_intent, d->slot + 1u, memory_order_relaxed);
+}
+
+int ipc_mbox_put_many(struct shm_seg *seg, struct ipc_dest *d, const struct ipc_wire *w,
 		      const void *const *data, uint32_t cnt, int timeout_ms)
 {
-	const _Atomic uint32_t *genp = &shm_agent_at(seg, slot)->gen;
-	struct shm_proc *me = shm_proc_at(seg, seg->self);
+	const _Atomic uint32_t *genp = &d->a->gen;
+	struct ipc_mbox *m = &d->m;
+	uint32_t gen = d->gen;
 	uint64_t deadline = 0;
 	bool padded = false;
-	struct ipc_mbox m;
 	int r;
 
-	ipc_mbox_resolve(seg, slot, &m);
-	/* relaxed: owner-written; read by repair only after our death (ordered by it) */
-	if (atomic_load_explicit(&me->mbox_intent, memory_order_relaxed) != slot + 1u)
-		atomic_store_explicit(&me->mbox_intent, slot + 1u, memory_order_relaxed);
-	r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
+	set_intent(d);
+	r = try_put(seg->self, m, genp, gen, w, data, cnt, &padded);
 	if (r == -EAGAIN)
-		ring_after_pad(seg, slot, &padded);
+		ring_after_pad(seg, d, &padded);
 	if (r != -EAGAIN || timeout_ms == 0)
-		return ring_after_stale(seg, slot, r);
+		return ring_after_stale(seg, d, r);
 	/* relaxed: a statistic */
-	atomic_fetch_add_explicit(&m.h->full_waits, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->h->full_waits, 1, memory_order_relaxed);
 	if (timeout_ms > 0)
 		deadline = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (uint64_t spin_end = shm_now_ns() + IPC_FULL_SPIN_NS;;) {
@@ -671,29 +676,29 @@ int ipc_mbox_put_many(struct shm_seg *seg, uint32_t slot, uint32_t gen, const st
 		} else {
 			/* W0: pairs with W1 in wake_space_waiters(): a bump after this load ends
 			 * the futex wait at once. */
-			v = atomic_load_explicit(&m.h->space, memory_order_acquire);
+			v = atomic_load_explicit(&m->h->space, memory_order_acquire);
 			/* relaxed: ordered before the re-check below by W3 */
-			atomic_store_explicit(&m.h->space_waiters, 1, memory_order_relaxed);
+			atomic_store_explicit(&m->h->space_waiters, 1, memory_order_relaxed);
 			/* W3: pairs with W2 in wake_space_waiters(): the consumer sees our flag,
 			 * or the re-check below sees the cells it freed. A fence over atomics only
 			 * (see W2): nothing for ThreadSanitizer to miss. */
 			atomic_thread_fence(memory_order_seq_cst);
-			r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
+			r = try_put(seg->self, m, genp, gen, w, data, cnt, &padded);
 			if (r != -EAGAIN)
-				return ring_after_stale(seg, slot, r);
-			ring_after_pad(seg, slot, &padded);
+				return ring_after_stale(seg, d, r);
+			ring_after_pad(seg, d, &padded);
 			now = shm_now_ns();
 			if (deadline && now >= deadline)
 				return -ETIMEDOUT;
 			if (deadline && deadline - now < left)
 				left = deadline - now;
-			futex_wait_ms(&m.h->space, v, left);
+			futex_wait_ms(&m->h->space, v, left);
 			continue;
 		}
-		r = try_put(seg->self, &m, genp, gen, w, data, cnt, &padded);
+		r = try_put(seg->self, m, genp, gen, w, data, cnt, &padded);
 		if (r != -EAGAIN)
-			return ring_after_stale(seg, slot, r);
-		ring_after_pad(seg, slot, &padded);
+			return ring_after_stale(seg, d, r);
+		ring_after_pad(seg, d, &padded);
 		if (deadline && shm_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
@@ -725,32 +730,27 @@ static inline void copy_small(uint8_t *dst, const uint8_t *src, uint32_t len)
  * spinning round trip is mostly this path and the consumer's peek: measured against
  * try_put() alternately, 5 to 18 ns less per round trip.
  */
-int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
+int ipc_mbox_put_small(struct shm_seg *seg, struct ipc_dest *d, const struct ipc_wire *w,
 		       const void *data)
 {
-	/* its address before the claim: after it, one load (the CAS reloads nothing) */
-	const _Atomic uint32_t *genp = &shm_agent_at(seg, slot)->gen;
-	struct shm_proc *me = shm_proc_at(seg, seg->self);
+	struct ipc_mbox *m = &d->m;
 	struct ipc_wire *c;
-	struct ipc_mbox m;
 	uint64_t t, s, claim;
 
-	ipc_mbox_resolve(seg, slot, &m);
-	/* relaxed: as in ipc_mbox_put_many() */
-	if (atomic_load_explicit(&me->mbox_intent, memory_order_relaxed) != slot + 1u)
-		atomic_store_explicit(&me->mbox_intent, slot + 1u, memory_order_relaxed);
+	set_intent(d);
 	/* T0, as in try_put() */
-	t = atomic_load_explicit(&m.h->tail, memory_order_acquire);
+	t = atomic_load_explicit(&m->h->tail, memory_order_acquire);
 	s = seq_free(t);
 	claim = ipc_seq_make(t, IPC_S_CLAIMED, 1, seg->self);
 	/* C0, as in try_put(); a lost race, a full ring or a cell to help past: the caller
 	 * takes the general path */
-	if (!atomic_compare_exchange_strong_explicit(&m.seq[t & m.mask], &s, claim,
+	if (!atomic_compare_exchange_strong_explicit(&m->seq[t & m->mask], &s, claim,
 						     memory_order_acq_rel, memory_order_acquire))
 		return -EAGAIN;
-	if (__builtin_expect(is_stale_claim(genp, gen), 0))
-		return ring_after_stale(seg, slot, abandon_claim(&m, t, claim));
-	c = (struct ipc_wire *)(m.cells + (t & m.mask) * SHM_MBOX_CELL);
+	/* the generation's line is the one the handle's check read: one load, no miss */
+	if (__builtin_expect(is_stale_claim(&d->a->gen, d->gen), 0))
+		return ring_after_stale(seg, d, abandon_claim(m, t, claim));
+	c = (struct ipc_wire *)(m->cells + (t & m->mask) * SHM_MBOX_CELL);
 	c->from = w->from;
 	c->ref = w->ref;
 	c->type = w->type;
@@ -758,20 +758,23 @@ int ipc_mbox_put_small(struct shm_seg *seg, uint32_t slot, uint32_t gen, const s
 	c->len = w->len;
 	copy_small((uint8_t *)(c + 1), data, w->len);
 	/* P0, as in try_put() */
-	atomic_store_explicit(ipc_stamp_at(&m, t), ipc_stamp_make(t, IPC_ST_READY),
+	atomic_store_explicit(ipc_stamp_at(m, t), ipc_stamp_make(t, IPC_ST_READY),
 			      memory_order_release);
 	/* the tail after the stamp, not before: one locked instruction fewer between the
 	 * consumer and the message (see "A lagging tail" at the top) */
-	help_tail(&m, t, 1);
-	publish(&m, t, claim, ipc_seq_make(t, IPC_S_READY, 1, 0));
+	help_tail(m, t, 1);
+	publish(m, t, claim, ipc_seq_make(t, IPC_S_READY, 1, 0));
 	return 0;
 }
 
 int ipc_mbox_put(struct shm_seg *seg, uint32_t slot, uint32_t gen, const struct ipc_wire *w,
 		 const void *data, int timeout_ms)
 {
-	int r = ipc_mbox_put_many(seg, slot, gen, w, &data, 1, timeout_ms);
+	struct ipc_dest d;
+	int r;
 
+	ipc_dest_at(seg, slot, gen, &d);
+	r = ipc_mbox_put_many(seg, &d, w, &data, 1, timeout_ms);
 	return r < 0 ? r : 0;
 }
 

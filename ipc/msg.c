@@ -25,8 +25,12 @@ uint32_t ipc_agent_host(const struct shm_seg *seg, uint32_t slot)
 	return w ? w - 1 : UINT32_MAX;
 }
 
-/* Check a destination handle: 0, -ENOENT or -ESTALE. */
-static int check_to(const struct shm_seg *seg, shoal_handle_t to)
+/*
+ * Check a destination handle and resolve it into *d, once per send (every layer below takes
+ * d): 0, -ENOENT or -ESTALE.
+ */
+static inline __attribute__((always_inline)) int check_to(struct shm_seg *seg, shoal_handle_t to,
+							  struct ipc_dest *d)
 {
 	uint32_t slot = shoal_handle_slot(to);
 	const struct shm_agent *a;
@@ -46,6 +50,7 @@ static int check_to(const struct shm_seg *seg, shoal_handle_t to)
 		return -ENOENT;
 	if (atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(to))
 		return -ESTALE;
+	ipc_dest_at(seg, slot, shoal_handle_gen(to), d);
 	return 0;
 }
 
@@ -64,9 +69,10 @@ static bool is_removed(const struct shm_seg *seg, shoal_handle_t to)
 	       atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(to);
 }
 
-/* Check and enqueue, no ring. */
-static int put_one(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
-		   uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms)
+/* Check and resolve `to` into *d, then enqueue; no ring. Inlined: the single send's path. */
+static inline __attribute__((always_inline)) int
+put_one(struct shm_seg *seg, shoal_handle_t to, struct ipc_dest *d, shoal_handle_t from,
+	uint32_t type, uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms)
 {
 	struct ipc_wire w = {.from = from, .ref = ref, .type = type, .flags = flags, .len = len};
 	int r;
@@ -75,43 +81,44 @@ static int put_one(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, 
 		return -EROFS;
 	if (len > shm_hdr(seg)->cfg.max_msg)
 		return -EMSGSIZE;
-	r = check_to(seg, to);
+	r = check_to(seg, to, d);
 	if (r)
 		return r;
-	/* the handle's gen goes along: the claim re-checks it (G0 in mbox.c) */
+	/* d carries the handle's gen: the claim re-checks it (G0 in mbox.c) */
 	if (len <= IPC_SMALL_MAX) {
-		r = ipc_mbox_put_small(seg, shoal_handle_slot(to), shoal_handle_gen(to), &w, data);
+		r = ipc_mbox_put_small(seg, d, &w, data);
 		if (r != -EAGAIN)
 			return r;
 	}
-	return ipc_mbox_put(seg, shoal_handle_slot(to), shoal_handle_gen(to), &w, data, timeout_ms);
+	r = ipc_mbox_put_many(seg, d, &w, &data, 1, timeout_ms);
+	return r < 0 ? r : 0;
 }
 
 int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32_t type,
 	     uint32_t flags, uint64_t ref, const void *data, uint32_t len, int timeout_ms)
 {
-	int r = put_one(seg, to, from, type, flags & ~IPC_F_REDELIVERED, ref, data, len,
+	struct ipc_dest d;
+	uint32_t host;
+	int r = put_one(seg, to, &d, from, type, flags & ~IPC_F_REDELIVERED, ref, data, len,
 			timeout_ms);
 
-	if (r == 0) {
-		uint32_t host = ipc_agent_host(seg, shoal_handle_slot(to));
-
-		/*
-		 * ipc_ring()'s check inline: the fence, then the parked flag; the ring itself
-		 * (which checks again) only for a parked host. 3 ns less per spinning round
-		 * trip, measured alternately.
-		 */
-		if (host < shm_hdr(seg)->cfg.max_procs) {
-			/* D1, as in ipc_ring(): our message before the parked load (a fence over
-			 * atomics only: see ipc/wake.c) */
-			atomic_thread_fence(memory_order_seq_cst);
-			/* relaxed: ordered by the fence; ipc_ring() elects the waker */
-			if (atomic_load_explicit(&shm_proc_at(seg, host)->parked,
-						 memory_order_relaxed))
-				ipc_ring(seg, host);
-		}
-	}
-	return r;
+	if (r)
+		return r;
+	/*
+	 * ipc_ring()'s check inline: D1, then the parked flag; the ring itself (which checks
+	 * again) only for a parked host. 3 ns less per spinning round trip, measured
+	 * alternately. D1, as in ipc_ring(): our message before the loads of the host and its
+	 * parked flag; a compiler barrier where this process is registered for the parkers'
+	 * membarrier(), else a fence (the asymmetric pair, ipc/wake.c).
+	 */
+	ipc_ring_fence();
+	/* the host after D1 too: a worker that took the agent before it parked is seen */
+	host = ipc_dest_host(&d);
+	/* relaxed: ordered by the fence; ipc_ring() elects the waker */
+	if (host < shm_hdr(seg)->cfg.max_procs &&
+	    atomic_load_explicit(&shm_proc_at(seg, host)->parked, memory_order_relaxed))
+		ipc_ring(seg, host);
+	return 0;
 }
 
 /* Add proc to a small set; returns the new count. */
@@ -161,14 +168,14 @@ static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 		   int timeout_ms, struct host_set *hs, bool *stopped)
 {
 	uint32_t run = 0, done = 0, max_msg = shm_hdr(seg)->cfg.max_msg;
-	uint32_t slot = shoal_handle_slot(msgs[0].to), gen = shoal_handle_gen(msgs[0].to);
 	struct ipc_wire w[IPC_RUN_MAX];
 	const void *data[IPC_RUN_MAX];
+	struct ipc_dest d;
 	int r;
 
 	if (!seg->writable || seg->self == UINT32_MAX)
 		return -EROFS;
-	r = check_to(seg, msgs[0].to);
+	r = check_to(seg, msgs[0].to, &d);
 	if (r)
 		return r;
 	while (run < n && run < IPC_RUN_MAX && msgs[run].to == msgs[0].to &&
@@ -181,12 +188,12 @@ static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 	if (!run)
 		return -EMSGSIZE;
 	while (done < run) {
-		r = ipc_mbox_put_many(seg, slot, gen, w + done, data + done, run - done, 0);
+		r = ipc_mbox_put_many(seg, &d, w + done, data + done, run - done, 0);
 		if (r == -EAGAIN && timeout_ms != 0) {
 			if (done)
-				hosts_add(seg, hs, ipc_agent_host(seg, slot));
+				hosts_add(seg, hs, ipc_dest_host(&d));
 			hosts_ring(seg, hs);
-			r = ipc_mbox_put_many(seg, slot, gen, w + done, data + done, run - done,
+			r = ipc_mbox_put_many(seg, &d, w + done, data + done, run - done,
 					      timeout_ms);
 		}
 		if (r < 0) {
@@ -196,7 +203,7 @@ static int put_run(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 		done += (uint32_t)r;
 	}
 	if (done)
-		hosts_add(seg, hs, ipc_agent_host(seg, slot));
+		hosts_add(seg, hs, ipc_dest_host(&d));
 	return done ? (int)done : r;
 }
 
@@ -235,7 +242,8 @@ int ipc_send_each(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out
 	while (i < n) {
 		shoal_handle_t to = msgs[i].to;
 		uint32_t run = 0, done = 0;
-		int r = seg->writable && seg->self != UINT32_MAX ? check_to(seg, to) : -EROFS;
+		struct ipc_dest d;
+		int r = seg->writable && seg->self != UINT32_MAX ? check_to(seg, to, &d) : -EROFS;
 
 		while (i + run < n && run < IPC_RUN_MAX && msgs[i + run].to == to) {
 			const struct ipc_out_ref *m = &msgs[i + run];
@@ -252,15 +260,14 @@ int ipc_send_each(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out
 		}
 		while (!r && done < run) {
 			/* one claim while they fit before the ring's end, so maybe two */
-			r = ipc_mbox_put_many(seg, shoal_handle_slot(to), shoal_handle_gen(to),
-					      w + done, data + done, run - done, 0);
+			r = ipc_mbox_put_many(seg, &d, w + done, data + done, run - done, 0);
 			if (r > 0) {
 				done += (uint32_t)r;
 				r = 0;
 			}
 		}
 		if (done)
-			hosts_add(seg, &hs, ipc_agent_host(seg, shoal_handle_slot(to)));
+			hosts_add(seg, &hs, ipc_dest_host(&d));
 		for (uint32_t k = 0; errs && k < run; k++)
 			errs[i + k] = k < done ? 0 : r;
 		sent += (int)done;
@@ -491,12 +498,13 @@ int ipc_fanout(struct shm_seg *seg, shoal_handle_t from, const shoal_handle_t *t
 		return -EMSGSIZE;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t r_i = ref + (uint64_t)i * step;
-		int r = put_one(seg, to[i], from, type, flags, r_i, data, len, 0);
+		struct ipc_dest d;
+		int r = put_one(seg, to[i], &d, from, type, flags, r_i, data, len, 0);
 
 		if (r == -EAGAIN && timeout_ms != 0) {
 			/* ring who we owe before waiting: they may be parked on our messages */
 			hosts_ring(seg, &hs);
-			r = put_one(seg, to[i], from, type, flags, r_i, data, len, timeout_ms);
+			r = put_one(seg, to[i], &d, from, type, flags, r_i, data, len, timeout_ms);
 		}
 		if (r) {
 			err = r; /* a member that went away or stayed full: the others still get it
@@ -506,7 +514,7 @@ int ipc_fanout(struct shm_seg *seg, shoal_handle_t from, const shoal_handle_t *t
 			continue;
 		}
 		sent++;
-		hosts_add(seg, &hs, ipc_agent_host(seg, shoal_handle_slot(to[i])));
+		hosts_add(seg, &hs, ipc_dest_host(&d));
 	}
 	hosts_ring(seg, &hs);
 	return sent || !err ? sent : err;

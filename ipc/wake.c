@@ -38,6 +38,44 @@
  * cannot check is the Dekker property itself (store buffering): a lost wake is a timeout,
  * which test_wake_park_ring_threads and test_wake_late_ring_ends_park look for.
  *
+ * The asymmetric pair (issue 19). D1 is paid per message sent and D0 per park, which
+ * already costs tens of microseconds; so where the kernel has it, the CPU's half of D1
+ * moves to the parker: W stores parked, then calls membarrier(MEMBARRIER_CMD_GLOBAL_
+ * EXPEDITED), then fences (D0) and reads has_work(); P publishes, then only a compiler
+ * barrier (ipc_ring_fence()), then loads parked. The kernel runs a full memory barrier on
+ * every CPU that is running a thread of a process registered with MEMBARRIER_CMD_REGISTER_
+ * GLOBAL_EXPEDITED, after W's parked store is visible everywhere and before the call returns;
+ * a thread not running meanwhile passes a context switch, itself a full barrier. So for P,
+ * registered: either P's load of parked comes after that barrier on its CPU, and sees W's
+ * store (made visible before the barrier was sent); or it came before, and then so did
+ * P's publication, which the compiler kept ahead of it in program order, and the barrier
+ * drains it before W's has_work() reads (the store buffer is what a fence would have
+ * drained). Either P sees parked == 1 or W sees the message: the Dekker property again,
+ * with one side's fence replaced by the other side's barrier on its behalf. Only a
+ * registered process may skip its fence: MEMBARRIER_CMD_PRIVATE_EXPEDITED would reach only
+ * the parker's own threads, not producers in other processes sharing the segment, hence
+ * GLOBAL. A process registers at its first ring (ipc_ring_fence_slow(); one syscall) and
+ * again in a forked child; where the query or the registration fails (a kernel before
+ * 4.16, a seccomp filter, SHOAL_MEMBARRIER=off) it keeps the fence (IPC_ASYM_OFF). A
+ * parker issues the barrier whenever the kernel reports the command (its waiter's
+ * ipc_waiter_prepare() asks), whether or not any producer registered: a producer's
+ * registration and a parker's query then agree as long as every process of an instance
+ * is allowed membarrier(2) alike, which the same binary on the same kernel is, and a
+ * seccomp policy that allows it to some processes of one instance and not others is not
+ * supported. Should the barrier fail at a park, that park is at most IPC_POLL_MS long (a
+ * wake it misses is found then), and says so once. Every parker does the same: the
+ * supervisor's control wait (supervisor/control.c) calls ipc_park_barrier() after its
+ * parked stores too (its tick finds what a failed barrier missed). D1 in ipc_ring_many() and in
+ * repair's ipc_wake_parked_all() use the same helper; the mailbox's own W2/W3 pair is unchanged.
+ * Measured on the 2-vCPU development VM: the call costs about 1 us, 6 us when it must
+ * interrupt a CPU running a registered process, against a park's 50 us round trip
+ * (rtt_park/futex_rtt: median 1.00x over 12 runs, 1.07x for the fenced build alternated
+ * with it). A 16-byte ipc_send() into a drained mailbox: 36 rdtsc ticks at best, 40 with
+ * the fence. Across cores the one-call-per-message rate did not move beyond the noise: the
+ * first locked instruction after a message's stores (the tail's CAS) already waits for the
+ * cell's line, which the spinning consumer holds, and drains the store buffer as the fence
+ * did.
+ *
  * FUTEX_WAIT/WAKE through io_uring (opcodes 51/52, Linux 6.7+) are probed at start. The
  * SQEs are filled by hand: fd = FUTEX2_SIZE_U32 (a shared futex: never FUTEX2_PRIVATE, the
  * word is in the segment), addr = the word, addr2 = expected value (wait) or count (wake),
@@ -92,6 +130,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -123,6 +162,8 @@ struct ipc_waiter {
 	struct shm_seg *seg;
 	struct io_uring ring;
 	enum ipc_wake_mech mech;
+	bool asym;	    /* parks issue membarrier(GLOBAL_EXPEDITED) (see the top) */
+	bool capped;	    /* this park is cut to IPC_POLL_MS: its barrier failed */
 	int fd;		    /* fd path: our FIFO (read-write), -1 none (then we poll) */
 	pid_t fifo_pid;	    /* the process that made the FIFO (a forked child does not own it) */
 	bool poll_deadline; /* this park's poll is the caller's timeout, not IPC_POLL_MS */
@@ -135,6 +176,111 @@ struct ipc_waiter {
 };
 
 void (*ipc_wake_test_hook)(int point);
+
+_Atomic int ipc_asym_state;
+
+static int membarrier(int cmd, unsigned int flags)
+{
+	return (int)syscall(SYS_membarrier, cmd, flags, 0);
+}
+
+/* Does the kernel do MEMBARRIER_CMD_GLOBAL_EXPEDITED, and may we use it? Not cached. */
+static bool has_global_membarrier(void)
+{
+	const char *e = getenv("SHOAL_MEMBARRIER");
+	int r;
+
+	if (e && !strcmp(e, "off"))
+		return false;
+	r = membarrier(MEMBARRIER_CMD_QUERY, 0);
+	return r > 0 && (r & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+	       (r & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+}
+
+/* A forked child is another process: it registers again at its first ring. */
+static void asym_forget(void)
+{
+	atomic_store_explicit(&ipc_asym_state, IPC_ASYM_UNKNOWN, memory_order_relaxed);
+}
+
+/*
+ * Register this process for the parkers' barriers, once (see "The asymmetric pair" at the
+ * top): IPC_ASYM_ON on success, else IPC_ASYM_OFF (the fence stays). Two threads racing
+ * here both register, which is idempotent.
+ */
+static int asym_decide(void)
+{
+	static atomic_bool atfork_set; /* relaxed: a second registration is harmless */
+	int st = IPC_ASYM_OFF;
+
+	if (!atomic_exchange_explicit(&atfork_set, true, memory_order_relaxed))
+		pthread_atfork(NULL, NULL, asym_forget);
+	if (has_global_membarrier() && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0) == 0)
+		st = IPC_ASYM_ON;
+	/* relaxed: stored after the registration returned; a thread that reads ON may rely on
+	 * it (the registration covers the whole process) */
+	atomic_store_explicit(&ipc_asym_state, st, memory_order_relaxed);
+	return st;
+}
+
+/* See ipc_int.h. Any thread. */
+void ipc_ring_fence_slow(void)
+{
+	/* relaxed: as in ipc_ring_fence() */
+	if (atomic_load_explicit(&ipc_asym_state, memory_order_relaxed) == IPC_ASYM_UNKNOWN)
+		asym_decide();
+	/* the fence either way: off, it is D1; just registered, it costs once per process */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+_Atomic uint64_t ipc_park_barriers;
+
+/* See ipc_int.h. */
+bool ipc_park_wants_barrier(void)
+{
+	return has_global_membarrier();
+}
+
+/* See ipc_int.h. */
+bool ipc_park_barrier(void)
+{
+	static atomic_bool told; /* relaxed: only keeps a second message out */
+	int r = membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0);
+
+	/* relaxed: a statistic */
+	atomic_fetch_add_explicit(&ipc_park_barriers, 1, memory_order_relaxed);
+	if (r == 0)
+		return true;
+	if (!atomic_exchange_explicit(&told, true, memory_order_relaxed))
+		fprintf(stderr,
+			"shoal: pid %d: membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) failed: %s; "
+			"its parks last at most %u ms each, so that a wake its producers skipped "
+			"the fence for is found then\n",
+			(int)getpid(), strerror(errno), IPC_POLL_MS);
+	return false;
+}
+
+/*
+ * W's half of the asymmetric pair: after the parked store, a full barrier on every CPU
+ * running a registered producer. false if it failed (then the park is capped).
+ */
+static bool park_barrier(struct ipc_waiter *w)
+{
+	return !w->asym || ipc_park_barrier();
+}
+
+/* Whether this process's waiters issue the parker's barrier, and its sends skip the fence. */
+bool ipc_wake_is_asym(const struct ipc_waiter *w, bool *sender)
+{
+	if (sender) {
+		/* relaxed: as in ipc_ring_fence() */
+		if (atomic_load_explicit(&ipc_asym_state, memory_order_relaxed) == IPC_ASYM_UNKNOWN)
+			asym_decide();
+		*sender =
+			atomic_load_explicit(&ipc_asym_state, memory_order_relaxed) == IPC_ASYM_ON;
+	}
+	return w && w->asym;
+}
 
 static inline void cpu_relax(void)
 {
@@ -299,6 +445,7 @@ int ipc_waiter_prepare(struct shm_seg *seg, enum ipc_wake_mech mech, struct ipc_
 		return -ENOMEM;
 	w->seg = seg;
 	w->mech = mech;
+	w->asym = ipc_park_wants_barrier();
 	w->fd = -1;
 	w->sup_pidfd = -1;
 	r = io_uring_queue_init(64, &w->ring, 0);
@@ -521,6 +668,8 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	/* relaxed + the fence: the store half of the Dekker pair (see the top) */
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
+	/* the producers' half of D1 where they skip it (the asymmetric pair, at the top) */
+	w->capped = !park_barrier(w);
 	/*
 	 * D0: pairs with D1 in ipc_ring(): parked store before the has_work loads. A fence:
 	 * it orders only atomic accesses, so ThreadSanitizer's not modelling it loses nothing
@@ -534,6 +683,10 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 		return 1;
 	}
 	w->gen = (w->gen + 1) & IPC_UD_GEN;
+	if (w->capped && (!timeout_ns || timeout_ns > IPC_POLL_MS * UINT64_C(1000000)))
+		timeout_ns = IPC_POLL_MS * UINT64_C(1000000);
+	else
+		w->capped = false; /* the caller's timeout comes first: a timeout is its own */
 	r = queue_park(w, d, timeout_ns);
 	if (r < 0)
 		goto out_unpark;
@@ -591,7 +744,8 @@ int ipc_waiter_wait(struct ipc_waiter *w, uint64_t spin_ns, uint64_t timeout_ns,
 			cancelled = true;
 		}
 	}
-	ret = timed_out && !other ? 0 : 1;
+	/* a capped park's timeout is not the caller's: work may be there */
+	ret = timed_out && !other && !w->capped ? 0 : 1;
 	r = w->sup_gone && ret == 1 && !has_work(arg) ? -EOWNERDEAD : 0;
 out_unpark:
 	atomic_store_explicit(&p->parked, 0, memory_order_relaxed);
@@ -742,10 +896,11 @@ void ipc_ring(struct shm_seg *seg, uint32_t proc)
 	if (proc >= shm_hdr(seg)->cfg.max_procs)
 		return;
 	/*
-	 * D1: pairs with D0 in ipc_waiter_wait(): our message before the parked load. A fence,
-	 * over atomic accesses only (see the top): nothing for ThreadSanitizer to miss.
+	 * D1: pairs with D0 (and the parker's barrier) in ipc_waiter_wait(): our message
+	 * before the parked load. A fence or, registered, a compiler barrier (the asymmetric
+	 * pair, at the top); over atomic accesses only: nothing for ThreadSanitizer to miss.
 	 */
-	atomic_thread_fence(memory_order_seq_cst);
+	ipc_ring_fence();
 	ring_one(seg, proc);
 }
 
@@ -782,7 +937,7 @@ static void ipc_wake_parked_all(struct shm_seg *seg)
 	uint32_t max = shm_hdr(seg)->cfg.max_procs;
 
 	/* D1 (as in ipc_ring()): the repair's stores before the parked loads; atomics only. */
-	atomic_thread_fence(memory_order_seq_cst);
+	ipc_ring_fence();
 	for (uint32_t i = 0; i < max; i++) {
 		struct shm_proc *p = shm_proc_at(seg, i);
 
@@ -818,8 +973,8 @@ void ipc_ring_many(struct shm_seg *seg, const uint32_t *procs, uint32_t n)
 	 */
 	if (intent)
 		atomic_store_explicit(intent, IPC_WAKE_OWES_MANY, memory_order_relaxed);
-	/* D1 (as in ipc_ring()): our messages before the parked loads; one fence per batch. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* D1 (as in ipc_ring()): our messages before the parked loads; one per batch. */
+	ipc_ring_fence();
 	pthread_mutex_lock(&wake_lock);
 	if (wake_ring_pid != getpid()) {
 		if (wake_ring_pid)

@@ -48,6 +48,7 @@ struct sup_ctl {
 	bool armed;	   /* a FUTEX_WAIT is queued or in flight */
 	bool closing;	   /* sup_ctl_close(): refuse everything */
 	bool test_die;	   /* $SHOAL_TEST_CTL_DIE: SIGKILL ourselves before the first answer */
+	bool asym;	   /* parks issue the parker's membarrier() (ipc/wake.c) */
 };
 
 /* See sup.h. Any thread. */
@@ -67,6 +68,7 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 
 	if (!ctl)
 		return -ENOMEM;
+	ctl->asym = ipc_park_wants_barrier();
 	ctl->node_of = calloc(nworkers ? nworkers : 1, sizeof(*ctl->node_of));
 	ctl->load = calloc(nworkers ? nworkers : 1, sizeof(*ctl->load));
 	if (!ctl->node_of || !ctl->load)
@@ -399,6 +401,13 @@ void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, in
 	d = atomic_load_explicit(&p->doorbell, memory_order_acquire);
 	/* relaxed + the fence: the store half of the Dekker pair (ipc/wake.c) */
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
+	/*
+	 * The producers' half of D1 where they skip it (the asymmetric pair, ipc/wake.c). Should
+	 * it fail, a request whose ring was skipped is served at the next tick, which marks us
+	 * parked again and drains.
+	 */
+	if (ctl->asym)
+		ipc_park_barrier();
 	/* D0: pairs with D1 in ipc_ring(): parked store before the inbox loads of the drain;
 	 * a fence over atomics only, as in ipc/wake.c (which says why) */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -433,7 +442,9 @@ void sup_ctl_tick(struct sup_ctl *ctl)
 	 */
 	p = self_proc(ctl);
 	atomic_store_explicit(&p->parked, 1, memory_order_relaxed);
-	/* D0: pairs with D1 in ipc_ring(), as in sup_ctl_on_wake(). */
+	/* the parker's barrier and D0, as in sup_ctl_on_wake() */
+	if (ctl->asym)
+		ipc_park_barrier();
 	atomic_thread_fence(memory_order_seq_cst);
 	drain(ctl);
 }

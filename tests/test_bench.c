@@ -2,6 +2,7 @@
  * The benchmark harness: the report's JSON is valid for any row name and any value (jansson
  * parses it back); the calibrated cycle counter (shm/cpu.h) agrees with the clock.
  */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,11 +102,52 @@ static void test_bench_ticks_track_the_clock(void **state)
 		 ratio);
 }
 
+/*
+ * A floor on a row's rate as a fraction of other rows' rates in the same run (a result or a
+ * baseline): missed below it, met above it, and both ratios in the JSON.
+ */
+static void test_bench_ops_ratio_target(void **state)
+{
+	static struct bench_report r;
+	uint64_t ns[4] = {10, 20, 30, 40};
+	struct bench_row *row;
+	json_t *j, *ratios, *o;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.bench = "test";
+	r.json = true;
+	bench_add_baseline(&r, "floor", ns, 4, 100e6);
+	bench_add_result(&r, "batched", ns, 4, 50e6, NULL);
+	row = bench_add_result(&r, "single", ns, 4, 40e6, NULL);
+	assert_int_equal(bench_row_ops_target(row, "batched", 0.6), 0);
+	assert_int_equal(bench_row_ops_target(row, "floor", 0.5), 0);
+	assert_int_equal(bench_row_ops_target(row, "floor", 0.1), -ENOSPC);
+	/* 40/50 = 0.8 >= 0.6; 40/100 = 0.4 < 0.5: one missed */
+	j = report_json(&r);
+	assert_int_equal(json_integer_value(json_object_get(j, "targets_missed")), 1);
+	ratios = json_object_get(json_array_get(json_object_get(j, "results"), 1), "ops_ratios");
+	assert_int_equal(json_array_size(ratios), 2);
+	o = json_array_get(ratios, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "vs")), "batched");
+	assert_true(fabs(json_number_value(json_object_get(o, "ratio")) - 0.8) < 1e-9);
+	assert_true(fabs(json_number_value(json_object_get(o, "target")) - 0.6) < 1e-9);
+	o = json_array_get(ratios, 1);
+	assert_string_equal(json_string_value(json_object_get(o, "vs")), "floor");
+	assert_true(fabs(json_number_value(json_object_get(o, "ratio")) - 0.4) < 1e-9);
+	json_decref(j);
+	r.results[1].ops_per_s = 60e6; /* 0.6x the floor now, 1.2x the batched row */
+	j = report_json(&r);
+	assert_int_equal(json_integer_value(json_object_get(j, "targets_missed")), 0);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bench_json_escapes_and_nan),
 		cmocka_unit_test(test_bench_ticks_track_the_clock),
+		cmocka_unit_test(test_bench_ops_ratio_target),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -951,10 +951,58 @@ static void test_control_late_ring_ends_wait(void **state)
 	shm_seg_unlink(inst);
 }
 
+/*
+ * The supervisor's control wait parks like a worker: where the kernel has membarrier's
+ * GLOBAL_EXPEDITED, producers that registered skip their fence, so each parked store (the
+ * wait's and the tick's) must be followed by the parker's barrier (the asymmetric pair,
+ * ipc/wake.c), or a request sent meanwhile may not ring it.
+ */
+static void test_control_wait_issues_park_barrier(void **state)
+{
+	struct shm_seg *seg = NULL;
+	struct ipc_waiter *probe;
+	struct io_uring ring;
+	struct sup_ctl *ctl;
+	struct shm_cfg cfg;
+	char inst[64], err[256];
+	uint64_t before;
+
+	(void)state;
+	if (!ipc_park_wants_barrier())
+		skip_because("the kernel lacks membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)");
+	snprintf(inst, sizeof(inst), "t-ctl-mb-%d", (int)getpid());
+	shm_seg_unlink(inst);
+	shm_cfg_default(&cfg);
+	cfg.max_agents = 32;
+	cfg.reg_capacity = 128;
+	cfg.max_procs = 8;
+	assert_int_equal(shm_seg_create(inst, &cfg, &seg, err, sizeof(err)), 0);
+	shm_seg_publish(seg);
+	assert_int_equal(shm_proc_claim(seg, SHM_ROLE_SUPERVISOR, false), 0);
+	if (ipc_waiter_prepare(seg, IPC_WAKE_FUTEX, &probe) == -ENOSYS) {
+		shm_seg_detach(seg);
+		shm_seg_unlink(inst);
+		skip_because("the io_uring futex path needs Linux 6.7+");
+	}
+	ipc_waiter_destroy(probe);
+	assert_int_equal(sup_ctl_open(seg, NULL, 0, &ctl), 0);
+	assert_int_equal(io_uring_queue_init(8, &ring, 0), 0);
+	before = atomic_load(&ipc_park_barriers);
+	sup_ctl_on_wake(ctl, &ring, 42, 0);
+	assert_int_equal(atomic_load(&ipc_park_barriers), before + 1);
+	sup_ctl_tick(ctl);
+	assert_int_equal(atomic_load(&ipc_park_barriers), before + 2);
+	sup_ctl_close(ctl);
+	io_uring_queue_exit(&ring);
+	shm_seg_detach(seg);
+	shm_seg_unlink(inst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_control_late_ring_ends_wait),
+		cmocka_unit_test(test_control_wait_issues_park_barrier),
 		cmocka_unit_test_teardown(test_control_spawn_and_stop, rt_teardown),
 		cmocka_unit_test_teardown(test_control_agent_spawns_and_stops, rt_teardown),
 		cmocka_unit_test_teardown(test_control_refusals, rt_teardown),

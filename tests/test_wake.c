@@ -3,7 +3,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
@@ -682,6 +684,140 @@ static void test_wake_env_forces(void **state)
 	it_destroy(seg);
 }
 
+/* Does the running kernel do membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)? */
+static bool kernel_has_global_membarrier(void)
+{
+	int r = (int)syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	return r > 0 && (r & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+}
+
+/*
+ * The asymmetric wake pair (ipc/wake.c): where the kernel has membarrier's GLOBAL_EXPEDITED,
+ * a waiter's parks issue it and a process that rings registers and skips its fence; a
+ * forked child decides again at its own first ring; SHOAL_MEMBARRIER=off keeps the fences
+ * (and the parks without the barrier). Child exit codes name the check that failed.
+ */
+static void test_wake_asym_mode(void **state)
+{
+	struct shm_seg *seg = it_create("wake", 256, 4096);
+	struct ipc_waiter *w;
+	bool sender = false;
+	pid_t pid;
+
+	(void)state;
+	if (!kernel_has_global_membarrier())
+		skip_because("the kernel lacks membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)");
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	assert_true(ipc_wake_is_asym(w, &sender));
+	assert_true(sender);
+	assert_int_equal(atomic_load(&ipc_asym_state), IPC_ASYM_ON);
+	ipc_waiter_destroy(w);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		bool s = false;
+
+		if (atomic_load(&ipc_asym_state) != IPC_ASYM_UNKNOWN)
+			_exit(10); /* the parent's registration is not the child's */
+		ipc_wake_is_asym(NULL, &s);
+		_exit(s ? 0 : 11);
+	}
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		bool s = true;
+
+		setenv("SHOAL_MEMBARRIER", "off", 1);
+		it_child_claim(seg);
+		if (ipc_waiter_create(seg, IPC_WAKE_AUTO, &w))
+			_exit(12);
+		if (ipc_wake_is_asym(w, &s))
+			_exit(13); /* a waiter that issues the barrier */
+		_exit(s ? 14 : 0);
+	}
+	assert_true(it_ok(it_wait_child(pid, 10000)));
+	it_destroy(seg);
+}
+
+#define AP_MSGS 4000u
+
+/*
+ * A producer process sends AP_MSGS messages one ipc_send() at a time to a consumer (this
+ * process) that parks, without spinning, whenever its mailbox is empty: every other message
+ * is sent once the consumer is seen parked, the others straight after the previous one
+ * (racing the park's start). No park may end by its 10 s timeout (a lost wake); every
+ * message arrives, in order. With the asymmetric pair, the producer's fence is the
+ * consumer's membarrier(): across processes, which MEMBARRIER_CMD_PRIVATE_EXPEDITED would
+ * not reach. off: both sides with SHOAL_MEMBARRIER=off (the fences).
+ */
+static void asym_park_ring_processes(bool off)
+{
+	struct shm_seg *seg = it_create("wake", 64, 256);
+	shoal_handle_t a = it_agent(seg);
+	struct peek_ctx c = {seg, shoal_handle_slot(a)};
+	struct ipc_waiter *w;
+	struct shm_proc *me = shm_proc_at(seg, seg->self);
+	uint32_t got = 0, timeouts = 0;
+	pid_t pid;
+
+	if (off)
+		setenv("SHOAL_MEMBARRIER", "off", 1);
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	assert_true(ipc_wake_is_asym(w, NULL) == (!off && kernel_has_global_membarrier()));
+	it_host(seg, a, seg->self);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		it_child_claim(seg);
+		for (uint32_t i = 0; i < AP_MSGS; i++) {
+			uint64_t end = shm_now_ns() + 10000000000ull;
+
+			/* every other message: once the consumer is parked (or 10 s passed) */
+			while (i % 2 && !atomic_load(&me->parked) && shm_now_ns() < end)
+				shm_cpu_relax();
+			if (ipc_send(seg, a, 0, 0, 0, 0, &i, sizeof(i), 10000))
+				_exit(20);
+		}
+		_exit(0);
+	}
+	while (got < AP_MSGS && timeouts == 0) {
+		struct ipc_msg m;
+		uint32_t v;
+
+		if (ipc_mbox_peek(seg, c.slot, &m)) {
+			if (ipc_waiter_wait(w, 0, 10000000000ull, has_msg, &c, NULL) == 0)
+				timeouts++;
+			continue;
+		}
+		memcpy(&v, m.data, sizeof(v));
+		assert_int_equal(v, got);
+		ipc_mbox_consume(seg, c.slot, &m);
+		got++;
+	}
+	assert_true(it_ok(it_wait_child(pid, 20000)));
+	assert_int_equal(timeouts, 0);
+	assert_int_equal(got, AP_MSGS);
+	print_message("%u messages, %llu wakes\n", got,
+		      (unsigned long long)atomic_load(&me->wakes));
+	ipc_waiter_destroy(w);
+	unsetenv("SHOAL_MEMBARRIER");
+	it_destroy(seg);
+}
+
+static void test_wake_asym_park_ring_processes(void **state)
+{
+	(void)state;
+	asym_park_ring_processes(false);
+}
+
+static void test_wake_fenced_park_ring_processes(void **state)
+{
+	(void)state;
+	asym_park_ring_processes(true);
+}
+
 /* Yama's ptrace_scope as it was before a test raised it, or -1 (untouched). */
 static int yama_saved = -1;
 #define YAMA_SCOPE "/proc/sys/kernel/yama/ptrace_scope"
@@ -872,6 +1008,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wake_env_forces),
 		cmocka_unit_test(test_wake_late_ring_ends_park),
 		cmocka_unit_test(test_wake_park_ring_threads),
+		cmocka_unit_test(test_wake_asym_mode),
+		cmocka_unit_test(test_wake_asym_park_ring_processes),
+		cmocka_unit_test(test_wake_fenced_park_ring_processes),
 	};
 
 	/* --list: the test names, one a line (the qemu guest runs each in its own process) */

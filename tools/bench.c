@@ -137,6 +137,34 @@ static const struct bench_row *find_baseline(const struct bench_report *r, const
 	return NULL;
 }
 
+int bench_row_ops_target(struct bench_row *row, const char *vs, double ratio)
+{
+	for (int i = 0; i < BENCH_OPS_TARGETS; i++) {
+		struct bench_ops_target *t = &row->ops_targets[i];
+
+		if (t->vs[0])
+			continue;
+		snprintf(t->vs, sizeof(t->vs), "%s", vs);
+		t->ratio = ratio;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+/* The row an ops target compares with (a result, else a baseline), if it has a rate. */
+static const struct bench_row *ops_vs(const struct bench_report *r,
+				      const struct bench_ops_target *t)
+{
+	const struct bench_row *b = NULL;
+
+	for (unsigned i = 0; i < r->nresults && !b; i++)
+		if (!strcmp(r->results[i].name, t->vs))
+			b = &r->results[i];
+	if (!b)
+		b = find_baseline(r, t->vs);
+	return b && b->ops_per_s > 0 ? b : NULL;
+}
+
 /* Returns 1 when a target is set and missed, with a description in why. */
 static int missed(const struct bench_report *r, const struct bench_row *row, char *why, size_t len)
 {
@@ -158,6 +186,16 @@ static int missed(const struct bench_report *r, const struct bench_row *row, cha
 		snprintf(why, len, "p50 %.2fx %s > target %.2fx", row->p50_ns / b->p50_ns, b->name,
 			 row->target_ratio);
 		return 1;
+	}
+	for (int i = 0; i < BENCH_OPS_TARGETS; i++) {
+		const struct bench_ops_target *t = &row->ops_targets[i];
+		const struct bench_row *o = t->vs[0] ? ops_vs(r, t) : NULL;
+
+		if (o && row->ops_per_s < t->ratio * o->ops_per_s) {
+			snprintf(why, len, "ops/s %.2fx %s < target %.2fx",
+				 row->ops_per_s / o->ops_per_s, o->name, t->ratio);
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -185,6 +223,24 @@ static json_t *json_row(const struct bench_row *row, const struct bench_report *
 		json_object_set_new(o, "p50_ratio", json_num(row->p50_ns / b->p50_ns));
 		json_object_set_new(o, "p99_ratio",
 				    json_num(b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0));
+	}
+	if (row->ops_targets[0].vs[0]) {
+		json_t *a = json_array();
+
+		for (int i = 0; i < BENCH_OPS_TARGETS; i++) {
+			const struct bench_ops_target *t = &row->ops_targets[i];
+			const struct bench_row *v = t->vs[0] ? ops_vs(r, t) : NULL;
+			json_t *e;
+
+			if (!v)
+				continue;
+			e = json_object();
+			json_object_set_new(e, "vs", json_string(v->name));
+			json_object_set_new(e, "ratio", json_num(row->ops_per_s / v->ops_per_s));
+			json_object_set_new(e, "target", json_num(t->ratio));
+			json_array_append_new(a, e);
+		}
+		json_object_set_new(o, "ops_ratios", a);
 	}
 	return o;
 }
@@ -245,6 +301,14 @@ int bench_report_print(const struct bench_report *r)
 				 b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0, b->name);
 		printf("%-22s %10.1f %10.1f %10.1f %10.1f %14.0f  %s", row->name, row->p50_ns,
 		       row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s, ratio);
+		for (int k = 0; k < BENCH_OPS_TARGETS; k++) {
+			const struct bench_ops_target *t = &row->ops_targets[k];
+			const struct bench_row *v = t->vs[0] ? ops_vs(r, t) : NULL;
+
+			if (v)
+				printf("  ops/s %.2fx %s (target %.2fx)",
+				       row->ops_per_s / v->ops_per_s, v->name, t->ratio);
+		}
 		if (missed(r, row, why, sizeof(why)))
 			printf("  MISSED: %s", why);
 		printf("\n");

@@ -10,6 +10,14 @@
 #define BENCH_NAME_MAX 48
 #define BENCH_MAX_ROWS 32
 
+/* A floor on a row's ops_per_s as a fraction of another row's in the same run. */
+struct bench_ops_target {
+	char vs[BENCH_NAME_MAX]; /* the other row: a result or a baseline ("" none) */
+	double ratio;		 /* ops_per_s must be at least ratio x the other's */
+};
+
+#define BENCH_OPS_TARGETS 2
+
 /* One measured operation. Latencies in ns. */
 struct bench_row {
 	char name[BENCH_NAME_MAX];
@@ -20,6 +28,7 @@ struct bench_row {
 	int target_pct;		 /* 50 or 99: which percentile target_ns bounds */
 	double target_ops;	 /* a floor on ops_per_s, 0 none */
 	double target_ratio;	 /* a ceiling on p50 / baseline p50, 0 none */
+	struct bench_ops_target ops_targets[BENCH_OPS_TARGETS]; /* bench_row_ops_target() */
 };
 
 struct bench_report {
@@ -51,6 +60,13 @@ struct bench_row *bench_add_result(struct bench_report *r, const char *name, uin
 				   double ops_per_s, const char *vs);
 struct bench_row *bench_add_baseline(struct bench_report *r, const char *name, uint64_t *ns,
 				     size_t n, double ops_per_s);
+/*
+ * Require row's ops_per_s to be at least ratio x that of the row named vs (a result or a
+ * baseline of the same report, looked up when printed; a missing one is no target). Returns
+ * 0, or -ENOSPC when the row has BENCH_OPS_TARGETS such targets already. The benchmark's
+ * thread.
+ */
+int bench_row_ops_target(struct bench_row *row, const char *vs, double ratio);
 /* Print the table (or JSON). Returns the number of targets missed. */
 int bench_report_print(const struct bench_report *r);
 
