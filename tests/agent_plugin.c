@@ -249,6 +249,20 @@ static int rounder_propose(struct shoal_ctx *ctx, struct rounder *s, const struc
 	if (sscanf(buf, "P %d %63s %63s %lld %u %u", &timeout, group, var, &value, &rule,
 		   &quorum) != 6)
 		return -EINVAL;
+	/*
+	 * A request redelivered after our worker died mid-proposal is not proposed again:
+	 * the tests of a killed proposer expect its round to end with it (a real agent may
+	 * well propose again: delivery is at least once)
+	 */
+	if (m->flags & SHOAL_MSG_REDELIVERED) {
+		struct shoal_proposal_result r = {.rc = -ECANCELED};
+
+		if (cap < sizeof(r))
+			return -EMSGSIZE;
+		memcpy(reply, &r, sizeof(r));
+		*reply_len = sizeof(r);
+		return 0;
+	}
 	v = (int64_t)value;
 	rc = shoal_propose(ctx, var, SHOAL_VAR_INT, &v, sizeof(v), group, rule, quorum, timeout,
 			   &s->ref);
