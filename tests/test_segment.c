@@ -1964,13 +1964,13 @@ static void test_segment_pid_stat(void **state)
 	assert_true(st.rss_pages > 0);
 	{
 		struct shm_pid_stat me0, me1;
-		volatile uint64_t x = 0;
+		_Atomic uint64_t x = 0; /* work the compiler keeps: relaxed adds */
 
 		assert_int_equal(shm_pid_stat_read(getpid(), &me0), 0);
 		while (shm_pid_stat_read(getpid(), &me1) == 0 &&
 		       me1.utime + me1.stime <= me0.utime + me0.stime + 1)
 			for (int i = 0; i < 1000000; i++)
-				x += (uint64_t)i;
+				atomic_fetch_add_explicit(&x, (uint64_t)i, memory_order_relaxed);
 		assert_true(me1.utime + me1.stime > me0.utime + me0.stime + 1);
 		assert_true(me1.rss_pages > 0);
 	}
