@@ -727,6 +727,50 @@ static void test_control_commands(void **state)
 	}
 }
 
+/*
+ * shoal shutdown stops a whole instance in order (found from its segment, no pid given);
+ * clean on the live instance points to it; --wait gives up at its timeout while the
+ * supervisor cannot act; a second shutdown finds no instance.
+ */
+static void test_control_shutdown_command(void **state)
+{
+	struct rt_run r;
+	char out[4096], want[160];
+
+	(void)state;
+	start(&r, "down", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"clean", NULL}), 2);
+	snprintf(want, sizeof(want), "'shoal shutdown --instance %s --wait'", r.inst);
+	if (!strstr(out, want))
+		fail_msg("shoal clean said: %s", out);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"shutdown", "--wait", NULL}),
+		0);
+	snprintf(want, sizeof(want), "instance '%s': stopped\n", r.inst);
+	if (!strstr(out, want))
+		fail_msg("shoal shutdown said: %s", out);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 2);
+	rt_cleanup(&r);
+	/* a supervisor that cannot act: the signal waits, --wait gives up, exit 1; the stop
+	 * happens (in order: exit 0) once it runs again */
+	start(&r, "down2", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(kill(r.pid, SIGSTOP), 0);
+	rt_wait_pid_state(r.pid, 'T');
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out),
+			    (const char *[]){"shutdown", "--wait", "--timeout", "200", NULL}),
+		1);
+	if (!strstr(out, "did not stop within 200 ms"))
+		fail_msg("shoal shutdown said: %s", out);
+	assert_int_equal(kill(r.pid, SIGCONT), 0);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
 /* Read a started tool's output until `want` appears (or fail); the bytes read so far in out. */
 static void tool_read_until(int fd, char *out, size_t cap, const char *want)
 {
@@ -1013,6 +1057,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_control_supervisor_killed_before_answer,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
+		cmocka_unit_test_teardown(test_control_shutdown_command, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
 		cmocka_unit_test_teardown(test_control_client_inbox_budget, rt_teardown),
 		cmocka_unit_test_teardown(test_control_dead_clients_reclaimed_at_once, rt_teardown),

@@ -17,6 +17,8 @@ const struct tool_cmd tool_cmds[] = {
 	{"spawn", "ask the supervisor to start an agent: spawn TYPE NAME [--worker N | --node N]",
 	 cmd_spawn},
 	{"stop", "ask the supervisor to stop an agent: stop NAME", cmd_stop},
+	{"shutdown", "stop the whole instance in order: shutdown [--wait] [--timeout MS]",
+	 cmd_shutdown},
 	{"send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send},
 	{"broadcast", "send to a group: broadcast GROUP TYPE PAYLOAD [--ack] (wait for acks)",
 	 cmd_broadcast},
