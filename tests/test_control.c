@@ -771,6 +771,39 @@ static void test_control_shutdown_command(void **state)
 	rt_cleanup(&r);
 }
 
+/*
+ * shoal call's answers: a reply prints as text, an empty one says so, an agent's error reply is
+ * a failed check (exit 1) naming the error, not a system failure (3).
+ */
+static void test_control_call_answers(void **state)
+{
+	static const char *cfg = "[instance]\nworkers = 1\nplacement = none\n"
+				 "[segment]\nmax_agents = 16\nregistry_capacity = 64\n"
+				 "max_procs = 8\n"
+				 "[agent e]\ntype = echo\nname = e0\n"
+				 "[agent c]\ntype = crasher\nname = c0\n";
+	struct rt_run r;
+	char out[4096];
+
+	(void)state;
+	start(&r, "answers", cfg);
+	rt_wait_ready(&r);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"call", "e0", "hi", NULL}),
+		0);
+	assert_string_equal(out, "hi\n");
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"call", "e0", "", NULL}), 0);
+	assert_string_equal(out, "(empty reply)\n");
+	/* crasher's handle_call returns -EIO for "fail" */
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"call", "c0", "fail", NULL}),
+		1);
+	if (!strstr(out, "shoal call: 'c0' answered with an error: Input/output error"))
+		fail_msg("shoal call said: %s", out);
+	rt_stop(&r);
+}
+
 /* Read a started tool's output until `want` appears (or fail); the bytes read so far in out. */
 static void tool_read_until(int fd, char *out, size_t cap, const char *want)
 {
@@ -1058,6 +1091,7 @@ int main(void)
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
 		cmocka_unit_test_teardown(test_control_shutdown_command, rt_teardown),
+		cmocka_unit_test_teardown(test_control_call_answers, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
 		cmocka_unit_test_teardown(test_control_client_inbox_budget, rt_teardown),
 		cmocka_unit_test_teardown(test_control_dead_clients_reclaimed_at_once, rt_teardown),
