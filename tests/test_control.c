@@ -804,6 +804,51 @@ static void test_control_call_answers(void **state)
 	rt_stop(&r);
 }
 
+/* Whether the exit log holds a record of pid killed by sig. */
+static bool exit_log_has(struct shm_seg *seg, pid_t pid, int sig)
+{
+	struct shm_exit_rec r[SHM_EXIT_LOG];
+	uint32_t n = shm_exit_log_read(seg, r, SHM_EXIT_LOG, NULL);
+
+	for (uint32_t i = 0; i < n; i++)
+		if (r[i].pid == (uint32_t)pid && r[i].signal == sig && r[i].role == SHM_ROLE_WORKER)
+			return true;
+	return false;
+}
+
+/*
+ * The exit log keeps crashes, not client churn: more client commands than the log holds,
+ * each detaching in order, leave a worker's crash in it (and record none of themselves).
+ */
+static void test_control_exit_log_survives_client_churn(void **state)
+{
+	struct shm_seg *seg;
+	struct rt_run r;
+	char out[1024];
+	uint64_t before, after;
+	pid_t w;
+
+	(void)state;
+	start(&r, "churn", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
+	w = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(w);
+	WAIT_FOR(seg, exit_log_has(seg, w, SIGKILL));
+	/* and its restart: the worker's slot running again, its agent answering */
+	WAIT_FOR(seg, atomic_load(&shm_proc_at(seg, 1)->state) == SHM_PROC_RUNNING);
+	shm_exit_log_read(seg, (struct shm_exit_rec[1]){0}, 1, &before);
+	for (unsigned i = 0; i < SHM_EXIT_LOG + 4; i++)
+		assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+					     (const char *[]){"send", "e0", "x", NULL}),
+				 0);
+	shm_exit_log_read(seg, (struct shm_exit_rec[1]){0}, 1, &after);
+	assert_int_equal(after, before);
+	assert_true(exit_log_has(seg, w, SIGKILL));
+	shm_seg_detach(seg);
+	rt_stop(&r);
+}
+
 /* Read a started tool's output until `want` appears (or fail); the bytes read so far in out. */
 static void tool_read_until(int fd, char *out, size_t cap, const char *want)
 {
@@ -1092,6 +1137,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
 		cmocka_unit_test_teardown(test_control_shutdown_command, rt_teardown),
 		cmocka_unit_test_teardown(test_control_call_answers, rt_teardown),
+		cmocka_unit_test_teardown(test_control_exit_log_survives_client_churn, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
 		cmocka_unit_test_teardown(test_control_client_inbox_budget, rt_teardown),
 		cmocka_unit_test_teardown(test_control_dead_clients_reclaimed_at_once, rt_teardown),
