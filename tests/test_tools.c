@@ -110,6 +110,16 @@ static void test_tools_errors_prefixed(void **state)
 			fail_msg("shoal %s --no-such-option: exit %d, said: %.300s", names[i], ex,
 				 out);
 	}
+	/* and the commands with subcommands, given one they do not have */
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const cmds[] = {"pool", "var", "bench"};
+		int ex = rt_run_tool(NULL, out, sizeof(out),
+				     (const char *[]){cmds[i], "frob", NULL});
+
+		snprintf(want, sizeof(want), "shoal %s: ", cmds[i]);
+		if (ex != 2 || strncmp(out, want, strlen(want)) || !strstr(out, "'frob'"))
+			fail_msg("shoal %s frob: exit %d, said: %.300s", cmds[i], ex, out);
+	}
 }
 
 /* shoal version --json: one JSON object with the version, API and layout versions. */
