@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "tests/skip.h"
+#include "tests/support.h"
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
@@ -849,6 +850,54 @@ static void test_control_exit_log_survives_client_churn(void **state)
 	rt_stop(&r);
 }
 
+/*
+ * shoal shutdown signals only the supervisor the segment names: a header whose pid is now
+ * another process (its start time differs: here this test process, which a SIGTERM would
+ * end) or no process at all is refused as stale, exit 2, and nothing is signalled.
+ */
+static void test_control_shutdown_checks_supervisor(void **state)
+{
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	struct shm_hdr *h;
+	char inst[48], out[2048];
+	pid_t gone;
+
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-ctl-stale-%d", (int)getpid());
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 8;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_SUPERVISOR);
+	h = shm_hdr(seg);
+	atomic_store(&h->state, SHM_INST_RUNNING);
+	/* our pid, another process's start time: a reused pid */
+	atomic_store(&h->sup_pid, (uint32_t)getpid());
+	atomic_store(&h->sup_start, shm_pid_start_time(getpid()) + 1);
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 2);
+	if (!strstr(out, "is gone (a stale instance)") || !strstr(out, "shoal clean"))
+		fail_msg("shoal shutdown said: %s", out);
+	/* a pid no process has now */
+	gone = fork();
+	assert_true(gone >= 0);
+	if (gone == 0)
+		_exit(0);
+	assert_int_equal(waitpid(gone, NULL, 0), gone);
+	atomic_store(&h->sup_pid, (uint32_t)gone);
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 2);
+	if (!strstr(out, "is gone (a stale instance)"))
+		fail_msg("shoal shutdown said: %s", out);
+	/* a stopped, kept instance: nothing to do */
+	atomic_store(&h->state, SHM_INST_STOPPED);
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 0);
+	assert_non_null(strstr(out, "already stopped"));
+	ts_seg_drop(seg, inst);
+}
+
 /* Read a started tool's output until `want` appears (or fail); the bytes read so far in out. */
 static void tool_read_until(int fd, char *out, size_t cap, const char *want)
 {
@@ -1136,6 +1185,7 @@ int main(void)
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
 		cmocka_unit_test_teardown(test_control_shutdown_command, rt_teardown),
+		cmocka_unit_test(test_control_shutdown_checks_supervisor),
 		cmocka_unit_test_teardown(test_control_call_answers, rt_teardown),
 		cmocka_unit_test_teardown(test_control_exit_log_survives_client_churn, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),

@@ -152,6 +152,7 @@ int cmd_shutdown(int argc, char **argv)
 			      &wait, &a);
 	if (ex >= 0)
 		return ex;
+	ex = EXIT_OK;
 	/* read-only, no process slot: a shutdown is no client of the instance */
 	rc = shm_seg_attach(a.instance, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err));
 	if (rc) {
@@ -183,9 +184,12 @@ int cmd_shutdown(int argc, char **argv)
 	(void)shm_change_wait(seg, c, 0);
 	if (st != SHM_INST_STOPPING &&
 	    syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, NULL, 0) < 0) {
+		int e = errno;
+
+		/* EPERM: another user's supervisor; ESRCH: it exited since we looked */
 		fprintf(stderr, "shoal shutdown: instance '%s': signalling its supervisor: %s\n",
-			a.instance, strerror(errno));
-		ex = errno == EPERM ? EXIT_USAGE : errno == ESRCH ? EXIT_USAGE : EXIT_SYSTEM;
+			a.instance, strerror(e));
+		ex = e == EPERM || e == ESRCH ? EXIT_USAGE : EXIT_SYSTEM;
 		goto out_close;
 	}
 	if (wait) {
