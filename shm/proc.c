@@ -352,7 +352,15 @@ void shm_proc_release(struct shm_seg *seg)
 	atomic_store_explicit(&p->last_signal, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->last_reason, SHM_EXIT_NORMAL, memory_order_relaxed);
 	atomic_store_explicit(&p->last_exit_ns, shm_wall_ns(), memory_order_relaxed);
-	shm_exit_record(seg, seg->self);
+	/*
+	 * A client's orderly detach is no exit worth one of the log's SHM_EXIT_LOG records:
+	 * every tool command makes one, and ten commands would push the workers' and agents'
+	 * crashes out. Its slot keeps it as its last exit; a client that dies without this
+	 * release is still logged, as vanished (sup_repair_vanished()). Relaxed: our own role,
+	 * written at our claim.
+	 */
+	if (atomic_load_explicit(&p->role, memory_order_relaxed) != SHM_ROLE_CLIENT)
+		shm_exit_record(seg, seg->self);
 	/* R0: release: history fields before the slot reads as exited. */
 	atomic_store_explicit(&p->state, SHM_PROC_EXITED, memory_order_release);
 	shm_change_bump(seg);

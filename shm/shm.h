@@ -265,7 +265,10 @@ enum {
 extern void (*shm_proc_test_hook)(int step);
 /* Set our slot's state (owner only). */
 void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st);
-/* Release our slot (clean exit, no claims held). */
+/*
+ * Release our slot (clean exit, no claims held): the slot records it as its last exit, and the
+ * header's exit log too unless we are a client (an orderly detach is no exit worth a record).
+ */
 void shm_proc_release(struct shm_seg *seg);
 /*
  * Write process slot `slot`'s telemetry block from t (its seq ignored): the slot's owner.

@@ -64,7 +64,10 @@ int shm_view_create(const struct shm_seg *seg, struct shm_view **out)
 	v->procs = calloc(cfg.max_procs ? cfg.max_procs : 1, sizeof(*v->procs));
 	v->agents = calloc(cfg.max_agents ? cfg.max_agents : 1, sizeof(*v->agents));
 	v->monitors = calloc(cfg.max_monitors ? cfg.max_monitors : 1, sizeof(*v->monitors));
-	if (!v->procs || !v->agents || !v->monitors) {
+	/* the registry cannot hold more live entries than its capacity */
+	v->names_cap = cfg.reg_capacity < SHM_VIEW_NAMES ? cfg.reg_capacity : SHM_VIEW_NAMES;
+	v->names = calloc(v->names_cap ? v->names_cap : 1, sizeof(*v->names));
+	if (!v->procs || !v->agents || !v->monitors || !v->names) {
 		shm_view_free(v);
 		return -ENOMEM;
 	}
@@ -79,6 +82,7 @@ void shm_view_free(struct shm_view *v)
 	free(v->procs);
 	free(v->agents);
 	free(v->monitors);
+	free(v->names);
 	free(v);
 }
 
@@ -314,6 +318,9 @@ static int name_visit(uint32_t ns, const char *name, shoal_handle_t h,
 		v->ns_named += ns == SHM_NS_NAMES;
 		return 0; /* namespace names: counted; they name the namespaces of entries */
 	}
+	/* one more entry than the view holds: stop, and say the list is cut */
+	if (v->nnames >= v->names_cap)
+		return 1;
 	r = &v->names[v->nnames];
 	r->ns = ns;
 	r->ns_name[0] = 0;
@@ -325,7 +332,8 @@ static int name_visit(uint32_t ns, const char *name, shoal_handle_t h,
 	r->is_var = SHM_VAR_ID_IS_VAR(h);
 	r->var_index = r->is_var ? SHM_VAR_ID_INDEX(h) : 0;
 	r->var_gen = r->is_var ? SHM_VAR_ID_GEN(h) : 0;
-	return ++v->nnames >= SHM_VIEW_NAMES;
+	v->nnames++;
+	return 0;
 }
 
 static void take_registry(const struct shm_seg *seg, struct shm_view *v)

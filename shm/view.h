@@ -5,7 +5,8 @@
  *
  * Memory: shm_view_create() reads the segment's geometry once (its configuration and region
  * table, checked against the mapping's size) and allocates a struct shm_view whose arrays
- * are sized from it: every process slot, every agent slot, every monitor entry. Each
+ * are sized from it: every process slot, every agent slot, every monitor entry, every registry
+ * entry (up to SHM_VIEW_NAMES). Each
  * shm_view_take() refills that same memory (no allocation: `top` refreshes in a loop), and
  * shm_view_free() releases it. The geometry is never read again, so a header changed after
  * the create cannot move a table under the reader. The caller owns the view; one thread uses
@@ -39,8 +40,10 @@
 #include "shm/shm.h"
 #include "shoal/shoal.h"
 
-#define SHM_VIEW_RETRIES  4u  /* reads of a changing row before it is kept torn */
-#define SHM_VIEW_NAMES	  32u /* registry entries listed (all are counted in reg) */
+#define SHM_VIEW_RETRIES 4u /* reads of a changing row before it is kept torn */
+/* registry entries listed at most (all are counted in reg): a view lists the registry's
+ * capacity of them up to this many, which bounds the memory of a view of a huge registry */
+#define SHM_VIEW_NAMES	  65536u
 #define SHM_VIEW_GROUPS	  32u /* groups listed (all are counted in ngroups) */
 #define SHM_VIEW_POOLS	  32u /* pools listed (all are counted in npools) */
 #define SHM_VIEW_AGE_NONE 0u  /* an age of a time never set, or in the future */
@@ -172,7 +175,8 @@ struct shm_view {
 	struct shm_exit_rec exits[SHM_EXIT_LOG];
 	int reg_ret; /* 0, or -EUCLEAN: the registry region does not match (reg unset) */
 	struct shm_reg_stats reg;
-	struct shm_view_name names[SHM_VIEW_NAMES];
+	struct shm_view_name *names; /* the live entries in table order, names_cap of them */
+	uint32_t names_cap;	     /* min(cfg.reg_capacity, SHM_VIEW_NAMES) */
 	uint32_t nnames;
 	bool names_cut;	   /* more entries than names holds */
 	uint32_t ns_named; /* entries naming namespaces (counted, not listed) */

@@ -311,8 +311,8 @@ static inline void rt_expect_echo(struct rt_client *c, shoal_handle_t h)
 }
 
 /*
- * Start `shoal ARGS... --instance inst` with its stdout and stderr to a pipe; returns its pid,
- * the pipe's read end in *fd (for rt_tool_finish()).
+ * Start `shoal ARGS... --instance inst` (inst NULL: no --instance) with its stdout and stderr
+ * to a pipe; returns its pid, the pipe's read end in *fd (for rt_tool_finish()).
  */
 static inline pid_t rt_tool_start(const char *inst, const char *const *args, int *fd)
 {
@@ -325,8 +325,10 @@ static inline pid_t rt_tool_start(const char *inst, const char *const *args, int
 	argv[n++] = (char *)bin;
 	for (; *args; args++)
 		argv[n++] = (char *)*args;
-	argv[n++] = (char *)"--instance";
-	argv[n++] = (char *)inst;
+	if (inst) {
+		argv[n++] = (char *)"--instance";
+		argv[n++] = (char *)inst;
+	}
 	argv[n] = NULL;
 	assert_int_equal(pipe2(op, O_CLOEXEC), 0);
 	pid = fork();

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "tests/skip.h"
+#include "tests/support.h"
 
 #include "ipc/ipc.h"
 #include "shm/registry.h"
@@ -727,6 +728,176 @@ static void test_control_commands(void **state)
 	}
 }
 
+/*
+ * shoal shutdown stops a whole instance in order (found from its segment, no pid given);
+ * clean on the live instance points to it; --wait gives up at its timeout while the
+ * supervisor cannot act; a second shutdown finds no instance.
+ */
+static void test_control_shutdown_command(void **state)
+{
+	struct rt_run r;
+	char out[4096], want[160];
+
+	(void)state;
+	start(&r, "down", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"clean", NULL}), 2);
+	snprintf(want, sizeof(want), "'shoal shutdown --instance %s --wait'", r.inst);
+	if (!strstr(out, want))
+		fail_msg("shoal clean said: %s", out);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"shutdown", "--wait", NULL}),
+		0);
+	snprintf(want, sizeof(want), "instance '%s': stopped\n", r.inst);
+	if (!strstr(out, want))
+		fail_msg("shoal shutdown said: %s", out);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 2);
+	rt_cleanup(&r);
+	/* a supervisor that cannot act: the signal waits, --wait gives up, exit 1; the stop
+	 * happens (in order: exit 0) once it runs again */
+	start(&r, "down2", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(kill(r.pid, SIGSTOP), 0);
+	rt_wait_pid_state(r.pid, 'T');
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out),
+			    (const char *[]){"shutdown", "--wait", "--timeout", "200", NULL}),
+		1);
+	if (!strstr(out, "did not stop within 200 ms"))
+		fail_msg("shoal shutdown said: %s", out);
+	assert_int_equal(kill(r.pid, SIGCONT), 0);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+}
+
+/*
+ * shoal call's answers: a reply prints as text, an empty one says so, an agent's error reply is
+ * a failed check (exit 1) naming the error, not a system failure (3).
+ */
+static void test_control_call_answers(void **state)
+{
+	static const char *cfg = "[instance]\nworkers = 1\nplacement = none\n"
+				 "[segment]\nmax_agents = 16\nregistry_capacity = 64\n"
+				 "max_procs = 8\n"
+				 "[agent e]\ntype = echo\nname = e0\n"
+				 "[agent c]\ntype = crasher\nname = c0\n";
+	struct rt_run r;
+	char out[4096];
+
+	(void)state;
+	start(&r, "answers", cfg);
+	rt_wait_ready(&r);
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"call", "e0", "hi", NULL}),
+		0);
+	assert_string_equal(out, "hi\n");
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"call", "e0", "", NULL}), 0);
+	assert_string_equal(out, "(empty reply)\n");
+	/* crasher's handle_call returns -EIO for "fail" */
+	assert_int_equal(
+		rt_run_tool(r.inst, out, sizeof(out), (const char *[]){"call", "c0", "fail", NULL}),
+		1);
+	if (!strstr(out, "shoal call: 'c0' answered with an error: Input/output error"))
+		fail_msg("shoal call said: %s", out);
+	rt_stop(&r);
+}
+
+/* Whether the exit log holds a record of pid killed by sig. */
+static bool exit_log_has(struct shm_seg *seg, pid_t pid, int sig)
+{
+	struct shm_exit_rec r[SHM_EXIT_LOG];
+	uint32_t n = shm_exit_log_read(seg, r, SHM_EXIT_LOG, NULL);
+
+	for (uint32_t i = 0; i < n; i++)
+		if (r[i].pid == (uint32_t)pid && r[i].signal == sig && r[i].role == SHM_ROLE_WORKER)
+			return true;
+	return false;
+}
+
+/*
+ * The exit log keeps crashes, not client churn: more client commands than the log holds,
+ * each detaching in order, leave a worker's crash in it (and record none of themselves).
+ */
+static void test_control_exit_log_survives_client_churn(void **state)
+{
+	struct shm_seg *seg;
+	struct rt_run r;
+	char out[1024];
+	uint64_t before, after;
+	pid_t w;
+
+	(void)state;
+	start(&r, "churn", two_workers);
+	rt_wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, NULL, 0), 0);
+	w = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(w);
+	WAIT_FOR(seg, exit_log_has(seg, w, SIGKILL));
+	/* and its restart: the worker's slot running again, its agent answering */
+	WAIT_FOR(seg, atomic_load(&shm_proc_at(seg, 1)->state) == SHM_PROC_RUNNING);
+	shm_exit_log_read(seg, (struct shm_exit_rec[1]){0}, 1, &before);
+	for (unsigned i = 0; i < SHM_EXIT_LOG + 4; i++)
+		assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+					     (const char *[]){"send", "e0", "x", NULL}),
+				 0);
+	shm_exit_log_read(seg, (struct shm_exit_rec[1]){0}, 1, &after);
+	assert_int_equal(after, before);
+	assert_true(exit_log_has(seg, w, SIGKILL));
+	shm_seg_detach(seg);
+	rt_stop(&r);
+}
+
+/*
+ * shoal shutdown signals only the supervisor the segment names: a header whose pid is now
+ * another process (its start time differs: here this test process, which a SIGTERM would
+ * end) or no process at all is refused as stale, exit 2, and nothing is signalled.
+ */
+static void test_control_shutdown_checks_supervisor(void **state)
+{
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+	struct shm_hdr *h;
+	char inst[48], out[2048];
+	pid_t gone;
+
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-ctl-stale-%d", (int)getpid());
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 8;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_SUPERVISOR);
+	h = shm_hdr(seg);
+	atomic_store(&h->state, SHM_INST_RUNNING);
+	/* our pid, another process's start time: a reused pid */
+	atomic_store(&h->sup_pid, (uint32_t)getpid());
+	atomic_store(&h->sup_start, shm_pid_start_time(getpid()) + 1);
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 2);
+	if (!strstr(out, "is gone (a stale instance)") || !strstr(out, "shoal clean"))
+		fail_msg("shoal shutdown said: %s", out);
+	/* a pid no process has now */
+	gone = fork();
+	assert_true(gone >= 0);
+	if (gone == 0)
+		_exit(0);
+	assert_int_equal(waitpid(gone, NULL, 0), gone);
+	atomic_store(&h->sup_pid, (uint32_t)gone);
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 2);
+	if (!strstr(out, "is gone (a stale instance)"))
+		fail_msg("shoal shutdown said: %s", out);
+	/* a stopped, kept instance: nothing to do */
+	atomic_store(&h->state, SHM_INST_STOPPED);
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"shutdown", NULL}),
+			 0);
+	assert_non_null(strstr(out, "already stopped"));
+	ts_seg_drop(seg, inst);
+}
+
 /* Read a started tool's output until `want` appears (or fail); the bytes read so far in out. */
 static void tool_read_until(int fd, char *out, size_t cap, const char *want)
 {
@@ -1013,6 +1184,10 @@ int main(void)
 		cmocka_unit_test_teardown(test_control_supervisor_killed_before_answer,
 					  rt_teardown),
 		cmocka_unit_test_teardown(test_control_commands, rt_teardown),
+		cmocka_unit_test_teardown(test_control_shutdown_command, rt_teardown),
+		cmocka_unit_test(test_control_shutdown_checks_supervisor),
+		cmocka_unit_test_teardown(test_control_call_answers, rt_teardown),
+		cmocka_unit_test_teardown(test_control_exit_log_survives_client_churn, rt_teardown),
 		cmocka_unit_test_teardown(test_control_monitor_command, rt_teardown),
 		cmocka_unit_test_teardown(test_control_client_inbox_budget, rt_teardown),
 		cmocka_unit_test_teardown(test_control_dead_clients_reclaimed_at_once, rt_teardown),

@@ -331,6 +331,97 @@ static void test_view_garbage_name_bounded(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/* Lines of out that contain needle. */
+static unsigned lines_with(const char *out, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *l = out; l && *l;) {
+		const char *e = strchr(l, '\n');
+		size_t len = e ? (size_t)(e - l) : strlen(l);
+
+		n += memmem(l, len, needle, strlen(needle)) != NULL;
+		l = e ? e + 1 : NULL;
+	}
+	return n;
+}
+
+/*
+ * More agents and names than inspect lists by default (64, 32): the view holds every name,
+ * --all lists every agent and registry entry, --agent PATTERN (substring or glob) filters both,
+ * in text and JSON.
+ */
+static void test_view_inspect_all_and_agent_filter(void **state)
+{
+	static char out[1 << 17];
+	struct shm_cfg cfg;
+	struct shm_seg *seg;
+	struct shm_view *v;
+	json_t *root;
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 8;
+	cfg.max_agents = 128;
+	cfg.reg_capacity = 256;
+	cfg.max_groups = 8;
+	cfg.group_members = 8;
+	cfg.max_monitors = 16;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_SUPERVISOR);
+	play_supervisor(seg);
+	for (unsigned i = 0; i < 100; i++) {
+		char name[16];
+		shoal_handle_t h;
+
+		snprintf(name, sizeof(name), "ag%03u", i);
+		h = add_agent(seg, "echo", name, 0);
+		assert_int_equal(shm_reg_register(seg, SHM_NS_DEFAULT, name, strlen(name), h, NULL),
+				 0);
+	}
+	v = take(seg);
+	assert_int_equal(v->nnames, 100);
+	assert_false(v->names_cut);
+	shm_view_free(v);
+	/* by default: at most 64 agent rows and 32 entries */
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out), (const char *[]){"inspect", NULL}), 0);
+	assert_true(lines_with(out, " ag0") <= 64 + 32);
+	/* --all: each of the 100 as an agent row and as a registry entry */
+	assert_int_equal(
+		rt_run_tool(inst, out, sizeof(out), (const char *[]){"inspect", "--all", NULL}), 0);
+	if (lines_with(out, " ag0") != 200 || lines_with(out, " ag099 ") != 2)
+		fail_msg("inspect --all listed %u rows: %.2000s", lines_with(out, " ag0"), out);
+	/* --agent: a substring, then a glob */
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out),
+				     (const char *[]){"inspect", "--agent", "ag05", NULL}),
+			 0);
+	if (lines_with(out, " ag0") != 20 || lines_with(out, " ag05") != 20)
+		fail_msg("inspect --agent ag05: %s", out);
+	assert_int_equal(rt_run_tool(inst, out, sizeof(out),
+				     (const char *[]){"inspect", "--agent", "ag0*9", NULL}),
+			 0);
+	if (lines_with(out, " ag0") != 20 || lines_with(out, " ag019 ") != 2)
+		fail_msg("inspect --agent 'ag0*9': %s", out);
+	/* JSON: every name by default, the filter applied to agents and names */
+	assert_int_equal(
+		rt_run_tool(inst, out, sizeof(out), (const char *[]){"inspect", "--json", NULL}),
+		0);
+	root = json_loads(out, 0, NULL);
+	assert_non_null(root);
+	assert_int_equal(json_array_size(json_object_get(root, "names")), 100);
+	assert_false(json_is_true(json_object_get(root, "names_cut")));
+	json_decref(root);
+	assert_int_equal(
+		rt_run_tool(inst, out, sizeof(out),
+			    (const char *[]){"inspect", "--json", "--agent", "ag05", NULL}),
+		0);
+	root = json_loads(out, 0, NULL);
+	assert_non_null(root);
+	assert_int_equal(json_array_size(json_object_get(root, "agents")), 10);
+	assert_int_equal(json_array_size(json_object_get(root, "names")), 10);
+	json_decref(root);
+	ts_seg_drop(seg, inst);
+}
+
 /* A second take into the same memory shows what changed since the first. */
 static void test_view_refresh_reuses_memory(void **state)
 {
@@ -669,6 +760,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_view_snapshot_shows_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_garbage_name_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_inspect_all_and_agent_filter, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_view_refresh_reuses_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_other_geometry_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_concurrent_claims, setup, teardown),

@@ -623,10 +623,10 @@ static void test_worker_client_commands(void **state)
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "nosuch", "x", NULL}),
 			 2);
 	assert_non_null(strstr(out, "no agent named 'nosuch'"));
-	/* a handle_call that fails: its error, at once (not a timeout), exit 3 */
+	/* a handle_call that fails: its error, at once (not a timeout), a failed check */
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"call", "cr", "fail", NULL}),
-			 3);
-	if (!strstr(out, "'cr': Input/output error"))
+			 1);
+	if (!strstr(out, "'cr' answered with an error: Input/output error"))
 		fail_msg("shoal call said: %s", out);
 	/* spawn and stop ask the supervisor: this instance has none serving */
 	assert_int_equal(run_tool(out, sizeof(out), (const char *[]){"spawn", "echo", "e4", NULL}),
@@ -713,6 +713,61 @@ static void test_worker_demo_tuners(void **state)
 	stop_worker(1, pid);
 }
 
+/*
+ * The demo survives the README's own commands: after `shoal stop coordinator --wait; shoal
+ * spawn coordinator coordinator` the tuners find the new coordinator (they cached the old
+ * one's handle): its first scores come from them, and it publishes them as best.*, which a
+ * `shoal var watch` started before the spawn sees change.
+ */
+static void test_worker_demo_follows_new_coordinator(void **state)
+{
+	static const char *cfg = "[instance]\nworkers = 1\nplacement = none\n"
+				 "[segment]\nmax_agents = 32\nregistry_capacity = 128\n"
+				 "max_procs = 8\n"
+				 "[agent coordinator]\ntype = coordinator\n"
+				 "[agent tuner]\ntype = tuner\ncount = 2\nname = tuner-%03u\n";
+	static const char *const watch[] = {"var", "watch",	"best.score", "--count",
+					    "1",   "--timeout", "10000",      NULL};
+	struct rt_run r;
+	char out[4096];
+	size_t got = 0;
+	pid_t w;
+	int fd;
+
+	(void)state;
+	rt_start(&r, "t-wrk-", "coord", cfg, NULL);
+	rt_wait_ready(&r);
+	/* best.score exists before the stop, whoever makes it first (a watch needs it) */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"var", "set", "best.score", "-1e9", NULL}),
+			 0);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out),
+				     (const char *[]){"stop", "coordinator", "--wait", NULL}),
+			 0);
+	/* nothing writes best.* now; watch it from here on, then start the new coordinator */
+	w = rt_tool_start(r.inst, watch, &fd);
+	out[0] = 0;
+	while (!strstr(out, "watching best.score")) {
+		ssize_t k;
+
+		if (!rt_fd_wait(fd, TIMEOUT_MS))
+			fail_msg("shoal var watch did not start: %s", out);
+		k = read(fd, out + got, sizeof(out) - 1 - got);
+		if (k <= 0)
+			fail_msg("shoal var watch ended: %s", out);
+		got += (size_t)k;
+		out[got] = 0;
+	}
+	assert_int_equal(rt_run_tool(r.inst, out + got + 1, sizeof(out) - got - 1,
+				     (const char *[]){"spawn", "coordinator", "coordinator",
+						      "--wait", NULL}),
+			 0);
+	/* the new coordinator's first best came from a tuner's score */
+	if (rt_tool_finish(w, fd, out, sizeof(out)) != 0)
+		fail_msg("the new coordinator published no best (no tuner found it): %s", out);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -726,6 +781,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_client_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_memcap_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_demo_tuners, setup, teardown),
+		cmocka_unit_test_teardown(test_worker_demo_follows_new_coordinator, rt_teardown),
 	};
 
 	if (shoal_agent_type_register(&blocker_type) || shoal_agent_type_register(&later_type) ||
@@ -733,5 +789,8 @@ int main(void)
 		fprintf(stderr, "cannot register the test type\n");
 		return 1;
 	}
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

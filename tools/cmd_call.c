@@ -14,10 +14,12 @@ static void usage(FILE *f)
 		"usage: shoal call NAME PAYLOAD [--timeout MS] [--instance NAME]\n"
 		"Calls the agent registered as NAME with PAYLOAD and prints its reply. Waits up\n"
 		"to --timeout ms (default 5000): an agent that is restarting answers once it\n"
-		"is back, so a restart shows only as latency. Exit 1 on timeout.\n");
+		"is back, so a restart shows only as latency. An empty reply prints as\n"
+		"'(empty reply)', one that is not text as hex. Exit 1 on timeout and when the\n"
+		"agent answers with an error (its handle_call failed), 2 for an unknown agent.\n");
 }
 
-/* Print the reply: as text when it is printable, else as hex. */
+/* Print the reply: as text when it is printable, else as hex; an empty one says so. */
 static void print_reply(const unsigned char *r, int n)
 {
 	bool text = true;
@@ -25,7 +27,10 @@ static void print_reply(const unsigned char *r, int n)
 	for (int i = 0; i < n; i++)
 		if ((r[i] < 0x20 && r[i] != '\n' && r[i] != '\t') || r[i] >= 0x7f)
 			text = false;
-	if (text) {
+	if (n == 0) {
+		/* a bare newline would look like a reply of one */
+		fputs("(empty reply)", stdout);
+	} else if (text) {
 		fwrite(r, 1, (size_t)n, stdout);
 	} else {
 		for (int i = 0; i < n; i++)
@@ -104,9 +109,20 @@ int cmd_call(int argc, char **argv)
 	} else if ((rc == -ENOENT || rc == -ESTALE) && !still_named(&cl, argv[optind], h)) {
 		fprintf(stderr, "shoal call: agent '%s' is gone\n", argv[optind]);
 		ex = EXIT_USAGE;
-	} else {
+	} else if (rc == -EAGAIN && a.timeout_ms == 0) {
+		fprintf(stderr, "shoal call: '%s': its mailbox is full (--timeout 0: no wait)\n",
+			argv[optind]);
+		ex = EXIT_CHECK;
+	} else if (rc == -EROFS || rc == -EINVAL) {
+		/* ipc_call()'s own refusals of our attachment: no agent was asked */
 		fprintf(stderr, "shoal call: '%s': %s\n", argv[optind], strerror(-rc));
 		ex = EXIT_SYSTEM;
+	} else {
+		/* every other error is the one the agent's handle_call answered with: the call
+		 * worked, its answer is a refusal, a failed check like a poison drop */
+		fprintf(stderr, "shoal call: '%s' answered with an error: %s (errno %d)\n",
+			argv[optind], strerror(-rc), -rc);
+		ex = EXIT_CHECK;
 	}
 	free(reply);
 out:

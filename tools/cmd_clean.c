@@ -190,8 +190,9 @@ int cmd_clean(int argc, char **argv)
 	}
 	if (l == SHM_LIVE_OK || l == SHM_LIVE_UNRESPONSIVE) {
 		fprintf(stderr,
-			"shoal clean: instance '%s' is live (supervisor pid %u); stop it instead\n",
-			instance, atomic_load(&shm_hdr(seg)->sup_pid));
+			"shoal clean: instance '%s' is live (supervisor pid %u); stop it first "
+			"with 'shoal shutdown --instance %s --wait'\n",
+			instance, atomic_load(&shm_hdr(seg)->sup_pid), instance);
 		shm_seg_detach(seg);
 		return EXIT_USAGE;
 	}

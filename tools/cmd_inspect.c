@@ -1,5 +1,6 @@
 /* shoal inspect: read an instance's segment (read-only) and print what it holds. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <sched.h>
 #include <stdio.h>
@@ -16,20 +17,30 @@
 #include "supervisor/sup.h"
 #include "tools/tools.h"
 
+#define AGENTS_SHOWN   64 /* agent rows listed without --all */
+#define NAMES_SHOWN    32 /* registry entries listed without --all */
+#define MONITORS_SHOWN 32 /* monitor entries listed */
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: shoal inspect [--instance NAME] [--all] [--wait MS] [--json]\n"
+		"usage: shoal inspect [--instance NAME] [--all] [--agent PATTERN] [--wait MS] "
+		"[--json]\n"
 		"       shoal inspect --scratch [--json]\n"
 		"Attaches read-only and prints the header, the liveness of the supervisor, the\n"
-		"region table, the process table and the agents. Never writes to the segment.\n"
-		"  --all      also list free and exited process slots\n"
+		"region table, the process table, the agents (in slot order) and the registry\n"
+		"(sorted by namespace and name). Never writes to the segment.\n"
+		"  --all      also list free and exited process slots, and every agent and\n"
+		"             registry entry (without it: the first %u agents and %u entries)\n"
+		"  --agent PATTERN  only the agents and registry entries whose name contains\n"
+		"             PATTERN, or matches it as a glob if it has * ? or [ (text and JSON)\n"
 		"  --wait MS  wait up to MS for a starting instance to become ready (default 0)\n"
 		"  --json     one JSON object instead (schema shoal.inspect/1, "
 		"docs/inspect-json.md):\n"
 		"             every process slot, agent, name, group and pool, not the first few\n"
 		"  --scratch  create a scratch instance, inspect it, and remove it (a "
-		"self-check)\n");
+		"self-check)\n",
+		AGENTS_SHOWN, NAMES_SHOWN);
 }
 
 static void print_time(const char *label, uint64_t wall_ns)
@@ -48,13 +59,13 @@ static const char *region_names[SHM_R_COUNT] = {
 	"telemetry", "monitors", "pools",    "variables", "rounds",
 };
 
-#define AGENTS_SHOWN   64 /* agent rows listed */
-#define MONITORS_SHOWN 32 /* monitor entries listed */
-
 /* What inspect prints: the snapshot, and the mailbox counters of the agents it lists. */
 struct inspect {
 	bool all;
 	bool json;
+	const char *pattern;  /* --agent PATTERN, or NULL */
+	uint32_t agents_seen; /* agent slots in use before the filter */
+	uint32_t names_seen;  /* registry entries listed before the filter */
 	struct shm_view *v;
 	uint32_t nmbox;		/* agent rows whose mailbox was read (a fault may stop it short) */
 	struct tool_mbox *mbox; /* max_agents of them (--json lists every agent) */
@@ -315,11 +326,14 @@ static void show_agents(const struct inspect *in)
 {
 	const struct shm_view *v = in->v;
 
-	printf("\nagents         %u of %u slots in use\n", v->nagents, v->cfg.max_agents);
+	printf("\nagents         %u of %u slots in use", in->agents_seen, v->cfg.max_agents);
+	if (in->pattern)
+		printf(", %u named like '%s'", v->nagents, in->pattern);
+	printf("\n");
 	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s %8s\n", "slot", "gen", "state",
 	       "type", "name", "worker", "queued", "handled", "redelivered", "restarts",
 	       "poisoned");
-	for (uint32_t i = 0; i < v->nagents && i < AGENTS_SHOWN; i++) {
+	for (uint32_t i = 0; i < v->nagents && (in->all || i < AGENTS_SHOWN); i++) {
 		const struct shm_view_agent *a = &v->agents[i];
 		char queued[16] = "?", poisoned[24] = "?";
 
@@ -334,12 +348,13 @@ static void show_agents(const struct inspect *in)
 		       a->name, a->worker, queued, (unsigned long long)a->handled,
 		       (unsigned long long)a->redelivered, a->restarts, poisoned);
 	}
-	if (v->nagents > AGENTS_SHOWN)
-		printf("  ... %u more\n", v->nagents - AGENTS_SHOWN);
+	if (!in->all && v->nagents > AGENTS_SHOWN)
+		printf("  ... %u more ('--all' lists every one)\n", v->nagents - AGENTS_SHOWN);
 }
 
-static void show_registry(const struct shm_view *v, bool groups)
+static void show_registry(const struct inspect *in, bool groups)
 {
+	const struct shm_view *v = in->v;
 	const struct shm_reg_stats *st = &v->reg;
 
 	if (v->reg_ret) {
@@ -363,8 +378,11 @@ static void show_registry(const struct shm_view *v, bool groups)
 		       "report it\n",
 		       (unsigned long long)st->lost);
 	if (st->live) {
+		if (in->pattern)
+			printf("  %u of the %u listed named like '%s'\n", v->nnames, in->names_seen,
+			       in->pattern);
 		printf("  %5s  %-40s %s\n", "ns", "name", "handle");
-		for (uint32_t i = 0; i < v->nnames; i++) {
+		for (uint32_t i = 0; i < v->nnames && (in->all || i < NAMES_SHOWN); i++) {
 			const struct shm_view_name *n = &v->names[i];
 			char full[SHM_NS_NAME_MAX + 1 + SHOAL_NAME_MAX + 1];
 
@@ -379,8 +397,11 @@ static void show_registry(const struct shm_view *v, bool groups)
 				       SHOAL_NAME_MAX, full, shoal_handle_slot(n->handle),
 				       shoal_handle_gen(n->handle), n->meta_len);
 		}
+		if (!in->all && v->nnames > NAMES_SHOWN)
+			printf("  ... %u more ('--all' lists every one)\n",
+			       v->nnames - NAMES_SHOWN);
 		if (v->names_cut)
-			printf("  ... the first %u shown of %u live entries\n", v->nnames,
+			printf("  ... the first %u read of %u live entries\n", in->names_seen,
 			       st->live);
 		if (v->ns_named)
 			printf("  %u named namespaces (their names are shown before the "
@@ -393,6 +414,51 @@ static void show_registry(const struct shm_view *v, bool groups)
 	       v->cfg.group_members);
 	for (uint32_t i = 0; i < v->ngroups && i < SHM_VIEW_GROUPS; i++)
 		printf("  %-40s %u members\n", v->groups[i].name, v->groups[i].members);
+}
+
+/* Whether name is one --agent PATTERN selects: a glob if it has one of * ? [, else a substring. */
+static bool is_selected(const char *pattern, const char *name)
+{
+	if (!pattern)
+		return true;
+	if (strpbrk(pattern, "*?["))
+		return fnmatch(pattern, name, 0) == 0;
+	return strstr(name, pattern) != NULL;
+}
+
+/* Registry entries by namespace, then name: hash order means nothing to a reader. */
+static int name_cmp(const void *a, const void *b)
+{
+	const struct shm_view_name *x = a, *y = b;
+	int c = strcmp(x->ns_name, y->ns_name);
+
+	if (x->ns != y->ns && !c)
+		return x->ns < y->ns ? -1 : 1;
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/*
+ * Keep only the agents and registry entries --agent selects (in the view itself, so the text
+ * and the JSON output agree), and sort the entries. Before the mailboxes are read: they
+ * follow the agents kept.
+ */
+static void filter_and_sort(struct inspect *in)
+{
+	struct shm_view *v = in->v;
+	uint32_t k = 0;
+
+	in->agents_seen = v->nagents;
+	in->names_seen = v->nnames;
+	for (uint32_t i = 0; i < v->nagents; i++)
+		if (is_selected(in->pattern, v->agents[i].name))
+			v->agents[k++] = v->agents[i];
+	v->nagents = k;
+	k = 0;
+	for (uint32_t i = 0; i < v->nnames; i++)
+		if (is_selected(in->pattern, v->names[i].name))
+			v->names[k++] = v->names[i];
+	v->nnames = k;
+	qsort(v->names, v->nnames, sizeof(*v->names), name_cmp);
 }
 
 /*
@@ -418,7 +484,9 @@ static int take_all(const struct shm_seg *seg, void *arg)
 	ret = shm_view_take(seg, 3000000000ull, in->v);
 	if (ret)
 		return ret;
-	for (in->nmbox = 0; in->nmbox < in->v->nagents && (in->json || in->nmbox < AGENTS_SHOWN);
+	filter_and_sort(in);
+	for (in->nmbox = 0;
+	     in->nmbox < in->v->nagents && (in->json || in->all || in->nmbox < AGENTS_SHOWN);
 	     in->nmbox++) {
 		struct ipc_mbox_stats ms;
 		uint32_t slot = in->v->agents[in->nmbox].slot;
@@ -487,17 +555,17 @@ static void show_all(const struct inspect *in, const char *path)
 	if (parts & SHM_VIEW_PART_MONITORS)
 		show_monitors(v);
 	if (parts & SHM_VIEW_PART_REGISTRY)
-		show_registry(v, parts & SHM_VIEW_PART_GROUPS);
+		show_registry(in, parts & SHM_VIEW_PART_GROUPS);
 	if (parts & SHM_VIEW_PART_POOLS)
 		tool_show_pools(v);
 	if (parts & SHM_VIEW_PART_VARS)
 		show_vars(v);
 }
 
-static int inspect_one(const char *instance, bool all, bool json, int wait_ms)
+static int inspect_one(const char *instance, bool all, bool json, const char *pattern, int wait_ms)
 {
 	unsigned flags = SHM_ATTACH_RO | (wait_ms ? 0 : SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY);
-	struct inspect in = {.all = all, .json = json};
+	struct inspect in = {.all = all, .json = json, .pattern = pattern};
 	struct shm_seg *seg;
 	uint64_t bad = 0;
 	char err[512];
@@ -543,7 +611,7 @@ static int inspect_one(const char *instance, bool all, bool json, int wait_ms)
 }
 
 /* Create a scratch instance, claim a slot in it, inspect it read-only, remove it. */
-static int scratch(bool all, bool json)
+static int scratch(bool all, bool json, const char *pattern)
 {
 	struct shm_cfg cfg;
 	struct shm_seg *seg;
@@ -577,7 +645,7 @@ static int scratch(bool all, bool json)
 		rc = EXIT_SYSTEM;
 		goto out;
 	}
-	rc = inspect_one(name, all, json, 0);
+	rc = inspect_one(name, all, json, pattern, 0);
 out:
 	shm_seg_remove(seg);
 	shm_seg_detach(seg);
@@ -587,22 +655,27 @@ out:
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"instance", required_argument, NULL, 'i'},
-		{"all", no_argument, NULL, 'a'},
-		{"wait", required_argument, NULL, 'w'},
-		{"scratch", no_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"instance", required_argument, NULL, 'i'}, {"all", no_argument, NULL, 'a'},
+		{"agent", required_argument, NULL, 'A'},    {"wait", required_argument, NULL, 'w'},
+		{"scratch", no_argument, NULL, 's'},	    {"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
 	};
-	const char *instance = tool_default_instance();
+	const char *instance = tool_default_instance(), *pattern = NULL;
 	bool all = false, do_scratch = false, json = false;
 	int c, wait_ms = 0;
 	char *end;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:aw:sjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:aA:w:sjh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'A':
+			if (!*optarg) {
+				fprintf(stderr, "shoal inspect: --agent takes a name or a pattern, "
+						"not ''\n");
+				return EXIT_USAGE;
+			}
+			pattern = optarg;
+			break;
 		case 'i':
 			instance = optarg;
 			break;
@@ -636,5 +709,6 @@ int cmd_inspect(int argc, char **argv)
 		fprintf(stderr, "shoal inspect: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	return do_scratch ? scratch(all, json) : inspect_one(instance, all, json, wait_ms);
+	return do_scratch ? scratch(all, json, pattern)
+			  : inspect_one(instance, all, json, pattern, wait_ms);
 }

@@ -192,8 +192,15 @@ int cmd_pool(int argc, char **argv)
 	npos = argc - optind - 1;
 	if (!strcmp(sub, "list") && npos == 0)
 		return pool_list(a.instance);
+	if (strcmp(sub, "list") && strcmp(sub, "create") && strcmp(sub, "checkout")) {
+		fprintf(stderr, "shoal pool: unknown subcommand '%s' (list, create, checkout)\n",
+			sub);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
 	if (!((!strcmp(sub, "create") && (npos == 3 || npos == 4)) ||
 	      (!strcmp(sub, "checkout") && npos == 1))) {
+		fprintf(stderr, "shoal pool %s: wrong number of arguments\n", sub);
 		usage(stderr);
 		return EXIT_USAGE;
 	}

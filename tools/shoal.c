@@ -17,6 +17,8 @@ const struct tool_cmd tool_cmds[] = {
 	{"spawn", "ask the supervisor to start an agent: spawn TYPE NAME [--worker N | --node N]",
 	 cmd_spawn},
 	{"stop", "ask the supervisor to stop an agent: stop NAME", cmd_stop},
+	{"shutdown", "stop the whole instance in order: shutdown [--wait] [--timeout MS]",
+	 cmd_shutdown},
 	{"send", "cast to an agent: send NAME PAYLOAD [--count N]", cmd_send},
 	{"broadcast", "send to a group: broadcast GROUP TYPE PAYLOAD [--ack] (wait for acks)",
 	 cmd_broadcast},
@@ -62,9 +64,17 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--version"))
 		return cmd_version(1, argv + 1);
-	for (const struct tool_cmd *c = tool_cmds; c->name; c++)
-		if (!strcmp(argv[1], c->name))
-			return c->run(argc - 1, argv + 1);
+	for (const struct tool_cmd *c = tool_cmds; c->name; c++) {
+		char prog[32];
+
+		if (strcmp(argv[1], c->name))
+			continue;
+		/* getopt names argv[0] in its messages: "shoal run: unrecognized option ...",
+		 * the prefix every subcommand's own sentences use */
+		snprintf(prog, sizeof(prog), "shoal %s", c->name);
+		argv[1] = prog;
+		return c->run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "shoal: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;

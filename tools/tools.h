@@ -32,6 +32,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_spawn(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_shutdown(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_allocate(int argc, char **argv);
 int cmd_broadcast(int argc, char **argv);

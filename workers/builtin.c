@@ -403,6 +403,28 @@ static int tuner_vote(struct shoal_ctx *ctx, void *state, const struct shoal_pro
 	return 0;
 }
 
+/*
+ * Cast our best to the coordinator, following its name rather than a handle: the cached
+ * handle of a coordinator that was stopped (-ENOENT) or whose slot another agent took since
+ * (-ESTALE) is dropped and the name looked up again, so a coordinator replaced at run time
+ * (`shoal stop coordinator; shoal spawn coordinator coordinator`) hears from us from our next
+ * tick. A restarted coordinator keeps its handle: nothing to follow then.
+ */
+static void tuner_report(struct shoal_ctx *ctx, struct tuner_state *s)
+{
+	int r = -ENOENT;
+
+	if (s->coord != SHOAL_HANDLE_NONE)
+		r = shoal_cast(ctx, s->coord, DEMO_T_SCORE, &s->best, sizeof(s->best));
+	if (r != -ENOENT && r != -ESTALE)
+		return;
+	if (shoal_lookup(ctx, "coordinator", &s->coord)) {
+		s->coord = SHOAL_HANDLE_NONE; /* none running now: the next tick looks again */
+		return;
+	}
+	shoal_cast(ctx, s->coord, DEMO_T_SCORE, &s->best, sizeof(s->best));
+}
+
 static int tuner_tick(struct shoal_ctx *ctx, void *state)
 {
 	struct tuner_state *s = state;
@@ -413,10 +435,7 @@ static int tuner_tick(struct shoal_ctx *ctx, void *state)
 		p.x[i] = s->best.x[i] + rng_unit(&s->rng) * 0.2;
 	p.score = demo_score(p.x);
 	tuner_take(ctx, s, &p);
-	if (s->coord == SHOAL_HANDLE_NONE)
-		shoal_lookup(ctx, "coordinator", &s->coord);
-	if (s->coord != SHOAL_HANDLE_NONE)
-		shoal_cast(ctx, s->coord, DEMO_T_SCORE, &s->best, sizeof(s->best));
+	tuner_report(ctx, s);
 	/* one evaluation at a time: a checkout still queued is left to come */
 	if (!s->pool_ref && !s->held &&
 	    shoal_pool_checkout(ctx, DEMO_POOL, 1000, &s->held, &s->pool_ref) != 1)
