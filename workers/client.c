@@ -387,6 +387,9 @@ int shoal_client_propose(struct shoal_client *c, const char *var, uint32_t type,
 		res->outcome = SHOAL_PROPOSAL_CONFLICT;
 		res->rc = -EBUSY;
 	}
+	/* the commit is an update: its subscribers hear of it as of any other */
+	if (res->outcome == SHOAL_PROPOSAL_COMMITTED)
+		wrk_var_notify(c->seg, &p.var, 1, c->inbox);
 	rc = res->rc;
 out_free:
 	free(buf);

@@ -28,6 +28,8 @@ static uint32_t no_record_refs; /* refs of rounds without a record (no members) 
 
 static_assert(IPC_T_ROUND == SHOAL_T_ROUND, "the public round notice type is the engine's");
 
+static_assert(IPC_T_CONSENSUS == SHOAL_T_CONSENSUS,
+	      "the public consensus note type is the engine's");
 static_assert(IPC_T_PROPOSAL == SHOAL_T_PROPOSAL,
 	      "the public proposal notice type is the engine's");
 
@@ -180,6 +182,9 @@ static int prop_post(struct shm_seg *seg, struct wround *wr)
 			return 0;
 		wp->res.ref = wr->ref;
 		wp->decided = true;
+		/* the commit is an update: its subscribers hear of it as of any other */
+		if (wp->res.outcome == SHOAL_PROPOSAL_COMMITTED)
+			wrk_var_notify(seg, &wp->p.var, 1, wp->p.proposer);
 		/* the record is free: the round reads as complete from now on */
 		wr->r.slot = UINT32_MAX;
 	}

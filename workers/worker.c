@@ -385,6 +385,11 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 				/* the outcome of a proposal it made */
 				sm.flags |= SHOAL_MSG_SYSTEM;
 				rc = t->handle(&ctx, wa->state, &sm);
+			} else if (m.type == IPC_T_CONSENSUS &&
+				   m.len >= sizeof(struct shoal_consensus_note)) {
+				/* a proposal's outcome on a variable it subscribed to */
+				sm.flags |= SHOAL_MSG_SYSTEM;
+				rc = t->handle(&ctx, wa->state, &sm);
 			} else if (m.type == IPC_T_VOTE && (m.flags & IPC_F_ROUND)) {
 				/* a proposal to vote on: its vote callback, or yes without one */
 				vote = wrk_vote(&ctx, wa, &m);
