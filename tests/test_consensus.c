@@ -615,7 +615,8 @@ static struct shoal_proposal_result agent_propose(struct run *x, int64_t value, 
 
 /*
  * An agent's proposal (shoal_propose()): its outcome comes back as a SHOAL_T_PROPOSAL
- * message with its ref; a rejection; and -EBUSY at once while a client's proposal is open.
+ * message with its ref; a rejection; and while a client's proposal is open, a conflict
+ * (outcome CONFLICT, rc -EBUSY) as the result message, with the open proposal's version.
  */
 static void test_consensus_agent(void **state)
 {
@@ -650,6 +651,11 @@ static void test_consensus_agent(void **state)
 	wait_claimed(x.cl.seg, x.lr);
 	r = agent_propose(&x, 30, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS);
 	assert_int_equal(r.rc, -EBUSY);
+	/* as a result message, with the version the open proposal started from */
+	assert_int_equal(r.outcome, SHOAL_PROPOSAL_CONFLICT);
+	assert_true(r.ref != 0);
+	assert_int_equal(r.version, 1);
+	assert_int_equal(r.members, 0);
 	inbox_votes(&x);
 	assert_true(it_ok(it_wait_child(pid, TIMEOUT_MS)));
 	assert_int_equal(lr_value(&x, &ver), 10);

@@ -114,7 +114,7 @@ int shoal_propose(struct shoal_ctx *ctx, const char *var, uint32_t type, const v
 	rc = ipc_propose_start(ctx->seg, ctx->agent->handle, var, type, wp->value, len, group, rule,
 			       quorum, shm_now_ns() + (uint64_t)timeout_ms * 1000000u, 0, 0,
 			       (uint8_t *)wp->value + ((len + 7u) & ~7u), &version, &wp->p);
-	if (rc) {
+	if (rc && rc != -EBUSY) {
 		free(wp);
 		return rc;
 	}
@@ -123,6 +123,20 @@ int shoal_propose(struct shoal_ctx *ctx, const char *var, uint32_t type, const v
 	wr->r = wp->p.r;
 	wr->agent = ctx->agent->handle;
 	wr->ref = ref_of(&wp->p.r);
+	if (rc == -EBUSY) {
+		/*
+		 * Another proposal is open: decided already, a conflict with the version it
+		 * started from. Posted by the next poll like any outcome (retried while this
+		 * agent's mailbox is full), so the caller learns the version from the result.
+		 */
+		wp->p.r.slot = UINT32_MAX;
+		wr->r.slot = UINT32_MAX;
+		wp->res = (struct shoal_proposal_result){.ref = wr->ref,
+							 .outcome = SHOAL_PROPOSAL_CONFLICT,
+							 .rc = -EBUSY,
+							 .version = version};
+		wp->decided = true;
+	}
 	if (ref_out)
 		*ref_out = wr->ref;
 	return 0;

@@ -236,8 +236,10 @@ int shoal_alloc_demand(struct shoal_ctx *ctx, const struct shoal_msg *m, uint64_
  * timeout_ms (> 0) passed, the value is committed if the rule holds, by compare-and-set on
  * the variable's version at this call. The outcome comes later to handle() as a message with
  * SHOAL_MSG_SYSTEM, type SHOAL_T_PROPOSAL, ref *ref_out and a struct shoal_proposal_result.
- * Returns 0; -EBUSY at once if another proposal on the variable is open (read the variable
- * for its version); -ENOENT (no such variable or group), -EPROTOTYPE (not the variable's
+ * If another proposal on the variable is open, nothing is sent to the group and that message
+ * comes at once (at the worker's next turn): outcome SHOAL_PROPOSAL_CONFLICT, rc -EBUSY,
+ * no tally, and version the one the open proposal started from (the version the winner
+ * commits over). Returns 0; -ENOENT (no such variable or group), -EPROTOTYPE (not the variable's
  * type), -EMSGSIZE, -EINVAL, -ENOSPC (every round record in use), -ENOMEM. If this agent's
  * worker dies, its open proposals end with it: the variable keeps its old value or has the
  * new one, and its claim is freed by the repair.
