@@ -291,6 +291,22 @@ int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name,
 		      int32_t where, uint64_t *ref_out);
 int shoal_stop_async(struct shoal_ctx *ctx, const char *name, shoal_handle_t h, uint64_t *ref_out);
 /*
+ * Run a task: ask the supervisor to start an unnamed agent of `type` on the least loaded
+ * running worker and hand it arg (len bytes) as a call from this agent (type SHOAL_T_TASK).
+ * Never waits: 0 and the call's reference in *ref_out; the task agent's reply comes later
+ * to handle() as a message with SHOAL_MSG_REPLY and that reference. An error comes the same
+ * way, flagged SHOAL_MSG_ERROR with the errno as its type: the supervisor's refusal (ENOENT
+ * no such type, ENOSPC no free agent slot or 256 tasks already running, ESHUTDOWN), the
+ * task agent's own, ETIMEDOUT when timeout_ms (> 0) passed first (the task agent is
+ * stopped), or ECONNRESET when the task agent's worker died (it is stopped, not run again).
+ * The first answer is the task's; a late one after an error may follow (drop replies whose
+ * reference is no longer awaited). Returns -EINVAL (bad type or timeout), -EMSGSIZE (arg
+ * longer than the instance's max message less 120 bytes), -ENOTCONN (no supervisor serving
+ * requests), -EAGAIN (its inbox is full), -ENOMEM.
+ */
+int shoal_task_run(struct shoal_ctx *ctx, const char *type, const void *arg, uint32_t len,
+		   int timeout_ms, uint64_t *ref_out);
+/*
  * Coordination variables (shoal.h says what they promise). None of these waits: reads are
  * lock-free, and an update finds its variables' locks free, or held by a dead writer (whose
  * update it finishes or undoes on the spot), or returns -EAGAIN after at most 20 us of a

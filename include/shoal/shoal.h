@@ -130,6 +130,14 @@ struct shoal_ctl_result {
 };
 
 /*
+ * Tasks (shoal_client_task_run(), shoal_task_run()): a short-lived agent of a type, started
+ * on the least loaded running worker, receives the task's argument as a call of this type
+ * from the caller; its reply (to that call) is the task's result. It should then stop
+ * itself (shoal_stop_self()): the supervisor stops one still there at the task's deadline.
+ */
+#define SHOAL_T_TASK 0x4b534154u /* "TASK" */
+
+/*
  * Agent pools: a queued checkout's answer is a message with SHOAL_MSG_REPLY, the checkout's
  * reference and type SHOAL_T_POOL, carrying this payload; or SHOAL_MSG_REPLY |
  * SHOAL_MSG_ERROR with type ETIMEDOUT when its timeout passed first.
