@@ -202,6 +202,30 @@ static void test_task_agent(void **state)
 	run_down(&x);
 }
 
+/* shoal task: the result printed (exit 0); an unknown type (2); a timeout (1). */
+static void test_task_tool(void **state)
+{
+	const char *ok[] = {"task", "tasker", "sq 4", NULL};
+	const char *nosuch[] = {"task", "nosuch", "x", NULL};
+	const char *hang[] = {"task", "tasker", "hang", "--timeout", "200", NULL};
+	const char *fail[] = {"task", "tasker", "fail", NULL};
+	char out[2048];
+	struct run x;
+
+	(void)state;
+	run_up(&x, "ttool");
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), ok), 0);
+	assert_string_equal(out, "16\n");
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), nosuch), 2);
+	assert_non_null(strstr(out, "no agent type 'nosuch'"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), hang), 1);
+	assert_non_null(strstr(out, "no result within 200 ms"));
+	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), fail), 1);
+	assert_non_null(strstr(out, "tasker failed"));
+	WAIT_FOR(x.cl.seg, taskers(x.cl.seg, NULL) == 0);
+	run_down(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +233,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_task_timeout, rt_teardown),
 		cmocka_unit_test_teardown(test_task_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_task_agent, rt_teardown),
+		cmocka_unit_test_teardown(test_task_tool, rt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
