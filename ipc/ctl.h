@@ -31,13 +31,28 @@
  *   -ESHUTDOWN  the instance is stopping
  *   -EPROTO     a malformed request
  * A request whose requester died before it was served is dropped unserved (no reply).
+ *
+ * A task (IPC_CTL_TASK) is answered differently: the request's argument follows the struct
+ * (the message is longer), and the supervisor spawns an unnamed agent of `type` placed as a
+ * spawn, hands it the argument as a call from the requester with the request's own ref
+ * (type IPC_CTL_TASK_MSG), and answers nothing itself: the agent's reply is the answer. A
+ * refusal (the verdicts above, -ENOSPC also for a full task table) is an error reply
+ * (IPC_F_ERROR, the errno in the type), as is a task the supervisor ends: -ETIMEDOUT when
+ * its agent is still there at the deadline (`handle`: shm_now_ns() + the timeout; the agent
+ * is stopped), -ECONNRESET when its worker died (stopped too, not rerun). A late answer
+ * after one of those is a duplicate reply, which ipc_call() drops.
  */
 #define IPC_CTL_MSG 0x4c544353u /* "SCTL": the message type of requests and replies */
 
 enum ipc_ctl_op {
 	IPC_CTL_SPAWN = 1,
 	IPC_CTL_STOP = 2,
+	IPC_CTL_TASK = 3,
 };
+/* The message type of a task's argument, as its agent receives it (a call). */
+#define IPC_CTL_TASK_MSG 0x4b534154u /* "TASK" */
+/* Tasks the supervisor tracks at once: more are refused with -ENOSPC. */
+#define IPC_CTL_TASKS_MAX 256u
 
 /* Placement hints for a spawn (ipc_ctl_req.hint). */
 enum ipc_ctl_hint {
@@ -52,7 +67,7 @@ struct ipc_ctl_req {
 	uint32_t hint;		 /* spawn: enum ipc_ctl_hint */
 	int32_t where;		 /* spawn: worker index or node for the hint */
 	uint32_t flags;		 /* zero */
-	uint64_t handle;	 /* stop: the agent's handle; 0: by name */
+	uint64_t handle;	 /* stop: the agent's handle, 0: by name; task: its deadline */
 	char type[SHM_TYPE_MAX]; /* spawn: agent type, NUL-terminated */
 	char name[64];		 /* spawn: name to register ("" none); stop: name (handle 0) */
 };
@@ -79,7 +94,20 @@ static_assert(sizeof(struct ipc_ctl_reply) == 24, "ipc_ctl_reply ABI");
  */
 int ipc_ctl_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox,
 		 const struct ipc_ctl_req *req, struct ipc_ctl_reply *rep, int timeout_ms);
-/* "spawn", "stop", or "?". */
+/*
+ * Run a task: ask the supervisor to spawn an agent of `type` on the least loaded running
+ * worker, hand it arg (len bytes) as a call, and wait up to timeout_ms (> 0) for the
+ * agent's reply, copied into reply (cap bytes). Returns the reply's length (may exceed cap),
+ * the agent's error, a verdict (as ipc_ctl_call()'s, as an error), -ETIMEDOUT, -ECONNRESET
+ * (its worker died), or -EMSGSIZE (arg longer than max_msg less the request). Any process
+ * with a process slot, an inbox and its waiter w.
+ */
+int ipc_ctl_task(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, const char *type,
+		 const void *arg, uint32_t len, int timeout_ms, void *reply, uint32_t cap);
+/* A task request (header then arg) into buf (cap bytes): its length, or -EMSGSIZE/-EINVAL. */
+int ipc_ctl_task_req(const struct shm_seg *seg, const char *type, const void *arg, uint32_t len,
+		     int timeout_ms, void *buf, uint32_t cap);
+/* "spawn", "stop", "task", or "?". */
 const char *ipc_ctl_op_name(uint32_t op);
 
 #endif

@@ -40,6 +40,8 @@ struct io_uring_cqe;
 #define IPC_T_VOTE 0x45544f56u /* "VOTE" */
 /* payload: struct shoal_proposal_result (an agent's proposal ended) */
 #define IPC_T_PROPOSAL 0x50525053u
+/* payload: struct shoal_consensus_note and the value (a proposal's outcome, to subscribers) */
+#define IPC_T_CONSENSUS 0x534e4f43u
 
 /* A message as the consumer sees it; data points into the mailbox until consumed. */
 struct ipc_msg {

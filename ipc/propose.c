@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ipc/ipc_int.h"
@@ -118,6 +119,63 @@ static bool is_rule_met(const struct ipc_proposal *p, uint32_t members, uint32_t
 	}
 }
 
+/* Outcome notes per batched send. */
+#define PROPOSE_NOTE_CHUNK 32u
+
+/*
+ * Send decided proposal p's outcome (res) to every subscription covering its variable: one
+ * note each, never coalesced, never waiting (a full mailbox refuses its note; nothing is owed:
+ * the variable itself says what became of it). The decider, before it frees the claim.
+ */
+static void tell_subscribers(struct shm_seg *seg, const struct ipc_proposal *p,
+			     const struct shoal_proposal_result *res)
+{
+	struct shm_var_note subs[PROPOSE_NOTE_CHUNK];
+	struct ipc_out_ref out[PROPOSE_NOTE_CHUNK];
+	struct shoal_consensus_note n = {.var = p->var,
+					 .version = res->version,
+					 .proposer = p->proposer,
+					 .outcome = res->outcome,
+					 .type = p->type,
+					 .members = res->members,
+					 .yes = res->yes,
+					 .no = res->no,
+					 .dead = res->dead,
+					 .absent = res->absent,
+					 .len = p->len};
+	int errs[PROPOSE_NOTE_CHUNK];
+	uint32_t cursor = 0, stride;
+	uint8_t *buf = NULL;
+	int k;
+
+	/* the value rides along if it fits in a message; else the subscriber reads it */
+	if (sizeof(n) + p->len <= shm_hdr(seg)->cfg.max_msg)
+		n.value_len = p->len;
+	stride = ((uint32_t)sizeof(n) + n.value_len + 7u) & ~7u;
+	while ((k = shm_var_sub_list(seg, p->var, &cursor, subs, PROPOSE_NOTE_CHUNK)) > 0) {
+		if (!buf && !(buf = malloc((size_t)PROPOSE_NOTE_CHUNK * stride)))
+			return; /* no memory: the outcome is the proposer's alone */
+		for (int i = 0; i < k; i++) {
+			uint8_t *b = buf + (size_t)i * stride;
+
+			n.sub = subs[i].sub;
+			memcpy(b, &n, sizeof(n));
+			if (n.value_len)
+				memcpy(b + sizeof(n), p->value, n.value_len);
+			out[i] = (struct ipc_out_ref){.to = subs[i].who,
+						      .ref = subs[i].sub,
+						      .type = IPC_T_CONSENSUS,
+						      .flags = IPC_F_SYSTEM,
+						      .len = (uint32_t)sizeof(n) + n.value_len,
+						      .data = b};
+		}
+		ipc_send_each(seg, p->proposer, out, (uint32_t)k, errs);
+		if ((uint32_t)k < PROPOSE_NOTE_CHUNK)
+			break;
+	}
+	free(buf);
+}
+
 /* See ipc.h. The owner. */
 int ipc_propose_finish(struct shm_seg *seg, struct ipc_proposal *p, uint64_t wait_ns,
 		       struct shoal_proposal_result *res)
@@ -176,12 +234,8 @@ int ipc_propose_finish(struct shm_seg *seg, struct ipc_proposal *p, uint64_t wai
 		res->rc = -ETIMEDOUT;
 	}
 	res->elapsed_ns = now - p->r.start_ns;
-	/*
-	 * Hook for consensus event subscribers (variable subscriptions are not merged yet):
-	 * here, once decided and before the claim goes, notify the subscribers of p->var with
-	 * "reached" (COMMITTED) or "rejected" and the value; a committed value also reaches the
-	 * variable's own subscribers through its update.
-	 */
+	/* before the claim goes: a later proposal's outcome is never heard before this one's */
+	tell_subscribers(seg, p, res);
 	ipc_propose_abort(seg, p);
 	return 0;
 }

@@ -217,6 +217,15 @@ int shm_var_sub_repair(struct shm_seg *seg, uint32_t slot);
  */
 int shm_var_sub_collect_owed(struct shm_seg *seg, uint32_t slot, uint64_t who, uint32_t *cursor,
 			     struct shm_var_note *out, uint32_t cap);
+/*
+ * The subscriptions covering variable id (naming it, or a prefix of its name), from entry
+ * *cursor on (start at 0), at most cap into out (who, sub and var set; nothing else), without
+ * touching their coalescing state: for events every subscriber hears once each (a consensus
+ * outcome). *cursor moves past the entries looked at. Returns how many. Read-only: any
+ * attachment.
+ */
+int shm_var_sub_list(const struct shm_seg *seg, uint64_t id, uint32_t *cursor,
+		     struct shm_var_note *out, uint32_t cap);
 /* The subscription table's counters (read-only safe). */
 struct shm_var_sub_stats {
 	uint32_t capacity;  /* entries ([segment] subscriptions) */

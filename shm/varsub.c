@@ -359,6 +359,52 @@ int shm_var_sub_collect(struct shm_seg *seg, const uint64_t *ids, uint32_t n, ui
 	return (int)k;
 }
 
+/* See shm/var.h. Read-only. */
+int shm_var_sub_list(const struct shm_seg *seg, uint64_t id, uint32_t *cursor,
+		     struct shm_var_note *out, uint32_t cap)
+{
+	char name[SHOAL_NAME_MAX + 1];
+	uint32_t ns = 0, len = 0, k = 0, i, end;
+	struct shm_var_geo g;
+	struct shm_var *v;
+	bool prefixes;
+
+	if (sub_geo(seg, &g) || !(v = shm_var_of(&g, id)))
+		return 0;
+	/* relaxed: hints, never too low (S0); a subscription made after this may be missed */
+	prefixes = atomic_load_explicit(&shdr(&g)->prefixes, memory_order_relaxed) != 0;
+	if (!prefixes && !atomic_load_explicit(&v->subs, memory_order_relaxed)) {
+		*cursor = UINT32_MAX;
+		return 0;
+	}
+	if (prefixes) {
+		shm_var_name_of(v, &ns, name, sizeof(name));
+		len = (uint32_t)strlen(name);
+	}
+	end = hwm(&g);
+	for (i = *cursor; i < end && k < cap; i++) {
+		struct shm_var_sub *s = sub_at(&g, i);
+		/* acquire: pairs with S1: the fields */
+		uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+		uint64_t var, m;
+
+		if (SHM_VAR_SUB_STATE(c) != SHM_VAR_SUB_LIVE)
+			continue;
+		/* relaxed: written before S1, which the load above acquired */
+		var = atomic_load_explicit(&s->var, memory_order_relaxed);
+		m = atomic_load_explicit(&s->meta, memory_order_relaxed);
+		if (var ? var != id : !prefixes || !prefix_covers(s, m, ns, name, len))
+			continue;
+		out[k] = (struct shm_var_note){
+			.who = atomic_load_explicit(&s->who, memory_order_relaxed),
+			.sub = SHM_VAR_SUB_REF(i, (uint32_t)SHM_VAR_SUB_HI(c)),
+			.var = id};
+		k++;
+	}
+	*cursor = i;
+	return (int)k;
+}
+
 /* See shm/var.h. The notifier that collected the note. */
 void shm_var_sub_sent(struct shm_seg *seg, const struct shm_var_note *n, int err)
 {

@@ -40,15 +40,26 @@ enum { CI_OP = 0, CI_FROM = 1, CI_REF = 2, CI_AGENT = 3 };
 struct sup_ctl {
 	struct shm_seg *seg;
 	shoal_handle_t inbox;
-	uint32_t slot;	   /* the inbox's agent slot */
-	uint32_t nworkers; /* worker i is process slot i + 1 */
-	int32_t *node_of;  /* worker index -> NUMA node, -1 unknown */
-	uint32_t *load;	   /* scratch: agents per worker */
-	bool polled;	   /* no io_uring futex wait: served from the tick */
-	bool armed;	   /* a FUTEX_WAIT is queued or in flight */
-	bool closing;	   /* sup_ctl_close(): refuse everything */
-	bool test_die;	   /* $SHOAL_TEST_CTL_DIE: SIGKILL ourselves before the first answer */
-	bool asym;	   /* parks issue the parker's membarrier() (ipc/wake.c) */
+	uint32_t slot;		/* the inbox's agent slot */
+	uint32_t nworkers;	/* worker i is process slot i + 1 */
+	int32_t *node_of;	/* worker index -> NUMA node, -1 unknown */
+	uint32_t *load;		/* scratch: agents per worker */
+	bool polled;		/* no io_uring futex wait: served from the tick */
+	bool armed;		/* a FUTEX_WAIT is queued or in flight */
+	bool closing;		/* sup_ctl_close(): refuse everything */
+	bool test_die;		/* $SHOAL_TEST_CTL_DIE: SIGKILL ourselves before the first answer */
+	bool asym;		/* parks issue the parker's membarrier() (ipc/wake.c) */
+	struct sup_task *tasks; /* the tasks whose agents run (IPC_CTL_TASKS_MAX) */
+	uint32_t ntasks;	/* in use, packed at the front */
+};
+
+/* A task in flight: its agent, and whom to answer if the supervisor has to end it. */
+struct sup_task {
+	shoal_handle_t agent; /* the task's agent */
+	shoal_handle_t from;  /* the requester's inbox (or agent) */
+	uint64_t ref;	      /* the request's ref: the answer's */
+	uint64_t deadline_ns; /* shm_now_ns() past which it is ended with -ETIMEDOUT */
+	uint32_t windex;      /* the worker hosting the agent */
 };
 
 /* See sup.h. Any thread. */
@@ -71,7 +82,8 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 	ctl->asym = ipc_park_wants_barrier();
 	ctl->node_of = calloc(nworkers ? nworkers : 1, sizeof(*ctl->node_of));
 	ctl->load = calloc(nworkers ? nworkers : 1, sizeof(*ctl->load));
-	if (!ctl->node_of || !ctl->load)
+	ctl->tasks = calloc(IPC_CTL_TASKS_MAX, sizeof(*ctl->tasks));
+	if (!ctl->node_of || !ctl->load || !ctl->tasks)
 		goto out_free;
 	if (nworkers)
 		memcpy(ctl->node_of, node_of, nworkers * sizeof(*node_of));
@@ -101,6 +113,7 @@ int sup_ctl_open(struct shm_seg *seg, const int32_t *node_of, uint32_t nworkers,
 out_free:
 	free(ctl->node_of);
 	free(ctl->load);
+	free(ctl->tasks);
 	free(ctl);
 	return r;
 }
@@ -124,6 +137,7 @@ void sup_ctl_close(struct sup_ctl *ctl)
 	ipc_inbox_close(ctl->seg, ctl->inbox);
 	free(ctl->node_of);
 	free(ctl->load);
+	free(ctl->tasks);
 	free(ctl);
 }
 
@@ -267,6 +281,88 @@ static int do_stop(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_
 }
 
 /*
+ * A task: spawn an unnamed agent of q->type, hand it the argument (after the request in m) as
+ * the requester's call, and track it. 0: the agent answers; else the verdict, nothing left.
+ */
+static int do_task(struct sup_ctl *ctl, const struct ipc_ctl_req *q, const struct ipc_msg *m)
+{
+	struct ipc_ctl_reply rep;
+	struct ipc_ctl_req sq = *q;
+	struct sup_task *t;
+	int r;
+
+	if (ctl->ntasks == IPC_CTL_TASKS_MAX)
+		return -ENOSPC;
+	sq.name[0] = 0;
+	r = do_spawn(ctl, &sq, &rep);
+	if (r)
+		return r;
+	/* a new agent's empty mailbox takes it: no wait; a failure ends the agent at once */
+	r = ipc_send(ctl->seg, rep.handle, m->from, IPC_CTL_TASK_MSG, IPC_F_CALL, m->ref,
+		     (const uint8_t *)m->data + sizeof(*q), m->len - (uint32_t)sizeof(*q), 0);
+	if (r) {
+		wrk_agent_stop(ctl->seg, rep.handle);
+		return r == -EAGAIN ? -ENOSPC : r;
+	}
+	t = &ctl->tasks[ctl->ntasks++];
+	*t = (struct sup_task){.agent = rep.handle,
+			       .from = m->from,
+			       .ref = m->ref,
+			       .deadline_ns = q->handle,
+			       .windex = (uint32_t)rep.windex};
+	return 0;
+}
+
+/* End task i: answer its requester with error err (never waiting) and stop its agent. */
+static void task_end(struct sup_ctl *ctl, uint32_t i, int err)
+{
+	struct sup_task *t = &ctl->tasks[i];
+
+	if (err)
+		ipc_send(ctl->seg, t->from, ctl->inbox, (uint32_t)err, IPC_F_REPLY | IPC_F_ERROR,
+			 t->ref, NULL, 0, 0);
+	if (wrk_agent_get(ctl->seg, t->agent))
+		wrk_agent_stop(ctl->seg, t->agent);
+	ctl->tasks[i] = ctl->tasks[--ctl->ntasks];
+}
+
+/* Forget tasks whose agents have stopped (they answered); end those past their deadline. */
+static void tasks_scan(struct sup_ctl *ctl)
+{
+	uint64_t now = shm_now_ns();
+
+	for (uint32_t i = 0; i < ctl->ntasks;) {
+		struct sup_task *t = &ctl->tasks[i];
+		struct shm_agent *a = wrk_agent_get(ctl->seg, t->agent);
+
+		if (!a) {
+			ctl->tasks[i] = ctl->tasks[--ctl->ntasks];
+			continue;
+		}
+		if (now >= t->deadline_ns) {
+			task_end(ctl, i, ETIMEDOUT);
+			continue;
+		}
+		i++;
+	}
+}
+
+/* See sup.h. The supervisor, repairing worker windex's process slot. */
+void sup_ctl_worker_died(struct sup_ctl *ctl, uint32_t windex)
+{
+	if (!ctl)
+		return;
+	for (uint32_t i = 0; i < ctl->ntasks;) {
+		if (ctl->tasks[i].windex != windex) {
+			i++;
+			continue;
+		}
+		/* an answer already sent makes this one a duplicate, dropped by its ipc_call() */
+		task_end(ctl, i, ECONNRESET);
+	}
+}
+
+/*
  * Is the requester gone? Its inbox slot is no longer its own, or the process holding the
  * inbox (its claim tag is the inbox's ctl) has died: its slot says so, or the kernel does.
  * kill(pid, 0) rather than shm_tag_is_dead()'s probe, which reads /proc (10 us here): a
@@ -311,17 +407,21 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 		count(&h->ctl_dropped);
 		return;
 	}
-	if (m->type == IPC_CTL_MSG && m->len == sizeof(q)) {
+	if (m->type == IPC_CTL_MSG && m->len >= sizeof(q)) {
 		memcpy(&q, m->data, sizeof(q));
 		/* relaxed: the intent line is read by post-mortem tools only (after our death) */
 		atomic_store_explicit(&p->ctl_intent[CI_FROM], m->from, memory_order_relaxed);
 		atomic_store_explicit(&p->ctl_intent[CI_REF], m->ref, memory_order_relaxed);
-		atomic_store_explicit(&p->ctl_intent[CI_AGENT], q.handle, memory_order_relaxed);
+		/* a task's handle word is its deadline: no agent yet */
+		atomic_store_explicit(&p->ctl_intent[CI_AGENT], q.op == IPC_CTL_TASK ? 0 : q.handle,
+				      memory_order_relaxed);
 		atomic_store_explicit(&p->ctl_intent[CI_OP], q.op, memory_order_relaxed);
 		if (is_stopping(ctl))
 			rep.rc = -ESHUTDOWN;
-		else if (q.flags)
+		else if (q.flags || (q.op != IPC_CTL_TASK && m->len != sizeof(q)))
 			rep.rc = -EPROTO;
+		else if (q.op == IPC_CTL_TASK)
+			rep.rc = do_task(ctl, &q, m);
 		else if (q.op == IPC_CTL_SPAWN)
 			rep.rc = do_spawn(ctl, &q, &rep);
 		else if (q.op == IPC_CTL_STOP)
@@ -337,6 +437,14 @@ static void serve_one(struct sup_ctl *ctl, const struct ipc_msg *m)
 	count(&h->ctl_served);
 	if (rep.rc)
 		count(&h->ctl_refused);
+	if (m->type == IPC_CTL_MSG && m->len >= sizeof(q) && q.op == IPC_CTL_TASK) {
+		/* the task's agent answers; a refusal is an error reply, never waiting */
+		r = rep.rc ? ipc_reply_error(ctl->seg, ctl->inbox, m, -rep.rc) : 0;
+		atomic_store_explicit(&p->ctl_intent[CI_OP], 0, memory_order_relaxed);
+		if (r)
+			count(&h->ctl_dropped);
+		return;
+	}
 	/* never wait for room: a requester that lets its inbox fill up loses its answer */
 	r = ipc_send(ctl->seg, m->from, ctl->inbox, IPC_CTL_MSG, IPC_F_REPLY, m->ref, &rep,
 		     sizeof(rep), 0);
@@ -431,6 +539,7 @@ void sup_ctl_tick(struct sup_ctl *ctl)
 
 	if (!ctl)
 		return;
+	tasks_scan(ctl);
 	if (ctl->polled) {
 		drain(ctl);
 		return;

@@ -309,5 +309,11 @@ void sup_ctl_on_wake(struct sup_ctl *ctl, struct io_uring *ring, uint64_t ud, in
  * safety net) what a producer killed before its ring left unannounced.
  */
 void sup_ctl_tick(struct sup_ctl *ctl);
+/*
+ * Worker windex died (its slot is being repaired): end the tasks it hosted, each answered
+ * -ECONNRESET and its agent stopped (not rerun when the worker restarts). The supervisor,
+ * after the repair of the slot's agents, before the slot can be claimed again.
+ */
+void sup_ctl_worker_died(struct sup_ctl *ctl, uint32_t windex);
 
 #endif

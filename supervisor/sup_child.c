@@ -307,6 +307,8 @@ void sup_slot_repair(struct sup *s, struct sup_worker *w)
 	shm_trace("sup: wrk repaired");
 	/* what its agents checked out goes to the pools' next waiters */
 	shm_pool_repair(s->seg, w->slot, wrk_pool_notify, s->seg);
+	/* its tasks' requesters hear it now, not at their timeouts */
+	sup_ctl_worker_died(s->ctl, w->slot - 1);
 	/* relaxed: only the supervisor writes repair_gen; tools read it as a counter */
 	atomic_fetch_add_explicit(&p->repair_gen, 1, memory_order_relaxed);
 	/* X0: release: repairs before the slot can be claimed again (claim_at acquires). */

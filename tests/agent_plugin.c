@@ -229,6 +229,16 @@ static int rounder_handle(struct shoal_ctx *ctx, void *state, const struct shoal
 		s->pending = 0;
 		shoal_reply(ctx, &s->call, m->data, m->len);
 	}
+	if ((m->flags & SHOAL_MSG_REPLY) && s->pending == 2 && m->ref == s->ref) {
+		char out[64];
+		int n = (m->flags & SHOAL_MSG_ERROR)
+				? snprintf(out, sizeof(out), "err %u", m->type)
+				: snprintf(out, sizeof(out), "ok %.*s",
+					   (int)(m->len < 32 ? m->len : 32), (const char *)m->data);
+
+		s->pending = 0;
+		shoal_reply(ctx, &s->call, out, n < 0 ? 0 : (uint32_t)n);
+	}
 	return 0;
 }
 
@@ -296,6 +306,25 @@ static int rounder_call(struct shoal_ctx *ctx, void *state, const struct shoal_m
 	buf[m->len] = 0;
 	if (buf[0] == 'P')
 		return rounder_propose(ctx, s, m, buf, reply, cap, reply_len);
+	if (buf[0] == 'T') {
+		/* "T <timeout ms> <arg>": a tasker task (shoal_task_run()); answered "ok <result>"
+		 * or "err <errno>", or "start <rc>" at once if it cannot start */
+		if (sscanf(buf, "T %d %n", &timeout, &off) != 1 || !off)
+			return -EINVAL;
+		rc = shoal_task_run(ctx, "tasker", buf + off, (uint32_t)strlen(buf + off), timeout,
+				    &s->ref);
+		if (rc < 0) {
+			int n = snprintf(reply, cap, "start %d", rc);
+
+			*reply_len = n < 0 ? 0 : (uint32_t)n;
+			return 0;
+		}
+		s->call = *m;
+		s->call.data = NULL;
+		s->pending = 2;
+		*reply_len = SHOAL_REPLY_LATER;
+		return 0;
+	}
 	if (sscanf(buf, "%d %n", &timeout, &off) != 1 || !off)
 		return -EINVAL;
 	rc = shoal_broadcast_acked(ctx, buf + off, 77, "r", 1, timeout, &s->ref);
@@ -553,7 +582,58 @@ static const struct shoal_agent_type varwatcher_type = {
 	.terminate = spawner_terminate, /* frees the state */
 };
 
+/*
+ * Type "tasker": a task agent (shoal_client_task_run(), shoal_task_run()). Its one call:
+ *   "sq N": answered N * N in decimal, then it stops itself;
+ *   "fail": fails with -EDOM (the caller's error), then stops itself;
+ *   "hang": never answered, never stopped (the supervisor ends it at the deadline, or when
+ *   its worker dies).
+ */
+static int tasker_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	(void)ctx, (void)ckpt, (void)len;
+	*state = NULL;
+	return 0;
+}
+
+static int tasker_handle(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m)
+{
+	(void)ctx, (void)state, (void)m;
+	return 0;
+}
+
+static int tasker_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+		       uint32_t cap, uint32_t *reply_len)
+{
+	char buf[32];
+	long long v;
+	int n;
+
+	(void)state;
+	if (m->type != SHOAL_T_TASK || m->len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, m->data, m->len);
+	buf[m->len] = 0;
+	if (!strcmp(buf, "hang")) {
+		*reply_len = SHOAL_REPLY_LATER;
+		return 0;
+	}
+	shoal_stop_self(ctx);
+	if (sscanf(buf, "sq %lld", &v) != 1)
+		return -EDOM;
+	n = snprintf(reply, cap, "%lld", v * v);
+	*reply_len = n < 0 ? 0 : (uint32_t)n < cap ? (uint32_t)n : cap;
+	return 0;
+}
+
+static const struct shoal_agent_type tasker_type = {
+	.name = "tasker",
+	.init = tasker_init,
+	.handle = tasker_handle,
+	.handle_call = tasker_call,
+};
+
 /* What shoal_agent_types_load() looks for. */
 const struct shoal_agent_type *const shoal_agent_types[] = {
-	&upper_type,	&spawner_type, &pooler_type,	 &rounder_type,
-	&demander_type, &voter_type,   &varwatcher_type, NULL};
+	&upper_type, &spawner_type,    &pooler_type, &rounder_type, &demander_type,
+	&voter_type, &varwatcher_type, &tasker_type, NULL};

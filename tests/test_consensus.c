@@ -615,7 +615,8 @@ static struct shoal_proposal_result agent_propose(struct run *x, int64_t value, 
 
 /*
  * An agent's proposal (shoal_propose()): its outcome comes back as a SHOAL_T_PROPOSAL
- * message with its ref; a rejection; and -EBUSY at once while a client's proposal is open.
+ * message with its ref; a rejection; and while a client's proposal is open, a conflict
+ * (outcome CONFLICT, rc -EBUSY) as the result message, with the open proposal's version.
  */
 static void test_consensus_agent(void **state)
 {
@@ -650,6 +651,11 @@ static void test_consensus_agent(void **state)
 	wait_claimed(x.cl.seg, x.lr);
 	r = agent_propose(&x, 30, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS);
 	assert_int_equal(r.rc, -EBUSY);
+	/* as a result message, with the version the open proposal started from */
+	assert_int_equal(r.outcome, SHOAL_PROPOSAL_CONFLICT);
+	assert_true(r.ref != 0);
+	assert_int_equal(r.version, 1);
+	assert_int_equal(r.members, 0);
 	inbox_votes(&x);
 	assert_true(it_ok(it_wait_child(pid, TIMEOUT_MS)));
 	assert_int_equal(lr_value(&x, &ver), 10);
@@ -691,6 +697,111 @@ static void test_consensus_agent_worker_killed(void **state)
 			 atomic_load(&shm_proc_at(x.cl.seg, 1)->state) == SHM_PROC_RUNNING);
 	assert_int_equal(propose(&x, "lr", 20, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS, &res), 0);
 	assert_int_equal(res.version, 1);
+	run_down(&x);
+}
+
+/* What a subscriber's inbox got: counts by type and subscription, and the last outcome note. */
+struct heard {
+	uint32_t var[2];	       /* SHOAL_T_VAR notes, per subscription (exact, prefix) */
+	uint32_t cons[2];	       /* SHOAL_T_CONSENSUS notes, per subscription */
+	struct shoal_consensus_note n; /* the last consensus note */
+	int64_t value;		       /* its value */
+};
+
+/* Receive n messages into *h: each one a variable or consensus note of sub[0] or sub[1]. */
+static void hear(struct shoal_client *c, const uint64_t sub[2], uint32_t n, struct heard *h)
+{
+	memset(h, 0, sizeof(*h));
+	for (uint32_t i = 0; i < n; i++) {
+		struct shoal_msg m;
+		uint8_t buf[512];
+		uint32_t k;
+
+		assert_int_equal(shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS), 0);
+		assert_true(m.flags & SHOAL_MSG_SYSTEM);
+		assert_true(m.ref == sub[0] || m.ref == sub[1]);
+		k = m.ref == sub[1];
+		if (m.type == SHOAL_T_VAR) {
+			h->var[k]++;
+			continue;
+		}
+		assert_int_equal(m.type, SHOAL_T_CONSENSUS);
+		assert_int_equal(m.len, sizeof(h->n) + 8);
+		memcpy(&h->n, buf, sizeof(h->n));
+		memcpy(&h->value, buf + sizeof(h->n), 8);
+		assert_int_equal(h->n.sub, m.ref);
+		h->cons[k]++;
+	}
+}
+
+/*
+ * The subscribers of a proposal's variable (one exact and one prefix subscription) hear each
+ * outcome: a rejection as one SHOAL_T_CONSENSUS note per subscription with the proposed
+ * value and the tally, and no variable note; a commit as that note and the variable's own
+ * SHOAL_T_VAR note. Both for a client's proposal and an agent's.
+ */
+static void test_consensus_subscribers(void **state)
+{
+	struct shoal_proposal_result r;
+	struct shoal_client *sc;
+	char err[256];
+	uint64_t sub[2];
+	struct heard h;
+	struct run x;
+
+	(void)state;
+	run_up(&x, "csubs");
+	assert_int_equal(shoal_client_open(x.r.inst, &sc, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_var_subscribe(sc, "lr", 0, &sub[0]), 0);
+	assert_int_equal(shoal_client_var_subscribe(sc, "l", SHOAL_VAR_SUB_PREFIX, &sub[1]), 0);
+
+	/* a client's proposal, rejected (35: 4 yes of 8) */
+	assert_int_equal(propose(&x, "lr", 35, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS, &r), -ECANCELED);
+	hear(sc, sub, 2, &h);
+	assert_int_equal(h.cons[0], 1);
+	assert_int_equal(h.cons[1], 1);
+	assert_int_equal(h.var[0] + h.var[1], 0);
+	assert_int_equal(h.n.var, x.lr);
+	assert_int_equal(h.n.outcome, SHOAL_PROPOSAL_REJECTED);
+	assert_int_equal(h.n.proposer, shoal_client_inbox(x.c));
+	assert_int_equal(h.n.version, 0);
+	assert_int_equal(h.n.members, 8);
+	assert_int_equal(h.n.yes, 4);
+	assert_int_equal(h.n.no, 4);
+	assert_int_equal(h.n.type, SHOAL_VAR_INT);
+	assert_int_equal(h.n.len, 8);
+	assert_int_equal(h.n.value_len, 8);
+	assert_int_equal(h.value, 35);
+
+	/* committed (25: 5 yes): the outcome and the variable's own note */
+	assert_int_equal(propose(&x, "lr", 25, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS, &r), 0);
+	hear(sc, sub, 4, &h);
+	assert_int_equal(h.cons[0], 1);
+	assert_int_equal(h.cons[1], 1);
+	assert_int_equal(h.var[0], 1);
+	assert_int_equal(h.var[1], 1);
+	assert_int_equal(h.n.outcome, SHOAL_PROPOSAL_COMMITTED);
+	assert_int_equal(h.n.version, 1);
+	assert_int_equal(h.value, 25);
+
+	/* an agent's proposal: rejected, then committed */
+	r = agent_propose(&x, 40, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS);
+	assert_int_equal(r.outcome, SHOAL_PROPOSAL_REJECTED);
+	hear(sc, sub, 2, &h);
+	assert_int_equal(h.cons[0] + h.cons[1], 2);
+	assert_int_equal(h.n.outcome, SHOAL_PROPOSAL_REJECTED);
+	assert_int_equal(h.n.proposer, x.rounder);
+	assert_int_equal(h.n.version, 1);
+	assert_int_equal(h.value, 40);
+	r = agent_propose(&x, 10, SHOAL_RULE_MAJORITY, 0, TIMEOUT_MS);
+	assert_int_equal(r.outcome, SHOAL_PROPOSAL_COMMITTED);
+	hear(sc, sub, 4, &h);
+	assert_int_equal(h.cons[0] + h.cons[1], 2);
+	assert_int_equal(h.var[0] + h.var[1], 2);
+	assert_int_equal(h.n.outcome, SHOAL_PROPOSAL_COMMITTED);
+	assert_int_equal(h.n.version, 2);
+	assert_int_equal(h.value, 10);
+	shoal_client_close(sc);
 	run_down(&x);
 }
 
@@ -745,6 +856,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_consensus_voter_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_agent, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_agent_worker_killed, rt_teardown),
+		cmocka_unit_test_teardown(test_consensus_subscribers, rt_teardown),
 		cmocka_unit_test_teardown(test_consensus_tool, rt_teardown),
 	};
 

@@ -101,6 +101,9 @@ static int one_proposal(struct coord *c, int64_t v, uint64_t *ns)
 		return rc;
 	}
 	rc = ipc_propose_finish(c->seg, &p, SHM_VAR_WAIT_NS, &res);
+	/* as every API does after a commit (no subscribers here: a look at a count) */
+	if (!rc && res.outcome == SHOAL_PROPOSAL_COMMITTED)
+		wrk_var_notify(c->seg, &p.var, 1, c->inbox);
 	*ns = bench_now_ns() - t0;
 	if (rc)
 		return rc;

@@ -11,6 +11,7 @@
 
 #include "shm/var.h"
 #include "tools/client.h"
+#include "workers/wrk.h"
 
 static void usage(FILE *f)
 {
@@ -234,6 +235,9 @@ int cmd_propose(int argc, char **argv)
 		res.outcome = SHOAL_PROPOSAL_CONFLICT;
 		res.rc = -EBUSY;
 	}
+	/* the commit is an update: its subscribers hear of it as of any other */
+	if (res.outcome == SHOAL_PROPOSAL_COMMITTED)
+		wrk_var_notify(cl.seg, &prop.var, 1, cl.inbox);
 	printf("%s: %s: %u members: %u yes, %u no, %u dead, %u absent in %.3f ms; version "
 	       "%llu\n",
 	       name, outcome_name(res.outcome), res.members, res.yes, res.no, res.dead, res.absent,

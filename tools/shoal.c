@@ -30,6 +30,7 @@ const struct tool_cmd tool_cmds[] = {
 	 "consensus: propose VARIABLE VALUE --group G [--rule majority|unanimous|quorum:N]",
 	 cmd_propose},
 	{"var", "coordination variables: var get NAME... | set NAME VALUE... | list", cmd_var},
+	{"task", "run a task on the least loaded worker: task TYPE ARG [--timeout MS]", cmd_task},
 	{"allocate", "divide a resource among a group: allocate GROUP RESOURCE CAPACITY",
 	 cmd_allocate},
 	{NULL, NULL, NULL},

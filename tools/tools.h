@@ -38,6 +38,7 @@ int cmd_allocate(int argc, char **argv);
 int cmd_broadcast(int argc, char **argv);
 int cmd_propose(int argc, char **argv);
 int cmd_call(int argc, char **argv);
+int cmd_task(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_pool(int argc, char **argv);
 int cmd_top(int argc, char **argv);

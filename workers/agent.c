@@ -343,6 +343,29 @@ int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name,
 	return ctl_async(ctx, &q, ref_out);
 }
 
+int shoal_task_run(struct shoal_ctx *ctx, const char *type, const void *arg, uint32_t len,
+		   int timeout_ms, uint64_t *ref_out)
+{
+	uint32_t cap = shm_hdr(ctx->seg)->cfg.max_msg;
+	/* P1 (supervisor/control.c): the published inbox's mailbox is initialised */
+	shoal_handle_t to =
+		atomic_load_explicit(&shm_hdr(ctx->seg)->ctl_inbox, memory_order_acquire);
+	void *buf;
+	int n;
+
+	if (to == SHOAL_HANDLE_NONE)
+		return -ENOTCONN;
+	buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	n = ipc_ctl_task_req(ctx->seg, type, arg, len, timeout_ms, buf, cap);
+	if (n >= 0)
+		n = ipc_call_async(ctx->seg, ctx->agent->handle, to, IPC_CTL_MSG, buf, (uint32_t)n,
+				   ref_out);
+	free(buf);
+	return n;
+}
+
 int shoal_stop_async(struct shoal_ctx *ctx, const char *name, shoal_handle_t h, uint64_t *ref_out)
 {
 	struct ipc_ctl_req q = {.op = IPC_CTL_STOP, .handle = name ? 0 : h};

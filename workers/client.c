@@ -26,6 +26,7 @@ static_assert(sizeof(struct shoal_out) == sizeof(struct ipc_out) &&
 	      "a public batch entry is the engine's");
 static_assert(SHOAL_T_DOWN == IPC_T_DOWN && SHOAL_T_UP == IPC_T_UP,
 	      "the public notice types are the engine's");
+static_assert(SHOAL_T_TASK == IPC_CTL_TASK_MSG, "the public task message type is the protocol's");
 static_assert(SHOAL_T_CTL == IPC_CTL_MSG &&
 		      sizeof(struct shoal_ctl_result) == sizeof(struct ipc_ctl_reply) &&
 		      offsetof(struct shoal_ctl_result, handle) ==
@@ -387,6 +388,9 @@ int shoal_client_propose(struct shoal_client *c, const char *var, uint32_t type,
 		res->outcome = SHOAL_PROPOSAL_CONFLICT;
 		res->rc = -EBUSY;
 	}
+	/* the commit is an update: its subscribers hear of it as of any other */
+	if (res->outcome == SHOAL_PROPOSAL_COMMITTED)
+		wrk_var_notify(c->seg, &p.var, 1, c->inbox);
 	rc = res->rc;
 out_free:
 	free(buf);
@@ -445,6 +449,14 @@ int shoal_client_spawn(struct shoal_client *c, const char *type, const char *nam
 	if (worker)
 		*worker = rep.windex;
 	return 0;
+}
+
+int shoal_client_task_run(struct shoal_client *c, const char *type, const void *arg, uint32_t len,
+			  int timeout_ms, void *reply, uint32_t cap)
+{
+	if (!c || timeout_ms <= 0 || (cap && !reply))
+		return -EINVAL;
+	return ipc_ctl_task(c->seg, c->waiter, c->inbox, type, arg, len, timeout_ms, reply, cap);
 }
 
 int shoal_client_pool_create(struct shoal_client *c, const char *pool, const char *type,

@@ -28,6 +28,8 @@ static uint32_t no_record_refs; /* refs of rounds without a record (no members) 
 
 static_assert(IPC_T_ROUND == SHOAL_T_ROUND, "the public round notice type is the engine's");
 
+static_assert(IPC_T_CONSENSUS == SHOAL_T_CONSENSUS,
+	      "the public consensus note type is the engine's");
 static_assert(IPC_T_PROPOSAL == SHOAL_T_PROPOSAL,
 	      "the public proposal notice type is the engine's");
 
@@ -112,7 +114,7 @@ int shoal_propose(struct shoal_ctx *ctx, const char *var, uint32_t type, const v
 	rc = ipc_propose_start(ctx->seg, ctx->agent->handle, var, type, wp->value, len, group, rule,
 			       quorum, shm_now_ns() + (uint64_t)timeout_ms * 1000000u, 0, 0,
 			       (uint8_t *)wp->value + ((len + 7u) & ~7u), &version, &wp->p);
-	if (rc) {
+	if (rc && rc != -EBUSY) {
 		free(wp);
 		return rc;
 	}
@@ -121,6 +123,20 @@ int shoal_propose(struct shoal_ctx *ctx, const char *var, uint32_t type, const v
 	wr->r = wp->p.r;
 	wr->agent = ctx->agent->handle;
 	wr->ref = ref_of(&wp->p.r);
+	if (rc == -EBUSY) {
+		/*
+		 * Another proposal is open: decided already, a conflict with the version it
+		 * started from. Posted by the next poll like any outcome (retried while this
+		 * agent's mailbox is full), so the caller learns the version from the result.
+		 */
+		wp->p.r.slot = UINT32_MAX;
+		wr->r.slot = UINT32_MAX;
+		wp->res = (struct shoal_proposal_result){.ref = wr->ref,
+							 .outcome = SHOAL_PROPOSAL_CONFLICT,
+							 .rc = -EBUSY,
+							 .version = version};
+		wp->decided = true;
+	}
 	if (ref_out)
 		*ref_out = wr->ref;
 	return 0;
@@ -180,6 +196,9 @@ static int prop_post(struct shm_seg *seg, struct wround *wr)
 			return 0;
 		wp->res.ref = wr->ref;
 		wp->decided = true;
+		/* the commit is an update: its subscribers hear of it as of any other */
+		if (wp->res.outcome == SHOAL_PROPOSAL_COMMITTED)
+			wrk_var_notify(seg, &wp->p.var, 1, wp->p.proposer);
 		/* the record is free: the round reads as complete from now on */
 		wr->r.slot = UINT32_MAX;
 	}

@@ -385,6 +385,11 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 				/* the outcome of a proposal it made */
 				sm.flags |= SHOAL_MSG_SYSTEM;
 				rc = t->handle(&ctx, wa->state, &sm);
+			} else if (m.type == IPC_T_CONSENSUS &&
+				   m.len >= sizeof(struct shoal_consensus_note)) {
+				/* a proposal's outcome on a variable it subscribed to */
+				sm.flags |= SHOAL_MSG_SYSTEM;
+				rc = t->handle(&ctx, wa->state, &sm);
 			} else if (m.type == IPC_T_VOTE && (m.flags & IPC_F_ROUND)) {
 				/* a proposal to vote on: its vote callback, or yes without one */
 				vote = wrk_vote(&ctx, wa, &m);
@@ -419,7 +424,11 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 		/* relaxed: single writer (this worker); tools read a snapshot */
 		atomic_fetch_add_explicit(&a->handled, 1, memory_order_relaxed);
 		ipc_mbox_consume(w->seg, wa->slot, &m);
-		if (rc < 0) {
+		/*
+		 * A failure after shoal_stop_self() ends it as asked (a task agent failing its
+		 * one call), instead of restarting an agent that wanted to go.
+		 */
+		if (rc < 0 && !wa->stop_requested) {
 			agent_failed(w, wa);
 			return k + 1;
 		}

@@ -236,8 +236,10 @@ int shoal_alloc_demand(struct shoal_ctx *ctx, const struct shoal_msg *m, uint64_
  * timeout_ms (> 0) passed, the value is committed if the rule holds, by compare-and-set on
  * the variable's version at this call. The outcome comes later to handle() as a message with
  * SHOAL_MSG_SYSTEM, type SHOAL_T_PROPOSAL, ref *ref_out and a struct shoal_proposal_result.
- * Returns 0; -EBUSY at once if another proposal on the variable is open (read the variable
- * for its version); -ENOENT (no such variable or group), -EPROTOTYPE (not the variable's
+ * If another proposal on the variable is open, nothing is sent to the group and that message
+ * comes at once (at the worker's next turn): outcome SHOAL_PROPOSAL_CONFLICT, rc -EBUSY,
+ * no tally, and version the one the open proposal started from (the version the winner
+ * commits over). Returns 0; -ENOENT (no such variable or group), -EPROTOTYPE (not the variable's
  * type), -EMSGSIZE, -EINVAL, -ENOSPC (every round record in use), -ENOMEM. If this agent's
  * worker dies, its open proposals end with it: the variable keeps its old value or has the
  * new one, and its claim is freed by the repair.
@@ -288,6 +290,22 @@ int shoal_leave(struct shoal_ctx *ctx, const char *group);
 int shoal_spawn_async(struct shoal_ctx *ctx, const char *type, const char *name, uint32_t hint,
 		      int32_t where, uint64_t *ref_out);
 int shoal_stop_async(struct shoal_ctx *ctx, const char *name, shoal_handle_t h, uint64_t *ref_out);
+/*
+ * Run a task: ask the supervisor to start an unnamed agent of `type` on the least loaded
+ * running worker and hand it arg (len bytes) as a call from this agent (type SHOAL_T_TASK).
+ * Never waits: 0 and the call's reference in *ref_out; the task agent's reply comes later
+ * to handle() as a message with SHOAL_MSG_REPLY and that reference. An error comes the same
+ * way, flagged SHOAL_MSG_ERROR with the errno as its type: the supervisor's refusal (ENOENT
+ * no such type, ENOSPC no free agent slot or 256 tasks already running, ESHUTDOWN), the
+ * task agent's own, ETIMEDOUT when timeout_ms (> 0) passed first (the task agent is
+ * stopped), or ECONNRESET when the task agent's worker died (it is stopped, not run again).
+ * The first answer is the task's; a late one after an error may follow (drop replies whose
+ * reference is no longer awaited). Returns -EINVAL (bad type or timeout), -EMSGSIZE (arg
+ * longer than the instance's max message less 120 bytes), -ENOTCONN (no supervisor serving
+ * requests), -EAGAIN (its inbox is full), -ENOMEM.
+ */
+int shoal_task_run(struct shoal_ctx *ctx, const char *type, const void *arg, uint32_t len,
+		   int timeout_ms, uint64_t *ref_out);
 /*
  * Coordination variables (shoal.h says what they promise). None of these waits: reads are
  * lock-free, and an update finds its variables' locks free, or held by a dead writer (whose

@@ -220,6 +220,19 @@ int shoal_client_spawn(struct shoal_client *c, const char *type, const char *nam
  * an agent a worker hosts), or an error as for shoal_client_spawn().
  */
 int shoal_client_stop(struct shoal_client *c, const char *name, shoal_handle_t h, int timeout_ms);
+/*
+ * Run a task and wait for its result: the supervisor starts an unnamed agent of `type` on
+ * the least loaded running worker and hands it arg (len bytes) as a call from this client
+ * (type SHOAL_T_TASK); the agent's reply is copied into reply (cap bytes) and its length
+ * returned (may exceed cap). Or a negative errno: the task agent's own error, -ENOENT (no
+ * such type), -ENOSPC (no free agent slot, or 256 tasks already running), -ETIMEDOUT (no
+ * result within timeout_ms, > 0: the supervisor stops the task agent), -ECONNRESET (the
+ * task agent's worker died: it is stopped, not run again), -EMSGSIZE (arg longer than the
+ * instance's max message less 120 bytes), -ENOTCONN, -ESHUTDOWN, -EOWNERDEAD as for
+ * shoal_client_spawn(). Other messages arriving meanwhile stay queued in the inbox.
+ */
+int shoal_client_task_run(struct shoal_client *c, const char *type, const void *arg, uint32_t len,
+			  int timeout_ms, void *reply, uint32_t cap);
 
 /*
  * Take the next message of the inbox (async replies, notices, casts to the inbox), waiting

@@ -130,6 +130,14 @@ struct shoal_ctl_result {
 };
 
 /*
+ * Tasks (shoal_client_task_run(), shoal_task_run()): a short-lived agent of a type, started
+ * on the least loaded running worker, receives the task's argument as a call of this type
+ * from the caller; its reply (to that call) is the task's result. It should then stop
+ * itself (shoal_stop_self()): the supervisor stops one still there at the task's deadline.
+ */
+#define SHOAL_T_TASK 0x4b534154u /* "TASK" */
+
+/*
  * Agent pools: a queued checkout's answer is a message with SHOAL_MSG_REPLY, the checkout's
  * reference and type SHOAL_T_POOL, carrying this payload; or SHOAL_MSG_REPLY |
  * SHOAL_MSG_ERROR with type ETIMEDOUT when its timeout passed first.
@@ -369,6 +377,36 @@ struct shoal_proposal_result {
 	uint64_t version;    /* committed: the new version; conflict: the variable's, or the
 			      * version the open proposal started from; else the unchanged one */
 	uint64_t elapsed_ns; /* from the start to the decision */
+};
+
+/*
+ * A proposal's outcome as the subscribers of its variable hear it (shoal_var_subscribe(),
+ * shoal_client_var_subscribe(), a name or a prefix): once a proposal is decided, every
+ * subscription covering the variable gets a message with SHOAL_MSG_SYSTEM, this type, the
+ * subscription's reference as ref and a struct shoal_consensus_note followed by the proposed
+ * value's value_len bytes. Committed ("reached") or not ("rejected": rejected, timed out or a
+ * conflict), each outcome is one message per subscription, never coalesced; a full mailbox
+ * refuses it (it is not owed or re-sent), so the proposer never waits for a subscriber. A
+ * commit also sends the variable's SHOAL_T_VAR notification, as any update does.
+ */
+#define SHOAL_T_CONSENSUS 0x534e4f43u /* "CONS" */
+struct shoal_consensus_note {
+	uint64_t var;		 /* the variable (shoal_var_t) */
+	uint64_t sub;		 /* the subscription's reference (also the message's ref) */
+	uint64_t version;	 /* as shoal_proposal_result.version: committed, the new version;
+				  * else the version the variable had (unchanged) */
+	shoal_handle_t proposer; /* an agent, or a client's inbox */
+	uint32_t outcome;	 /* SHOAL_PROPOSAL_*: COMMITTED is "reached", others "rejected" */
+	uint32_t type;		 /* SHOAL_VAR_*: the proposed value's */
+	uint32_t members;	 /* the tally, as shoal_proposal_result's */
+	uint32_t yes;		 /* voted yes */
+	uint32_t no;		 /* voted no */
+	uint32_t dead;		 /* died, stopped or unreachable during the round */
+	uint32_t absent;	 /* no answer by the deadline */
+	uint32_t len;		 /* the proposed value's bytes (8 for a number) */
+	uint32_t value_len;	 /* of those, following this struct: len, or 0 if the value does
+				  * not fit in a message (max_msg): read the variable */
+	uint32_t rsvd;		 /* zero */
 };
 
 /* Return a static English description of a shoal error code (negative errno). */
