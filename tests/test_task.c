@@ -155,7 +155,8 @@ static void test_task_worker_killed(void **state)
 			      ? 0
 			      : 10);
 	}
-	WAIT_FOR(x.cl.seg, taskers(x.cl.seg, &w) == 1);
+	/* its host is set with the spawn, after the slot reads STARTING: wait for both */
+	WAIT_FOR(x.cl.seg, taskers(x.cl.seg, &w) == 1 && w >= 0);
 	assert_int_equal(w, 1);
 	wpid = rt_slot_pid(x.cl.seg, 2);
 	assert_true(wpid > 0);
