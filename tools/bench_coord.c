@@ -3,8 +3,10 @@
  * allocation rounds to groups of echo-like agents (each answers an allocation's ask with a
  * demand too), in three instances, one after the other:
  *
- * - 100 agents on one worker. On the 2-vCPU development machine that is the honest "awake"
- *   setup: the worker on one CPU, this client on the other. broadcast_100: a round whose
+ * - 100 agents on one worker, bound to cpu_a, and this client pinned to cpu_b: on the
+ *   2-vCPU development machine the honest "awake" setup, a CPU each. (This process was
+ *   left pinned to cpu_a by the variables' rows; an instance forked so inherited it, and
+ *   its workers and this client shared one CPU.) broadcast_100: a round whose
  *   answers are counted in its round record (the one wake of the client when the last
  *   answer lands); broadcast_100_replies: the same fan-out as calls whose 100 replies come
  *   back as messages to the client's inbox (the design not taken, measured beside it);
@@ -17,8 +19,9 @@
  *   fan-out alone (fanout_100: a plain broadcast, nothing waited for), one call round trip
  *   to one agent (call_1), and the fan-in alone in this process (fanin_*_100).
  * - 1,000 agents on one worker: the same rounds, _1000.
- * - 100 agents on two workers (50 each), _100_2w: three processes that want a CPU on two,
- *   so workers and client take turns and rounds pay wakes.
+ * - 100 agents on two workers (50 each, bound to cpu_a and cpu_b), _100_2w, this client
+ *   free to run on either: three processes that want a CPU on two, so they take turns and
+ *   rounds pay wakes.
  */
 #include <errno.h>
 #include <sched.h>
@@ -350,22 +353,32 @@ static int one_op(struct coord *c, enum kind k, int i, uint64_t *ns)
 	}
 }
 
-/* The instance's config: the setup's agents spread evenly over its workers. */
-static void setup_config(const struct setup *s, const char *inst, char *text, size_t cap)
+/*
+ * The instance's config: the setup's agents spread evenly over its workers, each bound to
+ * its core: one worker on cpu_a (the client runs on cpu_b), two on cpu_a and cpu_b.
+ */
+static void setup_config(const struct setup *s, const struct bench_opts *o, const char *inst,
+			 char *text, size_t cap)
 {
 	uint32_t per = s->members / s->workers;
 	/* room for the agents and the quarter of the slots clients' inboxes may take */
 	uint32_t agents = s->members < 192 ? 256 : s->members * 3 / 2, names = 16;
+	char cpus[32];
 	int n;
+
+	if (s->workers == 1 || o->cpu_a == o->cpu_b)
+		snprintf(cpus, sizeof(cpus), "%d", o->cpu_a);
+	else
+		snprintf(cpus, sizeof(cpus), "%d,%d", o->cpu_a, o->cpu_b);
 
 	while (names < agents * 4) /* a power of two */
 		names <<= 1;
 
 	n = snprintf(text, cap,
-		     "[instance]\nname = %s\nworkers = %u\nplacement = none\n"
+		     "[instance]\nname = %s\nworkers = %u\ncpus = %s\nplacement = spread\n"
 		     "status_interval = 0\n[segment]\nmax_agents = %u\n"
 		     "registry_capacity = %u\nmax_procs = 8\ngroup_members = %u\n",
-		     inst, s->workers, agents, names, s->members < 256 ? 256 : s->members);
+		     inst, s->workers, cpus, agents, names, s->members < 256 ? 256 : s->members);
 	for (uint32_t w = 0; w < s->workers && n > 0 && (size_t)n < cap; w++)
 		n += snprintf(text + n, cap - (size_t)n,
 			      "[agent w%u]\ntype = bench_demand\ncount = %u\n"
@@ -393,6 +406,17 @@ static void row_name(const struct setup *s, enum kind k, char *buf, size_t cap)
 	else
 		snprintf(buf, cap, "%s_%u%s%s", kind_name[k], s->members, s->sfx,
 			 kind_tail[k] ? kind_tail[k] : "");
+}
+
+/* This process on cpus a and b. 0 or -errno. */
+static int bench_pin_two(int a, int b)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(a, &set);
+	CPU_SET(b, &set);
+	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
 }
 
 /* The rows of one setup into rep; idx names its instance. 0 or -errno. */
@@ -430,7 +454,17 @@ static int coord_setup(struct bench_opts *o, struct bench_report *rep, const str
 		snprintf(inst, sizeof(inst), "%.*s-%d", SHM_INSTANCE_MAX - 8, o->instance, idx);
 	else
 		snprintf(inst, sizeof(inst), "bench-coord-%d-%d", (int)getpid(), idx);
-	setup_config(s, inst, text, sizeof(text));
+	setup_config(s, o, inst, text, sizeof(text));
+	/*
+	 * One worker: this client on the other CPU (the supervisor, forked now, too: it sleeps).
+	 * Two: the client may run on either, like the workers' other processes.
+	 */
+	rc = s->workers == 1 ? bench_pin(o->cpu_b) : bench_pin_two(o->cpu_a, o->cpu_b);
+	if (rc) {
+		fprintf(stderr, "shoal bench coord: pinning to cpus %d,%d: %s\n", o->cpu_a,
+			o->cpu_b, strerror(-rc));
+		goto out_free;
+	}
 	sup = bench_sup_start("coord", text);
 	rc = -ECHILD;
 	if (sup < 0)
@@ -590,8 +624,9 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 	snprintf(rep->notes + strlen(rep->notes), sizeof(rep->notes) - strlen(rep->notes),
 		 "%sRounds (%d of each kind, %d with 1000 agents; alternated) to echo-like agents "
 		 "from a client that parks after a 20 us spin. _100, _1000: every agent on 1 "
-		 "worker, so on 2 CPUs the worker has one and the client the other (the awake "
-		 "setup); _2w: 50 agents on each of 2 workers, sharing 2 CPUs with the client. "
+		 "worker bound to cpu %d, the client on cpu %d (the awake setup: on 2 CPUs, one "
+		 "each); _2w: 50 agents on each of 2 workers (cpus %d and %d), the client free "
+		 "to run on either (3 processes on 2 CPUs). "
 		 "Back to back, except _parked: each starts once every worker has parked. "
 		 "broadcast_N counts the answers in the round record (the last wakes the client), "
 		 "broadcast_100_replies as 100 reply messages to its inbox; fanin_*_100: the "
@@ -600,7 +635,8 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 		 "9N/4, proportional, until every share is sent. consensus_N: a majority proposal "
 		 "on one int variable (agents vote yes as their worker takes it), committed by "
 		 "compare-and-set. round_floor_N: broadcast_N's samples",
-		 rep->notes[0] ? ". " : "", o->quick ? 300 : 3000, o->quick ? 100 : 1000);
+		 rep->notes[0] ? ". " : "", o->quick ? 300 : 3000, o->quick ? 100 : 1000, o->cpu_a,
+		 o->cpu_b, o->cpu_a, o->cpu_b);
 	return 0;
 }
 
