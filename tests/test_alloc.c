@@ -777,12 +777,14 @@ static void test_alloc_tool(void **state)
 	run_down(&x);
 }
 
-/* shoal bench coord --quick --json: the allocation_100 row and its floor are there (a smoke run).
+/*
+ * shoal bench coord --quick --json: the allocation rows (100 and 1,000 agents) and their floors
+ * are there (a smoke run).
  */
 static void test_alloc_bench_smoke(void **state)
 {
 	const char *args[] = {"bench", "coord", "--quick", "--json", NULL};
-	static char out[16384];
+	static char out[32768];
 	char name[48];
 
 	(void)state;
@@ -790,6 +792,8 @@ static void test_alloc_bench_smoke(void **state)
 	assert_int_equal(rt_run_tool(name, out, sizeof(out), args), 0);
 	assert_non_null(strstr(out, "\"allocation_100\""));
 	assert_non_null(strstr(out, "\"round_floor_100\""));
+	assert_non_null(strstr(out, "\"allocation_1000\""));
+	assert_non_null(strstr(out, "\"round_floor_1000\""));
 }
 
 int main(void)

@@ -1281,7 +1281,7 @@ static void test_var_client_api(void **state)
 /* shoal bench coord runs its rows (a smoke run: the figures are the README's). */
 static void test_var_bench_smoke(void **state)
 {
-	char out[8192];
+	static char out[32768];
 
 	(void)state;
 	assert_int_equal(rt_run_tool("unused", out, sizeof(out),

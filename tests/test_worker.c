@@ -768,6 +768,46 @@ static void test_worker_demo_follows_new_coordinator(void **state)
 	rt_stop(&r);
 }
 
+/*
+ * Messages that keep coming a little further apart than the worker's first spin (20 us)
+ * find it awake: it spins longer while they come (few wakes for 200 casts 60 us apart, where
+ * a fixed 20 us spin parks before each and needs a wake for each), and it parks once they
+ * stop.
+ */
+static void test_worker_spin_adapts(void **state)
+{
+	struct shm_proc *p = shm_proc_at(seg, 1);
+	uint64_t wakes0, wakes, deadline;
+	struct tcount n;
+	shoal_handle_t c;
+	pid_t pid;
+
+	(void)state;
+	c = spawn("blocker", "count1", 1);
+	pid = start_worker(1);
+	n = call_count(c);
+	wakes0 = atomic_load(&p->wakes);
+	for (int i = 0; i < 200; i++) {
+		uint64_t t0 = shm_now_ns();
+
+		cast(c, "x");
+		/* the pace of the traffic (not a wait for an event): 60 us between messages */
+		while (shm_now_ns() - t0 < 60000)
+			;
+	}
+	wakes = atomic_load(&p->wakes) - wakes0;
+	print_message("200 casts 60 us apart: %llu wakes\n", (unsigned long long)wakes);
+	assert_true(wakes < 100);
+	/* every cast was handled, and the spin ends when the messages stop: the worker parks */
+	assert_int_equal(call_count(c).count, n.count + 200);
+	deadline = shm_now_ns() + DEADLINE_MS * 1000000ull;
+	while (!atomic_load(&p->parked)) {
+		assert_true(shm_now_ns() < deadline);
+		sched_yield();
+	}
+	stop_worker(1, pid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +822,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_memcap_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_demo_tuners, setup, teardown),
 		cmocka_unit_test_teardown(test_worker_demo_follows_new_coordinator, rt_teardown),
+		cmocka_unit_test_setup_teardown(test_worker_spin_adapts, setup, teardown),
 	};
 
 	if (shoal_agent_type_register(&blocker_type) || shoal_agent_type_register(&later_type) ||

@@ -37,7 +37,7 @@ struct bench_report {
 	struct bench_row baselines[BENCH_MAX_ROWS];
 	unsigned nresults, nbaselines;
 	bool json;
-	char notes[2048]; /* free text printed after the table (and as "notes" in JSON) */
+	char notes[4096]; /* free text printed after the table (and as "notes" in JSON) */
 };
 
 /* Options common to every benchmark. */

@@ -1,18 +1,30 @@
 /*
- * shoal bench coord: broadcast with acknowledgements to 100 agents (echo's, answering an
- * allocation's ask with a demand too) spread over two
- * workers, back to back (workers awake): broadcast_100, a round whose answers are counted in
- * its round record (the one wake of the client when the last answer lands), and
- * broadcast_100_replies, the same fan-out as calls whose 100 replies come back as messages
- * to the client's inbox (the design not taken, measured beside it). allocation_100: an
- * allocation round over the same agents (each reports a demand of 1..8 units, the capacity
- * is about half their sum, proportional shares sent back in one batch), against its floor
- * round_floor_100 (broadcast_100's samples: the same fan-out and fan-in with empty
- * callbacks). consensus_100: a consensus proposal to the same agents, against the same floor.
- * Baselines in the same run: the fan-out alone (fanout_100: a plain broadcast, nothing waited
- * for) and one call round trip to one echo agent (call_1).
+ * shoal bench coord, the rounds' rows: broadcast with acknowledgements, consensus and
+ * allocation rounds to groups of echo-like agents (each answers an allocation's ask with a
+ * demand too), in three instances, one after the other:
+ *
+ * - 100 agents on one worker, bound to cpu_a, and this client pinned to cpu_b: on the
+ *   2-vCPU development machine the honest "awake" setup, a CPU each. (This process was
+ *   left pinned to cpu_a by the variables' rows; an instance forked so inherited it, and
+ *   its workers and this client shared one CPU.) broadcast_100: a round whose
+ *   answers are counted in its round record (the one wake of the client when the last
+ *   answer lands); broadcast_100_replies: the same fan-out as calls whose 100 replies come
+ *   back as messages to the client's inbox (the design not taken, measured beside it);
+ *   consensus_100: a majority proposal; allocation_100: an allocation round (demands of
+ *   1..8 units, the capacity about half their sum, proportional shares sent back in one
+ *   batch). Back to back: each round starts as the previous operation ends, so the worker
+ *   is awake. The _parked rows start each round once the worker has parked (its parked
+ *   flag, waited for with a deadline, untimed). Baselines: round_floor_100
+ *   (broadcast_100's samples: the same fan-out and fan-in with empty callbacks), the
+ *   fan-out alone (fanout_100: a plain broadcast, nothing waited for), one call round trip
+ *   to one agent (call_1), and the fan-in alone in this process (fanin_*_100).
+ * - 1,000 agents on one worker: the same rounds, _1000.
+ * - 100 agents on two workers (50 each, bound to cpu_a and cpu_b), _100_2w, this client
+ *   free to run on either: three processes that want a CPU on two, so they take turns and
+ *   rounds pay wakes.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +39,94 @@
 #include "tools/tools.h"
 #include "workers/wrk.h"
 
-#define NMEMBERS  100
-#define WAIT_NS	  5000000000ull
-#define T_PAYLOAD 7u
-#define CAPACITY  225u /* about half the demands' sum (1..8 each, 4.5 on average) */
+#define WAIT_NS	      5000000000ull
+#define PARK_WAIT_NS  1000000000ull /* a worker parks within this after a round */
+#define T_PAYLOAD     7u
+#define COORD_WORKERS 2u /* at most, per setup */
+
+/* The kinds of operation a setup measures, one sample array each. */
+enum kind {
+	K_ROUND,	   /* broadcast_N */
+	K_REPLIES,	   /* broadcast_N_replies */
+	K_FANOUT,	   /* fanout_N */
+	K_CALL,		   /* call_1 */
+	K_ALLOC,	   /* allocation_N */
+	K_PROPOSAL,	   /* consensus_N */
+	K_ROUND_PARKED,	   /* broadcast_N_parked */
+	K_PROPOSAL_PARKED, /* consensus_N_parked */
+	K_N
+};
+
+/* One instance to measure in. */
+struct setup {
+	uint32_t workers; /* the agents spread evenly over them */
+	uint32_t members; /* agents, all in one group */
+	const char *sfx;  /* after the rows' member count: "" or "_2w" */
+	uint32_t kinds;	  /* 1u << enum kind */
+	bool fanin;	  /* also the fan-in alone (fanin_*_N) */
+	int rounds_full;  /* operations of each kind without --quick */
+	int rounds_quick; /* with it */
+};
 
 struct coord {
 	struct shm_seg *seg;
 	struct ipc_waiter *waiter;
 	shoal_handle_t inbox;
-	shoal_handle_t members[NMEMBERS];
+	const struct setup *s;
+	char group[16];	   /* "b100": every member */
+	char var[16];	   /* "c100": the proposals' variable */
+	uint32_t capacity; /* allocation: about half the demands' sum (1..8 each, 4.5 on avg) */
+	shoal_handle_t *members;
+	uint32_t wslot[COORD_WORKERS]; /* the workers' process slots */
+	uint32_t nw;
 };
+
+/* Every worker's process slot, once they all run. 0 or -ETIMEDOUT. */
+static int find_workers(struct coord *c)
+{
+	uint32_t max = shm_hdr(c->seg)->cfg.max_procs;
+	uint64_t dl = bench_now_ns() + WAIT_NS;
+
+	do {
+		c->nw = 0;
+		for (uint32_t i = 0; i < max && c->nw < COORD_WORKERS; i++) {
+			struct shm_proc *p = shm_proc_at(c->seg, i);
+
+			/* relaxed: status words; nothing is read through them */
+			if (atomic_load_explicit(&p->role, memory_order_relaxed) ==
+				    SHM_ROLE_WORKER &&
+			    atomic_load_explicit(&p->state, memory_order_relaxed) ==
+				    SHM_PROC_RUNNING)
+				c->wslot[c->nw++] = i;
+		}
+		if (c->nw == c->s->workers)
+			return 0;
+		sched_yield();
+	} while (bench_now_ns() < dl);
+	return -ETIMEDOUT;
+}
+
+/*
+ * Until every worker has set its parked flag (it spins a while after its last message
+ * first), with a deadline: the start of a _parked round. 0 or -ETIMEDOUT.
+ */
+static int wait_parked(struct coord *c)
+{
+	uint64_t dl = bench_now_ns() + PARK_WAIT_NS;
+
+	for (uint32_t k = 0; k < c->nw; k++) {
+		struct shm_proc *p = shm_proc_at(c->seg, c->wslot[k]);
+
+		/* relaxed: only when the clock starts hangs on it, no data */
+		while (!atomic_load_explicit(&p->parked, memory_order_relaxed)) {
+			if (bench_now_ns() > dl)
+				return -ETIMEDOUT;
+			/* the worker may share this CPU: let it run to its park */
+			sched_yield();
+		}
+	}
+	return 0;
+}
 
 /* One round counted in its record. */
 static int one_round(struct coord *c, uint64_t *ns)
@@ -46,8 +135,8 @@ static int one_round(struct coord *c, uint64_t *ns)
 	struct ipc_round r;
 	int rc;
 
-	rc = ipc_round_start(c->seg, c->inbox, "b100", T_PAYLOAD, "x", 1, shm_now_ns() + WAIT_NS, 0,
-			     1000, &r);
+	rc = ipc_round_start(c->seg, c->inbox, c->group, T_PAYLOAD, "x", 1, shm_now_ns() + WAIT_NS,
+			     0, 1000, &r);
 	if (rc)
 		return rc;
 	rc = ipc_round_wait(c->seg, c->waiter, &r);
@@ -57,7 +146,7 @@ static int one_round(struct coord *c, uint64_t *ns)
 			if (ipc_round_member(c->seg, &r, i, NULL) != SHM_ROUND_M_ACKED)
 				rc = -EPROTO;
 	ipc_round_end(c->seg, &r);
-	return rc ? rc : r.members == NMEMBERS ? 0 : -EPROTO;
+	return rc ? rc : r.members == c->s->members ? 0 : -EPROTO;
 }
 
 /* One allocation round: every member reports, every share is sent. */
@@ -67,18 +156,19 @@ static int one_alloc(struct coord *c, uint64_t *ns)
 	uint64_t t0 = bench_now_ns();
 	int rc;
 
-	rc = wrk_alloc_run(c->seg, c->waiter, c->inbox, "b100", "slots", CAPACITY,
+	rc = wrk_alloc_run(c->seg, c->waiter, c->inbox, c->group, "slots", c->capacity,
 			   shoal_alloc_proportional, (int)(WAIT_NS / 1000000u), &res);
 	*ns = bench_now_ns() - t0;
 	if (rc)
 		return rc;
-	return res.reported == NMEMBERS && res.delivered == NMEMBERS && res.allocated == CAPACITY
+	return res.reported == c->s->members && res.delivered == c->s->members &&
+			       res.allocated == c->capacity
 		       ? 0
 		       : -EPROTO;
 }
 
 /*
- * One consensus proposal on variable c100 (value v) to the same 100 agents: their type has no
+ * One consensus proposal on the setup's variable (value v) to its agents: their type has no
  * vote callback, so each votes yes as its worker takes the message (no handler runs), and
  * the proposer commits by compare-and-set: the round plus the tally and one variable update.
  */
@@ -90,7 +180,7 @@ static int one_proposal(struct coord *c, int64_t v, uint64_t *ns)
 	struct ipc_proposal p;
 	int rc;
 
-	rc = ipc_propose_start(c->seg, c->inbox, "c100", SHOAL_VAR_INT, &v, sizeof(v), "b100",
+	rc = ipc_propose_start(c->seg, c->inbox, c->var, SHOAL_VAR_INT, &v, sizeof(v), c->group,
 			       SHOAL_RULE_MAJORITY, 0, shm_now_ns() + WAIT_NS, 0, 1000, buf,
 			       &version, &p);
 	if (rc)
@@ -107,7 +197,7 @@ static int one_proposal(struct coord *c, int64_t v, uint64_t *ns)
 	*ns = bench_now_ns() - t0;
 	if (rc)
 		return rc;
-	return res.outcome == SHOAL_PROPOSAL_COMMITTED && res.yes == NMEMBERS ? 0 : -EPROTO;
+	return res.outcome == SHOAL_PROPOSAL_COMMITTED && res.yes == c->s->members ? 0 : -EPROTO;
 }
 
 /*
@@ -159,26 +249,26 @@ struct replies {
 static bool take_replies(void *arg)
 {
 	struct replies *rp = arg;
-	uint32_t slot = shoal_handle_slot(rp->c->inbox);
+	uint32_t slot = shoal_handle_slot(rp->c->inbox), n = rp->c->s->members;
 	struct ipc_msg m;
 
-	while (rp->got < NMEMBERS && ipc_mbox_peek(rp->c->seg, slot, &m) == 0) {
+	while (rp->got < n && ipc_mbox_peek(rp->c->seg, slot, &m) == 0) {
 		rp->got += (m.flags & IPC_F_REPLY) && m.ref == rp->ref;
 		ipc_mbox_consume(rp->c->seg, slot, &m);
 	}
-	return rp->got == NMEMBERS;
+	return rp->got == n;
 }
 
-/* The same fan-out as calls; the fan-in as 100 reply messages. */
+/* The same fan-out as calls; the fan-in as a reply message from each member. */
 static int one_replies(struct coord *c, uint64_t ref, uint64_t *ns)
 {
 	struct replies rp = {.c = c, .ref = ref};
 	uint64_t t0 = bench_now_ns();
 	int rc;
 
-	rc = ipc_fanout(c->seg, c->inbox, c->members, NMEMBERS, T_PAYLOAD, IPC_F_CALL, ref, "x", 1,
-			1000, NULL, NULL);
-	if (rc != NMEMBERS)
+	rc = ipc_fanout(c->seg, c->inbox, c->members, c->s->members, T_PAYLOAD, IPC_F_CALL, ref,
+			"x", 1, 1000, NULL, NULL);
+	if (rc != (int)c->s->members)
 		return rc < 0 ? rc : -EPROTO;
 	while (!take_replies(&rp)) {
 		rc = ipc_waiter_wait(c->waiter, 20000, WAIT_NS, take_replies, &rp, NULL);
@@ -190,20 +280,21 @@ static int one_replies(struct coord *c, uint64_t ref, uint64_t *ns)
 }
 
 /*
- * The fan-in alone, in this process (no scheduling in it): 100 answers into a round record
- * and the owner's completion check, against 100 replies put into the inbox and taken out.
+ * The fan-in alone, in this process (no scheduling in it): an answer from each member into
+ * a round record and the owner's completion check, against a reply from each put into the
+ * inbox and taken out.
  */
 static int fanin_record(struct coord *c, uint64_t *ns)
 {
 	uint64_t t0 = bench_now_ns();
-	uint32_t slot, gen;
+	uint32_t slot, gen, n = c->s->members;
 	int rc = shm_round_claim(c->seg, &slot, &gen), last = 0;
 
 	if (rc)
 		return rc;
-	shm_round_publish(c->seg, slot, gen, SHOAL_HANDLE_NONE, c->members, NMEMBERS,
+	shm_round_publish(c->seg, slot, gen, SHOAL_HANDLE_NONE, c->members, n,
 			  shm_now_ns() + WAIT_NS, 0);
-	for (uint32_t i = 0; i < NMEMBERS; i++)
+	for (uint32_t i = 0; i < n; i++)
 		last = shm_round_answer(c->seg, slot, gen, i, false);
 	rc = last == 1 && shm_round_is_complete(c->seg, slot, gen) ? 0 : -EPROTO;
 	shm_round_free(c->seg, slot, gen);
@@ -216,7 +307,7 @@ static int fanin_replies(struct coord *c, uint64_t ref, uint64_t *ns)
 	struct replies rp = {.c = c, .ref = ref};
 	uint64_t t0 = bench_now_ns();
 
-	for (uint32_t i = 0; i < NMEMBERS; i++) {
+	for (uint32_t i = 0; i < c->s->members; i++) {
 		int rc = ipc_send(c->seg, c->inbox, c->members[i], T_PAYLOAD, IPC_F_REPLY, ref,
 				  NULL, 0, 0);
 
@@ -229,44 +320,154 @@ static int fanin_replies(struct coord *c, uint64_t ref, uint64_t *ns)
 	return 0;
 }
 
-static const char *config_fmt =
-	"[instance]\nname = %s\nworkers = 2\nplacement = none\nstatus_interval = 0\n"
-	"[segment]\nmax_agents = 256\nregistry_capacity = 1024\nmax_procs = 8\n"
-	"[agent a]\ntype = bench_demand\ncount = 50\nname = a-%%02u\nworker = 0\n"
-	"[agent b]\ntype = bench_demand\ncount = 50\nname = b-%%02u\nworker = 1\n";
-
-/* The rounds' rows into rep (see the top of this file); its notes appended. 0 or -errno. */
-static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
+/* One operation of kind k, iteration i, its time into *ns. 0 or -errno. */
+static int one_op(struct coord *c, enum kind k, int i, uint64_t *ns)
 {
-	int n = o->quick ? 300 : 3000, rc = -ENOMEM, r = 0;
-	uint64_t *a = calloc((size_t)n, sizeof(uint64_t)), *b = calloc((size_t)n, sizeof(uint64_t));
-	uint64_t *f = calloc((size_t)n, sizeof(uint64_t)), *k = calloc((size_t)n, sizeof(uint64_t));
-	uint64_t *fr = calloc((size_t)n, sizeof(uint64_t)),
-		 *fp = calloc((size_t)n, sizeof(uint64_t));
-	uint64_t *al = calloc((size_t)n, sizeof(uint64_t)),
-		 *fl = calloc((size_t)n, sizeof(uint64_t));
-	uint64_t *cp = calloc((size_t)n, sizeof(uint64_t));
-	uint64_t var;
-	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", reply[8];
-	struct coord c = {0};
-	struct bench_row *row;
 	uint64_t t0;
+	char reply[8];
+	int r;
+
+	switch (k) {
+	case K_ROUND_PARKED:
+		r = wait_parked(c);
+		return r ? r : one_round(c, ns);
+	case K_ROUND:
+		return one_round(c, ns);
+	case K_PROPOSAL_PARKED:
+		r = wait_parked(c);
+		return r ? r : one_proposal(c, i, ns);
+	case K_PROPOSAL:
+		return one_proposal(c, i, ns);
+	case K_REPLIES:
+		return one_replies(c, ((uint64_t)getpid() << 32) | (uint32_t)(i + 1), ns);
+	case K_ALLOC:
+		return one_alloc(c, ns);
+	case K_FANOUT:
+		t0 = bench_now_ns();
+		r = ipc_broadcast(c->seg, c->inbox, c->group, T_PAYLOAD, "x", 1, 1000);
+		*ns = bench_now_ns() - t0;
+		return r == (int)c->s->members ? 0 : r < 0 ? r : -EPROTO;
+	default:
+		t0 = bench_now_ns();
+		r = ipc_call(c->seg, c->waiter, c->inbox, c->members[(uint32_t)i % c->s->members],
+			     1, "x", 1, reply, sizeof(reply), 5000);
+		*ns = bench_now_ns() - t0;
+		return r == 1 ? 0 : r < 0 ? r : -EPROTO;
+	}
+}
+
+/*
+ * The instance's config: the setup's agents spread evenly over its workers, each bound to
+ * its core: one worker on cpu_a (the client runs on cpu_b), two on cpu_a and cpu_b.
+ */
+static void setup_config(const struct setup *s, const struct bench_opts *o, const char *inst,
+			 char *text, size_t cap)
+{
+	uint32_t per = s->members / s->workers;
+	/* room for the agents and the quarter of the slots clients' inboxes may take */
+	uint32_t agents = s->members < 192 ? 256 : s->members * 3 / 2, names = 16;
+	char cpus[32];
+	int n;
+
+	if (s->workers == 1 || o->cpu_a == o->cpu_b)
+		snprintf(cpus, sizeof(cpus), "%d", o->cpu_a);
+	else
+		snprintf(cpus, sizeof(cpus), "%d,%d", o->cpu_a, o->cpu_b);
+
+	while (names < agents * 4) /* a power of two */
+		names <<= 1;
+
+	n = snprintf(text, cap,
+		     "[instance]\nname = %s\nworkers = %u\ncpus = %s\nplacement = spread\n"
+		     "status_interval = 0\n[segment]\nmax_agents = %u\n"
+		     "registry_capacity = %u\nmax_procs = 8\ngroup_members = %u\n",
+		     inst, s->workers, cpus, agents, names, s->members < 256 ? 256 : s->members);
+	for (uint32_t w = 0; w < s->workers && n > 0 && (size_t)n < cap; w++)
+		n += snprintf(text + n, cap - (size_t)n,
+			      "[agent w%u]\ntype = bench_demand\ncount = %u\n"
+			      "name = w%u-%%04u\nworker = %u\n",
+			      w, per, w, w);
+}
+
+static const char *const kind_name[K_N] = {
+	[K_ROUND] = "broadcast",	[K_REPLIES] = "broadcast",
+	[K_FANOUT] = "fanout",		[K_CALL] = "call_1",
+	[K_ALLOC] = "allocation",	[K_PROPOSAL] = "consensus",
+	[K_ROUND_PARKED] = "broadcast", [K_PROPOSAL_PARKED] = "consensus",
+};
+static const char *const kind_tail[K_N] = {
+	[K_REPLIES] = "_replies",
+	[K_ROUND_PARKED] = "_parked",
+	[K_PROPOSAL_PARKED] = "_parked",
+};
+
+/* A row's name: kind, members, the setup's suffix, the kind's tail (consensus_100_parked). */
+static void row_name(const struct setup *s, enum kind k, char *buf, size_t cap)
+{
+	if (k == K_CALL)
+		snprintf(buf, cap, "call_1%s", s->sfx);
+	else
+		snprintf(buf, cap, "%s_%u%s%s", kind_name[k], s->members, s->sfx,
+			 kind_tail[k] ? kind_tail[k] : "");
+}
+
+/* This process on cpus a and b. 0 or -errno. */
+static int bench_pin_two(int a, int b)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(a, &set);
+	CPU_SET(b, &set);
+	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+/* The rows of one setup into rep; idx names its instance. 0 or -errno. */
+static int coord_setup(struct bench_opts *o, struct bench_report *rep, const struct setup *s,
+		       int idx)
+{
+	int n = o->quick ? s->rounds_quick : s->rounds_full, rc = -ENOMEM, r = 0;
+	uint64_t *smp[K_N] = {0}, *fl = NULL, *fr = NULL, *fp = NULL, var;
+	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", name[BENCH_NAME_MAX] = "";
+	char floor[BENCH_NAME_MAX], call[BENCH_NAME_MAX];
+	struct coord c = {.s = s};
+	struct bench_row *row;
+	enum kind order[K_N];
+	uint32_t nk = 0;
 	pid_t sup;
 
-	if (!a || !b || !f || !k || !fr || !fp || !al || !fl || !cp)
+	for (int k = 0; k < K_N; k++) {
+		if (!(s->kinds & (1u << k)))
+			continue;
+		order[nk++] = (enum kind)k;
+		smp[k] = calloc((size_t)n, sizeof(uint64_t));
+		if (!smp[k])
+			goto out_free;
+	}
+	fl = calloc((size_t)n, sizeof(uint64_t));
+	fr = calloc((size_t)n, sizeof(uint64_t));
+	fp = calloc((size_t)n, sizeof(uint64_t));
+	c.members = calloc(s->members, sizeof(*c.members));
+	if (!fl || !fr || !fp || !c.members)
 		goto out_free;
-	/* the agents' type, inherited by the instance's workers (a second run: a no-op) */
-	rc = shoal_agent_type_register(&bdemand_type);
+	snprintf(c.group, sizeof(c.group), "b%u", s->members);
+	snprintf(c.var, sizeof(c.var), "c%u", s->members);
+	c.capacity = s->members * 9 / 4;
+	if (o->instance)
+		snprintf(inst, sizeof(inst), "%.*s-%d", SHM_INSTANCE_MAX - 8, o->instance, idx);
+	else
+		snprintf(inst, sizeof(inst), "bench-coord-%d-%d", (int)getpid(), idx);
+	setup_config(s, o, inst, text, sizeof(text));
+	/*
+	 * One worker: this client on the other CPU (the supervisor, forked now, too: it sleeps).
+	 * Two: the client may run on either, like the workers' other processes.
+	 */
+	rc = s->workers == 1 ? bench_pin(o->cpu_b) : bench_pin_two(o->cpu_a, o->cpu_b);
 	if (rc) {
-		fprintf(stderr, "shoal bench coord: type 'bench_demand': %s\n", strerror(-rc));
+		fprintf(stderr, "shoal bench coord: pinning to cpus %d,%d: %s\n", o->cpu_a,
+			o->cpu_b, strerror(-rc));
 		goto out_free;
 	}
-	rc = -ENOMEM;
-	if (o->instance)
-		snprintf(inst, sizeof(inst), "%s", o->instance);
-	else
-		snprintf(inst, sizeof(inst), "bench-coord-%d", (int)getpid());
-	snprintf(text, sizeof(text), config_fmt, inst);
 	sup = bench_sup_start("coord", text);
 	rc = -ECHILD;
 	if (sup < 0)
@@ -278,21 +479,28 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 		goto out_stop;
 	}
 	shm_proc_set_state(c.seg, SHM_PROC_RUNNING);
-	for (int i = 0; i < NMEMBERS; i++) {
-		char name[16];
+	for (uint32_t i = 0; i < s->members; i++) {
+		uint32_t per = s->members / s->workers;
+		char an[24];
 
-		snprintf(name, sizeof(name), "%c-%02d", i < 50 ? 'a' : 'b', i % 50);
-		if (shm_reg_lookup(c.seg, SHM_NS_DEFAULT, name, strlen(name), &c.members[i],
-				   NULL) ||
-		    shm_grp_join(c.seg, "b100", 4, c.members[i])) {
+		snprintf(an, sizeof(an), "w%u-%04u", i / per, i % per);
+		if (shm_reg_lookup(c.seg, SHM_NS_DEFAULT, an, strlen(an), &c.members[i], NULL) ||
+		    shm_grp_join(c.seg, c.group, strlen(c.group), c.members[i])) {
 			fprintf(stderr, "shoal bench coord: agent %s: not there or not joined\n",
-				name);
+				an);
 			goto out_client;
 		}
 	}
-	r = shm_var_create(c.seg, SHM_NS_DEFAULT, "c100", 4, SHM_VAR_INT, &var);
+	r = shm_var_create(c.seg, SHM_NS_DEFAULT, c.var, strlen(c.var), SHM_VAR_INT, &var);
 	if (r) {
-		fprintf(stderr, "shoal bench coord: variable c100: %s\n", strerror(-r));
+		fprintf(stderr, "shoal bench coord: variable %s: %s\n", c.var, strerror(-r));
+		rc = r;
+		goto out_client;
+	}
+	r = find_workers(&c);
+	if (r) {
+		fprintf(stderr, "shoal bench coord: %u workers not running: %s\n", s->workers,
+			strerror(-r));
 		rc = r;
 		goto out_client;
 	}
@@ -300,78 +508,60 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 	 * Alternated, and each iteration starting with the next kind, so drift on the machine
 	 * and the state the previous operation left the workers in touch each row alike.
 	 */
-	for (int i = 0; i < n && !r; i++) {
-		for (int j = 0; j < 6 && !r; j++) {
-			switch ((i + j) % 6) {
-			case 5:
-				r = one_proposal(&c, i, &cp[i]);
-				break;
-			case 0:
-				r = one_round(&c, &a[i]);
-				break;
-			case 1:
-				r = one_replies(&c, ((uint64_t)getpid() << 32) | (uint32_t)(i + 1),
-						&b[i]);
-				break;
-			case 4:
-				r = one_alloc(&c, &al[i]);
-				break;
-			case 2:
-				t0 = bench_now_ns();
-				r = ipc_broadcast(c.seg, c.inbox, "b100", T_PAYLOAD, "x", 1, 1000);
-				f[i] = bench_now_ns() - t0;
-				r = r == NMEMBERS ? 0 : r < 0 ? r : -EPROTO;
-				break;
-			default:
-				t0 = bench_now_ns();
-				r = ipc_call(c.seg, c.waiter, c.inbox, c.members[i % NMEMBERS], 1,
-					     "x", 1, reply, sizeof(reply), 5000);
-				k[i] = bench_now_ns() - t0;
-				r = r == 1 ? 0 : r < 0 ? r : -EPROTO;
-			}
+	for (int i = 0; i < n && !r; i++)
+		for (uint32_t j = 0; j < nk && !r; j++) {
+			enum kind k = order[((uint32_t)i + j) % nk];
+
+			r = one_op(&c, k, i, &smp[k][i]);
+			if (r)
+				row_name(s, k, name, sizeof(name));
 		}
-	}
-	for (int i = 0; i < n && !r; i++) {
+	for (int i = 0; i < n && !r && s->fanin; i++) {
+		snprintf(name, sizeof(name), "fanin_*_%u", s->members);
 		r = fanin_record(&c, &fr[i]);
 		if (!r)
 			r = fanin_replies(
 				&c, ((uint64_t)getpid() << 32) | 0x40000000u | (uint32_t)i, &fp[i]);
 	}
 	if (r) {
-		fprintf(stderr, "shoal bench coord: %s\n", strerror(-r));
+		fprintf(stderr, "shoal bench coord: %s: %s\n", name, strerror(-r));
 		rc = r;
 		goto out_client;
 	}
-	bench_add_baseline(rep, "fanout_100", f, (size_t)n, 0);
-	bench_add_baseline(rep, "call_1", k, (size_t)n, 0);
+	snprintf(floor, sizeof(floor), "round_floor_%u%s", s->members, s->sfx);
+	row_name(s, K_CALL, call, sizeof(call));
+	for (uint32_t j = 0; j < nk; j++) {
+		row_name(s, order[j], name, sizeof(name));
+		if (order[j] == K_FANOUT || order[j] == K_CALL)
+			bench_add_baseline(rep, name, smp[order[j]], (size_t)n, 0);
+	}
 	/* a copy: filling a row sorts its samples */
-	memcpy(fl, a, (size_t)n * sizeof(*fl));
-	bench_add_baseline(rep, "round_floor_100", fl, (size_t)n, 0);
-	row = bench_add_result(rep, "consensus_100", cp, (size_t)n, 0, "round_floor_100");
-	row->target_ns = 40000;
-	row->target_pct = 99;
-	row = bench_add_result(rep, "broadcast_100", a, (size_t)n, 0, "call_1");
-	row->target_ns = 25000;
-	row->target_pct = 99;
-	bench_add_result(rep, "broadcast_100_replies", b, (size_t)n, 0, "call_1");
-	bench_add_result(rep, "allocation_100", al, (size_t)n, 0, "round_floor_100");
-	bench_add_result(rep, "fanin_record_100", fr, (size_t)n, 0, "");
-	bench_add_result(rep, "fanin_replies_100", fp, (size_t)n, 0, "");
-	snprintf(
-		rep->notes + strlen(rep->notes), sizeof(rep->notes) - strlen(rep->notes),
-		"%s%d rounds each, alternated, to %d echo-like agents (50 on each of 2 workers) "
-		"from a "
-		"client that parks after a 20 us spin: broadcast_100 counts the answers in the "
-		"round record (one wake of the client by the last), broadcast_100_replies as %d "
-		"reply messages to its inbox. fanin_*_100: the fan-in alone, in this process (100 "
-		"answers into a record vs 100 replies put and taken). fanout_100: the plain "
-		"broadcast alone (no waiting); call_1: one call to one echo agent. "
-		"allocation_100: an allocation round to the same agents (demands of 1..8 units, "
-		"capacity %u, proportional), until every share is sent; round_floor_100: "
-		"broadcast_100's samples, its floor. consensus_100: a majority proposal on one int "
-		"variable to the same agents (their type has no vote callback: yes), committed by "
-		"compare-and-set, against the same floor",
-		rep->notes[0] ? ". " : "", n, NMEMBERS, NMEMBERS, CAPACITY);
+	memcpy(fl, smp[K_ROUND], (size_t)n * sizeof(*fl));
+	bench_add_baseline(rep, floor, fl, (size_t)n, 0);
+	for (uint32_t j = 0; j < nk; j++) {
+		enum kind k = order[j];
+		/* broadcasts against one call when there is one; the others against the floor */
+		bool vs_call = (k == K_ROUND || k == K_REPLIES) && (s->kinds & (1u << K_CALL));
+
+		if (k == K_FANOUT || k == K_CALL)
+			continue;
+		row_name(s, k, name, sizeof(name));
+		row = bench_add_result(rep, name, smp[k], (size_t)n, 0,
+				       vs_call	      ? call
+				       : k == K_ROUND ? ""
+						      : floor);
+		/* the targets: back to back, p99 */
+		if (k == K_ROUND || k == K_PROPOSAL) {
+			row->target_ns = s->members >= 1000 ? 250000 : k == K_ROUND ? 25000 : 40000;
+			row->target_pct = 99;
+		}
+	}
+	if (s->fanin) {
+		snprintf(name, sizeof(name), "fanin_record_%u", s->members);
+		bench_add_result(rep, name, fr, (size_t)n, 0, "");
+		snprintf(name, sizeof(name), "fanin_replies_%u", s->members);
+		bench_add_result(rep, name, fp, (size_t)n, 0, "");
+	}
 	rc = 0;
 out_client:
 	if (c.waiter)
@@ -383,21 +573,80 @@ out_client:
 out_stop:
 	bench_sup_stop("coord", sup);
 out_free:
-	free(a);
-	free(b);
-	free(f);
-	free(k);
+	for (int k = 0; k < K_N; k++)
+		free(smp[k]);
+	free(fl);
 	free(fr);
 	free(fp);
-	free(al);
-	free(cp);
-	free(fl);
+	free(c.members);
 	return rc;
+}
+
+#define KINDS_ROUNDS                                                                               \
+	((1u << K_ROUND) | (1u << K_ALLOC) | (1u << K_PROPOSAL) | (1u << K_ROUND_PARKED) |         \
+	 (1u << K_PROPOSAL_PARKED))
+#define KINDS_ALL (KINDS_ROUNDS | (1u << K_REPLIES) | (1u << K_FANOUT) | (1u << K_CALL))
+
+static const struct setup setups[] = {
+	{.workers = 1,
+	 .members = 100,
+	 .sfx = "",
+	 .kinds = KINDS_ALL,
+	 .fanin = true,
+	 .rounds_full = 3000,
+	 .rounds_quick = 300},
+	{.workers = 1,
+	 .members = 1000,
+	 .sfx = "",
+	 .kinds = KINDS_ROUNDS,
+	 .rounds_full = 1000,
+	 .rounds_quick = 100},
+	{.workers = 2,
+	 .members = 100,
+	 .sfx = "_2w",
+	 .kinds = (1u << K_ROUND) | (1u << K_PROPOSAL) | (1u << K_CALL),
+	 .rounds_full = 3000,
+	 .rounds_quick = 300},
+};
+
+/* The rounds' rows into rep (see the top of this file); its notes appended. 0 or -errno. */
+static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
+{
+	int rc;
+
+	/* the agents' type, inherited by the instance's workers (a second run: a no-op) */
+	rc = shoal_agent_type_register(&bdemand_type);
+	if (rc) {
+		fprintf(stderr, "shoal bench coord: type 'bench_demand': %s\n", strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < sizeof(setups) / sizeof(setups[0]) && !rc; i++)
+		rc = coord_setup(o, rep, &setups[i], (int)i);
+	if (rc)
+		return rc;
+	snprintf(rep->notes + strlen(rep->notes), sizeof(rep->notes) - strlen(rep->notes),
+		 "%sRounds (%d of each kind, %d with 1000 agents; alternated) to echo-like agents "
+		 "from a client that parks after a 20 us spin. _100, _1000: every agent on 1 "
+		 "worker bound to cpu %d, the client on cpu %d (the awake setup: on 2 CPUs, one "
+		 "each); _2w: 50 agents on each of 2 workers (cpus %d and %d), the client free "
+		 "to run on either (3 processes on 2 CPUs). "
+		 "Back to back, except _parked: each starts once every worker has parked. "
+		 "broadcast_N counts the answers in the round record (the last wakes the client), "
+		 "broadcast_100_replies as 100 reply messages to its inbox; fanin_*_100: the "
+		 "fan-in alone, in this process. fanout_100: a plain broadcast (no waiting); "
+		 "call_1: one call to one agent. allocation_N: demands of 1..8 units, capacity "
+		 "9N/4, proportional, until every share is sent. consensus_N: a majority proposal "
+		 "on one int variable (agents vote yes as their worker takes it), committed by "
+		 "compare-and-set. round_floor_N: broadcast_N's samples",
+		 rep->notes[0] ? ". " : "", o->quick ? 300 : 3000, o->quick ? 100 : 1000, o->cpu_a,
+		 o->cpu_b, o->cpu_a, o->cpu_b);
+	return 0;
 }
 
 /*
  * shoal bench coord: the variables' rows (bench_coord_vars.c, a scratch segment), then the
- * rounds' (an instance with 100 agents), in one report. Returns a CLI exit code. The tool.
+ * rounds' (three instances: 100 agents on 1 worker, 1,000 on 1, 100 on 2), in one report.
+ * Returns a CLI exit code. The tool.
  */
 int bench_coord(int argc, char **argv, struct bench_opts *o)
 {

@@ -19,7 +19,8 @@
 #include "workers/wrk_int.h"
 
 #define WRK_BATCH	 64u	      /* messages per agent per round: fairness */
-#define WRK_SPIN_NS	 20000u	      /* spin this long before parking */
+#define WRK_SPIN_NS	 20000u	      /* spin this long before parking, at first */
+#define WRK_SPIN_MAX_NS	 200000u      /* at most this long, while messages keep coming */
 #define WRK_HEARTBEAT_NS 100000000ull /* park at most this long: heartbeat period */
 
 struct wrk {
@@ -38,8 +39,10 @@ struct wrk {
 	uint8_t *up_mark;  /* agent slots restarted whose monitors await UP */
 	uint32_t nup;
 	uint64_t now;
-	uint64_t spin_ns; /* spin before parking ($SHOAL_WORKER_SPIN_NS) */
-	bool boosted;	  /* still at the start-up SCHED_FIFO (unboost()) */
+	uint64_t spin_ns;     /* the first spin before parking ($SHOAL_WORKER_SPIN_NS) */
+	uint64_t spin_max_ns; /* the longest ($SHOAL_WORKER_SPIN_MAX_NS) */
+	uint64_t spin_cur;    /* the next one (spin_adapt()) */
+	bool boosted;	      /* still at the start-up SCHED_FIFO (unboost()) */
 	uint64_t boost_t0;
 	struct shm_telem tl; /* our telemetry, flushed to the segment (telem_flush()) */
 };
@@ -493,6 +496,29 @@ static bool has_work(void *arg)
 	return false;
 }
 
+/*
+ * After an idle wait that began at idle_ns with the doorbell at bell, and returned woke
+ * (ipc_waiter_wait()'s 1: work), set the next spin. A message that rang us awake soon after
+ * we parked (within spin_max_ns of going idle) would have found us awake with a longer spin:
+ * spin twice that gap next time (up to spin_max_ns), so traffic that keeps coming,
+ * back-to-back rounds say, finds the worker awake and pays no wake. Work found while
+ * spinning keeps the spin (however long the gap: the scheduler may have taken the CPU in
+ * it). A longer idle time, or a timeout, goes back to the first spin. Every spin still ends
+ * when nothing comes within it: an idle worker parks after at most spin_max_ns.
+ */
+static void spin_adapt(struct wrk *w, int woke, uint64_t idle_ns, uint32_t bell)
+{
+	uint64_t gap = shm_now_ns() - idle_ns;
+
+	/* relaxed: only how long to spin hangs on it; a ring bumps it (D3, ipc/wake.c) */
+	if (woke == 1 && atomic_load_explicit(&w->proc->doorbell, memory_order_relaxed) == bell)
+		return;
+	if (woke != 1 || gap > w->spin_max_ns)
+		w->spin_cur = w->spin_ns;
+	else if (gap > w->spin_cur)
+		w->spin_cur = 2 * gap < w->spin_max_ns ? 2 * gap : w->spin_max_ns;
+}
+
 /* Orderly end: terminate every running agent; they stay assigned, DOWN, for a successor. */
 static void shutdown_agents(struct wrk *w)
 {
@@ -672,6 +698,12 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.spin_ns = WRK_SPIN_NS;
 	if (getenv("SHOAL_WORKER_SPIN_NS"))
 		w.spin_ns = strtoull(getenv("SHOAL_WORKER_SPIN_NS"), NULL, 10);
+	w.spin_max_ns = WRK_SPIN_MAX_NS;
+	if (getenv("SHOAL_WORKER_SPIN_MAX_NS"))
+		w.spin_max_ns = strtoull(getenv("SHOAL_WORKER_SPIN_MAX_NS"), NULL, 10);
+	if (w.spin_max_ns < w.spin_ns)
+		w.spin_max_ns = w.spin_ns;
+	w.spin_cur = w.spin_ns;
 	w.now = shm_now_ns();
 	w.boosted = args->boosted;
 	w.boost_t0 = w.now;
@@ -733,8 +765,15 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 		shm_trace("wrk: idle");
 		shm_trace_flush();
 		if (timeout) {
+			uint64_t idle_ns = shm_now_ns();
+			/* relaxed: as in spin_adapt() */
+			uint32_t bell =
+				atomic_load_explicit(&w.proc->doorbell, memory_order_relaxed);
+			int woke;
+
 			w.tl.parks++;
-			ipc_waiter_wait(w.waiter, w.spin_ns, timeout, has_work, &w, NULL);
+			woke = ipc_waiter_wait(w.waiter, w.spin_cur, timeout, has_work, &w, NULL);
+			spin_adapt(&w, woke, idle_ns, bell);
 		}
 	}
 	w.now = shm_now_ns();

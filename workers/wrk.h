@@ -36,7 +36,9 @@ struct wrk_args {
  * until its process state becomes SHM_PROC_STOPPING; runs terminate callbacks and returns
  * 0, or a negative errno if it could not start. Exits the process with WRK_EXIT_MEMCAP
  * when an allocation fails. $SHOAL_WORKER_SPIN_NS sets how long it spins before parking
- * (default 20000). The worker process only.
+ * (default 20000); while messages keep coming soon after it parks, it spins longer, up to
+ * $SHOAL_WORKER_SPIN_MAX_NS (default 200000; set it to the first to keep the spin fixed).
+ * The worker process only.
  */
 int wrk_main(struct shm_seg *seg, const struct wrk_args *args);
 
