@@ -62,6 +62,93 @@ void sup_clients_scan(struct sup *s, bool judge)
 	}
 }
 
+/* Whether the config runs the demo: the default's coordinator and tuners. */
+static bool is_demo(const struct sup_config *c, uint32_t *tuners)
+{
+	bool coord = false;
+
+	*tuners = 0;
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		coord |= !strcmp(c->agents[i].type, "coordinator");
+		if (!strcmp(c->agents[i].type, "tuner"))
+			*tuners += c->agents[i].count;
+	}
+	return coord && *tuners;
+}
+
+/*
+ * The banner: printed once, to stdout, when every worker is first ready. It says what runs
+ * where, how long the start took, what the demo does, and what to try next, so a person who
+ * just typed `shoal run` knows what they are looking at. Supervisor thread only.
+ */
+void sup_banner_print(struct sup *s)
+{
+	const struct sup_config *c = s->c;
+	uint32_t total = 0, tuners;
+	/* the tools' default instance needs no --instance */
+	bool dflt = !strcmp(c->instance, "default");
+	char inst[SHM_INSTANCE_MAX + 16] = "";
+
+	if (!dflt)
+		snprintf(inst, sizeof(inst), " --instance %s", c->instance);
+	for (uint32_t i = 0; i < c->nagents; i++)
+		total += c->agents[i].count;
+	for (uint32_t i = 0; i < c->npools; i++)
+		total += c->pools[i].size;
+	printf("shoal %s: ready in %.3f s (supervisor pid %d)\n", c->instance,
+	       (double)(sup_now() - s->start_ns) / 1e9, (int)getpid());
+	printf("  workers: %u\n", s->n);
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct sup_worker *w = &s->w[i];
+
+		if (w->place.core >= 0)
+			printf("    worker %u: pid %d, core %d, node %d\n", i, (int)w->pid,
+			       w->place.core, w->place.node);
+		else
+			printf("    worker %u: pid %d, not pinned\n", i, (int)w->pid);
+	}
+	printf("  agents: %u\n", total);
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		const struct sup_agent_spec *a = &c->agents[i];
+		char first[80], last[80];
+
+		sup_agent_name(a, 0, first, sizeof(first));
+		sup_agent_name(a, a->count ? a->count - 1 : 0, last, sizeof(last));
+		if (a->count > 1)
+			printf("    %s: %u x %s (%s .. %s)\n", a->section, a->count, a->type, first,
+			       last);
+		else
+			printf("    %s: %u x %s (%s)\n", a->section, a->count, a->type, first);
+	}
+	for (uint32_t i = 0; i < c->npools; i++)
+		printf("    pool %s: %u x %s (up to %u on demand)\n", c->pools[i].name,
+		       c->pools[i].size, c->pools[i].type, c->pools[i].size + c->pools[i].overflow);
+	if (is_demo(c, &tuners)) {
+		printf("  the demo: a hyperparameter search by %u tuners.\n", tuners);
+		fputs("    Each tuner tries points near the best one known and sends its\n"
+		      "    score to the coordinator, which keeps the best, publishes it in\n"
+		      "    the shared variables best.score and best.x0..best.x3 (one atomic\n"
+		      "    update) and announces it to the group tuners by acknowledged\n"
+		      "    broadcasts. Every 5 s the tuners agree by consensus on a new\n"
+		      "    learning rate (the variable lr); every 3 s an allocation round\n"
+		      "    divides 64 compute slots among them; each tuner draws evaluators\n"
+		      "    from the pool evaluators.\n",
+		      stdout);
+	}
+	printf("  try:\n"
+	       "    shoal inspect%s  # workers, agents, names, exits\n"
+	       "    shoal top%s  # live rates per worker and agent\n",
+	       inst, inst);
+	if (is_demo(c, &tuners))
+		printf("    shoal var get best.score%s  # the best score so far\n"
+		       "    shoal call coordinator best%s  # the best point, as text\n",
+		       inst, inst);
+	else
+		printf("    shoal call NAME PAYLOAD%s\n", inst);
+	printf("  stop: Ctrl-C, or SIGTERM (kill -TERM %d): an orderly stop\n", (int)getpid());
+	fflush(stdout);
+}
+
 /* Print the status line (workers up, agents, restarts, messages) to stdout. */
 void sup_status_print(struct sup *s)
 {

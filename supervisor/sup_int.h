@@ -176,6 +176,7 @@ struct sup {
 	uint64_t next_tick;
 	uint64_t next_status;
 	uint64_t restarts; /* total, for the status line */
+	uint64_t start_ns; /* when sup_run() began (monotonic), for the banner's time to ready */
 	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
 	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
 	bool boost;	   /* a spare taking over starts at SCHED_FIFO (until it fails) */
@@ -269,6 +270,7 @@ int sup_exit_early_status(pid_t pid);
 /* sup_duty.c: periodic duties */
 void sup_clients_scan(struct sup *s, bool judge);
 void sup_status_print(struct sup *s);
+void sup_banner_print(struct sup *s);
 void sup_duty_tick(struct sup *s);
 
 /* sup_pool.c */

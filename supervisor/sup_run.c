@@ -210,7 +210,7 @@ static bool may_unidle(void)
 /* See sup.h. Callers: the process's only thread. */
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 {
-	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd};
+	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd, .start_ns = sup_now()};
 	struct shm_cfg cfg = c->shm;
 	struct shm_hdr *h;
 	sigset_t oldmask;

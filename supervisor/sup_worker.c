@@ -283,6 +283,8 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 		atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_RUNNING,
 				      memory_order_relaxed);
 		shm_change_bump(s->seg);
+		/* before the ready byte: whoever waits for it finds the banner complete */
+		sup_banner_print(s);
 		if (s->ready_fd >= 0) {
 			(void)!write(s->ready_fd, "ready\n", 6);
 			close(s->ready_fd);
