@@ -30,6 +30,7 @@
 #include "ipc/ipc.h"
 #include "ipc/ipc_int.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
@@ -208,6 +209,24 @@ static int pick_worker(struct sup_ctl *ctl, const struct ipc_ctl_req *q, uint32_
 	return 0;
 }
 
+/* The event line of a spawn or stop request served: the agent, its type and its worker. */
+static void served(const char *event, const char *what, struct shm_seg *seg, shoal_handle_t h,
+		   uint32_t windex)
+{
+	struct shm_agent *a = wrk_agent_get(seg, h);
+	char name[sizeof(a->name) + 1] = "?", type[SHM_TYPE_MAX + 1] = "?";
+
+	/* type and name are written before the slot's publication and never after */
+	if (a) {
+		snprintf(name, sizeof(name), "%.*s", (int)sizeof(a->name), a->name);
+		snprintf(type, sizeof(type), "%.*s", (int)sizeof(a->type), a->type);
+	}
+	shm_log_event(event, "supervisor",
+		      json_pack("{s:s, s:s, s:i, s:I}", "agent", name, "type", type, "worker",
+				(int)windex, "handle", (json_int_t)h),
+		      "%s agent '%s' (%s) on worker %u", what, name, type, windex);
+}
+
 static int do_spawn(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_ctl_reply *rep)
 {
 	size_t tlen, nlen;
@@ -231,6 +250,7 @@ static int do_spawn(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc
 	if (r)
 		return r;
 	rep->handle = h;
+	served("agent.spawn", "spawned", ctl->seg, h, windex);
 	return 0;
 }
 
@@ -240,6 +260,7 @@ static int do_stop(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_
 	struct shm_agent *a;
 	uint32_t host, st;
 	size_t nlen;
+	int r;
 
 	if (h == SHOAL_HANDLE_NONE) {
 		if (!is_terminated(q->name, sizeof(q->name), &nlen))
@@ -263,7 +284,10 @@ static int do_stop(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_
 	st = atomic_load_explicit(&a->state, memory_order_acquire);
 	if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED)
 		return -EALREADY;
-	return wrk_agent_stop(ctl->seg, h);
+	r = wrk_agent_stop(ctl->seg, h);
+	if (!r)
+		served("agent.stop", "stopping", ctl->seg, h, host - 2);
+	return r;
 }
 
 /*

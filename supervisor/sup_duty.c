@@ -25,6 +25,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "shoal/agent.h"
@@ -190,13 +191,17 @@ static void check_hangs(struct sup *s, uint64_t t)
 		/* relaxed: a timestamp the worker refreshes; only its age matters */
 		uint64_t hb =
 			atomic_load_explicit(&sup_wproc(s, w)->heartbeat_ns, memory_order_relaxed);
+		char who[48];
 
 		if (w->state != SUP_W_RUNNING || w->pidfd < 0 || t < hb || t - hb <= limit)
 			continue;
-		fprintf(stderr,
-			"shoal: worker %u (pid %d): no heartbeat for %.1f s (hang timeout %.1f s); "
-			"killing it\n",
-			w->windex, (int)w->pid, (double)(t - hb) / 1e9, (double)limit / 1e9);
+		snprintf(who, sizeof(who), "worker %u (pid %d)", w->windex, (int)w->pid);
+		shm_log_event("worker.hang", who,
+			      json_pack("{s:i, s:i, s:f, s:f}", "worker", (int)w->windex, "pid",
+					(int)w->pid, "silent_s", (double)(t - hb) / 1e9,
+					"hang_timeout_s", (double)limit / 1e9),
+			      "no heartbeat for %.1f s (hang timeout %.1f s); killing it",
+			      (double)(t - hb) / 1e9, (double)limit / 1e9);
 		sup_worker_post(s, w, SUP_E_HANG); /* HUNG: killed, its exit reads "hang" */
 	}
 }

@@ -142,8 +142,9 @@ struct sup_worker {
 	uint32_t streak;      /* consecutive crashes */
 	bool prelaunched; /* sup_child_launch_prep() done and a spare woken ahead of the repair */
 	bool ever_ready;
-	bool boosted;	   /* pid was started at SCHED_FIFO (sup_child_boost()), not yet set back */
-	uint32_t nreasons; /* exits remembered for the intensity message */
+	bool boosted; /* pid was started at SCHED_FIFO (sup_child_boost()), not yet set back */
+	uint64_t restart_t0; /* a restart counted at this time (monotonic), not yet ready; 0 none */
+	uint32_t nreasons;   /* exits remembered for the intensity message */
 	char reasons[REASONS_MAX][64];
 };
 
@@ -266,6 +267,7 @@ void sup_exit_record(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t ep
 int sup_exit_wait_status(const siginfo_t *si);
 uint32_t sup_exit_owner_epoch(struct sup *s, struct sup_worker *w, pid_t pid);
 int sup_exit_early_status(pid_t pid);
+void sup_exit_event(struct sup *s, struct sup_worker *w, int64_t restart_ms);
 
 /* sup_duty.c: periodic duties */
 void sup_clients_scan(struct sup *s, bool judge);

@@ -26,6 +26,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "shm/var.h"
@@ -219,6 +220,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	bool adopted = false;
 	int r, ret = -ENOMEM;
 
+	/* before any line, and before the workers are forked: they inherit it */
+	shm_log_setup(c->instance, (enum shm_log_format)o->log_format);
 	/* the checks `shoal run --check` makes (and it loads the [types] libraries) */
 	r = sup_config_check(c, NULL, err, sizeof(err));
 	if (r) {

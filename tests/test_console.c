@@ -17,9 +17,13 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "tests/skip.h"
 
+#include "ipc/ipc.h"
+#include "shm/registry.h"
+#include "shm/shm.h"
 #include "supervisor/sup.h"
 #include "tests/run_test_util.h"
 
@@ -81,11 +85,252 @@ static void test_console_banner_other_config(void **state)
 	rt_stop(&r);
 }
 
+/* A copy of the line of text that holds needle (NULL if none); free it. */
+static char *line_with(const char *text, const char *needle)
+{
+	const char *p = strstr(text, needle), *b, *e;
+
+	if (!p)
+		return NULL;
+	for (b = p; b > text && b[-1] != '\n'; b--)
+		;
+	e = strchr(p, '\n');
+	return strndup(b, e ? (size_t)(e - b) : strlen(b));
+}
+
+/* The line starts with a UTC timestamp (2026-01-31T12:00:00.123Z) and "shoal INST: ". */
+static void assert_stamped(const char *line, const char *inst)
+{
+	char want[64];
+	static const char digits[] = "dddd-dd-ddTdd:dd:dd.dddZ ";
+
+	for (size_t i = 0; i < sizeof(digits) - 1; i++)
+		if (digits[i] == 'd' ? line[i] < '0' || line[i] > '9' : line[i] != digits[i])
+			fail_msg("no timestamp at the start of: %s", line);
+	snprintf(want, sizeof(want), "shoal %s: ", inst);
+	if (strncmp(line + sizeof(digits) - 1, want, strlen(want)))
+		fail_msg("no '%s' after the timestamp in: %s", want, line);
+}
+
+/* Attach read-only to the run's segment. */
+static struct shm_seg *attach(struct rt_run *r)
+{
+	struct shm_seg *seg;
+	char err[256];
+
+	assert_int_equal(shm_seg_attach(r->inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	return seg;
+}
+
+/* Worker 0 SIGKILLed: a line says so (signal and name), another its restart and the time. */
+static void test_console_worker_exit_and_restart(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	char want[128], *line;
+	pid_t pid;
+
+	(void)state;
+	rt_start(&r, "t-", "con-exit", echo_config, NULL);
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	pid = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(pid);
+	snprintf(want, sizeof(want), "worker 0 (pid %d): exited: killed by signal 9 (SIGKILL)",
+		 (int)pid);
+	rt_wait_err(&r, want);
+	rt_wait_err(&r, "restarted in ");
+	rt_read_err(&r, buf, sizeof(buf));
+	line = line_with(buf, want);
+	assert_stamped(line, r.inst);
+	free(line);
+	line = line_with(buf, "restarted in ");
+	assert_stamped(line, r.inst);
+	if (!strstr(line, ": worker 0 (pid ") || !strstr(line, " ms"))
+		fail_msg("the restart line: %s", line);
+	free(line);
+	shm_seg_detach(seg);
+	rt_stop(&r);
+}
+
+/* --log-format json: each event line is one JSON object with the event's data. */
+static void test_console_json_lines(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	bool exit_seen = false, restart_seen = false;
+	char *save = NULL;
+	pid_t pid;
+
+	(void)state;
+	rt_start(&r, "t-", "con-json", echo_config, "--log-format=json");
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	pid = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(pid);
+	rt_wait_err(&r, "\"event\":\"worker.restart\"");
+	rt_read_err(&r, buf, sizeof(buf));
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		json_error_t e;
+		json_t *o = json_loads(l, 0, &e);
+		const char *ev;
+
+		if (!o)
+			fail_msg("not a JSON line (%s): %s", e.text, l);
+		ev = json_string_value(json_object_get(o, "event"));
+		assert_non_null(ev);
+		assert_string_equal(json_string_value(json_object_get(o, "instance")), r.inst);
+		assert_non_null(strchr(json_string_value(json_object_get(o, "time")), 'Z'));
+		assert_non_null(json_string_value(json_object_get(o, "message")));
+		if (!strcmp(ev, "worker.exit")) {
+			exit_seen = true;
+			assert_int_equal(json_integer_value(json_object_get(o, "worker")), 0);
+			assert_int_equal(json_integer_value(json_object_get(o, "pid")), pid);
+			assert_int_equal(json_integer_value(json_object_get(o, "signal")), 9);
+			assert_string_equal(json_string_value(json_object_get(o, "signal_name")),
+					    "SIGKILL");
+			assert_string_equal(json_string_value(json_object_get(o, "reason")),
+					    "signal");
+		} else if (!strcmp(ev, "worker.restart")) {
+			restart_seen = true;
+			assert_int_equal(json_integer_value(json_object_get(o, "worker")), 0);
+			assert_true(json_is_number(json_object_get(o, "restart_ms")));
+		}
+		json_decref(o);
+	}
+	assert_true(exit_seen && restart_seen);
+	shm_seg_detach(seg);
+	rt_stop(&r);
+}
+
+/* --quiet: no banner, no event lines, though a worker was killed and restarted. */
+static void test_console_quiet(void **state)
+{
+	struct rt_run r;
+	struct shm_seg *seg;
+	pid_t pid;
+
+	(void)state;
+	rt_start(&r, "t-", "con-quiet", echo_config, "--quiet");
+	rt_wait_ready(&r);
+	seg = attach(&r);
+	pid = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(pid);
+	WAIT_FOR(seg, atomic_load(&shm_proc_at(seg, 1)->restarts) >= 1 &&
+			      atomic_load(&shm_proc_at(seg, 1)->state) == SHM_PROC_RUNNING &&
+			      rt_slot_pid(seg, 1) != pid);
+	shm_seg_detach(seg);
+	/* everything the run wrote is in the files once it has exited */
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_read_err(&r, buf, sizeof(buf));
+	if (strstr(buf, "worker 0"))
+		fail_msg("--quiet, but stderr holds: %s", buf);
+	rt_read_file(r.out, buf, sizeof(buf));
+	if (strstr(buf, "ready in"))
+		fail_msg("--quiet, but stdout holds: %s", buf);
+	rt_cleanup(&r);
+}
+
+/* The restart intensity tripping is an error: said (stamped) under --quiet too. */
+static void test_console_intensity_under_quiet(void **state)
+{
+	struct rt_run r;
+	char *line;
+
+	(void)state;
+	need_test_hooks();
+	setenv("SHOAL_TEST_WORKER_EXIT", "1:7", 1);
+	rt_start(&r, "t-", "con-loop",
+		 "[instance]\nworkers = 2\nplacement = none\n"
+		 "[restart]\nintensity = 3\nperiod = 30\nbackoff_initial = 1ms\n"
+		 "backoff_max = 4ms\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n",
+		 "--quiet");
+	unsetenv("SHOAL_TEST_WORKER_EXIT");
+	assert_int_equal(rt_wait_exit(&r), 1);
+	rt_read_err(&r, buf, sizeof(buf));
+	line = line_with(buf, "intensity exceeded");
+	if (!line)
+		fail_msg("stderr: %s", buf);
+	assert_stamped(line, r.inst);
+	if (!strstr(line, "worker 1: ") || !strstr(line, "exited with code 7"))
+		fail_msg("the intensity line: %s", line);
+	free(line);
+	/* the exits themselves are events: not under --quiet */
+	assert_null(strstr(buf, "exited: exit code"));
+	rt_cleanup(&r);
+}
+
+/* shoal spawn and shoal stop: the supervisor says what it served (agent and worker). */
+static void test_console_spawn_stop_lines(void **state)
+{
+	static const char *const spawn[] = {"spawn", "echo", "x1", "--worker", "1", NULL};
+	static const char *const stop[] = {"stop", "x1", "--wait", NULL};
+	struct rt_run r;
+	char out[4096], *line;
+
+	(void)state;
+	rt_start(&r, "t-", "con-ctl", echo_config, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), spawn), 0);
+	rt_wait_err(&r, "spawned agent 'x1' (echo) on worker 1");
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), stop), 0);
+	rt_wait_err(&r, "stopping agent 'x1' (echo) on worker 1");
+	rt_read_err(&r, buf, sizeof(buf));
+	line = line_with(buf, "spawned agent");
+	assert_stamped(line, r.inst);
+	free(line);
+	line = line_with(buf, "stopping agent");
+	assert_stamped(line, r.inst);
+	free(line);
+	rt_stop(&r);
+}
+
+/* An agent that fails past its restart intensity is removed: a stamped line says so. */
+static void test_console_agent_removed(void **state)
+{
+	struct rt_run r;
+	struct rt_client cl;
+	shoal_handle_t h = SHOAL_HANDLE_NONE;
+	char reply[16], *line;
+
+	(void)state;
+	rt_start(&r, "t-", "con-agent",
+		 "[instance]\nworkers = 1\nplacement = none\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n"
+		 "[agent k]\ntype = crasher\nname = k\n",
+		 NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&cl, r.inst);
+	assert_int_equal(shm_reg_lookup(cl.seg, SHM_NS_DEFAULT, "k", 1, &h, NULL), 0);
+	/* each "fail" restarts it alone; past its intensity it is removed (calls then fail) */
+	for (int i = 0; i < 16; i++)
+		if (ipc_call(cl.seg, cl.w, cl.inbox, h, 1, "fail", 4, reply, sizeof(reply),
+			     TIMEOUT_MS) == -ENOENT)
+			break;
+	rt_wait_err(&r, "failed past its restart intensity");
+	rt_read_err(&r, buf, sizeof(buf));
+	line = line_with(buf, "failed past its restart intensity");
+	assert_stamped(line, r.inst);
+	if (!strstr(line, "worker 0") || !strstr(line, "agent 'k' (crasher)"))
+		fail_msg("the line: %s", line);
+	free(line);
+	rt_client_close(&cl);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_console_banner_demo, rt_teardown),
 		cmocka_unit_test_teardown(test_console_banner_other_config, rt_teardown),
+		cmocka_unit_test_teardown(test_console_worker_exit_and_restart, rt_teardown),
+		cmocka_unit_test_teardown(test_console_json_lines, rt_teardown),
+		cmocka_unit_test_teardown(test_console_quiet, rt_teardown),
+		cmocka_unit_test_teardown(test_console_intensity_under_quiet, rt_teardown),
+		cmocka_unit_test_teardown(test_console_spawn_stop_lines, rt_teardown),
+		cmocka_unit_test_teardown(test_console_agent_removed, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
