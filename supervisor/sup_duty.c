@@ -150,11 +150,40 @@ void sup_banner_print(struct sup *s)
 	fflush(stdout);
 }
 
+/*
+ * Add to s->handled what each agent slot handled since it was last seen. A slot keeps its
+ * count after its agent stops, until the slot is reused (gen bumped, count reset), so an
+ * agent's messages stay counted if the slot is seen once between its last message and its
+ * reuse: every tick. The total only grows; a reuse read half done (the new gen with the old
+ * count) can only count a few messages twice. Supervisor thread only.
+ */
+void sup_handled_count(struct sup *s)
+{
+	const struct shm_cfg *cfg = &shm_hdr(s->seg)->cfg;
+
+	if (!s->seen)
+		return;
+	for (uint32_t i = 0; i < cfg->max_agents; i++) {
+		struct shm_agent *a = shm_agent_at(s->seg, i);
+		struct sup_seen *v = &s->seen[i];
+		/* relaxed: counters; a torn view across them is the race the comment allows */
+		uint32_t gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
+		uint64_t h = atomic_load_explicit(&a->handled, memory_order_relaxed);
+
+		if (gen != v->gen) {
+			v->gen = gen;
+			v->handled = 0;
+		}
+		if (h > v->handled)
+			s->handled += h - v->handled;
+		v->handled = h;
+	}
+}
+
 /* Print the status line (workers up, agents, restarts, messages) to stdout. */
 void sup_status_print(struct sup *s)
 {
 	uint32_t up = 0, agents = 0, running = 0;
-	uint64_t handled = 0;
 	const struct shm_cfg *cfg = &shm_hdr(s->seg)->cfg;
 
 	for (uint32_t i = 0; i < s->n; i++)
@@ -167,11 +196,21 @@ void sup_status_print(struct sup *s)
 			continue;
 		agents++;
 		running += st == SHM_AGENT_RUNNING;
-		handled += atomic_load_explicit(&a->handled, memory_order_relaxed);
 	}
+	sup_handled_count(s);
 	printf("shoal %s: workers %u/%u up, agents %u (%u running), restarts %" PRIu64
 	       ", messages handled %" PRIu64 "\n",
-	       s->c->instance, up, s->n, agents, running, s->restarts, handled);
+	       s->c->instance, up, s->n, agents, running, s->restarts, s->handled);
+	fflush(stdout);
+}
+
+/* The line an orderly stop ends with, to stdout: it went well, and the run's totals. */
+void sup_stop_print(struct sup *s)
+{
+	sup_handled_count(s);
+	printf("shoal %s: stopped in order after %.1fs: %" PRIu64 " messages handled, %" PRIu64
+	       " restarts\n",
+	       s->c->instance, (double)(sup_now() - s->start_ns) / 1e9, s->handled, s->restarts);
 	fflush(stdout);
 }
 
@@ -223,6 +262,7 @@ void sup_duty_tick(struct sup *s)
 	shm_proc_heartbeat(s->seg);
 	sup_clients_scan(s, true);
 	check_hangs(s, t);
+	sup_handled_count(s);
 	sup_ctl_tick(s->ctl);
 	sup_pools_serve(s);
 	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {

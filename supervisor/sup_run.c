@@ -321,6 +321,11 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	}
 	if (!adopted)
 		shm_seg_publish(s.seg);
+	s.seen = calloc(h->cfg.max_agents, sizeof(*s.seen));
+	if (!s.seen) {
+		ret = -ENOMEM;
+		goto out_seg;
+	}
 	if (!adopted) {
 		r = spawn_agents(&s);
 		if (!r)
@@ -350,7 +355,9 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	if (r && !s.result)
 		s.result = -r; /* sup_loop_run() returns a positive errno */
 	ret = s.result;
-	if (o->status)
+	if (ret == 0 && o->log_format != SHM_LOG_QUIET)
+		sup_stop_print(&s);
+	else if (o->status)
 		sup_status_print(&s);
 	/* relaxed: published by S3's release below */
 	atomic_store_explicit(&h->sup_exit_code, (uint32_t)ret, memory_order_relaxed);
@@ -392,6 +399,7 @@ out_topo:
 	if (s.ready_fd >= 0)
 		close(s.ready_fd);
 	free(s.w);
+	free(s.seen);
 	free(s.q.ev);
 	if (s.topo)
 		hwloc_topology_destroy(s.topo);

@@ -6,6 +6,7 @@
  * lines it expects (inotify on the file), never for a time.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -320,6 +321,90 @@ static void test_console_agent_removed(void **state)
 	rt_stop(&r);
 }
 
+/*
+ * The messages handled in the line with needle in the run's stdout: the status line's
+ * "messages handled N", or the stop line's "N messages handled".
+ */
+static uint64_t handled_in(struct rt_run *r, const char *needle, char *line, size_t cap)
+{
+	char *l, *p;
+	uint64_t n;
+
+	rt_read_file(r->out, buf, sizeof(buf));
+	l = line_with(buf, needle);
+	assert_non_null(l);
+	p = strstr(l, "messages handled");
+	if (!p)
+		fail_msg("no messages handled in: %s", l);
+	if (p[16] == ' ') {
+		p += 17;
+	} else {
+		for (p--; p > l && p[-1] >= '0' && p[-1] <= '9';)
+			p--;
+	}
+	n = strtoull(p, NULL, 10);
+	snprintf(line, cap, "%s", l);
+	free(l);
+	return n;
+}
+
+/*
+ * Messages handled by an agent that is stopped stay counted in the status line, and an
+ * orderly stop ends with a line that says so, with the totals.
+ */
+static void test_console_counters_and_stop_line(void **state)
+{
+	static const char *const spawn[] = {"spawn", "echo", "x1", "--worker", "1", NULL};
+	static const char *const stop[] = {"stop", "x1", "--wait", NULL};
+	struct rt_run r;
+	struct rt_client cl;
+	shoal_handle_t h = SHOAL_HANDLE_NONE;
+	char out[4096], first[512], second[512], want[600], *l;
+	uint64_t n1, n2, n3;
+	unsigned long restarts;
+	double secs;
+
+	(void)state;
+	rt_start(&r, "t-", "con-count", echo_config, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), spawn), 0);
+	rt_client_open(&cl, r.inst);
+	assert_int_equal(shm_reg_lookup(cl.seg, SHM_NS_DEFAULT, "x1", 2, &h, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		rt_expect_echo(&cl, h);
+	/* the worker counts a message after its callback, so after the reply */
+	WAIT_FOR(cl.seg, atomic_load(&shm_agent_at(cl.seg, shoal_handle_slot(h))->handled) >= 5);
+	rt_client_close(&cl);
+	/* SIGUSR1: a status line now */
+	kill(r.pid, SIGUSR1);
+	snprintf(want, sizeof(want), "shoal %s: workers", r.inst);
+	rt_wait_out(&r, want);
+	n1 = handled_in(&r, want, first, sizeof(first));
+	if (n1 < 5)
+		fail_msg("status line: %s", first);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), stop), 0);
+	kill(r.pid, SIGUSR1);
+	/* the second status line follows the first */
+	snprintf(want, sizeof(want), "%s\nshoal %s: workers", first, r.inst);
+	rt_wait_out(&r, want);
+	rt_read_file(r.out, buf, sizeof(buf));
+	l = strstr(strstr(buf, first) + strlen(first) + 1, "shoal ");
+	snprintf(second, sizeof(second), "%.*s", (int)(strchr(l, '\n') - l), l);
+	n2 = handled_in(&r, second, second, sizeof(second));
+	if (n2 < n1)
+		fail_msg("messages handled went back from %" PRIu64 " to %" PRIu64, n1, n2);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	snprintf(want, sizeof(want), "shoal %s: stopped in order after ", r.inst);
+	n3 = handled_in(&r, want, out, sizeof(out));
+	assert_true(n3 >= n2);
+	if (sscanf(out + strlen(want), "%lfs: %*u messages handled, %lu restarts", &secs,
+		   &restarts) != 2 ||
+	    secs <= 0 || restarts != 0)
+		fail_msg("the stop line: %s", out);
+	rt_cleanup(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +416,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_console_intensity_under_quiet, rt_teardown),
 		cmocka_unit_test_teardown(test_console_spawn_stop_lines, rt_teardown),
 		cmocka_unit_test_teardown(test_console_agent_removed, rt_teardown),
+		cmocka_unit_test_teardown(test_console_counters_and_stop_line, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
