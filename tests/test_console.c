@@ -405,6 +405,48 @@ static void test_console_counters_and_stop_line(void **state)
 	rt_cleanup(&r);
 }
 
+/* A poison message dropped and a hang kill: stamped lines naming the worker. */
+static void test_console_poison_and_hang_lines(void **state)
+{
+	struct rt_run r;
+	struct rt_client cl;
+	shoal_handle_t h = SHOAL_HANDLE_NONE;
+	char reply[8] = "", *line;
+
+	(void)state;
+	rt_start(&r, "t-", "con-poison",
+		 "[instance]\nworkers = 1\nplacement = none\n"
+		 "[restart]\nintensity = 10\nperiod = 30\nhang_timeout = 300ms\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+		 "[agent c]\ntype = crasher\nname = c\n",
+		 NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&cl, r.inst);
+	assert_int_equal(shm_reg_lookup(cl.seg, SHM_NS_DEFAULT, "c", 1, &h, NULL), 0);
+	assert_int_equal(ipc_send(cl.seg, h, cl.inbox, 1, 0, 0, "segv", 4, TIMEOUT_MS), 0);
+	rt_wait_err(&r, "dropped a message");
+	/* a callback that never returns: killed for the stale heartbeat, its call redelivered */
+	assert_int_equal(
+		ipc_call(cl.seg, cl.w, cl.inbox, h, 1, "hang", 4, reply, sizeof(reply), TIMEOUT_MS),
+		4);
+	rt_wait_err(&r, "killed for a hang (signal 9 (SIGKILL))");
+	rt_read_err(&r, buf, sizeof(buf));
+	line = line_with(buf, "dropped a message");
+	assert_stamped(line, r.inst);
+	if (!strstr(line, ": worker 0: agent 'c': "))
+		fail_msg("the poison line: %s", line);
+	free(line);
+	line = line_with(buf, "no heartbeat for");
+	assert_non_null(line);
+	assert_stamped(line, r.inst);
+	free(line);
+	line = line_with(buf, "killed for a hang");
+	assert_stamped(line, r.inst);
+	free(line);
+	rt_client_close(&cl);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +459,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_console_spawn_stop_lines, rt_teardown),
 		cmocka_unit_test_teardown(test_console_agent_removed, rt_teardown),
 		cmocka_unit_test_teardown(test_console_counters_and_stop_line, rt_teardown),
+		cmocka_unit_test_teardown(test_console_poison_and_hang_lines, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
