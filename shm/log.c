@@ -87,11 +87,10 @@ static void vlog(bool error, const char *event, const char *who, json_t *fields,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	timestamp(ts);
 	if (log_format == SHM_LOG_JSON) {
-		json_t *o = fields && json_is_object(fields) ? fields : json_object();
+		json_t *o = json_object();
 		char *s;
 
-		if (o != fields)
-			json_decref(fields);
+		/* who and what first, the event's data after: a person reads the JSON too */
 		json_object_set_new(o, "time", json_string(ts));
 		json_object_set_new(o, "instance", json_string(log_instance));
 		json_object_set_new(o, "event", json_string(event));
@@ -99,7 +98,10 @@ static void vlog(bool error, const char *event, const char *who, json_t *fields,
 		json_object_set_new(o, "message", json_string(msg));
 		if (error)
 			json_object_set_new(o, "error", json_true());
-		s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (fields && json_is_object(fields))
+			json_object_update_missing(o, fields);
+		json_decref(fields);
+		s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 		json_decref(o);
 		if (s) {
 			n = snprintf(line, sizeof(line), "%s\n", s);
