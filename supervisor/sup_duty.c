@@ -207,10 +207,13 @@ void sup_status_print(struct sup *s)
 /* The line an orderly stop ends with, to stdout: it went well, and the run's totals. */
 void sup_stop_print(struct sup *s)
 {
+	double secs = (double)(sup_now() - s->start_ns) / 1e9;
+
 	sup_handled_count(s);
-	printf("shoal %s: stopped in order after %.1fs: %" PRIu64 " messages handled, %" PRIu64
+	/* a short run (a test's, a typo's) does not read "after 0.0s" */
+	printf("shoal %s: stopped in order after %.*fs: %" PRIu64 " messages handled, %" PRIu64
 	       " restarts\n",
-	       s->c->instance, (double)(sup_now() - s->start_ns) / 1e9, s->handled, s->restarts);
+	       s->c->instance, secs < 10 ? 3 : 1, secs, s->handled, s->restarts);
 	fflush(stdout);
 }
 
