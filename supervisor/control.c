@@ -30,6 +30,7 @@
 #include "ipc/ipc.h"
 #include "ipc/ipc_int.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
@@ -222,8 +223,35 @@ static int pick_worker(struct sup_ctl *ctl, const struct ipc_ctl_req *q, uint32_
 	return 0;
 }
 
+/* An agent's name and type, NUL-terminated, for an event line ("?" without a slot). */
+struct agent_label {
+	char name[sizeof(((struct shm_agent *)0)->name) + 1];
+	char type[SHM_TYPE_MAX + 1];
+};
+
+/*
+ * a's label. Its type and name are written before the slot's publication and never after;
+ * read it before a stop request, whose worker may free the slot at once.
+ */
+static void label_of(const struct shm_agent *a, struct agent_label *l)
+{
+	snprintf(l->name, sizeof(l->name), "%.*s", a ? (int)sizeof(a->name) : 1, a ? a->name : "?");
+	snprintf(l->type, sizeof(l->type), "%.*s", a ? (int)sizeof(a->type) : 1, a ? a->type : "?");
+}
+
+/* The event line of a spawn or stop request served: the agent, its type and its worker. */
+static void served(const char *event, const char *what, const struct agent_label *l,
+		   shoal_handle_t h, uint32_t windex)
+{
+	shm_log_event(event, "supervisor",
+		      json_pack("{s:s, s:s, s:i, s:I}", "agent", l->name, "type", l->type, "worker",
+				(int)windex, "handle", (json_int_t)h),
+		      "%s agent '%s' (%s) on worker %u", what, l->name, l->type, windex);
+}
+
 static int do_spawn(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_ctl_reply *rep)
 {
+	struct agent_label l;
 	size_t tlen, nlen;
 	shoal_handle_t h;
 	uint32_t windex;
@@ -245,6 +273,8 @@ static int do_spawn(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc
 	if (r)
 		return r;
 	rep->handle = h;
+	label_of(wrk_agent_get(ctl->seg, h), &l);
+	served("agent.spawn", "spawned", &l, h, windex);
 	return 0;
 }
 
@@ -252,8 +282,10 @@ static int do_stop(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_
 {
 	shoal_handle_t h = q->handle;
 	struct shm_agent *a;
+	struct agent_label l;
 	uint32_t host, st;
 	size_t nlen;
+	int r;
 
 	if (h == SHOAL_HANDLE_NONE) {
 		if (!is_terminated(q->name, sizeof(q->name), &nlen))
@@ -277,7 +309,11 @@ static int do_stop(struct sup_ctl *ctl, const struct ipc_ctl_req *q, struct ipc_
 	st = atomic_load_explicit(&a->state, memory_order_acquire);
 	if (st == SHM_AGENT_STOPPING || st == SHM_AGENT_STOPPED)
 		return -EALREADY;
-	return wrk_agent_stop(ctl->seg, h);
+	label_of(a, &l);
+	r = wrk_agent_stop(ctl->seg, h);
+	if (!r)
+		served("agent.stop", "stopping", &l, h, host - 2);
+	return r;
 }
 
 /*

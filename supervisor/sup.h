@@ -239,9 +239,11 @@ uint32_t sup_backoff_ms(const struct sup_policy *p, uint32_t streak);
 
 /* Options that are not in the config file. */
 struct sup_run_opts {
-	bool keep;    /* keep the segment after an orderly stop */
-	int ready_fd; /* write "ready\n" here once everything is ready, -1 none */
-	bool status;  /* print a status line every status_interval_ms */
+	bool keep;	/* keep the segment after an orderly stop */
+	int ready_fd;	/* write "ready\n" here once everything is ready, -1 none */
+	bool status;	/* print a status line every status_interval_ms */
+	int log_format; /* enum shm_log_format (shm/log.h): event lines as text, JSON or none
+			 * (no banner either) */
 };
 
 /*

@@ -25,6 +25,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "shoal/agent.h"
@@ -62,11 +63,127 @@ void sup_clients_scan(struct sup *s, bool judge)
 	}
 }
 
+/* Whether the config runs the demo: the default's coordinator and tuners. */
+static bool is_demo(const struct sup_config *c, uint32_t *tuners)
+{
+	bool coord = false;
+
+	*tuners = 0;
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		coord |= !strcmp(c->agents[i].type, "coordinator");
+		if (!strcmp(c->agents[i].type, "tuner"))
+			*tuners += c->agents[i].count;
+	}
+	return coord && *tuners;
+}
+
+/*
+ * The banner: printed once, to stdout, when every worker is first ready. It says what runs
+ * where, how long the start took, what the demo does, and what to try next, so a person who
+ * just typed `shoal run` knows what they are looking at. Supervisor thread only.
+ */
+void sup_banner_print(struct sup *s)
+{
+	const struct sup_config *c = s->c;
+	uint32_t total = 0, tuners;
+	/* the tools' default instance needs no --instance */
+	bool dflt = !strcmp(c->instance, "default");
+	char inst[SHM_INSTANCE_MAX + 16] = "";
+
+	if (!dflt)
+		snprintf(inst, sizeof(inst), " --instance %s", c->instance);
+	for (uint32_t i = 0; i < c->nagents; i++)
+		total += c->agents[i].count;
+	for (uint32_t i = 0; i < c->npools; i++)
+		total += c->pools[i].size;
+	printf("shoal %s: ready in %.3f s (supervisor pid %d)\n", c->instance,
+	       (double)(sup_now() - s->start_ns) / 1e9, (int)getpid());
+	printf("  workers: %u\n", s->n);
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct sup_worker *w = &s->w[i];
+
+		if (w->place.core >= 0)
+			printf("    worker %u: pid %d, core %d, node %d\n", i, (int)w->pid,
+			       w->place.core, w->place.node);
+		else
+			printf("    worker %u: pid %d, not pinned\n", i, (int)w->pid);
+	}
+	printf("  agents: %u\n", total);
+	for (uint32_t i = 0; i < c->nagents; i++) {
+		const struct sup_agent_spec *a = &c->agents[i];
+		char first[80], last[80];
+
+		sup_agent_name(a, 0, first, sizeof(first));
+		sup_agent_name(a, a->count ? a->count - 1 : 0, last, sizeof(last));
+		if (a->count > 1)
+			printf("    %s: %u x %s (%s .. %s)\n", a->section, a->count, a->type, first,
+			       last);
+		else
+			printf("    %s: %u x %s (%s)\n", a->section, a->count, a->type, first);
+	}
+	for (uint32_t i = 0; i < c->npools; i++)
+		printf("    pool %s: %u x %s (up to %u on demand)\n", c->pools[i].name,
+		       c->pools[i].size, c->pools[i].type, c->pools[i].size + c->pools[i].overflow);
+	if (is_demo(c, &tuners)) {
+		printf("  the demo: a hyperparameter search by %u tuners.\n", tuners);
+		fputs("    Each tuner tries points near the best one known and sends its\n"
+		      "    score to the coordinator, which keeps the best, publishes it in\n"
+		      "    the shared variables best.score and best.x0..best.x3 (one atomic\n"
+		      "    update) and announces it to the group tuners by acknowledged\n"
+		      "    broadcasts. Every 5 s the tuners agree by consensus on a new\n"
+		      "    learning rate (the variable lr); every 3 s an allocation round\n"
+		      "    divides 64 compute slots among them; each tuner draws evaluators\n"
+		      "    from the pool evaluators.\n",
+		      stdout);
+	}
+	printf("  try:\n"
+	       "    shoal inspect%s  # workers, agents, names, exits\n"
+	       "    shoal top%s  # live rates per worker and agent\n",
+	       inst, inst);
+	if (is_demo(c, &tuners))
+		printf("    shoal var get best.score%s  # the best score so far\n"
+		       "    shoal call coordinator best%s  # the best point, as text\n",
+		       inst, inst);
+	else
+		printf("    shoal call NAME PAYLOAD%s\n", inst);
+	printf("  stop: Ctrl-C, or SIGTERM (kill -TERM %d): an orderly stop\n", (int)getpid());
+	fflush(stdout);
+}
+
+/*
+ * Add to s->handled what each agent slot handled since it was last seen. A slot keeps its
+ * count after its agent stops, until the slot is reused (gen bumped, count reset), so an
+ * agent's messages stay counted if the slot is seen once between its last message and its
+ * reuse: every tick. The total only grows; a reuse read half done (the new gen with the old
+ * count) can only count a few messages twice. Supervisor thread only.
+ */
+void sup_handled_count(struct sup *s)
+{
+	const struct shm_cfg *cfg = &shm_hdr(s->seg)->cfg;
+
+	if (!s->seen)
+		return;
+	for (uint32_t i = 0; i < cfg->max_agents; i++) {
+		struct shm_agent *a = shm_agent_at(s->seg, i);
+		struct sup_seen *v = &s->seen[i];
+		/* relaxed: counters; a torn view across them is the race the comment allows */
+		uint32_t gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
+		uint64_t h = atomic_load_explicit(&a->handled, memory_order_relaxed);
+
+		if (gen != v->gen) {
+			v->gen = gen;
+			v->handled = 0;
+		}
+		if (h > v->handled)
+			s->handled += h - v->handled;
+		v->handled = h;
+	}
+}
+
 /* Print the status line (workers up, agents, restarts, messages) to stdout. */
 void sup_status_print(struct sup *s)
 {
 	uint32_t up = 0, agents = 0, running = 0;
-	uint64_t handled = 0;
 	const struct shm_cfg *cfg = &shm_hdr(s->seg)->cfg;
 
 	for (uint32_t i = 0; i < s->n; i++)
@@ -79,11 +196,24 @@ void sup_status_print(struct sup *s)
 			continue;
 		agents++;
 		running += st == SHM_AGENT_RUNNING;
-		handled += atomic_load_explicit(&a->handled, memory_order_relaxed);
 	}
+	sup_handled_count(s);
 	printf("shoal %s: workers %u/%u up, agents %u (%u running), restarts %" PRIu64
 	       ", messages handled %" PRIu64 "\n",
-	       s->c->instance, up, s->n, agents, running, s->restarts, handled);
+	       s->c->instance, up, s->n, agents, running, s->restarts, s->handled);
+	fflush(stdout);
+}
+
+/* The line an orderly stop ends with, to stdout: it went well, and the run's totals. */
+void sup_stop_print(struct sup *s)
+{
+	double secs = (double)(sup_now() - s->start_ns) / 1e9;
+
+	sup_handled_count(s);
+	/* a short run (a test's, a typo's) does not read "after 0.0s" */
+	printf("shoal %s: stopped in order after %.*fs: %" PRIu64 " messages handled, %" PRIu64
+	       " restarts\n",
+	       s->c->instance, secs < 10 ? 3 : 1, secs, s->handled, s->restarts);
 	fflush(stdout);
 }
 
@@ -103,13 +233,17 @@ static void check_hangs(struct sup *s, uint64_t t)
 		/* relaxed: a timestamp the worker refreshes; only its age matters */
 		uint64_t hb =
 			atomic_load_explicit(&sup_wproc(s, w)->heartbeat_ns, memory_order_relaxed);
+		char who[48];
 
 		if (w->state != SUP_W_RUNNING || w->pidfd < 0 || t < hb || t - hb <= limit)
 			continue;
-		fprintf(stderr,
-			"shoal: worker %u (pid %d): no heartbeat for %.1f s (hang timeout %.1f s); "
-			"killing it\n",
-			w->windex, (int)w->pid, (double)(t - hb) / 1e9, (double)limit / 1e9);
+		snprintf(who, sizeof(who), "worker %u (pid %d)", w->windex, (int)w->pid);
+		shm_log_event("worker.hang", who,
+			      json_pack("{s:i, s:i, s:f, s:f}", "worker", (int)w->windex, "pid",
+					(int)w->pid, "silent_s", (double)(t - hb) / 1e9,
+					"hang_timeout_s", (double)limit / 1e9),
+			      "no heartbeat for %.1f s (hang timeout %.1f s); killing it",
+			      (double)(t - hb) / 1e9, (double)limit / 1e9);
 		sup_worker_post(s, w, SUP_E_HANG); /* HUNG: killed, its exit reads "hang" */
 	}
 }
@@ -131,6 +265,7 @@ void sup_duty_tick(struct sup *s)
 	shm_proc_heartbeat(s->seg);
 	sup_clients_scan(s, true);
 	check_hangs(s, t);
+	sup_handled_count(s);
 	sup_ctl_tick(s->ctl);
 	sup_pools_serve(s);
 	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {

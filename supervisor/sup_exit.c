@@ -25,6 +25,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "shoal/agent.h"
@@ -132,4 +133,72 @@ int sup_exit_early_status(pid_t pid)
 	struct shm_pid_stat st;
 
 	return shm_pid_stat_read(pid, &st) ? -1 : st.exit_code;
+}
+
+/* A machine-friendly name of an exit reason, for the JSON event lines. */
+static const char *reason_key(uint32_t reason)
+{
+	switch (reason) {
+	case SHM_EXIT_CODE:
+		return "exit_code";
+	case SHM_EXIT_SIGNAL:
+		return "signal";
+	case SHM_EXIT_MEMCAP:
+		return "memory_cap";
+	case SHM_EXIT_HANG:
+		return "hang";
+	default:
+		return "unknown";
+	}
+}
+
+/*
+ * The event line of an unasked-for exit of w, just recorded in its slot (sup_exit_record()),
+ * with what comes next: restart_ms 0 a restart now, > 0 after that backoff, < 0 none (the
+ * restart intensity tripped). Supervisor thread only.
+ */
+void sup_exit_event(struct sup *s, struct sup_worker *w, int64_t restart_ms)
+{
+	const struct shm_proc *p = sup_wproc(s, w);
+	/* relaxed: the supervisor wrote these itself (sup_exit_record()) */
+	uint32_t pid = atomic_load_explicit(&p->last_pid, memory_order_relaxed);
+	int32_t code = atomic_load_explicit(&p->last_code, memory_order_relaxed);
+	int32_t sig = atomic_load_explicit(&p->last_signal, memory_order_relaxed);
+	uint32_t reason = atomic_load_explicit(&p->last_reason, memory_order_relaxed);
+	char how[96], status[64], next[64], who[48];
+	json_t *f;
+
+	if (sig)
+		snprintf(status, sizeof(status), "signal %d (%s)", sig, shm_log_signal_name(sig));
+	else if (code >= 0)
+		snprintf(status, sizeof(status), "exit code %d", code);
+	else
+		snprintf(status, sizeof(status), "status not known yet");
+	switch (reason) {
+	case SHM_EXIT_MEMCAP:
+		snprintf(how, sizeof(how), "stopped by its memory cap (%s)", status);
+		break;
+	case SHM_EXIT_HANG:
+		snprintf(how, sizeof(how), "killed for a hang (%s)", status);
+		break;
+	case SHM_EXIT_CODE:
+		snprintf(how, sizeof(how), "%s", status);
+		break;
+	default:
+		snprintf(how, sizeof(how), "%s%s", sig ? "killed by " : "died, ", status);
+		break;
+	}
+	if (restart_ms < 0)
+		snprintf(next, sizeof(next), "not restarted (restart intensity exceeded)");
+	else if (restart_ms)
+		snprintf(next, sizeof(next), "restarting in %" PRId64 " ms (backoff)", restart_ms);
+	else
+		snprintf(next, sizeof(next), "restarting now");
+	snprintf(who, sizeof(who), "worker %u (pid %u)", w->windex, pid);
+	f = json_pack("{s:i, s:i, s:s, s:i, s:i, s:I}", "worker", (int)w->windex, "pid", (int)pid,
+		      "reason", reason_key(reason), "signal", sig, "code", code, "restart_ms",
+		      (json_int_t)restart_ms);
+	if (f && sig)
+		json_object_set_new(f, "signal_name", json_string(shm_log_signal_name(sig)));
+	shm_log_event("worker.exit", who, f, "exited: %s; %s", how, next);
 }

@@ -142,8 +142,9 @@ struct sup_worker {
 	uint32_t streak;      /* consecutive crashes */
 	bool prelaunched; /* sup_child_launch_prep() done and a spare woken ahead of the repair */
 	bool ever_ready;
-	bool boosted;	   /* pid was started at SCHED_FIFO (sup_child_boost()), not yet set back */
-	uint32_t nreasons; /* exits remembered for the intensity message */
+	bool boosted; /* pid was started at SCHED_FIFO (sup_child_boost()), not yet set back */
+	uint64_t restart_t0; /* a restart counted at this time (monotonic), not yet ready; 0 none */
+	uint32_t nreasons;   /* exits remembered for the intensity message */
 	char reasons[REASONS_MAX][64];
 };
 
@@ -176,10 +177,21 @@ struct sup {
 	uint64_t next_tick;
 	uint64_t next_status;
 	uint64_t restarts; /* total, for the status line */
-	bool no_dying;	   /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
-	bool idle_spare;   /* spares prepare at SCHED_IDLE (we may set them back) */
-	bool boost;	   /* a spare taking over starts at SCHED_FIFO (until it fails) */
-	uint64_t spare_at; /* when to fork the next spare (monotonic ns), 0: not due */
+	uint64_t start_ns; /* when sup_run() began (monotonic), for the banner's time to ready */
+	/*
+	 * Messages handled, a running total that never goes back: an agent slot's count is
+	 * reset when the slot is reused, so each slot's last seen (gen, handled) is kept and only
+	 * what it gained since is added (sup_handled_count()).
+	 */
+	uint64_t handled;
+	struct sup_seen {
+		uint32_t gen;	  /* the slot's generation when last seen */
+		uint64_t handled; /* its handled then */
+	} * seen;		  /* one per agent slot */
+	bool no_dying;		  /* io_uring FUTEX_WAIT refused: death notices by pidfd only */
+	bool idle_spare;	  /* spares prepare at SCHED_IDLE (we may set them back) */
+	bool boost;		  /* a spare taking over starts at SCHED_FIFO (until it fails) */
+	uint64_t spare_at;	  /* when to fork the next spare (monotonic ns), 0: not due */
 
 	struct sup_ctl *ctl; /* the control inbox: spawn/stop requests (control.c) */
 	uint32_t pool_rr;    /* round robin of pool members over workers (sup_pool.c) */
@@ -265,10 +277,14 @@ void sup_exit_record(struct sup *s, struct sup_worker *w, pid_t pid, uint32_t ep
 int sup_exit_wait_status(const siginfo_t *si);
 uint32_t sup_exit_owner_epoch(struct sup *s, struct sup_worker *w, pid_t pid);
 int sup_exit_early_status(pid_t pid);
+void sup_exit_event(struct sup *s, struct sup_worker *w, int64_t restart_ms);
 
 /* sup_duty.c: periodic duties */
 void sup_clients_scan(struct sup *s, bool judge);
 void sup_status_print(struct sup *s);
+void sup_banner_print(struct sup *s);
+void sup_handled_count(struct sup *s);
+void sup_stop_print(struct sup *s);
 void sup_duty_tick(struct sup *s);
 
 /* sup_pool.c */

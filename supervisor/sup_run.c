@@ -26,6 +26,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "shm/var.h"
@@ -210,7 +211,7 @@ static bool may_unidle(void)
 /* See sup.h. Callers: the process's only thread. */
 int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 {
-	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd};
+	struct sup s = {.c = c, .o = o, .sfd = -1, .ready_fd = o->ready_fd, .start_ns = sup_now()};
 	struct shm_cfg cfg = c->shm;
 	struct shm_hdr *h;
 	sigset_t oldmask;
@@ -219,6 +220,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	bool adopted = false;
 	int r, ret = -ENOMEM;
 
+	/* before any line, and before the workers are forked: they inherit it */
+	shm_log_setup(c->instance, (enum shm_log_format)o->log_format);
 	/* the checks `shoal run --check` makes (and it loads the [types] libraries) */
 	r = sup_config_check(c, NULL, err, sizeof(err));
 	if (r) {
@@ -318,6 +321,11 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	}
 	if (!adopted)
 		shm_seg_publish(s.seg);
+	s.seen = calloc(h->cfg.max_agents, sizeof(*s.seen));
+	if (!s.seen) {
+		ret = -ENOMEM;
+		goto out_seg;
+	}
 	if (!adopted) {
 		r = spawn_agents(&s);
 		if (!r)
@@ -347,7 +355,9 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	if (r && !s.result)
 		s.result = -r; /* sup_loop_run() returns a positive errno */
 	ret = s.result;
-	if (o->status)
+	if (ret == 0 && o->log_format != SHM_LOG_QUIET)
+		sup_stop_print(&s);
+	else if (o->status)
 		sup_status_print(&s);
 	/* relaxed: published by S3's release below */
 	atomic_store_explicit(&h->sup_exit_code, (uint32_t)ret, memory_order_relaxed);
@@ -389,6 +399,7 @@ out_topo:
 	if (s.ready_fd >= 0)
 		close(s.ready_fd);
 	free(s.w);
+	free(s.seen);
 	free(s.q.ev);
 	if (s.topo)
 		hwloc_topology_destroy(s.topo);

@@ -73,6 +73,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
 #include "shoal/agent.h"
@@ -269,6 +270,17 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 	shm_change_bump(s->seg);
 	w->ready_ns = sup_now();
 	w->ever_ready = true;
+	if (w->restart_t0) {
+		char who[48];
+
+		snprintf(who, sizeof(who), "worker %u (pid %d)", w->windex, (int)w->pid);
+		shm_log_event("worker.restart", who,
+			      json_pack("{s:i, s:i, s:f}", "worker", (int)w->windex, "pid",
+					(int)w->pid, "restart_ms",
+					(double)(w->ready_ns - w->restart_t0) / 1e6),
+			      "restarted in %.3f ms", (double)(w->ready_ns - w->restart_t0) / 1e6);
+		w->restart_t0 = 0;
+	}
 	shm_trace("sup: ready");
 	/*
 	 * The next spare a little later: its fork and preparation take the supervisor's core
@@ -283,6 +295,14 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 		atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_RUNNING,
 				      memory_order_relaxed);
 		shm_change_bump(s->seg);
+		shm_log_event("instance.ready", "supervisor",
+			      json_pack("{s:i, s:f}", "workers", (int)s->n, "ready_ms",
+					(double)(sup_now() - s->start_ns) / 1e6),
+			      "ready in %.3f s: %u workers",
+			      (double)(sup_now() - s->start_ns) / 1e9, s->n);
+		/* before the ready byte: whoever waits for it finds the banner complete */
+		if (s->o->log_format != SHM_LOG_QUIET)
+			sup_banner_print(s);
 		if (s->ready_fd >= 0) {
 			(void)!write(s->ready_fd, "ready\n", 6);
 			close(s->ready_fd);
@@ -298,6 +318,7 @@ static void count_restart(struct sup *s, struct sup_worker *w)
 	atomic_fetch_add_explicit(&sup_wproc(s, w)->restarts, 1, memory_order_relaxed);
 	shm_change_bump(s->seg);
 	s->restarts++;
+	w->restart_t0 = sup_now(); /* its ready line says how long the restart took */
 }
 
 /* Queue ev for w; sup_worker_post() drains. See the bound at sup_run()'s allocation. */
@@ -332,15 +353,24 @@ static void a_give_up(struct sup *s, struct sup_worker *w)
 {
 	const struct sup_policy *p = &s->c->policy;
 	uint32_t k = w->nreasons < REASONS_MAX ? w->nreasons : REASONS_MAX;
+	char last[REASONS_MAX * 66 + 1] = "", who[32];
+	json_t *reasons = json_array();
+	size_t n = 0;
 
-	fprintf(stderr,
-		"shoal: worker %u (process slot %u) crashed more than %u times in %.3f s "
-		"(restart intensity exceeded); stopping the instance. Its last exits:",
-		w->windex, w->slot, p->intensity, p->period_ms / 1000.0);
-	for (uint32_t i = 0; i < k; i++)
-		fprintf(stderr, "%s %s", i ? ";" : "",
-			w->reasons[(w->nreasons - k + i) % REASONS_MAX]);
-	fprintf(stderr, "\n");
+	for (uint32_t i = 0; i < k; i++) {
+		const char *r = w->reasons[(w->nreasons - k + i) % REASONS_MAX];
+
+		n += (size_t)snprintf(last + n, sizeof(last) - n, "%s %s", i ? ";" : "", r);
+		json_array_append_new(reasons, json_string(r));
+	}
+	snprintf(who, sizeof(who), "worker %u", w->windex);
+	shm_log_error("worker.intensity", who,
+		      json_pack("{s:i, s:i, s:i, s:i, s:o}", "worker", (int)w->windex, "slot",
+				(int)w->slot, "intensity", (int)p->intensity, "period_ms",
+				(int)p->period_ms, "reasons", reasons),
+		      "process slot %u crashed more than %u times in %.3f s (restart intensity "
+		      "exceeded); stopping the instance. Its last exits:%s",
+		      w->slot, p->intensity, p->period_ms / 1000.0, last);
 	s->result = SUP_RUN_INTENSITY;
 	sup_stop_begin(s);
 }
@@ -435,8 +465,14 @@ static void a_kill(struct sup *s, struct sup_worker *w)
 
 static void a_kill_late(struct sup_worker *w)
 {
-	fprintf(stderr, "shoal: worker %u (pid %d) missed its %s deadline; killing it\n", w->windex,
-		(int)w->pid, w->state == SUP_W_STARTING ? "starting" : "stopping");
+	const char *what = w->state == SUP_W_STARTING ? "starting" : "stopping";
+	char who[48];
+
+	snprintf(who, sizeof(who), "worker %u (pid %d)", w->windex, (int)w->pid);
+	shm_log_event("worker.late", who,
+		      json_pack("{s:i, s:i, s:s}", "worker", (int)w->windex, "pid", (int)w->pid,
+				"deadline", what),
+		      "missed its %s deadline; killing it", what);
 	sup_pidfd_kill(w->pidfd, SIGKILL);
 	w->deadline_ns = UINT64_MAX; /* the death comes through the pidfd */
 }
@@ -477,6 +513,11 @@ static void deliver(struct sup *s, struct sup_worker *w, enum sup_wevent ev)
 		sup_child_reap(s, w, true, false);
 	if (a & SUP_A_NOTICE)
 		a_notice(s, w, was == SUP_W_HUNG, a & SUP_A_PRELAUNCH);
+	if (sup_wevent_is_crash(was, ev))
+		sup_exit_event(s, w,
+			       f.exceeded  ? -1
+			       : f.backoff ? (int64_t)sup_backoff_ms(&s->c->policy, w->streak)
+					   : 0);
 	if (a & SUP_A_READY)
 		a_ready(s, w);
 	if (a & SUP_A_GIVE_UP)

@@ -34,6 +34,7 @@ struct rt_run {
 	char inst[40];
 	char cfg[80];
 	char err[80];
+	char out[80];
 };
 
 /* The supervisor a failing test may leave behind, for rt_teardown() (a copy: the test's
@@ -66,9 +67,9 @@ static inline bool rt_fd_wait(int fd, int timeout_ms)
 }
 
 /*
- * Start `shoal run CFG --instance I --ready-fd N --status-interval 0 [extra]` with stderr to
- * a file; I is prefix + name + our pid, CFG holds config. extra may be NULL. Records the run
- * in rt_live for rt_teardown().
+ * Start `shoal run CFG --instance I --ready-fd N --status-interval 0 [extra]` with stderr and
+ * stdout to files (err, out); I is prefix + name + our pid, CFG holds config. extra may be NULL.
+ * Records the run in rt_live for rt_teardown().
  */
 static inline void rt_start_on(struct rt_run *r, const char *prefix, const char *name,
 			       const char *config, const char *extra, bool fresh)
@@ -81,6 +82,7 @@ static inline void rt_start_on(struct rt_run *r, const char *prefix, const char 
 	snprintf(r->inst, sizeof(r->inst), "%s%s-%d", prefix, name, (int)getpid());
 	snprintf(r->cfg, sizeof(r->cfg), "/tmp/shoal-%s.ini", r->inst);
 	snprintf(r->err, sizeof(r->err), "/tmp/shoal-%s.err", r->inst);
+	snprintf(r->out, sizeof(r->out), "/tmp/shoal-%s.out", r->inst);
 	if (fresh)
 		shm_seg_unlink(r->inst);
 	f = fopen(r->cfg, "w");
@@ -97,7 +99,7 @@ static inline void rt_start_on(struct rt_run *r, const char *prefix, const char 
 		close(pfd[0]);
 		dup2(e, 2);
 		/* stdout is the test runner's: a supervisor left behind must not hold it */
-		e = open("/dev/null", O_WRONLY);
+		e = open(r->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(e, 1);
 		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
 		execl(bin, bin, "run", r->cfg, "--instance", r->inst, "--ready-fd", fdarg,
@@ -142,10 +144,10 @@ static inline int rt_wait_exit(struct rt_run *r)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }
 
-/* The run's stderr so far, NUL-terminated, at most cap - 1 bytes ("" if there is none). */
-static inline void rt_read_err(struct rt_run *r, char *buf, size_t cap)
+/* The file path's contents, NUL-terminated, at most cap - 1 bytes ("" if there is none). */
+static inline void rt_read_file(const char *path, char *buf, size_t cap)
 {
-	FILE *f = fopen(r->err, "r");
+	FILE *f = fopen(path, "r");
 	size_t n = 0;
 
 	if (f) {
@@ -155,36 +157,42 @@ static inline void rt_read_err(struct rt_run *r, char *buf, size_t cap)
 	buf[n] = 0;
 }
 
+/* The run's stderr so far, NUL-terminated, at most cap - 1 bytes ("" if there is none). */
+static inline void rt_read_err(struct rt_run *r, char *buf, size_t cap)
+{
+	rt_read_file(r->err, buf, cap);
+}
+
 /*
- * Wait until the run's stderr contains needle (inotify on the file: woken by each write);
- * fails the test after TIMEOUT_MS or if the run exits first.
+ * Wait until the run's output file path (its err or out) contains needle (inotify on the
+ * file: woken by each write); fails the test after TIMEOUT_MS or if the run exits first.
  */
-static inline void rt_wait_err(struct rt_run *r, const char *needle)
+static inline void rt_wait_file(struct rt_run *r, const char *path, const char *needle)
 {
 	static char buf[65536];
 	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
 	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 
 	assert_true(in >= 0);
-	assert_true(inotify_add_watch(in, r->err, IN_MODIFY) >= 0);
+	assert_true(inotify_add_watch(in, path, IN_MODIFY) >= 0);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = in, .events = POLLIN},
 				      {.fd = r->pidfd, .events = POLLIN}};
 		char ev[4096];
 		uint64_t t;
 
-		rt_read_err(r, buf, sizeof(buf));
+		rt_read_file(path, buf, sizeof(buf));
 		if (strstr(buf, needle))
 			break;
 		t = shm_now_ns();
 		if (t >= dl)
-			fail_msg("no '%s' in the run's stderr within %d ms; it holds: %s", needle,
+			fail_msg("no '%s' in %s within %d ms; it holds: %s", needle, path,
 				 TIMEOUT_MS, buf);
 		assert_true(poll(p, 2, (int)((dl - t) / 1000000u) + 1) >= 0);
 		if (p[1].revents & POLLIN) {
-			rt_read_err(r, buf, sizeof(buf));
+			rt_read_file(path, buf, sizeof(buf));
 			if (!strstr(buf, needle))
-				fail_msg("the run exited before '%s' was in its stderr: %s", needle,
+				fail_msg("the run exited before '%s' was in %s: %s", needle, path,
 					 buf);
 			break;
 		}
@@ -192,6 +200,18 @@ static inline void rt_wait_err(struct rt_run *r, const char *needle)
 			;
 	}
 	close(in);
+}
+
+/* Wait until the run's stderr contains needle (rt_wait_file()). */
+static inline void rt_wait_err(struct rt_run *r, const char *needle)
+{
+	rt_wait_file(r, r->err, needle);
+}
+
+/* Wait until the run's stdout contains needle (rt_wait_file()). */
+static inline void rt_wait_out(struct rt_run *r, const char *needle)
+{
+	rt_wait_file(r, r->out, needle);
 }
 
 /* Wait until pid's state letter in /proc/PID/stat is want ('T': stopped by SIGSTOP). */
@@ -213,6 +233,7 @@ static inline void rt_cleanup(struct rt_run *r)
 {
 	unlink(r->cfg);
 	unlink(r->err);
+	unlink(r->out);
 	shm_seg_unlink(r->inst);
 }
 

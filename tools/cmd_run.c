@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/log.h"
 #include "shm/shm.h"
 #include "supervisor/sup.h"
 #include "tools/tools.h"
@@ -26,6 +27,11 @@ static void usage(FILE *f)
 		"worker\n"
 		"                        and initial agent is ready\n"
 		"  --status-interval S   seconds between status lines (0: none; default 5)\n"
+		"  --quiet               no banner, event lines or stop line (errors still\n"
+		"                        print)\n"
+		"  --log-format FORMAT   event lines on stderr as 'text' (default: a UTC\n"
+		"                        timestamp, the instance, who, what) or 'json' (one\n"
+		"                        object a line, for log collectors)\n"
 		"  --check               make every check run makes (config, cpus, agent types,\n"
 		"                        cgroup, segment size), print a summary, start nothing\n"
 		"  --print-default       print the embedded default config\n"
@@ -83,6 +89,8 @@ int cmd_run(int argc, char **argv)
 		{"keep", no_argument, NULL, 'k'},
 		{"ready-fd", required_argument, NULL, 'r'},
 		{"status-interval", required_argument, NULL, 's'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"log-format", required_argument, NULL, 'L'},
 		{"check", no_argument, NULL, 'C'},
 		{"print-default", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
@@ -91,14 +99,14 @@ int cmd_run(int argc, char **argv)
 	struct sup_run_opts o = {.ready_fd = -1, .status = true};
 	struct sup_config *c;
 	const char *instance = NULL, *workers = NULL, *cpus = NULL, *status = NULL;
-	bool check = false;
+	bool check = false, quiet = false;
 	unsigned long v;
 	uint64_t set[SUP_MAX_CPUS / 64];
 	char err[512];
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "i:w:c:kr:s:CPh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:w:c:kr:s:qL:CPh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
 			instance = optarg;
@@ -123,6 +131,20 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			status = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'L':
+			if (!strcmp(optarg, "text")) {
+				o.log_format = SHM_LOG_TEXT;
+			} else if (!strcmp(optarg, "json")) {
+				o.log_format = SHM_LOG_JSON;
+			} else {
+				fprintf(stderr, "shoal run: --log-format '%s': use text or json\n",
+					optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case 'C':
 			check = true;
@@ -203,6 +225,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	o.status = c->status_interval_ms != 0;
+	if (quiet)
+		o.log_format = SHM_LOG_QUIET; /* over --log-format: nothing to format */
 	ret = sup_run(c, &o);
 	ret = ret == SUP_RUN_INTENSITY ? EXIT_CHECK : tool_exit_for(ret);
 out:

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/var.h"
 #include "shm/trace.h"
@@ -213,13 +214,20 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	}
 	wa->running = false;
 	if (intensity_exceeded(w, wa)) {
-		fprintf(stderr,
-			"shoal worker %u: agent '%s' (%s) failed past its restart "
-			"intensity (%u restarts in %u ms); removed\n",
-			w->self, a->name, a->type,
-			wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX,
-			wa->type->restart_period_ms ? wa->type->restart_period_ms
-						    : WRK_RESTART_PERIOD_MS);
+		uint32_t max = wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX;
+		uint32_t period = wa->type->restart_period_ms ? wa->type->restart_period_ms
+							      : WRK_RESTART_PERIOD_MS;
+		char who[32];
+
+		/* self is the process slot: worker index + 1 */
+		snprintf(who, sizeof(who), "worker %u", w->self - 1);
+		shm_log_event("agent.removed", who,
+			      json_pack("{s:i, s:s, s:s, s:i, s:i}", "worker", (int)(w->self - 1),
+					"agent", a->name, "type", a->type, "restart_max", (int)max,
+					"restart_period_ms", (int)period),
+			      "agent '%s' (%s) failed past its restart intensity (%u restarts in "
+			      "%u ms); removed",
+			      a->name, a->type, max, period);
 		agent_remove(w, wa, SHOAL_TERM_FAILED, SHOAL_DOWN_FAILED);
 		return;
 	}
@@ -347,11 +355,17 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 		if (ipc_mbox_peek(w->seg, wa->slot, &m))
 			break;
 		if ((m.flags & IPC_F_REDELIVERED) && m.attempts >= IPC_POISON_MAX) {
-			fprintf(stderr,
-				"shoal worker %u: agent '%s': dropped a message (type %u from "
-				"%#llx) "
-				"that ended its worker %u times\n",
-				w->self, a->name, m.type, (unsigned long long)m.from, m.attempts);
+			char who[32];
+
+			snprintf(who, sizeof(who), "worker %u", w->self - 1);
+			shm_log_event(
+				"message.poison", who,
+				json_pack("{s:i, s:s, s:i, s:I, s:i}", "worker", (int)(w->self - 1),
+					  "agent", a->name, "type", (int)m.type, "from",
+					  (json_int_t)m.from, "attempts", (int)m.attempts),
+				"agent '%s': dropped a message (type %u from %#llx) that ended "
+				"its worker %u times",
+				a->name, m.type, (unsigned long long)m.from, m.attempts);
 			/* a caller hears why instead of waiting out its timeout */
 			ipc_reply_error(w->seg, wa->handle, &m, ECANCELED);
 			if (m.flags & IPC_F_ROUND)
