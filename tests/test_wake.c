@@ -176,6 +176,19 @@ static void wake_one(enum ipc_wake_mech mech)
 	memset(wb, 0, sizeof(*wb));
 	pid = spawn_parked(seg, a, mech, &slot);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->wake_mech), mech);
+	/*
+	 * Asleep for real, not between its parked store and its look for work: that window now
+	 * holds the parker's membarrier (a syscall), and a message sent inside it is found by
+	 * the look, with no wake to count
+	 */
+	{
+		uint64_t dl = shm_now_ns() + 10000000000ull;
+
+		while (shm_pid_state(pid) != 'S') {
+			assert_true(shm_now_ns() < dl);
+			sched_yield();
+		}
+	}
 	assert_int_equal(ipc_send(seg, a, 0, 0, 0, 0, "wake up", 8, 0), 0);
 	st = it_wait_child(pid, 10000);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
