@@ -4,7 +4,7 @@
 #             cross compiler and, through multiarch, the arm64 builds of the libraries
 set -euo pipefail
 pkgs=(build-essential meson ninja-build pkg-config liburing-dev libnuma-dev libhwloc-dev
-	libcmocka-dev libinih-dev libjansson-dev libncurses-dev tmux clang libclang-rt-14-dev
+	libcmocka-dev libinih-dev libjansson-dev libncurses-dev tmux scdoc clang libclang-rt-14-dev
 	clang-format git)
 arm64=0
 for a in "$@"; do
