@@ -87,7 +87,7 @@ static void test_tools_help_every_command(void **state)
 		int ex = rt_run_tool(NULL, out, sizeof(out),
 				     (const char *[]){names[i], "--help", NULL});
 
-		snprintf(want, sizeof(want), "usage: shoal %s", names[i]);
+		snprintf(want, sizeof(want), "usage: shoal %.15s", names[i]);
 		if (ex != 0 || strncmp(out, want, strlen(want)))
 			fail_msg("shoal %s --help: exit %d, said: %.300s", names[i], ex, out);
 	}
@@ -105,7 +105,7 @@ static void test_tools_errors_prefixed(void **state)
 		int ex = rt_run_tool(NULL, out, sizeof(out),
 				     (const char *[]){names[i], "--no-such-option", NULL});
 
-		snprintf(want, sizeof(want), "shoal %s: ", names[i]);
+		snprintf(want, sizeof(want), "shoal %.15s: ", names[i]);
 		if (ex != 2 || strncmp(out, want, strlen(want)))
 			fail_msg("shoal %s --no-such-option: exit %d, said: %.300s", names[i], ex,
 				 out);
