@@ -32,7 +32,10 @@ export PKG_CONFIG_PATH="$pc" PKG_CONFIG_SYSROOT_DIR="$root"
 cc -std=gnu11 -Wall -Werror "$root/prog.c" -o "$root/prog" $(pkg-config --cflags --libs shoal)
 out=$(LD_LIBRARY_PATH="$(dirname "$(find "$root" -name 'libshoal.so*' | head -n 1)")" "$root/prog")
 echo "$out"
-version=$("$root/usr/local/bin/shoal" version)
+# wherever the prefix put it (a build set up with --prefix=/opt/shoal puts it there)
+bin=$(find "$root" -path '*/bin/shoal' -type f | head -n 1)
+[ -n "$bin" ] || { echo "install check: no bin/shoal under $root" >&2; exit 1; }
+version=$("$bin" version)
 echo "$version"
 if [ "$version" != "$(tail -n 1 <<<"$out")" ]; then
 	echo "install check: the installed shoal and include/shoal/version.h disagree" >&2
