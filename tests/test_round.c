@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "tests/skip.h"
 
@@ -786,6 +787,16 @@ static void test_round_bench_smoke(void **state)
 		snprintf(quoted, sizeof(quoted), "\"%s\"", rows[i]);
 		if (!strstr(out, quoted))
 			fail_msg("row %s missing from: %s", rows[i], out);
+	}
+	/* the whole output is the one JSON object: the instances it runs print nothing */
+	{
+		json_error_t jerr;
+		json_t *root = json_loads(out, 0, &jerr);
+
+		if (!root)
+			fail_msg("bench coord --json is not one JSON object (%s, line %d): %.300s",
+				 jerr.text, jerr.line, out);
+		json_decref(root);
 	}
 }
 

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shm/log.h"
 #include "supervisor/sup.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
@@ -17,7 +18,8 @@
 /* See bench.h. The benchmark's main thread. */
 pid_t bench_sup_start(const char *bench, const char *text)
 {
-	struct sup_run_opts ro = {.status = false};
+	/* quiet: the report is the output (a --json one must be all of it) */
+	struct sup_run_opts ro = {.status = false, .log_format = SHM_LOG_QUIET};
 	struct sup_config *c = calloc(1, sizeof(*c));
 	struct pollfd p = {.events = POLLIN};
 	char err[512] = "", b[8];
