@@ -6,7 +6,10 @@ set -euo pipefail
 bin=$(realpath "$1") plugin=$(realpath "$2") client=$(realpath "$3")
 inst="t-examples-$$"
 cfg=$(mktemp)
-trap 'rm -f "$cfg"; "$bin" shutdown --instance "$inst" --wait --timeout 10000 >/dev/null 2>&1 || true' EXIT
+run=
+# whatever happens, no instance outlives the check: shut it down, and kill a run that was
+# not up yet to be shut down
+trap 'rm -f "$cfg"; "$bin" shutdown --instance "$inst" --wait --timeout 10000 >/dev/null 2>&1 || true; [ -z "$run" ] || kill "$run" 2>/dev/null || true' EXIT
 printf '[instance]\nworkers = 1\nstatus_interval = 0\n[types]\nload = %s\n[agent greeter]\ntype = greeter\n' \
 	"$plugin" >"$cfg"
 # ready: the run writes "ready" to its --ready-fd (here its stdout) once every worker and
@@ -29,5 +32,6 @@ case "$out" in
 esac
 "$bin" shutdown --instance "$inst" --wait --timeout 10000
 wait "$run"
+run=
 trap 'rm -f "$cfg"' EXIT
 echo "examples check: ok"
