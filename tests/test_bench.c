@@ -40,6 +40,69 @@ static json_t *report_json(const struct bench_report *r)
 	return j;
 }
 
+/* Print r as text into buf (stdout redirected to a temporary file). */
+static void report_text(const struct bench_report *r, char *buf, size_t cap)
+{
+	char path[] = "/tmp/shoal-test-bench-XXXXXX";
+	int fd = mkstemp(path), saved = dup(1);
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stdout);
+	assert_true(dup2(fd, 1) == 1);
+	bench_report_print(r);
+	fflush(stdout);
+	assert_true(dup2(saved, 1) == 1);
+	close(saved);
+	n = pread(fd, buf, cap - 1, 0);
+	assert_true(n > 0);
+	buf[n] = 0;
+	unlink(path);
+	close(fd);
+}
+
+/*
+ * The text table: a long row name keeps its columns in line (every row's p50 starts in
+ * the same column), a rate never measured reads "-" (not "ops/s 0"), and a row with a
+ * target says whether it met it.
+ */
+static void test_bench_text_table(void **state)
+{
+	static struct bench_report r;
+	uint64_t ns[4] = {10, 20, 30, 40}, ns2[4] = {10, 20, 30, 40};
+	static char out[8192];
+	char *line, *save = NULL;
+	int col = -1, rows = 0;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.bench = "test";
+	bench_add_baseline(&r, "base", ns, 4, 1e6);
+	bench_add_result(&r, "a_row_with_a_rather_long_name_100", ns2, 4, 0, "base");
+	r.results[0].target_ns = 1000;
+	r.results[0].target_pct = 99;
+	report_text(&r, out, sizeof(out));
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *p50 = strstr(line, " 2"); /* the p50 column: 20.0 for both rows */
+
+		if (strncmp(line, "a_row", 5) && strncmp(line, "base ", 5))
+			continue;
+		rows++;
+		assert_non_null(p50);
+		if (col < 0)
+			col = (int)(p50 - line);
+		else if ((int)(p50 - line) != col)
+			fail_msg("columns out of line: '%s' (p50 at %d, not %d)", line,
+				 (int)(p50 - line), col);
+		if (!strncmp(line, "a_row", 5)) {
+			assert_null(strstr(line, " 0  "));
+			assert_non_null(strstr(line, " - "));
+			assert_non_null(strstr(line, "target p99 <= 1000 ns: met"));
+		}
+	}
+	assert_int_equal(rows, 2);
+}
+
 /* A row name with a quote and a backslash, a NaN and an infinity: still JSON, values null. */
 static void test_bench_json_escapes_and_nan(void **state)
 {
@@ -146,6 +209,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bench_json_escapes_and_nan),
+		cmocka_unit_test(test_bench_text_table),
 		cmocka_unit_test(test_bench_ticks_track_the_clock),
 		cmocka_unit_test(test_bench_ops_ratio_target),
 	};

@@ -276,11 +276,20 @@ static double steal_pct(void)
 	return 100.0 * (double)(st - steal0) / (double)(tot - total0);
 }
 
+/* A rate for the table: "-" when none was measured (a latency-only row), not "0". */
+static void fmt_ops(char *out, size_t cap, double ops)
+{
+	if (ops > 0)
+		snprintf(out, cap, "%.0f", ops);
+	else
+		snprintf(out, cap, "-");
+}
+
 int bench_report_print(const struct bench_report *r)
 {
 	double steal = steal_pct();
 	char why[128];
-	int nmissed = 0;
+	int nmissed = 0, w = 22;
 
 	for (unsigned i = 0; i < r->nresults; i++)
 		nmissed += missed(r, &r->results[i], why, sizeof(why));
@@ -288,19 +297,26 @@ int bench_report_print(const struct bench_report *r)
 		json_report(r, nmissed, steal);
 		return nmissed;
 	}
-	printf("%-22s %10s %10s %10s %10s %14s  %s\n", r->bench, "p50 ns", "p99 ns", "p99.9 ns",
+	/* the name column as wide as the longest name: every row's numbers stay in line */
+	for (unsigned i = 0; i < r->nresults; i++)
+		w = strlen(r->results[i].name) > (size_t)w ? (int)strlen(r->results[i].name) : w;
+	for (unsigned i = 0; i < r->nbaselines; i++)
+		w = strlen(r->baselines[i].name) > (size_t)w ? (int)strlen(r->baselines[i].name)
+							     : w;
+	printf("%-*s %10s %10s %10s %10s %14s  %s\n", w, r->bench, "p50 ns", "p99 ns", "p99.9 ns",
 	       "mean ns", "ops/s", "vs baseline");
 	for (unsigned i = 0; i < r->nresults; i++) {
 		const struct bench_row *row = &r->results[i];
 		const struct bench_row *b = row->vs[0] ? find_baseline(r, row->vs) : NULL;
-		char ratio[96] = "";
+		char ratio[96] = "", ops[32];
 
 		if (b && b->p50_ns > 0)
 			snprintf(ratio, sizeof(ratio), "p50 %.2fx p99 %.2fx %s",
 				 row->p50_ns / b->p50_ns,
 				 b->p99_ns > 0 ? row->p99_ns / b->p99_ns : 0.0, b->name);
-		printf("%-22s %10.1f %10.1f %10.1f %10.1f %14.0f  %s", row->name, row->p50_ns,
-		       row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s, ratio);
+		fmt_ops(ops, sizeof(ops), row->ops_per_s);
+		printf("%-*s %10.1f %10.1f %10.1f %10.1f %14s  %s", w, row->name, row->p50_ns,
+		       row->p99_ns, row->p999_ns, row->mean_ns, ops, ratio);
 		for (int k = 0; k < BENCH_OPS_TARGETS; k++) {
 			const struct bench_ops_target *t = &row->ops_targets[k];
 			const struct bench_row *v = t->vs[0] ? ops_vs(r, t) : NULL;
@@ -311,14 +327,19 @@ int bench_report_print(const struct bench_report *r)
 		}
 		if (missed(r, row, why, sizeof(why)))
 			printf("  MISSED: %s", why);
+		else if (row->target_ns > 0)
+			printf("  target p%d <= %.0f ns: met", row->target_pct == 99 ? 99 : 50,
+			       row->target_ns);
 		printf("\n");
 	}
 	printf("baselines\n");
 	for (unsigned i = 0; i < r->nbaselines; i++) {
 		const struct bench_row *row = &r->baselines[i];
+		char ops[32];
 
-		printf("%-22s %10.1f %10.1f %10.1f %10.1f %14.0f\n", row->name, row->p50_ns,
-		       row->p99_ns, row->p999_ns, row->mean_ns, row->ops_per_s);
+		fmt_ops(ops, sizeof(ops), row->ops_per_s);
+		printf("%-*s %10.1f %10.1f %10.1f %10.1f %14s\n", w, row->name, row->p50_ns,
+		       row->p99_ns, row->p999_ns, row->mean_ns, ops);
 	}
 	if (r->notes[0])
 		printf("%s\n", r->notes);
