@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "shm/round.h"
 #include "shm/shm.h"
 
 #ifndef TIMEOUT_MS
@@ -395,6 +396,34 @@ static inline int rt_run_tool(const char *inst, char *out, size_t cap, const cha
 	pid_t pid = rt_tool_start(inst, args, &fd);
 
 	return rt_tool_finish(pid, fd, out, cap);
+}
+
+/*
+ * Stop the worker in process slot `slot` (so its members cannot answer), then fork a killer
+ * that SIGKILLs it once a round record is claimed (a round is out). Returns the killer's pid
+ * (it exits 0, or 8 if no round came within TIMEOUT_MS); the worker's pid in *victim.
+ */
+static inline pid_t rt_kill_worker_mid_round(struct shm_seg *seg, uint32_t slot, pid_t *victim)
+{
+	pid_t w = (pid_t)(atomic_load(&shm_proc_at(seg, slot)->own) >> 32), killer;
+
+	assert_true(w > 0);
+	assert_int_equal(kill(w, SIGSTOP), 0);
+	rt_wait_pid_state(w, 'T');
+	killer = fork();
+	assert_true(killer >= 0);
+	if (killer == 0) {
+		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+
+		while (shm_round_in_use(seg) == 0)
+			if (shm_now_ns() > end)
+				_exit(8);
+		kill(w, SIGKILL);
+		_exit(0);
+	}
+	if (victim)
+		*victim = w;
+	return killer;
 }
 
 #endif

@@ -567,21 +567,8 @@ static void test_consensus_voter_worker_killed(void **state)
 
 	(void)state;
 	run_up(&x, "cvkill");
-	w1 = rt_slot_pid(x.cl.seg, 2);
-	assert_true(w1 > 0);
-	assert_int_equal(kill(w1, SIGSTOP), 0);
-	rt_wait_pid_state(w1, 'T');
-	killer = fork();
-	assert_true(killer >= 0);
-	if (killer == 0) {
-		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
-
-		while (shm_round_in_use(x.cl.seg) == 0)
-			if (shm_now_ns() > end)
-				_exit(8);
-		kill(w1, SIGKILL);
-		_exit(0);
-	}
+	/* the round is out once its record is claimed */
+	killer = rt_kill_worker_mid_round(x.cl.seg, 2, &w1);
 	rc = propose(&x, "lr", 0, SHOAL_RULE_QUORUM, 4, 10000, &res);
 	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));
 	assert_int_equal(rc, 0);

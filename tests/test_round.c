@@ -628,22 +628,8 @@ static void test_round_client_worker_killed(void **state)
 
 	(void)state;
 	run_up(&x, "rkill");
-	w1 = rt_slot_pid(x.cl.seg, 2);
-	assert_true(w1 > 0);
-	assert_int_equal(kill(w1, SIGSTOP), 0);
-	rt_wait_pid_state(w1, 'T');
-	killer = fork();
-	assert_true(killer >= 0);
-	if (killer == 0) {
-		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
-
-		/* the round is out once its record is claimed and worker 0's acks came */
-		while (shm_round_in_use(x.cl.seg) == 0)
-			if (shm_now_ns() > end)
-				_exit(8);
-		kill(w1, SIGKILL);
-		_exit(0);
-	}
+	/* the round is out once its record is claimed */
+	killer = rt_kill_worker_mid_round(x.cl.seg, 2, &w1);
 	rc = shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 10000, &res);
 	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));
 	assert_int_equal(rc, 0);
@@ -872,21 +858,8 @@ static void test_round_agent_worker_killed(void **state)
 
 	(void)state;
 	run_up_rounder(&x, "ragkill", &rounder);
-	w1 = rt_slot_pid(x.cl.seg, 2);
-	assert_true(w1 > 0);
-	assert_int_equal(kill(w1, SIGSTOP), 0);
-	rt_wait_pid_state(w1, 'T');
-	killer = fork();
-	assert_true(killer >= 0);
-	if (killer == 0) {
-		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
-
-		while (shm_round_in_use(x.cl.seg) == 0)
-			if (shm_now_ns() > end)
-				_exit(8);
-		kill(w1, SIGKILL);
-		_exit(0);
-	}
+	/* the round is out once its record is claimed */
+	killer = rt_kill_worker_mid_round(x.cl.seg, 2, &w1);
 	d = agent_round(&x, rounder, 10000);
 	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));
 	assert_int_equal(d.members, 8);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -433,6 +434,7 @@ static void *wt_consume(void *arg)
 	c->result = ipc_waiter_create(&c->seg, c->mech, &w);
 	if (c->result) {
 		atomic_fetch_add(&wt_done, 1);
+		syscall(SYS_futex, &wt_done, FUTEX_WAKE, 1, NULL, NULL, 0);
 		return NULL;
 	}
 	while (c->got < WT_PRODUCERS * WT_MSGS) {
@@ -461,6 +463,7 @@ static void *wt_consume(void *arg)
 	}
 	ipc_waiter_destroy(w);
 	atomic_fetch_add(&wt_done, 1);
+	syscall(SYS_futex, &wt_done, FUTEX_WAKE, 1, NULL, NULL, 0);
 	return NULL;
 }
 
@@ -534,11 +537,17 @@ static void test_wake_park_ring_threads(void **state)
 	}
 	/*
 	 * The repair's wake of every parked process (ipc_wake_parked_all()), for a slot that
-	 * owed none, once a millisecond (pacing, not a wait) until the consumers are done.
+	 * owed none, between waits on the count of finished consumers (a futex the consumers
+	 * wake as they finish; 1 ms at most each, so the repair keeps racing them).
 	 */
 	for (uint64_t end = shm_now_ns() + 60000000000ull;
-	     atomic_load(&wt_done) < nc && shm_now_ns() < end; usleep(1000))
+	     atomic_load(&wt_done) < nc && shm_now_ns() < end;) {
+		uint32_t done = atomic_load(&wt_done);
+		struct timespec ms = {0, 1000000};
+
 		ipc_wake_repair(seg, seg->self);
+		syscall(SYS_futex, &wt_done, FUTEX_WAIT, done, &ms, NULL, 0);
+	}
 	for (uint32_t i = 0; i < WT_PRODUCERS; i++)
 		assert_int_equal(pthread_join(pt[i], NULL), 0);
 	for (uint32_t k = 0; k < nc; k++)
