@@ -1381,6 +1381,7 @@ static void test_mbox_pad_then_full(void **state)
 {
 	struct shm_seg *seg = it_create("mbox", 16, 480);
 	shoal_handle_t a = it_agent(seg);
+	struct ipc_mbox mb;
 	uint64_t seq0 = 0;
 	uint32_t cslot;
 	pid_t c, p;
@@ -1394,6 +1395,12 @@ static void test_mbox_pad_then_full(void **state)
 	for (int i = 0; i < 14; i++)
 		assert_int_equal(send_seq(seg, a, 0, &seq0, 16, 1000), 0);
 	assert_true(it_wait_u64(&bk->recv[0], 14, 10000));
+	/*
+	 * and consumed: the consumer counts a message before it frees its cell, and a cell not
+	 * yet freed would make the ring full one message early below
+	 */
+	ipc_mbox_resolve(seg, shoal_handle_slot(a), &mb);
+	assert_true(it_wait_u64(&mb.h->freed, 14, 10000));
 	p = fork();
 	assert_true(p >= 0);
 	if (p == 0) {
