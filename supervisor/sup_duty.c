@@ -202,6 +202,9 @@ void sup_status_print(struct sup *s)
 	       ", messages handled %" PRIu64 "\n",
 	       s->c->instance, up, s->n, agents, running, s->restarts, s->handled);
 	fflush(stdout);
+	sup_notify("STATUS=workers %u/%u up, agents %u (%u running), restarts %" PRIu64
+		   ", messages handled %" PRIu64,
+		   up, s->n, agents, running, s->restarts, s->handled);
 }
 
 /* The line an orderly stop ends with, to stdout: it went well, and the run's totals. */

@@ -287,6 +287,15 @@ void sup_handled_count(struct sup *s);
 void sup_stop_print(struct sup *s);
 void sup_duty_tick(struct sup *s);
 
+/*
+ * notify.c: systemd's readiness protocol. sup_notify_init() reads and removes
+ * $NOTIFY_SOCKET (0 without it: then sup_notify() does nothing); sup_notify() sends one
+ * printf-formatted message ("READY=1\nSTATUS=..."), saying a failure once on stderr.
+ */
+int sup_notify_init(void);
+void sup_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sup_notify_close(void);
+
 /* sup_pool.c */
 int sup_pools_start(struct sup *s);
 void sup_pools_serve(struct sup *s);

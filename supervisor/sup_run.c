@@ -230,6 +230,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	}
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);
+	/* before the first fork: the workers must not inherit systemd's socket (notify.c) */
+	(void)sup_notify_init();
 	s.idle_spare = may_unidle();
 	s.boost = true;
 	s.n = c->workers;
@@ -396,6 +398,7 @@ out_signals:
 out_intensity:
 	sup_intensity_free(&s.in);
 out_topo:
+	sup_notify_close();
 	if (s.ready_fd >= 0)
 		close(s.ready_fd);
 	free(s.w);

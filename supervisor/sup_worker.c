@@ -303,6 +303,7 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 		/* before the ready byte: whoever waits for it finds the banner complete */
 		if (s->o->log_format != SHM_LOG_QUIET)
 			sup_banner_print(s);
+		sup_notify("READY=1\nSTATUS=ready: %u workers, instance %s", s->n, s->c->instance);
 		if (s->ready_fd >= 0) {
 			(void)!write(s->ready_fd, "ready\n", 6);
 			close(s->ready_fd);
@@ -341,6 +342,7 @@ void sup_stop_begin(struct sup *s)
 	if (s->stopping)
 		return;
 	s->stopping = true;
+	sup_notify("STOPPING=1\nSTATUS=stopping in order");
 	sup_spare_drop(s);
 	/* relaxed: a status word for tools */
 	atomic_store_explicit(&shm_hdr(s->seg)->state, SHM_INST_STOPPING, memory_order_relaxed);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The examples work: run an instance that loads the example plugin (examples/hello), call its
 # greeter with the example client, check the answer, stop the instance in order.
-# Usage: examples_check.sh SHOAL_BIN PLUGIN CLIENT
+# Then the systemd unit example (examples/systemd) passes `systemd-analyze verify` with its
+# ExecStart pointed at this build (where systemd-analyze is installed; said when not).
+# Usage: examples_check.sh SHOAL_BIN PLUGIN CLIENT UNIT
 set -euo pipefail
-bin=$(realpath "$1") plugin=$(realpath "$2") client=$(realpath "$3")
+bin=$(realpath "$1") plugin=$(realpath "$2") client=$(realpath "$3") unit=$(realpath "$4")
 inst="t-examples-$$"
 cfg=$(mktemp)
 run=
@@ -34,4 +36,21 @@ esac
 wait "$run"
 run=
 trap 'rm -f "$cfg"' EXIT
+if command -v systemd-analyze >/dev/null; then
+	d=$(mktemp -d)
+	trap 'rm -rf "$d" "$cfg"' EXIT
+	sed "s#^ExecStart=/usr/local/bin/shoal #ExecStart=$bin #" "$unit" >"$d/shoal.service"
+	grep -q "^ExecStart=$bin run " "$d/shoal.service" || {
+		echo "examples_check: the unit's ExecStart is not '/usr/local/bin/shoal run ...'" >&2
+		exit 1
+	}
+	systemd-analyze verify --man=no "$d/shoal.service"
+	grep -q '^Type=notify$' "$unit" || {
+		echo "examples_check: the unit is not Type=notify" >&2
+		exit 1
+	}
+	echo "examples check: the systemd unit verifies"
+else
+	echo "examples check: systemd-analyze is not installed: the systemd unit was not verified"
+fi
 echo "examples check: ok"

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -450,6 +452,73 @@ static void test_console_poison_and_hang_lines(void **state)
 	rt_stop(&r);
 }
 
+/* Receive one datagram on fd within TIMEOUT_MS into out (NUL-terminated); false on none. */
+static bool notify_recv(int fd, char *out, size_t cap)
+{
+	ssize_t n;
+
+	if (!rt_fd_wait(fd, TIMEOUT_MS))
+		return false;
+	n = recv(fd, out, cap - 1, 0);
+	if (n < 0)
+		return false;
+	out[n] = 0;
+	return true;
+}
+
+/*
+ * Under systemd (Type=notify): READY=1 with a STATUS= once ready, STOPPING=1 when the
+ * orderly stop begins, on the datagram socket $NOTIFY_SOCKET names (here an abstract one).
+ * (That the workers do not inherit it cannot be seen from outside: /proc/PID/environ of a
+ * forked child shows the environment block its parent started with, not getenv()'s.)
+ */
+static void test_console_systemd_notify(void **state)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	char name[64], msg[600];
+	struct rt_run r;
+	int fd;
+
+	(void)state;
+	snprintf(name, sizeof(name), "@shoal-test-notify-%d", (int)getpid());
+	memcpy(a.sun_path + 1, name + 1, strlen(name) - 1);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))),
+			 0);
+	assert_int_equal(setenv("NOTIFY_SOCKET", name, 1), 0);
+	rt_start(&r, "t-", "con-notify", echo_config, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	rt_wait_ready(&r);
+	if (!notify_recv(fd, msg, sizeof(msg)))
+		fail_msg("no READY=1 from the supervisor on %s", name);
+	if (strncmp(msg, "READY=1\n", 8) || !strstr(msg, "STATUS=ready: 2 workers"))
+		fail_msg("the first notification: '%s'", msg);
+	kill(r.pid, SIGTERM);
+	do {
+		if (!notify_recv(fd, msg, sizeof(msg)))
+			fail_msg("no STOPPING=1 after SIGTERM");
+	} while (!strstr(msg, "STOPPING=1"));
+	assert_int_equal(rt_wait_exit(&r), 0);
+	close(fd);
+	rt_cleanup(&r);
+}
+
+/* A NOTIFY_SOCKET that is no socket path is said on stderr, and the run goes on. */
+static void test_console_systemd_notify_bad(void **state)
+{
+	struct rt_run r;
+
+	(void)state;
+	assert_int_equal(setenv("NOTIFY_SOCKET", "relative/path", 1), 0);
+	rt_start(&r, "t-", "con-notify-bad", echo_config, NULL);
+	unsetenv("NOTIFY_SOCKET");
+	rt_wait_ready(&r);
+	rt_wait_err(&r, "NOTIFY_SOCKET='relative/path' is not a socket path");
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +532,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_console_agent_removed, rt_teardown),
 		cmocka_unit_test_teardown(test_console_counters_and_stop_line, rt_teardown),
 		cmocka_unit_test_teardown(test_console_poison_and_hang_lines, rt_teardown),
+		cmocka_unit_test_teardown(test_console_systemd_notify, rt_teardown),
+		cmocka_unit_test_teardown(test_console_systemd_notify_bad, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */
