@@ -25,7 +25,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shoal inspect [--instance NAME] [--all] [--agent PATTERN] [--wait MS] "
-		"[--json]\n"
+		"[--json | --names]\n"
 		"       shoal inspect --scratch [--json]\n"
 		"Attaches read-only and prints the header, the liveness of the supervisor, the\n"
 		"region table, the process table, the agents (in slot order) and the registry\n"
@@ -38,6 +38,8 @@ static void usage(FILE *f)
 		"  --json     one JSON object instead (schema shoal.inspect/1, "
 		"docs/inspect-json.md):\n"
 		"             every process slot, agent, name, group and pool, not the first few\n"
+		"  --names    only the registry's names (agents' and variables'), one a line,\n"
+		"             sorted (for scripts and shell completion)\n"
 		"  --scratch  create a scratch instance, inspect it, and remove it (a "
 		"self-check)\n",
 		AGENTS_SHOWN, NAMES_SHOWN);
@@ -562,10 +564,24 @@ static void show_all(const struct inspect *in, const char *path)
 		show_vars(v);
 }
 
-static int inspect_one(const char *instance, bool all, bool json, const char *pattern, int wait_ms)
+/* --names: each registry name as `inspect` shows it ("ns:name" in a named namespace). */
+static void show_names(const struct shm_view *v)
+{
+	for (uint32_t i = 0; i < v->nnames; i++) {
+		const struct shm_view_name *n = &v->names[i];
+
+		printf("%s%s%s\n", n->ns_name, n->ns_name[0] ? ":" : "", n->name);
+	}
+	if (v->names_cut)
+		fprintf(stderr, "shoal inspect: more names than a snapshot holds: the first %u\n",
+			v->nnames);
+}
+
+static int inspect_one(const char *instance, bool all, bool json, bool names, const char *pattern,
+		       int wait_ms)
 {
 	unsigned flags = SHM_ATTACH_RO | (wait_ms ? 0 : SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY);
-	struct inspect in = {.all = all, .json = json, .pattern = pattern};
+	struct inspect in = {.all = all || names, .json = json, .pattern = pattern};
 	struct shm_seg *seg;
 	uint64_t bad = 0;
 	char err[512];
@@ -582,7 +598,9 @@ static int inspect_one(const char *instance, bool all, bool json, const char *pa
 	ret = shm_seg_guard(seg, take_all, &in, &bad);
 	if (in.v && json && !ret)
 		ret = tool_inspect_json(in.v, seg->path, in.mbox, in.nmbox, stdout);
-	else if (in.v && !json)
+	else if (in.v && names && !ret)
+		show_names(in.v);
+	else if (in.v && !json && !names)
 		show_all(&in, seg->path);
 	fflush(stdout);
 	if (ret == -EFAULT)
@@ -645,7 +663,7 @@ static int scratch(bool all, bool json, const char *pattern)
 		rc = EXIT_SYSTEM;
 		goto out;
 	}
-	rc = inspect_one(name, all, json, pattern, 0);
+	rc = inspect_one(name, all, json, false, pattern, 0);
 out:
 	shm_seg_remove(seg);
 	shm_seg_detach(seg);
@@ -655,18 +673,23 @@ out:
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"instance", required_argument, NULL, 'i'}, {"all", no_argument, NULL, 'a'},
-		{"agent", required_argument, NULL, 'A'},    {"wait", required_argument, NULL, 'w'},
-		{"scratch", no_argument, NULL, 's'},	    {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+		{"instance", required_argument, NULL, 'i'},
+		{"all", no_argument, NULL, 'a'},
+		{"agent", required_argument, NULL, 'A'},
+		{"wait", required_argument, NULL, 'w'},
+		{"scratch", no_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"names", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *instance = tool_default_instance(), *pattern = NULL;
-	bool all = false, do_scratch = false, json = false;
+	bool all = false, do_scratch = false, json = false, names = false;
 	int c, wait_ms = 0;
 	char *end;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "i:aA:w:sjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "i:aA:w:sjnh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'A':
 			if (!*optarg) {
@@ -697,6 +720,9 @@ int cmd_inspect(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'n':
+			names = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_OK;
@@ -709,6 +735,11 @@ int cmd_inspect(int argc, char **argv)
 		fprintf(stderr, "shoal inspect: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
+	if (names && (json || do_scratch)) {
+		fprintf(stderr,
+			"shoal inspect: --names goes alone, not with --json or --scratch\n");
+		return EXIT_USAGE;
+	}
 	return do_scratch ? scratch(all, json, pattern)
-			  : inspect_one(instance, all, json, pattern, wait_ms);
+			  : inspect_one(instance, all, json, names, pattern, wait_ms);
 }
