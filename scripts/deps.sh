@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Install what shoal builds and tests with, if missing (Debian 12, as root).
+#   --run     only what building and running shoal needs (scripts/run.sh): no test tools
 #   --arm64   instead: what the arm64 cross build needs (scripts/test.sh --cross): Debian's
 #             cross compiler and, through multiarch, the arm64 builds of the libraries
 set -euo pipefail
-pkgs=(build-essential meson ninja-build pkg-config liburing-dev libnuma-dev libhwloc-dev
-	libcmocka-dev libinih-dev libjansson-dev libncurses-dev tmux scdoc clang libclang-rt-14-dev
-	clang-format git)
+# building and running: the compiler and meson, the libraries, scdoc for the man page
+run_pkgs=(build-essential meson ninja-build pkg-config liburing-dev libnuma-dev libhwloc-dev
+	libinih-dev libjansson-dev libncurses-dev scdoc)
+# testing too: cmocka, tmux (shoal top in a real terminal), clang and its libFuzzer runtime,
+# clang-format (the style check), git
+pkgs=("${run_pkgs[@]}" libcmocka-dev tmux clang libclang-rt-14-dev clang-format git)
 arm64=0
 for a in "$@"; do
 	case "$a" in
+	--run) pkgs=("${run_pkgs[@]}") ;;
 	--arm64) arm64=1 ;;
 	*) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
 	esac
