@@ -32,9 +32,11 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * acknowledgements, struct shm_round; shm_cfg.max_rounds). 9 subscriptions to coordination
  * variables: a table after the variables in SHM_R_VARS (shm_cfg.max_subs, once reserved2[0],
  * so a minor-8 segment reads as one with none; shm/var_int.h) and the variable's subs word.
+ * 10: the agent types region (SHM_R_TYPES, struct shm_types: the types the instance can
+ * start, published by the supervisor for `shoal types`).
  */
 #define SHM_LAYOUT_MAJOR 4u
-#define SHM_LAYOUT_MINOR 9u
+#define SHM_LAYOUT_MINOR 10u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -55,7 +57,8 @@ enum shm_region_id {
 	SHM_R_POOLS = 8,   /* agent pools (layout 4) */
 	SHM_R_VARS = 9,	   /* coordination variables (layout minor 8) */
 	SHM_R_ROUNDS = 10, /* round records: broadcasts with acknowledgements (layout minor 8) */
-	SHM_R_COUNT = 11,
+	SHM_R_TYPES = 11,  /* the agent types the instance can start (layout minor 10) */
+	SHM_R_COUNT = 12,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -377,6 +380,35 @@ struct shm_telem {
 	uint8_t pad[256 - 56 - 8 * SHM_TELEM_BUCKETS];
 };
 static_assert(sizeof(struct shm_telem) == 256, "telemetry block ABI");
+
+/*
+ * The agent types an instance can start (layout minor 10), for `shoal types`: built in,
+ * registered by the program that runs the supervisor, or in a [types] library. Written by
+ * the supervisor alone (before its first worker, from its type table and the names each
+ * library's probe registered), through the seqlock seq; readers copy it between two equal
+ * even reads. A supervisor that dies while writing it leaves seq odd: readers say so.
+ */
+#define SHM_TYPES_MAX  128u
+#define SHM_TYPE_ABOUT 184u
+enum shm_type_origin {
+	SHM_TYPE_BUILTIN = 1, /* about: what it does */
+	SHM_TYPE_HOST = 2,    /* registered by the program running the supervisor */
+	SHM_TYPE_LIBRARY = 3, /* about: the [types] library's path */
+};
+struct shm_type_entry {
+	char name[SHM_TYPE_MAX];
+	uint32_t origin; /* enum shm_type_origin */
+	uint32_t pad;
+	char about[SHM_TYPE_ABOUT];
+};
+static_assert(sizeof(struct shm_type_entry) == 224, "type entry ABI");
+struct shm_types {
+	_Atomic uint64_t seq; /* seqlock (shm/seqlock.h): odd while the supervisor writes */
+	uint32_t count;	      /* entries used in e[] */
+	uint8_t pad[52];
+	struct shm_type_entry e[SHM_TYPES_MAX];
+};
+static_assert(offsetof(struct shm_types, e) == 64, "types table ABI");
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {

@@ -271,6 +271,17 @@ void shm_proc_set_state(struct shm_seg *seg, enum shm_proc_state st);
  */
 void shm_proc_release(struct shm_seg *seg);
 /*
+ * The agent types table (SHM_R_TYPES): shm_types_publish() writes n entries (the
+ * supervisor, before its first worker); shm_types_read() copies at most cap of them into out
+ * and sets *n. Returns 0, -ENOENT (a segment without the table), -ENODATA (not published
+ * yet), -EAGAIN (being written, or a writer died writing it), -EUCLEAN (a corrupt count),
+ * -E2BIG (publish: n > SHM_TYPES_MAX).
+ */
+int shm_types_publish(struct shm_seg *seg, const struct shm_type_entry *e, uint32_t n);
+int shm_types_read(const struct shm_seg *seg, struct shm_type_entry *out, uint32_t cap,
+		   uint32_t *n);
+
+/*
  * Write process slot `slot`'s telemetry block from t (its seq ignored): the slot's owner.
  * Read one (read-only safe): 0, or -EAGAIN if a flush was under way, -ENOENT if the segment
  * has none (an older minor) or the slot is out of range.

@@ -3,6 +3,7 @@
  * consistent with what, and who owns the memory).
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -419,6 +420,14 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	if (!v->vars_ret)
 		shm_var_sub_stats(seg, &v->subs);
 	v->parts |= SHM_VIEW_PART_VARS;
+	/* a write under way (the supervisor starting) ends in microseconds: a few tries */
+	for (int i = 0; i < 100; i++) {
+		v->types_ret = shm_types_read(seg, v->types, SHM_TYPES_MAX, &v->ntypes);
+		if (v->types_ret != -EAGAIN)
+			break;
+		sched_yield();
+	}
+	v->parts |= SHM_VIEW_PART_TYPES;
 	return 0;
 }
 

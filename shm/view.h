@@ -59,7 +59,8 @@ enum {
 	SHM_VIEW_PART_GROUPS = 1u << 6,
 	SHM_VIEW_PART_POOLS = 1u << 7,
 	SHM_VIEW_PART_VARS = 1u << 8,
-	SHM_VIEW_PART_ALL = (1u << 9) - 1,
+	SHM_VIEW_PART_TYPES = 1u << 9, /* the agent types table */
+	SHM_VIEW_PART_ALL = (1u << 10) - 1,
 };
 
 /* The header: identity (fixed at creation) and status words, as of the take. */
@@ -188,6 +189,9 @@ struct shm_view {
 	int vars_ret; /* 0, or -EUCLEAN: the variables region does not match (vars unset) */
 	struct shm_var_stats vars;     /* the variables region's counters (shm_var_stats()) */
 	struct shm_var_sub_stats subs; /* its subscriptions' (shm_var_sub_stats()) */
+	int types_ret; /* shm_types_read()'s: 0, -ENOENT, -ENODATA, -EAGAIN, -EUCLEAN */
+	uint32_t ntypes;
+	struct shm_type_entry types[SHM_TYPES_MAX]; /* the agent types the instance can start */
 };
 
 /*

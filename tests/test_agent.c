@@ -123,6 +123,54 @@ static void test_agent_dlopen(void **state)
 	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 0);
 }
 
+/*
+ * What the supervisor publishes for `shoal types`: the built-in types with what each does, a
+ * type the host program registered, and a declared library's types with its path (the
+ * supervisor never loads a library itself: its probe, in a child, learns the names).
+ */
+static void test_agent_types_list(void **state)
+{
+	static const struct shoal_agent_type listed = {
+		.name = "listed", .init = nop_init, .handle = nop_handle};
+	static struct shm_type_entry e[SHM_TYPES_MAX];
+	const char *path = getenv("SHOAL_TEST_ABI2_PLUGIN");
+	uint32_t n, builtin = 0, lib = 0;
+	bool host = false;
+	char why[256];
+
+	(void)state;
+	if (!path)
+		skip_because("SHOAL_TEST_ABI2_PLUGIN is not set (run through meson test)");
+	assert_int_equal(shoal_agent_type_register(&listed), 0);
+	/* not loaded in this process yet (test_agent_abi2_plugin_loads runs later) */
+	assert_null(shoal_agent_type_find("v2_upper"));
+	assert_int_equal(wrk_types_declare(path, why, sizeof(why)), 0);
+	n = wrk_types_list(e, SHM_TYPES_MAX);
+	for (uint32_t i = 0; i < n; i++) {
+		if (e[i].origin == SHM_TYPE_BUILTIN) {
+			builtin++;
+			assert_true(strlen(e[i].about) > 10);
+		}
+		if (!strcmp(e[i].name, "listed")) {
+			assert_int_equal(e[i].origin, SHM_TYPE_HOST);
+			host = true;
+		}
+		if (!strcmp(e[i].name, "v2_upper")) {
+			assert_int_equal(e[i].origin, SHM_TYPE_LIBRARY);
+			assert_string_equal(e[i].about, path);
+			lib++;
+		}
+	}
+	for (unsigned i = 0; wrk_builtin_type_names[i]; i++)
+		assert_non_null(wrk_builtin_type_about[i]);
+	assert_int_equal(builtin, 6);
+	assert_true(host);
+	assert_int_equal(lib, 1);
+	/* a short table gets the first entries, no more */
+	assert_int_equal(wrk_types_list(e, 2), 2);
+	wrk_types_forget();
+}
+
 #define STR_(x) #x
 #define STR(x)	STR_(x)
 
@@ -740,6 +788,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_type_table),
 		cmocka_unit_test(test_agent_dlopen),
+		cmocka_unit_test(test_agent_types_list),
 		cmocka_unit_test(test_agent_abi_current_plugin),
 		cmocka_unit_test(test_agent_abi1_plugin_loads),
 		cmocka_unit_test(test_agent_abi1_register),

@@ -755,6 +755,118 @@ static void test_view_inspect_json_running(void **state)
 	rt_stop(&r);
 }
 
+/*
+ * The agent types table: nothing until the supervisor publishes it (-ENODATA), then what it
+ * wrote; a write under way (seq odd) is never copied; a corrupt count is refused, and names
+ * without their NUL are cut inside their field.
+ */
+static void test_view_types_table(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct shm_type_entry e[3] = {
+		{.name = "echo", .origin = SHM_TYPE_BUILTIN, .about = "answers"},
+		{.name = "mine", .origin = SHM_TYPE_HOST, .about = "host"},
+		{.name = "upper", .origin = SHM_TYPE_LIBRARY, .about = "/x/lib.so"},
+	};
+	struct shm_types *t =
+		(struct shm_types *)(seg->base + shm_hdr(seg)->regions[SHM_R_TYPES].off);
+	struct shm_type_entry out[SHM_TYPES_MAX];
+	struct shm_view *v;
+	uint32_t n = 99;
+
+	(void)state;
+	assert_int_equal(shm_types_read(seg, out, SHM_TYPES_MAX, &n), -ENODATA);
+	assert_int_equal(n, 0);
+	assert_int_equal(shm_types_publish(seg, e, SHM_TYPES_MAX + 1), -E2BIG);
+	assert_int_equal(shm_types_publish(seg, e, 3), 0);
+	v = take(seg);
+	assert_int_equal(v->types_ret, 0);
+	assert_int_equal(v->ntypes, 3);
+	assert_string_equal(v->types[2].name, "upper");
+	assert_int_equal(v->types[2].origin, SHM_TYPE_LIBRARY);
+	assert_string_equal(v->types[2].about, "/x/lib.so");
+	shm_view_free(v);
+	/* a cap smaller than the table: the first cap entries */
+	assert_int_equal(shm_types_read(seg, out, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(out[1].name, "mine");
+	/* a writer in the middle (or dead there) */
+	atomic_fetch_add(&t->seq, 1);
+	assert_int_equal(shm_types_read(seg, out, SHM_TYPES_MAX, &n), -EAGAIN);
+	atomic_fetch_add(&t->seq, 1);
+	/* a name that fills its field: cut, not read past */
+	memset(t->e[0].name, 'x', sizeof(t->e[0].name));
+	assert_int_equal(shm_types_read(seg, out, SHM_TYPES_MAX, &n), 0);
+	assert_int_equal(strlen(out[0].name), SHM_TYPE_MAX - 1);
+	t->count = SHM_TYPES_MAX + 1;
+	assert_int_equal(shm_types_read(seg, out, SHM_TYPES_MAX, &n), -EUCLEAN);
+	ts_seg_drop(seg, inst);
+}
+
+/*
+ * `shoal types` on a running instance lists the built-in types with what each does and a
+ * [types] library's types with its path; --json says the same; an unknown instance exits 2.
+ */
+static void test_view_types_tool(void **state)
+{
+	const char *plugin = getenv("SHOAL_TEST_PLUGIN");
+	const char *json_args[] = {"types", "--json", NULL}, *text_args[] = {"types", NULL};
+	const char *bad_args[] = {"types", NULL};
+	static char out[1 << 16];
+	char cfg[1024];
+	json_error_t jerr;
+	json_t *root, *types;
+	struct rt_run r;
+	bool echo = false, upper = false;
+	size_t i;
+	json_t *e;
+
+	(void)state;
+	if (!plugin)
+		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\nplacement = none\n[types]\nload = %s\n"
+		 "[agent e]\ntype = upper\n",
+		 plugin);
+	rt_start(&r, "t-view", "types", cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), text_args), 0);
+	if (!strstr(out, "echo") || !strstr(out, "a call is answered with its payload") ||
+	    !strstr(out, plugin))
+		fail_msg("shoal types said: %s", out);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), json_args), 0);
+	root = json_loads(out, 0, &jerr);
+	if (!root)
+		fail_msg("types --json is not JSON: %s: %.200s", jerr.text, out);
+	assert_string_equal(json_string_value(json_object_get(root, "instance")), r.inst);
+	types = json_object_get(root, "types");
+	assert_true(json_is_array(types));
+	json_array_foreach(types, i, e)
+	{
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *origin = json_string_value(json_object_get(e, "origin"));
+		const char *about = json_string_value(json_object_get(e, "about"));
+
+		assert_non_null(name);
+		assert_non_null(origin);
+		assert_non_null(about);
+		if (!strcmp(name, "echo")) {
+			assert_string_equal(origin, "builtin");
+			echo = true;
+		}
+		if (!strcmp(name, "upper")) {
+			assert_string_equal(origin, "library");
+			assert_string_equal(about, plugin);
+			assert_false(upper); /* once */
+			upper = true;
+		}
+	}
+	assert_true(echo && upper);
+	json_decref(root);
+	assert_int_equal(rt_run_tool("t-no-such-instance", out, sizeof(out), bad_args), 2);
+	rt_stop(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -766,6 +878,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_view_other_geometry_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_concurrent_claims, setup, teardown),
 		cmocka_unit_test_teardown(test_view_inspect_json_running, rt_teardown),
+		cmocka_unit_test_setup_teardown(test_view_types_table, setup, teardown),
+		cmocka_unit_test_teardown(test_view_types_tool, rt_teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */

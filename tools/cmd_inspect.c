@@ -1,4 +1,5 @@
 /* shoal inspect: read an instance's segment (read-only) and print what it holds. */
+#include <assert.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -56,10 +57,12 @@ static void print_time(const char *label, uint64_t wall_ns)
 	printf("%-14s %s\n", label, buf);
 }
 
-static const char *region_names[SHM_R_COUNT] = {
+static const char *region_names[] = {
 	"processes", "agents",	 "registry", "groups",	  "mailboxes", "checkpoints",
-	"telemetry", "monitors", "pools",    "variables", "rounds",
+	"telemetry", "monitors", "pools",    "variables", "rounds",    "types",
 };
+/* a region added without its name here does not compile */
+static_assert(sizeof(region_names) / sizeof(region_names[0]) == SHM_R_COUNT, "a name per region");
 
 /* What inspect prints: the snapshot, and the mailbox counters of the agents it lists. */
 struct inspect {

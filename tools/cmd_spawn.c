@@ -5,9 +5,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shm/view.h"
 #include "supervisor/sup.h"
 #include "tools/client.h"
 #include "workers/wrk.h"
+
+/* The types of the default instance if it runs, else the built-in ones. */
+static void list_types(FILE *f)
+{
+	const char *instance = tool_default_instance();
+	struct shm_view *v;
+	char err[512];
+
+	if (tool_types_take(instance, &v, err, sizeof(err)) == 0) {
+		fprintf(f, "types of instance '%s':", instance);
+		for (uint32_t i = 0; i < v->ntypes; i++)
+			fprintf(f, " %s", v->types[i].name);
+		fprintf(f, "\n");
+		shm_view_free(v);
+		return;
+	}
+	fprintf(f, "built-in types (instance '%s' is not running):", instance);
+	for (unsigned i = 0; wrk_builtin_type_names[i]; i++)
+		fprintf(f, " %s", wrk_builtin_type_names[i]);
+	fprintf(f, "\n");
+}
 
 static void usage(FILE *f)
 {
@@ -22,11 +44,9 @@ static void usage(FILE *f)
 		"  --wait         return once the agent runs (its init callback succeeded)\n"
 		"  --timeout MS   how long to wait for the supervisor's answer, and with --wait\n"
 		"                 for the agent to run (default 5000); exit 1 past the latter\n"
-		"The types are the instance's: built in, or loaded by its config's [types].\n"
-		"built-in types:");
-	for (unsigned i = 0; wrk_builtin_type_names[i]; i++)
-		fprintf(f, " %s", wrk_builtin_type_names[i]);
-	fprintf(f, "\n");
+		"The types are the instance's: built in, or loaded by its config's [types]\n"
+		"('shoal types' lists them with what each is).\n");
+	list_types(f);
 }
 
 /* The agent is up (RUNNING), or has gone (its init failed past its intensity, or stopped). */

@@ -3,6 +3,7 @@
  * (docs/inspect-json.md says what each field means and how the schema evolves). Written with
  * jansson, as every JSON shoal writes: strings escaped, no hand-made syntax.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,10 +15,12 @@
 
 #define SCHEMA "shoal.inspect/1"
 
-static const char *const region_json[SHM_R_COUNT] = {
+static const char *const region_json[] = {
 	"processes", "agents",	 "registry", "groups",	  "mailboxes", "checkpoints",
-	"telemetry", "monitors", "pools",    "variables", "rounds",
+	"telemetry", "monitors", "pools",    "variables", "rounds",    "types",
 };
+/* a region added without its name here does not compile */
+static_assert(sizeof(region_json) / sizeof(region_json[0]) == SHM_R_COUNT, "a name per region");
 
 /* Add key = value to o; a failed allocation is counted in *bad (the object is dropped). */
 static void put(json_t *o, const char *key, json_t *value, int *bad)

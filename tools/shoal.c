@@ -14,6 +14,7 @@ const struct tool_cmd tool_cmds[] = {
 	{"top", "a live view of an instance: workers, agents, pools, exits (q quits)", cmd_top},
 	{"clean", "remove a stale instance's segment (refuses a live one)", cmd_clean},
 	{"bench", "run a benchmark: registry, ...", cmd_bench},
+	{"types", "the agent types an instance can start (what spawn TYPE takes)", cmd_types},
 	{"spawn", "ask the supervisor to start an agent: spawn TYPE NAME [--worker N | --node N]",
 	 cmd_spawn},
 	{"stop", "ask the supervisor to stop an agent: stop NAME", cmd_stop},

@@ -42,8 +42,15 @@ int cmd_task(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_pool(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_types(int argc, char **argv);
 
 struct shm_view;
+/*
+ * Attach to instance read-only and take a snapshot whose types table was read whole into
+ * *out (shm_view_free() it). Returns 0, or -errno with a sentence in err naming the
+ * instance and the problem. tools/cmd_types.c.
+ */
+int tool_types_take(const char *instance, struct shm_view **out, char *err, size_t errlen);
 /* Print a snapshot's pools (inspect, pool list): tools/cmd_pool.c. */
 void tool_show_pools(const struct shm_view *v);
 

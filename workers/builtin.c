@@ -712,3 +712,16 @@ const struct shoal_agent_type *const wrk_builtin_types[] = {
 const char *const wrk_builtin_type_names[] = {
 	"echo", "counter", "hog", "crasher", "tuner", "coordinator", NULL,
 };
+
+/* See wrk.h: the one-line summaries of the comments above each type. */
+const char *const wrk_builtin_type_about[] = {
+	"a call is answered with its payload; casts are ignored",
+	"counts the messages it handles (checkpointed); a call answers 'COUNT REDELIVERED'",
+	"each message allocates its payload's MiB (default 1): drives a worker to its cap",
+	"message 'segv' kills its worker, 'fail' fails the agent, 'exit', 'hang'; else counts",
+	"the demo's searcher: reports scores, reads best.*, votes on lr, draws evaluators",
+	"the demo's coordinator: publishes best.*, broadcasts with acks, proposes lr",
+	NULL,
+};
+static_assert(sizeof(wrk_builtin_type_about) == sizeof(wrk_builtin_type_names),
+	      "each built-in type says what it does");

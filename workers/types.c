@@ -449,6 +449,42 @@ void wrk_types_forget(void)
 	nlibs = 0;
 }
 
+/* Fill e: name, origin and about (cut to fit). */
+static void entry_set(struct shm_type_entry *e, const char *name, uint32_t origin,
+		      const char *about)
+{
+	memset(e, 0, sizeof(*e));
+	memcpy(e->name, name, strnlen(name, sizeof(e->name) - 1));
+	e->origin = origin;
+	memcpy(e->about, about, strnlen(about, sizeof(e->about) - 1));
+}
+
+/* See wrk.h. The supervisor's main thread. */
+uint32_t wrk_types_list(struct shm_type_entry *out, uint32_t cap)
+{
+	uint32_t n = 0;
+
+	wrk_types_init();
+	for (uint32_t i = 0; i < ntypes && n < cap; i++) {
+		const char *about = "registered by the program that runs the supervisor";
+		uint32_t origin = SHM_TYPE_HOST;
+
+		for (unsigned b = 0; wrk_builtin_types[b]; b++)
+			if (types[i].src == wrk_builtin_types[b]) {
+				about = wrk_builtin_type_about[b];
+				origin = SHM_TYPE_BUILTIN;
+			}
+		/* a library loaded here is listed below, with its path */
+		if (origin == SHM_TYPE_HOST && lib_of(types[i].t.name))
+			continue;
+		entry_set(&out[n++], types[i].t.name, origin, about);
+	}
+	for (uint32_t i = 0; i < nlibs; i++)
+		for (uint32_t k = 0; k < libs[i].nnames && n < cap; k++)
+			entry_set(&out[n++], libs[i].names[k], SHM_TYPE_LIBRARY, libs[i].path);
+	return n;
+}
+
 /* See wrk.h. Any thread of a process that does not change its tables meanwhile. */
 bool wrk_type_is_known(const char *name)
 {

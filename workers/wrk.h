@@ -160,6 +160,16 @@ int wrk_types_load_libs(void);
 
 /* Type names of the built-in agent types, NULL-terminated (for --help and tools). */
 extern const char *const wrk_builtin_type_names[];
+/* What each built-in type does, one line each, in wrk_builtin_type_names' order. */
+extern const char *const wrk_builtin_type_about[];
+
+/*
+ * The agent types this process can start, for the segment's types table: built in (with
+ * what each does), registered here by the host program, and each declared library's types
+ * (with its path), at most cap entries into out. Returns how many. The supervisor's main
+ * thread, after its libraries are declared.
+ */
+uint32_t wrk_types_list(struct shm_type_entry *out, uint32_t cap);
 
 /* --- agent pools (workers/pool.c over shm/pool.c) --- */
 struct shm_pool_note;
