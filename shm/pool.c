@@ -15,7 +15,9 @@
  * queues. Dekker: the checkin CASes its member free (seq_cst) then loads nwaiting
  * (seq_cst), and takes the lock to dispatch if a waiter is there; the queuer increments
  * nwaiting (seq_cst) and then, locked, scans the members (seq_cst loads). One of them sees
- * the other, so no waiter sleeps beside a free member (P0/P1 below).
+ * the other, so no waiter sleeps beside a free member (P0/P1 below). For that one
+ * order, every access to a member's holder word and to nwaiting is seq_cst (the plain
+ * atomic_* calls), also where a weaker one would do: each such access says so.
  *
  * Crash model: a locked section that dies leaves (a) a waiter entry half written (state
  * CLAIMED: fixup() frees it), (b) nwaiting off by one (fixup() recounts), (c) a grant
@@ -221,6 +223,8 @@ static void fixup(struct shm_seg *seg, uint32_t id)
 			struct shm_pool_waiter *w = waiter_at(seg, id, wi);
 			struct shm_pool_member *m = member_at(seg, id, mi);
 
+			/* seq_cst as every holder access (the top: P1); locked, so the dead
+			 * dispatcher's take is visible in any order */
 			if (ld(&w->state) == W_WAITING && atomic_load(&m->holder) == ld(&w->tag)) {
 				st(&m->who, ld(&w->who));
 				st(&w->agent, ld(&m->agent));
@@ -394,6 +398,7 @@ int shm_pool_create(struct shm_seg *seg, const char *name, const char *type, uin
 		uint32_t s = atomic_load_explicit(&q->state, memory_order_acquire);
 		uint64_t l = ld(&q->lock);
 
+		/* seq_cst CAS: the setup lock's acquire (a dead creator's is taken over) */
 		if (s == SHM_POOL_SETUP && (!l || shm_tag_is_dead(seg, l, true)) &&
 		    atomic_compare_exchange_strong(&q->lock, &l, seg->tag)) {
 			/* a creator died before publishing: its slot is free again */
@@ -426,6 +431,7 @@ int shm_pool_create(struct shm_seg *seg, const char *name, const char *type, uin
 	p->size = size;
 	p->overflow = overflow;
 	st(&p->nmembers, 0);
+	/* seq_cst: P1, as every store of nwaiting (none races it: not live yet) */
 	atomic_store(&p->nwaiting, 0);
 	st(&p->next_ticket, 0);
 	st(&p->intent, 0);
@@ -529,7 +535,8 @@ int shm_pool_checkout(struct shm_seg *seg, uint32_t id, uint64_t who, uint64_t r
 	if (!pool_live(seg, id))
 		return -ENOENT;
 	p = pool_at(seg, id);
-	/* fast path: no queue to respect */
+	/* fast path: no queue to respect (seq_cst as every nwaiting access, P0/P1; only a hint
+	 * here: take_member()'s CAS decides) */
 	if (atomic_load(&p->nwaiting) == 0) {
 		n = atomic_load_explicit(&p->nmembers, memory_order_acquire);
 		for (uint32_t i = 0; i < n; i++) {
@@ -631,6 +638,7 @@ int shm_pool_checkin(struct shm_seg *seg, uint32_t id, uint64_t agent, shm_pool_
 	mi = member_of(seg, id, agent);
 	if (mi == UINT32_MAX)
 		return -ENOENT;
+	/* seq_cst as every holder access (P1); only our own CAS made it our tag */
 	if (atomic_load(&member_at(seg, id, mi)->holder) != seg->tag)
 		return -EPERM;
 	if (free_member(seg, id, mi, seg->tag)) {
@@ -692,6 +700,7 @@ static int release_matching(struct shm_seg *seg, uint32_t id, uint32_t slot, uin
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_pool_member *m = member_at(seg, id, i);
+		/* seq_cst as every holder access (P1); free_member()'s CAS settles a stale h */
 		uint64_t h = atomic_load(&m->holder);
 
 		if (h == SHM_POOL_IDLE || h == SHM_POOL_RETIRING)
@@ -718,6 +727,7 @@ static int release_matching(struct shm_seg *seg, uint32_t id, uint32_t slot, uin
 			drop_waiter(w);
 		}
 	}
+	/* seq_cst: P1, as every store of nwaiting */
 	atomic_store(&p->nwaiting, count_waiting(seg, id));
 	dispatch(seg, id, fn, arg);
 	return returned;
@@ -733,7 +743,7 @@ int shm_pool_repair(struct shm_seg *seg, uint32_t slot, shm_pool_notify_fn fn, v
 		uint64_t l = ld(&p->lock);
 
 		if (s == SHM_POOL_SETUP && l && SHM_TAG_SLOT(l) == slot) {
-			/* its creator died before publishing */
+			/* its creator died before publishing; seq_cst CAS: the lock's acquire */
 			if (atomic_compare_exchange_strong(&p->lock, &l, seg->tag))
 				shm_pool_abandon(seg, id);
 			continue;
@@ -864,6 +874,7 @@ uint64_t shm_pool_retired(struct shm_seg *seg, uint32_t id)
 		struct shm_pool_member *m = member_at(seg, id, i);
 		uint64_t h = SHM_POOL_RETIRING;
 
+		/* seq_cst as every holder access (P1); a look: the locked CAS below decides */
 		if (atomic_load(&m->holder) != SHM_POOL_RETIRING)
 			continue;
 		lock(seg, id);
@@ -903,6 +914,7 @@ int shm_pool_next_gone(struct shm_seg *seg, uint32_t id, uint32_t *member, uint6
 	n = atomic_load_explicit(&pool_at(seg, id)->nmembers, memory_order_acquire);
 	for (uint32_t i = 0; i < n && r; i++) {
 		struct shm_pool_member *m = member_at(seg, id, i);
+		/* seq_cst as every holder access (P1); a look: the locked work re-checks */
 		uint64_t a = ld(&m->agent), h = atomic_load(&m->holder);
 
 		if (!a || (h != SHM_POOL_IDLE && h != SHM_POOL_RETIRING) || !agent_is_gone(seg, a))
