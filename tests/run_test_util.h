@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "shm/registry.h"
 #include "shm/round.h"
 #include "shm/shm.h"
+#include "shoal/client.h"
 
 #ifndef TIMEOUT_MS
 #define TIMEOUT_MS 15000
@@ -320,6 +322,42 @@ static inline void rt_client_close(struct rt_client *c)
 	ipc_inbox_close(c->seg, c->inbox);
 	ipc_waiter_destroy(c->w);
 	shm_seg_detach(c->seg);
+}
+
+/*
+ * The coordination tests' instance: start `shoal run` on cfg (named after name), wait for it
+ * to be ready, attach an engine client (cl) and open a library client (*c) on it.
+ */
+static inline void rt_group_up(struct rt_run *r, struct rt_client *cl, struct shoal_client **c,
+			       const char *name, const char *cfg)
+{
+	char err[256];
+
+	rt_start(r, "t-", name, cfg, NULL);
+	rt_wait_ready(r);
+	rt_client_open(cl, r->inst);
+	assert_int_equal(shoal_client_open(r->inst, c, err, sizeof(err)), 0);
+}
+
+/* Look up the agents named fmt % i (i < n) into h[i], each joining group "g". */
+static inline void rt_group_join(struct rt_client *cl, struct shoal_client *c, const char *fmt,
+				 int n, shoal_handle_t *h)
+{
+	char name[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), fmt, i);
+		assert_int_equal(shoal_client_lookup(c, name, &h[i]), 0);
+		assert_int_equal(shm_grp_join(cl->seg, "g", 1, h[i]), 0);
+	}
+}
+
+/* Undo rt_group_up(): close both clients and stop the instance in order. */
+static inline void rt_group_down(struct rt_run *r, struct rt_client *cl, struct shoal_client *c)
+{
+	shoal_client_close(c);
+	rt_client_close(cl);
+	rt_stop(r);
 }
 
 /* An echo agent answers a call with its payload (waits through a restart: a timeout). */

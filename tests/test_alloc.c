@@ -324,28 +324,19 @@ static void run_up(struct run *x, const char *name)
 {
 	const char *lib = getenv("SHOAL_TEST_PLUGIN");
 	static char cfg[1024];
-	char err[256], n[16];
+	char n[16];
 
 	if (!lib)
 		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
 	snprintf(cfg, sizeof(cfg), run_fmt, lib);
-	rt_start(&x->r, "t-", name, cfg, NULL);
-	rt_wait_ready(&x->r);
-	rt_client_open(&x->cl, x->r.inst);
-	assert_int_equal(shoal_client_open(x->r.inst, &x->c, err, sizeof(err)), 0);
+	rt_group_up(&x->r, &x->cl, &x->c, name, cfg);
 	assert_int_equal(shoal_client_lookup(x->c, "e", &x->e), 0);
+	rt_group_join(&x->cl, x->c, "a-%d", 4, x->a);
+	rt_group_join(&x->cl, x->c, "b-%d", 4, x->b);
+	/* from the client that allocates: FIFO puts each demand before the ask */
 	for (int i = 0; i < 4; i++) {
-		snprintf(n, sizeof(n), "a-%d", i);
-		assert_int_equal(shoal_client_lookup(x->c, n, &x->a[i]), 0);
-		assert_int_equal(shm_grp_join(x->cl.seg, "g", 1, x->a[i]), 0);
 		snprintf(n, sizeof(n), "demand %d", i + 1);
-		/* from the client that allocates: FIFO puts the demand before the ask */
 		assert_int_equal(shoal_client_cast(x->c, x->a[i], 1, n, (uint32_t)strlen(n), 0), 0);
-	}
-	for (int i = 0; i < 4; i++) {
-		snprintf(n, sizeof(n), "b-%d", i);
-		assert_int_equal(shoal_client_lookup(x->c, n, &x->b[i]), 0);
-		assert_int_equal(shm_grp_join(x->cl.seg, "g", 1, x->b[i]), 0);
 		snprintf(n, sizeof(n), "demand %d", i + 5);
 		assert_int_equal(shoal_client_cast(x->c, x->b[i], 1, n, (uint32_t)strlen(n), 0), 0);
 	}
@@ -353,9 +344,7 @@ static void run_up(struct run *x, const char *name)
 
 static void run_down(struct run *x)
 {
-	shoal_client_close(x->c);
-	rt_client_close(&x->cl);
-	rt_stop(&x->r);
+	rt_group_down(&x->r, &x->cl, x->c);
 }
 
 /* The entry res lists for handle h (fails if h is not listed). */

@@ -266,29 +266,19 @@ static void run_up(struct run *x, const char *name)
 {
 	const char *lib = getenv("SHOAL_TEST_PLUGIN");
 	static char cfg[1024];
-	char err[256], n[16];
 
 	if (!lib)
 		skip_because("SHOAL_TEST_PLUGIN is not set (run through meson test)");
 	snprintf(cfg, sizeof(cfg), run_fmt, lib);
-	rt_start(&x->r, "t-", name, cfg, NULL);
-	rt_wait_ready(&x->r);
-	rt_client_open(&x->cl, x->r.inst);
-	assert_int_equal(shoal_client_open(x->r.inst, &x->c, err, sizeof(err)), 0);
-	for (int i = 0; i < 8; i++) {
-		snprintf(n, sizeof(n), "v-%d", i);
-		assert_int_equal(shoal_client_lookup(x->c, n, &x->v[i]), 0);
-		assert_int_equal(shm_grp_join(x->cl.seg, "g", 1, x->v[i]), 0);
-	}
+	rt_group_up(&x->r, &x->cl, &x->c, name, cfg);
+	rt_group_join(&x->cl, x->c, "v-%d", 8, x->v);
 	assert_int_equal(shoal_client_lookup(x->c, "r", &x->rounder), 0);
 	assert_int_equal(shoal_client_var_create(x->c, "lr", SHOAL_VAR_INT, &x->lr), 0);
 }
 
 static void run_down(struct run *x)
 {
-	shoal_client_close(x->c);
-	rt_client_close(&x->cl);
-	rt_stop(&x->r);
+	rt_group_down(&x->r, &x->cl, x->c);
 }
 
 static int64_t lr_value(struct run *x, uint64_t *version)
