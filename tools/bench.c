@@ -659,6 +659,13 @@ static double rel_noise(const struct bench_row *row)
 	return 1.25 * sigma / sqrt((double)row->samples) / row->p50_ns;
 }
 
+/*
+ * A single timed sample of a few tens of ns moves in steps of about this much on the
+ * development VM (the timer pair's own jitter: p50s of 20, 30, 40 ns), so a p50 of 20 ns
+ * cannot tell a change of less than half of it from noise.
+ */
+#define TIMER_STEP_NS 10.0
+
 static const struct bench_report *find_suite(const struct bench_report *reps, size_t n,
 					     const char *bench)
 {
@@ -717,19 +724,26 @@ unsigned bench_compare(const struct bench_report *const *now, size_t n,
 			if (!a->vs[0] || !(ab = find_row(r, a->vs)) ||
 			    !(sa = find_row(o, a->name)) || !(sb = find_row(o, a->vs)))
 				continue;
+			/* three standard errors of the four p50s' sampling noise */
 			thr = 3 * sqrt(pow(rel_noise(a), 2) + pow(rel_noise(ab), 2) +
 				       pow(rel_noise(sa), 2) + pow(rel_noise(sb), 2));
-			thr = thr > tol ? thr : tol;
 			if (a->p50_ns > 0 && ab->p50_ns > 0 && sa->p50_ns > 0 && sb->p50_ns > 0) {
+				/* plus the timer's step on each of the four p50s */
+				double p = thr + sqrt(pow(TIMER_STEP_NS / a->p50_ns, 2) +
+						      pow(TIMER_STEP_NS / ab->p50_ns, 2) +
+						      pow(TIMER_STEP_NS / sa->p50_ns, 2) +
+						      pow(TIMER_STEP_NS / sb->p50_ns, 2));
+
+				p = p > tol ? p : tol;
 				snprintf(what, sizeof(what), "%s: %s p50 / %s p50", r->bench,
 					 a->name, a->vs);
 				snprintf(detail, sizeof(detail), "%.0f / %.0f ns", a->p50_ns,
 					 ab->p50_ns);
 				bad += compare_one(what, a->p50_ns / ab->p50_ns,
-						   sa->p50_ns / sb->p50_ns, true, thr, detail, f,
-						   ja);
+						   sa->p50_ns / sb->p50_ns, true, p, detail, f, ja);
 				compared++;
 			}
+			thr = thr > tol ? thr : tol;
 			if (a->ops_per_s > 0 && ab->ops_per_s > 0 && sa->ops_per_s > 0 &&
 			    sb->ops_per_s > 0) {
 				snprintf(what, sizeof(what), "%s: %s rate / %s rate", r->bench,

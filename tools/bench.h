@@ -120,7 +120,8 @@ int bench_saved_load(const char *path, struct bench_report *reps, size_t cap, ch
  * Compare a run with a saved one, suite by suite and row by row, on ratios to same-run
  * baselines only (a row's p50 over its baseline's p50; its rate over its baseline's rate):
  * a figure regressed when it is worse than the saved one by more than the noise threshold
- * (at least tol, wider for rows whose samples spread: see bench.c). One line per figure on
+ * (at least tol; wider for rows whose samples spread and for p50s of a few timer steps:
+ * see bench.c). One line per figure on
  * f (or an object in ja). Returns the number of regressions.
  */
 unsigned bench_compare(const struct bench_report *const *now, size_t n,
