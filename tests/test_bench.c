@@ -264,8 +264,9 @@ static void test_bench_budgets_report(void **state)
 	slo_budgets_free(&b);
 }
 
-/* A run: floor p50 100 ns; row "rt" p50 rt_ns (n samples spread as wide as spread). */
-static void fake_run(struct bench_report *r, double rt_ns, double rate, size_t n, double spread)
+/* A run: floor p50 fl_ns; row "rt" p50 rt_ns (n samples spread as wide as spread). */
+static void fake_run_fl(struct bench_report *r, double rt_ns, double fl_ns, double rate, size_t n,
+			double spread)
 {
 	uint64_t *ns = calloc(n, sizeof(*ns)), *fl = calloc(n, sizeof(*fl));
 
@@ -279,12 +280,18 @@ static void fake_run(struct bench_report *r, double rt_ns, double rate, size_t n
 		double u = -1.0 + 2.0 * (double)i / (double)(n - 1);
 
 		ns[i] = (uint64_t)(rt_ns * (1 + spread * u));
-		fl[i] = (uint64_t)(100 * (1 + spread * u));
+		fl[i] = (uint64_t)(fl_ns * (1 + spread * u));
 	}
 	bench_add_baseline(r, "floor", fl, n, 100e6);
 	bench_add_result(r, "rt", ns, n, rate, "floor");
 	free(ns);
 	free(fl);
+}
+
+/* The same with a floor of 100 ns. */
+static void fake_run(struct bench_report *r, double rt_ns, double rate, size_t n, double spread)
+{
+	fake_run_fl(r, rt_ns, 100, rate, n, spread);
 }
 
 /*
@@ -337,6 +344,25 @@ static void test_bench_regression(void **state)
 	assert_int_equal(bench_saved_load(path, loaded, 2, err, sizeof(err)), 1);
 	fake_run(&now, 210, 50e6, 8, 0.9);
 	assert_int_equal(bench_compare(nowp, 1, loaded, 1, 0.25, stderr, NULL), 0);
+	/*
+	 * a floor of 20 ns and a row of 40 ns, then 60 ns: 1.5x worse, but two timer steps of
+	 * 10 ns on a 20 ns p50 cannot resolve that (no regression); the same 1.5x at 10x the
+	 * times is one
+	 */
+	fake_run_fl(&saved_run, 40, 20, 50e6, 10000, 0.1);
+	o = bench_report_json(&saved_run);
+	assert_int_equal(json_dump_file(o, path, 0), 0);
+	json_decref(o);
+	assert_int_equal(bench_saved_load(path, loaded, 2, err, sizeof(err)), 1);
+	fake_run_fl(&now, 60, 20, 50e6, 10000, 0.1);
+	assert_int_equal(bench_compare(nowp, 1, loaded, 1, 0.25, stderr, NULL), 0);
+	fake_run_fl(&saved_run, 400, 200, 50e6, 10000, 0.1);
+	o = bench_report_json(&saved_run);
+	assert_int_equal(json_dump_file(o, path, 0), 0);
+	json_decref(o);
+	assert_int_equal(bench_saved_load(path, loaded, 2, err, sizeof(err)), 1);
+	fake_run_fl(&now, 600, 200, 50e6, 10000, 0.1);
+	assert_int_equal(bench_compare(nowp, 1, loaded, 1, 0.25, stderr, NULL), 1);
 	/* not a saved run: a clear error */
 	fd = open(path, O_WRONLY | O_TRUNC);
 	assert_int_equal(write(fd, "{\"x\": 1}", 8), 8);
