@@ -40,6 +40,7 @@ struct bshared {
 	_Atomic uint32_t go;
 	_Atomic uint32_t fail;
 	uint32_t nchunks;
+	_Atomic uint64_t alloc; /* bytes the producers allocated while sending */
 	uint64_t t_start, t_end;
 	uint64_t chunk_ns[MAX_CHUNKS];
 };
@@ -354,8 +355,10 @@ static int child_claim(struct shm_seg *seg)
 }
 
 /* n round trips into ns[]: parent sends to b, the child answers to a; park: both park. */
-static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_opts *o, uint64_t *ns)
+static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_opts *o, uint64_t *ns,
+	       uint64_t *alloc)
 {
+	uint64_t a0;
 	shoal_handle_t a = new_agent(seg, seg->self), b = new_agent(seg, seg->self);
 	struct ipc_waiter *w = NULL;
 	uint8_t buf[16] = {0};
@@ -386,6 +389,7 @@ static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_op
 		return -ENOSYS;
 	if (w)
 		park_mech = ipc_waiter_mech(w);
+	a0 = bench_alloc_bytes();
 	for (uint32_t i = 0; i < n + 1000; i++) {
 		uint64_t t0 = bench_ticks();
 
@@ -396,6 +400,7 @@ static int rtt(struct shm_seg *seg, bool park, uint32_t n, const struct bench_op
 		if (i >= 1000)
 			ns[i - 1000] = (uint64_t)bench_ticks_to_ns(bench_ticks() - t0);
 	}
+	*alloc += bench_alloc_bytes() - a0;
 	ipc_send(seg, b, a, T_STOP, 0, 0, NULL, 0, -1);
 	reap(pid);
 	if (w)
@@ -432,18 +437,14 @@ static int rtt_pair(struct bench_report *r, struct shm_seg *seg, const char *bas
 	n = per * PAIR_ROUNDS;
 	for (uint32_t i = 0; i < PAIR_ROUNDS && !err; i++) {
 		err = pingpong(base, k, per, o, bns + i * per);
-		if (!err) {
-			uint64_t a0 = bench_alloc_bytes();
-
-			/* this side's sends and receives (the agents' setup is in it: a few) */
-			err = rtt(seg, park, per, o, sns + i * per);
-			alloc += bench_alloc_bytes() - a0;
-		}
+		if (!err)
+			err = rtt(seg, park, per, o, sns + i * per, &alloc);
 	}
 	if (err)
 		goto out_free;
 	bench_add_baseline(r, base, bns, n, rate_of(bns, n));
 	row = bench_add_result(r, name, sns, n, rate_of(sns, n), base);
+	/* this side's sends and takes, warm-up included */
 	if (row)
 		row->alloc_per_op = (double)alloc / ((double)n + 1000.0 * PAIR_ROUNDS);
 out_free:
@@ -475,6 +476,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 {
 	shoal_handle_t b = new_agent(seg, seg->self);
 	uint64_t *ns, chunks;
+	struct bench_row *row;
 	pid_t cons, prod[2];
 	double secs;
 
@@ -482,6 +484,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 		return -ENOMEM;
 	atomic_store(&sh->ready, 0);
 	atomic_store(&sh->go, 0);
+	atomic_store(&sh->alloc, 0);
 	/* the consumer on cpu_b, the producer(s) on cpu_a (2 cores: 2 producers share one) */
 	cons = fork();
 	if (cons == 0) {
@@ -522,7 +525,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 		prod[p] = fork();
 		if (prod[p] == 0) {
 			static uint8_t buf[1024];
-			uint64_t mine = n / nprod + (p == 0 ? n % nprod : 0);
+			uint64_t mine = n / nprod + (p == 0 ? n % nprod : 0), a0;
 			struct ipc_out out[BATCH];
 
 			for (uint32_t i = 0; i < BATCH; i++)
@@ -534,6 +537,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 			atomic_fetch_add(&sh->ready, 1);
 			while (!atomic_load(&sh->go))
 				relax();
+			a0 = bench_alloc_bytes();
 			for (uint64_t i = 0; i < mine;) {
 				uint32_t nb = mine - i < batch ? (uint32_t)(mine - i) : batch;
 				int sent;
@@ -546,6 +550,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 					_exit(3);
 				i += (uint64_t)sent;
 			}
+			atomic_fetch_add(&sh->alloc, bench_alloc_bytes() - a0);
 			_exit(0);
 		}
 	}
@@ -564,8 +569,11 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 		return -ENOMEM;
 	memcpy(ns, sh->chunk_ns, sh->nchunks * sizeof(*ns));
 	/* against the plain-store ring: the floor for messages across the two cores */
-	bench_add_result(r, name, ns, sh->nchunks, secs > 0 ? (double)n / secs : 0,
-			 "plain_ring_1p_16");
+	row = bench_add_result(r, name, ns, sh->nchunks, secs > 0 ? (double)n / secs : 0,
+			       "plain_ring_1p_16");
+	/* the producers' sends (the consumer's takes allocate nothing either: not counted) */
+	if (row)
+		row->alloc_per_op = (double)atomic_load(&sh->alloc) / (double)n;
 	free(ns);
 	shm_agent_free(seg, shoal_handle_slot(b));
 	return 0;

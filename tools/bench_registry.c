@@ -33,6 +33,7 @@ struct shared {
 	_Atomic uint32_t failed;
 	uint64_t loop_ns[2];  /* each process's tight-loop time */
 	uint64_t loop_ops[2]; /* and its operation count */
+	uint64_t alloc[2];    /* and the bytes it allocated in both */
 	uint64_t nsamples;    /* samples per process */
 	uint64_t samples[];   /* 2 * nsamples latencies in ns */
 };
@@ -119,6 +120,7 @@ static void lookup_child(const struct shm_seg *seg, const struct names *nm, cons
 			 struct shared *sh, int who, int cpu, size_t nloop)
 {
 	double ops;
+	uint64_t a0;
 
 	bench_pin(cpu);
 	/* our sample slots mapped before the timing: a first-touch fault is not a lookup's */
@@ -126,9 +128,11 @@ static void lookup_child(const struct shm_seg *seg, const struct names *nm, cons
 	atomic_fetch_add(&sh->ready, 1);
 	while (!atomic_load(&sh->go))
 		;
+	a0 = bench_alloc_bytes();
 	if (time_lookups(seg, nm, idx, sh->nsamples, nloop, sh->samples + who * sh->nsamples, &ops,
 			 &sh->loop_ns[who]))
 		atomic_store(&sh->failed, 1);
+	sh->alloc[who] = bench_alloc_bytes() - a0;
 	sh->loop_ops[who] = nloop;
 	_exit(0);
 }
@@ -178,7 +182,9 @@ static int two_procs(const struct shm_seg *seg, const struct names *nm, const ui
 			       (double)(sh->loop_ops[0] + sh->loop_ops[1]) * 1e9 /
 				       (double)(longest ? longest : 1),
 			       "array_index");
-	(void)row;
+	if (row)
+		row->alloc_per_op = (double)(sh->alloc[0] + sh->alloc[1]) /
+				    (double)(2 * nsamples + sh->loop_ops[0] + sh->loop_ops[1]);
 out_unmap:
 	munmap(sh, bytes);
 	return ret;
