@@ -37,6 +37,24 @@ static const struct {
 /* A figure regresses beyond this (a fraction) at least; noisier rows get more (bench.c). */
 #define REGRESSION_TOL 0.25
 
+/*
+ * The budgets file to use when none is given: the source tree's when this shoal is the one
+ * in its build directory, else the installed one (the source tree's if that is missing).
+ */
+static const char *default_budgets(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	size_t root = strlen(SHOAL_BUILD_ROOT);
+
+	if (n > 0) {
+		exe[n] = 0;
+		if (!strncmp(exe, SHOAL_BUILD_ROOT, root) && exe[root] == '/')
+			return SHOAL_BUDGETS_SRC;
+	}
+	return access(SHOAL_BUDGETS_DATA, R_OK) == 0 ? SHOAL_BUDGETS_DATA : SHOAL_BUDGETS_SRC;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -54,7 +72,7 @@ static void usage(FILE *f)
 		"                   baselines; exit 1 if a figure regressed beyond the noise\n"
 		"  --cpus A,B       the two cores to use (default: the first two allowed)\n"
 		"benchmarks:\n",
-		SHOAL_BUDGETS_SRC);
+		default_budgets());
 	for (int i = 0; benches[i].name; i++)
 		fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
 	fprintf(f, "  %-10s every one of them, in this order\n", "all");
@@ -113,24 +131,6 @@ int bench_parse_common(int argc, char **argv, struct bench_opts *o)
 		}
 	}
 	return optind;
-}
-
-/*
- * The budgets file to use when none is given: the source tree's when this shoal is the one
- * in its build directory, else the installed one (the source tree's if that is missing).
- */
-static const char *default_budgets(void)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	size_t root = strlen(SHOAL_BUILD_ROOT);
-
-	if (n > 0) {
-		exe[n] = 0;
-		if (!strncmp(exe, SHOAL_BUILD_ROOT, root) && exe[root] == '/')
-			return SHOAL_BUDGETS_SRC;
-	}
-	return access(SHOAL_BUDGETS_DATA, R_OK) == 0 ? SHOAL_BUDGETS_DATA : SHOAL_BUDGETS_SRC;
 }
 
 /* The worse of two exit codes: a system failure over a failed check over success. */
