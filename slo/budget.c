@@ -436,8 +436,11 @@ char *slo_result_format(const struct slo_budget *bg, const struct slo_result *r,
 	fmt_value(a, sizeof(a), r->value, rate);
 	if (bg->vs[0]) {
 		fmt_value(c, sizeof(c), r->base, rate);
-		snprintf(buf, cap, "%s / %s %s = %.2fx, limit %s %gx: %s", a, bg->vs, c,
-			 r->measured, bg->cmp == SLO_LE ? "<=" : ">=", bg->limit, v);
+		/* two decimals, or three digits below 0.1 (0.0155x is not "0.02x" against 0.02) */
+		snprintf(buf, cap,
+			 r->measured < 0.1 ? "%s / %s %s = %.3gx, limit %s %gx: %s"
+					   : "%s / %s %s = %.2fx, limit %s %gx: %s",
+			 a, bg->vs, c, r->measured, bg->cmp == SLO_LE ? "<=" : ">=", bg->limit, v);
 	} else {
 		fmt_value(c, sizeof(c), bg->limit, rate);
 		snprintf(buf, cap, "%s, limit %s %s: %s", a, bg->cmp == SLO_LE ? "<=" : ">=", c, v);

@@ -188,6 +188,16 @@ static void test_budget_verdicts(void **state)
 	/* the line a person reads: the figure, the baseline and the ratio */
 	slo_result_format(&b.v[1], &res[1], line, sizeof(line));
 	assert_string_equal(line, "60ns / futex_rtt 40ns = 1.50x, limit <= 1.3x: BROKEN");
+	/* a small ratio keeps its digits: 0.0155x, not 0.02x, against a limit of 0.02x */
+	{
+		struct slo_budget sb = {.op = "a", .stat = SLO_RATE, .cmp = SLO_GE, .limit = 0.02};
+		struct slo_result sr = {
+			.value = 15.5e6, .base = 1e9, .measured = 0.0155, .verdict = SLO_BROKEN};
+
+		snprintf(sb.vs, sizeof(sb.vs), "b");
+		slo_result_format(&sb, &sr, line, sizeof(line));
+		assert_string_equal(line, "15.5M/s / b 1G/s = 0.0155x, limit >= 0.02x: BROKEN");
+	}
 	slo_result_format(&b.v[5], &res[5], line, sizeof(line));
 	assert_string_equal(line, "30M/s, limit >= 40M/s: missed (info)");
 	slo_result_format(&b.v[7], &res[7], line, sizeof(line));
