@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what is missing, build shoal with -Werror, run every test (meson test), then the
-# libFuzzer target of the segment validator for a bounded number of runs (clang).
+# Install what is missing, build shoal with -Werror, run every test (meson test), the quick
+# benchmarks against bench/budgets.txt, then the libFuzzer target of the segment validator for
+# a bounded number of runs (clang).
 #   --sanitize   the same tests built with AddressSanitizer + UBSan (build-asan/)
 #   --tsan       only the tests where threads share one segment mapping, built with
 #                ThreadSanitizer (build-tsan/, clang: gcc refuses atomic_thread_fence under
@@ -98,6 +99,9 @@ fi
 ninja -C "$dir"
 meson test -C "$dir" --print-errorlogs --num-processes 2 "${suite[@]}"
 if [ "$sanitize" = 0 ] && [ "$tsan" = 0 ]; then
+	# the budgets (docs/budgets.md): every suite once, quickly; a broken gating budget fails
+	# here and prints its figure, baseline and ratio
+	"$dir/tools/shoal" bench all --quick --check --budgets bench/budgets.txt
 	# the layout STYLE.md asks for, as .clang-format states it
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 	echo "clang-format: every C file conforms"

@@ -753,25 +753,6 @@ static void test_alloc_tool(void **state)
 	run_down(&x);
 }
 
-/*
- * shoal bench coord --quick --json: the allocation rows (100 and 1,000 agents) and their floors
- * are there (a smoke run).
- */
-static void test_alloc_bench_smoke(void **state)
-{
-	const char *args[] = {"bench", "coord", "--quick", "--json", NULL};
-	static char out[32768];
-	char name[48];
-
-	(void)state;
-	snprintf(name, sizeof(name), "t-alloc-bench-%d", (int)getpid());
-	assert_int_equal(rt_run_tool(name, out, sizeof(out), args), 0);
-	assert_non_null(strstr(out, "\"allocation_100\""));
-	assert_non_null(strstr(out, "\"round_floor_100\""));
-	assert_non_null(strstr(out, "\"allocation_1000\""));
-	assert_non_null(strstr(out, "\"round_floor_1000\""));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -787,7 +768,6 @@ int main(void)
 		cmocka_unit_test_teardown(test_alloc_client_member, rt_teardown),
 		cmocka_unit_test_teardown(test_alloc_agent_result, rt_teardown),
 		cmocka_unit_test_teardown(test_alloc_tool, rt_teardown),
-		cmocka_unit_test(test_alloc_bench_smoke),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */

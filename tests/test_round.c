@@ -723,56 +723,6 @@ static void test_round_tool(void **state)
 	run_down(&x);
 }
 
-/*
- * shoal bench coord --quick --json: its rows are there (a smoke run; no target checked): the
- * rounds back to back and _parked, with 100 agents and 1,000, and on two workers.
- */
-static void test_round_bench_smoke(void **state)
-{
-	const char *args[] = {"bench", "coord", "--quick", "--json", NULL};
-	static const char *const rows[] = {
-		"broadcast_100",
-		"broadcast_100_parked",
-		"broadcast_100_replies",
-		"consensus_100",
-		"consensus_100_parked",
-		"allocation_100",
-		"fanin_record_100",
-		"fanout_100",
-		"call_1",
-		"round_floor_100",
-		"broadcast_1000",
-		"broadcast_1000_parked",
-		"consensus_1000",
-		"consensus_1000_parked",
-		"allocation_1000",
-		"round_floor_1000",
-		"broadcast_100_2w",
-		"consensus_100_2w",
-	};
-	static char out[32768];
-	char name[48], quoted[64];
-
-	(void)state;
-	snprintf(name, sizeof(name), "t-round-bench-%d", (int)getpid());
-	assert_int_equal(rt_run_tool(name, out, sizeof(out), args), 0);
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		snprintf(quoted, sizeof(quoted), "\"%s\"", rows[i]);
-		if (!strstr(out, quoted))
-			fail_msg("row %s missing from: %s", rows[i], out);
-	}
-	/* the whole output is the one JSON object: the instances it runs print nothing */
-	{
-		json_error_t jerr;
-		json_t *root = json_loads(out, 0, &jerr);
-
-		if (!root)
-			fail_msg("bench coord --json is not one JSON object (%s, line %d): %.300s",
-				 jerr.text, jerr.line, out);
-		json_decref(root);
-	}
-}
-
 /* --- an agent's rounds: shoal_broadcast_acked(), the result as a message --- */
 
 /*
@@ -875,7 +825,6 @@ int main(void)
 		cmocka_unit_test_teardown(test_round_client_worker_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_round_client_owner_killed, rt_teardown),
 		cmocka_unit_test_teardown(test_round_tool, rt_teardown),
-		cmocka_unit_test(test_round_bench_smoke),
 		cmocka_unit_test_teardown(test_round_agent_result, rt_teardown),
 		cmocka_unit_test_teardown(test_round_agent_worker_killed, rt_teardown),
 	};

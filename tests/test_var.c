@@ -1278,22 +1278,6 @@ static void test_var_client_api(void **state)
 	rt_stop(&r);
 }
 
-/* shoal bench coord runs its rows (a smoke run: the figures are the README's). */
-static void test_var_bench_smoke(void **state)
-{
-	static char out[32768];
-
-	(void)state;
-	assert_int_equal(rt_run_tool("unused", out, sizeof(out),
-				     (const char *[]){"bench", "coord", "--quick", "--json", NULL}),
-			 0);
-	assert_non_null(strstr(out, "\"variable_read\""));
-	assert_non_null(strstr(out, "\"variable_update\""));
-	assert_non_null(strstr(out, "\"variable_update_100\""));
-	assert_non_null(strstr(out, "\"variable_update_nosubs\""));
-	assert_non_null(strstr(out, "\"registry_lookup\""));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1313,7 +1297,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_var_batch_threads, setup, teardown),
 		cmocka_unit_test_teardown(test_var_cli, rt_teardown),
 		cmocka_unit_test_teardown(test_var_client_api, rt_teardown),
-		cmocka_unit_test(test_var_bench_smoke),
 	};
 
 	test_pid = getpid();

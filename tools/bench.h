@@ -3,40 +3,48 @@
 #define TOOLS_BENCH_H
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
+
+#include <jansson.h>
+
+#include "slo/slo.h"
 
 #define BENCH_NAME_MAX 48
 #define BENCH_MAX_ROWS 32
 
-/* A floor on a row's ops_per_s as a fraction of another row's in the same run. */
-struct bench_ops_target {
-	char vs[BENCH_NAME_MAX]; /* the other row: a result or a baseline ("" none) */
-	double ratio;		 /* ops_per_s must be at least ratio x the other's */
-};
-
-#define BENCH_OPS_TARGETS 2
-
 /* One measured operation. Latencies in ns. */
 struct bench_row {
 	char name[BENCH_NAME_MAX];
-	double p50_ns, p99_ns, p999_ns, mean_ns, ops_per_s;
+	double p50_ns, p90_ns, p99_ns, p999_ns, mean_ns, stddev_ns, ops_per_s;
+	double alloc_per_op; /* bytes malloc'd per operation in this process; NaN: not counted */
 	uint64_t samples;
 	char vs[BENCH_NAME_MAX]; /* baseline to compare with ("" none) */
-	double target_ns;	 /* a target on p50/p99 (see target_pct), 0 none */
-	int target_pct;		 /* 50 or 99: which percentile target_ns bounds */
-	double target_ops;	 /* a floor on ops_per_s, 0 none */
-	double target_ratio;	 /* a ceiling on p50 / baseline p50, 0 none */
-	struct bench_ops_target ops_targets[BENCH_OPS_TARGETS]; /* bench_row_ops_target() */
+};
+
+/*
+ * The platform's own hiccups: the gaps between back-to-back clock reads of a thread that
+ * does nothing else (as jHiccup does), on each benchmark CPU, measured before a suite runs.
+ */
+struct bench_hiccup {
+	double p50_ns, p99_ns, p999_ns, max_ns;
+	uint64_t gaps;	     /* clock reads taken */
+	uint64_t over_100us; /* gaps of 100 us or more */
+	uint64_t dur_ns;     /* how long it ran */
+	int cpus[2];	     /* the CPUs it ran on (-1: not pinned) */
 };
 
 struct bench_report {
-	const char *bench; /* "registry", "ipc", ... */
+	const char *bench;  /* "registry", "ipc", ... */
+	char bench_buf[24]; /* bench's text for a report loaded from JSON */
 	struct bench_row results[BENCH_MAX_ROWS];
 	struct bench_row baselines[BENCH_MAX_ROWS];
 	unsigned nresults, nbaselines;
-	bool json;
+	struct bench_hiccup hiccup;
+	double steal_pct; /* the host's steal during the suite, -1 unknown */
 	char notes[4096]; /* free text printed after the table (and as "notes" in JSON) */
 };
 
@@ -44,9 +52,11 @@ struct bench_report {
 struct bench_opts {
 	bool json;
 	bool quick;	  /* fewer iterations (CI smoke) */
-	bool check;	  /* exit 1 when a target is missed */
+	bool check;	  /* exit 1 when a gating budget is broken */
 	int cpu_a, cpu_b; /* the two cores to pin to (-1: first two allowed) */
 	const char *instance;
+	const char *budgets;  /* --budgets FILE (NULL: the default file) */
+	const char *baseline; /* --baseline FILE: a saved --json run to compare with */
 };
 
 /*
@@ -61,14 +71,62 @@ struct bench_row *bench_add_result(struct bench_report *r, const char *name, uin
 struct bench_row *bench_add_baseline(struct bench_report *r, const char *name, uint64_t *ns,
 				     size_t n, double ops_per_s);
 /*
- * Require row's ops_per_s to be at least ratio x that of the row named vs (a result or a
- * baseline of the same report, looked up when printed; a missing one is no target). Returns
- * 0, or -ENOSPC when the row has BENCH_OPS_TARGETS such targets already. The benchmark's
- * thread.
+ * Allocation counting: every malloc, calloc and realloc of this process's own code (the
+ * shoal tool is linked with --wrap for them: tools/bench_alloc.c), in bytes requested,
+ * since the start. Not counted: allocations inside other libraries (libc's own strdup,
+ * jansson, plugins) and other processes'. Any thread.
  */
-int bench_row_ops_target(struct bench_row *row, const char *vs, double ratio);
-/* Print the table (or JSON). Returns the number of targets missed. */
-int bench_report_print(const struct bench_report *r);
+uint64_t bench_alloc_bytes(void);
+/* row's alloc_per_op: bytes counted since bytes0 (a bench_alloc_bytes()) over ops. */
+void bench_row_alloc(struct bench_row *row, uint64_t bytes0, double ops);
+
+/*
+ * The hiccup meter: a thread per CPU given (cpu_a, and cpu_b when it differs; -1: unpinned)
+ * reads the clock back to back for dur_ns and the gaps go into *out. started, if given, is
+ * set to 1 once the first thread has read the clock (a test's cue). Returns 0 or -errno.
+ * The calling thread waits for it to end.
+ */
+int bench_hiccup_measure(uint64_t dur_ns, int cpu_a, int cpu_b, _Atomic uint32_t *started,
+			 struct bench_hiccup *out);
+
+/* A report as one JSON object (its hiccups and rows; the caller adds budgets). */
+json_t *bench_report_json(const struct bench_report *r);
+/* A report as a table on f. */
+void bench_report_text(const struct bench_report *r, FILE *f);
+
+/*
+ * A report's rows as figures for slo_budgets_check() (results, then baselines): at most cap
+ * into fig; fig[i].op points into r. Returns how many.
+ */
+size_t bench_report_figures(const struct bench_report *r, struct slo_figures *fig, size_t cap);
+
+/*
+ * Check the budgets over the reports' figures and print one line each (text on f, or append
+ * objects to the JSON array ja; neither: only the count). all: a budget no report measured is a
+ * failure (a misspelt row) when it gates; else it is left out (another suite's). Returns the number
+ * of gating budgets broken (or unmeasured, with all).
+ */
+unsigned bench_budgets_report(const struct slo_budgets *b, const struct bench_report *const *reps,
+			      size_t n, bool all, FILE *f, json_t *ja);
+
+/*
+ * Load a saved --json run (one suite's object or `all`'s) into reps[0..cap). Returns how many
+ * reports, or -errno with the reason in err. The tool's thread.
+ */
+int bench_saved_load(const char *path, struct bench_report *reps, size_t cap, char *err,
+		     size_t errlen);
+
+/*
+ * Compare a run with a saved one, suite by suite and row by row, on ratios to same-run
+ * baselines only (a row's p50 over its baseline's p50; its rate over its baseline's rate):
+ * a figure regressed when it is worse than the saved one by more than the noise threshold
+ * (at least tol; wider for rows whose samples spread and for p50s of a few timer steps:
+ * see bench.c). One line per figure on
+ * f (or an object in ja). Returns the number of regressions.
+ */
+unsigned bench_compare(const struct bench_report *const *now, size_t n,
+		       const struct bench_report *saved, size_t nsaved, double tol, FILE *f,
+		       json_t *ja);
 
 /*
  * A cycle counter calibrated to ns: cheap enough to time one short operation (shm/cpu.h's:
@@ -80,6 +138,8 @@ void bench_clock_init(void);
 uint64_t bench_ticks(void);
 double bench_ticks_to_ns(uint64_t ticks);
 uint64_t bench_now_ns(void);
+/* The host's steal, percent of this VM's CPU time since bench_clock_init(); -1 unknown. */
+double bench_steal_pct(void);
 
 /* Pin the calling thread to a CPU; returns 0 or -errno. */
 int bench_pin(int cpu);
@@ -89,15 +149,19 @@ void bench_pick_cpus(int *a, int *b);
 /* Parse the common options; returns index of the first unparsed arg, or -1 on error. */
 int bench_parse_common(int argc, char **argv, struct bench_opts *o);
 
-int bench_control(int argc, char **argv, struct bench_opts *o);
-int bench_coord(int argc, char **argv, struct bench_opts *o);
+/*
+ * The suites: each fills r (its rows, baselines and notes) and returns a CLI exit code
+ * (EXIT_OK when r is complete). The tool's main thread.
+ */
+int bench_control(struct bench_opts *o, struct bench_report *r);
+int bench_coord(struct bench_opts *o, struct bench_report *r);
 /* bench coord's variables part (bench_coord_vars.c): rows into r, its notes set; 0/-errno. */
 int bench_coord_vars(struct bench_opts *o, struct bench_report *r);
 /* bench coord's pool rows (bench_coord_pool.c): rows into r, notes appended; 0/-errno. */
 int bench_coord_pool(struct bench_opts *o, struct bench_report *r);
-int bench_ipc(int argc, char **argv, struct bench_opts *o);
-int bench_registry(int argc, char **argv, struct bench_opts *o);
-int bench_restart(int argc, char **argv, struct bench_opts *o);
+int bench_ipc(struct bench_opts *o, struct bench_report *r);
+int bench_registry(struct bench_opts *o, struct bench_report *r);
+int bench_restart(struct bench_opts *o, struct bench_report *r);
 
 /*
  * A benchmark's own instance from config `text`: `shoal run` in a forked child that gets

@@ -427,7 +427,7 @@ static int coord_setup(struct bench_opts *o, struct bench_report *rep, const str
 		       int idx)
 {
 	int n = o->quick ? s->rounds_quick : s->rounds_full, rc = -ENOMEM, r = 0;
-	uint64_t *smp[K_N] = {0}, *fl = NULL, *fr = NULL, *fp = NULL, var;
+	uint64_t *smp[K_N] = {0}, *fl = NULL, *fr = NULL, *fp = NULL, var, alloc[K_N] = {0};
 	char inst[SHM_INSTANCE_MAX], text[1024], err[512] = "", name[BENCH_NAME_MAX] = "";
 	char floor[BENCH_NAME_MAX], call[BENCH_NAME_MAX];
 	struct coord c = {.s = s};
@@ -511,8 +511,10 @@ static int coord_setup(struct bench_opts *o, struct bench_report *rep, const str
 	for (int i = 0; i < n && !r; i++)
 		for (uint32_t j = 0; j < nk && !r; j++) {
 			enum kind k = order[((uint32_t)i + j) % nk];
+			uint64_t a0 = bench_alloc_bytes();
 
 			r = one_op(&c, k, i, &smp[k][i]);
+			alloc[k] += bench_alloc_bytes() - a0;
 			if (r)
 				row_name(s, k, name, sizeof(name));
 		}
@@ -550,11 +552,8 @@ static int coord_setup(struct bench_opts *o, struct bench_report *rep, const str
 				       vs_call	      ? call
 				       : k == K_ROUND ? ""
 						      : floor);
-		/* the targets: back to back, p99 */
-		if (k == K_ROUND || k == K_PROPOSAL) {
-			row->target_ns = s->members >= 1000 ? 250000 : k == K_ROUND ? 25000 : 40000;
-			row->target_pct = 99;
-		}
+		if (row)
+			row->alloc_per_op = (double)alloc[k] / n;
 	}
 	if (s->fanin) {
 		snprintf(name, sizeof(name), "fanin_record_%u", s->members);
@@ -645,25 +644,17 @@ static int coord_rounds(struct bench_opts *o, struct bench_report *rep)
 
 /*
  * shoal bench coord: the variables' rows (bench_coord_vars.c, a scratch segment), then the
- * rounds' (three instances: 100 agents on 1 worker, 1,000 on 1, 100 on 2), in one report.
- * Returns a CLI exit code. The tool.
+ * rounds' (three instances: 100 agents on 1 worker, 1,000 on 1, 100 on 2), into rep.
+ * Returns a CLI exit code. The tool's main thread.
  */
-int bench_coord(int argc, char **argv, struct bench_opts *o)
+int bench_coord(struct bench_opts *o, struct bench_report *rep)
 {
-	static struct bench_report rep;
 	int r;
 
-	(void)argc;
-	(void)argv;
-	memset(&rep, 0, sizeof(rep));
-	rep.bench = "coord";
-	rep.json = o->json;
-	r = bench_coord_vars(o, &rep);
+	r = bench_coord_vars(o, rep);
 	if (!r)
-		r = bench_coord_pool(o, &rep);
+		r = bench_coord_pool(o, rep);
 	if (!r)
-		r = coord_rounds(o, &rep);
-	if (r)
-		return tool_exit_for(r);
-	return bench_report_print(&rep) && o->check ? EXIT_CHECK : EXIT_OK;
+		r = coord_rounds(o, rep);
+	return r ? tool_exit_for(r) : EXIT_OK;
 }
