@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -519,6 +521,74 @@ static void test_console_systemd_notify_bad(void **state)
 	rt_stop(&r);
 }
 
+/*
+ * Without --instance, `shoal run` makes the instance $SHOAL_INSTANCE names, as every other
+ * command finds it, even when the config names another; a bad name there is refused (exit 2)
+ * naming the variable.
+ */
+static void test_console_instance_from_env(void **state)
+{
+	const char *bin = rt_shoal_bin();
+	char inst[48], cfg[80], out[512];
+	struct shm_seg *seg;
+	int pfd[2], status, pidfd;
+	pid_t pid;
+	FILE *f;
+
+	(void)state;
+	snprintf(inst, sizeof(inst), "t-envname-%d", (int)getpid());
+	snprintf(cfg, sizeof(cfg), "/tmp/shoal-%s.ini", inst);
+	shm_seg_unlink(inst);
+	f = fopen(cfg, "w");
+	assert_non_null(f);
+	fputs("[instance]\nname = t-named-in-config\nworkers = 1\nplacement = none\n", f);
+	fclose(f);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char fdarg[16];
+
+		close(pfd[0]);
+		snprintf(fdarg, sizeof(fdarg), "%d", pfd[1]);
+		setenv("SHOAL_INSTANCE", inst, 1);
+		execl(bin, bin, "run", cfg, "--quiet", "--ready-fd", fdarg, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	pidfd = rt_pidfd_open(pid);
+	assert_true(pidfd >= 0);
+	assert_true(rt_fd_wait(pfd[0], TIMEOUT_MS));
+	assert_int_equal(read(pfd[0], out, sizeof(out)), 6);
+	close(pfd[0]);
+	assert_int_equal(shm_seg_attach(inst, SHM_ATTACH_RO, 0, &seg, out, sizeof(out)), 0);
+	shm_seg_detach(seg);
+	kill(pid, SIGTERM);
+	assert_true(rt_fd_wait(pidfd, TIMEOUT_MS));
+	close(pidfd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* a name that is no instance name */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int e = open("/dev/null", O_WRONLY);
+
+		dup2(e, 2);
+		setenv("SHOAL_INSTANCE", "bad/name", 1);
+		execl(bin, bin, "run", cfg, "--quiet", (char *)NULL);
+		_exit(127);
+	}
+	pidfd = rt_pidfd_open(pid);
+	assert_true(pidfd >= 0);
+	assert_true(rt_fd_wait(pidfd, TIMEOUT_MS));
+	close(pidfd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 2);
+	unlink(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +604,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_console_poison_and_hang_lines, rt_teardown),
 		cmocka_unit_test_teardown(test_console_systemd_notify, rt_teardown),
 		cmocka_unit_test_teardown(test_console_systemd_notify_bad, rt_teardown),
+		cmocka_unit_test(test_console_instance_from_env),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone */

@@ -19,7 +19,8 @@ static void usage(FILE *f)
 		"configured agents, and supervises them until SIGINT/SIGTERM (orderly stop).\n"
 		"Without CONFIG it runs the embedded default: one worker per core and 100 demo\n"
 		"agents. A bad config line is reported as FILE:LINE and nothing starts (exit 2).\n"
-		"  --instance NAME       instance name (overrides the config's [instance] name)\n"
+		"  --instance NAME       instance name (default: $SHOAL_INSTANCE, as for every\n"
+		"                        command, else the config's [instance] name)\n"
 		"  --workers N           worker count (0: one per usable core)\n"
 		"  --cpus LIST           restrict workers to these cpus, e.g. 0-3,6\n"
 		"  --keep                keep the segment after the stop, for inspection\n"
@@ -99,6 +100,7 @@ int cmd_run(int argc, char **argv)
 	struct sup_run_opts o = {.ready_fd = -1, .status = true};
 	struct sup_config *c;
 	const char *instance = NULL, *workers = NULL, *cpus = NULL, *status = NULL;
+	const char *from = "--instance";
 	bool check = false, quiet = false;
 	unsigned long v;
 	uint64_t set[SUP_MAX_CPUS / 64];
@@ -176,11 +178,15 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	ret = EXIT_USAGE;
+	/* the instance every other command uses without --instance: the one run makes */
+	if (!instance && getenv("SHOAL_INSTANCE") && *getenv("SHOAL_INSTANCE")) {
+		instance = getenv("SHOAL_INSTANCE");
+		from = "SHOAL_INSTANCE";
+	}
 	if (instance) {
 		if (!shm_is_valid_instance(instance)) {
-			fprintf(stderr,
-				"shoal run: --instance '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
-				instance, SHM_INSTANCE_MAX - 1);
+			fprintf(stderr, "shoal run: %s '%s': use 1..%u of A-Z a-z 0-9 _ . -\n",
+				from, instance, SHM_INSTANCE_MAX - 1);
 			goto out;
 		}
 		snprintf(c->instance, sizeof(c->instance), "%s", instance);
