@@ -24,7 +24,8 @@
  * nor tables with tables: the process table is read before the agent table, and an exit may
  * fall between. The exit log and each telemetry block are copied through their seqlocks: a
  * record or block being written during the take is left out (exits) or marked (telem_ret
- * -EAGAIN). Strings are copied from fixed-size fields that the segment may not have
+ * -EAGAIN), and each latency histogram through its own (shm/hist.h: a copy whose count is
+ * the sum of its buckets). Strings are copied from fixed-size fields that the segment may not have
  * terminated: cut at the field's size, always NUL-terminated here, and any byte that is not
  * printable ASCII replaced by '?', so a garbage name prints as a bounded line.
  */
@@ -34,6 +35,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/hist.h"
 #include "shm/pool.h"
 #include "shm/registry.h"
 #include "shm/var.h"
@@ -59,7 +61,8 @@ enum {
 	SHM_VIEW_PART_GROUPS = 1u << 6,
 	SHM_VIEW_PART_POOLS = 1u << 7,
 	SHM_VIEW_PART_VARS = 1u << 8,
-	SHM_VIEW_PART_ALL = (1u << 9) - 1,
+	SHM_VIEW_PART_OPS = 1u << 9, /* the latency histograms, merged */
+	SHM_VIEW_PART_ALL = (1u << 10) - 1,
 };
 
 /* The header: identity (fixed at creation) and status words, as of the take. */
@@ -153,6 +156,20 @@ struct shm_view_group {
 	uint32_t members;
 };
 
+/*
+ * One operation's latency, every process slot's histogram merged (shm/hist.h). count is of
+ * samples: 1 operation in rate was timed (rate 1: every one). Percentiles are within
+ * SHM_HIST_REL_ERR of the sample's exact ones; all 0 when count is 0.
+ */
+struct shm_view_op {
+	const char *name; /* shm_hist_op_name() */
+	uint32_t rate;	  /* as recorded, else shm_hist_op_rate() */
+	uint32_t torn;	  /* blocks copied while their writer held them (dead mid-record) */
+	uint64_t count;
+	uint64_t mean_ns, p50_ns, p90_ns, p99_ns, p999_ns, max_ns;
+	struct shm_hist_snap hist; /* the merged histogram itself */
+};
+
 struct shm_view {
 	/* geometry, read once by shm_view_create() */
 	struct shm_cfg cfg;
@@ -188,6 +205,9 @@ struct shm_view {
 	int vars_ret; /* 0, or -EUCLEAN: the variables region does not match (vars unset) */
 	struct shm_var_stats vars;     /* the variables region's counters (shm_var_stats()) */
 	struct shm_var_sub_stats subs; /* its subscriptions' (shm_var_sub_stats()) */
+	/* latency histograms (layout minor 10 and later, a region inside the mapping) */
+	bool has_ops;
+	struct shm_view_op ops[SHM_HIST_OPS];
 };
 
 /*
