@@ -21,6 +21,7 @@
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
 #include "shm/cpu.h"
+#include "shm/hist.h"
 #include "shm/shm.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
@@ -32,6 +33,9 @@
 /* Targets of the *_16_single rows: their rate over their batched twin's, and the floor's. */
 #define SINGLE_VS_BATCHED 0.6
 #define SINGLE_VS_FLOOR	  0.3
+/* The telemetry's cost: with it on, at most 5% slower than with it off in the same run. */
+#define TELEMETRY_MAX_OVERHEAD 0.05
+#define TELEMETRY_TP_ROUNDS    3 /* throughput runs of each setting, alternated; best kept */
 
 /* Words the benchmark's processes share (anonymous shared memory), one per 128 bytes. */
 struct bshared {
@@ -572,12 +576,93 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 	return 0;
 }
 
+/*
+ * rtt_spin with the latency histograms on and off (shm_hist_set_enabled(), inherited by the
+ * forked answerer), alternately in PAIR_ROUNDS rounds of n / PAIR_ROUNDS each: the "on"
+ * row's p50 at most 1 + TELEMETRY_MAX_OVERHEAD times the "off" baseline's. Leaves recording
+ * on. The relative difference of the p50s into *overhead.
+ */
+static int telemetry_rtt(struct bench_report *r, struct shm_seg *seg, uint32_t n,
+			 const struct bench_opts *o, double *overhead)
+{
+	uint32_t per = n / PAIR_ROUNDS;
+	uint64_t *off = calloc(n, sizeof(*off)), *on = calloc(n, sizeof(*on));
+	struct bench_row *b, *row;
+	int err = 0;
+
+	if (!off || !on) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	memset(off, 0, n * sizeof(*off)); /* mapped before the timing */
+	memset(on, 0, n * sizeof(*on));
+	n = per * PAIR_ROUNDS;
+	for (uint32_t i = 0; i < PAIR_ROUNDS && !err; i++) {
+		shm_hist_set_enabled(false);
+		err = rtt(seg, false, per, o, off + i * per);
+		shm_hist_set_enabled(true);
+		if (!err)
+			err = rtt(seg, false, per, o, on + i * per);
+	}
+	if (err)
+		goto out_free;
+	b = bench_add_baseline(r, "rtt_spin_telemetry_off", off, n, rate_of(off, n));
+	row = bench_add_result(r, "rtt_spin_telemetry_on", on, n, rate_of(on, n),
+			       "rtt_spin_telemetry_off");
+	if (row)
+		row->target_ratio = 1.0 + TELEMETRY_MAX_OVERHEAD;
+	if (b && row && b->p50_ns > 0)
+		*overhead = row->p50_ns / b->p50_ns - 1.0;
+out_free:
+	shm_hist_set_enabled(true);
+	free(off);
+	free(on);
+	return err;
+}
+
+/*
+ * Batched throughput (1 producer, 16 bytes) with the histograms off and on, alternated in
+ * TELEMETRY_TP_ROUNDS runs each of n messages, the best run of each kept as a row: "on" at
+ * least 1 - TELEMETRY_MAX_OVERHEAD times "off" (ops/s). The relative loss into *overhead.
+ */
+static int telemetry_tp(struct bench_report *r, struct shm_seg *seg, uint64_t n,
+			const struct bench_opts *o, double *overhead)
+{
+	static struct bench_report scratch;
+	struct bench_row best[2] = {{.ops_per_s = 0}, {.ops_per_s = 0}}, *row;
+
+	for (uint32_t i = 0; i < 2 * TELEMETRY_TP_ROUNDS; i++) {
+		int on = i % 2;
+
+		scratch.nresults = 0;
+		shm_hist_set_enabled(on);
+		if (throughput(&scratch, seg, on ? "on" : "off", 1, 16, n, BATCH, o, 0) ||
+		    !scratch.nresults)
+			continue;
+		if (scratch.results[0].ops_per_s > best[on].ops_per_s)
+			best[on] = scratch.results[0];
+	}
+	shm_hist_set_enabled(true);
+	if (!best[0].ops_per_s || !best[1].ops_per_s || r->nresults + 2 > BENCH_MAX_ROWS)
+		return -EIO;
+	snprintf(best[0].name, sizeof(best[0].name), "throughput_1p_16_telemetry_off");
+	snprintf(best[1].name, sizeof(best[1].name), "throughput_1p_16_telemetry_on");
+	r->results[r->nresults++] = best[0];
+	row = &r->results[r->nresults++];
+	*row = best[1];
+	bench_row_ops_target(row, best[0].name, 1.0 - TELEMETRY_MAX_OVERHEAD);
+	*overhead = 1.0 - best[1].ops_per_s / best[0].ops_per_s;
+	return 0;
+}
+
 int bench_ipc(int argc, char **argv, struct bench_opts *o)
 {
 	struct bench_report rep = {.bench = "ipc", .json = o->json};
 	struct bench_row *row;
 	uint32_t n_spin = o->quick ? 20000 : 200000, n_park = o->quick ? 2000 : 20000;
 	uint64_t n_tp = o->quick ? 1000000 : 10000000;
+	double tel_rtt = 0, tel_tp = 0;
+	char tel[512];
 	struct shm_seg *seg = NULL;
 	struct shm_cfg cfg;
 	char inst[64], err[256];
@@ -593,6 +678,7 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 	cfg.max_agents = 64;
 	cfg.reg_capacity = 256;
 	cfg.mbox_cells = 4096;
+	cfg.max_procs = 128; /* every forked side claims a slot of its own and leaves it */
 	if (shm_seg_create(inst, &cfg, &seg, err, sizeof(err))) {
 		fprintf(stderr, "shoal bench ipc: %s\n", err);
 		return EXIT_SYSTEM;
@@ -644,6 +730,18 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 				bench_row_ops_target(row, "plain_ring_1p_16", SINGLE_VS_FLOOR);
 		}
 	}
+	/* the latency histograms' cost: the same paths with recording off, in this run */
+	if (telemetry_rtt(&rep, seg, n_spin, o, &tel_rtt) ||
+	    telemetry_tp(&rep, seg, n_tp / 2, o, &tel_tp))
+		snprintf(tel, sizeof(tel), "; telemetry overhead: NOT MEASURED (a run failed)");
+	else
+		snprintf(
+			tel, sizeof(tel),
+			"; telemetry overhead (histograms on vs off, alternated in this run; "
+			"positive: on was slower; target <= %.0f%%): rtt_spin p50 %+.1f%%, batched "
+			"throughput_1p_16 ops/s %+.1f%% (send and lookup: 1 in %u timed, a batch "
+			"counts once)",
+			TELEMETRY_MAX_OVERHEAD * 100, tel_rtt * 100, tel_tp * 100, SHM_HIST_SAMPLE);
 	snprintf(rep.notes, sizeof(rep.notes),
 		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_spin: the consumer spins in "
 		 "ipc_mbox_peek_spin(); rtt_spin/cacheline_rtt and "
@@ -654,9 +752,9 @@ int bench_ipc(int argc, char **argv, struct bench_opts *o)
 		 "throughput_* rows send with ipc_send_batch() in runs of %d "
 		 "(*_single: one ipc_send() per message); plain_ring_1p_16: a single-producer "
 		 "ring written with plain stores, one call per message, consumer spinning (the "
-		 "floor for one message at a time)%s",
+		 "floor for one message at a time)%s%s",
 		 o->cpu_a, o->cpu_b, park_mech == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
-		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH,
+		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH, tel,
 		 atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
 	missed = bench_report_print(&rep);
 	shm_seg_detach(seg);
