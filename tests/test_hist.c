@@ -518,28 +518,42 @@ static json_int_t json_count(json_t *root, const char *name)
 	return json_integer_value(json_object_get(json_op(root, name), "count"));
 }
 
+/* inspect --json's output for inst, parsed (fails the test on a bad exit or bad JSON). */
+static json_t *inspect_json(const char *inst, char *out, size_t cap)
+{
+	static const char *const args[] = {"inspect", "--json", NULL};
+	json_error_t jerr;
+	json_t *root;
+
+	assert_int_equal(rt_run_tool(inst, out, cap, args), 0);
+	root = json_loads(out, 0, &jerr);
+	if (!root)
+		fail_msg("inspect --json: %s: %.200s", jerr.text, out);
+	return root;
+}
+
 /*
  * A running instance: calls to an echo agent on worker 0 (its replies are sampled sends in
  * worker 0's block), then worker 0 is killed: its replacement continues the same block (the
  * send count did not drop, and grows with more calls), the supervisor's restart histogram
- * gained one, and `shoal inspect --json` says so: every call, one restart.
+ * gained one, and `shoal inspect --json` says so: every call, one restart; so does inspect's
+ * table, naming the sample, and both still do once the instance stopped (a post-mortem).
  */
 static void test_hist_restart_keeps_counts(void **state)
 {
-	static const char *const args[] = {"inspect", "--json", NULL};
+	static const char *const text[] = {"inspect", NULL};
 	struct rt_client cl;
 	struct rt_run r;
 	struct shm_seg *seg;
 	shoal_handle_t e = SHOAL_HANDLE_NONE;
 	uint64_t sends0, restarts0, sends1;
 	char *out = malloc(1 << 20);
-	json_error_t jerr;
 	json_t *root;
 	pid_t old;
 
 	(void)state;
 	assert_non_null(out);
-	rt_start(&r, "t-", "hist", echo_cfg, NULL);
+	rt_start(&r, "t-", "hist", echo_cfg, "--keep");
 	rt_wait_ready(&r);
 	rt_client_open(&cl, r.inst);
 	seg = cl.seg;
@@ -566,10 +580,7 @@ static void test_hist_restart_keeps_counts(void **state)
 	assert_true(sends1 >= sends0 + 256 / SHM_HIST_SAMPLE - 1);
 	rt_client_close(&cl);
 
-	assert_int_equal(rt_run_tool(r.inst, out, 1 << 20, args), 0);
-	root = json_loads(out, 0, &jerr);
-	if (!root)
-		fail_msg("inspect --json: %s: %.200s", jerr.text, out);
+	root = inspect_json(r.inst, out, 1 << 20);
 	assert_int_equal(json_count(root, "call"), 512);
 	assert_int_equal(json_count(root, "restart"), 1);
 	assert_true(json_count(root, "send") >= (json_int_t)sends1);
@@ -580,7 +591,21 @@ static void test_hist_restart_keeps_counts(void **state)
 	assert_true(json_integer_value(json_object_get(json_op(root, "call"), "p50_ns")) > 0);
 	assert_true(json_integer_value(json_object_get(json_op(root, "restart"), "max_ns")) > 0);
 	json_decref(root);
-	rt_stop(&r);
+	assert_int_equal(rt_run_tool(r.inst, out, 1 << 20, text), 0);
+	if (!strstr(out, "operations") || !strstr(out, "percentiles from a 1/64 sample"))
+		fail_msg("inspect said: %s", out);
+
+	/* stopped in order, kept: the histograms read the same */
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	root = inspect_json(r.inst, out, 1 << 20);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(root, "header"), "state")),
+		"stopped");
+	assert_int_equal(json_count(root, "call"), 512);
+	assert_int_equal(json_count(root, "restart"), 1);
+	json_decref(root);
+	rt_cleanup(&r);
 	free(out);
 }
 
