@@ -458,13 +458,18 @@ static void test_hist_env_off(void **state)
 static int env_child(void)
 {
 	struct shm_seg *seg;
+	int rc = 0;
 
-	if (shm_seg_attach("t-hist-env", 0, 1000, &seg, NULL, 0) ||
-	    shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
+	if (shm_seg_attach("t-hist-env", 0, 1000, &seg, NULL, 0))
 		return 3;
-	for (uint32_t i = 0; i < 100; i++)
+	if (shm_proc_claim(seg, SHM_ROLE_CLIENT, false))
+		rc = 3;
+	for (uint32_t i = 0; !rc && i < 100; i++)
 		shm_hist_add(seg, SHM_HIST_CALL, 5);
-	return shm_hist_is_enabled() ? 4 : 0;
+	if (!rc && shm_hist_is_enabled())
+		rc = 4;
+	shm_seg_detach(seg);
+	return rc;
 }
 
 static const char *echo_cfg = "[instance]\nworkers = 2\nplacement = none\n"
