@@ -226,24 +226,24 @@ void shm_hist_merge(struct shm_hist_snap *into, const struct shm_hist_snap *from
 int shm_hist_collect(const struct shm_seg *seg, uint32_t op, struct shm_hist_snap *out)
 {
 	const struct shm_hist *r = shm_hist_at(seg, 0, 0);
-
-	if (!r || op >= SHM_HIST_OPS) {
-		shm_hist_snap_init(out);
-		return -ENOENT;
-	}
-	return shm_hist_collect_blocks(r, shm_hdr(seg)->cfg.max_procs, op, out);
-}
-
-/* See hist.h. A tool; reads only. */
-int shm_hist_collect_blocks(const struct shm_hist *region, uint32_t nprocs, uint32_t op,
-			    struct shm_hist_snap *out)
-{
 	struct shm_hist_snap *one;
 
 	shm_hist_snap_init(out);
+	if (!r || op >= SHM_HIST_OPS)
+		return -ENOENT;
 	one = malloc(sizeof(*one));
 	if (!one)
 		return -ENOMEM;
+	shm_hist_collect_blocks(r, shm_hdr(seg)->cfg.max_procs, op, out, one);
+	free(one);
+	return 0;
+}
+
+/* See hist.h. A tool; reads only. */
+void shm_hist_collect_blocks(const struct shm_hist *region, uint32_t nprocs, uint32_t op,
+			     struct shm_hist_snap *out, struct shm_hist_snap *one)
+{
+	shm_hist_snap_init(out);
 	for (uint32_t i = 0; i < nprocs; i++) {
 		const struct shm_hist *h = region + (uint64_t)i * SHM_HIST_OPS + op;
 
@@ -255,8 +255,6 @@ int shm_hist_collect_blocks(const struct shm_hist *region, uint32_t nprocs, uint
 		shm_hist_read(h, one);
 		shm_hist_merge(out, one);
 	}
-	free(one);
-	return 0;
 }
 
 /* See hist.h. Any thread. */

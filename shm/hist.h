@@ -150,11 +150,11 @@ int shm_hist_collect(const struct shm_seg *seg, uint32_t op, struct shm_hist_sna
 
 /*
  * The same over the region's blocks at region (nprocs of them, as shm_hist_at() lays them
- * out), for a reader that checked the region's bounds itself (shm/view.c). Returns 0 or
- * -ENOMEM. Read-only; any process.
+ * out), for a reader that checked the region's bounds itself and allocates nothing per read
+ * (shm/view.c): one is its scratch copy of a block. Read-only; any process.
  */
-int shm_hist_collect_blocks(const struct shm_hist *region, uint32_t nprocs, uint32_t op,
-			    struct shm_hist_snap *out);
+void shm_hist_collect_blocks(const struct shm_hist *region, uint32_t nprocs, uint32_t op,
+			     struct shm_hist_snap *out, struct shm_hist_snap *one);
 
 /*
  * The q-quantile (0 < q <= 1) of s in ns: the value of rank ceil(q * count) as its bucket's

@@ -399,7 +399,7 @@ static void take_ops(const struct shm_seg *seg, struct shm_view *v)
 	for (uint32_t op = 0; op < SHM_HIST_OPS; op++) {
 		struct shm_view_op *o = &v->ops[op];
 
-		shm_hist_collect_blocks(region, v->cfg.max_procs, op, &o->hist);
+		shm_hist_collect_blocks(region, v->cfg.max_procs, op, &o->hist, &v->hist_one);
 		o->name = shm_hist_op_name(op);
 		o->rate = o->hist.rate ? o->hist.rate : shm_hist_op_rate(op);
 		o->torn = o->hist.torn;

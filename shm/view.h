@@ -208,6 +208,7 @@ struct shm_view {
 	/* latency histograms (layout minor 10 and later, a region inside the mapping) */
 	bool has_ops;
 	struct shm_view_op ops[SHM_HIST_OPS];
+	struct shm_hist_snap hist_one; /* a take's copy of one block, before it is merged */
 };
 
 /*
