@@ -475,7 +475,8 @@ static int env_child(void)
 static const char *echo_cfg = "[instance]\nworkers = 2\nplacement = none\n"
 			      "[restart]\nintensity = 5\nperiod = 10\n"
 			      "[segment]\nmax_agents = 64\nregistry_capacity = 256\nmax_procs = 8\n"
-			      "[agent e]\ntype = echo\nname = e\nworker = 0\n";
+			      "[agent e]\ntype = echo\nname = e\nworker = 0\n"
+			      "[pool p]\ntype = echo\nsize = 2\n";
 
 static uint64_t op_count(struct shm_seg *seg, uint32_t op)
 {
@@ -541,12 +542,14 @@ static json_t *inspect_json(const char *inst, char *out, size_t cap)
  * A running instance: calls to an echo agent on worker 0 (its replies are sampled sends in
  * worker 0's block), then worker 0 is killed: its replacement continues the same block (the
  * send count did not drop, and grows with more calls), the supervisor's restart histogram
- * gained one, and `shoal inspect --json` says so: every call, one restart; so does inspect's
+ * gained one, and `shoal inspect --json` says so: every call, one restart, the two checkouts
+ * `shoal pool checkout` made (each timed in its own process slot); so does inspect's
  * table, naming the sample, and both still do once the instance stopped (a post-mortem).
  */
 static void test_hist_restart_keeps_counts(void **state)
 {
 	static const char *const text[] = {"inspect", NULL};
+	static const char *const checkout[] = {"pool", "checkout", "p", NULL};
 	struct rt_client cl;
 	struct rt_run r;
 	struct shm_seg *seg;
@@ -571,6 +574,8 @@ static void test_hist_restart_keeps_counts(void **state)
 	assert_int_equal(op_count(seg, SHM_HIST_CALL), 256);
 	restarts0 = op_count(seg, SHM_HIST_RESTART);
 	assert_int_equal(restarts0, 0);
+	assert_int_equal(rt_run_tool(r.inst, out, 1 << 20, checkout), 0);
+	assert_int_equal(rt_run_tool(r.inst, out, 1 << 20, checkout), 0);
 
 	old = rt_slot_pid(seg, 1);
 	rt_kill_and_wait(old);
@@ -588,6 +593,7 @@ static void test_hist_restart_keeps_counts(void **state)
 	root = inspect_json(r.inst, out, 1 << 20);
 	assert_int_equal(json_count(root, "call"), 512);
 	assert_int_equal(json_count(root, "restart"), 1);
+	assert_int_equal(json_count(root, "pool_checkout"), 2);
 	assert_true(json_count(root, "send") >= (json_int_t)sends1);
 	assert_int_equal(json_integer_value(json_object_get(json_op(root, "send"), "sample_rate")),
 			 SHM_HIST_SAMPLE);
@@ -609,6 +615,7 @@ static void test_hist_restart_keeps_counts(void **state)
 		"stopped");
 	assert_int_equal(json_count(root, "call"), 512);
 	assert_int_equal(json_count(root, "restart"), 1);
+	assert_int_equal(json_count(root, "pool_checkout"), 2);
 	json_decref(root);
 	rt_cleanup(&r);
 	free(out);
