@@ -543,13 +543,15 @@ static json_t *inspect_json(const char *inst, char *out, size_t cap)
  * worker 0's block), then worker 0 is killed: its replacement continues the same block (the
  * send count did not drop, and grows with more calls), the supervisor's restart histogram
  * gained one, and `shoal inspect --json` says so: every call, one restart, the two checkouts
- * `shoal pool checkout` made (each timed in its own process slot); so does inspect's
+ * `shoal pool checkout` made and the round `shoal broadcast --ack` did (each timed in its own
+ * process slot); so does inspect's
  * table, naming the sample, and both still do once the instance stopped (a post-mortem).
  */
 static void test_hist_restart_keeps_counts(void **state)
 {
 	static const char *const text[] = {"inspect", NULL};
 	static const char *const checkout[] = {"pool", "checkout", "p", NULL};
+	static const char *const bcast[] = {"broadcast", "g", "7", "hi", "--ack", NULL};
 	struct rt_client cl;
 	struct rt_run r;
 	struct shm_seg *seg;
@@ -576,6 +578,9 @@ static void test_hist_restart_keeps_counts(void **state)
 	assert_int_equal(restarts0, 0);
 	assert_int_equal(rt_run_tool(r.inst, out, 1 << 20, checkout), 0);
 	assert_int_equal(rt_run_tool(r.inst, out, 1 << 20, checkout), 0);
+	/* a broadcast round with acknowledgements: e alone in group g */
+	assert_int_equal(shm_grp_join(seg, "g", 1, e), 0);
+	assert_int_equal(rt_run_tool(r.inst, out, 1 << 20, bcast), 0);
 
 	old = rt_slot_pid(seg, 1);
 	rt_kill_and_wait(old);
@@ -594,6 +599,7 @@ static void test_hist_restart_keeps_counts(void **state)
 	assert_int_equal(json_count(root, "call"), 512);
 	assert_int_equal(json_count(root, "restart"), 1);
 	assert_int_equal(json_count(root, "pool_checkout"), 2);
+	assert_int_equal(json_count(root, "broadcast"), 1);
 	assert_true(json_count(root, "send") >= (json_int_t)sends1);
 	assert_int_equal(json_integer_value(json_object_get(json_op(root, "send"), "sample_rate")),
 			 SHM_HIST_SAMPLE);
@@ -616,6 +622,7 @@ static void test_hist_restart_keeps_counts(void **state)
 	assert_int_equal(json_count(root, "call"), 512);
 	assert_int_equal(json_count(root, "restart"), 1);
 	assert_int_equal(json_count(root, "pool_checkout"), 2);
+	assert_int_equal(json_count(root, "broadcast"), 1);
 	json_decref(root);
 	rt_cleanup(&r);
 	free(out);
