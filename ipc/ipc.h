@@ -307,6 +307,8 @@ struct ipc_round {
 	uint32_t sent;	      /* messages put (the others count as dead at once) */
 	uint64_t start_ns;    /* CLOCK_MONOTONIC */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC */
+	uint32_t hist_op;     /* enum shm_hist_op ipc_round_end() records it as: a broadcast (an
+			       * ACK round) or consensus (VOTE) round; the caller may change it */
 };
 
 /*

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ipc/ipc_int.h"
+#include "shm/hist.h"
 #include "shm/registry.h"
 
 #define IPC_REPLY_TIMEOUT_MS 5000
@@ -99,6 +100,7 @@ int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32
 {
 	struct ipc_dest d;
 	uint32_t host;
+	uint64_t t0 = shm_hist_begin(seg); /* 1 send in SHM_HIST_SAMPLE is timed */
 	int r = put_one(seg, to, &d, from, type, flags & ~IPC_F_REDELIVERED, ref, data, len,
 			timeout_ms);
 
@@ -118,6 +120,7 @@ int ipc_send(struct shm_seg *seg, shoal_handle_t to, shoal_handle_t from, uint32
 	if (host < shm_hdr(seg)->cfg.max_procs &&
 	    atomic_load_explicit(&shm_proc_at(seg, host)->parked, memory_order_relaxed))
 		ipc_ring(seg, host);
+	shm_hist_end(seg, SHM_HIST_SEND, t0);
 	return 0;
 }
 
@@ -211,6 +214,7 @@ int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 		   int timeout_ms)
 {
 	struct host_set hs = {.n = 0};
+	uint64_t t0 = shm_hist_begin(seg); /* a batch is one tick of the sampling */
 	uint32_t i = 0;
 	int r = 0;
 
@@ -225,6 +229,12 @@ int ipc_send_batch(struct shm_seg *seg, shoal_handle_t from, const struct ipc_ou
 			break; /* the run stopped short: full */
 	}
 	hosts_ring(seg, &hs);
+	if (__builtin_expect(t0 && i, 0)) {
+		uint64_t now = shm_now_ns();
+
+		/* the send histogram is per message: the batch's time per message */
+		shm_hist_add(seg, SHM_HIST_SEND, now > t0 ? (now - t0) / i : 0);
+	}
 	return i ? (int)i : r;
 }
 
@@ -236,6 +246,7 @@ int ipc_send_each(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out
 	struct host_set hs = {.n = 0};
 	struct ipc_wire w[IPC_RUN_MAX];
 	const void *data[IPC_RUN_MAX];
+	uint64_t t0 = shm_hist_begin(seg); /* as ipc_send_batch(): one tick per call */
 	uint32_t i = 0;
 	int sent = 0;
 
@@ -274,6 +285,11 @@ int ipc_send_each(struct shm_seg *seg, shoal_handle_t from, const struct ipc_out
 		i += run;
 	}
 	hosts_ring(seg, &hs);
+	if (__builtin_expect(t0 && sent > 0, 0)) {
+		uint64_t now = shm_now_ns();
+
+		shm_hist_add(seg, SHM_HIST_SEND, now > t0 ? (now - t0) / (uint32_t)sent : 0);
+	}
 	return sent;
 }
 
@@ -381,11 +397,12 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 	     uint32_t type, const void *data, uint32_t len, void *reply, uint32_t cap,
 	     int timeout_ms)
 {
-	uint64_t ref;
+	uint64_t ref, t0;
 	int r;
 
 	if (shoal_handle_slot(inbox) >= shm_hdr(seg)->cfg.max_agents)
 		return -EINVAL;
+	t0 = shm_hist_begin_always(seg); /* a round trip costs microseconds: each is timed */
 	ref = next_ref(seg, true);
 	r = ipc_send(seg, to, inbox, type, IPC_F_CALL, ref, data, len, timeout_ms);
 	if (r)
@@ -408,7 +425,10 @@ int ipc_call(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox, sh
 		r = ipc_wait_reply(seg, NULL, inbox, ref, reply, cap, 0);
 		return r == -ETIMEDOUT ? -ENOENT : r;
 	}
-	return ipc_wait_reply(seg, w, inbox, ref, reply, cap, timeout_ms);
+	r = ipc_wait_reply(seg, w, inbox, ref, reply, cap, timeout_ms);
+	if (r >= 0)
+		shm_hist_end(seg, SHM_HIST_CALL, t0);
+	return r;
 }
 
 uint64_t ipc_ref_new(struct shm_seg *seg, bool sync)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ipc/ipc_int.h"
+#include "shm/hist.h"
 #include "shm/registry.h"
 #include "shm/round.h"
 
@@ -171,7 +172,9 @@ int ipc_round_start_kind(struct shm_seg *seg, shoal_handle_t owner, const char *
 	*out = (struct ipc_round){.slot = UINT32_MAX,
 				  .members = (uint32_t)n,
 				  .start_ns = shm_now_ns(),
-				  .deadline_ns = deadline_ns};
+				  .deadline_ns = deadline_ns,
+				  .hist_op = kind == SHM_ROUND_VOTE ? SHM_HIST_CONSENSUS
+								    : SHM_HIST_BROADCAST};
 	if (n == 0)
 		return 0; /* complete at once: nobody to wait for */
 	r = shm_round_claim(seg, &out->slot, &out->gen);
@@ -265,8 +268,11 @@ bool ipc_round_value(const struct shm_seg *seg, const struct ipc_round *r, uint3
 /* See ipc.h. */
 void ipc_round_end(struct shm_seg *seg, const struct ipc_round *r)
 {
-	if (r->slot != UINT32_MAX)
-		shm_round_free(seg, r->slot, r->gen);
+	if (r->slot == UINT32_MAX)
+		return;
+	shm_round_free(seg, r->slot, r->gen);
+	/* a round takes microseconds at least: each is timed, start to end */
+	shm_hist_add(seg, r->hist_op, shm_now_ns() - r->start_ns);
 }
 
 /* Is the member's agent gone for good, or hosted by process slot dead? */

@@ -34,6 +34,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * so a minor-8 segment reads as one with none; shm/var_int.h) and the variable's subs word.
  * 10: the agent types region (SHM_R_TYPES, struct shm_types: the types the instance can
  * start, published by the supervisor for `shoal types`).
+ * Also in 10, telemetry regions:
+ *   - SHM_R_HIST, latency histograms: SHM_HIST_OPS struct shm_hist per process slot
+ *     (shm/hist.h); a reader of minor 9 or older has none.
  */
 #define SHM_LAYOUT_MAJOR 4u
 #define SHM_LAYOUT_MINOR 10u
@@ -58,7 +61,8 @@ enum shm_region_id {
 	SHM_R_VARS = 9,	   /* coordination variables (layout minor 8) */
 	SHM_R_ROUNDS = 10, /* round records: broadcasts with acknowledgements (layout minor 8) */
 	SHM_R_TYPES = 11,  /* the agent types the instance can start (layout minor 10) */
-	SHM_R_COUNT = 12,
+	SHM_R_HIST = 12,   /* latency histograms, one block per process slot (layout minor 10) */
+	SHM_R_COUNT = 13,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -409,6 +413,56 @@ struct shm_types {
 	struct shm_type_entry e[SHM_TYPES_MAX];
 };
 static_assert(offsetof(struct shm_types, e) == 64, "types table ABI");
+
+/*
+ * Latency histograms (layout minor 10): the region SHM_R_HIST holds one block per process
+ * slot, SHM_HIST_OPS struct shm_hist each (block of slot s, operation op at
+ * (s * SHM_HIST_OPS + op) * sizeof(struct shm_hist)). Written only by the slot's owner
+ * (shm/hist.c), never zeroed by a claim: a replacement worker, which claims its predecessor's
+ * slot, continues its histograms. Buckets are log-linear (SHM_HIST_SUB per power of two, as
+ * HdrHistogram's): values below 2 * SHM_HIST_SUB ns each have their own bucket, a value v at
+ * or above it goes to the sub-bucket of [2^e, 2^(e+1)) it falls in, e = floor(log2 v), up
+ * to 2^SHM_HIST_TOP_EXP ns (137 s; larger values count in the last bucket, max_ns keeps
+ * them exact).
+ */
+#define SHM_HIST_SUB_BITS 4u
+#define SHM_HIST_SUB	  (1u << SHM_HIST_SUB_BITS) /* sub-buckets per power of two */
+#define SHM_HIST_TOP_EXP  37u			    /* the last octave ends at 2^37 ns */
+#define SHM_HIST_BUCKETS                                                                           \
+	(2u * SHM_HIST_SUB + (SHM_HIST_TOP_EXP - SHM_HIST_SUB_BITS - 1u) * SHM_HIST_SUB)
+
+/* The operations timed, in a block's order (an ABI: a new one goes at the end). */
+enum shm_hist_op {
+	SHM_HIST_SEND = 0,	    /* one message sent (a batch: its time per message) */
+	SHM_HIST_CALL = 1,	    /* a call's round trip, request to reply */
+	SHM_HIST_LOOKUP = 2,	    /* a registry lookup */
+	SHM_HIST_REGISTER = 3,	    /* a registry register */
+	SHM_HIST_RESTART = 4,	    /* a worker's death noticed to its replacement ready */
+	SHM_HIST_VAR_UPDATE = 5,    /* a coordination variable's update */
+	SHM_HIST_BROADCAST = 6,	    /* a broadcast round, start to every answer */
+	SHM_HIST_CONSENSUS = 7,	    /* a consensus round (a proposal), start to decision */
+	SHM_HIST_ALLOC = 8,	    /* an allocation round */
+	SHM_HIST_POOL_CHECKOUT = 9, /* a pool checkout, request to member */
+	SHM_HIST_OPS = 10,
+};
+
+/*
+ * One operation's histogram. seq is a seqlock (shm/seqlock.h): the owner makes it odd,
+ * updates the body with relaxed single-writer stores, and makes it even again, so a reader
+ * copies count, sum and buckets that agree (count is the sum of the buckets).
+ */
+struct shm_hist {
+	_Atomic uint64_t seq;	 /* odd while the owner records */
+	_Atomic uint64_t count;	 /* samples recorded */
+	_Atomic uint64_t sum_ns; /* their sum */
+	_Atomic uint64_t max_ns; /* the largest */
+	_Atomic uint64_t rate;	 /* 1 in rate operations is timed (0: none recorded yet) */
+	_Atomic uint64_t pad[3]; /* zero */
+	_Atomic uint64_t bucket[SHM_HIST_BUCKETS]; /* samples by bucket (shm_hist_bucket()) */
+};
+static_assert(SHM_HIST_BUCKETS == 544, "histogram ABI: buckets");
+static_assert(offsetof(struct shm_hist, bucket) == 64, "histogram ABI");
+static_assert(sizeof(struct shm_hist) == 64 + 8 * SHM_HIST_BUCKETS, "histogram ABI");
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {

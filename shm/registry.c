@@ -70,6 +70,7 @@
 #include <string.h>
 
 #include "shm/cpu.h"
+#include "shm/hist.h"
 #include "shm/registry.h"
 #include "shm/registry_int.h"
 #include "shm/seqlock.h"
@@ -562,8 +563,10 @@ static __attribute__((noinline)) int probe_on(const struct shm_seg *seg, uint32_
  * Look (ns, name) up: 0 with the handle (and meta), -ENOENT, -EINVAL. Lock-free: no
  * syscall, no store, never waits for a writer. Any attachment (read-only too), any thread.
  */
-int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
-		   shoal_handle_t *handle, struct shm_reg_meta *meta)
+static inline __attribute__((always_inline)) int lookup_fast(const struct shm_seg *seg, uint32_t ns,
+							     const char *name, size_t len,
+							     shoal_handle_t *handle,
+							     struct shm_reg_meta *meta)
 {
 	const struct shm_reg_geo *g = &seg->reg;
 	const struct shm_reg_entry *e;
@@ -622,6 +625,17 @@ int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, siz
 	if (atomic_load_explicit(&g->b[k.home].overflow, memory_order_acquire) == 0)
 		return -ENOENT;
 	return probe_on(seg, ns, name, len, handle);
+}
+
+/* See registry.h (and the comment above lookup_fast()). 1 lookup in SHM_HIST_SAMPLE is timed. */
+int shm_reg_lookup(const struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
+		   shoal_handle_t *handle, struct shm_reg_meta *meta)
+{
+	uint64_t t0 = shm_hist_begin(seg);
+	int r = lookup_fast(seg, ns, name, len, handle, meta);
+
+	shm_hist_end(seg, SHM_HIST_LOOKUP, t0);
+	return r;
 }
 
 /* --- writers --- */
@@ -1093,7 +1107,7 @@ static int writer_prep(struct shm_seg *seg, uint32_t ns, const char *name, size_
 int shm_reg_register(struct shm_seg *seg, uint32_t ns, const char *name, size_t len,
 		     shoal_handle_t handle, const struct shm_reg_meta *meta)
 {
-	uint64_t mw[3];
+	uint64_t mw[3], t0;
 	struct shm_reg_geo g;
 	struct rkey k;
 	uint32_t ml;
@@ -1106,7 +1120,11 @@ int shm_reg_register(struct shm_seg *seg, uint32_t ns, const char *name, size_t 
 		ret = -EINVAL;
 	if (ret)
 		return ret;
-	return do_register(seg, &g, ns, &k, handle, mw, ml);
+	t0 = shm_hist_begin(seg); /* 1 register in SHM_HIST_SAMPLE is timed */
+	ret = do_register(seg, &g, ns, &k, handle, mw, ml);
+	if (!ret)
+		shm_hist_end(seg, SHM_HIST_REGISTER, t0);
+	return ret;
 }
 
 /*

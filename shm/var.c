@@ -75,6 +75,7 @@
 #include <string.h>
 
 #include "shm/cpu.h"
+#include "shm/hist.h"
 #include "shm/registry.h"
 #include "shm/round.h"
 #include "shm/var.h"
@@ -601,9 +602,9 @@ int shm_var_update(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n
 	return shm_var_update_wait(seg, ops, n, writer, SHM_VAR_WAIT_NS, cur, bad);
 }
 
-/* See shm/var.h. A process with a slot; one writing thread per slot. */
-int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n,
-			uint64_t writer, uint64_t wait_ns, uint64_t *cur, uint32_t *bad)
+/* shm_var_update_wait() without its timing. */
+static int update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n,
+		       uint64_t writer, uint64_t wait_ns, uint64_t *cur, uint32_t *bad)
 {
 	struct shm_var *v[SHM_VAR_MANY];
 	uint64_t old[SHM_VAR_MANY];
@@ -727,6 +728,19 @@ again:
 			      memory_order_seq_cst);
 	STEP(SHM_VAR_STEP_DONE);
 	return 0;
+}
+
+/* See shm/var.h. A process with a slot; one writing thread per slot. 1 update in
+ * SHM_HIST_SAMPLE is timed. */
+int shm_var_update_wait(struct shm_seg *seg, const struct shm_var_op *ops, uint32_t n,
+			uint64_t writer, uint64_t wait_ns, uint64_t *cur, uint32_t *bad)
+{
+	uint64_t t0 = shm_hist_begin(seg);
+	int r = update_wait(seg, ops, n, writer, wait_ns, cur, bad);
+
+	if (r >= 0)
+		shm_hist_end(seg, SHM_HIST_VAR_UPDATE, t0);
+	return r;
 }
 
 static bool valid_name(const char *name, size_t len)

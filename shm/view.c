@@ -62,6 +62,10 @@ int shm_view_create(const struct shm_seg *seg, struct shm_view **out)
 		return -ENOMEM;
 	v->cfg = cfg;
 	memcpy(v->regions, regions, sizeof(regions));
+	/* the histograms are read only if their region holds every slot's block in the mapping */
+	v->has_ops = h->layout_minor >= 10 &&
+		     region_holds(&regions[SHM_R_HIST], seg->size,
+				  (uint64_t)cfg.max_procs * SHM_HIST_OPS, sizeof(struct shm_hist));
 	v->procs = calloc(cfg.max_procs ? cfg.max_procs : 1, sizeof(*v->procs));
 	v->agents = calloc(cfg.max_agents ? cfg.max_agents : 1, sizeof(*v->agents));
 	v->monitors = calloc(cfg.max_monitors ? cfg.max_monitors : 1, sizeof(*v->monitors));
@@ -385,6 +389,31 @@ static void take_pools(const struct shm_seg *seg, struct shm_view *v)
 	}
 }
 
+/* The latency histograms, each merged over every process slot, into v->ops. */
+static void take_ops(const struct shm_seg *seg, struct shm_view *v)
+{
+	const struct shm_hist *region;
+
+	if (!v->has_ops)
+		return;
+	region = (const struct shm_hist *)(seg->base + v->regions[SHM_R_HIST].off);
+	for (uint32_t op = 0; op < SHM_HIST_OPS; op++) {
+		struct shm_view_op *o = &v->ops[op];
+
+		shm_hist_collect_blocks(region, v->cfg.max_procs, op, &o->hist, &v->hist_one);
+		o->name = shm_hist_op_name(op);
+		o->rate = o->hist.rate ? o->hist.rate : shm_hist_op_rate(op);
+		o->torn = o->hist.torn;
+		o->count = o->hist.count;
+		o->mean_ns = o->count ? o->hist.sum_ns / o->count : 0;
+		o->p50_ns = shm_hist_percentile(&o->hist, 0.50);
+		o->p90_ns = shm_hist_percentile(&o->hist, 0.90);
+		o->p99_ns = shm_hist_percentile(&o->hist, 0.99);
+		o->p999_ns = shm_hist_percentile(&o->hist, 0.999);
+		o->max_ns = o->hist.max_ns;
+	}
+}
+
 /* See view.h. */
 int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm_view *v)
 {
@@ -428,6 +457,8 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 		sched_yield();
 	}
 	v->parts |= SHM_VIEW_PART_TYPES;
+	take_ops(seg, v);
+	v->parts |= SHM_VIEW_PART_OPS;
 	return 0;
 }
 

@@ -24,7 +24,8 @@
  * nor tables with tables: the process table is read before the agent table, and an exit may
  * fall between. The exit log and each telemetry block are copied through their seqlocks: a
  * record or block being written during the take is left out (exits) or marked (telem_ret
- * -EAGAIN). Strings are copied from fixed-size fields that the segment may not have
+ * -EAGAIN), and each latency histogram through its own (shm/hist.h: a copy whose count is
+ * the sum of its buckets). Strings are copied from fixed-size fields that the segment may not have
  * terminated: cut at the field's size, always NUL-terminated here, and any byte that is not
  * printable ASCII replaced by '?', so a garbage name prints as a bounded line.
  */
@@ -34,6 +35,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/hist.h"
 #include "shm/pool.h"
 #include "shm/registry.h"
 #include "shm/var.h"
@@ -60,7 +62,8 @@ enum {
 	SHM_VIEW_PART_POOLS = 1u << 7,
 	SHM_VIEW_PART_VARS = 1u << 8,
 	SHM_VIEW_PART_TYPES = 1u << 9, /* the agent types table */
-	SHM_VIEW_PART_ALL = (1u << 10) - 1,
+	SHM_VIEW_PART_OPS = 1u << 10,  /* the latency histograms, merged */
+	SHM_VIEW_PART_ALL = (1u << 11) - 1,
 };
 
 /* The header: identity (fixed at creation) and status words, as of the take. */
@@ -154,6 +157,20 @@ struct shm_view_group {
 	uint32_t members;
 };
 
+/*
+ * One operation's latency, every process slot's histogram merged (shm/hist.h). count is of
+ * samples: 1 operation in rate was timed (rate 1: every one). Percentiles are within
+ * SHM_HIST_REL_ERR of the sample's exact ones; all 0 when count is 0.
+ */
+struct shm_view_op {
+	const char *name; /* shm_hist_op_name() */
+	uint32_t rate;	  /* as recorded, else shm_hist_op_rate() */
+	uint32_t torn;	  /* blocks copied while their writer held them (dead mid-record) */
+	uint64_t count;
+	uint64_t mean_ns, p50_ns, p90_ns, p99_ns, p999_ns, max_ns;
+	struct shm_hist_snap hist; /* the merged histogram itself */
+};
+
 struct shm_view {
 	/* geometry, read once by shm_view_create() */
 	struct shm_cfg cfg;
@@ -192,6 +209,10 @@ struct shm_view {
 	int types_ret; /* shm_types_read()'s: 0, -ENOENT, -ENODATA, -EAGAIN, -EUCLEAN */
 	uint32_t ntypes;
 	struct shm_type_entry types[SHM_TYPES_MAX]; /* the agent types the instance can start */
+	/* latency histograms (layout minor 10 and later, a region inside the mapping) */
+	bool has_ops;
+	struct shm_view_op ops[SHM_HIST_OPS];
+	struct shm_hist_snap hist_one; /* a take's copy of one block, before it is merged */
 };
 
 /*

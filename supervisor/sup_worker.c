@@ -73,6 +73,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/hist.h"
 #include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
@@ -279,6 +280,10 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 					(int)w->pid, "restart_ms",
 					(double)(w->ready_ns - w->restart_t0) / 1e6),
 			      "restarted in %.3f ms", (double)(w->ready_ns - w->restart_t0) / 1e6);
+		/* into the supervisor's own block: it is that block's only writer; a tool
+		 * waiting for the restart's figure is woken by the change count */
+		shm_hist_add(s->seg, SHM_HIST_RESTART, w->ready_ns - w->restart_t0);
+		shm_change_bump(s->seg);
 		w->restart_t0 = 0;
 	}
 	shm_trace("sup: ready");

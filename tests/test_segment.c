@@ -258,6 +258,7 @@ static int create_too_big_child(void)
 		    "%llu blocks of /dev/shm are still in use",
 		    (unsigned long long)(vfs.f_blocks - vfs.f_bfree));
 	/* one that fits is created there, fully backed */
+	cfg.max_procs = 8; /* each slot's latency histograms are 44 KiB (layout minor 10) */
 	cfg.max_agents = 64;
 	cfg.reg_capacity = 256;
 	cfg.max_monitors = 64;
@@ -288,6 +289,7 @@ static int create_without_proc_child(void)
 	CHILD_CHECK(mount("tmpfs", "/proc", "tmpfs", 0, "size=1m") == 0, "hiding /proc: %s",
 		    strerror(errno));
 	shm_cfg_default(&cfg);
+	cfg.max_procs = 8; /* each slot's latency histograms are 44 KiB (layout minor 10) */
 	cfg.max_agents = 64;
 	cfg.reg_capacity = 256;
 	cfg.max_monitors = 64;

@@ -158,6 +158,12 @@ static void test_top_in_tmux(void **state)
 	assert_non_null(strstr(out, " e1 "));
 	assert_null(strstr(out, " e0 "));
 	assert_non_null(strstr(out, "filter (e1)"));
+	/* the operations view: every operation, the sample said */
+	keys("o");
+	screen(fd, out, sizeof(out));
+	assert_non_null(strstr(out, "operations |"));
+	assert_non_null(strstr(out, "percentiles from a 1/64 sample"));
+	assert_non_null(strstr(out, "pool_checkout"));
 	/* the pools view */
 	keys("p");
 	screen(fd, out, sizeof(out));

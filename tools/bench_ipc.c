@@ -21,6 +21,7 @@
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
 #include "shm/cpu.h"
+#include "shm/hist.h"
 #include "shm/shm.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
@@ -29,6 +30,8 @@
 #define MAX_CHUNKS 8192
 #define CHUNK	   1024
 #define BATCH	   32 /* messages per ipc_send_batch() in the batched throughput rows */
+/* throughput runs of each telemetry setting, alternated; best kept (telemetry_tp()) */
+#define TELEMETRY_TP_ROUNDS 3
 
 /* Words the benchmark's processes share (anonymous shared memory), one per 128 bytes. */
 struct bshared {
@@ -580,6 +583,85 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 }
 
 /*
+ * rtt_spin with the latency histograms on and off (shm_hist_set_enabled(), inherited by the
+ * forked answerer), alternately in PAIR_ROUNDS rounds of n / PAIR_ROUNDS each: their
+ * budget (bench/budgets.txt) holds the "on" row's p50 to the "off" baseline's. Leaves
+ * recording on. The relative difference of the p50s into *overhead.
+ */
+static int telemetry_rtt(struct bench_report *r, struct shm_seg *seg, uint32_t n,
+			 const struct bench_opts *o, double *overhead)
+{
+	uint32_t per = n / PAIR_ROUNDS;
+	uint64_t *off = calloc(n, sizeof(*off)), *on = calloc(n, sizeof(*on));
+	struct bench_row *b, *row;
+	uint64_t alloc = 0; /* counted by the rtt_spin rows, not these */
+	int err = 0;
+
+	if (!off || !on) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	memset(off, 0, n * sizeof(*off)); /* mapped before the timing */
+	memset(on, 0, n * sizeof(*on));
+	n = per * PAIR_ROUNDS;
+	for (uint32_t i = 0; i < PAIR_ROUNDS && !err; i++) {
+		shm_hist_set_enabled(false);
+		err = rtt(seg, false, per, o, off + i * per, &alloc);
+		shm_hist_set_enabled(true);
+		if (!err)
+			err = rtt(seg, false, per, o, on + i * per, &alloc);
+	}
+	if (err)
+		goto out_free;
+	b = bench_add_baseline(r, "rtt_spin_telemetry_off", off, n, rate_of(off, n));
+	row = bench_add_result(r, "rtt_spin_telemetry_on", on, n, rate_of(on, n),
+			       "rtt_spin_telemetry_off");
+	if (b && row && b->p50_ns > 0)
+		*overhead = row->p50_ns / b->p50_ns - 1.0;
+out_free:
+	shm_hist_set_enabled(true);
+	free(off);
+	free(on);
+	return err;
+}
+
+/*
+ * Batched throughput (1 producer, 16 bytes) with the histograms off and on, alternated in
+ * TELEMETRY_TP_ROUNDS runs each of n messages, the best run of each kept as a row (their
+ * budget compares the rates: bench/budgets.txt). The relative loss into *overhead.
+ */
+static int telemetry_tp(struct bench_report *r, struct shm_seg *seg, uint64_t n,
+			const struct bench_opts *o, double *overhead)
+{
+	static struct bench_report scratch;
+	struct bench_row best[2] = {{.ops_per_s = 0}, {.ops_per_s = 0}}, *row;
+
+	for (uint32_t i = 0; i < 2 * TELEMETRY_TP_ROUNDS; i++) {
+		int on = i % 2;
+
+		scratch.nresults = 0;
+		shm_hist_set_enabled(on);
+		scratch.nbaselines = 0;
+		if (throughput(&scratch, seg, on ? "on" : "off", 1, 16, n, BATCH, o) ||
+		    !scratch.nresults)
+			continue;
+		if (scratch.results[0].ops_per_s > best[on].ops_per_s)
+			best[on] = scratch.results[0];
+	}
+	shm_hist_set_enabled(true);
+	if (!best[0].ops_per_s || !best[1].ops_per_s || r->nresults + 2 > BENCH_MAX_ROWS)
+		return -EIO;
+	snprintf(best[0].name, sizeof(best[0].name), "throughput_1p_16_telemetry_off");
+	snprintf(best[1].name, sizeof(best[1].name), "throughput_1p_16_telemetry_on");
+	r->results[r->nresults++] = best[0];
+	row = &r->results[r->nresults++];
+	*row = best[1];
+	snprintf(row->vs, sizeof(row->vs), "%s", best[0].name);
+	*overhead = 1.0 - best[1].ops_per_s / best[0].ops_per_s;
+	return 0;
+}
+
+/*
  * shoal bench ipc (see the top of this file): its rows into rep. Returns a CLI exit code. The
  * tool's main thread.
  */
@@ -587,6 +669,8 @@ int bench_ipc(struct bench_opts *o, struct bench_report *rep)
 {
 	uint32_t n_spin = o->quick ? 20000 : 200000, n_park = o->quick ? 2000 : 20000;
 	uint64_t n_tp = o->quick ? 1000000 : 10000000;
+	double tel_rtt = 0, tel_tp = 0;
+	char tel[512];
 	struct shm_seg *seg = NULL;
 	struct shm_cfg cfg;
 	char inst[64], err[256];
@@ -599,6 +683,7 @@ int bench_ipc(struct bench_opts *o, struct bench_report *rep)
 	cfg.max_agents = 64;
 	cfg.reg_capacity = 256;
 	cfg.mbox_cells = 4096;
+	cfg.max_procs = 128; /* every forked side claims a slot of its own and leaves it */
 	if (shm_seg_create(inst, &cfg, &seg, err, sizeof(err))) {
 		fprintf(stderr, "shoal bench ipc: %s\n", err);
 		return EXIT_SYSTEM;
@@ -640,6 +725,19 @@ int bench_ipc(struct bench_opts *o, struct bench_report *rep)
 			throughput(rep, seg, name, p, 16, n_tp, 1, o);
 		}
 	}
+	/* the latency histograms' cost: the same paths with recording off, in this run */
+	if (telemetry_rtt(rep, seg, n_spin, o, &tel_rtt) ||
+	    telemetry_tp(rep, seg, n_tp / 2, o, &tel_tp))
+		snprintf(tel, sizeof(tel), "; telemetry overhead: NOT MEASURED (a run failed)");
+	else
+		snprintf(
+			tel, sizeof(tel),
+			"; telemetry overhead (histograms on vs off, alternated in this run; "
+			"positive: on was slower; budget: bench/budgets.txt): rtt_spin p50 "
+			"%+.1f%%, "
+			"batched throughput_1p_16 ops/s %+.1f%% (send and lookup: 1 in %u timed, a "
+			"batch counts once)",
+			tel_rtt * 100, tel_tp * 100, SHM_HIST_SAMPLE);
 	snprintf(rep->notes, sizeof(rep->notes),
 		 "cpus %d,%d; wake mechanism %s; mailbox %u cells; rtt_spin: the consumer spins in "
 		 "ipc_mbox_peek_spin(); rtt_spin/cacheline_rtt and "
@@ -650,9 +748,9 @@ int bench_ipc(struct bench_opts *o, struct bench_report *rep)
 		 "throughput_* rows send with ipc_send_batch() in runs of %d "
 		 "(*_single: one ipc_send() per message); plain_ring_1p_16: a single-producer "
 		 "ring written with plain stores, one call per message, consumer spinning (the "
-		 "floor for one message at a time)%s",
+		 "floor for one message at a time)%s%s",
 		 o->cpu_a, o->cpu_b, park_mech == IPC_WAKE_EVENTFD ? "eventfd" : "io_uring futex",
-		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH,
+		 cfg.mbox_cells, PAIR_ROUNDS, o->cpu_b, o->cpu_a, CHUNK, BATCH, tel,
 		 atomic_load(&sh->fail) ? "; A CHILD FAILED" : "");
 	shm_seg_detach(seg);
 	shm_seg_unlink(inst);

@@ -58,8 +58,8 @@ static void print_time(const char *label, uint64_t wall_ns)
 }
 
 static const char *region_names[] = {
-	"processes", "agents",	 "registry", "groups",	  "mailboxes", "checkpoints",
-	"telemetry", "monitors", "pools",    "variables", "rounds",    "types",
+	"processes", "agents", "registry",  "groups", "mailboxes", "checkpoints", "telemetry",
+	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",
 };
 /* a region added without its name here does not compile */
 static_assert(sizeof(region_names) / sizeof(region_names[0]) == SHM_R_COUNT, "a name per region");
@@ -565,6 +565,75 @@ static void show_all(const struct inspect *in, const char *path)
 		tool_show_pools(v);
 	if (parts & SHM_VIEW_PART_VARS)
 		show_vars(v);
+	if (parts & SHM_VIEW_PART_OPS)
+		tool_show_ops(v);
+}
+
+/* See tools.h. */
+void tool_fmt_ns(char *buf, size_t cap, uint64_t ns)
+{
+	if (ns < 1000)
+		snprintf(buf, cap, "%lluns", (unsigned long long)ns);
+	else if (ns < 1000000)
+		snprintf(buf, cap, "%.1fus", (double)ns / 1e3);
+	else if (ns < 1000000000)
+		snprintf(buf, cap, "%.2fms", (double)ns / 1e6);
+	else
+		snprintf(buf, cap, "%.2fs", (double)ns / 1e9);
+}
+
+/* See tools.h. */
+void tool_ops_sample_note(const struct shm_view *v, char *buf, size_t cap)
+{
+	size_t n = 0;
+	uint32_t rate = 0;
+
+	buf[0] = 0;
+	for (uint32_t op = 0; op < SHM_HIST_OPS && n < cap; op++) {
+		if (v->ops[op].rate <= 1)
+			continue;
+		rate = v->ops[op].rate;
+		n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", v->ops[op].name);
+	}
+	if (rate && n < cap)
+		snprintf(buf + n, cap - n, ": percentiles from a 1/%u sample", rate);
+}
+
+/* See tools.h. */
+void tool_show_ops(const struct shm_view *v)
+{
+	char note[160];
+
+	if (!v->has_ops) {
+		printf("\noperations     no latency histograms (layout minor %u; they came in "
+		       "10)\n",
+		       v->hdr.layout_minor);
+		return;
+	}
+	tool_ops_sample_note(v, note, sizeof(note));
+	printf("\noperations     latency, every process merged (%s; the others: each one timed)\n",
+	       note);
+	printf("  %-14s %10s %8s %8s %8s %8s %8s %8s\n", "operation", "count", "p50", "p90", "p99",
+	       "p99.9", "max", "mean");
+	for (uint32_t op = 0; op < SHM_HIST_OPS; op++) {
+		const struct shm_view_op *o = &v->ops[op];
+		char p50[16], p90[16], p99[16], p999[16], max[16], mean[16];
+
+		if (!o->count) {
+			printf("  %-14s %10s %8s %8s %8s %8s %8s %8s\n", o->name, "0", "-", "-",
+			       "-", "-", "-", "-");
+			continue;
+		}
+		tool_fmt_ns(p50, sizeof(p50), o->p50_ns);
+		tool_fmt_ns(p90, sizeof(p90), o->p90_ns);
+		tool_fmt_ns(p99, sizeof(p99), o->p99_ns);
+		tool_fmt_ns(p999, sizeof(p999), o->p999_ns);
+		tool_fmt_ns(max, sizeof(max), o->max_ns);
+		tool_fmt_ns(mean, sizeof(mean), o->mean_ns);
+		printf("  %-14s %10llu %8s %8s %8s %8s %8s %8s%s\n", o->name,
+		       (unsigned long long)o->count, p50, p90, p99, p999, max, mean,
+		       o->torn ? "  (a writer died mid-record: one sample may be off)" : "");
+	}
 }
 
 /* --names: each registry name as `inspect` shows it ("ns:name" in a named namespace). */

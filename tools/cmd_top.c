@@ -4,7 +4,8 @@
  * and resident memory from /proc; rates are the change since the last snapshot. It waits
  * for a key with a timeout (the refresh interval), so it redraws on a key at once.
  *
- * Views: workers (w), agents (a), pools (p), events (e: the exit log, newest first); Tab
+ * Views: workers (w), agents (a), pools (p), operations (o: latency percentiles, every
+ * process's histograms merged), events (e: the exit log, newest first); Tab
  * cycles. s cycles the agents' sort (rate, queued, handled, restarts, name); / filters the
  * agents by a name substring (empty: none); q quits. A stopped instance is said so in the
  * header and its last screen kept. ncurses redraws only what changed, so no flicker, and a
@@ -27,10 +28,11 @@
 #include "shm/view.h"
 #include "tools/tools.h"
 
-enum view { V_WORKERS, V_AGENTS, V_POOLS, V_EVENTS, V_COUNT };
+enum view { V_WORKERS, V_AGENTS, V_POOLS, V_OPS, V_EVENTS, V_COUNT };
 enum sort { S_RATE, S_QUEUED, S_HANDLED, S_RESTARTS, S_NAME, S_COUNT };
 
-static const char *const view_names[V_COUNT] = {"workers", "agents", "pools", "events"};
+static const char *const view_names[V_COUNT] = {"workers", "agents", "pools", "operations",
+						"events"};
 static const char *const sort_names[S_COUNT] = {"rate", "queued", "handled", "restarts", "name"};
 
 /* One agent row as shown: the snapshot's, its mailbox depth, its rate. */
@@ -79,9 +81,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: shoal top [--instance NAME] [--interval MS]\n"
 		"A live view of an instance, attached read-only: workers (CPU, memory,\n"
-		"restarts), the busiest agents, pools, and the exit log. Keys: w a p e (or\n"
-		"Tab) switch views, s cycles the agents' sort, / filters agents by name, q\n"
-		"quits.\n"
+		"restarts), the busiest agents, pools, each operation's latency, and the exit\n"
+		"log. Keys: w a p o e (or Tab) switch views, s cycles the agents' sort, /\n"
+		"filters agents by name, q quits.\n"
 		"  --interval MS   refresh every MS milliseconds (default 1000, at least 100)\n");
 }
 
@@ -205,7 +207,7 @@ static void draw_header(struct top *t, bool gone)
 			 h->liveness == SHM_LIVE_STALE ? "gone (its supervisor died)" : "stopped");
 		attroff(A_REVERSE);
 	} else {
-		put_line(2, "%s | w a p e: views  s: sort (%s)  /: filter (%s)  q: quit",
+		put_line(2, "%s | w a p o e: views  s: sort (%s)  /: filter (%s)  q: quit",
 			 view_names[t->view], sort_names[t->sort],
 			 t->filter[0] ? t->filter : "none");
 	}
@@ -290,6 +292,41 @@ static void draw_pools(struct top *t, int y, int rows)
 		put_line(y, "no pools");
 }
 
+static void draw_ops(struct top *t, int y, int rows)
+{
+	const struct shm_view *v = t->v;
+	char note[160];
+
+	if (!v->has_ops) {
+		put_line(y,
+			 "no latency histograms in this segment (layout minor %u; they came in 10)",
+			 v->hdr.layout_minor);
+		return;
+	}
+	tool_ops_sample_note(v, note, sizeof(note));
+	put_line(y++, "%s; the others: each timed", note);
+	attron(A_UNDERLINE);
+	put_line(y++, "%-14s %10s %8s %8s %8s %8s %8s %8s", "operation", "count", "p50", "p90",
+		 "p99", "p99.9", "max", "mean");
+	attroff(A_UNDERLINE);
+	for (uint32_t op = 0; op < SHM_HIST_OPS && y < rows; op++) {
+		const struct shm_view_op *o = &v->ops[op];
+		char p50[16] = "-", p90[16] = "-", p99[16] = "-", p999[16] = "-", max[16] = "-",
+		     mean[16] = "-";
+
+		if (o->count) {
+			tool_fmt_ns(p50, sizeof(p50), o->p50_ns);
+			tool_fmt_ns(p90, sizeof(p90), o->p90_ns);
+			tool_fmt_ns(p99, sizeof(p99), o->p99_ns);
+			tool_fmt_ns(p999, sizeof(p999), o->p999_ns);
+			tool_fmt_ns(max, sizeof(max), o->max_ns);
+			tool_fmt_ns(mean, sizeof(mean), o->mean_ns);
+		}
+		put_line(y++, "%-14s %10llu %8s %8s %8s %8s %8s %8s", o->name,
+			 (unsigned long long)o->count, p50, p90, p99, p999, max, mean);
+	}
+}
+
 static void draw_events(struct top *t, int y, int rows)
 {
 	const struct shm_view *v = t->v;
@@ -332,6 +369,9 @@ static void draw(struct top *t, bool gone)
 		break;
 	case V_POOLS:
 		draw_pools(t, 4, rows);
+		break;
+	case V_OPS:
+		draw_ops(t, 4, rows);
 		break;
 	default:
 		draw_events(t, 4, rows);
@@ -431,6 +471,9 @@ static int run(struct top *t, long interval_ms)
 			break;
 		case 'p':
 			t->view = V_POOLS;
+			break;
+		case 'o':
+			t->view = V_OPS;
 			break;
 		case 'e':
 			t->view = V_EVENTS;

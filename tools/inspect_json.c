@@ -16,8 +16,8 @@
 #define SCHEMA "shoal.inspect/1"
 
 static const char *const region_json[] = {
-	"processes", "agents",	 "registry", "groups",	  "mailboxes", "checkpoints",
-	"telemetry", "monitors", "pools",    "variables", "rounds",    "types",
+	"processes", "agents", "registry",  "groups", "mailboxes", "checkpoints", "telemetry",
+	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",
 };
 /* a region added without its name here does not compile */
 static_assert(sizeof(region_json) / sizeof(region_json[0]) == SHM_R_COUNT, "a name per region");
@@ -180,6 +180,26 @@ static void push(json_t *a, json_t *value, int *bad)
 		(*bad)++;
 }
 
+/* The latency histograms, merged over every process: one entry per operation, [] if none. */
+static json_t *operations(const struct shm_view *v, int *bad)
+{
+	json_t *a = json_array();
+
+	for (uint32_t op = 0; a && v->has_ops && op < SHM_HIST_OPS; op++) {
+		const struct shm_view_op *o = &v->ops[op];
+
+		push(a,
+		     json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "name", o->name,
+			       "count", (json_int_t)o->count, "sample_rate", (json_int_t)o->rate,
+			       "p50_ns", (json_int_t)o->p50_ns, "p90_ns", (json_int_t)o->p90_ns,
+			       "p99_ns", (json_int_t)o->p99_ns, "p999_ns", (json_int_t)o->p999_ns,
+			       "max_ns", (json_int_t)o->max_ns, "mean_ns", (json_int_t)o->mean_ns,
+			       "torn", o->torn != 0),
+		     bad);
+	}
+	return a;
+}
+
 static json_t *build(const struct shm_view *v, const char *path, const struct tool_mbox *mb,
 		     uint32_t nmb, int *bad)
 {
@@ -296,6 +316,7 @@ static json_t *build(const struct shm_view *v, const char *path, const struct to
 		      "coalesced", (json_int_t)v->subs.coalesced, "refused",
 		      (json_int_t)v->subs.owed),
 	    bad);
+	put(root, "operations", operations(v, bad), bad);
 	return root;
 }
 

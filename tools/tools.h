@@ -54,6 +54,19 @@ int tool_types_take(const char *instance, struct shm_view **out, char *err, size
 /* Print a snapshot's pools (inspect, pool list): tools/cmd_pool.c. */
 void tool_show_pools(const struct shm_view *v);
 
+/* Print a snapshot's operations table (inspect): tools/cmd_inspect.c. */
+void tool_show_ops(const struct shm_view *v);
+/*
+ * A duration for a table: "850ns", "12.3us", "4.56ms", "1.23s" (at most 8 characters for
+ * anything under 1000 s). Any thread.
+ */
+void tool_fmt_ns(char *buf, size_t cap, uint64_t ns);
+/*
+ * The operations whose percentiles come from a sample, for a heading: "send, lookup,
+ * register, var_update: percentiles from a 1/64 sample" (their rate as recorded).
+ */
+void tool_ops_sample_note(const struct shm_view *v, char *buf, size_t cap);
+
 /* An agent's mailbox counters, read beside a snapshot (ipc/ has them, not the view). */
 struct tool_mbox {
 	uint32_t depth;

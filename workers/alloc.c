@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm/hist.h"
 #include "shm/round.h"
 #include "shoal/agent.h"
 #include "shoal/client.h"
@@ -323,6 +324,7 @@ int wrk_alloc_run(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t owne
 			     shm_now_ns() + (uint64_t)timeout_ms * 1000000u, 0, timeout_ms, &r);
 	if (rc)
 		return rc;
+	r.hist_op = SHM_HIST_ALLOC;
 	wr = ipc_round_wait(seg, w, &r);
 	if (wr && wr != -ETIMEDOUT) {
 		ipc_round_end(seg, &r);
@@ -435,6 +437,7 @@ int shoal_allocate(struct shoal_ctx *ctx, const char *group, const char *resourc
 			     &wa->r);
 	if (rc)
 		return rc;
+	wa->r.hist_op = SHM_HIST_ALLOC;
 	wa->agent = ctx->agent->handle;
 	wa->policy = policy ? policy : shoal_alloc_proportional;
 	if (wa->r.slot != UINT32_MAX)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ipc/ipc.h"
+#include "shm/hist.h"
 #include "shm/pool.h"
 #include "shoal/agent.h"
 #include "shoal/client.h"
@@ -51,7 +52,7 @@ static uint64_t deadline_of(int timeout_ms)
 int shoal_pool_checkout(struct shoal_ctx *ctx, const char *pool, int timeout_ms,
 			shoal_handle_t *agent, uint64_t *ref_out)
 {
-	uint64_t ref = ipc_ref_new(ctx->seg, false);
+	uint64_t ref = ipc_ref_new(ctx->seg, false), t0 = shm_hist_begin_always(ctx->seg);
 	uint32_t id, wslot;
 	int r = find(ctx->seg, pool, &id);
 
@@ -59,6 +60,9 @@ int shoal_pool_checkout(struct shoal_ctx *ctx, const char *pool, int timeout_ms,
 		return r;
 	r = shm_pool_checkout(ctx->seg, id, ctx->agent->handle, ref, deadline_of(timeout_ms), true,
 			      agent, &wslot, wrk_pool_notify, ctx->seg);
+	/* a grant at once is timed; a queued one ends in a message, not here (not timed) */
+	if (r == 0)
+		shm_hist_end(ctx->seg, SHM_HIST_POOL_CHECKOUT, t0);
 	if (r == 1) {
 		ask_overflow(ctx->seg, id);
 		if (ref_out)
@@ -79,7 +83,7 @@ int shoal_pool_checkin(struct shoal_ctx *ctx, const char *pool, shoal_handle_t a
 int wrk_pool_client_checkout(struct shm_seg *seg, struct ipc_waiter *w, shoal_handle_t inbox,
 			     const char *pool, int timeout_ms, shoal_handle_t *agent)
 {
-	uint64_t ref = ipc_ref_new(seg, true);
+	uint64_t ref = ipc_ref_new(seg, true), t0 = shm_hist_begin_always(seg);
 	struct shoal_pool_grant g;
 	uint32_t id, wslot;
 	int r = find(seg, pool, &id);
@@ -88,12 +92,15 @@ int wrk_pool_client_checkout(struct shm_seg *seg, struct ipc_waiter *w, shoal_ha
 		return r;
 	/* the supervisor's tick ends an agent's wait; a client ends its own */
 	r = shm_pool_checkout(seg, id, inbox, ref, 0, true, agent, &wslot, wrk_pool_notify, seg);
+	if (r == 0)
+		shm_hist_end(seg, SHM_HIST_POOL_CHECKOUT, t0);
 	if (r != 1)
 		return r;
 	ask_overflow(seg, id);
 	r = ipc_wait_reply(seg, w, inbox, ref, &g, sizeof(g), timeout_ms);
 	if (r == (int)sizeof(g)) {
 		*agent = g.agent;
+		shm_hist_end(seg, SHM_HIST_POOL_CHECKOUT, t0);
 		return 0;
 	}
 	if (r >= 0)
