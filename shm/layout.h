@@ -32,9 +32,12 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * acknowledgements, struct shm_round; shm_cfg.max_rounds). 9 subscriptions to coordination
  * variables: a table after the variables in SHM_R_VARS (shm_cfg.max_subs, once reserved2[0],
  * so a minor-8 segment reads as one with none; shm/var_int.h) and the variable's subs word.
+ * 10 (several additions, each its own region, so each is described here on its own line):
+ *   - the event ring (SHM_R_EVENTS = 12, shm/event.c: struct shm_event_ring, struct shm_event;
+ *     shm_cfg.events, once reserved2[0]).
  */
 #define SHM_LAYOUT_MAJOR 4u
-#define SHM_LAYOUT_MINOR 9u
+#define SHM_LAYOUT_MINOR 10u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -55,7 +58,9 @@ enum shm_region_id {
 	SHM_R_POOLS = 8,   /* agent pools (layout 4) */
 	SHM_R_VARS = 9,	   /* coordination variables (layout minor 8) */
 	SHM_R_ROUNDS = 10, /* round records: broadcasts with acknowledgements (layout minor 8) */
-	SHM_R_COUNT = 11,
+	/* 11: another minor-10 region; until it is defined, an empty one */
+	SHM_R_EVENTS = 12, /* the event ring (layout minor 10, shm/event.h) */
+	SHM_R_COUNT = 13,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -121,11 +126,14 @@ struct shm_cfg {
 	uint32_t max_pools;	/* agent pools (shm/pool.c) */
 	uint32_t pool_members;	/* members (and queued checkouts) per pool */
 	uint32_t max_subs;	/* variable subscriptions (layout minor 9; 0: none) */
-	uint32_t reserved2[13]; /* zero: room for the coordination layer's sizes */
+	uint32_t events;	/* event ring records (layout minor 10): 0 none, else a
+				 * power of two, 16..SHM_EVENT_MAX */
+	uint32_t reserved2[12]; /* zero: room for the coordination layer's sizes */
 };
 static_assert(offsetof(struct shm_cfg, max_vars) == 52 &&
 		      offsetof(struct shm_cfg, max_rounds) == 60 &&
-		      offsetof(struct shm_cfg, max_subs) == 72,
+		      offsetof(struct shm_cfg, max_subs) == 72 &&
+		      offsetof(struct shm_cfg, events) == 76,
 	      "shm_cfg ABI");
 static_assert(sizeof(struct shm_cfg) == 128, "shm_cfg ABI");
 
@@ -377,6 +385,40 @@ struct shm_telem {
 	uint8_t pad[256 - 56 - 8 * SHM_TELEM_BUCKETS];
 };
 static_assert(sizeof(struct shm_telem) == 256, "telemetry block ABI");
+
+/*
+ * The event ring (layout minor 10): region SHM_R_EVENTS holds this 128-byte head, then
+ * shm_cfg.events records (struct shm_event). Event n (numbered from 0 at creation) lives in
+ * record n % events until event n + events overwrites it. Any process with a writable
+ * attachment appends (shm/event.c has the protocol); tools read.
+ */
+struct shm_event_ring {
+	_Atomic uint64_t next; /* events claimed so far: the next event's number */
+	uint8_t pad[128 - 8];  /* the writers' hot word alone on its span */
+};
+static_assert(sizeof(struct shm_event_ring) == 128, "event ring head ABI");
+
+/* One event: seq is 2n + 1 while event n is written, 2n + 2 once it is complete. */
+struct shm_event {
+	_Atomic uint64_t seq;
+	uint64_t time_ns; /* CLOCK_REALTIME when it was appended */
+	uint64_t agent;	  /* the agent's handle, 0 none */
+	uint32_t kind;	  /* enum shm_event_kind */
+	uint32_t reason;  /* a code by kind: enum shm_exit_reason for a worker's exit, the
+			   * shoal DOWN reason for an agent's; 0 none */
+	int32_t code;	  /* an exit code (-1 none), or a count by kind (shm/event.h) */
+	int32_t signal;	  /* a terminating signal, 0 none */
+	int32_t worker;	  /* worker index, -1 none */
+	uint32_t pid;	  /* the process concerned, 0 none */
+	uint32_t slot;	  /* its process slot, UINT32_MAX none */
+	uint32_t check;	  /* checksum of n and the body (this word as 0): a record that a
+			   * writer lapped mid-write scribbled on reads as incomplete */
+	char name[32];	  /* the agent's name, cut, NUL-terminated; "" none */
+	char text[40];	  /* a short text, NUL-terminated */
+};
+static_assert(sizeof(struct shm_event) == 128, "event record ABI");
+static_assert(offsetof(struct shm_event, check) == 52 && offsetof(struct shm_event, name) == 56,
+	      "event record ABI");
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {

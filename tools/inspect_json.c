@@ -15,8 +15,13 @@
 #define SCHEMA "shoal.inspect/1"
 
 static const char *const region_json[SHM_R_COUNT] = {
-	"processes", "agents",	 "registry", "groups",	  "mailboxes", "checkpoints",
-	"telemetry", "monitors", "pools",    "variables", "rounds",
+	/* a region id without a name here is not defined in this build: not listed */
+	[SHM_R_PROCS] = "processes",	 [SHM_R_AGENTS] = "agents",
+	[SHM_R_REGISTRY] = "registry",	 [SHM_R_GROUPS] = "groups",
+	[SHM_R_MBOX] = "mailboxes",	 [SHM_R_CKPT] = "checkpoints",
+	[SHM_R_TELEMETRY] = "telemetry", [SHM_R_MONITORS] = "monitors",
+	[SHM_R_POOLS] = "pools",	 [SHM_R_VARS] = "variables",
+	[SHM_R_ROUNDS] = "rounds",	 [SHM_R_EVENTS] = "events",
 };
 
 /* Add key = value to o; a failed allocation is counted in *bad (the object is dropped). */
@@ -193,11 +198,12 @@ static json_t *build(const struct shm_view *v, const char *path, const struct to
 	put(root, "config", config(&v->cfg, bad), bad);
 	a = json_array();
 	for (uint32_t i = 0; a && i < SHM_R_COUNT; i++)
-		push(a,
-		     json_pack("{s:s,s:I,s:I}", "name", region_json[i], "offset",
-			       (json_int_t)v->regions[i].off, "bytes",
-			       (json_int_t)v->regions[i].size),
-		     bad);
+		if (region_json[i])
+			push(a,
+			     json_pack("{s:s,s:I,s:I}", "name", region_json[i], "offset",
+				       (json_int_t)v->regions[i].off, "bytes",
+				       (json_int_t)v->regions[i].size),
+			     bad);
 	put(root, "regions", a, bad);
 	a = json_array();
 	for (uint32_t i = 0; a && i < v->nprocs; i++)

@@ -1,0 +1,361 @@
+/* test_event: the event ring (shm/event.c): wrap-around, concurrent writers, dead writers. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/skip.h"
+#include "tests/support.h"
+
+#include "shm/event.h"
+
+#define TIMEOUT_MS 15000
+
+static char inst[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(inst, sizeof(inst), "test-event-%d", (int)getpid());
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	shm_seg_unlink(inst);
+	return 0;
+}
+
+/* A segment with an event ring of `events` records, and a process slot in it. */
+static struct shm_seg *make(uint32_t events)
+{
+	struct shm_cfg cfg;
+
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 16;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	cfg.max_monitors = 16;
+	cfg.max_vars = 16;
+	cfg.max_subs = 16;
+	cfg.events = events;
+	return ts_seg_make(inst, &cfg, SHM_ROLE_CLIENT);
+}
+
+/* Append an event of kind with worker w, code c and text "tag w.c". */
+static int append(struct shm_seg *seg, enum shm_event_kind kind, const char *tag, int32_t w,
+		  int32_t c)
+{
+	struct shm_event e;
+
+	shm_event_init(&e, kind);
+	e.worker = w;
+	e.code = c;
+	shm_event_set_text(&e, "%s %d.%d", tag, w, c);
+	return shm_event_append(seg, &e, NULL);
+}
+
+/* Wait for child pid: its exit code, -signal, or -1000 after TIMEOUT_MS (then killed). */
+static int child_wait(pid_t pid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0), st;
+
+	if (fd >= 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		if (poll(&p, 1, TIMEOUT_MS) != 1) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			close(fd);
+			return -1000;
+		}
+		close(fd);
+	}
+	if (waitpid(pid, &st, 0) != pid)
+		return -1000;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+/* 53 events in a ring of 16: the oldest 37 are missed, the last 16 read in order. */
+static void test_event_wrap_missed(void **state)
+{
+	struct shm_seg *seg = make(16);
+	struct shm_event out[64], e;
+	struct shm_event_scan st = {0};
+	uint64_t cursor = 0;
+	uint32_t got;
+	char want[40];
+
+	(void)state;
+	assert_int_equal(shm_event_capacity(seg), 16);
+	assert_int_equal(shm_event_next(seg), 0);
+	assert_int_equal(shm_event_read(seg, 0, &e), -ENOENT);
+	for (int i = 0; i < 53; i++)
+		assert_int_equal(append(seg, SHM_EV_WORKER_CRASH, "ev", 1, i), 0);
+	assert_int_equal(shm_event_next(seg), 53);
+	assert_int_equal(shm_event_read(seg, 36, &e), -ESTALE);
+	assert_int_equal(shm_event_read(seg, 53, &e), -ENOENT);
+	assert_int_equal(shm_event_read(seg, 37, &e), 0);
+	assert_int_equal(e.code, 37);
+	got = shm_event_scan(seg, &cursor, out, 64, 0, &st);
+	assert_int_equal(got, 16);
+	assert_int_equal(st.missed, 37);
+	assert_int_equal(st.incomplete, 0);
+	assert_int_equal(cursor, 53);
+	for (uint32_t i = 0; i < got; i++) {
+		assert_int_equal(atomic_load(&out[i].seq), 37 + i);
+		assert_int_equal(out[i].kind, SHM_EV_WORKER_CRASH);
+		snprintf(want, sizeof(want), "ev 1.%u", 37 + i);
+		assert_string_equal(out[i].text, want);
+		assert_true(out[i].time_ns > 0);
+	}
+	/* a scan at the end reads nothing and misses nothing more */
+	assert_int_equal(shm_event_scan(seg, &cursor, out, 64, 0, &st), 0);
+	assert_int_equal(st.missed, 37);
+	/* a second reader from 50 misses nothing: 3 events */
+	cursor = 50;
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(shm_event_scan(seg, &cursor, out, 64, 0, &st), 3);
+	assert_int_equal(st.missed, 0);
+	ts_seg_drop(seg, inst);
+}
+
+/* A record whose body changed after it was published (a lapped writer's late store) is
+ * incomplete, not a mix of two events; a too long text is cut, terminated. */
+static void test_event_checksum(void **state)
+{
+	struct shm_seg *seg = make(16);
+	const struct shm_hdr *h = shm_hdr(seg);
+	struct shm_event e, *rec;
+	uint64_t n;
+
+	(void)state;
+	shm_event_init(&e, SHM_EV_AGENT_SPAWN);
+	shm_event_set_name(&e, "a-name-that-is-longer-than-thirty-one-bytes");
+	shm_event_set_text(&e, "%s", "a text that does not fit in forty bytes at all");
+	assert_int_equal(shm_event_append(seg, &e, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(shm_event_read(seg, 0, &e), 0);
+	assert_int_equal(strlen(e.name), 31);
+	assert_int_equal(strlen(e.text), 39);
+	rec = (struct shm_event *)(seg->base + h->regions[SHM_R_EVENTS].off +
+				   sizeof(struct shm_event_ring));
+	rec->text[3] ^= 1;
+	assert_int_equal(shm_event_read(seg, 0, &e), -EAGAIN);
+	ts_seg_drop(seg, inst);
+}
+
+/* A segment without a ring ([segment] events = 0): appends and reads say so, nothing breaks. */
+static void test_event_no_ring(void **state)
+{
+	struct shm_seg *seg = make(0);
+	struct shm_event e;
+	struct shm_event_scan st = {0};
+	uint64_t cursor = 0;
+
+	(void)state;
+	assert_int_equal(shm_hdr(seg)->regions[SHM_R_EVENTS].size, 0);
+	assert_int_equal(shm_event_capacity(seg), 0);
+	assert_int_equal(append(seg, SHM_EV_HANG, "x", 0, 0), -ENODATA);
+	assert_int_equal(shm_event_read(seg, 0, &e), -ENODATA);
+	assert_int_equal(shm_event_scan(seg, &cursor, &e, 1, 0, &st), 0);
+	ts_seg_drop(seg, inst);
+}
+
+#define FORK_WRITERS 4
+#define FORK_EACH    2000
+
+/* Four forked processes append 2000 events each into a ring that holds them all: every
+ * sequence number is read once, and every (writer, index) pair once. */
+static void test_event_fork_appenders(void **state)
+{
+	struct shm_seg *seg = make(1u << 13);
+	static struct shm_event out[FORK_WRITERS * FORK_EACH];
+	static uint8_t seen[FORK_WRITERS][FORK_EACH];
+	struct shm_event_scan st = {0};
+	uint64_t cursor = 0;
+	pid_t pids[FORK_WRITERS];
+	uint32_t got;
+
+	(void)state;
+	for (int w = 0; w < FORK_WRITERS; w++) {
+		pids[w] = fork();
+		assert_true(pids[w] >= 0);
+		if (pids[w] == 0) {
+			struct shm_seg *c;
+			char err[256];
+
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (shm_seg_attach(inst, 0, 1000, &c, err, sizeof(err)))
+				_exit(3);
+			for (int i = 0; i < FORK_EACH; i++)
+				if (append(c, SHM_EV_POISON, "w", w, i))
+					_exit(4);
+			_exit(0);
+		}
+	}
+	for (int w = 0; w < FORK_WRITERS; w++)
+		assert_int_equal(child_wait(pids[w]), 0);
+	assert_int_equal(shm_event_next(seg), FORK_WRITERS * FORK_EACH);
+	got = shm_event_scan(seg, &cursor, out, FORK_WRITERS * FORK_EACH, 0, &st);
+	assert_int_equal(got, FORK_WRITERS * FORK_EACH);
+	assert_int_equal(st.missed, 0);
+	assert_int_equal(st.incomplete, 0);
+	for (uint32_t i = 0; i < got; i++) {
+		const struct shm_event *e = &out[i];
+
+		assert_int_equal(atomic_load(&e->seq), i);
+		assert_true(e->worker >= 0 && e->worker < FORK_WRITERS);
+		assert_true(e->code >= 0 && e->code < FORK_EACH);
+		assert_int_equal(seen[e->worker][e->code], 0);
+		seen[e->worker][e->code] = 1;
+	}
+	ts_seg_drop(seg, inst);
+}
+
+/* For the killed-writer test: the step at which the child kills itself. */
+static int kill_step;
+
+static void kill_hook(int step)
+{
+	if (step == kill_step)
+		raise(SIGKILL);
+}
+
+/*
+ * A writer SIGKILLed at each step of an append leaves its event incomplete: later appends
+ * work, a reader skips it (or, holding, stops at it without waiting), and once the ring
+ * wraps past it the record is reused.
+ */
+static void test_event_writer_killed(void **state)
+{
+	static const int steps[] = {SHM_EVENT_STEP_CLAIMED, SHM_EVENT_STEP_MARKED,
+				    SHM_EVENT_STEP_HALF};
+	struct shm_event out[64];
+
+	(void)state;
+	need_test_hooks();
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		struct shm_seg *seg = make(16);
+		struct shm_event_scan st = {0};
+		uint64_t cursor = 0;
+		pid_t pid;
+
+		assert_int_equal(append(seg, SHM_EV_AGENT_STOP, "before", 0, 0), 0);
+		kill_step = steps[k];
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			shm_event_test_hook = kill_hook;
+			append(seg, SHM_EV_AGENT_STOP, "dying", 0, 1);
+			_exit(0); /* the hook did not fire */
+		}
+		assert_int_equal(child_wait(pid), -SIGKILL);
+		assert_int_equal(append(seg, SHM_EV_AGENT_STOP, "after", 0, 2), 0);
+		assert_int_equal(shm_event_next(seg), 3);
+		assert_int_equal(shm_event_read(seg, 1, &out[0]), -EAGAIN);
+		/* holding: stops at the dead one, at once */
+		assert_int_equal(shm_event_scan(seg, &cursor, out, 64, SHM_EVENT_HOLD, &st), 1);
+		assert_true(st.held);
+		assert_int_equal(cursor, 1);
+		assert_string_equal(out[0].text, "before 0.0");
+		/* not holding: skips it, counted */
+		assert_int_equal(shm_event_scan(seg, &cursor, out, 64, 0, &st), 1);
+		assert_false(st.held);
+		assert_int_equal(st.incomplete, 1);
+		assert_int_equal(cursor, 3);
+		assert_string_equal(out[0].text, "after 0.2");
+		/* a lap later its record holds event 17, complete */
+		for (int i = 3; i < 18; i++)
+			assert_int_equal(append(seg, SHM_EV_AGENT_STOP, "lap", 0, i), 0);
+		assert_int_equal(shm_event_read(seg, 17, &out[0]), 0);
+		assert_string_equal(out[0].text, "lap 0.17");
+		assert_int_equal(shm_event_read(seg, 1, &out[0]), -ESTALE);
+		ts_seg_drop(seg, inst);
+	}
+}
+
+/* Threads sharing one mapping, for ThreadSanitizer: two appenders, one reader following. */
+#define THR_EACH 3000
+
+struct thr_arg {
+	struct shm_seg *seg;
+	int w;
+};
+
+static void *thr_append(void *p)
+{
+	struct thr_arg *a = p;
+
+	for (int i = 0; i < THR_EACH; i++)
+		if (append(a->seg, SHM_EV_HANG, "t", a->w, i))
+			return (void *)1;
+	return NULL;
+}
+
+static void test_event_threads(void **state)
+{
+	struct shm_seg *seg = make(64);
+	struct thr_arg a[2] = {{seg, 0}, {seg, 1}};
+	struct shm_event out[64];
+	struct shm_event_scan st = {0};
+	uint64_t cursor = 0, read = 0;
+	pthread_t t[2];
+	void *r;
+
+	(void)state;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, thr_append, &a[i]), 0);
+	while (shm_event_next(seg) < 2 * THR_EACH) {
+		uint32_t got = shm_event_scan(seg, &cursor, out, 64, 0, &st);
+
+		for (uint32_t i = 0; i < got; i++) {
+			/* a copy is one writer's whole event */
+			char want[40];
+
+			snprintf(want, sizeof(want), "t %d.%d", out[i].worker, out[i].code);
+			assert_string_equal(out[i].text, want);
+		}
+		read += got;
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], &r), 0);
+		assert_null(r);
+	}
+	read += shm_event_scan(seg, &cursor, out, 64, 0, &st);
+	/* every event was read, missed (overwritten first) or skipped while being written */
+	assert_int_equal(read + st.missed + st.incomplete, 2 * THR_EACH);
+	assert_int_equal(cursor, 2 * THR_EACH);
+	ts_seg_drop(seg, inst);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_event_wrap_missed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_checksum, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_no_ring, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_fork_appenders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_writer_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_threads, setup, teardown),
+	};
+
+	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */
+	if (getenv("SHOAL_TEST_ONLY"))
+		cmocka_set_test_filter(getenv("SHOAL_TEST_ONLY"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
