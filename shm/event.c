@@ -71,6 +71,25 @@ const char *shm_event_kind_name(uint32_t kind)
 }
 
 /* See event.h. */
+const char *shm_event_reason_name(uint32_t kind, uint32_t reason)
+{
+	static const char *const down[] = {"-", "worker-died", "failed", "stopped", "error"};
+
+	if (!reason)
+		return "-";
+	switch (kind) {
+	case SHM_EV_WORKER_CRASH:
+	case SHM_EV_MEMCAP:
+		return shm_exit_reason_name(reason);
+	case SHM_EV_AGENT_STOP:
+	case SHM_EV_AGENT_CRASH:
+		return reason < sizeof(down) / sizeof(down[0]) ? down[reason] : "?";
+	default:
+		return "?";
+	}
+}
+
+/* See event.h. */
 uint64_t shm_event_region_size(const struct shm_cfg *cfg)
 {
 	if (!cfg->events)

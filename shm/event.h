@@ -43,6 +43,13 @@ enum shm_event_kind {
 const char *shm_event_kind_name(uint32_t kind);
 
 /*
+ * A short name of an event's reason code, by its kind: a worker's exit reason ("signal",
+ * "memory cap", ...), an agent's DOWN reason ("stopped", "failed", ...); "-" for none, "?"
+ * for a number not known. Any thread.
+ */
+const char *shm_event_reason_name(uint32_t kind, uint32_t reason);
+
+/*
  * Bytes of the event region for cfg: the ring's head and cfg->events records, or 0 for no
  * ring. Pure function of cfg (shm_layout_compute()).
  */

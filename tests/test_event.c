@@ -10,12 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "tests/skip.h"
 #include "tests/support.h"
@@ -23,6 +25,7 @@
 #include "shm/event.h"
 
 #define TIMEOUT_MS 15000
+#include "tests/run_test_util.h"
 
 static char inst[64];
 
@@ -343,6 +346,270 @@ static void test_event_threads(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/* --- a running instance --- */
+
+static const char run_config[] = "[instance]\nworkers = 2\n[segment]\nevents = 256\n";
+
+/* Whether the ring (from event `from`) holds worker 1's crash of pid victim (SIGKILL) and
+ * then its restart by another pid; their numbers in *crash and *restart. */
+static bool has_crash_restart(struct shm_seg *seg, uint64_t from, pid_t victim, uint64_t *crash,
+			      uint64_t *restart)
+{
+	static struct shm_event out[256];
+	struct shm_event_scan st = {0};
+	uint64_t cursor = from;
+	uint32_t got = shm_event_scan(seg, &cursor, out, 256, 0, &st);
+	bool seen_crash = false;
+
+	for (uint32_t i = 0; i < got; i++) {
+		const struct shm_event *e = &out[i];
+
+		if (e->kind == SHM_EV_WORKER_CRASH && e->worker == 1 &&
+		    e->pid == (uint32_t)victim && e->signal == SIGKILL &&
+		    e->reason == SHM_EXIT_SIGNAL && e->slot == 2) {
+			seen_crash = true;
+			*crash = atomic_load(&e->seq);
+		} else if (seen_crash && e->kind == SHM_EV_WORKER_RESTART && e->worker == 1 &&
+			   e->pid != (uint32_t)victim && e->pid != 0) {
+			*restart = atomic_load(&e->seq);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Parse `shoal events --json` output: every line one object; the seqs in order, >= since;
+ * returns the number of worker-crash objects of worker 1 with signal 9. */
+static int check_json_lines(char *out, uint64_t since, uint64_t *first)
+{
+	int crashes = 0, lines = 0;
+	json_int_t prev = -1;
+
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		json_error_t jerr;
+		json_t *o = json_loads(line, 0, &jerr);
+		json_t *seq;
+
+		if (!o)
+			fail_msg("not JSON: '%s' (%s)", line, jerr.text);
+		assert_true(json_is_object(o));
+		seq = json_object_get(o, "seq");
+		assert_true(json_is_integer(seq));
+		assert_true(json_integer_value(seq) > prev);
+		assert_true((uint64_t)json_integer_value(seq) >= since);
+		if (!lines++)
+			*first = (uint64_t)json_integer_value(seq);
+		prev = json_integer_value(seq);
+		assert_true(json_is_string(json_object_get(o, "kind")));
+		assert_true(json_is_string(json_object_get(o, "time")));
+		assert_true(json_is_string(json_object_get(o, "text")));
+		if (!strcmp(json_string_value(json_object_get(o, "kind")), "worker-crash") &&
+		    json_integer_value(json_object_get(o, "worker")) == 1 &&
+		    json_integer_value(json_object_get(o, "signal")) == SIGKILL) {
+			assert_string_equal(json_string_value(json_object_get(o, "reason")),
+					    "signal");
+			crashes++;
+		}
+		json_decref(o);
+	}
+	assert_true(lines > 0);
+	return crashes;
+}
+
+/*
+ * Kill a worker of a running instance: its crash and its restart appear in the ring with the
+ * right worker; `shoal events --json` parses, and --since filters.
+ */
+static void test_event_run_worker_crash(void **state)
+{
+	static char out[1 << 16];
+	struct rt_run r;
+	struct shm_seg *seg;
+	uint64_t from, crash = 0, restart = 0, first = 0;
+	char err[256], since[32];
+	pid_t victim;
+
+	(void)state;
+	rt_start(&r, "ev-", "crash", run_config, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	assert_int_equal(shm_event_capacity(seg), 256);
+	from = shm_event_next(seg);
+	victim = rt_slot_pid(seg, 2);
+	assert_true(victim > 0);
+	rt_kill_and_wait(victim);
+	WAIT_FOR(seg, has_crash_restart(seg, from, victim, &crash, &restart));
+	assert_true(restart > crash);
+	{
+		const char *args[] = {"events", "--json", NULL};
+
+		assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), args), 0);
+		assert_int_equal(check_json_lines(out, 0, &first), 1);
+		assert_int_equal(first, 0);
+	}
+	{
+		const char *args[] = {"events", "--json", "--since", since, NULL};
+
+		snprintf(since, sizeof(since), "%llu", (unsigned long long)restart);
+		assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), args), 0);
+		/* the crash came before: filtered out */
+		assert_int_equal(check_json_lines(out, restart, &first), 0);
+		assert_int_equal(first, restart);
+	}
+	{
+		const char *args[] = {"events", NULL};
+		char want[64];
+
+		assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), args), 0);
+		snprintf(want, sizeof(want), "worker-crash    worker 1 pid %d: SIGKILL",
+			 (int)victim);
+		if (!strstr(out, want))
+			fail_msg("no '%s' in:\n%s", want, out);
+	}
+	shm_seg_detach(seg);
+	rt_stop(&r);
+}
+
+/* Read fd into buf (appending at *len) until it holds needle; fails after TIMEOUT_MS. */
+static void read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+
+	while (!strstr(buf, needle)) {
+		uint64_t t = shm_now_ns();
+		ssize_t k;
+
+		if (t >= dl || !rt_fd_wait(fd, (int)((dl - t) / 1000000u) + 1))
+			fail_msg("no '%s' within %d ms; got: %s", needle, TIMEOUT_MS, buf);
+		k = read(fd, buf + *len, cap - 1 - *len);
+		if (k <= 0)
+			fail_msg("the output closed before '%s': %s", needle, buf);
+		*len += (size_t)k;
+		buf[*len] = 0;
+	}
+}
+
+/* --follow prints an event written after it started, and ends (exit 0, saying so) when the
+ * instance stops. */
+static void test_event_run_follow(void **state)
+{
+	static char out[1 << 16], rest[1 << 16];
+	struct rt_run r;
+	struct shm_seg *seg;
+	size_t len = 0;
+	char err[256], want[64];
+	pid_t victim, tool;
+	int fd;
+
+	(void)state;
+	rt_start(&r, "ev-", "follow", run_config, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(shm_seg_attach(r.inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
+	{
+		const char *args[] = {"events", "--follow", NULL};
+
+		tool = rt_tool_start(r.inst, args, &fd);
+	}
+	read_until(fd, out, sizeof(out), &len, "following instance");
+	victim = rt_slot_pid(seg, 1);
+	rt_kill_and_wait(victim);
+	snprintf(want, sizeof(want), "worker-crash    worker 0 pid %d", (int)victim);
+	read_until(fd, out, sizeof(out), &len, want);
+	kill(r.pid, SIGTERM);
+	assert_int_equal(rt_tool_finish(tool, fd, rest, sizeof(rest)), 0);
+	if (!strstr(rest, "instance '") || !strstr(rest, "' stopped"))
+		fail_msg("no 'stopped' from --follow: %s%s", out, rest);
+	assert_int_equal(rt_wait_exit(&r), 0);
+	rt_cleanup(&r);
+	shm_seg_detach(seg);
+}
+
+/* Errors: exit 2 with a sentence naming the instance and the problem; never a crash. */
+static void test_event_tool_errors(void **state)
+{
+	static char out[1 << 16];
+	struct shm_seg *seg;
+	char path[96];
+
+	(void)state;
+	rt_shoal_bin();
+	{
+		const char *args[] = {"events", NULL};
+
+		assert_int_equal(rt_run_tool("ev-nosuch-instance", out, sizeof(out), args), 2);
+		assert_non_null(strstr(out, "shoal events: instance 'ev-nosuch-instance'"));
+	}
+	{
+		const char *args[] = {"events", "--since", "-3", NULL};
+
+		assert_int_equal(rt_run_tool(inst, out, sizeof(out), args), 2);
+		assert_non_null(strstr(out, "--since takes an event number"));
+	}
+	/* no ring */
+	seg = make(0);
+	{
+		const char *args[] = {"events", NULL};
+
+		assert_int_equal(rt_run_tool(inst, out, sizeof(out), args), 2);
+		assert_non_null(strstr(out, "keeps no events"));
+	}
+	ts_seg_drop(seg, inst);
+	/* garbage in the event region: read as missed or incomplete, exit 0 */
+	seg = make(16);
+	{
+		const struct shm_hdr *h = shm_hdr(seg);
+		uint8_t *ring = seg->base + h->regions[SHM_R_EVENTS].off;
+		const char *args[] = {"events", "--json", NULL};
+
+		for (size_t i = 0;
+		     i < sizeof(struct shm_event_ring) + 16 * sizeof(struct shm_event); i++)
+			ring[i] = (uint8_t)(i * 131 + 7);
+		/* a claim count "behind" 0 (top bit set): nothing to read */
+		assert_int_equal(rt_run_tool(inst, out, sizeof(out), args), 0);
+		/* a plausible count over garbage records: each of the 1000 events is missed
+		 * (984 overwritten, and records claiming newer events) or incomplete */
+		atomic_store(&((struct shm_event_ring *)ring)->next, 1000);
+		assert_int_equal(rt_run_tool(inst, out, sizeof(out), args), 0);
+		{
+			long total = 0, incomplete = 0;
+			char *p = out;
+
+			while ((p = strchr(p, '{'))) {
+				long v;
+
+				if (sscanf(p, "{\"missed\":%ld}", &v) == 1)
+					total += v;
+				else if (sscanf(p, "{\"incomplete\":%ld}", &v) == 1)
+					total++, incomplete++;
+				else
+					fail_msg("an event read from garbage: %s", p);
+				p++;
+			}
+			assert_int_equal(total, 1000);
+			assert_true(incomplete > 0);
+		}
+	}
+	/* another layout version */
+	shm_hdr(seg)->layout_major = SHM_LAYOUT_MAJOR + 1;
+	{
+		const char *args[] = {"events", NULL};
+
+		assert_int_equal(rt_run_tool(inst, out, sizeof(out), args), 2);
+		assert_non_null(strstr(out, "layout"));
+	}
+	shm_hdr(seg)->layout_major = SHM_LAYOUT_MAJOR;
+	/* truncated */
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", inst);
+	assert_int_equal(truncate(path, 2 * SHM_HDR_SIZE), 0);
+	{
+		const char *args[] = {"events", "--follow", NULL};
+
+		assert_int_equal(rt_run_tool(inst, out, sizeof(out), args), 2);
+		assert_non_null(strstr(out, "truncated"));
+	}
+	ts_seg_drop(seg, inst);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +619,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_event_fork_appenders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_writer_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_threads, setup, teardown),
+		cmocka_unit_test_teardown(test_event_run_worker_crash, rt_teardown),
+		cmocka_unit_test_teardown(test_event_run_follow, rt_teardown),
+		cmocka_unit_test_setup_teardown(test_event_tool_errors, setup, teardown),
 	};
 
 	/* SHOAL_TEST_ONLY=pattern runs the matching tests alone (scripts/test.sh --tsan) */

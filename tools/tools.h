@@ -42,6 +42,17 @@ int cmd_task(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_pool(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+
+struct shm_event;
+struct json_t;
+/*
+ * An event (shm/event.h) as one line of text, no newline: time (UTC), #seq, kind, who, text;
+ * strings cut to printable ASCII. tools/cmd_events.c; events, top.
+ */
+void tool_event_line(const struct shm_event *e, char *buf, size_t cap);
+/* An event as a JSON object (jansson; NULL if out of memory): events --json, inspect --json. */
+struct json_t *tool_event_json(const struct shm_event *e);
 
 struct shm_view;
 /* Print a snapshot's pools (inspect, pool list): tools/cmd_pool.c. */
