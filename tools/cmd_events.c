@@ -100,21 +100,22 @@ void tool_event_line(const struct shm_event *e, char *buf, size_t cap)
 /* See tools.h. */
 struct json_t *tool_event_json(const struct shm_event *e)
 {
-	char when[48], name[sizeof(e->name) + 1], text[sizeof(e->text) + 1], agent[24];
+	char when[48], name[sizeof(e->name) + 1], text[sizeof(e->text) + 1];
 
 	format_time(e->time_ns, when, sizeof(when));
 	clean_copy(name, sizeof(name), e->name, sizeof(e->name));
 	clean_copy(text, sizeof(text), e->text, sizeof(e->text));
-	snprintf(agent, sizeof(agent), "%#" PRIx64, e->agent);
-	/* numbers: JSON readers take them as doubles; a sequence stays exact up to 2^53 */
-	return json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:s?, s:s, s:s}",
-			 "seq", (json_int_t)atomic_load_explicit(&e->seq, memory_order_relaxed),
-			 "time_ns", (json_int_t)e->time_ns, "time", when, "kind",
-			 shm_event_kind_name(e->kind), "reason",
-			 shm_event_reason_name(e->kind, e->reason), "code", (int)e->code, "signal",
-			 (int)e->signal, "worker", (int)e->worker, "pid", (json_int_t)e->pid,
-			 "slot", (json_int_t)(e->slot == UINT32_MAX ? -1 : (json_int_t)e->slot),
-			 "agent", e->agent ? agent : NULL, "name", name, "text", text);
+	/* numbers: JSON readers take them as doubles; a sequence or a handle (inspect --json
+	 * writes handles as integers too) stays exact up to 2^53 */
+	return json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:o, s:s, s:s}", "seq",
+			 (json_int_t)atomic_load_explicit(&e->seq, memory_order_relaxed), "time_ns",
+			 (json_int_t)e->time_ns, "time", when, "kind", shm_event_kind_name(e->kind),
+			 "reason", shm_event_reason_name(e->kind, e->reason), "code", (int)e->code,
+			 "signal", (int)e->signal, "worker", (int)e->worker, "pid",
+			 (json_int_t)e->pid, "slot",
+			 (json_int_t)(e->slot == UINT32_MAX ? -1 : (json_int_t)e->slot), "agent",
+			 e->agent ? json_integer((json_int_t)e->agent) : json_null(), "name", name,
+			 "text", text);
 }
 
 /* What a run prints: its options and where it is. */

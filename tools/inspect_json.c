@@ -102,6 +102,7 @@ static json_t *config(const struct shm_cfg *c, int *bad)
 	put(o, "pools", u64(c->max_pools), bad);
 	put(o, "pool_members", u64(c->pool_members), bad);
 	put(o, "subscriptions", u64(c->max_subs), bad);
+	put(o, "events", u64(c->events), bad);
 	return o;
 }
 
@@ -298,6 +299,14 @@ static json_t *build(const struct shm_view *v, const char *path, const struct to
 		      "owed_now", (json_int_t)v->subs.owed_now, "sent", (json_int_t)v->subs.notes,
 		      "coalesced", (json_int_t)v->subs.coalesced, "refused",
 		      (json_int_t)v->subs.owed),
+	    bad);
+	a = json_array();
+	for (uint32_t i = 0; a && i < v->nevents; i++)
+		push(a, tool_event_json(&v->events[i]), bad);
+	put(root, "events", a, bad);
+	put(root, "event_ring",
+	    json_pack("{s:I,s:I,s:I}", "capacity", (json_int_t)v->events_cap, "next",
+		      (json_int_t)v->events_next, "skipped", (json_int_t)v->events_skipped),
 	    bad);
 	return root;
 }

@@ -121,11 +121,12 @@ out_free:
  */
 /*
  * Append an event of kind about agent slot `slot` (its handle, name and hosting worker, read
- * from the slot now) with reason and a text. Best effort: a segment without an event ring,
- * or a read-only one, records nothing. Any process with the slot's claim or its hosting worker.
+ * from the slot now) with reason, code (-1 none) and a text. Best effort: a segment without an
+ * event ring, or a read-only one, records nothing. Any process with the slot's claim or its hosting
+ * worker.
  */
 void wrk_agent_event(struct shm_seg *seg, enum shm_event_kind kind, uint32_t slot, uint32_t reason,
-		     const char *fmt, ...)
+		     int32_t code, const char *fmt, ...)
 {
 	const struct shm_agent *a = shm_agent_at(seg, slot);
 	/* relaxed: the hosting worker's process slot + 1, for a person */
@@ -137,6 +138,7 @@ void wrk_agent_event(struct shm_seg *seg, enum shm_event_kind kind, uint32_t slo
 	shm_event_init(&e, kind);
 	e.agent = wrk_agent_handle(seg, slot);
 	e.reason = reason;
+	e.code = code;
 	/* name: written before S2 only, and the caller holds the slot */
 	memcpy(name, a->name, sizeof(a->name));
 	name[sizeof(a->name)] = 0;
@@ -161,7 +163,7 @@ void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 	struct shm_agent *a = shm_agent_at(seg, slot);
 	shoal_handle_t h = wrk_agent_handle(seg, slot);
 
-	wrk_agent_event(seg, SHM_EV_AGENT_STOP, slot, reason, "%s",
+	wrk_agent_event(seg, SHM_EV_AGENT_STOP, slot, reason, -1, "%s",
 			reason == SHOAL_DOWN_FAILED  ? "removed: failed past its intensity"
 			: reason == SHOAL_DOWN_CRASH ? "stopped (its worker died)"
 						     : "stopped");
