@@ -158,6 +158,11 @@ static void test_top_in_tmux(void **state)
 	assert_non_null(strstr(out, " e1 "));
 	assert_null(strstr(out, " e0 "));
 	assert_non_null(strstr(out, "filter (e1)"));
+	/* the events view: the ring's events, newest first (the agents' spawns), then exits */
+	keys("e");
+	screen(fd, out, sizeof(out));
+	if (!strstr(out, "events: ") || !strstr(out, "agent-spawn") || !strstr(out, "'e0'"))
+		fail_msg("no events view with e0's spawn:\n%s", out);
 	/* the pools view */
 	keys("p");
 	screen(fd, out, sizeof(out));
