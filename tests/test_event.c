@@ -465,6 +465,11 @@ static void test_event_run_worker_crash(void **state)
 			 (int)victim);
 		if (!strstr(out, want))
 			fail_msg("no '%s' in:\n%s", want, out);
+		/* inspect lists the last few too */
+		args[0] = "inspect";
+		assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), args), 0);
+		if (!strstr(out, "\nevents ") || !strstr(out, want))
+			fail_msg("inspect: no events section with '%s' in:\n%s", want, out);
 	}
 	shm_seg_detach(seg);
 	rt_stop(&r);

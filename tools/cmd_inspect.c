@@ -291,6 +291,29 @@ static void show_exits(const struct shm_view *v)
 	}
 }
 
+#define EVENTS_SHOWN 8 /* the event ring's last events listed (shoal events lists them all) */
+
+static void show_events(const struct shm_view *v)
+{
+	uint32_t first = v->nevents > EVENTS_SHOWN ? v->nevents - EVENTS_SHOWN : 0;
+
+	if (!v->events_cap) {
+		printf("\nevents         none kept ([segment] events = 0)\n");
+		return;
+	}
+	printf("\nevents         %llu appended (a ring of %u)", (unsigned long long)v->events_next,
+	       v->events_cap);
+	if (v->nevents)
+		printf("; the last %u, oldest first:", v->nevents - first);
+	putchar('\n');
+	for (uint32_t i = first; i < v->nevents; i++) {
+		char line[512];
+
+		tool_event_line(&v->events[i], line, sizeof(line));
+		printf("  %s\n", line);
+	}
+}
+
 /* "name" of the agent a handle names, or "slot N" (its name field; "?" if out of range). */
 static void handle_label(const struct shm_view *v, shoal_handle_t h, char *out, size_t cap)
 {
@@ -556,6 +579,8 @@ static void show_all(const struct inspect *in, const char *path)
 	}
 	if (parts & SHM_VIEW_PART_EXITS)
 		show_exits(v);
+	if (parts & SHM_VIEW_PART_EVENTS)
+		show_events(v);
 	if (parts & SHM_VIEW_PART_AGENTS)
 		show_agents(in);
 	if (parts & SHM_VIEW_PART_MONITORS)
