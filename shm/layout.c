@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "shm/event.h"
 #include "shm/shm.h"
 
 static uint64_t round_up(uint64_t v, uint64_t a)
@@ -37,6 +38,7 @@ void shm_cfg_default(struct shm_cfg *cfg)
 	cfg->var_bytes = 256;
 	cfg->max_rounds = 64;
 	cfg->max_subs = 1024;
+	cfg->events = SHM_EVENT_DEFAULT;
 }
 
 #define CHECK(cond, ...)                                                                           \
@@ -94,6 +96,10 @@ int shm_cfg_check(const struct shm_cfg *cfg, char *err, size_t errlen)
 	      "variable_bytes %u: must be 8..%u", cfg->var_bytes, SHM_VAR_BYTES_MAX);
 	CHECK(cfg->max_subs <= SHM_VAR_SUB_MAX, "subscriptions %u: at most %u", cfg->max_subs,
 	      SHM_VAR_SUB_MAX);
+	CHECK(!cfg->events || (is_pow2(cfg->events) && cfg->events >= SHM_EVENT_MIN &&
+			       cfg->events <= SHM_EVENT_MAX),
+	      "events %u: 0 (no event ring) or a power of two, %u..%u", cfg->events, SHM_EVENT_MIN,
+	      SHM_EVENT_MAX);
 	for (unsigned i = 0; i < sizeof(cfg->reserved2) / sizeof(cfg->reserved2[0]); i++)
 		CHECK(cfg->reserved2[i] == 0, "reserved configuration word %u is not zero", i);
 	return 0;
@@ -140,7 +146,7 @@ uint64_t shm_mbox_off(const struct shm_cfg *cfg, const struct shm_region *mbox_r
 
 uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions[SHM_R_COUNT])
 {
-	uint64_t size[SHM_R_COUNT];
+	uint64_t size[SHM_R_COUNT] = {0}; /* a region id not defined here: an empty region */
 	uint64_t off = SHM_HDR_SIZE;
 
 	if (shm_cfg_check(cfg, NULL, 0))
@@ -158,6 +164,7 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_ROUNDS] = (uint64_t)cfg->max_rounds * SHM_ROUND_STRIDE(cfg->group_members);
 	size[SHM_R_TYPES] = sizeof(struct shm_types);
 	size[SHM_R_HIST] = (uint64_t)cfg->max_procs * SHM_HIST_OPS * sizeof(struct shm_hist);
+	size[SHM_R_EVENTS] = shm_event_region_size(cfg);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */
 		off = round_up(off, i == SHM_R_MBOX ? SHM_PAGE : SHM_ALIGN);

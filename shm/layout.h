@@ -37,6 +37,8 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * Also in 10, telemetry regions:
  *   - SHM_R_HIST, latency histograms: SHM_HIST_OPS struct shm_hist per process slot
  *     (shm/hist.h); a reader of minor 9 or older has none.
+ *   - the event ring (SHM_R_EVENTS, shm/event.c: struct shm_event_ring, struct shm_event;
+ *     shm_cfg.events, once reserved2[0]).
  */
 #define SHM_LAYOUT_MAJOR 4u
 #define SHM_LAYOUT_MINOR 10u
@@ -62,7 +64,8 @@ enum shm_region_id {
 	SHM_R_ROUNDS = 10, /* round records: broadcasts with acknowledgements (layout minor 8) */
 	SHM_R_TYPES = 11,  /* the agent types the instance can start (layout minor 10) */
 	SHM_R_HIST = 12,   /* latency histograms, one block per process slot (layout minor 10) */
-	SHM_R_COUNT = 13,
+	SHM_R_EVENTS = 13, /* the event ring (layout minor 10, shm/event.h) */
+	SHM_R_COUNT = 14,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -128,11 +131,14 @@ struct shm_cfg {
 	uint32_t max_pools;	/* agent pools (shm/pool.c) */
 	uint32_t pool_members;	/* members (and queued checkouts) per pool */
 	uint32_t max_subs;	/* variable subscriptions (layout minor 9; 0: none) */
-	uint32_t reserved2[13]; /* zero: room for the coordination layer's sizes */
+	uint32_t events;	/* event ring records (layout minor 10): 0 none, else a
+				 * power of two, 16..SHM_EVENT_MAX */
+	uint32_t reserved2[12]; /* zero: room for the coordination layer's sizes */
 };
 static_assert(offsetof(struct shm_cfg, max_vars) == 52 &&
 		      offsetof(struct shm_cfg, max_rounds) == 60 &&
-		      offsetof(struct shm_cfg, max_subs) == 72,
+		      offsetof(struct shm_cfg, max_subs) == 72 &&
+		      offsetof(struct shm_cfg, events) == 76,
 	      "shm_cfg ABI");
 static_assert(sizeof(struct shm_cfg) == 128, "shm_cfg ABI");
 
@@ -463,6 +469,40 @@ struct shm_hist {
 static_assert(SHM_HIST_BUCKETS == 544, "histogram ABI: buckets");
 static_assert(offsetof(struct shm_hist, bucket) == 64, "histogram ABI");
 static_assert(sizeof(struct shm_hist) == 64 + 8 * SHM_HIST_BUCKETS, "histogram ABI");
+
+/*
+ * The event ring (layout minor 10): region SHM_R_EVENTS holds this 128-byte head, then
+ * shm_cfg.events records (struct shm_event). Event n (numbered from 0 at creation) lives in
+ * record n % events until event n + events overwrites it. Any process with a writable
+ * attachment appends (shm/event.c has the protocol); tools read.
+ */
+struct shm_event_ring {
+	_Atomic uint64_t next; /* events claimed so far: the next event's number */
+	uint8_t pad[128 - 8];  /* the writers' hot word alone on its span */
+};
+static_assert(sizeof(struct shm_event_ring) == 128, "event ring head ABI");
+
+/* One event: seq is 2n + 1 while event n is written, 2n + 2 once it is complete. */
+struct shm_event {
+	_Atomic uint64_t seq;
+	uint64_t time_ns; /* CLOCK_REALTIME when it was appended */
+	uint64_t agent;	  /* the agent's handle, 0 none */
+	uint32_t kind;	  /* enum shm_event_kind */
+	uint32_t reason;  /* a code by kind: enum shm_exit_reason for a worker's exit, the
+			   * shoal DOWN reason for an agent's; 0 none */
+	int32_t code;	  /* an exit code (-1 none), or a count by kind (shm/event.h) */
+	int32_t signal;	  /* a terminating signal, 0 none */
+	int32_t worker;	  /* worker index, -1 none */
+	uint32_t pid;	  /* the process concerned, 0 none */
+	uint32_t slot;	  /* its process slot, UINT32_MAX none */
+	uint32_t check;	  /* checksum of n and the body (this word as 0): a record that a
+			   * writer lapped mid-write scribbled on reads as incomplete */
+	char name[32];	  /* the agent's name, cut, NUL-terminated; "" none */
+	char text[40];	  /* a short text, NUL-terminated */
+};
+static_assert(sizeof(struct shm_event) == 128, "event record ABI");
+static_assert(offsetof(struct shm_event, check) == 52 && offsetof(struct shm_event, name) == 56,
+	      "event record ABI");
 
 /* A monitor: watcher gets DOWN/UP messages about target. Owned by workers/. */
 struct shm_monitor {

@@ -414,6 +414,35 @@ static void take_ops(const struct shm_seg *seg, struct shm_view *v)
 	}
 }
 
+/* Make a string field of an event printable in place: cut at its size, '?' for the rest. */
+static void clean_field(char *f, size_t cap)
+{
+	char tmp[64];
+
+	copy_field(tmp, f, cap - 1 < sizeof(tmp) - 1 ? cap - 1 : sizeof(tmp) - 1);
+	memcpy(f, tmp, strlen(tmp) + 1);
+}
+
+/* The ring's last SHM_VIEW_EVENTS events (none without a ring). */
+static void take_events(const struct shm_seg *seg, struct shm_view *v)
+{
+	struct shm_event_scan st = {0};
+	uint64_t cursor;
+
+	v->nevents = v->events_skipped = 0;
+	v->events_cap = shm_event_capacity(seg);
+	v->events_next = shm_event_next(seg);
+	if (!v->events_cap)
+		return;
+	cursor = v->events_next > SHM_VIEW_EVENTS ? v->events_next - SHM_VIEW_EVENTS : 0;
+	v->nevents = shm_event_scan(seg, &cursor, v->events, SHM_VIEW_EVENTS, 0, &st);
+	v->events_skipped = (uint32_t)(st.missed + st.incomplete);
+	for (uint32_t i = 0; i < v->nevents; i++) {
+		clean_field(v->events[i].name, sizeof(v->events[i].name));
+		clean_field(v->events[i].text, sizeof(v->events[i].text));
+	}
+}
+
 /* See view.h. */
 int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm_view *v)
 {
@@ -459,6 +488,8 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	v->parts |= SHM_VIEW_PART_TYPES;
 	take_ops(seg, v);
 	v->parts |= SHM_VIEW_PART_OPS;
+	take_events(seg, v);
+	v->parts |= SHM_VIEW_PART_EVENTS;
 	return 0;
 }
 

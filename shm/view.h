@@ -25,9 +25,10 @@
  * fall between. The exit log and each telemetry block are copied through their seqlocks: a
  * record or block being written during the take is left out (exits) or marked (telem_ret
  * -EAGAIN), and each latency histogram through its own (shm/hist.h: a copy whose count is
- * the sum of its buckets). Strings are copied from fixed-size fields that the segment may not have
- * terminated: cut at the field's size, always NUL-terminated here, and any byte that is not
- * printable ASCII replaced by '?', so a garbage name prints as a bounded line.
+ * the sum of its buckets); so are the ring's last events (shm/event.h: one left out if it is
+ * being written or overwritten). Strings are copied from fixed-size fields that the segment
+ * may not have terminated: cut at the field's size, always NUL-terminated here, and any byte
+ * that is not printable ASCII replaced by '?', so a garbage name prints as a bounded line.
  */
 #ifndef SHM_VIEW_H
 #define SHM_VIEW_H
@@ -35,6 +36,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/event.h"
 #include "shm/hist.h"
 #include "shm/pool.h"
 #include "shm/registry.h"
@@ -49,6 +51,7 @@
 #define SHM_VIEW_GROUPS	  32u /* groups listed (all are counted in ngroups) */
 #define SHM_VIEW_POOLS	  32u /* pools listed (all are counted in npools) */
 #define SHM_VIEW_AGE_NONE 0u  /* an age of a time never set, or in the future */
+#define SHM_VIEW_EVENTS	  64u /* the last events of the ring a view copies */
 
 /* Sections a take filled, in the order it reads them (shm_view.parts). */
 enum {
@@ -61,9 +64,10 @@ enum {
 	SHM_VIEW_PART_GROUPS = 1u << 6,
 	SHM_VIEW_PART_POOLS = 1u << 7,
 	SHM_VIEW_PART_VARS = 1u << 8,
-	SHM_VIEW_PART_TYPES = 1u << 9, /* the agent types table */
-	SHM_VIEW_PART_OPS = 1u << 10,  /* the latency histograms, merged */
-	SHM_VIEW_PART_ALL = (1u << 11) - 1,
+	SHM_VIEW_PART_TYPES = 1u << 9,	 /* the agent types table */
+	SHM_VIEW_PART_OPS = 1u << 10,	 /* the latency histograms, merged */
+	SHM_VIEW_PART_EVENTS = 1u << 11, /* the event ring's last events */
+	SHM_VIEW_PART_ALL = (1u << 12) - 1,
 };
 
 /* The header: identity (fixed at creation) and status words, as of the take. */
@@ -213,6 +217,13 @@ struct shm_view {
 	bool has_ops;
 	struct shm_view_op ops[SHM_HIST_OPS];
 	struct shm_hist_snap hist_one; /* a take's copy of one block, before it is merged */
+	/* the event ring (layout minor 10; shm/event.h): its last SHM_VIEW_EVENTS events */
+	uint32_t events_cap;	 /* records in the ring, 0 none */
+	uint64_t events_next;	 /* events ever appended (the next one's number) */
+	uint32_t nevents;	 /* copied into events, oldest first (seq: each one's number) */
+	uint32_t events_skipped; /* of the last SHM_VIEW_EVENTS, incomplete or overwritten while
+				  * read: left out */
+	struct shm_event events[SHM_VIEW_EVENTS]; /* name and text cut, printable */
 };
 
 /*

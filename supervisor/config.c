@@ -21,6 +21,7 @@
 #include <hwloc.h>
 #include <ini.h>
 
+#include "shm/event.h"
 #include "shm/shm.h"
 #include "shoal/agent.h"
 #include "supervisor/sup.h"
@@ -527,6 +528,16 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 		ps->c->shm.var_bytes = val;
 		return 1;
 	}
+	if (!strcmp(k, "events")) {
+		/* checked here, not only by shm_cfg_check(), so the error names its line */
+		if (parse_u32(ps, v, SHM_EVENT_MAX, &val) ||
+		    (val && (val < SHM_EVENT_MIN || (val & (val - 1)))))
+			BADVAL(ps, sec, k, v,
+			       "0 (no event ring) or a power of two from 16 to 1048576 (such as "
+			       "4096)");
+		ps->c->shm.events = val;
+		return 1;
+	}
 	if (!strcmp(k, "max_size")) {
 		if (sup_size_parse(v, &ps->c->seg_max) || !ps->c->seg_max)
 			BADVAL(ps, sec, k, v, "a positive size in bytes, K, M or G");
@@ -550,8 +561,8 @@ static int on_segment(struct parse *ps, const char *sec, const char *k, const ch
 	FAIL(ps,
 	     "[%s]: unknown key '%s' (max_procs, max_agents, registry_capacity, max_groups, "
 	     "group_members, mailbox_cells, max_message, checkpoint_bytes, max_monitors, "
-	     "client_inboxes, variables, variable_bytes, pools, pool_members, rounds, mode, "
-	     "shared_with_group, max_size)",
+	     "client_inboxes, variables, variable_bytes, pools, pool_members, rounds, "
+	     "subscriptions, events, mode, shared_with_group, max_size)",
 	     sec, k);
 }
 

@@ -247,6 +247,14 @@ static void check_hangs(struct sup *s, uint64_t t)
 					"hang_timeout_s", (double)limit / 1e9),
 			      "no heartbeat for %.1f s (hang timeout %.1f s); killing it",
 			      (double)(t - hb) / 1e9, (double)limit / 1e9);
+		{
+			struct shm_event e;
+
+			shm_event_init(&e, SHM_EV_HANG);
+			e.code = (int32_t)((t - hb) / 1000000u);
+			sup_event(s, w, SHM_EV_HANG, w->pid, &e, "no heartbeat for %.1f s; killing",
+				  (double)(t - hb) / 1e9);
+		}
 		sup_worker_post(s, w, SUP_E_HANG); /* HUNG: killed, its exit reads "hang" */
 	}
 }

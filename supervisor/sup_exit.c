@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 
 #include "ipc/ipc.h"
 #include "ipc/uring_futex.h"
+#include "shm/event.h"
 #include "shm/log.h"
 #include "shm/registry.h"
 #include "shm/trace.h"
@@ -153,6 +155,62 @@ static const char *reason_key(uint32_t reason)
 }
 
 /*
+ * See sup_int.h. Best effort: a segment without a ring (or a full one: the oldest event goes)
+ * records nothing more to say about it; nobody waits on the ring. Supervisor thread only.
+ */
+void sup_event(struct sup *s, struct sup_worker *w, enum shm_event_kind kind, pid_t pid,
+	       const struct shm_event *ex, const char *fmt, ...)
+{
+	struct shm_event e;
+	va_list ap;
+
+	if (ex)
+		e = *ex;
+	else
+		shm_event_init(&e, kind);
+	e.kind = kind;
+	if (w) {
+		e.worker = (int32_t)w->windex;
+		e.slot = w->slot;
+	}
+	e.pid = (uint32_t)pid;
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof(e.text), fmt, ap);
+	va_end(ap);
+	(void)shm_event_append(s->seg, &e, NULL);
+}
+
+/*
+ * The ring's record of that exit: a crash (or a memory-cap stop) with its reason, code and
+ * signal, and the restart to come in the text, cut to the record's 40 bytes.
+ */
+static void sup_exit_ring_event(struct sup *s, struct sup_worker *w, uint32_t pid, uint32_t reason,
+				int32_t code, int32_t sig, int64_t restart_ms)
+{
+	struct shm_event e;
+	char status[24], next[40];
+
+	shm_event_init(&e, SHM_EV_WORKER_CRASH);
+	e.reason = reason;
+	e.code = code;
+	e.signal = sig;
+	if (sig)
+		snprintf(status, sizeof(status), "%s", shm_log_signal_name(sig));
+	else if (code >= 0)
+		snprintf(status, sizeof(status), "exit code %d", code);
+	else
+		snprintf(status, sizeof(status), "status unknown");
+	if (restart_ms < 0)
+		snprintf(next, sizeof(next), "no restart");
+	else if (restart_ms)
+		snprintf(next, sizeof(next), "restart in %" PRId64 " ms", restart_ms);
+	else
+		snprintf(next, sizeof(next), "restart now");
+	sup_event(s, w, reason == SHM_EXIT_MEMCAP ? SHM_EV_MEMCAP : SHM_EV_WORKER_CRASH, (pid_t)pid,
+		  &e, "%s%s; %s", reason == SHM_EXIT_HANG ? "hang, " : "", status, next);
+}
+
+/*
  * The event line of an unasked-for exit of w, just recorded in its slot (sup_exit_record()),
  * with what comes next: restart_ms 0 a restart now, > 0 after that backoff, < 0 none (the
  * restart intensity tripped). Supervisor thread only.
@@ -201,4 +259,5 @@ void sup_exit_event(struct sup *s, struct sup_worker *w, int64_t restart_ms)
 	if (f && sig)
 		json_object_set_new(f, "signal_name", json_string(shm_log_signal_name(sig)));
 	shm_log_event("worker.exit", who, f, "exited: %s; %s", how, next);
+	sup_exit_ring_event(s, w, pid, reason, code, sig, restart_ms);
 }

@@ -18,6 +18,7 @@
 #include <hwloc.h>
 #include <liburing.h>
 
+#include "shm/event.h"
 #include "shm/shm.h"
 #include "shoal/shoal.h"
 #include "supervisor/sup.h"
@@ -278,6 +279,14 @@ int sup_exit_wait_status(const siginfo_t *si);
 uint32_t sup_exit_owner_epoch(struct sup *s, struct sup_worker *w, pid_t pid);
 int sup_exit_early_status(pid_t pid);
 void sup_exit_event(struct sup *s, struct sup_worker *w, int64_t restart_ms);
+/*
+ * Append an event of kind about worker w (NULL: none; its index and process slot) and pid to
+ * the segment's event ring, text from fmt; ex (NULL: none) gives reason, code, signal and the
+ * rest. Best effort. Supervisor thread only (sup_exit.c).
+ */
+void sup_event(struct sup *s, struct sup_worker *w, enum shm_event_kind kind, pid_t pid,
+	       const struct shm_event *ex, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
 /* sup_duty.c: periodic duties */
 void sup_clients_scan(struct sup *s, bool judge);

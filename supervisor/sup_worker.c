@@ -284,6 +284,14 @@ static void a_ready(struct sup *s, struct sup_worker *w)
 		 * waiting for the restart's figure is woken by the change count */
 		shm_hist_add(s->seg, SHM_HIST_RESTART, w->ready_ns - w->restart_t0);
 		shm_change_bump(s->seg);
+		{
+			struct shm_event e;
+
+			shm_event_init(&e, SHM_EV_WORKER_RESTART);
+			e.code = (int32_t)((w->ready_ns - w->restart_t0) / 1000000u);
+			sup_event(s, w, SHM_EV_WORKER_RESTART, w->pid, &e, "restarted in %.3f ms",
+				  (double)(w->ready_ns - w->restart_t0) / 1e6);
+		}
 		w->restart_t0 = 0;
 	}
 	shm_trace("sup: ready");
@@ -378,6 +386,8 @@ static void a_give_up(struct sup *s, struct sup_worker *w)
 		      "process slot %u crashed more than %u times in %.3f s (restart intensity "
 		      "exceeded); stopping the instance. Its last exits:%s",
 		      w->slot, p->intensity, p->period_ms / 1000.0, last);
+	sup_event(s, w, SHM_EV_INTENSITY, w->pid, NULL, "more than %u restarts in %.3f s",
+		  p->intensity, p->period_ms / 1000.0);
 	s->result = SUP_RUN_INTENSITY;
 	sup_stop_begin(s);
 }

@@ -294,6 +294,31 @@ static void test_config_segment_not_pow2(void **state)
 	expect_error("[segment]\nmailbox_cells = 100\n", 0, "power of two");
 }
 
+/* [segment] events: the event ring's size (default 4096, 0 none); a bad value names its line. */
+static void test_config_segment_events(void **state)
+{
+	struct sup_config c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(load_text(&c, "[instance]\nworkers = 1\n", err, sizeof(err)), 0);
+	assert_int_equal(c.shm.events, 4096);
+	unlink(path);
+	assert_int_equal(load_text(&c, "[segment]\nevents = 64\n", err, sizeof(err)), 0);
+	assert_int_equal(c.shm.events, 64);
+	unlink(path);
+	assert_int_equal(load_text(&c, "[segment]\nevents = 0\n", err, sizeof(err)), 0);
+	assert_int_equal(c.shm.events, 0);
+	unlink(path);
+	expect_error("[segment]\nmax_agents = 64\nevents = 100\n", 3,
+		     "[segment] events = '100': 0 (no event ring) or a power of two from 16 to "
+		     "1048576");
+	expect_error("[segment]\nevents = 8\n", 2, "events = '8'");
+	expect_error("[segment]\nevents = 2097152\n", 2, "events = '2097152'");
+	expect_error("[segment]\nevents = 010\n", 2, "events = '010'");
+	expect_error("[segment]\nevents = -16\n", 2, "events = '-16'");
+}
+
 /* [segment] variables and variable_bytes: set the variables region; bad values named. */
 static void test_config_segment_variables(void **state)
 {
@@ -887,6 +912,7 @@ int main(void)
 		cmocka_unit_test(test_config_run_refuses_bad_file),
 		cmocka_unit_test(test_config_run_refuses_unknown_type),
 		cmocka_unit_test(test_config_run_refuses_missing_library),
+		cmocka_unit_test(test_config_segment_events),
 		cmocka_unit_test(test_config_policy_backoff),
 		cmocka_unit_test(test_config_policy_intensity),
 	};

@@ -33,6 +33,7 @@
 
 #include "ipc/ipc.h"
 #include "supervisor/sup.h"
+#include "shm/event.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
 #include "shm/var.h"
@@ -54,6 +55,28 @@ static struct shm_seg *attach(struct rt_run *r)
 
 	assert_int_equal(shm_seg_attach(r->inst, SHM_ATTACH_RO, 1000, &seg, err, sizeof(err)), 0);
 	return seg;
+}
+
+/*
+ * The first event in seg's ring of kind about worker (-1: any) whose pid is pid (0: any);
+ * false if there is none.
+ */
+static bool ring_find(struct shm_seg *seg, uint32_t kind, int32_t worker, pid_t pid,
+		      struct shm_event *found)
+{
+	static struct shm_event ev[256];
+	struct shm_event_scan st = {0};
+	uint64_t cursor = 0;
+	uint32_t got;
+
+	while ((got = shm_event_scan(seg, &cursor, ev, 256, 0, &st)) > 0)
+		for (uint32_t i = 0; i < got; i++)
+			if (ev[i].kind == kind && (worker < 0 || ev[i].worker == worker) &&
+			    (!pid || ev[i].pid == (uint32_t)pid)) {
+				*found = ev[i];
+				return true;
+			}
+	return false;
 }
 
 /*
@@ -455,6 +478,8 @@ static void test_supervisor_one_for_all_restarts_every_worker(void **state)
 static void test_supervisor_intensity_exceeded(void **state)
 {
 	struct rt_run r;
+	struct shm_seg *seg;
+	struct shm_event e;
 	char err[4096];
 
 	(void)state;
@@ -466,6 +491,8 @@ static void test_supervisor_intensity_exceeded(void **state)
 	      "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 8\n",
 	      NULL);
 	unsetenv("SHOAL_TEST_WORKER_EXIT");
+	/* mapped before the stop removes it: the ring outlives the name */
+	seg = attach_when_created(&r);
 	assert_int_equal(rt_wait_exit(&r), 1);
 	rt_read_err(&r, err, sizeof(err));
 	if (!strstr(err, "worker 1 ") || !strstr(err, "intensity exceeded") ||
@@ -473,6 +500,12 @@ static void test_supervisor_intensity_exceeded(void **state)
 		fail_msg("stderr: %s", err);
 	/* stopped cleanly: the segment is gone */
 	assert_int_equal(shm_seg_unlink(r.inst), -ENOENT);
+	/* the ring: worker 1's exits (code 7) and the intensity tripping, on worker 1 */
+	assert_true(ring_find(seg, SHM_EV_WORKER_CRASH, 1, 0, &e));
+	assert_int_equal(e.code, 7);
+	assert_int_equal(e.reason, SHM_EXIT_CODE);
+	assert_true(ring_find(seg, SHM_EV_INTENSITY, 1, 0, &e));
+	shm_seg_detach(seg);
 	rt_cleanup(&r);
 }
 
@@ -952,6 +985,14 @@ static void hog_past_cap(struct rt_run *r, uint32_t mech, int code, int sig)
 		assert_int_equal(atomic_load_explicit(&p->last_code, memory_order_relaxed), code);
 	else
 		assert_int_equal(atomic_load_explicit(&p->last_signal, memory_order_relaxed), sig);
+	/* the ring says the cap stopped it (not a plain crash) */
+	{
+		struct shm_event e;
+
+		assert_true(ring_find(seg, SHM_EV_MEMCAP, 0, old, &e));
+		assert_int_equal(e.reason, SHM_EXIT_MEMCAP);
+		assert_false(ring_find(seg, SHM_EV_WORKER_CRASH, 0, old, &e));
+	}
 	/* the instance carries on */
 	rt_expect_echo(&cl, lookup(&cl, "e"));
 	rt_client_close(&cl);
@@ -1055,6 +1096,17 @@ static void test_supervisor_hang_is_killed(void **state)
 	rt_read_err(&r, err, sizeof(err));
 	if (!strstr(err, "no heartbeat for"))
 		fail_msg("the supervisor said: %s", err);
+	/* the ring: the hang detected, then the exit it caused (reason hang) */
+	{
+		struct shm_event hang, crash;
+
+		assert_true(ring_find(seg, SHM_EV_HANG, 0, old, &hang));
+		assert_true(hang.code >= 300);
+		assert_true(ring_find(seg, SHM_EV_WORKER_CRASH, 0, old, &crash));
+		assert_int_equal(crash.reason, SHM_EXIT_HANG);
+		assert_int_equal(crash.signal, SIGKILL);
+		assert_true(atomic_load(&crash.seq) > atomic_load(&hang.seq));
+	}
 	rt_client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);
@@ -1122,6 +1174,19 @@ static void test_supervisor_poison_message_dropped(void **state)
 		ipc_call(cl.seg, cl.w, cl.inbox, c, 1, "fail", 4, reply, sizeof(reply), TIMEOUT_MS),
 		-EIO);
 	assert_int_equal(atomic_load(&p->restarts), 2 * IPC_POISON_MAX);
+	/* the ring: the drop, on agent c, and the failed callback */
+	{
+		struct shm_event e;
+
+		assert_true(ring_find(seg, SHM_EV_POISON, 0, 0, &e));
+		assert_int_equal(e.agent, c);
+		assert_string_equal(e.name, "c");
+		assert_int_equal(e.code, IPC_POISON_MAX);
+		/* written after the error reply went out: waited for */
+		WAIT_FOR(seg, ring_find(seg, SHM_EV_AGENT_CRASH, 0, 0, &e));
+		assert_int_equal(e.agent, c);
+		assert_int_equal(e.reason, SHOAL_DOWN_ERROR);
+	}
 	rt_client_close(&cl);
 	shm_seg_detach(seg);
 	kill(r.pid, SIGTERM);

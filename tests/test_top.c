@@ -164,6 +164,11 @@ static void test_top_in_tmux(void **state)
 	assert_non_null(strstr(out, "operations |"));
 	assert_non_null(strstr(out, "percentiles from a 1/64 sample"));
 	assert_non_null(strstr(out, "pool_checkout"));
+	/* the events view: the ring's events, newest first (the agents' spawns), then exits */
+	keys("e");
+	screen(fd, out, sizeof(out));
+	if (!strstr(out, "events: ") || !strstr(out, "agent-spawn") || !strstr(out, "'e0'"))
+		fail_msg("no events view with e0's spawn:\n%s", out);
 	/* the pools view */
 	keys("p");
 	screen(fd, out, sizeof(out));

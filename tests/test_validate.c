@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "shm/event.h"
 #include "shm/shm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -27,17 +28,26 @@ static uint64_t next(void)
 	return rng;
 }
 
-/* A valid small segment's header, as the fuzz input format: size prefix + header bytes. */
+/* Events in the seed's ring, and the bytes of it the seed carries (head and records). */
+#define SEED_EVENTS	3u
+#define SEED_RING_BYTES (sizeof(struct shm_event_ring) + SEED_EVENTS * sizeof(struct shm_event))
+#define SEED_BYTES	(4 + SHM_HDR_SIZE + SEED_RING_BYTES)
+
+/*
+ * A valid small segment, as the fuzz input format: size prefix, header bytes, then the first
+ * bytes of its event ring (which the target lays at the ring's region) holding SEED_EVENTS
+ * events appended the way writers append them.
+ */
 static size_t make_seed(uint8_t *in, size_t cap)
 {
-	static _Alignas(64) uint8_t page[SHM_HDR_SIZE];
-	struct shm_hdr *h = (struct shm_hdr *)page;
+	struct shm_hdr *h;
+	struct shm_seg seg = {.fd = -1, .self = UINT32_MAX, .writable = true};
 	struct shm_cfg cfg;
 	uint32_t size;
+	uint8_t *full;
 
-	assert_true(cap >= 4 + SHM_HDR_SIZE);
+	assert_true(cap >= SEED_BYTES);
 	memset(in, 0, cap);
-	memset(page, 0, sizeof(page));
 	shm_cfg_default(&cfg);
 	cfg.max_agents = 16;
 	cfg.reg_capacity = 64;
@@ -45,8 +55,15 @@ static size_t make_seed(uint8_t *in, size_t cap)
 	cfg.group_members = 4;
 	cfg.mbox_cells = 256;
 	cfg.max_monitors = 16;
+	cfg.events = 16;
+	size = (uint32_t)shm_layout_compute(&cfg, (struct shm_region[SHM_R_COUNT]){0});
+	full = aligned_alloc(SHM_PAGE, size);
+	assert_non_null(full);
+	memset(full, 0, size);
+	h = (struct shm_hdr *)full;
 	h->magic = SHM_MAGIC;
 	h->layout_major = SHM_LAYOUT_MAJOR;
+	h->layout_minor = SHM_LAYOUT_MINOR;
 	h->hdr_size = SHM_HDR_SIZE;
 	h->nregions = SHM_R_COUNT;
 	h->cfg = cfg;
@@ -54,15 +71,31 @@ static size_t make_seed(uint8_t *in, size_t cap)
 	assert_true(h->seg_size > 0);
 	atomic_store(&h->ready, SHM_READY_WORD);
 	snprintf(h->instance, sizeof(h->instance), "seed");
-	size = (uint32_t)h->seg_size;
+	assert_int_equal(h->seg_size, size);
+	seg.base = full;
+	seg.size = size;
+	for (unsigned i = 0; i < SEED_EVENTS; i++) {
+		struct shm_event e;
+
+		shm_event_init(&e, SHM_EV_WORKER_CRASH);
+		e.worker = (int32_t)i;
+		shm_event_set_text(&e, "seed %u", i);
+		assert_int_equal(shm_event_append(&seg, &e, NULL), 0);
+	}
 	memcpy(in, &size, 4);
-	memcpy(in + 4, page, SHM_HDR_SIZE);
-	return 4 + SHM_HDR_SIZE;
+	memcpy(in + 4, full, SHM_HDR_SIZE);
+	memcpy(in + 4 + SHM_HDR_SIZE, full + h->regions[SHM_R_EVENTS].off, SEED_RING_BYTES);
+	free(full);
+	return SEED_BYTES;
 }
 
 static void test_validate_seed_is_valid(void **state)
 {
-	static uint8_t in[4 + SHM_HDR_SIZE];
+	static uint8_t in[SEED_BYTES];
+	struct shm_event out[8];
+	struct shm_event_scan st = {0};
+	struct shm_seg seg = {.fd = -1, .self = UINT32_MAX};
+	uint64_t cursor = 0;
 	uint32_t size;
 	uint8_t *buf;
 	char err[256];
@@ -74,12 +107,19 @@ static void test_validate_seed_is_valid(void **state)
 	assert_non_null(buf);
 	memcpy(buf, in + 4, SHM_HDR_SIZE);
 	assert_int_equal(shm_seg_validate(buf, size, err, sizeof(err)), SHM_V_OK);
+	/* laid where the target lays it, the ring holds the seed's events */
+	memcpy(buf + ((struct shm_hdr *)buf)->regions[SHM_R_EVENTS].off, in + 4 + SHM_HDR_SIZE,
+	       SEED_RING_BYTES);
+	seg.base = buf;
+	seg.size = size;
+	assert_int_equal(shm_event_scan(&seg, &cursor, out, 8, 0, &st), SEED_EVENTS);
+	assert_string_equal(out[2].text, "seed 2");
 	free(buf);
 }
 
 static void test_validate_mutations(void **state)
 {
-	static uint8_t seed[4 + SHM_HDR_SIZE], in[4 + SHM_HDR_SIZE];
+	static uint8_t seed[SEED_BYTES], in[SEED_BYTES];
 	static const uint64_t interesting[] = {0,
 					       1,
 					       63,
@@ -103,8 +143,11 @@ static void test_validate_mutations(void **state)
 
 		memcpy(in, seed, n);
 		for (unsigned m = 0; m < nmut; m++) {
-			/* mostly the first 400 bytes: that is where the fields are */
-			size_t off = next() % 8 ? next() % 400 : next() % n;
+			/* mostly the first 400 bytes, where the header's fields are, and the
+			 * event ring's head and records */
+			size_t off = next() % 8 < 5   ? next() % 400
+				     : next() % 8 < 6 ? next() % n
+						      : 4 + SHM_HDR_SIZE + next() % SEED_RING_BYTES;
 
 			switch (next() % 3) {
 			case 0:

@@ -288,6 +288,36 @@ static void test_view_snapshot_shows_tables(void **state)
  * the snapshot cuts each at its field's size and shows '?' for them, and `shoal inspect`
  * prints the agent's row bounded (no byte of the next field, no escape character).
  */
+/* The view holds the ring's last SHM_VIEW_EVENTS events, oldest first, strings printable. */
+static void test_view_events(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct shm_view *v;
+	struct shm_event e;
+
+	(void)state;
+	for (int i = 0; i < 70; i++) {
+		shm_event_init(&e, SHM_EV_AGENT_SPAWN);
+		e.code = i;
+		shm_event_set_name(&e, "agent\x1b");
+		shm_event_set_text(&e, "event %d\xff", i);
+		assert_int_equal(shm_event_append(seg, &e, NULL), 0);
+	}
+	v = take(seg);
+	assert_true(v->parts & SHM_VIEW_PART_EVENTS);
+	assert_int_equal(v->events_cap, SHM_EVENT_DEFAULT);
+	assert_int_equal(v->events_next, 70);
+	assert_int_equal(v->nevents, SHM_VIEW_EVENTS);
+	assert_int_equal(v->events_skipped, 0);
+	assert_int_equal(atomic_load(&v->events[0].seq), 70 - SHM_VIEW_EVENTS);
+	assert_int_equal(v->events[0].code, 70 - SHM_VIEW_EVENTS);
+	assert_int_equal(atomic_load(&v->events[SHM_VIEW_EVENTS - 1].seq), 69);
+	assert_string_equal(v->events[SHM_VIEW_EVENTS - 1].text, "event 69?");
+	assert_string_equal(v->events[SHM_VIEW_EVENTS - 1].name, "agent?");
+	shm_view_free(v);
+	ts_seg_drop(seg, inst);
+}
+
 static void test_view_garbage_name_bounded(void **state)
 {
 	struct shm_seg *seg = make_seg();
@@ -750,6 +780,37 @@ static void test_view_inspect_json_running(void **state)
 	assert_int_equal(json_integer_value(jget(w, "last_exit.pid")), victim);
 	assert_true(json_integer_value(jget(root, "exits_total")) >= 1);
 	assert_non_null(jfind(jget(root, "names"), "name", "e2"));
+	/* the event ring: e0's spawn, and the killed worker's crash and restart */
+	assert_int_equal(json_integer_value(jget(root, "config.events")), 4096);
+	assert_int_equal(json_integer_value(jget(root, "event_ring.capacity")), 4096);
+	{
+		json_t *evs = jget(root, "events"), *ev, *crash = NULL, *spawn = NULL;
+		json_t *restart = NULL;
+
+		assert_true(json_array_size(evs) >= 5);
+		json_array_foreach(evs, i, ev)
+		{
+			const char *kind = json_string_value(json_object_get(ev, "kind"));
+
+			if (!strcmp(kind, "agent-spawn") &&
+			    json_integer_value(json_object_get(ev, "agent")) == (json_int_t)h)
+				spawn = ev;
+			if (!strcmp(kind, "worker-crash") &&
+			    json_integer_value(json_object_get(ev, "pid")) == victim)
+				crash = ev;
+			if (crash && !strcmp(kind, "worker-restart"))
+				restart = ev;
+		}
+		assert_non_null(spawn);
+		assert_string_equal(json_string_value(json_object_get(spawn, "name")), "e0");
+		assert_non_null(crash);
+		assert_int_equal(json_integer_value(json_object_get(crash, "worker")),
+				 (json_int_t)host - 1);
+		assert_int_equal(json_integer_value(json_object_get(crash, "signal")), SIGKILL);
+		assert_non_null(restart);
+		assert_int_equal(json_integer_value(json_object_get(restart, "worker")),
+				 (json_int_t)host - 1);
+	}
 	json_decref(root);
 	rt_client_close(&c);
 	rt_stop(&r);
@@ -871,6 +932,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_view_snapshot_shows_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_garbage_name_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_inspect_all_and_agent_filter, setup,
 						teardown),

@@ -22,6 +22,7 @@
 #include "tests/skip.h"
 
 #include "ipc/ipc.h"
+#include "shm/event.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
 #include "workers/wrk_int.h"
@@ -518,6 +519,29 @@ static void test_worker_stop_agent(void **state)
 	wait_agent_state(b, SHM_AGENT_FREE);
 	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "stopme", 6, &found, NULL), -ENOENT);
 	assert_null(wrk_agent_get(seg, b));
+	/* the event ring: its spawn (when the worker started it) and its stop, on worker 0 */
+	{
+		static struct shm_event ev[256];
+		struct shm_event_scan st = {0};
+		uint64_t cursor = 0;
+		uint32_t got = shm_event_scan(seg, &cursor, ev, 256, 0, &st);
+		int spawned = 0, stopped = 0;
+
+		for (uint32_t i = 0; i < got; i++) {
+			if (ev[i].agent != b)
+				continue;
+			assert_string_equal(ev[i].name, "stopme");
+			assert_int_equal(ev[i].worker, 0);
+			spawned += ev[i].kind == SHM_EV_AGENT_SPAWN;
+			if (ev[i].kind == SHM_EV_AGENT_STOP) {
+				assert_int_equal(ev[i].reason, SHOAL_DOWN_STOPPED);
+				assert_true(spawned); /* after the spawn */
+				stopped++;
+			}
+		}
+		assert_int_equal(spawned, 1);
+		assert_int_equal(stopped, 1);
+	}
 	/* the slot is reused with a new generation: the old handle is stale */
 	found = spawn("echo", "stopme", 1);
 	assert_true(found != b);

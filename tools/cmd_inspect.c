@@ -59,7 +59,7 @@ static void print_time(const char *label, uint64_t wall_ns)
 
 static const char *region_names[] = {
 	"processes", "agents", "registry",  "groups", "mailboxes", "checkpoints", "telemetry",
-	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",
+	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",  "events",
 };
 /* a region added without its name here does not compile */
 static_assert(sizeof(region_names) / sizeof(region_names[0]) == SHM_R_COUNT, "a name per region");
@@ -169,9 +169,10 @@ static void show_regions(const struct shm_view *v)
 {
 	printf("\nregions        %-12s %12s %12s\n", "", "offset", "bytes");
 	for (unsigned i = 0; i < SHM_R_COUNT; i++)
-		printf("               %-12s %12llu %12llu\n", region_names[i],
-		       (unsigned long long)v->regions[i].off,
-		       (unsigned long long)v->regions[i].size);
+		if (region_names[i])
+			printf("               %-12s %12llu %12llu\n", region_names[i],
+			       (unsigned long long)v->regions[i].off,
+			       (unsigned long long)v->regions[i].size);
 }
 
 static void show_procs(const struct shm_view *v, bool all)
@@ -287,6 +288,29 @@ static void show_exits(const struct shm_view *v)
 		       when, (unsigned)(r->time_ns / 1000000u % 1000u), r->slot,
 		       shm_role_name(r->role), r->pid, r->epoch, shm_exit_reason_name(r->reason),
 		       status, r->restarts);
+	}
+}
+
+#define EVENTS_SHOWN 8 /* the event ring's last events listed (shoal events lists them all) */
+
+static void show_events(const struct shm_view *v)
+{
+	uint32_t first = v->nevents > EVENTS_SHOWN ? v->nevents - EVENTS_SHOWN : 0;
+
+	if (!v->events_cap) {
+		printf("\nevents         none kept ([segment] events = 0)\n");
+		return;
+	}
+	printf("\nevents         %llu appended (a ring of %u)", (unsigned long long)v->events_next,
+	       v->events_cap);
+	if (v->nevents)
+		printf("; the last %u, oldest first:", v->nevents - first);
+	putchar('\n');
+	for (uint32_t i = first; i < v->nevents; i++) {
+		char line[512];
+
+		tool_event_line(&v->events[i], line, sizeof(line));
+		printf("  %s\n", line);
 	}
 }
 
@@ -555,6 +579,8 @@ static void show_all(const struct inspect *in, const char *path)
 	}
 	if (parts & SHM_VIEW_PART_EXITS)
 		show_exits(v);
+	if (parts & SHM_VIEW_PART_EVENTS)
+		show_events(v);
 	if (parts & SHM_VIEW_PART_AGENTS)
 		show_agents(in);
 	if (parts & SHM_VIEW_PART_MONITORS)

@@ -5,7 +5,8 @@
  * for a key with a timeout (the refresh interval), so it redraws on a key at once.
  *
  * Views: workers (w), agents (a), pools (p), operations (o: latency percentiles, every
- * process's histograms merged), events (e: the exit log, newest first); Tab
+ * process's histograms merged), events (e: the event ring's last events, then the exit log,
+ * both newest first); Tab
  * cycles. s cycles the agents' sort (rate, queued, handled, restarts, name); / filters the
  * agents by a name substring (empty: none); q quits. A stopped instance is said so in the
  * header and its last screen kept. ncurses redraws only what changed, so no flicker, and a
@@ -81,9 +82,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: shoal top [--instance NAME] [--interval MS]\n"
 		"A live view of an instance, attached read-only: workers (CPU, memory,\n"
-		"restarts), the busiest agents, pools, each operation's latency, and the exit\n"
-		"log. Keys: w a p o e (or Tab) switch views, s cycles the agents' sort, /\n"
-		"filters agents by name, q quits.\n"
+		"restarts), the busiest agents, pools, each operation's latency, and recent\n"
+		"events with the exit log. Keys: w a p o e (or Tab) switch views, s cycles the\n"
+		"agents' sort, / filters agents by name, q quits.\n"
 		"  --interval MS   refresh every MS milliseconds (default 1000, at least 100)\n");
 }
 
@@ -327,12 +328,52 @@ static void draw_ops(struct top *t, int y, int rows)
 	}
 }
 
+/* One event in a line that fits 80 columns: time of day (UTC), number, kind, who, text. */
+static void put_event(int y, const struct shm_event *e)
+{
+	time_t s = (time_t)(e->time_ns / 1000000000u);
+	char when[16] = "-", who[64] = "";
+	struct tm tm;
+	size_t n = 0;
+
+	if (e->time_ns && gmtime_r(&s, &tm))
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	if (e->worker >= 0)
+		n += (size_t)snprintf(who, sizeof(who), "w%d ", e->worker);
+	if (e->pid && n < sizeof(who))
+		n += (size_t)snprintf(who + n, sizeof(who) - n, "pid %u ", e->pid);
+	if (e->agent && n < sizeof(who))
+		snprintf(who + n, sizeof(who) - n, "'%s' ", e->name); /* printable: the view's */
+	put_line(y, "%s.%03u %6llu %-14s %s%s", when,
+		 (unsigned)(e->time_ns % 1000000000u / 1000000u),
+		 (unsigned long long)atomic_load_explicit(&e->seq, memory_order_relaxed),
+		 shm_event_kind_name(e->kind), who, e->text);
+}
+
+/* The event ring's last events, newest first, then the exit log in the rows left. */
 static void draw_events(struct top *t, int y, int rows)
 {
 	const struct shm_view *v = t->v;
+	/* room for the exit log's head and a few exits when there are any */
+	int keep = v->nexits ? 2 + (int)(v->nexits < 4 ? v->nexits : 4) + 1 : 0;
 
-	put_line(y++, "exits: %llu recorded, newest first (spawns, stops and SLO events: not yet)",
-		 (unsigned long long)v->exits_total);
+	if (!v->events_cap) {
+		put_line(y++,
+			 "events: none kept (the instance was made with [segment] events = 0)");
+	} else {
+		put_line(y++, "events: %llu appended, the last %u kept, newest first%s",
+			 (unsigned long long)v->events_next, v->events_cap,
+			 v->events_skipped ? " (some incomplete: left out)" : "");
+		attron(A_UNDERLINE);
+		put_line(y++, "%-12s %6s %-14s %s", "time (UTC)", "seq", "kind", "who: text");
+		attroff(A_UNDERLINE);
+		for (uint32_t i = v->nevents; i > 0 && y < rows - keep; i--)
+			put_event(y++, &v->events[i - 1]);
+		y++;
+	}
+	if (y >= rows)
+		return;
+	put_line(y++, "exits: %llu recorded, newest first", (unsigned long long)v->exits_total);
 	attron(A_UNDERLINE);
 	put_line(y++, "%-20s %4s %-10s %7s %-10s %6s %6s %7s", "time (UTC)", "slot", "role", "pid",
 		 "reason", "code", "signal", "restart");

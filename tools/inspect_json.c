@@ -17,7 +17,7 @@
 
 static const char *const region_json[] = {
 	"processes", "agents", "registry",  "groups", "mailboxes", "checkpoints", "telemetry",
-	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",
+	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",  "events",
 };
 /* a region added without its name here does not compile */
 static_assert(sizeof(region_json) / sizeof(region_json[0]) == SHM_R_COUNT, "a name per region");
@@ -100,6 +100,7 @@ static json_t *config(const struct shm_cfg *c, int *bad)
 	put(o, "pools", u64(c->max_pools), bad);
 	put(o, "pool_members", u64(c->pool_members), bad);
 	put(o, "subscriptions", u64(c->max_subs), bad);
+	put(o, "events", u64(c->events), bad);
 	return o;
 }
 
@@ -216,11 +217,12 @@ static json_t *build(const struct shm_view *v, const char *path, const struct to
 	put(root, "config", config(&v->cfg, bad), bad);
 	a = json_array();
 	for (uint32_t i = 0; a && i < SHM_R_COUNT; i++)
-		push(a,
-		     json_pack("{s:s,s:I,s:I}", "name", region_json[i], "offset",
-			       (json_int_t)v->regions[i].off, "bytes",
-			       (json_int_t)v->regions[i].size),
-		     bad);
+		if (region_json[i])
+			push(a,
+			     json_pack("{s:s,s:I,s:I}", "name", region_json[i], "offset",
+				       (json_int_t)v->regions[i].off, "bytes",
+				       (json_int_t)v->regions[i].size),
+			     bad);
 	put(root, "regions", a, bad);
 	a = json_array();
 	for (uint32_t i = 0; a && i < v->nprocs; i++)
@@ -317,6 +319,14 @@ static json_t *build(const struct shm_view *v, const char *path, const struct to
 		      (json_int_t)v->subs.owed),
 	    bad);
 	put(root, "operations", operations(v, bad), bad);
+	a = json_array();
+	for (uint32_t i = 0; a && i < v->nevents; i++)
+		push(a, tool_event_json(&v->events[i]), bad);
+	put(root, "events", a, bad);
+	put(root, "event_ring",
+	    json_pack("{s:I,s:I,s:I}", "capacity", (json_int_t)v->events_cap, "next",
+		      (json_int_t)v->events_next, "skipped", (json_int_t)v->events_skipped),
+	    bad);
 	return root;
 }
 

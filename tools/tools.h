@@ -43,6 +43,17 @@ int cmd_monitor(int argc, char **argv);
 int cmd_pool(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_types(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+
+struct shm_event;
+struct json_t;
+/*
+ * An event (shm/event.h) as one line of text, no newline: time (UTC), #seq, kind, who, text;
+ * strings cut to printable ASCII. tools/cmd_events.c; events, top.
+ */
+void tool_event_line(const struct shm_event *e, char *buf, size_t cap);
+/* An event as a JSON object (jansson; NULL if out of memory): events --json, inspect --json. */
+struct json_t *tool_event_json(const struct shm_event *e);
 
 struct shm_view;
 /*

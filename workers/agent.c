@@ -8,10 +8,13 @@
  * undoes the spawn or finishes the stop.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "shm/event.h"
 #include "shm/pool.h"
 #include "shm/registry.h"
 #include "shm/var.h"
@@ -116,11 +119,54 @@ out_free:
  * The end of a stop, by whoever holds the slot's claim (its worker, the stopper, repair):
  * names, groups and the monitors it made go, its monitors get DOWN, the slot is freed.
  */
+/*
+ * Append an event of kind about agent slot `slot` (its handle, name and hosting worker, read
+ * from the slot now) with reason, code (-1 none) and a text. Best effort: a segment without an
+ * event ring, or a read-only one, records nothing. Any process with the slot's claim or its hosting
+ * worker.
+ */
+void wrk_agent_event(struct shm_seg *seg, enum shm_event_kind kind, uint32_t slot, uint32_t reason,
+		     int32_t code, const char *fmt, ...)
+{
+	const struct shm_agent *a = shm_agent_at(seg, slot);
+	/* relaxed: the hosting worker's process slot + 1, for a person */
+	uint32_t host = atomic_load_explicit(&a->worker, memory_order_relaxed);
+	struct shm_event e;
+	char name[sizeof(a->name) + 1];
+	va_list ap;
+
+	shm_event_init(&e, kind);
+	e.agent = wrk_agent_handle(seg, slot);
+	e.reason = reason;
+	e.code = code;
+	/* name: written before S2 only, and the caller holds the slot */
+	memcpy(name, a->name, sizeof(a->name));
+	name[sizeof(a->name)] = 0;
+	shm_event_set_name(&e, name);
+	if (host && host - 1 < shm_hdr(seg)->cfg.max_procs) {
+		const struct shm_proc *p = shm_proc_at(seg, host - 1);
+
+		e.slot = host - 1;
+		/* relaxed: status words for a person (shm_proc's comment) */
+		e.pid = (uint32_t)(atomic_load_explicit(&p->own, memory_order_relaxed) >> 32);
+		if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_WORKER)
+			e.worker = (int32_t)atomic_load_explicit(&p->windex, memory_order_relaxed);
+	}
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof(e.text), fmt, ap);
+	va_end(ap);
+	(void)shm_event_append(seg, &e, NULL);
+}
+
 void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 {
 	struct shm_agent *a = shm_agent_at(seg, slot);
 	shoal_handle_t h = wrk_agent_handle(seg, slot);
 
+	wrk_agent_event(seg, SHM_EV_AGENT_STOP, slot, reason, -1, "%s",
+			reason == SHOAL_DOWN_FAILED  ? "removed: failed past its intensity"
+			: reason == SHOAL_DOWN_CRASH ? "stopped (its worker died)"
+						     : "stopped");
 	atomic_store_explicit(&a->state, SHM_AGENT_STOPPED, memory_order_release);
 	shm_change_bump(seg);
 	shm_reg_unregister_handle(seg, h);

@@ -167,6 +167,9 @@ static int agent_start(struct wrk *w, struct wrk_agent *wa)
 						     memory_order_acq_rel, memory_order_acquire))
 		return 0; /* a stop request came in meanwhile: the rescan handles it */
 	shm_change_bump(w->seg);
+	if (was == SHM_AGENT_STARTING)
+		wrk_agent_event(w->seg, SHM_EV_AGENT_SPAWN, wa->slot, 0, -1, "spawned (%s)",
+				wa->type->name);
 	if (was == SHM_AGENT_DOWN && !w->up_mark[wa->slot]) {
 		/* sent by flush_up(): one pass over the monitor table for a whole restart */
 		w->up_mark[wa->slot] = 1;
@@ -214,6 +217,8 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	}
 	wa->running = false;
 	if (intensity_exceeded(w, wa)) {
+		wrk_agent_event(w->seg, SHM_EV_AGENT_CRASH, wa->slot, SHOAL_DOWN_FAILED, -1,
+				"callback failed: past its intensity");
 		uint32_t max = wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX;
 		uint32_t period = wa->type->restart_period_ms ? wa->type->restart_period_ms
 							      : WRK_RESTART_PERIOD_MS;
@@ -239,6 +244,8 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 	/* relaxed: this worker is the slot's only writer of restarts while it hosts it */
 	atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
 	shm_change_bump(w->seg);
+	wrk_agent_event(w->seg, SHM_EV_AGENT_CRASH, wa->slot, SHOAL_DOWN_ERROR, -1,
+			"callback failed: restarting");
 	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
 	if (agent_start(w, wa) < 0)
 		w->npending++;
@@ -371,6 +378,9 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 			if (m.flags & IPC_F_ROUND)
 				ipc_round_answer(w->seg, m.ref, true);
 			ipc_mbox_drop_poison(w->seg, wa->slot, &m);
+			wrk_agent_event(w->seg, SHM_EV_POISON, wa->slot, 0, (int32_t)m.attempts,
+					"dropped type %u from %#llx", m.type,
+					(unsigned long long)m.from);
 			continue;
 		}
 		to_shoal_msg(&m, &sm);

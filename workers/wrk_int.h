@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ipc/ipc.h"
+#include "shm/event.h"
 #include "workers/wrk.h"
 
 /* shm_agent.ctl of a fully spawned agent: held by whichever worker hosts it. */
@@ -127,6 +128,10 @@ int wrk_mon_repair(struct shm_seg *seg, uint32_t proc_slot);
 
 /* Agent slots (agent.c). */
 shoal_handle_t wrk_agent_handle(const struct shm_seg *seg, uint32_t slot);
+/* Append an event about agent slot `slot` (its handle, name, worker), with reason, code (-1
+ * none) and a text: agent.c, see there. */
+void wrk_agent_event(struct shm_seg *seg, enum shm_event_kind kind, uint32_t slot, uint32_t reason,
+		     int32_t code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Remove names, groups and watcher monitors of a stopping agent, notify DOWN, free. */
 void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason);
 /* Bump a worker's agents_gen and ring it. */
