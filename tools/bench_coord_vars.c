@@ -20,6 +20,7 @@
 #include "shm/registry.h"
 #include "shm/shm.h"
 #include "ipc/ipc.h"
+#include "shm/event.h"
 #include "shm/var.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
@@ -51,7 +52,7 @@ struct coord {
 };
 
 /* What each timed operation is: one of these on variable k. */
-enum op { OP_LOOKUP, OP_READ, OP_READ_NAME, OP_UPDATE };
+enum op { OP_LOOKUP, OP_READ, OP_READ_NAME, OP_UPDATE, OP_EVENT };
 
 static int do_op(struct coord *c, enum op op, uint32_t k, uint64_t *sink)
 {
@@ -84,6 +85,18 @@ static int do_op(struct coord *c, enum op op, uint32_t k, uint64_t *sink)
 					       .expect = SHM_VAR_ANY};
 
 			return shm_var_update(c->seg, &o, 1, 0, NULL, NULL);
+		}
+	case OP_EVENT:
+		/* an event emitted as the engine emits one: filled in, then appended */
+		{
+			struct shm_event e;
+
+			shm_event_init(&e, SHM_EV_AGENT_SPAWN);
+			e.worker = (int32_t)k;
+			shm_event_set_name(&e, c->names[k]);
+			shm_event_set_text(&e, "bench %u", k);
+			*sink += 1;
+			return shm_event_append(c->seg, &e, NULL);
 		}
 	}
 	return -EINVAL;
@@ -355,6 +368,11 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 	if (ret)
 		goto out;
 	row(rp, "variable_update", &c, ops);
+	/* the replaced platform's "event emission": one event into the segment's ring */
+	ret = time_op(&c, OP_EVENT, false, &ops);
+	if (ret)
+		goto out;
+	row(rp, "event_emit", &c, ops);
 	if (o->cpu_b != o->cpu_a) {
 		atomic_store(stop, 0);
 		writer = start_writer(&c, o->cpu_b, stop);
@@ -431,7 +449,8 @@ int bench_coord_vars(struct bench_opts *o, struct bench_report *rp)
 	snprintf(rp->notes, sizeof(rp->notes),
 		 "%u int64 variables, their names in the registry; random variable per sample; "
 		 "variable_read through a resolved handle, "
-		 "variable_read_name a registry lookup and the read; variable_read_written reads "
+		 "variable_read_name a registry lookup and the read; event_emit an event filled in "
+		 "and appended to the ring; variable_read_written reads "
 		 "one variable while a process on cpu %d updates it back to back; cpus %d,%d; "
 		 "latencies include the timer (rdtscp pair), as does registry_lookup; "
 		 "variable_update_100: the writer's update call with its notification to each of "
