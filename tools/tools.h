@@ -42,6 +42,7 @@ int cmd_task(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_pool(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_stress(int argc, char **argv);
 
 struct shm_view;
 /* Print a snapshot's pools (inspect, pool list): tools/cmd_pool.c. */
