@@ -291,6 +291,13 @@ static int schedule_read(const char *path, uint64_t *seed, struct event **out, u
 				path, lineno, kind);
 			goto out;
 		}
+		if (k && at < ev[k - 1].at_ms) {
+			fprintf(stderr,
+				"shoal stress: %s:%u: fault at %u ms comes before the previous one "
+				"(%u ms); a schedule is in time order\n",
+				path, lineno, at, ev[k - 1].at_ms);
+			goto out;
+		}
 		ev[k++] = (struct event){at, (uint32_t)m, arg};
 	}
 	if (!have_seed) {
@@ -331,7 +338,12 @@ static void schedule_print(uint64_t seed, const struct event *ev, uint32_t n)
 
 /* --- the instance --- */
 
-static pid_t sup_start(const char *text, bool die_with_us)
+/*
+ * Fork the instance's supervisor from config text; its stdout and stderr go to log (its
+ * event lines would drown the progress line, and a kept instance must not hold the tool's
+ * output open). Returns its pid once ready, or -1 (said).
+ */
+static pid_t sup_start(const char *text, const char *log, bool die_with_us)
 {
 	struct sup_run_opts ro = {.status = false, .log_format = SHM_LOG_QUIET};
 	struct sup_config *c = calloc(1, sizeof(*c));
@@ -354,6 +366,13 @@ static pid_t sup_start(const char *text, bool die_with_us)
 		/* our death stops the instance in order, unless it is kept for inspection */
 		if (die_with_us)
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
 		close(pfd[0]);
 		ro.ready_fd = pfd[1];
 		_exit(tool_exit_for(sup_run(c, &ro)));
@@ -361,7 +380,10 @@ static pid_t sup_start(const char *text, bool die_with_us)
 	close(pfd[1]);
 	p.fd = pfd[0];
 	if (sup > 0 && (poll(&p, 1, 20000) != 1 || read(pfd[0], b, sizeof(b)) != 6)) {
-		fprintf(stderr, "shoal stress: the instance did not become ready in 20 s\n");
+		fprintf(stderr,
+			"shoal stress: the instance did not become ready in 20 s (its messages: "
+			"%s)\n",
+			log);
 		kill(sup, SIGKILL);
 		waitpid(sup, NULL, 0);
 		sup = -1;
@@ -659,6 +681,7 @@ static void client_main(const char *instance, uint32_t k, uint64_t seed)
 struct run {
 	struct opts *o;
 	char instance[SHM_INSTANCE_MAX];
+	char log[256]; /* the supervisor's stdout and stderr */
 	pid_t sup;
 	struct shm_seg *ro;	   /* read-only attachment: pids, snapshots */
 	struct shoal_client *cl;   /* the tool's own client: setup, bursts, stops */
@@ -1598,6 +1621,17 @@ int cmd_stress(int argc, char **argv)
 		free(ev);
 		return EXIT_SYSTEM;
 	}
+	if (o.replay) {
+		uint32_t kept = 0;
+
+		/* faults the run will not reach: not shown, not in the summary */
+		while (kept < nev && ev[kept].at_ms < o.seconds * 1000u)
+			kept++;
+		if (kept < nev)
+			fprintf(stderr, "shoal stress: %s: %u faults past --seconds %u left out\n",
+				o.replay, nev - kept, o.seconds);
+		nev = kept;
+	}
 	schedule_print(o.seed, ev, nev);
 	r.rng = o.seed ^ 0xc0ffee;
 	snprintf(r.instance, sizeof(r.instance), "%s", o.instance ? o.instance : "");
@@ -1630,7 +1664,9 @@ int cmd_stress(int argc, char **argv)
 	}
 	snprintf(text, sizeof(text), config_fmt, r.instance, o.workers, HANG_MS,
 		 o.clients * 2 + o.workers + 16, o.agents);
-	r.sup = sup_start(text, !o.keep);
+	snprintf(r.log, sizeof(r.log), "%s/shoal-stress-%s.log",
+		 getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", r.instance);
+	r.sup = sup_start(text, r.log, !o.keep);
 	if (r.sup < 0) {
 		ex = EXIT_SYSTEM;
 		goto out_unmap;
@@ -1728,8 +1764,10 @@ out_stop:
 	kill(r.sup, SIGTERM);
 	if (waitpid(r.sup, &st, 0) != r.sup)
 		st = -1;
-	if (ex == EXIT_SYSTEM)
+	if (ex == EXIT_SYSTEM) {
+		fprintf(stderr, "shoal stress: the instance's own messages are in %s\n", r.log);
 		goto out_unmap;
+	}
 	check_after_stop(&r, st);
 	if (r.vd.name[0])
 		ex = EXIT_CHECK;
@@ -1743,8 +1781,12 @@ out_report:
 		summary_table(&r);
 	}
 	if (r.vd.name[0])
-		fprintf(stderr, "shoal stress: FAIL: %s: %s (seed %" PRIu64 ")\n", r.vd.name,
-			r.vd.saw, o.seed);
+		fprintf(stderr,
+			"shoal stress: FAIL: %s: %s (seed %" PRIu64 "; the instance's own messages "
+			"are in %s)\n",
+			r.vd.name, r.vd.saw, o.seed, r.log);
+	else
+		unlink(r.log);
 out_unmap:
 	shm_view_free(r.base);
 	shm_view_free(r.v);
