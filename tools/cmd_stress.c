@@ -691,6 +691,8 @@ struct run {
 	uint64_t rng;
 	/* the stopped worker awaiting its hang detection */
 	pid_t stopped;
+	uint32_t stopped_slot; /* its process slot */
+	bool stopped_dead;     /* its pidfd said it is gone */
 	int stopped_fd;
 	uint64_t stopped_at;
 	pid_t pids[MAX_PIDS]; /* every instance process seen */
@@ -837,6 +839,7 @@ static void fire(struct run *r, const struct event *e)
 			return;
 		}
 		r->stopped = pid;
+		r->stopped_slot = 1 + w;
 		r->stopped_at = now_ms();
 		kill(pid, SIGSTOP);
 	} else {
@@ -845,27 +848,47 @@ static void fire(struct run *r, const struct event *e)
 	r->t.done[e->kind]++;
 }
 
-/* The stopped worker: killed by the hang detection in time, or a violation. */
+/*
+ * The stopped worker: killed by the hang detection in time, its exit recorded as a hang;
+ * else a violation.
+ */
 static void watch_stopped(struct run *r)
 {
 	struct pollfd p = {.fd = r->stopped_fd, .events = POLLIN};
+	struct shm_proc *sp;
+	uint32_t why = SHM_EXIT_NONE;
+	bool mine;
 
 	if (!r->stopped)
 		return;
-	if (poll(&p, 1, 0) == 1) {
+	if (!r->stopped_dead && poll(&p, 1, 0) == 1)
+		r->stopped_dead = true;
+	sp = shm_proc_at(r->ro, r->stopped_slot);
+	/* relaxed: status words; a mix of two records for an instant is read again */
+	mine = atomic_load_explicit(&sp->last_pid, memory_order_relaxed) == (uint32_t)r->stopped;
+	if (mine)
+		why = atomic_load_explicit(&sp->last_reason, memory_order_relaxed);
+	if (r->stopped_dead && why == SHM_EXIT_HANG) {
 		r->t.hangs_detected++;
 	} else if (now_ms() - r->stopped_at > HANG_MS + HANG_GRACE_MS) {
 		r->t.hangs_missed++;
-		fail(&r->vd, "hang detected",
-		     "worker pid %d stopped (SIGSTOP) for %" PRIu64
-		     " ms was not killed by the hang detection (hang_timeout %d ms)",
-		     (int)r->stopped, now_ms() - r->stopped_at, HANG_MS);
+		if (!r->stopped_dead)
+			fail(&r->vd, "hang detected",
+			     "worker pid %d stopped (SIGSTOP) for %" PRIu64
+			     " ms was not killed by the hang detection (hang_timeout %d ms)",
+			     (int)r->stopped, now_ms() - r->stopped_at, HANG_MS);
+		else
+			fail(&r->vd, "hang detected",
+			     "worker pid %d stopped (SIGSTOP) was killed, but its exit reads '%s', "
+			     "not a hang",
+			     (int)r->stopped, mine ? shm_exit_reason_name(why) : "(not recorded)");
 		kill(r->stopped, SIGCONT);
 	} else {
 		return;
 	}
 	close(r->stopped_fd);
 	r->stopped = 0;
+	r->stopped_dead = false;
 }
 
 static void reap_clients(struct run *r)
