@@ -18,6 +18,7 @@
  * (the churn agents) goes with it; a send whose outcome its sender never learnt (killed
  * mid-send, a call that failed) may or may not have gone and is booked as maybe.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1224,6 +1225,22 @@ static void check_after_stop(struct run *r, int sup_status)
 	}
 	if (waitpid(-1, NULL, WNOHANG) > 0)
 		fail(&r->vd, "no zombie", "a child of this tool was left unreaped");
+	{
+		/* the wake FIFOs of the instance's processes (the FIFO wakeup path) go too */
+		char prefix[96];
+		struct dirent *de;
+		DIR *d = opendir("/dev/shm");
+
+		snprintf(prefix, sizeof(prefix), "shoal.%s:", r->instance);
+		while (d && (de = readdir(d)))
+			if (!strncmp(de->d_name, prefix, strlen(prefix))) {
+				fail(&r->vd, "no segment left behind",
+				     "/dev/shm/%s is left after the stop", de->d_name);
+				break;
+			}
+		if (d)
+			closedir(d);
+	}
 	rc = shm_seg_attach(r->instance, SHM_ATTACH_RO, 0, &seg, err, sizeof(err));
 	if (rc != -ENOENT) {
 		fail(&r->vd, "no segment left behind",
