@@ -694,6 +694,7 @@ struct run {
 	pid_t stopped;
 	uint32_t stopped_slot; /* its process slot */
 	bool stopped_dead;     /* its pidfd said it is gone */
+	bool stopped_hang;     /* its slot recorded its exit as a hang */
 	int stopped_fd;
 	uint64_t stopped_at;
 	pid_t pids[MAX_PIDS]; /* every instance process seen */
@@ -767,11 +768,16 @@ static void fire(struct run *r, const struct event *e)
 
 	switch (e->kind) {
 	case EV_WORKER_KILL:
-		/* the first running worker from w on, never the one stopped for a hang */
+		/*
+		 * The first running worker from w on, never in the slot of the one stopped for
+		 * a hang until its exit is seen recorded: its replacement's exit would
+		 * overwrite that record.
+		 */
 		for (uint32_t i = 0; i < r->o->workers && !pid; i++) {
-			pid = worker_pid(r, (w + i) % r->o->workers);
-			if (pid == r->stopped)
-				pid = 0;
+			uint32_t x = (w + i) % r->o->workers;
+
+			if (!r->stopped || 1 + x != r->stopped_slot)
+				pid = worker_pid(r, x);
 		}
 		break;
 	case EV_WORKER_STOP:
@@ -869,11 +875,19 @@ static void watch_stopped(struct run *r)
 	mine = atomic_load_explicit(&sp->last_pid, memory_order_relaxed) == (uint32_t)r->stopped;
 	if (mine)
 		why = atomic_load_explicit(&sp->last_reason, memory_order_relaxed);
-	if (r->stopped_dead && why == SHM_EXIT_HANG) {
+	/* the record can come before the pidfd says so (the death is noticed early) */
+	if (why == SHM_EXIT_HANG)
+		r->stopped_hang = true;
+	if (r->stopped_dead && r->stopped_hang) {
 		r->t.hangs_detected++;
 	} else if (now_ms() - r->stopped_at > HANG_MS + HANG_GRACE_MS) {
 		r->t.hangs_missed++;
-		if (!r->stopped_dead)
+		if (!r->stopped_dead && r->stopped_hang)
+			fail(&r->vd, "hang detected",
+			     "worker pid %d, recorded as killed for a hang, still runs %" PRIu64
+			     " ms after its SIGSTOP",
+			     (int)r->stopped, now_ms() - r->stopped_at);
+		else if (!r->stopped_dead)
 			fail(&r->vd, "hang detected",
 			     "worker pid %d stopped (SIGSTOP) for %" PRIu64
 			     " ms was not killed by the hang detection (hang_timeout %d ms)",
@@ -882,7 +896,8 @@ static void watch_stopped(struct run *r)
 			fail(&r->vd, "hang detected",
 			     "worker pid %d stopped (SIGSTOP) was killed, but its exit reads '%s', "
 			     "not a hang",
-			     (int)r->stopped, mine ? shm_exit_reason_name(why) : "(not recorded)");
+			     (int)r->stopped,
+			     mine ? shm_exit_reason_name(why) : "another pid's or nothing");
 		kill(r->stopped, SIGCONT);
 	} else {
 		return;
@@ -890,6 +905,7 @@ static void watch_stopped(struct run *r)
 	close(r->stopped_fd);
 	r->stopped = 0;
 	r->stopped_dead = false;
+	r->stopped_hang = false;
 }
 
 static void reap_clients(struct run *r)
@@ -1264,6 +1280,7 @@ static void violations_from_books(struct run *r)
 		     "accepted by its send and never delivered",
 		     t->lost, t->first_lost_seq, sender_name((uint32_t)t->first_lost_from, a, 32),
 		     sender_name((uint32_t)t->first_lost_to, b, 32));
+	/* V1: pairs with V0's release of 2 in stress_violation_note(): the record whole */
 	if (atomic_load_explicit(&fv->set, memory_order_acquire) == 2) {
 		static const char *const kinds[] = {
 			"",
@@ -1574,6 +1591,7 @@ static void run_workload(struct run *r, const struct event *ev, uint32_t nev)
 	uint64_t t0 = now_ms(), last_prog = 0, end = (uint64_t)r->o->seconds * 1000u;
 	uint32_t next_ev = 0;
 
+	/* G0: pairs with G1 in st_tick(): the variable and the baseline before the workload */
 	atomic_store_explicit(&stress_log->go, 1, memory_order_release);
 	for (;;) {
 		uint64_t el = now_ms() - t0;
@@ -1591,6 +1609,7 @@ static void run_workload(struct run *r, const struct event *ev, uint32_t nev)
 		}
 		usleep(5000);
 	}
+	/* G2: pairs with G1 in st_tick() and the acquire in client_main(): senders stop */
 	atomic_store_explicit(&stress_log->stopping, 1, memory_order_release);
 	progress(r, now_ms() - t0, tty, true);
 	r->t.elapsed_s = (double)(now_ms() - t0) / 1000.0;

@@ -47,6 +47,7 @@ static int st_id(struct shoal_ctx *ctx, struct st *s)
 		return s->id;
 	self = shoal_self(ctx);
 	for (uint32_t i = 0; i < stress_log->nagents; i++) {
+		/* H1: pairs with H0 in cmd_stress(): the handle is the agent's own */
 		if (atomic_load_explicit(&stress_log->agent[i].handle, memory_order_acquire) !=
 		    self)
 			continue;
@@ -273,6 +274,7 @@ static int st_tick(struct shoal_ctx *ctx, void *state)
 		if (rc == 0 || rc == -EEXIST)
 			atomic_store_explicit(&lg->agent[id].joined, 1, memory_order_relaxed);
 	}
+	/* G1: pairs with G0 / G2 in run_workload(): the tool's setup before go, the end */
 	if (!atomic_load_explicit(&lg->go, memory_order_acquire) ||
 	    atomic_load_explicit(&lg->stopping, memory_order_acquire))
 		return 0;
