@@ -163,6 +163,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -1035,7 +1036,7 @@ static inline int deliver(struct ipc_mbox *m, uint64_t h, struct ipc_msg *out)
  * The fast path reads only the stamp of the head's cell (see the stamp rules at the top):
  * one line, which the producer writes once per message and which carries the message.
  */
-int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
+static int mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 {
 	struct ipc_mbox m;
 	uint64_t h, s;
@@ -1060,6 +1061,47 @@ int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
 	return deliver(&m, h, out);
 }
 
+#ifdef SHOAL_PLANTED_LOSS
+/*
+ * The planted fault (meson -Dplanted_loss=true, never in a real build): the consumer drops
+ * one plain message (a cast: no flag) in $SHOAL_PLANTED_LOSS_EVERY (default a million) of
+ * those it peeks, after its send was accepted, as a lossy mailbox would. It exists so that
+ * `shoal stress` can be seen to catch a lost message (tests/test_stress.c). The count is
+ * the process's own: a worker's drain runs on its one thread.
+ */
+static bool planted_drop(const struct ipc_msg *m)
+{
+	static uint64_t seen, every;
+
+	if (m->flags)
+		return false;
+	if (!every) {
+		const char *e = getenv("SHOAL_PLANTED_LOSS_EVERY");
+
+		every = e ? strtoull(e, NULL, 10) : 0;
+		if (!every)
+			every = 1000000;
+	}
+	return ++seen % every == 0;
+}
+
+static int planted_loss(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out, int rc)
+{
+	while (rc == 0 && planted_drop(out)) {
+		ipc_mbox_consume(seg, slot, out);
+		rc = mbox_peek(seg, slot, out);
+	}
+	return rc;
+}
+#else
+#define planted_loss(seg, slot, out, rc) (rc)
+#endif
+
+int ipc_mbox_peek(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out)
+{
+	return planted_loss(seg, slot, out, mbox_peek(seg, slot, out));
+}
+
 /*
  * Spin on the head's stamp alone, a pause between reads, up to `spins` reads; then one
  * ipc_mbox_peek(), which does the rest (filler, repair, frees). One loop on one word: the
@@ -1081,7 +1123,7 @@ int ipc_mbox_peek_spin(struct shm_seg *seg, uint32_t slot, struct ipc_msg *out, 
 	for (uint32_t i = 0; i < spins; i++) {
 		/* P3, as in ipc_mbox_peek() */
 		if (atomic_load_explicit(sp, memory_order_acquire) == want)
-			return deliver(&m, h, out);
+			return planted_loss(seg, slot, out, deliver(&m, h, out));
 		cpu_relax();
 	}
 	return ipc_mbox_peek(seg, slot, out);
