@@ -59,12 +59,14 @@ bool dist_is_valid_node(const char *node, char *err, size_t errlen);
 int dist_gateway_main(const struct dist_conf *dc, const char *instance);
 
 /*
- * Send one message from a short-lived C node: connect to node (alive@host) with the cookie
- * in cookie_file and send payload (a binary, len bytes) to the process registered as name
- * there. Returns 0, or -errno with a sentence in err (-ECONNREFUSED: no such node or the
- * cookie was refused). Any thread of a process without a gateway.
+ * Send from a short-lived C node: connect to node (alive@host) with the cookie in cookie_file
+ * and send payload (a binary, len bytes) count times to the process registered as name
+ * there, over one connection. Returns the messages sent (count), or -errno with a sentence in
+ * err (-ECONNREFUSED: no such node, or it refused the cookie; -EINVAL/-EPERM: a bad name or
+ * cookie file; -EIO: the connection failed midway). Any thread of a process without a
+ * gateway.
  */
 int dist_send(const char *node, const char *cookie_file, const char *name, const void *payload,
-	      uint32_t len, int timeout_ms, char *err, size_t errlen);
+	      uint32_t len, uint32_t count, int timeout_ms, char *err, size_t errlen);
 
 #endif
