@@ -39,6 +39,12 @@
 #define GW_POLL_MS     1000  /* the longest the main loop sleeps */
 #define GW_IO_MS       1000u /* the longest one libei read, write or handshake may take */
 #define GW_EPMD_MS     2000  /* epmd -daemon: how long to wait for it to take registrations */
+/*
+ * A call's reply is awaited this long, then its entry is forgotten (a late reply dropped):
+ * an agent that never answers must not fill the table. Ten minutes: far past any timeout a
+ * caller gives gen_server:call but infinity.
+ */
+#define GW_CALL_TTL_MS 600000u
 
 /* One distribution connection. */
 struct gw_conn {
@@ -48,7 +54,9 @@ struct gw_conn {
 
 /* One call in flight: where its reply goes. */
 struct gw_call {
-	uint64_t ref; /* the shoal call's reference, 0: unused */
+	uint64_t ref;		       /* the shoal call's reference, 0: unused */
+	uint64_t sent_ns;	       /* when it was sent (monotonic) */
+	char name[SHOAL_NAME_MAX + 1]; /* the agent called, for messages */
 	erlang_pid from;
 	char *tag; /* the gen_server call's Tag, as encoded (no version byte) */
 	int taglen;
@@ -77,6 +85,8 @@ struct gw {
 	char *buf;	  /* max_msg bytes: a payload on its way */
 	uint64_t dropped; /* messages to names that do not exist */
 	uint64_t last_drop_ns;
+	uint32_t call_ttl_ms;	/* GW_CALL_TTL_MS, or the test hook's */
+	uint64_t last_sweep_ns; /* calls_expire() last ran */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -351,8 +361,8 @@ out_big:
 }
 
 /* Keep a call in flight; false when GW_MAX_PENDING are (the caller drops it). */
-static bool call_keep(struct gw *g, uint64_t ref, const erlang_pid *from, const char *tag,
-		      int taglen)
+static bool call_keep(struct gw *g, uint64_t ref, const char *name, const erlang_pid *from,
+		      const char *tag, int taglen)
 {
 	for (uint32_t i = 0; i < GW_MAX_PENDING; i++) {
 		struct gw_call *c = &g->calls[i];
@@ -366,10 +376,21 @@ static bool call_keep(struct gw *g, uint64_t ref, const erlang_pid *from, const 
 		c->taglen = taglen;
 		c->from = *from;
 		c->ref = ref;
+		c->sent_ns = shm_now_ns();
+		snprintf(c->name, sizeof(c->name), "%s", name);
 		g->ncalls++;
 		return true;
 	}
 	return false;
+}
+
+/* A call's entry is free again (answered, or forgotten). */
+static void call_forget(struct gw *g, struct gw_call *call)
+{
+	free(call->tag);
+	call->tag = NULL;
+	call->ref = 0;
+	g->ncalls--;
 }
 
 /*
@@ -482,7 +503,7 @@ static void on_reg_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, 
 			say("call from %s to '%s' dropped: %s", c->node, name, strerror(-r));
 			return;
 		}
-		if (!call_keep(g, ref, &from, x->buff + tag, tagend - tag))
+		if (!call_keep(g, ref, name, &from, x->buff + tag, tagend - tag))
 			say("call from %s to '%s': no memory to keep it; its reply is dropped",
 			    c->node, name);
 		return;
@@ -568,11 +589,27 @@ static bool on_reply(struct gw *g, ei_x_buff *out)
 	/* the caller's node is gone: the reply is lost, as Erlang would lose it */
 	if (c && ei_send_tmo(c->fd, &call->from, out->buff, out->index, GW_IO_MS) < 0)
 		conn_close(g, c, "a reply could not be sent in time");
-	free(call->tag);
-	call->tag = NULL;
-	call->ref = 0;
-	g->ncalls--;
+	call_forget(g, call);
 	return true;
+}
+
+/* Forget the calls older than their lifetime; at most every tenth of it. */
+static void calls_expire(struct gw *g)
+{
+	uint64_t now = shm_now_ns(), ttl = (uint64_t)g->call_ttl_ms * 1000000u;
+
+	if (!g->ncalls || now - g->last_sweep_ns < ttl / 10)
+		return;
+	g->last_sweep_ns = now;
+	for (uint32_t i = 0; i < GW_MAX_PENDING; i++) {
+		struct gw_call *c = &g->calls[i];
+
+		if (!c->ref || now - c->sent_ns < ttl)
+			continue;
+		say("call from %s to '%s': no reply in %u ms: forgotten (a late reply is dropped)",
+		    c->from.node, c->name, g->call_ttl_ms);
+		call_forget(g, c);
+	}
 }
 
 /* Serve until the instance stops (the reply pipe ends) or a signal ends the process. */
@@ -596,7 +633,12 @@ static int serve(struct gw *g)
 				of[n] = &g->conns[i];
 				pf[n++] = (struct pollfd){.fd = g->conns[i].fd, .events = POLLIN};
 			}
-		r = poll(pf, n, GW_POLL_MS);
+		/* calls in flight: wake in time to forget the unanswered ones */
+		r = poll(pf, n,
+			 g->ncalls && g->call_ttl_ms / 10 < GW_POLL_MS
+				 ? (int)(g->call_ttl_ms / 10) + 1
+				 : GW_POLL_MS);
+		calls_expire(g);
 		if (r < 0 && errno != EINTR) {
 			say("poll: %s", strerror(errno));
 			ret = 3;
@@ -630,6 +672,14 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 	signal(SIGPIPE, SIG_IGN);
 	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
 		g.conns[i].fd = -1;
+	g.call_ttl_ms = GW_CALL_TTL_MS;
+#ifdef SHOAL_TEST_HOOKS
+	/* SHOAL_TEST_DIST_CALL_TTL_MS: a shorter call lifetime (tests/test_dist.c) */
+	if (getenv("SHOAL_TEST_DIST_CALL_TTL_MS"))
+		g.call_ttl_ms = (uint32_t)strtoul(getenv("SHOAL_TEST_DIST_CALL_TTL_MS"), NULL, 10);
+	if (!g.call_ttl_ms)
+		g.call_ttl_ms = GW_CALL_TTL_MS;
+#endif
 	if (dist_cookie_read(dc->cookie_file, cookie, sizeof(cookie), why, sizeof(why))) {
 		say("%s", why);
 		return 3;

@@ -229,6 +229,8 @@ static int setup(void **state)
 		 "[agent counter]\ntype = counter\nname = counter\n"
 		 "[dist]\nnode = %s\ncookie_file = %s\n",
 		 node, cookie_path);
+	/* the gateway forgets an unanswered call after 200 ms, not 10 minutes (test hooks) */
+	setenv("SHOAL_TEST_DIST_CALL_TTL_MS", "200", 1);
 	rt_start(&run, "t-dist-", "gw", cfg, NULL);
 	rt_wait_ready(&run);
 	rt_client_open(&cl, run.inst);
@@ -310,6 +312,26 @@ static void test_dist_malformed_rejected(void **state)
 	ei_close_connection(fd);
 	peer_expect(&peer, "call echo fine", "reply fine");
 	assert_int_equal(gateway_pid(cl.seg), gw);
+}
+
+/*
+ * A call whose agent never answers (its worker stopped) is forgotten after the gateway's
+ * call lifetime (200 ms here, SHOAL_TEST_DIST_CALL_TTL_MS): the in-flight table does not
+ * fill with them. The late reply is dropped; the agent answers the next call.
+ */
+static void test_dist_unanswered_call_expires(void **state)
+{
+	pid_t wpid = rt_slot_pid(cl.seg, 1);
+
+	(void)state;
+	need_test_hooks();
+	assert_true(wpid > 0);
+	assert_int_equal(kill(wpid, SIGSTOP), 0);
+	rt_wait_pid_state(wpid, 'T');
+	peer_expect(&peer, "callshort echo late", "timeout");
+	rt_wait_err(&run, "call from tpeer@127.0.0.1 to 'echo': no reply in 200 ms: forgotten");
+	assert_int_equal(kill(wpid, SIGCONT), 0);
+	peer_expect(&peer, "call echo ontime", "reply ontime");
 }
 
 /* A node with another cookie is refused in the handshake. */
@@ -410,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_dist_call_missing_name_times_out),
 		cmocka_unit_test(test_dist_oversized_rejected),
 		cmocka_unit_test(test_dist_malformed_rejected),
+		cmocka_unit_test(test_dist_unanswered_call_expires),
 		cmocka_unit_test(test_dist_wrong_cookie_refused),
 		cmocka_unit_test(test_dist_send_to_beam),
 		cmocka_unit_test(test_dist_send_to_shoal_node),
