@@ -4,8 +4,8 @@
  * (supervisor/sup_gateway.c), with two threads:
  *   - the main thread owns every libei connection: it accepts, answers distribution ticks,
  *     decodes each message sent to a registered name and puts it in that agent's mailbox (a
- *     cast, or a call with a reference), never waiting on a mailbox (a full one drops the
- *     message, as a lost network message would be);
+ *     cast, or a call with a reference), never waiting on a mailbox: a full one stalls only
+ *     the connection the message came on (GW_STALL_MS), the others go on;
  *   - the reply thread waits in the gateway's shoal inbox for the agents' replies and hands
  *     each to the main thread through a pipe, so a slow agent never holds the network side.
  * The main thread's poll wakes at least every GW_POLL_MS, far inside the net tick time (60 s),
@@ -45,11 +45,29 @@
  * caller gives gen_server:call but infinity.
  */
 #define GW_CALL_TTL_MS 600000u
+/*
+ * A message for a full mailbox stalls its connection (nothing more is read from it, so the
+ * sending node buffers and slows down, as for any slow peer) and is tried again every
+ * GW_STALL_RETRY_MS, for up to GW_STALL_MS; then it is dropped (said) and reading resumes.
+ * The stall stays well inside the net tick time: the peer's ticks wait unread meanwhile.
+ */
+#define GW_STALL_MS	  5000u
+#define GW_STALL_RETRY_MS 1
 
 /* One distribution connection. */
 struct gw_conn {
 	int fd; /* -1: unused */
 	char node[MAXNODELEN + 1];
+	/* a message waiting for room in a full mailbox (see GW_STALL_MS); data NULL: none */
+	struct gw_stall {
+		char *data;
+		uint32_t len;
+		uint32_t flags; /* IPC_F_* */
+		uint64_t ref;	/* a call's reference, 0 for a cast */
+		shoal_handle_t to;
+		uint64_t since_ns;
+		char name[SHOAL_NAME_MAX + 1];
+	} stall;
 };
 
 /* One call in flight: where its reply goes. */
@@ -262,9 +280,21 @@ static struct gw_conn *conn_by_node(struct gw *g, const char *node)
 	return NULL;
 }
 
+static void call_forget_ref(struct gw *g, uint64_t ref);
+
+/* The stalled message is sent or given up: reading the connection resumes. */
+static void stall_end(struct gw_conn *c)
+{
+	free(c->stall.data);
+	c->stall.data = NULL;
+}
+
 static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 {
-	(void)g;
+	if (c->stall.data) {
+		call_forget_ref(g, c->stall.ref);
+		stall_end(c);
+	}
 	say("connection from %s closed: %s", c->node, why);
 	ei_close_connection(c->fd);
 	c->fd = -1;
@@ -393,6 +423,63 @@ static void call_forget(struct gw *g, struct gw_call *call)
 	g->ncalls--;
 }
 
+/* The same, by its reference (0 or unknown: nothing). */
+static void call_forget_ref(struct gw *g, uint64_t ref)
+{
+	for (uint32_t i = 0; ref && i < GW_MAX_PENDING; i++)
+		if (g->calls[i].ref == ref) {
+			call_forget(g, &g->calls[i]);
+			return;
+		}
+}
+
+/*
+ * Put g->buf's n bytes into to's mailbox, never waiting: a full one stalls the connection
+ * with a copy (stall_retry() goes on). A call's entry is kept by the caller before, and
+ * forgotten here if the message cannot be delivered.
+ */
+static void deliver(struct gw *g, struct gw_conn *c, const char *name, shoal_handle_t to,
+		    uint32_t flags, uint64_t ref, uint32_t n)
+{
+	int r = ipc_send(g->seg, to, g->inbox, 0, flags, ref, g->buf, n, 0);
+
+	if (r == -EAGAIN || r == -ETIMEDOUT) {
+		c->stall = (struct gw_stall){
+			.len = n, .flags = flags, .ref = ref, .to = to, .since_ns = shm_now_ns()};
+		snprintf(c->stall.name, sizeof(c->stall.name), "%s", name);
+		c->stall.data = malloc(n ? n : 1);
+		if (c->stall.data) {
+			memcpy(c->stall.data, g->buf, n);
+			return;
+		}
+		r = -ENOMEM;
+	}
+	if (r) {
+		say("%s from %s to '%s' dropped: %s", ref ? "call" : "message", c->node, name,
+		    strerror(-r));
+		call_forget_ref(g, ref);
+	}
+}
+
+/* Try c's stalled message again; give it up after GW_STALL_MS. */
+static void stall_retry(struct gw *g, struct gw_conn *c)
+{
+	struct gw_stall *st = &c->stall;
+	int r = ipc_send(g->seg, st->to, g->inbox, 0, st->flags, st->ref, st->data, st->len, 0);
+
+	if ((r == -EAGAIN || r == -ETIMEDOUT) &&
+	    shm_now_ns() - st->since_ns < (uint64_t)GW_STALL_MS * 1000000u)
+		return;
+	if (r) {
+		say("%s from %s to '%s' dropped: %s", st->ref ? "call" : "message", c->node,
+		    st->name,
+		    r == -EAGAIN || r == -ETIMEDOUT ? "its mailbox stayed full for 5 s"
+						    : strerror(-r));
+		call_forget_ref(g, st->ref);
+	}
+	stall_end(c);
+}
+
 /*
  * {'$gen_call', {From, Tag}, Req}: is the term at buf+*i one? Then its parts: From, and the
  * offsets of Tag and Req (as encoded).
@@ -463,7 +550,6 @@ static void on_reg_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, 
 	shoal_handle_t to;
 	uint32_t flags;
 	int64_t n;
-	int r;
 
 	if (ei_decode_version(x->buff, &i, &ver) < 0) {
 		say("message from %s to '%s' rejected: no term version byte", c->node, name);
@@ -496,24 +582,18 @@ static void on_reg_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, 
 			return;
 		}
 		ref = ipc_ref_new(g->seg, false);
-		/* no wait: a full mailbox drops the call (its caller times out) */
-		r = ipc_send(g->seg, to, g->inbox, 0, IPC_F_CALL | flags, ref, g->buf, (uint32_t)n,
-			     0);
-		if (r) {
-			say("call from %s to '%s' dropped: %s", c->node, name, strerror(-r));
+		/* kept before it is sent: the reply may come before we look again */
+		if (!call_keep(g, ref, name, &from, x->buff + tag, tagend - tag)) {
+			say("call from %s to '%s' dropped: no memory to keep it", c->node, name);
 			return;
 		}
-		if (!call_keep(g, ref, name, &from, x->buff + tag, tagend - tag))
-			say("call from %s to '%s': no memory to keep it; its reply is dropped",
-			    c->node, name);
+		deliver(g, c, name, to, IPC_F_CALL | flags, ref, (uint32_t)n);
 		return;
 	}
 	n = payload_of(g, x->buff, start, end, &flags, c->node, name);
 	if (n < 0)
 		return;
-	r = ipc_send(g->seg, to, g->inbox, 0, flags, 0, g->buf, (uint32_t)n, 0);
-	if (r)
-		say("message from %s to '%s' dropped: %s", c->node, name, strerror(-r));
+	deliver(g, c, name, to, flags, 0, (uint32_t)n);
 }
 
 /* Connection c is readable: a tick (answered by libei), a message, or its end. */
@@ -624,20 +704,29 @@ static int serve(struct gw *g)
 		return 3;
 	for (;;) {
 		nfds_t n = 0;
-		int r;
+		int r, tmo = GW_POLL_MS;
 
 		pf[n++] = (struct pollfd){.fd = g->lfd, .events = POLLIN};
 		pf[n++] = (struct pollfd){.fd = g->pipe_rd, .events = POLLIN};
-		for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
-			if (g->conns[i].fd >= 0) {
-				of[n] = &g->conns[i];
-				pf[n++] = (struct pollfd){.fd = g->conns[i].fd, .events = POLLIN};
+		for (uint32_t i = 0; i < GW_MAX_CONNS; i++) {
+			struct gw_conn *c = &g->conns[i];
+
+			if (c->fd < 0)
+				continue;
+			if (c->stall.data) {
+				stall_retry(g, c);
+				/* still stalled: not read, tried again soon */
+				if (c->stall.data)
+					tmo = GW_STALL_RETRY_MS;
 			}
+			of[n] = c;
+			pf[n++] =
+				(struct pollfd){.fd = c->fd, .events = c->stall.data ? 0 : POLLIN};
+		}
 		/* calls in flight: wake in time to forget the unanswered ones */
-		r = poll(pf, n,
-			 g->ncalls && g->call_ttl_ms / 10 < GW_POLL_MS
-				 ? (int)(g->call_ttl_ms / 10) + 1
-				 : GW_POLL_MS);
+		if (g->ncalls && (int)(g->call_ttl_ms / 10) + 1 < tmo)
+			tmo = (int)(g->call_ttl_ms / 10) + 1;
+		r = poll(pf, n, tmo);
 		calls_expire(g);
 		if (r < 0 && errno != EINTR) {
 			say("poll: %s", strerror(errno));
@@ -650,7 +739,7 @@ static int serve(struct gw *g)
 		if ((pf[1].revents & (POLLIN | POLLHUP)) && !on_reply(g, &out))
 			break;
 		for (nfds_t k = 2; k < n; k++)
-			if (pf[k].revents && of[k]->fd == pf[k].fd)
+			if (pf[k].revents && of[k]->fd == pf[k].fd && !of[k]->stall.data)
 				on_conn(g, of[k], &in);
 		if (pf[0].revents & POLLIN)
 			on_accept(g);
