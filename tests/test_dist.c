@@ -416,6 +416,22 @@ static void test_dist_send_to_shoal_node(void **state)
 	assert_non_null(strstr(out, "--node needs --cookie-file"));
 }
 
+/* shoal bench dist runs (its own instance and BEAM nodes) and reports its four rows. */
+static void test_dist_bench_runs(void **state)
+{
+	const char *args[] = {"bench", "dist", "--quick", "--json", NULL};
+	const char *rows[] = {"dist_call_beam_to_shoal", "dist_call_beam_to_beam",
+			      "dist_cast_beam_to_shoal", "dist_cast_beam_to_beam"};
+	static char out[65536];
+
+	(void)state;
+	if (rt_run_tool(NULL, out, sizeof(out), args) != 0)
+		fail_msg("shoal bench dist failed:\n%s", out);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (!strstr(out, rows[i]))
+			fail_msg("no row %s in:\n%s", rows[i], out);
+}
+
 /* shoal inspect lists the gateway's process slot with its role. */
 static void test_dist_inspect_shows_gateway(void **state)
 {
@@ -460,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_dist_wrong_cookie_refused),
 		cmocka_unit_test(test_dist_send_to_beam),
 		cmocka_unit_test(test_dist_send_to_shoal_node),
+		cmocka_unit_test(test_dist_bench_runs),
 		cmocka_unit_test(test_dist_inspect_shows_gateway),
 		cmocka_unit_test(test_dist_gateway_restarted),
 	};

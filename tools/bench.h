@@ -90,6 +90,7 @@ void bench_pick_cpus(int *a, int *b);
 int bench_parse_common(int argc, char **argv, struct bench_opts *o);
 
 int bench_control(int argc, char **argv, struct bench_opts *o);
+int bench_dist(int argc, char **argv, struct bench_opts *o);
 int bench_coord(int argc, char **argv, struct bench_opts *o);
 /* bench coord's variables part (bench_coord_vars.c): rows into r, its notes set; 0/-errno. */
 int bench_coord_vars(struct bench_opts *o, struct bench_report *r);

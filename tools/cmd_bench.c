@@ -18,6 +18,10 @@ static const struct {
 	 "coordination: variables (read, update) vs a registry lookup; broadcast with "
 	 "acknowledgements to 100 agents (round record vs replies)",
 	 bench_coord},
+	{"dist",
+	 "the Erlang distribution: a BEAM node's calls and casts to shoal agents vs to a second "
+	 "BEAM node",
+	 bench_dist},
 	{"ipc", "mailbox round trips and throughput vs cache-line, futex, io_uring, pipe",
 	 bench_ipc},
 	{"registry", "registry lookups and register+unregister vs a plain array index",
