@@ -69,4 +69,22 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance);
 int dist_send(const char *node, const char *cookie_file, const char *name, const void *payload,
 	      uint32_t len, uint32_t count, int timeout_ms, char *err, size_t errlen);
 
+/* What dist_call() got back. */
+struct dist_reply {
+	char *data; /* malloc'd: a binary's bytes, or another term printed as Erlang would */
+	uint32_t len;
+	bool term; /* the reply was not a binary: data is its printed form */
+};
+
+/*
+ * A gen_server call from a short-lived C node: connect to node with the cookie in
+ * cookie_file, send {'$gen_call', {Self, Ref}, Payload} (Payload a binary) to the process
+ * registered as name there, and wait up to timeout_ms for {Ref, Reply}. Returns 0 with *out
+ * filled (free out->data), -ETIMEDOUT (no reply: Erlang drops a message to a name that does
+ * not exist), or -errno with a sentence in err as dist_send(). Any thread of a process
+ * without a gateway.
+ */
+int dist_call(const char *node, const char *cookie_file, const char *name, const void *payload,
+	      uint32_t len, int timeout_ms, struct dist_reply *out, char *err, size_t errlen);
+
 #endif

@@ -69,6 +69,9 @@ static const char peer_program[] =
 	"        [\"ping\"] -> P(\"ping ~w\", [net_adm:ping(N)]);"
 	"        [\"register\", Name] -> register(list_to_atom(Name), self()),"
 	"                                P(\"registered\", []);"
+	"        [\"echoserver\", Name] ->"
+	"          Srv = fun E() -> receive {'$gen_call', {F, T}, R} -> F ! {T, R}, E() end end,"
+	"          register(list_to_atom(Name), spawn(Srv)), P(\"registered\", []);"
 	"        [\"recv\"] -> receive B when is_binary(B) -> P(\"got ~s\", [B])"
 	"                      after 10000 -> P(\"nothing\", []) end;"
 	"        [\"monitor\"] -> erlang:monitor_node(N, true), P(\"monitoring\", []);"
@@ -409,7 +412,7 @@ static void test_dist_send_to_shoal_node(void **state)
 	 * Two connections are not ordered with each other: once the gateway has seen the tool's
 	 * connection end, it has put both casts in the mailbox, ahead of the peer's call.
 	 */
-	rt_wait_err(&run, "connection from shoal_send_");
+	rt_wait_err(&run, "connection from shoal_cli_");
 	snprintf(after, sizeof(after), "reply %lu %lu", n0 + 2, r0);
 	peer_expect(&peer, "call counter x", after);
 	assert_int_equal(rt_run_tool(NULL, out, sizeof(out), noc), 2);
@@ -430,6 +433,34 @@ static void test_dist_bench_runs(void **state)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (!strstr(out, rows[i]))
 			fail_msg("no row %s in:\n%s", rows[i], out);
+}
+
+/*
+ * shoal call --node: a gen_server call from a short-lived C node, to a BEAM process (its
+ * reply printed) and to the instance's own agent through its gateway (shoal to shoal); a
+ * name nobody has times out (exit 1).
+ */
+static void test_dist_call_node(void **state)
+{
+	const char *beam[] = {"call",	       "becho",	    "hi-beam", "--node", "tpeer@127.0.0.1",
+			      "--cookie-file", cookie_path, NULL};
+	const char *own[] = {"call", "echo",	      "hi-shoal",  "--node",
+			     node,   "--cookie-file", cookie_path, NULL};
+	const char *none[] = {"call",	       "nobody",    "x",	 "--node", node,
+			      "--cookie-file", cookie_path, "--timeout", "300",	   NULL};
+	char out[1024];
+
+	(void)state;
+	peer_expect(&peer, "echoserver becho", "registered");
+	if (rt_run_tool(NULL, out, sizeof(out), beam) != 0)
+		fail_msg("shoal call --node (BEAM) failed: %s", out);
+	assert_string_equal(out, "hi-beam\n");
+	if (rt_run_tool(NULL, out, sizeof(out), own) != 0)
+		fail_msg("shoal call --node (shoal) failed: %s", out);
+	assert_string_equal(out, "hi-shoal\n");
+	assert_int_equal(rt_run_tool(NULL, out, sizeof(out), none), 1);
+	assert_non_null(strstr(out, "'nobody' on "));
+	assert_non_null(strstr(out, "did not answer within 300 ms"));
 }
 
 /* shoal inspect lists the gateway's process slot with its role. */
@@ -476,6 +507,7 @@ int main(void)
 		cmocka_unit_test(test_dist_wrong_cookie_refused),
 		cmocka_unit_test(test_dist_send_to_beam),
 		cmocka_unit_test(test_dist_send_to_shoal_node),
+		cmocka_unit_test(test_dist_call_node),
 		cmocka_unit_test(test_dist_bench_runs),
 		cmocka_unit_test(test_dist_inspect_shows_gateway),
 		cmocka_unit_test(test_dist_gateway_restarted),
