@@ -1428,34 +1428,38 @@ static int check_segment(const struct sup_config *c, struct sup_config_facts *f,
 static int check_dist(const struct sup_config *c, char *err, size_t errlen)
 {
 	const struct dist_conf *d = &c->dist;
-	char cookie[DIST_COOKIE_MAX], why[384];
+	char cookie[DIST_COOKIE_MAX], why[384], where[SUP_PATH_MAX + 16];
 
-	if (!d->line)
+	/* a [dist] section, or shoal run's --node / --cookie-file (line 0) */
+	if (!d->line && !d->node[0] && !d->cookie_file[0])
 		return 0;
 	if (!dist_is_available()) {
 		snprintf(err, errlen,
-			 "%s:%d: [dist]: this shoal was built without the Erlang distribution "
+			 "%s: [dist]: this shoal was built without the Erlang distribution "
 			 "(libei, from Debian's erlang-dev); install erlang-dev and rebuild "
 			 "(meson -Ddist=enabled), or remove the [dist] section",
-			 c->source, d->line);
+			 at(where, sizeof(where), c->source, d->line));
 		return -EINVAL;
 	}
 	if (!d->node[0]) {
 		snprintf(err, errlen,
-			 "%s:%d: [dist]: no 'node' key: name the node, e.g. node = shoal@127.0.0.1",
-			 c->source, d->line);
+			 "%s: [dist]: no 'node' key: name the node, e.g. node = shoal@127.0.0.1 "
+			 "(or --node)",
+			 at(where, sizeof(where), c->source, d->line));
 		return -EINVAL;
 	}
 	if (!d->cookie_file[0]) {
 		snprintf(err, errlen,
-			 "%s:%d: [dist]: no 'cookie_file' key: the cookie is required (there is "
+			 "%s: [dist]: no 'cookie_file' key: the cookie is required (there is "
 			 "no default); write it to a file only you can read (chmod 600) and name "
-			 "it here",
-			 c->source, d->line);
+			 "it here (or with --cookie-file)",
+			 at(where, sizeof(where), c->source, d->line));
 		return -EINVAL;
 	}
 	if (dist_cookie_read(d->cookie_file, cookie, sizeof(cookie), why, sizeof(why))) {
-		snprintf(err, errlen, "%s:%d: [dist] %s", c->source, d->cookie_line, why);
+		snprintf(err, errlen, "%s: %s%s",
+			 at(where, sizeof(where), c->source, d->cookie_line),
+			 d->cookie_line ? "[dist] " : "--cookie-file: ", why);
 		return -EINVAL;
 	}
 	explicit_bzero(cookie, sizeof(cookie));

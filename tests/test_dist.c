@@ -463,6 +463,41 @@ static void test_dist_call_node(void **state)
 	assert_non_null(strstr(out, "did not answer within 300 ms"));
 }
 
+/*
+ * shoal run --node NODE --cookie-file FILE: the command line's [dist], checked the same way:
+ * a cookie file the group may read is refused (exit 2, naming it), a good one passes.
+ */
+static void test_dist_run_node_options(void **state)
+{
+	char bad[96], out[8192];
+	const char *args[] = {"run",	       "--check",	"--workers", "1", "--node",
+			      "cli@127.0.0.1", "--cookie-file", bad,	     NULL};
+	const char *nocookie[] = {"run",    "--check",	     "--workers", "1",
+				  "--node", "cli@127.0.0.1", NULL};
+	const char *badnode[] = {"run", "--check", "--node", "cli", NULL};
+	FILE *f;
+
+	(void)state;
+	snprintf(bad, sizeof(bad), "%s-0640", cookie_path);
+	f = fopen(bad, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", cookie);
+	fclose(f);
+	assert_int_equal(chmod(bad, 0640), 0);
+	assert_int_equal(rt_run_tool(NULL, out, sizeof(out), args), 2);
+	if (!strstr(out, "has mode 0640") || !strstr(out, bad))
+		fail_msg("shoal run --check said: %s", out);
+	assert_int_equal(chmod(bad, 0600), 0);
+	if (rt_run_tool(NULL, out, sizeof(out), args) != 0)
+		fail_msg("shoal run --check refused a 0600 cookie: %s", out);
+	assert_non_null(strstr(out, "dist: node cli@127.0.0.1"));
+	assert_int_equal(rt_run_tool(NULL, out, sizeof(out), nocookie), 2);
+	assert_non_null(strstr(out, "the cookie is required"));
+	assert_int_equal(rt_run_tool(NULL, out, sizeof(out), badnode), 2);
+	assert_non_null(strstr(out, "--node 'cli': a node name is alive@host"));
+	unlink(bad);
+}
+
 /* shoal inspect lists the gateway's process slot with its role. */
 static void test_dist_inspect_shows_gateway(void **state)
 {
@@ -509,6 +544,7 @@ int main(void)
 		cmocka_unit_test(test_dist_send_to_shoal_node),
 		cmocka_unit_test(test_dist_call_node),
 		cmocka_unit_test(test_dist_bench_runs),
+		cmocka_unit_test(test_dist_run_node_options),
 		cmocka_unit_test(test_dist_inspect_shows_gateway),
 		cmocka_unit_test(test_dist_gateway_restarted),
 	};
