@@ -77,6 +77,8 @@ static const char peer_program[] =
 	"        [\"monitor\"] -> erlang:monitor_node(N, true), P(\"monitoring\", []);"
 	"        [\"waitdown\"] -> receive {nodedown, N} -> P(\"down\", [])"
 	"                          after 15000 -> P(\"no nodedown\", []) end;"
+	"        [\"idle\", Ms] -> receive {nodedown, N} -> P(\"down\", [])"
+	"                          after list_to_integer(Ms) -> P(\"still up\", []) end;"
 	"        [\"cast\", Name, Pay] -> {list_to_atom(Name), N} ! list_to_binary(Pay),"
 	"                                 P(\"cast\", []);"
 	"        [\"castterm\", Name] -> {list_to_atom(Name), N} ! Term, P(\"cast\", []);"
@@ -100,8 +102,11 @@ static const char peer_program[] =
 	"  end end,"
 	"L().";
 
-/* Start `erl` as node alive@127.0.0.1 with cookie c, running peer_program. */
-static void peer_start(struct peer *p, const char *alive, const char *c)
+/*
+ * Start `erl` as node alive@127.0.0.1 with cookie c, running peer_program; ticktime > 0 sets
+ * its net_ticktime (seconds).
+ */
+static void peer_start_tick(struct peer *p, const char *alive, const char *c, int ticktime)
 {
 	int in[2], out[2];
 	char name[64];
@@ -116,6 +121,13 @@ static void peer_start(struct peer *p, const char *alive, const char *c)
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		setenv("SHOAL_NODE", node, 1);
+		if (ticktime > 0) {
+			char tt[16];
+
+			snprintf(tt, sizeof(tt), "%d", ticktime);
+			execlp("erl", "erl", "-noshell", "-name", name, "-setcookie", c, "-kernel",
+			       "net_ticktime", tt, "-eval", peer_program, (char *)NULL);
+		}
 		execlp("erl", "erl", "-noshell", "-name", name, "-setcookie", c, "-eval",
 		       peer_program, (char *)NULL);
 		_exit(127);
@@ -124,6 +136,11 @@ static void peer_start(struct peer *p, const char *alive, const char *c)
 	close(out[1]);
 	p->in = in[1];
 	p->out = out[0];
+}
+
+static void peer_start(struct peer *p, const char *alive, const char *c)
+{
+	peer_start_tick(p, alive, c, 0);
 }
 
 /* The peer's next line (without its newline) into line; fails the test after TIMEOUT_MS. */
@@ -360,6 +377,23 @@ static void test_dist_unanswered_call_expires(void **state)
 	peer_expect(&peer, "call echo ontime", "reply ontime");
 }
 
+/*
+ * Distribution ticks are answered: a BEAM node with a 2 s net tick time (it gives up on a
+ * peer silent for about that long) stays connected through 5 s of an idle connection.
+ */
+static void test_dist_ticks_answered(void **state)
+{
+	struct peer fast;
+
+	(void)state;
+	peer_start_tick(&fast, "ttick", cookie, 2);
+	peer_expect(&fast, "ping", "ping pong");
+	peer_expect(&fast, "monitor", "monitoring");
+	peer_expect(&fast, "idle 5000", "still up");
+	peer_expect(&fast, "call echo alive", "reply alive");
+	peer_stop(&fast);
+}
+
 /* A node with another cookie is refused in the handshake. */
 static void test_dist_wrong_cookie_refused(void **state)
 {
@@ -539,6 +573,7 @@ int main(void)
 		cmocka_unit_test(test_dist_oversized_rejected),
 		cmocka_unit_test(test_dist_malformed_rejected),
 		cmocka_unit_test(test_dist_unanswered_call_expires),
+		cmocka_unit_test(test_dist_ticks_answered),
 		cmocka_unit_test(test_dist_wrong_cookie_refused),
 		cmocka_unit_test(test_dist_send_to_beam),
 		cmocka_unit_test(test_dist_send_to_shoal_node),
