@@ -16,10 +16,6 @@
 #include "supervisor/sup.h"
 #include "supervisor/sup_int.h"
 
-#ifndef CLOSE_RANGE_UNSHARE
-#include <linux/close_range.h>
-#endif
-
 /* See sup_int.h. */
 void sup_gateway_init(struct sup *s)
 {

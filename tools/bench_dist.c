@@ -214,8 +214,11 @@ static int gateway_wait(const char *inst)
 		for (uint32_t i = 0; i < shm_hdr(seg)->cfg.max_procs; i++) {
 			struct shm_proc *p = shm_proc_at(seg, i);
 
-			if (atomic_load(&p->role) == SHM_ROLE_GATEWAY &&
-			    atomic_load(&p->state) == SHM_PROC_RUNNING) {
+			/* relaxed: status words; the gateway's own connections are its proof */
+			if (atomic_load_explicit(&p->role, memory_order_relaxed) ==
+				    SHM_ROLE_GATEWAY &&
+			    atomic_load_explicit(&p->state, memory_order_relaxed) ==
+				    SHM_PROC_RUNNING) {
 				r = 0;
 				goto out;
 			}
