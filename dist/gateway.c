@@ -6,8 +6,11 @@
  *     decodes each message sent to a registered name and puts it in that agent's mailbox (a
  *     cast, or a call with a reference), never waiting on a mailbox: a full one stalls only
  *     the connection the message came on (GW_STALL_MS), the others go on;
- *   - the reply thread waits in the gateway's shoal inbox for the agents' replies and hands
- *     each to the main thread through a pipe, so a slow agent never holds the network side.
+ *   - the reply thread waits in the gateway's shoal inbox for the agents' replies and sends
+ *     each to its caller itself, so a slow agent never holds the network side and a reply
+ *     costs no extra wakeup of the main thread. The two share the connections and the
+ *     calls in flight under one mutex (gw.mu), which also keeps their writes to a socket
+ *     (replies; libei's tick answers) whole.
  * The main thread's poll wakes at least every GW_POLL_MS, far inside the net tick time (60 s),
  * and no libei call it makes waits longer than GW_IO_MS.
  */
@@ -19,6 +22,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,11 +84,11 @@ struct gw_call {
 	int taglen;
 };
 
-/* What the reply thread hands the main thread for each reply (then len payload bytes). */
+/* One reply from an agent, as the reply thread took it from the inbox. */
 struct gw_reply {
 	uint64_t ref;
 	uint32_t err; /* the agent's errno (SHOAL_MSG_ERROR), 0: a reply */
-	uint32_t len; /* payload bytes that follow */
+	uint32_t len; /* payload bytes */
 };
 
 struct gw {
@@ -96,7 +100,9 @@ struct gw {
 	struct shm_seg *seg;
 	shoal_handle_t inbox;
 	uint32_t max_msg;
-	int pipe_rd, pipe_wr; /* replies, from the reply thread */
+	int pipe_rd, pipe_wr; /* the reply thread closes pipe_wr as it ends: the instance stopped */
+	pthread_mutex_t mu;   /* conns, calls, ncalls: the main thread and the reply thread */
+	_Atomic uint32_t stop; /* the main thread has ended: the reply thread ends too */
 	struct gw_conn conns[GW_MAX_CONNS];
 	struct gw_call calls[GW_MAX_PENDING];
 	uint32_t ncalls;
@@ -211,26 +217,36 @@ static int node_setup(struct gw *g, const char *cookie)
 
 /* --- the reply thread --- */
 
+static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, const char *data);
+
 /*
- * Wait in the inbox for replies; each goes to the main thread through the pipe (a header,
- * then the payload). Other messages to the inbox (none are addressed to it yet) are dropped.
- * Ends when the instance stops or the pipe is closed.
+ * Wait in the inbox for replies and send each to its caller (on_reply(), under gw.mu).
+ * Other messages to the inbox (none are addressed to it yet) are dropped. Ends when the
+ * instance stops (or the main thread has ended) and closes pipe_wr to say so.
  */
 static void *reply_thread(void *arg)
 {
 	struct gw *g = arg;
 	char *buf = malloc(g->max_msg);
 	sigset_t all;
+	ei_x_buff out;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
-	if (!buf)
+	if (!buf || ei_x_new(&out) < 0) {
+		free(buf);
+		close(g->pipe_wr);
 		return NULL;
+	}
 	for (;;) {
 		struct shoal_msg m;
 		struct gw_reply h;
-		int r = shoal_client_recv(g->cl, &m, buf, g->max_msg, 1000);
+		int r;
 
+		/* T1: pairs with T0 in dist_gateway_main(): the main thread has ended */
+		if (atomic_load_explicit(&g->stop, memory_order_acquire))
+			break;
+		r = shoal_client_recv(g->cl, &m, buf, g->max_msg, 1000);
 		if (r == -ETIMEDOUT || r == -EAGAIN || r == -EINTR)
 			continue;
 		if (r < 0)
@@ -244,30 +260,14 @@ static void *reply_thread(void *arg)
 			       : m.len < g->max_msg	   ? m.len
 							   : g->max_msg,
 		};
-		if (write(g->pipe_wr, &h, sizeof(h)) != (ssize_t)sizeof(h) ||
-		    (h.len && write(g->pipe_wr, buf, h.len) != (ssize_t)h.len))
-			break;
+		pthread_mutex_lock(&g->mu);
+		on_reply(g, &out, &h, buf);
+		pthread_mutex_unlock(&g->mu);
 	}
+	ei_x_free(&out);
 	free(buf);
 	close(g->pipe_wr);
 	return NULL;
-}
-
-/* Read exactly n bytes from the reply pipe (the thread writes a reply whole, at once). */
-static bool read_full(int fd, void *p, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = read(fd, (char *)p + got, n - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
-		got += (size_t)r;
-	}
-	return true;
 }
 
 /* --- connections --- */
@@ -631,30 +631,26 @@ static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 }
 
 /*
- * A reply from the pipe: {Tag, Reply} to the caller, Reply a binary or {error, Errno}. false
- * when the pipe has ended (the reply thread saw the instance stop).
+ * A reply: {Tag, Reply} to its caller, Reply a binary (data) or {error, Errno}. The reply
+ * thread, holding gw.mu.
  */
-static bool on_reply(struct gw *g, ei_x_buff *out)
+static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, const char *data)
 {
-	struct gw_reply h;
 	struct gw_call *call = NULL;
 	struct gw_conn *c;
 
-	if (!read_full(g->pipe_rd, &h, sizeof(h)) ||
-	    (h.len && !read_full(g->pipe_rd, g->buf, h.len)))
-		return false;
 	for (uint32_t i = 0; i < GW_MAX_PENDING && !call; i++)
-		if (g->calls[i].ref == h.ref)
+		if (g->calls[i].ref == h->ref)
 			call = &g->calls[i];
 	if (!call)
-		return true; /* not ours (a call dropped for want of memory) */
+		return; /* forgotten (its lifetime passed, its connection closed) */
 	out->index = 0;
 	ei_x_encode_version(out);
 	ei_x_encode_tuple_header(out, 2);
 	ei_x_append_buf(out, call->tag, call->taglen);
-	if (h.err) {
+	if (h->err) {
 		char atom[32];
-		const char *e = strerrorname_np((int)h.err);
+		const char *e = strerrorname_np((int)h->err);
 
 		snprintf(atom, sizeof(atom), "%s", e ? e : "eio");
 		for (char *p = atom; *p; p++)
@@ -663,14 +659,13 @@ static bool on_reply(struct gw *g, ei_x_buff *out)
 		ei_x_encode_atom(out, "error");
 		ei_x_encode_atom(out, atom);
 	} else {
-		ei_x_encode_binary(out, g->buf, (int)h.len);
+		ei_x_encode_binary(out, data, (int)h->len);
 	}
 	c = conn_by_node(g, call->from.node);
 	/* the caller's node is gone: the reply is lost, as Erlang would lose it */
 	if (c && ei_send_tmo(c->fd, &call->from, out->buff, out->index, GW_IO_MS) < 0)
 		conn_close(g, c, "a reply could not be sent in time");
 	call_forget(g, call);
-	return true;
 }
 
 /* Forget the calls older than their lifetime; at most every tenth of it. */
@@ -697,15 +692,16 @@ static int serve(struct gw *g)
 {
 	struct pollfd pf[GW_MAX_CONNS + 2];
 	struct gw_conn *of[GW_MAX_CONNS + 2];
-	ei_x_buff in, out;
+	ei_x_buff in;
 	int ret = 0;
 
-	if (ei_x_new(&in) < 0 || ei_x_new(&out) < 0)
+	if (ei_x_new(&in) < 0)
 		return 3;
 	for (;;) {
 		nfds_t n = 0;
 		int r, tmo = GW_POLL_MS;
 
+		pthread_mutex_lock(&g->mu);
 		pf[n++] = (struct pollfd){.fd = g->lfd, .events = POLLIN};
 		pf[n++] = (struct pollfd){.fd = g->pipe_rd, .events = POLLIN};
 		for (uint32_t i = 0; i < GW_MAX_CONNS; i++) {
@@ -726,26 +722,27 @@ static int serve(struct gw *g)
 		/* calls in flight: wake in time to forget the unanswered ones */
 		if (g->ncalls && (int)(g->call_ttl_ms / 10) + 1 < tmo)
 			tmo = (int)(g->call_ttl_ms / 10) + 1;
+		pthread_mutex_unlock(&g->mu);
 		r = poll(pf, n, tmo);
-		calls_expire(g);
 		if (r < 0 && errno != EINTR) {
 			say("poll: %s", strerror(errno));
 			ret = 3;
 			break;
 		}
-		if (r <= 0)
-			continue;
 		/* the reply thread ended: the instance has stopped */
-		if ((pf[1].revents & (POLLIN | POLLHUP)) && !on_reply(g, &out))
+		if (r > 0 && (pf[1].revents & (POLLIN | POLLHUP)))
 			break;
-		for (nfds_t k = 2; k < n; k++)
+		pthread_mutex_lock(&g->mu);
+		calls_expire(g);
+		/* a connection the reply thread closed meanwhile has fd -1 (or another fd) now */
+		for (nfds_t k = 2; r > 0 && k < n; k++)
 			if (pf[k].revents && of[k]->fd == pf[k].fd && !of[k]->stall.data)
 				on_conn(g, of[k], &in);
-		if (pf[0].revents & POLLIN)
+		if (r > 0 && (pf[0].revents & POLLIN))
 			on_accept(g);
+		pthread_mutex_unlock(&g->mu);
 	}
 	ei_x_free(&in);
-	ei_x_free(&out);
 	return ret;
 }
 
@@ -762,6 +759,7 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
 		g.conns[i].fd = -1;
 	g.call_ttl_ms = GW_CALL_TTL_MS;
+	pthread_mutex_init(&g.mu, NULL);
 #ifdef SHOAL_TEST_HOOKS
 	/* SHOAL_TEST_DIST_CALL_TTL_MS: a shorter call lifetime (tests/test_dist.c) */
 	if (getenv("SHOAL_TEST_DIST_CALL_TTL_MS"))
@@ -799,9 +797,10 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 		goto out_pipe;
 	}
 	ret = serve(&g);
-	/* the thread's next write fails, or its wait sees the instance stopped */
-	close(g.pipe_rd);
+	/* T0: release: pairs with T1: the thread ends within its wait's second */
+	atomic_store_explicit(&g.stop, 1, memory_order_release);
 	pthread_join(th, NULL);
+	close(g.pipe_rd);
 	goto out_client;
 out_pipe:
 	close(g.pipe_rd);
