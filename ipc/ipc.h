@@ -30,6 +30,8 @@ struct io_uring_cqe;
 /* A broadcast with acknowledgements: ref names the round and member (shm_round_ref()); the
  * receiver answers with ipc_round_answer(). */
 #define IPC_F_ROUND 0x20u
+/* The payload is an Erlang term in its external term format (from the dist gateway). */
+#define IPC_F_TERM 0x40u
 
 /* Engine message types (with IPC_F_SYSTEM). */
 #define IPC_T_DOWN  1u /* payload: struct ipc_down */

@@ -4,12 +4,13 @@
 #   --arm64   instead: what the arm64 cross build needs (scripts/test.sh --cross): Debian's
 #             cross compiler and, through multiarch, the arm64 builds of the libraries
 set -euo pipefail
-# building and running: the compiler and meson, the libraries, scdoc for the man page
+# building and running: the compiler and meson, the libraries, scdoc for the man page,
+# erlang-dev for libei (the Erlang distribution gateway, [dist])
 run_pkgs=(build-essential meson ninja-build pkg-config liburing-dev libnuma-dev libhwloc-dev
-	libinih-dev libjansson-dev libncurses-dev scdoc)
+	libinih-dev libjansson-dev libncurses-dev scdoc erlang-dev)
 # testing too: cmocka, tmux (shoal top in a real terminal), clang and its libFuzzer runtime,
-# clang-format (the style check), git
-pkgs=("${run_pkgs[@]}" libcmocka-dev tmux clang libclang-rt-14-dev clang-format git)
+# clang-format (the style check), git, erlang-nox (a real BEAM node for the [dist] tests)
+pkgs=("${run_pkgs[@]}" libcmocka-dev tmux clang libclang-rt-14-dev clang-format git erlang-nox)
 arm64=0
 for a in "$@"; do
 	case "$a" in

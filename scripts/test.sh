@@ -41,7 +41,9 @@ if [ "$cross" = 1 ]; then
 	fi
 	bash scripts/deps.sh --arm64
 	dir=build-arm64
-	opts+=(--cross-file scripts/cross/aarch64-linux-gnu.ini)
+	# the host's libei (erlang-dev) is an amd64 archive: the arm64 build goes without the
+	# distribution gateway
+	opts+=(--cross-file scripts/cross/aarch64-linux-gnu.ini -Ddist=disabled)
 	# a setup that failed leaves a directory meson cannot reconfigure: start that one anew
 	if [ -f "$dir/meson-private/coredata.dat" ]; then
 		opts+=(--reconfigure)

@@ -212,6 +212,11 @@ enum shm_role {
 	SHM_ROLE_SUPERVISOR = 1,
 	SHM_ROLE_WORKER = 2,
 	SHM_ROLE_CLIENT = 3,
+	/*
+	 * The Erlang distribution gateway (dist/), a client of the supervisor's own. A role
+	 * added within a layout minor: an older reader shows it as '?'.
+	 */
+	SHM_ROLE_GATEWAY = 4,
 };
 
 enum shm_proc_state {

@@ -191,7 +191,8 @@ int shm_proc_claim(struct shm_seg *seg, enum shm_role role, bool reap)
 	 * EXITED between a death and the replacement's claim, and a client must not take it
 	 * (nor reap it: the supervisor watches its workers itself).
 	 */
-	uint32_t first = role == SHM_ROLE_CLIENT && nw && nw < nprocs(seg) ? nw + 1 : 0;
+	bool clientlike = role == SHM_ROLE_CLIENT || role == SHM_ROLE_GATEWAY;
+	uint32_t first = clientlike && nw && nw < nprocs(seg) ? nw + 1 : 0;
 
 	if (!seg->writable)
 		return -EROFS;

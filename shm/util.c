@@ -170,7 +170,7 @@ const char *shm_agent_state_name(uint32_t st)
 
 const char *shm_role_name(uint32_t role)
 {
-	static const char *n[] = {"-", "supervisor", "worker", "client"};
+	static const char *n[] = {"-", "supervisor", "worker", "client", "gateway"};
 	return role < sizeof(n) / sizeof(n[0]) ? n[role] : "?";
 }
 

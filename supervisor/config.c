@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -103,6 +104,7 @@ void sup_config_init(struct sup_config *c)
 	c->policy.backoff_first = false;
 	c->policy.hang_ms = 10000;
 	shm_cfg_default(&c->shm);
+	snprintf(c->dist.listen, sizeof(c->dist.listen), "127.0.0.1");
 }
 
 /* See sup.h. Callers: any thread. */
@@ -614,6 +616,39 @@ static int on_agent(struct parse *ps, const char *sec, const char *k, const char
 	return 1;
 }
 
+/* [dist]: the Erlang distribution gateway; checked against the machine in check_dist(). */
+static int on_dist(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct dist_conf *d = &ps->c->dist;
+	struct in_addr a;
+
+	if (!d->line)
+		d->line = ps->line;
+	if (!strcmp(k, "node")) {
+		if (!dist_is_valid_node(v, ps->why, sizeof(ps->why)))
+			BADVAL(ps, sec, k, v, "a node name");
+		snprintf(d->node, sizeof(d->node), "%s", v);
+		d->node_line = ps->line;
+	} else if (!strcmp(k, "cookie_file")) {
+		if (!*v || strlen(v) >= sizeof(d->cookie_file))
+			BADVAL(ps, sec, k, v, "a file's path of 1..255 bytes");
+		snprintf(d->cookie_file, sizeof(d->cookie_file), "%s", v);
+		d->cookie_line = ps->line;
+	} else if (!strcmp(k, "listen")) {
+		if (strlen(v) >= sizeof(d->listen) || inet_pton(AF_INET, v, &a) != 1)
+			BADVAL(ps, sec, k, v,
+			       "an IPv4 address to listen on, such as 127.0.0.1 (the default) or "
+			       "0.0.0.0 for every interface");
+		snprintf(d->listen, sizeof(d->listen), "%s", v);
+	} else if (!strcmp(k, "port")) {
+		if (parse_u32(ps, v, 65535, &d->port))
+			BADVAL(ps, sec, k, v, "a port 0..65535 (0: any free port)");
+	} else {
+		FAIL(ps, "[%s]: unknown key '%s' (node, cookie_file, listen, port)", sec, k);
+	}
+	return 1;
+}
+
 /* Find or open the spec for section "pool NAME". NULL (and an error) if it cannot be. */
 static struct sup_pool_spec *pool_section(struct parse *ps, const char *sec)
 {
@@ -751,14 +786,16 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 	}
 	if (!strncmp(sec, "pool", 4) && (sec[4] == ' ' || sec[4] == 0))
 		return on_pool(ps, sec, k, v);
+	if (!strcmp(sec, "dist"))
+		return on_dist(ps, sec, k, v);
 	if (!*sec)
 		FAIL(ps,
 		     "'%s' outside a section: put it under [instance], [restart], [memory], "
-		     "[segment], [types], [agent NAME] or [pool NAME]",
+		     "[segment], [types], [agent NAME], [pool NAME] or [dist]",
 		     k);
 	FAIL(ps,
 	     "unknown section [%s] (instance, restart, memory, segment, types, agent NAME, pool "
-	     "NAME)",
+	     "NAME, dist)",
 	     sec);
 }
 
@@ -1395,6 +1432,51 @@ static int check_segment(const struct sup_config *c, struct sup_config_facts *f,
 	return 0;
 }
 
+/*
+ * [dist]: a node and a cookie file are both needed (there is no default cookie), the cookie
+ * file must be one Erlang would accept, and this shoal must have been built with libei.
+ */
+static int check_dist(const struct sup_config *c, char *err, size_t errlen)
+{
+	const struct dist_conf *d = &c->dist;
+	char cookie[DIST_COOKIE_MAX], why[384], where[SUP_PATH_MAX + 16];
+
+	/* a [dist] section, or shoal run's --node / --cookie-file (line 0) */
+	if (!d->line && !d->node[0] && !d->cookie_file[0])
+		return 0;
+	if (!dist_is_available()) {
+		snprintf(err, errlen,
+			 "%s: [dist]: this shoal was built without the Erlang distribution "
+			 "(libei, from Debian's erlang-dev); install erlang-dev and rebuild "
+			 "(meson -Ddist=enabled), or remove the [dist] section",
+			 at(where, sizeof(where), c->source, d->line));
+		return -EINVAL;
+	}
+	if (!d->node[0]) {
+		snprintf(err, errlen,
+			 "%s: [dist]: no 'node' key: name the node, e.g. node = shoal@127.0.0.1 "
+			 "(or --node)",
+			 at(where, sizeof(where), c->source, d->line));
+		return -EINVAL;
+	}
+	if (!d->cookie_file[0]) {
+		snprintf(err, errlen,
+			 "%s: [dist]: no 'cookie_file' key: the cookie is required (there is "
+			 "no default); write it to a file only you can read (chmod 600) and name "
+			 "it here (or with --cookie-file)",
+			 at(where, sizeof(where), c->source, d->line));
+		return -EINVAL;
+	}
+	if (dist_cookie_read(d->cookie_file, cookie, sizeof(cookie), why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s%s",
+			 at(where, sizeof(where), c->source, d->cookie_line),
+			 d->cookie_line ? "[dist] " : "--cookie-file: ", why);
+		return -EINVAL;
+	}
+	explicit_bzero(cookie, sizeof(cookie));
+	return 0;
+}
+
 /* See sup.h. Callers: the tool's main thread. */
 int sup_config_check(const struct sup_config *c, struct sup_config_facts *facts, char *err,
 		     size_t errlen)
@@ -1408,6 +1490,8 @@ int sup_config_check(const struct sup_config *c, struct sup_config_facts *facts,
 		r = check_types(c, err, errlen);
 	if (!r)
 		r = check_cgroup(c, err, errlen);
+	if (!r)
+		r = check_dist(c, err, errlen);
 	if (!r)
 		r = check_workers(c, &f, &nnodes, err, errlen);
 	if (!r)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dist/dist.h"
 #include "shm/layout.h"
 #include "shoal/shoal.h"
 
@@ -104,7 +105,8 @@ struct sup_config {
 	struct sup_agent_spec agents[SUP_MAX_AGENT_SPECS];
 	uint32_t npools; /* used entries of pools[] */
 	struct sup_pool_spec pools[SUP_MAX_POOL_SPECS];
-	char text[2048]; /* the config text (for the segment header) */
+	struct dist_conf dist; /* [dist]: the Erlang distribution gateway (dist/) */
+	char text[2048];       /* the config text (for the segment header) */
 };
 
 /* The embedded default configuration's text. */

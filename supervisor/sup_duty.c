@@ -45,7 +45,7 @@ void sup_clients_scan(struct sup *s, bool judge)
 
 	for (uint32_t i = s->n + 1; i < n; i++) {
 		struct shm_proc *p = shm_proc_at(s->seg, i);
-		uint32_t st;
+		uint32_t st, role;
 
 		/*
 		 * Marks a dead owner's slot DEAD, frees a dead claimer's (its role may not be
@@ -56,8 +56,9 @@ void sup_clients_scan(struct sup *s, bool judge)
 		/* D1: pairs with H2/K1 in shm/proc.c: DEAD once the owner is known gone */
 		st = atomic_load_explicit(&p->state, memory_order_acquire);
 		/* relaxed: ordered by D1 (stored before the owner's S0) */
-		if (st != SHM_PROC_DEAD ||
-		    atomic_load_explicit(&p->role, memory_order_relaxed) != SHM_ROLE_CLIENT)
+		role = atomic_load_explicit(&p->role, memory_order_relaxed);
+		/* the gateway is a client of ours: repaired as one */
+		if (st != SHM_PROC_DEAD || (role != SHM_ROLE_CLIENT && role != SHM_ROLE_GATEWAY))
 			continue;
 		sup_repair_vanished(s->seg, i, false);
 	}

@@ -113,6 +113,7 @@ struct sup_wqueue {
 
 /* io_uring user_data: kind in the top byte, worker index, launch generation. */
 enum { K_PID = 1, K_READY = 2, K_SIG = 3, K_TIMER = 4, K_DYING = 5, K_CTL = 6, K_SPARE = 7 };
+enum { K_GATEWAY = 8 }; /* the [dist] gateway's pidfd (sup_gateway.c) */
 #define UD(kind, w, gen) (((uint64_t)(kind) << 56) | ((uint64_t)(w) << 32) | (uint32_t)(gen))
 #define UD_KIND(u)	 ((uint32_t)((u) >> 56))
 #define UD_W(u)		 ((uint32_t)(((u) >> 32) & 0xffffffu))
@@ -158,6 +159,22 @@ struct sup_spare {
 	uint32_t deaths; /* spares that died (or were dropped as stopped) since one was taken */
 };
 
+/*
+ * The Erlang distribution gateway ([dist], sup_gateway.c): a child of its own, not a worker
+ * (it hosts no agents: a client of ours), watched by its pidfd and restarted with the
+ * [restart] backoff when it dies; its restarts are not counted against the intensity, so a
+ * gateway in a crash loop costs the distribution, never the local agents.
+ */
+struct sup_gateway {
+	pid_t pid;	     /* 0: none running */
+	int pidfd;	     /* -1 when none */
+	uint32_t gen;	     /* tags the watch on its pidfd */
+	uint32_t streak;     /* deaths in a row (reset once it has lived a period) */
+	uint64_t start_at;   /* when to start it (monotonic ns), 0: not due */
+	uint64_t started_ns; /* when the current one started */
+	uint64_t restarts;   /* for the status line and tests */
+};
+
 struct sup {
 	const struct sup_config *c;
 	const struct sup_run_opts *o;
@@ -194,9 +211,10 @@ struct sup {
 	bool boost;		  /* a spare taking over starts at SCHED_FIFO (until it fails) */
 	uint64_t spare_at;	  /* when to fork the next spare (monotonic ns), 0: not due */
 
-	struct sup_ctl *ctl; /* the control inbox: spawn/stop requests (control.c) */
-	uint32_t pool_rr;    /* round robin of pool members over workers (sup_pool.c) */
-	struct sup_wqueue q; /* worker events queued by actions (sup_worker_post()) */
+	struct sup_ctl *ctl;   /* the control inbox: spawn/stop requests (control.c) */
+	uint32_t pool_rr;      /* round robin of pool members over workers (sup_pool.c) */
+	struct sup_wqueue q;   /* worker events queued by actions (sup_worker_post()) */
+	struct sup_gateway gw; /* the [dist] gateway */
 };
 
 static inline struct shm_proc *sup_wproc(struct sup *s, struct sup_worker *w)
@@ -304,6 +322,16 @@ void sup_duty_tick(struct sup *s);
 int sup_notify_init(void);
 void sup_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sup_notify_close(void);
+
+/*
+ * sup_gateway.c: the [dist] gateway. init: before the loop (nothing runs yet); tick: on the
+ * timer, starts it once the instance is ready and restarts it when due; died: its pidfd
+ * fired; stop: at the end of the run (SIGTERM, then SIGKILL). Supervisor thread only.
+ */
+void sup_gateway_init(struct sup *s);
+void sup_gateway_tick(struct sup *s);
+void sup_gateway_died(struct sup *s);
+void sup_gateway_stop(struct sup *s);
 
 /* sup_pool.c */
 int sup_pools_start(struct sup *s);

@@ -100,6 +100,8 @@ static void rearm_timer(struct sup *s)
 
 	if (s->spare_at && s->spare_at < at)
 		at = s->spare_at;
+	if (s->gw.start_at && s->gw.start_at < at)
+		at = s->gw.start_at;
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct sup_worker *w = &s->w[i];
 
@@ -191,6 +193,7 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 			shm_trace("sup: spare forked");
 		}
 		sup_duty_tick(s);
+		sup_gateway_tick(s);
 		for (uint32_t i = 0; i < s->n; i++)
 			sup_worker_post(s, &s->w[i], SUP_E_TIMER);
 		break;
@@ -214,6 +217,10 @@ static void on_cqe(struct sup *s, const struct io_uring_cqe *cqe)
 	case K_SPARE:
 		if (s->spare.pid && UD_GEN(ud) == s->spare.gen)
 			sup_spare_died(s);
+		break;
+	case K_GATEWAY:
+		if (s->gw.pid && UD_GEN(ud) == s->gw.gen)
+			sup_gateway_died(s);
 		break;
 	case K_READY:
 		shm_trace("sup: ready cqe");

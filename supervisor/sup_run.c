@@ -359,6 +359,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		goto out_seg;
 	}
 	sup_arm_poll(&s, s.sfd, UD(K_SIG, 0, 0));
+	sup_gateway_init(&s);
 	s.next_tick = sup_now();
 	s.next_status = sup_now() + (uint64_t)c->status_interval_ms * 1000000u;
 	for (uint32_t i = 0; i < s.n && !s.stopping; i++)
@@ -367,6 +368,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	sup_ctl_close(s.ctl);
 	s.ctl = NULL;
 	sup_spare_drop(&s);
+	sup_gateway_stop(&s);
 	for (uint32_t i = 0; i < s.n; i++)
 		sup_zombie_reap(&s, &s.w[i]);
 	if (r && !s.result)

@@ -694,6 +694,84 @@ static void test_config_check_cgroup_not_v2(void **state)
 			   "[memory] cgroup = '/no/such/cgroup': No such file or directory");
 }
 
+/* [dist]: the keys are parsed with their lines; a bad node name or address is refused. */
+static void test_config_dist_keys(void **state)
+{
+	struct sup_config c;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(load_text(&c,
+				   "[instance]\nworkers = 1\n[dist]\nnode = shoal@127.0.0.1\n"
+				   "cookie_file = /tmp/x\nport = 4370\n",
+				   err, sizeof(err)),
+			 0);
+	assert_string_equal(c.dist.node, "shoal@127.0.0.1");
+	assert_string_equal(c.dist.cookie_file, "/tmp/x");
+	assert_string_equal(c.dist.listen, "127.0.0.1");
+	assert_int_equal(c.dist.port, 4370);
+	assert_int_equal(c.dist.line, 4);
+	assert_int_equal(c.dist.cookie_line, 5);
+	unlink(path);
+	expect_error("[dist]\nnode = shoal\n", 2,
+		     "[dist] node = 'shoal': a node name is alive@host");
+	expect_error("[dist]\nlisten = localhost\n", 2,
+		     "[dist] listen = 'localhost': an IPv4 address");
+	expect_error("[dist]\nport = 70000\n", 2, "[dist] port = '70000'");
+	expect_error("[dist]\ntls = on\n", 2, "[dist]: unknown key 'tls'");
+}
+
+/* A file for the cookie, with mode m; its path in out. */
+static void write_cookie(char *out, size_t cap, mode_t m)
+{
+	FILE *f;
+
+	snprintf(out, cap, "/tmp/shoal-test-cookie-%d", (int)getpid());
+	f = fopen(out, "w");
+	assert_non_null(f);
+	fputs("testcookie\n", f);
+	fclose(f);
+	assert_int_equal(chmod(out, m), 0);
+}
+
+/*
+ * The cookie is required, and refused when the group or others may read it (as Erlang
+ * refuses it): at the config check, exit 2, the message naming the file and the fix.
+ */
+static void test_config_check_dist_cookie(void **state)
+{
+	char cookie[64], text[256], want[160];
+
+	(void)state;
+#ifdef SHOAL_DIST
+	expect_check_error("[instance]\nworkers = 1\n[dist]\nnode = shoal@127.0.0.1\n", 4,
+			   "[dist]: no 'cookie_file' key");
+#endif
+	write_cookie(cookie, sizeof(cookie), 0644);
+	snprintf(text, sizeof(text),
+		 "[instance]\nworkers = 1\n[dist]\nnode = shoal@127.0.0.1\ncookie_file = %s\n",
+		 cookie);
+	snprintf(want, sizeof(want), "has mode 0644: the group or others may read it");
+#ifdef SHOAL_DIST
+	expect_check_error(text, 5, want);
+	snprintf(want, sizeof(want), "chmod 600 '%s'", cookie);
+	expect_check_error(text, 5, want);
+	both_refuse(text, want);
+	assert_int_equal(chmod(cookie, 0600), 0);
+	{
+		struct sup_config c;
+		char err[512];
+
+		assert_int_equal(load_text(&c, text, err, sizeof(err)), 0);
+		if (sup_config_check(&c, NULL, err, sizeof(err)))
+			fail_msg("a 0600 cookie refused: %s", err);
+	}
+#else
+	expect_check_error(text, 4, "built without the Erlang distribution");
+#endif
+	unlink(cookie);
+}
+
 /* max_procs must hold the workers, the supervisor and a client: run exited 2 at start. */
 static void test_config_check_max_procs(void **state)
 {
@@ -904,6 +982,8 @@ int main(void)
 		cmocka_unit_test(test_config_check_cpus_missing),
 		cmocka_unit_test(test_config_check_cgroup_not_v2),
 		cmocka_unit_test(test_config_check_max_procs),
+		cmocka_unit_test(test_config_dist_keys),
+		cmocka_unit_test(test_config_check_dist_cookie),
 		cmocka_unit_test(test_config_check_control_inbox_slot),
 		cmocka_unit_test(test_config_check_types),
 		cmocka_unit_test(test_config_check_crashing_plugin),

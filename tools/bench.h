@@ -155,6 +155,7 @@ int bench_parse_common(int argc, char **argv, struct bench_opts *o);
  */
 int bench_control(struct bench_opts *o, struct bench_report *r);
 int bench_coord(struct bench_opts *o, struct bench_report *r);
+int bench_dist(struct bench_opts *o, struct bench_report *r);
 /* bench coord's variables part (bench_coord_vars.c): rows into r, its notes set; 0/-errno. */
 int bench_coord_vars(struct bench_opts *o, struct bench_report *r);
 /* bench coord's pool rows (bench_coord_pool.c): rows into r, notes appended; 0/-errno. */

@@ -12,7 +12,10 @@
 #include "tools/bench.h"
 #include "tools/tools.h"
 
-/* The suites `all` runs, in this order (the cheap ones first: a failure shows early). */
+/*
+ * The suites: the first NBENCHES are the ones `all` runs, in this order (the cheap ones
+ * first: a failure shows early); those after them run only by name.
+ */
 static const struct {
 	const char *name;
 	const char *summary;
@@ -30,6 +33,11 @@ static const struct {
 	 bench_ipc},
 	{"restart", "SIGKILL a worker with 100 agents: until ready, until all answer again",
 	 bench_restart},
+	/* past NBENCHES: not in `all` (it starts BEAM nodes: needs erl, takes its own time) */
+	{"dist",
+	 "the Erlang distribution: a BEAM node's calls and casts to shoal agents vs to a second "
+	 "BEAM node",
+	 bench_dist},
 	{NULL, NULL, NULL},
 };
 

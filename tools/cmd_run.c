@@ -33,6 +33,9 @@ static void usage(FILE *f)
 		"  --log-format FORMAT   event lines on stderr as 'text' (default: a UTC\n"
 		"                        timestamp, the instance, who, what) or 'json' (one\n"
 		"                        object a line, for log collectors)\n"
+		"  --node NAME@HOST      be a node of an Erlang cluster (the config's [dist] "
+		"node)\n"
+		"  --cookie-file PATH    its cookie, a file of mode 0600 ([dist] cookie_file)\n"
 		"  --check               make every check run makes (config, cpus, agent types,\n"
 		"                        cgroup, segment size), print a summary, start nothing\n"
 		"  --print-default       print the embedded default config\n"
@@ -78,6 +81,10 @@ static void summary(const struct sup_config *c, const struct sup_config_facts *f
 		printf("agent %s: %u x %s named %s on worker %d\n", c->agents[i].section,
 		       c->agents[i].count, c->agents[i].type, c->agents[i].pattern,
 		       c->agents[i].worker);
+	if (c->dist.node[0])
+		printf("dist: node %s, listening on %s port %u%s, cookie in %s\n", c->dist.node,
+		       c->dist.listen, c->dist.port, c->dist.port ? "" : " (any)",
+		       c->dist.cookie_file);
 }
 
 /* shoal run: parse the config and options, then run the supervisor. The tool's main thread. */
@@ -93,6 +100,8 @@ int cmd_run(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"log-format", required_argument, NULL, 'L'},
 		{"check", no_argument, NULL, 'C'},
+		{"node", required_argument, NULL, 'N'},
+		{"cookie-file", required_argument, NULL, 'K'},
 		{"print-default", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -101,6 +110,7 @@ int cmd_run(int argc, char **argv)
 	struct sup_config *c;
 	const char *instance = NULL, *workers = NULL, *cpus = NULL, *status = NULL;
 	const char *from = "--instance";
+	const char *node = NULL, *cookie_file = NULL;
 	bool check = false, quiet = false;
 	unsigned long v;
 	uint64_t set[SUP_MAX_CPUS / 64];
@@ -150,6 +160,12 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'C':
 			check = true;
+			break;
+		case 'N':
+			node = optarg;
+			break;
+		case 'K':
+			cookie_file = optarg;
 			break;
 		case 'P':
 			fputs(sup_default_config, stdout);
@@ -203,6 +219,23 @@ int cmd_run(int argc, char **argv)
 		}
 		snprintf(c->cpus, sizeof(c->cpus), "%s", cpus);
 		c->cpus_line = 0; /* messages name --cpus, not the file's line */
+	}
+	if (node) {
+		if (!dist_is_valid_node(node, err, sizeof(err))) {
+			fprintf(stderr, "shoal run: --node '%s': %s\n", node, err);
+			goto out;
+		}
+		snprintf(c->dist.node, sizeof(c->dist.node), "%s", node);
+		c->dist.node_line = 0; /* messages name --node, not the file's line */
+	}
+	if (cookie_file) {
+		if (!*cookie_file || strlen(cookie_file) >= sizeof(c->dist.cookie_file)) {
+			fprintf(stderr, "shoal run: --cookie-file: a path of 1..%zu bytes\n",
+				sizeof(c->dist.cookie_file) - 1);
+			goto out;
+		}
+		snprintf(c->dist.cookie_file, sizeof(c->dist.cookie_file), "%s", cookie_file);
+		c->dist.cookie_line = 0;
 	}
 	if (status) {
 		char *end;

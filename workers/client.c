@@ -101,6 +101,21 @@ static bool has_dead_slot(const struct shm_seg *seg)
 	return false;
 }
 
+/* The role client slots are claimed with (wrk_client_set_role()). */
+static enum shm_role client_role = SHM_ROLE_CLIENT;
+
+/* See wrk.h. */
+void wrk_client_set_role(enum shm_role role)
+{
+	client_role = role;
+}
+
+/* See wrk.h. */
+struct shm_seg *wrk_client_seg(struct shoal_client *c)
+{
+	return c->seg;
+}
+
 /* See wrk.h. Any process attached read-write, before it has a slot. */
 int wrk_client_claim(struct shm_seg *seg)
 {
@@ -109,7 +124,7 @@ int wrk_client_claim(struct shm_seg *seg)
 	for (;;) {
 		/* read before the claim: a repair after it moves the counter past seen */
 		uint32_t seen = shm_change_read(seg);
-		int rc = shm_proc_claim(seg, SHM_ROLE_CLIENT, true);
+		int rc = shm_proc_claim(seg, client_role, true);
 
 		if (rc != -ENOSPC || !has_dead_slot(seg))
 			return rc;
@@ -589,8 +604,9 @@ int shoal_client_recv(struct shoal_client *c, struct shoal_msg *out, void *buf, 
 	out->from = m.from;
 	out->ref = m.ref;
 	out->type = m.type;
-	out->flags = m.flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY |
-				SHOAL_MSG_SYSTEM | SHOAL_MSG_ERROR | SHOAL_MSG_ROUND);
+	out->flags =
+		m.flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY |
+			   SHOAL_MSG_SYSTEM | SHOAL_MSG_ERROR | SHOAL_MSG_ROUND | SHOAL_MSG_TERM);
 	out->len = m.len;
 	if (cap && m.len)
 		memcpy(buf, m.data, m.len < cap ? m.len : cap);

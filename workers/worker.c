@@ -332,7 +332,8 @@ static void rescan(struct wrk *w)
 
 static_assert(SHOAL_MSG_REDELIVERED == IPC_F_REDELIVERED && SHOAL_MSG_CALL == IPC_F_CALL &&
 		      SHOAL_MSG_REPLY == IPC_F_REPLY && SHOAL_MSG_SYSTEM == IPC_F_SYSTEM &&
-		      SHOAL_MSG_ERROR == IPC_F_ERROR && SHOAL_MSG_ROUND == IPC_F_ROUND,
+		      SHOAL_MSG_ERROR == IPC_F_ERROR && SHOAL_MSG_ROUND == IPC_F_ROUND &&
+		      SHOAL_MSG_TERM == IPC_F_TERM,
 	      "an agent's message flags are the engine's bits");
 
 static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
@@ -341,7 +342,7 @@ static void to_shoal_msg(const struct ipc_msg *m, struct shoal_msg *sm)
 	sm->ref = m->ref;
 	sm->type = m->type;
 	sm->flags = m->flags & (SHOAL_MSG_REDELIVERED | SHOAL_MSG_CALL | SHOAL_MSG_REPLY |
-				SHOAL_MSG_ERROR | SHOAL_MSG_ROUND);
+				SHOAL_MSG_ERROR | SHOAL_MSG_ROUND | SHOAL_MSG_TERM);
 	sm->len = m->len;
 	sm->data = m->data;
 }

@@ -49,6 +49,15 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args);
  * up to a second. Returns 0 (seg->self set), -ENOSPC, or -EROFS.
  */
 int wrk_client_claim(struct shm_seg *seg);
+/*
+ * The role the next client claims take (SHM_ROLE_CLIENT unless set): the dist gateway sets
+ * SHM_ROLE_GATEWAY before it opens its client, so tools show it as the gateway. A process's
+ * main thread, before it attaches.
+ */
+void wrk_client_set_role(enum shm_role role);
+struct shoal_client;
+/* The segment a client is attached to (the dist gateway reads its sizes). Any thread. */
+struct shm_seg *wrk_client_seg(struct shoal_client *c);
 
 /* What a client attachment holds: the segment, and with an inbox its waiter. */
 struct wrk_client_parts {

@@ -74,6 +74,12 @@ static inline uint32_t shoal_handle_gen(shoal_handle_t h)
 #define SHOAL_MSG_SYSTEM      0x8u  /* from the engine: type is SHOAL_T_DOWN or SHOAL_T_UP */
 #define SHOAL_MSG_ERROR	      0x10u /* see above */
 #define SHOAL_MSG_ROUND	      0x20u /* a broadcast with acks: acked when the handler returns */
+/*
+ * From an Erlang node (the [dist] gateway): the payload is an Erlang term in its external
+ * term format, version byte (131) first, as term_to_binary/1 makes it (binary_to_term/1
+ * reads it back). Without the flag a message from Erlang was a binary, handed byte for byte.
+ */
+#define SHOAL_MSG_TERM 0x40u
 
 /* Engine message types (with SHOAL_MSG_SYSTEM); the payload is a struct shoal_down. */
 #define SHOAL_T_DOWN 1u

@@ -1,0 +1,822 @@
+/*
+ * The distribution gateway: shoal as a node of an Erlang cluster, through erl_interface
+ * (libei). One process (role gateway), forked and restarted by the supervisor
+ * (supervisor/sup_gateway.c), with two threads:
+ *   - the main thread owns every libei connection: it accepts, answers distribution ticks,
+ *     decodes each message sent to a registered name and puts it in that agent's mailbox (a
+ *     cast, or a call with a reference), never waiting on a mailbox: a full one stalls only
+ *     the connection the message came on (GW_STALL_MS), the others go on;
+ *   - the reply thread waits in the gateway's shoal inbox for the agents' replies and sends
+ *     each to its caller itself, so a slow agent never holds the network side and a reply
+ *     costs no extra wakeup of the main thread. The two share the connections and the
+ *     calls in flight under one mutex (gw.mu), which also keeps their writes to a socket
+ *     (replies; libei's tick answers) whole.
+ * The main thread's poll wakes at least every GW_POLL_MS, far inside the net tick time (60 s),
+ * and no libei call it makes waits longer than GW_IO_MS.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ei.h>
+
+#include "dist/dist.h"
+#include "ipc/ipc.h"
+#include "shm/shm.h"
+#include "shoal/client.h"
+#include "workers/wrk.h"
+
+#define GW_MAX_CONNS   64u   /* distribution connections at once */
+#define GW_MAX_PENDING 1024u /* calls in flight to agents; more are dropped (logged) */
+#define GW_POLL_MS     1000  /* the longest the main loop sleeps */
+#define GW_IO_MS       1000u /* the longest one libei read, write or handshake may take */
+#define GW_EPMD_MS     2000  /* epmd -daemon: how long to wait for it to take registrations */
+/*
+ * A call's reply is awaited this long, then its entry is forgotten (a late reply dropped):
+ * an agent that never answers must not fill the table. Ten minutes: far past any timeout a
+ * caller gives gen_server:call but infinity.
+ */
+#define GW_CALL_TTL_MS 600000u
+/*
+ * A message for a full mailbox stalls its connection (nothing more is read from it, so the
+ * sending node buffers and slows down, as for any slow peer) and is tried again every
+ * GW_STALL_RETRY_MS, for up to GW_STALL_MS; then it is dropped (said) and reading resumes.
+ * The stall stays well inside the net tick time: the peer's ticks wait unread meanwhile.
+ */
+#define GW_STALL_MS	  5000u
+#define GW_STALL_RETRY_MS 1
+
+/* One distribution connection. */
+struct gw_conn {
+	int fd; /* -1: unused */
+	char node[MAXNODELEN + 1];
+	/* a message waiting for room in a full mailbox (see GW_STALL_MS); data NULL: none */
+	struct gw_stall {
+		char *data;
+		uint32_t len;
+		uint32_t flags; /* IPC_F_* */
+		uint64_t ref;	/* a call's reference, 0 for a cast */
+		shoal_handle_t to;
+		uint64_t since_ns;
+		char name[SHOAL_NAME_MAX + 1];
+	} stall;
+};
+
+/* One call in flight: where its reply goes. */
+struct gw_call {
+	uint64_t ref;		       /* the shoal call's reference, 0: unused */
+	uint64_t sent_ns;	       /* when it was sent (monotonic) */
+	char name[SHOAL_NAME_MAX + 1]; /* the agent called, for messages */
+	erlang_pid from;
+	char *tag; /* the gen_server call's Tag, as encoded (no version byte) */
+	int taglen;
+};
+
+/* One reply from an agent, as the reply thread took it from the inbox. */
+struct gw_reply {
+	uint64_t ref;
+	uint32_t err; /* the agent's errno (SHOAL_MSG_ERROR), 0: a reply */
+	uint32_t len; /* payload bytes */
+};
+
+struct gw {
+	ei_cnode ec;
+	const struct dist_conf *dc;
+	int lfd;   /* listening socket */
+	int pubfd; /* our registration with epmd: held open while we live */
+	struct shoal_client *cl;
+	struct shm_seg *seg;
+	shoal_handle_t inbox;
+	uint32_t max_msg;
+	int pipe_rd, pipe_wr; /* the reply thread closes pipe_wr as it ends: the instance stopped */
+	pthread_mutex_t mu;   /* conns, calls, ncalls: the main thread and the reply thread */
+	_Atomic uint32_t stop; /* the main thread has ended: the reply thread ends too */
+	struct gw_conn conns[GW_MAX_CONNS];
+	struct gw_call calls[GW_MAX_PENDING];
+	uint32_t ncalls;
+	char *buf;	  /* max_msg bytes: a payload on its way */
+	uint64_t dropped; /* messages to names that do not exist */
+	uint64_t last_drop_ns;
+	uint32_t call_ttl_ms;	/* GW_CALL_TTL_MS, or the test hook's */
+	uint64_t last_sweep_ns; /* calls_expire() last ran */
+};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A line on stderr, prefixed "shoal: gateway: ". */
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "shoal: gateway: %s\n", line);
+}
+
+/* See dist.h. */
+bool dist_is_available(void)
+{
+	return true;
+}
+
+/* Run `epmd -daemon` and wait for it to return (it forks its daemon and exits). */
+static int start_epmd(void)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp("epmd", "epmd", "-daemon", (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOENT : -EIO;
+	return 0;
+}
+
+/*
+ * Register with epmd, starting it if none runs (as erl does). epmd -daemon returns before
+ * its daemon listens: registration is tried again for up to GW_EPMD_MS.
+ */
+static int publish(struct gw *g, int port)
+{
+	struct timespec pause = {.tv_nsec = 20 * 1000000L};
+	int r, tries;
+
+	g->pubfd = ei_publish_tmo(&g->ec, port, GW_IO_MS);
+	if (g->pubfd >= 0)
+		return 0;
+	say("no epmd answers on this host: starting one (epmd -daemon)");
+	r = start_epmd();
+	if (r) {
+		say("cannot start epmd: %s (install erlang-base, or start epmd yourself)",
+		    r == -ENOENT ? "epmd is not on PATH" : strerror(-r));
+		return r;
+	}
+	for (tries = 0; tries < GW_EPMD_MS / 20; tries++) {
+		g->pubfd = ei_publish_tmo(&g->ec, port, GW_IO_MS);
+		if (g->pubfd >= 0)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	say("epmd refused to register node %s (is the name taken by a running node?)", g->dc->node);
+	return -EADDRINUSE;
+}
+
+/* Listen and register as dc->node. 0, or -errno (said). */
+static int node_setup(struct gw *g, const char *cookie)
+{
+	const struct dist_conf *dc = g->dc;
+	char alive[MAXATOMLEN + 1], host[MAXNODELEN + 1];
+	const char *at = strchr(dc->node, '@');
+	struct in_addr addr;
+	int port = (int)dc->port;
+
+	if (!at || (size_t)(at - dc->node) >= sizeof(alive) || strlen(at + 1) >= sizeof(host)) {
+		say("node name '%s' is not alive@host", dc->node);
+		return -EINVAL;
+	}
+	snprintf(alive, sizeof(alive), "%.*s", (int)(at - dc->node), dc->node);
+	snprintf(host, sizeof(host), "%s", at + 1);
+	if (inet_pton(AF_INET, dc->listen, &addr) != 1) {
+		say("listen address '%s' is not IPv4", dc->listen);
+		return -EINVAL;
+	}
+	if (ei_connect_xinit(&g->ec, host, alive, dc->node, (Erl_IpAddr)&addr, cookie, 0) < 0) {
+		say("ei_connect_xinit for %s failed (erl_errno %d)", dc->node, erl_errno);
+		return -EINVAL;
+	}
+	g->lfd = ei_xlisten(&g->ec, (Erl_IpAddr)&addr, &port, 16);
+	if (g->lfd < 0) {
+		say("cannot listen on %s:%u: %s", dc->listen, dc->port, strerror(erl_errno));
+		return -EADDRINUSE;
+	}
+	if (publish(g, port))
+		return -EADDRINUSE;
+	say("node %s listening on %s:%d (pid %d)", dc->node, dc->listen, port, (int)getpid());
+	return 0;
+}
+
+/* --- the reply thread --- */
+
+static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, const char *data);
+
+/*
+ * Wait in the inbox for replies and send each to its caller (on_reply(), under gw.mu).
+ * Other messages to the inbox (none are addressed to it yet) are dropped. Ends when the
+ * instance stops (or the main thread has ended) and closes pipe_wr to say so.
+ */
+static void *reply_thread(void *arg)
+{
+	struct gw *g = arg;
+	char *buf = malloc(g->max_msg);
+	sigset_t all;
+	ei_x_buff out;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's */
+	if (!buf || ei_x_new(&out) < 0) {
+		free(buf);
+		close(g->pipe_wr);
+		return NULL;
+	}
+	for (;;) {
+		struct shoal_msg m;
+		struct gw_reply h;
+		int r;
+
+		/* T1: pairs with T0 in dist_gateway_main(): the main thread has ended */
+		if (atomic_load_explicit(&g->stop, memory_order_acquire))
+			break;
+		r = shoal_client_recv(g->cl, &m, buf, g->max_msg, 1000);
+		if (r == -ETIMEDOUT || r == -EAGAIN || r == -EINTR)
+			continue;
+		if (r < 0)
+			break; /* the instance stopped, or its supervisor is gone */
+		if (!(m.flags & SHOAL_MSG_REPLY))
+			continue;
+		h = (struct gw_reply){
+			.ref = m.ref,
+			.err = (m.flags & SHOAL_MSG_ERROR) ? m.type : 0,
+			.len = (m.flags & SHOAL_MSG_ERROR) ? 0
+			       : m.len < g->max_msg	   ? m.len
+							   : g->max_msg,
+		};
+		pthread_mutex_lock(&g->mu);
+		on_reply(g, &out, &h, buf);
+		pthread_mutex_unlock(&g->mu);
+	}
+	ei_x_free(&out);
+	free(buf);
+	close(g->pipe_wr);
+	return NULL;
+}
+
+/* --- connections --- */
+
+static struct gw_conn *conn_by_node(struct gw *g, const char *node)
+{
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
+		if (g->conns[i].fd >= 0 && !strcmp(g->conns[i].node, node))
+			return &g->conns[i];
+	return NULL;
+}
+
+static void call_forget_ref(struct gw *g, uint64_t ref);
+
+/* The stalled message is sent or given up: reading the connection resumes. */
+static void stall_end(struct gw_conn *c)
+{
+	free(c->stall.data);
+	c->stall.data = NULL;
+}
+
+static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
+{
+	if (c->stall.data) {
+		call_forget_ref(g, c->stall.ref);
+		stall_end(c);
+	}
+	say("connection from %s closed: %s", c->node, why);
+	ei_close_connection(c->fd);
+	c->fd = -1;
+	c->node[0] = 0;
+}
+
+/* The listening socket is readable: take the connection, the handshake checks the cookie. */
+static void on_accept(struct gw *g)
+{
+	ErlConnect info;
+	struct gw_conn *slot = NULL;
+	int fd = ei_accept_tmo(&g->ec, g->lfd, &info, GW_IO_MS);
+
+	if (fd < 0) {
+		/* the handshake failed: most often a peer with another cookie */
+		say("a connection was refused in the handshake (a wrong cookie, or not an Erlang "
+		    "node; erl_errno %d)",
+		    erl_errno);
+		return;
+	}
+	for (uint32_t i = 0; i < GW_MAX_CONNS && !slot; i++)
+		if (g->conns[i].fd < 0)
+			slot = &g->conns[i];
+	if (!slot) {
+		say("connection from %s refused: %u connections already", info.nodename,
+		    GW_MAX_CONNS);
+		ei_close_connection(fd);
+		return;
+	}
+	/* a node connects once; a second connection from it replaces a dead first one */
+	{
+		struct gw_conn *old = conn_by_node(g, info.nodename);
+
+		if (old)
+			conn_close(g, old, "the node connected again");
+	}
+	slot->fd = fd;
+	snprintf(slot->node, sizeof(slot->node), "%s", info.nodename);
+	say("node %s connected", slot->node);
+}
+
+/* --- messages from the network --- */
+
+/* A message to a name that does not exist: dropped, as Erlang drops it; said now and then. */
+static void drop_unknown(struct gw *g, const char *from, const char *name)
+{
+	uint64_t now = shm_now_ns();
+
+	g->dropped++;
+	if (now - g->last_drop_ns >= 1000000000ull) {
+		say("message from %s to '%s' dropped: no agent of that name (%" PRIu64
+		    " dropped so far)",
+		    from, name, g->dropped);
+		g->last_drop_ns = now;
+	}
+}
+
+/*
+ * The payload of term [start, end) of buf: a binary's bytes, or the term in its external
+ * format (version byte first) with IPC_F_TERM in *flags. Into g->buf; its length, or -1
+ * (said) when it is larger than the instance's max message.
+ */
+static int64_t payload_of(struct gw *g, const char *buf, int start, int end, uint32_t *flags,
+			  const char *from, const char *name)
+{
+	int type, size, i = start;
+	int64_t n;
+
+	*flags = 0;
+	if (ei_get_type(buf, &i, &type, &size) == 0 && type == ERL_BINARY_EXT) {
+		long len;
+
+		if ((uint64_t)size > g->max_msg) {
+			n = size;
+			goto out_big;
+		}
+		if (ei_decode_binary(buf, &i, g->buf, &len) < 0)
+			return -1;
+		return len;
+	}
+	n = (int64_t)(end - start) + 1;
+	if ((uint64_t)n > g->max_msg)
+		goto out_big;
+	g->buf[0] = (char)131 /* the external term format's version byte */;
+	memcpy(g->buf + 1, buf + start, (size_t)(end - start));
+	*flags = IPC_F_TERM;
+	return n;
+
+out_big:
+	say("message from %s to '%s' rejected: %" PRId64
+	    " bytes, more than the instance's max message (%u bytes, [segment] max_message)",
+	    from, name, n, g->max_msg);
+	return -1;
+}
+
+/* Keep a call in flight; false when GW_MAX_PENDING are (the caller drops it). */
+static bool call_keep(struct gw *g, uint64_t ref, const char *name, const erlang_pid *from,
+		      const char *tag, int taglen)
+{
+	for (uint32_t i = 0; i < GW_MAX_PENDING; i++) {
+		struct gw_call *c = &g->calls[i];
+
+		if (c->ref)
+			continue;
+		c->tag = malloc((size_t)taglen);
+		if (!c->tag)
+			return false;
+		memcpy(c->tag, tag, (size_t)taglen);
+		c->taglen = taglen;
+		c->from = *from;
+		c->ref = ref;
+		c->sent_ns = shm_now_ns();
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		g->ncalls++;
+		return true;
+	}
+	return false;
+}
+
+/* A call's entry is free again (answered, or forgotten). */
+static void call_forget(struct gw *g, struct gw_call *call)
+{
+	free(call->tag);
+	call->tag = NULL;
+	call->ref = 0;
+	g->ncalls--;
+}
+
+/* The same, by its reference (0 or unknown: nothing). */
+static void call_forget_ref(struct gw *g, uint64_t ref)
+{
+	for (uint32_t i = 0; ref && i < GW_MAX_PENDING; i++)
+		if (g->calls[i].ref == ref) {
+			call_forget(g, &g->calls[i]);
+			return;
+		}
+}
+
+/*
+ * Put g->buf's n bytes into to's mailbox, never waiting: a full one stalls the connection
+ * with a copy (stall_retry() goes on). A call's entry is kept by the caller before, and
+ * forgotten here if the message cannot be delivered.
+ */
+static void deliver(struct gw *g, struct gw_conn *c, const char *name, shoal_handle_t to,
+		    uint32_t flags, uint64_t ref, uint32_t n)
+{
+	int r = ipc_send(g->seg, to, g->inbox, 0, flags, ref, g->buf, n, 0);
+
+	if (r == -EAGAIN || r == -ETIMEDOUT) {
+		c->stall = (struct gw_stall){
+			.len = n, .flags = flags, .ref = ref, .to = to, .since_ns = shm_now_ns()};
+		snprintf(c->stall.name, sizeof(c->stall.name), "%s", name);
+		c->stall.data = malloc(n ? n : 1);
+		if (c->stall.data) {
+			memcpy(c->stall.data, g->buf, n);
+			return;
+		}
+		r = -ENOMEM;
+	}
+	if (r) {
+		say("%s from %s to '%s' dropped: %s", ref ? "call" : "message", c->node, name,
+		    strerror(-r));
+		call_forget_ref(g, ref);
+	}
+}
+
+/* Try c's stalled message again; give it up after GW_STALL_MS. */
+static void stall_retry(struct gw *g, struct gw_conn *c)
+{
+	struct gw_stall *st = &c->stall;
+	int r = ipc_send(g->seg, st->to, g->inbox, 0, st->flags, st->ref, st->data, st->len, 0);
+
+	if ((r == -EAGAIN || r == -ETIMEDOUT) &&
+	    shm_now_ns() - st->since_ns < (uint64_t)GW_STALL_MS * 1000000u)
+		return;
+	if (r) {
+		say("%s from %s to '%s' dropped: %s", st->ref ? "call" : "message", c->node,
+		    st->name,
+		    r == -EAGAIN || r == -ETIMEDOUT ? "its mailbox stayed full for 5 s"
+						    : strerror(-r));
+		call_forget_ref(g, st->ref);
+	}
+	stall_end(c);
+}
+
+/*
+ * {'$gen_call', {From, Tag}, Req}: is the term at buf+*i one? Then its parts: From, and the
+ * offsets of Tag and Req (as encoded).
+ */
+static bool is_gen_call(const char *buf, int i, erlang_pid *from, int *tag, int *tagend, int *req,
+			int *reqend)
+{
+	char atom[MAXATOMLEN_UTF8];
+	int arity;
+
+	if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 3 ||
+	    ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "$gen_call") ||
+	    ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 2 ||
+	    ei_decode_pid(buf, &i, from) < 0)
+		return false;
+	*tag = i;
+	if (ei_skip_term(buf, &i) < 0)
+		return false;
+	*tagend = i;
+	*req = i;
+	if (ei_skip_term(buf, &i) < 0)
+		return false;
+	*reqend = i;
+	return true;
+}
+
+/*
+ * To net_kernel: net_adm:ping/1 asks {is_auth, Node} as a gen call and waits for 'yes' (for
+ * ever, from a node that stays silent). Answered as a BEAM node's net_kernel answers it; the
+ * rest is dropped.
+ */
+static void on_net_kernel(struct gw *g, struct gw_conn *c, const char *buf, int start)
+{
+	char atom[MAXATOMLEN_UTF8], kind[MAXATOMLEN_UTF8];
+	int i = start, arity, tag, tagend = 0;
+	erlang_pid from;
+	ei_x_buff out;
+
+	/* {'$gen_call', {From, Tag}, {is_auth, Node}} */
+	if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 3 ||
+	    ei_decode_atom(buf, &i, kind) < 0 || strcmp(kind, "$gen_call") ||
+	    ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 2 ||
+	    ei_decode_pid(buf, &i, &from) < 0)
+		return;
+	tag = i;
+	if (ei_skip_term(buf, &i) < 0)
+		return;
+	tagend = i;
+	if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 2 ||
+	    ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "is_auth"))
+		return;
+	if (ei_x_new_with_version(&out) < 0)
+		return;
+	ei_x_encode_tuple_header(&out, 2);
+	ei_x_append_buf(&out, buf + tag, tagend - tag);
+	ei_x_encode_atom(&out, "yes");
+	if (ei_send_tmo(c->fd, &from, out.buff, out.index, GW_IO_MS) < 0)
+		conn_close(g, c, "an answer could not be sent in time");
+	ei_x_free(&out);
+}
+
+/* A message sent to registered name msg->toname: a cast, or a gen_server call. */
+static void on_reg_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, const ei_x_buff *x)
+{
+	const char *name = msg->toname;
+	int i = 0, ver, start, end, tag, tagend, req, reqend;
+	erlang_pid from;
+	shoal_handle_t to;
+	uint32_t flags;
+	int64_t n;
+
+	if (ei_decode_version(x->buff, &i, &ver) < 0) {
+		say("message from %s to '%s' rejected: no term version byte", c->node, name);
+		return;
+	}
+	start = i;
+	end = i;
+	if (ei_skip_term(x->buff, &end) < 0 || end != x->index) {
+		say("message from %s to '%s' rejected: a malformed term (%d bytes)", c->node, name,
+		    x->index);
+		return;
+	}
+	if (!strcmp(name, "net_kernel")) {
+		on_net_kernel(g, c, x->buff, start);
+		return;
+	}
+	if (strlen(name) > SHOAL_NAME_MAX || shoal_client_lookup(g->cl, name, &to) < 0) {
+		drop_unknown(g, c->node, name);
+		return;
+	}
+	if (is_gen_call(x->buff, start, &from, &tag, &tagend, &req, &reqend)) {
+		uint64_t ref;
+
+		n = payload_of(g, x->buff, req, reqend, &flags, c->node, name);
+		if (n < 0)
+			return;
+		if (g->ncalls >= GW_MAX_PENDING) {
+			say("call from %s to '%s' dropped: %u calls in flight already", c->node,
+			    name, GW_MAX_PENDING);
+			return;
+		}
+		ref = ipc_ref_new(g->seg, false);
+		/* kept before it is sent: the reply may come before we look again */
+		if (!call_keep(g, ref, name, &from, x->buff + tag, tagend - tag)) {
+			say("call from %s to '%s' dropped: no memory to keep it", c->node, name);
+			return;
+		}
+		deliver(g, c, name, to, IPC_F_CALL | flags, ref, (uint32_t)n);
+		return;
+	}
+	n = payload_of(g, x->buff, start, end, &flags, c->node, name);
+	if (n < 0)
+		return;
+	deliver(g, c, name, to, flags, 0, (uint32_t)n);
+}
+
+/* Connection c is readable: a tick (answered by libei), a message, or its end. */
+static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
+{
+	erlang_msg msg;
+	int r;
+
+	x->index = 0;
+	r = ei_xreceive_msg_tmo(c->fd, &msg, x, GW_IO_MS);
+	if (r == ERL_TICK)
+		return;
+	if (r == ERL_ERROR) {
+		if (erl_errno == EAGAIN)
+			return;
+		conn_close(g, c,
+			   erl_errno == ETIMEDOUT ? "a message did not arrive whole in time"
+			   : erl_errno == EIO	  ? "the peer closed it or sent garbage"
+						  : strerror(erl_errno));
+		return;
+	}
+	switch (msg.msgtype) {
+	case ERL_REG_SEND:
+		on_reg_send(g, c, &msg, x);
+		break;
+	case ERL_SEND:
+		/* shoal agents have no Erlang pids yet: nothing can be addressed so */
+		say("message from %s to a pid dropped: shoal agents are addressed by name",
+		    c->node);
+		break;
+	default:
+		/* links, exits, monitors: not offered yet (docs/dist.md) */
+		break;
+	}
+}
+
+/*
+ * A reply: {Tag, Reply} to its caller, Reply a binary (data) or {error, Errno}. The reply
+ * thread, holding gw.mu.
+ */
+static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, const char *data)
+{
+	struct gw_call *call = NULL;
+	struct gw_conn *c;
+
+	for (uint32_t i = 0; i < GW_MAX_PENDING && !call; i++)
+		if (g->calls[i].ref == h->ref)
+			call = &g->calls[i];
+	if (!call)
+		return; /* forgotten (its lifetime passed, its connection closed) */
+	out->index = 0;
+	ei_x_encode_version(out);
+	ei_x_encode_tuple_header(out, 2);
+	ei_x_append_buf(out, call->tag, call->taglen);
+	if (h->err) {
+		char atom[32];
+		const char *e = strerrorname_np((int)h->err);
+
+		snprintf(atom, sizeof(atom), "%s", e ? e : "eio");
+		for (char *p = atom; *p; p++)
+			*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+		ei_x_encode_tuple_header(out, 2);
+		ei_x_encode_atom(out, "error");
+		ei_x_encode_atom(out, atom);
+	} else {
+		ei_x_encode_binary(out, data, (int)h->len);
+	}
+	c = conn_by_node(g, call->from.node);
+	/* the caller's node is gone: the reply is lost, as Erlang would lose it */
+	if (c && ei_send_tmo(c->fd, &call->from, out->buff, out->index, GW_IO_MS) < 0)
+		conn_close(g, c, "a reply could not be sent in time");
+	call_forget(g, call);
+}
+
+/* Forget the calls older than their lifetime; at most every tenth of it. */
+static void calls_expire(struct gw *g)
+{
+	uint64_t now = shm_now_ns(), ttl = (uint64_t)g->call_ttl_ms * 1000000u;
+
+	if (!g->ncalls || now - g->last_sweep_ns < ttl / 10)
+		return;
+	g->last_sweep_ns = now;
+	for (uint32_t i = 0; i < GW_MAX_PENDING; i++) {
+		struct gw_call *c = &g->calls[i];
+
+		if (!c->ref || now - c->sent_ns < ttl)
+			continue;
+		say("call from %s to '%s': no reply in %u ms: forgotten (a late reply is dropped)",
+		    c->from.node, c->name, g->call_ttl_ms);
+		call_forget(g, c);
+	}
+}
+
+/* Serve until the instance stops (the reply pipe ends) or a signal ends the process. */
+static int serve(struct gw *g)
+{
+	struct pollfd pf[GW_MAX_CONNS + 2];
+	struct gw_conn *of[GW_MAX_CONNS + 2];
+	ei_x_buff in;
+	int ret = 0;
+
+	if (ei_x_new(&in) < 0)
+		return 3;
+	for (;;) {
+		nfds_t n = 0;
+		int r, tmo = GW_POLL_MS;
+
+		pthread_mutex_lock(&g->mu);
+		pf[n++] = (struct pollfd){.fd = g->lfd, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = g->pipe_rd, .events = POLLIN};
+		for (uint32_t i = 0; i < GW_MAX_CONNS; i++) {
+			struct gw_conn *c = &g->conns[i];
+
+			if (c->fd < 0)
+				continue;
+			if (c->stall.data) {
+				stall_retry(g, c);
+				/* still stalled: not read, tried again soon */
+				if (c->stall.data)
+					tmo = GW_STALL_RETRY_MS;
+			}
+			of[n] = c;
+			pf[n++] =
+				(struct pollfd){.fd = c->fd, .events = c->stall.data ? 0 : POLLIN};
+		}
+		/* calls in flight: wake in time to forget the unanswered ones */
+		if (g->ncalls && (int)(g->call_ttl_ms / 10) + 1 < tmo)
+			tmo = (int)(g->call_ttl_ms / 10) + 1;
+		pthread_mutex_unlock(&g->mu);
+		r = poll(pf, n, tmo);
+		if (r < 0 && errno != EINTR) {
+			say("poll: %s", strerror(errno));
+			ret = 3;
+			break;
+		}
+		/* the reply thread ended: the instance has stopped */
+		if (r > 0 && (pf[1].revents & (POLLIN | POLLHUP)))
+			break;
+		pthread_mutex_lock(&g->mu);
+		calls_expire(g);
+		/* a connection the reply thread closed meanwhile has fd -1 (or another fd) now */
+		for (nfds_t k = 2; r > 0 && k < n; k++)
+			if (pf[k].revents && of[k]->fd == pf[k].fd && !of[k]->stall.data)
+				on_conn(g, of[k], &in);
+		if (r > 0 && (pf[0].revents & POLLIN))
+			on_accept(g);
+		pthread_mutex_unlock(&g->mu);
+	}
+	ei_x_free(&in);
+	return ret;
+}
+
+/* See dist.h. */
+int dist_gateway_main(const struct dist_conf *dc, const char *instance)
+{
+	struct gw g = {.dc = dc, .lfd = -1, .pubfd = -1, .pipe_rd = -1, .pipe_wr = -1};
+	char cookie[DIST_COOKIE_MAX], why[384];
+	int pfd[2], ret = 3;
+	pthread_t th;
+
+	/* a peer that closes its socket must cost its connection, not the process */
+	signal(SIGPIPE, SIG_IGN);
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
+		g.conns[i].fd = -1;
+	g.call_ttl_ms = GW_CALL_TTL_MS;
+	pthread_mutex_init(&g.mu, NULL);
+#ifdef SHOAL_TEST_HOOKS
+	/* SHOAL_TEST_DIST_CALL_TTL_MS: a shorter call lifetime (tests/test_dist.c) */
+	if (getenv("SHOAL_TEST_DIST_CALL_TTL_MS"))
+		g.call_ttl_ms = (uint32_t)strtoul(getenv("SHOAL_TEST_DIST_CALL_TTL_MS"), NULL, 10);
+	if (!g.call_ttl_ms)
+		g.call_ttl_ms = GW_CALL_TTL_MS;
+#endif
+	if (dist_cookie_read(dc->cookie_file, cookie, sizeof(cookie), why, sizeof(why))) {
+		say("%s", why);
+		return 3;
+	}
+	if (ei_init() != 0) {
+		say("ei_init failed");
+		return 3;
+	}
+	if (node_setup(&g, cookie))
+		goto out;
+	explicit_bzero(cookie, sizeof(cookie));
+	/* after the registration: tools see the gateway RUNNING once Erlang can reach it */
+	wrk_client_set_role(SHM_ROLE_GATEWAY);
+	if (shoal_client_open(instance, &g.cl, why, sizeof(why))) {
+		say("%s", why);
+		goto out;
+	}
+	g.seg = wrk_client_seg(g.cl);
+	g.inbox = shoal_client_inbox(g.cl);
+	g.max_msg = shm_hdr(g.seg)->cfg.max_msg;
+	g.buf = malloc(g.max_msg + 1);
+	if (!g.buf || pipe2(pfd, O_CLOEXEC) < 0)
+		goto out_client;
+	g.pipe_rd = pfd[0];
+	g.pipe_wr = pfd[1];
+	if (pthread_create(&th, NULL, reply_thread, &g)) {
+		close(g.pipe_wr);
+		goto out_pipe;
+	}
+	ret = serve(&g);
+	/* T0: release: pairs with T1: the thread ends within its wait's second */
+	atomic_store_explicit(&g.stop, 1, memory_order_release);
+	pthread_join(th, NULL);
+	close(g.pipe_rd);
+	goto out_client;
+out_pipe:
+	close(g.pipe_rd);
+out_client:
+	free(g.buf);
+	for (uint32_t i = 0; i < GW_MAX_PENDING; i++)
+		free(g.calls[i].tag);
+	shoal_client_close(g.cl);
+out:
+	explicit_bzero(cookie, sizeof(cookie));
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
+		if (g.conns[i].fd >= 0)
+			ei_close_connection(g.conns[i].fd);
+	if (g.pubfd >= 0)
+		close(g.pubfd);
+	if (g.lfd >= 0)
+		close(g.lfd);
+	return ret;
+}
