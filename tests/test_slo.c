@@ -44,13 +44,14 @@ static void budgets_write(char *path, size_t cap, const char *tag, const char *t
 	assert_int_equal(fclose(f), 0);
 }
 
-/* Start an echo instance and make n calls to its agent e (each one a 'call' sample). */
-static void start_and_call(struct rt_run *r, const char *name, const char *extra, int n)
+/* Start an instance of cfg and make n calls to its echo agent e (each one a 'call' sample). */
+static void start_and_call(struct rt_run *r, const char *name, const char *cfg, const char *extra,
+			   int n)
 {
 	struct rt_client cl;
 	shoal_handle_t e = SHOAL_HANDLE_NONE;
 
-	rt_start(r, "t-", name, echo_cfg, extra);
+	rt_start(r, "t-", name, cfg, extra);
 	rt_wait_ready(r);
 	rt_client_open(&cl, r->inst);
 	assert_int_equal(shm_reg_lookup(cl.seg, SHM_NS_DEFAULT, "e", 1, &e, NULL), 0);
@@ -78,7 +79,7 @@ static void test_slo_check_broken_and_met(void **state)
 
 	(void)state;
 	assert_non_null(out);
-	start_and_call(&r, "slo-verdict", NULL, 16);
+	start_and_call(&r, "slo-verdict", echo_cfg, NULL, 16);
 	budgets_write(broken, sizeof(broken), "broken", "call p50 1ns   # cannot be met\n");
 	budgets_write(met, sizeof(met), "met", "call p99 10s\n");
 	assert_int_equal(slo_check(r.inst, broken, NULL, out), 1);
@@ -104,7 +105,7 @@ static void test_slo_check_no_data(void **state)
 
 	(void)state;
 	assert_non_null(out);
-	start_and_call(&r, "slo-nodata", NULL, 2);
+	start_and_call(&r, "slo-nodata", echo_cfg, NULL, 2);
 	budgets_write(path, sizeof(path), "nodata",
 		      "consensus p99 1ns\nno_such_op p50 1ns\ncall p99 <= 1x allocation\n");
 	assert_int_equal(slo_check(r.inst, path, NULL, out), 0);
@@ -146,7 +147,7 @@ static void test_slo_check_json(void **state)
 
 	(void)state;
 	assert_non_null(out);
-	start_and_call(&r, "slo-json", NULL, 8);
+	start_and_call(&r, "slo-json", echo_cfg, NULL, 8);
 	budgets_write(path, sizeof(path), "json",
 		      "call p50 1ns\ncall p99 10s\nconsensus mean 1ms\ncall rate >= 1/s info\n");
 	assert_int_equal(slo_check(r.inst, path, "--json", out), 1);
@@ -209,6 +210,133 @@ static void test_slo_check_unknown_instance(void **state)
 	free(out);
 }
 
+/* The first event of kind in `shoal events --json`'s lines (NULL none); json_decref() it. */
+static json_t *event_of_kind(char *out, const char *kind)
+{
+	for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+		json_error_t jerr;
+		json_t *e = json_loads(line, 0, &jerr);
+
+		if (!e)
+			fail_msg("events --json: %s: %.200s", jerr.text, line);
+		if (!strcmp(json_string_value(json_object_get(e, "kind")), kind))
+			return e;
+		json_decref(e);
+	}
+	return NULL;
+}
+
+/*
+ * `shoal run --budgets FILE` with [slo] interval = 100ms and a budget calls break: after
+ * some calls, the supervisor's check writes the console line (FILE:LINE, the budget, the
+ * figure, BROKEN, the window) and an slo-violation event in the ring naming the operation,
+ * statistic, figure and limit, with the budget's line as its code. The met budget and the
+ * informational one make no line; the one naming no operation of the segment is said once.
+ */
+static void test_slo_run_budgets_violation(void **state)
+{
+	static const char *const events[] = {"events", "--json", NULL};
+	char path[128], extra[160], want[200], *out = malloc(OUT_CAP), *cfg;
+	struct rt_run r;
+	json_t *e;
+	const char *text;
+
+	(void)state;
+	assert_non_null(out);
+	budgets_write(path, sizeof(path), "live",
+		      "call p99 10s\ncall p50 1ns  # broken by any call\ncall mean 1ns info\n"
+		      "no_such_op p99 1ms\n");
+	snprintf(extra, sizeof(extra), "--budgets=%s", path);
+	assert_true(asprintf(&cfg, "%s[slo]\ninterval = 100ms\n", echo_cfg) > 0);
+	start_and_call(&r, "slo-live", cfg, extra, 8);
+	/* at start: the budget that can never be checked */
+	snprintf(want, sizeof(want), "%s:4: 'no_such_op' is not an operation the segment times",
+		 path);
+	rt_wait_err(&r, want);
+	snprintf(want, sizeof(want), "%s:2: call p50 <= 1ns: ", path);
+	rt_wait_err(&r, want);
+	rt_read_err(&r, out, OUT_CAP);
+	assert_non_null(strstr(out, "limit <= 1ns: BROKEN over the last"));
+	assert_null(strstr(out, "call p99 <= 10s"));
+	assert_null(strstr(out, "call mean"));
+
+	assert_int_equal(rt_run_tool(r.inst, out, OUT_CAP, events), 0);
+	e = event_of_kind(out, "slo-violation");
+	if (!e)
+		fail_msg("no slo-violation event in: %.400s", out);
+	text = json_string_value(json_object_get(e, "text"));
+	assert_non_null(text);
+	assert_memory_equal(text, "call p50 ", 9);
+	assert_non_null(strstr(text, " > 1ns"));
+	assert_int_equal(json_integer_value(json_object_get(e, "code")), 2);
+	json_decref(e);
+	rt_stop(&r);
+	unlink(path);
+	free(cfg);
+	free(out);
+}
+
+/* `shoal run CFG --check ...`: its exit code, its output in out. */
+static int run_check(const char *cfg, const char *more, char *out)
+{
+	const char *args[] = {"run", cfg, "--check", more, NULL};
+
+	return rt_run_tool(NULL, out, OUT_CAP, args);
+}
+
+/*
+ * `shoal run --check` reads the budgets file: a bad line in the file [slo] budgets names
+ * exits 2 with FILE:LINE and the config line that named it; so does --budgets; a missing
+ * file and an [slo] interval below the supervisor's tick too; a good file passes and shows
+ * in the summary.
+ */
+static void test_slo_run_check_bad_budgets(void **state)
+{
+	char bad[128], good[128], cfgpath[128], opt[160], want[300], *out = malloc(OUT_CAP);
+	FILE *f;
+
+	(void)state;
+	assert_non_null(out);
+	budgets_write(bad, sizeof(bad), "runbad", "call p99 10s\ncall p99 fast\n");
+	budgets_write(good, sizeof(good), "rungood", "call p99 10s\n");
+	snprintf(cfgpath, sizeof(cfgpath), "/tmp/shoal-t-slo-cfg-%d.ini", (int)getpid());
+	f = fopen(cfgpath, "w");
+	assert_non_null(f);
+	fprintf(f, "[instance]\nworkers = 1\n[slo]\nbudgets = %s\ninterval = 1s\n", bad);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(run_check(cfgpath, NULL, out), 2);
+	snprintf(want, sizeof(want), "%s:2: limit 'fast' is not a number", bad);
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "the [slo] budgets of %s:4", cfgpath);
+	assert_non_null(strstr(out, want));
+
+	/* --budgets over the file's: the good one passes, and the summary names it */
+	snprintf(opt, sizeof(opt), "--budgets=%s", good);
+	assert_int_equal(run_check(cfgpath, opt, out), 0);
+	snprintf(want, sizeof(want), "slo budgets %s, checked every 1000 ms", good);
+	assert_non_null(strstr(out, want));
+	/* and the bad one through --budgets */
+	snprintf(opt, sizeof(opt), "--budgets=%s", bad);
+	assert_int_equal(run_check(cfgpath, opt, out), 2);
+	assert_non_null(strstr(out, "(--budgets;"));
+	/* a file that is not there */
+	assert_int_equal(run_check(cfgpath, "--budgets=/nonexistent/budgets.txt", out), 2);
+	assert_non_null(strstr(out, "/nonexistent/budgets.txt: No such file"));
+
+	/* an interval the supervisor's tick cannot keep */
+	f = fopen(cfgpath, "w");
+	assert_non_null(f);
+	fputs("[instance]\nworkers = 1\n\n[slo]\ninterval = 50ms\n", f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(run_check(cfgpath, NULL, out), 2);
+	snprintf(want, sizeof(want), "%s:5: [slo] interval = '50ms': below 100ms", cfgpath);
+	assert_non_null(strstr(out, want));
+	unlink(cfgpath);
+	unlink(bad);
+	unlink(good);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +345,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_slo_check_json, rt_teardown),
 		cmocka_unit_test(test_slo_check_bad_file),
 		cmocka_unit_test(test_slo_check_unknown_instance),
+		cmocka_unit_test_teardown(test_slo_run_budgets_violation, rt_teardown),
+		cmocka_unit_test(test_slo_run_check_bad_budgets),
 	};
 
 	if (getenv("SHOAL_TEST_ONLY"))
