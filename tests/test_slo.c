@@ -20,6 +20,8 @@
 #include "tests/skip.h"
 #include "tests/support.h"
 
+#include "shm/hist.h"
+#include "shm/layout.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
 #include "supervisor/sup.h"
@@ -210,6 +212,77 @@ static void test_slo_check_unknown_instance(void **state)
 	free(out);
 }
 
+/*
+ * A segment slo-check cannot trust: another layout version, then truncated: exit 2, saying
+ * which; never a crash. One with samples written straight into it (no supervisor) is read.
+ */
+static void test_slo_check_bad_segment(void **state)
+{
+	char path[128], inst[64], file[96], *out = malloc(OUT_CAP);
+	struct shm_seg *seg;
+	struct shm_cfg cfg;
+
+	(void)state;
+	assert_non_null(out);
+	snprintf(inst, sizeof(inst), "t-slo-seg-%d", (int)getpid());
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 8;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_CLIENT);
+	assert_non_null(seg);
+	shm_hist_set_enabled(true);
+	for (int i = 0; i < 10; i++)
+		shm_hist_add(seg, SHM_HIST_CALL, 5000);
+	budgets_write(path, sizeof(path), "seg", "call p99 <= 4us\n");
+	assert_int_equal(slo_check(inst, path, NULL, out), 1);
+	assert_non_null(strstr(out, "BROKEN (10 samples)"));
+
+	shm_hdr(seg)->layout_major = SHM_LAYOUT_MAJOR + 1;
+	assert_int_equal(slo_check(inst, path, NULL, out), 2);
+	assert_non_null(strstr(out, "layout"));
+	shm_hdr(seg)->layout_major = SHM_LAYOUT_MAJOR;
+
+	snprintf(file, sizeof(file), "/dev/shm/shoal.%s", inst);
+	assert_int_equal(truncate(file, 2 * SHM_HDR_SIZE), 0);
+	assert_int_equal(slo_check(inst, path, NULL, out), 2);
+	assert_non_null(strstr(out, "truncated"));
+	ts_seg_drop(seg, inst);
+	unlink(path);
+	free(out);
+}
+
+/*
+ * A budget broken in one window and met in a later one: `call rate <= 15/s` with a 100 ms
+ * interval. 100 calls in a burst put at least 50 in one window (over 15/s unless a window
+ * lasted 3 s: broken, a violation line); then one call, in a window of at least 100 ms, is at
+ * most 10/s: the one 'met again' line.
+ */
+static void test_slo_run_budget_met_again(void **state)
+{
+	char path[128], extra[160], want[200], *cfg;
+	struct rt_client cl;
+	struct rt_run r;
+	shoal_handle_t e = SHOAL_HANDLE_NONE;
+
+	(void)state;
+	budgets_write(path, sizeof(path), "again", "call rate <= 15/s\n");
+	snprintf(extra, sizeof(extra), "--budgets=%s", path);
+	assert_true(asprintf(&cfg, "%s[slo]\ninterval = 100ms\n", echo_cfg) > 0);
+	start_and_call(&r, "slo-again", cfg, extra, 100);
+	snprintf(want, sizeof(want), "%s:1: call rate <= 15/s: ", path);
+	rt_wait_err(&r, want);
+	rt_wait_err(&r, "limit <= 15/s: BROKEN over the last");
+	rt_client_open(&cl, r.inst);
+	assert_int_equal(shm_reg_lookup(cl.seg, SHM_NS_DEFAULT, "e", 1, &e, NULL), 0);
+	rt_expect_echo(&cl, e);
+	rt_client_close(&cl);
+	rt_wait_err(&r, "limit <= 15/s: met again over the last");
+	rt_stop(&r);
+	unlink(path);
+	free(cfg);
+}
+
 /* The first event of kind in `shoal events --json`'s lines (NULL none); json_decref() it. */
 static json_t *event_of_kind(char *out, const char *kind)
 {
@@ -347,6 +420,8 @@ int main(void)
 		cmocka_unit_test(test_slo_check_unknown_instance),
 		cmocka_unit_test_teardown(test_slo_run_budgets_violation, rt_teardown),
 		cmocka_unit_test(test_slo_run_check_bad_budgets),
+		cmocka_unit_test(test_slo_check_bad_segment),
+		cmocka_unit_test_teardown(test_slo_run_budget_met_again, rt_teardown),
 	};
 
 	if (getenv("SHOAL_TEST_ONLY"))
