@@ -35,7 +35,9 @@ enum shm_event_kind {
 	SHM_EV_AGENT_STOP = 8,	   /* an agent was stopped (reason: the DOWN reason) */
 	SHM_EV_AGENT_CRASH = 9,	   /* an agent's callback failed: it restarts, or is removed
 				    * past its intensity (reason SHOAL_DOWN_FAILED) */
-	SHM_EV_SLO_VIOLATION = 10, /* a latency budget was broken (written by the SLO checks) */
+	SHM_EV_SLO_VIOLATION = 10, /* a latency budget was broken (the supervisor's [slo]
+				    * checks): text "call p50 143us > 1ns", code = the
+				    * budget's line in its file */
 	SHM_EV_KIND_COUNT = 11,
 };
 

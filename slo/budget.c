@@ -410,6 +410,12 @@ static void fmt_value(char *buf, size_t cap, double v, bool rate)
 		snprintf(buf, cap, "%.3gs", v / 1e9);
 }
 
+char *slo_value_format(double v, enum slo_stat st, char *buf, size_t cap)
+{
+	fmt_value(buf, cap, v, st == SLO_RATE);
+	return buf;
+}
+
 char *slo_budget_format(const struct slo_budget *bg, char *buf, size_t cap)
 {
 	char lim[96];

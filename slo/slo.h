@@ -92,6 +92,12 @@ void slo_budgets_free(struct slo_budgets *b);
 unsigned slo_budgets_check(const struct slo_budgets *b, const struct slo_figures *fig, size_t n,
 			   struct slo_result *out);
 
+/*
+ * A figure with its unit, short: a time ("850ns", "12.3us") or, for SLO_RATE, a rate
+ * ("1.2M/s"); "-" for NaN. Returns buf. Any thread.
+ */
+char *slo_value_format(double v, enum slo_stat st, char *buf, size_t cap);
+
 /* A statistic's name as the format spells it ("p99.9"). */
 const char *slo_stat_name(enum slo_stat s);
 

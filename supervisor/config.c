@@ -25,6 +25,7 @@
 #include "shm/event.h"
 #include "shm/shm.h"
 #include "shoal/agent.h"
+#include "slo/slo.h"
 #include "supervisor/sup.h"
 #include "workers/wrk.h"
 
@@ -94,6 +95,7 @@ void sup_config_init(struct sup_config *c)
 	c->stop_timeout_ms = 5000;
 	c->ready_timeout_ms = 10000;
 	c->status_interval_ms = 5000;
+	c->slo_interval_ms = 10000;
 	c->spare = true;
 	c->policy.strategy = SUP_ONE_FOR_ONE;
 	c->policy.intensity = 10;
@@ -583,6 +585,32 @@ static int on_types(struct parse *ps, const char *sec, const char *k, const char
 	return 1;
 }
 
+/*
+ * [slo]: the budgets file the supervisor checks the live histograms against, and how often.
+ * The file itself is read by sup_config_check(), so --check and the start refuse a bad one.
+ */
+static int on_slo(struct parse *ps, const char *sec, const char *k, const char *v)
+{
+	struct sup_config *c = ps->c;
+
+	if (!strcmp(k, "budgets")) {
+		if (!*v || strlen(v) >= sizeof(c->slo_budgets))
+			BADVAL(ps, sec, k, v, "the path of a budgets file (docs/budgets.md)");
+		snprintf(c->slo_budgets, sizeof(c->slo_budgets), "%s", v);
+		c->slo_budgets_line = ps->line;
+	} else if (!strcmp(k, "interval")) {
+		if (parse_ms(ps, v, &c->slo_interval_ms))
+			BADVAL(ps, sec, k, v, "a time in seconds (or NNNms), e.g. 10 or 500ms");
+		if (c->slo_interval_ms < SUP_SLO_MIN_INTERVAL_MS)
+			BADVAL(ps, sec, k, v,
+			       "below 100ms, the supervisor's tick the checks run on; write "
+			       "100ms or more");
+	} else {
+		FAIL(ps, "[%s]: unknown key '%s' (budgets, interval)", sec, k);
+	}
+	return 1;
+}
+
 static int on_agent(struct parse *ps, const char *sec, const char *k, const char *v)
 {
 	struct sup_agent_spec *a = ps->agent;
@@ -778,6 +806,8 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 		return on_segment(ps, sec, k, v);
 	if (!strcmp(sec, "types"))
 		return on_types(ps, sec, k, v);
+	if (!strcmp(sec, "slo"))
+		return on_slo(ps, sec, k, v);
 	if (!strncmp(sec, "agent", 5) && (sec[5] == ' ' || sec[5] == 0)) {
 		ps->agent = agent_section(ps, sec);
 		if (!ps->agent)
@@ -791,11 +821,11 @@ static int on_kv(void *user, const char *sec, const char *k, const char *v)
 	if (!*sec)
 		FAIL(ps,
 		     "'%s' outside a section: put it under [instance], [restart], [memory], "
-		     "[segment], [types], [agent NAME], [pool NAME] or [dist]",
+		     "[segment], [types], [slo], [agent NAME], [pool NAME] or [dist]",
 		     k);
 	FAIL(ps,
-	     "unknown section [%s] (instance, restart, memory, segment, types, agent NAME, pool "
-	     "NAME, dist)",
+	     "unknown section [%s] (instance, restart, memory, segment, types, slo, agent NAME, "
+	     "pool NAME, dist)",
 	     sec);
 }
 
@@ -1232,6 +1262,32 @@ static int check_types(const struct sup_config *c, char *err, size_t errlen)
  * The cgroup must be a directory in a cgroup v2 filesystem: elsewhere (cgroup = /tmp/x) the
  * workers' memory.max could not be written, and they ran uncapped with a warning per launch.
  */
+/*
+ * The budgets file of [slo] budgets (or --budgets) parses: every bad line as FILE:LINE, and
+ * where the file was named. -EINVAL (a missing or unreadable file too: the config names it),
+ * -ENOMEM.
+ */
+static int check_slo(const struct sup_config *c, char *err, size_t errlen)
+{
+	struct slo_budgets b = {0};
+	char why[400] = "", where[SUP_PATH_MAX + 48];
+	int r;
+
+	if (!c->slo_budgets[0])
+		return 0;
+	r = slo_budgets_load(&b, c->slo_budgets, why, sizeof(why));
+	slo_budgets_free(&b);
+	if (!r)
+		return 0;
+	if (c->slo_budgets_line)
+		snprintf(where, sizeof(where), "the [slo] budgets of %s:%d", c->source,
+			 c->slo_budgets_line);
+	else
+		snprintf(where, sizeof(where), "--budgets");
+	snprintf(err, errlen, "%s\n(%s; format in docs/budgets.md)", why, where);
+	return r == -ENOMEM ? r : -EINVAL;
+}
+
 static int check_cgroup(const struct sup_config *c, char *err, size_t errlen)
 {
 	char where[SUP_PATH_MAX + 16];
@@ -1488,6 +1544,8 @@ int sup_config_check(const struct sup_config *c, struct sup_config_facts *facts,
 	r = check_whole(c, c->source, err, errlen);
 	if (!r)
 		r = check_types(c, err, errlen);
+	if (!r)
+		r = check_slo(c, err, errlen);
 	if (!r)
 		r = check_cgroup(c, err, errlen);
 	if (!r)

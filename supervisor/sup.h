@@ -21,6 +21,9 @@
 #define SUP_PATH_MAX	    256u
 #define SUP_MAX_LIBS	    8u
 
+/* [slo] interval: the checks run on the supervisor's 100 ms tick, so no oftener */
+#define SUP_SLO_MIN_INTERVAL_MS 100u
+
 /* Restart strategies (OTP's names). */
 enum sup_strategy {
 	SUP_ONE_FOR_ONE = 0,  /* restart only the worker that died */
@@ -106,7 +109,13 @@ struct sup_config {
 	uint32_t npools; /* used entries of pools[] */
 	struct sup_pool_spec pools[SUP_MAX_POOL_SPECS];
 	struct dist_conf dist; /* [dist]: the Erlang distribution gateway (dist/) */
-	char text[2048];       /* the config text (for the segment header) */
+
+	/* [slo] (or --budgets): the supervisor's live latency checks (supervisor/sup_slo.c) */
+	char slo_budgets[SUP_PATH_MAX]; /* the budgets file, "" none */
+	int slo_budgets_line;		/* its line, 0: --budgets */
+	uint32_t slo_interval_ms;	/* between checks, at least SUP_SLO_MIN_INTERVAL_MS */
+
+	char text[2048]; /* the config text (for the segment header) */
 };
 
 /* The embedded default configuration's text. */

@@ -1,6 +1,6 @@
 /*
  * Periodic duties on the supervisor's timer: its heartbeat, the client scan, hang checks,
- * the status line.
+ * the latency budgets, the status line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -262,7 +262,8 @@ static void check_hangs(struct sup *s, uint64_t t)
 
 /*
  * Every TICK_NS: the supervisor's heartbeat, the client scan, hang checks, the control
- * inbox's duties and the status line when due. Supervisor thread only, on its timer.
+ * inbox's duties, the latency budgets and the status line when due. Supervisor thread only,
+ * on its timer.
  */
 void sup_duty_tick(struct sup *s)
 {
@@ -280,6 +281,7 @@ void sup_duty_tick(struct sup *s)
 	sup_handled_count(s);
 	sup_ctl_tick(s->ctl);
 	sup_pools_serve(s);
+	sup_slo_tick(s, t);
 	if (s->o->status && s->c->status_interval_ms && t >= s->next_status) {
 		s->next_status = t + (uint64_t)s->c->status_interval_ms * 1000000u;
 		sup_status_print(s);

@@ -215,6 +215,7 @@ struct sup {
 	uint32_t pool_rr;      /* round robin of pool members over workers (sup_pool.c) */
 	struct sup_wqueue q;   /* worker events queued by actions (sup_worker_post()) */
 	struct sup_gateway gw; /* the [dist] gateway */
+	struct sup_slo *slo;   /* the live latency checks ([slo], sup_slo.c), NULL none */
 };
 
 static inline struct shm_proc *sup_wproc(struct sup *s, struct sup_worker *w)
@@ -305,6 +306,24 @@ void sup_exit_event(struct sup *s, struct sup_worker *w, int64_t restart_ms);
 void sup_event(struct sup *s, struct sup_worker *w, enum shm_event_kind kind, pid_t pid,
 	       const struct shm_event *ex, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
+
+/* sup_slo.c: the live latency checks ([slo] budgets, --budgets) */
+/*
+ * Load the configured budgets file and take the histograms' first snapshot (the first
+ * window's start); everything the checks use is allocated here. Nothing to do (0, s->slo
+ * NULL) without a budgets file. Returns 0, or -errno with a sentence in err. Supervisor
+ * thread, once the segment is created and before the loop.
+ */
+int sup_slo_open(struct sup *s, char *err, size_t errlen);
+/*
+ * If an [slo] interval has passed since the last check: check the budgets over the window
+ * since then, and append an slo-violation event and write a console line for each broken
+ * one (a line when one is met again). Never waits, allocates nothing. Supervisor thread, on
+ * its timer (sup_duty_tick()); t is now (monotonic).
+ */
+void sup_slo_tick(struct sup *s, uint64_t t);
+/* Free what sup_slo_open() allocated (s->slo NULL is fine). Supervisor thread. */
+void sup_slo_close(struct sup *s);
 
 /* sup_duty.c: periodic duties */
 void sup_clients_scan(struct sup *s, bool judge);

@@ -343,6 +343,12 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		ret = -ENOMEM;
 		goto out_seg;
 	}
+	r = sup_slo_open(&s, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "shoal: %s\n", err);
+		ret = r == -ENOMEM ? r : -EINVAL;
+		goto out_seg;
+	}
 	if (!adopted) {
 		r = spawn_agents(&s);
 		if (!r)
@@ -420,6 +426,7 @@ out_topo:
 		close(s.ready_fd);
 	free(s.w);
 	free(s.seen);
+	sup_slo_close(&s);
 	free(s.q.ev);
 	if (s.topo)
 		hwloc_topology_destroy(s.topo);

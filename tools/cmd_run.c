@@ -36,8 +36,13 @@ static void usage(FILE *f)
 		"  --node NAME@HOST      be a node of an Erlang cluster (the config's [dist] "
 		"node)\n"
 		"  --cookie-file PATH    its cookie, a file of mode 0600 ([dist] cookie_file)\n"
+		"  --budgets FILE        check the live latency histograms against this budgets\n"
+		"                        file every [slo] interval (default 10 s); a broken\n"
+		"                        budget is an slo-violation event and a console line\n"
+		"                        (docs/budgets.md; over [slo] budgets)\n"
 		"  --check               make every check run makes (config, cpus, agent types,\n"
-		"                        cgroup, segment size), print a summary, start nothing\n"
+		"                        cgroup, budgets, segment size), print a summary, start\n"
+		"                        nothing\n"
 		"  --print-default       print the embedded default config\n"
 		"  --help                this text\n"
 		"Exit: 0 after an orderly stop, 1 restart intensity exceeded, 2 bad config or\n"
@@ -77,6 +82,8 @@ static void summary(const struct sup_config *c, const struct sup_config_facts *f
 	       sup_size_format(f->seg_size, a, sizeof(a)),
 	       sup_size_format(f->seg_max, b, sizeof(b)), c->seg_max ? "" : ": half the RAM",
 	       sup_size_format(f->shm_free, d, sizeof(d)), f->workers);
+	if (c->slo_budgets[0])
+		printf("slo budgets %s, checked every %u ms\n", c->slo_budgets, c->slo_interval_ms);
 	for (uint32_t i = 0; i < c->nagents; i++)
 		printf("agent %s: %u x %s named %s on worker %d\n", c->agents[i].section,
 		       c->agents[i].count, c->agents[i].type, c->agents[i].pattern,
@@ -102,6 +109,7 @@ int cmd_run(int argc, char **argv)
 		{"check", no_argument, NULL, 'C'},
 		{"node", required_argument, NULL, 'N'},
 		{"cookie-file", required_argument, NULL, 'K'},
+		{"budgets", required_argument, NULL, 'B'},
 		{"print-default", no_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -109,6 +117,7 @@ int cmd_run(int argc, char **argv)
 	struct sup_run_opts o = {.ready_fd = -1, .status = true};
 	struct sup_config *c;
 	const char *instance = NULL, *workers = NULL, *cpus = NULL, *status = NULL;
+	const char *budgets = NULL;
 	const char *from = "--instance";
 	const char *node = NULL, *cookie_file = NULL;
 	bool check = false, quiet = false;
@@ -118,7 +127,7 @@ int cmd_run(int argc, char **argv)
 	int opt, ret;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "i:w:c:kr:s:qL:CPh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:w:c:kr:s:qL:CB:Ph", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i':
 			instance = optarg;
@@ -166,6 +175,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'K':
 			cookie_file = optarg;
+			break;
+		case 'B':
+			budgets = optarg;
 			break;
 		case 'P':
 			fputs(sup_default_config, stdout);
@@ -247,6 +259,15 @@ int cmd_run(int argc, char **argv)
 			goto out;
 		}
 		c->status_interval_ms = (uint32_t)(s * 1000);
+	}
+	if (budgets) {
+		if (!*budgets || strlen(budgets) >= sizeof(c->slo_budgets)) {
+			fprintf(stderr, "shoal run: --budgets '%s': the path of a budgets file\n",
+				budgets);
+			goto out;
+		}
+		snprintf(c->slo_budgets, sizeof(c->slo_budgets), "%s", budgets);
+		c->slo_budgets_line = 0; /* messages name --budgets, not the file's line */
 	}
 	/* the checks sup_run() makes first, so what passes here does not fail there */
 	if (check) {

@@ -45,6 +45,7 @@ int cmd_top(int argc, char **argv);
 int cmd_types(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_stress(int argc, char **argv);
+int cmd_slo_check(int argc, char **argv);
 
 struct shm_event;
 struct json_t;
