@@ -4,9 +4,10 @@
 #   --arm64   instead: what the arm64 cross build needs (scripts/test.sh --cross): Debian's
 #             cross compiler and, through multiarch, the arm64 builds of the libraries
 set -euo pipefail
-# building and running: the compiler and meson, the libraries, scdoc for the man page
+# building and running: the compiler and meson, the libraries, scdoc for the man page;
+# libmicrohttpd for shoal metrics --listen (optional to the build: -Dmetrics_http=auto)
 run_pkgs=(build-essential meson ninja-build pkg-config liburing-dev libnuma-dev libhwloc-dev
-	libinih-dev libjansson-dev libncurses-dev scdoc)
+	libinih-dev libjansson-dev libncurses-dev libmicrohttpd-dev scdoc)
 # testing too: cmocka, tmux (shoal top in a real terminal), clang and its libFuzzer runtime,
 # clang-format (the style check), git
 pkgs=("${run_pkgs[@]}" libcmocka-dev tmux clang libclang-rt-14-dev clang-format git)

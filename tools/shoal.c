@@ -14,6 +14,8 @@ const struct tool_cmd tool_cmds[] = {
 	{"top", "a live view of an instance: workers, agents, pools, exits (q quits)", cmd_top},
 	{"events", "the instance's event ring: events [--follow] [--since SEQ] [--json]",
 	 cmd_events},
+	{"metrics", "Prometheus metrics: metrics --listen ADDR:PORT | --textfile PATH | --once",
+	 cmd_metrics},
 	{"clean", "remove a stale instance's segment (refuses a live one)", cmd_clean},
 	{"bench", "run a benchmark: registry, ...", cmd_bench},
 	{"types", "the agent types an instance can start (what spawn TYPE takes)", cmd_types},

@@ -44,6 +44,7 @@ int cmd_pool(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_types(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 struct shm_event;
 struct json_t;
