@@ -468,6 +468,46 @@ static void test_metrics_listen(void **state)
 	free(out);
 }
 
+/*
+ * --listen outlives its instance: stopped, it answers shoal_up 0; started again under the
+ * same name, the next scrape is of the new instance (up, no restarts), not of the old
+ * segment it had mapped.
+ */
+static void test_metrics_listen_follows_restart(void **state)
+{
+	const char *args[] = {"metrics", "--listen", "127.0.0.1:0", NULL};
+	char *out = malloc(OUT_CAP), *body, rest[256], series[128];
+	struct rt_run r;
+	uint32_t windex;
+	int fd, port;
+	pid_t srv;
+
+	(void)state;
+	assert_non_null(out);
+	start_and_exercise(&r, &windex);
+	snprintf(series, sizeof(series), "shoal_worker_restarts_total{worker=\"%u\"}", windex);
+	srv = rt_tool_start(r.inst, args, &fd);
+	port = wait_listening(fd);
+	assert_int_equal(http_get(port, "/metrics", out, OUT_CAP, &body), 200);
+	assert_true(value_of(body, series) == 1);
+	rt_stop(&r);
+	assert_int_equal(http_get(port, "/metrics", out, OUT_CAP, &body), 200);
+	assert_true(value_of(body, "shoal_up") == 0);
+	/* the same name again (rt_start names it after the test's pid) */
+	rt_start(&r, "t-metrics", "m", echo_cfg, NULL);
+	rt_wait_ready(&r);
+	assert_int_equal(http_get(port, "/metrics", out, OUT_CAP, &body), 200);
+	check_copy(body);
+	assert_true(value_of(body, "shoal_up") == 1);
+	assert_true(value_of(body, series) == 0);
+	assert_true(value_of(body, "shoal_operation_latency_seconds_count{operation=\"call\"}") ==
+		    0);
+	rt_stop(&r);
+	kill(srv, SIGTERM);
+	assert_int_equal(rt_tool_finish(srv, fd, rest, sizeof(rest)), 0);
+	free(out);
+}
+
 static void read_file(const char *path, char *buf, size_t cap)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -603,6 +643,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_metrics_once_running, rt_teardown),
 		cmocka_unit_test_teardown(test_metrics_listen, rt_teardown),
+		cmocka_unit_test_teardown(test_metrics_listen_follows_restart, rt_teardown),
 		cmocka_unit_test_teardown(test_metrics_textfile, rt_teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_errors, setup, teardown),
 	};

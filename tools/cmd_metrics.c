@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -492,11 +493,45 @@ static int render(const struct metrics *m, char **out, size_t *len)
 	return 0;
 }
 
+/*
+ * A long-running server or follower whose instance was not up at the last snapshot: if a
+ * new instance of that name exists now (another shm object than the one mapped: the old
+ * one removed and created again), move to it, so the exporter need not be restarted with
+ * the instance. Anything else (none yet, a bad one) keeps the old mapping and its numbers.
+ */
+static void reattach(struct metrics *m)
+{
+	struct shm_seg *seg;
+	struct stat a, b;
+	char err[512];
+
+	if (!m->v || m->v->hdr.liveness == SHM_LIVE_OK)
+		return;
+	if (shm_seg_attach(m->instance, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT, 0, &seg, err,
+			   sizeof(err)))
+		return;
+	if (m->seg->fd < 0 || seg->fd < 0 || fstat(m->seg->fd, &a) || fstat(seg->fd, &b) ||
+	    (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) {
+		shm_seg_detach(seg);
+		return;
+	}
+	/* the view's geometry is the old segment's: made again by the next take */
+	shm_view_free(m->v);
+	m->v = NULL;
+	free(m->depth);
+	m->depth = NULL;
+	shm_seg_detach(m->seg);
+	m->seg = seg;
+}
+
 /* Take a snapshot and render it: 0, or -errno with a sentence in err. */
 static int scrape(struct metrics *m, char **out, size_t *len, char *err, size_t cap)
 {
 	uint64_t bad = 0;
-	int ret = shm_seg_guard(m->seg, take, m, &bad);
+	int ret;
+
+	reattach(m);
+	ret = shm_seg_guard(m->seg, take, m, &bad);
 
 	if (ret) {
 		take_error(m, ret, bad, err, cap);
@@ -805,8 +840,8 @@ int cmd_metrics(int argc, char **argv)
 	}
 #else
 	if (listen) {
-		fprintf(stderr, "shoal metrics: this shoal was built without HTTP (libmicrohttpd "
-				"was not found at build time): use --textfile or --once\n");
+		fprintf(stderr, "shoal metrics: this shoal was built without HTTP (without "
+				"libmicrohttpd: -Dmetrics_http): use --textfile or --once\n");
 		return EXIT_USAGE;
 	}
 #endif
