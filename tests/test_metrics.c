@@ -638,6 +638,41 @@ static void test_metrics_errors(void **state)
 	free(out);
 }
 
+/*
+ * --listen over a segment truncated under it: the scrape answers 503 with the reason (the
+ * fault is caught, not a SIGBUS), and the server goes on answering.
+ */
+static void test_metrics_listen_truncated(void **state)
+{
+	const char *args[] = {"metrics", "--listen", "127.0.0.1:0", NULL};
+	char *out = malloc(OUT_CAP), *body, rest[256], path[128];
+	struct shm_cfg cfg;
+	struct shm_seg *seg;
+	int fd, port;
+	pid_t srv;
+
+	(void)state;
+	assert_non_null(out);
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 8;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_CLIENT);
+	srv = rt_tool_start(inst, args, &fd);
+	port = wait_listening(fd);
+	assert_int_equal(http_get(port, "/metrics", out, OUT_CAP, &body), 200);
+	check_copy(body);
+	snprintf(path, sizeof(path), "/dev/shm/shoal.%s", inst);
+	assert_int_equal(truncate(path, 2 * SHM_HDR_SIZE), 0);
+	assert_int_equal(http_get(port, "/metrics", out, OUT_CAP, &body), 503);
+	assert_non_null(strstr(body, "truncated"));
+	assert_int_equal(http_get(port, "/nope", out, OUT_CAP, &body), 404);
+	kill(srv, SIGTERM);
+	assert_int_equal(rt_tool_finish(srv, fd, rest, sizeof(rest)), 0);
+	ts_seg_drop(seg, inst);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -645,6 +680,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_metrics_listen, rt_teardown),
 		cmocka_unit_test_teardown(test_metrics_listen_follows_restart, rt_teardown),
 		cmocka_unit_test_teardown(test_metrics_textfile, rt_teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_listen_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_errors, setup, teardown),
 	};
 
