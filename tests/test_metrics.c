@@ -602,6 +602,7 @@ static void test_metrics_errors(void **state)
 	const char *none[] = {"metrics", NULL},
 		   *two[] = {"metrics", "--once", "--textfile", "x", NULL};
 	const char *bad_listen[] = {"metrics", "--listen", "localhost", NULL};
+	const char *lone_interval[] = {"metrics", "--once", "--interval", "5", NULL};
 	const char *once[] = {"metrics", "--once", NULL};
 	char *out = malloc(OUT_CAP), path[128];
 	struct shm_cfg cfg;
@@ -614,6 +615,8 @@ static void test_metrics_errors(void **state)
 	assert_int_equal(rt_run_tool(inst, out, OUT_CAP, two), 2);
 	assert_int_equal(rt_run_tool(inst, out, OUT_CAP, bad_listen), 2);
 	assert_non_null(strstr(out, "ADDR:PORT"));
+	assert_int_equal(rt_run_tool(inst, out, OUT_CAP, lone_interval), 2);
+	assert_non_null(strstr(out, "--interval goes with --textfile PATH --follow"));
 	/* no such instance */
 	assert_int_equal(rt_run_tool(inst, out, OUT_CAP, once), 2);
 	assert_non_null(strstr(out, inst));

@@ -91,6 +91,9 @@ static int take(const struct shm_seg *seg, void *arg)
 		r = shm_view_create(seg, &m->v);
 		if (r)
 			return r;
+	}
+	/* apart from the view: a failed allocation is tried again by the next take */
+	if (!m->depth) {
 		m->depth =
 			calloc(m->v->cfg.max_agents ? m->v->cfg.max_agents : 1, sizeof(*m->depth));
 		if (!m->depth)
@@ -782,7 +785,7 @@ int cmd_metrics(int argc, char **argv)
 	struct sockaddr_storage ss;
 #endif
 	const char *listen = NULL, *path = NULL;
-	bool once = false, follow = false;
+	bool once = false, follow = false, has_interval = false;
 	unsigned long interval = 15;
 	char err[600], *end, *body = NULL;
 	size_t len;
@@ -808,6 +811,7 @@ int cmd_metrics(int argc, char **argv)
 		case 'n':
 			errno = 0;
 			interval = strtoul(optarg, &end, 10);
+			has_interval = true;
 			if (!*optarg || *end || errno || !interval || interval > 86400) {
 				fprintf(stderr,
 					"shoal metrics: --interval '%s': not a number of seconds "
@@ -823,6 +827,10 @@ int cmd_metrics(int argc, char **argv)
 			usage(stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if (has_interval && !follow) {
+		fprintf(stderr, "shoal metrics: --interval goes with --textfile PATH --follow\n");
+		return EXIT_USAGE;
 	}
 	if (optind < argc || (!!listen + !!path + once) != 1 || (follow && !path)) {
 		fprintf(stderr, "shoal metrics: give one of --listen, --textfile or --once%s\n",
