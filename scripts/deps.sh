@@ -5,9 +5,10 @@
 #             cross compiler and, through multiarch, the arm64 builds of the libraries
 set -euo pipefail
 # building and running: the compiler and meson, the libraries, scdoc for the man page,
-# erlang-dev for libei (the Erlang distribution gateway, [dist])
+# erlang-dev for libei (the Erlang distribution gateway, [dist]), libmicrohttpd for shoal
+# metrics --listen (both optional to the build: -Ddist=auto, -Dmetrics_http=auto)
 run_pkgs=(build-essential meson ninja-build pkg-config liburing-dev libnuma-dev libhwloc-dev
-	libinih-dev libjansson-dev libncurses-dev scdoc erlang-dev)
+	libinih-dev libjansson-dev libncurses-dev libmicrohttpd-dev scdoc erlang-dev)
 # testing too: cmocka, tmux (shoal top in a real terminal), clang and its libFuzzer runtime,
 # clang-format (the style check), git, erlang-nox (a real BEAM node for the [dist] tests)
 pkgs=("${run_pkgs[@]}" libcmocka-dev tmux clang libclang-rt-14-dev clang-format git erlang-nox)

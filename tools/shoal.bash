@@ -67,6 +67,11 @@ _shoal()
 		mapfile -t COMPREPLY < <(compgen -W "text json" -- "$cur")
 		return
 		;;
+	--textfile)
+		# shoal metrics --textfile PATH
+		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+		return
+		;;
 	esac
 	if [[ $cur == -* ]]; then
 		words=$("$bin" "$cmd" --help 2>/dev/null | grep -o -- '--[a-z][a-z-]*' | sort -u)

@@ -16,6 +16,8 @@ const struct tool_cmd tool_cmds[] = {
 	 cmd_events},
 	{"slo-check", "check an instance's latency against a budgets file (exit 1: one broken)",
 	 cmd_slo_check},
+	{"metrics", "Prometheus metrics: metrics --listen ADDR:PORT | --textfile PATH | --once",
+	 cmd_metrics},
 	{"clean", "remove a stale instance's segment (refuses a live one)", cmd_clean},
 	{"bench", "run a benchmark: registry, ...", cmd_bench},
 	{"types", "the agent types an instance can start (what spawn TYPE takes)", cmd_types},

@@ -46,6 +46,7 @@ int cmd_types(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_stress(int argc, char **argv);
 int cmd_slo_check(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 struct shm_event;
 struct json_t;
