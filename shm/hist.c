@@ -98,16 +98,35 @@ void shm_hist_set_enabled(bool on)
 	atomic_store_explicit(&hist_mode, on ? 2 : 1, memory_order_relaxed);
 }
 
-/* See hist.h. Any process. */
-struct shm_hist *shm_hist_at(const struct shm_seg *seg, uint32_t slot, uint32_t op)
+/*
+ * The region and its block count, or NULL: an older minor, or a header whose region does
+ * not lie inside the mapping, is not aligned, or does not hold max_procs blocks (read again
+ * on every call, as the event ring's: a header changed after the attach's validation must
+ * not send a reader, nor a recording owner, outside the mapping). max_procs is read once.
+ */
+static struct shm_hist *region_at(const struct shm_seg *seg, uint32_t *nprocs)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
 	const struct shm_region *r = &h->regions[SHM_R_HIST];
+	uint32_t n = h->cfg.max_procs;
 
-	if (h->layout_minor < 10 || slot >= h->cfg.max_procs || op >= SHM_HIST_OPS ||
-	    r->size != (uint64_t)h->cfg.max_procs * SHM_HIST_OPS * sizeof(struct shm_hist))
+	if (h->layout_minor < 10 || h->nregions <= SHM_R_HIST || r->off > seg->size ||
+	    r->size > seg->size - r->off || r->off % SHM_ALIGN ||
+	    r->size != (uint64_t)n * SHM_HIST_OPS * sizeof(struct shm_hist))
 		return NULL;
-	return (struct shm_hist *)(seg->base + r->off) + (uint64_t)slot * SHM_HIST_OPS + op;
+	*nprocs = n;
+	return (struct shm_hist *)(seg->base + r->off);
+}
+
+/* See hist.h. Any process. */
+struct shm_hist *shm_hist_at(const struct shm_seg *seg, uint32_t slot, uint32_t op)
+{
+	uint32_t n;
+	struct shm_hist *r = region_at(seg, &n);
+
+	if (!r || slot >= n || op >= SHM_HIST_OPS)
+		return NULL;
+	return r + (uint64_t)slot * SHM_HIST_OPS + op;
 }
 
 /* Single writer: a relaxed load and store, not a locked add (see the top of hist.h). */
@@ -225,7 +244,8 @@ void shm_hist_merge(struct shm_hist_snap *into, const struct shm_hist_snap *from
 /* See hist.h. A tool; reads only. */
 int shm_hist_collect(const struct shm_seg *seg, uint32_t op, struct shm_hist_snap *out)
 {
-	const struct shm_hist *r = shm_hist_at(seg, 0, 0);
+	uint32_t nprocs = 0;
+	const struct shm_hist *r = region_at(seg, &nprocs);
 	struct shm_hist_snap *one;
 
 	shm_hist_snap_init(out);
@@ -234,7 +254,8 @@ int shm_hist_collect(const struct shm_seg *seg, uint32_t op, struct shm_hist_sna
 	one = malloc(sizeof(*one));
 	if (!one)
 		return -ENOMEM;
-	shm_hist_collect_blocks(r, shm_hdr(seg)->cfg.max_procs, op, out, one);
+	/* the count region_at() checked the region's size against, not a second read */
+	shm_hist_collect_blocks(r, nprocs, op, out, one);
 	free(one);
 	return 0;
 }

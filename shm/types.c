@@ -10,13 +10,17 @@
 #include "shm/seqlock.h"
 #include "shm/shm.h"
 
-/* The table, or NULL in a segment without one (older layout, region too small). */
+/* The table, or NULL in a segment without one (older layout), or whose region is not inside
+ * the mapping or too small. */
 static struct shm_types *types_at(const struct shm_seg *seg)
 {
 	const struct shm_hdr *h = shm_hdr(seg);
 	const struct shm_region *r = &h->regions[SHM_R_TYPES];
 
-	if (h->layout_minor < 10 || h->nregions <= SHM_R_TYPES ||
+	/* bounded on every call, as the event ring's: a header changed after the attach's
+	 * validation must not send a reader outside the mapping */
+	if (h->layout_minor < 10 || h->nregions <= SHM_R_TYPES || r->off > seg->size ||
+	    r->size > seg->size - r->off || r->off % SHM_ALIGN ||
 	    r->size < sizeof(struct shm_types))
 		return NULL;
 	return (struct shm_types *)(seg->base + r->off);

@@ -418,6 +418,46 @@ static void test_hist_disabled_records_nothing(void **state)
 	ts_seg_drop(seg, "t-hist-off");
 }
 
+/*
+ * A header whose histogram region was changed after the attach (a corrupt or hostile
+ * segment) sends nobody outside the mapping: recording and reading find no region when its
+ * offset lies past the mapping, is not aligned, or its size no longer matches max_procs.
+ */
+static void test_hist_region_outside_mapping(void **state)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg;
+	struct shm_hdr *h;
+	struct shm_region keep;
+	struct shm_hist_snap *s = malloc(sizeof(*s));
+	uint32_t keep_procs;
+
+	(void)state;
+	assert_non_null(s);
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 4;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	seg = ts_seg_make("t-hist-bounds", &cfg, SHM_ROLE_CLIENT);
+	h = shm_hdr(seg);
+	keep = h->regions[SHM_R_HIST];
+	assert_non_null(shm_hist_at(seg, 0, 0));
+	h->regions[SHM_R_HIST].off = seg->size; /* its whole size past the end */
+	assert_null(shm_hist_at(seg, 0, 0));
+	assert_int_equal(shm_hist_collect(seg, SHM_HIST_CALL, s), -ENOENT);
+	shm_hist_add(seg, SHM_HIST_CALL, 5); /* records nothing, writes nowhere */
+	h->regions[SHM_R_HIST].off = keep.off + 8;
+	assert_null(shm_hist_at(seg, 0, 0));
+	h->regions[SHM_R_HIST] = keep;
+	keep_procs = h->cfg.max_procs;
+	h->cfg.max_procs = keep_procs * 2; /* more blocks than the region holds */
+	assert_null(shm_hist_at(seg, 0, 0));
+	h->cfg.max_procs = keep_procs;
+	assert_non_null(shm_hist_at(seg, 0, 0));
+	free(s);
+	ts_seg_drop(seg, "t-hist-bounds");
+}
+
 /* SHOAL_TELEMETRY=off, read at a process's first use: a child with it records nothing. */
 static void test_hist_env_off(void **state)
 {
@@ -641,6 +681,7 @@ int main(void)
 		cmocka_unit_test(test_hist_snapshot_during_recording_thread),
 		cmocka_unit_test(test_hist_writer_dead_mid_record),
 		cmocka_unit_test(test_hist_disabled_records_nothing),
+		cmocka_unit_test(test_hist_region_outside_mapping),
 		cmocka_unit_test(test_hist_env_off),
 		cmocka_unit_test_teardown(test_hist_restart_keeps_counts, rt_teardown),
 	};

@@ -868,6 +868,14 @@ static void test_view_types_table(void **state)
 	assert_int_equal(strlen(out[0].name), SHM_TYPE_MAX - 1);
 	t->count = SHM_TYPES_MAX + 1;
 	assert_int_equal(shm_types_read(seg, out, SHM_TYPES_MAX, &n), -EUCLEAN);
+	/* a region moved past the mapping after the attach: not read (no fault) */
+	{
+		struct shm_region keep = shm_hdr(seg)->regions[SHM_R_TYPES];
+
+		shm_hdr(seg)->regions[SHM_R_TYPES].off = seg->size;
+		assert_int_equal(shm_types_read(seg, out, SHM_TYPES_MAX, &n), -ENOENT);
+		shm_hdr(seg)->regions[SHM_R_TYPES] = keep;
+	}
 	ts_seg_drop(seg, inst);
 }
 
