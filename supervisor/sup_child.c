@@ -111,6 +111,11 @@ void sup_child_prepare(struct shm_seg *seg, pid_t parent)
 	sigset_t none;
 
 	pdeath_seg = seg;
+	/*
+	 * systemd's notify socket is the supervisor's alone (notify.c): a fork without exec
+	 * keeps it, close-on-exec or not, and plugin code here could speak for the instance
+	 */
+	sup_notify_close();
 	/* the supervisor's death takes its workers with it, marking the segment on the way */
 	sigfillset(&sa.sa_mask);
 	if (sigaction(SUP_PDEATH_SIG, &sa, NULL) < 0 ||

@@ -244,7 +244,8 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 	}
 	/* a closed stdout or stderr (a status reader gone) must not kill the supervisor */
 	signal(SIGPIPE, SIG_IGN);
-	/* before the first fork: the workers must not inherit systemd's socket (notify.c) */
+	/* before the first fork, so no worker's environment names systemd's socket; the
+	 * socket itself each child closes (sup_child_prepare()) */
 	(void)sup_notify_init();
 	s.idle_spare = may_unidle();
 	s.boost = true;

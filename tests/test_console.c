@@ -5,6 +5,7 @@
  * Each test starts a real `shoal run` with its stdout and stderr to files and waits for the
  * lines it expects (inotify on the file), never for a time.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -468,6 +469,32 @@ static bool notify_recv(int fd, char *out, size_t cap)
 	return true;
 }
 
+/* The inodes of the sockets process pid holds open, into ino[] (at most cap); how many. */
+static size_t socket_inodes(pid_t pid, unsigned long *ino, size_t cap)
+{
+	char dir[64], path[64 + 256], link[64];
+	struct dirent *d;
+	size_t n = 0;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	dp = opendir(dir);
+	assert_non_null(dp);
+	while ((d = readdir(dp)) && n < cap) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
+			continue;
+		link[len] = 0;
+		if (sscanf(link, "socket:[%lu]", &ino[n]) == 1)
+			n++;
+	}
+	closedir(dp);
+	return n;
+}
+
 /*
  * Under systemd (Type=notify): READY=1 with a STATUS= once ready, STOPPING=1 when the
  * orderly stop begins, on the datagram socket $NOTIFY_SOCKET names (here an abstract one).
@@ -497,6 +524,25 @@ static void test_console_systemd_notify(void **state)
 		fail_msg("no READY=1 from the supervisor on %s", name);
 	if (strncmp(msg, "READY=1\n", 8) || !strstr(msg, "STATUS=ready: 2 workers"))
 		fail_msg("the first notification: '%s'", msg);
+	/* no worker holds the supervisor's notify socket: a plugin could speak for the
+	 * instance through it (workers are forked without exec: close-on-exec is no help) */
+	{
+		unsigned long sup[64], wrk[64];
+		size_t nsup = socket_inodes(r.pid, sup, 64), nwrk;
+		struct shm_seg *seg = attach(&r);
+		pid_t w = rt_slot_pid(seg, 1);
+
+		assert_true(nsup >= 1);
+		assert_true(w > 0);
+		nwrk = socket_inodes(w, wrk, 64);
+		for (size_t i = 0; i < nwrk; i++)
+			for (size_t k = 0; k < nsup; k++)
+				if (wrk[i] == sup[k])
+					fail_msg(
+						"worker pid %d holds the supervisor's socket [%lu]",
+						(int)w, wrk[i]);
+		shm_seg_detach(seg);
+	}
 	kill(r.pid, SIGTERM);
 	do {
 		if (!notify_recv(fd, msg, sizeof(msg)))
