@@ -418,12 +418,13 @@ struct shm_type_entry {
 };
 static_assert(sizeof(struct shm_type_entry) == 224, "type entry ABI");
 struct shm_types {
-	_Atomic uint64_t seq; /* seqlock (shm/seqlock.h): odd while the supervisor writes */
-	uint32_t count;	      /* entries used in e[] */
+	_Atomic uint64_t seq;	/* seqlock (shm/seqlock.h): odd while the supervisor writes */
+	_Atomic uint32_t count; /* entries used in e[] (inside the seqlock) */
 	uint8_t pad[52];
 	struct shm_type_entry e[SHM_TYPES_MAX];
 };
 static_assert(offsetof(struct shm_types, e) == 64, "types table ABI");
+static_assert(sizeof(struct shm_types) == 64 + SHM_TYPES_MAX * 224, "types table ABI");
 
 /*
  * Latency histograms (layout minor 10): the region SHM_R_HIST holds one block per process

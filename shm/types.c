@@ -37,8 +37,9 @@ int shm_types_publish(struct shm_seg *seg, const struct shm_type_entry *e, uint3
 	if (n > SHM_TYPES_MAX)
 		return -E2BIG;
 	s = shm_seq_write_begin(&t->seq);
-	/* relaxed: inside the seqlock; readers copy it between two equal even reads */
-	__atomic_store_n(&t->count, n, __ATOMIC_RELAXED);
+	/* relaxed: inside the seqlock (SQ0 orders it after the odd seq; readers copy it
+	 * between two equal even reads) */
+	atomic_store_explicit(&t->count, n, memory_order_relaxed);
 	shm_seq_store_body(t->e, e, (size_t)n * sizeof(*e));
 	shm_seq_write_end(&t->seq, s + 1);
 	return 0;
@@ -59,7 +60,8 @@ int shm_types_read(const struct shm_seg *seg, struct shm_type_entry *out, uint32
 		return -EAGAIN;
 	if (s0 == 0)
 		return -ENODATA; /* not published yet: the supervisor is starting */
-	count = __atomic_load_n(&t->count, __ATOMIC_RELAXED);
+	/* relaxed: inside the seqlock (SQ3 before, the retry after) */
+	count = atomic_load_explicit(&t->count, memory_order_relaxed);
 	if (count > SHM_TYPES_MAX)
 		return -EUCLEAN;
 	if (count > cap)

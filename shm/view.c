@@ -28,6 +28,15 @@ static void copy_field(char *out, const char *field, size_t cap)
 	out[i] = 0;
 }
 
+/* Make a NUL-terminated private copy printable in place: each byte that is not printable
+ * ASCII becomes '?'. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s >= 0x7f)
+			*s = '?';
+}
+
 /* Does region id hold count entries of size bytes each, inside a mapping of seg_size? */
 static bool region_holds(const struct shm_region *r, uint64_t seg_size, uint64_t count,
 			 uint64_t size)
@@ -484,6 +493,11 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 		if (v->types_ret != -EAGAIN)
 			break;
 		sched_yield();
+	}
+	/* printable, as every string of a view (a hostile segment's bytes reach a terminal) */
+	for (uint32_t i = 0; i < v->ntypes; i++) {
+		printable(v->types[i].name);
+		printable(v->types[i].about);
 	}
 	v->parts |= SHM_VIEW_PART_TYPES;
 	take_ops(seg, v);

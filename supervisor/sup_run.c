@@ -212,14 +212,18 @@ static bool may_unidle(void)
  * The types this instance can start into the segment, for `shoal types` (built in, the
  * host program's, the [types] libraries' names from their probes): before any worker.
  */
-static void publish_types(struct shm_seg *seg)
+static void publish_types(struct shm_seg *seg, const char *instance)
 {
 	static struct shm_type_entry e[SHM_TYPES_MAX];
 	uint32_t n = wrk_types_list(e, SHM_TYPES_MAX);
+	int r = shm_types_publish(seg, e, n);
 
-	/* a segment of this layout has the table: a failure is a bug */
-	if (shm_types_publish(seg, e, n))
-		fprintf(stderr, "shoal: the agent types table could not be written\n");
+	/* a segment of this layout has the table and n is capped: a failure is a bug */
+	if (r)
+		fprintf(stderr,
+			"shoal: instance '%s': writing its agent types table: %s; 'shoal types' "
+			"will fail (a bug: please report it)\n",
+			instance, strerror(-r));
 }
 
 /* See sup.h. Callers: the process's only thread. */
@@ -295,7 +299,7 @@ int sup_run(const struct sup_config *c, const struct sup_run_opts *o)
 		fprintf(stderr, "shoal: %s\n", err);
 	h = shm_hdr(s.seg);
 	snprintf(h->config_text, sizeof(h->config_text), "%s", c->text);
-	publish_types(s.seg);
+	publish_types(s.seg, c->instance);
 	r = shm_proc_claim(s.seg, SHM_ROLE_SUPERVISOR, false);
 	if (r || s.seg->self != 0) {
 		fprintf(stderr, "shoal: cannot take process slot 0\n");

@@ -854,6 +854,17 @@ static void test_view_types_table(void **state)
 	assert_int_equal(v->types[2].origin, SHM_TYPE_LIBRARY);
 	assert_string_equal(v->types[2].about, "/x/lib.so");
 	shm_view_free(v);
+	/* a terminal escape in a name or text reaches no terminal: the view shows '?' */
+	snprintf(e[1].name, sizeof(e[1].name), "bad\x1b[2Jname");
+	snprintf(e[1].about, sizeof(e[1].about), "tab\there\x7f");
+	assert_int_equal(shm_types_publish(seg, e, 3), 0);
+	v = take(seg);
+	assert_string_equal(v->types[1].name, "bad?[2Jname");
+	assert_string_equal(v->types[1].about, "tab?here?");
+	shm_view_free(v);
+	snprintf(e[1].name, sizeof(e[1].name), "mine");
+	snprintf(e[1].about, sizeof(e[1].about), "host");
+	assert_int_equal(shm_types_publish(seg, e, 3), 0);
 	/* a cap smaller than the table: the first cap entries */
 	assert_int_equal(shm_types_read(seg, out, 2, &n), 0);
 	assert_int_equal(n, 2);
