@@ -436,14 +436,17 @@ static void clean_field(char *f, size_t cap)
 static void take_events(const struct shm_seg *seg, struct shm_view *v)
 {
 	struct shm_event_scan st = {0};
-	uint64_t cursor;
+	uint64_t cursor, share;
 
 	v->nevents = v->events_skipped = 0;
 	v->events_cap = shm_event_capacity(seg);
 	v->events_next = shm_event_next(seg);
 	if (!v->events_cap)
 		return;
-	cursor = v->events_next > SHM_VIEW_EVENTS ? v->events_next - SHM_VIEW_EVENTS : 0;
+	/* the last min(ring, SHM_VIEW_EVENTS): older ones a smaller ring no longer holds are
+	 * not "missed" by this take */
+	share = v->events_cap < SHM_VIEW_EVENTS ? v->events_cap : SHM_VIEW_EVENTS;
+	cursor = v->events_next > share ? v->events_next - share : 0;
 	v->nevents = shm_event_scan(seg, &cursor, v->events, SHM_VIEW_EVENTS, 0, &st);
 	v->events_skipped = (uint32_t)(st.missed + st.incomplete);
 	for (uint32_t i = 0; i < v->nevents; i++) {

@@ -318,6 +318,38 @@ static void test_view_events(void **state)
 	ts_seg_drop(seg, inst);
 }
 
+/* A ring smaller than a view's share (16 records): its last 16 events, none reported
+ * skipped on a healthy instance. */
+static void test_view_events_small_ring(void **state)
+{
+	struct shm_cfg cfg;
+	struct shm_seg *seg;
+	struct shm_view *v;
+	struct shm_event e;
+
+	(void)state;
+	shm_cfg_default(&cfg);
+	cfg.max_procs = 8;
+	cfg.max_agents = 16;
+	cfg.reg_capacity = 64;
+	cfg.events = 16;
+	seg = ts_seg_make(inst, &cfg, SHM_ROLE_SUPERVISOR);
+	for (int i = 0; i < 100; i++) {
+		shm_event_init(&e, SHM_EV_AGENT_SPAWN);
+		e.code = i;
+		assert_int_equal(shm_event_append(seg, &e, NULL), 0);
+	}
+	v = take(seg);
+	assert_int_equal(v->events_cap, 16);
+	assert_int_equal(v->events_next, 100);
+	assert_int_equal(v->nevents, 16);
+	assert_int_equal(v->events_skipped, 0);
+	assert_int_equal(v->events[0].code, 84);
+	assert_int_equal(v->events[15].code, 99);
+	shm_view_free(v);
+	ts_seg_drop(seg, inst);
+}
+
 static void test_view_garbage_name_bounded(void **state)
 {
 	struct shm_seg *seg = make_seg();
@@ -959,6 +991,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_view_snapshot_shows_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_events_small_ring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_garbage_name_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_inspect_all_and_agent_filter, setup,
 						teardown),
