@@ -234,9 +234,9 @@ uint64_t shm_event_next(const struct shm_seg *seg)
 	uint32_t cap;
 	struct shm_event_ring *ring = ring_at(seg, &cap);
 
-	/* acquire: no order is needed with E0 (relaxed); a person's bound, kept acquire so a
-	 * record it covers is read after the count */
-	return ring ? atomic_load_explicit(&ring->next, memory_order_acquire) : 0;
+	/* relaxed: a bound only (E0 is relaxed: nothing is published through the count); each
+	 * record's own seq word orders its body (SQ3 in the readers) */
+	return ring ? atomic_load_explicit(&ring->next, memory_order_relaxed) : 0;
 }
 
 /* See event.h. */

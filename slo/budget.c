@@ -322,16 +322,23 @@ int slo_budgets_load(struct slo_budgets *b, const char *path, char *err, size_t 
 
 		if (!m) {
 			fclose(f);
+			snprintf(err, errlen, "%s: out of memory reading it", path);
 			return -ENOMEM;
 		}
-		while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-			fwrite(chunk, 1, got, m);
-		rc = ferror(f) ? -EIO : 0;
-		fclose(m);
+		rc = 0;
+		while (!rc && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			if (fwrite(chunk, 1, got, m) != got)
+				rc = -ENOMEM; /* a memory stream fails only for memory */
+		if (!rc && ferror(f))
+			rc = -EIO;
+		if (fclose(m) && !rc)
+			rc = -ENOMEM;
 	}
 	fclose(f);
-	if (rc) {
-		snprintf(err, errlen, "%s: cannot read it", path);
+	if (rc == -ENOMEM) {
+		snprintf(err, errlen, "%s: out of memory reading it", path);
+	} else if (rc) {
+		snprintf(err, errlen, "%s: cannot read it (%s)", path, strerror(-rc));
 	} else if (text && memchr(text, 0, len)) {
 		snprintf(err, errlen, "%s: a NUL byte: not a budgets text file", path);
 		rc = -EINVAL;

@@ -116,10 +116,6 @@ out_free:
 }
 
 /*
- * The end of a stop, by whoever holds the slot's claim (its worker, the stopper, repair):
- * names, groups and the monitors it made go, its monitors get DOWN, the slot is freed.
- */
-/*
  * Append an event of kind about agent slot `slot` (its handle, name and hosting worker, read
  * from the slot now) with reason, code (-1 none) and a text. Best effort: a segment without an
  * event ring, or a read-only one, records nothing. Any process with the slot's claim or its hosting
@@ -158,6 +154,10 @@ void wrk_agent_event(struct shm_seg *seg, enum shm_event_kind kind, uint32_t slo
 	(void)shm_event_append(seg, &e, NULL);
 }
 
+/*
+ * The end of a stop, by whoever holds the slot's claim (its worker, the stopper, repair):
+ * names, groups and the monitors it made go, its monitors get DOWN, the slot is freed.
+ */
 void wrk_agent_finish_stop(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 {
 	struct shm_agent *a = shm_agent_at(seg, slot);
