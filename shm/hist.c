@@ -204,26 +204,41 @@ static void copy_body(const struct shm_hist *h, struct shm_hist_snap *out)
 /* See hist.h. Any process; reads only. */
 int shm_hist_read(const struct shm_hist *h, struct shm_hist_snap *out)
 {
-	uint64_t sum = 0;
+	uint64_t sum = 0, first = shm_seq_read_begin(&h->seq), end = 0;
+	bool moved = false;
 
 	out->torn = 0;
-	for (uint32_t i = 0; i < SHM_HIST_READ_TRIES; i++) {
+	for (uint32_t i = 0;; i++) {
 		uint64_t s0 = shm_seq_read_begin(&h->seq);
 
-		if (s0 & 1) {
+		moved |= s0 != first;
+		if (!(s0 & 1)) {
+			copy_body(h, out);
+			if (!shm_seq_read_retry(&h->seq, s0))
+				return 0;
+		} else {
 			shm_cpu_relax();
-			continue;
 		}
-		copy_body(h, out);
-		if (!shm_seq_read_retry(&h->seq, s0))
-			return 0;
+		if (i + 1 < SHM_HIST_READ_TRIES)
+			continue;
+		/* the same odd value on every try: a writer dead (or stopped) mid-record */
+		if (!moved)
+			break;
+		/*
+		 * A live writer recording back to back can outpace a copy: keep trying for
+		 * SHM_HIST_READ_BUSY_NS, then take a copy that is not torn, only busy (its count
+		 * the sum of its buckets, as a torn one's)
+		 */
+		if (!end)
+			end = shm_now_ns() + SHM_HIST_READ_BUSY_NS;
+		else if (shm_now_ns() > end)
+			break;
 	}
-	/* held all along: a writer dead (or stopped) mid-record; one sample may be half in */
 	copy_body(h, out);
 	for (uint32_t i = 0; i < SHM_HIST_BUCKETS; i++)
 		sum += out->bucket[i];
 	out->count = sum;
-	out->torn = 1;
+	out->torn = !moved;
 	return -EAGAIN;
 }
 

@@ -37,6 +37,8 @@
 
 #define SHM_HIST_SAMPLE	    64u /* sampled operations: 1 in this many is timed (power of 2) */
 #define SHM_HIST_READ_TRIES 64u /* copies of a block being written before it is taken torn */
+/* a block whose seq keeps moving (a live writer) is retried this long before a busy copy */
+#define SHM_HIST_READ_BUSY_NS 1000000ull
 /* The largest relative error of a percentile: half a bucket over its lower bound, 1/32. */
 #define SHM_HIST_REL_ERR (1.0 / (2.0 * SHM_HIST_SUB))
 
@@ -129,10 +131,11 @@ static inline void shm_hist_end(const struct shm_seg *seg, uint32_t op, uint64_t
 void shm_hist_add(const struct shm_seg *seg, uint32_t op, uint64_t ns);
 
 /*
- * Copy h into *out through its seqlock. Returns 0 for a consistent copy, or -EAGAIN if the
- * writer held it for SHM_HIST_READ_TRIES copies (a writer dead mid-record): the copy is
- * taken anyway, with count set to the sum of its buckets and out->torn = 1. Never writes to
- * h. Any process.
+ * Copy h into *out through its seqlock. Returns 0 for a consistent copy, or -EAGAIN when
+ * none came: the copy is taken anyway, with count set to the sum of its buckets, and
+ * out->torn = 1 if the writer held the same odd seq for SHM_HIST_READ_TRIES copies (dead or
+ * stopped mid-record), 0 if its seq kept moving (a live writer outpacing the copies for
+ * SHM_HIST_READ_BUSY_NS). Never writes to h. Any process.
  */
 int shm_hist_read(const struct shm_hist *h, struct shm_hist_snap *out);
 
