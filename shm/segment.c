@@ -83,6 +83,21 @@ enum shm_verr shm_seg_validate(const void *base, size_t size, char *err, size_t 
 		     (unsigned long long)h.seg_size);
 	if (h.hdr_size != SHM_HDR_SIZE)
 		FAIL(SHM_V_HEADER, "header size %u, expected %u", h.hdr_size, SHM_HDR_SIZE);
+	/* a minor that added regions: the segment of another shoal, said as such */
+	if (h.nregions != SHM_R_COUNT && h.layout_minor < SHM_LAYOUT_MINOR)
+		FAIL(SHM_V_VERSION,
+		     "made by an older shoal (layout %u.%u, %u regions; this shoal reads %u.%u): "
+		     "stop it with the shoal that runs it, or remove it with 'shoal clean "
+		     "--force', "
+		     "and run it again with this one",
+		     h.layout_major, h.layout_minor, h.nregions, SHM_LAYOUT_MAJOR,
+		     SHM_LAYOUT_MINOR);
+	if (h.nregions != SHM_R_COUNT && h.layout_minor > SHM_LAYOUT_MINOR)
+		FAIL(SHM_V_VERSION,
+		     "made by a newer shoal (layout %u.%u, %u regions; this shoal reads %u.%u): "
+		     "use that shoal's tools for it",
+		     h.layout_major, h.layout_minor, h.nregions, SHM_LAYOUT_MAJOR,
+		     SHM_LAYOUT_MINOR);
 	if (h.nregions != SHM_R_COUNT)
 		FAIL(SHM_V_HEADER, "%u regions, layout %u has %u", h.nregions, SHM_LAYOUT_MAJOR,
 		     SHM_R_COUNT);

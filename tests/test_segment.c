@@ -486,6 +486,27 @@ static void test_segment_validate_ok(void **state)
 	free(buf);
 }
 
+/*
+ * A segment of an older minor with fewer regions (an instance still run by the shoal before
+ * an upgrade) is refused with a message that says so and what to do, not only with counts.
+ */
+static void test_segment_validate_older_minor(void **state)
+{
+	size_t size;
+	uint8_t *buf = copy_of_valid(&size);
+	struct shm_hdr *h = (struct shm_hdr *)buf;
+
+	(void)state;
+	h->layout_minor = SHM_LAYOUT_MINOR - 1;
+	h->nregions = SHM_R_COUNT - 3;
+	expect_verr(buf, size, SHM_V_VERSION, "older shoal");
+	expect_verr(buf, size, SHM_V_VERSION, "shoal clean");
+	h->layout_minor = SHM_LAYOUT_MINOR + 1;
+	h->nregions = SHM_R_COUNT + 1;
+	expect_verr(buf, size, SHM_V_VERSION, "newer shoal");
+	free(buf);
+}
+
 static void test_segment_validate_truncated(void **state)
 {
 	size_t size;
@@ -2021,6 +2042,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_sparse_file_full_fs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_guard_sigbus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_validate_older_minor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_magic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_validate_version, setup, teardown),
