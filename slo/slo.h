@@ -70,7 +70,8 @@ struct slo_result {
  * Parse budgets text (file names it in messages) and append its budgets to *b (zeroed or
  * from an earlier call). Every bad line is reported in err as "FILE:LINE: problem; fix", one
  * per line, as many as fit. Returns 0, -EINVAL when a line is bad (nothing of the text is
- * kept then), -ENOMEM. Any thread; b is the caller's.
+ * kept then), -ENOMEM. Any thread; b is the caller's, and after an error as after success
+ * the caller frees it (slo_budgets_free()): the parse may have grown its array.
  */
 int slo_budgets_parse(struct slo_budgets *b, const char *file, const char *text, char *err,
 		      size_t errlen);

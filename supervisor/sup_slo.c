@@ -139,7 +139,7 @@ int sup_slo_open(struct sup *s, char *err, size_t errlen)
 		return -ENOMEM;
 	r = slo_budgets_load(&l->b, c->slo_budgets, err, errlen);
 	if (r)
-		goto out_free;
+		goto out_budgets; /* a bad file's parse may have taken memory */
 	r = -ENOMEM;
 	l->res = calloc(l->b.n ? l->b.n : 1, sizeof(*l->res));
 	l->broken = calloc(l->b.n ? l->b.n : 1, sizeof(*l->broken));
@@ -170,7 +170,6 @@ out_budgets:
 	free(l->res);
 	free(l->broken);
 	slo_budgets_free(&l->b);
-out_free:
 	free(l);
 	return r;
 }

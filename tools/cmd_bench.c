@@ -210,6 +210,7 @@ int cmd_bench(int argc, char **argv)
 
 		if (r) {
 			fprintf(stderr, "shoal bench: %s\n", err);
+			slo_budgets_free(&budgets); /* a bad file's parse may have taken memory */
 			return EXIT_USAGE;
 		}
 		have_budgets = true;

@@ -320,6 +320,7 @@ int cmd_slo_check(int argc, char **argv)
 	r = slo_budgets_load(&b, argv[optind], err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "shoal slo-check: %s\n", err);
+		slo_budgets_free(&b); /* a bad file's parse may have taken memory */
 		return r == -ENOMEM ? EXIT_SYSTEM : EXIT_USAGE;
 	}
 	r = slo_take(instance, &v, err, sizeof(err));
