@@ -455,6 +455,37 @@ static void test_console_poison_and_hang_lines(void **state)
 	rt_stop(&r);
 }
 
+/* An agent whose callback fails is restarted alone: one stamped line names it, its type, the
+ * worker and its restart count. */
+static void test_console_agent_restart_line(void **state)
+{
+	struct rt_run r;
+	struct rt_client cl;
+	shoal_handle_t h = SHOAL_HANDLE_NONE;
+	char *line;
+
+	(void)state;
+	rt_start(&r, "t-", "con-agent",
+		 "[instance]\nworkers = 1\nplacement = none\n"
+		 "[segment]\nmax_agents = 16\nregistry_capacity = 64\nmax_procs = 6\n"
+		 "[agent c]\ntype = crasher\nname = c\n",
+		 NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&cl, r.inst);
+	assert_int_equal(shm_reg_lookup(cl.seg, SHM_NS_DEFAULT, "c", 1, &h, NULL), 0);
+	assert_int_equal(ipc_send(cl.seg, h, cl.inbox, 1, 0, 0, "fail", 4, TIMEOUT_MS), 0);
+	rt_wait_err(&r, "agent 'c' (crasher) failed in a callback; restarting it from its last "
+			"checkpoint (restart 1)");
+	rt_read_err(&r, buf, sizeof(buf));
+	line = line_with(buf, "failed in a callback");
+	assert_stamped(line, r.inst);
+	if (!strstr(line, ": worker 0: agent 'c'"))
+		fail_msg("the agent restart line: %s", line);
+	free(line);
+	rt_client_close(&cl);
+	rt_stop(&r);
+}
+
 /* Receive one datagram on fd within TIMEOUT_MS into out (NUL-terminated); false on none. */
 static bool notify_recv(int fd, char *out, size_t cap)
 {
@@ -648,6 +679,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_console_agent_removed, rt_teardown),
 		cmocka_unit_test_teardown(test_console_counters_and_stop_line, rt_teardown),
 		cmocka_unit_test_teardown(test_console_poison_and_hang_lines, rt_teardown),
+		cmocka_unit_test_teardown(test_console_agent_restart_line, rt_teardown),
 		cmocka_unit_test_teardown(test_console_systemd_notify, rt_teardown),
 		cmocka_unit_test_teardown(test_console_systemd_notify_bad, rt_teardown),
 		cmocka_unit_test(test_console_instance_from_env),

@@ -210,6 +210,8 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 {
 	struct shm_agent *a = slot_of(w, wa);
 	struct shoal_ctx ctx;
+	uint32_t restarts;
+	char who[32];
 
 	if (wa->running && wa->type->terminate) {
 		ctx_for(&ctx, w, wa);
@@ -222,7 +224,6 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 		uint32_t max = wa->type->restart_max ? wa->type->restart_max : WRK_RESTART_MAX;
 		uint32_t period = wa->type->restart_period_ms ? wa->type->restart_period_ms
 							      : WRK_RESTART_PERIOD_MS;
-		char who[32];
 
 		/* self is the process slot: worker index + 1 */
 		snprintf(who, sizeof(who), "worker %u", w->self - 1);
@@ -242,10 +243,18 @@ static void agent_failed(struct wrk *w, struct wrk_agent *wa)
 		return;
 	}
 	/* relaxed: this worker is the slot's only writer of restarts while it hosts it */
-	atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed);
+	restarts = atomic_fetch_add_explicit(&a->restarts, 1, memory_order_relaxed) + 1;
 	shm_change_bump(w->seg);
 	wrk_agent_event(w->seg, SHM_EV_AGENT_CRASH, wa->slot, SHOAL_DOWN_ERROR, -1,
 			"callback failed: restarting");
+	/* the console's line for it, as for a worker's exit (bounded by the agent's intensity) */
+	snprintf(who, sizeof(who), "worker %u", w->self - 1);
+	shm_log_event("agent.restart", who,
+		      json_pack("{s:i, s:s, s:s, s:i}", "worker", (int)(w->self - 1), "agent",
+				a->name, "type", a->type, "restarts", (int)restarts),
+		      "agent '%s' (%s) failed in a callback; restarting it from its last "
+		      "checkpoint (restart %u)",
+		      a->name, a->type, restarts);
 	wrk_mon_notify(w->seg, wa->handle, 0, SHOAL_DOWN_ERROR);
 	if (agent_start(w, wa) < 0)
 		w->npending++;
