@@ -37,63 +37,22 @@ static void usage(FILE *f)
 		"bad budgets file (FILE:LINE), an unknown instance or an unreadable segment.\n");
 }
 
-struct take {
-	struct shm_view *v;
-};
-
-static int take(const struct shm_seg *seg, void *arg)
-{
-	struct take *t = arg;
-	int r;
-
-	if (!t->v) {
-		r = shm_view_create(seg, &t->v);
-		if (r)
-			return r;
-	}
-	return shm_view_take(seg, 3000000000ull, t->v);
-}
-
 /* A snapshot of instance with its histograms into *out; 0 or -errno with err said. */
 static int slo_take(const char *instance, struct shm_view **out, char *err, size_t errlen)
 {
-	struct take t = {0};
-	struct shm_seg *seg;
-	uint64_t bad = 0;
-	int r;
+	int r = tool_view_take(instance, out, err, errlen);
 
-	*out = NULL;
-	r = shm_seg_attach(instance, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0,
-			   &seg, err, errlen);
 	if (r)
 		return r;
-	r = shm_seg_guard(seg, take, &t, &bad);
-	if (r == -EFAULT)
-		snprintf(err, errlen,
-			 "instance '%s': byte %llu of its segment cannot be read (truncated, or a "
-			 "hole a full /dev/shm cannot back)",
-			 instance, (unsigned long long)bad);
-	else if (r == -EUCLEAN)
-		snprintf(err, errlen,
-			 "instance '%s': its region table does not fit its segment: not read; "
-			 "'shoal clean --force' removes it",
-			 instance);
-	else if (r)
-		snprintf(err, errlen, "instance '%s': its segment could not be read: %s", instance,
-			 strerror(-r));
-	else if (!(t.v->parts & SHM_VIEW_PART_OPS) || !t.v->has_ops) {
+	if (!((*out)->parts & SHM_VIEW_PART_OPS) || !(*out)->has_ops) {
 		snprintf(err, errlen,
 			 "instance '%s': its segment has no latency histograms (layout %u.%u; they "
 			 "came in minor 10): run it with this shoal",
-			 instance, t.v->hdr.layout_major, t.v->hdr.layout_minor);
-		r = -EPROTONOSUPPORT;
+			 instance, (*out)->hdr.layout_major, (*out)->hdr.layout_minor);
+		shm_view_free(*out);
+		*out = NULL;
+		return -EPROTONOSUPPORT;
 	}
-	shm_seg_detach(seg);
-	if (r) {
-		shm_view_free(t.v);
-		return r;
-	}
-	*out = t.v;
 	return 0;
 }
 

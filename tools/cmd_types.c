@@ -42,72 +42,40 @@ static const char *origin_name(uint32_t o)
 	}
 }
 
-struct take {
-	struct shm_view *v;
-};
-
-static int take(const struct shm_seg *seg, void *arg)
-{
-	struct take *t = arg;
-	int r;
-
-	if (!t->v) {
-		r = shm_view_create(seg, &t->v);
-		if (r)
-			return r;
-	}
-	return shm_view_take(seg, 3000000000ull, t->v);
-}
-
 /* See tools.h. */
 int tool_types_take(const char *instance, struct shm_view **out, char *err, size_t errlen)
 {
-	struct take t = {0};
-	struct shm_seg *seg;
-	uint64_t bad = 0;
-	int r;
+	struct shm_view *v;
+	int r = tool_view_take(instance, &v, err, errlen);
 
 	*out = NULL;
-	r = shm_seg_attach(instance, SHM_ATTACH_RO | SHM_ATTACH_NOWAIT | SHM_ATTACH_UNREADY, 0,
-			   &seg, err, errlen);
 	if (r)
 		return r;
-	r = shm_seg_guard(seg, take, &t, &bad);
-	if (r == -EFAULT)
-		snprintf(err, errlen,
-			 "instance '%s': byte %llu of its segment cannot be read (truncated, or a "
-			 "hole a full /dev/shm cannot back)",
-			 instance, (unsigned long long)bad);
-	else if (r)
-		snprintf(err, errlen, "instance '%s': its segment could not be read: %s", instance,
-			 strerror(-r));
-	else if (t.v->types_ret == -ENOENT)
+	if (v->types_ret == -ENOENT)
 		snprintf(err, errlen,
 			 "instance '%s': its segment has no types table (layout %u.%u, made by an "
 			 "older shoal)",
-			 instance, t.v->hdr.layout_major, t.v->hdr.layout_minor);
-	else if (t.v->types_ret == -ENODATA)
+			 instance, v->hdr.layout_major, v->hdr.layout_minor);
+	else if (v->types_ret == -ENODATA)
 		snprintf(err, errlen,
 			 "instance '%s': its supervisor has not written the types table yet (it is "
 			 "starting); try again",
 			 instance);
-	else if (t.v->types_ret == -EAGAIN)
+	else if (v->types_ret == -EAGAIN)
 		snprintf(
 			err, errlen,
 			"instance '%s': the types table is half written (its supervisor is writing "
 			"it, or died doing so)",
 			instance);
-	else if (t.v->types_ret)
+	else if (v->types_ret)
 		snprintf(err, errlen, "instance '%s': its types table is corrupt (%s)", instance,
-			 strerror(-t.v->types_ret));
-	if (!r)
-		r = t.v->types_ret == -ENOENT ? -EPROTONOSUPPORT : t.v->types_ret;
-	shm_seg_detach(seg);
+			 strerror(-v->types_ret));
+	r = v->types_ret == -ENOENT ? -EPROTONOSUPPORT : v->types_ret;
 	if (r) {
-		shm_view_free(t.v);
+		shm_view_free(v);
 		return r;
 	}
-	*out = t.v;
+	*out = v;
 	return 0;
 }
 

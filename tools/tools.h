@@ -60,6 +60,13 @@ struct json_t *tool_event_json(const struct shm_event *e);
 
 struct shm_view;
 /*
+ * Attach to instance read-only, take a snapshot into *out (shm_view_free() it) under the
+ * SIGBUS guard, and detach. Returns 0, or -errno with a sentence in err naming the instance
+ * (the attach's own, a truncated segment, a region table that does not fit). A tool that
+ * prints one snapshot; tools/view_take.c.
+ */
+int tool_view_take(const char *instance, struct shm_view **out, char *err, size_t errlen);
+/*
  * Attach to instance read-only and take a snapshot whose types table was read whole into
  * *out (shm_view_free() it). Returns 0, or -errno with a sentence in err naming the
  * instance and the problem. tools/cmd_types.c.
