@@ -414,6 +414,8 @@ static inline int rt_tool_finish(pid_t pid, int fd, char *out, size_t cap)
 		ssize_t k;
 
 		assert_true(rt_fd_wait(fd, TIMEOUT_MS));
+		if (got == cap - 1)
+			fail_msg("the tool wrote more than the test's %zu bytes", cap - 1);
 		k = read(fd, out + got, cap - 1 - got);
 		assert_true(k >= 0);
 		if (k == 0)

@@ -481,7 +481,7 @@ static void test_bench_coord_smoke(void **state)
 	};
 	char bpath[] = "/tmp/shoal-test-bench-budgets-XXXXXX";
 	const char *args[] = {"bench", "coord", "--quick", "--json", "--budgets", bpath, NULL};
-	static char out[65536];
+	static char out[1 << 20]; /* the suite's JSON with its notes: over 64 KiB */
 	json_error_t jerr;
 	json_t *root, *b;
 	int fd = mkstemp(bpath);

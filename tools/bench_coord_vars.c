@@ -268,7 +268,9 @@ fail:
 /*
  * Time n updates of variable k whose NSUBS subscribers are another process's: each sample
  * from before the update to when the last subscriber took its notification (the next
- * update waits for that). -ETIMEDOUT if a round does not complete within a second.
+ * update waits for that). -ETIMEDOUT if a round does not complete within 10 s (on a loaded
+ * machine the subscribers' process can wait a long while for its CPU: a benchmark's figure
+ * then, not a failure).
  */
 static int time_seen(struct coord *c, uint32_t k, size_t n, struct seen *sh, double *ops_s)
 {
@@ -281,7 +283,7 @@ static int time_seen(struct coord *c, uint32_t k, size_t n, struct seen *sh, dou
 				       .len = 8,
 				       .data = &x,
 				       .expect = SHM_VAR_ANY};
-		uint64_t a = bench_ticks(), end = bench_now_ns() + 1000000000ull;
+		uint64_t a = bench_ticks(), end = bench_now_ns() + 10000000000ull;
 
 		if (shm_var_update(c->seg, &o, 1, 0, NULL, NULL))
 			return -EIO;
