@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include <cmocka.h>
 
@@ -16,6 +17,7 @@
 #include <liburing.h>
 
 #include "ipc/ipc_int.h"
+#include "ipc/uring_futex.h"
 #include "tests/ipc_test_util.h"
 
 struct wbook {
@@ -706,6 +708,59 @@ static void test_wake_env_forces(void **state)
 	it_destroy(seg);
 }
 
+/*
+ * The path an AUTO waiter picks is the one the kernel offers: the io_uring futex when the
+ * kernel's io_uring supports FUTEX_WAIT and FUTEX_WAKE (asked here through the probe of a
+ * ring of the test's own), else the FIFO; never the futex on a kernel older than 6.7, where
+ * those opcodes do not exist. $SHOAL_TEST_EXPECT_WAKE (futex or fifo) states the path the
+ * caller knows the kernel must give (the qemu guest's 6.1: fifo).
+ */
+static void test_wake_auto_matches_kernel(void **state)
+{
+	const char *expect = getenv("SHOAL_TEST_EXPECT_WAKE");
+	char *forced = getenv("SHOAL_WAKE") ? strdup(getenv("SHOAL_WAKE")) : NULL;
+	struct shm_seg *seg = it_create("wake", 256, 4096);
+	struct io_uring_probe *probe;
+	struct io_uring ring;
+	struct ipc_waiter *w;
+	struct utsname u;
+	int major = 0, minor = 0;
+	bool futex_ops;
+
+	(void)state;
+	/* the meson run over the fd path sets SHOAL_WAKE: AUTO must decide by itself here */
+	unsetenv("SHOAL_WAKE");
+	assert_int_equal(io_uring_queue_init(4, &ring, 0), 0);
+	probe = io_uring_get_probe_ring(&ring);
+	assert_non_null(probe);
+	futex_ops = io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAIT) &&
+		    io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAKE);
+	io_uring_free_probe(probe);
+	io_uring_queue_exit(&ring);
+	assert_int_equal(uname(&u), 0);
+	assert_int_equal(sscanf(u.release, "%d.%d", &major, &minor), 2);
+
+	assert_int_equal(ipc_waiter_create(seg, IPC_WAKE_AUTO, &w), 0);
+	print_message("kernel %s: io_uring futex %s, AUTO picked the %s path\n", u.release,
+		      futex_ops ? "supported" : "absent",
+		      ipc_waiter_mech(w) == IPC_WAKE_FUTEX ? "futex" : "FIFO");
+	assert_int_equal(ipc_waiter_mech(w), futex_ops ? IPC_WAKE_FUTEX : IPC_WAKE_FIFO);
+	if (major < 6 || (major == 6 && minor < 7))
+		assert_int_equal(ipc_waiter_mech(w), IPC_WAKE_FIFO);
+	if (expect && !strcmp(expect, "fifo"))
+		assert_int_equal(ipc_waiter_mech(w), IPC_WAKE_FIFO);
+	else if (expect && !strcmp(expect, "futex"))
+		assert_int_equal(ipc_waiter_mech(w), IPC_WAKE_FUTEX);
+	else if (expect)
+		fail_msg("SHOAL_TEST_EXPECT_WAKE is '%s': give futex or fifo", expect);
+	ipc_waiter_destroy(w);
+	if (forced) {
+		setenv("SHOAL_WAKE", forced, 1);
+		free(forced);
+	}
+	it_destroy(seg);
+}
+
 /* Does the running kernel do membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)? */
 static bool kernel_has_global_membarrier(void)
 {
@@ -1028,6 +1083,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wake_caller_request),
 		cmocka_unit_test(test_wake_ring_many),
 		cmocka_unit_test(test_wake_env_forces),
+		cmocka_unit_test(test_wake_auto_matches_kernel),
 		cmocka_unit_test(test_wake_late_ring_ends_park),
 		cmocka_unit_test(test_wake_park_ring_threads),
 		cmocka_unit_test(test_wake_asym_mode),

@@ -213,8 +213,15 @@ struct stress_log {
 	uint32_t nclients; /* client ids */
 	uint32_t tool_id;  /* the tool's sender id: nagents + nclients */
 	uint64_t seed;
-	_Atomic uint32_t go;	   /* 1: the workload runs */
-	_Atomic uint32_t stopping; /* 1: the end: senders stop */
+	_Atomic uint32_t go; /* 1: the workload runs */
+	/*
+	 * 1: the cap is a cgroup's memory.max (stress --cgroup), which an untouched allocation
+	 * does not reach: the hog writes its pages and its worker is OOM-killed. Set before
+	 * the instance starts.
+	 */
+	uint32_t hog_touch;
+	_Atomic uint64_t hog_touched; /* hogs that began writing past the cgroup cap */
+	_Atomic uint32_t stopping;    /* 1: the end: senders stop */
 	struct stress_violation first;
 	_Atomic uint64_t violations; /* every violation seen while running */
 	_Atomic uint64_t corrupt;    /* corrupted payloads */

@@ -287,6 +287,14 @@ static int st_tick(struct shoal_ctx *ctx, void *state)
 						  memory_order_relaxed);
 			return -ENOMEM; /* the callback fails: the agent restarts alone */
 		}
+		if (lg->hog_touch) {
+			/*
+			 * a cgroup cap: only pages written count. The worker is OOM-killed
+			 * in the memset (memory.oom.group); living past it is the miss
+			 */
+			atomic_fetch_add_explicit(&lg->hog_touched, 1, memory_order_relaxed);
+			memset(p, 1, STRESS_HOG_BYTES);
+		}
 		atomic_fetch_add_explicit(&lg->agent[id].memcap_miss, 1, memory_order_relaxed);
 		free(p);
 	}
