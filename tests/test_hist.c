@@ -357,9 +357,12 @@ static void test_hist_snapshot_during_recording_thread(void **state)
 	while (!atomic_load(&t.done)) {
 		if (shm_hist_read(t.h, s) == 0)
 			whole++;
-		/* a live writer is never reported dead: busy at worst, never torn */
-		assert_int_equal(s->torn, 0);
-		/* whole, or (busy, after the tries) made whole: either way count = buckets */
+		/*
+		 * Not asserted: torn == 0. A writer preempted in the middle of a record holds the
+		 * same odd seq for the reader's tries, as a dead one does: no reader can tell the
+		 * two apart (this failed 3 runs in 12 under load). Whole, busy or torn, the copy
+		 * is made whole: count = the buckets' sum.
+		 */
 		assert_whole(s);
 		assert_true(s->count >= last);
 		last = s->count;
