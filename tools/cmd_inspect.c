@@ -237,15 +237,18 @@ static void show_telemetry(const struct shm_view *v)
 		const struct shm_telem *t = &v->procs[i].telem;
 		uint64_t busy = 0, half = 0;
 		uint32_t p50 = 0;
+		char rss[16], grow[16], cg[16], p50s[16];
 
 		if (v->procs[i].telem_ret || !t->flushes)
 			continue;
 		if (!head) {
 			printf("\ntelemetry      (per worker, as last flushed; batch: messages per "
-			       "busy "
-			       "round)\n  %4s %7s %12s %10s %10s %8s %9s %9s\n",
+			       "busy round;\n               rss: resident memory; growth: since "
+			       "the process's first flush (a\n               replacement starts "
+			       "anew); cgroup: its memory.current, - without one)\n"
+			       "  %4s %7s %12s %10s %10s %8s %9s %9s %7s %7s %7s\n",
 			       "slot", "pid", "handled", "rounds", "parks", "flushes", "age-ms",
-			       "batch-p50");
+			       "batch-p50", "rss", "growth", "cgroup");
 			head = true;
 		}
 		for (uint32_t b = 0; b < SHM_TELEM_BUCKETS; b++)
@@ -257,11 +260,18 @@ static void show_telemetry(const struct shm_view *v)
 				break;
 			}
 		}
-		printf("  %4u %7u %12llu %10llu %10llu %8llu %9.1f %8s%u%s\n", i, t->pid,
+		tool_fmt_mem(rss, sizeof(rss), t->rss_bytes);
+		tool_fmt_mem_delta(grow, sizeof(grow), t->rss_start_bytes, t->rss_bytes);
+		if (t->cg_memory_bytes)
+			tool_fmt_mem(cg, sizeof(cg), t->cg_memory_bytes);
+		else
+			snprintf(cg, sizeof(cg), "-");
+		snprintf(p50s, sizeof(p50s), "%s%u", p50 ? ">=" : "", p50);
+		printf("  %4u %7u %12llu %10llu %10llu %8llu %9.1f %9s %7s %7s %7s%s\n", i, t->pid,
 		       (unsigned long long)t->handled, (unsigned long long)t->rounds,
 		       (unsigned long long)t->parks, (unsigned long long)t->flushes,
-		       now > t->flushed_ns ? (double)(now - t->flushed_ns) / 1e6 : 0.0,
-		       p50 ? ">=" : "", p50, t->final ? " (final)" : "");
+		       now > t->flushed_ns ? (double)(now - t->flushed_ns) / 1e6 : 0.0, p50s, rss,
+		       grow, cg, t->final ? " (final)" : "");
 	}
 }
 
@@ -606,6 +616,30 @@ void tool_fmt_ns(char *buf, size_t cap, uint64_t ns)
 		snprintf(buf, cap, "%.2fms", (double)ns / 1e6);
 	else
 		snprintf(buf, cap, "%.2fs", (double)ns / 1e9);
+}
+
+/* See tools.h. */
+void tool_fmt_mem(char *buf, size_t cap, uint64_t b)
+{
+	if (b < (1ull << 20))
+		snprintf(buf, cap, "%lluK", (unsigned long long)(b >> 10));
+	else if (b < (1ull << 30))
+		snprintf(buf, cap, "%.1fM", (double)b / (1 << 20));
+	else
+		snprintf(buf, cap, "%.1fG", (double)b / (1 << 30));
+}
+
+/* See tools.h. */
+void tool_fmt_mem_delta(char *buf, size_t cap, uint64_t from, uint64_t to)
+{
+	if (cap < 2)
+		return;
+	if (to == from) {
+		snprintf(buf, cap, "+0");
+		return;
+	}
+	buf[0] = to > from ? '+' : '-';
+	tool_fmt_mem(buf + 1, cap - 1, to > from ? to - from : from - to);
 }
 
 /* See tools.h. */

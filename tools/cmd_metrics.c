@@ -242,6 +242,14 @@ static void write_workers(FILE *f, const struct metrics *m)
 	PER_WORKER("shoal_worker_parks_total", "counter",
 		   "Times the worker waited for work with nothing to do (as last flushed)",
 		   "%" PRIu64, p->telem_ret == 0 ? p->telem.parks : 0);
+	PER_WORKER("shoal_worker_resident_memory_start_bytes", "gauge",
+		   "The worker process's resident bytes at its first telemetry flush: the baseline "
+		   "of its growth (a replacement process starts a new one)",
+		   "%" PRIu64, p->telem_ret == 0 ? p->telem.rss_start_bytes : 0);
+	PER_WORKER("shoal_worker_cgroup_memory_bytes", "gauge",
+		   "The worker's [memory] cgroup memory.current in bytes, 0 without a cgroup (as "
+		   "last flushed)",
+		   "%" PRIu64, p->telem_ret == 0 ? p->telem.cg_memory_bytes : 0);
 #undef PER_WORKER
 	/* from /proc: a worker's own process, so these restart from 0 with a replacement */
 	family(f, "shoal_worker_resident_memory_bytes", "gauge",

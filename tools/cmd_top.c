@@ -220,24 +220,30 @@ static void draw_workers(struct top *t, int y, int rows)
 	const struct shm_view *v = t->v;
 
 	attron(A_UNDERLINE);
-	put_line(y++, "%4s %-10s %7s %4s %4s %-8s %5s %5s %5s %3s %3s %s", "slot", "role", "pid",
-		 "core", "node", "state", "cpu%", "rss", "cap", "rst", "prk", "last exit");
+	put_line(y++, "%4s %-10s %7s %4s %4s %-8s %5s %5s %7s %5s %3s %3s %s", "slot", "role",
+		 "pid", "core", "node", "state", "cpu%", "rss", "growth", "cap", "rst", "prk",
+		 "last exit");
 	attroff(A_UNDERLINE);
 	for (uint32_t i = 0; i < v->nprocs && y < rows; i++) {
 		const struct shm_view_proc *p = &v->procs[i];
-		char rss[16], cap[16], last[48] = "-";
+		char rss[16], grow[16] = "-", cap[16], last[48] = "-";
 
 		if (p->state_word == SHM_PROC_FREE && !p->last_reason)
 			continue;
 		fmt_bytes(rss, sizeof(rss), t->rss[i]);
 		fmt_bytes(cap, sizeof(cap), p->mem_cap);
+		/* growth since this process's first telemetry flush (a replacement starts anew) */
+		if (p->telem_ret == 0 && p->telem.flushes && p->telem.pid == p->pid &&
+		    p->telem.rss_start_bytes)
+			tool_fmt_mem_delta(grow, sizeof(grow), p->telem.rss_start_bytes,
+					   t->rss[i] ? t->rss[i] : p->telem.rss_bytes);
 		if (p->last_reason)
 			snprintf(last, sizeof(last), "%s (pid %u)",
 				 shm_exit_reason_name(p->last_reason), p->last_pid);
-		put_line(y++, "%4u %-10s %7u %4d %4d %-8s %5.1f %5s %5s %3u %3s %s", p->slot,
+		put_line(y++, "%4u %-10s %7u %4d %4d %-8s %5.1f %5s %7s %5s %3u %3s %s", p->slot,
 			 shm_role_name(p->role), p->pid, p->core, p->node,
 			 p->torn ? "changing" : shm_proc_state_name(p->state_word), t->cpu_pct[i],
-			 rss, cap, p->restarts, p->parked ? "yes" : "no", last);
+			 rss, grow, cap, p->restarts, p->parked ? "yes" : "no", last);
 		clrtoeol();
 	}
 }

@@ -140,10 +140,13 @@ static json_t *process(const struct shm_view *v, const struct shm_view_proc *p, 
 		    bad);
 	if (p->telem_ret == 0 && p->telem.flushes)
 		put(o, "telemetry",
-		    json_pack("{s:I,s:I,s:I,s:I,s:b}", "handled", (json_int_t)p->telem.handled,
-			      "busy_rounds", (json_int_t)p->telem.rounds, "parks",
-			      (json_int_t)p->telem.parks, "flushes", (json_int_t)p->telem.flushes,
-			      "final", p->telem.final != 0),
+		    json_pack("{s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I}", "handled",
+			      (json_int_t)p->telem.handled, "busy_rounds",
+			      (json_int_t)p->telem.rounds, "parks", (json_int_t)p->telem.parks,
+			      "flushes", (json_int_t)p->telem.flushes, "final", p->telem.final != 0,
+			      "rss_bytes", (json_int_t)p->telem.rss_bytes, "rss_start_bytes",
+			      (json_int_t)p->telem.rss_start_bytes, "cgroup_memory_bytes",
+			      (json_int_t)p->telem.cg_memory_bytes),
 		    bad);
 	(void)v;
 	return o;
