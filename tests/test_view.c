@@ -953,6 +953,66 @@ static void test_view_worker_memory_growth(void **state)
 }
 
 /*
+ * A mailbox's high-water mark: 40 messages queued for an agent whose worker is stopped
+ * (SIGSTOP), then drained once it resumes; inspect --json shows the depth back at 0 and
+ * queued_max >= 40.
+ */
+static void test_view_mailbox_high_water(void **state)
+{
+	static const char cfg[] = "[instance]\nworkers = 1\nplacement = none\n"
+				  "[agent k]\ntype = counter\n";
+	const char *jargs[] = {"inspect", "--json", NULL};
+	static char out[1 << 18];
+	const uint32_t n = 40;
+	struct rt_client c;
+	struct rt_run r;
+	shoal_handle_t h;
+	json_error_t jerr;
+	json_t *root, *a;
+	uint32_t slot;
+	uint64_t dl;
+	pid_t wpid;
+
+	(void)state;
+	rt_start(&r, "t-view", "hwm", cfg, NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&c, r.inst);
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "k", 1, &h, NULL), 0);
+	slot = shoal_handle_slot(h);
+	wpid = rt_slot_pid(c.seg, 1);
+	assert_true(wpid > 0);
+	assert_int_equal(kill(wpid, SIGSTOP), 0);
+	rt_wait_pid_state(wpid, 'T');
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(ipc_send(c.seg, h, c.inbox, 0, 0, 0, "x", 1, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_mbox_depth(c.seg, slot), n);
+	assert_int_equal(kill(wpid, SIGCONT), 0);
+	/* drained: re-checked on each change the segment announces, or every 20 ms */
+	dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	for (;;) {
+		uint32_t ch = shm_change_read(c.seg);
+		uint64_t next = shm_now_ns() + 20000000u;
+
+		if (ipc_mbox_depth(c.seg, slot) == 0)
+			break;
+		if (shm_now_ns() >= dl)
+			fail_msg("agent k's mailbox never drained");
+		shm_change_wait(c.seg, ch, next < dl ? next : dl);
+	}
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), jargs), 0);
+	root = json_loads(out, 0, &jerr);
+	if (!root)
+		fail_msg("inspect --json is not JSON: %s: %.200s", jerr.text, out);
+	a = jfind(jget(root, "agents"), "name", "k");
+	assert_non_null(a);
+	assert_int_equal(json_integer_value(jget(a, "queued")), 0);
+	assert_true(json_integer_value(jget(a, "queued_max")) >= (json_int_t)n);
+	json_decref(root);
+	rt_client_close(&c);
+	rt_stop(&r);
+}
+
+/*
  * The agent types table: nothing until the supervisor publishes it (-ENODATA), then what it
  * wrote; a write under way (seq odd) is never copied; a corrupt count is refused, and names
  * without their NUL are cut inside their field.
@@ -1097,6 +1157,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_view_concurrent_claims, setup, teardown),
 		cmocka_unit_test_teardown(test_view_inspect_json_running, rt_teardown),
 		cmocka_unit_test_teardown(test_view_worker_memory_growth, rt_teardown),
+		cmocka_unit_test_teardown(test_view_mailbox_high_water, rt_teardown),
 		cmocka_unit_test_setup_teardown(test_view_types_table, setup, teardown),
 		cmocka_unit_test_teardown(test_view_types_tool, rt_teardown),
 	};

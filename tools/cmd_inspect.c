@@ -369,22 +369,23 @@ static void show_agents(const struct inspect *in)
 	if (in->pattern)
 		printf(", %u named like '%s'", v->nagents, in->pattern);
 	printf("\n");
-	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s %8s\n", "slot", "gen", "state",
-	       "type", "name", "worker", "queued", "handled", "redelivered", "restarts",
-	       "poisoned");
+	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %6s %10s %11s %8s %8s\n", "slot", "gen",
+	       "state", "type", "name", "worker", "queued", "max", "handled", "redelivered",
+	       "restarts", "poisoned");
 	for (uint32_t i = 0; i < v->nagents && (in->all || i < AGENTS_SHOWN); i++) {
 		const struct shm_view_agent *a = &v->agents[i];
-		char queued[16] = "?", poisoned[24] = "?";
+		char queued[16] = "?", qmax[16] = "?", poisoned[24] = "?";
 
 		/* a mailbox the fault stopped us from reading shows as "?" */
 		if (i < in->nmbox) {
 			snprintf(queued, sizeof(queued), "%u", in->mbox[i].depth);
+			snprintf(qmax, sizeof(qmax), "%u", in->mbox[i].queued_max);
 			snprintf(poisoned, sizeof(poisoned), "%llu",
 				 (unsigned long long)in->mbox[i].poisoned);
 		}
-		printf("  %5u %-5u %-8s %-12s %-24s %6d %6s %10llu %11llu %8u %8s\n", a->slot,
+		printf("  %5u %-5u %-8s %-12s %-24s %6d %6s %6s %10llu %11llu %8u %8s\n", a->slot,
 		       a->gen, a->torn ? "changing" : shm_agent_state_name(a->state), a->type,
-		       a->name, a->worker, queued, (unsigned long long)a->handled,
+		       a->name, a->worker, queued, qmax, (unsigned long long)a->handled,
 		       (unsigned long long)a->redelivered, a->restarts, poisoned);
 	}
 	if (!in->all && v->nagents > AGENTS_SHOWN)
@@ -533,6 +534,7 @@ static int take_all(const struct shm_seg *seg, void *arg)
 		ipc_mbox_stats(seg, slot, &ms);
 		in->mbox[in->nmbox].depth = ipc_mbox_depth(seg, slot);
 		in->mbox[in->nmbox].poisoned = ms.poisoned;
+		in->mbox[in->nmbox].queued_max = ms.queued_max;
 	}
 	return 0;
 }

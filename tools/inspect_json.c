@@ -173,6 +173,7 @@ static json_t *agent(const struct shm_view_agent *a, const struct tool_mbox *mb,
 	put(o, "redelivered", u64(a->redelivered), bad);
 	put(o, "checkpoint_bytes", u64(a->ckpt_len), bad);
 	put(o, "queued", mb ? u64(mb->depth) : json_null(), bad);
+	put(o, "queued_max", mb ? u64(mb->queued_max) : json_null(), bad);
 	put(o, "poisoned", mb ? u64(mb->poisoned) : json_null(), bad);
 	return o;
 }

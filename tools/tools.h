@@ -90,6 +90,7 @@ void tool_ops_sample_note(const struct shm_view *v, char *buf, size_t cap);
 /* An agent's mailbox counters, read beside a snapshot (ipc/ has them, not the view). */
 struct tool_mbox {
 	uint32_t depth;
+	uint32_t queued_max; /* its high-water mark (ipc_mbox_stats.queued_max) */
 	uint64_t poisoned;
 };
 /*

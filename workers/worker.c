@@ -404,6 +404,9 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 
 		if (ipc_mbox_peek(w->seg, wa->slot, &m))
 			break;
+		/* once per batch, at its start: the queue is deepest before we drain it */
+		if (k == 0)
+			ipc_mbox_note_depth(w->seg, wa->slot);
 		if ((m.flags & IPC_F_REDELIVERED) && m.attempts >= IPC_POISON_MAX) {
 			char who[32];
 
