@@ -155,8 +155,17 @@ struct ipc_mbox_stats {
 	uint32_t depth, cells_used, cells;
 	uint64_t stale_replies; /* late or duplicate ipc_call() replies dropped */
 	uint64_t poisoned;	/* messages dropped after IPC_POISON_MAX consumer deaths */
+	uint32_t queued_max;	/* high-water mark: the deepest queue its consumer saw, in cells
+				 * (a message of more than 64 bytes takes several) */
 };
 void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_stats *st);
+/*
+ * Raise the mailbox's high-water mark (ipc_mbox_stats.queued_max) to its depth now, in
+ * cells, if deeper. Reads tail and head once: the caller calls it once per consume batch,
+ * after a peek found a message, never per message. The mailbox's consumer only (its one
+ * writer).
+ */
+void ipc_mbox_note_depth(struct shm_seg *seg, uint32_t slot);
 
 /*
  * Repair after process slot `slot` died: turn its half-written messages into skips so no

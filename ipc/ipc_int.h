@@ -83,7 +83,10 @@ struct ipc_mbox_hdr {
 	_Atomic uint32_t recheck;	/* 0, or a position (mod 2^32) set by repair and recovery:
 					 * empty peeks read the sequence words until the head is
 					 * there (layout minor 4) */
-	uint8_t pad1[128 - 88];		/* to 256 */
+	_Atomic uint32_t queued_max;	/* the deepest queue the consumer saw at the start of a
+					 * batch, in cells (ipc_mbox_note_depth(); layout minor 10,
+					 * once pad) */
+	uint8_t pad1[128 - 92];		/* to 256 */
 };
 static_assert(sizeof(struct ipc_mbox_hdr) == SHM_MBOX_HDR, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, tail) == 0, "ipc_mbox_init() keeps it apart");
@@ -92,7 +95,8 @@ static_assert(offsetof(struct ipc_mbox_hdr, attempts) == 196, "mailbox header AB
 static_assert(offsetof(struct ipc_mbox_hdr, poisoned) == 200, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, recheck) == 212, "mailbox header ABI");
 static_assert(offsetof(struct ipc_mbox_hdr, pad0) == 24 &&
-		      offsetof(struct ipc_mbox_hdr, pad1) == 216,
+		      offsetof(struct ipc_mbox_hdr, queued_max) == 216 &&
+		      offsetof(struct ipc_mbox_hdr, pad1) == 220,
 	      "a new mailbox header word: ipc_mbox_init() resets each word by name");
 
 /*

@@ -315,6 +315,7 @@ void ipc_mbox_init(struct shm_seg *seg, uint32_t slot)
 	atomic_store_explicit(&m.h->poisoned, 0, memory_order_relaxed);
 	atomic_store_explicit(&m.h->polls, 0, memory_order_relaxed);
 	atomic_store_explicit(&m.h->recheck, 0, memory_order_relaxed);
+	atomic_store_explicit(&m.h->queued_max, 0, memory_order_relaxed);
 	/* in position order: a claim's first cell comes before the later cells it writes */
 	for (uint64_t i = 0; i < m.n; i++) {
 		reset_word(seg, &m, i, seq_free(base + i), &deadline);
@@ -1315,6 +1316,25 @@ bool ipc_mbox_has_msg(const struct shm_seg *seg, uint32_t slot)
 	return count_depth(&m, 1) != 0;
 }
 
+/* See ipc.h. The consumer, once per batch. */
+void ipc_mbox_note_depth(struct shm_seg *seg, uint32_t slot)
+{
+	struct ipc_mbox m;
+	uint64_t h, t, d;
+
+	ipc_mbox_resolve(seg, slot, &m);
+	/* relaxed: head is ours; tail a statistic (a stale one only lowers the mark) */
+	h = atomic_load_explicit(&m.h->head, memory_order_relaxed);
+	t = atomic_load_explicit(&m.h->tail, memory_order_relaxed);
+	if ((int64_t)(t - h) <= 0)
+		return;
+	d = t - h > m.n ? m.n : t - h;
+	/* relaxed: single writer (the consumer); readers take it as a statistic */
+	if (d > atomic_load_explicit(&m.h->queued_max, memory_order_relaxed))
+		atomic_store_explicit(&m.h->queued_max, (uint32_t)d, memory_order_relaxed);
+}
+
+/* See ipc.h. Any process. */
 void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_stats *st)
 {
 	struct ipc_mbox m;
@@ -1336,6 +1356,7 @@ void ipc_mbox_stats(const struct shm_seg *seg, uint32_t slot, struct ipc_mbox_st
 	st->stale_replies = atomic_load_explicit(&m.h->stale, memory_order_relaxed);
 	st->poisoned = atomic_load_explicit(&m.h->poisoned, memory_order_relaxed);
 	st->cells = (uint32_t)m.n;
+	st->queued_max = atomic_load_explicit(&m.h->queued_max, memory_order_relaxed);
 	/* a lagging tail (see the top) may trail the head by one message */
 	if ((int64_t)(t - h) <= 0)
 		st->cells_used = 0;

@@ -34,7 +34,9 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  * so a minor-8 segment reads as one with none; shm/var_int.h) and the variable's subs word.
  * 10: the agent types region (SHM_R_TYPES, struct shm_types: the types the instance can
  * start, published by the supervisor for `shoal types`).
- * Also in 10, telemetry regions:
+ * Also in 10, the telemetry block's memory words (struct shm_telem: rss_bytes,
+ * rss_start_bytes, cg_memory_bytes, once pad, so an older block reads them as 0), and
+ * telemetry regions:
  *   - SHM_R_HIST, latency histograms: SHM_HIST_OPS struct shm_hist per process slot
  *     (shm/hist.h); a reader of minor 9 or older has none.
  *   - the event ring (SHM_R_EVENTS, shm/event.c: struct shm_event_ring, struct shm_event;
@@ -392,9 +394,15 @@ struct shm_telem {
 	uint64_t parks;	     /* times it waited (spin, then park) with nothing to do */
 	uint64_t flushes;    /* flushes so far, this one included */
 	uint64_t batch[SHM_TELEM_BUCKETS]; /* busy rounds by messages handled: [2^i, 2^(i+1)) */
-	uint8_t pad[256 - 56 - 8 * SHM_TELEM_BUCKETS];
+	uint64_t rss_bytes;		   /* resident bytes at this flush (/proc/self/statm) */
+	uint64_t rss_start_bytes; /* resident bytes at this process's first flush: the growth
+				   * baseline (a replacement worker starts its own) */
+	uint64_t cg_memory_bytes; /* its [memory] cgroup's memory.current, 0 without one */
+	uint8_t pad[256 - 80 - 8 * SHM_TELEM_BUCKETS];
 };
 static_assert(sizeof(struct shm_telem) == 256, "telemetry block ABI");
+static_assert(offsetof(struct shm_telem, rss_bytes) == 56 + 8 * SHM_TELEM_BUCKETS,
+	      "telemetry block ABI");
 
 /*
  * The agent types an instance can start (layout minor 10), for `shoal types`: built in,

@@ -82,6 +82,17 @@ int sup_cap_apply_child(const struct sup_config *c, uint32_t windex, int mech)
 	}
 }
 
+/* See sup.h. Callers: the forked child, after sup_cap_apply_child(). */
+int sup_cap_open_current(const struct sup_config *c, uint32_t windex, int mech)
+{
+	char dir[SUP_PATH_MAX + 32], path[SUP_PATH_MAX + 64];
+
+	if (mech != SUP_CAP_CGROUP || worker_dir(c, windex, dir, sizeof(dir)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/memory.current", dir);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 /* See sup.h. Callers: the supervisor. */
 uint64_t sup_cap_oom_kills(const struct sup_config *c, uint32_t windex, int mech)
 {

@@ -219,6 +219,12 @@ enum sup_cap_mech {
 int sup_cap_prepare(const struct sup_config *c, uint32_t windex);
 /* In the forked child: join the cgroup or set RLIMIT_DATA. 0 or -errno. */
 int sup_cap_apply_child(const struct sup_config *c, uint32_t windex, int mech);
+/*
+ * In the forked child, once it joined: a read-only descriptor of its worker cgroup's
+ * memory.current, which the worker samples into its telemetry; -1 without a cgroup (or if
+ * the file cannot be opened: the worker then records 0).
+ */
+int sup_cap_open_current(const struct sup_config *c, uint32_t windex, int mech);
 /* The worker cgroup's memory.events oom_kill count (0 without a cgroup). */
 uint64_t sup_cap_oom_kills(const struct sup_config *c, uint32_t windex, int mech);
 

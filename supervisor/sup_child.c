@@ -158,6 +158,7 @@ sup_child_become(struct sup *s, struct sup_worker *w, int wr, const struct spare
 			strerror(-r));
 		_exit(3);
 	}
+	args.cg_memory_fd = sup_cap_open_current(s->c, w->windex, w->cap_mech);
 	child_test_hooks(s, w);
 	shm_trace("child: capped");
 	_exit(wrk_main(s->seg, &args) & 0xff);

@@ -1026,6 +1026,23 @@ static void test_supervisor_memory_cap_cgroup(void **state)
 		 cg);
 	start(&r, "cgcap", cfg, NULL);
 	rt_wait_ready(&r);
+	/* the worker samples its cgroup's memory.current into its telemetry */
+	{
+		struct shm_seg *seg = attach(&r);
+		struct shm_telem t = {0};
+		uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+
+		while (shm_telem_read(seg, 1, &t) || !t.flushes) {
+			uint32_t c = shm_change_read(seg);
+			uint64_t next = shm_now_ns() + 20000000u;
+
+			if (shm_now_ns() >= dl)
+				fail_msg("worker 0 never flushed its telemetry");
+			shm_change_wait(seg, c, next < dl ? next : dl);
+		}
+		assert_true(t.cg_memory_bytes > 0);
+		shm_seg_detach(seg);
+	}
 	/* the kernel's OOM killer ends it: SIGKILL, told apart by memory.events */
 	hog_past_cap(&r, 2, -1, SIGKILL);
 }

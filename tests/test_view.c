@@ -856,6 +856,163 @@ static void test_view_inspect_json_running(void **state)
 }
 
 /*
+ * Slot's telemetry block once a flush satisfies cond (t names the copy), or fail after
+ * TIMEOUT_MS. A worker flushes about once a second and no word announces it: the wait
+ * re-reads the block each time the segment announces a change, or every 20 ms.
+ */
+#define WAIT_TELEM(seg, slot, t, cond)                                                             \
+	do {                                                                                       \
+		uint64_t tdl_ = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;                    \
+		for (;;) {                                                                         \
+			uint32_t tc_ = shm_change_read(seg);                                       \
+			uint64_t tnext_ = shm_now_ns() + 20000000u;                                \
+			if (shm_telem_read(seg, slot, &(t)) == 0 && (cond))                        \
+				break;                                                             \
+			if (shm_now_ns() >= tdl_)                                                  \
+				fail_msg("timed out waiting for telemetry: %s", #cond);            \
+			shm_change_wait(seg, tc_, tnext_ < tdl_ ? tnext_ : tdl_);                  \
+		}                                                                                  \
+	} while (0)
+
+/* The worker process row of inspect --json's processes[] for slot, or fail. */
+static json_t *jproc(json_t *root, uint32_t slot)
+{
+	json_t *procs = jget(root, "processes"), *p;
+	size_t i;
+
+	json_array_foreach(procs, i, p)
+	{
+		if (json_integer_value(json_object_get(p, "slot")) == (json_int_t)slot)
+			return p;
+	}
+	fail_msg("inspect --json: no process slot %u", slot);
+	return NULL;
+}
+
+/*
+ * Per-worker memory in the telemetry: each worker flushes its resident bytes now and at its
+ * first flush (inspect --json shows both > 0, and no cgroup memory without a cgroup); the
+ * hog agent told to allocate 24 MiB shows at least that much growth after the worker's next
+ * flush, in inspect --json and in inspect's telemetry table.
+ */
+static void test_view_worker_memory_growth(void **state)
+{
+	static const char cfg[] = "[instance]\nworkers = 2\nplacement = none\n"
+				  "[agent h]\ntype = hog\nworker = 0\n";
+	const char *jargs[] = {"inspect", "--json", NULL};
+	const char *targs[] = {"inspect", NULL};
+	static char out[1 << 18];
+	const uint64_t mib = 24;
+	struct rt_client c;
+	struct shm_telem t;
+	struct rt_run r;
+	shoal_handle_t h;
+	json_error_t jerr;
+	json_t *root, *tm;
+	uint32_t host;
+	char reply[8];
+
+	(void)state;
+	rt_start(&r, "t-view", "mem", cfg, NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&c, r.inst);
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "h", 1, &h, NULL), 0);
+	host = atomic_load(&shm_agent_at(c.seg, shoal_handle_slot(h))->worker) - 1;
+	for (uint32_t s = 1; s <= 2; s++)
+		WAIT_TELEM(c.seg, s, t, t.flushes >= 1);
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), jargs), 0);
+	root = json_loads(out, 0, &jerr);
+	if (!root)
+		fail_msg("inspect --json is not JSON: %s: %.200s", jerr.text, out);
+	for (uint32_t s = 1; s <= 2; s++) {
+		tm = jget(jproc(root, s), "telemetry");
+		assert_true(json_integer_value(jget(tm, "rss_bytes")) > 0);
+		assert_true(json_integer_value(jget(tm, "rss_start_bytes")) > 0);
+		assert_int_equal(json_integer_value(jget(tm, "cgroup_memory_bytes")), 0);
+	}
+	json_decref(root);
+	/* the call returns once the hog touched its 24 MiB; handled counts it in the same round */
+	assert_true(ipc_call(c.seg, c.w, c.inbox, h, 1, "24", 2, reply, sizeof(reply),
+			     TIMEOUT_MS) >= 0);
+	WAIT_TELEM(c.seg, host, t, t.handled >= 1);
+	assert_true(t.rss_bytes >= t.rss_start_bytes + (mib << 20));
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), jargs), 0);
+	root = json_loads(out, 0, &jerr);
+	assert_non_null(root);
+	tm = jget(jproc(root, host), "telemetry");
+	assert_true(json_integer_value(jget(tm, "rss_bytes")) -
+			    json_integer_value(jget(tm, "rss_start_bytes")) >=
+		    (json_int_t)(mib << 20));
+	json_decref(root);
+	/* the table: a memory column and the growth since the worker started */
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), targs), 0);
+	if (!strstr(out, "rss") || !strstr(out, "growth"))
+		fail_msg("inspect's telemetry table shows no memory: %s", out);
+	rt_client_close(&c);
+	rt_stop(&r);
+}
+
+/*
+ * A mailbox's high-water mark: 40 messages queued for an agent whose worker is stopped
+ * (SIGSTOP), then drained once it resumes; inspect --json shows the depth back at 0 and
+ * queued_max >= 40.
+ */
+static void test_view_mailbox_high_water(void **state)
+{
+	static const char cfg[] = "[instance]\nworkers = 1\nplacement = none\n"
+				  "[agent k]\ntype = counter\n";
+	const char *jargs[] = {"inspect", "--json", NULL};
+	static char out[1 << 18];
+	const uint32_t n = 40;
+	struct rt_client c;
+	struct rt_run r;
+	shoal_handle_t h;
+	json_error_t jerr;
+	json_t *root, *a;
+	uint32_t slot;
+	uint64_t dl;
+	pid_t wpid;
+
+	(void)state;
+	rt_start(&r, "t-view", "hwm", cfg, NULL);
+	rt_wait_ready(&r);
+	rt_client_open(&c, r.inst);
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "k", 1, &h, NULL), 0);
+	slot = shoal_handle_slot(h);
+	wpid = rt_slot_pid(c.seg, 1);
+	assert_true(wpid > 0);
+	assert_int_equal(kill(wpid, SIGSTOP), 0);
+	rt_wait_pid_state(wpid, 'T');
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(ipc_send(c.seg, h, c.inbox, 0, 0, 0, "x", 1, TIMEOUT_MS), 0);
+	assert_int_equal(ipc_mbox_depth(c.seg, slot), n);
+	assert_int_equal(kill(wpid, SIGCONT), 0);
+	/* drained: re-checked on each change the segment announces, or every 20 ms */
+	dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	for (;;) {
+		uint32_t ch = shm_change_read(c.seg);
+		uint64_t next = shm_now_ns() + 20000000u;
+
+		if (ipc_mbox_depth(c.seg, slot) == 0)
+			break;
+		if (shm_now_ns() >= dl)
+			fail_msg("agent k's mailbox never drained");
+		shm_change_wait(c.seg, ch, next < dl ? next : dl);
+	}
+	assert_int_equal(rt_run_tool(r.inst, out, sizeof(out), jargs), 0);
+	root = json_loads(out, 0, &jerr);
+	if (!root)
+		fail_msg("inspect --json is not JSON: %s: %.200s", jerr.text, out);
+	a = jfind(jget(root, "agents"), "name", "k");
+	assert_non_null(a);
+	assert_int_equal(json_integer_value(jget(a, "queued")), 0);
+	assert_true(json_integer_value(jget(a, "queued_max")) >= (json_int_t)n);
+	json_decref(root);
+	rt_client_close(&c);
+	rt_stop(&r);
+}
+
+/*
  * The agent types table: nothing until the supervisor publishes it (-ENODATA), then what it
  * wrote; a write under way (seq odd) is never copied; a corrupt count is refused, and names
  * without their NUL are cut inside their field.
@@ -999,6 +1156,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_view_other_geometry_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_view_concurrent_claims, setup, teardown),
 		cmocka_unit_test_teardown(test_view_inspect_json_running, rt_teardown),
+		cmocka_unit_test_teardown(test_view_worker_memory_growth, rt_teardown),
+		cmocka_unit_test_teardown(test_view_mailbox_high_water, rt_teardown),
 		cmocka_unit_test_setup_teardown(test_view_types_table, setup, teardown),
 		cmocka_unit_test_teardown(test_view_types_tool, rt_teardown),
 	};

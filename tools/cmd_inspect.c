@@ -237,15 +237,18 @@ static void show_telemetry(const struct shm_view *v)
 		const struct shm_telem *t = &v->procs[i].telem;
 		uint64_t busy = 0, half = 0;
 		uint32_t p50 = 0;
+		char rss[16], grow[16], cg[16], p50s[16];
 
 		if (v->procs[i].telem_ret || !t->flushes)
 			continue;
 		if (!head) {
 			printf("\ntelemetry      (per worker, as last flushed; batch: messages per "
-			       "busy "
-			       "round)\n  %4s %7s %12s %10s %10s %8s %9s %9s\n",
+			       "busy round;\n               rss: resident memory; growth: since "
+			       "the process's first flush (a\n               replacement starts "
+			       "anew); cgroup: its memory.current, - without one)\n"
+			       "  %4s %7s %12s %10s %10s %8s %9s %9s %7s %7s %7s\n",
 			       "slot", "pid", "handled", "rounds", "parks", "flushes", "age-ms",
-			       "batch-p50");
+			       "batch-p50", "rss", "growth", "cgroup");
 			head = true;
 		}
 		for (uint32_t b = 0; b < SHM_TELEM_BUCKETS; b++)
@@ -257,11 +260,18 @@ static void show_telemetry(const struct shm_view *v)
 				break;
 			}
 		}
-		printf("  %4u %7u %12llu %10llu %10llu %8llu %9.1f %8s%u%s\n", i, t->pid,
+		tool_fmt_mem(rss, sizeof(rss), t->rss_bytes);
+		tool_fmt_mem_delta(grow, sizeof(grow), t->rss_start_bytes, t->rss_bytes);
+		if (t->cg_memory_bytes)
+			tool_fmt_mem(cg, sizeof(cg), t->cg_memory_bytes);
+		else
+			snprintf(cg, sizeof(cg), "-");
+		snprintf(p50s, sizeof(p50s), "%s%u", p50 ? ">=" : "", p50);
+		printf("  %4u %7u %12llu %10llu %10llu %8llu %9.1f %9s %7s %7s %7s%s\n", i, t->pid,
 		       (unsigned long long)t->handled, (unsigned long long)t->rounds,
 		       (unsigned long long)t->parks, (unsigned long long)t->flushes,
-		       now > t->flushed_ns ? (double)(now - t->flushed_ns) / 1e6 : 0.0,
-		       p50 ? ">=" : "", p50, t->final ? " (final)" : "");
+		       now > t->flushed_ns ? (double)(now - t->flushed_ns) / 1e6 : 0.0, p50s, rss,
+		       grow, cg, t->final ? " (final)" : "");
 	}
 }
 
@@ -359,22 +369,23 @@ static void show_agents(const struct inspect *in)
 	if (in->pattern)
 		printf(", %u named like '%s'", v->nagents, in->pattern);
 	printf("\n");
-	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %10s %11s %8s %8s\n", "slot", "gen", "state",
-	       "type", "name", "worker", "queued", "handled", "redelivered", "restarts",
-	       "poisoned");
+	printf("  %5s %-5s %-8s %-12s %-24s %6s %6s %6s %10s %11s %8s %8s\n", "slot", "gen",
+	       "state", "type", "name", "worker", "queued", "max", "handled", "redelivered",
+	       "restarts", "poisoned");
 	for (uint32_t i = 0; i < v->nagents && (in->all || i < AGENTS_SHOWN); i++) {
 		const struct shm_view_agent *a = &v->agents[i];
-		char queued[16] = "?", poisoned[24] = "?";
+		char queued[16] = "?", qmax[16] = "?", poisoned[24] = "?";
 
 		/* a mailbox the fault stopped us from reading shows as "?" */
 		if (i < in->nmbox) {
 			snprintf(queued, sizeof(queued), "%u", in->mbox[i].depth);
+			snprintf(qmax, sizeof(qmax), "%u", in->mbox[i].queued_max);
 			snprintf(poisoned, sizeof(poisoned), "%llu",
 				 (unsigned long long)in->mbox[i].poisoned);
 		}
-		printf("  %5u %-5u %-8s %-12s %-24s %6d %6s %10llu %11llu %8u %8s\n", a->slot,
+		printf("  %5u %-5u %-8s %-12s %-24s %6d %6s %6s %10llu %11llu %8u %8s\n", a->slot,
 		       a->gen, a->torn ? "changing" : shm_agent_state_name(a->state), a->type,
-		       a->name, a->worker, queued, (unsigned long long)a->handled,
+		       a->name, a->worker, queued, qmax, (unsigned long long)a->handled,
 		       (unsigned long long)a->redelivered, a->restarts, poisoned);
 	}
 	if (!in->all && v->nagents > AGENTS_SHOWN)
@@ -523,6 +534,7 @@ static int take_all(const struct shm_seg *seg, void *arg)
 		ipc_mbox_stats(seg, slot, &ms);
 		in->mbox[in->nmbox].depth = ipc_mbox_depth(seg, slot);
 		in->mbox[in->nmbox].poisoned = ms.poisoned;
+		in->mbox[in->nmbox].queued_max = ms.queued_max;
 	}
 	return 0;
 }
@@ -606,6 +618,30 @@ void tool_fmt_ns(char *buf, size_t cap, uint64_t ns)
 		snprintf(buf, cap, "%.2fms", (double)ns / 1e6);
 	else
 		snprintf(buf, cap, "%.2fs", (double)ns / 1e9);
+}
+
+/* See tools.h. */
+void tool_fmt_mem(char *buf, size_t cap, uint64_t b)
+{
+	if (b < (1ull << 20))
+		snprintf(buf, cap, "%lluK", (unsigned long long)(b >> 10));
+	else if (b < (1ull << 30))
+		snprintf(buf, cap, "%.1fM", (double)b / (1 << 20));
+	else
+		snprintf(buf, cap, "%.1fG", (double)b / (1 << 30));
+}
+
+/* See tools.h. */
+void tool_fmt_mem_delta(char *buf, size_t cap, uint64_t from, uint64_t to)
+{
+	if (cap < 2)
+		return;
+	if (to == from) {
+		snprintf(buf, cap, "+0");
+		return;
+	}
+	buf[0] = to > from ? '+' : '-';
+	tool_fmt_mem(buf + 1, cap - 1, to > from ? to - from : from - to);
 }
 
 /* See tools.h. */

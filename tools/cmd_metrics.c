@@ -61,6 +61,7 @@ struct metrics {
 	struct shm_seg *seg;
 	struct shm_view *v;
 	uint32_t *depth; /* mailbox depth of v->agents[i], max_agents of them */
+	uint32_t *qmax;	 /* the high-water mark of each, in the same allocation (after depth) */
 	long tick_hz, page;
 };
 
@@ -94,16 +95,23 @@ static int take(const struct shm_seg *seg, void *arg)
 	}
 	/* apart from the view: a failed allocation is tried again by the next take */
 	if (!m->depth) {
-		m->depth =
-			calloc(m->v->cfg.max_agents ? m->v->cfg.max_agents : 1, sizeof(*m->depth));
+		uint32_t n = m->v->cfg.max_agents ? m->v->cfg.max_agents : 1;
+
+		m->depth = calloc(2 * (size_t)n, sizeof(*m->depth));
 		if (!m->depth)
 			return -ENOMEM;
+		m->qmax = m->depth + n;
 	}
 	r = shm_view_take(seg, METRICS_STALE_NS, m->v);
 	if (r)
 		return r;
-	for (uint32_t i = 0; i < m->v->nagents; i++)
-		m->depth[i] = ipc_mbox_depth(seg, m->v->agents[i].slot);
+	for (uint32_t i = 0; i < m->v->nagents; i++) {
+		struct ipc_mbox_stats st;
+
+		ipc_mbox_stats(seg, m->v->agents[i].slot, &st);
+		m->depth[i] = st.depth;
+		m->qmax[i] = st.queued_max;
+	}
 	return 0;
 }
 
@@ -242,6 +250,14 @@ static void write_workers(FILE *f, const struct metrics *m)
 	PER_WORKER("shoal_worker_parks_total", "counter",
 		   "Times the worker waited for work with nothing to do (as last flushed)",
 		   "%" PRIu64, p->telem_ret == 0 ? p->telem.parks : 0);
+	PER_WORKER("shoal_worker_resident_memory_start_bytes", "gauge",
+		   "The worker process's resident bytes at its first telemetry flush: the baseline "
+		   "of its growth (a replacement process starts a new one)",
+		   "%" PRIu64, p->telem_ret == 0 ? p->telem.rss_start_bytes : 0);
+	PER_WORKER("shoal_worker_cgroup_memory_bytes", "gauge",
+		   "The worker's [memory] cgroup memory.current in bytes, 0 without a cgroup (as "
+		   "last flushed)",
+		   "%" PRIu64, p->telem_ret == 0 ? p->telem.cg_memory_bytes : 0);
 #undef PER_WORKER
 	/* from /proc: a worker's own process, so these restart from 0 with a replacement */
 	family(f, "shoal_worker_resident_memory_bytes", "gauge",
@@ -304,13 +320,31 @@ static void write_exits(FILE *f, const struct shm_view *v)
 	}
 }
 
-/* Agents: counts by state; mailbox depth as max, total, and the deepest few by name. */
+/* Insert agent row i, of value d in val[], into top[] (the largest *ntop, largest first). */
+static void top_insert(uint32_t *top, uint32_t *ntop, const uint32_t *val, uint32_t i)
+{
+	uint32_t d = val[i], k;
+
+	for (k = *ntop; k > 0 && val[top[k - 1]] < d; k--)
+		if (k < METRICS_TOP_AGENTS)
+			top[k] = top[k - 1];
+	if (k < METRICS_TOP_AGENTS) {
+		top[k] = i;
+		*ntop += *ntop < METRICS_TOP_AGENTS;
+	}
+}
+
+/*
+ * Agents: counts by state; mailbox depth as max, total, and the deepest few by name; the
+ * high-water marks of the few with the highest.
+ */
 static void write_agents(FILE *f, const struct metrics *m)
 {
 	const struct shm_view *v = m->v;
 	static const uint32_t states[] = {SHM_AGENT_STARTING, SHM_AGENT_RUNNING, SHM_AGENT_DOWN,
 					  SHM_AGENT_STOPPING, SHM_AGENT_STOPPED};
 	uint32_t top[METRICS_TOP_AGENTS], ntop = 0, max = 0;
+	uint32_t qtop[METRICS_TOP_AGENTS], nqtop = 0;
 	uint64_t total = 0;
 
 	family(f, "shoal_agents", "gauge", "Agent slots in use, by agent state");
@@ -324,18 +358,12 @@ static void write_agents(FILE *f, const struct metrics *m)
 	family(f, "shoal_agents_capacity", "gauge", "Agent slots in the segment");
 	sample_u(f, "shoal_agents_capacity", v->cfg.max_agents);
 	for (uint32_t i = 0; i < v->nagents; i++) {
-		uint32_t d = m->depth[i], k;
+		uint32_t d = m->depth[i];
 
 		total += d;
 		max = d > max ? d : max;
-		/* insertion into the deepest METRICS_TOP_AGENTS, deepest first */
-		for (k = ntop; k > 0 && m->depth[top[k - 1]] < d; k--)
-			if (k < METRICS_TOP_AGENTS)
-				top[k] = top[k - 1];
-		if (k < METRICS_TOP_AGENTS) {
-			top[k] = i;
-			ntop += ntop < METRICS_TOP_AGENTS;
-		}
+		top_insert(top, &ntop, m->depth, i);
+		top_insert(qtop, &nqtop, m->qmax, i);
 	}
 	family(f, "shoal_mailbox_depth_max", "gauge", "The deepest agent mailbox, in messages");
 	sample_u(f, "shoal_mailbox_depth_max", max);
@@ -350,6 +378,16 @@ static void write_agents(FILE *f, const struct metrics *m)
 		fprintf(f, "shoal_agent_mailbox_depth{agent=\"");
 		put_label(f, a->name);
 		fprintf(f, "\",slot=\"%u\"} %u\n", a->slot, m->depth[top[k]]);
+	}
+	family(f, "shoal_agent_mailbox_depth_high_water", "gauge",
+	       "The deepest queue the consumer of each of the 10 agents with the highest marks "
+	       "saw since the agent was spawned, in 64-byte cells (a message takes one or more)");
+	for (uint32_t k = 0; k < nqtop; k++) {
+		const struct shm_view_agent *a = &v->agents[qtop[k]];
+
+		fprintf(f, "shoal_agent_mailbox_depth_high_water{agent=\"");
+		put_label(f, a->name);
+		fprintf(f, "\",slot=\"%u\"} %u\n", a->slot, m->qmax[qtop[k]]);
 	}
 }
 
@@ -523,6 +561,7 @@ static void reattach(struct metrics *m)
 	m->v = NULL;
 	free(m->depth);
 	m->depth = NULL;
+	m->qmax = NULL;
 	shm_seg_detach(m->seg);
 	m->seg = seg;
 }

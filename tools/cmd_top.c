@@ -40,6 +40,7 @@ static const char *const sort_names[S_COUNT] = {"rate", "queued", "handled", "re
 struct arow {
 	const struct shm_view_agent *a;
 	uint32_t queued;
+	uint32_t qmax; /* its mailbox's high-water mark, in cells */
 	double rate;
 };
 
@@ -53,6 +54,7 @@ struct top {
 	double *cpu_pct;  /* per process slot */
 	uint64_t *rss;	  /* per process slot, bytes */
 	uint32_t *queued; /* per agent row */
+	uint32_t *qmax;	  /* per agent row: high-water marks (in queued's allocation) */
 	struct arow *rows;
 	uint64_t prev_ns; /* CLOCK_MONOTONIC of the last snapshot */
 	uint64_t prev_msgs;
@@ -96,8 +98,13 @@ static int take(const struct shm_seg *seg, void *arg)
 
 	if (r)
 		return r;
-	for (uint32_t i = 0; i < t->v->nagents; i++)
-		t->queued[i] = ipc_mbox_depth(seg, t->v->agents[i].slot);
+	for (uint32_t i = 0; i < t->v->nagents; i++) {
+		struct ipc_mbox_stats st;
+
+		ipc_mbox_stats(seg, t->v->agents[i].slot, &st);
+		t->queued[i] = st.depth;
+		t->qmax[i] = st.queued_max;
+	}
 	return 0;
 }
 
@@ -133,7 +140,7 @@ static void derive(struct top *t)
 		const struct shm_view_agent *a = &v->agents[i];
 		uint64_t before = t->prev_gen[a->slot] == a->gen ? t->prev_handled[a->slot] : 0;
 
-		t->rows[i] = (struct arow){a, t->queued[i],
+		t->rows[i] = (struct arow){a, t->queued[i], t->qmax[i],
 					   dt > 0 && a->handled >= before && before
 						   ? (double)(a->handled - before) / dt
 						   : 0};
@@ -220,24 +227,30 @@ static void draw_workers(struct top *t, int y, int rows)
 	const struct shm_view *v = t->v;
 
 	attron(A_UNDERLINE);
-	put_line(y++, "%4s %-10s %7s %4s %4s %-8s %5s %5s %5s %3s %3s %s", "slot", "role", "pid",
-		 "core", "node", "state", "cpu%", "rss", "cap", "rst", "prk", "last exit");
+	put_line(y++, "%4s %-10s %7s %4s %4s %-8s %5s %5s %7s %5s %3s %3s %s", "slot", "role",
+		 "pid", "core", "node", "state", "cpu%", "rss", "growth", "cap", "rst", "prk",
+		 "last exit");
 	attroff(A_UNDERLINE);
 	for (uint32_t i = 0; i < v->nprocs && y < rows; i++) {
 		const struct shm_view_proc *p = &v->procs[i];
-		char rss[16], cap[16], last[48] = "-";
+		char rss[16], grow[16] = "-", cap[16], last[48] = "-";
 
 		if (p->state_word == SHM_PROC_FREE && !p->last_reason)
 			continue;
 		fmt_bytes(rss, sizeof(rss), t->rss[i]);
 		fmt_bytes(cap, sizeof(cap), p->mem_cap);
+		/* growth since this process's first telemetry flush (a replacement starts anew) */
+		if (p->telem_ret == 0 && p->telem.flushes && p->telem.pid == p->pid &&
+		    p->telem.rss_start_bytes)
+			tool_fmt_mem_delta(grow, sizeof(grow), p->telem.rss_start_bytes,
+					   t->rss[i] ? t->rss[i] : p->telem.rss_bytes);
 		if (p->last_reason)
 			snprintf(last, sizeof(last), "%s (pid %u)",
 				 shm_exit_reason_name(p->last_reason), p->last_pid);
-		put_line(y++, "%4u %-10s %7u %4d %4d %-8s %5.1f %5s %5s %3u %3s %s", p->slot,
+		put_line(y++, "%4u %-10s %7u %4d %4d %-8s %5.1f %5s %7s %5s %3u %3s %s", p->slot,
 			 shm_role_name(p->role), p->pid, p->core, p->node,
 			 p->torn ? "changing" : shm_proc_state_name(p->state_word), t->cpu_pct[i],
-			 rss, cap, p->restarts, p->parked ? "yes" : "no", last);
+			 rss, grow, cap, p->restarts, p->parked ? "yes" : "no", last);
 		clrtoeol();
 	}
 }
@@ -252,16 +265,17 @@ static void draw_agents(struct top *t, int y, int rows)
 			t->rows[n++] = t->rows[i];
 	qsort_r(t->rows, n, sizeof(t->rows[0]), cmp_rows, &t->sort);
 	attron(A_UNDERLINE);
-	put_line(y++, "%4s %-16s %-10s %-8s %6s %6s %9s %7s %4s", "slot", "name", "type", "state",
-		 "worker", "queued", "handled", "rate/s", "rst");
+	/* 79 columns: name and type cut to fit beside the high-water mark ("max") */
+	put_line(y++, "%4s %-12s %-8s %-8s %6s %6s %5s %9s %7s %4s", "slot", "name", "type",
+		 "state", "worker", "queued", "max", "handled", "rate/s", "rst");
 	attroff(A_UNDERLINE);
 	for (uint32_t i = 0; i < n && y < rows; i++) {
 		const struct shm_view_agent *a = t->rows[i].a;
 
-		put_line(y++, "%4u %-16.16s %-10.10s %-8s %6d %6u %9llu %7.0f %4u", a->slot,
+		put_line(y++, "%4u %-12.12s %-8.8s %-8s %6d %6u %5u %9llu %7.0f %4u", a->slot,
 			 a->name, a->type, a->torn ? "changing" : shm_agent_state_name(a->state),
-			 a->worker, t->rows[i].queued, (unsigned long long)a->handled,
-			 t->rows[i].rate, a->restarts);
+			 a->worker, t->rows[i].queued, t->rows[i].qmax,
+			 (unsigned long long)a->handled, t->rows[i].rate, a->restarts);
 		clrtoeol();
 	}
 	if (y < rows)
@@ -448,7 +462,9 @@ static int alloc_arrays(struct top *t)
 
 	t->prev_handled = calloc(c->max_agents, sizeof(*t->prev_handled));
 	t->prev_gen = calloc(c->max_agents, sizeof(*t->prev_gen));
-	t->queued = calloc(c->max_agents, sizeof(*t->queued));
+	t->queued = calloc(2 * (size_t)c->max_agents, sizeof(*t->queued));
+	if (t->queued)
+		t->qmax = t->queued + c->max_agents;
 	t->rows = calloc(c->max_agents, sizeof(*t->rows));
 	t->prev_cpu = calloc(c->max_procs, sizeof(*t->prev_cpu));
 	t->prev_pid = calloc(c->max_procs, sizeof(*t->prev_pid));

@@ -140,10 +140,13 @@ static json_t *process(const struct shm_view *v, const struct shm_view_proc *p, 
 		    bad);
 	if (p->telem_ret == 0 && p->telem.flushes)
 		put(o, "telemetry",
-		    json_pack("{s:I,s:I,s:I,s:I,s:b}", "handled", (json_int_t)p->telem.handled,
-			      "busy_rounds", (json_int_t)p->telem.rounds, "parks",
-			      (json_int_t)p->telem.parks, "flushes", (json_int_t)p->telem.flushes,
-			      "final", p->telem.final != 0),
+		    json_pack("{s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I}", "handled",
+			      (json_int_t)p->telem.handled, "busy_rounds",
+			      (json_int_t)p->telem.rounds, "parks", (json_int_t)p->telem.parks,
+			      "flushes", (json_int_t)p->telem.flushes, "final", p->telem.final != 0,
+			      "rss_bytes", (json_int_t)p->telem.rss_bytes, "rss_start_bytes",
+			      (json_int_t)p->telem.rss_start_bytes, "cgroup_memory_bytes",
+			      (json_int_t)p->telem.cg_memory_bytes),
 		    bad);
 	(void)v;
 	return o;
@@ -170,6 +173,7 @@ static json_t *agent(const struct shm_view_agent *a, const struct tool_mbox *mb,
 	put(o, "redelivered", u64(a->redelivered), bad);
 	put(o, "checkpoint_bytes", u64(a->ckpt_len), bad);
 	put(o, "queued", mb ? u64(mb->depth) : json_null(), bad);
+	put(o, "queued_max", mb ? u64(mb->queued_max) : json_null(), bad);
 	put(o, "poisoned", mb ? u64(mb->poisoned) : json_null(), bad);
 	return o;
 }

@@ -83,6 +83,12 @@ void tool_show_ops(const struct shm_view *v);
  */
 void tool_fmt_ns(char *buf, size_t cap, uint64_t ns);
 /*
+ * A memory size for a table: "512K", "38.2M", "1.5G" (at most 6 characters); with sign, the
+ * change from `from` to `to` ("+1.2M", "-340K", "+0"). Any thread.
+ */
+void tool_fmt_mem(char *buf, size_t cap, uint64_t bytes);
+void tool_fmt_mem_delta(char *buf, size_t cap, uint64_t from, uint64_t to);
+/*
  * The operations whose percentiles come from a sample, for a heading: "send, lookup,
  * register, var_update: percentiles from a 1/64 sample" (their rate as recorded).
  */
@@ -91,6 +97,7 @@ void tool_ops_sample_note(const struct shm_view *v, char *buf, size_t cap);
 /* An agent's mailbox counters, read beside a snapshot (ipc/ has them, not the view). */
 struct tool_mbox {
 	uint32_t depth;
+	uint32_t queued_max; /* its high-water mark (ipc_mbox_stats.queued_max) */
 	uint64_t poisoned;
 };
 /*

@@ -5,6 +5,7 @@
  * briefly and park until rung, a tick is due, or the heartbeat period passes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdio.h>
@@ -46,7 +47,47 @@ struct wrk {
 	bool boosted;	      /* still at the start-up SCHED_FIFO (unboost()) */
 	uint64_t boost_t0;
 	struct shm_telem tl; /* our telemetry, flushed to the segment (telem_flush()) */
+	int statm_fd;	     /* /proc/self/statm, -1 if it cannot be opened */
+	int cg_fd;	     /* our cgroup's memory.current (wrk_args.cg_memory_fd), or -1 */
+	uint64_t page;	     /* bytes per page, for statm's counts */
 };
+
+/*
+ * The first unsigned number of the file behind fd, read from its start (a /proc or cgroupfs
+ * file regenerates its text on each read); 0 if it cannot be read.
+ */
+static uint64_t read_num(int fd)
+{
+	char buf[64];
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strtoull(buf, NULL, 10);
+}
+
+/* Our memory now, once per flush (two preads): never on the message path. */
+static void telem_memory(struct wrk *w)
+{
+	char buf[96];
+	unsigned long long size, resident;
+	ssize_t n = w->statm_fd >= 0 ? pread(w->statm_fd, buf, sizeof(buf) - 1, 0) : -1;
+
+	/* statm: "size resident shared text lib data dt", in pages */
+	if (n > 0) {
+		buf[n] = 0;
+		if (sscanf(buf, "%llu %llu", &size, &resident) == 2)
+			w->tl.rss_bytes = (uint64_t)resident * w->page;
+	}
+	/* the baseline of growth: this process's first flush (a replacement starts anew) */
+	if (!w->tl.rss_start_bytes)
+		w->tl.rss_start_bytes = w->tl.rss_bytes;
+	w->tl.cg_memory_bytes = read_num(w->cg_fd);
+}
 
 /* Copy our telemetry into the segment; final: the last time, as we stop in order. */
 static void telem_flush(struct wrk *w, bool final)
@@ -55,6 +96,7 @@ static void telem_flush(struct wrk *w, bool final)
 	w->tl.pid = (uint32_t)getpid();
 	w->tl.final = final;
 	w->tl.flushes++;
+	telem_memory(w);
 	shm_telem_flush(w->seg, w->self, &w->tl);
 }
 
@@ -371,6 +413,9 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 
 		if (ipc_mbox_peek(w->seg, wa->slot, &m))
 			break;
+		/* once per batch, at its start: the queue is deepest before we drain it */
+		if (k == 0)
+			ipc_mbox_note_depth(w->seg, wa->slot);
 		if ((m.flags & IPC_F_REDELIVERED) && m.attempts >= IPC_POISON_MAX) {
 			char who[32];
 
@@ -688,6 +733,8 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	int rc;
 
 	memset(&w, 0, sizeof(w));
+	w.statm_fd = -1;
+	w.cg_fd = args->cg_memory_fd > 0 ? args->cg_memory_fd : -1;
 	shm_trace("wrk: main");
 	/*
 	 * The [types] libraries, before the claim: the supervisor never loads them, and a
@@ -706,6 +753,8 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.self = args->proc_slot;
 	w.proc = shm_proc_at(seg, w.self);
 	w.max_agents = cfg->max_agents;
+	w.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	w.page = (uint64_t)sysconf(_SC_PAGESIZE);
 	w.byslot = xcalloc(cfg->max_agents, sizeof(*w.byslot));
 	w.list = xcalloc(cfg->max_agents, sizeof(*w.list));
 	w.reply = xcalloc(cfg->max_msg, 1);
@@ -823,5 +872,9 @@ out_free:
 	free(w.reply);
 	free(w.list);
 	free(w.byslot);
+	if (w.statm_fd >= 0)
+		close(w.statm_fd);
+	if (w.cg_fd >= 0)
+		close(w.cg_fd);
 	return rc;
 }

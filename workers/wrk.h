@@ -27,6 +27,8 @@ struct wrk_args {
 	struct ipc_waiter *waiter; /* prepared ahead (ipc_waiter_prepare), NULL: create it */
 	bool boosted;		   /* started at SCHED_FIFO by the supervisor: back to SCHED_OTHER
 				    * once started (see wrk_main) */
+	int cg_memory_fd; /* its cgroup's memory.current, read at each telemetry flush; an fd
+			   * > 0 (stdin is never one), 0 (unset) or -1: no cgroup */
 };
 
 /*
