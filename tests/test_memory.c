@@ -24,6 +24,14 @@
 #include "shm/view.h"
 #include "tests/skip.h"
 
+/*
+ * A million operations share the CPUs with the rest of a parallel suite: each wait gets a
+ * minute (run_test_util.h's default is 15 s), and the instance kills no worker for a late
+ * heartbeat (hang_timeout = 0 below): a worker replaced midway would void the comparison
+ * (it failed twice in fresh-clone CI runs under load, not reproduced alone).
+ */
+#define TIMEOUT_MS 60000
+
 #include "tests/run_test_util.h"
 
 #define WORKERS	     2
@@ -33,6 +41,7 @@
 
 static const char cfg_fmt[] =
 	"[instance]\nworkers = 2\nplacement = none\nspare = no\n"
+	"[restart]\nhang_timeout = 0\n"
 	"[segment]\nmax_agents = 128\nregistry_capacity = 512\nvariables = 16\n"
 	"[types]\nload = %s\n"
 	"[pool p]\ntype = echo\nsize = 2\noverflow = 0\n"
