@@ -418,7 +418,7 @@ static void http_raw(int port, const char *req, char *out, size_t cap)
 static int http_get(int port, const char *path, char *out, size_t cap, char **body)
 {
 	char req[128];
-	char *b;
+	char *b = NULL;
 
 	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
 	http_raw(port, req, out, cap);
