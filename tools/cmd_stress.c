@@ -540,33 +540,15 @@ static void client_batch(struct shoal_client *c, uint32_t id, uint64_t *rng)
 	uint32_t to[2];
 	int n;
 
+	/* two distinct stable agents (--agents is at least 2) */
 	to[0] = (uint32_t)(xs(rng) % lg->nagents);
 	to[1] = (to[0] + 1) % lg->nagents;
-	for (int k = 0; k < 2; k++) {
-		struct stress_pair *p = &lg->pair[id][to[k]];
-		uint64_t seq = atomic_load_explicit(&p->next, memory_order_relaxed);
-
-		stress_pair_begin(p, seq + 1);
-		for (int i = 0; i < 2; i++) {
-			int j = k * 2 + i;
-
-			seqs[j] = seq + (uint64_t)i;
-			out[j].to = atomic_load_explicit(&lg->agent[to[k]].handle,
-							 memory_order_relaxed);
-			out[j].type = 1;
-			out[j].len = stress_payload_make(buf[j], STRESS_K_STREAM, (uint16_t)id,
-							 (uint16_t)to[k], seqs[j]);
-			out[j].data = buf[j];
-		}
-	}
-	n = shoal_client_send_batch(c, out, to[0] == to[1] ? 2 : 4, 50);
-	for (int j = 0; j < n; j++)
-		stress_pair_commit(&lg->pair[id][to[j / 2]], seqs[j]);
-	stress_pair_end(&lg->pair[id][to[0]]);
-	stress_pair_end(&lg->pair[id][to[1]]);
+	stress_batch_fill(id, to, 2, out, buf, seqs);
+	n = shoal_client_send_batch(c, out, 4, 50);
+	stress_batch_done(id, to, 2, seqs, n);
 	if (n > 0)
 		atomic_fetch_add_explicit(&cr->sends, (uint64_t)n, memory_order_relaxed);
-	if (n == -EAGAIN || n == -ETIMEDOUT || (n >= 0 && n < (to[0] == to[1] ? 2 : 4)))
+	if (n == -EAGAIN || n == -ETIMEDOUT || (n >= 0 && n < 4))
 		atomic_fetch_add_explicit(&cr->backpressure, 1, memory_order_relaxed);
 	else if (n < 0)
 		atomic_fetch_add_explicit(&cr->op_errors, 1, memory_order_relaxed);

@@ -111,6 +111,17 @@ void stress_pair_commit(struct stress_pair *p, uint64_t seq);
 /* Sender: the send is over (after its commits): what did not go will be sent again. */
 void stress_pair_end(struct stress_pair *p);
 /*
+ * A batch from sender id of per consecutive stream numbers to each of the two distinct
+ * stable agents to[0] and to[1]: begins both pairs and fills out[0 .. 2 * per) (payloads
+ * in buf, their numbers in seqs). stress_batch_done() then commits the n that a send
+ * accepted (in out's order) and ends both pairs. The sender's process; per <= 3.
+ */
+struct shoal_out;
+void stress_batch_fill(uint32_t id, const uint32_t to[2], uint32_t per, struct shoal_out *out,
+		       unsigned char (*buf)[STRESS_MSG_MAX], uint64_t *seqs);
+void stress_batch_done(uint32_t id, const uint32_t to[2], uint32_t per, const uint64_t *seqs,
+		       int n);
+/*
  * Sender, when a new incarnation takes the sender id over (an agent's init, a client
  * process's start): numbers a dead predecessor had under way become maybe, and the next
  * number moves past them, so no number is ever sent with two contents.

@@ -189,7 +189,46 @@ static void st_send_one(struct shoal_ctx *ctx, struct st *s, int id, bool call)
 	}
 }
 
-/* A batch: three consecutive numbers to each of two stable agents. */
+/* See stress.h. */
+void stress_batch_fill(uint32_t id, const uint32_t to[2], uint32_t per, struct shoal_out *out,
+		       unsigned char (*buf)[STRESS_MSG_MAX], uint64_t *seqs)
+{
+	struct stress_log *lg = stress_log;
+
+	for (uint32_t k = 0; k < 2; k++) {
+		struct stress_pair *p = &lg->pair[id][to[k]];
+		/* relaxed: the sender's own counter (stress.h) */
+		uint64_t seq = atomic_load_explicit(&p->next, memory_order_relaxed);
+
+		stress_pair_begin(p, seq + per - 1);
+		for (uint32_t i = 0; i < per; i++) {
+			uint32_t j = k * per + i;
+
+			seqs[j] = seq + i;
+			/* relaxed: a handle the agent's incarnation published; a stale one is
+			 * refused by the send (-ESTALE), as any sender's */
+			out[j].to = atomic_load_explicit(&lg->agent[to[k]].handle,
+							 memory_order_relaxed);
+			out[j].type = 1;
+			out[j].len = stress_payload_make(buf[j], STRESS_K_STREAM, (uint16_t)id,
+							 (uint16_t)to[k], seqs[j]);
+			out[j].data = buf[j];
+		}
+	}
+}
+
+/* See stress.h. */
+void stress_batch_done(uint32_t id, const uint32_t to[2], uint32_t per, const uint64_t *seqs, int n)
+{
+	struct stress_log *lg = stress_log;
+
+	for (int j = 0; j < n; j++)
+		stress_pair_commit(&lg->pair[id][to[(uint32_t)j / per]], seqs[j]);
+	stress_pair_end(&lg->pair[id][to[0]]);
+	stress_pair_end(&lg->pair[id][to[1]]);
+}
+
+/* A batch: three consecutive numbers to each of two stable agents (--agents is at least 2). */
 static void st_send_batch(struct shoal_ctx *ctx, struct st *s, int id)
 {
 	struct stress_log *lg = stress_log;
@@ -200,31 +239,11 @@ static void st_send_batch(struct shoal_ctx *ctx, struct st *s, int id)
 	int n;
 
 	to[0] = (uint32_t)(rnd(s) % lg->nagents);
-	to[1] = (uint32_t)((to[0] + 1 + rnd(s) % (lg->nagents > 1 ? lg->nagents - 1 : 1)) %
-			   lg->nagents);
-	for (int k = 0; k < 2; k++) {
-		struct stress_pair *p = &lg->pair[id][to[k]];
-		uint64_t seq = atomic_load_explicit(&p->next, memory_order_relaxed);
-
-		stress_pair_begin(p, seq + 2);
-		for (int i = 0; i < 3; i++) {
-			int j = k * 3 + i;
-
-			seqs[j] = seq + (uint64_t)i;
-			out[j].to = atomic_load_explicit(&lg->agent[to[k]].handle,
-							 memory_order_relaxed);
-			out[j].type = 1;
-			out[j].len = stress_payload_make(buf[j], STRESS_K_STREAM, (uint16_t)id,
-							 (uint16_t)to[k], seqs[j]);
-			out[j].data = buf[j];
-		}
-	}
-	n = shoal_send_batch(ctx, out, to[0] == to[1] ? 3 : 6);
-	for (int j = 0; j < n; j++)
-		stress_pair_commit(&lg->pair[id][to[j / 3]], seqs[j]);
-	stress_pair_end(&lg->pair[id][to[0]]);
-	stress_pair_end(&lg->pair[id][to[1]]);
-	if (n == -EAGAIN || (n >= 0 && n < (to[0] == to[1] ? 3 : 6)))
+	to[1] = (uint32_t)((to[0] + 1 + rnd(s) % (lg->nagents - 1)) % lg->nagents);
+	stress_batch_fill((uint32_t)id, to, 3, out, buf, seqs);
+	n = shoal_send_batch(ctx, out, 6);
+	stress_batch_done((uint32_t)id, to, 3, seqs, n);
+	if (n == -EAGAIN || (n >= 0 && n < 6))
 		atomic_fetch_add_explicit(&lg->agent[id].backpressure, 1, memory_order_relaxed);
 	else if (n < 0)
 		atomic_fetch_add_explicit(&lg->agent[id].send_err, 1, memory_order_relaxed);
