@@ -487,7 +487,7 @@ static int throughput(struct bench_report *r, struct shm_seg *seg, const char *n
 		return -ENOMEM;
 	atomic_store(&sh->ready, 0);
 	atomic_store(&sh->go, 0);
-	atomic_store(&sh->alloc, 0);
+	atomic_store(&sh->alloc, 0); /* seq_cst: the bench's own shared words, off the timing */
 	/* the consumer on cpu_b, the producer(s) on cpu_a (2 cores: 2 producers share one) */
 	cons = fork();
 	if (cons == 0) {

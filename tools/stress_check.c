@@ -117,6 +117,7 @@ static void range_add(struct stress_range *r, _Atomic uint32_t *n, _Atomic uint3
 /* See stress.h. The sender's process, before it sends anything. */
 void stress_pair_recover(struct stress_pair *p)
 {
+	/* S1/S0 (acquire): a dead predecessor's commits and in-flight mark, as it left them */
 	uint64_t next = atomic_load_explicit(&p->next, memory_order_acquire);
 	uint64_t infl = atomic_load_explicit(&p->infl, memory_order_acquire);
 
@@ -126,6 +127,7 @@ void stress_pair_recover(struct stress_pair *p)
 		range_add(p->maybe, &p->nmaybe, &p->maybe_over, next, infl);
 		next = infl + 1;
 	}
+	/* S1, S2 as in commit and end: the new incarnation starts from a pair at rest */
 	atomic_store_explicit(&p->next, next, memory_order_release);
 	atomic_store_explicit(&p->infl, 0, memory_order_release);
 }
@@ -172,6 +174,7 @@ enum stress_note stress_pair_note(struct stress_pair *p, uint64_t seq, bool rede
 /* See stress.h. Any process, once the pair is at rest. */
 void stress_pair_check(const struct stress_pair *p, struct stress_pair_result *r)
 {
+	/* S1, S0, N0, R0 (acquire): the sender's and receiver's books, then their ranges */
 	uint64_t next = atomic_load_explicit(&p->next, memory_order_acquire);
 	uint64_t infl = atomic_load_explicit(&p->infl, memory_order_acquire);
 	uint64_t hi = atomic_load_explicit(&p->hi, memory_order_acquire);
