@@ -19,6 +19,7 @@
 #include "tests/support.h"
 #include "tests/run_test_util.h"
 #include "tests/ipc_test_util.h"
+#include "shm/event.h"
 #include "shm/registry.h"
 #include "shm/shm.h"
 #include "shm/view.h"
@@ -732,6 +733,19 @@ static json_t *jfind(json_t *a, const char *key, const char *value)
 	return NULL;
 }
 
+/* Whether the event ring holds a worker-restart record (the supervisor writes it after the
+ * replacement runs, so a wait for the process state alone can read the ring before it). */
+static bool restart_event_seen(const struct shm_seg *seg)
+{
+	uint64_t next = shm_event_next(seg);
+	struct shm_event ev;
+
+	for (uint64_t n = 0; n < next; n++)
+		if (shm_event_read(seg, n, &ev) == 0 && ev.kind == SHM_EV_WORKER_RESTART)
+			return true;
+	return false;
+}
+
 /*
  * shoal inspect --json against a running instance, field by field against what the test
  * did: three echo agents spawned, calls answered by one, its worker killed and restarted.
@@ -763,7 +777,8 @@ static void test_view_inspect_json_running(void **state)
 	assert_true(victim > 0);
 	kill(victim, SIGKILL);
 	WAIT_FOR(c.seg, atomic_load(&shm_proc_at(c.seg, host)->restarts) >= 1 &&
-				atomic_load(&shm_proc_at(c.seg, host)->state) == SHM_PROC_RUNNING);
+				atomic_load(&shm_proc_at(c.seg, host)->state) == SHM_PROC_RUNNING &&
+				restart_event_seen(c.seg));
 	rt_expect_echo(&c, h); /* the restarted agent answers */
 	/*
 	 * A worker counts a message after its callback, so after the reply: the seventh reply
