@@ -23,8 +23,9 @@
 #                the KVM probe where /dev/kvm exists but cannot boot a guest); with a
 #                working KVM an estimated 1.5-2 min (the 30 s stress and the tests at host
 #                speed), not measured: KVM does not boot the guest on the development VM.
-#                The tests' own waits are not scaled: on a loaded host test_mbox_kill_consumer
-#                (a 10-20 s wait) failed once in four emulated runs.
+#                The messaging tests' waits (tests/ipc_test_util.h) are scaled by it too: a
+#                20 s wait of test_mbox_kill_consumer sized for the host failed once in four
+#                emulated runs before they were.
 #                If qemu, busybox or the kernel cannot be installed or fetched it fails and
 #                says so; it never passes without having run the guest.
 #   --cross      instead of all that: build the library, the shoal tool and the tests for

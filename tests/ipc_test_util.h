@@ -95,6 +95,19 @@ static inline void *it_shared(size_t size)
 	return p;
 }
 
+/*
+ * $SHOAL_TIME_SCALE (1..100, default 1): the waits below are multiplied by it. The qemu
+ * guest under software emulation sets 10 (scripts/qemu-guest.sh); a wait sized for the host
+ * failed there once in four runs.
+ */
+static inline int it_time_scale(void)
+{
+	const char *e = getenv("SHOAL_TIME_SCALE");
+	int k = e ? atoi(e) : 1;
+
+	return k < 1 ? 1 : k > 100 ? 100 : k;
+}
+
 /* Wait for a child's exit through its pidfd, up to timeout_ms; -1 (and kill) on timeout. */
 static inline int it_wait_child(pid_t pid, int timeout_ms)
 {
@@ -102,7 +115,7 @@ static inline int it_wait_child(pid_t pid, int timeout_ms)
 	struct pollfd p = {.fd = pfd, .events = POLLIN};
 
 	if (pfd >= 0) {
-		int r = poll(&p, 1, timeout_ms);
+		int r = poll(&p, 1, timeout_ms * it_time_scale());
 
 		close(pfd);
 		if (r == 0) {
@@ -125,7 +138,7 @@ static inline bool it_ok(int status)
 /* Wait until *word >= want or timeout_ms passes; returns true if reached. */
 static inline bool it_wait_u64(_Atomic uint64_t *word, uint64_t want, int timeout_ms)
 {
-	uint64_t end = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t end = shm_now_ns() + (uint64_t)timeout_ms * (uint64_t)it_time_scale() * 1000000u;
 
 	while (atomic_load_explicit(word, memory_order_acquire) < want) {
 		if (shm_now_ns() > end)
@@ -137,7 +150,7 @@ static inline bool it_wait_u64(_Atomic uint64_t *word, uint64_t want, int timeou
 
 static inline bool it_wait_u32(_Atomic uint32_t *word, uint32_t want, int timeout_ms)
 {
-	uint64_t end = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t end = shm_now_ns() + (uint64_t)timeout_ms * (uint64_t)it_time_scale() * 1000000u;
 
 	while (atomic_load_explicit(word, memory_order_acquire) != want) {
 		if (shm_now_ns() > end)
