@@ -1181,6 +1181,20 @@ static void test_supervisor_poison_message_dropped(void **state)
 		if (!line || !end || end - line < 3 || memcmp(end - 2, " 1", 2))
 			fail_msg("inspect said: %s", err);
 	}
+	/* and shoal metrics: the drop and the redeliveries before it, as counters */
+	{
+		char want[64];
+
+		assert_int_equal(rt_run_tool(r.inst, err, sizeof(err),
+					     (const char *[]){"metrics", "--once", NULL}),
+				 0);
+		if (!strstr(err, "\nshoal_messages_poisoned_total 1\n"))
+			fail_msg("metrics: no shoal_messages_poisoned_total 1 in: %.4000s", err);
+		snprintf(want, sizeof(want), "\nshoal_messages_redelivered_total %d\n",
+			 IPC_POISON_MAX);
+		if (!strstr(err, want))
+			fail_msg("metrics: no '%s' in: %.4000s", want + 1, err);
+	}
 	/* a poisonous call: its caller hears it was dropped instead of waiting out its timeout */
 	assert_int_equal(
 		ipc_call(cl.seg, cl.w, cl.inbox, c, 1, "segv", 4, reply, sizeof(reply), TIMEOUT_MS),

@@ -62,6 +62,9 @@ struct metrics {
 	struct shm_view *v;
 	uint32_t *depth; /* mailbox depth of v->agents[i], max_agents of them */
 	uint32_t *qmax;	 /* the high-water mark of each, in the same allocation (after depth) */
+	/* summed over the agents' mailboxes: messages handled again after their consumer
+	 * died, and messages dropped as poison */
+	uint64_t redelivered, poisoned;
 	long tick_hz, page;
 };
 
@@ -105,12 +108,15 @@ static int take(const struct shm_seg *seg, void *arg)
 	r = shm_view_take(seg, METRICS_STALE_NS, m->v);
 	if (r)
 		return r;
+	m->redelivered = m->poisoned = 0;
 	for (uint32_t i = 0; i < m->v->nagents; i++) {
 		struct ipc_mbox_stats st;
 
 		ipc_mbox_stats(seg, m->v->agents[i].slot, &st);
 		m->depth[i] = st.depth;
 		m->qmax[i] = st.queued_max;
+		m->redelivered += st.redelivered;
+		m->poisoned += st.poisoned;
 	}
 	return 0;
 }
@@ -370,6 +376,14 @@ static void write_agents(FILE *f, const struct metrics *m)
 	family(f, "shoal_mailbox_depth_total", "gauge",
 	       "Messages queued in all agent mailboxes together");
 	sample_u(f, "shoal_mailbox_depth_total", total);
+	family(f, "shoal_messages_redelivered_total", "counter",
+	       "Messages handled again (flagged) after their consumer died, over the agents in "
+	       "use");
+	fprintf(f, "shoal_messages_redelivered_total %" PRIu64 "\n", m->redelivered);
+	family(f, "shoal_messages_poisoned_total", "counter",
+	       "Messages dropped as poison (each ended its worker too often), over the agents "
+	       "in use");
+	fprintf(f, "shoal_messages_poisoned_total %" PRIu64 "\n", m->poisoned);
 	family(f, "shoal_agent_mailbox_depth", "gauge",
 	       "Messages queued in the mailbox of each of the 10 agents with the deepest ones");
 	for (uint32_t k = 0; k < ntop; k++) {
