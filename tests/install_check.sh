@@ -41,4 +41,7 @@ if [ "$version" != "$(tail -n 1 <<<"$out")" ]; then
 	echo "install check: the installed shoal and include/shoal/version.h disagree" >&2
 	exit 1
 fi
+# the stress agent types' plugin (shoal stress --attach-ok), beside the library
+find "$root" -path '*/shoal/stress.so' -type f | grep -q . ||
+	{ echo "install check: no shoal/stress.so (the stress plugin) under $root" >&2; exit 1; }
 echo "install check: ok"

@@ -20,6 +20,7 @@
 /* the whole run (about 12 s of workload, the start and the wind-down) between outputs */
 #define TIMEOUT_MS 60000
 #include "tests/run_test_util.h"
+#include "shm/registry.h"
 
 /* A sender that sends 1..n, each accepted. */
 static void send_all(struct stress_pair *p, uint64_t n)
@@ -244,6 +245,60 @@ static void test_stress_run_kill_then_stop(void **state)
 }
 
 /*
+ * --attach-ok: a stress of a running instance started by someone else. One without the
+ * stress plugin is refused, naming the fix, and left as it was; one that loads it goes
+ * through the chaos, the books hold, and it runs on afterwards without the stable agents.
+ */
+static void test_stress_run_attached(void **state)
+{
+	static char out[1 << 20];
+	const char *plugin = getenv("SHOAL_TEST_STRESS_PLUGIN");
+	const char *args[] = {"stress",	   "--attach-ok", "--seconds", "5", "--agents", "4",
+			      "--clients", "1",		  "--seed",    "9", NULL};
+	char cfg[1024];
+	struct rt_run r;
+	struct rt_client c;
+	shoal_handle_t h;
+	int ex;
+
+	(void)state;
+#ifdef SHOAL_PLANTED_LOSS
+	skip_because("a build with the planted loss (-Dplanted_loss=true): its runs must fail");
+#endif
+	if (!plugin)
+		skip_because("SHOAL_TEST_STRESS_PLUGIN names no stress.so (meson test sets it)");
+	rt_start(&r, "t-att", "plain", "[instance]\nworkers = 1\nplacement = none\n", NULL);
+	rt_wait_ready(&r);
+	ex = rt_run_tool(r.inst, out, sizeof(out), args);
+	if (ex != 3 || !strstr(out, "has no agent type 'stress'") || !strstr(out, "stress.so"))
+		fail_msg("stress attached to an instance without the plugin: exit %d: %.3000s", ex,
+			 out);
+	rt_client_open(&c, r.inst);
+	assert_int_equal(atomic_load(&shm_hdr(c.seg)->state), SHM_INST_RUNNING);
+	assert_int_equal(shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "st-000", 6, &h, NULL), -ENOENT);
+	rt_client_close(&c);
+	rt_stop(&r);
+
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 2\nplacement = none\n[restart]\nhang_timeout = 1s\n"
+		 "intensity = 1000\nperiod = 1\n[types]\nload = %s\n",
+		 plugin);
+	rt_start(&r, "t-att", "plug", cfg, NULL);
+	rt_wait_ready(&r);
+	ex = rt_run_tool(r.inst, out, sizeof(out), args);
+	if (ex != 0 || !strstr(out, "PASS: every invariant held") || !strstr(out, "attached to '"))
+		fail_msg("stress attached to an instance with the plugin: exit %d: %.3000s", ex,
+			 out);
+	rt_client_open(&c, r.inst);
+	assert_int_equal(atomic_load(&shm_hdr(c.seg)->state), SHM_INST_RUNNING);
+	/* its stable agents stopped at the end (a stop's unregistration is prompt, not
+	 * instant: wait for it) */
+	WAIT_FOR(c.seg, shm_reg_lookup(c.seg, SHM_NS_DEFAULT, "st-000", 6, &h, NULL) == -ENOENT);
+	rt_client_close(&c);
+	rt_stop(&r);
+}
+
+/*
  * With the planted fault (a build with -Dplanted_loss=true: mailboxes drop a plain message
  * in $SHOAL_PLANTED_LOSS_EVERY), the stress must fail, and name the lost message.
  */
@@ -283,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_stress_checker_first_violation),
 		cmocka_unit_test(test_stress_run_short),
 		cmocka_unit_test(test_stress_run_kill_then_stop),
+		cmocka_unit_test(test_stress_run_attached),
 		cmocka_unit_test(test_stress_run_planted_loss),
 	};
 

@@ -54,7 +54,7 @@
 static int time_scale = 1;
 #define CALL_TIMEOUT_MS (4000 * time_scale)   /* a client's calls */
 #define CALL_GRACE_MS	(2000 * time_scale)   /* beyond its timeout, a call is hanging */
-#define HANG_MS		(1000 * time_scale)   /* the instance's hang_timeout */
+#define HANG_MS		(1000 * time_scale)   /* the hang_timeout of an instance of its own */
 #define HANG_GRACE_MS	(5000 * time_scale)   /* beyond it, a stopped worker was not detected */
 #define DRAIN_MS	(30000u * time_scale) /* the end: how long the books may take to settle */
 #define READY_MS	(20000 * time_scale)  /* the instance's start, all workers ready */
@@ -167,7 +167,7 @@ static void usage(FILE *f)
 		"usage: shoal stress [--seconds N] [--seed S] [--workers N] [--agents N]\n"
 		"                    [--clients N] [--kill-rate R] [--json] [--keep-on-failure]\n"
 		"                    [--replay FILE | --schedule-out FILE] [--instance NAME]\n"
-		"                    [--cgroup DIR]\n"
+		"                    [--attach-ok] [--cgroup DIR]\n"
 		"Starts an instance of its own and drives it through chaos: stable agents\n"
 		"messaging each other (casts, batches, async calls, broadcasts, lookups), client\n"
 		"processes attaching, calling, spawning and stopping agents, updating a variable,\n"
@@ -191,7 +191,8 @@ static void usage(FILE *f)
 		"                       'shoal inspect' (stop it with 'shoal shutdown')\n"
 		"  --schedule-out FILE  write the fault schedule to FILE\n"
 		"  --replay FILE        run the schedule (and seed) FILE holds\n"
-		"  --instance NAME      the name of the instance it starts (default stress-PID)\n"
+		"  --instance NAME      the name of the instance it starts (default stress-PID),\n"
+		"                       or with --attach-ok the running one it stresses\n"
 		"  --cgroup DIR         cap each worker at " MEM_CAP
 		" in a cgroup v2 child of DIR\n"
 		"                       (a delegated directory with the memory controller) "
@@ -200,7 +201,10 @@ static void usage(FILE *f)
 		"Environment: SHOAL_TIME_SCALE=N (1..100) multiplies every timeout and wait "
 		"(hang,\n"
 		"ready, calls, the end's settling) for slow machines such as an emulator.\n"
-		"  --attach-ok          (attaching to a running instance: not supported yet)\n"
+		"  --attach-ok          with --instance NAME: stress that running instance\n"
+		"                       instead (its workers are killed and stopped too; it\n"
+		"                       must load the stress plugin: [types] load =\n"
+		"                       <libdir>/shoal/stress.so; docs/stress.md)\n"
 		"Exit: 0 every invariant held, 1 one failed (named, with what was seen), 2 usage,\n"
 		"3 system failure.\n",
 		STRESS_AGENTS_MAX, STRESS_CLIENTS_MAX);
@@ -714,6 +718,13 @@ struct run {
 	 * 'signal') */
 	pid_t killed[8];
 	uint32_t nkilled;
+	/*
+	 * The instance's hang timeout in ms (0: none, so no worker-stop faults); whether it is
+	 * another's (--attach-ok), then the books' file and whether its workers have a cap.
+	 */
+	int hang_ms;
+	bool attached, cap_any;
+	char books[STRESS_LOG_PATH_MAX];
 	pid_t pids[MAX_PIDS]; /* every instance process seen */
 	uint32_t npids;
 	struct tally t;
@@ -798,7 +809,7 @@ static void fire(struct run *r, const struct event *e)
 		}
 		break;
 	case EV_WORKER_STOP:
-		if (!r->stopped)
+		if (!r->stopped && r->hang_ms)
 			pid = worker_pid(r, w);
 		for (uint32_t i = 0; i < 8 && pid > 0; i++)
 			if (r->killed[i] == pid)
@@ -845,8 +856,8 @@ static void fire(struct run *r, const struct event *e)
 		r->t.done[e->kind]++;
 		return;
 	case EV_MEMCAP:
-		if (!HAVE_MEM_CAP)
-			break; /* no cap to go past (an ASan build): skipped */
+		if (!HAVE_MEM_CAP || (r->attached && !r->cap_any))
+			break; /* no cap to go past (an ASan build, an instance without): skipped */
 		atomic_store_explicit(&lg->agent[e->arg % lg->nagents].memhog_req, 1,
 				      memory_order_relaxed);
 		r->t.done[e->kind]++;
@@ -903,7 +914,7 @@ static void watch_stopped(struct run *r)
 		r->stopped_hang = true;
 	if (r->stopped_dead && r->stopped_hang) {
 		r->t.hangs_detected++;
-	} else if (now_ms() - r->stopped_at > (uint64_t)(HANG_MS + HANG_GRACE_MS)) {
+	} else if (now_ms() - r->stopped_at > (uint64_t)(r->hang_ms + HANG_GRACE_MS)) {
 		r->t.hangs_missed++;
 		if (!r->stopped_dead && r->stopped_hang)
 			fail(&r->vd, "hang detected",
@@ -914,7 +925,7 @@ static void watch_stopped(struct run *r)
 			fail(&r->vd, "hang detected",
 			     "worker pid %d stopped (SIGSTOP) for %" PRIu64
 			     " ms was not killed by the hang detection (hang_timeout %d ms)",
-			     (int)r->stopped, now_ms() - r->stopped_at, HANG_MS);
+			     (int)r->stopped, now_ms() - r->stopped_at, r->hang_ms);
 		else
 			fail(&r->vd, "hang detected",
 			     "worker pid %d stopped (SIGSTOP) was killed, but its exit reads '%s', "
@@ -1659,11 +1670,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				"writes a new one: give one of them\n");
 		return EXIT_USAGE;
 	}
-	if (o->attach_ok) {
-		fprintf(stderr,
-			"shoal stress: --attach-ok: attaching to a running instance is not "
-			"supported yet (its workers would need the stress agent types); run "
-			"without it and shoal stress starts an instance of its own\n");
+	if (o->attach_ok && !o->instance) {
+		fprintf(stderr, "shoal stress: --attach-ok stresses the running instance "
+				"--instance NAME names: give it\n");
+		return EXIT_USAGE;
+	}
+	if (o->attach_ok && o->cgroup) {
+		fprintf(stderr, "shoal stress: --cgroup sets the caps of an instance of its own; "
+				"an attached instance keeps its own caps\n");
 		return EXIT_USAGE;
 	}
 	return -1;
@@ -1759,6 +1773,154 @@ static void wind_down(struct run *r)
 	watch_memcap(r);
 }
 
+/* --- --attach-ok: a running instance of someone else's --- */
+
+/*
+ * The hang timeout of an attached instance, from the configuration text its header keeps
+ * (the instance's own, as it started): ms, 0 none, or -1 unknown (the text does not parse,
+ * e.g. cut at the header's 2 KiB).
+ */
+static int instance_hang_ms(const struct shm_seg *seg)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	struct sup_config *c = malloc(sizeof(*c));
+	char text[sizeof(h->config_text) + 1], err[256];
+	int ms = -1;
+
+	if (!c)
+		return -1;
+	/* written once before the instance was marked ready, never again */
+	memcpy(text, h->config_text, sizeof(h->config_text));
+	text[sizeof(h->config_text)] = '\0';
+	sup_config_init(c);
+	if (sup_config_parse_string(c, "the instance's configuration", text, err, sizeof(err)) == 0)
+		ms = (int)c->policy.hang_ms;
+	free(c);
+	return ms;
+}
+
+/* Stop the stable agents the tool spawned in an attached instance (the first n). */
+static void attach_unspawn(struct run *r, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		shoal_handle_t h =
+			atomic_load_explicit(&stress_log->agent[i].handle, memory_order_relaxed);
+
+		if (h)
+			shoal_client_stop(r->cl, NULL, h, 3000);
+	}
+}
+
+/*
+ * The attached instance made ready for the run: its geometry read (workers, hang timeout,
+ * caps), the books named in STRESS_LOG_VAR, the stable agents spawned and published, the
+ * pool there. 0, or -1 having said why.
+ */
+static int attach_setup(struct run *r, struct opts *o)
+{
+	const struct shm_hdr *h = shm_hdr(r->ro);
+	struct shoal_var_set set = {.type = SHOAL_VAR_BLOB, .expect = SHOAL_VAR_ANY};
+	uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	int rc;
+
+	if (st != SHM_INST_RUNNING) {
+		fprintf(stderr, "shoal stress: instance '%s' is %s, not running\n", r->instance,
+			shm_inst_state_name(st));
+		return -1;
+	}
+	o->workers = h->cfg.nworkers;
+	r->hang_ms = instance_hang_ms(r->ro);
+	for (uint32_t w = 0; w < o->workers; w++) {
+		struct shm_proc *p = shm_proc_at(r->ro, 1 + w);
+
+		/* relaxed: status words the supervisor set when it launched the worker */
+		if (atomic_load_explicit(&p->mem_cap, memory_order_relaxed))
+			r->cap_any = true;
+		if (atomic_load_explicit(&p->cap_mech, memory_order_relaxed) == SUP_CAP_CGROUP)
+			stress_log->hog_touch = 1;
+	}
+	fprintf(stderr,
+		"shoal stress: attached to '%s': %u workers, hang timeout %s%d ms%s, %s; the "
+		"faults go to its processes\n",
+		r->instance, o->workers, r->hang_ms < 0 ? "unknown, " : "",
+		r->hang_ms < 0 ? 0 : r->hang_ms, r->hang_ms > 0 ? "" : " (no worker-stop faults)",
+		r->cap_any ? "its workers capped" : "no memory cap (no memcap faults)");
+	if (r->hang_ms < 0)
+		r->hang_ms = 0;
+	rc = shoal_client_var_create(r->cl, STRESS_LOG_VAR, SHOAL_VAR_BLOB, &set.var);
+	if (rc == -EEXIST)
+		rc = shoal_client_var_lookup(r->cl, STRESS_LOG_VAR, &set.var);
+	if (!rc) {
+		set.len = (uint32_t)strlen(r->books);
+		set.data = r->books;
+		rc = shoal_client_var_update(r->cl, &set, 1, NULL, 3000);
+	}
+	if (rc) {
+		fprintf(stderr,
+			"shoal stress: the variable %s (the books' path, %zu bytes) in '%s': "
+			"%s%s\n",
+			STRESS_LOG_VAR, strlen(r->books), r->instance, strerror(-rc),
+			rc == -ENOENT || rc == -ENOSPC || rc == -EMSGSIZE
+				? " (the instance needs [segment] variables of 64 bytes or more)"
+				: "");
+		return -1;
+	}
+	for (uint32_t i = 0; i < o->agents; i++) {
+		char name[16];
+		shoal_handle_t a;
+
+		snprintf(name, sizeof(name), STRESS_AGENT_FMT, i);
+		rc = shoal_client_spawn(r->cl, "stress", name, SHOAL_WHERE_ANY, 0, &a, NULL, 10000);
+		if (rc) {
+			if (rc == -ENOENT)
+				fprintf(stderr,
+					"shoal stress: instance '%s' has no agent type 'stress': "
+					"load the stress plugin in its configuration ([types] "
+					"load = <libdir>/shoal/stress.so, or build/tools/stress.so "
+					"in a build tree) and start it again\n",
+					r->instance);
+			else if (rc == -EEXIST)
+				fprintf(stderr,
+					"shoal stress: an agent named %s runs in '%s' already: "
+					"another shoal stress is attached, or one was interrupted "
+					"(stop its st-NNN agents with shoal stop)\n",
+					name, r->instance);
+			else
+				fprintf(stderr, "shoal stress: spawning %s in '%s': %s\n", name,
+					r->instance, strerror(-rc));
+			attach_unspawn(r, i);
+			return -1;
+		}
+		/* H0: pairs with the acquire in st_id(): the agents find themselves by it */
+		atomic_store_explicit(&stress_log->agent[i].handle, a, memory_order_release);
+	}
+	rc = shoal_client_pool_create(r->cl, STRESS_POOL, "stress_pool", 2, 0, 10000);
+	if (rc && rc != -EEXIST) {
+		fprintf(stderr, "shoal stress: creating the pool %s in '%s': %s\n", STRESS_POOL,
+			r->instance, strerror(-rc));
+		attach_unspawn(r, o->agents);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The end of a run on an attached instance: the stable agents stopped, and the instance
+ * still running (its restart intensity may have stopped it: the faults were real).
+ */
+static void attach_end(struct run *r)
+{
+	uint32_t st;
+
+	attach_unspawn(r, r->o->agents);
+	st = atomic_load_explicit(&shm_hdr(r->ro)->state, memory_order_acquire);
+	if (st != SHM_INST_RUNNING)
+		fail(&r->vd, "the attached instance runs on",
+		     "instance '%s' is %s after the run (its restart intensity, or someone "
+		     "stopped it; shoal events --instance %s says which)",
+		     r->instance, shm_inst_state_name(st), r->instance);
+}
+
 /* shoal stress (see the top of this file). Returns a CLI exit code. The tool's main thread. */
 int cmd_stress(int argc, char **argv)
 {
@@ -1797,12 +1959,39 @@ int cmd_stress(int argc, char **argv)
 	snprintf(r.instance, sizeof(r.instance), "%s", o.instance ? o.instance : "");
 	if (!o.instance)
 		snprintf(r.instance, sizeof(r.instance), "stress-%d", (int)getpid());
-	/* the books, before anything is forked: every process of the run shares them */
-	stress_log = mmap(NULL, sizeof(*stress_log), PROT_READ | PROT_WRITE,
-			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	r.hang_ms = HANG_MS;
+	r.attached = o.attach_ok;
+	/*
+	 * the books, before anything is forked: every process of the run shares them; an
+	 * attached instance's workers map them from a file the variable STRESS_LOG_VAR names
+	 */
+	if (r.attached) {
+		int fd;
+
+		snprintf(r.books, sizeof(r.books), "/dev/shm/shoal-stress-books.%d", (int)getpid());
+		fd = open(r.books, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)sizeof(*stress_log))) {
+			fprintf(stderr, "shoal stress: the books' file %s (%zu bytes): %s\n",
+				r.books, sizeof(*stress_log), strerror(errno));
+			if (fd >= 0) {
+				close(fd);
+				unlink(r.books);
+			}
+			free(ev);
+			return EXIT_SYSTEM;
+		}
+		stress_log =
+			mmap(NULL, sizeof(*stress_log), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+	} else {
+		stress_log = mmap(NULL, sizeof(*stress_log), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	}
 	if (stress_log == MAP_FAILED) {
 		fprintf(stderr, "shoal stress: mapping the books (%zu bytes): %s\n",
 			sizeof(*stress_log), strerror(errno));
+		if (r.attached)
+			unlink(r.books);
 		free(ev);
 		return EXIT_SYSTEM;
 	}
@@ -1815,6 +2004,8 @@ int cmd_stress(int argc, char **argv)
 		for (uint32_t j = 0; j < STRESS_AGENTS_MAX; j++)
 			atomic_store_explicit(&stress_log->pair[i][j].next, 1,
 					      memory_order_relaxed);
+	if (r.attached)
+		goto attach;
 	rc = stress_types_register();
 	if (rc) {
 		fprintf(stderr, "shoal stress: registering the stress agent types: %s\n",
@@ -1843,6 +2034,7 @@ int cmd_stress(int argc, char **argv)
 		goto out_unmap;
 	}
 	remember_pid(&r, r.sup);
+attach:
 	ex = EXIT_SYSTEM;
 	rc = shm_seg_attach(r.instance, SHM_ATTACH_RO, 1000, &r.ro, err, sizeof(err));
 	if (!rc)
@@ -1856,7 +2048,9 @@ int cmd_stress(int argc, char **argv)
 			err[0] ? err : strerror(-rc));
 		goto out_stop;
 	}
-	for (uint32_t i = 0; i < o.agents; i++) {
+	if (r.attached && attach_setup(&r, &o))
+		goto out_stop;
+	for (uint32_t i = 0; i < o.agents && !r.attached; i++) {
 		char name[16];
 		shoal_handle_t h;
 
@@ -1914,6 +2108,8 @@ int cmd_stress(int argc, char **argv)
 		r.t.agent_restarts += r.v->agents[i].restarts;
 		r.t.redelivered_engine += r.v->agents[i].redelivered;
 	}
+	if (r.attached && !(r.vd.name[0] && o.keep))
+		attach_end(&r);
 	if (r.vd.name[0] && o.keep) {
 		ex = EXIT_CHECK;
 		fprintf(stderr,
@@ -1932,6 +2128,14 @@ out_stop:
 		shoal_client_close(r.cl);
 	if (r.ro)
 		shm_seg_detach(r.ro);
+	if (r.attached) {
+		/* another's instance: it runs on; its processes were checked while attached */
+		if (ex == EXIT_SYSTEM)
+			goto out_unmap;
+		if (r.vd.name[0])
+			ex = EXIT_CHECK;
+		goto out_report;
+	}
 	kill(r.sup, SIGTERM);
 	if (waitpid(r.sup, &st, 0) != r.sup)
 		st = -1;
@@ -1961,6 +2165,8 @@ out_report:
 out_unmap:
 	shm_view_free(r.base);
 	shm_view_free(r.v);
+	if (r.attached)
+		unlink(r.books);
 	munmap(stress_log, sizeof(*stress_log));
 	stress_log = NULL;
 	free(ev);

@@ -252,5 +252,8 @@ int stress_types_register(void);
 #define STRESS_GROUP	 "stress.all"
 #define STRESS_POOL	 "stress-pool"
 #define STRESS_VAR	 "stress.v"
+/* --attach-ok: the variable (a blob) holding the path of the books' file in /dev/shm */
+#define STRESS_LOG_VAR	    "stress.log"
+#define STRESS_LOG_PATH_MAX 64
 
 #endif

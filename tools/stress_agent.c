@@ -1,7 +1,9 @@
 /*
  * shoal stress: the agent types the stress instance runs, registered in the tool's own
  * process before it forks the supervisor (the workers inherit the type table and the books;
- * no plugin to find):
+ * no plugin to find). Built a second time as the plugin stress.so (-DSTRESS_PLUGIN)
+ * for an instance the tool attaches to (--attach-ok): there the books are a file in
+ * /dev/shm that the tool names in the variable STRESS_LOG_VAR, mapped on first use:
  *   stress        a stable agent st-NNN: every tick it casts, sends batches, calls
  *                 asynchronously, broadcasts and looks names up; every message it receives
  *                 goes into its pair's books; it fails a callback or allocates past its
@@ -10,9 +12,12 @@
  *   stress_pool   the pool's members: answer calls.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "shoal/agent.h"
 #include "tools/stress.h"
@@ -38,12 +43,55 @@ static uint64_t rnd(struct st *s)
 	return x;
 }
 
+#ifdef STRESS_PLUGIN
+/*
+ * The plugin: map the books the attached tool names in STRESS_LOG_VAR, unless they are
+ * mapped already (the same path); a later run's books replace an earlier run's. Only the
+ * worker's thread runs callbacks, so no lock.
+ */
+static void books_find(struct shoal_ctx *ctx)
+{
+	static char mapped[STRESS_LOG_PATH_MAX];
+	char path[STRESS_LOG_PATH_MAX] = "";
+	struct shoal_var_value v = {.buf = path, .cap = sizeof(path) - 1};
+	struct stress_log *lg;
+	int fd;
+
+	if (shoal_var_read_name(ctx, STRESS_LOG_VAR, &v) || v.type != SHOAL_VAR_BLOB ||
+	    v.len >= sizeof(path) || !v.len)
+		return;
+	path[v.len] = '\0';
+	if (stress_log && !strcmp(path, mapped))
+		return;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	lg = mmap(NULL, sizeof(*lg), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (lg == MAP_FAILED)
+		return;
+	if (lg->magic != STRESS_MAGIC) {
+		munmap(lg, sizeof(*lg));
+		return;
+	}
+	if (stress_log)
+		munmap(stress_log, sizeof(*stress_log));
+	stress_log = lg;
+	snprintf(mapped, sizeof(mapped), "%s", path);
+}
+#endif
+
 /* This agent's number (st-NNN), found by its handle once the tool has published them. */
 static int st_id(struct shoal_ctx *ctx, struct st *s)
 {
 	shoal_handle_t self;
 
-	if (s->id >= 0 || !stress_log)
+	if (s->id >= 0)
+		return s->id;
+#ifdef STRESS_PLUGIN
+	books_find(ctx);
+#endif
+	if (!stress_log)
 		return s->id;
 	self = shoal_self(ctx);
 	for (uint32_t i = 0; i < stress_log->nagents; i++) {
@@ -386,6 +434,12 @@ static const struct shoal_agent_type pool_type = {
 	.handle = plain_handle,
 	.handle_call = plain_call,
 };
+
+#ifdef STRESS_PLUGIN
+/* What shoal looks for when it loads stress.so (the one symbol the plugin exports). */
+__attribute__((visibility("default"))) const struct shoal_agent_type *const shoal_agent_types[] = {
+	&stress_type, &churn_type, &pool_type, NULL};
+#endif
 
 /* See stress.h. The tool's main thread, before it forks the supervisor. */
 int stress_types_register(void)
