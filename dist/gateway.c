@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,9 @@
  */
 #define GW_STALL_MS	  5000u
 #define GW_STALL_RETRY_MS 1
+#define GW_MAX_LINKS	  4096u /* links from Erlang processes to agents at once */
+/* The gateway's own registered name: {whereis, Name} gen calls (dist/shoal.erl) */
+#define GW_SERVICE "shoal_gateway"
 
 /* One distribution connection. */
 struct gw_conn {
@@ -84,6 +88,18 @@ struct gw_call {
 	int taglen;
 };
 
+/*
+ * A link from an Erlang process to an agent's incarnation (its pid: agent_pid()), kept by
+ * the gateway with a shoal monitor of the agent: the monitor's first DOWN ends the
+ * incarnation, and the remote process gets an exit signal with the reason.
+ */
+struct gw_link {
+	shoal_handle_t agent; /* 0: unused */
+	uint32_t inc;	      /* the incarnation linked: its restarts count, low 16 bits */
+	uint64_t mon;	      /* the gateway's monitor of the agent */
+	erlang_pid remote;    /* the linked Erlang process */
+};
+
 /* One reply from an agent, as the reply thread took it from the inbox. */
 struct gw_reply {
 	uint64_t ref;
@@ -109,8 +125,12 @@ struct gw {
 	char *buf;	  /* max_msg bytes: a payload on its way */
 	uint64_t dropped; /* messages to names that do not exist */
 	uint64_t last_drop_ns;
-	uint32_t call_ttl_ms;	/* GW_CALL_TTL_MS, or the test hook's */
-	uint64_t last_sweep_ns; /* calls_expire() last ran */
+	uint32_t call_ttl_ms;		    /* GW_CALL_TTL_MS, or the test hook's */
+	uint64_t last_sweep_ns;		    /* calls_expire() last ran */
+	struct gw_link links[GW_MAX_LINKS]; /* under mu */
+	uint32_t nlinks;
+	uint64_t dead_sends; /* messages to pids of incarnations that are over */
+	uint64_t last_dead_ns;
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -218,6 +238,7 @@ static int node_setup(struct gw *g, const char *cookie)
 /* --- the reply thread --- */
 
 static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, const char *data);
+static void on_down(struct gw *g, const struct shoal_down *d);
 
 /*
  * Wait in the inbox for replies and send each to its caller (on_reply(), under gw.mu).
@@ -251,6 +272,18 @@ static void *reply_thread(void *arg)
 			continue;
 		if (r < 0)
 			break; /* the instance stopped, or its supervisor is gone */
+		if ((m.flags & SHOAL_MSG_SYSTEM) && m.type == SHOAL_T_DOWN &&
+		    m.len >= sizeof(struct shoal_down)) {
+			struct shoal_down d;
+
+			memcpy(&d, buf, sizeof(d));
+			if (!d.up) {
+				pthread_mutex_lock(&g->mu);
+				on_down(g, &d);
+				pthread_mutex_unlock(&g->mu);
+			}
+			continue;
+		}
 		if (!(m.flags & SHOAL_MSG_REPLY))
 			continue;
 		h = (struct gw_reply){
@@ -280,6 +313,109 @@ static struct gw_conn *conn_by_node(struct gw *g, const char *node)
 	return NULL;
 }
 
+/* --- agents' pids and links --- */
+
+/*
+ * The Erlang pid of incarnation inc of the agent in slot `slot` (generation gen): a pid of
+ * this node whose number is the slot and whose serial holds the low 16 bits of the
+ * generation (high half) and of the restarts count (low half). A restart makes a new pid,
+ * as a restarted process is a new process in OTP; the 16 bits wrap after 65,536 restarts of
+ * one agent, and an old pid then names the agent again.
+ */
+static void agent_pid(struct gw *g, uint32_t slot, uint32_t gen, uint32_t inc, erlang_pid *out)
+{
+	*out = *ei_self(&g->ec);
+	out->num = slot;
+	out->serial = (gen & 0xffffu) << 16 | (inc & 0xffffu);
+}
+
+/*
+ * The agent whose live incarnation pid p names: its handle, and that incarnation in *inc;
+ * 0 when p is not an agent's pid of this node, or names an incarnation that is over.
+ */
+static shoal_handle_t pid_agent(struct gw *g, const erlang_pid *p, uint32_t *inc)
+{
+	const erlang_pid *self = ei_self(&g->ec);
+	struct shm_agent *a;
+	uint32_t st, gen, restarts;
+
+	if (strcmp(p->node, self->node) || p->creation != self->creation ||
+	    p->num >= shm_hdr(g->seg)->cfg.max_agents)
+		return 0;
+	a = shm_agent_at(g->seg, p->num);
+	/* acquire: the slot's gen and restarts as of this state (a reader's snapshot; a change
+	 * right after is the same as one just after the check) */
+	st = atomic_load_explicit(&a->state, memory_order_acquire);
+	gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
+	restarts = atomic_load_explicit(&a->restarts, memory_order_relaxed);
+	/* DOWN: restarting, its restarts count already that of the coming incarnation (whose
+	 * pid whereis may have given); its messages wait in the mailbox */
+	if ((st != SHM_AGENT_STARTING && st != SHM_AGENT_RUNNING && st != SHM_AGENT_DOWN &&
+	     st != SHM_AGENT_STOPPING) ||
+	    (gen & 0xffffu) != p->serial >> 16 || (restarts & 0xffffu) != (p->serial & 0xffffu))
+		return 0;
+	if (inc)
+		*inc = restarts & 0xffffu;
+	return shoal_handle_make(p->num, gen);
+}
+
+/*
+ * Send an exit signal from `from` to `to` over connection fd: the distribution's EXIT
+ * control message {3, From, To, Reason}, Reason an atom, in the pass-through framing libei
+ * itself uses (a 4-byte length, 'p', the control term). libei has no public call for an
+ * exit signal with an atom reason. 0, or -1 when it could not be written at once.
+ */
+static int send_exit(int fd, const erlang_pid *from, const erlang_pid *to, const char *reason)
+{
+	ei_x_buff x;
+	uint32_t len;
+	ssize_t w;
+	int r = -1;
+
+	if (ei_x_new(&x) < 0)
+		return -1;
+	if (ei_x_append_buf(&x, "\0\0\0\0p", 5) < 0 || ei_x_encode_version(&x) < 0 ||
+	    ei_x_encode_tuple_header(&x, 4) < 0 || ei_x_encode_long(&x, ERL_EXIT) < 0 ||
+	    ei_x_encode_pid(&x, from) < 0 || ei_x_encode_pid(&x, to) < 0 ||
+	    ei_x_encode_atom(&x, reason) < 0)
+		goto out;
+	len = htonl((uint32_t)x.index - 4);
+	memcpy(x.buff, &len, 4);
+	/* a few dozen bytes: a socket that cannot take them now belongs to a stuck peer */
+	w = send(fd, x.buff, (size_t)x.index, MSG_NOSIGNAL | MSG_DONTWAIT);
+	r = w == x.index ? 0 : -1;
+out:
+	ei_x_free(&x);
+	return r;
+}
+
+/* The atom an exit signal carries for a shoal DOWN reason. */
+static const char *down_atom(uint32_t reason)
+{
+	switch (reason) {
+	case SHOAL_DOWN_CRASH:
+		return "killed"; /* its worker died under it */
+	case SHOAL_DOWN_FAILED:
+		return "failed"; /* past its restart intensity: removed */
+	case SHOAL_DOWN_STOPPED:
+		return "normal"; /* an orderly stop */
+	case SHOAL_DOWN_ERROR:
+		return "error"; /* a callback failed: it restarts as a new incarnation */
+	default:
+		return "noproc";
+	}
+}
+
+/* Drop link k: its monitor removed. Under mu. */
+static void link_drop(struct gw *g, struct gw_link *k)
+{
+	shoal_client_demonitor(g->cl, k->mon);
+	k->agent = 0;
+	g->nlinks--;
+}
+
+static void conn_close(struct gw *g, struct gw_conn *c, const char *why);
+
 static void call_forget_ref(struct gw *g, uint64_t ref);
 
 /* The stalled message is sent or given up: reading the connection resumes. */
@@ -296,6 +432,10 @@ static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 		stall_end(c);
 	}
 	say("connection from %s closed: %s", c->node, why);
+	/* its processes' links go with it: the BEAM side reads noconnection itself */
+	for (uint32_t i = 0; g->nlinks && i < GW_MAX_LINKS; i++)
+		if (g->links[i].agent && !strcmp(g->links[i].remote.node, c->node))
+			link_drop(g, &g->links[i]);
 	ei_close_connection(c->fd);
 	c->fd = -1;
 	c->node[0] = 0;
@@ -541,35 +681,229 @@ static void on_net_kernel(struct gw *g, struct gw_conn *c, const char *buf, int 
 	ei_x_free(&out);
 }
 
+/*
+ * To the gateway's own name (GW_SERVICE): {'$gen_call', {From, Tag}, {whereis, Name}}, Name
+ * an atom or a binary, answered with the pid of the agent's live incarnation (agent_pid())
+ * or 'undefined'. Anything else is dropped.
+ */
+static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int start)
+{
+	char atom[MAXATOMLEN_UTF8], name[SHOAL_NAME_MAX + 1];
+	int i, arity, tag, tagend, req, reqend, type, size;
+	erlang_pid from, pid;
+	shoal_handle_t h = 0;
+	ei_x_buff out;
+
+	if (!is_gen_call(buf, start, &from, &tag, &tagend, &req, &reqend))
+		return;
+	i = req;
+	if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 2 ||
+	    ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "whereis") ||
+	    ei_get_type(buf, &i, &type, &size) < 0)
+		return;
+	name[0] = 0;
+	if (type == ERL_BINARY_EXT && size <= SHOAL_NAME_MAX) {
+		long len;
+
+		if (ei_decode_binary(buf, &i, name, &len) < 0)
+			return;
+		name[len] = 0;
+	} else if (ei_decode_atom(buf, &i, atom) == 0 && strlen(atom) <= SHOAL_NAME_MAX) {
+		snprintf(name, sizeof(name), "%s", atom);
+	}
+	if (name[0] && strlen(name) == strnlen(name, sizeof(name)) &&
+	    shoal_client_lookup(g->cl, name, &h) == 0) {
+		struct shm_agent *a = shm_agent_at(g->seg, shoal_handle_slot(h));
+
+		agent_pid(g, shoal_handle_slot(h), shoal_handle_gen(h),
+			  atomic_load_explicit(&a->restarts, memory_order_relaxed), &pid);
+	}
+	if (ei_x_new_with_version(&out) < 0)
+		return;
+	ei_x_encode_tuple_header(&out, 2);
+	ei_x_append_buf(&out, buf + tag, tagend - tag);
+	if (h)
+		ei_x_encode_pid(&out, &pid);
+	else
+		ei_x_encode_atom(&out, "undefined");
+	if (ei_send_tmo(c->fd, &from, out.buff, out.index, GW_IO_MS) < 0)
+		conn_close(g, c, "an answer could not be sent in time");
+	ei_x_free(&out);
+}
+
+static void to_agent(struct gw *g, struct gw_conn *c, const char *name, shoal_handle_t to,
+		     const ei_x_buff *x, int start, int end);
+
+/* The term of message x: its offsets [*start, *end); false (said) if malformed. */
+static bool term_of(struct gw_conn *c, const char *to, const ei_x_buff *x, int *start, int *end)
+{
+	int i = 0, ver;
+
+	if (ei_decode_version(x->buff, &i, &ver) < 0) {
+		say("message from %s to %s rejected: no term version byte", c->node, to);
+		return false;
+	}
+	*start = i;
+	*end = i;
+	if (ei_skip_term(x->buff, end) < 0 || *end != x->index) {
+		say("message from %s to %s rejected: a malformed term (%d bytes)", c->node, to,
+		    x->index);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A message sent to a pid: to the agent incarnation it names (a cast, or a gen_server call),
+ * or dropped when that incarnation is over, as Erlang drops a message to a dead process.
+ */
+static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, const ei_x_buff *x)
+{
+	shoal_handle_t to = pid_agent(g, &msg->to, NULL);
+	struct shm_agent *a;
+	char name[SHOAL_NAME_MAX + 1];
+	int start, end;
+
+	if (!to) {
+		uint64_t now = shm_now_ns();
+
+		g->dead_sends++;
+		if (now - g->last_dead_ns >= 1000000000ull) {
+			say("message from %s to pid <%u.%u> dropped: no live agent incarnation has "
+			    "that pid (%" PRIu64 " dropped so far)",
+			    c->node, msg->to.num, msg->to.serial, g->dead_sends);
+			g->last_dead_ns = now;
+		}
+		return;
+	}
+	a = shm_agent_at(g->seg, shoal_handle_slot(to));
+	/* the name for messages: plain bytes written before the slot was published */
+	for (size_t k = 0; k < sizeof(name) - 1; k++)
+		name[k] = __atomic_load_n(&a->name[k], __ATOMIC_RELAXED);
+	name[sizeof(name) - 1] = 0;
+	if (!term_of(c, name, x, &start, &end))
+		return;
+	to_agent(g, c, name, to, x, start, end);
+}
+
+/*
+ * A link from Erlang process msg->from to the agent pid msg->to: kept with a monitor of the
+ * agent (link_drop()); a pid whose incarnation is over answers with an exit signal
+ * 'noproc' at once, as a BEAM node answers a link to a dead process.
+ */
+static void on_link(struct gw *g, struct gw_conn *c, const erlang_msg *msg)
+{
+	uint32_t inc, inc2;
+	shoal_handle_t h = pid_agent(g, &msg->to, &inc);
+	struct gw_link *k = NULL;
+	uint64_t mon;
+
+	for (uint32_t i = 0; h && i < GW_MAX_LINKS && !k; i++)
+		if (!g->links[i].agent)
+			k = &g->links[i];
+	if (h && !k) {
+		say("link from %s to pid <%u.%u> refused: %u links already", c->node, msg->to.num,
+		    msg->to.serial, GW_MAX_LINKS);
+		h = 0;
+	}
+	if (h && shoal_client_monitor(g->cl, h, &mon) < 0)
+		h = 0;
+	/* the incarnation may have ended before the monitor was in place: look again */
+	if (h && pid_agent(g, &msg->to, &inc2) != h) {
+		shoal_client_demonitor(g->cl, mon);
+		h = 0;
+	}
+	if (!h) {
+		if (send_exit(c->fd, &msg->to, &msg->from, "noproc"))
+			conn_close(g, c, "an exit signal could not be sent");
+		return;
+	}
+	*k = (struct gw_link){.agent = h, .inc = inc, .mon = mon, .remote = msg->from};
+	g->nlinks++;
+}
+
+/*
+ * An unlink, or an exit signal from a linked process (it ended): the links between
+ * msg->from and the agent pid msg->to go. An exit signal does not stop the agent: agents
+ * take no exit signals (docs/dist.md).
+ */
+static void on_unlink(struct gw *g, const erlang_msg *msg)
+{
+	uint32_t slot = msg->to.num, inc = msg->to.serial & 0xffffu;
+
+	for (uint32_t i = 0; g->nlinks && i < GW_MAX_LINKS; i++) {
+		struct gw_link *k = &g->links[i];
+
+		if (k->agent && shoal_handle_slot(k->agent) == slot && k->inc == inc &&
+		    !strcmp(k->remote.node, msg->from.node) && k->remote.num == msg->from.num &&
+		    k->remote.serial == msg->from.serial &&
+		    k->remote.creation == msg->from.creation)
+			link_drop(g, k);
+	}
+}
+
+/*
+ * A DOWN from the gateway's monitor of a linked agent: its incarnation is over; each link
+ * on that monitor sends its remote process an exit signal with the reason. The reply
+ * thread, holding mu.
+ */
+static void on_down(struct gw *g, const struct shoal_down *d)
+{
+	for (uint32_t i = 0; g->nlinks && i < GW_MAX_LINKS; i++) {
+		struct gw_link *k = &g->links[i];
+		struct gw_conn *c;
+		erlang_pid from;
+
+		if (!k->agent || k->mon != d->ref)
+			continue;
+		agent_pid(g, shoal_handle_slot(k->agent), shoal_handle_gen(k->agent), k->inc,
+			  &from);
+		c = conn_by_node(g, k->remote.node);
+		if (c && send_exit(c->fd, &from, &k->remote, down_atom(d->reason)))
+			conn_close(g, c, "an exit signal could not be sent");
+		if (k->agent)
+			link_drop(g, k);
+	}
+}
+
 /* A message sent to registered name msg->toname: a cast, or a gen_server call. */
 static void on_reg_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, const ei_x_buff *x)
 {
 	const char *name = msg->toname;
-	int i = 0, ver, start, end, tag, tagend, req, reqend;
-	erlang_pid from;
 	shoal_handle_t to;
-	uint32_t flags;
-	int64_t n;
+	int start, end;
 
-	if (ei_decode_version(x->buff, &i, &ver) < 0) {
-		say("message from %s to '%s' rejected: no term version byte", c->node, name);
-		return;
-	}
-	start = i;
-	end = i;
-	if (ei_skip_term(x->buff, &end) < 0 || end != x->index) {
-		say("message from %s to '%s' rejected: a malformed term (%d bytes)", c->node, name,
-		    x->index);
-		return;
+	{
+		char quoted[SHOAL_NAME_MAX + 4];
+
+		snprintf(quoted, sizeof(quoted), "'%.*s'", (int)SHOAL_NAME_MAX, name);
+		if (!term_of(c, quoted, x, &start, &end))
+			return;
 	}
 	if (!strcmp(name, "net_kernel")) {
 		on_net_kernel(g, c, x->buff, start);
+		return;
+	}
+	if (!strcmp(name, GW_SERVICE)) {
+		on_service(g, c, x->buff, start);
 		return;
 	}
 	if (strlen(name) > SHOAL_NAME_MAX || shoal_client_lookup(g->cl, name, &to) < 0) {
 		drop_unknown(g, c->node, name);
 		return;
 	}
+	to_agent(g, c, name, to, x, start, end);
+}
+
+/* A message to an agent (to, called `name` in messages): a cast, or a gen_server call. */
+static void to_agent(struct gw *g, struct gw_conn *c, const char *name, shoal_handle_t to,
+		     const ei_x_buff *x, int start, int end)
+{
+	int tag, tagend, req, reqend;
+	erlang_pid from;
+	uint32_t flags;
+	int64_t n;
+
 	if (is_gen_call(x->buff, start, &from, &tag, &tagend, &req, &reqend)) {
 		uint64_t ref;
 
@@ -620,12 +954,17 @@ static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 		on_reg_send(g, c, &msg, x);
 		break;
 	case ERL_SEND:
-		/* shoal agents have no Erlang pids yet: nothing can be addressed so */
-		say("message from %s to a pid dropped: shoal agents are addressed by name",
-		    c->node);
+		on_send(g, c, &msg, x);
+		break;
+	case ERL_LINK:
+		on_link(g, c, &msg);
+		break;
+	case ERL_UNLINK:
+	case ERL_EXIT:
+		on_unlink(g, &msg);
 		break;
 	default:
-		/* links, exits, monitors: not offered yet (docs/dist.md) */
+		/* exit/2 signals (agents take none), monitors (not offered: docs/dist.md) */
 		break;
 	}
 }

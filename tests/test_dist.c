@@ -52,6 +52,11 @@ static struct peer peer;
  */
 static const char peer_program[] =
 	"N = list_to_atom(os:getenv(\"SHOAL_NODE\")),"
+	/* exit signals from linked agents arrive as messages; dist/shoal.erl loaded */
+	"process_flag(trap_exit, true),"
+	"case os:getenv(\"SHOAL_TEST_ERL_SRC\") of false -> ok; Src ->"
+	"  {ok, shoal, Bin} = compile:file(Src, [binary]),"
+	"  {module, shoal} = code:load_binary(shoal, Src, Bin) end,"
 	"P = fun(F, A) -> io:format(F ++ \"~n\", A) end,"
 	"Call = fun(Name, Req, T) ->"
 	"  case catch gen_server:call({list_to_atom(Name), N}, Req, T) of"
@@ -96,6 +101,25 @@ static const char peer_program[] =
 	"                X -> P(\"term bad ~w\", [X]) end;"
 	"            O -> P(\"term other ~w\", [O])"
 	"          end;"
+	"        [\"whereis\", Name] -> W = shoal:whereis(list_to_atom(Name), N), put(pid, W),"
+	"          P(\"whereis ~w\", [is_pid(W) andalso node(W) =:= N]);"
+	"        [\"keep\"] -> put(old, get(pid)), P(\"kept\", []);"
+	"        [\"useold\"] -> put(pid, get(old)), P(\"old\", []);"
+	"        [\"samepid\"] -> P(\"~w\", [get(pid) =:= get(old)]);"
+	"        [\"pidcall\", Pay] ->"
+	"          P(\"~s\", [case catch gen_server:call(get(pid), list_to_binary(Pay), 1000) of"
+	"            {'EXIT', {timeout, _}} -> \"timeout\";"
+	"            B when is_binary(B) -> \"reply \" ++ binary_to_list(B);"
+	"            O -> io_lib:format(\"other ~w\", [O]) end]);"
+	"        [\"link\"] -> link(get(pid)), P(\"linked\", []);"
+	"        [\"waitexit\"] -> Pid = get(pid),"
+	"          receive {'EXIT', Pid, R} -> P(\"exit ~w\", [R])"
+	"          after 10000 -> P(\"no exit\", []) end;"
+	"        [\"mon\", Name] -> put(mon, shoal:monitor(process, {list_to_atom(Name), N})),"
+	"          P(\"monitoring\", []);"
+	"        [\"waitmon\"] -> Ref = get(mon),"
+	"          receive {'DOWN', Ref, process, _, R} -> P(\"down ~w\", [R])"
+	"          after 10000 -> P(\"no down\", []) end;"
 	"        Other -> P(\"unknown ~p\", [Other])"
 	"      end,"
 	"      Loop()"
@@ -549,6 +573,42 @@ static void test_dist_inspect_shows_gateway(void **state)
  * The gateway SIGKILLed: the Erlang node sees the node go down, the supervisor starts a new
  * gateway, and the next call from Erlang connects again and is answered.
  */
+/*
+ * Agents' pids, links and the shipped module's monitor: the pid shoal:whereis/2 gives answers
+ * calls; a process linked to it, and a shoal:monitor/2 of it, get the exit signal (killed)
+ * when the agent's worker is SIGKILLed; the restarted agent has a new pid, which answers;
+ * the old pid is dead (a call to it is dropped and times out; a link to it gets noproc).
+ */
+static void test_dist_pid_link_monitor(void **state)
+{
+	pid_t victim = rt_slot_pid(cl.seg, 1);
+	uint32_t r0 = atomic_load(&shm_proc_at(cl.seg, 1)->restarts);
+
+	(void)state;
+	assert_true(victim > 0);
+	peer_expect(&peer, "whereis echo", "whereis true");
+	peer_expect(&peer, "pidcall hello", "reply hello");
+	peer_expect(&peer, "whereis nobody", "whereis false");
+	peer_expect(&peer, "whereis echo", "whereis true");
+	peer_expect(&peer, "keep", "kept");
+	peer_expect(&peer, "link", "linked");
+	peer_expect(&peer, "mon echo", "monitoring");
+	rt_kill_and_wait(victim);
+	peer_expect(&peer, "waitexit", "exit killed");
+	peer_expect(&peer, "waitmon", "down killed");
+	WAIT_FOR(cl.seg, atomic_load(&shm_proc_at(cl.seg, 1)->restarts) > r0 &&
+				 atomic_load(&shm_proc_at(cl.seg, 1)->state) == SHM_PROC_RUNNING);
+	peer_expect(&peer, "whereis echo", "whereis true");
+	peer_expect(&peer, "samepid", "false");
+	peer_expect(&peer, "pidcall again", "reply again");
+	/* the old incarnation's pid: dead */
+	peer_expect(&peer, "useold", "old");
+	peer_expect(&peer, "pidcall lost", "timeout");
+	rt_wait_err(&run, "dropped: no live agent incarnation has that pid");
+	peer_expect(&peer, "link", "linked");
+	peer_expect(&peer, "waitexit", "exit noproc");
+}
+
 static void test_dist_gateway_restarted(void **state)
 {
 	pid_t gw = gateway_pid(cl.seg);
@@ -581,6 +641,7 @@ int main(void)
 		cmocka_unit_test(test_dist_bench_runs),
 		cmocka_unit_test(test_dist_run_node_options),
 		cmocka_unit_test(test_dist_inspect_shows_gateway),
+		cmocka_unit_test(test_dist_pid_link_monitor),
 		cmocka_unit_test(test_dist_gateway_restarted),
 	};
 
