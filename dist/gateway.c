@@ -131,6 +131,9 @@ struct gw {
 	uint32_t nlinks;
 	uint64_t dead_sends; /* messages to pids of incarnations that are over */
 	uint64_t last_dead_ns;
+	/* the figures tools read (its dist_* words), under mu; flushed every GW_POLL_MS */
+	struct shm_telem tl;
+	uint64_t last_flush_ns;
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -484,6 +487,7 @@ static void drop_unknown(struct gw *g, const char *from, const char *name)
 	uint64_t now = shm_now_ns();
 
 	g->dropped++;
+	g->tl.dist_dropped++;
 	if (now - g->last_drop_ns >= 1000000000ull) {
 		say("message from %s to '%s' dropped: no agent of that name (%" PRIu64
 		    " dropped so far)",
@@ -524,6 +528,7 @@ static int64_t payload_of(struct gw *g, const char *buf, int start, int end, uin
 	return n;
 
 out_big:
+	g->tl.dist_dropped++;
 	say("message from %s to '%s' rejected: %" PRId64
 	    " bytes, more than the instance's max message (%u bytes, [segment] max_message)",
 	    from, name, n, g->max_msg);
@@ -583,6 +588,8 @@ static void deliver(struct gw *g, struct gw_conn *c, const char *name, shoal_han
 {
 	int r = ipc_send(g->seg, to, g->inbox, 0, flags, ref, g->buf, n, 0);
 
+	if (r == 0)
+		g->tl.dist_in++;
 	if (r == -EAGAIN || r == -ETIMEDOUT) {
 		c->stall = (struct gw_stall){
 			.len = n, .flags = flags, .ref = ref, .to = to, .since_ns = shm_now_ns()};
@@ -595,6 +602,7 @@ static void deliver(struct gw *g, struct gw_conn *c, const char *name, shoal_han
 		r = -ENOMEM;
 	}
 	if (r) {
+		g->tl.dist_dropped++;
 		say("%s from %s to '%s' dropped: %s", ref ? "call" : "message", c->node, name,
 		    strerror(-r));
 		call_forget_ref(g, ref);
@@ -610,7 +618,10 @@ static void stall_retry(struct gw *g, struct gw_conn *c)
 	if ((r == -EAGAIN || r == -ETIMEDOUT) &&
 	    shm_now_ns() - st->since_ns < (uint64_t)GW_STALL_MS * 1000000u)
 		return;
+	if (r == 0)
+		g->tl.dist_in++;
 	if (r) {
+		g->tl.dist_dropped++;
 		say("%s from %s to '%s' dropped: %s", st->ref ? "call" : "message", c->node,
 		    st->name,
 		    r == -EAGAIN || r == -ETIMEDOUT ? "its mailbox stayed full for 5 s"
@@ -678,6 +689,8 @@ static void on_net_kernel(struct gw *g, struct gw_conn *c, const char *buf, int 
 	ei_x_encode_atom(&out, "yes");
 	if (ei_send_tmo(c->fd, &from, out.buff, out.index, GW_IO_MS) < 0)
 		conn_close(g, c, "an answer could not be sent in time");
+	else
+		g->tl.dist_out++;
 	ei_x_free(&out);
 }
 
@@ -728,6 +741,8 @@ static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int sta
 		ei_x_encode_atom(&out, "undefined");
 	if (ei_send_tmo(c->fd, &from, out.buff, out.index, GW_IO_MS) < 0)
 		conn_close(g, c, "an answer could not be sent in time");
+	else
+		g->tl.dist_out++;
 	ei_x_free(&out);
 }
 
@@ -768,6 +783,7 @@ static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, cons
 		uint64_t now = shm_now_ns();
 
 		g->dead_sends++;
+		g->tl.dist_dropped++;
 		if (now - g->last_dead_ns >= 1000000000ull) {
 			say("message from %s to pid <%u.%u> dropped: no live agent incarnation has "
 			    "that pid (%" PRIu64 " dropped so far)",
@@ -781,8 +797,10 @@ static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, cons
 	for (size_t k = 0; k < sizeof(name) - 1; k++)
 		name[k] = __atomic_load_n(&a->name[k], __ATOMIC_RELAXED);
 	name[sizeof(name) - 1] = 0;
-	if (!term_of(c, name, x, &start, &end))
+	if (!term_of(c, name, x, &start, &end)) {
+		g->tl.dist_dropped++;
 		return;
+	}
 	to_agent(g, c, name, to, x, start, end);
 }
 
@@ -816,6 +834,8 @@ static void on_link(struct gw *g, struct gw_conn *c, const erlang_msg *msg)
 	if (!h) {
 		if (send_exit(c->fd, &msg->to, &msg->from, "noproc"))
 			conn_close(g, c, "an exit signal could not be sent");
+		else
+			g->tl.dist_out++;
 		return;
 	}
 	*k = (struct gw_link){.agent = h, .inc = inc, .mon = mon, .remote = msg->from};
@@ -861,6 +881,8 @@ static void on_down(struct gw *g, const struct shoal_down *d)
 		c = conn_by_node(g, k->remote.node);
 		if (c && send_exit(c->fd, &from, &k->remote, down_atom(d->reason)))
 			conn_close(g, c, "an exit signal could not be sent");
+		else if (c)
+			g->tl.dist_out++;
 		if (k->agent)
 			link_drop(g, k);
 	}
@@ -877,8 +899,10 @@ static void on_reg_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, 
 		char quoted[SHOAL_NAME_MAX + 4];
 
 		snprintf(quoted, sizeof(quoted), "'%.*s'", (int)SHOAL_NAME_MAX, name);
-		if (!term_of(c, quoted, x, &start, &end))
+		if (!term_of(c, quoted, x, &start, &end)) {
+			g->tl.dist_dropped++;
 			return;
+		}
 	}
 	if (!strcmp(name, "net_kernel")) {
 		on_net_kernel(g, c, x->buff, start);
@@ -913,6 +937,7 @@ static void to_agent(struct gw *g, struct gw_conn *c, const char *name, shoal_ha
 		if (g->ncalls >= GW_MAX_PENDING) {
 			say("call from %s to '%s' dropped: %u calls in flight already", c->node,
 			    name, GW_MAX_PENDING);
+			g->tl.dist_dropped++;
 			return;
 		}
 		ref = ipc_ref_new(g->seg, false);
@@ -1004,6 +1029,8 @@ static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, con
 	/* the caller's node is gone: the reply is lost, as Erlang would lose it */
 	if (c && ei_send_tmo(c->fd, &call->from, out->buff, out->index, GW_IO_MS) < 0)
 		conn_close(g, c, "a reply could not be sent in time");
+	else if (c)
+		g->tl.dist_out++;
 	call_forget(g, call);
 }
 
@@ -1024,6 +1051,33 @@ static void calls_expire(struct gw *g)
 		    c->from.node, c->name, g->call_ttl_ms);
 		call_forget(g, c);
 	}
+}
+
+/*
+ * The gateway's figures into its telemetry block (struct shm_telem's dist_* words), for
+ * shoal inspect and shoal metrics: at most every GW_POLL_MS, or now when final. Under mu.
+ */
+static void telem_flush(struct gw *g, bool final)
+{
+	uint64_t now = shm_now_ns();
+
+	if (!final && now - g->last_flush_ns < (uint64_t)GW_POLL_MS * 1000000u)
+		return;
+	g->last_flush_ns = now;
+	g->tl.dist_conns = 0;
+	g->tl.dist_stalled = 0;
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++) {
+		g->tl.dist_conns += g->conns[i].fd >= 0;
+		g->tl.dist_stalled += g->conns[i].fd >= 0 && g->conns[i].stall.data;
+	}
+	g->tl.dist_links = g->nlinks;
+	g->tl.dist_calls = g->ncalls;
+	g->tl.handled = g->tl.dist_in;
+	g->tl.flushed_ns = now;
+	g->tl.pid = (uint32_t)getpid();
+	g->tl.final = final;
+	g->tl.flushes++;
+	shm_telem_flush(g->seg, g->seg->self, &g->tl);
 }
 
 /* Serve until the instance stops (the reply pipe ends) or a signal ends the process. */
@@ -1073,6 +1127,7 @@ static int serve(struct gw *g)
 			break;
 		pthread_mutex_lock(&g->mu);
 		calls_expire(g);
+		telem_flush(g, false);
 		/* a connection the reply thread closed meanwhile has fd -1 (or another fd) now */
 		for (nfds_t k = 2; r > 0 && k < n; k++)
 			if (pf[k].revents && of[k]->fd == pf[k].fd && !of[k]->stall.data)
@@ -1139,6 +1194,7 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 	/* T0: release: pairs with T1: the thread ends within its wait's second */
 	atomic_store_explicit(&g.stop, 1, memory_order_release);
 	pthread_join(th, NULL);
+	telem_flush(&g, true);
 	close(g.pipe_rd);
 	goto out_client;
 out_pipe:

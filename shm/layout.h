@@ -398,7 +398,16 @@ struct shm_telem {
 	uint64_t rss_start_bytes; /* resident bytes at this process's first flush: the growth
 				   * baseline (a replacement worker starts its own) */
 	uint64_t cg_memory_bytes; /* its [memory] cgroup's memory.current, 0 without one */
-	uint8_t pad[256 - 80 - 8 * SHM_TELEM_BUCKETS];
+	/*
+	 * The distribution gateway's (role gateway; zero in other blocks, and in segments of
+	 * shoals before these words, which were padding): its connections and links now, calls
+	 * in flight, connections stalled on a full mailbox; messages from the network put into
+	 * mailboxes, messages it sent (replies, answers, exit signals), messages dropped (no
+	 * such name or pid, oversized, malformed, a mailbox full for 5 s, too many calls).
+	 */
+	uint32_t dist_conns, dist_links, dist_calls, dist_stalled;
+	uint64_t dist_in, dist_out, dist_dropped;
+	uint8_t pad[256 - 80 - 8 * SHM_TELEM_BUCKETS - 40];
 };
 static_assert(sizeof(struct shm_telem) == 256, "telemetry block ABI");
 static_assert(offsetof(struct shm_telem, rss_bytes) == 56 + 8 * SHM_TELEM_BUCKETS,

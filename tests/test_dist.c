@@ -557,16 +557,54 @@ static void test_dist_run_node_options(void **state)
 }
 
 /* shoal inspect lists the gateway's process slot with its role. */
+/* Whether the gateway's telemetry block shows the peer's connection and its traffic. */
+static bool dist_flushed(struct shm_seg *seg, struct shm_telem *t)
+{
+	for (uint32_t i = 0; i < shm_hdr(seg)->cfg.max_procs; i++)
+		if (atomic_load(&shm_proc_at(seg, i)->role) == SHM_ROLE_GATEWAY &&
+		    atomic_load(&shm_proc_at(seg, i)->state) == SHM_PROC_RUNNING)
+			return shm_telem_read(seg, i, t) == 0 && t->dist_conns >= 1 &&
+			       t->dist_in > 0 && t->dist_out > 0 && t->dist_dropped > 0;
+	return false;
+}
+
+/*
+ * inspect lists the gateway among the processes, and its figures (connections, traffic,
+ * drops: the earlier tests made some of each) in inspect, inspect --json and metrics.
+ */
 static void test_dist_inspect_shows_gateway(void **state)
 {
-	const char *args[] = {"inspect", NULL};
-	char out[16384], want[64];
+	const char *args[] = {"inspect", NULL}, *jargs[] = {"inspect", "--json", NULL};
+	const char *margs[] = {"metrics", "--once", NULL};
+	static char out[1 << 18];
+	char want[64], *line;
+	unsigned conns, links, calls, stalled;
+	unsigned long long in, sent, dropped;
+	struct shm_telem t;
 
 	(void)state;
+	WAIT_FOR(cl.seg, dist_flushed(cl.seg, &t));
 	assert_int_equal(rt_run_tool(run.inst, out, sizeof(out), args), 0);
 	snprintf(want, sizeof(want), "gateway    running %8d", (int)gateway_pid(cl.seg));
 	if (!strstr(out, want))
 		fail_msg("inspect does not list '%s':\n%s", want, out);
+	line = strstr(out, "distribution   gateway slot");
+	if (!line ||
+	    sscanf(strchr(line, ':') + 1,
+		   " %u %*s %u %*s %u %*s in flight, %u stalled on a full mailbox; %llu in, "
+		   "%llu out, %llu dropped",
+		   &conns, &links, &calls, &stalled, &in, &sent, &dropped) != 7)
+		fail_msg("inspect has no distribution line it should:\n%s", out);
+	assert_true(conns >= 1);
+	assert_true(in >= t.dist_in && sent >= t.dist_out && dropped >= t.dist_dropped);
+	assert_int_equal(rt_run_tool(run.inst, out, sizeof(out), jargs), 0);
+	if (!strstr(out, "\"dist\": {") || !strstr(out, "\"connections\": "))
+		fail_msg("inspect --json has no gateway 'dist' object:\n%.4000s", out);
+	assert_int_equal(rt_run_tool(run.inst, out, sizeof(out), margs), 0);
+	if (!strstr(out, "\nshoal_dist_connections ") ||
+	    !strstr(out, "\nshoal_dist_messages_in_total ") ||
+	    !strstr(out, "\nshoal_dist_dropped_total "))
+		fail_msg("metrics has no shoal_dist_* figures:\n%.4000s", out);
 }
 
 /*

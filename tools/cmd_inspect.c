@@ -275,6 +275,28 @@ static void show_telemetry(const struct shm_view *v)
 	}
 }
 
+/* The distribution gateway's figures, from its telemetry block, if the instance has one. */
+static void show_dist(const struct shm_view *v)
+{
+	for (uint32_t i = 0; i < v->nprocs; i++) {
+		const struct shm_view_proc *p = &v->procs[i];
+		const struct shm_telem *t = &p->telem;
+
+		if (p->role != SHM_ROLE_GATEWAY || p->telem_ret || !t->flushes)
+			continue;
+		printf("\ndistribution   gateway slot %u pid %u: %u connection%s, %u link%s, %u "
+		       "call%s in flight, %u stalled on a full mailbox; %llu in, %llu out, %llu "
+		       "dropped (as of %.1f s ago%s)\n",
+		       i, t->pid, t->dist_conns, t->dist_conns == 1 ? "" : "s", t->dist_links,
+		       t->dist_links == 1 ? "" : "s", t->dist_calls, t->dist_calls == 1 ? "" : "s",
+		       t->dist_stalled, (unsigned long long)t->dist_in,
+		       (unsigned long long)t->dist_out, (unsigned long long)t->dist_dropped,
+		       v->taken_ns > t->flushed_ns ? (double)(v->taken_ns - t->flushed_ns) / 1e9
+						   : 0.0,
+		       t->final ? "; its final figures" : "");
+	}
+}
+
 /* The exit log: every exit of a process slot's owner, newest first (the last SHM_EXIT_LOG). */
 static void show_exits(const struct shm_view *v)
 {
@@ -588,6 +610,7 @@ static void show_all(const struct inspect *in, const char *path)
 	if (parts & SHM_VIEW_PART_PROCS) {
 		show_procs(v, in->all);
 		show_telemetry(v);
+		show_dist(v);
 	}
 	if (parts & SHM_VIEW_PART_EXITS)
 		show_exits(v);

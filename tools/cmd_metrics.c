@@ -405,6 +405,40 @@ static void write_agents(FILE *f, const struct metrics *m)
 	}
 }
 
+/* The distribution gateway's figures (its telemetry block), when the instance has one. */
+static void write_dist(FILE *f, const struct shm_view *v)
+{
+	const struct shm_telem *t = NULL;
+
+	for (uint32_t i = 0; i < v->nprocs && !t; i++)
+		if (v->procs[i].role == SHM_ROLE_GATEWAY && !v->procs[i].telem_ret &&
+		    v->procs[i].telem.flushes)
+			t = &v->procs[i].telem;
+	if (!t)
+		return;
+	family(f, "shoal_dist_connections", "gauge",
+	       "Erlang distribution connections the gateway holds");
+	sample_u(f, "shoal_dist_connections", t->dist_conns);
+	family(f, "shoal_dist_links", "gauge", "Links from Erlang processes to agents' pids");
+	sample_u(f, "shoal_dist_links", t->dist_links);
+	family(f, "shoal_dist_calls_in_flight", "gauge",
+	       "gen_server calls from the network awaiting an agent's reply");
+	sample_u(f, "shoal_dist_calls_in_flight", t->dist_calls);
+	family(f, "shoal_dist_stalled_connections", "gauge",
+	       "Connections not read while their next message waits for a full mailbox");
+	sample_u(f, "shoal_dist_stalled_connections", t->dist_stalled);
+	family(f, "shoal_dist_messages_in_total", "counter",
+	       "Messages from the network put into agents' mailboxes (this gateway process's)");
+	fprintf(f, "shoal_dist_messages_in_total %" PRIu64 "\n", t->dist_in);
+	family(f, "shoal_dist_messages_out_total", "counter",
+	       "Messages the gateway sent: replies, answers, exit signals (this process's)");
+	fprintf(f, "shoal_dist_messages_out_total %" PRIu64 "\n", t->dist_out);
+	family(f, "shoal_dist_dropped_total", "counter",
+	       "Messages from the network dropped: no such name or pid, malformed, oversized, "
+	       "a mailbox full for 5 s, too many calls (this process's)");
+	fprintf(f, "shoal_dist_dropped_total %" PRIu64 "\n", t->dist_dropped);
+}
+
 static void write_tables(FILE *f, const struct shm_view *v)
 {
 	if (!v->reg_ret) {
@@ -539,6 +573,7 @@ static int render(const struct metrics *m, char **out, size_t *len)
 	write_exits(f, m->v);
 	write_agents(f, m);
 	write_tables(f, m->v);
+	write_dist(f, m->v);
 	write_ops(f, m->v);
 	if (fclose(f)) {
 		free(*out);

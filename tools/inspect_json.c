@@ -148,6 +148,17 @@ static json_t *process(const struct shm_view *v, const struct shm_view_proc *p, 
 			      (json_int_t)p->telem.rss_start_bytes, "cgroup_memory_bytes",
 			      (json_int_t)p->telem.cg_memory_bytes),
 		    bad);
+	if (p->role == SHM_ROLE_GATEWAY && p->telem_ret == 0 && p->telem.flushes)
+		put(o, "dist",
+		    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connections",
+			      (json_int_t)p->telem.dist_conns, "links",
+			      (json_int_t)p->telem.dist_links, "calls_in_flight",
+			      (json_int_t)p->telem.dist_calls, "stalled_connections",
+			      (json_int_t)p->telem.dist_stalled, "messages_in",
+			      (json_int_t)p->telem.dist_in, "messages_out",
+			      (json_int_t)p->telem.dist_out, "dropped",
+			      (json_int_t)p->telem.dist_dropped),
+		    bad);
 	(void)v;
 	return o;
 }
