@@ -25,6 +25,7 @@ struct dist_conf {
 	char cookie_file[DIST_PATH_MAX]; /* the cookie's file (mode 0600 or stricter) */
 	char listen[DIST_ADDR_MAX];	 /* IPv4 address to listen on (default 127.0.0.1) */
 	uint32_t port;			 /* port to listen on, 0: any */
+	uint32_t ticktime_s;		 /* net_ticktime: a connection silent this long is closed */
 	int line;			 /* line of the section's first key, 0: no [dist] */
 	int cookie_line;		 /* line of cookie_file, 0 none */
 	int node_line;			 /* line of node, 0 none */

@@ -3,14 +3,18 @@
  * (libei). One process (role gateway), forked and restarted by the supervisor
  * (supervisor/sup_gateway.c), with two threads:
  *   - the main thread owns every libei connection: it accepts, answers distribution ticks,
- *     decodes each message sent to a registered name and puts it in that agent's mailbox (a
- *     cast, or a call with a reference), never waiting on a mailbox: a full one stalls only
- *     the connection the message came on (GW_STALL_MS), the others go on;
+ *     decodes each message sent to a registered name or to an agent's pid (agent_pid()) and
+ *     puts it in that agent's mailbox (a cast, or a call with a reference), never waiting
+ *     on a mailbox: a full one stalls only the connection the message came on
+ *     (GW_STALL_MS), the others go on; it keeps the links Erlang processes make to agents'
+ *     pids, each with a shoal monitor of the agent, and closes connections silent past
+ *     net_ticktime;
  *   - the reply thread waits in the gateway's shoal inbox for the agents' replies and sends
  *     each to its caller itself, so a slow agent never holds the network side and a reply
- *     costs no extra wakeup of the main thread. The two share the connections and the
- *     calls in flight under one mutex (gw.mu), which also keeps their writes to a socket
- *     (replies; libei's tick answers) whole.
+ *     costs no extra wakeup of the main thread; the monitors' DOWN notices come there too,
+ *     and it sends the linked processes their exit signals. The two share the
+ *     connections, the calls in flight and the links under one mutex (gw.mu), which also
+ *     keeps their writes to a socket (replies, exit signals; libei's tick answers) whole.
  * The main thread's poll wakes at least every GW_POLL_MS, far inside the net tick time (60 s),
  * and no libei call it makes waits longer than GW_IO_MS.
  */
@@ -66,6 +70,7 @@
 struct gw_conn {
 	int fd; /* -1: unused */
 	char node[MAXNODELEN + 1];
+	uint64_t rx_ns; /* when it last sent something (a tick or a message) */
 	/* a message waiting for room in a full mailbox (see GW_STALL_MS); data NULL: none */
 	struct gw_stall {
 		char *data;
@@ -117,7 +122,7 @@ struct gw {
 	shoal_handle_t inbox;
 	uint32_t max_msg;
 	int pipe_rd, pipe_wr; /* the reply thread closes pipe_wr as it ends: the instance stopped */
-	pthread_mutex_t mu;   /* conns, calls, ncalls: the main thread and the reply thread */
+	pthread_mutex_t mu;   /* conns, calls, links, tl: the main thread and the reply thread */
 	_Atomic uint32_t stop; /* the main thread has ended: the reply thread ends too */
 	struct gw_conn conns[GW_MAX_CONNS];
 	struct gw_call calls[GW_MAX_PENDING];
@@ -245,8 +250,8 @@ static void on_down(struct gw *g, const struct shoal_down *d);
 
 /*
  * Wait in the inbox for replies and send each to its caller (on_reply(), under gw.mu).
- * Other messages to the inbox (none are addressed to it yet) are dropped. Ends when the
- * instance stops (or the main thread has ended) and closes pipe_wr to say so.
+ * DOWN and UP notices of its monitors end links (on_down()); other messages are dropped. Ends when
+ * the instance stops (or the main thread has ended) and closes pipe_wr to say so.
  */
 static void *reply_thread(void *arg)
 {
@@ -280,11 +285,9 @@ static void *reply_thread(void *arg)
 			struct shoal_down d;
 
 			memcpy(&d, buf, sizeof(d));
-			if (!d.up) {
-				pthread_mutex_lock(&g->mu);
-				on_down(g, &d);
-				pthread_mutex_unlock(&g->mu);
-			}
+			pthread_mutex_lock(&g->mu);
+			on_down(g, &d);
+			pthread_mutex_unlock(&g->mu);
 			continue;
 		}
 		if (!(m.flags & SHOAL_MSG_REPLY))
@@ -346,13 +349,19 @@ static shoal_handle_t pid_agent(struct gw *g, const erlang_pid *p, uint32_t *inc
 	    p->num >= shm_hdr(g->seg)->cfg.max_agents)
 		return 0;
 	a = shm_agent_at(g->seg, p->num);
-	/* acquire: the slot's gen and restarts as of this state (a reader's snapshot; a change
-	 * right after is the same as one just after the check) */
+	/*
+	 * P0: acquire: pairs with the agent slot's publication (S2, shm/proc.c): gen and
+	 * restarts are at least those of the state read. A reader's snapshot: a change right
+	 * after is as one just after the check. restarts is counted just after the DOWN store
+	 * (workers/agent.c, workers/worker.c), so for those few instructions the ending
+	 * incarnation's pid still reads live: a message it lets through waits in the mailbox
+	 * for the next incarnation.
+	 */
 	st = atomic_load_explicit(&a->state, memory_order_acquire);
 	gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
 	restarts = atomic_load_explicit(&a->restarts, memory_order_relaxed);
-	/* DOWN: restarting, its restarts count already that of the coming incarnation (whose
-	 * pid whereis may have given); its messages wait in the mailbox */
+	/* DOWN: restarting, its restarts count (past the window above) that of the coming
+	 * incarnation, whose pid whereis may have given; its messages wait in the mailbox */
 	if ((st != SHM_AGENT_STARTING && st != SHM_AGENT_RUNNING && st != SHM_AGENT_DOWN &&
 	     st != SHM_AGENT_STOPPING) ||
 	    (gen & 0xffffu) != p->serial >> 16 || (restarts & 0xffffu) != (p->serial & 0xffffu))
@@ -475,6 +484,7 @@ static void on_accept(struct gw *g)
 			conn_close(g, old, "the node connected again");
 	}
 	slot->fd = fd;
+	slot->rx_ns = shm_now_ns();
 	snprintf(slot->node, sizeof(slot->node), "%s", info.nodename);
 	say("node %s connected", slot->node);
 }
@@ -721,11 +731,12 @@ static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int sta
 		if (ei_decode_binary(buf, &i, name, &len) < 0)
 			return;
 		name[len] = 0;
+		if (strlen(name) != (size_t)len)
+			name[0] = 0; /* a NUL inside: no agent has such a name */
 	} else if (ei_decode_atom(buf, &i, atom) == 0 && strlen(atom) <= SHOAL_NAME_MAX) {
 		snprintf(name, sizeof(name), "%s", atom);
 	}
-	if (name[0] && strlen(name) == strnlen(name, sizeof(name)) &&
-	    shoal_client_lookup(g->cl, name, &h) == 0) {
+	if (name[0] && shoal_client_lookup(g->cl, name, &h) == 0) {
 		struct shm_agent *a = shm_agent_at(g->seg, shoal_handle_slot(h));
 
 		agent_pid(g, shoal_handle_slot(h), shoal_handle_gen(h),
@@ -863,9 +874,12 @@ static void on_unlink(struct gw *g, const erlang_msg *msg)
 }
 
 /*
- * A DOWN from the gateway's monitor of a linked agent: its incarnation is over; each link
- * on that monitor sends its remote process an exit signal with the reason. The reply
- * thread, holding mu.
+ * A DOWN or UP from the gateway's monitor of a linked agent. A DOWN ends the incarnation:
+ * each link on that monitor sends its remote process an exit signal with the reason. An
+ * UP (restarted) ends the links whose incarnation is not the live one with 'noproc': their
+ * DOWN was missed (a watcher whose inbox is full misses a notice, workers/monitor.c); a
+ * link made to the new incarnation's pid while it was restarting stays. The reply thread,
+ * holding mu.
  */
 static void on_down(struct gw *g, const struct shoal_down *d)
 {
@@ -878,8 +892,10 @@ static void on_down(struct gw *g, const struct shoal_down *d)
 			continue;
 		agent_pid(g, shoal_handle_slot(k->agent), shoal_handle_gen(k->agent), k->inc,
 			  &from);
+		if (d->up && pid_agent(g, &from, NULL) == k->agent)
+			continue;
 		c = conn_by_node(g, k->remote.node);
-		if (c && send_exit(c->fd, &from, &k->remote, down_atom(d->reason)))
+		if (c && send_exit(c->fd, &from, &k->remote, down_atom(d->up ? 0 : d->reason)))
 			conn_close(g, c, "an exit signal could not be sent");
 		else if (c)
 			g->tl.dist_out++;
@@ -963,6 +979,8 @@ static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 
 	x->index = 0;
 	r = ei_xreceive_msg_tmo(c->fd, &msg, x, GW_IO_MS);
+	if (r != ERL_ERROR)
+		c->rx_ns = shm_now_ns();
 	if (r == ERL_TICK)
 		return;
 	if (r == ERL_ERROR) {
@@ -1032,6 +1050,28 @@ static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, con
 	else if (c)
 		g->tl.dist_out++;
 	call_forget(g, call);
+}
+
+/*
+ * Close the connections silent for longer than net_ticktime: a peer ticks every quarter of
+ * it, so one that sent nothing for that long is gone (a partition, a stopped node), as a
+ * BEAM node would judge it. A stalled connection is not being read: its silence is ours.
+ */
+static void conns_expire(struct gw *g)
+{
+	uint32_t tt = g->dc->ticktime_s ? g->dc->ticktime_s : 60;
+	uint64_t now = shm_now_ns(), limit = (uint64_t)tt * 1000000000u;
+
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++) {
+		struct gw_conn *c = &g->conns[i];
+		char why[96];
+
+		if (c->fd < 0 || c->stall.data || now - c->rx_ns <= limit)
+			continue;
+		snprintf(why, sizeof(why), "silent for %.1f s (net_ticktime %u s)",
+			 (double)(now - c->rx_ns) / 1e9, tt);
+		conn_close(g, c, why);
+	}
 }
 
 /* Forget the calls older than their lifetime; at most every tenth of it. */
@@ -1127,6 +1167,7 @@ static int serve(struct gw *g)
 			break;
 		pthread_mutex_lock(&g->mu);
 		calls_expire(g);
+		conns_expire(g);
 		telem_flush(g, false);
 		/* a connection the reply thread closed meanwhile has fd -1 (or another fd) now */
 		for (nfds_t k = 2; r > 0 && k < n; k++)
@@ -1141,9 +1182,9 @@ static int serve(struct gw *g)
 }
 
 /* See dist.h. */
-int dist_gateway_main(const struct dist_conf *dc, const char *instance)
+static int gateway_run(struct gw *g, const char *instance)
 {
-	struct gw g = {.dc = dc, .lfd = -1, .pubfd = -1, .pipe_rd = -1, .pipe_wr = -1};
+	const struct dist_conf *dc = g->dc;
 	char cookie[DIST_COOKIE_MAX], why[384];
 	int pfd[2], ret = 3;
 	pthread_t th;
@@ -1151,15 +1192,15 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 	/* a peer that closes its socket must cost its connection, not the process */
 	signal(SIGPIPE, SIG_IGN);
 	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
-		g.conns[i].fd = -1;
-	g.call_ttl_ms = GW_CALL_TTL_MS;
-	pthread_mutex_init(&g.mu, NULL);
+		g->conns[i].fd = -1;
+	g->call_ttl_ms = GW_CALL_TTL_MS;
+	pthread_mutex_init(&g->mu, NULL);
 #ifdef SHOAL_TEST_HOOKS
 	/* SHOAL_TEST_DIST_CALL_TTL_MS: a shorter call lifetime (tests/test_dist.c) */
 	if (getenv("SHOAL_TEST_DIST_CALL_TTL_MS"))
-		g.call_ttl_ms = (uint32_t)strtoul(getenv("SHOAL_TEST_DIST_CALL_TTL_MS"), NULL, 10);
-	if (!g.call_ttl_ms)
-		g.call_ttl_ms = GW_CALL_TTL_MS;
+		g->call_ttl_ms = (uint32_t)strtoul(getenv("SHOAL_TEST_DIST_CALL_TTL_MS"), NULL, 10);
+	if (!g->call_ttl_ms)
+		g->call_ttl_ms = GW_CALL_TTL_MS;
 #endif
 	if (dist_cookie_read(dc->cookie_file, cookie, sizeof(cookie), why, sizeof(why))) {
 		say("%s", why);
@@ -1169,49 +1210,65 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 		say("ei_init failed");
 		return 3;
 	}
-	if (node_setup(&g, cookie))
+	if (node_setup(g, cookie))
 		goto out;
 	explicit_bzero(cookie, sizeof(cookie));
 	/* after the registration: tools see the gateway RUNNING once Erlang can reach it */
 	wrk_client_set_role(SHM_ROLE_GATEWAY);
-	if (shoal_client_open(instance, &g.cl, why, sizeof(why))) {
+	if (shoal_client_open(instance, &g->cl, why, sizeof(why))) {
 		say("%s", why);
 		goto out;
 	}
-	g.seg = wrk_client_seg(g.cl);
-	g.inbox = shoal_client_inbox(g.cl);
-	g.max_msg = shm_hdr(g.seg)->cfg.max_msg;
-	g.buf = malloc(g.max_msg + 1);
-	if (!g.buf || pipe2(pfd, O_CLOEXEC) < 0)
+	g->seg = wrk_client_seg(g->cl);
+	g->inbox = shoal_client_inbox(g->cl);
+	g->max_msg = shm_hdr(g->seg)->cfg.max_msg;
+	g->buf = malloc(g->max_msg + 1);
+	if (!g->buf || pipe2(pfd, O_CLOEXEC) < 0)
 		goto out_client;
-	g.pipe_rd = pfd[0];
-	g.pipe_wr = pfd[1];
-	if (pthread_create(&th, NULL, reply_thread, &g)) {
-		close(g.pipe_wr);
+	g->pipe_rd = pfd[0];
+	g->pipe_wr = pfd[1];
+	if (pthread_create(&th, NULL, reply_thread, g)) {
+		close(g->pipe_wr);
 		goto out_pipe;
 	}
-	ret = serve(&g);
+	ret = serve(g);
 	/* T0: release: pairs with T1: the thread ends within its wait's second */
-	atomic_store_explicit(&g.stop, 1, memory_order_release);
+	atomic_store_explicit(&g->stop, 1, memory_order_release);
 	pthread_join(th, NULL);
-	telem_flush(&g, true);
-	close(g.pipe_rd);
+	telem_flush(g, true);
+	close(g->pipe_rd);
 	goto out_client;
 out_pipe:
-	close(g.pipe_rd);
+	close(g->pipe_rd);
 out_client:
-	free(g.buf);
+	free(g->buf);
 	for (uint32_t i = 0; i < GW_MAX_PENDING; i++)
-		free(g.calls[i].tag);
-	shoal_client_close(g.cl);
+		free(g->calls[i].tag);
+	shoal_client_close(g->cl);
 out:
 	explicit_bzero(cookie, sizeof(cookie));
 	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
-		if (g.conns[i].fd >= 0)
-			ei_close_connection(g.conns[i].fd);
-	if (g.pubfd >= 0)
-		close(g.pubfd);
-	if (g.lfd >= 0)
-		close(g.lfd);
+		if (g->conns[i].fd >= 0)
+			ei_close_connection(g->conns[i].fd);
+	if (g->pubfd >= 0)
+		close(g->pubfd);
+	if (g->lfd >= 0)
+		close(g->lfd);
+	return ret;
+}
+
+/* See dist.h: the gateway's state on the heap (its tables are several megabytes). */
+int dist_gateway_main(const struct dist_conf *dc, const char *instance)
+{
+	struct gw *g = calloc(1, sizeof(*g));
+	int ret;
+
+	if (!g) {
+		say("no memory for the gateway's tables (%zu bytes)", sizeof(*g));
+		return 3;
+	}
+	*g = (struct gw){.dc = dc, .lfd = -1, .pubfd = -1, .pipe_rd = -1, .pipe_wr = -1};
+	ret = gateway_run(g, instance);
+	free(g);
 	return ret;
 }

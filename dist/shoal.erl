@@ -40,12 +40,18 @@ monitor(process, Pid) when is_pid(Pid) ->
     put({?MODULE, Ref}, Helper),
     Ref.
 
-%% Cancel a monitor from monitor/2, and flush its 'DOWN' if it came already. true.
+%% Cancel a monitor from monitor/2: no 'DOWN' for it comes after this returns (one that
+%% came already is flushed). true.
 -spec demonitor(reference()) -> true.
 demonitor(Ref) ->
     case erase({?MODULE, Ref}) of
         undefined -> ok;
-        Helper -> Helper ! {stop, Ref}
+        Helper ->
+            %% the helper ends on stop, or has ended having sent the 'DOWN': either way
+            %% its own 'DOWN' comes after anything it sent us
+            HelperMon = erlang:monitor(process, Helper),
+            Helper ! {stop, Ref},
+            receive {'DOWN', HelperMon, process, Helper, _} -> ok end
     end,
     receive {'DOWN', Ref, process, _, _} -> true after 0 -> true end.
 

@@ -107,6 +107,7 @@ void sup_config_init(struct sup_config *c)
 	c->policy.hang_ms = 10000;
 	shm_cfg_default(&c->shm);
 	snprintf(c->dist.listen, sizeof(c->dist.listen), "127.0.0.1");
+	c->dist.ticktime_s = 60; /* the BEAM's default net_ticktime */
 }
 
 /* See sup.h. Callers: any thread. */
@@ -671,8 +672,14 @@ static int on_dist(struct parse *ps, const char *sec, const char *k, const char 
 	} else if (!strcmp(k, "port")) {
 		if (parse_u32(ps, v, 65535, &d->port))
 			BADVAL(ps, sec, k, v, "a port 0..65535 (0: any free port)");
+	} else if (!strcmp(k, "net_ticktime")) {
+		if (parse_u32(ps, v, 3600, &d->ticktime_s) || d->ticktime_s < 2)
+			BADVAL(ps, sec, k, v,
+			       "seconds 2..3600, as the BEAM's net_ticktime (default 60): a "
+			       "connection silent that long is closed");
 	} else {
-		FAIL(ps, "[%s]: unknown key '%s' (node, cookie_file, listen, port)", sec, k);
+		FAIL(ps, "[%s]: unknown key '%s' (node, cookie_file, listen, port, net_ticktime)",
+		     sec, k);
 	}
 	return 1;
 }

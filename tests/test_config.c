@@ -710,6 +710,7 @@ static void test_config_dist_keys(void **state)
 	assert_string_equal(c.dist.cookie_file, "/tmp/x");
 	assert_string_equal(c.dist.listen, "127.0.0.1");
 	assert_int_equal(c.dist.port, 4370);
+	assert_int_equal(c.dist.ticktime_s, 60); /* the BEAM's default */
 	assert_int_equal(c.dist.line, 4);
 	assert_int_equal(c.dist.cookie_line, 5);
 	unlink(path);
@@ -719,6 +720,12 @@ static void test_config_dist_keys(void **state)
 		     "[dist] listen = 'localhost': an IPv4 address");
 	expect_error("[dist]\nport = 70000\n", 2, "[dist] port = '70000'");
 	expect_error("[dist]\ntls = on\n", 2, "[dist]: unknown key 'tls'");
+	expect_error("[dist]\nnet_ticktime = 1\n", 2, "[dist] net_ticktime = '1': seconds 2..3600");
+	assert_int_equal(load_text(&c, "[instance]\nworkers = 1\n[dist]\nnet_ticktime = 7\n", err,
+				   sizeof(err)),
+			 0);
+	assert_int_equal(c.dist.ticktime_s, 7);
+	unlink(path);
 }
 
 /* A file for the cookie, with mode m; its path in out. */

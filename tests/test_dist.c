@@ -525,6 +525,40 @@ static void test_dist_call_node(void **state)
  * shoal run --node NODE --cookie-file FILE: the command line's [dist], checked the same way:
  * a cookie file the group may read is refused (exit 2, naming it), a good one passes.
  */
+/*
+ * [dist] net_ticktime: a peer that stops sending (SIGSTOP: not even its ticks) has its
+ * connection closed once it has been silent that long, and a live one with the same
+ * ticktime, idle, is kept. A second instance, with net_ticktime = 2, and a peer with the
+ * same.
+ */
+static void test_dist_silent_peer_closed(void **state)
+{
+	char cfg[1024], saved[sizeof(node)];
+	struct rt_run run2;
+	struct peer p;
+
+	(void)state;
+	memcpy(saved, node, sizeof(node));
+	snprintf(node, sizeof(node), "shoaltt%d@127.0.0.1", (int)getpid());
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\n[agent echo]\ntype = echo\nname = echo\n"
+		 "[dist]\nnode = %s\ncookie_file = %s\nnet_ticktime = 2\n",
+		 node, cookie_path);
+	rt_start(&run2, "t-dist-", "tt", cfg, NULL);
+	rt_wait_ready(&run2);
+	peer_start_tick(&p, "tttick", cookie, 2);
+	peer_expect(&p, "ping", "ping pong");
+	/* idle, ticking: kept (5 s, two and a half ticktimes) */
+	peer_expect(&p, "idle 5000", "still up");
+	peer_expect(&p, "call echo alive", "reply alive");
+	kill(p.pid, SIGSTOP);
+	rt_wait_err(&run2, "tttick@127.0.0.1 closed: silent for");
+	kill(p.pid, SIGCONT);
+	peer_stop(&p);
+	rt_stop(&run2);
+	memcpy(node, saved, sizeof(node));
+}
+
 static void test_dist_run_node_options(void **state)
 {
 	char bad[96], out[8192];
@@ -678,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_dist_call_node),
 		cmocka_unit_test(test_dist_bench_runs),
 		cmocka_unit_test(test_dist_run_node_options),
+		cmocka_unit_test(test_dist_silent_peer_closed),
 		cmocka_unit_test(test_dist_inspect_shows_gateway),
 		cmocka_unit_test(test_dist_pid_link_monitor),
 		cmocka_unit_test(test_dist_gateway_restarted),
