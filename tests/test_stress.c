@@ -2,6 +2,7 @@
  * shoal stress: the checker's bookkeeping against fabricated record streams (each violation
  * it must catch, and what it must let pass), and a short stress run of the real command.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -254,11 +255,13 @@ static void test_stress_run_attached(void **state)
 	static char out[1 << 20];
 	const char *plugin = getenv("SHOAL_TEST_STRESS_PLUGIN");
 	const char *args[] = {"stress",	   "--attach-ok", "--seconds", "5", "--agents", "4",
-			      "--clients", "1",		  "--seed",    "9", NULL};
-	char cfg[1024];
+			      "--clients", "1",		  "--seed",    "9", "--json",	NULL};
+	char cfg[1024], *js;
 	struct rt_run r;
 	struct rt_client c;
 	shoal_handle_t h;
+	json_error_t jerr;
+	json_t *o;
 	int ex;
 
 	(void)state;
@@ -286,9 +289,28 @@ static void test_stress_run_attached(void **state)
 	rt_start(&r, "t-att", "plug", cfg, NULL);
 	rt_wait_ready(&r);
 	ex = rt_run_tool(r.inst, out, sizeof(out), args);
-	if (ex != 0 || !strstr(out, "PASS: every invariant held") || !strstr(out, "attached to '"))
+	js = strstr(out, "\n{");
+	o = js ? json_loads(js + 1, 0, &jerr) : NULL;
+	if (ex != 0 || !strstr(out, "attached to '") || !o ||
+	    !json_is_string(json_object_get(o, "result")) ||
+	    strcmp(json_string_value(json_object_get(o, "result")), "pass"))
 		fail_msg("stress attached to an instance with the plugin: exit %d: %.3000s", ex,
 			 out);
+	/* the faults were real: workers killed and restarted by the instance */
+	assert_true(json_integer_value(json_object_get(o, "kills")) > 0);
+	assert_true(json_integer_value(json_object_get(o, "restarts")) > 0);
+	json_decref(o);
+	/* and the books' file is gone (no other test attaches) */
+	{
+		DIR *d = opendir("/dev/shm");
+		struct dirent *de;
+
+		assert_non_null(d);
+		while ((de = readdir(d)))
+			if (!strncmp(de->d_name, "shoal-stress-books.", 19))
+				fail_msg("the books' file /dev/shm/%s was left behind", de->d_name);
+		closedir(d);
+	}
 	rt_client_open(&c, r.inst);
 	assert_int_equal(atomic_load(&shm_hdr(c.seg)->state), SHM_INST_RUNNING);
 	/* its stable agents stopped at the end (a stop's unregistration is prompt, not

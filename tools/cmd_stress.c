@@ -566,7 +566,7 @@ static void client_churn(struct shoal_client *c, uint32_t k, uint64_t *rng)
 	shoal_handle_t h = 0, found = 0;
 	uint32_t len;
 
-	snprintf(name, sizeof(name), "churn-%u-%" PRIu64, k, xs(rng) % 1000000u);
+	snprintf(name, sizeof(name), "st-churn-%u-%" PRIu64, k, xs(rng) % 1000000u);
 	if (shoal_client_spawn(c, "stress_churn", name, 0, 0, &h, NULL, 3000)) {
 		atomic_fetch_add_explicit(&cr->op_errors, 1, memory_order_relaxed);
 		return;
@@ -724,6 +724,7 @@ struct run {
 	 */
 	int hang_ms;
 	bool attached, cap_any;
+	uint32_t spawned; /* stable agents spawned in the attached instance, not yet stopped */
 	char books[STRESS_LOG_PATH_MAX];
 	pid_t pids[MAX_PIDS]; /* every instance process seen */
 	uint32_t npids;
@@ -1172,7 +1173,7 @@ static void stop_leftover_churn(struct run *r)
 	if (take(r, r->v))
 		return;
 	for (uint32_t i = 0; i < r->v->nnames; i++)
-		if (!strncmp(r->v->names[i].name, "churn-", 6) && !r->v->names[i].is_var)
+		if (!strncmp(r->v->names[i].name, "st-churn-", 9) && !r->v->names[i].is_var)
 			shoal_client_stop(r->cl, r->v->names[i].name, 0, 3000);
 }
 
@@ -1693,6 +1694,15 @@ static const char *config_fmt =
 	"[agent st]\ntype = stress\ncount = %u\nname = st-%%03u\n"
 	"[pool " STRESS_POOL "]\ntype = stress_pool\nsize = 2\n";
 
+/* --attach-ok: SIGINT or SIGTERM ends the workload early; the end runs as usual (the
+ * stable agents stopped, the books removed) and the run fails saying so. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+	interrupted = sig;
+}
+
 /* The workload and its faults, until the end of the run. */
 static void run_workload(struct run *r, const struct event *ev, uint32_t nev)
 {
@@ -1705,7 +1715,7 @@ static void run_workload(struct run *r, const struct event *ev, uint32_t nev)
 	for (;;) {
 		uint64_t el = now_ms() - t0;
 
-		if (el >= end)
+		if (el >= end || interrupted)
 			break;
 		while (next_ev < nev && ev[next_ev].at_ms <= el)
 			fire(r, &ev[next_ev++]);
@@ -1719,6 +1729,10 @@ static void run_workload(struct run *r, const struct event *ev, uint32_t nev)
 		}
 		usleep(5000);
 	}
+	if (interrupted)
+		fail(&r->vd, "the run ran to its end",
+		     "interrupted by %s after %.1f s: ended early, the books checked as they are",
+		     strsignal(interrupted), (double)(now_ms() - t0) / 1000.0);
 	/* G2: pairs with G1 in st_tick() and the acquire in client_main(): senders stop */
 	atomic_store_explicit(&stress_log->stopping, 1, memory_order_release);
 	progress(r, now_ms() - t0, tty, true);
@@ -1775,6 +1789,27 @@ static void wind_down(struct run *r)
 
 /* --- --attach-ok: a running instance of someone else's --- */
 
+/* Remove the books' files of attached runs whose tool is gone (killed before its end). */
+static void books_sweep(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[sizeof(de->d_name) + 16];
+		int pid;
+
+		if (sscanf(de->d_name, "shoal-stress-books.%d", &pid) != 1 || pid <= 0 ||
+		    kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "/dev/shm/%s", de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+}
+
 /*
  * The hang timeout of an attached instance, from the configuration text its header keeps
  * (the instance's own, as it started): ms, 0 none, or -1 unknown (the text does not parse,
@@ -1799,16 +1834,17 @@ static int instance_hang_ms(const struct shm_seg *seg)
 	return ms;
 }
 
-/* Stop the stable agents the tool spawned in an attached instance (the first n). */
-static void attach_unspawn(struct run *r, uint32_t n)
+/* Stop the stable agents the tool spawned in an attached instance. */
+static void attach_unspawn(struct run *r)
 {
-	for (uint32_t i = 0; i < n; i++) {
+	for (uint32_t i = 0; i < r->spawned; i++) {
 		shoal_handle_t h =
 			atomic_load_explicit(&stress_log->agent[i].handle, memory_order_relaxed);
 
 		if (h)
 			shoal_client_stop(r->cl, NULL, h, 3000);
 	}
+	r->spawned = 0;
 }
 
 /*
@@ -1820,7 +1856,8 @@ static int attach_setup(struct run *r, struct opts *o)
 {
 	const struct shm_hdr *h = shm_hdr(r->ro);
 	struct shoal_var_set set = {.type = SHOAL_VAR_BLOB, .expect = SHOAL_VAR_ANY};
-	uint32_t st = atomic_load_explicit(&h->state, memory_order_acquire);
+	/* relaxed: a status word, read as the tools read it; nothing is read through it */
+	uint32_t st = atomic_load_explicit(&h->state, memory_order_relaxed);
 	int rc;
 
 	if (st != SHM_INST_RUNNING) {
@@ -1847,24 +1884,10 @@ static int attach_setup(struct run *r, struct opts *o)
 		r->cap_any ? "its workers capped" : "no memory cap (no memcap faults)");
 	if (r->hang_ms < 0)
 		r->hang_ms = 0;
-	rc = shoal_client_var_create(r->cl, STRESS_LOG_VAR, SHOAL_VAR_BLOB, &set.var);
-	if (rc == -EEXIST)
-		rc = shoal_client_var_lookup(r->cl, STRESS_LOG_VAR, &set.var);
-	if (!rc) {
-		set.len = (uint32_t)strlen(r->books);
-		set.data = r->books;
-		rc = shoal_client_var_update(r->cl, &set, 1, NULL, 3000);
-	}
-	if (rc) {
-		fprintf(stderr,
-			"shoal stress: the variable %s (the books' path, %zu bytes) in '%s': "
-			"%s%s\n",
-			STRESS_LOG_VAR, strlen(r->books), r->instance, strerror(-rc),
-			rc == -ENOENT || rc == -ENOSPC || rc == -EMSGSIZE
-				? " (the instance needs [segment] variables of 64 bytes or more)"
-				: "");
-		return -1;
-	}
+	/*
+	 * st-000 first: an instance without the plugin refuses it (ENOENT) before anything of
+	 * the run is made in it; the agents find the books' variable when they look (st_id())
+	 */
 	for (uint32_t i = 0; i < o->agents; i++) {
 		char name[16];
 		shoal_handle_t a;
@@ -1888,17 +1911,40 @@ static int attach_setup(struct run *r, struct opts *o)
 			else
 				fprintf(stderr, "shoal stress: spawning %s in '%s': %s\n", name,
 					r->instance, strerror(-rc));
-			attach_unspawn(r, i);
+			attach_unspawn(r);
 			return -1;
 		}
-		/* H0: pairs with the acquire in st_id(): the agents find themselves by it */
+		/* H0 (again): pairs with the acquire in st_id(), as in cmd_stress() */
 		atomic_store_explicit(&stress_log->agent[i].handle, a, memory_order_release);
+		r->spawned = i + 1;
+		if (i > 0)
+			continue;
+		rc = shoal_client_var_create(r->cl, STRESS_LOG_VAR, SHOAL_VAR_BLOB, &set.var);
+		if (rc == -EEXIST)
+			rc = shoal_client_var_lookup(r->cl, STRESS_LOG_VAR, &set.var);
+		if (!rc) {
+			set.len = (uint32_t)strlen(r->books);
+			set.data = r->books;
+			rc = shoal_client_var_update(r->cl, &set, 1, NULL, 3000);
+		}
+		if (rc) {
+			fprintf(stderr,
+				"shoal stress: the variable %s (the books' path, %zu bytes) in "
+				"'%s': %s%s\n",
+				STRESS_LOG_VAR, strlen(r->books), r->instance, strerror(-rc),
+				rc == -ENOENT || rc == -ENOSPC || rc == -EMSGSIZE
+					? " (the instance needs [segment] variables of 64 bytes "
+					  "or more)"
+					: "");
+			attach_unspawn(r);
+			return -1;
+		}
 	}
 	rc = shoal_client_pool_create(r->cl, STRESS_POOL, "stress_pool", 2, 0, 10000);
 	if (rc && rc != -EEXIST) {
 		fprintf(stderr, "shoal stress: creating the pool %s in '%s': %s\n", STRESS_POOL,
 			r->instance, strerror(-rc));
-		attach_unspawn(r, o->agents);
+		attach_unspawn(r);
 		return -1;
 	}
 	return 0;
@@ -1912,8 +1958,9 @@ static void attach_end(struct run *r)
 {
 	uint32_t st;
 
-	attach_unspawn(r, r->o->agents);
-	st = atomic_load_explicit(&shm_hdr(r->ro)->state, memory_order_acquire);
+	attach_unspawn(r);
+	/* relaxed: a status word, read as the tools read it; nothing is read through it */
+	st = atomic_load_explicit(&shm_hdr(r->ro)->state, memory_order_relaxed);
 	if (st != SHM_INST_RUNNING)
 		fail(&r->vd, "the attached instance runs on",
 		     "instance '%s' is %s after the run (its restart intensity, or someone "
@@ -1966,8 +2013,12 @@ int cmd_stress(int argc, char **argv)
 	 * attached instance's workers map them from a file the variable STRESS_LOG_VAR names
 	 */
 	if (r.attached) {
+		struct sigaction sa = {.sa_handler = on_interrupt};
 		int fd;
 
+		books_sweep();
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
 		snprintf(r.books, sizeof(r.books), "/dev/shm/shoal-stress-books.%d", (int)getpid());
 		fd = open(r.books, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 || ftruncate(fd, (off_t)sizeof(*stress_log))) {
@@ -2083,7 +2134,11 @@ attach:
 		if (joined == o.agents)
 			break;
 		if (now_ms() - t0 > 10000) {
-			fprintf(stderr, "shoal stress: the agents did not start in 10 s\n");
+			fprintf(stderr, "shoal stress: the agents did not start in 10 s%s\n",
+				r.attached
+					? " (an attached instance's workers must be able to open "
+					  "the books' file, mode 0600: run as their user)"
+					: "");
 			goto out_stop;
 		}
 		usleep(10000);
@@ -2112,10 +2167,18 @@ attach:
 		attach_end(&r);
 	if (r.vd.name[0] && o.keep) {
 		ex = EXIT_CHECK;
-		fprintf(stderr,
-			"shoal stress: instance '%s' kept for inspection: shoal inspect --instance "
-			"%s; stop it with shoal shutdown --instance %s\n",
-			r.instance, r.instance, r.instance);
+		if (r.attached)
+			fprintf(stderr,
+				"shoal stress: the stable agents st-NNN left running in '%s' for "
+				"inspection (shoal inspect --instance %s); stop them with shoal "
+				"stop before another run\n",
+				r.instance, r.instance);
+		else
+			fprintf(stderr,
+				"shoal stress: instance '%s' kept for inspection: shoal inspect "
+				"--instance %s; stop it with shoal shutdown --instance %s\n",
+				r.instance, r.instance, r.instance);
+		r.spawned = 0;
 		shoal_client_close(r.cl);
 		r.cl = NULL;
 		shm_seg_detach(r.ro);
@@ -2124,6 +2187,8 @@ attach:
 	}
 	ex = EXIT_OK;
 out_stop:
+	if (r.attached && r.spawned && r.cl)
+		attach_unspawn(&r); /* a failure after the setup: leave the instance as it was */
 	if (r.cl)
 		shoal_client_close(r.cl);
 	if (r.ro)
@@ -2155,12 +2220,17 @@ out_report:
 	} else {
 		summary_table(&r);
 	}
-	if (r.vd.name[0])
+	if (r.vd.name[0] && r.attached)
+		fprintf(stderr,
+			"shoal stress: FAIL: %s: %s (seed %" PRIu64 "; the instance's own messages "
+			"are where its supervisor writes them)\n",
+			r.vd.name, r.vd.saw, o.seed);
+	else if (r.vd.name[0])
 		fprintf(stderr,
 			"shoal stress: FAIL: %s: %s (seed %" PRIu64 "; the instance's own messages "
 			"are in %s)\n",
 			r.vd.name, r.vd.saw, o.seed, r.log);
-	else
+	else if (!r.attached)
 		unlink(r.log);
 out_unmap:
 	shm_view_free(r.base);
