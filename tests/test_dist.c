@@ -642,10 +642,6 @@ static void test_dist_inspect_shows_gateway(void **state)
 }
 
 /*
- * The gateway SIGKILLed: the Erlang node sees the node go down, the supervisor starts a new
- * gateway, and the next call from Erlang connects again and is answered.
- */
-/*
  * Agents' pids, links and the shipped module's monitor: the pid shoal:whereis/2 gives answers
  * calls; a process linked to it, and a shoal:monitor/2 of it, get the exit signal (killed)
  * when the agent's worker is SIGKILLed; the restarted agent has a new pid, which answers;
@@ -681,6 +677,10 @@ static void test_dist_pid_link_monitor(void **state)
 	peer_expect(&peer, "waitexit", "exit noproc");
 }
 
+/*
+ * The gateway SIGKILLed: the Erlang node sees the node go down, the supervisor starts a new
+ * gateway, and the next call from Erlang connects again and is answered.
+ */
 static void test_dist_gateway_restarted(void **state)
 {
 	pid_t gw = gateway_pid(cl.seg);
