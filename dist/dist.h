@@ -31,6 +31,15 @@ struct dist_conf {
 	int node_line;			 /* line of node, 0 none */
 };
 
+/*
+ * Check that a whole term in the external term format starts at data + pos and ends within
+ * len bytes, every length and count in it inside the buffer (dist/term_check.c): 0 and its
+ * end in *end, or -EBADMSG (malformed, truncated, nested deeper than 256, compressed, or of
+ * a kind ei cannot read safely). Call it before an ei decoder on bytes from outside: ei
+ * trusts the lengths it reads. Pure; any thread.
+ */
+int dist_term_check(const void *data, uint32_t len, uint32_t pos, uint32_t *end);
+
 /* Whether this shoal was built with libei (the gateway and shoal send --node work). */
 bool dist_is_available(void);
 

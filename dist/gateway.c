@@ -110,6 +110,7 @@ struct gw_reply {
 	uint64_t ref;
 	uint32_t err; /* the agent's errno (SHOAL_MSG_ERROR), 0: a reply */
 	uint32_t len; /* payload bytes */
+	bool term;    /* flagged SHOAL_MSG_TERM: the payload is a term (shoal_reply_as_term()) */
 };
 
 struct gw {
@@ -294,6 +295,7 @@ static void *reply_thread(void *arg)
 			continue;
 		h = (struct gw_reply){
 			.ref = m.ref,
+			.term = (m.flags & SHOAL_MSG_TERM) != 0,
 			.err = (m.flags & SHOAL_MSG_ERROR) ? m.type : 0,
 			.len = (m.flags & SHOAL_MSG_ERROR) ? 0
 			       : m.len < g->max_msg	   ? m.len
@@ -734,7 +736,7 @@ static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int sta
 		if (strlen(name) != (size_t)len)
 			name[0] = 0; /* a NUL inside: no agent has such a name */
 	} else if (ei_decode_atom(buf, &i, atom) == 0 && strlen(atom) <= SHOAL_NAME_MAX) {
-		snprintf(name, sizeof(name), "%s", atom);
+		memcpy(name, atom, strlen(atom) + 1); /* its length checked just above */
 	}
 	if (name[0] && shoal_client_lookup(g->cl, name, &h) == 0) {
 		struct shm_agent *a = shm_agent_at(g->seg, shoal_handle_slot(h));
@@ -771,7 +773,9 @@ static bool term_of(struct gw_conn *c, const char *to, const ei_x_buff *x, int *
 	}
 	*start = i;
 	*end = i;
-	if (ei_skip_term(x->buff, end) < 0 || *end != x->index) {
+	/* bounded: ei's own skip trusts the lengths it reads, and these bytes are a peer's */
+	if (dist_term_check(x->buff, (uint32_t)x->index, (uint32_t)i, (uint32_t *)end) ||
+	    *end != x->index) {
 		say("message from %s to %s rejected: a malformed term (%d bytes)", c->node, to,
 		    x->index);
 		return false;
@@ -1020,6 +1024,7 @@ static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, con
 {
 	struct gw_call *call = NULL;
 	struct gw_conn *c;
+	uint32_t end;
 
 	for (uint32_t i = 0; i < GW_MAX_PENDING && !call; i++)
 		if (g->calls[i].ref == h->ref)
@@ -1040,7 +1045,12 @@ static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, con
 		ei_x_encode_tuple_header(out, 2);
 		ei_x_encode_atom(out, "error");
 		ei_x_encode_atom(out, atom);
+	} else if (h->term && h->len >= 2 && (unsigned char)data[0] == 131 &&
+		   dist_term_check(data, h->len, 1, &end) == 0 && end == h->len) {
+		/* the agent's term itself, after its version byte */
+		ei_x_append_buf(out, data + 1, (int)h->len - 1);
 	} else {
+		/* a binary; or a reply flagged as a term that is not one whole term */
 		ei_x_encode_binary(out, data, (int)h->len);
 	}
 	c = conn_by_node(g, call->from.node);

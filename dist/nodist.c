@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "dist/dist.h"
+#include "shoal/term.h"
 
 /* See dist.h. */
 bool dist_is_available(void)
@@ -43,5 +44,90 @@ int dist_send(const char *node, const char *cookie_file, const char *name, const
 	snprintf(err, errlen,
 		 "this shoal was built without the Erlang distribution (libei, from "
 		 "erlang-dev): --node is not available; install erlang-dev and rebuild");
+	return -ENOTSUP;
+}
+
+/* include/shoal/term.h without ei: every call says so. */
+int shoal_term_out_init(struct shoal_term_out *t, void *buf, uint32_t cap)
+{
+	*t = (struct shoal_term_out){.buf = buf, .cap = cap, .err = -ENOTSUP};
+	return -ENOTSUP;
+}
+
+int shoal_term_put_atom(struct shoal_term_out *t, const char *atom)
+{
+	(void)atom;
+	return t->err = -ENOTSUP;
+}
+
+int shoal_term_put_tuple(struct shoal_term_out *t, uint32_t arity)
+{
+	(void)arity;
+	return t->err = -ENOTSUP;
+}
+
+int shoal_term_put_int(struct shoal_term_out *t, int64_t v)
+{
+	(void)v;
+	return t->err = -ENOTSUP;
+}
+
+int shoal_term_put_double(struct shoal_term_out *t, double v)
+{
+	(void)v;
+	return t->err = -ENOTSUP;
+}
+
+int shoal_term_put_binary(struct shoal_term_out *t, const void *data, uint32_t len)
+{
+	(void)data, (void)len;
+	return t->err = -ENOTSUP;
+}
+
+int shoal_term_in_init(struct shoal_term_in *t, const void *data, uint32_t len)
+{
+	*t = (struct shoal_term_in){.buf = data, .len = len, .pos = (int)len};
+	return -ENOTSUP;
+}
+
+int shoal_term_next(const struct shoal_term_in *t)
+{
+	(void)t;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_atom(struct shoal_term_in *t, char *out, uint32_t cap)
+{
+	(void)t, (void)out, (void)cap;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_tuple(struct shoal_term_in *t, uint32_t *arity)
+{
+	(void)t, (void)arity;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_int(struct shoal_term_in *t, int64_t *v)
+{
+	(void)t, (void)v;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_double(struct shoal_term_in *t, double *v)
+{
+	(void)t, (void)v;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_binary(struct shoal_term_in *t, const void **data, uint32_t *len)
+{
+	(void)t, (void)data, (void)len;
+	return -ENOTSUP;
+}
+
+int shoal_term_skip(struct shoal_term_in *t)
+{
+	(void)t;
 	return -ENOTSUP;
 }

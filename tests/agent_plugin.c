@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "shoal/agent.h"
+#include "shoal/term.h"
 #include "tests/plugin_upper.h"
 
 /*
@@ -633,7 +634,55 @@ static const struct shoal_agent_type tasker_type = {
 	.handle_call = tasker_call,
 };
 
+/*
+ * "termy": answers a call with an Erlang term built with shoal/term.h and marked
+ * shoal_reply_as_term(): {ok, Req} for a binary request, {ok, {N, Atom}} for a request
+ * that is the term {N, Atom} (an integer and an atom, read back with the reader), and
+ * {error, badarg} for anything else.
+ */
+static int termy_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
+		      uint32_t cap, uint32_t *reply_len)
+{
+	struct shoal_term_out o;
+	struct shoal_term_in in;
+	uint32_t arity;
+	int64_t n;
+	char atom[64];
+
+	(void)state;
+	shoal_term_out_init(&o, reply, cap);
+	if (!(m->flags & SHOAL_MSG_TERM)) {
+		shoal_term_put_tuple(&o, 2);
+		shoal_term_put_atom(&o, "ok");
+		shoal_term_put_binary(&o, m->data, m->len);
+	} else if (shoal_term_in_init(&in, m->data, m->len) == 0 &&
+		   shoal_term_get_tuple(&in, &arity) == 0 && arity == 2 &&
+		   shoal_term_get_int(&in, &n) == 0 &&
+		   shoal_term_get_atom(&in, atom, sizeof(atom)) == 0) {
+		shoal_term_put_tuple(&o, 2);
+		shoal_term_put_atom(&o, "ok");
+		shoal_term_put_tuple(&o, 2);
+		shoal_term_put_int(&o, n);
+		shoal_term_put_atom(&o, atom);
+	} else {
+		shoal_term_put_tuple(&o, 2);
+		shoal_term_put_atom(&o, "error");
+		shoal_term_put_atom(&o, "badarg");
+	}
+	if (o.err)
+		return o.err;
+	*reply_len = o.len;
+	return shoal_reply_as_term(ctx);
+}
+
+static const struct shoal_agent_type termy_type = {
+	.name = "termy",
+	.init = tasker_init,
+	.handle = tasker_handle,
+	.handle_call = termy_call,
+};
+
 /* What shoal_agent_types_load() looks for. */
 const struct shoal_agent_type *const shoal_agent_types[] = {
 	&upper_type, &spawner_type,    &pooler_type, &rounder_type, &demander_type,
-	&voter_type, &varwatcher_type, &tasker_type, NULL};
+	&voter_type, &varwatcher_type, &tasker_type, &termy_type,   NULL};

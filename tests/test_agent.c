@@ -109,8 +109,8 @@ static void test_agent_dlopen(void **state)
 	assert_non_null(strstr(err, "cannot load"));
 	assert_int_equal(shoal_agent_types_load("libm.so.6", err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "exports neither"));
-	/* upper, spawner, pooler, rounder, demander, voter, varwatcher, tasker */
-	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 8);
+	/* upper, spawner, pooler, rounder, demander, voter, varwatcher, tasker, termy */
+	assert_int_equal(shoal_agent_types_load(path, err, sizeof(err)), 9);
 	assert_non_null(shoal_agent_type_find("spawner"));
 	t = shoal_agent_type_find("upper");
 	assert_non_null(t);

@@ -120,6 +120,10 @@ static const char peer_program[] =
 	"        [\"waitmon\"] -> Ref = get(mon),"
 	"          receive {'DOWN', Ref, process, _, R} -> P(\"down ~w\", [R])"
 	"          after 10000 -> P(\"no down\", []) end;"
+	"        [\"anycall\", Name, What] ->"
+	"          Req = case What of \"tuple\" -> {7, seven}; \"list\" -> [1, 2];"
+	"                  _ -> list_to_binary(What) end,"
+	"          P(\"~w\", [catch gen_server:call({list_to_atom(Name), N}, Req, 5000)]);"
 	"        Other -> P(\"unknown ~p\", [Other])"
 	"      end,"
 	"      Loop()"
@@ -274,8 +278,9 @@ static int setup(void **state)
 		 "[instance]\nworkers = 1\n"
 		 "[agent echo]\ntype = echo\nname = echo\n"
 		 "[agent counter]\ntype = counter\nname = counter\n"
+		 "[types]\nload = %s\n[agent termy]\ntype = termy\nname = termy\n"
 		 "[dist]\nnode = %s\ncookie_file = %s\n",
-		 node, cookie_path);
+		 getenv("SHOAL_TEST_PLUGIN"), node, cookie_path);
 	/* the gateway forgets an unanswered call after 200 ms, not 10 minutes (test hooks) */
 	setenv("SHOAL_TEST_DIST_CALL_TTL_MS", "200", 1);
 	rt_start(&run, "t-dist-", "gw", cfg, NULL);
@@ -337,6 +342,20 @@ static void test_dist_call_echo(void **state)
 }
 
 /* A name that does not exist: the message is dropped, the Erlang call times out. */
+/*
+ * An agent answering with a term (shoal/term.h, shoal_reply_as_term()): the Erlang caller
+ * gets the term itself, built from a binary request or read from a term request.
+ */
+static void test_dist_call_term_reply(void **state)
+{
+	(void)state;
+	peer_expect(&peer, "anycall termy hi", "{ok,<<104,105>>}");
+	peer_expect(&peer, "anycall termy tuple", "{ok,{7,seven}}");
+	peer_expect(&peer, "anycall termy list", "{error,badarg}");
+	/* an agent that does not mark its reply: a binary, as before */
+	peer_expect(&peer, "anycall echo hi", "<<104,105>>");
+}
+
 static void test_dist_call_missing_name_times_out(void **state)
 {
 	(void)state;
@@ -612,8 +631,8 @@ static void test_dist_inspect_shows_gateway(void **state)
 	const char *margs[] = {"metrics", "--once", NULL};
 	static char out[1 << 18];
 	char want[64], *line;
-	unsigned conns, links, calls, stalled;
-	unsigned long long in, sent, dropped;
+	unsigned conns = 0, links = 0, calls = 0, stalled = 0;
+	unsigned long long in = 0, sent = 0, dropped = 0;
 	struct shm_telem t;
 
 	(void)state;
@@ -700,6 +719,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dist_cast_reaches_agent),
 		cmocka_unit_test(test_dist_call_echo),
+		cmocka_unit_test(test_dist_call_term_reply),
 		cmocka_unit_test(test_dist_cast_burst_not_dropped),
 		cmocka_unit_test(test_dist_call_missing_name_times_out),
 		cmocka_unit_test(test_dist_oversized_rejected),

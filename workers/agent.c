@@ -433,6 +433,14 @@ int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *da
 			len, WRK_REPLY_TIMEOUT_MS);
 }
 
+int shoal_reply_as_term(struct shoal_ctx *ctx)
+{
+	if (!ctx || !ctx->msg || !(ctx->msg->flags & IPC_F_CALL))
+		return -EINVAL;
+	ctx->reply_flags = IPC_F_TERM;
+	return 0;
+}
+
 int shoal_send_batch(struct shoal_ctx *ctx, const struct shoal_out *msgs, uint32_t n)
 {
 	return wrk_send_batch(ctx->seg, ctx->agent->handle, msgs, n, 0);

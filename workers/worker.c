@@ -130,6 +130,7 @@ static void ctx_for(struct shoal_ctx *ctx, struct wrk *w, struct wrk_agent *wa)
 	ctx->agent = wa;
 	ctx->now_ns = w->now;
 	ctx->msg = NULL;
+	ctx->reply_flags = 0;
 }
 
 static void unhost(struct wrk *w, struct wrk_agent *wa)
@@ -487,8 +488,9 @@ static uint32_t drain(struct wrk *w, struct wrk_agent *wa)
 			 * every agent of this worker; a caller that does not read loses it.
 			 */
 			if (rc >= 0 && rlen != SHOAL_REPLY_LATER && m.from != SHOAL_HANDLE_NONE)
-				ipc_send(w->seg, m.from, wa->handle, m.type, IPC_F_REPLY, m.ref,
-					 w->reply, rlen < cap ? rlen : cap, WRK_REPLY_TIMEOUT_MS);
+				ipc_send(w->seg, m.from, wa->handle, m.type,
+					 IPC_F_REPLY | ctx.reply_flags, m.ref, w->reply,
+					 rlen < cap ? rlen : cap, WRK_REPLY_TIMEOUT_MS);
 			else if (rc < 0)
 				ipc_reply_error(w->seg, wa->handle, &m, rc);
 		} else {

@@ -41,6 +41,7 @@ struct shoal_ctx {
 	struct wrk_agent *agent;
 	uint64_t now_ns;
 	const struct ipc_msg *msg; /* the message being handled, NULL outside handle */
+	uint32_t reply_flags;	   /* handle_call's reply: IPC_F_TERM (shoal_reply_as_term()) */
 };
 
 /* The built-in types (builtin.c). Registered once per process by wrk_types_init(). */

@@ -167,6 +167,13 @@ int shoal_call_async(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, co
 /* Reply to call m (from handle_call with SHOAL_REPLY_LATER, or later with a saved copy). */
 int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *data, uint32_t len);
 /*
+ * From handle_call: the reply it writes is an Erlang term in the external term format
+ * (shoal/term.h builds one): it goes out flagged SHOAL_MSG_TERM, and a gen_server:call
+ * from Erlang through the distribution gateway gets the term itself (e.g. {ok, 42}) instead
+ * of a binary of its bytes. 0, or -EINVAL outside handle_call. (API 1.2)
+ */
+int shoal_reply_as_term(struct shoal_ctx *ctx);
+/*
  * Send a batch (any receivers, in order); never waits: stops at the first full mailbox.
  * Consecutive messages to one receiver are claimed together, and each receiving worker is
  * woken once. Returns how many were sent, or a negative errno if none was.

@@ -1,0 +1,206 @@
+/*
+ * include/shoal/term.h over erl_interface's ei: ei encodes and decodes; every term read is
+ * first walked within its bounds by dist_term_check() (ei trusts the lengths it reads).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <ei.h>
+
+#include "dist/dist.h"
+#include "shoal/term.h"
+
+/* Encode with put(buf, &index, ...): measured first (buf NULL), then written if it fits. */
+#define PUT(t, call_with)                                                                          \
+	do {                                                                                       \
+		int i_ = (int)(t)->len;                                                            \
+		char *buf_ = NULL;                                                                 \
+		int *ix_ = &i_;                                                                    \
+                                                                                                   \
+		if ((t)->err)                                                                      \
+			return (t)->err;                                                           \
+		if ((call_with) < 0)                                                               \
+			return (t)->err = -EINVAL;                                                 \
+		if ((uint32_t)i_ > (t)->cap)                                                       \
+			return (t)->err = -ENOSPC;                                                 \
+		i_ = (int)(t)->len;                                                                \
+		buf_ = (t)->buf;                                                                   \
+		if ((call_with) < 0)                                                               \
+			return (t)->err = -EINVAL;                                                 \
+		(t)->len = (uint32_t)i_;                                                           \
+		return 0;                                                                          \
+	} while (0)
+
+int shoal_term_out_init(struct shoal_term_out *t, void *buf, uint32_t cap)
+{
+	*t = (struct shoal_term_out){.buf = buf, .cap = cap};
+	PUT(t, ei_encode_version(buf_, ix_));
+}
+
+int shoal_term_put_atom(struct shoal_term_out *t, const char *atom)
+{
+	if (!atom || strlen(atom) > 255)
+		return t->err ? t->err : (t->err = -EINVAL);
+	PUT(t, ei_encode_atom_as(buf_, ix_, atom, ERLANG_UTF8, ERLANG_UTF8));
+}
+
+int shoal_term_put_tuple(struct shoal_term_out *t, uint32_t arity)
+{
+	PUT(t, ei_encode_tuple_header(buf_, ix_, (int)arity));
+}
+
+int shoal_term_put_int(struct shoal_term_out *t, int64_t v)
+{
+	PUT(t, ei_encode_longlong(buf_, ix_, v));
+}
+
+int shoal_term_put_double(struct shoal_term_out *t, double v)
+{
+	PUT(t, ei_encode_double(buf_, ix_, v));
+}
+
+int shoal_term_put_binary(struct shoal_term_out *t, const void *data, uint32_t len)
+{
+	if (len > INT32_MAX || (len && !data))
+		return t->err ? t->err : (t->err = -EINVAL);
+	PUT(t, ei_encode_binary(buf_, ix_, data, (long)len));
+}
+
+int shoal_term_in_init(struct shoal_term_in *t, const void *data, uint32_t len)
+{
+	uint32_t end;
+
+	*t = (struct shoal_term_in){.buf = data, .len = len, .pos = 1};
+	/* one whole term after the version byte, every length in it inside len */
+	if (!data || len < 2 || ((const unsigned char *)data)[0] != 131 ||
+	    dist_term_check(data, len, 1, &end) || end != len)
+		return -EBADMSG;
+	return 0;
+}
+
+int shoal_term_next(const struct shoal_term_in *t)
+{
+	int i = t->pos, type, size;
+
+	if ((uint32_t)t->pos >= t->len)
+		return -ENODATA;
+	if (ei_get_type(t->buf, &i, &type, &size) < 0)
+		return -EBADMSG;
+	switch (type) {
+	case ERL_ATOM_EXT:
+	case ERL_SMALL_ATOM_EXT:
+	case ERL_ATOM_UTF8_EXT:
+	case ERL_SMALL_ATOM_UTF8_EXT:
+		return SHOAL_TERM_ATOM;
+	case ERL_SMALL_TUPLE_EXT:
+	case ERL_LARGE_TUPLE_EXT:
+		return SHOAL_TERM_TUPLE;
+	case ERL_SMALL_INTEGER_EXT:
+	case ERL_INTEGER_EXT:
+		return SHOAL_TERM_INT;
+	case ERL_SMALL_BIG_EXT:
+	case ERL_LARGE_BIG_EXT: {
+		long long v;
+
+		i = t->pos;
+		return ei_decode_longlong(t->buf, &i, &v) == 0 ? SHOAL_TERM_INT : SHOAL_TERM_OTHER;
+	}
+	case ERL_FLOAT_EXT:
+	case NEW_FLOAT_EXT:
+		return SHOAL_TERM_DOUBLE;
+	case ERL_BINARY_EXT:
+		return SHOAL_TERM_BINARY;
+	default:
+		return SHOAL_TERM_OTHER;
+	}
+}
+
+/* The next term is of kind k (0), another kind (-EPROTOTYPE), or none (-EBADMSG). */
+static int expect(const struct shoal_term_in *t, int k)
+{
+	int n = shoal_term_next(t);
+
+	return n == k ? 0 : n < 0 ? -EBADMSG : -EPROTOTYPE;
+}
+
+int shoal_term_get_atom(struct shoal_term_in *t, char *out, uint32_t cap)
+{
+	char atom[MAXATOMLEN_UTF8];
+	int i = t->pos, r = expect(t, SHOAL_TERM_ATOM);
+
+	if (r)
+		return r;
+	if (ei_decode_atom_as(t->buf, &i, atom, sizeof(atom), ERLANG_UTF8, NULL, NULL) < 0)
+		return -EBADMSG;
+	if (strlen(atom) >= cap)
+		return -ENOSPC;
+	memcpy(out, atom, strlen(atom) + 1);
+	t->pos = i;
+	return 0;
+}
+
+int shoal_term_get_tuple(struct shoal_term_in *t, uint32_t *arity)
+{
+	int i = t->pos, a, r = expect(t, SHOAL_TERM_TUPLE);
+
+	if (r)
+		return r;
+	if (ei_decode_tuple_header(t->buf, &i, &a) < 0)
+		return -EBADMSG;
+	*arity = (uint32_t)a;
+	t->pos = i;
+	return 0;
+}
+
+int shoal_term_get_int(struct shoal_term_in *t, int64_t *v)
+{
+	int i = t->pos, r = expect(t, SHOAL_TERM_INT);
+	long long x;
+
+	if (r)
+		return r;
+	if (ei_decode_longlong(t->buf, &i, &x) < 0)
+		return -EBADMSG;
+	*v = x;
+	t->pos = i;
+	return 0;
+}
+
+int shoal_term_get_double(struct shoal_term_in *t, double *v)
+{
+	int i = t->pos, r = expect(t, SHOAL_TERM_DOUBLE);
+
+	if (r)
+		return r;
+	if (ei_decode_double(t->buf, &i, v) < 0)
+		return -EBADMSG;
+	t->pos = i;
+	return 0;
+}
+
+int shoal_term_get_binary(struct shoal_term_in *t, const void **data, uint32_t *len)
+{
+	int i = t->pos, type, size, r = expect(t, SHOAL_TERM_BINARY);
+
+	if (r)
+		return r;
+	if (ei_get_type(t->buf, &i, &type, &size) < 0)
+		return -EBADMSG;
+	/* BINARY_EXT: the tag, a 4-byte length, the bytes (checked in bounds at init) */
+	*data = t->buf + t->pos + 5;
+	*len = (uint32_t)size;
+	t->pos += 5 + size;
+	return 0;
+}
+
+int shoal_term_skip(struct shoal_term_in *t)
+{
+	uint32_t end;
+
+	if ((uint32_t)t->pos >= t->len)
+		return -ENODATA;
+	if (dist_term_check(t->buf, t->len, (uint32_t)t->pos, &end))
+		return -EBADMSG;
+	t->pos = (int)end;
+	return 0;
+}

@@ -1,0 +1,173 @@
+/*
+ * test_term: Erlang terms (include/shoal/term.h over ei, dist/term.c) and the bounded walk
+ * that guards ei's decoders (dist/term_check.c): vectors as term_to_binary/1 makes them,
+ * a round trip through the writer and the reader, a buffer too small, and malformed input
+ * (truncated, lying lengths, too deep) refused without reading past the buffer.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dist/dist.h"
+#include "shoal/term.h"
+#include "tests/skip.h"
+
+/* {ok,42}, as OTP 25's term_to_binary writes it (ATOM_EXT) */
+static const unsigned char ok42[] = {131, 104, 2, 100, 0, 2, 'o', 'k', 97, 42};
+/* term_to_binary({<<"hi">>, 3.5, 1 bsl 40 (a SMALL_BIG), [1|2], #{}}) in OTP 25 */
+static const unsigned char mixed[] = {131, 104, 5, 109, 0, 0,	0, 2,  104, 105, 70, 64, 12, 0,
+				      0,   0,	0, 0,	0, 110, 6, 0,  0,   0,	 0,  0,	 0,  1,
+				      108, 0,	0, 0,	1, 97,	1, 97, 2,   116, 0,  0,	 0,  0};
+
+/* A whole term must check, and end where the buffer does. */
+static void test_term_check_valid(void **state)
+{
+	uint32_t end;
+
+	(void)state;
+	assert_int_equal(dist_term_check(ok42, sizeof(ok42), 1, &end), 0);
+	assert_int_equal(end, sizeof(ok42));
+	assert_int_equal(dist_term_check(mixed, sizeof(mixed), 1, &end), 0);
+	assert_int_equal(end, sizeof(mixed));
+}
+
+/* Every prefix of a valid term is refused, and so are lying lengths and deep nesting. */
+static void test_term_check_malformed(void **state)
+{
+	/* a list claiming 4 billion elements, a binary claiming more than is there */
+	static const unsigned char biglist[] = {131, 108, 255, 255, 255, 255, 106};
+	static const unsigned char bigbin[] = {131, 109, 0, 0, 1, 0, 'x'};
+	static const unsigned char badtag[] = {131, 'P', 0, 0, 0, 1, 0};
+	static unsigned char deep[1 + 2 * 300 + 1];
+	uint32_t end;
+
+	(void)state;
+	for (uint32_t n = 1; n < sizeof(mixed); n++)
+		assert_int_equal(dist_term_check(mixed, n, 1, &end), -EBADMSG);
+	assert_int_equal(dist_term_check(biglist, sizeof(biglist), 1, &end), -EBADMSG);
+	assert_int_equal(dist_term_check(bigbin, sizeof(bigbin), 1, &end), -EBADMSG);
+	assert_int_equal(dist_term_check(badtag, sizeof(badtag), 1, &end), -EBADMSG);
+	/* 300 nested 1-tuples around a nil: deeper than the walk goes */
+	deep[0] = 131;
+	for (int i = 0; i < 300; i++) {
+		deep[1 + 2 * i] = 104;
+		deep[2 + 2 * i] = 1;
+	}
+	deep[sizeof(deep) - 1] = 106;
+	assert_int_equal(dist_term_check(deep, sizeof(deep), 1, &end), -EBADMSG);
+}
+
+/* The reader on Erlang's own bytes. */
+static void test_term_read_vectors(void **state)
+{
+	struct shoal_term_in in;
+	uint32_t arity, len;
+	const void *bin;
+	char atom[8];
+	int64_t v;
+	double d;
+
+	(void)state;
+	if (!dist_is_available()) {
+		assert_int_equal(shoal_term_in_init(&in, ok42, sizeof(ok42)), -ENOTSUP);
+		skip_because("built without libei: the term functions say -ENOTSUP (checked)");
+	}
+	assert_int_equal(shoal_term_in_init(&in, ok42, sizeof(ok42)), 0);
+	assert_int_equal(shoal_term_next(&in), SHOAL_TERM_TUPLE);
+	assert_int_equal(shoal_term_get_int(&in, &v), -EPROTOTYPE);
+	assert_int_equal(shoal_term_get_tuple(&in, &arity), 0);
+	assert_int_equal(arity, 2);
+	assert_int_equal(shoal_term_get_atom(&in, atom, 2), -ENOSPC);
+	assert_int_equal(shoal_term_get_atom(&in, atom, sizeof(atom)), 0);
+	assert_string_equal(atom, "ok");
+	assert_int_equal(shoal_term_get_int(&in, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(shoal_term_next(&in), -ENODATA);
+
+	assert_int_equal(shoal_term_in_init(&in, mixed, sizeof(mixed)), 0);
+	assert_int_equal(shoal_term_get_tuple(&in, &arity), 0);
+	assert_int_equal(arity, 5);
+	assert_int_equal(shoal_term_get_binary(&in, &bin, &len), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(bin, "hi", 2);
+	assert_int_equal(shoal_term_get_double(&in, &d), 0);
+	assert_true(d == 3.5);
+	assert_int_equal(shoal_term_get_int(&in, &v), 0);
+	assert_int_equal(v, 1099511627776LL);
+	assert_int_equal(shoal_term_next(&in), SHOAL_TERM_OTHER); /* [1|2] */
+	assert_int_equal(shoal_term_skip(&in), 0);
+	assert_int_equal(shoal_term_skip(&in), 0); /* #{} */
+	assert_int_equal(shoal_term_next(&in), -ENODATA);
+	/* not a term, a truncated one, trailing bytes */
+	assert_int_equal(shoal_term_in_init(&in, "hi", 2), -EBADMSG);
+	assert_int_equal(shoal_term_in_init(&in, mixed, sizeof(mixed) - 1), -EBADMSG);
+	{
+		unsigned char more[sizeof(ok42) + 1];
+
+		memcpy(more, ok42, sizeof(ok42));
+		more[sizeof(ok42)] = 106;
+		assert_int_equal(shoal_term_in_init(&in, more, sizeof(more)), -EBADMSG);
+	}
+}
+
+/* What the writer builds, the reader reads back; a small buffer says -ENOSPC and stays so. */
+static void test_term_write_round_trip(void **state)
+{
+	char buf[128], small[8], atom[16];
+	struct shoal_term_out o;
+	struct shoal_term_in in;
+	uint32_t arity, len;
+	const void *bin;
+	int64_t v;
+	double d;
+
+	(void)state;
+	if (!dist_is_available())
+		skip_because("built without libei");
+	assert_int_equal(shoal_term_out_init(&o, buf, sizeof(buf)), 0);
+	assert_int_equal(shoal_term_put_tuple(&o, 4), 0);
+	assert_int_equal(shoal_term_put_atom(&o, "réponse"), 0);
+	assert_int_equal(shoal_term_put_int(&o, -5000000000LL), 0);
+	assert_int_equal(shoal_term_put_double(&o, -0.25), 0);
+	assert_int_equal(shoal_term_put_binary(&o, "\0\1\2", 3), 0);
+	assert_int_equal(o.err, 0);
+	assert_int_equal(shoal_term_in_init(&in, buf, o.len), 0);
+	assert_int_equal(shoal_term_get_tuple(&in, &arity), 0);
+	assert_int_equal(arity, 4);
+	assert_int_equal(shoal_term_get_atom(&in, atom, sizeof(atom)), 0);
+	assert_string_equal(atom, "réponse");
+	assert_int_equal(shoal_term_get_int(&in, &v), 0);
+	assert_int_equal(v, -5000000000LL);
+	assert_int_equal(shoal_term_get_double(&in, &d), 0);
+	assert_true(d == -0.25);
+	assert_int_equal(shoal_term_get_binary(&in, &bin, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(bin, "\0\1\2", 3);
+	/* too small: the error sticks, nothing past cap is written */
+	memset(small, 0x5a, sizeof(small));
+	assert_int_equal(shoal_term_out_init(&o, small, 6), 0);
+	assert_int_equal(shoal_term_put_tuple(&o, 1), 0);
+	assert_int_equal(shoal_term_put_binary(&o, "abcdef", 6), -ENOSPC);
+	assert_int_equal(shoal_term_put_int(&o, 1), -ENOSPC);
+	assert_int_equal(o.err, -ENOSPC);
+	assert_int_equal((unsigned char)small[6], 0x5a);
+	assert_int_equal((unsigned char)small[7], 0x5a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_term_check_valid),
+		cmocka_unit_test(test_term_check_malformed),
+		cmocka_unit_test(test_term_read_vectors),
+		cmocka_unit_test(test_term_write_round_trip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
