@@ -144,7 +144,7 @@ if [ "$sanitize" = 0 ] && [ "$tsan" = 0 ] && [ "$qemu_only" = 0 ]; then
 	else
 		CC=clang meson setup build-fuzz -Dfuzz=true -Dtests=false >/dev/null
 	fi
-	ninja -C build-fuzz fuzz/fuzz_validate
+	ninja -C build-fuzz fuzz/fuzz_validate $(ninja -C build-fuzz -t targets all | grep -o "^fuzz/fuzz_term:" | tr -d :)
 	meson test -C build-fuzz --print-errorlogs --suite fuzz
 fi
 if [ "$qemu" = 1 ]; then
