@@ -112,6 +112,7 @@ static const char peer_program[] =
 	"            B when is_binary(B) -> \"reply \" ++ binary_to_list(B);"
 	"            O -> io_lib:format(\"other ~w\", [O]) end]);"
 	"        [\"link\"] -> link(get(pid)), P(\"linked\", []);"
+	"        [\"pidcast\", Pay] -> get(pid) ! list_to_binary(Pay), P(\"cast\", []);"
 	"        [\"waitexit\"] -> Pid = get(pid),"
 	"          receive {'EXIT', Pid, R} -> P(\"exit ~w\", [R])"
 	"          after 10000 -> P(\"no exit\", []) end;"
@@ -697,6 +698,30 @@ static void test_dist_pid_link_monitor(void **state)
 }
 
 /*
+ * The exit reasons of the other ends of an incarnation: a callback that fails ('error', the
+ * agent restarts under a new pid) and an orderly stop ('normal').
+ */
+static void test_dist_link_reasons(void **state)
+{
+	const char *spawn[] = {"spawn", "crasher", "cr", "--wait", NULL};
+	const char *stop[] = {"stop", "cr", "--wait", NULL};
+	char out[4096];
+
+	(void)state;
+	if (rt_run_tool(run.inst, out, sizeof(out), spawn) != 0)
+		fail_msg("shoal spawn crasher cr: %s", out);
+	peer_expect(&peer, "whereis cr", "whereis true");
+	peer_expect(&peer, "link", "linked");
+	peer_expect(&peer, "pidcast fail", "cast");
+	peer_expect(&peer, "waitexit", "exit error");
+	peer_expect(&peer, "whereis cr", "whereis true");
+	peer_expect(&peer, "link", "linked");
+	if (rt_run_tool(run.inst, out, sizeof(out), stop) != 0)
+		fail_msg("shoal stop cr: %s", out);
+	peer_expect(&peer, "waitexit", "exit normal");
+}
+
+/*
  * The gateway SIGKILLed: the Erlang node sees the node go down, the supervisor starts a new
  * gateway, and the next call from Erlang connects again and is answered.
  */
@@ -735,6 +760,7 @@ int main(void)
 		cmocka_unit_test(test_dist_silent_peer_closed),
 		cmocka_unit_test(test_dist_inspect_shows_gateway),
 		cmocka_unit_test(test_dist_pid_link_monitor),
+		cmocka_unit_test(test_dist_link_reasons),
 		cmocka_unit_test(test_dist_gateway_restarted),
 	};
 
