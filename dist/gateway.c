@@ -1277,7 +1277,9 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 		say("no memory for the gateway's tables (%zu bytes)", sizeof(*g));
 		return 3;
 	}
-	*g = (struct gw){.dc = dc, .lfd = -1, .pubfd = -1, .pipe_rd = -1, .pipe_wr = -1};
+	/* field by field: a compound literal of this size could be built on the stack */
+	g->dc = dc;
+	g->lfd = g->pubfd = g->pipe_rd = g->pipe_wr = -1;
 	ret = gateway_run(g, instance);
 	free(g);
 	return ret;

@@ -34,12 +34,23 @@
 int shoal_term_out_init(struct shoal_term_out *t, void *buf, uint32_t cap)
 {
 	*t = (struct shoal_term_out){.buf = buf, .cap = cap};
+	if (cap > INT32_MAX || (cap && !buf))
+		return t->err = -EINVAL; /* ei counts in int */
 	PUT(t, ei_encode_version(buf_, ix_));
 }
 
 int shoal_term_put_atom(struct shoal_term_out *t, const char *atom)
 {
-	if (!atom || strlen(atom) > 255)
+	uint32_t end;
+	char probe[4 + 1024];
+	size_t n = atom ? strlen(atom) : 0;
+
+	/* UTF-8 of at most 255 characters, as the BEAM takes it: checked as an atom term */
+	probe[0] = 'v';
+	probe[1] = (char)(n >> 8);
+	probe[2] = (char)n;
+	if (!atom || n > 1020 ||
+	    (memcpy(probe + 3, atom, n), dist_term_check(probe, (uint32_t)n + 3, 0, &end)))
 		return t->err ? t->err : (t->err = -EINVAL);
 	PUT(t, ei_encode_atom_as(buf_, ix_, atom, ERLANG_UTF8, ERLANG_UTF8));
 }
@@ -71,10 +82,14 @@ int shoal_term_in_init(struct shoal_term_in *t, const void *data, uint32_t len)
 	uint32_t end;
 
 	*t = (struct shoal_term_in){.buf = data, .len = len, .pos = 1};
-	/* one whole term after the version byte, every length in it inside len */
-	if (!data || len < 2 || ((const unsigned char *)data)[0] != 131 ||
-	    dist_term_check(data, len, 1, &end) || end != len)
+	/* one whole term after the version byte, every length in it inside len (ei counts in
+	 * int); refused, the reader is left empty so that no get reaches ei */
+	if (!data || len < 2 || len > INT32_MAX || ((const unsigned char *)data)[0] != 131 ||
+	    dist_term_check(data, len, 1, &end) || end != len) {
+		t->len = 0;
+		t->pos = 0;
 		return -EBADMSG;
+	}
 	return 0;
 }
 
@@ -115,12 +130,12 @@ int shoal_term_next(const struct shoal_term_in *t)
 	}
 }
 
-/* The next term is of kind k (0), another kind (-EPROTOTYPE), or none (-EBADMSG). */
+/* The next term is of kind k (0), another kind (-EPROTOTYPE), none left (-ENODATA). */
 static int expect(const struct shoal_term_in *t, int k)
 {
 	int n = shoal_term_next(t);
 
-	return n == k ? 0 : n < 0 ? -EBADMSG : -EPROTOTYPE;
+	return n == k ? 0 : n < 0 ? n : -EPROTOTYPE;
 }
 
 int shoal_term_get_atom(struct shoal_term_in *t, char *out, uint32_t cap)

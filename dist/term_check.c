@@ -23,6 +23,33 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/*
+ * Whether [p, p + n) is UTF-8 of at most max_chars characters (an atom's text: the BEAM
+ * refuses a longer or malformed one, and a term it refuses costs the whole connection).
+ */
+static int utf8_chars_ok(const unsigned char *p, uint64_t n, uint32_t max_chars)
+{
+	uint32_t chars = 0;
+
+	for (uint64_t i = 0; i < n; chars++) {
+		unsigned char c = p[i];
+		uint32_t k = c < 0x80		  ? 0
+			     : (c & 0xe0) == 0xc0 ? 1
+			     : (c & 0xf0) == 0xe0 ? 2
+			     : (c & 0xf8) == 0xf0 ? 3
+						  : 4;
+
+		/* a bad lead byte, an overlong 2-byte form, too many, or cut short */
+		if (k == 4 || (k == 1 && c < 0xc2) || chars >= max_chars || (k && i + k >= n))
+			return 0;
+		for (uint32_t j = 1; j <= k; j++)
+			if ((p[i + j] & 0xc0) != 0x80)
+				return 0;
+		i += 1 + k;
+	}
+	return 1;
+}
+
 /* Does [pos, pos + n) lie within len? */
 static int fits(uint64_t pos, uint64_t n, uint32_t len)
 {
@@ -51,15 +78,26 @@ static int walk_atom(const unsigned char *b, uint32_t len, uint64_t *pos)
 	if (!fits(p, 1, len))
 		return -EBADMSG;
 	switch (b[p]) {
-	case 'd': /* ATOM_EXT */
-	case 'v': /* ATOM_UTF8_EXT */
-		if (!fits(p + 1, 2, len) || !fits(p + 3, be16(b + p + 1), len))
+	case 'd': /* ATOM_EXT: Latin-1, one byte a character */
+		if (!fits(p + 1, 2, len) || be16(b + p + 1) > 255 ||
+		    !fits(p + 3, be16(b + p + 1), len))
+			return -EBADMSG;
+		*pos = p + 3 + be16(b + p + 1);
+		return 0;
+	case 'v': /* ATOM_UTF8_EXT: at most 255 characters */
+		if (!fits(p + 1, 2, len) || !fits(p + 3, be16(b + p + 1), len) ||
+		    !utf8_chars_ok(b + p + 3, be16(b + p + 1), 255))
 			return -EBADMSG;
 		*pos = p + 3 + be16(b + p + 1);
 		return 0;
 	case 's': /* SMALL_ATOM_EXT */
-	case 'w': /* SMALL_ATOM_UTF8_EXT */
 		if (!fits(p + 1, 1, len) || !fits(p + 2, b[p + 1], len))
+			return -EBADMSG;
+		*pos = p + 2 + b[p + 1];
+		return 0;
+	case 'w': /* SMALL_ATOM_UTF8_EXT */
+		if (!fits(p + 1, 1, len) || !fits(p + 2, b[p + 1], len) ||
+		    !utf8_chars_ok(b + p + 2, b[p + 1], 255))
 			return -EBADMSG;
 		*pos = p + 2 + b[p + 1];
 		return 0;
@@ -82,7 +120,10 @@ static int walk(const unsigned char *b, uint32_t len, uint64_t *pos, int depth)
 	case 'b': /* INTEGER_EXT */
 		n = 4;
 		break;
-	case 'c': /* FLOAT_EXT: 31 bytes of text */
+	case 'c': /* FLOAT_EXT: 31 bytes of text, NUL-padded; ei sscanf()s it, which reads
+		   * to a NUL: one must be inside */
+		if (!fits(p, 31, len) || !memchr(b + p, 0, 31))
+			return -EBADMSG;
 		n = 31;
 		break;
 	case 'F': /* NEW_FLOAT_EXT */
@@ -106,8 +147,8 @@ static int walk(const unsigned char *b, uint32_t len, uint64_t *pos, int depth)
 			return -EBADMSG;
 		n = 4 + (uint64_t)be32(b + p);
 		break;
-	case 'M': /* BIT_BINARY_EXT: length, bits in the last byte, bytes */
-		if (!fits(p, 5, len))
+	case 'M': /* BIT_BINARY_EXT: length, bits in the last byte (1..8), bytes */
+		if (!fits(p, 5, len) || b[p + 4] < 1 || b[p + 4] > 8 || !be32(b + p))
 			return -EBADMSG;
 		n = 5 + (uint64_t)be32(b + p);
 		break;
@@ -174,16 +215,19 @@ static int walk(const unsigned char *b, uint32_t len, uint64_t *pos, int depth)
 		*pos += n;
 		return 0;
 	}
-	case 'p': /* NEW_FUN_EXT: its size counts itself and what follows */
-		if (!fits(p, 4, len) || be32(b + p) < 4)
-			return -EBADMSG;
-		n = be32(b + p);
-		break;
-	case 'q': /* EXPORT_EXT: module, function, arity */
+	case 'q': /* EXPORT_EXT: module and function atoms, a small integer arity */
 		*pos = p;
-		return walk_n(b, len, pos, 3, depth + 1);
+		if (walk_atom(b, len, pos) || walk_atom(b, len, pos) || !fits(*pos, 2, len) ||
+		    b[*pos] != 'a')
+			return -EBADMSG;
+		*pos += 2;
+		return 0;
 	default:
-		/* compressed terms ('P'), the atom cache, local and old-style funs: refused */
+		/*
+		 * Refused: funs ('p', 'u': ei parses their insides itself, reading before it
+		 * compares with their size, and a C node cannot call them), compressed terms
+		 * ('P'), the atom cache, local terms
+		 */
 		return -EBADMSG;
 	}
 	if (!fits(p, n, len))

@@ -342,7 +342,6 @@ static void test_dist_call_echo(void **state)
 	peer_expect(&peer, "callterm echo", "term ok");
 }
 
-/* A name that does not exist: the message is dropped, the Erlang call times out. */
 /*
  * An agent answering with a term (shoal/term.h, shoal_reply_as_term()): the Erlang caller
  * gets the term itself, built from a binary request or read from a term request.
@@ -357,6 +356,7 @@ static void test_dist_call_term_reply(void **state)
 	peer_expect(&peer, "anycall echo hi", "<<104,105>>");
 }
 
+/* A name that does not exist: the message is dropped, the Erlang call times out. */
 static void test_dist_call_missing_name_times_out(void **state)
 {
 	(void)state;

@@ -61,6 +61,55 @@ static void test_term_check_malformed(void **state)
 	}
 	deep[sizeof(deep) - 1] = 106;
 	assert_int_equal(dist_term_check(deep, sizeof(deep), 1, &end), -EBADMSG);
+	/* 256 levels are still taken */
+	deep[1 + 2 * 256] = 106;
+	assert_int_equal(dist_term_check(deep, 2 + 2 * 256, 1, &end), 0);
+	assert_int_equal(end, 2 + 2 * 256);
+}
+
+/*
+ * What ei would read past a buffer, or the BEAM would refuse (closing the connection):
+ * refused by the walk. A FLOAT_EXT with no NUL in its 31 bytes (ei sscanf()s it), a fun
+ * (ei parses its insides before it compares with its size), an atom that is not UTF-8 or
+ * has more than 255 characters, a bit binary with 0 bits in its last byte. And kinds it
+ * takes: a pid, a reference, an export, a Latin-1 atom, a 255-character atom.
+ */
+static void test_term_check_kinds(void **state)
+{
+	static const unsigned char nonul[] = {
+		131, 'c', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1',
+		'1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1', '1'};
+	static const unsigned char fun[] = {131, 'p', 0, 0, 0, 4, 'j'};
+	static const unsigned char badutf8[] = {131, 'w', 2, 0xc3, 0x28};
+	static const unsigned char bits0[] = {131, 'M', 0, 0, 0, 1, 0, 0xff};
+	/* <0.1.2> of node a@b: NEW_PID_EXT */
+	static const unsigned char pid[] = {131, 'X', 'w', 3, 'a', '@', 'b', 0, 0, 0,
+					    1,	 0,   0,   0, 2,   0,	0,   0, 1};
+	/* fun erlang:self/0 */
+	static const unsigned char export[] = {131, 'q', 'w', 6,   'e', 'r', 'l', 'a', 'n',
+					       'g', 'w', 4,   's', 'e', 'l', 'f', 'a', 0};
+	static unsigned char longatom[3 + 256 + 1];
+	uint32_t end;
+
+	(void)state;
+	assert_int_equal(dist_term_check(nonul, sizeof(nonul), 1, &end), -EBADMSG);
+	assert_int_equal(dist_term_check(fun, sizeof(fun), 1, &end), -EBADMSG);
+	assert_int_equal(dist_term_check(badutf8, sizeof(badutf8), 1, &end), -EBADMSG);
+	assert_int_equal(dist_term_check(bits0, sizeof(bits0), 1, &end), -EBADMSG);
+	assert_int_equal(dist_term_check(pid, sizeof(pid), 1, &end), 0);
+	assert_int_equal(end, sizeof(pid));
+	assert_int_equal(dist_term_check(export, sizeof(export), 1, &end), 0);
+	assert_int_equal(end, sizeof(export));
+	/* ATOM_UTF8_EXT of 255 'x': taken; of 256: refused */
+	longatom[0] = 131;
+	longatom[1] = 'v';
+	longatom[2] = 0;
+	memset(longatom + 4, 'x', 256);
+	longatom[3] = 255;
+	assert_int_equal(dist_term_check(longatom, 4 + 255, 1, &end), 0);
+	longatom[2] = 1;
+	longatom[3] = 0;
+	assert_int_equal(dist_term_check(longatom, 4 + 256, 1, &end), -EBADMSG);
 }
 
 /* The reader on Erlang's own bytes. */
@@ -149,6 +198,13 @@ static void test_term_write_round_trip(void **state)
 	assert_int_equal(shoal_term_get_binary(&in, &bin, &len), 0);
 	assert_int_equal(len, 3);
 	assert_memory_equal(bin, "\0\1\2", 3);
+	/* an atom that is not UTF-8 is refused, and the error sticks */
+	assert_int_equal(shoal_term_out_init(&o, buf, sizeof(buf)), 0);
+	assert_int_equal(shoal_term_put_atom(&o, "\xc3\x28"), -EINVAL);
+	assert_int_equal(shoal_term_put_int(&o, 1), -EINVAL);
+	/* a refused reader reads nothing */
+	assert_int_equal(shoal_term_in_init(&in, "\x83\x6d\0\0\1\0", 6), -EBADMSG);
+	assert_int_equal(shoal_term_next(&in), -ENODATA);
 	/* too small: the error sticks, nothing past cap is written */
 	memset(small, 0x5a, sizeof(small));
 	assert_int_equal(shoal_term_out_init(&o, small, 6), 0);
@@ -165,6 +221,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_term_check_valid),
 		cmocka_unit_test(test_term_check_malformed),
+		cmocka_unit_test(test_term_check_kinds),
 		cmocka_unit_test(test_term_read_vectors),
 		cmocka_unit_test(test_term_write_round_trip),
 	};

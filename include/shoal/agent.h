@@ -170,7 +170,9 @@ int shoal_reply(struct shoal_ctx *ctx, const struct shoal_msg *m, const void *da
  * From handle_call: the reply it writes is an Erlang term in the external term format
  * (shoal/term.h builds one): it goes out flagged SHOAL_MSG_TERM, and a gen_server:call
  * from Erlang through the distribution gateway gets the term itself (e.g. {ok, 42}) instead
- * of a binary of its bytes. 0, or -EINVAL outside handle_call. (API 1.2)
+ * of a binary of its bytes. It marks the reply handle_call returns only: a reply sent
+ * later with shoal_reply() (SHOAL_REPLY_LATER) goes as a binary. 0, or -EINVAL outside
+ * handle_call. (API 1.2)
  */
 int shoal_reply_as_term(struct shoal_ctx *ctx);
 /*

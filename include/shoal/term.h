@@ -29,7 +29,9 @@ struct shoal_term_out {
 
 /*
  * Start a term in buf: its version byte (131). Then one put per term, depth first: a
- * tuple's header, then its arity elements. 0, or -ENOSPC / -ENOTSUP (also in t->err).
+ * tuple's header, then its arity elements. 0, or -ENOSPC (buf too small), -EINVAL (an
+ * atom that is not UTF-8 of 1..255 characters, a NULL binary with a length, cap over
+ * INT32_MAX), -ENOTSUP; the first error stays in t->err and later puts return it.
  */
 int shoal_term_out_init(struct shoal_term_out *t, void *buf, uint32_t cap);
 int shoal_term_put_atom(struct shoal_term_out *t, const char *atom); /* up to 255 UTF-8 bytes */
@@ -54,9 +56,11 @@ struct shoal_term_in {
 #define SHOAL_TERM_OTHER  6 /* any other term (a list, a map, a pid, a bignum...): skip it */
 
 /*
- * Start reading data: 0, or -EBADMSG (no version byte 131 first), -ENOTSUP. Each get reads
- * the next term if it is of its kind and moves past it: 0, or -EPROTOTYPE (another kind:
- * nothing moves), -EBADMSG (malformed or truncated), -ENOSPC (get_atom: cap too small).
+ * Start reading data: 0, or -EBADMSG (not one whole term after a version byte 131: a
+ * length pointing past the end, bytes left over, a malformed atom, a fun, a compressed
+ * term, nesting deeper than 256), -ENOTSUP; refused, the reader reads nothing. Each get
+ * reads the next term if it is of its kind and moves past it: 0, or -EPROTOTYPE (another
+ * kind: nothing moves), -ENODATA (no term left), -ENOSPC (get_atom: cap too small).
  */
 int shoal_term_in_init(struct shoal_term_in *t, const void *data, uint32_t len);
 /* The next term's kind (SHOAL_TERM_*), or -ENODATA at the end, -EBADMSG. */
