@@ -726,21 +726,81 @@ struct run {
 	bool attached, cap_any;
 	uint32_t spawned; /* stable agents spawned in the attached instance, not yet stopped */
 	char books[STRESS_LOG_PATH_MAX];
-	pid_t pids[MAX_PIDS]; /* every instance process seen */
+	/*
+	 * Every instance process seen, with its /proc starttime (0: gone when seen): pids wrap
+	 * (pid_max is often 32768), and in an hour another process of the machine takes the
+	 * number of one of ours; only the same pid with the same start is ours.
+	 */
+	pid_t pids[MAX_PIDS];
+	uint64_t pstart[MAX_PIDS];
 	uint32_t npids;
 	struct tally t;
 	struct verdict vd;
 };
 
+/*
+ * Whether pid exists: its /proc starttime (clock ticks since boot) in *start and whether it
+ * is a zombie in *zombie.
+ */
+static bool proc_stat(pid_t pid, uint64_t *start, bool *zombie)
+{
+	char path[64], buf[512], *p;
+	unsigned long long st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	/* after the command's ')': state, then 18 fields, then starttime (field 22) */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return false;
+	*zombie = p[2] == 'Z';
+	if (sscanf(p + 2,
+		   "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+		   "%*s %*s %llu",
+		   &st) != 1)
+		st = 0;
+	*start = st;
+	return true;
+}
+
 static void remember_pid(struct run *r, pid_t pid)
 {
+	uint64_t start = 0;
+	bool zombie;
+
 	if (pid <= 0 || pid == getpid())
 		return; /* our own client slot */
+	if (!proc_stat(pid, &start, &zombie))
+		start = 0;
 	for (uint32_t i = 0; i < r->npids; i++)
-		if (r->pids[i] == pid)
+		if (r->pids[i] == pid) {
+			/* the number taken again by another process of the instance */
+			if (start && r->pstart[i] != start)
+				r->pstart[i] = start;
 			return;
-	if (r->npids < MAX_PIDS)
+		}
+	if (r->npids < MAX_PIDS) {
+		r->pstart[r->npids] = start;
 		r->pids[r->npids++] = pid;
+	}
+}
+
+/* Whether remembered process i still exists (the same process: pid and start), and how. */
+static bool still_ours(const struct run *r, uint32_t i, bool *zombie)
+{
+	uint64_t start;
+
+	*zombie = false;
+	return r->pstart[i] && proc_stat(r->pids[i], &start, zombie) && start == r->pstart[i];
 }
 
 /* The pid of worker w if it is RUNNING, else 0. */
@@ -1275,25 +1335,6 @@ static void check_tables(struct run *r)
 			remember_pid(r, (pid_t)v->procs[i].pid);
 }
 
-static bool is_zombie(pid_t pid)
-{
-	char path[64], buf[256], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] == 'Z';
-}
-
 /* After the stop: no process of the instance left, no zombie, no segment. */
 static void check_after_stop(struct run *r, int sup_status)
 {
@@ -1306,17 +1347,16 @@ static void check_after_stop(struct run *r, int sup_status)
 		fail(&r->vd, "instance stops in order", "the supervisor ended with status %#x",
 		     sup_status);
 	for (uint32_t i = 0; i < r->npids; i++) {
-		while (kill(r->pids[i], 0) == 0 && !is_zombie(r->pids[i]) && now_ms() - t0 < 5000)
+		bool zombie;
+
+		/* a zombie lingers until its parent reaps it: it is given the time too */
+		while (still_ours(r, i, &zombie) && now_ms() - t0 < 5000)
 			usleep(20000);
-		if (is_zombie(r->pids[i]) || kill(r->pids[i], 0) == 0) {
-			/* a zombie lingers until its parent reaps it: give that a moment too */
-			while (kill(r->pids[i], 0) == 0 && now_ms() - t0 < 5000)
-				usleep(20000);
-		}
-		if (kill(r->pids[i], 0) == 0) {
-			fail(&r->vd, is_zombie(r->pids[i]) ? "no zombie" : "no process left",
-			     "pid %d of the instance is still %s 5 s after the stop",
-			     (int)r->pids[i], is_zombie(r->pids[i]) ? "a zombie" : "running");
+		if (still_ours(r, i, &zombie)) {
+			fail(&r->vd, zombie ? "no zombie" : "no process left",
+			     "pid %d of the instance (started at tick %" PRIu64 ") is still %s 5 s "
+			     "after the stop",
+			     (int)r->pids[i], r->pstart[i], zombie ? "a zombie" : "running");
 			break;
 		}
 	}
