@@ -148,9 +148,14 @@ static inline bool it_wait_u64(_Atomic uint64_t *word, uint64_t want, int timeou
 	return true;
 }
 
-static inline bool it_wait_u32(_Atomic uint32_t *word, uint32_t want, int timeout_ms)
+/*
+ * Whether *word == want within timeout_ms as given, not scaled: for a check that something
+ * does NOT happen within a window the code under test bounds itself (scaled, the window
+ * could outlast that bound).
+ */
+static inline bool it_wait_u32_unscaled(_Atomic uint32_t *word, uint32_t want, int timeout_ms)
 {
-	uint64_t end = shm_now_ns() + (uint64_t)timeout_ms * (uint64_t)it_time_scale() * 1000000u;
+	uint64_t end = shm_now_ns() + (uint64_t)timeout_ms * 1000000u;
 
 	while (atomic_load_explicit(word, memory_order_acquire) != want) {
 		if (shm_now_ns() > end)
@@ -158,6 +163,11 @@ static inline bool it_wait_u32(_Atomic uint32_t *word, uint32_t want, int timeou
 		sched_yield();
 	}
 	return true;
+}
+
+static inline bool it_wait_u32(_Atomic uint32_t *word, uint32_t want, int timeout_ms)
+{
+	return it_wait_u32_unscaled(word, want, timeout_ms * it_time_scale());
 }
 
 /* The supervisor's part after a death: mark the slot dead, repair, let it be reused. */
