@@ -738,14 +738,10 @@ struct run {
 	struct verdict vd;
 };
 
-/*
- * Whether pid exists: its /proc starttime (clock ticks since boot) in *start and whether it
- * is a zombie in *zombie.
- */
-static bool proc_stat(pid_t pid, uint64_t *start, bool *zombie)
+/* Whether pid is a zombie (its /proc state 'Z'). */
+static bool is_zombie(pid_t pid)
 {
-	char path[64], buf[512], *p;
-	unsigned long long st = 0;
+	char path[64], buf[256], *p;
 	ssize_t n;
 	int fd;
 
@@ -758,29 +754,17 @@ static bool proc_stat(pid_t pid, uint64_t *start, bool *zombie)
 	if (n <= 0)
 		return false;
 	buf[n] = 0;
-	/* after the command's ')': state, then 18 fields, then starttime (field 22) */
 	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return false;
-	*zombie = p[2] == 'Z';
-	if (sscanf(p + 2,
-		   "%*c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-		   "%*s %*s %llu",
-		   &st) != 1)
-		st = 0;
-	*start = st;
-	return true;
+	return p && p[1] == ' ' && p[2] == 'Z';
 }
 
 static void remember_pid(struct run *r, pid_t pid)
 {
-	uint64_t start = 0;
-	bool zombie;
+	uint64_t start;
 
 	if (pid <= 0 || pid == getpid())
 		return; /* our own client slot */
-	if (!proc_stat(pid, &start, &zombie))
-		start = 0;
+	start = shm_pid_start_time(pid);
 	for (uint32_t i = 0; i < r->npids; i++)
 		if (r->pids[i] == pid) {
 			/* the number taken again by another process of the instance */
@@ -797,10 +781,10 @@ static void remember_pid(struct run *r, pid_t pid)
 /* Whether remembered process i still exists (the same process: pid and start), and how. */
 static bool still_ours(const struct run *r, uint32_t i, bool *zombie)
 {
-	uint64_t start;
+	bool ours = r->pstart[i] && shm_pid_start_time(r->pids[i]) == r->pstart[i];
 
-	*zombie = false;
-	return r->pstart[i] && proc_stat(r->pids[i], &start, zombie) && start == r->pstart[i];
+	*zombie = ours && is_zombie(r->pids[i]);
+	return ours;
 }
 
 /* The pid of worker w if it is RUNNING, else 0. */
