@@ -169,6 +169,27 @@ static int later_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg
 	return 0;
 }
 
+/* "gate": its init notes 'g' and waits for a byte on gate_pipe (the worker held before RUNNING) */
+static int gate_pipe[2] = {-1, -1};
+
+static int gate_init(struct shoal_ctx *ctx, const void *ckpt, uint32_t len, void **state)
+{
+	char c;
+
+	(void)ctx, (void)ckpt, (void)len;
+	note('g');
+	if (read(gate_pipe[0], &c, 1) != 1)
+		return -EIO;
+	*state = NULL;
+	return 0;
+}
+
+static const struct shoal_agent_type gate_type = {
+	.name = "gate",
+	.init = gate_init,
+	.handle = fan_handle,
+};
+
 static const struct shoal_agent_type later_type = {
 	.name = "later",
 	.init = later_init,
@@ -214,13 +235,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Fork worker on process slot `slot`; return once it wrote its ready byte. */
-static pid_t start_worker(uint32_t slot)
+/* Fork worker on process slot `slot`; *ready_fd gets the read end of its ready pipe. */
+static pid_t fork_worker(uint32_t slot, int *ready_fd)
 {
-	struct pollfd pfd;
 	int rp[2];
 	pid_t pid;
-	char c;
 
 	assert_int_equal(pipe2(rp, O_CLOEXEC), 0);
 	pid = fork();
@@ -250,12 +269,29 @@ static pid_t start_worker(uint32_t slot)
 		_exit(wrk_main(seg, &args) == 0 ? 0 : 1);
 	}
 	close(rp[1]);
-	pfd.fd = rp[0];
-	pfd.events = POLLIN;
+	*ready_fd = rp[0];
+	return pid;
+}
+
+/* Wait for the ready byte of the worker on `slot` (it is RUNNING then). */
+static void wait_ready(uint32_t slot, int ready_fd)
+{
+	struct pollfd pfd = {.fd = ready_fd, .events = POLLIN};
+	char c;
+
 	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
-	assert_int_equal(read(rp[0], &c, 1), 1);
-	close(rp[0]);
+	assert_int_equal(read(ready_fd, &c, 1), 1);
+	close(ready_fd);
 	assert_int_equal(atomic_load(&shm_proc_at(seg, slot)->state), SHM_PROC_RUNNING);
+}
+
+/* Fork worker on process slot `slot`; return once it wrote its ready byte. */
+static pid_t start_worker(uint32_t slot)
+{
+	int fd;
+	pid_t pid = fork_worker(slot, &fd);
+
+	wait_ready(slot, fd);
 	return pid;
 }
 
@@ -546,6 +582,47 @@ static void test_worker_stop_agent(void **state)
 	found = spawn("echo", "stopme", 1);
 	assert_true(found != b);
 	stop_worker(1, pid);
+}
+
+/*
+ * A stop that lands while the worker is starting (claimed, its agents hosted, not yet
+ * RUNNING) is the worker's to finish: the stopper must not free a slot a live worker hosts.
+ * Before the fix the stopper freed it, and the worker's later start of that agent turned the
+ * free slot RUNNING with no host: a slot leaked for good, no name to stop it by.
+ */
+static void test_worker_stop_while_starting(void **state)
+{
+	shoal_handle_t g, x, found;
+	struct shm_agent *a;
+	int ready;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe2(gate_pipe, O_CLOEXEC), 0);
+	g = spawn("gate", "gate", 1);
+	x = spawn("blocker", "late-stop", 1);
+	assert_true(shoal_handle_slot(g) < shoal_handle_slot(x)); /* hosted and started first */
+	pid = fork_worker(1, &ready);
+	assert_int_equal(next_note(), 'g'); /* inside g's init: x hosted, not started */
+	assert_int_equal(atomic_load(&shm_proc_at(seg, 1)->state), SHM_PROC_STARTING);
+	assert_int_equal(wrk_agent_stop(seg, x), 0);
+	assert_int_equal(write(gate_pipe[1], "go", 1), 1);
+	wait_ready(1, ready);
+	/* its worker finishes the stop: the slot is free again, its name gone */
+	wait_agent_state(x, SHM_AGENT_FREE);
+	a = shm_agent_at(seg, shoal_handle_slot(x));
+	assert_int_equal(atomic_load(&a->ctl), 0);
+	assert_int_equal(atomic_load(&a->worker), 0);
+	assert_int_equal(shm_reg_lookup(seg, SHM_NS_DEFAULT, "late-stop", 9, &found, NULL),
+			 -ENOENT);
+	assert_int_equal(atomic_load(&shm_agent_at(seg, shoal_handle_slot(g))->state),
+			 SHM_AGENT_RUNNING);
+	/* the slot is usable: a new agent there starts and answers */
+	found = spawn("blocker", "late-stop", 1);
+	assert_int_equal(call_count(found).count, 0);
+	stop_worker(1, pid);
+	close(gate_pipe[0]);
+	close(gate_pipe[1]);
 }
 
 /* A call answered later, from another callback, with shoal_reply(). */
@@ -839,6 +916,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_worker_kill_replace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_callback_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_stop_agent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_stop_while_starting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_reply_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_agent_send_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dlopen_type, setup, teardown),
@@ -850,7 +928,7 @@ int main(void)
 	};
 
 	if (shoal_agent_type_register(&blocker_type) || shoal_agent_type_register(&later_type) ||
-	    shoal_agent_type_register(&fanout_type)) {
+	    shoal_agent_type_register(&fanout_type) || shoal_agent_type_register(&gate_type)) {
 		fprintf(stderr, "cannot register the test type\n");
 		return 1;
 	}

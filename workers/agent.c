@@ -213,15 +213,19 @@ int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h)
 		&a->state, &st, SHM_AGENT_STOPPING, memory_order_acq_rel, memory_order_acquire));
 	shm_change_bump(seg);
 	worker = atomic_load_explicit(&a->worker, memory_order_acquire);
-	if (worker && shm_proc_is_alive(seg, worker - 1) &&
-	    atomic_load_explicit(&shm_proc_at(seg, worker - 1)->state, memory_order_acquire) ==
-		    SHM_PROC_RUNNING) {
+	/*
+	 * A live worker, in any state, may host it (a starting one hosts its agents before it
+	 * reads RUNNING): only it may free the slot, so it finishes the stop (its rescan, or its
+	 * repair if it dies first). Freeing it here let that worker start the agent afterwards
+	 * on a free slot: RUNNING with no host, a slot leaked for good.
+	 */
+	if (worker && shm_proc_is_alive(seg, worker - 1)) {
 		wrk_poke_worker(seg, worker - 1);
 		return 0;
 	}
 	/*
-	 * No running worker to run terminate (not started yet, or dead awaiting repair):
-	 * finish the stop here, under our claim so a death midway is repaired.
+	 * No live worker (not started yet, or dead awaiting repair): finish the stop here, under
+	 * our claim so a death midway is repaired.
 	 */
 	{
 		uint64_t held = WRK_CTL_HELD;
@@ -229,6 +233,17 @@ int wrk_agent_stop(struct shm_seg *seg, shoal_handle_t h)
 		if (!atomic_compare_exchange_strong_explicit(
 			    &a->ctl, &held, seg->tag, memory_order_acq_rel, memory_order_relaxed))
 			return 0; /* a worker or repair holds it: it will see STOPPING */
+		/*
+		 * F1: pairs with F2 in wrk_main() (a worker's claim, then its first rescan's
+		 * loads of ctl): either that worker's rescan sees our claim and skips the slot,
+		 * or we see that worker alive here and hand the slot back to it.
+		 */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (worker && shm_proc_is_alive(seg, worker - 1)) {
+			atomic_store_explicit(&a->ctl, WRK_CTL_HELD, memory_order_release);
+			wrk_poke_worker(seg, worker - 1);
+			return 0;
+		}
 		wrk_agent_finish_stop(seg, shoal_handle_slot(h), SHOAL_DOWN_STOPPED);
 	}
 	return 0;

@@ -183,7 +183,21 @@ static bool intensity_exceeded(const struct wrk *w, struct wrk_agent *wa)
 	return recent > max;
 }
 
-/* Run init; on success the agent is RUNNING and its monitors get UP if it was down. */
+/*
+ * True if the slot still holds the incarnation wa hosts. Only its hosting worker frees a slot
+ * a live worker hosts (wrk_agent_stop() leaves it to us), so a false here is a defence, not a
+ * path: such a wa is forgotten without touching the slot, which is another's now.
+ */
+static bool still_ours(const struct wrk *w, const struct wrk_agent *wa)
+{
+	return wrk_agent_handle(w->seg, wa->slot) == wa->handle;
+}
+
+/*
+ * Run init; on success the agent is RUNNING and its monitors get UP if it was down. Only a
+ * STARTING or DOWN agent starts: a STOPPING one is the rescan's to remove, and a start must
+ * never overwrite another state (a free slot turned RUNNING would leak it for good).
+ */
 static int agent_start(struct wrk *w, struct wrk_agent *wa)
 {
 	struct shm_agent *a = slot_of(w, wa);
@@ -191,6 +205,8 @@ static int agent_start(struct wrk *w, struct wrk_agent *wa)
 	uint32_t was = atomic_load_explicit(&a->state, memory_order_acquire);
 	int len, rc;
 
+	if (was != SHM_AGENT_STARTING && was != SHM_AGENT_DOWN)
+		return 0;
 	len = wrk_ckpt_read(w->seg, wa->slot, w->ckpt, wrk_ckpt_cap(w->seg));
 	if (len < 0)
 		len = 0;
@@ -343,6 +359,11 @@ static void start_pending(struct wrk *w)
 
 		if (wa->running)
 			continue;
+		if (!still_ours(w, wa)) {
+			unhost(w, wa);
+			k--; /* list[k] now holds another agent */
+			continue;
+		}
 		if (agent_start(w, wa) < 0) {
 			agent_failed(w, wa);
 			if (w->n != n_before)
@@ -370,6 +391,10 @@ static void rescan(struct wrk *w)
 			continue;
 		}
 		st = atomic_load_explicit(&a->state, memory_order_acquire);
+		if (wa && !still_ours(w, wa)) {
+			unhost(w, wa); /* an incarnation gone from under us: see still_ours() */
+			wa = NULL;
+		}
 		if (!wa && (st == SHM_AGENT_STARTING || st == SHM_AGENT_DOWN ||
 			    st == SHM_AGENT_RUNNING || st == SHM_AGENT_STOPPING)) {
 			host(w, i);
@@ -792,6 +817,11 @@ int wrk_main(struct shm_seg *seg, const struct wrk_args *args)
 	w.now = shm_now_ns();
 	w.boosted = args->boosted;
 	w.boost_t0 = w.now;
+	/*
+	 * F2: pairs with F1 in wrk_agent_stop(): our claim before the rescan's loads of ctl, so
+	 * a stopper that missed us alive has its claim of the slot seen here.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
 	rescan(&w);
 	shm_trace("wrk: rescanned");
 	shm_proc_heartbeat(seg);
