@@ -84,6 +84,23 @@ int shoal_term_put_binary(struct shoal_term_out *t, const void *data, uint32_t l
 	return t->err = -ENOTSUP;
 }
 
+int shoal_term_put_list(struct shoal_term_out *t, uint32_t n)
+{
+	(void)n;
+	return t->err = -ENOTSUP;
+}
+
+int shoal_term_put_nil(struct shoal_term_out *t)
+{
+	return t->err = -ENOTSUP;
+}
+
+int shoal_term_put_map(struct shoal_term_out *t, uint32_t n)
+{
+	(void)n;
+	return t->err = -ENOTSUP;
+}
+
 int shoal_term_in_init(struct shoal_term_in *t, const void *data, uint32_t len)
 {
 	*t = (struct shoal_term_in){.buf = data, .len = len, .pos = (int)len};
@@ -121,6 +138,30 @@ int shoal_term_get_double(struct shoal_term_in *t, double *v)
 }
 
 int shoal_term_get_binary(struct shoal_term_in *t, const void **data, uint32_t *len)
+{
+	(void)t, (void)data, (void)len;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_list(struct shoal_term_in *t, uint32_t *n)
+{
+	(void)t, (void)n;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_nil(struct shoal_term_in *t)
+{
+	(void)t;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_map(struct shoal_term_in *t, uint32_t *n)
+{
+	(void)t, (void)n;
+	return -ENOTSUP;
+}
+
+int shoal_term_get_string(struct shoal_term_in *t, const void **data, uint32_t *len)
 {
 	(void)t, (void)data, (void)len;
 	return -ENOTSUP;

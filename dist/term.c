@@ -77,6 +77,25 @@ int shoal_term_put_binary(struct shoal_term_out *t, const void *data, uint32_t l
 	PUT(t, ei_encode_binary(buf_, ix_, data, (long)len));
 }
 
+int shoal_term_put_list(struct shoal_term_out *t, uint32_t n)
+{
+	if (n > INT32_MAX)
+		return t->err ? t->err : (t->err = -EINVAL);
+	PUT(t, ei_encode_list_header(buf_, ix_, (int)n)); /* n == 0: NIL_EXT */
+}
+
+int shoal_term_put_nil(struct shoal_term_out *t)
+{
+	PUT(t, ei_encode_empty_list(buf_, ix_));
+}
+
+int shoal_term_put_map(struct shoal_term_out *t, uint32_t n)
+{
+	if (n > INT32_MAX)
+		return t->err ? t->err : (t->err = -EINVAL);
+	PUT(t, ei_encode_map_header(buf_, ix_, (int)n));
+}
+
 int shoal_term_in_init(struct shoal_term_in *t, const void *data, uint32_t len)
 {
 	uint32_t end;
@@ -125,6 +144,14 @@ int shoal_term_next(const struct shoal_term_in *t)
 		return SHOAL_TERM_DOUBLE;
 	case ERL_BINARY_EXT:
 		return SHOAL_TERM_BINARY;
+	case ERL_LIST_EXT:
+		return SHOAL_TERM_LIST;
+	case ERL_NIL_EXT:
+		return SHOAL_TERM_NIL;
+	case ERL_MAP_EXT:
+		return SHOAL_TERM_MAP;
+	case ERL_STRING_EXT:
+		return SHOAL_TERM_STRING;
 	default:
 		return SHOAL_TERM_OTHER;
 	}
@@ -205,6 +232,56 @@ int shoal_term_get_binary(struct shoal_term_in *t, const void **data, uint32_t *
 	*data = t->buf + t->pos + 5;
 	*len = (uint32_t)size;
 	t->pos += 5 + size;
+	return 0;
+}
+
+int shoal_term_get_list(struct shoal_term_in *t, uint32_t *n)
+{
+	int i = t->pos, a, k = shoal_term_next(t);
+
+	if (k != SHOAL_TERM_LIST && k != SHOAL_TERM_NIL)
+		return k < 0 ? k : -EPROTOTYPE;
+	if (ei_decode_list_header(t->buf, &i, &a) < 0)
+		return -EBADMSG;
+	*n = (uint32_t)a;
+	t->pos = i;
+	return 0;
+}
+
+int shoal_term_get_nil(struct shoal_term_in *t)
+{
+	int r = expect(t, SHOAL_TERM_NIL);
+
+	if (r)
+		return r;
+	t->pos++; /* NIL_EXT is its tag alone */
+	return 0;
+}
+
+int shoal_term_get_map(struct shoal_term_in *t, uint32_t *n)
+{
+	int i = t->pos, a, r = expect(t, SHOAL_TERM_MAP);
+
+	if (r)
+		return r;
+	if (ei_decode_map_header(t->buf, &i, &a) < 0)
+		return -EBADMSG;
+	*n = (uint32_t)a;
+	t->pos = i;
+	return 0;
+}
+
+int shoal_term_get_string(struct shoal_term_in *t, const void **data, uint32_t *len)
+{
+	const unsigned char *p = (const unsigned char *)t->buf + t->pos;
+	int r = expect(t, SHOAL_TERM_STRING);
+
+	if (r)
+		return r;
+	/* STRING_EXT: the tag, a 2-byte length, the bytes (checked in bounds at init) */
+	*len = (uint32_t)p[1] << 8 | p[2];
+	*data = p + 3;
+	t->pos += 3 + (int)*len;
 	return 0;
 }
 

@@ -637,21 +637,93 @@ static const struct shoal_agent_type tasker_type = {
 /*
  * "termy": answers a call with an Erlang term built with shoal/term.h and marked
  * shoal_reply_as_term(): {ok, Req} for a binary request, {ok, {N, Atom}} for a request
- * that is the term {N, Atom} (an integer and an atom, read back with the reader), and
- * {error, badarg} for anything else.
+ * that is the term {N, Atom} (an integer and an atom, read back with the reader),
+ * {ok, #{count => N, sum => S}} for a proper list of integers, {ok, Keys} (a list) for a
+ * map with atom keys, and {error, badarg} for anything else.
  */
+
+/* A proper list of integers (a string of bytes too): its count and sum; false otherwise. */
+static bool termy_ints(struct shoal_term_in *in, int64_t *count, int64_t *sum)
+{
+	const unsigned char *s;
+	uint32_t n, len;
+	int64_t v;
+
+	*count = *sum = 0;
+	if (shoal_term_get_string(in, (const void **)&s, &len) == 0) {
+		for (uint32_t i = 0; i < len; i++)
+			*sum += s[i];
+		*count = len;
+		return shoal_term_next(in) == -ENODATA;
+	}
+	if (shoal_term_get_list(in, &n))
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		if (shoal_term_get_int(in, &v))
+			return false;
+		*sum += v;
+	}
+	*count = n;
+	return (n == 0 || shoal_term_get_nil(in) == 0) && shoal_term_next(in) == -ENODATA;
+}
+
+/* A map with atom keys: {ok, Keys}; false for anything else. */
+static bool termy_keys(struct shoal_term_in *in, struct shoal_term_out *o)
+{
+	char atom[256];
+	uint32_t n;
+
+	if (shoal_term_get_map(in, &n))
+		return false;
+	shoal_term_put_tuple(o, 2);
+	shoal_term_put_atom(o, "ok");
+	shoal_term_put_list(o, n);
+	for (uint32_t i = 0; i < n; i++) {
+		if (shoal_term_get_atom(in, atom, sizeof(atom)) || shoal_term_skip(in))
+			return false;
+		shoal_term_put_atom(o, atom);
+	}
+	if (n)
+		shoal_term_put_nil(o);
+	return true;
+}
 static int termy_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg *m, void *reply,
 		      uint32_t cap, uint32_t *reply_len)
 {
 	struct shoal_term_out o;
 	struct shoal_term_in in;
 	uint32_t arity;
-	int64_t n;
+	int64_t n, sum;
 	char atom[64];
+	int kind = -1;
 
 	(void)state;
+	if ((m->flags & SHOAL_MSG_TERM) && shoal_term_in_init(&in, m->data, m->len) == 0)
+		kind = shoal_term_next(&in);
 	shoal_term_out_init(&o, reply, cap);
-	if (!(m->flags & SHOAL_MSG_TERM)) {
+	if (kind == SHOAL_TERM_LIST || kind == SHOAL_TERM_NIL || kind == SHOAL_TERM_STRING) {
+		if (termy_ints(&in, &n, &sum)) {
+			shoal_term_put_tuple(&o, 2);
+			shoal_term_put_atom(&o, "ok");
+			shoal_term_put_map(&o, 2);
+			shoal_term_put_atom(&o, "count");
+			shoal_term_put_int(&o, n);
+			shoal_term_put_atom(&o, "sum");
+			shoal_term_put_int(&o, sum);
+			goto out;
+		}
+	} else if (kind == SHOAL_TERM_MAP) {
+		if (termy_keys(&in, &o))
+			goto out;
+	}
+	/* anything else: start again */
+	shoal_term_out_init(&o, reply, cap);
+	if (kind == SHOAL_TERM_LIST || kind == SHOAL_TERM_NIL || kind == SHOAL_TERM_STRING ||
+	    kind == SHOAL_TERM_MAP) {
+		shoal_term_put_tuple(&o, 2);
+		shoal_term_put_atom(&o, "error");
+		shoal_term_put_atom(&o, "badarg");
+	} else if (!(m->flags & SHOAL_MSG_TERM)) {
 		shoal_term_put_tuple(&o, 2);
 		shoal_term_put_atom(&o, "ok");
 		shoal_term_put_binary(&o, m->data, m->len);
@@ -669,6 +741,7 @@ static int termy_call(struct shoal_ctx *ctx, void *state, const struct shoal_msg
 		shoal_term_put_atom(&o, "error");
 		shoal_term_put_atom(&o, "badarg");
 	}
+out:
 	if (o.err)
 		return o.err;
 	*reply_len = o.len;

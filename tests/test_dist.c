@@ -123,6 +123,8 @@ static const char peer_program[] =
 	"          after 10000 -> P(\"no down\", []) end;"
 	"        [\"anycall\", Name, What] ->"
 	"          Req = case What of \"tuple\" -> {7, seven}; \"list\" -> [1, 2];"
+	"                  \"ints\" -> [1000, -5, 3]; \"nil\" -> []; \"improper\" -> [1 | 2];"
+	"                  \"map\" -> #{b => 1, a => [x]}; \"badmap\" -> #{1 => 2};"
 	"                  _ -> list_to_binary(What) end,"
 	"          P(\"~w\", [catch gen_server:call({list_to_atom(Name), N}, Req, 5000)]);"
 	"        Other -> P(\"unknown ~p\", [Other])"
@@ -351,7 +353,13 @@ static void test_dist_call_term_reply(void **state)
 	(void)state;
 	peer_expect(&peer, "anycall termy hi", "{ok,<<104,105>>}");
 	peer_expect(&peer, "anycall termy tuple", "{ok,{7,seven}}");
-	peer_expect(&peer, "anycall termy list", "{error,badarg}");
+	/* lists and maps, read and written with shoal/term.h (API 1.3) */
+	peer_expect(&peer, "anycall termy list", "{ok,#{count => 2,sum => 3}}");
+	peer_expect(&peer, "anycall termy ints", "{ok,#{count => 3,sum => 998}}");
+	peer_expect(&peer, "anycall termy nil", "{ok,#{count => 0,sum => 0}}");
+	peer_expect(&peer, "anycall termy map", "{ok,[a,b]}");
+	peer_expect(&peer, "anycall termy improper", "{error,badarg}");
+	peer_expect(&peer, "anycall termy badmap", "{error,badarg}");
 	/* an agent that does not mark its reply: a binary, as before */
 	peer_expect(&peer, "anycall echo hi", "<<104,105>>");
 }

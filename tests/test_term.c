@@ -149,9 +149,10 @@ static void test_term_read_vectors(void **state)
 	assert_true(d == 3.5);
 	assert_int_equal(shoal_term_get_int(&in, &v), 0);
 	assert_int_equal(v, 1099511627776LL);
-	assert_int_equal(shoal_term_next(&in), SHOAL_TERM_OTHER); /* [1|2] */
+	assert_int_equal(shoal_term_next(&in), SHOAL_TERM_LIST); /* [1|2] */
 	assert_int_equal(shoal_term_skip(&in), 0);
-	assert_int_equal(shoal_term_skip(&in), 0); /* #{} */
+	assert_int_equal(shoal_term_next(&in), SHOAL_TERM_MAP); /* #{} */
+	assert_int_equal(shoal_term_skip(&in), 0);
 	assert_int_equal(shoal_term_next(&in), -ENODATA);
 	/* not a term, a truncated one, trailing bytes */
 	assert_int_equal(shoal_term_in_init(&in, "hi", 2), -EBADMSG);
@@ -216,6 +217,95 @@ static void test_term_write_round_trip(void **state)
 	assert_int_equal((unsigned char)small[7], 0x5a);
 }
 
+/* term_to_binary([1000, "ab", #{a => []}, [1 | 2]]) in OTP 25 (a map's atom as ATOM_EXT) */
+static const unsigned char lists[] = {131, 108, 0,   0,	 0,   4, 98, 0,	 0, 3,	 232, 107,
+				      0,   2,	97,  98, 116, 0, 0,  0,	 1, 100, 0,   1,
+				      97,  106, 108, 0,	 0,   0, 1,  97, 1, 97,	 2,   106};
+
+/* Lists (proper, improper, empty, as strings) and maps read as term_to_binary/1 writes them. */
+static void test_term_read_lists_maps(void **state)
+{
+	struct shoal_term_in in;
+	uint32_t n, len;
+	const void *str;
+	char atom[8];
+	int64_t v;
+
+	(void)state;
+	if (!dist_is_available())
+		skip_because("built without libei");
+	assert_int_equal(shoal_term_in_init(&in, lists, sizeof(lists)), 0);
+	assert_int_equal(shoal_term_get_map(&in, &n), -EPROTOTYPE);
+	assert_int_equal(shoal_term_get_list(&in, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(shoal_term_get_int(&in, &v), 0);
+	assert_int_equal(v, 1000);
+	/* "ab" is a list of small integers: a string, whole, no tail of its own */
+	assert_int_equal(shoal_term_next(&in), SHOAL_TERM_STRING);
+	assert_int_equal(shoal_term_get_list(&in, &n), -EPROTOTYPE);
+	assert_int_equal(shoal_term_get_string(&in, &str, &len), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(str, "ab", 2);
+	assert_int_equal(shoal_term_get_map(&in, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(shoal_term_get_atom(&in, atom, sizeof(atom)), 0);
+	assert_string_equal(atom, "a");
+	/* [] reads as a list of none, and as nil */
+	assert_int_equal(shoal_term_next(&in), SHOAL_TERM_NIL);
+	assert_int_equal(shoal_term_get_list(&in, &n), 0);
+	assert_int_equal(n, 0);
+	/* [1 | 2]: one element, then the improper tail 2 */
+	assert_int_equal(shoal_term_get_list(&in, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(shoal_term_get_int(&in, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(shoal_term_get_nil(&in), -EPROTOTYPE);
+	assert_int_equal(shoal_term_get_int(&in, &v), 0);
+	assert_int_equal(v, 2);
+	/* the outer list's tail */
+	assert_int_equal(shoal_term_get_nil(&in), 0);
+	assert_int_equal(shoal_term_next(&in), -ENODATA);
+	assert_int_equal(shoal_term_get_nil(&in), -ENODATA);
+}
+
+/* Lists and maps written byte for byte as term_to_binary/1 would, and read back. */
+static void test_term_write_lists_maps(void **state)
+{
+	/* [7, #{k => <<"v">>}] (the atom as SMALL_ATOM_UTF8_EXT, what ei writes), and [] */
+	static const unsigned char want[] = {131, 108, 0, 0,   0,   2, 97, 7, 116, 0,	0,  0,
+					     1,	  119, 1, 'k', 109, 0, 0,  0, 1,   'v', 106};
+	static const unsigned char nil[] = {131, 106};
+	char buf[64], small[4];
+	struct shoal_term_out o;
+	struct shoal_term_in in;
+	uint32_t n;
+
+	(void)state;
+	if (!dist_is_available())
+		skip_because("built without libei");
+	assert_int_equal(shoal_term_out_init(&o, buf, sizeof(buf)), 0);
+	assert_int_equal(shoal_term_put_list(&o, 2), 0);
+	assert_int_equal(shoal_term_put_int(&o, 7), 0);
+	assert_int_equal(shoal_term_put_map(&o, 1), 0);
+	assert_int_equal(shoal_term_put_atom(&o, "k"), 0);
+	assert_int_equal(shoal_term_put_binary(&o, "v", 1), 0);
+	assert_int_equal(shoal_term_put_nil(&o), 0);
+	assert_int_equal(o.len, sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(shoal_term_in_init(&in, buf, o.len), 0);
+	assert_int_equal(shoal_term_get_list(&in, &n), 0);
+	assert_int_equal(n, 2);
+	/* put_list(0) is [] whole, as put_nil() */
+	assert_int_equal(shoal_term_out_init(&o, buf, sizeof(buf)), 0);
+	assert_int_equal(shoal_term_put_list(&o, 0), 0);
+	assert_int_equal(o.len, sizeof(nil));
+	assert_memory_equal(buf, nil, sizeof(nil));
+	/* too small: the error sticks */
+	assert_int_equal(shoal_term_out_init(&o, small, sizeof(small)), 0);
+	assert_int_equal(shoal_term_put_map(&o, 3), -ENOSPC);
+	assert_int_equal(shoal_term_put_nil(&o), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +314,8 @@ int main(void)
 		cmocka_unit_test(test_term_check_kinds),
 		cmocka_unit_test(test_term_read_vectors),
 		cmocka_unit_test(test_term_write_round_trip),
+		cmocka_unit_test(test_term_read_lists_maps),
+		cmocka_unit_test(test_term_write_lists_maps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /*
  * Erlang terms for agents and clients that talk to Erlang or Elixir code through a shoal
  * node ([dist], docs/dist.md): build and read the common terms (atoms, tuples, integers,
- * floats, binaries) in the external term format, the bytes term_to_binary/1 makes and
+ * floats, binaries, lists, maps) in the external term format, the bytes term_to_binary/1 makes and
  * binary_to_term/1 reads. A message from Erlang that is not a binary arrives so, flagged
  * SHOAL_MSG_TERM; a call's reply built so and marked with shoal_reply_as_term() (agent.h)
  * reaches a gen_server:call caller as the term itself, e.g. {ok, 42}.
@@ -39,6 +39,15 @@ int shoal_term_put_tuple(struct shoal_term_out *t, uint32_t arity);
 int shoal_term_put_int(struct shoal_term_out *t, int64_t v);
 int shoal_term_put_double(struct shoal_term_out *t, double v);
 int shoal_term_put_binary(struct shoal_term_out *t, const void *data, uint32_t len);
+/*
+ * API 1.3. A list of n > 0 elements: put_list(n), the n elements, then its tail, put_nil()
+ * for a proper list ([1, 2]: put_list(2), put_int(1), put_int(2), put_nil()); put_list(0)
+ * writes the empty list [] whole, as put_nil() does. A map of n pairs: put_map(n), then each
+ * key followed by its value (#{count => 3}: put_map(1), put_atom("count"), put_int(3)).
+ */
+int shoal_term_put_list(struct shoal_term_out *t, uint32_t n);
+int shoal_term_put_nil(struct shoal_term_out *t);
+int shoal_term_put_map(struct shoal_term_out *t, uint32_t n);
 
 /* A term being read from data (len bytes): pos is the next term's offset. */
 struct shoal_term_in {
@@ -53,7 +62,12 @@ struct shoal_term_in {
 #define SHOAL_TERM_INT	  3 /* an integer that fits int64_t */
 #define SHOAL_TERM_DOUBLE 4
 #define SHOAL_TERM_BINARY 5
-#define SHOAL_TERM_OTHER  6 /* any other term (a list, a map, a pid, a bignum...): skip it */
+#define SHOAL_TERM_OTHER  6 /* any other term (a pid, a bignum, a reference...): skip it */
+/* API 1.3 (1.2 called these OTHER) */
+#define SHOAL_TERM_LIST	  7 /* a list of n > 0 elements and its tail */
+#define SHOAL_TERM_NIL	  8 /* the empty list [] (a proper list's tail) */
+#define SHOAL_TERM_MAP	  9
+#define SHOAL_TERM_STRING 10 /* a list of 1..65535 integers 0..255, as Erlang sends "abc" */
 
 /*
  * Start reading data: 0, or -EBADMSG (not one whole term after a version byte 131: a
@@ -71,6 +85,17 @@ int shoal_term_get_int(struct shoal_term_in *t, int64_t *v);
 int shoal_term_get_double(struct shoal_term_in *t, double *v);
 /* A binary's bytes, in place (*data points into the term). */
 int shoal_term_get_binary(struct shoal_term_in *t, const void **data, uint32_t *len);
+/*
+ * API 1.3. get_list: a list (SHOAL_TERM_LIST): *n elements follow, then its tail (get_nil()
+ * for a proper list; any term for an improper one); the empty list reads as *n == 0 with no
+ * tail after it. get_nil: the empty list. get_map: *n key-value pairs follow, key first.
+ * get_string: a SHOAL_TERM_STRING's bytes in place (a list of small integers: [1, 2] comes
+ * so too); it is a whole list, no tail follows.
+ */
+int shoal_term_get_list(struct shoal_term_in *t, uint32_t *n);
+int shoal_term_get_nil(struct shoal_term_in *t);
+int shoal_term_get_map(struct shoal_term_in *t, uint32_t *n);
+int shoal_term_get_string(struct shoal_term_in *t, const void **data, uint32_t *len);
 /* Move past the next term, whatever it is (a tuple with all its elements). */
 int shoal_term_skip(struct shoal_term_in *t);
 
