@@ -455,9 +455,24 @@ static inline pid_t rt_kill_worker_mid_round(struct shm_seg *seg, uint32_t slot,
 	if (killer == 0) {
 		uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
 
-		while (shm_round_in_use(seg) == 0)
+		/*
+		 * Published, not only claimed: a record is claimed before its round is
+		 * published (ACTIVE) and its messages go out, and the repair marks dead only
+		 * the members of an ACTIVE round; a kill repaired in between would let the
+		 * restarted worker answer for the killed one.
+		 */
+		for (;;) {
+			bool active = false;
+
+			for (uint32_t i = 0; i < shm_hdr(seg)->cfg.max_rounds && !active; i++)
+				active = atomic_load_explicit(&shm_round_at(seg, i)->state,
+							      memory_order_acquire) ==
+					 SHM_ROUND_ACTIVE;
+			if (active)
+				break;
 			if (shm_now_ns() > end)
 				_exit(8);
+		}
 		kill(w, SIGKILL);
 		_exit(0);
 	}

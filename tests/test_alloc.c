@@ -503,7 +503,7 @@ static void test_alloc_client_worker_killed(void **state)
 
 		demander_state(&x, x.b[i], &asks, &shares, &share, &ref_ok);
 	}
-	/* the round is out once its record is claimed */
+	/* the killer waits for the round to be published (rt_kill_worker_mid_round()) */
 	killer = rt_kill_worker_mid_round(x.cl.seg, 2, &w1);
 	rc = shoal_client_allocate(x.c, "g", "slots", 5, NULL, 10000, &res);
 	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));

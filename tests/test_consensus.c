@@ -557,7 +557,7 @@ static void test_consensus_voter_worker_killed(void **state)
 
 	(void)state;
 	run_up(&x, "cvkill");
-	/* the round is out once its record is claimed */
+	/* the killer waits for the round to be published (rt_kill_worker_mid_round()) */
 	killer = rt_kill_worker_mid_round(x.cl.seg, 2, &w1);
 	rc = propose(&x, "lr", 0, SHOAL_RULE_QUORUM, 4, 10000, &res);
 	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));

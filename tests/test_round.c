@@ -590,13 +590,21 @@ static void test_round_client_absent(void **state)
 	(void)state;
 	run_up(&x, "rabs");
 	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
-	assert_int_equal(shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 300, &res), -ETIMEDOUT);
-	assert_int_equal(res.members, 9);
+	for (uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;;) {
+		assert_int_equal(shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 300, &res),
+				 -ETIMEDOUT);
+		assert_int_equal(res.members, 9);
+		assert_int_equal(res.acked + res.absent, 9);
+		assert_int_equal(res.dead, 0);
+		assert_int_equal(state_of(&res, x.cl.inbox), SHOAL_ROUND_ABSENT);
+		assert_true(res.elapsed_ns >= 300000000u);
+		/* a worker the loaded machine left unscheduled for the whole 300 ms leaves its
+		 * members absent: again, until all eight answer within the window */
+		if (res.acked == 8 || shm_now_ns() > end)
+			break;
+	}
 	assert_int_equal(res.acked, 8);
 	assert_int_equal(res.absent, 1);
-	assert_int_equal(res.dead, 0);
-	assert_int_equal(state_of(&res, x.cl.inbox), SHOAL_ROUND_ABSENT);
-	assert_true(res.elapsed_ns >= 300000000u);
 	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
 	run_down(&x);
 }
@@ -615,7 +623,7 @@ static void test_round_client_worker_killed(void **state)
 
 	(void)state;
 	run_up(&x, "rkill");
-	/* the round is out once its record is claimed */
+	/* the killer waits for the round to be published (rt_kill_worker_mid_round()) */
 	killer = rt_kill_worker_mid_round(x.cl.seg, 2, &w1);
 	rc = shoal_client_broadcast_acked(x.c, "g", 7, "hi", 2, 10000, &res);
 	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));
@@ -707,9 +715,15 @@ static void test_round_tool(void **state)
 	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), plain), 0);
 	assert_non_null(strstr(out, "g: sent to 8 members"));
 	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
-	assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), shortw), 1);
+	/* as in test_round_client_absent: again while a loaded machine keeps members absent */
+	for (uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;;) {
+		assert_int_equal(rt_run_tool(x.r.inst, out, sizeof(out), shortw), 1);
+		assert_non_null(strstr(out, "(timed out)"));
+		if (strstr(out, "g: 9 members: 8 acked, 0 dead, 1 absent") || shm_now_ns() > end)
+			break;
+		assert_non_null(strstr(out, "g: 9 members: "));
+	}
 	assert_non_null(strstr(out, "g: 9 members: 8 acked, 0 dead, 1 absent"));
-	assert_non_null(strstr(out, "(timed out)"));
 	snprintf(hex, sizeof(hex), "%#018llx", (unsigned long long)x.cl.inbox);
 	assert_non_null(strstr(out, hex));
 	assert_non_null(strstr(out, "absent"));
@@ -776,11 +790,17 @@ static void test_round_agent_result(void **state)
 	}
 	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
 	assert_int_equal(shm_grp_join(x.cl.seg, "g", 1, x.cl.inbox), 0);
-	d = agent_round(&x, rounder, 300);
-	assert_int_equal(d.members, 9);
+	/* as in test_round_client_absent: again while a loaded machine keeps members absent */
+	for (uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;;) {
+		d = agent_round(&x, rounder, 300);
+		assert_int_equal(d.members, 9);
+		assert_int_equal(d.acked + d.absent, 9);
+		assert_true(d.elapsed_ns >= 300000000u);
+		if (d.acked == 8 || shm_now_ns() > end)
+			break;
+	}
 	assert_int_equal(d.acked, 8);
 	assert_int_equal(d.absent, 1);
-	assert_true(d.elapsed_ns >= 300000000u);
 	assert_int_equal(shm_round_in_use(x.cl.seg), 0);
 	run_down(&x);
 }
@@ -795,7 +815,7 @@ static void test_round_agent_worker_killed(void **state)
 
 	(void)state;
 	run_up_rounder(&x, "ragkill", &rounder);
-	/* the round is out once its record is claimed */
+	/* the killer waits for the round to be published (rt_kill_worker_mid_round()) */
 	killer = rt_kill_worker_mid_round(x.cl.seg, 2, &w1);
 	d = agent_round(&x, rounder, 10000);
 	assert_true(it_ok(it_wait_child(killer, TIMEOUT_MS)));
