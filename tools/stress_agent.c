@@ -349,6 +349,9 @@ static int st_tick(struct shoal_ctx *ctx, void *state)
 		/* past the worker's cap (RLIMIT_DATA here): the allocation must be refused */
 		char *p = malloc(STRESS_HOG_BYTES);
 
+		/* the pointer escapes: clang otherwise elides a malloc only freed, and the
+		 * allocation "succeeds" without being made */
+		__asm__ volatile("" : : "g"(p) : "memory");
 		if (!p) {
 			atomic_fetch_add_explicit(&lg->agent[id].memcap_hits, 1,
 						  memory_order_relaxed);
