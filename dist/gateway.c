@@ -41,7 +41,9 @@
 #include "ipc/ipc.h"
 #include "shm/shm.h"
 #include "shoal/client.h"
+#include "shoal/term.h"
 #include "workers/wrk.h"
+#include "workers/wrk_int.h"
 
 #define GW_MAX_CONNS   64u   /* distribution connections at once */
 #define GW_MAX_PENDING 1024u /* calls in flight to agents; more are dropped (logged) */
@@ -65,6 +67,16 @@
 #define GW_MAX_LINKS	  4096u /* links from Erlang processes to agents at once */
 /* The gateway's own registered name: {whereis, Name} gen calls (dist/shoal.erl) */
 #define GW_SERVICE "shoal_gateway"
+/* Remote handles' proxies hosted at once (workers/remote.c); more are ended at once (said) */
+#define GW_MAX_PROXIES 1024u
+/* Messages forwarded from one proxy's mailbox per round (the others get their turn) */
+#define GW_PROXY_BATCH 32u
+/*
+ * The pid number of the gateway's reply pid: the From of the gen_server calls it makes for
+ * shoal callers, so that {Tag, Reply} comes back to it (on_outreply()). Agents' pids number
+ * their slots, below max_agents.
+ */
+#define GW_REPLY_NUM 0x7ffffffeu
 
 /* One distribution connection. */
 struct gw_conn {
@@ -105,6 +117,24 @@ struct gw_link {
 	erlang_pid remote;    /* the linked Erlang process */
 };
 
+/* A remote handle's proxy the gateway hosts: the process `name` on node `node`. */
+struct gw_proxy {
+	shoal_handle_t h; /* 0: unused */
+	uint32_t slot;
+	char name[MAXATOMLEN_UTF8];
+	char node[MAXNODELEN + 1];
+};
+
+/* A gen_server call made for a shoal caller through a proxy: where its reply goes. */
+struct gw_outcall {
+	uint64_t id;	       /* its Tag's number, 0: unused */
+	uint64_t ref;	       /* the shoal call's reference */
+	shoal_handle_t caller; /* who called */
+	shoal_handle_t proxy;  /* the proxy called: the reply's from */
+	uint64_t sent_ns;
+	char node[MAXNODELEN + 1];
+};
+
 /* One reply from an agent, as the reply thread took it from the inbox. */
 struct gw_reply {
 	uint64_t ref;
@@ -140,6 +170,15 @@ struct gw {
 	/* the figures tools read (its dist_* words), under mu; flushed every GW_POLL_MS */
 	struct shm_telem tl;
 	uint64_t last_flush_ns;
+	/* remote handles (workers/remote.c): the proxies it hosts and the calls made for them,
+	 * under mu; the reply thread forwards the proxies' mailboxes */
+	struct gw_proxy proxies[GW_MAX_PROXIES];
+	uint32_t nproxies;
+	struct gw_outcall outcalls[GW_MAX_PENDING];
+	uint32_t noutcalls;
+	uint64_t outcall_seq;
+	uint64_t proxies_gen; /* the agents_gen the reply thread last scanned at */
+	int wake_rd, wake_wr; /* the reply thread made a connection: the main thread polls it */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -248,6 +287,8 @@ static int node_setup(struct gw *g, const char *cookie)
 
 static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, const char *data);
 static void on_down(struct gw *g, const struct shoal_down *d);
+static uint32_t proxies_round(struct gw *g, ei_x_buff *out);
+static bool out_has_work(void *arg);
 
 /*
  * Wait in the inbox for replies and send each to its caller (on_reply(), under gw.mu).
@@ -271,14 +312,27 @@ static void *reply_thread(void *arg)
 	for (;;) {
 		struct shoal_msg m;
 		struct gw_reply h;
+		uint32_t done;
 		int r;
 
 		/* T1: pairs with T0 in dist_gateway_main(): the main thread has ended */
 		if (atomic_load_explicit(&g->stop, memory_order_acquire))
 			break;
-		r = shoal_client_recv(g->cl, &m, buf, g->max_msg, 1000);
-		if (r == -ETIMEDOUT || r == -EAGAIN || r == -EINTR)
+		/* the proxies' mailboxes first, then the inbox; park when both are empty */
+		done = proxies_round(g, &out);
+		r = shoal_client_recv(g->cl, &m, buf, g->max_msg, 0);
+		if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR) {
+			if (done)
+				continue;
+			r = ipc_waiter_wait(wrk_client_waiter(g->cl), 20000, 1000000000ull,
+					    out_has_work, g, NULL);
+			if (r == -EOWNERDEAD)
+				break; /* the supervisor exited */
+			if (r == 0 && !out_has_work(g) &&
+			    shm_seg_gone(g->seg, shm_seg_liveness(g->seg, 0)))
+				break; /* the instance stopped */
 			continue;
+		}
 		if (r < 0)
 			break; /* the instance stopped, or its supervisor is gone */
 		if ((m.flags & SHOAL_MSG_SYSTEM) && m.type == SHOAL_T_DOWN &&
@@ -415,6 +469,8 @@ static const char *down_atom(uint32_t reason)
 		return "normal"; /* an orderly stop */
 	case SHOAL_DOWN_ERROR:
 		return "error"; /* a callback failed: it restarts as a new incarnation */
+	case SHOAL_DOWN_NOCONNECTION:
+		return "noconnection";
 	default:
 		return "noproc";
 	}
@@ -439,6 +495,8 @@ static void stall_end(struct gw_conn *c)
 	c->stall.data = NULL;
 }
 
+static void proxies_end_node(struct gw *g, const char *node);
+
 static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 {
 	if (c->stall.data) {
@@ -450,6 +508,8 @@ static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 	for (uint32_t i = 0; g->nlinks && i < GW_MAX_LINKS; i++)
 		if (g->links[i].agent && !strcmp(g->links[i].remote.node, c->node))
 			link_drop(g, &g->links[i]);
+	/* and the remote handles to its processes, with the calls made through them */
+	proxies_end_node(g, c->node);
 	ei_close_connection(c->fd);
 	c->fd = -1;
 	c->node[0] = 0;
@@ -787,12 +847,20 @@ static bool term_of(struct gw_conn *c, const char *to, const ei_x_buff *x, int *
  * A message sent to a pid: to the agent incarnation it names (a cast, or a gen_server call),
  * or dropped when that incarnation is over, as Erlang drops a message to a dead process.
  */
+static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x);
+
 static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, const ei_x_buff *x)
 {
-	shoal_handle_t to = pid_agent(g, &msg->to, NULL);
+	shoal_handle_t to;
 	struct shm_agent *a;
 	char name[SHOAL_NAME_MAX + 1];
 	int start, end;
+
+	if (msg->to.num == GW_REPLY_NUM && !strcmp(msg->to.node, ei_self(&g->ec)->node)) {
+		on_outreply(g, c, x);
+		return;
+	}
+	to = pid_agent(g, &msg->to, NULL);
 
 	if (!to) {
 		uint64_t now = shm_now_ns();
@@ -975,6 +1043,350 @@ static void to_agent(struct gw *g, struct gw_conn *c, const char *name, shoal_ha
 	deliver(g, c, name, to, flags, 0, (uint32_t)n);
 }
 
+/* --- remote handles: the proxies' mailboxes to the network (the reply thread) --- */
+
+/* The reply pid: the From of the calls made for shoal callers (GW_REPLY_NUM). */
+static void reply_pid(struct gw *g, erlang_pid *out)
+{
+	*out = *ei_self(&g->ec);
+	out->num = GW_REPLY_NUM;
+	out->serial = 0;
+}
+
+/* Forget outcall o (answered, failed, or past its lifetime). Under mu. */
+static void outcall_forget(struct gw *g, struct gw_outcall *o)
+{
+	o->id = 0;
+	g->noutcalls--;
+}
+
+/* Answer outcall o's caller with error err (never waiting) and forget it. Under mu. */
+static void outcall_fail(struct gw *g, struct gw_outcall *o, int err)
+{
+	ipc_send(g->seg, o->caller, o->proxy, (uint32_t)err, IPC_F_REPLY | IPC_F_ERROR, o->ref,
+		 NULL, 0, 0);
+	outcall_forget(g, o);
+}
+
+/*
+ * End proxy p with DOWN `reason`: its monitors hear it, its name goes (the next lookup makes
+ * a new one), calls queued to it are refused. Under mu.
+ */
+static void proxy_end(struct gw *g, struct gw_proxy *p, uint32_t reason)
+{
+	wrk_remote_end(g->seg, p->slot, reason);
+	p->h = 0;
+	g->nproxies--;
+}
+
+/* The connection to node is gone (or was never made): its proxies end, its calls fail. */
+static void proxies_end_node(struct gw *g, const char *node)
+{
+	for (uint32_t i = 0; g->nproxies && i < GW_MAX_PROXIES; i++)
+		if (g->proxies[i].h && !strcmp(g->proxies[i].node, node))
+			proxy_end(g, &g->proxies[i], SHOAL_DOWN_NOCONNECTION);
+	for (uint32_t i = 0; g->noutcalls && i < GW_MAX_PENDING; i++)
+		if (g->outcalls[i].id && !strcmp(g->outcalls[i].node, node))
+			outcall_fail(g, &g->outcalls[i], ENOTCONN);
+}
+
+/*
+ * Take up the proxies handed to us (workers/remote.c) and end the ones asked to stop: after
+ * our process slot's agents_gen moved. The reply thread, under mu.
+ */
+static void proxies_scan(struct gw *g)
+{
+	uint32_t n = shm_hdr(g->seg)->cfg.max_agents, self = g->seg->self;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct shm_agent *a = shm_agent_at(g->seg, i);
+		struct gw_proxy *p = NULL, *free_p = NULL;
+		char key[sizeof(a->name) + 1], *at;
+		uint32_t st;
+
+		/* A1 as in wrk_repair_worker(): the creator's writes before its hand-over */
+		if (atomic_load_explicit(&a->worker, memory_order_acquire) != self + 1 ||
+		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD)
+			continue;
+		for (uint32_t k = 0; k < GW_MAX_PROXIES && !p; k++) {
+			if (g->proxies[k].h && g->proxies[k].slot == i)
+				p = &g->proxies[k];
+			else if (!g->proxies[k].h && !free_p)
+				free_p = &g->proxies[k];
+		}
+		st = atomic_load_explicit(&a->state, memory_order_acquire);
+		if (st == SHM_AGENT_STOPPING) {
+			if (p)
+				proxy_end(g, p, SHOAL_DOWN_STOPPED);
+			else
+				wrk_remote_end(g->seg, i, SHOAL_DOWN_STOPPED);
+			continue;
+		}
+		if (p || st != SHM_AGENT_STARTING)
+			continue;
+		/* its key, name@alive@host: written before the hand-over (H0), never after */
+		memcpy(key, a->name, sizeof(a->name));
+		key[sizeof(a->name)] = 0;
+		/* the node is alive@host, one '@': the '@' before its own ends the name */
+		at = strrchr(key, '@');
+		while (at && at > key && *--at != '@')
+			;
+		if (at && *at != '@')
+			at = NULL;
+		if (!free_p || !at || at == key || strlen(at + 1) > MAXNODELEN ||
+		    at - key >= MAXATOMLEN_UTF8 || !strcmp(at + 1, ei_self(&g->ec)->node)) {
+			say("remote handle '%s' ended: %s", key,
+			    !free_p ? "too many remote handles at once"
+			    : at && !strcmp(at + 1, ei_self(&g->ec)->node)
+				    ? "that is this instance's own node (look the name up locally)"
+				    : "not name@alive@host");
+			wrk_remote_end(g->seg, i, SHOAL_DOWN_NOCONNECTION);
+			continue;
+		}
+		*at = 0;
+		*free_p = (struct gw_proxy){.h = wrk_agent_handle(g->seg, i), .slot = i};
+		snprintf(free_p->name, sizeof(free_p->name), "%s", key);
+		snprintf(free_p->node, sizeof(free_p->node), "%s", at + 1);
+		g->nproxies++;
+		/* RUNNING: shown so; a stop that came first wins (the next scan ends it) */
+		atomic_compare_exchange_strong_explicit(&a->state, &st, SHM_AGENT_RUNNING,
+							memory_order_acq_rel, memory_order_relaxed);
+		shm_change_bump(g->seg);
+	}
+}
+
+/*
+ * The connection to node: an open one, or a new one (connected without mu held: a handshake
+ * takes up to GW_IO_MS). NULL (said) if it cannot be made. The reply thread, under mu.
+ */
+static struct gw_conn *conn_to(struct gw *g, const char *node)
+{
+	char target[MAXNODELEN + 1];
+	struct gw_conn *c = conn_by_node(g, node), *slot = NULL;
+	int fd;
+
+	if (c)
+		return c;
+	snprintf(target, sizeof(target), "%s", node);
+	pthread_mutex_unlock(&g->mu);
+	fd = ei_connect_tmo(&g->ec, target, GW_IO_MS);
+	pthread_mutex_lock(&g->mu);
+	if (fd < 0) {
+		say("cannot connect to node %s: it is not running, not registered with epmd, or "
+		    "it refused our cookie (erl_errno %d)",
+		    target, erl_errno);
+		return NULL;
+	}
+	c = conn_by_node(g, target);
+	if (c) { /* it connected to us meanwhile */
+		ei_close_connection(fd);
+		return c;
+	}
+	for (uint32_t i = 0; i < GW_MAX_CONNS && !slot; i++)
+		if (g->conns[i].fd < 0)
+			slot = &g->conns[i];
+	if (!slot) {
+		say("cannot connect to node %s: %u connections already", target, GW_MAX_CONNS);
+		ei_close_connection(fd);
+		return NULL;
+	}
+	slot->fd = fd;
+	slot->rx_ns = shm_now_ns();
+	snprintf(slot->node, sizeof(slot->node), "%s", target);
+	say("connected to node %s", target);
+	/* the main thread reads it from now on: wake its poll */
+	(void)!write(g->wake_wr, "c", 1);
+	return slot;
+}
+
+/*
+ * Encode what message m carries for the network into out (after what it holds): a term
+ * when it is typed SHOAL_TYPE_TERM and is one whole term, else a binary.
+ */
+static void payload_term(ei_x_buff *out, const struct ipc_msg *m)
+{
+	uint32_t end;
+
+	if (m->type == SHOAL_TYPE_TERM && m->len >= 2 &&
+	    ((const unsigned char *)m->data)[0] == 131 &&
+	    dist_term_check(m->data, m->len, 1, &end) == 0 && end == m->len)
+		ei_x_append_buf(out, (const char *)m->data + 1, (int)m->len - 1);
+	else
+		ei_x_encode_binary(out, m->data, (int)m->len);
+}
+
+/*
+ * Forward message m from proxy p's mailbox: a cast as a message to the registered name, a
+ * call as a gen_server call whose reply comes back to the reply pid. False when p ended
+ * meanwhile (its connection could not be made or was lost). The reply thread, under mu.
+ */
+static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, ei_x_buff *out)
+{
+	shoal_handle_t h = p->h;
+	struct gw_outcall *o = NULL;
+	struct gw_conn *c = conn_to(g, p->node);
+	erlang_pid from, rp;
+
+	if (p->h != h) /* ended while the connection was being made */
+		return false;
+	if (!c) {
+		proxies_end_node(g, p->node);
+		return false;
+	}
+	/* the sender's pid when it is an agent (an Erlang process may answer it), else ours */
+	if (shoal_handle_slot(m->from) < shm_hdr(g->seg)->cfg.max_agents) {
+		struct shm_agent *a = shm_agent_at(g->seg, shoal_handle_slot(m->from));
+
+		agent_pid(g, shoal_handle_slot(m->from), shoal_handle_gen(m->from),
+			  atomic_load_explicit(&a->restarts, memory_order_relaxed), &from);
+	} else {
+		from = *ei_self(&g->ec);
+	}
+	out->index = 0;
+	ei_x_encode_version(out);
+	if (m->flags & IPC_F_CALL) {
+		for (uint32_t i = 0; i < GW_MAX_PENDING && !o; i++)
+			if (!g->outcalls[i].id)
+				o = &g->outcalls[i];
+		if (!o) {
+			say("call to '%s' on %s refused: %u calls in flight already", p->name,
+			    p->node, GW_MAX_PENDING);
+			ipc_send(g->seg, m->from, h, EBUSY, IPC_F_REPLY | IPC_F_ERROR, m->ref, NULL,
+				 0, 0);
+			return true;
+		}
+		*o = (struct gw_outcall){.id = ++g->outcall_seq,
+					 .ref = m->ref,
+					 .caller = m->from,
+					 .proxy = h,
+					 .sent_ns = shm_now_ns()};
+		snprintf(o->node, sizeof(o->node), "%s", p->node);
+		g->noutcalls++;
+		/* {'$gen_call', {ReplyPid, {shoal, Id}}, Req} */
+		reply_pid(g, &rp);
+		ei_x_encode_tuple_header(out, 3);
+		ei_x_encode_atom(out, "$gen_call");
+		ei_x_encode_tuple_header(out, 2);
+		ei_x_encode_pid(out, &rp);
+		ei_x_encode_tuple_header(out, 2);
+		ei_x_encode_atom(out, "shoal");
+		ei_x_encode_ulonglong(out, o->id);
+	}
+	payload_term(out, m);
+	if (ei_send_reg_encoded_tmo(c->fd, &from, p->name, out->buff, out->index, GW_IO_MS) < 0) {
+		/* ends p and fails the call just kept */
+		conn_close(g, c, "a message could not be sent in time");
+		return false;
+	}
+	g->tl.dist_out++;
+	return true;
+}
+
+/*
+ * One round over the proxies: forward up to GW_PROXY_BATCH messages of each. How many were
+ * forwarded. The reply thread.
+ */
+static uint32_t proxies_round(struct gw *g, ei_x_buff *out)
+{
+	/* G1 as in the worker's rescan: the slot writes before the bump */
+	uint64_t gen = atomic_load_explicit(&shm_proc_at(g->seg, g->seg->self)->agents_gen,
+					    memory_order_acquire);
+	uint32_t done = 0;
+
+	pthread_mutex_lock(&g->mu);
+	if (gen != g->proxies_gen) {
+		g->proxies_gen = gen;
+		proxies_scan(g);
+	}
+	for (uint32_t i = 0; g->nproxies && i < GW_MAX_PROXIES; i++) {
+		struct gw_proxy *p = &g->proxies[i];
+		struct ipc_msg m;
+
+		for (uint32_t k = 0; p->h && k < GW_PROXY_BATCH; k++) {
+			if (ipc_mbox_peek(g->seg, p->slot, &m))
+				break;
+			if (!forward(g, p, &m, out))
+				break; /* p ended: its mailbox went with it */
+			ipc_mbox_consume(g->seg, p->slot, &m);
+			done++;
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+	return done;
+}
+
+/* The reply thread's wait: something in the inbox or a proxy's mailbox, or new proxies. */
+static bool out_has_work(void *arg)
+{
+	struct gw *g = arg;
+	bool work;
+
+	if (ipc_mbox_has_msg(g->seg, shoal_handle_slot(g->inbox)))
+		return true;
+	/* relaxed: a hint; proxies_round() acquires it */
+	if (atomic_load_explicit(&shm_proc_at(g->seg, g->seg->self)->agents_gen,
+				 memory_order_relaxed) != g->proxies_gen)
+		return true;
+	if (pthread_mutex_trylock(&g->mu))
+		return true; /* busy: look again */
+	work = false;
+	for (uint32_t i = 0; !work && g->nproxies && i < GW_MAX_PROXIES; i++)
+		work = g->proxies[i].h && ipc_mbox_has_msg(g->seg, g->proxies[i].slot);
+	pthread_mutex_unlock(&g->mu);
+	return work;
+}
+
+/*
+ * A message to the reply pid: {{shoal, Id}, Reply}, the answer to a call made for a shoal
+ * caller (forward()): to that caller as the reply of its call, from the proxy, a binary's
+ * bytes or the term flagged. The main thread, under mu.
+ */
+static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
+{
+	char atom[MAXATOMLEN_UTF8];
+	unsigned long long id;
+	struct gw_outcall *o = NULL;
+	int i, start, end, arity;
+	uint32_t flags;
+	int64_t n;
+
+	if (!term_of(c, "the gateway's reply pid", x, &start, &end))
+		return;
+	i = start;
+	if (ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 2 ||
+	    ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 2 ||
+	    ei_decode_atom(x->buff, &i, atom) < 0 || strcmp(atom, "shoal") ||
+	    ei_decode_ulonglong(x->buff, &i, &id) < 0)
+		return; /* not an answer of ours */
+	for (uint32_t k = 0; id && k < GW_MAX_PENDING && !o; k++)
+		if (g->outcalls[k].id == id)
+			o = &g->outcalls[k];
+	if (!o)
+		return; /* forgotten: past its lifetime, or its caller was told of a lost link */
+	n = payload_of(g, x->buff, i, end, &flags, c->node, "a shoal caller");
+	if (n < 0) {
+		outcall_fail(g, o, EMSGSIZE);
+		return;
+	}
+	/* never waiting: a caller whose inbox is full times out, as on a lost reply */
+	if (ipc_send(g->seg, o->caller, o->proxy, 0, IPC_F_REPLY | flags, o->ref, g->buf,
+		     (uint32_t)n, 0) == 0)
+		g->tl.dist_in++;
+	else
+		g->tl.dist_dropped++;
+	outcall_forget(g, o);
+}
+
+/* Forget the calls made for shoal callers older than the calls' lifetime. Under mu. */
+static void outcalls_expire(struct gw *g)
+{
+	uint64_t now = shm_now_ns(), ttl = (uint64_t)g->call_ttl_ms * 1000000u;
+
+	for (uint32_t i = 0; g->noutcalls && i < GW_MAX_PENDING; i++)
+		if (g->outcalls[i].id && now - g->outcalls[i].sent_ns >= ttl)
+			outcall_forget(g, &g->outcalls[i]);
+}
+
 /* Connection c is readable: a tick (answered by libei), a message, or its end. */
 static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 {
@@ -1147,6 +1559,7 @@ static int serve(struct gw *g)
 		pthread_mutex_lock(&g->mu);
 		pf[n++] = (struct pollfd){.fd = g->lfd, .events = POLLIN};
 		pf[n++] = (struct pollfd){.fd = g->pipe_rd, .events = POLLIN};
+		pf[n++] = (struct pollfd){.fd = g->wake_rd, .events = POLLIN};
 		for (uint32_t i = 0; i < GW_MAX_CONNS; i++) {
 			struct gw_conn *c = &g->conns[i];
 
@@ -1163,7 +1576,7 @@ static int serve(struct gw *g)
 				(struct pollfd){.fd = c->fd, .events = c->stall.data ? 0 : POLLIN};
 		}
 		/* calls in flight: wake in time to forget the unanswered ones */
-		if (g->ncalls && (int)(g->call_ttl_ms / 10) + 1 < tmo)
+		if ((g->ncalls || g->noutcalls) && (int)(g->call_ttl_ms / 10) + 1 < tmo)
 			tmo = (int)(g->call_ttl_ms / 10) + 1;
 		pthread_mutex_unlock(&g->mu);
 		r = poll(pf, n, tmo);
@@ -1175,12 +1588,19 @@ static int serve(struct gw *g)
 		/* the reply thread ended: the instance has stopped */
 		if (r > 0 && (pf[1].revents & (POLLIN | POLLHUP)))
 			break;
+		/* a connection the reply thread made: polled from the next round */
+		if (r > 0 && (pf[2].revents & POLLIN)) {
+			char drain[64];
+
+			(void)!read(g->wake_rd, drain, sizeof(drain));
+		}
 		pthread_mutex_lock(&g->mu);
 		calls_expire(g);
+		outcalls_expire(g);
 		conns_expire(g);
 		telem_flush(g, false);
 		/* a connection the reply thread closed meanwhile has fd -1 (or another fd) now */
-		for (nfds_t k = 2; r > 0 && k < n; k++)
+		for (nfds_t k = 3; r > 0 && k < n; k++)
 			if (pf[k].revents && of[k]->fd == pf[k].fd && !of[k]->stall.data)
 				on_conn(g, of[k], &in);
 		if (r > 0 && (pf[0].revents & POLLIN))
@@ -1237,6 +1657,12 @@ static int gateway_run(struct gw *g, const char *instance)
 		goto out_client;
 	g->pipe_rd = pfd[0];
 	g->pipe_wr = pfd[1];
+	if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0) {
+		close(g->pipe_wr);
+		goto out_pipe;
+	}
+	g->wake_rd = pfd[0];
+	g->wake_wr = pfd[1];
 	if (pthread_create(&th, NULL, reply_thread, g)) {
 		close(g->pipe_wr);
 		goto out_pipe;
@@ -1251,6 +1677,10 @@ static int gateway_run(struct gw *g, const char *instance)
 out_pipe:
 	close(g->pipe_rd);
 out_client:
+	if (g->wake_rd >= 0) {
+		close(g->wake_rd);
+		close(g->wake_wr);
+	}
 	free(g->buf);
 	for (uint32_t i = 0; i < GW_MAX_PENDING; i++)
 		free(g->calls[i].tag);
@@ -1279,7 +1709,7 @@ int dist_gateway_main(const struct dist_conf *dc, const char *instance)
 	}
 	/* field by field: a compound literal of this size could be built on the stack */
 	g->dc = dc;
-	g->lfd = g->pubfd = g->pipe_rd = g->pipe_wr = -1;
+	g->lfd = g->pubfd = g->pipe_rd = g->pipe_wr = g->wake_rd = g->wake_wr = -1;
 	ret = gateway_run(g, instance);
 	free(g);
 	return ret;

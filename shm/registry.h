@@ -25,8 +25,9 @@
 #define SHM_NS_DEFAULT	   0u
 #define SHM_NS_NAMED_FIRST 32768u
 #define SHM_NS_NUMBERS	   65534u /* reserved: "<number>" -> number, meta the name */
+#define SHM_NS_REMOTE	   65533u /* reserved: "name@alive@host" -> its proxy (workers/remote.c) */
 #define SHM_NS_NAMES	   65535u /* reserved: name -> number */
-#define SHM_NS_NAMED_LAST  (SHM_NS_NUMBERS - 1u)
+#define SHM_NS_NAMED_LAST  (SHM_NS_REMOTE - 1u)
 /* A namespace name is 1..SHM_NS_NAME_MAX bytes, no NUL inside. */
 #define SHM_NS_NAME_MAX 15u
 

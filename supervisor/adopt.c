@@ -127,6 +127,9 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 	ipc_repair_proc(seg, slot);
 	/* its subscriptions (a client's inboxes'), and what its updates owed subscribers */
 	wrk_var_sub_repair(seg, slot);
+	/* a gateway's proxies end: their connections went with it (workers/remote.c) */
+	if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_GATEWAY)
+		wrk_repair_remote(seg, slot);
 	if (worker)
 		wrk_repair_worker(seg, slot);
 	else

@@ -24,6 +24,8 @@
 #include "tests/skip.h"
 
 #include "shm/shm.h"
+#include "shoal/client.h"
+#include "shoal/term.h"
 
 #include "tests/run_test_util.h"
 
@@ -74,6 +76,9 @@ static const char peer_program[] =
 	"        [\"ping\"] -> P(\"ping ~w\", [net_adm:ping(N)]);"
 	"        [\"register\", Name] -> register(list_to_atom(Name), self()),"
 	"                                P(\"registered\", []);"
+	"        [\"forwarder\", Name] -> Me = self(),"
+	"          Fwd = fun Fw() -> receive M -> Me ! M, Fw() end end,"
+	"          register(list_to_atom(Name), spawn(Fwd)), P(\"registered\", []);"
 	"        [\"echoserver\", Name] ->"
 	"          Srv = fun E() -> receive {'$gen_call', {F, T}, R} -> F ! {T, R}, E() end end,"
 	"          register(list_to_atom(Name), spawn(Srv)), P(\"registered\", []);"
@@ -733,14 +738,123 @@ static void test_dist_link_reasons(void **state)
  * The gateway SIGKILLed: the Erlang node sees the node go down, the supervisor starts a new
  * gateway, and the next call from Erlang connects again and is answered.
  */
+/* The next DOWN notice in client c's inbox (other messages skipped); fails after TIMEOUT_MS. */
+static struct shoal_down next_down(struct shoal_client *c)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+	struct shoal_down d;
+	struct shoal_msg m;
+	char buf[256];
+
+	for (;;) {
+		int r = shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS);
+
+		if (r < 0 || shm_now_ns() > dl)
+			fail_msg("no DOWN notice (%d)", r);
+		if ((m.flags & SHOAL_MSG_SYSTEM) && m.type == SHOAL_T_DOWN && m.len >= sizeof(d)) {
+			memcpy(&d, buf, sizeof(d));
+			return d;
+		}
+	}
+}
+
+/*
+ * Remote handles (shoal_client_remote()): a shoal client casts to a process registered on
+ * the BEAM node and calls a gen_server there (a binary, and a term typed SHOAL_TYPE_TERM),
+ * through the gateway; one handle per name and node. A node that runs nowhere: its
+ * handle's monitor gets DOWN noconnection. The BEAM node gone: so do its handles' monitors,
+ * and the next lookup makes a new handle that reaches the node once it is back.
+ */
+static void test_dist_remote_handles(void **state)
+{
+	static const unsigned char ok42[] = {131, 104, 2, 100, 0, 2, 'o', 'k', 97, 42};
+	struct shoal_client *c;
+	shoal_handle_t h, again, sink, nowhere;
+	uint64_t mref, nref;
+	struct shoal_down d;
+	char err[256], reply[64], atom[8];
+	struct shoal_term_in in;
+	uint32_t arity;
+	int64_t v;
+	int n;
+
+	(void)state;
+	peer_expect(&peer, "echoserver recho", "registered");
+	peer_expect(&peer, "forwarder rsink", "registered");
+	assert_int_equal(shoal_client_open(run.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "recho", &h), 0);
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "recho", &again), 0);
+	assert_true(again == h);
+	assert_int_equal(shoal_client_call(c, h, 1, "ping", 4, reply, sizeof(reply), TIMEOUT_MS),
+			 4);
+	assert_memory_equal(reply, "ping", 4);
+	/* the echo server answers the request itself: the term comes back (as the node encodes
+	 * it: its atoms in UTF-8) */
+	n = shoal_client_call(c, h, SHOAL_TYPE_TERM, ok42, sizeof(ok42), reply, sizeof(reply),
+			      TIMEOUT_MS);
+	assert_true(n > 0);
+	assert_int_equal(shoal_term_in_init(&in, reply, (uint32_t)n), 0);
+	assert_int_equal(shoal_term_get_tuple(&in, &arity), 0);
+	assert_int_equal(arity, 2);
+	assert_int_equal(shoal_term_get_atom(&in, atom, sizeof(atom)), 0);
+	assert_string_equal(atom, "ok");
+	assert_int_equal(shoal_term_get_int(&in, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rsink", &sink), 0);
+	assert_true(sink != h);
+	assert_int_equal(shoal_client_cast(c, sink, 0, "to-beam", 7, TIMEOUT_MS), 0);
+	peer_expect(&peer, "recv", "got to-beam");
+	/* bad names and nodes */
+	assert_int_equal(shoal_client_remote(c, "nohost", "x", &again), -EINVAL);
+	assert_int_equal(shoal_client_remote(c, "a@b@c", "x", &again), -EINVAL);
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "", &again), -EINVAL);
+	/* a node nobody runs: the message cannot go, the handle ends, its monitor hears why */
+	assert_int_equal(shoal_client_remote(c, "nobody@127.0.0.1", "x", &nowhere), 0);
+	assert_int_equal(shoal_client_monitor(c, nowhere, &nref), 0);
+	assert_int_equal(shoal_client_cast(c, nowhere, 0, "lost", 4, TIMEOUT_MS), 0);
+	d = next_down(c);
+	assert_true(d.target == nowhere && d.ref == nref && !d.up);
+	assert_int_equal(d.reason, SHOAL_DOWN_NOCONNECTION);
+	rt_wait_err(&run, "cannot connect to node nobody@127.0.0.1");
+	/* the BEAM node goes: its handles' monitors hear it */
+	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
+	peer_stop(&peer);
+	d = next_down(c);
+	assert_true(d.target == h && d.ref == mref);
+	assert_int_equal(d.reason, SHOAL_DOWN_NOCONNECTION);
+	/* back: a new handle reaches it */
+	peer_start(&peer, "tpeer", cookie);
+	peer_expect(&peer, "ping", "ping pong");
+	peer_expect(&peer, "echoserver recho", "registered");
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "recho", &again), 0);
+	assert_true(again != h);
+	assert_int_equal(
+		shoal_client_call(c, again, 1, "back", 4, reply, sizeof(reply), TIMEOUT_MS), 4);
+	assert_memory_equal(reply, "back", 4);
+	shoal_client_close(c);
+}
+
 static void test_dist_gateway_restarted(void **state)
 {
 	pid_t gw = gateway_pid(cl.seg);
+	struct shoal_client *c;
+	shoal_handle_t h;
+	struct shoal_down d;
+	uint64_t mref;
+	char err[256];
 
 	(void)state;
 	assert_true(gw > 0);
+	/* a remote handle, monitored: the gateway's death ends it (the supervisor's repair) */
+	assert_int_equal(shoal_client_open(run.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "anyone", &h), 0);
+	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
 	peer_expect(&peer, "monitor", "monitoring");
 	rt_kill_and_wait(gw);
+	d = next_down(c);
+	assert_true(d.target == h && d.ref == mref);
+	assert_int_equal(d.reason, SHOAL_DOWN_NOCONNECTION);
+	shoal_client_close(c);
 	peer_expect(&peer, "waitdown", "down");
 	WAIT_FOR(cl.seg, gateway_pid(cl.seg) != 0 && gateway_pid(cl.seg) != gw);
 	rt_wait_err(&run, "was killed by signal 9 (KILL); restarting it");
@@ -769,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_dist_inspect_shows_gateway),
 		cmocka_unit_test(test_dist_pid_link_monitor),
 		cmocka_unit_test(test_dist_link_reasons),
+		cmocka_unit_test(test_dist_remote_handles),
 		cmocka_unit_test(test_dist_gateway_restarted),
 	};
 

@@ -365,6 +365,14 @@ int shoal_lookup(const struct shoal_ctx *ctx, const char *name, shoal_handle_t *
 	return shm_reg_lookup(ctx->seg, SHM_NS_DEFAULT, name, strlen(name), out, NULL);
 }
 
+int shoal_remote(const struct shoal_ctx *ctx, const char *node, const char *name,
+		 shoal_handle_t *out)
+{
+	if (!node || !name || !out)
+		return -EINVAL;
+	return wrk_remote_get(ctx->seg, node, name, out);
+}
+
 int shoal_cast(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const void *data,
 	       uint32_t len)
 {

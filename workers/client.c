@@ -111,6 +111,19 @@ void wrk_client_set_role(enum shm_role role)
 }
 
 /* See wrk.h. */
+struct ipc_waiter *wrk_client_waiter(struct shoal_client *c)
+{
+	return c->waiter;
+}
+
+int shoal_client_remote(struct shoal_client *c, const char *node, const char *name,
+			shoal_handle_t *out)
+{
+	if (!node || !name || !out)
+		return -EINVAL;
+	return wrk_remote_get(c->seg, node, name, out);
+}
+
 struct shm_seg *wrk_client_seg(struct shoal_client *c)
 {
 	return c->seg;

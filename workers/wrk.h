@@ -60,6 +60,29 @@ void wrk_client_set_role(enum shm_role role);
 struct shoal_client;
 /* The segment a client is attached to (the dist gateway reads its sizes). Any thread. */
 struct shm_seg *wrk_client_seg(struct shoal_client *c);
+/* The client's waiter (its process's wakeup ring): the gateway waits on it itself. */
+struct ipc_waiter *wrk_client_waiter(struct shoal_client *c);
+
+/* The agent type of remote handles' proxies (workers/remote.c), hosted by the gateway. */
+#define WRK_REMOTE_TYPE "remote"
+/*
+ * The proxy of process `name` on Erlang node `node` (alive@host): found in the registry
+ * (namespace SHM_NS_REMOTE, key "name@node"), or made and handed to the instance's gateway,
+ * which forwards what its mailbox gets. 0 and *out, -EINVAL (a bad node or name, or a key
+ * over SHOAL_NAME_MAX bytes), -EHOSTUNREACH (no gateway runs: the instance has no [dist]),
+ * -ENOSPC (tables full), -EROFS. Never waits. Any process with a process slot.
+ */
+int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoal_handle_t *out);
+/*
+ * After the gateway in process slot `slot` died: its proxies end, their monitors get DOWN
+ * with SHOAL_DOWN_NOCONNECTION. The supervisor. Returns how many ended.
+ */
+int wrk_repair_remote(struct shm_seg *seg, uint32_t slot);
+/*
+ * End proxy `slot` with DOWN reason `reason` (its gateway, or the repair): false when another
+ * holds its claim (a stop under way ends it).
+ */
+bool wrk_remote_end(struct shm_seg *seg, uint32_t slot, uint32_t reason);
 
 /* What a client attachment holds: the segment, and with an inbox its waiter. */
 struct wrk_client_parts {

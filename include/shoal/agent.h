@@ -158,6 +158,19 @@ int shoal_agent_types_load(const char *path, char *err, size_t errlen);
 shoal_handle_t shoal_self(const struct shoal_ctx *ctx);
 /* Look a name up in the default namespace: 0 and *out, or -ENOENT. */
 int shoal_lookup(const struct shoal_ctx *ctx, const char *name, shoal_handle_t *out);
+/*
+ * A remote handle (API 1.3): the process registered as `name` on Erlang node `node`
+ * (alive@host: a BEAM node, or another shoal instance's [dist] node), through this
+ * instance's gateway (docs/dist.md). It takes shoal_cast() (the payload goes as a binary,
+ * or as a term with type SHOAL_TYPE_TERM, shoal/term.h), shoal_call_async() (a gen_server
+ * call; the reply comes as a reply, a term flagged SHOAL_MSG_TERM unless it is a binary)
+ * and shoal_monitor() (DOWN SHOAL_DOWN_NOCONNECTION when the node cannot be reached or its
+ * connection is lost; look the name up again for a new handle). Never waits: the handle is
+ * found or made at once. 0, or -EINVAL (a bad node or name, or name@node over
+ * SHOAL_NAME_MAX bytes), -EHOSTUNREACH (the instance runs no gateway: no [dist]), -ENOSPC.
+ */
+int shoal_remote(const struct shoal_ctx *ctx, const char *node, const char *name,
+		 shoal_handle_t *out);
 /* Cast (one-way send); never waits: a full mailbox is -EAGAIN. */
 int shoal_cast(struct shoal_ctx *ctx, shoal_handle_t to, uint32_t type, const void *data,
 	       uint32_t len);

@@ -45,6 +45,13 @@ shoal_handle_t shoal_client_inbox(const struct shoal_client *c);
 
 /* Look a name up in the default namespace: 0 and *out, -ENOENT, -EINVAL (bad name). */
 int shoal_client_lookup(struct shoal_client *c, const char *name, shoal_handle_t *out);
+/*
+ * A remote handle (API 1.3): the process registered as `name` on Erlang node `node`, as
+ * shoal_remote() in agent.h says; it takes the client's casts, calls (a reply that is not
+ * a binary comes as its external term format, the version byte 131 first) and monitors.
+ */
+int shoal_client_remote(struct shoal_client *c, const char *node, const char *name,
+			shoal_handle_t *out);
 
 /*
  * Cast (one-way send) to `to`. timeout_ms: how long a full mailbox is waited on (0: -EAGAIN

@@ -250,6 +250,9 @@ struct shoal_out {
 #define SHOAL_DOWN_FAILED  2u /* its callback failed past its restart intensity */
 #define SHOAL_DOWN_STOPPED 3u /* stopped on request */
 #define SHOAL_DOWN_ERROR   4u /* a callback failed; it is being restarted */
+/* a remote handle (shoal_remote()): its node could not be reached, or the connection to it
+ * (or the instance's gateway) was lost; API 1.3 */
+#define SHOAL_DOWN_NOCONNECTION 5u
 
 struct shoal_down {
 	shoal_handle_t target; /* the monitored agent */

@@ -19,6 +19,13 @@
 extern "C" {
 #endif
 
+/*
+ * The message type of a term sent to a remote handle (shoal_remote(), API 1.3): the payload
+ * is a whole term (version byte first) and the gateway sends it as that term; a message of
+ * any other type goes as a binary.
+ */
+#define SHOAL_TYPE_TERM 0x7465726du /* "term" */
+
 /* A term being written into buf (cap bytes); len bytes written so far. */
 struct shoal_term_out {
 	char *buf;

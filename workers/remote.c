@@ -1,0 +1,149 @@
+/*
+ * Remote handles: the proxy agent of a process on another Erlang node (a BEAM node, or
+ * another shoal instance's gateway). A proxy is an ordinary agent slot, so its handle takes
+ * casts, calls and monitors like any other; it is hosted by the instance's gateway (its
+ * worker word names the gateway's process slot), which forwards what its mailbox gets over
+ * the distribution (dist/gateway.c). Proxies are named in their own registry namespace
+ * (SHM_NS_REMOTE) by "name@node", so that a name is looked up once per node and a local
+ * agent's name is never mistaken for a remote one.
+ *
+ * Made by whoever asks first, with the spawn's claim protocol (shm_agent_alloc_named(), then
+ * the name, then the hand-over to the host: worker word, then ctl HELD), so a creator killed
+ * at any step is repaired as an interrupted spawn (workers/agent.c, repair_agent_claims()).
+ * A proxy ends (finish_stop: its name goes, its monitors get DOWN) when its connection is
+ * lost or cannot be made (SHOAL_DOWN_NOCONNECTION, by the gateway), when it is stopped, or
+ * when the gateway dies (wrk_repair_remote(), by the supervisor).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "ipc/ipc.h"
+#include "shm/registry.h"
+#include "workers/wrk_int.h"
+
+/* node is alive@host: one '@', both parts non-empty, no NUL, no space. */
+static bool is_node(const char *node)
+{
+	const char *at = strchr(node, '@');
+
+	return at && at != node && at[1] && !strchr(at + 1, '@') && !strpbrk(node, " \t\r\n");
+}
+
+/* The process slot of the running gateway, or UINT32_MAX. */
+static uint32_t gateway_slot(const struct shm_seg *seg)
+{
+	uint32_t n = shm_hdr(seg)->cfg.max_procs;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct shm_proc *p = shm_proc_at(seg, i);
+
+		/* relaxed: a hint; a gateway that dies after this is repaired with its proxies */
+		if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_GATEWAY &&
+		    atomic_load_explicit(&p->state, memory_order_acquire) == SHM_PROC_RUNNING &&
+		    shm_proc_is_alive(seg, i))
+			return i;
+	}
+	return UINT32_MAX;
+}
+
+/* See wrk.h. */
+int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoal_handle_t *out)
+{
+	char key[SHOAL_NAME_MAX + 1];
+	size_t nl = strlen(name), kl;
+	uint32_t gw, slot;
+
+	if (!nl || !is_node(node) || strchr(name, '@') == name)
+		return -EINVAL;
+	kl = nl + 1 + strlen(node);
+	if (kl > SHOAL_NAME_MAX)
+		return -EINVAL;
+	memcpy(key, name, nl);
+	key[nl] = '@';
+	memcpy(key + nl + 1, node, strlen(node) + 1);
+	if (!seg->writable || seg->self == UINT32_MAX)
+		return -EROFS;
+	for (int tries = 0; tries < 8; tries++) {
+		struct shm_agent *a;
+		shoal_handle_t h;
+		int rc;
+
+		if (shm_reg_lookup(seg, SHM_NS_REMOTE, key, kl, &h, NULL) == 0) {
+			*out = h;
+			return 0;
+		}
+		gw = gateway_slot(seg);
+		if (gw == UINT32_MAX)
+			return -EHOSTUNREACH;
+		rc = shm_agent_alloc_named(seg, 0, WRK_REMOTE_TYPE, key, kl, &slot);
+		if (rc)
+			return rc;
+		a = shm_agent_at(seg, slot);
+		h = wrk_agent_handle(seg, slot);
+		ipc_mbox_init(seg, slot);
+		atomic_store_explicit(&a->ckpt_blen[0], 0, memory_order_relaxed);
+		atomic_store_explicit(&a->ckpt_blen[1], 0, memory_order_relaxed);
+		rc = shm_reg_register(seg, SHM_NS_REMOTE, key, kl, h, NULL);
+		if (rc) {
+			shm_agent_free(seg, slot);
+			if (rc == -EEXIST)
+				continue; /* another made it first: take theirs */
+			return rc;
+		}
+		atomic_store_explicit(&a->started_ns, shm_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&a->worker, gw + 1, memory_order_relaxed);
+		/* H0 as in wrk_agent_spawn(): the slot complete, handed to its host */
+		atomic_store_explicit(&a->ctl, WRK_CTL_HELD, memory_order_release);
+		wrk_poke_worker(seg, gw);
+		/*
+		 * R0: a gateway that died after we chose it may have been repaired before our
+		 * hand-over, and its successor may take another process slot: nobody would host
+		 * the proxy. Look again after the hand-over; the repair's ending of the dead
+		 * one's proxies (wrk_repair_remote()) runs after its slot is marked dead, so
+		 * one of the two sees the other. The ending is a CAS on ctl: one of us ends it.
+		 */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (!shm_proc_is_alive(seg, gw)) {
+			wrk_remote_end(seg, slot, SHOAL_DOWN_NOCONNECTION);
+			return -EHOSTUNREACH;
+		}
+		*out = h;
+		return 0;
+	}
+	return -EAGAIN; /* made and ended under us, over and over: a gateway dropping them */
+}
+
+/*
+ * End proxy `slot` (its host's or the repair's): take the slot's claim from HELD, then the
+ * stop's end, DOWN with `reason`. False if someone else holds the claim (they end it).
+ */
+bool wrk_remote_end(struct shm_seg *seg, uint32_t slot, uint32_t reason)
+{
+	struct shm_agent *a = shm_agent_at(seg, slot);
+	uint64_t held = WRK_CTL_HELD;
+
+	if (!atomic_compare_exchange_strong_explicit(&a->ctl, &held, seg->tag, memory_order_acq_rel,
+						     memory_order_relaxed))
+		return false;
+	wrk_agent_finish_stop(seg, slot, reason);
+	return true;
+}
+
+/* See wrk.h. */
+int wrk_repair_remote(struct shm_seg *seg, uint32_t slot)
+{
+	uint32_t n = shm_hdr(seg)->cfg.max_agents;
+	int ended = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct shm_agent *a = shm_agent_at(seg, i);
+
+		/* A1 as in wrk_repair_worker(): worker, ctl and state as the creator released them
+		 */
+		if (atomic_load_explicit(&a->worker, memory_order_acquire) != slot + 1 ||
+		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD)
+			continue;
+		ended += wrk_remote_end(seg, i, SHOAL_DOWN_NOCONNECTION);
+	}
+	return ended;
+}
