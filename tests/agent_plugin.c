@@ -307,6 +307,34 @@ static int rounder_call(struct shoal_ctx *ctx, void *state, const struct shoal_m
 	buf[m->len] = 0;
 	if (buf[0] == 'P')
 		return rounder_propose(ctx, s, m, buf, reply, cap, reply_len);
+	if (buf[0] == 'R' || buf[0] == 'C') {
+		/* "R <node> <name> <payload>": a call through a remote handle (shoal_remote(),
+		 * shoal_call_async()), answered "ok <reply>" or "err <errno>", or "start <rc>" at
+		 * once; "C ...": a cast, answered "cast <rc>" */
+		char node[64], name[64];
+		shoal_handle_t h;
+
+		if (sscanf(buf + 1, " %63s %63s %n", node, name, &off) != 2 || !off)
+			return -EINVAL;
+		off += 1;
+		rc = shoal_remote(ctx, node, name, &h);
+		if (rc == 0 && buf[0] == 'C')
+			rc = shoal_cast(ctx, h, 0, buf + off, (uint32_t)strlen(buf + off));
+		if (rc == 0 && buf[0] == 'R')
+			rc = shoal_call_async(ctx, h, 1, buf + off, (uint32_t)strlen(buf + off),
+					      &s->ref);
+		if (rc < 0 || buf[0] == 'C') {
+			int n = snprintf(reply, cap, "%s %d", buf[0] == 'C' ? "cast" : "start", rc);
+
+			*reply_len = n < 0 ? 0 : (uint32_t)n;
+			return 0;
+		}
+		s->call = *m;
+		s->call.data = NULL;
+		s->pending = 2;
+		*reply_len = SHOAL_REPLY_LATER;
+		return 0;
+	}
 	if (buf[0] == 'T') {
 		/* "T <timeout ms> <arg>": a tasker task (shoal_task_run()); answered "ok <result>"
 		 * or "err <errno>", or "start <rc>" at once if it cannot start */

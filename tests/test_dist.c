@@ -287,6 +287,7 @@ static int setup(void **state)
 		 "[agent echo]\ntype = echo\nname = echo\n"
 		 "[agent counter]\ntype = counter\nname = counter\n"
 		 "[types]\nload = %s\n[agent termy]\ntype = termy\nname = termy\n"
+		 "[agent rounder]\ntype = rounder\nname = rounder\n"
 		 "[dist]\nnode = %s\ncookie_file = %s\n",
 		 getenv("SHOAL_TEST_PLUGIN"), node, cookie_path);
 	/* the gateway forgets an unanswered call after 200 ms, not 10 minutes (test hooks) */
@@ -804,6 +805,25 @@ static void test_dist_remote_handles(void **state)
 	assert_true(sink != h);
 	assert_int_equal(shoal_client_cast(c, sink, 0, "to-beam", 7, TIMEOUT_MS), 0);
 	peer_expect(&peer, "recv", "got to-beam");
+	/* from an agent: a call (shoal_call_async(), its reply a message) and a cast */
+	{
+		static const char rq[] = "R tpeer@127.0.0.1 recho from-agent";
+		static const char cq[] = "C tpeer@127.0.0.1 rsink agent-cast";
+		shoal_handle_t rounder;
+
+		assert_int_equal(shoal_client_lookup(c, "rounder", &rounder), 0);
+		n = shoal_client_call(c, rounder, 1, rq, sizeof(rq) - 1, reply, sizeof(reply) - 1,
+				      TIMEOUT_MS);
+		assert_true(n > 0);
+		reply[n] = 0;
+		assert_string_equal(reply, "ok from-agent");
+		n = shoal_client_call(c, rounder, 1, cq, sizeof(cq) - 1, reply, sizeof(reply) - 1,
+				      TIMEOUT_MS);
+		assert_true(n > 0);
+		reply[n] = 0;
+		assert_string_equal(reply, "cast 0");
+		peer_expect(&peer, "recv", "got agent-cast");
+	}
 	/* bad names and nodes */
 	assert_int_equal(shoal_client_remote(c, "nohost", "x", &again), -EINVAL);
 	assert_int_equal(shoal_client_remote(c, "a@b@c", "x", &again), -EINVAL);
