@@ -38,6 +38,9 @@ monitor(process, Pid) when is_pid(Pid) ->
     Ref = make_ref(),
     Helper = spawn(fun() -> watch(Caller, Ref, Pid) end),
     put({?MODULE, Ref}, Helper),
+    %% in place when we return, as erlang:monitor/2's: a death after this is its reason,
+    %% not noproc (the helper's link has reached the gateway; see watch/3)
+    receive {linked, Ref} -> ok after 5000 -> ok end,
     Ref.
 
 %% Cancel a monitor from monitor/2: no 'DOWN' for it comes after this returns (one that
@@ -65,6 +68,10 @@ watch(Caller, Ref, Pid) ->
     process_flag(trap_exit, true),
     CallerMon = erlang:monitor(process, Caller),
     link(Pid),
+    %% a call to the gateway after the link, on the same connection: answered once the
+    %% gateway has taken the link (it reads a connection in order)
+    catch gen_server:call({?SERVICE, node(Pid)}, {whereis, '$shoal_barrier'}, 5000),
+    Caller ! {linked, Ref},
     receive
         {'EXIT', Pid, Reason} -> Caller ! {'DOWN', Ref, process, Pid, Reason};
         {'DOWN', CallerMon, process, Caller, _} -> unlink(Pid);

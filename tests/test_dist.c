@@ -854,6 +854,64 @@ static void test_dist_remote_handles(void **state)
 	shoal_client_close(c);
 }
 
+/*
+ * Shoal to shoal: a client and an agent of this instance call an agent of a second instance
+ * (a node of its own) through remote handles; that node's gateway killed, the handle's
+ * monitor hears DOWN noconnection, and a new handle reaches the restarted gateway.
+ */
+static void test_dist_shoal_to_shoal(void **state)
+{
+	char cfg[1024], node2[64], req[128], reply[64], err[256];
+	struct shoal_client *c;
+	struct rt_client cl2;
+	struct rt_run run2;
+	shoal_handle_t h, rounder, h2;
+	struct shoal_down d;
+	uint64_t mref;
+	pid_t gw2;
+	int n;
+
+	(void)state;
+	snprintf(node2, sizeof(node2), "shoalb%d@127.0.0.1", (int)getpid());
+	snprintf(cfg, sizeof(cfg),
+		 "[instance]\nworkers = 1\n[agent echo]\ntype = echo\nname = becho\n"
+		 "[dist]\nnode = %s\ncookie_file = %s\n",
+		 node2, cookie_path);
+	rt_start(&run2, "t-dist-", "s2s", cfg, NULL);
+	rt_wait_ready(&run2);
+	rt_client_open(&cl2, run2.inst);
+	WAIT_FOR(cl2.seg, gateway_pid(cl2.seg) != 0);
+	assert_int_equal(shoal_client_open(run.inst, &c, err, sizeof(err)), 0);
+	assert_int_equal(shoal_client_remote(c, node2, "becho", &h), 0);
+	n = shoal_client_call(c, h, 1, "s2s", 3, reply, sizeof(reply), TIMEOUT_MS);
+	assert_int_equal(n, 3);
+	assert_memory_equal(reply, "s2s", 3);
+	/* an agent of ours, through the same handle */
+	assert_int_equal(shoal_client_lookup(c, "rounder", &rounder), 0);
+	n = snprintf(req, sizeof(req), "R %s becho agent-s2s", node2);
+	n = shoal_client_call(c, rounder, 1, req, (uint32_t)n, reply, sizeof(reply) - 1,
+			      TIMEOUT_MS);
+	assert_true(n > 0);
+	reply[n] = 0;
+	assert_string_equal(reply, "ok agent-s2s");
+	/* its gateway killed: our handle's monitor hears the connection go */
+	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
+	gw2 = gateway_pid(cl2.seg);
+	rt_kill_and_wait(gw2);
+	d = next_down(c);
+	assert_true(d.target == h && d.ref == mref);
+	assert_int_equal(d.reason, SHOAL_DOWN_NOCONNECTION);
+	/* restarted: a new handle reaches it */
+	WAIT_FOR(cl2.seg, gateway_pid(cl2.seg) != 0 && gateway_pid(cl2.seg) != gw2);
+	assert_int_equal(shoal_client_remote(c, node2, "becho", &h2), 0);
+	assert_true(h2 != h);
+	n = shoal_client_call(c, h2, 1, "again", 5, reply, sizeof(reply), TIMEOUT_MS);
+	assert_int_equal(n, 5);
+	shoal_client_close(c);
+	rt_client_close(&cl2);
+	rt_stop(&run2);
+}
+
 static void test_dist_gateway_restarted(void **state)
 {
 	pid_t gw = gateway_pid(cl.seg);
@@ -904,6 +962,7 @@ int main(void)
 		cmocka_unit_test(test_dist_pid_link_monitor),
 		cmocka_unit_test(test_dist_link_reasons),
 		cmocka_unit_test(test_dist_remote_handles),
+		cmocka_unit_test(test_dist_shoal_to_shoal),
 		cmocka_unit_test(test_dist_gateway_restarted),
 	};
 
