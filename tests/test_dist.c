@@ -511,12 +511,13 @@ static void test_dist_send_to_shoal_node(void **state)
 	assert_non_null(strstr(out, "--node needs --cookie-file"));
 }
 
-/* shoal bench dist runs (its own instance and BEAM nodes) and reports its four rows. */
+/* shoal bench dist runs (its own instances and BEAM nodes) and reports its six rows. */
 static void test_dist_bench_runs(void **state)
 {
 	const char *args[] = {"bench", "dist", "--quick", "--json", NULL};
-	const char *rows[] = {"dist_call_beam_to_shoal", "dist_call_beam_to_beam",
-			      "dist_cast_beam_to_shoal", "dist_cast_beam_to_beam"};
+	const char *rows[] = {"dist_call_beam_to_shoal",  "dist_call_beam_to_beam",
+			      "dist_cast_beam_to_shoal",  "dist_cast_beam_to_beam",
+			      "dist_call_shoal_to_shoal", "dist_cast_shoal_to_beam"};
 	static char out[65536];
 
 	(void)state;

@@ -7,8 +7,13 @@
  *   dist_cast_beam_to_shoal  casts to a shoal counter agent, per message (batches of casts,
  *                            each closed by a call that orders after them)
  *   dist_cast_beam_to_beam   the same to a counting process on the second BEAM node
+ * and from shoal, through remote handles (shoal_client_remote()), timed by this process:
+ *   dist_call_shoal_to_shoal a client of the instance calling a second instance's echo agent
+ *                            through both gateways, per call
+ *   dist_cast_shoal_to_beam  that client's casts to the counting process on the second BEAM
+ *                            node (batches closed by a call, as above), per message
  * The Erlang side measures (erlang:monotonic_time) and prints its samples; this process runs
- * the instance and the nodes and prints the report. Needs libei and `erl` (erlang-nox).
+ * the instances and the nodes and prints the report. Needs libei and `erl` (erlang-nox).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +29,7 @@
 
 #include "dist/dist.h"
 #include "shm/shm.h"
+#include "shoal/client.h"
 #include "tools/bench.h"
 #include "tools/tools.h"
 
@@ -281,14 +287,91 @@ static int add_row(struct bench_report *rep, char *line)
 	return 0;
 }
 
+/*
+ * The shoal-side rows, from a client of instance inst: calls to echo on node2 and casts to
+ * sink on beam (each batch closed by a call). 0, or -1 (said).
+ */
+static int shoal_rows(struct bench_report *rep, const char *inst, const char *node2,
+		      const char *beam, uint32_t ncalls, uint32_t ncasts)
+{
+	uint64_t *ns = calloc(ncalls > 10 ? ncalls : 10, sizeof(*ns)), t0, sum = 0;
+	uint32_t per = ncasts / 10;
+	struct shoal_client *c = NULL;
+	shoal_handle_t echo, sink;
+	char err[256], reply[64];
+	int rc = -1, r;
+
+	if (!ns || shoal_client_open(inst, &c, err, sizeof(err))) {
+		fprintf(stderr, "shoal bench dist: cannot attach to %s: %s\n", inst,
+			ns ? err : "no memory");
+		goto out;
+	}
+	if ((r = shoal_client_remote(c, node2, "echo", &echo)) ||
+	    (r = shoal_client_remote(c, beam, "sink", &sink))) {
+		fprintf(stderr, "shoal bench dist: no remote handle: %s\n", strerror(-r));
+		goto out;
+	}
+	for (uint32_t i = 0; i < 200; i++) {
+		r = shoal_client_call(c, echo, 1, "warm", 4, reply, sizeof(reply), 10000);
+		if (r < 0) {
+			fprintf(stderr, "shoal bench dist: a call to the second instance: %s\n",
+				strerror(-r));
+			goto out;
+		}
+	}
+	t0 = bench_now_ns();
+	for (uint32_t i = 0; i < ncalls; i++) {
+		uint64_t a = bench_now_ns();
+
+		if (shoal_client_call(c, echo, 1, "ping", 4, reply, sizeof(reply), 10000) < 0) {
+			fprintf(stderr, "shoal bench dist: a call to the second instance failed\n");
+			goto out;
+		}
+		ns[i] = bench_now_ns() - a;
+	}
+	if (!bench_add_result(rep, "dist_call_shoal_to_shoal", ns, ncalls,
+			      ncalls * 1e9 / (double)(bench_now_ns() - t0),
+			      "dist_call_beam_to_beam"))
+		goto out;
+	if (shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply), 10000) < 0) {
+		fprintf(stderr, "shoal bench dist: the BEAM sink did not answer\n");
+		goto out;
+	}
+	for (uint32_t k = 0; k < 10; k++) {
+		uint64_t a = bench_now_ns();
+
+		for (uint32_t i = 0; i < per; i++)
+			if (shoal_client_cast(c, sink, 0, "c", 1, 10000)) {
+				fprintf(stderr,
+					"shoal bench dist: a cast to the BEAM node failed\n");
+				goto out;
+			}
+		if (shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply), 120000) < 0) {
+			fprintf(stderr, "shoal bench dist: the BEAM sink did not answer\n");
+			goto out;
+		}
+		ns[k] = (bench_now_ns() - a) / per;
+		sum += ns[k];
+	}
+	if (!bench_add_result(rep, "dist_cast_shoal_to_beam", ns, 10, 1e9 * 10 / (double)sum,
+			      "dist_cast_beam_to_beam"))
+		goto out;
+	rc = 0;
+out:
+	shoal_client_close(c);
+	free(ns);
+	return rc;
+}
+
 /* shoal bench dist (see the top of this file): its rows into rep. A CLI exit code. The tool. */
 int bench_dist(struct bench_opts *o, struct bench_report *rep)
 {
 	char inst[SHM_INSTANCE_MAX], cookie_path[96], cookie[40] = "", text[1024];
 	char shoal_node[64], srv_node[64], cli_node[64], calls[16], casts[16], *line;
+	char inst2[SHM_INSTANCE_MAX], node2[64];
 	struct node srv = {0}, cli = {0};
 	int rc = EXIT_SYSTEM, rows = 0;
-	pid_t sup = -1;
+	pid_t sup = -1, sup2 = -1;
 
 	if (!dist_is_available()) {
 		fprintf(stderr, "shoal bench dist: this shoal was built without the Erlang "
@@ -327,6 +410,21 @@ int bench_dist(struct bench_opts *o, struct bench_report *rep)
 		fprintf(stderr, "shoal bench dist: the instance's gateway did not start\n");
 		goto out;
 	}
+	/* the second instance, for shoal to shoal: a node of its own, on the other cpu */
+	snprintf(inst2, sizeof(inst2), "%.*s-b", (int)sizeof(inst2) - 3, inst);
+	snprintf(node2, sizeof(node2), "shoalbench%db@127.0.0.1", (int)getpid());
+	snprintf(text, sizeof(text),
+		 "[instance]\nname = %s\nworkers = 1\ncpus = %d\nstatus_interval = 0\n"
+		 "[agent echo]\ntype = echo\nname = echo\n"
+		 "[dist]\nnode = %s\ncookie_file = %s\n",
+		 inst2, o->cpu_b, node2, cookie_path);
+	sup2 = bench_sup_start("dist", text);
+	if (sup2 < 0)
+		goto out;
+	if (gateway_wait(inst2)) {
+		fprintf(stderr, "shoal bench dist: the second instance's gateway did not start\n");
+		goto out;
+	}
 	if (node_start(&srv, srv_node, cookie, server_program, NULL) ||
 	    !(line = node_line(&srv, DIST_BENCH_WAIT_MS)) || strcmp(line, "ready")) {
 		fprintf(stderr, "shoal bench dist: the server BEAM node did not start\n");
@@ -349,19 +447,23 @@ int bench_dist(struct bench_opts *o, struct bench_report *rep)
 			rows);
 		goto out;
 	}
+	if (shoal_rows(rep, inst, node2, srv_node, (uint32_t)atoi(calls), (uint32_t)atoi(casts)))
+		goto out;
 	snprintf(rep->notes, sizeof(rep->notes),
 		 "loopback; the instance's worker on cpu %d, the BEAM nodes unpinned. %s calls "
 		 "(after 200 to warm up), one at a time from one Erlang process, each timed; "
 		 "%s casts in 10 batches, each batch closed by a call that orders after its "
 		 "casts, per-message time per batch. The BEAM baselines answer with plain "
-		 "processes that speak gen_server's call protocol. Not measured yet: "
-		 "dist_call_shoal_to_shoal and casts from shoal (shoal agents cannot address "
-		 "remote names yet).",
-		 o->cpu_a, calls, casts);
+		 "processes that speak gen_server's call protocol. The shoal rows: a client of "
+		 "the instance, through remote handles, to a second instance (its worker on cpu "
+		 "%d) and to the second BEAM node, timed the same way.",
+		 o->cpu_a, calls, casts, o->cpu_b);
 	rc = EXIT_OK;
 out:
 	node_stop(&cli);
 	node_stop(&srv);
+	if (sup2 > 0)
+		bench_sup_stop("dist", sup2);
 	if (sup > 0)
 		bench_sup_stop("dist", sup);
 	unlink(cookie_path);
