@@ -1377,10 +1377,14 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 	outcall_forget(g, o);
 }
 
-/* Forget the calls made for shoal callers older than the calls' lifetime. Under mu. */
+/*
+ * Forget the calls made for shoal callers older than GW_CALL_TTL_MS (not the test hook's
+ * lifetime of calls into shoal: a call out waits on a network round trip, and forgetting it
+ * early only loses its reply). Under mu.
+ */
 static void outcalls_expire(struct gw *g)
 {
-	uint64_t now = shm_now_ns(), ttl = (uint64_t)g->call_ttl_ms * 1000000u;
+	uint64_t now = shm_now_ns(), ttl = (uint64_t)GW_CALL_TTL_MS * 1000000u;
 
 	for (uint32_t i = 0; g->noutcalls && i < GW_MAX_PENDING; i++)
 		if (g->outcalls[i].id && now - g->outcalls[i].sent_ns >= ttl)

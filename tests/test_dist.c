@@ -76,6 +76,10 @@ static const char peer_program[] =
 	"        [\"ping\"] -> P(\"ping ~w\", [net_adm:ping(N)]);"
 	"        [\"register\", Name] -> register(list_to_atom(Name), self()),"
 	"                                P(\"registered\", []);"
+	"        [\"slowserver\", Name, Ms] -> D = list_to_integer(Ms),"
+	"          Slow = fun Sl() -> receive {'$gen_call', {F, T}, R} ->"
+	"            timer:sleep(D), F ! {T, R}, Sl() end end,"
+	"          register(list_to_atom(Name), spawn(Slow)), P(\"registered\", []);"
 	"        [\"forwarder\", Name] -> Me = self(),"
 	"          Fwd = fun Fw() -> receive M -> Me ! M, Fw() end end,"
 	"          register(list_to_atom(Name), spawn(Fwd)), P(\"registered\", []);"
@@ -802,6 +806,13 @@ static void test_dist_remote_handles(void **state)
 	assert_string_equal(atom, "ok");
 	assert_int_equal(shoal_term_get_int(&in, &v), 0);
 	assert_int_equal(v, 42);
+	/* a reply that takes longer than the lifetime this instance gives calls into it (the
+	 * test hook's 200 ms): a call out is kept for its own lifetime, not that one */
+	peer_expect(&peer, "slowserver rslow 600", "registered");
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rslow", &again), 0);
+	assert_int_equal(
+		shoal_client_call(c, again, 1, "late", 4, reply, sizeof(reply), TIMEOUT_MS), 4);
+	assert_memory_equal(reply, "late", 4);
 	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rsink", &sink), 0);
 	assert_true(sink != h);
 	assert_int_equal(shoal_client_cast(c, sink, 0, "to-beam", 7, TIMEOUT_MS), 0);
