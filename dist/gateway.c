@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -77,10 +78,16 @@
  * their slots, below max_agents.
  */
 #define GW_REPLY_NUM 0x7ffffffeu
+/* A node a connection could not be made to is not tried again for this long (its handles end
+ * at once): each attempt holds the reply thread for up to GW_IO_MS */
+#define GW_RETRY_MS 1000u
+/* A call made for a shoal caller is answered ETIMEDOUT after this long without a reply */
+#define GW_OUTCALL_TTL_MS 60000u
 
 /* One distribution connection. */
 struct gw_conn {
-	int fd; /* -1: unused */
+	int fd;	       /* -1: unused */
+	bool outbound; /* we connected (conn_to()); else the peer did */
 	char node[MAXNODELEN + 1];
 	uint64_t rx_ns; /* when it last sent something (a tick or a message) */
 	/* a message waiting for room in a full mailbox (see GW_STALL_MS); data NULL: none */
@@ -177,7 +184,10 @@ struct gw {
 	struct gw_outcall outcalls[GW_MAX_PENDING];
 	uint32_t noutcalls;
 	uint64_t outcall_seq;
-	uint64_t proxies_gen; /* the agents_gen the reply thread last scanned at */
+	uint32_t outcall_seed; /* in each call's Tag: a reply to an earlier gateway's is not ours */
+	char failed_node[MAXNODELEN + 1]; /* the node a connection last failed to, and when: */
+	uint64_t failed_ns;		  /* not tried again for GW_RETRY_MS */
+	uint64_t proxies_gen;		  /* the agents_gen the reply thread last scanned at */
 	int wake_rd, wake_wr; /* the reply thread made a connection: the main thread polls it */
 };
 
@@ -291,6 +301,47 @@ static uint32_t proxies_round(struct gw *g, ei_x_buff *out);
 static bool out_has_work(void *arg);
 
 /*
+ * Take one message from the inbox, if any: an agent's reply to an Erlang caller (on_reply()),
+ * or a DOWN/UP notice of a link's monitor (on_down()); others are dropped. 1 if one was
+ * taken, 0 if the inbox is empty, or -errno (the instance stopped).
+ */
+static int inbox_one(struct gw *g, ei_x_buff *out, char *buf)
+{
+	struct shoal_msg m;
+	struct gw_reply h;
+	int r = shoal_client_recv(g->cl, &m, buf, g->max_msg, 0);
+
+	if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR)
+		return 0;
+	if (r < 0)
+		return r;
+	if ((m.flags & SHOAL_MSG_SYSTEM) && m.type == SHOAL_T_DOWN &&
+	    m.len >= sizeof(struct shoal_down)) {
+		struct shoal_down d;
+
+		memcpy(&d, buf, sizeof(d));
+		pthread_mutex_lock(&g->mu);
+		on_down(g, &d);
+		pthread_mutex_unlock(&g->mu);
+		return 1;
+	}
+	if (!(m.flags & SHOAL_MSG_REPLY))
+		return 1;
+	h = (struct gw_reply){
+		.ref = m.ref,
+		.term = (m.flags & SHOAL_MSG_TERM) != 0,
+		.err = (m.flags & SHOAL_MSG_ERROR) ? m.type : 0,
+		.len = (m.flags & SHOAL_MSG_ERROR) ? 0
+		       : m.len < g->max_msg	   ? m.len
+						   : g->max_msg,
+	};
+	pthread_mutex_lock(&g->mu);
+	on_reply(g, out, &h, buf);
+	pthread_mutex_unlock(&g->mu);
+	return 1;
+}
+
+/*
  * Wait in the inbox for replies and send each to its caller (on_reply(), under gw.mu).
  * DOWN and UP notices of its monitors end links (on_down()); other messages are dropped. Ends when
  * the instance stops (or the main thread has ended) and closes pipe_wr to say so.
@@ -310,54 +361,33 @@ static void *reply_thread(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		struct shoal_msg m;
-		struct gw_reply h;
 		uint32_t done;
-		int r;
+		int r = 0;
 
 		/* T1: pairs with T0 in dist_gateway_main(): the main thread has ended */
 		if (atomic_load_explicit(&g->stop, memory_order_acquire))
 			break;
-		/* the proxies' mailboxes first, then the inbox; park when both are empty */
+		/*
+		 * The proxies' mailboxes, then up to GW_PROXY_BATCH messages of the inbox (its
+		 * replies must not wait behind a busy proxy's casts); park when all are empty.
+		 */
 		done = proxies_round(g, &out);
-		r = shoal_client_recv(g->cl, &m, buf, g->max_msg, 0);
-		if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR) {
-			if (done)
-				continue;
-			r = ipc_waiter_wait(wrk_client_waiter(g->cl), 20000, 1000000000ull,
-					    out_has_work, g, NULL);
-			if (r == -EOWNERDEAD)
-				break; /* the supervisor exited */
-			if (r == 0 && !out_has_work(g) &&
-			    shm_seg_gone(g->seg, shm_seg_liveness(g->seg, 0)))
-				break; /* the instance stopped */
-			continue;
+		for (uint32_t k = 0; k < GW_PROXY_BATCH; k++) {
+			r = inbox_one(g, &out, buf);
+			if (r <= 0)
+				break;
+			done++;
 		}
 		if (r < 0)
 			break; /* the instance stopped, or its supervisor is gone */
-		if ((m.flags & SHOAL_MSG_SYSTEM) && m.type == SHOAL_T_DOWN &&
-		    m.len >= sizeof(struct shoal_down)) {
-			struct shoal_down d;
-
-			memcpy(&d, buf, sizeof(d));
-			pthread_mutex_lock(&g->mu);
-			on_down(g, &d);
-			pthread_mutex_unlock(&g->mu);
+		if (done)
 			continue;
-		}
-		if (!(m.flags & SHOAL_MSG_REPLY))
-			continue;
-		h = (struct gw_reply){
-			.ref = m.ref,
-			.term = (m.flags & SHOAL_MSG_TERM) != 0,
-			.err = (m.flags & SHOAL_MSG_ERROR) ? m.type : 0,
-			.len = (m.flags & SHOAL_MSG_ERROR) ? 0
-			       : m.len < g->max_msg	   ? m.len
-							   : g->max_msg,
-		};
-		pthread_mutex_lock(&g->mu);
-		on_reply(g, &out, &h, buf);
-		pthread_mutex_unlock(&g->mu);
+		r = ipc_waiter_wait(wrk_client_waiter(g->cl), 20000, 1000000000ull, out_has_work, g,
+				    NULL);
+		if (r == -EOWNERDEAD)
+			break; /* the supervisor exited */
+		if (r == 0 && !out_has_work(g) && shm_seg_gone(g->seg, shm_seg_liveness(g->seg, 0)))
+			break; /* the instance stopped */
 	}
 	ei_x_free(&out);
 	free(buf);
@@ -508,10 +538,12 @@ static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 	for (uint32_t i = 0; g->nlinks && i < GW_MAX_LINKS; i++)
 		if (g->links[i].agent && !strcmp(g->links[i].remote.node, c->node))
 			link_drop(g, &g->links[i]);
-	/* and the remote handles to its processes, with the calls made through them */
-	proxies_end_node(g, c->node);
 	ei_close_connection(c->fd);
 	c->fd = -1;
+	/* and the remote handles to its processes, with the calls made through them, unless
+	 * another connection to the node remains (both ends connected at once) */
+	if (!conn_by_node(g, c->node))
+		proxies_end_node(g, c->node);
 	c->node[0] = 0;
 }
 
@@ -538,14 +570,18 @@ static void on_accept(struct gw *g)
 		ei_close_connection(fd);
 		return;
 	}
-	/* a node connects once; a second connection from it replaces a dead first one */
+	/*
+	 * A node connects once; a second connection from it replaces a dead first one. One we
+	 * made ourselves stays: both ends connected at once, and both connections are live.
+	 */
 	{
 		struct gw_conn *old = conn_by_node(g, info.nodename);
 
-		if (old)
+		if (old && !old->outbound)
 			conn_close(g, old, "the node connected again");
 	}
 	slot->fd = fd;
+	slot->outbound = false;
 	slot->rx_ns = shm_now_ns();
 	snprintf(slot->node, sizeof(slot->node), "%s", info.nodename);
 	say("node %s connected", slot->node);
@@ -1167,21 +1203,26 @@ static struct gw_conn *conn_to(struct gw *g, const char *node)
 
 	if (c)
 		return c;
+	if (!strcmp(g->failed_node, node) &&
+	    shm_now_ns() - g->failed_ns < (uint64_t)GW_RETRY_MS * 1000000u)
+		return NULL; /* tried just now: said then */
 	snprintf(target, sizeof(target), "%s", node);
 	pthread_mutex_unlock(&g->mu);
 	fd = ei_connect_tmo(&g->ec, target, GW_IO_MS);
 	pthread_mutex_lock(&g->mu);
 	if (fd < 0) {
+		c = conn_by_node(g, target);
+		if (c)
+			return c; /* it connected to us meanwhile (and refused our second one) */
 		say("cannot connect to node %s: it is not running, not registered with epmd, or "
 		    "it refused our cookie (erl_errno %d)",
 		    target, erl_errno);
+		snprintf(g->failed_node, sizeof(g->failed_node), "%s", target);
+		g->failed_ns = shm_now_ns();
 		return NULL;
 	}
-	c = conn_by_node(g, target);
-	if (c) { /* it connected to us meanwhile */
-		ei_close_connection(fd);
-		return c;
-	}
+	/* it connected to us meanwhile: keep both (each end reads what the other sends on
+	 * either; closing ours would drop what the peer sent on it) */
 	for (uint32_t i = 0; i < GW_MAX_CONNS && !slot; i++)
 		if (g->conns[i].fd < 0)
 			slot = &g->conns[i];
@@ -1191,6 +1232,7 @@ static struct gw_conn *conn_to(struct gw *g, const char *node)
 		return NULL;
 	}
 	slot->fd = fd;
+	slot->outbound = true;
 	slot->rx_ns = shm_now_ns();
 	snprintf(slot->node, sizeof(slot->node), "%s", target);
 	say("connected to node %s", target);
@@ -1262,19 +1304,22 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 					 .sent_ns = shm_now_ns()};
 		snprintf(o->node, sizeof(o->node), "%s", p->node);
 		g->noutcalls++;
-		/* {'$gen_call', {ReplyPid, {shoal, Id}}, Req} */
+		/* {'$gen_call', {ReplyPid, {shoal, Seed, Id}}, Req} */
 		reply_pid(g, &rp);
 		ei_x_encode_tuple_header(out, 3);
 		ei_x_encode_atom(out, "$gen_call");
 		ei_x_encode_tuple_header(out, 2);
 		ei_x_encode_pid(out, &rp);
-		ei_x_encode_tuple_header(out, 2);
+		ei_x_encode_tuple_header(out, 3);
 		ei_x_encode_atom(out, "shoal");
+		ei_x_encode_ulong(out, g->outcall_seed);
 		ei_x_encode_ulonglong(out, o->id);
 	}
 	payload_term(out, m);
 	if (ei_send_reg_encoded_tmo(c->fd, &from, p->name, out->buff, out->index, GW_IO_MS) < 0) {
-		/* ends p and fails the call just kept */
+		/* the call just kept goes: the proxy's end refuses the message, still queued */
+		if (o)
+			outcall_forget(g, o);
 		conn_close(g, c, "a message could not be sent in time");
 		return false;
 	}
@@ -1345,6 +1390,7 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 {
 	char atom[MAXATOMLEN_UTF8];
 	unsigned long long id;
+	unsigned long seed;
 	struct gw_outcall *o = NULL;
 	int i, start, end, arity;
 	uint32_t flags;
@@ -1354,10 +1400,11 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 		return;
 	i = start;
 	if (ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 2 ||
-	    ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 2 ||
+	    ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 3 ||
 	    ei_decode_atom(x->buff, &i, atom) < 0 || strcmp(atom, "shoal") ||
+	    ei_decode_ulong(x->buff, &i, &seed) < 0 || seed != g->outcall_seed ||
 	    ei_decode_ulonglong(x->buff, &i, &id) < 0)
-		return; /* not an answer of ours */
+		return; /* not an answer of ours (or one to an earlier gateway's call) */
 	for (uint32_t k = 0; id && k < GW_MAX_PENDING && !o; k++)
 		if (g->outcalls[k].id == id)
 			o = &g->outcalls[k];
@@ -1378,17 +1425,18 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 }
 
 /*
- * Forget the calls made for shoal callers older than GW_CALL_TTL_MS (not the test hook's
- * lifetime of calls into shoal: a call out waits on a network round trip, and forgetting it
- * early only loses its reply). Under mu.
+ * Answer ETIMEDOUT the calls made for shoal callers that had no reply in GW_OUTCALL_TTL_MS
+ * (a name the node does not have is never answered: a caller without a timeout of its own
+ * learns it so, and the table does not fill). Not the test hook's lifetime of calls into
+ * shoal: a call out waits on a network round trip. Under mu.
  */
 static void outcalls_expire(struct gw *g)
 {
-	uint64_t now = shm_now_ns(), ttl = (uint64_t)GW_CALL_TTL_MS * 1000000u;
+	uint64_t now = shm_now_ns(), ttl = (uint64_t)GW_OUTCALL_TTL_MS * 1000000u;
 
 	for (uint32_t i = 0; g->noutcalls && i < GW_MAX_PENDING; i++)
 		if (g->outcalls[i].id && now - g->outcalls[i].sent_ns >= ttl)
-			outcall_forget(g, &g->outcalls[i]);
+			outcall_fail(g, &g->outcalls[i], ETIMEDOUT);
 }
 
 /* Connection c is readable: a tick (answered by libei), a message, or its end. */
@@ -1549,8 +1597,8 @@ static void telem_flush(struct gw *g, bool final)
 /* Serve until the instance stops (the reply pipe ends) or a signal ends the process. */
 static int serve(struct gw *g)
 {
-	struct pollfd pf[GW_MAX_CONNS + 2];
-	struct gw_conn *of[GW_MAX_CONNS + 2];
+	struct pollfd pf[GW_MAX_CONNS + 3]; /* the listener, the reply pipe, the wake pipe */
+	struct gw_conn *of[GW_MAX_CONNS + 3];
 	ei_x_buff in;
 	int ret = 0;
 
@@ -1655,6 +1703,11 @@ static int gateway_run(struct gw *g, const char *instance)
 	}
 	g->seg = wrk_client_seg(g->cl);
 	g->inbox = shoal_client_inbox(g->cl);
+	/* proxies handed to a gateway that is gone (one that died in a window no repair
+	 * covered): ended before we take up ours */
+	wrk_remote_sweep(g->seg);
+	if (getrandom(&g->outcall_seed, sizeof(g->outcall_seed), 0) != sizeof(g->outcall_seed))
+		g->outcall_seed = (uint32_t)(shm_now_ns() ^ (uint64_t)getpid() << 16);
 	g->max_msg = shm_hdr(g->seg)->cfg.max_msg;
 	g->buf = malloc(g->max_msg + 1);
 	if (!g->buf || pipe2(pfd, O_CLOEXEC) < 0)
@@ -1675,6 +1728,8 @@ static int gateway_run(struct gw *g, const char *instance)
 	/* T0: release: pairs with T1: the thread ends within its wait's second */
 	atomic_store_explicit(&g->stop, 1, memory_order_release);
 	pthread_join(th, NULL);
+	/* our proxies end with us (a death is the supervisor's to repair; this is an exit) */
+	wrk_repair_remote(g->seg, g->seg->self);
 	telem_flush(g, true);
 	close(g->pipe_rd);
 	goto out_client;

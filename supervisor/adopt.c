@@ -127,13 +127,17 @@ void sup_repair_vanished(struct shm_seg *seg, uint32_t slot, bool worker)
 	ipc_repair_proc(seg, slot);
 	/* its subscriptions (a client's inboxes'), and what its updates owed subscribers */
 	wrk_var_sub_repair(seg, slot);
-	/* a gateway's proxies end: their connections went with it (workers/remote.c) */
-	if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_GATEWAY)
-		wrk_repair_remote(seg, slot);
-	if (worker)
+	if (worker) {
 		wrk_repair_worker(seg, slot);
-	else
+	} else {
 		wrk_repair_proc_claims(seg, slot);
+		/* the proxies handed to it end (after the claims: an interrupted ending or
+		 * hand-over is resolved to HELD first): a gateway's connections went with it */
+		wrk_repair_remote(seg, slot);
+		/* and any handed to a gateway that is gone (a creator that died between its
+		 * hand-over and its look at the gateway: workers/remote.c, R0) */
+		wrk_remote_sweep(seg);
+	}
 	/* what it checked out goes to the pools' next waiters; a pool it was creating goes */
 	shm_pool_repair(seg, slot, wrk_pool_notify, seg);
 	/* relaxed: only the supervisor counts repairs; tools read it as a counter */

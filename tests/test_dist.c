@@ -798,7 +798,9 @@ static void test_dist_remote_handles(void **state)
 	 * it: its atoms in UTF-8) */
 	n = shoal_client_call(c, h, SHOAL_TYPE_TERM, ok42, sizeof(ok42), reply, sizeof(reply),
 			      TIMEOUT_MS);
-	assert_true(n > 0);
+	/* re-encoded by the node (ok as a small UTF-8 atom, 119): a term went, not a binary */
+	assert_int_equal(n, 9);
+	assert_int_equal((unsigned char)reply[3], 119);
 	assert_int_equal(shoal_term_in_init(&in, reply, (uint32_t)n), 0);
 	assert_int_equal(shoal_term_get_tuple(&in, &arity), 0);
 	assert_int_equal(arity, 2);
@@ -814,7 +816,6 @@ static void test_dist_remote_handles(void **state)
 		shoal_client_call(c, again, 1, "late", 4, reply, sizeof(reply), TIMEOUT_MS), 4);
 	assert_memory_equal(reply, "late", 4);
 	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rsink", &sink), 0);
-	assert_true(sink != h);
 	assert_int_equal(shoal_client_cast(c, sink, 0, "to-beam", 7, TIMEOUT_MS), 0);
 	peer_expect(&peer, "recv", "got to-beam");
 	/* from an agent: a call (shoal_call_async(), its reply a message) and a cast */

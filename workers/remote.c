@@ -29,21 +29,34 @@ static bool is_node(const char *node)
 	return at && at != node && at[1] && !strchr(at + 1, '@') && !strpbrk(node, " \t\r\n");
 }
 
-/* The process slot of the running gateway, or UINT32_MAX. */
-static uint32_t gateway_slot(const struct shm_seg *seg)
+/* Whether process slot i holds a live, running gateway (*own: its owner word). */
+static bool is_gateway(const struct shm_seg *seg, uint32_t i, uint64_t *own)
+{
+	const struct shm_proc *p = shm_proc_at(seg, i);
+
+	/* relaxed: role and own are status words; the acquire of state orders them */
+	if (atomic_load_explicit(&p->state, memory_order_acquire) != SHM_PROC_RUNNING ||
+	    atomic_load_explicit(&p->role, memory_order_relaxed) != SHM_ROLE_GATEWAY)
+		return false;
+	*own = atomic_load_explicit(&p->own, memory_order_relaxed);
+	return *own && shm_proc_is_alive(seg, i);
+}
+
+/* The process slot of the running gateway (*own: its owner word), or UINT32_MAX. */
+static uint32_t gateway_slot(const struct shm_seg *seg, uint64_t *own)
 {
 	uint32_t n = shm_hdr(seg)->cfg.max_procs;
 
-	for (uint32_t i = 0; i < n; i++) {
-		const struct shm_proc *p = shm_proc_at(seg, i);
-
-		/* relaxed: a hint; a gateway that dies after this is repaired with its proxies */
-		if (atomic_load_explicit(&p->role, memory_order_relaxed) == SHM_ROLE_GATEWAY &&
-		    atomic_load_explicit(&p->state, memory_order_acquire) == SHM_PROC_RUNNING &&
-		    shm_proc_is_alive(seg, i))
+	for (uint32_t i = 0; i < n; i++)
+		if (is_gateway(seg, i, own))
 			return i;
-	}
 	return UINT32_MAX;
+}
+
+/* Whether agent a is a proxy (its type written before its publication, never after). */
+static bool is_proxy(const struct shm_agent *a)
+{
+	return !strncmp(a->type, WRK_REMOTE_TYPE, sizeof(a->type));
 }
 
 /* See wrk.h. */
@@ -52,6 +65,7 @@ int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoa
 	char key[SHOAL_NAME_MAX + 1];
 	size_t nl = strlen(name), kl;
 	uint32_t gw, slot;
+	uint64_t own, own2;
 
 	if (!nl || !is_node(node) || strchr(name, '@') == name)
 		return -EINVAL;
@@ -72,7 +86,7 @@ int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoa
 			*out = h;
 			return 0;
 		}
-		gw = gateway_slot(seg);
+		gw = gateway_slot(seg, &own);
 		if (gw == UINT32_MAX)
 			return -EHOSTUNREACH;
 		rc = shm_agent_alloc_named(seg, 0, WRK_REMOTE_TYPE, key, kl, &slot);
@@ -103,7 +117,8 @@ int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoa
 		 * one of the two sees the other. The ending is a CAS on ctl: one of us ends it.
 		 */
 		atomic_thread_fence(memory_order_seq_cst);
-		if (!shm_proc_is_alive(seg, gw)) {
+		/* the same gateway (its owner word): a client may hold the slot by now */
+		if (!is_gateway(seg, gw, &own2) || own2 != own) {
 			wrk_remote_end(seg, slot, SHOAL_DOWN_NOCONNECTION);
 			return -EHOSTUNREACH;
 		}
@@ -138,10 +153,33 @@ int wrk_repair_remote(struct shm_seg *seg, uint32_t slot)
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_agent *a = shm_agent_at(seg, i);
 
-		/* A1 as in wrk_repair_worker(): worker, ctl and state as the creator released them
-		 */
+		/* A1 as in wrk_repair_worker(): worker, ctl and state as the creator released */
 		if (atomic_load_explicit(&a->worker, memory_order_acquire) != slot + 1 ||
-		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD)
+		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD ||
+		    !is_proxy(a))
+			continue;
+		ended += wrk_remote_end(seg, i, SHOAL_DOWN_NOCONNECTION);
+	}
+	return ended;
+}
+
+/* See wrk.h. */
+int wrk_remote_sweep(struct shm_seg *seg)
+{
+	uint32_t n = shm_hdr(seg)->cfg.max_agents;
+	int ended = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct shm_agent *a = shm_agent_at(seg, i);
+		/* A1 as above */
+		uint32_t host = atomic_load_explicit(&a->worker, memory_order_acquire);
+		uint64_t own;
+
+		if (!host || atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD ||
+		    !is_proxy(a))
+			continue;
+		/* ours (a gateway's own sweep: it takes them up), or a live gateway's */
+		if (host - 1 == seg->self || is_gateway(seg, host - 1, &own))
 			continue;
 		ended += wrk_remote_end(seg, i, SHOAL_DOWN_NOCONNECTION);
 	}

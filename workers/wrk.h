@@ -74,8 +74,9 @@ struct ipc_waiter *wrk_client_waiter(struct shoal_client *c);
  */
 int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoal_handle_t *out);
 /*
- * After the gateway in process slot `slot` died: its proxies end, their monitors get DOWN
- * with SHOAL_DOWN_NOCONNECTION. The supervisor. Returns how many ended.
+ * After the process in slot `slot` died (a gateway, or a client a proxy was handed to by
+ * mistake): the proxies handed to it end, their monitors get DOWN with
+ * SHOAL_DOWN_NOCONNECTION. The supervisor, after wrk_repair_proc_claims(). How many ended.
  */
 int wrk_repair_remote(struct shm_seg *seg, uint32_t slot);
 /*
@@ -83,6 +84,12 @@ int wrk_repair_remote(struct shm_seg *seg, uint32_t slot);
  * holds its claim (a stop under way ends it).
  */
 bool wrk_remote_end(struct shm_seg *seg, uint32_t slot, uint32_t reason);
+/*
+ * End every handed-over proxy whose host is not a live gateway (a creator or a gateway that
+ * died in a window no repair covers): a gateway as it starts, and the supervisor after a
+ * repair. How many ended.
+ */
+int wrk_remote_sweep(struct shm_seg *seg);
 
 /* What a client attachment holds: the segment, and with an inbox its waiter. */
 struct wrk_client_parts {
