@@ -972,6 +972,8 @@ struct wlog {
 
 static struct wlog *wlogs;
 static _Atomic uint32_t *stop_all; /* set by the controller: workers may exit */
+/* each worker's operations: raised by the controller while no kill has hit a claim yet */
+static _Atomic uint64_t *op_limit;
 
 static void own_name(char *buf, int w, int i)
 {
@@ -1030,7 +1032,7 @@ static void worker_run(struct shm_seg *seg, int w)
 	atomic_store(&l->phase, 1);
 	child_claim(seg);
 	atomic_store(&l->slot, seg->self);
-	while (atomic_load(&l->ops) < OPS_PER_WORKER) {
+	while (atomic_load(&l->ops) < atomic_load(op_limit)) {
 		atomic_store(&l->phase, 3);
 		int r = (int)(rand_r(&seed) % 100), i, ret;
 		uint64_t h = ((uint64_t)(w + 1) << 40) | atomic_fetch_add(&l->next_handle, 1);
@@ -1176,6 +1178,15 @@ static void check_model(struct shm_seg *seg, int w)
 	}
 }
 
+/* Dead claims the registry's repair has resolved so far. */
+static uint64_t reg_repaired(struct shm_seg *seg)
+{
+	const struct shm_reg_hdr *rh =
+		(const void *)(seg->base + shm_hdr(seg)->regions[SHM_R_REGISTRY].off);
+
+	return atomic_load(&rh->repaired);
+}
+
 static bool wait_ops(int w, uint64_t target, uint64_t deadline)
 {
 	while (atomic_load(&wlogs[w].ops) < target && !atomic_load(&wlogs[w].failed)) {
@@ -1201,6 +1212,8 @@ static void test_registry_crash_model(void **state)
 	stop_all = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(stop_all != MAP_FAILED);
 	atomic_store(stop_all, 0);
+	op_limit = (_Atomic uint64_t *)((char *)stop_all + 64);
+	atomic_store(op_limit, OPS_PER_WORKER);
 	for (int w = 0; w < NWRK; w++)
 		pids[w] = spawn_worker(seg, w);
 	while (kills < KILLS) {
@@ -1208,18 +1221,28 @@ static void test_registry_crash_model(void **state)
 		uint64_t ops = atomic_load(&wlogs[w].ops), target;
 		uint32_t slot;
 
-		if (ops >= OPS_PER_WORKER - 100) {
+		if (ops >= atomic_load(op_limit) - 100) {
 			bool all = true;
 
 			for (int v = 0; v < NWRK; v++)
-				all = all && atomic_load(&wlogs[v].ops) >= OPS_PER_WORKER - 100;
-			if (all)
-				break;
-			continue;
+				all = all &&
+				      atomic_load(&wlogs[v].ops) >= atomic_load(op_limit) - 100;
+			if (!all)
+				continue;
+			/*
+			 * The workers outran the kills (a loaded machine) before one landed in a
+			 * claim: more operations, up to four times, so that the repair of a dead
+			 * claim is exercised (checked at the end), not left to luck.
+			 */
+			if (!reg_repaired(seg) && atomic_load(op_limit) < 5ull * OPS_PER_WORKER) {
+				atomic_fetch_add(op_limit, OPS_PER_WORKER);
+				continue;
+			}
+			break;
 		}
 		/* wait until it is running and has done a random few more operations */
 		target = ops + 1 + rand_r(&seed) % 400;
-		if (!wait_ops(w, target < OPS_PER_WORKER ? target : OPS_PER_WORKER,
+		if (!wait_ops(w, target < atomic_load(op_limit) ? target : atomic_load(op_limit),
 			      shm_now_ns() + 20000000000ull)) {
 			pid_t p = waitpid(pids[w], &wst, WNOHANG);
 
@@ -1262,7 +1285,7 @@ static void test_registry_crash_model(void **state)
 		kills++;
 	}
 	for (int w = 0; w < NWRK; w++)
-		if (!wait_ops(w, OPS_PER_WORKER, shm_now_ns() + 30000000000ull))
+		if (!wait_ops(w, atomic_load(op_limit), shm_now_ns() + 30000000000ull))
 			fail_msg("worker %d did not finish", w);
 	atomic_store(stop_all, 1);
 	for (int w = 0; w < NWRK; w++) {
