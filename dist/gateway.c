@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -72,6 +73,8 @@
 #define GW_MAX_PROXIES 1024u
 /* Messages forwarded from one proxy's mailbox per round (the others get their turn) */
 #define GW_PROXY_BATCH 32u
+/* Messages read from one connection per poll round while more are buffered (on_conn()) */
+#define GW_READ_BATCH 64u
 /*
  * The pid number of the gateway's reply pid: the From of the gen_server calls it makes for
  * shoal callers, so that {Tag, Reply} comes back to it (on_outreply()). Agents' pids number
@@ -1440,7 +1443,7 @@ static void outcalls_expire(struct gw *g)
 }
 
 /* Connection c is readable: a tick (answered by libei), a message, or its end. */
-static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
+static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 {
 	erlang_msg msg;
 	int r;
@@ -1477,6 +1480,23 @@ static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 	default:
 		/* exit/2 signals (agents take none), monitors (not offered: docs/dist.md) */
 		break;
+	}
+}
+
+/*
+ * Connection c is readable: its messages, up to GW_READ_BATCH while more are buffered in the
+ * socket (a node writes many per segment; one poll round each would cost a poll and this
+ * lock per message). Stops at a stall, a close, or an empty socket.
+ */
+static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
+{
+	int fd = c->fd, pending = 0;
+
+	for (uint32_t k = 0; k < GW_READ_BATCH; k++) {
+		on_conn_one(g, c, x);
+		if (c->fd != fd || c->stall.data || ioctl(fd, FIONREAD, &pending) < 0 ||
+		    pending <= 0)
+			return;
 	}
 }
 
