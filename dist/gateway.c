@@ -75,6 +75,8 @@
 #define GW_PROXY_BATCH 32u
 /* Messages read from one connection per poll round while more are buffered (on_conn()) */
 #define GW_READ_BATCH 64u
+/* A connection's forwarded frames are written at a round's end, or once this many bytes */
+#define GW_OB_FLUSH (256u * 1024u)
 /*
  * The pid number of the gateway's reply pid: the From of the gen_server calls it makes for
  * shoal callers, so that {Tag, Reply} comes back to it (on_outreply()). Agents' pids number
@@ -91,6 +93,9 @@
 struct gw_conn {
 	int fd;	       /* -1: unused */
 	bool outbound; /* we connected (conn_to()); else the peer did */
+	/* frames the reply thread forwarded this round, written at its end (ob_flush()) */
+	char *ob;
+	size_t olen, ocap;
 	char node[MAXNODELEN + 1];
 	uint64_t rx_ns; /* when it last sent something (a tick or a message) */
 	/* a message waiting for room in a full mailbox (see GW_STALL_MS); data NULL: none */
@@ -192,6 +197,7 @@ struct gw {
 	uint64_t failed_ns;		  /* not tried again for GW_RETRY_MS */
 	uint64_t proxies_gen;		  /* the agents_gen the reply thread last scanned at */
 	int wake_rd, wake_wr; /* the reply thread made a connection: the main thread polls it */
+	ei_x_buff ctl;	      /* a frame's control term, built by the reply thread */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -543,6 +549,9 @@ static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 			link_drop(g, &g->links[i]);
 	ei_close_connection(c->fd);
 	c->fd = -1;
+	free(c->ob); /* what it had still to write is lost with it, as on any lost connection */
+	c->ob = NULL;
+	c->olen = c->ocap = 0;
 	/* and the remote handles to its processes, with the calls made through them, unless
 	 * another connection to the node remains (both ends connected at once) */
 	if (!conn_by_node(g, c->node))
@@ -1261,6 +1270,77 @@ static void payload_term(ei_x_buff *out, const struct ipc_msg *m)
 }
 
 /*
+ * Append to c's frames a REG_SEND of the encoded message out (version byte first) from
+ * `from` to the registered name `name`: the distribution's pass-through framing that libei
+ * itself writes (a 4-byte length, 'p', the control term {6, From, '', Name}, the message).
+ * 0, or -ENOMEM.
+ */
+static int ob_reg_send(struct gw *g, struct gw_conn *c, const erlang_pid *from, const char *name,
+		       const ei_x_buff *out)
+{
+	size_t need;
+	uint32_t len;
+
+	g->ctl.index = 0;
+	if (ei_x_encode_version(&g->ctl) < 0 || ei_x_encode_tuple_header(&g->ctl, 4) < 0 ||
+	    ei_x_encode_long(&g->ctl, ERL_REG_SEND) < 0 || ei_x_encode_pid(&g->ctl, from) < 0 ||
+	    ei_x_encode_atom(&g->ctl, "") < 0 || ei_x_encode_atom(&g->ctl, name) < 0)
+		return -ENOMEM;
+	need = 5 + (size_t)g->ctl.index + (size_t)out->index;
+	if (c->olen + need > c->ocap) {
+		size_t cap = c->ocap ? c->ocap : 65536;
+		char *b;
+
+		while (cap < c->olen + need)
+			cap *= 2;
+		b = realloc(c->ob, cap);
+		if (!b)
+			return -ENOMEM;
+		c->ob = b;
+		c->ocap = cap;
+	}
+	len = htonl((uint32_t)(need - 4));
+	memcpy(c->ob + c->olen, &len, 4);
+	c->ob[c->olen + 4] = 'p';
+	memcpy(c->ob + c->olen + 5, g->ctl.buff, (size_t)g->ctl.index);
+	memcpy(c->ob + c->olen + 5 + g->ctl.index, out->buff, (size_t)out->index);
+	c->olen += need;
+	return 0;
+}
+
+/*
+ * Write c's frames, waiting for room at most GW_IO_MS: one write for a round's messages
+ * where each used to cost one. False (said, c closed) if they could not be written. Under mu
+ * (a frame is never interleaved with another writer's).
+ */
+static bool ob_flush(struct gw *g, struct gw_conn *c)
+{
+	uint64_t dl = shm_now_ns() + (uint64_t)GW_IO_MS * 1000000u;
+	size_t off = 0;
+
+	while (off < c->olen) {
+		ssize_t w = send(c->fd, c->ob + off, c->olen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
+		uint64_t now;
+
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		now = shm_now_ns();
+		if ((w < 0 && errno != EAGAIN) || now >= dl ||
+		    poll(&pf, 1, (int)((dl - now) / 1000000u) + 1) < 0) {
+			conn_close(g, c, "messages could not be sent in time");
+			return false;
+		}
+	}
+	c->olen = 0;
+	return true;
+}
+
+/*
  * Forward message m from proxy p's mailbox: a cast as a message to the registered name, a
  * call as a gen_server call whose reply comes back to the reply pid. False when p ended
  * meanwhile (its connection could not be made or was lost). The reply thread, under mu.
@@ -1319,11 +1399,11 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		ei_x_encode_ulonglong(out, o->id);
 	}
 	payload_term(out, m);
-	if (ei_send_reg_encoded_tmo(c->fd, &from, p->name, out->buff, out->index, GW_IO_MS) < 0) {
+	if (ob_reg_send(g, c, &from, p->name, out) < 0) {
 		/* the call just kept goes: the proxy's end refuses the message, still queued */
 		if (o)
 			outcall_forget(g, o);
-		conn_close(g, c, "a message could not be sent in time");
+		proxies_end_node(g, p->node);
 		return false;
 	}
 	g->tl.dist_out++;
@@ -1348,6 +1428,7 @@ static uint32_t proxies_round(struct gw *g, ei_x_buff *out)
 	}
 	for (uint32_t i = 0; g->nproxies && i < GW_MAX_PROXIES; i++) {
 		struct gw_proxy *p = &g->proxies[i];
+		struct gw_conn *c;
 		struct ipc_msg m;
 
 		for (uint32_t k = 0; p->h && k < GW_PROXY_BATCH; k++) {
@@ -1357,8 +1438,17 @@ static uint32_t proxies_round(struct gw *g, ei_x_buff *out)
 				break; /* p ended: its mailbox went with it */
 			ipc_mbox_consume(g->seg, p->slot, &m);
 			done++;
+			/* a long round: its frames written now rather than held (after the
+			 * consume: a failed write answers the calls in them, once) */
+			c = conn_by_node(g, p->node);
+			if (c && c->olen >= GW_OB_FLUSH && !ob_flush(g, c))
+				break;
 		}
 	}
+	/* the round's frames, one write per connection */
+	for (uint32_t i = 0; done && i < GW_MAX_CONNS; i++)
+		if (g->conns[i].fd >= 0 && g->conns[i].olen)
+			ob_flush(g, &g->conns[i]);
 	pthread_mutex_unlock(&g->mu);
 	return done;
 }
@@ -1740,6 +1830,10 @@ static int gateway_run(struct gw *g, const char *instance)
 	}
 	g->wake_rd = pfd[0];
 	g->wake_wr = pfd[1];
+	if (ei_x_new(&g->ctl) < 0) {
+		close(g->pipe_wr);
+		goto out_pipe;
+	}
 	if (pthread_create(&th, NULL, reply_thread, g)) {
 		close(g->pipe_wr);
 		goto out_pipe;
@@ -1763,6 +1857,10 @@ out_client:
 	free(g->buf);
 	for (uint32_t i = 0; i < GW_MAX_PENDING; i++)
 		free(g->calls[i].tag);
+	if (g->ctl.buff)
+		ei_x_free(&g->ctl);
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
+		free(g->conns[i].ob);
 	shoal_client_close(g->cl);
 out:
 	explicit_bzero(cookie, sizeof(cookie));

@@ -295,6 +295,7 @@ static int shoal_rows(struct bench_report *rep, const char *inst, const char *no
 		      const char *beam, uint32_t ncalls, uint32_t ncasts)
 {
 	uint64_t *ns = calloc(ncalls > 10 ? ncalls : 10, sizeof(*ns)), t0, sum = 0;
+	unsigned long long base;
 	uint32_t per = ncasts / 10;
 	struct shoal_client *c = NULL;
 	shoal_handle_t echo, sink;
@@ -333,10 +334,13 @@ static int shoal_rows(struct bench_report *rep, const char *inst, const char *no
 			      ncalls * 1e9 / (double)(bench_now_ns() - t0),
 			      "dist_call_beam_to_beam"))
 		goto out;
-	if (shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply), 10000) < 0) {
+	r = shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply) - 1, 10000);
+	if (r < 0) {
 		fprintf(stderr, "shoal bench dist: the BEAM sink did not answer\n");
 		goto out;
 	}
+	reply[r] = 0;
+	base = strtoull(reply, NULL, 10); /* what the BEAM client's row sent it */
 	for (uint32_t k = 0; k < 10; k++) {
 		uint64_t a = bench_now_ns();
 
@@ -346,12 +350,24 @@ static int shoal_rows(struct bench_report *rep, const char *inst, const char *no
 					"shoal bench dist: a cast to the BEAM node failed\n");
 				goto out;
 			}
-		if (shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply), 120000) < 0) {
+		r = shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply) - 1, 120000);
+		if (r < 0) {
 			fprintf(stderr, "shoal bench dist: the BEAM sink did not answer\n");
 			goto out;
 		}
 		ns[k] = (bench_now_ns() - a) / per;
 		sum += ns[k];
+		/* the sink answers with how many casts it has counted: every one arrived */
+		reply[r] = 0;
+		if (strtoull(reply, NULL, 10) - base != (unsigned long long)(k + 1) * per) {
+			fprintf(stderr,
+				"shoal bench dist: the BEAM sink counted %llu of our casts, %llu "
+				"were "
+				"sent\n",
+				strtoull(reply, NULL, 10) - base,
+				(unsigned long long)(k + 1) * per);
+			goto out;
+		}
 	}
 	if (!bench_add_result(rep, "dist_cast_shoal_to_beam", ns, 10, 1e9 * 10 / (double)sum,
 			      "dist_cast_beam_to_beam"))
