@@ -138,6 +138,9 @@ struct gw_proxy {
 	uint32_t slot;
 	char name[MAXATOMLEN_UTF8];
 	char node[MAXNODELEN + 1];
+	bool asked;	   /* its name's pid asked for (proxy_resolve()) */
+	bool linked;	   /* linked to that pid: its exit ends the proxy */
+	erlang_pid remote; /* that pid */
 };
 
 /* A gen_server call made for a shoal caller through a proxy: where its reply goes. */
@@ -830,9 +833,20 @@ static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int sta
 	if (!is_gen_call(buf, start, &from, &tag, &tagend, &req, &reqend))
 		return;
 	i = req;
-	if (ei_decode_tuple_header(buf, &i, &arity) < 0 || arity != 2 ||
-	    ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "whereis") ||
-	    ei_get_type(buf, &i, &type, &size) < 0)
+	/* {whereis, Name}, or rex's {call, erlang, whereis, [Name], _} (rpc:call/4) */
+	if (ei_decode_tuple_header(buf, &i, &arity) < 0 || ei_decode_atom(buf, &i, atom) < 0)
+		return;
+	if (arity == 5 && !strcmp(atom, "call")) {
+		int n;
+
+		if (ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "erlang") ||
+		    ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "whereis") ||
+		    ei_decode_list_header(buf, &i, &n) < 0 || n != 1)
+			return;
+	} else if (arity != 2 || strcmp(atom, "whereis")) {
+		return;
+	}
+	if (ei_get_type(buf, &i, &type, &size) < 0)
 		return;
 	name[0] = 0;
 	if (type == ERL_BINARY_EXT && size <= SHOAL_NAME_MAX) {
@@ -896,6 +910,7 @@ static bool term_of(struct gw_conn *c, const char *to, const ei_x_buff *x, int *
  * or dropped when that incarnation is over, as Erlang drops a message to a dead process.
  */
 static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x);
+static bool on_proxy_exit(struct gw *g, const erlang_msg *msg, const ei_x_buff *x);
 
 static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, const ei_x_buff *x)
 {
@@ -924,6 +939,11 @@ static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, cons
 		return;
 	}
 	a = shm_agent_at(g->seg, shoal_handle_slot(to));
+	/* a proxy's pid only links: a message to it would go back out (dropped) */
+	if (wrk_remote_is_proxy(g->seg, shoal_handle_slot(to))) {
+		g->tl.dist_dropped++;
+		return;
+	}
 	/* the name for messages: plain bytes written before the slot was published */
 	for (size_t k = 0; k < sizeof(name) - 1; k++)
 		name[k] = __atomic_load_n(&a->name[k], __ATOMIC_RELAXED);
@@ -1044,7 +1064,9 @@ static void on_reg_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, 
 		on_net_kernel(g, c, x->buff, start);
 		return;
 	}
-	if (!strcmp(name, GW_SERVICE)) {
+	if (!strcmp(name, GW_SERVICE) || !strcmp(name, "rex")) {
+		/* rex: the rpc server, answered for erlang:whereis/1 only (how a remote
+		 * handle on another shoal node resolves its name: proxy_resolve()) */
 		on_service(g, c, x->buff, start);
 		return;
 	}
@@ -1341,6 +1363,134 @@ static bool ob_flush(struct gw *g, struct gw_conn *c)
 }
 
 /*
+ * Ask node c's rpc server (rex) for the pid registered as p's name: erlang:whereis/1 as an
+ * rpc:call/4 would, answered to the reply pid with the tag {shoal_where, Seed, Handle}
+ * (on_where()). A BEAM node's rex answers it; a shoal node's gateway answers for rex
+ * (on_service()). Framed with the round's other messages. Under mu.
+ */
+static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p, ei_x_buff *out)
+{
+	erlang_pid rp;
+
+	reply_pid(g, &rp);
+	out->index = 0;
+	ei_x_encode_version(out);
+	ei_x_encode_tuple_header(out, 3);
+	ei_x_encode_atom(out, "$gen_call");
+	ei_x_encode_tuple_header(out, 2);
+	ei_x_encode_pid(out, &rp);
+	ei_x_encode_tuple_header(out, 3);
+	ei_x_encode_atom(out, "shoal_where");
+	ei_x_encode_ulong(out, g->outcall_seed);
+	ei_x_encode_ulonglong(out, p->h);
+	ei_x_encode_tuple_header(out, 5);
+	ei_x_encode_atom(out, "call");
+	ei_x_encode_atom(out, "erlang");
+	ei_x_encode_atom(out, "whereis");
+	ei_x_encode_list_header(out, 1);
+	ei_x_encode_atom(out, p->name);
+	ei_x_encode_empty_list(out);
+	ei_x_encode_atom(out, "user");
+	p->asked = true;
+	return ob_reg_send(g, c, &rp, "rex", out);
+}
+
+/* A control message {op, From, To} (a link) over fd, written at once. 0, or -1. */
+static int send_ctl2(int fd, long op, const erlang_pid *from, const erlang_pid *to)
+{
+	ei_x_buff x;
+	uint32_t len;
+	ssize_t w;
+	int r = -1;
+
+	if (ei_x_new(&x) < 0)
+		return -1;
+	if (ei_x_append_buf(&x, "\0\0\0\0p", 5) < 0 || ei_x_encode_version(&x) < 0 ||
+	    ei_x_encode_tuple_header(&x, 3) < 0 || ei_x_encode_long(&x, op) < 0 ||
+	    ei_x_encode_pid(&x, from) < 0 || ei_x_encode_pid(&x, to) < 0)
+		goto out;
+	len = htonl((uint32_t)x.index - 4);
+	memcpy(x.buff, &len, 4);
+	w = send(fd, x.buff, (size_t)x.index, MSG_NOSIGNAL | MSG_DONTWAIT);
+	r = w == x.index ? 0 : -1;
+out:
+	ei_x_free(&x);
+	return r;
+}
+
+/* The proxy whose handle is h, or NULL. Under mu. */
+static struct gw_proxy *proxy_of(struct gw *g, shoal_handle_t h)
+{
+	for (uint32_t i = 0; h && g->nproxies && i < GW_MAX_PROXIES; i++)
+		if (g->proxies[i].h == h)
+			return &g->proxies[i];
+	return NULL;
+}
+
+/*
+ * The answer to proxy_resolve(), at buf+i: the pid registered under the proxy's name, which
+ * the proxy's own pid links to (its exit ends the proxy: on_exit()), or 'undefined': nobody
+ * has the name, and the proxy ends with SHOAL_DOWN_NOPROC, as an Erlang monitor of a name
+ * nobody has fires noproc at once. The main thread, under mu.
+ */
+static void on_where(struct gw *g, struct gw_conn *c, shoal_handle_t h, const char *buf, int i)
+{
+	struct gw_proxy *p = proxy_of(g, h);
+	erlang_pid pid, self;
+
+	if (!p || p->linked)
+		return;
+	if (ei_decode_pid(buf, &i, &pid) < 0) {
+		proxy_end(g, p, SHOAL_DOWN_NOPROC);
+		return;
+	}
+	agent_pid(g, p->slot, shoal_handle_gen(p->h), 0, &self);
+	if (send_ctl2(c->fd, ERL_LINK, &self, &pid)) {
+		conn_close(g, c, "a link could not be sent");
+		return;
+	}
+	p->remote = pid;
+	p->linked = true;
+	g->tl.dist_out++;
+}
+
+/*
+ * An exit signal to a proxy's pid from the process it links to: the proxy ends, its
+ * monitors hear why (normal: SHOAL_DOWN_STOPPED; noproc; noconnection; any other reason:
+ * SHOAL_DOWN_EXIT). True if msg was one. The main thread, under mu.
+ */
+static bool on_proxy_exit(struct gw *g, const erlang_msg *msg, const ei_x_buff *x)
+{
+	char atom[MAXATOMLEN_UTF8] = "";
+	uint32_t reason = SHOAL_DOWN_EXIT;
+	int i = 0, ver;
+
+	for (uint32_t k = 0; g->nproxies && k < GW_MAX_PROXIES; k++) {
+		struct gw_proxy *p = &g->proxies[k];
+
+		if (!p->h || !p->linked || p->slot != msg->to.num ||
+		    strcmp(p->remote.node, msg->from.node) || p->remote.num != msg->from.num ||
+		    p->remote.serial != msg->from.serial ||
+		    p->remote.creation != msg->from.creation)
+			continue;
+		/* the reason, as libei leaves it: the term without a version byte */
+		if (x->index > 0 && (ei_decode_atom(x->buff, &i, atom) == 0 ||
+				     (i = 0, ei_decode_version(x->buff, &i, &ver) == 0 &&
+						     ei_decode_atom(x->buff, &i, atom) == 0))) {
+			if (!strcmp(atom, "normal"))
+				reason = SHOAL_DOWN_STOPPED;
+			else if (!strcmp(atom, "noproc"))
+				reason = SHOAL_DOWN_NOPROC;
+			else if (!strcmp(atom, "noconnection"))
+				reason = SHOAL_DOWN_NOCONNECTION;
+		}
+		proxy_end(g, p, reason);
+		return true;
+	}
+	return false;
+}
+
+/*
  * Forward message m from proxy p's mailbox: a cast as a message to the registered name, a
  * call as a gen_server call whose reply comes back to the reply pid. False when p ended
  * meanwhile (its connection could not be made or was lost). The reply thread, under mu.
@@ -1431,6 +1581,19 @@ static uint32_t proxies_round(struct gw *g, ei_x_buff *out)
 		struct gw_conn *c;
 		struct ipc_msg m;
 
+		/* a new proxy: its name resolved and linked first (its monitors hear the remote
+		 * process's exit), before anything is forwarded */
+		if (p->h && !p->asked) {
+			shoal_handle_t h = p->h;
+
+			c = conn_to(g, p->node);
+			if (p->h != h)
+				continue; /* ended while connecting */
+			if (!c || proxy_resolve(g, c, p, out)) {
+				proxies_end_node(g, p->node);
+				continue;
+			}
+		}
 		for (uint32_t k = 0; p->h && k < GW_PROXY_BATCH; k++) {
 			if (ipc_mbox_peek(g->seg, p->slot, &m))
 				break;
@@ -1446,7 +1609,7 @@ static uint32_t proxies_round(struct gw *g, ei_x_buff *out)
 		}
 	}
 	/* the round's frames, one write per connection */
-	for (uint32_t i = 0; done && i < GW_MAX_CONNS; i++)
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
 		if (g->conns[i].fd >= 0 && g->conns[i].olen)
 			ob_flush(g, &g->conns[i]);
 	pthread_mutex_unlock(&g->mu);
@@ -1494,10 +1657,15 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 	i = start;
 	if (ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 2 ||
 	    ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 3 ||
-	    ei_decode_atom(x->buff, &i, atom) < 0 || strcmp(atom, "shoal") ||
+	    ei_decode_atom(x->buff, &i, atom) < 0 ||
+	    (strcmp(atom, "shoal") && strcmp(atom, "shoal_where")) ||
 	    ei_decode_ulong(x->buff, &i, &seed) < 0 || seed != g->outcall_seed ||
 	    ei_decode_ulonglong(x->buff, &i, &id) < 0)
 		return; /* not an answer of ours (or one to an earlier gateway's call) */
+	if (!strcmp(atom, "shoal_where")) {
+		on_where(g, c, (shoal_handle_t)id, x->buff, i);
+		return;
+	}
 	for (uint32_t k = 0; id && k < GW_MAX_PENDING && !o; k++)
 		if (g->outcalls[k].id == id)
 			o = &g->outcalls[k];
@@ -1563,8 +1731,12 @@ static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 	case ERL_LINK:
 		on_link(g, c, &msg);
 		break;
-	case ERL_UNLINK:
 	case ERL_EXIT:
+		if (on_proxy_exit(g, &msg, x))
+			break;
+		on_unlink(g, &msg);
+		break;
+	case ERL_UNLINK:
 		on_unlink(g, &msg);
 		break;
 	default:

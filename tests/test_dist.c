@@ -80,6 +80,9 @@ static const char peer_program[] =
 	"          Slow = fun Sl() -> receive {'$gen_call', {F, T}, R} ->"
 	"            timer:sleep(D), F ! {T, R}, Sl() end end,"
 	"          register(list_to_atom(Name), spawn(Slow)), P(\"registered\", []);"
+	"        [\"haslink\", Name] -> {links, Ls} = process_info(whereis(list_to_atom(Name)),"
+	"          links), P(\"~s\", [case Ls of [] -> \"no\"; _ -> \"yes\" end]);"
+	"        [\"kill\", Name] -> exit(whereis(list_to_atom(Name)), kill), P(\"killed\", []);"
 	"        [\"forwarder\", Name] -> Me = self(),"
 	"          Fwd = fun Fw() -> receive M -> Me ! M, Fw() end end,"
 	"          register(list_to_atom(Name), spawn(Fwd)), P(\"registered\", []);"
@@ -782,7 +785,7 @@ static void test_dist_remote_handles(void **state)
 	struct shoal_term_in in;
 	uint32_t arity;
 	int64_t v;
-	int n;
+	int n, r;
 
 	(void)state;
 	peer_expect(&peer, "echoserver recho", "registered");
@@ -841,14 +844,49 @@ static void test_dist_remote_handles(void **state)
 	assert_int_equal(shoal_client_remote(c, "nohost", "x", &again), -EINVAL);
 	assert_int_equal(shoal_client_remote(c, "a@b@c", "x", &again), -EINVAL);
 	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "", &again), -EINVAL);
-	/* a node nobody runs: the message cannot go, the handle ends, its monitor hears why */
+	/*
+	 * A node nobody runs: the handle ends as the gateway takes it up (it cannot connect to
+	 * resolve the name); its monitor hears why, or, when the end came first, the monitor
+	 * is refused because the handle is over.
+	 */
 	assert_int_equal(shoal_client_remote(c, "nobody@127.0.0.1", "x", &nowhere), 0);
-	assert_int_equal(shoal_client_monitor(c, nowhere, &nref), 0);
-	assert_int_equal(shoal_client_cast(c, nowhere, 0, "lost", 4, TIMEOUT_MS), 0);
-	d = next_down(c);
-	assert_true(d.target == nowhere && d.ref == nref && !d.up);
-	assert_int_equal(d.reason, SHOAL_DOWN_NOCONNECTION);
+	r = shoal_client_monitor(c, nowhere, &nref);
+	if (r == 0) {
+		d = next_down(c);
+		assert_true(d.target == nowhere && d.ref == nref && !d.up);
+		assert_int_equal(d.reason, SHOAL_DOWN_NOCONNECTION);
+	} else {
+		assert_true(r == -ENOENT || r == -ESTALE);
+	}
 	rt_wait_err(&run, "cannot connect to node nobody@127.0.0.1");
+	/* a name nobody has on the node: DOWN noproc (an Erlang monitor's answer) */
+	r = shoal_client_remote(c, "tpeer@127.0.0.1", "unregistered", &nowhere);
+	assert_int_equal(r, 0);
+	r = shoal_client_monitor(c, nowhere, &nref);
+	if (r == 0) {
+		d = next_down(c);
+		assert_true(d.target == nowhere && d.ref == nref);
+		assert_int_equal(d.reason, SHOAL_DOWN_NOPROC);
+	} else {
+		assert_true(r == -ENOENT || r == -ESTALE);
+	}
+	/* the process behind a name exits: the handle's monitor hears it (through a link) */
+	peer_expect(&peer, "echoserver rkill", "registered");
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rkill", &again), 0);
+	assert_int_equal(shoal_client_monitor(c, again, &nref), 0);
+	for (uint64_t end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;;) {
+		char line[64];
+
+		assert_true(write(peer.in, "haslink rkill\n", 14) == 14);
+		peer_line(&peer, line, sizeof(line));
+		if (!strcmp(line, "yes"))
+			break;
+		assert_true(shm_now_ns() < end);
+	}
+	peer_expect(&peer, "kill rkill", "killed");
+	d = next_down(c);
+	assert_true(d.target == again && d.ref == nref);
+	assert_int_equal(d.reason, SHOAL_DOWN_EXIT);
 	/* the BEAM node goes: its handles' monitors hear it */
 	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
 	peer_stop(&peer);
@@ -888,6 +926,7 @@ static void test_dist_shoal_to_shoal(void **state)
 	snprintf(node2, sizeof(node2), "shoalb%d@127.0.0.1", (int)getpid());
 	snprintf(cfg, sizeof(cfg),
 		 "[instance]\nworkers = 1\n[agent echo]\ntype = echo\nname = becho\n"
+		 "[agent echo2]\ntype = echo\nname = becho2\n"
 		 "[dist]\nnode = %s\ncookie_file = %s\n",
 		 node2, cookie_path);
 	rt_start(&run2, "t-dist-", "s2s", cfg, NULL);
@@ -907,6 +946,39 @@ static void test_dist_shoal_to_shoal(void **state)
 	assert_true(n > 0);
 	reply[n] = 0;
 	assert_string_equal(reply, "ok agent-s2s");
+	/*
+	 * An agent of the second instance stopped: our handle to it hears DOWN stopped (its
+	 * name resolved by the other gateway answering for rex, then a link to its pid, which
+	 * exits 'normal' at the stop).
+	 */
+	{
+		struct shoal_client *c2;
+		struct shm_telem t;
+		shoal_handle_t h3;
+		uint64_t ref3, end = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
+
+		assert_int_equal(shoal_client_remote(c, node2, "becho2", &h3), 0);
+		assert_int_equal(shoal_client_monitor(c, h3, &ref3), 0);
+		/* the link is in place once the other gateway counts it (flushed each second) */
+		for (;;) {
+			bool linked = false;
+
+			for (uint32_t i = 0; i < shm_hdr(cl2.seg)->cfg.max_procs && !linked; i++)
+				linked = atomic_load(&shm_proc_at(cl2.seg, i)->role) ==
+						 SHM_ROLE_GATEWAY &&
+					 shm_telem_read(cl2.seg, i, &t) == 0 && t.dist_links >= 1;
+			if (linked)
+				break;
+			assert_true(shm_now_ns() < end);
+			usleep(20000); /* the telemetry's own period: a poll of a figure */
+		}
+		assert_int_equal(shoal_client_open(run2.inst, &c2, err, sizeof(err)), 0);
+		assert_int_equal(shoal_client_stop(c2, "becho2", 0, TIMEOUT_MS), 0);
+		d = next_down(c);
+		assert_true(d.target == h3 && d.ref == ref3);
+		assert_int_equal(d.reason, SHOAL_DOWN_STOPPED);
+		shoal_client_close(c2);
+	}
 	/* its gateway killed: our handle's monitor hears the connection go */
 	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
 	gw2 = gateway_pid(cl2.seg);
@@ -938,7 +1010,8 @@ static void test_dist_gateway_restarted(void **state)
 	assert_true(gw > 0);
 	/* a remote handle, monitored: the gateway's death ends it (the supervisor's repair) */
 	assert_int_equal(shoal_client_open(run.inst, &c, err, sizeof(err)), 0);
-	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "anyone", &h), 0);
+	peer_expect(&peer, "echoserver rgw", "registered");
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rgw", &h), 0);
 	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
 	peer_expect(&peer, "monitor", "monitoring");
 	rt_kill_and_wait(gw);

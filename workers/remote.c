@@ -185,3 +185,9 @@ int wrk_remote_sweep(struct shm_seg *seg)
 	}
 	return ended;
 }
+
+/* See wrk.h. */
+bool wrk_remote_is_proxy(const struct shm_seg *seg, uint32_t slot)
+{
+	return is_proxy(shm_agent_at(seg, slot));
+}

@@ -90,6 +90,8 @@ bool wrk_remote_end(struct shm_seg *seg, uint32_t slot, uint32_t reason);
  * repair. How many ended.
  */
 int wrk_remote_sweep(struct shm_seg *seg);
+/* Whether agent slot `slot` is a remote handle's proxy (its type). */
+bool wrk_remote_is_proxy(const struct shm_seg *seg, uint32_t slot);
 
 /* What a client attachment holds: the segment, and with an inbox its waiter. */
 struct wrk_client_parts {
