@@ -138,9 +138,7 @@ struct gw_proxy {
 	uint32_t slot;
 	char name[MAXATOMLEN_UTF8];
 	char node[MAXNODELEN + 1];
-	bool asked;	   /* its name's pid asked for (proxy_resolve()) */
-	bool linked;	   /* linked to that pid: its exit ends the proxy */
-	erlang_pid remote; /* that pid */
+	bool asked; /* whether its name is anyone's asked (proxy_resolve()) */
 };
 
 /* A gen_server call made for a shoal caller through a proxy: where its reply goes. */
@@ -541,6 +539,8 @@ static void proxies_end_node(struct gw *g, const char *node);
 
 static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 {
+	bool lost;
+
 	if (c->stall.data) {
 		call_forget_ref(g, c->stall.ref);
 		stall_end(c);
@@ -552,12 +552,14 @@ static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 			link_drop(g, &g->links[i]);
 	ei_close_connection(c->fd);
 	c->fd = -1;
+	lost = c->olen > 0;
 	free(c->ob); /* what it had still to write is lost with it, as on any lost connection */
 	c->ob = NULL;
 	c->olen = c->ocap = 0;
 	/* and the remote handles to its processes, with the calls made through them, unless
-	 * another connection to the node remains (both ends connected at once) */
-	if (!conn_by_node(g, c->node))
+	 * another connection to the node remains (both ends connected at once) and nothing of
+	 * theirs was lost with this one */
+	if (lost || !conn_by_node(g, c->node))
 		proxies_end_node(g, c->node);
 	c->node[0] = 0;
 }
@@ -820,8 +822,33 @@ static void on_net_kernel(struct gw *g, struct gw_conn *c, const char *buf, int 
 /*
  * To the gateway's own name (GW_SERVICE): {'$gen_call', {From, Tag}, {whereis, Name}}, Name
  * an atom or a binary, answered with the pid of the agent's live incarnation (agent_pid())
- * or 'undefined'. Anything else is dropped.
+ * or 'undefined'; and to rex, the rpc server's name: erlang:whereis/1 answered the same, any
+ * other call {badrpc, {'EXIT', {undef, []}}} (a shoal node runs no Erlang code; a caller
+ * must not wait for ever). Anything else is dropped.
  */
+/* Answer a call to rex we do not serve: {Tag, {badrpc, {'EXIT', {undef, []}}}}. */
+static void badrpc(struct gw *g, struct gw_conn *c, erlang_pid *from, const char *tag, int taglen)
+{
+	ei_x_buff out;
+
+	if (ei_x_new_with_version(&out) < 0)
+		return;
+	ei_x_encode_tuple_header(&out, 2);
+	ei_x_append_buf(&out, tag, taglen);
+	ei_x_encode_tuple_header(&out, 2);
+	ei_x_encode_atom(&out, "badrpc");
+	ei_x_encode_tuple_header(&out, 2);
+	ei_x_encode_atom(&out, "EXIT");
+	ei_x_encode_tuple_header(&out, 2);
+	ei_x_encode_atom(&out, "undef");
+	ei_x_encode_empty_list(&out);
+	if (ei_send_tmo(c->fd, from, out.buff, out.index, GW_IO_MS) < 0)
+		conn_close(g, c, "an answer could not be sent in time");
+	else
+		g->tl.dist_out++;
+	ei_x_free(&out);
+}
+
 static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int start)
 {
 	char atom[MAXATOMLEN_UTF8], name[SHOAL_NAME_MAX + 1];
@@ -837,12 +864,15 @@ static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int sta
 	if (ei_decode_tuple_header(buf, &i, &arity) < 0 || ei_decode_atom(buf, &i, atom) < 0)
 		return;
 	if (arity == 5 && !strcmp(atom, "call")) {
+		char mod[MAXATOMLEN_UTF8];
 		int n;
 
-		if (ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "erlang") ||
-		    ei_decode_atom(buf, &i, atom) < 0 || strcmp(atom, "whereis") ||
-		    ei_decode_list_header(buf, &i, &n) < 0 || n != 1)
+		if (ei_decode_atom(buf, &i, mod) < 0 || ei_decode_atom(buf, &i, atom) < 0 ||
+		    strcmp(mod, "erlang") || strcmp(atom, "whereis") ||
+		    ei_decode_list_header(buf, &i, &n) < 0 || n != 1) {
+			badrpc(g, c, &from, buf + tag, tagend - tag);
 			return;
+		}
 	} else if (arity != 2 || strcmp(atom, "whereis")) {
 		return;
 	}
@@ -910,7 +940,6 @@ static bool term_of(struct gw_conn *c, const char *to, const ei_x_buff *x, int *
  * or dropped when that incarnation is over, as Erlang drops a message to a dead process.
  */
 static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x);
-static bool on_proxy_exit(struct gw *g, const erlang_msg *msg, const ei_x_buff *x);
 
 static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, const ei_x_buff *x)
 {
@@ -939,7 +968,7 @@ static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, cons
 		return;
 	}
 	a = shm_agent_at(g->seg, shoal_handle_slot(to));
-	/* a proxy's pid only links: a message to it would go back out (dropped) */
+	/* a proxy's pid is no process: a message to it would go back out (dropped) */
 	if (wrk_remote_is_proxy(g->seg, shoal_handle_slot(to))) {
 		g->tl.dist_dropped++;
 		return;
@@ -1395,29 +1424,6 @@ static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p, ei
 	return ob_reg_send(g, c, &rp, "rex", out);
 }
 
-/* A control message {op, From, To} (a link) over fd, written at once. 0, or -1. */
-static int send_ctl2(int fd, long op, const erlang_pid *from, const erlang_pid *to)
-{
-	ei_x_buff x;
-	uint32_t len;
-	ssize_t w;
-	int r = -1;
-
-	if (ei_x_new(&x) < 0)
-		return -1;
-	if (ei_x_append_buf(&x, "\0\0\0\0p", 5) < 0 || ei_x_encode_version(&x) < 0 ||
-	    ei_x_encode_tuple_header(&x, 3) < 0 || ei_x_encode_long(&x, op) < 0 ||
-	    ei_x_encode_pid(&x, from) < 0 || ei_x_encode_pid(&x, to) < 0)
-		goto out;
-	len = htonl((uint32_t)x.index - 4);
-	memcpy(x.buff, &len, 4);
-	w = send(fd, x.buff, (size_t)x.index, MSG_NOSIGNAL | MSG_DONTWAIT);
-	r = w == x.index ? 0 : -1;
-out:
-	ei_x_free(&x);
-	return r;
-}
-
 /* The proxy whose handle is h, or NULL. Under mu. */
 static struct gw_proxy *proxy_of(struct gw *g, shoal_handle_t h)
 {
@@ -1428,66 +1434,20 @@ static struct gw_proxy *proxy_of(struct gw *g, shoal_handle_t h)
 }
 
 /*
- * The answer to proxy_resolve(), at buf+i: the pid registered under the proxy's name, which
- * the proxy's own pid links to (its exit ends the proxy: on_exit()), or 'undefined': nobody
- * has the name, and the proxy ends with SHOAL_DOWN_NOPROC, as an Erlang monitor of a name
- * nobody has fires noproc at once. The main thread, under mu.
+ * The answer to proxy_resolve(), at buf+i: 'undefined' (nobody has the name) ends the proxy
+ * with SHOAL_DOWN_NOPROC, as an Erlang monitor of a name nobody has fires noproc at once;
+ * anything else (a pid, a {badrpc, _}) leaves it be. No link is made to that pid: a link
+ * would share fates, and the remote process would die of our connection's loss. The main
+ * thread, under mu.
  */
 static void on_where(struct gw *g, struct gw_conn *c, shoal_handle_t h, const char *buf, int i)
 {
 	struct gw_proxy *p = proxy_of(g, h);
-	erlang_pid pid, self;
+	char atom[MAXATOMLEN_UTF8];
 
-	if (!p || p->linked)
-		return;
-	if (ei_decode_pid(buf, &i, &pid) < 0) {
+	(void)c;
+	if (p && ei_decode_atom(buf, &i, atom) == 0 && !strcmp(atom, "undefined"))
 		proxy_end(g, p, SHOAL_DOWN_NOPROC);
-		return;
-	}
-	agent_pid(g, p->slot, shoal_handle_gen(p->h), 0, &self);
-	if (send_ctl2(c->fd, ERL_LINK, &self, &pid)) {
-		conn_close(g, c, "a link could not be sent");
-		return;
-	}
-	p->remote = pid;
-	p->linked = true;
-	g->tl.dist_out++;
-}
-
-/*
- * An exit signal to a proxy's pid from the process it links to: the proxy ends, its
- * monitors hear why (normal: SHOAL_DOWN_STOPPED; noproc; noconnection; any other reason:
- * SHOAL_DOWN_EXIT). True if msg was one. The main thread, under mu.
- */
-static bool on_proxy_exit(struct gw *g, const erlang_msg *msg, const ei_x_buff *x)
-{
-	char atom[MAXATOMLEN_UTF8] = "";
-	uint32_t reason = SHOAL_DOWN_EXIT;
-	int i = 0, ver;
-
-	for (uint32_t k = 0; g->nproxies && k < GW_MAX_PROXIES; k++) {
-		struct gw_proxy *p = &g->proxies[k];
-
-		if (!p->h || !p->linked || p->slot != msg->to.num ||
-		    strcmp(p->remote.node, msg->from.node) || p->remote.num != msg->from.num ||
-		    p->remote.serial != msg->from.serial ||
-		    p->remote.creation != msg->from.creation)
-			continue;
-		/* the reason, as libei leaves it: the term without a version byte */
-		if (x->index > 0 && (ei_decode_atom(x->buff, &i, atom) == 0 ||
-				     (i = 0, ei_decode_version(x->buff, &i, &ver) == 0 &&
-						     ei_decode_atom(x->buff, &i, atom) == 0))) {
-			if (!strcmp(atom, "normal"))
-				reason = SHOAL_DOWN_STOPPED;
-			else if (!strcmp(atom, "noproc"))
-				reason = SHOAL_DOWN_NOPROC;
-			else if (!strcmp(atom, "noconnection"))
-				reason = SHOAL_DOWN_NOCONNECTION;
-		}
-		proxy_end(g, p, reason);
-		return true;
-	}
-	return false;
 }
 
 /*
@@ -1581,8 +1541,8 @@ static uint32_t proxies_round(struct gw *g, ei_x_buff *out)
 		struct gw_conn *c;
 		struct ipc_msg m;
 
-		/* a new proxy: its name resolved and linked first (its monitors hear the remote
-		 * process's exit), before anything is forwarded */
+		/* a new proxy: its node connected and its name asked for first (a name nobody
+		 * has ends it: on_where()), before anything is forwarded */
 		if (p->h && !p->asked) {
 			shoal_handle_t h = p->h;
 
@@ -1731,12 +1691,8 @@ static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 	case ERL_LINK:
 		on_link(g, c, &msg);
 		break;
-	case ERL_EXIT:
-		if (on_proxy_exit(g, &msg, x))
-			break;
-		on_unlink(g, &msg);
-		break;
 	case ERL_UNLINK:
+	case ERL_EXIT:
 		on_unlink(g, &msg);
 		break;
 	default:
@@ -1755,9 +1711,15 @@ static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 	int fd = c->fd, pending = 0;
 
 	for (uint32_t k = 0; k < GW_READ_BATCH; k++) {
+		unsigned char len[4];
+
 		on_conn_one(g, c, x);
+		/* on only while a whole message (its 4-byte length and body) is buffered: a part
+		 * would hold this lock until the rest came */
 		if (c->fd != fd || c->stall.data || ioctl(fd, FIONREAD, &pending) < 0 ||
-		    pending <= 0)
+		    pending < 4 || recv(fd, len, 4, MSG_PEEK | MSG_DONTWAIT) != 4 ||
+		    (uint64_t)pending < 4 + ((uint64_t)len[0] << 24 | (uint64_t)len[1] << 16 |
+					     len[2] << 8 | len[3]))
 			return;
 	}
 }

@@ -253,11 +253,8 @@ struct shoal_out {
 /* a remote handle (shoal_remote()): its node could not be reached, or the connection to it
  * (or the instance's gateway) was lost; API 1.3 */
 #define SHOAL_DOWN_NOCONNECTION 5u
-/* a remote handle: the process its name named exited (for a reason other than normal, which
- * reads SHOAL_DOWN_STOPPED); API 1.3 */
-#define SHOAL_DOWN_EXIT 6u
 /* a remote handle: no process has its name on that node; API 1.3 */
-#define SHOAL_DOWN_NOPROC 7u
+#define SHOAL_DOWN_NOPROC 6u
 
 struct shoal_down {
 	shoal_handle_t target; /* the monitored agent */
