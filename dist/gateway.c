@@ -1248,6 +1248,8 @@ static void proxies_scan(struct gw *g)
 		snprintf(free_p->node, sizeof(free_p->node), "%s", at + 1);
 		g->nproxies++;
 		/* RUNNING: shown so; a stop that came first wins (the next scan ends it) */
+		/* relaxed: a figure for tools, as a worker's start writes it */
+		atomic_store_explicit(&a->started_ns, shm_now_ns(), memory_order_relaxed);
 		atomic_compare_exchange_strong_explicit(&a->state, &st, SHM_AGENT_RUNNING,
 							memory_order_acq_rel, memory_order_relaxed);
 		shm_change_bump(g->seg);
@@ -1392,12 +1394,11 @@ static bool ob_flush(struct gw *g, struct gw_conn *c)
 }
 
 /*
- * Ask node c's rpc server (rex) for the pid registered as p's name: erlang:whereis/1 as an
- * rpc:call/4 would, answered to the reply pid with the tag {shoal_where, Seed, Handle}
- * (on_where()). A BEAM node's rex answers it; a shoal node's gateway answers for rex
- * (on_service()). Framed with the round's other messages. Under mu.
+ * Start a gen_server call's message in out: its version byte and
+ * {'$gen_call', {ReplyPid, {Kind, Seed, Id}}, ...}, the request to follow. Its answer comes
+ * back to the reply pid (on_outreply()), told apart by Kind.
  */
-static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p, ei_x_buff *out)
+static void gen_call_head(struct gw *g, ei_x_buff *out, const char *kind, uint64_t id)
 {
 	erlang_pid rp;
 
@@ -1409,9 +1410,22 @@ static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p, ei
 	ei_x_encode_tuple_header(out, 2);
 	ei_x_encode_pid(out, &rp);
 	ei_x_encode_tuple_header(out, 3);
-	ei_x_encode_atom(out, "shoal_where");
+	ei_x_encode_atom(out, kind);
 	ei_x_encode_ulong(out, g->outcall_seed);
-	ei_x_encode_ulonglong(out, p->h);
+	ei_x_encode_ulonglong(out, id);
+}
+
+/*
+ * Ask node c's rpc server (rex) for the pid registered as p's name: erlang:whereis/1 as an
+ * rpc:call/4 would, answered to the reply pid with the tag {shoal_where, Seed, Handle}
+ * (on_where()). A BEAM node's rex answers it; a shoal node's gateway answers for rex
+ * (on_service()). Framed with the round's other messages. Under mu.
+ */
+static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p, ei_x_buff *out)
+{
+	erlang_pid rp;
+
+	gen_call_head(g, out, "shoal_where", p->h);
 	ei_x_encode_tuple_header(out, 5);
 	ei_x_encode_atom(out, "call");
 	ei_x_encode_atom(out, "erlang");
@@ -1421,6 +1435,7 @@ static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p, ei
 	ei_x_encode_empty_list(out);
 	ei_x_encode_atom(out, "user");
 	p->asked = true;
+	reply_pid(g, &rp);
 	return ob_reg_send(g, c, &rp, "rex", out);
 }
 
@@ -1460,7 +1475,7 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	shoal_handle_t h = p->h;
 	struct gw_outcall *o = NULL;
 	struct gw_conn *c = conn_to(g, p->node);
-	erlang_pid from, rp;
+	erlang_pid from;
 
 	if (p->h != h) /* ended while the connection was being made */
 		return false;
@@ -1477,9 +1492,10 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	} else {
 		from = *ei_self(&g->ec);
 	}
-	out->index = 0;
-	ei_x_encode_version(out);
-	if (m->flags & IPC_F_CALL) {
+	if (!(m->flags & IPC_F_CALL)) {
+		out->index = 0;
+		ei_x_encode_version(out);
+	} else {
 		for (uint32_t i = 0; i < GW_MAX_PENDING && !o; i++)
 			if (!g->outcalls[i].id)
 				o = &g->outcalls[i];
@@ -1497,16 +1513,7 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 					 .sent_ns = shm_now_ns()};
 		snprintf(o->node, sizeof(o->node), "%s", p->node);
 		g->noutcalls++;
-		/* {'$gen_call', {ReplyPid, {shoal, Seed, Id}}, Req} */
-		reply_pid(g, &rp);
-		ei_x_encode_tuple_header(out, 3);
-		ei_x_encode_atom(out, "$gen_call");
-		ei_x_encode_tuple_header(out, 2);
-		ei_x_encode_pid(out, &rp);
-		ei_x_encode_tuple_header(out, 3);
-		ei_x_encode_atom(out, "shoal");
-		ei_x_encode_ulong(out, g->outcall_seed);
-		ei_x_encode_ulonglong(out, o->id);
+		gen_call_head(g, out, "shoal", o->id); /* then Req */
 	}
 	payload_term(out, m);
 	if (ob_reg_send(g, c, &from, p->name, out) < 0) {

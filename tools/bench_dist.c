@@ -16,6 +16,7 @@
  * the instances and the nodes and prints the report. Needs libei and `erl` (erlang-nox).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -288,6 +289,25 @@ static int add_row(struct bench_report *rep, char *line)
 }
 
 /*
+ * Call the BEAM sink: it answers (after every cast before the call, which orders after them)
+ * with how many casts it has counted, into *n. 0, or -1 (said).
+ */
+static int sink_count(struct shoal_client *c, shoal_handle_t sink, uint64_t *n)
+{
+	char reply[32];
+	int r = shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply) - 1, 120000);
+
+	if (r < 0) {
+		fprintf(stderr, "shoal bench dist: the BEAM sink did not answer: %s\n",
+			strerror(-r));
+		return -1;
+	}
+	reply[r] = 0;
+	*n = strtoull(reply, NULL, 10);
+	return 0;
+}
+
+/*
  * The shoal-side rows, from a client of instance inst: calls to echo on node2 and casts to
  * sink on beam (each batch closed by a call). 0, or -1 (said).
  */
@@ -295,7 +315,7 @@ static int shoal_rows(struct bench_report *rep, const char *inst, const char *no
 		      const char *beam, uint32_t ncalls, uint32_t ncasts)
 {
 	uint64_t *ns = calloc(ncalls > 10 ? ncalls : 10, sizeof(*ns)), t0, sum = 0;
-	unsigned long long base;
+	uint64_t base;
 	uint32_t per = ncasts / 10;
 	struct shoal_client *c = NULL;
 	shoal_handle_t echo, sink;
@@ -334,15 +354,10 @@ static int shoal_rows(struct bench_report *rep, const char *inst, const char *no
 			      ncalls * 1e9 / (double)(bench_now_ns() - t0),
 			      "dist_call_beam_to_beam"))
 		goto out;
-	r = shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply) - 1, 10000);
-	if (r < 0) {
-		fprintf(stderr, "shoal bench dist: the BEAM sink did not answer\n");
+	if (sink_count(c, sink, &base))
 		goto out;
-	}
-	reply[r] = 0;
-	base = strtoull(reply, NULL, 10); /* what the BEAM client's row sent it */
 	for (uint32_t k = 0; k < 10; k++) {
-		uint64_t a = bench_now_ns();
+		uint64_t a = bench_now_ns(), seen;
 
 		for (uint32_t i = 0; i < per; i++)
 			if (shoal_client_cast(c, sink, 0, "c", 1, 10000)) {
@@ -350,22 +365,16 @@ static int shoal_rows(struct bench_report *rep, const char *inst, const char *no
 					"shoal bench dist: a cast to the BEAM node failed\n");
 				goto out;
 			}
-		r = shoal_client_call(c, sink, 1, "", 0, reply, sizeof(reply) - 1, 120000);
-		if (r < 0) {
-			fprintf(stderr, "shoal bench dist: the BEAM sink did not answer\n");
+		if (sink_count(c, sink, &seen))
 			goto out;
-		}
 		ns[k] = (bench_now_ns() - a) / per;
 		sum += ns[k];
-		/* the sink answers with how many casts it has counted: every one arrived */
-		reply[r] = 0;
-		if (strtoull(reply, NULL, 10) - base != (unsigned long long)(k + 1) * per) {
+		/* every cast arrived: the sink counted them all, after the BEAM client's */
+		if (seen - base != (uint64_t)(k + 1) * per) {
 			fprintf(stderr,
-				"shoal bench dist: the BEAM sink counted %llu of our casts, %llu "
-				"were "
-				"sent\n",
-				strtoull(reply, NULL, 10) - base,
-				(unsigned long long)(k + 1) * per);
+				"shoal bench dist: the BEAM sink counted %" PRIu64
+				" of our casts, %" PRIu64 " were sent\n",
+				seen - base, (uint64_t)(k + 1) * per);
 			goto out;
 		}
 	}

@@ -66,25 +66,15 @@ void wrk_poke_worker(struct shm_seg *seg, uint32_t proc_slot)
 	ipc_ring(seg, proc_slot);
 }
 
-/*
- * Spawn type/name on worker proc_slot. See wrk.h. The caller holds a process slot.
- */
-int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uint32_t proc_slot,
-		    shoal_handle_t *out)
+/* See wrk_int.h: the spawn's claim protocol, from the claim to the hand-over. */
+int wrk_agent_make(struct shm_seg *seg, const char *type, uint32_t ns, const char *name,
+		   size_t nlen, uint32_t proc_slot, uint32_t *slot_out)
 {
-	size_t nlen = name ? strlen(name) : 0;
 	struct shm_agent *a;
-	shoal_handle_t h;
 	uint32_t slot, node = 0;
 	int32_t pnode;
 	int rc;
 
-	if (!seg->writable || seg->self == UINT32_MAX)
-		return -EROFS;
-	/* by name: the supervisor knows a [types] library's types but never loads it */
-	if (!wrk_type_is_known(type) || nlen > SHOAL_NAME_MAX ||
-	    proc_slot >= shm_hdr(seg)->cfg.max_procs)
-		return -EINVAL;
 	/* relaxed: a placement hint; a stale node only places the mailbox less well */
 	pnode = atomic_load_explicit(&shm_proc_at(seg, proc_slot)->node, memory_order_relaxed);
 	if (pnode > 0)
@@ -93,26 +83,46 @@ int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uin
 	if (rc)
 		return rc;
 	a = shm_agent_at(seg, slot);
-	h = wrk_agent_handle(seg, slot);
 	ipc_mbox_init(seg, slot);
 	atomic_store_explicit(&a->ckpt_blen[0], 0, memory_order_relaxed);
 	atomic_store_explicit(&a->ckpt_blen[1], 0, memory_order_relaxed);
 	if (nlen) {
-		rc = shm_reg_register(seg, SHM_NS_DEFAULT, name, nlen, h, NULL);
-		if (rc)
-			goto out_free;
+		rc = shm_reg_register(seg, ns, name, nlen, wrk_agent_handle(seg, slot), NULL);
+		if (rc) {
+			shm_agent_free(seg, slot);
+			return rc;
+		}
 	}
 	atomic_store_explicit(&a->started_ns, 0, memory_order_relaxed);
 	atomic_store_explicit(&a->worker, proc_slot + 1, memory_order_relaxed);
-	/* H0: pairs with the worker's acquire of ctl: the slot is complete, hand it over. */
+	/* H0: pairs with the host's acquire of ctl: the slot is complete, hand it over. */
 	atomic_store_explicit(&a->ctl, WRK_CTL_HELD, memory_order_release);
 	wrk_poke_worker(seg, proc_slot);
-	*out = h;
+	*slot_out = slot;
 	return 0;
+}
 
-out_free:
-	shm_agent_free(seg, slot);
-	return rc;
+/*
+ * Spawn type/name on worker proc_slot. See wrk.h. The caller holds a process slot.
+ */
+int wrk_agent_spawn(struct shm_seg *seg, const char *type, const char *name, uint32_t proc_slot,
+		    shoal_handle_t *out)
+{
+	size_t nlen = name ? strlen(name) : 0;
+	uint32_t slot;
+	int rc;
+
+	if (!seg->writable || seg->self == UINT32_MAX)
+		return -EROFS;
+	/* by name: the supervisor knows a [types] library's types but never loads it */
+	if (!wrk_type_is_known(type) || nlen > SHOAL_NAME_MAX ||
+	    proc_slot >= shm_hdr(seg)->cfg.max_procs)
+		return -EINVAL;
+	rc = wrk_agent_make(seg, type, SHM_NS_DEFAULT, name, nlen, proc_slot, &slot);
+	if (rc)
+		return rc;
+	*out = wrk_agent_handle(seg, slot);
+	return 0;
 }
 
 /*

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "ipc/ipc.h"
 #include "shm/registry.h"
 #include "workers/wrk_int.h"
 
@@ -78,7 +77,6 @@ int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoa
 	if (!seg->writable || seg->self == UINT32_MAX)
 		return -EROFS;
 	for (int tries = 0; tries < 8; tries++) {
-		struct shm_agent *a;
 		shoal_handle_t h;
 		int rc;
 
@@ -89,26 +87,12 @@ int wrk_remote_get(struct shm_seg *seg, const char *node, const char *name, shoa
 		gw = gateway_slot(seg, &own);
 		if (gw == UINT32_MAX)
 			return -EHOSTUNREACH;
-		rc = shm_agent_alloc_named(seg, 0, WRK_REMOTE_TYPE, key, kl, &slot);
+		rc = wrk_agent_make(seg, WRK_REMOTE_TYPE, SHM_NS_REMOTE, key, kl, gw, &slot);
+		if (rc == -EEXIST)
+			continue; /* another made it first: take theirs */
 		if (rc)
 			return rc;
-		a = shm_agent_at(seg, slot);
 		h = wrk_agent_handle(seg, slot);
-		ipc_mbox_init(seg, slot);
-		atomic_store_explicit(&a->ckpt_blen[0], 0, memory_order_relaxed);
-		atomic_store_explicit(&a->ckpt_blen[1], 0, memory_order_relaxed);
-		rc = shm_reg_register(seg, SHM_NS_REMOTE, key, kl, h, NULL);
-		if (rc) {
-			shm_agent_free(seg, slot);
-			if (rc == -EEXIST)
-				continue; /* another made it first: take theirs */
-			return rc;
-		}
-		atomic_store_explicit(&a->started_ns, shm_now_ns(), memory_order_relaxed);
-		atomic_store_explicit(&a->worker, gw + 1, memory_order_relaxed);
-		/* H0 as in wrk_agent_spawn(): the slot complete, handed to its host */
-		atomic_store_explicit(&a->ctl, WRK_CTL_HELD, memory_order_release);
-		wrk_poke_worker(seg, gw);
 		/*
 		 * R0: a gateway that died after we chose it may have been repaired before our
 		 * hand-over, and its successor may take another process slot: nobody would host
@@ -144,19 +128,28 @@ bool wrk_remote_end(struct shm_seg *seg, uint32_t slot, uint32_t reason)
 	return true;
 }
 
-/* See wrk.h. */
-int wrk_repair_remote(struct shm_seg *seg, uint32_t slot)
+/*
+ * End the handed-over proxies hosted by process slot `only`, or, with UINT32_MAX, those whose
+ * host is neither us nor a live gateway. How many ended.
+ */
+static int end_proxies(struct shm_seg *seg, uint32_t only)
 {
 	uint32_t n = shm_hdr(seg)->cfg.max_agents;
 	int ended = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		struct shm_agent *a = shm_agent_at(seg, i);
-
 		/* A1 as in wrk_repair_worker(): worker, ctl and state as the creator released */
-		if (atomic_load_explicit(&a->worker, memory_order_acquire) != slot + 1 ||
-		    atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD ||
+		uint32_t host = atomic_load_explicit(&a->worker, memory_order_acquire);
+		uint64_t own;
+
+		if (!host || atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD ||
 		    !is_proxy(a))
+			continue;
+		if (only != UINT32_MAX ? host - 1 != only
+				       /* ours (a gateway's own sweep: it takes them up), or a
+					* live gateway's */
+				       : host - 1 == seg->self || is_gateway(seg, host - 1, &own))
 			continue;
 		ended += wrk_remote_end(seg, i, SHOAL_DOWN_NOCONNECTION);
 	}
@@ -164,26 +157,15 @@ int wrk_repair_remote(struct shm_seg *seg, uint32_t slot)
 }
 
 /* See wrk.h. */
+int wrk_repair_remote(struct shm_seg *seg, uint32_t slot)
+{
+	return end_proxies(seg, slot);
+}
+
+/* See wrk.h. */
 int wrk_remote_sweep(struct shm_seg *seg)
 {
-	uint32_t n = shm_hdr(seg)->cfg.max_agents;
-	int ended = 0;
-
-	for (uint32_t i = 0; i < n; i++) {
-		struct shm_agent *a = shm_agent_at(seg, i);
-		/* A1 as above */
-		uint32_t host = atomic_load_explicit(&a->worker, memory_order_acquire);
-		uint64_t own;
-
-		if (!host || atomic_load_explicit(&a->ctl, memory_order_acquire) != WRK_CTL_HELD ||
-		    !is_proxy(a))
-			continue;
-		/* ours (a gateway's own sweep: it takes them up), or a live gateway's */
-		if (host - 1 == seg->self || is_gateway(seg, host - 1, &own))
-			continue;
-		ended += wrk_remote_end(seg, i, SHOAL_DOWN_NOCONNECTION);
-	}
-	return ended;
+	return end_proxies(seg, UINT32_MAX);
 }
 
 /* See wrk.h. */

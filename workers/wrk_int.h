@@ -129,6 +129,15 @@ int wrk_mon_repair(struct shm_seg *seg, uint32_t proc_slot);
 
 /* Agent slots (agent.c). */
 shoal_handle_t wrk_agent_handle(const struct shm_seg *seg, uint32_t slot);
+/*
+ * The spawn's claim protocol from the claim to the hand-over: an agent slot of type `type`
+ * (its mailbox ready), named `name` in namespace ns when nlen > 0, handed to process slot
+ * proc_slot (worker word, then ctl HELD) and that host poked. 0 and *slot_out, or the
+ * claim's or the name's error with the slot freed again (-EEXIST: the name is taken). A
+ * death at any step is repaired as an interrupted spawn (repair_agent_claims()).
+ */
+int wrk_agent_make(struct shm_seg *seg, const char *type, uint32_t ns, const char *name,
+		   size_t nlen, uint32_t proc_slot, uint32_t *slot_out);
 /* Append an event about agent slot `slot` (its handle, name, worker), with reason, code (-1
  * none) and a text: agent.c, see there. */
 void wrk_agent_event(struct shm_seg *seg, enum shm_event_kind kind, uint32_t slot, uint32_t reason,
