@@ -26,6 +26,7 @@ struct dist_conf {
 	char listen[DIST_ADDR_MAX];	 /* IPv4 address to listen on (default 127.0.0.1) */
 	uint32_t port;			 /* port to listen on, 0: any */
 	uint32_t ticktime_s;		 /* net_ticktime: a connection silent this long is closed */
+	bool monitors;			 /* offer process monitors (erlang:monitor/2) to peers */
 	int line;			 /* line of the section's first key, 0: no [dist] */
 	int cookie_line;		 /* line of cookie_file, 0 none */
 	int node_line;			 /* line of node, 0 none */

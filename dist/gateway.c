@@ -40,6 +40,7 @@
 #include <ei.h>
 
 #include "dist/dist.h"
+#include "dist/dist_int.h"
 #include "ipc/ipc.h"
 #include "shm/shm.h"
 #include "shoal/client.h"
@@ -121,15 +122,19 @@ struct gw_call {
 };
 
 /*
- * A link from an Erlang process to an agent's incarnation (its pid: agent_pid()), kept by
- * the gateway with a shoal monitor of the agent: the monitor's first DOWN ends the
- * incarnation, and the remote process gets an exit signal with the reason.
+ * A link or a monitor from an Erlang process to an agent's incarnation (its pid:
+ * agent_pid()), kept by the gateway with a shoal monitor of the agent: the monitor's first
+ * DOWN ends the incarnation, and the remote process gets an exit signal (a link) or a
+ * MONITOR_P_EXIT (a monitor: its 'DOWN' message) with the reason.
  */
 struct gw_link {
-	shoal_handle_t agent; /* 0: unused */
-	uint32_t inc;	      /* the incarnation linked: its restarts count, low 16 bits */
-	uint64_t mon;	      /* the gateway's monitor of the agent */
-	erlang_pid remote;    /* the linked Erlang process */
+	shoal_handle_t agent;	       /* 0: unused */
+	uint32_t inc;		       /* the incarnation linked: its restarts count, low 16 bits */
+	uint64_t mon;		       /* the gateway's monitor of the agent */
+	erlang_pid remote;	       /* the linked or monitoring Erlang process */
+	bool monitor;		       /* a monitor (erlang:monitor/2), not a link */
+	erlang_ref ref;		       /* a monitor's reference */
+	char name[SHOAL_NAME_MAX + 1]; /* a monitor by name: the name; "": by pid */
 };
 
 /* A remote handle's proxy the gateway hosts: the process `name` on node `node`. */
@@ -138,7 +143,8 @@ struct gw_proxy {
 	uint32_t slot;
 	char name[MAXATOMLEN_UTF8];
 	char node[MAXNODELEN + 1];
-	bool asked; /* whether its name is anyone's asked (proxy_resolve()) */
+	bool asked;	/* whether it was taken up on its node (proxy_resolve()) */
+	bool monitored; /* and its name monitored there */
 };
 
 /* A gen_server call made for a shoal caller through a proxy: where its reply goes. */
@@ -288,7 +294,11 @@ static int node_setup(struct gw *g, const char *cookie)
 		say("listen address '%s' is not IPv4", dc->listen);
 		return -EINVAL;
 	}
-	if (ei_connect_xinit(&g->ec, host, alive, dc->node, (Erl_IpAddr)&addr, cookie, 0) < 0) {
+	/* our own sockets (sock.c): the handshake offers monitors by name too, unless told not
+	 * to ([dist] monitors = no) */
+	dist_sock_offer_monitors = dc->monitors;
+	if (ei_connect_xinit_ussi(&g->ec, host, alive, dc->node, (Erl_IpAddr)&addr, cookie, 0,
+				  &dist_sock_callbacks, sizeof(dist_sock_callbacks), NULL) < 0) {
 		say("ei_connect_xinit for %s failed (erl_errno %d)", dc->node, erl_errno);
 		return -EINVAL;
 	}
@@ -468,12 +478,16 @@ static shoal_handle_t pid_agent(struct gw *g, const erlang_pid *p, uint32_t *inc
 }
 
 /*
- * Send an exit signal from `from` to `to` over connection fd: the distribution's EXIT
- * control message {3, From, To, Reason}, Reason an atom, in the pass-through framing libei
- * itself uses (a 4-byte length, 'p', the control term). libei has no public call for an
- * exit signal with an atom reason. 0, or -1 when it could not be written at once.
+ * Send a control message {Op, A, B[, Ref][, Reason]} over connection fd, in the
+ * pass-through framing libei itself uses (a 4-byte length, 'p', the control term); A is pid
+ * a or, when aname is not NULL, that atom, and B likewise. The ones used: an exit signal
+ * {ERL_EXIT, From, To, Reason}; a monitor {DIST_OP_MONITOR_P, From, To, Ref} (To a pid or
+ * a registered name) and its removal {DIST_OP_DEMONITOR_P, From, To, Ref}; a monitor's
+ * DOWN {DIST_OP_MONITOR_P_EXIT, Watched, Watcher, Ref, Reason}. Reason an atom. libei has
+ * no public call for any of them. 0, or -1 when it could not be written at once.
  */
-static int send_exit(int fd, const erlang_pid *from, const erlang_pid *to, const char *reason)
+static int send_signal(int fd, long op, const erlang_pid *a, const char *aname, const erlang_pid *b,
+		       const char *bname, const erlang_ref *ref, const char *reason)
 {
 	ei_x_buff x;
 	uint32_t len;
@@ -483,9 +497,11 @@ static int send_exit(int fd, const erlang_pid *from, const erlang_pid *to, const
 	if (ei_x_new(&x) < 0)
 		return -1;
 	if (ei_x_append_buf(&x, "\0\0\0\0p", 5) < 0 || ei_x_encode_version(&x) < 0 ||
-	    ei_x_encode_tuple_header(&x, 4) < 0 || ei_x_encode_long(&x, ERL_EXIT) < 0 ||
-	    ei_x_encode_pid(&x, from) < 0 || ei_x_encode_pid(&x, to) < 0 ||
-	    ei_x_encode_atom(&x, reason) < 0)
+	    ei_x_encode_tuple_header(&x, 3 + !!ref + !!reason) < 0 ||
+	    ei_x_encode_long(&x, op) < 0 ||
+	    (aname ? ei_x_encode_atom(&x, aname) : ei_x_encode_pid(&x, a)) < 0 ||
+	    (bname ? ei_x_encode_atom(&x, bname) : ei_x_encode_pid(&x, b)) < 0 ||
+	    (ref && ei_x_encode_ref(&x, ref) < 0) || (reason && ei_x_encode_atom(&x, reason) < 0))
 		goto out;
 	len = htonl((uint32_t)x.index - 4);
 	memcpy(x.buff, &len, 4);
@@ -495,6 +511,12 @@ static int send_exit(int fd, const erlang_pid *from, const erlang_pid *to, const
 out:
 	ei_x_free(&x);
 	return r;
+}
+
+/* An exit signal from `from` to `to` with atom `reason`: send_signal(). */
+static int send_exit(int fd, const erlang_pid *from, const erlang_pid *to, const char *reason)
+{
+	return send_signal(fd, ERL_EXIT, from, NULL, to, NULL, NULL, reason);
 }
 
 /* The atom an exit signal carries for a shoal DOWN reason. */
@@ -985,41 +1007,85 @@ static void on_send(struct gw *g, struct gw_conn *c, const erlang_msg *msg, cons
 }
 
 /*
- * A link from Erlang process msg->from to the agent pid msg->to: kept with a monitor of the
- * agent (link_drop()); a pid whose incarnation is over answers with an exit signal
- * 'noproc' at once, as a BEAM node answers a link to a dead process.
+ * Tell Erlang process `remote` that the agent incarnation `agent` (its pid) it links to, or
+ * monitors (ref not NULL; by name when name is not NULL or ""), ended with `reason` (an
+ * atom): an exit signal, or a MONITOR_P_EXIT (its 'DOWN'). False if it could not be sent
+ * (the connection is closed then). Under mu.
  */
-static void on_link(struct gw *g, struct gw_conn *c, const erlang_msg *msg)
+static bool tell_end(struct gw *g, struct gw_conn *c, const erlang_pid *agent,
+		     const erlang_pid *remote, const erlang_ref *ref, const char *name,
+		     const char *reason)
+{
+	int r = ref ? send_signal(c->fd, DIST_OP_MONITOR_P_EXIT, agent, name && *name ? name : NULL,
+				  remote, NULL, ref, reason)
+		    : send_exit(c->fd, agent, remote, reason);
+
+	if (r) {
+		conn_close(g, c, "an exit signal could not be sent");
+		return false;
+	}
+	g->tl.dist_out++;
+	return true;
+}
+
+/*
+ * A link (ref NULL) or a monitor (ref; by name when name is not "") from Erlang process
+ * `from` to the agent pid `to`: kept with a shoal monitor of the agent (link_drop()); a pid
+ * whose incarnation is over answers with 'noproc' at once, as a BEAM node answers a link or
+ * a monitor of a dead process.
+ */
+static void watch(struct gw *g, struct gw_conn *c, const erlang_pid *to, const erlang_pid *from,
+		  const erlang_ref *ref, const char *name)
 {
 	uint32_t inc, inc2;
-	shoal_handle_t h = pid_agent(g, &msg->to, &inc);
+	shoal_handle_t h = pid_agent(g, to, &inc);
 	struct gw_link *k = NULL;
 	uint64_t mon;
 
 	for (uint32_t i = 0; h && i < GW_MAX_LINKS && !k; i++)
 		if (!g->links[i].agent)
 			k = &g->links[i];
-	if (h && !k) {
-		say("link from %s to pid <%u.%u> refused: %u links already", c->node, msg->to.num,
-		    msg->to.serial, GW_MAX_LINKS);
-		h = 0;
+	if (h && (!k || shoal_client_monitor(g->cl, h, &mon) < 0)) {
+		if (!k)
+			say("%s from %s to pid <%u.%u> refused: %u links and monitors already",
+			    ref ? "monitor" : "link", c->node, to->num, to->serial, GW_MAX_LINKS);
+		else
+			say("%s from %s to pid <%u.%u> refused: the monitor table is full",
+			    ref ? "monitor" : "link", c->node, to->num, to->serial);
+		/* a link is answered noproc, as before; a monitor is not: a DOWN would say a
+		 * live agent died (gen_server:call monitors every call) */
+		if (!ref)
+			tell_end(g, c, to, from, ref, name, "noproc");
+		return;
 	}
-	if (h && shoal_client_monitor(g->cl, h, &mon) < 0)
-		h = 0;
 	/* the incarnation may have ended before the monitor was in place: look again */
-	if (h && pid_agent(g, &msg->to, &inc2) != h) {
+	if (h && pid_agent(g, to, &inc2) != h) {
 		shoal_client_demonitor(g->cl, mon);
 		h = 0;
 	}
 	if (!h) {
-		if (send_exit(c->fd, &msg->to, &msg->from, "noproc"))
-			conn_close(g, c, "an exit signal could not be sent");
-		else
-			g->tl.dist_out++;
+		tell_end(g, c, to, from, ref, name, "noproc");
 		return;
 	}
-	*k = (struct gw_link){.agent = h, .inc = inc, .mon = mon, .remote = msg->from};
+	*k = (struct gw_link){.agent = h, .inc = inc, .mon = mon, .remote = *from};
+	if (ref) {
+		k->monitor = true;
+		k->ref = *ref;
+		snprintf(k->name, sizeof(k->name), "%s", name);
+	}
 	g->nlinks++;
+}
+
+/* A link from Erlang process msg->from to the agent pid msg->to: watch(). */
+static void on_link(struct gw *g, struct gw_conn *c, const erlang_msg *msg)
+{
+	watch(g, c, &msg->to, &msg->from, NULL, "");
+}
+
+static bool pid_eq(const erlang_pid *a, const erlang_pid *b)
+{
+	return !strcmp(a->node, b->node) && a->num == b->num && a->serial == b->serial &&
+	       a->creation == b->creation;
 }
 
 /*
@@ -1034,12 +1100,86 @@ static void on_unlink(struct gw *g, const erlang_msg *msg)
 	for (uint32_t i = 0; g->nlinks && i < GW_MAX_LINKS; i++) {
 		struct gw_link *k = &g->links[i];
 
-		if (k->agent && shoal_handle_slot(k->agent) == slot && k->inc == inc &&
-		    !strcmp(k->remote.node, msg->from.node) && k->remote.num == msg->from.num &&
-		    k->remote.serial == msg->from.serial &&
-		    k->remote.creation == msg->from.creation)
+		if (k->agent && !k->monitor && shoal_handle_slot(k->agent) == slot &&
+		    k->inc == inc && pid_eq(&k->remote, &msg->from))
 			link_drop(g, k);
 	}
+}
+
+static bool ref_eq(const erlang_ref *a, const erlang_ref *b)
+{
+	return a->len == b->len && a->creation == b->creation && !strcmp(a->node, b->node) &&
+	       !memcmp(a->n, b->n, (size_t)a->len * sizeof(a->n[0]));
+}
+
+/*
+ * A monitor control message: DIST_OP_MONITOR_P {19, From, To, Ref} from an Erlang process
+ * monitoring an agent (To its pid, or its registered name), or DIST_OP_DEMONITOR_P
+ * {20, From, To, Ref} ending one; DIST_OP_MONITOR_P_EXIT for our own monitors goes to
+ * on_proxy_down(). b holds the control tuple's elements after the operation, len bytes (a
+ * peer's: checked before they are decoded).
+ */
+static void on_proxy_down(struct gw *g, struct gw_conn *c, const char *b, int i, bool len_ok);
+
+static void on_monitor_ctl(struct gw *g, struct gw_conn *c, long op, const char *b, int len)
+{
+	char name[MAXATOMLEN_UTF8] = "";
+	erlang_pid from, to;
+	erlang_ref ref;
+	uint32_t end = 0;
+	int i = 0, type, size;
+
+	for (int k = 0; k < 3; k++)
+		if (dist_term_check(b, (uint32_t)len, end, &end)) {
+			say("a malformed monitor signal from %s: ignored", c->node);
+			return;
+		}
+	if (op == DIST_OP_MONITOR_P_EXIT) {
+		/* a DOWN's reason may hold what the check refuses (a fun): the DOWN still counts */
+		on_proxy_down(g, c, b, 0, dist_term_check(b, (uint32_t)len, end, &end) == 0);
+		return;
+	}
+	if (ei_decode_pid(b, &i, &from) < 0 || ei_get_type(b, &i, &type, &size) < 0 ||
+	    (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT ? ei_decode_pid(b, &i, &to)
+							    : ei_decode_atom(b, &i, name)) < 0 ||
+	    ei_decode_ref(b, &i, &ref) < 0) {
+		say("a monitor signal from %s of a kind not handled: ignored", c->node);
+		return;
+	}
+	if (strcmp(from.node, c->node)) {
+		say("a monitor signal from %s for a process of %s: ignored", c->node, from.node);
+		return;
+	}
+	if (op == DIST_OP_DEMONITOR_P) {
+		for (uint32_t n = 0; g->nlinks && n < GW_MAX_LINKS; n++) {
+			struct gw_link *k = &g->links[n];
+
+			if (k->agent && k->monitor && ref_eq(&k->ref, &ref) &&
+			    pid_eq(&k->remote, &from))
+				link_drop(g, k);
+		}
+		return;
+	}
+	if (name[0]) {
+		shoal_handle_t h;
+
+		/* the gateway's own names live while the connection does: nothing to watch */
+		if (!strcmp(name, "net_kernel") || !strcmp(name, "rex") ||
+		    !strcmp(name, GW_SERVICE))
+			return;
+		if (strlen(name) > SHOAL_NAME_MAX || shoal_client_lookup(g->cl, name, &h) < 0) {
+			/* nobody has the name: its DOWN at once, as a BEAM node answers */
+			agent_pid(g, 0, 0, 0, &to);
+			tell_end(g, c, &to, &from, &ref, name, "noproc");
+			return;
+		}
+		agent_pid(
+			g, shoal_handle_slot(h), shoal_handle_gen(h),
+			atomic_load_explicit(&shm_agent_at(g->seg, shoal_handle_slot(h))->restarts,
+					     memory_order_relaxed),
+			&to);
+	}
+	watch(g, c, &to, &from, &ref, name);
 }
 
 /*
@@ -1064,10 +1204,9 @@ static void on_down(struct gw *g, const struct shoal_down *d)
 		if (d->up && pid_agent(g, &from, NULL) == k->agent)
 			continue;
 		c = conn_by_node(g, k->remote.node);
-		if (c && send_exit(c->fd, &from, &k->remote, down_atom(d->up ? 0 : d->reason)))
-			conn_close(g, c, "an exit signal could not be sent");
-		else if (c)
-			g->tl.dist_out++;
+		if (c)
+			tell_end(g, c, &from, &k->remote, k->monitor ? &k->ref : NULL, k->name,
+				 down_atom(d->up ? 0 : d->reason));
 		if (k->agent)
 			link_drop(g, k);
 	}
@@ -1173,6 +1312,10 @@ static void outcall_fail(struct gw *g, struct gw_outcall *o, int err)
  */
 static void proxy_end(struct gw *g, struct gw_proxy *p, uint32_t reason)
 {
+	/* the calls made through it: their replies came before its end on the connection */
+	for (uint32_t i = 0; g->noutcalls && i < GW_MAX_PENDING; i++)
+		if (g->outcalls[i].id && g->outcalls[i].proxy == p->h)
+			outcall_fail(g, &g->outcalls[i], ENOENT);
 	wrk_remote_end(g->seg, p->slot, reason);
 	p->h = 0;
 	g->nproxies--;
@@ -1188,6 +1331,8 @@ static void proxies_end_node(struct gw *g, const char *node)
 		if (g->outcalls[i].id && !strcmp(g->outcalls[i].node, node))
 			outcall_fail(g, &g->outcalls[i], ENOTCONN);
 }
+
+static void proxy_demonitor(struct gw *g, struct gw_proxy *p);
 
 /*
  * Take up the proxies handed to us (workers/remote.c) and end the ones asked to stop: after
@@ -1215,9 +1360,10 @@ static void proxies_scan(struct gw *g)
 		}
 		st = atomic_load_explicit(&a->state, memory_order_acquire);
 		if (st == SHM_AGENT_STOPPING) {
-			if (p)
+			if (p) {
+				proxy_demonitor(g, p);
 				proxy_end(g, p, SHOAL_DOWN_STOPPED);
-			else
+			} else
 				wrk_remote_end(g->seg, i, SHOAL_DOWN_STOPPED);
 			continue;
 		}
@@ -1328,18 +1474,26 @@ static void payload_term(ei_x_buff *out, const struct ipc_msg *m)
  * itself writes (a 4-byte length, 'p', the control term {6, From, '', Name}, the message).
  * 0, or -ENOMEM.
  */
+static int ob_append(struct gw_conn *c, const ei_x_buff *ctl, const ei_x_buff *out);
+
 static int ob_reg_send(struct gw *g, struct gw_conn *c, const erlang_pid *from, const char *name,
 		       const ei_x_buff *out)
 {
-	size_t need;
-	uint32_t len;
-
 	g->ctl.index = 0;
 	if (ei_x_encode_version(&g->ctl) < 0 || ei_x_encode_tuple_header(&g->ctl, 4) < 0 ||
 	    ei_x_encode_long(&g->ctl, ERL_REG_SEND) < 0 || ei_x_encode_pid(&g->ctl, from) < 0 ||
 	    ei_x_encode_atom(&g->ctl, "") < 0 || ei_x_encode_atom(&g->ctl, name) < 0)
 		return -ENOMEM;
-	need = 5 + (size_t)g->ctl.index + (size_t)out->index;
+	return ob_append(c, &g->ctl, out);
+}
+
+/* Append to c's frames one of control term ctl (version byte first) and message out (NULL:
+ * none). 0, or -ENOMEM. */
+static int ob_append(struct gw_conn *c, const ei_x_buff *ctl, const ei_x_buff *out)
+{
+	size_t need = 5 + (size_t)ctl->index + (out ? (size_t)out->index : 0);
+	uint32_t len;
+
 	if (c->olen + need > c->ocap) {
 		size_t cap = c->ocap ? c->ocap : 65536;
 		char *b;
@@ -1355,8 +1509,9 @@ static int ob_reg_send(struct gw *g, struct gw_conn *c, const erlang_pid *from, 
 	len = htonl((uint32_t)(need - 4));
 	memcpy(c->ob + c->olen, &len, 4);
 	c->ob[c->olen + 4] = 'p';
-	memcpy(c->ob + c->olen + 5, g->ctl.buff, (size_t)g->ctl.index);
-	memcpy(c->ob + c->olen + 5 + g->ctl.index, out->buff, (size_t)out->index);
+	memcpy(c->ob + c->olen + 5, ctl->buff, (size_t)ctl->index);
+	if (out)
+		memcpy(c->ob + c->olen + 5 + ctl->index, out->buff, (size_t)out->index);
 	c->olen += need;
 	return 0;
 }
@@ -1416,27 +1571,59 @@ static void gen_call_head(struct gw *g, ei_x_buff *out, const char *kind, uint64
 }
 
 /*
- * Ask node c's rpc server (rex) for the pid registered as p's name: erlang:whereis/1 as an
- * rpc:call/4 would, answered to the reply pid with the tag {shoal_where, Seed, Handle}
- * (on_where()). A BEAM node's rex answers it; a shoal node's gateway answers for rex
- * (on_service()). Framed with the round's other messages. Under mu.
+ * Proxy p's monitor reference: this node's, numbered with the gateway's seed (a DOWN for an
+ * earlier gateway's proxy is not ours) and p's handle.
  */
-static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p, ei_x_buff *out)
+static void proxy_ref(struct gw *g, shoal_handle_t h, erlang_ref *ref)
 {
-	erlang_pid rp;
+	memset(ref, 0, sizeof(*ref));
+	snprintf(ref->node, sizeof(ref->node), "%s", ei_self(&g->ec)->node);
+	ref->creation = ei_self(&g->ec)->creation;
+	ref->len = 3;
+	ref->n[0] = g->outcall_seed & 0x3ffffu; /* the first number holds 18 bits */
+	ref->n[1] = (uint32_t)h;
+	ref->n[2] = (uint32_t)(h >> 32);
+}
 
-	gen_call_head(g, out, "shoal_where", p->h);
-	ei_x_encode_tuple_header(out, 5);
-	ei_x_encode_atom(out, "call");
-	ei_x_encode_atom(out, "erlang");
-	ei_x_encode_atom(out, "whereis");
-	ei_x_encode_list_header(out, 1);
-	ei_x_encode_atom(out, p->name);
-	ei_x_encode_empty_list(out);
-	ei_x_encode_atom(out, "user");
+/*
+ * Monitor the process registered as p's name on node c, from p's pid: a MONITOR_P by name,
+ * as erlang:monitor(process, {Name, Node}) sends. Its DOWN (on_proxy_down()) ends p: at once
+ * with noproc when nobody has the name, else when the process that has it exits. A BEAM node
+ * answers it, and so does a shoal node's gateway (on_monitor_ctl()). Framed with the
+ * round's other messages. Under mu.
+ */
+static int proxy_monitor_op(struct gw *g, struct gw_conn *c, struct gw_proxy *p, long op)
+{
+	erlang_pid pp;
+	erlang_ref ref;
+
+	agent_pid(g, p->slot, shoal_handle_gen(p->h), 0, &pp);
+	proxy_ref(g, p->h, &ref);
+	g->ctl.index = 0;
+	if (ei_x_encode_version(&g->ctl) < 0 || ei_x_encode_tuple_header(&g->ctl, 4) < 0 ||
+	    ei_x_encode_long(&g->ctl, op) < 0 || ei_x_encode_pid(&g->ctl, &pp) < 0 ||
+	    ei_x_encode_atom(&g->ctl, p->name) < 0 || ei_x_encode_ref(&g->ctl, &ref) < 0)
+		return -ENOMEM;
+	return ob_append(c, &g->ctl, NULL);
+}
+
+static int proxy_resolve(struct gw *g, struct gw_conn *c, struct gw_proxy *p)
+{
 	p->asked = true;
-	reply_pid(g, &rp);
-	return ob_reg_send(g, c, &rp, "rex", out);
+	/* a node that does not offer monitors by name (another C node) would take one as
+	 * garbage: the handle then hears only the connection's loss */
+	p->monitored =
+		dist_sock_offer_monitors && (dist_sock_peer_flags(c->fd) & DIST_DFLAG_MONITOR_NAME);
+	return p->monitored ? proxy_monitor_op(g, c, p, DIST_OP_MONITOR_P) : 0;
+}
+
+/* Proxy p is ending on our side: its monitor on the node goes. Under mu. */
+static void proxy_demonitor(struct gw *g, struct gw_proxy *p)
+{
+	struct gw_conn *c = conn_by_node(g, p->node);
+
+	if (p->monitored && c)
+		(void)proxy_monitor_op(g, c, p, DIST_OP_DEMONITOR_P);
 }
 
 /* The proxy whose handle is h, or NULL. Under mu. */
@@ -1449,20 +1636,48 @@ static struct gw_proxy *proxy_of(struct gw *g, shoal_handle_t h)
 }
 
 /*
- * The answer to proxy_resolve(), at buf+i: 'undefined' (nobody has the name) ends the proxy
- * with SHOAL_DOWN_NOPROC, as an Erlang monitor of a name nobody has fires noproc at once;
- * anything else (a pid, a {badrpc, _}) leaves it be. No link is made to that pid: a link
- * would share fates, and the remote process would die of our connection's loss. The main
- * thread, under mu.
+ * A DOWN of a proxy's monitor (proxy_resolve()): DIST_OP_MONITOR_P_EXIT's elements
+ * {Watched, Watcher, Ref, Reason} at b+i, checked whole. The proxy whose reference it is
+ * ends, its DOWN reason from the exit's: noproc (nobody had the name), noconnection, normal
+ * or shutdown (SHOAL_DOWN_STOPPED), anything else a crash. The main thread, under mu.
  */
-static void on_where(struct gw *g, struct gw_conn *c, shoal_handle_t h, const char *buf, int i)
+static void on_proxy_down(struct gw *g, struct gw_conn *c, const char *b, int i, bool len_ok)
 {
-	struct gw_proxy *p = proxy_of(g, h);
-	char atom[MAXATOMLEN_UTF8];
+	char atom[MAXATOMLEN_UTF8] = "";
+	erlang_pid watcher;
+	erlang_ref ref;
+	struct gw_proxy *p;
+	shoal_handle_t h;
+	uint32_t reason = SHOAL_DOWN_CRASH;
 
+	if (ei_skip_term(b, &i) < 0 || ei_decode_pid(b, &i, &watcher) < 0 ||
+	    ei_decode_ref(b, &i, &ref) < 0)
+		return;
+	if (ref.len != 3 || strcmp(ref.node, ei_self(&g->ec)->node) ||
+	    ref.creation != ei_self(&g->ec)->creation || ref.n[0] != (g->outcall_seed & 0x3ffffu))
+		return; /* not one of ours (or an earlier gateway's) */
+	h = (shoal_handle_t)ref.n[1] | (shoal_handle_t)ref.n[2] << 32;
+	p = proxy_of(g, h);
+	if (!p)
+		return;
+	/* the reason was checked when it could be (a fun in it cannot): read only then */
+	if (len_ok && ei_decode_atom(b, &i, atom) == 0) {
+		if (!strcmp(atom, "noproc"))
+			reason = SHOAL_DOWN_NOPROC;
+		else if (!strcmp(atom, "noconnection"))
+			reason = SHOAL_DOWN_NOCONNECTION;
+		else if (!strcmp(atom, "normal") || !strcmp(atom, "shutdown"))
+			reason = SHOAL_DOWN_STOPPED;
+	} else if (len_ok) {
+		int arity;
+
+		/* {shutdown, Why}: an orderly stop, as OTP counts it */
+		if (ei_decode_tuple_header(b, &i, &arity) == 0 && arity == 2 &&
+		    ei_decode_atom(b, &i, atom) == 0 && !strcmp(atom, "shutdown"))
+			reason = SHOAL_DOWN_STOPPED;
+	}
 	(void)c;
-	if (p && ei_decode_atom(buf, &i, atom) == 0 && !strcmp(atom, "undefined"))
-		proxy_end(g, p, SHOAL_DOWN_NOPROC);
+	proxy_end(g, p, reason);
 }
 
 /*
@@ -1548,15 +1763,15 @@ static uint32_t proxies_round(struct gw *g, ei_x_buff *out)
 		struct gw_conn *c;
 		struct ipc_msg m;
 
-		/* a new proxy: its node connected and its name asked for first (a name nobody
-		 * has ends it: on_where()), before anything is forwarded */
+		/* a new proxy: its node connected and its name monitored first (a name nobody
+		 * has ends it: on_proxy_down()), before anything is forwarded */
 		if (p->h && !p->asked) {
 			shoal_handle_t h = p->h;
 
 			c = conn_to(g, p->node);
 			if (p->h != h)
 				continue; /* ended while connecting */
-			if (!c || proxy_resolve(g, c, p, out)) {
+			if (!c || proxy_resolve(g, c, p)) {
 				proxies_end_node(g, p->node);
 				continue;
 			}
@@ -1624,15 +1839,10 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 	i = start;
 	if (ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 2 ||
 	    ei_decode_tuple_header(x->buff, &i, &arity) < 0 || arity != 3 ||
-	    ei_decode_atom(x->buff, &i, atom) < 0 ||
-	    (strcmp(atom, "shoal") && strcmp(atom, "shoal_where")) ||
+	    ei_decode_atom(x->buff, &i, atom) < 0 || strcmp(atom, "shoal") ||
 	    ei_decode_ulong(x->buff, &i, &seed) < 0 || seed != g->outcall_seed ||
 	    ei_decode_ulonglong(x->buff, &i, &id) < 0)
 		return; /* not an answer of ours (or one to an earlier gateway's call) */
-	if (!strcmp(atom, "shoal_where")) {
-		on_where(g, c, (shoal_handle_t)id, x->buff, i);
-		return;
-	}
 	for (uint32_t k = 0; id && k < GW_MAX_PENDING && !o; k++)
 		if (g->outcalls[k].id == id)
 			o = &g->outcalls[k];
@@ -1679,6 +1889,18 @@ static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 		c->rx_ns = shm_now_ns();
 	if (r == ERL_TICK)
 		return;
+	/*
+	 * A monitor control message: libei reads it whole, then reports it as an error (its
+	 * receive handles no monitors), its operation less 10 in msgtype (as for the traced
+	 * forms it folds) and the control tuple's other elements in x; a message it could not
+	 * read leaves x empty. These monitors exist because our handshake offers them (sock.c).
+	 */
+	if (r == ERL_ERROR && erl_errno == EIO && x->index > 0 && msg.msgtype >= 9 &&
+	    msg.msgtype <= 11) {
+		c->rx_ns = shm_now_ns();
+		on_monitor_ctl(g, c, msg.msgtype + 10, x->buff, x->index);
+		return;
+	}
 	if (r == ERL_ERROR) {
 		if (erl_errno == EAGAIN)
 			return;
@@ -1703,7 +1925,7 @@ static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 		on_unlink(g, &msg);
 		break;
 	default:
-		/* exit/2 signals (agents take none), monitors (not offered: docs/dist.md) */
+		/* exit/2 signals (agents take none) */
 		break;
 	}
 }
@@ -2011,7 +2233,7 @@ out:
 	if (g->pubfd >= 0)
 		close(g->pubfd);
 	if (g->lfd >= 0)
-		close(g->lfd);
+		ei_close_connection(g->lfd); /* its socket callbacks' state goes too (sock.c) */
 	return ret;
 }
 

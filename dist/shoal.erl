@@ -4,8 +4,9 @@
 %% addressed by name ({Name, Node} ! Msg, gen_server:call({Name, Node}, Req)) or by pid.
 %% Each incarnation of an agent has a pid of the shoal node (a restarted agent is a new
 %% process, as in OTP). The gateway answers links to those pids and sends an exit signal
-%% when the incarnation ends; it does not answer process monitors (libei offers none), so
-%% monitor/2 below builds one on a link, from a helper process.
+%% when the incarnation ends, and answers erlang:monitor/2 (with [dist] monitors = yes, the
+%% default). monitor/2 below, a monitor built on a link from a helper process, is kept for
+%% nodes run with monitors = no, which offer none.
 %%
 %% Compile it with `erlc shoal.erl` (or copy it into a project); from Elixir, :shoal.
 -module(shoal).

@@ -108,6 +108,7 @@ void sup_config_init(struct sup_config *c)
 	shm_cfg_default(&c->shm);
 	snprintf(c->dist.listen, sizeof(c->dist.listen), "127.0.0.1");
 	c->dist.ticktime_s = 60; /* the BEAM's default net_ticktime */
+	c->dist.monitors = true;
 }
 
 /* See sup.h. Callers: any thread. */
@@ -677,8 +678,14 @@ static int on_dist(struct parse *ps, const char *sec, const char *k, const char 
 			BADVAL(ps, sec, k, v,
 			       "seconds 2..3600, as the BEAM's net_ticktime (default 60): a "
 			       "connection silent that long is closed");
+	} else if (!strcmp(k, "monitors")) {
+		if (parse_bool(v, &d->monitors))
+			BADVAL(ps, sec, k, v,
+			       "yes or no: whether Erlang nodes may monitor agents (default yes)");
 	} else {
-		FAIL(ps, "[%s]: unknown key '%s' (node, cookie_file, listen, port, net_ticktime)",
+		FAIL(ps,
+		     "[%s]: unknown key '%s' (node, cookie_file, listen, port, net_ticktime, "
+		     "monitors)",
 		     sec, k);
 	}
 	return 1;

@@ -725,6 +725,12 @@ static void test_config_dist_keys(void **state)
 				   sizeof(err)),
 			 0);
 	assert_int_equal(c.dist.ticktime_s, 7);
+	assert_true(c.dist.monitors);
+	expect_error("[dist]\nmonitors = maybe\n", 2, "[dist] monitors = 'maybe': yes or no");
+	assert_int_equal(
+		load_text(&c, "[instance]\nworkers = 1\n[dist]\nmonitors = no\n", err, sizeof(err)),
+		0);
+	assert_false(c.dist.monitors);
 	unlink(path);
 }
 

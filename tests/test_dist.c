@@ -124,6 +124,7 @@ static const char peer_program[] =
 	"        [\"pidcall\", Pay] ->"
 	"          P(\"~s\", [case catch gen_server:call(get(pid), list_to_binary(Pay), 1000) of"
 	"            {'EXIT', {timeout, _}} -> \"timeout\";"
+	"            {'EXIT', {R, _}} -> io_lib:format(\"exit ~w\", [R]);"
 	"            B when is_binary(B) -> \"reply \" ++ binary_to_list(B);"
 	"            O -> io_lib:format(\"other ~w\", [O]) end]);"
 	"        [\"link\"] -> link(get(pid)), P(\"linked\", []);"
@@ -133,6 +134,18 @@ static const char peer_program[] =
 	"          after 10000 -> P(\"no exit\", []) end;"
 	"        [\"mon\", Name] -> put(mon, shoal:monitor(process, {list_to_atom(Name), N})),"
 	"          P(\"monitoring\", []);"
+	"        [\"emon\", K, Name] -> put({emon, K}, erlang:monitor(process,"
+	"          {list_to_atom(Name), N})), P(\"monitoring\", []);"
+	"        [\"epidmon\", K] -> put({emon, K}, erlang:monitor(process, get(pid))),"
+	"          P(\"monitoring\", []);"
+	"        [\"edemon\", K] -> P(\"~w\", [erlang:demonitor(get({emon, K}))]);"
+	"        [\"waitemon\", K] -> Ref = get({emon, K}),"
+	"          receive {'DOWN', Ref, process, _, R} -> P(\"down ~w\", [R])"
+	"          after 10000 -> P(\"no down\", []) end;"
+	"        [\"hasemon\", K] -> Ref = get({emon, K}),"
+	"          receive {'DOWN', Ref, process, _, R} -> P(\"down ~w\", [R])"
+	"          after 0 -> P(\"no down\", []) end;"
+	"        [\"kill\", Name] -> exit(whereis(list_to_atom(Name)), kill), P(\"killed\", []);"
 	"        [\"waitmon\"] -> Ref = get(mon),"
 	"          receive {'DOWN', Ref, process, _, R} -> P(\"down ~w\", [R])"
 	"          after 10000 -> P(\"no down\", []) end;"
@@ -385,11 +398,14 @@ static void test_dist_call_term_reply(void **state)
 	peer_expect(&peer, "anycall echo hi", "<<104,105>>");
 }
 
-/* A name that does not exist: the message is dropped, the Erlang call times out. */
-static void test_dist_call_missing_name_times_out(void **state)
+/*
+ * A name that does not exist: the call's monitor fires noproc at once, so the call exits
+ * noproc, as a call to a name nobody has on a BEAM node does; the message is dropped.
+ */
+static void test_dist_call_missing_name(void **state)
 {
 	(void)state;
-	peer_expect(&peer, "callshort nobody x", "timeout");
+	peer_expect(&peer, "callshort nobody x", "exit noproc");
 	rt_wait_err(&run, "to 'nobody' dropped: no agent of that name");
 	peer_expect(&peer, "call echo still", "reply still");
 }
@@ -572,14 +588,10 @@ static void test_dist_call_node(void **state)
 }
 
 /*
- * shoal run --node NODE --cookie-file FILE: the command line's [dist], checked the same way:
- * a cookie file the group may read is refused (exit 2, naming it), a good one passes.
- */
-/*
  * [dist] net_ticktime: a peer that stops sending (SIGSTOP: not even its ticks) has its
  * connection closed once it has been silent that long, and a live one with the same
  * ticktime, idle, is kept. A second instance, with net_ticktime = 2, and a peer with the
- * same.
+ * same. That instance also says monitors = no: its node offers none.
  */
 static void test_dist_silent_peer_closed(void **state)
 {
@@ -592,12 +604,15 @@ static void test_dist_silent_peer_closed(void **state)
 	snprintf(node, sizeof(node), "shoaltt%d@127.0.0.1", (int)getpid());
 	snprintf(cfg, sizeof(cfg),
 		 "[instance]\nworkers = 1\n[agent echo]\ntype = echo\nname = echo\n"
-		 "[dist]\nnode = %s\ncookie_file = %s\nnet_ticktime = 2\n",
+		 "[dist]\nnode = %s\ncookie_file = %s\nnet_ticktime = 2\nmonitors = no\n",
 		 node, cookie_path);
 	rt_start(&run2, "t-dist-", "tt", cfg, NULL);
 	rt_wait_ready(&run2);
 	peer_start_tick(&p, "tttick", cookie, 2);
 	peer_expect(&p, "ping", "ping pong");
+	/* monitors = no: a node that offers none, as a plain C node; a call to a name nobody
+	 * has waits for its timeout (with monitors it exits noproc at once) */
+	peer_expect(&p, "callshort nobody x", "timeout");
 	/* idle, ticking: kept (5 s, two and a half ticktimes) */
 	peer_expect(&p, "idle 5000", "still up");
 	peer_expect(&p, "call echo alive", "reply alive");
@@ -609,6 +624,10 @@ static void test_dist_silent_peer_closed(void **state)
 	memcpy(node, saved, sizeof(node));
 }
 
+/*
+ * shoal run --node NODE --cookie-file FILE: the command line's [dist], checked the same way:
+ * a cookie file the group may read is refused (exit 2, naming it), a good one passes.
+ */
 static void test_dist_run_node_options(void **state)
 {
 	char bad[96], out[8192];
@@ -692,10 +711,12 @@ static void test_dist_inspect_shows_gateway(void **state)
 }
 
 /*
- * Agents' pids, links and the shipped module's monitor: the pid shoal:whereis/2 gives answers
- * calls; a process linked to it, and a shoal:monitor/2 of it, get the exit signal (killed)
- * when the agent's worker is SIGKILLed; the restarted agent has a new pid, which answers;
- * the old pid is dead (a call to it is dropped and times out; a link to it gets noproc).
+ * Agents' pids, links and monitors: the pid shoal:whereis/2 gives answers calls; a process
+ * linked to it, a shoal:monitor/2 of it, and erlang:monitor/2 of its name and of its pid get
+ * the exit signal or 'DOWN' (killed) when the agent's worker is SIGKILLed, and a monitor
+ * removed with erlang:demonitor/1 gets none; a monitor of a name nobody has is DOWN noproc
+ * at once. The restarted agent has a new pid, which answers; the old pid is dead (a call to
+ * it exits noproc, its message dropped; a link or a monitor of it gets noproc).
  */
 static void test_dist_pid_link_monitor(void **state)
 {
@@ -711,9 +732,19 @@ static void test_dist_pid_link_monitor(void **state)
 	peer_expect(&peer, "keep", "kept");
 	peer_expect(&peer, "link", "linked");
 	peer_expect(&peer, "mon echo", "monitoring");
+	/* the one demonitored first: a DOWN it wrongly kept would come before the others' */
+	peer_expect(&peer, "emon gone echo", "monitoring");
+	peer_expect(&peer, "emon byname echo", "monitoring");
+	peer_expect(&peer, "epidmon bypid", "monitoring");
+	peer_expect(&peer, "emon none nobody", "monitoring");
+	peer_expect(&peer, "waitemon none", "down noproc");
+	peer_expect(&peer, "edemon gone", "true");
 	rt_kill_and_wait(victim);
 	peer_expect(&peer, "waitexit", "exit killed");
 	peer_expect(&peer, "waitmon", "down killed");
+	peer_expect(&peer, "waitemon byname", "down killed");
+	peer_expect(&peer, "waitemon bypid", "down killed");
+	peer_expect(&peer, "hasemon gone", "no down");
 	WAIT_FOR(cl.seg, atomic_load(&shm_proc_at(cl.seg, 1)->restarts) > r0 &&
 				 atomic_load(&shm_proc_at(cl.seg, 1)->state) == SHM_PROC_RUNNING);
 	peer_expect(&peer, "whereis echo", "whereis true");
@@ -721,10 +752,12 @@ static void test_dist_pid_link_monitor(void **state)
 	peer_expect(&peer, "pidcall again", "reply again");
 	/* the old incarnation's pid: dead */
 	peer_expect(&peer, "useold", "old");
-	peer_expect(&peer, "pidcall lost", "timeout");
+	peer_expect(&peer, "pidcall lost", "exit noproc");
 	rt_wait_err(&run, "dropped: no live agent incarnation has that pid");
 	peer_expect(&peer, "link", "linked");
 	peer_expect(&peer, "waitexit", "exit noproc");
+	peer_expect(&peer, "epidmon old", "monitoring");
+	peer_expect(&peer, "waitemon old", "down noproc");
 }
 
 /*
@@ -909,6 +942,20 @@ static void test_dist_remote_handles(void **state)
 	} else {
 		assert_true(r == -ENOENT || r == -ESTALE);
 	}
+	/*
+	 * The named process's own exit: the handle's monitor hears it (the gateway monitors the
+	 * name on the node), its reason from the exit's (killed: a crash).
+	 */
+	peer_expect(&peer, "forwarder rvictim", "registered");
+	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rvictim", &again), 0);
+	assert_int_equal(shoal_client_monitor(c, again, &nref), 0);
+	/* a cast through it arrives: the gateway has taken the handle up (and monitors) */
+	assert_int_equal(shoal_client_cast(c, again, 0, "hello", 5, TIMEOUT_MS), 0);
+	peer_expect(&peer, "recv", "got hello");
+	peer_expect(&peer, "kill rvictim", "killed");
+	d = next_down(c);
+	assert_true(d.target == again && d.ref == nref && !d.up);
+	assert_int_equal(d.reason, SHOAL_DOWN_CRASH);
 	/* the BEAM node goes: its handles' monitors hear it */
 	assert_int_equal(shoal_client_monitor(c, h, &mref), 0);
 	peer_stop(&peer);
@@ -930,7 +977,8 @@ static void test_dist_remote_handles(void **state)
 /*
  * Shoal to shoal: a client and an agent of this instance call an agent of a second instance
  * (a node of its own) through remote handles; that node's gateway killed, the handle's
- * monitor hears DOWN noconnection, and a new handle reaches the restarted gateway.
+ * monitor hears DOWN noconnection, and a new handle reaches the restarted gateway; that
+ * agent's worker killed, the new handle's monitor hears DOWN crash.
  */
 static void test_dist_shoal_to_shoal(void **state)
 {
@@ -997,6 +1045,13 @@ static void test_dist_shoal_to_shoal(void **state)
 	assert_true(h2 != h);
 	n = shoal_client_call(c, h2, 1, "again", 5, reply, sizeof(reply), TIMEOUT_MS);
 	assert_int_equal(n, 5);
+	/* the agent's own end: its worker SIGKILLed, our handle's monitor hears it (the other
+	 * gateway answers the monitor by name its proxy made) */
+	assert_int_equal(shoal_client_monitor(c, h2, &mref), 0);
+	rt_kill_and_wait(rt_slot_pid(cl2.seg, 1));
+	d = next_down(c);
+	assert_true(d.target == h2 && d.ref == mref && !d.up);
+	assert_int_equal(d.reason, SHOAL_DOWN_CRASH);
 	shoal_client_close(c);
 	rt_client_close(&cl2);
 	rt_stop(&run2);
@@ -1039,7 +1094,7 @@ int main(void)
 		cmocka_unit_test(test_dist_call_echo),
 		cmocka_unit_test(test_dist_call_term_reply),
 		cmocka_unit_test(test_dist_cast_burst_not_dropped),
-		cmocka_unit_test(test_dist_call_missing_name_times_out),
+		cmocka_unit_test(test_dist_call_missing_name),
 		cmocka_unit_test(test_dist_oversized_rejected),
 		cmocka_unit_test(test_dist_malformed_rejected),
 		cmocka_unit_test(test_dist_unanswered_call_expires),

@@ -165,10 +165,10 @@ int shoal_lookup(const struct shoal_ctx *ctx, const char *name, shoal_handle_t *
  * or as a term with type SHOAL_TYPE_TERM, shoal/term.h), shoal_call_async() (a gen_server
  * call; the reply comes as a reply, a term flagged SHOAL_MSG_TERM unless it is a binary)
  * and shoal_monitor() (DOWN SHOAL_DOWN_NOPROC when nobody has the name on that node,
- * SHOAL_DOWN_NOCONNECTION when the node cannot be reached or its connection is lost; not the
- * named process's own exit: docs/dist.md says why; look the name up again for a new
- * handle). Never waits: the handle is
- * found or made at once. 0, or -EINVAL (a bad node or name, or name@node over
+ * SHOAL_DOWN_NOCONNECTION when the node cannot be reached or its connection is lost, and the
+ * named process's exit: SHOAL_DOWN_STOPPED for normal or shutdown, else SHOAL_DOWN_CRASH;
+ * the handle is over then: look the name up again for a new one). Never waits: the handle
+ * is found or made at once. 0, or -EINVAL (a bad node or name, or name@node over
  * SHOAL_NAME_MAX bytes), -EHOSTUNREACH (the instance runs no gateway: no [dist]), -ENOSPC.
  */
 int shoal_remote(const struct shoal_ctx *ctx, const char *node, const char *name,
