@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/sockios.h>
+
 #include <ei.h>
 
 #include "dist/dist.h"
@@ -99,6 +101,8 @@ struct gw_conn {
 	size_t olen, ocap;
 	char node[MAXNODELEN + 1];
 	uint64_t rx_ns; /* when it last sent something (a tick or a message) */
+	/* for the tools (SHM_R_DIST): when it connected, its messages and signals each way */
+	uint64_t since_ns, nin, nout;
 	/* a message waiting for room in a full mailbox (see GW_STALL_MS); data NULL: none */
 	struct gw_stall {
 		char *data;
@@ -205,6 +209,7 @@ struct gw {
 	uint64_t proxies_gen;		  /* the agents_gen the reply thread last scanned at */
 	int wake_rd, wake_wr; /* the reply thread made a connection: the main thread polls it */
 	ei_x_buff ctl;	      /* a frame's control term, built by the reply thread */
+	struct shm_dist dist; /* what dist_flush() publishes */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -621,7 +626,8 @@ static void on_accept(struct gw *g)
 	}
 	slot->fd = fd;
 	slot->outbound = false;
-	slot->rx_ns = shm_now_ns();
+	slot->rx_ns = slot->since_ns = shm_now_ns();
+	slot->nin = slot->nout = 0;
 	snprintf(slot->node, sizeof(slot->node), "%s", info.nodename);
 	say("node %s connected", slot->node);
 }
@@ -837,7 +843,7 @@ static void on_net_kernel(struct gw *g, struct gw_conn *c, const char *buf, int 
 	if (ei_send_tmo(c->fd, &from, out.buff, out.index, GW_IO_MS) < 0)
 		conn_close(g, c, "an answer could not be sent in time");
 	else
-		g->tl.dist_out++;
+		g->tl.dist_out++, c->nout++;
 	ei_x_free(&out);
 }
 
@@ -867,7 +873,7 @@ static void badrpc(struct gw *g, struct gw_conn *c, erlang_pid *from, const char
 	if (ei_send_tmo(c->fd, from, out.buff, out.index, GW_IO_MS) < 0)
 		conn_close(g, c, "an answer could not be sent in time");
 	else
-		g->tl.dist_out++;
+		g->tl.dist_out++, c->nout++;
 	ei_x_free(&out);
 }
 
@@ -929,7 +935,7 @@ static void on_service(struct gw *g, struct gw_conn *c, const char *buf, int sta
 	if (ei_send_tmo(c->fd, &from, out.buff, out.index, GW_IO_MS) < 0)
 		conn_close(g, c, "an answer could not be sent in time");
 	else
-		g->tl.dist_out++;
+		g->tl.dist_out++, c->nout++;
 	ei_x_free(&out);
 }
 
@@ -1025,6 +1031,7 @@ static bool tell_end(struct gw *g, struct gw_conn *c, const erlang_pid *agent,
 		return false;
 	}
 	g->tl.dist_out++;
+	c->nout++;
 	return true;
 }
 
@@ -1444,7 +1451,8 @@ static struct gw_conn *conn_to(struct gw *g, const char *node)
 	}
 	slot->fd = fd;
 	slot->outbound = true;
-	slot->rx_ns = shm_now_ns();
+	slot->rx_ns = slot->since_ns = shm_now_ns();
+	slot->nin = slot->nout = 0;
 	snprintf(slot->node, sizeof(slot->node), "%s", target);
 	say("connected to node %s", target);
 	/* the main thread reads it from now on: wake its poll */
@@ -1510,6 +1518,7 @@ static int ob_append(struct gw_conn *c, const ei_x_buff *ctl, const ei_x_buff *o
 	memcpy(c->ob + c->olen, &len, 4);
 	c->ob[c->olen + 4] = 'p';
 	memcpy(c->ob + c->olen + 5, ctl->buff, (size_t)ctl->index);
+	c->nout++;
 	if (out)
 		memcpy(c->ob + c->olen + 5 + ctl->index, out->buff, (size_t)out->index);
 	c->olen += need;
@@ -1898,6 +1907,7 @@ static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 	if (r == ERL_ERROR && erl_errno == EIO && x->index > 0 && msg.msgtype >= 9 &&
 	    msg.msgtype <= 11) {
 		c->rx_ns = shm_now_ns();
+		c->nin++;
 		on_monitor_ctl(g, c, msg.msgtype + 10, x->buff, x->index);
 		return;
 	}
@@ -1910,6 +1920,7 @@ static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
 						  : strerror(erl_errno));
 		return;
 	}
+	c->nin++;
 	switch (msg.msgtype) {
 	case ERL_REG_SEND:
 		on_reg_send(g, c, &msg, x);
@@ -1995,7 +2006,7 @@ static void on_reply(struct gw *g, ei_x_buff *out, const struct gw_reply *h, con
 	if (c && ei_send_tmo(c->fd, &call->from, out->buff, out->index, GW_IO_MS) < 0)
 		conn_close(g, c, "a reply could not be sent in time");
 	else if (c)
-		g->tl.dist_out++;
+		g->tl.dist_out++, c->nout++;
 	call_forget(g, call);
 }
 
@@ -2040,6 +2051,40 @@ static void calls_expire(struct gw *g)
 	}
 }
 
+/* The node and its connections into the segment's distribution table (SHM_R_DIST). */
+static void dist_flush(struct gw *g, uint64_t now, bool final)
+{
+	struct shm_dist *d = &g->dist;
+
+	d->flushed_ns = now;
+	d->pid = (uint32_t)getpid();
+	d->final = final;
+	snprintf(d->node, sizeof(d->node), "%s", g->dc->node);
+	d->nconns = 0;
+	for (uint32_t i = 0; i < GW_MAX_CONNS && d->nconns < SHM_DIST_CONNS; i++) {
+		const struct gw_conn *c = &g->conns[i];
+		struct shm_dist_conn *o = &d->conns[d->nconns];
+		int unsent = 0;
+
+		if (c->fd < 0 || final)
+			continue;
+		memset(o, 0, sizeof(*o));
+		/* an atom: at most 255 bytes (the field's 257 hold libei's MAXNODELEN) */
+		snprintf(o->node, sizeof(o->node), "%.*s", (int)sizeof(o->node) - 1, c->node);
+		o->outbound = c->outbound;
+		o->stalled = c->stall.data != NULL;
+		o->since_ns = c->since_ns;
+		o->in = c->nin;
+		o->out = c->nout;
+		/* what the kernel has not sent yet (SIOCOUTQ), and what we hold for it */
+		o->queued = c->olen;
+		if (ioctl(c->fd, SIOCOUTQ, &unsent) == 0 && unsent > 0)
+			o->queued += (uint64_t)unsent;
+		d->nconns++;
+	}
+	shm_dist_publish(g->seg, d);
+}
+
 /*
  * The gateway's figures into its telemetry block (struct shm_telem's dist_* words), for
  * shoal inspect and shoal metrics: at most every GW_POLL_MS, or now when final. Under mu.
@@ -2065,6 +2110,7 @@ static void telem_flush(struct gw *g, bool final)
 	g->tl.final = final;
 	g->tl.flushes++;
 	shm_telem_flush(g->seg, g->seg->self, &g->tl);
+	dist_flush(g, now, final);
 }
 
 /* Serve until the instance stops (the reply pipe ends) or a signal ends the process. */

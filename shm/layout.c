@@ -165,6 +165,7 @@ uint64_t shm_layout_compute(const struct shm_cfg *cfg, struct shm_region regions
 	size[SHM_R_TYPES] = sizeof(struct shm_types);
 	size[SHM_R_HIST] = (uint64_t)cfg->max_procs * SHM_HIST_OPS * sizeof(struct shm_hist);
 	size[SHM_R_EVENTS] = shm_event_region_size(cfg);
+	size[SHM_R_DIST] = sizeof(struct shm_dist);
 	for (int i = 0; i < SHM_R_COUNT; i++) {
 		/* mbind-ed regions start on a page, the others on a cache line */
 		off = round_up(off, i == SHM_R_MBOX ? SHM_PAGE : SHM_ALIGN);

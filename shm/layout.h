@@ -41,9 +41,11 @@ static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
  *     (shm/hist.h); a reader of minor 9 or older has none.
  *   - the event ring (SHM_R_EVENTS, shm/event.c: struct shm_event_ring, struct shm_event;
  *     shm_cfg.events, once reserved2[0]).
+ * 11: the distribution region (SHM_R_DIST, struct shm_dist: the gateway's node name and its
+ * connections with their traffic, for shoal inspect and shoal metrics).
  */
 #define SHM_LAYOUT_MAJOR 4u
-#define SHM_LAYOUT_MINOR 10u
+#define SHM_LAYOUT_MINOR 11u
 #define SHM_READY_WORD	 0x52454459u /* "YDER": published, readable */
 #define SHM_HDR_SIZE	 4096u
 #define SHM_ALIGN	 64u
@@ -67,7 +69,8 @@ enum shm_region_id {
 	SHM_R_TYPES = 11,  /* the agent types the instance can start (layout minor 10) */
 	SHM_R_HIST = 12,   /* latency histograms, one block per process slot (layout minor 10) */
 	SHM_R_EVENTS = 13, /* the event ring (layout minor 10, shm/event.h) */
-	SHM_R_COUNT = 14,
+	SHM_R_DIST = 14,   /* the distribution gateway's node and connections (layout minor 11) */
+	SHM_R_COUNT = 15,
 };
 
 /* Exits the segment's header keeps (shm_hdr.exit_log). */
@@ -442,6 +445,39 @@ struct shm_types {
 };
 static_assert(offsetof(struct shm_types, e) == 64, "types table ABI");
 static_assert(sizeof(struct shm_types) == 64 + SHM_TYPES_MAX * 224, "types table ABI");
+
+/*
+ * The distribution gateway's node and connections (layout minor 11, SHM_R_DIST), for shoal
+ * inspect, shoal top and shoal metrics: written by the gateway (dist/gateway.c) with its
+ * telemetry, about once a second and as it stops, through the seqlock seq; readers copy it between
+ * two equal even reads. seq 0: no gateway has written it (no [dist], or not started yet). A gateway
+ * that dies while writing it leaves seq odd until its successor writes. Counters are since the
+ * connection was made.
+ */
+#define SHM_DIST_CONNS	  64u  /* connections listed (the gateway's GW_MAX_CONNS) */
+#define SHM_DIST_NODE_MAX 256u /* alive@host with its NUL (an atom: at most 255 bytes) */
+struct shm_dist_conn {
+	char node[SHM_DIST_NODE_MAX]; /* the peer node */
+	uint32_t outbound;	      /* 1: the gateway connected to it; 0: it connected */
+	uint32_t stalled;	      /* 1: a message of its waits for room in a full mailbox */
+	uint64_t since_ns;	      /* CLOCK_MONOTONIC when it connected */
+	uint64_t in;		      /* messages and signals it sent us (ticks not counted) */
+	uint64_t out;		      /* messages and signals we sent it */
+	uint64_t queued; /* bytes written for it not yet sent: in the gateway and the socket */
+	uint64_t reserved;
+};
+struct shm_dist {
+	_Atomic uint64_t seq;
+	uint64_t flushed_ns; /* CLOCK_MONOTONIC of this write */
+	uint32_t pid;	     /* the gateway that wrote it */
+	uint32_t nconns;     /* conns[0..nconns) are live connections */
+	uint32_t final;	     /* 1: written as that gateway stopped in order */
+	uint32_t reserved;
+	char node[SHM_DIST_NODE_MAX]; /* this instance's node name */
+	struct shm_dist_conn conns[SHM_DIST_CONNS];
+};
+static_assert(sizeof(struct shm_dist_conn) == 304, "distribution table ABI");
+static_assert(offsetof(struct shm_dist, conns) == 288, "distribution table ABI");
 
 /*
  * Latency histograms (layout minor 10): the region SHM_R_HIST holds one block per process

@@ -282,6 +282,15 @@ int shm_types_read(const struct shm_seg *seg, struct shm_type_entry *out, uint32
 		   uint32_t *n);
 
 /*
+ * The distribution table (SHM_R_DIST): shm_dist_publish() writes d (its seq ignored; the
+ * gateway, its only writer); shm_dist_read() copies it into out, its strings terminated.
+ * Returns 0, -ENOENT (a segment without the table), -ENODATA (no gateway wrote it),
+ * -EAGAIN (being written, or a writer died writing it), -EUCLEAN (a corrupt count).
+ */
+int shm_dist_publish(struct shm_seg *seg, const struct shm_dist *d);
+int shm_dist_read(const struct shm_seg *seg, struct shm_dist *out);
+
+/*
  * Write process slot `slot`'s telemetry block from t (its seq ignored): the slot's owner.
  * Read one (read-only safe): 0, or -EAGAIN if a flush was under way, -ENOENT if the segment
  * has none (an older minor) or the slot is out of range.

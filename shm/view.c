@@ -465,6 +465,7 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	    memcmp(v->regions, h->regions, sizeof(v->regions)))
 		return -EINVAL;
 	v->parts = 0;
+	v->dist_ret = -ENODATA; /* until its part is taken: a take cut short shows none */
 	v->taken_ns = shm_now_ns();
 	v->taken_wall_ns = shm_wall_ns();
 	take_hdr(seg, stale_after_ns, v);
@@ -507,6 +508,18 @@ int shm_view_take(const struct shm_seg *seg, uint64_t stale_after_ns, struct shm
 	v->parts |= SHM_VIEW_PART_OPS;
 	take_events(seg, v);
 	v->parts |= SHM_VIEW_PART_EVENTS;
+	/* a write under way ends in microseconds: a few tries */
+	for (int i = 0; i < 100; i++) {
+		v->dist_ret = shm_dist_read(seg, &v->dist);
+		if (v->dist_ret != -EAGAIN)
+			break;
+		sched_yield();
+	}
+	/* terminated by shm_dist_read() (zeroed when it fails) */
+	printable(v->dist.node);
+	for (uint32_t i = 0; i < SHM_DIST_CONNS; i++)
+		printable(v->dist.conns[i].node);
+	v->parts |= SHM_VIEW_PART_DIST;
 	return 0;
 }
 

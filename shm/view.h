@@ -67,7 +67,8 @@ enum {
 	SHM_VIEW_PART_TYPES = 1u << 9,	 /* the agent types table */
 	SHM_VIEW_PART_OPS = 1u << 10,	 /* the latency histograms, merged */
 	SHM_VIEW_PART_EVENTS = 1u << 11, /* the event ring's last events */
-	SHM_VIEW_PART_ALL = (1u << 12) - 1,
+	SHM_VIEW_PART_DIST = 1u << 12,	 /* the distribution gateway's node and connections */
+	SHM_VIEW_PART_ALL = (1u << 13) - 1,
 };
 
 /* The header: identity (fixed at creation) and status words, as of the take. */
@@ -213,6 +214,9 @@ struct shm_view {
 	int types_ret; /* shm_types_read()'s: 0, -ENOENT, -ENODATA, -EAGAIN, -EUCLEAN */
 	uint32_t ntypes;
 	struct shm_type_entry types[SHM_TYPES_MAX]; /* the agent types the instance can start */
+	/* the distribution gateway's node and connections (layout minor 11) */
+	int dist_ret; /* shm_dist_read()'s: 0, -ENOENT, -ENODATA, -EAGAIN, -EUCLEAN */
+	struct shm_dist dist;
 	/* latency histograms (layout minor 10 and later, a region inside the mapping) */
 	bool has_ops;
 	struct shm_view_op ops[SHM_HIST_OPS];

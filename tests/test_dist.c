@@ -671,22 +671,36 @@ static bool dist_flushed(struct shm_seg *seg, struct shm_telem *t)
 	return false;
 }
 
+/* Whether the distribution table names our node and lists peer `who` with traffic in. */
+static bool dist_lists(struct shm_seg *seg, const char *who, struct shm_dist *d)
+{
+	if (shm_dist_read(seg, d) || strcmp(d->node, node))
+		return false;
+	for (uint32_t i = 0; i < d->nconns; i++)
+		if (!strcmp(d->conns[i].node, who) && d->conns[i].in > 0 && d->conns[i].out > 0)
+			return true;
+	return false;
+}
+
 /*
  * inspect lists the gateway among the processes, and its figures (connections, traffic,
- * drops: the earlier tests made some of each) in inspect, inspect --json and metrics.
+ * drops: the earlier tests made some of each) in inspect, inspect --json and metrics; the
+ * node's name and each connected node with its own traffic (the distribution table).
  */
 static void test_dist_inspect_shows_gateway(void **state)
 {
 	const char *args[] = {"inspect", NULL}, *jargs[] = {"inspect", "--json", NULL};
 	const char *margs[] = {"metrics", "--once", NULL};
 	static char out[1 << 18];
-	char want[64], *line;
+	char want[160], *line;
 	unsigned conns = 0, links = 0, calls = 0, stalled = 0;
-	unsigned long long in = 0, sent = 0, dropped = 0;
+	unsigned long long in = 0, sent = 0, dropped = 0, pin = 0, pout = 0;
 	struct shm_telem t;
+	struct shm_dist d;
 
 	(void)state;
 	WAIT_FOR(cl.seg, dist_flushed(cl.seg, &t));
+	WAIT_FOR(cl.seg, dist_lists(cl.seg, "tpeer@127.0.0.1", &d));
 	assert_int_equal(rt_run_tool(run.inst, out, sizeof(out), args), 0);
 	snprintf(want, sizeof(want), "gateway    running %8d", (int)gateway_pid(cl.seg));
 	if (!strstr(out, want))
@@ -700,14 +714,46 @@ static void test_dist_inspect_shows_gateway(void **state)
 		fail_msg("inspect has no distribution line it should:\n%s", out);
 	assert_true(conns >= 1);
 	assert_true(in >= t.dist_in && sent >= t.dist_out && dropped >= t.dist_dropped);
+	/* the node, and the peer's connection with its own traffic */
+	snprintf(want, sizeof(want), "node           %s (gateway pid %d", node,
+		 (int)gateway_pid(cl.seg));
+	if (!strstr(out, want))
+		fail_msg("inspect does not show '%s':\n%s", want, out);
+	line = strstr(out, "  tpeer@127.0.0.1 ");
+	{
+		char one[256];
+		uint64_t was = 0;
+
+		if (!line)
+			fail_msg("inspect does not list the peer's connection:\n%s", out);
+		snprintf(one, sizeof(one), "%.*s", (int)strcspn(line, "\n"), line);
+		if (!strstr(one, " it connected, up ") ||
+		    sscanf(strchr(one, ':') + 1, " %llu in, %llu out", &pin, &pout) != 2)
+			fail_msg("inspect's line for the peer's connection is not whole: %s", one);
+		/* counters since the connection only grow: at least what the table said */
+		for (uint32_t i = 0; i < d.nconns; i++)
+			if (!strcmp(d.conns[i].node, "tpeer@127.0.0.1"))
+				was = d.conns[i].in;
+		assert_true(was >= 1 && pin >= was && pout >= 1);
+	}
 	assert_int_equal(rt_run_tool(run.inst, out, sizeof(out), jargs), 0);
 	if (!strstr(out, "\"dist\": {") || !strstr(out, "\"connections\": "))
 		fail_msg("inspect --json has no gateway 'dist' object:\n%.4000s", out);
+	snprintf(want, sizeof(want), "\"node\": \"%s\"", node);
+	line = strstr(out, "\"distribution\": {");
+	if (!line || !strstr(line, want) || !strstr(line, "\"node\": \"tpeer@127.0.0.1\"") ||
+	    !strstr(line, "\"messages_in\": "))
+		fail_msg("inspect --json has no distribution table with the peer:\n%.4000s", line);
 	assert_int_equal(rt_run_tool(run.inst, out, sizeof(out), margs), 0);
 	if (!strstr(out, "\nshoal_dist_connections ") ||
 	    !strstr(out, "\nshoal_dist_messages_in_total ") ||
 	    !strstr(out, "\nshoal_dist_dropped_total "))
 		fail_msg("metrics has no shoal_dist_* figures:\n%.4000s", out);
+	snprintf(want, sizeof(want), "\nshoal_dist_node_info{node=\"%s\"} 1\n", node);
+	line = strstr(out, "\nshoal_dist_peer_messages_in_total{peer=\"tpeer@127.0.0.1\","
+			   "direction=\"in\"} ");
+	if (!strstr(out, want) || !line || strtoull(strchr(line, '}') + 1, NULL, 10) < 1)
+		fail_msg("metrics has no node or per-peer figures:\n%.6000s", out);
 }
 
 /*

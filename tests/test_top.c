@@ -169,6 +169,11 @@ static void test_top_in_tmux(void **state)
 	screen(fd, out, sizeof(out));
 	if (!strstr(out, "events: ") || !strstr(out, "agent-spawn") || !strstr(out, "'e0'"))
 		fail_msg("no events view with e0's spawn:\n%s", out);
+	/* the nodes view: this instance is no Erlang node ([dist] gives it one) */
+	keys("n");
+	screen(fd, out, sizeof(out));
+	if (!strstr(out, "nodes |") || !strstr(out, "not a node: the instance runs no"))
+		fail_msg("no nodes view saying the instance is no node:\n%s", out);
 	/* the pools view */
 	keys("p");
 	screen(fd, out, sizeof(out));

@@ -1095,6 +1095,78 @@ static void test_view_types_table(void **state)
 }
 
 /*
+ * The distribution table (SHM_R_DIST): nothing until a gateway writes it; what it wrote
+ * comes back whole in a view, its strings made printable; a write under way (or a writer
+ * dead in it) reads -EAGAIN, a corrupt count -EUCLEAN, a name filling its field is cut, and
+ * a region moved past the mapping is not read.
+ */
+static void test_view_dist_table(void **state)
+{
+	struct shm_seg *seg = make_seg();
+	struct shm_dist *t = (struct shm_dist *)(seg->base + shm_hdr(seg)->regions[SHM_R_DIST].off);
+	static struct shm_dist d, out;
+	struct shm_view *v;
+
+	(void)state;
+	assert_int_equal(shm_dist_read(seg, &out), -ENODATA);
+	v = take(seg);
+	assert_int_equal(v->dist_ret, -ENODATA);
+	shm_view_free(v);
+	snprintf(d.node, sizeof(d.node), "shoal@127.0.0.1");
+	d.pid = 42;
+	snprintf(d.conns[0].node, sizeof(d.conns[0].node), "app@10.0.0.7");
+	d.conns[0].outbound = 1;
+	d.conns[0].in = 7;
+	d.conns[0].out = 9;
+	snprintf(d.conns[1].node, sizeof(d.conns[1].node), "bad\x1b[2J@h");
+	d.conns[1].queued = 4096;
+	d.conns[1].stalled = 1;
+	d.nconns = SHM_DIST_CONNS + 1;
+	assert_int_equal(shm_dist_publish(seg, &d), -E2BIG);
+	d.nconns = 2;
+	assert_int_equal(shm_dist_publish(seg, &d), 0);
+	v = take(seg);
+	assert_int_equal(v->dist_ret, 0);
+	assert_string_equal(v->dist.node, "shoal@127.0.0.1");
+	assert_int_equal(v->dist.pid, 42);
+	assert_int_equal(v->dist.nconns, 2);
+	assert_string_equal(v->dist.conns[0].node, "app@10.0.0.7");
+	assert_int_equal(v->dist.conns[0].outbound, 1);
+	assert_int_equal(v->dist.conns[0].in, 7);
+	assert_int_equal(v->dist.conns[0].out, 9);
+	assert_string_equal(v->dist.conns[1].node, "bad?[2J@h");
+	assert_int_equal(v->dist.conns[1].queued, 4096);
+	assert_int_equal(v->dist.conns[1].stalled, 1);
+	shm_view_free(v);
+	/* a writer in the middle (or dead there); its successor writes over it */
+	atomic_fetch_add(&t->seq, 1);
+	assert_int_equal(shm_dist_read(seg, &out), -EAGAIN);
+	assert_int_equal(shm_dist_publish(seg, &d), 0);
+	assert_int_equal(shm_dist_read(seg, &out), 0);
+	assert_int_equal(out.nconns, 2);
+	/* a name that fills its field: cut, not read past */
+	memset(t->node, 'x', sizeof(t->node));
+	assert_int_equal(shm_dist_read(seg, &out), 0);
+	assert_int_equal(strlen(out.node), SHM_DIST_NODE_MAX - 1);
+	t->nconns = SHM_DIST_CONNS + 1;
+	assert_int_equal(shm_dist_read(seg, &out), -EUCLEAN);
+	/* and a view of it (its node still unterminated in the segment) holds nothing of it */
+	v = take(seg);
+	assert_int_equal(v->dist_ret, -EUCLEAN);
+	assert_int_equal(v->dist.nconns, 0);
+	assert_string_equal(v->dist.node, "");
+	shm_view_free(v);
+	{
+		struct shm_region keep = shm_hdr(seg)->regions[SHM_R_DIST];
+
+		shm_hdr(seg)->regions[SHM_R_DIST].off = seg->size;
+		assert_int_equal(shm_dist_read(seg, &out), -ENOENT);
+		shm_hdr(seg)->regions[SHM_R_DIST] = keep;
+	}
+	ts_seg_drop(seg, inst);
+}
+
+/*
  * `shoal types` on a running instance lists the built-in types with what each does and a
  * [types] library's types with its path; --json says the same; an unknown instance exits 2.
  */
@@ -1174,6 +1246,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_view_worker_memory_growth, rt_teardown),
 		cmocka_unit_test_teardown(test_view_mailbox_high_water, rt_teardown),
 		cmocka_unit_test_setup_teardown(test_view_types_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_dist_table, setup, teardown),
 		cmocka_unit_test_teardown(test_view_types_tool, rt_teardown),
 	};
 

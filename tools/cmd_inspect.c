@@ -58,8 +58,9 @@ static void print_time(const char *label, uint64_t wall_ns)
 }
 
 static const char *region_names[] = {
-	"processes", "agents", "registry",  "groups", "mailboxes", "checkpoints", "telemetry",
-	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",  "events",
+	"processes",   "agents",    "registry",	  "groups", "mailboxes",
+	"checkpoints", "telemetry", "monitors",	  "pools",  "variables",
+	"rounds",      "types",	    "histograms", "events", "distribution",
 };
 /* a region added without its name here does not compile */
 static_assert(sizeof(region_names) / sizeof(region_names[0]) == SHM_R_COUNT, "a name per region");
@@ -294,6 +295,27 @@ static void show_dist(const struct shm_view *v)
 		       v->taken_ns > t->flushed_ns ? (double)(v->taken_ns - t->flushed_ns) / 1e9
 						   : 0.0,
 		       t->final ? "; its final figures" : "");
+	}
+	if ((v->parts & SHM_VIEW_PART_DIST) && v->dist_ret == 0) {
+		const struct shm_dist *d = &v->dist;
+
+		printf("%-14s %s (gateway pid %u, as of %.1f s ago%s): %u connection%s\n", "node",
+		       d->node, d->pid,
+		       v->taken_ns > d->flushed_ns ? (double)(v->taken_ns - d->flushed_ns) / 1e9
+						   : 0.0,
+		       d->final ? "; stopped" : "", d->nconns, d->nconns == 1 ? "" : "s");
+		for (uint32_t i = 0; i < d->nconns; i++) {
+			const struct shm_dist_conn *c = &d->conns[i];
+
+			printf("  %-40s %s, up %.0f s: %llu in, %llu out, %llu bytes queued%s\n",
+			       c->node, c->outbound ? "we connected" : "it connected",
+			       d->flushed_ns > c->since_ns
+				       ? (double)(d->flushed_ns - c->since_ns) / 1e9
+				       : 0.0,
+			       (unsigned long long)c->in, (unsigned long long)c->out,
+			       (unsigned long long)c->queued,
+			       c->stalled ? ", stalled on a full mailbox" : "");
+		}
 	}
 }
 

@@ -405,6 +405,44 @@ static void write_agents(FILE *f, const struct metrics *m)
 	}
 }
 
+/* One sample per connected node of a per-connection family (SHM_R_DIST). */
+static void dist_conn_samples(FILE *f, const struct shm_dist *d, const char *name, int which)
+{
+	for (uint32_t i = 0; i < d->nconns; i++) {
+		const struct shm_dist_conn *c = &d->conns[i];
+		uint64_t x = which == 0 ? c->in : which == 1 ? c->out : c->queued;
+
+		/* both ends may connect at once: two connections to one node, one each way */
+		fprintf(f, "%s{peer=\"", name);
+		put_label(f, c->node);
+		fprintf(f, "\",direction=\"%s\"} %" PRIu64 "\n", c->outbound ? "out" : "in", x);
+	}
+}
+
+/* The node's name and each connection's traffic (SHM_R_DIST), when a gateway wrote them. */
+static void write_dist_conns(FILE *f, const struct shm_view *v)
+{
+	const struct shm_dist *d = &v->dist;
+
+	if (!(v->parts & SHM_VIEW_PART_DIST) || v->dist_ret)
+		return;
+	family(f, "shoal_dist_node_info", "gauge", "The instance's Erlang node name; always 1");
+	fprintf(f, "shoal_dist_node_info{node=\"");
+	put_label(f, d->node);
+	fprintf(f, "\"} 1\n");
+	if (!d->nconns)
+		return;
+	family(f, "shoal_dist_peer_messages_in_total", "counter",
+	       "Messages and signals from each connected node (since it connected)");
+	dist_conn_samples(f, d, "shoal_dist_peer_messages_in_total", 0);
+	family(f, "shoal_dist_peer_messages_out_total", "counter",
+	       "Messages and signals to each connected node (since it connected)");
+	dist_conn_samples(f, d, "shoal_dist_peer_messages_out_total", 1);
+	family(f, "shoal_dist_peer_queued_bytes", "gauge",
+	       "Bytes for each connected node not sent yet (the gateway's and its socket's)");
+	dist_conn_samples(f, d, "shoal_dist_peer_queued_bytes", 2);
+}
+
 /* The distribution gateway's figures (its telemetry block), when the instance has one. */
 static void write_dist(FILE *f, const struct shm_view *v)
 {
@@ -437,6 +475,7 @@ static void write_dist(FILE *f, const struct shm_view *v)
 	       "Messages from the network dropped: no such name or pid, malformed, oversized, "
 	       "a mailbox full for 5 s, too many calls (this process's)");
 	fprintf(f, "shoal_dist_dropped_total %" PRIu64 "\n", t->dist_dropped);
+	write_dist_conns(f, v);
 }
 
 static void write_tables(FILE *f, const struct shm_view *v)

@@ -6,11 +6,12 @@
  *
  * Views: workers (w), agents (a), pools (p), operations (o: latency percentiles, every
  * process's histograms merged), events (e: the event ring's last events, then the exit log,
- * both newest first); Tab
- * cycles. s cycles the agents' sort (rate, queued, handled, restarts, name); / filters the
- * agents by a name substring (empty: none); q quits. A stopped instance is said so in the
- * header and its last screen kept. ncurses redraws only what changed, so no flicker, and a
- * resize (KEY_RESIZE) lays the screen out again for the new size.
+ * both newest first), nodes (n: the Erlang node's connections with their messages per
+ * second each way, from the gateway's distribution table); Tab cycles. s cycles the agents' sort
+ * (rate, queued, handled, restarts, name); / filters the agents by a name substring (empty: none);
+ * q quits. A stopped instance is said so in the header and its last screen kept. ncurses redraws
+ * only what changed, so no flicker, and a resize (KEY_RESIZE) lays the screen out again for the new
+ * size.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,11 +30,11 @@
 #include "shm/view.h"
 #include "tools/tools.h"
 
-enum view { V_WORKERS, V_AGENTS, V_POOLS, V_OPS, V_EVENTS, V_COUNT };
+enum view { V_WORKERS, V_AGENTS, V_POOLS, V_OPS, V_EVENTS, V_NODES, V_COUNT };
 enum sort { S_RATE, S_QUEUED, S_HANDLED, S_RESTARTS, S_NAME, S_COUNT };
 
-static const char *const view_names[V_COUNT] = {"workers", "agents", "pools", "operations",
-						"events"};
+static const char *const view_names[V_COUNT] = {"workers",    "agents", "pools",
+						"operations", "events", "nodes"};
 static const char *const sort_names[S_COUNT] = {"rate", "queued", "handled", "restarts", "name"};
 
 /* One agent row as shown: the snapshot's, its mailbox depth, its rate. */
@@ -57,6 +58,11 @@ struct top {
 	uint32_t *qmax;	  /* per agent row: high-water marks (in queued's allocation) */
 	struct arow *rows;
 	uint64_t prev_ns; /* CLOCK_MONOTONIC of the last snapshot */
+	/* the distribution table's connections at the last snapshot, and their rates now */
+	struct shm_dist_conn prev_conns[SHM_DIST_CONNS];
+	uint32_t prev_nconns;
+	uint64_t prev_dist_ns;
+	double conn_in_rate[SHM_DIST_CONNS], conn_out_rate[SHM_DIST_CONNS];
 	uint64_t prev_msgs;
 	double msgs_rate;
 	enum view view;
@@ -84,9 +90,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: shoal top [--instance NAME] [--interval MS]\n"
 		"A live view of an instance, attached read-only: workers (CPU, memory,\n"
-		"restarts), the busiest agents, pools, each operation's latency, and recent\n"
-		"events with the exit log. Keys: w a p o e (or Tab) switch views, s cycles the\n"
-		"agents' sort, / filters agents by name, q quits.\n"
+		"restarts), the busiest agents, pools, each operation's latency, recent\n"
+		"events with the exit log, and the Erlang node's connections. Keys: w a p o e n\n"
+		"(or Tab) switch views, s cycles the agents' sort, / filters agents by name,\n"
+		"q quits.\n"
 		"  --interval MS   refresh every MS milliseconds (default 1000, at least 100)\n");
 }
 
@@ -129,6 +136,47 @@ static int cmp_rows(const void *x, const void *y, void *arg)
 	}
 }
 
+/*
+ * Each connection's messages per second each way since the gateway's previous write of the
+ * distribution table (a connection matched by its node and since when it is up).
+ */
+static void derive_conns(struct top *t)
+{
+	const struct shm_dist *d = &t->v->dist;
+	double dt;
+
+	if (!(t->v->parts & SHM_VIEW_PART_DIST) || t->v->dist_ret) {
+		memset(t->conn_in_rate, 0, sizeof(t->conn_in_rate));
+		memset(t->conn_out_rate, 0, sizeof(t->conn_out_rate));
+		t->prev_nconns = 0;
+		return;
+	}
+	if (d->flushed_ns == t->prev_dist_ns)
+		return; /* not written again yet: the last rates stand */
+	memset(t->conn_in_rate, 0, sizeof(t->conn_in_rate));
+	memset(t->conn_out_rate, 0, sizeof(t->conn_out_rate));
+	dt = t->prev_dist_ns && d->flushed_ns > t->prev_dist_ns
+		     ? (double)(d->flushed_ns - t->prev_dist_ns) / 1e9
+		     : 0;
+	for (uint32_t i = 0; i < d->nconns && dt > 0; i++) {
+		const struct shm_dist_conn *c = &d->conns[i];
+
+		for (uint32_t k = 0; k < t->prev_nconns; k++) {
+			const struct shm_dist_conn *o = &t->prev_conns[k];
+
+			if (strcmp(o->node, c->node) || o->since_ns != c->since_ns ||
+			    c->in < o->in || c->out < o->out)
+				continue;
+			t->conn_in_rate[i] = (double)(c->in - o->in) / dt;
+			t->conn_out_rate[i] = (double)(c->out - o->out) / dt;
+			break;
+		}
+	}
+	memcpy(t->prev_conns, d->conns, sizeof(t->prev_conns));
+	t->prev_nconns = d->nconns;
+	t->prev_dist_ns = d->flushed_ns;
+}
+
 /* Rates and per-process figures since the last snapshot. */
 static void derive(struct top *t)
 {
@@ -167,6 +215,7 @@ static void derive(struct top *t)
 		t->rss[i] = st.rss_pages * (uint64_t)t->page;
 	}
 	t->prev_ns = now;
+	derive_conns(t);
 }
 
 static void fmt_bytes(char *out, size_t cap, uint64_t b)
@@ -215,7 +264,7 @@ static void draw_header(struct top *t, bool gone)
 			 h->liveness == SHM_LIVE_STALE ? "gone (its supervisor died)" : "stopped");
 		attroff(A_REVERSE);
 	} else {
-		put_line(2, "%s | w a p o e: views  s: sort (%s)  /: filter (%s)  q: quit",
+		put_line(2, "%s | w a p o e n: views  s: sort (%s)  /: filter (%s)  q: quit",
 			 view_names[t->view], sort_names[t->sort],
 			 t->filter[0] ? t->filter : "none");
 	}
@@ -342,6 +391,42 @@ static void draw_ops(struct top *t, int y, int rows)
 	}
 }
 
+/* The Erlang node and its connections (the gateway's distribution table). */
+static void draw_nodes(struct top *t, int y, int rows)
+{
+	const struct shm_view *v = t->v;
+	const struct shm_dist *d = &v->dist;
+
+	if (!(v->parts & SHM_VIEW_PART_DIST) || v->dist_ret) {
+		put_line(y, "%s",
+			 v->dist_ret == -ENODATA || v->dist_ret == -ENOENT
+				 ? "not a node: the instance runs no distribution gateway ([dist], "
+				   "docs/dist.md)"
+				 : "the distribution table is being written or unreadable");
+		return;
+	}
+	put_line(y++, "node %s, gateway pid %u%s: %u connection%s", d->node, d->pid,
+		 d->final ? " (stopped)" : "", d->nconns, d->nconns == 1 ? "" : "s");
+	attron(A_UNDERLINE);
+	put_line(y++, "%-30s %-4s %8s %9s %9s %8s %s", "peer", "dir", "up", "in/s", "out/s",
+		 "queued", "");
+	attroff(A_UNDERLINE);
+	for (uint32_t i = 0; i < d->nconns && y < rows; i++) {
+		const struct shm_dist_conn *c = &d->conns[i];
+		uint64_t up = d->flushed_ns > c->since_ns
+				      ? (d->flushed_ns - c->since_ns) / 1000000000u
+				      : 0;
+		char q[16];
+
+		snprintf(q, sizeof(q), "%llu", (unsigned long long)c->queued);
+		put_line(y++, "%-30.30s %-4s %2llu:%02llu:%02llu %9.0f %9.0f %8s %s", c->node,
+			 c->outbound ? "out" : "in", (unsigned long long)(up / 3600),
+			 (unsigned long long)(up / 60 % 60), (unsigned long long)(up % 60),
+			 t->conn_in_rate[i], t->conn_out_rate[i], q, c->stalled ? "stalled" : "");
+		clrtoeol();
+	}
+}
+
 /* One event in a line that fits 80 columns: time of day (UTC), number, kind, who, text. */
 static void put_event(int y, const struct shm_event *e)
 {
@@ -427,6 +512,9 @@ static void draw(struct top *t, bool gone)
 		break;
 	case V_OPS:
 		draw_ops(t, 4, rows);
+		break;
+	case V_NODES:
+		draw_nodes(t, 4, rows);
 		break;
 	default:
 		draw_events(t, 4, rows);
@@ -534,6 +622,9 @@ static int run(struct top *t, long interval_ms)
 			break;
 		case 'e':
 			t->view = V_EVENTS;
+			break;
+		case 'n':
+			t->view = V_NODES;
 			break;
 		case '\t':
 			t->view = (t->view + 1) % V_COUNT;

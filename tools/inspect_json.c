@@ -16,8 +16,9 @@
 #define SCHEMA "shoal.inspect/1"
 
 static const char *const region_json[] = {
-	"processes", "agents", "registry",  "groups", "mailboxes", "checkpoints", "telemetry",
-	"monitors",  "pools",  "variables", "rounds", "types",	   "histograms",  "events",
+	"processes",   "agents",    "registry",	  "groups", "mailboxes",
+	"checkpoints", "telemetry", "monitors",	  "pools",  "variables",
+	"rounds",      "types",	    "histograms", "events", "distribution",
 };
 /* a region added without its name here does not compile */
 static_assert(sizeof(region_json) / sizeof(region_json[0]) == SHM_R_COUNT, "a name per region");
@@ -196,6 +197,44 @@ static void push(json_t *a, json_t *value, int *bad)
 		(*bad)++;
 }
 
+/*
+ * The gateway's node and its connections (SHM_R_DIST), or null when no gateway wrote them
+ * (no [dist]), or they could not be read.
+ */
+static json_t *distribution(const struct shm_view *v, int *bad)
+{
+	const struct shm_dist *d = &v->dist;
+	json_t *o, *a;
+
+	if (!(v->parts & SHM_VIEW_PART_DIST) || v->dist_ret)
+		return json_null();
+	o = json_pack("{s:s,s:I,s:b,s:f}", "node", d->node, "gateway_pid", (json_int_t)d->pid,
+		      "stopped", d->final != 0, "age_s",
+		      v->taken_ns > d->flushed_ns ? (double)(v->taken_ns - d->flushed_ns) / 1e9
+						  : 0.0);
+	a = json_array();
+	for (uint32_t i = 0; a && i < d->nconns; i++) {
+		const struct shm_dist_conn *c = &d->conns[i];
+
+		push(a,
+		     json_pack("{s:s,s:b,s:f,s:I,s:I,s:I,s:b}", "node", c->node, "outbound",
+			       c->outbound != 0, "up_s",
+			       d->flushed_ns > c->since_ns
+				       ? (double)(d->flushed_ns - c->since_ns) / 1e9
+				       : 0.0,
+			       "messages_in", (json_int_t)c->in, "messages_out", (json_int_t)c->out,
+			       "queued_bytes", (json_int_t)c->queued, "stalled", c->stalled != 0),
+		     bad);
+	}
+	if (!o) {
+		(*bad)++;
+		json_decref(a);
+		return NULL;
+	}
+	put(o, "connections", a, bad);
+	return o;
+}
+
 /* The latency histograms, merged over every process: one entry per operation, [] if none. */
 static json_t *operations(const struct shm_view *v, int *bad)
 {
@@ -342,6 +381,7 @@ static json_t *build(const struct shm_view *v, const char *path, const struct to
 	    json_pack("{s:I,s:I,s:I}", "capacity", (json_int_t)v->events_cap, "next",
 		      (json_int_t)v->events_next, "skipped", (json_int_t)v->events_skipped),
 	    bad);
+	put(root, "distribution", distribution(v, bad), bad);
 	return root;
 }
 
