@@ -76,8 +76,12 @@
 #define GW_MAX_PROXIES 1024u
 /* Messages forwarded from one proxy's mailbox per round (the others get their turn) */
 #define GW_PROXY_BATCH 32u
-/* Messages read from one connection per poll round while more are buffered (on_conn()) */
-#define GW_READ_BATCH 64u
+/* Messages taken from one connection's buffer per poll round (on_conn()): the others' turn */
+#define GW_READ_BATCH 256u
+/* A connection's read buffer: at least this; a message longer than max_message and this
+ * much room for its control part is read past, not buffered (said) */
+#define GW_RX_MIN   65536u
+#define GW_CTL_ROOM 65536u
 /* A connection's forwarded frames are written at a round's end, or once this many bytes */
 #define GW_OB_FLUSH (256u * 1024u)
 /*
@@ -103,6 +107,11 @@ struct gw_conn {
 	uint64_t rx_ns; /* when it last sent something (a tick or a message) */
 	/* for the tools (SHM_R_DIST): when it connected, its messages and signals each way */
 	uint64_t since_ns, nin, nout;
+	/* what was read from it and not yet taken (on_conn()): rx[roff, rlen) of rcap bytes;
+	 * skip: bytes of an oversized message still to be read past */
+	char *rx;
+	size_t roff, rlen, rcap;
+	uint64_t skip;
 	/* a message waiting for room in a full mailbox (see GW_STALL_MS); data NULL: none */
 	struct gw_stall {
 		char *data;
@@ -191,7 +200,8 @@ struct gw {
 	uint64_t last_sweep_ns;		    /* calls_expire() last ran */
 	struct gw_link links[GW_MAX_LINKS]; /* under mu */
 	uint32_t nlinks;
-	uint64_t dead_sends; /* messages to pids of incarnations that are over */
+	uint64_t dead_sends;  /* messages to pids of incarnations that are over */
+	uint64_t last_bad_ns; /* a control message that did not fit was last said */
 	uint64_t last_dead_ns;
 	/* the figures tools read (its dist_* words), under mu; flushed every GW_POLL_MS */
 	struct shm_telem tl;
@@ -579,6 +589,10 @@ static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 			link_drop(g, &g->links[i]);
 	ei_close_connection(c->fd);
 	c->fd = -1;
+	/* its read buffer stays for the slot's next connection: a message being handled may
+	 * still point into it (on_frame()) */
+	c->roff = c->rlen = 0;
+	c->skip = 0;
 	lost = c->olen > 0;
 	free(c->ob); /* what it had still to write is lost with it, as on any lost connection */
 	c->ob = NULL;
@@ -589,6 +603,21 @@ static void conn_close(struct gw *g, struct gw_conn *c, const char *why)
 	if (lost || !conn_by_node(g, c->node))
 		proxies_end_node(g, c->node);
 	c->node[0] = 0;
+}
+
+/*
+ * A slot's read buffer for a new connection: empty, and back to its first size if a long
+ * message grew it (nothing points into it between connections). Under mu.
+ */
+static void conn_rx_reset(struct gw_conn *c)
+{
+	if (c->rcap > GW_RX_MIN) {
+		free(c->rx);
+		c->rx = NULL;
+		c->rcap = 0;
+	}
+	c->roff = c->rlen = 0;
+	c->skip = 0;
 }
 
 /* The listening socket is readable: take the connection, the handshake checks the cookie. */
@@ -628,6 +657,7 @@ static void on_accept(struct gw *g)
 	slot->outbound = false;
 	slot->rx_ns = slot->since_ns = shm_now_ns();
 	slot->nin = slot->nout = 0;
+	conn_rx_reset(slot);
 	snprintf(slot->node, sizeof(slot->node), "%s", info.nodename);
 	say("node %s connected", slot->node);
 }
@@ -947,7 +977,7 @@ static bool term_of(struct gw_conn *c, const char *to, const ei_x_buff *x, int *
 {
 	int i = 0, ver;
 
-	if (ei_decode_version(x->buff, &i, &ver) < 0) {
+	if (x->index < 1 || ei_decode_version(x->buff, &i, &ver) < 0) {
 		say("message from %s to %s rejected: no term version byte", c->node, to);
 		return false;
 	}
@@ -1147,8 +1177,9 @@ static void on_monitor_ctl(struct gw *g, struct gw_conn *c, long op, const char 
 		return;
 	}
 	if (ei_decode_pid(b, &i, &from) < 0 || ei_get_type(b, &i, &type, &size) < 0 ||
-	    (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT ? ei_decode_pid(b, &i, &to)
-							    : ei_decode_atom(b, &i, name)) < 0 ||
+	    (type == ERL_PID_EXT || type == ERL_NEW_PID_EXT
+		     ? ei_decode_pid(b, &i, &to)
+		     : ei_decode_atom_as(b, &i, name, sizeof(name), ERLANG_UTF8, NULL, NULL)) < 0 ||
 	    ei_decode_ref(b, &i, &ref) < 0) {
 		say("a monitor signal from %s of a kind not handled: ignored", c->node);
 		return;
@@ -1453,6 +1484,7 @@ static struct gw_conn *conn_to(struct gw *g, const char *node)
 	slot->outbound = true;
 	slot->rx_ns = slot->since_ns = shm_now_ns();
 	slot->nin = slot->nout = 0;
+	conn_rx_reset(slot);
 	snprintf(slot->node, sizeof(slot->node), "%s", target);
 	say("connected to node %s", target);
 	/* the main thread reads it from now on: wake its poll */
@@ -1886,81 +1918,305 @@ static void outcalls_expire(struct gw *g)
 			outcall_fail(g, &g->outcalls[i], ETIMEDOUT);
 }
 
-/* Connection c is readable: a tick (answered by libei), a message, or its end. */
-static void on_conn_one(struct gw *g, struct gw_conn *c, ei_x_buff *x)
+/*
+ * Acknowledge an UNLINK_ID {35, Id, From, To} with {36, Id, To, From} (the distribution's
+ * unlink protocol; libei's own receive did this), Id as its bytes came (id, n). 0, or -1
+ * when it could not be written at once.
+ */
+static int send_unlink_ack(int fd, const char *id, int n, const erlang_pid *from,
+			   const erlang_pid *to)
 {
-	erlang_msg msg;
-	int r;
+	ei_x_buff x;
+	uint32_t len;
+	int r = -1;
 
-	x->index = 0;
-	r = ei_xreceive_msg_tmo(c->fd, &msg, x, GW_IO_MS);
-	if (r != ERL_ERROR)
-		c->rx_ns = shm_now_ns();
-	if (r == ERL_TICK)
-		return;
-	/*
-	 * A monitor control message: libei reads it whole, then reports it as an error (its
-	 * receive handles no monitors), its operation less 10 in msgtype (as for the traced
-	 * forms it folds) and the control tuple's other elements in x; a message it could not
-	 * read leaves x empty. These monitors exist because our handshake offers them (sock.c).
-	 */
-	if (r == ERL_ERROR && erl_errno == EIO && x->index > 0 && msg.msgtype >= 9 &&
-	    msg.msgtype <= 11) {
-		c->rx_ns = shm_now_ns();
-		c->nin++;
-		on_monitor_ctl(g, c, msg.msgtype + 10, x->buff, x->index);
+	if (ei_x_new(&x) < 0)
+		return -1;
+	if (ei_x_append_buf(&x, "\0\0\0\0p", 5) == 0 && ei_x_encode_version(&x) == 0 &&
+	    ei_x_encode_tuple_header(&x, 4) == 0 && ei_x_encode_long(&x, 36) == 0 &&
+	    ei_x_append_buf(&x, id, n) == 0 && ei_x_encode_pid(&x, from) == 0 &&
+	    ei_x_encode_pid(&x, to) == 0) {
+		len = htonl((uint32_t)x.index - 4);
+		memcpy(x.buff, &len, 4);
+		r = send(fd, x.buff, (size_t)x.index, MSG_NOSIGNAL | MSG_DONTWAIT) == x.index ? 0
+											      : -1;
+	}
+	ei_x_free(&x);
+	return r;
+}
+
+/* The control tuple's elements on_frame() checks at most (a trace token form has 5). */
+#define GW_CTL_ELEMS 6
+
+/*
+ * One message from connection c: p holds its len bytes after the length (the pass-through
+ * byte, the control tuple, the message term if any). Decoded as libei's receive decodes it;
+ * each element of the control tuple is walked (bounded: ei's decoders trust the lengths they
+ * read) before it is decoded, and an operation's elements must all be there. An exit's or a
+ * DOWN's reason is not walked (it may hold a fun, which the walk refuses; only its atom is
+ * read, after its own check). The message term is checked where it is used (term_of()). A
+ * peer that sends what is not the distribution's framing has its connection closed; a
+ * control message that does not fit its operation is ignored (said at most once a second).
+ * Under mu.
+ */
+static void on_frame(struct gw *g, struct gw_conn *c, const char *p, uint32_t len)
+{
+	static const uint8_t need[40] = {
+		[ERL_LINK] = 3,
+		[ERL_SEND] = 3,
+		[ERL_EXIT] = 3,
+		[ERL_UNLINK] = 3,
+		[ERL_REG_SEND] = 4,
+		[ERL_SEND_TT] = 4,
+		[ERL_EXIT_TT] = 3,
+		[ERL_REG_SEND_TT] = 5,
+		[35] = 4,
+		[DIST_OP_MONITOR_P] = 4,
+		[DIST_OP_DEMONITOR_P] = 4,
+		[DIST_OP_MONITOR_P_EXIT] = 4,
+	};
+	uint32_t at[GW_CTL_ELEMS + 1], arity, nok = 0, end;
+	erlang_msg msg;
+	ei_x_buff x = {0};
+	int i;
+	long op;
+
+	if (len < 5 || p[0] != 'p' || (unsigned char)p[1] != 131 ||
+	    ((unsigned char)p[2] != ERL_SMALL_TUPLE_EXT &&
+	     (unsigned char)p[2] != ERL_LARGE_TUPLE_EXT) ||
+	    (p[2] == ERL_LARGE_TUPLE_EXT && len < 8)) {
+		conn_close(g, c, "it sent what is not a distribution message");
 		return;
 	}
-	if (r == ERL_ERROR) {
-		if (erl_errno == EAGAIN)
-			return;
-		conn_close(g, c,
-			   erl_errno == ETIMEDOUT ? "a message did not arrive whole in time"
-			   : erl_errno == EIO	  ? "the peer closed it or sent garbage"
-						  : strerror(erl_errno));
-		return;
+	if ((unsigned char)p[2] == ERL_SMALL_TUPLE_EXT) {
+		arity = (unsigned char)p[3];
+		at[0] = 4;
+	} else {
+		memcpy(&arity, p + 3, 4);
+		arity = ntohl(arity);
+		at[0] = 7;
 	}
+	/* the elements, each walked, until one is not whole (an exit's reason may not be) */
+	while (nok < arity && nok < GW_CTL_ELEMS && !dist_term_check(p, len, at[nok], &end))
+		at[++nok] = end;
 	c->nin++;
-	switch (msg.msgtype) {
-	case ERL_REG_SEND:
-		on_reg_send(g, c, &msg, x);
-		break;
-	case ERL_SEND:
-		on_send(g, c, &msg, x);
-		break;
-	case ERL_LINK:
+	i = (int)at[0];
+	if (!nok || ei_decode_long(p, &i, &op) < 0) {
+		conn_close(g, c, "it sent what is not a distribution message");
+		return;
+	}
+	if (op < 0 || op >= (long)sizeof(need) || !need[op]) {
+		/* exit/2 signals (agents take none), an unlink's ack (we send no unlinks),
+		 * group leaders, and what a node sends only to one that offers more (spawns,
+		 * aliases, payload exits, fragments): nothing to do */
+		return;
+	}
+	if (nok < need[op] || arity < need[op] || arity > GW_CTL_ELEMS)
+		goto bad;
+	memset(&msg, 0, sizeof(msg));
+	i = (int)at[1];
+	/* a message term follows the whole control tuple (the message-bearing operations'
+	 * elements were all walked: need[] is their arity, the trace token's form included) */
+	if (nok == arity) {
+		x.buff = (char *)p + at[nok];
+		x.index = x.buffsz = (int)(len - at[nok]);
+	}
+	switch (op) {
+	case ERL_SEND:	  /* {2, Cookie, ToPid} */
+	case ERL_SEND_TT: /* {12, Cookie, ToPid, Token} */
+		if (nok != arity || ei_skip_term(p, &i) < 0 || ei_decode_pid(p, &i, &msg.to) < 0)
+			break;
+		msg.msgtype = ERL_SEND;
+		on_send(g, c, &msg, &x);
+		return;
+	case ERL_REG_SEND:    /* {6, From, Cookie, ToName} */
+	case ERL_REG_SEND_TT: /* {16, From, Cookie, ToName, Token} */
+		if (nok != arity || ei_decode_pid(p, &i, &msg.from) < 0 ||
+		    ei_skip_term(p, &i) < 0 ||
+		    ei_decode_atom_as(p, &i, msg.toname, sizeof(msg.toname), ERLANG_UTF8, NULL,
+				      NULL) < 0)
+			break;
+		msg.msgtype = ERL_REG_SEND;
+		on_reg_send(g, c, &msg, &x);
+		return;
+	case ERL_LINK: /* {1, From, To} */
+		if (ei_decode_pid(p, &i, &msg.from) < 0 || ei_decode_pid(p, &i, &msg.to) < 0)
+			break;
+		msg.msgtype = ERL_LINK;
 		on_link(g, c, &msg);
-		break;
-	case ERL_UNLINK:
-	case ERL_EXIT:
+		return;
+	case ERL_UNLINK:  /* {4, From, To} */
+	case ERL_EXIT:	  /* {3, From, To, Reason}: the linked process ended */
+	case ERL_EXIT_TT: /* {13, From, To, Token, Reason} */
+		if (ei_decode_pid(p, &i, &msg.from) < 0 || ei_decode_pid(p, &i, &msg.to) < 0)
+			break;
 		on_unlink(g, &msg);
-		break;
-	default:
-		/* exit/2 signals (agents take none) */
-		break;
+		return;
+	case 35: /* UNLINK_ID {35, Id, From, To}: acknowledged, then as an unlink */
+		i = (int)at[2];
+		if (ei_decode_pid(p, &i, &msg.from) < 0 || ei_decode_pid(p, &i, &msg.to) < 0)
+			break;
+		if (send_unlink_ack(c->fd, p + at[1], (int)(at[2] - at[1]), &msg.to, &msg.from)) {
+			conn_close(g, c, "an unlink could not be acknowledged");
+			return;
+		}
+		on_unlink(g, &msg);
+		return;
+	default: /* the monitor operations: their elements after the operation */
+		on_monitor_ctl(g, c, op, p + at[1], (int)(len - at[1]));
+		return;
+	}
+bad:
+	if (shm_now_ns() - g->last_bad_ns >= 1000000000ull) {
+		say("a control message (operation %ld) from %s that does not fit its operation: "
+		    "ignored (said at most once a second)",
+		    op, c->node);
+		g->last_bad_ns = shm_now_ns();
 	}
 }
 
 /*
- * Connection c is readable: its messages, up to GW_READ_BATCH while more are buffered in the
- * socket (a node writes many per segment; one poll round each would cost a poll and this
- * lock per message). Stops at a stall, a close, or an empty socket.
+ * Whether c's buffer holds a whole message (or a tick, or the rest of one being read past),
+ * so on_conn() has work without the socket being readable. Under mu.
  */
-static void on_conn(struct gw *g, struct gw_conn *c, ei_x_buff *x)
+static bool conn_ready(const struct gw_conn *c)
 {
-	int fd = c->fd, pending = 0;
+	size_t have = c->rlen - c->roff;
+	uint32_t len;
 
-	for (uint32_t k = 0; k < GW_READ_BATCH; k++) {
-		unsigned char len[4];
+	if (c->fd < 0 || c->stall.data || !have)
+		return false;
+	if (c->skip)
+		return true;
+	if (have < 4)
+		return false;
+	memcpy(&len, c->rx + c->roff, 4);
+	return have >= 4 + (size_t)ntohl(len);
+}
 
-		on_conn_one(g, c, x);
-		/* on only while a whole message (its 4-byte length and body) is buffered: a part
-		 * would hold this lock until the rest came */
-		if (c->fd != fd || c->stall.data || ioctl(fd, FIONREAD, &pending) < 0 ||
-		    pending < 4 || recv(fd, len, 4, MSG_PEEK | MSG_DONTWAIT) != 4 ||
-		    (uint64_t)pending < 4 + ((uint64_t)len[0] << 24 | (uint64_t)len[1] << 16 |
-					     len[2] << 8 | len[3]))
+/*
+ * Connection c is readable, or its buffer holds messages: read what its socket has into the
+ * buffer (many messages per read, where libei's receive took two reads and two selects for
+ * each), then take whole messages from it, up to GW_READ_BATCH per round (the others get
+ * their turn; serve() comes back at once while whole ones wait: conn_ready()). A tick is
+ * answered; a part of a message waits for its rest without holding anything; a message
+ * longer than max_message and GW_CTL_ROOM is read past (said); one whose mailbox is full
+ * stalls the connection, the rest waiting in the buffer. Under mu.
+ */
+static void on_conn(struct gw *g, struct gw_conn *c)
+{
+	const int fd = c->fd;
+	const uint64_t limit = (uint64_t)g->max_msg + GW_CTL_ROOM;
+	uint32_t taken = 0, reads = 0;
+
+	for (bool drained = false;;) {
+		/* take what is whole */
+		while (c->fd == fd && !c->stall.data && taken < GW_READ_BATCH) {
+			size_t have = c->rlen - c->roff;
+			uint32_t len;
+
+			if (c->skip) {
+				size_t k = have < c->skip ? have : (size_t)c->skip;
+
+				c->roff += k;
+				c->skip -= k;
+				if (c->skip)
+					break;
+				continue;
+			}
+			if (have < 4)
+				break;
+			memcpy(&len, c->rx + c->roff, 4);
+			len = ntohl(len);
+			if (!len) {
+				/* a tick: answered with one (four bytes: a socket that cannot take
+				 * them now belongs to a stuck peer, which its silence will close;
+				 * a part of them would break the stream) */
+				ssize_t w =
+					send(fd, c->rx + c->roff, 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+				c->roff += 4;
+				taken++;
+				if (w > 0 && w < 4) {
+					conn_close(g, c, "a tick could not be answered whole");
+					return;
+				}
+				continue;
+			}
+			if (len > limit) {
+				g->tl.dist_dropped++;
+				c->nin++;
+				say("message from %s rejected: %u bytes, more than the instance's "
+				    "max "
+				    "message (%u bytes, [segment] max_message): read past",
+				    c->node, len, g->max_msg);
+				c->roff += 4;
+				c->skip = len;
+				continue;
+			}
+			if (have < 4 + (size_t)len) {
+				/* room for the whole of it, read next (moved to the front first) */
+				if (4 + (size_t)len > c->rcap - c->roff) {
+					size_t cap = (4 + (size_t)len + 4095) & ~(size_t)4095;
+					char *b;
+
+					if (cap < GW_RX_MIN)
+						cap = GW_RX_MIN;
+					if (cap > c->rcap) {
+						b = realloc(c->rx, cap);
+						if (!b) {
+							conn_close(g, c,
+								   "no memory for its message");
+							return;
+						}
+						c->rx = b;
+						c->rcap = cap;
+					}
+				}
+				break;
+			}
+			c->roff += 4 + (size_t)len;
+			taken++;
+			on_frame(g, c, c->rx + c->roff - len, len);
+		}
+		/* a peer that keeps the buffer full (or streams a message read past) gets
+		 * GW_READ_BATCH reads a round, as it gets GW_READ_BATCH messages */
+		if (c->fd != fd || c->stall.data || taken >= GW_READ_BATCH || drained ||
+		    ++reads > GW_READ_BATCH)
 			return;
+		/* read more: what was taken goes from the buffer's front first */
+		if (c->roff) {
+			memmove(c->rx, c->rx + c->roff, c->rlen - c->roff);
+			c->rlen -= c->roff;
+			c->roff = 0;
+		}
+		if (!c->rcap) {
+			c->rx = malloc(GW_RX_MIN);
+			if (!c->rx) {
+				conn_close(g, c, "no memory for its messages");
+				return;
+			}
+			c->rcap = GW_RX_MIN;
+		}
+		{
+			ssize_t n = recv(fd, c->rx + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+
+			if (n == 0) {
+				conn_close(g, c, "the peer closed it");
+				return;
+			}
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno != EAGAIN && errno != EWOULDBLOCK)
+					conn_close(g, c, strerror(errno));
+				return;
+			}
+			c->rx_ns = shm_now_ns();
+			c->rlen += (size_t)n;
+			/* the socket is empty for now unless the read filled the buffer */
+			drained = c->rlen < c->rcap;
+		}
 	}
 }
 
@@ -2118,11 +2374,8 @@ static int serve(struct gw *g)
 {
 	struct pollfd pf[GW_MAX_CONNS + 3]; /* the listener, the reply pipe, the wake pipe */
 	struct gw_conn *of[GW_MAX_CONNS + 3];
-	ei_x_buff in;
 	int ret = 0;
 
-	if (ei_x_new(&in) < 0)
-		return 3;
 	for (;;) {
 		nfds_t n = 0;
 		int r, tmo = GW_POLL_MS;
@@ -2145,6 +2398,9 @@ static int serve(struct gw *g)
 			of[n] = c;
 			pf[n++] =
 				(struct pollfd){.fd = c->fd, .events = c->stall.data ? 0 : POLLIN};
+			/* whole messages wait in its buffer: no sleep */
+			if (conn_ready(c))
+				tmo = 0;
 		}
 		/* calls in flight: wake in time to forget the unanswered ones */
 		if ((g->ncalls || g->noutcalls) && (int)(g->call_ttl_ms / 10) + 1 < tmo)
@@ -2171,14 +2427,14 @@ static int serve(struct gw *g)
 		conns_expire(g);
 		telem_flush(g, false);
 		/* a connection the reply thread closed meanwhile has fd -1 (or another fd) now */
-		for (nfds_t k = 3; r > 0 && k < n; k++)
-			if (pf[k].revents && of[k]->fd == pf[k].fd && !of[k]->stall.data)
-				on_conn(g, of[k], &in);
+		for (nfds_t k = 3; r >= 0 && k < n; k++)
+			if (of[k]->fd == pf[k].fd && !of[k]->stall.data &&
+			    (pf[k].revents || conn_ready(of[k])))
+				on_conn(g, of[k]);
 		if (r > 0 && (pf[0].revents & POLLIN))
 			on_accept(g);
 		pthread_mutex_unlock(&g->mu);
 	}
-	ei_x_free(&in);
 	return ret;
 }
 
@@ -2273,9 +2529,11 @@ out_client:
 	shoal_client_close(g->cl);
 out:
 	explicit_bzero(cookie, sizeof(cookie));
-	for (uint32_t i = 0; i < GW_MAX_CONNS; i++)
+	for (uint32_t i = 0; i < GW_MAX_CONNS; i++) {
 		if (g->conns[i].fd >= 0)
 			ei_close_connection(g->conns[i].fd);
+		free(g->conns[i].rx);
+	}
 	if (g->pubfd >= 0)
 		close(g->pubfd);
 	if (g->lfd >= 0)

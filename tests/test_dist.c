@@ -410,7 +410,11 @@ static void test_dist_call_missing_name(void **state)
 	peer_expect(&peer, "call echo still", "reply still");
 }
 
-/* A message larger than the instance's max message is rejected and said; nothing crashes. */
+/*
+ * A message larger than the instance's max message is rejected and said; nothing crashes.
+ * One far larger (past what the gateway buffers: max message and 64 KiB) is read past, in
+ * pieces as it comes, and the messages after it on the connection are read as before.
+ */
 static void test_dist_oversized_rejected(void **state)
 {
 	pid_t gw = gateway_pid(cl.seg);
@@ -419,6 +423,10 @@ static void test_dist_oversized_rejected(void **state)
 	peer_expect(&peer, "callbig echo 5000", "timeout");
 	rt_wait_err(&run, "rejected: 5000 bytes, more than the instance's max message (4096");
 	peer_expect(&peer, "call echo after", "reply after");
+	peer_expect(&peer, "callbig echo 3000000", "timeout");
+	rt_wait_err(&run, "more than the instance's max message (4096 bytes, [segment] "
+			  "max_message): read past");
+	peer_expect(&peer, "call echo after-big", "reply after-big");
 	assert_int_equal(gateway_pid(cl.seg), gw);
 }
 
@@ -441,6 +449,34 @@ static void test_dist_malformed_rejected(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(ei_reg_send(&ec, fd, "echo", bad, sizeof(bad)), 0);
 	rt_wait_err(&run, "to 'echo' rejected: a malformed term");
+	/*
+	 * A control message too short for its operation, written raw: a REG_SEND {6, From,
+	 * Cookie} without its name, then a message. Ignored and said; the connection goes on:
+	 * a cast after it on the same connection arrives.
+	 */
+	{
+		ei_x_buff x;
+		uint32_t n;
+		int64_t before = atomic_load(&shm_proc_at(cl.seg, 1)->restarts);
+
+		assert_int_equal(ei_x_new(&x), 0);
+		ei_x_append_buf(&x, "\0\0\0\0p", 5);
+		ei_x_encode_version(&x);
+		ei_x_encode_tuple_header(&x, 3);
+		ei_x_encode_long(&x, ERL_REG_SEND);
+		ei_x_encode_pid(&x, ei_self(&ec));
+		ei_x_encode_atom(&x, "");
+		ei_x_encode_version(&x);
+		ei_x_encode_binary(&x, "lost", 4);
+		n = htonl((uint32_t)x.index - 4);
+		memcpy(x.buff, &n, 4);
+		assert_int_equal(write(fd, x.buff, (size_t)x.index), x.index);
+		ei_x_free(&x);
+		rt_wait_err(&run, "(operation 6) from tbad");
+		assert_int_equal(ei_reg_send(&ec, fd, "counter", bad, sizeof(bad)), 0);
+		rt_wait_err(&run, "to 'counter' rejected: a malformed term");
+		assert_int_equal(atomic_load(&shm_proc_at(cl.seg, 1)->restarts), before);
+	}
 	ei_close_connection(fd);
 	peer_expect(&peer, "call echo fine", "reply fine");
 	assert_int_equal(gateway_pid(cl.seg), gw);
