@@ -593,6 +593,9 @@ static void test_dist_bench_runs(void **state)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		if (!strstr(out, rows[i]))
 			fail_msg("no row %s in:\n%s", rows[i], out);
+	/* the notes say how the instances ran (--no-monitors would say no) */
+	if (!strstr(out, "monitors = yes (gen_server:call monitors"))
+		fail_msg("the notes do not say the instances' monitors setting:\n%s", out);
 }
 
 /*

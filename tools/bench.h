@@ -57,6 +57,7 @@ struct bench_opts {
 	const char *instance;
 	const char *budgets;  /* --budgets FILE (NULL: the default file) */
 	const char *baseline; /* --baseline FILE: a saved --json run to compare with */
+	bool no_monitors;     /* --no-monitors: bench dist's instances say [dist] monitors = no */
 };
 
 /*

@@ -426,8 +426,8 @@ int bench_dist(struct bench_opts *o, struct bench_report *rep)
 		 "[instance]\nname = %s\nworkers = 1\ncpus = %d\nstatus_interval = 0\n"
 		 "[agent echo]\ntype = echo\nname = echo\n"
 		 "[agent counter]\ntype = counter\nname = counter\n"
-		 "[dist]\nnode = %s\ncookie_file = %s\n",
-		 inst, o->cpu_a, shoal_node, cookie_path);
+		 "[dist]\nnode = %s\ncookie_file = %s\nmonitors = %s\n",
+		 inst, o->cpu_a, shoal_node, cookie_path, o->no_monitors ? "no" : "yes");
 	sup = bench_sup_start("dist", text);
 	if (sup < 0)
 		goto out;
@@ -441,8 +441,8 @@ int bench_dist(struct bench_opts *o, struct bench_report *rep)
 	snprintf(text, sizeof(text),
 		 "[instance]\nname = %s\nworkers = 1\ncpus = %d\nstatus_interval = 0\n"
 		 "[agent echo]\ntype = echo\nname = echo\n"
-		 "[dist]\nnode = %s\ncookie_file = %s\n",
-		 inst2, o->cpu_b, node2, cookie_path);
+		 "[dist]\nnode = %s\ncookie_file = %s\nmonitors = %s\n",
+		 inst2, o->cpu_b, node2, cookie_path, o->no_monitors ? "no" : "yes");
 	sup2 = bench_sup_start("dist", text);
 	if (sup2 < 0)
 		goto out;
@@ -481,8 +481,11 @@ int bench_dist(struct bench_opts *o, struct bench_report *rep)
 		 "casts, per-message time per batch. The BEAM baselines answer with plain "
 		 "processes that speak gen_server's call protocol. The shoal rows: a client of "
 		 "the instance, through remote handles, to a second instance (its worker on cpu "
-		 "%d) and to the second BEAM node, timed the same way.",
-		 o->cpu_a, calls, casts, o->cpu_b);
+		 "%d) and to the second BEAM node, timed the same way. Both instances with [dist] "
+		 "monitors = %s%s.",
+		 o->cpu_a, calls, casts, o->cpu_b, o->no_monitors ? "no" : "yes",
+		 o->no_monitors ? " (--no-monitors: calls from Erlang make no monitors)"
+				: " (gen_server:call monitors its target for each call)");
 	rc = EXIT_OK;
 out:
 	node_stop(&cli);

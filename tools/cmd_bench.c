@@ -67,7 +67,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: shoal bench NAME|all [--json] [--quick] [--check] [--budgets FILE]\n"
-		"                            [--baseline FILE] [--cpus A,B]\n"
+		"                            [--baseline FILE] [--cpus A,B] [--no-monitors]\n"
 		"  --json           one JSON object: the suite's hiccup meter, results[] and\n"
 		"                   baselines[] (name, p50_ns, p90_ns, p99_ns, p999_ns, mean_ns,\n"
 		"                   stddev_ns, ops_per_s, alloc_bytes_per_op, samples, vs), "
@@ -79,6 +79,7 @@ static void usage(FILE *f)
 		"  --baseline FILE  compare with a saved --json run, on ratios to same-run\n"
 		"                   baselines; exit 1 if a figure regressed beyond the noise\n"
 		"  --cpus A,B       the two cores to use (default: the first two allowed)\n"
+		"  --no-monitors    dist: its instances run with [dist] monitors = no\n"
 		"benchmarks:\n",
 		default_budgets());
 	for (int i = 0; benches[i].name; i++)
@@ -97,13 +98,14 @@ int bench_parse_common(int argc, char **argv, struct bench_opts *o)
 		{"instance", required_argument, NULL, 'i'},
 		{"budgets", required_argument, NULL, 'B'},
 		{"baseline", required_argument, NULL, 'S'},
+		{"no-monitors", no_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jqcC:i:B:S:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jqcC:i:B:S:Mh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			o->json = true;
@@ -129,6 +131,9 @@ int bench_parse_common(int argc, char **argv, struct bench_opts *o)
 			break;
 		case 'S':
 			o->baseline = optarg;
+			break;
+		case 'M':
+			o->no_monitors = true;
 			break;
 		case 'h':
 			usage(stdout);
