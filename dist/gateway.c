@@ -1748,6 +1748,14 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	} else {
 		from = *ei_self(&g->ec);
 	}
+	/*
+	 * A round's system message (a proposal to vote on, an allocation's ask) is nothing a
+	 * remote process could answer: it counts as dead there (shoal_remote_join()).
+	 */
+	if ((m->flags & IPC_F_SYSTEM) && (m->flags & IPC_F_ROUND)) {
+		ipc_round_answer(g->seg, m->ref, true);
+		return true;
+	}
 	if (!(m->flags & IPC_F_CALL)) {
 		out->index = 0;
 		ei_x_encode_version(out);
@@ -1779,6 +1787,10 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		proxies_end_node(g, p->node);
 		return false;
 	}
+	/* a group broadcast with acknowledgements: handed to the distribution, it is acked (as
+	 * Erlang delivers: at most once; a lost connection may lose it) */
+	if (m->flags & IPC_F_ROUND)
+		ipc_round_answer(g->seg, m->ref, false);
 	g->tl.dist_out++;
 	return true;
 }

@@ -978,6 +978,31 @@ static void test_dist_remote_handles(void **state)
 	assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rsink", &sink), 0);
 	assert_int_equal(shoal_client_cast(c, sink, 0, "to-beam", 7, TIMEOUT_MS), 0);
 	peer_expect(&peer, "recv", "got to-beam");
+	/*
+	 * A remote handle in a group: a broadcast reaches the remote process; one with
+	 * acknowledgements counts it acked once the gateway handed it to the distribution.
+	 * Only remote handles join this way; the group goes with its last member.
+	 */
+	{
+		struct shoal_round_result res = {0};
+		shoal_handle_t echo_h;
+
+		assert_int_equal(shoal_client_lookup(c, "echo", &echo_h), 0);
+		assert_int_equal(shoal_client_remote_join(c, "rgroup", echo_h), -EINVAL);
+		assert_int_equal(shoal_client_remote_join(c, "rgroup", sink), 0);
+		assert_int_equal(shoal_client_broadcast(c, "rgroup", 0, "to-group", 8, TIMEOUT_MS),
+				 1);
+		peer_expect(&peer, "recv", "got to-group");
+		assert_int_equal(
+			shoal_client_broadcast_acked(c, "rgroup", 0, "acked", 5, TIMEOUT_MS, &res),
+			0);
+		assert_int_equal(res.members, 1);
+		assert_int_equal(res.acked, 1);
+		peer_expect(&peer, "recv", "got acked");
+		assert_int_equal(shoal_client_remote_leave(c, "rgroup", sink), 0);
+		assert_int_equal(shoal_client_broadcast(c, "rgroup", 0, "x", 1, TIMEOUT_MS),
+				 -ENOENT);
+	}
 	/* from an agent: a call (shoal_call_async(), its reply a message) and a cast */
 	{
 		static const char rq[] = "R tpeer@127.0.0.1 recho from-agent";

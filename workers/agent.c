@@ -523,6 +523,16 @@ int shoal_join(struct shoal_ctx *ctx, const char *group)
 	return shm_grp_join(ctx->seg, group, strlen(group), ctx->agent->handle);
 }
 
+int shoal_remote_join(struct shoal_ctx *ctx, const char *group, shoal_handle_t remote)
+{
+	return wrk_remote_group(ctx->seg, group, remote, true);
+}
+
+int shoal_remote_leave(struct shoal_ctx *ctx, const char *group, shoal_handle_t remote)
+{
+	return wrk_remote_group(ctx->seg, group, remote, false);
+}
+
 int shoal_leave(struct shoal_ctx *ctx, const char *group)
 {
 	return shm_grp_leave(ctx->seg, group, strlen(group), ctx->agent->handle);

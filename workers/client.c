@@ -432,6 +432,16 @@ int shoal_client_join(struct shoal_client *c, const char *group)
 	return shm_grp_join(c->seg, group, strlen(group), c->inbox);
 }
 
+int shoal_client_remote_join(struct shoal_client *c, const char *group, shoal_handle_t remote)
+{
+	return wrk_remote_group(c->seg, group, remote, true);
+}
+
+int shoal_client_remote_leave(struct shoal_client *c, const char *group, shoal_handle_t remote)
+{
+	return wrk_remote_group(c->seg, group, remote, false);
+}
+
 int shoal_client_leave(struct shoal_client *c, const char *group)
 {
 	if (!group)

@@ -173,3 +173,25 @@ bool wrk_remote_is_proxy(const struct shm_seg *seg, uint32_t slot)
 {
 	return is_proxy(shm_agent_at(seg, slot));
 }
+
+/* See wrk.h. */
+int wrk_remote_group(struct shm_seg *seg, const char *group, shoal_handle_t h, bool join)
+{
+	uint32_t slot = shoal_handle_slot(h), st;
+	struct shm_agent *a;
+
+	if (!group || !*group || slot >= shm_hdr(seg)->cfg.max_agents)
+		return -EINVAL;
+	a = shm_agent_at(seg, slot);
+	/* acquire: the slot's publication (its type and gen with the state read) */
+	st = atomic_load_explicit(&a->state, memory_order_acquire);
+	if (!is_proxy(a) ||
+	    atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(h))
+		return -EINVAL;
+	if (!join)
+		return shm_grp_leave(seg, group, strlen(group), h);
+	/* a handle that is over joins nothing (the end's leave-all may have run already) */
+	if (st != SHM_AGENT_STARTING && st != SHM_AGENT_RUNNING)
+		return -EINVAL;
+	return shm_grp_join(seg, group, strlen(group), h);
+}

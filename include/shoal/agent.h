@@ -303,6 +303,17 @@ int shoal_register(struct shoal_ctx *ctx, const char *name);
 int shoal_join(struct shoal_ctx *ctx, const char *group);
 int shoal_leave(struct shoal_ctx *ctx, const char *group);
 /*
+ * A remote handle (shoal_remote()) joins or leaves group `group` (API 1.3): the group's
+ * broadcasts reach the remote process through the gateway, as casts. In a broadcast with
+ * acknowledgements it counts as acknowledged once the gateway has handed the message to the
+ * distribution (Erlang's at-most-once delivery: docs/dist.md); it takes no part in votes or
+ * allocation rounds (it counts as dead there). It leaves every group when the handle ends.
+ * 0, or -EINVAL (not a live remote handle, a bad group name), -ENOSPC (no group slot, or
+ * the group is full); leave: -ENOENT if not a member.
+ */
+int shoal_remote_join(struct shoal_ctx *ctx, const char *group, shoal_handle_t remote);
+int shoal_remote_leave(struct shoal_ctx *ctx, const char *group, shoal_handle_t remote);
+/*
  * Ask the supervisor to start an agent of `type` registered as `name`, placed by (hint,
  * where) as shoal_client_spawn(); or to stop the agent registered as name (or handle h when
  * name is NULL) as shoal_client_stop(). Never waits: 0 and the request's reference in

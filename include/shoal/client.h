@@ -191,6 +191,9 @@ int shoal_client_propose(struct shoal_client *c, const char *var, uint32_t type,
  */
 int shoal_client_join(struct shoal_client *c, const char *group);
 int shoal_client_leave(struct shoal_client *c, const char *group);
+/* A remote handle joins or leaves a group, as shoal_remote_join() in agent.h (API 1.3). */
+int shoal_client_remote_join(struct shoal_client *c, const char *group, shoal_handle_t remote);
+int shoal_client_remote_leave(struct shoal_client *c, const char *group, shoal_handle_t remote);
 /*
  * The members of group `group`: up to max handles into out. Returns the member count (may
  * exceed max) or -ENOENT (no such group).
