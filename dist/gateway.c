@@ -163,7 +163,8 @@ struct gw_proxy {
 /* A gen_server call made for a shoal caller through a proxy: where its reply goes. */
 struct gw_outcall {
 	uint64_t id;	       /* its Tag's number, 0: unused */
-	uint64_t ref;	       /* the shoal call's reference */
+	uint64_t ref;	       /* the shoal call's reference; a vote's: its round's */
+	bool vote;	       /* a proposal's vote asked of a remote member (forward()) */
 	shoal_handle_t caller; /* who called */
 	shoal_handle_t proxy;  /* the proxy called: the reply's from */
 	uint64_t sent_ns;
@@ -1339,8 +1340,11 @@ static void outcall_forget(struct gw *g, struct gw_outcall *o)
 /* Answer outcall o's caller with error err (never waiting) and forget it. Under mu. */
 static void outcall_fail(struct gw *g, struct gw_outcall *o, int err)
 {
-	ipc_send(g->seg, o->caller, o->proxy, (uint32_t)err, IPC_F_REPLY | IPC_F_ERROR, o->ref,
-		 NULL, 0, 0);
+	if (o->vote) /* no vote came: the member counts as dead in its round */
+		ipc_round_answer(g->seg, o->ref, true);
+	else
+		ipc_send(g->seg, o->caller, o->proxy, (uint32_t)err, IPC_F_REPLY | IPC_F_ERROR,
+			 o->ref, NULL, 0, 0);
 	outcall_forget(g, o);
 }
 
@@ -1722,6 +1726,39 @@ static void on_proxy_down(struct gw *g, struct gw_conn *c, const char *b, int i,
 }
 
 /*
+ * A proposal's vote asked of a remote member, as a gen_server call's request:
+ * {shoal_vote, Name, Value, Version}, Name the variable's (a binary), Value the proposed
+ * value (an integer, a float, or a binary for a blob), Version the one it started from.
+ */
+static void vote_request(ei_x_buff *out, const struct ipc_msg *m)
+{
+	struct ipc_vote_msg vm;
+	const char *v = (const char *)m->data + sizeof(vm);
+
+	memcpy(&vm, m->data, sizeof(vm));
+	vm.name[sizeof(vm.name) - 1] = 0;
+	if (vm.len > m->len - sizeof(vm))
+		vm.len = 0;
+	ei_x_encode_tuple_header(out, 4);
+	ei_x_encode_atom(out, "shoal_vote");
+	ei_x_encode_binary(out, vm.name, (long)strlen(vm.name));
+	if (vm.type == SHOAL_VAR_INT && vm.len == 8) {
+		int64_t x;
+
+		memcpy(&x, v, 8);
+		ei_x_encode_longlong(out, x);
+	} else if (vm.type == SHOAL_VAR_DOUBLE && vm.len == 8) {
+		double d;
+
+		memcpy(&d, v, 8);
+		ei_x_encode_double(out, d);
+	} else {
+		ei_x_encode_binary(out, v, vm.len);
+	}
+	ei_x_encode_ulonglong(out, vm.version);
+}
+
+/*
  * Forward message m from proxy p's mailbox: a cast as a message to the registered name, a
  * call as a gen_server call whose reply comes back to the reply pid. False when p ended
  * meanwhile (its connection could not be made or was lost). The reply thread, under mu.
@@ -1732,6 +1769,7 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	struct gw_outcall *o = NULL;
 	struct gw_conn *c = conn_to(g, p->node);
 	erlang_pid from;
+	bool vote;
 
 	if (p->h != h) /* ended while the connection was being made */
 		return false;
@@ -1752,11 +1790,13 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	 * A round's system message (a proposal to vote on, an allocation's ask) is nothing a
 	 * remote process could answer: it counts as dead there (shoal_remote_join()).
 	 */
-	if ((m->flags & IPC_F_SYSTEM) && (m->flags & IPC_F_ROUND)) {
+	if ((m->flags & IPC_F_SYSTEM) && (m->flags & IPC_F_ROUND) &&
+	    (m->type != IPC_T_VOTE || m->len < sizeof(struct ipc_vote_msg))) {
 		ipc_round_answer(g->seg, m->ref, true);
 		return true;
 	}
-	if (!(m->flags & IPC_F_CALL)) {
+	vote = (m->flags & IPC_F_ROUND) && m->type == IPC_T_VOTE;
+	if (!(m->flags & IPC_F_CALL) && !vote) {
 		out->index = 0;
 		ei_x_encode_version(out);
 	} else {
@@ -1766,8 +1806,11 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		if (!o) {
 			say("call to '%s' on %s refused: %u calls in flight already", p->name,
 			    p->node, GW_MAX_PENDING);
-			ipc_send(g->seg, m->from, h, EBUSY, IPC_F_REPLY | IPC_F_ERROR, m->ref, NULL,
-				 0, 0);
+			if (vote)
+				ipc_round_answer(g->seg, m->ref, true);
+			else
+				ipc_send(g->seg, m->from, h, EBUSY, IPC_F_REPLY | IPC_F_ERROR,
+					 m->ref, NULL, 0, 0);
 			return true;
 		}
 		*o = (struct gw_outcall){.id = ++g->outcall_seq,
@@ -1777,9 +1820,13 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 					 .sent_ns = shm_now_ns()};
 		snprintf(o->node, sizeof(o->node), "%s", p->node);
 		g->noutcalls++;
+		o->vote = vote;
 		gen_call_head(g, out, "shoal", o->id); /* then Req */
 	}
-	payload_term(out, m);
+	if (o && o->vote)
+		vote_request(out, m);
+	else
+		payload_term(out, m);
 	if (ob_reg_send(g, c, &from, p->name, out) < 0) {
 		/* the call just kept goes: the proxy's end refuses the message, still queued */
 		if (o)
@@ -1788,8 +1835,9 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		return false;
 	}
 	/* a group broadcast with acknowledgements: handed to the distribution, it is acked (as
-	 * Erlang delivers: at most once; a lost connection may lose it) */
-	if (m->flags & IPC_F_ROUND)
+	 * Erlang delivers: at most once; a lost connection may lose it); a vote is answered
+	 * by its reply (on_outreply()) */
+	if ((m->flags & IPC_F_ROUND) && !vote)
 		ipc_round_answer(g->seg, m->ref, false);
 	g->tl.dist_out++;
 	return true;
@@ -1901,6 +1949,16 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 			o = &g->outcalls[k];
 	if (!o)
 		return; /* forgotten: past its lifetime, or its caller was told of a lost link */
+	if (o->vote) {
+		/* yes (or true) votes for the proposal; any other answer against it */
+		bool yes = ei_decode_atom(x->buff, &i, atom) == 0 &&
+			   (!strcmp(atom, "yes") || !strcmp(atom, "true"));
+
+		ipc_round_vote(g->seg, o->ref, yes);
+		g->tl.dist_in++;
+		outcall_forget(g, o);
+		return;
+	}
 	n = payload_of(g, x->buff, i, end, &flags, c->node, "a shoal caller");
 	if (n < 0) {
 		outcall_fail(g, o, EMSGSIZE);

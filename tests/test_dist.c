@@ -89,6 +89,12 @@ static const char peer_program[] =
 	"        [\"forwarder\", Name] -> Me = self(),"
 	"          Fwd = fun Fw() -> receive M -> Me ! M, Fw() end end,"
 	"          register(list_to_atom(Name), spawn(Fwd)), P(\"registered\", []);"
+	"        [\"voter\", Name, Ans] -> Me = self(),"
+	"          Vo = fun V() -> receive {'$gen_call', {F, T}, {shoal_vote, VN, Val, _}} ->"
+	"            Me ! {voted, VN, Val}, F ! {T, list_to_atom(Ans)}, V() end end,"
+	"          register(list_to_atom(Name), spawn(Vo)), P(\"registered\", []);"
+	"        [\"waitvote\"] -> receive {voted, VN, Val} -> P(\"voted ~s ~w\", [VN, Val])"
+	"                          after 10000 -> P(\"no vote\", []) end;"
 	"        [\"echoserver\", Name] ->"
 	"          Srv = fun E() -> receive {'$gen_call', {F, T}, R} -> F ! {T, R}, E() end end,"
 	"          register(list_to_atom(Name), spawn(Srv)), P(\"registered\", []);"
@@ -1002,6 +1008,40 @@ static void test_dist_remote_handles(void **state)
 		assert_int_equal(shoal_client_remote_leave(c, "rgroup", sink), 0);
 		assert_int_equal(shoal_client_broadcast(c, "rgroup", 0, "x", 1, TIMEOUT_MS),
 				 -ENOENT);
+	}
+	/*
+	 * A remote member votes on a proposal: the gateway asks it with a gen_server call
+	 * {shoal_vote, Name, Value, Version}; yes commits the value, no rejects it.
+	 */
+	{
+		struct shoal_proposal_result pr = {0};
+		struct shoal_var_value val;
+		shoal_handle_t yes_h, no_h;
+		shoal_var_t var;
+		int64_t v42 = 42, v7 = 7;
+
+		peer_expect(&peer, "voter ryes yes", "registered");
+		peer_expect(&peer, "voter rno no", "registered");
+		assert_int_equal(shoal_client_var_create(c, "rvar", SHOAL_VAR_INT, &var), 0);
+		assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "ryes", &yes_h), 0);
+		assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rno", &no_h), 0);
+		assert_int_equal(shoal_client_remote_join(c, "rvoters", yes_h), 0);
+		assert_int_equal(shoal_client_propose(c, "rvar", SHOAL_VAR_INT, &v42, 8, "rvoters",
+						      SHOAL_RULE_UNANIMOUS, 0, TIMEOUT_MS, &pr),
+				 0);
+		assert_int_equal(pr.outcome, SHOAL_PROPOSAL_COMMITTED);
+		assert_int_equal(pr.yes, 1);
+		peer_expect(&peer, "waitvote", "voted rvar 42");
+		assert_int_equal(shoal_client_var_read_name(c, "rvar", &val), 0);
+		assert_int_equal(val.num.i, 42);
+		assert_int_equal(shoal_client_remote_join(c, "rvoters", no_h), 0);
+		assert_int_equal(shoal_client_propose(c, "rvar", SHOAL_VAR_INT, &v7, 8, "rvoters",
+						      SHOAL_RULE_UNANIMOUS, 0, TIMEOUT_MS, &pr),
+				 -ECANCELED);
+		assert_int_equal(pr.yes, 1);
+		assert_int_equal(pr.no, 1);
+		assert_int_equal(shoal_client_var_read_name(c, "rvar", &val), 0);
+		assert_int_equal(val.num.i, 42);
 	}
 	/* from an agent: a call (shoal_call_async(), its reply a message) and a cast */
 	{

@@ -306,8 +306,11 @@ int shoal_leave(struct shoal_ctx *ctx, const char *group);
  * A remote handle (shoal_remote()) joins or leaves group `group` (API 1.3): the group's
  * broadcasts reach the remote process through the gateway, as casts. In a broadcast with
  * acknowledgements it counts as acknowledged once the gateway has handed the message to the
- * distribution (Erlang's at-most-once delivery: docs/dist.md); it takes no part in votes or
- * allocation rounds (it counts as dead there). It leaves every group when the handle ends.
+ * distribution (Erlang's at-most-once delivery: docs/dist.md). A consensus proposal asks it
+ * with a gen_server call {shoal_vote, Name, Value, Version}: the atom yes (or true) votes
+ * for, any other reply against, no reply by the deadline is absent and a lost connection
+ * dead. It takes no part in allocation rounds (it counts as dead there). It leaves every
+ * group when the handle ends.
  * 0, or -EINVAL (not a live remote handle, a bad group name), -ENOSPC (no group slot, or
  * the group is full); leave: -ENOENT if not a member.
  */
