@@ -165,6 +165,7 @@ struct gw_outcall {
 	uint64_t id;	       /* its Tag's number, 0: unused */
 	uint64_t ref;	       /* the shoal call's reference; a vote's: its round's */
 	bool vote;	       /* a proposal's vote asked of a remote member (forward()) */
+	bool demand;	       /* an allocation's demand asked of one */
 	shoal_handle_t caller; /* who called */
 	shoal_handle_t proxy;  /* the proxy called: the reply's from */
 	uint64_t sent_ns;
@@ -1340,7 +1341,7 @@ static void outcall_forget(struct gw *g, struct gw_outcall *o)
 /* Answer outcall o's caller with error err (never waiting) and forget it. Under mu. */
 static void outcall_fail(struct gw *g, struct gw_outcall *o, int err)
 {
-	if (o->vote) /* no vote came: the member counts as dead in its round */
+	if (o->vote || o->demand) /* no answer came: the member counts as dead in its round */
 		ipc_round_answer(g->seg, o->ref, true);
 	else
 		ipc_send(g->seg, o->caller, o->proxy, (uint32_t)err, IPC_F_REPLY | IPC_F_ERROR,
@@ -1759,6 +1760,35 @@ static void vote_request(ei_x_buff *out, const struct ipc_msg *m)
 }
 
 /*
+ * An allocation round's message to a remote member as a term: its ask as the request of a
+ * gen_server call {shoal_demand, Resource, Capacity} (the reply: the units it wants), its
+ * share as a cast {shoal_share, Resource, Share, Demand, Capacity}. Resource a binary.
+ */
+static void alloc_term(ei_x_buff *out, const struct ipc_msg *m, const char *kind)
+{
+	bool share = !strcmp(kind, "shoal_share");
+	struct shoal_alloc_share sh = {0};
+	struct shoal_alloc_ask ask;
+
+	if (share) {
+		memcpy(&sh, m->data, sizeof(sh));
+		memcpy(ask.resource, sh.resource, sizeof(ask.resource));
+		ask.capacity = sh.capacity;
+	} else {
+		memcpy(&ask, m->data, sizeof(ask));
+	}
+	ask.resource[sizeof(ask.resource) - 1] = 0;
+	ei_x_encode_tuple_header(out, share ? 5 : 3);
+	ei_x_encode_atom(out, kind);
+	ei_x_encode_binary(out, ask.resource, (long)strlen(ask.resource));
+	if (share) {
+		ei_x_encode_ulonglong(out, sh.share);
+		ei_x_encode_ulonglong(out, sh.demand);
+	}
+	ei_x_encode_ulonglong(out, ask.capacity);
+}
+
+/*
  * Forward message m from proxy p's mailbox: a cast as a message to the registered name, a
  * call as a gen_server call whose reply comes back to the reply pid. False when p ended
  * meanwhile (its connection could not be made or was lost). The reply thread, under mu.
@@ -1769,7 +1799,7 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	struct gw_outcall *o = NULL;
 	struct gw_conn *c = conn_to(g, p->node);
 	erlang_pid from;
-	bool vote;
+	bool vote, demand;
 
 	if (p->h != h) /* ended while the connection was being made */
 		return false;
@@ -1796,7 +1826,9 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		return true;
 	}
 	vote = (m->flags & IPC_F_ROUND) && m->type == IPC_T_VOTE;
-	if (!(m->flags & IPC_F_CALL) && !vote) {
+	demand = (m->flags & IPC_F_ROUND) && m->type == SHOAL_T_ALLOC_ASK &&
+		 m->len >= sizeof(struct shoal_alloc_ask);
+	if (!(m->flags & IPC_F_CALL) && !vote && !demand) {
 		out->index = 0;
 		ei_x_encode_version(out);
 	} else {
@@ -1806,7 +1838,7 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		if (!o) {
 			say("call to '%s' on %s refused: %u calls in flight already", p->name,
 			    p->node, GW_MAX_PENDING);
-			if (vote)
+			if (vote || demand)
 				ipc_round_answer(g->seg, m->ref, true);
 			else
 				ipc_send(g->seg, m->from, h, EBUSY, IPC_F_REPLY | IPC_F_ERROR,
@@ -1821,10 +1853,15 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		snprintf(o->node, sizeof(o->node), "%s", p->node);
 		g->noutcalls++;
 		o->vote = vote;
+		o->demand = demand;
 		gen_call_head(g, out, "shoal", o->id); /* then Req */
 	}
 	if (o && o->vote)
 		vote_request(out, m);
+	else if (o && o->demand)
+		alloc_term(out, m, "shoal_demand");
+	else if (m->type == SHOAL_T_ALLOC && m->len >= sizeof(struct shoal_alloc_share))
+		alloc_term(out, m, "shoal_share");
 	else
 		payload_term(out, m);
 	if (ob_reg_send(g, c, &from, p->name, out) < 0) {
@@ -1837,7 +1874,7 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	/* a group broadcast with acknowledgements: handed to the distribution, it is acked (as
 	 * Erlang delivers: at most once; a lost connection may lose it); a vote is answered
 	 * by its reply (on_outreply()) */
-	if ((m->flags & IPC_F_ROUND) && !vote)
+	if ((m->flags & IPC_F_ROUND) && !vote && !demand)
 		ipc_round_answer(g->seg, m->ref, false);
 	g->tl.dist_out++;
 	return true;
@@ -1955,6 +1992,17 @@ static void on_outreply(struct gw *g, struct gw_conn *c, const ei_x_buff *x)
 			   (!strcmp(atom, "yes") || !strcmp(atom, "true"));
 
 		ipc_round_vote(g->seg, o->ref, yes);
+		g->tl.dist_in++;
+		outcall_forget(g, o);
+		return;
+	}
+	if (o->demand) {
+		/* a number of units reports a demand; any other answer none (left out) */
+		unsigned long long d;
+
+		if (ei_decode_ulonglong(x->buff, &i, &d) == 0 && d <= SHOAL_ALLOC_DEMAND_MAX)
+			ipc_round_set_value(g->seg, o->ref, (uint32_t)d);
+		ipc_round_answer(g->seg, o->ref, false);
 		g->tl.dist_in++;
 		outcall_forget(g, o);
 		return;

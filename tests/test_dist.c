@@ -93,6 +93,15 @@ static const char peer_program[] =
 	"          Vo = fun V() -> receive {'$gen_call', {F, T}, {shoal_vote, VN, Val, _}} ->"
 	"            Me ! {voted, VN, Val}, F ! {T, list_to_atom(Ans)}, V() end end,"
 	"          register(list_to_atom(Name), spawn(Vo)), P(\"registered\", []);"
+	"        [\"demander\", Name, Want] -> Me = self(),"
+	"          De = fun D() -> receive"
+	"            {'$gen_call', {F, T}, {shoal_demand, _, _}} ->"
+	"              F ! {T, list_to_integer(Want)}, D();"
+	"            {shoal_share, R, Sh, Dm, Cap} -> Me ! {share, R, Sh, Dm, Cap}, D() end end,"
+	"          register(list_to_atom(Name), spawn(De)), P(\"registered\", []);"
+	"        [\"waitshare\"] -> receive {share, R, Sh, Dm, Cap} ->"
+	"            P(\"share ~s ~w ~w ~w\", [R, Sh, Dm, Cap]) after 10000 -> P(\"no share\", []) "
+	"end;"
 	"        [\"waitvote\"] -> receive {voted, VN, Val} -> P(\"voted ~s ~w\", [VN, Val])"
 	"                          after 10000 -> P(\"no vote\", []) end;"
 	"        [\"echoserver\", Name] ->"
@@ -1042,6 +1051,26 @@ static void test_dist_remote_handles(void **state)
 		assert_int_equal(pr.no, 1);
 		assert_int_equal(shoal_client_var_read_name(c, "rvar", &val), 0);
 		assert_int_equal(val.num.i, 42);
+	}
+	/*
+	 * A remote member in an allocation round: asked with a gen_server call
+	 * {shoal_demand, Resource, Capacity}, its answer is its demand; its share comes to it
+	 * as {shoal_share, Resource, Share, Demand, Capacity}.
+	 */
+	{
+		struct shoal_alloc_result ar = {0};
+		shoal_handle_t dh;
+
+		peer_expect(&peer, "demander rdem 30", "registered");
+		assert_int_equal(shoal_client_remote(c, "tpeer@127.0.0.1", "rdem", &dh), 0);
+		assert_int_equal(shoal_client_remote_join(c, "rallot", dh), 0);
+		assert_int_equal(
+			shoal_client_allocate(c, "rallot", "gpus", 100, NULL, TIMEOUT_MS, &ar), 0);
+		assert_int_equal(ar.members, 1);
+		assert_int_equal(ar.reported, 1);
+		assert_int_equal(ar.demand, 30);
+		assert_int_equal(ar.delivered, 1);
+		peer_expect(&peer, "waitshare", "share gpus 30 30 100");
 	}
 	/* from an agent: a call (shoal_call_async(), its reply a message) and a cast */
 	{

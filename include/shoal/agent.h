@@ -309,8 +309,10 @@ int shoal_leave(struct shoal_ctx *ctx, const char *group);
  * distribution (Erlang's at-most-once delivery: docs/dist.md). A consensus proposal asks it
  * with a gen_server call {shoal_vote, Name, Value, Version}: the atom yes (or true) votes
  * for, any other reply against, no reply by the deadline is absent and a lost connection
- * dead. It takes no part in allocation rounds (it counts as dead there). It leaves every
- * group when the handle ends.
+ * dead. An allocation round asks it with a call {shoal_demand, Resource, Capacity} (a number
+ * of units in reply is its demand) and sends its share as a cast
+ * {shoal_share, Resource, Share, Demand, Capacity}. It leaves every group when the handle
+ * ends.
  * 0, or -EINVAL (not a live remote handle, a bad group name), -ENOSPC (no group slot, or
  * the group is full); leave: -ENOENT if not a member.
  */
