@@ -95,6 +95,9 @@
 #define GW_RETRY_MS 1000u
 /* A call made for a shoal caller is answered ETIMEDOUT after this long without a reply */
 #define GW_OUTCALL_TTL_MS 60000u
+/* A remote member's vote or demand (forward()) is awaited this long: a process that never
+ * answers must not hold a call slot past any round's deadline */
+#define GW_ROUND_CALL_TTL_MS 10000u
 
 /* One distribution connection. */
 struct gw_conn {
@@ -1825,7 +1828,9 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 		ipc_round_answer(g->seg, m->ref, true);
 		return true;
 	}
-	vote = (m->flags & IPC_F_ROUND) && m->type == IPC_T_VOTE;
+	/* a proposal's vote: system-flagged, its length checked above (a user's message of that
+	 * type is a user's message) */
+	vote = (m->flags & IPC_F_SYSTEM) && (m->flags & IPC_F_ROUND) && m->type == IPC_T_VOTE;
 	demand = (m->flags & IPC_F_ROUND) && m->type == SHOAL_T_ALLOC_ASK &&
 		 m->len >= sizeof(struct shoal_alloc_ask);
 	if (!(m->flags & IPC_F_CALL) && !vote && !demand) {
@@ -2031,9 +2036,13 @@ static void outcalls_expire(struct gw *g)
 {
 	uint64_t now = shm_now_ns(), ttl = (uint64_t)GW_OUTCALL_TTL_MS * 1000000u;
 
-	for (uint32_t i = 0; g->noutcalls && i < GW_MAX_PENDING; i++)
-		if (g->outcalls[i].id && now - g->outcalls[i].sent_ns >= ttl)
+	for (uint32_t i = 0; g->noutcalls && i < GW_MAX_PENDING; i++) {
+		const struct gw_outcall *o = &g->outcalls[i];
+		uint64_t t = o->vote || o->demand ? (uint64_t)GW_ROUND_CALL_TTL_MS * 1000000u : ttl;
+
+		if (o->id && now - o->sent_ns >= t)
 			outcall_fail(g, &g->outcalls[i], ETIMEDOUT);
+	}
 }
 
 /*

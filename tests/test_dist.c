@@ -1014,6 +1014,13 @@ static void test_dist_remote_handles(void **state)
 		assert_int_equal(res.members, 1);
 		assert_int_equal(res.acked, 1);
 		peer_expect(&peer, "recv", "got acked");
+		/* a user's message of the vote's type is a user's message: a cast, acked */
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(shoal_client_broadcast_acked(c, "rgroup", SHOAL_T_VOTE, "v", 1,
+							      TIMEOUT_MS, &res),
+				 0);
+		assert_int_equal(res.acked, 1);
+		peer_expect(&peer, "recv", "got v");
 		assert_int_equal(shoal_client_remote_leave(c, "rgroup", sink), 0);
 		assert_int_equal(shoal_client_broadcast(c, "rgroup", 0, "x", 1, TIMEOUT_MS),
 				 -ENOENT);

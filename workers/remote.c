@@ -179,19 +179,40 @@ int wrk_remote_group(struct shm_seg *seg, const char *group, shoal_handle_t h, b
 {
 	uint32_t slot = shoal_handle_slot(h), st;
 	struct shm_agent *a;
+	int rc;
 
 	if (!group || !*group || slot >= shm_hdr(seg)->cfg.max_agents)
 		return -EINVAL;
 	a = shm_agent_at(seg, slot);
 	/* acquire: the slot's publication (its type and gen with the state read) */
 	st = atomic_load_explicit(&a->state, memory_order_acquire);
+	if (!join) {
+		/* a remote handle, or one whose slot moved on (a stale member goes too) */
+		if (is_proxy(a) ||
+		    atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(h))
+			return shm_grp_leave(seg, group, strlen(group), h);
+		return -EINVAL;
+	}
 	if (!is_proxy(a) ||
 	    atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(h))
 		return -EINVAL;
-	if (!join)
-		return shm_grp_leave(seg, group, strlen(group), h);
 	/* a handle that is over joins nothing (the end's leave-all may have run already) */
 	if (st != SHM_AGENT_STARTING && st != SHM_AGENT_RUNNING)
 		return -EINVAL;
-	return shm_grp_join(seg, group, strlen(group), h);
+	rc = shm_grp_join(seg, group, strlen(group), h);
+	if (rc)
+		return rc;
+	/*
+	 * G1: the handle may have ended between the check and the join, its leave-all already
+	 * run (the end stores STOPPED, then fences before it leaves: ipc_refuse_queued()'s K1).
+	 * Look again after a full fence: one of us sees the other, and the member goes.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	st = atomic_load_explicit(&a->state, memory_order_acquire);
+	if ((st != SHM_AGENT_STARTING && st != SHM_AGENT_RUNNING) ||
+	    atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(h)) {
+		shm_grp_leave(seg, group, strlen(group), h);
+		return -EINVAL;
+	}
+	return 0;
 }

@@ -94,8 +94,9 @@ int wrk_remote_sweep(struct shm_seg *seg);
 bool wrk_remote_is_proxy(const struct shm_seg *seg, uint32_t slot);
 /*
  * Remote handle h joins (join true) or leaves process group `group`: the group's broadcasts
- * then go to the remote process through the gateway. 0, or -EINVAL (h is not a live remote
- * handle, or a bad group name), and shm_grp_join()'s / shm_grp_leave()'s errors.
+ * then go to the remote process through the gateway. 0, or -EINVAL (join: h is not a live
+ * remote handle; leave: h is neither a remote handle nor one that is over; a bad group
+ * name), and shm_grp_join()'s / shm_grp_leave()'s errors.
  */
 int wrk_remote_group(struct shm_seg *seg, const char *group, shoal_handle_t h, bool join);
 

@@ -305,16 +305,17 @@ int shoal_leave(struct shoal_ctx *ctx, const char *group);
 /*
  * A remote handle (shoal_remote()) joins or leaves group `group` (API 1.3): the group's
  * broadcasts reach the remote process through the gateway, as casts. In a broadcast with
- * acknowledgements it counts as acknowledged once the gateway has handed the message to the
- * distribution (Erlang's at-most-once delivery: docs/dist.md). A consensus proposal asks it
- * with a gen_server call {shoal_vote, Name, Value, Version}: the atom yes (or true) votes
- * for, any other reply against, no reply by the deadline is absent and a lost connection
- * dead. An allocation round asks it with a call {shoal_demand, Resource, Capacity} (a number
- * of units in reply is its demand) and sends its share as a cast
+ * acknowledgements it counts as acknowledged once the gateway has written the message for
+ * its connection (Erlang's at-most-once delivery: docs/dist.md). A consensus proposal asks
+ * it with a gen_server call {shoal_vote, Name, Value, Version}: the atom yes (or true) votes
+ * for, any other reply against (a shoal agent's binary reply too), no reply by the deadline
+ * is absent; a lost connection, the process's exit, a full call table or 10 s without a
+ * reply count it dead. An allocation round asks it with a call
+ * {shoal_demand, Resource, Capacity} (a number of units up to SHOAL_ALLOC_DEMAND_MAX in
+ * reply is its demand, anything else none) and sends its share as a cast
  * {shoal_share, Resource, Share, Demand, Capacity}. It leaves every group when the handle
- * ends.
- * 0, or -EINVAL (not a live remote handle, a bad group name), -ENOSPC (no group slot, or
- * the group is full); leave: -ENOENT if not a member.
+ * ends. 0, or -EINVAL (not a live remote handle, a bad group name), -ENOSPC (no group slot,
+ * or the group is full); leave (also of a handle that is over): -ENOENT if not a member.
  */
 int shoal_remote_join(struct shoal_ctx *ctx, const char *group, shoal_handle_t remote);
 int shoal_remote_leave(struct shoal_ctx *ctx, const char *group, shoal_handle_t remote);
