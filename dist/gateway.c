@@ -45,6 +45,7 @@
 #include "dist/dist_int.h"
 #include "ipc/ipc.h"
 #include "shm/shm.h"
+#include "shm/var.h"
 #include "shoal/client.h"
 #include "shoal/term.h"
 #include "workers/wrk.h"
@@ -1083,11 +1084,15 @@ static void watch(struct gw *g, struct gw_conn *c, const erlang_pid *to, const e
 	shoal_handle_t h = pid_agent(g, to, &inc);
 	struct gw_link *k = NULL;
 	uint64_t mon;
+	int mr = 0;
 
 	for (uint32_t i = 0; h && i < GW_MAX_LINKS && !k; i++)
 		if (!g->links[i].agent)
 			k = &g->links[i];
-	if (h && (!k || shoal_client_monitor(g->cl, h, &mon) < 0)) {
+	/* a monitor of an incarnation that ended meanwhile is refused (-ESTALE): noproc below */
+	if (h && k && (mr = shoal_client_monitor(g->cl, h, &mon)) == -ESTALE)
+		h = 0;
+	if (h && (!k || mr < 0)) {
 		if (!k)
 			say("%s from %s to pid <%u.%u> refused: %u links and monitors already",
 			    ref ? "monitor" : "link", c->node, to->num, to->serial, GW_MAX_LINKS);
@@ -1792,6 +1797,40 @@ static void alloc_term(ei_x_buff *out, const struct ipc_msg *m, const char *kind
 }
 
 /*
+ * A subscribed variable's change (m: an IPC_T_VAR notice) as a cast's message in out:
+ * {shoal_var, Name, Value, Version}, the variable read now (its newest), Name a binary,
+ * Value an integer, a float or a binary. The notice is taken first: the next update
+ * notifies again (N2, shm/varsub.c). False when there is nothing to say (the variable is
+ * gone, or a prefix subscription's late notice names none). Under mu (g->buf).
+ */
+static bool var_note_term(struct gw *g, ei_x_buff *out, const struct ipc_msg *m)
+{
+	char name[SHOAL_NAME_MAX + 1];
+	struct shoal_var_note n;
+	struct shm_var_val v = {.buf = g->buf, .cap = g->max_msg};
+	uint32_t ns, type;
+
+	memcpy(&n, m->data, sizeof(n));
+	shm_var_sub_taken(g->seg, m->ref);
+	if (!n.var || shm_var_info(g->seg, n.var, &ns, name, sizeof(name), &type) ||
+	    shm_var_read(g->seg, n.var, &v))
+		return false;
+	out->index = 0;
+	ei_x_encode_version(out);
+	ei_x_encode_tuple_header(out, 4);
+	ei_x_encode_atom(out, "shoal_var");
+	ei_x_encode_binary(out, name, (long)strlen(name));
+	if (v.type == SHM_VAR_INT)
+		ei_x_encode_longlong(out, v.num.i);
+	else if (v.type == SHM_VAR_DOUBLE)
+		ei_x_encode_double(out, v.num.d);
+	else
+		ei_x_encode_binary(out, g->buf, v.len);
+	ei_x_encode_ulonglong(out, v.version);
+	return true;
+}
+
+/*
  * Forward message m from proxy p's mailbox: a cast as a message to the registered name, a
  * call as a gen_server call whose reply comes back to the reply pid. False when p ended
  * meanwhile (its connection could not be made or was lost). The reply thread, under mu.
@@ -1819,10 +1858,21 @@ static bool forward(struct gw *g, struct gw_proxy *p, const struct ipc_msg *m, e
 	} else {
 		from = *ei_self(&g->ec);
 	}
-	/*
-	 * A round's system message (a proposal to vote on, an allocation's ask) is nothing a
-	 * remote process could answer: it counts as dead there (shoal_remote_join()).
-	 */
+	/* a subscribed variable's change goes as a term; the engine's other notices (a
+	 * proposal's outcome to subscribers) mean nothing to a remote process */
+	if ((m->flags & IPC_F_SYSTEM) && !(m->flags & IPC_F_ROUND)) {
+		if (m->type != IPC_T_VAR || m->len < sizeof(struct shoal_var_note) ||
+		    !var_note_term(g, out, m))
+			return true;
+		if (ob_reg_send(g, c, &from, p->name, out) < 0) {
+			proxies_end_node(g, p->node);
+			return false;
+		}
+		g->tl.dist_out++;
+		return true;
+	}
+	/* a round's system message other than a whole vote is nothing a remote process could
+	 * answer: it counts as dead there (shoal_remote_join()) */
 	if ((m->flags & IPC_F_SYSTEM) && (m->flags & IPC_F_ROUND) &&
 	    (m->type != IPC_T_VOTE || m->len < sizeof(struct ipc_vote_msg))) {
 		ipc_round_answer(g->seg, m->ref, true);

@@ -492,6 +492,13 @@ static void test_agent_ckpt_half_commit(void **state)
 	drop_seg(seg);
 }
 
+/* Agent slot `slot` as a live incarnation of generation gen: a monitor's target must be one. */
+static void make_live(struct shm_seg *seg, uint32_t slot, uint32_t gen)
+{
+	atomic_store(&shm_agent_at(seg, slot)->gen, gen);
+	atomic_store(&shm_agent_at(seg, slot)->state, SHM_AGENT_RUNNING);
+}
+
 static void test_agent_monitor_table(void **state)
 {
 	struct shm_seg *seg = make_seg();
@@ -501,6 +508,12 @@ static void test_agent_monitor_table(void **state)
 	uint32_t n = 0, epoch;
 
 	(void)state;
+	/* a target that has ended (a free slot, or another generation): -ESTALE, no entry */
+	assert_int_equal(wrk_mon_add(seg, w, t, &r1), -ESTALE);
+	make_live(seg, 2, 2);
+	assert_int_equal(wrk_mon_add(seg, w, t, &r1), -ESTALE);
+	assert_int_equal(atomic_load(&mon[0].watcher), 0);
+	make_live(seg, 2, 1);
 	assert_int_equal(wrk_mon_add(seg, w, t, &r1), 0);
 	assert_int_equal(wrk_mon_add(seg, w, t, &r2), 0);
 	assert_true(r1 != r2);
@@ -769,6 +782,7 @@ static void test_agent_monitor_two_threads(void **state)
 	void *r1, *r2;
 
 	(void)state;
+	make_live(seg, 4, 1);
 	assert_int_equal(pthread_create(&t1, NULL, mon_churn, seg), 0);
 	assert_int_equal(pthread_create(&t2, NULL, mon_churn, seg), 0);
 	assert_int_equal(pthread_join(t1, &r1), 0);

@@ -102,6 +102,8 @@ static const char peer_program[] =
 	"        [\"waitshare\"] -> receive {share, R, Sh, Dm, Cap} ->"
 	"            P(\"share ~s ~w ~w ~w\", [R, Sh, Dm, Cap]) after 10000 -> P(\"no share\", []) "
 	"end;"
+	"        [\"waitvar\"] -> receive {shoal_var, VN, Val, Ver} ->"
+	"            P(\"var ~s ~w ~w\", [VN, Val, Ver]) after 10000 -> P(\"no var\", []) end;"
 	"        [\"waitvote\"] -> receive {voted, VN, Val} -> P(\"voted ~s ~w\", [VN, Val])"
 	"                          after 10000 -> P(\"no vote\", []) end;"
 	"        [\"echoserver\", Name] ->"
@@ -137,7 +139,7 @@ static const char peer_program[] =
 	"        [\"useold\"] -> put(pid, get(old)), P(\"old\", []);"
 	"        [\"samepid\"] -> P(\"~w\", [get(pid) =:= get(old)]);"
 	"        [\"pidcall\", Pay] ->"
-	"          P(\"~s\", [case catch gen_server:call(get(pid), list_to_binary(Pay), 1000) of"
+	"          P(\"~s\", [case catch gen_server:call(get(pid), list_to_binary(Pay), 5000) of"
 	"            {'EXIT', {timeout, _}} -> \"timeout\";"
 	"            {'EXIT', {R, _}} -> io_lib:format(\"exit ~w\", [R]);"
 	"            B when is_binary(B) -> \"reply \" ++ binary_to_list(B);"
@@ -420,7 +422,9 @@ static void test_dist_call_term_reply(void **state)
 static void test_dist_call_missing_name(void **state)
 {
 	(void)state;
-	peer_expect(&peer, "callshort nobody x", "exit noproc");
+	/* a call with time to spare (5 s): noproc must come from the monitor, not a timeout
+	 * that a loaded machine stretches past a short call's */
+	peer_expect(&peer, "call nobody x", "exit noproc");
 	rt_wait_err(&run, "to 'nobody' dropped: no agent of that name");
 	peer_expect(&peer, "call echo still", "reply still");
 }
@@ -889,7 +893,7 @@ static void test_dist_link_reasons(void **state)
  * gateway, and the next call from Erlang connects again and is answered.
  */
 /* The next DOWN notice in client c's inbox (other messages skipped); fails after TIMEOUT_MS. */
-static struct shoal_down next_down(struct shoal_client *c)
+static struct shoal_down next_down_at(struct shoal_client *c, int line)
 {
 	uint64_t dl = shm_now_ns() + (uint64_t)TIMEOUT_MS * 1000000u;
 	struct shoal_down d;
@@ -900,13 +904,14 @@ static struct shoal_down next_down(struct shoal_client *c)
 		int r = shoal_client_recv(c, &m, buf, sizeof(buf), TIMEOUT_MS);
 
 		if (r < 0 || shm_now_ns() > dl)
-			fail_msg("no DOWN notice (%d)", r);
+			fail_msg("no DOWN notice for line %d (%d)", line, r);
 		if ((m.flags & SHOAL_MSG_SYSTEM) && m.type == SHOAL_T_DOWN && m.len >= sizeof(d)) {
 			memcpy(&d, buf, sizeof(d));
 			return d;
 		}
 	}
 }
+#define next_down(c) next_down_at((c), __LINE__)
 
 /*
  * Remote handles (shoal_client_remote()): a shoal client casts to a process registered on
@@ -1058,6 +1063,30 @@ static void test_dist_remote_handles(void **state)
 		assert_int_equal(pr.no, 1);
 		assert_int_equal(shoal_client_var_read_name(c, "rvar", &val), 0);
 		assert_int_equal(val.num.i, 42);
+		/*
+		 * A remote process subscribed to the variable: each change comes to it as
+		 * {shoal_var, Name, Value, Version} (the forwarder passes it to the peer);
+		 * after the unsubscription, none. Only remote handles subscribe this way.
+		 */
+		{
+			struct shoal_var_set set = {.var = var,
+						    .type = SHOAL_VAR_INT,
+						    .len = 8,
+						    .data = &v7,
+						    .expect = SHOAL_VAR_ANY};
+			uint64_t sref;
+
+			assert_int_equal(
+				shoal_client_remote_var_subscribe(c, sink, "rvar", 0, &sref), 0);
+			assert_int_equal(
+				shoal_client_remote_var_subscribe(c, var, "rvar", 0, &sref),
+				-EINVAL);
+			assert_int_equal(shoal_client_var_update(c, &set, 1, NULL, TIMEOUT_MS), 0);
+			peer_expect(&peer, "waitvar", "var rvar 7 2");
+			assert_int_equal(shoal_client_remote_var_unsubscribe(c, sink, sref), 0);
+			assert_int_equal(shoal_client_remote_var_unsubscribe(c, sink, sref),
+					 -ENOENT);
+		}
 	}
 	/*
 	 * A remote member in an allocation round: asked with a gen_server call

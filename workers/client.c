@@ -732,6 +732,17 @@ int shoal_client_var_unsubscribe(struct shoal_client *c, uint64_t ref)
 	return shm_var_sub_del(c->seg, ref, c->inbox);
 }
 
+int shoal_client_remote_var_subscribe(struct shoal_client *c, shoal_handle_t remote,
+				      const char *name, uint32_t flags, uint64_t *ref)
+{
+	return wrk_remote_var_subscribe(c->seg, remote, name, flags, ref);
+}
+
+int shoal_client_remote_var_unsubscribe(struct shoal_client *c, shoal_handle_t remote, uint64_t ref)
+{
+	return remote ? shm_var_sub_del(c->seg, ref, remote) : -EINVAL;
+}
+
 int shoal_client_var_list(struct shoal_client *c,
 			  int (*fn)(const char *name, shoal_var_t var, uint32_t type, void *arg),
 			  void *arg)

@@ -74,9 +74,26 @@ static void mon_clear(struct shm_monitor *m)
 	atomic_store_explicit(&m->ref, 0, memory_order_relaxed);
 }
 
+static int mon_remove_if(struct shm_seg *seg, shoal_handle_t watcher, uint64_t ref,
+			 shoal_handle_t target, bool first_only);
+
+/* Whether target names an agent slot's incarnation that has not ended (any live state). */
+static bool target_lives(const struct shm_seg *seg, shoal_handle_t target)
+{
+	uint32_t slot = shoal_handle_slot(target), st;
+	const struct shm_agent *a;
+
+	if (slot >= shm_hdr(seg)->cfg.max_agents)
+		return false;
+	a = shm_agent_at(seg, slot);
+	st = atomic_load_explicit(&a->state, memory_order_acquire);
+	return st != SHM_AGENT_FREE && st != SHM_AGENT_STOPPED &&
+	       atomic_load_explicit(&a->gen, memory_order_relaxed) == shoal_handle_gen(target);
+}
+
 /*
  * Add a monitor: watcher gets DOWN/UP about target. Returns 0 and *ref_out, -ENOSPC,
- * -EINVAL. Any process with a process slot.
+ * -EINVAL, -ESTALE (target has ended, or names no agent). Any process with a process slot.
  */
 int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t target,
 		uint64_t *ref_out)
@@ -108,6 +125,18 @@ int wrk_mon_add(struct shm_seg *seg, shoal_handle_t watcher, shoal_handle_t targ
 		/* M1: pairs with M4: target and ref before the entry reads as live. */
 		atomic_store_explicit(&m->watcher, watcher, memory_order_release);
 		mon_unclaim(m);
+		/*
+		 * M5: a target that has ended would never notify this entry: its stop stores
+		 * STOPPED, fences (ipc_refuse_queued()'s K1), then notifies its monitors. Look
+		 * after a full fence: either its notify sees this entry or we see it over (then
+		 * the entry goes and the caller hears -ESTALE, as the API says; a DOWN that the
+		 * notify sent meanwhile may still come).
+		 */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (!target_lives(seg, target)) {
+			mon_remove_if(seg, watcher, ref, 0, true);
+			return -ESTALE;
+		}
 		*ref_out = ref;
 		return 0;
 	}

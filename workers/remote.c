@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "shm/registry.h"
+#include "shm/var.h"
 #include "workers/wrk_int.h"
 
 /* node is alive@host: one '@', both parts non-empty, no NUL, no space. */
@@ -212,6 +213,40 @@ int wrk_remote_group(struct shm_seg *seg, const char *group, shoal_handle_t h, b
 	if ((st != SHM_AGENT_STARTING && st != SHM_AGENT_RUNNING) ||
 	    atomic_load_explicit(&a->gen, memory_order_relaxed) != shoal_handle_gen(h)) {
 		shm_grp_leave(seg, group, strlen(group), h);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Whether h names a live remote handle (a proxy in STARTING or RUNNING, of h's gen). */
+static bool live_proxy(const struct shm_seg *seg, shoal_handle_t h)
+{
+	const struct shm_agent *a = shm_agent_at(seg, shoal_handle_slot(h));
+	/* acquire: the slot's publication (its type and gen with the state read) */
+	uint32_t st = atomic_load_explicit(&a->state, memory_order_acquire);
+
+	return is_proxy(a) &&
+	       atomic_load_explicit(&a->gen, memory_order_relaxed) == shoal_handle_gen(h) &&
+	       (st == SHM_AGENT_STARTING || st == SHM_AGENT_RUNNING);
+}
+
+/* See wrk.h. */
+int wrk_remote_var_subscribe(struct shm_seg *seg, shoal_handle_t h, const char *name,
+			     uint32_t flags, uint64_t *ref)
+{
+	int rc;
+
+	if (shoal_handle_slot(h) >= shm_hdr(seg)->cfg.max_agents || !live_proxy(seg, h))
+		return -EINVAL;
+	/* host 0: an agent slot's subscription, dropped when it ends (wrk_agent_finish_stop()) */
+	rc = wrk_var_subscribe(seg, h, 0, name, flags, ref);
+	if (rc)
+		return rc;
+	/* G1 as in wrk_remote_group(): an end between the check and the add dropped nothing
+	 * of ours; look again after a full fence, and take it back if the handle is over */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!live_proxy(seg, h)) {
+		shm_var_sub_del(seg, *ref, h);
 		return -EINVAL;
 	}
 	return 0;

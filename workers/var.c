@@ -259,6 +259,17 @@ int shoal_var_subscribe(struct shoal_ctx *ctx, const char *name, uint32_t flags,
 	return wrk_var_subscribe(ctx->seg, ctx->agent->handle, 0, name, flags, ref);
 }
 
+int shoal_remote_var_subscribe(struct shoal_ctx *ctx, shoal_handle_t remote, const char *name,
+			       uint32_t flags, uint64_t *ref)
+{
+	return wrk_remote_var_subscribe(ctx->seg, remote, name, flags, ref);
+}
+
+int shoal_remote_var_unsubscribe(struct shoal_ctx *ctx, shoal_handle_t remote, uint64_t ref)
+{
+	return remote ? shm_var_sub_del(ctx->seg, ref, remote) : -EINVAL;
+}
+
 int shoal_var_unsubscribe(struct shoal_ctx *ctx, uint64_t ref)
 {
 	return shm_var_sub_del(ctx->seg, ref, ctx->agent->handle);

@@ -99,6 +99,14 @@ bool wrk_remote_is_proxy(const struct shm_seg *seg, uint32_t slot);
  * name), and shm_grp_join()'s / shm_grp_leave()'s errors.
  */
 int wrk_remote_group(struct shm_seg *seg, const char *group, shoal_handle_t h, bool join);
+/*
+ * Subscribe remote handle h to variable `name` (or, with SHOAL_VAR_SUB_PREFIX, the names
+ * that start so): each change goes to the remote process through the gateway. 0 and *ref,
+ * or -EINVAL (h is not a live remote handle), and wrk_var_subscribe()'s errors. The
+ * subscription ends with the handle, or with shm_var_sub_del(ref, h).
+ */
+int wrk_remote_var_subscribe(struct shm_seg *seg, shoal_handle_t h, const char *name,
+			     uint32_t flags, uint64_t *ref);
 
 /* What a client attachment holds: the segment, and with an inbox its waiter. */
 struct wrk_client_parts {

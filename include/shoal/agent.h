@@ -389,6 +389,17 @@ int shoal_var_set_double(struct shoal_ctx *ctx, shoal_var_t var, double value);
 int shoal_var_subscribe(struct shoal_ctx *ctx, const char *name, uint32_t flags, uint64_t *ref);
 /* End subscription ref (this agent's): 0 or -ENOENT. */
 int shoal_var_unsubscribe(struct shoal_ctx *ctx, uint64_t ref);
+/*
+ * Subscribe remote handle `remote` (shoal_remote()) to variable `name` or a prefix, as
+ * shoal_var_subscribe() (API 1.3): after each update the remote process gets a cast
+ * {shoal_var, Name, Value, Version} (Name a binary; Value an integer, a float or a binary,
+ * the newest when it is read; coalesced while the gateway has not forwarded the last).
+ * 0 and *ref, or -EINVAL (not a live remote handle), and shoal_var_subscribe()'s errors;
+ * it ends with shoal_remote_var_unsubscribe() or with the handle.
+ */
+int shoal_remote_var_subscribe(struct shoal_ctx *ctx, shoal_handle_t remote, const char *name,
+			       uint32_t flags, uint64_t *ref);
+int shoal_remote_var_unsubscribe(struct shoal_ctx *ctx, shoal_handle_t remote, uint64_t ref);
 /* Ask for this agent's orderly stop after the current callback (terminate runs). */
 void shoal_stop_self(struct shoal_ctx *ctx);
 /* CLOCK_MONOTONIC nanoseconds (the worker's cached clock for this round). */

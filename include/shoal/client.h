@@ -302,6 +302,11 @@ int shoal_client_var_subscribe(struct shoal_client *c, const char *name, uint32_
 			       uint64_t *ref);
 /* End subscription ref (this client's): 0 or -ENOENT. */
 int shoal_client_var_unsubscribe(struct shoal_client *c, uint64_t ref);
+/* A remote handle's subscription, as shoal_remote_var_subscribe() in agent.h (API 1.3). */
+int shoal_client_remote_var_subscribe(struct shoal_client *c, shoal_handle_t remote,
+				      const char *name, uint32_t flags, uint64_t *ref);
+int shoal_client_remote_var_unsubscribe(struct shoal_client *c, shoal_handle_t remote,
+					uint64_t ref);
 
 #ifdef __cplusplus
 }
