@@ -50,36 +50,39 @@ bool dist_sock_offer_monitors = true;
 /* See dist_int.h. */
 uint32_t dist_sock_peer_flags(int fd)
 {
-	return fd >= 0 && fd < DIST_FD_MAX ? atomic_load(&peer_flags[fd]) : 0;
+	/* relaxed: this process's threads only; a connection's handshake (which sets it) is
+	 * over before the gateway uses the descriptor, under its lock */
+	return fd >= 0 && fd < DIST_FD_MAX
+		       ? atomic_load_explicit(&peer_flags[fd], memory_order_relaxed)
+		       : 0;
 }
 
-static struct sock *sock_new(int fd)
+/*
+ * A new descriptor fd (< 0: the call that made it failed, errno says why) as a socket in
+ * *ctx, its peer's flags unknown. 0, or an errno value (fd closed).
+ */
+static int sock_wrap(int fd, void **ctx)
 {
-	struct sock *s = calloc(1, sizeof(*s));
-
-	if (s) {
-		s->fd = fd;
-		if (fd < DIST_FD_MAX)
-			atomic_store(&peer_flags[fd], 0);
-	}
-	return s;
-}
-
-static int sk_socket(void **ctx, void *setup)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sock *s;
 
-	(void)setup;
 	if (fd < 0)
 		return errno;
-	s = sock_new(fd);
+	s = calloc(1, sizeof(*s));
 	if (!s) {
 		close(fd);
 		return ENOMEM;
 	}
+	s->fd = fd;
+	if (fd < DIST_FD_MAX) /* relaxed: as in dist_sock_peer_flags() */
+		atomic_store_explicit(&peer_flags[fd], 0, memory_order_relaxed);
 	*ctx = s;
 	return 0;
+}
+
+static int sk_socket(void **ctx, void *setup)
+{
+	(void)setup;
+	return sock_wrap(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ctx);
 }
 
 static int sk_close(void *ctx)
@@ -108,21 +111,14 @@ static int sk_listen(void *ctx, void *addr, int *len, int backlog)
 
 static int sk_accept(void **ctx, void *addr, int *len, unsigned tmo)
 {
-	struct sock *ls = *ctx, *s;
+	struct sock *ls = *ctx;
 	socklen_t l = (socklen_t)*len;
-	int fd = accept4(ls->fd, addr, &l, SOCK_CLOEXEC);
+	int r = sock_wrap(accept4(ls->fd, addr, &l, SOCK_CLOEXEC), ctx);
 
 	(void)tmo;
-	if (fd < 0)
-		return errno;
-	s = sock_new(fd);
-	if (!s) {
-		close(fd);
-		return ENOMEM;
-	}
-	*len = (int)l;
-	*ctx = s;
-	return 0;
+	if (!r)
+		*len = (int)l;
+	return r;
 }
 
 static int sk_connect(void *ctx, void *addr, int len, unsigned tmo)
@@ -196,7 +192,8 @@ static int sk_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
 		uint32_t f;
 
 		memcpy(&f, buf + (buf[0] == 'N' ? 5 : 3), 4);
-		atomic_store(&peer_flags[s->fd], ntohl(f));
+		/* relaxed: as in dist_sock_peer_flags() */
+		atomic_store_explicit(&peer_flags[s->fd], ntohl(f), memory_order_relaxed);
 	}
 	*len = r;
 	return 0;

@@ -14,13 +14,7 @@
  * the mapping or too small; bounded on every call, as the types table's. */
 static struct shm_dist *dist_at(const struct shm_seg *seg)
 {
-	const struct shm_hdr *h = shm_hdr(seg);
-	const struct shm_region *r = &h->regions[SHM_R_DIST];
-
-	if (h->layout_minor < 11 || h->nregions <= SHM_R_DIST || r->off > seg->size ||
-	    r->size > seg->size - r->off || r->off % SHM_ALIGN || r->size < sizeof(struct shm_dist))
-		return NULL;
-	return (struct shm_dist *)(seg->base + r->off);
+	return shm_region_checked(seg, SHM_R_DIST, 11, sizeof(struct shm_dist));
 }
 
 /* See shm.h. The gateway, the only writer. */
@@ -48,19 +42,17 @@ int shm_dist_read(const struct shm_seg *seg, struct shm_dist *out)
 	const struct shm_dist *t = dist_at(seg);
 	const size_t body = offsetof(struct shm_dist, flushed_ns);
 	uint64_t s0;
+	int r;
 
 	memset(out, 0, sizeof(*out));
 	if (!t)
 		return -ENOENT;
-	s0 = shm_seq_read_begin(&t->seq);
-	if (s0 & 1)
-		return -EAGAIN;
-	if (s0 == 0)
-		return -ENODATA;
+	r = shm_seq_read_published(&t->seq, &s0);
+	if (r)
+		return r;
 	shm_seq_load_body((char *)out + body, (const char *)t + body, sizeof(*out) - body);
 	if (shm_seq_read_retry(&t->seq, s0) || out->nconns > SHM_DIST_CONNS) {
-		int r = out->nconns > SHM_DIST_CONNS ? -EUCLEAN : -EAGAIN;
-
+		r = out->nconns > SHM_DIST_CONNS ? -EUCLEAN : -EAGAIN;
 		/* a torn or corrupt copy's bytes reach nobody (its strings unterminated) */
 		memset(out, 0, sizeof(*out));
 		return r;

@@ -22,6 +22,7 @@
 #define SHM_SEQLOCK_H
 
 #include <assert.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,6 +60,19 @@ static inline uint64_t shm_seq_read_begin(const _Atomic uint64_t *seq)
 {
 	/* SQ3: pairs with SQ1: a body published with this value is visible. */
 	return atomic_load_explicit(seq, memory_order_acquire);
+}
+
+/*
+ * Reader of a table whose seq stays 0 until its first write: read_begin's value into *s0,
+ * and 0, or -EAGAIN (a write under way, or its writer died in it), or -ENODATA (never
+ * written).
+ */
+static inline int shm_seq_read_published(const _Atomic uint64_t *seq, uint64_t *s0)
+{
+	*s0 = shm_seq_read_begin(seq);
+	if (*s0 & 1)
+		return -EAGAIN;
+	return *s0 ? 0 : -ENODATA;
 }
 
 /* Reader: the sequence value after the body's loads (compare it with read_begin's). */

@@ -200,6 +200,24 @@ static inline void *shm_region(const struct shm_seg *seg, enum shm_region_id id)
 	return seg->base + shm_hdr(seg)->regions[id].off;
 }
 
+/*
+ * Region id's first byte, bounded on every call: NULL in a segment older than layout minor
+ * `minor` or without the region, or when the region is not inside the mapping, not aligned
+ * or smaller than min_size (a header changed after the attach's validation must not send a
+ * reader outside the mapping).
+ */
+static inline void *shm_region_checked(const struct shm_seg *seg, enum shm_region_id id,
+				       uint32_t minor, uint64_t min_size)
+{
+	const struct shm_hdr *h = shm_hdr(seg);
+	const struct shm_region *r = &h->regions[id];
+
+	if (h->layout_minor < minor || h->nregions <= (uint32_t)id || r->off > seg->size ||
+	    r->size > seg->size - r->off || r->off % SHM_ALIGN || r->size < min_size)
+		return NULL;
+	return seg->base + r->off;
+}
+
 static inline struct shm_proc *shm_proc_at(const struct shm_seg *seg, uint32_t slot)
 {
 	return (struct shm_proc *)shm_region(seg, SHM_R_PROCS) + slot;

@@ -14,16 +14,7 @@
  * the mapping or too small. */
 static struct shm_types *types_at(const struct shm_seg *seg)
 {
-	const struct shm_hdr *h = shm_hdr(seg);
-	const struct shm_region *r = &h->regions[SHM_R_TYPES];
-
-	/* bounded on every call, as the event ring's: a header changed after the attach's
-	 * validation must not send a reader outside the mapping */
-	if (h->layout_minor < 10 || h->nregions <= SHM_R_TYPES || r->off > seg->size ||
-	    r->size > seg->size - r->off || r->off % SHM_ALIGN ||
-	    r->size < sizeof(struct shm_types))
-		return NULL;
-	return (struct shm_types *)(seg->base + r->off);
+	return shm_region_checked(seg, SHM_R_TYPES, 10, sizeof(struct shm_types));
 }
 
 /* See shm.h. The supervisor, the only writer. */
@@ -51,15 +42,14 @@ int shm_types_read(const struct shm_seg *seg, struct shm_type_entry *out, uint32
 	const struct shm_types *t = types_at(seg);
 	uint64_t s0;
 	uint32_t count;
+	int r;
 
 	*n = 0;
 	if (!t)
 		return -ENOENT;
-	s0 = shm_seq_read_begin(&t->seq);
-	if (s0 & 1)
-		return -EAGAIN;
-	if (s0 == 0)
-		return -ENODATA; /* not published yet: the supervisor is starting */
+	r = shm_seq_read_published(&t->seq, &s0);
+	if (r)
+		return r; /* -ENODATA: not published yet (the supervisor is starting) */
 	/* relaxed: inside the seqlock (SQ3 before, the retry after) */
 	count = atomic_load_explicit(&t->count, memory_order_relaxed);
 	if (count > SHM_TYPES_MAX)

@@ -86,6 +86,7 @@ static bool target_lives(const struct shm_seg *seg, shoal_handle_t target)
 	if (slot >= shm_hdr(seg)->cfg.max_agents)
 		return false;
 	a = shm_agent_at(seg, slot);
+	/* acquire: pairs with the slot's publication (S2, shm/proc.c): gen as of the state */
 	st = atomic_load_explicit(&a->state, memory_order_acquire);
 	return st != SHM_AGENT_FREE && st != SHM_AGENT_STOPPED &&
 	       atomic_load_explicit(&a->gen, memory_order_relaxed) == shoal_handle_gen(target);
